@@ -1,0 +1,105 @@
+"""Decoder: bytes -> container -> quantized blocks -> factors -> matrices -> planes -> image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from . import container as C
+from . import planes as P
+from .errors import SvdiError
+from .quantization import reconstruct, unpredict
+
+
+@dataclass
+class PlaneFactors:
+    """Dequantized factors of one plane's matrix: matrix ~= U @ diag(S) @ Vt.
+
+    For layout "plain" the matrix is the plane itself; for "patch" its rows are the p x p patches
+    in raster order. Values are in sample units (S includes the header's scale) for images without
+    a colour transform, and in 8-bit Y'CbCr units (chroma centred on 0) otherwise.
+    """
+
+    U: np.ndarray  # (m, r) float32
+    S: np.ndarray  # (r,) float32
+    Vt: np.ndarray  # (r, n) float32
+    layout: str
+    plane_shape: tuple[int, int]
+
+
+def _max_pixels(max_pixels: int | None | bool) -> int | None:
+    if max_pixels is False or max_pixels is None:
+        return None
+    if max_pixels is True:
+        limit = Image.MAX_IMAGE_PIXELS
+        return None if limit is None else int(limit)
+    return int(max_pixels)
+
+
+def _load(data: bytes, max_pixels: int | None | bool, components: int | None) -> C.Container:
+    box = C.unpack(data)
+    h = box.header
+    limit = _max_pixels(max_pixels)
+    if limit is not None and h.width * h.height > limit:
+        raise SvdiError(f"image of {h.width}x{h.height} pixels exceeds the limit of {limit} "
+                        "pixels (PIL.Image.MAX_IMAGE_PIXELS)")
+    if components is not None and components < 0:
+        raise SvdiError("components must be non-negative")
+    return box
+
+
+def _integers(box: C.Container, plane: C.Plane, factor: str, rank: int) -> np.ndarray:
+    """The quantized factor of one plane as (length, rank) int64, prediction undone."""
+    parts = [unpredict(b.data, b.predictor) for b in box.blocks
+             if b.plane == plane.index and b.factor == factor and b.first < rank]
+    grid = plane.grid if factor == "U" else plane.vgrid
+    length = grid[0] * grid[1]
+    if not parts:
+        return np.zeros((length, 0), dtype=np.int64)
+    stacked = np.concatenate(parts)[:rank]
+    return stacked.reshape(rank, length).T
+
+
+def _sigma(box: C.Container, plane: C.Plane, rank: int) -> np.ndarray:
+    for b in box.blocks:
+        if b.plane == plane.index and b.factor == "S":
+            return b.data[:rank].astype(np.float32)
+    return np.zeros(0, dtype=np.float32)
+
+
+def decode(data: bytes, *, components: int | None = None,
+           max_pixels: int | None | bool = True) -> np.ndarray:
+    """Decode .svdi bytes to an array of shape (h, w) or (h, w, c) and the stored sample type.
+
+    components: decode only the first k components of every plane (a preview).
+    max_pixels: refuse images larger than this; True (default) reads PIL.Image.MAX_IMAGE_PIXELS
+    at call time, None disables the check.
+    """
+    box = _load(data, max_pixels, components)
+    planes = []
+    for plane in box.planes:
+        rank = plane.rank if components is None else min(plane.rank, components)
+        A = _integers(box, plane, "U", rank)
+        B = _integers(box, plane, "V", rank)
+        matrix = reconstruct(A, _sigma(box, plane, rank), B, plane.step)
+        planes.append(P.from_matrix(matrix, plane))
+    pixels = P.merge(planes, box.header)
+    return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+
+
+def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[PlaneFactors]:
+    """Each plane's dequantized U_r, S_r, V_r^T, for people who want the factors themselves."""
+    box = _load(data, max_pixels, None)
+    scale = box.header.scale if box.header.colour == C.COLOUR_NONE else 1.0
+    out = []
+    for plane in box.planes:
+        sigma = _sigma(box, plane, plane.rank)
+        inv = (plane.step / sigma).astype(np.float32) if sigma.size else sigma
+        U = _integers(box, plane, "U", plane.rank).astype(np.float32) * inv
+        Vt = (_integers(box, plane, "V", plane.rank).astype(np.float32) * inv).T
+        layout = "plain" if plane.layout == C.LAYOUT_PLAIN else f"patch{plane.patch}"
+        out.append(PlaneFactors(U, sigma * np.float32(scale), np.ascontiguousarray(Vt), layout,
+                                (plane.height, plane.width)))
+    return out

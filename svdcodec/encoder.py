@@ -1,0 +1,289 @@
+"""Encoder: image -> planes -> matrices -> factors -> quantized blocks -> container bytes.
+
+The factorization does not depend on the quantizer step, so rate control (target PSNR, byte
+budget) factorizes once and only re-quantizes while it searches for the step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from . import container as C
+from . import planes as P
+from .errors import SvdiError
+from .factorization import Factors, energy as frobenius2, factorize
+from .quantization import best_prediction, quantize_factors
+
+#: quality 100 -> step STEP_Q100; every QUALITY_OCTAVE quality points below doubles the step.
+STEP_Q100 = 0.75
+QUALITY_OCTAVE = 12.0
+#: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
+SUBSAMPLE_FROM_STEP = 6.0
+#: Chroma step relative to the luma step (Y'CbCr errors weigh about equally in RGB PSNR).
+CHROMA_STEP = 1.0
+#: Default patch side of the "patch" layout.
+DEFAULT_PATCH = 8
+ZSTD_LEVEL = 3
+
+MODES = {  # Pillow mode -> (dtype, channels)
+    "L": (np.uint8, 1), "LA": (np.uint8, 2), "RGB": (np.uint8, 3), "RGBA": (np.uint8, 4),
+    "I;16": (np.uint16, 1), "F": (np.float32, 1),
+}
+
+
+def step_for_quality(quality: float) -> float:
+    """Quantizer step in 8-bit units for quality 1..100; strictly decreasing in quality."""
+    if not 1 <= quality <= 100:
+        raise SvdiError(f"quality must be within 1..100, got {quality}")
+    return STEP_Q100 * 2.0 ** ((100.0 - quality) / QUALITY_OCTAVE)
+
+
+# ----------------------------------------------------------------------------- input
+
+
+def image_to_array(image: Image.Image) -> np.ndarray:
+    """A Pillow image as an array in one of the stored modes, converting where needed."""
+    mode = image.mode
+    if mode in ("1", "I;16L", "I;16B", "I;16N"):
+        image = image.convert("L" if mode == "1" else "I;16")
+    elif mode in ("P", "PA"):
+        image = image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB")
+    elif mode == "La":
+        image = image.convert("LA")
+    elif mode == "RGBa":
+        image = image.convert("RGBA")
+    elif mode == "I":
+        arr = np.asarray(image)
+        if arr.size and 0 <= int(arr.min()) and int(arr.max()) <= 65535:
+            return arr.astype(np.uint16)
+        return arr.astype(np.float32)
+    elif mode not in MODES:
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def as_pixels(data: np.ndarray | Image.Image) -> np.ndarray:
+    """Validate an encoder input and return it as (h, w, c) of uint8, uint16 or float32."""
+    arr = image_to_array(data) if isinstance(data, Image.Image) else np.asarray(data)
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    elif arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * np.uint8(255)
+    if arr.dtype not in C.SAMPLE_CODES:
+        raise SvdiError(f"unsupported sample type {arr.dtype}; use uint8, uint16 or float32")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or not 1 <= arr.shape[2] <= C.MAX_CHANNELS:
+        raise SvdiError(f"expected shape (h, w) or (h, w, 1..{C.MAX_CHANNELS}), got {arr.shape}")
+    h, w = arr.shape[:2]
+    if not (1 <= h <= C.MAX_DIMENSION and 1 <= w <= C.MAX_DIMENSION):
+        raise SvdiError(f"image size {w}x{h} outside 1..{C.MAX_DIMENSION}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise SvdiError("float input contains NaN or infinity, which cannot be encoded")
+    return arr
+
+
+def _header(pixels: np.ndarray, subsample: bool) -> C.Header:
+    h, w, c = pixels.shape
+    dtype = pixels.dtype
+    colour = C.COLOUR_YCBCR if dtype == np.uint8 and c in (3, 4) else C.COLOUR_NONE
+    scale = 1.0
+    if dtype != np.uint8:
+        peak = float(np.max(np.abs(pixels))) if pixels.size else 0.0
+        scale = peak / 255.0 if peak > 0 else 1.0
+    return C.Header(w, h, C.SAMPLE_CODES[dtype], c, colour,
+                    int(subsample and colour == C.COLOUR_YCBCR), scale)
+
+
+# ----------------------------------------------------------------------------- layout choice
+
+
+def parse_layout(layout: str) -> tuple[int, int]:
+    """'plain', 'patch' or 'patchN' -> (layout code, patch side)."""
+    if layout == "plain":
+        return C.LAYOUT_PLAIN, 0
+    if layout.startswith("patch"):
+        side = int(layout[5:] or DEFAULT_PATCH) if layout[5:].isdigit() or not layout[5:] else 0
+        if side in C.PATCH_SIZES:
+            return C.LAYOUT_PATCH, side
+    raise SvdiError(f"unknown layout {layout!r}; use auto, plain, patch or patch4/8/16")
+
+
+# ----------------------------------------------------------------------------- the encoder
+
+
+@dataclass
+class _PlaneWork:
+    """A plane as a matrix with its factors, computed once per encode."""
+
+    plane: C.Plane
+    factors: Factors
+    total_energy: float
+
+
+class Encoder:
+    """Holds everything that does not depend on the step, so rate control can iterate cheaply."""
+
+    def __init__(self, pixels: np.ndarray, layout: str, rank: int | None,
+                 energy: float | None) -> None:
+        self.pixels = pixels
+        self.rank = rank
+        self.energy = energy
+        if layout == "auto":
+            layout = "plain" if (rank is not None or energy is not None) else "patch"
+        self.layout = parse_layout(layout)
+        self._work: dict[bool, tuple[C.Header, list[_PlaneWork]]] = {}
+
+    def _prepare(self, subsample: bool) -> tuple[C.Header, list[_PlaneWork]]:
+        if subsample not in self._work:
+            header = _header(self.pixels, subsample)
+            code, side = self.layout
+            work = []
+            for i, plane in enumerate(P.split(self.pixels, header)):
+                matrix = P.to_matrix(plane, code, side)
+                limit = min(*matrix.shape, C.MAX_RANK)
+                if self.rank is not None:
+                    limit = min(limit, self.rank)
+                f = factorize(matrix, limit)
+                h, w = plane.shape
+                work.append(_PlaneWork(C.Plane(i, code, side, h, w, 0, 1.0), f,
+                                       frobenius2(matrix)))
+            self._work[subsample] = (header, work)
+        return self._work[subsample]
+
+    def _energy_rank(self, w: _PlaneWork) -> int:
+        assert self.energy is not None
+        cumulative = np.cumsum(w.factors.sigma ** 2)
+        need = self.energy * w.total_energy
+        return min(int(np.searchsorted(cumulative, need * (1 - 1e-12))) + 1, w.factors.rank)
+
+    def encode(self, step: float) -> bytes:
+        """The file at one quantizer step (8-bit units)."""
+        subsample = step >= SUBSAMPLE_FROM_STEP
+        header, work = self._prepare(subsample)
+        planes: list[C.Plane] = []
+        groups: list[list[C.Block]] = []
+        for w in work:
+            plane_step = step * CHROMA_STEP if (header.colour and w.plane.index in (1, 2)) else step
+            f = w.factors
+            fixed = self.rank is not None or self.energy is not None
+            if self.energy is not None:
+                r = self._energy_rank(w)
+                f = Factors(f.P[:, :r], f.sigma[:r], f.Q[:, :r])
+            try:
+                A, sigma, B = quantize_factors(f, plane_step, fixed)
+            except OverflowError:
+                raise SvdiError("quantizer step too small for this data") from None
+            # A component whose quantized U or V is all zero contributes nothing: drop the tail.
+            alive = np.flatnonzero(A.any(axis=0) & B.any(axis=0))
+            r = int(alive[-1]) + 1 if alive.size else 0
+            plane = C.Plane(w.plane.index, w.plane.layout, w.plane.patch, w.plane.height,
+                            w.plane.width, r, plane_step)
+            planes.append(plane)
+            for g, blocks in enumerate(_blocks(plane, A[:, :r], sigma[:r], B[:, :r])):
+                while len(groups) <= g:
+                    groups.append([])
+                groups[g].extend(blocks)
+        ordered = [b for group in groups for b in group]
+        return C.pack(C.Container(header, planes, ordered), ZSTD_LEVEL)
+
+
+def _groups(rank: int) -> list[tuple[int, int]]:
+    """Component ranges [0,1), [1,3), [3,7), [7,15)...: the first components stand alone."""
+    out, first, size = [], 0, 1
+    while first < rank:
+        out.append((first, min(rank, first + size)))
+        first += size
+        size *= 2
+    return out
+
+
+def _blocks(plane: C.Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray
+            ) -> list[list[C.Block]]:
+    """Blocks of one plane per component group, S in the first group."""
+    r = sigma.size
+    if r == 0:
+        return []
+    out: list[list[C.Block]] = [[C.Block("S", plane.index, 0, 0, sigma.astype(np.float32))]]
+    for g, (lo, hi) in enumerate(_groups(r)):
+        if g:
+            out.append([])
+        for factor, mat, grid in (("V", B, plane.vgrid), ("U", A, plane.grid)):
+            grids = np.ascontiguousarray(mat[:, lo:hi].T).reshape(hi - lo, *grid)
+            predictor, residuals = best_prediction(grids)
+            out[g].append(C.Block(factor, plane.index, lo, predictor, residuals))
+    return out
+
+
+# ----------------------------------------------------------------------------- rate control
+
+
+def _psnr(pixels: np.ndarray, decoded: np.ndarray, peak: float) -> float:
+    diff = pixels.astype(np.float64) - decoded.reshape(pixels.shape).astype(np.float64)
+    mse = float(np.mean(diff * diff))
+    return math.inf if mse == 0 else 10 * math.log10(peak * peak / mse)
+
+
+def _bisect(predicate: Callable[[float], bool], lo: float, hi: float, iters: int = 14) -> float:
+    """Largest log-step in [lo, hi] where predicate holds (predicate true at lo, monotone)."""
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        if predicate(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | None = None,
+           energy: float | None = None, target_psnr: float | None = None,
+           max_bytes: int | None = None, layout: str = "auto") -> bytes:
+    """Encode an image or a 2-D/3-D array to .svdi bytes.
+
+    quality (1..100) sets the quantizer step; target_psnr (dB) or max_bytes search the step
+    instead. rank keeps exactly that many components per plane (fewer only if the matrix has
+    lower rank); energy keeps the fewest components holding that fraction of sum(sigma^2).
+    """
+    pixels = as_pixels(image)
+    if rank is not None and (not isinstance(rank, (int, np.integer)) or rank < 0):
+        raise SvdiError(f"rank must be a non-negative integer, got {rank!r}")
+    if energy is not None and not 0 < energy <= 1:
+        raise SvdiError(f"energy must be within (0, 1], got {energy}")
+    if sum(x is not None for x in (target_psnr, max_bytes)) > 1:
+        raise SvdiError("give at most one of target_psnr and max_bytes")
+    enc = Encoder(pixels, layout, None if rank is None else int(rank), energy)
+    if target_psnr is None and max_bytes is None:
+        return enc.encode(step_for_quality(quality))
+
+    from .decoder import decode  # rate control measures the real decoded result
+
+    peak = 255.0 if pixels.dtype == np.uint8 else 255.0 * _header(pixels, False).scale
+    lo, hi = math.log2(1e-3), math.log2(4096.0)
+    if target_psnr is not None:
+        def good(log_step: float) -> bool:
+            return _psnr(pixels, decode(enc.encode(2 ** log_step), max_pixels=None), peak) \
+                >= target_psnr
+        if not good(lo):
+            raise SvdiError(f"target PSNR {target_psnr} dB is not reachable")
+        return enc.encode(2 ** _bisect(good, lo, hi))
+    assert max_bytes is not None
+    sizes: dict[float, bytes] = {}
+
+    def fits(log_step: float) -> bool:
+        sizes[log_step] = enc.encode(2 ** log_step)
+        return len(sizes[log_step]) <= max_bytes
+    if fits(hi):
+        best = _bisect(lambda s: fits(s), hi, lo) if not fits(lo) else lo
+        return sizes[best] if best in sizes else enc.encode(2 ** best)
+    raise SvdiError(f"no file fits in {max_bytes} bytes (the smallest is {len(sizes[hi])})")
+
+
+def encode_options(**options: Any) -> dict[str, Any]:
+    """Keep only the encoder's keyword options that are set (for the plugin and CLI)."""
+    keys = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout")
+    return {k: v for k, v in options.items() if k in keys and v is not None}

@@ -1,0 +1,56 @@
+"""Truncated SVD through the Gram matrix of the short side.
+
+For an m x n matrix with n <= m, the eigenvectors of the n x n Gram matrix M^T M are the right
+singular vectors and its eigenvalues the squared singular values. Forming it costs one BLAS
+product, O(m n^2), instead of the O(m n min(m, n)) of a full SVD with its large U; the price is
+that singular values below about sqrt(eps) * sigma_1 lose relative accuracy, and those are the
+ones a lossy codec drops anyway (see spec/svdi.md, "Why the Gram matrix").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Factors:
+    """sigma-scaled factors: M ~= P diag(1/sigma) Q^T with P = U Sigma and Q = V Sigma."""
+
+    P: np.ndarray  # (m, r) float32
+    sigma: np.ndarray  # (r,) float64, descending, positive
+    Q: np.ndarray  # (n, r) float32
+
+    @property
+    def rank(self) -> int:
+        return int(self.sigma.size)
+
+
+def factorize(matrix: np.ndarray, max_rank: int) -> Factors:
+    """The leading min(max_rank, numerical rank) singular triplets of `matrix`, sigma-scaled."""
+    m, n = matrix.shape
+    a = matrix.astype(np.float32, copy=False)
+    tall = n <= m
+    gram = (a.T @ a) if tall else (a @ a.T)
+    evals, evecs = np.linalg.eigh(gram.astype(np.float64))
+    evals, evecs = evals[::-1], evecs[:, ::-1]
+    top = float(evals[0]) if evals.size else 0.0
+    keep = int(np.count_nonzero(evals > max(top, 0.0) * 1e-10))
+    r = min(max_rank, keep)
+    sigma = np.sqrt(evals[:r])
+    basis = np.ascontiguousarray(evecs[:, :r], dtype=np.float32)
+    # Fix the sign of each component so that its basis vector sums to a non-negative value:
+    # the output is then deterministic, and the DC-like first patch component is positive.
+    signs = np.where(basis.sum(axis=0) < 0, -1.0, 1.0).astype(np.float32)
+    basis *= signs
+    projected = (a @ basis) if tall else (a.T @ basis)
+    scaled = basis * sigma.astype(np.float32)
+    P, Q = (projected, scaled) if tall else (scaled, projected)
+    return Factors(np.ascontiguousarray(P), sigma, np.ascontiguousarray(Q))
+
+
+def energy(matrix: np.ndarray) -> float:
+    """Squared Frobenius norm, the sum of all sigma^2."""
+    a = matrix.astype(np.float64, copy=False).ravel()
+    return float(a @ a)

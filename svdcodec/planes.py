@@ -1,0 +1,94 @@
+"""Colour and layout: image <-> planes <-> matrices.
+
+Planes are float32 arrays in "plane units" (8-bit scale). A plane becomes a matrix either as it
+is ("plain", the lecture's picture-as-matrix) or as p x p patches that form the rows ("patch"),
+so that V^T is a small basis of patch shapes learned from the image itself.
+Colour conversion and chroma resampling use Pillow's C routines.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from .container import COLOUR_YCBCR, LAYOUT_PATCH, Header, Plane
+
+# JPEG (JFIF) full-range Y'CbCr, chroma centred on zero.
+_RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
+                        [-0.168735892, -0.331264108, 0.5],
+                        [0.5, -0.418687589, -0.081312411]], dtype=np.float32)
+
+
+def split(pixels: np.ndarray, header: Header) -> list[np.ndarray]:
+    """Image array (h, w, c) -> list of float32 planes, colour-transformed and subsampled."""
+    h, w, c = pixels.shape
+    if header.colour == COLOUR_YCBCR:
+        flat = pixels[..., :3].reshape(-1, 3).astype(np.float32)
+        ycc = (flat @ _RGB_TO_YCC.T).reshape(h, w, 3)
+        planes = [np.ascontiguousarray(ycc[..., i]) for i in range(3)]
+        if header.subsampling:
+            size = ((w + 1) // 2, (h + 1) // 2)
+            planes[1:3] = [np.asarray(Image.fromarray(p, "F").resize(size, Image.Resampling.BOX))
+                           for p in planes[1:3]]
+        planes += [pixels[..., i].astype(np.float32) for i in range(3, c)]
+        return planes
+    scale = np.float32(1.0 / header.scale)
+    return [pixels[..., i].astype(np.float32) * scale for i in range(c)]
+
+
+def _to_uint8(plane: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    out = plane + np.float32(offset + 0.5) if offset else plane + np.float32(0.5)
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
+
+
+def merge(planes: list[np.ndarray], header: Header) -> np.ndarray:
+    """Decoded float32 planes -> image array (h, w, c) of the header's sample type."""
+    h, w = header.height, header.width
+    dtype = header.dtype
+    if header.colour == COLOUR_YCBCR:
+        chroma = planes[1:3]
+        if header.subsampling:
+            chroma = [np.asarray(Image.fromarray(p, "F").resize((w, h), Image.Resampling.BILINEAR))
+                      for p in chroma]
+        ycc = [Image.fromarray(_to_uint8(planes[0])),
+               *(Image.fromarray(_to_uint8(p, 128.0)) for p in chroma)]
+        rgb = np.asarray(Image.merge("YCbCr", ycc).convert("RGB"))
+        if header.channels == 3:
+            return rgb
+        out = np.empty((h, w, header.channels), dtype=np.uint8)
+        out[..., :3] = rgb
+        for i, p in enumerate(planes[3:], start=3):
+            out[..., i] = _to_uint8(p)
+        return out
+    out = np.empty((h, w, header.channels), dtype=dtype)
+    for i, p in enumerate(planes):
+        if dtype.kind == "f":
+            out[..., i] = p * np.float32(header.scale)
+        else:
+            top = float(np.iinfo(dtype).max)
+            v = p.astype(np.float64) * header.scale + 0.5 if dtype.itemsize > 1 else p + np.float32(0.5)
+            out[..., i] = np.clip(v, 0, top)
+    return out
+
+
+def to_matrix(plane: np.ndarray, layout: int, patch: int) -> np.ndarray:
+    """Plane (h, w) -> matrix: itself, or one row per p x p patch (edge-padded, raster order)."""
+    if layout != LAYOUT_PATCH:
+        return plane
+    h, w = plane.shape
+    gh, gw = -(-h // patch), -(-w // patch)
+    if (gh * patch, gw * patch) != (h, w):
+        plane = np.pad(plane, ((0, gh * patch - h), (0, gw * patch - w)), mode="edge")
+    blocks = plane.reshape(gh, patch, gw, patch).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(blocks).reshape(gh * gw, patch * patch)
+
+
+def from_matrix(matrix: np.ndarray, plane: Plane) -> np.ndarray:
+    """Inverse of to_matrix, cropping the padding."""
+    if plane.layout != LAYOUT_PATCH:
+        return matrix
+    p = plane.patch
+    gh, gw = plane.grid
+    full = matrix.reshape(gh, gw, p, p).transpose(0, 2, 1, 3).reshape(gh * p, gw * p)
+    return np.ascontiguousarray(full[:plane.height, :plane.width])
