@@ -24,3 +24,5 @@ def check(data: bytes) -> bool:
     from .container import SIGNATURE
 
     return bytes(data[:len(SIGNATURE)]) == SIGNATURE
+
+from . import pillow_plugin  # noqa: E402,F401  (import side effect: registers SVDI with Pillow)

@@ -46,7 +46,10 @@ FACTOR_CHUNKS = {factor: kind for kind, factor in FACTOR_TYPES.items()}
 
 _HEAD = struct.Struct(">HIIBBBBBd")
 _PLAN = struct.Struct(">BBBIIId")
-_BLOCK = struct.Struct(">BIIBBI")
+_BLOCK = struct.Struct(">BIIB")
+_DENSE = struct.Struct(">BBI")
+_SPARSE = struct.Struct(">BIII")
+DENSE, SPARSE = 0, 1
 
 
 @dataclass(frozen=True)
@@ -110,20 +113,19 @@ class Plane:
 class Block:
     """One factor block: components [first, first+count) of U, S or V of one plane.
 
-    `data` has shape (count, *grid) for U, (count, *vgrid) for V and (count,) for S,
-    after prediction (the residuals), as stored.
+    Dense coding: `arrays` is (residuals,) shaped (count, *grid) for U, (count, *vgrid) for V and
+    (count,) float32 for S. Sparse coding: `arrays` is (symbols, run escapes, value escapes) of
+    the run/level symbols described in coding.py.
     """
 
     factor: str  # "U", "S" or "V"
     plane: int
     first: int
-    predictor: int
-    data: np.ndarray = field(repr=False)
+    count: int
+    coding: int  # DENSE or SPARSE
+    arrays: tuple[np.ndarray, ...] = field(repr=False)
+    predictor: int = 0
     stored: int = 0  # bytes of the chunk in the file, filled in when parsed
-
-    @property
-    def count(self) -> int:
-        return int(self.data.shape[0])
 
 
 @dataclass
@@ -151,13 +153,21 @@ def _element_code(data: np.ndarray) -> int:
 
 
 def pack_block(block: Block, level: int = 3) -> bytes:
-    """The chunk of one block: descriptor, then one zstd frame of little-endian elements."""
-    code = _element_code(block.data)
-    raw = np.ascontiguousarray(block.data, dtype=ELEMENT_TYPES[code]).tobytes()
+    """The chunk of one block: descriptor, then one zstd frame of its little-endian arrays."""
+    head = _BLOCK.pack(block.plane, block.first, block.count, block.coding)
+    if block.coding == DENSE:
+        (data,) = block.arrays
+        code = _element_code(data)
+        raw = np.ascontiguousarray(data, dtype=ELEMENT_TYPES[code]).tobytes()
+        head += _DENSE.pack(code, block.predictor, data.size)
+    else:
+        symbols, xrun, xval = block.arrays
+        code = _element_code(xval)
+        raw = b"".join((symbols.astype(np.uint8).tobytes(), xrun.astype("<u2").tobytes(),
+                        xval.astype(ELEMENT_TYPES[code]).tobytes()))
+        head += _SPARSE.pack(code, symbols.size, xrun.size, xval.size)
     frame = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
-    descriptor = _BLOCK.pack(block.plane, block.first, block.count, code, block.predictor,
-                             block.data.size)
-    return _chunk(FACTOR_CHUNKS[block.factor], descriptor + frame)
+    return _chunk(FACTOR_CHUNKS[block.factor], head + frame)
 
 
 def pack(container: Container, level: int = 3) -> bytes:
@@ -277,7 +287,7 @@ def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
     factor = FACTOR_TYPES[kind]
     if len(payload) < _BLOCK.size:
         raise SvdiError(f"{kind.decode()} chunk too short")
-    index, first, count, code, predictor, elements = _BLOCK.unpack_from(payload)
+    index, first, count, coding = _BLOCK.unpack_from(payload)
     what = f"plane {index} {factor} block at component {first}"
     if index >= len(planes):
         raise SvdiError(f"{what}: no such plane")
@@ -286,20 +296,47 @@ def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
         raise SvdiError(f"{what}: components {first}..{first + count} out of order or past "
                         f"rank {plane.rank}")
     cursor[(index, factor)] = first + count
-    shape = {"U": plane.grid, "V": plane.vgrid, "S": ()}[factor]
-    expected = count * int(np.prod(shape, dtype=np.int64))
-    if elements != expected:
-        raise SvdiError(f"{what}: declares {elements} elements, header implies {expected}")
-    if code not in ELEMENT_TYPES or (factor == "S") != (code == 4):
-        raise SvdiError(f"{what}: invalid element type {code}")
-    if predictor not in PREDICTORS or (factor == "S" and predictor):
-        raise SvdiError(f"{what}: invalid predictor {predictor}")
-    dtype = ELEMENT_TYPES[code]
-    raw = _decompress(payload[_BLOCK.size:], expected * dtype.itemsize, what)
-    data = np.frombuffer(raw, dtype=dtype).reshape((count, *shape))
-    if factor == "S" and not (np.all(np.isfinite(data)) and np.all(data > 0)):
-        raise SvdiError(f"{what}: singular values must be finite and positive")
-    return Block(factor, index, first, predictor, data, stored=len(payload) + 12)
+    shape = {"U": plane.grid, "V": plane.vgrid, "S": (1, 1)}[factor]
+    rows = shape[0] * shape[1]
+    offset = _BLOCK.size
+    if coding == DENSE:
+        if len(payload) < offset + _DENSE.size:
+            raise SvdiError(f"{what}: descriptor too short")
+        code, predictor, elements = _DENSE.unpack_from(payload, offset)
+        if elements != count * rows:
+            raise SvdiError(f"{what}: declares {elements} elements, header implies {count * rows}")
+        if code not in ELEMENT_TYPES or (factor == "S") != (code == 4):
+            raise SvdiError(f"{what}: invalid element type {code}")
+        if predictor not in PREDICTORS or (factor == "S" and predictor):
+            raise SvdiError(f"{what}: invalid predictor {predictor}")
+        dtype = ELEMENT_TYPES[code]
+        raw = _decompress(payload[offset + _DENSE.size:], elements * dtype.itemsize, what)
+        data = np.frombuffer(raw, dtype=dtype)
+        if factor == "S":
+            if not (np.all(np.isfinite(data)) and np.all(data > 0)):
+                raise SvdiError(f"{what}: singular values must be finite and positive")
+            arrays: tuple[np.ndarray, ...] = (data,)
+        else:
+            arrays = (data.reshape(count, *shape),)
+    elif coding == SPARSE and factor != "S":
+        if len(payload) < offset + _SPARSE.size:
+            raise SvdiError(f"{what}: descriptor too short")
+        code, nsym, nxrun, nxval = _SPARSE.unpack_from(payload, offset)
+        predictor = 0
+        if code not in (2, 3):
+            raise SvdiError(f"{what}: invalid escape type {code}")
+        if not rows <= nsym <= rows * (count + 1) or nxrun > nsym or nxval > nsym:
+            raise SvdiError(f"{what}: stream sizes {nsym}/{nxrun}/{nxval} do not fit {rows} rows")
+        dtype = ELEMENT_TYPES[code]
+        raw = _decompress(payload[offset + _SPARSE.size:],
+                          nsym + 2 * nxrun + dtype.itemsize * nxval, what)
+        arrays = (np.frombuffer(raw, np.uint8, nsym),
+                  np.frombuffer(raw, "<u2", nxrun, nsym),
+                  np.frombuffer(raw, dtype, nxval, nsym + 2 * nxrun))
+    else:
+        raise SvdiError(f"{what}: unknown coding {coding}")
+    return Block(factor, index, first, count, coding, arrays, predictor,
+                 stored=len(payload) + 12)
 
 
 def read_headers(fp: BinaryIO) -> tuple[Header, list[Plane]]:

@@ -10,7 +10,8 @@ from PIL import Image
 from . import container as C
 from . import planes as P
 from .errors import SvdiError
-from .quantization import reconstruct, unpredict
+from .coding import from_symbols, unpredict
+from .quantization import reconstruct
 
 
 @dataclass
@@ -51,21 +52,26 @@ def _load(data: bytes, max_pixels: int | None | bool, components: int | None) ->
 
 
 def _integers(box: C.Container, plane: C.Plane, factor: str, rank: int) -> np.ndarray:
-    """The quantized factor of one plane as (length, rank) int64, prediction undone."""
-    parts = [unpredict(b.data, b.predictor) for b in box.blocks
-             if b.plane == plane.index and b.factor == factor and b.first < rank]
+    """The quantized factor of one plane as (rows, rank) int64, coding undone."""
     grid = plane.grid if factor == "U" else plane.vgrid
-    length = grid[0] * grid[1]
-    if not parts:
-        return np.zeros((length, 0), dtype=np.int64)
-    stacked = np.concatenate(parts)[:rank]
-    return stacked.reshape(rank, length).T
+    rows = grid[0] * grid[1]
+    out = np.zeros((rows, rank), dtype=np.int64)
+    for b in box.blocks:
+        if b.plane != plane.index or b.factor != factor or b.first >= rank:
+            continue
+        if b.coding == C.DENSE:
+            part = unpredict(b.arrays[0], b.predictor).reshape(b.count, rows).T
+        else:
+            part = from_symbols(*b.arrays, (rows, b.count))
+        width = min(b.count, rank - b.first)
+        out[:, b.first:b.first + width] = part[:, :width]
+    return out
 
 
 def _sigma(box: C.Container, plane: C.Plane, rank: int) -> np.ndarray:
     for b in box.blocks:
         if b.plane == plane.index and b.factor == "S":
-            return b.data[:rank].astype(np.float32)
+            return b.arrays[0][:rank].astype(np.float32)
     return np.zeros(0, dtype=np.float32)
 
 

@@ -17,7 +17,8 @@ from . import container as C
 from . import planes as P
 from .errors import SvdiError
 from .factorization import Factors, energy as frobenius2, factorize
-from .quantization import best_prediction, quantize_factors
+from .coding import best_prediction, to_symbols
+from .quantization import quantize_factors
 
 #: quality 100 -> step STEP_Q100; every QUALITY_OCTAVE quality points below doubles the step.
 STEP_Q100 = 0.75
@@ -25,10 +26,13 @@ QUALITY_OCTAVE = 12.0
 #: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
 SUBSAMPLE_FROM_STEP = 6.0
 #: Chroma step relative to the luma step (Y'CbCr errors weigh about equally in RGB PSNR).
-CHROMA_STEP = 1.0
+CHROMA_STEP = 0.7
 #: Default patch side of the "patch" layout.
 DEFAULT_PATCH = 8
-ZSTD_LEVEL = 3
+#: Size of the first group of sparse components and the growth factor of the next ones.
+FIRST_GROUP = 15
+GROUP_GROWTH = 4.0
+ZSTD_LEVEL = 1
 
 MODES = {  # Pillow mode -> (dtype, channels)
     "L": (np.uint8, 1), "LA": (np.uint8, 2), "RGB": (np.uint8, 3), "RGBA": (np.uint8, 4),
@@ -194,12 +198,13 @@ class Encoder:
 
 
 def _groups(rank: int) -> list[tuple[int, int]]:
-    """Component ranges [0,1), [1,3), [3,7), [7,15)...: the first components stand alone."""
-    out, first, size = [], 0, 1
+    """Component ranges: the DC-like first component alone, then ranges that grow by
+    GROUP_GROWTH, so that a reader can stop after any range (previews) at little cost."""
+    out, first, size = [(0, min(rank, 1))], 1, FIRST_GROUP
     while first < rank:
         out.append((first, min(rank, first + size)))
         first += size
-        size *= 2
+        size = int(size * GROUP_GROWTH)
     return out
 
 
@@ -209,14 +214,19 @@ def _blocks(plane: C.Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray
     r = sigma.size
     if r == 0:
         return []
-    out: list[list[C.Block]] = [[C.Block("S", plane.index, 0, 0, sigma.astype(np.float32))]]
-    for g, (lo, hi) in enumerate(_groups(r)):
-        if g:
-            out.append([])
+    out: list[list[C.Block]] = []
+    for lo, hi in _groups(r):
+        group = [] if out else [C.Block("S", plane.index, 0, r, C.DENSE,
+                                        (sigma.astype(np.float32),))]
         for factor, mat, grid in (("V", B, plane.vgrid), ("U", A, plane.grid)):
-            grids = np.ascontiguousarray(mat[:, lo:hi].T).reshape(hi - lo, *grid)
-            predictor, residuals = best_prediction(grids)
-            out[g].append(C.Block(factor, plane.index, lo, predictor, residuals))
+            if lo == 0:
+                grids = np.ascontiguousarray(mat[:, :1].T).reshape(1, *grid)
+                predictor, residuals = best_prediction(grids)
+                group.append(C.Block(factor, plane.index, 0, 1, C.DENSE, (residuals,), predictor))
+            else:
+                group.append(C.Block(factor, plane.index, lo, hi - lo, C.SPARSE,
+                                     to_symbols(mat[:, lo:hi])))
+        out.append(group)
     return out
 
 

@@ -19,8 +19,9 @@ ROUNDING = 0.38
 LAMBDA = 0.12
 
 
-def quantize(values: np.ndarray, step: float, rounding: float = ROUNDING) -> np.ndarray:
+def quantize(values: np.ndarray, step: float, rounding: float | None = None) -> np.ndarray:
     """Dead-zone uniform quantizer to int32."""
+    rounding = ROUNDING if rounding is None else rounding
     scaled = np.abs(values) * np.float32(1.0 / step) + np.float32(rounding)
     q = np.floor(scaled, out=scaled)
     q *= np.sign(values)
@@ -71,56 +72,3 @@ def reconstruct(A: np.ndarray, sigma: np.ndarray, B: np.ndarray, step: float) ->
         return np.zeros((A.shape[0], B.shape[0]), dtype=np.float32)
     left = A.astype(np.float32) * (np.float32(step * step) / sigma.astype(np.float32))
     return left @ B.astype(np.float32).T
-
-
-# --- prediction: lossless integer transforms of each component laid out on its grid ----------
-
-NONE, HORIZONTAL, VERTICAL, PLANAR = 0, 1, 2, 3
-
-
-def predict(grids: np.ndarray, predictor: int) -> np.ndarray:
-    """Residuals of components shaped (count, gh, gw); the inverse is `unpredict`."""
-    r = grids.astype(np.int64)
-    if predictor in (HORIZONTAL, PLANAR):
-        r[:, :, 1:] -= grids[:, :, :-1]
-    if predictor in (VERTICAL, PLANAR):
-        r[:, 1:, :] -= r[:, :-1, :].copy() if predictor == PLANAR else grids[:, :-1, :]
-    return r
-
-
-def unpredict(residuals: np.ndarray, predictor: int) -> np.ndarray:
-    """Undo `predict` with cumulative sums (vectorized; no loop over samples)."""
-    g = residuals.astype(np.int64)
-    if predictor in (VERTICAL, PLANAR):
-        g = np.cumsum(g, axis=1)
-    if predictor in (HORIZONTAL, PLANAR):
-        g = np.cumsum(g, axis=2)
-    return g
-
-
-def narrow(values: np.ndarray) -> np.ndarray:
-    """Smallest of int8, int16, int32 that holds the values exactly."""
-    if values.size == 0:
-        return values.astype(np.int8)
-    lo, hi = int(values.min()), int(values.max())
-    for dtype in (np.int8, np.int16, np.int32):
-        info = np.iinfo(dtype)
-        if info.min <= lo and hi <= info.max:
-            return values.astype(dtype)
-    raise OverflowError("residual does not fit 32 bits")
-
-
-def best_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
-    """The predictor whose residuals have the lowest order-0 entropy, and those residuals."""
-    best: tuple[float, int, np.ndarray] | None = None
-    candidates = (NONE, HORIZONTAL, VERTICAL, PLANAR) if grids.shape[2] > 1 else (NONE, VERTICAL)
-    for predictor in candidates:
-        res = narrow(predict(grids, predictor))
-        flat = res.reshape(-1)
-        counts = np.bincount(flat.astype(np.int64) - int(flat.min())) if flat.size else np.ones(1)
-        p = counts[counts > 0] / max(flat.size, 1)
-        cost = -float(p @ np.log2(p)) * flat.size + 8 * res.itemsize
-        if best is None or cost < best[0]:
-            best = (cost, predictor, res)
-    assert best is not None
-    return best[1], best[2]

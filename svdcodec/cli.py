@@ -1,0 +1,581 @@
+"""Command-line tools: svdi-encode, svdi-decode, svdi-info and svdi-compare.
+
+Conventions follow cwebp/cjxl/avifenc: ``svdi-encode in.png -o out.svdi -q 75``, "-" for
+standard input/output, ``-d OUTDIR`` for several files. Exit status: 0 success, 1 data or I/O
+error (one line per failure, no traceback), 2 usage error. Outputs go through
+:mod:`svdcodec.safe_io`, so an existing file or the input itself is never overwritten by
+accident and a failed run leaves no partial file.
+
+Each file is handled by a top-level ``_<tool>_one(job) -> (ok, message)`` that does not print,
+so the per-file work can later be mapped over a process pool unchanged.
+
+``python -m svdcodec.cli encode|decode|info|compare ...`` runs the same tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import struct
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from . import FORMAT_VERSION, __version__, container
+from . import compare as metrics
+from .decoder import decode
+from .encoder import encode, encode_options, image_to_array
+from .pillow_plugin import PILLOW_MODES
+from .safe_io import STDIO, UnsafeOutput, check_output, display, read_input, write_output
+
+#: Errors that mean "this file is bad or cannot be read/written", reported in one line.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, EOFError, MemoryError, struct.error, Image.DecompressionBombError)
+LAYOUTS = ("auto", "plain", "patch", "patch4", "patch8", "patch16")
+NPY_MAGIC = b"\x93NUMPY"
+EXPLANATION = ("The decoded image has the full size, but the file stores only r·(m+n+1) numbers "
+               "per plane, quantized to small integers and entropy-coded.")
+
+Result = tuple[bool, str]
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def _describe(exc: BaseException) -> str:
+    """One-line description of a data or I/O error, without repeating the file name."""
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, UnsafeOutput):
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _number(kind: type, low: float, high: float = math.inf, *,
+            open_low: bool = False) -> Callable[[str], Any]:
+    """An argparse type that parses `kind` and checks the range, so bad values exit with 2."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if math.isnan(value) or value > high or (value <= low if open_low else value < low):
+            bounds = f"{'(' if open_low else '['}{low:g}, {high:g}]"
+            raise argparse.ArgumentTypeError(f"{text} is outside {bounds}")
+        return value
+    return parse
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s (svdcodec {__version__}, "
+                                f".svdi format version {FORMAT_VERSION})")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", help="say more about each file")
+    loud.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def _add_outputs(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help='input file, "-" for stdin')
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help=f'output file, "-" for stdout (default: input with {default})')
+    parser.add_argument("-d", "--outdir", metavar="DIR",
+                        help="write each output into DIR (for several inputs)")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="overwrite existing output files")
+
+
+def _destinations(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  suffix: str) -> list[str]:
+    """Output name of every input; usage errors exit with status 2."""
+    inputs: list[str] = args.inputs
+    if args.output is not None and args.outdir is not None:
+        parser.error("give -o or -d, not both")
+    if args.output is not None and len(inputs) > 1:
+        parser.error("-o takes one input; use -d DIR for several")
+    if STDIO in inputs and (len(inputs) > 1 or args.outdir is not None):
+        parser.error('standard input ("-") must be the only input and cannot go with -d')
+    if args.output is not None:
+        dests = [args.output]
+    elif args.outdir is not None:
+        dests = [os.path.join(args.outdir, Path(src).stem + suffix) for src in inputs]
+    else:
+        dests = [STDIO if src == STDIO else str(Path(src).with_suffix(suffix)) for src in inputs]
+    if STDIO in dests and sys.stdout.isatty():
+        parser.error("refusing to write binary data to a terminal; use -o FILE or redirect")
+    return dests
+
+
+def _collisions(inputs: Sequence[str], dests: Sequence[str]) -> dict[int, str]:
+    """Inputs whose output another input already writes (e.g. a/x.png, b/x.png with -d)."""
+    first: dict[str, str] = {}
+    clashes = {}
+    for i, (src, dest) in enumerate(zip(inputs, dests)):
+        key = os.path.normcase(os.path.abspath(dest))
+        if dest != STDIO and key in first:
+            clashes[i] = f"{display(src)}: output {dest} is also written from {first[key]}"
+        first.setdefault(key, display(src))
+    return clashes
+
+
+def _make_outdir(prog: str, outdir: str | None) -> bool:
+    if outdir is None:
+        return True
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as exc:
+        print(f"{prog}: {outdir}: {_describe(exc)}", file=sys.stderr)
+        return False
+    return True
+
+
+def _report(prog: str, results: Iterable[Result], quiet: bool, failed: int = 0,
+            out: Any = None) -> int:
+    """Print every result (successes to `out`, default stderr) and return the exit status."""
+    for ok, message in results:
+        if not ok:
+            failed += 1
+            print(f"{prog}: {message}", file=sys.stderr)
+        elif message and not quiet:
+            print(message, file=out or sys.stderr)
+    return 1 if failed else 0
+
+
+def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
+         argv: Sequence[str] | None) -> int:
+    """Parse and run, turning argparse exits, ^C and a closed pipe into exit statuses."""
+    try:
+        return body(parser.parse_args(argv))
+    except SystemExit as exc:  # -h and --version (0), usage errors (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `svdi-info *.svdi | head -1`
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        return 1
+
+
+def _load_pixels(data: bytes) -> np.ndarray | Image.Image:
+    """An input image: a .npy array or anything Pillow reads (including .svdi)."""
+    if data.startswith(NPY_MAGIC):
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ValueError("not an image file in a format Pillow can read") from None
+    image.load()
+    return image
+
+
+def _mode_name(dtype: np.dtype, channels: int) -> str:
+    mode = PILLOW_MODES.get((np.dtype(dtype), channels))
+    return mode or f"{channels}x{np.dtype(dtype)} (numpy only)"
+
+
+# ----------------------------------------------------------------------------- svdi-encode
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    src: str
+    dest: str
+    options: dict[str, Any] = field(default_factory=dict)
+    force: bool = False
+    verbose: bool = False
+
+
+def _encode_summary(job: EncodeJob, data: bytes) -> str:
+    header, planes = container.read_headers(io.BytesIO(data))
+    pixels = header.width * header.height
+    raw = pixels * header.channels * header.dtype.itemsize
+    text = (f"{display(job.src)} -> {display(job.dest, '<stdout>')}: "
+            f"{header.width}x{header.height} {_mode_name(header.dtype, header.channels)}, "
+            f"{len(data)} bytes, "
+            f"{8 * len(data) / pixels:.3f} bpp, {raw / len(data):.2f}:1")
+    if job.verbose:
+        ranks = "/".join(str(p.rank) for p in planes)
+        layouts = "/".join("plain" if p.layout == container.LAYOUT_PLAIN else f"patch{p.patch}"
+                           for p in planes)
+        text += f" (layout {layouts}, ranks {ranks}, step {planes[0].step:.3g})"
+    return text
+
+
+def _encode_one(job: EncodeJob) -> Result:
+    """Encode one file; never raises for bad data, returns (ok, message) instead."""
+    try:
+        if job.dest != STDIO:
+            check_output(job.dest, [job.src], force=job.force)  # fail before the slow part
+        data = encode(_load_pixels(read_input(job.src)), **job.options)
+        write_output(job.dest, data, [job.src], force=job.force)
+        return True, _encode_summary(job, data)
+    except DATA_ERRORS as exc:
+        return False, f"{display(job.src)}: {_describe(exc)}"
+
+
+def _encode_parser() -> argparse.ArgumentParser:
+    parser = _parser("svdi-encode", "Encode images (anything Pillow reads, or .npy) to .svdi.")
+    _add_outputs(parser, "suffix .svdi")
+    parser.add_argument("-q", "--quality", type=_number(float, 1, 100), metavar="Q",
+                        help="quality 1..100 (default 75)")
+    parser.add_argument("--rank", type=_number(int, 1), metavar="R",
+                        help="keep exactly R components per plane")
+    parser.add_argument("--energy", type=_number(float, 0, 1, open_low=True), metavar="F",
+                        help="keep the fewest components holding fraction F of the energy")
+    rate = parser.add_mutually_exclusive_group()
+    rate.add_argument("--psnr", type=_number(float, 0, open_low=True), metavar="DB",
+                      help="search the quantizer step for this PSNR (dB)")
+    rate.add_argument("--max-bytes", type=_number(int, 1), metavar="N",
+                      help="search the quantizer step for a file of at most N bytes")
+    parser.add_argument("--layout", choices=LAYOUTS, default="auto",
+                        help="matrix layout of each plane (default auto)")
+    return parser
+
+
+def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    dests = _destinations(parser, args, ".svdi")
+    if not _make_outdir(parser.prog, args.outdir):
+        return 1
+    options = encode_options(quality=args.quality, rank=args.rank, energy=args.energy,
+                             target_psnr=args.psnr, max_bytes=args.max_bytes, layout=args.layout)
+    clashes = _collisions(args.inputs, dests)
+    for message in clashes.values():
+        print(f"{parser.prog}: {message}", file=sys.stderr)
+    jobs = [EncodeJob(src, dest, options, args.force, args.verbose)
+            for i, (src, dest) in enumerate(zip(args.inputs, dests)) if i not in clashes]
+    return _report(parser.prog, map(_encode_one, jobs), args.quiet, len(clashes))
+
+
+def encode_main(argv: Sequence[str] | None = None) -> int:
+    """svdi-encode: images to .svdi."""
+    parser = _encode_parser()
+    return _run(parser, lambda args: _encode(parser, args), argv)
+
+
+# ----------------------------------------------------------------------------- svdi-decode
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    src: str
+    dest: str
+    format: str  # a Pillow format name, or "NPY"
+    components: int | None = None
+    max_pixels: int | None | bool = True
+    force: bool = False
+    verbose: bool = False
+
+
+def _output_format(suffix: str) -> str | None:
+    """The Pillow format that writes files with this suffix ("NPY" for .npy), or None."""
+    suffix = suffix.lower()
+    if suffix == ".npy":
+        return "NPY"
+    fmt = Image.registered_extensions().get(suffix)
+    return fmt if fmt in Image.SAVE else None
+
+
+def _image_bytes(pixels: np.ndarray, fmt: str) -> bytes:
+    """Decoded pixels as a file of format `fmt`, in memory (so nothing partial hits the disk)."""
+    buf = io.BytesIO()
+    if fmt == "NPY":
+        np.save(buf, pixels, allow_pickle=False)
+        return buf.getvalue()
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if (pixels.dtype, channels) not in PILLOW_MODES:
+        raise ValueError(f"{channels} channels of {pixels.dtype} have no Pillow mode; "
+                         "decode to .npy instead")
+    Image.fromarray(pixels).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _decode_one(job: DecodeJob) -> Result:
+    """Decode one file; never raises for bad data, returns (ok, message) instead."""
+    try:
+        if job.dest != STDIO:
+            check_output(job.dest, [job.src], force=job.force)
+        pixels = decode(read_input(job.src), components=job.components,
+                        max_pixels=job.max_pixels)
+        write_output(job.dest, _image_bytes(pixels, job.format), [job.src], force=job.force)
+    except DATA_ERRORS as exc:
+        return False, f"{display(job.src)}: {_describe(exc)}"
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    text = (f"{display(job.src)} -> {display(job.dest, '<stdout>')}: "
+            f"{pixels.shape[1]}x{pixels.shape[0]} {_mode_name(pixels.dtype, channels)}")
+    if job.verbose:
+        text += f" as {job.format}" + ("" if job.components is None
+                                       else f", first {job.components} components")
+    return True, text
+
+
+def _decode_parser() -> argparse.ArgumentParser:
+    parser = _parser("svdi-decode", "Decode .svdi files to any format Pillow writes, or .npy.")
+    _add_outputs(parser, "the --format suffix")
+    parser.add_argument("--format", default="png", metavar="EXT",
+                        help="output format when no -o names one: png, tiff, npy... "
+                             "(default png, also on stdout)")
+    parser.add_argument("--components", type=_number(int, 0), metavar="K",
+                        help="preview: decode only the first K components of every plane")
+    parser.add_argument("--max-pixels", type=_number(int, 0), metavar="N",
+                        help="refuse larger images (default PIL.Image.MAX_IMAGE_PIXELS; 0: none)")
+    return parser
+
+
+def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    suffix = "." + args.format.lower().lstrip(".")
+    dests = _destinations(parser, args, suffix)
+    formats = [_output_format(suffix if d == STDIO else Path(d).suffix) for d in dests]
+    if None in formats:
+        parser.error(f"no image format writes {dests[formats.index(None)]!r}; "
+                     "use a suffix such as .png, .tiff or .npy")
+    if not _make_outdir(parser.prog, args.outdir):
+        return 1
+    limit = True if args.max_pixels is None else (args.max_pixels or None)
+    clashes = _collisions(args.inputs, dests)
+    for message in clashes.values():
+        print(f"{parser.prog}: {message}", file=sys.stderr)
+    jobs = [DecodeJob(src, dest, str(fmt), args.components, limit, args.force, args.verbose)
+            for i, (src, dest, fmt) in enumerate(zip(args.inputs, dests, formats))
+            if i not in clashes]
+    return _report(parser.prog, map(_decode_one, jobs), args.quiet, len(clashes))
+
+
+def decode_main(argv: Sequence[str] | None = None) -> int:
+    """svdi-decode: .svdi to images."""
+    parser = _decode_parser()
+    return _run(parser, lambda args: _decode(parser, args), argv)
+
+
+# ----------------------------------------------------------------------------- svdi-info
+
+
+@dataclass(frozen=True)
+class InfoJob:
+    src: str
+    as_json: bool = False
+    verbose: bool = False
+
+
+def _plane_report(plane: container.Plane, blocks: list[container.Block]) -> dict[str, Any]:
+    m, n = plane.matrix_shape
+    return {
+        "index": plane.index,
+        "layout": "plain" if plane.layout == container.LAYOUT_PLAIN else f"patch{plane.patch}",
+        "plane_shape": [plane.height, plane.width],
+        "matrix_shape": [m, n],
+        "rank": plane.rank,
+        "step": plane.step,
+        "stored_entries": plane.rank * (m + n + 1),
+        "raw_entries": m * n,
+        "bytes": {f: sum(b.stored for b in blocks if b.factor == f) for f in "USV"},
+        "blocks": [{"factor": b.factor, "first": b.first, "count": b.count, "bytes": b.stored}
+                   for b in blocks],
+    }
+
+
+def info_report(name: str, data: bytes) -> dict[str, Any]:
+    """Everything svdi-info shows, as plain data (the --json output)."""
+    box = container.unpack(data)
+    h = box.header
+    pixels = h.width * h.height
+    raw = pixels * h.channels * h.dtype.itemsize
+    planes = [_plane_report(p, [b for b in box.blocks if b.plane == p.index])
+              for p in box.planes]
+    return {
+        "file": name, "format_version": h.version, "width": h.width, "height": h.height,
+        "mode": PILLOW_MODES.get((h.dtype, h.channels)), "channels": h.channels,
+        "sample_type": str(h.dtype), "scale": h.scale,
+        "colour": "YCbCr" if h.colour == container.COLOUR_YCBCR else "none",
+        "subsampling": "4:2:0" if h.subsampling else "4:4:4",
+        "planes": planes, "file_bytes": len(data),
+        "header_bytes": len(data) - sum(b.stored for b in box.blocks),
+        "raw_bytes": raw, "compression_ratio": raw / len(data),
+        "bits_per_pixel": 8 * len(data) / pixels,
+    }
+
+
+def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
+    (ph, pw), (m, n), r = p["plane_shape"], p["matrix_shape"], p["rank"]
+    b = p["bytes"]
+    lines = [f"  plane {p['index']}: {p['layout']}, plane {pw}x{ph} (w x h) -> "
+             f"matrix m x n = {m}x{n}, rank r = {r}, step {p['step']:.4g}",
+             f"    blocks: U {b['U']} B, S {b['S']} B, V {b['V']} B",
+             f"    stores r·(m+n+1) = {r}·({m}+{n}+1) = {p['stored_entries']} factor entries "
+             f"for m·n = {p['raw_entries']} samples "
+             f"({100 * p['stored_entries'] / p['raw_entries']:.1f}%)"]
+    if verbose:
+        lines += [f"      {blk['factor']}[{blk['first']}:{blk['first'] + blk['count']}] "
+                  f"{blk['bytes']} B" for blk in p["blocks"]]
+    return lines
+
+
+def info_text(report: dict[str, Any], verbose: bool = False) -> str:
+    """The human-readable svdi-info output."""
+    r = report
+    colour = ("Y'CbCr (JFIF full range)" if r["colour"] == "YCbCr" else "none")
+    sub = ("4:2:0 (chroma planes halved in both directions)" if r["subsampling"] == "4:2:0"
+           else "4:4:4 (none)")
+    lines = [f"{r['file']}: .svdi format version {r['format_version']}",
+             f"  image: {r['width']}x{r['height']}, mode {r['mode'] or 'none (numpy only)'}, "
+             f"{r['channels']} channel(s) of {r['sample_type']}",
+             f"  colour transform: {colour}; chroma subsampling: {sub}"]
+    if verbose:
+        lines.append(f"  sample scale: {r['scale']:.6g}; headers: {r['header_bytes']} bytes")
+    for p in r["planes"]:
+        lines += _plane_text(p, verbose)
+    lines += [f"  total: {r['file_bytes']} bytes in the file vs {r['raw_bytes']} bytes of raw "
+              f"pixels: {r['compression_ratio']:.2f}:1 ({r['bits_per_pixel']:.3f} bits/pixel)",
+              f"  {EXPLANATION}"]
+    return "\n".join(lines)
+
+
+def _info_one(job: InfoJob) -> Result:
+    """Describe one file; never raises for bad data, returns (ok, message) instead."""
+    try:
+        report = info_report(display(job.src), read_input(job.src))
+    except DATA_ERRORS as exc:
+        return False, f"{display(job.src)}: {_describe(exc)}"
+    return True, json.dumps(report) if job.as_json else info_text(report, job.verbose)
+
+
+def _info_parser() -> argparse.ArgumentParser:
+    parser = _parser("svdi-info", "Show what an .svdi file stores and how much each part "
+                                  "costs. The whole file is validated; --quiet only checks.")
+    parser.add_argument("inputs", nargs="+", metavar="FILE", help='.svdi file, "-" for stdin')
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per file and line")
+    return parser
+
+
+def _info(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.inputs.count(STDIO) > 1:
+        parser.error('standard input ("-") can be read only once')
+    jobs = [InfoJob(src, args.json, args.verbose) for src in args.inputs]
+    return _report(parser.prog, map(_info_one, jobs), args.quiet, out=sys.stdout)
+
+
+def info_main(argv: Sequence[str] | None = None) -> int:
+    """svdi-info: describe .svdi files."""
+    parser = _info_parser()
+    return _run(parser, lambda args: _info(parser, args), argv)
+
+
+# ----------------------------------------------------------------------------- svdi-compare
+
+
+@dataclass(frozen=True)
+class CompareJob:
+    reference: np.ndarray = field(repr=False)
+    src: str
+    as_json: bool = False
+
+
+def _as_array(data: bytes) -> np.ndarray:
+    """An image file's samples as (h, w, c)."""
+    pixels = _load_pixels(data)
+    arr = image_to_array(pixels) if isinstance(pixels, Image.Image) else np.asarray(pixels)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def _peak(reference: np.ndarray) -> float:
+    if reference.dtype.kind in "ui":
+        return float(np.iinfo(reference.dtype).max)
+    return float(np.max(np.abs(reference))) or 1.0
+
+
+def _ssim(a: np.ndarray, b: np.ndarray, peak: float) -> float | None:
+    """SSIM on luma (colour) or the first channel; None where the image is below the window."""
+    a, b = (x[..., :3] if x.shape[2] >= 3 else x[..., 0] for x in (a, b))
+    try:
+        return metrics.ssim(a, b, peak)
+    except ValueError:
+        return None
+
+
+def _compare_one(job: CompareJob) -> Result:
+    """Compare one image with the reference; returns (ok, message)."""
+    try:
+        data = read_input(job.src)
+        image = _as_array(data)
+        if image.shape != job.reference.shape:
+            raise ValueError(f"shape {image.shape} differs from the reference "
+                             f"{job.reference.shape}")
+    except DATA_ERRORS as exc:
+        return False, f"{display(job.src)}: {_describe(exc)}"
+    peak = _peak(job.reference)
+    psnr = metrics.psnr(job.reference, image, peak)
+    ssim = _ssim(job.reference, image, peak)
+    bpp = 8 * len(data) / (image.shape[0] * image.shape[1])
+    if job.as_json:
+        return True, json.dumps({"file": display(job.src), "psnr": None if math.isinf(psnr)
+                                 else psnr, "ssim": ssim, "bytes": len(data), "bpp": bpp})
+    ssim_text = "n/a" if ssim is None else f"{ssim:.4f}"
+    return True, (f"{display(job.src)}: PSNR {psnr:.2f} dB, SSIM {ssim_text}, "
+                  f"{len(data)} bytes, {bpp:.3f} bpp")
+
+
+def _compare_parser() -> argparse.ArgumentParser:
+    parser = _parser("svdi-compare", "PSNR and SSIM of images against a reference image.")
+    parser.add_argument("reference", metavar="REFERENCE", help="the original image")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="images to measure")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per image and line (identical images: psnr null)")
+    return parser
+
+
+def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if [args.reference, *args.inputs].count(STDIO) > 1:
+        parser.error('standard input ("-") can be read only once')
+    try:
+        reference = _as_array(read_input(args.reference))
+    except DATA_ERRORS as exc:
+        print(f"{parser.prog}: {display(args.reference)}: {_describe(exc)}", file=sys.stderr)
+        return 1
+    jobs = [CompareJob(reference, src, args.json) for src in args.inputs]
+    return _report(parser.prog, map(_compare_one, jobs), args.quiet, out=sys.stdout)
+
+
+def compare_main(argv: Sequence[str] | None = None) -> int:
+    """svdi-compare: image quality against a reference."""
+    parser = _compare_parser()
+    return _run(parser, lambda args: _compare(parser, args), argv)
+
+
+# ----------------------------------------------------------------------------- python -m
+
+
+COMMANDS: dict[str, Callable[[Sequence[str] | None], int]] = {
+    "encode": encode_main, "decode": decode_main, "info": info_main, "compare": compare_main}
+USAGE = ("usage: python -m svdcodec.cli {encode,decode,info,compare} ...\n"
+         "  (the same as svdi-encode, svdi-decode, svdi-info, svdi-compare; -h for each)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch ``python -m svdcodec.cli COMMAND ...`` to the tool of that name."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in COMMANDS:
+        return COMMANDS[args[0]](args[1:])
+    if args[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if args[:1] == ["--version"]:
+        print(f"svdcodec {__version__} (.svdi format version {FORMAT_VERSION})")
+        return 0
+    print(USAGE, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The command-line tools, run in-process through their main(argv), plus one real subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import svdcodec
+from svdcodec import cli, container, safe_io
+
+H, W = 23, 37
+
+
+def rgb() -> np.ndarray:
+    y, x = np.mgrid[0:H, 0:W].astype(np.float64)
+    noise = np.random.default_rng(3).normal(0, 4, (H, W, 3))
+    return np.clip(np.stack([40 + 5 * x, 30 + 8 * y, 120 + 2 * (x - y)], -1) + noise,
+                   0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def png(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb()).save(path)
+    return path
+
+
+@pytest.fixture
+def svdi(png: Path) -> Path:
+    assert cli.encode_main([str(png), "--quiet"]) == 0
+    return png.with_suffix(".svdi")
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files a failed write might have left behind."""
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+# ----------------------------------------------------------------------------- encode/decode
+
+
+def test_encode_decode_round_trip_with_default_names(png: Path) -> None:
+    assert cli.encode_main([str(png), "-q", "90"]) == 0
+    png.unlink()  # the decoder's default output is the input's stem + .png
+    assert cli.decode_main([str(png.with_suffix(".svdi"))]) == 0
+    back = np.asarray(Image.open(png))
+    assert back.shape == (H, W, 3)
+    assert np.abs(back.astype(int) - rgb().astype(int)).mean() < 3
+
+
+def test_encode_options_reach_the_encoder(png: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.svdi"
+    assert cli.encode_main([str(png), "-o", str(out), "--rank", "2", "--layout", "plain"]) == 0
+    _, planes = container.read_headers(io.BytesIO(out.read_bytes()))
+    assert [p.rank for p in planes] == [2, 2, 2]
+    small = tmp_path / "small.svdi"
+    assert cli.encode_main([str(png), "-o", str(small), "--max-bytes", "1500"]) == 0
+    assert small.stat().st_size <= 1500
+
+
+def test_decode_components_preview_and_format(svdi: Path, tmp_path: Path) -> None:
+    full, preview = tmp_path / "full.npy", tmp_path / "one.tiff"
+    assert cli.decode_main([str(svdi), "-o", str(full)]) == 0
+    assert cli.decode_main([str(svdi), "-o", str(preview), "--components", "1"]) == 0
+    assert np.array_equal(np.load(full), svdcodec.decode(svdi.read_bytes()))
+    assert np.array_equal(np.asarray(Image.open(preview)),
+                          svdcodec.decode(svdi.read_bytes(), components=1))
+
+
+@pytest.mark.parametrize("argv", [
+    ["encode", "X", "-q", "200"], ["encode", "X", "--psnr", "30", "--max-bytes", "9"],
+    ["encode", "X", "Y", "-o", "Z"], ["encode", "X", "--layout", "diagonal"],
+    ["encode", "-", "X"], ["decode", "X", "-o", "out.unknownext"], ["encode"], ["bogus"], []])
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_missing_and_bad_input_exit_1_with_one_line(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.svdi"
+    bad.write_bytes(container.SIGNATURE + b"garbage")
+    assert cli.decode_main([str(tmp_path / "missing.svdi")]) == 1
+    assert cli.decode_main([str(bad)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"svdi-decode: {tmp_path / 'missing.svdi'}: No such file or directory"
+    assert err[1].startswith(f"svdi-decode: {bad}: ") and len(err) == 2
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    for main in (cli.encode_main, cli.decode_main, cli.info_main):
+        assert main(["--version"]) == 0
+        out = capsys.readouterr().out
+        assert svdcodec.__version__ in out and f"format version {svdcodec.FORMAT_VERSION}" in out
+
+
+# ----------------------------------------------------------------------------- data safety
+
+
+def test_existing_output_needs_force(png: Path, svdi: Path) -> None:
+    svdi.write_bytes(b"precious")
+    assert cli.encode_main([str(png), "--quiet"]) == 1
+    assert svdi.read_bytes() == b"precious"
+    assert cli.encode_main([str(png), "--quiet", "--force"]) == 0
+    assert svdi.read_bytes().startswith(container.SIGNATURE)
+
+
+def test_output_is_input_refused_even_with_force(svdi: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    original = svdi.read_bytes()
+    (tmp_path / "soft.png").symlink_to(svdi)
+    os.link(svdi, tmp_path / "hard.png")
+    cases = [[str(svdi)],  # x.svdi -> x.svdi
+             [str(tmp_path / "soft.png"), "-o", str(svdi)],  # through a symlink
+             [str(svdi), "-o", str(tmp_path / "hard.png")]]  # through a hard link
+    for argv in cases:
+        assert cli.encode_main([*argv, "--force"]) == 1
+        assert "is the input file" in capsys.readouterr().err
+    assert cli.decode_main([str(svdi), "-o", str(tmp_path / "soft.png"), "--force"]) == 1
+    assert svdi.read_bytes() == original
+
+
+def test_no_partial_output_after_a_failure(tmp_path: Path) -> None:
+    data = svdcodec.encode(np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W))
+    (tmp_path / "f.svdi").write_bytes(data)
+    assert cli.decode_main([str(tmp_path / "f.svdi"), "--quiet"]) == 1  # PNG has no mode F
+    assert not (tmp_path / "f.png").exists() and not leftovers(tmp_path)
+    assert cli.decode_main([str(tmp_path / "f.svdi"), "--format", "tiff", "--quiet"]) == 0
+
+
+def test_interrupt_during_write_leaves_nothing(png: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safe_io, "_publish", interrupted)
+    assert cli.encode_main([str(png), "--quiet"]) == 130
+    assert not png.with_suffix(".svdi").exists() and not leftovers(tmp_path)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+
+    def failing_replace(src: str, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="cannot write .*No space left"):
+        safe_io.atomic_write(target, b"new", force=True)
+    assert target.read_bytes() == b"old" and not leftovers(tmp_path)
+
+
+# ----------------------------------------------------------------------------- stdin, stdout, -d
+
+
+def test_stdin_to_stdout(png: Path, monkeypatch: pytest.MonkeyPatch,
+                         capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(png.read_bytes())))
+    assert cli.encode_main(["-", "--quiet"]) == 0
+    data = capsysbinary.readouterr().out
+    assert data.startswith(container.SIGNATURE)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert cli.decode_main(["-", "-o", "-", "--quiet"]) == 0
+    decoded = Image.open(io.BytesIO(capsysbinary.readouterr().out))
+    assert decoded.format == "PNG" and decoded.size == (W, H)
+
+
+def test_outdir_continues_past_a_bad_file(png: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    Image.fromarray(rgb()[:, :, 0]).save(tmp_path / "grey.png")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "bad.png"), str(png), str(tmp_path / "grey.png"), "-d", str(out)]
+    assert cli.encode_main(argv) == 1
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["grey.svdi", "photo.svdi"]
+    assert err.count("svdi-encode: ") == 1 and f"svdi-encode: {tmp_path / 'bad.png'}: " in err
+
+
+def test_outdir_name_clash_is_reported(png: Path, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(rgb()).save(tmp_path / "sub" / "photo.png")
+    argv = [str(png), str(tmp_path / "sub" / "photo.png"), "-d", str(tmp_path / "o"), "--force"]
+    assert cli.encode_main(argv + ["--quiet"]) == 1
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["photo.svdi"]
+
+
+# ----------------------------------------------------------------------------- info, compare
+
+
+def test_info_text(svdi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.info_main([str(svdi)]) == 0
+    out = capsys.readouterr().out
+    assert "37x23" in out and "mode RGB" in out and "format version 1" in out
+    assert "stores only r·(m+n+1) numbers per plane" in out
+    assert out.count("blocks: U ") == 3
+
+
+def test_info_json_is_consistent(svdi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.info_main([str(svdi), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["width"], report["height"], report["mode"]) == (W, H, "RGB")
+    blocks = sum(b["bytes"] for p in report["planes"] for b in p["blocks"])
+    assert blocks + report["header_bytes"] == report["file_bytes"] == svdi.stat().st_size
+    for p in report["planes"]:
+        m, n = p["matrix_shape"]
+        assert p["stored_entries"] == p["rank"] * (m + n + 1) and p["raw_entries"] == m * n
+        assert sum(p["bytes"].values()) == sum(b["bytes"] for b in p["blocks"])
+    assert report["raw_bytes"] == W * H * 3
+
+
+def test_info_quiet_only_validates(svdi: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.svdi"
+    broken.write_bytes(svdi.read_bytes()[:-20])
+    assert cli.info_main([str(svdi), "--quiet"]) == 0
+    assert cli.info_main([str(broken), str(svdi), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(f"svdi-info: {broken}: ")
+
+
+def test_compare(png: Path, svdi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["compare", str(png), str(png), str(svdi), "--json"]) == 0
+    same, coded = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert same["psnr"] is None and same["ssim"] == pytest.approx(1.0)
+    assert 25 < coded["psnr"] < 80 and coded["bytes"] == svdi.stat().st_size
+
+
+# ----------------------------------------------------------------------------- real process
+
+
+def test_python_m_cli_in_a_subprocess(png: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    env = {**os.environ, "PYTHONPATH": str(Path(svdcodec.__file__).parent.parent)}
+    run = subprocess.run([sys.executable, "-m", "svdcodec.cli", "encode", str(png),
+                          str(tmp_path / "bad.png"), "-d", str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 1
+    assert (tmp_path / "out" / "photo.svdi").read_bytes().startswith(container.SIGNATURE)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("svdi-encode: ")]
+    assert len(errors) == 1 and "bad.png" in errors[0] and "Traceback" not in run.stderr

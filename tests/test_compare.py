@@ -1,0 +1,275 @@
+"""Tests of the measurement layer: metrics, BD-rate, JPEG matching, baselines."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, features
+
+import svdcodec
+from svdcodec import compare
+
+SAMPLE = Path(compare.__file__).parent / "data" / "sample.png"
+
+
+@pytest.fixture(scope="module")
+def sample() -> np.ndarray:
+    with Image.open(SAMPLE) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def smooth_image(h: int = 24, w: int = 32) -> np.ndarray:
+    """A small deterministic RGB image: gradients plus a little texture."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = 40 + 5 * x + 2 * y
+    g = 128 + 60 * np.sin(x / 5) * np.cos(y / 7)
+    b = 200 - 3 * y + 10 * ((x + y) % 3)
+    return np.clip(np.stack([r, g, b], axis=-1), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- psnr / ssim
+
+
+def test_psnr_identical_is_inf() -> None:
+    img = smooth_image()
+    assert compare.psnr(img, img) == math.inf
+
+
+def test_psnr_known_values() -> None:
+    a = np.zeros((4, 4, 3), np.uint8)
+    assert compare.psnr(a, a + 1) == pytest.approx(10 * math.log10(255.0**2))
+    # float64 math: 0 vs 255 must not wrap around in uint8
+    assert compare.psnr(a, np.full_like(a, 255)) == pytest.approx(0.0)
+    assert compare.psnr(a, a + 2, peak=2.0) == pytest.approx(0.0)
+
+
+def test_psnr_shape_mismatch() -> None:
+    with pytest.raises(ValueError):
+        compare.psnr(np.zeros((2, 2)), np.zeros((2, 3)))
+
+
+def _ssim_brute_force(a: np.ndarray, b: np.ndarray) -> float:
+    """Window-by-window SSIM straight from the definition (tiny images only)."""
+    k1 = compare._gaussian_kernel(1.5, 5)
+    win = np.outer(k1, k1)
+    x, y = compare.luma(a), compare.luma(b)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    vals = []
+    for i in range(x.shape[0] - 10):
+        for j in range(x.shape[1] - 10):
+            px, py = x[i : i + 11, j : j + 11], y[i : i + 11, j : j + 11]
+            mx, my = (win * px).sum(), (win * py).sum()
+            vx, vy = (win * (px - mx) ** 2).sum(), (win * (py - my) ** 2).sum()
+            cxy = (win * (px - mx) * (py - my)).sum()
+            vals.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+    return float(np.mean(vals))
+
+
+def test_ssim_matches_definition() -> None:
+    a = smooth_image(16, 19)
+    rng = np.random.default_rng(0)
+    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    assert compare.ssim(a, a) == pytest.approx(1.0)
+    assert compare.ssim(a, b) == pytest.approx(_ssim_brute_force(a, b), rel=1e-9)
+    assert compare.ssim(a, b) < 1.0
+
+
+def test_ssim_rejects_tiny_images() -> None:
+    with pytest.raises(ValueError):
+        compare.ssim(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8))
+
+
+def test_bpp_counts_pixels_not_samples() -> None:
+    assert compare.bpp(96, np.zeros((8, 12, 3), np.uint8)) == pytest.approx(8.0)
+
+
+# ---------------------------------------------------------------- BD-rate
+
+RATES = np.array([0.25, 0.5, 1.0, 1.6, 2.5, 4.0])
+PSNRS = np.array([27.0, 29.5, 32.0, 34.0, 36.5, 39.0])
+
+
+@pytest.mark.parametrize("method", ["pchip", "cubic"])
+def test_bd_rate_scaled_rates(method: compare.BDMethod) -> None:
+    # A = 0.9 B everywhere: A needs 10 % fewer bits; B needs 11.1 % more.
+    assert compare.bd_rate(0.9 * RATES, PSNRS, RATES, PSNRS, method=method) == pytest.approx(-10.0)
+    assert compare.bd_rate(RATES, PSNRS, 0.9 * RATES, PSNRS, method=method) == pytest.approx(100 / 9)
+    assert compare.bd_rate(RATES, PSNRS, RATES, PSNRS, 28, 38, method=method) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("method", ["pchip", "cubic"])
+def test_bd_rate_respects_lo_hi(method: compare.BDMethod) -> None:
+    # log-linear curves, interpolated exactly by both methods:
+    # log r_a - log r_b = -0.05 (p - 30), whose mean over [30, 36] is -0.15.
+    p = np.linspace(26.0, 40.0, 8)
+    ra, rb = np.exp(0.10 * (p - 30)), np.exp(0.15 * (p - 30))
+    assert compare.bd_rate(ra, p, rb, p, 30, 36, method=method) == pytest.approx(100 * math.expm1(-0.15))
+    # limits beyond the data are clipped to the overlap [26, 40]: mean of p - 30 is 3 there too
+    assert compare.bd_rate(ra, p, rb, p, 0, 100, method=method) == pytest.approx(100 * math.expm1(-0.15))
+
+
+def test_bd_rate_cubic_fit_is_exact_on_cubic_data() -> None:
+    p = np.linspace(26.0, 40.0, 9)
+    ra = np.exp(0.001 * (p - 30) ** 3 + 0.1 * (p - 30))
+    rb = np.exp(0.1 * (p - 30))
+    # mean of 0.001 u^3 over u in [-2, 6] is 0.001 * (6**4 - 2**4) / 4 / 8 = 0.04
+    expected = 100 * math.expm1(0.04)
+    assert compare.bd_rate(ra, p, rb, p, 28, 36, method="cubic") == pytest.approx(expected)
+    assert compare.bd_rate(ra, p, rb, p, 28, 36, method="pchip") == pytest.approx(expected, abs=0.1)
+
+
+def test_bd_rate_empty_overlap_is_nan() -> None:
+    assert math.isnan(compare.bd_rate(RATES, PSNRS, RATES, PSNRS + 20))
+    assert math.isnan(compare.bd_rate(RATES, PSNRS, RATES, PSNRS, 40, 45))
+    assert math.isnan(compare.bd_rate(RATES[:1], PSNRS[:1], RATES, PSNRS))
+
+
+def test_bd_rate_ignores_dominated_and_lossless_points() -> None:
+    noisy_r = np.concatenate([RATES, [3.0, 5.0, 30.0]])
+    noisy_p = np.concatenate([PSNRS, [30.0, 38.0, math.inf]])  # two dominated, one lossless
+    assert compare.bd_rate(noisy_r, noisy_p, RATES, PSNRS, 28, 38) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_pareto_front() -> None:
+    r, p = compare.pareto_front([2, 1, 3, 3, 4], [30, 28, 29, 33, 33])
+    assert r.tolist() == [1, 2, 3]
+    assert p.tolist() == [28, 30, 33]
+
+
+curves = st.lists(st.floats(0.05, 1.0), min_size=3, max_size=8)
+
+
+@settings(max_examples=50, deadline=None)
+@given(steps_a=curves, steps_b=curves, scale=st.floats(0.2, 5.0))
+def test_bd_rate_antisymmetric_and_scale_invariant(steps_a: list[float], steps_b: list[float], scale: float) -> None:
+    pa = 26 + np.cumsum(np.full(len(steps_a), 14 / len(steps_a)))
+    pb = 26 + np.cumsum(np.full(len(steps_b), 14 / len(steps_b)))
+    ra, rb = np.cumsum(steps_a), np.cumsum(steps_b)
+    ab = compare.bd_rate(ra, pa, rb, pb, 28, 38)
+    ba = compare.bd_rate(rb, pb, ra, pa, 28, 38)
+    assert (1 + ab / 100) * (1 + ba / 100) == pytest.approx(1.0)
+    assert compare.bd_rate(scale * ra, pa, scale * rb, pb, 28, 38) == pytest.approx(ab, abs=1e-9)
+
+
+# ---------------------------------------------------------------- codec runners
+
+
+def test_jpeg_at_psnr_is_minimal(sample: np.ndarray) -> None:
+    match = compare.jpeg_at_psnr(sample, 32.0)
+    assert match is not None
+    assert match.psnr >= 32.0
+    n_bytes, decoded = compare.run_jpeg(sample, match.quality)
+    assert (n_bytes, compare.psnr(sample, decoded)) == (match.n_bytes, match.psnr)
+    _, worse = compare.run_jpeg(sample, match.quality - 1)
+    assert compare.psnr(sample, worse) < 32.0
+
+
+def test_jpeg_at_psnr_extremes(sample: np.ndarray) -> None:
+    assert compare.jpeg_at_psnr(sample, 99.0) is None
+    low = compare.jpeg_at_psnr(sample, 5.0)
+    assert low is not None and low.quality == 1
+
+
+@pytest.mark.parametrize(
+    ("runner", "feature", "setting"),
+    [
+        (compare.run_jpeg, "jpg", 75),
+        (compare.run_webp, "webp", 75),
+        (compare.run_avif, "avif", 60),
+        (compare.run_jp2, "jpg_2000", 36.0),
+    ],
+)
+def test_lossy_runners_round_trip(runner, feature: str, setting: float) -> None:  # type: ignore[no-untyped-def]
+    if not features.check(feature):
+        pytest.skip(f"Pillow built without {feature}")
+    img = smooth_image(48, 64)
+    n_bytes, decoded = runner(img, setting)
+    assert decoded.shape == img.shape and decoded.dtype == np.uint8
+    assert 0 < n_bytes < img.nbytes
+    assert compare.psnr(img, decoded) > 25.0
+
+
+def test_png_is_lossless_and_handles_grayscale() -> None:
+    img = smooth_image()
+    n_bytes, decoded = compare.run_png(img)
+    assert n_bytes > 0 and np.array_equal(decoded, img)
+    gray = img[..., 1]
+    assert np.array_equal(compare.run_png(gray)[1], gray)
+    assert compare.run_jpeg(gray, 90)[1].shape == gray.shape
+
+
+def test_lecture_baseline_rank_sweep() -> None:
+    img = smooth_image()
+    results = compare.lecture_sweep(img, [1, 4, 24, 500, 24], level=3)
+    ranks = [r for r, _, _ in results]
+    assert ranks == [1, 4, 24]  # clipped to min(H, W) = 24 and de-duplicated
+    sizes = [n for _, n, _ in results]
+    quality = [compare.psnr(img, dec) for _, _, dec in results]
+    assert sizes == sorted(sizes) and quality == sorted(quality)
+    assert all(dec.shape == img.shape and dec.dtype == np.uint8 for _, _, dec in results)
+    assert quality[-1] > 45.0  # full rank: only float16 rounding is lost
+    # payload per channel is U (h x r) and V (r x w) in float16 plus S in float32
+    raw_full = 3 * (2 * 24 * (24 + 32) + 4 * 24)
+    assert sizes[-1] < raw_full + 64
+
+
+def test_lecture_rank_one_image_is_exact_at_rank_one() -> None:
+    col = np.linspace(10, 200, 20)
+    row = np.linspace(0.5, 1.2, 30)
+    gray = np.rint(np.outer(col, row)).astype(np.uint8)
+    n_bytes, decoded = compare.run_lecture(gray, 1, level=3)
+    assert decoded.shape == gray.shape
+    assert np.abs(decoded.astype(int) - gray).max() <= 1  # rounding of the uint8 input only
+    assert n_bytes > 0
+
+
+def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, str]] = []
+
+    def fake_encode(array: np.ndarray, quality: int, layout: str) -> bytes:
+        calls.append((quality, layout))
+        return array.tobytes()
+
+    monkeypatch.setattr(svdcodec, "encode", fake_encode, raising=False)
+    monkeypatch.setattr(
+        svdcodec, "decode", lambda data: np.frombuffer(data, np.uint8).reshape(24, 32, 3), raising=False
+    )
+    img = smooth_image()
+    n_bytes, decoded = compare.run_svdi(img, 50, layout="plain")
+    assert (n_bytes, calls) == (img.nbytes, [(50, "plain")])
+    assert np.array_equal(decoded, img)
+
+
+# ---------------------------------------------------------------- sweeps and reports
+
+
+def test_sweep_image_and_mean_bd_rates() -> None:
+    img = smooth_image(48, 64)
+    rows = compare.sweep_image(img, ["jpeg", "lecture", "png"], quick=True, with_ssim=True, image="a")
+    assert {r.codec for r in rows} == {"jpeg", "lecture", "png"}
+    assert all(r.bpp == pytest.approx(8 * r.n_bytes / (48 * 64)) for r in rows)
+    assert all(r.ssim is not None and r.ssim <= 1.0 + 1e-12 for r in rows)
+    # a second "image" whose jpeg rates are doubled: webp-like codec is 50 % smaller there
+    doubled = [compare.RDPoint("b", r.codec, r.setting, 2 * r.n_bytes, 2 * r.bpp, r.psnr) for r in rows if r.codec == "jpeg"]
+    same = [compare.RDPoint("b", "fake", r.setting, r.n_bytes, r.bpp, r.psnr) for r in rows if r.codec == "jpeg"]
+    same_a = [compare.RDPoint("a", "fake", r.setting, r.n_bytes, r.bpp, r.psnr) for r in rows if r.codec == "jpeg"]
+    summary = compare.mean_bd_rates(rows + doubled + same + same_a, lo=0, hi=100)
+    assert summary["fake"].mean == pytest.approx((0.0 - 50.0) / 2)
+    assert summary["fake"].n_images == 2
+    assert math.isnan(summary["png"].mean) and summary["png"].n_images == 0  # lossless: no curve
+
+
+def test_plot_rd_writes_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rows = [
+        compare.RDPoint("x", "jpeg", q, 100 * q, q / 10, 25 + q / 10) for q in (10, 50, 90)
+    ] + [compare.RDPoint("x", "png", 6, 9000, 12.0, math.inf)]
+    out = tmp_path / "rd.png"
+    compare.plot_rd(rows, out, lo=28, hi=38)
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > 100
