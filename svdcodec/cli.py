@@ -29,7 +29,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from . import FORMAT_VERSION, __version__, container
-from . import compare as metrics
 from .decoder import decode
 from .encoder import encode, encode_options, image_to_array
 from .pillow_plugin import PILLOW_MODES
@@ -472,88 +471,14 @@ def info_main(argv: Sequence[str] | None = None) -> int:
     return _run(parser, lambda args: _info(parser, args), argv)
 
 
-# ----------------------------------------------------------------------------- svdi-compare
-
-
-@dataclass(frozen=True)
-class CompareJob:
-    reference: np.ndarray = field(repr=False)
-    src: str
-    as_json: bool = False
-
-
-def _as_array(data: bytes) -> np.ndarray:
-    """An image file's samples as (h, w, c)."""
-    pixels = _load_pixels(data)
-    arr = image_to_array(pixels) if isinstance(pixels, Image.Image) else np.asarray(pixels)
-    return arr[:, :, None] if arr.ndim == 2 else arr
-
-
-def _peak(reference: np.ndarray) -> float:
-    if reference.dtype.kind in "ui":
-        return float(np.iinfo(reference.dtype).max)
-    return float(np.max(np.abs(reference))) or 1.0
-
-
-def _ssim(a: np.ndarray, b: np.ndarray, peak: float) -> float | None:
-    """SSIM on luma (colour) or the first channel; None where the image is below the window."""
-    a, b = (x[..., :3] if x.shape[2] >= 3 else x[..., 0] for x in (a, b))
-    try:
-        return metrics.ssim(a, b, peak)
-    except ValueError:
-        return None
-
-
-def _compare_one(job: CompareJob) -> Result:
-    """Compare one image with the reference; returns (ok, message)."""
-    try:
-        data = read_input(job.src)
-        image = _as_array(data)
-        if image.shape != job.reference.shape:
-            raise ValueError(f"shape {image.shape} differs from the reference "
-                             f"{job.reference.shape}")
-    except DATA_ERRORS as exc:
-        return False, f"{display(job.src)}: {_describe(exc)}"
-    peak = _peak(job.reference)
-    psnr = metrics.psnr(job.reference, image, peak)
-    ssim = _ssim(job.reference, image, peak)
-    bpp = 8 * len(data) / (image.shape[0] * image.shape[1])
-    if job.as_json:
-        return True, json.dumps({"file": display(job.src), "psnr": None if math.isinf(psnr)
-                                 else psnr, "ssim": ssim, "bytes": len(data), "bpp": bpp})
-    ssim_text = "n/a" if ssim is None else f"{ssim:.4f}"
-    return True, (f"{display(job.src)}: PSNR {psnr:.2f} dB, SSIM {ssim_text}, "
-                  f"{len(data)} bytes, {bpp:.3f} bpp")
-
-
-def _compare_parser() -> argparse.ArgumentParser:
-    parser = _parser("svdi-compare", "PSNR and SSIM of images against a reference image.")
-    parser.add_argument("reference", metavar="REFERENCE", help="the original image")
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="images to measure")
-    parser.add_argument("--json", action="store_true",
-                        help="one JSON object per image and line (identical images: psnr null)")
-    return parser
-
-
-def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    if [args.reference, *args.inputs].count(STDIO) > 1:
-        parser.error('standard input ("-") can be read only once')
-    try:
-        reference = _as_array(read_input(args.reference))
-    except DATA_ERRORS as exc:
-        print(f"{parser.prog}: {display(args.reference)}: {_describe(exc)}", file=sys.stderr)
-        return 1
-    jobs = [CompareJob(reference, src, args.json) for src in args.inputs]
-    return _report(parser.prog, map(_compare_one, jobs), args.quiet, out=sys.stdout)
+# ----------------------------------------------------------------------------- python -m
 
 
 def compare_main(argv: Sequence[str] | None = None) -> int:
-    """svdi-compare: image quality against a reference."""
-    parser = _compare_parser()
-    return _run(parser, lambda args: _compare(parser, args), argv)
+    """svdi-compare: lives in its own module, since it pulls in the comparison codecs."""
+    from .compare_cli import main as compare
 
-
-# ----------------------------------------------------------------------------- python -m
+    return compare(argv)
 
 
 COMMANDS: dict[str, Callable[[Sequence[str] | None], int]] = {

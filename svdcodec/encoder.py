@@ -20,9 +20,10 @@ from .factorization import Factors, energy as frobenius2, factorize
 from .coding import best_prediction, to_symbols
 from .quantization import quantize_factors
 
-#: quality 100 -> step STEP_Q100; every QUALITY_OCTAVE quality points below doubles the step.
-STEP_Q100 = 0.75
-QUALITY_OCTAVE = 12.0
+#: The quality scale is libjpeg's: a scale factor of 5000/q below 50 and 200-2q above, so
+#: that -q means what JPEG users expect; STEP_SCALE maps it to the step, STEP_MIN is quality 100.
+STEP_SCALE = 0.25
+STEP_MIN = 0.5
 #: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
 SUBSAMPLE_FROM_STEP = 6.0
 #: Chroma step relative to the luma step (Y'CbCr errors weigh about equally in RGB PSNR).
@@ -44,7 +45,8 @@ def step_for_quality(quality: float) -> float:
     """Quantizer step in 8-bit units for quality 1..100; strictly decreasing in quality."""
     if not 1 <= quality <= 100:
         raise SvdiError(f"quality must be within 1..100, got {quality}")
-    return STEP_Q100 * 2.0 ** ((100.0 - quality) / QUALITY_OCTAVE)
+    factor = 5000.0 / quality if quality < 50 else 200.0 - 2.0 * quality
+    return STEP_MIN + STEP_SCALE * factor
 
 
 # ----------------------------------------------------------------------------- input
