@@ -170,18 +170,25 @@ def pack_block(block: Block, level: int = 3) -> bytes:
     return _chunk(FACTOR_CHUNKS[block.factor], head + frame)
 
 
-def pack(container: Container, level: int = 3) -> bytes:
-    """Serialize a container. Blocks are written in the order given (importance order)."""
-    h = container.header
+def pack_header(header: Header, planes: list[Plane]) -> bytes:
+    """Signature, HEAD and the PLAN chunks: everything before the factor blocks."""
+    h = header
     parts = [SIGNATURE, _chunk(b"HEAD", _HEAD.pack(h.version, h.width, h.height, h.sample_type,
                                                     h.channels, h.colour, h.subsampling,
-                                                    len(container.planes), h.scale))]
-    for p in container.planes:
+                                                    len(planes), h.scale))]
+    for p in planes:
         parts.append(_chunk(b"PLAN", _PLAN.pack(p.index, p.layout, p.patch, p.height, p.width,
                                                 p.rank, p.step)))
-    parts.extend(pack_block(b, level) for b in container.blocks)
-    parts.append(_chunk(b"IEND", b""))
     return b"".join(parts)
+
+
+END = _chunk(b"IEND", b"")
+
+
+def pack(container: Container, level: int = 3) -> bytes:
+    """Serialize a container. Blocks are written in the order given (importance order)."""
+    blocks = [pack_block(b, level) for b in container.blocks]
+    return b"".join([pack_header(container.header, container.planes), *blocks, END])
 
 
 # ----------------------------------------------------------------------------- reading
@@ -273,7 +280,8 @@ def _decompress(frame: memoryview, nbytes: int, what: str) -> bytes:
     if declared != nbytes:
         raise SvdiError(f"{what}: zstd frame declares {declared} bytes, header implies {nbytes}")
     try:
-        dobj = zstandard.ZstdDecompressor().decompressobj()
+        # Output buffer of exactly the checked size (the default is 128 KiB even for 10 bytes).
+        dobj = zstandard.ZstdDecompressor().decompressobj(write_size=max(nbytes, 1))
         raw = dobj.decompress(frame)
     except (zstandard.ZstdError, MemoryError) as exc:
         raise SvdiError(f"{what}: corrupt zstd data ({exc})") from None
@@ -371,11 +379,22 @@ def read_headers(fp: BinaryIO) -> tuple[Header, list[Plane]]:
             continue
         else:
             raise SvdiError(f"unexpected {kind!r} chunk before all PLAN chunks")
+    _check_work(planes, MAX_WORK)  # before Pillow allocates the image for load()
     return header, planes
 
 
-def unpack(data: bytes, max_work: int = MAX_WORK) -> Container:
-    """Parse and validate a whole file. Raises SvdiError for anything that is not a valid .svdi."""
+def _check_work(planes: list[Plane], max_work: int) -> None:
+    """Refuse planes whose reconstruction takes more than max_work multiply-adds in all."""
+    work = sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in planes)
+    if work > max_work:
+        raise SvdiError(f"reconstruction work {work} exceeds the limit {max_work}")
+
+
+def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None) -> Container:
+    """Parse and validate a whole file. Raises SvdiError for anything that is not a valid .svdi.
+
+    max_pixels: refuse images of more pixels, checked on HEAD before any block is read.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SvdiError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -391,6 +410,9 @@ def unpack(data: bytes, max_work: int = MAX_WORK) -> Container:
             if kind != b"HEAD":
                 raise SvdiError("first chunk must be HEAD")
             header, nplanes = _parse_header(payload)
+            if max_pixels is not None and header.width * header.height > max_pixels:
+                raise SvdiError(f"image of {header.width}x{header.height} pixels exceeds the "
+                                f"limit of {max_pixels} pixels (PIL.Image.MAX_IMAGE_PIXELS)")
         elif kind == b"HEAD":
             raise SvdiError("more than one HEAD chunk")
         elif kind == b"PLAN":
@@ -398,9 +420,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK) -> Container:
                 raise SvdiError("unexpected PLAN chunk")
             planes.append(_parse_plane(payload, header, len(planes)))
             if len(planes) == nplanes:
-                work = sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in planes)
-                if work > max_work:
-                    raise SvdiError(f"reconstruction work {work} exceeds the limit {max_work}")
+                _check_work(planes, max_work)
         elif kind in FACTOR_TYPES:
             if len(planes) != nplanes:
                 raise SvdiError("factor block before all PLAN chunks")

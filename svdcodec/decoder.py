@@ -40,15 +40,10 @@ def _max_pixels(max_pixels: int | None | bool) -> int | None:
 
 
 def _load(data: bytes, max_pixels: int | None | bool, components: int | None) -> C.Container:
-    box = C.unpack(data)
-    h = box.header
-    limit = _max_pixels(max_pixels)
-    if limit is not None and h.width * h.height > limit:
-        raise SvdiError(f"image of {h.width}x{h.height} pixels exceeds the limit of {limit} "
-                        "pixels (PIL.Image.MAX_IMAGE_PIXELS)")
     if components is not None and components < 0:
         raise SvdiError("components must be non-negative")
-    return box
+    # The pixel limit is checked on the HEAD chunk, before any factor block is decompressed.
+    return C.unpack(data, max_pixels=_max_pixels(max_pixels))
 
 
 def _integers(box: C.Container, plane: C.Plane, factor: str, rank: int) -> np.ndarray:
@@ -69,10 +64,10 @@ def _integers(box: C.Container, plane: C.Plane, factor: str, rank: int) -> np.nd
 
 
 def _sigma(box: C.Container, plane: C.Plane, rank: int) -> np.ndarray:
-    for b in box.blocks:
-        if b.plane == plane.index and b.factor == "S":
-            return b.arrays[0][:rank].astype(np.float32)
-    return np.zeros(0, dtype=np.float32)
+    # S may be split over several blocks; unpack checked that they cover 0..rank in order.
+    parts = [b.arrays[0] for b in box.blocks if b.plane == plane.index and b.factor == "S"]
+    sigma = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    return sigma[:rank].astype(np.float32)
 
 
 def decode(data: bytes, *, components: int | None = None,
@@ -85,13 +80,20 @@ def decode(data: bytes, *, components: int | None = None,
     """
     box = _load(data, max_pixels, components)
     planes = []
-    for plane in box.planes:
-        rank = plane.rank if components is None else min(plane.rank, components)
-        A = _integers(box, plane, "U", rank)
-        B = _integers(box, plane, "V", rank)
-        matrix = reconstruct(A, _sigma(box, plane, rank), B, plane.step)
-        planes.append(P.from_matrix(matrix, plane))
-    pixels = P.merge(planes, box.header)
+    # A hostile step, singular value or scale can overflow float32: no warnings, checked below.
+    with np.errstate(all="ignore"):
+        for plane in box.planes:
+            rank = plane.rank if components is None else min(plane.rank, components)
+            A = _integers(box, plane, "U", rank)
+            B = _integers(box, plane, "V", rank)
+            matrix = reconstruct(A, _sigma(box, plane, rank), B, plane.step)
+            if not np.all(np.isfinite(matrix)):
+                raise SvdiError(f"plane {plane.index}: reconstruction overflows (step "
+                                f"{plane.step} or singular values out of range)")
+            planes.append(P.from_matrix(matrix, plane))
+        pixels = P.merge(planes, box.header)
+    if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
+        raise SvdiError(f"samples overflow float32 (sample scale {box.header.scale})")
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
 
 

@@ -18,7 +18,7 @@ from . import planes as P
 from .errors import SvdiError
 from .factorization import Factors, energy as frobenius2, factorize
 from .coding import best_prediction, to_symbols
-from .quantization import quantize_factors
+from .quantization import quantize_factors, reconstruct
 
 #: The quality scale is libjpeg's: a scale factor of 5000/q below 50 and 200-2q above, so
 #: that -q means what JPEG users expect; STEP_SCALE maps it to the step, STEP_MIN is quality 100.
@@ -27,9 +27,13 @@ STEP_MIN = 0.5
 #: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
 SUBSAMPLE_FROM_STEP = 6.0
 #: Chroma step relative to the luma step (Y'CbCr errors weigh about equally in RGB PSNR).
-CHROMA_STEP = 0.7
+CHROMA_STEP = 0.55
 #: Default patch side of the "patch" layout.
 DEFAULT_PATCH = 8
+#: Layouts that layout="auto" tries for each plane.
+AUTO_LAYOUTS = ("patch4", "patch8")
+#: Lagrange multiplier of the layout choice, in units of step^2 per bit.
+LAYOUT_LAMBDA = 0.12
 #: Size of the first group of sparse components and the growth factor of the next ones.
 FIRST_GROUP = 15
 GROUP_GROWTH = 4.0
@@ -124,79 +128,108 @@ def parse_layout(layout: str) -> tuple[int, int]:
 
 
 @dataclass
-class _PlaneWork:
-    """A plane as a matrix with its factors, computed once per encode."""
+class _Candidate:
+    """A plane as a matrix in one layout, with its factors: computed once per encode."""
 
     plane: C.Plane
+    matrix: np.ndarray
     factors: Factors
     total_energy: float
 
 
+@dataclass
+class _Coded:
+    """One candidate coded at one step: its PLAN record, chunks per group, and its cost."""
+
+    plane: C.Plane
+    groups: list[list[bytes]]
+    nbytes: int
+    distortion: float
+
+
 class Encoder:
-    """Holds everything that does not depend on the step, so rate control can iterate cheaply."""
+    """Holds everything that does not depend on the step, so rate control can iterate cheaply.
+
+    With layout "auto", every plane is factorized in each candidate layout and, at each step,
+    coded in the one with the lowest rate-distortion cost D + lambda * R.
+    """
 
     def __init__(self, pixels: np.ndarray, layout: str, rank: int | None,
                  energy: float | None) -> None:
         self.pixels = pixels
         self.rank = rank
         self.energy = energy
-        if layout == "auto":
-            layout = "plain" if (rank is not None or energy is not None) else "patch"
-        self.layout = parse_layout(layout)
-        self._work: dict[bool, tuple[C.Header, list[_PlaneWork]]] = {}
+        self.fixed_rank = rank is not None or energy is not None
+        if layout != "auto":
+            self.layouts = [parse_layout(layout)]
+        elif self.fixed_rank:
+            self.layouts = [parse_layout("plain")]  # the textbook mode
+        else:
+            self.layouts = [parse_layout(name) for name in AUTO_LAYOUTS]
+        self._work: dict[bool, tuple[C.Header, list[list[_Candidate]]]] = {}
 
-    def _prepare(self, subsample: bool) -> tuple[C.Header, list[_PlaneWork]]:
+    def _prepare(self, subsample: bool) -> tuple[C.Header, list[list[_Candidate]]]:
         if subsample not in self._work:
             header = _header(self.pixels, subsample)
-            code, side = self.layout
             work = []
             for i, plane in enumerate(P.split(self.pixels, header)):
-                matrix = P.to_matrix(plane, code, side)
-                limit = min(*matrix.shape, C.MAX_RANK)
-                if self.rank is not None:
-                    limit = min(limit, self.rank)
-                f = factorize(matrix, limit)
                 h, w = plane.shape
-                work.append(_PlaneWork(C.Plane(i, code, side, h, w, 0, 1.0), f,
-                                       frobenius2(matrix)))
+                candidates = []
+                for code, side in self.layouts:
+                    matrix = P.to_matrix(plane, code, side)
+                    limit = min(*matrix.shape, C.MAX_RANK)
+                    if self.rank is not None:
+                        limit = min(limit, self.rank)
+                    candidates.append(_Candidate(C.Plane(i, code, side, h, w, 0, 1.0), matrix,
+                                                 factorize(matrix, limit), frobenius2(matrix)))
+                work.append(candidates)
             self._work[subsample] = (header, work)
         return self._work[subsample]
 
-    def _energy_rank(self, w: _PlaneWork) -> int:
+    def _energy_rank(self, c: _Candidate) -> int:
         assert self.energy is not None
-        cumulative = np.cumsum(w.factors.sigma ** 2)
-        need = self.energy * w.total_energy
-        return min(int(np.searchsorted(cumulative, need * (1 - 1e-12))) + 1, w.factors.rank)
+        cumulative = np.cumsum(c.factors.sigma ** 2)
+        need = self.energy * c.total_energy
+        return min(int(np.searchsorted(cumulative, need * (1 - 1e-12))) + 1, c.factors.rank)
+
+    def _code(self, c: _Candidate, step: float, measure: bool) -> _Coded:
+        f = c.factors
+        if self.energy is not None:
+            r = self._energy_rank(c)
+            f = Factors(f.P[:, :r], f.sigma[:r], f.Q[:, :r])
+        try:
+            A, sigma, B = quantize_factors(f, step, self.fixed_rank)
+        except OverflowError:
+            raise SvdiError("quantizer step too small for this data") from None
+        # A component whose quantized U or V is all zero contributes nothing: drop the tail.
+        alive = np.flatnonzero(A.any(axis=0) & B.any(axis=0))
+        r = int(alive[-1]) + 1 if alive.size else 0
+        A, sigma, B = A[:, :r], sigma[:r], B[:, :r]
+        p = c.plane
+        plane = C.Plane(p.index, p.layout, p.patch, p.height, p.width, r, step)
+        groups = [[C.pack_block(b, ZSTD_LEVEL) for b in group]
+                  for group in _blocks(plane, A, sigma, B)]
+        distortion = 0.0
+        if measure:
+            diff = c.matrix - reconstruct(A, sigma, B, step)
+            distortion = float(np.einsum("ij,ij->", diff, diff, dtype=np.float64))
+        return _Coded(plane, groups, sum(len(x) for g in groups for x in g), distortion)
 
     def encode(self, step: float) -> bytes:
         """The file at one quantizer step (8-bit units)."""
         subsample = step >= SUBSAMPLE_FROM_STEP
         header, work = self._prepare(subsample)
-        planes: list[C.Plane] = []
-        groups: list[list[C.Block]] = []
-        for w in work:
-            plane_step = step * CHROMA_STEP if (header.colour and w.plane.index in (1, 2)) else step
-            f = w.factors
-            fixed = self.rank is not None or self.energy is not None
-            if self.energy is not None:
-                r = self._energy_rank(w)
-                f = Factors(f.P[:, :r], f.sigma[:r], f.Q[:, :r])
-            try:
-                A, sigma, B = quantize_factors(f, plane_step, fixed)
-            except OverflowError:
-                raise SvdiError("quantizer step too small for this data") from None
-            # A component whose quantized U or V is all zero contributes nothing: drop the tail.
-            alive = np.flatnonzero(A.any(axis=0) & B.any(axis=0))
-            r = int(alive[-1]) + 1 if alive.size else 0
-            plane = C.Plane(w.plane.index, w.plane.layout, w.plane.patch, w.plane.height,
-                            w.plane.width, r, plane_step)
-            planes.append(plane)
-            for g, blocks in enumerate(_blocks(plane, A[:, :r], sigma[:r], B[:, :r])):
-                while len(groups) <= g:
-                    groups.append([])
-                groups[g].extend(blocks)
-        ordered = [b for group in groups for b in group]
-        return C.pack(C.Container(header, planes, ordered), ZSTD_LEVEL)
+        chosen: list[_Coded] = []
+        for candidates in work:
+            index = candidates[0].plane.index
+            plane_step = step * CHROMA_STEP if (header.colour and index in (1, 2)) else step
+            lam = LAYOUT_LAMBDA * plane_step * plane_step * 8  # per byte
+            coded = [self._code(c, plane_step, len(candidates) > 1) for c in candidates]
+            chosen.append(min(coded, key=lambda k: k.distortion + lam * k.nbytes))
+        depth = max((len(k.groups) for k in chosen), default=0)
+        ordered = [chunk for g in range(depth) for k in chosen if g < len(k.groups)
+                   for chunk in k.groups[g]]
+        return b"".join([C.pack_header(header, [k.plane for k in chosen]), *ordered, C.END])
 
 
 def _groups(rank: int) -> list[tuple[int, int]]:

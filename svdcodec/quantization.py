@@ -16,7 +16,7 @@ from .factorization import Factors
 #: Dead-zone rounding offset: values round up from this fraction of a step (0.5 is plain rounding).
 ROUNDING = 0.38
 #: Lagrange multiplier of the rank decision, in units of step^2 per estimated bit.
-LAMBDA = 0.12
+LAMBDA = 0.06
 
 
 def quantize(values: np.ndarray, step: float, rounding: float | None = None) -> np.ndarray:

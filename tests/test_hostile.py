@@ -1,0 +1,227 @@
+"""Hostile input: resource caps hold before anything large is allocated, non-finite numbers are
+refused, and every file in tests/regressions/ is handled.
+
+Memory is measured with tracemalloc (numpy and Python allocations; the input itself is allocated
+before tracing starts). No timings: a rejected file must simply not allocate.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import struct
+import tracemalloc
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from PIL import Image, UnidentifiedImageError
+
+import svdcodec
+from svdcodec import SvdiError, container as C
+from support import REGRESSIONS, ROOT, make_vectors
+
+MV = make_vectors()
+VECTORS = ROOT / "spec" / "vectors"
+#: A rejected input may use this much traced memory beyond its own bytes.
+BUDGET = 64 * 1024
+REGRESSION_FILES = sorted(REGRESSIONS.glob("*.svdi"))
+
+
+def vector(name: str) -> bytes:
+    return (VECTORS / f"{name}.svdi").read_bytes()
+
+
+def traced_peak(call: Callable[[], Any]) -> tuple[BaseException | None, int]:
+    """(the exception `call` raised or None, peak traced memory in bytes during the call)."""
+    try:  # warm-up: lazy imports and caches are not the input's fault
+        call()
+    except Exception:  # noqa: BLE001
+        pass
+    gc.collect()
+    tracemalloc.start()
+    try:
+        call()
+        error: BaseException | None = None
+    except Exception as exc:  # noqa: BLE001
+        error = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return error, peak
+
+
+def assert_rejected_cheaply(data: bytes, match: str, **options: Any) -> None:
+    error, peak = traced_peak(lambda: svdcodec.decode(data, **options))
+    assert isinstance(error, SvdiError), f"expected SvdiError, got {error!r}"
+    assert match in str(error)
+    assert peak < BUDGET, f"{peak} bytes traced before rejecting: {error}"
+
+
+def pixel_bomb() -> bytes:
+    """L 256x2^20 (268M pixels, 3x Pillow's limit; work exactly MAX_WORK): its U block of 2^28
+    int32 zeros would decompress to 1 GiB, from a file of about 33 KB."""
+    width, height, rank = 256, 1 << 20, 256
+    return b"".join([C.SIGNATURE, MV.head(width, height, 1, 1),
+                     MV.plan(0, C.LAYOUT_PLAIN, 0, height, width, rank, 1.0),
+                     MV.dense_block(b"SBLK", 0, 0, np.ones(rank, np.float32), MV.FLOAT32),
+                     MV.zero_block(b"VBLK", 0, 0, rank, width),
+                     MV.zero_block(b"UBLK", 0, 0, rank, height, MV.INT32),
+                     MV.chunk(b"IEND", b"")])
+
+
+# ----------------------------------------------------------------------------- pixels
+
+
+def test_pixel_limit_checked_before_any_block() -> None:
+    data = pixel_bomb()
+    assert len(data) < 40_000
+    assert_rejected_cheaply(data, f"exceeds the limit of {Image.MAX_IMAGE_PIXELS} pixels")
+    assert_rejected_cheaply(data, "exceeds the limit of 1000 pixels", max_pixels=1000)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(data))
+
+
+def test_pixel_limit_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = vector("l_13x7_plain")  # 91 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 90)
+    assert_rejected_cheaply(data, "13x7 pixels exceeds the limit of 90 pixels")
+    assert svdcodec.decode(data, max_pixels=None).shape == (7, 13)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 91)
+    assert svdcodec.decode(data).shape == (7, 13)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    assert svdcodec.decode(data).shape == (7, 13)
+
+
+# ----------------------------------------------------------------------------- work
+
+
+def test_work_bomb_rejected_cheaply() -> None:
+    data = (REGRESSIONS / "work_bomb.svdi").read_bytes()
+    assert len(data) < 20_000
+    header = struct.unpack_from(">HII", data, 16)
+    assert header[1:] == (65535, 1365) and 65535 * 1365 <= Image.MAX_IMAGE_PIXELS
+    assert_rejected_cheaply(data, f"exceeds the limit {C.MAX_WORK}")
+    # Image.open refuses it too, before load() would allocate a 358 MB image.
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(io.BytesIO(data))
+
+
+def test_work_cap_is_the_boundary() -> None:
+    """Rank 192 fits MAX_WORK (4 * 65535 * 1365 * 192 <= 2^36), rank 193 does not."""
+    assert 4 * 65535 * 1365 * 192 <= C.MAX_WORK < 4 * 65535 * 1365 * 193
+    header, planes = C.read_headers(io.BytesIO(MV.work_bomb(192)))
+    assert [p.rank for p in planes] == [192] * 4
+    with pytest.raises(SvdiError, match="reconstruction work"):
+        C.read_headers(io.BytesIO(MV.work_bomb(193)))
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+def _field(kind: bytes, fmt: struct.Struct, offset: int = 0, **changes: Any
+           ) -> Callable[[bytes], bytes]:
+    return lambda data: MV.replace(data, kind, MV.patch_struct(fmt, offset, **changes))
+
+
+BLOCK = C._BLOCK.size
+SIZES: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
+    "rank beyond MAX_RANK": ("l_13x7_plain", lambda d: MV.replace(
+        MV.replace(d, b"HEAD", MV.patch_struct(C._HEAD, f1=8192, f2=8192)), b"PLAN",
+        MV.patch_struct(C._PLAN, f3=8192, f4=8192, f5=C.MAX_RANK + 1)),
+        "rank 4097 exceeds min(8192, 8192, 4096)"),
+    "rank beyond the patch matrix": ("rgb_16x16_patch8", _field(b"PLAN", C._PLAN, f5=5),
+                                     "rank 5 exceeds min(4, 64"),
+    "dense element count": ("l_13x7_plain", _field(b"UBLK", C._DENSE, BLOCK, f2=2**32 - 1),
+                            "declares 4294967295 elements"),
+    "sparse symbol count": ("l_13x7_plain", lambda d: MV.replace(
+        d, b"UBLK", MV.patch_struct(C._SPARSE, BLOCK, f1=2**32 - 1), nth=-1), "stream sizes"),
+    "sparse escape count": ("l_13x7_plain", lambda d: MV.replace(
+        d, b"VBLK", MV.patch_struct(C._SPARSE, BLOCK, f3=2**31), nth=-1), "stream sizes"),
+    "component count": ("l_13x7_plain", _field(b"UBLK", C._BLOCK, f2=2**32 - 1),
+                        "out of order or past rank 3"),
+    "chunk length": ("l_13x7_plain", lambda d: d[:8] + b"\xff\xff\xff\xf0" + d[12:],
+                     "truncated file: HEAD chunk of 4294967280 bytes"),
+    "plane count": ("l_13x7_plain", _field(b"HEAD", C._HEAD, f7=200),
+                    "invalid channel count 1 with 200 planes"),
+    "zstd frame of unknown size": ("l_13x7_plain", lambda d: MV.replace(
+        d, b"UBLK", lambda p: p[:BLOCK + C._DENSE.size] + struct.pack("<IBB", 0xFD2FB528, 0, 0x50)
+        + p[BLOCK + C._DENSE.size + 13:]), "zstd frame declares -1 bytes"),
+    "zstd blocks beyond the declared size": ("l_13x7_plain", lambda d: MV.replace(
+        d, b"UBLK", lambda p: p[:BLOCK + C._DENSE.size] + MV.zero_frame(1 << 24)[:13]
+        .replace(struct.pack("<Q", 1 << 24), struct.pack("<Q", 7)) + MV.zero_frame(1 << 24)[13:]),
+        "corrupt zstd data"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIZES))
+def test_sizes_that_do_not_fit(case: str) -> None:
+    base, edit, match = SIZES[case]
+    assert_rejected_cheaply(edit(vector(base)), match)
+
+
+def test_terabyte_zstd_frame() -> None:
+    data = (REGRESSIONS / "zstd_1tb_frame.svdi").read_bytes()
+    assert_rejected_cheaply(data, f"zstd frame declares {1 << 40} bytes")
+
+
+# ----------------------------------------------------------------------------- non-finite
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 0.0, -1.0])
+def test_singular_values_must_be_finite_and_positive(value: float) -> None:
+    data = MV.replace(vector("l_13x7_plain"), b"SBLK", lambda p: MV._sigma_payload(p, value))
+    assert_rejected_cheaply(data, "singular values must be finite and positive")
+
+
+@pytest.mark.parametrize("case", ["step 1e30", "sigma 1e-45", "F scale 1e300"])
+def test_overflow_is_an_error_not_a_warning(case: str) -> None:
+    base = vector("f_5x4_plain")
+    data = {"step 1e30": lambda: MV.replace(base, b"PLAN", MV.patch_struct(C._PLAN, f6=1e30)),
+            "sigma 1e-45": lambda: MV.replace(base, b"SBLK",
+                                              lambda p: MV._sigma_payload(p, 1e-45)),
+            "F scale 1e300": lambda: MV.replace(base, b"HEAD",
+                                                MV.patch_struct(C._HEAD, f8=1e300))}[case]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SvdiError, match="overflow"):
+            svdcodec.decode(data)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_encode_refuses_non_finite_floats(value: float, dtype: type) -> None:
+    pixels = np.linspace(0, 1, 30, dtype=dtype).reshape(5, 6)
+    pixels[2, 3] = value
+    with pytest.raises(SvdiError, match="NaN or infinity"):
+        svdcodec.encode(pixels)
+    with pytest.raises(SvdiError, match="NaN or infinity"):
+        Image.fromarray(pixels.astype(np.float32), "F").save(io.BytesIO(), format="SVDI")
+
+
+# ----------------------------------------------------------------------------- regressions
+
+
+def test_regression_files_exist() -> None:
+    names = {p.name for p in REGRESSION_FILES}
+    assert {"work_bomb.svdi", "zstd_1tb_frame.svdi"} <= names
+
+
+@pytest.mark.parametrize("path", REGRESSION_FILES, ids=[p.name for p in REGRESSION_FILES])
+def test_regression_file(path: Path) -> None:
+    """Each file once crashed or exhausted something: now SvdiError, or a sane decode."""
+    data = path.read_bytes()
+    try:
+        pixels = svdcodec.decode(data)
+    except SvdiError:
+        pass
+    else:
+        header, _ = C.read_headers(io.BytesIO(data))
+        assert pixels.shape[:2] == (header.height, header.width)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except (OSError, Image.DecompressionBombError):
+        pass

@@ -1,0 +1,188 @@
+"""Property tests (Hypothesis): header write/parse identity, shape/dtype/mode round trip of the
+codec for every sample type and channel count, and robustness to any mutation of a valid file.
+
+Example counts come from the profile in conftest.py (HYPOTHESIS_PROFILE=thorough: 1,000).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+import svdcodec
+from svdcodec import SvdiError, container as C
+from svdcodec.pillow_plugin import PILLOW_MODES
+from support import ROOT, make_vectors
+
+MV = make_vectors()
+
+# ----------------------------------------------------------------------------- headers
+
+
+@st.composite
+def headers(draw: st.DrawFn) -> tuple[C.Header, list[C.Plane]]:
+    """Any valid HEAD with PLANs of rank 0 (any size: rank 0 costs no work)."""
+    stype = draw(st.sampled_from(sorted(C.SAMPLE_TYPES)))
+    channels = draw(st.integers(1, C.MAX_CHANNELS))
+    ycbcr = stype == 1 and channels >= 3 and draw(st.booleans())
+    header = C.Header(
+        width=draw(st.integers(1, C.MAX_DIMENSION)), height=draw(st.integers(1, C.MAX_DIMENSION)),
+        sample_type=stype, channels=channels,
+        colour=C.COLOUR_YCBCR if ycbcr else C.COLOUR_NONE,
+        subsampling=int(ycbcr and draw(st.booleans())),
+        scale=draw(st.floats(0, exclude_min=True, allow_infinity=False)))
+    planes = []
+    for i in range(channels):
+        height, width = header.plane_shape(i)
+        patch = draw(st.sampled_from((0, *C.PATCH_SIZES)))
+        planes.append(C.Plane(i, C.LAYOUT_PATCH if patch else C.LAYOUT_PLAIN, patch, height,
+                              width, 0, draw(st.floats(0, exclude_min=True,
+                                                       allow_infinity=False))))
+    return header, planes
+
+
+@given(headers())
+def test_header_pack_unpack_identity(case: tuple[C.Header, list[C.Plane]]) -> None:
+    header, planes = case
+    data = C.pack(C.Container(header, planes, []))
+    box = C.unpack(data)
+    assert (box.header, box.planes, box.blocks) == (header, planes, [])
+    assert C.read_headers(io.BytesIO(data)) == (header, planes)
+    assert C.pack(box) == data
+
+
+# ----------------------------------------------------------------------------- codec round trip
+
+#: (dtype, channels) of every combination the encoder takes; Pillow modes where they exist.
+COMBOS = [(np.dtype(t), c) for t in (np.uint8, np.uint16, np.float32) for c in range(1, 5)]
+
+
+@st.composite
+def images(draw: st.DrawFn) -> np.ndarray:
+    dtype, channels = draw(st.sampled_from(COMBOS))
+    shape: tuple[int, ...] = (draw(st.integers(1, 12)), draw(st.integers(1, 12)))
+    if channels > 1 or draw(st.booleans()):
+        shape += (channels,)
+    if dtype.kind == "f":
+        elements = st.floats(-1e6, 1e6, width=32)
+    else:
+        elements = st.integers(0, int(np.iinfo(dtype).max))
+    return draw(hnp.arrays(dtype, shape, elements=elements))
+
+
+@given(images(), st.integers(1, 100), st.sampled_from(["auto", "plain", "patch4", "patch16"]))
+def test_encode_decode_keeps_shape_dtype_and_mode(pixels: np.ndarray, quality: int,
+                                                  layout: str) -> None:
+    data = svdcodec.encode(pixels, quality=quality, layout=layout)
+    decoded = svdcodec.decode(data)
+    channels = pixels.shape[2] if pixels.ndim == 3 else 1
+    assert decoded.shape == pixels.shape[:2] + ((channels,) if channels > 1 else ())
+    assert decoded.dtype == pixels.dtype
+    if pixels.dtype.kind == "f":
+        assert np.all(np.isfinite(decoded))
+    mode = PILLOW_MODES.get((pixels.dtype, channels))
+    if mode is None:  # numpy-only combination: the file is SVDI, but has no Pillow mode
+        with pytest.raises(OSError, match="no Pillow mode"):
+            Image.open(io.BytesIO(data))
+    else:
+        with Image.open(io.BytesIO(data)) as im:
+            assert (im.mode, im.size) == (mode, (pixels.shape[1], pixels.shape[0]))
+
+
+# ----------------------------------------------------------------------------- mutations
+
+
+def _bases() -> list[bytes]:
+    """Valid files to mutate: every valid vector (raw zstd blocks, so mutations reach the
+    symbols) and two encoder outputs (compressed zstd blocks)."""
+    vectors = ROOT / "spec" / "vectors"
+    files = [p.read_bytes() for p in sorted(vectors.glob("*.svdi"))
+             if (vectors / f"{p.stem}.npy").exists()]
+    y, x = np.mgrid[0:10, 0:12]
+    rgb = np.stack([x * 20, y * 25, (x * y) % 256], -1).astype(np.uint8)
+    files += [svdcodec.encode(rgb, quality=90), svdcodec.encode(rgb[..., 0], layout="plain")]
+    return files
+
+
+BASES = _bases()
+KINDS = [b"HEAD", b"PLAN", b"SBLK", b"UBLK", b"VBLK", b"IEND", b"teSt", b"XTRA"]
+INTERESTING = [0, 1, 2, 3, 4, 7, 8, 15, 16, 255, 256, 4096, 4097, 65535, 1 << 20, 2**31 - 1,
+               2**31, 2**32 - 1]
+
+
+def mutate(draw: st.DataObject, data: bytes) -> bytes:
+    """Apply one to three structural or byte mutations; CRCs are recomputed unless drawn not to."""
+    chunks = MV.split_chunks(data)
+    for _ in range(draw.draw(st.integers(1, 3))):
+        i = draw.draw(st.integers(0, len(chunks) - 1))
+        kind, payload = chunks[i]
+        op = draw.draw(st.sampled_from(["flip", "byte", "int", "cut", "grow", "drop", "dup",
+                                        "swap", "kind"]))
+        pos = draw.draw(st.integers(0, max(len(payload) - 1, 0)))
+        if op == "flip" and payload:
+            payload = bytearray(payload)
+            payload[pos] ^= 1 << draw.draw(st.integers(0, 7))
+        elif op == "byte" and payload:
+            payload = payload[:pos] + bytes([draw.draw(st.integers(0, 255))]) + payload[pos + 1:]
+        elif op == "int":
+            size = draw.draw(st.sampled_from([1, 2, 4, 8]))
+            value = draw.draw(st.sampled_from(INTERESTING)) % (1 << 8 * size)
+            payload = payload[:pos] + value.to_bytes(size, "big") + payload[pos + size:]
+        elif op == "cut":
+            payload = payload[:pos]
+        elif op == "grow":
+            payload = payload[:pos] + draw.draw(st.binary(min_size=1, max_size=16)) + payload[pos:]
+        elif op == "drop" and len(chunks) > 1:
+            del chunks[i]
+            continue
+        elif op == "dup":
+            chunks.insert(i, chunks[i])
+            continue
+        elif op == "swap":
+            j = draw.draw(st.integers(0, len(chunks) - 1))
+            chunks[i], chunks[j] = chunks[j], chunks[i]
+            continue
+        elif op == "kind":
+            kind = draw.draw(st.sampled_from(KINDS))
+        chunks[i] = (kind, bytes(payload))
+    out = MV.join_chunks(chunks)
+    if draw.draw(st.integers(0, 9)) == 0:  # now and then, leave a CRC wrong
+        pos = draw.draw(st.integers(len(C.SIGNATURE), len(out) - 1))
+        out = out[:pos] + bytes([out[pos] ^ 0x40]) + out[pos + 1:]
+    return out
+
+
+@given(st.sampled_from(BASES), st.data())
+def test_any_mutation_raises_svdi_error_or_decodes_to_declared_shape(base: bytes,
+                                                                      draw: st.DataObject
+                                                                      ) -> None:
+    data = mutate(draw, base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy overflow warnings count as failures too
+        try:
+            pixels = svdcodec.decode(data, max_pixels=1 << 16)
+        except SvdiError:
+            return
+    header, _ = C.read_headers(io.BytesIO(data))
+    shape = (header.height, header.width) + ((header.channels,) if header.channels > 1 else ())
+    assert pixels.shape == shape and pixels.dtype == header.dtype
+
+
+def test_mutation_reaches_the_decoder() -> None:
+    """The mutations keep CRCs valid, so most damage is found by the checks behind the CRC."""
+    base = BASES[0]
+    flipped = MV.join_chunks([(k, p[:-1] + bytes([p[-1] ^ 1]) if k == b"UBLK" else p)
+                              for k, p in MV.split_chunks(base)])
+    with pytest.raises(SvdiError) as info:
+        svdcodec.decode(flipped)
+    assert "CRC" not in str(info.value)
+    assert struct.unpack_from(">I", flipped, len(flipped) - 4) == struct.unpack_from(
+        ">I", base, len(base) - 4)

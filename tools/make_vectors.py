@@ -1,0 +1,600 @@
+#!/usr/bin/env python3
+"""Write the .svdi conformance vectors to spec/vectors/ and the hostile files of tests/regressions/.
+
+    python tools/make_vectors.py [--out spec/vectors] [--regressions tests/regressions]
+
+Valid vectors are built from explicit integer factors, not by the encoder, so they stay put while
+the encoder is tuned. Their expected pixels come from the float64 reference decoder below,
+written from the format description, not from svdcodec.decoder. Steps and singular values are
+powers of two and the factors small integers, so every plane value is exact in float32 as well;
+integer outputs may still differ by one level where Pillow's fixed-point Y'CbCr -> RGB rounds
+differently from the exact JFIF formula (hence the tolerance of 1).
+
+zstd frames are written here too, with raw and RLE blocks only, so that no byte depends on the
+libzstd version. Invalid vectors patch valid ones and recompute the CRCs, except where the CRC is
+the point. Output is deterministic: the same bytes on every run and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from svdcodec import container as C  # noqa: E402  (structs and constants of the frozen layout)
+
+NONE, HORIZONTAL, VERTICAL, PLANAR = 0, 1, 2, 3
+INT8, INT16, INT32, FLOAT32 = 1, 2, 3, 4
+ZSTD_MAGIC = 0xFD2FB528
+ZSTD_BLOCK = 1 << 17  # largest zstd block (128 KiB)
+MODES = {(1, 1): "L", (1, 2): "LA", (1, 3): "RGB", (1, 4): "RGBA", (2, 1): "I;16", (3, 1): "F"}
+ESCAPE_LIMIT = 7  # run/level symbols hold values -7..7; others escape
+
+
+# ----------------------------------------------------------------------------- bytes
+
+
+def chunk(kind: bytes, payload: bytes, crc: int | None = None) -> bytes:
+    """length, type, payload, CRC-32 of type+payload (or the `crc` given, to break it)."""
+    if crc is None:
+        crc = zlib.crc32(payload, zlib.crc32(kind))
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def zstd_frame(raw: bytes, declared: int | None = None) -> bytes:
+    """A single-segment zstd frame with an 8-byte content size (`declared`, default the truth),
+    holding `raw` in raw blocks, or RLE blocks where a block is one repeated byte."""
+    out = [struct.pack("<IBQ", ZSTD_MAGIC, 0xE0, len(raw) if declared is None else declared)]
+    starts = range(0, len(raw), ZSTD_BLOCK) if raw else [0]
+    for start in starts:
+        part = raw[start:start + ZSTD_BLOCK]
+        last = int(start + ZSTD_BLOCK >= len(raw))
+        rle = len(part) > 1 and part.count(part[:1]) == len(part)
+        header = last | ((1 if rle else 0) << 1) | (len(part) << 3)
+        out.append(header.to_bytes(3, "little") + (part[:1] if rle else part))
+    return b"".join(out)
+
+
+def zero_frame(size: int) -> bytes:
+    """A zstd frame of `size` zero bytes in RLE blocks, without building the zeros."""
+    out = [struct.pack("<IBQ", ZSTD_MAGIC, 0xE0, size)]
+    for start in range(0, size, ZSTD_BLOCK):
+        part = min(ZSTD_BLOCK, size - start)
+        last = int(start + ZSTD_BLOCK >= size)
+        out.append((last | 1 << 1 | part << 3).to_bytes(3, "little") + b"\0")
+    return b"".join(out)
+
+
+def zero_block(kind: bytes, plane: int, first: int, count: int, rows: int,
+               code: int = INT8) -> bytes:
+    """A dense U or V block of count x rows zeros, a few bytes per 128 KiB of content."""
+    size = count * rows * C.ELEMENT_TYPES[code].itemsize
+    return chunk(kind, C._BLOCK.pack(plane, first, count, C.DENSE)
+                 + C._DENSE.pack(code, NONE, count * rows) + zero_frame(size))
+
+
+def head(width: int, height: int, stype: int, channels: int, colour: int = 0, sub: int = 0,
+         scale: float = 1.0, version: int = 1, nplanes: int | None = None) -> bytes:
+    return chunk(b"HEAD", C._HEAD.pack(version, width, height, stype, channels, colour, sub,
+                                       channels if nplanes is None else nplanes, scale))
+
+
+def plan(index: int, layout: int, patch: int, height: int, width: int, rank: int,
+         step: float) -> bytes:
+    return chunk(b"PLAN", C._PLAN.pack(index, layout, patch, height, width, rank, step))
+
+
+def dense_block(kind: bytes, plane: int, first: int, raw: np.ndarray, code: int,
+                predictor: int = NONE, declared: int | None = None) -> bytes:
+    """A dense block of `raw` elements (already predicted) stored with element type `code`."""
+    data = np.ascontiguousarray(raw, dtype=C.ELEMENT_TYPES[code])
+    count = 1 if kind == b"SBLK" and data.ndim == 0 else data.shape[0]
+    payload = (C._BLOCK.pack(plane, first, count, C.DENSE)
+               + C._DENSE.pack(code, predictor, data.size)
+               + zstd_frame(data.tobytes(), declared))
+    return chunk(kind, payload)
+
+
+def run_level(matrix: np.ndarray) -> tuple[bytes, list[int], list[int]]:
+    """Run/level symbols of an integer (rows, count) matrix, one row at a time (no numpy tricks:
+    this is the reference for svdcodec.coding)."""
+    symbols = bytearray()
+    runs: list[int] = []
+    values: list[int] = []
+    for row in matrix.tolist():
+        previous = -1
+        for col, value in enumerate(row):
+            if value == 0:
+                continue
+            run, previous = col - previous - 1, col
+            if run >= 15:
+                runs.append(run - 15)
+            if -ESCAPE_LIMIT <= value <= ESCAPE_LIMIT:
+                level = value + 8
+            else:
+                level = 0
+                values.append(value)
+            symbols.append(min(run, 15) << 4 | level)
+        symbols.append(0x08)  # end of row
+    return bytes(symbols), runs, values
+
+
+def sparse_block(kind: bytes, plane: int, first: int, matrix: np.ndarray,
+                 extra_values: int = 0) -> bytes:
+    """A sparse block of the (rows, count) matrix; `extra_values` appends bogus value escapes."""
+    symbols, runs, values = run_level(matrix)
+    values = values + [1] * extra_values
+    code = INT16 if all(-32768 <= v <= 32767 for v in values) else INT32
+    raw = (symbols + np.asarray(runs, "<u2").tobytes()
+           + np.asarray(values, C.ELEMENT_TYPES[code]).tobytes())
+    payload = (C._BLOCK.pack(plane, first, matrix.shape[1], C.SPARSE)
+               + C._SPARSE.pack(code, len(symbols), len(runs), len(values)) + zstd_frame(raw))
+    return chunk(kind, payload)
+
+
+def split_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, payload) of every chunk of a well-formed file, IEND included."""
+    out, pos = [], len(C.SIGNATURE)
+    while pos < len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        out.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return out
+
+
+def join_chunks(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    return C.SIGNATURE + b"".join(chunk(kind, payload) for kind, payload in chunks)
+
+
+# ----------------------------------------------------------------------------- valid vectors
+
+
+def pattern(shape: tuple[int, ...], seed: int, lo: int, hi: int) -> np.ndarray:
+    """Deterministic scattered integers in lo..hi (a fixed formula, not numpy's RNG)."""
+    i = np.arange(int(np.prod(shape)), dtype=np.int64)
+    x = (i * 7919 + seed * 104729 + 13) % 1000003
+    x = (x * x + seed) % 1000003
+    return (lo + x % (hi - lo + 1)).reshape(shape)
+
+
+@dataclass
+class PlaneSpec:
+    """One plane: its layout, quantizer step, singular values and integer factors A, B.
+
+    Reconstruction: M = step^2 * A diag(1/sigma) B^T, with A (grid rows, r), B (vgrid rows, r).
+    """
+
+    height: int
+    width: int
+    step: float
+    sigma: list[float]
+    A: np.ndarray
+    B: np.ndarray
+    patch: int = 0  # 0: plain layout
+    predictors: tuple[int, int] = (NONE, NONE)  # of the first U and V components
+    code: int = INT8  # element type of the dense blocks
+    groups: tuple[int, ...] = (1,)  # component boundaries between blocks
+    dense_groups: bool = False  # code every group dense (predictors on group 0 only)
+    sigma_split: tuple[int, ...] = ()  # component boundaries between S blocks
+
+    @property
+    def rank(self) -> int:
+        return len(self.sigma)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        if self.patch:
+            return -(-self.height // self.patch), -(-self.width // self.patch)
+        return self.height, 1
+
+    @property
+    def vgrid(self) -> tuple[int, int]:
+        return (self.patch, self.patch) if self.patch else (self.width, 1)
+
+
+def residuals(grids: np.ndarray, predictor: int) -> np.ndarray:
+    """Prediction residuals of (count, gh, gw) grids: the neighbour left, above, or both."""
+    g = np.pad(grids.astype(np.int64), ((0, 0), (1, 0), (1, 0)))
+    left, up, corner = g[:, 1:, :-1], g[:, :-1, 1:], g[:, :-1, :-1]
+    here = g[:, 1:, 1:]
+    return {NONE: here, HORIZONTAL: here - left, VERTICAL: here - up,
+            PLANAR: here - left - up + corner}[predictor]
+
+
+def factor_blocks(p: PlaneSpec, index: int) -> list[list[bytes]]:
+    """Blocks of one plane per component group: S blocks with group 0, then V, then U."""
+    if p.rank == 0:
+        return []
+    bounds = [0, *[b for b in p.groups if b < p.rank], p.rank]
+    out: list[list[bytes]] = []
+    for g, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        blocks = []
+        if g == 0:
+            cuts = [0, *p.sigma_split, p.rank]
+            blocks += [dense_block(b"SBLK", index, a, np.asarray(p.sigma[a:b], np.float32),
+                                   FLOAT32) for a, b in zip(cuts, cuts[1:])]
+        for kind, mat, grid, predictor in ((b"VBLK", p.B, p.vgrid, p.predictors[1]),
+                                           (b"UBLK", p.A, p.grid, p.predictors[0])):
+            part = mat[:, lo:hi]
+            if g == 0 or p.dense_groups:
+                grids = part.T.reshape(hi - lo, *grid)
+                pred = predictor if g == 0 else NONE
+                blocks.append(dense_block(kind, index, lo, residuals(grids, pred), p.code, pred))
+            else:
+                blocks.append(sparse_block(kind, index, lo, part))
+        out.append(blocks)
+    return out
+
+
+@dataclass
+class Vector:
+    """A valid file: header fields, planes, and ancillary chunks to sprinkle in."""
+
+    name: str
+    description: str
+    width: int
+    height: int
+    stype: int
+    planes: list[PlaneSpec]
+    colour: int = 0
+    sub: int = 0
+    scale: float = 1.0
+    ancillary: bool = False
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return len(self.planes)
+
+    def encode(self) -> bytes:
+        parts = [C.SIGNATURE, head(self.width, self.height, self.stype, self.channels,
+                                   self.colour, self.sub, self.scale)]
+        if self.ancillary:
+            parts.append(chunk(b"teSt", b"ancillary chunks are skipped"))
+        for i, p in enumerate(self.planes):
+            layout = C.LAYOUT_PATCH if p.patch else C.LAYOUT_PLAIN
+            parts.append(plan(i, layout, p.patch, p.height, p.width, p.rank, p.step))
+        if self.ancillary:
+            parts.append(chunk(b"zzZz", b""))
+        groups: list[list[bytes]] = []
+        for i, p in enumerate(self.planes):
+            for g, blocks in enumerate(factor_blocks(p, i)):
+                groups += [[] for _ in range(g + 1 - len(groups))]
+                groups[g] += blocks
+        parts += [b for group in groups for b in group]
+        if self.ancillary:
+            parts.append(chunk(b"teSt", b"also after the blocks"))
+        parts.append(chunk(b"IEND", b""))
+        return b"".join(parts)
+
+
+def reference_plane(p: PlaneSpec) -> np.ndarray:
+    """The plane (height, width) in float64: M = step^2 A diag(1/sigma) B^T, patches unfolded."""
+    if p.rank == 0:
+        return np.zeros((p.height, p.width))
+    m = (p.A * (p.step ** 2 / np.asarray(p.sigma))) @ p.B.T.astype(np.float64)
+    if p.patch:
+        gh, gw = p.grid
+        m = m.reshape(gh, gw, p.patch, p.patch).transpose(0, 2, 1, 3)
+        m = m.reshape(gh * p.patch, gw * p.patch)
+    return m[:p.height, :p.width]
+
+
+def upsample2(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear 2x upsampling with pixel centres aligned and edges clamped (even sizes only)."""
+    def axis(a: np.ndarray, n: int, ax: int) -> np.ndarray:
+        a = np.moveaxis(a, ax, 0)
+        padded = np.concatenate([a[:1], a, a[-1:]])
+        out = np.empty((n, *a.shape[1:]))
+        out[0::2] = 0.75 * a + 0.25 * padded[:-2]
+        out[1::2] = 0.75 * a + 0.25 * padded[2:]
+        return np.moveaxis(out, 0, ax)
+    assert height == 2 * plane.shape[0] and width == 2 * plane.shape[1]
+    return axis(axis(plane, height, 0), width, 1)
+
+
+def to_byte(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.floor(x + 0.5), 0, 255)
+
+
+def reference_pixels(v: Vector) -> np.ndarray:
+    """Expected pixels (h, w) or (h, w, c) in the vector's sample type."""
+    planes = [reference_plane(p) for p in v.planes]
+    if v.colour == C.COLOUR_YCBCR:
+        chroma = planes[1:3]
+        if v.sub:
+            chroma = [upsample2(c, v.height, v.width) for c in chroma]
+        y, cb, cr = to_byte(planes[0]), to_byte(chroma[0] + 128) - 128, to_byte(chroma[1] + 128) - 128
+        rgb = [y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb]
+        out = np.stack([to_byte(c) for c in rgb] + [to_byte(p) for p in planes[3:]], -1)
+        return out.astype(np.uint8)
+    if v.stype == 1:
+        out = np.stack([to_byte(p) for p in planes], -1).astype(np.uint8)
+    elif v.stype == 2:
+        out = np.stack([np.clip(np.floor(p * v.scale + 0.5), 0, 65535) for p in planes],
+                       -1).astype(np.uint16)
+    else:
+        out = np.stack([p * v.scale for p in planes], -1).astype(np.float32)
+    return out[..., 0] if out.shape[2] == 1 else out
+
+
+def plane(h: int, w: int, step: float, sigma: list[float], seed: int, dc: tuple[int, int],
+          ac: int, patch: int = 0, **options: object) -> PlaneSpec:
+    """A plane whose first component has factors in dc and the others in -ac..ac (mostly zero)."""
+    spec = PlaneSpec(h, w, step, sigma, np.zeros((0, 0), np.int64), np.zeros((0, 0), np.int64),
+                     patch, **options)  # type: ignore[arg-type]
+    shapes = []
+    for grid in (spec.grid, spec.vgrid):
+        rows, r = grid[0] * grid[1], len(sigma)
+        f = pattern((rows, r), seed, -ac, ac) * (pattern((rows, r), seed + 1, 0, 2) == 0)
+        if r:
+            f[:, 0] = pattern((rows,), seed + 2, *dc)
+        shapes.append(f)
+        seed += 3
+    spec.A, spec.B = shapes
+    return spec
+
+
+def valid_vectors() -> list[Vector]:
+    """The valid vectors, small and covering every mode, layout, coding and predictor."""
+    # L 20x18 with 18 components: long zero runs and large values escape.
+    esc = plane(18, 20, 4.0, [16.0] + [8.0] * 5 + [4.0] * 12, 40, (3, 4), 2,
+                groups=(1,), sigma_split=(1, 5))
+    esc.A[:, 1:] = 0
+    esc.A[::3, 17] = 1  # a run of 16 zeros, then a value: run escape
+    esc.A[1, 1], esc.A[2, 2], esc.A[4, 16] = 100, -300, 70000  # int16 and int32 value escapes
+    esc.B[:, 16] = 0
+    esc.B[0, 16] = 1
+    return [
+        Vector("l_13x7_plain", "L 13x7, plain layout, rank 3, U vertical predictor", 13, 7, 1,
+               [plane(7, 13, 2.0, [1.0, 2.0, 4.0], 1, (4, 7), 6,
+                      predictors=(VERTICAL, NONE))]),
+        Vector("l_1x1", "L 1x1, patch layout (one padded 2x2 patch), rank 1", 1, 1, 1,
+               [plane(1, 1, 2.0, [4.0], 2, (10, 10), 0, patch=2)]),
+        Vector("l_20x18_escapes", "L 20x18, rank 18: run and value escapes (int16 and int32), "
+               "S split over three blocks, ancillary chunks", 20, 18, 1, [esc],
+               ancillary=True),
+        Vector("la_8x8_patch2", "LA 8x8, patch 2; alpha plane of rank 0 decodes to zero",
+               8, 8, 1, [plane(8, 8, 2.0, [1.0, 2.0, 2.0, 4.0], 3, (5, 7), 3, patch=2,
+                               predictors=(PLANAR, HORIZONTAL)),
+                         plane(8, 8, 2.0, [], 4, (0, 0), 0, patch=2)]),
+        Vector("rgb_16x16_patch8", "RGB 16x16, Y'CbCr, patch 8, int16 dense blocks", 16, 16, 1,
+               [plane(16, 16, 2.0, [1.0, 1.0, 2.0], 5, (4, 7), 4, patch=8, code=INT16,
+                      predictors=(PLANAR, HORIZONTAL)),
+                plane(16, 16, 2.0, [1.0, 2.0], 6, (-3, 3), 3, patch=8, code=INT16,
+                      predictors=(HORIZONTAL, VERTICAL)),
+                plane(16, 16, 2.0, [2.0], 7, (-3, 3), 0, patch=8, code=INT16,
+                      predictors=(VERTICAL, PLANAR))], colour=C.COLOUR_YCBCR),
+        Vector("rgb_16x16_sub_patch4", "RGB 16x16, Y'CbCr with 2x2 chroma subsampling, patch 4",
+               16, 16, 1,
+               [plane(16, 16, 2.0, [1.0, 2.0, 4.0, 4.0], 8, (4, 7), 5, patch=4),
+                plane(8, 8, 1.0, [1.0, 1.0], 9, (-4, 4), 3, patch=4),
+                plane(8, 8, 1.0, [1.0, 2.0], 10, (-4, 4), 3, patch=4)],
+               colour=C.COLOUR_YCBCR, sub=1),
+        Vector("rgba_9x5_plain", "RGBA 9x5, Y'CbCr, plain layout", 9, 5, 1,
+               [plane(5, 9, 2.0, [1.0, 2.0], 11, (4, 7), 3, predictors=(VERTICAL, VERTICAL)),
+                plane(5, 9, 2.0, [2.0], 12, (-3, 3), 0),
+                plane(5, 9, 2.0, [2.0, 4.0], 13, (-3, 3), 2),
+                plane(5, 9, 1.0, [1.0, 1.0], 14, (14, 16), 2)], colour=C.COLOUR_YCBCR),
+        Vector("i16_6x10_plain", "I;16 6x10, scale 257, dense int32 blocks in every group",
+               6, 10, 2, [plane(10, 6, 2.0, [1.0, 2.0, 2.0], 15, (4, 7), 5, code=INT32,
+                                dense_groups=True, predictors=(VERTICAL, NONE))],
+               scale=257.0),
+        Vector("f_5x4_plain", "F 5x4, scale 0.1 (negative samples), rank 3", 5, 4, 3,
+               [plane(4, 5, 1.0, [1.0, 1.0, 2.0], 16, (-6, 6), 5)], scale=0.1),
+    ]
+
+
+# ----------------------------------------------------------------------------- invalid vectors
+
+
+def replace(data: bytes, kind: bytes, edit: Callable[[bytes], bytes], nth: int = 0) -> bytes:
+    """The file with the payload of the nth chunk of type `kind` edited, CRCs recomputed."""
+    chunks = split_chunks(data)
+    hits = [i for i, (k, _) in enumerate(chunks) if k == kind]
+    i = hits[nth]
+    chunks[i] = (kind, edit(chunks[i][1]))
+    return join_chunks(chunks)
+
+
+def patch_struct(fmt: struct.Struct, offset: int = 0, **changes: object) -> Callable[[bytes],
+                                                                                     bytes]:
+    """An edit that rewrites fields of a packed struct, given by position: f0=..., f1=..."""
+    def edit(payload: bytes) -> bytes:
+        fields = list(fmt.unpack_from(payload, offset))
+        for key, value in changes.items():
+            fields[int(key[1:])] = value
+        return payload[:offset] + fmt.pack(*fields) + payload[offset + fmt.size:]
+    return edit
+
+
+def work_bomb(rank: int) -> bytes:
+    """RGBA 65535x1365 (within Pillow's pixel limit) with four plain planes of `rank` all-zero
+    components: a complete file of about 2 KB whose decode would take 4*65535*1365*rank
+    multiply-adds and gigabytes."""
+    width, height = 65535, 1365
+    parts = [C.SIGNATURE, head(width, height, 1, 4, C.COLOUR_YCBCR)]
+    parts += [plan(i, C.LAYOUT_PLAIN, 0, height, width, rank, 1.0) for i in range(4)]
+    for i in range(4):
+        parts.append(dense_block(b"SBLK", i, 0, np.ones(rank, np.float32), FLOAT32))
+        parts.append(zero_block(b"VBLK", i, 0, rank, width))
+        parts.append(zero_block(b"UBLK", i, 0, rank, height))
+    parts.append(chunk(b"IEND", b""))
+    return b"".join(parts)
+
+
+def huge_frame(data: bytes, declared: int) -> bytes:
+    """The file with its first U block's zstd frame declaring `declared` content bytes."""
+    def edit(payload: bytes) -> bytes:
+        start = C._BLOCK.size + C._DENSE.size
+        frame = payload[start:]
+        return payload[:start] + frame[:5] + struct.pack("<Q", declared) + frame[13:]
+    return replace(data, b"UBLK", edit)
+
+
+def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]]:
+    """(name, description, bytes, expected error substring) of every invalid vector."""
+    base = valid["l_13x7_plain"]
+    rgb = valid["rgb_16x16_patch8"]
+    chunks = split_chunks(base)
+    plan0 = chunks[1][1]
+    bad_crc = (C.SIGNATURE + chunk(*chunks[0])
+               + chunk(b"PLAN", plan0, zlib.crc32(plan0, zlib.crc32(b"PLAN")) ^ 1)
+               + b"".join(chunk(*c) for c in chunks[2:]))
+    m, n = 7, 13
+    sparse_u = max(i for i, (kind, _) in enumerate(chunks) if kind == b"UBLK")
+    escapes = replace(base, b"UBLK", _with_extra_escape, nth=-1)
+    return [
+        ("bad_signature", "PNG signature instead of SVDI", b"\x89PNG" + base[4:],
+         "bad signature"),
+        ("truncated", "last 20 bytes missing", base[:-20], "truncated file"),
+        ("truncated_header", "cut inside the first chunk header", base[:14], "truncated file"),
+        ("bad_crc", "PLAN chunk CRC off by one bit", bad_crc, "CRC mismatch in PLAN chunk"),
+        ("unknown_version", "HEAD declares format version 2", replace(
+            base, b"HEAD", patch_struct(C._HEAD, f0=2)), "unsupported format version 2"),
+        ("oversized_header", "width 2^20 + 1, beyond MAX_DIMENSION", replace(
+            base, b"HEAD", patch_struct(C._HEAD, f1=C.MAX_DIMENSION + 1)),
+         f"outside 1..{C.MAX_DIMENSION}"),
+        ("rank_too_large", f"rank {min(m, n) + 1} > min({m}, {n})", replace(
+            base, b"PLAN", patch_struct(C._PLAN, f5=min(m, n) + 1)),
+         f"rank {min(m, n) + 1} exceeds min({m}, {n}"),
+        ("unknown_critical_chunk", "an XTRA chunk (upper-case first letter) before IEND",
+         base[:-12] + chunk(b"XTRA", b"must not be skipped") + base[-12:],
+         "unknown critical chunk XTRA"),
+        ("data_after_iend", "one zero byte after IEND", base + b"\0",
+         "1 bytes of data after IEND"),
+        ("zstd_1tb_frame", "U block zstd frame declares 2^40 bytes of content",
+         huge_frame(base, 1 << 40), f"zstd frame declares {1 << 40} bytes"),
+        ("work_bomb", "RGBA 65535x1365, 4 planes of rank 193: work just over MAX_WORK",
+         work_bomb(193), "reconstruction work"),
+        ("escape_mismatch", "sparse U block with one value escape more than its symbols use",
+         escapes, "escape counts do not match"),
+        ("nan_sigma", "singular value NaN", replace(base, b"SBLK",
+                                                    lambda p: _sigma_payload(p, np.nan)),
+         "singular values must be finite"),
+        ("inf_sigma", "singular value +inf", replace(base, b"SBLK",
+                                                     lambda p: _sigma_payload(p, np.inf)),
+         "singular values must be finite"),
+        ("element_count", "dense U block declares one element more than the plane implies",
+         replace(rgb, b"UBLK", patch_struct(C._DENSE, C._BLOCK.size, f2=5)),
+         "declares 5 elements, header implies 4"),
+        ("missing_block", "last U block removed", join_chunks(
+            [c for i, c in enumerate(chunks) if i != sparse_u]), "U blocks cover 1 of 3"),
+        ("step_overflow", "quantizer step 1e30: the reconstruction overflows float32",
+         replace(base, b"PLAN", patch_struct(C._PLAN, f6=1e30)), "reconstruction overflows"),
+        ("scale_overflow", "F image with sample scale 1e300: samples overflow float32",
+         replace(valid["f_5x4_plain"], b"HEAD", patch_struct(C._HEAD, f8=1e300)),
+         "samples overflow float32"),
+        ("plane_size", "PLAN height disagrees with HEAD", replace(
+            base, b"PLAN", patch_struct(C._PLAN, f3=8)), "plane 0 is 13x8, expected 13x7"),
+    ]
+
+
+def _sigma_payload(payload: bytes, value: float) -> bytes:
+    """An S block payload with its first singular value replaced (frames are raw blocks)."""
+    start = C._BLOCK.size + C._DENSE.size + 13 + 3  # frame header, first block header
+    return payload[:start] + struct.pack("<f", value) + payload[start + 4:]
+
+
+def _with_extra_escape(payload: bytes) -> bytes:
+    """A sparse block payload with one more value escape than its symbols use."""
+    offset = C._BLOCK.size
+    code, nsym, nxrun, nxval = C._SPARSE.unpack_from(payload, offset)
+    start = offset + C._SPARSE.size
+    raw = frame_content(payload[start:])
+    raw += np.asarray([5], C.ELEMENT_TYPES[code]).tobytes()
+    return (payload[:offset] + C._SPARSE.pack(code, nsym, nxrun, nxval + 1) + zstd_frame(raw))
+
+
+def frame_content(frame: bytes) -> bytes:
+    """Content of a frame written by zstd_frame (raw and RLE blocks)."""
+    pos, out = 13, bytearray()
+    while True:
+        header = int.from_bytes(frame[pos:pos + 3], "little")
+        size, kind = header >> 3, (header >> 1) & 3
+        out += frame[pos + 3:pos + 4] * size if kind == 1 else frame[pos + 3:pos + 3 + size]
+        pos += 3 + (1 if kind == 1 else size)
+        if header & 1:
+            return bytes(out)
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def build() -> tuple[dict[str, bytes], dict]:
+    """Every vector file by name, and the manifest."""
+    files: dict[str, bytes] = {}
+    entries = []
+    valid: dict[str, bytes] = {}
+    for v in valid_vectors():
+        data = v.encode()
+        valid[v.name] = data
+        expected = reference_pixels(v)
+        files[f"{v.name}.svdi"] = data
+        files[f"{v.name}.npy"] = npy_bytes(expected)
+        tolerance = {"rel": 1e-6, "abs": 0.0} if v.stype == 3 else {"abs": 1}
+        entries.append({"file": f"{v.name}.svdi", "valid": True, "description": v.description,
+                        "mode": MODES.get((v.stype, v.channels)), "shape": list(expected.shape),
+                        "dtype": str(expected.dtype), "expected": f"{v.name}.npy",
+                        "tolerance": tolerance})
+    for name, description, data, error in invalid_vectors(valid):
+        files[f"{name}.svdi"] = data
+        entries.append({"file": f"{name}.svdi", "valid": False, "description": description,
+                        "error": error})
+    manifest = {"format_version": C.VERSION, "generator": "tools/make_vectors.py",
+                "decode": "svdcodec.decode(data) with default arguments",
+                "tolerance": "valid: |decoded - expected| <= abs + rel * |expected| elementwise",
+                "vectors": entries}
+    files["manifest.json"] = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    return files, manifest
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+#: Invalid vectors also kept as regression files for tests/test_hostile.py.
+REGRESSIONS = ("work_bomb", "zstd_1tb_frame")
+
+
+def write(out: Path, regressions: Path | None = None) -> list[Path]:
+    """Write the vectors to `out` (and the hostile ones to `regressions`); return the paths."""
+    files, _ = build()
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in sorted(files.items()):
+        (out / name).write_bytes(data)
+        written.append(out / name)
+    if regressions is not None:
+        regressions.mkdir(parents=True, exist_ok=True)
+        for name in REGRESSIONS:
+            (regressions / f"{name}.svdi").write_bytes(files[f"{name}.svdi"])
+            written.append(regressions / f"{name}.svdi")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "spec" / "vectors")
+    parser.add_argument("--regressions", type=Path, default=ROOT / "tests" / "regressions")
+    args = parser.parse_args(argv)
+    for path in write(args.out, args.regressions):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
