@@ -229,11 +229,28 @@ def test_info_quiet_only_validates(svdi: Path, tmp_path: Path,
     assert captured.out == "" and captured.err.startswith(f"svdi-info: {broken}: ")
 
 
-def test_compare(png: Path, svdi: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["compare", str(png), str(png), str(svdi), "--json"]) == 0
-    same, coded = (json.loads(line) for line in capsys.readouterr().out.splitlines())
-    assert same["psnr"] is None and same["ssim"] == pytest.approx(1.0)
-    assert 25 < coded["psnr"] < 80 and coded["bytes"] == svdi.stat().st_size
+def test_compare_side_by_side_and_bd_rate(png: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["compare", str(png), "-q", "40,80", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = report["side_by_side"]
+    assert [(r["codec"], r["quality"]) for r in rows] == [
+        ("svdi", 40), ("svdi-plain", 40), ("svdi", 80), ("svdi-plain", 80)]
+    assert rows[0]["bytes"] < rows[2]["bytes"] and rows[0]["psnr"] < rows[2]["psnr"]
+    assert report["png_bytes"] > 0 and "svdi" in report["bd_rate_vs_jpeg_28_38dB"]
+
+
+def test_compare_defaults_to_the_bundled_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["compare", "--no-bd", "-q", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "sample.png: 384x256" in out and "JPEG same PSNR" in out and "png" in out
+
+
+def test_compare_usage_and_data_errors(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["compare", "-q", "0"])
+    assert exc.value.code == 2
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    assert cli.main(["compare", str(tmp_path / "bad.png")]) == 1
 
 
 # ----------------------------------------------------------------------------- real process
