@@ -102,6 +102,7 @@ def test_work_bomb_rejected_cheaply() -> None:
     data = (REGRESSIONS / "work_bomb.svdi").read_bytes()
     assert len(data) < 20_000
     header = struct.unpack_from(">HII", data, 16)
+    assert Image.MAX_IMAGE_PIXELS is not None
     assert header[1:] == (65535, 1365) and 65535 * 1365 <= Image.MAX_IMAGE_PIXELS
     assert_rejected_cheaply(data, f"exceeds the limit {C.MAX_WORK}")
     # Image.open refuses it too, before load() would allocate a 358 MB image.
@@ -193,7 +194,7 @@ def test_overflow_is_an_error_not_a_warning(case: str) -> None:
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_encode_refuses_non_finite_floats(value: float, dtype: type) -> None:
-    pixels = np.linspace(0, 1, 30, dtype=dtype).reshape(5, 6)
+    pixels: np.ndarray = np.linspace(0, 1, 30, dtype=dtype).reshape(5, 6)
     pixels[2, 3] = value
     with pytest.raises(SvdiError, match="NaN or infinity"):
         svdcodec.encode(pixels)
@@ -214,7 +215,7 @@ def test_regression_file(path: Path) -> None:
     """Each file once crashed or exhausted something: now SvdiError, or a sane decode."""
     data = path.read_bytes()
     try:
-        pixels = svdcodec.decode(data)
+        pixels: np.ndarray = svdcodec.decode(data)
     except SvdiError:
         pass
     else:

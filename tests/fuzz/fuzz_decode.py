@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""atheris harness: svdcodec.decode on arbitrary bytes.
+
+    PYTHONPATH=. python tests/fuzz/fuzz_decode.py /tmp/svdi-decode tests/fuzz/corpus
+
+Each input is decoded as it is and with its chunk CRCs repaired, so that mutations get past
+the CRC check. SvdiError is the expected rejection; any other exception, and any warning
+(numpy overflow), is a crash. Images are capped at 2^20 pixels so that the fuzzer hunts
+crashes, not the documented cost of a maximal file.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from crc_fix import fix_crcs  # noqa: E402
+
+if __name__ == "__main__":  # fuzzing: instrument svdcodec as it is imported
+    import atheris
+
+    with atheris.instrument_imports(include=["svdcodec"]):
+        import svdcodec
+        from svdcodec import SvdiError
+else:  # imported by tests/test_fuzz_corpus.py, which needs no atheris
+    import svdcodec
+    from svdcodec import SvdiError
+
+MAX_PIXELS = 1 << 20
+
+
+def target(data: bytes) -> None:
+    """Decode `data`, then `data` with its CRCs repaired; raise unless each decodes or raises
+    SvdiError."""
+    check(data)
+    fixed = fix_crcs(data)
+    if fixed != data:
+        check(fixed)
+
+
+def check(data: bytes) -> None:
+    """Decode once: SvdiError or an image array, with no warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            pixels = svdcodec.decode(data, max_pixels=MAX_PIXELS)
+        except SvdiError:
+            return
+    if pixels.ndim not in (2, 3) or pixels.dtype.name not in ("uint8", "uint16", "float32"):
+        raise AssertionError(f"decoded to {pixels.shape} {pixels.dtype}")
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, target)
+    atheris.Fuzz()
