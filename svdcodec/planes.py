@@ -32,8 +32,15 @@ def split(pixels: np.ndarray, header: Header) -> list[np.ndarray]:
                            for p in planes[1:3]]
         planes += [pixels[..., i].astype(np.float32) for i in range(3, c)]
         return planes
+    if _tiny(header.scale):  # 1/scale would overflow float32: divide in float64
+        return [(pixels[..., i] / header.scale).astype(np.float32) for i in range(c)]
     scale = np.float32(1.0 / header.scale)
     return [pixels[..., i].astype(np.float32) * scale for i in range(c)]
+
+
+def _tiny(scale: float) -> bool:
+    """Scales of float images whose values are near float32's smallest normal numbers."""
+    return scale < float(np.finfo(np.float32).tiny) * 2**10
 
 
 def _to_uint8(plane: np.ndarray, offset: float = 0.0) -> np.ndarray:
@@ -64,7 +71,8 @@ def merge(planes: list[np.ndarray], header: Header) -> np.ndarray:
     out = np.empty((h, w, header.channels), dtype=dtype)
     for i, p in enumerate(planes):
         if dtype.kind == "f":
-            out[..., i] = p * np.float32(header.scale)
+            out[..., i] = (p.astype(np.float64) * header.scale if _tiny(header.scale)
+                           else p * np.float32(header.scale))
         else:
             top = float(np.iinfo(dtype).max)
             v = p.astype(np.float64) * header.scale + 0.5 if dtype.itemsize > 1 else p + np.float32(0.5)

@@ -31,23 +31,7 @@ def test_replay(harness: str, path: Path) -> None:
     load_module(HARNESSES / f"{harness}.py").target(path.read_bytes())
 
 
-#: Regression inputs whose bug is known and not fixed yet: name -> (exception, reason).
-KNOWN_ROUNDTRIP_BUGS = {
-    "roundtrip_tiny_float_scale.bin": (
-        np.linalg.LinAlgError, "encoder bug (planes.split): for a float image with peak below "
-        "~7.5e-37, 1/scale overflows float32, the planes become NaN and eigh fails"),
-}
-
-
-def _roundtrip_param(path: Path) -> object:
-    if path.name not in KNOWN_ROUNDTRIP_BUGS:
-        return path
-    raises, reason = KNOWN_ROUNDTRIP_BUGS[path.name]
-    return pytest.param(path, marks=[pytest.mark.xfail(strict=True, raises=raises, reason=reason),
-                                     pytest.mark.filterwarnings("ignore::RuntimeWarning")])
-
-
-@pytest.mark.parametrize("path", [_roundtrip_param(p) for p in INPUTS], ids=IDS)
+@pytest.mark.parametrize("path", INPUTS, ids=IDS)
 def test_replay_roundtrip(path: Path) -> None:
     pytest.importorskip("atheris")  # the target reads its input with atheris' data provider
     load_module(HARNESSES / "fuzz_roundtrip.py").target(path.read_bytes())
