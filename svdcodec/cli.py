@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from . import FORMAT_VERSION, __version__, container
+from . import FORMAT_VERSION, __version__, batch, container
 from .decoder import decode
 from .encoder import encode, encode_options, image_to_array
 from .pillow_plugin import PILLOW_MODES
@@ -91,6 +91,9 @@ def _add_outputs(parser: argparse.ArgumentParser, default: str) -> None:
                         help="write each output into DIR (for several inputs)")
     parser.add_argument("-f", "--force", action="store_true",
                         help="overwrite existing output files")
+    parser.add_argument("-j", "--jobs", type=_number(int, 1), metavar="N",
+                        default=batch.default_workers(),
+                        help="files processed in parallel (default: all cores, %(default)s)")
 
 
 def _destinations(parser: argparse.ArgumentParser, args: argparse.Namespace,
@@ -147,6 +150,13 @@ def _report(prog: str, results: Iterable[Result], quiet: bool, failed: int = 0,
         elif message and not quiet:
             print(message, file=out or sys.stderr)
     return 1 if failed else 0
+
+
+def _batch(fn: Callable[[Any], Result], jobs: Sequence[Any], args: argparse.Namespace
+           ) -> Iterable[Result]:
+    """Run per-file jobs, in a process pool when there are several files."""
+    names = [display(job.src) for job in jobs]
+    return batch.run(fn, jobs, args.jobs, names, batch.progress_for(len(jobs), args.quiet))
 
 
 def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
@@ -254,7 +264,7 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"{parser.prog}: {message}", file=sys.stderr)
     jobs = [EncodeJob(src, dest, options, args.force, args.verbose)
             for i, (src, dest) in enumerate(zip(args.inputs, dests)) if i not in clashes]
-    return _report(parser.prog, map(_encode_one, jobs), args.quiet, len(clashes))
+    return _report(parser.prog, _batch(_encode_one, jobs, args), args.quiet, len(clashes))
 
 
 def encode_main(argv: Sequence[str] | None = None) -> int:
@@ -348,7 +358,7 @@ def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     jobs = [DecodeJob(src, dest, str(fmt), args.components, limit, args.force, args.verbose)
             for i, (src, dest, fmt) in enumerate(zip(args.inputs, dests, formats))
             if i not in clashes]
-    return _report(parser.prog, map(_decode_one, jobs), args.quiet, len(clashes))
+    return _report(parser.prog, _batch(_decode_one, jobs, args), args.quiet, len(clashes))
 
 
 def decode_main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import svdcodec
-from svdcodec import cli, container, safe_io
+from svdcodec import batch, cli, container, safe_io
 
 H, W = 23, 37
 
@@ -266,3 +266,37 @@ def test_python_m_cli_in_a_subprocess(png: Path, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "photo.svdi").read_bytes().startswith(container.SIGNATURE)
     errors = [line for line in run.stderr.splitlines() if line.startswith("svdi-encode: ")]
     assert len(errors) == 1 and "bad.png" in errors[0] and "Traceback" not in run.stderr
+
+
+# ----------------------------------------------------------------------------- batch
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_only_on_a_terminal() -> None:
+    tty, pipe = _Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        progress = batch.Progress(3, stream, enabled=True)
+        for name in ("a.png", "b.png", "c.png"):
+            progress.step(name)
+        progress.clear()
+    assert "3/3 c.png" in tty.getvalue() and pipe.getvalue() == ""
+    quiet = batch.Progress(3, tty, enabled=False)
+    quiet.step("x")
+    assert "1/3" not in tty.getvalue().split("3/3")[-1]
+
+
+def test_pool_and_serial_give_the_same_files(png: Path, tmp_path: Path) -> None:
+    inputs = []
+    for i in range(3):
+        path = tmp_path / f"in{i}.png"
+        Image.fromarray(np.roll(rgb(), 5 * i, axis=1)).save(path)
+        inputs.append(str(path))
+    assert cli.encode_main([*inputs, "-d", str(tmp_path / "pool"), "-j", "2", "--quiet"]) == 0
+    assert cli.encode_main([*inputs, "-d", str(tmp_path / "serial"), "-j", "1", "--quiet"]) == 0
+    for i in range(3):
+        pooled = (tmp_path / "pool" / f"in{i}.svdi").read_bytes()
+        assert pooled == (tmp_path / "serial" / f"in{i}.svdi").read_bytes()
