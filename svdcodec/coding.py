@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import SvdiError
+from .parallel import run_bands
 
 NONE, HORIZONTAL, VERTICAL, PLANAR = 0, 1, 2, 3
 END_OF_ROW = 0x08
@@ -82,63 +83,113 @@ def best_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
 # ----------------------------------------------------------------------------- sparse
 
 
+#: Samples per band of `to_symbols`: its index temporaries stay small and bands run in threads.
+SYMBOL_BAND = 1 << 18
+
+
+def band_symbols(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`to_symbols` of a band of rows, value escapes not yet narrowed: see `join_symbols`."""
+    count = matrix.shape[1]
+    flat = np.ascontiguousarray(matrix).reshape(-1)
+    where = np.flatnonzero(flat != 0)  # nonzero of a bool array is several times faster
+    values = flat[where]
+    rows = where // count
+    cols = where - rows * count
+    runs = np.empty_like(where)
+    runs[:1] = cols[:1]
+    np.subtract(where[1:], where[:-1], out=runs[1:])
+    runs[1:] -= 1  # zeros between neighbours in the same row, or the column at a row's start:
+    runs[1:] = np.where(rows[1:] != rows[:-1], cols[1:], runs[1:])
+    small = (values >= -7) & (values <= 7)
+    codes = np.minimum(runs, RUN_ESCAPE).astype(np.uint8) << 4
+    codes |= np.where(small, values + 8, VALUE_ESCAPE).astype(np.uint8)
+    symbols = np.full(values.size + matrix.shape[0], END_OF_ROW, dtype=np.uint8)
+    symbols[np.arange(values.size) + rows] = codes
+    return symbols, (runs[runs >= RUN_ESCAPE] - RUN_ESCAPE).astype(np.uint16), values[~small]
+
+
 def to_symbols(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row-major run/level symbols of an integer matrix (rows, count).
 
-    Returns (symbols uint8, run escapes uint16, value escapes int16 or int32).
+    Returns (symbols uint8, run escapes uint16, value escapes int16 or int32). Rows are coded
+    in bands (each row's symbols depend on that row only).
     """
-    rows, cols = np.nonzero(matrix)
-    values = matrix[rows, cols].astype(np.int64)
-    previous = np.empty_like(cols)
-    previous[1:] = cols[:-1]
-    new_row = np.ones(cols.size, dtype=bool)
-    new_row[1:] = rows[1:] != rows[:-1]
-    previous[new_row] = -1
-    runs = cols - previous - 1
-    run_code = np.minimum(runs, RUN_ESCAPE)
-    small = (values >= -7) & (values <= 7)
-    value_code = np.where(small, values + 8, VALUE_ESCAPE)
-    symbols = np.full(values.size + matrix.shape[0], END_OF_ROW, dtype=np.uint8)
-    symbols[np.arange(values.size) + rows] = (run_code << 4) | value_code
-    xrun = (runs[runs >= RUN_ESCAPE] - RUN_ESCAPE).astype(np.uint16)
-    xval = narrow(values[~small])
+    step = max(1, SYMBOL_BAND // max(matrix.shape[1], 1))
+    starts = range(0, matrix.shape[0], step)
+    parts = run_bands(lambda i: band_symbols(matrix[starts[i]:starts[i] + step]), len(starts))
+    return join_symbols(parts or [band_symbols(matrix)])
+
+
+def join_symbols(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The symbols of consecutive bands (from `band_symbols`) as those of the whole matrix."""
+    if len(parts) == 1:
+        symbols, xrun, values = parts[0]
+    else:
+        symbols, xrun, values = (np.concatenate(p) for p in zip(*parts))
+    xval = narrow(values)
     if xval.dtype == np.int8:
         xval = xval.astype(np.int16)
     return symbols, xrun, xval
 
 
+def decode_symbols(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray,
+                   shape: tuple[int, int], stride: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(flat indices, int32 values) of the non-zero entries of a sparse block of `shape`
+    (rows, count), every symbol validated. Index row*stride + column (stride defaults to count),
+    so a caller can scatter into a band of a wider matrix without a dense int64 copy.
+
+    A cumulative sum of run + 1 over the symbols (end-of-row symbols adding nothing) gives
+    each value's column plus its row's start; one shift per row turns that into row*stride.
+    """
+    nrows, count = shape
+    stride = count if stride is None else stride
+    eor = symbols == END_OF_ROW
+    ends = np.flatnonzero(eor)
+    if ends.size != nrows or (symbols.size and not eor[-1]):
+        raise SvdiError(f"sparse block: {ends.size} row ends for {nrows} rows")
+    low = symbols & 15
+    if np.count_nonzero(low == 8) != nrows:  # value code 8 only in END_OF_ROW
+        raise SvdiError("sparse block: invalid symbol")
+    run = symbols >> 4
+    escaped_runs = run == RUN_ESCAPE
+    escaped_values = low == VALUE_ESCAPE
+    if (np.count_nonzero(escaped_runs) != xrun.size
+            or np.count_nonzero(escaped_values) != xval.size):
+        raise SvdiError("sparse block: escape counts do not match the side streams")
+    if np.any(xval == 0):
+        raise SvdiError("sparse block: escaped value of zero")
+    reach = symbols.size * (RUN_ESCAPE + 1) + int(xrun.sum(dtype=np.int64)) + nrows * stride
+    index = np.int32 if reach < 2**31 else np.int64
+    advance: np.ndarray = run + np.uint8(1)  # at most 16: stays uint8
+    advance[ends] = 0
+    position: np.ndarray = np.cumsum(advance, dtype=index)
+    if xrun.size:  # rare long runs: add their excess from each escape on
+        excess = np.zeros(symbols.size, dtype=index)
+        excess[escaped_runs] = xrun
+        position += np.cumsum(excess, dtype=index)
+    row_end = position[ends]  # column after each row's last value ...
+    lengths = np.diff(row_end, prepend=index(0)) if nrows else row_end
+    if lengths.size and int(lengths.max()) > count:  # ... which is within the block
+        raise SvdiError("sparse block: component index beyond the block")
+    # Row k starts at k * stride: shift each row's symbols by k * stride - (end of row k - 1).
+    shift: np.ndarray = np.arange(nrows, dtype=index) * stride  # Python int is weak: `index`
+    shift[1:] -= row_end[:-1]
+    shift -= 1
+    coded = ~eor
+    position += np.repeat(shift, np.diff(ends, prepend=-1))
+    values = low[coded].astype(np.int32 if xval.dtype.itemsize > 2 else np.int16)
+    values -= 8
+    if xval.size:
+        values[values == VALUE_ESCAPE - 8] = xval
+    return position[coded], values
+
+
 def from_symbols(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray,
                  shape: tuple[int, int]) -> np.ndarray:
     """Inverse of `to_symbols`, validating every symbol against `shape` (rows, count)."""
-    nrows, count = shape
-    eor = symbols == END_OF_ROW
-    if int(eor.sum()) != nrows or (symbols.size and not eor[-1]):
-        raise SvdiError(f"sparse block: {int(eor.sum())} row ends for {nrows} rows")
-    rows = (np.cumsum(eor) - eor)[~eor]
-    coded = symbols[~eor]
-    run_code = (coded >> 4).astype(np.int64)
-    value_code = (coded & 15).astype(np.int64)
-    if np.any(value_code == 8):
-        raise SvdiError("sparse block: invalid symbol")
-    escaped_runs = run_code == RUN_ESCAPE
-    escaped_values = value_code == VALUE_ESCAPE
-    if int(escaped_runs.sum()) != xrun.size or int(escaped_values.sum()) != xval.size:
-        raise SvdiError("sparse block: escape counts do not match the side streams")
-    runs = run_code
-    runs[escaped_runs] += xrun
-    values = value_code - 8
-    values[escaped_values] = xval
-    if np.any(values == 0):
-        raise SvdiError("sparse block: escaped value of zero")
-    steps = np.cumsum(runs + 1)
-    starts = np.ones(rows.size, dtype=bool)
-    starts[1:] = rows[1:] != rows[:-1]
-    before = np.zeros(rows.size, dtype=np.int64)
-    before[1:] = steps[:-1]
-    base = np.maximum.accumulate(np.where(starts, before, 0)) if rows.size else before
-    cols = steps - base - 1
-    if cols.size and int(cols.max()) >= count:
-        raise SvdiError("sparse block: component index beyond the block")
-    out = np.zeros((nrows, count), dtype=np.int64)
-    out[rows, cols] = values
+    index, values = decode_symbols(symbols, xrun, xval, shape)
+    out = np.zeros(shape, dtype=np.int64)
+    out.reshape(-1)[index] = values
     return out

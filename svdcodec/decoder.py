@@ -8,10 +8,9 @@ import numpy as np
 from PIL import Image
 
 from . import container as C
-from . import planes as P
 from .errors import SvdiError
+from .bands import render
 from .coding import from_symbols, unpredict
-from .quantization import reconstruct
 
 
 @dataclass
@@ -79,19 +78,9 @@ def decode(data: bytes, *, components: int | None = None,
     at call time, None disables the check.
     """
     box = _load(data, max_pixels, components)
-    planes = []
-    # A hostile step, singular value or scale can overflow float32: no warnings, checked below.
+    # A hostile step, singular value or scale can overflow float32: no warnings, checked in render.
     with np.errstate(all="ignore"):
-        for plane in box.planes:
-            rank = plane.rank if components is None else min(plane.rank, components)
-            A = _integers(box, plane, "U", rank)
-            B = _integers(box, plane, "V", rank)
-            matrix = reconstruct(A, _sigma(box, plane, rank), B, plane.step)
-            if not np.all(np.isfinite(matrix)):
-                raise SvdiError(f"plane {plane.index}: reconstruction overflows (step "
-                                f"{plane.step} or singular values out of range)")
-            planes.append(P.from_matrix(matrix, plane))
-        pixels = P.merge(planes, box.header)
+        pixels = render(box, components)
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow float32 (sample scale {box.header.scale})")
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels

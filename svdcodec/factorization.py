@@ -27,25 +27,29 @@ class Factors:
         return int(self.sigma.size)
 
 
-def factorize(matrix: np.ndarray, max_rank: int) -> Factors:
-    """The leading min(max_rank, numerical rank) singular triplets of `matrix`, sigma-scaled."""
-    m, n = matrix.shape
-    a = matrix.astype(np.float32, copy=False)
-    tall = n <= m
-    gram = (a.T @ a) if tall else (a @ a.T)
+def basis(gram: np.ndarray, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sigma float64, unit basis float32 (k, r)) from a k x k Gram matrix: the leading
+    min(max_rank, numerical rank) eigenpairs, each basis vector's sign fixed so that it sums to
+    a non-negative value (deterministic output; the DC-like first patch component is positive)."""
     evals, evecs = np.linalg.eigh(gram.astype(np.float64))
     evals, evecs = evals[::-1], evecs[:, ::-1]
     top = float(evals[0]) if evals.size else 0.0
     keep = int(np.count_nonzero(evals > max(top, 0.0) * 1e-10))
     r = min(max_rank, keep)
     sigma = np.sqrt(evals[:r])
-    basis = np.ascontiguousarray(evecs[:, :r], dtype=np.float32)
-    # Fix the sign of each component so that its basis vector sums to a non-negative value:
-    # the output is then deterministic, and the DC-like first patch component is positive.
-    signs = np.where(basis.sum(axis=0) < 0, -1.0, 1.0).astype(np.float32)
-    basis *= signs
-    projected = (a @ basis) if tall else (a.T @ basis)
-    scaled = basis * sigma.astype(np.float32)
+    vectors = np.ascontiguousarray(evecs[:, :r], dtype=np.float32)
+    vectors *= np.where(vectors.sum(axis=0) < 0, -1.0, 1.0).astype(np.float32)
+    return sigma, vectors
+
+
+def factorize(matrix: np.ndarray, max_rank: int) -> Factors:
+    """The leading min(max_rank, numerical rank) singular triplets of `matrix`, sigma-scaled."""
+    m, n = matrix.shape
+    a = matrix.astype(np.float32, copy=False)
+    tall = n <= m
+    sigma, vectors = basis((a.T @ a) if tall else (a @ a.T), max_rank)
+    projected = (a @ vectors) if tall else (a.T @ vectors)
+    scaled = vectors * sigma.astype(np.float32)
     P, Q = (projected, scaled) if tall else (scaled, projected)
     return Factors(np.ascontiguousarray(P), sigma, np.ascontiguousarray(Q))
 

@@ -8,10 +8,14 @@ Colour conversion and chroma resampling use Pillow's C routines.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from PIL import Image
 
 from .container import COLOUR_YCBCR, LAYOUT_PATCH, Header, Plane
+from .parallel import run_bands
+from .resample import Resampler
 
 # JPEG (JFIF) full-range Y'CbCr, chroma centred on zero.
 _RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
@@ -41,6 +45,90 @@ def split(pixels: np.ndarray, header: Header) -> list[np.ndarray]:
 def _tiny(scale: float) -> bool:
     """Scales of float images whose values are near float32's smallest normal numbers."""
     return scale < float(np.finfo(np.float32).tiny) * 2**10
+
+
+class Source:
+    """The planes of `split`, computed band by band from the pixels.
+
+    Encoding passes over the planes more than once (Gram matrix, then projection at each step);
+    recomputing a band's colour conversion costs a few passes over cache-resident rows, while
+    storing float32 planes would cost 4 bytes per sample per plane (4/3 of the raw size for Y
+    alone). Only subsampled chroma is kept (`keep`). Values equal `split`'s up to float
+    rounding (BLAS fuses multiply-adds differently).
+    """
+
+    def __init__(self, pixels: np.ndarray, header: Header) -> None:
+        self.pixels, self.header = pixels, header
+        h, w, c = pixels.shape
+        self.shapes = [header.plane_shape(i) for i in range(c)]
+        self._halves = {i: Resampler(partial(self._full_rows, i), (h, w), *self.shapes[i], "box")
+                        for i in range(c) if self.shapes[i] != (h, w)}
+        self._kept: dict[int, np.ndarray] = {}
+
+    def _full_rows(self, i: int, y0: int, y1: int) -> np.ndarray:
+        px = self.pixels[y0:y1]
+        if self.header.colour == COLOUR_YCBCR and i < 3:
+            # A matrix-vector product per band: 4x faster than per-channel ufuncs on the
+            # strided uint8 samples, and unlike (N x 3) @ (3 x 3) not slowed by BLAS threading.
+            return px[..., :3].astype(np.float32) @ _RGB_TO_YCC[i]
+        if self.header.colour == COLOUR_YCBCR:
+            return px[..., i].astype(np.float32)
+        if _tiny(self.header.scale):  # 1/scale would overflow float32: divide in float64
+            return (px[..., i] / self.header.scale).astype(np.float32)
+        out = px[..., i].astype(np.float32)
+        out *= np.float32(1.0 / self.header.scale)
+        return out
+
+    def keep(self, i: int, bands: list[tuple[int, int]], threads: int | None = None) -> None:
+        """Compute plane i once and keep it: worth it for subsampled chroma (a quarter of the
+        size: 2/3 of the raw bytes for both), which would otherwise be recomputed from four
+        times as many samples at every pass."""
+        plane = np.empty(self.shapes[i], dtype=np.float32)
+
+        def fill(k: int) -> None:
+            plane[bands[k][0]:bands[k][1]] = self.rows(i, *bands[k])
+        run_bands(fill, len(bands), threads)
+        self._kept[i] = plane
+
+    def rows(self, i: int, y0: int, y1: int) -> np.ndarray:
+        """Rows y0..y1 of plane i, float32 (y1 - y0, plane width)."""
+        if i in self._kept:
+            return self._kept[i][y0:y1]
+        half = self._halves.get(i)
+        if half is None:
+            return self._full_rows(i, y0, y1)
+        h, w = self.pixels.shape[:2]
+        if h % 2 or w % 2:  # Pillow's BOX coefficients for odd sizes
+            return half.rows(y0, y1)
+        # Even sizes: the 2x2 mean, vertical pair first (contiguous rows, halves the data);
+        # Pillow sums horizontally first, so the last bit of rounding may differ.
+        full = self._full_rows(i, 2 * y0, 2 * y1)
+        pairs = full[0::2] + full[1::2]
+        out = pairs[:, 0::2] + pairs[:, 1::2]
+        out *= np.float32(0.25)
+        return out
+
+
+def patch_rows(rows: np.ndarray, patch: int) -> np.ndarray:
+    """Plane rows (a whole number of patch rows, or the plane's last rows) -> matrix rows, one
+    per p x p patch in raster order, edge-padded: `to_matrix` of a band."""
+    h, w = rows.shape
+    gh, gw = -(-h // patch), -(-w // patch)
+    if (gh * patch, gw * patch) != (h, w):
+        rows = np.pad(rows, ((0, gh * patch - h), (0, gw * patch - w)), mode="edge")
+    rows = np.ascontiguousarray(rows)
+    word = _word(patch * rows.itemsize)
+    k = patch * rows.itemsize // word.itemsize
+    words = rows.view(word).reshape(gh, patch, gw, k).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(words).view(rows.dtype).reshape(gh * gw, patch * patch)
+
+
+def _word(size: int) -> np.dtype:
+    """The widest type that divides a patch row of `size` bytes. A patch row is contiguous in
+    both layouts, so moving it as a few wide words makes the patch transpose several times
+    faster (complex128 only carries 16 bytes; nothing is computed on it)."""
+    return np.dtype(next(t for b, t in ((16, np.complex128), (8, np.uint64), (4, np.uint32),
+                                        (2, np.uint16), (1, np.uint8)) if size % b == 0))
 
 
 def _to_uint8(plane: np.ndarray, offset: float = 0.0) -> np.ndarray:

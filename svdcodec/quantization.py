@@ -9,6 +9,8 @@ M ~= (step A) diag(1/sigma) (step B)^T.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .factorization import Factors
@@ -30,17 +32,97 @@ def quantize(values: np.ndarray, step: float, rounding: float | None = None) -> 
     return q.astype(np.int32)
 
 
+class ColumnStats:
+    """Quantizes a factor band by band and keeps, per component, the squared quantization error
+    and the largest |integer|. That suffices for most rank decisions: an order-0 entropy lies
+    between 0 and rows * log2(2 * largest + 1) bits, so `choose_rank` counts the values of a
+    component (`entropy_bits`) only when those bounds leave its decision open, usually for
+    none or a few trailing components instead of every component of every band.
+    """
+
+    def __init__(self, columns: int, step: float) -> None:
+        self.columns, self.step = columns, step
+        self.error = np.zeros(columns)
+        self.top = np.zeros(columns)
+        self.rows = 0
+
+    def add(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Quantize a band (rows, columns) of float32 values with `quantize`'s rule, into `out`
+        (any integer type the caller has checked is wide enough) or a new int32 array."""
+        values = np.asarray(values, dtype=np.float32)
+        scaled = np.abs(values)
+        scaled *= np.float32(1.0 / self.step)
+        scaled += np.float32(ROUNDING)
+        self.rows += scaled.shape[0]
+        if scaled.size and float(scaled.max()) >= 2**31 - 1:
+            raise OverflowError("quantized value does not fit 32 bits")
+        ints = scaled.astype(np.int32)  # truncation: the floor of non-negative values
+        if ints.size:
+            np.maximum(self.top, ints.max(axis=0), out=self.top)
+        scaled -= ints
+        scaled -= np.float32(ROUNDING)  # the error in steps; float32 sums per band suffice
+        self.error += np.einsum("ij,ij->j", scaled, scaled).astype(np.float64) * self.step ** 2
+        negative = values.view(np.int32) >> 31  # -1 where the sign bit is set, else 0
+        ints ^= negative
+        ints -= negative  # two's complement negation where negative
+        if out is None:
+            return ints
+        out[...] = ints
+        return out
+
+    @classmethod
+    def combine(cls, parts: list[ColumnStats]) -> ColumnStats:
+        """The stats of consecutive bands as one (errors summed in band order)."""
+        out = cls(parts[0].columns, parts[0].step)
+        for part in parts:
+            out.error += part.error
+            np.maximum(out.top, part.top, out=out.top)
+            out.rows += part.rows
+        return out
+
+    def nonzero(self) -> np.ndarray:
+        """Whether each component has a non-zero integer."""
+        return self.top > 0
+
+    def most_bits(self) -> np.ndarray:
+        """An upper bound of each component's order-0 entropy in bits."""
+        return self.rows * np.log2(2 * self.top + 1)
+
+
+def entropy_bits(values: np.ndarray) -> float:
+    """Order-0 entropy estimate, in bits, of some integers."""
+    flat = np.asarray(values).reshape(-1).astype(np.int64)  # int16 differences could overflow
+    if not flat.any():
+        return 0.0
+    counts = np.bincount(flat - flat.min())
+    p = counts[counts > 0] / flat.size
+    return -flat.size * float(p @ np.log2(p))
+
+
 def _entropy_bits(q: np.ndarray) -> np.ndarray:
     """Order-0 entropy estimate, in bits, of each column of an integer matrix."""
-    bits = np.zeros(q.shape[1])
-    for i in range(q.shape[1]):  # one iteration per component, not per sample
-        column = q[:, i]
-        if not column.any():
+    return np.array([entropy_bits(q[:, i]) for i in range(q.shape[1])])
+
+
+def choose_rank(sigma: np.ndarray, error_a: np.ndarray, error_b: np.ndarray,
+                most_bits_a: np.ndarray, bits_a: Callable[[int], float],
+                bits_b: Callable[[int], float], step: float) -> int:
+    """Keep components up to the last whose error reduction pays for its estimated bits at slope
+    LAMBDA * step^2 (bits: A's plus B's plus 32 for sigma), scanning from the last component.
+    A's bits are counted (bits_a(i)) only where 0 <= bits <= most_bits_a does not decide.
+
+    Normalised by sigma^2: the image-domain error of component i is ||eP_i||^2 + ||eQ_i||^2
+    only because P_i / sigma_i and Q_i / sigma_i are unit vectors.
+    """
+    gain = sigma ** 2 - error_a - error_b
+    slope = LAMBDA * step * step
+    for i in range(sigma.size - 1, -1, -1):  # one iteration per component, not per sample
+        fixed = bits_b(i) + 32
+        if gain[i] <= slope * fixed:
             continue
-        counts = np.bincount(column - column.min())
-        p = counts[counts > 0] / column.size
-        bits[i] = -column.size * float(p @ np.log2(p))
-    return bits
+        if gain[i] > slope * (most_bits_a[i] + fixed) or gain[i] > slope * (bits_a(i) + fixed):
+            return i + 1
+    return 0
 
 
 def quantize_factors(f: Factors, step: float, fixed_rank: bool) -> tuple[np.ndarray, np.ndarray,
@@ -51,18 +133,12 @@ def quantize_factors(f: Factors, step: float, fixed_rank: bool) -> tuple[np.ndar
     not pay for their estimated bits at slope LAMBDA * step^2.
     """
     sigma = f.sigma.astype(np.float32)
-    A = quantize(f.P, step)
-    B = quantize(f.Q, step)
+    sa, sb = ColumnStats(f.rank, step), ColumnStats(f.rank, step)
+    A, B = sa.add(f.P), sb.add(f.Q)
     r = f.rank
     if not fixed_rank and r:
-        err_a = np.sum((f.P - A * np.float32(step)) ** 2, axis=0, dtype=np.float64)
-        err_b = np.sum((f.Q - B * np.float32(step)) ** 2, axis=0, dtype=np.float64)
-        # Normalised by sigma^2: the image-domain error of component i is ||eP_i||^2 + ||eQ_i||^2
-        # only because P_i / sigma_i and Q_i / sigma_i are unit vectors.
-        gain = f.sigma ** 2 - err_a - err_b
-        bits = _entropy_bits(A) + _entropy_bits(B) + 32
-        pays = gain > LAMBDA * step * step * bits
-        r = int(np.flatnonzero(pays)[-1]) + 1 if pays.any() else 0
+        r = choose_rank(f.sigma, sa.error, sb.error, sa.most_bits(),
+                        lambda i: entropy_bits(A[:, i]), lambda i: entropy_bits(B[:, i]), step)
     return A[:, :r], sigma[:r], B[:, :r]
 
 

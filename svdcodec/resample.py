@@ -1,0 +1,160 @@
+"""Pillow's BILINEAR and BOX resize of "F" images, reproduced in numpy to run in bands of rows.
+
+The decoder's chroma upsampling is defined as PIL's resize(BILINEAR) of the float32 chroma plane.
+Pillow only resizes whole images (its box= argument rounds the box to float32, which shifts the
+coefficients), and a whole 19 MP float32 plane is 75 MB. This module computes Pillow's own
+coefficients (precompute_coeffs in Resample.c, in double precision) and applies them the same
+way: horizontal pass accumulated in double and stored as float32, then the vertical pass. The
+result is bit-identical to Pillow's for any band of output rows. The encoder's chroma
+subsampling of odd-sized images (BOX, whose windows are then not pixel pairs) uses the same
+machinery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def _bilinear(x: np.ndarray) -> np.ndarray:
+    return np.maximum(1.0 - np.abs(x), 0.0)
+
+
+def _box(x: np.ndarray) -> np.ndarray:
+    return ((x > -0.5) & (x <= 0.5)).astype(np.float64)
+
+
+#: Pillow's filters: (function, support).
+FILTERS = {"bilinear": (_bilinear, 1.0), "box": (_box, 0.5)}
+
+
+def coefficients(in_size: int, out_size: int, kind: str = "bilinear"
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(first input index per output index, weights (out_size, taps) in float64), as Pillow's."""
+    function, filter_support = FILTERS[kind]
+    scale = in_size / out_size  # Pillow: (double)(in1 - in0) / outSize, exact below 2**24
+    filterscale = max(scale, 1.0)
+    support = filter_support * filterscale
+    center = (np.arange(out_size, dtype=np.float64) + 0.5) * scale
+    first = np.maximum(np.trunc(center - support + 0.5), 0).astype(np.int64)
+    span = np.minimum(np.trunc(center + support + 0.5).astype(np.int64), in_size) - first
+    taps = max(int(span.max()), 1)
+    offsets = np.arange(taps)
+    x = ((first[:, None] + offsets).astype(np.float64) - center[:, None] + 0.5) * (1.0 / filterscale)
+    weights = function(x)
+    weights[offsets >= span[:, None]] = 0.0
+    total = np.zeros(out_size)
+    for t in range(taps):  # Pillow sums the weights in this order
+        total = total + weights[:, t]
+    np.divide(weights, total[:, None], out=weights, where=total[:, None] != 0)
+    return first, weights
+
+
+class Resampler:
+    """Rows of Pillow's resize((width, height), BILINEAR or BOX) of an "F" image, band by band.
+
+    `source(lo, hi)` returns rows lo..hi of the input as float32, so the input need not exist
+    whole either (the encoder computes chroma rows from the pixels on demand).
+    """
+
+    def __init__(self, source: Callable[[int, int], np.ndarray], in_shape: tuple[int, int],
+                 height: int, width: int, kind: str = "bilinear") -> None:
+        self.source = source
+        self.in_h, self.in_w = in_shape
+        self.height, self.width, self.kind = height, width, kind
+        self.vfirst, self.vweights = coefficients(self.in_h, height, kind)
+        self.hfirst, self.hweights = coefficients(self.in_w, width, kind)
+        taps = self.hweights.shape[1]
+        # Column indices per tap, clamped: a tap past the window has weight 0 anyway.
+        self.hindex = [np.minimum(self.hfirst + t, self.in_w - 1) for t in range(taps)]
+
+    def _exact(self, n_in: int, n_out: int) -> bool:
+        """Whether the fast path of this axis applies (exact 2x up or down)."""
+        return n_out == 2 * n_in if self.kind == "bilinear" else n_in == 2 * n_out
+
+    def _horizontal(self, rows: np.ndarray) -> np.ndarray:
+        if rows.shape[1] == self.width:  # Pillow skips a pass that does not change the size
+            return rows
+        if self._exact(rows.shape[1], self.width):
+            out = np.empty((rows.shape[0], self.width), dtype=np.float32)
+            _double(rows, out, axis=1) if self.kind == "bilinear" else _halve(rows, out, axis=1)
+            return out
+        acc = np.take(rows, self.hindex[0], axis=1) * self.hweights[:, 0]
+        for t in range(1, len(self.hindex)):
+            acc += np.take(rows, self.hindex[t], axis=1) * self.hweights[:, t]
+        return acc.astype(np.float32)
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Output rows y0..y1 as float32 (y1 - y0, width)."""
+        in_h = self.in_h
+        if in_h == self.height:
+            return self._horizontal(self.source(y0, y1))
+        if self._exact(in_h, self.height):
+            out = np.empty((y1 - y0, self.width), dtype=np.float32)
+            if self.kind == "box":
+                _halve(self._horizontal(self.source(2 * y0, 2 * y1)), out, axis=0)
+            else:  # output row y reads rows (y - 1) // 2 and (y + 1) // 2
+                lo, hi = max(y0 - 1, 0) // 2, min((y1 + 1) // 2 + 1, in_h)
+                _double(self._horizontal(self.source(lo, hi)), out, axis=0, first=y0 - 2 * lo)
+            return out
+        first = self.vfirst[y0:y1]
+        weights = self.vweights[y0:y1]
+        lo = int(first[0])
+        hi = min(int(first[-1]) + weights.shape[1], in_h)
+        band = self._horizontal(self.source(lo, hi))
+        local = first - lo
+        acc = band[local] * weights[:, :1]
+        for t in range(1, weights.shape[1]):
+            acc += band[np.minimum(local + t, hi - lo - 1)] * weights[:, t:t + 1]
+        return acc.astype(np.float32)
+
+
+class Bilinear(Resampler):
+    """Rows of PIL.Image.fromarray(src, "F").resize((width, height), BILINEAR)."""
+
+    def __init__(self, src: np.ndarray, height: int, width: int) -> None:
+        super().__init__(lambda lo, hi: src[lo:hi], src.shape, height, width)
+
+
+def _halve(src: np.ndarray, out: np.ndarray, axis: int) -> None:
+    """Pillow's exact 2x BOX reduction along one axis: (a[2i] + a[2i+1]) / 2. Pillow sums
+    a/2 + b/2 in double, exactly, then rounds once; float32 (a + b) * 0.5 rounds the same."""
+    a = np.moveaxis(src, axis, 0)
+    np.add(a[0::2], a[1::2], out=np.moveaxis(out, axis, 0))
+    out *= np.float32(0.5)
+
+
+def _double(src: np.ndarray, out: np.ndarray, axis: int, first: int = 0) -> None:
+    """Pillow's exact 2x bilinear along one axis, for out's indices first.. of the doubled axis.
+
+    Output 2i is a[i-1]/4 + 3a[i]/4 and 2i+1 is 3a[i]/4 + a[i+1]/4, one source sample at the two
+    ends. The products are exact in float64, so with two terms the sum is Pillow's to the bit.
+    """
+    a = np.moveaxis(src, axis, 0)
+    o = np.moveaxis(out, axis, 0)
+    quarter = a.astype(np.float64)
+    quarter *= 0.25
+    three = quarter * 3.0
+    n, count = a.shape[0], o.shape[0]
+    # out index j = first + k; even j = 2i uses (i-1, i), odd j = 2i+1 uses (i, i+1).
+    k0 = first % 2  # first k whose j is even
+    even = slice(k0, count, 2)
+    odd = slice(1 - k0, count, 2)
+    ie = (first + k0) // 2  # source i of the first even output
+    io = (first + 1 - k0) // 2  # source i of the first odd output
+    ne = len(range(*even.indices(count)))
+    no = len(range(*odd.indices(count)))
+    ev = o[even]
+    if ne:
+        lo = max(ie, 1)
+        start = lo - ie
+        if start:  # j = 0: the first sample alone
+            ev[0] = a[0]
+        np.add(quarter[lo - 1:ie + ne - 1], three[lo:ie + ne], out=ev[start:])
+    od = o[odd]
+    if no:
+        hi = min(io + no, n - 1)
+        np.add(three[io:hi], quarter[io + 1:hi + 1], out=od[:hi - io])
+        if hi < io + no:  # j = 2n - 1: the last sample alone
+            od[-1] = a[n - 1]
