@@ -361,10 +361,26 @@ def _blocks(plane: C.Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray,
                 group.append(C.Block(factor, plane.index, 0, 1, C.DENSE, (residuals,), predictor))
             else:
                 known = (u_symbols or {}).get((lo, hi)) if factor == "U" else None
-                group.append(C.Block(factor, plane.index, lo, hi - lo, C.SPARSE,
-                                     known or to_symbols(mat[:, lo:hi])))
+                block = C.Block(factor, plane.index, lo, hi - lo, C.SPARSE,
+                                known or to_symbols(mat[:, lo:hi]))
+                if plane.layout == C.LAYOUT_PLAIN:
+                    block = _smaller(block, _dense(factor, plane.index, lo, mat[:, lo:hi], grid))
+                group.append(block)
         out.append(group)
     return out
+
+
+def _dense(factor: str, plane: int, first: int, columns: np.ndarray, grid: tuple[int, int]
+           ) -> C.Block:
+    """Columns as predicted dense grids: the singular vectors of a whole plane are often smooth
+    along the image, where a vertical predictor beats run/level symbols."""
+    grids = np.ascontiguousarray(columns.T).reshape(columns.shape[1], *grid)
+    predictor, residuals = best_prediction(grids)
+    return C.Block(factor, plane, first, columns.shape[1], C.DENSE, (residuals,), predictor)
+
+
+def _smaller(a: C.Block, b: C.Block) -> C.Block:
+    return a if len(C.pack_block(a, ZSTD_LEVEL)) <= len(C.pack_block(b, ZSTD_LEVEL)) else b
 
 
 # ----------------------------------------------------------------------------- rate control
