@@ -244,7 +244,7 @@ class Encoder:
             if whole is None:
                 whole = source.rows(i, 0, h)
             matrix = P.to_matrix(whole, code, side)
-            f = factorize(matrix, limit)
+            f = factorize(matrix, limit, requested=self.rank is not None)
             candidates.append(_Candidate(plane, f.sigma, f.Q, frobenius2(matrix), P=f.P))
         work[i] = candidates
         return candidates

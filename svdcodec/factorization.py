@@ -42,10 +42,47 @@ def basis(gram: np.ndarray, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
     return sigma, vectors
 
 
-def factorize(matrix: np.ndarray, max_rank: int) -> Factors:
-    """The leading min(max_rank, numerical rank) singular triplets of `matrix`, sigma-scaled."""
+#: Short side above which a whole-plane ("plain") matrix is factorized by a randomized range
+#: finder: forming and diagonalizing a k x k Gram matrix costs O(m k^2 + k^3), minutes at k ~ 10^4.
+RANDOMIZED_ABOVE = 2048
+#: Components kept at most by the randomized route when the caller did not ask for a rank.
+RANDOMIZED_RANK = 512
+#: Oversampling and power iterations of the range finder (Halko, Martinsson and Tropp, 2011).
+OVERSAMPLE = 16
+POWER_ITERATIONS = 2
+
+
+def randomized(a: np.ndarray, rank: int, seed: int = 0) -> Factors:
+    """Leading `rank` triplets from a randomized range finder with power iterations.
+
+    Cost O(m n k) for k = rank + OVERSAMPLE, all in BLAS products and two small QRs per
+    iteration. Accuracy: see tools/gram_accuracy.py (spec/svdi.md, section 6). Deterministic:
+    the test matrix comes from a fixed seed.
+    """
+    m, n = a.shape
+    k = min(rank + OVERSAMPLE, m, n)
+    omega = np.random.default_rng(seed).standard_normal((n, k)).astype(np.float32)
+    q, _ = np.linalg.qr(a @ omega)
+    for _ in range(POWER_ITERATIONS):
+        z, _ = np.linalg.qr(a.T @ q)
+        q, _ = np.linalg.qr(a @ z)
+    b = q.T @ a  # (k, n): A ~= Q B
+    sigma, vectors = basis(b @ b.T, rank)  # eigenvectors of B B^T: the left singular vectors of B
+    P = q @ (vectors * sigma.astype(np.float32))  # U Sigma
+    Q = b.T @ vectors  # V Sigma
+    return Factors(np.ascontiguousarray(P), sigma, np.ascontiguousarray(Q))
+
+
+def factorize(matrix: np.ndarray, max_rank: int, requested: bool = False) -> Factors:
+    """The leading min(max_rank, numerical rank) singular triplets of `matrix`, sigma-scaled.
+
+    Large matrices (short side > RANDOMIZED_ABOVE) go through `randomized`, keeping at most
+    RANDOMIZED_RANK components unless the caller `requested` max_rank explicitly.
+    """
     m, n = matrix.shape
     a = matrix.astype(np.float32, copy=False)
+    if min(m, n) > RANDOMIZED_ABOVE:
+        return randomized(a, max_rank if requested else min(max_rank, RANDOMIZED_RANK))
     tall = n <= m
     sigma, vectors = basis((a.T @ a) if tall else (a @ a.T), max_rank)
     projected = (a @ vectors) if tall else (a.T @ vectors)
