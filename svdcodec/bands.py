@@ -11,7 +11,7 @@ the pixels equal the whole-plane path's. numpy, BLAS and Pillow release the GIL,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import pairwise
 
 import numpy as np
@@ -26,8 +26,6 @@ from .coding import (
     VALUE_ESCAPE,
     VERTICAL,
     decode_symbols,
-    from_symbols,
-    unpredict,
 )
 from .errors import SvdiError
 from .parallel import run_bands
@@ -40,6 +38,10 @@ BAND_PIXELS = 1 << 18
 #: Fewest matrix rows per band: below this OpenBLAS uses small-matrix kernels that round
 #: differently from the whole-matrix product.
 MIN_BAND_ROWS = 256
+#: Bytes of int64 work per chunk when a dense block is streamed.
+CHUNK_BYTES = 1 << 20
+#: Fewest bytes a piece of a factor may take (see `pass_budget`).
+MIN_PASS_BYTES = 1 << 24
 
 
 def row_bands(rows: int, unit: int, min_units: int, target: int) -> list[tuple[int, int]]:
@@ -59,11 +61,20 @@ def _overflow(plane: C.Plane) -> SvdiError:
 
 
 class PlaneRows:
-    """Reconstructs bands of pixel rows of one plane, as float32 (rows, width)."""
+    """Reconstructs bands of pixel rows of one plane, as float32 (rows, columns).
+
+    Both factors are built from the compressed blocks in bounded pieces, at most `budget`
+    bytes each: the scaled left factor A * step^2/sigma for a pass of consecutive bands
+    (`load`), and B^T for a range of matrix columns (`load_columns`; a plain layout's V is
+    up to four times the output's size). Each output element is the same dot product over the
+    rank whatever the pieces, so the pixels do not depend on them.
+    """
 
     def __init__(self, box: C.Container, plane: C.Plane, rank: int,
-                 bands: list[tuple[int, int]]) -> None:
+                 bands: list[tuple[int, int]], budget: int,
+                 scratch: dict[str, np.ndarray] | None = None) -> None:
         self.plane, self.rank, self.bands = plane, rank, bands
+        self.scratch = {} if scratch is None else scratch
         self.m, self.n = plane.matrix_shape
         self.patch = plane.patch if plane.layout == C.LAYOUT_PATCH else 0
         self.per_row = plane.grid[1] if self.patch else 1  # matrix rows per band unit
@@ -72,115 +83,64 @@ class PlaneRows:
         self.mrows = [(y0 // unit * self.per_row, min(-(-y1 // unit) * self.per_row, self.m))
                       for y0, y1 in bands]
         blocks = [b for b in box.blocks if b.plane == plane.index]
-        parts = [b.arrays[0] for b in blocks if b.factor == "S"]
+        parts = [b.data()[0] for b in blocks if b.factor == "S"]
         sigma = (np.concatenate(parts) if parts else np.zeros(0, np.float32))[:rank]
         self.scale = np.float32(plane.step * plane.step) / sigma.astype(np.float32)
         if rank and not np.all(np.isfinite(self.scale)):
             raise _overflow(plane)
-        self.Bt = self._vt(blocks)
-        self.dense: list[tuple[C.Block, int, list[np.ndarray | None]]] = []
-        self.sparse: list[tuple[C.Block, int, list[tuple[int, int, int, int, int, int]]]] = []
-        for b in blocks:
-            if b.factor != "U" or b.first >= rank:
-                continue
-            width = min(b.count, rank - b.first)
-            if b.coding == C.DENSE:
-                self.dense.append((b, width, self._carries(b, width)))
+        self.u = self._factor(blocks, "U", self.m)
+        self.v = self._factor(blocks, "V", self.n)
+        row_bytes = 4 * max(rank, 1)
+        self.passes: list[list[int]] = []  # band indices, consecutive, at most `budget` bytes
+        for i, (r0, r1) in enumerate(self.mrows):
+            if self.passes and (r1 - self.mrows[self.passes[-1][0]][0]) * row_bytes <= budget:
+                self.passes[-1].append(i)
             else:
-                self.sparse.append((b, width, self._split(b)))
+                self.passes.append([i])
+        step = self.n if self.patch else max(1, budget // row_bytes)  # a patch's n is <= 1024
+        self.columns = [(j, min(j + step, self.n)) for j in range(0, self.n, step)]
+        self.left = self.Bt = np.zeros((0, 0), np.float32)
+        self.base = 0  # matrix row of self.left[0]
+        self.cols = (0, self.n)  # matrix columns of self.Bt
 
-    def _vt(self, blocks: list[C.Block]) -> np.ndarray:
-        """V as float32 (rank, n), a transposed view exactly as in `reconstruct`, filled
-        without the (n, rank) int64 copy (a plain layout's V can be 4096 x 4096)."""
-        B = np.zeros((self.n, self.rank), dtype=np.float32)
-        for b in blocks:
-            if b.factor != "V" or b.first >= self.rank:
-                continue
-            width = min(b.count, self.rank - b.first)
-            if b.coding == C.DENSE:  # a few components at a time: unpredict works in int64
-                for k in range(0, width, 64):
-                    part = unpredict(b.arrays[0][k:min(k + 64, width)], b.predictor)
-                    B[:, b.first + k:b.first + k + part.shape[0]] = part.reshape(-1, self.n).T
-                continue
-            symbols, xrun, xval = b.arrays
-            if width == b.count:
-                index, values = decode_symbols(symbols, xrun, xval, (self.n, b.count), self.rank)
-                B.reshape(-1)[index + b.first] = values
+    def _factor(self, blocks: list[C.Block], factor: str, rows: int) -> list[tuple]:
+        """(block, components used, sparse streams or None) of one factor's blocks."""
+        used = [(b, min(b.count, self.rank - b.first)) for b in blocks
+                if b.factor == factor and b.first < self.rank]
+        return [(b, w, None if b.coding == C.DENSE else _sparse_streams(b, rows))
+                for b, w in used]
+
+    def _fill(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
+              r0: int, r1: int) -> None:
+        """out = the quantized factor's matrix rows [r0, r1), (r1 - r0, rank) float32."""
+        for block, width, streams in factor:
+            if streams is None:
+                _fill_dense(out, block, width, grid, r0 // grid[1], r1 // grid[1], self.scratch)
             else:
-                B[:, b.first:b.first + width] = from_symbols(symbols, xrun, xval,
-                                                             (self.n, b.count))[:, :width]
-        return B.T
+                _fill_sparse(out, block, width, streams, r0, r1)
 
-    def _carries(self, block: C.Block, width: int) -> list[np.ndarray | None]:
-        """Per band, the column sums of the residual rows above it: what a vertical or planar
-        predictor's running sum carries into the band (None for the others)."""
-        if block.predictor not in (VERTICAL, PLANAR):
-            return [None] * len(self.mrows)
-        residuals = block.arrays[0][:width]
-        carry = np.zeros((width, 1, residuals.shape[2]), dtype=np.int64)
-        out = []
-        for r0, r1 in self.mrows:
-            out.append(carry)
-            band = residuals[:, r0 // self.per_row:r1 // self.per_row]
-            carry = carry + band.sum(axis=1, keepdims=True, dtype=np.int64)
-        return out
+    def load_columns(self, k: int) -> None:
+        """B^T of column range k, float32 (rank, columns), a transposed view exactly as in
+        `reconstruct`, filled without an int64 copy."""
+        j0, j1 = self.columns[k]
+        B = _zeros(self.scratch, "B", (j1 - j0, self.rank))
+        self._fill(B, self.v, self.plane.vgrid, j0, j1)
+        self.Bt, self.cols = B.T, (j0, j1)
 
-    def _dense(self, block: C.Block, width: int, carry: np.ndarray | None, i: int
-               ) -> np.ndarray:
-        """`unpredict` of band i's grid rows of a dense block, (width, rows) int64: the running
-        sums start from the carry, so no full-size int64 copy of the block is made."""
-        r0, r1 = self.mrows[i]
-        g = block.arrays[0][:width, r0 // self.per_row:r1 // self.per_row].astype(np.int64)
-        if carry is not None:
-            g = np.cumsum(g, axis=1, out=g)
-            g += carry
-        if block.predictor in (HORIZONTAL, PLANAR):
-            g = np.cumsum(g, axis=2, out=g)
-        return g.reshape(width, r1 - r0)
-
-    def _split(self, block: C.Block) -> list[tuple[int, int, int, int, int, int]]:
-        """Per band: (first symbol, end symbol, first run escape, run escapes, first value
-        escape, value escapes), checked against the side streams' sizes."""
-        symbols, xrun, xval = block.arrays
-        ends = np.flatnonzero(symbols == END_OF_ROW)
-        if ends.size != self.m or (symbols.size and symbols[-1] != END_OF_ROW):
-            raise SvdiError(f"sparse block: {ends.size} row ends for {self.m} rows")
-        out, run_at, value_at = [], 0, 0
-        for r0, r1 in self.mrows:
-            s0 = int(ends[r0 - 1]) + 1 if r0 else 0
-            s1 = int(ends[r1 - 1]) + 1 if r1 else 0
-            part = symbols[s0:s1]
-            runs = int(np.count_nonzero(part >= RUN_ESCAPE << 4))
-            values = int(np.count_nonzero((part & 15) == VALUE_ESCAPE))
-            out.append((s0, s1, run_at, runs, value_at, values))
-            run_at += runs
-            value_at += values
-        if run_at != xrun.size or value_at != xval.size:
-            raise SvdiError("sparse block: escape counts do not match the side streams")
-        return out
+    def load(self, k: int) -> None:
+        """The scaled left factor of the matrix rows of pass k's bands."""
+        r0, r1 = self.mrows[self.passes[k][0]][0], self.mrows[self.passes[k][-1]][1]
+        left = _zeros(self.scratch, "left", (r1 - r0, self.rank))
+        self._fill(left, self.u, self.plane.grid, r0, r1)
+        left *= self.scale
+        self.left, self.base = left, r0
 
     def matrix(self, i: int) -> np.ndarray:
-        """Matrix rows of band i, float32 (rows, n)."""
+        """Matrix rows of band i (in the loaded pass), loaded columns, float32."""
         r0, r1 = self.mrows[i]
         if self.rank == 0:
-            return np.zeros((r1 - r0, self.n), dtype=np.float32)
-        left = np.zeros((r1 - r0, self.rank), dtype=np.float32)
-        for block, width, carries in self.dense:
-            left[:, block.first:block.first + width] = self._dense(block, width, carries[i], i).T
-        for block, width, split in self.sparse:
-            s0, s1, a, na, v, nv = split[i]
-            symbols, xrun, xval = block.arrays
-            streams = (symbols[s0:s1], xrun[a:a + na], xval[v:v + nv])
-            if width == block.count:
-                index, values = decode_symbols(*streams, (r1 - r0, block.count), self.rank)
-                left.reshape(-1)[index + block.first] = values
-            else:  # a preview that stops inside this block
-                part = np.zeros((r1 - r0, block.count), dtype=np.float32)
-                index, values = decode_symbols(*streams, (r1 - r0, block.count))
-                part.reshape(-1)[index] = values
-                left[:, block.first:block.first + width] = part[:, :width]
-        left *= self.scale
-        out = left @ self.Bt
+            return np.zeros((r1 - r0, self.cols[1] - self.cols[0]), dtype=np.float32)
+        out = self.left[r0 - self.base:r1 - self.base] @ self.Bt
         if not (np.isfinite(out.min()) and np.isfinite(out.max())):
             raise _overflow(self.plane)
         return out
@@ -208,6 +168,110 @@ class PlaneRows:
     def float_rows(self, i: int) -> np.ndarray:
         return self.to_rows(self.matrix(i), i)
 
+    @property
+    def xs(self) -> slice:
+        """Pixel columns of the loaded matrix columns (all of them for a patch layout)."""
+        return slice(*self.cols) if not self.patch else slice(0, self.plane.width)
+
+    def each_band(self, task: Callable[[int], None], threads: int | None) -> None:
+        """task(i) for every band, with the factors loaded piece by piece."""
+        for k in range(len(self.columns)):
+            self.load_columns(k)
+            for j, bands in enumerate(self.passes):
+                self.load(j)
+
+                def one(t: int, bands: list[int] = bands) -> None:
+                    task(bands[t])
+                run_bands(one, len(bands), threads)
+        self.left = self.Bt = np.zeros((0, 0), np.float32)
+
+
+def _sparse_streams(block: C.Block, rows: int) -> tuple[np.ndarray, ...]:
+    """(symbols, run escapes, value escapes, symbol index after each row end) of a sparse
+    block, checked against the row count and the side streams' sizes."""
+    symbols, xrun, xval = block.data()
+    ends = np.flatnonzero(symbols == END_OF_ROW) + 1
+    if ends.size != rows or (symbols.size and symbols[-1] != END_OF_ROW):
+        raise SvdiError(f"sparse block: {ends.size} row ends for {rows} rows")
+    if (np.count_nonzero(symbols >= RUN_ESCAPE << 4) != xrun.size
+            or np.count_nonzero((symbols & 15) == VALUE_ESCAPE) != xval.size):
+        raise SvdiError("sparse block: escape counts do not match the side streams")
+    return symbols, xrun, xval, ends
+
+
+def _fill_sparse(out: np.ndarray, block: C.Block, width: int, streams: tuple[np.ndarray, ...],
+                 r0: int, r1: int) -> None:
+    """out[:, first:first + width] = rows [r0, r1) of a sparse block (symbols are row-major),
+    decoded a few rows at a time: decode_symbols' index and value arrays take 12 bytes per
+    non-zero, three times the float32 they fill."""
+    symbols, xrun, xval, ends = streams
+    step = max(1, CHUNK_BYTES // (12 * (block.count + 1)))
+    s0 = int(ends[r0 - 1]) if r0 else 0
+    a = int(np.count_nonzero(symbols[:s0] >= RUN_ESCAPE << 4))
+    v = int(np.count_nonzero((symbols[:s0] & 15) == VALUE_ESCAPE))
+    for q0 in range(r0, r1, step):
+        q1 = min(q0 + step, r1)
+        s1 = int(ends[q1 - 1])
+        part = symbols[s0:s1]
+        na = int(np.count_nonzero(part >= RUN_ESCAPE << 4))
+        nv = int(np.count_nonzero((part & 15) == VALUE_ESCAPE))
+        parts = (part, xrun[a:a + na], xval[v:v + nv])
+        rows = out[q0 - r0:q1 - r0]
+        if width == block.count:
+            index, values = decode_symbols(*parts, (q1 - q0, block.count), out.shape[1])
+            rows.reshape(-1)[index + block.first] = values
+        else:  # a preview that stops inside this block
+            full = np.zeros((q1 - q0, block.count), dtype=np.float32)
+            index, values = decode_symbols(*parts, (q1 - q0, block.count))
+            full.reshape(-1)[index] = values
+            rows[:, block.first:block.first + width] = full[:, :width]
+        s0, a, v = s1, a + na, v + nv
+
+
+def _zeros(scratch: dict[str, np.ndarray], key: str, shape: tuple[int, int]) -> np.ndarray:
+    """Zeroed float32 array of `shape` in scratch[key], reused from plane to plane and pass to
+    pass: first-touch page faults of fresh pass-sized arrays cost more than the decoding."""
+    size = shape[0] * shape[1]
+    if key not in scratch or scratch[key].size < size:
+        scratch.pop(key, None)
+        scratch[key] = np.empty(size, dtype=np.float32)
+    out = scratch[key][:size].reshape(shape)
+    out.fill(0)
+    return out
+
+
+def _fill_dense(out: np.ndarray, block: C.Block, width: int, grid: tuple[int, int],
+                g0: int, g1: int, scratch: dict[str, np.ndarray]) -> None:
+    """out[:, first + k] = grid rows [g0, g1) of component k of a dense block, unpredicted,
+    for k < width. Streams the block a few rows at a time: the vertical and planar
+    predictors' running column sums are carried from chunk to chunk (int64, wrapping exactly
+    like `unpredict`'s whole-array cumsum). Components are gathered in a component-major
+    float32 copy and transposed into `out` at the end: writing one column at a time is slow."""
+    gw = grid[1]
+    gathered = _zeros(scratch, "gathered", (width, (g1 - g0) * gw)).reshape(width, -1, gw)
+    vertical = block.predictor in (VERTICAL, PLANAR)
+    horizontal = block.predictor in (HORIZONTAL, PLANAR)
+    carry = np.zeros(gw, dtype=np.int64)
+    for k, a, residuals in block.grid_rows(grid, max(1, CHUNK_BYTES // (8 * gw))):
+        b = a + residuals.shape[0]
+        if a == 0:
+            carry = np.zeros(gw, dtype=np.int64)
+        if k >= width or a >= g1 or (b <= g0 and not vertical):
+            continue
+        g = residuals.astype(np.int64)
+        if vertical:
+            g = np.cumsum(g, axis=0, out=g)
+            g += carry
+            carry = g[-1].copy()
+            if b <= g0:
+                continue
+        lo, hi = max(a, g0), min(b, g1)
+        g = g[lo - a:hi - a]
+        if horizontal:
+            g = np.cumsum(g, axis=1)
+        gathered[k, lo - g0:hi - g0] = g
+    out[:, block.first:block.first + width] = gathered.reshape(width, -1).T
+
 
 def _bands_for(planes: Iterable[C.Plane], height: int, width: int) -> list[tuple[int, int]]:
     """Pixel-row bands shared by planes of one size: whole patches of every plane, and at least
@@ -223,62 +287,74 @@ def _bands_for(planes: Iterable[C.Plane], height: int, width: int) -> list[tuple
     return row_bands(height, unit, -(-need // unit), target)
 
 
+def pass_budget(out_bytes: int) -> int:
+    """Bytes each factor buffer (a pass of U, a column range of V, the gathering copy) may
+    take: three of them, the output and band temporaries stay within 3 x output + 64 MiB."""
+    return max(MIN_PASS_BYTES, out_bytes // 2)
+
+
 def render(box: C.Container, components: int | None = None,
            threads: int | None = None) -> np.ndarray:
-    """The decoded image (h, w, c), band by band (see the module docstring)."""
+    """The decoded image (h, w, c), plane after plane and band by band (see the module
+    docstring). Y'CbCr planes are rounded to uint8 into the output, then converted in place,
+    so only one plane's factors are in memory at a time."""
     header = box.header
     h, w = header.height, header.width
     ranks = [p.rank if components is None else min(p.rank, components) for p in box.planes]
     full = [p for p in box.planes if (p.height, p.width) == (h, w)]
     bands = _bands_for(full, h, w)
-    rows = {p.index: PlaneRows(box, p, ranks[p.index], bands) for p in full}
-    small: dict[int, Bilinear] = {}
-    for p in box.planes:  # subsampled chroma: whole float32 planes (a quarter size each)
-        if p.index in rows:
-            continue
-        plane_bands = _bands_for([p], p.height, p.width)
-        src = PlaneRows(box, p, ranks[p.index], plane_bands)
-        plane = np.empty((p.height, p.width), dtype=np.float32)
-
-        def fill(i: int, src: PlaneRows = src, plane: np.ndarray = plane) -> None:
-            y0, y1 = src.bands[i]
-            plane[y0:y1] = src.float_rows(i)
-        run_bands(fill, len(plane_bands), threads)
-        small[p.index] = Bilinear(plane, h, w)
-
     out = np.empty((h, w, header.channels), dtype=header.dtype)
-    if header.colour == C.COLOUR_YCBCR:
-        def band(i: int) -> None:
-            y0, y1 = bands[i]
-            ycc = [rows[0].uint8(i)]
-            for c in (1, 2):
-                if c in small:
-                    chroma = small[c].rows(y0, y1)
-                    chroma += np.float32(128.5)
-                    np.clip(chroma, 0, 255, out=chroma)
-                    ycc.append(chroma.astype(np.uint8))
-                else:
-                    ycc.append(rows[c].uint8(i, 128.0))
-            rgb = Image.merge("YCbCr", [Image.fromarray(a) for a in ycc]).convert("RGB")
-            out[y0:y1, :, :3] = np.frombuffer(rgb.tobytes(), np.uint8).reshape(y1 - y0, w, 3)
-            for c in range(3, header.channels):
-                out[y0:y1, :, c] = rows[c].uint8(i)
-    else:
-        dtype = header.dtype
-        tiny = _tiny(header.scale)
+    budget = pass_budget(out.nbytes)
+    scratch: dict[str, np.ndarray] = {}  # factor buffers shared by the planes
+    ycc = header.colour == C.COLOUR_YCBCR
+    dtype, tiny = header.dtype, _tiny(header.scale)
 
-        def band(i: int) -> None:
+    for p in box.planes:
+        c = p.index
+        if p not in full:  # subsampled chroma: a whole float32 plane (a quarter size)
+            src = PlaneRows(box, p, ranks[c], _bands_for([p], p.height, p.width), budget,
+                            scratch)
+            plane = np.empty((p.height, p.width), dtype=np.float32)
+
+            def fill(i: int, src: PlaneRows = src, plane: np.ndarray = plane) -> None:
+                y0, y1 = src.bands[i]
+                plane[y0:y1, src.xs] = src.float_rows(i)
+            src.each_band(fill, threads)
+            del src
+            small = Bilinear(plane, h, w)
+
+            def upsample(i: int, small: Bilinear = small, c: int = c) -> None:
+                y0, y1 = bands[i]
+                chroma = small.rows(y0, y1)
+                chroma += np.float32(128.5)
+                np.clip(chroma, 0, 255, out=chroma)
+                out[y0:y1, :, c] = chroma.astype(np.uint8)
+            run_bands(upsample, len(bands), threads)
+            del plane, small
+            continue
+        rows = PlaneRows(box, p, ranks[c], bands, budget, scratch)
+
+        def band(i: int, rows: PlaneRows = rows, c: int = c) -> None:
             y0, y1 = bands[i]
-            for c in range(header.channels):
-                if dtype == np.uint8:
-                    out[y0:y1, :, c] = rows[c].uint8(i)
-                    continue
-                p = rows[c].float_rows(i)
-                if dtype.kind == "f":
-                    out[y0:y1, :, c] = (p.astype(np.float64) * header.scale if tiny
-                                        else p * np.float32(header.scale))
-                else:
-                    top = float(np.iinfo(dtype).max)
-                    out[y0:y1, :, c] = np.clip(p.astype(np.float64) * header.scale + 0.5, 0, top)
-    run_bands(band, len(bands), threads)
+            x = rows.xs
+            if dtype == np.uint8:
+                out[y0:y1, x, c] = rows.uint8(i, 128.0 if ycc and c in (1, 2) else 0.0)
+                return
+            f = rows.float_rows(i)
+            if dtype.kind == "f":
+                out[y0:y1, x, c] = (f.astype(np.float64) * header.scale if tiny
+                                    else f * np.float32(header.scale))
+            else:
+                top = float(np.iinfo(dtype).max)
+                out[y0:y1, x, c] = np.clip(f.astype(np.float64) * header.scale + 0.5, 0, top)
+        rows.each_band(band, threads)
+        del rows
+
+    if ycc:
+        def convert(i: int) -> None:
+            y0, y1 = bands[i]
+            planes = [Image.fromarray(np.ascontiguousarray(out[y0:y1, :, c])) for c in range(3)]
+            rgb = Image.merge("YCbCr", planes).convert("RGB")
+            out[y0:y1, :, :3] = np.frombuffer(rgb.tobytes(), np.uint8).reshape(y1 - y0, w, 3)
+        run_bands(convert, len(bands), threads)
     return out

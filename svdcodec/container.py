@@ -116,6 +116,10 @@ class Block:
     Dense coding: `arrays` is (residuals,) shaped (count, *grid) for U, (count, *vgrid) for V and
     (count,) float32 for S. Sparse coding: `arrays` is (symbols, run escapes, value escapes) of
     the run/level symbols described in coding.py.
+
+    `unpack` leaves U and V blocks compressed (`arrays` None, `frame` set, sizes checked): a
+    decoder calls `data()` or `grid_rows()` when it needs them, so that all the blocks of a
+    file never sit decompressed in memory at once.
     """
 
     factor: str  # "U", "S" or "V"
@@ -123,9 +127,63 @@ class Block:
     first: int
     count: int
     coding: int  # DENSE or SPARSE
-    arrays: tuple[np.ndarray, ...] = field(repr=False)
+    arrays: tuple[np.ndarray, ...] | None = field(repr=False)
     predictor: int = 0
     stored: int = 0  # bytes of the chunk in the file, filled in when parsed
+    frame: memoryview | None = field(default=None, repr=False, compare=False)
+    #: (dtype, shape) of each array the frame holds, in order (set with `frame`).
+    parts: tuple[tuple[np.dtype, tuple[int, ...]], ...] = field(default=(), repr=False,
+                                                                compare=False)
+
+    @property
+    def what(self) -> str:
+        return f"plane {self.plane} {self.factor} block at component {self.first}"
+
+    def data(self) -> tuple[np.ndarray, ...]:
+        """The arrays, decompressed now if the block was read lazily (not cached: the caller
+        keeps them only as long as it needs them)."""
+        if self.arrays is not None:
+            return self.arrays
+        assert self.frame is not None, "a block has arrays or a frame"
+        sizes = [dtype.itemsize * int(np.prod(shape)) for dtype, shape in self.parts]
+        raw = _decompress(self.frame, sum(sizes), self.what)
+        out, at = [], 0
+        for (dtype, shape), size in zip(self.parts, sizes):
+            out.append(np.frombuffer(raw, dtype, size // dtype.itemsize, at).reshape(shape))
+            at += size
+        return tuple(out)
+
+    def grid_rows(self, grid: tuple[int, int], rows: int
+                  ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """A dense U or V block of components shaped `grid`, in file order, `rows` grid rows at
+        a time: (component, first row, residuals (rows, grid width)). A compressed block is
+        read with zstd's streaming decoder, so a large int32 block never exists whole; its
+        errors raise SvdiError."""
+        gh, gw = grid
+        if self.arrays is not None:
+            data = self.arrays[0].reshape(self.count, gh, gw)
+            for k in range(self.count):
+                for a in range(0, gh, rows):
+                    yield k, a, data[k, a:a + rows]
+            return
+        assert self.frame is not None, "a block has arrays or a frame"
+        dtype = self.parts[0][0]
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(self.frame,
+                                                                read_across_frames=True)
+            for k in range(self.count):
+                for a in range(0, gh, rows):
+                    n = min(rows, gh - a) * gw * dtype.itemsize
+                    raw = reader.read(n)
+                    while 0 < len(raw) < n and (more := reader.read(n - len(raw))):
+                        raw += more
+                    if len(raw) != n:
+                        raise SvdiError(f"{self.what}: zstd frame ends early")
+                    yield k, a, np.frombuffer(raw, dtype).reshape(-1, gw)
+            if reader.read(1):
+                raise SvdiError(f"{self.what}: zstd frame is followed by extra data")
+        except (zstandard.ZstdError, MemoryError) as exc:
+            raise SvdiError(f"{self.what}: corrupt zstd data ({exc})") from None
 
 
 @dataclass
@@ -156,12 +214,12 @@ def pack_block(block: Block, level: int = 3) -> bytes:
     """The chunk of one block: descriptor, then one zstd frame of its little-endian arrays."""
     head = _BLOCK.pack(block.plane, block.first, block.count, block.coding)
     if block.coding == DENSE:
-        (data,) = block.arrays
+        (data,) = block.data()
         code = _element_code(data)
         raw = np.ascontiguousarray(data, dtype=ELEMENT_TYPES[code]).tobytes()
         head += _DENSE.pack(code, block.predictor, data.size)
     else:
-        symbols, xrun, xval = block.arrays
+        symbols, xrun, xval = block.data()
         code = _element_code(xval)
         raw = b"".join((symbols.astype(np.uint8).tobytes(), xrun.astype("<u2").tobytes(),
                         xval.astype(ELEMENT_TYPES[code]).tobytes()))
@@ -271,14 +329,19 @@ def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
     return plane
 
 
-def _decompress(frame: memoryview, nbytes: int, what: str) -> bytes:
-    """Decompress one zstd frame to exactly `nbytes`, never allocating what the frame claims."""
+def _check_frame(frame: memoryview, nbytes: int, what: str) -> None:
+    """Refuse a zstd frame whose declared content size is not the `nbytes` the header implies."""
     try:
         declared = zstandard.frame_content_size(frame)
     except zstandard.ZstdError as exc:
         raise SvdiError(f"{what}: bad zstd frame ({exc})") from None
     if declared != nbytes:
         raise SvdiError(f"{what}: zstd frame declares {declared} bytes, header implies {nbytes}")
+
+
+def _decompress(frame: memoryview, nbytes: int, what: str) -> bytes:
+    """Decompress one zstd frame to exactly `nbytes`, never allocating what the frame claims."""
+    _check_frame(frame, nbytes, what)
     try:
         # Output buffer of exactly the checked size (the default is 128 KiB even for 10 bytes).
         dobj = zstandard.ZstdDecompressor().decompressobj(write_size=max(nbytes, 1))
@@ -318,14 +381,15 @@ def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
         if predictor not in PREDICTORS or (factor == "S" and predictor):
             raise SvdiError(f"{what}: invalid predictor {predictor}")
         dtype = ELEMENT_TYPES[code]
-        raw = _decompress(payload[offset + _DENSE.size:], elements * dtype.itemsize, what)
-        data = np.frombuffer(raw, dtype=dtype)
-        if factor == "S":
-            if not (np.all(np.isfinite(data)) and np.all(data > 0)):
-                raise SvdiError(f"{what}: singular values must be finite and positive")
-            arrays: tuple[np.ndarray, ...] = (data,)
-        else:
-            arrays = (data.reshape(count, *shape),)
+        frame = payload[offset + _DENSE.size:]
+        if factor != "S":  # decompressed when the decoder needs it
+            _check_frame(frame, elements * dtype.itemsize, what)
+            return Block(factor, index, first, count, coding, None, predictor, len(payload) + 12,
+                         frame, ((dtype, (count, *shape)),))
+        data = np.frombuffer(_decompress(frame, elements * dtype.itemsize, what), dtype=dtype)
+        if not (np.all(np.isfinite(data)) and np.all(data > 0)):
+            raise SvdiError(f"{what}: singular values must be finite and positive")
+        arrays: tuple[np.ndarray, ...] = (data,)
     elif coding == SPARSE and factor != "S":
         if len(payload) < offset + _SPARSE.size:
             raise SvdiError(f"{what}: descriptor too short")
@@ -336,11 +400,11 @@ def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
         if not rows <= nsym <= rows * (count + 1) or nxrun > nsym or nxval > nsym:
             raise SvdiError(f"{what}: stream sizes {nsym}/{nxrun}/{nxval} do not fit {rows} rows")
         dtype = ELEMENT_TYPES[code]
-        raw = _decompress(payload[offset + _SPARSE.size:],
-                          nsym + 2 * nxrun + dtype.itemsize * nxval, what)
-        arrays = (np.frombuffer(raw, np.uint8, nsym),
-                  np.frombuffer(raw, "<u2", nxrun, nsym),
-                  np.frombuffer(raw, dtype, nxval, nsym + 2 * nxrun))
+        frame = payload[offset + _SPARSE.size:]
+        _check_frame(frame, nsym + 2 * nxrun + dtype.itemsize * nxval, what)
+        parts = ((np.dtype(np.uint8), (nsym,)), (np.dtype("<u2"), (nxrun,)), (dtype, (nxval,)))
+        return Block(factor, index, first, count, coding, None, predictor, len(payload) + 12,
+                     frame, parts)
     else:
         raise SvdiError(f"{what}: unknown coding {coding}")
     return Block(factor, index, first, count, coding, arrays, predictor,

@@ -54,9 +54,10 @@ def _integers(box: C.Container, plane: C.Plane, factor: str, rank: int) -> np.nd
         if b.plane != plane.index or b.factor != factor or b.first >= rank:
             continue
         if b.coding == C.DENSE:
-            part = unpredict(b.arrays[0], b.predictor).reshape(b.count, rows).T
+            part = unpredict(b.data()[0], b.predictor).reshape(b.count, rows).T
         else:
-            part = from_symbols(*b.arrays, (rows, b.count))
+            symbols, xrun, xval = b.data()
+            part = from_symbols(symbols, xrun, xval, (rows, b.count))
         width = min(b.count, rank - b.first)
         out[:, b.first:b.first + width] = part[:, :width]
     return out
@@ -64,7 +65,7 @@ def _integers(box: C.Container, plane: C.Plane, factor: str, rank: int) -> np.nd
 
 def _sigma(box: C.Container, plane: C.Plane, rank: int) -> np.ndarray:
     # S may be split over several blocks; unpack checked that they cover 0..rank in order.
-    parts = [b.arrays[0] for b in box.blocks if b.plane == plane.index and b.factor == "S"]
+    parts = [b.data()[0] for b in box.blocks if b.plane == plane.index and b.factor == "S"]
     sigma = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     return sigma[:rank].astype(np.float32)
 

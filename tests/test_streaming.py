@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import zstandard
 from PIL import Image
 
 import svdcodec
@@ -211,3 +212,82 @@ def test_dense_blocks_decode_by_band(predictor: int, small_bands: None) -> None:
         expected = whole_plane_decode(data, components)
         got = bands.render(C.unpack(data), components, threads=2)[:, :, 0]
         np.testing.assert_array_equal(got, expected)
+
+
+def _dense_box(layout: int, predictor: int, element: type = np.int8
+               ) -> tuple[C.Header, C.Plane, list[C.Block]]:
+    """A one-plane file with dense U and V blocks of random residuals under `predictor`."""
+    rng = np.random.default_rng(7)
+    height, width, rank = 640, 90, 12
+    patch = 4 if layout == C.LAYOUT_PATCH else 0
+    plane = C.Plane(0, layout, patch, height, width, rank, 2.0)
+    sigma = np.geomspace(4000, 40, rank).astype(np.float32)
+    u = rng.integers(-3, 4, (rank, *plane.grid)).astype(element)
+    v = rng.integers(-20, 21, (rank, *plane.vgrid)).astype(element)
+    header = C.Header(width, height, 1, 1, C.COLOUR_NONE, 0, 1.0)
+    return header, plane, [C.Block("S", 0, 0, rank, C.DENSE, (sigma,)),
+                           C.Block("V", 0, 0, 5, C.DENSE, (v[:5],), predictor),
+                           C.Block("V", 0, 5, rank - 5, C.DENSE, (v[5:],), predictor),
+                           C.Block("U", 0, 0, 5, C.DENSE, (u[:5],), predictor),
+                           C.Block("U", 0, 5, rank - 5, C.DENSE, (u[5:],), predictor)]
+
+
+@pytest.mark.parametrize("layout", [C.LAYOUT_PLAIN, C.LAYOUT_PATCH])
+@pytest.mark.parametrize("predictor", [coding.NONE, coding.HORIZONTAL, coding.VERTICAL,
+                                       coding.PLANAR])
+def test_factor_pieces_do_not_change_pixels(layout: int, predictor: int, small_bands: None,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """U in passes of a few bands, V in ranges of columns, blocks streamed a few rows at a
+    time: the pixels of the whole-plane decode, previews included."""
+    header, plane, blocks = _dense_box(layout, predictor, np.int32)
+    data = C.pack(C.Container(header, [plane], blocks))
+    monkeypatch.setattr(bands, "pass_budget", lambda out_bytes: 4 * plane.rank * 40)
+    monkeypatch.setattr(bands, "CHUNK_BYTES", 64)
+    rows = bands.PlaneRows(C.unpack(data), plane, plane.rank,
+                           bands._bands_for([plane], plane.height, plane.width), 4 * 12 * 40)
+    assert len(rows.passes) > 1 and (len(rows.columns) > 1) == (layout == C.LAYOUT_PLAIN)
+    for components in (None, 7, 3):
+        expected = whole_plane_decode(data, components)
+        got = bands.render(C.unpack(data), components, threads=2)[:, :, 0]
+        np.testing.assert_array_equal(got, expected)
+
+
+def _rechunk(chunk: bytes, payload: bytes) -> bytes:
+    return C._chunk(chunk[4:8], payload)
+
+
+@pytest.mark.parametrize("factor", ["U", "V"])
+def test_damage_found_while_streaming_raises_svdi_error(factor: str) -> None:
+    """Blocks are decompressed when decoded, after unpack: zstd damage under a valid CRC must
+    still raise SvdiError (or decode to some pixels), never another exception."""
+    header, plane, blocks = _dense_box(C.LAYOUT_PLAIN, coding.PLANAR, np.int32)
+    i = next(k for k, b in enumerate(blocks) if b.factor == factor)
+    chunks = [C.pack_block(b) for b in blocks]
+    payload = chunks[i][8:-4]
+    frame = zstd_frame(blocks[i])
+    start = len(payload) - len(frame) + zstandard.frame_header_size(frame)  # past the sizes
+
+    def decoded(new: bytes) -> str:
+        damaged = chunks[:i] + [_rechunk(chunks[i], new)] + chunks[i + 1:]
+        data = C.pack_header(header, [plane]) + b"".join(damaged) + C.END
+        C.unpack(data)  # sizes still agree: accepted before decoding
+        try:
+            svdcodec.decode(data)
+        except svdcodec.SvdiError:
+            return "rejected"
+        return "decoded"
+
+    for suffix in (b"\x00", b"garbage", frame):
+        assert decoded(payload + suffix) == "rejected"
+    assert decoded(payload[:-3]) == "rejected"
+    for at in range(start, len(payload), max(1, (len(payload) - start) // 40)):
+        for value in (0x00, 0xFF, payload[at] ^ 0x55):
+            decoded(payload[:at] + bytes([value]) + payload[at + 1:])  # no other exception
+
+
+def zstd_frame(block: C.Block) -> bytes:
+    """The zstd frame of a dense block as pack_block writes it."""
+    (data,) = block.data()
+    code = C.ELEMENT_CODES[data.dtype.newbyteorder("=")]
+    raw = np.ascontiguousarray(data, dtype=C.ELEMENT_TYPES[code]).tobytes()
+    return zstandard.ZstdCompressor(level=3, write_content_size=True).compress(raw)

@@ -262,6 +262,10 @@ def cases() -> list[Case]:
         Case("c2_plain_r4096_d32", "L 4096^2 plain r4096 (work = 2^36), dense int32 zeros",
              synthetic(C.Header(4096, 4096, U8, GREY, C.COLOUR_NONE, 0, 1.0),
                        C.LAYOUT_PLAIN, 0, 4096, C.DENSE, np.int32), True),
+        Case("c3_plain_wide_r2048_d32", "L 16384x2048 plain r2048 (work = 2^36; V is 4 x the "
+             "output), dense int32 zeros",
+             synthetic(C.Header(16384, 2048, U8, GREY, C.COLOUR_NONE, 0, 1.0),
+                       C.LAYOUT_PLAIN, 0, 2048, C.DENSE, np.int32), True),
         Case("d_encoder_4000x3000", "svdcodec.encode(photo-like RGB 4000x3000, quality=75)",
              encoded(4000, 3000), True),
     ]
