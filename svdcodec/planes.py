@@ -37,7 +37,8 @@ def split(pixels: np.ndarray, header: Header) -> list[np.ndarray]:
         planes += [pixels[..., i].astype(np.float32) for i in range(3, c)]
         return planes
     if _tiny(header.scale):  # 1/scale would overflow float32: divide in float64
-        return [(pixels[..., i] / header.scale).astype(np.float32) for i in range(c)]
+        return [(pixels[..., i].astype(np.float64) / header.scale).astype(np.float32)
+                for i in range(c)]
     scale = np.float32(1.0 / header.scale)
     return [pixels[..., i].astype(np.float32) * scale for i in range(c)]
 
@@ -74,7 +75,7 @@ class Source:
         if self.header.colour == COLOUR_YCBCR:
             return px[..., i].astype(np.float32)
         if _tiny(self.header.scale):  # 1/scale would overflow float32: divide in float64
-            return (px[..., i] / self.header.scale).astype(np.float32)
+            return (px[..., i].astype(np.float64) / self.header.scale).astype(np.float32)
         out = px[..., i].astype(np.float32)
         out *= np.float32(1.0 / self.header.scale)
         return out

@@ -194,3 +194,11 @@ def test_tiny_float_image_survives() -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         decoded = svdcodec.decode(svdcodec.encode(pixels, quality=100))
     assert np.allclose(decoded, pixels, rtol=0.05, atol=1e-40)
+
+
+def test_denormal_float_image_survives() -> None:
+    """Found by the fuzz smoke: a peak of 1.2e-43 made scale a float64 below float32's range."""
+    pixels = np.zeros((18, 23, 2), np.float32)
+    pixels[0, 0, 0] = 1.16e-43
+    decoded = svdcodec.decode(svdcodec.encode(pixels, quality=1))
+    assert decoded.shape == pixels.shape and np.all(np.isfinite(decoded))
