@@ -55,6 +55,9 @@ def row_bands(rows: int, unit: int, min_units: int, target: int) -> list[tuple[i
     return [(a * unit, min(b * unit, rows)) for a, b in pairwise(bounds)]
 
 
+_FMAX = float(np.finfo(np.float32).max)
+
+
 def _overflow(plane: C.Plane) -> SvdiError:
     return SvdiError(f"plane {plane.index}: reconstruction overflows (step {plane.step} or "
                      f"singular values out of range)")
@@ -342,7 +345,10 @@ def render(box: C.Container, components: int | None = None,
                 return
             f = rows.float_rows(i)
             if dtype.kind == "f":
-                out[y0:y1, x, c] = (f.astype(np.float64) * header.scale if tiny
+                # Near float32's limits (tiny or huge scales) compute in float64 and saturate:
+                # an honest file of values close to 3.4e38 may overshoot by a quantizer step.
+                out[y0:y1, x, c] = (np.clip(f.astype(np.float64) * header.scale, -_FMAX, _FMAX)
+                                    if tiny or header.scale > 2.0 ** 64
                                     else f * np.float32(header.scale))
             else:
                 top = float(np.iinfo(dtype).max)

@@ -303,6 +303,8 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
         raise SvdiError(f"invalid chroma subsampling {sub}")
     if not (np.isfinite(scale) and scale > 0):
         raise SvdiError(f"invalid sample scale {scale}")
+    if stype == 3 and scale > float(np.finfo(np.float32).max) / 255:
+        raise SvdiError(f"sample scale {scale} makes samples overflow float32")
     header = Header(width, height, stype, channels, colour, sub, scale, version)
     return header, nplanes
 

@@ -38,7 +38,8 @@ def headers(draw: st.DrawFn) -> tuple[C.Header, list[C.Plane]]:
         sample_type=stype, channels=channels,
         colour=C.COLOUR_YCBCR if ycbcr else C.COLOUR_NONE,
         subsampling=int(ycbcr and draw(st.booleans())),
-        scale=draw(st.floats(0, exclude_min=True, allow_infinity=False)))
+        scale=draw(st.floats(0, float(np.finfo(np.float32).max) / 255 if stype == 3 else None,
+                             exclude_min=True, allow_infinity=False)))
     planes = []
     for i in range(channels):
         height, width = header.plane_shape(i)
@@ -202,3 +203,12 @@ def test_denormal_float_image_survives() -> None:
     pixels[0, 0, 0] = 1.16e-43
     decoded = svdcodec.decode(svdcodec.encode(pixels, quality=1))
     assert decoded.shape == pixels.shape and np.all(np.isfinite(decoded))
+
+
+def test_float_values_near_float32_max_round_trip() -> None:
+    """Found by fuzzing: a reconstruction a step above 3.4e38 must saturate, not fail."""
+    top = float(np.finfo(np.float32).max)
+    pixels = np.array([[top, -top, 0.0], [top / 3, top, -top / 7]], np.float32)
+    decoded = svdcodec.decode(svdcodec.encode(pixels, quality=5))
+    assert decoded.shape == pixels.shape and np.all(np.isfinite(decoded))
+    assert np.all(np.abs(decoded) <= top)
