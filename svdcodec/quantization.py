@@ -13,7 +13,6 @@ from typing import Callable
 
 import numpy as np
 
-from .factorization import Factors
 
 #: Dead-zone rounding offset: values round up from this fraction of a step (0.5 is plain rounding).
 ROUNDING = 0.38
@@ -99,11 +98,6 @@ def entropy_bits(values: np.ndarray) -> float:
     return -flat.size * float(p @ np.log2(p))
 
 
-def _entropy_bits(q: np.ndarray) -> np.ndarray:
-    """Order-0 entropy estimate, in bits, of each column of an integer matrix."""
-    return np.array([entropy_bits(q[:, i]) for i in range(q.shape[1])])
-
-
 def choose_rank(sigma: np.ndarray, error_a: np.ndarray, error_b: np.ndarray,
                 most_bits_a: np.ndarray, bits_a: Callable[[int], float],
                 bits_b: Callable[[int], float], step: float) -> int:
@@ -123,23 +117,6 @@ def choose_rank(sigma: np.ndarray, error_a: np.ndarray, error_b: np.ndarray,
         if gain[i] > slope * (most_bits_a[i] + fixed) or gain[i] > slope * (bits_a(i) + fixed):
             return i + 1
     return 0
-
-
-def quantize_factors(f: Factors, step: float, fixed_rank: bool) -> tuple[np.ndarray, np.ndarray,
-                                                                         np.ndarray]:
-    """Integers A (m, r), float32 sigma (r,), integers B (n, r) at the chosen rank.
-
-    Unless `fixed_rank`, trailing components are dropped when the squared error they remove does
-    not pay for their estimated bits at slope LAMBDA * step^2.
-    """
-    sigma = f.sigma.astype(np.float32)
-    sa, sb = ColumnStats(f.rank, step), ColumnStats(f.rank, step)
-    A, B = sa.add(f.P), sb.add(f.Q)
-    r = f.rank
-    if not fixed_rank and r:
-        r = choose_rank(f.sigma, sa.error, sb.error, sa.most_bits(),
-                        lambda i: entropy_bits(A[:, i]), lambda i: entropy_bits(B[:, i]), step)
-    return A[:, :r], sigma[:r], B[:, :r]
 
 
 def reconstruct(A: np.ndarray, sigma: np.ndarray, B: np.ndarray, step: float) -> np.ndarray:
