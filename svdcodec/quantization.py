@@ -1,4 +1,4 @@
-"""Quantization of sigma-scaled factors, rank by rate and distortion, and integer prediction.
+"""Quantization of sigma-scaled factors and the rank decision by rate and distortion.
 
 Why sigma-scaling: an error e in u_i costs sigma_i * |e| in the image, so u_i must be finer where
 sigma_i is large. Quantizing P = U Sigma and Q = V Sigma with one step makes every stored integer
