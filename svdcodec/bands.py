@@ -86,8 +86,7 @@ class PlaneRows:
         self.mrows = [(y0 // unit * self.per_row, min(-(-y1 // unit) * self.per_row, self.m))
                       for y0, y1 in bands]
         blocks = [b for b in box.blocks if b.plane == plane.index]
-        parts = [b.data()[0] for b in blocks if b.factor == "S"]
-        sigma = (np.concatenate(parts) if parts else np.zeros(0, np.float32))[:rank]
+        sigma = box.singular_values(plane.index)[:rank]
         self.scale = np.float32(plane.step * plane.step) / sigma.astype(np.float32)
         if rank and not np.all(np.isfinite(self.scale)):
             raise _overflow(plane)

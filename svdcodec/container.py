@@ -192,6 +192,11 @@ class Container:
     planes: list[Plane]
     blocks: list[Block]
 
+    def singular_values(self, plane: int) -> np.ndarray:
+        """The plane's S blocks joined, float32 (unpack checked they cover 0..rank in order)."""
+        parts = [b.data()[0] for b in self.blocks if b.plane == plane and b.factor == "S"]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
 
 # ----------------------------------------------------------------------------- writing
 

@@ -63,13 +63,6 @@ def _integers(box: C.Container, plane: C.Plane, factor: str, rank: int) -> np.nd
     return out
 
 
-def _sigma(box: C.Container, plane: C.Plane, rank: int) -> np.ndarray:
-    # S may be split over several blocks; unpack checked that they cover 0..rank in order.
-    parts = [b.data()[0] for b in box.blocks if b.plane == plane.index and b.factor == "S"]
-    sigma = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-    return sigma[:rank].astype(np.float32)
-
-
 def decode(data: bytes, *, components: int | None = None,
            max_pixels: int | None | bool = True) -> np.ndarray:
     """Decode .svdi bytes to an array of shape (h, w) or (h, w, c) and the stored sample type.
@@ -93,7 +86,7 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
     scale = box.header.scale if box.header.colour == C.COLOUR_NONE else 1.0
     out = []
     for plane in box.planes:
-        sigma = _sigma(box, plane, plane.rank)
+        sigma = box.singular_values(plane.index)[:plane.rank].astype(np.float32)
         inv = (plane.step / sigma).astype(np.float32) if sigma.size else sigma
         U = _integers(box, plane, "U", plane.rank).astype(np.float32) * inv
         Vt = (_integers(box, plane, "V", plane.rank).astype(np.float32) * inv).T

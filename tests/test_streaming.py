@@ -37,7 +37,7 @@ def whole_plane_decode(data: bytes, components: int | None = None) -> np.ndarray
         rank = plane.rank if components is None else min(plane.rank, components)
         A = decoder._integers(box, plane, "U", rank)
         B = decoder._integers(box, plane, "V", rank)
-        matrix = quantization.reconstruct(A, decoder._sigma(box, plane, rank), B, plane.step)
+        matrix = quantization.reconstruct(A, box.singular_values(plane.index)[:rank], B, plane.step)
         out.append(planes.from_matrix(matrix, plane))
     pixels = planes.merge(out, box.header)
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
