@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from itertools import pairwise
+from types import ModuleType
 
 import numpy as np
 from PIL import Image
 
 from . import container as C
+from . import kernels
 from .coding import (
     END_OF_ROW,
     HORIZONTAL,
@@ -28,7 +30,7 @@ from .coding import (
     decode_symbols,
 )
 from .errors import SvdiError
-from .parallel import run_bands
+from .parallel import run_bands, workers
 from .planes import _tiny, _word
 from .resample import Bilinear
 
@@ -75,8 +77,10 @@ class PlaneRows:
 
     def __init__(self, box: C.Container, plane: C.Plane, rank: int,
                  bands: list[tuple[int, int]], budget: int,
-                 scratch: dict[str, np.ndarray] | None = None) -> None:
+                 scratch: dict[str, np.ndarray] | None = None,
+                 compiled: ModuleType | None = None) -> None:
         self.plane, self.rank, self.bands = plane, rank, bands
+        self.compiled = compiled
         self.scratch = {} if scratch is None else scratch
         self.m, self.n = plane.matrix_shape
         self.patch = plane.patch if plane.layout == C.LAYOUT_PATCH else 0
@@ -106,35 +110,60 @@ class PlaneRows:
         self.cols = (0, self.n)  # matrix columns of self.Bt
 
     def _factor(self, blocks: list[C.Block], factor: str, rows: int) -> list[tuple]:
-        """(block, components used, sparse streams or None) of one factor's blocks."""
+        """(block, components used, sparse streams or None) of one factor's blocks, the
+        blocks decompressed and indexed in threads."""
         used = [(b, min(b.count, self.rank - b.first)) for b in blocks
                 if b.factor == factor and b.first < self.rank]
-        return [(b, w, None if b.coding == C.DENSE else _sparse_streams(b, rows))
-                for b, w in used]
+        streams = run_bands(lambda i: None if used[i][0].coding == C.DENSE
+                            else _sparse_streams(used[i][0], rows, self.compiled), len(used))
+        return [(b, w, s) for (b, w), s in zip(used, streams)]
 
     def _fill(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
-              r0: int, r1: int) -> None:
-        """out = the quantized factor's matrix rows [r0, r1), (r1 - r0, rank) float32."""
+              r0: int, r1: int, scale: np.ndarray | None = None) -> None:
+        """out = the quantized factor's matrix rows [r0, r1), (r1 - r0, rank) float32, times
+        `scale` per column. Compiled, out is zeroed and the sparse blocks filled and scaled in
+        one pass per range of rows, in threads; the numpy path needs out zeroed first."""
+        if self.compiled is None:
+            for block, width, streams in factor:
+                if streams is None:
+                    _fill_dense(out, block, width, grid, r0 // grid[1], r1 // grid[1],
+                                self.scratch)
+                else:
+                    _fill_sparse(out, block, width, streams, r0, r1)
+            if scale is not None:
+                out *= scale
+            return
+        ones = np.ones(self.rank, dtype=np.float32) if scale is None else scale
+        parts = row_bands(r1 - r0, 1, 1, -(-(r1 - r0) // workers()))
+
+        def fill(i: int) -> None:
+            a, b = parts[i]
+            out[a:b] = 0
+            for block, width, streams in factor:
+                if streams is not None:
+                    _fill_compiled(self.compiled, out[a:b], block, width, streams,
+                                   r0 + a, r0 + b, ones)
+        run_bands(fill, len(parts))
         for block, width, streams in factor:
-            if streams is None:
+            if streams is None:  # dense columns: not touched by the sparse blocks
                 _fill_dense(out, block, width, grid, r0 // grid[1], r1 // grid[1], self.scratch)
-            else:
-                _fill_sparse(out, block, width, streams, r0, r1)
+                if scale is not None:
+                    columns = slice(block.first, block.first + width)
+                    out[:, columns] *= scale[columns]
 
     def load_columns(self, k: int) -> None:
         """B^T of column range k, float32 (rank, columns), a transposed view exactly as in
         `reconstruct`, filled without an int64 copy."""
         j0, j1 = self.columns[k]
-        B = _zeros(self.scratch, "B", (j1 - j0, self.rank))
+        B = _zeros(self.scratch, "B", (j1 - j0, self.rank), self.compiled is None)
         self._fill(B, self.v, self.plane.vgrid, j0, j1)
         self.Bt, self.cols = B.T, (j0, j1)
 
     def load(self, k: int) -> None:
         """The scaled left factor of the matrix rows of pass k's bands."""
         r0, r1 = self.mrows[self.passes[k][0]][0], self.mrows[self.passes[k][-1]][1]
-        left = _zeros(self.scratch, "left", (r1 - r0, self.rank))
-        self._fill(left, self.u, self.plane.grid, r0, r1)
-        left *= self.scale
+        left = _zeros(self.scratch, "left", (r1 - r0, self.rank), self.compiled is None)
+        self._fill(left, self.u, self.plane.grid, r0, r1, self.scale)
         self.left, self.base = left, r0
 
     def matrix(self, i: int) -> np.ndarray:
@@ -188,10 +217,17 @@ class PlaneRows:
         self.left = self.Bt = np.zeros((0, 0), np.float32)
 
 
-def _sparse_streams(block: C.Block, rows: int) -> tuple[np.ndarray, ...]:
+def _sparse_streams(block: C.Block, rows: int, compiled: ModuleType | None = None
+                    ) -> tuple[np.ndarray, ...]:
     """(symbols, run escapes, value escapes, symbol index after each row end) of a sparse
-    block, checked against the row count and the side streams' sizes."""
+    block, checked against the row count and the side streams' sizes; compiled: (symbols,
+    run escapes, value escapes, first symbol of each row, run and value escapes before it)."""
     symbols, xrun, xval = block.data()
+    if compiled is not None:
+        starts, xr, xv, error = compiled.index_sparse(symbols, rows, xrun.size, xval.size)
+        if error:
+            raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
+        return symbols, xrun, xval, starts, xr, xv
     ends = np.flatnonzero(symbols == END_OF_ROW) + 1
     if ends.size != rows or (symbols.size and symbols[-1] != END_OF_ROW):
         raise SvdiError(f"sparse block: {ends.size} row ends for {rows} rows")
@@ -230,15 +266,28 @@ def _fill_sparse(out: np.ndarray, block: C.Block, width: int, streams: tuple[np.
         s0, a, v = s1, a + na, v + nv
 
 
-def _zeros(scratch: dict[str, np.ndarray], key: str, shape: tuple[int, int]) -> np.ndarray:
-    """Zeroed float32 array of `shape` in scratch[key], reused from plane to plane and pass to
-    pass: first-touch page faults of fresh pass-sized arrays cost more than the decoding."""
+def _fill_compiled(compiled: ModuleType, out: np.ndarray, block: C.Block, width: int,
+                   streams: tuple[np.ndarray, ...], r0: int, r1: int, scale: np.ndarray
+                   ) -> None:
+    """`_fill_sparse` and the scaling, in one compiled pass from `_sparse_streams`' index."""
+    error = compiled.fill_sparse(*streams, r0, r1, out, block.first, width, block.count,
+                                 scale)
+    if error:
+        raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
+
+
+def _zeros(scratch: dict[str, np.ndarray], key: str, shape: tuple[int, int],
+           zero: bool = True) -> np.ndarray:
+    """Float32 array of `shape` in scratch[key], zeroed unless told, reused from plane to plane
+    and pass to pass: first-touch page faults of fresh pass-sized arrays cost more than the
+    decoding."""
     size = shape[0] * shape[1]
     if key not in scratch or scratch[key].size < size:
         scratch.pop(key, None)
         scratch[key] = np.empty(size, dtype=np.float32)
     out = scratch[key][:size].reshape(shape)
-    out.fill(0)
+    if zero:
+        out.fill(0)
     return out
 
 
@@ -311,11 +360,18 @@ def render(box: C.Container, components: int | None = None,
     ycc = header.colour == C.COLOUR_YCBCR
     dtype, tiny = header.dtype, _tiny(header.scale)
 
+    compiled = kernels.get(h * w * header.channels)
+    tables = kernels.colour_tables() if compiled is not None and ycc else None
+    # Compiled: the chroma planes are kept whole and doubled during the colour conversion.
+    fused = tables is not None and all(
+        (2 * p.height, 2 * p.width) == (h, w) for p in box.planes if p not in full)
+    halves: dict[int, np.ndarray] = {}
+
     for p in box.planes:
         c = p.index
         if p not in full:  # subsampled chroma: a whole float32 plane (a quarter size)
             src = PlaneRows(box, p, ranks[c], _bands_for([p], p.height, p.width), budget,
-                            scratch)
+                            scratch, compiled)
             plane = np.empty((p.height, p.width), dtype=np.float32)
 
             def fill(i: int, src: PlaneRows = src, plane: np.ndarray = plane) -> None:
@@ -323,6 +379,9 @@ def render(box: C.Container, components: int | None = None,
                 plane[y0:y1, src.xs] = src.float_rows(i)
             src.each_band(fill, threads)
             del src
+            if fused:
+                halves[c] = plane
+                continue
             small = Bilinear(plane, h, w)
 
             def upsample(i: int, small: Bilinear = small, c: int = c) -> None:
@@ -334,13 +393,18 @@ def render(box: C.Container, components: int | None = None,
             run_bands(upsample, len(bands), threads)
             del plane, small
             continue
-        rows = PlaneRows(box, p, ranks[c], bands, budget, scratch)
+        rows = PlaneRows(box, p, ranks[c], bands, budget, scratch, compiled)
 
         def band(i: int, rows: PlaneRows = rows, c: int = c) -> None:
             y0, y1 = bands[i]
             x = rows.xs
             if dtype == np.uint8:
-                out[y0:y1, x, c] = rows.uint8(i, 128.0 if ycc and c in (1, 2) else 0.0)
+                offset = 128.0 if ycc and c in (1, 2) else 0.0
+                if compiled is None:
+                    out[y0:y1, x, c] = rows.uint8(i, offset)
+                else:
+                    compiled.store_bytes(rows.matrix(i), out, y0, y1, x.start, c,
+                                         np.float32(offset), rows.patch, rows.per_row)
                 return
             f = rows.float_rows(i)
             if dtype.kind == "f":
@@ -358,6 +422,12 @@ def render(box: C.Container, components: int | None = None,
     if ycc:
         def convert(i: int) -> None:
             y0, y1 = bands[i]
+            if halves:
+                compiled.upsample_ycc(out, y0, y1, halves[1], halves[2], *tables)
+                return
+            if tables is not None:
+                compiled.convert_ycc(out, y0, y1, *tables)
+                return
             planes = [Image.fromarray(np.ascontiguousarray(out[y0:y1, :, c])) for c in range(3)]
             rgb = Image.merge("YCbCr", planes).convert("RGB")
             out[y0:y1, :, :3] = np.frombuffer(rgb.tobytes(), np.uint8).reshape(y1 - y0, w, 3)

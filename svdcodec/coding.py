@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .errors import SvdiError
 from .parallel import run_bands
+from .quantization import entropy_bits
 
 NONE, HORIZONTAL, VERTICAL, PLANAR = 0, 1, 2, 3
 END_OF_ROW = 0x08
@@ -59,23 +61,13 @@ def narrow(values: np.ndarray) -> np.ndarray:
     raise OverflowError("value does not fit 32 bits")
 
 
-def _entropy(values: np.ndarray) -> float:
-    """Order-0 entropy of the values in bits, a cheap proxy for their zstd size."""
-    flat = values.reshape(-1).astype(np.int64)
-    if flat.size == 0:
-        return 0.0
-    counts = np.bincount(flat - int(flat.min()))
-    p = counts[counts > 0] / flat.size
-    return -float(p @ np.log2(p)) * flat.size
-
-
 def best_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
     """The predictor whose residuals have the lowest order-0 entropy, and those residuals."""
     candidates = (NONE, HORIZONTAL, VERTICAL, PLANAR) if grids.shape[2] > 1 else (NONE, VERTICAL)
     scored = []
     for predictor in candidates:
         res = narrow(predict(grids, predictor))
-        scored.append((_entropy(res) + 8 * res.itemsize, predictor, res))
+        scored.append((entropy_bits(res) + 8 * res.itemsize, predictor, res))
     _, predictor, res = min(scored, key=lambda t: t[:2])
     return predictor, res
 
@@ -89,6 +81,9 @@ SYMBOL_BAND = 1 << 18
 
 def band_symbols(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`to_symbols` of a band of rows, value escapes not yet narrowed: see `join_symbols`."""
+    compiled = kernels.get()
+    if compiled is not None:
+        return compiled.symbols(matrix)
     count = matrix.shape[1]
     flat = np.ascontiguousarray(matrix).reshape(-1)
     where = np.flatnonzero(flat != 0)  # nonzero of a bool array is several times faster

@@ -16,6 +16,7 @@ from PIL import Image
 from . import container as C
 from . import planes as P
 from . import factorization as F
+from . import kernels
 from .bands import row_bands
 from .coding import band_symbols, best_prediction, join_symbols, to_symbols
 from .errors import SvdiError
@@ -37,6 +38,10 @@ DEFAULT_PATCH = 8
 AUTO_LAYOUTS = ("patch4", "patch8")
 #: Lagrange multiplier of the layout choice, in units of step^2 per bit.
 LAYOUT_LAMBDA = 0.12
+#: A plane of at least LAYOUT_SAMPLE * MIN_SAMPLE_BANDS bands chooses its layout on one band
+#: in LAYOUT_SAMPLE, then codes only the chosen layout (see `Encoder._sample`).
+LAYOUT_SAMPLE = 8
+MIN_SAMPLE_BANDS = 4
 #: Size of the first group of sparse components and the growth factor of the next ones.
 FIRST_GROUP = 15
 GROUP_GROWTH = 4.0
@@ -201,15 +206,22 @@ class Encoder:
     def _grams(self, source: P.Source, index: int, sides: list[int]) -> dict[int, np.ndarray]:
         """Gram matrix of plane `index` in each patch size, summed over bands in order."""
         bands = self._bands(source, index)
+        h, w = source.shapes[index]
+        derived = [s for s in sides if any(_quarters(s, t, h, w) for t in sides)]
+        direct = [s for s in sides if s not in derived]
 
         def gram(i: int) -> list[np.ndarray]:
             rows = source.rows(index, *bands[i])
-            return [(a.T @ a) for a in (P.patch_rows(rows, side) for side in sides)]
-        totals = [np.zeros((side * side, side * side)) for side in sides]
+            return [(a.T @ a) for a in (P.patch_rows(rows, side) for side in direct)]
+        totals = [np.zeros((side * side, side * side)) for side in direct]
         for part in run_bands(gram, len(bands), self.threads):
             for total, g in zip(totals, part):
                 total += g  # float64 sums of the float32 band products, in band order
-        return dict(zip(sides, totals))
+        grams = dict(zip(direct, totals))
+        for side in derived:
+            big = next(t for t in direct if _quarters(side, t, h, w))
+            grams[side] = _sub_gram(grams[big], big, side)
+        return grams
 
     def _prepare(self, subsample: bool) -> tuple[C.Header, P.Source]:
         if subsample not in self._work:
@@ -255,57 +267,75 @@ class Encoder:
         need = self.energy * c.total_energy
         return min(int(np.searchsorted(cumulative, need * (1 - 1e-12))) + 1, c.sigma.size)
 
-    def _quantize_u(self, source: P.Source, c: _Candidate, rank: int, step: float
+    def _sample(self, source: P.Source, index: int) -> list[tuple[int, int]] | None:
+        """Evenly spaced full bands of plane `index`, 1 in LAYOUT_SAMPLE, or None if the plane
+        has too few bands for a sample to stand for it."""
+        bands = self._bands(source, index)
+        full = [b for b in bands if (b[1] - b[0]) % BAND_UNIT == 0]
+        if len(full) < LAYOUT_SAMPLE * MIN_SAMPLE_BANDS:
+            return None
+        return full[LAYOUT_SAMPLE // 2::LAYOUT_SAMPLE]
+
+    def _quantize_u(self, source: P.Source, c: _Candidate, rank: int, step: float,
+                    bands: list[tuple[int, int]] | None = None
                     ) -> tuple[np.ndarray, ColumnStats, dict[tuple[int, int], list[Symbols]]]:
         """The integers of the U side, (m, rank), in the narrowest safe type, their stats, and
         the symbols of each sparse group at full rank, band by band (while the band is in
-        cache: the rank decision usually keeps them all)."""
+        cache: the rank decision usually keeps them all). `bands`: only the matrix rows of
+        these plane rows (whole patch rows), stacked."""
         m, n = c.plane.matrix_shape
         if c.P is not None:
             stats = ColumnStats(rank, step)
             return stats.add(c.P[:, :rank]), stats, {}
+        assert c.basis is not None
+        bands = self._bands(source, c.plane.index) if bands is None else bands
+        patch, per_row = c.plane.patch, c.plane.grid[1]
+        starts = np.cumsum([0] + [-(-(y1 - y0) // patch) * per_row for y0, y1 in bands])
         # |P_ij| <= |row i| <= sqrt(n) * 255 in plane units (chroma and scaled samples too).
         small = math.sqrt(n) * 256.0 / step + 2 < np.iinfo(np.int16).max
-        A = np.empty((m, rank), dtype=np.int16 if small else np.int32)
-        assert c.basis is not None
-        bands = self._bands(source, c.plane.index)
+        A = np.empty((int(starts[-1]), rank), dtype=np.int16 if small else np.int32)
         basis = np.ascontiguousarray(c.basis[:, :rank])
-        per_row = c.plane.grid[1]
         groups = _groups(rank)[1:]
 
         def band(i: int) -> tuple[ColumnStats, list[Symbols]]:
             y0, y1 = bands[i]
-            a = P.patch_rows(source.rows(c.plane.index, y0, y1), c.plane.patch)
+            a = P.patch_rows(source.rows(c.plane.index, y0, y1), patch)
             stats = ColumnStats(rank, step)
-            r0 = y0 // c.plane.patch * per_row
-            ints = stats.add(a @ basis, out=A[r0:r0 + a.shape[0]])
+            ints = stats.add(a @ basis, out=A[starts[i]:starts[i + 1]])
             return stats, [band_symbols(ints[:, lo:hi]) for lo, hi in groups]
         parts = run_bands(band, len(bands), self.threads)
         symbols = {g: [p[1][k] for p in parts] for k, g in enumerate(groups)}
         return A, ColumnStats.combine([p[0] for p in parts]), symbols
 
-    def _code(self, source: P.Source, c: _Candidate, step: float, measure: bool) -> _Coded:
+    def _code(self, source: P.Source, c: _Candidate, step: float, measure: bool,
+              sample: list[tuple[int, int]] | None = None) -> _Coded:
+        """The plane coded at `step`. With a sample of bands, only those rows are coded and
+        the U side's error, bits and bytes are scaled up by the sampled fraction: an estimate
+        of the plane's cost, for choosing its layout."""
         rank = self._energy_rank(c) if self.energy is not None else c.sigma.size
         try:
-            A, sa, presymbols = self._quantize_u(source, c, rank, step)
+            A, sa, presymbols = self._quantize_u(source, c, rank, step, sample)
             sb = ColumnStats(rank, step)
             B = sb.add(c.Q[:, :rank])
         except OverflowError:
             raise SvdiError("quantizer step too small for this data") from None
+        up = c.plane.matrix_shape[0] / max(A.shape[0], 1)  # 1 unless sampled
+        error_a = sa.error * up
         r = rank
         if not self.fixed_rank and r:
-            r = choose_rank(c.sigma[:rank], sa.error, sb.error, sa.most_bits(),
-                            lambda i: entropy_bits(A[:, i]), lambda i: entropy_bits(B[:, i]),
-                            step)
+            r = choose_rank(c.sigma[:rank], error_a, sb.error, sa.most_bits() * up,
+                            lambda i: entropy_bits(A[:, i]) * up,
+                            lambda i: entropy_bits(B[:, i]), step)
         # A component whose quantized U or V is all zero contributes nothing: drop the tail.
         alive = np.flatnonzero(sa.nonzero()[:r] & sb.nonzero()[:r])
         r = int(alive[-1]) + 1 if alive.size else 0
         distortion = 0.0
         if measure:  # the model of choose_rank: discarded energy plus quantization error
-            gain = c.sigma[:r] ** 2 - sa.error[:r] - sb.error[:r]
+            gain = c.sigma[:r] ** 2 - error_a[:r] - sb.error[:r]
             distortion = c.total_energy - float(gain.sum())
         p = c.plane
-        plane = C.Plane(p.index, p.layout, p.patch, p.height, p.width, r, step)
+        height = p.height if sample is None else sum(y1 - y0 for y0, y1 in sample)
+        plane = C.Plane(p.index, p.layout, p.patch, height, p.width, r, step)
         sigma = c.sigma[:r].astype(np.float32)
         kept = {g: join_symbols(presymbols[g]) for g in _groups(r)[1:] if g in presymbols}
         blocks = _blocks(plane, A[:, :r], sigma, B[:, :r], kept)
@@ -313,7 +343,9 @@ class Encoder:
         packed = iter(run_bands(lambda i: C.pack_block(flat[i], ZSTD_LEVEL), len(flat),
                                 self.threads))
         groups = [[next(packed) for _ in group] for group in blocks]
-        return _Coded(plane, groups, sum(len(x) for g in groups for x in g), distortion)
+        weights = iter([up if b.factor == "U" else 1.0 for b in flat])
+        nbytes = sum(len(x) * next(weights) for g in groups for x in g)
+        return _Coded(plane, groups, round(nbytes), distortion)
 
     def encode(self, step: float) -> bytes:
         """The file at one quantizer step (8-bit units)."""
@@ -324,12 +356,34 @@ class Encoder:
             candidates = self._candidates(subsample, index)
             plane_step = step * CHROMA_STEP if (header.colour and index in (1, 2)) else step
             lam = LAYOUT_LAMBDA * plane_step * plane_step * 8  # per byte
-            coded = [self._code(source, c, plane_step, len(candidates) > 1) for c in candidates]
-            chosen.append(min(coded, key=lambda k: k.distortion + lam * k.nbytes))
+            sample = self._sample(source, index) if len(candidates) > 1 else None
+            coded = [self._code(source, c, plane_step, len(candidates) > 1, sample)
+                     for c in candidates]
+            best = min(range(len(coded)), key=lambda k: coded[k].distortion + lam * coded[k].nbytes)
+            chosen.append(coded[best] if sample is None
+                          else self._code(source, candidates[best], plane_step, False))
         depth = max((len(k.groups) for k in chosen), default=0)
         ordered = [chunk for g in range(depth) for k in chosen if g < len(k.groups)
                    for chunk in k.groups[g]]
         return b"".join([C.pack_header(header, [k.plane for k in chosen]), *ordered, C.END])
+
+
+def _quarters(small: int, big: int, height: int, width: int) -> bool:
+    """Whether every small x small patch of the plane lies inside one big x big patch."""
+    return big == 2 * small and height % big == 0 and width % big == 0
+
+
+def _sub_gram(gram: np.ndarray, big: int, small: int) -> np.ndarray:
+    """The Gram matrix of the small patches from that of the big ones that they tile: each
+    small patch is a quarter of one big patch, so its Gram matrix is the sum of the four
+    quarters' diagonal blocks (one GEMM pass over the plane instead of two)."""
+    out = np.zeros((small * small, small * small))
+    cells = np.arange(small)
+    for qy in (0, small):
+        for qx in (0, small):
+            index = ((qy + cells)[:, None] * big + qx + cells[None, :]).reshape(-1)
+            out += gram[np.ix_(index, index)]
+    return out
 
 
 def _groups(rank: int) -> list[tuple[int, int]]:
@@ -419,6 +473,7 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
         raise SvdiError(f"energy must be within (0, 1], got {energy}")
     if sum(x is not None for x in (target_psnr, max_bytes)) > 1:
         raise SvdiError("give at most one of target_psnr and max_bytes")
+    kernels.get(pixels.size)  # loads the optional compiled loops for a large image
     enc = Encoder(pixels, layout, None if rank is None else int(rank), energy)
     if target_psnr is None and max_bytes is None:
         return enc.encode(step_for_quality(quality))

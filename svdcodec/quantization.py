@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from . import kernels
+
 
 #: Dead-zone rounding offset: values round up from this fraction of a step (0.5 is plain rounding).
 ROUNDING = 0.38
@@ -49,6 +51,16 @@ class ColumnStats:
         """Quantize a band (rows, columns) of float32 values with `quantize`'s rule, into `out`
         (any integer type the caller has checked is wide enough) or a new int32 array."""
         values = np.asarray(values, dtype=np.float32)
+        compiled = kernels.get()
+        if compiled is not None:
+            ints = np.empty(values.shape, dtype=np.int32) if out is None else out
+            error = np.zeros(self.columns)
+            if not compiled.quantize(values, np.float32(1.0 / self.step),
+                                     np.float32(ROUNDING), ints, self.top, error):
+                raise OverflowError("quantized value does not fit 32 bits")
+            self.error += error * self.step ** 2
+            self.rows += values.shape[0]
+            return ints
         scaled = np.abs(values)
         scaled *= np.float32(1.0 / self.step)
         scaled += np.float32(ROUNDING)
@@ -90,6 +102,9 @@ class ColumnStats:
 
 def entropy_bits(values: np.ndarray) -> float:
     """Order-0 entropy estimate, in bits, of some integers."""
+    compiled = kernels.get()
+    if compiled is not None:
+        return float(compiled.entropy_bits(np.asarray(values).reshape(-1)))
     flat = np.asarray(values).reshape(-1).astype(np.int64)  # int16 differences could overflow
     if not flat.any():
         return 0.0

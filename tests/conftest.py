@@ -1,7 +1,10 @@
-"""Shared pytest configuration: Hypothesis profiles.
+"""Shared pytest configuration: Hypothesis profiles, and the numpy path by default.
 
 HYPOTHESIS_PROFILE=thorough runs 1,000 examples per property; the default profile runs 50 so
 that the normal suite stays fast. Tests that pin max_examples themselves keep their own count.
+
+The suite runs the numpy reference path unless SVDCODEC_KERNELS is set (=1: the whole suite on
+the compiled kernels); tests/test_kernels.py compares the two paths itself.
 """
 
 from __future__ import annotations
@@ -13,3 +16,4 @@ from hypothesis import settings
 settings.register_profile("fast", max_examples=50, deadline=None)
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+os.environ.setdefault("SVDCODEC_KERNELS", "0")

@@ -12,6 +12,10 @@ Prints:
     twice, the second copy flipped), the median encode and decode wall time of N runs after one
     warm-up for svdi at default quality, JPEG q75, PNG (compress_level 6) and WebP q75, with the
     svdi/JPEG ratios; "decode" means bytes -> numpy array for every codec;
+  * svdi twice: as installed (with the optional numba kernels when numba is importable) and on
+    the numpy path alone (SVDCODEC_KERNELS=0);
+  * one-shot decode times of a fresh interpreter (import, first and second call), which is
+    what a command-line call pays, for svdi (auto, kernels forced, numpy) and JPEG;
   * peak extra memory (VmHWM minus the VmRSS before the operation, the output included) as a
     multiple of the raw pixel bytes, each measured in a fresh child process;
   * a scaling table (1, 4, 16, 64 MP, capped by --max-mp): svdi and JPEG seconds and seconds/MP.
@@ -38,6 +42,14 @@ DEFAULT_CORPUS = (REPO / ".." / "shared" / "corpus" / "kodak").resolve()
 TILE = (768, 512)  # Kodak landscape size (w, h)
 MOSAIC_GRID = (6, 8)  # columns, rows -> 4608 x 4096
 SCALE_MP = (1, 4, 16, 64)
+#: The svdi rows run with the optional compiled kernels when numba is installed (set here for
+#: the whole run, child processes included; see svdcodec/kernels.py), else on the numpy path.
+try:
+    import numba  # noqa: F401
+    KERNELS, KERNELS_NOTE = "1", "compiled kernels (numba)"
+except ImportError:
+    KERNELS, KERNELS_NOTE = "0", "numpy path (numba not installed)"
+os.environ["SVDCODEC_KERNELS"] = KERNELS
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -180,8 +192,20 @@ def codecs() -> dict[str, tuple[str, Callable, Callable]]:
             return np.asarray(im)
 
     q = inspect.signature(svdcodec.encode).parameters["quality"].default
+
+    def numpy_only(fn: Callable) -> Callable:
+        def run(arg: Any) -> Any:
+            os.environ["SVDCODEC_KERNELS"] = "0"
+            try:
+                return fn(arg)
+            finally:
+                os.environ["SVDCODEC_KERNELS"] = KERNELS
+        return run
     return {
-        "svdi": (f"default (q{q}, layout auto)", lambda a: svdcodec.encode(a), svdcodec.decode),
+        "svdi": (f"default (q{q}, layout auto), {KERNELS_NOTE}", lambda a: svdcodec.encode(a),
+                 svdcodec.decode),
+        "svdi numpy": ("the same, numpy path only (SVDCODEC_KERNELS=0)",
+                       numpy_only(svdcodec.encode), numpy_only(svdcodec.decode)),
         "JPEG": ("q75", pil_encoder("JPEG", quality=75), pil_decode),
         "PNG": ("compress_level 6", pil_encoder("PNG", compress_level=6), pil_decode),
         "WebP": ("q75", pil_encoder("WEBP", quality=75), pil_decode),
@@ -358,6 +382,37 @@ print(json.dumps({"baseline": baseline, "peak": after["VmHWM"], "hwm_reset": res
 """
 
 
+SHOT = r"""
+import json, sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, sys.argv[2])
+import numpy as np
+from io import BytesIO
+from PIL import Image
+import svdcodec
+Image.MAX_IMAGE_PIXELS = None
+data = open(sys.argv[1], "rb").read()
+decode = svdcodec.decode if sys.argv[1].endswith(".svdi") else (
+    lambda b: np.asarray(Image.open(BytesIO(b))))
+t1 = time.perf_counter(); decode(data); t2 = time.perf_counter(); decode(data)
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "first_s": t2 - t1, "second_s": t3 - t2}))
+"""
+
+
+def one_shot(path: Path, kernels: str | None) -> dict[str, Any]:
+    """Import, first and second decode times of a fresh interpreter."""
+    env = dict(os.environ)
+    env.pop("SVDCODEC_KERNELS", None)
+    if kernels is not None:
+        env["SVDCODEC_KERNELS"] = kernels
+    r = subprocess.run([sys.executable, "-c", SHOT, str(path), str(REPO)], env=env,
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise SystemExit(f"one-shot child failed: {r.stderr.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def measure_memory(op: str, path: Path) -> dict[str, Any]:
     r = subprocess.run([sys.executable, "-c", CHILD, op, str(path), str(REPO)],
                        capture_output=True, text=True, timeout=3600)
@@ -457,9 +512,32 @@ def main(argv: list[str] | None = None) -> int:
                  "decode s", "dec MP/s"], rows))
     re = headline["svdi"]["encode_s"] / headline["JPEG"]["encode_s"]
     rd = headline["svdi"]["decode_s"] / headline["JPEG"]["decode_s"]
-    print(f"svdi/JPEG time ratio: encode {re:.1f}x, decode {rd:.1f}x")
+    print(f"svdi/JPEG time ratio: encode {re:.2f}x, decode {rd:.2f}x ({KERNELS_NOTE}); "
+          f"numpy path: encode "
+          f"{headline['svdi numpy']['encode_s'] / headline['JPEG']['encode_s']:.2f}x, decode "
+          f"{headline['svdi numpy']['decode_s'] / headline['JPEG']['decode_s']:.2f}x")
     results["headline"] = headline
     results["ratio_svdi_jpeg"] = {"encode": re, "decode": rd}
+
+    # -- one-shot processes: what a command-line call pays, imports and first use included
+    if not args.no_memory:
+        shot_rows, shots = [], {}
+        with tempfile.TemporaryDirectory(prefix="svdi-bench-") as tmp:
+            for name in ("svdi", "JPEG"):
+                path = Path(tmp) / f"image.{name.lower()}"
+                path.write_bytes(encoded[name])
+                modes = [("auto", None), ("kernels", "1"), ("numpy", "0")] if name == "svdi" \
+                    else [("", None)]
+                for label, setting in modes:
+                    progress(f"one-shot decode: {name} {label} (child process)")
+                    r = one_shot(path, setting)
+                    shots[f"{name} {label}".strip()] = r
+                    shot_rows.append([f"{name} {label}".strip(), f3(r["import_s"]),
+                                      f3(r["first_s"]), f3(r["second_s"])])
+        print("\none-shot decode in a fresh process (svdi auto: numba loads only after "
+              "LOAD_AFTER samples; kernels: SVDCODEC_KERNELS=1, loading numba on the first call)")
+        print(table(["decoder", "import s", "first decode s", "second decode s"], shot_rows))
+        results["one_shot"] = shots
 
     # -- peak memory, one fresh child process per measurement
     if not args.no_memory:

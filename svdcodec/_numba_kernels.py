@@ -1,0 +1,273 @@
+"""The compiled loops behind `kernels` (imported only when numba is installed and wanted).
+
+Each function is the one-pass equivalent of a numpy path named in its docstring; nogil, so the
+band threads of `parallel.run_bands` run them concurrently. numba does not bounds-check: every
+index that comes from a file is checked here.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+jit = numba.njit(cache=True, nogil=True)
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+@jit
+def index_sparse(symbols: np.ndarray, rows: int, n_xrun: int, n_xval: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(first symbol of each row, run escapes before it, value escapes before it, error), each
+    of rows + 1 entries, so that any range of rows can be decoded on its own."""
+    starts = np.zeros(rows + 1, dtype=np.int64)
+    xr = np.zeros(rows + 1, dtype=np.int64)
+    xv = np.zeros(rows + 1, dtype=np.int64)
+    row, runs, values = 0, 0, 0
+    for s in range(symbols.size):
+        sym = symbols[s]
+        if sym == 0x08:
+            row += 1
+            if row > rows:
+                return starts, xr, xv, 1
+            starts[row], xr[row], xv[row] = s + 1, runs, values
+            continue
+        if sym >> 4 == 15:
+            runs += 1
+        if sym & 15 == 0:
+            values += 1
+    if row != rows or (symbols.size and symbols[symbols.size - 1] != 0x08):
+        return starts, xr, xv, 1
+    if runs != n_xrun or values != n_xval:
+        return starts, xr, xv, 2
+    return starts, xr, xv, 0
+
+
+@jit
+def fill_sparse(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray, starts: np.ndarray,
+                xr: np.ndarray, xv: np.ndarray, r0: int, r1: int, out: np.ndarray,
+                first: int, width: int, count: int, scale: np.ndarray) -> int:
+    """out[k - r0, first + j] = value of row k, component j, times scale[first + j], for rows
+    [r0, r1) and j < width (out is zeroed by the caller): bands._fill_sparse and the scaling
+    of PlaneRows.load. Returns an error code (kernels.SPARSE_ERRORS), 0 on success."""
+    a, v = xr[r0], xv[r0]
+    for row in range(r0, r1):
+        col = 0
+        o = row - r0
+        for s in range(starts[row], starts[row + 1] - 1):
+            sym = symbols[s]
+            low = np.int64(sym & 15)
+            run = np.int64(sym >> 4)
+            if low == 8:
+                return 3
+            if run == 15:
+                if a >= xrun.size:
+                    return 2
+                run += np.int64(xrun[a])
+                a += 1
+            col += run
+            if col >= count:
+                return 4
+            if low == 0:
+                if v >= xval.size:
+                    return 2
+                value = np.int64(xval[v])
+                v += 1
+                if value == 0:
+                    return 5
+            else:
+                value = low - 8
+            if col < width:
+                out[o, first + col] = np.float32(value) * scale[first + col]
+            col += 1
+    return 0
+
+
+@jit
+def _double(a: np.ndarray, out: np.ndarray) -> None:
+    """out = Pillow's exact 2x bilinear of row a, as resample._double: 2i is a[i-1]/4 + 3a[i]/4
+    and 2i+1 is 3a[i]/4 + a[i+1]/4 (exact products, one rounding), a single sample at the ends."""
+    n = a.size
+    out[0] = a[0]
+    for i in range(1, n):
+        out[2 * i] = np.float32(np.float64(a[i - 1]) * 0.25 + np.float64(a[i]) * 0.75)
+    for i in range(n - 1):
+        out[2 * i + 1] = np.float32(np.float64(a[i]) * 0.75 + np.float64(a[i + 1]) * 0.25)
+    out[2 * n - 1] = a[n - 1]
+
+
+@jit
+def _clamp(value: int) -> int:
+    return 0 if value < 0 else 255 if value > 255 else value
+
+
+@jit
+def upsample_ycc(out: np.ndarray, y0: int, y1: int, cb: np.ndarray, cr: np.ndarray,
+                 rt: np.ndarray, gt: np.ndarray, bt: np.ndarray) -> None:
+    """Rows [y0, y1) of out (h, w, >= 3) uint8, holding Y' in channel 0, become RGB: Cb and Cr
+    (h/2, w/2 float32 planes) are doubled as resample.Bilinear does (horizontal pass to
+    float32, then vertical), rounded as bands.render does (+128.5, clip, truncate), and
+    converted with Pillow's tables: R = Y' + rt[Cr], G = Y' + gt[Cb, Cr], B = Y' + bt[Cb],
+    clamped. Two loops per row, the float one and the table one: twice as fast as one."""
+    ph = cb.shape[0]
+    w = out.shape[1]
+    lo = max(y0 - 1, 0) // 2
+    hi = min((y1 + 1) // 2 + 1, ph)
+    wide = np.empty((2, hi - lo, w), dtype=np.float32)  # Cb, Cr source rows, doubled
+    for k in range(lo, hi):
+        _double(cb[k], wide[0, k - lo])
+        _double(cr[k], wide[1, k - lo])
+    blue = np.empty(w, dtype=np.uint8)
+    red = np.empty(w, dtype=np.uint8)
+    half, low, high = np.float32(128.5), np.float32(0), np.float32(255)
+    for y in range(y0, y1):
+        i = y // 2
+        if y % 2 == 0:
+            top, bottom, wt, wb = i - 1, i, 0.25, 0.75
+        else:
+            top, bottom, wt, wb = i, i + 1, 0.75, 0.25
+        if top < 0 or bottom >= ph:  # the first and last rows: one source row, exactly
+            top = bottom = min(max(i, 0), ph - 1)
+            wt, wb = 1.0, 0.0
+        b0, b1 = wide[0, top - lo], wide[0, bottom - lo]
+        r0, r1 = wide[1, top - lo], wide[1, bottom - lo]
+        for x in range(w):
+            b = np.float32(np.float64(b0[x]) * wt + np.float64(b1[x]) * wb) + half
+            r = np.float32(np.float64(r0[x]) * wt + np.float64(r1[x]) * wb) + half
+            blue[x] = np.uint8(min(max(b, low), high))
+            red[x] = np.uint8(min(max(r, low), high))
+        row = out[y]
+        for x in range(w):
+            luma, cb8, cr8 = np.int32(row[x, 0]), np.intp(blue[x]), np.intp(red[x])
+            row[x, 0] = _clamp(luma + rt[cr8])
+            row[x, 1] = _clamp(luma + gt[cb8, cr8])
+            row[x, 2] = _clamp(luma + bt[cb8])
+
+
+@jit
+def convert_ycc(out: np.ndarray, y0: int, y1: int, rt: np.ndarray, gt: np.ndarray,
+                bt: np.ndarray) -> None:
+    """Rows [y0, y1) of out (h, w, >= 3) uint8 from Y'CbCr to RGB in place (tables as in
+    `upsample_ycc`)."""
+    for y in range(y0, y1):
+        row = out[y]
+        for x in range(out.shape[1]):
+            luma, blue, red = np.int32(row[x, 0]), row[x, 1], row[x, 2]
+            row[x, 0] = _clamp(luma + rt[red])
+            row[x, 1] = _clamp(luma + gt[blue, red])
+            row[x, 2] = _clamp(luma + bt[blue])
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+@jit
+def quantize(values: np.ndarray, inv_step: np.float32, rounding: np.float32, ints: np.ndarray,
+             top: np.ndarray, error: np.ndarray) -> bool:
+    """quantization.ColumnStats.add: ints = dead-zone quantized values; per column, top = max
+    |int| and error += squared error in steps (float64). False if a value overflows int32.
+    Two loops per row (the arithmetic, then the sums), which vectorize: 1.5x faster than one."""
+    rows, cols = values.shape
+    q = np.empty(cols, dtype=np.int32)
+    d = np.empty(cols, dtype=np.float32)
+    largest = np.float32(0)
+    ceiling = np.float32(2147483520.0)  # the largest float32 below 2**31
+    for i in range(rows):
+        v = values[i]
+        out = ints[i]
+        for j in range(cols):
+            scaled = abs(v[j]) * inv_step + rounding
+            largest = max(largest, scaled)
+            t = np.int32(min(scaled, ceiling))
+            q[j] = t
+            d[j] = scaled - np.float32(t) - rounding
+        for j in range(cols):
+            error[j] += np.float64(d[j]) * np.float64(d[j])
+            top[j] = max(top[j], q[j])
+            out[j] = -q[j] if v[j] < 0 else q[j]
+    return largest < 2147483647.0
+
+
+@jit
+def symbols(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """coding.band_symbols: run/level symbols of an integer matrix, row-major, end-of-row
+    after each row; escapes of runs >= 15 (uint16) and values outside -7..7 (int32)."""
+    rows, count = matrix.shape
+    out = np.empty(rows * (count + 1), dtype=np.uint8)
+    xrun = np.empty(rows * count, dtype=np.uint16)
+    xval = np.empty(rows * count, dtype=np.int32)
+    n = a = v = 0
+    for i in range(rows):
+        run = 0
+        for j in range(count):
+            value = np.int64(matrix[i, j])
+            if value == 0:
+                run += 1
+                continue
+            code = 15 if run >= 15 else run
+            if run >= 15:
+                xrun[a] = run - 15
+                a += 1
+            if -7 <= value <= 7:
+                out[n] = (code << 4) | (value + 8)
+            else:
+                out[n] = code << 4
+                xval[v] = value
+                v += 1
+            n += 1
+            run = 0
+        out[n] = 0x08
+        n += 1
+    return out[:n].copy(), xrun[:a].copy(), xval[:v].copy()
+
+
+@jit
+def store_bytes(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, x0: int, c: int,
+                offset: np.float32, patch: int, per_row: int) -> None:
+    """bands.PlaneRows.uint8 written into out[y0:y1, x0:, c] in one pass: matrix rows are
+    patches (patch > 0, per_row to a patch row) or pixel rows; each value + offset + 0.5,
+    clipped to 0..255 and truncated; patches cropped to the image."""
+    h, w = y1 - y0, out.shape[1]
+    low, high = np.float32(0), np.float32(255)
+    add = offset + np.float32(0.5)
+    if patch == 0:
+        for i in range(h):
+            row = out[y0 + i]
+            for j in range(min(matrix.shape[1], w - x0)):
+                row[x0 + j, c] = np.uint8(min(max(matrix[i, j] + add, low), high))
+        return
+    for k in range(matrix.shape[0]):
+        gy, gx = divmod(k, per_row)
+        for py in range(patch):
+            y = gy * patch + py
+            if y >= h:
+                break
+            row = out[y0 + y]
+            for px in range(min(patch, w - gx * patch)):
+                value = matrix[k, py * patch + px] + add
+                row[gx * patch + px, c] = np.uint8(min(max(value, low), high))
+
+
+@jit
+def entropy_bits(values: np.ndarray) -> float:
+    """quantization.entropy_bits of a 1-D integer array (any stride): order-0 entropy in bits,
+    from one histogram pass instead of a widening copy and a bincount."""
+    n = values.size
+    if n == 0:
+        return 0.0
+    lo = hi = np.int64(values[0])
+    for k in range(n):
+        v = np.int64(values[k])
+        lo = min(lo, v)
+        hi = max(hi, v)
+    if lo == 0 and hi == 0:
+        return 0.0
+    counts = np.zeros(hi - lo + 1, dtype=np.int64)
+    for k in range(n):
+        counts[np.int64(values[k]) - lo] += 1
+    total = 0.0
+    for c in counts:
+        if c:
+            total += c * np.log2(c / n)
+    return -total

@@ -1,0 +1,242 @@
+"""The optional compiled kernels (numba) against the numpy reference path.
+
+The rest of the suite runs the numpy path (conftest sets SVDCODEC_KERNELS=0). Here the same
+inputs go through both: decoded pixels must be identical, hostile files must be rejected the
+same way (numba does not bounds-check, so every index from a file is checked in the kernels),
+and the encoder's kernels must give the same integers and symbols.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("numba")
+
+import svdcodec  # noqa: E402
+from svdcodec import SvdiError, coding, kernels  # noqa: E402
+from svdcodec import container as C  # noqa: E402
+from svdcodec.quantization import ColumnStats, entropy_bits  # noqa: E402
+from support import CORPUS, REGRESSIONS, ROOT  # noqa: E402
+
+VECTORS = ROOT / "spec" / "vectors"
+
+
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    module = kernels.get()
+    assert module is not None
+    return module
+
+
+def with_kernels(monkeypatch: pytest.MonkeyPatch, on: bool, call: Callable[[], Any]) -> Any:
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
+    return call()
+
+
+def outcome(call: Callable[[], np.ndarray]) -> tuple[str, Any]:
+    try:
+        return "pixels", call()
+    except SvdiError:
+        return "SvdiError", None
+
+
+def same_outcome(monkeypatch: pytest.MonkeyPatch, data: bytes, **options: Any) -> None:
+    a = with_kernels(monkeypatch, False, lambda: outcome(lambda: svdcodec.decode(data, **options)))
+    b = with_kernels(monkeypatch, True, lambda: outcome(lambda: svdcodec.decode(data, **options)))
+    assert a[0] == b[0]
+    if a[0] == "pixels":
+        assert a[1].dtype == b[1].dtype and np.array_equal(a[1], b[1], equal_nan=True)
+
+
+def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus texture and noise: sparse and dense coefficients, escapes."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    planes = [128 + 100 * np.sin(x / 17 + c) * np.cos(y / 23 - c) + rng.normal(0, 12, x.shape)
+              for c in range(channels)]
+    image = np.clip(np.stack(planes, -1), 0, 255).astype(np.uint8)
+    return image[..., 0] if channels == 1 else image
+
+
+CASES = [
+    ("rgb 4:2:0", photo(96, 128, 3), {"quality": 50}),
+    ("rgb 4:4:4", photo(96, 128, 3), {"quality": 95}),
+    ("rgb odd 4:2:0", photo(77, 101, 3), {"quality": 40}),
+    ("rgb odd 4:4:4", photo(77, 101, 3), {"quality": 97}),
+    ("rgba", photo(64, 80, 4), {"quality": 60}),
+    ("l plain", photo(70, 90, 1), {"quality": 80, "layout": "plain"}),
+    ("l patch16", photo(70, 90, 1), {"quality": 80, "layout": "patch16"}),
+    ("la patch4", photo(33, 65, 2), {"quality": 90, "layout": "patch4"}),
+    ("rgb plain", photo(80, 64, 3), {"quality": 30, "layout": "plain"}),
+    ("uint16", (photo(60, 70, 1).astype(np.uint16) * 257), {"quality": 85}),
+    ("float32", photo(60, 70, 1).astype(np.float32) / 7.0, {"quality": 85}),
+    ("rgb q100", photo(40, 48, 3), {"quality": 100}),
+]
+
+
+@pytest.mark.parametrize("name,image,options", CASES, ids=[c[0] for c in CASES])
+def test_decode_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image: np.ndarray,
+                              options: dict[str, Any]) -> None:
+    data = svdcodec.encode(image, **options)
+    same_outcome(monkeypatch, data)
+    same_outcome(monkeypatch, data, components=3)  # previews stop inside a sparse block
+
+
+@pytest.mark.parametrize("name,image,options", CASES, ids=[c[0] for c in CASES])
+def test_encode_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image: np.ndarray,
+                              options: dict[str, Any]) -> None:
+    """Same integers: the files decode to the same pixels (the error sums that steer the rank
+    decision differ only in the last bits, far from any decision on these images)."""
+    a = with_kernels(monkeypatch, False, lambda: svdcodec.encode(image, **options))
+    b = with_kernels(monkeypatch, True, lambda: svdcodec.encode(image, **options))
+    assert a == b
+
+
+def _files() -> list[Path]:
+    return (sorted(CORPUS.iterdir()) + sorted(REGRESSIONS.iterdir())
+            + sorted((VECTORS / "valid").glob("*.svdi")) + sorted((VECTORS / "invalid").glob("*.svdi")))
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_files_same_outcome(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    same_outcome(monkeypatch, path.read_bytes(), max_pixels=None)
+
+
+def _chunks(data: bytes) -> list[tuple[int, bytes, int]]:
+    """(offset of the payload, type, length) of every chunk."""
+    out, pos = [], 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        out.append((pos + 8, data[pos + 4:pos + 8], length))
+        pos += 12 + length
+    return out
+
+
+def _with_payload(data: bytes, offset: int, length: int, payload: bytes) -> bytes:
+    """The file with one chunk's payload replaced (length and CRC rewritten)."""
+    start = offset - 8
+    kind = data[start + 4:offset]
+    chunk = struct.pack(">I", len(payload)) + kind + payload
+    chunk += struct.pack(">I", zlib.crc32(kind + payload))
+    return data[:start] + chunk + data[offset + length + 4:]
+
+
+def test_mutated_sparse_blocks_same_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sparse U blocks re-packed with mutated symbol streams (valid zstd, valid CRC): the
+    kernels must reject exactly what numpy rejects and decode the rest to the same pixels."""
+    data = svdcodec.encode(photo(48, 64, 3), quality=70)
+    box = C.unpack(data)
+    sparse = [(b, off, n) for b, (off, kind, n) in zip(box.blocks, [c for c in _chunks(data)
+                                                                  if c[1] in (b"UBLK", b"VBLK",
+                                                                              b"SBLK")])
+              if b.coding == C.SPARSE]
+    assert sparse
+    rng = random.Random(5)
+    decided = {"pixels": 0, "SvdiError": 0}
+    for trial in range(400):
+        block, offset, length = rng.choice(sparse)
+        symbols, xrun, xval = (a.copy() for a in block.data())
+        kind = rng.randrange(4)
+        if kind == 0 and symbols.size:  # any byte
+            symbols[rng.randrange(symbols.size)] = rng.randrange(256)
+        elif kind == 1 and symbols.size:  # a long run or a value escape where there was none
+            symbols[rng.randrange(symbols.size)] = rng.choice([0xF0 | rng.randrange(16), 0x00,
+                                                               0x08, 0xF8])
+        elif kind == 2 and xrun.size:
+            xrun[rng.randrange(xrun.size)] = rng.randrange(65536)
+        elif xval.size:
+            xval[rng.randrange(xval.size)] = rng.choice([0, 1, -1, 32767, -32768])
+        mutated = C.Block(block.factor, block.plane, block.first, block.count, C.SPARSE,
+                          (symbols, xrun, xval))
+        packed = C.pack_block(mutated, 1)
+        payload = packed[8:-4]
+        candidate = _with_payload(data, offset, length, payload)
+        a = with_kernels(monkeypatch, False, lambda: outcome(lambda: svdcodec.decode(candidate)))
+        b = with_kernels(monkeypatch, True, lambda: outcome(lambda: svdcodec.decode(candidate)))
+        assert a[0] == b[0], f"trial {trial}"
+        if a[0] == "pixels":
+            assert np.array_equal(a[1], b[1]), f"trial {trial}"
+        decided[a[0]] += 1
+    assert decided["pixels"] > 20 and decided["SvdiError"] > 20  # both branches exercised
+
+
+def test_colour_tables_are_pillows(compiled: Any) -> None:
+    """Every (Y', Cb, Cr) converts as Pillow converts it."""
+    rt, gt, bt = kernels.colour_tables()
+    ycc = np.stack(np.meshgrid(np.arange(256), np.arange(256), np.arange(256), indexing="ij"),
+                   -1).astype(np.uint8).reshape(4096, 4096, 3)
+    expected = np.asarray(Image.fromarray(ycc, "YCbCr").convert("RGB"))
+    out = ycc.copy()
+    compiled.convert_ycc(out, 0, out.shape[0], rt, gt, bt)
+    assert np.array_equal(out, expected)
+
+
+def test_symbols_and_entropy(monkeypatch: pytest.MonkeyPatch, compiled: Any) -> None:
+    rng = np.random.default_rng(3)
+    for dtype in (np.int16, np.int32):
+        m = (rng.laplace(size=(500, 40)) * rng.random(40) * 8).astype(dtype)
+        m[rng.random(m.shape) < 0.4] = 0
+        m[3] = 0
+        m[4, 39] = 20000
+        m[5, 0] = -3
+        got = compiled.symbols(m), compiled.entropy_bits(m[:, 7])
+        monkeypatch.setenv("SVDCODEC_KERNELS", "0")
+        expected = coding.band_symbols(m), entropy_bits(m[:, 7])
+        monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+        for a, b in zip(got[0], expected[0]):
+            assert a.dtype == b.dtype or a.dtype.kind == b.dtype.kind == "i"
+            assert np.array_equal(a, b)
+        assert got[1] == pytest.approx(expected[1], rel=1e-12)
+
+
+def test_quantize_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    values = (rng.standard_normal((300, 24)) * 40).astype(np.float32)
+    values[0, 0] = -0.0
+    results = []
+    for on in (False, True):
+        monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
+        stats = ColumnStats(24, 1.7)
+        ints = stats.add(values)
+        results.append((ints, stats.top.copy(), stats.error.copy()))
+    (ia, ta, ea), (ib, tb, eb) = results
+    assert np.array_equal(ia, ib) and np.array_equal(ta, tb)
+    np.testing.assert_allclose(ea, eb, rtol=1e-5)
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    with pytest.raises(OverflowError):
+        ColumnStats(1, 1e-30).add(np.array([[1e10]], dtype=np.float32))
+
+
+def test_sparse_index_checks(compiled: Any) -> None:
+    """The kernels' own checks, each error code once."""
+    symbols = np.array([0x19, 0x08, 0x08], dtype=np.uint8)  # row 0: run 1, value 1
+    empty16 = np.zeros(0, dtype=np.uint16)
+    empty32 = np.zeros(0, dtype=np.int16)
+    assert compiled.index_sparse(symbols, 3, 0, 0)[3] == 1  # too few row ends
+    assert compiled.index_sparse(symbols, 2, 1, 0)[3] == 2  # escape counts
+    starts, xr, xv, error = compiled.index_sparse(symbols, 2, 0, 0)
+    assert error == 0
+    out = np.zeros((2, 4), dtype=np.float32)
+    ones = np.ones(4, dtype=np.float32)
+    assert compiled.fill_sparse(symbols, empty16, empty32, starts, xr, xv, 0, 2, out, 0, 4, 4,
+                                ones) == 0
+    assert out[0, 1] == 1 and out.sum() == 1
+    assert compiled.fill_sparse(symbols, empty16, empty32, starts, xr, xv, 0, 2, out, 0, 1, 1,
+                                ones) == 4  # column 1 of a one-column block
+    bad = np.array([0x18, 0x08], dtype=np.uint8)
+    s2 = compiled.index_sparse(bad, 1, 0, 0)
+    assert compiled.fill_sparse(bad, empty16, empty32, *s2[:3], 0, 1, out, 0, 4, 4, ones) == 3
+    zero = np.array([0x00, 0x08], dtype=np.uint8)
+    s3 = compiled.index_sparse(zero, 1, 0, 1)
+    assert compiled.fill_sparse(zero, empty16, np.zeros(1, np.int16), *s3[:3], 0, 1, out, 0, 4,
+                                4, ones) == 5
