@@ -17,13 +17,15 @@ jit = numba.njit(cache=True, nogil=True)
 
 
 @jit
-def index_sparse(symbols: np.ndarray, rows: int, n_xrun: int, n_xval: int
+def index_sparse(symbols: np.ndarray, rows: int, n_xrun: int, n_xval: int, every: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(first symbol of each row, run escapes before it, value escapes before it, error), each
-    of rows + 1 entries, so that any range of rows can be decoded on its own."""
-    starts = np.zeros(rows + 1, dtype=np.int64)
-    xr = np.zeros(rows + 1, dtype=np.int64)
-    xv = np.zeros(rows + 1, dtype=np.int64)
+    """Checkpoints of a sparse block every `every` rows: (first symbol of row k * every, run
+    escapes before it, value escapes before it), and an error code. Checks what
+    bands._sparse_streams checks: the row ends and the side streams' sizes."""
+    marks = rows // every + 1
+    starts = np.zeros(marks, dtype=np.int64)
+    xr = np.zeros(marks, dtype=np.int64)
+    xv = np.zeros(marks, dtype=np.int64)
     row, runs, values = 0, 0, 0
     for s in range(symbols.size):
         sym = symbols[s]
@@ -31,7 +33,9 @@ def index_sparse(symbols: np.ndarray, rows: int, n_xrun: int, n_xval: int
             row += 1
             if row > rows:
                 return starts, xr, xv, 1
-            starts[row], xr[row], xv[row] = s + 1, runs, values
+            if row % every == 0:
+                k = row // every
+                starts[k], xr[k], xv[k] = s + 1, runs, values
             continue
         if sym >> 4 == 15:
             runs += 1
@@ -46,41 +50,59 @@ def index_sparse(symbols: np.ndarray, rows: int, n_xrun: int, n_xval: int
 
 @jit
 def fill_sparse(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray, starts: np.ndarray,
-                xr: np.ndarray, xv: np.ndarray, r0: int, r1: int, out: np.ndarray,
+                xr: np.ndarray, xv: np.ndarray, every: int, r0: int, r1: int, out: np.ndarray,
                 first: int, width: int, count: int, scale: np.ndarray) -> int:
     """out[k - r0, first + j] = value of row k, component j, times scale[first + j], for rows
     [r0, r1) and j < width (out is zeroed by the caller): bands._fill_sparse and the scaling
-    of PlaneRows.load. Returns an error code (kernels.SPARSE_ERRORS), 0 on success."""
-    a, v = xr[r0], xv[r0]
-    for row in range(r0, r1):
-        col = 0
-        o = row - r0
-        for s in range(starts[row], starts[row + 1] - 1):
-            sym = symbols[s]
-            low = np.int64(sym & 15)
-            run = np.int64(sym >> 4)
-            if low == 8:
-                return 3
-            if run == 15:
-                if a >= xrun.size:
-                    return 2
-                run += np.int64(xrun[a])
-                a += 1
-            col += run
-            if col >= count:
-                return 4
-            if low == 0:
-                if v >= xval.size:
-                    return 2
-                value = np.int64(xval[v])
-                v += 1
-                if value == 0:
-                    return 5
-            else:
-                value = low - 8
-            if col < width:
-                out[o, first + col] = np.float32(value) * scale[first + col]
-            col += 1
+    of PlaneRows.load, from the checkpoint at or before r0 (`index_sparse`). Returns an error
+    code (kernels.SPARSE_ERRORS), 0 on success."""
+    k = r0 // every
+    s, a, v, row = starts[k], xr[k], xv[k], k * every
+    n = symbols.size
+    while row < r0:  # skip to r0, counting escapes
+        if s >= n:
+            return 1
+        sym = symbols[s]
+        s += 1
+        if sym == 0x08:
+            row += 1
+        else:
+            a += sym >> 4 == 15
+            v += sym & 15 == 0
+    col = 0
+    while row < r1:
+        if s >= n:
+            return 1
+        sym = symbols[s]
+        s += 1
+        if sym == 0x08:
+            row += 1
+            col = 0
+            continue
+        low = np.int64(sym & 15)
+        run = np.int64(sym >> 4)
+        if low == 8:
+            return 3
+        if run == 15:
+            if a >= xrun.size:
+                return 2
+            run += np.int64(xrun[a])
+            a += 1
+        col += run
+        if col >= count:
+            return 4
+        if low == 0:
+            if v >= xval.size:
+                return 2
+            value = np.int64(xval[v])
+            v += 1
+            if value == 0:
+                return 5
+        else:
+            value = low - 8
+        if col < width:
+            out[row - r0, first + col] = np.float32(value) * scale[first + col]
+        col += 1
     return 0
 
 

@@ -42,6 +42,9 @@ BAND_PIXELS = 1 << 18
 MIN_BAND_ROWS = 256
 #: Bytes of int64 work per chunk when a dense block is streamed.
 CHUNK_BYTES = 1 << 20
+#: Rows between the compiled decoder's checkpoints in a sparse block (24 bytes each), from
+#: which any range of rows is decoded.
+CHECKPOINT_ROWS = 64
 #: Fewest bytes a piece of a factor may take (see `pass_budget`).
 MIN_PASS_BYTES = 1 << 24
 
@@ -221,13 +224,15 @@ def _sparse_streams(block: C.Block, rows: int, compiled: ModuleType | None = Non
                     ) -> tuple[np.ndarray, ...]:
     """(symbols, run escapes, value escapes, symbol index after each row end) of a sparse
     block, checked against the row count and the side streams' sizes; compiled: (symbols,
-    run escapes, value escapes, first symbol of each row, run and value escapes before it)."""
+    run escapes, value escapes, the kernels' checkpoints every CHECKPOINT_ROWS rows and that
+    number)."""
     symbols, xrun, xval = block.data()
     if compiled is not None:
-        starts, xr, xv, error = compiled.index_sparse(symbols, rows, xrun.size, xval.size)
+        starts, xr, xv, error = compiled.index_sparse(symbols, rows, xrun.size, xval.size,
+                                                      CHECKPOINT_ROWS)
         if error:
             raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
-        return symbols, xrun, xval, starts, xr, xv
+        return symbols, xrun, xval, starts, xr, xv, CHECKPOINT_ROWS
     ends = np.flatnonzero(symbols == END_OF_ROW) + 1
     if ends.size != rows or (symbols.size and symbols[-1] != END_OF_ROW):
         raise SvdiError(f"sparse block: {ends.size} row ends for {rows} rows")

@@ -218,25 +218,30 @@ def test_quantize_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_sparse_index_checks(compiled: Any) -> None:
-    """The kernels' own checks, each error code once."""
-    symbols = np.array([0x19, 0x08, 0x08], dtype=np.uint8)  # row 0: run 1, value 1
+    """The kernels' own checks, each error code once, and decoding from a checkpoint."""
+    symbols = np.array([0x19, 0x08, 0x08, 0x0A, 0x08], dtype=np.uint8)  # rows: [0, 1], [], [2]
     empty16 = np.zeros(0, dtype=np.uint16)
     empty32 = np.zeros(0, dtype=np.int16)
-    assert compiled.index_sparse(symbols, 3, 0, 0)[3] == 1  # too few row ends
-    assert compiled.index_sparse(symbols, 2, 1, 0)[3] == 2  # escape counts
-    starts, xr, xv, error = compiled.index_sparse(symbols, 2, 0, 0)
-    assert error == 0
-    out = np.zeros((2, 4), dtype=np.float32)
+    assert compiled.index_sparse(symbols, 4, 0, 0, 2)[3] == 1  # too few row ends
+    assert compiled.index_sparse(symbols, 3, 1, 0, 2)[3] == 2  # escape counts
+    marks = compiled.index_sparse(symbols, 3, 0, 0, 2)
+    assert marks[3] == 0 and list(marks[0]) == [0, 3]
     ones = np.ones(4, dtype=np.float32)
-    assert compiled.fill_sparse(symbols, empty16, empty32, starts, xr, xv, 0, 2, out, 0, 4, 4,
-                                ones) == 0
-    assert out[0, 1] == 1 and out.sum() == 1
-    assert compiled.fill_sparse(symbols, empty16, empty32, starts, xr, xv, 0, 2, out, 0, 1, 1,
+    for r0 in range(3):  # any range of rows, from the checkpoint before it
+        for r1 in range(r0, 4):
+            out = np.zeros((r1 - r0, 4), dtype=np.float32)
+            assert compiled.fill_sparse(symbols, empty16, empty32, *marks[:3], 2, r0, r1, out,
+                                        0, 4, 4, ones) == 0
+            full = np.array([[0, 1, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0]], dtype=np.float32)
+            assert np.array_equal(out, full[r0:r1])
+    out = np.zeros((3, 4), dtype=np.float32)
+    assert compiled.fill_sparse(symbols, empty16, empty32, *marks[:3], 2, 0, 3, out, 0, 1, 1,
                                 ones) == 4  # column 1 of a one-column block
     bad = np.array([0x18, 0x08], dtype=np.uint8)
-    s2 = compiled.index_sparse(bad, 1, 0, 0)
-    assert compiled.fill_sparse(bad, empty16, empty32, *s2[:3], 0, 1, out, 0, 4, 4, ones) == 3
+    m2 = compiled.index_sparse(bad, 1, 0, 0, 64)
+    assert compiled.fill_sparse(bad, empty16, empty32, *m2[:3], 64, 0, 1, out, 0, 4, 4,
+                                ones) == 3
     zero = np.array([0x00, 0x08], dtype=np.uint8)
-    s3 = compiled.index_sparse(zero, 1, 0, 1)
-    assert compiled.fill_sparse(zero, empty16, np.zeros(1, np.int16), *s3[:3], 0, 1, out, 0, 4,
-                                4, ones) == 5
+    m3 = compiled.index_sparse(zero, 1, 0, 1, 64)
+    assert compiled.fill_sparse(zero, empty16, np.zeros(1, np.int16), *m3[:3], 64, 0, 1, out,
+                                0, 4, 4, ones) == 5
