@@ -41,7 +41,7 @@ LAYOUT_LAMBDA = 0.12
 #: A plane of at least LAYOUT_SAMPLE * MIN_SAMPLE_BANDS bands chooses its layout on one band
 #: in LAYOUT_SAMPLE, then codes only the chosen layout (see `Encoder._sample`).
 LAYOUT_SAMPLE = 8
-MIN_SAMPLE_BANDS = 4
+MIN_SAMPLE_BANDS = 2
 #: Size of the first group of sparse components and the growth factor of the next ones.
 FIRST_GROUP = 15
 GROUP_GROWTH = 4.0
