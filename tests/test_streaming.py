@@ -291,3 +291,24 @@ def zstd_frame(block: C.Block) -> bytes:
     code = C.ELEMENT_CODES[data.dtype.newbyteorder("=")]
     raw = np.ascontiguousarray(data, dtype=C.ELEMENT_TYPES[code]).tobytes()
     return zstandard.ZstdCompressor(level=3, write_content_size=True).compress(raw)
+
+
+def test_layout_costed_on_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plane of many bands is costed on one band in LAYOUT_SAMPLE: the U side scaled up by
+    the sampled fraction, its bytes and distortion estimate those of coding the plane whole,
+    and the file is the one that costing whole planes chooses."""
+    monkeypatch.setattr(encoder, "BAND_SAMPLES", 4096)  # 32-row bands: 512 rows -> 16 bands
+    pixels = encoder.as_pixels(photo(512, 128, 1))
+    enc = encoder.Encoder(pixels, "auto", None, None)
+    _, source = enc._prepare(False)
+    sample = enc._sample(source, 0)
+    assert sample is not None and len(sample) == 16 // encoder.LAYOUT_SAMPLE
+    step = encoder.step_for_quality(75)
+    for candidate in enc._candidates(False, 0):
+        whole = enc._code(source, candidate, step, True)
+        estimate = enc._code(source, candidate, step, True, sample)
+        assert estimate.nbytes == pytest.approx(whole.nbytes, rel=0.15)
+        assert estimate.distortion == pytest.approx(whole.distortion, rel=0.15)
+    sampled = svdcodec.encode(pixels, quality=75)
+    monkeypatch.setattr(encoder, "LAYOUT_SAMPLE", 1 << 20)
+    assert svdcodec.encode(pixels, quality=75) == sampled
