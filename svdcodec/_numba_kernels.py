@@ -59,16 +59,6 @@ def fill_sparse(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray, starts:
     k = r0 // every
     s, a, v, row = starts[k], xr[k], xv[k], k * every
     n = symbols.size
-    while row < r0:  # skip to r0, counting escapes
-        if s >= n:
-            return 1
-        sym = symbols[s]
-        s += 1
-        if sym == 0x08:
-            row += 1
-        else:
-            a += sym >> 4 == 15
-            v += sym & 15 == 0
     col = 0
     while row < r1:
         if s >= n:
@@ -81,6 +71,10 @@ def fill_sparse(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray, starts:
             continue
         low = np.int64(sym & 15)
         run = np.int64(sym >> 4)
+        if row < r0:  # between the checkpoint and r0: only count the escapes
+            a += run == 15
+            v += low == 0
+            continue
         if low == 8:
             return 3
         if run == 15:
