@@ -13,6 +13,7 @@ BLAS calls (a @ b, eigh) show up as the time of the numpy function or, for the @
 from __future__ import annotations
 
 import argparse
+import os
 import cProfile
 import io
 import pstats
@@ -37,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quality", type=float, help="svdi quality (default: the encoder's)")
     ap.add_argument("--layout", default="auto", help="auto, plain, patch, patch4/8/16")
     ap.add_argument("--top", type=int, default=25, help="rows per table (default 25)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="band threads (default 1: cProfile sees only the calling thread, so "
+                         "with more the band work shows up as lock waits)")
     ap.add_argument("--tottime", type=int, default=15,
                     help="rows of the extra table by own time (0: none; default 15)")
     ap.add_argument("--prof", type=Path,
@@ -66,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     import svdcodec
+    from svdcodec import parallel
 
+    parallel.workers = lambda: args.threads  # type: ignore[assignment]
     Image.MAX_IMAGE_PIXELS = None
     print("$ " + shlex.join(getattr(sys, "orig_argv", [sys.executable] + sys.argv)))
     image = bench.load_image(args.image) if args.image else bench.build_mosaic(args.corpus)
@@ -77,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quality is not None:
         kw["quality"] = args.quality
     print(f"image {w}x{h} ({w * h / 1e6:.2f} MP), svdcodec.encode(**{kw}); "
-          f"BLAS threads {bench.blas_info().get('threads', '?')}")
+          f"BLAS threads {bench.blas_info().get('threads', '?')}, band threads {args.threads}, "
+          f"SVDCODEC_KERNELS={os.environ.get('SVDCODEC_KERNELS', '(unset)')}")
 
     phases = []
     data = svdcodec.encode(image, **kw)  # warm-up
