@@ -2,6 +2,7 @@
 """Speed and memory of svdcodec against Pillow's JPEG, PNG and WebP, on one machine, in one run.
 
     python tools/bench.py                 # ~19 MP Kodak mosaic, scaling up to 64 MP
+    python tools/bench.py --max-mp 100    # ... and a 100 MP row
     python tools/bench.py --max-mp 16     # skip the slow 64 MP row
     python tools/bench.py --quick         # smoke test: 4 MP headline, 1 and 4 MP scaling, 2 repeats
     python tools/bench.py --image photo.png --json bench.json
@@ -18,7 +19,8 @@ Prints:
     what a command-line call pays, for svdi (auto, kernels forced, numpy) and JPEG;
   * peak extra memory (VmHWM minus the VmRSS before the operation, the output included) as a
     multiple of the raw pixel bytes, each measured in a fresh child process;
-  * a scaling table (1, 4, 16, 64 MP, capped by --max-mp): svdi and JPEG seconds and seconds/MP.
+  * a scaling table (1, 4, 16, 64, 100 MP, capped by --max-mp): svdi and JPEG seconds and
+    seconds/MP, and svdi's peak extra memory at each size (fresh child processes).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = (REPO / ".." / "shared" / "corpus" / "kodak").resolve()
 TILE = (768, 512)  # Kodak landscape size (w, h)
 MOSAIC_GRID = (6, 8)  # columns, rows -> 4608 x 4096
-SCALE_MP = (1, 4, 16, 64)
+SCALE_MP = (1, 4, 16, 64, 100)
 #: The svdi rows run with the optional compiled kernels when numba is installed (set here for
 #: the whole run, child processes included; see svdcodec/kernels.py), else on the numpy path.
 try:
@@ -585,19 +587,32 @@ def main(argv: list[str] | None = None) -> int:
             td, _, out = timed(dec[name], data, args.scale_repeats)
             del out
             row[name] = {"encode_s": te, "decode_s": td, "bytes": len(data)}
+            if name == "svdi" and not args.no_memory:  # peak memory at this size too
+                with tempfile.TemporaryDirectory(prefix="svdi-bench-") as tmp:
+                    npy, svdi = Path(tmp) / "image.npy", Path(tmp) / "image.svdi"
+                    np.save(npy, img)
+                    svdi.write_bytes(data)
+                    for op, path in (("encode", npy), ("decode", svdi)):
+                        progress(f"scaling: {s} MP svdi {op} peak memory (child process)")
+                        r = measure_memory(f"svdi {op}", path)
+                        row[name][f"{op}_x_raw"] = ((r["peak"] - r["baseline"]) / img.nbytes
+                                                    if "error" not in r else math.nan)
         del img
         scaling.append(row)
         sv, jp = row["svdi"], row["JPEG"]
         scale_rows.append([f"{ww}x{hh}", f"{smp:.2f}",
                            f3(sv["encode_s"]), f3(sv["encode_s"] / smp),
                            f3(sv["decode_s"]), f3(sv["decode_s"] / smp),
+                           f"{sv.get('encode_x_raw', math.nan):.2f}",
+                           f"{sv.get('decode_x_raw', math.nan):.2f}",
                            f3(jp["encode_s"]), f3(jp["encode_s"] / smp),
                            f3(jp["decode_s"]), f3(jp["decode_s"] / smp),
                            f"{sv['encode_s'] / jp['encode_s']:.1f}",
                            f"{sv['decode_s'] / jp['decode_s']:.1f}"])
     print(f"\nscaling (image reduced or tiled+cropped from the test image; median of "
           f"{args.scale_repeats} runs after 1 warm-up)")
-    print(table(["size", "MP", "svdi enc s", "s/MP", "svdi dec s", "s/MP", "JPEG enc s", "s/MP",
+    print(table(["size", "MP", "svdi enc s", "s/MP", "svdi dec s", "s/MP", "enc mem x raw",
+                 "dec mem x raw", "JPEG enc s", "s/MP",
                  "JPEG dec s", "s/MP", "enc ratio", "dec ratio"], scale_rows))
     results["scaling"] = scaling
 
