@@ -341,14 +341,8 @@ from PIL import Image
 import svdcodec
 Image.MAX_IMAGE_PIXELS = None
 
-def status():
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(("VmHWM:", "VmRSS:")):
-                k, v = line.split(":")
-                out[k] = int(v.split()[0]) * 1024
-    return out
+sys.path.insert(0, repo + "/tools")
+from procstat import reset_peak, status
 
 def jpeg_enc(a):
     buf = BytesIO(); Image.fromarray(a).save(buf, "JPEG", quality=75); return buf.getvalue()
@@ -369,12 +363,7 @@ else:
 tiny = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
 fn(tiny if make is None else make(tiny))
 gc.collect()
-try:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current RSS
-    reset = True
-except OSError:
-    reset = False
+reset = reset_peak()  # VmHWM := VmRSS
 before = status()
 baseline = before["VmRSS"] if reset else max(before["VmRSS"], before["VmHWM"])
 out = fn(data)

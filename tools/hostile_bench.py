@@ -276,25 +276,14 @@ import json, sys, time
 sys.path.insert(0, sys.argv[2])
 import svdcodec
 
-def status():
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(("VmHWM:", "VmRSS:")):
-                k, v = line.split(":")
-                out[k] = int(v.split()[0]) * 1024
-    return out
+sys.path.insert(0, sys.argv[2] + "/tools")
+from procstat import reset_peak, status
 
 svdcodec.decode(open(sys.argv[3], "rb").read())  # warm-up: lazy imports, BLAS, thread pool
 data = open(sys.argv[1], "rb").read()
 import gc; gc.collect()
 before = status()
-try:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # VmHWM := VmRSS
-    reset = True
-except OSError:
-    reset = False
+reset = reset_peak()  # VmHWM := VmRSS
 t0 = time.perf_counter()
 out = svdcodec.decode(data)
 seconds = time.perf_counter() - t0
