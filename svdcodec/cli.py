@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from . import FORMAT_VERSION, __version__, batch, container
 from .decoder import decode
 from .encoder import encode, encode_options, image_to_array
+from .info import info_report, info_text
 from .pillow_plugin import PILLOW_MODES
 from .safe_io import STDIO, UnsafeOutput, check_output, display, read_input, write_output
 
@@ -39,8 +40,6 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
     OSError, ValueError, EOFError, MemoryError, struct.error, Image.DecompressionBombError)
 LAYOUTS = ("auto", "plain", "patch", "patch4", "patch8", "patch16")
 NPY_MAGIC = b"\x93NUMPY"
-EXPLANATION = ("The decoded image has the full size, but the file stores only r·(m+n+1) numbers "
-               "per plane, quantized to small integers and entropy-coded.")
 
 Result = tuple[bool, str]
 
@@ -375,79 +374,6 @@ class InfoJob:
     src: str
     as_json: bool = False
     verbose: bool = False
-
-
-def _plane_report(plane: container.Plane, blocks: list[container.Block]) -> dict[str, Any]:
-    m, n = plane.matrix_shape
-    return {
-        "index": plane.index,
-        "layout": "plain" if plane.layout == container.LAYOUT_PLAIN else f"patch{plane.patch}",
-        "plane_shape": [plane.height, plane.width],
-        "matrix_shape": [m, n],
-        "rank": plane.rank,
-        "step": plane.step,
-        "stored_entries": plane.rank * (m + n + 1),
-        "raw_entries": m * n,
-        "bytes": {f: sum(b.stored for b in blocks if b.factor == f) for f in "USV"},
-        "blocks": [{"factor": b.factor, "first": b.first, "count": b.count, "bytes": b.stored}
-                   for b in blocks],
-    }
-
-
-def info_report(name: str, data: bytes) -> dict[str, Any]:
-    """Everything svdi-info shows, as plain data (the --json output)."""
-    box = container.unpack(data)
-    h = box.header
-    pixels = h.width * h.height
-    raw = pixels * h.channels * h.dtype.itemsize
-    planes = [_plane_report(p, [b for b in box.blocks if b.plane == p.index])
-              for p in box.planes]
-    return {
-        "file": name, "format_version": h.version, "width": h.width, "height": h.height,
-        "mode": PILLOW_MODES.get((h.dtype, h.channels)), "channels": h.channels,
-        "sample_type": str(h.dtype), "scale": h.scale,
-        "colour": "YCbCr" if h.colour == container.COLOUR_YCBCR else "none",
-        "subsampling": "4:2:0" if h.subsampling else "4:4:4",
-        "planes": planes, "file_bytes": len(data),
-        "header_bytes": len(data) - sum(b.stored for b in box.blocks),
-        "raw_bytes": raw, "compression_ratio": raw / len(data),
-        "bits_per_pixel": 8 * len(data) / pixels,
-    }
-
-
-def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
-    (ph, pw), (m, n), r = p["plane_shape"], p["matrix_shape"], p["rank"]
-    b = p["bytes"]
-    lines = [f"  plane {p['index']}: {p['layout']}, plane {pw}x{ph} (w x h) -> "
-             f"matrix m x n = {m}x{n}, rank r = {r}, step {p['step']:.4g}",
-             f"    blocks: U {b['U']} B, S {b['S']} B, V {b['V']} B",
-             f"    stores r·(m+n+1) = {r}·({m}+{n}+1) = {p['stored_entries']} factor entries "
-             f"for m·n = {p['raw_entries']} samples "
-             f"({100 * p['stored_entries'] / p['raw_entries']:.1f}%)"]
-    if verbose:
-        lines += [f"      {blk['factor']}[{blk['first']}:{blk['first'] + blk['count']}] "
-                  f"{blk['bytes']} B" for blk in p["blocks"]]
-    return lines
-
-
-def info_text(report: dict[str, Any], verbose: bool = False) -> str:
-    """The human-readable svdi-info output."""
-    r = report
-    colour = ("Y'CbCr (JFIF full range)" if r["colour"] == "YCbCr" else "none")
-    sub = ("4:2:0 (chroma planes halved in both directions)" if r["subsampling"] == "4:2:0"
-           else "4:4:4 (none)")
-    lines = [f"{r['file']}: .svdi format version {r['format_version']}",
-             f"  image: {r['width']}x{r['height']}, mode {r['mode'] or 'none (numpy only)'}, "
-             f"{r['channels']} channel(s) of {r['sample_type']}",
-             f"  colour transform: {colour}; chroma subsampling: {sub}"]
-    if verbose:
-        lines.append(f"  sample scale: {r['scale']:.6g}; headers: {r['header_bytes']} bytes")
-    for p in r["planes"]:
-        lines += _plane_text(p, verbose)
-    lines += [f"  total: {r['file_bytes']} bytes in the file vs {r['raw_bytes']} bytes of raw "
-              f"pixels: {r['compression_ratio']:.2f}:1 ({r['bits_per_pixel']:.3f} bits/pixel)",
-              f"  {EXPLANATION}"]
-    return "\n".join(lines)
 
 
 def _info_one(job: InfoJob) -> Result:
