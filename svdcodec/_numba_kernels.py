@@ -59,7 +59,7 @@ def fill_sparse(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray, starts:
     k = r0 // every
     s, a, v, row = starts[k], xr[k], xv[k], k * every
     n = symbols.size
-    col = 0
+    col = np.int64(0)
     while row < r1:
         if s >= n:
             return 1
@@ -67,7 +67,7 @@ def fill_sparse(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray, starts:
         s += 1
         if sym == 0x08:
             row += 1
-            col = 0
+            col = np.int64(0)
             continue
         low = np.int64(sym & 15)
         run = np.int64(sym >> 4)
@@ -202,7 +202,7 @@ def quantize(values: np.ndarray, inv_step: np.float32, rounding: np.float32, int
             error[j] += np.float64(d[j]) * np.float64(d[j])
             top[j] = max(top[j], q[j])
             out[j] = -q[j] if v[j] < 0 else q[j]
-    return largest < 2147483647.0
+    return bool(largest < 2147483647.0)
 
 
 @jit

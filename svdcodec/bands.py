@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from itertools import pairwise
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -136,6 +137,7 @@ class PlaneRows:
             if scale is not None:
                 out *= scale
             return
+        compiled = self.compiled
         ones = np.ones(self.rank, dtype=np.float32) if scale is None else scale
         parts = row_bands(r1 - r0, 1, 1, -(-(r1 - r0) // workers()))
 
@@ -144,8 +146,8 @@ class PlaneRows:
             out[a:b] = 0
             for block, width, streams in factor:
                 if streams is not None:
-                    _fill_compiled(self.compiled, out[a:b], block, width, streams,
-                                   r0 + a, r0 + b, ones)
+                    _fill_compiled(compiled, out[a:b], block, width, streams, r0 + a, r0 + b,
+                                   ones)
         run_bands(fill, len(parts))
         for block, width, streams in factor:
             if streams is None:  # dense columns: not touched by the sparse blocks
@@ -221,7 +223,7 @@ class PlaneRows:
 
 
 def _sparse_streams(block: C.Block, rows: int, compiled: ModuleType | None = None
-                    ) -> tuple[np.ndarray, ...]:
+                    ) -> tuple[Any, ...]:
     """(symbols, run escapes, value escapes, symbol index after each row end) of a sparse
     block, checked against the row count and the side streams' sizes; compiled: (symbols,
     run escapes, value escapes, the kernels' checkpoints every CHECKPOINT_ROWS rows and that
@@ -427,11 +429,11 @@ def render(box: C.Container, components: int | None = None,
     if ycc:
         def convert(i: int) -> None:
             y0, y1 = bands[i]
-            if halves:
-                compiled.upsample_ycc(out, y0, y1, halves[1], halves[2], *tables)
-                return
-            if tables is not None:
-                compiled.convert_ycc(out, y0, y1, *tables)
+            if compiled is not None and tables is not None:
+                if halves:
+                    compiled.upsample_ycc(out, y0, y1, halves[1], halves[2], *tables)
+                else:
+                    compiled.convert_ycc(out, y0, y1, *tables)
                 return
             planes = [Image.fromarray(np.ascontiguousarray(out[y0:y1, :, c])) for c in range(3)]
             rgb = Image.merge("YCbCr", planes).convert("RGB")
