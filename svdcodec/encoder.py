@@ -185,11 +185,10 @@ class Encoder:
     """
 
     def __init__(self, pixels: np.ndarray, layout: str, rank: int | None,
-                 energy: float | None, threads: int | None = None) -> None:
+                 energy: float | None) -> None:
         self.pixels = pixels
         self.rank = rank
         self.energy = energy
-        self.threads = threads
         self.fixed_rank = rank is not None or energy is not None
         if layout != "auto":
             self.layouts = [parse_layout(layout)]
@@ -207,20 +206,19 @@ class Encoder:
         """Gram matrix of plane `index` in each patch size, summed over bands in order."""
         bands = self._bands(source, index)
         h, w = source.shapes[index]
-        derived = [s for s in sides if any(_quarters(s, t, h, w) for t in sides)]
+        derived = [s for s in sides if 2 * s in sides and _quarters(s, h, w)]
         direct = [s for s in sides if s not in derived]
 
         def gram(i: int) -> list[np.ndarray]:
             rows = source.rows(index, *bands[i])
             return [(a.T @ a) for a in (P.patch_rows(rows, side) for side in direct)]
         totals = [np.zeros((side * side, side * side)) for side in direct]
-        for part in run_bands(gram, len(bands), self.threads):
+        for part in run_bands(gram, len(bands)):
             for total, g in zip(totals, part):
                 total += g  # float64 sums of the float32 band products, in band order
         grams = dict(zip(direct, totals))
-        for side in derived:
-            big = next(t for t in direct if _quarters(side, t, h, w))
-            grams[side] = _sub_gram(grams[big], big, side)
+        for side in sorted(derived, reverse=True):  # 8 from 16 before 4 from 8
+            grams[side] = _sub_gram(grams[2 * side], side)
         return grams
 
     def _prepare(self, subsample: bool) -> tuple[C.Header, P.Source]:
@@ -238,7 +236,7 @@ class Encoder:
             return work[i]
         h, w = source.shapes[i]
         if (h, w) != source.shapes[0]:
-            source.keep(i, self._bands(source, i), self.threads)
+            source.keep(i, self._bands(source, i))
         sides = [side for code, side in self.layouts if _streams(code, side, h, w)]
         grams = self._grams(source, i, sides) if sides else {}
         whole = None
@@ -283,7 +281,7 @@ class Encoder:
         the symbols of each sparse group at full rank, band by band (while the band is in
         cache: the rank decision usually keeps them all). `bands`: only the matrix rows of
         these plane rows (whole patch rows), stacked."""
-        m, n = c.plane.matrix_shape
+        n = c.plane.matrix_shape[1]
         if c.P is not None:
             stats = ColumnStats(rank, step)
             return stats.add(c.P[:, :rank]), stats, {}
@@ -303,7 +301,7 @@ class Encoder:
             stats = ColumnStats(rank, step)
             ints = stats.add(a @ basis, out=A[starts[i]:starts[i + 1]])
             return stats, [band_symbols(ints[:, lo:hi]) for lo, hi in groups]
-        parts = run_bands(band, len(bands), self.threads)
+        parts = run_bands(band, len(bands))
         symbols = {g: [p[1][k] for p in parts] for k, g in enumerate(groups)}
         return A, ColumnStats.combine([p[0] for p in parts]), symbols
 
@@ -340,11 +338,10 @@ class Encoder:
         kept = {g: join_symbols(presymbols[g]) for g in _groups(r)[1:] if g in presymbols}
         blocks = _blocks(plane, A[:, :r], sigma, B[:, :r], kept)
         flat = [b for group in blocks for b in group]
-        packed = iter(run_bands(lambda i: C.pack_block(flat[i], ZSTD_LEVEL), len(flat),
-                                self.threads))
-        groups = [[next(packed) for _ in group] for group in blocks]
-        weights = iter([up if b.factor == "U" else 1.0 for b in flat])
-        nbytes = sum(len(x) * next(weights) for g in groups for x in g)
+        packed = run_bands(lambda i: C.pack_block(flat[i], ZSTD_LEVEL), len(flat))
+        chunks = iter(packed)
+        groups = [[next(chunks) for _ in group] for group in blocks]
+        nbytes = sum(len(x) * (up if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
         return _Coded(plane, groups, round(nbytes), distortion)
 
     def encode(self, step: float) -> bytes:
@@ -368,15 +365,17 @@ class Encoder:
         return b"".join([C.pack_header(header, [k.plane for k in chosen]), *ordered, C.END])
 
 
-def _quarters(small: int, big: int, height: int, width: int) -> bool:
-    """Whether every small x small patch of the plane lies inside one big x big patch."""
-    return big == 2 * small and height % big == 0 and width % big == 0
+def _quarters(small: int, height: int, width: int) -> bool:
+    """Whether every small x small patch of the plane is a quarter of one patch twice as big
+    (the plane tiles exactly with the big patches)."""
+    return height % (2 * small) == 0 and width % (2 * small) == 0
 
 
-def _sub_gram(gram: np.ndarray, big: int, small: int) -> np.ndarray:
-    """The Gram matrix of the small patches from that of the big ones that they tile: each
-    small patch is a quarter of one big patch, so its Gram matrix is the sum of the four
-    quarters' diagonal blocks (one GEMM pass over the plane instead of two)."""
+def _sub_gram(gram: np.ndarray, small: int) -> np.ndarray:
+    """The Gram matrix of the small patches from that of the patches twice as big that they
+    tile: each small patch is a quarter of one big patch, so its Gram matrix is the sum of the
+    four quarters' diagonal blocks (one GEMM pass over the plane instead of two)."""
+    big = 2 * small
     out = np.zeros((small * small, small * small))
     cells = np.arange(small)
     for qy in (0, small):
@@ -410,9 +409,7 @@ def _blocks(plane: C.Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray,
                                         (sigma.astype(np.float32),))]
         for factor, mat, grid in (("V", B, plane.vgrid), ("U", A, plane.grid)):
             if lo == 0:
-                grids = np.ascontiguousarray(mat[:, :1].T).reshape(1, *grid)
-                predictor, residuals = best_prediction(grids)
-                group.append(C.Block(factor, plane.index, 0, 1, C.DENSE, (residuals,), predictor))
+                group.append(_dense(factor, plane.index, 0, mat[:, :1], grid))
             else:
                 known = (u_symbols or {}).get((lo, hi)) if factor == "U" else None
                 block = C.Block(factor, plane.index, lo, hi - lo, C.SPARSE,

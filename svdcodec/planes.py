@@ -80,7 +80,7 @@ class Source:
         out *= np.float32(1.0 / self.header.scale)
         return out
 
-    def keep(self, i: int, bands: list[tuple[int, int]], threads: int | None = None) -> None:
+    def keep(self, i: int, bands: list[tuple[int, int]]) -> None:
         """Compute plane i once and keep it: worth it for subsampled chroma (a quarter of the
         size: 2/3 of the raw bytes for both), which would otherwise be recomputed from four
         times as many samples at every pass."""
@@ -88,7 +88,7 @@ class Source:
 
         def fill(k: int) -> None:
             plane[bands[k][0]:bands[k][1]] = self.rows(i, *bands[k])
-        run_bands(fill, len(bands), threads)
+        run_bands(fill, len(bands))
         self._kept[i] = plane
 
     def rows(self, i: int, y0: int, y1: int) -> np.ndarray:
