@@ -119,13 +119,26 @@ def _clamp(value: int) -> int:
 
 
 @jit
+def _rgb_row(row: np.ndarray, blue: np.ndarray, red: np.ndarray, rt: np.ndarray,
+             gt: np.ndarray, bt: np.ndarray) -> None:
+    """One row (w, >= 3) uint8 from Y' (channel 0), Cb and Cr (bytes, may be the row's own
+    channels 1 and 2) to RGB in place, with Pillow's tables: R = Y' + rt[Cr],
+    G = Y' + gt[Cb, Cr], B = Y' + bt[Cb], clamped."""
+    for x in range(row.shape[0]):
+        luma, cb8, cr8 = np.int32(row[x, 0]), np.intp(blue[x]), np.intp(red[x])
+        row[x, 0] = _clamp(luma + rt[cr8])
+        row[x, 1] = _clamp(luma + gt[cb8, cr8])
+        row[x, 2] = _clamp(luma + bt[cb8])
+
+
+@jit
 def upsample_ycc(out: np.ndarray, y0: int, y1: int, cb: np.ndarray, cr: np.ndarray,
                  rt: np.ndarray, gt: np.ndarray, bt: np.ndarray) -> None:
     """Rows [y0, y1) of out (h, w, >= 3) uint8, holding Y' in channel 0, become RGB: Cb and Cr
     (h/2, w/2 float32 planes) are doubled as resample.Bilinear does (horizontal pass to
     float32, then vertical), rounded as bands.render does (+128.5, clip, truncate), and
-    converted with Pillow's tables: R = Y' + rt[Cr], G = Y' + gt[Cb, Cr], B = Y' + bt[Cb],
-    clamped. Two loops per row, the float one and the table one: twice as fast as one."""
+    converted by `_rgb_row`. Two loops per row, the float one and the table one: twice as
+    fast as one."""
     ph = cb.shape[0]
     w = out.shape[1]
     lo = max(y0 - 1, 0) // 2
@@ -153,26 +166,16 @@ def upsample_ycc(out: np.ndarray, y0: int, y1: int, cb: np.ndarray, cr: np.ndarr
             r = np.float32(np.float64(r0[x]) * wt + np.float64(r1[x]) * wb) + half
             blue[x] = np.uint8(min(max(b, low), high))
             red[x] = np.uint8(min(max(r, low), high))
-        row = out[y]
-        for x in range(w):
-            luma, cb8, cr8 = np.int32(row[x, 0]), np.intp(blue[x]), np.intp(red[x])
-            row[x, 0] = _clamp(luma + rt[cr8])
-            row[x, 1] = _clamp(luma + gt[cb8, cr8])
-            row[x, 2] = _clamp(luma + bt[cb8])
+        _rgb_row(out[y], blue, red, rt, gt, bt)
 
 
 @jit
 def convert_ycc(out: np.ndarray, y0: int, y1: int, rt: np.ndarray, gt: np.ndarray,
                 bt: np.ndarray) -> None:
-    """Rows [y0, y1) of out (h, w, >= 3) uint8 from Y'CbCr to RGB in place (tables as in
-    `upsample_ycc`)."""
+    """Rows [y0, y1) of out (h, w, >= 3) uint8 from Y'CbCr to RGB in place (`_rgb_row`)."""
     for y in range(y0, y1):
         row = out[y]
-        for x in range(out.shape[1]):
-            luma, blue, red = np.int32(row[x, 0]), row[x, 1], row[x, 2]
-            row[x, 0] = _clamp(luma + rt[red])
-            row[x, 1] = _clamp(luma + gt[blue, red])
-            row[x, 2] = _clamp(luma + bt[blue])
+        _rgb_row(row, row[:, 1], row[:, 2], rt, gt, bt)
 
 
 # ----------------------------------------------------------------------------- encoding
