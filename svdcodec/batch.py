@@ -18,10 +18,6 @@ Job = TypeVar("Job")
 Result = tuple[bool, str]
 
 
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 class Progress:
     """A one-line "[done/total] name" indicator, drawn only on a terminal."""
 

@@ -32,6 +32,7 @@ from . import FORMAT_VERSION, __version__, batch, container
 from .decoder import decode
 from .encoder import encode, encode_options, image_to_array
 from .info import info_report, info_text
+from .parallel import cores
 from .pillow_plugin import PILLOW_MODES
 from .safe_io import STDIO, UnsafeOutput, check_output, display, read_input, write_output
 
@@ -91,7 +92,7 @@ def _add_outputs(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("-f", "--force", action="store_true",
                         help="overwrite existing output files")
     parser.add_argument("-j", "--jobs", type=_number(int, 1), metavar="N",
-                        default=batch.default_workers(),
+                        default=cores(),
                         help="files processed in parallel (default: all cores, %(default)s)")
 
 

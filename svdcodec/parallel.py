@@ -84,13 +84,17 @@ def single_threaded() -> Iterator[None]:
                 _api[1](_saved)
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def workers() -> int:
     """Threads for band work: the usable cores, at most 4 (memory bandwidth saturates)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
+    return max(1, min(cores(), 4))
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
