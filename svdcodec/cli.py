@@ -30,7 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import FORMAT_VERSION, __version__, batch, container
 from .decoder import decode
-from .encoder import encode, encode_options, image_to_array
+from .encoder import encode, encode_options
 from .info import info_report, info_text
 from .parallel import cores
 from .pillow_plugin import PILLOW_MODES
