@@ -182,6 +182,77 @@ def convert_ycc(out: np.ndarray, y0: int, y1: int, rt: np.ndarray, gt: np.ndarra
 
 
 @jit
+def patch_plane(px: np.ndarray, y0: int, y1: int, channels: np.ndarray, weights: np.ndarray,
+                unit: np.float32, patch: int, out: np.ndarray) -> None:
+    """planes.Source.patches: rows [y0, y1) of image px (h, w, c), C-contiguous, as one plane,
+    the float32 sum of weights[k] * px[..., channels[k]] times unit (one channel, or the first
+    three), edge-padded to whole patches and written as patch rows into out (patches,
+    patch * patch). Each pixel row goes through a line buffer: reading it with a stride the
+    compiler knows (3 for RGB) vectorizes, 3x faster than reading pixels in patch order."""
+    rows, w, c = y1 - y0, px.shape[1], px.shape[2]
+    gw = (w + patch - 1) // patch
+    line = np.empty(gw * patch, dtype=np.float32)
+    flat = out.reshape(-1)
+    three = channels.size == 3
+    first = channels[0]
+    w0, w1, w2 = weights[0], weights[-1], weights[-1]
+    if three:
+        w1 = weights[1]
+    for y in range((rows + patch - 1) // patch * patch):
+        row = px[y0 + min(y, rows - 1)].reshape(-1)
+        if three and c == 3:
+            for x in range(w):
+                line[x] = (np.float32(row[3 * x]) * w0 + np.float32(row[3 * x + 1]) * w1
+                           + np.float32(row[3 * x + 2]) * w2) * unit
+        elif three:
+            for x in range(w):
+                line[x] = (np.float32(row[c * x]) * w0 + np.float32(row[c * x + 1]) * w1
+                           + np.float32(row[c * x + 2]) * w2) * unit
+        else:
+            for x in range(w):
+                line[x] = np.float32(row[c * x + first]) * w0 * unit
+        for x in range(w, line.size):
+            line[x] = line[w - 1]
+        gy, py = divmod(y, patch)
+        base = gy * gw * patch * patch + py * patch
+        if patch == 8:  # the default: a constant trip count unrolls
+            for gx in range(gw):
+                for p in range(8):
+                    flat[base + gx * 64 + p] = line[gx * 8 + p]
+        else:
+            for gx in range(gw):
+                for p in range(patch):
+                    flat[base + gx * patch * patch + p] = line[gx * patch + p]
+
+
+@jit
+def half_plane(px: np.ndarray, y0: int, y1: int, weights: np.ndarray, unit: np.float32,
+               out: np.ndarray) -> None:
+    """planes.Source.rows of a halved chroma plane (even image sizes, px C-contiguous):
+    out[k] = the weighted sum of the 2x2 pixels of half-row y0 + k, times unit. Each float32
+    sum of two pixel rows (integers below 2^24) is exact, so the 2x2 total is rounded once,
+    as numpy's path rounds it."""
+    c, w = px.shape[2], px.shape[1]
+    w0, w1, w2 = weights[0], weights[1], weights[2]
+    pair = np.empty(w, dtype=np.float32)
+    for k in range(y1 - y0):
+        top, bottom = px[2 * (y0 + k)].reshape(-1), px[2 * (y0 + k) + 1].reshape(-1)
+        if c == 3:  # a stride the compiler knows vectorizes
+            for x in range(w):
+                pair[x] = ((np.float32(top[3 * x]) + np.float32(bottom[3 * x])) * w0
+                           + (np.float32(top[3 * x + 1]) + np.float32(bottom[3 * x + 1])) * w1
+                           + (np.float32(top[3 * x + 2]) + np.float32(bottom[3 * x + 2])) * w2)
+        else:
+            for x in range(w):
+                pair[x] = ((np.float32(top[c * x]) + np.float32(bottom[c * x])) * w0
+                           + (np.float32(top[c * x + 1]) + np.float32(bottom[c * x + 1])) * w1
+                           + (np.float32(top[c * x + 2]) + np.float32(bottom[c * x + 2])) * w2)
+        dst = out[k]
+        for x in range(dst.size):
+            dst[x] = (pair[2 * x] + pair[2 * x + 1]) * unit
+
+
+@jit
 def quantize(values: np.ndarray, inv_step: np.float32, rounding: np.float32, ints: np.ndarray,
              top: np.ndarray, error: np.ndarray) -> bool:
     """quantization.ColumnStats.add: ints = dead-zone quantized values; per column, top = max

@@ -21,7 +21,7 @@ from .bands import row_bands
 from .coding import band_symbols, best_prediction, join_symbols, to_symbols
 from .errors import SvdiError
 from .factorization import energy as frobenius2, factorize
-from .parallel import run_bands
+from .parallel import run_bands, single_threaded, threaded_blas
 from .quantization import ColumnStats, choose_rank, entropy_bits
 
 #: The quality scale is libjpeg's: a scale factor of 5000/q below 50 and 200-2q above, so
@@ -210,8 +210,8 @@ class Encoder:
         direct = [s for s in sides if s not in derived]
 
         def gram(i: int) -> list[np.ndarray]:
-            rows = source.rows(index, *bands[i])
-            return [(a.T @ a) for a in (P.patch_rows(rows, side) for side in direct)]
+            return [(a.T @ a) for a in (source.patches(index, *bands[i], side)
+                                        for side in direct)]
         totals = [np.zeros((side * side, side * side)) for side in direct]
         for part in run_bands(gram, len(bands)):
             for total, g in zip(totals, part):
@@ -254,7 +254,8 @@ class Encoder:
             if whole is None:
                 whole = source.rows(i, 0, h)
             matrix = P.to_matrix(whole, code, side)
-            f = factorize(matrix, limit, requested=self.rank is not None)
+            with threaded_blas():
+                f = factorize(matrix, limit, requested=self.rank is not None)
             candidates.append(_Candidate(plane, f.sigma, f.Q, frobenius2(matrix), P=f.P))
         work[i] = candidates
         return candidates
@@ -297,7 +298,7 @@ class Encoder:
 
         def band(i: int) -> tuple[ColumnStats, list[Symbols]]:
             y0, y1 = bands[i]
-            a = P.patch_rows(source.rows(c.plane.index, y0, y1), patch)
+            a = source.patches(c.plane.index, y0, y1, patch)
             stats = ColumnStats(rank, step)
             ints = stats.add(a @ basis, out=A[starts[i]:starts[i + 1]])
             return stats, [band_symbols(ints[:, lo:hi]) for lo, hi in groups]
@@ -471,6 +472,12 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
     if sum(x is not None for x in (target_psnr, max_bytes)) > 1:
         raise SvdiError("give at most one of target_psnr and max_bytes")
     kernels.get(pixels.size)  # loads the optional compiled loops for a large image
+    with single_threaded():  # see parallel's docstring
+        return _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout)
+
+
+def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float | None,
+            target_psnr: float | None, max_bytes: int | None, layout: str) -> bytes:
     enc = Encoder(pixels, layout, None if rank is None else int(rank), energy)
     if target_psnr is None and max_bytes is None:
         return enc.encode(step_for_quality(quality))

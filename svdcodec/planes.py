@@ -9,18 +9,25 @@ Colour conversion and chroma resampling use Pillow's C routines.
 from __future__ import annotations
 
 from functools import partial
+from types import ModuleType
 
 import numpy as np
 from PIL import Image
 
+from . import kernels
 from .container import COLOUR_YCBCR, LAYOUT_PATCH, Header, Plane
 from .parallel import run_bands
 from .resample import Resampler
 
-# JPEG (JFIF) full-range Y'CbCr, chroma centred on zero.
-_RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
-                        [-0.168735892, -0.331264108, 0.5],
-                        [0.5, -0.418687589, -0.081312411]], dtype=np.float32)
+# JPEG (JFIF) full-range Y'CbCr, chroma centred on zero, as integer weights in units of
+# YCC_UNIT (each row of Y rounds 0.299, 0.587, 0.114 etc. to 1/65536, the chroma rows sum to 0).
+# Why fixed point: every product and partial sum of 8-bit samples is then an integer below 2^24,
+# which float32 holds exactly, so BLAS, numpy and the compiled kernels give the same bits in any
+# order of summation (the error against the real coefficients is below 0.002 of a level).
+YCC_WEIGHTS = np.array([[19595, 38470, 7471],
+                        [-11058, -21710, 32768],
+                        [32768, -27439, -5329]], dtype=np.float32)
+YCC_UNIT = 2.0 ** -16
 
 
 def split(pixels: np.ndarray, header: Header) -> list[np.ndarray]:
@@ -28,7 +35,8 @@ def split(pixels: np.ndarray, header: Header) -> list[np.ndarray]:
     h, w, c = pixels.shape
     if header.colour == COLOUR_YCBCR:
         flat = pixels[..., :3].reshape(-1, 3).astype(np.float32)
-        ycc = (flat @ _RGB_TO_YCC.T).reshape(h, w, 3)
+        ycc = (flat @ YCC_WEIGHTS.T).reshape(h, w, 3)
+        ycc *= np.float32(YCC_UNIT)
         planes = [np.ascontiguousarray(ycc[..., i]) for i in range(3)]
         if header.subsampling:
             size = ((w + 1) // 2, (h + 1) // 2)
@@ -54,8 +62,10 @@ class Source:
     Encoding passes over the planes more than once (Gram matrix, then projection at each step);
     recomputing a band's colour conversion costs a few passes over cache-resident rows, while
     storing float32 planes would cost 4 bytes per sample per plane (4/3 of the raw size for Y
-    alone). Only subsampled chroma is kept (`keep`). Values equal `split`'s up to float
-    rounding (BLAS fuses multiply-adds differently).
+    alone). Only subsampled chroma is kept (`keep`). Values equal `split`'s exactly, except
+    odd-sized chroma (Pillow's BOX sums in another order) and float inputs (BLAS's order).
+    With the compiled kernels loaded, `patches` converts, pads and transposes a band in one
+    pass and `rows` halves chroma in one pass, to the same bits.
     """
 
     def __init__(self, pixels: np.ndarray, header: Header) -> None:
@@ -66,18 +76,40 @@ class Source:
                         for i in range(c) if self.shapes[i] != (h, w)}
         self._kept: dict[int, np.ndarray] = {}
 
+    def _recipe(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Plane i as (channels, weights, unit): the float32 sum of weight * sample, times unit."""
+        if self.header.colour == COLOUR_YCBCR and i < 3:
+            return np.arange(3), YCC_WEIGHTS[i], YCC_UNIT
+        unit = 1.0 if self.header.colour == COLOUR_YCBCR else 1.0 / self.header.scale
+        return np.array([i]), np.ones(1, dtype=np.float32), unit
+
     def _full_rows(self, i: int, y0: int, y1: int) -> np.ndarray:
         px = self.pixels[y0:y1]
-        if self.header.colour == COLOUR_YCBCR and i < 3:
-            # A matrix-vector product per band: 4x faster than per-channel ufuncs on the
-            # strided uint8 samples, and unlike (N x 3) @ (3 x 3) not slowed by BLAS threading.
-            return px[..., :3].astype(np.float32) @ _RGB_TO_YCC[i]
-        if self.header.colour == COLOUR_YCBCR:
-            return px[..., i].astype(np.float32)
         if _tiny(self.header.scale):  # 1/scale would overflow float32: divide in float64
             return (px[..., i].astype(np.float64) / self.header.scale).astype(np.float32)
-        out = px[..., i].astype(np.float32)
-        out *= np.float32(1.0 / self.header.scale)
+        channels, weights, unit = self._recipe(i)
+        if channels.size == 3:
+            # A matrix-vector product per band: 4x faster than per-channel ufuncs on the
+            # strided uint8 samples, and unlike (N x 3) @ (3 x 3) not slowed by BLAS threading.
+            out = px[..., :3].astype(np.float32) @ weights
+        else:
+            out = px[..., i].astype(np.float32)
+        out *= np.float32(unit)
+        return out
+
+    def _compiled(self) -> ModuleType | None:
+        """The kernels, if loaded and the pixels are in the C order they read."""
+        return kernels.get() if self.pixels.flags.c_contiguous else None
+
+    def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
+        """`patch_rows(self.rows(i, y0, y1), side)`."""
+        compiled = self._compiled()
+        if compiled is None or i in self._kept or i in self._halves or _tiny(self.header.scale):
+            return patch_rows(self.rows(i, y0, y1), side)
+        w = self.pixels.shape[1]
+        out = np.empty((-(-(y1 - y0) // side) * -(-w // side), side * side), dtype=np.float32)
+        channels, weights, unit = self._recipe(i)
+        compiled.patch_plane(self.pixels, y0, y1, channels, weights, np.float32(unit), side, out)
         return out
 
     def keep(self, i: int, bands: list[tuple[int, int]]) -> None:
@@ -101,7 +133,14 @@ class Source:
         h, w = self.pixels.shape[:2]
         if h % 2 or w % 2:  # Pillow's BOX coefficients for odd sizes
             return half.rows(y0, y1)
-        # Even sizes: the 2x2 mean, vertical pair first (contiguous rows, halves the data);
+        compiled = self._compiled()
+        if compiled is not None:
+            out = np.empty((y1 - y0, w // 2), dtype=np.float32)
+            compiled.half_plane(self.pixels, y0, y1, YCC_WEIGHTS[i],
+                                np.float32(YCC_UNIT / 4), out)
+            return out
+        # Even sizes: the 2x2 mean, vertical pair first (contiguous rows, halves the data; the
+        # pairs are exact, so the sum is rounded once, as the kernel's integer sum is);
         # Pillow sums horizontally first, so the last bit of rounding may differ.
         full = self._full_rows(i, 2 * y0, 2 * y1)
         pairs = full[0::2] + full[1::2]

@@ -20,7 +20,8 @@ from PIL import Image
 pytest.importorskip("numba")
 
 import svdcodec  # noqa: E402
-from svdcodec import SvdiError, coding, kernels  # noqa: E402
+from svdcodec import SvdiError, coding, kernels, planes  # noqa: E402
+import svdcodec.encoder  # noqa: E402
 from svdcodec import container as C  # noqa: E402
 from svdcodec.quantization import ColumnStats, entropy_bits  # noqa: E402
 from support import CORPUS, REGRESSIONS, ROOT  # noqa: E402
@@ -100,6 +101,39 @@ def test_encode_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image:
     a = with_kernels(monkeypatch, False, lambda: svdcodec.encode(image, **options))
     b = with_kernels(monkeypatch, True, lambda: svdcodec.encode(image, **options))
     assert a == b
+
+
+SOURCES = [
+    ("rgb 4:2:0", photo(96, 130, 3), True),
+    ("rgb odd", photo(77, 101, 3), False),
+    ("rgba 4:2:0", photo(64, 82, 4), True),
+    ("la", photo(33, 65, 2), False),
+    ("uint16", photo(60, 70, 1).astype(np.uint16) * 257, False),
+    ("float32", photo(60, 70, 1).astype(np.float32) / 7.0, False),
+    ("strided rgb", photo(64, 96, 4)[:, ::-1, 1:], True),  # the numpy path: not C-contiguous
+]
+
+
+@pytest.mark.parametrize("name,image,subsample", SOURCES, ids=[c[0] for c in SOURCES])
+def test_source_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image: np.ndarray,
+                              subsample: bool) -> None:
+    """The compiled colour conversion, chroma halving and patch transpose give the numpy path's
+    bits, for every plane, patch size and band split (the last band and patch column padded)."""
+    pixels = svdcodec.encoder.as_pixels(image)
+    header = svdcodec.encoder._header(pixels, subsample)
+    results = []
+    for on in (False, True):
+        monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
+        source = planes.Source(pixels, header)
+        out = []
+        for i, (h, _) in enumerate(source.shapes):
+            out.append(source.rows(i, 0, h))
+            for side in (4, 8, 16):
+                out += [source.patches(i, y, min(h, y + 16), side) for y in range(0, h, 16)]
+        results.append(out)
+    assert len(results[0]) == len(results[1])
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b)
 
 
 def _files() -> list[Path]:

@@ -126,14 +126,18 @@ def test_box_rows_equal_pillow(shape: tuple[int, int]) -> None:
 
 
 @pytest.mark.parametrize("subsample", [False, True])
-def test_source_rows_equal_split(subsample: bool) -> None:
-    pixels = photo(67, 90, 4)
+@pytest.mark.parametrize("height", [67, 68])
+def test_source_rows_equal_split(subsample: bool, height: int) -> None:
+    pixels = photo(height, 90, 4)
     header = encoder._header(pixels, subsample)
     source = planes.Source(pixels, header)
     for i, plane in enumerate(planes.split(pixels, header)):
         rows = np.concatenate([source.rows(i, y, min(plane.shape[0], y + 8))
                                for y in range(0, plane.shape[0], 8)])
-        np.testing.assert_allclose(rows, plane, atol=1e-3)  # BLAS vs numpy rounding
+        if height % 2 and subsample and i in (1, 2):  # Pillow's BOX sums in another order
+            np.testing.assert_allclose(rows, plane, atol=1e-4)
+        else:  # fixed-point colour weights: exact in any order of summation
+            np.testing.assert_array_equal(rows, plane)
         for side in (2, 4, 8, 16):
             by_band = np.concatenate([planes.patch_rows(plane[y:y + 2 * side], side)
                                       for y in range(0, plane.shape[0], 2 * side)])
