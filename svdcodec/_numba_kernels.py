@@ -257,18 +257,19 @@ def quantize(values: np.ndarray, inv_step: np.float32, rounding: np.float32, int
              top: np.ndarray, error: np.ndarray) -> bool:
     """quantization.ColumnStats.add: ints = dead-zone quantized values; per column, top = max
     |int| and error += squared error in steps (float64). False if a value overflows int32.
-    Two loops per row (the arithmetic, then the sums), which vectorize: 1.5x faster than one."""
+    Two loops per row (the arithmetic, then the sums), which vectorize: 1.5x faster than one;
+    overflow is an integer flag, as a float maximum does not vectorize (3x slower)."""
     rows, cols = values.shape
     q = np.empty(cols, dtype=np.int32)
     d = np.empty(cols, dtype=np.float32)
-    largest = np.float32(0)
+    over = np.int32(0)
     ceiling = np.float32(2147483520.0)  # the largest float32 below 2**31
     for i in range(rows):
         v = values[i]
         out = ints[i]
         for j in range(cols):
             scaled = abs(v[j]) * inv_step + rounding
-            largest = max(largest, scaled)
+            over |= np.int32(scaled > ceiling)
             t = np.int32(min(scaled, ceiling))
             q[j] = t
             d[j] = scaled - np.float32(t) - rounding
@@ -276,7 +277,7 @@ def quantize(values: np.ndarray, inv_step: np.float32, rounding: np.float32, int
             error[j] += np.float64(d[j]) * np.float64(d[j])
             top[j] = max(top[j], q[j])
             out[j] = -q[j] if v[j] < 0 else q[j]
-    return bool(largest < 2147483647.0)
+    return over == 0
 
 
 @jit
