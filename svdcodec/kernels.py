@@ -3,7 +3,9 @@
 Why: run/level symbols and the Y'CbCr output stage are sequential per row. numpy does them
 with a dozen whole-array passes (cumulative sums, masks, scatters) and Pillow's colour
 conversion needs planar copies and a repack; one compiled pass per sample is several times
-faster (tools/bench.py with SVDCODEC_KERNELS=0 and =1; numbers in spec §6).
+faster (tools/bench.py with SVDCODEC_KERNELS=0 and =1; numbers in spec §6). The encoder's input
+stage likewise: colour conversion, chroma halving, edge padding and the patch transpose are one
+pass from the uint8 pixels instead of four over float32 temporaries.
 
 numba is optional (`pip install "svdcodec[fast]"`). `get(samples)` returns the kernels
 (`_numba_kernels`) when numba is installed and the process has coded enough samples to repay

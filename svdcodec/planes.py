@@ -3,7 +3,8 @@
 Planes are float32 arrays in "plane units" (8-bit scale). A plane becomes a matrix either as it
 is ("plain", the lecture's picture-as-matrix) or as p x p patches that form the rows ("patch"),
 so that V^T is a small basis of patch shapes learned from the image itself.
-Colour conversion and chroma resampling use Pillow's C routines.
+The forward colour transform is a fixed-point matrix (`YCC_WEIGHTS`); chroma is halved with
+Pillow's BOX filter (2x2 means); the inverse colour transform and chroma doubling are Pillow's.
 """
 
 from __future__ import annotations
