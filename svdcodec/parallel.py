@@ -14,7 +14,8 @@ restores it when the last concurrent user leaves. Where OpenBLAS is not found it
 The encoder keeps BLAS single-threaded for its whole run, not just inside band work: after each
 multi-threaded call (even a 64 x 64 eigh), OpenBLAS's idle worker spins for a while on the other
 core, where it competed with the band threads: on 19 MP, 0.34-0.36 s per encode with 0.57-0.61 s
-of CPU time, against 0.26-0.27 s with 0.39-0.40 s when BLAS had one thread throughout.
+of CPU time, against 0.26-0.27 s with 0.39-0.40 s when BLAS had one thread throughout (means
+of 10 encodes in one process, OPENBLAS_NUM_THREADS unset and =1, before this change).
 """
 
 from __future__ import annotations
@@ -94,15 +95,15 @@ def threaded_blas() -> Iterator[None]:
     """OpenBLAS's own thread count again inside an enclosing `single_threaded()` block, for
     one large product run from the calling thread alone (a whole-plane factorization)."""
     with _lock:
-        restore = _api is not None and _users > 0 and _saved != 1
-        if restore:
-            _api[1](_saved)
+        put = _api[1] if _api is not None and _users > 0 and _saved != 1 else None
+        if put is not None:
+            put(_saved)
     try:
         yield
     finally:
         with _lock:
-            if restore:
-                _api[1](1)
+            if put is not None:
+                put(1)
 
 
 def cores() -> int:

@@ -13,7 +13,7 @@ import zstandard
 from PIL import Image
 
 import svdcodec
-from svdcodec import bands, coding, decoder, encoder, planes, quantization
+from svdcodec import bands, coding, decoder, encoder, parallel, planes, quantization
 from svdcodec import container as C
 from svdcodec.resample import Bilinear, Resampler
 
@@ -316,3 +316,25 @@ def test_layout_costed_on_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     sampled = svdcodec.encode(pixels, quality=75)
     monkeypatch.setattr(encoder, "LAYOUT_SAMPLE", 1 << 20)
     assert svdcodec.encode(pixels, quality=75) == sampled
+
+
+def test_blas_threads_scoped() -> None:
+    """Encoding keeps OpenBLAS at one thread (its idle workers spin against the band threads),
+    except inside `threaded_blas` (whole-plane factorizations); both restore what they found."""
+    api = parallel._find()
+    if api is None:
+        pytest.skip("OpenBLAS's thread API not found")
+    get, put = api
+    before = get()
+    put(2)
+    try:
+        with parallel.single_threaded():
+            assert get() == 1
+            with parallel.threaded_blas():
+                assert get() == 2
+            assert get() == 1
+        assert get() == 2
+        with parallel.threaded_blas():  # outside single_threaded: nothing to undo
+            assert get() == 2
+    finally:
+        put(before)
