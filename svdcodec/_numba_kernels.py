@@ -352,9 +352,10 @@ def store_bytes(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, x0: int, 
 
 
 @jit
-def entropy_bits(values: np.ndarray) -> float:
+def entropy_bits(values: np.ndarray, slack: int) -> float:
     """quantization.entropy_bits of a 1-D integer array (any stride): order-0 entropy in bits,
-    from one histogram pass instead of a widening copy and a bincount."""
+    from one histogram pass instead of a widening copy and a bincount; by sorting a copy when
+    the histogram would span 4 * size + slack bins or more."""
     n = values.size
     if n == 0:
         return 0.0
@@ -365,10 +366,19 @@ def entropy_bits(values: np.ndarray) -> float:
         hi = max(hi, v)
     if lo == 0 and hi == 0:
         return 0.0
+    total = 0.0
+    if hi - lo >= 4 * n + slack:
+        ordered = np.sort(values.astype(np.int64))
+        start = 0
+        for k in range(1, n + 1):
+            if k == n or ordered[k] != ordered[start]:
+                c = k - start
+                total += c * np.log2(c / n)
+                start = k
+        return -total
     counts = np.zeros(hi - lo + 1, dtype=np.int64)
     for k in range(n):
         counts[np.int64(values[k]) - lo] += 1
-    total = 0.0
     for c in counts:
         if c:
             total += c * np.log2(c / n)

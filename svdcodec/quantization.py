@@ -100,15 +100,24 @@ class ColumnStats:
         return self.rows * np.log2(2 * self.top + 1)
 
 
+#: A histogram of integers spans at most this many bins beyond 4 per value; wider sets are
+#: counted by sorting (tiny steps give huge integers: a histogram could take gigabytes).
+HISTOGRAM_SLACK = 1 << 16
+
+
 def entropy_bits(values: np.ndarray) -> float:
     """Order-0 entropy estimate, in bits, of some integers."""
     compiled = kernels.get()
     if compiled is not None:
-        return float(compiled.entropy_bits(np.asarray(values).reshape(-1)))
+        return float(compiled.entropy_bits(np.asarray(values).reshape(-1), HISTOGRAM_SLACK))
     flat = np.asarray(values).reshape(-1).astype(np.int64)  # int16 differences could overflow
     if not flat.any():
         return 0.0
-    counts = np.bincount(flat - flat.min())
+    lo = int(flat.min())
+    if int(flat.max()) - lo >= 4 * flat.size + HISTOGRAM_SLACK:
+        counts = np.unique(flat, return_counts=True)[1]
+    else:
+        counts = np.bincount(flat - lo)
     p = counts[counts > 0] / flat.size
     return -flat.size * float(p @ np.log2(p))
 

@@ -208,7 +208,7 @@ def test_symbols_and_entropy(monkeypatch: pytest.MonkeyPatch, compiled: Any) -> 
         m[3] = 0
         m[4, 39] = 20000
         m[5, 0] = -3
-        got = compiled.symbols(m), compiled.entropy_bits(m[:, 7])
+        got = compiled.symbols(m), compiled.entropy_bits(m[:, 7], 1 << 16)
         monkeypatch.setenv("SVDCODEC_KERNELS", "0")
         expected = coding.band_symbols(m), entropy_bits(m[:, 7])
         monkeypatch.setenv("SVDCODEC_KERNELS", "1")
@@ -264,3 +264,14 @@ def test_sparse_index_checks(compiled: Any) -> None:
     m3 = compiled.index_sparse(zero, 1, 0, 1, 64)
     assert compiled.fill_sparse(zero, empty16, np.zeros(1, np.int16), *m3[:3], 64, 0, 1, out,
                                 0, 4, 4, ones) == 5
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_entropy_of_wide_integers(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
+    """Integers spread over the whole int32 range (tiny quantizer steps) are counted without a
+    histogram of 2^32 bins, to the entropy of the same pattern of small integers."""
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
+    wide = np.array([-2**31, 2**31 - 1, 7, 7, 7, -2**31, 123456789], dtype=np.int32)
+    small = np.array([0, 3, 1, 1, 1, 0, 2], dtype=np.int32)
+    assert entropy_bits(wide) == pytest.approx(entropy_bits(small), rel=1e-12)
+    assert entropy_bits(wide[::2]) == pytest.approx(entropy_bits(small[::2]), rel=1e-12)
