@@ -194,10 +194,9 @@ def patch_plane(px: np.ndarray, y0: int, y1: int, channels: np.ndarray, weights:
     line = np.empty(gw * patch, dtype=np.float32)
     flat = out.reshape(-1)
     three = channels.size == 3
-    first = channels[0]
-    w0, w1, w2 = weights[0], weights[-1], weights[-1]
-    if three:
-        w1 = weights[1]
+    first, w0 = channels[0], weights[0]
+    w1 = weights[1] if three else w0
+    w2 = weights[2] if three else w0
     for y in range((rows + patch - 1) // patch * patch):
         row = px[y0 + min(y, rows - 1)].reshape(-1)
         if three and c == 3:

@@ -64,7 +64,7 @@ class Source:
     recomputing a band's colour conversion costs a few passes over cache-resident rows, while
     storing float32 planes would cost 4 bytes per sample per plane (4/3 of the raw size for Y
     alone). Only subsampled chroma is kept (`keep`). Values equal `split`'s exactly, except
-    odd-sized chroma (Pillow's BOX sums in another order) and float inputs (BLAS's order).
+    odd-sized chroma (Pillow's BOX sums in another order).
     With the compiled kernels loaded, `patches` converts, pads and transposes a band in one
     pass and `rows` halves chroma in one pass, to the same bits.
     """
