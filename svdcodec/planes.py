@@ -104,13 +104,19 @@ class Source:
 
     def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
         """`patch_rows(self.rows(i, y0, y1), side)`."""
-        compiled = self._compiled()
-        if compiled is None or i in self._kept or i in self._halves or _tiny(self.header.scale):
+        compiled = kernels.get()
+        if compiled is not None and i in self._kept:  # one float32 channel, times 1
+            source = self._kept[i][:, :, None]
+            channels, weights, unit = np.zeros(1, np.intp), np.ones(1, np.float32), 1.0
+        elif (compiled is not None and self.pixels.flags.c_contiguous and i not in self._halves
+              and not _tiny(self.header.scale)):
+            source = self.pixels
+            channels, weights, unit = self._recipe(i)
+        else:
             return patch_rows(self.rows(i, y0, y1), side)
-        w = self.pixels.shape[1]
+        w = source.shape[1]
         out = np.empty((-(-(y1 - y0) // side) * -(-w // side), side * side), dtype=np.float32)
-        channels, weights, unit = self._recipe(i)
-        compiled.patch_plane(self.pixels, y0, y1, channels, weights, np.float32(unit), side, out)
+        compiled.patch_plane(source, y0, y1, channels, weights, np.float32(unit), side, out)
         return out
 
     def keep(self, i: int, bands: list[tuple[int, int]]) -> None:

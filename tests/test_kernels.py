@@ -128,8 +128,11 @@ def test_source_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image:
         out = []
         for i, (h, _) in enumerate(source.shapes):
             out.append(source.rows(i, 0, h))
-            for side in (4, 8, 16):
-                out += [source.patches(i, y, min(h, y + 16), side) for y in range(0, h, 16)]
+            for keep in (False, True):
+                if keep and (h, pixels.shape[1]) != source.shapes[i]:  # as the encoder does
+                    source.keep(i, [(y, min(h, y + 16)) for y in range(0, h, 16)])
+                for side in (4, 8, 16):
+                    out += [source.patches(i, y, min(h, y + 16), side) for y in range(0, h, 16)]
         results.append(out)
     assert len(results[0]) == len(results[1])
     for a, b in zip(*results):
