@@ -93,5 +93,3 @@ def pillow_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     if not (np.all(rt == rt[:1]) and np.all(bt == bt[:, :1])):
         return None
     return rt[0].copy(), gt.astype(np.int16), bt[:, 0].copy()
-
-

@@ -104,15 +104,15 @@ class Source:
 
     def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
         """`patch_rows(self.rows(i, y0, y1), side)`."""
-        compiled = kernels.get()
-        if compiled is not None and i in self._kept:  # one float32 channel, times 1
-            source = self._kept[i][:, :, None]
+        if i in self._kept:  # one float32 channel, times 1
+            compiled, source = kernels.get(), self._kept[i][:, :, None]
             channels, weights, unit = np.zeros(1, np.intp), np.ones(1, np.float32), 1.0
-        elif (compiled is not None and self.pixels.flags.c_contiguous and i not in self._halves
-              and not _tiny(self.header.scale)):
-            source = self.pixels
+        elif i not in self._halves and not _tiny(self.header.scale):
+            compiled, source = self._compiled(), self.pixels
             channels, weights, unit = self._recipe(i)
         else:
+            compiled = None
+        if compiled is None:
             return patch_rows(self.rows(i, y0, y1), side)
         w = source.shape[1]
         out = np.empty((-(-(y1 - y0) // side) * -(-w // side), side * side), dtype=np.float32)
@@ -147,7 +147,7 @@ class Source:
                                 np.float32(YCC_UNIT / 4), out)
             return out
         # Even sizes: the 2x2 mean, vertical pair first (contiguous rows, halves the data; the
-        # pairs are exact, so the sum is rounded once, as the kernel's integer sum is);
+        # pairs are exact, so the sum is rounded once, as in the kernel);
         # Pillow sums horizontally first, so the last bit of rounding may differ.
         full = self._full_rows(i, 2 * y0, 2 * y1)
         pairs = full[0::2] + full[1::2]
