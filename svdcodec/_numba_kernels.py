@@ -114,42 +114,57 @@ def _double(a: np.ndarray, out: np.ndarray) -> None:
 
 
 @jit
-def _clamp(value: int) -> int:
-    return 0 if value < 0 else 255 if value > 255 else value
-
-
-@jit
-def _rgb_row(row: np.ndarray, blue: np.ndarray, red: np.ndarray, rt: np.ndarray,
-             gt: np.ndarray, bt: np.ndarray) -> None:
-    """One row (w, >= 3) uint8 from Y' (channel 0), Cb and Cr (bytes, may be the row's own
-    channels 1 and 2) to RGB in place, with Pillow's tables: R = Y' + rt[Cr],
-    G = Y' + gt[Cb, Cr], B = Y' + bt[Cb], clamped."""
-    for x in range(row.shape[0]):
-        luma, cb8, cr8 = np.int32(row[x, 0]), np.intp(blue[x]), np.intp(red[x])
-        row[x, 0] = _clamp(luma + rt[cr8])
-        row[x, 1] = _clamp(luma + gt[cb8, cr8])
-        row[x, 2] = _clamp(luma + bt[cb8])
+def _rgb_line(row: np.ndarray, c: int, blue: np.ndarray, red: np.ndarray, k: np.ndarray
+              ) -> None:
+    """One flat pixel row (w * c uint8, c >= 3) from Y' (channel 0), blue = Cb - 128 and
+    red = Cr - 128 (integer-valued float32) to RGB in place, as Pillow converts: its tables
+    hold trunc(k * x + 1/2) for x = Cb - 128 or Cr - 128 (`kernels.colour_constants`), then
+    R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR) >> 6), B = Y' + (t_B >> 6), clamped.
+    Arithmetic instead of table look-ups, so the loop vectorizes: 2x faster."""
+    kr, kgb, kgr, kb = k[0], k[1], k[2], k[3]
+    half, low, high = np.float32(0.5), np.float32(0), np.float32(255)
+    shift = np.float32(1 / 64)  # >> 6 of an integer-valued float: floor(t / 64)
+    if c == 3:  # a stride the compiler knows vectorizes
+        for x in range(blue.size):
+            b, r, luma = blue[x], red[x], np.float32(row[3 * x])
+            rr = luma + np.floor(np.trunc(kr * r + half) * shift)
+            gg = luma + np.floor((np.trunc(kgb * b + half) + np.trunc(kgr * r + half))
+                                 * shift)
+            bb = luma + np.floor(np.trunc(kb * b + half) * shift)
+            row[3 * x] = np.uint8(min(max(rr, low), high))
+            row[3 * x + 1] = np.uint8(min(max(gg, low), high))
+            row[3 * x + 2] = np.uint8(min(max(bb, low), high))
+    else:
+        for x in range(blue.size):
+            b, r, luma = blue[x], red[x], np.float32(row[c * x])
+            rr = luma + np.floor(np.trunc(kr * r + half) * shift)
+            gg = luma + np.floor((np.trunc(kgb * b + half) + np.trunc(kgr * r + half))
+                                 * shift)
+            bb = luma + np.floor(np.trunc(kb * b + half) * shift)
+            row[c * x] = np.uint8(min(max(rr, low), high))
+            row[c * x + 1] = np.uint8(min(max(gg, low), high))
+            row[c * x + 2] = np.uint8(min(max(bb, low), high))
 
 
 @jit
 def upsample_ycc(out: np.ndarray, y0: int, y1: int, cb: np.ndarray, cr: np.ndarray,
-                 rt: np.ndarray, gt: np.ndarray, bt: np.ndarray) -> None:
-    """Rows [y0, y1) of out (h, w, >= 3) uint8, holding Y' in channel 0, become RGB: Cb and Cr
-    (h/2, w/2 float32 planes) are doubled as resample.Bilinear does (horizontal pass to
-    float32, then vertical), rounded as bands.render does (+128.5, clip, truncate), and
-    converted by `_rgb_row`. Two loops per row, the float one and the table one: twice as
-    fast as one."""
+                 k: np.ndarray) -> None:
+    """Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous, holding Y' in channel 0, become
+    RGB: Cb and Cr (h/2, w/2 float32 planes) are doubled as resample.Bilinear does (horizontal
+    pass to float32, then vertical), rounded as bands.render does (+128.5, clip, truncate), and
+    converted by `_rgb_line`. Two loops per row, the float one and the colour one: faster than
+    one."""
     ph = cb.shape[0]
-    w = out.shape[1]
+    w, c = out.shape[1], out.shape[2]
     lo = max(y0 - 1, 0) // 2
     hi = min((y1 + 1) // 2 + 1, ph)
     wide = np.empty((2, hi - lo, w), dtype=np.float32)  # Cb, Cr source rows, doubled
-    for k in range(lo, hi):
-        _double(cb[k], wide[0, k - lo])
-        _double(cr[k], wide[1, k - lo])
-    blue = np.empty(w, dtype=np.uint8)
-    red = np.empty(w, dtype=np.uint8)
-    half, low, high = np.float32(128.5), np.float32(0), np.float32(255)
+    for i in range(lo, hi):
+        _double(cb[i], wide[0, i - lo])
+        _double(cr[i], wide[1, i - lo])
+    blue = np.empty(w, dtype=np.float32)
+    red = np.empty(w, dtype=np.float32)
+    half, low, high, centre = np.float32(128.5), np.float32(0), np.float32(255), np.float32(128)
     for y in range(y0, y1):
         i = y // 2
         if y % 2 == 0:
@@ -164,18 +179,24 @@ def upsample_ycc(out: np.ndarray, y0: int, y1: int, cb: np.ndarray, cr: np.ndarr
         for x in range(w):
             b = np.float32(np.float64(b0[x]) * wt + np.float64(b1[x]) * wb) + half
             r = np.float32(np.float64(r0[x]) * wt + np.float64(r1[x]) * wb) + half
-            blue[x] = np.uint8(min(max(b, low), high))
-            red[x] = np.uint8(min(max(r, low), high))
-        _rgb_row(out[y], blue, red, rt, gt, bt)
+            blue[x] = np.floor(min(max(b, low), high)) - centre
+            red[x] = np.floor(min(max(r, low), high)) - centre
+        _rgb_line(out[y].reshape(-1), c, blue, red, k)
 
 
 @jit
-def convert_ycc(out: np.ndarray, y0: int, y1: int, rt: np.ndarray, gt: np.ndarray,
-                bt: np.ndarray) -> None:
-    """Rows [y0, y1) of out (h, w, >= 3) uint8 from Y'CbCr to RGB in place (`_rgb_row`)."""
+def convert_ycc(out: np.ndarray, y0: int, y1: int, k: np.ndarray) -> None:
+    """Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous from Y'CbCr to RGB in place
+    (`_rgb_line`)."""
+    w = out.shape[1]
+    blue = np.empty(w, dtype=np.float32)
+    red = np.empty(w, dtype=np.float32)
     for y in range(y0, y1):
         row = out[y]
-        _rgb_row(row, row[:, 1], row[:, 2], rt, gt, bt)
+        for x in range(w):
+            blue[x] = np.float32(row[x, 1]) - np.float32(128)
+            red[x] = np.float32(row[x, 2]) - np.float32(128)
+        _rgb_line(row.reshape(-1), out.shape[2], blue, red, k)
 
 
 # ----------------------------------------------------------------------------- encoding

@@ -11,6 +11,7 @@ the pixels equal the whole-plane path's. numpy, BLAS and Pillow release the GIL,
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from itertools import pairwise
 from types import ModuleType
@@ -101,9 +102,20 @@ class PlaneRows:
         self.u = self._factor(blocks, "U", self.m)
         self.v = self._factor(blocks, "V", self.n)
         row_bytes = 4 * max(rank, 1)
+        # Compiled patch layouts fill each band's rows of the left factor in the band's task,
+        # while they are in cache, instead of a pass of bands at a time: a third less decode
+        # time. Only the dense columns, whose predictors run down the whole plane, are
+        # decoded whole first (one column per plane in the encoder's files).
+        dense = [(b, w) for b, w, streams in self.u if streams is None]
+        self.local = (compiled is not None and self.patch > 0
+                      and self.m * sum(w for _, w in dense) * 4 <= budget)
+        self.dense_u = [(b.first, w, self._dense_whole(b, w)) for b, w in dense] \
+            if self.local else []
+        self.buffers = threading.local()
         self.passes: list[list[int]] = []  # band indices, consecutive, at most `budget` bytes
         for i, (r0, r1) in enumerate(self.mrows):
-            if self.passes and (r1 - self.mrows[self.passes[-1][0]][0]) * row_bytes <= budget:
+            if self.passes and (self.local or (r1 - self.mrows[self.passes[-1][0]][0])
+                                * row_bytes <= budget):
                 self.passes[-1].append(i)
             else:
                 self.passes.append([i])
@@ -156,6 +168,31 @@ class PlaneRows:
                     columns = slice(block.first, block.first + width)
                     out[:, columns] *= scale[columns]
 
+    def _dense_whole(self, block: C.Block, width: int) -> np.ndarray:
+        """A dense U block's first `width` components for all matrix rows, scaled."""
+        out = np.empty((self.m, width), dtype=np.float32)
+        g = self.plane.grid
+        _fill_dense(out, block, width, g, 0, g[0], self.scratch, at=0)
+        out *= self.scale[block.first:block.first + width]
+        return out
+
+    def _band_left(self, i: int) -> np.ndarray:
+        """The scaled left factor of band i's matrix rows, in this thread's buffer."""
+        assert self.compiled is not None
+        r0, r1 = self.mrows[i]
+        size = (r1 - r0) * self.rank
+        buffer = getattr(self.buffers, "left", None)
+        if buffer is None or buffer.size < size:
+            buffer = self.buffers.left = np.empty(size, dtype=np.float32)
+        left = buffer[:size].reshape(r1 - r0, self.rank)
+        left.fill(0)
+        for block, width, streams in self.u:
+            if streams is not None:
+                _fill_compiled(self.compiled, left, block, width, streams, r0, r1, self.scale)
+        for first, width, columns in self.dense_u:
+            left[:, first:first + width] = columns[r0:r1]
+        return left
+
     def load_columns(self, k: int) -> None:
         """B^T of column range k, float32 (rank, columns), a transposed view exactly as in
         `reconstruct`, filled without an int64 copy."""
@@ -165,7 +202,10 @@ class PlaneRows:
         self.Bt, self.cols = B.T, (j0, j1)
 
     def load(self, k: int) -> None:
-        """The scaled left factor of the matrix rows of pass k's bands."""
+        """The scaled left factor of the matrix rows of pass k's bands (unless each band
+        fills its own)."""
+        if self.local:
+            return
         r0, r1 = self.mrows[self.passes[k][0]][0], self.mrows[self.passes[k][-1]][1]
         left = _zeros(self.scratch, "left", (r1 - r0, self.rank), self.compiled is None)
         self._fill(left, self.u, self.plane.grid, r0, r1, self.scale)
@@ -176,7 +216,8 @@ class PlaneRows:
         r0, r1 = self.mrows[i]
         if self.rank == 0:
             return np.zeros((r1 - r0, self.cols[1] - self.cols[0]), dtype=np.float32)
-        out = self.left[r0 - self.base:r1 - self.base] @ self.Bt
+        left = self._band_left(i) if self.local else self.left[r0 - self.base:r1 - self.base]
+        out = left @ self.Bt
         if not (np.isfinite(out.min()) and np.isfinite(out.max())):
             raise _overflow(self.plane)
         return out
@@ -299,9 +340,10 @@ def _zeros(scratch: dict[str, np.ndarray], key: str, shape: tuple[int, int],
 
 
 def _fill_dense(out: np.ndarray, block: C.Block, width: int, grid: tuple[int, int],
-                g0: int, g1: int, scratch: dict[str, np.ndarray]) -> None:
-    """out[:, first + k] = grid rows [g0, g1) of component k of a dense block, unpredicted,
-    for k < width. Streams the block a few rows at a time: the vertical and planar
+                g0: int, g1: int, scratch: dict[str, np.ndarray], at: int | None = None
+                ) -> None:
+    """out[:, at + k] = grid rows [g0, g1) of component k of a dense block, unpredicted,
+    for k < width (at: the block's first component unless given). Streams the block a few rows at a time: the vertical and planar
     predictors' running column sums are carried from chunk to chunk (int64, wrapping exactly
     like `unpredict`'s whole-array cumsum). Components are gathered in a component-major
     float32 copy and transposed into `out` at the end: writing one column at a time is slow."""
@@ -328,7 +370,8 @@ def _fill_dense(out: np.ndarray, block: C.Block, width: int, grid: tuple[int, in
         if horizontal:
             g = np.cumsum(g, axis=1)
         gathered[k, lo - g0:hi - g0] = g
-    out[:, block.first:block.first + width] = gathered.reshape(width, -1).T
+    at = block.first if at is None else at
+    out[:, at:at + width] = gathered.reshape(width, -1).T
 
 
 def _bands_for(planes: Iterable[C.Plane], height: int, width: int) -> list[tuple[int, int]]:
@@ -368,9 +411,9 @@ def render(box: C.Container, components: int | None = None,
     dtype, tiny = header.dtype, _tiny(header.scale)
 
     compiled = kernels.get(h * w * header.channels)
-    tables = kernels.colour_tables() if compiled is not None and ycc else None
+    colour = kernels.colour_constants() if compiled is not None and ycc else None
     # Compiled: the chroma planes are kept whole and doubled during the colour conversion.
-    fused = tables is not None and all(
+    fused = colour is not None and all(
         (2 * p.height, 2 * p.width) == (h, w) for p in box.planes if p not in full)
     halves: dict[int, np.ndarray] = {}
 
@@ -429,11 +472,11 @@ def render(box: C.Container, components: int | None = None,
     if ycc:
         def convert(i: int) -> None:
             y0, y1 = bands[i]
-            if compiled is not None and tables is not None:
+            if compiled is not None and colour is not None:
                 if halves:
-                    compiled.upsample_ycc(out, y0, y1, halves[1], halves[2], *tables)
+                    compiled.upsample_ycc(out, y0, y1, halves[1], halves[2], colour)
                 else:
-                    compiled.convert_ycc(out, y0, y1, *tables)
+                    compiled.convert_ycc(out, y0, y1, colour)
                 return
             planes = [Image.fromarray(np.ascontiguousarray(out[y0:y1, :, c])) for c in range(3)]
             rgb = Image.merge("YCbCr", planes).convert("RGB")

@@ -41,7 +41,11 @@ SPARSE_ERRORS = {
 _lock = threading.Lock()
 _loaded: dict[str, ModuleType | None] = {}
 _seen = [0]
-_tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
+_colour: dict[str, np.ndarray | None] = {}
+
+#: JFIF's Y'CbCr -> RGB coefficients of Cr (R), Cb and Cr (G) and Cb (B), as Pillow's tables
+#: scale them: 6 fractional bits.
+JFIF_COEFFICIENTS = (1.402, -0.34414, -0.71414, 1.772)
 
 
 def get(samples: int = 0) -> ModuleType | None:
@@ -65,12 +69,26 @@ def get(samples: int = 0) -> ModuleType | None:
     return _loaded.get("numba")
 
 
-def colour_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """`pillow_tables()`, computed once."""
+def colour_constants() -> np.ndarray | None:
+    """The kernels' Y'CbCr -> RGB multipliers (float32 JFIF coefficients x 64), computed once,
+    or None if their arithmetic (`_numba_kernels._rgb_line`: t = trunc(k * x + 1/2) in float32,
+    x = Cb - 128 or Cr - 128) does not give `pillow_tables()` for every Cb and Cr: then the
+    kernels do not convert colour."""
     with _lock:
-        if "ycc" not in _tables:
-            _tables["ycc"] = pillow_tables()
-    return _tables["ycc"]
+        if "ycc" not in _colour:
+            _colour["ycc"] = _checked_constants()
+    return _colour["ycc"]
+
+
+def _checked_constants() -> np.ndarray | None:
+    tables = pillow_tables()
+    k = np.array(JFIF_COEFFICIENTS, dtype=np.float32) * np.float32(64)
+    if tables is None:
+        return None
+    x = np.arange(-128, 128, dtype=np.float32)
+    t = [np.trunc(kk * x + np.float32(0.5)).astype(np.int32) for kk in k]
+    ours = (t[0] >> 6, (t[1][:, None] + t[2][None, :]) >> 6, t[3] >> 6)
+    return k if all(np.array_equal(a, b) for a, b in zip(ours, tables)) else None
 
 
 def pillow_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

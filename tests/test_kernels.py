@@ -192,14 +192,15 @@ def test_mutated_sparse_blocks_same_outcome(monkeypatch: pytest.MonkeyPatch) -> 
     assert decided["pixels"] > 20 and decided["SvdiError"] > 20  # both branches exercised
 
 
-def test_colour_tables_are_pillows(compiled: Any) -> None:
+def test_colour_conversion_is_pillows(compiled: Any) -> None:
     """Every (Y', Cb, Cr) converts as Pillow converts it."""
-    rt, gt, bt = kernels.colour_tables()
+    k = kernels.colour_constants()
+    assert k is not None
     ycc = np.stack(np.meshgrid(np.arange(256), np.arange(256), np.arange(256), indexing="ij"),
                    -1).astype(np.uint8).reshape(4096, 4096, 3)
     expected = np.asarray(Image.fromarray(ycc, "YCbCr").convert("RGB"))
     out = ycc.copy()
-    compiled.convert_ycc(out, 0, out.shape[0], rt, gt, bt)
+    compiled.convert_ycc(out, 0, out.shape[0], k)
     assert np.array_equal(out, expected)
 
 
