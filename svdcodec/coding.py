@@ -79,11 +79,15 @@ def best_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
 SYMBOL_BAND = 1 << 18
 
 
-def band_symbols(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`to_symbols` of a band of rows, value escapes not yet narrowed: see `join_symbols`."""
+def band_symbols(matrix: np.ndarray, lo: int = 0, hi: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`to_symbols` of a band of rows, columns lo:hi, value escapes not yet narrowed: see
+    `join_symbols`."""
+    hi = matrix.shape[1] if hi is None else hi
     compiled = kernels.get()
     if compiled is not None:
-        return compiled.symbols(matrix)
+        return compiled.symbols(np.ascontiguousarray(matrix), lo, hi)
+    matrix = matrix[:, lo:hi]
     count = matrix.shape[1]
     flat = np.ascontiguousarray(matrix).reshape(-1)
     where = np.flatnonzero(flat != 0)  # nonzero of a bool array is several times faster

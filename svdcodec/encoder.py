@@ -301,7 +301,7 @@ class Encoder:
             a = source.patches(c.plane.index, y0, y1, patch)
             stats = ColumnStats(rank, step)
             ints = stats.add(a @ basis, out=A[starts[i]:starts[i + 1]])
-            return stats, [band_symbols(ints[:, lo:hi]) for lo, hi in groups]
+            return stats, [band_symbols(ints, lo, hi) for lo, hi in groups]
         parts = run_bands(band, len(bands))
         symbols = {g: [p[1][k] for p in parts] for k, g in enumerate(groups)}
         return A, ColumnStats.combine([p[0] for p in parts]), symbols
