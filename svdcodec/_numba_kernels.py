@@ -229,6 +229,9 @@ def patch_plane(px: np.ndarray, y0: int, y1: int, channels: np.ndarray, weights:
             for x in range(w):
                 line[x] = (np.float32(row[c * x]) * w0 + np.float32(row[c * x + 1]) * w1
                            + np.float32(row[c * x + 2]) * w2) * unit
+        elif c == 1:  # one channel (kept chroma): contiguous, vectorizes
+            for x in range(w):
+                line[x] = np.float32(row[x]) * w0 * unit
         else:
             for x in range(w):
                 line[x] = np.float32(row[c * x + first]) * w0 * unit
@@ -236,10 +239,14 @@ def patch_plane(px: np.ndarray, y0: int, y1: int, channels: np.ndarray, weights:
             line[x] = line[w - 1]
         gy, py = divmod(y, patch)
         base = gy * gw * patch * patch + py * patch
-        if patch == 8:  # the default: a constant trip count unrolls
+        if patch == 8:  # the sizes "auto" codes: a constant trip count unrolls
             for gx in range(gw):
                 for p in range(8):
                     flat[base + gx * 64 + p] = line[gx * 8 + p]
+        elif patch == 4:
+            for gx in range(gw):
+                for p in range(4):
+                    flat[base + gx * 16 + p] = line[gx * 4 + p]
         else:
             for gx in range(gw):
                 for p in range(patch):
@@ -365,10 +372,14 @@ def store_bytes(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, x0: int, 
         else:
             gy, py = divmod(y, patch)
             base = gy * per_row * patch * patch + py * patch
-            if patch == 8:  # the default: a constant trip count unrolls
+            if patch == 8:  # the sizes "auto" codes: a constant trip count unrolls
                 for gx in range(per_row):
                     for p in range(8):
                         line[gx * 8 + p] = flat[base + gx * 64 + p]
+            elif patch == 4:
+                for gx in range(per_row):
+                    for p in range(4):
+                        line[gx * 4 + p] = flat[base + gx * 16 + p]
             else:
                 for gx in range(per_row):
                     for p in range(patch):
