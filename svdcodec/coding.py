@@ -30,8 +30,9 @@ VALUE_ESCAPE = 0
 
 
 def predict(grids: np.ndarray, predictor: int) -> np.ndarray:
-    """Residuals of components shaped (count, gh, gw); the inverse is `unpredict`."""
-    r = grids.astype(np.int64)
+    """Residuals of components shaped (count, gh, gw); the inverse is `unpredict`. int32 for
+    inputs of up to 16 bits (a planar residual of those needs 18), else int64."""
+    r = grids.astype(np.int32 if grids.dtype.itemsize <= 2 else np.int64)
     if predictor in (HORIZONTAL, PLANAR):
         r[:, :, 1:] -= grids[:, :, :-1]
     if predictor in (VERTICAL, PLANAR):
