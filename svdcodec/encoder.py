@@ -136,6 +136,8 @@ def parse_layout(layout: str) -> tuple[int, int]:
 
 
 Symbols = tuple[np.ndarray, np.ndarray, np.ndarray]
+#: Plane rows (y0, y1) -> (that band's U integers, their stats, its symbols per sparse group).
+_Bands = dict[tuple[int, int], tuple[np.ndarray, "ColumnStats", list[Symbols]]]
 
 #: Target samples per band of the streaming passes (rows of a plane, whole patch rows).
 BAND_SAMPLES = 1 << 18
@@ -169,6 +171,7 @@ class _Coded:
     groups: list[list[bytes]]
     nbytes: int
     distortion: float
+    parts: _Bands  # a sample's band parts (`Encoder._quantize_u`), else empty
 
 
 def _streams(code: int, side: int, height: int, width: int) -> bool:
@@ -276,16 +279,19 @@ class Encoder:
         return full[LAYOUT_SAMPLE // 2::LAYOUT_SAMPLE]
 
     def _quantize_u(self, source: P.Source, c: _Candidate, rank: int, step: float,
-                    bands: list[tuple[int, int]] | None = None
-                    ) -> tuple[np.ndarray, ColumnStats, dict[tuple[int, int], list[Symbols]]]:
-        """The integers of the U side, (m, rank), in the narrowest safe type, their stats, and
-        the symbols of each sparse group at full rank, band by band (while the band is in
-        cache: the rank decision usually keeps them all). `bands`: only the matrix rows of
-        these plane rows (whole patch rows), stacked."""
+                    bands: list[tuple[int, int]] | None = None, done: _Bands | None = None
+                    ) -> tuple[np.ndarray, ColumnStats, dict[tuple[int, int], list[Symbols]],
+                               _Bands]:
+        """The integers of the U side, (m, rank), in the narrowest safe type, their stats, the
+        symbols of each sparse group at full rank, band by band (while the band is in cache:
+        the rank decision usually keeps them all), and each band's part of those. `bands`:
+        only the matrix rows of these plane rows (whole patch rows), stacked. `done`: parts
+        of bands computed before at the same rank and step (the layout sample), taken as
+        they are: every band is computed on its own, so the result is the same."""
         n = c.plane.matrix_shape[1]
         if c.P is not None:
             stats = ColumnStats(rank, step)
-            return stats.add(c.P[:, :rank]), stats, {}
+            return stats.add(c.P[:, :rank]), stats, {}, {}
         assert c.basis is not None
         bands = self._bands(source, c.plane.index) if bands is None else bands
         patch, per_row = c.plane.patch, c.plane.grid[1]
@@ -296,24 +302,34 @@ class Encoder:
         basis = np.ascontiguousarray(c.basis[:, :rank])
         groups = _groups(rank)[1:]
 
-        def band(i: int) -> tuple[ColumnStats, list[Symbols]]:
+        def band(i: int) -> tuple[np.ndarray, ColumnStats, list[Symbols]]:
             y0, y1 = bands[i]
             a = source.patches(c.plane.index, y0, y1, patch)
             stats = ColumnStats(rank, step)
             ints = stats.add(a @ basis, out=A[starts[i]:starts[i + 1]])
-            return stats, [band_symbols(ints, lo, hi) for lo, hi in groups]
-        parts = run_bands(band, len(bands))
-        symbols = {g: [p[1][k] for p in parts] for k, g in enumerate(groups)}
-        return A, ColumnStats.combine([p[0] for p in parts]), symbols
+            return ints, stats, [band_symbols(ints, lo, hi) for lo, hi in groups]
+        done = done or {}
+        todo = [i for i, b in enumerate(bands) if b not in done]
+        computed = dict(zip(todo, run_bands(lambda k: band(todo[k]), len(todo))))
+        parts = []
+        for i, b in enumerate(bands):
+            if i not in computed:
+                A[starts[i]:starts[i + 1]] = done[b][0]
+            parts.append(computed.get(i) or done[b])
+        symbols = {g: [p[2][k] for p in parts] for k, g in enumerate(groups)}
+        return (A, ColumnStats.combine([p[1] for p in parts]), symbols,
+                dict(zip(bands, parts)))
 
     def _code(self, source: P.Source, c: _Candidate, step: float, measure: bool,
-              sample: list[tuple[int, int]] | None = None) -> _Coded:
+              sample: list[tuple[int, int]] | None = None, done: _Bands | None = None
+              ) -> _Coded:
         """The plane coded at `step`. With a sample of bands, only those rows are coded and
         the U side's error, bits and bytes are scaled up by the sampled fraction: an estimate
-        of the plane's cost, for choosing its layout."""
+        of the plane's cost, for choosing its layout. `done`: the sample's band parts, when
+        coding the whole plane in the layout chosen from it."""
         rank = self._energy_rank(c) if self.energy is not None else c.sigma.size
         try:
-            A, sa, presymbols = self._quantize_u(source, c, rank, step, sample)
+            A, sa, presymbols, parts = self._quantize_u(source, c, rank, step, sample, done)
             sb = ColumnStats(rank, step)
             B = sb.add(c.Q[:, :rank])
         except OverflowError:
@@ -343,7 +359,7 @@ class Encoder:
         chunks = iter(packed)
         groups = [[next(chunks) for _ in group] for group in blocks]
         nbytes = sum(len(x) * (up if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
-        return _Coded(plane, groups, round(nbytes), distortion)
+        return _Coded(plane, groups, round(nbytes), distortion, parts if sample else {})
 
     def encode(self, step: float) -> bytes:
         """The file at one quantizer step (8-bit units)."""
@@ -359,7 +375,8 @@ class Encoder:
                      for c in candidates]
             best = min(range(len(coded)), key=lambda k: coded[k].distortion + lam * coded[k].nbytes)
             chosen.append(coded[best] if sample is None
-                          else self._code(source, candidates[best], plane_step, False))
+                          else self._code(source, candidates[best], plane_step, False,
+                                          done=coded[best].parts))
         depth = max((len(k.groups) for k in chosen), default=0)
         ordered = [chunk for g in range(depth) for k in chosen if g < len(k.groups)
                    for chunk in k.groups[g]]
