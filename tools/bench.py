@@ -13,6 +13,8 @@ Prints:
     twice, the second copy flipped), the median encode and decode wall time of N runs after one
     warm-up for svdi at default quality, JPEG q75, PNG (compress_level 6) and WebP q75, with the
     svdi/JPEG ratios; "decode" means bytes -> numpy array for every codec;
+  * paired svdi/JPEG ratios (--pairs rounds, each timing svdi and JPEG back to back, so that
+    the shared machine's drift hits both): median and range of the per-round ratios;
   * svdi twice: as installed (with the optional numba kernels when numba is importable) and on
     the numpy path alone (SVDCODEC_KERNELS=0);
   * one-shot decode times of a fresh interpreter (import, first and second call), which is
@@ -70,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 4 MP headline image, scaling 1 and 4 MP, 2 repeats")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
+    ap.add_argument("--pairs", type=int, default=11,
+                    help="alternating svdi/JPEG rounds for the paired time ratios (default 11; "
+                         "0: none)")
     ap.add_argument("--blas-threads", type=int,
                     help="set OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads (default: as is)")
     ap.add_argument("--json", type=Path, help="write every number to this JSON file")
@@ -509,6 +514,33 @@ def main(argv: list[str] | None = None) -> int:
           f"{headline['svdi numpy']['decode_s'] / headline['JPEG']['decode_s']:.2f}x")
     results["headline"] = headline
     results["ratio_svdi_jpeg"] = {"encode": re, "decode": rd}
+
+    # -- paired ratios: on a shared machine the speed drifts within seconds, and the medians
+    # above are taken minutes apart; here each round times svdi and JPEG back to back (in
+    # alternating order), so a slow spell hits both, and the ratio is taken per round.
+    if args.pairs > 0:
+        progress(f"paired ratios: {args.pairs} alternating rounds of svdi and JPEG")
+        table_codecs = codecs()
+        pair = {"svdi": table_codecs["svdi"], "JPEG": table_codecs["JPEG"]}
+        paired: dict[str, list[float]] = {"encode": [], "decode": []}
+        for k in range(args.pairs):
+            for op, index in (("encode", 1), ("decode", 2)):
+                times = {}
+                for name in (("svdi", "JPEG") if k % 2 == 0 else ("JPEG", "svdi")):
+                    fn = pair[name][index]
+                    x = image if op == "encode" else encoded[name]
+                    t = time.perf_counter()
+                    out = fn(x)
+                    times[name] = time.perf_counter() - t
+                    del out
+                paired[op].append(times["svdi"] / times["JPEG"])
+        summary = {op: {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
+                   for op, v in paired.items()}
+        print("paired svdi/JPEG time ratio (" + f"{args.pairs} rounds, each codec once per round, "
+              "alternating which goes first): " + "; ".join(
+                  f"{op} median {v['median']:.2f}x (rounds {v['min']:.2f}-{v['max']:.2f}x)"
+                  for op, v in summary.items()))
+        results["paired_ratio_svdi_jpeg"] = summary
 
     # -- one-shot processes: what a command-line call pays, imports and first use included
     if not args.no_memory:
