@@ -73,30 +73,19 @@ class Source:
         self.pixels, self.header = pixels, header
         h, w, c = pixels.shape
         self.shapes = [header.plane_shape(i) for i in range(c)]
-        self._halves = {i: Resampler(partial(self._full_rows, i), (h, w), *self.shapes[i], "box")
+        # The resamplers' row source is a function of the pixels, not a method: a bound
+        # method would make a reference cycle, and the kept planes would outlive the encode
+        # until the garbage collector's next full pass.
+        self._halves = {i: Resampler(partial(_full_rows, pixels, header, i), (h, w),
+                                     *self.shapes[i], "box")
                         for i in range(c) if self.shapes[i] != (h, w)}
         self._kept: dict[int, np.ndarray] = {}
 
     def _recipe(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """Plane i as (channels, weights, unit): the float32 sum of weight * sample, times unit."""
-        if self.header.colour == COLOUR_YCBCR and i < 3:
-            return np.arange(3), YCC_WEIGHTS[i], YCC_UNIT
-        unit = 1.0 if self.header.colour == COLOUR_YCBCR else 1.0 / self.header.scale
-        return np.array([i]), np.ones(1, dtype=np.float32), unit
+        return _recipe(self.header, i)
 
     def _full_rows(self, i: int, y0: int, y1: int) -> np.ndarray:
-        px = self.pixels[y0:y1]
-        if _tiny(self.header.scale):  # 1/scale would overflow float32: divide in float64
-            return (px[..., i].astype(np.float64) / self.header.scale).astype(np.float32)
-        channels, weights, unit = self._recipe(i)
-        if channels.size == 3:
-            # A matrix-vector product per band: 4x faster than per-channel ufuncs on the
-            # strided uint8 samples, and unlike (N x 3) @ (3 x 3) not slowed by BLAS threading.
-            out = px[..., :3].astype(np.float32) @ weights
-        else:
-            out = px[..., i].astype(np.float32)
-        out *= np.float32(unit)
-        return out
+        return _full_rows(self.pixels, self.header, i, y0, y1)
 
     def _compiled(self) -> ModuleType | None:
         """The kernels, if loaded and the pixels are in the C order they read."""
@@ -154,6 +143,30 @@ class Source:
         out = pairs[:, 0::2] + pairs[:, 1::2]
         out *= np.float32(0.25)
         return out
+
+
+def _recipe(header: Header, i: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Plane i as (channels, weights, unit): the float32 sum of weight * sample, times unit."""
+    if header.colour == COLOUR_YCBCR and i < 3:
+        return np.arange(3), YCC_WEIGHTS[i], YCC_UNIT
+    unit = 1.0 if header.colour == COLOUR_YCBCR else 1.0 / header.scale
+    return np.array([i]), np.ones(1, dtype=np.float32), unit
+
+
+def _full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int) -> np.ndarray:
+    """Rows y0..y1 of full-size plane i, float32."""
+    px = pixels[y0:y1]
+    if _tiny(header.scale):  # 1/scale would overflow float32: divide in float64
+        return (px[..., i].astype(np.float64) / header.scale).astype(np.float32)
+    channels, weights, unit = _recipe(header, i)
+    if channels.size == 3:
+        # A matrix-vector product per band: 4x faster than per-channel ufuncs on the
+        # strided uint8 samples, and unlike (N x 3) @ (3 x 3) not slowed by BLAS threading.
+        out = px[..., :3].astype(np.float32) @ weights
+    else:
+        out = px[..., i].astype(np.float32)
+    out *= np.float32(unit)
+    return out
 
 
 def patch_rows(rows: np.ndarray, patch: int) -> np.ndarray:
