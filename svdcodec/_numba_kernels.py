@@ -121,7 +121,7 @@ def _rgb_line(row: np.ndarray, c: int, blue: np.ndarray, red: np.ndarray, k: np.
     red = Cr - 128 (integer-valued float32) to RGB in place, as Pillow converts: its tables
     hold trunc(k * x + 1/2) for x = Cb - 128 or Cr - 128 (`kernels.colour_constants`), then
     R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR) >> 6), B = Y' + (t_B >> 6), clamped.
-    Arithmetic instead of table look-ups, so the loop vectorizes: 2x faster."""
+    Arithmetic instead of table look-ups, so the loop vectorizes (spec section 6)."""
     kr, kgb, kgr, kb = k[0], k[1], k[2], k[3]
     half, low, high = np.float32(0.5), np.float32(0), np.float32(255)
     shift = np.float32(1 / 64)  # >> 6 of an integer-valued float: floor(t / 64)
@@ -314,8 +314,8 @@ def symbols(matrix: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarra
     row-major, end-of-row after each row; escapes of runs >= 15 (uint16) and values outside
     -7..7 (int32). Each row is scanned 64 columns at a time for a bit mask of its non-zeros,
     then only the set bits are visited: most values are zero, and a branch per value
-    mispredicted (2.2x faster on the 19 MP mosaic's groups of 15 and 48 components; the
-    contiguous rows let the scan vectorize)."""
+    mispredicted (0.062 -> 0.043 s per 19 MP encode; the contiguous rows let the scan
+    vectorize)."""
     rows, count = matrix.shape[0], hi - lo
     out = np.empty(rows * (count + 1), dtype=np.uint8)
     xrun = np.empty(rows * count, dtype=np.uint16)
