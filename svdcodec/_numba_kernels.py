@@ -395,6 +395,35 @@ def store_bytes(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, x0: int, 
 
 
 @jit
+def store_floats(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, patch: int,
+                 per_row: int) -> None:
+    """bands.PlaneRows.float_rows of a patch layout written into out[y0:y1] (a C-contiguous
+    float32 plane): matrix rows are patches, per_row to a patch row (C-contiguous), cropped
+    to the plane. One copy instead of numpy's transposing copy and the store."""
+    w = out.shape[1]
+    flat = matrix.reshape(-1)
+    whole = min(w // patch, per_row)  # patches entirely inside the plane
+    for y in range(y1 - y0):
+        gy, py = divmod(y, patch)
+        base = gy * per_row * patch * patch + py * patch
+        row = out[y0 + y]
+        if patch == 8:  # the sizes "auto" codes: a constant trip count unrolls
+            for gx in range(whole):
+                for p in range(8):
+                    row[gx * 8 + p] = flat[base + gx * 64 + p]
+        elif patch == 4:
+            for gx in range(whole):
+                for p in range(4):
+                    row[gx * 4 + p] = flat[base + gx * 16 + p]
+        else:
+            for gx in range(whole):
+                for p in range(patch):
+                    row[gx * patch + p] = flat[base + gx * patch * patch + p]
+        for x in range(whole * patch, w):
+            row[x] = flat[base + (x // patch) * patch * patch + x % patch]
+
+
+@jit
 def entropy_bits(values: np.ndarray, slack: int) -> float:
     """quantization.entropy_bits of a 1-D integer array (any stride): order-0 entropy in bits,
     from one histogram pass instead of a widening copy and a bincount; by sorting a copy when

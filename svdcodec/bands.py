@@ -433,7 +433,10 @@ def render(box: C.Container, components: int | None = None,
 
             def fill(i: int, src: PlaneRows = src, plane: np.ndarray = plane) -> None:
                 y0, y1 = src.bands[i]
-                plane[y0:y1, src.xs] = src.float_rows(i)
+                if compiled is not None and src.patch:
+                    compiled.store_floats(src.matrix(i), plane, y0, y1, src.patch, src.per_row)
+                else:
+                    plane[y0:y1, src.xs] = src.float_rows(i)
             src.each_band(fill, threads)
             del src
             if fused:
