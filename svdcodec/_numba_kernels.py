@@ -52,15 +52,19 @@ def index_sparse(symbols: np.ndarray, rows: int, n_xrun: int, n_xval: int, every
 @jit
 def fill_sparse(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray, starts: np.ndarray,
                 xr: np.ndarray, xv: np.ndarray, every: int, r0: int, r1: int, out: np.ndarray,
-                first: int, width: int, count: int, scale: np.ndarray) -> int:
+                first: int, width: int, count: int, scale: np.ndarray, zero: bool = False
+                ) -> int:
     """out[k - r0, first + j] = value of row k, component j, times scale[first + j], for rows
-    [r0, r1) and j < width (out is zeroed by the caller): bands._fill_sparse and the scaling
-    of PlaneRows.load, from the checkpoint at or before r0 (`index_sparse`). Returns an error
+    [r0, r1) and j < width: bands._fill_sparse and the scaling of PlaneRows.load, from the
+    checkpoint at or before r0 (`index_sparse`). out is zeroed by the caller, or here, a row's
+    columns as the row begins (zero: no pass over the whole buffer first). Returns an error
     code (kernels.SPARSE_ERRORS), 0 on success."""
     k = r0 // every
     s, a, v, row = starts[k], xr[k], xv[k], k * every
     n = symbols.size
     col = np.int64(0)
+    if zero and row == r0 < r1:
+        out[0, first:first + width] = 0
     while row < r1:
         if s >= n:
             return 1
@@ -69,6 +73,8 @@ def fill_sparse(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray, starts:
         if sym == 0x08:
             row += 1
             col = np.int64(0)
+            if zero and r0 <= row < r1:
+                out[row - r0, first:first + width] = 0
             continue
         low = np.int64(sym & 15)
         run = np.int64(sym >> 4)

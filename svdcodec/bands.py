@@ -111,6 +111,11 @@ class PlaneRows:
         widths = sum(w for _, w in dense)
         self.local = compiled is not None and self.patch > 0 and self.m * widths * 4 <= budget
         self.dense_u = self._dense_whole(dense, widths) if self.local else None
+        # Whether the blocks cover every component: then each band's buffer needs no zeroing
+        # pass, the sparse kernel zeroes its columns row by row (in cache) as it fills them.
+        spans = sorted((b.first, b.first + w) for b, w, _ in self.u)
+        ends = [0] + [hi for _, hi in spans]
+        self.covered = all(lo == end for (lo, _), end in zip(spans, ends)) and ends[-1] == rank
         self.buffers = threading.local()
         self.passes: list[list[int]] = []  # band indices, consecutive, at most `budget` bytes
         for i, (r0, r1) in enumerate(self.mrows):
@@ -190,10 +195,12 @@ class PlaneRows:
         if buffer is None or buffer.size < size:
             buffer = self.buffers.left = np.empty(size, dtype=np.float32)
         left = buffer[:size].reshape(r1 - r0, self.rank)
-        left.fill(0)
+        if not self.covered:
+            left.fill(0)
         for block, width, streams in self.u:
             if streams is not None:
-                _fill_compiled(self.compiled, left, block, width, streams, r0, r1, self.scale)
+                _fill_compiled(self.compiled, left, block, width, streams, r0, r1, self.scale,
+                               zero=self.covered)
         if self.dense_u is not None:
             columns, where = self.dense_u
             for first, width, at in where:
@@ -322,11 +329,12 @@ def _fill_sparse(out: np.ndarray, block: C.Block, width: int, streams: tuple[np.
 
 
 def _fill_compiled(compiled: ModuleType, out: np.ndarray, block: C.Block, width: int,
-                   streams: tuple[np.ndarray, ...], r0: int, r1: int, scale: np.ndarray
-                   ) -> None:
-    """`_fill_sparse` and the scaling, in one compiled pass from `_sparse_streams`' index."""
+                   streams: tuple[np.ndarray, ...], r0: int, r1: int, scale: np.ndarray,
+                   zero: bool = False) -> None:
+    """`_fill_sparse` and the scaling, in one compiled pass from `_sparse_streams`' index
+    (zero: the block's columns of out are zeroed here, not by the caller)."""
     error = compiled.fill_sparse(*streams, r0, r1, out, block.first, width, block.count,
-                                 scale)
+                                 scale, zero)
     if error:
         raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
 
