@@ -359,6 +359,25 @@ def symbols(matrix: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarra
 
 
 @jit
+def _patch_row(flat: np.ndarray, base: int, count: int, patch: int, dst: np.ndarray) -> None:
+    """dst[gx * patch + p] = flat[base + gx * patch^2 + p] for gx < count, p < patch: one
+    pixel row of `count` patches stored one after another (flat, from the row's offset
+    `base` in the first). The sizes "auto" codes get a constant trip count, which unrolls."""
+    if patch == 8:
+        for gx in range(count):
+            for p in range(8):
+                dst[gx * 8 + p] = flat[base + gx * 64 + p]
+    elif patch == 4:
+        for gx in range(count):
+            for p in range(4):
+                dst[gx * 4 + p] = flat[base + gx * 16 + p]
+    else:
+        for gx in range(count):
+            for p in range(patch):
+                dst[gx * patch + p] = flat[base + gx * patch * patch + p]
+
+
+@jit
 def store_bytes(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, x0: int, c: int,
                 offset: np.float32, patch: int, per_row: int) -> None:
     """bands.PlaneRows.uint8 written into out[y0:y1, x0:, c] (out C-contiguous): matrix rows
@@ -377,19 +396,7 @@ def store_bytes(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, x0: int, 
             src = matrix[y]
         else:
             gy, py = divmod(y, patch)
-            base = gy * per_row * patch * patch + py * patch
-            if patch == 8:  # the sizes "auto" codes: a constant trip count unrolls
-                for gx in range(per_row):
-                    for p in range(8):
-                        line[gx * 8 + p] = flat[base + gx * 64 + p]
-            elif patch == 4:
-                for gx in range(per_row):
-                    for p in range(4):
-                        line[gx * 4 + p] = flat[base + gx * 16 + p]
-            else:
-                for gx in range(per_row):
-                    for p in range(patch):
-                        line[gx * patch + p] = flat[base + gx * patch * patch + p]
+            _patch_row(flat, gy * per_row * patch * patch + py * patch, per_row, patch, line)
             src = line
         row = out[y0 + y].reshape(-1)
         if channels == 3:
@@ -413,18 +420,7 @@ def store_floats(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, patch: i
         gy, py = divmod(y, patch)
         base = gy * per_row * patch * patch + py * patch
         row = out[y0 + y]
-        if patch == 8:  # the sizes "auto" codes: a constant trip count unrolls
-            for gx in range(whole):
-                for p in range(8):
-                    row[gx * 8 + p] = flat[base + gx * 64 + p]
-        elif patch == 4:
-            for gx in range(whole):
-                for p in range(4):
-                    row[gx * 4 + p] = flat[base + gx * 16 + p]
-        else:
-            for gx in range(whole):
-                for p in range(patch):
-                    row[gx * patch + p] = flat[base + gx * patch * patch + p]
+        _patch_row(flat, base, whole, patch, row)
         for x in range(whole * patch, w):
             row[x] = flat[base + (x // patch) * patch * patch + x % patch]
 

@@ -360,8 +360,9 @@ def _fill_dense(out: np.ndarray, block: C.Block, width: int, grid: tuple[int, in
     """out[:, at + k] = grid rows [g0, g1) of component k of a dense block, unpredicted,
     for k < width (at: the block's first component unless given). Streams the block a few
     rows at a time: the vertical and planar predictors' running column sums are carried from
-    chunk to chunk (int64, wrapping exactly like `unpredict`'s whole-array cumsum). Components are gathered in a component-major
-    float32 copy and transposed into `out` at the end: writing one column at a time is slow."""
+    chunk to chunk (int64, wrapping exactly like `unpredict`'s whole-array cumsum). Components
+    are gathered in a component-major float32 copy and transposed into `out` at the end:
+    writing one column at a time is slow."""
     gw = grid[1]
     gathered = _zeros(scratch, "gathered", (width, (g1 - g0) * gw)).reshape(width, -1, gw)
     vertical = block.predictor in (VERTICAL, PLANAR)
