@@ -5,16 +5,20 @@
     python tools/gram_sample.py ../shared/corpus/kodak/kodim0[1-8].png
 
 The Gram pass is a tenth of the encode time. This tool encodes the images at quality 50, 75
-and 90 with the Gram matrix summed over every k-th patch row only (k = 1, 2, 4; scaled up by
-the sampled fraction) and prints the total bytes and the mean PSNR: the basis of a sample costs
-more bytes and more error than the pass saves, so the encoder sums every patch.
+and 90 with the encoder's Gram matrix summed over every k-th patch row only (k = 1, 2, 4; the
+kept patches scaled up so that their Gram matrix estimates the whole band's) and prints the
+total bytes and the mean PSNR: the basis of a sample costs more bytes and more error than the
+pass saves, so the encoder sums every patch.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,41 +30,36 @@ import bench
 
 import svdcodec
 from svdcodec import encoder as E
-from svdcodec.parallel import run_bands
 
 QUALITIES = (50, 75, 90)
 
 
-def sampled_grams(every: int):
-    """Encoder._grams with only every `every`-th patch row of each band summed."""
-    def grams(self, source, index, sides):  # type: ignore[no-untyped-def]
-        bands = self._bands(source, index)
-        h, w = source.shapes[index]
-        derived = [s for s in sides if 2 * s in sides and E._quarters(s, h, w)]
-        direct = [s for s in sides if s not in derived]
+class SampledSource:
+    """A planes.Source whose patches keep every `every`-th patch row of each band, scaled by
+    the square root of the kept fraction's inverse, so that their Gram matrix estimates the
+    band's."""
 
-        def gram(i: int) -> list[tuple[np.ndarray, int, int]]:
-            out = []
-            for side in direct:
-                a = source.patches(index, *bands[i], side)
-                per_row = -(-w // side)
-                rows = a.reshape(a.shape[0] // per_row, per_row, -1)[::every]
-                sub = np.ascontiguousarray(rows.reshape(-1, a.shape[1]))
-                out.append((sub.T @ sub, a.shape[0], sub.shape[0]))
-            return out
-        totals = [np.zeros((side * side, side * side)) for side in direct]
-        counts = [[0, 0] for _ in direct]
-        for part in run_bands(gram, len(bands)):
-            for total, count, (g, n, sampled) in zip(totals, counts, part):
-                total += g
-                count[0] += n
-                count[1] += sampled
-        for total, count in zip(totals, counts):
-            total *= count[0] / count[1]
-        out = dict(zip(direct, totals))
-        for side in sorted(derived, reverse=True):
-            out[side] = E._sub_gram(out[2 * side], side)
-        return out
+    def __init__(self, source: Any, every: int) -> None:
+        self.source, self.every = source, every
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.source, name)
+
+    def patches(self, index: int, y0: int, y1: int, side: int) -> np.ndarray:
+        a = self.source.patches(index, y0, y1, side)
+        per_row = -(-self.source.shapes[index][1] // side)
+        rows = a.reshape(-1, per_row, a.shape[1])
+        kept = np.ascontiguousarray(rows[::self.every]).reshape(-1, a.shape[1])
+        return kept * np.float32(math.sqrt(rows.shape[0] / (-(-rows.shape[0] // self.every))))
+
+
+EXACT = E.Encoder._grams
+
+
+def sampled_grams(every: int) -> Callable[..., Any]:
+    """Encoder._grams, summed over a sample of each band's patch rows (`SampledSource`)."""
+    def grams(self: E.Encoder, source: Any, index: int, sides: list[int]) -> Any:
+        return EXACT(self, SampledSource(source, every), index, sides)
     return grams
 
 
@@ -70,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=bench.DEFAULT_CORPUS)
     args = ap.parse_args(argv)
     images = [bench.load_image(p) for p in args.images] or [bench.build_mosaic(args.corpus)]
-    exact = E.Encoder._grams
     base = None
     print(f"{len(images)} image(s), quality {', '.join(map(str, QUALITIES))}")
-    print(f"{'patch rows summed':<18} {'bytes':>10} {'vs all':>8} {'mean PSNR dB':>13} {'vs all':>8}")
+    print(f"{'patch rows summed':<18} {'bytes':>10} {'vs all':>8} {'mean PSNR dB':>13} "
+          f"{'vs all':>8}")
     for every in (1, 2, 4):
-        E.Encoder._grams = exact if every == 1 else sampled_grams(every)
+        E.Encoder._grams = EXACT if every == 1 else sampled_grams(every)
         total, psnrs = 0, []
         for image in images:
             for q in QUALITIES:
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         label = "all" if every == 1 else f"1 in {every}"
         print(f"{label:<18} {total:>10} {100 * (total / base[0] - 1):>+7.2f}% {psnr:>13.3f} "
               f"{psnr - base[1]:>+8.3f}")
-    E.Encoder._grams = exact
+    E.Encoder._grams = EXACT
     return 0
 
 
