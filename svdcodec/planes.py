@@ -81,12 +81,6 @@ class Source:
                         for i in range(c) if self.shapes[i] != (h, w)}
         self._kept: dict[int, np.ndarray] = {}
 
-    def _recipe(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
-        return _recipe(self.header, i)
-
-    def _full_rows(self, i: int, y0: int, y1: int) -> np.ndarray:
-        return _full_rows(self.pixels, self.header, i, y0, y1)
-
     def _compiled(self) -> ModuleType | None:
         """The kernels, if loaded and the pixels are in the C order they read."""
         return kernels.get() if self.pixels.flags.c_contiguous else None
@@ -98,7 +92,7 @@ class Source:
             channels, weights, unit = np.zeros(1, np.intp), np.ones(1, np.float32), 1.0
         elif i not in self._halves and not _tiny(self.header.scale):
             compiled, source = self._compiled(), self.pixels
-            channels, weights, unit = self._recipe(i)
+            channels, weights, unit = _recipe(self.header, i)
         else:
             compiled = None
         if compiled is None:
@@ -125,7 +119,7 @@ class Source:
             return self._kept[i][y0:y1]
         half = self._halves.get(i)
         if half is None:
-            return self._full_rows(i, y0, y1)
+            return _full_rows(self.pixels, self.header, i, y0, y1)
         h, w = self.pixels.shape[:2]
         if h % 2 or w % 2:  # Pillow's BOX coefficients for odd sizes
             return half.rows(y0, y1)
@@ -138,7 +132,7 @@ class Source:
         # Even sizes: the 2x2 mean, vertical pair first (contiguous rows, halves the data; the
         # pairs are exact, so the sum is rounded once, as in the kernel);
         # Pillow sums horizontally first, so the last bit of rounding may differ.
-        full = self._full_rows(i, 2 * y0, 2 * y1)
+        full = _full_rows(self.pixels, self.header, i, 2 * y0, 2 * y1)
         pairs = full[0::2] + full[1::2]
         out = pairs[:, 0::2] + pairs[:, 1::2]
         out *= np.float32(0.25)
