@@ -490,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     # -- headline: all codecs
     rows, headline = [], {}
     encoded: dict[str, bytes] = {}
-    for name, (setting, enc, dec) in codecs().items():
+    all_codecs = codecs()
+    for name, (setting, enc, dec) in all_codecs.items():
         progress(f"{name} encode ({setting})")
         te, te_runs, data = timed(enc, image, args.repeats)
         progress(f"{name} decode")
@@ -520,8 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     # alternating order), so a slow spell hits both, and the ratio is taken per round.
     if args.pairs > 0:
         progress(f"paired ratios: {args.pairs} alternating rounds of svdi and JPEG")
-        table_codecs = codecs()
-        pair = {"svdi": table_codecs["svdi"], "JPEG": table_codecs["JPEG"]}
+        pair = {"svdi": all_codecs["svdi"], "JPEG": all_codecs["JPEG"]}
         paired: dict[str, list[float]] = {"encode": [], "decode": []}
         for k in range(args.pairs):
             for op, index in (("encode", 1), ("decode", 2)):
@@ -593,8 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     # -- scaling
     sizes = [s for s in SCALE_MP if s <= args.max_mp]
     scale_rows, scaling = [], []
-    enc = {n: c[1] for n, c in codecs().items()}
-    dec = {n: c[2] for n, c in codecs().items()}
+    enc = {n: c[1] for n, c in all_codecs.items()}
+    dec = {n: c[2] for n, c in all_codecs.items()}
     for s in sizes:
         progress(f"scaling: building the {s} MP image")
         img = scaled(full, s)
