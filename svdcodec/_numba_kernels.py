@@ -108,6 +108,34 @@ def fill_sparse(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray, starts:
 
 
 @jit
+def unpredict_into(residuals: np.ndarray, gh: int, gw: int, predictor: int, width: int,
+                   out: np.ndarray, at: int, scale: np.ndarray) -> None:
+    """out[gy * gw + gx, at + k] = float32(component k at grid (gy, gx)) * scale[k] for
+    k < width, from a dense block's residuals (count * gh * gw, component-major): coding.unpredict
+    (int64 prefix sums, wrapping alike) and the scaling of PlaneRows._dense_whole in one pass.
+    The caller checks the sizes."""
+    vertical = predictor == 2 or predictor == 3
+    horizontal = predictor == 1 or predictor == 3
+    column = np.zeros(gw, dtype=np.int64)
+    for k in range(width):
+        base = k * gh * gw
+        s = scale[k]
+        column[:] = 0
+        for gy in range(gh):
+            run = np.int64(0)
+            row = base + gy * gw
+            for gx in range(gw):
+                v = np.int64(residuals[row + gx])
+                if vertical:
+                    column[gx] += v
+                    v = column[gx]
+                if horizontal:
+                    run += v
+                    v = run
+                out[gy * gw + gx, at + k] = np.float32(v) * s
+
+
+@jit
 def _double(a: np.ndarray, out: np.ndarray) -> None:
     """out = Pillow's exact 2x bilinear of row a, as resample._double: 2i is a[i-1]/4 + 3a[i]/4
     and 2i+1 is 3a[i]/4 + a[i+1]/4 (exact products, one rounding), a single sample at the ends."""
@@ -154,6 +182,35 @@ def _rgb_line(row: np.ndarray, c: int, blue: np.ndarray, red: np.ndarray, k: np.
 
 
 @jit
+def _ycc_line(luma: np.ndarray, row: np.ndarray, c: int, blue: np.ndarray, red: np.ndarray,
+              k: np.ndarray) -> None:
+    """`_rgb_line` with Y' taken from a float32 line, rounded as store_bytes rounds it."""
+    kr, kgb, kgr, kb = k[0], k[1], k[2], k[3]
+    half, low, high = np.float32(0.5), np.float32(0), np.float32(255)
+    shift = np.float32(1 / 64)
+    if c == 3:  # a stride the compiler knows vectorizes
+        for x in range(blue.size):
+            b, r = blue[x], red[x]
+            y = np.float32(np.uint8(min(max(luma[x] + half, low), high)))
+            rr = y + np.floor(np.trunc(kr * r + half) * shift)
+            gg = y + np.floor((np.trunc(kgb * b + half) + np.trunc(kgr * r + half)) * shift)
+            bb = y + np.floor(np.trunc(kb * b + half) * shift)
+            row[3 * x] = np.uint8(min(max(rr, low), high))
+            row[3 * x + 1] = np.uint8(min(max(gg, low), high))
+            row[3 * x + 2] = np.uint8(min(max(bb, low), high))
+    else:
+        for x in range(blue.size):
+            b, r = blue[x], red[x]
+            y = np.float32(np.uint8(min(max(luma[x] + half, low), high)))
+            rr = y + np.floor(np.trunc(kr * r + half) * shift)
+            gg = y + np.floor((np.trunc(kgb * b + half) + np.trunc(kgr * r + half)) * shift)
+            bb = y + np.floor(np.trunc(kb * b + half) * shift)
+            row[c * x] = np.uint8(min(max(rr, low), high))
+            row[c * x + 1] = np.uint8(min(max(gg, low), high))
+            row[c * x + 2] = np.uint8(min(max(bb, low), high))
+
+
+@jit
 def upsample_ycc(out: np.ndarray, y0: int, y1: int, cb: np.ndarray, cr: np.ndarray,
                  k: np.ndarray) -> None:
     """Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous, holding Y' in channel 0, become
@@ -189,6 +246,46 @@ def upsample_ycc(out: np.ndarray, y0: int, y1: int, cb: np.ndarray, cr: np.ndarr
             blue[x] = np.floor(min(max(b, low), high)) - centre
             red[x] = np.floor(min(max(r, low), high)) - centre
         _rgb_line(out[y].reshape(-1), c, blue, red, k)
+
+
+@jit
+def store_rgb(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, cb: np.ndarray,
+              cr: np.ndarray, k: np.ndarray, patch: int, per_row: int) -> None:
+    """`store_bytes` of a Y' band (patch layout, offset 0) and `upsample_ycc` of its rows in
+    one pass: each pixel row's Y' is rounded into a line buffer and converted with the doubled
+    chroma straight into out, so out is written once and never read."""
+    ph = cb.shape[0]
+    w, c = out.shape[1], out.shape[2]
+    lo = max(y0 - 1, 0) // 2
+    hi = min((y1 + 1) // 2 + 1, ph)
+    wide = np.empty((2, hi - lo, w), dtype=np.float32)  # Cb, Cr source rows, doubled
+    for i in range(lo, hi):
+        _double(cb[i], wide[0, i - lo])
+        _double(cr[i], wide[1, i - lo])
+    blue = np.empty(w, dtype=np.float32)
+    red = np.empty(w, dtype=np.float32)
+    luma = np.empty(per_row * patch, dtype=np.float32)
+    half, low, high, centre = np.float32(128.5), np.float32(0), np.float32(255), np.float32(128)
+    flat = matrix.reshape(-1)
+    for y in range(y0, y1):
+        gy, py = divmod(y - y0, patch)
+        _patch_row(flat, gy * per_row * patch * patch + py * patch, per_row, patch, luma)
+        i = y // 2
+        if y % 2 == 0:
+            top, bottom, wt, wb = i - 1, i, 0.25, 0.75
+        else:
+            top, bottom, wt, wb = i, i + 1, 0.75, 0.25
+        if top < 0 or bottom >= ph:  # the first and last rows: one source row, exactly
+            top = bottom = min(max(i, 0), ph - 1)
+            wt, wb = 1.0, 0.0
+        b0, b1 = wide[0, top - lo], wide[0, bottom - lo]
+        r0, r1 = wide[1, top - lo], wide[1, bottom - lo]
+        for x in range(w):
+            b = np.float32(np.float64(b0[x]) * wt + np.float64(b1[x]) * wb) + half
+            r = np.float32(np.float64(r0[x]) * wt + np.float64(r1[x]) * wb) + half
+            blue[x] = np.floor(min(max(b, low), high)) - centre
+            red[x] = np.floor(min(max(r, low), high)) - centre
+        _ycc_line(luma, out[y].reshape(-1), c, blue, red, k)
 
 
 @jit

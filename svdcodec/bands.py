@@ -85,7 +85,7 @@ class PlaneRows:
                  scratch: dict[str, np.ndarray] | None = None,
                  compiled: ModuleType | None = None) -> None:
         self.plane, self.rank, self.bands = plane, rank, bands
-        self.compiled = compiled
+        self.compiled, self.budget = compiled, budget
         self.scratch = {} if scratch is None else scratch
         self.m, self.n = plane.matrix_shape
         self.patch = plane.patch if plane.layout == C.LAYOUT_PATCH else 0
@@ -180,8 +180,18 @@ class PlaneRows:
         out = _zeros(self.scratch, "left", (self.m, widths), zero=False)
         g, at, where = self.plane.grid, 0, []
         for block, width in dense:
-            _fill_dense(out, block, width, g, 0, g[0], self.scratch, at=at)
-            out[:, at:at + width] *= self.scale[block.first:block.first + width]
+            scale = self.scale[block.first:block.first + width]
+            # Small enough to decompress whole (the usual single column): one compiled pass.
+            if self.compiled is not None and block.count * self.m * 4 <= self.budget:
+                residuals = block.data()[0].reshape(-1)
+                if residuals.size != block.count * self.m:
+                    raise SvdiError(f"{block.what}: {residuals.size} values for "
+                                    f"{block.count} x {self.m}")
+                self.compiled.unpredict_into(residuals, g[0], g[1], block.predictor, width,
+                                             out, at, scale)
+            else:
+                _fill_dense(out, block, width, g, 0, g[0], self.scratch, at=at)
+                out[:, at:at + width] *= scale
             where.append((block.first, width, at))
             at += width
         return out, where
@@ -431,9 +441,13 @@ def render(box: C.Container, components: int | None = None,
     # Compiled: the chroma planes are kept whole and doubled during the colour conversion.
     fused = colour is not None and all(
         (2 * p.height, 2 * p.width) == (h, w) for p in box.planes if p not in full)
+    # ... and when Y' is in patches, each Y' band is converted as it is stored: chroma first,
+    # then out is written once, never read back (-25 % time of that stage on 19 MP).
+    direct = (fused and box.planes[0].layout == C.LAYOUT_PATCH
+              and {1, 2} <= {p.index for p in box.planes if p not in full})
     halves: dict[int, np.ndarray] = {}
 
-    for p in box.planes:
+    for p in sorted(box.planes, key=lambda p: direct and p in full):
         c = p.index
         if p not in full:  # subsampled chroma: a whole float32 plane (a quarter size)
             src = PlaneRows(box, p, ranks[c], _bands_for([p], p.height, p.width), budget,
@@ -471,6 +485,9 @@ def render(box: C.Container, components: int | None = None,
                 offset = 128.0 if ycc and c in (1, 2) else 0.0
                 if compiled is None:
                     out[y0:y1, x, c] = rows.uint8(i, offset)
+                elif direct and c == 0:
+                    compiled.store_rgb(rows.matrix(i), out, y0, y1, halves[1], halves[2],
+                                       colour, rows.patch, rows.per_row)
                 else:
                     compiled.store_bytes(rows.matrix(i), out, y0, y1, x.start, c,
                                          np.float32(offset), rows.patch, rows.per_row)
@@ -488,7 +505,7 @@ def render(box: C.Container, components: int | None = None,
         rows.each_band(band, threads)
         del rows
 
-    if ycc:
+    if ycc and not direct:
         def convert(i: int) -> None:
             y0, y1 = bands[i]
             if compiled is not None and colour is not None:

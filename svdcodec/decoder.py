@@ -11,6 +11,7 @@ from . import container as C
 from .errors import SvdiError
 from .bands import render
 from .coding import from_symbols, unpredict
+from .parallel import single_threaded
 
 
 @dataclass
@@ -73,7 +74,8 @@ def decode(data: bytes, *, components: int | None = None,
     """
     box = _load(data, max_pixels, components)
     # A hostile step, singular value or scale can overflow float32: no warnings, checked in render.
-    with np.errstate(all="ignore"):
+    # BLAS stays single-threaded throughout, as in the encoder (see parallel's docstring).
+    with np.errstate(all="ignore"), single_threaded():
         pixels = render(box, components)
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow float32 (sample scale {box.header.scale})")

@@ -204,6 +204,25 @@ def test_colour_conversion_is_pillows(compiled: Any) -> None:
     assert np.array_equal(out, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32])
+def test_dense_unprediction_matches_numpy(compiled: Any, dtype: type) -> None:
+    """unpredict_into = coding.unpredict, cast to float32 and scaled, for every predictor
+    (int64 wrapping alike), written into columns [at, at + width) of a wider buffer."""
+    rng = np.random.default_rng(5)
+    info = np.iinfo(dtype)
+    count, gh, gw = 3, 7, 9
+    residuals = rng.integers(info.min, info.max, size=(count, gh, gw), endpoint=True,
+                             dtype=dtype)
+    scale = np.array([0.5, 3.0, 1e-3], dtype=np.float32)
+    for predictor in (coding.NONE, coding.HORIZONTAL, coding.VERTICAL, coding.PLANAR):
+        expected = coding.unpredict(residuals, predictor).reshape(count, -1).T
+        expected = expected.astype(np.float32)[:, :2] * scale[:2]
+        out = np.full((gh * gw, 5), 7.0, dtype=np.float32)
+        compiled.unpredict_into(residuals.reshape(-1), gh, gw, predictor, 2, out, 2, scale)
+        assert np.array_equal(out[:, 2:4], expected)
+        assert np.all(out[:, [0, 1, 4]] == 7.0)
+
+
 def test_symbols_and_entropy(monkeypatch: pytest.MonkeyPatch, compiled: Any) -> None:
     rng = np.random.default_rng(3)
     for dtype in (np.int16, np.int32):
