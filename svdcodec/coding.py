@@ -65,10 +65,11 @@ def narrow(values: np.ndarray) -> np.ndarray:
 def best_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
     """The predictor whose residuals have the lowest order-0 entropy, and those residuals."""
     candidates = (NONE, HORIZONTAL, VERTICAL, PLANAR) if grids.shape[2] > 1 else (NONE, VERTICAL)
-    scored = []
-    for predictor in candidates:
-        res = narrow(predict(grids, predictor))
-        scored.append((entropy_bits(res) + 8 * res.itemsize, predictor, res))
+
+    def score(k: int) -> tuple[float, int, np.ndarray]:
+        res = narrow(predict(grids, candidates[k]))
+        return entropy_bits(res) + 8 * res.itemsize, candidates[k], res
+    scored = run_bands(score, len(candidates))  # independent: in threads (serial otherwise)
     _, predictor, res = min(scored, key=lambda t: t[:2])
     return predictor, res
 

@@ -352,7 +352,9 @@ class Encoder:
         height = p.height if sample is None else sum(y1 - y0 for y0, y1 in sample)
         plane = C.Plane(p.index, p.layout, p.patch, height, p.width, r, step)
         sigma = c.sigma[:r].astype(np.float32)
-        kept = {g: join_symbols(presymbols[g]) for g in _groups(r)[1:] if g in presymbols}
+        known = [g for g in _groups(r)[1:] if g in presymbols]
+        kept = dict(zip(known, run_bands(lambda k: join_symbols(presymbols[known[k]]),
+                                         len(known))))
         blocks = _blocks(plane, A[:, :r], sigma, B[:, :r], kept)
         flat = [b for group in blocks for b in group]
         packed = run_bands(lambda i: C.pack_block(flat[i], ZSTD_LEVEL), len(flat))
