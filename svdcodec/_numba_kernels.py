@@ -149,65 +149,53 @@ def _double(a: np.ndarray, out: np.ndarray) -> None:
 
 
 @jit
-def _rgb_line(row: np.ndarray, c: int, blue: np.ndarray, red: np.ndarray, k: np.ndarray
-              ) -> None:
-    """One flat pixel row (w * c uint8, c >= 3) from Y' (channel 0), blue = Cb - 128 and
-    red = Cr - 128 (integer-valued float32) to RGB in place, as Pillow converts: its tables
-    hold trunc(k * x + 1/2) for x = Cb - 128 or Cr - 128 (`kernels.colour_constants`), then
-    R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR) >> 6), B = Y' + (t_B >> 6), clamped.
-    Arithmetic instead of table look-ups, so the loop vectorizes (spec section 6)."""
-    kr, kgb, kgr, kb = k[0], k[1], k[2], k[3]
+def _rgb(luma: np.float32, b: np.float32, r: np.float32, k: tuple
+         ) -> tuple[np.uint8, np.uint8, np.uint8]:
+    """One pixel from Y' and blue = Cb - 128, red = Cr - 128 (integer-valued float32) to RGB,
+    as Pillow converts: its tables hold trunc(k * x + 1/2) for x = Cb - 128 or Cr - 128
+    (`kernels.colour_constants`), then R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR) >> 6),
+    B = Y' + (t_B >> 6), clamped. Arithmetic instead of table look-ups, so the callers' loops
+    vectorize (spec section 6)."""
+    kr, kgb, kgr, kb = k
     half, low, high = np.float32(0.5), np.float32(0), np.float32(255)
     shift = np.float32(1 / 64)  # >> 6 of an integer-valued float: floor(t / 64)
+    rr = luma + np.floor(np.trunc(kr * r + half) * shift)
+    gg = luma + np.floor((np.trunc(kgb * b + half) + np.trunc(kgr * r + half)) * shift)
+    bb = luma + np.floor(np.trunc(kb * b + half) * shift)
+    return (np.uint8(min(max(rr, low), high)), np.uint8(min(max(gg, low), high)),
+            np.uint8(min(max(bb, low), high)))
+
+
+@jit
+def _rgb_line(row: np.ndarray, c: int, blue: np.ndarray, red: np.ndarray, k: np.ndarray
+              ) -> None:
+    """One flat pixel row (w * c uint8, c >= 3) from Y' (channel 0), blue and red to RGB in
+    place (`_rgb`)."""
+    kk = (k[0], k[1], k[2], k[3])
     if c == 3:  # a stride the compiler knows vectorizes
         for x in range(blue.size):
-            b, r, luma = blue[x], red[x], np.float32(row[3 * x])
-            rr = luma + np.floor(np.trunc(kr * r + half) * shift)
-            gg = luma + np.floor((np.trunc(kgb * b + half) + np.trunc(kgr * r + half))
-                                 * shift)
-            bb = luma + np.floor(np.trunc(kb * b + half) * shift)
-            row[3 * x] = np.uint8(min(max(rr, low), high))
-            row[3 * x + 1] = np.uint8(min(max(gg, low), high))
-            row[3 * x + 2] = np.uint8(min(max(bb, low), high))
+            row[3 * x], row[3 * x + 1], row[3 * x + 2] = _rgb(np.float32(row[3 * x]), blue[x],
+                                                              red[x], kk)
     else:
         for x in range(blue.size):
-            b, r, luma = blue[x], red[x], np.float32(row[c * x])
-            rr = luma + np.floor(np.trunc(kr * r + half) * shift)
-            gg = luma + np.floor((np.trunc(kgb * b + half) + np.trunc(kgr * r + half))
-                                 * shift)
-            bb = luma + np.floor(np.trunc(kb * b + half) * shift)
-            row[c * x] = np.uint8(min(max(rr, low), high))
-            row[c * x + 1] = np.uint8(min(max(gg, low), high))
-            row[c * x + 2] = np.uint8(min(max(bb, low), high))
+            row[c * x], row[c * x + 1], row[c * x + 2] = _rgb(np.float32(row[c * x]), blue[x],
+                                                              red[x], kk)
 
 
 @jit
 def _ycc_line(luma: np.ndarray, row: np.ndarray, c: int, blue: np.ndarray, red: np.ndarray,
               k: np.ndarray) -> None:
-    """`_rgb_line` with Y' taken from a float32 line, rounded as store_bytes rounds it."""
-    kr, kgb, kgr, kb = k[0], k[1], k[2], k[3]
+    """`_rgb_line` with Y' from a float32 line, rounded as store_bytes rounds it."""
+    kk = (k[0], k[1], k[2], k[3])
     half, low, high = np.float32(0.5), np.float32(0), np.float32(255)
-    shift = np.float32(1 / 64)
-    if c == 3:  # a stride the compiler knows vectorizes
+    if c == 3:
         for x in range(blue.size):
-            b, r = blue[x], red[x]
             y = np.float32(np.uint8(min(max(luma[x] + half, low), high)))
-            rr = y + np.floor(np.trunc(kr * r + half) * shift)
-            gg = y + np.floor((np.trunc(kgb * b + half) + np.trunc(kgr * r + half)) * shift)
-            bb = y + np.floor(np.trunc(kb * b + half) * shift)
-            row[3 * x] = np.uint8(min(max(rr, low), high))
-            row[3 * x + 1] = np.uint8(min(max(gg, low), high))
-            row[3 * x + 2] = np.uint8(min(max(bb, low), high))
+            row[3 * x], row[3 * x + 1], row[3 * x + 2] = _rgb(y, blue[x], red[x], kk)
     else:
         for x in range(blue.size):
-            b, r = blue[x], red[x]
             y = np.float32(np.uint8(min(max(luma[x] + half, low), high)))
-            rr = y + np.floor(np.trunc(kr * r + half) * shift)
-            gg = y + np.floor((np.trunc(kgb * b + half) + np.trunc(kgr * r + half)) * shift)
-            bb = y + np.floor(np.trunc(kb * b + half) * shift)
-            row[c * x] = np.uint8(min(max(rr, low), high))
-            row[c * x + 1] = np.uint8(min(max(gg, low), high))
-            row[c * x + 2] = np.uint8(min(max(bb, low), high))
+            row[c * x], row[c * x + 1], row[c * x + 2] = _rgb(y, blue[x], red[x], kk)
 
 
 @jit
