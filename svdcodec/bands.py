@@ -423,8 +423,9 @@ def pass_budget(out_bytes: int) -> int:
 def render(box: C.Container, components: int | None = None,
            threads: int | None = None) -> np.ndarray:
     """The decoded image (h, w, c), plane after plane and band by band (see the module
-    docstring). Y'CbCr planes are rounded to uint8 into the output, then converted in place,
-    so only one plane's factors are in memory at a time."""
+    docstring). Y'CbCr planes are rounded to uint8 into the output, then converted in place
+    (compiled, with halved chroma and Y' in patches: chroma first, then each Y' band converted
+    as it is stored), so only one plane's factors are in memory at a time."""
     header = box.header
     h, w = header.height, header.width
     ranks = [p.rank if components is None else min(p.rank, components) for p in box.planes]
@@ -441,8 +442,8 @@ def render(box: C.Container, components: int | None = None,
     # Compiled: the chroma planes are kept whole and doubled during the colour conversion.
     fused = colour is not None and all(
         (2 * p.height, 2 * p.width) == (h, w) for p in box.planes if p not in full)
-    # ... and when Y' is in patches, each Y' band is converted as it is stored: chroma first,
-    # then out is written once, never read back (-25 % time of that stage on 19 MP).
+    # ... and when Y' is in patches, each Y' band is converted as it is stored: out is written
+    # once, never read back (that stage 0.038 -> 0.029 s on 19 MP, two threads).
     direct = (fused and box.planes[0].layout == C.LAYOUT_PATCH
               and {1, 2} <= {p.index for p in box.planes if p not in full})
     halves: dict[int, np.ndarray] = {}

@@ -105,7 +105,24 @@ class Source:
     def keep(self, i: int, bands: list[tuple[int, int]]) -> None:
         """Compute plane i once and keep it: worth it for subsampled chroma (a quarter of the
         size: 2/3 of the raw bytes for both), which would otherwise be recomputed from four
-        times as many samples at every pass."""
+        times as many samples at every pass. Compiled, with even sizes, Cb and Cr are kept
+        together from one pass over the pixels (the second then waits, a third of the raw
+        size, while the first is coded)."""
+        if i in self._kept:
+            return
+        h, w = self.pixels.shape[:2]
+        compiled = self._compiled()
+        if compiled is not None and not (h % 2 or w % 2) and {1, 2} == set(self._halves):
+            blue, red = (np.empty(self.shapes[c], dtype=np.float32) for c in (1, 2))
+            pixels, unit = self.pixels, np.float32(YCC_UNIT / 4)
+
+            def both(k: int) -> None:
+                y0, y1 = bands[k]
+                compiled.half_planes(pixels, y0, y1, YCC_WEIGHTS[1], YCC_WEIGHTS[2], unit,
+                                     blue[y0:y1], red[y0:y1])
+            run_bands(both, len(bands))
+            self._kept.update({1: blue, 2: red})
+            return
         plane = np.empty(self.shapes[i], dtype=np.float32)
 
         def fill(k: int) -> None:
