@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from functools import partial
 from itertools import pairwise
 from types import ModuleType
 from typing import Any
@@ -448,36 +449,52 @@ def render(box: C.Container, components: int | None = None,
               and {1, 2} <= {p.index for p in box.planes if p not in full})
     halves: dict[int, np.ndarray] = {}
 
-    for p in sorted(box.planes, key=lambda p: direct and p in full):
+    def subsampled(p: C.Plane, scratch: dict[str, np.ndarray]) -> None:
+        """Chroma plane p: a whole float32 plane (a quarter size), kept for the compiled
+        conversion or doubled into out."""
         c = p.index
-        if p not in full:  # subsampled chroma: a whole float32 plane (a quarter size)
-            src = PlaneRows(box, p, ranks[c], _bands_for([p], p.height, p.width), budget,
-                            scratch, compiled)
-            plane = np.empty((p.height, p.width), dtype=np.float32)
+        src = PlaneRows(box, p, ranks[c], _bands_for([p], p.height, p.width), budget,
+                        scratch, compiled)
+        plane = np.empty((p.height, p.width), dtype=np.float32)
 
-            def fill(i: int, src: PlaneRows = src, plane: np.ndarray = plane) -> None:
-                y0, y1 = src.bands[i]
-                if compiled is not None and src.patch:
-                    compiled.store_floats(src.matrix(i), plane, y0, y1, src.patch, src.per_row)
-                else:
-                    plane[y0:y1, src.xs] = src.float_rows(i)
-            src.each_band(fill, threads)
-            del src
-            if fused:
-                halves[c] = plane
-                continue
-            small = Bilinear(plane, h, w)
+        def fill(i: int) -> None:
+            y0, y1 = src.bands[i]
+            if compiled is not None and src.patch:
+                compiled.store_floats(src.matrix(i), plane, y0, y1, src.patch, src.per_row)
+            else:
+                plane[y0:y1, src.xs] = src.float_rows(i)
+        src.each_band(fill, threads)
+        del src
+        if fused:
+            halves[c] = plane
+            return
+        small = Bilinear(plane, h, w)
 
-            def upsample(i: int, small: Bilinear = small, c: int = c) -> None:
-                y0, y1 = bands[i]
-                chroma = small.rows(y0, y1)
-                chroma += np.float32(128.5)
-                np.clip(chroma, 0, 255, out=chroma)
-                out[y0:y1, :, c] = chroma.astype(np.uint8)
-            run_bands(upsample, len(bands), threads)
-            del plane, small
+        def upsample(i: int) -> None:
+            y0, y1 = bands[i]
+            chroma = small.rows(y0, y1)
+            chroma += np.float32(128.5)
+            np.clip(chroma, 0, 255, out=chroma)
+            out[y0:y1, :, c] = chroma.astype(np.uint8)
+        run_bands(upsample, len(bands), threads)
+
+    prepared: dict[int, PlaneRows] = {}
+    if direct:
+        # Independent work for the pool: Y' factors decompressed and indexed while the two
+        # chroma planes decode (each task runs its own bands; each has its own scratch).
+        def prepare() -> None:
+            prepared[0] = PlaneRows(box, box.planes[0], ranks[0], bands, budget, {}, compiled)
+        jobs = [prepare] + [partial(subsampled, p, {}) for p in box.planes if p not in full]
+        run_bands(lambda i: jobs[i](), len(jobs), threads)
+
+    for p in box.planes:
+        c = p.index
+        if p not in full:
+            if c not in halves:
+                subsampled(p, scratch)
             continue
-        rows = PlaneRows(box, p, ranks[c], bands, budget, scratch, compiled)
+        rows = prepared.pop(c, None) or PlaneRows(box, p, ranks[c], bands, budget, scratch,
+                                                  compiled)
 
         def band(i: int, rows: PlaneRows = rows, c: int = c) -> None:
             y0, y1 = bands[i]

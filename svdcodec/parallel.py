@@ -2,7 +2,10 @@
 
 Bands of rows are independent (decoding, projecting, coding symbols), and numpy, BLAS, Pillow and
 zstd release the GIL, so `run_bands` runs them in a few threads; results come back in band
-order, so every sum over bands is deterministic.
+order, so every sum over bands is deterministic. Larger independent jobs (the planes of a
+file) run through it too: the bands of a job are then shared with pool threads that have
+finished their own jobs, instead of running in the job's thread alone (the 19 MP decode's
+two threads went from 76 % to 93 % busy).
 
 Band work calls BLAS on small products from several Python threads at once. OpenBLAS then
 hands each call to its own thread pool, and concurrent callers wait for one another: on two cores
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -144,19 +148,52 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 def run_bands(task: Callable[[int], T], count: int, threads: int | None = None) -> list[T]:
     """[task(0), ..., task(count - 1)], in threads when there is more than one band; numpy
     floating-point warnings are off inside (errstate is per thread: callers check overflow
-    explicitly); the first error propagates. A task that calls run_bands runs its bands
-    itself (the pool's threads may all be waiting for it)."""
+    explicitly); the first error (by index) propagates. A task that calls run_bands takes part
+    in its bands itself and offers them to pool threads that are idle (`_shared`)."""
     threads = workers() if threads is None else threads
-
-    def quiet(i: int) -> T:
-        _worker.busy = True
-        try:
-            with np.errstate(all="ignore"):
-                return task(i)
-        finally:
-            _worker.busy = False
-    if count <= 1 or threads <= 1 or getattr(_worker, "busy", False):
+    if count <= 1 or threads <= 1:
         with np.errstate(all="ignore"):
             return [task(i) for i in range(count)]
+    if getattr(_worker, "busy", False):
+        return _shared(task, count, threads)
     with single_threaded():
-        return list(_pool(min(threads, count)).map(quiet, range(count)))
+        return list(_pool(threads).map(lambda i: _quiet(task, i), range(count)))
+
+
+def _quiet(task: Callable[[int], T], i: int) -> T:
+    _worker.busy = True
+    try:
+        with np.errstate(all="ignore"):
+            return task(i)
+    finally:
+        _worker.busy = False
+
+
+def _shared(task: Callable[[int], T], count: int, threads: int) -> list[T]:
+    """run_bands from inside a band: this thread claims and runs bands in order, and so does
+    any pool thread that becomes idle meanwhile (a helper that has not started by the time
+    the bands are all claimed is cancelled, so no thread ever waits for a busy pool)."""
+    claims = itertools.count()
+    results: list[Any] = [None] * count
+    failures: dict[int, BaseException] = {}
+
+    def drain() -> None:
+        busy = getattr(_worker, "busy", False)
+        while not failures:
+            i = next(claims)  # atomic under the GIL
+            if i >= count:
+                break
+            try:
+                results[i] = _quiet(task, i)
+            except BaseException as exc:  # re-raised below, in index order
+                failures[i] = exc
+        _worker.busy = busy
+
+    helpers = [_pool(threads).submit(drain) for _ in range(min(threads, count) - 1)]
+    drain()
+    for helper in helpers:
+        if not helper.cancel():
+            helper.result()  # started: it finishes the band it claimed
+    if failures:
+        raise failures[min(failures)]
+    return results
