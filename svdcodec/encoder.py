@@ -232,8 +232,8 @@ class Encoder:
         return header, source
 
     def _candidates(self, subsample: bool, i: int) -> list[_Candidate]:
-        """Plane i in each candidate layout, factorized on first use: planes are prepared one
-        at a time, so that a plane's state (kept chroma) does not add to another's peak."""
+        """Plane i in each candidate layout, factorized on first use (by the plane's own job:
+        a plain layout's whole-plane matrix exists only while its plane is coded)."""
         _, source, work = self._work[subsample]
         if i in work:
             return work[i]
@@ -367,8 +367,8 @@ class Encoder:
         """The file at one quantizer step (8-bit units)."""
         subsample = step >= SUBSAMPLE_FROM_STEP
         header, source = self._prepare(subsample)
-        chosen: list[_Coded] = []
-        for index in range(header.channels):
+
+        def plane(index: int) -> _Coded:
             candidates = self._candidates(subsample, index)
             plane_step = step * CHROMA_STEP if (header.colour and index in (1, 2)) else step
             lam = LAYOUT_LAMBDA * plane_step * plane_step * 8  # per byte
@@ -376,9 +376,14 @@ class Encoder:
             coded = [self._code(source, c, plane_step, len(candidates) > 1, sample)
                      for c in candidates]
             best = min(range(len(coded)), key=lambda k: coded[k].distortion + lam * coded[k].nbytes)
-            chosen.append(coded[best] if sample is None
-                          else self._code(source, candidates[best], plane_step, False,
-                                          done=coded[best].parts))
+            return (coded[best] if sample is None
+                    else self._code(source, candidates[best], plane_step, False,
+                                    done=coded[best].parts))
+        # Patch layouts: the planes are coded as concurrent jobs whose bands idle threads share
+        # (one plane's serial steps overlap another's bands). A plain layout holds its whole
+        # plane as a matrix, so those planes go one at a time.
+        concurrent = all(code == C.LAYOUT_PATCH for code, _ in self.layouts)
+        chosen = run_bands(plane, header.channels, None if concurrent else 1)
         depth = max((len(k.groups) for k in chosen), default=0)
         ordered = [chunk for g in range(depth) for k in chosen if g < len(k.groups)
                    for chunk in k.groups[g]]

@@ -9,6 +9,7 @@ Pillow's BOX filter (2x2 means); the inverse colour transform and chroma doublin
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 from types import ModuleType
 
@@ -80,6 +81,7 @@ class Source:
                                      *self.shapes[i], "box")
                         for i in range(c) if self.shapes[i] != (h, w)}
         self._kept: dict[int, np.ndarray] = {}
+        self._keeping = threading.Lock()
 
     def _compiled(self) -> ModuleType | None:
         """The kernels, if loaded and the pixels are in the C order they read."""
@@ -108,6 +110,10 @@ class Source:
         times as many samples at every pass. Compiled, with even sizes, Cb and Cr are kept
         together from one pass over the pixels (the second then waits, a third of the raw
         size, while the first is coded)."""
+        with self._keeping:  # planes may be prepared concurrently
+            self._keep(i, bands)
+
+    def _keep(self, i: int, bands: list[tuple[int, int]]) -> None:
         if i in self._kept:
             return
         h, w = self.pixels.shape[:2]
