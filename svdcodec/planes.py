@@ -136,6 +136,11 @@ class Source:
         run_bands(fill, len(bands))
         self._kept[i] = plane
 
+    def release(self, planes: list[int]) -> None:
+        """Drop these planes if kept (they are recomputed if asked for again)."""
+        for i in planes:
+            self._kept.pop(i, None)
+
     def rows(self, i: int, y0: int, y1: int) -> np.ndarray:
         """Rows y0..y1 of plane i, float32 (y1 - y0, plane width)."""
         if i in self._kept:
