@@ -11,6 +11,7 @@ the pixels equal the whole-plane path's. numpy, BLAS and Pillow release the GIL,
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -50,6 +51,9 @@ CHUNK_BYTES = 1 << 20
 CHECKPOINT_ROWS = 64
 #: Fewest bytes a piece of a factor may take (see `pass_budget`).
 MIN_PASS_BYTES = 1 << 24
+#: Most bytes of decompressed chroma factors for which the chroma planes decode concurrently
+#: with the set-up of Y' (each with its own buffers); above, one after the other.
+JOB_BYTES = 1 << 24
 
 
 def row_bands(rows: int, unit: int, min_units: int, target: int) -> list[tuple[int, int]]:
@@ -401,6 +405,22 @@ def _fill_dense(out: np.ndarray, block: C.Block, width: int, grid: tuple[int, in
     out[:, at:at + width] = gathered.reshape(width, -1).T
 
 
+def _factor_bytes(box: C.Container, plane: C.Plane) -> int:
+    """Bytes of the plane's factor blocks once decompressed (a dense U block is held as float32
+    columns)."""
+    total = 0
+    for b in box.blocks:
+        if b.plane != plane.index or b.factor == "S":
+            continue
+        if b.coding == C.DENSE:
+            total += 4 * b.count * math.prod(plane.grid if b.factor == "U" else plane.vgrid)
+        elif b.arrays is not None:
+            total += sum(a.nbytes for a in b.arrays)
+        else:
+            total += sum(dtype.itemsize * math.prod(shape) for dtype, shape in b.parts)
+    return total
+
+
 def _bands_for(planes: Iterable[C.Plane], height: int, width: int) -> list[tuple[int, int]]:
     """Pixel-row bands shared by planes of one size: whole patches of every plane, and at least
     MIN_BAND_ROWS matrix rows of each."""
@@ -479,15 +499,18 @@ def render(box: C.Container, components: int | None = None,
         run_bands(upsample, len(bands), threads)
 
     prepared: dict[int, PlaneRows] = {}
-    if direct:
+    chroma = [p for p in box.planes if p not in full]
+    if direct and sum(_factor_bytes(box, p) for p in chroma) <= JOB_BYTES:
         # Independent work for the pool: Y' factors decompressed and indexed while the two
-        # chroma planes decode (each task runs its own bands; each has its own scratch).
+        # chroma planes decode (each task runs its own bands; each has its own scratch, so
+        # only when the chroma factors are small: a hostile file of dense blocks would need
+        # each plane's pass buffer at once).
         def prepare() -> None:
             prepared[0] = PlaneRows(box, box.planes[0], ranks[0], bands, budget, {}, compiled)
-        jobs = [prepare] + [partial(subsampled, p, {}) for p in box.planes if p not in full]
+        jobs = [prepare] + [partial(subsampled, p, {}) for p in chroma]
         run_bands(lambda i: jobs[i](), len(jobs), threads)
 
-    for p in box.planes:
+    for p in sorted(box.planes, key=lambda p: direct and p in full):  # direct: chroma first
         c = p.index
         if p not in full:
             if c not in halves:

@@ -21,6 +21,7 @@ pytest.importorskip("numba")
 
 import svdcodec  # noqa: E402
 from svdcodec import SvdiError, coding, kernels, planes  # noqa: E402
+import svdcodec.bands  # noqa: E402
 import svdcodec.encoder  # noqa: E402
 from svdcodec import container as C  # noqa: E402
 from svdcodec.quantization import ColumnStats, entropy_bits  # noqa: E402
@@ -137,6 +138,18 @@ def test_source_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image:
     assert len(results[0]) == len(results[1])
     for a, b in zip(*results):
         assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b)
+
+
+def test_decode_jobs_or_one_plane_at_a_time(monkeypatch: pytest.MonkeyPatch,
+                                           compiled: Any) -> None:
+    """The compiled 4:2:0 decoder gives the same pixels whether the chroma planes decode as
+    concurrent jobs (small factors) or one after the other (large ones, as for hostile files)."""
+    data = svdcodec.encode(photo(96, 128, 3), quality=50)
+    together = svdcodec.decode(data)
+    monkeypatch.setattr(svdcodec.bands, "JOB_BYTES", 0)
+    assert np.array_equal(svdcodec.decode(data), together)
+    monkeypatch.setenv("SVDCODEC_KERNELS", "0")
+    assert np.array_equal(svdcodec.decode(data), together)
 
 
 def _files() -> list[Path]:
