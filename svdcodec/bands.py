@@ -446,7 +446,7 @@ def render(box: C.Container, components: int | None = None,
     """The decoded image (h, w, c), plane after plane and band by band (see the module
     docstring). Y'CbCr planes are rounded to uint8 into the output, then converted in place
     (compiled, with halved chroma and Y' in patches: chroma first, then each Y' band converted
-    as it is stored), so only one plane's factors are in memory at a time."""
+    as it is stored), so large factors are in memory one plane at a time."""
     header = box.header
     h, w = header.height, header.width
     ranks = [p.rank if components is None else min(p.rank, components) for p in box.planes]
