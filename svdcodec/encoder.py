@@ -371,15 +371,19 @@ class Encoder:
 
         full = [source.shapes[i] == source.shapes[0] for i in range(header.channels)]
 
-        def layout(index: int) -> tuple[_Candidate, float, _Coded | None, bool]:
+        def layout(index: int, whole: bool = True
+                   ) -> tuple[_Candidate, float, _Coded | None, bool] | None:
             """The plane's chosen candidate, its step, the coding it was chosen by, and whether
-            that coding is the whole plane's (no sample: one candidate, or a small plane)."""
+            that coding is the whole plane's (no sample: one candidate, or a small plane);
+            None if that would take coding whole planes and `whole` is false."""
             candidates = self._candidates(subsample, index)
             plane_step = step * CHROMA_STEP if (header.colour and index in (1, 2)) else step
             if len(candidates) == 1:
                 return candidates[0], plane_step, None, False
             lam = LAYOUT_LAMBDA * plane_step * plane_step * 8  # per byte
             sample = self._sample(source, index)
+            if sample is None and not whole:
+                return None
             coded = [self._code(source, c, plane_step, True, sample) for c in candidates]
             best = min(range(len(coded)), key=lambda k: coded[k].distortion + lam * coded[k].nbytes)
             return candidates[best], plane_step, coded[best], sample is None
@@ -392,9 +396,11 @@ class Encoder:
             return self._code(source, c, plane_step, False,
                               done=coded.parts if coded is not None else None)
 
-        def first(index: int) -> tuple[_Candidate, float, _Coded | None, bool] | _Coded:
-            chosen = layout(index)
-            return chosen if full[index] else finish(chosen)
+        def first(index: int) -> tuple[_Candidate, float, _Coded | None, bool] | _Coded | None:
+            """A subsampled plane coded; a full-size plane's layout chosen, unless that takes
+            coding whole planes (None: done with the plane's coding, on its own)."""
+            chosen = layout(index, not full[index])
+            return chosen if full[index] or chosen is None else finish(chosen)
         # Patch layouts: the planes' factorizations and layout samples, and the whole coding of
         # subsampled chroma, run as concurrent jobs whose bands idle threads share (one plane's
         # serial steps overlap another's bands); a full-size plane's coding, which holds its
@@ -406,7 +412,8 @@ class Encoder:
         started = run_bands(first, header.channels, None if concurrent else 1)
         if self.once:
             source.release([i for i in range(header.channels) if not full[i]])
-        chosen = [finish(s) if full[i] else s for i, s in enumerate(started)]  # type: ignore
+        chosen = [s if not full[i] else finish(s or layout(i))  # type: ignore[arg-type]
+                  for i, s in enumerate(started)]
         depth = max((len(k.groups) for k in chosen), default=0)
         ordered = [chunk for g in range(depth) for k in chosen if g < len(k.groups)
                    for chunk in k.groups[g]]
