@@ -522,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"paired ratios: {args.pairs} alternating rounds of svdi and JPEG")
         pair = {"svdi": all_codecs["svdi"], "JPEG": all_codecs["JPEG"]}
         paired: dict[str, list[float]] = {"encode": [], "decode": []}
+        seconds: dict[str, list[dict[str, float]]] = {"encode": [], "decode": []}
         for k in range(args.pairs):
             for op, index in (("encode", 1), ("decode", 2)):
                 times = {}
@@ -534,7 +535,9 @@ def main(argv: list[str] | None = None) -> int:
                     times[name] = time.perf_counter() - t
                     del out
                 paired[op].append(times["svdi"] / times["JPEG"])
-        summary = {op: {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
+                seconds[op].append(times)
+        summary = {op: {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v,
+                        "seconds": seconds[op]}
                    for op, v in paired.items()}
         print("paired svdi/JPEG time ratio (" + f"{args.pairs} rounds, each codec once per round, "
               "alternating which goes first): " + "; ".join(
