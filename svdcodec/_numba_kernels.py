@@ -199,40 +199,57 @@ def _ycc_line(luma: np.ndarray, row: np.ndarray, c: int, blue: np.ndarray, red: 
 
 
 @jit
-def upsample_ycc(out: np.ndarray, y0: int, y1: int, cb: np.ndarray, cr: np.ndarray,
-                 k: np.ndarray) -> None:
-    """Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous, holding Y' in channel 0, become
-    RGB: Cb and Cr (h/2, w/2 float32 planes) are doubled as resample.Bilinear does (horizontal
-    pass to float32, then vertical), rounded as bands.render does (+128.5, clip, truncate), and
-    converted by `_rgb_line`. Two loops per row, the float one and the colour one: faster than
-    one."""
+def _wide_chroma(cb: np.ndarray, cr: np.ndarray, y0: int, y1: int, w: int
+                 ) -> tuple[np.ndarray, int]:
+    """The Cb and Cr rows that output rows [y0, y1) blend, each doubled to width w (as
+    resample.Bilinear's horizontal pass, to float32), and the index of the first."""
     ph = cb.shape[0]
-    w, c = out.shape[1], out.shape[2]
     lo = max(y0 - 1, 0) // 2
     hi = min((y1 + 1) // 2 + 1, ph)
-    wide = np.empty((2, hi - lo, w), dtype=np.float32)  # Cb, Cr source rows, doubled
+    wide = np.empty((2, hi - lo, w), dtype=np.float32)
     for i in range(lo, hi):
         _double(cb[i], wide[0, i - lo])
         _double(cr[i], wide[1, i - lo])
+    return wide, lo
+
+
+@jit
+def _chroma_line(wide: np.ndarray, lo: int, ph: int, y: int, blue: np.ndarray,
+                 red: np.ndarray) -> None:
+    """blue = Cb - 128 and red = Cr - 128 of output row y: resample.Bilinear's vertical pass
+    over `_wide_chroma`'s rows (float64 sums, one rounding), rounded as bands.render does
+    (+128.5, clip, truncate)."""
+    half, low, high, centre = np.float32(128.5), np.float32(0), np.float32(255), np.float32(128)
+    i = y // 2
+    if y % 2 == 0:
+        top, bottom, wt, wb = i - 1, i, 0.25, 0.75
+    else:
+        top, bottom, wt, wb = i, i + 1, 0.75, 0.25
+    if top < 0 or bottom >= ph:  # the first and last rows: one source row, exactly
+        top = bottom = min(max(i, 0), ph - 1)
+        wt, wb = 1.0, 0.0
+    b0, b1 = wide[0, top - lo], wide[0, bottom - lo]
+    r0, r1 = wide[1, top - lo], wide[1, bottom - lo]
+    for x in range(blue.size):
+        b = np.float32(np.float64(b0[x]) * wt + np.float64(b1[x]) * wb) + half
+        r = np.float32(np.float64(r0[x]) * wt + np.float64(r1[x]) * wb) + half
+        blue[x] = np.floor(min(max(b, low), high)) - centre
+        red[x] = np.floor(min(max(r, low), high)) - centre
+
+
+@jit
+def upsample_ycc(out: np.ndarray, y0: int, y1: int, cb: np.ndarray, cr: np.ndarray,
+                 k: np.ndarray) -> None:
+    """Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous, holding Y' in channel 0, become
+    RGB: Cb and Cr (h/2, w/2 float32 planes) are doubled as resample.Bilinear does
+    (`_wide_chroma`, `_chroma_line`) and converted by `_rgb_line`. Two loops per row, the
+    float one and the colour one: faster than one."""
+    w, c = out.shape[1], out.shape[2]
+    wide, lo = _wide_chroma(cb, cr, y0, y1, w)
     blue = np.empty(w, dtype=np.float32)
     red = np.empty(w, dtype=np.float32)
-    half, low, high, centre = np.float32(128.5), np.float32(0), np.float32(255), np.float32(128)
     for y in range(y0, y1):
-        i = y // 2
-        if y % 2 == 0:
-            top, bottom, wt, wb = i - 1, i, 0.25, 0.75
-        else:
-            top, bottom, wt, wb = i, i + 1, 0.75, 0.25
-        if top < 0 or bottom >= ph:  # the first and last rows: one source row, exactly
-            top = bottom = min(max(i, 0), ph - 1)
-            wt, wb = 1.0, 0.0
-        b0, b1 = wide[0, top - lo], wide[0, bottom - lo]
-        r0, r1 = wide[1, top - lo], wide[1, bottom - lo]
-        for x in range(w):
-            b = np.float32(np.float64(b0[x]) * wt + np.float64(b1[x]) * wb) + half
-            r = np.float32(np.float64(r0[x]) * wt + np.float64(r1[x]) * wb) + half
-            blue[x] = np.floor(min(max(b, low), high)) - centre
-            red[x] = np.floor(min(max(r, low), high)) - centre
+        _chroma_line(wide, lo, cb.shape[0], y, blue, red)
         _rgb_line(out[y].reshape(-1), c, blue, red, k)
 
 
@@ -242,37 +259,16 @@ def store_rgb(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, cb: np.ndar
     """`store_bytes` of a Y' band (patch layout, offset 0) and `upsample_ycc` of its rows in
     one pass: each pixel row's Y' is rounded into a line buffer and converted with the doubled
     chroma straight into out, so out is written once and never read."""
-    ph = cb.shape[0]
     w, c = out.shape[1], out.shape[2]
-    lo = max(y0 - 1, 0) // 2
-    hi = min((y1 + 1) // 2 + 1, ph)
-    wide = np.empty((2, hi - lo, w), dtype=np.float32)  # Cb, Cr source rows, doubled
-    for i in range(lo, hi):
-        _double(cb[i], wide[0, i - lo])
-        _double(cr[i], wide[1, i - lo])
+    wide, lo = _wide_chroma(cb, cr, y0, y1, w)
     blue = np.empty(w, dtype=np.float32)
     red = np.empty(w, dtype=np.float32)
     luma = np.empty(per_row * patch, dtype=np.float32)
-    half, low, high, centre = np.float32(128.5), np.float32(0), np.float32(255), np.float32(128)
     flat = matrix.reshape(-1)
     for y in range(y0, y1):
         gy, py = divmod(y - y0, patch)
         _patch_row(flat, gy * per_row * patch * patch + py * patch, per_row, patch, luma)
-        i = y // 2
-        if y % 2 == 0:
-            top, bottom, wt, wb = i - 1, i, 0.25, 0.75
-        else:
-            top, bottom, wt, wb = i, i + 1, 0.75, 0.25
-        if top < 0 or bottom >= ph:  # the first and last rows: one source row, exactly
-            top = bottom = min(max(i, 0), ph - 1)
-            wt, wb = 1.0, 0.0
-        b0, b1 = wide[0, top - lo], wide[0, bottom - lo]
-        r0, r1 = wide[1, top - lo], wide[1, bottom - lo]
-        for x in range(w):
-            b = np.float32(np.float64(b0[x]) * wt + np.float64(b1[x]) * wb) + half
-            r = np.float32(np.float64(r0[x]) * wt + np.float64(r1[x]) * wb) + half
-            blue[x] = np.floor(min(max(b, low), high)) - centre
-            red[x] = np.floor(min(max(r, low), high)) - centre
+        _chroma_line(wide, lo, cb.shape[0], y, blue, red)
         _ycc_line(luma, out[y].reshape(-1), c, blue, red, k)
 
 

@@ -108,8 +108,7 @@ class Source:
         """Compute plane i once and keep it: worth it for subsampled chroma (a quarter of the
         size: 2/3 of the raw bytes for both), which would otherwise be recomputed from four
         times as many samples at every pass. Compiled, with even sizes, Cb and Cr are kept
-        together from one pass over the pixels (the second then waits, a third of the raw
-        size, while the first is coded)."""
+        together, from one pass over the pixels."""
         with self._keeping:  # planes may be prepared concurrently
             self._keep(i, bands)
 
