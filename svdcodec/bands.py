@@ -477,14 +477,14 @@ def render(box: C.Container, components: int | None = None,
                         scratch, compiled)
         plane = np.empty((p.height, p.width), dtype=np.float32)
 
-        def fill(i: int) -> None:
+        def fill(i: int, src: PlaneRows = src) -> None:
             y0, y1 = src.bands[i]
             if compiled is not None and src.patch:
                 compiled.store_floats(src.matrix(i), plane, y0, y1, src.patch, src.per_row)
             else:
                 plane[y0:y1, src.xs] = src.float_rows(i)
         src.each_band(fill, threads)
-        del src
+        del fill, src  # the factors go before the plane is doubled
         if fused:
             halves[c] = plane
             return

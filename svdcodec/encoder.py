@@ -174,6 +174,11 @@ class _Coded:
     parts: _Bands  # a sample's band parts (`Encoder._quantize_u`), else empty
 
 
+#: A plane's chosen candidate, its step, the coding it was chosen by (a sample's, or None with a
+#: single candidate) and whether that coding is already the whole plane's.
+_Choice = tuple[_Candidate, float, _Coded | None, bool]
+
+
 def _streams(code: int, side: int, height: int, width: int) -> bool:
     return code == C.LAYOUT_PATCH and -(-height // side) * -(-width // side) >= side * side
 
@@ -371,8 +376,7 @@ class Encoder:
 
         full = [source.shapes[i] == source.shapes[0] for i in range(header.channels)]
 
-        def layout(index: int, whole: bool = True
-                   ) -> tuple[_Candidate, float, _Coded | None, bool] | None:
+        def layout(index: int, whole: bool = True) -> _Choice | None:
             """The plane's chosen candidate, its step, the coding it was chosen by, and whether
             that coding is the whole plane's (no sample: one candidate, or a small plane);
             None if that would take coding whole planes and `whole` is false."""
@@ -388,7 +392,7 @@ class Encoder:
             best = min(range(len(coded)), key=lambda k: coded[k].distortion + lam * coded[k].nbytes)
             return candidates[best], plane_step, coded[best], sample is None
 
-        def finish(chosen: tuple[_Candidate, float, _Coded | None, bool]) -> _Coded:
+        def finish(chosen: _Choice) -> _Coded:
             c, plane_step, coded, whole = chosen
             if whole:
                 assert coded is not None
@@ -396,7 +400,7 @@ class Encoder:
             return self._code(source, c, plane_step, False,
                               done=coded.parts if coded is not None else None)
 
-        def first(index: int) -> tuple[_Candidate, float, _Coded | None, bool] | _Coded | None:
+        def first(index: int) -> _Choice | _Coded | None:
             """A subsampled plane coded; a full-size plane's layout chosen, unless that takes
             coding whole planes (None: done with the plane's coding, on its own)."""
             chosen = layout(index, not full[index])
@@ -412,8 +416,14 @@ class Encoder:
         started = run_bands(first, header.channels, None if concurrent else 1)
         if self.once:
             source.release([i for i in range(header.channels) if not full[i]])
-        chosen = [s if not full[i] else finish(s or layout(i))  # type: ignore[arg-type]
-                  for i, s in enumerate(started)]
+        chosen: list[_Coded] = []
+        for i, s in enumerate(started):
+            if isinstance(s, _Coded):
+                chosen.append(s)
+                continue
+            picked = s if s is not None else layout(i)
+            assert picked is not None  # whole-plane codings allowed: always a choice
+            chosen.append(finish(picked))
         depth = max((len(k.groups) for k in chosen), default=0)
         ordered = [chunk for g in range(depth) for k in chosen if g < len(k.groups)
                    for chunk in k.groups[g]]

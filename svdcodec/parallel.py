@@ -185,7 +185,7 @@ def _shared(task: Callable[[int], T], count: int, threads: int) -> list[T]:
                 break
             try:
                 results[i] = _quiet(task, i)
-            except BaseException as exc:  # re-raised below, in index order
+            except BaseException as exc:  # noqa: BLE001 (re-raised below, in index order)
                 failures[i] = exc
         _worker.busy = busy
 
