@@ -412,12 +412,8 @@ def _factor_bytes(box: C.Container, plane: C.Plane) -> int:
     for b in box.blocks:
         if b.plane != plane.index or b.factor == "S":
             continue
-        if b.coding == C.DENSE:
-            total += 4 * b.count * math.prod(plane.grid if b.factor == "U" else plane.vgrid)
-        elif b.arrays is not None:
-            total += sum(a.nbytes for a in b.arrays)
-        else:
-            total += sum(dtype.itemsize * math.prod(shape) for dtype, shape in b.parts)
+        total += (4 * b.count * math.prod(plane.grid if b.factor == "U" else plane.vgrid)
+                  if b.coding == C.DENSE else b.raw_bytes)
     return total
 
 
@@ -460,13 +456,12 @@ def render(box: C.Container, components: int | None = None,
 
     compiled = kernels.get(h * w * header.channels)
     colour = kernels.colour_constants() if compiled is not None and ycc else None
+    chroma = [p for p in box.planes if p not in full]  # subsampled
     # Compiled: the chroma planes are kept whole and doubled during the colour conversion.
-    fused = colour is not None and all(
-        (2 * p.height, 2 * p.width) == (h, w) for p in box.planes if p not in full)
+    fused = colour is not None and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
     # ... and when Y' is in patches, each Y' band is converted as it is stored: out is written
     # once, never read back (that stage 0.038 -> 0.029 s on 19 MP, two threads).
-    direct = (fused and box.planes[0].layout == C.LAYOUT_PATCH
-              and {1, 2} <= {p.index for p in box.planes if p not in full})
+    direct = fused and bool(chroma) and box.planes[0].layout == C.LAYOUT_PATCH
     halves: dict[int, np.ndarray] = {}
 
     def subsampled(p: C.Plane, scratch: dict[str, np.ndarray]) -> None:
@@ -499,7 +494,6 @@ def render(box: C.Container, components: int | None = None,
         run_bands(upsample, len(bands), threads)
 
     prepared: dict[int, PlaneRows] = {}
-    chroma = [p for p in box.planes if p not in full]
     if direct and sum(_factor_bytes(box, p) for p in chroma) <= JOB_BYTES:
         # Independent work for the pool: Y' factors decompressed and indexed while the two
         # chroma planes decode (each task runs its own bands; each has its own scratch, so

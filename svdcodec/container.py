@@ -139,6 +139,13 @@ class Block:
     def what(self) -> str:
         return f"plane {self.plane} {self.factor} block at component {self.first}"
 
+    @property
+    def raw_bytes(self) -> int:
+        """Bytes of the block's arrays, decompressed (`data`)."""
+        if self.arrays is not None:
+            return sum(a.nbytes for a in self.arrays)
+        return sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in self.parts)
+
     def data(self) -> tuple[np.ndarray, ...]:
         """The arrays, decompressed now if the block was read lazily (not cached: the caller
         keeps them only as long as it needs them)."""

@@ -67,7 +67,7 @@ class Source:
     alone). Only subsampled chroma is kept (`keep`). Values equal `split`'s exactly, except
     odd-sized chroma (Pillow's BOX sums in another order).
     With the compiled kernels loaded, `patches` converts, pads and transposes a band in one
-    pass and `rows` halves chroma in one pass, to the same bits.
+    pass and `keep` halves both chroma planes in one pass, to the same bits.
     """
 
     def __init__(self, pixels: np.ndarray, header: Header) -> None:
@@ -150,14 +150,9 @@ class Source:
         h, w = self.pixels.shape[:2]
         if h % 2 or w % 2:  # Pillow's BOX coefficients for odd sizes
             return half.rows(y0, y1)
-        compiled = self._compiled()
-        if compiled is not None:
-            out = np.empty((y1 - y0, w // 2), dtype=np.float32)
-            compiled.half_plane(self.pixels, y0, y1, YCC_WEIGHTS[i],
-                                np.float32(YCC_UNIT / 4), out)
-            return out
         # Even sizes: the 2x2 mean, vertical pair first (contiguous rows, halves the data; the
-        # pairs are exact, so the sum is rounded once, as in the kernel);
+        # pairs are exact, so the sum is rounded once, as in `keep`'s kernel, which halves the
+        # planes the encoder reads);
         # Pillow sums horizontally first, so the last bit of rounding may differ.
         full = _full_rows(self.pixels, self.header, i, 2 * y0, 2 * y1)
         pairs = full[0::2] + full[1::2]
