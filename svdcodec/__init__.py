@@ -4,15 +4,29 @@
     >>> data = svdcodec.encode(array, quality=75)
     >>> array2 = svdcodec.decode(data)
 
+The pipeline, and the package that holds each step (spec/svdi.md describes the bytes):
+
+    image --modes--> samples --codec.colour--> planes --codec.layout--> matrices
+      --codec.factorize--> factors (U Sigma, sigma, V Sigma) --codec.quantize--> integers
+      --codec.coding--> symbols --format.writer--> blocks (zstd) --> chunks --> bytes
+
+`encoder` runs that chain forwards, band by band; `decoder` runs it backwards (`format.reader`
+parses the bytes, `decoder.factors` reads the integers, `decoder.plane` reconstructs the
+matrices band by band, `decoder.render` turns bands into pixels); `decoder.reference` is the
+same backwards chain on whole arrays, step by step as spec §5 says. `runtime` runs the work
+(threads, band sizes, compiled kernels), `cli` holds the svdi-* tools and `evaluation` the
+measurements against other codecs.
+
 Importing the package also registers the SVDI format with Pillow.
 """
 
 from __future__ import annotations
 
-from .container import VERSION as FORMAT_VERSION
 from .decoder import PlaneFactors, decode, read_factors
 from .encoder import encode
 from .errors import SvdiError
+from .format import SIGNATURE
+from .format import VERSION as FORMAT_VERSION
 
 __version__ = "0.1.0"
 __all__ = ["FORMAT_VERSION", "PlaneFactors", "SvdiError", "__version__", "check", "decode",
@@ -21,8 +35,7 @@ __all__ = ["FORMAT_VERSION", "PlaneFactors", "SvdiError", "__version__", "check"
 
 def check(data: bytes) -> bool:
     """True if `data` starts with the .svdi signature (cheap; does not validate the file)."""
-    from .container import SIGNATURE
-
     return bytes(data[:len(SIGNATURE)]) == SIGNATURE
 
-from . import pillow_plugin  # noqa: E402,F401  (import side effect: registers SVDI with Pillow)
+
+from . import pillow_plugin  # noqa: F401  (import side effect: registers SVDI with Pillow)

@@ -13,20 +13,17 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageFile
 
-from .container import SIGNATURE, Header, read_headers
 from .decoder import decode
-from .encoder import MODES, encode, encode_options
+from .encoder import encode, encode_options
 from .errors import SvdiError
+from .format import SIGNATURE, Header, read_headers
+from .modes import PILLOW_MODES
 
 FORMAT = "SVDI"
 EXTENSION = ".svdi"
 MIME = "image/x-svdi"
 DECODER = "svdi"
 
-#: (numpy dtype, channels) -> Pillow mode; every other combination is numpy-only.
-PILLOW_MODES: dict[tuple[np.dtype, int], str] = {
-    (np.dtype(dtype), channels): mode for mode, (dtype, channels) in MODES.items()
-}
 #: Raw modes whose byte layout matches the array we hand to set_as_raw.
 RAWMODES = {"I;16": "I;16", "F": "F;32F"}  # I;16 is little-endian; F;32F is native float32
 

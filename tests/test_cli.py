@@ -14,7 +14,9 @@ import pytest
 from PIL import Image
 
 import svdcodec
-from svdcodec import batch, cli, container, safe_io
+from svdcodec import cli
+from svdcodec import format as container
+from svdcodec.cli import batch, safe_io
 
 H, W = 23, 37
 
@@ -259,7 +261,7 @@ def test_compare_usage_and_data_errors(tmp_path: Path) -> None:
 def test_python_m_cli_in_a_subprocess(png: Path, tmp_path: Path) -> None:
     (tmp_path / "bad.png").write_bytes(b"junk")
     env = {**os.environ, "PYTHONPATH": str(Path(svdcodec.__file__).parent.parent)}
-    run = subprocess.run([sys.executable, "-m", "svdcodec.cli", "encode", str(png),
+    run = subprocess.run([sys.executable, "-m", "svdcodec", "encode", str(png),
                           str(tmp_path / "bad.png"), "-d", str(tmp_path / "out")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 1

@@ -20,7 +20,8 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 import svdcodec
-from svdcodec import SvdiError, container as C
+from svdcodec import SvdiError
+from svdcodec import format as container
 from support import REGRESSIONS, ROOT, make_vectors
 
 MV = make_vectors()
@@ -64,8 +65,8 @@ def pixel_bomb() -> bytes:
     """L 256x2^20 (268M pixels, 3x Pillow's limit; work exactly MAX_WORK): its U block of 2^28
     int32 zeros would decompress to 1 GiB, from a file of about 33 KB."""
     width, height, rank = 256, 1 << 20, 256
-    return b"".join([C.SIGNATURE, MV.head(width, height, 1, 1),
-                     MV.plan(0, C.LAYOUT_PLAIN, 0, height, width, rank, 1.0),
+    return b"".join([container.SIGNATURE, MV.head(width, height, 1, 1),
+                     MV.plan(0, container.LAYOUT_PLAIN, 0, height, width, rank, 1.0),
                      MV.dense_block(b"SBLK", 0, 0, np.ones(rank, np.float32), MV.FLOAT32),
                      MV.zero_block(b"VBLK", 0, 0, rank, width),
                      MV.zero_block(b"UBLK", 0, 0, rank, height, MV.INT32),
@@ -104,7 +105,7 @@ def test_work_bomb_rejected_cheaply() -> None:
     header = struct.unpack_from(">HII", data, 16)
     assert Image.MAX_IMAGE_PIXELS is not None
     assert header[1:] == (65535, 1365) and 65535 * 1365 <= Image.MAX_IMAGE_PIXELS
-    assert_rejected_cheaply(data, f"exceeds the limit {C.MAX_WORK}")
+    assert_rejected_cheaply(data, f"exceeds the limit {container.MAX_WORK}")
     # Image.open refuses it too, before load() would allocate a 358 MB image.
     with pytest.raises(UnidentifiedImageError):
         Image.open(io.BytesIO(data))
@@ -112,11 +113,11 @@ def test_work_bomb_rejected_cheaply() -> None:
 
 def test_work_cap_is_the_boundary() -> None:
     """Rank 192 fits MAX_WORK (4 * 65535 * 1365 * 192 <= 2^36), rank 193 does not."""
-    assert 4 * 65535 * 1365 * 192 <= C.MAX_WORK < 4 * 65535 * 1365 * 193
-    header, planes = C.read_headers(io.BytesIO(MV.work_bomb(192)))
+    assert 4 * 65535 * 1365 * 192 <= container.MAX_WORK < 4 * 65535 * 1365 * 193
+    header, planes = container.read_headers(io.BytesIO(MV.work_bomb(192)))
     assert [p.rank for p in planes] == [192] * 4
     with pytest.raises(SvdiError, match="reconstruction work"):
-        C.read_headers(io.BytesIO(MV.work_bomb(193)))
+        container.read_headers(io.BytesIO(MV.work_bomb(193)))
 
 
 # ----------------------------------------------------------------------------- sizes
@@ -127,31 +128,31 @@ def _field(kind: bytes, fmt: struct.Struct, offset: int = 0, **changes: Any
     return lambda data: MV.replace(data, kind, MV.patch_struct(fmt, offset, **changes))
 
 
-BLOCK = C._BLOCK.size
+BLOCK = container.BLOCK_RECORD.size
 SIZES: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
     "rank beyond MAX_RANK": ("l_13x7_plain", lambda d: MV.replace(
-        MV.replace(d, b"HEAD", MV.patch_struct(C._HEAD, f1=8192, f2=8192)), b"PLAN",
-        MV.patch_struct(C._PLAN, f3=8192, f4=8192, f5=C.MAX_RANK + 1)),
+        MV.replace(d, b"HEAD", MV.patch_struct(container.HEAD_RECORD, f1=8192, f2=8192)), b"PLAN",
+        MV.patch_struct(container.PLAN_RECORD, f3=8192, f4=8192, f5=container.MAX_RANK + 1)),
         "rank 4097 exceeds min(8192, 8192, 4096)"),
-    "rank beyond the patch matrix": ("rgb_16x16_patch8", _field(b"PLAN", C._PLAN, f5=5),
+    "rank beyond the patch matrix": ("rgb_16x16_patch8", _field(b"PLAN", container.PLAN_RECORD, f5=5),
                                      "rank 5 exceeds min(4, 64"),
-    "dense element count": ("l_13x7_plain", _field(b"UBLK", C._DENSE, BLOCK, f2=2**32 - 1),
+    "dense element count": ("l_13x7_plain", _field(b"UBLK", container.DENSE_RECORD, BLOCK, f2=2**32 - 1),
                             "declares 4294967295 elements"),
     "sparse symbol count": ("l_13x7_plain", lambda d: MV.replace(
-        d, b"UBLK", MV.patch_struct(C._SPARSE, BLOCK, f1=2**32 - 1), nth=-1), "stream sizes"),
+        d, b"UBLK", MV.patch_struct(container.SPARSE_RECORD, BLOCK, f1=2**32 - 1), nth=-1), "stream sizes"),
     "sparse escape count": ("l_13x7_plain", lambda d: MV.replace(
-        d, b"VBLK", MV.patch_struct(C._SPARSE, BLOCK, f3=2**31), nth=-1), "stream sizes"),
-    "component count": ("l_13x7_plain", _field(b"UBLK", C._BLOCK, f2=2**32 - 1),
+        d, b"VBLK", MV.patch_struct(container.SPARSE_RECORD, BLOCK, f3=2**31), nth=-1), "stream sizes"),
+    "component count": ("l_13x7_plain", _field(b"UBLK", container.BLOCK_RECORD, f2=2**32 - 1),
                         "out of order or past rank 3"),
     "chunk length": ("l_13x7_plain", lambda d: d[:8] + b"\xff\xff\xff\xf0" + d[12:],
                      "truncated file: HEAD chunk of 4294967280 bytes"),
-    "plane count": ("l_13x7_plain", _field(b"HEAD", C._HEAD, f7=200),
+    "plane count": ("l_13x7_plain", _field(b"HEAD", container.HEAD_RECORD, f7=200),
                     "invalid channel count 1 with 200 planes"),
     "zstd frame of unknown size": ("l_13x7_plain", lambda d: MV.replace(
-        d, b"UBLK", lambda p: p[:BLOCK + C._DENSE.size] + struct.pack("<IBB", 0xFD2FB528, 0, 0x50)
-        + p[BLOCK + C._DENSE.size + 13:]), "zstd frame declares -1 bytes"),
+        d, b"UBLK", lambda p: p[:BLOCK + container.DENSE_RECORD.size] + struct.pack("<IBB", 0xFD2FB528, 0, 0x50)
+        + p[BLOCK + container.DENSE_RECORD.size + 13:]), "zstd frame declares -1 bytes"),
     "zstd blocks beyond the declared size": ("l_13x7_plain", lambda d: MV.replace(
-        d, b"UBLK", lambda p: p[:BLOCK + C._DENSE.size] + MV.zero_frame(1 << 24)[:13]
+        d, b"UBLK", lambda p: p[:BLOCK + container.DENSE_RECORD.size] + MV.zero_frame(1 << 24)[:13]
         .replace(struct.pack("<Q", 1 << 24), struct.pack("<Q", 7)) + MV.zero_frame(1 << 24)[13:]),
         "corrupt zstd data"),
 }
@@ -180,11 +181,11 @@ def test_singular_values_must_be_finite_and_positive(value: float) -> None:
 @pytest.mark.parametrize("case", ["step 1e30", "sigma 1e-45", "F scale 1e300"])
 def test_overflow_is_an_error_not_a_warning(case: str) -> None:
     base = vector("f_5x4_plain")
-    data = {"step 1e30": lambda: MV.replace(base, b"PLAN", MV.patch_struct(C._PLAN, f6=1e30)),
+    data = {"step 1e30": lambda: MV.replace(base, b"PLAN", MV.patch_struct(container.PLAN_RECORD, f6=1e30)),
             "sigma 1e-45": lambda: MV.replace(base, b"SBLK",
                                               lambda p: MV._sigma_payload(p, 1e-45)),
             "F scale 1e300": lambda: MV.replace(base, b"HEAD",
-                                                MV.patch_struct(C._HEAD, f8=1e300))}[case]()
+                                                MV.patch_struct(container.HEAD_RECORD, f8=1e300))}[case]()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(SvdiError, match="overflow"):
@@ -219,7 +220,7 @@ def test_regression_file(path: Path) -> None:
     except SvdiError:
         pass
     else:
-        header, _ = C.read_headers(io.BytesIO(data))
+        header, _ = container.read_headers(io.BytesIO(data))
         assert pixels.shape[:2] == (header.height, header.width)
     try:
         with Image.open(io.BytesIO(data)) as im:

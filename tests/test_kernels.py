@@ -20,11 +20,13 @@ from PIL import Image
 pytest.importorskip("numba")
 
 import svdcodec  # noqa: E402
-from svdcodec import SvdiError, coding, kernels, planes  # noqa: E402
-import svdcodec.bands  # noqa: E402
-import svdcodec.encoder  # noqa: E402
-from svdcodec import container as C  # noqa: E402
-from svdcodec.quantization import ColumnStats, entropy_bits  # noqa: E402
+from svdcodec import SvdiError  # noqa: E402
+from svdcodec import format as container  # noqa: E402
+from svdcodec.codec import coding  # noqa: E402
+from svdcodec.codec.quantize import ColumnStats, entropy_bits  # noqa: E402
+from svdcodec.encoder.source import PlaneSource, image_header  # noqa: E402
+from svdcodec.modes import as_pixels  # noqa: E402
+from svdcodec.runtime import band_sizes, kernels  # noqa: E402
 from support import CORPUS, REGRESSIONS, ROOT  # noqa: E402
 
 VECTORS = ROOT / "spec" / "vectors"
@@ -120,12 +122,12 @@ def test_source_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image:
                               subsample: bool) -> None:
     """The compiled colour conversion, chroma halving and patch transpose give the numpy path's
     bits, for every plane, patch size and band split (the last band and patch column padded)."""
-    pixels = svdcodec.encoder.as_pixels(image)
-    header = svdcodec.encoder._header(pixels, subsample)
+    pixels = as_pixels(image)
+    header = image_header(pixels, subsample)
     results = []
     for on in (False, True):
         monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
-        source = planes.Source(pixels, header)
+        source = PlaneSource(pixels, header)
         out = []
         for i, (h, _) in enumerate(source.shapes):
             out.append(source.rows(i, 0, h))
@@ -146,7 +148,7 @@ def test_decode_jobs_or_one_plane_at_a_time(monkeypatch: pytest.MonkeyPatch,
     concurrent jobs (small factors) or one after the other (large ones, as for hostile files)."""
     data = svdcodec.encode(photo(96, 128, 3), quality=50)
     together = svdcodec.decode(data)
-    monkeypatch.setattr(svdcodec.bands, "JOB_BYTES", 0)
+    monkeypatch.setattr(band_sizes, "JOB_BYTES", 0)
     assert np.array_equal(svdcodec.decode(data), together)
     monkeypatch.setenv("SVDCODEC_KERNELS", "0")
     assert np.array_equal(svdcodec.decode(data), together)
@@ -176,11 +178,11 @@ def test_mutated_sparse_blocks_same_outcome(monkeypatch: pytest.MonkeyPatch) -> 
     """Sparse U blocks re-packed with mutated symbol streams (valid zstd, valid CRC): the
     kernels must reject exactly what numpy rejects and decode the rest to the same pixels."""
     data = svdcodec.encode(photo(48, 64, 3), quality=70)
-    box = C.unpack(data)
+    box = container.unpack(data)
     sparse = [(b, off, n) for b, (off, kind, n) in zip(box.blocks, [c for c in _chunks(data)
                                                                   if c[1] in (b"UBLK", b"VBLK",
                                                                               b"SBLK")])
-              if b.coding == C.SPARSE]
+              if b.coding == container.SPARSE]
     assert sparse
     rng = random.Random(5)
     decided = {"pixels": 0, "SvdiError": 0}
@@ -197,10 +199,10 @@ def test_mutated_sparse_blocks_same_outcome(monkeypatch: pytest.MonkeyPatch) -> 
             xrun[rng.randrange(xrun.size)] = rng.randrange(65536)
         elif xval.size:
             xval[rng.randrange(xval.size)] = rng.choice([0, 1, -1, 32767, -32768])
-        mutated = C.Block(block.factor, block.plane, block.first, block.count, C.SPARSE,
+        mutated = container.Block(block.factor, block.plane, block.first, block.count, container.SPARSE,
                           (symbols, xrun, xval))
         # The block's chunk (length, type, payload, CRC) replaced by the mutated one.
-        candidate = data[:offset - 8] + C.pack_block(mutated, 1) + data[offset + length + 4:]
+        candidate = data[:offset - 8] + container.pack_block(mutated, 1) + data[offset + length + 4:]
         decided[same_outcome(monkeypatch, candidate)] += 1
     assert decided["pixels"] > 20 and decided["SvdiError"] > 20  # both branches exercised
 

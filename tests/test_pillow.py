@@ -10,7 +10,8 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 import svdcodec
-from svdcodec import container, pillow_plugin
+from svdcodec import format as container
+from svdcodec import pillow_plugin
 
 H, W = 23, 37
 

@@ -18,7 +18,8 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 import svdcodec
-from svdcodec import SvdiError, container as C
+from svdcodec import SvdiError
+from svdcodec import format as container
 from svdcodec.pillow_plugin import PILLOW_MODES
 from support import ROOT, make_vectors
 
@@ -28,36 +29,36 @@ MV = make_vectors()
 
 
 @st.composite
-def headers(draw: st.DrawFn) -> tuple[C.Header, list[C.Plane]]:
+def headers(draw: st.DrawFn) -> tuple[container.Header, list[container.Plane]]:
     """Any valid HEAD with PLANs of rank 0 (any size: rank 0 costs no work)."""
-    stype = draw(st.sampled_from(sorted(C.SAMPLE_TYPES)))
-    channels = draw(st.integers(1, C.MAX_CHANNELS))
+    stype = draw(st.sampled_from(sorted(container.SAMPLE_TYPES)))
+    channels = draw(st.integers(1, container.MAX_CHANNELS))
     ycbcr = stype == 1 and channels >= 3 and draw(st.booleans())
-    header = C.Header(
-        width=draw(st.integers(1, C.MAX_DIMENSION)), height=draw(st.integers(1, C.MAX_DIMENSION)),
+    header = container.Header(
+        width=draw(st.integers(1, container.MAX_DIMENSION)), height=draw(st.integers(1, container.MAX_DIMENSION)),
         sample_type=stype, channels=channels,
-        colour=C.COLOUR_YCBCR if ycbcr else C.COLOUR_NONE,
+        colour=container.COLOUR_YCBCR if ycbcr else container.COLOUR_NONE,
         subsampling=int(ycbcr and draw(st.booleans())),
         scale=draw(st.floats(0, float(np.finfo(np.float32).max) / 255 if stype == 3 else None,
                              exclude_min=True, allow_infinity=False)))
     planes = []
     for i in range(channels):
         height, width = header.plane_shape(i)
-        patch = draw(st.sampled_from((0, *C.PATCH_SIZES)))
-        planes.append(C.Plane(i, C.LAYOUT_PATCH if patch else C.LAYOUT_PLAIN, patch, height,
+        patch = draw(st.sampled_from((0, *container.PATCH_SIZES)))
+        planes.append(container.Plane(i, container.LAYOUT_PATCH if patch else container.LAYOUT_PLAIN, patch, height,
                               width, 0, draw(st.floats(0, exclude_min=True,
                                                        allow_infinity=False))))
     return header, planes
 
 
 @given(headers())
-def test_header_pack_unpack_identity(case: tuple[C.Header, list[C.Plane]]) -> None:
+def test_header_pack_unpack_identity(case: tuple[container.Header, list[container.Plane]]) -> None:
     header, planes = case
-    data = C.pack(C.Container(header, planes, []))
-    box = C.unpack(data)
+    data = container.pack(container.Container(header, planes, []))
+    box = container.unpack(data)
     assert (box.header, box.planes, box.blocks) == (header, planes, [])
-    assert C.read_headers(io.BytesIO(data)) == (header, planes)
-    assert C.pack(box) == data
+    assert container.read_headers(io.BytesIO(data)) == (header, planes)
+    assert container.pack(box) == data
 
 
 # ----------------------------------------------------------------------------- codec round trip
@@ -156,7 +157,7 @@ def mutate(draw: st.DataObject, data: bytes) -> bytes:
         chunks[i] = (kind, bytes(payload))
     out = MV.join_chunks(chunks)
     if draw.draw(st.integers(0, 9)) == 0:  # now and then, leave a CRC wrong
-        pos = draw.draw(st.integers(len(C.SIGNATURE), len(out) - 1))
+        pos = draw.draw(st.integers(len(container.SIGNATURE), len(out) - 1))
         out = out[:pos] + bytes([out[pos] ^ 0x40]) + out[pos + 1:]
     return out
 
@@ -172,7 +173,7 @@ def test_any_mutation_raises_svdi_error_or_decodes_to_declared_shape(base: bytes
             pixels = svdcodec.decode(data, max_pixels=1 << 16)
         except SvdiError:
             return
-    header, _ = C.read_headers(io.BytesIO(data))
+    header, _ = container.read_headers(io.BytesIO(data))
     shape = (header.height, header.width) + ((header.channels,) if header.channels > 1 else ())
     assert pixels.shape == shape and pixels.dtype == header.dtype
 

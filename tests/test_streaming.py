@@ -15,9 +15,19 @@ import zstandard
 from PIL import Image
 
 import svdcodec
-from svdcodec import bands, coding, decoder, encoder, parallel, planes, quantization
-from svdcodec import container as C
-from svdcodec.resample import Bilinear, Resampler
+from svdcodec import encoder
+from svdcodec import format as container
+from svdcodec.codec import coding, colour, layout, quantize
+from svdcodec.codec.resample import Bilinear, Resampler
+from svdcodec.decoder.plane import PlaneReconstructor, bands_for
+from svdcodec.decoder.reference import decode_reference
+from svdcodec.decoder import render as rendering
+from svdcodec.decoder.render import render_image
+from svdcodec.encoder import plane as plane_coding, tuning
+from svdcodec.encoder.plane import RankRule
+from svdcodec.encoder.source import PlaneSource, image_header
+from svdcodec.modes import as_pixels
+from svdcodec.runtime import band_sizes, threads
 
 
 def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -31,25 +41,11 @@ def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def whole_plane_decode(data: bytes, components: int | None = None) -> np.ndarray:
-    """The decoder before banding: every plane reconstructed whole, then merged."""
-    box = C.unpack(data)
-    out = []
-    for plane in box.planes:
-        rank = plane.rank if components is None else min(plane.rank, components)
-        A = decoder._integers(box, plane, "U", rank)
-        B = decoder._integers(box, plane, "V", rank)
-        matrix = quantization.reconstruct(A, box.singular_values(plane.index)[:rank], B, plane.step)
-        out.append(planes.from_matrix(matrix, plane))
-    pixels = planes.merge(out, box.header)
-    return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
-
-
 @pytest.fixture
 def small_bands(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bands of a few thousand pixels, so that test images have many of them."""
-    monkeypatch.setattr(bands, "BAND_PIXELS", 4096)
-    monkeypatch.setattr(encoder, "BAND_SAMPLES", 4096)
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 4096)
+    monkeypatch.setattr(band_sizes, "BAND_SAMPLES", 4096)
     monkeypatch.setattr(coding, "SYMBOL_BAND", 1000)
 
 
@@ -77,16 +73,16 @@ def sample(height: int, width: int, channels: int, dtype: type) -> np.ndarray:
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}x{c[1]}x{c[2]}-{np.dtype(c[3])}"
                                              for c in CASES])
-def test_banded_decode_equals_whole_plane_decode(case: tuple, threads: int,
+def test_banded_decode_equals_decode_reference(case: tuple, threads: int,
                                                  small_bands: None) -> None:
     height, width, channels, dtype, options = case
     data = svdcodec.encode(sample(height, width, channels, dtype), **options)
-    box = C.unpack(data)
+    box = container.unpack(data)
     full = [p for p in box.planes if (p.height, p.width) == (height, width)]
-    assert len(bands._bands_for(full, height, width)) > 1
+    assert len(bands_for(full, height, width)) > 1
     for components in (None, 3):
-        expected = whole_plane_decode(data, components)
-        got = bands.render(C.unpack(data), components, threads=threads)
+        expected = decode_reference(data, components)
+        got = render_image(container.unpack(data), components, threads=threads)
         got = got[:, :, 0] if got.shape[2] == 1 else got
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
@@ -95,11 +91,11 @@ def test_banded_decode_equals_whole_plane_decode(case: tuple, threads: int,
 def test_tiny_bands_stay_within_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bands of a single patch row take BLAS's small-matrix kernels, which may round the last
     bit differently: pixels may then differ by one level, never more."""
-    monkeypatch.setattr(bands, "BAND_PIXELS", 1)
-    monkeypatch.setattr(bands, "MIN_BAND_ROWS", 1)
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 1)
+    monkeypatch.setattr(band_sizes, "MIN_BAND_ROWS", 1)
     pixels = photo(96, 128, 3)
     data = svdcodec.encode(pixels, quality=80)
-    diff = svdcodec.decode(data).astype(int) - whole_plane_decode(data).astype(int)
+    diff = svdcodec.decode(data).astype(int) - decode_reference(data).astype(int)
     assert np.abs(diff).max() <= 1
 
 
@@ -131,9 +127,11 @@ def test_box_rows_equal_pillow(shape: tuple[int, int]) -> None:
 @pytest.mark.parametrize("height", [67, 68])
 def test_source_rows_equal_split(subsample: bool, height: int) -> None:
     pixels = photo(height, 90, 4)
-    header = encoder._header(pixels, subsample)
-    source = planes.Source(pixels, header)
-    for i, plane in enumerate(planes.split(pixels, header)):
+    header = image_header(pixels, subsample)
+    source = PlaneSource(pixels, header)
+    planes = colour.to_planes(pixels, header.colour == container.COLOUR_YCBCR,
+                              bool(header.subsampling), header.scale)
+    for i, plane in enumerate(planes):
         rows = np.concatenate([source.rows(i, y, min(plane.shape[0], y + 8))
                                for y in range(0, plane.shape[0], 8)])
         if height % 2 and subsample and i in (1, 2):  # Pillow's BOX sums in another order
@@ -141,9 +139,9 @@ def test_source_rows_equal_split(subsample: bool, height: int) -> None:
         else:  # fixed-point colour weights: exact in any order of summation
             np.testing.assert_array_equal(rows, plane)
         for side in (2, 4, 8, 16):
-            by_band = np.concatenate([planes.patch_rows(plane[y:y + 2 * side], side)
+            by_band = np.concatenate([layout.patch_rows(plane[y:y + 2 * side], side)
                                       for y in range(0, plane.shape[0], 2 * side)])
-            np.testing.assert_array_equal(by_band, planes.to_matrix(plane, C.LAYOUT_PATCH, side))
+            np.testing.assert_array_equal(by_band, layout.to_matrix(plane, side))
 
 
 def test_symbols_by_band_equal_whole(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,17 +159,17 @@ def test_symbols_by_band_equal_whole(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_column_stats_by_band_equal_whole() -> None:
     rng = np.random.default_rng(4)
     values = (rng.normal(0, 1, (5000, 12)) * np.geomspace(400, 0.5, 12)).astype(np.float32)
-    whole = quantization.ColumnStats(12, 3.0)
+    whole = quantize.ColumnStats(12, 3.0)
     A = whole.add(values)
     parts = []
     for r in range(0, 5000, 700):
-        part = quantization.ColumnStats(12, 3.0)
+        part = quantize.ColumnStats(12, 3.0)
         np.testing.assert_array_equal(part.add(values[r:r + 700]), A[r:r + 700])
         parts.append(part)
-    combined = quantization.ColumnStats.combine(parts)
+    combined = quantize.ColumnStats.combine(parts)
     np.testing.assert_array_equal(combined.top, whole.top)
     np.testing.assert_allclose(combined.error, whole.error, rtol=1e-5)
-    np.testing.assert_array_equal(A, quantization.quantize(values, 3.0))
+    np.testing.assert_array_equal(A, quantize.quantize(values, 3.0))
 
 
 @pytest.mark.parametrize("options", [{"quality": 75}, {"quality": 95}, {"quality": 50, "rank": 9,
@@ -180,10 +178,10 @@ def test_encode_does_not_depend_on_band_size(options: dict, monkeypatch: pytest.
                                              ) -> None:
     pixels = photo(192, 256, 3)
     one_band = svdcodec.encode(pixels, **options)
-    monkeypatch.setattr(encoder, "BAND_SAMPLES", 2048)
+    monkeypatch.setattr(band_sizes, "BAND_SAMPLES", 2048)
     monkeypatch.setattr(coding, "SYMBOL_BAND", 500)
     many = svdcodec.encode(pixels, **options)
-    a, b = C.unpack(one_band), C.unpack(many)
+    a, b = container.unpack(one_band), container.unpack(many)
     # Same layouts and ranks. The Gram sums differ in rounding, which can turn eigenvectors of
     # nearly equal eigenvalues within their subspace: some integers change, the cost does not.
     assert [(p.layout, p.patch, p.rank) for p in a.planes] == \
@@ -203,42 +201,42 @@ def test_dense_blocks_decode_by_band(predictor: int, small_bands: None) -> None:
     """Dense U blocks of many components: each band undoes the predictor from a carried sum."""
     rng = np.random.default_rng(5)
     height, width, patch, rank = 512, 64, 4, 8
-    plane = C.Plane(0, C.LAYOUT_PATCH, patch, height, width, rank, 2.0)
+    plane = container.Plane(0, container.LAYOUT_PATCH, patch, height, width, rank, 2.0)
     gh, gw = plane.grid
     residuals = rng.integers(-3, 4, (rank, gh, gw)).astype(np.int8)
     sigma = np.geomspace(4000, 40, rank).astype(np.float32)
     vt = rng.integers(-20, 21, (rank, patch, patch)).astype(np.int8)
-    box = C.Container(C.Header(width, height, 1, 1, C.COLOUR_NONE, 0, 1.0), [plane], [
-        C.Block("S", 0, 0, rank, C.DENSE, (sigma,)),
-        C.Block("V", 0, 0, rank, C.DENSE, (vt,)),
-        C.Block("U", 0, 0, rank, C.DENSE, (residuals,), predictor)])
-    data = C.pack(box)
-    assert len(bands._bands_for([plane], height, width)) > 1
+    box = container.Container(container.Header(width, height, 1, 1, container.COLOUR_NONE, 0, 1.0), [plane], [
+        container.Block("S", 0, 0, rank, container.DENSE, (sigma,)),
+        container.Block("V", 0, 0, rank, container.DENSE, (vt,)),
+        container.Block("U", 0, 0, rank, container.DENSE, (residuals,), predictor)])
+    data = container.pack(box)
+    assert len(bands_for([plane], height, width)) > 1
     for components in (None, 5):
-        expected = whole_plane_decode(data, components)
-        got = bands.render(C.unpack(data), components, threads=2)[:, :, 0]
+        expected = decode_reference(data, components)
+        got = render_image(container.unpack(data), components, threads=2)[:, :, 0]
         np.testing.assert_array_equal(got, expected)
 
 
 def _dense_box(layout: int, predictor: int, element: type = np.int8
-               ) -> tuple[C.Header, C.Plane, list[C.Block]]:
+               ) -> tuple[container.Header, container.Plane, list[container.Block]]:
     """A one-plane file with dense U and V blocks of random residuals under `predictor`."""
     rng = np.random.default_rng(7)
     height, width, rank = 640, 90, 12
-    patch = 4 if layout == C.LAYOUT_PATCH else 0
-    plane = C.Plane(0, layout, patch, height, width, rank, 2.0)
+    patch = 4 if layout == container.LAYOUT_PATCH else 0
+    plane = container.Plane(0, layout, patch, height, width, rank, 2.0)
     sigma = np.geomspace(4000, 40, rank).astype(np.float32)
     u = rng.integers(-3, 4, (rank, *plane.grid)).astype(element)
     v = rng.integers(-20, 21, (rank, *plane.vgrid)).astype(element)
-    header = C.Header(width, height, 1, 1, C.COLOUR_NONE, 0, 1.0)
-    return header, plane, [C.Block("S", 0, 0, rank, C.DENSE, (sigma,)),
-                           C.Block("V", 0, 0, 5, C.DENSE, (v[:5],), predictor),
-                           C.Block("V", 0, 5, rank - 5, C.DENSE, (v[5:],), predictor),
-                           C.Block("U", 0, 0, 5, C.DENSE, (u[:5],), predictor),
-                           C.Block("U", 0, 5, rank - 5, C.DENSE, (u[5:],), predictor)]
+    header = container.Header(width, height, 1, 1, container.COLOUR_NONE, 0, 1.0)
+    return header, plane, [container.Block("S", 0, 0, rank, container.DENSE, (sigma,)),
+                           container.Block("V", 0, 0, 5, container.DENSE, (v[:5],), predictor),
+                           container.Block("V", 0, 5, rank - 5, container.DENSE, (v[5:],), predictor),
+                           container.Block("U", 0, 0, 5, container.DENSE, (u[:5],), predictor),
+                           container.Block("U", 0, 5, rank - 5, container.DENSE, (u[5:],), predictor)]
 
 
-@pytest.mark.parametrize("layout", [C.LAYOUT_PLAIN, C.LAYOUT_PATCH])
+@pytest.mark.parametrize("layout", [container.LAYOUT_PLAIN, container.LAYOUT_PATCH])
 @pytest.mark.parametrize("predictor", [coding.NONE, coding.HORIZONTAL, coding.VERTICAL,
                                        coding.PLANAR])
 def test_factor_pieces_do_not_change_pixels(layout: int, predictor: int, small_bands: None,
@@ -246,37 +244,37 @@ def test_factor_pieces_do_not_change_pixels(layout: int, predictor: int, small_b
     """U in passes of a few bands, V in ranges of columns, blocks streamed a few rows at a
     time: the pixels of the whole-plane decode, previews included."""
     header, plane, blocks = _dense_box(layout, predictor, np.int32)
-    data = C.pack(C.Container(header, [plane], blocks))
-    monkeypatch.setattr(bands, "pass_budget", lambda out_bytes: 4 * plane.rank * 40)
-    monkeypatch.setattr(bands, "CHUNK_BYTES", 64)
-    rows = bands.PlaneRows(C.unpack(data), plane, plane.rank,
-                           bands._bands_for([plane], plane.height, plane.width), 4 * 12 * 40)
-    assert len(rows.passes) > 1 and (len(rows.columns) > 1) == (layout == C.LAYOUT_PLAIN)
+    data = container.pack(container.Container(header, [plane], blocks))
+    monkeypatch.setattr(rendering, "pass_budget", lambda out_bytes: 4 * plane.rank * 40)
+    monkeypatch.setattr(band_sizes, "CHUNK_BYTES", 64)
+    rows = PlaneReconstructor(container.unpack(data), plane, plane.rank,
+                              bands_for([plane], plane.height, plane.width), 4 * 12 * 40)
+    assert len(rows.passes) > 1 and (len(rows.columns) > 1) == (layout == container.LAYOUT_PLAIN)
     for components in (None, 7, 3):
-        expected = whole_plane_decode(data, components)
-        got = bands.render(C.unpack(data), components, threads=2)[:, :, 0]
+        expected = decode_reference(data, components)
+        got = render_image(container.unpack(data), components, threads=2)[:, :, 0]
         np.testing.assert_array_equal(got, expected)
 
 
 def _rechunk(chunk: bytes, payload: bytes) -> bytes:
-    return C._chunk(chunk[4:8], payload)
+    return container.writer.chunk(chunk[4:8], payload)
 
 
 @pytest.mark.parametrize("factor", ["U", "V"])
 def test_damage_found_while_streaming_raises_svdi_error(factor: str) -> None:
     """Blocks are decompressed when decoded, after unpack: zstd damage under a valid CRC must
     still raise SvdiError (or decode to some pixels), never another exception."""
-    header, plane, blocks = _dense_box(C.LAYOUT_PLAIN, coding.PLANAR, np.int32)
+    header, plane, blocks = _dense_box(container.LAYOUT_PLAIN, coding.PLANAR, np.int32)
     i = next(k for k, b in enumerate(blocks) if b.factor == factor)
-    chunks = [C.pack_block(b) for b in blocks]
+    chunks = [container.pack_block(b) for b in blocks]
     payload = chunks[i][8:-4]
     frame = zstd_frame(blocks[i])
     start = len(payload) - len(frame) + zstandard.frame_header_size(frame)  # past the sizes
 
     def decoded(new: bytes) -> str:
         damaged = chunks[:i] + [_rechunk(chunks[i], new)] + chunks[i + 1:]
-        data = C.pack_header(header, [plane]) + b"".join(damaged) + C.END
-        C.unpack(data)  # sizes still agree: accepted before decoding
+        data = container.pack_header(header, [plane]) + b"".join(damaged) + container.END
+        container.unpack(data)  # sizes still agree: accepted before decoding
         try:
             svdcodec.decode(data)
         except svdcodec.SvdiError:
@@ -291,11 +289,11 @@ def test_damage_found_while_streaming_raises_svdi_error(factor: str) -> None:
             decoded(payload[:at] + bytes([value]) + payload[at + 1:])  # no other exception
 
 
-def zstd_frame(block: C.Block) -> bytes:
+def zstd_frame(block: container.Block) -> bytes:
     """The zstd frame of a dense block as pack_block writes it."""
     (data,) = block.data()
-    code = C.ELEMENT_CODES[data.dtype.newbyteorder("=")]
-    raw = np.ascontiguousarray(data, dtype=C.ELEMENT_TYPES[code]).tobytes()
+    code = container.ELEMENT_CODES[data.dtype.newbyteorder("=")]
+    raw = np.ascontiguousarray(data, dtype=container.ELEMENT_TYPES[code]).tobytes()
     return zstandard.ZstdCompressor(level=3, write_content_size=True).compress(raw)
 
 
@@ -303,40 +301,40 @@ def test_layout_costed_on_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     """A plane of many bands is costed on one band in LAYOUT_SAMPLE: the U side scaled up by
     the sampled fraction, its bytes and distortion estimate those of coding the plane whole,
     and the file is the one that costing whole planes chooses."""
-    monkeypatch.setattr(encoder, "BAND_SAMPLES", 4096)  # 32-row bands: 512 rows -> 16 bands
-    pixels = encoder.as_pixels(photo(512, 128, 1))
-    enc = encoder.Encoder(pixels, "auto", None, None)
-    _, source = enc._prepare(False)
-    sample = enc._sample(source, 0)
-    assert sample is not None and len(sample) == 16 // encoder.LAYOUT_SAMPLE
+    monkeypatch.setattr(band_sizes, "BAND_SAMPLES", 4096)  # 32-row bands: 512 rows -> 16 bands
+    pixels = as_pixels(photo(512, 128, 1))
+    source = PlaneSource(pixels, image_header(pixels, False))
+    sample = plane_coding.layout_sample(source, 0)
+    assert sample is not None and len(sample) == 16 // tuning.LAYOUT_SAMPLE
     step = encoder.step_for_quality(75)
-    for candidate in enc._candidates(False, 0):
-        whole = enc._code(source, candidate, step, True)
-        estimate = enc._code(source, candidate, step, True, sample)
+    layouts = encoder.candidate_layouts("auto", False)
+    for candidate in plane_coding.factorize_plane(source, 0, layouts, RankRule()):
+        whole = plane_coding.code_plane(source, candidate, step, RankRule(), True)
+        estimate = plane_coding.code_plane(source, candidate, step, RankRule(), True, sample)
         assert estimate.nbytes == pytest.approx(whole.nbytes, rel=0.15)
         assert estimate.distortion == pytest.approx(whole.distortion, rel=0.15)
     sampled = svdcodec.encode(pixels, quality=75)
-    monkeypatch.setattr(encoder, "LAYOUT_SAMPLE", 1 << 20)
+    monkeypatch.setattr(tuning, "LAYOUT_SAMPLE", 1 << 20)
     assert svdcodec.encode(pixels, quality=75) == sampled
 
 
 def test_blas_threads_scoped() -> None:
     """Encoding keeps OpenBLAS at one thread (its idle workers spin against the band threads),
     except inside `threaded_blas` (whole-plane factorizations); both restore what they found."""
-    api = parallel._find()
+    api = threads.openblas_thread_api()
     if api is None:
         pytest.skip("OpenBLAS's thread API not found")
     get, put = api
     before = get()
     put(2)
     try:
-        with parallel.single_threaded():
+        with threads.single_threaded():
             assert get() == 1
-            with parallel.threaded_blas():
+            with threads.threaded_blas():
                 assert get() == 2
             assert get() == 1
         assert get() == 2
-        with parallel.threaded_blas():  # outside single_threaded: nothing to undo
+        with threads.threaded_blas():  # outside single_threaded: nothing to undo
             assert get() == 2
     finally:
         put(before)

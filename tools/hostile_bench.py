@@ -49,7 +49,7 @@ from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 import svdcodec  # noqa: E402
 from svdcodec import SvdiError  # noqa: E402
-from svdcodec import container as C  # noqa: E402
+from svdcodec import format as container  # noqa: E402
 
 VECTORS = REPO / "spec" / "vectors"
 REGRESSIONS = REPO / "tests" / "regressions"
@@ -142,58 +142,58 @@ def _splits(total: int, per: int) -> Iterator[tuple[int, int]]:
         yield first, min(per, total - first)
 
 
-def zero_blocks(plane: C.Plane, coding: int, element: type = np.int8,
-                ones: bool = False) -> Iterator[C.Block]:
+def zero_blocks(plane: container.Plane, coding: int, element: type = np.int8,
+                ones: bool = False) -> Iterator[container.Block]:
     """S of ones, then all-zero (sparse and `ones`: all-one) V and U blocks of `coding` (as few blocks as the u32 fields allow),
     built one at a time so the writer never holds more than one raw block."""
     r = plane.rank
     if r == 0:
         return
-    yield C.Block("S", plane.index, 0, r, C.DENSE, (np.ones(r, np.float32),))
+    yield container.Block("S", plane.index, 0, r, container.DENSE, (np.ones(r, np.float32),))
     for factor, grid in (("V", plane.vgrid), ("U", plane.grid)):
         rows = grid[0] * grid[1]
-        if coding == C.DENSE:
+        if coding == container.DENSE:
             for first, count in _splits(r, max(1, (2**32 - 1) // rows)):
-                yield C.Block(factor, plane.index, first, count, C.DENSE,
+                yield container.Block(factor, plane.index, first, count, container.DENSE,
                               (np.zeros(count * rows, element),))
         elif not ones:  # one end-of-row symbol per row: every row of the block is zero
-            yield C.Block(factor, plane.index, 0, r, C.SPARSE,
+            yield container.Block(factor, plane.index, 0, r, container.SPARSE,
                           (np.full(rows, 0x08, np.uint8), np.zeros(0, np.uint16),
                            np.zeros(0, np.int16)))
         else:  # every value 1: the most symbols a block may have, rows * (count + 1)
             row = np.full(r + 1, 0x09, np.uint8)  # run 0, value +1
             row[-1] = 0x08
-            yield C.Block(factor, plane.index, 0, r, C.SPARSE,
+            yield container.Block(factor, plane.index, 0, r, container.SPARSE,
                           (np.tile(row, rows), np.zeros(0, np.uint16), np.zeros(0, np.int16)))
 
 
-def write_svdi(path: Path, header: C.Header, planes: list[C.Plane],
-               blocks: Iterator[C.Block]) -> None:
+def write_svdi(path: Path, header: container.Header, planes: list[container.Plane],
+               blocks: Iterator[container.Block]) -> None:
     with open(path, "wb") as f:
-        f.write(C.pack_header(header, planes))
+        f.write(container.pack_header(header, planes))
         for block in blocks:
-            f.write(C.pack_block(block))
-        f.write(C.END)
+            f.write(container.pack_block(block))
+        f.write(container.END)
 
 
-def work(planes: list[C.Plane]) -> int:
+def work(planes: list[container.Plane]) -> int:
     return sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in planes)
 
 
-def synthetic(header: C.Header, layout: int, patch: int, rank: int | None, coding: int,
+def synthetic(header: container.Header, layout: int, patch: int, rank: int | None, coding: int,
               element: type = np.int8, ones: bool = False) -> Callable[[Path], None]:
     """All planes of one layout and rank; rank None: the largest the caps allow."""
     def build(path: Path) -> None:
         planes = []
         for i in range(header.channels):
             h, w = header.plane_shape(i)
-            planes.append(C.Plane(i, layout, patch, h, w, rank or 0, 1.0))
+            planes.append(container.Plane(i, layout, patch, h, w, rank or 0, 1.0))
         if rank is None:
             mn = sum(p.matrix_shape[0] * p.matrix_shape[1] for p in planes)
-            top = min(C.MAX_WORK // mn, C.MAX_RANK, *(min(p.matrix_shape) for p in planes))
-            planes = [C.Plane(p.index, layout, patch, p.height, p.width, top, 1.0)
+            top = min(container.MAX_WORK // mn, container.MAX_RANK, *(min(p.matrix_shape) for p in planes))
+            planes = [container.Plane(p.index, layout, patch, p.height, p.width, top, 1.0)
                       for p in planes]
-        assert work(planes) <= C.MAX_WORK, work(planes)
+        assert work(planes) <= container.MAX_WORK, work(planes)
         assert header.width * header.height <= Image.MAX_IMAGE_PIXELS
         write_svdi(path, header, planes,
                    (b for p in planes for b in zero_blocks(p, coding, element, ones)))
@@ -238,34 +238,34 @@ SIDE = 9456  # 9456^2 = 89,415,936 <= MAX_IMAGE_PIXELS = 89,478,485, a multiple 
 
 
 def cases() -> list[Case]:
-    px_cap = C.Header(SIDE, SIDE, U8, GREY, C.COLOUR_NONE, 0, 1.0)
-    rgba = C.Header(SIDE, SIDE, U8, RGBA, C.COLOUR_NONE, 0, 1.0)
-    ycc = C.Header(SIDE, SIDE, U8, 3, C.COLOUR_YCBCR, 1, 1.0)
+    px_cap = container.Header(SIDE, SIDE, U8, GREY, container.COLOUR_NONE, 0, 1.0)
+    rgba = container.Header(SIDE, SIDE, U8, RGBA, container.COLOUR_NONE, 0, 1.0)
+    ycc = container.Header(SIDE, SIDE, U8, 3, container.COLOUR_YCBCR, 1, 1.0)
     return [
         Case("a_work_plain_L", f"L {SIDE}^2 plain r768 (largest rank within 2^36), dense int8 zeros",
-             synthetic(px_cap, C.LAYOUT_PLAIN, 0, None, C.DENSE), True),
+             synthetic(px_cap, container.LAYOUT_PLAIN, 0, None, container.DENSE), True),
         Case("a2_work_p32_L", f"L {SIDE}^2 patch32 r765 (largest rank within 2^36), dense int8 zeros",
-             synthetic(px_cap, C.LAYOUT_PATCH, 32, None, C.DENSE), False),
+             synthetic(px_cap, container.LAYOUT_PATCH, 32, None, container.DENSE), False),
         Case("b_rgba_p8_sparse", f"RGBA {SIDE}^2 patch8 r64, sparse zero U,V",
-             synthetic(rgba, C.LAYOUT_PATCH, 8, 64, C.SPARSE), True),
+             synthetic(rgba, container.LAYOUT_PATCH, 8, 64, container.SPARSE), True),
         Case("b2_rgba_p8_dense8", f"RGBA {SIDE}^2 patch8 r64, dense int8 zero U,V",
-             synthetic(rgba, C.LAYOUT_PATCH, 8, 64, C.DENSE), False),
+             synthetic(rgba, container.LAYOUT_PATCH, 8, 64, container.DENSE), False),
         Case("b3_rgba_p8_dense32", f"RGBA {SIDE}^2 patch8 r64, dense int32 zero U,V",
-             synthetic(rgba, C.LAYOUT_PATCH, 8, 64, C.DENSE, np.int32), False),
+             synthetic(rgba, container.LAYOUT_PATCH, 8, 64, container.DENSE, np.int32), False),
         Case("b4_ycc420_p8_dense8", f"RGB YCbCr 4:2:0 {SIDE}^2 patch8 r64, dense int8 zeros",
-             synthetic(ycc, C.LAYOUT_PATCH, 8, 64, C.DENSE), True),
+             synthetic(ycc, container.LAYOUT_PATCH, 8, 64, container.DENSE), True),
         Case("b5_rgba_p8_sparse1", f"RGBA {SIDE}^2 patch8 r64, sparse U,V all ones "
-             "(max symbols)", synthetic(rgba, C.LAYOUT_PATCH, 8, 64, C.SPARSE, ones=True), False),
+             "(max symbols)", synthetic(rgba, container.LAYOUT_PATCH, 8, 64, container.SPARSE, ones=True), False),
         Case("c_plain_r4096", "L 4096^2 plain r4096 (work = 2^36), sparse zero U,V",
-             synthetic(C.Header(4096, 4096, U8, GREY, C.COLOUR_NONE, 0, 1.0),
-                       C.LAYOUT_PLAIN, 0, 4096, C.SPARSE), True),
+             synthetic(container.Header(4096, 4096, U8, GREY, container.COLOUR_NONE, 0, 1.0),
+                       container.LAYOUT_PLAIN, 0, 4096, container.SPARSE), True),
         Case("c2_plain_r4096_d32", "L 4096^2 plain r4096 (work = 2^36), dense int32 zeros",
-             synthetic(C.Header(4096, 4096, U8, GREY, C.COLOUR_NONE, 0, 1.0),
-                       C.LAYOUT_PLAIN, 0, 4096, C.DENSE, np.int32), True),
+             synthetic(container.Header(4096, 4096, U8, GREY, container.COLOUR_NONE, 0, 1.0),
+                       container.LAYOUT_PLAIN, 0, 4096, container.DENSE, np.int32), True),
         Case("c3_plain_wide_r2048_d32", "L 16384x2048 plain r2048 (work = 2^36; V is 4 x the "
              "output), dense int32 zeros",
-             synthetic(C.Header(16384, 2048, U8, GREY, C.COLOUR_NONE, 0, 1.0),
-                       C.LAYOUT_PLAIN, 0, 2048, C.DENSE, np.int32), True),
+             synthetic(container.Header(16384, 2048, U8, GREY, container.COLOUR_NONE, 0, 1.0),
+                       container.LAYOUT_PLAIN, 0, 2048, container.DENSE, np.int32), True),
         Case("d_encoder_4000x3000", "svdcodec.encode(photo-like RGB 4000x3000, quality=75)",
              encoded(4000, 3000), True),
     ]

@@ -22,7 +22,7 @@ sys.path.insert(0, str(TOOLS))
 
 import bench  # noqa: E402
 import svdcodec  # noqa: E402
-from svdcodec import container as C, encoder as E  # noqa: E402
+from svdcodec import format as container, encoder as E  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             data = svdcodec.encode(image, quality=q)
             seconds = time.perf_counter() - t
             psnr = bench.psnr(image, svdcodec.decode(data, max_pixels=None))
-            sides = [p.patch for p in C.unpack(data, max_pixels=None).planes]
+            sides = [p.patch for p in container.unpack(data, max_pixels=None).planes]
             cells.append((label, len(data), psnr, sides, seconds))
         E.LAYOUT_SAMPLE, E.MIN_SAMPLE_BANDS = sampled
         same &= cells[0][3] == cells[1][3]

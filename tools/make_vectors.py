@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from svdcodec import container as C  # noqa: E402  (structs and constants of the frozen layout)
+from svdcodec import format as container  # noqa: E402  (structs and constants of the frozen layout)
 
 NONE, HORIZONTAL, VERTICAL, PLANAR = 0, 1, 2, 3
 INT8, INT16, INT32, FLOAT32 = 1, 2, 3, 4
@@ -82,19 +82,19 @@ def zero_block(kind: bytes, plane: int, first: int, count: int, rows: int,
                code: int = INT8) -> bytes:
     """A dense U or V block of count x rows zeros, a few bytes per 128 KiB of content."""
     size = count * rows * ELEMENT_TYPES[code].itemsize
-    return chunk(kind, C._BLOCK.pack(plane, first, count, C.DENSE)
-                 + C._DENSE.pack(code, NONE, count * rows) + zero_frame(size))
+    return chunk(kind, container.BLOCK_RECORD.pack(plane, first, count, container.DENSE)
+                 + container.DENSE_RECORD.pack(code, NONE, count * rows) + zero_frame(size))
 
 
 def head(width: int, height: int, stype: int, channels: int, colour: int = 0, sub: int = 0,
          scale: float = 1.0, version: int = 1, nplanes: int | None = None) -> bytes:
-    return chunk(b"HEAD", C._HEAD.pack(version, width, height, stype, channels, colour, sub,
+    return chunk(b"HEAD", container.HEAD_RECORD.pack(version, width, height, stype, channels, colour, sub,
                                        channels if nplanes is None else nplanes, scale))
 
 
 def plan(index: int, layout: int, patch: int, height: int, width: int, rank: int,
          step: float) -> bytes:
-    return chunk(b"PLAN", C._PLAN.pack(index, layout, patch, height, width, rank, step))
+    return chunk(b"PLAN", container.PLAN_RECORD.pack(index, layout, patch, height, width, rank, step))
 
 
 def dense_block(kind: bytes, plane: int, first: int, raw: np.ndarray, code: int,
@@ -102,8 +102,8 @@ def dense_block(kind: bytes, plane: int, first: int, raw: np.ndarray, code: int,
     """A dense block of `raw` elements (already predicted) stored with element type `code`."""
     data = np.ascontiguousarray(raw, dtype=ELEMENT_TYPES[code])
     count = 1 if kind == b"SBLK" and data.ndim == 0 else data.shape[0]
-    payload = (C._BLOCK.pack(plane, first, count, C.DENSE)
-               + C._DENSE.pack(code, predictor, data.size)
+    payload = (container.BLOCK_RECORD.pack(plane, first, count, container.DENSE)
+               + container.DENSE_RECORD.pack(code, predictor, data.size)
                + zstd_frame(data.tobytes(), declared))
     return chunk(kind, payload)
 
@@ -140,14 +140,14 @@ def sparse_block(kind: bytes, plane: int, first: int, matrix: np.ndarray,
     code = INT16 if all(-32768 <= v <= 32767 for v in values) else INT32
     raw = (symbols + np.asarray(runs, "<u2").tobytes()
            + np.asarray(values, ELEMENT_TYPES[code]).tobytes())
-    payload = (C._BLOCK.pack(plane, first, matrix.shape[1], C.SPARSE)
-               + C._SPARSE.pack(code, len(symbols), len(runs), len(values)) + zstd_frame(raw))
+    payload = (container.BLOCK_RECORD.pack(plane, first, matrix.shape[1], container.SPARSE)
+               + container.SPARSE_RECORD.pack(code, len(symbols), len(runs), len(values)) + zstd_frame(raw))
     return chunk(kind, payload)
 
 
 def split_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     """(type, payload) of every chunk of a well-formed file, IEND included."""
-    out, pos = [], len(C.SIGNATURE)
+    out, pos = [], len(container.SIGNATURE)
     while pos < len(data):
         (length,) = struct.unpack_from(">I", data, pos)
         out.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
@@ -157,7 +157,7 @@ def split_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 
 def join_chunks(chunks: list[tuple[bytes, bytes]]) -> bytes:
     """A file from (type, payload) chunks, with correct CRCs."""
-    return C.SIGNATURE + b"".join(chunk(kind, payload) for kind, payload in chunks)
+    return container.SIGNATURE + b"".join(chunk(kind, payload) for kind, payload in chunks)
 
 
 # ----------------------------------------------------------------------------- valid vectors
@@ -260,12 +260,12 @@ class Vector:
         return len(self.planes)
 
     def encode(self) -> bytes:
-        parts = [C.SIGNATURE, head(self.width, self.height, self.stype, self.channels,
+        parts = [container.SIGNATURE, head(self.width, self.height, self.stype, self.channels,
                                    self.colour, self.sub, self.scale)]
         if self.ancillary:
             parts.append(chunk(b"teSt", b"ancillary chunks are skipped"))
         for i, p in enumerate(self.planes):
-            layout = C.LAYOUT_PATCH if p.patch else C.LAYOUT_PLAIN
+            layout = container.LAYOUT_PATCH if p.patch else container.LAYOUT_PLAIN
             parts.append(plan(i, layout, p.patch, p.height, p.width, p.rank, p.step))
         if self.ancillary:
             parts.append(chunk(b"zzZz", b""))
@@ -314,7 +314,7 @@ def to_byte(x: np.ndarray) -> np.ndarray:
 def reference_pixels(v: Vector) -> np.ndarray:
     """Expected pixels (h, w) or (h, w, c) in the vector's sample type."""
     planes = [reference_plane(p) for p in v.planes]
-    if v.colour == C.COLOUR_YCBCR:
+    if v.colour == container.COLOUR_YCBCR:
         chroma = planes[1:3]
         if v.sub:
             chroma = [upsample2(c, v.height, v.width) for c in chroma]
@@ -379,18 +379,18 @@ def valid_vectors() -> list[Vector]:
                 plane(16, 16, 2.0, [1.0, 2.0], 6, (-3, 3), 3, patch=8, code=INT16,
                       predictors=(HORIZONTAL, VERTICAL)),
                 plane(16, 16, 2.0, [2.0], 7, (-3, 3), 0, patch=8, code=INT16,
-                      predictors=(VERTICAL, PLANAR))], colour=C.COLOUR_YCBCR),
+                      predictors=(VERTICAL, PLANAR))], colour=container.COLOUR_YCBCR),
         Vector("rgb_16x16_sub_patch4", "RGB 16x16, Y'CbCr with 2x2 chroma subsampling, patch 4",
                16, 16, 1,
                [plane(16, 16, 2.0, [1.0, 2.0, 4.0, 4.0], 8, (4, 7), 5, patch=4),
                 plane(8, 8, 1.0, [1.0, 1.0], 9, (-4, 4), 3, patch=4),
                 plane(8, 8, 1.0, [1.0, 2.0], 10, (-4, 4), 3, patch=4)],
-               colour=C.COLOUR_YCBCR, sub=1),
+               colour=container.COLOUR_YCBCR, sub=1),
         Vector("rgba_9x5_plain", "RGBA 9x5, Y'CbCr, plain layout", 9, 5, 1,
                [plane(5, 9, 2.0, [1.0, 2.0], 11, (4, 7), 3, predictors=(VERTICAL, VERTICAL)),
                 plane(5, 9, 2.0, [2.0], 12, (-3, 3), 0),
                 plane(5, 9, 2.0, [2.0, 4.0], 13, (-3, 3), 2),
-                plane(5, 9, 1.0, [1.0, 1.0], 14, (14, 16), 2)], colour=C.COLOUR_YCBCR),
+                plane(5, 9, 1.0, [1.0, 1.0], 14, (14, 16), 2)], colour=container.COLOUR_YCBCR),
         Vector("i16_6x10_plain", "I;16 6x10, scale 257, dense int32 blocks in every group",
                6, 10, 2, [plane(10, 6, 2.0, [1.0, 2.0, 2.0], 15, (4, 7), 5, code=INT32,
                                 dense_groups=True, predictors=(VERTICAL, NONE))],
@@ -428,8 +428,8 @@ def work_bomb(rank: int) -> bytes:
     components: a complete file of about 2 KB whose decode would take 4*65535*1365*rank
     multiply-adds and gigabytes."""
     width, height = 65535, 1365
-    parts = [C.SIGNATURE, head(width, height, 1, 4, C.COLOUR_YCBCR)]
-    parts += [plan(i, C.LAYOUT_PLAIN, 0, height, width, rank, 1.0) for i in range(4)]
+    parts = [container.SIGNATURE, head(width, height, 1, 4, container.COLOUR_YCBCR)]
+    parts += [plan(i, container.LAYOUT_PLAIN, 0, height, width, rank, 1.0) for i in range(4)]
     for i in range(4):
         parts.append(dense_block(b"SBLK", i, 0, np.ones(rank, np.float32), FLOAT32))
         parts.append(zero_block(b"VBLK", i, 0, rank, width))
@@ -441,7 +441,7 @@ def work_bomb(rank: int) -> bytes:
 def huge_frame(data: bytes, declared: int) -> bytes:
     """The file with its first U block's zstd frame declaring `declared` content bytes."""
     def edit(payload: bytes) -> bytes:
-        start = C._BLOCK.size + C._DENSE.size
+        start = container.BLOCK_RECORD.size + container.DENSE_RECORD.size
         frame = payload[start:]
         return payload[:start] + frame[:5] + struct.pack("<Q", declared) + frame[13:]
     return replace(data, b"UBLK", edit)
@@ -453,7 +453,7 @@ def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]
     rgb = valid["rgb_16x16_patch8"]
     chunks = split_chunks(base)
     plan0 = chunks[1][1]
-    bad_crc = (C.SIGNATURE + chunk(*chunks[0])
+    bad_crc = (container.SIGNATURE + chunk(*chunks[0])
                + chunk(b"PLAN", plan0, zlib.crc32(plan0, zlib.crc32(b"PLAN")) ^ 1)
                + b"".join(chunk(*c) for c in chunks[2:]))
     m, n = 7, 13
@@ -466,12 +466,12 @@ def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]
         ("truncated_header", "cut inside the first chunk header", base[:14], "truncated file"),
         ("bad_crc", "PLAN chunk CRC off by one bit", bad_crc, "CRC mismatch in PLAN chunk"),
         ("unknown_version", "HEAD declares format version 2", replace(
-            base, b"HEAD", patch_struct(C._HEAD, f0=2)), "unsupported format version 2"),
+            base, b"HEAD", patch_struct(container.HEAD_RECORD, f0=2)), "unsupported format version 2"),
         ("oversized_header", "width 2^20 + 1, beyond MAX_DIMENSION", replace(
-            base, b"HEAD", patch_struct(C._HEAD, f1=C.MAX_DIMENSION + 1)),
-         f"outside 1..{C.MAX_DIMENSION}"),
+            base, b"HEAD", patch_struct(container.HEAD_RECORD, f1=container.MAX_DIMENSION + 1)),
+         f"outside 1..{container.MAX_DIMENSION}"),
         ("rank_too_large", f"rank {min(m, n) + 1} > min({m}, {n})", replace(
-            base, b"PLAN", patch_struct(C._PLAN, f5=min(m, n) + 1)),
+            base, b"PLAN", patch_struct(container.PLAN_RECORD, f5=min(m, n) + 1)),
          f"rank {min(m, n) + 1} exceeds min({m}, {n}"),
         ("unknown_critical_chunk", "an XTRA chunk (upper-case first letter) before IEND",
          base[:-12] + chunk(b"XTRA", b"must not be skipped") + base[-12:],
@@ -491,34 +491,34 @@ def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]
                                                      lambda p: _sigma_payload(p, np.inf)),
          "singular values must be finite"),
         ("element_count", "dense U block declares one element more than the plane implies",
-         replace(rgb, b"UBLK", patch_struct(C._DENSE, C._BLOCK.size, f2=5)),
+         replace(rgb, b"UBLK", patch_struct(container.DENSE_RECORD, container.BLOCK_RECORD.size, f2=5)),
          "declares 5 elements, header implies 4"),
         ("missing_block", "last U block removed", join_chunks(
             [c for i, c in enumerate(chunks) if i != sparse_u]), "U blocks cover 1 of 3"),
         ("step_overflow", "quantizer step 1e30: the reconstruction overflows float32",
-         replace(base, b"PLAN", patch_struct(C._PLAN, f6=1e30)), "reconstruction overflows"),
+         replace(base, b"PLAN", patch_struct(container.PLAN_RECORD, f6=1e30)), "reconstruction overflows"),
         ("scale_overflow", "F image with sample scale 1e300: samples overflow float32",
-         replace(valid["f_5x4_plain"], b"HEAD", patch_struct(C._HEAD, f8=1e300)),
+         replace(valid["f_5x4_plain"], b"HEAD", patch_struct(container.HEAD_RECORD, f8=1e300)),
          "samples overflow float32"),
         ("plane_size", "PLAN height disagrees with HEAD", replace(
-            base, b"PLAN", patch_struct(C._PLAN, f3=8)), "plane 0 is 13x8, expected 13x7"),
+            base, b"PLAN", patch_struct(container.PLAN_RECORD, f3=8)), "plane 0 is 13x8, expected 13x7"),
     ]
 
 
 def _sigma_payload(payload: bytes, value: float) -> bytes:
     """An S block payload with its first singular value replaced (frames are raw blocks)."""
-    start = C._BLOCK.size + C._DENSE.size + 13 + 3  # frame header, first block header
+    start = container.BLOCK_RECORD.size + container.DENSE_RECORD.size + 13 + 3  # frame header, first block header
     return payload[:start] + struct.pack("<f", value) + payload[start + 4:]
 
 
 def _with_extra_escape(payload: bytes) -> bytes:
     """A sparse block payload with one more value escape than its symbols use."""
-    offset = C._BLOCK.size
-    code, nsym, nxrun, nxval = C._SPARSE.unpack_from(payload, offset)
-    start = offset + C._SPARSE.size
+    offset = container.BLOCK_RECORD.size
+    code, nsym, nxrun, nxval = container.SPARSE_RECORD.unpack_from(payload, offset)
+    start = offset + container.SPARSE_RECORD.size
     raw = frame_content(payload[start:])
     raw += np.asarray([5], ELEMENT_TYPES[code]).tobytes()
-    return (payload[:offset] + C._SPARSE.pack(code, nsym, nxrun, nxval + 1) + zstd_frame(raw))
+    return (payload[:offset] + container.SPARSE_RECORD.pack(code, nsym, nxrun, nxval + 1) + zstd_frame(raw))
 
 
 def frame_content(frame: bytes) -> bytes:
@@ -557,7 +557,7 @@ def build() -> tuple[dict[str, bytes], dict]:
         files[f"{name}.svdi"] = data
         entries.append({"file": f"{name}.svdi", "valid": False, "description": description,
                         "error": error})
-    manifest = {"format_version": C.VERSION, "generator": "tools/make_vectors.py",
+    manifest = {"format_version": container.VERSION, "generator": "tools/make_vectors.py",
                 "decode": "svdcodec.decode(data) with default arguments",
                 "tolerance": "valid: |decoded - expected| <= abs elementwise",
                 "vectors": entries}

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
-from .errors import SvdiError
-from .parallel import run_bands
-from .quantization import entropy_bits
+from ..errors import SvdiError
+from ..runtime import kernels
+from ..runtime.threads import run_bands
+from .quantize import entropy_bits
 
 NONE, HORIZONTAL, VERTICAL, PLANAR = 0, 1, 2, 3
 END_OF_ROW = 0x08

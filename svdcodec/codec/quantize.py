@@ -9,12 +9,11 @@ M ~= (step A) diag(1/sigma) (step B)^T.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from . import kernels
-
+from ..runtime import kernels
 
 #: Dead-zone rounding offset: values round up from this fraction of a step (0.5 is plain rounding).
 ROUNDING = 0.38

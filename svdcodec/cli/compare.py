@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from importlib import resources
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from . import FORMAT_VERSION, __version__
-from . import compare as cmp
+from .. import FORMAT_VERSION, __version__
+from ..evaluation import codecs as cmp
 
 QUALITIES = (30, 50, 70, 90)
 

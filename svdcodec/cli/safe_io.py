@@ -13,8 +13,8 @@ import functools
 import os
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 #: The file name that means standard input or standard output.
 STDIO = "-"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import container
-from .pillow_plugin import PILLOW_MODES
+from .. import format as container
+from ..modes import PILLOW_MODES
 
 EXPLANATION = ("The decoded image has the full size, but the file stores only r·(m+n+1) numbers "
                "per plane, quantized to small integers and entropy-coded.")

@@ -9,7 +9,7 @@ accident and a failed run leaves no partial file.
 Each file is handled by a top-level ``_<tool>_one(job) -> (ok, message)`` that does not print,
 so the per-file work can later be mapped over a process pool unchanged.
 
-``python -m svdcodec.cli encode|decode|info|compare ...`` runs the same tools.
+``python -m svdcodec encode|decode|info|compare ...`` runs the same tools.
 """
 
 from __future__ import annotations
@@ -21,20 +21,30 @@ import math
 import os
 import struct
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from . import FORMAT_VERSION, __version__, batch, container
-from .decoder import decode
-from .encoder import encode, encode_options
+from .. import FORMAT_VERSION, __version__
+from .. import format as container
+from ..decoder import decode
+from ..encoder import encode, encode_options
+from ..modes import PILLOW_MODES
+from ..runtime.threads import cores
+from . import batch
 from .info import info_report, info_text
-from .parallel import cores
-from .pillow_plugin import PILLOW_MODES
-from .safe_io import STDIO, UnsafeOutput, check_output, display, read_input, write_output
+from .safe_io import (
+    STDIO,
+    UnsafeOutput,
+    check_output,
+    display,
+    read_input,
+    write_output,
+)
 
 #: Errors that mean "this file is bad or cannot be read/written", reported in one line.
 DATA_ERRORS: tuple[type[BaseException], ...] = (
@@ -413,19 +423,19 @@ def info_main(argv: Sequence[str] | None = None) -> int:
 
 def compare_main(argv: Sequence[str] | None = None) -> int:
     """svdi-compare: lives in its own module, since it pulls in the comparison codecs."""
-    from .compare_cli import main as compare
+    from .compare import main as compare
 
     return compare(argv)
 
 
 COMMANDS: dict[str, Callable[[Sequence[str] | None], int]] = {
     "encode": encode_main, "decode": decode_main, "info": info_main, "compare": compare_main}
-USAGE = ("usage: python -m svdcodec.cli {encode,decode,info,compare} ...\n"
+USAGE = ("usage: python -m svdcodec {encode,decode,info,compare} ...\n"
          "  (the same as svdi-encode, svdi-decode, svdi-info, svdi-compare; -h for each)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Dispatch ``python -m svdcodec.cli COMMAND ...`` to the tool of that name."""
+    """Dispatch ``python -m svdcodec COMMAND ...`` to the tool of that name."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in COMMANDS:
         return COMMANDS[args[0]](args[1:])

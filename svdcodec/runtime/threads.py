@@ -56,7 +56,7 @@ def _candidates() -> list[str]:
     return paths + sorted(glob.glob(os.path.join(libs, "*openblas*")))
 
 
-def _find() -> tuple[Any, Any] | None:
+def openblas_thread_api() -> tuple[Any, Any] | None:
     for path in _candidates():
         try:
             lib = ctypes.CDLL(path)
@@ -79,7 +79,7 @@ def single_threaded() -> Iterator[None]:
     global _api, _looked_up, _users, _saved
     with _lock:
         if not _looked_up:
-            _api, _looked_up = _find(), True
+            _api, _looked_up = openblas_thread_api(), True
         if _api is not None and _users == 0:
             _saved = _api[0]()
             if _saved != 1:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from typing import Callable, Iterator, Sequence, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 Job = TypeVar("Job")
 Result = tuple[bool, str]

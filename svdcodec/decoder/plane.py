@@ -1,0 +1,266 @@
+"""Reconstructing a plane band by band: (A[band] * step^2/sigma) @ B^T as float32 matrix rows,
+then the band's pixel rows (spec §5 steps 3-4).
+
+A plane's matrix rows are its patches in raster order (or its image rows), sparse symbols are
+row-major and dense blocks are one value per row, so a band of patch rows is decoded and
+reconstructed on its own. The arithmetic per element is that of `codec.quantize.reconstruct`;
+OpenBLAS gives the same rows for any band of at least MIN_BAND_ROWS rows, so the pixels equal
+the whole-plane reference's (`codec.reference`). numpy and BLAS release the GIL, hence threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from types import ModuleType
+
+import numpy as np
+
+from ..codec.layout import band_pixels
+from ..errors import SvdiError
+from ..format import DENSE, LAYOUT_PATCH, Block, Container, Plane
+from ..runtime import band_sizes
+from ..runtime.band_sizes import row_bands
+from ..runtime.threads import run_bands, workers
+from .factors import (
+    fill_compiled,
+    fill_dense,
+    fill_sparse,
+    scratch_array,
+    sparse_streams,
+)
+
+
+def overflow_error(plane: Plane) -> SvdiError:
+    return SvdiError(f"plane {plane.index}: reconstruction overflows (step {plane.step} or "
+                     f"singular values out of range)")
+
+
+class PlaneReconstructor:
+    """Reconstructs bands of pixel rows of one plane, as float32 (rows, columns).
+
+    Both factors are built from the compressed blocks in bounded pieces, at most `budget`
+    bytes each: the scaled left factor A * step^2/sigma for a pass of consecutive bands
+    (`load`), and B^T for a range of matrix columns (`load_columns`; a plain layout's V is
+    up to four times the output's size). Each output element is the same dot product over the
+    rank whatever the pieces, so the pixels do not depend on them.
+    """
+
+    def __init__(self, container: Container, plane: Plane, rank: int,
+                 bands: list[tuple[int, int]], budget: int,
+                 scratch: dict[str, np.ndarray] | None = None,
+                 compiled: ModuleType | None = None) -> None:
+        self.plane, self.rank, self.bands = plane, rank, bands
+        self.compiled, self.budget = compiled, budget
+        self.scratch = {} if scratch is None else scratch
+        self.m, self.n = plane.matrix_shape
+        self.patch = plane.patch if plane.layout == LAYOUT_PATCH else 0
+        self.per_row = plane.grid[1] if self.patch else 1  # matrix rows per band unit
+        unit = self.patch or 1
+        # Matrix rows of each band; the last one includes the padding rows.
+        self.mrows = [(y0 // unit * self.per_row, min(-(-y1 // unit) * self.per_row, self.m))
+                      for y0, y1 in bands]
+        blocks = [b for b in container.blocks if b.plane == plane.index]
+        sigma = container.singular_values(plane.index)[:rank]
+        self.scale = np.float32(plane.step * plane.step) / sigma.astype(np.float32)
+        if rank and not np.all(np.isfinite(self.scale)):
+            raise overflow_error(plane)
+        self.u = self._factor(blocks, "U", self.m)
+        self.v = self._factor(blocks, "V", self.n)
+        row_bytes = 4 * max(rank, 1)
+        # Compiled patch layouts fill each band's rows of the left factor in the band's task,
+        # while they are in cache, instead of a pass of bands at a time (10-20 % less decode
+        # time on the 19 MP mosaic). Only the dense columns, whose predictors run down the
+        # whole plane, are decoded whole first, into the pass buffer this path does not use
+        # (one column per plane in the encoder's files; at most `budget` bytes).
+        dense = [(b, w) for b, w, streams in self.u if streams is None]
+        widths = sum(w for _, w in dense)
+        self.local = compiled is not None and self.patch > 0 and self.m * widths * 4 <= budget
+        self.dense_u = self._dense_whole(dense, widths) if self.local else None
+        # Whether the blocks cover every component: then each band's buffer needs no zeroing
+        # pass, the sparse kernel zeroes its columns row by row (in cache) as it fills them.
+        spans = sorted((b.first, b.first + w) for b, w, _ in self.u)
+        ends = [0] + [hi for _, hi in spans]
+        self.covered = all(lo == end for (lo, _), end in zip(spans, ends)) and ends[-1] == rank
+        self.buffers = threading.local()
+        self.passes: list[list[int]] = []  # band indices, consecutive, at most `budget` bytes
+        for i, (r0, r1) in enumerate(self.mrows):
+            if self.passes and (self.local or (r1 - self.mrows[self.passes[-1][0]][0])
+                                * row_bytes <= budget):
+                self.passes[-1].append(i)
+            else:
+                self.passes.append([i])
+        step = self.n if self.patch else max(1, budget // row_bytes)  # a patch's n is <= 1024
+        self.columns = [(j, min(j + step, self.n)) for j in range(0, self.n, step)]
+        self.left = self.Bt = np.zeros((0, 0), np.float32)
+        self.base = 0  # matrix row of self.left[0]
+        self.cols = (0, self.n)  # matrix columns of self.Bt
+
+    def _factor(self, blocks: list[Block], factor: str, rows: int) -> list[tuple]:
+        """(block, components used, sparse streams or None) of one factor's blocks, the
+        blocks decompressed and indexed in threads."""
+        used = [(b, min(b.count, self.rank - b.first)) for b in blocks
+                if b.factor == factor and b.first < self.rank]
+        streams = run_bands(lambda i: None if used[i][0].coding == DENSE
+                            else sparse_streams(used[i][0], rows, self.compiled), len(used))
+        return [(b, w, s) for (b, w), s in zip(used, streams)]
+
+    def _fill(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
+              r0: int, r1: int, scale: np.ndarray | None = None) -> None:
+        """out = the quantized factor's matrix rows [r0, r1), (r1 - r0, rank) float32, times
+        `scale` per column. Compiled, out is zeroed and the sparse blocks filled and scaled in
+        one pass per range of rows, in threads; the numpy path needs out zeroed first."""
+        if self.compiled is None:
+            for block, width, streams in factor:
+                if streams is None:
+                    fill_dense(out, block, width, grid, r0 // grid[1], r1 // grid[1],
+                                self.scratch)
+                else:
+                    fill_sparse(out, block, width, streams, r0, r1)
+            if scale is not None:
+                out *= scale
+            return
+        compiled = self.compiled
+        ones = np.ones(self.rank, dtype=np.float32) if scale is None else scale
+        parts = row_bands(r1 - r0, 1, 1, -(-(r1 - r0) // workers()))
+
+        def fill(i: int) -> None:
+            a, b = parts[i]
+            out[a:b] = 0
+            for block, width, streams in factor:
+                if streams is not None:
+                    fill_compiled(compiled, out[a:b], block, width, streams, r0 + a, r0 + b,
+                                   ones)
+        run_bands(fill, len(parts))
+        for block, width, streams in factor:
+            if streams is None:  # dense columns: not touched by the sparse blocks
+                fill_dense(out, block, width, grid, r0 // grid[1], r1 // grid[1], self.scratch)
+                if scale is not None:
+                    columns = slice(block.first, block.first + width)
+                    out[:, columns] *= scale[columns]
+
+    def _dense_whole(self, dense: list[tuple[Block, int]], widths: int
+                     ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+        """The dense U blocks' components for all matrix rows, scaled, side by side in one
+        (m, widths) array, and each block's (first component, width, column there)."""
+        out = scratch_array(self.scratch, "left", (self.m, widths), zero=False)
+        g, at, where = self.plane.grid, 0, []
+        for block, width in dense:
+            scale = self.scale[block.first:block.first + width]
+            # Small enough to decompress whole (the usual single column): one compiled pass.
+            if self.compiled is not None and block.count * self.m * 4 <= self.budget:
+                residuals = block.data()[0].reshape(-1)
+                if residuals.size != block.count * self.m:
+                    raise SvdiError(f"{block.what}: {residuals.size} values for "
+                                    f"{block.count} x {self.m}")
+                self.compiled.unpredict_into(residuals, g[0], g[1], block.predictor, width,
+                                             out, at, scale)
+            else:
+                fill_dense(out, block, width, g, 0, g[0], self.scratch, at=at)
+                out[:, at:at + width] *= scale
+            where.append((block.first, width, at))
+            at += width
+        return out, where
+
+    def _band_left(self, i: int) -> np.ndarray:
+        """The scaled left factor of band i's matrix rows, in this thread's buffer."""
+        assert self.compiled is not None
+        r0, r1 = self.mrows[i]
+        size = (r1 - r0) * self.rank
+        buffer = getattr(self.buffers, "left", None)
+        if buffer is None or buffer.size < size:
+            buffer = self.buffers.left = np.empty(size, dtype=np.float32)
+        left = buffer[:size].reshape(r1 - r0, self.rank)
+        if not self.covered:
+            left.fill(0)
+        for block, width, streams in self.u:
+            if streams is not None:
+                fill_compiled(self.compiled, left, block, width, streams, r0, r1, self.scale,
+                               zero=self.covered)
+        if self.dense_u is not None:
+            columns, where = self.dense_u
+            for first, width, at in where:
+                left[:, first:first + width] = columns[r0:r1, at:at + width]
+        return left
+
+    def load_columns(self, k: int) -> None:
+        """B^T of column range k, float32 (rank, columns), a transposed view exactly as in
+        `reconstruct`, filled without an int64 copy."""
+        j0, j1 = self.columns[k]
+        B = scratch_array(self.scratch, "B", (j1 - j0, self.rank), self.compiled is None)
+        self._fill(B, self.v, self.plane.vgrid, j0, j1)
+        self.Bt, self.cols = B.T, (j0, j1)
+
+    def load(self, k: int) -> None:
+        """The scaled left factor of the matrix rows of pass k's bands (unless each band
+        fills its own)."""
+        if self.local:
+            return
+        r0, r1 = self.mrows[self.passes[k][0]][0], self.mrows[self.passes[k][-1]][1]
+        left = scratch_array(self.scratch, "left", (r1 - r0, self.rank), self.compiled is None)
+        self._fill(left, self.u, self.plane.grid, r0, r1, self.scale)
+        self.left, self.base = left, r0
+
+    def matrix(self, i: int) -> np.ndarray:
+        """Matrix rows of band i (in the loaded pass), loaded columns, float32."""
+        r0, r1 = self.mrows[i]
+        if self.rank == 0:
+            return np.zeros((r1 - r0, self.cols[1] - self.cols[0]), dtype=np.float32)
+        left = self._band_left(i) if self.local else self.left[r0 - self.base:r1 - self.base]
+        out = left @ self.Bt
+        if not (np.isfinite(out.min()) and np.isfinite(out.max())):
+            raise overflow_error(self.plane)
+        return out
+
+    def to_rows(self, matrix: np.ndarray, i: int) -> np.ndarray:
+        """Matrix rows of band i (C-contiguous, any dtype) as the band's pixel rows."""
+        y0, y1 = self.bands[i]
+        return band_pixels(matrix, self.patch, self.per_row, y1 - y0, self.plane.width)
+
+    def uint8(self, i: int, offset: float = 0.0) -> np.ndarray:
+        """Band i rounded like planes._to_uint8: + offset + 0.5, clip, truncate (contiguous)."""
+        m = self.matrix(i)
+        m += np.float32(offset + 0.5)
+        np.clip(m, 0, 255, out=m)
+        return np.ascontiguousarray(self.to_rows(m.astype(np.uint8), i))
+
+    def float_rows(self, i: int) -> np.ndarray:
+        return self.to_rows(self.matrix(i), i)
+
+    @property
+    def xs(self) -> slice:
+        """Pixel columns of the loaded matrix columns (all of them for a patch layout)."""
+        return slice(*self.cols) if not self.patch else slice(0, self.plane.width)
+
+    def each_band(self, task: Callable[[int], None], threads: int | None) -> None:
+        """task(i) for every band, with the factors loaded piece by piece."""
+        for k in range(len(self.columns)):
+            self.load_columns(k)
+            for j, bands in enumerate(self.passes):
+                self.load(j)
+
+                def one(t: int, bands: list[int] = bands) -> None:
+                    task(bands[t])
+                run_bands(one, len(bands), threads)
+        self.left = self.Bt = np.zeros((0, 0), np.float32)
+
+
+
+def bands_for(planes: Iterable[Plane], height: int, width: int) -> list[tuple[int, int]]:
+    """Pixel-row bands shared by planes of one size: whole patches of every plane, and at least
+    band_sizes.MIN_BAND_ROWS matrix rows of each."""
+    unit, need = 1, 1
+    for p in planes:
+        if p.layout == LAYOUT_PATCH:
+            unit = max(unit, p.patch)
+            need = max(need, -(-band_sizes.MIN_BAND_ROWS * p.patch // p.grid[1]))
+        else:
+            need = max(need, band_sizes.MIN_BAND_ROWS)
+    target = max(need, -(-band_sizes.BAND_PIXELS // width))
+    return row_bands(height, unit, -(-need // unit), target)
+
+
+def pass_budget(out_bytes: int) -> int:
+    """Bytes each factor buffer (a pass of U, a column range of V, the gathering copy) may
+    take: three of them, the output and band temporaries stay within 3 x output + 64 MiB."""
+    return max(band_sizes.MIN_PASS_BYTES, out_bytes // 2)

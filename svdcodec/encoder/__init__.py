@@ -1,0 +1,130 @@
+"""The encoder: image -> planes -> matrices -> factors -> integers -> symbols -> blocks -> bytes.
+
+`encode` checks the options and runs the `schedule`; each plane is factorized and coded by
+`plane` (through `source`, the planes computed band by band from the pixels, and `blocks`);
+`tuning` holds every constant that changes the bytes. The factorization does not depend on the
+quantizer step, so rate control (target PSNR, byte budget) factorizes once and only
+re-quantizes while it searches for the step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import SvdiError
+from ..evaluation.metrics import psnr
+from ..format import LAYOUT_PATCH, LAYOUT_PLAIN, PATCH_SIZES
+from ..modes import as_pixels
+from ..runtime import kernels
+from ..runtime.threads import single_threaded
+from .plane import RankRule
+from .schedule import Encoder
+from .source import image_header
+from .tuning import AUTO_LAYOUTS, DEFAULT_PATCH, STEP_MIN, STEP_SCALE
+
+__all__ = ["encode", "encode_options", "parse_layout", "step_for_quality"]
+
+
+def step_for_quality(quality: float) -> float:
+    """Quantizer step in 8-bit units for quality 1..100; strictly decreasing in quality."""
+    if not 1 <= quality <= 100:
+        raise SvdiError(f"quality must be within 1..100, got {quality}")
+    factor = 5000.0 / quality if quality < 50 else 200.0 - 2.0 * quality
+    return STEP_MIN + STEP_SCALE * factor
+
+
+def parse_layout(layout: str) -> tuple[int, int]:
+    """'plain', 'patch' or 'patchN' -> (layout code, patch side)."""
+    if layout == "plain":
+        return LAYOUT_PLAIN, 0
+    if layout.startswith("patch"):
+        side = int(layout[5:] or DEFAULT_PATCH) if layout[5:].isdigit() or not layout[5:] else 0
+        if side in PATCH_SIZES:
+            return LAYOUT_PATCH, side
+    raise SvdiError(f"unknown layout {layout!r}; use auto, plain, patch or patch4/8/16")
+
+
+def candidate_layouts(layout: str, fixed_rank: bool) -> list[tuple[int, int]]:
+    """The (layout, patch) candidates of a layout option: "auto" tries AUTO_LAYOUTS, except
+    with a fixed rank or energy, which keeps the textbook plain layout."""
+    if layout != "auto":
+        return [parse_layout(layout)]
+    if fixed_rank:
+        return [parse_layout("plain")]
+    return [parse_layout(name) for name in AUTO_LAYOUTS]
+
+
+def _bisect(predicate: Callable[[float], bool], lo: float, hi: float, iters: int = 14) -> float:
+    """Largest log-step in [lo, hi] where predicate holds (predicate true at lo, monotone)."""
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        if predicate(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | None = None,
+           energy: float | None = None, target_psnr: float | None = None,
+           max_bytes: int | None = None, layout: str = "auto") -> bytes:
+    """Encode an image or a 2-D/3-D array to .svdi bytes.
+
+    quality (1..100) sets the quantizer step; target_psnr (dB) or max_bytes search the step
+    instead. rank keeps exactly that many components per plane (fewer only if the matrix has
+    lower rank); energy keeps the fewest components holding that fraction of sum(sigma^2).
+    """
+    pixels = as_pixels(image)
+    if rank is not None and (not isinstance(rank, (int, np.integer)) or rank < 0):
+        raise SvdiError(f"rank must be a non-negative integer, got {rank!r}")
+    if energy is not None and not 0 < energy <= 1:
+        raise SvdiError(f"energy must be within (0, 1], got {energy}")
+    if sum(x is not None for x in (target_psnr, max_bytes)) > 1:
+        raise SvdiError("give at most one of target_psnr and max_bytes")
+    kernels.get(pixels.size)  # loads the optional compiled loops for a large image
+    with single_threaded():  # BLAS single-threaded: see runtime.threads
+        return _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout)
+
+
+def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float | None,
+            target_psnr: float | None, max_bytes: int | None, layout: str) -> bytes:
+    single_step = target_psnr is None and max_bytes is None
+    rule = RankRule(None if rank is None else int(rank), energy)
+    enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step)
+    if single_step:
+        return enc.encode(step_for_quality(quality))
+
+    # Rate control measures the decoder's real output (the same pixels as the reference
+    # decoder's, band by band and faster).
+    from ..decoder import decode
+
+    peak = 255.0 if pixels.dtype == np.uint8 else 255.0 * image_header(pixels, False).scale
+    lo, hi = math.log2(1e-3), math.log2(4096.0)
+    if target_psnr is not None:
+        def good(log_step: float) -> bool:
+            decoded = decode(enc.encode(2 ** log_step), max_pixels=None)
+            return psnr(pixels, decoded.reshape(pixels.shape), peak) >= target_psnr
+        if not good(lo):
+            raise SvdiError(f"target PSNR {target_psnr} dB is not reachable")
+        return enc.encode(2 ** _bisect(good, lo, hi))
+    assert max_bytes is not None
+    sizes: dict[float, bytes] = {}
+
+    def fits(log_step: float) -> bool:
+        sizes[log_step] = enc.encode(2 ** log_step)
+        return len(sizes[log_step]) <= max_bytes
+    if fits(hi):
+        best = _bisect(lambda s: fits(s), hi, lo) if not fits(lo) else lo
+        return sizes[best] if best in sizes else enc.encode(2 ** best)
+    raise SvdiError(f"no file fits in {max_bytes} bytes (the smallest is {len(sizes[hi])})")
+
+
+def encode_options(**options: Any) -> dict[str, Any]:
+    """Keep only the encoder's keyword options that are set (for the plugin and CLI)."""
+    keys = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout")
+    return {k: v for k, v in options.items() if k in keys and v is not None}

@@ -1,0 +1,63 @@
+"""A coded plane's blocks: components in groups, each factor's columns dense (predicted grids)
+or sparse (run/level symbols), whichever the format and the data favour (spec §4, §6)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..codec.coding import best_prediction, to_symbols
+from ..format import DENSE, LAYOUT_PLAIN, SPARSE, Block, Plane, pack_block
+from .tuning import FIRST_GROUP, GROUP_GROWTH, ZSTD_LEVEL
+
+Symbols = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def component_groups(rank: int) -> list[tuple[int, int]]:
+    """Component ranges: the DC-like first component alone, then ranges that grow by
+    GROUP_GROWTH, so that a reader can stop after any range (previews) at little cost."""
+    out, first, size = [(0, min(rank, 1))], 1, FIRST_GROUP
+    while first < rank:
+        out.append((first, min(rank, first + size)))
+        first += size
+        size = int(size * GROUP_GROWTH)
+    return out
+
+
+def plane_blocks(plane: Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray,
+                 u_symbols: dict[tuple[int, int], Symbols] | None = None) -> list[list[Block]]:
+    """Blocks of one plane per component group, S in the first group (u_symbols: the symbols
+    of U's sparse groups where they are already known)."""
+    r = sigma.size
+    if r == 0:
+        return []
+    out: list[list[Block]] = []
+    for lo, hi in component_groups(r):
+        group = [] if out else [Block("S", plane.index, 0, r, DENSE,
+                                      (sigma.astype(np.float32),))]
+        for factor, mat, grid in (("V", B, plane.vgrid), ("U", A, plane.grid)):
+            if lo == 0:
+                group.append(dense_block(factor, plane.index, 0, mat[:, :1], grid))
+            else:
+                known = (u_symbols or {}).get((lo, hi)) if factor == "U" else None
+                block = Block(factor, plane.index, lo, hi - lo, SPARSE,
+                              known or to_symbols(mat[:, lo:hi]))
+                if plane.layout == LAYOUT_PLAIN:
+                    block = smaller(block, dense_block(factor, plane.index, lo, mat[:, lo:hi],
+                                                       grid))
+                group.append(block)
+        out.append(group)
+    return out
+
+
+def dense_block(factor: str, plane: int, first: int, columns: np.ndarray,
+                grid: tuple[int, int]) -> Block:
+    """Columns as predicted dense grids: the singular vectors of a whole plane are often smooth
+    along the image, where a vertical predictor beats run/level symbols."""
+    grids = np.ascontiguousarray(columns.T).reshape(columns.shape[1], *grid)
+    predictor, residuals = best_prediction(grids)
+    return Block(factor, plane, first, columns.shape[1], DENSE, (residuals,), predictor)
+
+
+def smaller(a: Block, b: Block) -> Block:
+    """The block whose chunk is smaller (the first on a tie)."""
+    return a if len(pack_block(a, ZSTD_LEVEL)) <= len(pack_block(b, ZSTD_LEVEL)) else b

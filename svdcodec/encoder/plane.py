@@ -1,0 +1,250 @@
+"""Coding one plane: its factorization in each candidate layout (everything that does not depend
+on the quantizer step), then, at a step, the quantized factors, the rank decision and the blocks.
+
+Patch layouts with at least as many patches as samples per patch (every real photo) stream:
+the Gram matrix is summed band by band, and each step projects the bands on the basis again, so
+no full-size float plane, matrix or factor is kept. Other matrices (plain layout, tiny images)
+keep their in-memory factors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..codec.coding import band_symbols, join_symbols
+from ..codec.factorize import basis, energy, factorize, sub_gram, tiles_exactly
+from ..codec.layout import to_matrix
+from ..codec.quantize import ColumnStats, choose_rank, entropy_bits
+from ..errors import SvdiError
+from ..format import LAYOUT_PATCH, MAX_RANK, Plane, pack_block
+from ..runtime import band_sizes
+from ..runtime.band_sizes import row_bands
+from ..runtime.threads import run_bands, threaded_blas
+from . import tuning
+from .blocks import Symbols, component_groups, plane_blocks
+from .source import PlaneSource
+
+Band = tuple[int, int]  # plane rows [y0, y1)
+
+
+@dataclass
+class RankRule:
+    """How many components a plane keeps: `rank` at most (None: any), or the fewest holding the
+    fraction `energy` of sum(sigma^2); with either set, the rank is not chosen by rate."""
+
+    rank: int | None = None
+    energy: float | None = None
+
+    @property
+    def fixed(self) -> bool:
+        return self.rank is not None or self.energy is not None
+
+
+@dataclass
+class Candidate:
+    """A plane in one layout and its basis: everything that does not depend on the step."""
+
+    plane: Plane
+    sigma: np.ndarray  # (r,) float64
+    Q: np.ndarray  # (n, r) float32, the V side (V Sigma)
+    total_energy: float
+    basis: np.ndarray | None = None  # (n, r) float32 unit vectors, streaming candidates
+    P: np.ndarray | None = None  # (m, r) float32 U side (U Sigma), in-memory candidates
+
+
+@dataclass
+class BandPart:
+    """One band of a streaming candidate quantized at one rank and step: its U integers, their
+    statistics and its run/level symbols per sparse component group."""
+
+    integers: np.ndarray
+    stats: ColumnStats
+    symbols: list[Symbols]
+
+
+@dataclass
+class QuantizedU:
+    """The U side of a candidate at one rank and step."""
+
+    integers: np.ndarray  # (m, rank), the narrowest safe integer type
+    stats: ColumnStats
+    symbols: dict[tuple[int, int], list[Symbols]]  # per sparse group, per band (streaming)
+    parts: dict[Band, BandPart]  # per band (streaming)
+
+
+@dataclass
+class CodedPlane:
+    """One candidate coded at one step: its PLAN record, chunks per group, and its cost."""
+
+    plane: Plane
+    groups: list[list[bytes]]
+    nbytes: int
+    distortion: float
+    parts: dict[Band, BandPart] = field(default_factory=dict)  # a sample's band parts
+
+
+def streams(layout: int, patch: int, height: int, width: int) -> bool:
+    """Whether a plane in this layout is factorized and quantized band by band."""
+    return layout == LAYOUT_PATCH and -(-height // patch) * -(-width // patch) >= patch * patch
+
+
+def plane_bands(source: PlaneSource, index: int) -> list[Band]:
+    """The encoder's bands of plane `index`: whole patch rows of every patch size."""
+    h, w = source.shapes[index]
+    return row_bands(h, band_sizes.BAND_UNIT, 1, -(-band_sizes.BAND_SAMPLES // w))
+
+
+def layout_sample(source: PlaneSource, index: int) -> list[Band] | None:
+    """Evenly spaced full bands of plane `index`, 1 in LAYOUT_SAMPLE, or None if the plane
+    has too few bands for a sample to stand for it."""
+    bands = plane_bands(source, index)
+    full = [b for b in bands if (b[1] - b[0]) % band_sizes.BAND_UNIT == 0]
+    if len(full) < tuning.LAYOUT_SAMPLE * tuning.MIN_SAMPLE_BANDS:
+        return None
+    return full[tuning.LAYOUT_SAMPLE // 2::tuning.LAYOUT_SAMPLE]
+
+
+def patch_grams(source: PlaneSource, index: int, sides: list[int]) -> dict[int, np.ndarray]:
+    """Gram matrix of plane `index` in each patch size, summed over bands in order."""
+    bands = plane_bands(source, index)
+    h, w = source.shapes[index]
+    derived = [s for s in sides if 2 * s in sides and tiles_exactly(s, h, w)]
+    direct = [s for s in sides if s not in derived]
+
+    def gram(i: int) -> list[np.ndarray]:
+        return [(a.T @ a) for a in (source.patches(index, *bands[i], side) for side in direct)]
+    totals = [np.zeros((side * side, side * side)) for side in direct]
+    for part in run_bands(gram, len(bands)):
+        for total, g in zip(totals, part):
+            total += g  # float64 sums of the float32 band products, in band order
+    grams = dict(zip(direct, totals))
+    for side in sorted(derived, reverse=True):  # 8 from 16 before 4 from 8
+        grams[side] = sub_gram(grams[2 * side], side)
+    return grams
+
+
+def factorize_plane(source: PlaneSource, index: int, layouts: list[tuple[int, int]],
+                    rule: RankRule) -> list[Candidate]:
+    """Plane `index` factorized in each (layout, patch) (a plain layout's whole-plane matrix
+    exists only while this runs)."""
+    h, w = source.shapes[index]
+    if (h, w) != source.shapes[0]:
+        source.keep(index, plane_bands(source, index))
+    sides = [side for layout, side in layouts if streams(layout, side, h, w)]
+    grams = patch_grams(source, index, sides) if sides else {}
+    whole = None
+    candidates = []
+    for layout, side in layouts:
+        plane = Plane(index, layout, side, h, w, 0, 1.0)
+        limit = min(*plane.matrix_shape, MAX_RANK)
+        if rule.rank is not None:
+            limit = min(limit, rule.rank)
+        if side in grams:
+            sigma, unit_basis = basis(grams[side], limit)
+            candidates.append(Candidate(plane, sigma, unit_basis * sigma.astype(np.float32),
+                                        float(np.trace(grams[side])), basis=unit_basis))
+            continue
+        if whole is None:
+            whole = source.rows(index, 0, h)
+        matrix = to_matrix(whole, side if layout == LAYOUT_PATCH else 0)
+        with threaded_blas():
+            f = factorize(matrix, limit, requested=rule.rank is not None)
+        candidates.append(Candidate(plane, f.sigma, f.Q, energy(matrix), P=f.P))
+    return candidates
+
+
+def energy_rank(candidate: Candidate, fraction: float) -> int:
+    """The fewest components holding `fraction` of the plane's energy."""
+    cumulative = np.cumsum(candidate.sigma ** 2)
+    need = fraction * candidate.total_energy
+    return min(int(np.searchsorted(cumulative, need * (1 - 1e-12))) + 1, candidate.sigma.size)
+
+
+def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float,
+               bands: list[Band] | None = None, done: dict[Band, BandPart] | None = None
+               ) -> QuantizedU:
+    """The integers of the U side, their stats, and the symbols of each sparse group at full
+    rank, band by band (while the band is in cache: the rank decision usually keeps them all).
+    `bands`: only the matrix rows of these plane rows (whole patch rows), stacked. `done`:
+    parts of bands computed before at the same rank and step (the layout sample), taken as they
+    are: every band is computed on its own, so the result is the same."""
+    n = candidate.plane.matrix_shape[1]
+    if candidate.P is not None:
+        stats = ColumnStats(rank, step)
+        return QuantizedU(stats.add(candidate.P[:, :rank]), stats, {}, {})
+    assert candidate.basis is not None
+    bands = plane_bands(source, candidate.plane.index) if bands is None else bands
+    patch, per_row = candidate.plane.patch, candidate.plane.grid[1]
+    starts = np.cumsum([0] + [-(-(y1 - y0) // patch) * per_row for y0, y1 in bands])
+    # |P_ij| <= |row i| <= sqrt(n) * 255 in plane units (chroma and scaled samples too).
+    small = math.sqrt(n) * 256.0 / step + 2 < np.iinfo(np.int16).max
+    A = np.empty((int(starts[-1]), rank), dtype=np.int16 if small else np.int32)
+    unit_basis = np.ascontiguousarray(candidate.basis[:, :rank])
+    groups = component_groups(rank)[1:]
+
+    def band(i: int) -> BandPart:
+        y0, y1 = bands[i]
+        a = source.patches(candidate.plane.index, y0, y1, patch)
+        stats = ColumnStats(rank, step)
+        ints = stats.add(a @ unit_basis, out=A[starts[i]:starts[i + 1]])
+        return BandPart(ints, stats, [band_symbols(ints, lo, hi) for lo, hi in groups])
+    done = done or {}
+    todo = [i for i, b in enumerate(bands) if b not in done]
+    computed = dict(zip(todo, run_bands(lambda k: band(todo[k]), len(todo))))
+    parts = []
+    for i, b in enumerate(bands):
+        if i not in computed:
+            A[starts[i]:starts[i + 1]] = done[b].integers
+        parts.append(computed.get(i) or done[b])
+    symbols = {g: [p.symbols[k] for p in parts] for k, g in enumerate(groups)}
+    return QuantizedU(A, ColumnStats.combine([p.stats for p in parts]), symbols,
+                      dict(zip(bands, parts)))
+
+
+def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: RankRule,
+               measure: bool, sample: list[Band] | None = None,
+               done: dict[Band, BandPart] | None = None) -> CodedPlane:
+    """The plane coded at `step`. With a sample of bands, only those rows are coded and the U
+    side's error, bits and bytes are scaled up by the sampled fraction: an estimate of the
+    plane's cost, for choosing its layout. `done`: the sample's band parts, when coding the
+    whole plane in the layout chosen from it. `measure`: compute the distortion model."""
+    c = candidate
+    rank = energy_rank(c, rule.energy) if rule.energy is not None else c.sigma.size
+    try:
+        u = quantize_u(source, c, rank, step, sample, done)
+        stats_b = ColumnStats(rank, step)
+        B = stats_b.add(c.Q[:, :rank])
+    except OverflowError:
+        raise SvdiError("quantizer step too small for this data") from None
+    A = u.integers
+    sampled = c.plane.matrix_shape[0] / max(A.shape[0], 1)  # 1 unless sampled
+    error_a = u.stats.error * sampled
+    r = rank
+    if not rule.fixed and r:
+        r = choose_rank(c.sigma[:rank], error_a, stats_b.error, u.stats.most_bits() * sampled,
+                        lambda i: entropy_bits(A[:, i]) * sampled,
+                        lambda i: entropy_bits(B[:, i]), step)
+    # A component whose quantized U or V is all zero contributes nothing: drop the tail.
+    alive = np.flatnonzero(u.stats.nonzero()[:r] & stats_b.nonzero()[:r])
+    r = int(alive[-1]) + 1 if alive.size else 0
+    distortion = 0.0
+    if measure:  # the model of choose_rank: discarded energy plus quantization error
+        gain = c.sigma[:r] ** 2 - error_a[:r] - stats_b.error[:r]
+        distortion = c.total_energy - float(gain.sum())
+    p = c.plane
+    height = p.height if sample is None else sum(y1 - y0 for y0, y1 in sample)
+    plane = Plane(p.index, p.layout, p.patch, height, p.width, r, step)
+    sigma = c.sigma[:r].astype(np.float32)
+    known = [g for g in component_groups(r)[1:] if g in u.symbols]
+    joined = dict(zip(known, run_bands(lambda k: join_symbols(u.symbols[known[k]]),
+                                       len(known))))
+    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined)
+    flat = [b for group in blocks for b in group]
+    packed = run_bands(lambda i: pack_block(flat[i], tuning.ZSTD_LEVEL), len(flat))
+    chunks = iter(packed)
+    groups = [[next(chunks) for _ in group] for group in blocks]
+    nbytes = sum(len(x) * (sampled if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
+    return CodedPlane(plane, groups, round(nbytes), distortion, u.parts if sample else {})

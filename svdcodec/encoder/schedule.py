@@ -1,0 +1,147 @@
+"""The encoder's schedule: which layout each plane takes at a step, and the order in which the
+planes are coded and their chunks written.
+
+With layout "auto", every plane is factorized in each candidate layout and, at each step, coded
+in the one with the lowest rate-distortion cost D + lambda * R, where D is the model the rank
+decision uses (discarded sigma^2 plus the quantization errors of the kept components).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..format import END, LAYOUT_PATCH, Header, pack_header
+from ..runtime.threads import run_bands
+from .plane import (
+    Candidate,
+    CodedPlane,
+    RankRule,
+    code_plane,
+    factorize_plane,
+    layout_sample,
+)
+from .source import PlaneSource, image_header
+from .tuning import CHROMA_STEP, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
+
+
+@dataclass
+class LayoutChoice:
+    """A plane's chosen candidate and step, the coding it was chosen by (a sample's, or None
+    with a single candidate) and whether that coding is already the whole plane's."""
+
+    candidate: Candidate
+    step: float
+    coded: CodedPlane | None
+    complete: bool
+
+
+@dataclass
+class Prepared:
+    """Everything for one chroma subsampling that does not depend on the step."""
+
+    header: Header
+    source: PlaneSource
+    candidates: dict[int, list[Candidate]]
+
+
+class Encoder:
+    """Holds everything that does not depend on the step, so rate control can iterate cheaply.
+
+    `single_step`: only one step will be coded, so planes kept for later steps can go as soon
+    as they are coded.
+    """
+
+    def __init__(self, pixels: np.ndarray, layouts: list[tuple[int, int]], rule: RankRule,
+                 single_step: bool = False) -> None:
+        self.pixels = pixels
+        self.layouts = layouts
+        self.rule = rule
+        self.single_step = single_step
+        self._prepared: dict[bool, Prepared] = {}
+
+    def _prepare(self, subsample: bool) -> Prepared:
+        if subsample not in self._prepared:
+            header = image_header(self.pixels, subsample)
+            self._prepared[subsample] = Prepared(header, PlaneSource(self.pixels, header), {})
+        return self._prepared[subsample]
+
+    def _candidates(self, work: Prepared, index: int) -> list[Candidate]:
+        """Plane `index` in each candidate layout, factorized on first use (by the plane's own
+        job)."""
+        if index not in work.candidates:
+            work.candidates[index] = factorize_plane(work.source, index, self.layouts,
+                                                     self.rule)
+        return work.candidates[index]
+
+    def choose_layout(self, work: Prepared, index: int, step: float,
+                      allow_whole: bool = True) -> LayoutChoice | None:
+        """The plane's layout at `step`: the only candidate, or the cheapest on a sample of its
+        bands (on the whole plane if it has too few bands); None if that would take coding
+        whole planes and `allow_whole` is false."""
+        candidates = self._candidates(work, index)
+        header = work.header
+        plane_step = step * CHROMA_STEP if (header.colour and index in (1, 2)) else step
+        if len(candidates) == 1:
+            return LayoutChoice(candidates[0], plane_step, None, False)
+        lam = LAYOUT_LAMBDA * plane_step * plane_step * 8  # per byte
+        sample = layout_sample(work.source, index)
+        if sample is None and not allow_whole:
+            return None
+        coded = [code_plane(work.source, c, plane_step, self.rule, True, sample)
+                 for c in candidates]
+        best = min(range(len(coded)), key=lambda k: coded[k].distortion + lam * coded[k].nbytes)
+        return LayoutChoice(candidates[best], plane_step, coded[best], sample is None)
+
+    def finish(self, work: Prepared, choice: LayoutChoice) -> CodedPlane:
+        """The whole plane coded in its chosen layout (reusing the sample's bands)."""
+        if choice.complete:
+            assert choice.coded is not None
+            return choice.coded
+        done = choice.coded.parts if choice.coded is not None else None
+        return code_plane(work.source, choice.candidate, choice.step, self.rule, False,
+                          done=done)
+
+    def encode(self, step: float) -> bytes:
+        """The file at one quantizer step (8-bit units).
+
+        Patch layouts: the planes' factorizations and layout samples, and the whole coding of
+        subsampled chroma, run as concurrent jobs whose bands idle threads share (one plane's
+        serial steps overlap another's bands); a full-size plane's coding, which holds its
+        integer U (2/3 of the raw size for Y'), follows on its own, after the kept chroma
+        planes are dropped if no other step will need them: concurrency where memory is small,
+        one plane at a time where it is large. A plain layout holds its whole plane as a
+        matrix: those go one at a time.
+        """
+        work = self._prepare(step >= SUBSAMPLE_FROM_STEP)
+        header, source = work.header, work.source
+        full = [source.shapes[i] == source.shapes[0] for i in range(header.channels)]
+
+        def start(index: int) -> LayoutChoice | CodedPlane | None:
+            """A subsampled plane coded; a full-size plane's layout chosen, unless that takes
+            coding whole planes (None: chosen later, on its own)."""
+            choice = self.choose_layout(work, index, step, allow_whole=not full[index])
+            return choice if full[index] or choice is None else self.finish(work, choice)
+        concurrent = all(layout == LAYOUT_PATCH for layout, _ in self.layouts)
+        started = run_bands(start, header.channels, None if concurrent else 1)
+        if self.single_step:
+            source.release([i for i in range(header.channels) if not full[i]])
+        coded: list[CodedPlane] = []
+        for index, begun in enumerate(started):
+            if isinstance(begun, CodedPlane):
+                coded.append(begun)
+                continue
+            choice = begun if begun is not None else self.choose_layout(work, index, step)
+            assert choice is not None  # whole-plane codings allowed: always a choice
+            coded.append(self.finish(work, choice))
+        return interleave(header, coded)
+
+
+def interleave(header: Header, coded: list[CodedPlane]) -> bytes:
+    """The file: header and PLANs, then the planes' blocks group by group (importance order:
+    a reader can stop after any group for a preview), then IEND."""
+    depth = max((len(k.groups) for k in coded), default=0)
+    ordered = [chunk for g in range(depth) for k in coded if g < len(k.groups)
+               for chunk in k.groups[g]]
+    return b"".join([pack_header(header, [k.plane for k in coded]), *ordered, END])

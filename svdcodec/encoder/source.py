@@ -1,0 +1,157 @@
+"""The encoder's planes, computed band by band from the pixels (`PlaneSource`)."""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from types import ModuleType
+
+import numpy as np
+
+from ..codec.colour import YCC_UNIT, YCC_WEIGHTS, needs_float64
+from ..codec.layout import patch_rows
+from ..codec.resample import Resampler
+from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, Header
+from ..runtime import kernels
+from ..runtime.threads import run_bands
+
+
+def image_header(pixels: np.ndarray, subsample: bool) -> Header:
+    """The HEAD record of an image (h, w, c): Y'CbCr for 8-bit RGB(A), chroma halved if asked;
+    other sample types scaled so that their largest magnitude is 255 plane units."""
+    h, w, c = pixels.shape
+    dtype = pixels.dtype
+    colour = COLOUR_YCBCR if dtype == np.uint8 and c in (3, 4) else COLOUR_NONE
+    scale = 1.0
+    if dtype != np.uint8:
+        peak = float(np.max(np.abs(pixels))) if pixels.size else 0.0
+        scale = peak / 255.0 if peak > 0 else 1.0
+    return Header(w, h, SAMPLE_CODES[dtype], c, colour,
+                  int(subsample and colour == COLOUR_YCBCR), scale)
+
+
+class PlaneSource:
+    """The planes of `codec.colour.to_planes`, computed band by band from the pixels.
+
+    Encoding passes over the planes more than once (Gram matrix, then projection at each step);
+    recomputing a band's colour conversion costs a few passes over cache-resident rows, while
+    storing float32 planes would cost 4 bytes per sample per plane (4/3 of the raw size for Y
+    alone). Only subsampled chroma is kept (`keep`). Values equal `split`'s exactly, except
+    odd-sized chroma (Pillow's BOX sums in another order).
+    With the compiled kernels loaded, `patches` converts, pads and transposes a band in one
+    pass and `keep` halves both chroma planes in one pass, to the same bits.
+    """
+
+    def __init__(self, pixels: np.ndarray, header: Header) -> None:
+        self.pixels, self.header = pixels, header
+        h, w, c = pixels.shape
+        self.shapes = [header.plane_shape(i) for i in range(c)]
+        # The resamplers' row source is a function of the pixels, not a method: a bound
+        # method would make a reference cycle, and the kept planes would outlive the encode
+        # until the garbage collector's next full pass.
+        self._halves = {i: Resampler(partial(full_rows, pixels, header, i), (h, w),
+                                     *self.shapes[i], "box")
+                        for i in range(c) if self.shapes[i] != (h, w)}
+        self._kept: dict[int, np.ndarray] = {}
+        self._keeping = threading.Lock()
+
+    def _compiled(self) -> ModuleType | None:
+        """The kernels, if loaded and the pixels are in the C order they read."""
+        return kernels.get() if self.pixels.flags.c_contiguous else None
+
+    def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
+        """`patch_rows(self.rows(i, y0, y1), side)`."""
+        if i in self._kept:  # one float32 channel, times 1
+            compiled, source = kernels.get(), self._kept[i][:, :, None]
+            channels, weights, unit = np.zeros(1, np.intp), np.ones(1, np.float32), 1.0
+        elif i not in self._halves and not needs_float64(self.header.scale):
+            compiled, source = self._compiled(), self.pixels
+            channels, weights, unit = recipe(self.header, i)
+        else:
+            compiled = None
+        if compiled is None:
+            return patch_rows(self.rows(i, y0, y1), side)
+        w = source.shape[1]
+        out = np.empty((-(-(y1 - y0) // side) * -(-w // side), side * side), dtype=np.float32)
+        compiled.patch_plane(source, y0, y1, channels, weights, np.float32(unit), side, out)
+        return out
+
+    def keep(self, i: int, bands: list[tuple[int, int]]) -> None:
+        """Compute plane i once and keep it: worth it for subsampled chroma (a quarter of the
+        size: 2/3 of the raw bytes for both), which would otherwise be recomputed from four
+        times as many samples at every pass. Compiled, with even sizes, Cb and Cr are kept
+        together, from one pass over the pixels."""
+        with self._keeping:  # planes may be prepared concurrently
+            self._keep(i, bands)
+
+    def _keep(self, i: int, bands: list[tuple[int, int]]) -> None:
+        if i in self._kept:
+            return
+        h, w = self.pixels.shape[:2]
+        compiled = self._compiled()
+        if compiled is not None and not (h % 2 or w % 2) and {1, 2} == set(self._halves):
+            blue, red = (np.empty(self.shapes[c], dtype=np.float32) for c in (1, 2))
+            pixels, unit = self.pixels, np.float32(YCC_UNIT / 4)
+
+            def both(k: int) -> None:
+                y0, y1 = bands[k]
+                compiled.half_planes(pixels, y0, y1, YCC_WEIGHTS[1], YCC_WEIGHTS[2], unit,
+                                     blue[y0:y1], red[y0:y1])
+            run_bands(both, len(bands))
+            self._kept.update({1: blue, 2: red})
+            return
+        plane = np.empty(self.shapes[i], dtype=np.float32)
+
+        def fill(k: int) -> None:
+            plane[bands[k][0]:bands[k][1]] = self.rows(i, *bands[k])
+        run_bands(fill, len(bands))
+        self._kept[i] = plane
+
+    def release(self, planes: list[int]) -> None:
+        """Drop these planes if kept (they are recomputed if asked for again)."""
+        for i in planes:
+            self._kept.pop(i, None)
+
+    def rows(self, i: int, y0: int, y1: int) -> np.ndarray:
+        """Rows y0..y1 of plane i, float32 (y1 - y0, plane width)."""
+        if i in self._kept:
+            return self._kept[i][y0:y1]
+        half = self._halves.get(i)
+        if half is None:
+            return full_rows(self.pixels, self.header, i, y0, y1)
+        h, w = self.pixels.shape[:2]
+        if h % 2 or w % 2:  # Pillow's BOX coefficients for odd sizes
+            return half.rows(y0, y1)
+        # Even sizes: the 2x2 mean, vertical pair first (contiguous rows, halves the data; the
+        # pairs are exact, so the sum is rounded once, as in `keep`'s kernel, which halves the
+        # planes the encoder reads);
+        # Pillow sums horizontally first, so the last bit of rounding may differ.
+        full = full_rows(self.pixels, self.header, i, 2 * y0, 2 * y1)
+        pairs = full[0::2] + full[1::2]
+        out = pairs[:, 0::2] + pairs[:, 1::2]
+        out *= np.float32(0.25)
+        return out
+
+
+def recipe(header: Header, i: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Plane i as (channels, weights, unit): the float32 sum of weight * sample, times unit."""
+    if header.colour == COLOUR_YCBCR and i < 3:
+        return np.arange(3), YCC_WEIGHTS[i], YCC_UNIT
+    unit = 1.0 if header.colour == COLOUR_YCBCR else 1.0 / header.scale
+    return np.array([i]), np.ones(1, dtype=np.float32), unit
+
+
+def full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int) -> np.ndarray:
+    """Rows y0..y1 of full-size plane i, float32."""
+    px = pixels[y0:y1]
+    if needs_float64(header.scale):  # 1/scale would overflow float32: divide in float64
+        return (px[..., i].astype(np.float64) / header.scale).astype(np.float32)
+    channels, weights, unit = recipe(header, i)
+    if channels.size == 3:
+        # A matrix-vector product per band: 4x faster than per-channel ufuncs on the
+        # strided uint8 samples, and unlike (N x 3) @ (3 x 3) not slowed by BLAS threading.
+        out = px[..., :3].astype(np.float32) @ weights
+    else:
+        out = px[..., i].astype(np.float32)
+    out *= np.float32(unit)
+    return out

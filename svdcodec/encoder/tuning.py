@@ -1,0 +1,28 @@
+"""Every constant of the reference encoder that changes the bytes of a file (spec §6 gives the
+reasons). Band sizes and threads, which do not, are in `runtime.band_sizes`; the quantizer's
+rounding offset and rank-decision multiplier are with the quantizer (`codec.quantize`)."""
+
+from __future__ import annotations
+
+#: The quality scale is libjpeg's: a scale factor of 5000/q below 50 and 200-2q above, so
+#: that -q means what JPEG users expect; STEP_SCALE maps it to the step, STEP_MIN is quality 100.
+STEP_SCALE = 0.25
+STEP_MIN = 0.5
+#: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
+SUBSAMPLE_FROM_STEP = 6.0
+#: Chroma step relative to the luma step (Y'CbCr errors weigh about equally in RGB PSNR).
+CHROMA_STEP = 0.55
+#: Default patch side of the "patch" layout.
+DEFAULT_PATCH = 8
+#: Layouts that layout="auto" tries for each plane.
+AUTO_LAYOUTS = ("patch4", "patch8")
+#: Lagrange multiplier of the layout choice, in units of step^2 per bit.
+LAYOUT_LAMBDA = 0.12
+#: A plane of at least LAYOUT_SAMPLE * MIN_SAMPLE_BANDS bands chooses its layout on one band
+#: in LAYOUT_SAMPLE, then codes only the chosen layout (see `encoder.plane.layout_sample`).
+LAYOUT_SAMPLE = 8
+MIN_SAMPLE_BANDS = 2
+#: Size of the first group of sparse components and the growth factor of the next ones.
+FIRST_GROUP = 15
+GROUP_GROWTH = 4.0
+ZSTD_LEVEL = 1

@@ -1,0 +1,50 @@
+"""The .svdi format (spec/svdi.md §1-4): bytes only, no linear algebra.
+
+`records` holds the constants, limits and byte layouts; `reader` is the one parser of untrusted
+bytes (`unpack`, `read_headers`); `blocks` opens a factor block's zstd frame within the sizes
+the reader checked; `writer` packs records and blocks into chunks (`pack_header`, `pack_block`).
+"""
+
+from .blocks import Block, Container
+from .reader import read_headers, unpack
+from .records import *
+from .writer import END, pack, pack_block, pack_header
+
+__all__ = [
+    "BLOCK_RECORD",
+    "COLOUR_NONE",
+    "COLOUR_YCBCR",
+    "DENSE",
+    "DENSE_RECORD",
+    "ELEMENT_CODES",
+    "ELEMENT_TYPES",
+    "END",
+    "FACTOR_CHUNKS",
+    "FACTOR_TYPES",
+    "HEAD_RECORD",
+    "LAYOUT_PATCH",
+    "LAYOUT_PLAIN",
+    "MAX_CHANNELS",
+    "MAX_CHUNK",
+    "MAX_DIMENSION",
+    "MAX_RANK",
+    "MAX_WORK",
+    "PATCH_SIZES",
+    "PLAN_RECORD",
+    "PREDICTORS",
+    "SAMPLE_CODES",
+    "SAMPLE_TYPES",
+    "SIGNATURE",
+    "SPARSE",
+    "SPARSE_RECORD",
+    "VERSION",
+    "Block",
+    "Container",
+    "Header",
+    "Plane",
+    "pack",
+    "pack_block",
+    "pack_header",
+    "read_headers",
+    "unpack",
+]

@@ -1,0 +1,276 @@
+"""Reading .svdi bytes: the single place where untrusted bytes are parsed.
+
+Every chunk's length and CRC, every header field and every size a block declares is checked
+against the header and the documented limits (spec §1-4) before anything is allocated; factor
+blocks stay compressed (`blocks.Block`) until the decoder asks for them.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import SvdiError
+from .blocks import Block, Container, check_frame, decompress
+from .records import (
+    BLOCK_RECORD,
+    COLOUR_NONE,
+    COLOUR_YCBCR,
+    DENSE,
+    DENSE_RECORD,
+    ELEMENT_TYPES,
+    FACTOR_TYPES,
+    HEAD_RECORD,
+    LAYOUT_PATCH,
+    LAYOUT_PLAIN,
+    MAX_CHANNELS,
+    MAX_CHUNK,
+    MAX_DIMENSION,
+    MAX_RANK,
+    MAX_WORK,
+    PATCH_SIZES,
+    PLAN_RECORD,
+    PREDICTORS,
+    SAMPLE_TYPES,
+    SIGNATURE,
+    SPARSE,
+    SPARSE_RECORD,
+    VERSION,
+    Header,
+    Plane,
+)
+
+
+def _chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
+    """Yield (type, payload) of every chunk up to IEND, verifying lengths and CRCs."""
+    view = memoryview(data)
+    pos = len(SIGNATURE)
+    while True:
+        if len(data) - pos < 12:
+            raise SvdiError(f"truncated file: chunk header expected at byte {pos}")
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = bytes(view[pos + 4:pos + 8])
+        if not all(65 <= c <= 90 or 97 <= c <= 122 for c in kind):
+            raise SvdiError(f"invalid chunk type {kind!r} at byte {pos}")
+        if length > MAX_CHUNK or length > len(data) - pos - 12:
+            raise SvdiError(f"truncated file: {kind.decode()} chunk of {length} bytes at byte {pos}")
+        payload = view[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack_from(">I", data, pos + 8 + length)
+        if zlib.crc32(payload, zlib.crc32(kind)) != crc:
+            raise SvdiError(f"CRC mismatch in {kind.decode()} chunk at byte {pos}")
+        pos += 12 + length
+        if kind == b"IEND":
+            if length:
+                raise SvdiError("IEND chunk must be empty")
+            if pos != len(data):
+                raise SvdiError(f"{len(data) - pos} bytes of data after IEND")
+            return
+        yield kind, payload
+
+
+def _parse_header(payload: memoryview) -> tuple[Header, int]:
+    if len(payload) < 2:
+        raise SvdiError("HEAD chunk too short")
+    (version,) = struct.unpack_from(">H", payload)
+    if version != VERSION:
+        raise SvdiError(f"unsupported format version {version} (this reader knows {VERSION})")
+    if len(payload) != HEAD_RECORD.size:
+        raise SvdiError(f"HEAD chunk has {len(payload)} bytes, expected {HEAD_RECORD.size}")
+    _, width, height, stype, channels, colour, sub, nplanes, scale = HEAD_RECORD.unpack(payload)
+    if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+        raise SvdiError(f"image size {width}x{height} outside 1..{MAX_DIMENSION}")
+    if stype not in SAMPLE_TYPES:
+        raise SvdiError(f"unknown sample type {stype}")
+    if not 1 <= channels <= MAX_CHANNELS or nplanes != channels:
+        raise SvdiError(f"invalid channel count {channels} with {nplanes} planes")
+    if colour == COLOUR_YCBCR:
+        if stype != 1 or channels not in (3, 4):
+            raise SvdiError("Y'CbCr transform needs 8-bit RGB or RGBA")
+    elif colour != COLOUR_NONE:
+        raise SvdiError(f"unknown colour transform {colour}")
+    if sub not in (0, 1) or (sub and colour != COLOUR_YCBCR):
+        raise SvdiError(f"invalid chroma subsampling {sub}")
+    if not (np.isfinite(scale) and scale > 0):
+        raise SvdiError(f"invalid sample scale {scale}")
+    if stype == 3 and scale > float(np.finfo(np.float32).max) / 255:
+        raise SvdiError(f"sample scale {scale} makes samples overflow float32")
+    header = Header(width, height, stype, channels, colour, sub, scale, version)
+    return header, nplanes
+
+
+def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
+    if len(payload) != PLAN_RECORD.size:
+        raise SvdiError(f"PLAN chunk has {len(payload)} bytes, expected {PLAN_RECORD.size}")
+    plane = Plane(*PLAN_RECORD.unpack(payload))
+    if plane.index != index:
+        raise SvdiError(f"PLAN chunk for plane {plane.index} where plane {index} was expected")
+    if (plane.height, plane.width) != header.plane_shape(index):
+        raise SvdiError(f"plane {index} is {plane.width}x{plane.height}, "
+                        f"expected {header.plane_shape(index)[1]}x{header.plane_shape(index)[0]}")
+    if plane.layout == LAYOUT_PATCH:
+        if plane.patch not in PATCH_SIZES:
+            raise SvdiError(f"plane {index}: unsupported patch size {plane.patch}")
+    elif plane.layout != LAYOUT_PLAIN or plane.patch != 0:
+        raise SvdiError(f"plane {index}: unknown layout {plane.layout}/{plane.patch}")
+    m, n = plane.matrix_shape
+    if plane.rank > min(m, n, MAX_RANK):
+        raise SvdiError(f"plane {index}: rank {plane.rank} exceeds min({m}, {n}, {MAX_RANK})")
+    if not (np.isfinite(plane.step) and plane.step > 0):
+        raise SvdiError(f"plane {index}: invalid quantizer step {plane.step}")
+    return plane
+
+
+def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
+                 cursor: dict[tuple[int, str], int]) -> Block:
+    factor = FACTOR_TYPES[kind]
+    if len(payload) < BLOCK_RECORD.size:
+        raise SvdiError(f"{kind.decode()} chunk too short")
+    index, first, count, coding = BLOCK_RECORD.unpack_from(payload)
+    what = f"plane {index} {factor} block at component {first}"
+    if index >= len(planes):
+        raise SvdiError(f"{what}: no such plane")
+    plane = planes[index]
+    if first != cursor.get((index, factor), 0) or count < 1 or first + count > plane.rank:
+        raise SvdiError(f"{what}: components {first}..{first + count} out of order or past "
+                        f"rank {plane.rank}")
+    cursor[(index, factor)] = first + count
+    shape = {"U": plane.grid, "V": plane.vgrid, "S": (1, 1)}[factor]
+    rows = shape[0] * shape[1]
+    offset = BLOCK_RECORD.size
+    if coding == DENSE:
+        if len(payload) < offset + DENSE_RECORD.size:
+            raise SvdiError(f"{what}: descriptor too short")
+        code, predictor, elements = DENSE_RECORD.unpack_from(payload, offset)
+        if elements != count * rows:
+            raise SvdiError(f"{what}: declares {elements} elements, header implies {count * rows}")
+        if code not in ELEMENT_TYPES or (factor == "S") != (code == 4):
+            raise SvdiError(f"{what}: invalid element type {code}")
+        if predictor not in PREDICTORS or (factor == "S" and predictor):
+            raise SvdiError(f"{what}: invalid predictor {predictor}")
+        dtype = ELEMENT_TYPES[code]
+        frame = payload[offset + DENSE_RECORD.size:]
+        if factor != "S":  # decompressed when the decoder needs it
+            check_frame(frame, elements * dtype.itemsize, what)
+            return Block(factor, index, first, count, coding, None, predictor, len(payload) + 12,
+                         frame, ((dtype, (count, *shape)),))
+        data = np.frombuffer(decompress(frame, elements * dtype.itemsize, what), dtype=dtype)
+        if not (np.all(np.isfinite(data)) and np.all(data > 0)):
+            raise SvdiError(f"{what}: singular values must be finite and positive")
+        arrays: tuple[np.ndarray, ...] = (data,)
+    elif coding == SPARSE and factor != "S":
+        if len(payload) < offset + SPARSE_RECORD.size:
+            raise SvdiError(f"{what}: descriptor too short")
+        code, nsym, nxrun, nxval = SPARSE_RECORD.unpack_from(payload, offset)
+        predictor = 0
+        if code not in (2, 3):
+            raise SvdiError(f"{what}: invalid escape type {code}")
+        if not rows <= nsym <= rows * (count + 1) or nxrun > nsym or nxval > nsym:
+            raise SvdiError(f"{what}: stream sizes {nsym}/{nxrun}/{nxval} do not fit {rows} rows")
+        dtype = ELEMENT_TYPES[code]
+        frame = payload[offset + SPARSE_RECORD.size:]
+        check_frame(frame, nsym + 2 * nxrun + dtype.itemsize * nxval, what)
+        parts = ((np.dtype(np.uint8), (nsym,)), (np.dtype("<u2"), (nxrun,)), (dtype, (nxval,)))
+        return Block(factor, index, first, count, coding, None, predictor, len(payload) + 12,
+                     frame, parts)
+    else:
+        raise SvdiError(f"{what}: unknown coding {coding}")
+    return Block(factor, index, first, count, coding, arrays, predictor,
+                 stored=len(payload) + 12)
+
+
+def read_headers(fp: BinaryIO) -> tuple[Header, list[Plane]]:
+    """Read and check the signature, HEAD and PLAN chunks only, from a file (for Image.open)."""
+    if fp.read(len(SIGNATURE)) != SIGNATURE:
+        raise SvdiError("not an SVDI file (bad signature)")
+    header: Header | None = None
+    planes: list[Plane] = []
+    nplanes = 0
+    while header is None or len(planes) < nplanes:
+        head = fp.read(8)
+        if len(head) < 8:
+            raise SvdiError("truncated file: chunk header expected")
+        length, kind = struct.unpack(">I4s", head)
+        if length > 1 << 16 and kind in (b"HEAD", b"PLAN"):
+            raise SvdiError(f"{kind.decode()} chunk of {length} bytes is too large")
+        if length > 1 << 16:  # a large chunk before the PLANs can only be a block: invalid here
+            raise SvdiError("factor data before HEAD and PLAN chunks")
+        rest = fp.read(length + 4)
+        if len(rest) < length + 4:
+            raise SvdiError(f"truncated file: {kind!r} chunk")
+        payload = memoryview(rest)[:length]
+        if zlib.crc32(payload, zlib.crc32(kind)) != struct.unpack(">I", rest[length:])[0]:
+            raise SvdiError(f"CRC mismatch in {kind!r} chunk")
+        if header is None:
+            if kind != b"HEAD":
+                raise SvdiError("first chunk must be HEAD")
+            header, nplanes = _parse_header(payload)
+        elif kind == b"PLAN":
+            planes.append(_parse_plane(payload, header, len(planes)))
+        elif kind[:1].islower():
+            continue
+        else:
+            raise SvdiError(f"unexpected {kind!r} chunk before all PLAN chunks")
+    _check_work(planes, MAX_WORK)  # before Pillow allocates the image for load()
+    return header, planes
+
+
+def _check_work(planes: list[Plane], max_work: int) -> None:
+    """Refuse planes whose reconstruction takes more than max_work multiply-adds in all."""
+    work = sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in planes)
+    if work > max_work:
+        raise SvdiError(f"reconstruction work {work} exceeds the limit {max_work}")
+
+
+def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None) -> Container:
+    """Parse and validate a whole file. Raises SvdiError for anything that is not a valid .svdi.
+
+    max_pixels: refuse images of more pixels, checked on HEAD before any block is read.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise SvdiError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if not data.startswith(SIGNATURE):
+        raise SvdiError("not an SVDI file (bad signature)")
+    header: Header | None = None
+    nplanes = 0
+    planes: list[Plane] = []
+    blocks: list[Block] = []
+    cursor: dict[tuple[int, str], int] = {}
+    for kind, payload in _chunks(data):
+        if header is None:
+            if kind != b"HEAD":
+                raise SvdiError("first chunk must be HEAD")
+            header, nplanes = _parse_header(payload)
+            if max_pixels is not None and header.width * header.height > max_pixels:
+                raise SvdiError(f"image of {header.width}x{header.height} pixels exceeds the "
+                                f"limit of {max_pixels} pixels (PIL.Image.MAX_IMAGE_PIXELS)")
+        elif kind == b"HEAD":
+            raise SvdiError("more than one HEAD chunk")
+        elif kind == b"PLAN":
+            if len(planes) >= nplanes or blocks:
+                raise SvdiError("unexpected PLAN chunk")
+            planes.append(_parse_plane(payload, header, len(planes)))
+            if len(planes) == nplanes:
+                _check_work(planes, max_work)
+        elif kind in FACTOR_TYPES:
+            if len(planes) != nplanes:
+                raise SvdiError("factor block before all PLAN chunks")
+            blocks.append(_parse_block(kind, payload, planes, cursor))
+        elif kind[0] >= 97:
+            continue  # unknown ancillary chunk
+        else:
+            raise SvdiError(f"unknown critical chunk {kind.decode(errors='replace')}")
+    if header is None:
+        raise SvdiError("no HEAD chunk")
+    if len(planes) != nplanes:
+        raise SvdiError(f"{nplanes - len(planes)} PLAN chunks missing")
+    for p in planes:
+        for factor in "USV":
+            if cursor.get((p.index, factor), 0) != p.rank:
+                raise SvdiError(f"plane {p.index}: {factor} blocks cover "
+                                f"{cursor.get((p.index, factor), 0)} of {p.rank} components")
+    return Container(header, planes, blocks)

@@ -1,0 +1,141 @@
+"""The records of the .svdi format (spec/svdi.md §1-4): signature, limits, code tables, the byte
+layouts of HEAD, PLAN and the block descriptors, and the Header and Plane they decode to.
+
+Bytes only: nothing here knows linear algebra.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    'BLOCK_RECORD',
+    'COLOUR_NONE',
+    'COLOUR_YCBCR',
+    'DENSE',
+    'DENSE_RECORD',
+    'ELEMENT_CODES',
+    'ELEMENT_TYPES',
+    'FACTOR_CHUNKS',
+    'FACTOR_TYPES',
+    'HEAD_RECORD',
+    'LAYOUT_PATCH',
+    'LAYOUT_PLAIN',
+    'MAX_CHANNELS',
+    'MAX_CHUNK',
+    'MAX_DIMENSION',
+    'MAX_RANK',
+    'MAX_WORK',
+    'PATCH_SIZES',
+    'PLAN_RECORD',
+    'PREDICTORS',
+    'SAMPLE_CODES',
+    'SAMPLE_TYPES',
+    'SIGNATURE',
+    'SPARSE',
+    'SPARSE_RECORD',
+    'VERSION',
+    'Header',
+    'Plane'
+]
+
+SIGNATURE = b"\x89SVD\r\n\x1a\n"
+VERSION = 1
+
+#: Largest width or height (and plane matrix side) a file may declare.
+MAX_DIMENSION = 1 << 20
+#: Largest number of channels (planes).
+MAX_CHANNELS = 4
+#: Largest rank a plane may declare.
+MAX_RANK = 4096
+#: Largest reconstruction work, the sum over planes of m*n*rank multiply-adds.
+MAX_WORK = 1 << 36
+#: Largest chunk payload, as in PNG.
+MAX_CHUNK = (1 << 31) - 1
+
+SAMPLE_TYPES = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 3: np.dtype(np.float32)}
+SAMPLE_CODES = {dtype: code for code, dtype in SAMPLE_TYPES.items()}
+ELEMENT_TYPES = {1: np.dtype("<i1"), 2: np.dtype("<i2"), 3: np.dtype("<i4"), 4: np.dtype("<f4")}
+ELEMENT_CODES = {dtype.newbyteorder("="): code for code, dtype in ELEMENT_TYPES.items()}
+
+COLOUR_NONE, COLOUR_YCBCR = 0, 1
+LAYOUT_PLAIN, LAYOUT_PATCH = 0, 1
+PATCH_SIZES = (2, 4, 8, 16, 32)
+PREDICTORS = (0, 1, 2, 3)  # none, horizontal, vertical, planar (see codec/coding.py)
+FACTOR_TYPES = {b"UBLK": "U", b"SBLK": "S", b"VBLK": "V"}
+FACTOR_CHUNKS = {factor: kind for kind, factor in FACTOR_TYPES.items()}
+#: Block codings.
+DENSE, SPARSE = 0, 1
+
+#: Payload of HEAD: version, width, height, sample type, channels, colour, subsampling, planes,
+#: scale.
+HEAD_RECORD = struct.Struct(">HIIBBBBBd")
+#: Payload of PLAN: index, layout, patch, height, width, rank, step.
+PLAN_RECORD = struct.Struct(">BBBIIId")
+#: Start of a block's payload: plane, first component, count, coding.
+BLOCK_RECORD = struct.Struct(">BIIB")
+#: Dense block descriptor: element type, predictor, element count.
+DENSE_RECORD = struct.Struct(">BBI")
+#: Sparse block descriptor: escape type, symbols, run escapes, value escapes.
+SPARSE_RECORD = struct.Struct(">BIII")
+
+
+@dataclass(frozen=True)
+class Header:
+    """Image-wide fields of the HEAD chunk."""
+
+    width: int
+    height: int
+    sample_type: int  # key of SAMPLE_TYPES
+    channels: int
+    colour: int  # COLOUR_NONE or COLOUR_YCBCR
+    subsampling: int  # 0: every plane full size; 1: planes 1 and 2 halved in both directions
+    scale: float  # sample value = scale * decoded plane value (before colour conversion)
+    version: int = VERSION
+
+    @property
+    def dtype(self) -> np.dtype:
+        return SAMPLE_TYPES[self.sample_type]
+
+    def plane_shape(self, index: int) -> tuple[int, int]:
+        """Height and width of plane `index`, implied by the image size and the subsampling."""
+        if self.subsampling and index in (1, 2):
+            return (self.height + 1) // 2, (self.width + 1) // 2
+        return self.height, self.width
+
+
+@dataclass(frozen=True)
+class Plane:
+    """One PLAN chunk: how a plane became a matrix and how it was quantized."""
+
+    index: int
+    layout: int  # LAYOUT_PLAIN or LAYOUT_PATCH
+    patch: int  # patch side for LAYOUT_PATCH, 0 for LAYOUT_PLAIN
+    height: int
+    width: int
+    rank: int
+    step: float  # quantizer step of sigma*u and sigma*v
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Shape that one column of U takes for prediction: the patch grid, or a column."""
+        if self.layout == LAYOUT_PATCH:
+            return -(-self.height // self.patch), -(-self.width // self.patch)
+        return self.height, 1
+
+    @property
+    def vgrid(self) -> tuple[int, int]:
+        """Shape that one row of V^T takes for prediction: the patch, or a column."""
+        if self.layout == LAYOUT_PATCH:
+            return self.patch, self.patch
+        return self.width, 1
+
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        gh, gw = self.grid
+        vh, vw = self.vgrid
+        return gh * gw, vh * vw
+

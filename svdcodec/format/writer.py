@@ -1,0 +1,84 @@
+"""Writing .svdi bytes: chunks with CRCs, the header records and zstd-compressed blocks."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import zstandard
+
+from ..errors import SvdiError
+from .blocks import Block, Container
+from .records import (
+    BLOCK_RECORD,
+    DENSE,
+    DENSE_RECORD,
+    ELEMENT_CODES,
+    ELEMENT_TYPES,
+    FACTOR_CHUNKS,
+    HEAD_RECORD,
+    MAX_CHUNK,
+    PLAN_RECORD,
+    SIGNATURE,
+    SPARSE_RECORD,
+    Header,
+    Plane,
+)
+
+
+def chunk(kind: bytes, payload: bytes) -> bytes:
+    """length, type, payload, CRC-32 of type and payload (spec §1)."""
+    if len(payload) > MAX_CHUNK:
+        raise SvdiError(f"{kind.decode()} chunk of {len(payload)} bytes exceeds the chunk limit")
+    crc = zlib.crc32(payload, zlib.crc32(kind))
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def _element_code(data: np.ndarray) -> int:
+    code = ELEMENT_CODES.get(data.dtype.newbyteorder("="))
+    if code is None:
+        raise SvdiError(f"cannot store elements of type {data.dtype}")
+    return code
+
+
+def pack_block(block: Block, level: int = 3) -> bytes:
+    """The chunk of one block: descriptor, then one zstd frame of its little-endian arrays."""
+    head = BLOCK_RECORD.pack(block.plane, block.first, block.count, block.coding)
+    if block.coding == DENSE:
+        (data,) = block.data()
+        code = _element_code(data)
+        raw = np.ascontiguousarray(data, dtype=ELEMENT_TYPES[code]).tobytes()
+        head += DENSE_RECORD.pack(code, block.predictor, data.size)
+    else:
+        symbols, xrun, xval = block.data()
+        code = _element_code(xval)
+        raw = b"".join((symbols.astype(np.uint8).tobytes(), xrun.astype("<u2").tobytes(),
+                        xval.astype(ELEMENT_TYPES[code]).tobytes()))
+        head += SPARSE_RECORD.pack(code, symbols.size, xrun.size, xval.size)
+    frame = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
+    return chunk(FACTOR_CHUNKS[block.factor], head + frame)
+
+
+def pack_header(header: Header, planes: list[Plane]) -> bytes:
+    """Signature, HEAD and the PLAN chunks: everything before the factor blocks."""
+    h = header
+    parts = [SIGNATURE, chunk(b"HEAD", HEAD_RECORD.pack(h.version, h.width, h.height, h.sample_type,
+                                                    h.channels, h.colour, h.subsampling,
+                                                    len(planes), h.scale))]
+    for p in planes:
+        parts.append(chunk(b"PLAN", PLAN_RECORD.pack(p.index, p.layout, p.patch, p.height, p.width,
+                                                p.rank, p.step)))
+    return b"".join(parts)
+
+
+END = chunk(b"IEND", b"")
+
+
+def pack(container: Container, level: int = 3) -> bytes:
+    """Serialize a container. Blocks are written in the order given (importance order)."""
+    blocks = [pack_block(b, level) for b in container.blocks]
+    return b"".join([pack_header(container.header, container.planes), *blocks, END])
+
+
+# ----------------------------------------------------------------------------- reading

@@ -1,0 +1,61 @@
+"""The sample modes the codec stores, and turning user input (Pillow images, arrays) into them."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from .errors import SvdiError
+from .format import MAX_CHANNELS, MAX_DIMENSION, SAMPLE_CODES
+
+MODES = {  # Pillow mode -> (dtype, channels)
+    "L": (np.uint8, 1), "LA": (np.uint8, 2), "RGB": (np.uint8, 3), "RGBA": (np.uint8, 4),
+    "I;16": (np.uint16, 1), "F": (np.float32, 1),
+}
+
+#: (numpy dtype, channels) -> Pillow mode; every other combination is numpy-only.
+PILLOW_MODES: dict[tuple[np.dtype, int], str] = {
+    (np.dtype(dtype), channels): mode for mode, (dtype, channels) in MODES.items()
+}
+
+
+def image_to_array(image: Image.Image) -> np.ndarray:
+    """A Pillow image as an array in one of the stored modes, converting where needed."""
+    mode = image.mode
+    if mode in ("1", "I;16L", "I;16B", "I;16N"):
+        image = image.convert("L" if mode == "1" else "I;16")
+    elif mode in ("P", "PA"):
+        image = image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB")
+    elif mode == "La":
+        image = image.convert("LA")
+    elif mode == "RGBa":
+        image = image.convert("RGBA")
+    elif mode == "I":
+        arr = np.asarray(image)
+        if arr.size and 0 <= int(arr.min()) and int(arr.max()) <= 65535:
+            return arr.astype(np.uint16)
+        return arr.astype(np.float32)
+    elif mode not in MODES:
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def as_pixels(data: np.ndarray | Image.Image) -> np.ndarray:
+    """Validate an encoder input and return it as (h, w, c) of uint8, uint16 or float32."""
+    arr = image_to_array(data) if isinstance(data, Image.Image) else np.asarray(data)
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    elif arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * np.uint8(255)
+    if arr.dtype not in SAMPLE_CODES:
+        raise SvdiError(f"unsupported sample type {arr.dtype}; use uint8, uint16 or float32")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or not 1 <= arr.shape[2] <= MAX_CHANNELS:
+        raise SvdiError(f"expected shape (h, w) or (h, w, 1..{MAX_CHANNELS}), got {arr.shape}")
+    h, w = arr.shape[:2]
+    if not (1 <= h <= MAX_DIMENSION and 1 <= w <= MAX_DIMENSION):
+        raise SvdiError(f"image size {w}x{h} outside 1..{MAX_DIMENSION}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise SvdiError("float input contains NaN or infinity, which cannot be encoded")
+    return arr

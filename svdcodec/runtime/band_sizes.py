@@ -1,0 +1,43 @@
+"""Band and buffer sizes: how the encoder and decoder cut a plane into pieces of work.
+
+None of these change the bytes of a file or the decoded pixels (the tests run with tiny values
+to check that); they trade per-band overhead against cache and memory. The code reads them as
+`band_sizes.NAME` at call time, so a test can patch them in one place.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+#: Decoder: target pixels per band: large enough that per-band Python overhead is noise, small
+#: enough that a band's float temporaries stay in cache.
+BAND_PIXELS = 1 << 18
+#: Decoder: fewest matrix rows per band: below this OpenBLAS uses small-matrix kernels that round
+#: differently from the whole-matrix product.
+MIN_BAND_ROWS = 256
+#: Decoder: bytes of int64 work per chunk when a dense block is streamed.
+CHUNK_BYTES = 1 << 20
+#: Decoder: rows between the compiled decoder's checkpoints in a sparse block (24 bytes each),
+#: from which any range of rows is decoded.
+CHECKPOINT_ROWS = 64
+#: Decoder: fewest bytes a piece of a factor may take (see `decoder.plane.pass_budget`).
+MIN_PASS_BYTES = 1 << 24
+#: Decoder: most bytes of decompressed chroma factors for which the chroma planes decode
+#: concurrently with the set-up of Y' (each with its own buffers); above, one after the other.
+JOB_BYTES = 1 << 24
+#: Encoder: target samples per band of the streaming passes (rows of a plane, whole patch rows).
+BAND_SAMPLES = 1 << 18
+#: Encoder: band heights are multiples of this, so that every patch size fits whole patch rows
+#: (the largest patch side of the format).
+BAND_UNIT = 32
+
+
+def row_bands(rows: int, unit: int, min_units: int, target: int) -> list[tuple[int, int]]:
+    """Split rows into bands of whole units (patch rows) of about `target` rows, none smaller
+    than min_units units unless the whole is."""
+    units = -(-rows // unit)
+    per = max(min_units, -(-target // unit), 1)
+    bounds = list(range(0, units, per)) + [units]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < per:
+        del bounds[-2]  # a short last band joins the one before
+    return [(a * unit, min(b * unit, rows)) for a, b in pairwise(bounds)]
