@@ -69,7 +69,7 @@ def best_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
     def score(k: int) -> tuple[float, int, np.ndarray]:
         res = narrow(predict(grids, candidates[k]))
         return entropy_bits(res) + 8 * res.itemsize, candidates[k], res
-    # Independent: in threads when large (a 19 MP plane's DC column: 4 ms serial before).
+    # Independent candidates: in threads when the grids are large enough to repay the hand-off.
     scored = run_bands(score, len(candidates), None if grids.size >= SYMBOL_BAND else 1)
     _, predictor, res = min(scored, key=lambda t: t[:2])
     return predictor, res

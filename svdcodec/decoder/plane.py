@@ -11,6 +11,7 @@ the whole-plane reference's (`codec.reference`). numpy and BLAS release the GIL,
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable
 from types import ModuleType
 
@@ -36,6 +37,42 @@ def overflow_error(plane: Plane) -> SvdiError:
                      f"singular values out of range)")
 
 
+@dataclass(frozen=True)
+class BandPlan:
+    """How a plane's reconstruction is cut into pieces (a pure function of the plane, its
+    bands and the memory budget):
+
+    - `mrows`: the matrix rows [r0, r1) of each band (the last one includes the padding rows);
+    - `passes`: consecutive bands whose scaled left factor fits `budget` bytes, loaded together
+      (one pass per band when each band fills its own: `local`);
+    - `columns`: ranges of matrix columns whose B^T fits `budget` bytes (one range for a patch
+      layout, whose n is at most 1024; a plain layout's V can be four times the output).
+    """
+
+    mrows: list[tuple[int, int]]
+    passes: list[list[int]]
+    columns: list[tuple[int, int]]
+
+    @classmethod
+    def of(cls, plane: Plane, rank: int, bands: list[tuple[int, int]], budget: int,
+           local: bool) -> BandPlan:
+        m, n = plane.matrix_shape
+        patch = plane.patch if plane.layout == LAYOUT_PATCH else 0
+        per_row = plane.grid[1] if patch else 1
+        unit = patch or 1
+        mrows = [(y0 // unit * per_row, min(-(-y1 // unit) * per_row, m)) for y0, y1 in bands]
+        row_bytes = 4 * max(rank, 1)
+        passes: list[list[int]] = []
+        for i, (_, r1) in enumerate(mrows):
+            if passes and (local or (r1 - mrows[passes[-1][0]][0]) * row_bytes <= budget):
+                passes[-1].append(i)
+            else:
+                passes.append([i])
+        step = n if patch else max(1, budget // row_bytes)
+        columns = [(j, min(j + step, n)) for j in range(0, n, step)]
+        return cls(mrows, passes, columns)
+
+
 class PlaneReconstructor:
     """Reconstructs bands of pixel rows of one plane, as float32 (rows, columns).
 
@@ -56,10 +93,6 @@ class PlaneReconstructor:
         self.m, self.n = plane.matrix_shape
         self.patch = plane.patch if plane.layout == LAYOUT_PATCH else 0
         self.per_row = plane.grid[1] if self.patch else 1  # matrix rows per band unit
-        unit = self.patch or 1
-        # Matrix rows of each band; the last one includes the padding rows.
-        self.mrows = [(y0 // unit * self.per_row, min(-(-y1 // unit) * self.per_row, self.m))
-                      for y0, y1 in bands]
         blocks = [b for b in container.blocks if b.plane == plane.index]
         sigma = container.singular_values(plane.index)[:rank]
         self.scale = np.float32(plane.step * plane.step) / sigma.astype(np.float32)
@@ -67,12 +100,11 @@ class PlaneReconstructor:
             raise overflow_error(plane)
         self.u = self._factor(blocks, "U", self.m)
         self.v = self._factor(blocks, "V", self.n)
-        row_bytes = 4 * max(rank, 1)
         # Compiled patch layouts fill each band's rows of the left factor in the band's task,
-        # while they are in cache, instead of a pass of bands at a time (10-20 % less decode
-        # time on the 19 MP mosaic). Only the dense columns, whose predictors run down the
-        # whole plane, are decoded whole first, into the pass buffer this path does not use
-        # (one column per plane in the encoder's files; at most `budget` bytes).
+        # while they are in cache, instead of a pass of bands at a time. Only the dense
+        # columns, whose predictors run down the whole plane, are decoded whole first, into
+        # the pass buffer this path does not use (one column per plane in the encoder's files;
+        # at most `budget` bytes).
         dense = [(b, w) for b, w, streams in self.u if streams is None]
         widths = sum(w for _, w in dense)
         self.local = compiled is not None and self.patch > 0 and self.m * widths * 4 <= budget
@@ -83,15 +115,8 @@ class PlaneReconstructor:
         ends = [0] + [hi for _, hi in spans]
         self.covered = all(lo == end for (lo, _), end in zip(spans, ends)) and ends[-1] == rank
         self.buffers = threading.local()
-        self.passes: list[list[int]] = []  # band indices, consecutive, at most `budget` bytes
-        for i, (r0, r1) in enumerate(self.mrows):
-            if self.passes and (self.local or (r1 - self.mrows[self.passes[-1][0]][0])
-                                * row_bytes <= budget):
-                self.passes[-1].append(i)
-            else:
-                self.passes.append([i])
-        step = self.n if self.patch else max(1, budget // row_bytes)  # a patch's n is <= 1024
-        self.columns = [(j, min(j + step, self.n)) for j in range(0, self.n, step)]
+        pieces = BandPlan.of(plane, rank, bands, budget, self.local)
+        self.mrows, self.passes, self.columns = pieces.mrows, pieces.passes, pieces.columns
         self.left = self.Bt = np.zeros((0, 0), np.float32)
         self.base = 0  # matrix row of self.left[0]
         self.cols = (0, self.n)  # matrix columns of self.Bt
@@ -217,12 +242,36 @@ class PlaneReconstructor:
         y0, y1 = self.bands[i]
         return band_pixels(matrix, self.patch, self.per_row, y1 - y0, self.plane.width)
 
-    def uint8(self, i: int, offset: float = 0.0) -> np.ndarray:
-        """Band i rounded like planes._to_uint8: + offset + 0.5, clip, truncate (contiguous)."""
+    def store_bytes(self, out: np.ndarray, c: int, offset: float, band: tuple[int, int],
+                    i: int) -> None:
+        """Band i rounded into channel c of 8-bit `out`: + offset + 0.5, clip, truncate, as
+        `codec.colour.to_uint8`."""
+        y0, y1 = band
+        if self.compiled is not None:
+            self.compiled.store_bytes(self.matrix(i), out, y0, y1, self.xs.start, c,
+                                      np.float32(offset), self.patch, self.per_row)
+            return
         m = self.matrix(i)
         m += np.float32(offset + 0.5)
         np.clip(m, 0, 255, out=m)
-        return np.ascontiguousarray(self.to_rows(m.astype(np.uint8), i))
+        out[y0:y1, self.xs, c] = np.ascontiguousarray(self.to_rows(m.astype(np.uint8), i))
+
+    def store_rgb(self, out: np.ndarray, cb: np.ndarray, cr: np.ndarray, colour: np.ndarray,
+                  band: tuple[int, int], i: int) -> None:
+        """Band i of Y' (compiled, patch layout) converted to RGB with the whole, halved chroma
+        planes as it is stored into `out`."""
+        assert self.compiled is not None
+        y0, y1 = band
+        self.compiled.store_rgb(self.matrix(i), out, y0, y1, cb, cr, colour, self.patch,
+                                self.per_row)
+
+    def store_floats(self, plane: np.ndarray, i: int) -> None:
+        """Band i into a whole float32 plane."""
+        y0, y1 = self.bands[i]
+        if self.compiled is not None and self.patch:
+            self.compiled.store_floats(self.matrix(i), plane, y0, y1, self.patch, self.per_row)
+        else:
+            plane[y0:y1, self.xs] = self.float_rows(i)
 
     def float_rows(self, i: int) -> np.ndarray:
         return self.to_rows(self.matrix(i), i)

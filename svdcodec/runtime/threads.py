@@ -4,21 +4,18 @@ Bands of rows are independent (decoding, projecting, coding symbols), and numpy,
 zstd release the GIL, so `run_bands` runs them in a few threads; results come back in band
 order, so every sum over bands is deterministic. Larger independent jobs (the planes of a
 file) run through it too: the bands of a job are then shared with pool threads that have
-finished their own jobs, instead of running in the job's thread alone (the 19 MP decode's
-two threads went from 76 % to 93 % busy).
+finished their own jobs, instead of running in the job's thread alone, so no core idles
+while one job has bands left.
 
 Band work calls BLAS on small products from several Python threads at once. OpenBLAS then
-hands each call to its own thread pool, and concurrent callers wait for one another: on two cores
-the banded decoder ran no faster with two threads than with one (0.64 s either way on 19 MP)
-and took 0.37 s with OPENBLAS_NUM_THREADS=1. `single_threaded()` sets OpenBLAS's thread count
+hands each call to its own thread pool, and concurrent callers wait for one another: the band
+threads would run one at a time. `single_threaded()` sets OpenBLAS's thread count
 to 1 for the duration (through its C API, as threadpoolctl does, without the dependency) and
 restores it when the last concurrent user leaves. Where OpenBLAS is not found it does nothing.
 
 The encoder keeps BLAS single-threaded for its whole run, not just inside band work: after each
 multi-threaded call (even a 64 x 64 eigh), OpenBLAS's idle worker spins for a while on the other
-core, where it competed with the band threads: on 19 MP, 0.34-0.36 s per encode with 0.57-0.61 s
-of CPU time, against 0.26-0.27 s with 0.39-0.40 s when BLAS had one thread throughout (means
-of 10 encodes in one process, OPENBLAS_NUM_THREADS unset and =1, before this change).
+core, where it competes with the band threads. (Measurements: docs/design-notes.md.)
 """
 
 from __future__ import annotations
@@ -137,8 +134,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
-    """A process-wide pool per size: creating one per call cost ~0.3 ms, a third of the
-    time of a small image's band pass."""
+    """A process-wide pool per size: creating one per call costs as much as a small image's
+    band pass."""
     with _pools_lock:
         if threads not in _pools:
             _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="svdcodec")
