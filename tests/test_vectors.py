@@ -14,6 +14,7 @@ from PIL import Image
 
 import svdcodec
 from svdcodec import SvdiError
+from svdcodec.decoder.reference import decode_reference
 from support import REGRESSIONS, ROOT, make_vectors
 
 VECTORS = ROOT / "spec" / "vectors"
@@ -43,6 +44,8 @@ def test_valid_vector(entry: dict[str, Any]) -> None:
     assert decoded.shape == expected.shape == tuple(entry["shape"])
     assert decoded.dtype == expected.dtype == np.dtype(entry["dtype"])
     assert within(decoded, expected, entry["tolerance"])
+    # The reference decoder (spec section 5 on whole arrays) gives the very same samples.
+    np.testing.assert_array_equal(decode_reference(data), decoded)
     if entry["mode"] is not None:  # Pillow gives the same pixels in the declared mode
         with Image.open(VECTORS / entry["file"]) as im:
             assert (im.format, im.mode) == ("SVDI", entry["mode"])
@@ -54,6 +57,8 @@ def test_invalid_vector(entry: dict[str, Any]) -> None:
     data = (VECTORS / entry["file"]).read_bytes()
     with pytest.raises(SvdiError, match=re.escape(entry["error"])):
         svdcodec.decode(data)
+    with pytest.raises(SvdiError):
+        decode_reference(data)
 
 
 def test_tolerance_is_tight() -> None:

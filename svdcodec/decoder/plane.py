@@ -11,8 +11,8 @@ the whole-plane reference's (`codec.reference`). numpy and BLAS release the GIL,
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np

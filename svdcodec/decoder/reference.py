@@ -42,7 +42,8 @@ def decode_plane(container: Container, plane: Plane, rank: int) -> np.ndarray:
     A = factor_integers(container, plane, "U", rank)
     B = factor_integers(container, plane, "V", rank)
     sigma = container.singular_values(plane.index)[:rank]
-    matrix = reconstruct(A, sigma, B, plane.step)  # X = (step A) diag(1/sigma) (step B)^T
+    with np.errstate(all="ignore"):  # a hostile step or sigma overflows: checked next
+        matrix = reconstruct(A, sigma, B, plane.step)  # X = (step A) diag(1/sigma) (step B)^T
     if not np.all(np.isfinite(matrix)):
         raise SvdiError(f"plane {plane.index}: reconstruction overflows")
     patch = plane.patch if plane.layout == LAYOUT_PATCH else 0

@@ -1,0 +1,179 @@
+"""Each codec stage on its own, through its public functions: layout, colour, quantization,
+coding, and the decoder's band plan. The whole-file round trips are in test_codec and
+test_streaming; here each stage's contract is checked where a failure names the stage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from svdcodec import SvdiError
+from svdcodec.codec import coding, colour, layout, quantize
+from svdcodec.decoder.plane import BandPlan
+from svdcodec.format import LAYOUT_PATCH, LAYOUT_PLAIN, Plane
+
+RNG = np.random.default_rng(7)
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+@pytest.mark.parametrize("patch", [0, 2, 4, 8, 16, 32])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (32, 64), (33, 65)])
+def test_layout_round_trip(patch: int, shape: tuple[int, int]) -> None:
+    plane = RNG.normal(size=shape).astype(np.float32)
+    matrix = layout.to_matrix(plane, patch)
+    if patch:
+        gh, gw = layout.grid(*shape, patch)
+        assert matrix.shape == (gh * gw, patch * patch)
+        np.testing.assert_array_equal(matrix[0].reshape(patch, patch)[:1, :1], plane[:1, :1])
+    np.testing.assert_array_equal(layout.from_matrix(matrix, *shape, patch), plane)
+
+
+@pytest.mark.parametrize("patch", [2, 4, 8, 16])
+def test_band_pixels_inverts_patch_rows(patch: int) -> None:
+    rows = RNG.integers(0, 255, (2 * patch, 5 * patch + 3)).astype(np.uint8)
+    matrix = layout.patch_rows(rows, patch)
+    per_row = layout.grid(*rows.shape, patch)[1]
+    back = layout.band_pixels(matrix, patch, per_row, *rows.shape)
+    np.testing.assert_array_equal(back, rows)
+
+
+# ----------------------------------------------------------------------------- colour
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_colour_round_trip_within_two_levels(channels: int) -> None:
+    """Y'CbCr rounded to bytes, as JPEG does, costs at most two levels (one in most pixels);
+    alpha passes through exactly."""
+    pixels = RNG.integers(0, 256, (64, 48, channels)).astype(np.uint8)
+    planes = colour.to_planes(pixels, True, False, 1.0)
+    assert len(planes) == channels and all(p.dtype == np.float32 for p in planes)
+    back = colour.from_planes(planes, 64, 48, np.dtype(np.uint8), True, False, 1.0)
+    error = np.abs(back.astype(int) - pixels)
+    assert error[..., :3].max() <= 2 and np.mean(error[..., :3] > 1) < 0.05
+    np.testing.assert_array_equal(back[..., 3:], pixels[..., 3:])
+
+
+def test_colour_scales_other_types() -> None:
+    pixels = (RNG.random((4, 5, 2)) * 1000).astype(np.float32)
+    planes = colour.to_planes(pixels, False, False, 1000 / 255)
+    assert float(np.max(planes[0])) <= 255.01
+    back = colour.from_planes(planes, 4, 5, np.dtype(np.float32), False, False, 1000 / 255)
+    np.testing.assert_allclose(back, pixels, rtol=1e-6)
+
+
+def test_subsampled_chroma_is_halved() -> None:
+    pixels = RNG.integers(0, 256, (10, 7, 3)).astype(np.uint8)
+    planes = colour.to_planes(pixels, True, True, 1.0)
+    assert [p.shape for p in planes] == [(10, 7), (5, 4), (5, 4)]
+
+
+# ----------------------------------------------------------------------------- quantization
+
+
+def test_dead_zone_quantizer() -> None:
+    step = 2.0
+    values = np.array([0.0, 1.0, 1.25, -1.25, 1.23, 3.0, -100.0], dtype=np.float32)
+    q = quantize.quantize(values, step)
+    # |v| / step + ROUNDING, floored, with the sign: 1.25 / 2 + 0.38 = 1.005 -> 1.
+    assert q.tolist() == [0, 0, 1, -1, 0, 1, -50]
+    assert np.all(np.abs(q * step - values) <= step)  # never off by more than a step
+
+
+def test_reconstruct_is_the_spec_product() -> None:
+    A = RNG.integers(-20, 20, (6, 3))
+    B = RNG.integers(-20, 20, (5, 3))
+    sigma = np.array([9.0, 4.0, 1.5], dtype=np.float32)
+    step = 0.75
+    expected = (step * A) @ np.diag(1 / sigma.astype(np.float64)) @ (step * B).T
+    np.testing.assert_allclose(quantize.reconstruct(A, sigma, B, step), expected, rtol=1e-5)
+    assert quantize.reconstruct(A[:, :0], sigma[:0], B[:, :0], step).shape == (6, 5)
+
+
+def test_rank_decision_keeps_only_what_pays() -> None:
+    """A component whose energy gain is below the cost of its bits is not kept."""
+    sigma = np.array([100.0, 50.0, 1e-3])
+    zeros = np.zeros(3)
+    rank = quantize.choose_rank(sigma, zeros, zeros, np.full(3, 1e3), lambda i: 1e3,
+                                lambda i: 1e3, 1.0)
+    assert rank == 2
+
+
+# ----------------------------------------------------------------------------- coding
+
+
+@pytest.mark.parametrize("predictor", [coding.NONE, coding.HORIZONTAL, coding.VERTICAL,
+                                       coding.PLANAR])
+def test_prediction_round_trip(predictor: int) -> None:
+    grids = RNG.integers(-(2**15), 2**15, (3, 9, 7)).astype(np.int16)
+    residuals = coding.predict(grids, predictor)
+    np.testing.assert_array_equal(coding.unpredict(residuals, predictor), grids)
+
+
+def test_symbols_round_trip_with_escapes() -> None:
+    matrix = np.zeros((40, 30), dtype=np.int32)
+    matrix[RNG.integers(0, 40, 200), RNG.integers(0, 30, 200)] = RNG.integers(-9, 9, 200)
+    matrix[3, 29] = 70000  # a value escape wider than int16
+    matrix[5, 0] = -1
+    symbols, run_escapes, value_escapes = coding.to_symbols(matrix)
+    assert np.count_nonzero(symbols == coding.END_OF_ROW) >= matrix.shape[0]
+    assert value_escapes.dtype == np.int32
+    back = coding.from_symbols(symbols, run_escapes, value_escapes, matrix.shape)
+    np.testing.assert_array_equal(back, matrix)
+
+
+def test_long_runs_escape() -> None:
+    matrix = np.zeros((2, 300), dtype=np.int16)
+    matrix[0, 299] = 1
+    symbols, run_escapes, value_escapes = coding.to_symbols(matrix)
+    assert run_escapes.tolist() == [299 - coding.RUN_ESCAPE]
+    np.testing.assert_array_equal(coding.from_symbols(symbols, run_escapes, value_escapes,
+                                                      matrix.shape), matrix)
+
+
+@pytest.mark.parametrize("damage", ["no row end", "extra row", "column past count",
+                                    "reserved symbol"])
+def test_invalid_symbols_rejected(damage: str) -> None:
+    matrix = np.array([[0, 3, 0], [1, 0, 0]], dtype=np.int16)
+    symbols, run_escapes, value_escapes = coding.to_symbols(matrix)
+    shape = matrix.shape
+    if damage == "no row end":
+        symbols = symbols[:-1]
+    elif damage == "extra row":
+        shape = (1, 3)
+    elif damage == "column past count":
+        shape = (2, 1)
+    else:
+        symbols = symbols.copy()
+        symbols[0] = 0x18  # R = 1, L = 8: only 0x08 may have L = 8
+    with pytest.raises(SvdiError):
+        coding.from_symbols(symbols, run_escapes, value_escapes, shape)
+
+
+def test_narrow_keeps_values() -> None:
+    for values, dtype in (([-128, 127], np.int8), ([-129], np.int16), ([40000], np.int32)):
+        narrowed = coding.narrow(np.array(values, dtype=np.int64))
+        assert narrowed.dtype == dtype and narrowed.tolist() == values
+
+
+# ----------------------------------------------------------------------------- band plan
+
+
+@pytest.mark.parametrize("layout_code, patch", [(LAYOUT_PLAIN, 0), (LAYOUT_PATCH, 8)])
+def test_band_plan_covers_the_matrix_within_budget(layout_code: int, patch: int) -> None:
+    plane = Plane(0, layout_code, patch, 1000, 600, 40, 1.0)
+    bands = [(y, min(y + 64, 1000)) for y in range(0, 1000, 64)]
+    budget = 4 * 40 * 150  # 150 matrix rows of the scaled left factor
+    plan = BandPlan.of(plane, 40, bands, budget, local=False)
+    m, n = plane.matrix_shape
+    assert plan.mrows[0][0] == 0 and plan.mrows[-1][1] == m
+    assert all(a[1] == b[0] for a, b in zip(plan.mrows, plan.mrows[1:]))
+    assert [i for p in plan.passes for i in p] == list(range(len(bands)))
+    for p in plan.passes:  # a pass holds one band, or as many as fit the budget
+        rows = plan.mrows[p[-1]][1] - plan.mrows[p[0]][0]
+        assert len(p) == 1 or rows * 4 * 40 <= budget
+    assert plan.columns[0][0] == 0 and plan.columns[-1][1] == n
+    assert len(plan.columns) == (1 if patch else -(-n // (budget // (4 * 40))))
+    local = BandPlan.of(plane, 40, bands, budget, local=True)
+    assert local.passes == [list(range(len(bands)))]
