@@ -13,7 +13,8 @@ from PIL import Image
 
 from ..errors import SvdiError
 from ..format import COLOUR_NONE, LAYOUT_PLAIN, Container, unpack
-from ..runtime.threads import single_threaded
+from ..runtime import band_sizes
+from ..runtime.threads import serial, single_threaded
 from .reference import factor_integers
 from .render import render_image
 
@@ -60,8 +61,11 @@ def decode(data: bytes, *, components: int | None = None,
     """
     container = _load(data, max_pixels, components)
     # A hostile step, singular value or scale can overflow float32: no warnings, checked in render.
-    # BLAS stays single-threaded throughout, as in the encoder (see parallel's docstring).
-    with np.errstate(all="ignore"), single_threaded():
+    # BLAS stays single-threaded throughout, as in the encoder (see runtime.threads); small
+    # images decode in this thread alone.
+    header = container.header
+    small = header.width * header.height * header.channels <= band_sizes.SERIAL_SAMPLES
+    with np.errstate(all="ignore"), single_threaded(), serial(small):
         pixels = render_image(container, components)
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow float32 (sample scale {container.header.scale})")

@@ -20,8 +20,8 @@ from ..errors import SvdiError
 from ..evaluation.metrics import psnr
 from ..format import LAYOUT_PATCH, LAYOUT_PLAIN, PATCH_SIZES
 from ..modes import as_pixels
-from ..runtime import kernels
-from ..runtime.threads import single_threaded
+from ..runtime import band_sizes, kernels
+from ..runtime.threads import serial, single_threaded
 from .plane import RankRule
 from .schedule import Encoder
 from .source import image_header
@@ -87,7 +87,8 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
     if sum(x is not None for x in (target_psnr, max_bytes)) > 1:
         raise SvdiError("give at most one of target_psnr and max_bytes")
     kernels.get(pixels.size)  # loads the optional compiled loops for a large image
-    with single_threaded():  # BLAS single-threaded: see runtime.threads
+    # BLAS single-threaded: see runtime.threads; small images in this thread alone.
+    with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
         return _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout)
 
 

@@ -98,13 +98,19 @@ def plane_bands(source: PlaneSource, index: int) -> list[Band]:
 
 
 def layout_sample(source: PlaneSource, index: int) -> list[Band] | None:
-    """Evenly spaced full bands of plane `index`, 1 in LAYOUT_SAMPLE, or None if the plane
-    has too few bands for a sample to stand for it."""
+    """Evenly spaced rows of plane `index` on which its layout is chosen, 1 in LAYOUT_SAMPLE:
+    whole bands of a large plane, strips of one band unit of a smaller one; None if the plane
+    has too few strips for a sample to stand for it (it is then costed whole)."""
     bands = plane_bands(source, index)
     full = [b for b in bands if (b[1] - b[0]) % band_sizes.BAND_UNIT == 0]
-    if len(full) < tuning.LAYOUT_SAMPLE * tuning.MIN_SAMPLE_BANDS:
+    every = tuning.LAYOUT_SAMPLE
+    if len(full) >= every * tuning.MIN_SAMPLE_BANDS:
+        return full[every // 2::every]
+    unit, height = band_sizes.BAND_UNIT, source.shapes[index][0]
+    strips = [(y, y + unit) for y in range(0, height - unit + 1, unit)]
+    if len(strips) < every * tuning.MIN_SAMPLE_STRIPS:
         return None
-    return full[tuning.LAYOUT_SAMPLE // 2::tuning.LAYOUT_SAMPLE]
+    return strips[every // 2::every]
 
 
 def patch_grams(source: PlaneSource, index: int, sides: list[int]) -> dict[int, np.ndarray]:

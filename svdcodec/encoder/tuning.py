@@ -19,9 +19,12 @@ AUTO_LAYOUTS = ("patch4", "patch8")
 #: Lagrange multiplier of the layout choice, in units of step^2 per bit.
 LAYOUT_LAMBDA = 0.12
 #: A plane of at least LAYOUT_SAMPLE * MIN_SAMPLE_BANDS bands chooses its layout on one band
-#: in LAYOUT_SAMPLE, then codes only the chosen layout (see `encoder.plane.layout_sample`).
+#: in LAYOUT_SAMPLE, then codes only the chosen layout (see `encoder.plane.layout_sample`); a
+#: smaller plane of at least LAYOUT_SAMPLE * MIN_SAMPLE_STRIPS strips of 32 rows chooses on one
+#: strip in LAYOUT_SAMPLE; a smaller one still is costed whole in every candidate layout.
 LAYOUT_SAMPLE = 8
 MIN_SAMPLE_BANDS = 2
+MIN_SAMPLE_STRIPS = 1
 #: Size of the first group of sparse components and the growth factor of the next ones.
 FIRST_GROUP = 15
 GROUP_GROWTH = 4.0

@@ -25,6 +25,9 @@ MIN_PASS_BYTES = 1 << 24
 #: Decoder: most bytes of decompressed chroma factors for which the chroma planes decode
 #: concurrently with the set-up of Y' (each with its own buffers); above, one after the other.
 JOB_BYTES = 1 << 24
+#: Images of at most this many samples (pixels x channels) are coded and decoded in the
+#: calling thread: their bands are too few and too small to repay the hand-off to other threads.
+SERIAL_SAMPLES = 1 << 19
 #: Encoder: target samples per band of the streaming passes (rows of a plane, whole patch rows).
 BAND_SAMPLES = 1 << 18
 #: Encoder: band heights are multiples of this, so that every patch size fits whole patch rows

@@ -20,17 +20,17 @@ core, where it competes with the band threads. (Measurements: docs/design-notes.
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -42,6 +42,8 @@ _looked_up = False
 
 
 def _candidates() -> list[str]:
+    import glob  # only when BLAS threads are first set: not on import
+
     paths: list[str] = []
     try:
         with open("/proc/self/maps") as maps:
@@ -54,6 +56,9 @@ def _candidates() -> list[str]:
 
 
 def openblas_thread_api() -> tuple[Any, Any] | None:
+    """OpenBLAS's (get, set) thread-count functions, found in the loaded library, or None."""
+    import ctypes
+
     for path in _candidates():
         try:
             lib = ctypes.CDLL(path)
@@ -136,6 +141,8 @@ if hasattr(os, "register_at_fork"):
 def _pool(threads: int) -> ThreadPoolExecutor:
     """A process-wide pool per size: creating one per call costs as much as a small image's
     band pass."""
+    from concurrent.futures import ThreadPoolExecutor
+
     with _pools_lock:
         if threads not in _pools:
             _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="svdcodec")
@@ -148,13 +155,25 @@ def run_bands(task: Callable[[int], T], count: int, threads: int | None = None) 
     explicitly); the first error (by index) propagates. A task that calls run_bands takes part
     in its bands itself and offers them to pool threads that are idle (`_shared`)."""
     threads = workers() if threads is None else threads
-    if count <= 1 or threads <= 1:
+    if count <= 1 or threads <= 1 or getattr(_worker, "serial", False):
         with np.errstate(all="ignore"):
             return [task(i) for i in range(count)]
     if getattr(_worker, "busy", False):
         return _shared(task, count, threads)
     with single_threaded():
-        return list(_pool(threads).map(lambda i: _quiet(task, i), range(count)))
+        return _shared(task, count, threads)
+
+
+@contextmanager
+def serial(enabled: bool = True) -> Iterator[None]:
+    """run_bands in the calling thread only, for the duration: for work too small to repay
+    handing bands to other threads (a small image's every band pass)."""
+    before = getattr(_worker, "serial", False)
+    _worker.serial = before or enabled
+    try:
+        yield
+    finally:
+        _worker.serial = before
 
 
 def _quiet(task: Callable[[int], T], i: int) -> T:
@@ -167,9 +186,10 @@ def _quiet(task: Callable[[int], T], i: int) -> T:
 
 
 def _shared(task: Callable[[int], T], count: int, threads: int) -> list[T]:
-    """run_bands from inside a band: this thread claims and runs bands in order, and so does
-    any pool thread that becomes idle meanwhile (a helper that has not started by the time
-    the bands are all claimed is cancelled, so no thread ever waits for a busy pool)."""
+    """This thread claims and runs bands in order, and so does any pool thread that is or
+    becomes idle meanwhile (a helper that has not started by the time the bands are all
+    claimed is cancelled, so no thread ever waits for a busy pool, and the caller never idles
+    while its bands wait in a queue)."""
     claims = itertools.count()
     results: list[Any] = [None] * count
     failures: dict[int, BaseException] = {}
