@@ -198,8 +198,8 @@ def answer(rows: list[dict[str, object]], png_bytes: int,
             jpeg = "JPEG cannot match svdi's PSNR at any of these qualities on this image"
     near = min(svdi_rows, key=lambda r: abs(cast(int, r["quality"]) - DEFAULT_QUALITY))
     png = png_bytes / cast(int, near["bytes"])
-    return (f"{jpeg}. PNG (lossless) is {png:.1f}x the size of svdi at quality "
-            f"{near['quality']}.")
+    size = f"{png:.1f}x the size of" if png >= 1 else f"smaller here, by {1 / png:.1f}x, than"
+    return f"{jpeg}. PNG (lossless) is {size} svdi at quality {near['quality']}."
 
 
 def _join(names: list[str]) -> str:

@@ -322,22 +322,45 @@ def test_final_line_agrees_with_the_table(capsys: pytest.CaptureFixture[str]) ->
     assert f"PNG (lossless) is {png:.1f}x the size of svdi at quality 75" in report["answer"]
 
 
-def test_bd_rates_in_plain_words_without_nan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # A small crop keeps the sweep of every codec short; a tiny image also leaves some codecs
-    # without a PSNR range shared with JPEG, which must read as words, never as nan.
+@pytest.fixture
+def small_png(tmp_path: Path) -> Path:
+    """A 96 x 64 crop of the sample: keeps a sweep of every codec short."""
+    path = tmp_path / "crop.png"
     with Image.open(SAMPLE) as im:
-        im.crop((0, 0, 96, 64)).save(tmp_path / "crop.png")
-    assert compare_cli.main([str(tmp_path / "crop.png"), "-q", "50"]) == 0
+        im.crop((0, 0, 96, 64)).save(path)
+    return path
+
+
+def test_bd_rates_in_plain_words_without_nan(small_png: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert compare_cli.main([str(small_png), "-q", "50"]) == 0
     out = capsys.readouterr().out
     assert "the BD-rate" in out and "textbook SVD: the demo of the linear-algebra course" in out
     assert "\n  JPEG 2000" in out or not features.check("jpg_2000")
     assert not any(word in out.lower() for word in UNEXPLAINED)
     assert out.rstrip("\n").splitlines()[-1].startswith("svdi files are ")
-    assert compare_cli.main([str(tmp_path / "crop.png"), "-q", "50", "--json"]) == 0
+    assert compare_cli.main([str(small_png), "-q", "50", "--json"]) == 0
     report = _strict_json(capsys.readouterr().out)
     bd = report["bd_rate_vs_jpeg_28_38dB"]
     assert "png" not in bd and "jpeg" not in bd and bd["svdi"] is not None
     assert all(v is None or math.isfinite(v) for v in bd.values())
+
+
+def test_codecs_without_a_bd_rate_are_named_in_words(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # A flat image: most codecs reach very high or infinite PSNR at once, so several curves
+    # share no PSNR range with JPEG's in 28-38 dB; and PNG is smaller than any lossy file.
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((32, 48, 3), (90, 140, 200), np.uint8)).save(flat)
+    assert compare_cli.main([str(flat), "-q", "50", "--json"]) == 0
+    bd = _strict_json(capsys.readouterr().out)["bd_rate_vs_jpeg_28_38dB"]
+    missing = [compare_cli.LABELS[c] for c, v in bd.items() if v is None]
+    assert missing
+    assert compare_cli.main([str(flat), "-q", "50"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.endswith(": no PSNR range shared with JPEG in 28-38 dB)"))
+    assert all(label in line for label in missing)
+    assert not any(word in out.lower() for word in UNEXPLAINED)
+    assert "PNG (lossless) is smaller here, by " in out.rstrip("\n").splitlines()[-1]
 
 
 def test_answer_from_bd_rate_names_the_codecs_ahead() -> None:
@@ -368,11 +391,12 @@ def test_answer_without_bd_rate_uses_the_table() -> None:
         "JPEG cannot match svdi's PSNR at any of these qualities on this image. PNG")
 
 
-def test_progress_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch,
+def test_progress_on_a_terminal_only(small_png: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
+    args = [str(small_png), "--no-bd", "-q", "50"]
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    assert compare_cli.main(["--no-bd", "-q", "50"]) == 0
+    assert compare_cli.main(args) == 0
     steps = terminal.getvalue()
     assert steps.count("\rsvdi-compare: [") == 3
     assert "[1/3] svdi at quality 50" in steps and "[3/3] PNG, lossless" in steps
@@ -380,8 +404,8 @@ def test_progress_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch,
     assert "svdi-compare" not in capsys.readouterr().out
     quiet = Terminal()
     monkeypatch.setattr(sys, "stderr", quiet)
-    assert compare_cli.main(["--no-bd", "-q", "50", "--quiet"]) == 0
+    assert compare_cli.main([*args, "--quiet"]) == 0
     assert quiet.getvalue() == ""
     monkeypatch.undo()
-    assert compare_cli.main(["--no-bd", "-q", "50"]) == 0
+    assert compare_cli.main(args) == 0
     assert capsys.readouterr().err == ""  # not a terminal: silent
