@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image, features
 
 import svdcodec
+from svdcodec.cli import compare as compare_cli
 from svdcodec.evaluation import codecs as compare, metrics
 
 SAMPLE = Path(svdcodec.__file__).parent / "data" / "sample.png"
@@ -273,3 +277,136 @@ def test_plot_rd_writes_png(tmp_path: Path) -> None:
     compare.plot_rd(rows, out, lo=28, hi=38)
     with Image.open(out) as im:
         assert im.format == "PNG" and im.size[0] > 100
+
+
+# ---------------------------------------------------------------- svdi-compare's report
+
+UNEXPLAINED = ("svdi-plain", "lecture", "unreachable", "nan", "inf")
+
+
+class Terminal(io.StringIO):
+    """A captured stream that says it is a terminal, as stderr is in an interactive shell."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _strict_json(text: str) -> dict:  # type: ignore[type-arg]
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in the JSON report")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_report_on_the_sample_speaks_plainly(capsys: pytest.CaptureFixture[str]) -> None:
+    assert compare_cli.main(["--no-bd", "-q", "50,75"]) == 0
+    out = capsys.readouterr().out
+    assert "sample.png: 384x256" in out and "the sample photo shipped with svdcodec" in out
+    for words in ("PNG (lossless)", "svdi, plain layout", "bits per pixel",
+                  "how close the decoded picture is to the original", "--layout plain"):
+        assert words in out
+    assert not any(word in out.lower() for word in UNEXPLAINED)
+    last = out.rstrip("\n").splitlines()[-1]
+    assert last.startswith("svdi files are ") and "than JPEG at the same PSNR on this image" in last
+    assert "PNG (lossless) is " in last and "x the size of svdi at quality 75." in last
+
+
+def test_final_line_agrees_with_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert compare_cli.main(["--no-bd", "-q", "50,75", "--json"]) == 0
+    report = _strict_json(capsys.readouterr().out)
+    svdi_rows = [r for r in report["side_by_side"] if r["codec"] == "svdi"]
+    ratios = [r["size_vs_jpeg"] for r in svdi_rows]
+    change = 100 * (math.exp(np.mean(np.log(ratios))) - 1)
+    word = "smaller" if change < 0 else "larger"
+    assert f"svdi files are {abs(change):.1f} % {word} than JPEG" in report["answer"]
+    png = report["png_bytes"] / svdi_rows[1]["bytes"]
+    assert f"PNG (lossless) is {png:.1f}x the size of svdi at quality 75" in report["answer"]
+
+
+@pytest.fixture
+def small_png(tmp_path: Path) -> Path:
+    """A 96 x 64 crop of the sample: keeps a sweep of every codec short."""
+    path = tmp_path / "crop.png"
+    with Image.open(SAMPLE) as im:
+        im.crop((0, 0, 96, 64)).save(path)
+    return path
+
+
+def test_bd_rates_in_plain_words_without_nan(small_png: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert compare_cli.main([str(small_png), "-q", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "the BD-rate" in out and "textbook SVD: the demo of the linear-algebra course" in out
+    assert "\n  JPEG 2000" in out or not features.check("jpg_2000")
+    assert not any(word in out.lower() for word in UNEXPLAINED)
+    assert out.rstrip("\n").splitlines()[-1].startswith("svdi files are ")
+    assert compare_cli.main([str(small_png), "-q", "50", "--json"]) == 0
+    report = _strict_json(capsys.readouterr().out)
+    bd = report["bd_rate_vs_jpeg_28_38dB"]
+    assert "png" not in bd and "jpeg" not in bd and bd["svdi"] is not None
+    assert all(v is None or math.isfinite(v) for v in bd.values())
+
+
+def test_codecs_without_a_bd_rate_are_named_in_words(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # A flat image: most codecs reach very high or infinite PSNR at once, so several curves
+    # share no PSNR range with JPEG's in 28-38 dB; and PNG is smaller than any lossy file.
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((32, 48, 3), (90, 140, 200), np.uint8)).save(flat)
+    assert compare_cli.main([str(flat), "-q", "50", "--json"]) == 0
+    bd = _strict_json(capsys.readouterr().out)["bd_rate_vs_jpeg_28_38dB"]
+    missing = [compare_cli.LABELS[c] for c, v in bd.items() if v is None]
+    assert missing
+    assert compare_cli.main([str(flat), "-q", "50"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.endswith(": no PSNR range shared with JPEG in 28-38 dB)"))
+    assert all(label in line for label in missing)
+    assert not any(word in out.lower() for word in UNEXPLAINED)
+    assert "PNG (lossless) is smaller here, by " in out.rstrip("\n").splitlines()[-1]
+
+
+def test_answer_from_bd_rate_names_the_codecs_ahead() -> None:
+    rows = [{"codec": "svdi", "quality": q, "bytes": b, "size_vs_jpeg": None}
+            for q, b in ((50, 1000), (80, 2000))]
+    bd = {"svdi": -12.34, "svdi-plain": 80.0, "lecture": 1200.0, "webp": -30.0, "avif": None,
+          "jp2": -40.0}
+    assert compare_cli.answer(rows, 9000, bd) == (
+        "svdi files are 12.3 % smaller than JPEG at the same PSNR on this image (average over "
+        "28-38 dB); JPEG 2000 and WebP are smaller still. PNG (lossless) is 4.5x the size of "
+        "svdi at quality 80.")
+    assert compare_cli.answer(rows, 500, {"svdi": 25.0}).startswith(
+        "svdi files are 25.0 % larger than JPEG at the same PSNR on this image (average")
+
+
+def test_answer_without_bd_rate_uses_the_table() -> None:
+    rows = [{"codec": "svdi", "quality": 30, "bytes": 800, "size_vs_jpeg": 0.5},
+            {"codec": "svdi-plain", "quality": 30, "bytes": 900, "size_vs_jpeg": 3.0},
+            {"codec": "svdi", "quality": 70, "bytes": 1000, "size_vs_jpeg": 2.0},
+            {"codec": "svdi", "quality": 95, "bytes": 4000, "size_vs_jpeg": None}]
+    # geometric mean of 0.5 and 2.0 is 1: the same size; quality 70 is the nearest to 75
+    assert compare_cli.answer(rows, 10000, None) == (
+        "svdi files are the same size as JPEG at the same PSNR on this image (geometric mean "
+        "over qualities 30 and 70). PNG (lossless) is 10.0x the size of svdi at quality 70.")
+    # a BD sweep that found no overlap with JPEG falls back to the table as well
+    unmatched = [dict(r, size_vs_jpeg=None) for r in rows]
+    assert compare_cli.answer(unmatched, 10000, {"svdi": None}).startswith(
+        "JPEG cannot match svdi's PSNR at any of these qualities on this image. PNG")
+
+
+def test_progress_on_a_terminal_only(small_png: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    args = [str(small_png), "--no-bd", "-q", "50"]
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert compare_cli.main(args) == 0
+    steps = terminal.getvalue()
+    assert steps.count("\rsvdi-compare: [") == 3
+    assert "[1/3] svdi at quality 50" in steps and "[3/3] PNG, lossless" in steps
+    assert steps.endswith("\r\x1b[K")  # the line is cleared before the report
+    assert "svdi-compare" not in capsys.readouterr().out
+    quiet = Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    assert compare_cli.main([*args, "--quiet"]) == 0
+    assert quiet.getvalue() == ""
+    monkeypatch.undo()
+    assert compare_cli.main(args) == 0
+    assert capsys.readouterr().err == ""  # not a terminal: silent

@@ -1,17 +1,22 @@
-"""svdi-compare: "how does it compare to JPEG?", answered on one image.
+"""svdi-compare: "how does it compare to JPEG and PNG?", answered on one image.
 
 With no argument it runs on the sample photograph shipped in the package. It prints svdi at a
-few qualities beside JPEG at the same PSNR and PNG's lossless size, then the BD-rate of every
-codec against JPEG over 28-38 dB, and optionally draws the rate-distortion plot.
+few qualities beside the smallest JPEG of the same PSNR and PNG's lossless size, then every
+codec's average size difference to JPEG at equal PSNR (the BD-rate over 28-38 dB), and ends
+with a one-line answer. It optionally draws the rate-distortion plot. The work takes seconds to
+tens of seconds, so on a terminal it shows which step it is on (on stderr; --quiet hides it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import textwrap
 from collections.abc import Sequence
 from importlib import resources
+from typing import TextIO, cast
 
 import numpy as np
 from PIL import Image
@@ -19,7 +24,18 @@ from PIL import Image
 from .. import FORMAT_VERSION, __version__
 from ..evaluation import codecs as cmp
 
-QUALITIES = (30, 50, 70, 90)
+QUALITIES = (30, 50, 75, 90)
+DEFAULT_QUALITY = 75  # svdcodec.encode's default, which the PNG comparison is made against
+
+#: How each codec of the comparison is named for a reader, and what the unfamiliar ones are.
+LABELS = {"svdi": "svdi", "svdi-plain": "svdi, plain layout", "jpeg": "JPEG", "webp": "WebP",
+          "avif": "AVIF", "jp2": "JPEG 2000", "png": "PNG", "lecture": "textbook SVD"}
+EXPLAINED = {
+    "svdi-plain": "svdi with each colour plane stored as one whole matrix, as in the textbook "
+                  "demo (--layout plain)",
+    "lecture": "the demo of the linear-algebra course: np.linalg.svd of each RGB channel, "
+               "the factors kept as float16 and zstd-compressed",
+}
 
 
 def sample_path() -> str:
@@ -44,24 +60,48 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", metavar="PNG", help="draw the rate-distortion plot here "
                                                       "(needs matplotlib)")
     parser.add_argument("--no-bd", action="store_true",
-                        help="skip the BD-rate sweep of all codecs (faster)")
+                        help="skip the sweep of all codecs at many settings (faster)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--version", action="version",
                         version=f"%(prog)s {__version__} (.svdi format version {FORMAT_VERSION})")
     parser.add_argument("-v", "--verbose", action="store_true", help="also list every point")
-    parser.add_argument("--quiet", action="store_true", help="print only the tables")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the tables and the answer, no explanations or progress")
     return parser
 
 
-def side_by_side(img: np.ndarray, qualities: Sequence[int]) -> list[dict[str, object]]:
+class StepCounter:
+    """'[step/total] what' on one line of a terminal, rewritten as each step starts."""
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
+        self.total, self.step, self.stream = total, 0, stream
+        self.enabled = enabled and stream.isatty()
+
+    def start(self, what: str) -> None:
+        self.step += 1
+        if self.enabled:
+            self.stream.write(f"\rsvdi-compare: [{self.step}/{self.total}] {what}...\x1b[K")
+            self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def side_by_side(img: np.ndarray, qualities: Sequence[int],
+                 progress: StepCounter | None = None) -> list[dict[str, object]]:
     """svdi (default and plain layouts) at each quality, and JPEG at the same PSNR."""
     rows: list[dict[str, object]] = []
     for q in qualities:
         for layout in ("auto", "plain"):
+            codec = "svdi" if layout == "auto" else "svdi-plain"
+            if progress:
+                progress.start(f"{LABELS[codec]} at quality {q}, and JPEG at its PSNR")
             n, decoded = cmp.run_svdi(img, q, layout)
             db = cmp.psnr(img, decoded)
             jpeg = cmp.jpeg_at_psnr(img, db)
-            rows.append({"codec": "svdi" if layout == "auto" else "svdi-plain", "quality": q,
+            rows.append({"codec": codec, "quality": q,
                          "bytes": n, "bpp": cmp.bpp(n, img), "psnr": db,
                          "jpeg_quality": jpeg.quality if jpeg else None,
                          "jpeg_bytes": jpeg.n_bytes if jpeg else None,
@@ -69,18 +109,102 @@ def side_by_side(img: np.ndarray, qualities: Sequence[int]) -> list[dict[str, ob
     return rows
 
 
+def sweep(img: np.ndarray, image: str, progress: StepCounter | None = None) -> list[cmp.RDPoint]:
+    """Every available lossy codec at its full list of settings, one codec per step.
+
+    PNG is left out: it is lossless, one size with no curve, already in the table.
+    """
+    points: list[cmp.RDPoint] = []
+    for codec in sweep_codecs():
+        if progress:
+            n = len(cmp.CODECS[codec].settings)
+            progress.start(f"{LABELS[codec]} at {n} settings, for the average size difference")
+        points += cmp.sweep_image(img, [codec], image=image)
+    return points
+
+
+def sweep_codecs() -> list[str]:
+    return [c for c in cmp.available_codecs() if c != "png"]
+
+
+def _jpeg_cell(row: dict[str, object]) -> str:
+    if row["jpeg_bytes"] is None:
+        return "JPEG can't reach it"
+    return f"{row['jpeg_bytes']} (q{row['jpeg_quality']})"
+
+
 def _table(rows: list[dict[str, object]], png_bytes: int, img: np.ndarray) -> str:
-    lines = [f"{'codec':<11} {'q':>3} {'bytes':>9} {'bpp':>6} {'PSNR dB':>8}   "
-             f"{'JPEG same PSNR':>14} {'svdi/JPEG':>9}"]
+    lines = [f"{'codec':<18} {'quality':>7} {'bytes':>9} {'bpp':>6} {'PSNR dB':>8}   "
+             f"{'JPEG same PSNR':>19} {'svdi/JPEG':>9}"]
     for r in rows:
-        jpeg = (f"{r['jpeg_bytes']:>9} (q{r['jpeg_quality']})" if r["jpeg_bytes"]
-                else f"{'unreachable':>14}")
         ratio = f"{r['size_vs_jpeg']:.2f}" if r["size_vs_jpeg"] else "-"
-        lines.append(f"{r['codec']:<11} {r['quality']:>3} {r['bytes']:>9} {r['bpp']:>6.3f} "
-                     f"{r['psnr']:>8.2f}   {jpeg:>14} {ratio:>9}")
-    lines.append(f"{'png':<11} {'':>3} {png_bytes:>9} {cmp.bpp(png_bytes, img):>6.3f} "
-                 f"{'lossless':>8}")
+        lines.append(f"{LABELS[str(r['codec'])]:<18} {r['quality']:>7} {r['bytes']:>9} "
+                     f"{r['bpp']:>6.3f} {r['psnr']:>8.2f}   {_jpeg_cell(r):>19} {ratio:>9}")
+    lines.append(f"{'PNG (lossless)':<18} {'':>7} {png_bytes:>9} {cmp.bpp(png_bytes, img):>6.3f} "
+                 f"{'exact':>8}")
     return "\n".join(lines)
+
+
+TABLE_NOTES = """\
+  bytes: size of the file; bpp: bits per pixel (bytes x 8 / pixels).
+  PSNR: how close the decoded picture is to the original, in dB; higher is closer (around
+    30 dB compression shows, above 40 dB it is hard to see).
+  JPEG same PSNR: the smallest JPEG (Pillow, libjpeg quality q) at least that close to the
+    original; "can't reach it": not even JPEG quality 100 is that close.
+  svdi/JPEG: svdi's size divided by that JPEG's; below 1 means svdi is smaller."""
+
+
+def _bd_lines(bd: dict[str, float | None]) -> list[str]:
+    ranked = sorted(((v, c) for c, v in bd.items() if v is not None))
+    width = max(len(LABELS[c]) for _, c in ranked) if ranked else 0
+    return [f"  {LABELS[c]:<{width}} {v:+8.1f} %" for v, c in ranked]
+
+
+def _percent(ratio: float) -> str:
+    """'12.3 % smaller' / '4.0 % larger' / 'the same size' for a size ratio svdi/other."""
+    change = 100.0 * (ratio - 1.0)
+    if abs(change) < 0.05:
+        return "the same size as"
+    return f"{abs(change):.1f} % {'smaller' if change < 0 else 'larger'} than"
+
+
+def answer(rows: list[dict[str, object]], png_bytes: int,
+           bd: dict[str, float | None] | None) -> str:
+    """The one-line answer to "how does it compare to JPEG and PNG?" on this image.
+
+    Against JPEG: svdi's BD-rate when the sweep ran and gave one, else the geometric mean of
+    the table's size ratios. Against PNG: PNG's size over svdi's at the default quality (or the
+    table's quality nearest to it).
+    """
+    svdi_rows = [r for r in rows if r["codec"] == "svdi"]
+    svdi_bd = bd.get("svdi") if bd else None
+    if bd and svdi_bd is not None:
+        others = ("jpeg", "svdi", "svdi-plain", "lecture")
+        better = [LABELS[c] for v, c in sorted((v, c) for c, v in bd.items() if v is not None)
+                  if c not in others and v < svdi_bd]
+        jpeg = (f"svdi files are {_percent(1 + svdi_bd / 100)} JPEG at the same PSNR on this "
+                "image (average over 28-38 dB)")
+        if better:
+            jpeg += f"; {_join(better)} {'is' if len(better) == 1 else 'are'} smaller still"
+    else:
+        matched = [r for r in svdi_rows if r["size_vs_jpeg"] is not None]
+        if matched:
+            ratios = [cast(float, r["size_vs_jpeg"]) for r in matched]
+            mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            qualities = _join([str(r["quality"]) for r in matched])
+            where = (f"at quality {qualities}" if len(matched) == 1 else
+                     f"geometric mean over qualities {qualities}")
+            jpeg = f"svdi files are {_percent(mean)} JPEG at the same PSNR on this image ({where})"
+        else:
+            jpeg = "JPEG cannot match svdi's PSNR at any of these qualities on this image"
+    near = min(svdi_rows, key=lambda r: abs(cast(int, r["quality"]) - DEFAULT_QUALITY))
+    png = png_bytes / cast(int, near["bytes"])
+    size = f"{png:.1f}x the size of" if png >= 1 else f"smaller here, by {1 / png:.1f}x, than"
+    return f"{jpeg}. PNG (lossless) is {size} svdi at quality {near['quality']}."
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,15 +222,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"svdi-compare: {path}: {exc}", file=sys.stderr)
         return 1
-    rows = side_by_side(img, qualities)
-    png_bytes, _ = cmp.run_png(img)
+    with_sweep = not args.no_bd or bool(args.plot)
+    progress = StepCounter(2 * len(qualities) + 1 + (len(sweep_codecs()) if with_sweep else 0),
+                           sys.stderr, not args.quiet)
+    try:
+        rows = side_by_side(img, qualities, progress)
+        progress.start("PNG, lossless")
+        png_bytes, _ = cmp.run_png(img)
+        points = sweep(img, path, progress) if with_sweep else []
+    finally:
+        progress.clear()
     report: dict[str, object] = {"image": path, "width": img.shape[1], "height": img.shape[0],
                                  "side_by_side": rows, "png_bytes": png_bytes}
-    points: list[cmp.RDPoint] = []
-    if not args.no_bd or args.plot:
-        points = cmp.sweep_image(img, image=path)
-        report["bd_rate_vs_jpeg_28_38dB"] = {
-            codec: s.mean for codec, s in cmp.mean_bd_rates(points).items()}
+    bd: dict[str, float | None] | None = None
+    if with_sweep:
+        # A codec whose curve does not overlap JPEG's in 28-38 dB has no BD-rate: None, not NaN.
+        bd = {codec: s.mean if math.isfinite(s.mean) else None
+              for codec, s in cmp.mean_bd_rates(points).items()}
+        report["bd_rate_vs_jpeg_28_38dB"] = bd
+    report["answer"] = answer(rows, png_bytes, bd)
     if args.plot:
         try:
             cmp.plot_rd(points, args.plot, lo=28, hi=38, title=f"Rate–distortion: {path}")
@@ -116,20 +250,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
+    _print_report(args, path, img, rows, png_bytes, bd, points)
+    print(f"\n{report['answer']}")
+    return 0
+
+
+def _explain(codec: str) -> str:
+    return textwrap.fill(f"{LABELS[codec]}: {EXPLAINED[codec]}.", 96, initial_indent="  ",
+                         subsequent_indent="    ")
+
+
+def _print_report(args: argparse.Namespace, path: str, img: np.ndarray,
+                  rows: list[dict[str, object]], png_bytes: int,
+                  bd: dict[str, float | None] | None, points: list[cmp.RDPoint]) -> None:
     if not args.quiet:
-        print(f"{path}: {img.shape[1]}x{img.shape[0]}, {img.nbytes} raw bytes")
+        what = " (the sample photo shipped with svdcodec)" if not args.image else ""
+        print(f"{path}: {img.shape[1]}x{img.shape[0]}, {img.nbytes} raw bytes{what}\n")
+        print("svdi at a few qualities, beside the smallest JPEG of the same PSNR:")
     print(_table(rows, png_bytes, img))
-    if "bd_rate_vs_jpeg_28_38dB" in report:
-        print("\nBD-rate against JPEG over 28-38 dB RGB PSNR (negative: smaller than JPEG):")
-        for codec, bd in report["bd_rate_vs_jpeg_28_38dB"].items():  # type: ignore[union-attr]
-            print(f"  {codec:<11} {bd:+7.1f}%")
+    if not args.quiet:
+        print(TABLE_NOTES)
+        print(_explain("svdi-plain"))
+    if bd is not None:
+        print("\nFile size against JPEG at equal PSNR, averaged over 28-38 dB (the BD-rate;\n"
+              "negative: smaller files than JPEG's):" if not args.quiet else "\nBD-rate:")
+        print("\n".join(_bd_lines(bd)))
+        missing = [LABELS[c] for c, v in bd.items() if v is None]
+        if missing:
+            print(f"  ({_join(missing)}: no PSNR range shared with JPEG in 28-38 dB)")
+        if "lecture" in bd and not args.quiet:
+            print(_explain("lecture"))
     if args.verbose:
         for p in points:
-            print(f"  {p.codec:<11} {p.setting!s:>5} {p.n_bytes:>9} {p.bpp:.3f} bpp "
+            print(f"  {LABELS[p.codec]:<18} {p.setting!s:>5} {p.n_bytes:>9} {p.bpp:.3f} bpp "
                   f"{p.psnr:.2f} dB")
     if args.plot and not args.quiet:
         print(f"plot written to {args.plot}")
-    return 0
 
 
 if __name__ == "__main__":
