@@ -318,6 +318,25 @@ def test_layout_costed_on_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     assert svdcodec.encode(pixels, quality=75) == sampled
 
 
+def test_small_planes_costed_on_strips() -> None:
+    """A plane too small for a sample of bands (a Kodak photo) chooses its layout on strips of
+    32 rows, one in LAYOUT_SAMPLE; a plane with fewer strips than that is costed whole."""
+    pixels = as_pixels(photo(512, 768, 1))
+    source = PlaneSource(pixels, image_header(pixels, False))
+    sample = plane_coding.layout_sample(source, 0)
+    assert sample is not None and all(y1 - y0 == band_sizes.BAND_UNIT for y0, y1 in sample)
+    assert len(sample) == 512 // band_sizes.BAND_UNIT // tuning.LAYOUT_SAMPLE
+    step = encoder.step_for_quality(75)
+    layouts = encoder.candidate_layouts("auto", False)
+    for candidate in plane_coding.factorize_plane(source, 0, layouts, RankRule()):
+        whole = plane_coding.code_plane(source, candidate, step, RankRule(), True)
+        estimate = plane_coding.code_plane(source, candidate, step, RankRule(), True, sample)
+        assert estimate.nbytes == pytest.approx(whole.nbytes, rel=0.2)
+        assert estimate.distortion == pytest.approx(whole.distortion, rel=0.2)
+    tiny = as_pixels(photo(200, 64, 1))
+    assert plane_coding.layout_sample(PlaneSource(tiny, image_header(tiny, False)), 0) is None
+
+
 def test_blas_threads_scoped() -> None:
     """Encoding keeps OpenBLAS at one thread (its idle workers spin against the band threads),
     except inside `threaded_blas` (whole-plane factorizations); both restore what they found."""
