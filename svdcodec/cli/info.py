@@ -35,12 +35,12 @@ def _plane_report(plane: container.Plane, blocks: list[container.Block]) -> dict
 
 def info_report(name: str, data: bytes) -> dict[str, Any]:
     """Everything svdi-info shows, as plain data (the --json output)."""
-    box = container.unpack(data)
-    h = box.header
+    unpacked = container.unpack(data)
+    h = unpacked.header
     pixels = h.width * h.height
     raw = pixels * h.channels * h.dtype.itemsize
-    planes = [_plane_report(p, [b for b in box.blocks if b.plane == p.index])
-              for p in box.planes]
+    planes = [_plane_report(p, [b for b in unpacked.blocks if b.plane == p.index])
+              for p in unpacked.planes]
     return {
         "file": name, "format_version": h.version, "width": h.width, "height": h.height,
         "mode": PILLOW_MODES.get((h.dtype, h.channels)), "channels": h.channels,
@@ -48,7 +48,7 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
         "colour": "YCbCr" if h.colour == container.COLOUR_YCBCR else "none",
         "subsampling": "4:2:0" if h.subsampling else "4:4:4",
         "planes": planes, "file_bytes": len(data),
-        "header_bytes": len(data) - sum(b.stored for b in box.blocks),
+        "header_bytes": len(data) - sum(b.stored for b in unpacked.blocks),
         "raw_bytes": raw, "compression_ratio": raw / len(data),
         "bits_per_pixel": 8 * len(data) / pixels,
     }
