@@ -15,6 +15,7 @@ from ..errors import SvdiError
 from ..format import COLOUR_NONE, LAYOUT_PLAIN, Container, unpack
 from ..runtime import band_sizes
 from ..runtime.threads import serial, single_threaded
+from .reduced import FACTORS, render_reduced
 from .reference import factor_integers
 from .render import render_image
 
@@ -51,14 +52,18 @@ def _load(data: bytes, max_pixels: int | None | bool, components: int | None) ->
     return unpack(data, max_pixels=_max_pixels(max_pixels))
 
 
-def decode(data: bytes, *, components: int | None = None,
+def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
            max_pixels: int | None | bool = True) -> np.ndarray:
     """Decode .svdi bytes to an array of shape (h, w) or (h, w, c) and the stored sample type.
 
     components: decode only the first k components of every plane (a preview).
+    reduce: 2, 4 or 8 decode at that fraction of the size, ceil(h / reduce) x ceil(w / reduce)
+    (each pixel the mean of a reduce x reduce cell), at a fraction of the work: thumbnails.
     max_pixels: refuse images larger than this; True (default) reads PIL.Image.MAX_IMAGE_PIXELS
     at call time, None disables the check.
     """
+    if reduce not in FACTORS:
+        raise SvdiError(f"reduce must be one of {', '.join(map(str, FACTORS))}, got {reduce!r}")
     container = _load(data, max_pixels, components)
     # A hostile step, singular value or scale can overflow float32: no warnings, checked in render.
     # BLAS stays single-threaded throughout, as in the encoder (see runtime.threads); small
@@ -66,7 +71,8 @@ def decode(data: bytes, *, components: int | None = None,
     header = container.header
     small = header.width * header.height * header.channels <= band_sizes.SERIAL_SAMPLES
     with np.errstate(all="ignore"), single_threaded(), serial(small):
-        pixels = render_image(container, components)
+        pixels = (render_image(container, components) if reduce == 1
+                  else render_reduced(container, reduce, components))
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow float32 (sample scale {container.header.scale})")
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels

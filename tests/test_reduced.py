@@ -1,0 +1,71 @@
+"""Decoding at reduced size (`decode(data, reduce=k)`): the size JPEG's draft mode gives, and
+pixels that are the k x k cell means of the full decode up to rounding (edges aside)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import svdcodec
+from svdcodec import SvdiError
+
+
+def photo(height: int, width: int, channels: int) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    out = np.empty((height, width, channels))
+    for c in range(channels):
+        out[..., c] = 128 + 80 * np.sin(x / (13 + 4 * c) + y / 29) + rng.normal(0, 4, (height, width))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def cell_means(image: np.ndarray, k: int) -> np.ndarray:
+    """Box means of k x k cells, the image padded by its edge (as the patch layout pads)."""
+    f = image.astype(np.float64).reshape(image.shape[0], image.shape[1], -1)
+    h, w = -(-f.shape[0] // k), -(-f.shape[1] // k)
+    pad = np.pad(f, ((0, h * k - f.shape[0]), (0, w * k - f.shape[1]), (0, 0)), mode="edge")
+    return pad.reshape(h, k, w, k, -1).mean(axis=(1, 3))
+
+
+CASES = [  # (channels, dtype, options, mean tolerance, max tolerance)
+    (1, np.uint8, {}, 0.6, 6),
+    (1, np.uint8, {"layout": "plain"}, 0.6, 6),
+    (1, np.uint8, {"layout": "patch4"}, 0.6, 6),
+    (3, np.uint8, {"quality": 95}, 1.0, 8),  # Y'CbCr 4:4:4
+    # 4:2:0: the stored chroma is used as it is, not upsampled and averaged again (as JPEG's
+    # scaled decoding does): strong colour detail then differs by a few levels.
+    (3, np.uint8, {"quality": 50}, 2.5, 25),
+    (4, np.uint8, {"quality": 80}, 2.5, 25),
+    (1, np.uint16, {}, 0.6 * 257, 6 * 257),
+    (1, np.float32, {}, 1e-3, 1e-2),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{np.dtype(c[1])}-{c[2]}" for c in CASES])
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_reduced_is_the_cell_mean(case: tuple, k: int) -> None:
+    channels, dtype, options, mean_tol, max_tol = case
+    pixels = photo(203, 157, channels)
+    if dtype == np.uint16:
+        pixels = pixels.astype(np.uint16) * 257
+    elif dtype == np.float32:
+        pixels = pixels.astype(np.float32) / 255
+    data = svdcodec.encode(pixels.squeeze(), **options)
+    full = svdcodec.decode(data)
+    small = svdcodec.decode(data, reduce=k)
+    expected = cell_means(full, k)
+    assert small.shape[:2] == (-(-203 // k), -(-157 // k)) and small.dtype == full.dtype
+    error = np.abs(small.astype(np.float64).reshape(expected.shape) - expected)[:-1, :-1]
+    assert error.mean() <= mean_tol and error.max() <= max_tol
+    assert svdcodec.decode(data, reduce=k, components=2).shape == small.shape
+
+
+def test_reduce_one_is_the_full_decode() -> None:
+    data = svdcodec.encode(photo(40, 30, 3))
+    np.testing.assert_array_equal(svdcodec.decode(data, reduce=1), svdcodec.decode(data))
+
+
+@pytest.mark.parametrize("k", [0, 3, 16, -2])
+def test_other_factors_refused(k: int) -> None:
+    with pytest.raises(SvdiError, match="reduce"):
+        svdcodec.decode(svdcodec.encode(photo(16, 16, 1)), reduce=k)
