@@ -13,17 +13,17 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image, ImageOps, UnidentifiedImageError, features
+from support import ROOT, make_vectors
 
 import svdcodec
 from svdcodec import SvdiError, cli
 from svdcodec import format as container
-from support import ROOT, make_vectors
 
 MV = make_vectors()
 VECTORS = ROOT / "spec" / "vectors"
 H, W = 24, 40
-XMP = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf='
-       '"http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>').encode()
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf='
+       b'"http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>')
 TEXT = {"Title": "Ŝtono", "Author": "someone", "Description": "line 1\nline 2"}
 
 
@@ -443,3 +443,22 @@ def test_cli_decode_default_names(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert cli.decode_main([str(tmp_path / "photo.svdi"), "-d", str(out), "--quiet"]) == 0
     assert [p.name for p in out.iterdir()] == ["photo.svdi.png"]
+
+
+def test_icc_frame_claiming_megabytes_is_refused_before_allocating_them() -> None:
+    """16 MiB of zeros in a 400-byte frame is not an ICC profile: refused from its header."""
+    import tracemalloc
+
+    data = (VECTORS / "rgb_16x16_metadata.svdi").read_bytes()
+    bad = MV.replace(data, b"iCCP", lambda p: b"x\0\0" + MV.zero_frame(container.metadata.MAX_ICC))
+    assert len(bad) < len(data) + 1000
+    tracemalloc.start()
+    try:
+        with pytest.raises(SvdiError, match="not an ICC profile"):
+            svdcodec.decode(bad)
+        with pytest.raises(SvdiError, match="not an ICC profile"):
+            svdcodec.read_metadata(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 10

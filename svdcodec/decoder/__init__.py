@@ -50,7 +50,7 @@ def _pixel_limits(max_pixels: int | None | bool) -> tuple[int | None, int | None
         if limit is None:
             return None, None, ""
         return int(limit), 2 * int(limit), (
-            f" (twice PIL.Image.MAX_IMAGE_PIXELS): could be a decompression bomb; to decode it, "
+            " (twice PIL.Image.MAX_IMAGE_PIXELS): could be a decompression bomb; to decode it, "
             "pass max_pixels=None or a larger max_pixels= (svdi-decode --max-pixels 0 or N)")
     if isinstance(max_pixels, (int, np.integer)) and max_pixels >= 0:
         return None, int(max_pixels), " given by max_pixels="

@@ -18,7 +18,13 @@ from PIL import Image
 
 from ..errors import SvdiError
 from ..evaluation.metrics import psnr
-from ..format import LAYOUT_PATCH, LAYOUT_PLAIN, PATCH_SIZES, insert_after_head, metadata_chunks
+from ..format import (
+    LAYOUT_PATCH,
+    LAYOUT_PLAIN,
+    PATCH_SIZES,
+    insert_after_head,
+    metadata_chunks,
+)
 from ..modes import as_pixels
 from ..runtime import kernels
 from ..runtime.threads import single_threaded

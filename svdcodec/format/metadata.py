@@ -22,9 +22,20 @@ from ..errors import SvdiError
 from .blocks import decompress
 
 __all__ = [
-    "EXIF_CHUNK", "ICC_CHUNK", "METADATA_CHUNKS", "PHYS_CHUNK", "TEXT_CHUNK", "XMP_CHUNK",
-    "MAX_EXIF", "MAX_ICC", "MAX_TEXT", "MAX_XMP", "Metadata", "MetadataReader",
-    "metadata_chunks", "EXIF_PREFIX",
+    "EXIF_CHUNK",
+    "EXIF_PREFIX",
+    "ICC_CHUNK",
+    "MAX_EXIF",
+    "MAX_ICC",
+    "MAX_TEXT",
+    "MAX_XMP",
+    "METADATA_CHUNKS",
+    "PHYS_CHUNK",
+    "TEXT_CHUNK",
+    "XMP_CHUNK",
+    "Metadata",
+    "MetadataReader",
+    "metadata_chunks",
 ]
 
 EXIF_CHUNK = b"eXIf"  # EXIF as a TIFF structure, as PNG's eXIf
@@ -181,6 +192,16 @@ def _parse_icc(raw: bytes) -> bytes:
         raise SvdiError(f"iCCP: bad zstd frame ({exc})") from None
     if not 0 <= declared <= MAX_ICC:  # -1: the size is not declared
         raise SvdiError(f"iCCP: zstd frame must declare a content size of at most {MAX_ICC}")
+    # The profile's header first: a frame that claims megabytes of something that is not an
+    # ICC profile is refused before they are allocated.
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(frame) as reader:
+            head = reader.read(40)
+    except zstandard.ZstdError as exc:
+        raise SvdiError(f"iCCP: corrupt zstd data ({exc})") from None
+    if len(head) < 40 or struct.unpack_from(">I", head)[0] != declared or head[36:] != b"acsp":
+        raise SvdiError(f"iCCP: not an ICC profile (its header does not give its size "
+                        f"{declared} and the signature 'acsp')")
     return _check_icc(decompress(frame, declared, "iCCP"), "iCCP")
 
 
@@ -230,7 +251,7 @@ def _exif_bytes(exif: Any) -> bytes:
     if isinstance(exif, str) or not isinstance(exif, (bytes, bytearray, memoryview)):
         raise SvdiError(f"exif must be bytes or PIL.Image.Exif, got {type(exif).__name__}")
     raw = bytes(exif)
-    return raw[len(EXIF_PREFIX):] if raw.startswith(EXIF_PREFIX) else raw
+    return raw.removeprefix(EXIF_PREFIX)
 
 
 def _text_bytes(value: Any, what: str) -> bytes:
