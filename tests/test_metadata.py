@@ -358,6 +358,25 @@ def test_cli_keeps_metadata_from_input_to_every_output(jpeg_with_metadata: Path)
             assert ImageOps.exif_transpose(im).size == (H, W)
 
 
+def test_cli_keeps_the_picture_of_a_tiff_upright(tmp_path: Path) -> None:
+    """A TIFF's EXIF tags live among its own tags: the camera's make goes into the .svdi file,
+    the TIFF's strip offsets do not; the orientation either goes too or (Pillow >= 12 turns a
+    TIFF's pixels on load and drops the tag) is already in the pixels: exif_transpose gives
+    the same picture either way."""
+    Image.fromarray(picture()).save(tmp_path / "o.tiff", exif=exif_with(6), dpi=(200, 200))
+    assert cli.encode_main([str(tmp_path / "o.tiff"), "-q", "95", "--quiet"]) == 0
+    meta = svdcodec.read_metadata((tmp_path / "o.svdi").read_bytes())
+    exif = Image.Exif()
+    exif.load(b"Exif\0\0" + meta["exif"])
+    assert set(exif) <= {0x0112, 0x010F} and exif[0x010F] == "svdcodec tests"
+    assert meta["dpi"] == (200, 200)
+    with Image.open(tmp_path / "o.tiff") as tiff, Image.open(tmp_path / "o.svdi") as svdi:
+        expected = np.asarray(ImageOps.exif_transpose(tiff)).astype(int)
+        upright = np.asarray(ImageOps.exif_transpose(svdi)).astype(int)
+    assert upright.shape == expected.shape == (W, H, 3)
+    assert np.abs(upright - expected).mean() < 2.5
+
+
 def test_cli_text_goes_into_png(tmp_path: Path) -> None:
     svdi = tmp_path / "t.svdi"
     svdi.write_bytes(svdcodec.encode(picture(), text=TEXT))

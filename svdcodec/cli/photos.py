@@ -73,12 +73,30 @@ def open_image(data: bytes, frame: int | None, max_pixels: int | None | bool
     return image, note
 
 
+#: The TIFF tags of a TIFF input that are EXIF's image-level tags and say nothing about the
+#: TIFF's own pixel layout: description, make, model, orientation, software, date, artist,
+#: copyright.
+TIFF_EXIF_TAGS = (270, 271, 272, 274, 305, 306, 315, 33432)
+
+
+def _tiff_exif(image: Image.Image) -> bytes:
+    """The EXIF of a TIFF input: Pillow keeps it in the TIFF's own tags, beside the strip
+    offsets and sample formats that must not follow the pixels, so only TIFF_EXIF_TAGS go."""
+    tags = image.getexif()
+    exif = Image.Exif()
+    for tag in TIFF_EXIF_TAGS:
+        if tag in tags:
+            exif[tag] = tags[tag]
+    return exif.tobytes() if len(exif) else b""
+
+
 def image_metadata(image: Image.Image) -> dict[str, Any]:
     """encode() keyword arguments for the metadata Pillow read from an input image."""
     info = image.info
     out: dict[str, Any] = {}
-    if info.get("exif"):
-        out["exif"] = info["exif"]
+    exif = info.get("exif") or (_tiff_exif(image) if image.format == "TIFF" else b"")
+    if exif:
+        out["exif"] = exif
     if info.get("icc_profile"):
         out["icc_profile"] = info["icc_profile"]
     xmp = info.get("xmp") or info.get(PNG_XMP_KEY)
