@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError, features
 from support import ROOT, make_vectors
 
 import svdcodec
@@ -375,6 +375,25 @@ def test_cli_keeps_the_picture_of_a_tiff_upright(tmp_path: Path) -> None:
         upright = np.asarray(ImageOps.exif_transpose(svdi)).astype(int)
     assert upright.shape == expected.shape == (W, H, 3)
     assert np.abs(upright - expected).mean() < 2.5
+
+
+def test_cli_drops_only_the_metadata_it_cannot_store(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """An input's text that PNG allows but is too long here, or a broken ICC profile, costs
+    that item only."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "kept")
+    info.add_text("Long", "x" * (container.metadata.MAX_TEXT + 1))
+    Image.fromarray(picture()).save(tmp_path / "t.png", pnginfo=info)
+    assert cli.encode_main([str(tmp_path / "t.png")]) == 0
+    assert "text not kept (text 'Long' of 1048586 bytes exceeds" in capsys.readouterr().err
+    assert svdcodec.read_metadata((tmp_path / "t.svdi").read_bytes()) == {"text": {"Title": "kept"}}
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "kept")
+    Image.fromarray(picture()).save(tmp_path / "u.png", pnginfo=info, icc_profile=b"\0" * 200)
+    assert cli.encode_main([str(tmp_path / "u.png")]) == 0
+    assert "icc_profile not kept (icc_profile: not an ICC profile" in capsys.readouterr().err
+    assert svdcodec.read_metadata((tmp_path / "u.svdi").read_bytes()) == {"text": {"Title": "kept"}}
 
 
 def test_cli_text_goes_into_png(tmp_path: Path) -> None:

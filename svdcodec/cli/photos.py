@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from ..format.metadata import EXIF_PREFIX
+from ..errors import SvdiError
+from ..format.metadata import EXIF_PREFIX, metadata_chunks
 
 #: PNG's iTXt keyword for an XMP packet (Pillow's PNG reader also puts it in info["xmp"]).
 PNG_XMP_KEY = "XML:com.adobe.xmp"
@@ -109,6 +110,26 @@ def image_metadata(image: Image.Image) -> dict[str, Any]:
     if text:
         out["text"] = text
     return out
+
+
+def storable(metadata: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The metadata the format can store, and why each other item cannot be (an input's
+    malformed EXIF or oversized text costs that item, not the whole encode)."""
+    kept: dict[str, Any] = {}
+    problems = []
+    items = [(key, value) for key, value in metadata.items() if key != "text"]
+    items += [("text", {k: v}) for k, v in metadata.get("text", {}).items()]
+    for key, value in items:
+        try:
+            metadata_chunks(**{key: value})
+        except SvdiError as exc:
+            problems.append(f"{key} not kept ({exc})")
+        else:
+            if key == "text":
+                kept.setdefault("text", {}).update(value)
+            else:
+                kept[key] = value
+    return kept, problems
 
 
 def save_options(fmt: str, metadata: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

@@ -262,6 +262,7 @@ def _encode_one(job: EncodeJob) -> Result:
             else:
                 image, note = photos.open_image(raw, job.frame, job.max_pixels)
                 metadata = {} if job.strip else photos.image_metadata(image)
+        metadata, problems = photos.storable(metadata)
         data = encode(image, **job.options, **metadata)
         write_output(job.dest, data, [job.src], force=job.force)
     except DATA_ERRORS as exc:
@@ -271,6 +272,7 @@ def _encode_one(job: EncodeJob) -> Result:
         text += f"; {note}"
     if metadata:
         text += f"; metadata kept: {', '.join(sorted(metadata))}"
+    text += "".join(f"; {problem}" for problem in problems)
     return True, text + photos.caught_warnings(caught)
 
 
