@@ -3,6 +3,7 @@
     >>> import svdcodec
     >>> data = svdcodec.encode(array, quality=75)
     >>> array2 = svdcodec.decode(data)
+    >>> svdcodec.read_metadata(svdcodec.encode(array, exif=exif_bytes))  # {"exif": ...}
 
 The pipeline, and the package that holds each step (spec/svdi.md describes the bytes):
 
@@ -22,7 +23,7 @@ Importing the package also registers the SVDI format with Pillow.
 
 from __future__ import annotations
 
-from .decoder import PlaneFactors, decode, read_factors
+from .decoder import PlaneFactors, decode, read_factors, read_metadata
 from .encoder import encode
 from .errors import SvdiError
 from .format import SIGNATURE
@@ -30,7 +31,7 @@ from .format import VERSION as FORMAT_VERSION
 
 __version__ = "0.1.0"
 __all__ = ["FORMAT_VERSION", "PlaneFactors", "SvdiError", "__version__", "check", "decode",
-           "encode", "read_factors"]
+           "encode", "read_factors", "read_metadata"]
 
 
 def check(data: bytes) -> bool:

@@ -1,22 +1,23 @@
 """Pillow plugin: ``Image.open("x.svdi")`` and ``im.save("x.svdi")``.
 
-Modelled on Pillow's QoiImagePlugin. Opening reads only the signature, HEAD and PLAN chunks, so
-``Image.open`` stays lazy and cheap and Pillow's DecompressionBombError check sees the size
-before any factor data is touched. ``load()`` then decodes the whole file with the numpy decoder.
+Modelled on Pillow's QoiImagePlugin. Opening reads only the signature, HEAD, PLAN and metadata
+chunks (up to the first factor block), so ``Image.open`` stays lazy and cheap and Pillow's
+DecompressionBombError check sees the size before any factor data is touched. ``load()`` then decodes the whole file with the numpy decoder.
 Importing :mod:`svdcodec` registers the format; :func:`register` may be called again safely.
 """
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageFile
 
 from .decoder import decode
-from .encoder import encode, encode_options
+from .encoder import CODING_OPTIONS, METADATA_OPTIONS, encode, encode_options
 from .errors import SvdiError
-from .format import SIGNATURE, Header, read_headers
+from .format import SIGNATURE, Header, read_prefix
+from .format.metadata import EXIF_PREFIX
 from .modes import PILLOW_MODES
 
 FORMAT = "SVDI"
@@ -46,7 +47,13 @@ def _accept(prefix: bytes) -> bool:
 
 
 class SvdiImageFile(ImageFile.ImageFile):
-    """An .svdi file opened by Pillow: headers now, pixels on load()."""
+    """An .svdi file opened by Pillow: headers and metadata now, pixels on load().
+
+    Metadata goes where Pillow's PNG and JPEG readers put it: info["exif"] (with the
+    "Exif\\0\\0" prefix, so getexif() and ImageOps.exif_transpose work), info["icc_profile"],
+    info["xmp"], info["dpi"], and each text chunk under its keyword (never replacing one of
+    those keys), also as the dict ``im.text``.
+    """
 
     format = FORMAT
     format_description = "SVD image (svdcodec)"
@@ -54,13 +61,21 @@ class SvdiImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         assert self.fp is not None
         try:
-            header, planes = read_headers(self.fp)
+            header, planes, metadata = read_prefix(self.fp)
         except SvdiError as exc:  # SyntaxError lets Pillow say "cannot identify image file"
             raise SyntaxError(str(exc)) from exc
         self._mode = pillow_mode(header)
         self._size = (header.width, header.height)
         self.info["svdi_version"] = header.version
         self.info["svdi_ranks"] = tuple(p.rank for p in planes)
+        if metadata.exif is not None:
+            self.info["exif"] = EXIF_PREFIX + metadata.exif
+        for key in ("icc_profile", "xmp", "dpi"):
+            if getattr(metadata, key) is not None:
+                self.info[key] = getattr(metadata, key)
+        self.text = dict(metadata.text)
+        for key, value in metadata.text.items():
+            self.info.setdefault(key, value)
         # One tile covering the image; the decoder reads the whole file itself.
         self.tile = [ImageFile._Tile(DECODER, (0, 0, *self._size), 0, None)]
 
@@ -92,16 +107,55 @@ def _raw_bytes(pixels: np.ndarray, mode: str) -> bytes:
     return np.ascontiguousarray(pixels).tobytes()
 
 
+#: Keywords Pillow's Image.save itself reads (save_all is taken out before a plugin sees it).
+PILLOW_SAVE_KEYWORDS = ("append_images", "append")
+
+
+def save_options(im: Image.Image) -> dict[str, Any]:
+    """The encode() options of ``im.save(...)``: every keyword must be one svdcodec knows.
+
+    Options another format has (lossless=, subsampling=, optimize=...) raise SvdiError instead
+    of being ignored: a file that silently differs from what was asked is worse than an error.
+    Like Pillow's PNG and TIFF writers the image's own ICC profile is kept unless
+    ``icc_profile=`` is given (b"" drops it); like its JPEG and WebP writers, EXIF, XMP, DPI and
+    text are written only when passed (``exif=im.info["exif"]`` or ``im.getexif()``).
+    """
+    info = dict(im.encoderinfo)
+    if info.pop("append", False):
+        raise SvdiError("SVDI cannot append to an existing file (append=True)")
+    info.pop("append_images", None)
+    unknown = sorted(set(info) - set(CODING_OPTIONS) - set(METADATA_OPTIONS))
+    if unknown:
+        raise SvdiError(f"SVDI has no save option {', '.join(unknown)}; its options are "
+                        f"{', '.join(CODING_OPTIONS + METADATA_OPTIONS)}")
+    if "icc_profile" not in info and im.info.get("icc_profile"):
+        info["icc_profile"] = im.info["icc_profile"]
+    return encode_options(**info)
+
+
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """Save with options from ``im.save(..., quality=, rank=, energy=, target_psnr=,
-    max_bytes=, layout=)``; invalid options or modes raise SvdiError (a ValueError)."""
-    fp.write(encode(im, **encode_options(**im.encoderinfo)))
+    max_bytes=, layout=, exif=, icc_profile=, xmp=, dpi=, text=)``; invalid or unknown options
+    and modes raise SvdiError (a ValueError)."""
+    fp.write(encode(im, **save_options(im)))
+
+
+def _save_all(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    """``save_all=True``: an .svdi file holds one image, so a single frame is saved and more
+    than one raises SvdiError (a ValueError) naming the count."""
+    frames = getattr(im, "n_frames", 1) + sum(
+        getattr(extra, "n_frames", 1) for extra in im.encoderinfo.get("append_images", ()))
+    if frames > 1:
+        raise SvdiError(f"SVDI stores a single image, not {frames} frames: save one frame "
+                        "(im.seek(n), then im.save without save_all)")
+    _save(im, fp, filename)
 
 
 def register() -> None:
     """Register the SVDI format with Pillow. Idempotent: Pillow's registries are dictionaries."""
     Image.register_open(FORMAT, SvdiImageFile, _accept)
     Image.register_save(FORMAT, _save)
+    Image.register_save_all(FORMAT, _save_all)
     Image.register_extension(FORMAT, EXTENSION)
     Image.register_mime(FORMAT, MIME)
     Image.register_decoder(DECODER, SvdiDecoder)

@@ -79,7 +79,9 @@ def pixel_bomb() -> bytes:
 def test_pixel_limit_checked_before_any_block() -> None:
     data = pixel_bomb()
     assert len(data) < 40_000
-    assert_rejected_cheaply(data, f"exceeds the limit of {Image.MAX_IMAGE_PIXELS} pixels")
+    assert Image.MAX_IMAGE_PIXELS is not None  # 256 x 2^20 is over twice the default limit
+    assert_rejected_cheaply(data, f"exceeds the limit of {2 * Image.MAX_IMAGE_PIXELS} pixels "
+                                  "(twice PIL.Image.MAX_IMAGE_PIXELS)")
     assert_rejected_cheaply(data, "exceeds the limit of 1000 pixels", max_pixels=1000)
     with pytest.raises(Image.DecompressionBombError):
         Image.open(io.BytesIO(data))
@@ -87,11 +89,16 @@ def test_pixel_limit_checked_before_any_block() -> None:
 
 def test_pixel_limit_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
     data = vector("l_13x7_plain")  # 91 pixels
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 90)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 45)  # as Pillow: refused above twice the limit
     assert_rejected_cheaply(data, "13x7 pixels exceeds the limit of 90 pixels")
     assert svdcodec.decode(data, max_pixels=None).shape == (7, 13)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 46)  # above the limit: a warning
+    with pytest.warns(Image.DecompressionBombWarning, match="could be a decompression bomb"):
+        assert svdcodec.decode(data).shape == (7, 13)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 91)
-    assert svdcodec.decode(data).shape == (7, 13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert svdcodec.decode(data).shape == (7, 13)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
     assert svdcodec.decode(data).shape == (7, 13)
 

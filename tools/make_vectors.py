@@ -23,7 +23,7 @@ import json
 import struct
 import sys
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -254,6 +254,9 @@ class Vector:
     sub: int = 0
     scale: float = 1.0
     ancillary: bool = False
+    metadata: list[bytes] = field(default_factory=list)  # chunks right after HEAD
+    late_metadata: list[bytes] = field(default_factory=list)  # chunks after the PLANs
+    expected_metadata: dict[str, Any] | None = None  # for the manifest (spec section 1.1)
 
     @property
     def channels(self) -> int:
@@ -261,7 +264,7 @@ class Vector:
 
     def encode(self) -> bytes:
         parts = [container.SIGNATURE, head(self.width, self.height, self.stype, self.channels,
-                                   self.colour, self.sub, self.scale)]
+                                   self.colour, self.sub, self.scale), *self.metadata]
         if self.ancillary:
             parts.append(chunk(b"teSt", b"ancillary chunks are skipped"))
         for i, p in enumerate(self.planes):
@@ -269,6 +272,7 @@ class Vector:
             parts.append(plan(i, layout, p.patch, p.height, p.width, p.rank, p.step))
         if self.ancillary:
             parts.append(chunk(b"zzZz", b""))
+        parts += self.late_metadata
         groups: list[list[bytes]] = []
         for i, p in enumerate(self.planes):
             for g, blocks in enumerate(factor_blocks(p, i)):
@@ -350,6 +354,65 @@ def plane(h: int, w: int, step: float, sigma: list[float], seed: int, dc: tuple[
     return spec
 
 
+# ----------------------------------------------------------------------------- metadata (§1.1)
+
+
+def exif_orientation(value: int) -> bytes:
+    """A big-endian EXIF TIFF structure with one IFD entry: Orientation (0x0112) = value."""
+    return (b"MM\0*" + struct.pack(">I", 8) + struct.pack(">H", 1)
+            + struct.pack(">HHIHH", 0x0112, 3, 1, value, 0) + struct.pack(">I", 0))
+
+
+def icc_header_only(colour_space: bytes = b"RGB ") -> bytes:
+    """A 132-byte ICC v4 profile: the 128-byte header and a tag count of 0 (enough for the
+    format's checks: the size field and 'acsp'; a colour engine would want tags)."""
+    header = bytearray(128)
+    struct.pack_into(">I4sI4s4s4s", header, 0, 132, b"none", 0x04300000, b"mntr",
+                     colour_space, b"XYZ ")
+    header[36:40] = b"acsp"
+    struct.pack_into(">iii", header, 68, 63190, 65536, 54061)  # D50 illuminant, s15.16
+    return bytes(header) + struct.pack(">I", 0)
+
+
+def itxt(keyword: str, text: str, language: str = "", translated: str = "") -> bytes:
+    """PNG's iTXt payload, uncompressed."""
+    return (keyword.encode("latin-1") + b"\0\0\0" + language.encode("ascii") + b"\0"
+            + translated.encode("utf-8") + b"\0" + text.encode("utf-8"))
+
+
+METADATA_XMP = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf='
+                '"http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>')
+METADATA_TEXT = {"Title": "Ŝtono, 16×16", "Comment": "a vector with every metadata chunk"}
+
+
+def metadata_vector(planes: list[PlaneSpec]) -> Vector:
+    """rgb_16x16_patch8's planes with every metadata chunk: iCCP, pHYs, eXIf right after HEAD,
+    xMPd and two iTXt (one with a language tag) after the PLANs, an unknown ancillary chunk
+    among them. Same pixels as rgb_16x16_patch8."""
+    exif, icc = exif_orientation(6), icc_header_only()
+    early = [chunk(b"iCCP", b"test profile\0\0" + zstd_frame(icc)),
+             chunk(b"pHYs", struct.pack(">IIB", 300, 300, 2)),
+             chunk(b"eXIf", exif)]
+    late = [chunk(b"xMPd", METADATA_XMP.encode()), chunk(b"prVt", b"unknown: skipped"),
+            chunk(b"iTXt", itxt("Title", METADATA_TEXT["Title"], "eo", "Titolo")),
+            chunk(b"iTXt", itxt("Comment", METADATA_TEXT["Comment"]))]
+    expected = {"exif": exif.hex(), "icc_profile": icc.hex(), "xmp": METADATA_XMP,
+                "dpi": [300, 300], "text": METADATA_TEXT}
+    return Vector("rgb_16x16_metadata", "RGB 16x16 as rgb_16x16_patch8, with EXIF (Orientation "
+                  "6), ICC profile, DPI, XMP and text chunks before and after the PLANs",
+                  16, 16, 1, planes, colour=container.COLOUR_YCBCR, metadata=early,
+                  late_metadata=late, expected_metadata=expected)
+
+
+def rgb_patch8_planes() -> list[PlaneSpec]:
+    return [plane(16, 16, 2.0, [1.0, 1.0, 2.0], 5, (4, 7), 4, patch=8, code=INT16,
+                  predictors=(PLANAR, HORIZONTAL)),
+            plane(16, 16, 2.0, [1.0, 2.0], 6, (-3, 3), 3, patch=8, code=INT16,
+                  predictors=(HORIZONTAL, VERTICAL)),
+            plane(16, 16, 2.0, [2.0], 7, (-3, 3), 0, patch=8, code=INT16,
+                  predictors=(VERTICAL, PLANAR))]
+
+
 def valid_vectors() -> list[Vector]:
     """The valid vectors, small and covering every mode, layout, coding and predictor."""
     # L 20x18 with 18 components: long zero runs and large values escape.
@@ -374,12 +437,8 @@ def valid_vectors() -> list[Vector]:
                                predictors=(PLANAR, HORIZONTAL)),
                          plane(8, 8, 2.0, [], 4, (0, 0), 0, patch=2)]),
         Vector("rgb_16x16_patch8", "RGB 16x16, Y'CbCr, patch 8, int16 dense blocks", 16, 16, 1,
-               [plane(16, 16, 2.0, [1.0, 1.0, 2.0], 5, (4, 7), 4, patch=8, code=INT16,
-                      predictors=(PLANAR, HORIZONTAL)),
-                plane(16, 16, 2.0, [1.0, 2.0], 6, (-3, 3), 3, patch=8, code=INT16,
-                      predictors=(HORIZONTAL, VERTICAL)),
-                plane(16, 16, 2.0, [2.0], 7, (-3, 3), 0, patch=8, code=INT16,
-                      predictors=(VERTICAL, PLANAR))], colour=container.COLOUR_YCBCR),
+               rgb_patch8_planes(), colour=container.COLOUR_YCBCR),
+        metadata_vector(rgb_patch8_planes()),
         Vector("rgb_16x16_sub_patch4", "RGB 16x16, Y'CbCr with 2x2 chroma subsampling, patch 4",
                16, 16, 1,
                [plane(16, 16, 2.0, [1.0, 2.0, 4.0, 4.0], 8, (4, 7), 5, patch=4),
@@ -502,6 +561,37 @@ def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]
          "samples overflow float32"),
         ("plane_size", "PLAN height disagrees with HEAD", replace(
             base, b"PLAN", patch_struct(container.PLAN_RECORD, f3=8)), "plane 0 is 13x8, expected 13x7"),
+        *metadata_invalid_vectors(valid["rgb_16x16_metadata"]),
+    ]
+
+
+def metadata_invalid_vectors(data: bytes) -> list[tuple[str, str, bytes, str]]:
+    """Files that break one rule of spec section 1.1 each, from the metadata vector."""
+    chunks = split_chunks(data)
+    exif = next(c for c in chunks if c[0] == b"eXIf")
+    first_block = next(i for i, (kind, _) in enumerate(chunks) if kind in container.FACTOR_TYPES)
+    phys = [c for c in chunks if c[0] == b"pHYs"]
+    no_phys = [c for c in chunks if c[0] != b"pHYs"]
+    huge = b"ICC\0\0" + zstd_frame(b"")[:5] + struct.pack("<Q", (1 << 24) + 1)
+    return [
+        ("meta_exif_twice", "two eXIf chunks", join_chunks(chunks[:1] + [exif] + chunks[1:]),
+         "more than one eXIf chunk"),
+        ("meta_after_blocks", "pHYs chunk after the first factor block", join_chunks(
+            no_phys[:first_block - 1] + no_phys[first_block - 1:first_block] + phys
+            + no_phys[first_block:]), "pHYs chunk after the factor blocks"),
+        ("meta_phys_length", "pHYs chunk of 8 bytes", replace(data, b"pHYs", lambda p: p[:8]),
+         "pHYs chunk has 8 bytes, expected 9"),
+        ("meta_icc_frame_size", "iCCP zstd frame declares 2^24 + 1 bytes", replace(
+            data, b"iCCP", lambda p: huge), "zstd frame must declare a content size of at most"),
+        ("meta_icc_signature", "iCCP profile without the 'acsp' signature", replace(
+            data, b"iCCP", lambda p: b"x\0\0" + zstd_frame(icc_header_only()[:36] + b"ACSP"
+                                                          + icc_header_only()[40:])),
+         "not an ICC profile"),
+        ("meta_text_compressed", "iTXt with compression flag 1", replace(
+            data, b"iTXt", lambda p: p.replace(b"Comment\0\0", b"Comment\0\1", 1), nth=1),
+         "only uncompressed text"),
+        ("meta_exif_not_tiff", "eXIf that does not start with a TIFF byte-order mark",
+         replace(data, b"eXIf", lambda p: b"Exif\0\0" + p), "EXIF must be a TIFF structure"),
     ]
 
 
@@ -553,6 +643,8 @@ def build() -> tuple[dict[str, bytes], dict]:
                         "mode": MODES.get((v.stype, v.channels)), "shape": list(expected.shape),
                         "dtype": str(expected.dtype), "expected": f"{v.name}.npy",
                         "tolerance": tolerance})
+        if v.expected_metadata is not None:  # exif and icc_profile in hex, xmp as text
+            entries[-1]["metadata"] = v.expected_metadata
     for name, description, data, error in invalid_vectors(valid):
         files[f"{name}.svdi"] = data
         entries.append({"file": f"{name}.svdi", "valid": False, "description": description,

@@ -33,6 +33,25 @@ def _plane_report(plane: container.Plane, blocks: list[container.Block]) -> dict
     }
 
 
+def _metadata_report(meta: container.Metadata | None) -> dict[str, Any]:
+    """Which metadata the file holds and the bytes each kind takes in the file."""
+    if meta is None:
+        return {}
+    chunk_bytes = {"exif": "eXIf", "icc_profile": "iCCP", "xmp": "xMPd", "dpi": "pHYs",
+                   "text": "iTXt"}
+    out: dict[str, Any] = {}
+    for key, value in meta.as_dict().items():
+        entry: dict[str, Any] = {"bytes": meta.sizes[chunk_bytes[key]]}
+        if key == "dpi":
+            entry["dpi"] = list(value)
+        elif key == "text":
+            entry["keywords"] = sorted(value)
+        else:
+            entry["size"] = len(value)  # the ICC profile's size decompressed
+        out[key] = entry
+    return out
+
+
 def info_report(name: str, data: bytes) -> dict[str, Any]:
     """Everything svdi-info shows, as plain data (the --json output)."""
     unpacked = container.unpack(data)
@@ -47,7 +66,7 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
         "sample_type": str(h.dtype), "scale": h.scale,
         "colour": "YCbCr" if h.colour == container.COLOUR_YCBCR else "none",
         "subsampling": "4:2:0" if h.subsampling else "4:4:4",
-        "planes": planes, "file_bytes": len(data),
+        "planes": planes, "metadata": _metadata_report(unpacked.metadata), "file_bytes": len(data),
         "header_bytes": len(data) - sum(b.stored for b in unpacked.blocks),
         "raw_bytes": raw, "compression_ratio": raw / len(data),
         "bits_per_pixel": 8 * len(data) / pixels,
@@ -81,6 +100,19 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
              f"  colour transform: {colour}; chroma subsampling: {sub}"]
     if verbose:
         lines.append(f"  sample scale: {r['scale']:.6g}; headers: {r['header_bytes']} bytes")
+    meta = r.get("metadata") or {}
+    names = {"exif": "EXIF", "icc_profile": "ICC profile", "xmp": "XMP", "dpi": "DPI",
+             "text": "text"}
+    parts = []
+    for key, entry in meta.items():
+        if key == "dpi":
+            detail = "x".join(f"{v:g}" for v in entry["dpi"])
+        elif key == "text":
+            detail = ", ".join(entry["keywords"])
+        else:
+            detail = f"{entry['size']} bytes"
+        parts.append(f"{names[key]} {detail} ({entry['bytes']} B in the file)")
+    lines.append(f"  metadata: {'; '.join(parts) if parts else 'none'}")
     for p in r["planes"]:
         lines += _plane_text(p, verbose)
     lines += [f"  total: {r['file_bytes']} bytes in the file vs {r['raw_bytes']} bytes of raw "

@@ -21,6 +21,7 @@ import math
 import os
 import struct
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +32,11 @@ from PIL import Image, UnidentifiedImageError
 
 from .. import FORMAT_VERSION, __version__
 from .. import format as container
-from ..decoder import decode
+from ..decoder import decode, read_metadata
 from ..encoder import encode, encode_options
 from ..modes import PILLOW_MODES
 from ..runtime.threads import cores
-from . import batch
+from . import batch, photos
 from .info import info_report, info_text
 from .safe_io import (
     STDIO,
@@ -107,8 +108,12 @@ def _add_outputs(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def _destinations(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                  suffix: str) -> list[str]:
-    """Output name of every input; usage errors exit with status 2."""
+                  suffix: str | list[str], keep_name: bool = False) -> list[str]:
+    """Output name of every input; usage errors exit with status 2.
+
+    suffix: one for all inputs, or one per input. keep_name: append it to the whole input name
+    (photo.svdi -> photo.svdi.png) instead of replacing the input's suffix.
+    """
     inputs: list[str] = args.inputs
     if args.output is not None and args.outdir is not None:
         parser.error("give -o or -d, not both")
@@ -116,12 +121,17 @@ def _destinations(parser: argparse.ArgumentParser, args: argparse.Namespace,
         parser.error("-o takes one input; use -d DIR for several")
     if STDIO in inputs and (len(inputs) > 1 or args.outdir is not None):
         parser.error('standard input ("-") must be the only input and cannot go with -d')
+    suffixes = suffix if isinstance(suffix, list) else [suffix] * len(inputs)
     if args.output is not None:
         dests = [args.output]
     elif args.outdir is not None:
-        dests = [os.path.join(args.outdir, Path(src).stem + suffix) for src in inputs]
+        dests = [os.path.join(args.outdir, (Path(src).name if keep_name else Path(src).stem) + s)
+                 for src, s in zip(inputs, suffixes)]
+    elif keep_name:
+        dests = [STDIO if src == STDIO else src + s for src, s in zip(inputs, suffixes)]
     else:
-        dests = [STDIO if src == STDIO else str(Path(src).with_suffix(suffix)) for src in inputs]
+        dests = [STDIO if src == STDIO else str(Path(src).with_suffix(s))
+                 for src, s in zip(inputs, suffixes)]
     if STDIO in dests and sys.stdout.isatty():
         parser.error("refusing to write binary data to a terminal; use -o FILE or redirect")
     return dests
@@ -214,6 +224,9 @@ class EncodeJob:
     options: dict[str, Any] = field(default_factory=dict)
     force: bool = False
     verbose: bool = False
+    strip: bool = False  # drop the input's metadata
+    frame: int | None = None  # the frame of a multi-frame input to encode
+    max_pixels: int | None | bool = True  # as decode()'s max_pixels
 
 
 def _encode_summary(job: EncodeJob, data: bytes) -> str:
@@ -237,11 +250,30 @@ def _encode_one(job: EncodeJob) -> Result:
     try:
         if job.dest != STDIO:
             check_output(job.dest, [job.src], force=job.force)  # fail before the slow part
-        data = encode(_load_pixels(read_input(job.src)), **job.options)
+        raw = read_input(job.src)
+        metadata: dict[str, Any] = {}
+        note = ""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            if raw.startswith(NPY_MAGIC):
+                if job.frame:
+                    raise ValueError(f"a .npy array has one frame, not frame {job.frame}")
+                image: np.ndarray | Image.Image = _load_pixels(raw)
+            else:
+                image, note = photos.open_image(raw, job.frame, job.max_pixels)
+                metadata = {} if job.strip else photos.image_metadata(image)
+        metadata, problems = photos.storable(metadata)
+        data = encode(image, **job.options, **metadata)
         write_output(job.dest, data, [job.src], force=job.force)
-        return True, _encode_summary(job, data)
     except DATA_ERRORS as exc:
         return False, f"{display(job.src)}: {_describe(exc)}"
+    text = _encode_summary(job, data)
+    if note:
+        text += f"; {note}"
+    if metadata:
+        text += f"; metadata kept: {', '.join(sorted(metadata))}"
+    text += "".join(f"; {problem}" for problem in problems)
+    return True, text + photos.caught_warnings(caught)
 
 
 def _encode_parser() -> argparse.ArgumentParser:
@@ -260,7 +292,25 @@ def _encode_parser() -> argparse.ArgumentParser:
                       help="search the quantizer step for a file of at most N bytes")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto",
                         help="matrix layout of each plane (default auto)")
+    parser.add_argument("--strip", action="store_true",
+                        help="drop the input's metadata (EXIF, ICC profile, XMP, DPI, text), "
+                             "which is kept by default")
+    parser.add_argument("--frame", type=_number(int, 0), metavar="N",
+                        help="encode frame N (from 0) of an animated or multi-page input, "
+                             "which is refused otherwise")
+    _add_max_pixels(parser, "refuse larger inputs")
     return parser
+
+
+def _add_max_pixels(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--max-pixels", type=_number(int, 0), metavar="N",
+                        help=f"{what} than N pixels (default: as Pillow, warn above "
+                             "PIL.Image.MAX_IMAGE_PIXELS and refuse above twice that; 0: none)")
+
+
+def _pixel_limit(value: int | None) -> int | None | bool:
+    """--max-pixels as decode()'s max_pixels: unset follows Pillow (True), 0 means none."""
+    return True if value is None else (value or None)
 
 
 def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -272,7 +322,8 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     clashes = _collisions(args.inputs, dests)
     for message in clashes.values():
         print(f"{parser.prog}: {message}", file=sys.stderr)
-    jobs = [EncodeJob(src, dest, options, args.force, args.verbose)
+    jobs = [EncodeJob(src, dest, options, args.force, args.verbose, args.strip, args.frame,
+                      _pixel_limit(args.max_pixels))
             for i, (src, dest) in enumerate(zip(args.inputs, dests)) if i not in clashes]
     return _report(parser.prog, _batch(_encode_one, jobs, args), args.quiet, len(clashes))
 
@@ -295,6 +346,7 @@ class DecodeJob:
     max_pixels: int | None | bool = True
     force: bool = False
     verbose: bool = False
+    strip: bool = False  # do not write the file's metadata into the output
 
 
 def _output_format(suffix: str) -> str | None:
@@ -306,8 +358,9 @@ def _output_format(suffix: str) -> str | None:
     return fmt if fmt in Image.SAVE else None
 
 
-def _image_bytes(pixels: np.ndarray, fmt: str) -> bytes:
-    """Decoded pixels as a file of format `fmt`, in memory (so nothing partial hits the disk)."""
+def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = None) -> bytes:
+    """Decoded pixels as a file of format `fmt`, in memory (so nothing partial hits the disk);
+    `options` go to Pillow's writer (the metadata)."""
     buf = io.BytesIO()
     if fmt == "NPY":
         np.save(buf, pixels, allow_pickle=False)
@@ -316,7 +369,12 @@ def _image_bytes(pixels: np.ndarray, fmt: str) -> bytes:
     if (pixels.dtype, channels) not in PILLOW_MODES:
         raise ValueError(f"{channels} channels of {pixels.dtype} have no Pillow mode; "
                          "decode to .npy instead")
-    Image.fromarray(pixels).save(buf, format=fmt)
+    image = Image.fromarray(pixels)
+    try:
+        image.save(buf, format=fmt, **(options or {}))
+    except (OSError, KeyError) as exc:  # e.g. "cannot write mode F as PNG"
+        raise ValueError(f"{_describe(exc)}; decode a {image.mode} image to "
+                         f"{photos.default_suffix(pixels.dtype, channels)} instead") from None
     return buf.getvalue()
 
 
@@ -325,47 +383,81 @@ def _decode_one(job: DecodeJob) -> Result:
     try:
         if job.dest != STDIO:
             check_output(job.dest, [job.src], force=job.force)
-        pixels = decode(read_input(job.src), components=job.components,
-                        max_pixels=job.max_pixels)
-        write_output(job.dest, _image_bytes(pixels, job.format), [job.src], force=job.force)
+        data = read_input(job.src)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            pixels = decode(data, components=job.components, max_pixels=job.max_pixels)
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        fmt = job.format or str(_output_format(photos.default_suffix(pixels.dtype, channels)))
+        metadata = {} if job.strip or fmt == "NPY" else read_metadata(data)
+        options, dropped = photos.save_options(fmt, metadata)
+        write_output(job.dest, _image_bytes(pixels, fmt, options), [job.src], force=job.force)
     except DATA_ERRORS as exc:
         return False, f"{display(job.src)}: {_describe(exc)}"
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     text = (f"{display(job.src)} -> {display(job.dest, '<stdout>')}: "
             f"{pixels.shape[1]}x{pixels.shape[0]} {_mode_name(pixels.dtype, channels)}")
     if job.verbose:
-        text += f" as {job.format}" + ("" if job.components is None
-                                       else f", first {job.components} components")
-    return True, text
+        text += f" as {fmt}" + ("" if job.components is None
+                                else f", first {job.components} components")
+        if len(dropped) < len(metadata):
+            text += f"; metadata written: {', '.join(sorted(set(metadata) - set(dropped)))}"
+    if dropped:
+        text += f"; {fmt} output cannot hold the file's {', '.join(dropped)} (not written)"
+    return True, text + photos.caught_warnings(caught)
 
 
 def _decode_parser() -> argparse.ArgumentParser:
     parser = _parser("svdi-decode", "Decode .svdi files to any format Pillow writes, or .npy.")
-    _add_outputs(parser, "the --format suffix")
-    parser.add_argument("--format", default="png", metavar="EXT",
-                        help="output format when no -o names one: png, tiff, npy... "
-                             "(default png, also on stdout)")
+    _add_outputs(parser, "the --format suffix added: photo.svdi -> photo.svdi.png, so "
+                         "the image it came from is never the default output")
+    parser.add_argument("--format", metavar="EXT",
+                        help="output format when no -o names one: png, tiff, jpeg, webp, npy... "
+                             "(default png; tiff for a float (F) image, npy for one that no "
+                             "Pillow mode holds)")
     parser.add_argument("--components", type=_number(int, 0), metavar="K",
                         help="preview: decode only the first K components of every plane")
-    parser.add_argument("--max-pixels", type=_number(int, 0), metavar="N",
-                        help="refuse larger images (default PIL.Image.MAX_IMAGE_PIXELS; 0: none)")
+    parser.add_argument("--strip", action="store_true",
+                        help="do not write the file's metadata (EXIF, ICC profile, XMP, DPI, "
+                             "text) into the output, which gets it by default where its "
+                             "format holds it (PNG, JPEG, WebP, TIFF)")
+    _add_max_pixels(parser, "refuse larger images")
     return parser
 
 
+def _default_suffix(src: str) -> str:
+    """The output suffix of an input when no --format or -o is given, from its header: a
+    float image goes to TIFF, one no Pillow mode holds to .npy, the rest to PNG."""
+    if src == STDIO:
+        return ""  # chosen from the decoded pixels
+    try:
+        with open(src, "rb") as fp:
+            header, _ = container.read_headers(fp)
+    except (OSError, ValueError):
+        return ".png"  # the job reports the real error
+    return photos.default_suffix(header.dtype, header.channels)
+
+
 def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    suffix = "." + args.format.lower().lstrip(".")
-    dests = _destinations(parser, args, suffix)
-    formats = [_output_format(suffix if d == STDIO else Path(d).suffix) for d in dests]
+    if args.format is not None:
+        suffixes = ["." + args.format.lower().lstrip(".")] * len(args.inputs)
+    elif args.output is None:
+        suffixes = [_default_suffix(src) for src in args.inputs]
+    else:
+        suffixes = [""]  # the suffix of -o, or chosen from the pixels on stdout
+    dests = _destinations(parser, args, suffixes, keep_name=True)
+    formats = [_output_format(s if d == STDIO else Path(d).suffix) if s or d != STDIO else ""
+               for d, s in zip(dests, suffixes)]
     if None in formats:
         parser.error(f"no image format writes {dests[formats.index(None)]!r}; "
                      "use a suffix such as .png, .tiff or .npy")
     if not _make_outdir(parser.prog, args.outdir):
         return 1
-    limit = True if args.max_pixels is None else (args.max_pixels or None)
+    limit = _pixel_limit(args.max_pixels)
     clashes = _collisions(args.inputs, dests)
     for message in clashes.values():
         print(f"{parser.prog}: {message}", file=sys.stderr)
-    jobs = [DecodeJob(src, dest, str(fmt), args.components, limit, args.force, args.verbose)
+    jobs = [DecodeJob(src, dest, str(fmt), args.components, limit, args.force, args.verbose,
+                      args.strip)
             for i, (src, dest, fmt) in enumerate(zip(args.inputs, dests, formats))
             if i not in clashes]
     return _report(parser.prog, _batch(_decode_one, jobs, args), args.quiet, len(clashes))

@@ -6,13 +6,16 @@
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from ..errors import SvdiError
-from ..format import COLOUR_NONE, LAYOUT_PLAIN, Container, unpack
+from ..format import COLOUR_NONE, LAYOUT_PLAIN, Container, read_prefix, unpack
 from ..runtime import band_sizes
 from ..runtime.threads import serial, single_threaded
 from .reduced import FACTORS, render_reduced
@@ -36,20 +39,53 @@ class PlaneFactors:
     plane_shape: tuple[int, int]
 
 
-def _max_pixels(max_pixels: int | None | bool) -> int | None:
+def _pixel_limits(max_pixels: int | None | bool) -> tuple[int | None, int | None, str]:
+    """(warn above, refuse above, what to say when refusing) for a max_pixels argument.
+
+    True follows Pillow's Image.open: warn above PIL.Image.MAX_IMAGE_PIXELS, refuse above twice
+    that; an int is a hard limit; None (or False) none.
+    """
     if max_pixels is False or max_pixels is None:
-        return None
+        return None, None, ""
     if max_pixels is True:
         limit = Image.MAX_IMAGE_PIXELS
-        return None if limit is None else int(limit)
-    return int(max_pixels)
+        if limit is None:
+            return None, None, ""
+        return int(limit), 2 * int(limit), (
+            " (twice PIL.Image.MAX_IMAGE_PIXELS): could be a decompression bomb; to decode it, "
+            "pass max_pixels=None or a larger max_pixels= (svdi-decode --max-pixels 0 or N)")
+    if isinstance(max_pixels, (int, np.integer)) and max_pixels >= 0:
+        return None, int(max_pixels), " given by max_pixels="
+    raise SvdiError(f"max_pixels must be True, None or a pixel count, got {max_pixels!r}")
 
 
 def _load(data: bytes, max_pixels: int | None | bool, components: int | None) -> Container:
     if components is not None and components < 0:
         raise SvdiError("components must be non-negative")
+    warn, refuse, why = _pixel_limits(max_pixels)
     # The pixel limit is checked on the HEAD chunk, before any factor block is decompressed.
-    return unpack(data, max_pixels=_max_pixels(max_pixels))
+    container = unpack(data, max_pixels=refuse, limit_note=why)
+    h = container.header
+    if warn is not None and h.width * h.height > warn:
+        warnings.warn(f"image of {h.width}x{h.height} = {h.width * h.height} pixels exceeds "
+                      f"PIL.Image.MAX_IMAGE_PIXELS = {warn}: could be a decompression bomb "
+                      "(max_pixels=None silences this)", Image.DecompressionBombWarning,
+                      stacklevel=3)
+    return container
+
+
+def read_metadata(data: bytes) -> dict[str, Any]:
+    """The metadata stored in .svdi bytes, without decoding any pixels (spec §1.1).
+
+    Returns only what the file holds, of: "exif" (the TIFF structure, without Pillow's
+    "Exif\\0\\0" prefix), "icc_profile", "xmp" (bytes), "dpi" ((x, y) dots per inch) and
+    "text" ({keyword: str}). Reads the chunks up to the first factor block, checking each;
+    raises SvdiError for a malformed file or metadata chunk.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise SvdiError(f"expected bytes, got {type(data).__name__}")
+    _, _, metadata = read_prefix(io.BytesIO(data))
+    return metadata.as_dict()
 
 
 def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
@@ -59,8 +95,9 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
     components: decode only the first k components of every plane (a preview).
     reduce: 2, 4 or 8 decode at that fraction of the size, ceil(h / reduce) x ceil(w / reduce)
     (each pixel the mean of a reduce x reduce cell), at a fraction of the work: thumbnails.
-    max_pixels: refuse images larger than this; True (default) reads PIL.Image.MAX_IMAGE_PIXELS
-    at call time, None disables the check.
+    max_pixels: True (default) does what Pillow's Image.open does with PIL.Image.MAX_IMAGE_PIXELS
+    (read at call time): above it a DecompressionBombWarning, above twice it SvdiError. A number
+    refuses images of more pixels than that; None decodes any size.
     """
     if reduce not in FACTORS:
         raise SvdiError(f"reduce must be one of {', '.join(map(str, FACTORS))}, got {reduce!r}")

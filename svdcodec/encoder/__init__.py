@@ -18,7 +18,13 @@ from PIL import Image
 
 from ..errors import SvdiError
 from ..evaluation.metrics import psnr
-from ..format import LAYOUT_PATCH, LAYOUT_PLAIN, PATCH_SIZES
+from ..format import (
+    LAYOUT_PATCH,
+    LAYOUT_PLAIN,
+    PATCH_SIZES,
+    insert_after_head,
+    metadata_chunks,
+)
 from ..modes import as_pixels
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import serial, single_threaded
@@ -27,7 +33,8 @@ from .schedule import Encoder
 from .source import image_header
 from .tuning import AUTO_LAYOUTS, DEFAULT_PATCH, STEP_MIN, STEP_SCALE
 
-__all__ = ["encode", "encode_options", "parse_layout", "step_for_quality"]
+__all__ = ["CODING_OPTIONS", "METADATA_OPTIONS", "encode", "encode_options", "parse_layout",
+           "step_for_quality"]
 
 
 def step_for_quality(quality: float) -> float:
@@ -72,13 +79,27 @@ def _bisect(predicate: Callable[[float], bool], lo: float, hi: float, iters: int
 
 def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | None = None,
            energy: float | None = None, target_psnr: float | None = None,
-           max_bytes: int | None = None, layout: str = "auto") -> bytes:
+           max_bytes: int | None = None, layout: str = "auto", exif: Any = None,
+           icc_profile: bytes | None = None, xmp: bytes | str | None = None,
+           dpi: tuple[float, float] | None = None, text: dict[str, str] | None = None) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
     quality (1..100) sets the quantizer step; target_psnr (dB) or max_bytes search the step
     instead. rank keeps exactly that many components per plane (fewer only if the matrix has
     lower rank); energy keeps the fewest components holding that fraction of sum(sigma^2).
+
+    Metadata, stored in ancillary chunks (spec §1.1) and read back by `read_metadata`:
+    exif (bytes, with or without Pillow's "Exif\\0\\0" prefix, or a PIL.Image.Exif; the
+    orientation is stored, not applied), icc_profile (bytes), xmp (bytes or str), dpi (x, y),
+    rounded to whole dots per inch as JPEG does, text ({keyword: str}). Nothing is taken from
+    a Pillow image's own info here: pass it (the Pillow plugin and svdi-encode do).
+    max_bytes counts the metadata too.
     """
+    meta = metadata_chunks(exif, icc_profile, xmp, dpi, text)  # checked before the slow part
+    if max_bytes is not None and meta:
+        max_bytes -= sum(12 + len(payload) for _, payload in meta)
+        if max_bytes < 1:
+            raise SvdiError("the metadata alone exceeds max_bytes")
     pixels = as_pixels(image)
     if rank is not None and (not isinstance(rank, (int, np.integer)) or rank < 0):
         raise SvdiError(f"rank must be a non-negative integer, got {rank!r}")
@@ -89,7 +110,8 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
     kernels.get(pixels.size)  # loads the optional compiled loops for a large image
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
-        return _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout)
+        data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout)
+    return insert_after_head(data, meta)
 
 
 def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float | None,
@@ -125,7 +147,13 @@ def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float 
     raise SvdiError(f"no file fits in {max_bytes} bytes (the smallest is {len(sizes[hi])})")
 
 
+#: The keyword options of `encode` that set how the pixels are coded.
+CODING_OPTIONS = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout")
+#: The keyword options of `encode` that add metadata.
+METADATA_OPTIONS = ("exif", "icc_profile", "xmp", "dpi", "text")
+
+
 def encode_options(**options: Any) -> dict[str, Any]:
     """Keep only the encoder's keyword options that are set (for the plugin and CLI)."""
-    keys = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout")
+    keys = CODING_OPTIONS + METADATA_OPTIONS
     return {k: v for k, v in options.items() if k in keys and v is not None}

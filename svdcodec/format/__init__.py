@@ -6,9 +6,10 @@ the reader checked; `writer` packs records and blocks into chunks (`pack_header`
 """
 
 from .blocks import Block, Container
-from .reader import read_headers, unpack
+from .metadata import Metadata, metadata_chunks
+from .reader import read_headers, read_prefix, unpack
 from .records import *
-from .writer import END, pack, pack_block, pack_header
+from .writer import END, insert_after_head, pack, pack_block, pack_header
 
 __all__ = [
     "BLOCK_RECORD",
@@ -41,10 +42,14 @@ __all__ = [
     "Block",
     "Container",
     "Header",
+    "Metadata",
     "Plane",
+    "insert_after_head",
+    "metadata_chunks",
     "pack",
     "pack_block",
     "pack_header",
     "read_headers",
+    "read_prefix",
     "unpack",
 ]

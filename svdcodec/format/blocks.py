@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import zstandard
@@ -126,6 +127,7 @@ class Container:
     header: Header
     planes: list[Plane]
     blocks: list[Block]
+    metadata: Any = None  # metadata.Metadata of the file's metadata chunks (set by unpack)
 
     def singular_values(self, plane: int) -> np.ndarray:
         """The plane's S blocks joined, float32 (unpack checked they cover 0..rank in order)."""

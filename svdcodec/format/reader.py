@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import SvdiError
 from .blocks import Block, Container, check_frame, decompress
+from .metadata import MAX_PAYLOAD, METADATA_CHUNKS, Metadata, MetadataReader
 from .records import (
     BLOCK_RECORD,
     COLOUR_NONE,
@@ -182,39 +183,86 @@ def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
                  stored=len(payload) + 12)
 
 
-def read_headers(fp: BinaryIO) -> tuple[Header, list[Plane]]:
-    """Read and check the signature, HEAD and PLAN chunks only, from a file (for Image.open)."""
+#: Largest piece of an unknown ancillary chunk held while read_prefix checks its CRC.
+_SKIP_PIECE = 1 << 20
+
+
+def _read_payload(fp: BinaryIO, kind: bytes, length: int, keep: bool) -> bytes:
+    """A chunk's payload (or b"" when not `keep`: read in pieces, never held whole) after
+    checking its CRC; the file position ends after the CRC."""
+    crc = zlib.crc32(kind)
+    pieces = []
+    left = length
+    while left:
+        piece = fp.read(min(left, _SKIP_PIECE) if not keep else left)
+        if not piece:
+            raise SvdiError(f"truncated file: {kind!r} chunk")
+        crc = zlib.crc32(piece, crc)
+        left -= len(piece)
+        if keep:
+            pieces.append(piece)
+    tail = fp.read(4)
+    if len(tail) < 4:
+        raise SvdiError(f"truncated file: {kind!r} chunk")
+    if crc != struct.unpack(">I", tail)[0]:
+        raise SvdiError(f"CRC mismatch in {kind!r} chunk")
+    return b"".join(pieces)
+
+
+def read_prefix(fp: BinaryIO) -> tuple[Header, list[Plane], Metadata]:
+    """Read and check the signature, HEAD, PLAN and metadata chunks from a file, stopping at
+    the first factor block (for Image.open and read_metadata: no factor data is read).
+
+    Ancillary chunks may come before, among and after the PLAN chunks, of any size: known
+    metadata chunks are checked against their limits before they are read, unknown ones are
+    read in pieces only to check their CRC.
+    """
     if fp.read(len(SIGNATURE)) != SIGNATURE:
         raise SvdiError("not an SVDI file (bad signature)")
     header: Header | None = None
     planes: list[Plane] = []
     nplanes = 0
-    while header is None or len(planes) < nplanes:
+    meta = MetadataReader()
+    while True:
         head = fp.read(8)
         if len(head) < 8:
             raise SvdiError("truncated file: chunk header expected")
         length, kind = struct.unpack(">I4s", head)
-        if length > 1 << 16 and kind in (b"HEAD", b"PLAN"):
-            raise SvdiError(f"{kind.decode()} chunk of {length} bytes is too large")
-        if length > 1 << 16:  # a large chunk before the PLANs can only be a block: invalid here
+        if not all(65 <= c <= 90 or 97 <= c <= 122 for c in kind):
+            raise SvdiError(f"invalid chunk type {kind!r}")
+        ancillary = kind[0] >= 97
+        if header is not None and len(planes) == nplanes and not ancillary:
+            break  # the first factor block (or IEND): the metadata is complete
+        if length > MAX_CHUNK:
+            raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
+        if kind in FACTOR_TYPES:
             raise SvdiError("factor data before HEAD and PLAN chunks")
-        rest = fp.read(length + 4)
-        if len(rest) < length + 4:
-            raise SvdiError(f"truncated file: {kind!r} chunk")
-        payload = memoryview(rest)[:length]
-        if zlib.crc32(payload, zlib.crc32(kind)) != struct.unpack(">I", rest[length:])[0]:
-            raise SvdiError(f"CRC mismatch in {kind!r} chunk")
+        if not ancillary and length > 1 << 16:
+            raise SvdiError(f"{kind.decode()} chunk of {length} bytes is too large")
+        if ancillary and header is None:
+            raise SvdiError("first chunk must be HEAD")
+        known = kind in METADATA_CHUNKS
+        if known and length > MAX_PAYLOAD[kind]:  # before reading it
+            raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds its limit "
+                            f"of {MAX_PAYLOAD[kind]}")
+        payload = _read_payload(fp, kind, length, keep=known or not ancillary)
         if header is None:
             if kind != b"HEAD":
                 raise SvdiError("first chunk must be HEAD")
-            header, nplanes = _parse_header(payload)
+            header, nplanes = _parse_header(memoryview(payload))
         elif kind == b"PLAN":
-            planes.append(_parse_plane(payload, header, len(planes)))
-        elif kind[:1].islower():
-            continue
+            planes.append(_parse_plane(memoryview(payload), header, len(planes)))
+        elif ancillary:
+            meta.add(kind, payload)
         else:
             raise SvdiError(f"unexpected {kind!r} chunk before all PLAN chunks")
     _check_work(planes, MAX_WORK)  # before Pillow allocates the image for load()
+    return header, planes, meta.metadata
+
+
+def read_headers(fp: BinaryIO) -> tuple[Header, list[Plane]]:
+    """Read and check the signature, HEAD and PLAN chunks only, from a file (for Image.open)."""
+    header, planes, _ = read_prefix(fp)
     return header, planes
 
 
@@ -225,10 +273,12 @@ def _check_work(planes: list[Plane], max_work: int) -> None:
         raise SvdiError(f"reconstruction work {work} exceeds the limit {max_work}")
 
 
-def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None) -> Container:
+def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
+           limit_note: str = "") -> Container:
     """Parse and validate a whole file. Raises SvdiError for anything that is not a valid .svdi.
 
-    max_pixels: refuse images of more pixels, checked on HEAD before any block is read.
+    max_pixels: refuse images of more pixels, checked on HEAD before any block is read (the
+    message ends with `limit_note`, which says where the limit came from).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SvdiError(f"expected bytes, got {type(data).__name__}")
@@ -240,6 +290,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None)
     planes: list[Plane] = []
     blocks: list[Block] = []
     cursor: dict[tuple[int, str], int] = {}
+    meta = MetadataReader()
     for kind, payload in _chunks(data):
         if header is None:
             if kind != b"HEAD":
@@ -247,7 +298,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None)
             header, nplanes = _parse_header(payload)
             if max_pixels is not None and header.width * header.height > max_pixels:
                 raise SvdiError(f"image of {header.width}x{header.height} pixels exceeds the "
-                                f"limit of {max_pixels} pixels (PIL.Image.MAX_IMAGE_PIXELS)")
+                                f"limit of {max_pixels} pixels{limit_note}")
         elif kind == b"HEAD":
             raise SvdiError("more than one HEAD chunk")
         elif kind == b"PLAN":
@@ -260,8 +311,9 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None)
             if len(planes) != nplanes:
                 raise SvdiError("factor block before all PLAN chunks")
             blocks.append(_parse_block(kind, payload, planes, cursor))
+            meta.blocks_seen = True
         elif kind[0] >= 97:
-            continue  # unknown ancillary chunk
+            meta.add(kind, payload)  # metadata is checked; unknown ancillary chunks skipped
         else:
             raise SvdiError(f"unknown critical chunk {kind.decode(errors='replace')}")
     if header is None:
@@ -273,4 +325,4 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None)
             if cursor.get((p.index, factor), 0) != p.rank:
                 raise SvdiError(f"plane {p.index}: {factor} blocks cover "
                                 f"{cursor.get((p.index, factor), 0)} of {p.rank} components")
-    return Container(header, planes, blocks)
+    return Container(header, planes, blocks, meta.metadata)

@@ -75,6 +75,16 @@ def pack_header(header: Header, planes: list[Plane]) -> bytes:
 END = chunk(b"IEND", b"")
 
 
+def insert_after_head(data: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """The file with these (type, payload) chunks right after HEAD, where a header-only reader
+    (Image.open) meets them before the PLAN chunks; the file itself if there are none."""
+    if not chunks:
+        return data
+    end = len(SIGNATURE) + 12 + HEAD_RECORD.size
+    assert data[len(SIGNATURE) + 4:len(SIGNATURE) + 8] == b"HEAD"
+    return b"".join([data[:end], *(chunk(kind, payload) for kind, payload in chunks), data[end:]])
+
+
 def pack(container: Container, level: int = 3) -> bytes:
     """Serialize a container. Blocks are written in the order given (importance order)."""
     blocks = [pack_block(b, level) for b in container.blocks]

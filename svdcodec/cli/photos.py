@@ -1,0 +1,181 @@
+"""What the command-line tools do with photos as they come: metadata carried from the input
+into the .svdi file and from the .svdi file into the decoded image, one frame chosen out of
+several, and Pillow's pixel limit with an option named in the message.
+
+Metadata (EXIF, ICC profile, XMP, DPI, text) is kept by default, dropped by ``--strip``;
+decoding writes it into the formats whose Pillow writers take it, and says what a format
+cannot hold.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import numpy as np
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
+
+from ..errors import SvdiError
+from ..format.metadata import EXIF_PREFIX, metadata_chunks
+
+#: PNG's iTXt keyword for an XMP packet (Pillow's PNG reader also puts it in info["xmp"]).
+PNG_XMP_KEY = "XML:com.adobe.xmp"
+
+#: The metadata each output format's Pillow writer takes (svdi-decode): everything else is
+#: reported as not written.
+WRITABLE: dict[str, tuple[str, ...]] = {
+    "PNG": ("exif", "icc_profile", "xmp", "dpi", "text"),
+    "JPEG": ("exif", "icc_profile", "xmp", "dpi"),
+    "WEBP": ("exif", "icc_profile", "xmp"),
+    "TIFF": ("exif", "icc_profile", "xmp", "dpi"),
+}
+
+
+class PixelLimit(ValueError):
+    """An input image over the pixel limit (reported as a data error, in one line)."""
+
+
+def open_image(data: bytes, frame: int | None, max_pixels: int | None | bool
+               ) -> tuple[Image.Image, str]:
+    """The input image, loaded, and a note on which frame was kept ("" for a single frame).
+
+    max_pixels: True follows Pillow (warn above PIL.Image.MAX_IMAGE_PIXELS, refuse above twice
+    that); a number is a hard limit; None none. Several frames are refused unless `frame` picks
+    one: an .svdi file holds one image.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        if max_pixels is not True:
+            Image.MAX_IMAGE_PIXELS = None  # our own limit below, on the header's size
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ValueError("not an image file in a format Pillow can read") from None
+    except Image.DecompressionBombError as exc:
+        raise PixelLimit(f"{exc} To encode it, raise the limit with --max-pixels N "
+                         "(0: none).") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    pixels = image.size[0] * image.size[1]
+    if max_pixels not in (True, None, False) and pixels > int(max_pixels):
+        raise PixelLimit(f"image of {image.size[0]}x{image.size[1]} pixels exceeds "
+                         f"--max-pixels {max_pixels}")
+    frames = getattr(image, "n_frames", 1)
+    note = ""
+    if frame is None and frames > 1:
+        raise ValueError(f"has {frames} frames (animated or multi-page) and .svdi stores one "
+                         f"image: choose one with --frame N (0..{frames - 1})")
+    if frame is not None:
+        if not 0 <= frame < frames:
+            raise ValueError(f"has no frame {frame} (it has {frames}: 0..{frames - 1})")
+        image.seek(frame)
+        note = f"frame {frame} of {frames} ({frames - 1} not encoded)" if frames > 1 else ""
+    image.load()
+    return image, note
+
+
+#: The TIFF tags of a TIFF input that are EXIF's image-level tags and say nothing about the
+#: TIFF's own pixel layout: description, make, model, orientation, software, date, artist,
+#: copyright.
+TIFF_EXIF_TAGS = (270, 271, 272, 274, 305, 306, 315, 33432)
+
+
+def _tiff_exif(image: Image.Image) -> bytes:
+    """The EXIF of a TIFF input: Pillow keeps it in the TIFF's own tags, beside the strip
+    offsets and sample formats that must not follow the pixels, so only TIFF_EXIF_TAGS go."""
+    tags = image.getexif()
+    exif = Image.Exif()
+    for tag in TIFF_EXIF_TAGS:
+        if tag in tags:
+            exif[tag] = tags[tag]
+    return exif.tobytes() if len(exif) else b""
+
+
+def image_metadata(image: Image.Image) -> dict[str, Any]:
+    """encode() keyword arguments for the metadata Pillow read from an input image."""
+    info = image.info
+    out: dict[str, Any] = {}
+    exif = info.get("exif") or (_tiff_exif(image) if image.format == "TIFF" else b"")
+    if exif:
+        out["exif"] = exif
+    if info.get("icc_profile"):
+        out["icc_profile"] = info["icc_profile"]
+    xmp = info.get("xmp") or info.get(PNG_XMP_KEY)
+    if xmp:
+        out["xmp"] = xmp
+    if info.get("dpi"):
+        out["dpi"] = info["dpi"]
+    text = {k: v for k, v in (getattr(image, "text", None) or {}).items()
+            if k != PNG_XMP_KEY and isinstance(v, str)}
+    if text:
+        out["text"] = text
+    return out
+
+
+def storable(metadata: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The metadata the format can store, and why each other item cannot be (an input's
+    malformed EXIF or oversized text costs that item, not the whole encode)."""
+    kept: dict[str, Any] = {}
+    problems = []
+    items = [(key, value) for key, value in metadata.items() if key != "text"]
+    items += [("text", {k: v}) for k, v in metadata.get("text", {}).items()]
+    for key, value in items:
+        try:
+            metadata_chunks(**{key: value})
+        except SvdiError as exc:
+            problems.append(f"{key} not kept ({exc})")
+        else:
+            if key == "text":
+                kept.setdefault("text", {}).update(value)
+            else:
+                kept[key] = value
+    return kept, problems
+
+
+def save_options(fmt: str, metadata: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Pillow save() keywords that write `metadata` (read_metadata's dict) into format `fmt`,
+    and the names of the metadata that format's writer cannot take."""
+    allowed = WRITABLE.get(fmt, ())
+    dropped = sorted(k for k in metadata if k not in allowed)
+    kept = {k: v for k, v in metadata.items() if k in allowed}
+    options: dict[str, Any] = {}
+    if "exif" in kept:
+        options["exif"] = EXIF_PREFIX + kept["exif"]
+    if "icc_profile" in kept:
+        options["icc_profile"] = kept["icc_profile"]
+    if "dpi" in kept:
+        options["dpi"] = kept["dpi"]
+    if fmt == "PNG" and ("text" in kept or "xmp" in kept):
+        info = PngImagePlugin.PngInfo()
+        for key, value in kept.get("text", {}).items():
+            info.add_itxt(key, value)
+        if "xmp" in kept:  # where Pillow's PNG reader looks for it
+            info.add_itxt(PNG_XMP_KEY, kept["xmp"].decode("utf-8"))
+        options["pnginfo"] = info
+    elif fmt == "TIFF" and "xmp" in kept:  # TIFF tag 700, beside the EXIF tags
+        exif = Image.Exif()
+        if "exif" in kept:
+            exif.load(options["exif"])
+        exif[700] = kept["xmp"]
+        options["exif"] = exif
+    elif "xmp" in kept:
+        options["xmp"] = kept["xmp"]
+    return options, dropped
+
+
+def default_suffix(pixels_dtype: np.dtype, channels: int) -> str:
+    """The output suffix when none is asked for: PNG holds 8-bit and 16-bit grey, TIFF a float
+    (F) image, .npy what no Pillow mode holds."""
+    from ..modes import PILLOW_MODES
+
+    mode = PILLOW_MODES.get((np.dtype(pixels_dtype), channels))
+    if mode is None:
+        return ".npy"
+    return ".tiff" if mode == "F" else ".png"
+
+
+def caught_warnings(record: list[warnings.WarningMessage]) -> str:
+    """The DecompressionBombWarnings of a decode as one message suffix ("" if none)."""
+    texts = [str(w.message) for w in record
+             if issubclass(w.category, Image.DecompressionBombWarning)]
+    return "".join(f" (warning: {t})" for t in texts)
