@@ -1,0 +1,872 @@
+// A decoder of the .svdi image format, version 1, written from spec/svdi.md §1–5.
+//
+// An ES module for browsers (pages and module Workers) and Node ≥ 18. Untrusted bytes are parsed
+// in one place (`parseContainer`): every size is checked against the header and the spec's
+// limits before anything is allocated, zstd frames are checked against their descriptors before
+// they are decompressed, and every rule the spec states raises an `SvdiError` naming it.
+//
+// Arithmetic (spec §5): the plane matrix is X̂ = (Δ·A)·diag(1/σ)·(Δ·B)ᵀ. Like the reference
+// decoder, the left factor is formed in binary32 (A·fl32(Δ²/σ_k)) and B is held in binary32; the
+// sum over components is accumulated in binary64 and rounded to binary32 once, so it is at least
+// as accurate as a binary32 BLAS product (see README.md, "Conformance").
+
+import { zstdDecompress, zstdReady } from "./zstd.js";
+
+export const SIGNATURE = Uint8Array.from([0x89, 0x53, 0x56, 0x44, 0x0d, 0x0a, 0x1a, 0x0a]);
+export const VERSION = 1;
+export const MAX_DIMENSION = 2 ** 20;
+export const MAX_CHANNELS = 4;
+export const MAX_RANK = 4096;
+export const MAX_WORK = 2 ** 36;
+export const MAX_CHUNK = 2 ** 31 - 1;
+/** Pillow's default MAX_IMAGE_PIXELS, the reference decoder's default pixel limit (§3). */
+export const DEFAULT_MAX_PIXELS = 89478485;
+/** Largest zstd window a frame may require: libzstd's default decoder limit (2^27), which the
+ * reference decoder inherits; see README.md "Conformance" for the proposed spec text. */
+export const MAX_ZSTD_WINDOW = 2 ** 27;
+
+const SAMPLE_TYPES = { 1: "uint8", 2: "uint16", 3: "float32" };
+const ELEMENT_BYTES = { 1: 1, 2: 2, 3: 4, 4: 4 };
+const PATCH_SIZES = [2, 4, 8, 16, 32];
+const FACTOR_TYPES = { UBLK: "U", SBLK: "S", VBLK: "V" };
+const FLOAT32_MAX = 3.4028234663852886e38;
+const FLOAT32_TINY = 1.1754943508222875e-38;
+const END_OF_ROW = 0x08;
+const fround = Math.fround;
+
+export class SvdiError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "SvdiError";
+  }
+}
+
+// ----------------------------------------------------------------------------- bytes
+
+function asBytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new SvdiError(`expected bytes, got ${data === null ? "null" : typeof data}`);
+}
+
+const CRC_TABLE = (() => {
+  const table = new Int32Array(256 * 8);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c;
+  }
+  // Slicing-by-8 tables: eight bytes per step instead of one.
+  for (let n = 0; n < 256; n++) {
+    let c = table[n];
+    for (let s = 1; s < 8; s++) {
+      c = table[c & 0xff] ^ (c >>> 8);
+      table[s * 256 + n] = c;
+    }
+  }
+  return table;
+})();
+
+/** CRC-32 (ISO-HDLC, as zlib and PNG) of bytes[start, end), continuing from `crc`. */
+export function crc32(bytes, start = 0, end = bytes.length, crc = 0) {
+  const t = CRC_TABLE;
+  let c = ~crc;
+  let i = start;
+  for (; i + 8 <= end; i += 8) {
+    const lo = c ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
+    c = t[1792 + (lo & 0xff)] ^ t[1536 + ((lo >>> 8) & 0xff)] ^ t[1280 + ((lo >>> 16) & 0xff)] ^
+      t[1024 + (lo >>> 24)] ^ t[768 + bytes[i + 4]] ^ t[512 + bytes[i + 5]] ^
+      t[256 + bytes[i + 6]] ^ t[bytes[i + 7]];
+  }
+  for (; i < end; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+function u32(b, at) {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+}
+
+function u16(b, at) {
+  return (b[at] << 8) | b[at + 1];
+}
+
+function f64(b, at) {
+  return new DataView(b.buffer, b.byteOffset + at, 8).getFloat64(0, false);
+}
+
+function chunkName(b, at) {
+  return String.fromCharCode(b[at], b[at + 1], b[at + 2], b[at + 3]);
+}
+
+/** Every chunk up to IEND as {type, start, end} (payload offsets), lengths and CRCs checked. */
+function* chunks(bytes) {
+  let pos = SIGNATURE.length;
+  for (;;) {
+    if (bytes.length - pos < 12) throw new SvdiError(`truncated file: chunk header expected at byte ${pos}`);
+    const length = u32(bytes, pos);
+    for (let i = pos + 4; i < pos + 8; i++) {
+      const c = bytes[i];
+      if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122))) {
+        throw new SvdiError(`invalid chunk type at byte ${pos}`);
+      }
+    }
+    const type = chunkName(bytes, pos + 4);
+    if (length > MAX_CHUNK || length > bytes.length - pos - 12) {
+      throw new SvdiError(`truncated file: ${type} chunk of ${length} bytes at byte ${pos}`);
+    }
+    const start = pos + 8, end = start + length;
+    if (crc32(bytes, pos + 4, end) !== u32(bytes, end)) {
+      throw new SvdiError(`CRC mismatch in ${type} chunk at byte ${pos}`);
+    }
+    pos = end + 4;
+    if (type === "IEND") {
+      if (length) throw new SvdiError("IEND chunk must be empty");
+      if (pos !== bytes.length) throw new SvdiError(`${bytes.length - pos} bytes of data after IEND`);
+      return;
+    }
+    yield { type, start, end };
+  }
+}
+
+function checkSignature(bytes) {
+  if (bytes.length < SIGNATURE.length || SIGNATURE.some((v, i) => bytes[i] !== v)) {
+    throw new SvdiError("not an SVDI file (bad signature)");
+  }
+}
+
+// ----------------------------------------------------------------------------- HEAD and PLAN
+
+function parseHead(b, start, end) {
+  if (end - start < 2) throw new SvdiError("HEAD chunk too short");
+  const version = u16(b, start);
+  if (version !== VERSION) {
+    throw new SvdiError(`unsupported format version ${version} (this reader knows ${VERSION})`);
+  }
+  if (end - start !== 23) throw new SvdiError(`HEAD chunk has ${end - start} bytes, expected 23`);
+  const width = u32(b, start + 2), height = u32(b, start + 6);
+  const sampleType = b[start + 10], channels = b[start + 11], colour = b[start + 12];
+  const subsampling = b[start + 13], planes = b[start + 14], scale = f64(b, start + 15);
+  if (!(width >= 1 && width <= MAX_DIMENSION && height >= 1 && height <= MAX_DIMENSION)) {
+    throw new SvdiError(`image size ${width}x${height} outside 1..${MAX_DIMENSION}`);
+  }
+  if (!(sampleType in SAMPLE_TYPES)) throw new SvdiError(`unknown sample type ${sampleType}`);
+  if (channels < 1 || channels > MAX_CHANNELS || planes !== channels) {
+    throw new SvdiError(`invalid channel count ${channels} with ${planes} planes`);
+  }
+  if (colour === 1) {
+    if (sampleType !== 1 || (channels !== 3 && channels !== 4)) {
+      throw new SvdiError("Y'CbCr transform needs 8-bit RGB or RGBA");
+    }
+  } else if (colour !== 0) {
+    throw new SvdiError(`unknown colour transform ${colour}`);
+  }
+  if ((subsampling !== 0 && subsampling !== 1) || (subsampling && colour !== 1)) {
+    throw new SvdiError(`invalid chroma subsampling ${subsampling}`);
+  }
+  if (!(Number.isFinite(scale) && scale > 0)) throw new SvdiError(`invalid sample scale ${scale}`);
+  if (sampleType === 3 && scale > FLOAT32_MAX / 255) {
+    throw new SvdiError(`sample scale ${scale} makes samples overflow float32`);
+  }
+  return {
+    version, width, height, sampleType, dtype: SAMPLE_TYPES[sampleType], channels, colour,
+    subsampling, planes, scale,
+  };
+}
+
+/** Height and width of plane `index` implied by HEAD (§2). */
+function planeShape(header, index) {
+  if (header.subsampling && (index === 1 || index === 2)) {
+    return [Math.ceil(header.height / 2), Math.ceil(header.width / 2)];
+  }
+  return [header.height, header.width];
+}
+
+function parsePlan(b, start, end, header, index) {
+  if (end - start !== 23) throw new SvdiError(`PLAN chunk has ${end - start} bytes, expected 23`);
+  const plane = {
+    index: b[start], layout: b[start + 1], patch: b[start + 2], height: u32(b, start + 3),
+    width: u32(b, start + 7), rank: u32(b, start + 11), step: f64(b, start + 15),
+  };
+  if (plane.index !== index) {
+    throw new SvdiError(`PLAN chunk for plane ${plane.index} where plane ${index} was expected`);
+  }
+  const [h, w] = planeShape(header, index);
+  if (plane.height !== h || plane.width !== w) {
+    throw new SvdiError(`plane ${index} is ${plane.width}x${plane.height}, expected ${w}x${h}`);
+  }
+  if (plane.layout === 1) {
+    if (!PATCH_SIZES.includes(plane.patch)) {
+      throw new SvdiError(`plane ${index}: unsupported patch size ${plane.patch}`);
+    }
+  } else if (plane.layout !== 0 || plane.patch !== 0) {
+    throw new SvdiError(`plane ${index}: unknown layout ${plane.layout}/${plane.patch}`);
+  }
+  // U-grid (gh × gw) and V-grid (vh × vw), §3.
+  if (plane.layout === 1) {
+    const p = plane.patch;
+    plane.grid = [Math.ceil(h / p), Math.ceil(w / p)];
+    plane.vgrid = [p, p];
+  } else {
+    plane.grid = [h, 1];
+    plane.vgrid = [w, 1];
+  }
+  plane.m = plane.grid[0] * plane.grid[1];
+  plane.n = plane.vgrid[0] * plane.vgrid[1];
+  if (plane.rank > Math.min(plane.m, plane.n, MAX_RANK)) {
+    throw new SvdiError(`plane ${index}: rank ${plane.rank} exceeds min(${plane.m}, ${plane.n}, ${MAX_RANK})`);
+  }
+  if (!(Number.isFinite(plane.step) && plane.step > 0)) {
+    throw new SvdiError(`plane ${index}: invalid quantizer step ${plane.step}`);
+  }
+  plane.layoutName = plane.layout === 1 ? `patch${plane.patch}` : "plain";
+  return plane;
+}
+
+function checkWork(planes) {
+  let work = 0;
+  for (const p of planes) work += p.m * p.n * p.rank;
+  if (work > MAX_WORK) throw new SvdiError(`reconstruction work ${work} exceeds the limit ${MAX_WORK}`);
+}
+
+function checkPixels(header, maxPixels) {
+  if (maxPixels != null && header.width * header.height > maxPixels) {
+    throw new SvdiError(`image of ${header.width}x${header.height} pixels exceeds the limit of ` +
+      `${maxPixels} pixels (maxPixels)`);
+  }
+}
+
+// ----------------------------------------------------------------------------- zstd frames
+
+/** Check one zstd frame (RFC 8878) in b[start, end) before decompressing it: a single frame,
+ * no dictionary, a declared content size equal to `nbytes`, a window within MAX_ZSTD_WINDOW,
+ * block sizes within the frame's limits, and nothing after the frame. Walks the block headers
+ * only (3 bytes per block of up to 128 KiB), not the data. */
+function checkFrame(b, start, end, nbytes, what) {
+  const bad = (why) => new SvdiError(`${what}: bad zstd frame (${why})`);
+  if (end - start < 6) throw bad("frame header truncated");
+  if (b[start] !== 0x28 || b[start + 1] !== 0xb5 || b[start + 2] !== 0x2f || b[start + 3] !== 0xfd) {
+    throw bad("unknown frame magic number");
+  }
+  const descriptor = b[start + 4];
+  const fcsFlag = descriptor >> 6, singleSegment = (descriptor >> 5) & 1;
+  const checksum = (descriptor >> 2) & 1, dictFlag = descriptor & 3;
+  if (descriptor & 8) throw bad("reserved bit set");
+  let at = start + 5;
+  let window = 0;
+  if (!singleSegment) {
+    const wd = b[at++];
+    const base = 2 ** (10 + (wd >> 3));
+    window = base + (base / 8) * (wd & 7);
+  }
+  const dictBytes = [0, 1, 2, 4][dictFlag];
+  const fcsBytes = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag];
+  if (end - at < dictBytes + fcsBytes) throw bad("frame header truncated");
+  let dictId = 0;
+  for (let i = 0; i < dictBytes; i++) dictId += b[at + i] * 2 ** (8 * i);
+  at += dictBytes;
+  if (dictId !== 0) throw bad(`needs dictionary ${dictId}`);
+  let declared = -1n;
+  if (fcsBytes) {
+    declared = 0n;
+    for (let i = fcsBytes - 1; i >= 0; i--) declared = (declared << 8n) | BigInt(b[at + i]);
+    if (fcsBytes === 2) declared += 256n;
+  }
+  at += fcsBytes;
+  if (declared !== BigInt(nbytes)) {
+    throw new SvdiError(`${what}: zstd frame declares ${declared} bytes, header implies ${nbytes}`);
+  }
+  if (singleSegment) window = nbytes;
+  else if (window > MAX_ZSTD_WINDOW) {
+    throw new SvdiError(`${what}: zstd frame needs a window of ${window} bytes, more than ${MAX_ZSTD_WINDOW}`);
+  }
+  const blockMax = Math.min(window, 131072);
+  for (let last = 0; !last;) {
+    if (end - at < 3) throw new SvdiError(`${what}: zstd frame is incomplete`);
+    const head = b[at] | (b[at + 1] << 8) | (b[at + 2] << 16);
+    at += 3;
+    last = head & 1;
+    const type = (head >> 1) & 3, size = head >>> 3;
+    if (type === 3) throw bad("reserved block type");
+    if (size > blockMax) throw bad(`block of ${size} bytes exceeds ${blockMax}`);
+    at += type === 1 ? 1 : size;
+    if (at > end) throw new SvdiError(`${what}: zstd frame is incomplete`);
+  }
+  if (checksum) at += 4;
+  if (at !== end) {
+    throw new SvdiError(`${what}: zstd frame is incomplete or followed by extra data`);
+  }
+}
+
+function decompressFrame(block, bytes) {
+  const failure = zstdReady();
+  if (failure) throw new SvdiError(failure);
+  const out = zstdDecompress(bytes.subarray(block.frameStart, block.frameEnd), block.rawBytes);
+  if (typeof out === "string") throw new SvdiError(`${block.what}: corrupt zstd data (${out})`);
+  return out;
+}
+
+// ----------------------------------------------------------------------------- factor blocks
+
+function parseBlock(type, b, start, end, planes, cursor) {
+  const factor = FACTOR_TYPES[type];
+  if (end - start < 10) throw new SvdiError(`${type} chunk too short`);
+  const index = b[start], first = u32(b, start + 1), count = u32(b, start + 5), coding = b[start + 9];
+  const what = `plane ${index} ${factor} block at component ${first}`;
+  if (index >= planes.length) throw new SvdiError(`${what}: no such plane`);
+  const plane = planes[index];
+  const key = `${index}${factor}`;
+  if (first !== (cursor.get(key) || 0) || count < 1 || first + count > plane.rank) {
+    throw new SvdiError(`${what}: components ${first}..${first + count} out of order or past rank ${plane.rank}`);
+  }
+  cursor.set(key, first + count);
+  const rows = factor === "U" ? plane.m : factor === "V" ? plane.n : 1;
+  const block = { factor, plane: index, first, count, coding, what, stored: end - start + 12 };
+  let at = start + 10;
+  if (coding === 0) {
+    if (end - at < 6) throw new SvdiError(`${what}: descriptor too short`);
+    const code = b[at], predictor = b[at + 1], elements = u32(b, at + 2);
+    if (elements !== count * rows) {
+      throw new SvdiError(`${what}: declares ${elements} elements, header implies ${count * rows}`);
+    }
+    if (!(code in ELEMENT_BYTES) || (factor === "S") !== (code === 4)) {
+      throw new SvdiError(`${what}: invalid element type ${code}`);
+    }
+    if (predictor > 3 || (factor === "S" && predictor)) {
+      throw new SvdiError(`${what}: invalid predictor ${predictor}`);
+    }
+    Object.assign(block, { elementType: code, predictor, elements, rawBytes: elements * ELEMENT_BYTES[code] });
+    at += 6;
+  } else if (coding === 1 && factor !== "S") {
+    if (end - at < 13) throw new SvdiError(`${what}: descriptor too short`);
+    const code = b[at], symbols = u32(b, at + 1), runEscapes = u32(b, at + 5), valueEscapes = u32(b, at + 9);
+    if (code !== 2 && code !== 3) throw new SvdiError(`${what}: invalid escape type ${code}`);
+    if (!(rows <= symbols && symbols <= rows * (count + 1)) || runEscapes > symbols || valueEscapes > symbols) {
+      throw new SvdiError(`${what}: stream sizes ${symbols}/${runEscapes}/${valueEscapes} do not fit ${rows} rows`);
+    }
+    Object.assign(block, {
+      escapeType: code, symbols, runEscapes, valueEscapes,
+      rawBytes: symbols + 2 * runEscapes + ELEMENT_BYTES[code] * valueEscapes,
+    });
+    at += 13;
+  } else {
+    throw new SvdiError(`${what}: unknown coding ${coding}`);
+  }
+  block.frameStart = at;
+  block.frameEnd = end;
+  checkFrame(b, at, end, block.rawBytes, what);
+  return block;
+}
+
+/** The singular values of an SBLK, decompressed and checked (finite, > 0). */
+function readSigma(block, bytes) {
+  const raw = decompressFrame(block, bytes);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const sigma = new Float32Array(block.count);
+  for (let i = 0; i < block.count; i++) {
+    const s = view.getFloat32(4 * i, true);
+    if (!(Number.isFinite(s) && s > 0)) {
+      throw new SvdiError(`${block.what}: singular values must be finite and positive`);
+    }
+    sigma[i] = s;
+  }
+  return sigma;
+}
+
+// ----------------------------------------------------------------------------- container
+
+/** Parse and validate a whole file (every chunk, CRC, order, limits, frame headers); decompress
+ * only the singular values. */
+function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
+  const bytes = asBytes(data);
+  checkSignature(bytes);
+  let header = null;
+  const planes = [], blocks = [], cursor = new Map();
+  for (const { type, start, end } of chunks(bytes)) {
+    if (header === null) {
+      if (type !== "HEAD") throw new SvdiError("first chunk must be HEAD");
+      header = parseHead(bytes, start, end);
+      checkPixels(header, maxPixels);
+    } else if (type === "HEAD") {
+      throw new SvdiError("more than one HEAD chunk");
+    } else if (type === "PLAN") {
+      if (planes.length >= header.planes || blocks.length) throw new SvdiError("unexpected PLAN chunk");
+      planes.push(parsePlan(bytes, start, end, header, planes.length));
+      if (planes.length === header.planes) checkWork(planes);
+    } else if (type in FACTOR_TYPES) {
+      if (planes.length !== header.planes) throw new SvdiError("factor block before all PLAN chunks");
+      blocks.push(parseBlock(type, bytes, start, end, planes, cursor));
+    } else if (type.charCodeAt(0) >= 97) {
+      continue; // unknown ancillary chunk
+    } else {
+      throw new SvdiError(`unknown critical chunk ${type}`);
+    }
+  }
+  if (header === null) throw new SvdiError("no HEAD chunk");
+  if (planes.length !== header.planes) throw new SvdiError(`${header.planes - planes.length} PLAN chunks missing`);
+  for (const p of planes) {
+    for (const factor of "USV") {
+      const covered = cursor.get(`${p.index}${factor}`) || 0;
+      if (covered !== p.rank) {
+        throw new SvdiError(`plane ${p.index}: ${factor} blocks cover ${covered} of ${p.rank} components`);
+      }
+    }
+  }
+  for (const p of planes) {
+    p.sigma = new Float32Array(p.rank);
+    for (const blk of blocks) {
+      if (blk.plane === p.index && blk.factor === "S") p.sigma.set(readSigma(blk, bytes), blk.first);
+    }
+  }
+  return { bytes, header, planes, blocks };
+}
+
+/** Signature, HEAD and PLAN chunks only (with their CRCs and the work limit): the image's size,
+ * type and per-plane layout, rank and step, without reading any factor block. */
+export function readHeader(data, { maxPixels = null } = {}) {
+  const bytes = asBytes(data);
+  checkSignature(bytes);
+  let header = null;
+  const planes = [];
+  let pos = SIGNATURE.length;
+  while (header === null || planes.length < header.planes) {
+    if (bytes.length - pos < 12) throw new SvdiError(`truncated file: chunk header expected at byte ${pos}`);
+    const length = u32(bytes, pos);
+    const type = chunkName(bytes, pos + 4);
+    if (length > bytes.length - pos - 12) throw new SvdiError(`truncated file: ${type} chunk at byte ${pos}`);
+    const start = pos + 8, end = start + length;
+    if (crc32(bytes, pos + 4, end) !== u32(bytes, end)) throw new SvdiError(`CRC mismatch in ${type} chunk at byte ${pos}`);
+    pos = end + 4;
+    if (header === null) {
+      if (type !== "HEAD") throw new SvdiError("first chunk must be HEAD");
+      header = parseHead(bytes, start, end);
+      checkPixels(header, maxPixels);
+    } else if (type === "PLAN") {
+      planes.push(parsePlan(bytes, start, end, header, planes.length));
+    } else if (type.charCodeAt(0) < 97) {
+      throw new SvdiError(`unexpected ${type} chunk before all PLAN chunks`);
+    }
+  }
+  checkWork(planes);
+  return { ...header, planes: planes.map(publicPlane) };
+}
+
+function publicPlane(p) {
+  return {
+    index: p.index, layout: p.layoutName, patch: p.patch, height: p.height, width: p.width,
+    rank: p.rank, step: p.step, m: p.m, n: p.n, grid: p.grid, vgrid: p.vgrid,
+  };
+}
+
+// ----------------------------------------------------------------------------- integer factors
+
+/** Undo a dense block's predictor for each component grid (gh × gw) and store component c's
+ * values in column (first + c) of `out` (rows × stride, binary32, as the reference converts its
+ * 64-bit integers), for the components below `stride`. */
+function denseIntoFactor(block, raw, grid, out, stride) {
+  const [gh, gw] = grid;
+  const size = gh * gw;
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const width = block.elementType === 1 ? 1 : block.elementType === 2 ? 2 : 4;
+  const read = width === 1 ? (i) => view.getInt8(i) : width === 2 ? (i) => view.getInt16(2 * i, true)
+    : (i) => view.getInt32(4 * i, true);
+  const g = new Float64Array(size);
+  const last = Math.min(block.count, stride - block.first);
+  for (let c = 0; c < last; c++) {
+    const base = c * size;
+    let peak = 0;
+    for (let i = 0; i < size; i++) g[i] = read(base + i);
+    const pred = block.predictor;
+    if (pred === 2 || pred === 3) {
+      for (let y = 1; y < gh; y++) {
+        for (let x = 0, a = y * gw, p = a - gw; x < gw; x++) {
+          const v = g[a + x] + g[p + x];
+          g[a + x] = v;
+          if (v > peak || -v > peak) peak = Math.abs(v);
+        }
+      }
+    }
+    if (pred === 1 || pred === 3) {
+      for (let y = 0; y < gh; y++) {
+        for (let x = 1, a = y * gw; x < gw; x++) {
+          const v = g[a + x] + g[a + x - 1];
+          g[a + x] = v;
+          if (v > peak || -v > peak) peak = Math.abs(v);
+        }
+      }
+    }
+    // Sums beyond 2^53 are not exact in binary64: redo this grid in wrapping 64-bit integers,
+    // as the spec defines (only hostile files get here).
+    if (peak >= 2 ** 53) exactRunningSums(g, base, read, gh, gw, pred);
+    const col = block.first + c;
+    for (let i = 0; i < size; i++) out[i * stride + col] = g[i];
+  }
+}
+
+function exactRunningSums(g, base, read, gh, gw, pred) {
+  const s = new BigInt64Array(gh * gw);
+  for (let i = 0; i < s.length; i++) s[i] = BigInt(read(base + i));
+  if (pred === 2 || pred === 3) {
+    for (let y = 1; y < gh; y++) for (let x = 0; x < gw; x++) s[y * gw + x] += s[(y - 1) * gw + x];
+  }
+  if (pred === 1 || pred === 3) {
+    for (let y = 0; y < gh; y++) for (let x = 1; x < gw; x++) s[y * gw + x] += s[y * gw + x - 1];
+  }
+  for (let i = 0; i < s.length; i++) g[i] = Number(s[i]);
+}
+
+/** Decode a sparse block's run/level symbols (§4), every rule checked, into columns
+ * first.. of `out` (rows × stride), for the components below `stride`. */
+function sparseIntoFactor(block, raw, rows, out, stride) {
+  const nsym = block.symbols;
+  const symbols = raw.subarray(0, nsym);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const runAt = nsym, valueAt = nsym + 2 * block.runEscapes;
+  const wide = block.escapeType === 3;
+  const what = block.what;
+  // The counts first, in the reference decoder's order of checks.
+  let ends = 0, invalid = 0, runEscapes = 0, valueEscapes = 0;
+  for (let i = 0; i < nsym; i++) {
+    const s = symbols[i];
+    if (s === END_OF_ROW) ends++;
+    else if ((s & 15) === 8) invalid++;
+    if (s >> 4 === 15) runEscapes++;
+    if ((s & 15) === 0) valueEscapes++;
+  }
+  if (ends !== rows || (nsym && symbols[nsym - 1] !== END_OF_ROW)) {
+    throw new SvdiError(`${what}: sparse block: ${ends} row ends for ${rows} rows`);
+  }
+  if (invalid) throw new SvdiError(`${what}: sparse block: invalid symbol`);
+  if (runEscapes !== block.runEscapes || valueEscapes !== block.valueEscapes) {
+    throw new SvdiError(`${what}: sparse block: escape counts do not match the side streams`);
+  }
+  for (let k = 0; k < block.valueEscapes; k++) {
+    const v = wide ? view.getInt32(valueAt + 4 * k, true) : view.getInt16(valueAt + 2 * k, true);
+    if (v === 0) throw new SvdiError(`${what}: sparse block: escaped value of zero`);
+  }
+  const count = block.count, first = block.first;
+  const keep = Math.min(count, stride - first);
+  let row = 0, col = 0, xr = 0, xv = 0;
+  for (let i = 0; i < nsym; i++) {
+    const s = symbols[i];
+    if (s === END_OF_ROW) {
+      row++;
+      col = 0;
+      continue;
+    }
+    let run = s >> 4;
+    if (run === 15) run += view.getUint16(runAt + 2 * xr++, true);
+    col += run;
+    if (col >= count) throw new SvdiError(`${what}: sparse block: component index beyond the block`);
+    let value = (s & 15) - 8;
+    if (value === -8) {
+      value = wide ? view.getInt32(valueAt + 4 * xv, true) : view.getInt16(valueAt + 2 * xv, true);
+      xv++;
+    }
+    if (col < keep) out[row * stride + first + col] = value;
+    col++;
+  }
+}
+
+/** The plane's integer factor ("U": m × k, "V": n × k) as binary32, row-major, with the first
+ * k components; only the blocks that hold them are decompressed. */
+function integerFactor(container, plane, factor, k) {
+  const rows = factor === "U" ? plane.m : plane.n;
+  const grid = factor === "U" ? plane.grid : plane.vgrid;
+  const out = new Float32Array(rows * k);
+  for (const blk of container.blocks) {
+    if (blk.plane !== plane.index || blk.factor !== factor || blk.first >= k) continue;
+    const raw = decompressFrame(blk, container.bytes);
+    if (blk.coding === 0) denseIntoFactor(blk, raw, grid, out, k);
+    else sparseIntoFactor(blk, raw, rows, out, k);
+  }
+  return out;
+}
+
+// ----------------------------------------------------------------------------- reconstruction
+
+/** Plane values (height × width, binary32) from the first k components of A, B and σ (§5). */
+function reconstructPlane(plane, A, B, stride, k) {
+  const { m, n, height: h, width: w } = plane;
+  const out = new Float32Array(h * w);
+  if (k === 0) return out;
+  const delta2 = fround(plane.step * plane.step);
+  const coef = new Float64Array(k);
+  for (let c = 0; c < k; c++) {
+    coef[c] = fround(delta2 / plane.sigma[c]);
+    if (!Number.isFinite(coef[c])) throw overflow(plane);
+  }
+  // Bᵀ, component-major, so that each non-zero of a row of A adds one contiguous row of Bᵀ.
+  const Bt = new Float64Array(k * n);
+  for (let j = 0; j < n; j++) for (let c = 0; c < k; c++) Bt[c * n + j] = B[j * stride + c];
+  const acc = new Float64Array(n);
+  const patch = plane.layout === 1 ? plane.patch : 0;
+  const gw = plane.grid[1];
+  for (let i = 0; i < m; i++) {
+    acc.fill(0);
+    const row = i * stride;
+    for (let c = 0; c < k; c++) {
+      const a = A[row + c];
+      if (a === 0) continue;
+      const left = fround(a * coef[c]);
+      const off = c * n;
+      for (let j = 0; j < n; j++) acc[j] += left * Bt[off + j];
+    }
+    let bad = 0;
+    if (!patch) {
+      const base = i * w;
+      for (let j = 0; j < n; j++) {
+        const v = fround(acc[j]);
+        bad += v * 0; // NaN for an infinite or NaN value
+        out[base + j] = v;
+      }
+    } else {
+      // Row i is the patch at patch row i / gw, column i % gw; crop the padding.
+      const y0 = Math.floor(i / gw) * patch, x0 = (i % gw) * patch;
+      for (let y = 0; y < patch; y++) {
+        const py = y0 + y;
+        for (let x = 0; x < patch; x++) {
+          const v = fround(acc[y * patch + x]);
+          bad += v * 0;
+          if (py < h && x0 + x < w) out[py * w + x0 + x] = v;
+        }
+      }
+    }
+    if (bad !== 0) throw overflow(plane);
+  }
+  return out;
+}
+
+function overflow(plane) {
+  return new SvdiError(`plane ${plane.index}: reconstruction overflows (step ${plane.step} or singular values out of range)`);
+}
+
+// ----------------------------------------------------------------------------- colour and samples
+
+/** Pillow's resampling coefficients for the bilinear filter (Resample.c precompute_coeffs), in
+ * binary64: [first input index, taps, weights (out × taps)]. */
+function bilinearCoefficients(inSize, outSize) {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = filterscale;
+  const taps = Math.ceil(support) * 2 + 1;
+  const first = new Int32Array(outSize), span = new Int32Array(outSize);
+  const weights = new Float64Array(outSize * taps);
+  for (let x = 0; x < outSize; x++) {
+    const center = (x + 0.5) * scale;
+    const lo = Math.max(Math.trunc(center - support + 0.5), 0);
+    const hi = Math.min(Math.trunc(center + support + 0.5), inSize);
+    let total = 0;
+    for (let t = 0; t < hi - lo; t++) {
+      const d = Math.abs((t + lo - center + 0.5) / filterscale);
+      const wgt = d < 1 ? 1 - d : 0;
+      weights[x * taps + t] = wgt;
+      total += wgt;
+    }
+    if (total !== 0) for (let t = 0; t < hi - lo; t++) weights[x * taps + t] /= total;
+    first[x] = lo;
+    span[x] = hi - lo;
+  }
+  return { first, span, taps, weights };
+}
+
+/** Bilinear resize of a binary32 plane with centre-aligned samples (§5), as Pillow computes it:
+ * horizontal pass summed in binary64 and stored in binary32, then the vertical pass. */
+export function upsampleBilinear(src, inH, inW, outH, outW) {
+  let rows = src;
+  if (inW !== outW) {
+    const c = bilinearCoefficients(inW, outW);
+    rows = new Float32Array(inH * outW);
+    for (let y = 0; y < inH; y++) {
+      const s = y * inW, d = y * outW;
+      for (let x = 0; x < outW; x++) {
+        let sum = 0;
+        const f = s + c.first[x], wb = x * c.taps;
+        for (let t = 0; t < c.span[x]; t++) sum += src[f + t] * c.weights[wb + t];
+        rows[d + x] = sum;
+      }
+    }
+  }
+  if (inH === outH) return rows;
+  const c = bilinearCoefficients(inH, outH);
+  const out = new Float32Array(outH * outW);
+  const sum = new Float64Array(outW);
+  for (let y = 0; y < outH; y++) {
+    sum.fill(0);
+    for (let t = 0; t < c.span[y]; t++) {
+      const wgt = c.weights[y * c.taps + t], s = (c.first[y] + t) * outW;
+      for (let x = 0; x < outW; x++) sum[x] += rows[s + x] * wgt;
+    }
+    out.set(sum, y * outW);
+  }
+  return out;
+}
+
+/** Y′CbCr → RGB as the reference decoder (Pillow's ConvertYCbCr2RGB, spec §6): per-channel
+ * fixed-point tables t = trunc(64·c·x + ½) in binary32 with x = Cb − 128 or Cr − 128, then
+ * R = Y′ + (t_R >> 6), G = Y′ + ((t_G,Cb + t_G,Cr) >> 6), B = Y′ + (t_B >> 6), clamped. */
+const YCC_TABLES = (() => {
+  const k = [1.402, -0.34414, -0.71414, 1.772].map((c) => fround(fround(c) * 64));
+  const t = k.map(() => new Int32Array(256));
+  for (let v = 0; v < 256; v++) {
+    const x = v - 128;
+    for (let i = 0; i < 4; i++) t[i][v] = Math.trunc(fround(fround(k[i] * x) + 0.5));
+  }
+  return { crR: t[0], cbG: t[1], crG: t[2], cbB: t[3] };
+})();
+
+/** Round binary32 plane values + offset to 0 … 255 as the reference: fl32(v + offset + ½),
+ * clamped, truncated. */
+function toUint8(value, offsetHalf) {
+  const v = fround(value + offsetHalf);
+  return v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
+}
+
+function assembleImage(header, planes) {
+  const { width: w, height: h, channels } = header;
+  const pixels = w * h;
+  if (header.colour === 1) {
+    const data = new Uint8Array(pixels * channels);
+    let [Y, Cb, Cr] = planes;
+    if (header.subsampling) {
+      const [ch, cw] = planeShape(header, 1);
+      Cb = upsampleBilinear(Cb, ch, cw, h, w);
+      Cr = upsampleBilinear(Cr, ch, cw, h, w);
+    }
+    const { crR, cbG, crG, cbB } = YCC_TABLES;
+    const half = fround(0.5), centre = fround(128.5);
+    for (let i = 0, o = 0; i < pixels; i++, o += channels) {
+      const y = toUint8(Y[i], half), cb = toUint8(Cb[i], centre), cr = toUint8(Cr[i], centre);
+      const r = y + (crR[cr] >> 6), g = y + ((cbG[cb] + crG[cr]) >> 6), b = y + (cbB[cb] >> 6);
+      data[o] = r < 0 ? 0 : r > 255 ? 255 : r;
+      data[o + 1] = g < 0 ? 0 : g > 255 ? 255 : g;
+      data[o + 2] = b < 0 ? 0 : b > 255 ? 255 : b;
+    }
+    if (channels === 4) {
+      const A = planes[3];
+      for (let i = 0; i < pixels; i++) data[4 * i + 3] = toUint8(A[i], half);
+    }
+    return data;
+  }
+  const scale = header.scale;
+  if (header.dtype === "uint8") {
+    const data = new Uint8Array(pixels * channels);
+    for (let c = 0; c < channels; c++) {
+      const p = planes[c];
+      for (let i = 0; i < pixels; i++) data[i * channels + c] = toUint8(p[i], 0.5);
+    }
+    return data;
+  }
+  if (header.dtype === "uint16") {
+    const data = new Uint16Array(pixels * channels);
+    for (let c = 0; c < channels; c++) {
+      const p = planes[c];
+      for (let i = 0; i < pixels; i++) {
+        const v = p[i] * scale + 0.5;
+        data[i * channels + c] = v <= 0 ? 0 : v >= 65535 ? 65535 : Math.trunc(v);
+      }
+    }
+    return data;
+  }
+  // float32: a scale below float32's normal range is applied in binary64 (as the reference).
+  const data = new Float32Array(pixels * channels);
+  const tiny = scale < FLOAT32_TINY * 2 ** 10;
+  const s32 = fround(scale);
+  let bad = 0;
+  for (let c = 0; c < channels; c++) {
+    const p = planes[c];
+    for (let i = 0; i < pixels; i++) {
+      const v = fround(tiny ? p[i] * scale : p[i] * s32);
+      bad += v * 0;
+      data[i * channels + c] = v;
+    }
+  }
+  if (bad !== 0) throw new SvdiError(`samples overflow float32 (sample scale ${scale})`);
+  return data;
+}
+
+// ----------------------------------------------------------------------------- public API
+
+/**
+ * A parsed and validated file whose integer factors are decoded once, for reconstructing with
+ * any number of components (the viewer's slider): `reconstruct(k)`.
+ */
+export class SvdiImage {
+  constructor(container, components) {
+    this.container = container;
+    const { header, planes } = container;
+    this.header = header;
+    this.planes = planes.map(publicPlane);
+    this.fileBytes = container.bytes.length;
+    this.factors = planes.map((p) => {
+      const k = components == null ? p.rank : Math.min(p.rank, components);
+      return { k, A: integerFactor(container, p, "U", k), B: integerFactor(container, p, "V", k) };
+    });
+  }
+
+  /** The image from the first k components of every plane (all if k is null or undefined). */
+  reconstruct(k = null) {
+    if (k != null && !(Number.isInteger(k) && k >= 0)) throw new SvdiError("components must be a non-negative integer");
+    const planes = this.container.planes.map((p, i) => {
+      const f = this.factors[i];
+      const kk = k == null ? f.k : Math.min(f.k, k);
+      return reconstructPlane(p, f.A, f.B, f.k, kk);
+    });
+    const { width, height, channels, dtype } = this.header;
+    return { width, height, channels, dtype, data: assembleImage(this.header, planes) };
+  }
+
+  /** Per plane: σ (in sample units for colour 0, like the reference's read_factors), and the
+   * dequantized U (m × r) and Vᵀ (r × n), binary32, row-major. */
+  readFactors() {
+    const { header } = this;
+    const scale = header.colour === 0 ? fround(header.scale) : 1;
+    return this.container.planes.map((p, i) => {
+      const { A, B, k } = this.factors[i];
+      const r = k;
+      const inv = new Float32Array(r);
+      for (let c = 0; c < r; c++) inv[c] = fround(p.step / p.sigma[c]);
+      const U = new Float32Array(p.m * r), Vt = new Float32Array(r * p.n);
+      for (let row = 0; row < p.m; row++) for (let c = 0; c < r; c++) U[row * r + c] = fround(A[row * r + c] * inv[c]);
+      for (let j = 0; j < p.n; j++) for (let c = 0; c < r; c++) Vt[c * p.n + j] = fround(B[j * r + c] * inv[c]);
+      const S = new Float32Array(r);
+      for (let c = 0; c < r; c++) S[c] = fround(p.sigma[c] * scale);
+      return {
+        index: p.index, layout: p.layoutName, patch: p.patch, planeShape: [p.height, p.width],
+        m: p.m, n: p.n, rank: r, S, U, Vt,
+      };
+    });
+  }
+
+  /** Bytes stored per plane's factor blocks (chunk headers and CRCs included). */
+  blockBytes() {
+    const out = this.container.planes.map(() => ({ U: 0, S: 0, V: 0 }));
+    for (const b of this.container.blocks) out[b.plane][b.factor] += b.stored;
+    return out;
+  }
+}
+
+/** Parse, validate and decode the factors: an SvdiImage. Options: components (decode only the
+ * first k components of every plane), maxPixels (default Pillow's 89478485; null: no limit). */
+export function open(data, { components = null, maxPixels = DEFAULT_MAX_PIXELS } = {}) {
+  if (components != null && !(Number.isInteger(components) && components >= 0)) {
+    throw new SvdiError("components must be a non-negative integer");
+  }
+  return new SvdiImage(parseContainer(data, { maxPixels }), components);
+}
+
+/** Decode .svdi bytes: {width, height, channels, dtype, data} with data a Uint8Array,
+ * Uint16Array or Float32Array of height × width × channels interleaved samples. */
+export function decode(data, { components = null, maxPixels = DEFAULT_MAX_PIXELS } = {}) {
+  return open(data, { components, maxPixels }).reconstruct(components);
+}
+
+/** Each plane's dequantized factors (see SvdiImage.readFactors). */
+export function readFactors(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
+  return open(data, { maxPixels }).readFactors();
+}
+
+/** The image from the first k components of an opened file (the progressive reconstruction). */
+export function reconstruct(image, k) {
+  return image.reconstruct(k);
+}
