@@ -715,6 +715,13 @@ const YCC_TABLES = (() => {
   return { crR: t[0], cbG: t[1], crG: t[2], cbB: t[3] };
 })();
 
+/** One pixel's Y′CbCr → RGB as the decoder converts it (integers 0 … 255 in and out). */
+export function ycbcrToRgb(y, cb, cr) {
+  const { crR, cbG, crG, cbB } = YCC_TABLES;
+  const clamp = (v) => (v < 0 ? 0 : v > 255 ? 255 : v);
+  return [clamp(y + (crR[cr] >> 6)), clamp(y + ((cbG[cb] + crG[cr]) >> 6)), clamp(y + (cbB[cb] >> 6))];
+}
+
 /** Round binary32 plane values + offset to 0 … 255 as the reference: fl32(v + offset + ½),
  * clamped, truncated. */
 function toUint8(value, offsetHalf) {
@@ -722,26 +729,41 @@ function toUint8(value, offsetHalf) {
   return v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
 }
 
+/** Y′, Cb + 128 and Cr + 128 of a colour-1 image rounded to 0 … 255 at the image size (§5),
+ * chroma upsampled first when subsampled: three Uint8Arrays, height × width. */
+export function roundedYCbCr(header, planes) {
+  const { width: w, height: h } = header;
+  let [Y, Cb, Cr] = planes;
+  if (header.subsampling) {
+    const [ch, cw] = planeShape(header, 1);
+    Cb = upsampleBilinear(Cb, ch, cw, h, w);
+    Cr = upsampleBilinear(Cr, ch, cw, h, w);
+  }
+  const half = fround(0.5), centre = fround(128.5);
+  const out = [new Uint8Array(w * h), new Uint8Array(w * h), new Uint8Array(w * h)];
+  for (let i = 0; i < w * h; i++) {
+    out[0][i] = toUint8(Y[i], half);
+    out[1][i] = toUint8(Cb[i], centre);
+    out[2][i] = toUint8(Cr[i], centre);
+  }
+  return out;
+}
+
 function assembleImage(header, planes) {
   const { width: w, height: h, channels } = header;
   const pixels = w * h;
   if (header.colour === 1) {
     const data = new Uint8Array(pixels * channels);
-    let [Y, Cb, Cr] = planes;
-    if (header.subsampling) {
-      const [ch, cw] = planeShape(header, 1);
-      Cb = upsampleBilinear(Cb, ch, cw, h, w);
-      Cr = upsampleBilinear(Cr, ch, cw, h, w);
-    }
+    const [Y, Cb, Cr] = roundedYCbCr(header, planes);
     const { crR, cbG, crG, cbB } = YCC_TABLES;
-    const half = fround(0.5), centre = fround(128.5);
     for (let i = 0, o = 0; i < pixels; i++, o += channels) {
-      const y = toUint8(Y[i], half), cb = toUint8(Cb[i], centre), cr = toUint8(Cr[i], centre);
+      const y = Y[i], cb = Cb[i], cr = Cr[i];
       const r = y + (crR[cr] >> 6), g = y + ((cbG[cb] + crG[cr]) >> 6), b = y + (cbB[cb] >> 6);
       data[o] = r < 0 ? 0 : r > 255 ? 255 : r;
       data[o + 1] = g < 0 ? 0 : g > 255 ? 255 : g;
       data[o + 2] = b < 0 ? 0 : b > 255 ? 255 : b;
     }
+    const half = fround(0.5);
     if (channels === 4) {
       const A = planes[3];
       for (let i = 0; i < pixels; i++) data[4 * i + 3] = toUint8(A[i], half);
@@ -804,14 +826,20 @@ export class SvdiImage {
     });
   }
 
-  /** The image from the first k components of every plane (all if k is null or undefined). */
-  reconstruct(k = null) {
+  /** The plane values (§5 steps 1–3) from the first k components: one binary32 array per plane,
+   * plane height × width, before the sample scale, rounding and colour conversion. */
+  planeValues(k = null) {
     if (k != null && !(Number.isInteger(k) && k >= 0)) throw new SvdiError("components must be a non-negative integer");
-    const planes = this.container.planes.map((p, i) => {
+    return this.container.planes.map((p, i) => {
       const f = this.factors[i];
       const kk = k == null ? f.k : Math.min(f.k, k);
       return reconstructPlane(p, f.A, f.B, f.k, kk);
     });
+  }
+
+  /** The image from the first k components of every plane (all if k is null or undefined). */
+  reconstruct(k = null) {
+    const planes = this.planeValues(k);
     const { width, height, channels, dtype } = this.header;
     return { width, height, channels, dtype, data: assembleImage(this.header, planes) };
   }
