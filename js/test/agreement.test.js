@@ -5,9 +5,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as svdi from "../svdi.js";
-import { readNpy } from "./npy.js";
-import { compareSamples, compareYCbCr, specTolerance } from "./compare.js";
-import { FIXTURES, loadFixtures } from "./fixtures.js";
+import { readNpy } from "../support/npy.js";
+import { compareSamples, compareYCbCr, specTolerance } from "../support/compare.js";
+import { FIXTURES, loadFixtures } from "../support/fixtures.js";
 
 const fixtures = loadFixtures();
 

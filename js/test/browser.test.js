@@ -10,9 +10,9 @@ import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import puppeteer from "puppeteer-core";
 import * as svdi from "../svdi.js";
-import { readNpy } from "./npy.js";
-import { compareSamples, compareYCbCr } from "./compare.js";
-import { FIXTURES, loadFixtures } from "./fixtures.js";
+import { readNpy } from "../support/npy.js";
+import { compareSamples, compareYCbCr } from "../support/compare.js";
+import { FIXTURES, loadFixtures } from "../support/fixtures.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const VECTORS = `${ROOT}spec/vectors/`;
@@ -162,5 +162,22 @@ test("spec vectors opened with the file picker: valid ones shown, invalid ones r
     const want = channels === 1 ? Uint8Array.from(expected.flatMap?.((x) => [x, x, x]) ?? Array.from(expected).flatMap((x) => [x, x, x])) : expected;
     const { max } = compareSamples(rgb, want, 1);
     assert.ok(max <= 1, `${v.file}: largest difference ${max}`);
+  }
+});
+
+test("svdi-view serves only the page's files and the named file", async () => {
+  const { request } = await import("node:http");
+  const status = (path) => new Promise((resolve, reject) => {
+    // node:http sends the path as given (fetch would normalize "..").
+    const req = request(`${base}`, { path, method: "GET" }, (res) => { res.resume(); resolve(res.statusCode); });
+    req.on("error", reject);
+    req.end();
+  });
+  assert.equal(await status("/svdi.js"), 200);
+  assert.equal(await status(`/file/${SHOWN}.svdi`), 200);
+  for (const path of ["/viewer/../../README.md", "/../README.md", "/%2e%2e/README.md", "/viewer/",
+    "/package.json", "/node_modules/puppeteer-core/package.json", "/file/other.svdi",
+    "/test/browser.test.js", "//etc/passwd"]) {
+    assert.equal(await status(path), 404, path);
   }
 });

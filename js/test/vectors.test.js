@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as svdi from "../svdi.js";
-import { readNpy } from "./npy.js";
-import { compareSamples } from "./compare.js";
+import { readNpy } from "../support/npy.js";
+import { compareSamples } from "../support/compare.js";
 
 const dir = fileURLToPath(new URL("../../spec/vectors/", import.meta.url));
 const manifest = JSON.parse(readFileSync(dir + "manifest.json", "utf8"));

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 export const FIXTURES = process.env.SVDI_FIXTURES ||
   fileURLToPath(new URL("../test-artifacts/fixtures/", import.meta.url));
-const SCRIPT = fileURLToPath(new URL("./make_fixtures.py", import.meta.url));
+const SCRIPT = fileURLToPath(new URL("../test/make_fixtures.py", import.meta.url));
 
 export function loadFixtures() {
   const listing = `${FIXTURES}/fixtures.json`;
