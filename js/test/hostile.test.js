@@ -91,9 +91,9 @@ test("a frame that needs a dictionary", () => {
   rejects(withPayload(base, firstU, withDict), /dictionary/);
 });
 
-test("a frame whose window is 2 GiB (content size correct)", () => {
-  // Rewrite the frame header as a multi-segment frame with a window descriptor of 2^31 and a
-  // 4-byte content size; the blocks are unchanged.
+/** The base file with its first U block's frame rewritten as a multi-segment frame with a
+ * window of 2^windowLog and a 4-byte content size; the blocks are unchanged. */
+function withWindow(windowLog) {
   const p = payload.slice();
   const fhd = p[frameAt + 4];
   const single = fhd & 0x20, fcsFlag = fhd >> 6;
@@ -103,13 +103,25 @@ test("a frame whose window is 2 GiB (content size correct)", () => {
   if (fcsFlag === 1) fcs += 256;
   const rest = p.subarray(frameAt + 5 + (single ? 0 : 1) + fcsBytes);
   const header = new Uint8Array(10);
-  header.set([0x28, 0xb5, 0x2f, 0xfd, (2 << 6) | (fhd & 4), (31 - 10) << 3]);
+  header.set([0x28, 0xb5, 0x2f, 0xfd, (2 << 6) | (fhd & 4), (windowLog - 10) << 3]);
   new DataView(header.buffer).setUint32(6, fcs, true);
   const out = new Uint8Array(frameAt + header.length + rest.length);
   out.set(p.subarray(0, frameAt));
   out.set(header, frameAt);
   out.set(rest, frameAt + header.length);
-  rejects(withPayload(base, firstU, out), /window of 2147483648 bytes/);
+  return withPayload(base, firstU, out);
+}
+
+test("frames declaring windows of 128 MiB and 1 GiB decode, allocating nothing for the window", () => {
+  for (const log of [27, 30]) {
+    const before = process.memoryUsage().rss;
+    assert.deepEqual(svdi.decode(withWindow(log)).data, svdi.decode(base).data);
+    assert.ok(process.memoryUsage().rss - before < 2 ** 26, `window 2^${log}: no window-sized allocation`);
+  }
+});
+
+test("a frame declaring a 2 GiB window is refused with the limit named", () => {
+  rejects(withWindow(31), /window of 2147483648 bytes, beyond the 1073741824/);
 });
 
 test("a frame that decompresses to fewer bytes than it declares", () => {
