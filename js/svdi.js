@@ -710,10 +710,26 @@ function bilinearCoefficients(inSize, outSize) {
 }
 
 /** Bilinear resize of a binary32 plane with centre-aligned samples (§5), as Pillow computes it:
- * horizontal pass summed in binary64 and stored in binary32, then the vertical pass. */
-export function upsampleBilinear(src, inH, inW, outH, outW) {
+ * horizontal pass summed in binary64 and stored in binary32, then the vertical pass, whose
+ * rows (binary64 sums, before their rounding to binary32) go to emitRow(y, row) one at a time,
+ * so that no full-size float plane is stored. */
+function upsampleRows(src, inH, inW, outH, outW, emitRow) {
   let rows = src;
-  if (inW !== outW) {
+  if (outW === 2 * inW) {
+    // Exact doubling: Pillow's weights are then 0.75 and 0.25 (one tap of weight 1 at the ends),
+    // summed in the same order, so this gives the general path's bits with less indexing.
+    rows = new Float32Array(inH * outW);
+    for (let y = 0; y < inH; y++) {
+      const s = y * inW, d = y * outW;
+      rows[d] = src[s];
+      for (let i = 0; i + 1 < inW; i++) {
+        const a = src[s + i], b = src[s + i + 1];
+        rows[d + 2 * i + 1] = a * 0.75 + b * 0.25;
+        rows[d + 2 * i + 2] = a * 0.25 + b * 0.75;
+      }
+      rows[d + outW - 1] = src[s + inW - 1];
+    }
+  } else if (inW !== outW) {
     const c = bilinearCoefficients(inW, outW);
     rows = new Float32Array(inH * outW);
     for (let y = 0; y < inH; y++) {
@@ -726,19 +742,53 @@ export function upsampleBilinear(src, inH, inW, outH, outW) {
       }
     }
   }
-  if (inH === outH) return rows;
-  const c = bilinearCoefficients(inH, outH);
-  const out = new Float32Array(outH * outW);
   const sum = new Float64Array(outW);
+  if (inH === outH) {
+    for (let y = 0; y < outH; y++) {
+      for (let x = 0; x < outW; x++) sum[x] = rows[y * outW + x];
+      emitRow(y, sum);
+    }
+    return;
+  }
+  if (outH === 2 * inH) {
+    for (let y = 0; y < outH; y++) {
+      // Row y reads source rows (y − 1) >> 1 and (y + 1) >> 1 (the same row at the ends).
+      const i = (y - 1) >> 1, a = Math.max(i, 0) * outW, b = Math.min(i + 1, inH - 1) * outW;
+      if (y === 0 || y === outH - 1) {
+        for (let x = 0; x < outW; x++) sum[x] = rows[(y === 0 ? 0 : inH - 1) * outW + x];
+      } else if (y & 1) {
+        for (let x = 0; x < outW; x++) sum[x] = rows[a + x] * 0.75 + rows[b + x] * 0.25;
+      } else {
+        for (let x = 0; x < outW; x++) sum[x] = rows[a + x] * 0.25 + rows[b + x] * 0.75;
+      }
+      emitRow(y, sum);
+    }
+    return;
+  }
+  const c = bilinearCoefficients(inH, outH);
   for (let y = 0; y < outH; y++) {
     sum.fill(0);
     for (let t = 0; t < c.span[y]; t++) {
       const wgt = c.weights[y * c.taps + t], s = (c.first[y] + t) * outW;
       for (let x = 0; x < outW; x++) sum[x] += rows[s + x] * wgt;
     }
-    out.set(sum, y * outW);
+    emitRow(y, sum);
   }
+}
+
+/** upsampleRows into a binary32 plane (outH × outW). */
+export function upsampleBilinear(src, inH, inW, outH, outW) {
+  const out = new Float32Array(outH * outW);
+  upsampleRows(src, inH, inW, outH, outW, (y, row) => out.set(row, y * outW));
   return out;
+}
+
+/** Round binary32 values + offset (fl32(v + offset + ½), clamped, truncated) into out[at…]. */
+function roundRow(values, count, offsetHalf, out, at) {
+  for (let x = 0; x < count; x++) {
+    const v = fround(fround(values[x]) + offsetHalf);
+    out[at + x] = v <= 0 ? 0 : v >= 255 ? 255 : v; // a Uint8Array store truncates
+  }
 }
 
 /** Y′CbCr → RGB as the reference decoder (Pillow's ConvertYCbCr2RGB, spec §6): per-channel
@@ -772,18 +822,13 @@ function toUint8(value, offsetHalf) {
  * chroma upsampled first when subsampled: three Uint8Arrays, height × width. */
 export function roundedYCbCr(header, planes) {
   const { width: w, height: h } = header;
-  let [Y, Cb, Cr] = planes;
-  if (header.subsampling) {
-    const [ch, cw] = planeShape(header, 1);
-    Cb = upsampleBilinear(Cb, ch, cw, h, w);
-    Cr = upsampleBilinear(Cr, ch, cw, h, w);
-  }
   const half = fround(0.5), centre = fround(128.5);
   const out = [new Uint8Array(w * h), new Uint8Array(w * h), new Uint8Array(w * h)];
-  for (let i = 0; i < w * h; i++) {
-    out[0][i] = toUint8(Y[i], half);
-    out[1][i] = toUint8(Cb[i], centre);
-    out[2][i] = toUint8(Cr[i], centre);
+  roundRow(planes[0], w * h, half, out[0], 0);
+  const [ch, cw] = planeShape(header, 1);
+  for (const c of [1, 2]) {
+    if (header.subsampling) upsampleRows(planes[c], ch, cw, h, w, (y, row) => roundRow(row, w, centre, out[c], y * w));
+    else roundRow(planes[c], w * h, centre, out[c], 0);
   }
   return out;
 }
