@@ -171,7 +171,7 @@ function parseHead(b, start, end) {
   }
   return {
     version, width, height, sampleType, dtype: SAMPLE_TYPES[sampleType], channels, colour,
-    subsampling, planes, scale,
+    subsampling, planeCount: planes, scale,
   };
 }
 
@@ -394,11 +394,11 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
     } else if (type === "HEAD") {
       throw new SvdiError("more than one HEAD chunk");
     } else if (type === "PLAN") {
-      if (planes.length >= header.planes || blocks.length) throw new SvdiError("unexpected PLAN chunk");
+      if (planes.length >= header.planeCount || blocks.length) throw new SvdiError("unexpected PLAN chunk");
       planes.push(parsePlan(bytes, start, end, header, planes.length));
-      if (planes.length === header.planes) checkWork(planes);
+      if (planes.length === header.planeCount) checkWork(planes);
     } else if (type in FACTOR_TYPES) {
-      if (planes.length !== header.planes) throw new SvdiError("factor block before all PLAN chunks");
+      if (planes.length !== header.planeCount) throw new SvdiError("factor block before all PLAN chunks");
       blocks.push(parseBlock(type, bytes, start, end, planes, cursor));
     } else if (type.charCodeAt(0) >= 97) {
       continue; // unknown ancillary chunk
@@ -407,7 +407,7 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
     }
   }
   if (header === null) throw new SvdiError("no HEAD chunk");
-  if (planes.length !== header.planes) throw new SvdiError(`${header.planes - planes.length} PLAN chunks missing`);
+  if (planes.length !== header.planeCount) throw new SvdiError(`${header.planeCount - planes.length} PLAN chunks missing`);
   for (const p of planes) {
     for (const factor of "USV") {
       const covered = cursor.get(`${p.index}${factor}`) || 0;
@@ -433,10 +433,11 @@ export function readHeader(data, { maxPixels = null } = {}) {
   let header = null;
   const planes = [];
   let pos = SIGNATURE.length;
-  while (header === null || planes.length < header.planes) {
+  while (header === null || planes.length < header.planeCount) {
     if (bytes.length - pos < 12) throw new SvdiError(`truncated file: chunk header expected at byte ${pos}`);
     const length = u32(bytes, pos);
     const type = chunkName(bytes, pos + 4);
+    if (!/^[A-Za-z]{4}$/.test(type)) throw new SvdiError(`invalid chunk type at byte ${pos}`);
     if (length > bytes.length - pos - 12) throw new SvdiError(`truncated file: ${type} chunk at byte ${pos}`);
     const start = pos + 8, end = start + length;
     if (crc32(bytes, pos + 4, end) !== u32(bytes, end)) throw new SvdiError(`CRC mismatch in ${type} chunk at byte ${pos}`);
@@ -923,14 +924,17 @@ export class SvdiImage {
 
   /** The image from the first k components of every plane (all if k is null or undefined). */
   reconstruct(k = null) {
-    const planes = this.planeValues(k);
-    const { width, height, channels, dtype } = this.header;
-    return { width, height, channels, dtype, data: assembleImage(this.header, planes) };
+    return allocating(() => {
+      const planes = this.planeValues(k);
+      const { width, height, channels, dtype } = this.header;
+      return { width, height, channels, dtype, data: assembleImage(this.header, planes) };
+    });
   }
 
   /** Per plane: σ (in sample units for colour 0, like the reference's read_factors), and the
-   * dequantized U (m × r) and Vᵀ (r × n), binary32, row-major. */
-  readFactors() {
+   * dequantized U (m × r) and Vᵀ (r × n), binary32, row-major. includeU: false leaves U out
+   * (null), for callers that need only the spectrum and the basis (the viewer). */
+  readFactors({ includeU = true } = {}) {
     const { header } = this;
     const scale = header.colour === 0 ? fround(header.scale) : 1;
     return this.container.planes.map((p, i) => {
@@ -938,8 +942,8 @@ export class SvdiImage {
       const r = k;
       const inv = new Float32Array(r);
       for (let c = 0; c < r; c++) inv[c] = fround(p.step / p.sigma[c]);
-      const U = new Float32Array(p.m * r), Vt = new Float32Array(r * p.n);
-      for (let row = 0; row < p.m; row++) for (let c = 0; c < r; c++) U[row * r + c] = fround(A[row * r + c] * inv[c]);
+      const U = includeU ? new Float32Array(p.m * r) : null, Vt = new Float32Array(r * p.n);
+      if (U) for (let row = 0; row < p.m; row++) for (let c = 0; c < r; c++) U[row * r + c] = fround(A[row * r + c] * inv[c]);
       for (let j = 0; j < p.n; j++) for (let c = 0; c < r; c++) Vt[c * p.n + j] = fround(B[j * r + c] * inv[c]);
       const S = new Float32Array(r);
       for (let c = 0; c < r; c++) S[c] = fround(p.sigma[c] * scale);
@@ -964,7 +968,18 @@ export function open(data, { components = null, maxPixels = DEFAULT_MAX_PIXELS }
   if (components != null && !(Number.isInteger(components) && components >= 0)) {
     throw new SvdiError("components must be a non-negative integer");
   }
-  return new SvdiImage(parseContainer(data, { maxPixels }), components);
+  return allocating(() => new SvdiImage(parseContainer(data, { maxPixels }), components));
+}
+
+/** Run f, reporting a failed allocation (RangeError from a typed array the engine cannot
+ * provide, possible with maxPixels: null and a huge valid image) as an SvdiError. */
+function allocating(f) {
+  try {
+    return f();
+  } catch (error) {
+    if (error instanceof RangeError) throw new SvdiError(`cannot allocate the decoded data (${error.message})`);
+    throw error;
+  }
 }
 
 /** Decode .svdi bytes: {width, height, channels, dtype, data} with data a Uint8Array,

@@ -152,3 +152,39 @@ test("non-bytes and bad component counts", () => {
   assert.throws(() => svdi.decode(base, { components: -1 }), svdi.SvdiError);
   assert.throws(() => svdi.decode(base, { components: 1.5 }), svdi.SvdiError);
 });
+
+/** A file of chunks [type, payload] after the signature, CRCs computed. */
+function fileOf(chunkList) {
+  const parts = [svdi.SIGNATURE];
+  for (const [type, payload] of chunkList) {
+    const c = new Uint8Array(12 + payload.length);
+    const v = new DataView(c.buffer);
+    v.setUint32(0, payload.length);
+    c.set(Array.from(type, (ch) => ch.charCodeAt(0)), 4);
+    c.set(payload, 8);
+    v.setUint32(8 + payload.length, svdi.crc32(c, 4, 8 + payload.length));
+    parts.push(c);
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+}
+
+test("a 2^20 × 2^20 image of rank 0 without a pixel limit: SvdiError, not a crash", () => {
+  const head = new Uint8Array(23), plan = new Uint8Array(23);
+  const h = new DataView(head.buffer), p = new DataView(plan.buffer);
+  h.setUint16(0, 1);
+  h.setUint32(2, 2 ** 20);
+  h.setUint32(6, 2 ** 20);
+  head.set([1, 1, 0, 0, 1], 10); // uint8, 1 channel, no colour, no subsampling, 1 plane
+  h.setFloat64(15, 1);
+  plan.set([0, 0, 0]);
+  p.setUint32(3, 2 ** 20);
+  p.setUint32(7, 2 ** 20);
+  p.setUint32(11, 0);
+  p.setFloat64(15, 1);
+  const bytes = fileOf([["HEAD", head], ["PLAN", plan], ["IEND", new Uint8Array(0)]]);
+  assert.equal(svdi.readHeader(bytes).planes[0].rank, 0);
+  rejects(bytes, /exceeds the limit of 89478485 pixels/);
+  assert.throws(() => svdi.decode(bytes, { maxPixels: null }), (e) => e instanceof svdi.SvdiError && /cannot allocate/.test(e.message));
+});

@@ -38,9 +38,11 @@ onmessage = (event) => {
   try {
     if (message.type === "open") {
       const t0 = performance.now();
-      image = svdi.open(new Uint8Array(message.bytes), { maxPixels: null });
+      // The default pixel limit (Pillow's, 89 MP) keeps a hostile header from taking the tab's
+      // memory; every real photo is below it.
+      image = svdi.open(new Uint8Array(message.bytes));
       const openMs = performance.now() - t0;
-      const factors = image.readFactors();
+      const factors = image.readFactors({ includeU: false });
       const bytes = image.blockBytes();
       const planes = image.planes.map((p, i) => ({
         ...p, sigma: factors[i].S, blockBytes: bytes[i],
