@@ -591,8 +591,9 @@ function integerFactor(container, plane, factor, k) {
 // ----------------------------------------------------------------------------- reconstruction
 
 /** acc[0, n) = Σ_c fl32(A[row + c]·coef[c]) · Bt[c·n + j] over the non-zeros of the row, in
- * component order. The sums of four outputs stay in registers while the row's non-zeros are
- * visited (twice as fast as adding each non-zero's row of Bᵀ into memory, the same bits).
+ * component order. The sums of eight (then four, then one) outputs stay in registers while the
+ * row's non-zeros are visited (2–2.5× faster than adding each non-zero's row of Bᵀ into
+ * memory; the same bits, each sum taken in component order).
  * Small and monomorphic so that the engine optimizes it early (the caller's loops run long). */
 function accumulateRow(acc, A, row, k, coef, Bt, n, lefts, offsets) {
   let nz = 0;
@@ -603,6 +604,28 @@ function accumulateRow(acc, A, row, k, coef, Bt, n, lefts, offsets) {
     offsets[nz++] = c * n;
   }
   let j = 0;
+  for (; j + 8 <= n; j += 8) {
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (let q = 0; q < nz; q++) {
+      const l = lefts[q], o = offsets[q] + j;
+      s0 += l * Bt[o];
+      s1 += l * Bt[o + 1];
+      s2 += l * Bt[o + 2];
+      s3 += l * Bt[o + 3];
+      s4 += l * Bt[o + 4];
+      s5 += l * Bt[o + 5];
+      s6 += l * Bt[o + 6];
+      s7 += l * Bt[o + 7];
+    }
+    acc[j] = s0;
+    acc[j + 1] = s1;
+    acc[j + 2] = s2;
+    acc[j + 3] = s3;
+    acc[j + 4] = s4;
+    acc[j + 5] = s5;
+    acc[j + 6] = s6;
+    acc[j + 7] = s7;
+  }
   for (; j + 4 <= n; j += 4) {
     let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (let q = 0; q < nz; q++) {
