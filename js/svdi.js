@@ -465,52 +465,65 @@ function publicPlane(p) {
 
 // ----------------------------------------------------------------------------- integer factors
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** `count` little-endian values of a typed-array type from raw[at…]: a view when the platform
+ * is little-endian and the offset aligned, else a copy. */
+function littleEndian(Type, raw, at, count) {
+  const size = Type.BYTES_PER_ELEMENT;
+  if (LITTLE_ENDIAN) {
+    if ((raw.byteOffset + at) % size === 0) return new Type(raw.buffer, raw.byteOffset + at, count);
+    return new Type(raw.slice(at, at + count * size).buffer, 0, count);
+  }
+  const view = new DataView(raw.buffer, raw.byteOffset + at, count * size);
+  const out = new Type(count);
+  const get = { 1: "getInt8", 2: Type === Uint16Array ? "getUint16" : "getInt16", 4: "getInt32" }[size];
+  for (let i = 0; i < count; i++) out[i] = view[get](i * size, true);
+  return out;
+}
+
+const INTEGER_TYPES = { 1: Int8Array, 2: Int16Array, 3: Int32Array };
+
 /** Undo a dense block's predictor for each component grid (gh × gw) and store component c's
  * values in column (first + c) of `out` (rows × stride, binary32, as the reference converts its
  * 64-bit integers), for the components below `stride`. */
 function denseIntoFactor(block, raw, grid, out, stride) {
   const [gh, gw] = grid;
   const size = gh * gw;
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const width = block.elementType === 1 ? 1 : block.elementType === 2 ? 2 : 4;
-  const read = width === 1 ? (i) => view.getInt8(i) : width === 2 ? (i) => view.getInt16(2 * i, true)
-    : (i) => view.getInt32(4 * i, true);
+  const residuals = littleEndian(INTEGER_TYPES[block.elementType], raw, 0, block.elements);
   const g = new Float64Array(size);
   const last = Math.min(block.count, stride - block.first);
+  const pred = block.predictor;
   for (let c = 0; c < last; c++) {
-    const base = c * size;
-    let peak = 0;
-    for (let i = 0; i < size; i++) g[i] = read(base + i);
-    const pred = block.predictor;
+    const r = residuals.subarray(c * size, (c + 1) * size);
+    let largest = 0;
+    for (let i = 0; i < size; i++) {
+      const v = r[i];
+      g[i] = v;
+      if (v > largest || -v > largest) largest = Math.abs(v);
+    }
     if (pred === 2 || pred === 3) {
       for (let y = 1; y < gh; y++) {
-        for (let x = 0, a = y * gw, p = a - gw; x < gw; x++) {
-          const v = g[a + x] + g[p + x];
-          g[a + x] = v;
-          if (v > peak || -v > peak) peak = Math.abs(v);
-        }
+        for (let x = 0, at = y * gw, up = at - gw; x < gw; x++) g[at + x] += g[up + x];
       }
     }
     if (pred === 1 || pred === 3) {
       for (let y = 0; y < gh; y++) {
-        for (let x = 1, a = y * gw; x < gw; x++) {
-          const v = g[a + x] + g[a + x - 1];
-          g[a + x] = v;
-          if (v > peak || -v > peak) peak = Math.abs(v);
-        }
+        for (let x = 1, at = y * gw; x < gw; x++) g[at + x] += g[at + x - 1];
       }
     }
-    // Sums beyond 2^53 are not exact in binary64: redo this grid in wrapping 64-bit integers,
-    // as the spec defines (only hostile files get here).
-    if (peak >= 2 ** 53) exactRunningSums(g, base, read, gh, gw, pred);
+    // Every running sum is at most size × the largest residual in magnitude; beyond 2^53 the
+    // binary64 sums may be inexact: redo the grid in wrapping 64-bit integers, as the spec
+    // defines (only hostile files get here).
+    if (pred && largest * size >= 2 ** 53) exactRunningSums(g, r, gh, gw, pred);
     const col = block.first + c;
     for (let i = 0; i < size; i++) out[i * stride + col] = g[i];
   }
 }
 
-function exactRunningSums(g, base, read, gh, gw, pred) {
+function exactRunningSums(g, residuals, gh, gw, pred) {
   const s = new BigInt64Array(gh * gw);
-  for (let i = 0; i < s.length; i++) s[i] = BigInt(read(base + i));
+  for (let i = 0; i < s.length; i++) s[i] = BigInt(residuals[i]);
   if (pred === 2 || pred === 3) {
     for (let y = 1; y < gh; y++) for (let x = 0; x < gw; x++) s[y * gw + x] += s[(y - 1) * gw + x];
   }
@@ -525,9 +538,9 @@ function exactRunningSums(g, base, read, gh, gw, pred) {
 function sparseIntoFactor(block, raw, rows, out, stride) {
   const nsym = block.symbols;
   const symbols = raw.subarray(0, nsym);
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const runAt = nsym, valueAt = nsym + 2 * block.runEscapes;
-  const wide = block.escapeType === 3;
+  const runs = littleEndian(Uint16Array, raw, nsym, block.runEscapes);
+  const values = littleEndian(block.escapeType === 3 ? Int32Array : Int16Array, raw,
+    nsym + 2 * block.runEscapes, block.valueEscapes);
   const what = block.what;
   // The counts first, in the reference decoder's order of checks.
   let ends = 0, invalid = 0, runEscapes = 0, valueEscapes = 0;
@@ -535,7 +548,7 @@ function sparseIntoFactor(block, raw, rows, out, stride) {
     const s = symbols[i];
     if (s === END_OF_ROW) ends++;
     else if ((s & 15) === 8) invalid++;
-    if (s >> 4 === 15) runEscapes++;
+    if (s >= 0xf0) runEscapes++;
     if ((s & 15) === 0) valueEscapes++;
   }
   if (ends !== rows || (nsym && symbols[nsym - 1] !== END_OF_ROW)) {
@@ -545,30 +558,22 @@ function sparseIntoFactor(block, raw, rows, out, stride) {
   if (runEscapes !== block.runEscapes || valueEscapes !== block.valueEscapes) {
     throw new SvdiError(`${what}: sparse block: escape counts do not match the side streams`);
   }
-  for (let k = 0; k < block.valueEscapes; k++) {
-    const v = wide ? view.getInt32(valueAt + 4 * k, true) : view.getInt16(valueAt + 2 * k, true);
-    if (v === 0) throw new SvdiError(`${what}: sparse block: escaped value of zero`);
-  }
+  if (values.includes(0)) throw new SvdiError(`${what}: sparse block: escaped value of zero`);
   const count = block.count, first = block.first;
   const keep = Math.min(count, stride - first);
-  let row = 0, col = 0, xr = 0, xv = 0;
+  let base = first, col = 0, xr = 0, xv = 0;
   for (let i = 0; i < nsym; i++) {
     const s = symbols[i];
     if (s === END_OF_ROW) {
-      row++;
+      base += stride;
       col = 0;
       continue;
     }
-    let run = s >> 4;
-    if (run === 15) run += view.getUint16(runAt + 2 * xr++, true);
-    col += run;
+    col += s < 0xf0 ? s >> 4 : 15 + runs[xr++];
     if (col >= count) throw new SvdiError(`${what}: sparse block: component index beyond the block`);
-    let value = (s & 15) - 8;
-    if (value === -8) {
-      value = wide ? view.getInt32(valueAt + 4 * xv, true) : view.getInt16(valueAt + 2 * xv, true);
-      xv++;
-    }
-    if (col < keep) out[row * stride + first + col] = value;
+    const level = s & 15;
+    if (col < keep) out[base + col] = level ? level - 8 : values[xv];
+    if (!level) xv++;
     col++;
   }
 }
