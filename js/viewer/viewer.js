@@ -161,7 +161,7 @@ function drawSpectrum(c, plane, name, k) {
   const g = c.getContext("2d");
   g.scale(ratio, ratio);
   g.clearRect(0, 0, W, H);
-  const left = 34, right = 34, top = 16, bottom = 18;
+  const left = 46, right = 34, top = 16, bottom = 18;
   const w = W - left - right, h = H - top - bottom;
   const s = plane.sigma, r = s.length;
   g.font = "11px system-ui, sans-serif";
