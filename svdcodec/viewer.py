@@ -51,7 +51,7 @@ def routes(js_dir: Path, image: Path | None) -> dict[str, Path]:
 
 def make_handler(table: dict[str, Path]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:  # the name http.server calls
             path = urlsplit(self.path).path
             if path == "/":
                 target = "/viewer/index.html"
@@ -80,7 +80,7 @@ def make_handler(table: dict[str, Path]) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # quiet: the page reports its own errors
 
     return Handler
