@@ -181,3 +181,22 @@ test("svdi-view serves only the page's files and the named file", async () => {
     assert.equal(await status(path), 404, path);
   }
 });
+
+test("a file dropped on the image opens", async () => {
+  const name = "l_20x18_escapes.svdi";
+  const bytes = Array.from(readFileSync(VECTORS + name));
+  await page.evaluate(() => { delete document.body.dataset.state; });
+  await page.evaluate((bytes, name) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([new Uint8Array(bytes)], name));
+    const drop = document.getElementById("drop");
+    drop.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    drop.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }, bytes, name);
+  await waitShown(18);
+  const { width, height, rgba } = await canvasPixels();
+  assert.deepEqual([width, height], [20, 18]);
+  const expected = readNpy(readFileSync(VECTORS + "l_20x18_escapes.npy")).data;
+  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(rgba[4 * i] - expected[i]) <= 1, `pixel ${i}`);
+  assert.match(await page.$eval("#status", (s) => s.textContent), new RegExp(name));
+});
