@@ -1,0 +1,132 @@
+// Cross-decoder fuzzing: mutate payload bytes of valid files (the chunk CRC recomputed, so the
+// damage reaches the parsers), decode every mutant with the JS and the Python decoder, and
+// report where they disagree. Not a test (it needs the fixtures and Python, and what it finds
+// is for people to read); js/README.md "Conformance" quotes a run.
+//
+//   node js/cross_fuzz.mjs [--count N] [--seed S] [--python PYTHON] [--keep DIR]
+//
+// Sources: the spec's valid vectors and six fixtures of js/test/make_fixtures.py ($SVDI_FIXTURES
+// or js/test-artifacts/fixtures). Each mutant changes 1–3 bytes of one chunk's payload.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import * as svdi from "./svdi.js";
+import { readNpy } from "./support/npy.js";
+import { compareSamples, compareYCbCr, specTolerance } from "./support/compare.js";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const { values: opt } = parseArgs({
+  options: {
+    count: { type: "string", default: "2000" },
+    seed: { type: "string", default: "99" },
+    python: { type: "string", default: process.env.SVDI_PYTHON || "python3" },
+    keep: { type: "string" },
+  },
+});
+const fixtures = process.env.SVDI_FIXTURES || join(ROOT, "js", "test-artifacts", "fixtures");
+const vectors = join(ROOT, "spec", "vectors");
+const sources = JSON.parse(readFileSync(join(vectors, "manifest.json"), "utf8")).vectors
+  .filter((v) => v.valid).map((v) => join(vectors, v.file))
+  .concat(["l_q30_auto", "rgb_q20_auto", "u16_q75_auto", "f32_q75_auto", "odd_q60_auto", "rgb_rank12_plain"]
+    .map((name) => join(fixtures, `${name}.svdi`)));
+
+let seed = Number(opt.seed) >>> 0;
+const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const work = opt.keep || mkdtempSync(join(tmpdir(), "svdi-fuzz-"));
+
+function chunkList(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset);
+  const out = [];
+  for (let pos = 8; pos + 12 <= bytes.length;) {
+    const length = view.getUint32(pos);
+    out.push({ pos, length });
+    pos += 12 + length;
+  }
+  return out;
+}
+
+const PY = String.raw`
+import json, sys
+import numpy as np
+import svdcodec
+out = []
+for name in json.load(sys.stdin):
+    try:
+        image = svdcodec.decode(open(name, "rb").read())
+        np.save(name + ".npy", image)
+        out.append({"ok": True})
+    except svdcodec.SvdiError as e:
+        out.append({"ok": False, "error": str(e)})
+    except Exception as e:
+        out.append({"crash": f"{type(e).__name__}: {e}"})
+print(json.dumps(out))
+`;
+
+try {
+  const mutants = [];
+  for (let n = 0; n < Number(opt.count); n++) {
+    const source = sources[Math.floor(random() * sources.length)];
+    const bytes = new Uint8Array(readFileSync(source));
+    const list = chunkList(bytes).filter((c) => c.length > 0);
+    const c = list[Math.floor(random() * list.length)];
+    for (let f = 1 + Math.floor(random() * 3); f > 0; f--) {
+      const at = c.pos + 8 + Math.floor(random() * c.length);
+      bytes[at] = random() < 0.5 ? bytes[at] ^ (1 << Math.floor(random() * 8)) : Math.floor(random() * 256);
+    }
+    new DataView(bytes.buffer).setUint32(c.pos + 8 + c.length, svdi.crc32(bytes, c.pos + 4, c.pos + 8 + c.length));
+    const file = join(work, `m${n}.svdi`);
+    writeFileSync(file, bytes);
+    const started = performance.now();
+    let js;
+    try {
+      js = { ok: true, image: svdi.open(bytes) };
+      js.decoded = js.image.reconstruct();
+    } catch (e) {
+      js = e instanceof svdi.SvdiError ? { ok: false, error: e.message } : { crash: `${e.name}: ${e.message}` };
+    }
+    mutants.push({ file, source: source.split("/").pop(), js, ms: performance.now() - started });
+  }
+  const python = JSON.parse(execFileSync(opt.python, ["-c", PY], {
+    input: JSON.stringify(mutants.map((m) => m.file)), encoding: "utf8", maxBuffer: 1 << 28,
+  }));
+  const tally = { bothAccept: 0, bothReject: 0, onlyPython: 0, onlyJs: 0, jsCrash: 0, pyCrash: 0, pixels: 0 };
+  const notes = [];
+  mutants.forEach((m, i) => {
+    const py = python[i];
+    if (m.js.crash) { tally.jsCrash++; notes.push(`${m.file} (${m.source}): JS ${m.js.crash}`); return; }
+    if (py.crash) { tally.pyCrash++; notes.push(`${m.file} (${m.source}): Python ${py.crash}`); return; }
+    if (m.js.ok && py.ok) {
+      tally.bothAccept++;
+      const { image, decoded } = m.js;
+      const expected = readNpy(readFileSync(`${m.file}.npy`)).data;
+      let bad;
+      if (image.header.colour === 1) {
+        bad = compareYCbCr(svdi.roundedYCbCr(image.header, image.planeValues()), decoded.data, expected,
+          image.header.channels, svdi.ycbcrToRgb).unexplained;
+      } else {
+        bad = compareSamples(decoded.data, expected, specTolerance(image.header.dtype, image.header.scale)).over;
+      }
+      if (bad) {
+        tally.pixels++;
+        notes.push(`${m.file} (${m.source}): both accept, ${bad} samples beyond the tolerance ` +
+          `(largest difference ${compareSamples(decoded.data, expected, 0).max})`);
+      }
+    } else if (!m.js.ok && !py.ok) {
+      tally.bothReject++;
+    } else if (py.ok) {
+      tally.onlyPython++;
+      notes.push(`${m.file} (${m.source}): Python accepts, JS: ${m.js.error}`);
+    } else {
+      tally.onlyJs++;
+      notes.push(`${m.file} (${m.source}): JS accepts, Python: ${py.error}`);
+    }
+  });
+  console.log(`${mutants.length} mutants, seed ${opt.seed}; slowest JS decode ${Math.max(...mutants.map((m) => m.ms)).toFixed(0)} ms`);
+  console.log(JSON.stringify(tally));
+  for (const note of notes) console.log(note);
+} finally {
+  if (!opt.keep) rmSync(work, { recursive: true, force: true });
+}

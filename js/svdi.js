@@ -1,0 +1,1027 @@
+// A decoder of the .svdi image format, version 1, written from spec/svdi.md §1–5.
+//
+// An ES module for browsers (pages and module Workers) and Node ≥ 18. Untrusted bytes are parsed
+// in one place (`parseContainer`): every size is checked against the header and the spec's
+// limits before anything is allocated, zstd frames are checked against their descriptors before
+// they are decompressed, and every rule the spec states raises an `SvdiError` naming it.
+//
+// Arithmetic (spec §5): the plane matrix is X̂ = (Δ·A)·diag(1/σ)·(Δ·B)ᵀ. Like the reference
+// decoder, the left factor is formed in binary32 (A·fl32(Δ²/σ_k)) and B is held in binary32; the
+// sum over components is accumulated in binary64 and rounded to binary32 once, so it is at least
+// as accurate as a binary32 BLAS product (see README.md, "Conformance").
+
+import { zstdDecompress, zstdReady } from "./zstd.js";
+
+export const SIGNATURE = Uint8Array.from([0x89, 0x53, 0x56, 0x44, 0x0d, 0x0a, 0x1a, 0x0a]);
+export const VERSION = 1;
+export const MAX_DIMENSION = 2 ** 20;
+export const MAX_CHANNELS = 4;
+export const MAX_RANK = 4096;
+export const MAX_WORK = 2 ** 36;
+export const MAX_CHUNK = 2 ** 31 - 1;
+/** Pillow's default MAX_IMAGE_PIXELS, the reference decoder's default pixel limit (§3). */
+export const DEFAULT_MAX_PIXELS = 89478485;
+/** Largest zstd window this decoder's libzstd (a 32-bit WebAssembly build, ZSTD_WINDOWLOG_MAX
+ * 30) accepts. The spec sets no limit and the 64-bit reference accepts up to 2^31: README.md,
+ * "Conformance", proposes writing one down. */
+export const MAX_ZSTD_WINDOW = 2 ** 30;
+
+const SAMPLE_TYPES = { 1: "uint8", 2: "uint16", 3: "float32" };
+const ELEMENT_BYTES = { 1: 1, 2: 2, 3: 4, 4: 4 };
+const PATCH_SIZES = [2, 4, 8, 16, 32];
+const FACTOR_TYPES = { UBLK: "U", SBLK: "S", VBLK: "V" };
+const FLOAT32_MAX = 3.4028234663852886e38;
+const FLOAT32_TINY = 1.1754943508222875e-38;
+const END_OF_ROW = 0x08;
+const fround = Math.fround;
+
+export class SvdiError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "SvdiError";
+  }
+}
+
+// ----------------------------------------------------------------------------- bytes
+
+function asBytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new SvdiError(`expected bytes, got ${data === null ? "null" : typeof data}`);
+}
+
+const CRC_TABLE = (() => {
+  const table = new Int32Array(256 * 8);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c;
+  }
+  // Slicing-by-8 tables: eight bytes per step instead of one.
+  for (let n = 0; n < 256; n++) {
+    let c = table[n];
+    for (let s = 1; s < 8; s++) {
+      c = table[c & 0xff] ^ (c >>> 8);
+      table[s * 256 + n] = c;
+    }
+  }
+  return table;
+})();
+
+/** CRC-32 (ISO-HDLC, as zlib and PNG) of bytes[start, end), continuing from `crc`. */
+export function crc32(bytes, start = 0, end = bytes.length, crc = 0) {
+  const t = CRC_TABLE;
+  let c = ~crc;
+  let i = start;
+  for (; i + 8 <= end; i += 8) {
+    const lo = c ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
+    c = t[1792 + (lo & 0xff)] ^ t[1536 + ((lo >>> 8) & 0xff)] ^ t[1280 + ((lo >>> 16) & 0xff)] ^
+      t[1024 + (lo >>> 24)] ^ t[768 + bytes[i + 4]] ^ t[512 + bytes[i + 5]] ^
+      t[256 + bytes[i + 6]] ^ t[bytes[i + 7]];
+  }
+  for (; i < end; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+function u32(b, at) {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+}
+
+function u16(b, at) {
+  return (b[at] << 8) | b[at + 1];
+}
+
+function f64(b, at) {
+  return new DataView(b.buffer, b.byteOffset + at, 8).getFloat64(0, false);
+}
+
+function chunkName(b, at) {
+  return String.fromCharCode(b[at], b[at + 1], b[at + 2], b[at + 3]);
+}
+
+/** Every chunk up to IEND as {type, start, end} (payload offsets), lengths and CRCs checked. */
+function* chunks(bytes) {
+  let pos = SIGNATURE.length;
+  for (;;) {
+    if (bytes.length - pos < 12) throw new SvdiError(`truncated file: chunk header expected at byte ${pos}`);
+    const length = u32(bytes, pos);
+    for (let i = pos + 4; i < pos + 8; i++) {
+      const c = bytes[i];
+      if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122))) {
+        throw new SvdiError(`invalid chunk type at byte ${pos}`);
+      }
+    }
+    const type = chunkName(bytes, pos + 4);
+    if (length > MAX_CHUNK || length > bytes.length - pos - 12) {
+      throw new SvdiError(`truncated file: ${type} chunk of ${length} bytes at byte ${pos}`);
+    }
+    const start = pos + 8, end = start + length;
+    if (crc32(bytes, pos + 4, end) !== u32(bytes, end)) {
+      throw new SvdiError(`CRC mismatch in ${type} chunk at byte ${pos}`);
+    }
+    pos = end + 4;
+    if (type === "IEND") {
+      if (length) throw new SvdiError("IEND chunk must be empty");
+      if (pos !== bytes.length) throw new SvdiError(`${bytes.length - pos} bytes of data after IEND`);
+      return;
+    }
+    yield { type, start, end };
+  }
+}
+
+function checkSignature(bytes) {
+  if (bytes.length < SIGNATURE.length || SIGNATURE.some((v, i) => bytes[i] !== v)) {
+    throw new SvdiError("not an SVDI file (bad signature)");
+  }
+}
+
+// ----------------------------------------------------------------------------- HEAD and PLAN
+
+function parseHead(b, start, end) {
+  if (end - start < 2) throw new SvdiError("HEAD chunk too short");
+  const version = u16(b, start);
+  if (version !== VERSION) {
+    throw new SvdiError(`unsupported format version ${version} (this reader knows ${VERSION})`);
+  }
+  if (end - start !== 23) throw new SvdiError(`HEAD chunk has ${end - start} bytes, expected 23`);
+  const width = u32(b, start + 2), height = u32(b, start + 6);
+  const sampleType = b[start + 10], channels = b[start + 11], colour = b[start + 12];
+  const subsampling = b[start + 13], planes = b[start + 14], scale = f64(b, start + 15);
+  if (!(width >= 1 && width <= MAX_DIMENSION && height >= 1 && height <= MAX_DIMENSION)) {
+    throw new SvdiError(`image size ${width}x${height} outside 1..${MAX_DIMENSION}`);
+  }
+  if (!(sampleType in SAMPLE_TYPES)) throw new SvdiError(`unknown sample type ${sampleType}`);
+  if (channels < 1 || channels > MAX_CHANNELS || planes !== channels) {
+    throw new SvdiError(`invalid channel count ${channels} with ${planes} planes`);
+  }
+  if (colour === 1) {
+    if (sampleType !== 1 || (channels !== 3 && channels !== 4)) {
+      throw new SvdiError("Y'CbCr transform needs 8-bit RGB or RGBA");
+    }
+  } else if (colour !== 0) {
+    throw new SvdiError(`unknown colour transform ${colour}`);
+  }
+  if ((subsampling !== 0 && subsampling !== 1) || (subsampling && colour !== 1)) {
+    throw new SvdiError(`invalid chroma subsampling ${subsampling}`);
+  }
+  if (!(Number.isFinite(scale) && scale > 0)) throw new SvdiError(`invalid sample scale ${scale}`);
+  if (sampleType === 3 && scale > FLOAT32_MAX / 255) {
+    throw new SvdiError(`sample scale ${scale} makes samples overflow float32`);
+  }
+  return {
+    version, width, height, sampleType, dtype: SAMPLE_TYPES[sampleType], channels, colour,
+    subsampling, planeCount: planes, scale,
+  };
+}
+
+/** Height and width of plane `index` implied by HEAD (§2). */
+function planeShape(header, index) {
+  if (header.subsampling && (index === 1 || index === 2)) {
+    return [Math.ceil(header.height / 2), Math.ceil(header.width / 2)];
+  }
+  return [header.height, header.width];
+}
+
+function parsePlan(b, start, end, header, index) {
+  if (end - start !== 23) throw new SvdiError(`PLAN chunk has ${end - start} bytes, expected 23`);
+  const plane = {
+    index: b[start], layout: b[start + 1], patch: b[start + 2], height: u32(b, start + 3),
+    width: u32(b, start + 7), rank: u32(b, start + 11), step: f64(b, start + 15),
+  };
+  if (plane.index !== index) {
+    throw new SvdiError(`PLAN chunk for plane ${plane.index} where plane ${index} was expected`);
+  }
+  const [h, w] = planeShape(header, index);
+  if (plane.height !== h || plane.width !== w) {
+    throw new SvdiError(`plane ${index} is ${plane.width}x${plane.height}, expected ${w}x${h}`);
+  }
+  if (plane.layout === 1) {
+    if (!PATCH_SIZES.includes(plane.patch)) {
+      throw new SvdiError(`plane ${index}: unsupported patch size ${plane.patch}`);
+    }
+  } else if (plane.layout !== 0 || plane.patch !== 0) {
+    throw new SvdiError(`plane ${index}: unknown layout ${plane.layout}/${plane.patch}`);
+  }
+  // U-grid (gh × gw) and V-grid (vh × vw), §3.
+  if (plane.layout === 1) {
+    const p = plane.patch;
+    plane.grid = [Math.ceil(h / p), Math.ceil(w / p)];
+    plane.vgrid = [p, p];
+  } else {
+    plane.grid = [h, 1];
+    plane.vgrid = [w, 1];
+  }
+  plane.m = plane.grid[0] * plane.grid[1];
+  plane.n = plane.vgrid[0] * plane.vgrid[1];
+  if (plane.rank > Math.min(plane.m, plane.n, MAX_RANK)) {
+    throw new SvdiError(`plane ${index}: rank ${plane.rank} exceeds min(${plane.m}, ${plane.n}, ${MAX_RANK})`);
+  }
+  if (!(Number.isFinite(plane.step) && plane.step > 0)) {
+    throw new SvdiError(`plane ${index}: invalid quantizer step ${plane.step}`);
+  }
+  plane.layoutName = plane.layout === 1 ? `patch${plane.patch}` : "plain";
+  return plane;
+}
+
+function checkWork(planes) {
+  let work = 0;
+  for (const p of planes) work += p.m * p.n * p.rank;
+  if (work > MAX_WORK) throw new SvdiError(`reconstruction work ${work} exceeds the limit ${MAX_WORK}`);
+}
+
+function checkPixels(header, maxPixels) {
+  if (maxPixels != null && header.width * header.height > maxPixels) {
+    throw new SvdiError(`image of ${header.width}x${header.height} pixels exceeds the limit of ` +
+      `${maxPixels} pixels (maxPixels)`);
+  }
+}
+
+// ----------------------------------------------------------------------------- zstd frames
+
+/** Check one zstd frame (RFC 8878) in b[start, end) before decompressing it: a single frame,
+ * no dictionary, a declared content size equal to `nbytes`, block sizes within the frame's
+ * limits, and nothing after the frame. Walks the block headers only (3 bytes per block of up
+ * to 128 KiB), not the data. The window costs no memory: libzstd's one-shot decoder uses the
+ * output buffer (exactly `nbytes`) as its window; only windows beyond what libzstd's 32-bit
+ * build accepts are refused, with a message naming the limit. */
+function checkFrame(b, start, end, nbytes, what) {
+  const bad = (why) => new SvdiError(`${what}: bad zstd frame (${why})`);
+  if (end - start < 6) throw bad("frame header truncated");
+  if (b[start] !== 0x28 || b[start + 1] !== 0xb5 || b[start + 2] !== 0x2f || b[start + 3] !== 0xfd) {
+    throw bad("unknown frame magic number");
+  }
+  const descriptor = b[start + 4];
+  const fcsFlag = descriptor >> 6, singleSegment = (descriptor >> 5) & 1;
+  const checksum = (descriptor >> 2) & 1, dictFlag = descriptor & 3;
+  if (descriptor & 8) throw bad("reserved bit set");
+  let at = start + 5;
+  let window = 0;
+  if (!singleSegment) {
+    const wd = b[at++];
+    const base = 2 ** (10 + (wd >> 3));
+    window = base + (base / 8) * (wd & 7);
+  }
+  const dictBytes = [0, 1, 2, 4][dictFlag];
+  const fcsBytes = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag];
+  if (end - at < dictBytes + fcsBytes) throw bad("frame header truncated");
+  let dictId = 0;
+  for (let i = 0; i < dictBytes; i++) dictId += b[at + i] * 2 ** (8 * i);
+  at += dictBytes;
+  if (dictId !== 0) throw bad(`needs dictionary ${dictId}`);
+  let declared = -1n;
+  if (fcsBytes) {
+    declared = 0n;
+    for (let i = fcsBytes - 1; i >= 0; i--) declared = (declared << 8n) | BigInt(b[at + i]);
+    if (fcsBytes === 2) declared += 256n;
+  }
+  at += fcsBytes;
+  if (declared !== BigInt(nbytes)) {
+    throw new SvdiError(`${what}: zstd frame declares ${declared} bytes, header implies ${nbytes}`);
+  }
+  if (singleSegment) window = nbytes;
+  else if (window > MAX_ZSTD_WINDOW) {
+    throw new SvdiError(`${what}: zstd frame declares a window of ${window} bytes, beyond the ` +
+      `${MAX_ZSTD_WINDOW} this decoder's libzstd supports`);
+  }
+  const blockMax = Math.min(window, 131072);
+  for (let last = 0; !last;) {
+    if (end - at < 3) throw new SvdiError(`${what}: zstd frame is incomplete`);
+    const head = b[at] | (b[at + 1] << 8) | (b[at + 2] << 16);
+    at += 3;
+    last = head & 1;
+    const type = (head >> 1) & 3, size = head >>> 3;
+    if (type === 3) throw bad("reserved block type");
+    if (size > blockMax) throw bad(`block of ${size} bytes exceeds ${blockMax}`);
+    at += type === 1 ? 1 : size;
+    if (at > end) throw new SvdiError(`${what}: zstd frame is incomplete`);
+  }
+  if (checksum) at += 4;
+  if (at !== end) {
+    throw new SvdiError(`${what}: zstd frame is incomplete or followed by extra data`);
+  }
+}
+
+function decompressFrame(block, bytes) {
+  const failure = zstdReady();
+  if (failure) throw new SvdiError(failure);
+  const out = zstdDecompress(bytes.subarray(block.frameStart, block.frameEnd), block.rawBytes);
+  if (typeof out === "string") throw new SvdiError(`${block.what}: corrupt zstd data (${out})`);
+  return out;
+}
+
+// ----------------------------------------------------------------------------- factor blocks
+
+function parseBlock(type, b, start, end, planes, cursor) {
+  const factor = FACTOR_TYPES[type];
+  if (end - start < 10) throw new SvdiError(`${type} chunk too short`);
+  const index = b[start], first = u32(b, start + 1), count = u32(b, start + 5), coding = b[start + 9];
+  const what = `plane ${index} ${factor} block at component ${first}`;
+  if (index >= planes.length) throw new SvdiError(`${what}: no such plane`);
+  const plane = planes[index];
+  const key = `${index}${factor}`;
+  if (first !== (cursor.get(key) || 0) || count < 1 || first + count > plane.rank) {
+    throw new SvdiError(`${what}: components ${first}..${first + count} out of order or past rank ${plane.rank}`);
+  }
+  cursor.set(key, first + count);
+  const rows = factor === "U" ? plane.m : factor === "V" ? plane.n : 1;
+  const block = { factor, plane: index, first, count, coding, what, stored: end - start + 12 };
+  let at = start + 10;
+  if (coding === 0) {
+    if (end - at < 6) throw new SvdiError(`${what}: descriptor too short`);
+    const code = b[at], predictor = b[at + 1], elements = u32(b, at + 2);
+    if (elements !== count * rows) {
+      throw new SvdiError(`${what}: declares ${elements} elements, header implies ${count * rows}`);
+    }
+    if (!(code in ELEMENT_BYTES) || (factor === "S") !== (code === 4)) {
+      throw new SvdiError(`${what}: invalid element type ${code}`);
+    }
+    if (predictor > 3 || (factor === "S" && predictor)) {
+      throw new SvdiError(`${what}: invalid predictor ${predictor}`);
+    }
+    Object.assign(block, { elementType: code, predictor, elements, rawBytes: elements * ELEMENT_BYTES[code] });
+    at += 6;
+  } else if (coding === 1 && factor !== "S") {
+    if (end - at < 13) throw new SvdiError(`${what}: descriptor too short`);
+    const code = b[at], symbols = u32(b, at + 1), runEscapes = u32(b, at + 5), valueEscapes = u32(b, at + 9);
+    if (code !== 2 && code !== 3) throw new SvdiError(`${what}: invalid escape type ${code}`);
+    if (!(rows <= symbols && symbols <= rows * (count + 1)) || runEscapes > symbols || valueEscapes > symbols) {
+      throw new SvdiError(`${what}: stream sizes ${symbols}/${runEscapes}/${valueEscapes} do not fit ${rows} rows`);
+    }
+    Object.assign(block, {
+      escapeType: code, symbols, runEscapes, valueEscapes,
+      rawBytes: symbols + 2 * runEscapes + ELEMENT_BYTES[code] * valueEscapes,
+    });
+    at += 13;
+  } else {
+    throw new SvdiError(`${what}: unknown coding ${coding}`);
+  }
+  block.frameStart = at;
+  block.frameEnd = end;
+  checkFrame(b, at, end, block.rawBytes, what);
+  return block;
+}
+
+/** The singular values of an SBLK, decompressed and checked (finite, > 0). */
+function readSigma(block, bytes) {
+  const raw = decompressFrame(block, bytes);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const sigma = new Float32Array(block.count);
+  for (let i = 0; i < block.count; i++) {
+    const s = view.getFloat32(4 * i, true);
+    if (!(Number.isFinite(s) && s > 0)) {
+      throw new SvdiError(`${block.what}: singular values must be finite and positive`);
+    }
+    sigma[i] = s;
+  }
+  return sigma;
+}
+
+// ----------------------------------------------------------------------------- container
+
+/** Parse and validate a whole file (every chunk, CRC, order, limits, frame headers); decompress
+ * only the singular values. */
+function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
+  const bytes = asBytes(data);
+  checkSignature(bytes);
+  let header = null;
+  const planes = [], blocks = [], cursor = new Map();
+  for (const { type, start, end } of chunks(bytes)) {
+    if (header === null) {
+      if (type !== "HEAD") throw new SvdiError("first chunk must be HEAD");
+      header = parseHead(bytes, start, end);
+      checkPixels(header, maxPixels);
+    } else if (type === "HEAD") {
+      throw new SvdiError("more than one HEAD chunk");
+    } else if (type === "PLAN") {
+      if (planes.length >= header.planeCount || blocks.length) throw new SvdiError("unexpected PLAN chunk");
+      planes.push(parsePlan(bytes, start, end, header, planes.length));
+      if (planes.length === header.planeCount) checkWork(planes);
+    } else if (type in FACTOR_TYPES) {
+      if (planes.length !== header.planeCount) throw new SvdiError("factor block before all PLAN chunks");
+      blocks.push(parseBlock(type, bytes, start, end, planes, cursor));
+    } else if (type.charCodeAt(0) >= 97) {
+      continue; // unknown ancillary chunk
+    } else {
+      throw new SvdiError(`unknown critical chunk ${type}`);
+    }
+  }
+  if (header === null) throw new SvdiError("no HEAD chunk");
+  if (planes.length !== header.planeCount) throw new SvdiError(`${header.planeCount - planes.length} PLAN chunks missing`);
+  for (const p of planes) {
+    for (const factor of "USV") {
+      const covered = cursor.get(`${p.index}${factor}`) || 0;
+      if (covered !== p.rank) {
+        throw new SvdiError(`plane ${p.index}: ${factor} blocks cover ${covered} of ${p.rank} components`);
+      }
+    }
+  }
+  for (const p of planes) {
+    p.sigma = new Float32Array(p.rank);
+    for (const blk of blocks) {
+      if (blk.plane === p.index && blk.factor === "S") p.sigma.set(readSigma(blk, bytes), blk.first);
+    }
+  }
+  return { bytes, header, planes, blocks };
+}
+
+/** Signature, HEAD and PLAN chunks only (with their CRCs and the work limit): the image's size,
+ * type and per-plane layout, rank and step, without reading any factor block. */
+export function readHeader(data, { maxPixels = null } = {}) {
+  const bytes = asBytes(data);
+  checkSignature(bytes);
+  let header = null;
+  const planes = [];
+  let pos = SIGNATURE.length;
+  while (header === null || planes.length < header.planeCount) {
+    if (bytes.length - pos < 12) throw new SvdiError(`truncated file: chunk header expected at byte ${pos}`);
+    const length = u32(bytes, pos);
+    const type = chunkName(bytes, pos + 4);
+    if (!/^[A-Za-z]{4}$/.test(type)) throw new SvdiError(`invalid chunk type at byte ${pos}`);
+    if (length > bytes.length - pos - 12) throw new SvdiError(`truncated file: ${type} chunk at byte ${pos}`);
+    const start = pos + 8, end = start + length;
+    if (crc32(bytes, pos + 4, end) !== u32(bytes, end)) throw new SvdiError(`CRC mismatch in ${type} chunk at byte ${pos}`);
+    pos = end + 4;
+    if (header === null) {
+      if (type !== "HEAD") throw new SvdiError("first chunk must be HEAD");
+      header = parseHead(bytes, start, end);
+      checkPixels(header, maxPixels);
+    } else if (type === "PLAN") {
+      planes.push(parsePlan(bytes, start, end, header, planes.length));
+    } else if (type.charCodeAt(0) < 97) {
+      throw new SvdiError(`unexpected ${type} chunk before all PLAN chunks`);
+    }
+  }
+  checkWork(planes);
+  return { ...header, planes: planes.map(publicPlane) };
+}
+
+function publicPlane(p) {
+  return {
+    index: p.index, layout: p.layoutName, patch: p.patch, height: p.height, width: p.width,
+    rank: p.rank, step: p.step, m: p.m, n: p.n, grid: p.grid, vgrid: p.vgrid,
+  };
+}
+
+// ----------------------------------------------------------------------------- integer factors
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** `count` little-endian values of a typed-array type from raw[at…]: a view when the platform
+ * is little-endian and the offset aligned, else a copy. */
+function littleEndian(Type, raw, at, count) {
+  const size = Type.BYTES_PER_ELEMENT;
+  if (LITTLE_ENDIAN) {
+    if ((raw.byteOffset + at) % size === 0) return new Type(raw.buffer, raw.byteOffset + at, count);
+    return new Type(raw.slice(at, at + count * size).buffer, 0, count);
+  }
+  const view = new DataView(raw.buffer, raw.byteOffset + at, count * size);
+  const out = new Type(count);
+  const get = { 1: "getInt8", 2: Type === Uint16Array ? "getUint16" : "getInt16", 4: "getInt32" }[size];
+  for (let i = 0; i < count; i++) out[i] = view[get](i * size, true);
+  return out;
+}
+
+const INTEGER_TYPES = { 1: Int8Array, 2: Int16Array, 3: Int32Array };
+
+/** Undo a dense block's predictor for each component grid (gh × gw) and store component c's
+ * values in column (first + c) of `out` (rows × stride, binary32, as the reference converts its
+ * 64-bit integers), for the components below `stride`. */
+function denseIntoFactor(block, raw, grid, out, stride) {
+  const [gh, gw] = grid;
+  const size = gh * gw;
+  const residuals = littleEndian(INTEGER_TYPES[block.elementType], raw, 0, block.elements);
+  const g = new Float64Array(size);
+  const last = Math.min(block.count, stride - block.first);
+  const pred = block.predictor;
+  for (let c = 0; c < last; c++) {
+    const r = residuals.subarray(c * size, (c + 1) * size);
+    let largest = 0;
+    for (let i = 0; i < size; i++) {
+      const v = r[i];
+      g[i] = v;
+      if (v > largest || -v > largest) largest = Math.abs(v);
+    }
+    if (pred === 2 || pred === 3) {
+      for (let y = 1; y < gh; y++) {
+        for (let x = 0, at = y * gw, up = at - gw; x < gw; x++) g[at + x] += g[up + x];
+      }
+    }
+    if (pred === 1 || pred === 3) {
+      for (let y = 0; y < gh; y++) {
+        for (let x = 1, at = y * gw; x < gw; x++) g[at + x] += g[at + x - 1];
+      }
+    }
+    // Every running sum is at most size × the largest residual in magnitude; beyond 2^53 the
+    // binary64 sums may be inexact: redo the grid in wrapping 64-bit integers, as the spec
+    // defines (only hostile files get here).
+    if (pred && largest * size >= 2 ** 53) exactRunningSums(g, r, gh, gw, pred);
+    const col = block.first + c;
+    for (let i = 0; i < size; i++) out[i * stride + col] = g[i];
+  }
+}
+
+function exactRunningSums(g, residuals, gh, gw, pred) {
+  const s = new BigInt64Array(gh * gw);
+  for (let i = 0; i < s.length; i++) s[i] = BigInt(residuals[i]);
+  if (pred === 2 || pred === 3) {
+    for (let y = 1; y < gh; y++) for (let x = 0; x < gw; x++) s[y * gw + x] += s[(y - 1) * gw + x];
+  }
+  if (pred === 1 || pred === 3) {
+    for (let y = 0; y < gh; y++) for (let x = 1; x < gw; x++) s[y * gw + x] += s[y * gw + x - 1];
+  }
+  for (let i = 0; i < s.length; i++) g[i] = Number(s[i]);
+}
+
+/** Decode a sparse block's run/level symbols (§4), every rule checked, into columns
+ * first.. of `out` (rows × stride), for the components below `stride`. */
+function sparseIntoFactor(block, raw, rows, out, stride) {
+  const nsym = block.symbols;
+  const symbols = raw.subarray(0, nsym);
+  const runs = littleEndian(Uint16Array, raw, nsym, block.runEscapes);
+  const values = littleEndian(block.escapeType === 3 ? Int32Array : Int16Array, raw,
+    nsym + 2 * block.runEscapes, block.valueEscapes);
+  const what = block.what;
+  // The counts first, in the reference decoder's order of checks.
+  let ends = 0, invalid = 0, runEscapes = 0, valueEscapes = 0;
+  for (let i = 0; i < nsym; i++) {
+    const s = symbols[i];
+    if (s === END_OF_ROW) ends++;
+    else if ((s & 15) === 8) invalid++;
+    if (s >= 0xf0) runEscapes++;
+    if ((s & 15) === 0) valueEscapes++;
+  }
+  if (ends !== rows || (nsym && symbols[nsym - 1] !== END_OF_ROW)) {
+    throw new SvdiError(`${what}: sparse block: ${ends} row ends for ${rows} rows`);
+  }
+  if (invalid) throw new SvdiError(`${what}: sparse block: invalid symbol`);
+  if (runEscapes !== block.runEscapes || valueEscapes !== block.valueEscapes) {
+    throw new SvdiError(`${what}: sparse block: escape counts do not match the side streams`);
+  }
+  if (values.includes(0)) throw new SvdiError(`${what}: sparse block: escaped value of zero`);
+  const count = block.count, first = block.first;
+  const keep = Math.min(count, stride - first);
+  let base = first, col = 0, xr = 0, xv = 0;
+  for (let i = 0; i < nsym; i++) {
+    const s = symbols[i];
+    if (s === END_OF_ROW) {
+      base += stride;
+      col = 0;
+      continue;
+    }
+    col += s < 0xf0 ? s >> 4 : 15 + runs[xr++];
+    if (col >= count) throw new SvdiError(`${what}: sparse block: component index beyond the block`);
+    const level = s & 15;
+    if (col < keep) out[base + col] = level ? level - 8 : values[xv];
+    if (!level) xv++;
+    col++;
+  }
+}
+
+/** The plane's integer factor ("U": m × k, "V": n × k) as binary32, row-major, with the first
+ * k components; only the blocks that hold them are decompressed. */
+function integerFactor(container, plane, factor, k) {
+  const rows = factor === "U" ? plane.m : plane.n;
+  const grid = factor === "U" ? plane.grid : plane.vgrid;
+  const out = new Float32Array(rows * k);
+  for (const blk of container.blocks) {
+    if (blk.plane !== plane.index || blk.factor !== factor || blk.first >= k) continue;
+    const raw = decompressFrame(blk, container.bytes);
+    if (blk.coding === 0) denseIntoFactor(blk, raw, grid, out, k);
+    else sparseIntoFactor(blk, raw, rows, out, k);
+  }
+  return out;
+}
+
+// ----------------------------------------------------------------------------- reconstruction
+
+/** acc[0, n) = Σ_c fl32(A[row + c]·coef[c]) · Bt[c·n + j] over the non-zeros of the row, in
+ * component order. The sums of eight (then four, then one) outputs stay in registers while the
+ * row's non-zeros are visited (2–2.5× faster than adding each non-zero's row of Bᵀ into
+ * memory; the same bits, each sum taken in component order).
+ * Small and monomorphic so that the engine optimizes it early (the caller's loops run long). */
+function accumulateRow(acc, A, row, k, coef, Bt, n, lefts, offsets) {
+  let nz = 0;
+  for (let c = 0; c < k; c++) {
+    const a = A[row + c];
+    if (a === 0) continue;
+    lefts[nz] = fround(a * coef[c]);
+    offsets[nz++] = c * n;
+  }
+  let j = 0;
+  for (; j + 8 <= n; j += 8) {
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (let q = 0; q < nz; q++) {
+      const l = lefts[q], o = offsets[q] + j;
+      s0 += l * Bt[o];
+      s1 += l * Bt[o + 1];
+      s2 += l * Bt[o + 2];
+      s3 += l * Bt[o + 3];
+      s4 += l * Bt[o + 4];
+      s5 += l * Bt[o + 5];
+      s6 += l * Bt[o + 6];
+      s7 += l * Bt[o + 7];
+    }
+    acc[j] = s0;
+    acc[j + 1] = s1;
+    acc[j + 2] = s2;
+    acc[j + 3] = s3;
+    acc[j + 4] = s4;
+    acc[j + 5] = s5;
+    acc[j + 6] = s6;
+    acc[j + 7] = s7;
+  }
+  for (; j + 4 <= n; j += 4) {
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (let q = 0; q < nz; q++) {
+      const l = lefts[q], o = offsets[q] + j;
+      s0 += l * Bt[o];
+      s1 += l * Bt[o + 1];
+      s2 += l * Bt[o + 2];
+      s3 += l * Bt[o + 3];
+    }
+    acc[j] = s0;
+    acc[j + 1] = s1;
+    acc[j + 2] = s2;
+    acc[j + 3] = s3;
+  }
+  for (; j < n; j++) {
+    let sum = 0;
+    for (let q = 0; q < nz; q++) sum += lefts[q] * Bt[offsets[q] + j];
+    acc[j] = sum;
+  }
+}
+
+/** Store acc[0, count) as binary32 at out[at, at + count); NaN if any value is not finite. */
+function storeRun(acc, from, count, out, at) {
+  let bad = 0;
+  for (let j = 0; j < count; j++) {
+    const v = fround(acc[from + j]);
+    bad += v * 0; // NaN for an infinite or NaN value
+    out[at + j] = v;
+  }
+  return bad;
+}
+
+/** Plane values (height × width, binary32) from the first k components of A, B and σ (§5). */
+function reconstructPlane(plane, A, B, stride, k) {
+  const { m, n, height: h, width: w } = plane;
+  const out = new Float32Array(h * w);
+  if (k === 0) return out;
+  const delta2 = fround(plane.step * plane.step);
+  const coef = new Float64Array(k);
+  for (let c = 0; c < k; c++) {
+    coef[c] = fround(delta2 / plane.sigma[c]);
+    if (!Number.isFinite(coef[c])) throw overflow(plane);
+  }
+  // Bᵀ, component-major, so that each non-zero of a row of A adds one contiguous row of Bᵀ.
+  const Bt = new Float64Array(k * n);
+  for (let j = 0; j < n; j++) for (let c = 0; c < k; c++) Bt[c * n + j] = B[j * stride + c];
+  const acc = new Float64Array(n), lefts = new Float64Array(k), offsets = new Int32Array(k);
+  const patch = plane.layout === 1 ? plane.patch : 0;
+  const gw = plane.grid[1];
+  const padding = new Float32Array(patch); // where a padded patch's cropped values go
+  for (let i = 0; i < m; i++) {
+    accumulateRow(acc, A, i * stride, k, coef, Bt, n, lefts, offsets);
+    let bad = 0;
+    if (!patch) {
+      bad = storeRun(acc, 0, n, out, i * w);
+    } else {
+      // Row i is the patch at patch row i / gw, column i % gw; the padding is computed (and
+      // checked, as the reference checks the whole matrix) but not stored.
+      const y0 = Math.floor(i / gw) * patch, x0 = (i % gw) * patch;
+      const inside = Math.min(patch, w - x0);
+      for (let y = 0; y < patch; y++) {
+        if (y0 + y < h) {
+          bad += storeRun(acc, y * patch, inside, out, (y0 + y) * w + x0);
+          if (inside < patch) bad += storeRun(acc, y * patch + inside, patch - inside, padding, 0);
+        } else {
+          bad += storeRun(acc, y * patch, patch, padding, 0);
+        }
+      }
+    }
+    if (bad !== 0) throw overflow(plane);
+  }
+  return out;
+}
+
+function overflow(plane) {
+  return new SvdiError(`plane ${plane.index}: reconstruction overflows (step ${plane.step} or singular values out of range)`);
+}
+
+// ----------------------------------------------------------------------------- colour and samples
+
+/** Pillow's resampling coefficients for the bilinear filter (Resample.c precompute_coeffs), in
+ * binary64: [first input index, taps, weights (out × taps)]. */
+function bilinearCoefficients(inSize, outSize) {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = filterscale;
+  const taps = Math.ceil(support) * 2 + 1;
+  const first = new Int32Array(outSize), span = new Int32Array(outSize);
+  const weights = new Float64Array(outSize * taps);
+  for (let x = 0; x < outSize; x++) {
+    const center = (x + 0.5) * scale;
+    const lo = Math.max(Math.trunc(center - support + 0.5), 0);
+    const hi = Math.min(Math.trunc(center + support + 0.5), inSize);
+    let total = 0;
+    for (let t = 0; t < hi - lo; t++) {
+      const d = Math.abs((t + lo - center + 0.5) / filterscale);
+      const wgt = d < 1 ? 1 - d : 0;
+      weights[x * taps + t] = wgt;
+      total += wgt;
+    }
+    if (total !== 0) for (let t = 0; t < hi - lo; t++) weights[x * taps + t] /= total;
+    first[x] = lo;
+    span[x] = hi - lo;
+  }
+  return { first, span, taps, weights };
+}
+
+/** Bilinear resize of a binary32 plane with centre-aligned samples (§5), as Pillow computes it:
+ * horizontal pass summed in binary64 and stored in binary32, then the vertical pass, whose
+ * rows (binary64 sums, before their rounding to binary32) go to emitRow(y, row) one at a time,
+ * so that no full-size float plane is stored. */
+function upsampleRows(src, inH, inW, outH, outW, emitRow) {
+  let rows = src;
+  if (outW === 2 * inW) {
+    // Exact doubling: Pillow's weights are then 0.75 and 0.25 (one tap of weight 1 at the ends),
+    // summed in the same order, so this gives the general path's bits with less indexing.
+    rows = new Float32Array(inH * outW);
+    for (let y = 0; y < inH; y++) {
+      const s = y * inW, d = y * outW;
+      rows[d] = src[s];
+      for (let i = 0; i + 1 < inW; i++) {
+        const a = src[s + i], b = src[s + i + 1];
+        rows[d + 2 * i + 1] = a * 0.75 + b * 0.25;
+        rows[d + 2 * i + 2] = a * 0.25 + b * 0.75;
+      }
+      rows[d + outW - 1] = src[s + inW - 1];
+    }
+  } else if (inW !== outW) {
+    const c = bilinearCoefficients(inW, outW);
+    rows = new Float32Array(inH * outW);
+    for (let y = 0; y < inH; y++) {
+      const s = y * inW, d = y * outW;
+      for (let x = 0; x < outW; x++) {
+        let sum = 0;
+        const f = s + c.first[x], wb = x * c.taps;
+        for (let t = 0; t < c.span[x]; t++) sum += src[f + t] * c.weights[wb + t];
+        rows[d + x] = sum;
+      }
+    }
+  }
+  const sum = new Float64Array(outW);
+  if (inH === outH) {
+    for (let y = 0; y < outH; y++) {
+      for (let x = 0; x < outW; x++) sum[x] = rows[y * outW + x];
+      emitRow(y, sum);
+    }
+    return;
+  }
+  if (outH === 2 * inH) {
+    for (let y = 0; y < outH; y++) {
+      // Row y reads source rows (y − 1) >> 1 and (y + 1) >> 1 (the same row at the ends).
+      const i = (y - 1) >> 1, a = Math.max(i, 0) * outW, b = Math.min(i + 1, inH - 1) * outW;
+      if (y === 0 || y === outH - 1) {
+        for (let x = 0; x < outW; x++) sum[x] = rows[(y === 0 ? 0 : inH - 1) * outW + x];
+      } else if (y & 1) {
+        for (let x = 0; x < outW; x++) sum[x] = rows[a + x] * 0.75 + rows[b + x] * 0.25;
+      } else {
+        for (let x = 0; x < outW; x++) sum[x] = rows[a + x] * 0.25 + rows[b + x] * 0.75;
+      }
+      emitRow(y, sum);
+    }
+    return;
+  }
+  const c = bilinearCoefficients(inH, outH);
+  for (let y = 0; y < outH; y++) {
+    sum.fill(0);
+    for (let t = 0; t < c.span[y]; t++) {
+      const wgt = c.weights[y * c.taps + t], s = (c.first[y] + t) * outW;
+      for (let x = 0; x < outW; x++) sum[x] += rows[s + x] * wgt;
+    }
+    emitRow(y, sum);
+  }
+}
+
+/** upsampleRows into a binary32 plane (outH × outW). */
+export function upsampleBilinear(src, inH, inW, outH, outW) {
+  const out = new Float32Array(outH * outW);
+  upsampleRows(src, inH, inW, outH, outW, (y, row) => out.set(row, y * outW));
+  return out;
+}
+
+/** Round binary32 values + offset (fl32(v + offset + ½), clamped, truncated) into out[at…]. */
+function roundRow(values, count, offsetHalf, out, at) {
+  for (let x = 0; x < count; x++) {
+    const v = fround(fround(values[x]) + offsetHalf);
+    out[at + x] = v <= 0 ? 0 : v >= 255 ? 255 : v; // a Uint8Array store truncates
+  }
+}
+
+/** Y′CbCr → RGB as the reference decoder (Pillow's ConvertYCbCr2RGB, spec §6): per-channel
+ * fixed-point tables t = trunc(64·c·x + ½) in binary32 with x = Cb − 128 or Cr − 128, then
+ * R = Y′ + (t_R >> 6), G = Y′ + ((t_G,Cb + t_G,Cr) >> 6), B = Y′ + (t_B >> 6), clamped. */
+const YCC_TABLES = (() => {
+  const k = [1.402, -0.34414, -0.71414, 1.772].map((c) => fround(fround(c) * 64));
+  const t = k.map(() => new Int32Array(256));
+  for (let v = 0; v < 256; v++) {
+    const x = v - 128;
+    for (let i = 0; i < 4; i++) t[i][v] = Math.trunc(fround(fround(k[i] * x) + 0.5));
+  }
+  return { crR: t[0], cbG: t[1], crG: t[2], cbB: t[3] };
+})();
+
+/** One pixel's Y′CbCr → RGB as the decoder converts it (integers 0 … 255 in and out). */
+export function ycbcrToRgb(y, cb, cr) {
+  const { crR, cbG, crG, cbB } = YCC_TABLES;
+  const clamp = (v) => (v < 0 ? 0 : v > 255 ? 255 : v);
+  return [clamp(y + (crR[cr] >> 6)), clamp(y + ((cbG[cb] + crG[cr]) >> 6)), clamp(y + (cbB[cb] >> 6))];
+}
+
+/** Round binary32 plane values + offset to 0 … 255 as the reference: fl32(v + offset + ½),
+ * clamped, truncated. */
+function toUint8(value, offsetHalf) {
+  const v = fround(value + offsetHalf);
+  return v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
+}
+
+/** Y′, Cb + 128 and Cr + 128 of a colour-1 image rounded to 0 … 255 at the image size (§5),
+ * chroma upsampled first when subsampled: three Uint8Arrays, height × width. */
+export function roundedYCbCr(header, planes) {
+  const { width: w, height: h } = header;
+  const half = fround(0.5), centre = fround(128.5);
+  const out = [new Uint8Array(w * h), new Uint8Array(w * h), new Uint8Array(w * h)];
+  roundRow(planes[0], w * h, half, out[0], 0);
+  const [ch, cw] = planeShape(header, 1);
+  for (const c of [1, 2]) {
+    if (header.subsampling) upsampleRows(planes[c], ch, cw, h, w, (y, row) => roundRow(row, w, centre, out[c], y * w));
+    else roundRow(planes[c], w * h, centre, out[c], 0);
+  }
+  return out;
+}
+
+function assembleImage(header, planes) {
+  const { width: w, height: h, channels } = header;
+  const pixels = w * h;
+  if (header.colour === 1) {
+    const data = new Uint8Array(pixels * channels);
+    const [Y, Cb, Cr] = roundedYCbCr(header, planes);
+    const { crR, cbG, crG, cbB } = YCC_TABLES;
+    for (let i = 0, o = 0; i < pixels; i++, o += channels) {
+      const y = Y[i], cb = Cb[i], cr = Cr[i];
+      const r = y + (crR[cr] >> 6), g = y + ((cbG[cb] + crG[cr]) >> 6), b = y + (cbB[cb] >> 6);
+      data[o] = r < 0 ? 0 : r > 255 ? 255 : r;
+      data[o + 1] = g < 0 ? 0 : g > 255 ? 255 : g;
+      data[o + 2] = b < 0 ? 0 : b > 255 ? 255 : b;
+    }
+    const half = fround(0.5);
+    if (channels === 4) {
+      const A = planes[3];
+      for (let i = 0; i < pixels; i++) data[4 * i + 3] = toUint8(A[i], half);
+    }
+    return data;
+  }
+  const scale = header.scale;
+  if (header.dtype === "uint8") {
+    const data = new Uint8Array(pixels * channels);
+    for (let c = 0; c < channels; c++) {
+      const p = planes[c];
+      for (let i = 0; i < pixels; i++) data[i * channels + c] = toUint8(p[i], 0.5);
+    }
+    return data;
+  }
+  if (header.dtype === "uint16") {
+    const data = new Uint16Array(pixels * channels);
+    for (let c = 0; c < channels; c++) {
+      const p = planes[c];
+      for (let i = 0; i < pixels; i++) {
+        const v = p[i] * scale + 0.5;
+        data[i * channels + c] = v <= 0 ? 0 : v >= 65535 ? 65535 : Math.trunc(v);
+      }
+    }
+    return data;
+  }
+  // float32: a scale below float32's normal range is applied in binary64 (as the reference).
+  const data = new Float32Array(pixels * channels);
+  const tiny = scale < FLOAT32_TINY * 2 ** 10;
+  const s32 = fround(scale);
+  let bad = 0;
+  for (let c = 0; c < channels; c++) {
+    const p = planes[c];
+    for (let i = 0; i < pixels; i++) {
+      const v = fround(tiny ? p[i] * scale : p[i] * s32);
+      bad += v * 0;
+      data[i * channels + c] = v;
+    }
+  }
+  if (bad !== 0) throw new SvdiError(`samples overflow float32 (sample scale ${scale})`);
+  return data;
+}
+
+// ----------------------------------------------------------------------------- public API
+
+/**
+ * A parsed and validated file whose integer factors are decoded once, for reconstructing with
+ * any number of components (the viewer's slider): `reconstruct(k)`.
+ */
+export class SvdiImage {
+  constructor(container, components) {
+    this.container = container;
+    const { header, planes } = container;
+    this.header = header;
+    this.planes = planes.map(publicPlane);
+    this.fileBytes = container.bytes.length;
+    this.factors = planes.map((p) => {
+      const k = components == null ? p.rank : Math.min(p.rank, components);
+      return { k, A: integerFactor(container, p, "U", k), B: integerFactor(container, p, "V", k) };
+    });
+  }
+
+  /** The plane values (§5 steps 1–3) from the first k components: one binary32 array per plane,
+   * plane height × width, before the sample scale, rounding and colour conversion. */
+  planeValues(k = null) {
+    if (k != null && !(Number.isInteger(k) && k >= 0)) throw new SvdiError("components must be a non-negative integer");
+    return this.container.planes.map((p, i) => {
+      const f = this.factors[i];
+      const kk = k == null ? f.k : Math.min(f.k, k);
+      return reconstructPlane(p, f.A, f.B, f.k, kk);
+    });
+  }
+
+  /** The image from the first k components of every plane (all if k is null or undefined). */
+  reconstruct(k = null) {
+    return allocating(() => {
+      const planes = this.planeValues(k);
+      const { width, height, channels, dtype } = this.header;
+      return { width, height, channels, dtype, data: assembleImage(this.header, planes) };
+    });
+  }
+
+  /** Per plane: σ (in sample units for colour 0, like the reference's read_factors), and the
+   * dequantized U (m × r) and Vᵀ (r × n), binary32, row-major. includeU: false leaves U out
+   * (null), for callers that need only the spectrum and the basis (the viewer). */
+  readFactors({ includeU = true } = {}) {
+    const { header } = this;
+    const scale = header.colour === 0 ? fround(header.scale) : 1;
+    return this.container.planes.map((p, i) => {
+      const { A, B, k } = this.factors[i];
+      const r = k;
+      const inv = new Float32Array(r);
+      for (let c = 0; c < r; c++) inv[c] = fround(p.step / p.sigma[c]);
+      const U = includeU ? new Float32Array(p.m * r) : null, Vt = new Float32Array(r * p.n);
+      if (U) for (let row = 0; row < p.m; row++) for (let c = 0; c < r; c++) U[row * r + c] = fround(A[row * r + c] * inv[c]);
+      for (let j = 0; j < p.n; j++) for (let c = 0; c < r; c++) Vt[c * p.n + j] = fround(B[j * r + c] * inv[c]);
+      const S = new Float32Array(r);
+      for (let c = 0; c < r; c++) S[c] = fround(p.sigma[c] * scale);
+      return {
+        index: p.index, layout: p.layoutName, patch: p.patch, planeShape: [p.height, p.width],
+        m: p.m, n: p.n, rank: r, S, U, Vt,
+      };
+    });
+  }
+
+  /** Bytes stored per plane's factor blocks (chunk headers and CRCs included). */
+  blockBytes() {
+    const out = this.container.planes.map(() => ({ U: 0, S: 0, V: 0 }));
+    for (const b of this.container.blocks) out[b.plane][b.factor] += b.stored;
+    return out;
+  }
+}
+
+/** Parse, validate and decode the factors: an SvdiImage. Options: components (decode only the
+ * first k components of every plane), maxPixels (default Pillow's 89478485; null: no limit). */
+export function open(data, { components = null, maxPixels = DEFAULT_MAX_PIXELS } = {}) {
+  if (components != null && !(Number.isInteger(components) && components >= 0)) {
+    throw new SvdiError("components must be a non-negative integer");
+  }
+  return allocating(() => new SvdiImage(parseContainer(data, { maxPixels }), components));
+}
+
+/** Run f, reporting a failed allocation (RangeError from a typed array the engine cannot
+ * provide, possible with maxPixels: null and a huge valid image) as an SvdiError. */
+function allocating(f) {
+  try {
+    return f();
+  } catch (error) {
+    if (error instanceof RangeError) throw new SvdiError(`cannot allocate the decoded data (${error.message})`);
+    throw error;
+  }
+}
+
+/** Decode .svdi bytes: {width, height, channels, dtype, data} with data a Uint8Array,
+ * Uint16Array or Float32Array of height × width × channels interleaved samples. */
+export function decode(data, { components = null, maxPixels = DEFAULT_MAX_PIXELS } = {}) {
+  return open(data, { components, maxPixels }).reconstruct(components);
+}
+
+/** Each plane's dequantized factors (see SvdiImage.readFactors). */
+export function readFactors(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
+  return open(data, { maxPixels }).readFactors();
+}
+
+/** The image from the first k components of an opened file (the progressive reconstruction). */
+export function reconstruct(image, k) {
+  return image.reconstruct(k);
+}

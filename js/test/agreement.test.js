@@ -1,0 +1,70 @@
+// The JS decoder against the Python reference decoder on encodes of the sample image: qualities,
+// layouts (auto, plain, patch 2/16/32), modes (L, LA, RGB 4:2:0 and 4:4:4, RGBA, odd sizes),
+// uint16 and float32, full and with the first k components.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as svdi from "../svdi.js";
+import { readNpy } from "../support/npy.js";
+import { compareSamples, compareYCbCr, specTolerance } from "../support/compare.js";
+import { FIXTURES, loadFixtures } from "../support/fixtures.js";
+
+const fixtures = loadFixtures();
+
+test("the fixtures cover every layout, mode and sample type", () => {
+  const layouts = new Set(fixtures.flatMap((f) => f.layouts));
+  for (const l of ["plain", "patch2", "patch4", "patch8", "patch16", "patch32"]) assert.ok(layouts.has(l), l);
+  const kinds = new Set(fixtures.map((f) => `${f.dtype}/${f.shape.length === 2 ? 1 : f.shape[2]}`));
+  for (const k of ["uint8/1", "uint8/2", "uint8/3", "uint8/4", "uint16/1", "float32/1"]) assert.ok(kinds.has(k), k);
+});
+
+for (const f of fixtures) {
+  test(`agrees with the Python decoder: ${f.name} (${f.layouts.join(", ")})`, (t) => {
+    const bytes = readFileSync(`${FIXTURES}/${f.file}`);
+    const image = svdi.open(bytes);
+    const tolerance = specTolerance(image.header.dtype, image.header.scale);
+    const header = svdi.readHeader(bytes);
+    assert.deepEqual(header.planes.map((p) => p.layout), f.layouts);
+    for (const k of [null, ...f.components]) {
+      const expected = readNpy(readFileSync(`${FIXTURES}/${k === null ? f.expected : `${f.name}.k${k}.npy`}`));
+      const decoded = image.reconstruct(k);
+      assert.deepEqual(expected.shape, f.shape);
+      const { max, over } = compareSamples(decoded.data, expected.data, tolerance);
+      const what = `components ${k ?? "all"}: ${over} of ${decoded.data.length} samples beyond ±${tolerance} ` +
+        `(largest difference ${max})`;
+      if (image.header.colour === 1) {
+        // Y′CbCr: the proposed rule (README "Conformance"), never more than ±3.
+        const rounded = svdi.roundedYCbCr(image.header, image.planeValues(k));
+        const { unexplained, viaPlanes } = compareYCbCr(rounded, decoded.data, expected.data,
+          image.header.channels, svdi.ycbcrToRgb);
+        assert.equal(unexplained, 0, `${what}; ${unexplained} pixels not the conversion of planes within ±1`);
+        assert.ok(max <= 3, what);
+        if (over) t.diagnostic(`${what}; all ${viaPlanes} such pixels are conversions of planes within ±1`);
+      } else {
+        assert.equal(over, 0, what);
+      }
+      // decode(components=k) reads only the blocks it needs, and gives the same image.
+      if (k !== null) assert.deepEqual(svdi.decode(bytes, { components: k }).data, decoded.data);
+    }
+  });
+}
+
+test("readFactors agrees with the reconstruction", () => {
+  const f = fixtures.find((x) => x.name === "l_q80_patch16");
+  const bytes = readFileSync(`${FIXTURES}/${f.file}`);
+  const [plane] = svdi.readFactors(bytes);
+  assert.equal(plane.layout, "patch16");
+  assert.equal(plane.n, 256);
+  assert.equal(plane.U.length, plane.m * plane.rank);
+  assert.equal(plane.Vt.length, plane.rank * plane.n);
+  for (let c = 1; c < plane.rank; c++) assert.ok(plane.S[c] <= plane.S[c - 1] * 1.0001, "σ in decreasing order");
+  // Row 0 of U·diag(S)·Vᵀ is the first patch: compare it with the decoded image.
+  const image = svdi.decode(bytes);
+  for (let y = 0; y < 16; y++) {
+    for (let x = 0; x < 16; x++) {
+      let v = 0;
+      for (let c = 0; c < plane.rank; c++) v += plane.U[c] * plane.S[c] * plane.Vt[c * plane.n + y * 16 + x];
+      assert.ok(Math.abs(Math.min(255, Math.max(0, Math.round(v))) - image.data[y * image.width + x]) <= 1);
+    }
+  }
+});

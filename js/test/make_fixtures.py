@@ -1,0 +1,91 @@
+"""Encode the package's sample image in many ways and decode each file with the Python decoder,
+for the JS decoder's agreement tests (js/test/agreement.test.js) and the browser test.
+
+    python js/test/make_fixtures.py [OUT]       (default js/test-artifacts/fixtures)
+
+Writes NAME.svdi, NAME.npy (svdcodec.decode) and NAME.kK.npy (decode(components=K)) for every
+case, and fixtures.json listing them. Only svdcodec/data/sample.png (384 x 256 RGB, shipped with
+the package) is read; the other modes and sample types are derived from it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import svdcodec
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "svdcodec" / "data" / "sample.png"
+
+
+def sources() -> dict[str, np.ndarray]:
+    rgb = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    grey = np.asarray(Image.open(SAMPLE).convert("L"))
+    h, w = grey.shape
+    ramp = np.linspace(0, 255, w, dtype=np.float32)[None, :].repeat(h, 0).astype(np.uint8)
+    rgba = np.dstack([rgb, ramp])
+    # Odd sizes: the 4:2:0 chroma planes are then not exact halves (general bilinear resize).
+    odd = rgb[:251, :383]
+    wide = grey.astype(np.uint16) * 257 + (np.arange(w, dtype=np.uint16)[None, :] % 257)
+    floats = (grey.astype(np.float32) - 100.0) / 37.5
+    return {"rgb": rgb, "grey": grey, "rgba": rgba, "odd": odd, "u16": wide, "f32": floats,
+            "la": np.dstack([grey, 255 - grey])}
+
+
+CASES = [
+    # name, source, encode options, components to check besides all
+    ("rgb_q20_auto", "rgb", {"quality": 20}, [1, 3]),
+    ("rgb_q50_auto", "rgb", {"quality": 50}, [1, 5]),
+    ("rgb_q75_auto", "rgb", {"quality": 75}, [2, 10]),
+    ("rgb_q95_auto_444", "rgb", {"quality": 95}, [4]),
+    ("rgb_q75_plain", "rgb", {"quality": 75, "layout": "plain"}, [1, 8, 30]),
+    ("rgb_q90_plain_444", "rgb", {"quality": 90, "layout": "plain"}, [16]),
+    ("rgb_q75_patch16", "rgb", {"quality": 75, "layout": "patch16"}, [1, 6]),
+    ("rgb_q50_patch2", "rgb", {"quality": 50, "layout": "patch2"}, [1, 2]),
+    ("rgb_q50_patch32", "rgb", {"quality": 50, "layout": "patch32"}, [3]),
+    ("rgb_rank12_plain", "rgb", {"rank": 12}, [5]),
+    ("odd_q60_auto", "odd", {"quality": 60}, [2]),
+    ("odd_q60_plain", "odd", {"quality": 60, "layout": "plain"}, [7]),
+    ("rgba_q70_auto", "rgba", {"quality": 70}, [3]),
+    ("rgba_q95_plain", "rgba", {"quality": 95, "layout": "plain"}, [9]),
+    ("l_q30_auto", "grey", {"quality": 30}, [2]),
+    ("l_q80_plain", "grey", {"quality": 80, "layout": "plain"}, [1, 20]),
+    ("l_q80_patch16", "grey", {"quality": 80, "layout": "patch16"}, [5]),
+    ("la_q70_auto", "la", {"quality": 70}, [2]),
+    ("u16_q75_auto", "u16", {"quality": 75}, [3]),
+    ("u16_q95_plain", "u16", {"quality": 95, "layout": "plain"}, [10]),
+    ("f32_q75_auto", "f32", {"quality": 75}, [3]),
+    ("f32_q90_plain", "f32", {"quality": 90, "layout": "plain"}, [12]),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0]) if args else ROOT / "js" / "test-artifacts" / "fixtures"
+    out.mkdir(parents=True, exist_ok=True)
+    images = sources()
+    listing = []
+    for name, source, options, components in CASES:
+        data = svdcodec.encode(images[source], **options)
+        (out / f"{name}.svdi").write_bytes(data)
+        expected = svdcodec.decode(data)
+        np.save(out / f"{name}.npy", expected)
+        for k in components:
+            np.save(out / f"{name}.k{k}.npy", svdcodec.decode(data, components=k))
+        planes = [f.layout for f in svdcodec.read_factors(data)]
+        listing.append({"name": name, "file": f"{name}.svdi", "expected": f"{name}.npy",
+                        "components": components, "dtype": str(expected.dtype),
+                        "shape": list(expected.shape), "options": options, "layouts": planes,
+                        "bytes": len(data)})
+    (out / "fixtures.json").write_text(json.dumps({"fixtures": listing}, indent=1))
+    print(f"{len(listing)} fixtures in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+// Conformance: every vector of spec/vectors (manifest.json) — valid ones decode to their .npy
+// reference within the manifest's tolerance, invalid ones are rejected with the rule named.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import * as svdi from "../svdi.js";
+import { readNpy } from "../support/npy.js";
+import { compareSamples } from "../support/compare.js";
+
+const dir = fileURLToPath(new URL("../../spec/vectors/", import.meta.url));
+const manifest = JSON.parse(readFileSync(dir + "manifest.json", "utf8"));
+
+test("the manifest lists valid and invalid vectors", () => {
+  assert.equal(manifest.format_version, svdi.VERSION);
+  assert.ok(manifest.vectors.filter((v) => v.valid).length >= 9);
+  assert.ok(manifest.vectors.filter((v) => !v.valid).length >= 18);
+});
+
+for (const v of manifest.vectors.filter((v) => v.valid)) {
+  test(`valid vector ${v.file}: ${v.description}`, () => {
+    const bytes = readFileSync(dir + v.file);
+    const image = svdi.decode(bytes);
+    const expected = readNpy(readFileSync(dir + v.expected));
+    assert.equal(image.dtype, v.dtype);
+    assert.equal(expected.dtype.slice(0, 1) === "f" ? "float32" : expected.dtype === "u2" ? "uint16" : "uint8", v.dtype);
+    const shape = image.channels === 1 ? [image.height, image.width] : [image.height, image.width, image.channels];
+    assert.deepEqual(shape, v.shape);
+    assert.deepEqual(expected.shape, v.shape);
+    const { max, over } = compareSamples(image.data, expected.data, v.tolerance.abs);
+    assert.equal(over, 0, `${over} samples beyond ±${v.tolerance.abs} (largest difference ${max})`);
+    // The header alone gives the same size, type and planes.
+    const header = svdi.readHeader(bytes);
+    assert.equal(header.width, image.width);
+    assert.equal(header.height, image.height);
+    assert.equal(header.dtype, v.dtype);
+    assert.equal(header.planes.length, image.channels);
+  });
+}
+
+for (const v of manifest.vectors.filter((v) => !v.valid)) {
+  test(`invalid vector ${v.file}: ${v.description}`, () => {
+    const bytes = readFileSync(dir + v.file);
+    assert.throws(() => svdi.decode(bytes), (e) => {
+      assert.ok(e instanceof svdi.SvdiError, `${e.name}: ${e.message}`);
+      assert.ok(e.message.includes(v.error), `"${e.message}" does not name "${v.error}"`);
+      return true;
+    });
+  });
+}
