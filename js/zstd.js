@@ -5,7 +5,7 @@
 // bundler resolves; its Emscripten glue `dist/web/zstd.js` is a self-contained ES module, so
 // this file loads that glue and the .wasm beside it and calls libzstd's exported functions.
 // Browsers find the package relative to this file (js/node_modules/…, as a clone after
-// `npm ci --prefix js` has it and as svdcodec.viewer serves it); Node resolves it like any
+// `npm ci --prefix js` has it and as svdi-view serves it); Node resolves it like any
 // package. The module loads with top-level await; if loading fails, `zstdReady()` says why
 // and the decoder raises that message instead of decoding.
 

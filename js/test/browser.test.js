@@ -1,5 +1,5 @@
 // The viewer in a real browser: headless Chromium (Debian's package, $CHROMIUM or
-// /usr/bin/chromium) driven by puppeteer-core, the page served by svdcodec/viewer.py on
+// /usr/bin/chromium) driven by puppeteer-core, the page served by `python -m svdcodec view` on
 // loopback. Reads the canvas back and compares it with the Python decoder, moves the slider and
 // checks the image follows decode(components=k), opens files through the file picker, and saves
 // a screenshot to js/test-artifacts/viewer.png and docs/img/viewer.png.
@@ -26,8 +26,8 @@ let server, browser, page, base;
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
-  server = spawn(PYTHON, [`${ROOT}svdcodec/viewer.py`, `${FIXTURES}/${SHOWN}.svdi`, "--no-browser"],
-    { stdio: ["ignore", "pipe", "inherit"] });
+  server = spawn(PYTHON, ["-m", "svdcodec", "view", `${FIXTURES}/${SHOWN}.svdi`, "--no-browser"],
+    { stdio: ["ignore", "pipe", "inherit"], cwd: ROOT });
   base = await new Promise((resolve, reject) => {
     let out = "";
     server.stdout.on("data", (d) => {

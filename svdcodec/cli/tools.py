@@ -520,10 +520,19 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
     return compare(argv)
 
 
+def view_main(argv: Sequence[str] | None = None) -> int:
+    """svdi-view: serves the JavaScript viewer (js/) and one file on localhost."""
+    from .view import main as view
+
+    return view(None if argv is None else list(argv))
+
+
 COMMANDS: dict[str, Callable[[Sequence[str] | None], int]] = {
-    "encode": encode_main, "decode": decode_main, "info": info_main, "compare": compare_main}
-USAGE = ("usage: python -m svdcodec {encode,decode,info,compare} ...\n"
-         "  (the same as svdi-encode, svdi-decode, svdi-info, svdi-compare; -h for each)")
+    "encode": encode_main, "decode": decode_main, "info": info_main, "compare": compare_main,
+    "view": view_main}
+USAGE = ("usage: python -m svdcodec {encode,decode,info,compare,view} ...\n"
+         "  (the same as svdi-encode, svdi-decode, svdi-info, svdi-compare, svdi-view;"
+         " -h for each)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
