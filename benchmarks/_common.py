@@ -63,8 +63,8 @@ def load_image(path: Path) -> Any:
     from PIL import Image
 
     with Image.open(path) as im:
-        im = im.convert("L" if im.mode in ("1", "L", "I;16", "I", "F") else "RGB")
-        return np.asarray(im).copy()
+        mode = "L" if im.mode in ("1", "L", "I;16", "I", "F") else "RGB"
+        return np.asarray(im.convert(mode)).copy()
 
 
 def landscape_tiles(paths: Sequence[Path]) -> list[Any]:
@@ -75,13 +75,13 @@ def landscape_tiles(paths: Sequence[Path]) -> list[Any]:
     tile_w, tile_h = KODAK_TILE
     tiles = []
     for path in paths:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size == (tile_h, tile_w):
-                im = im.transpose(Image.Transpose.ROTATE_90)
-            if im.size != (tile_w, tile_h):
-                im = im.resize((tile_w, tile_h), Image.Resampling.LANCZOS)
-            tiles.append(np.asarray(im))
+        with Image.open(path) as opened:
+            im = opened.convert("RGB")
+        if im.size == (tile_h, tile_w):
+            im = im.transpose(Image.Transpose.ROTATE_90)
+        if im.size != (tile_w, tile_h):
+            im = im.resize((tile_w, tile_h), Image.Resampling.LANCZOS)
+        tiles.append(np.asarray(im))
     return tiles
 
 
@@ -144,7 +144,7 @@ def crops(photos: Sequence[Any], side: int, count: int) -> list[Any]:
 
     grids = [[(y, x) for y in range(0, p.shape[0] - side + 1, side)
               for x in range(0, p.shape[1] - side + 1, side)] for p in photos]
-    out = []
+    out: list[Any] = []
     for k in range(max(map(len, grids), default=0)):
         for photo, grid in zip(photos, grids):
             if k < len(grid) and len(out) < count:

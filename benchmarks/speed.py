@@ -295,9 +295,10 @@ def verdict(value: float | None, goal: float) -> str:
 
 def report(results: dict[str, Any]) -> None:
     rows = results["rows"]
-    print("\nsvdi time / JPEG q75 time, median of the per-round ratios (enc/WebP, dec/WebP: svdi /"
-          " WebP). ms: medians, for the whole set (warm) or one image (fresh); svdi dec ms:"
-          " through Pillow")
+    print("\nsvdi time / JPEG q75 time, median of the per-round ratios. dec Pillow: both through"
+          " Image.open().load(); dec numpy: svdcodec.decode against JPEG's Image.open().load();"
+          " enc/WebP, dec/WebP: svdi / WebP (Pillow). ms: medians, of the whole set (warm) or of"
+          " one image (fresh); svdi dec ms: through Pillow")
     lines = []
     for key, row in rows.items():
         for measure, label in (("warm", "warm"), ("fresh", "fresh, operation only"),
@@ -310,9 +311,12 @@ def report(results: dict[str, Any]) -> None:
                           r["encode"], r["decode Pillow"], r["decode numpy"], r["encode vs WebP"],
                           r["decode Pillow vs WebP"],
                           f"{1e3 * m['JPEG encode']:.1f}", f"{1e3 * m['JPEG decode Pillow']:.1f}",
-                          f"{1e3 * m['svdi encode']:.1f}", f"{1e3 * m['svdi decode Pillow']:.1f}"])
+                          f"{1e3 * m['svdi encode']:.1f}", f"{1e3 * m['svdi decode Pillow']:.1f}",
+                          " / ".join(f"{bpp:.2f}" for bpp in row["bits_per_pixel"].values())
+                          if measure == "warm" else ""])
     print(table(["image set", "measure", "encode", "dec Pillow", "dec numpy", "enc/WebP",
-                 "dec/WebP", "JPEG enc ms", "JPEG dec ms", "svdi enc ms", "svdi dec ms"], lines))
+                 "dec/WebP", "JPEG enc ms", "JPEG dec ms", "svdi enc ms", "svdi dec ms",
+                 "bpp svdi / JPEG / WebP"], lines))
 
     if "memory" in results:
         mem = results["memory"]
@@ -345,8 +349,12 @@ def report(results: dict[str, Any]) -> None:
                           "-" if value is None else f"{value:.2f}x", verdict(value, goal)])
     goal_rows.append(["import svdcodec above numpy + PIL.Image", "", f"<= {1e3 * IMPORT_GOAL_S:.0f} ms",
                       f"{1e3 * imp['svdcodec_s']:.0f} ms", verdict(imp["svdcodec_s"], IMPORT_GOAL_S)])
-    print(f"\ngoals of issue #13 (svdi / JPEG q75, this run, kernels: "
-          f"{results['environment']['kernel_path']} at start, {results['kernel_path_end']} at end)")
+    children = sorted({str(run.get("kernel_path")) for row in rows.values()
+                       for runs in row["fresh"]["runs"].values() for run in runs
+                       if run.get("kernel_path")})
+    print(f"\ngoals of issue #13 (svdi / JPEG q75, this run; svdcodec's kernels: "
+          f"{results['environment']['kernel_path']} at the start of this process, "
+          f"{results['kernel_path_end']} at its end, {'/'.join(children)} in the fresh processes)")
     print(table(["case", "measure", "goal", "this run", ""], goal_rows))
     results["goals"] = [dict(zip(("case", "measure", "goal", "value", "verdict"), g))
                         for g in goal_rows]
