@@ -406,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
                 "bits_per_pixel": {c: 8 * sum(map(len, d)) / pixels for c, d in row.encoded.items()}}
             progress(f"{row.label}: warm, {row.rounds} rounds")
             entry["warm"] = warm(row, functions)
+            # With numba installed, the flat layout loads it once the process has coded 2^26
+            # samples: this says from which row on the warm times include it.
+            entry["warm"]["kernel_path_after"] = _common.kernel_path()
             files = write_inputs(row, Path(tmp))
             progress(f"{row.label}: fresh processes ({row.single.shape[1]}x{row.single.shape[0]})")
             entry["fresh"] = fresh(row, files)
