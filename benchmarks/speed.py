@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Speed and memory of svdcodec as users meet it, against Pillow's JPEG (q75) and WebP, in one run.
 
-    python benchmarks/speed.py --corpus DIR            # full run (~6-10 min on 2 cores)
-    python benchmarks/speed.py --corpus DIR --quick    # ~2 min: fewer crops and rounds, <= 19 MP
+    python benchmarks/speed.py --corpus DIR            # full run (benchmarks/README.md: how long)
+    python benchmarks/speed.py --corpus DIR --quick    # fewer crops and rounds, up to 19 MP
     python benchmarks/speed.py --corpus DIR --max-mp 19   # without the 100 MP row
 
 DIR holds the Kodak set (kodim01..24.png; benchmarks/README.md says where to get it). The images:
@@ -78,9 +78,9 @@ IMPORT_GOAL_S = 0.050
 #: Sets of more megapixels than this get no untimed warm-up pass: it would cost a round, and the
 #: smaller rows before them have already run every code path in this process.
 WARMUP_UP_TO_MP = 20.0
-#: WebP is timed on images up to this size only: libwebp's encoder grows faster than the pixel
-#: count (about 2 s at 19 MP, 27 s at 40 MP and 134 s at 100 MP on the 2-core machine), which
-#: alone would take the full run past its budget. Its columns show "-" above this size.
+#: WebP is timed on images up to this size only: libwebp's encode time grows much faster than
+#: the pixel count (benchmarks/README.md has the figures), and at 100 MP it alone would take the
+#: full run past its budget. Its columns show "-" above this size.
 WEBP_UP_TO_MP = 20.0
 #: Rows above this size run at most 2 warm rounds and 2 fresh processes per operation.
 FEWER_REPEATS_ABOVE_MP = 50.0
@@ -117,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--corpus", type=Path, help="directory of kodim01..24.png (required)")
     ap.add_argument("--quick", action="store_true",
                     help="48 crops, 3 warm rounds, 1 fresh process per operation, no 4 and "
-                         "100 MP rows (about 2 minutes)")
+                         "100 MP rows")
     ap.add_argument("--max-mp", type=float, default=100.0,
                     help="skip rows of single images above this many megapixels (default 100)")
     ap.add_argument("--crops", type=int, default=144,
