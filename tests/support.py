@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules: loading tools/ and tests/fuzz/ scripts as modules."""
+"""Helpers shared by the test modules: loading spec/ and tests/fuzz/ scripts as modules."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ CORPUS = ROOT / "tests" / "fuzz" / "corpus"
 
 
 def load_module(path: Path) -> ModuleType:
-    """Import a script that is not part of a package (tools/*.py, tests/fuzz/*.py), once."""
+    """Import a script that is not part of a package (spec/, tests/fuzz/), once."""
     name = f"_script_{path.parent.name}_{path.stem}"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, path)
@@ -25,5 +25,5 @@ def load_module(path: Path) -> ModuleType:
 
 
 def make_vectors() -> ModuleType:
-    """tools/make_vectors.py, the vector generator and its file-building helpers."""
-    return load_module(ROOT / "tools" / "make_vectors.py")
+    """spec/make_vectors.py, the vector generator and its file-building helpers."""
+    return load_module(ROOT / "spec" / "make_vectors.py")

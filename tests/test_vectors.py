@@ -1,5 +1,5 @@
 """Conformance vectors in spec/vectors/: every file against its manifest entry, and the
-generator tools/make_vectors.py reproducing the committed bytes."""
+generator spec/make_vectors.py reproducing the committed bytes."""
 
 from __future__ import annotations
 
@@ -76,6 +76,6 @@ def test_generator_reproduces_committed_files(tmp_path: Path) -> None:
     committed = {p.name: p.read_bytes() for p in VECTORS.iterdir()}
     assert sorted(generated) == sorted(committed)
     changed = [name for name in generated if generated[name] != committed[name]]
-    assert not changed, f"run tools/make_vectors.py: {changed} differ"
+    assert not changed, f"run spec/make_vectors.py: {changed} differ"
     for path in (tmp_path / "regressions").iterdir():
         assert path.read_bytes() == (REGRESSIONS / path.name).read_bytes()

@@ -56,7 +56,7 @@ def randomized(a: np.ndarray, rank: int, seed: int = 0) -> Factors:
     """Leading `rank` triplets from a randomized range finder with power iterations.
 
     Cost O(m n k) for k = rank + OVERSAMPLE, all in BLAS products and two small QRs per
-    iteration. Accuracy: see tools/gram_accuracy.py (spec/svdi.md, section 6). Deterministic:
+    iteration. Accuracy: see studies/gram_accuracy.py. Deterministic:
     the test matrix comes from a fixed seed.
     """
     m, n = a.shape

@@ -1,24 +1,34 @@
 """Measure the Gram-matrix route to the SVD against LAPACK's SVD: time and accuracy.
 
 Answers "why do people take the SVD of A^T A instead of A?" with numbers, for the two matrix
-layouts of .svdi: a whole 8-bit plane ("plain") and its 8x8 patch matrix ("patch8").
+layouts of .svdi: a whole 8-bit plane ("plain") and its 8x8 patch matrix ("patch8"), and for the
+randomized range finder that large plain matrices take instead.
 
-    python tools/gram_accuracy.py [IMAGE ...]
+    python studies/gram_accuracy.py [IMAGE ...]      # default: the photo bundled with svdcodec
+    python studies/gram_accuracy.py DIR/kodim23.png --mosaic DIR   # DIR: the Kodak set
+
+Conclusion (kodim23): the Gram route (float32 product, eigh) is 31x faster than LAPACK's SVD
+for the patch8 matrix and 3.8x for the 512x768 plain plane; |sigma_k error| / sigma_1 <= 3.2e-7
+up to k = 64 and the subspace error of V_r <= 2e-4, far below the quantizer step (the accuracy
+lost by squaring the condition number is in the components a lossy codec drops). On a 2048x3072
+mosaic of Kodak photos LAPACK needs 6.5 s for the singular values alone; the randomized range
+finder 0.17 s (r = 64) to 0.84 s (r = 512), with a squared error 0.8 % to 5.0 % above the
+optimal rank-r truncation. Cited in spec/svdi.md section 6 ("Factorization") and in
+svdcodec/factorization.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from svdcodec.factorization import factorize, randomized  # noqa: E402
-from svdcodec.planes import to_matrix  # noqa: E402
+# The factorization routes and the patch matrix themselves: no public name reaches them.
+from svdcodec.codec.factorize import factorize, randomized
+from svdcodec.codec.layout import to_matrix
 
 
 def _timed(fn, *args):  # type: ignore[no-untyped-def]
@@ -75,18 +85,22 @@ def mosaic(paths: list[Path]) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    default = Path(__file__).resolve().parent.parent.parent / "shared/corpus/kodak/kodim23.png"
-    parser.add_argument("images", nargs="*", default=[str(default)])
+    parser.add_argument("images", nargs="*",
+                        help="image files (default: the sample bundled with svdcodec)")
     parser.add_argument("--mosaic", metavar="DIR",
                         help="also test the randomized route on a mosaic of DIR's photos")
     args = parser.parse_args()
     if args.mosaic:
         big = mosaic(sorted(Path(args.mosaic).glob("*.png")))
         report_randomized("mosaic plain", big, (64, 256, 512))
+    if not args.images:
+        from importlib.resources import files
+
+        args.images = [str(files("svdcodec.data") / "sample.png")]
     for path in args.images:
         luma = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
         report(f"{Path(path).name} plain", luma, (1, 10, 50, 100, 300, 500))
-        report(f"{Path(path).name} patch8", to_matrix(luma, 1, 8), (1, 8, 16, 32, 64))
+        report(f"{Path(path).name} patch8", to_matrix(luma, 8), (1, 8, 16, 32, 64))
 
 
 if __name__ == "__main__":

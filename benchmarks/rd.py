@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Rate–distortion comparison of svdcodec against JPEG, WebP, AVIF, JPEG 2000, PNG
-and the textbook SVD baseline, on every PNG of a directory.
+and the textbook SVD baseline, on every PNG of a directory: the README's comparison table
+and plot (docs/kodak-rd.png) and benchmarks/results/kodak-summary.csv and kodak-bd-rate.csv.
 
-    python tools/compare.py /work/shared/corpus/kodak --out results/ [--quick] [--jobs 2]
+    python benchmarks/rd.py --corpus DIR --out results/ [--quick] [--jobs 2]
+    python benchmarks/rd.py --codecs jpeg,svdi,webp       # the bundled sample photo only
 
+DIR is the Kodak set (kodim01..24.png, see benchmarks/README.md) or any directory of PNGs;
+without --corpus the photo bundled with svdcodec is used (a smoke test, not the README's figures).
 Writes OUT/per_image.csv (one row per image, codec, setting), OUT/summary.csv
 (means over images per codec and setting), OUT/bd_rate.csv (BD-rate vs the
 reference codec per image and the mean) and OUT/rd.png, and prints the tables.
@@ -28,18 +32,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from _common import sample_path
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from svdcodec import compare  # noqa: E402
+from svdcodec.evaluation import codecs as compare
 
 Task = tuple[str, str, bool, bool]  # (path, codec, quick, with_ssim)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dir", type=Path, help="directory of PNG images")
+    parser.add_argument("--corpus", type=Path,
+                        help="directory of PNG images (default: the sample bundled with svdcodec)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="output directory (default results/)")
     parser.add_argument("--quick", action="store_true", help="fewer settings per codec")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
@@ -142,12 +146,16 @@ def report_bd(rows: list[compare.RDPoint], args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
-    print("$ " + shlex.join(sys.orig_argv if argv is None else ["tools/compare.py", *argv]))
+    print("$ " + shlex.join(sys.orig_argv if argv is None else ["benchmarks/rd.py", *argv]))
     args = parse_args(argv)
     codecs = select_codecs(args.codecs)
-    images = sorted(str(p) for p in args.dir.glob("*.png"))
+    if args.corpus is None:
+        images = [str(sample_path())]
+        print(f"# no --corpus: the bundled sample {images[0]} only")
+    else:
+        images = sorted(str(p) for p in args.corpus.glob("*.png"))
     if not images:
-        raise SystemExit(f"no PNG images in {args.dir}")
+        raise SystemExit(f"no PNG images in {args.corpus}")
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"# {len(images)} images, codecs {','.join(codecs)}, jobs {args.jobs}, quick={args.quick}")
 

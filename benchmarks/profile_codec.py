@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""cProfile of svdi encode and decode on the ~19 MP Kodak mosaic (the test image of bench.py).
+"""cProfile of svdi encode and decode: where the time goes (a developer aid, no README figure).
 
-    python tools/profile_codec.py                      # top 25 by cumulative time, each phase
-    python tools/profile_codec.py --prof /tmp/svdi     # also writes /tmp/svdi-encode.prof, ...
-    python tools/profile_codec.py --image photo.png --quality 90 --layout plain
+    python benchmarks/profile_codec.py --corpus DIR         # the 19 MP Kodak mosaic of speed.py
+    python benchmarks/profile_codec.py --corpus DIR --prof /tmp/svdi   # also /tmp/svdi-encode.prof
+    python benchmarks/profile_codec.py --image photo.png --quality 90 --layout plain
+    python benchmarks/profile_codec.py --mp 4                # the bundled sample, tiled to 4 MP
 
 One unprofiled warm-up of each phase runs first, so imports and first-call costs are not counted.
 BLAS calls (a @ b, eigh) show up as the time of the numpy function or, for the @ operator, as
@@ -13,34 +14,32 @@ BLAS calls (a @ b, eigh) show up as the time of the numpy function or, for the @
 from __future__ import annotations
 
 import argparse
-import os
 import cProfile
 import io
+import os
 import pstats
 import shlex
 import sys
 import time
 from pathlib import Path
 
-TOOLS = Path(__file__).resolve().parent
-REPO = TOOLS.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(TOOLS))
-
-import bench  # noqa: E402
+import _common
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--image", type=Path, help="profile this image instead of the Kodak mosaic")
-    ap.add_argument("--corpus", type=Path, default=bench.DEFAULT_CORPUS)
+    ap.add_argument("--corpus", type=Path,
+                    help="Kodak photos (kodim*.png) for the mosaic (default: the sample bundled "
+                         "with svdcodec)")
     ap.add_argument("--mp", type=float, help="resize/tile the test image to about this many MP")
     ap.add_argument("--quality", type=float, help="svdi quality (default: the encoder's)")
     ap.add_argument("--layout", default="auto", help="auto, plain, patch, patch4/8/16")
     ap.add_argument("--top", type=int, default=25, help="rows per table (default 25)")
     ap.add_argument("--threads", type=int, default=1,
                     help="band threads (default 1: cProfile sees only the calling thread, so "
-                         "with more the band work shows up as lock waits)")
+                         "with more the band work shows up as lock waits; 0: as the library "
+                         "chooses)")
     ap.add_argument("--tottime", type=int, default=15,
                     help="rows of the extra table by own time (0: none; default 15)")
     ap.add_argument("--prof", type=Path,
@@ -70,21 +69,30 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     import svdcodec
-    from svdcodec import parallel
 
-    parallel.workers = lambda: args.threads  # type: ignore[assignment]
+    if args.threads:
+        # No public setting for the band threads: patch the runtime's count.
+        from svdcodec.runtime import threads
+
+        threads.workers = lambda: args.threads  # type: ignore[assignment]
     Image.MAX_IMAGE_PIXELS = None
     print("$ " + shlex.join(getattr(sys, "orig_argv", [sys.executable] + sys.argv)))
-    image = bench.load_image(args.image) if args.image else bench.build_mosaic(args.corpus)
+    if args.image:
+        image = _common.load_image(args.image)
+    elif photos := _common.kodak_paths(args.corpus, required=args.corpus is not None):
+        image = _common.build_mosaic(photos)
+    else:
+        image = _common.load_image(_common.sample_path())
     if args.mp:
-        image = bench.scaled(image, args.mp)
+        image = _common.scaled(image, args.mp)
     h, w = image.shape[:2]
     kw: dict = {"layout": args.layout}
     if args.quality is not None:
         kw["quality"] = args.quality
     print(f"image {w}x{h} ({w * h / 1e6:.2f} MP), svdcodec.encode(**{kw}); "
-          f"BLAS threads {bench.blas_info().get('threads', '?')}, band threads {args.threads}, "
-          f"SVDCODEC_KERNELS={os.environ.get('SVDCODEC_KERNELS', '(unset)')}")
+          f"BLAS threads {_common.blas_info().get('threads', '?')}, band threads "
+          f"{args.threads or 'auto'}, SVDCODEC_KERNELS="
+          f"{os.environ.get('SVDCODEC_KERNELS', '(unset)')}, kernels {_common.kernel_path()}")
 
     phases = []
     data = svdcodec.encode(image, **kw)  # warm-up

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the .svdi conformance vectors to spec/vectors/ and hostile files to tests/regressions/.
 
-    python tools/make_vectors.py [--out spec/vectors] [--regressions tests/regressions]
+    python spec/make_vectors.py [--out spec/vectors] [--regressions tests/regressions]
 
 Valid vectors are built from explicit integer factors, not by the encoder, so they stay put while
 the encoder is tuned. Their expected pixels come from the float64 reference decoder below,
@@ -649,7 +649,7 @@ def build() -> tuple[dict[str, bytes], dict]:
         files[f"{name}.svdi"] = data
         entries.append({"file": f"{name}.svdi", "valid": False, "description": description,
                         "error": error})
-    manifest = {"format_version": container.VERSION, "generator": "tools/make_vectors.py",
+    manifest = {"format_version": container.VERSION, "generator": "spec/make_vectors.py",
                 "decode": "svdcodec.decode(data) with default arguments",
                 "tolerance": "valid: |decoded - expected| <= abs elementwise",
                 "vectors": entries}

@@ -1,4 +1,4 @@
-"""Peak memory of the current process, for the benchmark tools' child processes (Linux).
+"""Peak memory of the current process, for the benchmarks' child processes (Linux).
 
 VmHWM is the peak resident set; writing "5" to /proc/self/clear_refs resets it to the current
 resident set, so that a measurement starts from a known baseline.

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Measure the resource promises of "Hostile input" and print them as tables.
+"""Measure the resource promises of the README's "Reliability" section and print them as tables.
 
-    python tools/hostile_bench.py            # rejected files + every worst-case valid file
-    python tools/hostile_bench.py --quick    # rejected files + only the valid cases that decode fast
-    python tools/hostile_bench.py --only c_plain_r4096,d_encoder_4000x3000 --keep /tmp/hb
+    python benchmarks/hostile.py            # rejected files + every worst-case valid file
+    python benchmarks/hostile.py --quick    # rejected files + only the valid cases that decode fast
+    python benchmarks/hostile.py --only c_plain_r4096,d_encoder_4000x3000 --keep /tmp/hb
+    python benchmarks/hostile.py --corpus DIR   # the encoder case tiles the Kodak photos in DIR
 
 1. Rejected input: every invalid file of spec/vectors (per manifest.json) and every
    tests/regressions/*.svdi. For `svdcodec.decode(data)` (must raise SvdiError) and for Pillow
@@ -13,7 +14,8 @@
    Promise: < 100 ms and < 64 KiB each.
 2. Accepted input: worst-case VALID files near the caps (MAX_WORK = 2^36 multiply-adds, MAX_RANK,
    PIL.Image.MAX_IMAGE_PIXELS), written directly with svdcodec.container, plus one encoder output.
-   Each is decoded once in a fresh child process (after a warm-up decode of a tiny vector):
+   Each is decoded once in a fresh child process (benchmarks/_child_decode.py, after a warm-up
+   decode of a tiny vector):
    wall time, and peak extra RSS = VmHWM after the decode minus VmRSS before it, VmHWM having
    been reset with /proc/self/clear_refs right before the decode (the input bytes are already
    resident, the output array is included). Promise: peak <= 3 x output bytes + 64 MiB and
@@ -36,24 +38,22 @@ import tempfile
 import time
 import tracemalloc
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+from _common import BENCHMARKS, REPO, git_commit, kodak_paths, sample_path, table
+from PIL import Image, UnidentifiedImageError
 
-import numpy as np  # noqa: E402
-from PIL import Image, UnidentifiedImageError  # noqa: E402
-
-import svdcodec  # noqa: E402
-from svdcodec import SvdiError  # noqa: E402
-from svdcodec import format as container  # noqa: E402
+import svdcodec
+from svdcodec import SvdiError
+from svdcodec import format as container  # the format's structs: these files are written directly
 
 VECTORS = REPO / "spec" / "vectors"
 REGRESSIONS = REPO / "tests" / "regressions"
-KODAK = (REPO / ".." / "shared" / "corpus" / "kodak").resolve()
 
 REJECT_MS = 100.0
 REJECT_BYTES = 64 * 1024
@@ -61,15 +61,6 @@ SLACK = 64 * 2**20  # the "+ 64 MiB" of the accepted-file promise
 FACTOR = 3.0
 ACCEPT_S = 10.0
 PILLOW_ERRORS = (UnidentifiedImageError, OSError, Image.DecompressionBombError)
-
-
-def table(head: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in r] for r in [head, *rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
-    line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w)  # noqa: E731
-                               for i, (c, w) in enumerate(zip(r, widths)))
-    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths),
-                      *(line(r) for r in cells[1:])])
 
 
 # ----------------------------------------------------------------------------- 1. rejected files
@@ -118,8 +109,8 @@ def run_rejections(runs: int) -> bool:
     rows, ok_all = [], True
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     for name, data in rejected_files():
-        e1, ms1, peak1 = measure_rejection(lambda: svdcodec.decode(data), runs)
-        e2, ms2, peak2 = measure_rejection(lambda: _pillow(data), runs)
+        e1, ms1, peak1 = measure_rejection(lambda data=data: svdcodec.decode(data), runs)
+        e2, ms2, peak2 = measure_rejection(lambda data=data: _pillow(data), runs)
         ok1 = isinstance(e1, SvdiError) and ms1 < REJECT_MS and peak1 < REJECT_BYTES
         ok2 = isinstance(e2, PILLOW_ERRORS) and ms2 < REJECT_MS and peak2 < REJECT_BYTES
         ok_all &= ok1 and ok2
@@ -171,8 +162,7 @@ def write_svdi(path: Path, header: container.Header, planes: list[container.Plan
                blocks: Iterator[container.Block]) -> None:
     with open(path, "wb") as f:
         f.write(container.pack_header(header, planes))
-        for block in blocks:
-            f.write(container.pack_block(block))
+        f.writelines(container.pack_block(block) for block in blocks)
         f.write(container.END)
 
 
@@ -200,28 +190,23 @@ def synthetic(header: container.Header, layout: int, patch: int, rank: int | Non
     return build
 
 
-def photo_like(width: int, height: int) -> np.ndarray:
-    """Kodak photos tiled (the shared corpus, as tools/bench.py uses), else smooth noise."""
-    tiles = sorted(KODAK.glob("*.png"))
-    if tiles:
-        out = np.empty((height, width, 3), np.uint8)
-        k = 0
-        for y in range(0, height, 512):
-            for x in range(0, width, 768):
-                with Image.open(tiles[k % len(tiles)]) as im:
-                    a = np.asarray(im.convert("RGB").resize((768, 512)))
-                k += 1
-                out[y:y + 512, x:x + 768] = a[:height - y, :width - x]
-        return out
-    rng = np.random.default_rng(1)
-    small = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
-    big = np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC))
-    return np.clip(big + rng.normal(0, 4, big.shape), 0, 255).astype(np.uint8)
+def photo_like(width: int, height: int, photos: list[Path]) -> np.ndarray:
+    """The photos (each resized to 768x512) tiled in order over width x height."""
+    out = np.empty((height, width, 3), np.uint8)
+    k = 0
+    for y in range(0, height, 512):
+        for x in range(0, width, 768):
+            with Image.open(photos[k % len(photos)]) as im:
+                a = np.asarray(im.convert("RGB").resize((768, 512)))
+            k += 1
+            out[y:y + 512, x:x + 768] = a[:height - y, :width - x]
+    return out
 
 
-def encoded(width: int, height: int, quality: int = 75) -> Callable[[Path], None]:
+def encoded(width: int, height: int, photos: list[Path],
+            quality: int = 75) -> Callable[[Path], None]:
     def build(path: Path) -> None:
-        path.write_bytes(svdcodec.encode(photo_like(width, height), quality=quality))
+        path.write_bytes(svdcodec.encode(photo_like(width, height, photos), quality=quality))
     return build
 
 
@@ -237,7 +222,7 @@ U8, GREY, RGBA = 1, 1, 4
 SIDE = 9456  # 9456^2 = 89,415,936 <= MAX_IMAGE_PIXELS = 89,478,485, a multiple of 8 and 32
 
 
-def cases() -> list[Case]:
+def cases(photos: list[Path]) -> list[Case]:
     px_cap = container.Header(SIDE, SIDE, U8, GREY, container.COLOUR_NONE, 0, 1.0)
     rgba = container.Header(SIDE, SIDE, U8, RGBA, container.COLOUR_NONE, 0, 1.0)
     ycc = container.Header(SIDE, SIDE, U8, 3, container.COLOUR_YCBCR, 1, 1.0)
@@ -266,39 +251,19 @@ def cases() -> list[Case]:
              "output), dense int32 zeros",
              synthetic(container.Header(16384, 2048, U8, GREY, container.COLOUR_NONE, 0, 1.0),
                        container.LAYOUT_PLAIN, 0, 2048, container.DENSE, np.int32), True),
-        Case("d_encoder_4000x3000", "svdcodec.encode(photo-like RGB 4000x3000, quality=75)",
-             encoded(4000, 3000), True),
+        Case("d_encoder_4000x3000", f"svdcodec.encode(RGB 4000x3000 tiled from "
+             f"{len(photos)} photo(s), quality=75)", encoded(4000, 3000, photos), True),
     ]
 
 
-CHILD = r"""
-import json, sys, time
-sys.path.insert(0, sys.argv[2])
-import svdcodec
-
-sys.path.insert(0, sys.argv[2] + "/tools")
-from procstat import reset_peak, status
-
-svdcodec.decode(open(sys.argv[3], "rb").read())  # warm-up: lazy imports, BLAS, thread pool
-data = open(sys.argv[1], "rb").read()
-import gc; gc.collect()
-before = status()
-reset = reset_peak()  # VmHWM := VmRSS
-t0 = time.perf_counter()
-out = svdcodec.decode(data)
-seconds = time.perf_counter() - t0
-after = status()
-print(json.dumps({"rss_before": before["VmRSS"], "hwm": after["VmHWM"], "reset": reset,
-                  "seconds": seconds, "out_bytes": int(out.nbytes), "shape": list(out.shape),
-                  "dtype": str(out.dtype)}))
-"""
 
 
 def decode_in_child(path: Path, timeout: float) -> dict[str, Any]:
     tiny = VECTORS / "l_13x7_plain.svdi"
     try:
-        r = subprocess.run([sys.executable, "-c", CHILD, str(path), str(REPO), str(tiny)],
-                           capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run([sys.executable, str(BENCHMARKS / "_child_decode.py"), str(path),
+                            str(tiny)],
+                           capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout:.0f} s"}
     if r.returncode != 0:
@@ -354,14 +319,13 @@ def main() -> int:
     cli.add_argument("--skip-rejected", action="store_true")
     cli.add_argument("--keep", type=Path, help="directory for the built files (reused if present)")
     cli.add_argument("--timeout", type=float, default=300.0, help="seconds per child decode")
+    cli.add_argument("--corpus", type=Path,
+                     help="Kodak photos (kodim*.png) for the encoder case (default: the sample "
+                          "bundled with svdcodec, tiled)")
     args = cli.parse_args()
 
     print("$ " + shlex.join([Path(sys.executable).name, *sys.argv]))
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = "?"
+    commit = git_commit()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"svdcodec {svdcodec.__version__} @ {commit}, numpy {np.__version__}, "
           f"Pillow {Image.__version__}, {cores} usable cores, "
@@ -371,7 +335,8 @@ def main() -> int:
     if not args.skip_rejected:
         ok &= run_rejections(args.runs)
 
-    selected = cases()
+    photos = kodak_paths(args.corpus, required=args.corpus is not None) or [sample_path()]
+    selected = cases(photos)
     if args.only:
         names = set(args.only.split(","))
         selected = [c for c in selected if c.name in names]
