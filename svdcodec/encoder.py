@@ -264,7 +264,8 @@ class Encoder:
                 whole = source.rows(i, 0, h)
             matrix = P.to_matrix(whole, code, side)
             with threaded_blas():
-                f = factorize(matrix, limit, requested=self.rank is not None)
+                f = factorize(matrix, limit, requested=self.rank is not None,
+                              energy=self.energy)
             candidates.append(_Candidate(plane, f.sigma, f.Q, frobenius2(matrix), P=f.P))
         work[i] = candidates
         return candidates
