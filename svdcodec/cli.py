@@ -10,8 +10,8 @@ existing file or the input itself is never overwritten by accident, a device, FI
 /dev/stdout is written into and never replaced, and a failed or interrupted run leaves no
 partial file.
 
-Each file is handled by a top-level ``_<tool>_one(job) -> (ok, message)`` that does not print,
-so the per-file work can later be mapped over a process pool unchanged.
+Each file is handled by a top-level ``_<tool>_one(job) -> batch.Result`` (ok, message, notes)
+that does not print, so the per-file work is mapped over a process pool unchanged.
 
 ``python -m svdcodec.cli encode|decode|info|compare ...`` runs the same tools.
 """

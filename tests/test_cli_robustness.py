@@ -24,10 +24,11 @@ NON_UTF8 = os.fsdecode(b"caf\xe9-\xff.svdi")  # a Latin-1 name: not valid UTF-8
 
 
 def tool(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
-    kwargs.setdefault("stdout", subprocess.PIPE)
-    kwargs.setdefault("stderr", subprocess.PIPE)
-    return subprocess.run([sys.executable, "-m", "svdcodec.cli", *args], env=kwargs.pop(
-        "env", ENV), timeout=600, **kwargs)  # type: ignore[call-overload,no-any-return]
+    """Run `python -m svdcodec.cli ARGS` (standard streams captured unless given)."""
+    options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE,
+                                  "env": ENV, "timeout": 600, **kwargs}
+    return subprocess.run([sys.executable, "-m", "svdcodec.cli", *args],  # type: ignore
+                          check=False, **options)
 
 
 def image(rng: np.random.Generator, shape: tuple[int, ...] = (24, 32, 3)) -> np.ndarray:

@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 import svdcodec
-from svdcodec import cli, container, safe_io
+from svdcodec import cli, safe_io
 
 ROOT = Path(svdcodec.__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -124,7 +124,8 @@ def test_dev_stdout_is_written_where_the_shell_pointed_it(png: Path, tmp_path: P
         with open(log, "ab") as out:
             run = subprocess.run([sys.executable, "-m", "svdcodec.cli", "encode", str(png),
                                   "-o", dest, "--force", "--quiet"],
-                                 stdout=out, stderr=subprocess.PIPE, env=ENV, timeout=300)
+                                 stdout=out, stderr=subprocess.PIPE, env=ENV, timeout=300,
+                                 check=False)
         assert run.returncode == 0, run.stderr
     data = encoded(png)
     assert log.read_bytes() == b"before" + data + data
@@ -207,9 +208,9 @@ def test_force_says_when_it_cannot_keep_the_owner(png: Path, tmp_path: Path,
     mine = os.stat(victim)
     real_stat = os.stat
 
-    def foreign_owner(path: object, *args: object, **kwargs: object) -> os.stat_result:
+    def foreign_owner(path: str, *args: object, **kwargs: object) -> os.stat_result:
         st = real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
-        if os.fspath(path) == str(victim):  # type: ignore[arg-type]
+        if os.fspath(path) == str(victim):
             fields = list(st)
             fields[4] = mine.st_uid + 1  # st_uid: someone else's file
             return os.stat_result(fields)
