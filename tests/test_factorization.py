@@ -81,42 +81,48 @@ def spy_routes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     return calls
 
 
+#: The tests below lower FEW_ABOVE (512) to keep their matrices small; the routes are the same.
+SMALL_FEW_ABOVE = 100
+
+
 def test_a_requested_rank_on_a_large_plane_is_randomized_and_exact_in_count(
         monkeypatch: pytest.MonkeyPatch) -> None:
     calls = spy_routes(monkeypatch)
-    a = low_rank(1400, 1100, r=80, noise=0.5)  # short side 1100 > FEW_ABOVE; 40 + 16 <= 1100/8
-    f = F.factorize(a, 40, requested=True)
-    assert calls["randomized"] == [40] and calls["basis"] == [56]  # B B^T only, not 1100^2
-    assert f.rank == 40 and f.P.shape == (1400, 40) and f.Q.shape == (1100, 40)
+    monkeypatch.setattr(F, "FEW_ABOVE", SMALL_FEW_ABOVE)
+    a = low_rank(560, 400, r=60, noise=0.5)  # short side 400; 30 + 16 <= 400/8
+    f = F.factorize(a, 30, requested=True)
+    assert calls["randomized"] == [30] and calls["basis"] == [46]  # B B^T only, not 400^2
+    assert f.rank == 30 and f.P.shape == (560, 30) and f.Q.shape == (400, 30)
     s = np.linalg.svd(a.astype(np.float64), compute_uv=False)
     np.testing.assert_allclose(f.sigma[:12], s[:12], rtol=1e-4)  # above the noise floor
     approx = (f.P / f.sigma.astype(np.float32)) @ f.Q.T
-    assert np.sum((a - approx) ** 2, dtype=np.float64) <= np.sum(s[40:] ** 2) * 1.02
-    wide = F.factorize(a, 200, requested=True)  # 216 > 1100/8: the Gram route, exact
-    assert calls["basis"][-1] == 1100 and wide.rank == 200
+    assert np.sum((a - approx) ** 2, dtype=np.float64) <= np.sum(s[30:] ** 2) * 1.02
+    wide = F.factorize(a, 100, requested=True)  # 116 > 400/8: the Gram route, exact
+    assert calls["basis"][-1] == 400 and wide.rank == 100
 
 
 def test_an_energy_fraction_on_a_large_plane_holds_with_few_components(
         monkeypatch: pytest.MonkeyPatch) -> None:
     calls = spy_routes(monkeypatch)
-    a = low_rank(1300, 1030, r=150, noise=0.2)
+    monkeypatch.setattr(F, "FEW_ABOVE", SMALL_FEW_ABOVE)
+    a = low_rank(420, 330, r=150, noise=0.2)  # passes of 64 (+ 16 <= 330/4) components
     total = F.energy(a)
     s2 = np.linalg.svd(a.astype(np.float64), compute_uv=False) ** 2
     for fraction in (0.5, 0.99, 0.999):
         exact = int(np.searchsorted(np.cumsum(s2), fraction * total)) + 1
         calls["randomized"].clear()
-        f = F.factorize(a, 1030, energy=fraction)
+        f = F.factorize(a, 330, energy=fraction)
         cumulative = np.cumsum(f.sigma.astype(np.float64) ** 2)
         kept = int(np.searchsorted(cumulative, fraction * total * (1 - 1e-12))) + 1
         assert kept <= f.rank and cumulative[kept - 1] >= fraction * total * (1 - 1e-12)
         assert exact <= kept <= exact + 2  # never fewer than the exact SVD needs, barely more
-        assert calls["randomized"] and max(calls["randomized"]) + F.OVERSAMPLE <= 1030 / 4
+        assert calls["randomized"] == [64]
         approx = (f.P[:, :kept] / f.sigma[:kept].astype(np.float32)) @ f.Q[:, :kept].T
         kept_energy = total - np.sum((a - approx) ** 2, dtype=np.float64)
         assert kept_energy >= fraction * total * (1 - 1e-5)  # what the factors really keep
     calls["basis"].clear()
-    everything = F.factorize(a, 1030, energy=1.0)  # needs all 150 and more: the Gram route
-    assert calls["basis"][-1] == 1030 and everything.rank >= 150
+    everything = F.factorize(a, 330, energy=1.0)  # needs all 150 and more: the Gram route
+    assert calls["basis"][-1] == 330 and everything.rank >= 150
 
 
 def test_small_planes_and_the_default_mode_keep_the_gram_route(
@@ -125,9 +131,9 @@ def test_small_planes_and_the_default_mode_keep_the_gram_route(
     small = low_rank(600, 500, r=30, noise=0.1)  # short side 500 <= FEW_ABOVE
     F.factorize(small, 10, requested=True)
     F.factorize(small, 500, energy=0.9)
-    large = low_rank(1300, 1030, r=30, noise=0.1)
-    F.factorize(large, 1030)  # quality mode: the whole spectrum
-    assert calls["randomized"] == [] and calls["basis"] == [500, 500, 1030]
+    monkeypatch.setattr(F, "FEW_ABOVE", SMALL_FEW_ABOVE)
+    F.factorize(small, 500)  # quality mode: the whole spectrum, on any plane
+    assert calls["randomized"] == [] and calls["basis"] == [500, 500, 500]
 
 
 def test_encoder_rank_and_energy_on_a_large_plane(monkeypatch: pytest.MonkeyPatch) -> None:
