@@ -1,13 +1,17 @@
 """Command-line tools: svdi-encode, svdi-decode, svdi-info and svdi-compare.
 
 Conventions follow cwebp/cjxl/avifenc: ``svdi-encode in.png -o out.svdi -q 75``, "-" for
-standard input/output, ``-d OUTDIR`` for several files. Exit status: 0 success, 1 data or I/O
-error (one line per failure, no traceback), 2 usage error. Outputs go through
-:mod:`svdcodec.safe_io`, so an existing file or the input itself is never overwritten by
-accident and a failed run leaves no partial file.
+standard input/output, ``-d OUTDIR`` (or ``-o`` an existing directory) for several files.
+Exit status: 0 success, 1 data or I/O error (one line per failure, no traceback), 2 usage
+error, 128 + N for a signal N that ends the run (130 for ^C, 143 for SIGTERM) and 141 when
+the reader of standard output goes away (as `cat` would die of SIGPIPE: ``svdi-info *.svdi |
+head -1`` is a normal use, so it is quiet). Outputs go through :mod:`svdcodec.safe_io`, so an
+existing file or the input itself is never overwritten by accident, a device, FIFO or
+/dev/stdout is written into and never replaced, and a failed or interrupted run leaves no
+partial file.
 
-Each file is handled by a top-level ``_<tool>_one(job) -> (ok, message)`` that does not print,
-so the per-file work can later be mapped over a process pool unchanged.
+Each file is handled by a top-level ``<tool>_one(job) -> batch.Result`` (ok, message, notes)
+that does not print, so the per-file work is mapped over a process pool unchanged.
 
 ``python -m svdcodec encode|decode|info|compare ...`` runs the same tools.
 """
@@ -40,10 +44,15 @@ from . import batch, photos
 from .info import info_report, info_text
 from .safe_io import (
     STDIO,
+    StdoutClosed,
+    Terminated,
     UnsafeOutput,
     check_output,
     display,
     read_input,
+    remove_pending,
+    streams_into,
+    terminate_on_signals,
     write_output,
 )
 
@@ -52,8 +61,10 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
     OSError, ValueError, EOFError, MemoryError, struct.error, Image.DecompressionBombError)
 LAYOUTS = ("auto", "plain", "patch", "patch4", "patch8", "patch16")
 NPY_MAGIC = b"\x93NUMPY"
+#: Exit status when standard output's reader went away: 128 + SIGPIPE.
+CLOSED_PIPE_STATUS = 141
 
-Result = tuple[bool, str]
+Result = batch.Result
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -107,26 +118,39 @@ def _add_outputs(parser: argparse.ArgumentParser, default: str) -> None:
                         help="files processed in parallel (default: all cores, %(default)s)")
 
 
+def _names_a_folder(output: str) -> bool:
+    """-o DIR/ (a trailing slash) or -o an existing folder: outputs go into that folder."""
+    return output.endswith(("/", os.sep)) or os.path.isdir(output)
+
+
 def _destinations(parser: argparse.ArgumentParser, args: argparse.Namespace,
                   suffix: str | list[str], keep_name: bool = False) -> list[str]:
-    """Output name of every input; usage errors exit with status 2.
+    """Output name of every input; usage errors exit with status 2, -o naming a folder that
+    does not exist raises UnsafeOutput (status 1).
 
     suffix: one for all inputs, or one per input. keep_name: append it to the whole input name
     (photo.svdi -> photo.svdi.png) instead of replacing the input's suffix.
     """
     inputs: list[str] = args.inputs
+    into = args.outdir
     if args.output is not None and args.outdir is not None:
         parser.error("give -o or -d, not both")
-    if args.output is not None and len(inputs) > 1:
+    if args.output is not None and _names_a_folder(args.output):
+        if not os.path.isdir(args.output):
+            raise UnsafeOutput(f"output folder {display(args.output)} does not exist "
+                               "(-d DIR creates it)")
+        into = args.output
+    elif args.output is not None and len(inputs) > 1:
         parser.error("-o takes one input; use -d DIR for several")
-    if STDIO in inputs and (len(inputs) > 1 or args.outdir is not None):
-        parser.error('standard input ("-") must be the only input and cannot go with -d')
+    if STDIO in inputs and (len(inputs) > 1 or into is not None):
+        parser.error('standard input ("-") must be the only input and needs -o FILE, not a '
+                     'folder')
     suffixes = suffix if isinstance(suffix, list) else [suffix] * len(inputs)
-    if args.output is not None:
-        dests = [args.output]
-    elif args.outdir is not None:
-        dests = [os.path.join(args.outdir, (Path(src).name if keep_name else Path(src).stem) + s)
+    if into is not None:
+        dests = [os.path.join(into, (Path(src).name if keep_name else Path(src).stem) + s)
                  for src, s in zip(inputs, suffixes)]
+    elif args.output is not None:
+        dests = [args.output]
     elif keep_name:
         dests = [STDIO if src == STDIO else src + s for src, s in zip(inputs, suffixes)]
     else:
@@ -155,20 +179,23 @@ def _make_outdir(prog: str, outdir: str | None) -> bool:
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as exc:
-        print(f"{prog}: {outdir}: {_describe(exc)}", file=sys.stderr)
+        print(f"{prog}: {display(outdir)}: {_describe(exc)}", file=sys.stderr)
         return False
     return True
 
 
 def _report(prog: str, results: Iterable[Result], quiet: bool, failed: int = 0,
             out: Any = None) -> int:
-    """Print every result (successes to `out`, default stderr) and return the exit status."""
-    for ok, message in results:
+    """Print every result (successes to `out`, default stderr; notes to stderr even when
+    quiet) and return the exit status."""
+    for ok, message, notes in results:
         if not ok:
             failed += 1
             print(f"{prog}: {message}", file=sys.stderr)
         elif message and not quiet:
             print(message, file=out or sys.stderr)
+        for note in notes:
+            print(f"{prog}: {note}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -179,22 +206,106 @@ def _batch(fn: Callable[[Any], Result], jobs: Sequence[Any], args: argparse.Name
     return batch.run(fn, jobs, args.jobs, names, batch.progress_for(len(jobs), args.quiet))
 
 
+def _say(prog: str, text: str) -> None:
+    """One line on stderr, if stderr can still take it."""
+    try:
+        print(f"{prog}: {text}", file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
+def _drop_stdout() -> None:
+    """Point descriptor 1 at /dev/null, so that what is still buffered for a full or closed
+    standard output does not fail again, with a traceback, when Python flushes it at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is a ValueError
+        pass
+
+
+class _StdoutFailed(Exception):
+    """Text could not be written to standard output (not an OSError, so that per-file error
+    handlers let it through)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _to_stdout(write: Callable[[], Any]) -> Any:
+    """Run a write to standard output, sorting its errors into a closed and a failed one."""
+    try:
+        return write()
+    except BrokenPipeError:
+        raise StdoutClosed from None
+    except OSError as exc:
+        raise _StdoutFailed(exc) from None
+
+
+class _CheckedStdout:
+    """sys.stdout while a tool runs: the same stream, whose write errors (from print() in any
+    module, svdi-compare's included) become StdoutClosed or _StdoutFailed."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return int(_to_stdout(lambda: self._stream.write(text)))
+
+    def flush(self) -> None:
+        _to_stdout(self._stream.flush)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _guarded(prog: str, body: Callable[[], int]) -> int:
+    """Run a tool's body and turn every way it can end into an exit status and at most one
+    line on stderr: ^C (130), a signal that ends the process (128 + N), a closed standard
+    output (141, quietly), a full one or any other I/O error (1). The temporary file being
+    written is removed in every case. argparse's SystemExit passes through."""
+    for stream in (sys.stdout, sys.stderr):  # never a UnicodeEncodeError on output
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass
+    stdout, sys.stdout = sys.stdout, _CheckedStdout(sys.stdout)  # type: ignore[assignment]
+    try:
+        with terminate_on_signals():
+            status = body()
+            sys.stdout.flush()  # a full standard output fails here at the latest
+            return status
+    except KeyboardInterrupt:
+        _say(prog, "interrupted")
+        return 130
+    except Terminated as exc:
+        _say(prog, f"terminated by {exc.name}")
+        return exc.status
+    except StdoutClosed:  # e.g. `svdi-info *.svdi | head -1`
+        _drop_stdout()
+        return CLOSED_PIPE_STATUS
+    except _StdoutFailed as exc:  # e.g. > /dev/full
+        _drop_stdout()
+        _say(prog, f"cannot write to standard output: {_describe(exc.error)}")
+        return 1
+    except OSError as exc:
+        _say(prog, _describe(exc) if exc.filename is None
+             else f"{display(exc.filename)}: {_describe(exc)}")
+        return 1
+    finally:
+        sys.stdout = stdout
+        remove_pending()
+
+
 def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
          argv: Sequence[str] | None) -> int:
-    """Parse and run, turning argparse exits, ^C and a closed pipe into exit statuses."""
+    """Parse and run under _guarded; argparse's exits become statuses 0 and 2."""
     try:
-        return body(parser.parse_args(argv))
+        return _guarded(parser.prog, lambda: body(parser.parse_args(argv)))
     except SystemExit as exc:  # -h and --version (0), usage errors (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `svdi-info *.svdi | head -1`
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError, io.UnsupportedOperation):
-            pass
-        return 1
 
 
 def _load_pixels(data: bytes) -> np.ndarray | Image.Image:
@@ -245,11 +356,10 @@ def _encode_summary(job: EncodeJob, data: bytes) -> str:
     return text
 
 
-def _encode_one(job: EncodeJob) -> Result:
+def encode_one(job: EncodeJob) -> Result:
     """Encode one file; never raises for bad data, returns (ok, message) instead."""
     try:
-        if job.dest != STDIO:
-            check_output(job.dest, [job.src], force=job.force)  # fail before the slow part
+        check_output(job.dest, [job.src], force=job.force)  # fail before the slow part
         raw = read_input(job.src)
         metadata: dict[str, Any] = {}
         note = ""
@@ -264,16 +374,16 @@ def _encode_one(job: EncodeJob) -> Result:
                 metadata = {} if job.strip else photos.image_metadata(image)
         metadata, problems = photos.storable(metadata)
         data = encode(image, **job.options, **metadata)
-        write_output(job.dest, data, [job.src], force=job.force)
+        notes = write_output(job.dest, data, [job.src], force=job.force)
     except DATA_ERRORS as exc:
-        return False, f"{display(job.src)}: {_describe(exc)}"
+        return Result(False, f"{display(job.src)}: {_describe(exc)}")
     text = _encode_summary(job, data)
     if note:
         text += f"; {note}"
     if metadata:
         text += f"; metadata kept: {', '.join(sorted(metadata))}"
     text += "".join(f"; {problem}" for problem in problems)
-    return True, text + photos.caught_warnings(caught)
+    return Result(True, text + photos.caught_warnings(caught), tuple(notes))
 
 
 def _encode_parser() -> argparse.ArgumentParser:
@@ -325,7 +435,7 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     jobs = [EncodeJob(src, dest, options, args.force, args.verbose, args.strip, args.frame,
                       _pixel_limit(args.max_pixels))
             for i, (src, dest) in enumerate(zip(args.inputs, dests)) if i not in clashes]
-    return _report(parser.prog, _batch(_encode_one, jobs, args), args.quiet, len(clashes))
+    return _report(parser.prog, _batch(encode_one, jobs, args), args.quiet, len(clashes))
 
 
 def encode_main(argv: Sequence[str] | None = None) -> int:
@@ -378,11 +488,10 @@ def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = 
     return buf.getvalue()
 
 
-def _decode_one(job: DecodeJob) -> Result:
+def decode_one(job: DecodeJob) -> Result:
     """Decode one file; never raises for bad data, returns (ok, message) instead."""
     try:
-        if job.dest != STDIO:
-            check_output(job.dest, [job.src], force=job.force)
+        check_output(job.dest, [job.src], force=job.force)
         data = read_input(job.src)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", Image.DecompressionBombWarning)
@@ -391,9 +500,10 @@ def _decode_one(job: DecodeJob) -> Result:
         fmt = job.format or str(_output_format(photos.default_suffix(pixels.dtype, channels)))
         metadata = {} if job.strip or fmt == "NPY" else read_metadata(data)
         options, dropped = photos.save_options(fmt, metadata)
-        write_output(job.dest, _image_bytes(pixels, fmt, options), [job.src], force=job.force)
+        notes = write_output(job.dest, _image_bytes(pixels, fmt, options), [job.src],
+                             force=job.force)
     except DATA_ERRORS as exc:
-        return False, f"{display(job.src)}: {_describe(exc)}"
+        return Result(False, f"{display(job.src)}: {_describe(exc)}")
     text = (f"{display(job.src)} -> {display(job.dest, '<stdout>')}: "
             f"{pixels.shape[1]}x{pixels.shape[0]} {_mode_name(pixels.dtype, channels)}")
     if job.verbose:
@@ -403,7 +513,7 @@ def _decode_one(job: DecodeJob) -> Result:
             text += f"; metadata written: {', '.join(sorted(set(metadata) - set(dropped)))}"
     if dropped:
         text += f"; {fmt} output cannot hold the file's {', '.join(dropped)} (not written)"
-    return True, text + photos.caught_warnings(caught)
+    return Result(True, text + photos.caught_warnings(caught), tuple(notes))
 
 
 def _decode_parser() -> argparse.ArgumentParser:
@@ -440,13 +550,15 @@ def _default_suffix(src: str) -> str:
 def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.format is not None:
         suffixes = ["." + args.format.lower().lstrip(".")] * len(args.inputs)
-    elif args.output is None:
+    elif args.output is None or _names_a_folder(args.output):
         suffixes = [_default_suffix(src) for src in args.inputs]
     else:
-        suffixes = [""]  # the suffix of -o, or chosen from the pixels on stdout
+        suffixes = [""]  # the suffix of -o, or chosen from the pixels on a stream
     dests = _destinations(parser, args, suffixes, keep_name=True)
-    formats = [_output_format(s if d == STDIO else Path(d).suffix) if s or d != STDIO else ""
-               for d, s in zip(dests, suffixes)]
+    # The output's suffix names the format; standard output, /dev/null, a FIFO... take --format
+    # (or, without it, the pixels' default: "").
+    formats = [(_output_format(s) if s else "") if d == STDIO or streams_into(d)
+               else _output_format(Path(d).suffix) for d, s in zip(dests, suffixes)]
     if None in formats:
         parser.error(f"no image format writes {dests[formats.index(None)]!r}; "
                      "use a suffix such as .png, .tiff or .npy")
@@ -460,7 +572,7 @@ def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                       args.strip)
             for i, (src, dest, fmt) in enumerate(zip(args.inputs, dests, formats))
             if i not in clashes]
-    return _report(parser.prog, _batch(_decode_one, jobs, args), args.quiet, len(clashes))
+    return _report(parser.prog, _batch(decode_one, jobs, args), args.quiet, len(clashes))
 
 
 def decode_main(argv: Sequence[str] | None = None) -> int:
@@ -479,13 +591,18 @@ class InfoJob:
     verbose: bool = False
 
 
-def _info_one(job: InfoJob) -> Result:
-    """Describe one file; never raises for bad data, returns (ok, message) instead."""
+def info_one(job: InfoJob) -> Result:
+    """Describe one file; never raises for bad data, returns (ok, message) instead.
+
+    The text names the file printably (undecodable bytes as \\xNN); JSON keeps the name as
+    Python holds it, so that json.loads and os.fsencode give back its exact bytes."""
     try:
-        report = info_report(display(job.src), read_input(job.src))
+        data = read_input(job.src)
+        name = display(job.src) if not job.as_json or job.src == STDIO else job.src
+        report = info_report(name, data)
     except DATA_ERRORS as exc:
-        return False, f"{display(job.src)}: {_describe(exc)}"
-    return True, json.dumps(report) if job.as_json else info_text(report, job.verbose)
+        return Result(False, f"{display(job.src)}: {_describe(exc)}")
+    return Result(True, json.dumps(report) if job.as_json else info_text(report, job.verbose))
 
 
 def _info_parser() -> argparse.ArgumentParser:
@@ -501,7 +618,7 @@ def _info(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.inputs.count(STDIO) > 1:
         parser.error('standard input ("-") can be read only once')
     jobs = [InfoJob(src, args.json, args.verbose) for src in args.inputs]
-    return _report(parser.prog, map(_info_one, jobs), args.quiet, out=sys.stdout)
+    return _report(parser.prog, map(info_one, jobs), args.quiet, out=sys.stdout)
 
 
 def info_main(argv: Sequence[str] | None = None) -> int:
@@ -514,10 +631,11 @@ def info_main(argv: Sequence[str] | None = None) -> int:
 
 
 def compare_main(argv: Sequence[str] | None = None) -> int:
-    """svdi-compare: lives in its own module, since it pulls in the comparison codecs."""
+    """svdi-compare: lives in its own module, since it pulls in the comparison codecs; run under
+    the same guard as the other tools (a full or closed standard output, signals)."""
     from .compare import main as compare
 
-    return compare(argv)
+    return _guarded("svdi-compare", lambda: compare(argv))
 
 
 def view_main(argv: Sequence[str] | None = None) -> int:

@@ -157,7 +157,8 @@ def factorize_plane(source: PlaneSource, index: int, layouts: list[tuple[int, in
             whole = source.rows(index, 0, h)
         matrix = to_matrix(whole, side if layout == LAYOUT_PATCH else 0)
         with threaded_blas():
-            f = factorize(matrix, limit, requested=rule.rank is not None)
+            f = factorize(matrix, limit, requested=rule.rank is not None,
+                          energy=rule.energy)
         candidates.append(Candidate(plane, f.sigma, f.Q, energy(matrix), P=f.P))
     return candidates
 

@@ -1,0 +1,175 @@
+"""Issue #14, findings 4 and 6: a dead batch worker costs only its file, and no tool prints a
+traceback for an I/O error: non-UTF-8 file names, a full standard output (/dev/full), a closed
+one (exit 141, quietly, as `cat` would). Real processes, since these are about the process's
+own standard streams and its pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import svdcodec
+from svdcodec import cli
+from svdcodec.cli import tools
+from svdcodec import format as container
+from svdcodec.cli import batch
+
+ROOT = Path(svdcodec.__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "LC_ALL": "C.UTF-8"}
+NON_UTF8 = os.fsdecode(b"caf\xe9-\xff.svdi")  # a Latin-1 name: not valid UTF-8
+
+
+def tool(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    """Run `python -m svdcodec.cli ARGS` (standard streams captured unless given)."""
+    options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE,
+                                  "env": ENV, "timeout": 600, **kwargs}
+    return subprocess.run([sys.executable, "-m", "svdcodec", *args],  # type: ignore
+                          check=False, **options)
+
+
+def image(rng: np.random.Generator, shape: tuple[int, ...] = (24, 32, 3)) -> np.ndarray:
+    return rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.fixture
+def svdi(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.svdi"
+    path.write_bytes(svdcodec.encode(image(np.random.default_rng(2))))
+    return path
+
+
+# ----------------------------------------------------------------------------- finding 4
+
+
+def test_a_killed_worker_costs_only_its_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    inputs = []
+    for i in range(6):
+        inputs.append(str(tmp_path / f"f{i}.png"))
+        Image.fromarray(image(rng)).save(inputs[-1])
+    out = tmp_path / "out"
+    run = tool("encode", *inputs, "-d", str(out), "-j", "2", "--quiet",
+               env={**ENV, batch.KILL_HOOK: "f2.png"})
+    err = run.stderr.decode()
+    assert run.returncode == 1 and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == [f"f{i}.svdi" for i in (0, 1, 3, 4, 5)]
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"svdi-encode: {inputs[2]}: ")
+    assert "worker process died" in lines[0]
+    for i in (0, 1, 3, 4, 5):  # the survivors are the files a serial run writes
+        expected = svdcodec.encode(np.asarray(Image.open(inputs[i])))
+        assert (out / f"f{i}.svdi").read_bytes() == expected
+
+
+def test_lost_files_are_reported_after_the_others(tmp_path: Path) -> None:
+    """In-process: the batch runner yields the lost file's line last, after a bad file's."""
+    rng = np.random.default_rng(5)
+    names = []
+    for i in range(4):
+        names.append(str(tmp_path / f"g{i}.png"))
+        Image.fromarray(image(rng)).save(names[-1])
+    (tmp_path / "g9.png").write_bytes(b"not an image")
+    names.append(str(tmp_path / "g9.png"))
+    jobs = [tools.EncodeJob(n, str(Path(n).with_suffix(".svdi"))) for n in names]
+    os.environ[batch.KILL_HOOK] = "g1.png"
+    try:
+        results = list(batch.run(tools.encode_one, jobs, 2, names,
+                                 batch.progress_for(len(jobs), quiet=True)))
+    finally:
+        del os.environ[batch.KILL_HOOK]
+    failures = [r.message for r in results if not r.ok]
+    assert len(results) == 5 and len(failures) == 2
+    assert failures[-1].startswith(f"{names[1]}: the worker process died")
+    assert failures[0].startswith(f"{names[4]}: ")
+
+
+# ----------------------------------------------------------------------------- finding 6
+
+
+def test_non_utf8_names_are_printed_escaped(svdi: Path, tmp_path: Path) -> None:
+    odd = tmp_path / NON_UTF8
+    odd.write_bytes(svdi.read_bytes())
+    shown = os.fsencode(str(odd)).decode("utf-8", "backslashreplace")
+    text = tool("info", str(odd))
+    assert text.returncode == 0 and b"Traceback" not in text.stderr
+    assert text.stdout.decode().startswith(f"{shown}: .svdi format version")
+    as_json = tool("info", "--json", str(odd))
+    assert as_json.returncode == 0
+    assert os.fsencode(json.loads(as_json.stdout)["file"]) == os.fsencode(str(odd))
+    odd_png = tmp_path / (NON_UTF8 + ".source.png")
+    Image.fromarray(svdcodec.decode(svdi.read_bytes())).save(odd_png)
+    for args, status in ((["info", str(tmp_path / NON_UTF8) + ".missing"], 1),
+                         (["encode", str(odd_png), "-o", str(odd) + ".out", "-v"], 0),
+                         (["decode", str(odd), "-o", str(odd) + ".png", "-v"], 0),
+                         (["compare", str(odd_png), "--no-bd", "-q", "50"], 0),
+                         (["compare", str(tmp_path / NON_UTF8) + ".missing"], 1)):
+        run = tool(*args)
+        assert b"Traceback" not in run.stderr and run.returncode == status, (args, run.stderr)
+    decoded = tool("decode", str(odd), "-o", str(tmp_path / "y.png"), "-v")
+    assert decoded.stderr.decode().startswith(shown)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("args", [["info", "{svdi}"], ["info", "--json", "{svdi}"],
+                                  ["encode", "{png}", "-o", "-"], ["decode", "{svdi}", "-o", "-"],
+                                  ["encode", "{png}", "-o", "/dev/stdout"],
+                                  ["compare", "{png}", "--no-bd", "-q", "50"],
+                                  ["info", "--version"]])
+def test_a_full_stdout_is_one_line_and_status_1(args: list[str], svdi: Path,
+                                                tmp_path: Path) -> None:
+    png = tmp_path / "photo.png"
+    Image.fromarray(svdcodec.decode(svdi.read_bytes())).save(png)
+    with open("/dev/full", "wb") as full:
+        run = tool(*[a.format(svdi=svdi, png=png) for a in args], stdout=full)
+    err = run.stderr.decode().splitlines()
+    assert run.returncode == 1 and len(err) == 1, run.stderr
+    assert "No space left on device" in err[0] and err[0].startswith("svdi-")
+
+
+@pytest.mark.parametrize("args", [["info", "-v", "{many}"], ["encode", "{png}", "-o", "-"],
+                                  ["decode", "{svdi}", "-o", "-"],
+                                  ["compare", "{png}", "--no-bd", "-q", "50"]])
+def test_a_closed_stdout_ends_quietly_with_141(args: list[str], svdi: Path,
+                                               tmp_path: Path) -> None:
+    png = tmp_path / "photo.png"
+    Image.fromarray(svdcodec.decode(svdi.read_bytes())).save(png)
+    copies = []
+    for i in range(3):
+        copies.append(str(tmp_path / f"c{i}.svdi"))
+        Path(copies[-1]).write_bytes(svdi.read_bytes())
+    argv = []
+    for a in args:
+        argv += copies if a == "{many}" else [a.format(svdi=svdi, png=png)]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte: every write is EPIPE
+    try:
+        run = tool(*argv, stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert run.returncode == tools.CLOSED_PIPE_STATUS
+    assert run.stderr == b""
+
+
+def test_in_process_info_survives_unprintable_names(svdi: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    odd = tmp_path / NON_UTF8
+    odd.write_bytes(svdi.read_bytes())
+    assert cli.info_main([str(odd)]) == 0
+    assert "caf\\xe9-\\xff.svdi: .svdi format version" in capsys.readouterr().out
+    assert cli.info_main([str(odd) + "x"]) == 1
+    assert "caf\\xe9-\\xff.svdix: No such file" in capsys.readouterr().err
+
+
+def test_encode_to_stdout_still_streams(tmp_path: Path) -> None:
+    png = tmp_path / "p.png"
+    Image.fromarray(image(np.random.default_rng(9))).save(png)
+    run = tool("encode", str(png), "-o", "-", "--quiet")
+    assert run.returncode == 0 and run.stdout.startswith(container.SIGNATURE)
+    assert run.stdout == svdcodec.encode(np.asarray(Image.open(png)))
