@@ -16,6 +16,18 @@ EXPLANATION = ("The decoded image has the full size, but the file stores only r�
                "per plane, quantized to small integers and entropy-coded.")
 
 
+#: Kept singular values svdi-info prints per plane (all of them in --json).
+SIGMA_SHOWN = 6
+
+
+def _kept_sigma(box: container.Container, plane: container.Plane) -> list[float]:
+    """The plane's kept singular values, in read_factors' units (sample units without a colour
+    transform, 8-bit Y'CbCr units with it)."""
+    scale = box.header.scale if box.header.colour == container.COLOUR_NONE else 1.0
+    sigma = box.singular_values(plane.index)[:plane.rank].astype(float) * scale
+    return [float(s) for s in sigma]
+
+
 def _plane_report(plane: container.Plane, blocks: list[container.Block]) -> dict[str, Any]:
     m, n = plane.matrix_shape
     return {
@@ -41,6 +53,8 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
     raw = pixels * h.channels * h.dtype.itemsize
     planes = [_plane_report(p, [b for b in box.blocks if b.plane == p.index])
               for p in box.planes]
+    for report, p in zip(planes, box.planes):
+        report["sigma"] = _kept_sigma(box, p)
     return {
         "file": name, "format_version": h.version, "width": h.width, "height": h.height,
         "mode": PILLOW_MODES.get((h.dtype, h.channels)), "channels": h.channels,
@@ -63,10 +77,17 @@ def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
              f"    stores r·(m+n+1) = {r}·({m}+{n}+1) = {p['stored_entries']} factor entries "
              f"for m·n = {p['raw_entries']} samples "
              f"({100 * p['stored_entries'] / p['raw_entries']:.1f}%)"]
+    lines.append(_sigma_text(p["sigma"]))
     if verbose:
         lines += [f"      {blk['factor']}[{blk['first']}:{blk['first'] + blk['count']}] "
                   f"{blk['bytes']} B" for blk in p["blocks"]]
     return lines
+
+
+def _sigma_text(sigma: list[float]) -> str:
+    shown = ", ".join(f"{s:.4g}" for s in sigma[:SIGMA_SHOWN])
+    more = ", ..." if len(sigma) > SIGMA_SHOWN else ""
+    return f"    kept σ ({len(sigma)}): {shown}{more}" if sigma else "    kept σ: none"
 
 
 def info_text(report: dict[str, Any], verbose: bool = False) -> str:
