@@ -47,13 +47,12 @@ class Svdi(Codec):  # type: ignore[misc]  (numcodecs is untyped)
         data = bytes(ensure_contiguous_ndarray(buf))
         if out is None:
             return decode_chunk(data)
-        target = ensure_contiguous_ndarray(out)
         shape = getattr(out, "shape", None)
         if shape is not None and len(shape) >= (3 if self.channels_last else 2):
             decoded = decode_chunk(data, tuple(shape), out.dtype, self.channels_last)
-        else:  # a flat buffer: the file's own shape, checked by ndarray_copy's size check
+        else:  # a flat buffer: the file's own shape, checked by ndarray_copy's reshape
             decoded = decode_chunk(data)
-        return ndarray_copy(decoded, target)
+        return ndarray_copy(decoded, out)
 
     def get_config(self) -> dict[str, Any]:
         return {"id": self.codec_id, **self._options.config()}
