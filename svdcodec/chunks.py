@@ -34,7 +34,7 @@ def supported_dtype(dtype: np.dtype) -> np.dtype:
     """The native-order sample type for `dtype`, or SvdiError naming the supported ones."""
     native = np.dtype(dtype).newbyteorder("=")
     if native not in SAMPLE_CODES:
-        names = ", ".join(str(np.dtype(t)) for t in SAMPLE_CODES)
+        names = ", ".join(str(t) for t in SAMPLE_CODES)
         raise SvdiError(f"the svdi codec stores {names}; not {np.dtype(dtype)}")
     return native
 

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from numcodecs.abc import Codec
-from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
+from numcodecs.abc import Codec  # type: ignore[import-untyped]
+from numcodecs.compat import (  # type: ignore[import-untyped]
+    ensure_contiguous_ndarray,
+    ndarray_copy,
+)
 
 from .chunks import ChunkOptions, decode_chunk, encode_chunk
 
 __all__ = ["Svdi"]
 
 
-class Svdi(Codec):  # type: ignore[misc]  (numcodecs is untyped)
+class Svdi(Codec):  # type: ignore[misc]  # numcodecs is untyped
     """Lossy truncated-SVD compression of 2-D slices (see the module's docstring)."""
 
     codec_id = "svdi"

@@ -172,8 +172,8 @@ def plot_spectrum(spectra: list[PlaneSpectrum], path: str | os.PathLike[str] | A
     an image file or a writable binary file object; `image_format` (png, svg, pdf ...)
     defaults to the file name's suffix, or PNG for a file object. Needs matplotlib
     (`pip install svdcodec[plot]`)."""
-    try:
-        from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+    try:  # the Figure alone, not pyplot: no GUI backend, no global state
+        from matplotlib.figure import Figure
     except ImportError:
         raise SvdiError("plotting the spectrum needs matplotlib: pip install "
                         "'svdcodec[plot]' (or pip install matplotlib)") from None

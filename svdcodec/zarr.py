@@ -23,8 +23,14 @@ from typing import TYPE_CHECKING, Any
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
-from .chunks import LAYOUT_NAMES, ChunkOptions, decode_chunk, encode_chunk, image_shape, \
-    supported_dtype
+from .chunks import (
+    LAYOUT_NAMES,
+    ChunkOptions,
+    decode_chunk,
+    encode_chunk,
+    image_shape,
+    supported_dtype,
+)
 
 if TYPE_CHECKING:
     from typing import Self
@@ -63,7 +69,8 @@ class Svdi(ArrayBytesCodec):
     @classmethod
     def from_dict(cls, data: dict[str, JSON]) -> Self:
         _, configuration = parse_named_configuration(data, NAME, require_configuration=False)
-        return cls(**(configuration or {}))
+        options: dict[str, Any] = dict(configuration or {})  # checked by ChunkOptions
+        return cls(**options)
 
     def to_dict(self) -> dict[str, JSON]:
         return {"name": NAME, "configuration": self.options.config()}

@@ -48,9 +48,8 @@ def test_bad_values_are_refused(monkeypatch, bad: str) -> None:
         runtime.workers()
     with pytest.raises(ValueError, match="positive integer"):
         svdcodec.set_threads(0)
-    with pytest.raises(ValueError, match="positive integer"):
-        with svdcodec.threads(True):
-            pass
+    with pytest.raises(ValueError, match="positive integer"), svdcodec.threads(True):
+        pass
 
 
 def test_not_a_dask_worker_here() -> None:
