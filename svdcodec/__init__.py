@@ -28,7 +28,7 @@ from .errors import SvdiError
 from .format import SIGNATURE
 from .format import VERSION as FORMAT_VERSION
 from .runtime.threads import set_threads, threads
-from .spectrum import PlaneSpectrum, plot_spectrum, spectrum, stored_spectrum
+from .spectra import PlaneSpectrum, plot_spectrum, spectrum, stored_spectrum
 
 __version__ = "0.1.0"
 __all__ = ["FORMAT_VERSION", "PlaneFactors", "PlaneSpectrum", "SvdiError", "__version__", "check",

@@ -151,3 +151,26 @@ def test_svdi_info_prints_and_plots_the_kept_sigma(tmp_path, capsys) -> None:
     assert info_main(["--plot", str(picture), str(path)]) == 1  # exists: needs --force
     assert "already exists" in capsys.readouterr().err
     assert info_main(["--plot", str(picture), "-f", str(path)]) == 0
+
+
+def test_large_plain_matrices_give_the_leading_values(monkeypatch) -> None:
+    """Above RANDOMIZED_ABOVE on the short side the encoder factorizes with a randomized range
+    finder; the spectrum then holds its leading values (complete=False) and the exact total
+    energy. The thresholds are lowered here so that a small matrix takes that path."""
+    from svdcodec import spectra as module
+    from svdcodec.codec import factorize
+
+    monkeypatch.setattr(factorize, "RANDOMIZED_ABOVE", 100)
+    monkeypatch.setattr(module, "RANDOMIZED_ABOVE", 100)
+    monkeypatch.setattr(module, "RANDOMIZED_RANK", 40)
+    rng = np.random.default_rng(3)
+    decay = 0.8 ** np.arange(60)
+    x = ((rng.standard_normal((400, 60)) * decay) @ rng.standard_normal((60, 300))
+         + 1e-3 * rng.standard_normal((400, 300))).astype(np.float32)
+    (s,) = svdcodec.spectrum(x, 90, layout="plain")
+    want = numpy_sigma(x)
+    assert not s.complete and s.sigma.size == 40
+    assert np.max(np.abs(s.sigma - want[:40])) <= SIGMA_TOLERANCE * want[0]
+    # float32 plane units (x / scale, rounded) make the only difference
+    assert s.total_energy == pytest.approx(float(np.sum(want ** 2)), rel=1e-6)
+    assert s.energy[-1] < 1.0

@@ -413,8 +413,8 @@ def _info_parser() -> argparse.ArgumentParser:
 
 
 def _info_plot(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """svdi-info --plot IMAGE FILE: the spectrum of one file, drawn (see spectrum.py)."""
-    from ..spectrum import plot_spectrum, spectrum, stored_spectrum
+    """svdi-info --plot IMAGE FILE: the spectrum of one file, drawn (see spectra.py)."""
+    from ..spectra import plot_spectrum, spectrum, stored_spectrum
 
     if len(args.inputs) != 1:
         parser.error("--plot takes one FILE")

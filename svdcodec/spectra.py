@@ -107,13 +107,22 @@ def _gram64(matrix: np.ndarray) -> np.ndarray:
     return gram
 
 
+def _squared_norm(matrix: np.ndarray) -> float:
+    """sum of squares in float64, a block of rows at a time."""
+    per = max(1, GRAM_BLOCK_BYTES // (8 * matrix.shape[1]))
+    total = 0.0
+    for start in range(0, matrix.shape[0], per):
+        block = matrix[start:start + per].astype(np.float64).ravel()
+        total += float(block @ block)
+    return total
+
+
 def _plain_spectrum(matrix: np.ndarray, requested: int | None) -> tuple[np.ndarray, float, bool]:
     k = min(matrix.shape)
-    flat = matrix.reshape(-1).astype(np.float64)
-    total = float(flat @ flat)
-    del flat
     if k <= RANDOMIZED_ABOVE:
-        return _descending_roots(np.linalg.eigvalsh(_gram64(matrix)), k), total, True
+        gram = _gram64(matrix)
+        return _descending_roots(np.linalg.eigvalsh(gram), k), float(np.trace(gram)), True
+    total = _squared_norm(matrix)
     leading = max(RANDOMIZED_RANK, requested or 0)
     factors = randomized(matrix.astype(np.float32, copy=False), min(leading, k))
     return factors.sigma.astype(np.float64), total, factors.rank >= k
