@@ -152,6 +152,21 @@ def test_zarr_edge_chunks_and_rank(tmp_path) -> None:
     assert factors.layout == "plain" and factors.S.size == 40 and factors.U.shape[0] == 256
 
 
+def test_zarr_format_2_with_the_numcodecs_codec(tmp_path) -> None:
+    """zarr's format 2 takes numcodecs codecs as the compressor and reshapes what decode
+    returns (the stacked image) to the chunk."""
+    x = SAMPLE_TYPES["uint16"][0](grey_stack())
+    path = str(tmp_path / "v2.zarr")
+    codec = numcodecs.get_codec({"id": "svdi", "quality": 90})
+    z = zarr.create_array(path, shape=x.shape, chunks=(1, 128, 128), dtype=x.dtype,
+                          zarr_format=2, compressors=codec, filters=None, overwrite=True)
+    z[:] = x
+    reopened = zarr.open_array(path, mode="r")
+    assert reopened.metadata.compressor.get_config() == codec.get_config()
+    y = reopened[:]
+    assert psnr(x.astype(np.float64), y.astype(np.float64), 65535.0) >= PSNR_FLOOR[90]
+
+
 def test_zarr_refuses_unsupported_arrays_when_created(tmp_path) -> None:
     for dtype, chunks, message in [("float64", (4, 4), "not float64"),
                                    ("uint8", (16,), r"\(\.\.\., h, w\)")]:
