@@ -35,11 +35,13 @@ class Svdi(Codec):  # type: ignore[misc]  # numcodecs is untyped
     def __init__(self, quality: float = 75, layout: str = "auto", rank: int | None = None,
                  energy: float | None = None, channels_last: bool = False) -> None:
         self._options = ChunkOptions(quality, layout, rank, energy, bool(channels_last))
-        self.quality = quality
-        self.layout = layout
-        self.rank = rank
-        self.energy = energy
-        self.channels_last = bool(channels_last)
+
+    # Read-only: the options are checked once, when the codec is made.
+    quality = property(lambda self: self._options.quality)
+    layout = property(lambda self: self._options.layout)
+    rank = property(lambda self: self._options.rank)
+    energy = property(lambda self: self._options.energy)
+    channels_last = property(lambda self: self._options.channels_last)
 
     def encode(self, buf: Any) -> bytes:
         return encode_chunk(buf, self._options)

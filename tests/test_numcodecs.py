@@ -4,6 +4,8 @@ installed (pip install -e ".[test,zarr]")."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from importlib import resources
 
@@ -186,74 +188,104 @@ def test_zarr_refuses_unsupported_arrays_when_created(tmp_path) -> None:
 
 # ----------------------------------------------------------------------------- Dask
 
+#: Run in a process of its own (`python CLUSTER_SCRIPT array.zarr`), so that Dask's event-loop
+#: threads and cluster objects never live in the test process. Its top level imports nothing of
+#: svdcodec: the worker processes (spawned, they import this script as __mp_main__) must find
+#: the codec through the entry points alone. Prints one JSON object.
+CLUSTER_SCRIPT = """
+import json
+import sys
 
-def probe_fresh_worker() -> dict:
-    """Runs in a worker process (pickled by value): which modules were loaded before, and
-    which classes the registries give for "svdi"."""
-    import sys
 
+def probe_fresh_worker():
+    # which svdcodec modules a worker had loaded, and what the registries give for "svdi"
     before = sorted(name for name in sys.modules if name.split(".")[0] == "svdcodec")
     import numcodecs
     from zarr.registry import get_codec_class
 
     numcodecs_class = type(numcodecs.get_codec({"id": "svdi"}))
     zarr_class = get_codec_class("svdi")
-
     from svdcodec.runtime.threads import configured_threads, workers
 
     return {"before": before,
-            "numcodecs": f"{numcodecs_class.__module__}.{numcodecs_class.__name__}",
-            "zarr": f"{zarr_class.__module__}.{zarr_class.__name__}",
-            "threads": (workers(), configured_threads()[1])}
+            "numcodecs": numcodecs_class.__module__ + "." + numcodecs_class.__name__,
+            "zarr": zarr_class.__module__ + "." + zarr_class.__name__,
+            "threads": [workers(), configured_threads()[1]]}
 
 
-def write_block(path: str, index: int, block: np.ndarray) -> int:
-    """Open the array by its path (the codec comes from its metadata) and write one slice."""
-    import zarr
+def write_block(path, index, block):
+    import zarr  # the array opened by its path: the codec comes from its metadata
 
     zarr.open_array(path, mode="r+")[index] = block
     return index
 
 
-def read_block(path: str, index: int) -> np.ndarray:
+def read_block(path, index):
     import zarr
 
     return zarr.open_array(path, mode="r")[index]
 
 
+def loaded_svdcodec_modules():
+    return sorted(name for name in sys.modules if name.startswith("svdcodec."))
+
+
+def main(path):
+    import numpy as np
+    import zarr
+    from distributed import Client, LocalCluster
+
+    x = zarr.open_array(path, mode="r")[:]  # the client reads the planned values here
+    expected = np.load(path + ".npy")
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None, worker_dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        probes = list(client.run(probe_fresh_worker).values())
+        writes = client.map(write_block, [path] * len(expected), range(len(expected)),
+                            list(expected))
+        written = sorted(client.gather(writes))
+        reads = client.map(read_block, [path] * len(expected), range(len(expected)),
+                           pure=False)
+        back = np.stack(client.gather(reads))
+        loaded = list(client.run(loaded_svdcodec_modules).values())
+    np.save(path + ".back.npy", back)
+    print(json.dumps({"probes": probes, "written": written, "loaded": loaded,
+                      "empty_before": bool(np.all(x == 0))}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
+"""
+
+
 @needs_zarr
 def test_dask_workers_write_and_read_in_parallel(tmp_path) -> None:
-    distributed = pytest.importorskip("distributed")
-    cloudpickle = pytest.importorskip("cloudpickle")
+    """A LocalCluster of two worker processes (loopback only) whose workers load the codec by
+    entry point, write a chunked zarr v3 array in parallel and read it back."""
+    pytest.importorskip("distributed")
     x = np.concatenate([grey_stack()] * 3)  # (6, 256, 384)
     path = str(tmp_path / "dask.zarr")
     zarr.create_array(path, shape=x.shape, chunks=(1, 128, 128), dtype=x.dtype,
                       serializer={"name": "svdi", "configuration": {"quality": 90}},
-                      compressors=None)
-    module = sys.modules[__name__]
-    cloudpickle.register_pickle_by_value(module)  # workers must not import this module
-    try:
-        with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                      host="127.0.0.1", dashboard_address=None,
-                                      worker_dashboard_address=None) as cluster, \
-                distributed.Client(cluster) as client:
-            probes = client.run(probe_fresh_worker)
-            assert len(probes) == 2
-            for probe in probes.values():
-                assert probe["before"] == []  # nothing of svdcodec until the registries ask
-                assert probe["numcodecs"] == "svdcodec.numcodecs.Svdi"
-                assert probe["zarr"] == "svdcodec.zarr.Svdi"
-                assert probe["threads"] == (1, "Dask worker")
-            writes = client.map(write_block, [path] * len(x), range(len(x)), list(x))
-            assert sorted(client.gather(writes)) == list(range(len(x)))
-            reads = client.map(read_block, [path] * len(x), range(len(x)), pure=False)
-            y = np.stack(client.gather(reads))
-            used = client.run(lambda: sorted(n for n in sys.modules
-                                             if n.startswith("svdcodec.")))
-            assert all("svdcodec.zarr" in names for names in used.values())  # both worked
-    finally:
-        cloudpickle.unregister_pickle_by_value(module)
+                      compressors=None, fill_value=0)
+    np.save(path + ".npy", x)
+    script = tmp_path / "cluster.py"
+    script.write_text(CLUSTER_SCRIPT)
+    run = subprocess.run([sys.executable, str(script), path], capture_output=True, text=True,
+                         timeout=600, cwd=tmp_path, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["empty_before"]
+    assert len(report["probes"]) == 2
+    for probe in report["probes"]:
+        assert probe["before"] == []  # nothing of svdcodec until the registries asked for it
+        assert probe["numcodecs"] == "svdcodec.numcodecs.Svdi"
+        assert probe["zarr"] == "svdcodec.zarr.Svdi"
+        assert probe["threads"] == [1, "Dask worker"]
+    assert report["written"] == list(range(len(x)))
+    assert len(report["loaded"]) == 2
+    assert all("svdcodec.zarr" in names for names in report["loaded"])  # both workers coded
+    y = np.load(path + ".back.npy")
     assert y.shape == x.shape and y.dtype == x.dtype
     assert psnr(x, y) >= PSNR_FLOOR[90]
-    local = zarr.open_array(path, mode="r")[:]
-    assert np.array_equal(local, y)  # the workers read what the file holds
+    assert np.array_equal(zarr.open_array(path, mode="r")[:], y)  # what the store holds
