@@ -26,10 +26,6 @@ from .encoder import encode, parse_layout
 from .errors import SvdiError
 from .format import MAX_CHANNELS, MAX_DIMENSION, SAMPLE_CODES, read_headers
 
-#: Layout names the codecs accept (those of svdcodec.encode).
-LAYOUT_NAMES = ("auto", "plain", "patch", "patch4", "patch8", "patch16")
-
-
 def supported_dtype(dtype: np.dtype) -> np.dtype:
     """The native-order sample type for `dtype`, or SvdiError naming the supported ones."""
     native = np.dtype(dtype).newbyteorder("=")

@@ -24,7 +24,6 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
 from .chunks import (
-    LAYOUT_NAMES,
     ChunkOptions,
     decode_chunk,
     encode_chunk,
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     from zarr.core.common import JSON
     from zarr.core.dtype.wrapper import TBaseDType, TBaseScalar, ZDType
 
-__all__ = ["LAYOUT_NAMES", "Svdi"]
+__all__ = ["Svdi"]
 
 NAME = "svdi"
 
