@@ -26,6 +26,7 @@ from .encoder import encode, parse_layout
 from .errors import SvdiError
 from .format import MAX_CHANNELS, MAX_DIMENSION, SAMPLE_CODES, read_headers
 
+
 def supported_dtype(dtype: np.dtype) -> np.dtype:
     """The native-order sample type for `dtype`, or SvdiError naming the supported ones."""
     native = np.dtype(dtype).newbyteorder("=")
