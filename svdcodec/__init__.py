@@ -28,10 +28,13 @@ from .encoder import encode
 from .errors import SvdiError
 from .format import SIGNATURE
 from .format import VERSION as FORMAT_VERSION
+from .runtime.threads import set_threads, threads
+from .spectra import PlaneSpectrum, plot_spectrum, spectrum, stored_spectrum
 
 __version__ = "0.1.0"
-__all__ = ["FORMAT_VERSION", "PlaneFactors", "SvdiError", "__version__", "check", "decode",
-           "encode", "read_factors", "read_metadata"]
+__all__ = ["FORMAT_VERSION", "PlaneFactors", "PlaneSpectrum", "SvdiError", "__version__", "check",
+           "decode", "encode", "plot_spectrum", "read_factors", "read_metadata", "set_threads",
+           "spectrum", "stored_spectrum", "threads"]
 
 
 def check(data: bytes) -> bool:

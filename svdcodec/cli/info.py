@@ -16,6 +16,18 @@ EXPLANATION = ("The decoded image has the full size, but the file stores only r�
                "per plane, quantized to small integers and entropy-coded.")
 
 
+#: Kept singular values svdi-info prints per plane (all of them in --json).
+SIGMA_SHOWN = 6
+
+
+def _kept_sigma(unpacked: container.Container, plane: container.Plane) -> list[float]:
+    """The plane's kept singular values, in read_factors' units (sample units without a colour
+    transform, 8-bit Y'CbCr units with it)."""
+    scale = unpacked.header.scale if unpacked.header.colour == container.COLOUR_NONE else 1.0
+    sigma = unpacked.singular_values(plane.index)[:plane.rank].astype(float) * scale
+    return [float(s) for s in sigma]
+
+
 def _plane_report(plane: container.Plane, blocks: list[container.Block]) -> dict[str, Any]:
     m, n = plane.matrix_shape
     return {
@@ -60,6 +72,8 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
     raw = pixels * h.channels * h.dtype.itemsize
     planes = [_plane_report(p, [b for b in unpacked.blocks if b.plane == p.index])
               for p in unpacked.planes]
+    for report, p in zip(planes, unpacked.planes):
+        report["sigma"] = _kept_sigma(unpacked, p)
     return {
         "file": name, "format_version": h.version, "width": h.width, "height": h.height,
         "mode": PILLOW_MODES.get((h.dtype, h.channels)), "channels": h.channels,
@@ -82,10 +96,17 @@ def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
              f"    stores r·(m+n+1) = {r}·({m}+{n}+1) = {p['stored_entries']} factor entries "
              f"for m·n = {p['raw_entries']} samples "
              f"({100 * p['stored_entries'] / p['raw_entries']:.1f}%)"]
+    lines.append(_sigma_text(p["sigma"]))
     if verbose:
         lines += [f"      {blk['factor']}[{blk['first']}:{blk['first'] + blk['count']}] "
                   f"{blk['bytes']} B" for blk in p["blocks"]]
     return lines
+
+
+def _sigma_text(sigma: list[float]) -> str:
+    shown = ", ".join(f"{s:.4g}" for s in sigma[:SIGMA_SHOWN])
+    more = ", ..." if len(sigma) > SIGMA_SHOWN else ""
+    return f"    kept σ ({len(sigma)}): {shown}{more}" if sigma else "    kept σ: none"
 
 
 def info_text(report: dict[str, Any], verbose: bool = False) -> str:

@@ -611,12 +611,51 @@ def _info_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", metavar="FILE", help='.svdi file, "-" for stdin')
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per file and line")
+    parser.add_argument("--plot", metavar="IMAGE",
+                        help="draw each plane's singular values and cumulative energy, the "
+                             "kept rank marked, into IMAGE (.png, .svg, .pdf; needs "
+                             "matplotlib). For an .svdi FILE the stored σ; for a picture or "
+                             ".npy FILE all σ, with the rank svdi-encode's defaults keep")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="overwrite an existing --plot file")
     return parser
+
+
+def _info_plot(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """svdi-info --plot IMAGE FILE: the spectrum of one file, drawn (see spectra.py)."""
+    from ..spectra import plot_spectrum, spectrum, stored_spectrum
+
+    if len(args.inputs) != 1:
+        parser.error("--plot takes one FILE")
+    src, dest = args.inputs[0], args.plot
+    try:
+        check_output(dest, [src] if src != STDIO else [], force=args.force)
+        data = read_input(src)
+        stored = data.startswith(container.SIGNATURE)
+        spectra = stored_spectrum(data) if stored else spectrum(_load_pixels(data))
+        picture = io.BytesIO()
+        plot_spectrum(spectra, picture, display(src),
+                      image_format=Path(dest).suffix.lstrip(".").lower() or "png")
+        write_output(dest, picture.getvalue(), [src] if src != STDIO else [],
+                     force=args.force)
+    except DATA_ERRORS as exc:  # SvdiError is a ValueError
+        print(f"{parser.prog}: {display(src)}: {_describe(exc)}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        what = "stored σ" if stored else "all σ (svdi-encode's defaults)"
+        for s in spectra:
+            print(f"{display(src)}: plane {s.index}: {s.layout}, {what}: {s.sigma.size}, "
+                  f"kept r = {s.kept}" + ("" if s.total_energy is None else
+                                          f", holding {100 * s.kept_energy:.3f} % of the energy"))
+        print(f"{display(src)}: spectrum drawn into {dest}")
+    return 0
 
 
 def _info(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.inputs.count(STDIO) > 1:
         parser.error('standard input ("-") can be read only once')
+    if args.plot is not None:
+        return _info_plot(parser, args)
     jobs = [InfoJob(src, args.json, args.verbose) for src in args.inputs]
     return _report(parser.prog, map(info_one, jobs), args.quiet, out=sys.stdout)
 

@@ -16,12 +16,21 @@ restores it when the last concurrent user leaves. Where OpenBLAS is not found it
 The encoder keeps BLAS single-threaded for its whole run, not just inside band work: after each
 multi-threaded call (even a 64 x 64 eigh), OpenBLAS's idle worker spins for a while on the other
 core, where it competes with the band threads. (Measurements: docs/design-notes.md.)
+
+How many threads (`workers`), first match wins: `threads(n)` around the call (this thread and
+async context only), `set_threads(n)` (process-wide), the environment variable SVDCODEC_THREADS,
+one thread inside a Dask worker process (its scheduler already runs one task per thread; a
+codec that started its own threads in each would fight it), else the usable cores, at most 4.
+With one thread, band work runs in the calling thread and whole-plane factorizations keep BLAS
+single-threaded too. (docs/arrays.md, "Threads".)
 """
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -101,7 +110,8 @@ def threaded_blas() -> Iterator[None]:
     """OpenBLAS's own thread count again inside an enclosing `single_threaded()` block, for
     one large product run from the calling thread alone (a whole-plane factorization)."""
     with _lock:
-        put = _api[1] if _api is not None and _users > 0 and _saved != 1 else None
+        put = (_api[1] if _api is not None and _users > 0 and _saved != 1 and workers() > 1
+               else None)
         if put is not None:
             put(_saved)
     try:
@@ -120,9 +130,73 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+#: The environment variable that sets svdcodec's thread count (a positive integer).
+THREADS_VARIABLE = "SVDCODEC_THREADS"
+_scoped_threads: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "svdcodec_threads", default=None)
+_process_threads: int | None = None
+
+
+def _check_count(n: object, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{what} must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def set_threads(n: int | None) -> int | None:
+    """Set svdcodec's thread count for the whole process (None: back to the default); returns
+    the previous setting. `threads(n)` and nothing else overrides it."""
+    global _process_threads
+    previous = _process_threads
+    _process_threads = None if n is None else _check_count(n, "thread count")
+    return previous
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """svdcodec uses `n` threads for the calls made inside this block, in this thread (or
+    asyncio task) only; other threads keep their own setting."""
+    token = _scoped_threads.set(_check_count(n, "thread count"))
+    try:
+        yield
+    finally:
+        _scoped_threads.reset(token)
+
+
+def in_dask_worker() -> bool:
+    """Whether this process runs a Dask distributed worker. Cheap: only looks at modules
+    already imported (a worker process has imported distributed.worker), never imports one."""
+    module = sys.modules.get("distributed.worker")
+    if module is None:
+        return False
+    worker_class = getattr(module, "Worker", None)
+    return bool(getattr(worker_class, "_instances", None))
+
+
+def configured_threads() -> tuple[int | None, str]:
+    """The explicit thread count and where it comes from, or (None, "default")."""
+    scoped = _scoped_threads.get()
+    if scoped is not None:
+        return scoped, "threads()"
+    if _process_threads is not None:
+        return _process_threads, "set_threads()"
+    text = os.environ.get(THREADS_VARIABLE, "").strip()
+    if text:
+        try:
+            return _check_count(int(text), THREADS_VARIABLE), THREADS_VARIABLE
+        except ValueError:
+            raise ValueError(f"{THREADS_VARIABLE} must be a positive integer, got {text!r}"
+                             ) from None
+    if in_dask_worker():
+        return 1, "Dask worker"
+    return None, "default"
+
+
 def workers() -> int:
-    """Threads for band work: the usable cores, at most 4 (memory bandwidth saturates)."""
-    return max(1, min(cores(), 4))
+    """Threads for band work: the configured count (see the module's docstring), else the
+    usable cores, at most 4 (memory bandwidth saturates)."""
+    count, _ = configured_threads()
+    return count if count is not None else max(1, min(cores(), 4))
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}

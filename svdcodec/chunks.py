@@ -1,0 +1,123 @@
+"""Array chunks as .svdi images: the convention the numcodecs and zarr codecs share.
+
+A chunk of shape (..., h, w) is a stack of 2-D slices; it is coded as ONE image of
+prod(...) * h rows and w columns, the slices one below the other in C order (a reshape, no
+copy), so a chunk is always a single valid .svdi file (svdi-info reads it) and pays the fixed
+header cost once. With `channels_last`, the last axis holds 1..4 channels: (..., h, w, c) is
+coded as an image (prod(...) * h, w, c) (8-bit RGB and RGBA then go through Y'CbCr, as
+images do). Sample types: those the format stores today, uint8, uint16 and float32, in either
+byte order; any other raises SvdiError naming it (float64 is refused rather than narrowed:
+a codec must give back the array's own type).
+
+Stacked slices share the plain layout's V (the columns) and the patch layouts' patch grid:
+slices whose height is a multiple of 8 keep every patch inside one slice.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .decoder import decode
+from .encoder import encode, parse_layout
+from .errors import SvdiError
+from .format import MAX_CHANNELS, MAX_DIMENSION, SAMPLE_CODES, read_headers
+
+
+def supported_dtype(dtype: np.dtype) -> np.dtype:
+    """The native-order sample type for `dtype`, or SvdiError naming the supported ones."""
+    native = np.dtype(dtype).newbyteorder("=")
+    if native not in SAMPLE_CODES:
+        names = ", ".join(str(t) for t in SAMPLE_CODES)
+        raise SvdiError(f"the svdi codec stores {names}; not {np.dtype(dtype)}")
+    return native
+
+
+def image_shape(shape: tuple[int, ...], channels_last: bool) -> tuple[int, ...]:
+    """The .svdi image shape a chunk of `shape` is coded as (see the module's docstring)."""
+    need = 3 if channels_last else 2
+    if len(shape) < need:
+        axes = "(..., h, w, c)" if channels_last else "(..., h, w)"
+        raise SvdiError(f"the svdi codec codes chunks of shape {axes}; got {shape}")
+    if 0 in shape:
+        raise SvdiError(f"empty chunk {shape}")
+    if channels_last:
+        *stack, h, w, c = shape
+        if not 1 <= c <= MAX_CHANNELS:
+            raise SvdiError(f"channels_last: the last axis must hold 1..{MAX_CHANNELS} "
+                            f"channels, got {c}")
+    else:
+        *stack, h, w = shape
+    height = int(np.prod(stack, dtype=np.int64)) * h
+    if height > MAX_DIMENSION or w > MAX_DIMENSION:
+        raise SvdiError(f"a chunk of shape {shape} stacks to an image of {height} x {w}; the "
+                        f"format allows at most {MAX_DIMENSION} in either direction")
+    return (height, w, c) if channels_last else (height, w)
+
+
+@dataclass(frozen=True)
+class ChunkOptions:
+    """The encoder options of a codec (see svdcodec.encode)."""
+
+    quality: float = 75
+    layout: str = "auto"
+    rank: int | None = None
+    energy: float | None = None
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.quality, bool) or not 1 <= float(self.quality) <= 100:
+            raise SvdiError(f"quality must be within 1..100, got {self.quality!r}")
+        if self.layout != "auto":
+            parse_layout(self.layout)  # raises for an unknown layout
+        if self.rank is not None and (isinstance(self.rank, bool) or
+                                      not isinstance(self.rank, (int, np.integer)) or
+                                      self.rank < 0):
+            raise SvdiError(f"rank must be a non-negative integer, got {self.rank!r}")
+        if self.energy is not None and not 0 < float(self.energy) <= 1:
+            raise SvdiError(f"energy must be within (0, 1], got {self.energy!r}")
+
+    def config(self) -> dict[str, Any]:
+        """The options as JSON values, unset ones left out."""
+        out: dict[str, Any] = {"quality": self.quality, "layout": self.layout}
+        if self.rank is not None:
+            out["rank"] = int(self.rank)
+        if self.energy is not None:
+            out["energy"] = float(self.energy)
+        if self.channels_last:
+            out["channels_last"] = True
+        return out
+
+
+def encode_chunk(chunk: Any, options: ChunkOptions) -> bytes:
+    """One chunk as .svdi bytes."""
+    array = np.asarray(chunk)
+    dtype = supported_dtype(array.dtype)
+    image = np.ascontiguousarray(array, dtype=dtype).reshape(
+        image_shape(array.shape, options.channels_last))
+    return encode(image, options.quality, rank=options.rank, energy=options.energy,
+                  layout=options.layout)
+
+
+def decode_chunk(data: bytes, shape: tuple[int, ...] | None = None,
+                 dtype: np.dtype | None = None, channels_last: bool = False) -> np.ndarray:
+    """.svdi bytes back to an array: of `shape` and `dtype` when they are given, checked against
+    the file's header before any factor is decompressed; else the stacked image (2-D, or 3-D
+    with channels), with decode's default pixel limit."""
+    data = bytes(data)
+    if shape is None:
+        return decode(data)
+    want = image_shape(tuple(shape), channels_last)
+    header, _ = read_headers(io.BytesIO(data))
+    got = (header.height, header.width) + ((header.channels,) if channels_last else ())
+    if got != want or (not channels_last and header.channels != 1):
+        raise SvdiError(f"stored image {header.height} x {header.width} x {header.channels} "
+                        f"does not hold a chunk of shape {tuple(shape)}")
+    if dtype is not None and header.dtype != supported_dtype(dtype):
+        raise SvdiError(f"stored samples are {header.dtype}, the chunk's are {np.dtype(dtype)}")
+    pixels = decode(data, max_pixels=header.width * header.height)
+    out = pixels.reshape(shape)
+    return out if dtype is None else out.astype(np.dtype(dtype), copy=False)
