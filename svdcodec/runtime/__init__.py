@@ -1,0 +1,1 @@
+"""Runtime support of the codec: the compiled kernels (svdcodec.runtime._kernels)."""
