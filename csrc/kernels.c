@@ -37,10 +37,12 @@
 
 #if defined(__GNUC__)
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define RESTRICT __restrict__
 #define TRAILING_ZEROS(x) __builtin_ctzll(x)
 #else
 #include <intrin.h>
 #define ALWAYS_INLINE static __forceinline
+#define RESTRICT __restrict
 static __forceinline int TRAILING_ZEROS(uint64_t x)
 {
     unsigned long k;
@@ -609,19 +611,24 @@ ALWAYS_INLINE void rgb_pixel(int luma, float blue, float red, const float *k, ui
     px[2] = (uint8_t)clamp_byte(luma + (tb >> 6));
 }
 
-/* A row of w pixels of c channels: Y' from channel 0, or from `luma` (float32, rounded as
-   store_bytes rounds) when given, converted to RGB in place. */
-ALWAYS_INLINE void rgb_row(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma,
-                           const float *blue, const float *red, const float *k)
+/* A row of w pixels of c channels written as RGB from Y' in `luma` (float32, rounded as
+   store_bytes rounds: Y' read from a uint8 channel comes back unchanged). The callers that
+   convert in place copy Y' into the line first: a loop that reads and writes the same bytes
+   does not vectorize. */
+ALWAYS_INLINE void rgb_row(uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t w,
+                           const float *RESTRICT luma, const float *RESTRICT blue,
+                           const float *RESTRICT red, const float *RESTRICT k)
 {
-    if (luma) {
-        for (Py_ssize_t x = 0; x < w; x++)
-            rgb_pixel((int)clamp_f(luma[x] + 0.5f, 0.0f, 255.0f), blue[x], red[x], k,
-                      row + c * x);
-    } else {
-        for (Py_ssize_t x = 0; x < w; x++)
-            rgb_pixel(row[c * x], blue[x], red[x], k, row + c * x);
-    }
+    for (Py_ssize_t x = 0; x < w; x++)
+        rgb_pixel((int)clamp_f(luma[x] + 0.5f, 0.0f, 255.0f), blue[x], red[x], k, row + c * x);
+}
+
+/* luma = channel 0 of a row of w pixels of c channels, as float32. */
+static void luma_line(const uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t w,
+                      float *RESTRICT luma)
+{
+    for (Py_ssize_t x = 0; x < w; x++)
+        luma[x] = row[c * x];
 }
 
 static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma,
@@ -652,7 +659,8 @@ static void wide_chroma(WideChroma *wc, const char *cb, const char *cr, Py_ssize
 /* blue = Cb - 128 and red = Cr - 128 of output row y: resample.Bilinear's vertical pass
    (float64 sums, one rounding), rounded as bands.render does (+128.5, clip, truncate).
    -1 if a row it needs is not in wc (not reached with wide_chroma's range). */
-static int chroma_line(const WideChroma *wc, Py_ssize_t y, float *blue, float *red)
+static int chroma_line(const WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
+                       float *RESTRICT red)
 {
     Py_ssize_t i = y / 2, top, bottom;
     double wt, wb;
@@ -668,8 +676,9 @@ static int chroma_line(const WideChroma *wc, Py_ssize_t y, float *blue, float *r
     Py_ssize_t rows = wc->hi - wc->lo;
     if (top < wc->lo || bottom >= wc->hi)
         return -1;
-    const float *b0 = wc->wide + (top - wc->lo) * wc->w, *b1 = wc->wide + (bottom - wc->lo) * wc->w;
-    const float *r0 = b0 + rows * wc->w, *r1 = b1 + rows * wc->w;
+    const float *RESTRICT b0 = wc->wide + (top - wc->lo) * wc->w;
+    const float *RESTRICT b1 = wc->wide + (bottom - wc->lo) * wc->w;
+    const float *RESTRICT r0 = b0 + rows * wc->w, *RESTRICT r1 = b1 + rows * wc->w;
     for (Py_ssize_t x = 0; x < wc->w; x++) {
         float b = (float)((double)b0[x] * wt + (double)b1[x] * wb) + 128.5f;
         float r = (float)((double)r0[x] * wt + (double)r1[x] * wb) + 128.5f;
@@ -759,17 +768,20 @@ static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
         || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
-        || line_buffers(&wc, 0) == NULL)
+        || line_buffers(&wc, out.shape[1]) == NULL)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2];
-    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w;
+    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w, *luma = red + w;
     int error = 0;
     Py_BEGIN_ALLOW_THREADS
     wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
+        uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
         error = chroma_line(&wc, y, blue, red);
-        if (!error)
-            rgb_line((uint8_t *)out.data + y * out.strides[0], c, w, NULL, blue, red, k);
+        if (!error) {
+            luma_line(row, c, w, luma);
+            rgb_line(row, c, w, luma, blue, red, k);
+        }
     }
     Py_END_ALLOW_THREADS
     if (error)
@@ -881,20 +893,21 @@ static PyObject *convert_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2];
-    blue = malloc(sizeof(float) * (size_t)(2 * w + 1));
+    blue = malloc(sizeof(float) * (size_t)(3 * w + 1));
     if (blue == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    float *red = blue + w;
+    float *red = blue + w, *luma = red + w;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1; y++) {
         uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
         for (Py_ssize_t x = 0; x < w; x++) {
+            luma[x] = row[c * x];
             blue[x] = (float)row[c * x + 1] - 128.0f;
             red[x] = (float)row[c * x + 2] - 128.0f;
         }
-        rgb_line(row, c, w, NULL, blue, red, k);
+        rgb_line(row, c, w, luma, blue, red, k);
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
@@ -1187,9 +1200,10 @@ static int get_weights(PyObject *obj, const char *name, int32_t out[3])
     return ok ? 0 : value_error("chroma weights: 3 values, |w| <= 2^16");
 }
 
-ALWAYS_INLINE void pair_sums(const uint8_t *top, const uint8_t *bottom, Py_ssize_t w,
-                             Py_ssize_t c, const int32_t *wb, const int32_t *wr, int32_t *pb,
-                             int32_t *pr)
+ALWAYS_INLINE void pair_sums(const uint8_t *RESTRICT top, const uint8_t *RESTRICT bottom,
+                             Py_ssize_t w, Py_ssize_t c, const int32_t *RESTRICT wb,
+                             const int32_t *RESTRICT wr, int32_t *RESTRICT pb,
+                             int32_t *RESTRICT pr)
 {
     for (Py_ssize_t x = 0; x < w; x++) {
         int32_t sr = top[c * x] + bottom[c * x];

@@ -35,7 +35,7 @@ include="$("$python" -c "import sysconfig; print(sysconfig.get_paths()['include'
 suffix="$("$python" -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")"
 module="$work/svdcodec/runtime/_kernels$suffix"
 "$cc" -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-  -fno-omit-frame-pointer -ffp-contract=off -std=c11 -Wall -Wextra -Wno-unused-parameter \
+  -fno-omit-frame-pointer -ffp-contract=off -fno-trapping-math -std=c11 -Wall -Wextra -Wno-unused-parameter \
   -Wno-missing-field-initializers -fPIC -shared -I"$include" "$root/csrc/kernels.c" -o "$module"
 
 nm -D "$module" | grep -q __asan_report || { echo "no ASan instrumentation in $module"; exit 1; }
