@@ -15,7 +15,7 @@ Prints:
     svdi/JPEG ratios; "decode" means bytes -> numpy array for every codec;
   * paired svdi/JPEG ratios (--pairs rounds, each timing svdi and JPEG back to back, so that
     the shared machine's drift hits both): median and range of the per-round ratios;
-  * svdi twice: as installed (with the optional numba kernels when numba is importable) and on
+  * svdi twice: as installed (with the compiled kernels when the C extension is built) and on
     the numpy path alone (SVDCODEC_KERNELS=0);
   * one-shot decode times of a fresh interpreter (import, first and second call), which is
     what a command-line call pays, for svdi (auto, kernels forced, numpy) and JPEG;
@@ -47,13 +47,13 @@ DEFAULT_CORPUS = (REPO / ".." / "shared" / "corpus" / "kodak").resolve()
 TILE = (768, 512)  # Kodak landscape size (w, h)
 MOSAIC_GRID = (6, 8)  # columns, rows -> 4608 x 4096
 SCALE_MP = (1, 4, 16, 64, 100)
-#: The svdi rows run with the optional compiled kernels when numba is installed (set here for
+#: The svdi rows run with the compiled kernels when the C extension is built (set here for
 #: the whole run, child processes included; see svdcodec/kernels.py), else on the numpy path.
-try:
-    import numba  # noqa: F401
-    KERNELS, KERNELS_NOTE = "1", "compiled kernels (numba)"
-except ImportError:
-    KERNELS, KERNELS_NOTE = "0", "numpy path (numba not installed)"
+os.environ.pop("SVDCODEC_KERNELS", None)
+from svdcodec import kernels as _kernels  # noqa: E402
+
+KERNELS, KERNELS_NOTE = (("1", "compiled kernels (C)") if _kernels.backend() == "c"
+                         else ("0", "numpy path (C kernels not built)"))
 os.environ["SVDCODEC_KERNELS"] = KERNELS
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -560,8 +560,8 @@ def main(argv: list[str] | None = None) -> int:
                     shots[f"{name} {label}".strip()] = r
                     shot_rows.append([f"{name} {label}".strip(), f3(r["import_s"]),
                                       f3(r["first_s"]), f3(r["second_s"])])
-        print("\none-shot decode in a fresh process (svdi auto: numba loads only after "
-              "LOAD_AFTER samples; kernels: SVDCODEC_KERNELS=1, loading numba on the first call)")
+        print("\none-shot decode in a fresh process (svdi auto: the C kernels if built; "
+              "kernels: SVDCODEC_KERNELS=1; numpy: SVDCODEC_KERNELS=0)")
         print(table(["decoder", "import s", "first decode s", "second decode s"], shot_rows))
         results["one_shot"] = shots
 
