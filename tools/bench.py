@@ -50,7 +50,7 @@ SCALE_MP = (1, 4, 16, 64, 100)
 #: The svdi rows run with the compiled kernels when the C extension is built (set here for
 #: the whole run, child processes included; see svdcodec/kernels.py), else on the numpy path.
 os.environ.pop("SVDCODEC_KERNELS", None)
-from svdcodec import kernels as _kernels  # noqa: E402
+from svdcodec import kernels as _kernels
 
 KERNELS, KERNELS_NOTE = (("1", "compiled kernels (C)") if _kernels.backend() == "c"
                          else ("0", "numpy path (C kernels not built)"))

@@ -18,8 +18,10 @@ import hashlib
 import os
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -27,8 +29,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import svdcodec  # noqa: E402
-from svdcodec import kernels  # noqa: E402
+import svdcodec
+from svdcodec import kernels
 
 
 def on_path(path: str, call: Callable[[], Any]) -> Any:
@@ -99,9 +101,10 @@ def main() -> int:
     if args.time:
         for name, image in [images(args.corpus, 1)[0], (label, mosaic)]:
             data = svdcodec.encode(image)
-            for what, call in (("decode", lambda: svdcodec.decode(data)),
-                               ("encode", lambda: svdcodec.encode(image))):
-                t = {p: on_path(p, lambda: timed(call)) for p in ("numpy", "c")}
+            jobs = (("decode", partial(svdcodec.decode, data)),
+                    ("encode", partial(svdcodec.encode, image)))
+            for what, call in jobs:
+                t = {p: on_path(p, partial(timed, call)) for p in ("numpy", "c")}
                 print(f"{name:24} {what}: numpy {t['numpy']:.3f} s, C {t['c']:.3f} s, "
                       f"numpy / C = {t['numpy'] / t['c']:.2f}")
     return 0 if ok else 1
