@@ -50,8 +50,8 @@ JFIF_COEFFICIENTS = (1.402, -0.34414, -0.71414, 1.772)
 
 def get(samples: int = 0) -> ModuleType | None:
     """The compiled kernels, or None for the numpy path (SVDCODEC_KERNELS=0, or not built).
-    `samples` (the image's sample count, from the callers) no longer matters: the extension
-    costs nothing to load. Raises KernelsUnavailable under SVDCODEC_KERNELS=1 if not built."""
+    `samples` (the image's sample count, from the callers) no longer matters: unlike numba,
+    the extension is cheap enough to load for the smallest image (docs/c-kernels.md). Raises KernelsUnavailable under SVDCODEC_KERNELS=1 if not built."""
     setting = os.environ.get("SVDCODEC_KERNELS", "")
     if setting == "0":
         return None
