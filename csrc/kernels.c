@@ -614,9 +614,10 @@ HOT static void double_row(const char *a, Py_ssize_t n, float *out)
    (kernels.colour_constants), then R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR) >> 6),
    B = Y' + (t_B >> 6), clamped. k is checked to |k| <= 2^16, so each t fits an int. Into
    three planar lines: contiguous stores vectorize, interleaved ones do not. */
-HOT static void rgb_planes(Py_ssize_t w, const float *RESTRICT luma, const float *RESTRICT blue,
-                       const float *RESTRICT red, float k0, float k1, float k2, float k3,
-                       uint8_t *RESTRICT r, uint8_t *RESTRICT g, uint8_t *RESTRICT b)
+HOT static void rgb_planes(Py_ssize_t w, const float *RESTRICT luma,
+                           const float *RESTRICT blue, const float *RESTRICT red, float k0,
+                           float k1, float k2, float k3, uint8_t *RESTRICT r,
+                           uint8_t *RESTRICT g, uint8_t *RESTRICT b)
 {
     for (Py_ssize_t x = 0; x < w; x++) {
         int y = (int)clamp_f(luma[x] + 0.5f, 0.0f, 255.0f);
@@ -653,7 +654,7 @@ static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma
 
 /* luma = channel 0 of a row of w pixels of c channels, as float32. */
 HOT static void luma_line(const uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t w,
-                      float *RESTRICT luma)
+                          float *RESTRICT luma)
 {
     for (Py_ssize_t x = 0; x < w; x++)
         luma[x] = row[c * x];
@@ -679,7 +680,7 @@ static void wide_chroma(WideChroma *wc, const char *cb, const char *cr, Py_ssize
    (float64 sums, one rounding), rounded as bands.render does (+128.5, clip, truncate).
    -1 if a row it needs is not in wc (not reached with wide_chroma's range). */
 HOT static int chroma_line(const WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
-                       float *RESTRICT red)
+                           float *RESTRICT red)
 {
     Py_ssize_t i = y / 2, top, bottom;
     double wt, wb;
