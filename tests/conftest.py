@@ -1,10 +1,12 @@
-"""Shared pytest configuration: Hypothesis profiles, and the numpy path by default.
+"""Shared pytest configuration: Hypothesis profiles, and which kernels the suite runs.
 
 HYPOTHESIS_PROFILE=thorough runs 1,000 examples per property; the default profile runs 50 so
 that the normal suite stays fast. Tests that pin max_examples themselves keep their own count.
 
-The suite runs the numpy reference path unless SVDCODEC_KERNELS is set (=1: the whole suite on
-the compiled kernels); tests/test_kernels.py compares the two paths itself.
+The suite runs the path a user's install runs: the C kernels where they are built, else numpy.
+SVDCODEC_KERNELS=0 runs it on the numpy path; SVDCODEC_REQUIRE_KERNELS=1 makes a missing C
+extension a failure (tests/test_kernels.py). CI runs both paths (.ci/run); test_kernels.py
+compares the two itself in either run. The header of pytest's report says which path runs.
 """
 
 from __future__ import annotations
@@ -16,4 +18,10 @@ from hypothesis import settings
 settings.register_profile("fast", max_examples=50, deadline=None)
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
-os.environ.setdefault("SVDCODEC_KERNELS", "0")
+
+
+def pytest_report_header() -> str:
+    from svdcodec.runtime import kernels
+
+    return (f"svdcodec kernels: {kernels.backend()} "
+            f"(SVDCODEC_KERNELS={os.environ.get('SVDCODEC_KERNELS', '')!r})")

@@ -1,13 +1,15 @@
-"""The optional compiled kernels (numba) against the numpy reference path.
+"""The compiled kernels (C extension svdcodec.runtime._kernels) against the numpy reference path.
 
-The rest of the suite runs the numpy path (conftest sets SVDCODEC_KERNELS=0). Here the same
+The rest of the suite runs the numpy path unless told otherwise (conftest). Here the same
 inputs go through both: decoded pixels must be identical, hostile files must be rejected the
-same way (numba does not bounds-check, so every index from a file is checked in the kernels),
-and the encoder's kernels must give the same integers and symbols.
+same way (every index from a file is checked in the C code), and the encoder's kernels must
+give the same integers and symbols. Skipped where the extension is not built, unless
+SVDCODEC_REQUIRE_KERNELS=1 (CI), which makes its absence a failure.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 from pathlib import Path
@@ -17,12 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("numba")
-
 import svdcodec  # noqa: E402
 from svdcodec import SvdiError  # noqa: E402
 from svdcodec import format as container  # noqa: E402
-from svdcodec.codec import coding  # noqa: E402
+from svdcodec.codec import coding, colour  # noqa: E402
 from svdcodec.codec.quantize import ColumnStats, entropy_bits  # noqa: E402
 from svdcodec.encoder.source import PlaneSource, image_header  # noqa: E402
 from svdcodec.modes import as_pixels  # noqa: E402
@@ -30,6 +30,25 @@ from svdcodec.runtime import band_sizes, kernels  # noqa: E402
 from support import CORPUS, REGRESSIONS, ROOT  # noqa: E402
 
 VECTORS = ROOT / "spec" / "vectors"
+
+
+def _built() -> bool:
+    try:
+        import svdcodec.runtime._kernels  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_extension_built_when_required() -> None:
+    """CI sets SVDCODEC_REQUIRE_KERNELS=1: there the extension must have been built."""
+    if os.environ.get("SVDCODEC_REQUIRE_KERNELS") != "1":
+        pytest.skip("SVDCODEC_REQUIRE_KERNELS is not set")
+    assert _built(), "the C extension svdcodec.runtime._kernels is not built"
+
+
+pytestmark = pytest.mark.skipif(not _built() and os.environ.get("SVDCODEC_REQUIRE_KERNELS")
+                                != "1", reason="the C extension is not built")
 
 
 @pytest.fixture
@@ -320,3 +339,146 @@ def test_entropy_of_wide_integers(monkeypatch: pytest.MonkeyPatch, on: bool) -> 
     small = np.array([0, 3, 1, 1, 1, 0, 2], dtype=np.int32)
     assert entropy_bits(wide) == pytest.approx(entropy_bits(small), rel=1e-12)
     assert entropy_bits(wide[::2]) == pytest.approx(entropy_bits(small[::2]), rel=1e-12)
+
+
+def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
+    """The C functions check every shape and size argument against the arrays before their
+    loops run (tests/sanitize.sh runs this under AddressSanitizer): misuse raises, it never
+    reads or writes outside the buffers."""
+    f32, u8 = np.float32, np.uint8
+    symbols = np.array([0x19, 0x08, 0x08, 0x0A, 0x08], dtype=u8)
+    marks = compiled.index_sparse(symbols, 3, 0, 0, 2)[:3]
+    e16, e32 = np.zeros(0, np.uint16), np.zeros(0, np.int32)
+    ones = np.ones(4, f32)
+    out = np.zeros((3, 4), f32)
+    image = np.zeros((8, 6, 3), u8)
+    k = kernels.colour_constants()
+    half = np.zeros((4, 3), f32)
+    refused: list[tuple[Callable[[], Any], type]] = [
+        (lambda: compiled.index_sparse(symbols, 3, 0, 0, 0), ValueError),  # every 0
+        (lambda: compiled.index_sparse(symbols, -1, 0, 0, 2), ValueError),
+        (lambda: compiled.index_sparse(symbols.astype(np.int16), 3, 0, 0, 2), TypeError),
+        (lambda: compiled.index_sparse(symbols[None], 3, 0, 0, 2), ValueError),  # 2-D
+        (lambda: compiled.fill_sparse(symbols, e16, e32, *marks, 2, 0, 4, out, 0, 4, 4, ones),
+         ValueError),  # more rows than out has
+        (lambda: compiled.fill_sparse(symbols, e16, e32, *marks, 2, 0, 3, out, 1, 4, 4, ones),
+         ValueError),  # columns beyond out
+        (lambda: compiled.fill_sparse(symbols, e16, e32, *marks, 2, 0, 3, out, 0, 4, 4,
+                                      ones[:3]), ValueError),  # scale too short
+        (lambda: compiled.fill_sparse(symbols, e16, e32, *marks, 2, 6, 7, out[:1], 0, 4, 4,
+                                      ones), ValueError),  # no checkpoint for r0
+        (lambda: compiled.fill_sparse(symbols, e16, e32, marks[0] - 9, *marks[1:], 2, 0, 3,
+                                      out, 0, 4, 4, ones), ValueError),  # negative checkpoint
+        (lambda: compiled.fill_sparse(symbols, e16, e32, *marks, 2, 2, 1, out, 0, 4, 4, ones),
+         ValueError),  # r1 < r0
+        (lambda: compiled.fill_sparse(symbols, e16, e32, *marks, 2, 0, 3, out.astype(np.float64),
+                                      0, 4, 4, ones), TypeError),
+        (lambda: compiled.unpredict_into(np.zeros(10, np.int16), 3, 4, 0, 1, out, 0, ones),
+         ValueError),  # 12 residuals needed
+        (lambda: compiled.unpredict_into(np.zeros(12, np.int16), 3, 4, 0, 1, out, 0, ones),
+         ValueError),  # out has 3 rows, not 12
+        (lambda: compiled.unpredict_into(np.zeros(12, np.int16), 3, 1, 0, 1, out, 4, ones),
+         ValueError),  # column 4 of 4
+        (lambda: compiled.upsample_ycc(image, 0, 8, half[:3], half[:3], k), ValueError),
+        (lambda: compiled.upsample_ycc(image, 0, 9, half, half, k), ValueError),
+        (lambda: compiled.upsample_ycc(image[:, :, :2].copy(), 0, 8, half, half, k), ValueError),
+        (lambda: compiled.upsample_ycc(image[:, ::2], 0, 8, half, half, k), ValueError),
+        (lambda: compiled.upsample_ycc(image, 0, 8, half, half, k[:3]), ValueError),
+        (lambda: compiled.upsample_ycc(image, 0, 8, half, half, k * np.float32(np.nan)),
+         ValueError),
+        (lambda: compiled.convert_ycc(image, 3, 2, k), ValueError),
+        (lambda: compiled.store_rgb(np.zeros((2, 16), f32), image, 0, 8, half, half, k, 4, 2),
+         ValueError),  # 2 patches of 4 rows cover 8 x 8, not 4 patches' rows
+        (lambda: compiled.store_rgb(np.zeros((8, 4), f32), image, 0, 8, half, half, k, 2, 2),
+         ValueError),  # 2 patches of 2 columns do not cover 6 columns
+        (lambda: compiled.store_bytes(np.zeros((8, 6), f32), image, 0, 8, 0, 3, f32(0), 0, 0),
+         ValueError),  # channel 3 of 3
+        (lambda: compiled.store_bytes(np.zeros((7, 6), f32), image, 0, 8, 0, 0, f32(0), 0, 0),
+         ValueError),  # 7 rows for 8
+        (lambda: compiled.store_bytes(np.zeros((6, 16), f32), image, 0, 8, 2, 0, f32(0), 4, 2),
+         ValueError),  # patches from column 2 run past the width
+        (lambda: compiled.store_bytes(np.zeros((8, 6), f32), image, -1, 7, 0, 0, f32(0), 0, 0),
+         ValueError),
+        (lambda: compiled.store_floats(np.zeros((1, 8), f32), half, 0, 4, 4, 1), ValueError),
+        (lambda: compiled.store_floats(np.zeros((1, 16), f32), half, 0, 4, 4, 1)
+         or compiled.store_floats(np.zeros((1, 16), f32), half, 0, 5, 4, 1), ValueError),
+        (lambda: compiled.patch_plane(image, 0, 8, np.arange(3), np.ones(3, f32), f32(1), 4,
+                                      np.zeros((3, 16), f32)), ValueError),  # needs 4 patches
+        (lambda: compiled.patch_plane(image, 0, 8, np.array([3]), np.ones(1, f32), f32(1), 4,
+                                      np.zeros((4, 16), f32)), ValueError),  # channel 3 of 3
+        (lambda: compiled.patch_plane(image, 0, 8, np.arange(2), np.ones(2, f32), f32(1), 4,
+                                      np.zeros((4, 16), f32)), ValueError),  # two channels
+        (lambda: compiled.patch_plane(image, 0, 8, np.arange(3), np.ones(2, f32), f32(1), 4,
+                                      np.zeros((4, 16), f32)), ValueError),  # two weights
+        (lambda: compiled.half_planes(image, 0, 5, colour.YCC_WEIGHTS[1],
+                                      colour.YCC_WEIGHTS[2], f32(1), half, half), ValueError),
+        (lambda: compiled.half_planes(image, 0, 4, colour.YCC_WEIGHTS[1],
+                                      colour.YCC_WEIGHTS[2], f32(1), half[:3], half[:3]),
+         ValueError),
+        (lambda: compiled.half_planes(image, 0, 4, colour.YCC_WEIGHTS[1] * 1e6,
+                                      colour.YCC_WEIGHTS[2], f32(1), half, half), ValueError),
+        (lambda: compiled.quantize(np.zeros((3, 4), f32), f32(1), f32(0.5),
+                                   np.zeros((3, 3), np.int32), np.zeros(4), np.zeros(4)),
+         ValueError),
+        (lambda: compiled.quantize(np.zeros((3, 4), f32), f32(1), f32(0.5),
+                                   np.zeros((3, 4), np.int32), np.zeros(3), np.zeros(4)),
+         ValueError),
+        (lambda: compiled.quantize(np.zeros((3, 4), f32), f32(1), f32(0.5),
+                                   np.zeros((3, 4), f32), np.zeros(4), np.zeros(4)), TypeError),
+        (lambda: compiled.symbols(np.zeros((3, 4), np.int16), 2, 5), ValueError),
+        (lambda: compiled.symbols(np.zeros((3, 4), np.int16), 3, 2), ValueError),
+        (lambda: compiled.symbols(np.zeros((3, 4), f32), 0, 4), TypeError),
+        (lambda: compiled.entropy_bits(np.zeros(3, f32), 0), TypeError),
+        (lambda: compiled.entropy_bits([1, 2, 3], 0), TypeError),
+    ]
+    for i, (call, error) in enumerate(refused):
+        try:
+            call()
+        except error:
+            continue
+        raise AssertionError(f"case {i}: no {error.__name__}")
+    readonly = np.zeros((3, 4), f32)
+    readonly.setflags(write=False)
+    with pytest.raises(TypeError):
+        compiled.fill_sparse(symbols, e16, e32, *marks, 2, 0, 3, readonly, 0, 4, 4, ones)
+    # Checkpoints beyond the streams: error codes, as for a block that ends early.
+    far = [m + 100 for m in marks]
+    assert compiled.fill_sparse(symbols, e16, e32, *far, 2, 0, 3, out, 0, 4, 4, ones) == 1
+
+
+def test_unaligned_and_strided_arrays(compiled: Any) -> None:
+    """Side streams sliced from a decompressed buffer at odd offsets are unaligned; strided
+    values (a column range of a factor) are read through their strides."""
+    raw = np.zeros(1 + 2 * 3 + 4 * 2, dtype=np.uint8)
+    xrun = np.frombuffer(raw, np.uint16, 3, 1).copy()
+    xrun[:] = [0, 5, 1]
+    xval = np.array([40, -300], dtype=np.int32)
+    buffer = bytearray(1 + xrun.nbytes + xval.nbytes)
+    buffer[1:1 + xrun.nbytes] = xrun.tobytes()
+    buffer[1 + xrun.nbytes:] = xval.tobytes()
+    odd_xrun = np.frombuffer(buffer, np.uint16, 3, 1)
+    odd_xval = np.frombuffer(buffer, np.int32, 2, 1 + xrun.nbytes)
+    assert not odd_xrun.flags.aligned and not odd_xval.flags.aligned
+    # Row 0: run escape 15 + 0 then value escape 40; row 1: value 1 at 15 + 5 = 20, then run
+    # escape 15 + 1 after it (column 37) with value escape -300.
+    symbols = np.array([0xF0, 0x08, 0xF9, 0xF0, 0x08], dtype=np.uint8)
+    starts, xr, xv, error = compiled.index_sparse(symbols, 2, 3, 2, 64)
+    assert error == 0
+    out = np.zeros((2, 40), np.float32)
+    assert compiled.fill_sparse(symbols, odd_xrun, odd_xval, starts, xr, xv, 64, 0, 2, out, 0,
+                                40, 40, np.ones(40, np.float32)) == 0
+    expected = np.zeros((2, 40), np.float32)
+    expected[0, 15], expected[1, 20], expected[1, 37] = 40, 1, -300
+    assert np.array_equal(out, expected)
+    values = (np.random.default_rng(1).standard_normal((50, 30)) * 9).astype(np.float32)
+    strided = values[::2, 3:17]
+    a = np.empty(strided.shape, np.int32)
+    b = np.empty(strided.shape, np.int32)
+    stats = []
+    for source in (strided, np.ascontiguousarray(strided)):
+        top, err = np.zeros(14), np.zeros(14)
+        assert compiled.quantize(source, np.float32(0.7), np.float32(0.3), a if not stats
+                                 else b, top, err)
+        stats.append((top, err))
+    assert np.array_equal(a, b)
+    assert all(np.array_equal(x, y) for x, y in zip(*stats))

@@ -58,7 +58,7 @@ class OutputPlan:
         full = [p for p in container.planes if (p.height, p.width) == (h, w)]
         chroma = [p for p in container.planes if p not in full]
         ycc = header.colour == COLOUR_YCBCR
-        compiled = kernels.get(h * w * header.channels)
+        compiled = kernels.get()
         colour = kernels.colour_constants() if compiled is not None and ycc else None
         fused = colour is not None and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
         direct = fused and bool(chroma) and container.planes[0].layout == LAYOUT_PATCH

@@ -26,7 +26,7 @@ from ..format import (
     metadata_chunks,
 )
 from ..modes import as_pixels
-from ..runtime import band_sizes, kernels
+from ..runtime import band_sizes
 from ..runtime.threads import serial, single_threaded
 from .plane import RankRule
 from .schedule import Encoder
@@ -107,7 +107,6 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
         raise SvdiError(f"energy must be within (0, 1], got {energy}")
     if sum(x is not None for x in (target_psnr, max_bytes)) > 1:
         raise SvdiError("give at most one of target_psnr and max_bytes")
-    kernels.get(pixels.size)  # loads the optional compiled loops for a large image
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout)

@@ -8,7 +8,7 @@ the reader checked; `writer` packs records and blocks into chunks (`pack_header`
 from .blocks import Block, Container
 from .metadata import Metadata, metadata_chunks
 from .reader import read_headers, read_prefix, unpack
-from .records import *
+from .records import *  # noqa: F403  (the format's constants and records are its vocabulary)
 from .writer import END, insert_after_head, pack, pack_block, pack_header
 
 __all__ = [

@@ -1,19 +1,19 @@
-"""Optional compiled loops (numba) for the per-sample work that numpy does in many passes.
+"""The compiled loops (C extension svdcodec.runtime._kernels, csrc/kernels.c) for the per-sample
+work that numpy does in many passes.
 
 Why: run/level symbols and the Y'CbCr output stage are sequential per row. numpy does them
 with a dozen whole-array passes (cumulative sums, masks, scatters) and Pillow's colour
 conversion needs planar copies and a repack; one compiled pass per sample is several times
-faster (tools/bench.py with SVDCODEC_KERNELS=0 and =1; numbers in spec §6). The encoder's input
-stage likewise: colour conversion, chroma halving, edge padding and the patch transpose are one
-pass from the uint8 pixels instead of four over float32 temporaries.
+faster (benchmarks/kernel_parity.py --time). The encoder's input stage likewise:
+colour conversion, chroma halving, edge padding and the patch transpose are one pass from the
+uint8 pixels instead of four over float32 temporaries.
 
-numba is optional (`pip install "svdcodec[fast]"`). `get(samples)` returns the kernels
-(`_numba_kernels`) when numba is installed and the process has coded enough samples to repay
-loading them (LOAD_AFTER), else None: callers then take the numpy path, which stays the
-reference.
-Both give the same integers and pixels (tests/test_kernels.py compares them); the encoder's
-error sums differ in the last bits (float64 here, float32 per band there).
-SVDCODEC_KERNELS=0 turns the kernels off, =1 on from the first call.
+The extension is optional (built by `pip install .` where a C compiler is found). `get()`
+returns it when it is importable, else None: callers then take the numpy path, which stays the
+reference. Both give the same integers, bytes and pixels (tests/test_kernels.py compares them);
+the encoder's error sums differ in the last bits (float64 here, float32 per band there).
+SVDCODEC_KERNELS=0 forces the numpy path; =1 requires the compiled one (`KernelsUnavailable`
+if it is not built). `backend()` says which runs.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from types import ModuleType
 
 import numpy as np
 
-#: Samples (pixels x channels) a process codes before numba is loaded. Loading costs about
-#: 0.4 s once (import, compiled code from numba's cache); the kernels save about 3 ms per
-#: million samples decoded, so a process that codes one small image never pays for them.
-LOAD_AFTER = 1 << 26
+
+class KernelsUnavailable(ImportError):
+    """SVDCODEC_KERNELS=1 asks for the compiled kernels and they are not built."""
+
 
 #: Error codes of the sparse kernels (0 is success).
 SPARSE_ERRORS = {
@@ -40,7 +40,7 @@ SPARSE_ERRORS = {
 
 _lock = threading.Lock()
 _loaded: dict[str, ModuleType | None] = {}
-_seen = [0]
+_import_error: list[str] = []  # why the extension did not import
 _colour: dict[str, np.ndarray | None] = {}
 
 #: JFIF's Y'CbCr -> RGB coefficients of Cr (R), Cb and Cr (G) and Cb (B), as Pillow's tables
@@ -48,30 +48,45 @@ _colour: dict[str, np.ndarray | None] = {}
 JFIF_COEFFICIENTS = (1.402, -0.34414, -0.71414, 1.772)
 
 
-def get(samples: int = 0) -> ModuleType | None:
-    """The compiled kernels, or None for the numpy path. Each encode or decode call asks with
-    its image's sample count; numba is loaded once the process has asked for LOAD_AFTER samples
-    in all. Deeper calls ask with none and get the kernels only once they are loaded."""
+def get() -> ModuleType | None:
+    """The compiled kernels, or None for the numpy path (SVDCODEC_KERNELS=0, or not built).
+    The extension is cheap enough to load for the smallest image (docs/c-kernels.md). Raises
+    KernelsUnavailable under SVDCODEC_KERNELS=1 if it is not built."""
     setting = os.environ.get("SVDCODEC_KERNELS", "")
     if setting == "0":
         return None
-    if "numba" in _loaded:
-        return _loaded["numba"]
-    with _lock:
-        _seen[0] += samples
-        if "numba" not in _loaded and (_seen[0] >= LOAD_AFTER or setting == "1"):
-            try:
-                from . import _numba_kernels
-            except ImportError:
-                _loaded["numba"] = None
-            else:
-                _loaded["numba"] = _numba_kernels
-    return _loaded.get("numba")
+    module = _compiled()
+    if module is None and setting == "1":
+        raise KernelsUnavailable(
+            "SVDCODEC_KERNELS=1 but the C extension svdcodec.runtime._kernels is not built "
+            f"({_import_error[0]}); reinstall svdcodec with a C compiler available")
+    return module
+
+
+def backend() -> str:
+    """Which path the codec runs now: "c" (the compiled kernels) or "numpy"."""
+    return "numpy" if os.environ.get("SVDCODEC_KERNELS", "") == "0" or _compiled() is None \
+        else "c"
+
+
+def _compiled() -> ModuleType | None:
+    """The extension module, imported once; None if it is not built."""
+    if "c" not in _loaded:
+        with _lock:
+            if "c" not in _loaded:
+                try:
+                    from . import _kernels
+                except ImportError as error:
+                    _import_error.append(str(error))
+                    _loaded["c"] = None
+                else:
+                    _loaded["c"] = _kernels
+    return _loaded["c"]
 
 
 def colour_constants() -> np.ndarray | None:
     """The kernels' Y'CbCr -> RGB multipliers (float32 JFIF coefficients x 64), computed once,
-    or None if their arithmetic (`_numba_kernels._rgb_line`: t = trunc(k * x + 1/2) in float32,
+    or None if their arithmetic (csrc/kernels.c, rgb_pixel: t = trunc(k * x + 1/2) in float32,
     x = Cb - 128 or Cr - 128) does not give `pillow_tables()` for every Cb and Cr: then the
     kernels do not convert colour."""
     with _lock:

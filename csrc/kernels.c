@@ -1,0 +1,1757 @@
+/*
+ * svdcodec.runtime._kernels: the per-sample loops of the codec in C.
+ *
+ * Each function is the one-pass equivalent of a numpy path of the package (named in its
+ * docstring) and gives the same bits: the numpy code stays the readable reference and the
+ * fallback where this module is not built (it is an optional extension: `pip install` never
+ * fails because of it). svdcodec/kernels.py decides which path runs.
+ *
+ * Why plain C against the CPython C-API and the buffer protocol, not Cython or numpy's C-API:
+ * building then needs nothing but a C compiler (no build dependency, no numpy headers), and
+ * the loops are small. Arrays arrive as buffers (dtype from the format string, any strides
+ * unless a function says C-contiguous); the few results that are new arrays are made by
+ * calling numpy.empty / numpy.zeros.
+ *
+ * Rules the code follows:
+ *  - These functions get data from hostile files. Every argument's dtype, ndim, shape,
+ *    contiguity and every size or index argument is checked before a loop runs (TypeError or
+ *    ValueError); an index read from the data is checked against its array before use, and a
+ *    failed check returns one of the error codes of kernels.SPARSE_ERRORS. No argument, however
+ *    inconsistent, makes a loop read or write outside its buffers.
+ *  - Element loads and stores go through memcpy: arrays sliced out of a decompressed buffer at
+ *    an odd offset are not aligned (the compiler turns these into plain moves).
+ *  - Arithmetic is float32 exactly where numpy's is (build with -ffp-contract=off: a*b + c must
+ *    round twice as numpy's two operations do; no -ffast-math). Conversions of a float to an
+ *    integer happen only on values proven in range, or give INT32_MIN where x86's conversion
+ *    (numpy's) does, so that no input is undefined behaviour.
+ *  - The GIL is released around every loop, so the codec's band threads run concurrently.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The hot loops are compiled twice on x86-64 Linux (glibc resolves which one runs, once):
+   for the baseline SSE2 and for AVX2, where the loops do twice the work per instruction. The
+   results are the same bits: the same IEEE operations in the same order, and no fused
+   multiply-add (AVX2 does not include FMA, and contraction is off anyway). */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
+#define HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT
+#endif
+
+#if defined(__GNUC__)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define RESTRICT __restrict__
+#define TRAILING_ZEROS(x) __builtin_ctzll(x)
+#else
+#include <intrin.h>
+#define ALWAYS_INLINE static __forceinline
+#define RESTRICT __restrict
+static __forceinline int TRAILING_ZEROS(uint64_t x)
+{
+    unsigned long k;
+    _BitScanForward64(&k, x);
+    return (int)k;
+}
+#endif
+
+/* ------------------------------------------------------------------------ arrays */
+
+enum {
+    T_I8 = 1 << 0, T_U8 = 1 << 1, T_I16 = 1 << 2, T_U16 = 1 << 3, T_I32 = 1 << 4,
+    T_U32 = 1 << 5, T_I64 = 1 << 6, T_U64 = 1 << 7, T_F32 = 1 << 8, T_F64 = 1 << 9,
+    T_BOOL = 1 << 10,
+};
+#define T_SIGNED (T_I8 | T_I16 | T_I32 | T_I64)
+#define T_INTS (T_SIGNED | T_U8 | T_U16 | T_U32 | T_U64)
+#define T_INTS32 (T_I8 | T_U8 | T_I16 | T_U16 | T_I32 | T_U32)
+
+enum { A_WRITABLE = 1, A_CONTIGUOUS = 2 };
+
+typedef struct {
+    Py_buffer view;
+    int held;
+    char *data;
+    int ndim;
+    Py_ssize_t shape[3];
+    Py_ssize_t strides[3]; /* bytes */
+    Py_ssize_t size;
+    int type;              /* one T_ flag */
+} Arr;
+
+static PyObject *numpy_empty, *numpy_zeros;
+
+static const char *type_name(int type)
+{
+    switch (type) {
+    case T_I8: return "int8";
+    case T_U8: return "uint8";
+    case T_I16: return "int16";
+    case T_U16: return "uint16";
+    case T_I32: return "int32";
+    case T_U32: return "uint32";
+    case T_I64: return "int64";
+    case T_U64: return "uint64";
+    case T_F32: return "float32";
+    case T_F64: return "float64";
+    case T_BOOL: return "bool";
+    default: return "an unsupported type";
+    }
+}
+
+/* The T_ flag of a buffer format (one native item), or 0. */
+static int format_type(const char *format, Py_ssize_t itemsize)
+{
+    if (format == NULL)
+        return itemsize == 1 ? T_U8 : 0;
+    if (*format == '@' || *format == '=')
+        format++;
+#if PY_LITTLE_ENDIAN
+    else if (*format == '<')
+        format++;
+#else
+    else if (*format == '>' || *format == '!')
+        format++;
+#endif
+    if (format[0] == '\0' || format[1] != '\0')
+        return 0;
+    int is_signed;
+    switch (format[0]) {
+    case 'b': case 'h': case 'i': case 'l': case 'q': case 'n':
+        is_signed = 1;
+        break;
+    case 'B': case 'H': case 'I': case 'L': case 'Q': case 'N':
+        is_signed = 0;
+        break;
+    case 'f':
+        return itemsize == 4 ? T_F32 : 0;
+    case 'd':
+        return itemsize == 8 ? T_F64 : 0;
+    case '?':
+        return itemsize == 1 ? T_BOOL : 0;
+    default:
+        return 0;
+    }
+    switch (itemsize) {
+    case 1: return is_signed ? T_I8 : T_U8;
+    case 2: return is_signed ? T_I16 : T_U16;
+    case 4: return is_signed ? T_I32 : T_U32;
+    case 8: return is_signed ? T_I64 : T_U64;
+    default: return 0;
+    }
+}
+
+static void release(Arr *a)
+{
+    if (a->held) {
+        PyBuffer_Release(&a->view);
+        a->held = 0;
+    }
+}
+
+/* Fill `a` from obj: ndim dimensions, one of `types`, writable and C-contiguous if flags say.
+   -1 with an exception set on failure. */
+static int get_array(PyObject *obj, Arr *a, const char *name, int ndim, int types, int flags)
+{
+    int request = PyBUF_STRIDES | PyBUF_FORMAT | ((flags & A_WRITABLE) ? PyBUF_WRITABLE : 0);
+    memset(a, 0, sizeof(*a));
+    if (!PyObject_CheckBuffer(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an array, not %.100s", name,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (PyObject_GetBuffer(obj, &a->view, request) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be a%s array", name,
+                     (flags & A_WRITABLE) ? " writable" : "n");
+        return -1;
+    }
+    a->held = 1;
+    a->type = format_type(a->view.format, a->view.itemsize);
+    if (!(a->type & types)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s array not supported here", name,
+                     type_name(a->type));
+        goto fail;
+    }
+    if (a->view.ndim != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s must have %d dimension(s), not %d", name, ndim,
+                     a->view.ndim);
+        goto fail;
+    }
+    if ((flags & A_CONTIGUOUS) && !PyBuffer_IsContiguous(&a->view, 'C')) {
+        PyErr_Format(PyExc_ValueError, "%s must be C-contiguous", name);
+        goto fail;
+    }
+    a->data = a->view.buf;
+    a->ndim = ndim;
+    a->size = 1;
+    for (int i = 0; i < ndim; i++) {
+        a->shape[i] = a->view.shape[i];
+        a->size *= a->shape[i];
+    }
+    /* C-contiguous strides when the exporter gives none (a contiguous buffer). */
+    Py_ssize_t stride = a->view.itemsize;
+    for (int i = ndim - 1; i >= 0; i--) {
+        a->strides[i] = a->view.strides ? a->view.strides[i] : stride;
+        stride *= a->shape[i];
+    }
+    return 0;
+fail:
+    release(a);
+    return -1;
+}
+
+/* A new numpy array (numpy.empty or numpy.zeros) of n items of dtype, and its buffer in a. */
+static PyObject *new_array(PyObject *maker, Py_ssize_t n, const char *dtype, Arr *a)
+{
+    PyObject *array = PyObject_CallFunction(maker, "ns", n, dtype);
+    if (array == NULL)
+        return NULL;
+    if (get_array(array, a, "result", 1, T_INTS | T_F32 | T_F64, A_WRITABLE | A_CONTIGUOUS)
+        < 0) {
+        Py_DECREF(array);
+        return NULL;
+    }
+    return array;
+}
+
+static int value_error(const char *message)
+{
+    PyErr_SetString(PyExc_ValueError, message);
+    return -1;
+}
+
+/* a * b for non-negative sizes, or -1 when it would exceed PY_SSIZE_T_MAX. */
+static Py_ssize_t mul_size(Py_ssize_t a, Py_ssize_t b)
+{
+    if (a < 0 || b < 0)
+        return -1;
+    if (a != 0 && b > PY_SSIZE_T_MAX / a)
+        return -1;
+    return a * b;
+}
+
+/* Loads and stores of possibly unaligned elements. */
+ALWAYS_INLINE float ld_f32(const char *p) { float v; memcpy(&v, p, 4); return v; }
+ALWAYS_INLINE double ld_f64(const char *p) { double v; memcpy(&v, p, 8); return v; }
+ALWAYS_INLINE uint16_t ld_u16(const char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+ALWAYS_INLINE int16_t ld_i16(const char *p) { int16_t v; memcpy(&v, p, 2); return v; }
+ALWAYS_INLINE int32_t ld_i32(const char *p) { int32_t v; memcpy(&v, p, 4); return v; }
+ALWAYS_INLINE int64_t ld_i64(const char *p) { int64_t v; memcpy(&v, p, 8); return v; }
+ALWAYS_INLINE void st_f32(char *p, float v) { memcpy(p, &v, 4); }
+ALWAYS_INLINE void st_f64(char *p, double v) { memcpy(p, &v, 8); }
+
+/* An integer element of any integer type as int64 (uint64 wraps, as numpy's int64 cast). */
+ALWAYS_INLINE int64_t ld_int(const char *p, int type)
+{
+    switch (type) {
+    case T_I8: return (int8_t)*p;
+    case T_U8: return (uint8_t)*p;
+    case T_I16: return ld_i16(p);
+    case T_U16: return ld_u16(p);
+    case T_I32: return ld_i32(p);
+    case T_U32: { uint32_t v; memcpy(&v, p, 4); return v; }
+    case T_I64: return ld_i64(p);
+    default: { uint64_t v; memcpy(&v, p, 8); return (int64_t)v; }
+    }
+}
+
+/* Store v into an integer element, wrapping to its width as numpy's casts do. */
+ALWAYS_INLINE void st_int(char *p, int type, int64_t v)
+{
+    switch (type) {
+    case T_I8: case T_U8: { uint8_t w = (uint8_t)v; memcpy(p, &w, 1); break; }
+    case T_I16: case T_U16: { uint16_t w = (uint16_t)v; memcpy(p, &w, 2); break; }
+    case T_I32: case T_U32: { uint32_t w = (uint32_t)v; memcpy(p, &w, 4); break; }
+    default: memcpy(p, &v, 8); break;
+    }
+}
+
+/* x clamped to [lo, hi] for a conversion to an integer: NaN gives lo. */
+ALWAYS_INLINE float clamp_f(float x, float lo, float hi)
+{
+    x = x > lo ? x : lo;
+    return x < hi ? x : hi;
+}
+
+ALWAYS_INLINE int clamp_byte(int v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
+
+/* ------------------------------------------------------------------------ decoding: sparse */
+
+static int index_sparse_run(const char *sym, Py_ssize_t stride, Py_ssize_t n, int64_t rows,
+                            int64_t n_xrun, int64_t n_xval, int64_t every, int64_t *starts,
+                            int64_t *xr, int64_t *xv)
+{
+    int64_t row = 0, runs = 0, values = 0;
+    for (Py_ssize_t s = 0; s < n; s++) {
+        unsigned code = (uint8_t)sym[s * stride];
+        if (code == 0x08) {
+            row++;
+            if (row > rows)
+                return 1;
+            if (row % every == 0) { /* k <= rows / every: inside the arrays */
+                int64_t k = row / every;
+                starts[k] = s + 1;
+                xr[k] = runs;
+                xv[k] = values;
+            }
+            continue;
+        }
+        runs += (code >> 4) == 15;
+        values += (code & 15) == 0;
+    }
+    if (row != rows || (n && (uint8_t)sym[(n - 1) * stride] != 0x08))
+        return 1;
+    if (runs != n_xrun || values != n_xval)
+        return 2;
+    return 0;
+}
+
+PyDoc_STRVAR(index_sparse_doc,
+"index_sparse(symbols, rows, n_xrun, n_xval, every) -> (starts, xr, xv, error)\n\n"
+"Checkpoints of a sparse block every `every` rows: (first symbol of row k * every, run\n"
+"escapes before it, value escapes before it), int64 arrays of rows // every + 1, and an\n"
+"error code (kernels.SPARSE_ERRORS). Checks what bands._sparse_streams checks: the row ends\n"
+"and the side streams' sizes.");
+
+static PyObject *index_sparse(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"symbols", "rows", "n_xrun", "n_xval", "every", NULL};
+    PyObject *o_symbols, *o_starts = NULL, *o_xr = NULL, *o_xv = NULL, *result = NULL;
+    Py_ssize_t rows, n_xrun, n_xval, every;
+    Arr symbols = {0}, starts = {0}, xr = {0}, xv = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Onnnn:index_sparse", names, &o_symbols,
+                                     &rows, &n_xrun, &n_xval, &every))
+        return NULL;
+    if (get_array(o_symbols, &symbols, "symbols", 1, T_U8, 0) < 0)
+        goto done;
+    if (every < 1 || rows < 0) {
+        value_error("index_sparse: rows must be >= 0 and every >= 1");
+        goto done;
+    }
+    Py_ssize_t marks = rows / every + 1;
+    if (!(o_starts = new_array(numpy_zeros, marks, "int64", &starts))
+        || !(o_xr = new_array(numpy_zeros, marks, "int64", &xr))
+        || !(o_xv = new_array(numpy_zeros, marks, "int64", &xv)))
+        goto done;
+    int error;
+    Py_BEGIN_ALLOW_THREADS
+    error = index_sparse_run(symbols.data, symbols.strides[0], symbols.size, rows, n_xrun,
+                             n_xval, every, (int64_t *)starts.data, (int64_t *)xr.data,
+                             (int64_t *)xv.data);
+    Py_END_ALLOW_THREADS
+    release(&starts);
+    release(&xr);
+    release(&xv);
+    result = Py_BuildValue("(OOOi)", o_starts, o_xr, o_xv, error);
+done:
+    release(&symbols);
+    release(&starts);
+    release(&xr);
+    release(&xv);
+    Py_XDECREF(o_starts);
+    Py_XDECREF(o_xr);
+    Py_XDECREF(o_xv);
+    return result;
+}
+
+typedef struct {
+    const char *symbols;
+    Py_ssize_t n_symbols, symbols_stride;
+    const char *xrun;
+    Py_ssize_t n_xrun, xrun_stride;
+    int xrun_type;
+    const char *xval;
+    Py_ssize_t n_xval, xval_stride;
+    int xval_type;
+    int64_t s, a, v, row; /* the checkpoint's state */
+    int64_t r0, r1;
+    char *out;
+    Py_ssize_t out_row, out_col; /* strides */
+    int64_t first, width, count;
+    const char *scale;
+    Py_ssize_t scale_stride;
+    int zero;
+} SparseFill;
+
+static void zero_columns(const SparseFill *f, int64_t row)
+{
+    char *p = f->out + row * f->out_row + f->first * f->out_col;
+    for (int64_t j = 0; j < f->width; j++)
+        st_f32(p + j * f->out_col, 0.0f);
+}
+
+static int fill_sparse_run(const SparseFill *f)
+{
+    int64_t s = f->s, a = f->a, v = f->v, row = f->row, col = 0;
+    if (f->zero && row == f->r0 && f->r0 < f->r1)
+        zero_columns(f, 0);
+    while (row < f->r1) {
+        if (s >= f->n_symbols)
+            return 1;
+        unsigned code = (uint8_t)f->symbols[s * f->symbols_stride];
+        s++;
+        if (code == 0x08) {
+            row++;
+            col = 0;
+            if (f->zero && f->r0 <= row && row < f->r1)
+                zero_columns(f, row - f->r0);
+            continue;
+        }
+        int64_t low = code & 15, run = code >> 4;
+        if (row < f->r0) { /* between the checkpoint and r0: only count the escapes */
+            a += run == 15;
+            v += low == 0;
+            continue;
+        }
+        if (low == 8)
+            return 3;
+        if (run == 15) {
+            if (a >= f->n_xrun)
+                return 2;
+            /* At most 32 bits (checked), and col < count <= 2^32: no overflow. */
+            run += ld_int(f->xrun + a * f->xrun_stride, f->xrun_type);
+            a++;
+        }
+        col += run;
+        if (col < 0 || col >= f->count) /* negative only from a signed run array */
+            return 4;
+        int64_t value;
+        if (low == 0) {
+            if (v >= f->n_xval)
+                return 2;
+            value = ld_int(f->xval + v * f->xval_stride, f->xval_type);
+            v++;
+            if (value == 0)
+                return 5;
+        } else {
+            value = low - 8;
+        }
+        if (col < f->width) {
+            int64_t j = f->first + col;
+            st_f32(f->out + (row - f->r0) * f->out_row + j * f->out_col,
+                   (float)value * ld_f32(f->scale + j * f->scale_stride));
+        }
+        col++;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(fill_sparse_doc,
+"fill_sparse(symbols, xrun, xval, starts, xr, xv, every, r0, r1, out, first, width, count,\n"
+"            scale, zero=False) -> int\n\n"
+"out[k - r0, first + j] = value of row k, component j, times scale[first + j], for rows\n"
+"[r0, r1) and j < width: bands._fill_sparse and the scaling of PlaneRows.load, from the\n"
+"checkpoint at or before r0 (`index_sparse`). out is zeroed by the caller, or here, a row's\n"
+"columns as the row begins (zero). Returns an error code (kernels.SPARSE_ERRORS), 0 on\n"
+"success.");
+
+static PyObject *fill_sparse(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"symbols", "xrun", "xval", "starts", "xr", "xv", "every", "r0",
+                            "r1", "out", "first", "width", "count", "scale", "zero", NULL};
+    PyObject *o[10];
+    Py_ssize_t every, r0, r1, first, width, count;
+    int zero = 0;
+    Arr symbols = {0}, xrun = {0}, xval = {0}, starts = {0}, xr = {0}, xv = {0}, out = {0},
+        scale = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOnnnOnnnO|p:fill_sparse", names,
+                                     &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &every, &r0,
+                                     &r1, &o[6], &first, &width, &count, &o[7], &zero))
+        return NULL;
+    if (get_array(o[0], &symbols, "symbols", 1, T_U8, 0) < 0
+        || get_array(o[1], &xrun, "xrun", 1, T_INTS32, 0) < 0
+        || get_array(o[2], &xval, "xval", 1, T_INTS, 0) < 0
+        || get_array(o[3], &starts, "starts", 1, T_INTS, 0) < 0
+        || get_array(o[4], &xr, "xr", 1, T_INTS, 0) < 0
+        || get_array(o[5], &xv, "xv", 1, T_INTS, 0) < 0
+        || get_array(o[6], &out, "out", 2, T_F32, A_WRITABLE) < 0
+        || get_array(o[7], &scale, "scale", 1, T_F32, 0) < 0)
+        goto done;
+    if (every < 1 || r0 < 0 || r1 < r0 || first < 0 || width < 0 || count < 0
+        || count > ((Py_ssize_t)1 << 32)) {
+        value_error("fill_sparse: needs every >= 1, 0 <= r0 <= r1, first >= 0, width >= 0, "
+                    "0 <= count <= 2^32");
+        goto done;
+    }
+    if (out.shape[0] < r1 - r0 || first > out.shape[1] || width > out.shape[1] - first
+        || scale.size < first + width) {
+        value_error("fill_sparse: out or scale too small for rows [r0, r1) and columns "
+                    "[first, first + width)");
+        goto done;
+    }
+    Py_ssize_t k = r0 / every;
+    if (starts.size != xr.size || starts.size != xv.size || k >= starts.size) {
+        value_error("fill_sparse: no checkpoint for row r0");
+        goto done;
+    }
+    SparseFill f = {
+        symbols.data, symbols.size, symbols.strides[0],
+        xrun.data, xrun.size, xrun.strides[0], xrun.type,
+        xval.data, xval.size, xval.strides[0], xval.type,
+        ld_int(starts.data + k * starts.strides[0], starts.type),
+        ld_int(xr.data + k * xr.strides[0], xr.type),
+        ld_int(xv.data + k * xv.strides[0], xv.type),
+        (int64_t)k * every, r0, r1,
+        out.data, out.strides[0], out.strides[1],
+        first, width, count,
+        scale.data, scale.strides[0], zero,
+    };
+    if (f.s < 0 || f.a < 0 || f.v < 0) {
+        value_error("fill_sparse: negative checkpoint");
+        goto done;
+    }
+    int error;
+    Py_BEGIN_ALLOW_THREADS
+    error = fill_sparse_run(&f);
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromLong(error);
+done:
+    release(&symbols);
+    release(&xrun);
+    release(&xval);
+    release(&starts);
+    release(&xr);
+    release(&xv);
+    release(&out);
+    release(&scale);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ decoding: dense */
+
+PyDoc_STRVAR(unpredict_into_doc,
+"unpredict_into(residuals, gh, gw, predictor, width, out, at, scale) -> None\n\n"
+"out[gy * gw + gx, at + k] = float32(component k at grid (gy, gx)) * scale[k] for\n"
+"k < width, from a dense block's residuals (count * gh * gw, component-major):\n"
+"coding.unpredict (int64 prefix sums, wrapping alike) and the scaling of\n"
+"PlaneRows._dense_whole in one pass.");
+
+static PyObject *unpredict_into(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"residuals", "gh", "gw", "predictor", "width", "out", "at",
+                            "scale", NULL};
+    PyObject *o_res, *o_out, *o_scale, *result = NULL;
+    Py_ssize_t gh, gw, predictor, width, at;
+    Arr res = {0}, out = {0}, scale = {0};
+    uint64_t *column = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnnnOnO:unpredict_into", names, &o_res,
+                                     &gh, &gw, &predictor, &width, &o_out, &at, &o_scale))
+        return NULL;
+    if (get_array(o_res, &res, "residuals", 1, T_INTS, 0) < 0
+        || get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE) < 0
+        || get_array(o_scale, &scale, "scale", 1, T_F32, 0) < 0)
+        goto done;
+    Py_ssize_t cells = mul_size(gh, gw), needed = mul_size(cells, width);
+    if (cells < 0 || needed < 0 || needed > res.size || at < 0 || out.shape[0] < cells
+        || at > out.shape[1] || width > out.shape[1] - at || scale.size < width) {
+        value_error("unpredict_into: sizes do not match the arrays");
+        goto done;
+    }
+    column = malloc(sizeof(*column) * (size_t)(gw > 0 ? gw : 1));
+    if (column == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int vertical = predictor == 2 || predictor == 3;
+    int horizontal = predictor == 1 || predictor == 3;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < width; k++) {
+        const char *base = res.data + k * cells * res.strides[0];
+        float s = ld_f32(scale.data + k * scale.strides[0]);
+        char *dst = out.data + (at + k) * out.strides[1];
+        memset(column, 0, sizeof(*column) * (size_t)gw);
+        for (Py_ssize_t gy = 0; gy < gh; gy++) {
+            uint64_t run = 0; /* unsigned: int64 sums wrap as numpy's do */
+            const char *row = base + gy * gw * res.strides[0];
+            for (Py_ssize_t gx = 0; gx < gw; gx++) {
+                uint64_t value = (uint64_t)ld_int(row + gx * res.strides[0], res.type);
+                if (vertical)
+                    value = column[gx] += value;
+                if (horizontal)
+                    value = run += value;
+                st_f32(dst + (gy * gw + gx) * out.strides[0], (float)(int64_t)value * s);
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(column);
+    release(&res);
+    release(&out);
+    release(&scale);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ decoding: colour */
+
+/* out = Pillow's exact 2x bilinear of row a (n float32): 2i is a[i-1]/4 + 3a[i]/4 and 2i+1 is
+   3a[i]/4 + a[i+1]/4 (exact products, one rounding), a single sample at the ends. */
+HOT static void double_row(const char *a, Py_ssize_t n, float *out)
+{
+    if (n == 0)
+        return;
+    out[0] = ld_f32(a);
+    for (Py_ssize_t i = 0; i + 1 < n; i++) {
+        double x = ld_f32(a + 4 * i), y = ld_f32(a + 4 * (i + 1));
+        out[2 * i + 1] = (float)(x * 0.75 + y * 0.25);
+        out[2 * i + 2] = (float)(x * 0.25 + y * 0.75);
+    }
+    out[2 * n - 1] = ld_f32(a + 4 * (n - 1));
+}
+
+/* Pixels from Y' (float32, rounded as store_bytes rounds: Y' read from a uint8 channel comes
+   back unchanged) and blue = Cb - 128, red = Cr - 128 (integer-valued float32) to RGB, as
+   Pillow converts: its tables hold trunc(k * x + 1/2) for x = Cb - 128 or Cr - 128
+   (kernels.colour_constants), then R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR) >> 6),
+   B = Y' + (t_B >> 6), clamped. k is checked to |k| <= 2^16, so each t fits an int. Into
+   three planar lines: contiguous stores vectorize, interleaved ones do not. */
+HOT static void rgb_planes(Py_ssize_t w, const float *RESTRICT luma,
+                           const float *RESTRICT blue, const float *RESTRICT red, float k0,
+                           float k1, float k2, float k3, uint8_t *RESTRICT r,
+                           uint8_t *RESTRICT g, uint8_t *RESTRICT b)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        int y = (int)clamp_f(luma[x] + 0.5f, 0.0f, 255.0f);
+        int tr = (int)(k0 * red[x] + 0.5f), tgb = (int)(k1 * blue[x] + 0.5f);
+        int tgr = (int)(k2 * red[x] + 0.5f), tb = (int)(k3 * blue[x] + 0.5f);
+        r[x] = (uint8_t)clamp_byte(y + (tr >> 6));
+        g[x] = (uint8_t)clamp_byte(y + ((tgb + tgr) >> 6));
+        b[x] = (uint8_t)clamp_byte(y + (tb >> 6));
+    }
+}
+
+ALWAYS_INLINE void interleave(uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t w,
+                              const uint8_t *RESTRICT r, const uint8_t *RESTRICT g,
+                              const uint8_t *RESTRICT b)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        row[c * x] = r[x];
+        row[c * x + 1] = g[x];
+        row[c * x + 2] = b[x];
+    }
+}
+
+/* A row of w pixels of c channels written as RGB (`rgb_planes`, through `planar`: 3 * w
+   bytes of scratch). The callers that convert in place copy Y' into `luma` first. */
+static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma,
+                     const float *blue, const float *red, const float *k, uint8_t *planar)
+{
+    rgb_planes(w, luma, blue, red, k[0], k[1], k[2], k[3], planar, planar + w, planar + 2 * w);
+    if (c == 3) /* a stride the compiler knows */
+        interleave(row, 3, w, planar, planar + w, planar + 2 * w);
+    else
+        interleave(row, c, w, planar, planar + w, planar + 2 * w);
+}
+
+/* luma = channel 0 of a row of w pixels of c channels, as float32. */
+HOT static void luma_line(const uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t w,
+                          float *RESTRICT luma)
+{
+    for (Py_ssize_t x = 0; x < w; x++)
+        luma[x] = row[c * x];
+}
+
+typedef struct {
+    float *wide; /* [2][hi - lo][w]: Cb and Cr rows doubled */
+    Py_ssize_t lo, hi, ph, w;
+} WideChroma;
+
+/* The Cb and Cr rows that output rows [y0, y1) blend, each doubled to width w. */
+static void wide_chroma(WideChroma *wc, const char *cb, const char *cr, Py_ssize_t row_bytes,
+                        Py_ssize_t cw)
+{
+    Py_ssize_t rows = wc->hi - wc->lo;
+    for (Py_ssize_t i = wc->lo; i < wc->hi; i++) {
+        double_row(cb + i * row_bytes, cw, wc->wide + (i - wc->lo) * wc->w);
+        double_row(cr + i * row_bytes, cw, wc->wide + (rows + i - wc->lo) * wc->w);
+    }
+}
+
+/* blue = Cb - 128 and red = Cr - 128 of output row y: resample.Bilinear's vertical pass
+   (float64 sums, one rounding), rounded as bands.render does (+128.5, clip, truncate).
+   -1 if a row it needs is not in wc (not reached with wide_chroma's range). */
+HOT static int chroma_line(const WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
+                           float *RESTRICT red)
+{
+    Py_ssize_t i = y / 2, top, bottom;
+    double wt, wb;
+    if (y % 2 == 0) {
+        top = i - 1, bottom = i, wt = 0.25, wb = 0.75;
+    } else {
+        top = i, bottom = i + 1, wt = 0.75, wb = 0.25;
+    }
+    if (top < 0 || bottom >= wc->ph) { /* the first and last rows: one source row, exactly */
+        top = bottom = i < 0 ? 0 : (i > wc->ph - 1 ? wc->ph - 1 : i);
+        wt = 1.0, wb = 0.0;
+    }
+    Py_ssize_t rows = wc->hi - wc->lo;
+    if (top < wc->lo || bottom >= wc->hi)
+        return -1;
+    const float *RESTRICT b0 = wc->wide + (top - wc->lo) * wc->w;
+    const float *RESTRICT b1 = wc->wide + (bottom - wc->lo) * wc->w;
+    const float *RESTRICT r0 = b0 + rows * wc->w, *RESTRICT r1 = b1 + rows * wc->w;
+    for (Py_ssize_t x = 0; x < wc->w; x++) {
+        float b = (float)((double)b0[x] * wt + (double)b1[x] * wb) + 128.5f;
+        float r = (float)((double)r0[x] * wt + (double)r1[x] * wb) + 128.5f;
+        blue[x] = (float)((int)clamp_f(b, 0.0f, 255.0f) - 128);
+        red[x] = (float)((int)clamp_f(r, 0.0f, 255.0f) - 128);
+    }
+    return 0;
+}
+
+/* The colour constants: 4 float32, |k| <= 2^16 (so the products fit an int). */
+static int get_constants(PyObject *obj, float k[4])
+{
+    Arr a = {0};
+    if (get_array(obj, &a, "k", 1, T_F32, 0) < 0)
+        return -1;
+    int ok = a.size >= 4;
+    for (int i = 0; ok && i < 4; i++) {
+        k[i] = ld_f32(a.data + i * a.strides[0]);
+        ok = fabsf(k[i]) <= 65536.0f; /* false for NaN */
+    }
+    release(&a);
+    return ok ? 0 : value_error("k must hold 4 finite colour constants, |k| <= 2^16");
+}
+
+/* out: (h, w, >= 3) uint8 C-contiguous; rows [y0, y1) inside it. */
+static int get_image(PyObject *obj, Arr *out, Py_ssize_t y0, Py_ssize_t y1)
+{
+    if (get_array(obj, out, "out", 3, T_U8, A_WRITABLE | A_CONTIGUOUS) < 0)
+        return -1;
+    if (out->shape[2] < 3 || y0 < 0 || y1 < y0 || y1 > out->shape[0])
+        return value_error("out must be (h, w, >= 3) and 0 <= y0 <= y1 <= h");
+    return 0;
+}
+
+/* Cb and Cr planes of exactly half out's size, C-contiguous float32, and the range of their
+   rows that output rows [y0, y1) blend. */
+static int get_chroma(PyObject *o_cb, PyObject *o_cr, Arr *cb, Arr *cr, const Arr *out,
+                      Py_ssize_t y0, Py_ssize_t y1, WideChroma *wc)
+{
+    if (get_array(o_cb, cb, "cb", 2, T_F32, A_CONTIGUOUS) < 0
+        || get_array(o_cr, cr, "cr", 2, T_F32, A_CONTIGUOUS) < 0)
+        return -1;
+    if (cb->shape[0] != cr->shape[0] || cb->shape[1] != cr->shape[1]
+        || 2 * cb->shape[0] != out->shape[0] || 2 * cb->shape[1] != out->shape[1])
+        return value_error("cb and cr must be half the size of out");
+    wc->ph = cb->shape[0];
+    wc->w = out->shape[1];
+    wc->lo = (y0 - 1 > 0 ? y0 - 1 : 0) / 2;
+    wc->hi = (y1 + 1) / 2 + 1 < wc->ph ? (y1 + 1) / 2 + 1 : wc->ph;
+    if (wc->hi < wc->lo)
+        wc->hi = wc->lo;
+    wc->wide = NULL;
+    return 0;
+}
+
+/* Line buffers: the doubled chroma rows, then blue, red, 3w bytes of planar RGB (w floats) and
+   a luma line of `luma` floats. */
+static float *line_buffers(WideChroma *wc, Py_ssize_t luma)
+{
+    Py_ssize_t n = mul_size(2 * (wc->hi - wc->lo) + 3, wc->w); /* + 3w bytes of planar RGB */
+    if (n < 0 || luma < 0 || n > PY_SSIZE_T_MAX / 4 - luma) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    float *buffer = malloc(sizeof(float) * (size_t)(n + luma + 1));
+    if (buffer == NULL)
+        PyErr_NoMemory();
+    wc->wide = buffer;
+    return buffer;
+}
+
+PyDoc_STRVAR(upsample_ycc_doc,
+"upsample_ycc(out, y0, y1, cb, cr, k) -> None\n\n"
+"Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous, holding Y' in channel 0, become\n"
+"RGB: Cb and Cr (h/2, w/2 float32 planes) are doubled as resample.Bilinear does and\n"
+"converted as Pillow converts Y'CbCr (k: kernels.colour_constants()).");
+
+static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"out", "y0", "y1", "cb", "cr", "k", NULL};
+    PyObject *o_out, *o_cb, *o_cr, *o_k, *result = NULL;
+    Py_ssize_t y0, y1;
+    Arr out = {0}, cb = {0}, cr = {0};
+    WideChroma wc = {0};
+    float k[4];
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOOO:upsample_ycc", names, &o_out, &y0,
+                                     &y1, &o_cb, &o_cr, &o_k))
+        return NULL;
+    if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
+        || line_buffers(&wc, out.shape[1]) == NULL)
+        goto done;
+    Py_ssize_t w = out.shape[1], c = out.shape[2];
+    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w, *luma = red + 2 * w;
+    uint8_t *planar = (uint8_t *)(red + w);
+    int error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
+    for (Py_ssize_t y = y0; y < y1 && !error; y++) {
+        uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
+        error = chroma_line(&wc, y, blue, red);
+        if (!error) {
+            luma_line(row, c, w, luma);
+            rgb_line(row, c, w, luma, blue, red, k, planar);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (error)
+        PyErr_SetString(PyExc_RuntimeError, "upsample_ycc: chroma row out of range");
+    else
+        result = Py_NewRef(Py_None);
+done:
+    free(wc.wide);
+    release(&out);
+    release(&cb);
+    release(&cr);
+    return result;
+}
+
+/* dst[gx * patch + p] = flat[base + gx * patch^2 + p] for gx < count, p < patch: one pixel row
+   of `count` patches stored one after another (flat float32, from the row's offset `base`). */
+static void patch_row(const char *flat, Py_ssize_t base, Py_ssize_t count, Py_ssize_t patch,
+                      float *dst)
+{
+    const char *src = flat + 4 * base;
+    for (Py_ssize_t gx = 0; gx < count; gx++)
+        memcpy(dst + gx * patch, src + 4 * gx * patch * patch, 4 * (size_t)patch);
+}
+
+/* A patch-layout matrix (float32, C-contiguous) that holds the pixel rows [0, rows) of
+   per_row patches each; -1 with ValueError if patch < 1, per_row < 0 or it is too small. */
+static int check_patches(const Arr *matrix, Py_ssize_t rows, Py_ssize_t patch,
+                         Py_ssize_t per_row)
+{
+    if (patch < 1 || per_row < 0)
+        return value_error("patch must be >= 1 and per_row >= 0");
+    Py_ssize_t area = mul_size(patch, patch);
+    Py_ssize_t needed = mul_size(mul_size((rows + patch - 1) / patch, per_row), area);
+    if (area < 0 || needed < 0 || matrix->size < needed)
+        return value_error("matrix has too few patches for these rows");
+    return 0;
+}
+
+PyDoc_STRVAR(store_rgb_doc,
+"store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row) -> None\n\n"
+"`store_bytes` of a Y' band (patch layout, offset 0) and `upsample_ycc` of its rows in one\n"
+"pass: each pixel row's Y' is rounded into a line buffer and converted with the doubled\n"
+"chroma straight into out, so out is written once and never read.");
+
+static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"matrix", "out", "y0", "y1", "cb", "cr", "k", "patch", "per_row",
+                            NULL};
+    PyObject *o_matrix, *o_out, *o_cb, *o_cr, *o_k, *result = NULL;
+    Py_ssize_t y0, y1, patch, per_row;
+    Arr matrix = {0}, out = {0}, cb = {0}, cr = {0};
+    WideChroma wc = {0};
+    float k[4];
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnOOOnn:store_rgb", names, &o_matrix,
+                                     &o_out, &y0, &y1, &o_cb, &o_cr, &o_k, &patch, &per_row))
+        return NULL;
+    if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
+        || get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
+        || check_patches(&matrix, y1 - y0, patch, per_row) < 0)
+        goto done;
+    Py_ssize_t w = out.shape[1], c = out.shape[2], line = mul_size(per_row, patch);
+    if (line < w) {
+        value_error("store_rgb: per_row * patch must cover the image width");
+        goto done;
+    }
+    if (line_buffers(&wc, line) == NULL)
+        goto done;
+    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w, *luma = red + 2 * w;
+    uint8_t *planar = (uint8_t *)(red + w);
+    int error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
+    for (Py_ssize_t y = y0; y < y1 && !error; y++) {
+        Py_ssize_t gy = (y - y0) / patch, py = (y - y0) % patch;
+        patch_row(matrix.data, gy * per_row * patch * patch + py * patch, per_row, patch, luma);
+        error = chroma_line(&wc, y, blue, red);
+        if (!error)
+            rgb_line((uint8_t *)out.data + y * out.strides[0], c, w, luma, blue, red, k,
+                     planar);
+    }
+    Py_END_ALLOW_THREADS
+    if (error)
+        PyErr_SetString(PyExc_RuntimeError, "store_rgb: chroma row out of range");
+    else
+        result = Py_NewRef(Py_None);
+done:
+    free(wc.wide);
+    release(&matrix);
+    release(&out);
+    release(&cb);
+    release(&cr);
+    return result;
+}
+
+PyDoc_STRVAR(convert_ycc_doc,
+"convert_ycc(out, y0, y1, k) -> None\n\n"
+"Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous from Y'CbCr to RGB in place, as\n"
+"Pillow converts.");
+
+static PyObject *convert_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"out", "y0", "y1", "k", NULL};
+    PyObject *o_out, *o_k, *result = NULL;
+    Py_ssize_t y0, y1;
+    Arr out = {0};
+    float k[4], *blue = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnO:convert_ycc", names, &o_out, &y0, &y1,
+                                     &o_k))
+        return NULL;
+    if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0)
+        goto done;
+    Py_ssize_t w = out.shape[1], c = out.shape[2];
+    blue = malloc(sizeof(float) * (size_t)(4 * w + 1)); /* blue, red, luma, planar RGB */
+    if (blue == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    float *red = blue + w, *luma = red + w;
+    uint8_t *planar = (uint8_t *)(luma + w);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t y = y0; y < y1; y++) {
+        uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
+        for (Py_ssize_t x = 0; x < w; x++) {
+            luma[x] = row[c * x];
+            blue[x] = (float)row[c * x + 1] - 128.0f;
+            red[x] = (float)row[c * x + 2] - 128.0f;
+        }
+        rgb_line(row, c, w, luma, blue, red, k, planar);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(blue);
+    release(&out);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ decoding: stores */
+
+ALWAYS_INLINE void bytes_row_body(uint8_t *RESTRICT row, Py_ssize_t channels,
+                                  Py_ssize_t width, const char *RESTRICT src, float add)
+{
+    for (Py_ssize_t x = 0; x < width; x++)
+        row[channels * x] = (uint8_t)(int)clamp_f(ld_f32(src + 4 * x) + add, 0.0f, 255.0f);
+}
+
+/* row[channels * x] = float32 src[x] + add, clipped to 0..255 and truncated, x < width. */
+HOT static void bytes_row(uint8_t *row, Py_ssize_t channels, Py_ssize_t width,
+                          const char *src, float add)
+{
+    if (channels == 3) /* a stride the compiler knows */
+        bytes_row_body(row, 3, width, src, add);
+    else
+        bytes_row_body(row, channels, width, src, add);
+}
+
+PyDoc_STRVAR(store_bytes_doc,
+"store_bytes(matrix, out, y0, y1, x0, c, offset, patch, per_row) -> None\n\n"
+"bands.PlaneRows.uint8 written into out[y0:y1, x0:, c] (out C-contiguous): matrix rows are\n"
+"patches (patch > 0, per_row to a patch row, x0 = 0; C-contiguous) or pixel rows; each\n"
+"value + offset + 0.5, clipped to 0..255 and truncated; patches cropped to the image.");
+
+static PyObject *store_bytes(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"matrix", "out", "y0", "y1", "x0", "c", "offset", "patch",
+                            "per_row", NULL};
+    PyObject *o_matrix, *o_out, *result = NULL;
+    Py_ssize_t y0, y1, x0, c, patch, per_row;
+    float offset;
+    Arr matrix = {0}, out = {0};
+    float *line = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnnnfnn:store_bytes", names, &o_matrix,
+                                     &o_out, &y0, &y1, &x0, &c, &offset, &patch, &per_row))
+        return NULL;
+    if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
+        || get_array(o_out, &out, "out", 3, T_U8, A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t h = y1 - y0, w = out.shape[1], channels = out.shape[2], width;
+    if (y0 < 0 || y1 < y0 || y1 > out.shape[0] || x0 < 0 || c < 0 || c >= channels
+        || patch < 0) {
+        value_error("store_bytes: needs 0 <= y0 <= y1 <= h, x0 >= 0, 0 <= c < channels, "
+                    "patch >= 0");
+        goto done;
+    }
+    if (patch == 0) {
+        width = matrix.shape[1] < w - x0 ? matrix.shape[1] : w - x0;
+        if (matrix.shape[0] < h) {
+            value_error("store_bytes: matrix has fewer rows than y1 - y0");
+            goto done;
+        }
+    } else {
+        if (check_patches(&matrix, h, patch, per_row) < 0)
+            goto done;
+        Py_ssize_t n = mul_size(per_row, patch);
+        width = n < w ? n : w;
+        if (width > w - x0) {
+            value_error("store_bytes: patches beyond the image's width");
+            goto done;
+        }
+        line = malloc(sizeof(float) * (size_t)(n + 1));
+        if (line == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    float add = offset + 0.5f;
+    if (width <= 0)
+        h = 0; /* nothing of the matrix lies inside the image */
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t y = 0; y < h; y++) {
+        const float *src;
+        float *row_buffer = line;
+        if (patch == 0) {
+            src = (const float *)(matrix.data + y * matrix.strides[0]);
+        } else {
+            Py_ssize_t gy = y / patch, py = y % patch;
+            patch_row(matrix.data, gy * per_row * patch * patch + py * patch, per_row, patch,
+                      row_buffer);
+            src = row_buffer;
+        }
+        bytes_row((uint8_t *)out.data + (y0 + y) * out.strides[0] + x0 * channels + c,
+                  channels, width, (const char *)src, add);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(line);
+    release(&matrix);
+    release(&out);
+    return result;
+}
+
+PyDoc_STRVAR(store_floats_doc,
+"store_floats(matrix, out, y0, y1, patch, per_row) -> None\n\n"
+"bands.PlaneRows.float_rows of a patch layout written into out[y0:y1] (a C-contiguous\n"
+"float32 plane): matrix rows are patches, per_row to a patch row (C-contiguous), cropped\n"
+"to the plane.");
+
+static PyObject *store_floats(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"matrix", "out", "y0", "y1", "patch", "per_row", NULL};
+    PyObject *o_matrix, *o_out, *result = NULL;
+    Py_ssize_t y0, y1, patch, per_row;
+    Arr matrix = {0}, out = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnnn:store_floats", names, &o_matrix,
+                                     &o_out, &y0, &y1, &patch, &per_row))
+        return NULL;
+    if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
+        || get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    if (y0 < 0 || y1 < y0 || y1 > out.shape[0]) {
+        value_error("store_floats: needs 0 <= y0 <= y1 <= height");
+        goto done;
+    }
+    if (check_patches(&matrix, y1 - y0, patch, per_row) < 0)
+        goto done;
+    Py_ssize_t w = out.shape[1];
+    if (mul_size(per_row, patch) < w) {
+        value_error("store_floats: per_row * patch must cover the plane's width");
+        goto done;
+    }
+    Py_ssize_t whole = w / patch < per_row ? w / patch : per_row; /* patches inside the plane */
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t y = 0; y < y1 - y0; y++) {
+        Py_ssize_t gy = y / patch, py = y % patch;
+        Py_ssize_t base = gy * per_row * patch * patch + py * patch;
+        char *row = out.data + (y0 + y) * out.strides[0];
+        /* Whole patches straight into the row (memcpy: out need not be aligned), then the
+           part of the last patch inside the plane. */
+        for (Py_ssize_t gx = 0; gx < whole; gx++)
+            memcpy(row + 4 * gx * patch, matrix.data + 4 * (base + gx * patch * patch),
+                   4 * (size_t)patch);
+        for (Py_ssize_t x = whole * patch; x < w; x++)
+            memcpy(row + 4 * x, matrix.data + 4 * (base + (x / patch) * patch * patch
+                                                   + x % patch), 4);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&matrix);
+    release(&out);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ encoding */
+
+/* One pixel row (w pixels of c channels, type T) as a plane row: the float32 sum of
+   weights[k] * channel k (three channels) or weight * channel `first`, times unit. */
+#define DEFINE_PLANE_LINE(NAME, LOAD)                                                         \
+    ALWAYS_INLINE void NAME##_body(const char *row, Py_ssize_t w, Py_ssize_t c, int three,     \
+                                   Py_ssize_t first, const float *wt, float unit, float *line) \
+    {                                                                                          \
+        if (three) {                                                                           \
+            for (Py_ssize_t x = 0; x < w; x++)                                                 \
+                line[x] = (LOAD(row, c * x) * wt[0] + LOAD(row, c * x + 1) * wt[1]             \
+                           + LOAD(row, c * x + 2) * wt[2]) * unit;                             \
+        } else {                                                                               \
+            for (Py_ssize_t x = 0; x < w; x++)                                                 \
+                line[x] = LOAD(row, c * x + first) * wt[0] * unit;                             \
+        }                                                                                      \
+    }                                                                                          \
+    HOT static void NAME(const char *row, Py_ssize_t w, Py_ssize_t c, int three,               \
+                         Py_ssize_t first,                                                     \
+                     const float *wt, float unit, float *line)                                 \
+    {                                                                                          \
+        if (three && c == 3) /* strides the compiler knows */                                  \
+            NAME##_body(row, w, 3, 1, 0, wt, unit, line);                                      \
+        else if (!three && c == 1)                                                             \
+            NAME##_body(row, w, 1, 0, 0, wt, unit, line);                                      \
+        else                                                                                   \
+            NAME##_body(row, w, c, three, first, wt, unit, line);                              \
+    }
+
+#define LOAD_U8(p, i) ((float)((const uint8_t *)(p))[i])
+#define LOAD_U16(p, i) ((float)ld_u16((p) + 2 * (i)))
+#define LOAD_F32(p, i) (ld_f32((p) + 4 * (i)))
+DEFINE_PLANE_LINE(plane_line_u8, LOAD_U8)
+DEFINE_PLANE_LINE(plane_line_u16, LOAD_U16)
+DEFINE_PLANE_LINE(plane_line_f32, LOAD_F32)
+
+/* Patch rows of a line: flat[base + gx * patch^2 + p] = line[gx * patch + p]. */
+ALWAYS_INLINE void scatter_patches(char *flat, Py_ssize_t base, Py_ssize_t gw, Py_ssize_t patch,
+                                   const float *line)
+{
+    for (Py_ssize_t gx = 0; gx < gw; gx++)
+        memcpy(flat + 4 * (base + gx * patch * patch), line + gx * patch, 4 * (size_t)patch);
+}
+
+PyDoc_STRVAR(patch_plane_doc,
+"patch_plane(px, y0, y1, channels, weights, unit, patch, out) -> None\n\n"
+"planes.Source.patches: rows [y0, y1) of image px (h, w, c), C-contiguous, uint8, uint16 or\n"
+"float32, as one plane, the float32 sum of weights[k] * px[..., channels[k]] times unit\n"
+"(one channel, or three: the first three), edge-padded to whole patches and written as\n"
+"patch rows into out (patches, patch * patch). unit is rounded to float32.");
+
+static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"px", "y0", "y1", "channels", "weights", "unit", "patch", "out",
+                            NULL};
+    PyObject *o_px, *o_channels, *o_weights, *o_out, *result = NULL;
+    Py_ssize_t y0, y1, patch;
+    float unit, wt[3];
+    Arr px = {0}, channels = {0}, weights = {0}, out = {0};
+    float *line = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOOfnO:patch_plane", names, &o_px, &y0,
+                                     &y1, &o_channels, &o_weights, &unit, &patch, &o_out))
+        return NULL;
+    if (get_array(o_px, &px, "px", 3, T_U8 | T_U16 | T_F32, A_CONTIGUOUS) < 0
+        || get_array(o_channels, &channels, "channels", 1, T_INTS, 0) < 0
+        || get_array(o_weights, &weights, "weights", 1, T_F32, 0) < 0
+        || get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t w = px.shape[1], c = px.shape[2], rows = y1 - y0;
+    int three = channels.size == 3;
+    if (y0 < 0 || y1 < y0 || y1 > px.shape[0] || patch < 1) {
+        value_error("patch_plane: needs 0 <= y0 <= y1 <= h and patch >= 1");
+        goto done;
+    }
+    if (!(channels.size == 1 || three) || weights.size < channels.size || (three && c < 3)) {
+        value_error("patch_plane: one channel or three, as many weights");
+        goto done;
+    }
+    Py_ssize_t first = ld_int(channels.data, channels.type);
+    if (!three && (first < 0 || first >= c)) {
+        value_error("patch_plane: channel beyond the image");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < 3; i++)
+        wt[i] = ld_f32(weights.data + (i < weights.size ? i : 0) * weights.strides[0]);
+    Py_ssize_t gw = (w + patch - 1) / patch, gh = (rows + patch - 1) / patch;
+    Py_ssize_t line_size = mul_size(gw, patch);
+    Py_ssize_t needed = mul_size(mul_size(gh, line_size), patch);
+    if (line_size < 0 || needed < 0 || out.size < needed) {
+        value_error("patch_plane: out too small for these rows");
+        goto done;
+    }
+    line = malloc(sizeof(float) * (size_t)(line_size + 1));
+    if (line == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t row_bytes = px.strides[0];
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t y = 0; y < gh * patch; y++) {
+        const char *row = px.data + (y0 + (y < rows - 1 ? y : rows - 1)) * row_bytes;
+        if (px.type == T_U8)
+            plane_line_u8(row, w, c, three, first, wt, unit, line);
+        else if (px.type == T_U16)
+            plane_line_u16(row, w, c, three, first, wt, unit, line);
+        else
+            plane_line_f32(row, w, c, three, first, wt, unit, line);
+        for (Py_ssize_t x = w; x < line_size; x++) /* w >= 1 here: line_size > 0 */
+            line[x] = line[w - 1];
+        Py_ssize_t gy = y / patch, py = y % patch;
+        Py_ssize_t base = gy * gw * patch * patch + py * patch;
+        if (patch == 8) /* the sizes "auto" codes: a constant copy size */
+            scatter_patches(out.data, base, gw, 8, line);
+        else if (patch == 4)
+            scatter_patches(out.data, base, gw, 4, line);
+        else
+            scatter_patches(out.data, base, gw, patch, line);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(line);
+    release(&px);
+    release(&channels);
+    release(&weights);
+    release(&out);
+    return result;
+}
+
+/* The integer chroma weights: float32 integers, |w| <= 2^16 so that sums of 2x2 pixels times
+   them fit an int32. */
+static int get_weights(PyObject *obj, const char *name, int32_t out[3])
+{
+    Arr a = {0};
+    if (get_array(obj, &a, name, 1, T_F32, 0) < 0)
+        return -1;
+    int ok = a.size >= 3;
+    for (int i = 0; ok && i < 3; i++) {
+        float v = ld_f32(a.data + i * a.strides[0]);
+        ok = fabsf(v) <= 65536.0f; /* false for NaN */
+        out[i] = ok ? (int32_t)v : 0;
+    }
+    release(&a);
+    return ok ? 0 : value_error("chroma weights: 3 values, |w| <= 2^16");
+}
+
+ALWAYS_INLINE void pair_sums(const uint8_t *RESTRICT top, const uint8_t *RESTRICT bottom,
+                             Py_ssize_t w, Py_ssize_t c, const int32_t *RESTRICT wb,
+                             const int32_t *RESTRICT wr, int32_t *RESTRICT pb,
+                             int32_t *RESTRICT pr)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        int32_t sr = top[c * x] + bottom[c * x];
+        int32_t sg = top[c * x + 1] + bottom[c * x + 1];
+        int32_t sb = top[c * x + 2] + bottom[c * x + 2];
+        pb[x] = wb[0] * sr + wb[1] * sg + wb[2] * sb;
+        pr[x] = wr[0] * sr + wr[1] * sg + wr[2] * sb;
+    }
+}
+
+HOT static void half_row(const uint8_t *top, const uint8_t *bottom, Py_ssize_t w, Py_ssize_t c,
+                         const int32_t *wb, const int32_t *wr, int32_t *pb, int32_t *pr)
+{
+    if (c == 3) /* a stride the compiler knows */
+        pair_sums(top, bottom, w, 3, wb, wr, pb, pr);
+    else
+        pair_sums(top, bottom, w, c, wb, wr, pb, pr);
+}
+
+PyDoc_STRVAR(half_planes_doc,
+"half_planes(px, y0, y1, wb, wr, unit, blue, red) -> None\n\n"
+"planes.Source.keep of both halved chroma planes (even image sizes, px (h, w, >= 3) uint8\n"
+"C-contiguous) from one pass over the pixels: blue[k] and red[k] = the weighted sums of the\n"
+"2x2 pixels of half-row y0 + k, times unit. Each column pair's sum in int32, then each 2x2\n"
+"total, an exact integer rounded once to float32, as numpy's path rounds it.");
+
+static PyObject *half_planes(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"px", "y0", "y1", "wb", "wr", "unit", "blue", "red", NULL};
+    PyObject *o_px, *o_wb, *o_wr, *o_blue, *o_red, *result = NULL;
+    Py_ssize_t y0, y1;
+    float unit;
+    int32_t wb[3], wr[3];
+    Arr px = {0}, blue = {0}, red = {0};
+    int32_t *pb = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOOfOO:half_planes", names, &o_px, &y0,
+                                     &y1, &o_wb, &o_wr, &unit, &o_blue, &o_red))
+        return NULL;
+    if (get_array(o_px, &px, "px", 3, T_U8, A_CONTIGUOUS) < 0
+        || get_weights(o_wb, "wb", wb) < 0 || get_weights(o_wr, "wr", wr) < 0
+        || get_array(o_blue, &blue, "blue", 2, T_F32, A_WRITABLE) < 0
+        || get_array(o_red, &red, "red", 2, T_F32, A_WRITABLE) < 0)
+        goto done;
+    Py_ssize_t w = px.shape[1], c = px.shape[2], cw = blue.shape[1];
+    if (c < 3 || y0 < 0 || y1 < y0 || y1 > px.shape[0] / 2 || blue.shape[0] < y1 - y0
+        || red.shape[0] != blue.shape[0] || red.shape[1] != cw || cw > w / 2) {
+        value_error("half_planes: needs (h, w, >= 3) pixels, 0 <= y0 <= y1 <= h / 2, blue and "
+                    "red of y1 - y0 rows and at most w / 2 columns");
+        goto done;
+    }
+    pb = malloc(sizeof(int32_t) * (size_t)(2 * w + 1));
+    if (pb == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int32_t *pr = pb + w;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < y1 - y0; k++) {
+        const uint8_t *top = (const uint8_t *)px.data + 2 * (y0 + k) * px.strides[0];
+        const uint8_t *bottom = top + px.strides[0];
+        half_row(top, bottom, w, c, wb, wr, pb, pr);
+        char *db = blue.data + k * blue.strides[0], *dr = red.data + k * red.strides[0];
+        for (Py_ssize_t x = 0; x < cw; x++) {
+            st_f32(db + x * blue.strides[1], (float)(pb[2 * x] + pb[2 * x + 1]) * unit);
+            st_f32(dr + x * red.strides[1], (float)(pr[2 * x] + pr[2 * x + 1]) * unit);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(pb);
+    release(&px);
+    release(&blue);
+    release(&red);
+    return result;
+}
+
+/* float32 -> int32 as x86's truncating conversion (numpy's): INT32_MIN for NaN and values
+   below the range (values above it are clamped by the caller). */
+ALWAYS_INLINE int32_t to_int32(float v)
+{
+    return v >= -2147483648.0f ? (int32_t)v : INT32_MIN;
+}
+
+typedef struct {
+    const char *values;
+    Py_ssize_t rows, cols, v_row, v_col;
+    float inv_step, rounding;
+    char *ints;
+    Py_ssize_t i_row, i_col;
+    int ints_type;
+    double *top, *error; /* contiguous working copies, written back by the caller */
+    float *row, *d;      /* scratch lines of cols values */
+    int32_t *q, *s;
+} Quantize;
+
+/* The loops of `quantize`: each row is copied into a contiguous line, then quantized in a
+   loop without branches (it vectorizes), then its sums and signed integers. */
+HOT static int quantize_run(const Quantize *z)
+{
+    const float ceiling = 2147483520.0f; /* the largest float32 below 2**31 */
+    const float inv_step = z->inv_step, rounding = z->rounding;
+    const Py_ssize_t cols = z->cols;
+    float *RESTRICT row = z->row, *RESTRICT d = z->d;
+    int32_t *RESTRICT q = z->q, *RESTRICT s = z->s;
+    double *RESTRICT top = z->top, *RESTRICT error = z->error;
+    int32_t over = 0;
+    for (Py_ssize_t i = 0; i < z->rows; i++) {
+        const char *v = z->values + i * z->v_row;
+        if (z->v_col == 4)
+            memcpy(row, v, 4 * (size_t)cols);
+        else
+            for (Py_ssize_t j = 0; j < cols; j++)
+                row[j] = ld_f32(v + j * z->v_col);
+        for (Py_ssize_t j = 0; j < cols; j++) {
+            float scaled = fabsf(row[j]) * inv_step + rounding;
+            over |= scaled > ceiling;
+            int32_t t = to_int32(ceiling < scaled ? ceiling : scaled);
+            q[j] = t;
+            d[j] = scaled - (float)t - rounding;
+        }
+        for (Py_ssize_t j = 0; j < cols; j++) {
+            error[j] += (double)d[j] * (double)d[j];
+            double m = q[j];
+            top[j] = m > top[j] ? m : top[j];
+            /* Negated with wrapping: the low 32 bits of numpy's int64 negation. */
+            s[j] = row[j] < 0 ? (int32_t)(0u - (uint32_t)q[j]) : q[j];
+        }
+        char *out = z->ints + i * z->i_row;
+        if (z->ints_type == T_I32 && z->i_col == 4) {
+            memcpy(out, s, 4 * (size_t)cols);
+        } else if (z->ints_type == T_I16 && z->i_col == 2) {
+            for (Py_ssize_t j = 0; j < cols; j++) {
+                int16_t narrow = (int16_t)s[j];
+                memcpy(out + 2 * j, &narrow, 2);
+            }
+        } else { /* int64 keeps the negation's 33rd bit */
+            for (Py_ssize_t j = 0; j < cols; j++)
+                st_int(out + j * z->i_col, z->ints_type,
+                       row[j] < 0 ? -(int64_t)q[j] : (int64_t)q[j]);
+        }
+    }
+    return over == 0;
+}
+
+PyDoc_STRVAR(quantize_doc,
+"quantize(values, inv_step, rounding, ints, top, error) -> bool\n\n"
+"quantization.ColumnStats.add: ints = dead-zone quantized values (rows, cols) of float32\n"
+"values (any integer type, wrapped to it); per column, top = max |int| and error += squared\n"
+"error in steps (float64). False if a value overflows int32. inv_step and rounding are\n"
+"rounded to float32.");
+
+static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"values", "inv_step", "rounding", "ints", "top", "error", NULL};
+    PyObject *o_values, *o_ints, *o_top, *o_error, *result = NULL;
+    float inv_step, rounding;
+    Arr values = {0}, ints = {0}, top = {0}, error = {0};
+    double *sums = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OffOOO:quantize", names, &o_values,
+                                     &inv_step, &rounding, &o_ints, &o_top, &o_error))
+        return NULL;
+    if (get_array(o_values, &values, "values", 2, T_F32, 0) < 0
+        || get_array(o_ints, &ints, "ints", 2, T_INTS, A_WRITABLE) < 0
+        || get_array(o_top, &top, "top", 1, T_F64, A_WRITABLE) < 0
+        || get_array(o_error, &error, "error", 1, T_F64, A_WRITABLE) < 0)
+        goto done;
+    Py_ssize_t rows = values.shape[0], cols = values.shape[1];
+    if (ints.shape[0] != rows || ints.shape[1] != cols || top.size < cols
+        || error.size < cols) {
+        value_error("quantize: ints must have values' shape, top and error a value per column");
+        goto done;
+    }
+    /* top and error (cols doubles each), then the float and int32 lines (cols each). */
+    sums = malloc((2 * sizeof(double) + 2 * sizeof(float) + 2 * sizeof(int32_t))
+                  * (size_t)(cols + 1));
+    if (sums == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Quantize z = {values.data, rows, cols, values.strides[0], values.strides[1], inv_step,
+                  rounding, ints.data, ints.strides[0], ints.strides[1], ints.type, sums,
+                  sums + cols};
+    z.row = (float *)(sums + 2 * cols);
+    z.d = z.row + cols;
+    z.q = (int32_t *)(z.d + cols);
+    z.s = z.q + cols;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < cols; j++) {
+        z.top[j] = ld_f64(top.data + j * top.strides[0]);
+        z.error[j] = ld_f64(error.data + j * error.strides[0]);
+    }
+    ok = quantize_run(&z);
+    for (Py_ssize_t j = 0; j < cols; j++) {
+        st_f64(top.data + j * top.strides[0], z.top[j]);
+        st_f64(error.data + j * error.strides[0], z.error[j]);
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(ok);
+done:
+    free(sums);
+    release(&values);
+    release(&ints);
+    release(&top);
+    release(&error);
+    return result;
+}
+
+typedef struct {
+    const char *matrix;
+    Py_ssize_t rows, row_stride, col_stride, lo, count;
+    int type;
+    uint8_t *out;
+    uint16_t *xrun;
+    int32_t *xval;
+    Py_ssize_t n, a, v;
+} Symbols;
+
+/* coding.band_symbols of one integer type T: each row is scanned 64 columns at a time for a
+   bit mask of its non-zeros, then only the set bits are visited (most values are zero). */
+#define DEFINE_SYMBOLS(NAME, T)                                                               \
+    ALWAYS_INLINE void NAME##_body(Symbols *z, Py_ssize_t col_stride)                          \
+    {                                                                                          \
+        Py_ssize_t n = 0, a = 0, v = 0;                                                        \
+        for (Py_ssize_t i = 0; i < z->rows; i++) {                                             \
+            const char *row = z->matrix + i * z->row_stride + z->lo * col_stride;              \
+            Py_ssize_t last = -1; /* column of the previous non-zero */                        \
+            for (Py_ssize_t base = 0; base < z->count; base += 64) {                           \
+                Py_ssize_t size = z->count - base < 64 ? z->count - base : 64;                 \
+                const char *part = row + base * col_stride;                                    \
+                uint64_t mask = 0;                                                             \
+                for (Py_ssize_t j = 0; j < size; j++) {                                        \
+                    T x;                                                                       \
+                    memcpy(&x, part + j * col_stride, sizeof(T));                              \
+                    mask |= (uint64_t)(x != 0) << j;                                           \
+                }                                                                              \
+                while (mask) {                                                                 \
+                    Py_ssize_t k = TRAILING_ZEROS(mask);                                       \
+                    mask &= mask - 1;                                                          \
+                    Py_ssize_t run = base + k - last - 1;                                      \
+                    last = base + k;                                                           \
+                    T x;                                                                       \
+                    memcpy(&x, part + k * col_stride, sizeof(T));                              \
+                    int64_t value = (int64_t)x;                                                \
+                    unsigned code = run >= 15 ? 15 : (unsigned)run;                            \
+                    if (run >= 15)                                                             \
+                        z->xrun[a++] = (uint16_t)(run - 15);                                   \
+                    if (-7 <= value && value <= 7) {                                           \
+                        z->out[n] = (uint8_t)((code << 4) | (unsigned)(value + 8));            \
+                    } else {                                                                   \
+                        z->out[n] = (uint8_t)(code << 4);                                      \
+                        z->xval[v++] = (int32_t)value;                                         \
+                    }                                                                          \
+                    n++;                                                                       \
+                }                                                                              \
+            }                                                                                  \
+            z->out[n++] = 0x08;                                                                \
+        }                                                                                      \
+        z->n = n, z->a = a, z->v = v;                                                          \
+    }                                                                                          \
+    HOT static void NAME(Symbols *z)                                                           \
+    {                                                                                          \
+        if (z->col_stride == sizeof(T))                                                        \
+            NAME##_body(z, sizeof(T));                                                         \
+        else                                                                                   \
+            NAME##_body(z, z->col_stride);                                                     \
+    }
+
+DEFINE_SYMBOLS(symbols_i8, int8_t)
+DEFINE_SYMBOLS(symbols_u8, uint8_t)
+DEFINE_SYMBOLS(symbols_i16, int16_t)
+DEFINE_SYMBOLS(symbols_u16, uint16_t)
+DEFINE_SYMBOLS(symbols_i32, int32_t)
+DEFINE_SYMBOLS(symbols_u32, uint32_t)
+DEFINE_SYMBOLS(symbols_i64, int64_t)
+DEFINE_SYMBOLS(symbols_u64, uint64_t)
+
+/* A new numpy array holding a copy of n items of `data`. */
+static PyObject *array_copy(const void *data, Py_ssize_t n, Py_ssize_t itemsize,
+                            const char *dtype)
+{
+    Arr a = {0};
+    PyObject *array = new_array(numpy_empty, n, dtype, &a);
+    if (array != NULL) {
+        if (n)
+            memcpy(a.data, data, (size_t)(n * itemsize));
+        release(&a);
+    }
+    return array;
+}
+
+PyDoc_STRVAR(symbols_doc,
+"symbols(matrix, lo, hi) -> (symbols, xrun, xval)\n\n"
+"coding.band_symbols of matrix[:, lo:hi] (an integer matrix): run/level symbols (uint8),\n"
+"row-major, end-of-row after each row; escapes of runs >= 15 (uint16) and values outside\n"
+"-7..7 (int32).");
+
+static PyObject *symbols(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"matrix", "lo", "hi", NULL};
+    PyObject *o_matrix, *result = NULL, *o_out = NULL, *o_xrun = NULL, *o_xval = NULL;
+    Py_ssize_t lo, hi;
+    Arr matrix = {0};
+    Symbols z = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Onn:symbols", names, &o_matrix, &lo, &hi))
+        return NULL;
+    if (get_array(o_matrix, &matrix, "matrix", 2, T_INTS, 0) < 0)
+        goto done;
+    if (lo < 0 || hi < lo || hi > matrix.shape[1]) {
+        value_error("symbols: needs 0 <= lo <= hi <= columns");
+        goto done;
+    }
+    Py_ssize_t rows = matrix.shape[0], count = hi - lo;
+    Py_ssize_t n_out = mul_size(rows, count + 1), n_esc = mul_size(rows, count);
+    if (n_out < 0 || n_esc < 0 || n_esc > PY_SSIZE_T_MAX / 8) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    z = (Symbols){matrix.data, rows, matrix.strides[0], matrix.strides[1], lo, count,
+                  matrix.type};
+    z.out = malloc((size_t)n_out + 1);
+    z.xrun = malloc(sizeof(uint16_t) * (size_t)(n_esc + 1));
+    z.xval = malloc(sizeof(int32_t) * (size_t)(n_esc + 1));
+    if (!z.out || !z.xrun || !z.xval) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    switch (matrix.type) {
+    case T_I8: symbols_i8(&z); break;
+    case T_U8: symbols_u8(&z); break;
+    case T_I16: symbols_i16(&z); break;
+    case T_U16: symbols_u16(&z); break;
+    case T_I32: symbols_i32(&z); break;
+    case T_U32: symbols_u32(&z); break;
+    case T_I64: symbols_i64(&z); break;
+    default: symbols_u64(&z); break;
+    }
+    Py_END_ALLOW_THREADS
+    if ((o_out = array_copy(z.out, z.n, 1, "uint8"))
+        && (o_xrun = array_copy(z.xrun, z.a, 2, "uint16"))
+        && (o_xval = array_copy(z.xval, z.v, 4, "int32")))
+        result = PyTuple_Pack(3, o_out, o_xrun, o_xval);
+done:
+    free(z.out);
+    free(z.xrun);
+    free(z.xval);
+    Py_XDECREF(o_out);
+    Py_XDECREF(o_xrun);
+    Py_XDECREF(o_xval);
+    release(&matrix);
+    return result;
+}
+
+
+/* The smallest and largest of n integers of type T, and their histogram from lo: one loop per
+   type (numba's int64 view of each value: uint64 is read as int64). */
+#define DEFINE_HISTOGRAM(T)                                                                   \
+    HOT static void range_##T(const char *data, Py_ssize_t stride, Py_ssize_t n, int64_t *lo,  \
+                              int64_t *hi)                                                     \
+    {                                                                                          \
+        T a, b, v;                                                                             \
+        memcpy(&a, data, sizeof(T));                                                           \
+        b = a;                                                                                 \
+        for (Py_ssize_t k = 0; k < n; k++) {                                                   \
+            memcpy(&v, data + k * stride, sizeof(T));                                          \
+            a = v < a ? v : a;                                                                 \
+            b = v > b ? v : b;                                                                 \
+        }                                                                                      \
+        *lo = (int64_t)a, *hi = (int64_t)b;                                                    \
+    }                                                                                          \
+    HOT static void count_##T(const char *data, Py_ssize_t stride, Py_ssize_t n, int64_t lo,   \
+                              int64_t *counts)                                                 \
+    {                                                                                          \
+        for (Py_ssize_t k = 0; k < n; k++) {                                                   \
+            T v;                                                                               \
+            memcpy(&v, data + k * stride, sizeof(T));                                          \
+            counts[(uint64_t)(int64_t)v - (uint64_t)lo]++;                                     \
+        }                                                                                      \
+    }
+
+DEFINE_HISTOGRAM(int8_t)
+DEFINE_HISTOGRAM(uint8_t)
+DEFINE_HISTOGRAM(int16_t)
+DEFINE_HISTOGRAM(uint16_t)
+DEFINE_HISTOGRAM(int32_t)
+DEFINE_HISTOGRAM(uint32_t)
+DEFINE_HISTOGRAM(int64_t)
+
+#define BY_TYPE(type, NAME, ...)                                                              \
+    switch (type) {                                                                            \
+    case T_I8: NAME##_int8_t(__VA_ARGS__); break;                                              \
+    case T_U8: NAME##_uint8_t(__VA_ARGS__); break;                                             \
+    case T_I16: NAME##_int16_t(__VA_ARGS__); break;                                            \
+    case T_U16: NAME##_uint16_t(__VA_ARGS__); break;                                           \
+    case T_I32: NAME##_int32_t(__VA_ARGS__); break;                                            \
+    case T_U32: NAME##_uint32_t(__VA_ARGS__); break;                                           \
+    default: NAME##_int64_t(__VA_ARGS__); break;                                               \
+    }
+
+static int compare_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* -sum of c * log2(c / n) over the counts c of distinct values, in increasing order of value;
+   *no_memory set if a buffer could not be allocated. */
+static double entropy_run(const char *data, Py_ssize_t stride, int type, Py_ssize_t n,
+                          Py_ssize_t slack, int *no_memory)
+{
+    if (n == 0)
+        return 0.0;
+    int64_t lo, hi;
+    BY_TYPE(type, range, data, stride, n, &lo, &hi)
+    if (lo == 0 && hi == 0)
+        return 0.0;
+    double total = 0.0, size = (double)n;
+    uint64_t span = (uint64_t)hi - (uint64_t)lo; /* no overflow for any int64 pair */
+    if (slack < 0 || span >= 4 * (uint64_t)n + (uint64_t)slack) {
+        /* A histogram would span too many bins: count by sorting a copy. */
+        int64_t *ordered = malloc(sizeof(int64_t) * (size_t)n);
+        if (ordered == NULL) {
+            *no_memory = 1;
+            return 0.0;
+        }
+        for (Py_ssize_t k = 0; k < n; k++)
+            ordered[k] = ld_int(data + k * stride, type);
+        qsort(ordered, (size_t)n, sizeof(int64_t), compare_int64);
+        Py_ssize_t start = 0;
+        for (Py_ssize_t k = 1; k <= n; k++) {
+            if (k == n || ordered[k] != ordered[start]) {
+                double c = (double)(k - start);
+                total += c * log2(c / size);
+                start = k;
+            }
+        }
+        free(ordered);
+        return -total;
+    }
+    int64_t *counts = calloc((size_t)span + 1, sizeof(int64_t));
+    if (counts == NULL) {
+        *no_memory = 1;
+        return 0.0;
+    }
+    BY_TYPE(type, count, data, stride, n, lo, counts)
+    for (uint64_t b = 0; b <= span; b++) {
+        if (counts[b]) {
+            double c = (double)counts[b];
+            total += c * log2(c / size);
+        }
+    }
+    free(counts);
+    return -total;
+}
+
+PyDoc_STRVAR(entropy_bits_doc,
+"entropy_bits(values, slack) -> float\n\n"
+"quantization.entropy_bits of a 1-D integer array (any stride): order-0 entropy in bits,\n"
+"from one histogram pass; by sorting a copy when the histogram would span 4 * size + slack\n"
+"bins or more.");
+
+static PyObject *entropy_bits(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"values", "slack", NULL};
+    PyObject *o_values;
+    Py_ssize_t slack;
+    Arr values = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "On:entropy_bits", names, &o_values, &slack))
+        return NULL;
+    if (get_array(o_values, &values, "values", 1, T_INTS, 0) < 0)
+        return NULL;
+    int no_memory = 0;
+    double bits;
+    Py_BEGIN_ALLOW_THREADS
+    bits = entropy_run(values.data, values.strides[0], values.type, values.size, slack,
+                       &no_memory);
+    Py_END_ALLOW_THREADS
+    release(&values);
+    if (no_memory)
+        return PyErr_NoMemory();
+    return PyFloat_FromDouble(bits);
+}
+
+/* ------------------------------------------------------------------------ module */
+
+#define METHOD(name) {#name, (PyCFunction)(void (*)(void))name, METH_VARARGS | METH_KEYWORDS, \
+                      name##_doc}
+
+static PyMethodDef methods[] = {
+    METHOD(index_sparse), METHOD(fill_sparse), METHOD(unpredict_into), METHOD(upsample_ycc),
+    METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(half_planes),
+    METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
+    METHOD(entropy_bits), {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "svdcodec.runtime._kernels",
+    "The codec's per-sample loops in C (csrc/kernels.c): drop-in for the numpy paths that\n"
+    "svdcodec.kernels.get() replaces; same bits, the GIL released in every loop.",
+    -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__kernels(void)
+{
+    PyObject *numpy = PyImport_ImportModule("numpy");
+    if (numpy == NULL)
+        return NULL;
+    numpy_empty = PyObject_GetAttrString(numpy, "empty");
+    numpy_zeros = PyObject_GetAttrString(numpy, "zeros");
+    Py_DECREF(numpy);
+    if (numpy_empty == NULL || numpy_zeros == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,44 @@
+"""Build of the optional C extension svdcodec.runtime._kernels (csrc/kernels.c).
+
+pyproject.toml holds the package's metadata; this file only declares the extension, which is
+optional: where it does not compile (no C compiler), setuptools warns and installs the pure
+package, whose numpy paths give the same bytes and pixels.
+
+Compiler flags: -O3 without -ffast-math, and -ffp-contract=off so that a * b + c is rounded
+twice like numpy's two operations (no fused multiply-add): the kernels must give numpy's
+float32 bits. -fno-trapping-math changes no value (it lets the compiler ignore floating-point
+exception flags, which nothing reads) and lets the clamps of the colour and quantizer loops
+vectorize. 32-bit x86 gets SSE2 arithmetic, as the x87 unit would round float32 sums with
+extra precision.
+"""
+
+from __future__ import annotations
+
+import platform
+import struct
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class BuildExt(build_ext):
+    """Per-compiler flags: GCC and Clang take the flags above; MSVC's /fp:precise neither
+    contracts nor reassociates."""
+
+    def build_extensions(self) -> None:
+        if self.compiler.compiler_type == "msvc":
+            args = ["/O2", "/fp:precise"]
+        else:
+            args = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-std=c11"]
+            if struct.calcsize("P") == 4 and platform.machine().lower() in (
+                    "i386", "i486", "i586", "i686", "x86", "x86_64", "amd64"):
+                args += ["-msse2", "-mfpmath=sse"]
+        for extension in self.extensions:
+            extension.extra_compile_args = args + list(extension.extra_compile_args)
+        super().build_extensions()
+
+
+setup(
+    ext_modules=[Extension("svdcodec.runtime._kernels", ["csrc/kernels.c"], optional=True)],
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,45 @@
+"""Which path the codec takes: SVDCODEC_KERNELS and the optional C extension (svdcodec.runtime.kernels).
+
+Runs whether or not the extension is built: its absence is simulated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import svdcodec
+from svdcodec.runtime import kernels
+
+
+@pytest.fixture
+def not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state after a failed import of svdcodec.runtime._kernels."""
+    monkeypatch.setattr(kernels, "_loaded", {"c": None})
+    monkeypatch.setattr(kernels, "_import_error", ["No module named 'svdcodec.runtime._kernels'"])
+
+
+def test_numpy_path_when_not_built(monkeypatch: pytest.MonkeyPatch, not_built: None) -> None:
+    monkeypatch.delenv("SVDCODEC_KERNELS", raising=False)
+    assert kernels.get() is None and kernels.backend() == "numpy"
+    image = np.arange(48 * 40 * 3, dtype=np.uint8).reshape(48, 40, 3)
+    assert svdcodec.decode(svdcodec.encode(image)).shape == image.shape  # the fallback codes
+
+
+def test_required_but_not_built(monkeypatch: pytest.MonkeyPatch, not_built: None) -> None:
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    with pytest.raises(ImportError, match="not built"):
+        kernels.get()
+    with pytest.raises(kernels.KernelsUnavailable):
+        svdcodec.encode(np.zeros((8, 8), np.uint8))
+
+
+def test_forced_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SVDCODEC_KERNELS", "0")
+    assert kernels.get() is None and kernels.backend() == "numpy"
+
+
+def test_compiled_path_from_the_first_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the extension is built it runs from the first, smallest call: no threshold."""
+    pytest.importorskip("svdcodec.runtime._kernels")
+    monkeypatch.delenv("SVDCODEC_KERNELS", raising=False)
+    assert kernels.get() is not None and kernels.backend() == "c"
