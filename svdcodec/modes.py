@@ -37,7 +37,33 @@ def image_to_array(image: Image.Image) -> np.ndarray:
         return arr.astype(np.float32)
     elif mode not in MODES:
         image = image.convert("RGB")
-    return np.asarray(image)
+    return raw_array(image)
+
+
+def raw_array(image: Image.Image) -> np.ndarray:
+    """The samples of an image in one of the stored modes, written piece by piece by Pillow's
+    raw encoder into one array: np.asarray(image) would first build the whole image as bytes
+    (twice the raw size at its peak) and keep that copy."""
+    image.load()
+    dtype, channels = MODES[image.mode]
+    shape = (image.height, image.width) + ((channels,) if channels > 1 else ())
+    out = np.empty(shape, dtype=np.dtype(dtype).newbyteorder("<"))
+    if not out.size:
+        return out
+    flat = memoryview(out).cast("B")
+    encoder = Image._getencoder(image.mode, "raw", image.mode)  # as Image.tobytes does
+    piece, at, status = max(1 << 16, image.width * 4), 0, 0
+    try:
+        encoder.setimage(image.im, (0, 0, *image.size))
+        while not status:
+            _, status, data = encoder.encode(piece)
+            flat[at:at + len(data)] = data
+            at += len(data)
+    finally:
+        encoder.cleanup()
+    if status < 0 or at != len(flat):
+        raise ValueError(f"cannot read the samples of a {image.mode} image (status {status})")
+    return out if out.dtype.isnative else out.astype(out.dtype.newbyteorder("="))
 
 
 def as_pixels(data: np.ndarray | Image.Image) -> np.ndarray:

@@ -96,15 +96,16 @@ class SvdiDecoder(ImageFile.PyDecoder):
         return -1, 0
 
 
-def _raw_bytes(pixels: np.ndarray, mode: str) -> bytes:
-    """Pixels in the byte order of RAWMODES[mode], after checking they fit the opened mode."""
+def _raw_bytes(pixels: np.ndarray, mode: str) -> memoryview:
+    """Pixels in the byte order of RAWMODES[mode], after checking they fit the opened mode: a
+    view of the decoded array (Pillow's raw decoder copies from any buffer, so no bytes copy)."""
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     if PILLOW_MODES.get((pixels.dtype, channels)) != mode:
         raise OSError(f"broken SVDI file: decoded {channels} {pixels.dtype} channels, "
                       f"header promised mode {mode}")
     if mode == "I;16":
         pixels = pixels.astype("<u2", copy=False)
-    return np.ascontiguousarray(pixels).tobytes()
+    return memoryview(np.ascontiguousarray(pixels)).cast("B")
 
 
 #: Keywords Pillow's Image.save itself reads (save_all is taken out before a plugin sees it).
