@@ -1326,7 +1326,7 @@ ALWAYS_INLINE int32_t to_int32(float v)
 typedef struct {
     const char *values;
     Py_ssize_t rows, cols, v_row, v_col;
-    float inv_step, rounding;
+    float inv_step, rounding, first_rounding;
     char *ints;
     Py_ssize_t i_row, i_col;
     int ints_type;
@@ -1360,6 +1360,13 @@ HOT static int quantize_run(const Quantize *z)
             q[j] = t;
             d[j] = scaled - (float)t - rounding;
         }
+        if (cols > 0) { /* the first column's own rounding, outside the vectorized loop */
+            float scaled = fabsf(row[0]) * inv_step + z->first_rounding;
+            over |= scaled > ceiling;
+            int32_t t = to_int32(ceiling < scaled ? ceiling : scaled);
+            q[0] = t;
+            d[0] = scaled - (float)t - z->first_rounding;
+        }
         for (Py_ssize_t j = 0; j < cols; j++) {
             error[j] += (double)d[j] * (double)d[j];
             double m = q[j];
@@ -1385,22 +1392,26 @@ HOT static int quantize_run(const Quantize *z)
 }
 
 PyDoc_STRVAR(quantize_doc,
-"quantize(values, inv_step, rounding, ints, top, error) -> bool\n\n"
+"quantize(values, inv_step, rounding, ints, top, error, first_rounding=rounding) -> bool\n\n"
 "quantization.ColumnStats.add: ints = dead-zone quantized values (rows, cols) of float32\n"
-"values (any integer type, wrapped to it); per column, top = max |int| and error += squared\n"
-"error in steps (float64). False if a value overflows int32. inv_step and rounding are\n"
-"rounded to float32.");
+"values (any integer type, wrapped to it), column 0 with first_rounding; per column, top =\n"
+"max |int| and error += squared error in steps (float64). False if a value overflows int32.\n"
+"inv_step and the roundings are rounded to float32.");
 
 static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"values", "inv_step", "rounding", "ints", "top", "error", NULL};
+    static char *names[] = {"values", "inv_step", "rounding", "ints", "top", "error",
+                            "first_rounding", NULL};
     PyObject *o_values, *o_ints, *o_top, *o_error, *result = NULL;
-    float inv_step, rounding;
+    float inv_step, rounding, first_rounding = NAN;
     Arr values = {0}, ints = {0}, top = {0}, error = {0};
     double *sums = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OffOOO:quantize", names, &o_values,
-                                     &inv_step, &rounding, &o_ints, &o_top, &o_error))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OffOOO|f:quantize", names, &o_values,
+                                     &inv_step, &rounding, &o_ints, &o_top, &o_error,
+                                     &first_rounding))
         return NULL;
+    if (isnan(first_rounding))
+        first_rounding = rounding;
     if (get_array(o_values, &values, "values", 2, T_F32, 0) < 0
         || get_array(o_ints, &ints, "ints", 2, T_INTS, A_WRITABLE) < 0
         || get_array(o_top, &top, "top", 1, T_F64, A_WRITABLE) < 0
@@ -1420,8 +1431,8 @@ static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     Quantize z = {values.data, rows, cols, values.strides[0], values.strides[1], inv_step,
-                  rounding, ints.data, ints.strides[0], ints.strides[1], ints.type, sums,
-                  sums + cols};
+                  rounding, first_rounding, ints.data, ints.strides[0], ints.strides[1],
+                  ints.type, sums, sums + cols};
     z.row = (float *)(sums + 2 * cols);
     z.d = z.row + cols;
     z.q = (int32_t *)(z.d + cols);

@@ -17,14 +17,22 @@ from ..runtime import kernels
 
 #: Dead-zone rounding offset: values round up from this fraction of a step (0.5 is plain rounding).
 ROUNDING = 0.38
+#: The first component (a patch's mean, or a plain plane's mean profile) rounds to nearest: a
+#: dead zone there moves every pixel's mean toward zero (the picture darkens a little), and the
+#: bias compounds each time a decoded image is encoded again.
+FIRST_ROUNDING = 0.5
 #: Lagrange multiplier of the rank decision, in units of step^2 per estimated bit.
 LAMBDA = 0.06
 
 
 def quantize(values: np.ndarray, step: float, rounding: float | None = None) -> np.ndarray:
-    """Dead-zone uniform quantizer to int32."""
-    rounding = ROUNDING if rounding is None else rounding
-    scaled = np.abs(values) * np.float32(1.0 / step) + np.float32(rounding)
+    """Dead-zone uniform quantizer to int32; of a matrix (rows, components), the first
+    component with FIRST_ROUNDING (unless `rounding` is given for all)."""
+    offsets = np.full(values.shape[-1:] if values.ndim else (), np.float32(
+        ROUNDING if rounding is None else rounding), dtype=np.float32)
+    if rounding is None and values.ndim == 2 and values.shape[1]:
+        offsets[0] = FIRST_ROUNDING
+    scaled = np.abs(values) * np.float32(1.0 / step) + offsets
     q = np.floor(scaled, out=scaled)
     q *= np.sign(values)
     if q.size and float(np.max(np.abs(q))) >= 2**31 - 1:
@@ -55,14 +63,17 @@ class ColumnStats:
             ints = np.empty(values.shape, dtype=np.int32) if out is None else out
             error = np.zeros(self.columns)
             if not compiled.quantize(values, np.float32(1.0 / self.step),
-                                     np.float32(ROUNDING), ints, self.top, error):
+                                     np.float32(ROUNDING), ints, self.top, error,
+                                     np.float32(FIRST_ROUNDING)):
                 raise OverflowError("quantized value does not fit 32 bits")
             self.error += error * self.step ** 2
             self.rows += values.shape[0]
             return ints
+        offsets = np.full(values.shape[1], np.float32(ROUNDING), dtype=np.float32)
+        offsets[:1] = FIRST_ROUNDING
         scaled = np.abs(values)
         scaled *= np.float32(1.0 / self.step)
-        scaled += np.float32(ROUNDING)
+        scaled += offsets
         self.rows += scaled.shape[0]
         if scaled.size and float(scaled.max()) >= 2**31 - 1:
             raise OverflowError("quantized value does not fit 32 bits")
@@ -70,7 +81,7 @@ class ColumnStats:
         if ints.size:
             np.maximum(self.top, ints.max(axis=0), out=self.top)
         scaled -= ints
-        scaled -= np.float32(ROUNDING)  # the error in steps; float32 sums per band suffice
+        scaled -= offsets  # the error in steps; float32 sums per band suffice
         self.error += np.einsum("ij,ij->j", scaled, scaled).astype(np.float64) * self.step ** 2
         negative = values.view(np.int32) >> 31  # -1 where the sign bit is set, else 0
         ints ^= negative
