@@ -76,8 +76,44 @@ class SvdiImageFile(ImageFile.ImageFile):
         self.text = dict(metadata.text)
         for key, value in metadata.text.items():
             self.info.setdefault(key, value)
-        # One tile covering the image; the decoder reads the whole file itself.
-        self.tile = [ImageFile._Tile(DECODER, (0, 0, *self._size), 0, None)]
+        # One tile covering the image; the decoder reads the whole file itself (its argument:
+        # the scale factor a draft chose).
+        self.tile = [ImageFile._Tile(DECODER, (0, 0, *self._size), 0, (1,))]
+
+    def draft(self, mode: str | None, size: tuple[int, int] | None
+              ) -> tuple[str, tuple[int, int, float, float]] | None:
+        """Configure the decoder to the smallest of 1/2, 1/4, 1/8 of the size that is still at
+        least `size` (as JPEG's draft mode does, so thumbnail() decodes a reduced image: the
+        factors are averaged before they are multiplied). The mode cannot change."""
+        if size is None or len(self.tile) != 1 or self.tile[0].args != (1,) or self._im:
+            return None
+        width, height = self.size
+        scale = min(width // max(size[0], 1), height // max(size[1], 1))
+        factor = next(f for f in (8, 4, 2, 1) if scale >= f)
+        if factor == 1:
+            return None
+        self._size = (-(-width // factor), -(-height // factor))
+        self.tile = [ImageFile._Tile(DECODER, (0, 0, *self._size), 0, (factor,))]
+        return self.mode, (0, 0, width / factor, height / factor)
+
+    def reduce(self, factor: int | tuple[int, int],
+               box: tuple[int, int, int, int] | None = None) -> Image.Image:
+        """Image.reduce, decoded at that size directly for the factors 2, 4 and 8 of a whole
+        image not yet loaded (each pixel the mean of a factor x factor cell); the image itself
+        stays as it is."""
+        if (isinstance(factor, int) and factor in (2, 4, 8) and box is None and not self._im
+                and self.fp is not None and len(self.tile) == 1 and self.tile[0].args == (1,)):
+            self.fp.seek(0)
+            try:
+                pixels = decode(self.fp.read(), reduce=factor, max_pixels=None)
+            except SvdiError as exc:
+                raise OSError(f"broken SVDI file: {exc}") from exc
+            size = (-(-self.width // factor), -(-self.height // factor))
+            out = Image.frombytes(self.mode, size, _raw_bytes(pixels, self.mode), "raw",
+                                  RAWMODES.get(self.mode, self.mode))
+            out.info = self.info.copy()
+            return out
+        return super().reduce(factor, box)
 
 
 class SvdiDecoder(ImageFile.PyDecoder):
@@ -88,8 +124,9 @@ class SvdiDecoder(ImageFile.PyDecoder):
     def decode(self, buffer: Image.DecoderInput) -> tuple[int, int]:
         assert self.fd is not None
         self.fd.seek(0)
-        try:
-            pixels = decode(self.fd.read(), max_pixels=None)  # Image.open checked the size
+        factor = self.args[0] if self.args else 1
+        try:  # Image.open checked the size
+            pixels = decode(self.fd.read(), reduce=factor, max_pixels=None)
         except SvdiError as exc:  # Pillow reports broken image data as OSError
             raise OSError(f"broken SVDI file: {exc}") from exc
         self.set_as_raw(_raw_bytes(pixels, self.mode), RAWMODES.get(self.mode, self.mode))

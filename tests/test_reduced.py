@@ -69,3 +69,28 @@ def test_reduce_one_is_the_full_decode() -> None:
 def test_other_factors_refused(k: int) -> None:
     with pytest.raises(SvdiError, match="reduce"):
         svdcodec.decode(svdcodec.encode(photo(16, 16, 1)), reduce=k)
+
+
+def test_pillow_draft_and_thumbnail_decode_reduced() -> None:
+    """Image.draft picks the smallest of 1/2, 1/4, 1/8 still at least the size asked for, as
+    JPEG's does, so thumbnail() never decodes the full image; the pixels are decode(reduce=k)'s."""
+    import io
+
+    from PIL import Image
+
+    data = svdcodec.encode(photo(203, 157, 3))
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.draft("RGB", (39, 39)) == ("RGB", (0, 0, 157 / 4, 203 / 4))
+        assert im.size == (40, 51)
+        np.testing.assert_array_equal(np.asarray(im), svdcodec.decode(data, reduce=4))
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.draft("RGB", (150, 150)) is None and im.size == (157, 203)  # no 1/2 fits
+    with Image.open(io.BytesIO(data)) as im:
+        im.thumbnail((20, 20))
+        assert im.size == (15, 20)
+    with Image.open(io.BytesIO(data)) as im:
+        reduced = im.reduce(2)
+        assert reduced.size == (79, 102) and im.size == (157, 203)
+        np.testing.assert_array_equal(np.asarray(reduced), svdcodec.decode(data, reduce=2))
+    with Image.open(io.BytesIO(data)) as im:  # not a power of two: Pillow's own reduce
+        assert im.reduce(3).size == (53, 68)
