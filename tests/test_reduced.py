@@ -3,6 +3,8 @@ pixels that are the k x k cell means of the full decode up to rounding (edges as
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,17 @@ def test_pillow_draft_and_thumbnail_decode_reduced() -> None:
         np.testing.assert_array_equal(np.asarray(reduced), svdcodec.decode(data, reduce=2))
     with Image.open(io.BytesIO(data)) as im:  # not a power of two: Pillow's own reduce
         assert im.reduce(3).size == (53, 68)
+
+
+def test_svdi_decode_scale_and_components(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from svdcodec import cli
+
+    source = tmp_path / "photo.svdi"
+    data = svdcodec.encode(photo(203, 157, 3))
+    source.write_bytes(data)
+    out = tmp_path / "small.png"
+    assert cli.decode_main([str(source), "-o", str(out), "--scale", "1/4", "--quiet"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), svdcodec.decode(data, reduce=4))
+    assert cli.decode_main([str(source), "-o", str(tmp_path / "x.png"), "--components", "0"]) == 2

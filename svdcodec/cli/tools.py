@@ -457,6 +457,7 @@ class DecodeJob:
     force: bool = False
     verbose: bool = False
     strip: bool = False  # do not write the file's metadata into the output
+    reduce: int = 1  # decode at 1/reduce of the size
 
 
 def _output_format(suffix: str) -> str | None:
@@ -495,7 +496,8 @@ def decode_one(job: DecodeJob) -> Result:
         data = read_input(job.src)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", Image.DecompressionBombWarning)
-            pixels = decode(data, components=job.components, max_pixels=job.max_pixels)
+            pixels = decode(data, components=job.components, reduce=job.reduce,
+                            max_pixels=job.max_pixels)
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
         fmt = job.format or str(_output_format(photos.default_suffix(pixels.dtype, channels)))
         metadata = {} if job.strip or fmt == "NPY" else read_metadata(data)
@@ -509,6 +511,7 @@ def decode_one(job: DecodeJob) -> Result:
     if job.verbose:
         text += f" as {fmt}" + ("" if job.components is None
                                 else f", first {job.components} components")
+        text += "" if job.reduce == 1 else f", at 1/{job.reduce} size"
         if len(dropped) < len(metadata):
             text += f"; metadata written: {', '.join(sorted(set(metadata) - set(dropped)))}"
     if dropped:
@@ -524,8 +527,12 @@ def _decode_parser() -> argparse.ArgumentParser:
                         help="output format when no -o names one: png, tiff, jpeg, webp, npy... "
                              "(default png; tiff for a float (F) image, npy for one that no "
                              "Pillow mode holds)")
-    parser.add_argument("--components", type=_number(int, 0), metavar="K",
-                        help="preview: decode only the first K components of every plane")
+    parser.add_argument("--components", type=_number(int, 1), metavar="K",
+                        help="preview: decode only the first K components of every plane (the "
+                             "picture the first K singular triplets make, not a smaller file)")
+    parser.add_argument("--scale", choices=("1", "1/2", "1/4", "1/8"), default="1",
+                        help="decode at this fraction of the size (each pixel the mean of a "
+                             "cell), at a fraction of the work: thumbnails")
     parser.add_argument("--strip", action="store_true",
                         help="do not write the file's metadata (EXIF, ICC profile, XMP, DPI, "
                              "text) into the output, which gets it by default where its "
@@ -568,8 +575,9 @@ def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     clashes = _collisions(args.inputs, dests)
     for message in clashes.values():
         print(f"{parser.prog}: {message}", file=sys.stderr)
+    reduce = int(args.scale.split("/")[-1]) if "/" in args.scale else 1
     jobs = [DecodeJob(src, dest, str(fmt), args.components, limit, args.force, args.verbose,
-                      args.strip)
+                      args.strip, reduce)
             for i, (src, dest, fmt) in enumerate(zip(args.inputs, dests, formats))
             if i not in clashes]
     return _report(parser.prog, _batch(decode_one, jobs, args), args.quiet, len(clashes))
