@@ -392,7 +392,9 @@ def _encode_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quality", type=_number(float, 1, 100), metavar="Q",
                         help="quality 1..100 (default 75)")
     parser.add_argument("--rank", type=_number(int, 1), metavar="R",
-                        help="keep exactly R components per plane")
+                        help="keep at most R components per plane (the plain layout): fewer "
+                             "where the plane has lower rank or a component quantizes to zero "
+                             "at this quality (raise -q to keep it)")
     parser.add_argument("--energy", type=_number(float, 0, 1, open_low=True), metavar="F",
                         help="keep the fewest components holding fraction F of the energy")
     rate = parser.add_mutually_exclusive_group()

@@ -85,8 +85,10 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
     quality (1..100) sets the quantizer step; target_psnr (dB) or max_bytes search the step
-    instead. rank keeps exactly that many components per plane (fewer only if the matrix has
-    lower rank); energy keeps the fewest components holding that fraction of sum(sigma^2).
+    instead. rank keeps at most that many components per plane: fewer where the matrix has
+    lower rank, and a trailing component whose factors quantize to zero at this quality is
+    dropped (it would add nothing to the picture; raise the quality to keep it). energy keeps
+    the fewest components holding that fraction of sum(sigma^2), with the same proviso.
 
     Metadata, stored in ancillary chunks (spec §1.1) and read back by `read_metadata`:
     exif (bytes, with or without Pillow's "Exif\\0\\0" prefix, or a PIL.Image.Exif; the
