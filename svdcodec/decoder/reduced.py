@@ -11,6 +11,9 @@ filter's up to float32 rounding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 
 from ..codec.colour import from_planes
@@ -77,6 +80,10 @@ class ReducedPlane(PlaneReconstructor):
         return y0 // g, cell_means(m, g, 0)
 
 
+def _store_band(store: Callable[[int], None], bands: list[int], t: int) -> None:
+    store(bands[t])
+
+
 def reduced_plane(container: Container, plane: Plane, rank: int, factor: int, budget: int
                   ) -> np.ndarray:
     """Plane reduced by `factor`, float32: the cells of the patch layout (or image rows and
@@ -95,9 +102,9 @@ def reduced_plane(container: Container, plane: Plane, rank: int, factor: int, bu
         out[first:first + part.shape[0], x0:x0 + part.shape[1]] = part
     for k in range(len(rows.columns)):
         rows.load_columns(k)
-        for j in range(len(rows.passes)):
+        for j, passed in enumerate(rows.passes):
             rows.load(j)
-            run_bands(lambda t, j=j: store(rows.passes[j][t]), len(rows.passes[j]))
+            run_bands(partial(_store_band, store, passed), len(passed))
     rest = factor // cell
     if rest > 1:
         out = cell_means(cell_means(out, rest, 0), rest, 1)

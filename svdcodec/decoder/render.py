@@ -135,6 +135,7 @@ def render_full_plane(rows: PlaneReconstructor, plan: OutputPlan, header: Header
     path, Y' straight to RGB with the kept chroma)."""
     c = rows.plane.index
     if plan.direct and c == 0:
+        assert plan.colour is not None  # direct implies fused, which implies colour
         store = partial(rows.store_rgb, out, halves[1], halves[2], plan.colour)
     elif header.dtype == np.uint8:
         store = partial(rows.store_bytes, out, c, CHROMA_OFFSET if plan.ycc and c in (1, 2) else 0.0)

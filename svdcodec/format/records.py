@@ -56,9 +56,11 @@ MAX_WORK = 1 << 36
 #: Largest chunk payload, as in PNG.
 MAX_CHUNK = (1 << 31) - 1
 
-SAMPLE_TYPES = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 3: np.dtype(np.float32)}
+SAMPLE_TYPES: dict[int, np.dtype] = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16),
+                                     3: np.dtype(np.float32)}
 SAMPLE_CODES = {dtype: code for code, dtype in SAMPLE_TYPES.items()}
-ELEMENT_TYPES = {1: np.dtype("<i1"), 2: np.dtype("<i2"), 3: np.dtype("<i4"), 4: np.dtype("<f4")}
+ELEMENT_TYPES: dict[int, np.dtype] = {1: np.dtype("<i1"), 2: np.dtype("<i2"), 3: np.dtype("<i4"),
+                                      4: np.dtype("<f4")}
 ELEMENT_CODES = {dtype.newbyteorder("="): code for code, dtype in ELEMENT_TYPES.items()}
 
 COLOUR_NONE, COLOUR_YCBCR = 0, 1
