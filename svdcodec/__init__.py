@@ -23,18 +23,41 @@ Importing the package also registers the SVDI format with Pillow.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .decoder import PlaneFactors, decode, read_factors, read_metadata
-from .encoder import encode
 from .errors import SvdiError
 from .format import SIGNATURE
 from .format import VERSION as FORMAT_VERSION
 from .runtime.threads import set_threads, threads
-from .spectra import PlaneSpectrum, plot_spectrum, spectrum, stored_spectrum
+
+if TYPE_CHECKING:
+    from .encoder import encode
+    from .spectra import PlaneSpectrum, plot_spectrum, spectrum, stored_spectrum
+
+#: Public names whose modules load on first use: a program that only decodes never pays for
+#: the encoder's import.
+_LAZY = {"encode": "encoder", "PlaneSpectrum": "spectra", "plot_spectrum": "spectra",
+         "spectrum": "spectra", "stored_spectrum": "spectra"}
 
 __version__ = "0.1.0"
 __all__ = ["FORMAT_VERSION", "PlaneFactors", "PlaneSpectrum", "SvdiError", "__version__", "check",
            "decode", "encode", "plot_spectrum", "read_factors", "read_metadata", "set_threads",
            "spectrum", "stored_spectrum", "threads"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def check(data: bytes) -> bool:

@@ -14,7 +14,6 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from .decoder import decode
-from .encoder import CODING_OPTIONS, METADATA_OPTIONS, encode, encode_options
 from .errors import SvdiError
 from .format import SIGNATURE, Header, read_prefix
 from .format.metadata import EXIF_PREFIX
@@ -158,6 +157,12 @@ def save_options(im: Image.Image) -> dict[str, Any]:
     ``icc_profile=`` is given (b"" drops it); like its JPEG and WebP writers, EXIF, XMP, DPI and
     text are written only when passed (``exif=im.info["exif"]`` or ``im.getexif()``).
     """
+    from .encoder import (  # only to save
+        CODING_OPTIONS,
+        METADATA_OPTIONS,
+        encode_options,
+    )
+
     info = dict(im.encoderinfo)
     if info.pop("append", False):
         raise SvdiError("SVDI cannot append to an existing file (append=True)")
@@ -175,6 +180,8 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """Save with options from ``im.save(..., quality=, rank=, energy=, target_psnr=,
     max_bytes=, layout=, exif=, icc_profile=, xmp=, dpi=, text=)``; invalid or unknown options
     and modes raise SvdiError (a ValueError)."""
+    from .encoder import encode  # the encoder loads when an image is saved, not on open
+
     fp.write(encode(im, **save_options(im)))
 
 

@@ -18,7 +18,6 @@ from ..errors import SvdiError
 from ..format import COLOUR_NONE, LAYOUT_PLAIN, Container, read_prefix, unpack
 from ..runtime import band_sizes
 from ..runtime.threads import serial, single_threaded
-from .reduced import FACTORS, render_reduced
 from .reference import factor_integers
 from .render import render_image
 
@@ -99,8 +98,12 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
     (read at call time): above it a DecompressionBombWarning, above twice it SvdiError. A number
     refuses images of more pixels than that; None decodes any size.
     """
-    if reduce not in FACTORS:
-        raise SvdiError(f"reduce must be one of {', '.join(map(str, FACTORS))}, got {reduce!r}")
+    if reduce != 1:
+        from .reduced import FACTORS, render_reduced  # thumbnails only
+
+        if reduce not in FACTORS:
+            raise SvdiError(f"reduce must be one of {', '.join(map(str, FACTORS))}, "
+                            f"got {reduce!r}")
     container = _load(data, max_pixels, components)
     # A hostile step, singular value or scale can overflow float32: no warnings, checked in render.
     # BLAS stays single-threaded throughout, as in the encoder (see runtime.threads); small

@@ -17,7 +17,6 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SvdiError
-from ..evaluation.metrics import psnr
 from ..format import (
     LAYOUT_PATCH,
     LAYOUT_PLAIN,
@@ -126,6 +125,7 @@ def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float 
     # Rate control measures the decoder's real output (the same pixels as the reference
     # decoder's, band by band and faster).
     from ..decoder import decode
+    from ..evaluation.metrics import psnr
 
     peak = 255.0 if pixels.dtype == np.uint8 else 255.0 * image_header(pixels, False).scale
     lo, hi = math.log2(1e-3), math.log2(4096.0)
