@@ -29,7 +29,7 @@ done
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-cp -r "$root/svdcodec" "$root/tests" "$root/spec" "$root/tools" "$root/pyproject.toml" "$work/"
+cp -r "$root/svdcodec" "$root/tests" "$root/spec" "$root/pyproject.toml" "$work/"
 rm -f "$work"/svdcodec/runtime/_kernels*.so "$work"/svdcodec/runtime/_kernels*.pyd
 include="$("$python" -c "import sysconfig; print(sysconfig.get_paths()['include'])")"
 suffix="$("$python" -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")"
