@@ -245,7 +245,7 @@ function checkPixels(header, maxPixels) {
  * to 128 KiB), not the data. The window costs no memory: libzstd's one-shot decoder uses the
  * output buffer (exactly `nbytes`) as its window; only windows beyond what libzstd's 32-bit
  * build accepts are refused, with a message naming the limit. */
-function checkFrame(b, start, end, nbytes, what) {
+function frameHeader(b, start, end, what) {
   const bad = (why) => new SvdiError(`${what}: bad zstd frame (${why})`);
   if (end - start < 6) throw bad("frame header truncated");
   if (b[start] !== 0x28 || b[start + 1] !== 0xb5 || b[start + 2] !== 0x2f || b[start + 3] !== 0xfd) {
@@ -276,6 +276,11 @@ function checkFrame(b, start, end, nbytes, what) {
     if (fcsBytes === 2) declared += 256n;
   }
   at += fcsBytes;
+  return { declared, window, singleSegment, checksum, at, bad };
+}
+
+function checkFrame(b, start, end, nbytes, what) {
+  let { declared, window, singleSegment, checksum, at, bad } = frameHeader(b, start, end, what);
   if (declared !== BigInt(nbytes)) {
     throw new SvdiError(`${what}: zstd frame declares ${declared} bytes, header implies ${nbytes}`);
   }
@@ -308,6 +313,133 @@ function decompressFrame(block, bytes) {
   const out = zstdDecompress(bytes.subarray(block.frameStart, block.frameEnd), block.rawBytes);
   if (typeof out === "string") throw new SvdiError(`${block.what}: corrupt zstd data (${out})`);
   return out;
+}
+
+// ----------------------------------------------------------------------------- metadata (§1.1)
+
+const MAX_ICC = 2 ** 24;
+const METADATA_LIMITS = {
+  eXIf: 2 ** 24, iCCP: 80 + 1 + 18 + MAX_ICC + (MAX_ICC >> 7) + 64, xMPd: 2 ** 24, pHYs: 9,
+  iTXt: 2 ** 20,
+};
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+function utf8(b, start, end, what) {
+  try {
+    return UTF8.decode(b.subarray(start, end));
+  } catch {
+    throw new SvdiError(`${what}: text is not UTF-8`);
+  }
+}
+
+/** A PNG keyword in b[start, end): 1-79 printable Latin-1 characters (32-126, 161-255). */
+function keyword(b, start, end, what) {
+  if (end - start < 1 || end - start > 79) {
+    throw new SvdiError(`${what}: keyword must be 1-79 printable Latin-1 characters`);
+  }
+  let key = "";
+  for (let i = start; i < end; i++) {
+    const c = b[i];
+    if (c < 32 || (c > 126 && c < 161)) {
+      throw new SvdiError(`${what}: keyword must be 1-79 printable Latin-1 characters`);
+    }
+    key += String.fromCharCode(c);
+  }
+  return key;
+}
+
+function nulAt(b, from, limit) {
+  for (let i = from; i < limit; i++) if (b[i] === 0) return i;
+  return -1;
+}
+
+/** The metadata chunks of a file, in file order, with spec §1.1's rules: each of eXIf, iCCP,
+ * xMPd, pHYs at most once, iTXt keywords distinct, all before the first factor block. */
+class MetadataReader {
+  constructor() {
+    this.metadata = { text: {} };
+    this.seen = new Set();
+    this.blocksSeen = false;
+  }
+
+  add(type, b, start, end) {
+    if (!(type in METADATA_LIMITS)) return false;
+    if (this.blocksSeen) throw new SvdiError(`${type} chunk after the factor blocks`);
+    const length = end - start;
+    if (length > METADATA_LIMITS[type]) {
+      throw new SvdiError(`${type} chunk of ${length} bytes exceeds its limit of ${METADATA_LIMITS[type]}`);
+    }
+    if (type !== "iTXt" && this.seen.has(type)) throw new SvdiError(`more than one ${type} chunk`);
+    this.seen.add(type);
+    const m = this.metadata;
+    if (type === "eXIf") {
+      const order = String.fromCharCode(...b.subarray(start, start + 4));
+      if (length < 8 || (order !== "II*\0" && order !== "MM\0*")) {
+        throw new SvdiError("eXIf: EXIF must be a TIFF structure starting with II*\\0 or MM\\0*");
+      }
+      m.exif = b.slice(start, end);
+    } else if (type === "xMPd") {
+      if (length < 1) throw new SvdiError(`xMPd: an XMP packet has 1..${2 ** 24} bytes, got 0`);
+      m.xmp = utf8(b, start, end, "xMPd");
+    } else if (type === "pHYs") {
+      if (length !== 9) throw new SvdiError(`pHYs chunk has ${length} bytes, expected 9`);
+      const x = u32(b, start), y = u32(b, start + 4), unit = b[start + 8];
+      if (!x || !y || unit > 2) throw new SvdiError(`pHYs: invalid pixel size ${x}/${y} per unit ${unit}`);
+      m.dpi = unit === 2 ? [x, y] : unit === 1 ? [x * 0.0254, y * 0.0254] : null;
+    } else if (type === "iCCP") {
+      m.iccProfile = parseIcc(b, start, end);
+    } else {
+      const [key, text] = parseText(b, start, end);
+      if (key in m.text) throw new SvdiError(`iTXt: keyword '${key}' appears twice`);
+      m.text[key] = text;
+    }
+    return true;
+  }
+}
+
+function parseIcc(b, start, end) {
+  const nul = nulAt(b, start, Math.min(end, start + 81));
+  if (nul < 0) throw new SvdiError("iCCP: profile name not terminated within 80 bytes");
+  keyword(b, start, nul, "iCCP");
+  if (end < nul + 2 || b[nul + 1] !== 0) throw new SvdiError("iCCP: compression method must be 0 (zstd)");
+  const frameStart = nul + 2;
+  const { declared } = frameHeader(b, frameStart, end, "iCCP");
+  if (declared < 0n || declared > BigInt(MAX_ICC)) {
+    throw new SvdiError(`iCCP: zstd frame must declare a content size of at most ${MAX_ICC}`);
+  }
+  const size = Number(declared);
+  checkFrame(b, frameStart, end, size, "iCCP");
+  const failure = zstdReady();
+  if (failure) throw new SvdiError(failure);
+  const profile = zstdDecompress(b.subarray(frameStart, end), size);
+  if (typeof profile === "string") throw new SvdiError(`iCCP: corrupt zstd data (${profile})`);
+  const signature = String.fromCharCode(...profile.subarray(36, 40));
+  if (size < 132 || u32(profile, 0) !== size || signature !== "acsp") {
+    throw new SvdiError(`iCCP: not an ICC profile (its header does not give its size ${size} ` +
+      "and the signature 'acsp')");
+  }
+  return profile;
+}
+
+function parseText(b, start, end) {
+  const nul = nulAt(b, start, Math.min(end, start + 80));
+  if (nul < 0) throw new SvdiError("iTXt: keyword not terminated within 80 bytes");
+  const key = keyword(b, start, nul, "iTXt");
+  if (end < nul + 3 || b[nul + 1] !== 0 || b[nul + 2] !== 0) {
+    throw new SvdiError(`iTXt '${key}': only uncompressed text (flag 0, method 0) is allowed`);
+  }
+  const langEnd = nulAt(b, nul + 3, end);
+  const tkeyEnd = langEnd >= 0 ? nulAt(b, langEnd + 1, end) : -1;
+  if (tkeyEnd < 0) throw new SvdiError(`iTXt '${key}': language tag or translated keyword not terminated`);
+  for (let i = nul + 3; i < langEnd; i++) {
+    const c = b[i];
+    if (!(c === 45 || (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122))) {
+      throw new SvdiError(`iTXt '${key}': invalid language tag`);
+    }
+  }
+  utf8(b, langEnd + 1, tkeyEnd, `iTXt '${key}'`);
+  if (nulAt(b, tkeyEnd + 1, end) >= 0) throw new SvdiError(`iTXt '${key}': NUL inside the text`);
+  return [key, utf8(b, tkeyEnd + 1, end, `iTXt '${key}'`)];
 }
 
 // ----------------------------------------------------------------------------- factor blocks
@@ -386,6 +518,7 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
   checkSignature(bytes);
   let header = null;
   const planes = [], blocks = [], cursor = new Map();
+  const metadata = new MetadataReader();
   for (const { type, start, end } of chunks(bytes)) {
     if (header === null) {
       if (type !== "HEAD") throw new SvdiError("first chunk must be HEAD");
@@ -400,8 +533,9 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
     } else if (type in FACTOR_TYPES) {
       if (planes.length !== header.planeCount) throw new SvdiError("factor block before all PLAN chunks");
       blocks.push(parseBlock(type, bytes, start, end, planes, cursor));
+      metadata.blocksSeen = true;
     } else if (type.charCodeAt(0) >= 97) {
-      continue; // unknown ancillary chunk
+      metadata.add(type, bytes, start, end); // metadata (§1.1) is checked; others are skipped
     } else {
       throw new SvdiError(`unknown critical chunk ${type}`);
     }
@@ -422,7 +556,7 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
       if (blk.plane === p.index && blk.factor === "S") p.sigma.set(readSigma(blk, bytes), blk.first);
     }
   }
-  return { bytes, header, planes, blocks };
+  return { bytes, header, planes, blocks, metadata: metadata.metadata };
 }
 
 /** Signature, HEAD and PLAN chunks only (with their CRCs and the work limit): the image's size,
