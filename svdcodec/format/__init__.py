@@ -5,7 +5,7 @@ bytes (`unpack`, `read_headers`); `blocks` opens a factor block's zstd frame wit
 the reader checked; `writer` packs records and blocks into chunks (`pack_header`, `pack_block`).
 """
 
-from .blocks import Block, Container
+from .blocks import MAX_WINDOW, Block, Container, FrameReader
 from .reader import read_headers, unpack
 from .records import *
 from .writer import END, pack, pack_block, pack_header
@@ -28,6 +28,7 @@ __all__ = [
     "MAX_CHUNK",
     "MAX_DIMENSION",
     "MAX_RANK",
+    "MAX_WINDOW",
     "MAX_WORK",
     "PATCH_SIZES",
     "PLAN_RECORD",
@@ -40,6 +41,7 @@ __all__ = [
     "VERSION",
     "Block",
     "Container",
+    "FrameReader",
     "Header",
     "Plane",
     "pack",

@@ -74,15 +74,15 @@ def decompressor() -> zstandard.ZstdDecompressor:
 
 
 def decompress(frame: memoryview, nbytes: int, what: str) -> bytes:
-    """Decompress one zstd frame to exactly `nbytes`, never allocating what the frame claims.
-    The caller has checked the frame (`check_frame`) and that `nbytes` fits its budget."""
+    """Decompress one zstd frame to exactly `nbytes`, never allocating what the frame claims:
+    the frame is checked first (`check_frame`; the caller has checked that `nbytes` fits its
+    budget). One-shot: zstd writes straight into the result, with no window buffer and no copy."""
+    check_frame(frame, nbytes, what)
     try:
-        # Output buffer of exactly the checked size (the default is 128 KiB even for 10 bytes).
-        dobj = decompressor().decompressobj(write_size=max(nbytes, 1))
-        raw = dobj.decompress(frame)
+        raw = decompressor().decompress(frame, max_output_size=max(nbytes, 1))
     except (zstandard.ZstdError, MemoryError) as exc:
         raise SvdiError(f"{what}: corrupt zstd data ({exc})") from None
-    if len(raw) != nbytes or not dobj.eof or dobj.unused_data:
+    if len(raw) != nbytes:
         raise SvdiError(f"{what}: zstd frame is incomplete or followed by extra data")
     return raw
 
