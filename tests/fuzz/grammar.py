@@ -199,8 +199,9 @@ def integers(c: Choices, rows: int, count: int, density: float, big: int) -> np.
 
 
 def element_code(values: np.ndarray) -> int:
+    """The narrowest element type holding `values`, or 4 when none does."""
     top = int(np.abs(values).max()) if values.size else 0
-    return next(code for code, limit in ELEMENT_LIMITS.items() if top <= limit)
+    return next((code for code, limit in ELEMENT_LIMITS.items() if top <= limit), 4)
 
 
 def factor_blocks(c: Choices, kind: bytes, plane: int, rank: int, grid: tuple[int, int],
@@ -215,9 +216,9 @@ def factor_blocks(c: Choices, kind: bytes, plane: int, rank: int, grid: tuple[in
             predictor = c.int(0, 3)
             grids = matrix.T.reshape(count, *grid)
             residuals = predict(grids, predictor)
+            if element_code(residuals) > 3:  # a predictor's residuals beyond int32
+                residuals, predictor = grids, 0
             code = max(element_code(residuals), pick(c, [1, 2, 3]))
-            if element_code(residuals) > 3 or int(np.abs(residuals).max(initial=0)) > 2**31 - 1:
-                code, residuals, predictor = 3, np.clip(grids, -2**31, 2**31 - 1), 0
             content = residuals.astype(fmt.ELEMENT_TYPES[code]).tobytes()
             blocks.append(BlockSpec(kind, plane, first, count, fmt.DENSE,
                                     [code, predictor, residuals.size], content))
@@ -245,8 +246,7 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
     height = boundary(c, 1, max(1, min(64, max_pixels // width)))
     scale = 1.0
     if stype != 1:
-        scale = pick(c, [1.0, 0.5, 257.0, 1e-3, 1e-30, 3e36, float(np.finfo(np.float32).max)
-                         / 255 if stype == 3 else 1.0])
+        scale = pick(c, [1.0, 0.5, 257.0, 1e-3, 1e-30 if stype == 3 else 1.0])
     header = fmt.Header(width, height, stype, channels, colour, sub, scale)
     notes = [f"{width}x{height} scale {scale:g}"]
     chunks: list[tuple[bytes, bytes]] = [
@@ -260,7 +260,7 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
         plane = fmt.Plane(index, layout, patch, h, w, 0, 1.0)
         m, n = plane.matrix_shape
         rank = boundary(c, 0, min(m, n, max_rank))
-        step = pick(c, [1.0, 0.5, 3.7, 20.0, 1e-20, 1e20])
+        step = pick(c, [1.0, 0.5, 3.7, 20.0, 1e-3])
         layouts.append("plain" if layout == fmt.LAYOUT_PLAIN else f"patch{patch}")
         chunks.append((b"PLAN", fmt.PLAN_RECORD.pack(index, layout, patch, h, w, rank, step)))
         plane = fmt.Plane(index, layout, patch, h, w, rank, step)
@@ -338,7 +338,8 @@ def d_descriptor_field(c: Choices, chunks: list, body: Body) -> str:
         return "no block"
     i = c.int(0, len(b.descriptor) - 1)
     old = b.descriptor[i]
-    b.descriptor[i] = max(0, min(2**32 - 1 if i else 255, pick(
+    byte = i == 0 or (i == 1 and b.coding == fmt.DENSE)
+    b.descriptor[i] = max(0, min(255 if byte else 2**32 - 1, pick(
         c, [old + 1, old - 1, 0, 2**32 - 1, 2**31, old * 2, 5, 255])))
     return f"{b.kind.decode()}{b.plane}[{b.first}] field {i} {old} -> {b.descriptor[i]}"
 
@@ -363,9 +364,12 @@ def d_sparse_limits(c: Choices, chunks: list, body: Body) -> str:
     else:
         nxrun = (rows * b.count - values) // 15 + plus
     b.descriptor = [code, nsym, nxrun, nxval]
-    size = nsym + 2 * nxrun + fmt.ELEMENT_TYPES[code].itemsize * nxval
-    b.content = (b.content + bytes(size))[:size]
-    b.frame = raw_frame(b.content)
+    size = nsym + 2 * nxrun + fmt.ELEMENT_TYPES.get(code, np.dtype("<i4")).itemsize * nxval
+    if size <= 1 << 20:
+        b.content = (b.content + bytes(size))[:size]
+        b.frame = raw_frame(b.content)
+    else:  # a size past a limit (after another defect): declared, not built
+        b.frame = raw_frame(b.content, declared=size)
     return f"sparse sizes {nsym}/{nxrun}/{nxval} (bound {which}, +{plus})"
 
 
@@ -431,7 +435,7 @@ def d_chunk_order(c: Choices, chunks: list, body: Body) -> str:
         body.insert(c.int(0, len(body)), body[i])
         return f"duplicate block {i}"
     if what == 2 and body:  # drop a block
-        return f"drop block {body.pop(c.int(0, len(body) - 1))[1].kind!r}"
+        return f"drop block {body.pop(c.int(0, len(body) - 1))[0]!r}"
     if what == 3 and len(chunks) > 1:  # a PLAN (or HEAD) moved or duplicated among the blocks
         i = c.int(0, len(chunks) - 1)
         entry = chunks[i] if c.chance(0.5) else chunks.pop(i)
@@ -448,7 +452,8 @@ def d_head_field(c: Choices, chunks: list, body: Body) -> str:
     limits = {0: [0, 2], 1: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
               2: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1], 3: [0, 1, 2, 3, 4],
               4: [0, 1, 2, 3, 4, 5], 5: [0, 1, 2], 6: [0, 1, 2], 7: [0, old + 1, 5],
-              8: [0.0, -1.0, float("nan"), float("inf"), 1e300, 5e-324]}
+              8: [0.0, -1.0, float("nan"), float("inf"), 1e300, 5e-324, 3e36, 1e30,
+                  float(np.finfo(np.float32).max) / 255, 2.0 ** 64, 1e-37]}
     fields[i] = pick(c, limits[i])
     chunks[0] = (b"HEAD", fmt.HEAD_RECORD.pack(*fields))
     return f"HEAD field {i} {old} -> {fields[i]}"
@@ -464,7 +469,7 @@ def d_plan_field(c: Choices, chunks: list, body: Body) -> str:
     old = fields[i]
     limits = {0: [old + 1, 7], 1: [0, 1, 2], 2: [0, 1, 3, 64, 2, 32], 3: [old + 1, 0],
               4: [old + 1, 0], 5: [0, old + 1, fmt.MAX_RANK + 1, 2**32 - 1],
-              6: [0.0, -1.0, float("nan"), float("inf"), 1e30, 5e-324]}
+              6: [0.0, -1.0, float("nan"), float("inf"), 1e30, 1e20, 1e-20, 5e-324]}
     fields[i] = pick(c, limits[i])
     chunks[at] = (b"PLAN", fmt.PLAN_RECORD.pack(*fields))
     return f"PLAN field {i} {old} -> {fields[i]}"
