@@ -216,18 +216,20 @@ CASES = [  # (height, width, channels, encode options)
 ]
 
 
+@pytest.mark.parametrize("chunk", [64, 1 << 20])
 @pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}x{c[1]}x{c[2]}-{c[3]}" for c in CASES])
 def test_streamed_sparse_blocks_give_the_reference_pixels(
-        case: tuple, kernels: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No sparse block held (every one streamed by rows, a row or a few per piece) and small
-    bands: the pixels of the whole-array reference decoder, bit for bit."""
+        case: tuple, kernels: str, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No sparse block held and small bands: every block streamed by rows, a row or a few per
+    piece (CHUNK_BYTES 64), or decompressed whole for each range of rows (small blocks, the
+    default CHUNK_BYTES): the pixels of the whole-array reference decoder, bit for bit."""
     height, width, channels, options = case
     data = svdcodec.encode(photo(height, width, channels), **options)
     monkeypatch.setenv("SVDCODEC_KERNELS", kernels)
     monkeypatch.setattr(band_sizes, "BAND_PIXELS", 4096)
     monkeypatch.setattr(band_sizes, "MIN_PASS_BYTES", 1 << 14)
-    monkeypatch.setattr(band_sizes, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(band_sizes, "CHUNK_BYTES", chunk)
     streamed = []
     held = plane_module.held_bytes
     monkeypatch.setattr(plane_module, "held_bytes",

@@ -162,6 +162,16 @@ def fill_streamed(out: np.ndarray, block: Block, width: int, stream: SparseStrea
     """`fill_sparse` (numpy) or `fill_compiled` (with `scale`) of rows [r0, r1) of a streamed
     block, piece by piece: each piece's index is sized to the piece, the kernels and
     `decode_symbols` see a piece as a block of its rows."""
+    if held_bytes(block, stream.rows, compiled) <= band_sizes.CHUNK_BYTES:
+        # A small block: decompressed whole for this range, one block at a time, which
+        # costs less than opening its contexts (many one-component blocks).
+        streams = sparse_streams(block, stream.rows, compiled)
+        if compiled is not None:
+            assert scale is not None
+            fill_compiled(compiled, out, block, width, streams, r0, r1, scale)
+        else:
+            fill_sparse(out, block, width, streams, r0, r1)
+        return
     step = max(1, band_sizes.CHUNK_BYTES // (12 * (block.count + 1)))
     for q0, q1, (symbols, xrun, xval) in stream.pieces(r0, r1, step):
         rows = out[q0 - r0:q1 - r0]

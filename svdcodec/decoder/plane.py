@@ -326,10 +326,13 @@ class PlaneReconstructor:
 
     def each_band(self, task: Callable[[int], None], threads: int | None) -> None:
         """task(i) for every band, with the factors loaded piece by piece."""
+        loaded = -1
         for k in range(len(self.columns)):
             self.load_columns(k)
             for j, bands in enumerate(self.passes):
-                self.load(j)
+                if j != loaded:  # one pass: loaded once for every column range
+                    self.load(j)
+                    loaded = j
 
                 def one(t: int, bands: list[int] = bands) -> None:
                     task(bands[t])

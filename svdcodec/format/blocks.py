@@ -3,6 +3,8 @@ with bounded zstd only when the decoder needs them (spec §4)."""
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -68,16 +70,26 @@ def check_frame(frame: memoryview, nbytes: int, what: str) -> None:
         raise SvdiError(f"{what}: zstd frame is incomplete or followed by extra data")
 
 
+_local = threading.local()
+
+
 def decompressor() -> zstandard.ZstdDecompressor:
-    """The one zstd decompressor configuration of every path (its own window check too)."""
-    return zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
+    """The one zstd decompressor configuration of every path (its own window check too), one
+    per thread (a decompressor is not thread-safe; making one costs tens of microseconds, as
+    much as a small block's decompression)."""
+    d = getattr(_local, "decompressor", None)
+    if d is None:
+        d = _local.decompressor = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
+    return d
 
 
-def decompress(frame: memoryview, nbytes: int, what: str) -> bytes:
+def decompress(frame: memoryview, nbytes: int, what: str, checked: bool = False) -> bytes:
     """Decompress one zstd frame to exactly `nbytes`, never allocating what the frame claims:
-    the frame is checked first (`check_frame`; the caller has checked that `nbytes` fits its
-    budget). One-shot: zstd writes straight into the result, with no window buffer and no copy."""
-    check_frame(frame, nbytes, what)
+    the frame is checked first (`check_frame`, unless `checked`: the reader did; the caller has
+    checked that `nbytes` fits its budget). One-shot: zstd writes straight into the result,
+    with no window buffer and no copy."""
+    if not checked:
+        check_frame(frame, nbytes, what)
     try:
         raw = decompressor().decompress(frame, max_output_size=max(nbytes, 1))
     except (zstandard.ZstdError, MemoryError) as exc:
@@ -95,7 +107,10 @@ class FrameReader:
 
     def __init__(self, frame: memoryview, what: str) -> None:
         self.what = what
-        self.reader = decompressor().stream_reader(frame, read_across_frames=False)
+        # Its own decompressor: a stream reader keeps its decompressor's context, and a block's
+        # three streams are read through three contexts at once.
+        self.reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_reader(
+            frame, read_across_frames=False)
 
     def read(self, n: int) -> bytes:
         """Exactly n bytes, or fewer only at the frame's end."""
@@ -158,7 +173,7 @@ class Block:
         """Bytes of the block's arrays, decompressed (`data`)."""
         if self.arrays is not None:
             return sum(a.nbytes for a in self.arrays)
-        return sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in self.parts)
+        return sum(dtype.itemsize * math.prod(shape) for dtype, shape in self.parts)
 
     def data(self) -> tuple[np.ndarray, ...]:
         """The arrays, decompressed now if the block was read lazily (not cached: the caller
@@ -166,8 +181,9 @@ class Block:
         if self.arrays is not None:
             return self.arrays
         assert self.frame is not None, "a block has arrays or a frame"
-        sizes = [dtype.itemsize * int(np.prod(shape)) for dtype, shape in self.parts]
-        raw = decompress(self.frame, sum(sizes), self.what)
+        sizes = [dtype.itemsize * math.prod(shape) for dtype, shape in self.parts]
+        # `frame` is set by the reader only, after check_frame.
+        raw = decompress(self.frame, sum(sizes), self.what, checked=True)
         out, at = [], 0
         for (dtype, shape), size in zip(self.parts, sizes):
             out.append(np.frombuffer(raw, dtype, size // dtype.itemsize, at).reshape(shape))

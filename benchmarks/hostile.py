@@ -1,0 +1,485 @@
+#!/usr/bin/env python3
+"""Prove the decoder's resource bounds (spec/svdi.md §5, Resources) on worst-case files that it
+builds itself from the format's grammar, and print the tables of docs/reliability-bounds.md.
+
+    python benchmarks/hostile.py                     # every case, both decode paths
+    python benchmarks/hostile.py --kernels 0         # the numpy path only
+    python benchmarks/hostile.py --only p8_L_escapes,plain4096_L_blocks1 --keep /tmp/hb
+
+1. Rejected input: every invalid vector of spec/vectors, every tests/regressions/*.svdi, and
+   worst cases of part 2 with one defect from the grammar (sparse sizes one past a bound, a
+   dense element count + 1, a zstd window of 2^24, a skippable frame after a block's frame,
+   rank one past MAX_WORK). For `svdcodec.decode(data)` (must raise SvdiError) and Pillow
+   (`Image.open(...).load()`): median wall time of --runs calls and the tracemalloc peak of
+   one more call (the input is allocated before tracing). Bound: < 10 ms and < 64 KiB.
+2. Accepted input: for every block type (dense int8 / int32 zeros, sparse all-zero rows,
+   sparse all-ones rows = the most symbols, sparse rows of value escapes = the most stream
+   bytes, one-component sparse blocks = the most blocks), every layout (plain, patch 2..32)
+   and every mode (L, LA, RGBA, Y'CbCr 4:4:4 and 4:2:0, I;16, F, uint16 x 4), a VALID file at
+   the caps (PIL.Image.MAX_IMAGE_PIXELS, MAX_WORK = 2^36, MAX_RANK), plus two encoder outputs.
+   Each is decoded once in a fresh child process (after a warm-up decode of a tiny vector):
+   wall time, and peak = VmHWM after the decode - VmRSS before it, VmHWM reset through
+   /proc/self/clear_refs just before (the output array is included). Bound (spec §5):
+   peak <= 3 x out + 108 MiB; time < 10 s. "W" is the reconstruction work sum m n r, "D" the
+   blocks' declared content bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import zstandard  # noqa: E402
+from PIL import Image, UnidentifiedImageError  # noqa: E402
+
+import svdcodec  # noqa: E402
+from svdcodec import SvdiError  # noqa: E402
+from svdcodec import format as fmt  # noqa: E402
+
+VECTORS = REPO / "spec" / "vectors"
+REGRESSIONS = REPO / "tests" / "regressions"
+KODAK = (REPO / ".." / "shared" / "corpus" / "kodak").resolve()
+
+REJECT_MS = 10.0
+REJECT_BYTES = 64 * 1024
+FACTOR, SLACK = 3.0, 108 * 2**20  # spec §5: peak <= 3 x out + 108 MiB
+ACCEPT_S = 10.0
+PILLOW_ERRORS = (UnidentifiedImageError, OSError, Image.DecompressionBombError)
+SIDE = 9456  # 9456^2 = 89,415,936 <= MAX_IMAGE_PIXELS = 89,478,485, a multiple of 16 and 32
+MODES = {  # name: (sample type, channels, colour, subsampling)
+    "L": (1, 1, 0, 0), "LA": (1, 2, 0, 0), "RGBA": (1, 4, 0, 0), "YCC444": (1, 3, 1, 0),
+    "YCC420": (1, 3, 1, 1), "I16": (2, 1, 0, 0), "F": (3, 1, 0, 0), "U16x4": (2, 4, 0, 0)}
+
+
+def table(head: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table."""
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- the grammar's worst cases
+
+
+def _pack(kind: bytes, plane: int, first: int, count: int, coding: int,
+          descriptor: bytes, content: bytes | Callable[[], Iterator[bytes]]) -> bytes:
+    """One block chunk. Content given as chunks is compressed as a stream (never whole)."""
+    if isinstance(content, bytes):
+        frame = zstandard.ZstdCompressor(level=1, write_content_size=True).compress(content)
+    else:
+        out = BytesIO()
+        size = sum(len(p) for p in content())
+        with zstandard.ZstdCompressor(level=1).stream_writer(out, size=size,
+                                                             closefd=False) as w:
+            for p in content():
+                w.write(p)
+        frame = out.getvalue()
+    payload = fmt.BLOCK_RECORD.pack(plane, first, count, coding) + descriptor + frame
+    return fmt.writer.chunk(kind, payload)
+
+
+def sparse_rows(rows: int, count: int, content: str) -> tuple[bytes, Callable[[], Iterator[bytes]]]:
+    """Descriptor and content (in pieces of rows) of a sparse block whose every row is:
+    zeros ("sparse0": one end-of-row symbol), ones ("sparse1": count + 1 symbols, the most the
+    grammar allows) or value escapes ("escapes": int32, the most stream bytes per row)."""
+    if content == "sparse0":
+        row, nx, value = b"\x08", 0, b""
+    elif content == "sparse1":
+        row, nx, value = b"\x09" * count + b"\x08", 0, b""
+    else:
+        row, nx, value = b"\x00" * count + b"\x08", count, np.int32(100_000).tobytes() * count
+    per = max(1, (1 << 22) // len(row))
+
+    def pieces() -> Iterator[bytes]:
+        for a in range(0, rows, per):
+            yield row * min(per, rows - a)
+        for a in range(0, rows, per):
+            yield value * min(per, rows - a)
+    return fmt.SPARSE_RECORD.pack(3, rows * len(row), 0, rows * nx), pieces
+
+
+def dense_rows(rows: int, count: int, element: int) -> tuple[bytes, Callable[[], Iterator[bytes]]]:
+    itemsize = fmt.ELEMENT_TYPES[element].itemsize
+    total = rows * count * itemsize
+
+    def pieces() -> Iterator[bytes]:
+        step = 1 << 24
+        for a in range(0, total, step):
+            yield bytes(min(step, total - a))
+    return fmt.DENSE_RECORD.pack(element, 3, rows * count), pieces
+
+
+def factor_chunks(plane: fmt.Plane, content: str) -> Iterator[bytes]:
+    r = plane.rank
+    yield _pack(b"SBLK", plane.index, 0, r, fmt.DENSE, fmt.DENSE_RECORD.pack(4, 0, r),
+                np.full(r, 1e6 if content == "escapes" else 1.0, np.float32).tobytes())
+    for kind, grid in ((b"VBLK", plane.vgrid), (b"UBLK", plane.grid)):
+        rows = grid[0] * grid[1]
+        if content in ("dense8", "dense32"):
+            element = 1 if content == "dense8" else 3
+            per = max(1, (2**32 - 1) // rows)
+            for first in range(0, r, per):
+                count = min(per, r - first)
+                descriptor, pieces = dense_rows(rows, count, element)
+                yield _pack(kind, plane.index, first, count, fmt.DENSE, descriptor, pieces)
+        elif content == "blocks1":  # one component per block: the most blocks
+            descriptor, pieces = sparse_rows(rows, 1, "sparse0")
+            frame = b"".join(pieces())
+            for first in range(r):
+                yield _pack(kind, plane.index, first, 1, fmt.SPARSE, descriptor, frame)
+        else:
+            descriptor, pieces = sparse_rows(rows, r, content)
+            yield _pack(kind, plane.index, 0, r, fmt.SPARSE, descriptor, pieces)
+
+
+def plan_planes(header: fmt.Header, layout: int, patch: int, rank: int | None) -> list[fmt.Plane]:
+    """Planes of one layout, rank `rank` or the largest the caps allow."""
+    planes = []
+    for i in range(header.channels):
+        h, w = header.plane_shape(i)
+        planes.append(fmt.Plane(i, layout, patch, h, w, 0, 1.0))
+    if rank is None:
+        mn = sum(p.matrix_shape[0] * p.matrix_shape[1] for p in planes)
+        rank = min(fmt.MAX_WORK // mn, fmt.MAX_RANK, *(min(p.matrix_shape) for p in planes))
+    return [fmt.Plane(p.index, layout, patch, p.height, p.width,
+                      min(rank, *p.matrix_shape), 1.0) for p in planes]
+
+
+@dataclass
+class Case:
+    name: str
+    what: str
+    build: Callable[[Path], None]
+
+
+def worst(name: str, mode: str, width: int, height: int, layout: str, content: str,
+          rank: int | None = None) -> Case:
+    stype, channels, colour, sub = MODES[mode]
+    header = fmt.Header(width, height, stype, channels, colour, sub, 1.0)
+    kind, patch = (fmt.LAYOUT_PLAIN, 0) if layout == "plain" else (fmt.LAYOUT_PATCH,
+                                                                    int(layout[5:]))
+
+    def build(path: Path) -> None:
+        planes = plan_planes(header, kind, patch, rank)
+        assert sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in planes) <= fmt.MAX_WORK
+        with open(path, "wb") as f:
+            f.write(fmt.pack_header(header, planes))
+            for p in planes:
+                for chunk in factor_chunks(p, content):
+                    f.write(chunk)
+            f.write(fmt.END)
+    ranks = "max" if rank is None else rank
+    return Case(name, f"{mode} {width}x{height} {layout} rank {ranks}, {content}", build)
+
+
+def photo(width: int, height: int, grey: bool) -> np.ndarray:
+    """Kodak photos tiled (the shared corpus), else smooth noise."""
+    tiles = sorted(KODAK.glob("*.png"))
+    out = np.empty((height, width, 3), np.uint8)
+    if tiles:
+        k = 0
+        for y in range(0, height, 512):
+            for x in range(0, width, 768):
+                with Image.open(tiles[k % len(tiles)]) as im:
+                    a = np.asarray(im.convert("RGB").resize((768, 512)))
+                k += 1
+                out[y:y + 512, x:x + 768] = a[:height - y, :width - x]
+    else:
+        rng = np.random.default_rng(1)
+        small = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
+        out[:] = np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC))
+    return out[..., 0].copy() if grey else out
+
+
+def encoded(name: str, width: int, height: int, quality: int, grey: bool) -> Case:
+    def build(path: Path) -> None:
+        path.write_bytes(svdcodec.encode(photo(width, height, grey), quality=quality))
+    return Case(name, f"svdcodec.encode({'grey' if grey else 'RGB'} Kodak mosaic {width}x"
+                      f"{height}, quality={quality})", build)
+
+
+def cases() -> list[Case]:
+    S = SIDE
+    out = []
+    for content in ("dense32", "sparse1", "escapes", "blocks1"):
+        out.append(worst(f"plain_L_{content}", "L", S, S, "plain", content))
+    for content in ("escapes", "blocks1", "dense32"):
+        out.append(worst(f"plain4096_L_{content}", "L", 4096, 4096, "plain", content))
+    out.append(worst("plain_wide_L_dense32", "L", 16384, 2048, "plain", "dense32"))
+    for patch, contents in ((2, ("dense8", "escapes")), (4, ("dense32", "escapes")),
+                            (8, ("sparse0", "sparse1", "escapes")),
+                            (16, ("dense32", "escapes")), (32, ("dense8", "escapes", "blocks1"))):
+        for content in contents:
+            out.append(worst(f"p{patch}_L_{content}", "L", S, S, f"patch{patch}", content))
+    for mode in ("LA", "RGBA", "YCC444", "YCC420", "I16", "F"):
+        out.append(worst(f"p8_{mode}_sparse1", mode, S, S, "patch8", "sparse1", 64))
+    out.append(worst("p8_YCC420_escapes", "YCC420", S, S, "patch8", "escapes", 64))
+    out.append(worst("plain_YCC420_escapes", "YCC420", S, S, "plain", "escapes"))
+    out.append(worst("p8_U16x4_escapes", "U16x4", 4096, 4096, "patch8", "escapes"))
+    out.append(encoded("enc_rgb_4000x3000_q75", 4000, 3000, 75, False))
+    out.append(encoded("enc_grey_6144_q100", 6144, 6144, 100, True))
+    return out
+
+
+# ----------------------------------------------------------------------------- 1. rejected files
+
+
+def with_defect(data: bytes, defect: str) -> bytes:
+    """`data` with one defect in its first U block (or its first PLAN)."""
+    chunks, pos = [], len(fmt.SIGNATURE)
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        chunks.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    if defect == "rank past MAX_WORK":
+        i = next(k for k, (kind, _) in enumerate(chunks) if kind == b"PLAN")
+        fields = list(fmt.PLAN_RECORD.unpack(chunks[i][1]))
+        fields[5] += 1
+        chunks[i] = (b"PLAN", fmt.PLAN_RECORD.pack(*fields))
+    else:
+        i = next(k for k, (kind, _) in enumerate(chunks) if kind == b"UBLK")
+        payload = chunks[i][1]
+        head = fmt.BLOCK_RECORD.size
+        coding = payload[head - 1]
+        if defect == "sparse sizes +1":
+            assert coding == fmt.SPARSE
+            code, nsym, nxrun, nxval = fmt.SPARSE_RECORD.unpack_from(payload, head)
+            # value escapes = symbols: past "value escapes <= symbols - rows"
+            payload = (payload[:head] + fmt.SPARSE_RECORD.pack(code, nsym, nxrun, nsym)
+                       + payload[head + fmt.SPARSE_RECORD.size:])
+        elif defect == "dense elements +1":
+            code, predictor, elements = fmt.DENSE_RECORD.unpack_from(payload, head)
+            payload = (payload[:head] + fmt.DENSE_RECORD.pack(code, predictor, elements + 1)
+                       + payload[head + fmt.DENSE_RECORD.size:])
+        else:
+            size = head + (fmt.DENSE_RECORD.size if coding == fmt.DENSE else fmt.SPARSE_RECORD.size)
+            frame = payload[size:]
+            params = zstandard.get_frame_parameters(frame)
+            if defect == "window 2^24":
+                header = zstandard.frame_header_size(frame)
+                frame = (int(0xFD2FB528).to_bytes(4, "little") + bytes([0xC0, (24 - 10) << 3])
+                         + params.content_size.to_bytes(8, "little") + frame[header:])
+            else:  # skippable frame after
+                frame += (0x184D2A50).to_bytes(4, "little") + (4).to_bytes(4, "little") + b"hide"
+            payload = payload[:size] + frame
+        chunks[i] = (b"UBLK", payload)
+    return fmt.SIGNATURE + b"".join(fmt.writer.chunk(k, p) for k, p in chunks)
+
+
+def _outcome(call: Callable[[], Any]) -> BaseException | None:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001
+        return exc
+    return None
+
+
+def measure_rejection(call: Callable[[], Any], runs: int) -> tuple[BaseException | None, float, int]:
+    _outcome(call)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        _outcome(call)
+        times.append((time.perf_counter() - t0) * 1e3)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        error = _outcome(call)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return error, statistics.median(times), peak
+
+
+def _pillow(data: bytes) -> None:
+    with Image.open(BytesIO(data)) as im:
+        im.load()
+
+
+def run_rejections(files: list[tuple[str, bytes]], runs: int, out: list[str]) -> bool:
+    rows, ok_all = [], True
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    for name, data in files:
+        e1, ms1, peak1 = measure_rejection(lambda: svdcodec.decode(data), runs)
+        e2, ms2, peak2 = measure_rejection(lambda: _pillow(data), runs)
+        ok1 = isinstance(e1, SvdiError) and ms1 < REJECT_MS and peak1 < REJECT_BYTES
+        ok2 = isinstance(e2, PILLOW_ERRORS) and ms2 < REJECT_MS and peak2 < REJECT_BYTES
+        ok_all &= ok1 and ok2
+        rows.append([name, len(data), f"{ms1:.3f}", f"{peak1 / 1024:.1f}",
+                     "PASS" if ok1 else f"FAIL ({type(e1).__name__ if e1 else 'accepted'})",
+                     f"{ms2:.3f}", f"{peak2 / 1024:.1f}",
+                     "PASS" if ok2 else f"FAIL ({type(e2).__name__ if e2 else 'accepted'})"])
+    out.append(f"\n### 1. Rejected input (median of {runs} runs; tracemalloc peak of one more; "
+               f"bound < {REJECT_MS:g} ms and < {REJECT_BYTES // 1024} KiB)\n")
+    out.append(table(["file", "bytes", "decode ms", "KiB", "", "Pillow ms", "KiB", ""], rows))
+    return ok_all
+
+
+# ----------------------------------------------------------------------------- 2. accepted files
+
+
+CHILD = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[2])
+import svdcodec
+from svdcodec import format as fmt
+
+def status():
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmHWM:", "VmRSS:")):
+                k, v = line.split(":")
+                out[k] = int(v.split()[0]) * 1024
+    return out
+
+svdcodec.decode(open(sys.argv[3], "rb").read())  # warm-up: lazy imports, BLAS, thread pool
+data = open(sys.argv[1], "rb").read()
+box = fmt.unpack(data)
+work = sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in box.planes)
+declared = sum(b.raw_bytes for b in box.blocks)
+del box
+import gc; gc.collect()
+before = status()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+t0 = time.perf_counter()
+out = svdcodec.decode(data)
+seconds = time.perf_counter() - t0
+after = status()
+print(json.dumps({"rss_before": before["VmRSS"], "hwm": after["VmHWM"], "seconds": seconds,
+                  "out_bytes": int(out.nbytes), "work": work, "declared": declared}))
+"""
+
+
+def decode_in_child(path: Path, kernels: str, timeout: float) -> dict[str, Any]:
+    tiny = VECTORS / "l_13x7_plain.svdi"
+    env = dict(os.environ, SVDCODEC_KERNELS=kernels)
+    try:
+        r = subprocess.run([sys.executable, "-c", CHILD, str(path), str(REPO), str(tiny)],
+                           capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout:.0f} s"}
+    if r.returncode != 0:
+        lines = r.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit {r.returncode}"}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def run_accepted(selected: list[Case], workdir: Path, kernels: list[str], timeout: float,
+                 out: list[str]) -> bool:
+    rows, ok_all, notes = [], True, []
+    for case in selected:
+        path = workdir / f"{case.name}.svdi"
+        t0 = time.perf_counter()
+        if not path.exists():
+            case.build(path)
+        built = time.perf_counter() - t0
+        notes.append(f"- `{case.name}`: {case.what} (built in {built:.1f} s)")
+        for k in kernels:
+            res = decode_in_child(path, k, timeout)
+            size = path.stat().st_size
+            if "error" in res:
+                ok_all = False
+                rows.append([case.name, k, size, "-", "-", "-", "-", "-", "-",
+                             f"FAIL ({res['error'][:80]})"])
+                continue
+            extra = res["hwm"] - res["rss_before"]
+            o = res["out_bytes"]
+            bound = FACTOR * o + SLACK
+            ok_mem, ok_time = extra <= bound, res["seconds"] < ACCEPT_S
+            ok_all &= ok_mem and ok_time
+            verdict = "PASS" if ok_mem and ok_time else "FAIL (" + ", ".join(
+                w for w, bad in (("memory", not ok_mem), ("time", not ok_time)) if bad) + ")"
+            rows.append([case.name, k, size, f"{o / 2**20:.1f}", f"{extra / 2**20:.1f}",
+                         f"{bound / 2**20:.1f}", f"{res['seconds']:.2f}",
+                         f"{res['work'] / 2**30:.1f}", f"{res['declared'] / 2**20:.0f}",
+                         verdict])
+            print(" | ".join(str(c) for c in rows[-1]), flush=True)
+    out.append(f"\n### 2. Accepted input (fresh process each; peak = VmHWM - VmRSS before, "
+               f"output included; bound peak <= {FACTOR:g} x out + {SLACK >> 20} MiB and "
+               f"< {ACCEPT_S:g} s)\n")
+    out.append(table(["case", "kernels", "file bytes", "out MiB", "peak MiB", "bound MiB",
+                      "s", "W (2^30)", "D MiB", "verdict"], rows))
+    out.append("")
+    out.extend(notes)
+    return ok_all
+
+
+def main() -> int:
+    cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.add_argument("--kernels", default="0,1", help="SVDCODEC_KERNELS values to run (0,1)")
+    cli.add_argument("--runs", type=int, default=20, help="timed calls per rejected file")
+    cli.add_argument("--only", help="comma-separated accepted case names")
+    cli.add_argument("--skip-rejected", action="store_true")
+    cli.add_argument("--skip-accepted", action="store_true")
+    cli.add_argument("--keep", type=Path, help="directory for the built files (reused if present)")
+    cli.add_argument("--timeout", type=float, default=120.0, help="seconds per child decode")
+    args = cli.parse_args()
+
+    out = ["$ " + shlex.join(["python", *sys.argv])]
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "?"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    out.append(f"\nsvdcodec @ {commit}, numpy {np.__version__}, Pillow {Image.__version__}, "
+               f"zstandard {zstandard.__version__}, {cores} usable cores, MAX_IMAGE_PIXELS "
+               f"{Image.MAX_IMAGE_PIXELS}, MAX_WORK 2^36")
+    print("\n".join(out), flush=True)
+    selected = cases()
+    if args.only:
+        names = set(args.only.split(","))
+        selected = [c for c in selected if c.name in names]
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="hostile_") as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        if not args.skip_rejected:
+            manifest = json.loads((VECTORS / "manifest.json").read_text())
+            files = [(f"vectors/{v['file']}", (VECTORS / v["file"]).read_bytes())
+                     for v in manifest["vectors"] if not v["valid"]]
+            files += [(f"regressions/{p.name}", p.read_bytes())
+                      for p in sorted(REGRESSIONS.glob("*.svdi"))]
+            defects = {"p8_L_escapes": ["sparse sizes +1", "window 2^24",
+                                        "skippable frame after"],
+                       "plain4096_L_dense32": ["dense elements +1", "window 2^24"],
+                       "p32_L_dense8": ["rank past MAX_WORK", "skippable frame after"]}
+            for case in cases():
+                for defect in defects.get(case.name, []):
+                    path = workdir / f"{case.name}.svdi"
+                    if not path.exists():
+                        case.build(path)
+                    files.append((f"{case.name} + {defect}",
+                                  with_defect(path.read_bytes(), defect)))
+            ok &= run_rejections(files, args.runs, out)
+            print("\n".join(out[-2:]), flush=True)
+        if not args.skip_accepted:
+            ok &= run_accepted(selected, workdir, args.kernels.split(","), args.timeout, out)
+    out.append(f"\noverall: {'PASS' if ok else 'FAIL'}")
+    print("\n".join(out))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
