@@ -47,13 +47,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-import zstandard  # noqa: E402
-from PIL import Image, UnidentifiedImageError  # noqa: E402
+import numpy as np
+import zstandard
+from PIL import Image, UnidentifiedImageError
 
-import svdcodec  # noqa: E402
-from svdcodec import SvdiError  # noqa: E402
-from svdcodec import format as fmt  # noqa: E402
+import svdcodec
+from svdcodec import SvdiError
+from svdcodec import format as fmt
 
 VECTORS = REPO / "spec" / "vectors"
 REGRESSIONS = REPO / "tests" / "regressions"
@@ -262,7 +262,7 @@ def with_defect(data: bytes, defect: str) -> bytes:
         coding = payload[head - 1]
         if defect == "sparse sizes +1":
             assert coding == fmt.SPARSE
-            code, nsym, nxrun, nxval = fmt.SPARSE_RECORD.unpack_from(payload, head)
+            code, nsym, nxrun, _ = fmt.SPARSE_RECORD.unpack_from(payload, head)
             # value escapes = symbols: past "value escapes <= symbols - rows"
             payload = (payload[:head] + fmt.SPARSE_RECORD.pack(code, nsym, nxrun, nsym)
                        + payload[head + fmt.SPARSE_RECORD.size:])
@@ -276,7 +276,7 @@ def with_defect(data: bytes, defect: str) -> bytes:
             params = zstandard.get_frame_parameters(frame)
             if defect == "window 2^24":
                 header = zstandard.frame_header_size(frame)
-                frame = (int(0xFD2FB528).to_bytes(4, "little") + bytes([0xC0, (24 - 10) << 3])
+                frame = ((0xFD2FB528).to_bytes(4, "little") + bytes([0xC0, (24 - 10) << 3])
                          + params.content_size.to_bytes(8, "little") + frame[header:])
             else:  # skippable frame after
                 frame += (0x184D2A50).to_bytes(4, "little") + (4).to_bytes(4, "little") + b"hide"
@@ -288,7 +288,7 @@ def with_defect(data: bytes, defect: str) -> bytes:
 def _outcome(call: Callable[[], Any]) -> BaseException | None:
     try:
         call()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return exc
     return None
 
@@ -319,8 +319,8 @@ def run_rejections(files: list[tuple[str, bytes]], runs: int, out: list[str]) ->
     rows, ok_all = [], True
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     for name, data in files:
-        e1, ms1, peak1 = measure_rejection(lambda: svdcodec.decode(data), runs)
-        e2, ms2, peak2 = measure_rejection(lambda: _pillow(data), runs)
+        e1, ms1, peak1 = measure_rejection(lambda data=data: svdcodec.decode(data), runs)
+        e2, ms2, peak2 = measure_rejection(lambda data=data: _pillow(data), runs)
         ok1 = isinstance(e1, SvdiError) and ms1 < REJECT_MS and peak1 < REJECT_BYTES
         ok2 = isinstance(e2, PILLOW_ERRORS) and ms2 < REJECT_MS and peak2 < REJECT_BYTES
         ok_all &= ok1 and ok2

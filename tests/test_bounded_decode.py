@@ -18,11 +18,13 @@ import io
 import json
 import tracemalloc
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+from support import REGRESSIONS, ROOT, make_vectors
 
 import svdcodec
 from svdcodec import SvdiError
@@ -30,7 +32,6 @@ from svdcodec import format as container
 from svdcodec.decoder import plane as plane_module
 from svdcodec.decoder.reference import decode_reference, factor_integers
 from svdcodec.runtime import band_sizes
-from support import REGRESSIONS, ROOT, make_vectors
 
 MV = make_vectors()
 VECTORS = ROOT / "spec" / "vectors"
@@ -79,13 +80,13 @@ def verdicts(data: bytes, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def traced_peak(call: Callable[[], Any]) -> tuple[BaseException | None, int]:
     try:  # warm-up: lazy imports and caches are not the input's fault
         call()
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     tracemalloc.start()
     try:
         call()
         error: BaseException | None = None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         error = exc
     finally:
         peak = tracemalloc.get_traced_memory()[1]
@@ -130,7 +131,7 @@ def test_descriptor_bounds_are_exact(rows: int, count: int) -> None:
     if count >= 16:  # a matrix reaching it decodes
         matrix = np.zeros((rows, count), np.int64)
         matrix[:, 15:16 * (count // 16):16] = 1
-        symbols, xrun, xval = MV.run_level(matrix)
+        symbols, xrun, _ = MV.run_level(matrix)
         assert len(xrun) == runs and len(symbols) == rows + runs
 
 

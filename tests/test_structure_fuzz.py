@@ -10,7 +10,6 @@ import os
 import sys
 
 import pytest
-
 from support import ROOT, load_module
 
 FUZZ = ROOT / "tests" / "fuzz"

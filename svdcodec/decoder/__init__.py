@@ -13,8 +13,8 @@ from PIL import Image
 
 from ..errors import SvdiError
 from ..format import COLOUR_NONE, LAYOUT_PLAIN, Container, unpack
-from ..runtime.threads import single_threaded
 from ..runtime import kernels
+from ..runtime.threads import single_threaded
 from .plane import PlaneReconstructor, pass_budget
 from .render import check_image, render_image
 

@@ -79,15 +79,15 @@ class SparseStream:
         """(q0, q1, (symbols, run escapes, value escapes)) of rows [r0, r1) in pieces of at
         most `step` rows; every stream checked against the descriptor when r1 is the last
         row."""
-        block, what = self.block, self.block.what
-        assert self.block.frame is not None, "a streamed block has a frame"
-        symbols = FrameReader(block.frame, what)
+        frame, what = self.block.frame, self.block.what
+        assert frame is not None, "a streamed block has a frame"
+        symbols = FrameReader(frame, what)
         runs = values = None
         if self.nxrun:
-            runs = FrameReader(block.frame, what)
+            runs = FrameReader(frame, what)
             runs.skip(self.nsym)
         if self.nxval:
-            values = FrameReader(block.frame, what)
+            values = FrameReader(frame, what)
             values.skip(self.nsym + 2 * self.nxrun)
         self.left, self.pending, self.runs_read, self.values_read = self.nsym, b"", 0, 0
         row = 0

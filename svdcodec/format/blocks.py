@@ -14,7 +14,6 @@ import zstandard
 from ..errors import SvdiError
 from .records import Header, Plane
 
-
 #: Largest zstd window a block's frame may declare (spec §4): zstd levels 1-19 never use more,
 #: and a decompression context costs about this much plus 128 KiB, whatever the content size.
 MAX_WINDOW = 1 << 23

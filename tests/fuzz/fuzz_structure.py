@@ -36,10 +36,9 @@ else:  # imported by tests/test_structure_fuzz.py, which needs no atheris
     from svdcodec import SvdiError
     from svdcodec.decoder.reference import decode_reference
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-import grammar  # noqa: E402
+import grammar
+import numpy as np
+from PIL import Image
 
 #: The generator's images are at most this many pixels; decode refuses more (the same limit
 #: on every path, so a file declaring more is a rejection everywhere).
