@@ -233,6 +233,10 @@ def cases() -> list[Case]:
     for mode in ("LA", "RGBA", "YCC444", "YCC420", "I16", "F"):
         out.append(worst(f"p8_{mode}_sparse1", mode, S, S, "patch8", "sparse1", 64))
     out.append(worst("p8_YCC420_escapes", "YCC420", S, S, "patch8", "escapes", 64))
+    # Tiny chroma streams decode as jobs beside Y' (decoder.render.OutputPlan.chroma_jobs):
+    # the most planes' buffers at once.
+    out.append(worst("p8_YCC420_sparse0", "YCC420", S, S, "patch8", "sparse0", 64))
+    out.append(worst("p32_YCC420_sparse0", "YCC420", S, S, "patch32", "sparse0"))
     out.append(worst("plain_YCC420_escapes", "YCC420", S, S, "plain", "escapes"))
     out.append(worst("p8_U16x4_escapes", "U16x4", 4096, 4096, "patch8", "escapes"))
     out.append(encoded("enc_rgb_4000x3000_q75", 4000, 3000, 75, False))
