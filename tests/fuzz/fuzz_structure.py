@@ -6,8 +6,9 @@
 The fuzzer's bytes steer the generator's choices (atheris' FuzzedDataProvider), so every input
 is a structured file with valid CRCs: mode, layouts, block codings, frame shapes and the
 defects applied. Each file goes through the numpy path (SVDCODEC_KERNELS=0), the compiled
-kernels (=1, when numba is installed), the whole-array reference decoder, read_factors and
-Pillow (for the modes it opens). A crash is: any exception but SvdiError (Pillow: OSError),
+kernels (=1, when numba is installed), each of them again with every sparse block streamed by
+rows instead of held, the whole-array reference decoder, read_factors and Pillow (for the
+modes it opens). A crash is: any exception but SvdiError (Pillow: OSError),
 a warning, verdicts that differ between paths, or pixels that differ between the decoders.
 """
 
@@ -30,11 +31,15 @@ if __name__ == "__main__":  # fuzzing: instrument svdcodec as it is imported
     with atheris.instrument_imports(include=["svdcodec"]):
         import svdcodec
         from svdcodec import SvdiError
+        from svdcodec.decoder import plane as plane_module
         from svdcodec.decoder.reference import decode_reference
+        from svdcodec.runtime import band_sizes
 else:  # imported by tests/test_structure_fuzz.py, which needs no atheris
     import svdcodec
     from svdcodec import SvdiError
+    from svdcodec.decoder import plane as plane_module
     from svdcodec.decoder.reference import decode_reference
+    from svdcodec.runtime import band_sizes
 
 import grammar
 import numpy as np
@@ -81,6 +86,18 @@ def _header(data: bytes) -> Any:
     return header
 
 
+def _streamed(data: bytes) -> np.ndarray:
+    """decode with no sparse block held: every one streamed by rows, a row or two per piece
+    (the path large blocks take), on whichever kernels are set."""
+    held, chunk = plane_module.held_bytes, band_sizes.CHUNK_BYTES
+    plane_module.held_bytes = lambda *args: 1 << 62
+    band_sizes.CHUNK_BYTES = 64
+    try:
+        return svdcodec.decode(data, max_pixels=MAX_PIXELS)
+    finally:
+        plane_module.held_bytes, band_sizes.CHUNK_BYTES = held, chunk
+
+
 def verdicts(data: bytes, pillow: bool = True) -> dict[str, str]:
     """The verdict of every path on `data`; raises Mismatch if they or the pixels differ.
     Pillow runs only where the header is one of its modes (spec §2: the others are numpy
@@ -97,6 +114,8 @@ def verdicts(data: bytes, pillow: bool = True) -> dict[str, str]:
             os.environ["SVDCODEC_KERNELS"] = kernels
             found[f"decode/{kernels}"], pixels[f"decode/{kernels}"] = _run(
                 lambda: svdcodec.decode(data, max_pixels=MAX_PIXELS))
+            found[f"streamed/{kernels}"], pixels[f"streamed/{kernels}"] = _run(
+                lambda: _streamed(data))
             if not large:
                 found[f"read_factors/{kernels}"], factors = _run(
                     lambda: svdcodec.read_factors(data, max_pixels=MAX_PIXELS))
