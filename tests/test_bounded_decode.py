@@ -361,3 +361,33 @@ def test_read_factors_memory_in_terms_of_its_output(monkeypatch: pytest.MonkeyPa
     error, peak = traced_peak(lambda: svdcodec.read_factors(data))
     assert error is None, error
     assert peak <= 2 * output + 3.5 * budget + 3 * 4 * band_sizes.BAND_PIXELS, peak
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+@pytest.mark.parametrize("chunk", [64, 700, 1 << 20])
+def test_streamed_run_and_value_escapes(kernels: str, chunk: int,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows with long zero runs (run escapes) and large values (int32 value escapes), streamed
+    in pieces of one row, a few rows and whole: the reference decoder's pixels."""
+    rng = np.random.default_rng(9)
+    side, rank = 150, 60
+    parts = [container.SIGNATURE, MV.head(side, side, 1, 1),
+             MV.plan(0, container.LAYOUT_PLAIN, 0, side, side, rank, 0.01),
+             MV.dense_block(b"SBLK", 0, 0, np.full(rank, 1e4, np.float32), MV.FLOAT32)]
+    for kind in (b"VBLK", b"UBLK"):
+        for first, count in ((0, 20), (20, 40)):
+            matrix = np.zeros((side, count), np.int64)
+            where = rng.random((side, count)) < 0.08
+            matrix[where] = rng.choice([-3, 5, 70_000, -90_000], int(where.sum()))
+            matrix[::7, -1] = 123_456  # a run of count - 1 zeros before it
+            parts.append(MV.sparse_block(kind, 0, first, matrix))
+    parts.append(MV.chunk(b"IEND", b""))
+    data = b"".join(parts)
+    box = container.unpack(data)
+    assert all(b.parts[1][1][0] > 0 for b in box.blocks if b.coding == container.SPARSE)
+    monkeypatch.setenv("SVDCODEC_KERNELS", kernels)
+    monkeypatch.setattr(band_sizes, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(plane_module, "held_bytes", lambda *a: 1 << 60)
+    expected = decode_reference(data)
+    np.testing.assert_array_equal(svdcodec.decode(data), expected)
+    np.testing.assert_array_equal(svdcodec.decode(data, components=30), decode_reference(data, 30))
