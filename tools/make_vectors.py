@@ -462,7 +462,7 @@ def sparse_size_bomb() -> bytes:
     19.6 KB file of zero RLE blocks (issue #14, finding 1). The escape counts exceed what the
     grammar allows (at most symbols - rows each, run escapes at most rows x (count // 16))."""
     width, height, rank = 85, 1 << 20, 85
-    rows, nsym = height, height * (rank + 1)
+    nsym = height * (rank + 1)  # rows x (count + 1)
     descriptor = (container.BLOCK_RECORD.pack(0, 0, rank, container.SPARSE)
                   + container.SPARSE_RECORD.pack(3, nsym, nsym, nsym))
     return b"".join([container.SIGNATURE, head(width, height, 1, 1),
@@ -547,14 +547,15 @@ def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]
         ("scale_overflow", "F image with sample scale 1e300: samples overflow float32",
          replace(valid["f_5x4_plain"], b"HEAD", patch_struct(container.HEAD_RECORD, f8=1e300)),
          "samples overflow float32"),
-        ("sparse_value_escapes", "sparse U block declaring one value escape more than its "
-         "value symbols (symbols - rows)", replace(base, b"UBLK", _sparse_descriptor(
+        ("sparse_value_escapes", ("sparse U block declaring one value escape more than its "
+                                  "value symbols (symbols - rows)"), replace(base, b"UBLK", _sparse_descriptor(
              f3=_values(base) - _field(base, 3) + 1), nth=-1), "stream sizes"),
-        ("sparse_run_escapes", "sparse U block of fewer than 16 components declaring a run "
-         "escape (a run escape takes 16 columns)", replace(base, b"UBLK", _sparse_descriptor(
+        ("sparse_run_escapes", ("sparse U block of fewer than 16 components declaring a run "
+                                "escape (a run escape takes 16 columns)"), replace(base, b"UBLK", _sparse_descriptor(
              f2=1), nth=-1), "stream sizes"),
-        ("sparse_size_bomb", "85x2^20 plane whose sparse U block declares 631 MB of streams: "
-         "escape counts beyond the grammar's", sparse_size_bomb(), "stream sizes"),
+        ("sparse_size_bomb", ("85x2^20 plane whose sparse U block declares 631 MB of streams: "
+                              "escape counts beyond the grammar's"), sparse_size_bomb(),
+         "stream sizes"),
         ("zstd_window", "dense U block in a zstd frame with a window of 2^24 bytes",
          replace(rgb, b"UBLK", _frame_edit(lambda f: windowed_frame(frame_content(f), 24))),
          "zstd window of 16777216 bytes exceeds 8388608"),
