@@ -1,27 +1,27 @@
 #!/usr/bin/env python3
-"""Measure the resource promises of the README's "Reliability" section and print them as tables.
+"""Prove the decoder's resource bounds (spec/svdi.md §5, Resources) on worst-case files that it
+builds itself from the format's grammar, and print the tables of docs/reliability-bounds.md.
 
-    python benchmarks/hostile.py            # rejected files + every worst-case valid file
-    python benchmarks/hostile.py --quick    # rejected files + only the valid cases that decode fast
-    python benchmarks/hostile.py --only c_plain_r4096,d_encoder_4000x3000 --keep /tmp/hb
-    python benchmarks/hostile.py --corpus DIR   # the encoder case tiles the Kodak photos in DIR
+    python benchmarks/hostile.py                     # every case, both decode paths
+    python benchmarks/hostile.py --kernels 0         # the numpy path only
+    python benchmarks/hostile.py --only p8_L_escapes,plain4096_L_blocks1 --keep /tmp/hb
 
-1. Rejected input: every invalid file of spec/vectors (per manifest.json) and every
-   tests/regressions/*.svdi. For `svdcodec.decode(data)` (must raise SvdiError) and for Pillow
-   (`Image.open(BytesIO(data)); im.load()`, must raise UnidentifiedImageError, OSError or
-   DecompressionBombError): median wall time of --runs calls (ms) and the tracemalloc peak of one
-   more call (KiB; the input is allocated before tracing starts; one untimed warm-up call first).
-   Promise: < 100 ms and < 64 KiB each.
-2. Accepted input: worst-case VALID files near the caps (MAX_WORK = 2^36 multiply-adds, MAX_RANK,
-   PIL.Image.MAX_IMAGE_PIXELS), written directly with svdcodec.container, plus one encoder output.
-   Each is decoded once in a fresh child process (benchmarks/_child_decode.py, after a warm-up
-   decode of a tiny vector):
-   wall time, and peak extra RSS = VmHWM after the decode minus VmRSS before it, VmHWM having
-   been reset with /proc/self/clear_refs right before the decode (the input bytes are already
-   resident, the output array is included). Promise: peak <= 3 x output bytes + 64 MiB and
-   < 10 s on a 2-core machine. "ratio" = (peak - 64 MiB) / output bytes, must be <= 3.
-
-The library is not modified: a FAIL is a finding to report, with its numbers.
+1. Rejected input: every invalid vector of spec/vectors, every tests/regressions/*.svdi, and
+   worst cases of part 2 with one defect from the grammar (sparse sizes one past a bound, a
+   dense element count + 1, a zstd window of 2^24, a skippable frame after a block's frame,
+   rank one past MAX_WORK). For `svdcodec.decode(data)` (must raise SvdiError) and Pillow
+   (`Image.open(...).load()`): median wall time of --runs calls and the tracemalloc peak of
+   one more call (the input is allocated before tracing). Bound: < 10 ms and < 64 KiB.
+2. Accepted input: for every block type (dense int8 / int32 zeros, sparse all-zero rows,
+   sparse all-ones rows = the most symbols, sparse rows of value escapes = the most stream
+   bytes, one-component sparse blocks = the most blocks), every layout (plain, patch 2..32)
+   and every mode (L, LA, RGBA, Y'CbCr 4:4:4 and 4:2:0, I;16, F, uint16 x 4), a VALID file at
+   the caps (PIL.Image.MAX_IMAGE_PIXELS, MAX_WORK = 2^36, MAX_RANK), plus two encoder outputs.
+   Each is decoded once in a fresh child process (after a warm-up decode of a tiny vector):
+   wall time, and peak = VmHWM after the decode - VmRSS before it, VmHWM reset through
+   /proc/self/clear_refs just before (the output array is included). Bound (spec §5):
+   peak <= 3 x out + 108 MiB; time < 10 s. "W" is the reconstruction work sum m n r, "D" the
+   blocks' declared content bytes.
 """
 
 from __future__ import annotations
@@ -44,47 +44,261 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
 import numpy as np
-from _common import BENCHMARKS, REPO, git_commit, kodak_paths, sample_path, table
+import zstandard
 from PIL import Image, UnidentifiedImageError
 
 import svdcodec
 from svdcodec import SvdiError
-from svdcodec import format as container  # the format's structs: these files are written directly
+from svdcodec import format as fmt
 
 VECTORS = REPO / "spec" / "vectors"
 REGRESSIONS = REPO / "tests" / "regressions"
+KODAK = (REPO / ".." / "shared" / "corpus" / "kodak").resolve()
 
-REJECT_MS = 100.0
+REJECT_MS = 10.0
 REJECT_BYTES = 64 * 1024
-SLACK = 64 * 2**20  # the "+ 64 MiB" of the accepted-file promise
-FACTOR = 3.0
+FACTOR, SLACK = 3.0, 108 * 2**20  # spec §5: peak <= 3 x out + 108 MiB
 ACCEPT_S = 10.0
 PILLOW_ERRORS = (UnidentifiedImageError, OSError, Image.DecompressionBombError)
+SIDE = 9456  # 9456^2 = 89,415,936 <= MAX_IMAGE_PIXELS = 89,478,485, a multiple of 16 and 32
+MODES = {  # name: (sample type, channels, colour, subsampling)
+    "L": (1, 1, 0, 0), "LA": (1, 2, 0, 0), "RGBA": (1, 4, 0, 0), "YCC444": (1, 3, 1, 0),
+    "YCC420": (1, 3, 1, 1), "I16": (2, 1, 0, 0), "F": (3, 1, 0, 0), "U16x4": (2, 4, 0, 0)}
+
+
+def table(head: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table."""
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- the grammar's worst cases
+
+
+def _pack(kind: bytes, plane: int, first: int, count: int, coding: int,
+          descriptor: bytes, content: bytes | Callable[[], Iterator[bytes]]) -> bytes:
+    """One block chunk. Content given as chunks is compressed as a stream (never whole)."""
+    if isinstance(content, bytes):
+        frame = zstandard.ZstdCompressor(level=1, write_content_size=True).compress(content)
+    else:
+        out = BytesIO()
+        size = sum(len(p) for p in content())
+        with zstandard.ZstdCompressor(level=1).stream_writer(out, size=size,
+                                                             closefd=False) as w:
+            for p in content():
+                w.write(p)
+        frame = out.getvalue()
+    payload = fmt.BLOCK_RECORD.pack(plane, first, count, coding) + descriptor + frame
+    return fmt.writer.chunk(kind, payload)
+
+
+def sparse_rows(rows: int, count: int, content: str) -> tuple[bytes, Callable[[], Iterator[bytes]]]:
+    """Descriptor and content (in pieces of rows) of a sparse block whose every row is:
+    zeros ("sparse0": one end-of-row symbol), ones ("sparse1": count + 1 symbols, the most the
+    grammar allows) or value escapes ("escapes": int32, the most stream bytes per row)."""
+    if content == "sparse0":
+        row, nx, value = b"\x08", 0, b""
+    elif content == "sparse1":
+        row, nx, value = b"\x09" * count + b"\x08", 0, b""
+    else:
+        row, nx, value = b"\x00" * count + b"\x08", count, np.int32(100_000).tobytes() * count
+    per = max(1, (1 << 22) // len(row))
+
+    def pieces() -> Iterator[bytes]:
+        for a in range(0, rows, per):
+            yield row * min(per, rows - a)
+        for a in range(0, rows, per):
+            yield value * min(per, rows - a)
+    return fmt.SPARSE_RECORD.pack(3, rows * len(row), 0, rows * nx), pieces
+
+
+def dense_rows(rows: int, count: int, element: int) -> tuple[bytes, Callable[[], Iterator[bytes]]]:
+    itemsize = fmt.ELEMENT_TYPES[element].itemsize
+    total = rows * count * itemsize
+
+    def pieces() -> Iterator[bytes]:
+        step = 1 << 24
+        for a in range(0, total, step):
+            yield bytes(min(step, total - a))
+    return fmt.DENSE_RECORD.pack(element, 3, rows * count), pieces
+
+
+def factor_chunks(plane: fmt.Plane, content: str) -> Iterator[bytes]:
+    r = plane.rank
+    yield _pack(b"SBLK", plane.index, 0, r, fmt.DENSE, fmt.DENSE_RECORD.pack(4, 0, r),
+                np.full(r, 1e6 if content == "escapes" else 1.0, np.float32).tobytes())
+    for kind, grid in ((b"VBLK", plane.vgrid), (b"UBLK", plane.grid)):
+        rows = grid[0] * grid[1]
+        if content in ("dense8", "dense32"):
+            element = 1 if content == "dense8" else 3
+            per = max(1, (2**32 - 1) // rows)
+            for first in range(0, r, per):
+                count = min(per, r - first)
+                descriptor, pieces = dense_rows(rows, count, element)
+                yield _pack(kind, plane.index, first, count, fmt.DENSE, descriptor, pieces)
+        elif content == "blocks1":  # one component per block: the most blocks
+            descriptor, pieces = sparse_rows(rows, 1, "sparse0")
+            frame = b"".join(pieces())
+            for first in range(r):
+                yield _pack(kind, plane.index, first, 1, fmt.SPARSE, descriptor, frame)
+        else:
+            descriptor, pieces = sparse_rows(rows, r, content)
+            yield _pack(kind, plane.index, 0, r, fmt.SPARSE, descriptor, pieces)
+
+
+def plan_planes(header: fmt.Header, layout: int, patch: int, rank: int | None) -> list[fmt.Plane]:
+    """Planes of one layout, rank `rank` or the largest the caps allow."""
+    planes = []
+    for i in range(header.channels):
+        h, w = header.plane_shape(i)
+        planes.append(fmt.Plane(i, layout, patch, h, w, 0, 1.0))
+    if rank is None:
+        mn = sum(p.matrix_shape[0] * p.matrix_shape[1] for p in planes)
+        rank = min(fmt.MAX_WORK // mn, fmt.MAX_RANK, *(min(p.matrix_shape) for p in planes))
+    return [fmt.Plane(p.index, layout, patch, p.height, p.width,
+                      min(rank, *p.matrix_shape), 1.0) for p in planes]
+
+
+@dataclass
+class Case:
+    name: str
+    what: str
+    build: Callable[[Path], None]
+
+
+def worst(name: str, mode: str, width: int, height: int, layout: str, content: str,
+          rank: int | None = None) -> Case:
+    stype, channels, colour, sub = MODES[mode]
+    header = fmt.Header(width, height, stype, channels, colour, sub, 1.0)
+    kind, patch = (fmt.LAYOUT_PLAIN, 0) if layout == "plain" else (fmt.LAYOUT_PATCH,
+                                                                    int(layout[5:]))
+
+    def build(path: Path) -> None:
+        planes = plan_planes(header, kind, patch, rank)
+        assert sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in planes) <= fmt.MAX_WORK
+        with open(path, "wb") as f:
+            f.write(fmt.pack_header(header, planes))
+            for p in planes:
+                for chunk in factor_chunks(p, content):
+                    f.write(chunk)
+            f.write(fmt.END)
+    ranks = "max" if rank is None else rank
+    return Case(name, f"{mode} {width}x{height} {layout} rank {ranks}, {content}", build)
+
+
+def photo(width: int, height: int, grey: bool) -> np.ndarray:
+    """Kodak photos tiled (the shared corpus), else smooth noise."""
+    tiles = sorted(KODAK.glob("*.png"))
+    out = np.empty((height, width, 3), np.uint8)
+    if tiles:
+        k = 0
+        for y in range(0, height, 512):
+            for x in range(0, width, 768):
+                with Image.open(tiles[k % len(tiles)]) as im:
+                    a = np.asarray(im.convert("RGB").resize((768, 512)))
+                k += 1
+                out[y:y + 512, x:x + 768] = a[:height - y, :width - x]
+    else:
+        rng = np.random.default_rng(1)
+        small = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
+        out[:] = np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC))
+    return out[..., 0].copy() if grey else out
+
+
+def encoded(name: str, width: int, height: int, quality: int, grey: bool) -> Case:
+    def build(path: Path) -> None:
+        path.write_bytes(svdcodec.encode(photo(width, height, grey), quality=quality))
+    return Case(name, f"svdcodec.encode({'grey' if grey else 'RGB'} Kodak mosaic {width}x"
+                      f"{height}, quality={quality})", build)
+
+
+def cases() -> list[Case]:
+    S = SIDE
+    out = []
+    for content in ("dense32", "sparse1", "escapes", "blocks1"):
+        out.append(worst(f"plain_L_{content}", "L", S, S, "plain", content))
+    for content in ("escapes", "blocks1", "dense32"):
+        out.append(worst(f"plain4096_L_{content}", "L", 4096, 4096, "plain", content))
+    out.append(worst("plain_wide_L_dense32", "L", 16384, 2048, "plain", "dense32"))
+    for patch, contents in ((2, ("dense8", "escapes")), (4, ("dense32", "escapes")),
+                            (8, ("sparse0", "sparse1", "escapes")),
+                            (16, ("dense32", "escapes")), (32, ("dense8", "escapes", "blocks1"))):
+        for content in contents:
+            out.append(worst(f"p{patch}_L_{content}", "L", S, S, f"patch{patch}", content))
+    for mode in ("LA", "RGBA", "YCC444", "YCC420", "I16", "F"):
+        out.append(worst(f"p8_{mode}_sparse1", mode, S, S, "patch8", "sparse1", 64))
+    out.append(worst("p8_YCC420_escapes", "YCC420", S, S, "patch8", "escapes", 64))
+    # Tiny chroma streams decode as jobs beside Y' (decoder.render.OutputPlan.chroma_jobs):
+    # the most planes' buffers at once.
+    out.append(worst("p8_YCC420_sparse0", "YCC420", S, S, "patch8", "sparse0", 64))
+    out.append(worst("p32_YCC420_sparse0", "YCC420", S, S, "patch32", "sparse0"))
+    out.append(worst("plain_YCC420_escapes", "YCC420", S, S, "plain", "escapes"))
+    out.append(worst("p8_U16x4_escapes", "U16x4", 4096, 4096, "patch8", "escapes"))
+    out.append(encoded("enc_rgb_4000x3000_q75", 4000, 3000, 75, False))
+    out.append(encoded("enc_grey_6144_q100", 6144, 6144, 100, True))
+    return out
 
 
 # ----------------------------------------------------------------------------- 1. rejected files
 
 
-def rejected_files() -> list[tuple[str, bytes]]:
-    manifest = json.loads((VECTORS / "manifest.json").read_text())
-    files = [(f"vectors/{v['file']}", (VECTORS / v["file"]).read_bytes())
-             for v in manifest["vectors"] if not v["valid"]]
-    files += [(f"regressions/{p.name}", p.read_bytes()) for p in sorted(REGRESSIONS.glob("*.svdi"))]
-    return files
+def with_defect(data: bytes, defect: str) -> bytes:
+    """`data` with one defect in its first U block (or its first PLAN)."""
+    chunks, pos = [], len(fmt.SIGNATURE)
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        chunks.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    if defect == "rank past MAX_WORK":
+        i = next(k for k, (kind, _) in enumerate(chunks) if kind == b"PLAN")
+        fields = list(fmt.PLAN_RECORD.unpack(chunks[i][1]))
+        fields[5] += 1
+        chunks[i] = (b"PLAN", fmt.PLAN_RECORD.pack(*fields))
+    else:
+        i = next(k for k, (kind, _) in enumerate(chunks) if kind == b"UBLK")
+        payload = chunks[i][1]
+        head = fmt.BLOCK_RECORD.size
+        coding = payload[head - 1]
+        if defect == "sparse sizes +1":
+            assert coding == fmt.SPARSE
+            code, nsym, nxrun, _ = fmt.SPARSE_RECORD.unpack_from(payload, head)
+            # value escapes = symbols: past "value escapes <= symbols - rows"
+            payload = (payload[:head] + fmt.SPARSE_RECORD.pack(code, nsym, nxrun, nsym)
+                       + payload[head + fmt.SPARSE_RECORD.size:])
+        elif defect == "dense elements +1":
+            code, predictor, elements = fmt.DENSE_RECORD.unpack_from(payload, head)
+            payload = (payload[:head] + fmt.DENSE_RECORD.pack(code, predictor, elements + 1)
+                       + payload[head + fmt.DENSE_RECORD.size:])
+        else:
+            size = head + (fmt.DENSE_RECORD.size if coding == fmt.DENSE else fmt.SPARSE_RECORD.size)
+            frame = payload[size:]
+            params = zstandard.get_frame_parameters(frame)
+            if defect == "window 2^24":
+                header = zstandard.frame_header_size(frame)
+                frame = ((0xFD2FB528).to_bytes(4, "little") + bytes([0xC0, (24 - 10) << 3])
+                         + params.content_size.to_bytes(8, "little") + frame[header:])
+            else:  # skippable frame after
+                frame += (0x184D2A50).to_bytes(4, "little") + (4).to_bytes(4, "little") + b"hide"
+            payload = payload[:size] + frame
+        chunks[i] = (b"UBLK", payload)
+    return fmt.SIGNATURE + b"".join(fmt.writer.chunk(k, p) for k, p in chunks)
 
 
 def _outcome(call: Callable[[], Any]) -> BaseException | None:
     try:
         call()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return exc
     return None
 
 
 def measure_rejection(call: Callable[[], Any], runs: int) -> tuple[BaseException | None, float, int]:
-    """(exception of the traced call, median ms of `runs` untraced calls, traced peak bytes)."""
-    _outcome(call)  # warm-up: lazy imports, Pillow's plugin registry
+    _outcome(call)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -105,165 +319,68 @@ def _pillow(data: bytes) -> None:
         im.load()
 
 
-def run_rejections(runs: int) -> bool:
+def run_rejections(files: list[tuple[str, bytes]], runs: int, out: list[str]) -> bool:
     rows, ok_all = [], True
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-    for name, data in rejected_files():
+    for name, data in files:
         e1, ms1, peak1 = measure_rejection(lambda data=data: svdcodec.decode(data), runs)
         e2, ms2, peak2 = measure_rejection(lambda data=data: _pillow(data), runs)
         ok1 = isinstance(e1, SvdiError) and ms1 < REJECT_MS and peak1 < REJECT_BYTES
         ok2 = isinstance(e2, PILLOW_ERRORS) and ms2 < REJECT_MS and peak2 < REJECT_BYTES
         ok_all &= ok1 and ok2
         rows.append([name, len(data), f"{ms1:.3f}", f"{peak1 / 1024:.1f}",
-                     type(e1).__name__ if e1 else "accepted!", "PASS" if ok1 else "FAIL",
+                     "PASS" if ok1 else f"FAIL ({type(e1).__name__ if e1 else 'accepted'})",
                      f"{ms2:.3f}", f"{peak2 / 1024:.1f}",
-                     type(e2).__name__ if e2 else "accepted!", "PASS" if ok2 else "FAIL"])
-    print(f"\n1. rejected input (median of {runs} runs; tracemalloc peak of one more run; "
-          f"promise < {REJECT_MS:.0f} ms and < {REJECT_BYTES // 1024} KiB)")
-    print(table(["file", "bytes", "decode ms", "KiB", "raised", "ok",
-                 "Pillow ms", "KiB", "raised", "ok"], rows))
+                     "PASS" if ok2 else f"FAIL ({type(e2).__name__ if e2 else 'accepted'})"])
+    out.append(f"\n### 1. Rejected input (median of {runs} runs; tracemalloc peak of one more; "
+               f"bound < {REJECT_MS:g} ms and < {REJECT_BYTES // 1024} KiB)\n")
+    out.append(table(["file", "bytes", "decode ms", "KiB", "", "Pillow ms", "KiB", ""], rows))
     return ok_all
 
 
 # ----------------------------------------------------------------------------- 2. accepted files
 
 
-def _splits(total: int, per: int) -> Iterator[tuple[int, int]]:
-    for first in range(0, total, per):
-        yield first, min(per, total - first)
+CHILD = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[2])
+import svdcodec
+from svdcodec import format as fmt
 
-
-def zero_blocks(plane: container.Plane, coding: int, element: type = np.int8,
-                ones: bool = False) -> Iterator[container.Block]:
-    """S of ones, then all-zero (sparse and `ones`: all-one) V and U blocks of `coding` (as few blocks as the u32 fields allow),
-    built one at a time so the writer never holds more than one raw block."""
-    r = plane.rank
-    if r == 0:
-        return
-    yield container.Block("S", plane.index, 0, r, container.DENSE, (np.ones(r, np.float32),))
-    for factor, grid in (("V", plane.vgrid), ("U", plane.grid)):
-        rows = grid[0] * grid[1]
-        if coding == container.DENSE:
-            for first, count in _splits(r, max(1, (2**32 - 1) // rows)):
-                yield container.Block(factor, plane.index, first, count, container.DENSE,
-                              (np.zeros(count * rows, element),))
-        elif not ones:  # one end-of-row symbol per row: every row of the block is zero
-            yield container.Block(factor, plane.index, 0, r, container.SPARSE,
-                          (np.full(rows, 0x08, np.uint8), np.zeros(0, np.uint16),
-                           np.zeros(0, np.int16)))
-        else:  # every value 1: the most symbols a block may have, rows * (count + 1)
-            row = np.full(r + 1, 0x09, np.uint8)  # run 0, value +1
-            row[-1] = 0x08
-            yield container.Block(factor, plane.index, 0, r, container.SPARSE,
-                          (np.tile(row, rows), np.zeros(0, np.uint16), np.zeros(0, np.int16)))
-
-
-def write_svdi(path: Path, header: container.Header, planes: list[container.Plane],
-               blocks: Iterator[container.Block]) -> None:
-    with open(path, "wb") as f:
-        f.write(container.pack_header(header, planes))
-        f.writelines(container.pack_block(block) for block in blocks)
-        f.write(container.END)
-
-
-def work(planes: list[container.Plane]) -> int:
-    return sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in planes)
-
-
-def synthetic(header: container.Header, layout: int, patch: int, rank: int | None, coding: int,
-              element: type = np.int8, ones: bool = False) -> Callable[[Path], None]:
-    """All planes of one layout and rank; rank None: the largest the caps allow."""
-    def build(path: Path) -> None:
-        planes = []
-        for i in range(header.channels):
-            h, w = header.plane_shape(i)
-            planes.append(container.Plane(i, layout, patch, h, w, rank or 0, 1.0))
-        if rank is None:
-            mn = sum(p.matrix_shape[0] * p.matrix_shape[1] for p in planes)
-            top = min(container.MAX_WORK // mn, container.MAX_RANK, *(min(p.matrix_shape) for p in planes))
-            planes = [container.Plane(p.index, layout, patch, p.height, p.width, top, 1.0)
-                      for p in planes]
-        assert work(planes) <= container.MAX_WORK, work(planes)
-        assert header.width * header.height <= Image.MAX_IMAGE_PIXELS
-        write_svdi(path, header, planes,
-                   (b for p in planes for b in zero_blocks(p, coding, element, ones)))
-    return build
-
-
-def photo_like(width: int, height: int, photos: list[Path]) -> np.ndarray:
-    """The photos (each resized to 768x512) tiled in order over width x height."""
-    out = np.empty((height, width, 3), np.uint8)
-    k = 0
-    for y in range(0, height, 512):
-        for x in range(0, width, 768):
-            with Image.open(photos[k % len(photos)]) as im:
-                a = np.asarray(im.convert("RGB").resize((768, 512)))
-            k += 1
-            out[y:y + 512, x:x + 768] = a[:height - y, :width - x]
+def status():
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmHWM:", "VmRSS:")):
+                k, v = line.split(":")
+                out[k] = int(v.split()[0]) * 1024
     return out
 
-
-def encoded(width: int, height: int, photos: list[Path],
-            quality: int = 75) -> Callable[[Path], None]:
-    def build(path: Path) -> None:
-        path.write_bytes(svdcodec.encode(photo_like(width, height, photos), quality=quality))
-    return build
-
-
-@dataclass
-class Case:
-    name: str
-    what: str
-    build: Callable[[Path], None]
-    quick: bool  # decodes in under 3 s on the 2-core machine (measured)
-
-
-U8, GREY, RGBA = 1, 1, 4
-SIDE = 9456  # 9456^2 = 89,415,936 <= MAX_IMAGE_PIXELS = 89,478,485, a multiple of 8 and 32
-
-
-def cases(photos: list[Path]) -> list[Case]:
-    px_cap = container.Header(SIDE, SIDE, U8, GREY, container.COLOUR_NONE, 0, 1.0)
-    rgba = container.Header(SIDE, SIDE, U8, RGBA, container.COLOUR_NONE, 0, 1.0)
-    ycc = container.Header(SIDE, SIDE, U8, 3, container.COLOUR_YCBCR, 1, 1.0)
-    return [
-        Case("a_work_plain_L", f"L {SIDE}^2 plain r768 (largest rank within 2^36), dense int8 zeros",
-             synthetic(px_cap, container.LAYOUT_PLAIN, 0, None, container.DENSE), True),
-        Case("a2_work_p32_L", f"L {SIDE}^2 patch32 r765 (largest rank within 2^36), dense int8 zeros",
-             synthetic(px_cap, container.LAYOUT_PATCH, 32, None, container.DENSE), False),
-        Case("b_rgba_p8_sparse", f"RGBA {SIDE}^2 patch8 r64, sparse zero U,V",
-             synthetic(rgba, container.LAYOUT_PATCH, 8, 64, container.SPARSE), True),
-        Case("b2_rgba_p8_dense8", f"RGBA {SIDE}^2 patch8 r64, dense int8 zero U,V",
-             synthetic(rgba, container.LAYOUT_PATCH, 8, 64, container.DENSE), False),
-        Case("b3_rgba_p8_dense32", f"RGBA {SIDE}^2 patch8 r64, dense int32 zero U,V",
-             synthetic(rgba, container.LAYOUT_PATCH, 8, 64, container.DENSE, np.int32), False),
-        Case("b4_ycc420_p8_dense8", f"RGB YCbCr 4:2:0 {SIDE}^2 patch8 r64, dense int8 zeros",
-             synthetic(ycc, container.LAYOUT_PATCH, 8, 64, container.DENSE), True),
-        Case("b5_rgba_p8_sparse1", f"RGBA {SIDE}^2 patch8 r64, sparse U,V all ones "
-             "(max symbols)", synthetic(rgba, container.LAYOUT_PATCH, 8, 64, container.SPARSE, ones=True), False),
-        Case("c_plain_r4096", "L 4096^2 plain r4096 (work = 2^36), sparse zero U,V",
-             synthetic(container.Header(4096, 4096, U8, GREY, container.COLOUR_NONE, 0, 1.0),
-                       container.LAYOUT_PLAIN, 0, 4096, container.SPARSE), True),
-        Case("c2_plain_r4096_d32", "L 4096^2 plain r4096 (work = 2^36), dense int32 zeros",
-             synthetic(container.Header(4096, 4096, U8, GREY, container.COLOUR_NONE, 0, 1.0),
-                       container.LAYOUT_PLAIN, 0, 4096, container.DENSE, np.int32), True),
-        Case("c3_plain_wide_r2048_d32", "L 16384x2048 plain r2048 (work = 2^36; V is 4 x the "
-             "output), dense int32 zeros",
-             synthetic(container.Header(16384, 2048, U8, GREY, container.COLOUR_NONE, 0, 1.0),
-                       container.LAYOUT_PLAIN, 0, 2048, container.DENSE, np.int32), True),
-        Case("d_encoder_4000x3000", f"svdcodec.encode(RGB 4000x3000 tiled from "
-             f"{len(photos)} photo(s), quality=75)", encoded(4000, 3000, photos), True),
-    ]
+svdcodec.decode(open(sys.argv[3], "rb").read())  # warm-up: lazy imports, BLAS, thread pool
+data = open(sys.argv[1], "rb").read()
+box = fmt.unpack(data)
+work = sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in box.planes)
+declared = sum(b.raw_bytes for b in box.blocks)
+del box
+import gc; gc.collect()
+before = status()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+t0 = time.perf_counter()
+out = svdcodec.decode(data)
+seconds = time.perf_counter() - t0
+after = status()
+print(json.dumps({"rss_before": before["VmRSS"], "hwm": after["VmHWM"], "seconds": seconds,
+                  "out_bytes": int(out.nbytes), "work": work, "declared": declared}))
+"""
 
 
-
-
-def decode_in_child(path: Path, timeout: float) -> dict[str, Any]:
+def decode_in_child(path: Path, kernels: str, timeout: float) -> dict[str, Any]:
     tiny = VECTORS / "l_13x7_plain.svdi"
+    env = dict(os.environ, SVDCODEC_KERNELS=kernels)
     try:
-        r = subprocess.run([sys.executable, str(BENCHMARKS / "_child_decode.py"), str(path),
-                            str(tiny)],
-                           capture_output=True, text=True, timeout=timeout, check=False)
+        r = subprocess.run([sys.executable, "-c", CHILD, str(path), str(REPO), str(tiny)],
+                           capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout:.0f} s"}
     if r.returncode != 0:
@@ -272,7 +389,8 @@ def decode_in_child(path: Path, timeout: float) -> dict[str, Any]:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def run_accepted(selected: list[Case], workdir: Path, timeout: float) -> bool:
+def run_accepted(selected: list[Case], workdir: Path, kernels: list[str], timeout: float,
+                 out: list[str]) -> bool:
     rows, ok_all, notes = [], True, []
     for case in selected:
         path = workdir / f"{case.name}.svdi"
@@ -280,76 +398,90 @@ def run_accepted(selected: list[Case], workdir: Path, timeout: float) -> bool:
         if not path.exists():
             case.build(path)
         built = time.perf_counter() - t0
-        res = decode_in_child(path, timeout)
-        size = path.stat().st_size
-        if "error" in res:
-            ok_all = False
-            rows.append([case.name, size, "-", "-", "-", "-", "-", "FAIL"])
-            notes.append(f"  {case.name}: {case.what}: {res['error']}")
-            continue
-        extra = res["hwm"] - res["rss_before"]
-        out = res["out_bytes"]
-        ok_mem = extra <= FACTOR * out + SLACK
-        ok_time = res["seconds"] < ACCEPT_S
-        ok_all &= ok_mem and ok_time
-        verdict = "PASS" if ok_mem and ok_time else "FAIL (" + ", ".join(
-            w for w, bad in (("memory", not ok_mem), ("time", not ok_time)) if bad) + ")"
-        rows.append([case.name, size, f"{out / 2**20:.1f}", f"{extra / 2**20:.1f}",
-                     f"{(FACTOR * out + SLACK) / 2**20:.1f}", f"{(extra - SLACK) / out:.2f}",
-                     f"{res['seconds']:.2f}", verdict])
-        if not res["reset"]:
-            notes.append(f"  {case.name}: VmHWM could not be reset; peak is max(before, after)")
-        notes.append(f"  {case.name}: {case.what} (built in {built:.1f} s)")
-    print(f"\n2. accepted input (fresh process each; peak = VmHWM - VmRSS before, output included; "
-          f"promise peak <= {FACTOR:g} x out + 64 MiB and < {ACCEPT_S:g} s; "
-          f"ratio = (peak - 64 MiB) / out)")
-    print(table(["case", "file bytes", "out MiB", "peak MiB", "limit MiB", "ratio", "s",
-                 "verdict"], rows))
-    for n in notes:
-        print(n)
+        notes.append(f"- `{case.name}`: {case.what} (built in {built:.1f} s)")
+        for k in kernels:
+            res = decode_in_child(path, k, timeout)
+            size = path.stat().st_size
+            if "error" in res:
+                ok_all = False
+                rows.append([case.name, k, size, "-", "-", "-", "-", "-", "-",
+                             f"FAIL ({res['error'][:80]})"])
+                continue
+            extra = res["hwm"] - res["rss_before"]
+            o = res["out_bytes"]
+            bound = FACTOR * o + SLACK
+            ok_mem, ok_time = extra <= bound, res["seconds"] < ACCEPT_S
+            ok_all &= ok_mem and ok_time
+            verdict = "PASS" if ok_mem and ok_time else "FAIL (" + ", ".join(
+                w for w, bad in (("memory", not ok_mem), ("time", not ok_time)) if bad) + ")"
+            rows.append([case.name, k, size, f"{o / 2**20:.1f}", f"{extra / 2**20:.1f}",
+                         f"{bound / 2**20:.1f}", f"{res['seconds']:.2f}",
+                         f"{res['work'] / 2**30:.1f}", f"{res['declared'] / 2**20:.0f}",
+                         verdict])
+            print(" | ".join(str(c) for c in rows[-1]), flush=True)
+    out.append(f"\n### 2. Accepted input (fresh process each; peak = VmHWM - VmRSS before, "
+               f"output included; bound peak <= {FACTOR:g} x out + {SLACK >> 20} MiB and "
+               f"< {ACCEPT_S:g} s)\n")
+    out.append(table(["case", "kernels", "file bytes", "out MiB", "peak MiB", "bound MiB",
+                      "s", "W (2^30)", "D MiB", "verdict"], rows))
+    out.append("")
+    out.extend(notes)
     return ok_all
 
 
 def main() -> int:
     cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_argument("--quick", action="store_true",
-                     help="only the accepted cases that decode in a few seconds")
+    cli.add_argument("--kernels", default="0,1", help="SVDCODEC_KERNELS values to run (0,1)")
     cli.add_argument("--runs", type=int, default=20, help="timed calls per rejected file")
     cli.add_argument("--only", help="comma-separated accepted case names")
     cli.add_argument("--skip-rejected", action="store_true")
+    cli.add_argument("--skip-accepted", action="store_true")
     cli.add_argument("--keep", type=Path, help="directory for the built files (reused if present)")
-    cli.add_argument("--timeout", type=float, default=300.0, help="seconds per child decode")
-    cli.add_argument("--corpus", type=Path,
-                     help="Kodak photos (kodim*.png) for the encoder case (default: the sample "
-                          "bundled with svdcodec, tiled)")
+    cli.add_argument("--timeout", type=float, default=120.0, help="seconds per child decode")
     args = cli.parse_args()
 
-    print("$ " + shlex.join([Path(sys.executable).name, *sys.argv]))
-    commit = git_commit()
+    out = ["$ " + shlex.join(["python", *sys.argv])]
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "?"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"svdcodec {svdcodec.__version__} @ {commit}, numpy {np.__version__}, "
-          f"Pillow {Image.__version__}, {cores} usable cores, "
-          f"MAX_IMAGE_PIXELS {Image.MAX_IMAGE_PIXELS}, MAX_WORK 2^36")
-
-    ok = True
-    if not args.skip_rejected:
-        ok &= run_rejections(args.runs)
-
-    photos = kodak_paths(args.corpus, required=args.corpus is not None) or [sample_path()]
-    selected = cases(photos)
+    out.append(f"\nsvdcodec @ {commit}, numpy {np.__version__}, Pillow {Image.__version__}, "
+               f"zstandard {zstandard.__version__}, {cores} usable cores, MAX_IMAGE_PIXELS "
+               f"{Image.MAX_IMAGE_PIXELS}, MAX_WORK 2^36")
+    print("\n".join(out), flush=True)
+    selected = cases()
     if args.only:
         names = set(args.only.split(","))
         selected = [c for c in selected if c.name in names]
-    elif args.quick:
-        selected = [c for c in selected if c.quick]
-    if selected:
-        if args.keep:
-            args.keep.mkdir(parents=True, exist_ok=True)
-            ok &= run_accepted(selected, args.keep, args.timeout)
-        else:
-            with tempfile.TemporaryDirectory(prefix="hostile_bench_") as tmp:
-                ok &= run_accepted(selected, Path(tmp), args.timeout)
-    print(f"\noverall: {'PASS' if ok else 'FAIL'}")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="hostile_") as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        if not args.skip_rejected:
+            manifest = json.loads((VECTORS / "manifest.json").read_text())
+            files = [(f"vectors/{v['file']}", (VECTORS / v["file"]).read_bytes())
+                     for v in manifest["vectors"] if not v["valid"]]
+            files += [(f"regressions/{p.name}", p.read_bytes())
+                      for p in sorted(REGRESSIONS.glob("*.svdi"))]
+            defects = {"p8_L_escapes": ["sparse sizes +1", "window 2^24",
+                                        "skippable frame after"],
+                       "plain4096_L_dense32": ["dense elements +1", "window 2^24"],
+                       "p32_L_dense8": ["rank past MAX_WORK", "skippable frame after"]}
+            for case in cases():
+                for defect in defects.get(case.name, []):
+                    path = workdir / f"{case.name}.svdi"
+                    if not path.exists():
+                        case.build(path)
+                    files.append((f"{case.name} + {defect}",
+                                  with_defect(path.read_bytes(), defect)))
+            ok &= run_rejections(files, args.runs, out)
+            print("\n".join(out[-2:]), flush=True)
+        if not args.skip_accepted:
+            ok &= run_accepted(selected, workdir, args.kernels.split(","), args.timeout, out)
+    out.append(f"\noverall: {'PASS' if ok else 'FAIL'}")
+    print("\n".join(out))
     return 0 if ok else 1
 
 

@@ -21,10 +21,9 @@ export const MAX_WORK = 2 ** 36;
 export const MAX_CHUNK = 2 ** 31 - 1;
 /** Pillow's default MAX_IMAGE_PIXELS, the reference decoder's default pixel limit (§3). */
 export const DEFAULT_MAX_PIXELS = 89478485;
-/** Largest zstd window this decoder's libzstd (a 32-bit WebAssembly build, ZSTD_WINDOWLOG_MAX
- * 30) accepts. The spec sets no limit and the 64-bit reference accepts up to 2^31: README.md,
- * "Conformance", proposes writing one down. */
-export const MAX_ZSTD_WINDOW = 2 ** 30;
+/** Largest zstd window a block's frame may declare (spec §4: the Window_Descriptor, or the
+ * content size of a single-segment frame): every reader decodes such a frame alike. */
+export const MAX_ZSTD_WINDOW = 2 ** 23;
 
 const SAMPLE_TYPES = { 1: "uint8", 2: "uint16", 3: "float32" };
 const ELEMENT_BYTES = { 1: 1, 2: 2, 3: 4, 4: 4 };
@@ -285,9 +284,8 @@ function checkFrame(b, start, end, nbytes, what) {
     throw new SvdiError(`${what}: zstd frame declares ${declared} bytes, header implies ${nbytes}`);
   }
   if (singleSegment) window = nbytes;
-  else if (window > MAX_ZSTD_WINDOW) {
-    throw new SvdiError(`${what}: zstd frame declares a window of ${window} bytes, beyond the ` +
-      `${MAX_ZSTD_WINDOW} this decoder's libzstd supports`);
+  if (window > MAX_ZSTD_WINDOW) {
+    throw new SvdiError(`${what}: zstd window of ${window} bytes exceeds ${MAX_ZSTD_WINDOW}`);
   }
   const blockMax = Math.min(window, 131072);
   for (let last = 0; !last;) {
@@ -444,6 +442,17 @@ function parseText(b, start, end) {
 
 // ----------------------------------------------------------------------------- factor blocks
 
+/** Whether a sparse block of `rows` rows and `count` components can hold these stream sizes
+ * (spec §4, consequences of the run/level grammar): one end-of-row symbol per row and at most
+ * `count` value symbols in a row; each escape belongs to a value symbol; a run escape moves 16
+ * columns or more, so a row holds at most floor(count / 16) of them, and the value symbols take
+ * at least (values + 15 run escapes) of the block's rows x count columns. */
+function sparseSizesFit(rows, count, symbols, runEscapes, valueEscapes) {
+  const values = symbols - rows;
+  return values >= 0 && values <= rows * count && runEscapes <= values && valueEscapes <= values &&
+    runEscapes <= rows * Math.floor(count / 16) && values + 15 * runEscapes <= rows * count;
+}
+
 function parseBlock(type, b, start, end, planes, cursor) {
   const factor = FACTOR_TYPES[type];
   if (end - start < 10) throw new SvdiError(`${type} chunk too short`);
@@ -477,7 +486,7 @@ function parseBlock(type, b, start, end, planes, cursor) {
     if (end - at < 13) throw new SvdiError(`${what}: descriptor too short`);
     const code = b[at], symbols = u32(b, at + 1), runEscapes = u32(b, at + 5), valueEscapes = u32(b, at + 9);
     if (code !== 2 && code !== 3) throw new SvdiError(`${what}: invalid escape type ${code}`);
-    if (!(rows <= symbols && symbols <= rows * (count + 1)) || runEscapes > symbols || valueEscapes > symbols) {
+    if (!sparseSizesFit(rows, count, symbols, runEscapes, valueEscapes)) {
       throw new SvdiError(`${what}: stream sizes ${symbols}/${runEscapes}/${valueEscapes} do not fit ${rows} rows`);
     }
     Object.assign(block, {

@@ -68,6 +68,15 @@ def zstd_frame(raw: bytes, declared: int | None = None) -> bytes:
     return b"".join(out)
 
 
+def windowed_frame(raw: bytes, window_log: int) -> bytes:
+    """`zstd_frame(raw)`, but not single-segment: a window descriptor of 2^window_log bytes."""
+    frame = zstd_frame(raw)
+    return struct.pack("<IBBQ", ZSTD_MAGIC, 0xC0, (window_log - 10) << 3, len(raw)) + frame[13:]
+
+
+SKIPPABLE_FRAME = struct.pack("<II", 0x184D2A50, 4) + b"hide"
+
+
 def zero_frame(size: int) -> bytes:
     """A zstd frame of `size` zero bytes in RLE blocks, without building the zeros."""
     out = [struct.pack("<IBQ", ZSTD_MAGIC, 0xE0, size)]
@@ -506,6 +515,44 @@ def huge_frame(data: bytes, declared: int) -> bytes:
     return replace(data, b"UBLK", edit)
 
 
+def sparse_size_bomb() -> bytes:
+    """L 85x2^20, plain, rank 85, whose sparse U block declares symbols = rows x (count + 1) and
+    as many run and value escapes (int32): 7 x rows x (count + 1) = 631 MB of content in a
+    19.6 KB file of zero RLE blocks (issue #14, finding 1). The escape counts exceed what the
+    grammar allows (at most symbols - rows each, run escapes at most rows x (count // 16))."""
+    width, height, rank = 85, 1 << 20, 85
+    nsym = height * (rank + 1)  # rows x (count + 1)
+    descriptor = (container.BLOCK_RECORD.pack(0, 0, rank, container.SPARSE)
+                  + container.SPARSE_RECORD.pack(3, nsym, nsym, nsym))
+    return b"".join([container.SIGNATURE, head(width, height, 1, 1),
+                     plan(0, container.LAYOUT_PLAIN, 0, height, width, rank, 1.0),
+                     dense_block(b"SBLK", 0, 0, np.ones(rank, np.float32), FLOAT32),
+                     zero_block(b"VBLK", 0, 0, rank, width),
+                     chunk(b"UBLK", descriptor + zero_frame(7 * nsym)),
+                     chunk(b"IEND", b"")])
+
+
+def _sparse_descriptor(**changes: int) -> Callable[[bytes], bytes]:
+    """An edit of a sparse block's descriptor fields (f1 symbols, f2 run escapes, f3 value
+    escapes) by the amounts given, the frame left as it is (the sizes are refused first)."""
+    def edit(payload: bytes) -> bytes:
+        offset = container.BLOCK_RECORD.size
+        fields = list(container.SPARSE_RECORD.unpack_from(payload, offset))
+        for key, delta in changes.items():
+            fields[int(key[1:])] += delta
+        return (payload[:offset] + container.SPARSE_RECORD.pack(*fields)
+                + payload[offset + container.SPARSE_RECORD.size:])
+    return edit
+
+
+def _frame_edit(edit: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+    """An edit of a dense block's zstd frame, given its content (raw and RLE blocks)."""
+    def whole(payload: bytes) -> bytes:
+        start = container.BLOCK_RECORD.size + container.DENSE_RECORD.size
+        return payload[:start] + edit(payload[start:])
+    return whole
+
+
 def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]]:
     """(name, description, bytes, expected error substring) of every invalid vector."""
     base = valid["l_13x7_plain"]
@@ -559,6 +606,24 @@ def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]
         ("scale_overflow", "F image with sample scale 1e300: samples overflow float32",
          replace(valid["f_5x4_plain"], b"HEAD", patch_struct(container.HEAD_RECORD, f8=1e300)),
          "samples overflow float32"),
+        ("sparse_value_escapes", ("sparse U block declaring one value escape more than its "
+                                  "value symbols (symbols - rows)"), replace(base, b"UBLK", _sparse_descriptor(
+             f3=_values(base) - _field(base, 3) + 1), nth=-1), "stream sizes"),
+        ("sparse_run_escapes", ("sparse U block of fewer than 16 components declaring a run "
+                                "escape (a run escape takes 16 columns)"), replace(base, b"UBLK", _sparse_descriptor(
+             f2=1), nth=-1), "stream sizes"),
+        ("sparse_size_bomb", ("85x2^20 plane whose sparse U block declares 631 MB of streams: "
+                              "escape counts beyond the grammar's"), sparse_size_bomb(),
+         "stream sizes"),
+        ("zstd_window", "dense U block in a zstd frame with a window of 2^24 bytes",
+         replace(rgb, b"UBLK", _frame_edit(lambda f: windowed_frame(frame_content(f), 24))),
+         "zstd window of 16777216 bytes exceeds 8388608"),
+        ("zstd_skippable_frame", "dense U block's frame followed by a skippable frame",
+         replace(rgb, b"UBLK", _frame_edit(lambda f: f + SKIPPABLE_FRAME)),
+         "zstd frame is incomplete or followed by extra data"),
+        ("zstd_two_frames", "dense U block's frame followed by a second, empty frame",
+         replace(rgb, b"UBLK", _frame_edit(lambda f: f + zstd_frame(b""))),
+         "zstd frame is incomplete or followed by extra data"),
         ("plane_size", "PLAN height disagrees with HEAD", replace(
             base, b"PLAN", patch_struct(container.PLAN_RECORD, f3=8)), "plane 0 is 13x8, expected 13x7"),
         *metadata_invalid_vectors(valid["rgb_16x16_metadata"]),
@@ -593,6 +658,18 @@ def metadata_invalid_vectors(data: bytes) -> list[tuple[str, str, bytes, str]]:
         ("meta_exif_not_tiff", "eXIf that does not start with a TIFF byte-order mark",
          replace(data, b"eXIf", lambda p: b"Exif\0\0" + p), "EXIF must be a TIFF structure"),
     ]
+
+
+def _field(data: bytes, index: int) -> int:
+    """Field `index` of the descriptor of the file's last sparse U block."""
+    payload = [p for k, p in split_chunks(data) if k == b"UBLK"][-1]
+    return container.SPARSE_RECORD.unpack_from(payload, container.BLOCK_RECORD.size)[index]
+
+
+def _values(data: bytes) -> int:
+    """Value symbols (symbols - rows) of the file's last sparse U block."""
+    rows = container.PLAN_RECORD.unpack(split_chunks(data)[1][1])[3]
+    return _field(data, 1) - rows
 
 
 def _sigma_payload(payload: bytes, value: float) -> bytes:
@@ -665,7 +742,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 
 #: Invalid vectors also kept as regression files for tests/test_hostile.py.
-REGRESSIONS = ("work_bomb", "zstd_1tb_frame")
+REGRESSIONS = ("work_bomb", "zstd_1tb_frame", "sparse_size_bomb", "zstd_skippable_frame")
 
 
 def write(out: Path, regressions: Path | None = None) -> list[Path]:

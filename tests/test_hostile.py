@@ -161,7 +161,7 @@ SIZES: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
     "zstd blocks beyond the declared size": ("l_13x7_plain", lambda d: MV.replace(
         d, b"UBLK", lambda p: p[:BLOCK + container.DENSE_RECORD.size] + MV.zero_frame(1 << 24)[:13]
         .replace(struct.pack("<Q", 1 << 24), struct.pack("<Q", 7)) + MV.zero_frame(1 << 24)[13:]),
-        "corrupt zstd data"),
+        "invalid zstd block"),  # an RLE block of 128 KiB in a window of 7 bytes
 }
 
 

@@ -274,8 +274,11 @@ def test_damage_found_while_streaming_raises_svdi_error(factor: str) -> None:
     def decoded(new: bytes) -> str:
         damaged = chunks[:i] + [_rechunk(chunks[i], new)] + chunks[i + 1:]
         data = container.pack_header(header, [plane]) + b"".join(damaged) + container.END
-        container.unpack(data)  # sizes still agree: accepted before decoding
-        try:
+        try:  # unpack refuses what follows or cuts a frame (its block headers); flips decode
+            container.unpack(data)
+            if new in (payload + b"\x00", payload + b"garbage", payload + frame, payload[:-3]):
+                return "decoded"  # unpack must have refused these
+            svdcodec.decode(data)
             svdcodec.decode(data)
         except svdcodec.SvdiError:
             return "rejected"

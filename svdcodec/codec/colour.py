@@ -25,6 +25,9 @@ YCC_UNIT = 2.0 ** -16
 CHROMA_OFFSET = 128.0
 
 
+_FMAX = float(np.finfo(np.float32).max)
+
+
 def needs_float64(scale: float) -> bool:
     """Scales of float images whose values are near float32's smallest normal numbers: 1/scale
     would overflow float32, so samples are divided (and multiplied back) in float64."""
@@ -82,7 +85,10 @@ def from_planes(planes: list[np.ndarray], height: int, width: int, dtype: np.dty
     out = np.empty((h, w, channels), dtype=dtype)
     for i, p in enumerate(planes):
         if dtype.kind == "f":
-            out[..., i] = (p.astype(np.float64) * scale if needs_float64(scale)
+            # As the band decoder (decoder.render.float_samples): extreme scales in float64,
+            # saturated to float32's range; others in float32, where an overflow is an error.
+            out[..., i] = (np.clip(p.astype(np.float64) * scale, -_FMAX, _FMAX)
+                           if needs_float64(scale) or scale > 2.0 ** 64
                            else p * np.float32(scale))
         else:
             top = float(np.iinfo(dtype).max)

@@ -16,10 +16,10 @@ from PIL import Image
 
 from ..errors import SvdiError
 from ..format import COLOUR_NONE, LAYOUT_PLAIN, Container, read_prefix, unpack
-from ..runtime import band_sizes
+from ..runtime import band_sizes, kernels
 from ..runtime.threads import serial, single_threaded
-from .reference import factor_integers
-from .render import render_image
+from .plane import PlaneReconstructor, pass_budget
+from .render import check_image, render_image
 
 
 @dataclass
@@ -119,16 +119,32 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
 
 
 def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[PlaneFactors]:
-    """Each plane's dequantized U_r, S_r, V_r^T, for people who want the factors themselves."""
+    """Each plane's dequantized U_r, S_r, V_r^T, for people who want the factors themselves.
+
+    Accepts and rejects exactly the files `decode` does (every band is reconstructed and
+    checked as decode checks it, so it takes about a decode's time), and raises SvdiError
+    where a factor is not finite in float32. Memory: the factors (float32, the output) plus
+    the decoder's bounded pieces, sized from the factors' bytes (spec §5, Resources)."""
     container = _load(data, max_pixels, None)
-    scale = container.header.scale if container.header.colour == COLOUR_NONE else 1.0
+    header = container.header
+    scale = header.scale if header.colour == COLOUR_NONE else 1.0
+    output = sum(4 * (sum(p.matrix_shape) + 1) * p.rank for p in container.planes)
     out = []
-    for plane in container.planes:
-        sigma = container.singular_values(plane.index)[:plane.rank].astype(np.float32)
-        inv = (plane.step / sigma).astype(np.float32) if sigma.size else sigma
-        U = factor_integers(container, plane, "U", plane.rank).astype(np.float32) * inv
-        Vt = (factor_integers(container, plane, "V", plane.rank).astype(np.float32) * inv).T
-        layout = "plain" if plane.layout == LAYOUT_PLAIN else f"patch{plane.patch}"
-        out.append(PlaneFactors(U, sigma * np.float32(scale), np.ascontiguousarray(Vt), layout,
-                                (plane.height, plane.width)))
+    with np.errstate(all="ignore"), single_threaded():
+        check_image(container)
+        compiled = kernels.get()
+        scratch: dict[str, np.ndarray] = {}
+        for plane in container.planes:
+            rows = PlaneReconstructor(container, plane, plane.rank, [(0, plane.height)],
+                                      pass_budget(output), scratch, compiled)
+            sigma = container.singular_values(plane.index)[:plane.rank].astype(np.float32)
+            inv = (plane.step / sigma).astype(np.float32) if sigma.size else sigma
+            U = rows.factor("U", inv)
+            Vt = np.ascontiguousarray(rows.factor("V", inv).T)
+            S = sigma * np.float32(scale)
+            if not all(np.all(np.isfinite(x)) for x in (U, S, Vt)):
+                raise SvdiError(f"plane {plane.index}: factors overflow float32 (step "
+                                f"{plane.step}, singular values or scale out of range)")
+            layout = "plain" if plane.layout == LAYOUT_PLAIN else f"patch{plane.patch}"
+            out.append(PlaneFactors(U, S, Vt, layout, (plane.height, plane.width)))
     return out

@@ -5,6 +5,7 @@ ever held whole as int64."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -20,17 +21,17 @@ from ..codec.coding import (
     decode_symbols,
 )
 from ..errors import SvdiError
-from ..format import DENSE, Block, Container, Plane
+from ..format import DENSE, Block, Container, FrameReader, Plane
 from ..runtime import band_sizes, kernels
 
 
-def sparse_streams(block: Block, rows: int, compiled: ModuleType | None = None
-                    ) -> tuple[Any, ...]:
+def sparse_streams(block: Block, rows: int, compiled: ModuleType | None = None,
+                   data: tuple[np.ndarray, ...] | None = None) -> tuple[Any, ...]:
     """(symbols, run escapes, value escapes, symbol index after each row end) of a sparse
-    block, checked against the row count and the side streams' sizes; compiled: (symbols,
-    run escapes, value escapes, the kernels' checkpoints every CHECKPOINT_ROWS rows and that
-    number)."""
-    symbols, xrun, xval = block.data()
+    block (or of `data`, a piece of its rows), checked against the row count and the side
+    streams' sizes; compiled: (symbols, run escapes, value escapes, the kernels' checkpoints
+    every CHECKPOINT_ROWS rows and that number)."""
+    symbols, xrun, xval = block.data() if data is None else data
     if compiled is not None:
         starts, xr, xv, error = compiled.index_sparse(symbols, rows, xrun.size, xval.size,
                                                       band_sizes.CHECKPOINT_ROWS)
@@ -44,6 +45,143 @@ def sparse_streams(block: Block, rows: int, compiled: ModuleType | None = None
             or np.count_nonzero((symbols & 15) == VALUE_ESCAPE) != xval.size):
         raise SvdiError("sparse block: escape counts do not match the side streams")
     return symbols, xrun, xval, ends
+
+
+def held_bytes(block: Block, rows: int, compiled: ModuleType | None) -> int:
+    """Bytes a sparse block takes held whole for a plane (`sparse_streams`): its streams and
+    their index (the numpy path's int64 row ends, or the kernels' checkpoints)."""
+    index = (24 * (rows // band_sizes.CHECKPOINT_ROWS + 1) if compiled is not None
+             else 8 * rows)
+    return block.raw_bytes + index
+
+
+class SparseStream:
+    """A sparse block read by rows from its frame, a bounded piece at a time, instead of held
+    whole: for blocks whose streams would break the memory bound.
+
+    zstd frames cannot be seeked, so each of the three streams (symbols, run escapes, value
+    escapes) is read through its own decompression context (`FrameReader`), the escape streams'
+    contexts first decompressing past the streams before them; a range of rows starts a new
+    pass from the frame's start. Three contexts are open at a time, one block at a time. A
+    row holds at most count + 1 symbols (one per component and its end), so `rows` rows come in
+    at most rows x (count + 1) bytes: a longer run without enough row ends is invalid, never a
+    larger buffer.
+    """
+
+    def __init__(self, block: Block, rows: int) -> None:
+        self.block, self.rows = block, rows
+        self.nsym = block.parts[0][1][0]
+        self.nxrun = block.parts[1][1][0]
+        self.value_type = block.parts[2][0]
+        self.nxval = block.parts[2][1][0]
+
+    def pieces(self, r0: int, r1: int, step: int) -> Iterator[tuple[int, int, tuple]]:
+        """(q0, q1, (symbols, run escapes, value escapes)) of rows [r0, r1) in pieces of at
+        most `step` rows; every stream checked against the descriptor when r1 is the last
+        row."""
+        frame, what = self.block.frame, self.block.what
+        assert frame is not None, "a streamed block has a frame"
+        symbols = FrameReader(frame, what)
+        runs = values = None
+        if self.nxrun:
+            runs = FrameReader(frame, what)
+            runs.skip(self.nsym)
+        if self.nxval:
+            values = FrameReader(frame, what)
+            values.skip(self.nsym + 2 * self.nxrun)
+        self.left, self.pending, self.runs_read, self.values_read = self.nsym, b"", 0, 0
+        row = 0
+        while row < r0:  # rows before the range: only their escapes are counted and skipped
+            part = self._rows(symbols, min(step, r0 - row))
+            na, nv = _escapes(part)
+            self._escapes(runs, values, na, nv, keep=False)
+            row += min(step, r0 - row)
+        for q0 in range(r0, r1, step):
+            q1 = min(q0 + step, r1)
+            part = self._rows(symbols, q1 - q0)
+            yield q0, q1, (part, *self._escapes(runs, values, *_escapes(part)))
+        if r1 == self.rows:
+            if self.left or self.pending:
+                raise SvdiError(f"sparse block: {self.rows} row ends before the last symbol")
+            if self.runs_read != self.nxrun or self.values_read != self.nxval:
+                raise SvdiError("sparse block: escape counts do not match the side streams")
+            (values or runs or symbols).finish()
+
+    def _rows(self, reader: FrameReader, n: int) -> np.ndarray:
+        """The symbols of the next n rows."""
+        cap = n * (self.block.count + 1)
+        data = bytearray(self.pending)
+        ends = data.count(END_OF_ROW)
+        while ends < n:
+            if len(data) >= cap or not self.left:
+                raise SvdiError(f"sparse block: {self.rows} row ends expected, a row is longer "
+                                f"than its {self.block.count} components or the rows end early")
+            more = reader.exactly(min(self.left, cap - len(data), max(n, 1 << 16)))
+            self.left -= len(more)
+            ends += more.count(END_OF_ROW)
+            data += more
+        array = np.frombuffer(data, np.uint8)
+        cut = int(np.flatnonzero(array == END_OF_ROW)[n - 1]) + 1 if n else 0
+        self.pending = bytes(data[cut:])
+        return array[:cut]
+
+    def _escapes(self, runs: FrameReader | None, values: FrameReader | None, na: int, nv: int,
+                 keep: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The next na run escapes and nv value escapes (or skip them)."""
+        self.runs_read += na
+        self.values_read += nv
+        if self.runs_read > self.nxrun or self.values_read > self.nxval:
+            raise SvdiError("sparse block: escape counts do not match the side streams")
+        xrun = np.zeros(0, "<u2")
+        xval = np.zeros(0, self.value_type)
+        if na:
+            assert runs is not None
+            if keep:
+                xrun = np.frombuffer(runs.exactly(2 * na), "<u2")
+            else:
+                runs.skip(2 * na)
+        if nv:
+            assert values is not None
+            size = nv * self.value_type.itemsize
+            if keep:
+                xval = np.frombuffer(values.exactly(size), self.value_type)
+            else:
+                values.skip(size)
+        return xrun, xval
+
+
+def _escapes(symbols: np.ndarray) -> tuple[int, int]:
+    """Run escapes and value escapes that these symbols use."""
+    return (int(np.count_nonzero(symbols >= RUN_ESCAPE << 4)),
+            int(np.count_nonzero((symbols & 15) == VALUE_ESCAPE)))
+
+
+def fill_streamed(out: np.ndarray, block: Block, width: int, stream: SparseStream, r0: int,
+                  r1: int, compiled: ModuleType | None = None,
+                  scale: np.ndarray | None = None) -> None:
+    """`fill_sparse` (numpy) or `fill_compiled` (with `scale`) of rows [r0, r1) of a streamed
+    block, piece by piece: each piece's index is sized to the piece, the kernels and
+    `decode_symbols` see a piece as a block of its rows."""
+    if held_bytes(block, stream.rows, compiled) <= band_sizes.CHUNK_BYTES:
+        # A small block: decompressed whole for this range, one block at a time, which
+        # costs less than opening its contexts (many one-component blocks).
+        streams = sparse_streams(block, stream.rows, compiled)
+        if compiled is not None:
+            assert scale is not None
+            fill_compiled(compiled, out, block, width, streams, r0, r1, scale)
+        else:
+            fill_sparse(out, block, width, streams, r0, r1)
+        return
+    step = max(1, band_sizes.CHUNK_BYTES // (12 * (block.count + 1)))
+    for q0, q1, (symbols, xrun, xval) in stream.pieces(r0, r1, step):
+        rows = out[q0 - r0:q1 - r0]
+        if compiled is not None:
+            assert scale is not None
+            streams = sparse_streams(block, q1 - q0, compiled, (symbols, xrun, xval))
+            fill_compiled(compiled, rows, block, width, streams, 0, q1 - q0, scale)
+        else:
+            ends = np.flatnonzero(symbols == END_OF_ROW) + 1
+            fill_sparse(rows, block, width, (symbols, xrun, xval, ends), 0, q1 - q0)
 
 
 def fill_sparse(out: np.ndarray, block: Block, width: int, streams: tuple[np.ndarray, ...],

@@ -24,9 +24,12 @@ from ..runtime import band_sizes
 from ..runtime.band_sizes import row_bands
 from ..runtime.threads import run_bands, workers
 from .factors import (
+    SparseStream,
     fill_compiled,
     fill_dense,
     fill_sparse,
+    fill_streamed,
+    held_bytes,
     scratch_array,
     sparse_streams,
 )
@@ -98,8 +101,10 @@ class PlaneReconstructor:
         self.scale = np.float32(plane.step * plane.step) / sigma.astype(np.float32)
         if rank and not np.all(np.isfinite(self.scale)):
             raise overflow_error(plane)
-        self.u = self._factor(blocks, "U", self.m)
-        self.v = self._factor(blocks, "V", self.n)
+        held = self._held(blocks, budget // 2)
+        self.u = self._factor(blocks, "U", self.m, held)
+        self.v = self._factor(blocks, "V", self.n, held)
+        streamed_u = any(isinstance(s, SparseStream) for _, _, s in self.u)
         # Compiled patch layouts fill each band's rows of the left factor in the band's task,
         # while they are in cache, instead of a pass of bands at a time. Only the dense
         # columns, whose predictors run down the whole plane, are decoded whole first, into
@@ -107,7 +112,8 @@ class PlaneReconstructor:
         # at most `budget` bytes).
         dense = [(b, w) for b, w, streams in self.u if streams is None]
         widths = sum(w for _, w in dense)
-        self.local = compiled is not None and self.patch > 0 and self.m * widths * 4 <= budget
+        self.local = (compiled is not None and self.patch > 0 and not streamed_u
+                      and self.m * widths * 4 <= budget)
         self.dense_u = self._dense_whole(dense, widths) if self.local else None
         # Whether the blocks cover every component: then each band's buffer needs no zeroing
         # pass, the sparse kernel zeroes its columns row by row (in cache) as it fills them.
@@ -121,14 +127,36 @@ class PlaneReconstructor:
         self.base = 0  # matrix row of self.left[0]
         self.cols = (0, self.n)  # matrix columns of self.Bt
 
-    def _factor(self, blocks: list[Block], factor: str, rows: int) -> list[tuple]:
-        """(block, components used, sparse streams or None) of one factor's blocks, the
-        blocks decompressed and indexed in threads."""
+    def _held(self, blocks: list[Block], hold: int) -> set[int]:
+        """Ids of the sparse blocks held whole for the plane: the smallest first, while their
+        streams and index (`held_bytes`) fit `hold` bytes in all; the others are streamed by
+        rows for each pass (`SparseStream`), their index sized to a piece."""
+        used = sorted(((held_bytes(b, self.m if b.factor == "U" else self.n, self.compiled), id(b))
+                       for b in blocks if b.factor != "S" and b.coding != DENSE
+                       and b.first < self.rank), key=lambda t: t[0])
+        held, total = set(), 0
+        for size, key in used:
+            if total + size > hold:
+                break
+            held.add(key)
+            total += size
+        return held
+
+    def _factor(self, blocks: list[Block], factor: str, rows: int, held: set[int]
+                ) -> list[tuple]:
+        """(block, components used, sparse streams, a SparseStream or None) of one factor's
+        blocks, the held blocks decompressed and indexed in threads."""
         used = [(b, min(b.count, self.rank - b.first)) for b in blocks
                 if b.factor == factor and b.first < self.rank]
-        streams = run_bands(lambda i: None if used[i][0].coding == DENSE
-                            else sparse_streams(used[i][0], rows, self.compiled), len(used))
-        return [(b, w, s) for (b, w), s in zip(used, streams)]
+
+        def streams(i: int) -> tuple | SparseStream | None:
+            block = used[i][0]
+            if block.coding == DENSE:
+                return None
+            if id(block) not in held:
+                return SparseStream(block, rows)
+            return sparse_streams(block, rows, self.compiled)
+        return [(b, w, s) for (b, w), s in zip(used, run_bands(streams, len(used)))]
 
     def _fill(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
               r0: int, r1: int, scale: np.ndarray | None = None) -> None:
@@ -140,6 +168,8 @@ class PlaneReconstructor:
                 if streams is None:
                     fill_dense(out, block, width, grid, r0 // grid[1], r1 // grid[1],
                                 self.scratch)
+                elif isinstance(streams, SparseStream):
+                    fill_streamed(out, block, width, streams, r0, r1)
                 else:
                     fill_sparse(out, block, width, streams, r0, r1)
             if scale is not None:
@@ -153,16 +183,29 @@ class PlaneReconstructor:
             a, b = parts[i]
             out[a:b] = 0
             for block, width, streams in factor:
-                if streams is not None:
+                if streams is not None and not isinstance(streams, SparseStream):
                     fill_compiled(compiled, out[a:b], block, width, streams, r0 + a, r0 + b,
                                    ones)
         run_bands(fill, len(parts))
+        for block, width, streams in factor:  # one streamed block at a time: three contexts
+            if isinstance(streams, SparseStream):
+                fill_streamed(out, block, width, streams, r0, r1, compiled, ones)
         for block, width, streams in factor:
             if streams is None:  # dense columns: not touched by the sparse blocks
                 fill_dense(out, block, width, grid, r0 // grid[1], r1 // grid[1], self.scratch)
                 if scale is not None:
                     columns = slice(block.first, block.first + width)
                     out[:, columns] *= scale[columns]
+
+    def factor(self, which: str, scale: np.ndarray) -> np.ndarray:
+        """The whole factor A ("U", m x rank) or B ("V", n x rank), float32, times `scale` per
+        column: the same pieces and arithmetic as the bands' (float32(integer) * scale)."""
+        rows, factor, grid = ((self.m, self.u, self.plane.grid) if which == "U"
+                              else (self.n, self.v, self.plane.vgrid))
+        out = np.zeros((rows, self.rank), dtype=np.float32)
+        if self.rank:
+            self._fill(out, factor, grid, 0, rows, scale)
+        return out
 
     def _dense_whole(self, dense: list[tuple[Block, int]], widths: int
                      ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
@@ -283,10 +326,13 @@ class PlaneReconstructor:
 
     def each_band(self, task: Callable[[int], None], threads: int | None) -> None:
         """task(i) for every band, with the factors loaded piece by piece."""
+        loaded = -1
         for k in range(len(self.columns)):
             self.load_columns(k)
             for j, bands in enumerate(self.passes):
-                self.load(j)
+                if j != loaded:  # one pass: loaded once for every column range
+                    self.load(j)
+                    loaded = j
 
                 def one(t: int, bands: list[int] = bands) -> None:
                     task(bands[t])

@@ -12,6 +12,7 @@ from PIL import Image
 
 from ..codec.colour import CHROMA_OFFSET, needs_float64
 from ..codec.resample import Bilinear
+from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import run_bands
@@ -151,14 +152,40 @@ def store_scaled(rows: PlaneReconstructor, out: np.ndarray, c: int, scale: float
     f = rows.float_rows(i)
     x = rows.xs
     if out.dtype.kind == "f":
-        # Near float32's limits (tiny or huge scales) compute in float64 and saturate:
-        # an honest file of values close to 3.4e38 may overshoot by a quantizer step.
-        out[y0:y1, x, c] = (np.clip(f.astype(np.float64) * scale, -_FMAX, _FMAX)
-                            if needs_float64(scale) or scale > 2.0 ** 64
-                            else f * np.float32(scale))
+        out[y0:y1, x, c] = float_samples(f, scale)
     else:
         top = float(np.iinfo(out.dtype).max)
         out[y0:y1, x, c] = np.clip(f.astype(np.float64) * scale + 0.5, 0, top)
+
+
+def float_samples(f: np.ndarray, scale: float) -> np.ndarray:
+    """Plane values as float32 samples (not finite where they overflow float32)."""
+    # Near float32's limits (tiny or huge scales) compute in float64 and saturate:
+    # an honest file of values close to 3.4e38 may overshoot by a quantizer step.
+    if needs_float64(scale) or scale > 2.0 ** 64:
+        return np.clip(f.astype(np.float64) * scale, -_FMAX, _FMAX)
+    return f * np.float32(scale)
+
+
+def check_image(container: Container) -> None:
+    """Raise SvdiError wherever `render_image` (and so `decode`) would, without keeping the
+    image: every band of every plane reconstructed and checked as the render checks it (the
+    same bands, paths and arithmetic), float32 samples scaled as they would be stored."""
+    header = container.header
+    plan = OutputPlan.of(container, None)
+    floats = header.dtype.kind == "f"
+    scratch: dict[str, np.ndarray] = {}
+    for p in container.planes:
+        bands = plan.bands if p in plan.full else bands_for([p], p.height, p.width)
+        rows = PlaneReconstructor(container, p, p.rank, bands, plan.budget, scratch,
+                                  plan.compiled)
+
+        def check(i: int, rows: PlaneReconstructor = rows) -> None:
+            if not floats:
+                rows.matrix(i)  # raises where the reconstruction overflows
+            elif not np.all(np.isfinite(float_samples(rows.float_rows(i), header.scale))):
+                raise SvdiError(f"samples overflow float32 (sample scale {header.scale})")
+        rows.each_band(check, None)
 
 
 def convert_colour(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarray],

@@ -5,7 +5,7 @@ bytes (`unpack`, `read_headers`); `blocks` opens a factor block's zstd frame wit
 the reader checked; `writer` packs records and blocks into chunks (`pack_header`, `pack_block`).
 """
 
-from .blocks import Block, Container
+from .blocks import MAX_WINDOW, Block, Container, FrameReader
 from .metadata import Metadata, metadata_chunks
 from .reader import read_headers, read_prefix, unpack
 from .records import *  # noqa: F403  (the format's constants and records are its vocabulary)
@@ -29,6 +29,7 @@ __all__ = [
     "MAX_CHUNK",
     "MAX_DIMENSION",
     "MAX_RANK",
+    "MAX_WINDOW",
     "MAX_WORK",
     "PATCH_SIZES",
     "PLAN_RECORD",
@@ -41,6 +42,7 @@ __all__ = [
     "VERSION",
     "Block",
     "Container",
+    "FrameReader",
     "Header",
     "Metadata",
     "Plane",

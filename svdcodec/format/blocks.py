@@ -3,6 +3,8 @@ with bounded zstd only when the decoder needs them (spec §4)."""
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,29 +15,127 @@ import zstandard
 from ..errors import SvdiError
 from .records import Header, Plane
 
+#: Largest zstd window a block's frame may declare (spec §4): zstd levels 1-19 never use more,
+#: and a decompression context costs about this much plus 128 KiB, whatever the content size.
+MAX_WINDOW = 1 << 23
+ZSTD_MAGIC = 0xFD2FB528
+#: Largest zstd block content (RFC 8878 Block_Maximum_Size).
+ZSTD_BLOCK = 1 << 17
+
+
+def frame_length(frame: memoryview, what: str) -> int:
+    """Bytes of the zstd frame at the start of `frame`, from its header and block headers
+    (RFC 8878 §3.1.1), without decompressing: so that every reader can refuse what follows a
+    frame (a skippable frame, a second frame, any byte) before reading it. One step per zstd
+    block; a block header is three bytes."""
+    try:
+        header = zstandard.frame_header_size(frame)
+        params = zstandard.get_frame_parameters(frame)
+    except zstandard.ZstdError as exc:
+        raise SvdiError(f"{what}: bad zstd frame ({exc})") from None
+    if int.from_bytes(frame[:4], "little") != ZSTD_MAGIC:
+        raise SvdiError(f"{what}: not a zstd frame")
+    if params.dict_id:
+        raise SvdiError(f"{what}: zstd frame needs dictionary {params.dict_id}")
+    largest = min(params.window_size, ZSTD_BLOCK)
+    raw = bytes(frame)  # indexing bytes is several times faster than a memoryview
+    pos, size = header, len(raw)
+    while True:
+        if size - pos < 3:
+            raise SvdiError(f"{what}: zstd frame ends inside a block header")
+        word = raw[pos] | raw[pos + 1] << 8 | raw[pos + 2] << 16
+        kind, length = (word >> 1) & 3, word >> 3
+        if kind == 3 or length > largest:
+            raise SvdiError(f"{what}: invalid zstd block")
+        pos += 3 + (1 if kind == 1 else length)
+        if word & 1:
+            break
+    return pos + 4 * params.has_checksum
+
 
 def check_frame(frame: memoryview, nbytes: int, what: str) -> None:
-    """Refuse a zstd frame whose declared content size is not the `nbytes` the header implies."""
+    """The decompression policy of spec §4, checked before any byte is decompressed: the chunk
+    holds exactly one zstd frame (no skippable frame, second frame or trailing byte), with the
+    content size `nbytes` the descriptor implies and a window of at most MAX_WINDOW."""
     try:
         declared = zstandard.frame_content_size(frame)
+        window = zstandard.get_frame_parameters(frame).window_size
     except zstandard.ZstdError as exc:
         raise SvdiError(f"{what}: bad zstd frame ({exc})") from None
     if declared != nbytes:
         raise SvdiError(f"{what}: zstd frame declares {declared} bytes, header implies {nbytes}")
+    if window > MAX_WINDOW:
+        raise SvdiError(f"{what}: zstd window of {window} bytes exceeds {MAX_WINDOW}")
+    if frame_length(frame, what) != len(frame):
+        raise SvdiError(f"{what}: zstd frame is incomplete or followed by extra data")
 
 
-def decompress(frame: memoryview, nbytes: int, what: str) -> bytes:
-    """Decompress one zstd frame to exactly `nbytes`, never allocating what the frame claims."""
-    check_frame(frame, nbytes, what)
+_local = threading.local()
+
+
+def decompressor() -> zstandard.ZstdDecompressor:
+    """The one zstd decompressor configuration of every path (its own window check too), one
+    per thread (a decompressor is not thread-safe; making one costs tens of microseconds, as
+    much as a small block's decompression)."""
+    d = getattr(_local, "decompressor", None)
+    if d is None:
+        d = _local.decompressor = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
+    return d
+
+
+def decompress(frame: memoryview, nbytes: int, what: str, checked: bool = False) -> bytes:
+    """Decompress one zstd frame to exactly `nbytes`, never allocating what the frame claims:
+    the frame is checked first (`check_frame`, unless `checked`: the reader did; the caller has
+    checked that `nbytes` fits its budget). One-shot: zstd writes straight into the result,
+    with no window buffer and no copy."""
+    if not checked:
+        check_frame(frame, nbytes, what)
     try:
-        # Output buffer of exactly the checked size (the default is 128 KiB even for 10 bytes).
-        dobj = zstandard.ZstdDecompressor().decompressobj(write_size=max(nbytes, 1))
-        raw = dobj.decompress(frame)
+        raw = decompressor().decompress(frame, max_output_size=max(nbytes, 1))
     except (zstandard.ZstdError, MemoryError) as exc:
         raise SvdiError(f"{what}: corrupt zstd data ({exc})") from None
-    if len(raw) != nbytes or not dobj.eof or dobj.unused_data:
+    if len(raw) != nbytes:
         raise SvdiError(f"{what}: zstd frame is incomplete or followed by extra data")
     return raw
+
+
+class FrameReader:
+    """One zstd frame read front to back in pieces of a size the caller bounds: one
+    decompression context (at most MAX_WINDOW + 128 KiB of zstd's buffers, plus its
+    workspace). `finish` reads to the frame's end, so that its checksum is verified exactly as
+    `decompress` verifies it."""
+
+    def __init__(self, frame: memoryview, what: str) -> None:
+        self.what = what
+        # Its own decompressor: a stream reader keeps its decompressor's context, and a block's
+        # three streams are read through three contexts at once.
+        self.reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_reader(
+            frame, read_across_frames=False)
+
+    def read(self, n: int) -> bytes:
+        """Exactly n bytes, or fewer only at the frame's end."""
+        try:
+            raw = self.reader.read(n)
+            while 0 < len(raw) < n and (more := self.reader.read(n - len(raw))):
+                raw += more
+        except (zstandard.ZstdError, MemoryError) as exc:
+            raise SvdiError(f"{self.what}: corrupt zstd data ({exc})") from None
+        return raw
+
+    def exactly(self, n: int) -> bytes:
+        raw = self.read(n)
+        if len(raw) != n:
+            raise SvdiError(f"{self.what}: zstd frame ends early")
+        return raw
+
+    def skip(self, n: int, piece: int = 1 << 16) -> None:
+        while n > 0:
+            n -= len(self.exactly(min(n, piece)))
+
+    def finish(self) -> None:
+        if self.read(1):
+            raise SvdiError(f"{self.what}: zstd frame holds more than its descriptor declares")
+        self.reader.close()
 
 
 @dataclass
@@ -73,7 +173,7 @@ class Block:
         """Bytes of the block's arrays, decompressed (`data`)."""
         if self.arrays is not None:
             return sum(a.nbytes for a in self.arrays)
-        return sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in self.parts)
+        return sum(dtype.itemsize * math.prod(shape) for dtype, shape in self.parts)
 
     def data(self) -> tuple[np.ndarray, ...]:
         """The arrays, decompressed now if the block was read lazily (not cached: the caller
@@ -81,8 +181,9 @@ class Block:
         if self.arrays is not None:
             return self.arrays
         assert self.frame is not None, "a block has arrays or a frame"
-        sizes = [dtype.itemsize * int(np.prod(shape)) for dtype, shape in self.parts]
-        raw = decompress(self.frame, sum(sizes), self.what)
+        sizes = [dtype.itemsize * math.prod(shape) for dtype, shape in self.parts]
+        # `frame` is set by the reader only, after check_frame.
+        raw = decompress(self.frame, sum(sizes), self.what, checked=True)
         out, at = [], 0
         for (dtype, shape), size in zip(self.parts, sizes):
             out.append(np.frombuffer(raw, dtype, size // dtype.itemsize, at).reshape(shape))
@@ -104,22 +205,12 @@ class Block:
             return
         assert self.frame is not None, "a block has arrays or a frame"
         dtype = self.parts[0][0]
-        try:
-            reader = zstandard.ZstdDecompressor().stream_reader(self.frame,
-                                                                read_across_frames=True)
-            for k in range(self.count):
-                for a in range(0, gh, rows):
-                    n = min(rows, gh - a) * gw * dtype.itemsize
-                    raw = reader.read(n)
-                    while 0 < len(raw) < n and (more := reader.read(n - len(raw))):
-                        raw += more
-                    if len(raw) != n:
-                        raise SvdiError(f"{self.what}: zstd frame ends early")
-                    yield k, a, np.frombuffer(raw, dtype).reshape(-1, gw)
-            if reader.read(1):
-                raise SvdiError(f"{self.what}: zstd frame is followed by extra data")
-        except (zstandard.ZstdError, MemoryError) as exc:
-            raise SvdiError(f"{self.what}: corrupt zstd data ({exc})") from None
+        reader = FrameReader(self.frame, self.what)
+        for k in range(self.count):
+            for a in range(0, gh, rows):
+                raw = reader.exactly(min(rows, gh - a) * gw * dtype.itemsize)
+                yield k, a, np.frombuffer(raw, dtype).reshape(-1, gw)
+        reader.finish()
 
 
 @dataclass

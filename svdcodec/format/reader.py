@@ -125,6 +125,21 @@ def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
     return plane
 
 
+def sparse_sizes_fit(rows: int, count: int, symbols: int, run_escapes: int,
+                     value_escapes: int) -> bool:
+    """Whether a sparse block of `rows` rows and `count` components can hold these stream sizes
+    (spec §4, consequences of the run/level grammar): one end-of-row symbol per row and at most
+    `count` value symbols in a row; each escape belongs to a value symbol; a run escape moves 16
+    columns or more (a run of 15 or more, then its value), so a row holds at most count // 16
+    of them and the value symbols of the block take at least (values + 15 run escapes)
+    columns of its rows x count."""
+    values = symbols - rows
+    return (0 <= values <= rows * count
+            and run_escapes <= values and value_escapes <= values
+            and run_escapes <= rows * (count // 16)
+            and values + 15 * run_escapes <= rows * count)
+
+
 def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
                  cursor: dict[tuple[int, str], int]) -> Block:
     factor = FACTOR_TYPES[kind]
@@ -169,8 +184,9 @@ def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
         predictor = 0
         if code not in (2, 3):
             raise SvdiError(f"{what}: invalid escape type {code}")
-        if not rows <= nsym <= rows * (count + 1) or nxrun > nsym or nxval > nsym:
-            raise SvdiError(f"{what}: stream sizes {nsym}/{nxrun}/{nxval} do not fit {rows} rows")
+        if not sparse_sizes_fit(rows, count, nsym, nxrun, nxval):
+            raise SvdiError(f"{what}: stream sizes {nsym}/{nxrun}/{nxval} do not fit {rows} rows "
+                            f"of {count} components")
         dtype = ELEMENT_TYPES[code]
         frame = payload[offset + SPARSE_RECORD.size:]
         check_frame(frame, nsym + 2 * nxrun + dtype.itemsize * nxval, what)

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""atheris harness: files built from the spec's grammar (grammar.py), every decode path.
+
+    PYTHONPATH=. python tests/fuzz/fuzz_structure.py /tmp/svdi-structure tests/fuzz/corpus_structure
+
+The fuzzer's bytes steer the generator's choices (atheris' FuzzedDataProvider), so every input
+is a structured file with valid CRCs: mode, layouts, block codings, frame shapes and the
+defects applied. Each file goes through the numpy path (SVDCODEC_KERNELS=0), the compiled
+kernels (=1, when numba is installed), each of them again with every sparse block streamed by
+rows instead of held, the whole-array reference decoder, read_factors and Pillow (for the
+modes it opens). A crash is: any exception but SvdiError (Pillow: OSError),
+a warning, verdicts that differ between paths, or pixels that differ between the decoders.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+if __name__ == "__main__":  # fuzzing: instrument svdcodec as it is imported
+    import atheris
+
+    with atheris.instrument_imports(include=["svdcodec"]):
+        import svdcodec
+        from svdcodec import SvdiError
+        from svdcodec.decoder import plane as plane_module
+        from svdcodec.decoder.reference import decode_reference
+        from svdcodec.runtime import band_sizes
+else:  # imported by tests/test_structure_fuzz.py, which needs no atheris
+    import svdcodec
+    from svdcodec import SvdiError
+    from svdcodec.decoder import plane as plane_module
+    from svdcodec.decoder.reference import decode_reference
+    from svdcodec.runtime import band_sizes
+
+import grammar
+import numpy as np
+from PIL import Image
+
+#: The generator's images are at most this many pixels; decode refuses more (the same limit
+#: on every path, so a file declaring more is a rejection everywhere).
+MAX_PIXELS = 1 << 12
+KERNELS = ["0", "1"] if importlib.util.find_spec("numba") else ["0"]
+
+
+class Mismatch(AssertionError):
+    pass
+
+
+def _run(call: Any) -> tuple[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return "ok", call()
+        except SvdiError as exc:
+            # read_factors' one verdict of its own: factors that overflow float32 where the
+            # image does not (documented: it never returns non-finite factors).
+            return "ok" if "factors overflow float32" in str(exc) else "SvdiError", None
+
+
+def _pillow(data: bytes) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return np.asarray(im)
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise SvdiError(str(exc)) from None
+
+
+def _header(data: bytes) -> Any:
+    """The file's HEAD as read_headers checks it, or None where it refuses it (then every
+    path must refuse the file)."""
+    try:
+        header, _ = svdcodec.format.read_headers(io.BytesIO(data))
+    except SvdiError:
+        return None
+    return header
+
+
+def _streamed(data: bytes) -> np.ndarray:
+    """decode with no sparse block held: every one streamed by rows, a row or two per piece
+    (the path large blocks take), on whichever kernels are set."""
+    held, chunk = plane_module.held_bytes, band_sizes.CHUNK_BYTES
+    plane_module.held_bytes = lambda *args: 1 << 62
+    band_sizes.CHUNK_BYTES = 64
+    try:
+        return svdcodec.decode(data, max_pixels=MAX_PIXELS)
+    finally:
+        plane_module.held_bytes, band_sizes.CHUNK_BYTES = held, chunk
+
+
+def verdicts(data: bytes, pillow: bool = True) -> dict[str, str]:
+    """The verdict of every path on `data`; raises Mismatch if they or the pixels differ.
+    Pillow runs only where the header is one of its modes (spec §2: the others are numpy
+    arrays) and `pillow`; the paths without a pixel limit only within MAX_PIXELS."""
+    found: dict[str, str] = {}
+    pixels: dict[str, np.ndarray] = {}
+    header = _header(data)
+    large = header is not None and header.width * header.height > MAX_PIXELS
+    pillow = pillow and (header is None or (header.sample_type, header.channels)
+                         in grammar.PILLOW_MODES)
+    previous = os.environ.get("SVDCODEC_KERNELS")
+    try:
+        for kernels in KERNELS:
+            os.environ["SVDCODEC_KERNELS"] = kernels
+            found[f"decode/{kernels}"], pixels[f"decode/{kernels}"] = _run(
+                lambda: svdcodec.decode(data, max_pixels=MAX_PIXELS))
+            found[f"streamed/{kernels}"], pixels[f"streamed/{kernels}"] = _run(
+                lambda: _streamed(data))
+            if not large:
+                found[f"read_factors/{kernels}"], factors = _run(
+                    lambda: svdcodec.read_factors(data, max_pixels=MAX_PIXELS))
+                for f in factors or []:
+                    if not all(np.all(np.isfinite(x)) for x in (f.U, f.S, f.Vt)):
+                        raise Mismatch("read_factors returned non-finite factors")
+        if not large:
+            found["reference"], pixels["reference"] = _run(lambda: decode_reference(data))
+        if pillow and not large:
+            found["pillow"], pixels["pillow"] = _run(lambda: _pillow(data))
+    finally:
+        if previous is None:
+            os.environ.pop("SVDCODEC_KERNELS", None)
+        else:
+            os.environ["SVDCODEC_KERNELS"] = previous
+    if len(set(found.values())) != 1:
+        raise Mismatch(f"verdicts differ: {found}")
+    decoded = {k: v for k, v in pixels.items() if v is not None and k != "pillow"}
+    first = next(iter(decoded.values()), None)
+    for name, p in decoded.items():
+        if p.shape != first.shape or p.dtype != first.dtype or not np.array_equal(p, first):
+            raise Mismatch(f"pixels of {name} differ from decode/{KERNELS[0]}")
+    return found
+
+
+def target(data: bytes) -> None:
+    provider = atheris.FuzzedDataProvider(data) if __name__ == "__main__" else None
+    choices = grammar.ProviderChoices(provider) if provider else grammar.RandomChoices(
+        int.from_bytes(data[:8].ljust(8, b"\0"), "little"))
+    case = grammar.generate(choices)
+    try:
+        verdicts(case.data, case.pillow)
+    except Mismatch as exc:
+        raise Mismatch(f"{exc}\nfile: {case}") from None
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, target)
+    atheris.Fuzz()
