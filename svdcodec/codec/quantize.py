@@ -81,8 +81,13 @@ class ColumnStats:
         if ints.size:
             np.maximum(self.top, ints.max(axis=0), out=self.top)
         scaled -= ints
-        scaled -= offsets  # the error in steps; float32 sums per band suffice
-        self.error += np.einsum("ij,ij->j", scaled, scaled).astype(np.float64) * self.step ** 2
+        scaled -= offsets  # the error in steps
+        # Squared in float64 and summed down each column row after row (numpy reduces a
+        # C-ordered axis 0 row by row), the C kernel's order: the rank decision, which reads
+        # these sums, then takes the same branch on both paths.
+        squares = scaled.astype(np.float64)
+        squares *= squares
+        self.error += squares.sum(axis=0) * self.step ** 2
         negative = values.view(np.int32) >> 31  # -1 where the sign bit is set, else 0
         ints ^= negative
         ints -= negative  # two's complement negation where negative
@@ -115,11 +120,18 @@ class ColumnStats:
 HISTOGRAM_SLACK = 1 << 16
 
 
+#: Decimals kept of an entropy estimate. The compiled and numpy sums differ in their last bits;
+#: the encoder compares estimates (best predictor, rank), and two residual sets with the same
+#: histogram must tie on both paths, or the paths would write different files.
+ENTROPY_DECIMALS = 6
+
+
 def entropy_bits(values: np.ndarray) -> float:
-    """Order-0 entropy estimate, in bits, of some integers."""
+    """Order-0 entropy estimate, in bits, of some integers (to ENTROPY_DECIMALS)."""
     compiled = kernels.get()
     if compiled is not None:
-        return float(compiled.entropy_bits(np.asarray(values).reshape(-1), HISTOGRAM_SLACK))
+        bits = compiled.entropy_bits(np.asarray(values).reshape(-1), HISTOGRAM_SLACK)
+        return round(float(bits), ENTROPY_DECIMALS)
     flat = np.asarray(values).reshape(-1).astype(np.int64)  # int16 differences could overflow
     if not flat.any():
         return 0.0
@@ -129,7 +141,7 @@ def entropy_bits(values: np.ndarray) -> float:
     else:
         counts = np.bincount(flat - lo)
     p = counts[counts > 0] / flat.size
-    return -flat.size * float(p @ np.log2(p))
+    return round(-flat.size * float(p @ np.log2(p)), ENTROPY_DECIMALS)
 
 
 def choose_rank(sigma: np.ndarray, error_a: np.ndarray, error_b: np.ndarray,
