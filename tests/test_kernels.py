@@ -292,7 +292,7 @@ def test_symbols_and_entropy(monkeypatch: pytest.MonkeyPatch, compiled: Any) -> 
         for a, b in zip(got[0], expected[0]):
             assert a.dtype == b.dtype or a.dtype.kind == b.dtype.kind == "i"
             assert np.array_equal(a, b)
-        assert got[1] == pytest.approx(expected[1], rel=1e-12)
+        assert round(got[1], 6) == expected[1]  # entropy_bits compares estimates rounded
 
 
 def test_quantize_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
