@@ -79,7 +79,8 @@ def timed(call: Callable[[], Any], repeats: int = 3) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=Path("/work/shared/corpus/kodak"))
+    parser.add_argument("--corpus", type=Path, required=True,
+                        help="the Kodak photos (benchmarks/README.md says where to get them)")
     parser.add_argument("--photos", type=int, default=6)
     parser.add_argument("--qualities", type=int, nargs="+", default=[20, 75, 95])
     parser.add_argument("--mosaic", default="2x2", help="cols x rows of Kodak tiles")
@@ -91,9 +92,10 @@ def main() -> int:
     for name, image in images(args.corpus, args.photos):
         for quality in args.qualities:
             ok &= compare(name, image, quality)
-    import bench
+    import _common  # the benchmarks' image builders (this folder is the script's path)
+
     cols, rows = (int(n) for n in args.mosaic.split("x"))
-    mosaic = bench.build_mosaic(args.corpus, (cols, rows))
+    mosaic = _common.build_mosaic(_common.kodak_paths(Path(args.corpus)), (cols, rows))
     label = f"mosaic {mosaic.shape[1]}x{mosaic.shape[0]}"
     for quality in args.qualities:
         ok &= compare(label, mosaic, quality)
