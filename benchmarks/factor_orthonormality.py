@@ -2,7 +2,7 @@
 of the dequantized factors, per quality, on the greyscale Kodak images (plain and the patch8
 layout) and on a tall-skinny time x sensors float32 matrix, as it is and centred.
 
-    python benchmarks/factor_orthonormality.py [--corpus /work/shared/corpus/kodak]
+    python benchmarks/factor_orthonormality.py [--corpus DIR]
 
 The stored U and V are (U Sigma) / step and (V Sigma) / step rounded to integers, so each
 dequantized entry of U is off by at most step / (2 sigma_k): the small components, whose sigma

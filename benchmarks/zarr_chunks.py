@@ -1,7 +1,7 @@
 """What chunking costs: bytes of a zarr v3 array coded with the svdi codec at several chunk
 sizes against one whole-array encode, on a greyscale mosaic of Kodak photos.
 
-    python benchmarks/zarr_chunks.py --corpus /work/shared/corpus/kodak [--quality 75]
+    python benchmarks/zarr_chunks.py --corpus DIR [--quality 75]
 
 The mosaic is 1536 x 1536: six photos (portrait ones turned), 3 rows of 2. Each chunk is one
 .svdi file, so it pays the fixed cost of a file (signature, HEAD, PLAN, IEND: 90 bytes, plus
