@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules: loading spec/ and tests/fuzz/ scripts as modules."""
+"""Helpers shared by the test modules: the spec and fuzz scripts as modules, a photo."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 REGRESSIONS = ROOT / "tests" / "regressions"
@@ -27,3 +29,14 @@ def load_module(path: Path) -> ModuleType:
 def make_vectors() -> ModuleType:
     """spec/make_vectors.py, the vector generator and its file-building helpers."""
     return load_module(ROOT / "spec" / "make_vectors.py")
+
+
+def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus texture and noise: compresses like a photo, not like noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    out = np.empty((height, width, channels))
+    for c in range(channels):
+        out[..., c] = (128 + 90 * np.sin(x / (17 + 5 * c) + y / 23) * np.cos(y / (31 - 3 * c))
+                       + 20 * np.sin(x * y / 900) + rng.normal(0, 6, (height, width)))
+    return np.clip(out, 0, 255).astype(np.uint8)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from support import REGRESSIONS, ROOT, make_vectors
+from support import REGRESSIONS, ROOT, make_vectors, photo
 
 import svdcodec
 from svdcodec import SvdiError
@@ -197,14 +197,6 @@ def test_bad_checksum_refused_on_every_path(monkeypatch: pytest.MonkeyPatch) -> 
 # ----------------------------------------------------------------------------- finding 2
 
 
-def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    out = np.empty((height, width, channels))
-    for c in range(channels):
-        out[..., c] = (128 + 90 * np.sin(x / (17 + 5 * c) + y / 23) * np.cos(y / (31 - 3 * c))
-                       + 20 * np.sin(x * y / 900) + rng.normal(0, 6, (height, width)))
-    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 CASES = [  # (height, width, channels, encode options)

@@ -15,6 +15,7 @@ import zstandard
 from PIL import Image
 
 import svdcodec
+from support import photo
 from svdcodec import encoder
 from svdcodec import format as container
 from svdcodec.codec import coding, colour, layout, quantize
@@ -30,15 +31,6 @@ from svdcodec.modes import as_pixels
 from svdcodec.runtime import band_sizes, threads
 
 
-def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
-    """Smooth gradients plus texture and noise: compresses like a photo, not like noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    out = np.empty((height, width, channels))
-    for c in range(channels):
-        out[..., c] = (128 + 90 * np.sin(x / (17 + 5 * c) + y / 23) * np.cos(y / (31 - 3 * c))
-                       + 20 * np.sin(x * y / 900) + rng.normal(0, 6, (height, width)))
-    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture
