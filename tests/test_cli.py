@@ -145,7 +145,7 @@ def test_interrupt_during_write_leaves_nothing(png: Path, tmp_path: Path,
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(safe_io, "_publish", interrupted)
+    monkeypatch.setattr(safe_io, "publish", interrupted)
     assert cli.encode_main([str(png), "--quiet"]) == 130
     assert not png.with_suffix(".svdi").exists() and not leftovers(tmp_path)
 

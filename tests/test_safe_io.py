@@ -235,7 +235,7 @@ def test_new_files_get_the_umask_mode(png: Path, tmp_path: Path) -> None:
         assert cli.encode_main([str(png), "-o", str(tmp_path / "new.svdi"), "--quiet"]) == 0
     finally:
         os.umask(old)
-    safe_io._new_file_mode.cache_clear()  # cached per process: the test changed the umask
+    safe_io.new_file_mode.cache_clear()  # cached per process: the test changed the umask
     assert stat.S_IMODE(os.stat(tmp_path / "new.svdi").st_mode) in (0o640, 0o644)
 
 

@@ -239,7 +239,7 @@ def remove_pending() -> None:
 
 
 @functools.cache
-def _new_file_mode() -> int:
+def new_file_mode() -> int:
     """Permissions a plainly created file would get (temporary files are created 0600)."""
     umask = os.umask(0o022)
     os.umask(umask)
@@ -305,7 +305,7 @@ def _keep_metadata(fd: int, target: Target) -> list[str]:
     file. Returns a note for each one that could not be kept."""
     old = target.replaces
     if old is None:
-        os.fchmod(fd, _new_file_mode())
+        os.fchmod(fd, new_file_mode())
         return []
     notes = []
     new = os.fstat(fd)
@@ -324,7 +324,7 @@ def _keep_metadata(fd: int, target: Target) -> list[str]:
     return notes
 
 
-def _publish(tmp: str, dest: Path, force: bool) -> None:
+def publish(tmp: str, dest: Path, force: bool) -> None:
     """Move the finished temporary file to `dest`; without `force`, never replace a file that
     appeared in the meantime (a hard link fails atomically if `dest` exists)."""
     if force:
@@ -384,7 +384,7 @@ def _write_file(target: Target, data: bytes, force: bool) -> list[str]:
                 time.sleep(float(pause))
             notes = _keep_metadata(f.fileno(), target)
             os.fsync(f.fileno())
-        _publish(tmp, dest, force)
+        publish(tmp, dest, force)
         return notes
     except BaseException as exc:  # including KeyboardInterrupt and Terminated
         try:
