@@ -317,7 +317,7 @@ PyDoc_STRVAR(index_sparse_doc,
 "index_sparse(symbols, rows, n_xrun, n_xval, every) -> (starts, xr, xv, error)\n\n"
 "Checkpoints of a sparse block every `every` rows: (first symbol of row k * every, run\n"
 "escapes before it, value escapes before it), int64 arrays of rows // every + 1, and an\n"
-"error code (kernels.SPARSE_ERRORS). Checks what bands._sparse_streams checks: the row ends\n"
+"error code (kernels.SPARSE_ERRORS). Checks what decoder.factors.sparse_streams checks: the row ends\n"
 "and the side streams' sizes.");
 
 static PyObject *index_sparse(PyObject *self, PyObject *args, PyObject *kwargs)
@@ -447,7 +447,7 @@ PyDoc_STRVAR(fill_sparse_doc,
 "fill_sparse(symbols, xrun, xval, starts, xr, xv, every, r0, r1, out, first, width, count,\n"
 "            scale, zero=False) -> int\n\n"
 "out[k - r0, first + j] = value of row k, component j, times scale[first + j], for rows\n"
-"[r0, r1) and j < width: bands._fill_sparse and the scaling of PlaneRows.load, from the\n"
+"[r0, r1) and j < width: decoder.factors.fill_sparse and the scaling of PlaneReconstructor.load, from the\n"
 "checkpoint at or before r0 (`index_sparse`). out is zeroed by the caller, or here, a row's\n"
 "columns as the row begins (zero). Returns an error code (kernels.SPARSE_ERRORS), 0 on\n"
 "success.");
@@ -532,7 +532,7 @@ PyDoc_STRVAR(unpredict_into_doc,
 "out[gy * gw + gx, at + k] = float32(component k at grid (gy, gx)) * scale[k] for\n"
 "k < width, from a dense block's residuals (count * gh * gw, component-major):\n"
 "coding.unpredict (int64 prefix sums, wrapping alike) and the scaling of\n"
-"PlaneRows._dense_whole in one pass.");
+"PlaneReconstructor._dense_whole in one pass.");
 
 static PyObject *unpredict_into(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -677,7 +677,7 @@ static void wide_chroma(WideChroma *wc, const char *cb, const char *cr, Py_ssize
 }
 
 /* blue = Cb - 128 and red = Cr - 128 of output row y: resample.Bilinear's vertical pass
-   (float64 sums, one rounding), rounded as bands.render does (+128.5, clip, truncate).
+   (float64 sums, one rounding), rounded as decoder.render does (+128.5, clip, truncate).
    -1 if a row it needs is not in wc (not reached with wide_chroma's range). */
 HOT static int chroma_line(const WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
                            float *RESTRICT red)
@@ -963,7 +963,7 @@ HOT static void bytes_row(uint8_t *row, Py_ssize_t channels, Py_ssize_t width,
 
 PyDoc_STRVAR(store_bytes_doc,
 "store_bytes(matrix, out, y0, y1, x0, c, offset, patch, per_row) -> None\n\n"
-"bands.PlaneRows.uint8 written into out[y0:y1, x0:, c] (out C-contiguous): matrix rows are\n"
+"decoder.plane.PlaneReconstructor.store_bytes written into out[y0:y1, x0:, c] (out C-contiguous): matrix rows are\n"
 "patches (patch > 0, per_row to a patch row, x0 = 0; C-contiguous) or pixel rows; each\n"
 "value + offset + 0.5, clipped to 0..255 and truncated; patches cropped to the image.");
 
@@ -1039,7 +1039,7 @@ done:
 
 PyDoc_STRVAR(store_floats_doc,
 "store_floats(matrix, out, y0, y1, patch, per_row) -> None\n\n"
-"bands.PlaneRows.float_rows of a patch layout written into out[y0:y1] (a C-contiguous\n"
+"decoder.plane.PlaneReconstructor.float_rows of a patch layout written into out[y0:y1] (a C-contiguous\n"
 "float32 plane): matrix rows are patches, per_row to a patch row (C-contiguous), cropped\n"
 "to the plane.");
 
@@ -1135,7 +1135,7 @@ ALWAYS_INLINE void scatter_patches(char *flat, Py_ssize_t base, Py_ssize_t gw, P
 
 PyDoc_STRVAR(patch_plane_doc,
 "patch_plane(px, y0, y1, channels, weights, unit, patch, out) -> None\n\n"
-"planes.Source.patches: rows [y0, y1) of image px (h, w, c), C-contiguous, uint8, uint16 or\n"
+"encoder.source.PlaneSource.patches: rows [y0, y1) of image px (h, w, c), C-contiguous, uint8, uint16 or\n"
 "float32, as one plane, the float32 sum of weights[k] * px[..., channels[k]] times unit\n"
 "(one channel, or three: the first three), edge-padded to whole patches and written as\n"
 "patch rows into out (patches, patch * patch). unit is rounded to float32.");
@@ -1260,7 +1260,7 @@ HOT static void half_row(const uint8_t *top, const uint8_t *bottom, Py_ssize_t w
 
 PyDoc_STRVAR(half_planes_doc,
 "half_planes(px, y0, y1, wb, wr, unit, blue, red) -> None\n\n"
-"planes.Source.keep of both halved chroma planes (even image sizes, px (h, w, >= 3) uint8\n"
+"encoder.source.PlaneSource.keep of both halved chroma planes (even image sizes, px (h, w, >= 3) uint8\n"
 "C-contiguous) from one pass over the pixels: blue[k] and red[k] = the weighted sums of the\n"
 "2x2 pixels of half-row y0 + k, times unit. Each column pair's sum in int32, then each 2x2\n"
 "total, an exact integer rounded once to float32, as numpy's path rounds it.");
@@ -1393,7 +1393,7 @@ HOT static int quantize_run(const Quantize *z)
 
 PyDoc_STRVAR(quantize_doc,
 "quantize(values, inv_step, rounding, ints, top, error, first_rounding=rounding) -> bool\n\n"
-"quantization.ColumnStats.add: ints = dead-zone quantized values (rows, cols) of float32\n"
+"codec.quantize.ColumnStats.add: ints = dead-zone quantized values (rows, cols) of float32\n"
 "values (any integer type, wrapped to it), column 0 with first_rounding; per column, top =\n"
 "max |int| and error += squared error in steps (float64). False if a value overflows int32.\n"
 "inv_step and the roundings are rounded to float32.");
@@ -1709,7 +1709,7 @@ static double entropy_run(const char *data, Py_ssize_t stride, int type, Py_ssiz
 
 PyDoc_STRVAR(entropy_bits_doc,
 "entropy_bits(values, slack) -> float\n\n"
-"quantization.entropy_bits of a 1-D integer array (any stride): order-0 entropy in bits,\n"
+"codec.quantize.entropy_bits of a 1-D integer array (any stride): order-0 entropy in bits,\n"
 "from one histogram pass; by sorting a copy when the histogram would span 4 * size + slack\n"
 "bins or more.");
 

@@ -144,7 +144,7 @@ class Block:
 
     Dense coding: `arrays` is (residuals,) shaped (count, *grid) for U, (count, *vgrid) for V and
     (count,) float32 for S. Sparse coding: `arrays` is (symbols, run escapes, value escapes) of
-    the run/level symbols described in coding.py.
+    the run/level symbols described in codec/coding.py.
 
     `unpack` leaves U and V blocks compressed (`arrays` None, `frame` set, sizes checked): a
     decoder calls `data()` or `grid_rows()` when it needs them, so that all the blocks of a
