@@ -341,45 +341,14 @@ def run_rejections(files: list[tuple[str, bytes]], runs: int, out: list[str]) ->
 # ----------------------------------------------------------------------------- 2. accepted files
 
 
-CHILD = r"""
-import json, sys, time
-sys.path.insert(0, sys.argv[2])
-import svdcodec
-from svdcodec import format as fmt
-
-def status():
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(("VmHWM:", "VmRSS:")):
-                k, v = line.split(":")
-                out[k] = int(v.split()[0]) * 1024
-    return out
-
-svdcodec.decode(open(sys.argv[3], "rb").read())  # warm-up: lazy imports, BLAS, thread pool
-data = open(sys.argv[1], "rb").read()
-box = fmt.unpack(data)
-work = sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in box.planes)
-declared = sum(b.raw_bytes for b in box.blocks)
-del box
-import gc; gc.collect()
-before = status()
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-t0 = time.perf_counter()
-out = svdcodec.decode(data)
-seconds = time.perf_counter() - t0
-after = status()
-print(json.dumps({"rss_before": before["VmRSS"], "hwm": after["VmHWM"], "seconds": seconds,
-                  "out_bytes": int(out.nbytes), "work": work, "declared": declared}))
-"""
-
-
 def decode_in_child(path: Path, kernels: str, timeout: float) -> dict[str, Any]:
     tiny = VECTORS / "l_13x7_plain.svdi"
-    env = dict(os.environ, SVDCODEC_KERNELS=kernels)
+    # The clone's package, not an installed one (PYTHONPATH), measured by _child_decode.py.
+    env = dict(os.environ, SVDCODEC_KERNELS=kernels,
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     try:
-        r = subprocess.run([sys.executable, "-c", CHILD, str(path), str(REPO), str(tiny)],
+        r = subprocess.run([sys.executable, str(Path(__file__).with_name("_child_decode.py")),
+                            str(path), str(tiny)],
                            capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout:.0f} s"}
