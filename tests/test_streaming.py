@@ -292,6 +292,19 @@ def zstd_frame(block: container.Block) -> bytes:
     return zstandard.ZstdCompressor(level=3, write_content_size=True).compress(raw)
 
 
+def assert_sample_estimates(source: PlaneSource, sample: list[tuple[int, int]],
+                            rel: float) -> None:
+    """Every candidate layout of plane 0 costed on the sample estimates its whole coding's
+    bytes and distortion within `rel`."""
+    step = encoder.step_for_quality(75)
+    layouts = encoder.candidate_layouts("auto", False)
+    for candidate in plane_coding.factorize_plane(source, 0, layouts, RankRule()):
+        whole = plane_coding.code_plane(source, candidate, step, RankRule(), True)
+        estimate = plane_coding.code_plane(source, candidate, step, RankRule(), True, sample)
+        assert estimate.nbytes == pytest.approx(whole.nbytes, rel=rel)
+        assert estimate.distortion == pytest.approx(whole.distortion, rel=rel)
+
+
 def test_layout_costed_on_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     """A plane of many bands is costed on one band in LAYOUT_SAMPLE: the U side scaled up by
     the sampled fraction, its bytes and distortion estimate those of coding the plane whole,
@@ -301,13 +314,7 @@ def test_layout_costed_on_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     source = PlaneSource(pixels, image_header(pixels, False))
     sample = plane_coding.layout_sample(source, 0)
     assert sample is not None and len(sample) == 16 // tuning.LAYOUT_SAMPLE
-    step = encoder.step_for_quality(75)
-    layouts = encoder.candidate_layouts("auto", False)
-    for candidate in plane_coding.factorize_plane(source, 0, layouts, RankRule()):
-        whole = plane_coding.code_plane(source, candidate, step, RankRule(), True)
-        estimate = plane_coding.code_plane(source, candidate, step, RankRule(), True, sample)
-        assert estimate.nbytes == pytest.approx(whole.nbytes, rel=0.15)
-        assert estimate.distortion == pytest.approx(whole.distortion, rel=0.15)
+    assert_sample_estimates(source, sample, 0.15)
     sampled = svdcodec.encode(pixels, quality=75)
     monkeypatch.setattr(tuning, "LAYOUT_SAMPLE", 1 << 20)
     assert svdcodec.encode(pixels, quality=75) == sampled
@@ -321,13 +328,7 @@ def test_small_planes_costed_on_strips() -> None:
     sample = plane_coding.layout_sample(source, 0)
     assert sample is not None and all(y1 - y0 == band_sizes.BAND_UNIT for y0, y1 in sample)
     assert len(sample) == 512 // band_sizes.BAND_UNIT // tuning.LAYOUT_SAMPLE
-    step = encoder.step_for_quality(75)
-    layouts = encoder.candidate_layouts("auto", False)
-    for candidate in plane_coding.factorize_plane(source, 0, layouts, RankRule()):
-        whole = plane_coding.code_plane(source, candidate, step, RankRule(), True)
-        estimate = plane_coding.code_plane(source, candidate, step, RankRule(), True, sample)
-        assert estimate.nbytes == pytest.approx(whole.nbytes, rel=0.2)
-        assert estimate.distortion == pytest.approx(whole.distortion, rel=0.2)
+    assert_sample_estimates(source, sample, 0.2)
     tiny = as_pixels(photo(200, 64, 1))
     assert plane_coding.layout_sample(PlaneSource(tiny, image_header(tiny, False)), 0) is None
 
