@@ -60,7 +60,7 @@ class SvdiImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         assert self.fp is not None
         try:
-            header, planes, metadata = read_prefix(self.fp)
+            header, planes, metadata = read_prefix(self.fp, descriptors=True)
         except SvdiError as exc:  # SyntaxError lets Pillow say "cannot identify image file"
             raise SyntaxError(str(exc)) from exc
         self._mode = pillow_mode(header)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from support import REGRESSIONS, ROOT, make_vectors, photo
 
 import svdcodec
@@ -36,7 +36,7 @@ from svdcodec.runtime import band_sizes
 MV = make_vectors()
 VECTORS = ROOT / "spec" / "vectors"
 BUDGET = 64 * 1024  # traced bytes a rejected file may cost (as tests/test_hostile.py)
-KERNELS = ["0", "1"] if importlib.util.find_spec("numba") else ["0"]
+KERNELS = ["0", "1"] if importlib.util.find_spec("svdcodec.runtime._kernels") else ["0"]
 
 
 def vector(name: str) -> bytes:
@@ -108,6 +108,15 @@ def test_sparse_sizes_beyond_the_grammar_refused_before_allocation(
         error, peak = traced_peak(call)
         assert isinstance(error, SvdiError) and "stream sizes" in str(error)
         assert peak < BUDGET, f"{peak} bytes traced before refusing {name}"
+
+
+@pytest.mark.parametrize("name", ["sparse_size_bomb", "sparse_value_escapes",
+                                  "sparse_run_escapes"])
+def test_pillow_refuses_impossible_blocks_at_open(name: str) -> None:
+    """Image.open checks every block's descriptor, so that load() never allocates the image
+    (89 MP here) for a file whose blocks cannot fit its planes."""
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(io.BytesIO(vector(name)))
 
 
 def test_size_bomb_is_the_issue_file() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -140,8 +141,35 @@ def sparse_sizes_fit(rows: int, count: int, symbols: int, run_escapes: int,
             and values + 15 * run_escapes <= rows * count)
 
 
-def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
-                 cursor: dict[tuple[int, str], int]) -> Block:
+@dataclass(frozen=True)
+class Descriptor:
+    """A factor block's fixed fields, checked against the planes (spec §4): where its frame
+    starts in the payload and what it decompresses to (`parts`: dtype and shape of each
+    array, `nbytes` in all)."""
+    factor: str
+    index: int
+    first: int
+    count: int
+    coding: int
+    predictor: int
+    frame_at: int
+    parts: tuple[tuple[np.dtype, tuple[int, ...]], ...]
+    what: str
+
+    @property
+    def nbytes(self) -> int:
+        return sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in self.parts)
+
+
+#: Bytes of a block's payload that hold its descriptor, at most (block record + the larger of
+#: the dense and sparse records).
+DESCRIPTOR_BYTES = BLOCK_RECORD.size + max(DENSE_RECORD.size, SPARSE_RECORD.size)
+
+
+def _descriptor(kind: bytes, payload: memoryview | bytes, planes: list[Plane],
+                cursor: dict[tuple[int, str], int]) -> Descriptor:
+    """Check a factor block's descriptor (the first DESCRIPTOR_BYTES of its payload are
+    enough) against the planes and the blocks before it (`cursor`, advanced)."""
     factor = FACTOR_TYPES[kind]
     if len(payload) < BLOCK_RECORD.size:
         raise SvdiError(f"{kind.decode()} chunk too short")
@@ -167,35 +195,38 @@ def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
             raise SvdiError(f"{what}: invalid element type {code}")
         if predictor not in PREDICTORS or (factor == "S" and predictor):
             raise SvdiError(f"{what}: invalid predictor {predictor}")
-        dtype = ELEMENT_TYPES[code]
-        frame = payload[offset + DENSE_RECORD.size:]
-        if factor != "S":  # decompressed when the decoder needs it
-            check_frame(frame, elements * dtype.itemsize, what)
-            return Block(factor, index, first, count, coding, None, predictor, len(payload) + 12,
-                         frame, ((dtype, (count, *shape)),))
-        data = np.frombuffer(decompress(frame, elements * dtype.itemsize, what), dtype=dtype)
-        if not (np.all(np.isfinite(data)) and np.all(data > 0)):
-            raise SvdiError(f"{what}: singular values must be finite and positive")
-        arrays: tuple[np.ndarray, ...] = (data,)
-    elif coding == SPARSE and factor != "S":
+        parts: tuple[tuple[np.dtype, tuple[int, ...]], ...] = (
+            (ELEMENT_TYPES[code], (count, *shape) if factor != "S" else (elements,)),)
+        return Descriptor(factor, index, first, count, coding, predictor,
+                          offset + DENSE_RECORD.size, parts, what)
+    if coding == SPARSE and factor != "S":
         if len(payload) < offset + SPARSE_RECORD.size:
             raise SvdiError(f"{what}: descriptor too short")
         code, nsym, nxrun, nxval = SPARSE_RECORD.unpack_from(payload, offset)
-        predictor = 0
         if code not in (2, 3):
             raise SvdiError(f"{what}: invalid escape type {code}")
         if not sparse_sizes_fit(rows, count, nsym, nxrun, nxval):
             raise SvdiError(f"{what}: stream sizes {nsym}/{nxrun}/{nxval} do not fit {rows} rows "
                             f"of {count} components")
-        dtype = ELEMENT_TYPES[code]
-        frame = payload[offset + SPARSE_RECORD.size:]
-        check_frame(frame, nsym + 2 * nxrun + dtype.itemsize * nxval, what)
-        parts = ((np.dtype(np.uint8), (nsym,)), (np.dtype("<u2"), (nxrun,)), (dtype, (nxval,)))
-        return Block(factor, index, first, count, coding, None, predictor, len(payload) + 12,
-                     frame, parts)
-    else:
-        raise SvdiError(f"{what}: unknown coding {coding}")
-    return Block(factor, index, first, count, coding, arrays, predictor,
+        parts = ((np.dtype(np.uint8), (nsym,)), (np.dtype("<u2"), (nxrun,)),
+                 (ELEMENT_TYPES[code], (nxval,)))
+        return Descriptor(factor, index, first, count, coding, 0,
+                          offset + SPARSE_RECORD.size, parts, what)
+    raise SvdiError(f"{what}: unknown coding {coding}")
+
+
+def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
+                 cursor: dict[tuple[int, str], int]) -> Block:
+    d = _descriptor(kind, payload, planes, cursor)
+    frame = payload[d.frame_at:]
+    if d.factor != "S":  # decompressed when the decoder needs it
+        check_frame(frame, d.nbytes, d.what)
+        return Block(d.factor, d.index, d.first, d.count, d.coding, None, d.predictor,
+                     len(payload) + 12, frame, d.parts)
+    data = np.frombuffer(decompress(frame, d.nbytes, d.what), dtype=d.parts[0][0])
+    if not (np.all(np.isfinite(data)) and np.all(data > 0)):
+        raise SvdiError(f"{d.what}: singular values must be finite and positive")
+    return Block(d.factor, d.index, d.first, d.count, d.coding, (data,), d.predictor,
                  stored=len(payload) + 12)
 
 
@@ -225,13 +256,17 @@ def _read_payload(fp: BinaryIO, kind: bytes, length: int, keep: bool) -> bytes:
     return b"".join(pieces)
 
 
-def read_prefix(fp: BinaryIO) -> tuple[Header, list[Plane], Metadata]:
+def read_prefix(fp: BinaryIO, descriptors: bool = False) -> tuple[Header, list[Plane], Metadata]:
     """Read and check the signature, HEAD, PLAN and metadata chunks from a file, stopping at
     the first factor block (for Image.open and read_metadata: no factor data is read).
 
     Ancillary chunks may come before, among and after the PLAN chunks, of any size: known
     metadata chunks are checked against their limits before they are read, unknown ones are
     read in pieces only to check their CRC.
+
+    descriptors: then also check each factor block's descriptor (`scan_descriptors`), so that
+    Image.open refuses a file whose blocks cannot fit its planes before load() allocates the
+    image.
     """
     if fp.read(len(SIGNATURE)) != SIGNATURE:
         raise SvdiError("not an SVDI file (bad signature)")
@@ -248,7 +283,10 @@ def read_prefix(fp: BinaryIO) -> tuple[Header, list[Plane], Metadata]:
             raise SvdiError(f"invalid chunk type {kind!r}")
         ancillary = kind[0] >= 97
         if header is not None and len(planes) == nplanes and not ancillary:
-            break  # the first factor block (or IEND): the metadata is complete
+            # the first factor block (or IEND): the metadata is complete
+            if descriptors:
+                scan_descriptors(fp, planes, length, kind)
+            break
         if length > MAX_CHUNK:
             raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
         if kind in FACTOR_TYPES:
@@ -274,6 +312,25 @@ def read_prefix(fp: BinaryIO) -> tuple[Header, list[Plane], Metadata]:
             raise SvdiError(f"unexpected {kind!r} chunk before all PLAN chunks")
     _check_work(planes, MAX_WORK)  # before Pillow allocates the image for load()
     return header, planes, meta.metadata
+
+
+def scan_descriptors(fp: BinaryIO, planes: list[Plane], length: int, kind: bytes) -> None:
+    """Check the descriptor of every factor block from the chunk whose header (`length`,
+    `kind`) was just read, reading only the first DESCRIPTOR_BYTES of each payload and seeking
+    past the rest. Frames and CRCs are left to `unpack`; so is the end of the file: the scan
+    stops at IEND or at the first chunk it cannot place (an error `unpack` reports)."""
+    cursor: dict[tuple[int, str], int] = {}
+    while kind in FACTOR_TYPES or (97 <= kind[0] <= 122 and kind.isalpha()):
+        if length > MAX_CHUNK:
+            raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
+        start = fp.tell()
+        if kind in FACTOR_TYPES:
+            _descriptor(kind, fp.read(min(length, DESCRIPTOR_BYTES)), planes, cursor)
+        fp.seek(start + length + 4)
+        head = fp.read(8)
+        if len(head) < 8:
+            return
+        length, kind = struct.unpack(">I4s", head)
 
 
 def read_headers(fp: BinaryIO) -> tuple[Header, list[Plane]]:

@@ -6,10 +6,14 @@
 The fuzzer's bytes steer the generator's choices (atheris' FuzzedDataProvider), so every input
 is a structured file with valid CRCs: mode, layouts, block codings, frame shapes and the
 defects applied. Each file goes through the numpy path (SVDCODEC_KERNELS=0), the compiled
-kernels (=1, when numba is installed), each of them again with every sparse block streamed by
-rows instead of held, the whole-array reference decoder, read_factors and Pillow (for the
-modes it opens). A crash is: any exception but SvdiError (Pillow: OSError),
-a warning, verdicts that differ between paths, or pixels that differ between the decoders.
+kernels (=1, when the C extension is built), the whole-array reference decoder and Pillow (for
+the modes it opens); and, on a kernel path the fuzzer picks, read_factors and (every other
+input) the decode with every sparse block streamed by rows instead of held, in pieces of 64 or
+1,024 bytes. The smoke test (tests/test_structure_fuzz.py) runs every extra on every path for
+each file; the fuzzer spreads them over its inputs, since the 64-byte streamed decode on the
+numpy path alone costs more than all other paths together. A crash is: any exception but
+SvdiError (Pillow: OSError), a warning, verdicts that differ between paths, or pixels that
+differ between the decoders.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import io
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +53,7 @@ from PIL import Image
 #: The generator's images are at most this many pixels; decode refuses more (the same limit
 #: on every path, so a file declaring more is a rejection everywhere).
 MAX_PIXELS = 1 << 12
-KERNELS = ["0", "1"] if importlib.util.find_spec("numba") else ["0"]
+KERNELS = ["0", "1"] if importlib.util.find_spec("svdcodec.runtime._kernels") else ["0"]
 
 
 class Mismatch(AssertionError):
@@ -86,19 +91,36 @@ def _header(data: bytes) -> Any:
     return header
 
 
-def _streamed(data: bytes) -> np.ndarray:
-    """decode with no sparse block held: every one streamed by rows, a row or two per piece
-    (the path large blocks take), on whichever kernels are set."""
+@dataclass(frozen=True)
+class Extras:
+    """Which costly paths run besides decode on every kernel path, the reference and Pillow:
+    read_factors and the streamed decode, each on the kernel paths listed (`piece`: bytes per
+    streamed piece)."""
+    read_factors: tuple[str, ...] = tuple(KERNELS)
+    streamed: tuple[str, ...] = tuple(KERNELS)
+    piece: int = 64
+
+    @classmethod
+    def chosen(cls, c: grammar.Choices) -> Extras:
+        bits = c.int(0, 15)  # read_factors' path, streamed's path, streamed or not, piece
+        return cls((KERNELS[bits % len(KERNELS)],),
+                   (KERNELS[(bits >> 1) % len(KERNELS)],) if bits & 4 else (),
+                   (64, 1024)[(bits >> 3) & 1])
+
+
+def _streamed(data: bytes, piece: int = 64) -> np.ndarray:
+    """decode with no sparse block held: every one streamed by rows, `piece` bytes at a time
+    (64: a row or two per piece; the path large blocks take), on whichever kernels are set."""
     held, chunk = plane_module.held_bytes, band_sizes.CHUNK_BYTES
     plane_module.held_bytes = lambda *args: 1 << 62
-    band_sizes.CHUNK_BYTES = 64
+    band_sizes.CHUNK_BYTES = piece
     try:
         return svdcodec.decode(data, max_pixels=MAX_PIXELS)
     finally:
         plane_module.held_bytes, band_sizes.CHUNK_BYTES = held, chunk
 
 
-def verdicts(data: bytes, pillow: bool = True) -> dict[str, str]:
+def verdicts(data: bytes, pillow: bool = True, extras: Extras = Extras()) -> dict[str, str]:
     """The verdict of every path on `data`; raises Mismatch if they or the pixels differ.
     Pillow runs only where the header is one of its modes (spec §2: the others are numpy
     arrays) and `pillow`; the paths without a pixel limit only within MAX_PIXELS."""
@@ -114,9 +136,10 @@ def verdicts(data: bytes, pillow: bool = True) -> dict[str, str]:
             os.environ["SVDCODEC_KERNELS"] = kernels
             found[f"decode/{kernels}"], pixels[f"decode/{kernels}"] = _run(
                 lambda: svdcodec.decode(data, max_pixels=MAX_PIXELS))
-            found[f"streamed/{kernels}"], pixels[f"streamed/{kernels}"] = _run(
-                lambda: _streamed(data))
-            if not large:
+            if kernels in extras.streamed:
+                found[f"streamed/{kernels}"], pixels[f"streamed/{kernels}"] = _run(
+                    lambda: _streamed(data, extras.piece))
+            if not large and kernels in extras.read_factors:
                 found[f"read_factors/{kernels}"], factors = _run(
                     lambda: svdcodec.read_factors(data, max_pixels=MAX_PIXELS))
                 for f in factors or []:
@@ -145,9 +168,10 @@ def target(data: bytes) -> None:
     provider = atheris.FuzzedDataProvider(data) if __name__ == "__main__" else None
     choices = grammar.ProviderChoices(provider) if provider else grammar.RandomChoices(
         int.from_bytes(data[:8].ljust(8, b"\0"), "little"))
+    extras = Extras.chosen(choices) if provider else Extras()
     case = grammar.generate(choices)
     try:
-        verdicts(case.data, case.pillow)
+        verdicts(case.data, case.pillow, extras)
     except Mismatch as exc:
         raise Mismatch(f"{exc}\nfile: {case}") from None
 

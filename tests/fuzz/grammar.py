@@ -364,6 +364,8 @@ def d_sparse_limits(c: Choices, chunks: list, body: Body) -> str:
         nsym = rows * (b.count + 1) + plus
     else:
         nxrun = (rows * b.count - values) // 15 + plus
+    # Another defect may have set a field to an extreme first: keep each to its uint32 field.
+    nsym, nxrun, nxval = (max(0, min(2**32 - 1, v)) for v in (nsym, nxrun, nxval))
     b.descriptor = [code, nsym, nxrun, nxval]
     size = nsym + 2 * nxrun + fmt.ELEMENT_TYPES.get(code, np.dtype("<i4")).itemsize * nxval
     if size <= 1 << 20:
