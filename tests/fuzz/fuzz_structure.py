@@ -7,13 +7,13 @@ The fuzzer's bytes steer the generator's choices (atheris' FuzzedDataProvider), 
 is a structured file with valid CRCs: mode, layouts, block codings, frame shapes and the
 defects applied. Each file goes through the numpy path (SVDCODEC_KERNELS=0), the compiled
 kernels (=1, when the C extension is built), the whole-array reference decoder and Pillow (for
-the modes it opens); and, on a kernel path the fuzzer picks, read_factors and (every other
-input) the decode with every sparse block streamed by rows instead of held, in pieces of 64 or
-1,024 bytes. The smoke test (tests/test_structure_fuzz.py) runs every extra on every path for
-each file; the fuzzer spreads them over its inputs, since the 64-byte streamed decode on the
-numpy path alone costs more than all other paths together. A crash is: any exception but
-SvdiError (Pillow: OSError), a warning, verdicts that differ between paths, or pixels that
-differ between the decoders.
+the modes it opens); a quarter of the inputs also through read_factors and a quarter through
+the decode with every sparse block streamed by rows instead of held (pieces of 64 or 1,024
+bytes), on a kernel path the fuzzer picks. The smoke test (tests/test_structure_fuzz.py) runs
+every extra on every path for each file; the fuzzer spreads them over its inputs, since the
+64-byte streamed decode on the numpy path alone costs more than all other paths together.
+A crash is: any exception but SvdiError (Pillow: OSError), a warning, verdicts that differ
+between paths, or pixels that differ between the decoders.
 """
 
 from __future__ import annotations
@@ -102,9 +102,9 @@ class Extras:
 
     @classmethod
     def chosen(cls, c: grammar.Choices) -> Extras:
-        bits = c.int(0, 15)  # read_factors' path, streamed's path, streamed or not, piece
-        return cls((KERNELS[bits % len(KERNELS)],),
-                   (KERNELS[(bits >> 1) % len(KERNELS)],) if bits & 4 else (),
+        bits = c.int(0, 15)  # which extra (or none), its kernel path, the piece size
+        path = (KERNELS[(bits >> 2) % len(KERNELS)],)
+        return cls(path if bits & 3 == 0 else (), path if bits & 3 == 1 else (),
                    (64, 1024)[(bits >> 3) & 1])
 
 
