@@ -115,19 +115,39 @@ class SvdiImageFile(ImageFile.ImageFile):
         return super().reduce(factor, box)
 
 
+    def load_prepare(self) -> None:
+        """Decode first, then let Pillow allocate the image: a file whose blocks break a rule
+        is refused before that allocation (spec §5: a rejected file costs only the checks),
+        and the decoded array and the image are held together only once the decode is done.
+        The pixels reach SvdiDecoder through the tile's arguments."""
+        tile = self.tile[0] if len(self.tile) == 1 else None
+        if (self._im is None and self.fp is not None and tile is not None
+                and tile.codec_name == DECODER and len(tile.args) == 1):
+            self.fp.seek(0)
+            self.tile = [tile._replace(args=(tile.args[0], _decoded(self.fp, tile.args[0])))]
+        super().load_prepare()
+
+
+def _decoded(fp: IO[bytes], factor: int) -> np.ndarray:
+    try:  # Image.open checked the size
+        return decode(fp.read(), reduce=factor, max_pixels=None)
+    except SvdiError as exc:  # Pillow reports broken image data as OSError
+        raise OSError(f"broken SVDI file: {exc}") from exc
+
+
 class SvdiDecoder(ImageFile.PyDecoder):
-    """Decodes the whole file at once: SVD factors are global, there are no scanlines."""
+    """Hands Pillow the pixels SvdiImageFile.load_prepare decoded (the whole file at once: SVD
+    factors are global, there are no scanlines), or decodes them itself if called alone."""
 
     _pulls_fd = True
 
     def decode(self, buffer: Image.DecoderInput) -> tuple[int, int]:
-        assert self.fd is not None
-        self.fd.seek(0)
-        factor = self.args[0] if self.args else 1
-        try:  # Image.open checked the size
-            pixels = decode(self.fd.read(), reduce=factor, max_pixels=None)
-        except SvdiError as exc:  # Pillow reports broken image data as OSError
-            raise OSError(f"broken SVDI file: {exc}") from exc
+        if len(self.args) == 2:
+            pixels = self.args[1]
+        else:
+            assert self.fd is not None
+            self.fd.seek(0)
+            pixels = _decoded(self.fd, self.args[0] if self.args else 1)
         self.set_as_raw(_raw_bytes(pixels, self.mode), RAWMODES.get(self.mode, self.mode))
         return -1, 0
 
