@@ -449,6 +449,8 @@ def d_chunk_order(c: Choices, chunks: list, body: Body) -> str:
 
 
 def d_head_field(c: Choices, chunks: list, body: Body) -> str:
+    if not chunks or chunks[0][0] != b"HEAD":  # another defect moved it among the blocks
+        return "no HEAD"
     fields = list(fmt.HEAD_RECORD.unpack(chunks[0][1]))
     i = c.int(0, 8)
     old = fields[i]
