@@ -228,7 +228,6 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(), "pillow": PIL.__version__,
         "zstandard": version("zstandard"), "svdcodec": svdcodec.__version__,
         "svdcodec_at": str(Path(svdcodec.__file__).parent), "git": git_commit(),
-        "numba_installed": importlib.util.find_spec("numba") is not None,
         "SVDCODEC_KERNELS": os.environ.get("SVDCODEC_KERNELS"),
         "kernel_path": kernel_path(), "blas": blas_info(),
     }

@@ -15,8 +15,8 @@ svdcodec.decode), JPEG q75 and WebP at Pillow's default quality (WebP up to 20 M
 encoder takes minutes at 100 MP):
 
 (a) the environment: machine, versions, where svdcodec is imported from (the installed package,
-    not this clone's sources, unless installed editable), whether numba is installed and which
-    kernels svdcodec runs. Nothing here sets SVDCODEC_KERNELS: the library runs as installed;
+    not this clone's sources, unless installed editable) and which kernels svdcodec runs (the
+    C extension or numpy). Nothing here sets SVDCODEC_KERNELS: the library runs as installed;
 (b) one fresh process per operation (benchmarks/_child_oneshot.py): the imports it needs, then
     the operation alone (a decode includes opening and reading the file), for one image per row;
 (c) warm in-process times: every operation on the row's whole image set per round, in rounds
@@ -381,8 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Python {env['python']}, numpy {blas['numpy']} ({blas.get('library')}, "
           f"{blas.get('threads', '?')} threads), Pillow {env['pillow']}, zstandard "
           f"{env['zstandard']}")
-    print(f"svdcodec {env['svdcodec']} from {env['svdcodec_at']} (this clone at {env['git']}); numba "
-          f"{'installed' if env['numba_installed'] else 'not installed'}; SVDCODEC_KERNELS="
+    print(f"svdcodec {env['svdcodec']} from {env['svdcodec_at']} (this clone at {env['git']}); "
+          f"SVDCODEC_KERNELS="
           f"{env['SVDCODEC_KERNELS'] or '(unset)'}; kernels: {env['kernel_path']}")
     results: dict[str, Any] = {"command": command, "environment": env, "rows": {},
                                "operations": _operations.OPERATIONS}
@@ -408,9 +408,6 @@ def main(argv: list[str] | None = None) -> int:
                 "bits_per_pixel": {c: 8 * sum(map(len, d)) / pixels for c, d in row.encoded.items()}}
             progress(f"{row.label}: warm, {row.rounds} rounds")
             entry["warm"] = warm(row, functions)
-            # With numba installed, the flat layout loads it once the process has coded 2^26
-            # samples: this says from which row on the warm times include it.
-            entry["warm"]["kernel_path_after"] = _common.kernel_path()
             files = write_inputs(row, Path(tmp))
             progress(f"{row.label}: fresh processes ({row.single.shape[1]}x{row.single.shape[0]})")
             entry["fresh"] = fresh(row, files)
