@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 
 import numpy as np
@@ -56,8 +57,24 @@ def pack_block(block: Block, level: int = 3) -> bytes:
         raw = b"".join((symbols.astype(np.uint8).tobytes(), xrun.astype("<u2").tobytes(),
                         xval.astype(ELEMENT_TYPES[code]).tobytes()))
         head += SPARSE_RECORD.pack(code, symbols.size, xrun.size, xval.size)
-    frame = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
+    frame = compressor(level).compress(raw)
     return chunk(FACTOR_CHUNKS[block.factor], head + frame)
+
+
+_local = threading.local()
+
+
+def compressor(level: int) -> zstandard.ZstdCompressor:
+    """A zstd compressor at `level` writing the content size (spec §4), one per thread and
+    level: a compressor is not thread-safe, and making one costs about as much as compressing
+    a small block (an encode writes dozens of blocks, candidates included)."""
+    cache = getattr(_local, "compressors", None)
+    if cache is None:
+        cache = _local.compressors = {}
+    c = cache.get(level)
+    if c is None:
+        c = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    return c
 
 
 def pack_header(header: Header, planes: list[Plane]) -> bytes:
