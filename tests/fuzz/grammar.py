@@ -448,6 +448,15 @@ def d_chunk_order(c: Choices, chunks: list, body: Body) -> str:
     return f"extra critical chunk among {everything}"
 
 
+def in_field(record: struct.Struct, i: int, value: Any) -> Any:
+    """`value` kept within field i of `record` (an earlier defect may have set the field to
+    its largest value, and old + 1 would not pack)."""
+    code = record.format.lstrip("<>!=@")[i]
+    if code in "BHIQ":
+        return max(0, min(value, (1 << 8 * struct.calcsize(code)) - 1))
+    return value
+
+
 def d_head_field(c: Choices, chunks: list, body: Body) -> str:
     if not chunks or chunks[0][0] != b"HEAD":  # another defect moved it among the blocks
         return "no HEAD"
@@ -459,7 +468,7 @@ def d_head_field(c: Choices, chunks: list, body: Body) -> str:
               4: [0, 1, 2, 3, 4, 5], 5: [0, 1, 2], 6: [0, 1, 2], 7: [0, old + 1, 5],
               8: [0.0, -1.0, float("nan"), float("inf"), 1e300, 5e-324, 3e36, 1e30,
                   float(np.finfo(np.float32).max) / 255, 2.0 ** 64, 1e-37]}
-    fields[i] = pick(c, limits[i])
+    fields[i] = in_field(fmt.HEAD_RECORD, i, pick(c, limits[i]))
     chunks[0] = (b"HEAD", fmt.HEAD_RECORD.pack(*fields))
     return f"HEAD field {i} {old} -> {fields[i]}"
 
@@ -475,7 +484,7 @@ def d_plan_field(c: Choices, chunks: list, body: Body) -> str:
     limits = {0: [old + 1, 7], 1: [0, 1, 2], 2: [0, 1, 3, 64, 2, 32], 3: [old + 1, 0],
               4: [old + 1, 0], 5: [0, old + 1, fmt.MAX_RANK + 1, 2**32 - 1],
               6: [0.0, -1.0, float("nan"), float("inf"), 1e30, 1e20, 1e-20, 5e-324]}
-    fields[i] = pick(c, limits[i])
+    fields[i] = in_field(fmt.PLAN_RECORD, i, pick(c, limits[i]))
     chunks[at] = (b"PLAN", fmt.PLAN_RECORD.pack(*fields))
     return f"PLAN field {i} {old} -> {fields[i]}"
 
