@@ -661,8 +661,7 @@ class V2Vector:
         qs, steps, _ = self.q_and_expected()
         order = sorted(self.parts, key=lambda c: (self.parts[c].reference != 255, c))
         cuts = sorted({0, *[y for part in self.parts.values() for y in part.cuts]})
-        for k, y0 in enumerate(cuts):
-            y1 = cuts[k + 1] if k + 1 < len(cuts) else v.height
+        for y0 in cuts:
             for c in order:
                 part = self.parts[c]
                 if y0 != 0 and y0 not in part.cuts:
