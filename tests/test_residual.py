@@ -326,3 +326,29 @@ def test_invalid_v2_vector_same_verdict_everywhere(entry: dict[str, Any]) -> Non
         svdcodec.read_factors(data)
     with pytest.raises(OSError), Image.open(io.BytesIO(data)) as im:
         im.load()
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_thumbnails_follow_the_vectors(factor: int) -> None:
+    """A thumbnail refuses what a full decode refuses, except a defect inside a residual's
+    values, which a thumbnail does not read (docs/lossless.md); rank-0 planes included."""
+    for entry in MANIFEST["vectors"]:
+        data = (VECTORS / entry["file"]).read_bytes()
+        if entry["valid"] or entry["file"] == "v2_rblk_q_range.svdi":
+            h, w = entry.get("shape", [0, 0])[:2]
+            thumb = svdcodec.decode(data, reduce=factor)
+            if entry["valid"]:
+                assert thumb.shape[:2] == (-(-h // factor), -(-w // factor))
+        else:
+            with pytest.raises(SvdiError):
+                svdcodec.decode(data, reduce=factor)
+
+
+def test_compiled_and_numpy_encoders_write_the_same_version_2_file() -> None:
+    image = photo(45, 38, 4, seed=11)
+    for options in ({"max_error": 0}, {"max_error": 3, "quality": 40}, {}):
+        with kernels(True):
+            a = svdcodec.encode(image, **options)
+        with kernels(False):
+            b = svdcodec.encode(image, **options)
+        assert a == b and version(a) == 2
