@@ -399,3 +399,24 @@ def test_residual_phase_is_streamed() -> None:
 def test_residual_values_checked() -> None:
     data = residual_bomb(16, q=(1 << 31) - 1)
     np.testing.assert_array_equal(decode_everywhere(data), np.full((16, 16), 255, np.uint8))
+
+
+# ----------------------------------------------------------------------------- arrays
+
+
+def test_numcodecs_and_zarr_max_error() -> None:
+    numcodecs = pytest.importorskip("numcodecs")
+    pytest.importorskip("zarr")
+    from svdcodec.zarr import Svdi as ZarrSvdi
+
+    codec = numcodecs.get_codec({"id": "svdi", "quality": 60, "max_error": 3})
+    assert codec.get_config()["max_error"] == 3.0 and codec.max_error == 3
+    stack = (np.random.default_rng(12).random((3, 20, 17)) * 4095).astype(np.uint16)
+    back = codec.decode(codec.encode(stack), out=np.empty_like(stack))
+    assert max_error(back, stack) <= 3
+    lossless = numcodecs.get_codec({"id": "svdi", "max_error": 0})
+    np.testing.assert_array_equal(lossless.decode(lossless.encode(stack),
+                                                  out=np.empty_like(stack)), stack)
+    assert ZarrSvdi(max_error=0).to_dict()["configuration"]["max_error"] == 0.0
+    with pytest.raises(SvdiError, match="max_error"):
+        numcodecs.get_codec({"id": "svdi", "max_error": -1})
