@@ -5,11 +5,11 @@ bytes (`unpack`, `read_headers`); `blocks` opens a factor block's zstd frame wit
 the reader checked; `writer` packs records and blocks into chunks (`pack_header`, `pack_block`).
 """
 
-from .blocks import MAX_WINDOW, Block, Container, FrameReader
+from .blocks import MAX_WINDOW, Block, Container, FrameReader, ResidualBlock
 from .metadata import Metadata, metadata_chunks
 from .reader import read_headers, read_prefix, unpack
-from .records import *  # noqa: F403  (the format's constants and records are its vocabulary)
-from .writer import END, insert_after_head, pack, pack_block, pack_header
+from .records import *
+from .writer import END, insert_after_head, pack, pack_block, pack_header, pack_residual
 
 __all__ = [
     "BLOCK_RECORD",
@@ -29,28 +29,37 @@ __all__ = [
     "MAX_CHUNK",
     "MAX_DIMENSION",
     "MAX_RANK",
+    "MAX_RESIDUAL",
+    "MAX_RESIDUAL_ELEMENTS",
+    "MAX_SHIFT",
     "MAX_WINDOW",
     "MAX_WORK",
+    "NO_REFERENCE",
     "PATCH_SIZES",
     "PLAN_RECORD",
+    "PLAN_RECORD_V2",
     "PREDICTORS",
+    "RESIDUAL_RECORD",
     "SAMPLE_CODES",
     "SAMPLE_TYPES",
     "SIGNATURE",
     "SPARSE",
     "SPARSE_RECORD",
     "VERSION",
+    "VERSIONS",
     "Block",
     "Container",
     "FrameReader",
     "Header",
     "Metadata",
     "Plane",
+    "ResidualBlock",
     "insert_after_head",
     "metadata_chunks",
     "pack",
     "pack_block",
     "pack_header",
+    "pack_residual",
     "read_headers",
     "read_prefix",
     "unpack",
