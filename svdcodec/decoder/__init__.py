@@ -20,6 +20,7 @@ from ..runtime import band_sizes, kernels
 from ..runtime.threads import serial, single_threaded
 from .plane import PlaneReconstructor, pass_budget
 from .render import check_image, render_image
+from .residuals import apply_residuals
 
 
 @dataclass
@@ -115,7 +116,15 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
                   else render_reduced(container, reduce, components))
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow float32 (sample scale {container.header.scale})")
+    if reduce == 1 and full_reconstruction(container, components):
+        apply_residuals(container, pixels)  # version 2 (spec §5.3)
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+
+
+def full_reconstruction(container: Container, components: int | None) -> bool:
+    """Whether every component of every plane is decoded: the image the residual blocks
+    correct (a preview of fewer components shows the low-rank layer alone, spec §5.3)."""
+    return components is None or all(components >= p.rank for p in container.planes)
 
 
 def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[PlaneFactors]:
@@ -124,7 +133,12 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
     Accepts and rejects exactly the files `decode` does (every band is reconstructed and
     checked as decode checks it, so it takes about a decode's time), and raises SvdiError
     where a factor is not finite in float32. Memory: the factors (float32, the output) plus
-    the decoder's bounded pieces, sized from the factors' bytes (spec §5, Resources)."""
+    the decoder's bounded pieces, sized from the factors' bytes (spec §5, Resources).
+
+    Version 2 files: the same dequantized factors (the binary32 formula of version 1; the exact
+    integer weights and the residual blocks make the samples, not the factorization). Their
+    residual blocks are read and checked, but not applied: a float32 sample that a residual
+    would make overflow is `decode`'s verdict alone."""
     container = _load(data, max_pixels, None)
     header = container.header
     scale = header.scale if header.colour == COLOUR_NONE else 1.0
@@ -132,6 +146,7 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
     out = []
     with np.errstate(all="ignore"), single_threaded():
         check_image(container)
+        apply_residuals(container, None)  # the residual blocks' streams and |q| rule
         compiled = kernels.get()
         scratch: dict[str, np.ndarray] = {}
         for plane in container.planes:

@@ -17,6 +17,7 @@ from types import ModuleType
 
 import numpy as np
 
+from ..codec import exact as exact_rule
 from ..codec.layout import band_pixels
 from ..errors import SvdiError
 from ..format import DENSE, LAYOUT_PATCH, Block, Container, Plane
@@ -58,7 +59,7 @@ class BandPlan:
 
     @classmethod
     def of(cls, plane: Plane, rank: int, bands: list[tuple[int, int]], budget: int,
-           local: bool) -> BandPlan:
+           local: bool, exact: bool = False) -> BandPlan:
         m, n = plane.matrix_shape
         patch = plane.patch if plane.layout == LAYOUT_PATCH else 0
         per_row = plane.grid[1] if patch else 1
@@ -71,7 +72,9 @@ class BandPlan:
                 passes[-1].append(i)
             else:
                 passes.append([i])
-        step = n if patch else max(1, budget // row_bytes)
+        # An exact plane's B^T is also held in binary64 (spec §5 Resources, version 2).
+        column_bytes = 3 * row_bytes if exact else row_bytes
+        step = n if patch else max(1, budget // column_bytes)
         columns = [(j, min(j + step, n)) for j in range(0, n, step)]
         return cls(mrows, passes, columns)
 
@@ -89,8 +92,12 @@ class PlaneReconstructor:
     def __init__(self, container: Container, plane: Plane, rank: int,
                  bands: list[tuple[int, int]], budget: int,
                  scratch: dict[str, np.ndarray] | None = None,
-                 compiled: ModuleType | None = None) -> None:
+                 compiled: ModuleType | None = None, exact: bool | None = None) -> None:
         self.plane, self.rank, self.bands = plane, rank, bands
+        # Version 2 planes are exact (spec §5.1): the factors are held as integers (in float32)
+        # and multiplied with the integer weights in binary64. `exact=False` keeps version 1's
+        # arithmetic (thumbnails, which average the factors anyway).
+        self.exact = plane.exact if exact is None else exact
         self.compiled, self.budget = compiled, budget
         self.scratch = {} if scratch is None else scratch
         self.m, self.n = plane.matrix_shape
@@ -98,7 +105,14 @@ class PlaneReconstructor:
         self.per_row = plane.grid[1] if self.patch else 1  # matrix rows per band unit
         blocks = [b for b in container.blocks if b.plane == plane.index]
         sigma = container.singular_values(plane.index)[:rank]
-        self.scale = np.float32(plane.step * plane.step) / sigma.astype(np.float32)
+        if self.exact:
+            assert plane.shift is not None
+            self.weights, self.weight_sum = exact_rule.weights(
+                plane.step, sigma, plane.shift, f"plane {plane.index}")
+            self.scale = np.ones(rank, dtype=np.float32)  # the integers themselves
+            self.max_b = 0  # max |B| of the loaded column range
+        else:
+            self.scale = np.float32(plane.step * plane.step) / sigma.astype(np.float32)
         if rank and not np.all(np.isfinite(self.scale)):
             raise overflow_error(plane)
         held = self._held(blocks, budget // 2)
@@ -121,7 +135,7 @@ class PlaneReconstructor:
         ends = [0] + [hi for _, hi in spans]
         self.covered = all(lo == end for (lo, _), end in zip(spans, ends)) and ends[-1] == rank
         self.buffers = threading.local()
-        pieces = BandPlan.of(plane, rank, bands, budget, self.local)
+        pieces = BandPlan.of(plane, rank, bands, budget, self.local, self.exact)
         self.mrows, self.passes, self.columns = pieces.mrows, pieces.passes, pieces.columns
         self.left = self.Bt = np.zeros((0, 0), np.float32)
         self.base = 0  # matrix row of self.left[0]
@@ -258,6 +272,9 @@ class PlaneReconstructor:
         B = scratch_array(self.scratch, "B", (j1 - j0, self.rank), self.compiled is None)
         self._fill(B, self.v, self.plane.vgrid, j0, j1)
         self.Bt, self.cols = B.T, (j0, j1)
+        if self.exact:
+            self.max_b = exact_rule.magnitude(B)
+            self.Bt = B.T.astype(np.float64)  # the binary64 copy of the exact product
 
     def load(self, k: int) -> None:
         """The scaled left factor of the matrix rows of pass k's bands (unless each band
@@ -275,10 +292,20 @@ class PlaneReconstructor:
         if self.rank == 0:
             return np.zeros((r1 - r0, self.cols[1] - self.cols[0]), dtype=np.float32)
         left = self._band_left(i) if self.local else self.left[r0 - self.base:r1 - self.base]
+        if self.exact:
+            return self.exact_matrix(left)
         out = left @ self.Bt
         if not (np.isfinite(out.min()) and np.isfinite(out.max())):
             raise overflow_error(self.plane)
         return out
+
+    def exact_matrix(self, left: np.ndarray) -> np.ndarray:
+        """A band's rows by the exact rule (spec §5.1), after checking its bound on this
+        pair of pieces (the pair holding both maxima breaks it if the plane does)."""
+        assert self.plane.shift is not None
+        exact_rule.check_bound(exact_rule.magnitude(left), self.max_b, self.weight_sum,
+                               f"plane {self.plane.index}")
+        return exact_rule.exact_product(left, self.weights, self.Bt, self.plane.shift)
 
     def to_rows(self, matrix: np.ndarray, i: int) -> np.ndarray:
         """Matrix rows of band i (C-contiguous, any dtype) as the band's pixel rows."""

@@ -50,7 +50,9 @@ class ReducedPlane(PlaneReconstructor):
 
     def __init__(self, container: Container, plane: Plane, rank: int,
                  bands: list[tuple[int, int]], budget: int, cell: int) -> None:
-        super().__init__(container, plane, rank, bands, budget, {}, kernels.get())
+        # Version 1's arithmetic also for exact planes: the averaged factors are not integers,
+        # and a thumbnail shows the low-rank layer, not the exact samples (spec §5.3).
+        super().__init__(container, plane, rank, bands, budget, {}, kernels.get(), exact=False)
         self.cell = cell
         if not self.patch:  # column ranges of whole cells
             step = max(cell, self.columns[0][1] - self.columns[0][1] % cell)

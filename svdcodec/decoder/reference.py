@@ -1,7 +1,8 @@
 """The reference decoder: spec/svdi.md §5, step by step, on whole arrays.
 
 This is the decoder to read to understand the format, and the one a port to another language
-translates. It holds every plane's integers and matrix whole, so it is for small files, tests and
+translates. Version 2 adds two steps: planes by the exact integer rule (§5.1) and the residual
+blocks applied to the samples (§5.3). It holds every plane's integers and matrix whole, so it is for small files, tests and
 readers; `svdcodec.decode` gives the very same pixels band by band, in threads and with the
 compiled kernels (the tests hold it to this module bit for bit).
 """
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codec import exact as exact_rule
+from ..codec import residual as residuals
 from ..codec.coding import from_symbols, unpredict
 from ..codec.colour import from_planes
 from ..codec.layout import from_matrix
 from ..codec.quantize import reconstruct
 from ..errors import SvdiError
-from ..format import COLOUR_YCBCR, DENSE, LAYOUT_PATCH, Container, Plane, unpack
+from ..format import COLOUR_YCBCR, DENSE, LAYOUT_PATCH, NO_REFERENCE, Container, Plane, unpack
 
 
 def factor_integers(container: Container, plane: Plane, factor: str, rank: int) -> np.ndarray:
@@ -42,8 +45,19 @@ def decode_plane(container: Container, plane: Plane, rank: int) -> np.ndarray:
     A = factor_integers(container, plane, "U", rank)
     B = factor_integers(container, plane, "V", rank)
     sigma = container.singular_values(plane.index)[:rank]
-    with np.errstate(all="ignore"):  # a hostile step or sigma overflows: checked next
-        matrix = reconstruct(A, sigma, B, plane.step)  # X = (step A) diag(1/sigma) (step B)^T
+    if plane.exact:  # version 2: V = A diag(W) B^T in integers, then V 2^-F rounded once
+        assert plane.shift is not None
+        what = f"plane {plane.index}"
+        full_a = factor_integers(container, plane, "U", plane.rank)
+        full_b = factor_integers(container, plane, "V", plane.rank)
+        w, total = exact_rule.weights(plane.step, container.singular_values(plane.index),
+                                      plane.shift, what)
+        exact_rule.check_bound(exact_rule.magnitude(full_a), exact_rule.magnitude(full_b),
+                               total, what)
+        matrix = exact_rule.exact_product(A, w[:rank], B.T, plane.shift)
+    else:
+        with np.errstate(all="ignore"):  # a hostile step or sigma overflows: checked next
+            matrix = reconstruct(A, sigma, B, plane.step)  # (step A) diag(1/sigma) (step B)^T
     if not np.all(np.isfinite(matrix)):
         raise SvdiError(f"plane {plane.index}: reconstruction overflows")
     patch = plane.patch if plane.layout == LAYOUT_PATCH else 0
@@ -61,4 +75,26 @@ def decode_reference(data: bytes, components: int | None = None) -> np.ndarray:
                              header.colour == COLOUR_YCBCR, bool(header.subsampling), header.scale)
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow float32 (sample scale {header.scale})")
+    if components is None or all(components >= p.rank for p in container.planes):
+        # the residual belongs to the full reconstruction (§5.3)
+        if container.residuals and not pixels.flags.writeable:
+            pixels = pixels.copy()
+        apply_residuals(container, pixels)
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+
+
+def apply_residuals(container: Container, pixels: np.ndarray) -> None:
+    """Step 7 (version 2): each residual block's q, the reference channel's q added, applied to
+    its rows of its channel, in place (blocks in file order: a reference comes first)."""
+    q_of: dict[tuple[int, int, int], np.ndarray] = {}
+    for block in container.residuals:
+        q, _ = residuals.unpredict_rows(block.grid(), block.predictor, None)
+        if block.reference != NO_REFERENCE:
+            q = q + q_of[(block.reference, block.first, block.rows)]
+        residuals.check_q(q, block.what)
+        q_of[(block.channel, block.first, block.rows)] = q
+        rows = slice(block.first, block.first + block.rows)
+        corrected = residuals.apply(pixels[rows, :, block.channel], q, block.step)
+        if corrected.dtype.kind == "f" and not np.all(np.isfinite(corrected)):
+            raise SvdiError(f"{block.what}: corrected samples overflow float32")
+        pixels[rows, :, block.channel] = corrected

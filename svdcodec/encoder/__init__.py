@@ -28,6 +28,7 @@ from ..modes import as_pixels
 from ..runtime import band_sizes
 from ..runtime.threads import serial, single_threaded
 from .plane import RankRule
+from .residual import residual_request, with_residuals
 from .schedule import Encoder
 from .source import image_header
 from .tuning import AUTO_LAYOUTS, DEFAULT_PATCH, STEP_MIN, STEP_SCALE
@@ -80,7 +81,9 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
            energy: float | None = None, target_psnr: float | None = None,
            max_bytes: int | None = None, layout: str = "auto", exif: Any = None,
            icc_profile: bytes | None = None, xmp: bytes | str | None = None,
-           dpi: tuple[float, float] | None = None, text: dict[str, str] | None = None) -> bytes:
+           dpi: tuple[float, float] | None = None, text: dict[str, str] | None = None,
+           max_error: float | None = None, exact_alpha: bool = True,
+           exact_constant: bool = True) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
     quality (1..100) sets the quantizer step; target_psnr (dB) or max_bytes search the step
@@ -88,6 +91,16 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
     lower rank, and a trailing component whose factors quantize to zero at this quality is
     dropped (it would add nothing to the picture; raise the quality to keep it). energy keeps
     the fewest components holding that fraction of sum(sigma^2), with the same proviso.
+
+    max_error=E codes a residual after the low-rank layer (format version 2, spec §4.1) so that
+    every decoded sample is within E of the original (absolute, in sample units; floored to an
+    integer for integer samples). max_error=0 is lossless (float32 too where the samples'
+    range allows; otherwise SvdiError asks for E > 0). quality then sets the low-rank layer
+    (75 by default: the smallest lossless files on Kodak, docs/lossless.md).
+    exact_alpha (default True): the alpha channel of LA and RGBA images decodes exactly (also
+    under max_error); exact_constant (default True): a channel whose samples are all equal
+    decodes exactly. Each adds a residual only where the low-rank layer alone is not exact;
+    with neither needed the file is version 1, byte for byte what it was without them.
 
     Metadata, stored in ancillary chunks (spec §1.1) and read back by `read_metadata`:
     exif (bytes, with or without Pillow's "Exif\\0\\0" prefix, or a PIL.Image.Exif; the
@@ -108,9 +121,19 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
         raise SvdiError(f"energy must be within (0, 1], got {energy}")
     if sum(x is not None for x in (target_psnr, max_bytes)) > 1:
         raise SvdiError("give at most one of target_psnr and max_bytes")
+    if max_error is not None:
+        if isinstance(max_error, bool) or not isinstance(max_error, (int, float, np.number)) \
+                or not (math.isfinite(max_error) and max_error >= 0):
+            raise SvdiError(f"max_error must be a finite number >= 0, got {max_error!r}")
+        if target_psnr is not None or max_bytes is not None:
+            raise SvdiError("max_error bounds every sample: give it without target_psnr or "
+                            "max_bytes")
+    request = residual_request(pixels, max_error, bool(exact_alpha), bool(exact_constant))
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout)
+        if request.any:
+            data = with_residuals(data, pixels, request)
     return insert_after_head(data, meta)
 
 
@@ -149,7 +172,8 @@ def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float 
 
 
 #: The keyword options of `encode` that set how the pixels are coded.
-CODING_OPTIONS = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout")
+CODING_OPTIONS = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout",
+                  "max_error", "exact_alpha", "exact_constant")
 #: The keyword options of `encode` that add metadata.
 METADATA_OPTIONS = ("exif", "icc_profile", "xmp", "dpi", "text")
 

@@ -5,11 +5,11 @@ bytes (`unpack`, `read_headers`); `blocks` opens a factor block's zstd frame wit
 the reader checked; `writer` packs records and blocks into chunks (`pack_header`, `pack_block`).
 """
 
-from .blocks import MAX_WINDOW, Block, Container, FrameReader
+from .blocks import MAX_WINDOW, Block, Container, FrameReader, ResidualBlock
 from .metadata import Metadata, metadata_chunks
 from .reader import read_headers, read_prefix, unpack
 from .records import *  # noqa: F403  (the format's constants and records are its vocabulary)
-from .writer import END, insert_after_head, pack, pack_block, pack_header
+from .writer import END, insert_after_head, pack, pack_block, pack_header, pack_residual
 
 __all__ = [
     "BLOCK_RECORD",
@@ -33,6 +33,15 @@ __all__ = [
     "MAX_WORK",
     "PATCH_SIZES",
     "PLAN_RECORD",
+    "PLAN_RECORD_V2",
+    "RESIDUAL_RECORD",
+    "MAX_RESIDUAL",
+    "MAX_RESIDUAL_ELEMENTS",
+    "MAX_SHIFT",
+    "NO_REFERENCE",
+    "VERSIONS",
+    "ResidualBlock",
+    "pack_residual",
     "PREDICTORS",
     "SAMPLE_CODES",
     "SAMPLE_TYPES",

@@ -214,11 +214,57 @@ class Block:
 
 
 @dataclass
+class ResidualBlock:
+    """One RBLK chunk (spec §4.1, version 2): the residual integers of rows [first, first +
+    rows) of one channel, a grid of rows x width elements after a predictor, in one zstd frame
+    whose size the reader checked (`frame`), or given as an array (`array`, when writing).
+
+    q = unpredicted grid (+ the reference channel's q); the sample becomes x + q * step (spec
+    §5.3). `bound` is the encoder's promise, informative."""
+
+    channel: int
+    reference: int  # NO_REFERENCE or a channel whose q is added
+    first: int
+    rows: int
+    width: int
+    step: float
+    bound: float
+    element: np.dtype
+    predictor: int
+    stored: int = 0  # bytes of the chunk in the file, filled in when parsed
+    frame: memoryview | None = field(default=None, repr=False, compare=False)
+    array: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def what(self) -> str:
+        return f"channel {self.channel} residual block at row {self.first}"
+
+    @property
+    def raw_bytes(self) -> int:
+        return self.rows * self.width * self.element.itemsize
+
+    def grid(self) -> np.ndarray:
+        """The whole grid (rows, width) of predictor residuals, decompressed now (for the
+        reference decoder and small files)."""
+        if self.array is not None:
+            return self.array.reshape(self.rows, self.width)
+        assert self.frame is not None, "a residual block has an array or a frame"
+        raw = decompress(self.frame, self.raw_bytes, self.what, checked=True)
+        return np.frombuffer(raw, self.element).reshape(self.rows, self.width)
+
+    def reader(self) -> FrameReader:
+        """A stream over the frame, for reading the grid a few rows at a time."""
+        assert self.frame is not None, "only a parsed block is streamed"
+        return FrameReader(self.frame, self.what)
+
+
+@dataclass
 class Container:
     header: Header
     planes: list[Plane]
     blocks: list[Block]
     metadata: Any = None  # metadata.Metadata of the file's metadata chunks (set by unpack)
+    residuals: list[ResidualBlock] = field(default_factory=list)  # RBLK chunks, file order
 
     def singular_values(self, plane: int) -> np.ndarray:
         """The plane's S blocks joined, float32 (unpack checked they cover 0..rank in order)."""

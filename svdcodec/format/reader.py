@@ -7,6 +7,7 @@ blocks stay compressed (`blocks.Block`) until the decoder asks for them.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import SvdiError
-from .blocks import Block, Container, check_frame, decompress
+from .blocks import Block, Container, ResidualBlock, check_frame, decompress
 from .metadata import MAX_PAYLOAD, METADATA_CHUNKS, Metadata, MetadataReader
 from .records import (
     BLOCK_RECORD,
@@ -33,15 +34,21 @@ from .records import (
     MAX_CHUNK,
     MAX_DIMENSION,
     MAX_RANK,
+    MAX_RESIDUAL_ELEMENTS,
+    MAX_SHIFT,
+    NO_REFERENCE,
     MAX_WORK,
     PATCH_SIZES,
     PLAN_RECORD,
+    PLAN_RECORD_V2,
     PREDICTORS,
+    RESIDUAL_RECORD,
     SAMPLE_TYPES,
     SIGNATURE,
     SPARSE,
     SPARSE_RECORD,
     VERSION,
+    VERSIONS,
     Header,
     Plane,
 )
@@ -78,8 +85,9 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
     if len(payload) < 2:
         raise SvdiError("HEAD chunk too short")
     (version,) = struct.unpack_from(">H", payload)
-    if version != VERSION:
-        raise SvdiError(f"unsupported format version {version} (this reader knows {VERSION})")
+    if version not in VERSIONS:
+        raise SvdiError(f"unsupported format version {version} (this reader knows "
+                        f"{', '.join(map(str, VERSIONS))})")
     if len(payload) != HEAD_RECORD.size:
         raise SvdiError(f"HEAD chunk has {len(payload)} bytes, expected {HEAD_RECORD.size}")
     _, width, height, stype, channels, colour, sub, nplanes, scale = HEAD_RECORD.unpack(payload)
@@ -105,9 +113,13 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
 
 
 def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
-    if len(payload) != PLAN_RECORD.size:
-        raise SvdiError(f"PLAN chunk has {len(payload)} bytes, expected {PLAN_RECORD.size}")
-    plane = Plane(*PLAN_RECORD.unpack(payload))
+    record = PLAN_RECORD_V2 if header.version >= 2 else PLAN_RECORD
+    if len(payload) != record.size:
+        raise SvdiError(f"PLAN chunk has {len(payload)} bytes, expected {record.size} "
+                        f"(format version {header.version})")
+    plane = Plane(*record.unpack(payload))
+    if plane.shift is not None and plane.shift > MAX_SHIFT:
+        raise SvdiError(f"plane {index}: shift {plane.shift} exceeds {MAX_SHIFT}")
     if plane.index != index:
         raise SvdiError(f"PLAN chunk for plane {plane.index} where plane {index} was expected")
     if (plane.height, plane.width) != header.plane_shape(index):
@@ -228,6 +240,78 @@ def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
         raise SvdiError(f"{d.what}: singular values must be finite and positive")
     return Block(d.factor, d.index, d.first, d.count, d.coding, (data,), d.predictor,
                  stored=len(payload) + 12)
+
+
+class ResidualOrder:
+    """The order rules of the residual blocks (spec §4.1), checked block by block: each
+    channel's blocks in row order, covering [0, height) or absent; a reference channel's block of
+    the same rows earlier, itself without a reference."""
+
+    def __init__(self, header: Header) -> None:
+        self.header = header
+        self.cursor: dict[int, int] = {}  # next row of each channel
+        self.seen: dict[tuple[int, int, int], int] = {}  # (channel, first, rows) -> reference
+        self.has_reference: dict[int, bool] = {}
+        self.referenced: set[int] = set()
+
+    def add(self, block: ResidualBlock) -> None:
+        c, ref, what = block.channel, block.reference, block.what
+        if block.first != self.cursor.get(c, 0):
+            raise SvdiError(f"{what}: rows out of order (expected row {self.cursor.get(c, 0)})")
+        self.cursor[c] = block.first + block.rows
+        if self.has_reference.setdefault(c, ref != NO_REFERENCE) != (ref != NO_REFERENCE):
+            raise SvdiError(f"{what}: a channel has a reference in all its blocks or in none")
+        if ref != NO_REFERENCE:
+            if c in self.referenced:
+                raise SvdiError(f"{what}: channel {c} is a reference and cannot have one")
+            if self.seen.get((ref, block.first, block.rows)) != NO_REFERENCE:
+                raise SvdiError(f"{what}: reference channel {ref} has no earlier block of the "
+                                f"same rows without a reference")
+            self.referenced.add(ref)
+        self.seen[(c, block.first, block.rows)] = ref
+
+    def finish(self) -> None:
+        for c, end in sorted(self.cursor.items()):
+            if end != self.header.height:
+                raise SvdiError(f"channel {c}: residual blocks cover {end} of "
+                                f"{self.header.height} rows")
+
+
+def _parse_residual(payload: memoryview, header: Header) -> ResidualBlock:
+    """An RBLK chunk's fields checked against the header (spec §4.1), its frame against the
+    size they imply, before anything is decompressed."""
+    if len(payload) < RESIDUAL_RECORD.size:
+        raise SvdiError("RBLK chunk too short")
+    (channel, reference, first, rows, step, bound, code,
+     predictor) = RESIDUAL_RECORD.unpack_from(payload)
+    what = f"channel {channel} residual block at row {first}"
+    if channel >= header.channels:
+        raise SvdiError(f"{what}: no such channel")
+    if reference != NO_REFERENCE and (reference >= header.channels or reference == channel):
+        raise SvdiError(f"{what}: invalid reference channel {reference}")
+    if rows < 1 or first + rows > header.height:
+        raise SvdiError(f"{what}: rows {first}..{first + rows} outside 0..{header.height}")
+    if rows * header.width > MAX_RESIDUAL_ELEMENTS:
+        raise SvdiError(f"{what}: {rows} x {header.width} elements exceed "
+                        f"{MAX_RESIDUAL_ELEMENTS}")
+    if header.dtype.kind == "f":
+        if not (math.isfinite(step) and step > 0):
+            raise SvdiError(f"{what}: invalid step {step}")
+    else:
+        top = 2 * int(np.iinfo(header.dtype).max) + 1
+        if not (math.isfinite(step) and step == int(step) and 1 <= step <= top):
+            raise SvdiError(f"{what}: step {step} is not an integer in 1..{top}")
+    if not (math.isfinite(bound) and bound >= 0):
+        raise SvdiError(f"{what}: invalid bound {bound}")
+    if code not in (1, 2, 3):
+        raise SvdiError(f"{what}: invalid element type {code}")
+    if predictor not in PREDICTORS:
+        raise SvdiError(f"{what}: invalid predictor {predictor}")
+    element = ELEMENT_TYPES[code]
+    frame = payload[RESIDUAL_RECORD.size:]
+    check_frame(frame, rows * header.width * element.itemsize, what)
+    return ResidualBlock(channel, reference, first, rows, header.width, step, bound, element,
+                         predictor, len(payload) + 12, frame)
 
 
 #: Largest piece of an unknown ancillary chunk held while read_prefix checks its CRC.
@@ -363,12 +447,14 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     planes: list[Plane] = []
     blocks: list[Block] = []
     cursor: dict[tuple[int, str], int] = {}
+    residuals: list[ResidualBlock] = []
     meta = MetadataReader()
     for kind, payload in _chunks(data):
         if header is None:
             if kind != b"HEAD":
                 raise SvdiError("first chunk must be HEAD")
             header, nplanes = _parse_header(payload)
+            order = ResidualOrder(header)
             if max_pixels is not None and header.width * header.height > max_pixels:
                 raise SvdiError(f"image of {header.width}x{header.height} pixels exceeds the "
                                 f"limit of {max_pixels} pixels{limit_note}")
@@ -383,7 +469,17 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
         elif kind in FACTOR_TYPES:
             if len(planes) != nplanes:
                 raise SvdiError("factor block before all PLAN chunks")
+            if residuals:
+                raise SvdiError("factor block after a residual block")
             blocks.append(_parse_block(kind, payload, planes, cursor))
+            meta.blocks_seen = True
+        elif kind == b"RBLK":
+            if header.version < 2:
+                raise SvdiError("residual block (RBLK) in a version 1 file")
+            if len(planes) != nplanes:
+                raise SvdiError("residual block before all PLAN chunks")
+            residuals.append(_parse_residual(payload, header))
+            order.add(residuals[-1])
             meta.blocks_seen = True
         elif kind[0] >= 97:
             meta.add(kind, payload)  # metadata is checked; unknown ancillary chunks skipped
@@ -398,4 +494,5 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
             if cursor.get((p.index, factor), 0) != p.rank:
                 raise SvdiError(f"plane {p.index}: {factor} blocks cover "
                                 f"{cursor.get((p.index, factor), 0)} of {p.rank} components")
-    return Container(header, planes, blocks, meta.metadata)
+    order.finish()
+    return Container(header, planes, blocks, meta.metadata, residuals)

@@ -31,7 +31,14 @@ __all__ = [
     'MAX_WORK',
     'PATCH_SIZES',
     'PLAN_RECORD',
+    'PLAN_RECORD_V2',
     'PREDICTORS',
+    'MAX_RESIDUAL',
+    'MAX_RESIDUAL_ELEMENTS',
+    'MAX_SHIFT',
+    'NO_REFERENCE',
+    'RESIDUAL_RECORD',
+    'VERSIONS',
     'SAMPLE_CODES',
     'SAMPLE_TYPES',
     'SIGNATURE',
@@ -43,7 +50,9 @@ __all__ = [
 ]
 
 SIGNATURE = b"\x89SVD\r\n\x1a\n"
-VERSION = 1
+#: The newest format version, the one this reader knows best; it reads every one of VERSIONS.
+VERSION = 2
+VERSIONS = (1, 2)
 
 #: Largest width or height (and plane matrix side) a file may declare.
 MAX_DIMENSION = 1 << 20
@@ -55,6 +64,14 @@ MAX_RANK = 4096
 MAX_WORK = 1 << 36
 #: Largest chunk payload, as in PNG.
 MAX_CHUNK = (1 << 31) - 1
+#: Version 2: largest shift F of the exact reconstruction (spec §5.1).
+MAX_SHIFT = 63
+#: Version 2: largest |q| of a residual sample (spec §4.1).
+MAX_RESIDUAL = (1 << 31) - 1
+#: Version 2: most elements (rows x width) one residual block may declare.
+MAX_RESIDUAL_ELEMENTS = (1 << 31) - 1
+#: Version 2: the reference field of a residual block that has none.
+NO_REFERENCE = 255
 
 SAMPLE_TYPES: dict[int, np.dtype] = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16),
                                      3: np.dtype(np.float32)}
@@ -77,6 +94,11 @@ DENSE, SPARSE = 0, 1
 HEAD_RECORD = struct.Struct(">HIIBBBBBd")
 #: Payload of PLAN: index, layout, patch, height, width, rank, step.
 PLAN_RECORD = struct.Struct(">BBBIIId")
+#: Payload of PLAN in version 2: the same, then the shift F of the exact reconstruction.
+PLAN_RECORD_V2 = struct.Struct(">BBBIIIdB")
+#: Start of a residual block's payload (RBLK, version 2): channel, reference channel, first
+#: row, rows, step, bound, element type, predictor; the zstd frame follows.
+RESIDUAL_RECORD = struct.Struct(">BBIIddBB")
 #: Start of a block's payload: plane, first component, count, coding.
 BLOCK_RECORD = struct.Struct(">BIIB")
 #: Dense block descriptor: element type, predictor, element count.
@@ -96,7 +118,7 @@ class Header:
     colour: int  # COLOUR_NONE or COLOUR_YCBCR
     subsampling: int  # 0: every plane full size; 1: planes 1 and 2 halved in both directions
     scale: float  # sample value = scale * decoded plane value (before colour conversion)
-    version: int = VERSION
+    version: int = 1  # 2: exact planes and residual blocks (written only when residuals are)
 
     @property
     def dtype(self) -> np.dtype:
@@ -120,6 +142,12 @@ class Plane:
     width: int
     rank: int
     step: float  # quantizer step of sigma*u and sigma*v
+    shift: int | None = None  # version 2: F of the exact reconstruction; None in version 1
+
+    @property
+    def exact(self) -> bool:
+        """Whether the plane is reconstructed by the exact integer rule (version 2)."""
+        return self.shift is not None
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -9,7 +9,7 @@ import numpy as np
 import zstandard
 
 from ..errors import SvdiError
-from .blocks import Block, Container
+from .blocks import Block, Container, ResidualBlock
 from .records import (
     BLOCK_RECORD,
     DENSE,
@@ -20,6 +20,8 @@ from .records import (
     HEAD_RECORD,
     MAX_CHUNK,
     PLAN_RECORD,
+    PLAN_RECORD_V2,
+    RESIDUAL_RECORD,
     SIGNATURE,
     SPARSE_RECORD,
     Header,
@@ -67,9 +69,26 @@ def pack_header(header: Header, planes: list[Plane]) -> bytes:
                                                     h.channels, h.colour, h.subsampling,
                                                     len(planes), h.scale))]
     for p in planes:
-        parts.append(chunk(b"PLAN", PLAN_RECORD.pack(p.index, p.layout, p.patch, p.height, p.width,
-                                                p.rank, p.step)))
+        fields = (p.index, p.layout, p.patch, p.height, p.width, p.rank, p.step)
+        if h.version >= 2:
+            if p.shift is None:
+                raise SvdiError(f"plane {p.index}: a version 2 PLAN needs its shift")
+            parts.append(chunk(b"PLAN", PLAN_RECORD_V2.pack(*fields, p.shift)))
+        else:
+            parts.append(chunk(b"PLAN", PLAN_RECORD.pack(*fields)))
     return b"".join(parts)
+
+
+def pack_residual(block: ResidualBlock, level: int) -> bytes:
+    """The RBLK chunk of a residual block given as an array (spec §4.1)."""
+    assert block.array is not None, "a residual block to write holds its grid"
+    grid = np.ascontiguousarray(block.array)
+    code = _element_code(grid)
+    raw = grid.astype(ELEMENT_TYPES[code]).tobytes()
+    head = RESIDUAL_RECORD.pack(block.channel, block.reference, block.first, block.rows,
+                                block.step, block.bound, code, block.predictor)
+    frame = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
+    return chunk(b"RBLK", head + frame)
 
 
 END = chunk(b"IEND", b"")

@@ -1,0 +1,95 @@
+"""Exact reconstruction of version 2 planes (spec §5.1): X = A diag(W) B^T * 2^-F in integers.
+
+A residual corrects the decoded samples only if every decoder decodes the same samples, so the
+planes of a version 2 file are not computed in binary32 in any order (version 1's rule, where
+BLAS kernels and other decoders differ by a rounding) but as integer products: with integer
+weights W_k = round(2^F * step^2 / sigma_k) and integer factors, every product and partial sum
+of V = A diag(W) B^T is an integer below 2^53 when max|A| * max|B| * sum(W) < 2^53, so binary64
+(BLAS dgemm, JavaScript Numbers) computes V exactly in any order. The plane is V * 2^-F rounded
+once to binary32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import SvdiError
+
+#: Every partial sum of V stays below this (binary64 holds every integer up to it exactly).
+EXACT_LIMIT = 1 << 53
+#: Largest |A| or |B| of an exact plane: binary32 holds the integers, so decoders may keep the
+#: factors in binary32 (half the memory) and widen them for the product.
+FACTOR_LIMIT = 1 << 24
+#: Largest shift F (spec §3).
+MAX_SHIFT = 63
+#: Matrix elements of the binary64 temporaries of one piece of a product (left rows and
+#: output rows), so that the exact product adds little memory per thread (spec §5 Resources).
+PIECE_ELEMENTS = 1 << 15
+
+
+def weights(step: float, sigma: np.ndarray, shift: int, what: str) -> tuple[np.ndarray, int]:
+    """W_k = floor(2^F y_k + 1/2) with y_k = fl64(fl64(step * step) / sigma_k), as binary64
+    integers, and their sum (exact). Raises SvdiError if a y_k is not finite or a W_k exceeds
+    2^53 (spec §5.1)."""
+    with np.errstate(all="ignore"):
+        y = np.float64(step) * np.float64(step) / np.asarray(sigma, dtype=np.float64)
+        scaled = np.ldexp(y, shift)  # exact: a power of two (or inf, refused below)
+    if not np.all(np.isfinite(scaled)) or (scaled.size and scaled.max() > EXACT_LIMIT):
+        raise SvdiError(f"{what}: exact weight exceeds 2^53 (step {step}, shift {shift})")
+    whole = np.floor(scaled)
+    w = whole + (scaled - whole >= 0.5)  # scaled - whole is exact: floor(x + 1/2) exactly
+    return w, int(sum(int(v) for v in w))
+
+
+def check_bound(max_a: int, max_b: int, weight_sum: int, what: str) -> None:
+    """The rule of spec §5.1 for factors of these largest magnitudes."""
+    if max_a > FACTOR_LIMIT or max_b > FACTOR_LIMIT:
+        raise SvdiError(f"{what}: factor integers of magnitude {max(max_a, max_b)} exceed 2^24 "
+                        "in an exact plane")
+    if max_a * max_b * weight_sum >= EXACT_LIMIT:
+        raise SvdiError(f"{what}: max|A| * max|B| * sum(W) = {max_a * max_b * weight_sum} "
+                        "breaks the exact reconstruction bound 2^53")
+
+
+def magnitude(values: np.ndarray) -> int:
+    """max |value| of an integer-valued array, as a Python int (0 if empty)."""
+    if values.size == 0:
+        return 0
+    return int(max(abs(float(values.max())), abs(float(values.min()))))
+
+
+def choose_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int, what: str) -> int:
+    """The largest F <= MAX_SHIFT for which the plane's weights and factors keep the bound:
+    the most precise exact reconstruction (the encoder's choice; any valid F decodes)."""
+    for shift in range(MAX_SHIFT, -1, -1):
+        try:
+            _, total = weights(step, sigma, shift, what)
+            check_bound(max_a, max_b, total, what)
+        except SvdiError:
+            continue
+        return shift
+    raise SvdiError(f"{what}: no exact reconstruction fits 2^53 (factor integers up to "
+                    f"{max(max_a, max_b)})")
+
+
+def exact_product(left: np.ndarray, w: np.ndarray, right_t: np.ndarray, shift: int,
+                  ) -> np.ndarray:
+    """fl32((left * w) @ right_t * 2^-F) for integer-valued left (rows, r) and right_t
+    (r, cols) that keep the bound: float32 (rows, cols). Computed in pieces of rows whose
+    binary64 temporaries hold at most PIECE_ELEMENTS elements (exact in any piece)."""
+    rows, cols = left.shape[0], right_t.shape[1]
+    out = np.empty((rows, cols), dtype=np.float32)
+    if rows == 0 or cols == 0:
+        return out
+    right = right_t if right_t.dtype == np.float64 else right_t.astype(np.float64)
+    per = max(1, PIECE_ELEMENTS // max(left.shape[1], cols, 1))
+    unit = math.ldexp(1.0, -shift)
+    for a in range(0, rows, per):
+        piece = left[a:a + per].astype(np.float64)
+        piece *= w
+        product = piece @ right
+        product *= unit
+        out[a:a + per] = product
+    return out

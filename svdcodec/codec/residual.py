@@ -1,0 +1,141 @@
+"""Residuals (spec §4.1, §5.3): the integers q that bring decoded samples back within a bound.
+
+Decoding: sample = clamp(x + q * step) for integer types, fl32(x + fl64(q * step)) for float32.
+Encoding chooses q so that |sample - original| <= E at every sample: for integers with step
+2E + 1 (E = 0: q is the difference, lossless); for float32 with step 2E, every q checked with
+the decoder's own formula and moved where binary32 rounding would break the bound, or, for
+E = 0, with a power-of-two step that divides every sample and reconstruction (exact).
+All whole-array numpy: no loop over samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import SvdiError
+from .coding import HORIZONTAL, PLANAR, VERTICAL
+
+#: Largest |q| (spec §4.1).
+MAX_Q = (1 << 31) - 1
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def unpredict_rows(d: np.ndarray, predictor: int, carry: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows of one residual grid with the predictor undone, in int64 (wrapping), given the
+    `carry` of the rows before them in the same block (None at the block's first row): the
+    previous row of the grid (vertical) or of its column sums (planar). Returns the rows and
+    the carry for the next ones."""
+    g = d.astype(np.int64)
+    if predictor in (VERTICAL, PLANAR):
+        g = np.cumsum(g, axis=0)
+        if carry is not None:
+            g += carry
+        carry = g[-1].copy()
+    if predictor in (HORIZONTAL, PLANAR):
+        g = np.cumsum(g, axis=1)
+    return g, carry
+
+
+def check_q(q: np.ndarray, what: str) -> None:
+    if q.size and (int(q.max()) > MAX_Q or int(q.min()) < -MAX_Q):
+        raise SvdiError(f"{what}: residual beyond 2^31 - 1")
+
+
+def apply(samples: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
+    """The corrected samples (spec §5.3), in the samples' type; float32 results are checked by
+    the caller (a non-finite sample makes the file invalid)."""
+    if samples.dtype.kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):
+            wide = samples.astype(np.float64) + q.astype(np.float64) * step
+            return wide.astype(np.float32)
+    top = int(np.iinfo(samples.dtype).max)
+    wide = samples.astype(np.int64) + q * int(step)
+    np.clip(wide, 0, top, out=wide)
+    return wide.astype(samples.dtype)
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def integer_bound(max_error: float, dtype: np.dtype) -> int:
+    """The integer bound of a sample type: floor(E), at most the type's largest value."""
+    return int(min(math.floor(max_error), np.iinfo(dtype).max))
+
+
+def quantize_integers(x: np.ndarray, decoded: np.ndarray, bound: int
+                      ) -> tuple[np.ndarray, int]:
+    """(q, step) with |clamp(decoded + q * step) - x| <= bound: step 2 * bound + 1 and q the
+    nearest multiple (the clamp only moves a sample towards the type's range, where x is)."""
+    step = 2 * bound + 1
+    q = np.floor_divide(x.astype(np.int64) - decoded + bound, step)
+    return q, step
+
+
+def _float_within(x: np.ndarray, decoded: np.ndarray, q: np.ndarray, step: float,
+                  bound: float) -> np.ndarray:
+    """Where the decoder's formula brings these q within the bound (compared in binary64)."""
+    y = apply(decoded, q, step).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.abs(y - x.astype(np.float64)) <= bound
+
+
+def quantize_floats(x: np.ndarray, decoded: np.ndarray, bound: float
+                    ) -> tuple[np.ndarray, float]:
+    """(q, step) for float32 samples, verified with the decoder's formula at every sample.
+
+    bound > 0: step 2E; where rounding breaks the bound the neighbouring q are tried, and if
+    some sample still fails the step halves (a step of E always has a q within E / 2 of x
+    before rounding, so that fl32 keeps it within E). bound = 0: exact, with the step a power
+    of two dividing every x and decoded value; refused where q would not fit 31 bits."""
+    x64, d64 = x.astype(np.float64), decoded.astype(np.float64)
+    if not (np.all(np.isfinite(x64)) and np.all(np.isfinite(d64))):
+        raise SvdiError("max_error needs finite float32 samples")
+    if bound == 0:
+        return _exact_floats(x64, d64, decoded)
+    step = 2.0 * bound
+    for _ in range(8):
+        with np.errstate(over="ignore", invalid="ignore"):
+            q = np.rint((x64 - d64) / step)
+        if np.any(np.abs(q) > MAX_Q):
+            raise SvdiError(f"max_error {bound} is too small for these float32 samples' range "
+                            "(residuals beyond 2^31 steps)")
+        q = q.astype(np.int64)
+        bad = ~_float_within(x, decoded, q, step, bound)
+        for move in (-1, 1):
+            if not bad.any():
+                break
+            idx = np.flatnonzero(bad)
+            trial = q.reshape(-1)[idx] + move
+            ok = _float_within(x.reshape(-1)[idx], decoded.reshape(-1)[idx], trial, step,
+                               bound)
+            q.reshape(-1)[idx[ok]] = trial[ok]
+            bad.reshape(-1)[idx[ok]] = False
+        if not bad.any():
+            return q, step
+        step /= 2.0
+    raise SvdiError(f"max_error {bound}: float32 rounding keeps some samples outside the bound")
+
+
+def _exact_floats(x64: np.ndarray, d64: np.ndarray, decoded: np.ndarray
+                  ) -> tuple[np.ndarray, float]:
+    """Lossless float32: step 2^e, e the smallest ulp exponent among the non-zero samples and
+    reconstructions, so that x - decoded is an exact multiple of the step."""
+    values = np.concatenate([x64.reshape(-1), d64.reshape(-1)])
+    values = np.abs(values[values != 0])
+    if values.size == 0:
+        return np.zeros(x64.shape, dtype=np.int64), 1.0
+    _, exponent = np.frexp(values.min())
+    step = math.ldexp(1.0, max(int(exponent) - 24, -149))
+    q = (x64 - d64) / step  # exact: both are multiples of the step
+    if np.any(np.abs(q) > MAX_Q):
+        raise SvdiError("max_error=0 cannot code these float32 samples exactly: their range is "
+                        "too wide for 31-bit residuals (give max_error > 0)")
+    q = q.astype(np.int64)
+    if not np.array_equal(apply(decoded, q, step), x64.astype(np.float32)):
+        raise SvdiError("max_error=0: float32 samples not reproduced exactly")
+    return q, step

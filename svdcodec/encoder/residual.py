@@ -1,0 +1,163 @@
+"""Version 2 files (spec §4.1, §5.1, §5.3): the low-rank layer made exact, then residual blocks
+that bring each channel's samples back within a bound.
+
+The encoder codes the low-rank layer as for version 1, gives every plane the largest shift F
+that keeps the exact rule's bound, decodes that file exactly as every decoder will, and codes
+per channel the integers q of `codec.residual`. Channels that need exactness only where the
+layer misses it (alpha and constant channels by default) get a residual only then, and the file
+stays version 1 when none needs one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..codec import exact as exact_rule
+from ..codec import residual as rule
+from ..codec.coding import NONE, best_prediction, narrow
+from ..errors import SvdiError
+from ..format import (
+    END,
+    HEAD_RECORD,
+    NO_REFERENCE,
+    PLAN_RECORD,
+    SIGNATURE,
+    ResidualBlock,
+    pack_header,
+    pack_residual,
+    unpack,
+)
+from ..runtime.threads import run_bands
+from .tuning import RESIDUAL_BLOCK_SAMPLES, RESIDUAL_ZSTD_LEVEL
+
+
+@dataclass(frozen=True)
+class ResidualRequest:
+    """The bound of each channel (None: no residual) and the channels whose residual is
+    written only where the low-rank layer is not already exact (bound 0)."""
+
+    bounds: tuple[float | None, ...]
+    if_needed: frozenset[int]
+
+    @property
+    def any(self) -> bool:
+        return any(b is not None for b in self.bounds)
+
+
+def residual_request(pixels: np.ndarray, max_error: float | None, exact_alpha: bool,
+                     exact_constant: bool) -> ResidualRequest:
+    """Which channels get a residual: all with max_error (alpha exact if exact_alpha); without
+    it, alpha (LA, RGBA) and constant channels, each only if needed."""
+    channels = pixels.shape[2]
+    alpha = {channels - 1} if (exact_alpha and pixels.dtype == np.uint8
+                               and channels in (2, 4)) else set()
+    if max_error is not None:
+        bounds = [0.0 if c in alpha else float(max_error) for c in range(channels)]
+        return ResidualRequest(tuple(bounds), frozenset())
+    flat = pixels.reshape(-1, channels)
+    constant = ({c for c in range(channels) if flat[:, c].min() == flat[:, c].max()}
+                if exact_constant and flat.size else set())
+    needed = alpha | constant
+    bounds = [0.0 if c in needed else None for c in range(channels)]
+    return ResidualRequest(tuple(bounds), frozenset(needed))
+
+
+def exact_layer(layer: bytes) -> bytes:
+    """A version 1 file of the encoder (no metadata yet) as version 2: the same blocks, each
+    plane with the largest shift F <= 63 that keeps the bound of the exact rule, no IEND."""
+    from ..decoder.reference import factor_integers  # whole integer factors, one plane at a time
+
+    container = unpack(layer)
+    planes = []
+    for p in container.planes:
+        sigma = container.singular_values(p.index)
+        shift = 0
+        if p.rank:
+            a = exact_rule.magnitude(factor_integers(container, p, "U", p.rank))
+            b = exact_rule.magnitude(factor_integers(container, p, "V", p.rank))
+            shift = exact_rule.choose_shift(p.step, sigma, a, b, f"plane {p.index}")
+        planes.append(type(p)(p.index, p.layout, p.patch, p.height, p.width, p.rank, p.step,
+                              shift))
+    h = container.header
+    header = type(h)(h.width, h.height, h.sample_type, h.channels, h.colour, h.subsampling,
+                     h.scale, 2)
+    start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(planes) * (12 + PLAN_RECORD.size)
+    return pack_header(header, planes) + layer[start:-len(END)]
+
+
+def channel_residual(x: np.ndarray, decoded: np.ndarray, bound: float
+                     ) -> tuple[np.ndarray, float, float]:
+    """(q, step, bound as promised) of one channel."""
+    if x.dtype.kind == "f":
+        q, step = rule.quantize_floats(x, decoded, bound)
+        return q, step, bound
+    e = rule.integer_bound(bound, x.dtype)
+    q, step = rule.quantize_integers(x, decoded, e)
+    return q, float(step), float(e)
+
+
+def grid_prediction(grid: np.ndarray) -> tuple[int, np.ndarray]:
+    """The predictor of lowest entropy for one grid and its residuals (1, rows, width) in the
+    narrowest type; wide float residuals whose differences overflow 32 bits stay unpredicted."""
+    try:
+        return best_prediction(narrow(grid)[None])
+    except OverflowError:
+        return NONE, narrow(grid)[None]
+
+
+def residual_blocks(q: dict[int, np.ndarray], steps: dict[int, tuple[float, float]],
+                    references: dict[int, int], height: int, width: int) -> list[bytes]:
+    """The RBLK chunks: row blocks of at most RESIDUAL_BLOCK_SAMPLES samples, in each the
+    reference channels first; every block with the predictor of lowest entropy."""
+    per = max(1, RESIDUAL_BLOCK_SAMPLES // width)
+    order = sorted(q, key=lambda c: (c in references, c))
+    jobs = [(y, c) for y in range(0, height, per) for c in order]
+
+    def pack(i: int) -> bytes:
+        y, c = jobs[i]
+        rows = min(per, height - y)
+        grid = q[c][y:y + rows]
+        ref = references.get(c, NO_REFERENCE)
+        if ref != NO_REFERENCE:
+            grid = grid - q[ref][y:y + rows]
+        predictor, residuals = grid_prediction(grid)
+        step, bound = steps[c]
+        block = ResidualBlock(c, ref, y, rows, width, step, bound, residuals.dtype,
+                              predictor, array=residuals[0])
+        return pack_residual(block, RESIDUAL_ZSTD_LEVEL)
+    return run_bands(pack, len(jobs))
+
+
+def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -> bytes:
+    """The encoder's file for this request: `layer` itself (version 1) when no channel needs a
+    residual, else version 2 with the residual blocks."""
+    from ..decoder import decode  # the decoder's exact samples, which every decoder computes
+
+    h, w, channels = pixels.shape
+    wanted = [c for c in range(channels) if request.bounds[c] is not None]
+    if not wanted:
+        return layer
+    if set(wanted) <= request.if_needed:
+        first = decode(layer, max_pixels=None).reshape(pixels.shape)
+        if all(np.array_equal(first[..., c], pixels[..., c]) for c in wanted):
+            return layer
+    exact = exact_layer(layer)
+    decoded = decode(exact + END, max_pixels=None).reshape(pixels.shape)
+    q: dict[int, np.ndarray] = {}
+    steps: dict[int, tuple[float, float]] = {}
+    for c in wanted:
+        if c in request.if_needed and np.array_equal(decoded[..., c], pixels[..., c]):
+            continue
+        bound = request.bounds[c]
+        assert bound is not None
+        q[c], step, promised = channel_residual(pixels[..., c], decoded[..., c], bound)
+        steps[c] = (step, promised)
+    # 8-bit RGB: red and blue residuals less green's (WebP's "subtract green"; docs/lossless.md)
+    references = ({0: 1, 2: 1} if pixels.dtype == np.uint8 and channels >= 3
+                  and {0, 1, 2} <= set(q) else {})
+    for c in q:
+        if not np.all(np.abs(q[c]) <= rule.MAX_Q):
+            raise SvdiError(f"channel {c}: residuals beyond 2^31 steps")
+    return exact + b"".join(residual_blocks(q, steps, references, h, w)) + END
