@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import struct
 import sys
 import zlib
@@ -468,6 +469,328 @@ def valid_vectors() -> list[Vector]:
     ]
 
 
+# ----------------------------------------------------------------------------- version 2 (§4.1, §5)
+
+
+def plan_v2(index: int, layout: int, patch: int, height: int, width: int, rank: int,
+            step: float, shift: int) -> bytes:
+    return chunk(b"PLAN", container.PLAN_RECORD_V2.pack(index, layout, patch, height, width, rank,
+                                                        step, shift))
+
+
+def exact_weights(step: float, sigma: list[float], shift: int) -> list[int]:
+    """W_k = floor(2^F y_k + 1/2), y_k = fl64(fl64(step * step) / sigma_k) (Python floats are
+    binary64, each operation rounded once; the floor is exact)."""
+    out = []
+    for s in sigma:
+        y = (step * step) / float(np.float32(s))
+        scaled = math.ldexp(y, shift)
+        w = math.floor(scaled)
+        out.append(w + 1 if scaled - w >= 0.5 else w)
+    return out
+
+
+def exact_shift(p: PlaneSpec) -> int:
+    """The largest F <= 63 with every W_k <= 2^53 and max|A| max|B| sum(W) < 2^53."""
+    a, b = int(np.abs(p.A).max(initial=0)), int(np.abs(p.B).max(initial=0))
+    for shift in range(63, -1, -1):
+        w = exact_weights(p.step, p.sigma, shift)
+        if max(w, default=0) <= 1 << 53 and a * b * sum(w) < 1 << 53:
+            return shift
+    raise ValueError("no exact shift")
+
+
+def exact_plane(p: PlaneSpec, shift: int) -> np.ndarray:
+    """The plane (height, width) in float32 by §5.1: V = A diag(W) B^T in int64 (exact: below
+    2^53), then V 2^-F rounded once to binary32."""
+    if p.rank == 0:
+        return np.zeros((p.height, p.width), np.float32)
+    w = np.asarray(exact_weights(p.step, p.sigma, shift), np.int64)
+    v = (p.A.astype(np.int64) * w) @ p.B.T.astype(np.int64)
+    m = (v.astype(np.float64) * 2.0 ** -shift).astype(np.float32)
+    if p.patch:
+        gh, gw = p.grid
+        m = m.reshape(gh, gw, p.patch, p.patch).transpose(0, 2, 1, 3)
+        m = m.reshape(gh * p.patch, gw * p.patch)
+    return np.ascontiguousarray(m[:p.height, :p.width])
+
+
+def byte_samples(plane: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """trunc(clamp(fl32(p + fl32(offset + 1/2)), 0, 255)) (§5.2), int64."""
+    v = plane + np.float32(offset + 0.5)
+    return np.trunc(np.clip(v, np.float32(0), np.float32(255))).astype(np.int64)
+
+
+JFIF = (1.402, -0.34414, -0.71414, 1.772)  # R from Cr, G from Cb, G from Cr, B from Cb
+
+
+def jfif_term(c: float, x: np.ndarray) -> np.ndarray:
+    """t_c(x) = trunc(fl32(fl32(64 c) x) + 1/2) in binary32, int64."""
+    k = np.float32(64 * c)
+    return np.trunc(k * x.astype(np.float32) + np.float32(0.5)).astype(np.int64)
+
+
+def exact_samples(v: Vector, planes: list[np.ndarray]) -> np.ndarray:
+    """The decoded samples (h, w, c) of a version 2 file's planes, bit for bit (§5.2); no
+    chroma subsampling in these vectors."""
+    assert not v.sub
+    if v.colour == container.COLOUR_YCBCR:
+        y = byte_samples(planes[0])
+        cb, cr = (byte_samples(p, 128.0) - 128 for p in planes[1:3])
+        r = y + (jfif_term(JFIF[0], cr) >> 6)
+        g = y + ((jfif_term(JFIF[1], cb) + jfif_term(JFIF[2], cr)) >> 6)
+        b = y + (jfif_term(JFIF[3], cb) >> 6)
+        chans = [np.clip(c, 0, 255) for c in (r, g, b)] + [byte_samples(p) for p in planes[3:]]
+        return np.stack(chans, -1).astype(np.uint8)
+    if v.stype == 1:
+        return np.stack([byte_samples(p) for p in planes], -1).astype(np.uint8)
+    if v.stype == 2:
+        return np.stack([np.trunc(np.clip(p.astype(np.float64) * v.scale + 0.5, 0, 65535))
+                         for p in planes], -1).astype(np.uint16)
+    return np.stack([p * np.float32(v.scale) for p in planes], -1)
+
+
+@dataclass
+class ResidualPart:
+    """How one channel's residual is stored: its bound, row blocks (first rows), the predictor
+    and element type of each block, and an optional reference channel."""
+
+    bound: float
+    cuts: tuple[int, ...] = ()  # first rows of the blocks after the first
+    predictors: tuple[int, ...] = (NONE,)
+    codes: tuple[int, ...] = (INT16,)
+    reference: int = 255
+
+
+def residual_q(x: np.ndarray, decoded: np.ndarray, bound: float, stype: int
+               ) -> tuple[np.ndarray, float]:
+    """(q, step) of one channel, written from spec §5.3: integers step 2E + 1, nearest q;
+    float32 step 2E, nearest q, moved by one where the binary32 result misses the bound."""
+    if stype == 3:
+        for step in (2 * bound, bound):  # a step of E always has a q that survives rounding
+            q = np.rint((x.astype(np.float64) - decoded) / step).astype(np.int64)
+            for move in (-1, 1):
+                ok = np.abs(float_residual(decoded, q + move, step).astype(np.float64) - x) <= bound
+                bad = np.abs(float_residual(decoded, q, step).astype(np.float64) - x) > bound
+                q = np.where(bad & ok, q + move, q)
+            if np.all(np.abs(float_residual(decoded, q, step).astype(np.float64) - x) <= bound):
+                return q, step
+        raise AssertionError("no float residual within the bound")
+    e = int(bound)
+    step = 2 * e + 1
+    return (x.astype(np.int64) - decoded.astype(np.int64) + e) // step, float(step)
+
+
+def float_residual(decoded: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
+    """fl32(fl64(x + fl64(q step))) (§5.3)."""
+    return (decoded.astype(np.float64) + q.astype(np.float64) * step).astype(np.float32)
+
+
+def integer_residual(decoded: np.ndarray, q: np.ndarray, step: float, top: int) -> np.ndarray:
+    return np.clip(decoded.astype(np.int64) + q * int(step), 0, top)
+
+
+def rblk(channel: int, reference: int, first: int, grid: np.ndarray, step: float, bound: float,
+         code: int, predictor: int, declared: int | None = None) -> bytes:
+    """An RBLK chunk of a grid of q (rows, width), predicted here."""
+    res = residuals(grid[None], predictor)[0]
+    data = np.ascontiguousarray(res, dtype=ELEMENT_TYPES[code])
+    assert np.array_equal(data.astype(np.int64), res)
+    return chunk(b"RBLK", container.RESIDUAL_RECORD.pack(channel, reference, first,
+                                                         grid.shape[0], step, bound, code,
+                                                         predictor)
+                 + zstd_frame(data.tobytes(), declared))
+
+
+@dataclass
+class V2Vector:
+    """A version 2 file: a Vector's planes made exact, an original image, and the residual
+    parts of the channels that have one."""
+
+    base: Vector
+    original: np.ndarray  # (h, w, c); with `near`, a pattern added to the decoded layer
+    parts: dict[int, ResidualPart]
+    near: bool = False
+
+    def __post_init__(self) -> None:
+        if self.near:  # an original close to the low-rank layer: small residuals (int8)
+            layer = self.decoded_layer().astype(np.int64)
+            self.original = np.clip(layer + self.original, 0, 65535)
+
+    @property
+    def name(self) -> str:
+        return self.base.name
+
+    def shifts(self) -> list[int]:
+        return [exact_shift(p) if p.rank else 0 for p in self.base.planes]
+
+    def decoded_layer(self) -> np.ndarray:
+        planes = [exact_plane(p, f) for p, f in zip(self.base.planes, self.shifts())]
+        return exact_samples(self.base, planes)
+
+    def q_and_expected(self) -> tuple[dict[int, np.ndarray], dict[int, float], np.ndarray]:
+        v = self.base
+        layer = self.decoded_layer()
+        expected = layer.copy()
+        qs, steps = {}, {}
+        for c, part in self.parts.items():
+            q, step = residual_q(self.original[..., c], layer[..., c], part.bound, v.stype)
+            qs[c], steps[c] = q, step
+            if v.stype == 3:
+                expected[..., c] = float_residual(layer[..., c], q, step)
+            else:
+                top = 255 if v.stype == 1 else 65535
+                expected[..., c] = integer_residual(layer[..., c], q, step, top)
+            diff = np.abs(expected[..., c].astype(np.float64) - self.original[..., c])
+            assert diff.max() <= part.bound, (self.name, c)
+        return qs, steps, expected
+
+    def encode(self) -> bytes:
+        v = self.base
+        parts = [container.SIGNATURE, head(v.width, v.height, v.stype, v.channels, v.colour,
+                                           v.sub, v.scale, version=2)]
+        for i, (p, shift) in enumerate(zip(v.planes, self.shifts())):
+            layout = container.LAYOUT_PATCH if p.patch else container.LAYOUT_PLAIN
+            parts.append(plan_v2(i, layout, p.patch, p.height, p.width, p.rank, p.step, shift))
+        groups: list[list[bytes]] = []
+        for i, p in enumerate(v.planes):
+            for g, blocks in enumerate(factor_blocks(p, i)):
+                groups += [[] for _ in range(g + 1 - len(groups))]
+                groups[g] += blocks
+        parts += [b for group in groups for b in group]
+        qs, steps, _ = self.q_and_expected()
+        order = sorted(self.parts, key=lambda c: (self.parts[c].reference != 255, c))
+        cuts = sorted({0, *[y for part in self.parts.values() for y in part.cuts]})
+        for k, y0 in enumerate(cuts):
+            y1 = cuts[k + 1] if k + 1 < len(cuts) else v.height
+            for c in order:
+                part = self.parts[c]
+                if y0 != 0 and y0 not in part.cuts:
+                    continue
+                mine = [0, *part.cuts, v.height]
+                end = mine[mine.index(y0) + 1]
+                j = mine.index(y0)
+                grid = qs[c][y0:end]
+                if part.reference != 255:
+                    grid = grid - qs[part.reference][y0:end]
+                parts.append(rblk(c, part.reference, y0, grid, steps[c], part.bound,
+                                  part.codes[j % len(part.codes)],
+                                  part.predictors[j % len(part.predictors)]))
+        parts.append(chunk(b"IEND", b""))
+        return b"".join(parts)
+
+
+def v2_vectors() -> list[V2Vector]:
+    """Version 2 vectors: lossless L and RGB, RGBA with binary alpha made exact, uint16 with
+    E = 2, float32 with E = 0.01, uint16 x 3 (numpy only) lossless with three blocks."""
+    l_plane = plane(10, 12, 2.0, [1.0, 2.0, 4.0], 21, (4, 7), 6, predictors=(VERTICAL, NONE))
+    l_image = pattern((10, 12, 1), 22, 0, 255)
+    rgb_image = pattern((16, 16, 3), 23, 0, 255)
+    rgba = [plane(5, 9, 2.0, [1.0, 2.0], 11, (4, 7), 3, predictors=(VERTICAL, VERTICAL)),
+            plane(5, 9, 2.0, [2.0], 12, (-3, 3), 0),
+            plane(5, 9, 2.0, [2.0, 4.0], 13, (-3, 3), 2),
+            plane(5, 9, 1.0, [1.0, 1.0], 14, (14, 16), 2)]
+    rgba_v = Vector("v2_rgba_9x5_binary_alpha", "RGBA 9x5, Y'CbCr, plain; binary alpha (0 and "
+                    "255) made exact by a lossless residual on channel 3 alone", 9, 5, 1, rgba,
+                    colour=container.COLOUR_YCBCR)
+    rgba_image = np.zeros((5, 9, 4), np.int64)
+    rgba_image[..., 3] = np.where(pattern((5, 9), 24, 0, 1) == 1, 255, 0)
+    u16 = Vector("v2_i16_6x10_e2", "I;16 6x10, scale 16, max error 2 (step 5), samples within"
+                 " 60 of the layer: two row blocks, int8 horizontal and int16 planar", 6, 10, 2,
+                 [plane(10, 6, 2.0, [1.0, 2.0, 2.0], 25, (4, 7), 5, code=INT32,
+                        dense_groups=True, predictors=(VERTICAL, NONE))], scale=16.0)
+    f32 = Vector("v2_f_5x4_e001", "F 5x4, scale 0.1, max error 0.01, vertical predictor, "
+                 "int32", 5, 4, 3,
+                 [plane(4, 5, 1.0, [1.0, 1.0, 2.0], 26, (-6, 6), 5)], scale=0.1)
+    f_image = (pattern((4, 5, 1), 27, -3000, 3000) / 100.0).astype(np.float32)
+    u16x3 = Vector("v2_u16x3_8x9_lossless", "uint16 x 3 8x9 (numpy only), lossless: three row "
+                   "blocks per channel, predictors 0-3", 9, 8, 2,
+                   [plane(8, 9, 4.0, [2.0, 4.0], 28 + i, (4, 7), 3) for i in range(3)],
+                   scale=256.0)
+    three = dict(cuts=(3, 5), predictors=(NONE, HORIZONTAL, PLANAR), codes=(INT32,))
+    return [
+        V2Vector(Vector("v2_l_12x10_lossless", "L 12x10, plain, lossless: residual int16, "
+                        "planar predictor", 12, 10, 1, [l_plane]), l_image,
+                 {0: ResidualPart(0, predictors=(PLANAR,))}),
+        V2Vector(Vector("v2_rgb_16x16_lossless", "RGB 16x16, Y'CbCr, patch 8, lossless: G, then"
+                        " R and B less G's residual, two row blocks each (vertical, horizontal)",
+                        16, 16, 1, rgb_patch8_planes(), colour=container.COLOUR_YCBCR),
+                 rgb_image,
+                 {1: ResidualPart(0, cuts=(8,), predictors=(VERTICAL, HORIZONTAL)),
+                  0: ResidualPart(0, cuts=(8,), predictors=(VERTICAL, HORIZONTAL), reference=1),
+                  2: ResidualPart(0, cuts=(8,), predictors=(PLANAR, NONE), reference=1)}),
+        V2Vector(rgba_v, rgba_image, {3: ResidualPart(0, codes=(INT16,), predictors=(VERTICAL,))}),
+        V2Vector(u16, pattern((10, 6, 1), 29, -60, 60),
+                 {0: ResidualPart(2, cuts=(4,), predictors=(HORIZONTAL, PLANAR),
+                                  codes=(INT8, INT16))}, near=True),
+        V2Vector(f32, f_image, {0: ResidualPart(0.01, predictors=(VERTICAL,), codes=(INT32,))}),
+        V2Vector(u16x3, pattern((8, 9, 3), 30, 0, 65535),
+                 {c: ResidualPart(0, **three) for c in range(3)}),
+    ]
+
+
+def v2_invalid_vectors(valid: dict[str, bytes], v1: bytes) -> list[tuple[str, str, bytes, str]]:
+    """Files that break one rule of version 2 each (spec §3, §4.1, §5.1)."""
+    rgb = valid["v2_rgb_16x16_lossless"]
+    lum = valid["v2_l_12x10_lossless"]
+    chunks = split_chunks(lum)
+    rblk_at = [i for i, (k, _) in enumerate(chunks) if k == b"RBLK"]
+    rgb_chunks = split_chunks(rgb)
+    rgb_rblk = [i for i, (k, _) in enumerate(rgb_chunks) if k == b"RBLK"]
+    first_factor = next(i for i, (k, _) in enumerate(chunks) if k in container.FACTOR_TYPES)
+    residual = chunks[rblk_at[0]]
+    late_reference = rgb_chunks[:rgb_rblk[0]] + [rgb_chunks[rgb_rblk[1]], rgb_chunks[rgb_rblk[0]]] \
+        + rgb_chunks[rgb_rblk[2]:]
+    frame_at = container.RESIDUAL_RECORD.size
+    v1_chunks = split_chunks(v1)
+    big = rblk(0, 255, 0, np.full((7, 13), 0, np.int64), 1.0, 0.0, INT32, NONE)
+    big_payload = bytearray(split_chunks(container.SIGNATURE + big)[0][1])
+    content = bytearray(frame_content(bytes(big_payload[frame_at:])))
+    content[0:8] = np.asarray([(1 << 31) - 1, (1 << 31) - 1], "<i4").tobytes()
+    big_payload = bytes(big_payload[:frame_at]) + zstd_frame(bytes(content))
+    l_v1 = split_chunks(valid["l_13x7_plain"])
+    v2_head = (b"HEAD", container.HEAD_RECORD.pack(2, *container.HEAD_RECORD.unpack(l_v1[0][1])[1:]))
+    l_v2 = [v2_head] + [(b"PLAN", c[1] + bytes([40])) if c[0] == b"PLAN" else c for c in l_v1[1:]]
+    l_v2 = l_v2[:-1] + [(b"RBLK", big_payload), l_v2[-1]]
+    return [
+        ("unknown_version_3", "HEAD declares format version 3", replace(
+            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=3)), "unsupported format version 3"),
+        ("v2_rblk_in_v1", "an RBLK chunk in a version 1 file", join_chunks(
+            v1_chunks[:-1] + [residual] + v1_chunks[-1:]), "residual block (RBLK) in a version 1 file"),
+        ("v2_plan_size", "version 2 file with a 23-byte (version 1) PLAN chunk", replace(
+            lum, b"PLAN", lambda p: p[:23]), "PLAN chunk has 23 bytes, expected 24"),
+        ("v2_shift_range", "PLAN shift 64, beyond 63", replace(
+            lum, b"PLAN", lambda p: p[:23] + bytes([64])), "shift 64 exceeds 63"),
+        ("v2_weight_range", "PLAN shift 63 makes a weight W_k exceed 2^53", replace(
+            lum, b"PLAN", lambda p: p[:23] + bytes([63])), "exact weight exceeds 2^53"),
+        ("v2_exact_bound", "PLAN shift 48: every W_k <= 2^53 but max|A| max|B| sum(W) >= 2^53",
+         replace(lum, b"PLAN", lambda p: p[:23] + bytes([48])),
+         "breaks the exact reconstruction bound 2^53"),
+        ("v2_rblk_frame_size", "RBLK frame declares one byte more than rows x width x 2",
+         replace(lum, b"RBLK", lambda p: p[:frame_at] + zstd_frame(
+             frame_content(p[frame_at:]), len(frame_content(p[frame_at:])) + 1)),
+         "zstd frame declares"),
+        ("v2_rblk_rows", "RBLK rows beyond the image height", replace(
+            lum, b"RBLK", patch_struct(container.RESIDUAL_RECORD, f3=11)), "outside 0..10"),
+        ("v2_rblk_gap", "a channel's residual blocks cover 8 of 16 rows", join_chunks(
+            [c for i, c in enumerate(rgb_chunks) if i not in rgb_rblk[3:]]),
+         "residual blocks cover 8 of 16 rows"),
+        ("v2_rblk_reference_order", "R's block (reference G) before G's block of the same rows",
+         join_chunks(late_reference), "has no earlier block of the same rows"),
+        ("v2_rblk_before_factor", "an RBLK chunk before the factor blocks", join_chunks(
+            chunks[:first_factor] + [residual] + [c for c in chunks[first_factor:]
+                                                  if c is not residual]),
+         "factor block after a residual block"),
+        ("v2_rblk_step", "uint8 residual step 0.5 (integer samples need an integer step)",
+         replace(lum, b"RBLK", patch_struct(container.RESIDUAL_RECORD, f4=0.5)),
+         "is not an integer"),
+        ("v2_rblk_q_range", "residual running sum 2^32 - 2 (horizontal predictor) beyond "
+         "2^31 - 1", join_chunks(l_v2[:-2] + [(b"RBLK", big_payload[:27] + bytes([HORIZONTAL])
+                                               + big_payload[28:])] + l_v2[-1:]),
+         "residual beyond 2^31 - 1"),
+    ]
+
+
 # ----------------------------------------------------------------------------- invalid vectors
 
 
@@ -571,8 +894,10 @@ def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]
         ("truncated", "last 20 bytes missing", base[:-20], "truncated file"),
         ("truncated_header", "cut inside the first chunk header", base[:14], "truncated file"),
         ("bad_crc", "PLAN chunk CRC off by one bit", bad_crc, "CRC mismatch in PLAN chunk"),
-        ("unknown_version", "HEAD declares format version 2", replace(
-            base, b"HEAD", patch_struct(container.HEAD_RECORD, f0=2)), "unsupported format version 2"),
+        ("unknown_version", "HEAD declares format version 2 with version 1's 23-byte PLAN "
+         "chunks (the file of version 1's 'unknown version' vector)", replace(
+            base, b"HEAD", patch_struct(container.HEAD_RECORD, f0=2)),
+         "PLAN chunk has 23 bytes, expected 24"),
         ("oversized_header", "width 2^20 + 1, beyond MAX_DIMENSION", replace(
             base, b"HEAD", patch_struct(container.HEAD_RECORD, f1=container.MAX_DIMENSION + 1)),
          f"outside 1..{container.MAX_DIMENSION}"),
@@ -722,7 +1047,24 @@ def build() -> tuple[dict[str, bytes], dict]:
                         "tolerance": tolerance})
         if v.expected_metadata is not None:  # exif and icc_profile in hex, xmp as text
             entries[-1]["metadata"] = v.expected_metadata
-    for name, description, data, error in invalid_vectors(valid):
+    for w in v2_vectors():
+        data = w.encode()
+        valid[w.name] = data
+        _, _, expected = w.q_and_expected()
+        if expected.shape[2] == 1:
+            expected = expected[..., 0]
+        files[f"{w.name}.svdi"] = data
+        files[f"{w.name}.npy"] = npy_bytes(expected)
+        # spec/svdi.md, Conformance: version 2 samples are exact.
+        entries.append({"file": f"{w.name}.svdi", "valid": True,
+                        "description": w.base.description,
+                        "mode": MODES.get((w.base.stype, w.base.channels)),
+                        "shape": list(expected.shape), "dtype": str(expected.dtype),
+                        "expected": f"{w.name}.npy", "tolerance": {"abs": 0},
+                        "format_version": 2,
+                        "max_error": {str(c): p.bound for c, p in sorted(w.parts.items())}})
+    invalid = invalid_vectors(valid) + v2_invalid_vectors(valid, valid["l_13x7_plain"])
+    for name, description, data, error in invalid:
         files[f"{name}.svdi"] = data
         entries.append({"file": f"{name}.svdi", "valid": False, "description": description,
                         "error": error})

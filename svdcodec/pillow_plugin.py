@@ -171,7 +171,8 @@ PILLOW_SAVE_KEYWORDS = ("append_images", "append")
 def save_options(im: Image.Image) -> dict[str, Any]:
     """The encode() options of ``im.save(...)``: every keyword must be one svdcodec knows.
 
-    Options another format has (lossless=, subsampling=, optimize=...) raise SvdiError instead
+    ``lossless=True`` (as for WebP) is ``max_error=0``. Options another format has
+    (subsampling=, optimize=...) raise SvdiError instead
     of being ignored: a file that silently differs from what was asked is worse than an error.
     Like Pillow's PNG and TIFF writers the image's own ICC profile is kept unless
     ``icc_profile=`` is given (b"" drops it); like its JPEG and WebP writers, EXIF, XMP, DPI and
@@ -184,6 +185,12 @@ def save_options(im: Image.Image) -> dict[str, Any]:
     )
 
     info = dict(im.encoderinfo)
+    if "lossless" in info:  # Pillow's WebP keyword: max_error=0 (a residual, version 2)
+        lossless = info.pop("lossless")
+        if lossless and info.get("max_error") not in (None, 0):
+            raise SvdiError(f"lossless=True contradicts max_error={info['max_error']}")
+        if lossless:
+            info["max_error"] = 0.0
     if info.pop("append", False):
         raise SvdiError("SVDI cannot append to an existing file (append=True)")
     info.pop("append_images", None)
@@ -198,7 +205,7 @@ def save_options(im: Image.Image) -> dict[str, Any]:
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """Save with options from ``im.save(..., quality=, rank=, energy=, target_psnr=,
-    max_bytes=, layout=, exif=, icc_profile=, xmp=, dpi=, text=)``; invalid or unknown options
+    max_bytes=, layout=, max_error=, lossless=, exact_alpha=, exact_constant=, exif=, icc_profile=, xmp=, dpi=, text=)``; invalid or unknown options
     and modes raise SvdiError (a ValueError)."""
     from .encoder import encode  # the encoder loads when an image is saved, not on open
 

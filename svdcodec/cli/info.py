@@ -80,11 +80,42 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
         "sample_type": str(h.dtype), "scale": h.scale,
         "colour": "YCbCr" if h.colour == container.COLOUR_YCBCR else "none",
         "subsampling": "4:2:0" if h.subsampling else "4:4:4",
-        "planes": planes, "metadata": _metadata_report(unpacked.metadata), "file_bytes": len(data),
-        "header_bytes": len(data) - sum(b.stored for b in unpacked.blocks),
+        "planes": planes, "residuals": _residual_report(unpacked),
+        "metadata": _metadata_report(unpacked.metadata), "file_bytes": len(data),
+        "header_bytes": len(data) - sum(b.stored for b in unpacked.blocks)
+        - sum(b.stored for b in unpacked.residuals),
         "raw_bytes": raw, "compression_ratio": raw / len(data),
         "bits_per_pixel": 8 * len(data) / pixels,
     }
+
+
+def _residual_report(unpacked: container.Container) -> list[dict[str, Any]]:
+    """The residual blocks (version 2): one entry per block, in file order."""
+    return [{"channel": b.channel, "first_row": b.first, "rows": b.rows, "step": b.step,
+             "bound": b.bound, "element_type": str(b.element.newbyteorder("=")),
+             "predictor": b.predictor,
+             "reference": None if b.reference == container.NO_REFERENCE else b.reference,
+             "bytes": b.stored} for b in unpacked.residuals]
+
+
+def _residual_text(blocks: list[dict[str, Any]], verbose: bool) -> list[str]:
+    if not blocks:
+        return []
+    channels = sorted({b["channel"] for b in blocks})
+    lines = ["  residual blocks (every sample within the bound of its channel):"]
+    for c in channels:
+        mine = [b for b in blocks if b["channel"] == c]
+        bound = max(b["bound"] for b in mine)
+        ref = mine[0]["reference"]
+        lines.append(f"    channel {c}: max error {bound:g}{' (lossless)' if bound == 0 else ''}"
+                     f", step {mine[0]['step']:g}, {len(mine)} block(s), "
+                     f"{sum(b['bytes'] for b in mine)} B"
+                     + (f", less channel {ref}'s residual" if ref is not None else ""))
+        if verbose:
+            lines += [f"      rows {b['first_row']}..{b['first_row'] + b['rows']}: "
+                      f"{b['element_type']}, predictor {b['predictor']}, {b['bytes']} B"
+                      for b in mine]
+    return lines
 
 
 def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
@@ -136,6 +167,7 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
     lines.append(f"  metadata: {'; '.join(parts) if parts else 'none'}")
     for p in r["planes"]:
         lines += _plane_text(p, verbose)
+    lines += _residual_text(r.get("residuals") or [], verbose)
     lines += [f"  total: {r['file_bytes']} bytes in the file vs {r['raw_bytes']} bytes of raw "
               f"pixels: {r['compression_ratio']:.2f}:1 ({r['bits_per_pixel']:.3f} bits/pixel)",
               f"  {EXPLANATION}"]

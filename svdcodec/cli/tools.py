@@ -404,6 +404,15 @@ def _encode_parser() -> argparse.ArgumentParser:
                       help="search the quantizer step for a file of at most N bytes")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto",
                         help="matrix layout of each plane (default auto)")
+    exact = parser.add_mutually_exclusive_group()
+    exact.add_argument("--max-error", type=_number(float, 0), metavar="E",
+                       help="every decoded sample within E of the input (a residual after the "
+                            "low-rank layer, format version 2; -q sets the layer)")
+    exact.add_argument("--lossless", action="store_true",
+                       help="decode to exactly the input samples (--max-error 0)")
+    parser.add_argument("--lossy-alpha", action="store_true",
+                        help="let alpha be as lossy as the colours (by default alpha decodes "
+                             "exactly, as WebP's)")
     parser.add_argument("--strip", action="store_true",
                         help="drop the input's metadata (EXIF, ICC profile, XMP, DPI, text), "
                              "which is kept by default")
@@ -430,7 +439,9 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not _make_outdir(parser.prog, args.outdir):
         return 1
     options = encode_options(quality=args.quality, rank=args.rank, energy=args.energy,
-                             target_psnr=args.psnr, max_bytes=args.max_bytes, layout=args.layout)
+                             target_psnr=args.psnr, max_bytes=args.max_bytes, layout=args.layout,
+                             max_error=0.0 if args.lossless else args.max_error,
+                             exact_alpha=False if args.lossy_alpha else None)
     clashes = _collisions(args.inputs, dests)
     for message in clashes.values():
         print(f"{parser.prog}: {message}", file=sys.stderr)
