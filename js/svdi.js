@@ -552,6 +552,14 @@ function readSigma(block, bytes) {
 
 const SAMPLE_MAX = { uint8: 255, uint16: 65535 };
 
+/** A binary64 value written as Python writes a float (1.0, nan, inf), so that the rules'
+ * messages read as the reference decoder's for the usual values. */
+function pyFloat(x) {
+  if (Number.isNaN(x)) return "nan";
+  if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
+  return Number.isInteger(x) && Math.abs(x) < 1e16 ? x.toFixed(1) : String(x);
+}
+
 /** An RBLK chunk's fields checked against the header (spec §4.1) and its frame against the size
  * they imply, before anything is decompressed. */
 function parseResidual(b, start, end, header) {
@@ -571,14 +579,14 @@ function parseResidual(b, start, end, header) {
     throw new SvdiError(`${what}: ${rows} x ${header.width} elements exceed ${MAX_RESIDUAL_ELEMENTS}`);
   }
   if (header.dtype === "float32") {
-    if (!(Number.isFinite(step) && step > 0)) throw new SvdiError(`${what}: invalid step ${step}`);
+    if (!(Number.isFinite(step) && step > 0)) throw new SvdiError(`${what}: invalid step ${pyFloat(step)}`);
   } else {
     const top = 2 * SAMPLE_MAX[header.dtype] + 1;
     if (!(Number.isInteger(step) && step >= 1 && step <= top)) {
-      throw new SvdiError(`${what}: step ${step} is not an integer in 1..${top}`);
+      throw new SvdiError(`${what}: step ${pyFloat(step)} is not an integer in 1..${top}`);
     }
   }
-  if (!(Number.isFinite(bound) && bound >= 0)) throw new SvdiError(`${what}: invalid bound ${bound}`);
+  if (!(Number.isFinite(bound) && bound >= 0)) throw new SvdiError(`${what}: invalid bound ${pyFloat(bound)}`);
   if (!(elementType in INTEGER_TYPES)) throw new SvdiError(`${what}: invalid element type ${elementType}`);
   if (predictor > 3) throw new SvdiError(`${what}: invalid predictor ${predictor}`);
   const rawBytes = rows * header.width * ELEMENT_BYTES[elementType];
@@ -701,7 +709,7 @@ function exactWeights(plane) {
   for (let k = 0; k < plane.rank; k++) {
     const scaled = (delta2 / plane.sigma[k]) * unit;
     if (!(scaled <= EXACT_LIMIT)) {
-      throw new SvdiError(`plane ${plane.index}: exact weight exceeds 2^53 (step ${plane.step}, shift ${plane.shift})`);
+      throw new SvdiError(`plane ${plane.index}: exact weight exceeds 2^53 (step ${pyFloat(plane.step)}, shift ${plane.shift})`);
     }
     const whole = Math.floor(scaled);
     weights[k] = whole + (scaled - whole >= 0.5 ? 1 : 0);
@@ -1335,9 +1343,12 @@ class ResidualCursor {
 
 /** Rows of a residual grid (`rows` × width elements d) with the predictor of §4 undone into q,
  * continuing the block's running sums from `carry` (the previous row's column sums, updated).
- * The spec's sums are 64-bit integers that wrap. Column sums are exact in binary64 (≤ 2^20 rows
- * of 32-bit elements: < 2^51), and so are row sums of elements; a planar row's sums of column
- * sums may pass 2^53, and such a row (only a hostile file's) is redone in 64-bit BigInts. */
+ * The spec's sums are 64-bit integers that wrap; binary64 gives the same q wherever the file is
+ * valid: column sums are exact (≤ 2^20 rows of 32-bit elements: < 2^51), and every partial sum
+ * along a row is itself the d of a sample, so it must stay below 2^32 in magnitude (|q| ≤ 2^31 − 1
+ * with |q_ref| ≤ 2^31 − 1). The first partial sum that passes 2^53 is computed as at least 2^53
+ * (rounding is monotone), so the band holding it is refused as the reference refuses it; wrapping
+ * needs sums of 2^63, beyond that. */
 function unpredictRows(d, rows, width, predictor, carry, q) {
   const vertical = predictor === 2 || predictor === 3, horizontal = predictor === 1 || predictor === 3;
   for (let y = 0; y < rows; y++) {
@@ -1348,24 +1359,8 @@ function unpredictRows(d, rows, width, predictor, carry, q) {
       for (let x = 0; x < width; x++) q[at + x] = d[at + x];
     }
     if (!horizontal) continue;
-    let sum = 0, large = false;
-    for (let x = 0; x < width; x++) {
-      sum += q[at + x];
-      q[at + x] = sum;
-      if (sum >= EXACT_LIMIT || sum <= -EXACT_LIMIT) large = true;
-    }
-    if (large) wrappingRowSums(q, at, width, vertical ? carry : d, vertical ? 0 : at);
-  }
-}
-
-/** q[at, at + width) = the running sums of source[offset, offset + width) (the row's column sums
- * or its elements) in 64-bit wrapping integers, as Numbers (those beyond 2^53 inexact, and all
- * of them beyond any valid |q|). */
-function wrappingRowSums(q, at, width, source, offset) {
-  let sum = 0n;
-  for (let x = 0; x < width; x++) {
-    sum = BigInt.asIntN(64, sum + BigInt(source[offset + x]));
-    q[at + x] = Number(sum);
+    let sum = 0;
+    for (let x = 0; x < width; x++) q[at + x] = sum += q[at + x];
   }
 }
 
