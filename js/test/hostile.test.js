@@ -342,3 +342,16 @@ test("version 2: the exact plane rule (§5.1): W_k ≤ 2^53, |A|, |B| ≤ 2^24, 
   const wide = planeFile({ rank: 2, sigma: [1, 1], u: [1, 1, 2 ** 25, 0], v: [1, 1, 1, 1] });
   assert.throws(() => svdi.decode(wide, { components: 1 }), /magnitude 33554432 exceed 2\^24/);
 });
+
+test("a frame declaring 2^32 bytes or more is refused, not truncated to the 32-bit heap", () => {
+  // 4096 × 2^18 uint8 pixels (no pixel limit) with an int32 residual block of every row: its
+  // frame declares 2^32 bytes, which the WebAssembly libzstd's 32-bit sizes would read as 0.
+  // readFactors reads and checks the residual blocks as decode does, without the 1 GB image.
+  const width = 4096, height = 2 ** 18;
+  const block = rblk({ rows: height, grid: [], frame: rawFrame(new Uint8Array(1), 2 ** 32) });
+  const bytes = fileOf([head({ width, height }), plan({ height, width }), block, IEND]);
+  const before = process.memoryUsage().rss;
+  assert.throws(() => svdi.readFactors(bytes, { maxPixels: null }), (e) => e instanceof svdi.SvdiError &&
+    /cannot allocate 4294967296 bytes/.test(e.message));
+  assert.ok(process.memoryUsage().rss - before < 2 ** 26, "nothing of the declared size allocated");
+});
