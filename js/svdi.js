@@ -41,7 +41,8 @@ export const NO_REFERENCE = 255;
 /** Version 2 (§5.1): every partial sum of an exact plane stays below this, the largest integer
  * range binary64 holds exactly; and every W_k is at most this. */
 const EXACT_LIMIT = 2 ** 53;
-/** Version 2 (§5.1): largest |A| or |B| of an exact plane. */
+/** Version 2 (§5.1): |A| and |B| of an exact plane stay below this (strictly: the integers are
+ * held in binary32 here, where 2^24 + 1 rounds to 2^24; their magnitude is taken before). */
 const FACTOR_LIMIT = 2 ** 24;
 /** Samples per channel of one band of the residual phase: the reference decoder's bands, so
  * that a file breaking a rule in two places is refused with the same rule named. */
@@ -720,8 +721,8 @@ function exactWeights(plane) {
 
 /** The bound of an exact plane (spec §5.1) on the largest |A| and |B| of all its components. */
 function checkExactBound(plane, maxA, maxB) {
-  if (maxA > FACTOR_LIMIT || maxB > FACTOR_LIMIT) {
-    throw new SvdiError(`plane ${plane.index}: factor integers of magnitude ${Math.max(maxA, maxB)} exceed 2^24 in an exact plane`);
+  if (maxA >= FACTOR_LIMIT || maxB >= FACTOR_LIMIT) {
+    throw new SvdiError(`plane ${plane.index}: factor integers of magnitude ${Math.max(maxA, maxB)} reach 2^24 in an exact plane`);
   }
   const product = BigInt(maxA) * BigInt(maxB) * plane.weightSum;
   if (product >= BigInt(EXACT_LIMIT)) {
