@@ -137,3 +137,17 @@ test("the bound M_A·M_B·ΣW < 2^53 holds just below 2^53", () => {
     denseBlock("UBLK", { values: [8191] }, 1), denseBlock("VBLK", { values: [-1] }, 1), IEND]);
   assert.deepEqual(Array.from(svdi.decode(bytes).data), [-8191]);
 });
+
+test("float32 samples of a scale above 2^64 are computed in binary64 and saturate (§5.2, both versions)", () => {
+  // Plane values 1, 2^23 and −2^23 (rank 1: A = (1, 2^23, −2^23)ᵀ, B = (1), Δ = σ = 1; version 2
+  // with F = 20) times a scale of 2^119: the last two pass binary32's range and become
+  // ±(2 − 2^−23)·2^127 instead of making the file invalid.
+  const max = (2 - 2 ** -23) * 2 ** 127;
+  for (const version of [1, 2]) {
+    const bytes = fileOf([head({ version, width: 1, height: 3, dtype: "float32", scale: 2 ** 119 }),
+      plan({ height: 3, width: 1, rank: 1, step: 1, shift: version === 2 ? 20 : null }),
+      denseBlock("SBLK", { values: [1] }, 1), denseBlock("UBLK", { values: [1, 2 ** 23, -(2 ** 23)] }, 1),
+      denseBlock("VBLK", { values: [1] }, 1), IEND]);
+    assert.deepEqual(Array.from(svdi.decode(bytes).data), [2 ** 119, max, -max], `version ${version}`);
+  }
+});
