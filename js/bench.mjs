@@ -1,12 +1,13 @@
 // Decode timing of the JS decoder (Node, and headless Chromium's main thread) beside the Python
-// decoder and Pillow's JPEG decoder, on the same files, in one run. Not a test.
+// decoder and Pillow, on the same files, in one run. Not a test.
 //
-//   node js/bench.mjs [--corpus DIR] [--repeat N] [--python PYTHON] [--chromium PATH]
+//   node js/bench.mjs --corpus DIR [--repeat N] [--python PYTHON] [--chromium PATH] [--no-mosaic]
 //
-// Files: kodim23 (768 × 512) and the 4608 × 4096 (18.9 MP) Kodak mosaic of tools/bench.py,
-// each encoded by svdcodec at the default quality; the Python side also reports Pillow's JPEG
-// (quality 75) decode of the same pixels. Each figure is the median of N decodes after one
-// warm-up decode.
+// Files: kodim23 (768 × 512) and the 4608 × 4096 (18.9 MP) Kodak mosaic of
+// benchmarks/_common.py, each encoded by svdcodec at the default quality (format version 1,
+// ratio to Pillow's JPEG decode of the same pixels at quality 75) and lossless (max_error=0:
+// format version 2, ratio to Pillow's PNG decode of the same pixels). Each figure is the
+// median of N decodes after one warm-up decode.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,43 +19,54 @@ import * as svdi from "./svdi.js";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const { values: opt } = parseArgs({
   options: {
-    corpus: { type: "string", default: join(ROOT, "..", "shared", "corpus", "kodak") },
+    corpus: { type: "string" },
+    "no-mosaic": { type: "boolean", default: false },
     repeat: { type: "string", default: "5" },
     python: { type: "string", default: process.env.SVDI_PYTHON || "python3" },
     chromium: { type: "string", default: process.env.CHROMIUM || "/usr/bin/chromium" },
   },
 });
+if (!opt.corpus) throw new Error("--corpus DIR (a folder of the Kodak kodim*.png) is required");
 const repeat = Number(opt.repeat);
 const work = mkdtempSync(join(tmpdir(), "svdi-bench-"));
 
 // Python: encode the files, then time svdcodec.decode and Pillow's JPEG decode.
 const PY = String.raw`
-import io, json, statistics, sys, time, importlib.util
+import io, json, statistics, sys, time
 from pathlib import Path
 import numpy as np
 from PIL import Image
 import svdcodec
 root, corpus, out, repeat = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
-spec = importlib.util.spec_from_file_location("bench", root / "tools" / "bench.py")
-bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
-images = {"kodim23": np.asarray(Image.open(corpus / "kodim23.png").convert("RGB")),
-          "mosaic": bench.build_mosaic(corpus)}
+sys.path.insert(0, str(root / "benchmarks"))
+import _common
+images = {"kodim23": np.asarray(Image.open(corpus / "kodim23.png").convert("RGB"))}
+if sys.argv[5] == "mosaic":
+    images["mosaic"] = _common.build_mosaic(_common.kodak_paths(corpus))
 def median_time(f):
     f()
     times = []
     for _ in range(repeat):
         t = time.perf_counter(); f(); times.append(time.perf_counter() - t)
     return statistics.median(times)
+def pillow_time(pixels, fmt, **options):
+    buffer = io.BytesIO(); Image.fromarray(pixels).save(buffer, fmt, **options)
+    encoded = buffer.getvalue()
+    def load():
+        with Image.open(io.BytesIO(encoded)) as im: im.load()
+    return median_time(load), len(encoded)
 result = {}
 for name, pixels in images.items():
-    data = svdcodec.encode(pixels)
-    (out / f"{name}.svdi").write_bytes(data)
-    jpeg = io.BytesIO(); Image.fromarray(pixels).save(jpeg, "JPEG", quality=75); jpeg = jpeg.getvalue()
-    def pil_jpeg():
-        with Image.open(io.BytesIO(jpeg)) as im: im.load()
-    result[name] = {"width": pixels.shape[1], "height": pixels.shape[0], "bytes": len(data),
-                    "python": median_time(lambda: svdcodec.decode(data, max_pixels=None)),
-                    "pillow_jpeg": median_time(pil_jpeg)}
+    jpeg = pillow_time(pixels, "JPEG", quality=75)
+    png = pillow_time(pixels, "PNG")
+    for suffix, options, against in (("", {}, jpeg), ("_lossless", {"max_error": 0}, png)):
+        data = svdcodec.encode(pixels, **options)
+        (out / f"{name}{suffix}.svdi").write_bytes(data)
+        result[name + suffix] = {"width": pixels.shape[1], "height": pixels.shape[0], "bytes": len(data),
+                                 "version": int.from_bytes(data[16:18], "big"),
+                                 "python": median_time(lambda: svdcodec.decode(data, max_pixels=None)),
+                                 "pillow": against[0], "pillow_bytes": against[1],
+                                 "pillow_format": "PNG" if suffix else "JPEG q75"}
 print(json.dumps(result))
 `;
 
@@ -80,8 +92,8 @@ async function chromiumTimes(names) {
   const browser = await puppeteer.launch({ executablePath: opt.chromium, headless: true, args: ["--no-sandbox"] });
   try {
     for (const name of names) {
-      const server = spawn(opt.python, [join(ROOT, "svdcodec", "viewer.py"), join(work, `${name}.svdi`), "--no-browser"],
-        { stdio: ["ignore", "pipe", "inherit"] });
+      const server = spawn(opt.python, ["-m", "svdcodec", "view", join(work, `${name}.svdi`), "--no-browser"],
+        { stdio: ["ignore", "pipe", "inherit"], cwd: ROOT });
       const base = await new Promise((resolve, reject) => {
         let text = "";
         server.stdout.on("data", (d) => { text += d; if (text.includes("\n")) resolve(text.split("\n")[0].trim()); });
@@ -115,18 +127,21 @@ async function chromiumTimes(names) {
 }
 
 try {
-  const python = JSON.parse(execFileSync(opt.python, ["-c", PY, ROOT, opt.corpus, work, String(repeat)],
+  const python = JSON.parse(execFileSync(opt.python,
+    ["-c", PY, ROOT, opt.corpus, work, String(repeat), opt["no-mosaic"] ? "" : "mosaic"],
     { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 }));
   const names = Object.keys(python);
   const chromium = await chromiumTimes(names);
-  console.log(`median of ${repeat} decodes, seconds (ratio to Pillow's JPEG decode of the same pixels)`);
-  console.log("file                     MP   bytes      Python          JS Node         JS Chromium     Pillow JPEG");
+  console.log(`median of ${repeat} decodes, seconds (ratio to Pillow's decode of the same pixels: ` +
+    "JPEG q75 for the lossy files, PNG for the lossless ones)");
+  console.log("file                             v  MP    bytes      Python          JS Node         JS Chromium     Pillow (format, bytes)");
   for (const name of names) {
     const p = python[name];
     const js = nodeTime(readFileSync(join(work, `${name}.svdi`)));
-    const cell = (t) => `${t.toFixed(3)} (${(t / p.pillow_jpeg).toFixed(1)}×)`.padEnd(16);
-    console.log(`${`${name} ${p.width}×${p.height}`.padEnd(22)} ${(p.width * p.height / 1e6).toFixed(1).padStart(5)} ` +
-      `${String(p.bytes).padEnd(10)} ${cell(p.python)}${cell(js)}${cell(chromium[name])}${p.pillow_jpeg.toFixed(3)}`);
+    const cell = (t) => `${t.toFixed(3)} (${(t / p.pillow).toFixed(1)}×)`.padEnd(16);
+    console.log(`${`${name} ${p.width}×${p.height}`.padEnd(32)} ${p.version} ${(p.width * p.height / 1e6).toFixed(1).padStart(4)} ` +
+      `${String(p.bytes).padEnd(10)} ${cell(p.python)}${cell(js)}${cell(chromium[name])}` +
+      `${p.pillow.toFixed(3)} (${p.pillow_format}, ${p.pillow_bytes})`);
   }
 } finally {
   rmSync(work, { recursive: true, force: true });

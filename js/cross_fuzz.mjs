@@ -3,10 +3,13 @@
 // report where they disagree. Not a test (it needs the fixtures and Python, and what it finds
 // is for people to read); js/README.md "Conformance" quotes a run.
 //
-//   node js/cross_fuzz.mjs [--count N] [--seed S] [--python PYTHON] [--keep DIR]
+//   node js/cross_fuzz.mjs [--count N] [--seed S] [--python PYTHON] [--keep DIR] [--version 1|2]
 //
-// Sources: the spec's valid vectors and six fixtures of js/test/make_fixtures.py ($SVDI_FIXTURES
-// or js/test-artifacts/fixtures). Each mutant changes 1–3 bytes of one chunk's payload.
+// Sources: the spec's valid vectors and eleven fixtures of js/test/make_fixtures.py
+// ($SVDI_FIXTURES or js/test-artifacts/fixtures), six of format version 1 and five of version 2;
+// --version keeps the sources of one version. Each mutant changes 1–3 bytes of one chunk's
+// payload. Where both accept, version 1 images are compared with the version 1 rule, version 2
+// images bit for bit (spec §5.3).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as svdi from "./svdi.js";
 import { readNpy } from "./support/npy.js";
-import { compareSamples, compareYCbCr, specTolerance } from "./support/compare.js";
+import { compareSamples, compareYCbCr, differingBits, specTolerance } from "./support/compare.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const { values: opt } = parseArgs({
@@ -24,6 +27,7 @@ const { values: opt } = parseArgs({
     seed: { type: "string", default: "99" },
     python: { type: "string", default: process.env.SVDI_PYTHON || "python3" },
     keep: { type: "string" },
+    version: { type: "string" },
   },
 });
 const fixtures = process.env.SVDI_FIXTURES || join(ROOT, "js", "test-artifacts", "fixtures");
@@ -31,7 +35,10 @@ const vectors = join(ROOT, "spec", "vectors");
 const sources = JSON.parse(readFileSync(join(vectors, "manifest.json"), "utf8")).vectors
   .filter((v) => v.valid).map((v) => join(vectors, v.file))
   .concat(["l_q30_auto", "rgb_q20_auto", "u16_q75_auto", "f32_q75_auto", "odd_q60_auto", "rgb_rank12_plain"]
-    .map((name) => join(fixtures, `${name}.svdi`)));
+    .map((name) => join(fixtures, `${name}.svdi`)))
+  .concat(["v2_l_lossless", "v2_rgb_e2_plain", "v2_rgba_cutout_lossless", "v2_u16_e2", "v2_f32_e001"]
+    .map((name) => join(fixtures, `${name}.svdi`)))
+  .filter((file) => !opt.version || String(svdi.readHeader(readFileSync(file)).version) === opt.version);
 
 let seed = Number(opt.seed) >>> 0;
 const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
@@ -103,7 +110,9 @@ try {
       const { image, decoded } = m.js;
       const expected = readNpy(readFileSync(`${m.file}.npy`)).data;
       let bad;
-      if (image.header.colour === 1) {
+      if (image.header.version === 2) {
+        bad = differingBits(decoded.data, expected);
+      } else if (image.header.colour === 1) {
         bad = compareYCbCr(svdi.roundedYCbCr(image.header, image.planeValues()), decoded.data, expected,
           image.header.channels, svdi.ycbcrToRgb).unexplained;
       } else {

@@ -1,19 +1,25 @@
-// A decoder of the .svdi image format, version 1, written from spec/svdi.md §1–5.
+// A decoder of the .svdi image format, versions 1 and 2, written from spec/svdi.md §1–5.
 //
 // An ES module for browsers (pages and module Workers) and Node ≥ 18. Untrusted bytes are parsed
 // in one place (`parseContainer`): every size is checked against the header and the spec's
 // limits before anything is allocated, zstd frames are checked against their descriptors before
 // they are decompressed, and every rule the spec states raises an `SvdiError` naming it.
 //
-// Arithmetic (spec §5): the plane matrix is X̂ = (Δ·A)·diag(1/σ)·(Δ·B)ᵀ. Like the reference
-// decoder, the left factor is formed in binary32 (A·fl32(Δ²/σ_k)) and B is held in binary32; the
-// sum over components is accumulated in binary64 and rounded to binary32 once, so it is at least
-// as accurate as a binary32 BLAS product (see README.md, "Conformance").
+// Arithmetic (spec §5): version 1's plane matrix is X̂ = (Δ·A)·diag(1/σ)·(Δ·B)ᵀ. Like the
+// reference decoder, the left factor is formed in binary32 (A·fl32(Δ²/σ_k)) and B is held in
+// binary32; the sum over components is accumulated in binary64 and rounded to binary32 once, so
+// it is at least as accurate as a binary32 BLAS product (see README.md, "Conformance").
+// Version 2 (§5.1) uses the same loops with integer weights W_k instead of fl32(Δ²/σ_k): every
+// product A·W·B and partial sum is then an integer below 2^53, which a JavaScript Number (binary64)
+// holds exactly, so the plane is the reference decoder's to the bit; the residual blocks (RBLK,
+// §4.1, §5.3) are then applied to the samples band by band.
 
 import { zstdDecompress, zstdReady } from "./zstd.js";
 
 export const SIGNATURE = Uint8Array.from([0x89, 0x53, 0x56, 0x44, 0x0d, 0x0a, 0x1a, 0x0a]);
-export const VERSION = 1;
+/** The newest format version; this decoder reads every one of VERSIONS. */
+export const VERSION = 2;
+export const VERSIONS = [1, 2];
 export const MAX_DIMENSION = 2 ** 20;
 export const MAX_CHANNELS = 4;
 export const MAX_RANK = 4096;
@@ -24,6 +30,23 @@ export const DEFAULT_MAX_PIXELS = 89478485;
 /** Largest zstd window a block's frame may declare (spec §4: the Window_Descriptor, or the
  * content size of a single-segment frame): every reader decodes such a frame alike. */
 export const MAX_ZSTD_WINDOW = 2 ** 23;
+/** Version 2: largest shift F of the exact reconstruction (§3, §5.1). */
+export const MAX_SHIFT = 63;
+/** Version 2: largest |q| of a residual sample (§4.1). */
+export const MAX_RESIDUAL = 2 ** 31 - 1;
+/** Version 2: most elements (rows × width) one residual block may declare (§4.1). */
+export const MAX_RESIDUAL_ELEMENTS = 2 ** 31 - 1;
+/** Version 2: the reference field of a residual block that has none (§4.1). */
+export const NO_REFERENCE = 255;
+/** Version 2 (§5.1): every partial sum of an exact plane stays below this, the largest integer
+ * range binary64 holds exactly; and every W_k is at most this. */
+const EXACT_LIMIT = 2 ** 53;
+/** Version 2 (§5.1): |A| and |B| of an exact plane stay below this (strictly: the integers are
+ * held in binary32 here, where 2^24 + 1 rounds to 2^24; their magnitude is taken before). */
+const FACTOR_LIMIT = 2 ** 24;
+/** Samples per channel of one band of the residual phase: the reference decoder's bands, so
+ * that a file breaking a rule in two places is refused with the same rule named. */
+const RESIDUAL_BAND_SAMPLES = 2 ** 18;
 
 const SAMPLE_TYPES = { 1: "uint8", 2: "uint16", 3: "float32" };
 const ELEMENT_BYTES = { 1: 1, 2: 2, 3: 4, 4: 4 };
@@ -140,8 +163,8 @@ function checkSignature(bytes) {
 function parseHead(b, start, end) {
   if (end - start < 2) throw new SvdiError("HEAD chunk too short");
   const version = u16(b, start);
-  if (version !== VERSION) {
-    throw new SvdiError(`unsupported format version ${version} (this reader knows ${VERSION})`);
+  if (!VERSIONS.includes(version)) {
+    throw new SvdiError(`unsupported format version ${version} (this reader knows ${VERSIONS.join(", ")})`);
   }
   if (end - start !== 23) throw new SvdiError(`HEAD chunk has ${end - start} bytes, expected 23`);
   const width = u32(b, start + 2), height = u32(b, start + 6);
@@ -183,11 +206,19 @@ function planeShape(header, index) {
 }
 
 function parsePlan(b, start, end, header, index) {
-  if (end - start !== 23) throw new SvdiError(`PLAN chunk has ${end - start} bytes, expected 23`);
+  const size = header.version >= 2 ? 24 : 23;
+  if (end - start !== size) {
+    throw new SvdiError(`PLAN chunk has ${end - start} bytes, expected ${size} (format version ${header.version})`);
+  }
   const plane = {
     index: b[start], layout: b[start + 1], patch: b[start + 2], height: u32(b, start + 3),
     width: u32(b, start + 7), rank: u32(b, start + 11), step: f64(b, start + 15),
+    // Version 2: F of the exact reconstruction (§5.1); null marks a version 1 plane.
+    shift: header.version >= 2 ? b[start + 23] : null,
   };
+  if (plane.shift !== null && plane.shift > MAX_SHIFT) {
+    throw new SvdiError(`plane ${index}: shift ${plane.shift} exceeds ${MAX_SHIFT}`);
+  }
   if (plane.index !== index) {
     throw new SvdiError(`PLAN chunk for plane ${plane.index} where plane ${index} was expected`);
   }
@@ -518,6 +549,95 @@ function readSigma(block, bytes) {
   return sigma;
 }
 
+// ----------------------------------------------------------------------------- residual blocks (§4.1)
+
+const SAMPLE_MAX = { uint8: 255, uint16: 65535 };
+
+/** A binary64 value written as Python writes a float (1.0, nan, inf), so that the rules'
+ * messages read as the reference decoder's for the usual values. */
+function pyFloat(x) {
+  if (Number.isNaN(x)) return "nan";
+  if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
+  return Number.isInteger(x) && Math.abs(x) < 1e16 ? x.toFixed(1) : String(x);
+}
+
+/** An RBLK chunk's fields checked against the header (spec §4.1) and its frame against the size
+ * they imply, before anything is decompressed. */
+function parseResidual(b, start, end, header) {
+  if (end - start < 28) throw new SvdiError("RBLK chunk too short");
+  const channel = b[start], reference = b[start + 1], first = u32(b, start + 2);
+  const rows = u32(b, start + 6), step = f64(b, start + 10), bound = f64(b, start + 18);
+  const elementType = b[start + 26], predictor = b[start + 27];
+  const what = `channel ${channel} residual block at row ${first}`;
+  if (channel >= header.channels) throw new SvdiError(`${what}: no such channel`);
+  if (reference !== NO_REFERENCE && (reference >= header.channels || reference === channel)) {
+    throw new SvdiError(`${what}: invalid reference channel ${reference}`);
+  }
+  if (rows < 1 || first + rows > header.height) {
+    throw new SvdiError(`${what}: rows ${first}..${first + rows} outside 0..${header.height}`);
+  }
+  if (rows * header.width > MAX_RESIDUAL_ELEMENTS) {
+    throw new SvdiError(`${what}: ${rows} x ${header.width} elements exceed ${MAX_RESIDUAL_ELEMENTS}`);
+  }
+  if (header.dtype === "float32") {
+    if (!(Number.isFinite(step) && step > 0)) throw new SvdiError(`${what}: invalid step ${pyFloat(step)}`);
+  } else {
+    const top = 2 * SAMPLE_MAX[header.dtype] + 1;
+    if (!(Number.isInteger(step) && step >= 1 && step <= top)) {
+      throw new SvdiError(`${what}: step ${pyFloat(step)} is not an integer in 1..${top}`);
+    }
+  }
+  if (!(Number.isFinite(bound) && bound >= 0)) throw new SvdiError(`${what}: invalid bound ${pyFloat(bound)}`);
+  if (!(elementType in INTEGER_TYPES)) throw new SvdiError(`${what}: invalid element type ${elementType}`);
+  if (predictor > 3) throw new SvdiError(`${what}: invalid predictor ${predictor}`);
+  const rawBytes = rows * header.width * ELEMENT_BYTES[elementType];
+  checkFrame(b, start + 28, end, rawBytes, what);
+  return {
+    channel, reference, first, rows, step, bound, elementType, predictor, what, rawBytes,
+    frameStart: start + 28, frameEnd: end, stored: end - start + 12,
+  };
+}
+
+/** The order rules of the residual blocks (spec §4.1), checked block by block as they are read:
+ * each channel's blocks in row order, covering [0, height) or absent; a block with a reference
+ * channel finds that channel's block of the same rows earlier, itself without a reference; a
+ * channel has a reference in all its blocks or in none, and a referenced channel has none. */
+class ResidualOrder {
+  constructor(header) {
+    this.height = header.height;
+    this.cursor = new Map(); // next row of each channel
+    this.seen = new Map(); // "channel/first/rows" -> reference
+    this.hasReference = new Map();
+    this.referenced = new Set();
+  }
+
+  add(block) {
+    const { channel: c, reference: ref, what } = block;
+    const expected = this.cursor.get(c) ?? 0;
+    if (block.first !== expected) throw new SvdiError(`${what}: rows out of order (expected row ${expected})`);
+    this.cursor.set(c, block.first + block.rows);
+    const has = ref !== NO_REFERENCE;
+    if (!this.hasReference.has(c)) this.hasReference.set(c, has);
+    if (this.hasReference.get(c) !== has) {
+      throw new SvdiError(`${what}: a channel has a reference in all its blocks or in none`);
+    }
+    if (has) {
+      if (this.referenced.has(c)) throw new SvdiError(`${what}: channel ${c} is a reference and cannot have one`);
+      if (this.seen.get(`${ref}/${block.first}/${block.rows}`) !== NO_REFERENCE) {
+        throw new SvdiError(`${what}: reference channel ${ref} has no earlier block of the same rows without a reference`);
+      }
+      this.referenced.add(ref);
+    }
+    this.seen.set(`${c}/${block.first}/${block.rows}`, ref);
+  }
+
+  finish() {
+    for (const [c, end] of [...this.cursor].sort((a, b) => a[0] - b[0])) {
+      if (end !== this.height) throw new SvdiError(`channel ${c}: residual blocks cover ${end} of ${this.height} rows`);
+    }
+  }
+}
+
 // ----------------------------------------------------------------------------- container
 
 /** Parse and validate a whole file (every chunk, CRC, order, limits, frame headers); decompress
@@ -526,12 +646,14 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
   const bytes = asBytes(data);
   checkSignature(bytes);
   let header = null;
-  const planes = [], blocks = [], cursor = new Map();
+  const planes = [], blocks = [], residuals = [], cursor = new Map();
   const metadata = new MetadataReader();
+  let order = null;
   for (const { type, start, end } of chunks(bytes)) {
     if (header === null) {
       if (type !== "HEAD") throw new SvdiError("first chunk must be HEAD");
       header = parseHead(bytes, start, end);
+      order = new ResidualOrder(header);
       checkPixels(header, maxPixels);
     } else if (type === "HEAD") {
       throw new SvdiError("more than one HEAD chunk");
@@ -541,7 +663,14 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
       if (planes.length === header.planeCount) checkWork(planes);
     } else if (type in FACTOR_TYPES) {
       if (planes.length !== header.planeCount) throw new SvdiError("factor block before all PLAN chunks");
+      if (residuals.length) throw new SvdiError("factor block after a residual block");
       blocks.push(parseBlock(type, bytes, start, end, planes, cursor));
+      metadata.blocksSeen = true;
+    } else if (type === "RBLK") {
+      if (header.version < 2) throw new SvdiError("residual block (RBLK) in a version 1 file");
+      if (planes.length !== header.planeCount) throw new SvdiError("residual block before all PLAN chunks");
+      residuals.push(parseResidual(bytes, start, end, header));
+      order.add(residuals[residuals.length - 1]);
       metadata.blocksSeen = true;
     } else if (type.charCodeAt(0) >= 97) {
       metadata.add(type, bytes, start, end); // metadata (§1.1) is checked; others are skipped
@@ -559,13 +688,46 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
       }
     }
   }
+  order.finish();
   for (const p of planes) {
     p.sigma = new Float32Array(p.rank);
     for (const blk of blocks) {
       if (blk.plane === p.index && blk.factor === "S") p.sigma.set(readSigma(blk, bytes), blk.first);
     }
+    if (p.shift !== null) Object.assign(p, exactWeights(p)); // §5.1: before reading U or V
   }
-  return { bytes, header, planes, blocks, metadata: metadata.metadata };
+  return { bytes, header, planes, blocks, residuals, metadata: metadata.metadata };
+}
+
+/** The weights of an exact plane (spec §5.1): W_k = floor(2^F·y_k + ½) with
+ * y_k = fl64(fl64(Δ·Δ)/σ_k), as binary64 integers, and their sum (a BigInt: up to 4096 × 2^53).
+ * 2^F·y_k is exact (a power of two), and so is its fractional part, so the floor of the real
+ * number x + ½ is floor(x) plus one where that part is at least ½. */
+function exactWeights(plane) {
+  const weights = new Float64Array(plane.rank);
+  const delta2 = plane.step * plane.step, unit = 2 ** plane.shift;
+  let weightSum = 0n;
+  for (let k = 0; k < plane.rank; k++) {
+    const scaled = (delta2 / plane.sigma[k]) * unit;
+    if (!(scaled <= EXACT_LIMIT)) {
+      throw new SvdiError(`plane ${plane.index}: exact weight exceeds 2^53 (step ${pyFloat(plane.step)}, shift ${plane.shift})`);
+    }
+    const whole = Math.floor(scaled);
+    weights[k] = whole + (scaled - whole >= 0.5 ? 1 : 0);
+    weightSum += BigInt(weights[k]);
+  }
+  return { weights, weightSum };
+}
+
+/** The bound of an exact plane (spec §5.1) on the largest |A| and |B| of all its components. */
+function checkExactBound(plane, maxA, maxB) {
+  if (maxA >= FACTOR_LIMIT || maxB >= FACTOR_LIMIT) {
+    throw new SvdiError(`plane ${plane.index}: factor integers of magnitude ${Math.max(maxA, maxB)} reach 2^24 in an exact plane`);
+  }
+  const product = BigInt(maxA) * BigInt(maxB) * plane.weightSum;
+  if (product >= BigInt(EXACT_LIMIT)) {
+    throw new SvdiError(`plane ${plane.index}: max|A| * max|B| * sum(W) = ${product} breaks the exact reconstruction bound 2^53`);
+  }
 }
 
 /** Signature, HEAD and PLAN chunks only (with their CRCs and the work limit): the image's size,
@@ -602,7 +764,7 @@ export function readHeader(data, { maxPixels = null } = {}) {
 function publicPlane(p) {
   return {
     index: p.index, layout: p.layoutName, patch: p.patch, height: p.height, width: p.width,
-    rank: p.rank, step: p.step, m: p.m, n: p.n, grid: p.grid, vgrid: p.vgrid,
+    rank: p.rank, step: p.step, shift: p.shift, m: p.m, n: p.n, grid: p.grid, vgrid: p.vgrid,
   };
 }
 
@@ -629,7 +791,8 @@ const INTEGER_TYPES = { 1: Int8Array, 2: Int16Array, 3: Int32Array };
 
 /** Undo a dense block's predictor for each component grid (gh × gw) and store component c's
  * values in column (first + c) of `out` (rows × stride, binary32, as the reference converts its
- * 64-bit integers), for the components below `stride`. */
+ * 64-bit integers), for the components below `stride`. Returns the largest |value| stored, taken
+ * before the binary32 rounding (an exact plane's bound, §5.1, is on the integers themselves). */
 function denseIntoFactor(block, raw, grid, out, stride) {
   const [gh, gw] = grid;
   const size = gh * gw;
@@ -637,6 +800,7 @@ function denseIntoFactor(block, raw, grid, out, stride) {
   const g = new Float64Array(size);
   const last = Math.min(block.count, stride - block.first);
   const pred = block.predictor;
+  let stored = 0;
   for (let c = 0; c < last; c++) {
     const r = residuals.subarray(c * size, (c + 1) * size);
     let largest = 0;
@@ -660,8 +824,13 @@ function denseIntoFactor(block, raw, grid, out, stride) {
     // defines (only hostile files get here).
     if (pred && largest * size >= 2 ** 53) exactRunningSums(g, r, gh, gw, pred);
     const col = block.first + c;
-    for (let i = 0; i < size; i++) out[i * stride + col] = g[i];
+    for (let i = 0; i < size; i++) {
+      const v = g[i];
+      out[i * stride + col] = v;
+      if (v > stored || -v > stored) stored = Math.abs(v);
+    }
   }
+  return stored;
 }
 
 function exactRunningSums(g, residuals, gh, gw, pred) {
@@ -677,7 +846,8 @@ function exactRunningSums(g, residuals, gh, gw, pred) {
 }
 
 /** Decode a sparse block's run/level symbols (§4), every rule checked, into columns
- * first.. of `out` (rows × stride), for the components below `stride`. */
+ * first.. of `out` (rows × stride), for the components below `stride`. Returns the largest
+ * |value| stored. */
 function sparseIntoFactor(block, raw, rows, out, stride) {
   const nsym = block.symbols;
   const symbols = raw.subarray(0, nsym);
@@ -704,7 +874,7 @@ function sparseIntoFactor(block, raw, rows, out, stride) {
   if (values.includes(0)) throw new SvdiError(`${what}: sparse block: escaped value of zero`);
   const count = block.count, first = block.first;
   const keep = Math.min(count, stride - first);
-  let base = first, col = 0, xr = 0, xv = 0;
+  let base = first, col = 0, xr = 0, xv = 0, stored = 0;
   for (let i = 0; i < nsym; i++) {
     const s = symbols[i];
     if (s === END_OF_ROW) {
@@ -715,35 +885,41 @@ function sparseIntoFactor(block, raw, rows, out, stride) {
     col += s < 0xf0 ? s >> 4 : 15 + runs[xr++];
     if (col >= count) throw new SvdiError(`${what}: sparse block: component index beyond the block`);
     const level = s & 15;
-    if (col < keep) out[base + col] = level ? level - 8 : values[xv];
+    if (col < keep) {
+      const v = level ? level - 8 : values[xv];
+      out[base + col] = v;
+      if (v > stored || -v > stored) stored = Math.abs(v);
+    }
     if (!level) xv++;
     col++;
   }
+  return stored;
 }
 
 /** The plane's integer factor ("U": m × k, "V": n × k) as binary32, row-major, with the first
- * k components; only the blocks that hold them are decompressed. */
+ * k components, and the largest |value| among them; only the blocks that hold them are
+ * decompressed. */
 function integerFactor(container, plane, factor, k) {
   const rows = factor === "U" ? plane.m : plane.n;
   const grid = factor === "U" ? plane.grid : plane.vgrid;
-  const out = new Float32Array(rows * k);
+  const data = new Float32Array(rows * k);
+  let largest = 0;
   for (const blk of container.blocks) {
     if (blk.plane !== plane.index || blk.factor !== factor || blk.first >= k) continue;
     const raw = decompressFrame(blk, container.bytes);
-    if (blk.coding === 0) denseIntoFactor(blk, raw, grid, out, k);
-    else sparseIntoFactor(blk, raw, rows, out, k);
+    const stored = blk.coding === 0 ? denseIntoFactor(blk, raw, grid, data, k)
+      : sparseIntoFactor(blk, raw, rows, data, k);
+    largest = Math.max(largest, stored);
   }
-  return out;
+  return { data, largest };
 }
 
 // ----------------------------------------------------------------------------- reconstruction
 
-/** acc[0, n) = Σ_c fl32(A[row + c]·coef[c]) · Bt[c·n + j] over the non-zeros of the row, in
- * component order. The sums of eight (then four, then one) outputs stay in registers while the
- * row's non-zeros are visited (2–2.5× faster than adding each non-zero's row of Bᵀ into
- * memory; the same bits, each sum taken in component order).
- * Small and monomorphic so that the engine optimizes it early (the caller's loops run long). */
-function accumulateRow(acc, A, row, k, coef, Bt, n, lefts, offsets) {
+/** The non-zeros of row `row` of A (k components) scaled for the product: lefts[q] =
+ * fl32(A·coef[c]) (version 1: the left factor in binary32, as the reference forms it) and
+ * offsets[q] = c·n, the row of Bᵀ each multiplies. Returns how many. */
+function gatherRow(A, row, k, coef, n, lefts, offsets) {
   let nz = 0;
   for (let c = 0; c < k; c++) {
     const a = A[row + c];
@@ -751,6 +927,28 @@ function accumulateRow(acc, A, row, k, coef, Bt, n, lefts, offsets) {
     lefts[nz] = fround(a * coef[c]);
     offsets[nz++] = c * n;
   }
+  return nz;
+}
+
+/** gatherRow for an exact plane (§5.1): lefts[q] = A·W_c, an exact integer below 2^53 (the
+ * plane's bound was checked), not rounded. */
+function gatherRowExact(A, row, k, weights, n, lefts, offsets) {
+  let nz = 0;
+  for (let c = 0; c < k; c++) {
+    const a = A[row + c];
+    if (a === 0) continue;
+    lefts[nz] = a * weights[c];
+    offsets[nz++] = c * n;
+  }
+  return nz;
+}
+
+/** acc[0, n) = Σ_q lefts[q] · Bt[offsets[q] + j], in component order. The sums of eight (then
+ * four, then one) outputs stay in registers while the row's non-zeros are visited (2–2.5×
+ * faster than adding each non-zero's row of Bᵀ into memory; the same bits, each sum taken in
+ * component order). Small and monomorphic so that the engine optimizes it early (the caller's
+ * loops run long). */
+function accumulateRow(acc, nz, lefts, offsets, Bt, n) {
   let j = 0;
   for (; j + 8 <= n; j += 8) {
     let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
@@ -795,27 +993,36 @@ function accumulateRow(acc, A, row, k, coef, Bt, n, lefts, offsets) {
   }
 }
 
-/** Store acc[0, count) as binary32 at out[at, at + count); NaN if any value is not finite. */
-function storeRun(acc, from, count, out, at) {
+/** Store acc[0, count) · unit as binary32 at out[at, at + count); NaN if any value is not
+ * finite. unit is 1, or 2^−F for an exact plane (§5.1: exact in binary64, then rounded once). */
+function storeRun(acc, from, count, out, at, unit) {
   let bad = 0;
   for (let j = 0; j < count; j++) {
-    const v = fround(acc[from + j]);
+    const v = fround(acc[from + j] * unit);
     bad += v * 0; // NaN for an infinite or NaN value
     out[at + j] = v;
   }
   return bad;
 }
 
-/** Plane values (height × width, binary32) from the first k components of A, B and σ (§5). */
+/** Plane values (height × width, binary32) from the first k components of A, B and σ (§5):
+ * version 1 in binary32 factors, version 2 (plane.shift set) by the exact rule of §5.1 with
+ * the plane's weights (whose bound the caller checked on the whole of A and B). */
 function reconstructPlane(plane, A, B, stride, k) {
   const { m, n, height: h, width: w } = plane;
   const out = new Float32Array(h * w);
   if (k === 0) return out;
-  const delta2 = fround(plane.step * plane.step);
+  const exact = plane.shift !== null;
+  const unit = exact ? 2 ** -plane.shift : 1;
   const coef = new Float64Array(k);
-  for (let c = 0; c < k; c++) {
-    coef[c] = fround(delta2 / plane.sigma[c]);
-    if (!Number.isFinite(coef[c])) throw overflow(plane);
+  if (exact) {
+    coef.set(plane.weights.subarray(0, k));
+  } else {
+    const delta2 = fround(plane.step * plane.step);
+    for (let c = 0; c < k; c++) {
+      coef[c] = fround(delta2 / plane.sigma[c]);
+      if (!Number.isFinite(coef[c])) throw overflow(plane);
+    }
   }
   // Bᵀ, component-major, so that each non-zero of a row of A adds one contiguous row of Bᵀ.
   const Bt = new Float64Array(k * n);
@@ -825,10 +1032,12 @@ function reconstructPlane(plane, A, B, stride, k) {
   const gw = plane.grid[1];
   const padding = new Float32Array(patch); // where a padded patch's cropped values go
   for (let i = 0; i < m; i++) {
-    accumulateRow(acc, A, i * stride, k, coef, Bt, n, lefts, offsets);
+    const nz = exact ? gatherRowExact(A, i * stride, k, coef, n, lefts, offsets)
+      : gatherRow(A, i * stride, k, coef, n, lefts, offsets);
+    accumulateRow(acc, nz, lefts, offsets, Bt, n);
     let bad = 0;
     if (!patch) {
-      bad = storeRun(acc, 0, n, out, i * w);
+      bad = storeRun(acc, 0, n, out, i * w, unit);
     } else {
       // Row i is the patch at patch row i / gw, column i % gw; the padding is computed (and
       // checked, as the reference checks the whole matrix) but not stored.
@@ -836,10 +1045,10 @@ function reconstructPlane(plane, A, B, stride, k) {
       const inside = Math.min(patch, w - x0);
       for (let y = 0; y < patch; y++) {
         if (y0 + y < h) {
-          bad += storeRun(acc, y * patch, inside, out, (y0 + y) * w + x0);
-          if (inside < patch) bad += storeRun(acc, y * patch + inside, patch - inside, padding, 0);
+          bad += storeRun(acc, y * patch, inside, out, (y0 + y) * w + x0, unit);
+          if (inside < patch) bad += storeRun(acc, y * patch + inside, patch - inside, padding, 0, unit);
         } else {
-          bad += storeRun(acc, y * patch, patch, padding, 0);
+          bad += storeRun(acc, y * patch, patch, padding, 0, unit);
         }
       }
     }
@@ -1046,21 +1255,165 @@ function assembleImage(header, planes) {
     }
     return data;
   }
-  // float32: a scale below float32's normal range is applied in binary64 (as the reference).
+  // float32 (§5.2): for a scale below 2^-116 or above 2^64 the product is taken in binary64 and
+  // clamped to the finite float32 range (values near 3.4e38 may overshoot by a quantizer step);
+  // other scales in binary32 (the binary64 product of two binary32 values is exact, so one
+  // fround is the binary32 product), where a sample that overflows makes the file invalid.
   const data = new Float32Array(pixels * channels);
-  const tiny = scale < FLOAT32_TINY * 2 ** 10;
+  const wide = scale < FLOAT32_TINY * 2 ** 10 || scale > 2 ** 64;
   const s32 = fround(scale);
   let bad = 0;
   for (let c = 0; c < channels; c++) {
     const p = planes[c];
+    if (wide) {
+      for (let i = 0; i < pixels; i++) {
+        const v = p[i] * scale;
+        data[i * channels + c] = v > FLOAT32_MAX ? FLOAT32_MAX : v < -FLOAT32_MAX ? -FLOAT32_MAX : v;
+      }
+      continue;
+    }
     for (let i = 0; i < pixels; i++) {
-      const v = fround(tiny ? p[i] * scale : p[i] * s32);
+      const v = fround(p[i] * s32);
       bad += v * 0;
       data[i * channels + c] = v;
     }
   }
   if (bad !== 0) throw new SvdiError(`samples overflow float32 (sample scale ${scale})`);
   return data;
+}
+
+// ----------------------------------------------------------------------------- residual phase (§5.3)
+
+/** Bands of rows of at most RESIDUAL_BAND_SAMPLES samples per channel that never straddle a
+ * residual block's boundary (the reference decoder's bands). */
+function residualBands(header, residuals) {
+  const cuts = new Set([0, header.height]);
+  for (const b of residuals) cuts.add(b.first).add(b.first + b.rows);
+  const edges = [...cuts].sort((a, b) => a - b);
+  const per = Math.max(1, Math.floor(RESIDUAL_BAND_SAMPLES / header.width));
+  const bands = [];
+  for (let i = 0; i + 1 < edges.length; i++) {
+    for (let y = edges[i]; y < edges[i + 1]; y += per) bands.push([y, Math.min(y + per, edges[i + 1])]);
+  }
+  return bands;
+}
+
+/** Channels with residual blocks, those without a reference first (their q is added to the
+ * referencing channels' in the same band). */
+function residualChannels(residuals) {
+  const channels = [...new Set(residuals.map((b) => b.channel))].sort((a, b) => a - b);
+  const referencing = new Set(residuals.filter((b) => b.reference !== NO_REFERENCE).map((b) => b.channel));
+  return [...channels.filter((c) => !referencing.has(c)), ...channels.filter((c) => referencing.has(c))];
+}
+
+/** One channel's residual blocks read in row order, a band at a time: the block in progress
+ * (its frame decompressed when its first band is reached and dropped after its last: the
+ * WebAssembly libzstd has no streaming decoder, so a block's grid is held while its bands are
+ * applied, at most one block per channel), and the predictor's carry between bands. */
+class ResidualCursor {
+  constructor(container, blocks, bandSamples) {
+    this.container = container;
+    this.blocks = blocks;
+    this.index = 0;
+    this.elements = null;
+    this.width = container.header.width;
+    this.carry = new Float64Array(this.width); // the previous row's column sums (vertical, planar)
+    this.q = new Float64Array(bandSamples);
+  }
+
+  /** The block holding rows [y0, y1) (a band never straddles two) and its q for those rows
+   * without the reference channel's: the grid's rows with the predictor undone, exact. */
+  rows(y0, y1) {
+    const block = this.blocks[this.index];
+    const width = this.width;
+    if (this.elements === null) {
+      const raw = decompressFrame(block, this.container.bytes);
+      this.elements = littleEndian(INTEGER_TYPES[block.elementType], raw, 0, block.rows * width);
+      this.carry.fill(0);
+    }
+    const from = (y0 - block.first) * width, count = (y1 - y0) * width;
+    const q = this.q.subarray(0, count);
+    unpredictRows(this.elements.subarray(from, from + count), y1 - y0, width, block.predictor, this.carry, q);
+    if (y1 === block.first + block.rows) {
+      this.elements = null;
+      this.index++;
+    }
+    return { block, q };
+  }
+}
+
+/** Rows of a residual grid (`rows` × width elements d) with the predictor of §4 undone into q,
+ * continuing the block's running sums from `carry` (the previous row's column sums, updated).
+ * The spec's sums are 64-bit integers that wrap; binary64 gives the same q wherever the file is
+ * valid: column sums are exact (≤ 2^20 rows of 32-bit elements: < 2^51), and every partial sum
+ * along a row is itself the d of a sample, so it must stay below 2^32 in magnitude (|q| ≤ 2^31 − 1
+ * with |q_ref| ≤ 2^31 − 1). The first partial sum that passes 2^53 is computed as at least 2^53
+ * (rounding is monotone), so the band holding it is refused as the reference refuses it; wrapping
+ * needs sums of 2^63, beyond that. */
+function unpredictRows(d, rows, width, predictor, carry, q) {
+  const vertical = predictor === 2 || predictor === 3, horizontal = predictor === 1 || predictor === 3;
+  for (let y = 0; y < rows; y++) {
+    const at = y * width;
+    if (vertical) {
+      for (let x = 0; x < width; x++) q[at + x] = carry[x] += d[at + x];
+    } else {
+      for (let x = 0; x < width; x++) q[at + x] = d[at + x];
+    }
+    if (!horizontal) continue;
+    let sum = 0;
+    for (let x = 0; x < width; x++) q[at + x] = sum += q[at + x];
+  }
+}
+
+/** The residual phase (spec §4.1, §5.3), band by band: each channel's q (with its reference
+ * channel's q of the same band added), |q| ≤ 2^31 − 1 checked, then applied to the samples of
+ * `data` (height × width × channels, interleaved) in place. With `data` null the blocks are read
+ * and checked only (readFactors: the same verdict as a decode, no samples). */
+function applyResiduals(container, data, dtype) {
+  const { header, residuals } = container;
+  if (!residuals.length) return;
+  const { width, channels } = header;
+  const bands = residualBands(header, residuals);
+  const bandSamples = Math.max(...bands.map(([y0, y1]) => (y1 - y0) * width));
+  const cursors = residualChannels(residuals).map((c) =>
+    [c, new ResidualCursor(container, residuals.filter((b) => b.channel === c), bandSamples)]);
+  const qOf = new Map();
+  for (const [y0, y1] of bands) {
+    qOf.clear();
+    for (const [c, cursor] of cursors) {
+      const { block, q } = cursor.rows(y0, y1);
+      if (block.reference !== NO_REFERENCE) {
+        const base = qOf.get(block.reference);
+        for (let i = 0; i < q.length; i++) q[i] += base[i];
+      }
+      for (let i = 0; i < q.length; i++) {
+        if (q[i] > MAX_RESIDUAL || q[i] < -MAX_RESIDUAL) throw new SvdiError(`${block.what}: residual beyond 2^31 - 1`);
+      }
+      qOf.set(c, q);
+      if (data !== null) correctSamples(data, y0 * width * channels + c, channels, q, block, dtype);
+    }
+  }
+}
+
+/** sample = clamp(x̂ + q·t, 0, M) for integer samples (exact: |q·t| < 2^49), or
+ * fl32(x̂ + fl64(q·t)) for float32, where a result that is not finite makes the file invalid. */
+function correctSamples(data, at, channels, q, block, dtype) {
+  const t = block.step;
+  if (dtype === "float32") {
+    let bad = 0;
+    for (let i = 0, o = at; i < q.length; i++, o += channels) {
+      const v = fround(data[o] + q[i] * t);
+      bad += v * 0;
+      data[o] = v;
+    }
+    if (bad !== 0) throw new SvdiError(`${block.what}: corrected samples overflow float32`);
+    return;
+  }
+  const top = SAMPLE_MAX[dtype];
+  for (let i = 0, o = at; i < q.length; i++, o += channels) {
+    const v = data[o] + q[i] * t;
+    data[o] = v <= 0 ? 0 : v >= top ? top : v;
+  }
 }
 
 // ----------------------------------------------------------------------------- public API
@@ -1078,8 +1431,31 @@ export class SvdiImage {
     this.fileBytes = container.bytes.length;
     this.factors = planes.map((p) => {
       const k = components == null ? p.rank : Math.min(p.rank, components);
-      return { k, A: integerFactor(container, p, "U", k), B: integerFactor(container, p, "V", k) };
+      // An exact plane's bound (§5.1) is a rule on all of A and B: every component is decoded
+      // and checked, also for a preview of fewer.
+      const stride = p.shift === null ? k : p.rank;
+      const A = integerFactor(container, p, "U", stride), B = integerFactor(container, p, "V", stride);
+      if (p.shift !== null) checkExactBound(p, A.largest, B.largest);
+      return { k, stride, A: A.data, B: B.data };
     });
+  }
+
+  /** Whether reconstruct(k) uses every component of every plane: the image that the residual
+   * blocks correct (§5.3; a preview of fewer components is the low-rank layer alone). */
+  isComplete(k = null) {
+    return this.factors.every((f, i) => Math.min(f.k, k ?? Infinity) >= this.planes[i].rank);
+  }
+
+  /** The residual blocks (version 2, §4.1) in file order: channel, reference channel (null for
+   * none), first row, rows, step, bound (the largest error the encoder promises for them),
+   * element type, predictor and bytes stored. */
+  residualBlocks() {
+    return this.container.residuals.map((b) => ({
+      channel: b.channel, reference: b.reference === NO_REFERENCE ? null : b.reference,
+      first: b.first, rows: b.rows, step: b.step, bound: b.bound,
+      elementType: { 1: "int8", 2: "int16", 3: "int32" }[b.elementType], predictor: b.predictor,
+      stored: b.stored,
+    }));
   }
 
   /** The plane values (§5 steps 1–3) from the first k components: one binary32 array per plane,
@@ -1089,16 +1465,18 @@ export class SvdiImage {
     return this.container.planes.map((p, i) => {
       const f = this.factors[i];
       const kk = k == null ? f.k : Math.min(f.k, k);
-      return reconstructPlane(p, f.A, f.B, f.k, kk);
+      return reconstructPlane(p, f.A, f.B, f.stride, kk);
     });
   }
 
-  /** The image from the first k components of every plane (all if k is null or undefined). */
+  /** The image from the first k components of every plane (all if k is null or undefined);
+   * with every component, a version 2 file's residual blocks applied (§5.3). */
   reconstruct(k = null) {
     return allocating(() => {
-      const planes = this.planeValues(k);
       const { width, height, channels, dtype } = this.header;
-      return { width, height, channels, dtype, data: assembleImage(this.header, planes) };
+      const data = assembleImage(this.header, this.planeValues(k)); // the planes are released
+      if (this.isComplete(k)) applyResiduals(this.container, data, dtype);
+      return { width, height, channels, dtype, data };
     });
   }
 
@@ -1108,14 +1486,17 @@ export class SvdiImage {
   readFactors({ includeU = true } = {}) {
     const { header } = this;
     const scale = header.colour === 0 ? fround(header.scale) : 1;
+    // A version 2 file's residual blocks are read and checked as a decode checks them (the same
+    // verdict; the factors are version 1's dequantized ones, as the reference's read_factors).
+    allocating(() => applyResiduals(this.container, null, header.dtype));
     return this.container.planes.map((p, i) => {
-      const { A, B, k } = this.factors[i];
+      const { A, B, k, stride } = this.factors[i];
       const r = k;
       const inv = new Float32Array(r);
       for (let c = 0; c < r; c++) inv[c] = fround(p.step / p.sigma[c]);
       const U = includeU ? new Float32Array(p.m * r) : null, Vt = new Float32Array(r * p.n);
-      if (U) for (let row = 0; row < p.m; row++) for (let c = 0; c < r; c++) U[row * r + c] = fround(A[row * r + c] * inv[c]);
-      for (let j = 0; j < p.n; j++) for (let c = 0; c < r; c++) Vt[c * p.n + j] = fround(B[j * r + c] * inv[c]);
+      if (U) for (let row = 0; row < p.m; row++) for (let c = 0; c < r; c++) U[row * r + c] = fround(A[row * stride + c] * inv[c]);
+      for (let j = 0; j < p.n; j++) for (let c = 0; c < r; c++) Vt[c * p.n + j] = fround(B[j * stride + c] * inv[c]);
       const S = new Float32Array(r);
       for (let c = 0; c < r; c++) S[c] = fround(p.sigma[c] * scale);
       return {

@@ -66,6 +66,9 @@ export function zstdReady() {
 export function zstdDecompress(frame, nbytes) {
   const M = libzstd;
   if (M === null) return failure;
+  // The WebAssembly heap is at most 2 GiB and libzstd's sizes are 32-bit there: a larger size
+  // would be truncated by the call, so it is refused here (a descriptor may declare up to 2^34).
+  if (!(nbytes < 2 ** 31)) return `cannot allocate ${nbytes} bytes for the decompressed data`;
   const src = M._malloc(Math.max(frame.length, 1));
   const dst = src ? M._malloc(Math.max(nbytes, 1)) : 0;
   try {

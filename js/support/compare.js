@@ -12,6 +12,27 @@ export function compareSamples(actual, expected, tolerance) {
   return { max, over };
 }
 
+/** How many samples of `actual` differ from `expected` in their bits (both typed arrays of the
+ * same type and length): version 2's conformance is bit-exact equality (spec §5.3). */
+export function differingBits(actual, expected) {
+  if (actual.constructor !== expected.constructor || actual.length !== expected.length) {
+    throw new Error(`${actual.constructor.name}(${actual.length}), expected ${expected.constructor.name}(${expected.length})`);
+  }
+  const size = actual.BYTES_PER_ELEMENT;
+  const a = new Uint8Array(actual.buffer, actual.byteOffset, actual.byteLength);
+  const b = new Uint8Array(expected.buffer, expected.byteOffset, expected.byteLength);
+  let differing = 0;
+  for (let i = 0; i < actual.length; i++) {
+    for (let j = i * size; j < (i + 1) * size; j++) {
+      if (a[j] !== b[j]) {
+        differing++;
+        break;
+      }
+    }
+  }
+  return differing;
+}
+
 /** The spec's tolerance for an image (§5): integers ±1, float32 10⁻⁵ of scale × 255. */
 export function specTolerance(dtype, scale) {
   return dtype === "float32" ? 1e-5 * scale * 255 : 1;

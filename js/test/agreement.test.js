@@ -1,12 +1,14 @@
 // The JS decoder against the Python reference decoder on encodes of the sample image: qualities,
 // layouts (auto, plain, patch 2/16/32), modes (L, LA, RGB 4:2:0 and 4:4:4, RGBA, odd sizes),
-// uint16 and float32, full and with the first k components.
+// uint16 and float32, full and with the first k components. Version 1 files within the spec's
+// version 1 rule; version 2 files (residual blocks, exact planes) identical to the bit, and
+// within the bound their residual blocks promise of the encoded image.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as svdi from "../svdi.js";
 import { readNpy } from "../support/npy.js";
-import { compareSamples, compareYCbCr, specTolerance } from "../support/compare.js";
+import { compareSamples, compareYCbCr, differingBits, specTolerance } from "../support/compare.js";
 import { FIXTURES, loadFixtures } from "../support/fixtures.js";
 
 const fixtures = loadFixtures();
@@ -16,7 +18,30 @@ test("the fixtures cover every layout, mode and sample type", () => {
   for (const l of ["plain", "patch2", "patch4", "patch8", "patch16", "patch32"]) assert.ok(layouts.has(l), l);
   const kinds = new Set(fixtures.map((f) => `${f.dtype}/${f.shape.length === 2 ? 1 : f.shape[2]}`));
   for (const k of ["uint8/1", "uint8/2", "uint8/3", "uint8/4", "uint16/1", "float32/1"]) assert.ok(kinds.has(k), k);
+  // Version 2: lossless and bounded, every sample type, plain and patch layouts, 4:2:0 and 4:4:4.
+  const v2 = fixtures.filter((f) => f.version === 2);
+  const v2kinds = new Set(v2.map((f) => `${f.dtype}/${f.shape.length === 2 ? 1 : f.shape[2]}`));
+  for (const k of ["uint8/1", "uint8/2", "uint8/3", "uint8/4", "uint16/1", "float32/1"]) assert.ok(v2kinds.has(k), `version 2 ${k}`);
+  assert.ok(v2.some((f) => f.options.max_error === 0) && v2.some((f) => f.options.max_error > 0));
+  assert.ok(v2.some((f) => f.layouts.includes("plain")) && v2.some((f) => !f.layouts.includes("plain")));
+  const subsampling = new Set(v2.filter((f) => f.shape[2] === 3)
+    .map((f) => svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).subsampling));
+  assert.deepEqual([...subsampling].sort(), [0, 1], "version 2 RGB with 4:2:0 and 4:4:4 chroma");
 });
+
+/** The largest |decoded − source| per channel must be within the largest bound of the channel's
+ * residual blocks (compared in binary64, as the encoder verified its float32 samples). */
+function checkResidualBound(image, decoded, source) {
+  const channels = decoded.channels;
+  const bounds = new Map();
+  for (const b of image.residualBlocks()) bounds.set(b.channel, Math.max(bounds.get(b.channel) ?? 0, b.bound));
+  assert.ok(bounds.size > 0, "a version 2 fixture has residual blocks");
+  for (const [c, bound] of bounds) {
+    let worst = 0;
+    for (let i = c; i < decoded.data.length; i += channels) worst = Math.max(worst, Math.abs(decoded.data[i] - source.data[i]));
+    assert.ok(worst <= bound, `channel ${c}: |decoded − source| reaches ${worst}, the file promises ${bound}`);
+  }
+}
 
 for (const f of fixtures) {
   test(`agrees with the Python decoder: ${f.name} (${f.layouts.join(", ")})`, (t) => {
@@ -25,10 +50,20 @@ for (const f of fixtures) {
     const tolerance = specTolerance(image.header.dtype, image.header.scale);
     const header = svdi.readHeader(bytes);
     assert.deepEqual(header.planes.map((p) => p.layout), f.layouts);
+    assert.equal(image.header.version, f.version);
     for (const k of [null, ...f.components]) {
       const expected = readNpy(readFileSync(`${FIXTURES}/${k === null ? f.expected : `${f.name}.k${k}.npy`}`));
       const decoded = image.reconstruct(k);
       assert.deepEqual(expected.shape, f.shape);
+      if (image.header.version === 2) {
+        // Version 2: every sample the reference decoder's, bit for bit (spec §5.3), also for a
+        // preview of fewer components (exact planes, without the residual).
+        const differing = differingBits(decoded.data, expected.data);
+        assert.equal(differing, 0, `components ${k ?? "all"}: ${differing} of ${decoded.data.length} samples differ`);
+        if (k === null) checkResidualBound(image, decoded, readNpy(readFileSync(`${FIXTURES}/${f.source}`)));
+        else assert.deepEqual(svdi.decode(bytes, { components: k }).data, decoded.data);
+        continue;
+      }
       const { max, over } = compareSamples(decoded.data, expected.data, tolerance);
       const what = `components ${k ?? "all"}: ${over} of ${decoded.data.length} samples beyond ±${tolerance} ` +
         `(largest difference ${max})`;

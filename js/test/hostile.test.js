@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as svdi from "../svdi.js";
+import { IEND, denseBlock, fileOf, head, plan, rawFrame, rblk } from "../support/build.js";
 
 const dir = fileURLToPath(new URL("../../spec/vectors/", import.meta.url));
 const base = new Uint8Array(readFileSync(dir + "l_20x18_escapes.svdi"));
@@ -154,23 +155,6 @@ test("non-bytes and bad component counts", () => {
   assert.throws(() => svdi.decode(base, { components: 1.5 }), svdi.SvdiError);
 });
 
-/** A file of chunks [type, payload] after the signature, CRCs computed. */
-function fileOf(chunkList) {
-  const parts = [svdi.SIGNATURE];
-  for (const [type, payload] of chunkList) {
-    const c = new Uint8Array(12 + payload.length);
-    const v = new DataView(c.buffer);
-    v.setUint32(0, payload.length);
-    c.set(Array.from(type, (ch) => ch.charCodeAt(0)), 4);
-    c.set(payload, 8);
-    v.setUint32(8 + payload.length, svdi.crc32(c, 4, 8 + payload.length));
-    parts.push(c);
-  }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
-  return out;
-}
-
 test("a 2^20 × 2^20 image of rank 0 without a pixel limit: SvdiError, not a crash", () => {
   const head = new Uint8Array(23), plan = new Uint8Array(23);
   const h = new DataView(head.buffer), p = new DataView(plan.buffer);
@@ -226,4 +210,150 @@ test("a frame whose descriptor announces a checksum it does not carry is incompl
   const p = payload.slice();
   p[frameAt + 4] |= 4;
   rejects(withPayload(base, firstU, p), /zstd frame is incomplete/);
+});
+
+// ----------------------------------------------------------------------------- version 2 (§4.1, §5.1)
+// Files built field by field (support/build.js); each breaks one rule, every other field valid.
+
+/** A valid 6 × 4 grey version 2 file of rank 0 with one residual block per channel, or the
+ * same with `blocks` instead (chunk lists of RBLKs) and HEAD fields changed. */
+function residualFile({ blocks = null, width = 6, height = 4, channels = 1, dtype = "uint8", version = 2 } = {}) {
+  const planes = Array.from({ length: channels }, (_, index) =>
+    plan({ index, height, width, shift: version === 2 ? 0 : null }));
+  blocks ??= Array.from({ length: channels }, (_, channel) => rblk({ channel, rows: height, grid: new Array(height * width).fill(1) }));
+  return fileOf([head({ version, width, height, dtype, channels }), ...planes, ...blocks, IEND]);
+}
+
+const grid = (rows, width = 6, value = 1) => new Array(rows * width).fill(value);
+
+test("version 2: the valid base of these cases decodes", () => {
+  assert.deepEqual(Array.from(svdi.decode(residualFile()).data), grid(4));
+  assert.deepEqual(Array.from(svdi.decode(residualFile({ channels: 2 })).data), grid(4, 12));
+});
+
+test("version 2: RBLK in a version 1 file, before the PLAN chunks, before a factor block", () => {
+  rejects(residualFile({ version: 1 }), /residual block \(RBLK\) in a version 1 file/);
+  const h = head({ width: 6, height: 4, channels: 2 });
+  rejects(fileOf([h, plan({ height: 4, width: 6 }), rblk({ rows: 4, grid: grid(4) }), plan({ index: 1, height: 4, width: 6 }), IEND]),
+    /residual block before all PLAN chunks/);
+  rejects(fileOf([head({ width: 1, height: 1 }), plan({ height: 1, width: 1, rank: 1, shift: 0 }),
+    denseBlock("SBLK", { values: [1] }, 1), denseBlock("UBLK", { values: [1] }, 1),
+    rblk({ rows: 1, grid: [0] }), denseBlock("VBLK", { values: [1] }, 1), IEND]), /factor block after a residual block/);
+  // A version 1 PLAN (23 bytes) in a version 2 file, and a shift beyond 63.
+  rejects(fileOf([head({ width: 6, height: 4 }), plan({ height: 4, width: 6, shift: null }), IEND]), /PLAN chunk has 23 bytes, expected 24/);
+  rejects(fileOf([head({ width: 6, height: 4 }), plan({ height: 4, width: 6, shift: 64 }), IEND]), /shift 64 exceeds 63/);
+  rejects(fileOf([head({ version: 3, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /unsupported format version 3/);
+});
+
+test("version 2: RBLK fields out of range", () => {
+  const one = (fields, options = {}) => residualFile({ ...options, blocks: [rblk({ rows: 4, grid: grid(4), ...fields })] });
+  rejects(one({ channel: 1 }), /channel 1 residual block at row 0: no such channel/);
+  rejects(one({ reference: 0 }), /invalid reference channel 0/);
+  rejects(one({ reference: 3 }, { channels: 1 }), /invalid reference channel 3/);
+  rejects(one({ rows: 0, grid: [] }), /rows 0\.\.0 outside 0\.\.4/);
+  rejects(one({ first: 2 }), /rows 2\.\.6 outside 0\.\.4/);
+  rejects(one({ first: 2 ** 32 - 1, rows: 2 }), /outside 0\.\.4/); // first + rows beyond 32 bits
+  for (const step of [0, 1.5, 512, -1, NaN, Infinity]) rejects(one({ step }), /step .* is not an integer in 1\.\.511/);
+  rejects(one({ step: 131072 }, { dtype: "uint16" }), /is not an integer in 1\.\.131071/);
+  assert.equal(svdi.decode(one({ step: 131071 }, { dtype: "uint16" })).data[0], 65535);
+  assert.equal(svdi.decode(one({ step: 511 })).data[0], 255);
+  for (const step of [0, -0.5, NaN, Infinity]) rejects(one({ step }, { dtype: "float32" }), /invalid step/);
+  for (const bound of [-1, NaN, Infinity]) rejects(one({ bound }), /invalid bound/);
+  for (const elementCode of [0, 4, 255]) rejects(one({ elementCode }), new RegExp(`invalid element type ${elementCode}`));
+  rejects(one({ predictor: 4 }), /invalid predictor 4/);
+  const short = residualFile({ blocks: [["RBLK", new Uint8Array(27)]] });
+  rejects(short, /RBLK chunk too short/);
+});
+
+test("version 2: an RBLK frame must declare exactly rows × width × element bytes, before decompressing", () => {
+  const one = (fields) => residualFile({ blocks: [rblk({ rows: 4, grid: grid(4), ...fields })] });
+  rejects(one({ declared: 4 * 24 + 1 }), /zstd frame declares 97 bytes, header implies 96/);
+  rejects(one({ element: "int16" , declared: 4 * 24 }), /zstd frame declares 96 bytes, header implies 48/);
+  rejects(one({ frame: rawFrame(new Uint8Array(95)) }), /zstd frame declares 95 bytes/);
+  // A frame that declares the right size but holds fewer bytes: libzstd refuses it.
+  const frame = rawFrame(new Uint8Array(95), 96);
+  rejects(one({ frame }), /corrupt zstd data/);
+});
+
+test("version 2: a residual block of more than 2^31 − 1 elements is refused from its fields", () => {
+  // 4096 × 2^20 pixels (no pixel limit): one block of every row declares 2^32 elements.
+  const width = 4096, height = 2 ** 20;
+  const block = rblk({ rows: height, grid: [], frame: rawFrame(new Uint8Array(1), 1) });
+  const bytes = fileOf([head({ width, height }), plan({ height, width }), block, IEND]);
+  const before = process.memoryUsage().rss;
+  assert.throws(() => svdi.decode(bytes, { maxPixels: null }), /1048576 x 4096 elements exceed 2147483647/);
+  assert.ok(process.memoryUsage().rss - before < 2 ** 26, "refused before allocating the image");
+});
+
+test("version 2: order rules (row order, coverage, references)", () => {
+  const two = (blocks) => residualFile({ channels: 2, blocks });
+  const b = (channel, first, rows, reference = 255) => rblk({ channel, first, rows, reference, grid: grid(rows) });
+  // Rows out of order, overlapping, a gap, a channel that stops short.
+  rejects(residualFile({ blocks: [b(0, 2, 2), b(0, 0, 2)] }), /rows out of order \(expected row 0\)/);
+  rejects(residualFile({ blocks: [b(0, 0, 3), b(0, 2, 2)] }), /rows out of order \(expected row 3\)/);
+  rejects(residualFile({ blocks: [b(0, 0, 1), b(0, 2, 2)] }), /rows out of order \(expected row 1\)/);
+  rejects(residualFile({ blocks: [b(0, 0, 3)] }), /channel 0: residual blocks cover 3 of 4 rows/);
+  // A channel without blocks is not corrected: valid.
+  assert.deepEqual(Array.from(svdi.decode(two([b(1, 0, 4)])).data), grid(4).flatMap(() => [0, 1]));
+  // The reference's block of the same rows must come earlier, without a reference of its own.
+  rejects(two([b(0, 0, 4, 1), b(1, 0, 4)]), /reference channel 1 has no earlier block of the same rows/);
+  rejects(two([b(1, 0, 2), b(1, 2, 2), b(0, 0, 4, 1)]), /has no earlier block of the same rows/);
+  const three = (blocks) => residualFile({ channels: 3, blocks });
+  rejects(three([b(2, 0, 4), b(1, 0, 4, 2), b(0, 0, 4, 1)]), /reference channel 1 has no earlier block of the same rows without a reference/);
+  // A reference in all of a channel's blocks or in none.
+  rejects(two([b(1, 0, 2), b(0, 0, 2, 1), b(1, 2, 2), b(0, 2, 2)]), /a channel has a reference in all its blocks or in none/);
+  assert.deepEqual(Array.from(svdi.decode(two([b(1, 0, 2), b(0, 0, 2, 1), b(1, 2, 2), b(0, 2, 2, 1)])).data),
+    grid(4).flatMap(() => [2, 1]));
+});
+
+test("version 2: |q| beyond 2^31 − 1, directly or through the reference's q; float32 overflow", () => {
+  const max = 2 ** 31 - 1;
+  rejects(residualFile({ blocks: [rblk({ rows: 4, grid: [-(2 ** 31), ...grid(4).slice(1)] })] }),
+    /channel 0 residual block at row 0: residual beyond 2\^31 - 1/);
+  rejects(residualFile({ channels: 2, blocks: [rblk({ channel: 1, rows: 4, grid: grid(4, 6, max) }),
+    rblk({ channel: 0, reference: 1, rows: 4, grid: grid(4) })] }), /channel 0 residual block at row 0: residual beyond/);
+  // Running sums: a horizontal row of 2^30 six times reaches 6·2^30; planar column sums as well.
+  rejects(residualFile({ blocks: [rblk({ rows: 4, predictor: 1, grid: grid(4, 6, 2 ** 30) })] }), /residual beyond 2\^31 - 1/);
+  rejects(residualFile({ blocks: [rblk({ rows: 4, predictor: 2, grid: grid(4, 6, 2 ** 30) })] }), /residual beyond 2\^31 - 1/);
+  rejects(residualFile({ blocks: [rblk({ rows: 4, predictor: 3, grid: [2 ** 31 - 1, ...new Array(23).fill(1)] })] }),
+    /residual beyond 2\^31 - 1/);
+  // float32: x̂ + q·t beyond binary32's range is not a sample.
+  rejects(residualFile({ dtype: "float32", blocks: [rblk({ rows: 4, step: 1e30, grid: grid(4, 6, max) })] }),
+    /corrected samples overflow float32/);
+});
+
+test("version 2: the exact plane rule (§5.1): W_k ≤ 2^53, |A|, |B| < 2^24, M_A·M_B·ΣW < 2^53", () => {
+  const planeFile = ({ sigma = [1], shift = 0, step = 1, u = [1], v = [1], rank = 1 }) => fileOf([
+    head({ width: v.length / rank, height: u.length / rank, dtype: "float32" }),
+    plan({ height: u.length / rank, width: v.length / rank, rank, step, shift }),
+    denseBlock("SBLK", { values: sigma }, rank), denseBlock("UBLK", { values: u }, rank),
+    denseBlock("VBLK", { values: v }, rank), IEND]);
+  assert.deepEqual(Array.from(svdi.decode(planeFile({ shift: 53, u: [0] })).data), [0]); // W = 2^53
+  rejects(planeFile({ shift: 54, u: [0] }), /plane 0: exact weight exceeds 2\^53 \(step 1\.0, shift 54\)/);
+  rejects(planeFile({ sigma: [2 ** -100], shift: 63 }), /exact weight exceeds 2\^53/); // 2^163
+  rejects(planeFile({ step: 1e300, shift: 0 }), /exact weight exceeds 2\^53/); // Δ² overflows
+  // |A|, |B| < 2^24 strictly (2^24 + 1 would be 2^24 in binary32: the magnitude is taken first).
+  assert.deepEqual(Array.from(svdi.decode(planeFile({ u: [2 ** 24 - 1], v: [-1] })).data), [-(2 ** 24 - 1)]);
+  rejects(planeFile({ u: [2 ** 24], v: [1] }), /factor integers of magnitude 16777216 reach 2\^24 in an exact plane/);
+  rejects(planeFile({ u: [2 ** 24 + 1], v: [0] }), /factor integers of magnitude 16777217 reach 2\^24 in an exact plane/);
+  rejects(planeFile({ u: [0], v: [-(2 ** 24) - 1] }), /magnitude 16777217 reach 2\^24/);
+  // W = 2^40, M_A·M_B = 2^13: exactly 2^53 breaks the bound (2^13 − 1 decodes: version2.test.js).
+  rejects(planeFile({ shift: 40, u: [8192], v: [1] }), /max\|A\| \* max\|B\| \* sum\(W\) = 9007199254740992 breaks the exact reconstruction bound 2\^53/);
+  // The bound is on all of A and B: a preview of the first component is refused too when the
+  // second breaks it (2 × 2 plane, rank 2, component 1 with |A| = 2^25).
+  const wide = planeFile({ rank: 2, sigma: [1, 1], u: [1, 1, 2 ** 25, 0], v: [1, 1, 1, 1] });
+  assert.throws(() => svdi.decode(wide, { components: 1 }), /magnitude 33554432 reach 2\^24/);
+});
+
+test("a frame declaring 2^32 bytes or more is refused, not truncated to the 32-bit heap", () => {
+  // 4096 × 2^18 uint8 pixels (no pixel limit) with an int32 residual block of every row: its
+  // frame declares 2^32 bytes, which the WebAssembly libzstd's 32-bit sizes would read as 0.
+  // readFactors reads and checks the residual blocks as decode does, without the 1 GB image.
+  const width = 4096, height = 2 ** 18;
+  const block = rblk({ rows: height, grid: [], frame: rawFrame(new Uint8Array(1), 2 ** 32) });
+  const bytes = fileOf([head({ width, height }), plan({ height, width }), block, IEND]);
+  const before = process.memoryUsage().rss;
+  assert.throws(() => svdi.readFactors(bytes, { maxPixels: null }), (e) => e instanceof svdi.SvdiError &&
+    /cannot allocate 4294967296 bytes/.test(e.message));
+  assert.ok(process.memoryUsage().rss - before < 2 ** 26, "nothing of the declared size allocated");
 });

@@ -6,6 +6,10 @@ for the JS decoder's agreement tests (js/test/agreement.test.js) and the browser
 Writes NAME.svdi, NAME.npy (svdcodec.decode) and NAME.kK.npy (decode(components=K)) for every
 case, and fixtures.json listing them. Only svdcodec/data/sample.png (384 x 256 RGB, shipped with
 the package) is read; the other modes and sample types are derived from it.
+
+The cases with max_error (and LA, whose alpha the encoder makes exact) are format version 2
+files: exact planes and residual blocks. For those NAME.source.npy is the encoded image too, so
+that the tests also check the bound the encoder promised, not only agreement.
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ def sources() -> dict[str, np.ndarray]:
     odd = rgb[:251, :383]
     wide = grey.astype(np.uint16) * 257 + (np.arange(w, dtype=np.uint16)[None, :] % 257)
     floats = (grey.astype(np.float32) - 100.0) / 37.5
+    # Binary alpha: a disc, opaque inside (what a cut-out photo or a sprite has).
+    yy, xx = np.mgrid[:h, :w]
+    disc = np.where((yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (0.45 * h) ** 2, 255, 0).astype(np.uint8)
     return {"rgb": rgb, "grey": grey, "rgba": rgba, "odd": odd, "u16": wide, "f32": floats,
-            "la": np.dstack([grey, 255 - grey])}
+            "la": np.dstack([grey, 255 - grey]), "cutout": np.dstack([rgb, disc])}
 
 
 CASES = [
@@ -51,16 +58,33 @@ CASES = [
     ("rgb_rank12_plain", "rgb", {"rank": 12}, [5]),
     ("odd_q60_auto", "odd", {"quality": 60}, [2]),
     ("odd_q60_plain", "odd", {"quality": 60, "layout": "plain"}, [7]),
-    ("rgba_q70_auto", "rgba", {"quality": 70}, [3]),
-    ("rgba_q95_plain", "rgba", {"quality": 95, "layout": "plain"}, [9]),
+    ("rgba_q70_auto", "rgba", {"quality": 70, "exact_alpha": False}, [3]),
+    # exact_alpha=False: version 1 (by default the encoder adds a residual making alpha exact).
+    ("rgba_q95_plain", "rgba", {"quality": 95, "layout": "plain", "exact_alpha": False}, [9]),
     ("l_q30_auto", "grey", {"quality": 30}, [2]),
     ("l_q80_plain", "grey", {"quality": 80, "layout": "plain"}, [1, 20]),
     ("l_q80_patch16", "grey", {"quality": 80, "layout": "patch16"}, [5]),
-    ("la_q70_auto", "la", {"quality": 70}, [2]),
+    ("la_q70_auto", "la", {"quality": 70, "exact_alpha": False}, [2]),
     ("u16_q75_auto", "u16", {"quality": 75}, [3]),
     ("u16_q95_plain", "u16", {"quality": 95, "layout": "plain"}, [10]),
     ("f32_q75_auto", "f32", {"quality": 75}, [3]),
     ("f32_q90_plain", "f32", {"quality": 90, "layout": "plain"}, [12]),
+    # Format version 2 (residual blocks, exact planes): bit-exact agreement is required.
+    ("v2_l_lossless", "grey", {"max_error": 0}, [3]),
+    ("v2_l_lossless_plain", "grey", {"max_error": 0, "layout": "plain"}, [1, 10]),
+    ("v2_rgb_lossless", "rgb", {"max_error": 0}, [2]),
+    ("v2_rgb_e2_plain", "rgb", {"max_error": 2, "layout": "plain"}, [5]),
+    ("v2_rgb_e1_q95_444", "rgb", {"max_error": 1, "quality": 95}, [4]),
+    ("v2_rgb_e3_patch16", "rgb", {"max_error": 3, "quality": 40, "layout": "patch16"}, [3]),
+    ("v2_odd_e1", "odd", {"max_error": 1, "quality": 60}, [2]),
+    ("v2_rgba_cutout_lossless", "cutout", {"max_error": 0}, [3]),
+    ("v2_rgba_cutout_e4", "cutout", {"max_error": 4, "quality": 50}, [2]),
+    ("v2_rgba_exact_alpha", "rgba", {"quality": 70}, [3]),  # alpha alone has residual blocks
+    ("v2_la_e1", "la", {"max_error": 1}, [2]),
+    ("v2_u16_e2", "u16", {"max_error": 2}, [3]),
+    ("v2_u16_lossless_plain", "u16", {"max_error": 0, "layout": "plain"}, [6]),
+    ("v2_f32_e001", "f32", {"max_error": 0.01}, [3]),
+    ("v2_f32_e0001_plain", "f32", {"max_error": 0.001, "layout": "plain", "quality": 90}, [8]),
 ]
 
 
@@ -78,10 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         for k in components:
             np.save(out / f"{name}.k{k}.npy", svdcodec.decode(data, components=k))
         planes = [f.layout for f in svdcodec.read_factors(data)]
-        listing.append({"name": name, "file": f"{name}.svdi", "expected": f"{name}.npy",
-                        "components": components, "dtype": str(expected.dtype),
-                        "shape": list(expected.shape), "options": options, "layouts": planes,
-                        "bytes": len(data)})
+        version = int.from_bytes(data[16:18], "big")  # HEAD's first field (spec §2)
+        entry = {"name": name, "file": f"{name}.svdi", "expected": f"{name}.npy",
+                 "components": components, "dtype": str(expected.dtype),
+                 "shape": list(expected.shape), "options": options, "layouts": planes,
+                 "bytes": len(data), "version": version}
+        if version == 2:
+            entry["source"] = f"{name}.source.npy"
+            np.save(out / entry["source"], images[source])
+        listing.append(entry)
     (out / "fixtures.json").write_text(json.dumps({"fixtures": listing}, indent=1))
     print(f"{len(listing)} fixtures in {out}")
     return 0

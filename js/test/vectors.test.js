@@ -1,12 +1,13 @@
 // Conformance: every vector of spec/vectors (manifest.json) — valid ones decode to their .npy
-// reference within the manifest's tolerance, invalid ones are rejected with the rule named.
+// reference within the manifest's tolerance (version 2 ones to the bit), invalid ones are
+// rejected with the rule named.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as svdi from "../svdi.js";
 import { readNpy } from "../support/npy.js";
-import { compareSamples } from "../support/compare.js";
+import { compareSamples, differingBits } from "../support/compare.js";
 
 const dir = fileURLToPath(new URL("../../spec/vectors/", import.meta.url));
 const manifest = JSON.parse(readFileSync(dir + "manifest.json", "utf8"));
@@ -15,6 +16,9 @@ test("the manifest lists valid and invalid vectors", () => {
   assert.equal(manifest.format_version, svdi.VERSION);
   assert.ok(manifest.vectors.filter((v) => v.valid).length >= 9);
   assert.ok(manifest.vectors.filter((v) => !v.valid).length >= 18);
+  const versions = manifest.vectors.filter((v) => v.valid)
+    .map((v) => svdi.readHeader(readFileSync(dir + v.file)).version);
+  assert.ok(versions.includes(1) && versions.includes(2), "valid vectors of both versions");
 });
 
 for (const v of manifest.vectors.filter((v) => v.valid)) {
@@ -29,6 +33,10 @@ for (const v of manifest.vectors.filter((v) => v.valid)) {
     assert.deepEqual(expected.shape, v.shape);
     const { max, over } = compareSamples(image.data, expected.data, v.tolerance.abs);
     assert.equal(over, 0, `${over} samples beyond ±${v.tolerance.abs} (largest difference ${max})`);
+    if (svdi.readHeader(bytes).version === 2) {
+      // Version 2: the reference's samples to the bit (spec §5.3), float32 signs of zero too.
+      assert.equal(differingBits(image.data, expected.data), 0);
+    }
     // The header alone gives the same size, type and planes.
     const header = svdi.readHeader(bytes);
     assert.equal(header.width, image.width);

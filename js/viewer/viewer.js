@@ -56,6 +56,7 @@ worker.onmessage = (event) => {
     $("rankinfo").textContent = `of ${top} (ranks ${m.planes.map((p) => p.rank).join(", ")})`;
     busy = true; // the worker renders the full image right after opening
     drawStorage();
+    drawResiduals();
     drawCharts();
     drawBasis();
   } else if (m.type === "image") {
@@ -71,7 +72,8 @@ worker.onmessage = (event) => {
     document.body.dataset.shown = String(shown);
     const h = file.header;
     setState("ready", `${file.name}: ${h.width}×${h.height}, ${h.channels} channel(s) ${h.dtype}` +
-      `${h.colour === 1 ? `, Y′CbCr${h.subsampling ? " 4:2:0" : " 4:4:4"}` : ""}; ` +
+      `${h.colour === 1 ? `, Y′CbCr${h.subsampling ? " 4:2:0" : " 4:4:4"}` : ""}` +
+      `${residualNote(shown)}; ` +
       `opened in ${file.openMs.toFixed(0)} ms, ${shown} components rendered in ${m.ms.toFixed(0)} ms`);
     if (pending !== null) {
       const k = pending;
@@ -136,6 +138,50 @@ function drawStorage() {
   $("filesize").textContent = `File: ${file.fileBytes.toLocaleString()} bytes; raw samples ` +
     `${raw.toLocaleString()} bytes (${(raw / file.fileBytes).toFixed(1)}:1, ` +
     `${(8 * file.fileBytes / (h.width * h.height)).toFixed(3)} bits per pixel).`;
+}
+
+/** Output channel names of the residual blocks (§4.1: R, G, B, A for Y′CbCr files). */
+function channelNames(header) {
+  if (header.colour === 1) return ["R", "G", "B", "alpha"];
+  return planeNames(header);
+}
+
+/** Each channel's residual blocks: their largest bound, steps, reference and bytes. */
+function residualChannels() {
+  const out = new Map();
+  for (const b of file.residuals) {
+    const c = out.get(b.channel) ?? { channel: b.channel, blocks: 0, bound: 0, steps: new Set(), reference: b.reference, bytes: 0 };
+    c.blocks++;
+    c.bound = Math.max(c.bound, b.bound);
+    c.steps.add(b.step);
+    c.bytes += b.stored;
+    out.set(b.channel, c);
+  }
+  return [...out.values()].sort((a, b) => a.channel - b.channel);
+}
+
+/** ", format version 2, lossless" or ", within ±E" for the shown image; a preview of fewer
+ * components is the low-rank layer without the residual (spec §5.3). */
+function residualNote(shown) {
+  if (!file.residuals.length) return file.header.version === 2 ? ", format version 2 (exact planes)" : "";
+  const channels = residualChannels();
+  const bound = Math.max(...channels.map((c) => c.bound));
+  const all = channels.length === file.header.channels;
+  const promise = bound === 0 ? (all ? "lossless" : "exact in some channels") : `within ±${bound}${all ? "" : " in some channels"}`;
+  return shown >= maxRank() ? `, format version 2: ${promise}` : ", format version 2: low-rank layer only (the residual applies at every component)";
+}
+
+function drawResiduals() {
+  const channels = residualChannels();
+  $("residualpanel").hidden = channels.length === 0;
+  if (!channels.length) return;
+  const names = channelNames(file.header);
+  const rows = channels.map((c) =>
+    `<tr><td>${names[c.channel] ?? c.channel}</td><td>${c.blocks}</td>` +
+    `<td>${c.bound === 0 ? "0 (exact)" : `±${c.bound}`}</td><td>${[...c.steps].join(", ")}</td>` +
+    `<td>${c.reference === null ? "–" : names[c.reference]}</td><td>${c.bytes.toLocaleString()}</td></tr>`);
+  $("residuals").innerHTML = "<tr><th>channel</th><th>blocks</th><th>bound</th><th>step</th>" +
+    "<th>q + q of</th><th>bytes</th></tr>" + rows.join("");
 }
 
 function drawCharts() {

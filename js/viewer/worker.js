@@ -49,8 +49,10 @@ onmessage = (event) => {
         // Basis images of a patch layout: the first rows of Vᵀ (at most 64 tiles).
         basis: p.layout === "plain" ? null : factors[i].Vt.slice(0, Math.min(p.rank, 64) * p.n),
       }));
+      // Version 2: the residual blocks (channel, rows, step, the encoder's bound, bytes), applied
+      // when every component is shown.
       postMessage({ type: "opened", name: message.name, header: image.header, planes,
-        fileBytes: image.fileBytes, openMs });
+        residuals: image.residualBlocks(), fileBytes: image.fileBytes, openMs });
       render(null);
     } else if (message.type === "render") {
       if (image) render(message.k);
