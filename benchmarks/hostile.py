@@ -9,14 +9,16 @@ builds itself from the format's grammar, and print the tables of docs/reliabilit
 1. Rejected input: every invalid vector of spec/vectors, every tests/regressions/*.svdi, and
    worst cases of part 2 with one defect from the grammar (sparse sizes one past a bound, a
    dense element count + 1, a zstd window of 2^24, a skippable frame after a block's frame,
-   rank one past MAX_WORK). For `svdcodec.decode(data)` (must raise SvdiError) and Pillow
-   (`Image.open(...).load()`): median wall time of --runs calls and the tracemalloc peak of
+   rank one past MAX_WORK; a residual block's window of 2^24 or skippable frame). For
+   `svdcodec.decode(data)` (must raise SvdiError) and Pillow (`Image.open(...).load()`): median wall time of --runs calls and the tracemalloc peak of
    one more call (the input is allocated before tracing). Bound: < 10 ms and < 64 KiB.
 2. Accepted input: for every block type (dense int8 / int32 zeros, sparse all-zero rows,
    sparse all-ones rows = the most symbols, sparse rows of value escapes = the most stream
    bytes, one-component sparse blocks = the most blocks), every layout (plain, patch 2..32)
    and every mode (L, LA, RGBA, Y'CbCr 4:4:4 and 4:2:0, I;16, F, uint16 x 4), a VALID file at
-   the caps (PIL.Image.MAX_IMAGE_PIXELS, MAX_WORK = 2^36, MAX_RANK), plus two encoder outputs.
+   the caps (PIL.Image.MAX_IMAGE_PIXELS, MAX_WORK = 2^36, MAX_RANK), plus two encoder outputs;
+   and version 2 files (exact planes) with residual blocks (RBLK, int32, planar predictor,
+   references) on every channel: whole-height blocks and one-row blocks.
    Each is decoded once in a fresh child process (after a warm-up decode of a tiny vector):
    wall time, and peak = VmHWM after the decode - VmRSS before it, VmHWM reset through
    /proc/self/clear_refs just before (the output array is included). Bound (spec §5):
@@ -27,6 +29,7 @@ builds itself from the format's grammar, and print the tables of docs/reliabilit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -54,6 +57,7 @@ from PIL import Image, UnidentifiedImageError
 import svdcodec
 from svdcodec import SvdiError
 from svdcodec import format as fmt
+from svdcodec.codec import exact
 
 VECTORS = REPO / "spec" / "vectors"
 REGRESSIONS = REPO / "tests" / "regressions"
@@ -83,6 +87,13 @@ def table(head: list[str], rows: list[list[Any]]) -> str:
 def _pack(kind: bytes, plane: int, first: int, count: int, coding: int,
           descriptor: bytes, content: bytes | Callable[[], Iterator[bytes]]) -> bytes:
     """One block chunk. Content given as chunks is compressed as a stream (never whole)."""
+    return _frame_chunk(kind, fmt.BLOCK_RECORD.pack(plane, first, count, coding) + descriptor,
+                        content)
+
+
+def _frame_chunk(kind: bytes, head: bytes, content: bytes | Callable[[], Iterator[bytes]]
+                 ) -> bytes:
+    """A chunk of `head` and one zstd frame of `content` (level 1, content size written)."""
     if isinstance(content, bytes):
         frame = zstandard.ZstdCompressor(level=1, write_content_size=True).compress(content)
     else:
@@ -93,8 +104,7 @@ def _pack(kind: bytes, plane: int, first: int, count: int, coding: int,
             for p in content():
                 w.write(p)
         frame = out.getvalue()
-    payload = fmt.BLOCK_RECORD.pack(plane, first, count, coding) + descriptor + frame
-    return fmt.writer.chunk(kind, payload)
+    return fmt.writer.chunk(kind, head + frame)
 
 
 def sparse_rows(rows: int, count: int, content: str) -> tuple[bytes, Callable[[], Iterator[bytes]]]:
@@ -171,24 +181,60 @@ class Case:
     build: Callable[[Path], None]
 
 
+def residual_chunks(header: fmt.Header, rows_per_block: int) -> Iterator[bytes]:
+    """Version 2 residual blocks (RBLK) on every channel: int32 elements, the planar predictor
+    (the most work per sample), zeros (so that every q stays valid), blocks of
+    `rows_per_block` rows; channels 1 and 2 reference channel 0 (the most q kept at once)."""
+    width, height = header.width, header.height
+    element = np.dtype("<i4")
+    step = 1.0 if header.sample_type != 3 else 0.5
+    for first in range(0, height, rows_per_block):
+        rows = min(rows_per_block, height - first)
+        total = rows * width * element.itemsize
+
+        def pieces(total: int = total) -> Iterator[bytes]:
+            for a in range(0, total, 1 << 24):
+                yield bytes(min(1 << 24, total - a))
+        for channel in range(header.channels):
+            reference = 0 if channel in (1, 2) else fmt.NO_REFERENCE
+            record = fmt.RESIDUAL_RECORD.pack(channel, reference, first, rows, step, 0.0, 3, 3)
+            yield _frame_chunk(b"RBLK", record, pieces)
+
+
 def worst(name: str, mode: str, width: int, height: int, layout: str, content: str,
-          rank: int | None = None) -> Case:
+          rank: int | None = None, residual_rows: int | None = None) -> Case:
+    """A valid file at the caps; with `residual_rows`, a version 2 file (exact planes) with
+    residual blocks of that many rows on every channel."""
     stype, channels, colour, sub = MODES[mode]
-    header = fmt.Header(width, height, stype, channels, colour, sub, 1.0)
+    version = 1 if residual_rows is None else 2
+    header = fmt.Header(width, height, stype, channels, colour, sub, 1.0, version)
     kind, patch = (fmt.LAYOUT_PLAIN, 0) if layout == "plain" else (fmt.LAYOUT_PATCH,
                                                                     int(layout[5:]))
 
     def build(path: Path) -> None:
         planes = plan_planes(header, kind, patch, rank)
         assert sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in planes) <= fmt.MAX_WORK
+        if version == 2:  # the shift the encoder would choose for these factors
+            planes = [dataclasses.replace(p, shift=exact_shift(p, content)) for p in planes]
         with open(path, "wb") as f:
             f.write(fmt.pack_header(header, planes))
             for p in planes:
                 for chunk in factor_chunks(p, content):
                     f.write(chunk)
+            if residual_rows is not None:
+                f.writelines(residual_chunks(header, residual_rows))
             f.write(fmt.END)
     ranks = "max" if rank is None else rank
-    return Case(name, f"{mode} {width}x{height} {layout} rank {ranks}, {content}", build)
+    extra = "" if residual_rows is None else f", RBLK int32 of {residual_rows} rows per block"
+    return Case(name, f"{mode} {width}x{height} {layout} rank {ranks}, {content}{extra}", build)
+
+
+def exact_shift(plane: fmt.Plane, content: str) -> int:
+    """The largest shift keeping spec §5.1's bound for factor_chunks' content."""
+    sigma = np.full(plane.rank, 1e6 if content == "escapes" else 1.0)
+    top = {"sparse0": 0, "sparse1": 1, "escapes": 100_000, "blocks1": 0,
+           "dense8": 0, "dense32": 0}[content]
+    return exact.choose_shift(plane.step, sigma, top, top, "hostile case")
 
 
 def photo(width: int, height: int, grey: bool) -> np.ndarray:
@@ -239,6 +285,12 @@ def cases() -> list[Case]:
     out.append(worst("p32_YCC420_sparse0", "YCC420", S, S, "patch32", "sparse0"))
     out.append(worst("plain_YCC420_escapes", "YCC420", S, S, "plain", "escapes"))
     out.append(worst("p8_U16x4_escapes", "U16x4", 4096, 4096, "patch8", "escapes"))
+    # Version 2: exact planes and residual blocks on every channel (the residual phase streams
+    # each block a band at a time): whole-height blocks, and one-row blocks (the most blocks).
+    out.append(worst("v2_p8_RGBA_rblk", "RGBA", S, S, "patch8", "sparse1", 64, S))
+    out.append(worst("v2_p8_YCC420_rblk", "YCC420", S, S, "patch8", "sparse1", 64, S))
+    out.append(worst("v2_p8_F_rblk", "F", S, S, "patch8", "escapes", 64, S))
+    out.append(worst("v2_p8_L_rblk_rows1", "L", S, S, "patch8", "sparse0", 64, 1))
     out.append(encoded("enc_rgb_4000x3000_q75", 4000, 3000, 75, False))
     out.append(encoded("enc_grey_6144_q100", 6144, 6144, 100, True))
     return out
@@ -259,6 +311,11 @@ def with_defect(data: bytes, defect: str) -> bytes:
         fields = list(fmt.PLAN_RECORD.unpack(chunks[i][1]))
         fields[5] += 1
         chunks[i] = (b"PLAN", fmt.PLAN_RECORD.pack(*fields))
+    elif defect.startswith("RBLK "):  # the first residual block's frame
+        i = next(k for k, (kind, _) in enumerate(chunks) if kind == b"RBLK")
+        size = fmt.RESIDUAL_RECORD.size
+        chunks[i] = (b"RBLK", chunks[i][1][:size]
+                     + bad_frame(chunks[i][1][size:], defect[len("RBLK "):]))
     else:
         i = next(k for k, (kind, _) in enumerate(chunks) if kind == b"UBLK")
         payload = chunks[i][1]
@@ -276,17 +333,20 @@ def with_defect(data: bytes, defect: str) -> bytes:
                        + payload[head + fmt.DENSE_RECORD.size:])
         else:
             size = head + (fmt.DENSE_RECORD.size if coding == fmt.DENSE else fmt.SPARSE_RECORD.size)
-            frame = payload[size:]
-            params = zstandard.get_frame_parameters(frame)
-            if defect == "window 2^24":
-                header = zstandard.frame_header_size(frame)
-                frame = ((0xFD2FB528).to_bytes(4, "little") + bytes([0xC0, (24 - 10) << 3])
-                         + params.content_size.to_bytes(8, "little") + frame[header:])
-            else:  # skippable frame after
-                frame += (0x184D2A50).to_bytes(4, "little") + (4).to_bytes(4, "little") + b"hide"
-            payload = payload[:size] + frame
+            payload = payload[:size] + bad_frame(payload[size:], defect)
         chunks[i] = (b"UBLK", payload)
     return fmt.SIGNATURE + b"".join(fmt.writer.chunk(k, p) for k, p in chunks)
+
+
+def bad_frame(frame: bytes, defect: str) -> bytes:
+    """A block's zstd frame with a window of 2^24 or a skippable frame after it."""
+    if defect == "window 2^24":
+        params = zstandard.get_frame_parameters(frame)
+        header = zstandard.frame_header_size(frame)
+        return ((0xFD2FB528).to_bytes(4, "little") + bytes([0xC0, (24 - 10) << 3])
+                + params.content_size.to_bytes(8, "little") + frame[header:])
+    assert defect == "skippable frame after", defect
+    return frame + (0x184D2A50).to_bytes(4, "little") + (4).to_bytes(4, "little") + b"hide"
 
 
 def _outcome(call: Callable[[], Any]) -> BaseException | None:
@@ -437,7 +497,8 @@ def main() -> int:
             defects = {"p8_L_escapes": ["sparse sizes +1", "window 2^24",
                                         "skippable frame after"],
                        "plain4096_L_dense32": ["dense elements +1", "window 2^24"],
-                       "p32_L_dense8": ["rank past MAX_WORK", "skippable frame after"]}
+                       "p32_L_dense8": ["rank past MAX_WORK", "skippable frame after"],
+                       "v2_p8_RGBA_rblk": ["RBLK window 2^24", "RBLK skippable frame after"]}
             for case in cases():
                 for defect in defects.get(case.name, []):
                     path = workdir / f"{case.name}.svdi"
