@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """atheris harness: encode -> decode of small fuzzed arrays in every sample type and channel
-count, with fuzzed quality and layout.
+count, with fuzzed quality, layout and max_error (every decoded sample within it).
 
     PYTHONPATH=. python tests/fuzz/fuzz_roundtrip.py /tmp/svdi-roundtrip
 
-Encoding may raise SvdiError only for float input holding NaN or infinity; decoding the
-encoder's output must never fail, and must give the input's shape and sample type, finite for
-float32. Anything else is a crash.
+Encoding may raise SvdiError only for float input holding NaN or infinity, or a max_error
+too fine for the float samples' range (|x| >= 2^30 E); decoding the encoder's output must never
+fail, and must give the input's shape and sample type, finite for float32, every sample within
+max_error when given. Anything else is a crash.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ else:  # imported by tests/test_fuzz_corpus.py; target() then imports atheris it
 COMBOS = [(np.dtype(t), c) for t in (np.uint8, np.uint16, np.float32) for c in range(1, 5)]
 LAYOUTS = ["auto", "plain", "patch", "patch2", "patch4", "patch16", "patch32"]
 MAX_SIDE = 24
+#: max_error choices: lossy (None), lossless (0; 0.01 for floats, whose E = 0 the encoder may
+#: refuse), and small bounds; the decoded samples must keep the bound.
+BOUNDS = [None, None, None, 0, 1, 2, 0.5]
 
 
 def target(data: bytes) -> None:
@@ -44,13 +48,19 @@ def target(data: bytes) -> None:
     quality = fdp.ConsumeIntInRange(1, 100)
     layout = LAYOUTS[fdp.ConsumeIntInRange(0, len(LAYOUTS) - 1)]
     size = height * width * channels * dtype.itemsize
+    bound = BOUNDS[fdp.ConsumeIntInRange(0, len(BOUNDS) - 1)]
+    max_error = None if bound is None else (bound if dtype.kind != "f" or bound else 0.01)
     raw = fdp.ConsumeBytes(size).ljust(size, b"\0")
     pixels = np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype)
     pixels = pixels.reshape((height, width) if squeeze else (height, width, channels))
     try:
-        encoded = svdcodec.encode(pixels, quality=quality, layout=layout)
+        encoded = svdcodec.encode(pixels, quality=quality, layout=layout, max_error=max_error)
     except SvdiError:
         if dtype.kind == "f" and not np.all(np.isfinite(pixels)):
+            return
+        # A float bound too fine for the samples' range: each residual q = r / (2E) must fit
+        # 31 bits, and |r| <= 2 max|x|, so samples below 2^30 E are always accepted.
+        if dtype.kind == "f" and max_error and np.max(np.abs(pixels)) >= 2**30 * max_error:
             return
         raise
     decoded = svdcodec.decode(encoded, max_pixels=None)
@@ -60,6 +70,11 @@ def target(data: bytes) -> None:
                              f"{decoded.dtype}")
     if dtype.kind == "f" and not np.all(np.isfinite(decoded)):
         raise AssertionError("finite float input decoded to NaN or infinity")
+    if max_error is not None:
+        error = np.max(np.abs(decoded.astype(np.float64) - pixels.reshape(decoded.shape)),
+                       initial=0.0)
+        if error > max_error:
+            raise AssertionError(f"max_error={max_error} but a sample is off by {error}")
 
 
 if __name__ == "__main__":
