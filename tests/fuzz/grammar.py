@@ -600,7 +600,7 @@ def d_residual(c: Choices, chunks: list, body: Body) -> str:
               3: [0, old + 1, 2**32 - 1], 4: [0.0, -1.0, 0.5, float("nan"), float("inf"),
                                               1e300, 131072.0],
               5: [-1.0, float("nan"), float("inf")], 6: [0, 4, 5], 7: [4, 255]}
-    b.fields[i] = pick(c, limits[i])
+    b.fields[i] = in_field(fmt.RESIDUAL_RECORD, i, pick(c, limits[i]))
     return f"RBLK field {i} {old} -> {b.fields[i]}"
 
 
