@@ -719,12 +719,18 @@ function exactWeights(plane) {
   return { weights, weightSum };
 }
 
-/** The bound of an exact plane (spec §5.1) on the largest |A| and |B| of all its components. */
-function checkExactBound(plane, maxA, maxB) {
+/** The bound of an exact plane (spec §5.1) on the largest |A| and |B| of its first k
+ * components (all of them, or a preview's) and their weights. */
+function checkExactBound(plane, maxA, maxB, k) {
   if (maxA >= FACTOR_LIMIT || maxB >= FACTOR_LIMIT) {
     throw new SvdiError(`plane ${plane.index}: factor integers of magnitude ${Math.max(maxA, maxB)} reach 2^24 in an exact plane`);
   }
-  const product = BigInt(maxA) * BigInt(maxB) * plane.weightSum;
+  let weightSum = plane.weightSum;
+  if (k < plane.rank) {
+    weightSum = 0n;
+    for (let c = 0; c < k; c++) weightSum += BigInt(plane.weights[c]);
+  }
+  const product = BigInt(maxA) * BigInt(maxB) * weightSum;
   if (product >= BigInt(EXACT_LIMIT)) {
     throw new SvdiError(`plane ${plane.index}: max|A| * max|B| * sum(W) = ${product} breaks the exact reconstruction bound 2^53`);
   }
@@ -1431,11 +1437,11 @@ export class SvdiImage {
     this.fileBytes = container.bytes.length;
     this.factors = planes.map((p) => {
       const k = components == null ? p.rank : Math.min(p.rank, components);
-      // An exact plane's bound (§5.1) is a rule on all of A and B: every component is decoded
-      // and checked, also for a preview of fewer.
-      const stride = p.shift === null ? k : p.rank;
+      // An exact plane's bound (§5.1) is checked on what is multiplied: all of A and B, or a
+      // preview's first k components with their weights.
+      const stride = k;
       const A = integerFactor(container, p, "U", stride), B = integerFactor(container, p, "V", stride);
-      if (p.shift !== null) checkExactBound(p, A.largest, B.largest);
+      if (p.shift !== null) checkExactBound(p, A.largest, B.largest, k);
       return { k, stride, A: A.data, B: B.data };
     });
   }

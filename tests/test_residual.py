@@ -21,7 +21,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from PIL import Image
-from support import ROOT, photo
+from support import ROOT, make_vectors, photo
 
 import svdcodec
 from svdcodec import SvdiError
@@ -327,6 +327,38 @@ def test_invalid_v2_vector_same_verdict_everywhere(entry: dict[str, Any]) -> Non
         svdcodec.read_factors(data)
     with pytest.raises(OSError), Image.open(io.BytesIO(data)) as im:
         im.load()
+
+
+def _verdict(call: Callable[[], np.ndarray]) -> np.ndarray | str:
+    try:
+        return call()
+    except SvdiError:
+        return "SvdiError"
+
+
+@pytest.mark.parametrize("components", [1, 2])
+def test_previews_agree_with_the_reference(components: int) -> None:
+    """A preview applies the exact rule to the components it multiplies (spec §5.1), on every
+    path as in the reference: the same verdict and pixels for every vector."""
+    mv = make_vectors()
+    late = mv.plane(7, 13, 2.0, [1.0, 2.0], 31, (4, 7), 3, code=mv.INT32)
+    late.A[2, 1] = (1 << 24) + 1  # component 1 breaks the rule: a preview of 1 shows the file
+    late_file = mv.V2Vector(mv.Vector("late", "", 13, 7, 1, [late]),
+                            np.zeros((7, 13, 1), np.int64), {}).encode()
+    with pytest.raises(SvdiError, match="2\\^24"):
+        svdcodec.decode(late_file)
+    files = [(e["file"], (VECTORS / e["file"]).read_bytes()) for e in MANIFEST["vectors"]]
+    for name, data in files + [("bound broken in component 1", late_file)]:
+        expected = _verdict(lambda: decode_reference(data, components=components))
+        for on in (True, False):
+            with kernels(on):
+                got = _verdict(lambda: svdcodec.decode(data, components=components))
+            if isinstance(expected, str) or isinstance(got, str):
+                assert got == expected, (name, on)
+            else:
+                np.testing.assert_array_equal(got, expected.reshape(got.shape), err_msg=name)
+    if components == 1:
+        assert not isinstance(_verdict(lambda: svdcodec.decode(late_file, components=1)), str)
 
 
 @pytest.mark.parametrize("factor", [2, 4, 8])

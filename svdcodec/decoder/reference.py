@@ -48,13 +48,10 @@ def decode_plane(container: Container, plane: Plane, rank: int) -> np.ndarray:
     if plane.exact:  # version 2: V = A diag(W) B^T in integers, then V 2^-F rounded once
         assert plane.shift is not None
         what = f"plane {plane.index}"
-        full_a = factor_integers(container, plane, "U", plane.rank)
-        full_b = factor_integers(container, plane, "V", plane.rank)
-        w, total = exact_rule.weights(plane.step, container.singular_values(plane.index),
-                                      plane.shift, what)
-        exact_rule.check_bound(exact_rule.magnitude(full_a), exact_rule.magnitude(full_b),
-                               total, what)
-        matrix = exact_rule.exact_product(A, w[:rank], B.T, plane.shift)
+        # the rule on what is multiplied: every component, or a preview's first `rank`
+        w, total = exact_rule.weights(plane.step, sigma, plane.shift, what)
+        exact_rule.check_bound(exact_rule.magnitude(A), exact_rule.magnitude(B), total, what)
+        matrix = exact_rule.exact_product(A, w, B.T, plane.shift)
     else:
         with np.errstate(all="ignore"):  # a hostile step or sigma overflows: checked next
             matrix = reconstruct(A, sigma, B, plane.step)  # (step A) diag(1/sigma) (step B)^T
