@@ -18,7 +18,15 @@ from ..codec.colour import from_planes
 from ..codec.layout import from_matrix
 from ..codec.quantize import reconstruct
 from ..errors import SvdiError
-from ..format import COLOUR_YCBCR, DENSE, LAYOUT_PATCH, NO_REFERENCE, Container, Plane, unpack
+from ..format import (
+    COLOUR_YCBCR,
+    DENSE,
+    LAYOUT_PATCH,
+    NO_REFERENCE,
+    Container,
+    Plane,
+    unpack,
+)
 
 
 def factor_integers(container: Container, plane: Plane, factor: str, rank: int) -> np.ndarray:
