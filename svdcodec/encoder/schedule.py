@@ -8,7 +8,7 @@ decision uses (discarded sigma^2 plus the quantization errors of the kept compon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from .plane import (
     factorize_plane,
     layout_sample,
 )
+from .residual import exact_layer
 from .source import PlaneSource, image_header
 from .tuning import CHROMA_STEP, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
 
@@ -135,13 +136,17 @@ class Encoder:
             choice = begun if begun is not None else self.choose_layout(work, index, step)
             assert choice is not None  # whole-plane codings allowed: always a choice
             coded.append(self.finish(work, choice))
-        return interleave(header, coded)
+        data = interleave(header, coded)
+        # Sample types and channel counts of version 2 only: the exact planes' shifts (§5.1)
+        return exact_layer(data) + END if header.version >= 2 else data
 
 
 def interleave(header: Header, coded: list[CodedPlane]) -> bytes:
     """The file: header and PLANs, then the planes' blocks group by group (importance order:
-    a reader can stop after any group for a preview), then IEND."""
+    a reader can stop after any group for a preview), then IEND. A version 2 header gets
+    shift 0 in every PLAN, a placeholder that `exact_layer` replaces."""
     depth = max((len(k.groups) for k in coded), default=0)
     ordered = [chunk for g in range(depth) for k in coded if g < len(k.groups)
                for chunk in k.groups[g]]
-    return b"".join([pack_header(header, [k.plane for k in coded]), *ordered, END])
+    planes = [k.plane if header.version < 2 else replace(k.plane, shift=0) for k in coded]
+    return b"".join([pack_header(header, planes), *ordered, END])

@@ -12,8 +12,13 @@ from ..codec.colour import YCC_UNIT, YCC_WEIGHTS, needs_float64
 from ..codec.layout import patch_rows
 from ..codec.resample import Resampler
 from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, Header
+from ..modes import needs_version_2
 from ..runtime import kernels
 from ..runtime.threads import run_bands
+
+
+#: Sample types the compiled kernels read (the others are converted by numpy).
+COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 
 def image_header(pixels: np.ndarray, subsample: bool) -> Header:
@@ -24,10 +29,21 @@ def image_header(pixels: np.ndarray, subsample: bool) -> Header:
     colour = COLOUR_YCBCR if dtype == np.uint8 and c in (3, 4) else COLOUR_NONE
     scale = 1.0
     if dtype != np.uint8:
-        peak = float(np.max(np.abs(pixels))) if pixels.size else 0.0
+        # max |x| of every channel: a Python int for integers (abs(int8 -128) wraps in numpy)
+        peak = (float(max(abs(int(pixels.min())), abs(int(pixels.max()))))
+                if dtype.kind in "iu" else float(np.max(np.abs(pixels)))) if pixels.size else 0.0
         scale = peak / 255.0 if peak > 0 else 1.0
     return Header(w, h, SAMPLE_CODES[dtype], c, colour,
-                  int(subsample and colour == COLOUR_YCBCR), scale)
+                  int(subsample and colour == COLOUR_YCBCR), scale,
+                  2 if needs_version_2(dtype, c) else 1)
+
+
+def divides_in_float64(pixels: np.ndarray, header: Header) -> bool:
+    """Whether planes are computed as fl32(fl64(sample) / scale): float64 and 32-bit integer
+    samples (float32 would round them before the division), and float32 scales whose inverse
+    overflows float32."""
+    return pixels.dtype.itemsize > 2 and pixels.dtype != np.float32 \
+        or needs_float64(header.scale)
 
 
 class PlaneSource:
@@ -57,14 +73,15 @@ class PlaneSource:
 
     def _compiled(self) -> ModuleType | None:
         """The kernels, if loaded and the pixels are in the C order they read."""
-        return kernels.get() if self.pixels.flags.c_contiguous else None
+        return (kernels.get() if self.pixels.flags.c_contiguous and self.pixels.dtype in COMPILED
+                else None)
 
     def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
         """`patch_rows(self.rows(i, y0, y1), side)`."""
         if i in self._kept:  # one float32 channel, times 1
             compiled, source = kernels.get(), self._kept[i][:, :, None]
             channels, weights, unit = np.zeros(1, np.intp), np.ones(1, np.float32), 1.0
-        elif i not in self._halves and not needs_float64(self.header.scale):
+        elif i not in self._halves and not divides_in_float64(self.pixels, self.header):
             compiled, source = self._compiled(), self.pixels
             channels, weights, unit = recipe(self.header, i)
         else:
@@ -144,7 +161,7 @@ def recipe(header: Header, i: int) -> tuple[np.ndarray, np.ndarray, float]:
 def full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int) -> np.ndarray:
     """Rows y0..y1 of full-size plane i, float32."""
     px = pixels[y0:y1]
-    if needs_float64(header.scale):  # 1/scale would overflow float32: divide in float64
+    if divides_in_float64(pixels, header):
         return (px[..., i].astype(np.float64) / header.scale).astype(np.float32)
     channels, weights, unit = recipe(header, i)
     if channels.size == 3:

@@ -26,6 +26,8 @@ __all__ = [
     "LAYOUT_PATCH",
     "LAYOUT_PLAIN",
     "MAX_CHANNELS",
+    "MAX_CHANNELS_V1",
+    "MEAN_RECORD",
     "MAX_CHUNK",
     "MAX_DIMENSION",
     "MAX_RANK",
@@ -45,6 +47,7 @@ __all__ = [
     "PREDICTORS",
     "SAMPLE_CODES",
     "SAMPLE_TYPES",
+    "SAMPLE_TYPES_V1",
     "SIGNATURE",
     "SPARSE",
     "SPARSE_RECORD",
@@ -63,4 +66,6 @@ __all__ = [
     "read_headers",
     "read_prefix",
     "unpack",
+    "MAX_WIDE_STEP",
+    "residual_step_limit",
 ]

@@ -31,10 +31,12 @@ from .records import (
     LAYOUT_PATCH,
     LAYOUT_PLAIN,
     MAX_CHANNELS,
+    MAX_CHANNELS_V1,
     MAX_CHUNK,
     MAX_DIMENSION,
     MAX_RANK,
     MAX_RESIDUAL_ELEMENTS,
+    residual_step_limit,
     MAX_SHIFT,
     NO_REFERENCE,
     MAX_WORK,
@@ -44,6 +46,7 @@ from .records import (
     PREDICTORS,
     RESIDUAL_RECORD,
     SAMPLE_TYPES,
+    SAMPLE_TYPES_V1,
     SIGNATURE,
     SPARSE,
     SPARSE_RECORD,
@@ -93,10 +96,12 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
     _, width, height, stype, channels, colour, sub, nplanes, scale = HEAD_RECORD.unpack(payload)
     if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
         raise SvdiError(f"image size {width}x{height} outside 1..{MAX_DIMENSION}")
-    if stype not in SAMPLE_TYPES:
-        raise SvdiError(f"unknown sample type {stype}")
-    if not 1 <= channels <= MAX_CHANNELS or nplanes != channels:
-        raise SvdiError(f"invalid channel count {channels} with {nplanes} planes")
+    if stype not in SAMPLE_TYPES or (version == 1 and stype not in SAMPLE_TYPES_V1):
+        raise SvdiError(f"unknown sample type {stype} (format version {version})")
+    most = MAX_CHANNELS_V1 if version == 1 else MAX_CHANNELS
+    if not 1 <= channels <= most or nplanes != channels:
+        raise SvdiError(f"invalid channel count {channels} with {nplanes} planes (format "
+                        f"version {version}: 1..{most})")
     if colour == COLOUR_YCBCR:
         if stype != 1 or channels not in (3, 4):
             raise SvdiError("Y'CbCr transform needs 8-bit RGB or RGBA")
@@ -106,8 +111,8 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
         raise SvdiError(f"invalid chroma subsampling {sub}")
     if not (np.isfinite(scale) and scale > 0):
         raise SvdiError(f"invalid sample scale {scale}")
-    if stype == 3 and scale > float(np.finfo(np.float32).max) / 255:
-        raise SvdiError(f"sample scale {scale} makes samples overflow float32")
+    if SAMPLE_TYPES[stype].kind == "f" and scale > float(np.finfo(SAMPLE_TYPES[stype]).max) / 255:
+        raise SvdiError(f"sample scale {scale} makes samples overflow {SAMPLE_TYPES[stype]}")
     header = Header(width, height, stype, channels, colour, sub, scale, version)
     return header, nplanes
 
@@ -298,7 +303,7 @@ def _parse_residual(payload: memoryview, header: Header) -> ResidualBlock:
         if not (math.isfinite(step) and step > 0):
             raise SvdiError(f"{what}: invalid step {step}")
     else:
-        top = 2 * int(np.iinfo(header.dtype).max) + 1
+        top = residual_step_limit(header.dtype)
         if not (math.isfinite(step) and step == int(step) and 1 <= step <= top):
             raise SvdiError(f"{what}: step {step} is not an integer in 1..{top}")
     if not (math.isfinite(bound) and bound >= 0):
