@@ -67,6 +67,8 @@ class ReducedPlane(PlaneReconstructor):
             self.Bt = np.ascontiguousarray(pooled.reshape(-1, B.shape[1]).astype(np.float32).T)
         else:
             self.Bt = np.ascontiguousarray(cell_means(B, self.cell, 0).T)
+            if self.loaded_means is not None:  # centred columns, averaged as the columns are
+                self.loaded_means = cell_means(self.loaded_means[None], self.cell, 1)[0]
 
     def reduced_rows(self, i: int) -> tuple[int, np.ndarray]:
         """Band i's first reduced row and its reduced pixel rows (float32)."""

@@ -58,7 +58,7 @@ class PlaneSource:
     pass and `keep` halves both chroma planes in one pass, to the same bits.
     """
 
-    def __init__(self, pixels: np.ndarray, header: Header) -> None:
+    def __init__(self, pixels: np.ndarray, header: Header, centre: bool = False) -> None:
         self.pixels, self.header = pixels, header
         h, w, c = pixels.shape
         self.shapes = [header.plane_shape(i) for i in range(c)]
@@ -70,6 +70,17 @@ class PlaneSource:
                         for i in range(c) if self.shapes[i] != (h, w)}
         self._kept: dict[int, np.ndarray] = {}
         self._keeping = threading.Lock()
+        #: centre: each plane's column means (float32), subtracted from its rows (MEAN chunks)
+        self.means = {i: self._column_means(i) for i in range(c)} if centre else {}
+
+    def _column_means(self, i: int) -> np.ndarray:
+        """Plane i's column means, summed in binary64 band by band, rounded to float32."""
+        h, w = self.shapes[i]
+        total = np.zeros(w, dtype=np.float64)
+        per = max(1, (1 << 18) // w)
+        for y0 in range(0, h, per):
+            total += self._plane_rows(i, y0, min(y0 + per, h)).sum(axis=0, dtype=np.float64)
+        return (total / h).astype(np.float32)
 
     def _compiled(self) -> ModuleType | None:
         """The kernels, if loaded and the pixels are in the C order they read."""
@@ -78,6 +89,7 @@ class PlaneSource:
 
     def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
         """`patch_rows(self.rows(i, y0, y1), side)`."""
+        assert i not in self.means, "centred planes are coded in the plain layout"
         if i in self._kept:  # one float32 channel, times 1
             compiled, source = kernels.get(), self._kept[i][:, :, None]
             channels, weights, unit = np.zeros(1, np.intp), np.ones(1, np.float32), 1.0
@@ -120,7 +132,7 @@ class PlaneSource:
         plane = np.empty(self.shapes[i], dtype=np.float32)
 
         def fill(k: int) -> None:
-            plane[bands[k][0]:bands[k][1]] = self.rows(i, *bands[k])
+            plane[bands[k][0]:bands[k][1]] = self._plane_rows(i, *bands[k])
         run_bands(fill, len(bands))
         self._kept[i] = plane
 
@@ -130,7 +142,15 @@ class PlaneSource:
             self._kept.pop(i, None)
 
     def rows(self, i: int, y0: int, y1: int) -> np.ndarray:
-        """Rows y0..y1 of plane i, float32 (y1 - y0, plane width)."""
+        """Rows y0..y1 of plane i, float32 (y1 - y0, plane width), less the column means if
+        the plane is centred."""
+        rows = self._plane_rows(i, y0, y1)
+        if i in self.means:
+            return rows - self.means[i]
+        return rows
+
+    def _plane_rows(self, i: int, y0: int, y1: int) -> np.ndarray:
+        """Rows y0..y1 of plane i as the colour transform makes them."""
         if i in self._kept:
             return self._kept[i][y0:y1]
         half = self._halves.get(i)

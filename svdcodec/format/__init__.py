@@ -5,11 +5,19 @@ bytes (`unpack`, `read_headers`); `blocks` opens a factor block's zstd frame wit
 the reader checked; `writer` packs records and blocks into chunks (`pack_header`, `pack_block`).
 """
 
-from .blocks import MAX_WINDOW, Block, Container, FrameReader, ResidualBlock
+from .blocks import MAX_WINDOW, Block, Container, FrameReader, MeanBlock, ResidualBlock
 from .metadata import Metadata, metadata_chunks
 from .reader import read_headers, read_prefix, unpack
 from .records import *  # noqa: F403  (the format's constants and records are its vocabulary)
-from .writer import END, insert_after_head, pack, pack_block, pack_header, pack_residual
+from .writer import (
+    END,
+    insert_after_head,
+    pack,
+    pack_block,
+    pack_header,
+    pack_means,
+    pack_residual,
+)
 
 __all__ = [
     "BLOCK_RECORD",
@@ -66,6 +74,8 @@ __all__ = [
     "read_headers",
     "read_prefix",
     "unpack",
+    "MeanBlock",
+    "pack_means",
     "MAX_WIDE_STEP",
     "residual_step_limit",
 ]

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import SvdiError
-from .blocks import Block, Container, ResidualBlock, check_frame, decompress
+from .blocks import Block, Container, MeanBlock, ResidualBlock, check_frame, decompress
 from .metadata import MAX_PAYLOAD, METADATA_CHUNKS, Metadata, MetadataReader
 from .records import (
     BLOCK_RECORD,
@@ -36,6 +36,7 @@ from .records import (
     MAX_DIMENSION,
     MAX_RANK,
     MAX_RESIDUAL_ELEMENTS,
+    MEAN_RECORD,
     residual_step_limit,
     MAX_SHIFT,
     NO_REFERENCE,
@@ -319,6 +320,28 @@ def _parse_residual(payload: memoryview, header: Header) -> ResidualBlock:
                          predictor, len(payload) + 12, frame)
 
 
+def _parse_means(payload: memoryview, header: Header, planes: list[Plane],
+                 means: dict[int, MeanBlock]) -> MeanBlock:
+    """A MEAN chunk checked against its plane (spec §3.1), its frame against the size the
+    plane implies, before anything is decompressed."""
+    if header.version < 2:
+        raise SvdiError("column means (MEAN) in a version 1 file")
+    if len(payload) < MEAN_RECORD.size:
+        raise SvdiError("MEAN chunk too short")
+    (index,) = MEAN_RECORD.unpack_from(payload)
+    if index >= len(planes):
+        raise SvdiError(f"MEAN chunk for plane {index}: no such plane")
+    if index in means:
+        raise SvdiError(f"plane {index}: more than one MEAN chunk")
+    plane = planes[index]
+    if plane.layout != LAYOUT_PLAIN:
+        raise SvdiError(f"plane {index}: column means need the plain layout")
+    columns = plane.matrix_shape[1]
+    block = MeanBlock(index, columns, payload[MEAN_RECORD.size:])
+    check_frame(block.frame, 4 * columns, block.what)
+    return block
+
+
 #: Largest piece of an unknown ancillary chunk held while read_prefix checks its CRC.
 _SKIP_PIECE = 1 << 20
 
@@ -409,7 +432,7 @@ def scan_descriptors(fp: BinaryIO, planes: list[Plane], length: int, kind: bytes
     past the rest. Frames and CRCs are left to `unpack`; so is the end of the file: the scan
     stops at IEND or at the first chunk it cannot place (an error `unpack` reports)."""
     cursor: dict[tuple[int, str], int] = {}
-    while kind in FACTOR_TYPES or (97 <= kind[0] <= 122 and kind.isalpha()):
+    while kind in FACTOR_TYPES or kind == b"MEAN" or (97 <= kind[0] <= 122 and kind.isalpha()):
         if length > MAX_CHUNK:
             raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
         start = fp.tell()
@@ -453,6 +476,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     blocks: list[Block] = []
     cursor: dict[tuple[int, str], int] = {}
     residuals: list[ResidualBlock] = []
+    means: dict[int, MeanBlock] = {}
     meta = MetadataReader()
     for kind, payload in _chunks(data):
         if header is None:
@@ -478,6 +502,12 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                 raise SvdiError("factor block after a residual block")
             blocks.append(_parse_block(kind, payload, planes, cursor))
             meta.blocks_seen = True
+        elif kind == b"MEAN":
+            if len(planes) != nplanes or blocks or residuals:
+                raise SvdiError("MEAN chunk outside its place: after the PLAN chunks, before "
+                                "the first block")
+            block = _parse_means(payload, header, planes, means)
+            means[block.plane] = block
         elif kind == b"RBLK":
             if header.version < 2:
                 raise SvdiError("residual block (RBLK) in a version 1 file")
@@ -500,4 +530,4 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                 raise SvdiError(f"plane {p.index}: {factor} blocks cover "
                                 f"{cursor.get((p.index, factor), 0)} of {p.rank} components")
     order.finish()
-    return Container(header, planes, blocks, meta.metadata, residuals)
+    return Container(header, planes, blocks, meta.metadata, residuals, means)
