@@ -102,7 +102,9 @@ def side_by_side(img: np.ndarray, qualities: Sequence[int],
             db = cmp.psnr(img, decoded)
             jpeg = cmp.jpeg_at_psnr(img, db)
             rows.append({"codec": codec, "quality": q,
-                         "bytes": n, "bpp": cmp.bpp(n, img), "psnr": db,
+                         "bytes": n, "bpp": cmp.bpp(n, img),
+                         # exact (a constant image is, by default): None in strict JSON
+                         "psnr": db if math.isfinite(db) else None,
                          "jpeg_quality": jpeg.quality if jpeg else None,
                          "jpeg_bytes": jpeg.n_bytes if jpeg else None,
                          "size_vs_jpeg": n / jpeg.n_bytes if jpeg else None})
@@ -133,13 +135,18 @@ def _jpeg_cell(row: dict[str, object]) -> str:
     return f"{row['jpeg_bytes']} (q{row['jpeg_quality']})"
 
 
+def _psnr_cell(db: object) -> str:
+    return "exact" if db is None else f"{db:.2f}"
+
+
 def _table(rows: list[dict[str, object]], png_bytes: int, img: np.ndarray) -> str:
     lines = [f"{'codec':<18} {'quality':>7} {'bytes':>9} {'bpp':>6} {'PSNR dB':>8}   "
              f"{'JPEG same PSNR':>19} {'svdi/JPEG':>9}"]
     for r in rows:
         ratio = f"{r['size_vs_jpeg']:.2f}" if r["size_vs_jpeg"] else "-"
         lines.append(f"{LABELS[str(r['codec'])]:<18} {r['quality']:>7} {r['bytes']:>9} "
-                     f"{r['bpp']:>6.3f} {r['psnr']:>8.2f}   {_jpeg_cell(r):>19} {ratio:>9}")
+                     f"{r['bpp']:>6.3f} {_psnr_cell(r['psnr']):>8}   {_jpeg_cell(r):>19} "
+                     f"{ratio:>9}")
     lines.append(f"{'PNG (lossless)':<18} {'':>7} {png_bytes:>9} {cmp.bpp(png_bytes, img):>6.3f} "
                  f"{'exact':>8}")
     return "\n".join(lines)

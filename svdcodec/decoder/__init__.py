@@ -119,15 +119,7 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
                   else render_reduced(container, reduce, components))
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow float32 (sample scale {container.header.scale})")
-    if reduce == 1 and full_reconstruction(container, components):
-        apply_residuals(container, pixels)  # version 2 (spec §5.3)
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
-
-
-def full_reconstruction(container: Container, components: int | None) -> bool:
-    """Whether every component of every plane is decoded: the image the residual blocks
-    correct (a preview of fewer components shows the low-rank layer alone, spec §5.3)."""
-    return components is None or all(components >= p.rank for p in container.planes)
 
 
 def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[PlaneFactors]:

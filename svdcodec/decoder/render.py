@@ -18,6 +18,7 @@ from ..runtime import band_sizes, kernels
 from ..runtime.threads import run_bands
 from .factors import factor_bytes
 from .plane import PlaneReconstructor, bands_for, pass_budget
+from .residuals import apply_residuals
 
 _FMAX = float(np.finfo(np.float32).max)
 
@@ -101,6 +102,12 @@ def render_image(container: Container, components: int | None = None,
             render_chroma(container, plan, p, out, halves, scratch, threads)
     if plan.ycc and not plan.direct:
         convert_colour(out, plan, halves, threads)
+    if container.residuals and all(r == p.rank for r, p in zip(plan.ranks, container.planes)):
+        # Version 2: the residual corrects the full reconstruction (spec §5.3), whose samples
+        # must be finite first (the verdict of §5.2, as the reference decoder gives it).
+        if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
+            raise SvdiError(f"samples overflow float32 (sample scale {header.scale})")
+        apply_residuals(container, out)
     return out
 
 

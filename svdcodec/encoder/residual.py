@@ -31,7 +31,7 @@ from ..format import (
     unpack,
 )
 from ..runtime.threads import run_bands
-from .tuning import RESIDUAL_BLOCK_SAMPLES, RESIDUAL_ZSTD_LEVEL
+from . import tuning
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,9 @@ def grid_prediction(grid: np.ndarray) -> tuple[int, np.ndarray]:
 
 def residual_blocks(q: dict[int, np.ndarray], steps: dict[int, tuple[float, float]],
                     references: dict[int, int], height: int, width: int) -> list[bytes]:
-    """The RBLK chunks: row blocks of at most RESIDUAL_BLOCK_SAMPLES samples, in each the
+    """The RBLK chunks: row blocks of at most tuning.RESIDUAL_BLOCK_SAMPLES samples, in each the
     reference channels first; every block with the predictor of lowest entropy."""
-    per = max(1, RESIDUAL_BLOCK_SAMPLES // width)
+    per = max(1, tuning.RESIDUAL_BLOCK_SAMPLES // width)
     order = sorted(q, key=lambda c: (c in references, c))
     jobs = [(y, c) for y in range(0, height, per) for c in order]
 
@@ -129,7 +129,7 @@ def residual_blocks(q: dict[int, np.ndarray], steps: dict[int, tuple[float, floa
         step, bound = steps[c]
         block = ResidualBlock(c, ref, y, rows, width, step, bound, residuals.dtype,
                               predictor, array=residuals[0])
-        return pack_residual(block, RESIDUAL_ZSTD_LEVEL)
+        return pack_residual(block, tuning.RESIDUAL_ZSTD_LEVEL)
     return run_bands(pack, len(jobs))
 
 

@@ -1,0 +1,329 @@
+"""Format version 2: residual blocks (error-bounded and lossless coding), the exact plane
+reconstruction they rest on, exact alpha and constant channels (spec §4.1, §5.1-5.3).
+
+Every decode is checked on the compiled and numpy paths and against the reference decoder,
+bit for bit; the bound itself is checked against the original samples.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from PIL import Image
+
+import svdcodec
+from svdcodec import SvdiError
+from svdcodec.codec import exact as exact_rule
+from svdcodec.decoder import residuals as residual_phase
+from svdcodec.decoder.reference import decode_reference
+from svdcodec.encoder import tuning
+from svdcodec.runtime import band_sizes
+from support import ROOT, photo
+
+VECTORS = ROOT / "spec" / "vectors"
+MANIFEST: dict[str, Any] = json.loads((VECTORS / "manifest.json").read_text())
+V2_INVALID = [e for e in MANIFEST["vectors"] if not e["valid"]
+              and (e["file"].startswith("v2_") or e["file"].startswith("unknown_version"))]
+
+
+@contextmanager
+def kernels(on: bool) -> Iterator[None]:
+    """The compiled kernels on or off for the calls inside (read at call time)."""
+    before = os.environ.get("SVDCODEC_KERNELS")
+    os.environ["SVDCODEC_KERNELS"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["SVDCODEC_KERNELS"]
+        else:
+            os.environ["SVDCODEC_KERNELS"] = before
+
+
+def decode_everywhere(data: bytes) -> np.ndarray:
+    """The decoded samples, the same on the compiled path, the numpy path and the reference."""
+    with kernels(True):
+        fast = svdcodec.decode(data)
+    with kernels(False):
+        numpy_path = svdcodec.decode(data)
+    reference = decode_reference(data)
+    np.testing.assert_array_equal(fast, numpy_path)
+    np.testing.assert_array_equal(fast, reference)
+    return fast
+
+
+def version(data: bytes) -> int:
+    return int.from_bytes(data[16:18], "big")
+
+
+def max_error(decoded: np.ndarray, original: np.ndarray) -> float:
+    return float(np.max(np.abs(decoded.reshape(original.shape).astype(np.float64)
+                               - original.astype(np.float64)), initial=0.0))
+
+
+# ----------------------------------------------------------------------------- the bound
+
+
+@st.composite
+def images(draw: st.DrawFn, dtype: type) -> np.ndarray:
+    """A small image of 1-4 channels: smooth structure plus noise, or noise alone."""
+    h, w, c = draw(st.integers(1, 24)), draw(st.integers(1, 24)), draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    top = {np.uint8: 255, np.uint16: 4095, np.float32: 1000.0}[dtype]
+    smooth = draw(st.booleans())
+    base = photo(h, w, c, seed).astype(np.float64) / 255 if smooth else rng.random((h, w, c))
+    values = base * top
+    if dtype is np.float32:
+        values -= top / 2 * draw(st.booleans())  # negative samples too
+    return values.astype(dtype)
+
+
+@given(images(np.uint8), st.sampled_from([0, 1, 3]))
+def test_uint8_within_bound(image: np.ndarray, bound: int) -> None:
+    data = svdcodec.encode(image, max_error=bound)
+    assert version(data) == 2
+    decoded = decode_everywhere(data)
+    assert max_error(decoded, image) <= bound
+    if bound == 0:
+        np.testing.assert_array_equal(decoded.reshape(image.shape), image)
+
+
+@given(images(np.uint16), st.sampled_from([0, 1, 2, 4]))
+def test_uint16_within_bound(image: np.ndarray, bound: int) -> None:
+    decoded = decode_everywhere(svdcodec.encode(image, max_error=bound))
+    assert max_error(decoded, image) <= bound
+
+
+@given(images(np.float32), st.sampled_from([0.5, 0.01, 1e-3]))
+def test_float32_within_bound(image: np.ndarray, bound: float) -> None:
+    decoded = decode_everywhere(svdcodec.encode(image, max_error=bound))
+    assert max_error(decoded, image) <= bound
+
+
+@given(st.integers(1, 20), st.integers(1, 20), st.integers(1, 4), st.integers(0, 2**31),
+       st.floats(-1e4, 1e4, width=32))
+def test_float32_lossless_where_the_range_allows(h: int, w: int, c: int, seed: int,
+                                                 centre: float) -> None:
+    """E = 0 for float32: exact when the samples' spread fits 31-bit residuals, else refused
+    with the message that says what to do."""
+    rng = np.random.default_rng(seed)
+    image = (centre + rng.normal(0, 10, (h, w, c))).astype(np.float32)
+    try:
+        data = svdcodec.encode(image, max_error=0)
+    except SvdiError as exc:
+        assert "give max_error > 0" in str(exc)
+        assume(False)
+    np.testing.assert_array_equal(decode_everywhere(data).reshape(image.shape), image)
+
+
+def test_float32_lossless_refusal_is_clear() -> None:
+    image = np.array([[1e-30, 1e30]], dtype=np.float32)
+    with pytest.raises(SvdiError, match=re.escape("give max_error > 0")):
+        svdcodec.encode(image, max_error=0)
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "1", True])
+def test_max_error_checked(bad: Any) -> None:
+    with pytest.raises(SvdiError, match="max_error"):
+        svdcodec.encode(np.zeros((4, 4), np.uint8), max_error=bad)
+
+
+def test_max_error_with_rate_control_refused() -> None:
+    with pytest.raises(SvdiError, match="without target_psnr"):
+        svdcodec.encode(np.zeros((4, 4), np.uint8), max_error=1, target_psnr=30)
+
+
+def test_large_image_band_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several residual blocks per channel, tiny decoder bands and passes: the band decoder's
+    pieces change nothing (the exact product is exact in any piece)."""
+    image = photo(203, 157, 3, seed=4)
+    monkeypatch.setattr(tuning, "RESIDUAL_BLOCK_SAMPLES", 157 * 40)
+    data = svdcodec.encode(image, max_error=0, quality=60)
+    blocks = data.count(b"RBLK")
+    assert blocks >= 3 * 5
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 1 << 11)
+    monkeypatch.setattr(band_sizes, "MIN_PASS_BYTES", 1 << 12)
+    monkeypatch.setattr(residual_phase, "BAND_SAMPLES", 1000)
+    monkeypatch.setattr(exact_rule, "PIECE_ELEMENTS", 97)
+    np.testing.assert_array_equal(decode_everywhere(data), image)
+
+
+# ----------------------------------------------------------------------------- Pillow, CLI
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "I;16"])
+def test_pillow_lossless(mode: str) -> None:
+    rng = np.random.default_rng(7)
+    if mode == "I;16":
+        im = Image.fromarray(rng.integers(0, 65536, (19, 23), dtype=np.uint16))
+    else:
+        bands = len(mode)
+        im = Image.fromarray(photo(19, 23, bands, seed=3)[..., 0] if bands == 1
+                             else photo(19, 23, bands, seed=3), mode)
+    buf = io.BytesIO()
+    im.save(buf, "SVDI", lossless=True)
+    with Image.open(io.BytesIO(buf.getvalue())) as back:
+        assert back.mode == im.mode
+        np.testing.assert_array_equal(np.asarray(back), np.asarray(im))
+    assert version(buf.getvalue()) == 2
+
+
+def test_pillow_lossless_contradiction_refused() -> None:
+    with pytest.raises(SvdiError, match="contradicts"):
+        Image.new("L", (4, 4)).save(io.BytesIO(), "SVDI", lossless=True, max_error=2)
+
+
+def test_pillow_max_error() -> None:
+    image = photo(30, 20, 3, seed=5)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "SVDI", max_error=2, quality=40)
+    assert max_error(decode_everywhere(buf.getvalue()), image) <= 2
+
+
+def test_cli_lossless(tmp_path: Any) -> None:
+    from svdcodec.cli.tools import encode_main, info_main
+
+    image = photo(17, 21, 4, seed=6)
+    Image.fromarray(image, "RGBA").save(tmp_path / "in.png")
+    assert encode_main([str(tmp_path / "in.png"), "--lossless", "-o",
+                        str(tmp_path / "out.svdi"), "--quiet"]) == 0
+    data = (tmp_path / "out.svdi").read_bytes()
+    np.testing.assert_array_equal(decode_everywhere(data), image)
+    assert info_main([str(tmp_path / "out.svdi"), "--json"]) == 0
+
+
+# ----------------------------------------------------------------------------- exact defaults
+
+
+@pytest.mark.parametrize("quality", [1, 50, 75, 100])
+@pytest.mark.parametrize("pattern", ["binary", "flat0", "flat255", "ramp"])
+def test_alpha_exact_by_default(quality: int, pattern: str) -> None:
+    image = photo(33, 27, 4, seed=quality)
+    y, x = np.mgrid[0:33, 0:27]
+    image[..., 3] = {"binary": np.where((x - 13) ** 2 + (y - 16) ** 2 < 120, 255, 0),
+                     "flat0": 0, "flat255": 255, "ramp": (x * 9) % 256}[pattern]
+    decoded = decode_everywhere(svdcodec.encode(image, quality=quality))
+    np.testing.assert_array_equal(decoded[..., 3], image[..., 3])
+    la = np.ascontiguousarray(image[..., [0, 3]])
+    np.testing.assert_array_equal(decode_everywhere(svdcodec.encode(la, quality=quality))[..., 1],
+                                  la[..., 1])
+
+
+CONSTANTS = {
+    "L": (np.uint8, 1, 77), "LA": (np.uint8, 2, 200), "RGB": (np.uint8, 3, 131),
+    "RGBA": (np.uint8, 4, 9), "I;16": (np.uint16, 1, 40000), "F": (np.float32, 1, -3.25),
+    "uint16x3": (np.uint16, 3, 4095), "float32x2": (np.float32, 2, 1e-3),
+}
+
+
+@pytest.mark.parametrize("quality", [1, 50, 75, 100])
+@pytest.mark.parametrize("name", sorted(CONSTANTS))
+def test_constant_images_exact(name: str, quality: int) -> None:
+    dtype, channels, value = CONSTANTS[name]
+    image = np.full((21, 34, channels), value, dtype=dtype)
+    if name == "RGB":
+        image[..., 1] = 17  # constant channels of different values
+    decoded = decode_everywhere(svdcodec.encode(image, quality=quality))
+    np.testing.assert_array_equal(decoded.reshape(image.shape), image)
+
+
+def test_constant_plane_of_a_varying_image() -> None:
+    image = np.empty((25, 31, 3), np.uint16)
+    image[..., 0] = photo(25, 31, 1, seed=2)[..., 0].astype(np.uint16) * 16
+    image[..., 1] = 1234
+    image[..., 2] = 0
+    decoded = decode_everywhere(svdcodec.encode(image, quality=30)).reshape(image.shape)
+    np.testing.assert_array_equal(decoded[..., 1:], image[..., 1:])
+
+
+def test_exact_defaults_off_keep_version_1() -> None:
+    image = photo(40, 30, 4, seed=8)
+    image[..., 3] = np.where(image[..., 3] > 128, 255, 0)
+    data = svdcodec.encode(image, exact_alpha=False, exact_constant=False)
+    assert version(data) == 1
+
+
+def test_no_residual_needed_stays_version_1() -> None:
+    """Without alpha or constant channels the default encoder writes version 1, the very
+    bytes it wrote before version 2 existed (the exact defaults add nothing)."""
+    image = photo(40, 30, 3, seed=9)
+    data = svdcodec.encode(image)
+    assert version(data) == 1
+    assert data == svdcodec.encode(image, exact_alpha=False, exact_constant=False)
+    assert b"RBLK" not in data
+
+
+# ----------------------------------------------------------------------------- the exact rule
+
+
+@given(st.integers(0, 2**31), st.integers(1, 40), st.integers(1, 40), st.integers(1, 12))
+def test_exact_product_is_exact(seed: int, m: int, n: int, r: int) -> None:
+    """At the encoder's shift the binary64 product equals the integer product (Python ints),
+    rounded once: whatever BLAS does."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-3000, 3000, (m, r))
+    b = rng.integers(-3000, 3000, (n, r))
+    sigma = np.sort(rng.uniform(1, 1e5, r).astype(np.float32))[::-1]
+    step = float(rng.uniform(0.3, 40))
+    shift = exact_rule.choose_shift(step, sigma, int(np.abs(a).max()), int(np.abs(b).max()), "t")
+    w, total = exact_rule.weights(step, sigma, shift, "t")
+    assert int(np.abs(a).max()) * int(np.abs(b).max()) * total < 2**53
+    got = exact_rule.exact_product(a.astype(np.float32), w, b.T.astype(np.float32), shift)
+    ints = [int(v) for v in w]
+    exact = np.array([[sum(int(a[i, k]) * ints[k] * int(b[j, k]) for k in range(r))
+                       for j in range(n)] for i in range(m)], dtype=object)
+    expected = np.array([[np.float32(float(v) * 2.0 ** -shift) for v in row] for row in exact],
+                        dtype=np.float32)
+    np.testing.assert_array_equal(got, expected)
+    # Another summation order (reversed components) gives the same bits.
+    rev = exact_rule.exact_product(a[:, ::-1].astype(np.float32), w[::-1],
+                                   b[:, ::-1].T.astype(np.float32), shift)
+    np.testing.assert_array_equal(rev, got)
+
+
+def test_weights_follow_the_spec() -> None:
+    w, total = exact_rule.weights(2.0, np.array([3.0, 0.5], np.float32), 10, "t")
+    assert list(w) == [round(4 / 3 * 1024), 8192] and total == 1365 + 8192
+
+
+def test_read_factors_and_previews_of_version_2() -> None:
+    image = photo(36, 28, 3, seed=10)
+    layer = svdcodec.encode(image, quality=50)
+    data = svdcodec.encode(image, quality=50, max_error=0)
+    for a, b in zip(svdcodec.read_factors(layer), svdcodec.read_factors(data)):
+        np.testing.assert_array_equal(a.U, b.U)
+        np.testing.assert_array_equal(a.S, b.S)
+    preview = svdcodec.decode(data, components=1)  # the low-rank layer, no residual
+    assert preview.shape == image.shape
+    np.testing.assert_array_equal(preview, decode_reference(data, components=1))
+    assert svdcodec.decode(data, reduce=2).shape == (18, 14, 3)
+
+
+# ----------------------------------------------------------------------------- invalid files
+
+
+@pytest.mark.parametrize("entry", V2_INVALID, ids=[e["file"] for e in V2_INVALID])
+def test_invalid_v2_vector_same_verdict_everywhere(entry: dict[str, Any]) -> None:
+    data = (VECTORS / entry["file"]).read_bytes()
+    calls: list[Callable[[], Any]] = [lambda: svdcodec.decode(data),
+                                      lambda: decode_reference(data)]
+    for on in (True, False):
+        for call in calls:
+            with kernels(on), pytest.raises(SvdiError, match=re.escape(entry["error"])):
+                call()
+    with pytest.raises(SvdiError, match=re.escape(entry["error"])):
+        svdcodec.read_factors(data)
+    with pytest.raises(OSError):
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
