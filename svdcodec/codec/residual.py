@@ -130,6 +130,16 @@ def quantize_floats(x: np.ndarray, decoded: np.ndarray, bound: float
                     "bound")
 
 
+def lowest_bit(values: np.ndarray) -> int:
+    """The exponent of the largest power of two that divides every one of these non-zero
+    binary64 magnitudes: the step at which their differences are exact integers."""
+    mantissa, exponent = np.frexp(values)
+    whole = (mantissa * 2.0 ** 53).astype(np.int64)  # exact: 53-bit significands
+    low = whole & -whole
+    _, position = np.frexp(low.astype(np.float64))  # low = 2^(position - 1)
+    return int((exponent - 53 + position - 1).min())
+
+
 def _exact_floats(x: np.ndarray, decoded: np.ndarray) -> tuple[np.ndarray, float]:
     """Lossless floats: step 2^e, e the smallest ulp exponent among the non-zero samples and
     reconstructions, so that x - decoded is an exact multiple of the step. Refused where a
@@ -142,8 +152,11 @@ def _exact_floats(x: np.ndarray, decoded: np.ndarray) -> tuple[np.ndarray, float
     values = np.abs(values[values != 0])
     if values.size == 0:
         return np.zeros(x64.shape, dtype=np.int64), 1.0
-    _, exponent = np.frexp(values.min())
-    step = math.ldexp(1.0, max(int(exponent) - info.nmant - 1, info.minexp - info.nmant))
+    if x.dtype == np.float64:
+        step = math.ldexp(1.0, lowest_bit(values))
+    else:
+        _, exponent = np.frexp(values.min())
+        step = math.ldexp(1.0, max(int(exponent) - info.nmant - 1, info.minexp - info.nmant))
     q = (x64 - d64) / step  # exact: both are multiples of the step
     if np.any(np.abs(q) > MAX_Q):
         raise SvdiError(f"max_error=0 cannot code these {x.dtype} samples exactly: their "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from functools import partial
 from types import ModuleType
@@ -33,6 +34,11 @@ def image_header(pixels: np.ndarray, subsample: bool) -> Header:
         peak = (float(max(abs(int(pixels.min())), abs(int(pixels.max()))))
                 if dtype.kind in "iu" else float(np.max(np.abs(pixels)))) if pixels.size else 0.0
         scale = peak / 255.0 if peak > 0 else 1.0
+        if dtype == np.float64 and peak > 0:
+            # a power of two: every decoded sample fl64(p * scale) is then a binary32 plane
+            # value scaled exactly, so that data on a grid (or float32 values) can be coded
+            # losslessly by a 31-bit residual
+            scale = math.ldexp(1.0, math.ceil(math.log2(scale)))
     return Header(w, h, SAMPLE_CODES[dtype], c, colour,
                   int(subsample and colour == COLOUR_YCBCR), scale,
                   2 if needs_version_2(dtype, c) else 1)
