@@ -38,6 +38,7 @@ from .. import FORMAT_VERSION, __version__
 from .. import format as container
 from ..decoder import decode, read_metadata
 from ..encoder import encode, encode_options
+from .. import dicom
 from ..modes import PILLOW_MODES
 from ..runtime.threads import cores
 from . import batch, photos
@@ -369,6 +370,12 @@ def encode_one(job: EncodeJob) -> Result:
                 if job.frame:
                     raise ValueError(f"a .npy array has one frame, not frame {job.frame}")
                 image: np.ndarray | Image.Image = _load_pixels(raw)
+            elif dicom.is_dicom(raw):  # the stored values and the attributes to rescale them
+                if job.frame:
+                    raise ValueError("DICOM: single-frame images only, not frame "
+                                     f"{job.frame}")
+                image, text = dicom.read_dicom(raw)
+                metadata = {} if job.strip else {"text": text}
             else:
                 image, note = photos.open_image(raw, job.frame, job.max_pixels)
                 metadata = {} if job.strip else photos.image_metadata(image)
@@ -387,7 +394,8 @@ def encode_one(job: EncodeJob) -> Result:
 
 
 def _encode_parser() -> argparse.ArgumentParser:
-    parser = _parser("svdi-encode", "Encode images (anything Pillow reads, or .npy) to .svdi.")
+    parser = _parser("svdi-encode", "Encode images (anything Pillow reads, .npy, or DICOM with "
+                                    "pydicom installed) to .svdi.")
     _add_outputs(parser, "suffix .svdi")
     parser.add_argument("-q", "--quality", type=_number(float, 1, 100), metavar="Q",
                         help="quality 1..100 (default 75)")
