@@ -699,8 +699,7 @@ class V2Vector:
         qs, steps, _ = self.q_and_expected()
         order = sorted(self.parts, key=lambda c: (self.parts[c].reference != 255, c))
         cuts = sorted({0, *[y for part in self.parts.values() for y in part.cuts]})
-        for k, y0 in enumerate(cuts):
-            y1 = cuts[k + 1] if k + 1 < len(cuts) else v.height
+        for y0 in cuts:
             for c in order:
                 part = self.parts[c]
                 if y0 != 0 and y0 not in part.cuts:
@@ -846,7 +845,13 @@ def v2_invalid_vectors(valid: dict[str, bytes], v1: bytes) -> list[tuple[str, st
     v2_head = (b"HEAD", container.HEAD_RECORD.pack(2, *container.HEAD_RECORD.unpack(l_v1[0][1])[1:]))
     l_v2 = [v2_head] + [(b"PLAN", c[1] + bytes([40])) if c[0] == b"PLAN" else c for c in l_v1[1:]]
     l_v2 = l_v2[:-1] + [(b"RBLK", big_payload), l_v2[-1]]
+    big_factor = plane(7, 13, 2.0, [1.0, 2.0], 31, (4, 7), 3, code=INT32)
+    big_factor.A[2, 0] = (1 << 24) + 1  # binary32 rounds it to 2^24: the limit is strict
+    big_file = V2Vector(Vector("v2_factor_range", "", 13, 7, 1, [big_factor]),
+                        np.zeros((7, 13, 1), np.int64), {}).encode()
     return [
+        ("v2_factor_range", "a U integer of 2^24 + 1 in a version 2 plane (binary32 would "
+         "round it to 2^24)", big_file, "reach 2^24"),
         ("unknown_version_3", "HEAD declares format version 3", replace(
             v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=3)), "unsupported format version 3"),
         ("v2_rblk_in_v1", "an RBLK chunk in a version 1 file", join_chunks(

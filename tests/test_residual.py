@@ -20,6 +20,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from PIL import Image
+from support import ROOT, photo
 
 import svdcodec
 from svdcodec import SvdiError
@@ -28,7 +29,6 @@ from svdcodec.decoder import residuals as residual_phase
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.encoder import tuning
 from svdcodec.runtime import band_sizes
-from support import ROOT, photo
 
 VECTORS = ROOT / "spec" / "vectors"
 MANIFEST: dict[str, Any] = json.loads((VECTORS / "manifest.json").read_text())
@@ -324,6 +324,5 @@ def test_invalid_v2_vector_same_verdict_everywhere(entry: dict[str, Any]) -> Non
                 call()
     with pytest.raises(SvdiError, match=re.escape(entry["error"])):
         svdcodec.read_factors(data)
-    with pytest.raises(OSError):
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
+    with pytest.raises(OSError), Image.open(io.BytesIO(data)) as im:
+        im.load()

@@ -19,8 +19,9 @@ from ..errors import SvdiError
 
 #: Every partial sum of V stays below this (binary64 holds every integer up to it exactly).
 EXACT_LIMIT = 1 << 53
-#: Largest |A| or |B| of an exact plane: binary32 holds the integers, so decoders may keep the
-#: factors in binary32 (half the memory) and widen them for the product.
+#: |A| and |B| of an exact plane stay below this: binary32 holds the integers, so decoders may
+#: keep the factors in binary32 (half the memory) and widen them for the product. Strict, so
+#: that 2^24 + 1, which binary32 rounds to 2^24, is still refused there.
 FACTOR_LIMIT = 1 << 24
 #: Largest shift F (spec §3).
 MAX_SHIFT = 63
@@ -45,8 +46,8 @@ def weights(step: float, sigma: np.ndarray, shift: int, what: str) -> tuple[np.n
 
 def check_bound(max_a: int, max_b: int, weight_sum: int, what: str) -> None:
     """The rule of spec §5.1 for factors of these largest magnitudes."""
-    if max_a > FACTOR_LIMIT or max_b > FACTOR_LIMIT:
-        raise SvdiError(f"{what}: factor integers of magnitude {max(max_a, max_b)} exceed 2^24 "
+    if max_a >= FACTOR_LIMIT or max_b >= FACTOR_LIMIT:
+        raise SvdiError(f"{what}: factor integers of magnitude {max(max_a, max_b)} reach 2^24 "
                         "in an exact plane")
     if max_a * max_b * weight_sum >= EXACT_LIMIT:
         raise SvdiError(f"{what}: max|A| * max|B| * sum(W) = {max_a * max_b * weight_sum} "

@@ -132,16 +132,21 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
 
     Version 2 files: the same dequantized factors (the binary32 formula of version 1; the exact
     integer weights and the residual blocks make the samples, not the factorization). Their
-    residual blocks are read and checked, but not applied: a float32 sample that a residual
-    would make overflow is `decode`'s verdict alone."""
+    residual blocks are read and checked as decode checks them; for float32 samples, whose
+    residual can overflow, that takes decoding the image (memory: + the output's size)."""
     container = _load(data, max_pixels, None)
     header = container.header
     scale = header.scale if header.colour == COLOUR_NONE else 1.0
     output = sum(4 * (sum(p.matrix_shape) + 1) * p.rank for p in container.planes)
     out = []
     with np.errstate(all="ignore"), single_threaded():
-        check_image(container)
-        apply_residuals(container, None)  # the residual blocks' streams and |q| rule
+        if container.residuals and header.dtype.kind == "f":
+            # A float32 residual can make a sample overflow (spec §5.3): decode's verdict
+            # needs the samples, so the image is decoded (its memory: + the output).
+            render_image(container)
+        else:
+            check_image(container)
+            apply_residuals(container, None)  # the residual blocks' streams and |q| rule
         compiled = kernels.get()
         scratch: dict[str, np.ndarray] = {}
         for plane in container.planes:

@@ -13,6 +13,7 @@ again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def band_bounds(container: Container) -> list[tuple[int, int]]:
     per = max(1, BAND_SAMPLES // header.width)
     edges = sorted(cuts)
     bands = []
-    for a, b in zip(edges, edges[1:]):
+    for a, b in pairwise(edges):
         bands += [(y, min(y + per, b)) for y in range(a, b, per)]
     return bands
 

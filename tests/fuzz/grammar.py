@@ -1,4 +1,9 @@
-"""A structure-aware generator of .svdi files, from the grammar of spec/svdi.md §1-4.
+"""A structure-aware generator of .svdi files, from the grammar of spec/svdi.md §1-4 and 5.
+
+A third of the files are version 2 (spec §3, §4.1, §5.1): PLANs with the shift of the exact
+reconstruction (the largest that keeps its bound, factors within 2^24), and residual blocks
+(RBLK) on some channels, in row blocks, with every element type and predictor, integer or
+float steps and references to another channel's residual.
 
 Every file is built as the spec describes it — HEAD, PLANs, S/U/V blocks (dense with each
 element type and predictor, sparse with valid run/level streams from an integer matrix with
@@ -30,7 +35,9 @@ import numpy as np
 import zstandard
 
 from svdcodec import format as fmt
+from svdcodec.codec import exact as exact_rule
 from svdcodec.codec.coding import predict, to_symbols
+from svdcodec.errors import SvdiError
 
 T = TypeVar("T")
 
@@ -170,6 +177,19 @@ class BlockSpec:
 
 
 @dataclass
+class ResidualSpec:
+    """One RBLK chunk (spec §4.1): its fields, its grid's content and its frame."""
+
+    fields: list[Any]  # channel, reference, first, rows, step, bound, code, predictor
+    content: bytes
+    frame: bytes = b""
+    kind: bytes = b"RBLK"
+
+    def payload(self) -> bytes:
+        return fmt.RESIDUAL_RECORD.pack(*self.fields) + self.frame
+
+
+@dataclass
 class Case:
     data: bytes
     mode: tuple[int, int, int, int]
@@ -205,13 +225,18 @@ def element_code(values: np.ndarray) -> int:
 
 
 def factor_blocks(c: Choices, kind: bytes, plane: int, rank: int, grid: tuple[int, int],
-                  notes: list[str]) -> list[BlockSpec]:
+                  notes: list[str], magnitude: list[int] | None = None) -> list[BlockSpec]:
+    """A factor's blocks; `magnitude` (version 2): its largest |integer| is appended, and the
+    integers stay within the 2^24 of the exact rule."""
     rows = grid[0] * grid[1]
     blocks, first = [], 0
+    largest = 0
     while first < rank:
         count = boundary(c, 1, rank - first)
-        big = pick(c, [7, 127, 32767, 40000, 2**31 - 1])
+        big = pick(c, [7, 127, 32767, 40000] if magnitude is not None
+                   else [7, 127, 32767, 40000, 2**31 - 1])
         matrix = integers(c, rows, count, pick(c, [0.0, 0.05, 0.3, 1.0]), big)
+        largest = max(largest, int(np.abs(matrix).max(initial=0)))
         if c.chance(0.5):
             predictor = c.int(0, 3)
             grids = matrix.T.reshape(count, *grid)
@@ -234,7 +259,45 @@ def factor_blocks(c: Choices, kind: bytes, plane: int, rank: int, grid: tuple[in
             notes.append(f"{kind.decode()}{plane}[{first}:{first + count}] sparse "
                          f"{symbols.size}/{xrun.size}/{xval.size}")
         first += count
+    if magnitude is not None:
+        magnitude.append(largest)
     return blocks
+
+
+def residual_blocks(c: Choices, header: fmt.Header, notes: list[str]) -> list[ResidualSpec]:
+    """RBLK chunks for some channels: the same row blocks for all, in each row block the
+    channels without a reference first (spec §4.1's order)."""
+    channels = [ch for ch in range(header.channels) if c.chance(0.6)]
+    if not channels:
+        return []
+    cuts = sorted({0, *(c.int(1, header.height - 1) for _ in range(c.int(0, 2))
+                        if header.height > 1)})
+    bounds = list(zip(cuts, cuts[1:] + [header.height]))
+    target = channels[0]
+    references = {ch: target for ch in channels[1:] if c.chance(0.3)}
+    floats = header.dtype.kind == "f"
+    top = 255 if header.sample_type == 1 else 65535
+    steps = {ch: (pick(c, [0.01, 1.0, 0.5, 1e-30, 3e4]) if floats
+                  else float(pick(c, [1, 3, 5, 2 * top + 1]))) for ch in channels}
+    out = []
+    rng = np.random.default_rng(c.int(0, 2**32 - 1))
+    order = [ch for ch in channels if ch not in references] + list(references)
+    for first, end in bounds:
+        for ch in order:
+            spread = pick(c, [0, 3, 300, 70000, 2**30])
+            q = rng.integers(-spread, spread + 1, (end - first, header.width))
+            predictor = c.int(0, 3)
+            residual = predict(q[None], predictor)[0]
+            if element_code(residual) > 3:
+                residual, predictor = q, 0
+            code = max(element_code(residual), pick(c, [1, 2, 3]))
+            content = residual.astype(fmt.ELEMENT_TYPES[code]).tobytes()
+            step = steps[ch]
+            bound = (step - 1) / 2 if not floats else step / 2
+            out.append(ResidualSpec([ch, references.get(ch, fmt.NO_REFERENCE), first,
+                                     end - first, step, bound, code, predictor], content))
+    notes.append(f"RBLK channels {channels} rows {cuts} references {references}")
+    return out
 
 
 def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
@@ -247,11 +310,12 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
     scale = 1.0
     if stype != 1:
         scale = pick(c, [1.0, 0.5, 257.0, 1e-3, 1e-30 if stype == 3 else 1.0])
-    header = fmt.Header(width, height, stype, channels, colour, sub, scale)
-    notes = [f"{width}x{height} scale {scale:g}"]
+    version = 2 if c.chance(1 / 3) else 1
+    header = fmt.Header(width, height, stype, channels, colour, sub, scale, version)
+    notes = [f"{width}x{height} scale {scale:g} version {version}"]
     chunks: list[tuple[bytes, bytes]] = [
-        (b"HEAD", fmt.HEAD_RECORD.pack(1, width, height, stype, channels, colour, sub, channels,
-                                       scale))]
+        (b"HEAD", fmt.HEAD_RECORD.pack(version, width, height, stype, channels, colour, sub,
+                                       channels, scale))]
     blocks: list[list[BlockSpec]] = []
     layouts = []
     for index in range(channels):
@@ -262,7 +326,6 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
         rank = boundary(c, 0, min(m, n, max_rank))
         step = pick(c, [1.0, 0.5, 3.7, 20.0, 1e-3])
         layouts.append("plain" if layout == fmt.LAYOUT_PLAIN else f"patch{patch}")
-        chunks.append((b"PLAN", fmt.PLAN_RECORD.pack(index, layout, patch, h, w, rank, step)))
         plane = fmt.Plane(index, layout, patch, h, w, rank, step)
         sigma = np.sort(np.abs(np.random.default_rng(c.int(0, 2**32 - 1))
                                .normal(0, pick(c, [1.0, 100.0, 1e4]), rank)))[::-1] + 1e-3
@@ -271,14 +334,27 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
             s = sigma.astype(np.float32)
             groups.append(BlockSpec(b"SBLK", index, 0, rank, fmt.DENSE, [4, 0, rank],
                                     s.tobytes()))
-        groups += factor_blocks(c, b"VBLK", index, rank, plane.vgrid, notes)
-        groups += factor_blocks(c, b"UBLK", index, rank, plane.grid, notes)
+        magnitude: list[int] | None = [] if version == 2 else None
+        groups += factor_blocks(c, b"VBLK", index, rank, plane.vgrid, notes, magnitude)
+        groups += factor_blocks(c, b"UBLK", index, rank, plane.grid, notes, magnitude)
         blocks.append(groups)
+        fields = [index, layout, patch, h, w, rank, step]
+        if magnitude is None:
+            chunks.append((b"PLAN", fmt.PLAN_RECORD.pack(*fields)))
+            continue
+        try:  # the most precise valid shift, as the reference encoder picks it
+            shift = exact_rule.choose_shift(step, sigma.astype(np.float32), *magnitude, "")
+        except SvdiError:  # no valid shift for these factors: a file that breaks the bound
+            shift = 0
+            notes.append(f"plane {index} beyond the exact bound")
+        chunks.append((b"PLAN", fmt.PLAN_RECORD_V2.pack(*fields, shift)))
     notes.insert(1, f"ranks {[len(b) and b[0].count for b in blocks]}")
-    order = interleave(c, blocks)
+    order: list[Any] = interleave(c, blocks)
+    if version == 2:
+        order += residual_blocks(c, header, notes)
     for b in order:
         b.frame, how = frame(c, b.content)
-        if c.chance(0.1):
+        if c.chance(0.1) and isinstance(b, BlockSpec):
             notes.append(f"{b.kind.decode()}{b.plane}[{b.first}] {how}")
     if c.chance(0.2):  # unknown ancillary chunks, skipped by readers (small: Pillow reads them
         # whole); not the metadata chunks of spec §1.1, whose payloads have rules of their own
@@ -292,7 +368,8 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
             name = pick(c, list(DEFECTS))
             note = DEFECTS[name](c, chunks, body)
             notes.append(f"defect {name}: {note}")
-    items = chunks + [(k, b.payload() if isinstance(b, BlockSpec) else b) for k, b in body]
+    items = chunks + [(k, b.payload() if isinstance(b, (BlockSpec, ResidualSpec)) else b)
+                      for k, b in body]
     tail = [(b"IEND", b"")]
     case.data = fmt.SIGNATURE + b"".join(chunk(k, p) for k, p in items + tail)
     if defects and c.chance(0.03):
@@ -452,7 +529,7 @@ def d_head_field(c: Choices, chunks: list, body: Body) -> str:
     fields = list(fmt.HEAD_RECORD.unpack(chunks[0][1]))
     i = c.int(0, 8)
     old = fields[i]
-    limits = {0: [0, 2], 1: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
+    limits = {0: [0, 1, 2, 3], 1: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
               2: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1], 3: [0, 1, 2, 3, 4],
               4: [0, 1, 2, 3, 4, 5], 5: [0, 1, 2], 6: [0, 1, 2], 7: [0, old + 1, 5],
               8: [0.0, -1.0, float("nan"), float("inf"), 1e300, 5e-324, 3e36, 1e30,
@@ -467,14 +544,16 @@ def d_plan_field(c: Choices, chunks: list, body: Body) -> str:
     if not plans:
         return "no PLAN"
     at = pick(c, plans)
-    fields = list(fmt.PLAN_RECORD.unpack(chunks[at][1]))
-    i = c.int(0, 6)
+    record = fmt.PLAN_RECORD_V2 if len(chunks[at][1]) == fmt.PLAN_RECORD_V2.size else fmt.PLAN_RECORD
+    fields = list(record.unpack(chunks[at][1]))
+    i = c.int(0, len(fields) - 1)
     old = fields[i]
     limits = {0: [old + 1, 7], 1: [0, 1, 2], 2: [0, 1, 3, 64, 2, 32], 3: [old + 1, 0],
               4: [old + 1, 0], 5: [0, old + 1, fmt.MAX_RANK + 1, 2**32 - 1],
-              6: [0.0, -1.0, float("nan"), float("inf"), 1e30, 1e20, 1e-20, 5e-324]}
+              6: [0.0, -1.0, float("nan"), float("inf"), 1e30, 1e20, 1e-20, 5e-324],
+              7: [0, 63, 64, 255, old + 1]}
     fields[i] = pick(c, limits[i])
-    chunks[at] = (b"PLAN", fmt.PLAN_RECORD.pack(*fields))
+    chunks[at] = (b"PLAN", record.pack(*fields))
     return f"PLAN field {i} {old} -> {fields[i]}"
 
 
@@ -490,7 +569,32 @@ def d_sigma(c: Choices, chunks: list, body: Body) -> str:
     return f"sigma {i} -> {s[i]}"
 
 
+def d_residual(c: Choices, chunks: list, body: Body) -> str:
+    """A residual block's field at or past its limit, or its frame or content changed."""
+    found = [b for _, b in body if isinstance(b, ResidualSpec)]
+    if not found:
+        return "no residual block"
+    b = pick(c, found)
+    i = c.int(0, 9)
+    if i == 8:
+        b.frame = raw_frame(b.content, declared=len(b.content) + pick(c, [-1, 1, 1 << 40]))
+        return "RBLK frame size"
+    if i == 9 and b.content:
+        at = c.int(0, len(b.content) - 1)
+        b.content = b.content[:at] + bytes([pick(c, [0x7F, 0x80, 0xFF])]) + b.content[at + 1:]
+        b.frame = raw_frame(b.content)
+        return f"RBLK content byte {at}"
+    old = b.fields[i]
+    limits = {0: [old + 1, 4, 255], 1: [old, 4, 254, b.fields[0]], 2: [old + 1, 2**32 - 1],
+              3: [0, old + 1, 2**32 - 1], 4: [0.0, -1.0, 0.5, float("nan"), float("inf"),
+                                              1e300, 131072.0],
+              5: [-1.0, float("nan"), float("inf")], 6: [0, 4, 5], 7: [4, 255]}
+    b.fields[i] = pick(c, limits[i])
+    return f"RBLK field {i} {old} -> {b.fields[i]}"
+
+
 DEFECTS: dict[str, Callable[[Choices, list, Body], str]] = {
+    "residual": d_residual,
     "descriptor": d_descriptor_field,
     "sparse_limits": d_sparse_limits,
     "frame": d_frame,
