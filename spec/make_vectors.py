@@ -801,7 +801,14 @@ def array_vectors() -> list[V2Vector]:
                       "no residual", 8, 5, 5,
                       [plane(5, 8, 2.0, [1.0, 2.0], 50, (-7, 7), 3),
                        plane(5, 8, 1.0, [], 51, (0, 0), 0)], scale=3.0)
+    u8x6 = Vector("v2_u8x6_5x4_references", "uint8 x 6 5x4 (numpy only), lossless: channel 5's"
+                  " residual references channel 0's, which a decoder keeping at most 4 residual "
+                  "streams open reads twice (spec §5 Resources)", 5, 4, 1,
+                  [plane(4, 5, 2.0, [1.0], 56 + i, (4, 7), 0) for i in range(6)])
     return [
+        V2Vector(u8x6, pattern((4, 5, 6), 62, 0, 255),
+                 {c: ResidualPart(0, predictors=(HORIZONTAL,), codes=(INT16,),
+                                  reference=0 if c == 5 else 255) for c in range(6)}),
         V2Vector(i8, pattern((7, 9, 1), 41, -128, 127),
                  {0: ResidualPart(0, predictors=(HORIZONTAL,), codes=(INT16,))}),
         V2Vector(i16x5, pattern((6, 8, 5), 43, -40, 40),

@@ -158,7 +158,7 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -
         q[c], step, promised = channel_residual(pixels[..., c], decoded[..., c], bound)
         steps[c] = (step, promised)
     # 8-bit RGB: red and blue residuals less green's (WebP's "subtract green"; docs/lossless.md)
-    references = ({0: 1, 2: 1} if pixels.dtype == np.uint8 and channels >= 3
+    references = ({0: 1, 2: 1} if pixels.dtype == np.uint8 and channels in (3, 4)
                   and {0, 1, 2} <= set(q) else {})
     for c in q:
         if not np.all(np.abs(q[c]) <= rule.MAX_Q):
