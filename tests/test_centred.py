@@ -111,3 +111,14 @@ def test_centre_takes_the_plain_layout_only() -> None:
     with pytest.raises(SvdiError, match="plain"):
         svdcodec.encode(sensors(), centre=True, layout="patch8")
     assert unpack(svdcodec.encode(sensors(), centre=True)).planes[0].layout == 0
+
+
+def test_svdi_encode_centre(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from svdcodec.cli import encode_main
+
+    np.save(tmp_path / "x.npy", sensors(200, 12))
+    assert encode_main(["--centre", "--quiet", str(tmp_path / "x.npy")]) == 0
+    (f,) = svdcodec.read_factors((tmp_path / "x.svdi").read_bytes())
+    np.testing.assert_allclose(f.mean, sensors(200, 12).mean(axis=0), rtol=1e-6)
+    assert encode_main(["--centre", "--layout", "patch8", "--quiet", "-f",
+                        str(tmp_path / "x.npy")]) == 1

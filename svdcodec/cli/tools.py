@@ -418,6 +418,9 @@ def _encode_parser() -> argparse.ArgumentParser:
                             "low-rank layer, format version 2; -q sets the layer)")
     exact.add_argument("--lossless", action="store_true",
                        help="decode to exactly the input samples (--max-error 0)")
+    parser.add_argument("--centre", action="store_true",
+                        help="subtract each column's mean before the SVD and store the means "
+                             "(plain layout, format version 2): the factors are a PCA")
     parser.add_argument("--lossy-alpha", action="store_true",
                         help="let alpha be as lossy as the colours (by default alpha decodes "
                              "exactly, as WebP's)")
@@ -449,7 +452,8 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     options = encode_options(quality=args.quality, rank=args.rank, energy=args.energy,
                              target_psnr=args.psnr, max_bytes=args.max_bytes, layout=args.layout,
                              max_error=0.0 if args.lossless else args.max_error,
-                             exact_alpha=False if args.lossy_alpha else None)
+                             exact_alpha=False if args.lossy_alpha else None,
+                             centre=True if args.centre else None)
     clashes = _collisions(args.inputs, dests)
     for message in clashes.values():
         print(f"{parser.prog}: {message}", file=sys.stderr)
