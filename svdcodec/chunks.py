@@ -68,6 +68,7 @@ class ChunkOptions:
     rank: int | None = None
     energy: float | None = None
     channels_last: bool = False
+    max_error: float | None = None  # every sample within it (format version 2); 0: lossless
 
     def __post_init__(self) -> None:
         if isinstance(self.quality, bool) or not 1 <= float(self.quality) <= 100:
@@ -80,6 +81,10 @@ class ChunkOptions:
             raise SvdiError(f"rank must be a non-negative integer, got {self.rank!r}")
         if self.energy is not None and not 0 < float(self.energy) <= 1:
             raise SvdiError(f"energy must be within (0, 1], got {self.energy!r}")
+        if self.max_error is not None and (isinstance(self.max_error, bool) or not isinstance(
+                self.max_error, (int, float, np.number)) or not 0 <= float(self.max_error)
+                < float("inf")):
+            raise SvdiError(f"max_error must be a finite number >= 0, got {self.max_error!r}")
 
     def config(self) -> dict[str, Any]:
         """The options as JSON values, unset ones left out."""
@@ -90,6 +95,8 @@ class ChunkOptions:
             out["energy"] = float(self.energy)
         if self.channels_last:
             out["channels_last"] = True
+        if self.max_error is not None:
+            out["max_error"] = float(self.max_error)
         return out
 
 
@@ -100,7 +107,7 @@ def encode_chunk(chunk: Any, options: ChunkOptions) -> bytes:
     image = np.ascontiguousarray(array, dtype=dtype).reshape(
         image_shape(array.shape, options.channels_last))
     return encode(image, options.quality, rank=options.rank, energy=options.energy,
-                  layout=options.layout)
+                  layout=options.layout, max_error=options.max_error)
 
 
 def decode_chunk(data: bytes, shape: tuple[int, ...] | None = None,

@@ -6,8 +6,9 @@
     >>> back = codec.decode(data)             # the stacked image; with out=, the chunk's shape
 
 Chunks: (..., h, w) is a stack of 2-D slices, (..., h, w, c) with channels_last=True; uint8,
-uint16, float32, int8, int16, int32, uint32 or float64 (svdcodec.chunks has the convention). Lossy: quality, layout, rank and energy
-are svdcodec.encode's options. Installing svdcodec registers the codec under the id "svdi"
+uint16, float32, int8, int16, int32, uint32 or float64 (svdcodec.chunks has the convention).
+Lossy: quality, layout, rank and energy are svdcodec.encode's options; max_error bounds every
+sample's error (0: lossless). Installing svdcodec registers the codec under the id "svdi"
 through the "numcodecs.codecs" entry point, so a process that never imported svdcodec (a Dask
 worker) finds it. Threads: see svdcodec.runtime.threads (one per process inside a Dask worker).
 """
@@ -33,8 +34,10 @@ class Svdi(Codec):  # type: ignore[misc]  # numcodecs is untyped
     codec_id = "svdi"
 
     def __init__(self, quality: float = 75, layout: str = "auto", rank: int | None = None,
-                 energy: float | None = None, channels_last: bool = False) -> None:
-        self._options = ChunkOptions(quality, layout, rank, energy, bool(channels_last))
+                 energy: float | None = None, channels_last: bool = False,
+                 max_error: float | None = None) -> None:
+        self._options = ChunkOptions(quality, layout, rank, energy, bool(channels_last),
+                                     max_error)
 
     # Read-only: the options are checked once, when the codec is made.
     quality = property(lambda self: self._options.quality)
@@ -42,6 +45,7 @@ class Svdi(Codec):  # type: ignore[misc]  # numcodecs is untyped
     rank = property(lambda self: self._options.rank)
     energy = property(lambda self: self._options.energy)
     channels_last = property(lambda self: self._options.channels_last)
+    max_error = property(lambda self: self._options.max_error)
 
     def encode(self, buf: Any) -> bytes:
         return encode_chunk(buf, self._options)

@@ -57,6 +57,7 @@ class Svdi(ArrayBytesCodec):
     rank: int | None = None
     energy: float | None = None
     channels_last: bool = False
+    max_error: float | None = None
 
     def __post_init__(self) -> None:
         self.options  # noqa: B018  (validates the options now, not at the first chunk)
@@ -64,7 +65,7 @@ class Svdi(ArrayBytesCodec):
     @property
     def options(self) -> ChunkOptions:
         return ChunkOptions(self.quality, self.layout, self.rank, self.energy,
-                            self.channels_last)
+                            self.channels_last, self.max_error)
 
     @classmethod
     def from_dict(cls, data: dict[str, JSON]) -> Self:

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -326,3 +327,96 @@ def test_invalid_v2_vector_same_verdict_everywhere(entry: dict[str, Any]) -> Non
         svdcodec.read_factors(data)
     with pytest.raises(OSError), Image.open(io.BytesIO(data)) as im:
         im.load()
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_thumbnails_follow_the_vectors(factor: int) -> None:
+    """A thumbnail refuses what a full decode refuses, except a defect inside a residual's
+    values, which a thumbnail does not read (docs/lossless.md); rank-0 planes included."""
+    for entry in MANIFEST["vectors"]:
+        data = (VECTORS / entry["file"]).read_bytes()
+        if entry["valid"] or entry["file"] == "v2_rblk_q_range.svdi":
+            h, w = entry.get("shape", [0, 0])[:2]
+            thumb = svdcodec.decode(data, reduce=factor)
+            if entry["valid"]:
+                assert thumb.shape[:2] == (-(-h // factor), -(-w // factor))
+        else:
+            with pytest.raises(SvdiError):
+                svdcodec.decode(data, reduce=factor)
+
+
+def test_compiled_and_numpy_encoders_write_the_same_version_2_file() -> None:
+    image = photo(45, 38, 4, seed=11)
+    for options in ({"max_error": 0}, {"max_error": 3, "quality": 40}, {}):
+        with kernels(True):
+            a = svdcodec.encode(image, **options)
+        with kernels(False):
+            b = svdcodec.encode(image, **options)
+        assert a == b and version(a) == 2
+
+
+# ----------------------------------------------------------------------------- resources
+
+
+def residual_bomb(side: int, q: int = 0) -> bytes:
+    """L side x side, version 2, a rank-0 plane and one RBLK of int32 q (RLE zstd blocks: a few
+    bytes per 128 KiB): 4 x side^2 bytes of residual content in a small file."""
+    from support import make_vectors
+
+    mv = make_vectors()
+    content = side * side * 4
+    if q == 0:  # a window of 2^23 (a single-segment frame's window is its whole content)
+        frame = (struct.pack("<IBBQ", mv.ZSTD_MAGIC, 0xC0, (23 - 10) << 3, content)
+                 + mv.zero_frame(content)[13:])
+    else:
+        frame = mv.zstd_frame(np.full(side * side, q, "<i4").tobytes())
+    rblk = mv.chunk(b"RBLK", svdcodec.format.RESIDUAL_RECORD.pack(0, 255, 0, side, 1.0, 0.0, 3, 0)
+                    + frame)
+    return b"".join([svdcodec.format.SIGNATURE, mv.head(side, side, 1, 1, version=2),
+                     mv.plan_v2(0, 0, 0, side, side, 0, 1.0, 0), rblk, mv.chunk(b"IEND", b"")])
+
+
+def test_residual_phase_is_streamed() -> None:
+    """A residual grid of 4 x 2^22 bytes is read band by band: decode's traced peak stays near
+    the output's size (spec §5 Resources: never a whole grid)."""
+    import tracemalloc
+
+    side = 2048
+    data = residual_bomb(side)
+    assert len(data) < 4096
+    svdcodec.decode(data, max_pixels=None)  # warm-up
+    tracemalloc.start()
+    try:
+        out = svdcodec.decode(data, max_pixels=None)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (side, side) and not out.any()
+    grid = 4 * side * side
+    assert peak < side * side + grid // 2, peak  # the output, and far less than the grid
+
+
+def test_residual_values_checked() -> None:
+    data = residual_bomb(16, q=(1 << 31) - 1)
+    np.testing.assert_array_equal(decode_everywhere(data), np.full((16, 16), 255, np.uint8))
+
+
+# ----------------------------------------------------------------------------- arrays
+
+
+def test_numcodecs_and_zarr_max_error() -> None:
+    numcodecs = pytest.importorskip("numcodecs")
+    pytest.importorskip("zarr")
+    from svdcodec.zarr import Svdi as ZarrSvdi
+
+    codec = numcodecs.get_codec({"id": "svdi", "quality": 60, "max_error": 3})
+    assert codec.get_config()["max_error"] == 3.0 and codec.max_error == 3
+    stack = (np.random.default_rng(12).random((3, 20, 17)) * 4095).astype(np.uint16)
+    back = codec.decode(codec.encode(stack), out=np.empty_like(stack))
+    assert max_error(back, stack) <= 3
+    lossless = numcodecs.get_codec({"id": "svdi", "max_error": 0})
+    np.testing.assert_array_equal(lossless.decode(lossless.encode(stack),
+                                                  out=np.empty_like(stack)), stack)
+    assert ZarrSvdi(max_error=0).to_dict()["configuration"]["max_error"] == 0.0
+    with pytest.raises(SvdiError, match="max_error"):
+        numcodecs.get_codec({"id": "svdi", "max_error": -1})

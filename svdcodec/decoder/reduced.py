@@ -50,9 +50,10 @@ class ReducedPlane(PlaneReconstructor):
 
     def __init__(self, container: Container, plane: Plane, rank: int,
                  bands: list[tuple[int, int]], budget: int, cell: int) -> None:
-        # Version 1's arithmetic also for exact planes: the averaged factors are not integers,
-        # and a thumbnail shows the low-rank layer, not the exact samples (spec §5.3).
-        super().__init__(container, plane, rank, bands, budget, {}, kernels.get(), exact=False)
+        # Exact planes (version 2) keep their integer weights and checks, so that a thumbnail
+        # refuses what a full decode refuses; the averaged B^T makes the product approximate,
+        # and the thumbnail shows the low-rank layer without the residual (spec §5.3).
+        super().__init__(container, plane, rank, bands, budget, {}, kernels.get())
         self.cell = cell
         if not self.patch:  # column ranges of whole cells
             step = max(cell, self.columns[0][1] - self.columns[0][1] % cell)
@@ -60,6 +61,11 @@ class ReducedPlane(PlaneReconstructor):
 
     def load_columns(self, k: int) -> None:
         super().load_columns(k)
+        if self.rank == 0:  # nothing to average: as many (zero) columns as the cells
+            j0, j1 = self.cols
+            count = (self.patch // self.cell) ** 2 if self.patch else -(-(j1 - j0) // self.cell)
+            self.Bt = np.zeros((0, count), np.float32)
+            return
         B = self.Bt.T  # (columns, rank): the patch's pixels, or image columns
         if self.patch:
             p, g = self.patch, self.cell
@@ -69,6 +75,12 @@ class ReducedPlane(PlaneReconstructor):
             self.Bt = np.ascontiguousarray(cell_means(B, self.cell, 0).T)
             if self.loaded_means is not None:  # centred columns, averaged as the columns are
                 self.loaded_means = cell_means(self.loaded_means[None], self.cell, 1)[0]
+
+    def matrix(self, i: int) -> np.ndarray:
+        if self.rank == 0:  # zero rows of the pooled width (the base class's is the full one)
+            r0, r1 = self.mrows[i]
+            return np.zeros((r1 - r0, self.Bt.shape[1]), dtype=np.float32)
+        return super().matrix(i)
 
     def reduced_rows(self, i: int) -> tuple[int, np.ndarray]:
         """Band i's first reduced row and its reduced pixel rows (float32)."""

@@ -541,12 +541,15 @@ def d_chunk_order(c: Choices, chunks: list, body: Body) -> str:
 
 
 def d_head_field(c: Choices, chunks: list, body: Body) -> str:
+    if not chunks or chunks[0][0] != b"HEAD":  # moved among the blocks by d_chunk_order
+        return "no HEAD in place"
     fields = list(fmt.HEAD_RECORD.unpack(chunks[0][1]))
     i = c.int(0, 8)
     old = fields[i]
     limits = {0: [0, 1, 2, 3], 1: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
-              2: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1], 3: [0, 1, 2, 3, 4],
-              4: [0, 1, 2, 3, 4, 5], 5: [0, 1, 2], 6: [0, 1, 2], 7: [0, old + 1, 5],
+              2: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
+              3: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 4: [0, 1, 2, 3, 4, 5, 6, 255],
+              5: [0, 1, 2], 6: [0, 1, 2], 7: [0, old + 1, 5, 255],
               8: [0.0, -1.0, float("nan"), float("inf"), 1e300, 5e-324, 3e36, 1e30,
                   float(np.finfo(np.float32).max) / 255, 2.0 ** 64, 1e-37]}
     fields[i] = pick(c, limits[i])
