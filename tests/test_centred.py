@@ -122,3 +122,15 @@ def test_svdi_encode_centre(tmp_path) -> None:  # type: ignore[no-untyped-def]
     np.testing.assert_allclose(f.mean, sensors(200, 12).mean(axis=0), rtol=1e-6)
     assert encode_main(["--centre", "--layout", "patch8", "--quiet", "-f",
                         str(tmp_path / "x.npy")]) == 1
+
+
+def test_thumbnail_of_a_centred_rank_0_plane_is_its_means() -> None:
+    """v2_mean_i16x2_8x5_lossless: plane 1 has rank 0 and means; its thumbnail is the means
+    averaged over each cell, every row (the residual belongs to the full decode)."""
+    from support import ROOT
+
+    data = (ROOT / "spec" / "vectors" / "v2_mean_i16x2_8x5_lossless.svdi").read_bytes()
+    means = decode_reference(data, components=0)[0, :, 1].astype(np.float64)
+    small = svdcodec.decode(data, reduce=2)
+    expected = np.floor(means.reshape(4, 2).mean(axis=1) + 0.5)
+    np.testing.assert_array_equal(small[:, :, 1], np.broadcast_to(expected, (3, 4)))

@@ -296,11 +296,7 @@ class PlaneReconstructor:
         """Matrix rows of band i (in the loaded pass), loaded columns, float32."""
         r0, r1 = self.mrows[i]
         if self.rank == 0:
-            out = np.zeros((r1 - r0, self.Bt.shape[1] if self.means is not None
-                            else self.cols[1] - self.cols[0]), dtype=np.float32)
-            if self.loaded_means is not None:
-                out += self.loaded_means.astype(np.float32)  # fl32(0 + mean) = mean
-            return out
+            return self.zero_rank_rows(r1 - r0, self.cols[1] - self.cols[0])
         left = self._band_left(i) if self.local else self.left[r0 - self.base:r1 - self.base]
         if self.exact:
             return self.exact_matrix(left)
@@ -309,6 +305,14 @@ class PlaneReconstructor:
             out += self.loaded_means
         if not (np.isfinite(out.min()) and np.isfinite(out.max())):
             raise overflow_error(self.plane)
+        return out
+
+    def zero_rank_rows(self, rows: int, columns: int) -> np.ndarray:
+        """Matrix rows of a rank-0 plane: zeros, or the column means of a centred plane
+        (fl32(0 + mean) = mean, spec §5.1)."""
+        out = np.zeros((rows, columns), dtype=np.float32)
+        if self.loaded_means is not None:
+            out += self.loaded_means.astype(np.float32)
         return out
 
     def exact_matrix(self, left: np.ndarray) -> np.ndarray:
