@@ -134,3 +134,12 @@ def test_thumbnail_of_a_centred_rank_0_plane_is_its_means() -> None:
     small = svdcodec.decode(data, reduce=2)
     expected = np.floor(means.reshape(4, 2).mean(axis=1) + 0.5)  # averaged, then rounded
     np.testing.assert_array_equal(small[:, :, 1], np.broadcast_to(expected, (3, 4)))
+
+
+def test_spectrum_of_the_centred_columns() -> None:
+    x = sensors(300, 16)
+    (s,) = svdcodec.spectrum(x, 90, centre=True)
+    exact = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
+    np.testing.assert_allclose(s.sigma, exact, rtol=1e-6, atol=1e-6 * exact[0])
+    (f,) = svdcodec.read_factors(svdcodec.encode(x, 90, centre=True))
+    assert s.kept == f.S.size
