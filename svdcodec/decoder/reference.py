@@ -59,7 +59,9 @@ def decode_plane(container: Container, plane: Plane, rank: int) -> np.ndarray:
         # the rule on what is multiplied: every component, or a preview's first `rank`
         w, total = exact_rule.weights(plane.step, sigma, plane.shift, what)
         exact_rule.check_bound(exact_rule.magnitude(A), exact_rule.magnitude(B), total, what)
-        matrix = exact_rule.exact_product(A, w, B.T, plane.shift)
+        # centred columns (MEAN, §3.1): fl32(fl64(V 2^-F + mean_j))
+        means = container.column_means(plane.index)
+        matrix = exact_rule.exact_product(A, w, B.T, plane.shift, means)
     else:
         with np.errstate(all="ignore"):  # a hostile step or sigma overflows: checked next
             matrix = reconstruct(A, sigma, B, plane.step)  # (step A) diag(1/sigma) (step B)^T
