@@ -1,6 +1,7 @@
 """How orthonormal are the factors read_factors returns? max |U^T U - I| and max |V^T V - I|
 of the dequantized factors, per quality, on the greyscale Kodak images (plain and the patch8
-layout) and on a tall-skinny time x sensors float32 matrix, as it is and centred.
+layout) and on a tall-skinny time x sensors float32 matrix, as it is and centred by the
+encoder (centre=True: a PCA, the means stored in the file).
 
     python benchmarks/factor_orthonormality.py [--corpus DIR]
 
@@ -39,11 +40,12 @@ def sensors(rows: int = 20000, columns: int = 64, seed: int = 1) -> np.ndarray:
 LEADING = 16
 
 
-def measure(array: np.ndarray, quality: int, layout: str, rank: int | None = None
-            ) -> tuple[float, float, float, int]:
+def measure(array: np.ndarray, quality: int, layout: str, rank: int | None = None,
+            centre: bool = False) -> tuple[float, float, float, int]:
     """max |U^T U - I| over all kept components and over the LEADING first, max |V^T V - I|,
     and the rank."""
-    (f,) = svdcodec.read_factors(svdcodec.encode(array, quality, layout=layout, rank=rank))
+    (f,) = svdcodec.read_factors(svdcodec.encode(array, quality, layout=layout, rank=rank,
+                                                 centre=centre))
     return deviation(f.U), deviation(f.U[:, :LEADING]), deviation(f.Vt.T), f.S.size
 
 
@@ -54,11 +56,12 @@ def main() -> None:
     parser.add_argument("--qualities", type=int, nargs="+", default=[30, 50, 75, 90, 100])
     args = parser.parse_args()
     x = sensors()
-    for name, matrix, rank in (("", x, None), (", centred, rank 12 (a PCA)", x - x.mean(0), 12)):
+    for name, rank, centre in (("", None, False), (", centre=True (a PCA)", None, True),
+                               (", centre=True, rank 12", 12, True)):
         print(f"time x sensors float32 {x.shape}{name}, plain layout\n quality   U         "
               f"U[:{LEADING}]    V         rank")
         for q in args.qualities:
-            u, lead, v, r = measure(matrix, q, "plain", rank)
+            u, lead, v, r = measure(x, q, "plain", rank, centre)
             print(f" {q:7d}   {u:.2e}  {lead:.2e}  {v:.2e}  {r}")
     if args.corpus is None:
         return

@@ -43,6 +43,11 @@ MODES = {(1, 1): "L", (1, 2): "LA", (1, 3): "RGB", (1, 4): "RGBA", (2, 1): "I;16
 ESCAPE_LIMIT = 7  # run/level symbols hold values -7..7; others escape
 ELEMENT_TYPES: dict[int, np.dtype[Any]] = {  # element type codes of the block descriptors
     INT8: np.dtype("<i1"), INT16: np.dtype("<i2"), INT32: np.dtype("<i4"), FLOAT32: np.dtype("<f4")}
+#: HEAD sample types (spec §2): 1-3 in both versions, 4-8 in version 2.
+SAMPLES: dict[int, np.dtype[Any]] = {
+    1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 3: np.dtype(np.float32), 4: np.dtype(np.int8),
+    5: np.dtype(np.int16), 6: np.dtype(np.int32), 7: np.dtype(np.uint32), 8: np.dtype(np.float64)}
+FLOAT_TYPES = (3, 8)
 
 
 # ----------------------------------------------------------------------------- bytes
@@ -500,14 +505,20 @@ def exact_shift(p: PlaneSpec) -> int:
     raise ValueError("no exact shift")
 
 
-def exact_plane(p: PlaneSpec, shift: int) -> np.ndarray:
+def exact_plane(p: PlaneSpec, shift: int, mean: np.ndarray | None = None) -> np.ndarray:
     """The plane (height, width) in float32 by §5.1: V = A diag(W) B^T in int64 (exact: below
-    2^53), then V 2^-F rounded once to binary32."""
+    2^53), then V 2^-F rounded once to binary32; with column means (a MEAN chunk, plain only),
+    fl32(fl64(V 2^-F + mean_j))."""
     if p.rank == 0:
-        return np.zeros((p.height, p.width), np.float32)
-    w = np.asarray(exact_weights(p.step, p.sigma, shift), np.int64)
-    v = (p.A.astype(np.int64) * w) @ p.B.T.astype(np.int64)
-    m = (v.astype(np.float64) * 2.0 ** -shift).astype(np.float32)
+        v = np.zeros((p.height, p.width), np.int64)
+    else:
+        w = np.asarray(exact_weights(p.step, p.sigma, shift), np.int64)
+        v = (p.A.astype(np.int64) * w) @ p.B.T.astype(np.int64)
+    wide = v.astype(np.float64) * 2.0 ** -shift  # exact: an integer below 2^53 times 2^-F
+    if mean is not None:
+        assert not p.patch
+        wide = wide + np.asarray(mean, np.float32).astype(np.float64)  # one binary64 rounding
+    m = wide.astype(np.float32)
     if p.patch:
         gh, gw = p.grid
         m = m.reshape(gh, gw, p.patch, p.patch).transpose(0, 2, 1, 3)
@@ -547,7 +558,19 @@ def exact_samples(v: Vector, planes: list[np.ndarray]) -> np.ndarray:
     if v.stype == 2:
         return np.stack([np.trunc(np.clip(p.astype(np.float64) * v.scale + 0.5, 0, 65535))
                          for p in planes], -1).astype(np.uint16)
+    if v.stype == 8:  # fl64(p * scale)
+        return np.stack([p.astype(np.float64) * v.scale for p in planes], -1)
+    if v.stype in (4, 5, 6, 7):  # floor(clamp(fl64(fl64(p * scale) + 1/2), min, max))
+        low, high = type_range(v.stype)
+        return np.stack([np.floor(np.clip(p.astype(np.float64) * v.scale + 0.5, low, high))
+                         for p in planes], -1).astype(SAMPLES[v.stype])
     return np.stack([p * np.float32(v.scale) for p in planes], -1)
+
+
+def type_range(stype: int) -> tuple[int, int]:
+    """min and max of an integer sample type."""
+    info = np.iinfo(SAMPLES[stype])
+    return int(info.min), int(info.max)
 
 
 @dataclass
@@ -565,8 +588,11 @@ class ResidualPart:
 def residual_q(x: np.ndarray, decoded: np.ndarray, bound: float, stype: int
                ) -> tuple[np.ndarray, float]:
     """(q, step) of one channel, written from spec §5.3: integers step 2E + 1, nearest q;
-    float32 step 2E, nearest q, moved by one where the binary32 result misses the bound."""
-    if stype == 3:
+    float32 and float64 step 2E, nearest q, moved by one where the rounded result misses the
+    bound."""
+    if stype in FLOAT_TYPES:
+        x = x.astype(SAMPLES[stype])
+        decoded = decoded.astype(SAMPLES[stype])
         for step in (2 * bound, bound):  # a step of E always has a q that survives rounding
             q = np.rint((x.astype(np.float64) - decoded) / step).astype(np.int64)
             for move in (-1, 1):
@@ -582,12 +608,16 @@ def residual_q(x: np.ndarray, decoded: np.ndarray, bound: float, stype: int
 
 
 def float_residual(decoded: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
-    """fl32(fl64(x + fl64(q step))) (§5.3)."""
-    return (decoded.astype(np.float64) + q.astype(np.float64) * step).astype(np.float32)
+    """fl32(fl64(x + fl64(q step))) for float32 samples, fl64(x + fl64(q step)) for float64
+    (§5.3)."""
+    return (decoded.astype(np.float64) + q.astype(np.float64) * step).astype(decoded.dtype)
 
 
-def integer_residual(decoded: np.ndarray, q: np.ndarray, step: float, top: int) -> np.ndarray:
-    return np.clip(decoded.astype(np.int64) + q * int(step), 0, top)
+def integer_residual(decoded: np.ndarray, q: np.ndarray, step: float, low: int, high: int
+                     ) -> np.ndarray:
+    """clamp(x + q step, min, max) in integers (Python ints where int64 could overflow: never
+    here, |q step| < 2^52)."""
+    return np.clip(decoded.astype(np.int64) + q * int(step), low, high)
 
 
 def rblk(channel: int, reference: int, first: int, grid: np.ndarray, step: float, bound: float,
@@ -611,11 +641,15 @@ class V2Vector:
     original: np.ndarray  # (h, w, c); with `near`, a pattern added to the decoded layer
     parts: dict[int, ResidualPart]
     near: bool = False
+    means: dict[int, np.ndarray] = field(default_factory=dict)  # MEAN chunks by plane (§3.1)
 
     def __post_init__(self) -> None:
-        if self.near:  # an original close to the low-rank layer: small residuals (int8)
+        if self.near and self.base.stype in FLOAT_TYPES:  # the layer plus small offsets
+            self.original = self.decoded_layer().astype(np.float64) + self.original
+        elif self.near:  # an original close to the low-rank layer: small residuals (int8)
             layer = self.decoded_layer().astype(np.int64)
-            self.original = np.clip(layer + self.original, 0, 65535)
+            low, high = type_range(self.base.stype)
+            self.original = np.clip(layer + self.original, low, high)
 
     @property
     def name(self) -> str:
@@ -625,7 +659,8 @@ class V2Vector:
         return [exact_shift(p) if p.rank else 0 for p in self.base.planes]
 
     def decoded_layer(self) -> np.ndarray:
-        planes = [exact_plane(p, f) for p, f in zip(self.base.planes, self.shifts())]
+        planes = [exact_plane(p, f, self.means.get(i))
+                  for i, (p, f) in enumerate(zip(self.base.planes, self.shifts()))]
         return exact_samples(self.base, planes)
 
     def q_and_expected(self) -> tuple[dict[int, np.ndarray], dict[int, float], np.ndarray]:
@@ -636,12 +671,13 @@ class V2Vector:
         for c, part in self.parts.items():
             q, step = residual_q(self.original[..., c], layer[..., c], part.bound, v.stype)
             qs[c], steps[c] = q, step
-            if v.stype == 3:
+            if v.stype in FLOAT_TYPES:
                 expected[..., c] = float_residual(layer[..., c], q, step)
             else:
-                top = 255 if v.stype == 1 else 65535
-                expected[..., c] = integer_residual(layer[..., c], q, step, top)
-            diff = np.abs(expected[..., c].astype(np.float64) - self.original[..., c])
+                expected[..., c] = integer_residual(layer[..., c], q, step,
+                                                    *type_range(v.stype))
+            diff = np.abs(expected[..., c].astype(np.float64)
+                          - self.original[..., c].astype(np.float64))
             assert diff.max() <= part.bound, (self.name, c)
         return qs, steps, expected
 
@@ -652,6 +688,8 @@ class V2Vector:
         for i, (p, shift) in enumerate(zip(v.planes, self.shifts())):
             layout = container.LAYOUT_PATCH if p.patch else container.LAYOUT_PLAIN
             parts.append(plan_v2(i, layout, p.patch, p.height, p.width, p.rank, p.step, shift))
+        for i in sorted(self.means, reverse=True):  # any order: the reader takes it
+            parts.append(mean_chunk(i, self.means[i]))
         groups: list[list[bytes]] = []
         for i, p in enumerate(v.planes):
             for g, blocks in enumerate(factor_blocks(p, i)):
@@ -677,6 +715,12 @@ class V2Vector:
                                   part.predictors[j % len(part.predictors)]))
         parts.append(chunk(b"IEND", b""))
         return b"".join(parts)
+
+
+def mean_chunk(plane: int, means: np.ndarray, declared: int | None = None) -> bytes:
+    """A MEAN chunk (§3.1): the plane, then a zstd frame of its binary32 means."""
+    raw = np.ascontiguousarray(means, dtype="<f4").tobytes()
+    return chunk(b"MEAN", struct.pack(">B", plane) + zstd_frame(raw, declared))
 
 
 def v2_vectors() -> list[V2Vector]:
@@ -725,6 +769,63 @@ def v2_vectors() -> list[V2Vector]:
         V2Vector(f32, f_image, {0: ResidualPart(0.01, predictors=(VERTICAL,), codes=(INT32,))}),
         V2Vector(u16x3, pattern((8, 9, 3), 30, 0, 65535),
                  {c: ResidualPart(0, **three) for c in range(3)}),
+        *array_vectors(),
+    ]
+
+
+def array_vectors() -> list[V2Vector]:
+    """Version 2's array types (§2, §5.2, §5.3): int8, int16 with 5 channels, int32 and uint32
+    past their ranges (clamped), float64, and centred columns (MEAN, §3.1) on float32 and on an
+    int16 pair with a rank-0 plane."""
+    i8 = Vector("v2_i8_9x7_lossless", "int8 9x7 (numpy only), scale 0.25, lossless: negative "
+                "samples, half-up rounding of negative values (-2.5 -> -2), horizontal "
+                "predictor", 9, 7, 4, [plane(7, 9, 2.0, [1.0, 2.0], 40, (-7, 7), 3)], scale=0.25)
+    i16x5 = Vector("v2_i16x5_6x8_e3", "int16 x 5 8x6 (numpy only: more than 4 channels), scale "
+                   "100, max error 3 (step 7) on channels 0, 2 and 4; 1 and 3 the layer alone",
+                   8, 6, 5, [plane(6, 8, 2.0, [1.0, 2.0], 42 + 5 * i, (-7, 7), 2)
+                             for i in range(5)], scale=100.0)
+    i32 = Vector("v2_i32_4x5_lossless", "int32 4x5 (numpy only), scale 2^24: plane values past "
+                 "+-128 clamp to the int32 range; lossless, planar predictor", 4, 5, 6,
+                 [plane(5, 4, 2.0, [1.0, 1.0], 55, (-7, 7), 3)], scale=float(1 << 24))
+    u32 = Vector("v2_u32_5x4_e1000", "uint32 5x4 (numpy only), scale 2^25 (clamped at 0 and "
+                 "2^32 - 1), max error 1000 (step 2001), int8 residuals", 5, 4, 7,
+                 [plane(4, 5, 2.0, [1.0, 2.0], 46, (-7, 7), 2)], scale=float(1 << 25))
+    f64 = Vector("v2_f64_6x5_e1e-9", "float64 6x5 (numpy only), scale 0.1 (samples fl64(p "
+                 "0.1)), max error 1e-9 (step 2e-9), vertical predictor", 6, 5, 8,
+                 [plane(5, 6, 2.0, [1.0, 2.0], 47, (-7, 7), 3)], scale=0.1)
+    mean_f32 = Vector("v2_mean_f32_7x6", "F 7x6, plain, centred: a MEAN chunk whose means are "
+                      "not multiples of the plane's grid (fl64 sum, then fl32); no residual",
+                      7, 6, 3, [plane(6, 7, 2.0, [1.0, 2.0], 48, (-7, 7), 3)], scale=0.25)
+    mean_i16 = Vector("v2_mean_i16x2_8x5_lossless", "int16 x 2 8x5, centred: plane 0 rank 2 "
+                      "with means, lossless; plane 1 rank 0 with means (every row the means), "
+                      "no residual", 8, 5, 5,
+                      [plane(5, 8, 2.0, [1.0, 2.0], 50, (-7, 7), 3),
+                       plane(5, 8, 1.0, [], 51, (0, 0), 0)], scale=3.0)
+    u8x6 = Vector("v2_u8x6_5x4_references", "uint8 x 6 5x4 (numpy only), lossless: channel 5's"
+                  " residual references channel 0's, which a decoder keeping at most 4 residual "
+                  "streams open reads twice (spec §5 Resources)", 5, 4, 1,
+                  [plane(4, 5, 2.0, [1.0], 56 + i, (4, 7), 0) for i in range(6)])
+    return [
+        V2Vector(u8x6, pattern((4, 5, 6), 62, 0, 255),
+                 {c: ResidualPart(0, predictors=(HORIZONTAL,), codes=(INT16,),
+                                  reference=0 if c == 5 else 255) for c in range(6)}),
+        V2Vector(i8, pattern((7, 9, 1), 41, -128, 127),
+                 {0: ResidualPart(0, predictors=(HORIZONTAL,), codes=(INT16,))}),
+        V2Vector(i16x5, pattern((6, 8, 5), 43, -40, 40),
+                 {c: ResidualPart(3, predictors=(VERTICAL,), codes=(INT8,)) for c in (0, 2, 4)},
+                 near=True),
+        V2Vector(i32, pattern((5, 4, 1), 44, -1000, 1000),
+                 {0: ResidualPart(0, predictors=(PLANAR,), codes=(INT16,))}, near=True),
+        V2Vector(u32, pattern((4, 5, 1), 45, -30000, 30000),
+                 {0: ResidualPart(1000, predictors=(NONE,), codes=(INT8,))}, near=True),
+        V2Vector(f64, pattern((5, 6, 1), 47, -500, 500) * 1e-9,
+                 {0: ResidualPart(1e-9, predictors=(VERTICAL,), codes=(INT16,))}, near=True),
+        V2Vector(mean_f32, np.zeros((6, 7, 1)), {},
+                 means={0: (pattern((7,), 49, -1000, 1000) / 7.0).astype(np.float32)}),
+        V2Vector(mean_i16, pattern((5, 8, 2), 52, -50, 50),
+                 {0: ResidualPart(0, predictors=(VERTICAL,), codes=(INT8,))}, near=True,
+                 means={0: (pattern((8,), 53, -300, 300) / 3.0).astype(np.float32),
+                        1: (pattern((8,), 54, -300, 300) / 7.0).astype(np.float32)}),
     ]
 
 
@@ -793,6 +894,61 @@ def v2_invalid_vectors(valid: dict[str, bytes], v1: bytes) -> list[tuple[str, st
          "2^31 - 1", join_chunks(l_v2[:-2] + [(b"RBLK", big_payload[:27] + bytes([HORIZONTAL])
                                                + big_payload[28:])] + l_v2[-1:]),
          "residual beyond 2^31 - 1"),
+        *array_invalid_vectors(valid, v1),
+    ]
+
+
+def array_invalid_vectors(valid: dict[str, bytes], v1: bytes
+                          ) -> list[tuple[str, str, bytes, str]]:
+    """Files that break one rule of version 2's sample types, channels and MEAN chunks each
+    (spec §2, §3.1, §4.1)."""
+    centred = valid["v2_mean_f32_7x6"]
+    chunks = split_chunks(centred)
+    mean_at = next(i for i, (k, _) in enumerate(chunks) if k == b"MEAN")
+    mean = chunks[mean_at]
+    without = chunks[:mean_at] + chunks[mean_at + 1:]
+    first_factor = next(i for i, (k, _) in enumerate(without) if k in container.FACTOR_TYPES)
+    v1_chunks = split_chunks(v1)  # l_13x7_plain: one plain plane 13 wide
+    v1_mean = (b"MEAN", split_chunks(container.SIGNATURE
+                                     + mean_chunk(0, np.zeros(13, np.float32)))[0][1])
+    rgb = split_chunks(valid["v2_rgb_16x16_lossless"])  # patch 8: 64 matrix columns
+    last_plan = max(i for i, (k, _) in enumerate(rgb) if k == b"PLAN")
+    patch_mean = (b"MEAN", split_chunks(container.SIGNATURE
+                                        + mean_chunk(0, np.zeros(64, np.float32)))[0][1])
+    values = np.zeros(7, np.float32)
+    values[3] = np.nan
+    nan_mean = (b"MEAN", split_chunks(container.SIGNATURE + mean_chunk(0, values))[0][1])
+    return [
+        ("v2_sample_type_in_v1", "a version 1 file declaring sample type 5 (int16)", replace(
+            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f3=5)),
+         "unknown sample type 5 (format version 1)"),
+        ("v2_sample_type_9", "sample type 9 in a version 2 file", replace(
+            valid["v2_i8_9x7_lossless"], b"HEAD", patch_struct(container.HEAD_RECORD, f3=9)),
+         "unknown sample type 9"),
+        ("v2_channels_in_v1", "a version 1 file of 5 channels (5 planes)", replace(
+            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f4=5, f7=5)),
+         "invalid channel count 5 with 5 planes (format version 1: 1..4)"),
+        ("v2_rblk_wide_step", "int32 residual step 2^21, beyond 2^21 - 1", replace(
+            valid["v2_i32_4x5_lossless"], b"RBLK",
+            patch_struct(container.RESIDUAL_RECORD, f4=float(1 << 21))),
+         "is not an integer in 1..2097151"),
+        ("v2_mean_in_v1", "a MEAN chunk in a version 1 file", join_chunks(
+            v1_chunks[:2] + [v1_mean] + v1_chunks[2:]), "column means (MEAN) in a version 1 file"),
+        ("v2_mean_patch", "a MEAN chunk for a patch-layout plane", join_chunks(
+            rgb[:last_plan + 1] + [patch_mean] + rgb[last_plan + 1:]),
+         "column means need the plain layout"),
+        ("v2_mean_twice", "two MEAN chunks for plane 0", join_chunks(
+            chunks[:mean_at + 1] + [mean] + chunks[mean_at + 1:]), "more than one MEAN chunk"),
+        ("v2_mean_after_block", "a MEAN chunk after the first factor block", join_chunks(
+            without[:first_factor + 1] + [mean] + without[first_factor + 1:]),
+         "MEAN chunk outside its place"),
+        ("v2_mean_no_plane", "a MEAN chunk for plane 1 of a one-plane file", replace(
+            centred, b"MEAN", lambda p: bytes([1]) + p[1:]), "no such plane"),
+        ("v2_mean_frame_size", "MEAN frame declares 4 bytes more than the plane's 7 means",
+         replace(centred, b"MEAN", lambda p: p[:1] + zstd_frame(frame_content(p[1:]), 32)),
+         "zstd frame declares"),
+        ("v2_mean_not_finite", "a NaN among the column means", join_chunks(
+            chunks[:mean_at] + [nan_mean] + chunks[mean_at + 1:]), "a mean is not finite"),
     ]
 
 

@@ -3,11 +3,12 @@
 A chunk of shape (..., h, w) is a stack of 2-D slices; it is coded as ONE image of
 prod(...) * h rows and w columns, the slices one below the other in C order (a reshape, no
 copy), so a chunk is always a single valid .svdi file (svdi-info reads it) and pays the fixed
-header cost once. With `channels_last`, the last axis holds 1..4 channels: (..., h, w, c) is
+header cost once. With `channels_last`, the last axis holds 1..255 channels: (..., h, w, c) is
 coded as an image (prod(...) * h, w, c) (8-bit RGB and RGBA then go through Y'CbCr, as
-images do). Sample types: those the format stores today, uint8, uint16 and float32, in either
-byte order; any other raises SvdiError naming it (float64 is refused rather than narrowed:
-a codec must give back the array's own type).
+images do; more than 4 channels make a version 2 file). Sample types: those the format
+stores, uint8, uint16, float32, and (version 2) int8, int16, int32, uint32, float64, in either
+byte order; any other (float16, complex, bool) raises SvdiError naming them: a codec must give
+back the array's own type.
 
 Stacked slices share the plain layout's V (the columns) and the patch layouts' patch grid:
 slices whose height is a multiple of 8 keep every patch inside one slice.

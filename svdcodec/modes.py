@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import SvdiError
-from .format import MAX_CHANNELS, MAX_DIMENSION, SAMPLE_CODES
+from .format import MAX_CHANNELS, MAX_CHANNELS_V1, MAX_DIMENSION, SAMPLE_CODES, SAMPLE_TYPES_V1
 
 MODES = {  # Pillow mode -> (dtype, channels)
     "L": (np.uint8, 1), "LA": (np.uint8, 2), "RGB": (np.uint8, 3), "RGBA": (np.uint8, 4),
@@ -67,14 +67,21 @@ def raw_array(image: Image.Image) -> np.ndarray:
 
 
 def as_pixels(data: np.ndarray | Image.Image) -> np.ndarray:
-    """Validate an encoder input and return it as (h, w, c) of uint8, uint16 or float32."""
+    """Validate an encoder input and return it as (h, w, c) of a stored sample type: uint8,
+    uint16, float32 (Pillow's modes), or, numpy arrays only, int8, int16, int32, uint32 and
+    float64 with 1 to MAX_CHANNELS channels (format version 2, docs/arrays.md)."""
     arr = image_to_array(data) if isinstance(data, Image.Image) else np.asarray(data)
-    if arr.dtype == np.float64:
-        arr = arr.astype(np.float32)
-    elif arr.dtype == np.bool_:
+    if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * np.uint8(255)
+    elif arr.dtype == np.float16:
+        raise SvdiError("float16 samples are not stored: convert them with .astype(np.float32), "
+                        "which is exact (every float16 is a float32), and decode back with "
+                        ".astype(np.float16)")
+    elif arr.dtype.kind in "iuf" and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype not in SAMPLE_CODES:
-        raise SvdiError(f"unsupported sample type {arr.dtype}; use uint8, uint16 or float32")
+        raise SvdiError(f"unsupported sample type {arr.dtype}; use uint8, uint16, float32, int8, "
+                        "int16, int32, uint32 or float64")
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or not 1 <= arr.shape[2] <= MAX_CHANNELS:
@@ -85,3 +92,8 @@ def as_pixels(data: np.ndarray | Image.Image) -> np.ndarray:
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise SvdiError("float input contains NaN or infinity, which cannot be encoded")
     return arr
+
+
+def needs_version_2(dtype: np.dtype, channels: int) -> bool:
+    """Whether samples of this type and channel count need format version 2 (spec §2)."""
+    return SAMPLE_CODES[np.dtype(dtype)] not in SAMPLE_TYPES_V1 or channels > MAX_CHANNELS_V1

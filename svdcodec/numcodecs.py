@@ -6,8 +6,9 @@
     >>> back = codec.decode(data)             # the stacked image; with out=, the chunk's shape
 
 Chunks: (..., h, w) is a stack of 2-D slices, (..., h, w, c) with channels_last=True; uint8,
-uint16 or float32 (svdcodec.chunks has the convention). Lossy: quality, layout, rank and energy
-are svdcodec.encode's options; max_error bounds every sample's error (0: lossless). Installing svdcodec registers the codec under the id "svdi"
+uint16, float32, int8, int16, int32, uint32 or float64 (svdcodec.chunks has the convention).
+Lossy: quality, layout, rank and energy are svdcodec.encode's options; max_error bounds every
+sample's error (0: lossless). Installing svdcodec registers the codec under the id "svdi"
 through the "numcodecs.codecs" entry point, so a process that never imported svdcodec (a Dask
 worker) finds it. Threads: see svdcodec.runtime.threads (one per process inside a Dask worker).
 """

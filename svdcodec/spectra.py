@@ -148,16 +148,17 @@ def _plane_spectrum(source: PlaneSource, header: Header, plane: Plane,
 
 def spectrum(image: np.ndarray | Image.Image, quality: float = 75, *, layout: str = "auto",
              rank: int | None = None, energy: float | None = None,
-             target_psnr: float | None = None, max_bytes: int | None = None
-             ) -> list[PlaneSpectrum]:
+             target_psnr: float | None = None, max_bytes: int | None = None,
+             centre: bool = False) -> list[PlaneSpectrum]:
     """Every plane's singular values, cumulative energy and the rank `encode` keeps with these
     options (the same arguments as `svdcodec.encode`; the layout of each plane is the one the
-    encoder chose). See the module's docstring for what is computed for each layout."""
+    encoder chose; with centre=True the spectrum of the centred columns, the PCA's). See the
+    module's docstring for what is computed for each layout."""
     pixels = as_pixels(image)
     data = encode(pixels, quality, rank=rank, energy=energy, target_psnr=target_psnr,
-                  max_bytes=max_bytes, layout=layout)
+                  max_bytes=max_bytes, layout=layout, centre=centre)
     box = unpack(data)
-    source = PlaneSource(pixels, box.header)
+    source = PlaneSource(pixels, box.header, bool(centre))
     with single_threaded():  # band threads: see runtime.threads
         return [_plane_spectrum(source, box.header, plane, rank) for plane in box.planes]
 

@@ -6,7 +6,8 @@
     ...                       dtype="uint16", serializer=Svdi(quality=90))
 
 Each chunk is one .svdi file; a chunk (..., h, w) is a stack of 2-D slices, or (..., h, w, c)
-with channels_last=True (svdcodec.chunks has the convention); uint8, uint16 and float32. Array
+with channels_last=True (svdcodec.chunks has the convention); uint8, uint16, float32, int8,
+int16, int32, uint32 and float64. Array
 metadata: {"name": "svdi", "configuration": {"quality": ..., "layout": ..., "rank": ...,
 "energy": ..., "channels_last": ...}} (unset options left out). Installing svdcodec registers
 the codec through the "zarr.codecs" entry point, so zarr opens such an array in a process that

@@ -179,7 +179,8 @@ def test_pillow_image_input_modes() -> None:
 
 @pytest.mark.parametrize("bad, message", [
     (np.zeros((4, 4), dtype=np.int64), "sample type"),
-    (np.zeros((4, 4, 5), dtype=np.uint8), "shape"),
+    (np.zeros((4, 4, 256), dtype=np.uint8), "shape"),
+    (np.zeros((4, 4), dtype=np.float16), "float16"),
     (np.zeros((0, 4), dtype=np.uint8), "size"),
     (np.zeros((2, 2, 2, 2), dtype=np.uint8), "shape"),
     (np.array([[1.0, np.nan]], dtype=np.float32), "NaN"),

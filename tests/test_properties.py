@@ -30,24 +30,32 @@ MV = make_vectors()
 
 @st.composite
 def headers(draw: st.DrawFn) -> tuple[container.Header, list[container.Plane]]:
-    """Any valid HEAD with PLANs of rank 0 (any size: rank 0 costs no work)."""
-    stype = draw(st.sampled_from(sorted(container.SAMPLE_TYPES)))
-    channels = draw(st.integers(1, container.MAX_CHANNELS))
-    ycbcr = stype == 1 and channels >= 3 and draw(st.booleans())
+    """Any valid HEAD with PLANs of rank 0 (any size: rank 0 costs no work), of either
+    version: version 1 with its sample types and 1-4 channels, version 2 with all of them."""
+    version = draw(st.sampled_from(container.VERSIONS))
+    stype = draw(st.sampled_from(sorted(container.SAMPLE_TYPES) if version == 2
+                                 else container.SAMPLE_TYPES_V1))
+    channels = draw(st.integers(1, container.MAX_CHANNELS if version == 2
+                                else container.MAX_CHANNELS_V1))
+    ycbcr = stype == 1 and channels in (3, 4) and draw(st.booleans())
     header = container.Header(
         width=draw(st.integers(1, container.MAX_DIMENSION)), height=draw(st.integers(1, container.MAX_DIMENSION)),
         sample_type=stype, channels=channels,
         colour=container.COLOUR_YCBCR if ycbcr else container.COLOUR_NONE,
         subsampling=int(ycbcr and draw(st.booleans())),
-        scale=draw(st.floats(0, float(np.finfo(np.float32).max) / 255 if stype == 3 else None,
-                             exclude_min=True, allow_infinity=False)))
+        scale=draw(st.floats(0, float(np.finfo(container.SAMPLE_TYPES[stype]).max) / 255
+                             if stype in (3, 8) else None,
+                             exclude_min=True, allow_infinity=False)),
+        version=version)
     planes = []
     for i in range(channels):
         height, width = header.plane_shape(i)
         patch = draw(st.sampled_from((0, *container.PATCH_SIZES)))
         planes.append(container.Plane(i, container.LAYOUT_PATCH if patch else container.LAYOUT_PLAIN, patch, height,
                               width, 0, draw(st.floats(0, exclude_min=True,
-                                                       allow_infinity=False))))
+                                                       allow_infinity=False)),
+                              draw(st.integers(0, container.MAX_SHIFT)) if version == 2
+                              else None))
     return header, planes
 
 
@@ -64,7 +72,9 @@ def test_header_pack_unpack_identity(case: tuple[container.Header, list[containe
 # ----------------------------------------------------------------------------- codec round trip
 
 #: (dtype, channels) of every combination the encoder takes; Pillow modes where they exist.
-COMBOS = [(np.dtype(t), c) for t in (np.uint8, np.uint16, np.float32) for c in range(1, 5)]
+COMBOS = [(np.dtype(t), c) for t in (np.uint8, np.uint16, np.float32) for c in range(1, 5)] + [
+    (np.dtype(t), c) for t in (np.int8, np.int16, np.int32, np.uint32, np.float64)
+    for c in (1, 2, 5)] + [(np.dtype(np.uint8), 6)]
 
 
 @st.composite
@@ -76,7 +86,7 @@ def images(draw: st.DrawFn) -> np.ndarray:
     if dtype.kind == "f":
         elements = st.floats(-1e6, 1e6, width=32)
     else:
-        elements = st.integers(0, int(np.iinfo(dtype).max))
+        elements = st.integers(int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
     return draw(hnp.arrays(dtype, shape, elements=elements))
 
 

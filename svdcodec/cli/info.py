@@ -74,6 +74,10 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
               for p in unpacked.planes]
     for report, p in zip(planes, unpacked.planes):
         report["sigma"] = _kept_sigma(unpacked, p)
+        means = unpacked.means.get(p.index)  # centred columns (MEAN, version 2)
+        report["centred"] = means is not None
+        if means is not None:
+            report["mean_bytes"] = len(means.frame) + 13
     return {
         "file": name, "format_version": h.version, "width": h.width, "height": h.height,
         "mode": PILLOW_MODES.get((h.dtype, h.channels)), "channels": h.channels,
@@ -128,6 +132,9 @@ def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
              f"for m·n = {p['raw_entries']} samples "
              f"({100 * p['stored_entries'] / p['raw_entries']:.1f}%)"]
     lines.append(_sigma_text(p["sigma"]))
+    if p.get("centred"):
+        lines.append(f"    centred: the {n} column means stored ({p['mean_bytes']} B) and added "
+                     "back; the factors are the matrix's PCA")
     if verbose:
         lines += [f"      {blk['factor']}[{blk['first']}:{blk['first'] + blk['count']}] "
                   f"{blk['bytes']} B" for blk in p["blocks"]]

@@ -38,6 +38,7 @@ from .. import FORMAT_VERSION, __version__
 from .. import format as container
 from ..decoder import decode, read_metadata
 from ..encoder import encode, encode_options
+from .. import dicom
 from ..modes import PILLOW_MODES
 from ..runtime.threads import cores
 from . import batch, photos
@@ -369,6 +370,12 @@ def encode_one(job: EncodeJob) -> Result:
                 if job.frame:
                     raise ValueError(f"a .npy array has one frame, not frame {job.frame}")
                 image: np.ndarray | Image.Image = _load_pixels(raw)
+            elif dicom.is_dicom(raw):  # the stored values and the attributes to rescale them
+                if job.frame:
+                    raise ValueError("DICOM: single-frame images only, not frame "
+                                     f"{job.frame}")
+                image, text = dicom.read_dicom(raw)
+                metadata = {} if job.strip else {"text": text}
             else:
                 image, note = photos.open_image(raw, job.frame, job.max_pixels)
                 metadata = {} if job.strip else photos.image_metadata(image)
@@ -387,7 +394,8 @@ def encode_one(job: EncodeJob) -> Result:
 
 
 def _encode_parser() -> argparse.ArgumentParser:
-    parser = _parser("svdi-encode", "Encode images (anything Pillow reads, or .npy) to .svdi.")
+    parser = _parser("svdi-encode", "Encode images (anything Pillow reads, .npy, or DICOM with "
+                                    "pydicom installed) to .svdi.")
     _add_outputs(parser, "suffix .svdi")
     parser.add_argument("-q", "--quality", type=_number(float, 1, 100), metavar="Q",
                         help="quality 1..100 (default 75)")
@@ -410,6 +418,9 @@ def _encode_parser() -> argparse.ArgumentParser:
                             "low-rank layer, format version 2; -q sets the layer)")
     exact.add_argument("--lossless", action="store_true",
                        help="decode to exactly the input samples (--max-error 0)")
+    parser.add_argument("--centre", action="store_true",
+                        help="subtract each column's mean before the SVD and store the means "
+                             "(plain layout, format version 2): the factors are a PCA")
     parser.add_argument("--lossy-alpha", action="store_true",
                         help="let alpha be as lossy as the colours (by default alpha decodes "
                              "exactly, as WebP's)")
@@ -441,7 +452,8 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     options = encode_options(quality=args.quality, rank=args.rank, energy=args.energy,
                              target_psnr=args.psnr, max_bytes=args.max_bytes, layout=args.layout,
                              max_error=0.0 if args.lossless else args.max_error,
-                             exact_alpha=False if args.lossy_alpha else None)
+                             exact_alpha=False if args.lossy_alpha else None,
+                             centre=True if args.centre else None)
     clashes = _collisions(args.inputs, dests)
     for message in clashes.values():
         print(f"{parser.prog}: {message}", file=sys.stderr)

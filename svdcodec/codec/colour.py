@@ -49,7 +49,8 @@ def to_planes(pixels: np.ndarray, ycc: bool, subsample: bool, scale: float
                            for p in planes[1:3]]
         planes += [pixels[..., i].astype(np.float32) for i in range(3, c)]
         return planes
-    if needs_float64(scale):
+    if needs_float64(scale) or (pixels.dtype.itemsize > 2 and pixels.dtype != np.float32):
+        # float64 and 32-bit integers: float32 would round the samples before the division
         return [(pixels[..., i].astype(np.float64) / scale).astype(np.float32)
                 for i in range(c)]
     inverse = np.float32(1.0 / scale)
@@ -84,14 +85,28 @@ def from_planes(planes: list[np.ndarray], height: int, width: int, dtype: np.dty
         return out
     out = np.empty((h, w, channels), dtype=dtype)
     for i, p in enumerate(planes):
-        if dtype.kind == "f":
+        if dtype == np.float64:
+            out[..., i] = p.astype(np.float64) * scale  # not finite: checked by the caller
+        elif dtype.kind == "f":
             # As the band decoder (decoder.render.float_samples): extreme scales in float64,
             # saturated to float32's range; others in float32, where an overflow is an error.
             out[..., i] = (np.clip(p.astype(np.float64) * scale, -_FMAX, _FMAX)
                            if needs_float64(scale) or scale > 2.0 ** 64
                            else p * np.float32(scale))
+        elif dtype == np.uint8:
+            out[..., i] = np.clip(p + np.float32(0.5), 0, 255)
         else:
-            top = float(np.iinfo(dtype).max)
-            v = p.astype(np.float64) * scale + 0.5 if dtype.itemsize > 1 else p + np.float32(0.5)
-            out[..., i] = np.clip(v, 0, top)
+            out[..., i] = integer_samples(p, scale, dtype)
     return out
+
+
+def integer_samples(plane: np.ndarray, scale: float, dtype: np.dtype) -> np.ndarray:
+    """A float32 plane as samples of an integer type other than uint8 (spec §5.2): round half
+    up and clamp, floor(clamp(fl64(fl64(p * scale) + 1/2), min, max)), in binary64."""
+    info = np.iinfo(dtype)
+    v = plane.astype(np.float64) * scale
+    v += 0.5
+    np.clip(v, float(info.min), float(info.max), out=v)
+    if info.min < 0:  # truncation is the floor only for the unsigned types' non-negative values
+        np.floor(v, out=v)
+    return v.astype(dtype)

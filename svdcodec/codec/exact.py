@@ -76,14 +76,17 @@ def choose_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int, what: s
 
 
 def exact_product(left: np.ndarray, w: np.ndarray, right_t: np.ndarray, shift: int,
-                  ) -> np.ndarray:
+                  means: np.ndarray | None = None) -> np.ndarray:
     """fl32((left * w) @ right_t * 2^-F) for integer-valued left (rows, r) and right_t
-    (r, cols) that keep the bound: float32 (rows, cols). Computed in pieces of rows whose
-    binary64 temporaries hold at most PIECE_ELEMENTS elements (exact in any piece)."""
+    (r, cols) that keep the bound: float32 (rows, cols); with the columns' means (cols,),
+    fl32(fl64(V 2^-F + mean)), one binary64 addition (spec §5.1). Computed in pieces of rows
+    whose binary64 temporaries hold at most PIECE_ELEMENTS elements (exact in any piece)."""
     rows, cols = left.shape[0], right_t.shape[1]
     out = np.empty((rows, cols), dtype=np.float32)
     if rows == 0 or cols == 0:
         return out
+    if means is not None:
+        means = np.asarray(means, dtype=np.float64)
     right = right_t if right_t.dtype == np.float64 else right_t.astype(np.float64)
     per = max(1, PIECE_ELEMENTS // max(left.shape[1], cols, 1))
     unit = math.ldexp(1.0, -shift)
@@ -92,5 +95,7 @@ def exact_product(left: np.ndarray, w: np.ndarray, right_t: np.ndarray, shift: i
         piece *= w
         product = piece @ right
         product *= unit
+        if means is not None:
+            product += means
         out[a:a + per] = product
     return out

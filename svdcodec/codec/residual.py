@@ -1,10 +1,11 @@
 """Residuals (spec §4.1, §5.3): the integers q that bring decoded samples back within a bound.
 
-Decoding: sample = clamp(x + q * step) for integer types, fl32(x + fl64(q * step)) for float32.
-Encoding chooses q so that |sample - original| <= E at every sample: for integers with step
-2E + 1 (E = 0: q is the difference, lossless); for float32 with step 2E, every q checked with
-the decoder's own formula and moved where binary32 rounding would break the bound, or, for
-E = 0, with a power-of-two step that divides every sample and reconstruction (exact).
+Decoding: sample = clamp(x + q * step) for integer types, fl32(x + fl64(q * step)) for float32,
+fl64(x + fl64(q * step)) for float64. Encoding chooses q so that |sample - original| <= E at
+every sample: for integers with step 2E + 1 (E = 0: q is the difference, lossless); for floats
+with step 2E, every q checked with the decoder's own formula and moved where rounding would
+break the bound, or, for E = 0, with a power-of-two step that divides every sample and
+reconstruction (exact, where the differences fit 31 bits).
 All whole-array numpy: no loop over samples.
 """
 
@@ -19,6 +20,9 @@ from .coding import HORIZONTAL, PLANAR, VERTICAL
 
 #: Largest |q| (spec §4.1).
 MAX_Q = (1 << 31) - 1
+#: Largest step of 32-bit integer samples (spec §4.1: |q * step| < 2^52, exact in binary64);
+#: the format's records.MAX_WIDE_STEP.
+WIDE_STEP = (1 << 21) - 1
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -47,15 +51,15 @@ def check_q(q: np.ndarray, what: str) -> None:
 
 
 def apply(samples: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
-    """The corrected samples (spec §5.3), in the samples' type; float32 results are checked by
+    """The corrected samples (spec §5.3), in the samples' type; float results are checked by
     the caller (a non-finite sample makes the file invalid)."""
     if samples.dtype.kind == "f":
         with np.errstate(over="ignore", invalid="ignore"):
             wide = samples.astype(np.float64) + q.astype(np.float64) * step
-            return wide.astype(np.float32)
-    top = int(np.iinfo(samples.dtype).max)
-    wide = samples.astype(np.int64) + q * int(step)
-    np.clip(wide, 0, top, out=wide)
+            return wide.astype(samples.dtype)
+    info = np.iinfo(samples.dtype)
+    wide = samples.astype(np.int64) + q * int(step)  # |q * step| < 2^52: no int64 overflow
+    np.clip(wide, int(info.min), int(info.max), out=wide)
     return wide.astype(samples.dtype)
 
 
@@ -63,8 +67,11 @@ def apply(samples: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
 
 
 def integer_bound(max_error: float, dtype: np.dtype) -> int:
-    """The integer bound of a sample type: floor(E), at most the type's largest value."""
-    return int(min(math.floor(max_error), np.iinfo(dtype).max))
+    """The integer bound of a sample type: floor(E), at most the type's range (max - min), and
+    for 32-bit types at most (WIDE_STEP - 1) / 2, so that the step 2E + 1 is a valid one."""
+    info = np.iinfo(dtype)
+    most = (WIDE_STEP - 1) // 2 if info.bits >= 32 else int(info.max) - int(info.min)
+    return int(min(math.floor(max_error), most))
 
 
 def quantize_integers(x: np.ndarray, decoded: np.ndarray, bound: int
@@ -86,7 +93,8 @@ def _float_within(x: np.ndarray, decoded: np.ndarray, q: np.ndarray, step: float
 
 def quantize_floats(x: np.ndarray, decoded: np.ndarray, bound: float
                     ) -> tuple[np.ndarray, float]:
-    """(q, step) for float32 samples, verified with the decoder's formula at every sample.
+    """(q, step) for float32 or float64 samples, verified with the decoder's formula at every
+    sample.
 
     bound > 0: step 2E; where rounding breaks the bound the neighbouring q are tried, and if
     some sample still fails the step halves (a step of E always has a q within E / 2 of x
@@ -94,15 +102,15 @@ def quantize_floats(x: np.ndarray, decoded: np.ndarray, bound: float
     of two dividing every x and decoded value; refused where q would not fit 31 bits."""
     x64, d64 = x.astype(np.float64), decoded.astype(np.float64)
     if not (np.all(np.isfinite(x64)) and np.all(np.isfinite(d64))):
-        raise SvdiError("max_error needs finite float32 samples")
+        raise SvdiError(f"max_error needs finite {x.dtype} samples")
     if bound == 0:
-        return _exact_floats(x64, d64, decoded)
+        return _exact_floats(x, decoded)
     step = 2.0 * bound
     for _ in range(8):
         with np.errstate(over="ignore", invalid="ignore"):
             q = np.rint((x64 - d64) / step)
         if np.any(np.abs(q) > MAX_Q):
-            raise SvdiError(f"max_error {bound} is too small for these float32 samples' range "
+            raise SvdiError(f"max_error {bound} is too small for these {x.dtype} samples' range "
                             "(residuals beyond 2^31 steps)")
         q = q.astype(np.int64)
         bad = ~_float_within(x, decoded, q, step, bound)
@@ -118,24 +126,43 @@ def quantize_floats(x: np.ndarray, decoded: np.ndarray, bound: float
         if not bad.any():
             return q, step
         step /= 2.0
-    raise SvdiError(f"max_error {bound}: float32 rounding keeps some samples outside the bound")
+    raise SvdiError(f"max_error {bound}: {x.dtype} rounding keeps some samples outside the "
+                    "bound")
 
 
-def _exact_floats(x64: np.ndarray, d64: np.ndarray, decoded: np.ndarray
-                  ) -> tuple[np.ndarray, float]:
-    """Lossless float32: step 2^e, e the smallest ulp exponent among the non-zero samples and
-    reconstructions, so that x - decoded is an exact multiple of the step."""
+def lowest_bit(values: np.ndarray) -> int:
+    """The exponent of the largest power of two that divides every one of these non-zero
+    binary64 magnitudes: the step at which their differences are exact integers."""
+    mantissa, exponent = np.frexp(values)
+    whole = (mantissa * 2.0 ** 53).astype(np.int64)  # exact: 53-bit significands
+    low = whole & -whole
+    _, position = np.frexp(low.astype(np.float64))  # low = 2^(position - 1)
+    return int((exponent - 53 + position - 1).min())
+
+
+def _exact_floats(x: np.ndarray, decoded: np.ndarray) -> tuple[np.ndarray, float]:
+    """Lossless floats: step 2^e, e the smallest ulp exponent among the non-zero samples and
+    reconstructions, so that x - decoded is an exact multiple of the step. Refused where a
+    difference exceeds 2^31 - 1 steps: float64 samples almost always (their 53-bit
+    significands against the low-rank layer's binary32 planes), unless they lie on a coarse
+    grid (integers, fixed-point values)."""
+    x64, d64 = x.astype(np.float64), decoded.astype(np.float64)
+    info = np.finfo(x.dtype)
     values = np.concatenate([x64.reshape(-1), d64.reshape(-1)])
     values = np.abs(values[values != 0])
     if values.size == 0:
         return np.zeros(x64.shape, dtype=np.int64), 1.0
-    _, exponent = np.frexp(values.min())
-    step = math.ldexp(1.0, max(int(exponent) - 24, -149))
+    if x.dtype == np.float64:
+        step = math.ldexp(1.0, lowest_bit(values))
+    else:
+        _, exponent = np.frexp(values.min())
+        step = math.ldexp(1.0, max(int(exponent) - info.nmant - 1, info.minexp - info.nmant))
     q = (x64 - d64) / step  # exact: both are multiples of the step
     if np.any(np.abs(q) > MAX_Q):
-        raise SvdiError("max_error=0 cannot code these float32 samples exactly: their range is "
-                        "too wide for 31-bit residuals (give max_error > 0)")
+        raise SvdiError(f"max_error=0 cannot code these {x.dtype} samples exactly: their "
+                        "differences from the low-rank layer exceed the 31-bit residuals of "
+                        "the format (give max_error > 0)")
     q = q.astype(np.int64)
-    if not np.array_equal(apply(decoded, q, step), x64.astype(np.float32)):
-        raise SvdiError("max_error=0: float32 samples not reproduced exactly")
+    if not np.array_equal(apply(decoded, q, step), x):
+        raise SvdiError(f"max_error=0: {x.dtype} samples not reproduced exactly")
     return q, step

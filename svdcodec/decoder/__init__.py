@@ -37,6 +37,9 @@ class PlaneFactors:
     Vt: np.ndarray  # (r, n) float32
     layout: str
     plane_shape: tuple[int, int]
+    #: Centred files (encode(centre=True)): the matrix's column means (n,) float32, in the
+    #: units of S; matrix ~= U @ diag(S) @ Vt + mean, so U, S, Vt are its PCA. None otherwise.
+    mean: np.ndarray | None = None
 
 
 def _pixel_limits(max_pixels: int | None | bool) -> tuple[int | None, int | None, str]:
@@ -158,5 +161,10 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
                 raise SvdiError(f"plane {plane.index}: factors overflow float32 (step "
                                 f"{plane.step}, singular values or scale out of range)")
             layout = "plain" if plane.layout == LAYOUT_PLAIN else f"patch{plane.patch}"
-            out.append(PlaneFactors(U, S, Vt, layout, (plane.height, plane.width)))
+            mean = container.column_means(plane.index)
+            if mean is not None:
+                mean = mean * np.float32(scale)
+                if not np.all(np.isfinite(mean)):
+                    raise SvdiError(f"plane {plane.index}: column means overflow float32")
+            out.append(PlaneFactors(U, S, Vt, layout, (plane.height, plane.width), mean))
     return out

@@ -140,6 +140,9 @@ class PlaneReconstructor:
         self.left = self.Bt = np.zeros((0, 0), np.float32)
         self.base = 0  # matrix row of self.left[0]
         self.cols = (0, self.n)  # matrix columns of self.Bt
+        # Centred columns (MEAN, spec §3.1): added to every row, binary64 in the exact rule
+        self.means = container.column_means(plane.index)
+        self.loaded_means: np.ndarray | None = None  # the means of the loaded columns
 
     def _held(self, blocks: list[Block], hold: int) -> set[int]:
         """Ids of the sparse blocks held whole for the plane: the smallest first, while their
@@ -272,6 +275,9 @@ class PlaneReconstructor:
         B = scratch_array(self.scratch, "B", (j1 - j0, self.rank), self.compiled is None)
         self._fill(B, self.v, self.plane.vgrid, j0, j1)
         self.Bt, self.cols = B.T, (j0, j1)
+        if self.means is not None:
+            self.loaded_means = (self.means[j0:j1].astype(np.float64) if self.exact
+                                 else self.means[j0:j1])
         if self.exact:
             self.max_b = exact_rule.magnitude(B)
             self.Bt = B.T.astype(np.float64)  # the binary64 copy of the exact product
@@ -290,13 +296,23 @@ class PlaneReconstructor:
         """Matrix rows of band i (in the loaded pass), loaded columns, float32."""
         r0, r1 = self.mrows[i]
         if self.rank == 0:
-            return np.zeros((r1 - r0, self.cols[1] - self.cols[0]), dtype=np.float32)
+            return self.zero_rank_rows(r1 - r0, self.cols[1] - self.cols[0])
         left = self._band_left(i) if self.local else self.left[r0 - self.base:r1 - self.base]
         if self.exact:
             return self.exact_matrix(left)
         out = left @ self.Bt
+        if self.loaded_means is not None:
+            out += self.loaded_means
         if not (np.isfinite(out.min()) and np.isfinite(out.max())):
             raise overflow_error(self.plane)
+        return out
+
+    def zero_rank_rows(self, rows: int, columns: int) -> np.ndarray:
+        """Matrix rows of a rank-0 plane: zeros, or the column means of a centred plane
+        (fl32(0 + mean) = mean, spec §5.1)."""
+        out = np.zeros((rows, columns), dtype=np.float32)
+        if self.loaded_means is not None:
+            out += self.loaded_means.astype(np.float32)
         return out
 
     def exact_matrix(self, left: np.ndarray) -> np.ndarray:
@@ -305,7 +321,8 @@ class PlaneReconstructor:
         assert self.plane.shift is not None
         exact_rule.check_bound(exact_rule.magnitude(left), self.max_b, self.weight_sum,
                                f"plane {self.plane.index}")
-        return exact_rule.exact_product(left, self.weights, self.Bt, self.plane.shift)
+        return exact_rule.exact_product(left, self.weights, self.Bt, self.plane.shift,
+                                        self.loaded_means)
 
     def to_rows(self, matrix: np.ndarray, i: int) -> np.ndarray:
         """Matrix rows of band i (C-contiguous, any dtype) as the band's pixel rows."""

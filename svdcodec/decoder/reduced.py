@@ -61,6 +61,8 @@ class ReducedPlane(PlaneReconstructor):
 
     def load_columns(self, k: int) -> None:
         super().load_columns(k)
+        if self.loaded_means is not None:  # centred columns (plain), averaged as the columns
+            self.loaded_means = cell_means(self.loaded_means[None], self.cell, 1)[0]
         if self.rank == 0:  # nothing to average: as many (zero) columns as the cells
             j0, j1 = self.cols
             count = (self.patch // self.cell) ** 2 if self.patch else -(-(j1 - j0) // self.cell)
@@ -75,9 +77,9 @@ class ReducedPlane(PlaneReconstructor):
             self.Bt = np.ascontiguousarray(cell_means(B, self.cell, 0).T)
 
     def matrix(self, i: int) -> np.ndarray:
-        if self.rank == 0:  # zero rows of the pooled width (the base class's is the full one)
+        if self.rank == 0:  # rows of the pooled width (the base class's is the full one)
             r0, r1 = self.mrows[i]
-            return np.zeros((r1 - r0, self.Bt.shape[1]), dtype=np.float32)
+            return self.zero_rank_rows(r1 - r0, self.Bt.shape[1])
         return super().matrix(i)
 
     def reduced_rows(self, i: int) -> tuple[int, np.ndarray]:

@@ -54,7 +54,9 @@ def decode_plane(container: Container, plane: Plane, rank: int) -> np.ndarray:
                                       plane.shift, what)
         exact_rule.check_bound(exact_rule.magnitude(full_a), exact_rule.magnitude(full_b),
                                total, what)
-        matrix = exact_rule.exact_product(A, w[:rank], B.T, plane.shift)
+        # centred columns (MEAN, §3.1): fl32(fl64(V 2^-F + mean_j))
+        means = container.column_means(plane.index)
+        matrix = exact_rule.exact_product(A, w[:rank], B.T, plane.shift, means)
     else:
         with np.errstate(all="ignore"):  # a hostile step or sigma overflows: checked next
             matrix = reconstruct(A, sigma, B, plane.step)  # (step A) diag(1/sigma) (step B)^T

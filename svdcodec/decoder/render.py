@@ -10,7 +10,7 @@ from types import ModuleType
 import numpy as np
 from PIL import Image
 
-from ..codec.colour import CHROMA_OFFSET, needs_float64
+from ..codec.colour import CHROMA_OFFSET, integer_samples, needs_float64
 from ..codec.resample import Bilinear
 from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
@@ -159,14 +159,16 @@ def store_scaled(rows: PlaneReconstructor, out: np.ndarray, c: int, scale: float
     f = rows.float_rows(i)
     x = rows.xs
     if out.dtype.kind == "f":
-        out[y0:y1, x, c] = float_samples(f, scale)
+        out[y0:y1, x, c] = float_samples(f, scale, out.dtype)
     else:
-        top = float(np.iinfo(out.dtype).max)
-        out[y0:y1, x, c] = np.clip(f.astype(np.float64) * scale + 0.5, 0, top)
+        out[y0:y1, x, c] = integer_samples(f, scale, out.dtype)
 
 
-def float_samples(f: np.ndarray, scale: float) -> np.ndarray:
-    """Plane values as float32 samples (not finite where they overflow float32)."""
+def float_samples(f: np.ndarray, scale: float, dtype: np.dtype = np.dtype(np.float32)
+                  ) -> np.ndarray:
+    """Plane values as float32 (or float64) samples, not finite where they overflow."""
+    if dtype == np.float64:
+        return f.astype(np.float64) * scale
     # Near float32's limits (tiny or huge scales) compute in float64 and saturate:
     # an honest file of values close to 3.4e38 may overshoot by a quantizer step.
     if needs_float64(scale) or scale > 2.0 ** 64:
@@ -190,7 +192,8 @@ def check_image(container: Container) -> None:
         def check(i: int, rows: PlaneReconstructor = rows) -> None:
             if not floats:
                 rows.matrix(i)  # raises where the reconstruction overflows
-            elif not np.all(np.isfinite(float_samples(rows.float_rows(i), header.scale))):
+            elif not np.all(np.isfinite(float_samples(rows.float_rows(i), header.scale,
+                                                      header.dtype))):
                 raise SvdiError(f"samples overflow float32 (sample scale {header.scale})")
         rows.each_band(check, None)
 

@@ -3,9 +3,11 @@ from its zstd frame a band at a time, unpredicted, its reference channel's q add
 to the decoded samples in place.
 
 The phase runs after the planes (their factors are released): a band of at most BAND_SAMPLES
-samples per channel, one stream reader open per channel (a channel's blocks are read in row
-order, so a band meets at most one block of each channel), never a whole residual grid
-(spec §5 Resources).
+samples per channel, one stream reader open per channel of a group of at most OPEN_STREAMS
+channels (a channel's blocks are read in row order, so a band meets at most one block of each
+channel), never a whole residual grid (spec §5 Resources). Images of more channels go group
+after group; a channel whose reference is in an earlier group reads the reference's blocks
+again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from ..format import NO_REFERENCE, Container, FrameReader, ResidualBlock
 
 #: Samples per channel of one band of the residual phase.
 BAND_SAMPLES = 1 << 18
+#: Most residual streams (zstd contexts) open at once (spec §5 Resources).
+OPEN_STREAMS = 4
 
 
 @dataclass
@@ -71,14 +75,42 @@ def channel_order(container: Container) -> list[int]:
                                                             if c in referencing]
 
 
+def channel_groups(container: Container) -> list[tuple[list[int], list[int]]]:
+    """(channels to correct, channels to read: those and their references, referenced ones
+    first) for groups whose streams number at most OPEN_STREAMS, in channel_order."""
+    reference = {b.channel: b.reference for b in container.residuals
+                 if b.reference != NO_REFERENCE}
+    groups: list[tuple[list[int], list[int]]] = []
+    for c in channel_order(container):
+        need = [reference[c], c] if c in reference else [c]
+        if groups:
+            applied, read = groups[-1]
+            more = [x for x in need if x not in read]
+            if len(read) + len(more) <= OPEN_STREAMS:
+                applied.append(c)
+                read += more
+                continue
+        groups.append(([c], need))
+    return groups
+
+
 def apply_residuals(container: Container, out: np.ndarray | None) -> None:
     """Apply every residual block to `out` (h, w, c) in place, band by band. With `out` None,
     only read and check the blocks (read_factors: the same streams and |q| rule, no samples)."""
     if not container.residuals:
         return
+    bands = band_bounds(container)
+    for applied, read in channel_groups(container):
+        apply_group(container, out, bands, set(applied), read)
+
+
+def apply_group(container: Container, out: np.ndarray | None, bands: list[tuple[int, int]],
+                applied: set[int], read: list[int]) -> None:
+    """The residuals of the channels `applied`, reading the streams of the channels `read`
+    (referenced ones first), band by band."""
     cursors = {c: ChannelCursor([b for b in container.residuals if b.channel == c])
-               for c in channel_order(container)}
-    for y0, y1 in band_bounds(container):
+               for c in read}
+    for y0, y1 in bands:
         q_of: dict[int, np.ndarray] = {}
         for c, cursor in cursors.items():
             block, q = cursor.rows(y0, y1)
@@ -86,7 +118,7 @@ def apply_residuals(container: Container, out: np.ndarray | None) -> None:
                 q += q_of[block.reference]
             rule.check_q(q, block.what)
             q_of[c] = q
-            if out is None:
+            if out is None or c not in applied:
                 continue
             corrected = rule.apply(out[y0:y1, :, c], q, block.step)
             if corrected.dtype.kind == "f" and not np.all(np.isfinite(corrected)):

@@ -83,7 +83,7 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
            icc_profile: bytes | None = None, xmp: bytes | str | None = None,
            dpi: tuple[float, float] | None = None, text: dict[str, str] | None = None,
            max_error: float | None = None, exact_alpha: bool = True,
-           exact_constant: bool = True) -> bytes:
+           exact_constant: bool = True, centre: bool = False) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
     quality (1..100) sets the quantizer step; target_psnr (dB) or max_bytes search the step
@@ -101,6 +101,12 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
     under max_error); exact_constant (default True): a channel whose samples are all equal
     decodes exactly. Each adds a residual only where the low-rank layer alone is not exact;
     with neither needed the file is version 1, byte for byte what it was without them.
+
+    centre=True subtracts each matrix column's mean before the SVD and stores the means
+    (format version 2, MEAN chunks, spec §3.1): with the plain layout (the only one it takes;
+    "auto" means plain) `read_factors` then returns a true PCA of each plane, the means in
+    `PlaneFactors.mean`. For a time x sensors array, rows are observations and columns
+    variables.
 
     Metadata, stored in ancillary chunks (spec §1.1) and read back by `read_metadata`:
     exif (bytes, with or without Pillow's "Exif\\0\\0" prefix, or a PIL.Image.Exif; the
@@ -128,20 +134,27 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
         if target_psnr is not None or max_bytes is not None:
             raise SvdiError("max_error bounds every sample: give it without target_psnr or "
                             "max_bytes")
+    if centre:
+        if layout not in ("auto", "plain"):
+            raise SvdiError(f"centre=True centres the columns of the plain layout; got layout "
+                            f"{layout!r}")
+        layout = "plain"
     request = residual_request(pixels, max_error, bool(exact_alpha), bool(exact_constant))
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
-        data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout)
+        data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
+                       bool(centre))
         if request.any:
             data = with_residuals(data, pixels, request)
     return insert_after_head(data, meta)
 
 
 def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float | None,
-            target_psnr: float | None, max_bytes: int | None, layout: str) -> bytes:
+            target_psnr: float | None, max_bytes: int | None, layout: str,
+            centre: bool = False) -> bytes:
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy)
-    enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step)
+    enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre)
     if single_step:
         return enc.encode(step_for_quality(quality))
 
@@ -173,7 +186,7 @@ def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float 
 
 #: The keyword options of `encode` that set how the pixels are coded.
 CODING_OPTIONS = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout",
-                  "max_error", "exact_alpha", "exact_constant")
+                  "max_error", "exact_alpha", "exact_constant", "centre")
 #: The keyword options of `encode` that add metadata.
 METADATA_OPTIONS = ("exif", "icc_profile", "xmp", "dpi", "text")
 

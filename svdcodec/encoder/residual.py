@@ -23,6 +23,7 @@ from ..format import (
     HEAD_RECORD,
     NO_REFERENCE,
     PLAN_RECORD,
+    PLAN_RECORD_V2,
     SIGNATURE,
     ResidualBlock,
     pack_header,
@@ -65,8 +66,9 @@ def residual_request(pixels: np.ndarray, max_error: float | None, exact_alpha: b
 
 
 def exact_layer(layer: bytes) -> bytes:
-    """A version 1 file of the encoder (no metadata yet) as version 2: the same blocks, each
-    plane with the largest shift F <= 63 that keeps the bound of the exact rule, no IEND."""
+    """A file of the encoder (no metadata yet; version 1, or version 2 with placeholder
+    shifts) as version 2: the same blocks, each plane with the largest shift F <= 63 that
+    keeps the bound of the exact rule, no IEND."""
     from ..decoder.reference import factor_integers  # whole integer factors, one plane at a time
 
     container = unpack(layer)
@@ -83,7 +85,8 @@ def exact_layer(layer: bytes) -> bytes:
     h = container.header
     header = type(h)(h.width, h.height, h.sample_type, h.channels, h.colour, h.subsampling,
                      h.scale, 2)
-    start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(planes) * (12 + PLAN_RECORD.size)
+    record = PLAN_RECORD_V2 if h.version >= 2 else PLAN_RECORD
+    start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(planes) * (12 + record.size)
     return pack_header(header, planes) + layer[start:-len(END)]
 
 
@@ -155,7 +158,7 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -
         q[c], step, promised = channel_residual(pixels[..., c], decoded[..., c], bound)
         steps[c] = (step, promised)
     # 8-bit RGB: red and blue residuals less green's (WebP's "subtract green"; docs/lossless.md)
-    references = ({0: 1, 2: 1} if pixels.dtype == np.uint8 and channels >= 3
+    references = ({0: 1, 2: 1} if pixels.dtype == np.uint8 and channels in (3, 4)
                   and {0, 1, 2} <= set(q) else {})
     for c in q:
         if not np.all(np.abs(q[c]) <= rule.MAX_Q):

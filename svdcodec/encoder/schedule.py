@@ -8,11 +8,11 @@ decision uses (discarded sigma^2 plus the quantization errors of the kept compon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..format import END, LAYOUT_PATCH, Header, pack_header
+from ..format import END, LAYOUT_PATCH, Header, pack_header, pack_means
 from ..runtime.threads import run_bands
 from .plane import (
     Candidate,
@@ -22,6 +22,7 @@ from .plane import (
     factorize_plane,
     layout_sample,
 )
+from .residual import exact_layer
 from .source import PlaneSource, image_header
 from .tuning import CHROMA_STEP, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
 
@@ -54,8 +55,9 @@ class Encoder:
     """
 
     def __init__(self, pixels: np.ndarray, layouts: list[tuple[int, int]], rule: RankRule,
-                 single_step: bool = False) -> None:
+                 single_step: bool = False, centre: bool = False) -> None:
         self.pixels = pixels
+        self.centre = centre
         self.layouts = layouts
         self.rule = rule
         self.single_step = single_step
@@ -64,7 +66,10 @@ class Encoder:
     def _prepare(self, subsample: bool) -> Prepared:
         if subsample not in self._prepared:
             header = image_header(self.pixels, subsample)
-            self._prepared[subsample] = Prepared(header, PlaneSource(self.pixels, header), {})
+            if self.centre:  # column means: a chunk of version 2
+                header = replace(header, version=2)
+            self._prepared[subsample] = Prepared(
+                header, PlaneSource(self.pixels, header, self.centre), {})
         return self._prepared[subsample]
 
     def _candidates(self, work: Prepared, index: int) -> list[Candidate]:
@@ -135,13 +140,20 @@ class Encoder:
             choice = begun if begun is not None else self.choose_layout(work, index, step)
             assert choice is not None  # whole-plane codings allowed: always a choice
             coded.append(self.finish(work, choice))
-        return interleave(header, coded)
+        data = interleave(header, coded, source.means)
+        # Sample types and channel counts of version 2 only: the exact planes' shifts (§5.1)
+        return exact_layer(data) + END if header.version >= 2 else data
 
 
-def interleave(header: Header, coded: list[CodedPlane]) -> bytes:
-    """The file: header and PLANs, then the planes' blocks group by group (importance order:
-    a reader can stop after any group for a preview), then IEND."""
+def interleave(header: Header, coded: list[CodedPlane],
+               means: dict[int, np.ndarray] | None = None) -> bytes:
+    """The file: header and PLANs, the column means of centred planes, then the planes'
+    blocks group by group (importance order: a reader can stop after any group for a
+    preview), then IEND. A version 2 header gets shift 0 in every PLAN, a placeholder that
+    `exact_layer` replaces."""
     depth = max((len(k.groups) for k in coded), default=0)
     ordered = [chunk for g in range(depth) for k in coded if g < len(k.groups)
                for chunk in k.groups[g]]
-    return b"".join([pack_header(header, [k.plane for k in coded]), *ordered, END])
+    planes = [k.plane if header.version < 2 else replace(k.plane, shift=0) for k in coded]
+    centred = [pack_means(i, mean) for i, mean in sorted((means or {}).items())]
+    return b"".join([pack_header(header, planes), *centred, *ordered, END])

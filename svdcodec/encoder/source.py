@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from functools import partial
 from types import ModuleType
@@ -12,8 +13,13 @@ from ..codec.colour import YCC_UNIT, YCC_WEIGHTS, needs_float64
 from ..codec.layout import patch_rows
 from ..codec.resample import Resampler
 from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, Header
+from ..modes import needs_version_2
 from ..runtime import kernels
 from ..runtime.threads import run_bands
+
+
+#: Sample types the compiled kernels read (the others are converted by numpy).
+COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 
 def image_header(pixels: np.ndarray, subsample: bool) -> Header:
@@ -24,10 +30,26 @@ def image_header(pixels: np.ndarray, subsample: bool) -> Header:
     colour = COLOUR_YCBCR if dtype == np.uint8 and c in (3, 4) else COLOUR_NONE
     scale = 1.0
     if dtype != np.uint8:
-        peak = float(np.max(np.abs(pixels))) if pixels.size else 0.0
+        # max |x| of every channel: a Python int for integers (abs(int8 -128) wraps in numpy)
+        peak = (float(max(abs(int(pixels.min())), abs(int(pixels.max()))))
+                if dtype.kind in "iu" else float(np.max(np.abs(pixels)))) if pixels.size else 0.0
         scale = peak / 255.0 if peak > 0 else 1.0
+        if dtype == np.float64 and peak > 0:
+            # a power of two: every decoded sample fl64(p * scale) is then a binary32 plane
+            # value scaled exactly, so that data on a grid (or float32 values) can be coded
+            # losslessly by a 31-bit residual
+            scale = math.ldexp(1.0, math.ceil(math.log2(scale)))
     return Header(w, h, SAMPLE_CODES[dtype], c, colour,
-                  int(subsample and colour == COLOUR_YCBCR), scale)
+                  int(subsample and colour == COLOUR_YCBCR), scale,
+                  2 if needs_version_2(dtype, c) else 1)
+
+
+def divides_in_float64(pixels: np.ndarray, header: Header) -> bool:
+    """Whether planes are computed as fl32(fl64(sample) / scale): float64 and 32-bit integer
+    samples (float32 would round them before the division), and float32 scales whose inverse
+    overflows float32."""
+    return pixels.dtype.itemsize > 2 and pixels.dtype != np.float32 \
+        or needs_float64(header.scale)
 
 
 class PlaneSource:
@@ -42,7 +64,7 @@ class PlaneSource:
     pass and `keep` halves both chroma planes in one pass, to the same bits.
     """
 
-    def __init__(self, pixels: np.ndarray, header: Header) -> None:
+    def __init__(self, pixels: np.ndarray, header: Header, centre: bool = False) -> None:
         self.pixels, self.header = pixels, header
         h, w, c = pixels.shape
         self.shapes = [header.plane_shape(i) for i in range(c)]
@@ -54,17 +76,30 @@ class PlaneSource:
                         for i in range(c) if self.shapes[i] != (h, w)}
         self._kept: dict[int, np.ndarray] = {}
         self._keeping = threading.Lock()
+        #: centre: each plane's column means (float32), subtracted from its rows (MEAN chunks)
+        self.means = {i: self._column_means(i) for i in range(c)} if centre else {}
+
+    def _column_means(self, i: int) -> np.ndarray:
+        """Plane i's column means, summed in binary64 band by band, rounded to float32."""
+        h, w = self.shapes[i]
+        total = np.zeros(w, dtype=np.float64)
+        per = max(1, (1 << 18) // w)
+        for y0 in range(0, h, per):
+            total += self._plane_rows(i, y0, min(y0 + per, h)).sum(axis=0, dtype=np.float64)
+        return (total / h).astype(np.float32)
 
     def _compiled(self) -> ModuleType | None:
         """The kernels, if loaded and the pixels are in the C order they read."""
-        return kernels.get() if self.pixels.flags.c_contiguous else None
+        return (kernels.get() if self.pixels.flags.c_contiguous and self.pixels.dtype in COMPILED
+                else None)
 
     def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
         """`patch_rows(self.rows(i, y0, y1), side)`."""
+        assert i not in self.means, "centred planes are coded in the plain layout"
         if i in self._kept:  # one float32 channel, times 1
             compiled, source = kernels.get(), self._kept[i][:, :, None]
             channels, weights, unit = np.zeros(1, np.intp), np.ones(1, np.float32), 1.0
-        elif i not in self._halves and not needs_float64(self.header.scale):
+        elif i not in self._halves and not divides_in_float64(self.pixels, self.header):
             compiled, source = self._compiled(), self.pixels
             channels, weights, unit = recipe(self.header, i)
         else:
@@ -103,7 +138,7 @@ class PlaneSource:
         plane = np.empty(self.shapes[i], dtype=np.float32)
 
         def fill(k: int) -> None:
-            plane[bands[k][0]:bands[k][1]] = self.rows(i, *bands[k])
+            plane[bands[k][0]:bands[k][1]] = self._plane_rows(i, *bands[k])
         run_bands(fill, len(bands))
         self._kept[i] = plane
 
@@ -113,7 +148,15 @@ class PlaneSource:
             self._kept.pop(i, None)
 
     def rows(self, i: int, y0: int, y1: int) -> np.ndarray:
-        """Rows y0..y1 of plane i, float32 (y1 - y0, plane width)."""
+        """Rows y0..y1 of plane i, float32 (y1 - y0, plane width), less the column means if
+        the plane is centred."""
+        rows = self._plane_rows(i, y0, y1)
+        if i in self.means:
+            return rows - self.means[i]
+        return rows
+
+    def _plane_rows(self, i: int, y0: int, y1: int) -> np.ndarray:
+        """Rows y0..y1 of plane i as the colour transform makes them."""
         if i in self._kept:
             return self._kept[i][y0:y1]
         half = self._halves.get(i)
@@ -144,7 +187,7 @@ def recipe(header: Header, i: int) -> tuple[np.ndarray, np.ndarray, float]:
 def full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int) -> np.ndarray:
     """Rows y0..y1 of full-size plane i, float32."""
     px = pixels[y0:y1]
-    if needs_float64(header.scale):  # 1/scale would overflow float32: divide in float64
+    if divides_in_float64(pixels, header):
         return (px[..., i].astype(np.float64) / header.scale).astype(np.float32)
     channels, weights, unit = recipe(header, i)
     if channels.size == 3:

@@ -5,11 +5,19 @@ bytes (`unpack`, `read_headers`); `blocks` opens a factor block's zstd frame wit
 the reader checked; `writer` packs records and blocks into chunks (`pack_header`, `pack_block`).
 """
 
-from .blocks import MAX_WINDOW, Block, Container, FrameReader, ResidualBlock
+from .blocks import MAX_WINDOW, Block, Container, FrameReader, MeanBlock, ResidualBlock
 from .metadata import Metadata, metadata_chunks
 from .reader import read_headers, read_prefix, unpack
 from .records import *
-from .writer import END, insert_after_head, pack, pack_block, pack_header, pack_residual
+from .writer import (
+    END,
+    insert_after_head,
+    pack,
+    pack_block,
+    pack_header,
+    pack_means,
+    pack_residual,
+)
 
 __all__ = [
     "BLOCK_RECORD",
@@ -26,14 +34,17 @@ __all__ = [
     "LAYOUT_PATCH",
     "LAYOUT_PLAIN",
     "MAX_CHANNELS",
+    "MAX_CHANNELS_V1",
     "MAX_CHUNK",
     "MAX_DIMENSION",
     "MAX_RANK",
     "MAX_RESIDUAL",
     "MAX_RESIDUAL_ELEMENTS",
     "MAX_SHIFT",
+    "MAX_WIDE_STEP",
     "MAX_WINDOW",
     "MAX_WORK",
+    "MEAN_RECORD",
     "NO_REFERENCE",
     "PATCH_SIZES",
     "PLAN_RECORD",
@@ -42,6 +53,7 @@ __all__ = [
     "RESIDUAL_RECORD",
     "SAMPLE_CODES",
     "SAMPLE_TYPES",
+    "SAMPLE_TYPES_V1",
     "SIGNATURE",
     "SPARSE",
     "SPARSE_RECORD",
@@ -51,6 +63,7 @@ __all__ = [
     "Container",
     "FrameReader",
     "Header",
+    "MeanBlock",
     "Metadata",
     "Plane",
     "ResidualBlock",
@@ -59,8 +72,10 @@ __all__ = [
     "pack",
     "pack_block",
     "pack_header",
+    "pack_means",
     "pack_residual",
     "read_headers",
     "read_prefix",
+    "residual_step_limit",
     "unpack",
 ]

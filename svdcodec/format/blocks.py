@@ -259,12 +259,40 @@ class ResidualBlock:
 
 
 @dataclass
+class MeanBlock:
+    """A MEAN chunk (version 2, spec §3.1): the column means of one plain plane's matrix, as
+    the reader leaves them: a zstd frame of `columns` binary32 values, its size checked."""
+
+    plane: int
+    columns: int
+    frame: memoryview
+
+    @property
+    def what(self) -> str:
+        return f"plane {self.plane} column means"
+
+    def values(self) -> np.ndarray:
+        """The means, float32 (columns,); SvdiError if one is not finite."""
+        raw = decompress(self.frame, 4 * self.columns, self.what, checked=True)
+        mean = np.frombuffer(raw, "<f4").astype(np.float32)
+        if not np.all(np.isfinite(mean)):
+            raise SvdiError(f"{self.what}: a mean is not finite")
+        return mean
+
+
+@dataclass
 class Container:
     header: Header
     planes: list[Plane]
     blocks: list[Block]
     metadata: Any = None  # metadata.Metadata of the file's metadata chunks (set by unpack)
     residuals: list[ResidualBlock] = field(default_factory=list)  # RBLK chunks, file order
+    means: dict[int, MeanBlock] = field(default_factory=dict)  # MEAN chunks by plane
+
+    def column_means(self, plane: int) -> np.ndarray | None:
+        """The plane's column means, float32 (n,), or None if its columns are not centred."""
+        block = self.means.get(plane)
+        return None if block is None else block.values()
 
     def singular_values(self, plane: int) -> np.ndarray:
         """The plane's S blocks joined, float32 (unpack checked they cover 0..rank in order)."""

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import SvdiError
-from .blocks import Block, Container, ResidualBlock, check_frame, decompress
+from .blocks import Block, Container, MeanBlock, ResidualBlock, check_frame, decompress
 from .metadata import MAX_PAYLOAD, METADATA_CHUNKS, Metadata, MetadataReader
 from .records import (
     BLOCK_RECORD,
@@ -31,10 +31,13 @@ from .records import (
     LAYOUT_PATCH,
     LAYOUT_PLAIN,
     MAX_CHANNELS,
+    MAX_CHANNELS_V1,
     MAX_CHUNK,
     MAX_DIMENSION,
     MAX_RANK,
     MAX_RESIDUAL_ELEMENTS,
+    MEAN_RECORD,
+    residual_step_limit,
     MAX_SHIFT,
     MAX_WORK,
     NO_REFERENCE,
@@ -44,6 +47,7 @@ from .records import (
     PREDICTORS,
     RESIDUAL_RECORD,
     SAMPLE_TYPES,
+    SAMPLE_TYPES_V1,
     SIGNATURE,
     SPARSE,
     SPARSE_RECORD,
@@ -92,10 +96,12 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
     _, width, height, stype, channels, colour, sub, nplanes, scale = HEAD_RECORD.unpack(payload)
     if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
         raise SvdiError(f"image size {width}x{height} outside 1..{MAX_DIMENSION}")
-    if stype not in SAMPLE_TYPES:
-        raise SvdiError(f"unknown sample type {stype}")
-    if not 1 <= channels <= MAX_CHANNELS or nplanes != channels:
-        raise SvdiError(f"invalid channel count {channels} with {nplanes} planes")
+    if stype not in SAMPLE_TYPES or (version == 1 and stype not in SAMPLE_TYPES_V1):
+        raise SvdiError(f"unknown sample type {stype} (format version {version})")
+    most = MAX_CHANNELS_V1 if version == 1 else MAX_CHANNELS
+    if not 1 <= channels <= most or nplanes != channels:
+        raise SvdiError(f"invalid channel count {channels} with {nplanes} planes (format "
+                        f"version {version}: 1..{most})")
     if colour == COLOUR_YCBCR:
         if stype != 1 or channels not in (3, 4):
             raise SvdiError("Y'CbCr transform needs 8-bit RGB or RGBA")
@@ -105,8 +111,8 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
         raise SvdiError(f"invalid chroma subsampling {sub}")
     if not (np.isfinite(scale) and scale > 0):
         raise SvdiError(f"invalid sample scale {scale}")
-    if stype == 3 and scale > float(np.finfo(np.float32).max) / 255:
-        raise SvdiError(f"sample scale {scale} makes samples overflow float32")
+    if SAMPLE_TYPES[stype].kind == "f" and scale > float(np.finfo(SAMPLE_TYPES[stype]).max) / 255:
+        raise SvdiError(f"sample scale {scale} makes samples overflow {SAMPLE_TYPES[stype]}")
     header = Header(width, height, stype, channels, colour, sub, scale, version)
     return header, nplanes
 
@@ -297,7 +303,7 @@ def _parse_residual(payload: memoryview, header: Header) -> ResidualBlock:
         if not (math.isfinite(step) and step > 0):
             raise SvdiError(f"{what}: invalid step {step}")
     else:
-        top = 2 * int(np.iinfo(header.dtype).max) + 1
+        top = residual_step_limit(header.dtype)
         if not (math.isfinite(step) and step == int(step) and 1 <= step <= top):
             raise SvdiError(f"{what}: step {step} is not an integer in 1..{top}")
     if not (math.isfinite(bound) and bound >= 0):
@@ -311,6 +317,28 @@ def _parse_residual(payload: memoryview, header: Header) -> ResidualBlock:
     check_frame(frame, rows * header.width * element.itemsize, what)
     return ResidualBlock(channel, reference, first, rows, header.width, step, bound, element,
                          predictor, len(payload) + 12, frame)
+
+
+def _parse_means(payload: memoryview, header: Header, planes: list[Plane],
+                 means: dict[int, MeanBlock]) -> MeanBlock:
+    """A MEAN chunk checked against its plane (spec §3.1), its frame against the size the
+    plane implies, before anything is decompressed."""
+    if header.version < 2:
+        raise SvdiError("column means (MEAN) in a version 1 file")
+    if len(payload) < MEAN_RECORD.size:
+        raise SvdiError("MEAN chunk too short")
+    (index,) = MEAN_RECORD.unpack_from(payload)
+    if index >= len(planes):
+        raise SvdiError(f"MEAN chunk for plane {index}: no such plane")
+    if index in means:
+        raise SvdiError(f"plane {index}: more than one MEAN chunk")
+    plane = planes[index]
+    if plane.layout != LAYOUT_PLAIN:
+        raise SvdiError(f"plane {index}: column means need the plain layout")
+    columns = plane.matrix_shape[1]
+    block = MeanBlock(index, columns, payload[MEAN_RECORD.size:])
+    check_frame(block.frame, 4 * columns, block.what)
+    return block
 
 
 #: Largest piece of an unknown ancillary chunk held while read_prefix checks its CRC.
@@ -403,7 +431,7 @@ def scan_descriptors(fp: BinaryIO, planes: list[Plane], length: int, kind: bytes
     past the rest. Frames and CRCs are left to `unpack`; so is the end of the file: the scan
     stops at IEND or at the first chunk it cannot place (an error `unpack` reports)."""
     cursor: dict[tuple[int, str], int] = {}
-    while kind in FACTOR_TYPES or (97 <= kind[0] <= 122 and kind.isalpha()):
+    while kind in FACTOR_TYPES or kind == b"MEAN" or (97 <= kind[0] <= 122 and kind.isalpha()):
         if length > MAX_CHUNK:
             raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
         start = fp.tell()
@@ -447,6 +475,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     blocks: list[Block] = []
     cursor: dict[tuple[int, str], int] = {}
     residuals: list[ResidualBlock] = []
+    means: dict[int, MeanBlock] = {}
     meta = MetadataReader()
     for kind, payload in _chunks(data):
         if header is None:
@@ -472,6 +501,12 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                 raise SvdiError("factor block after a residual block")
             blocks.append(_parse_block(kind, payload, planes, cursor))
             meta.blocks_seen = True
+        elif kind == b"MEAN":
+            if len(planes) != nplanes or blocks or residuals:
+                raise SvdiError("MEAN chunk outside its place: after the PLAN chunks, before "
+                                "the first block")
+            block = _parse_means(payload, header, planes, means)
+            means[block.plane] = block
         elif kind == b"RBLK":
             if header.version < 2:
                 raise SvdiError("residual block (RBLK) in a version 1 file")
@@ -494,4 +529,4 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                 raise SvdiError(f"plane {p.index}: {factor} blocks cover "
                                 f"{cursor.get((p.index, factor), 0)} of {p.rank} components")
     order.finish()
-    return Container(header, planes, blocks, meta.metadata, residuals)
+    return Container(header, planes, blocks, meta.metadata, residuals, means)

@@ -25,28 +25,33 @@ __all__ = [
     'LAYOUT_PATCH',
     'LAYOUT_PLAIN',
     'MAX_CHANNELS',
+    'MAX_CHANNELS_V1',
     'MAX_CHUNK',
     'MAX_DIMENSION',
     'MAX_RANK',
+    'MAX_RESIDUAL',
+    'MAX_RESIDUAL_ELEMENTS',
+    'MAX_SHIFT',
+    'MAX_WIDE_STEP',
     'MAX_WORK',
+    'MEAN_RECORD',
+    'NO_REFERENCE',
     'PATCH_SIZES',
     'PLAN_RECORD',
     'PLAN_RECORD_V2',
     'PREDICTORS',
-    'MAX_RESIDUAL',
-    'MAX_RESIDUAL_ELEMENTS',
-    'MAX_SHIFT',
-    'NO_REFERENCE',
     'RESIDUAL_RECORD',
-    'VERSIONS',
     'SAMPLE_CODES',
     'SAMPLE_TYPES',
+    'SAMPLE_TYPES_V1',
     'SIGNATURE',
     'SPARSE',
     'SPARSE_RECORD',
     'VERSION',
+    'VERSIONS',
     'Header',
-    'Plane'
+    'Plane',
+    'residual_step_limit',
 ]
 
 SIGNATURE = b"\x89SVD\r\n\x1a\n"
@@ -56,8 +61,9 @@ VERSIONS = (1, 2)
 
 #: Largest width or height (and plane matrix side) a file may declare.
 MAX_DIMENSION = 1 << 20
-#: Largest number of channels (planes).
-MAX_CHANNELS = 4
+#: Largest number of channels (planes): version 2 (HEAD's u8 fields), and version 1.
+MAX_CHANNELS = 255
+MAX_CHANNELS_V1 = 4
 #: Largest rank a plane may declare.
 MAX_RANK = 4096
 #: Largest reconstruction work, the sum over planes of m*n*rank multiply-adds.
@@ -70,11 +76,18 @@ MAX_SHIFT = 63
 MAX_RESIDUAL = (1 << 31) - 1
 #: Version 2: most elements (rows x width) one residual block may declare.
 MAX_RESIDUAL_ELEMENTS = (1 << 31) - 1
+#: Version 2: largest residual step of 32-bit integer samples, so that |q * step| < 2^52 and
+#: every value of spec §5.3's sum is exact in binary64 (JavaScript Numbers) as in integers.
+MAX_WIDE_STEP = (1 << 21) - 1
 #: Version 2: the reference field of a residual block that has none.
 NO_REFERENCE = 255
 
+#: Sample types by HEAD code; codes 4-8 are version 2 only (SAMPLE_TYPES_V1: version 1's).
 SAMPLE_TYPES: dict[int, np.dtype] = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16),
-                                     3: np.dtype(np.float32)}
+                                     3: np.dtype(np.float32), 4: np.dtype(np.int8),
+                                     5: np.dtype(np.int16), 6: np.dtype(np.int32),
+                                     7: np.dtype(np.uint32), 8: np.dtype(np.float64)}
+SAMPLE_TYPES_V1 = (1, 2, 3)
 SAMPLE_CODES = {dtype: code for code, dtype in SAMPLE_TYPES.items()}
 ELEMENT_TYPES: dict[int, np.dtype] = {1: np.dtype("<i1"), 2: np.dtype("<i2"), 3: np.dtype("<i4"),
                                       4: np.dtype("<f4")}
@@ -99,12 +112,23 @@ PLAN_RECORD_V2 = struct.Struct(">BBBIIIdB")
 #: Start of a residual block's payload (RBLK, version 2): channel, reference channel, first
 #: row, rows, step, bound, element type, predictor; the zstd frame follows.
 RESIDUAL_RECORD = struct.Struct(">BBIIddBB")
+#: Start of a MEAN chunk's payload (version 2): plane; the zstd frame of the column means follows.
+MEAN_RECORD = struct.Struct(">B")
 #: Start of a block's payload: plane, first component, count, coding.
 BLOCK_RECORD = struct.Struct(">BIIB")
 #: Dense block descriptor: element type, predictor, element count.
 DENSE_RECORD = struct.Struct(">BBI")
 #: Sparse block descriptor: escape type, symbols, run escapes, value escapes.
 SPARSE_RECORD = struct.Struct(">BIII")
+
+
+def residual_step_limit(dtype: np.dtype) -> int:
+    """Largest step of a residual block of integer samples (spec §4.1): 2 (max - min) + 1 for
+    8- and 16-bit types, MAX_WIDE_STEP for 32-bit ones."""
+    info = np.iinfo(dtype)
+    if info.bits >= 32:
+        return MAX_WIDE_STEP
+    return 2 * (int(info.max) - int(info.min)) + 1
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from .records import (
     FACTOR_CHUNKS,
     HEAD_RECORD,
     MAX_CHUNK,
+    MEAN_RECORD,
     PLAN_RECORD,
     PLAN_RECORD_V2,
     RESIDUAL_RECORD,
@@ -89,6 +90,13 @@ def pack_residual(block: ResidualBlock, level: int) -> bytes:
                                 block.step, block.bound, code, block.predictor)
     frame = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
     return chunk(b"RBLK", head + frame)
+
+
+def pack_means(plane: int, means: np.ndarray, level: int = 3) -> bytes:
+    """The MEAN chunk of a plane's column means (spec §3.1): binary32, little-endian."""
+    raw = np.ascontiguousarray(means, dtype="<f4").tobytes()
+    frame = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
+    return chunk(b"MEAN", MEAN_RECORD.pack(plane) + frame)
 
 
 END = chunk(b"IEND", b"")

@@ -3,7 +3,9 @@
 A third of the files are version 2 (spec §3, §4.1, §5.1): PLANs with the shift of the exact
 reconstruction (the largest that keeps its bound, factors within 2^24), and residual blocks
 (RBLK) on some channels, in row blocks, with every element type and predictor, integer or
-float steps and references to another channel's residual.
+float steps and references to another channel's residual; version 2's array modes (sample
+types int8 ... float64, up to 6 channels) are always version 2, and some plain planes of a
+version 2 file are centred (a MEAN chunk of finite means, spec §3.1).
 
 Every file is built as the spec describes it — HEAD, PLANs, S/U/V blocks (dense with each
 element type and predictor, sparse with valid run/level streams from an integer matrix with
@@ -47,6 +49,9 @@ ZSTD_BLOCK = 1 << 17
 MODES = [(1, 1, 0, 0), (1, 2, 0, 0), (1, 3, 0, 0), (1, 4, 0, 0), (1, 3, 1, 0), (1, 3, 1, 1),
          (1, 4, 1, 0), (1, 4, 1, 1), (2, 1, 0, 0), (2, 2, 0, 0), (2, 4, 0, 0), (3, 1, 0, 0),
          (3, 3, 0, 0)]
+#: Modes of version 2 only (spec §2): the array sample types 4-8 and more than 4 channels.
+V2_MODES = [(4, 1, 0, 0), (5, 2, 0, 0), (6, 1, 0, 0), (7, 1, 0, 0), (8, 3, 0, 0), (1, 6, 0, 0),
+            (5, 5, 0, 0)]
 #: Modes Pillow opens (spec §2: the others are numpy arrays only).
 PILLOW_MODES = {(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (3, 1)}
 LAYOUTS = [(fmt.LAYOUT_PLAIN, 0)] + [(fmt.LAYOUT_PATCH, p) for p in fmt.PATCH_SIZES]
@@ -276,9 +281,9 @@ def residual_blocks(c: Choices, header: fmt.Header, notes: list[str]) -> list[Re
     target = channels[0]
     references = {ch: target for ch in channels[1:] if c.chance(0.3)}
     floats = header.dtype.kind == "f"
-    top = 255 if header.sample_type == 1 else 65535
+    top = 0 if floats else fmt.residual_step_limit(header.dtype)
     steps = {ch: (pick(c, [0.01, 1.0, 0.5, 1e-30, 3e4]) if floats
-                  else float(pick(c, [1, 3, 5, 2 * top + 1]))) for ch in channels}
+                  else float(pick(c, [1, 3, 5, top]))) for ch in channels}
     out = []
     rng = np.random.default_rng(c.int(0, 2**32 - 1))
     order = [ch for ch in channels if ch not in references] + list(references)
@@ -303,14 +308,15 @@ def residual_blocks(c: Choices, header: fmt.Header, notes: list[str]) -> list[Re
 def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
              defects: bool = True) -> Case:
     """One file: valid by construction, then (with `defects`, most of the time) changed."""
-    mode = pick(c, MODES)
+    mode = pick(c, MODES + V2_MODES)
     stype, channels, colour, sub = mode
     width = boundary(c, 1, 64)
     height = boundary(c, 1, max(1, min(64, max_pixels // width)))
     scale = 1.0
     if stype != 1:
-        scale = pick(c, [1.0, 0.5, 257.0, 1e-3, 1e-30 if stype == 3 else 1.0])
-    version = 2 if c.chance(1 / 3) else 1
+        scale = pick(c, [1.0, 0.5, 257.0, 1e-3, 1e-30 if stype in (3, 8) else 1.0,
+                         2.0 ** 24 if stype in (6, 7) else 1.0])
+    version = 2 if mode in V2_MODES or c.chance(1 / 3) else 1
     header = fmt.Header(width, height, stype, channels, colour, sub, scale, version)
     notes = [f"{width}x{height} scale {scale:g} version {version}"]
     chunks: list[tuple[bytes, bytes]] = [
@@ -348,6 +354,15 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
             shift = 0
             notes.append(f"plane {index} beyond the exact bound")
         chunks.append((b"PLAN", fmt.PLAN_RECORD_V2.pack(*fields, shift)))
+    if version == 2:  # centred columns (MEAN, spec §3.1) on some plain planes
+        for index, name in enumerate(layouts):
+            if name == "plain" and c.chance(0.3):
+                width_i = header.plane_shape(index)[1]
+                means = np.random.default_rng(c.int(0, 2**32 - 1)).normal(
+                    0, pick(c, [1.0, 300.0, 1e30]), width_i).astype(np.float32)
+                content = means.astype("<f4").tobytes()
+                chunks.append((b"MEAN", bytes([index]) + frame(c, content)[0]))
+                notes.append(f"MEAN plane {index}")
     notes.insert(1, f"ranks {[len(b) and b[0].count for b in blocks]}")
     order: list[Any] = interleave(c, blocks)
     if version == 2:
@@ -526,14 +541,15 @@ def d_chunk_order(c: Choices, chunks: list, body: Body) -> str:
 
 
 def d_head_field(c: Choices, chunks: list, body: Body) -> str:
-    if not chunks or chunks[0][0] != b"HEAD":  # another defect moved it among the blocks
-        return "no HEAD"
+    if not chunks or chunks[0][0] != b"HEAD":  # moved among the blocks by d_chunk_order
+        return "no HEAD in place"
     fields = list(fmt.HEAD_RECORD.unpack(chunks[0][1]))
     i = c.int(0, 8)
     old = fields[i]
     limits = {0: [0, 1, 2, 3], 1: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
-              2: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1], 3: [0, 1, 2, 3, 4],
-              4: [0, 1, 2, 3, 4, 5], 5: [0, 1, 2], 6: [0, 1, 2], 7: [0, old + 1, 5],
+              2: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
+              3: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 4: [0, 1, 2, 3, 4, 5, 6, 255],
+              5: [0, 1, 2], 6: [0, 1, 2], 7: [0, old + 1, 5, 255],
               8: [0.0, -1.0, float("nan"), float("inf"), 1e300, 5e-324, 3e36, 1e30,
                   float(np.finfo(np.float32).max) / 255, 2.0 ** 64, 1e-37]}
     fields[i] = pick(c, limits[i])
