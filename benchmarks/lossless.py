@@ -18,6 +18,13 @@ codecs, in one run: the table of docs/lossless.md.
 
 Sizes only, no timings: encode and decode times of the same run are printed as ratios to PNG's
 for reference (this machine is shared; they are not goals).
+
+    python benchmarks/lossless.py --corpus DIR --memory [--limit 0 --medical 0]
+
+3. With --memory: the peak memory of decoding version 2 files in a fresh process per decode path
+   (benchmarks/_child_memory.py: VmHWM - VmRSS before, the output included) against spec §5's
+   bound 3 x out + 108 MiB: a 4 x 4 mosaic of Kodak photos (3072 x 2048 RGB) coded lossless and
+   with max_error=2.
 """
 
 from __future__ import annotations
@@ -177,20 +184,65 @@ def print_tables(kodak: dict[str, Any] | None, medical: list[dict[str, Any]]) ->
                   f"{r['j2k_lossless']:7d}  j2k within E {r['j2k_within']}")
 
 
+def decode_memory(paths: list[Path], keep: Path) -> list[dict[str, Any]]:
+    """Peak memory of svdcodec.decode on version 2 mosaics, per decode path (fresh processes)."""
+    import os
+    import subprocess
+
+    from _common import BENCHMARKS, build_mosaic
+
+    mosaic = np.asarray(build_mosaic(paths, (4, 4)))
+    out_bytes = mosaic.nbytes
+    keep.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for bound in (0, 2):
+        path = keep / f"mosaic_4x4_e{bound}.svdi"
+        path.write_bytes(svdcodec.encode(mosaic, max_error=bound))
+        for kernels in ("0", "1"):
+            env = dict(os.environ, SVDCODEC_KERNELS=kernels)
+            child = subprocess.run([sys.executable, str(BENCHMARKS / "_child_memory.py"),
+                                    "svdi decode numpy", str(path)], capture_output=True,
+                                   text=True, env=env, check=True)
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            peak = result["peak"] - result["baseline"]
+            rows.append({"file": path.name, "bytes": path.stat().st_size, "kernels": kernels,
+                         "out_mib": out_bytes / 2**20, "peak_mib": peak / 2**20,
+                         "bound_mib": (3 * out_bytes + 108 * 2**20) / 2**20})
+            progress(f"{path.name} kernels={kernels}: peak {peak / 2**20:.1f} MiB")
+    return rows
+
+
+def print_memory(rows: list[dict[str, Any]]) -> None:
+    print("\nDecode peak memory of version 2 files (fresh process, output included):")
+    print("| file | bytes | kernels | out MiB | peak MiB | bound MiB |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['file']} | {r['bytes']} | {'C' if r['kernels'] == '1' else 'numpy'} | "
+              f"{r['out_mib']:.1f} | {r['peak_mib']:.1f} | {r['bound_mib']:.1f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="directory of kodim*.png")
     parser.add_argument("--limit", type=int, default=24, help="Kodak images for part 1")
     parser.add_argument("--medical", type=int, default=6,
                         help="Kodak images made into the 16-bit set (part 2)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure the decode peak memory of version 2 mosaics")
+    parser.add_argument("--keep", type=Path, default=Path("/tmp/svdi-lossless"),
+                        help="where --memory writes its files (default /tmp/svdi-lossless)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     paths = kodak_paths(args.corpus)
     kodak = lossless_kodak(paths[:args.limit]) if args.limit else None
-    medical = bounded_medical(medical_images(paths, args.medical))
+    medical = bounded_medical(medical_images(paths, args.medical)) if args.medical else []
+    memory = decode_memory(paths, args.keep) if args.memory else []
     print_tables(kodak, medical)
+    if memory:
+        print_memory(memory)
     if args.json:
-        args.json.write_text(json.dumps({"kodak": kodak, "medical": medical}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"kodak": kodak, "medical": medical, "memory": memory},
+                                        indent=1) + "\n")
     return 0
 
 

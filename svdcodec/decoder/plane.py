@@ -6,6 +6,9 @@ row-major and dense blocks are one value per row, so a band of patch rows is dec
 reconstructed on its own. The arithmetic per element is that of `codec.quantize.reconstruct`;
 OpenBLAS gives the same rows for any band of at least MIN_BAND_ROWS rows, so the pixels equal
 the whole-plane reference's (`codec.reference`). numpy and BLAS release the GIL, hence threads.
+
+Version 2 planes (spec §5.1) are integer products instead: the factors' integers times the
+weights W, multiplied in binary64 (`codec.exact`), exact in any band, piece or order.
 """
 
 from __future__ import annotations
@@ -92,12 +95,11 @@ class PlaneReconstructor:
     def __init__(self, container: Container, plane: Plane, rank: int,
                  bands: list[tuple[int, int]], budget: int,
                  scratch: dict[str, np.ndarray] | None = None,
-                 compiled: ModuleType | None = None, exact: bool | None = None) -> None:
+                 compiled: ModuleType | None = None) -> None:
         self.plane, self.rank, self.bands = plane, rank, bands
         # Version 2 planes are exact (spec §5.1): the factors are held as integers (in float32)
-        # and multiplied with the integer weights in binary64. `exact=False` keeps version 1's
-        # arithmetic (thumbnails, which average the factors anyway).
-        self.exact = plane.exact if exact is None else exact
+        # and multiplied with the integer weights in binary64.
+        self.exact = plane.exact
         self.compiled, self.budget = compiled, budget
         self.scratch = {} if scratch is None else scratch
         self.m, self.n = plane.matrix_shape

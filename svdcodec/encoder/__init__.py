@@ -31,7 +31,14 @@ from .plane import RankRule
 from .residual import residual_request, with_residuals
 from .schedule import Encoder
 from .source import image_header
-from .tuning import AUTO_LAYOUTS, DEFAULT_PATCH, STEP_MIN, STEP_SCALE
+from .tuning import (
+    AUTO_LAYOUTS,
+    DEFAULT_PATCH,
+    DEFAULT_QUALITY,
+    LOSSLESS_WIDE_QUALITY,
+    STEP_MIN,
+    STEP_SCALE,
+)
 
 __all__ = ["CODING_OPTIONS", "METADATA_OPTIONS", "encode", "encode_options", "parse_layout",
            "step_for_quality"]
@@ -77,7 +84,8 @@ def _bisect(predicate: Callable[[float], bool], lo: float, hi: float, iters: int
     return lo
 
 
-def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | None = None,
+def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
+           rank: int | None = None,
            energy: float | None = None, target_psnr: float | None = None,
            max_bytes: int | None = None, layout: str = "auto", exif: Any = None,
            icc_profile: bytes | None = None, xmp: bytes | str | None = None,
@@ -86,8 +94,8 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
            exact_constant: bool = True, centre: bool = False) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
-    quality (1..100) sets the quantizer step; target_psnr (dB) or max_bytes search the step
-    instead. rank keeps at most that many components per plane: fewer where the matrix has
+    quality (1..100, default 75) sets the quantizer step; target_psnr (dB) or max_bytes search
+    the step instead. rank keeps at most that many components per plane: fewer where the matrix has
     lower rank, and a trailing component whose factors quantize to zero at this quality is
     dropped (it would add nothing to the picture; raise the quality to keep it). energy keeps
     the fewest components holding that fraction of sum(sigma^2), with the same proviso.
@@ -95,8 +103,9 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
     max_error=E codes a residual after the low-rank layer (format version 2, spec §4.1) so that
     every decoded sample is within E of the original (absolute, in sample units; floored to an
     integer for integer samples). max_error=0 is lossless (float32 too where the samples'
-    range allows; otherwise SvdiError asks for E > 0). quality then sets the low-rank layer
-    (75 by default: the smallest lossless files on Kodak, docs/lossless.md).
+    range allows; otherwise SvdiError asks for E > 0). quality then sets the low-rank layer:
+    by default 75, or 90 for lossless uint16 and float32 samples (the smallest files measured,
+    docs/lossless.md).
     exact_alpha (default True): the alpha channel of LA and RGBA images decodes exactly (also
     under max_error); exact_constant (default True): a channel whose samples are all equal
     decodes exactly. Each adds a residual only where the low-rank layer alone is not exact;
@@ -140,6 +149,9 @@ def encode(image: np.ndarray | Image.Image, quality: float = 75, *, rank: int | 
                             f"{layout!r}")
         layout = "plain"
     request = residual_request(pixels, max_error, bool(exact_alpha), bool(exact_constant))
+    if quality is None:
+        quality = (LOSSLESS_WIDE_QUALITY if max_error == 0 and pixels.dtype != np.uint8
+                   else DEFAULT_QUALITY)
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,

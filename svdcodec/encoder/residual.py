@@ -155,7 +155,15 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -
             continue
         bound = request.bounds[c]
         assert bound is not None
-        q[c], step, promised = channel_residual(pixels[..., c], decoded[..., c], bound)
+        try:
+            q[c], step, promised = channel_residual(pixels[..., c], decoded[..., c], bound)
+        except SvdiError:
+            if c not in request.if_needed:
+                raise
+            # A default exactness (alpha, constant channel) the samples do not allow (float32
+            # beyond 31-bit residuals): the channel stays as the layer decodes it, and the
+            # encode succeeds as it did before version 2.
+            continue
         steps[c] = (step, promised)
     # 8-bit RGB: red and blue residuals less green's (WebP's "subtract green"; docs/lossless.md)
     references = ({0: 1, 2: 1} if pixels.dtype == np.uint8 and channels in (3, 4)
