@@ -1642,8 +1642,9 @@ export class SvdiImage {
     const scale = header.colour === 0 ? fround(header.scale) : 1;
     // A version 2 file's residual blocks are read and checked as a decode checks them (the same
     // verdict; the factors are version 1's dequantized ones, as the reference's read_factors).
-    // A float residual can make a sample overflow (§5.3): that verdict needs the image.
-    if (this.container.residuals.length && header.dtype in FLOAT_MAX) this.reconstruct(null);
+    // A float residual can make a sample overflow (§5.3): that verdict needs the image (when
+    // this file was opened with every component; otherwise the q are checked alone).
+    if (this.container.residuals.length && header.dtype in FLOAT_MAX && this.isComplete()) this.reconstruct(null);
     else allocating(() => applyResiduals(this.container, null, header.dtype));
     return this.container.planes.map((p, i) => {
       const { A, B, k, stride } = this.factors[i];

@@ -470,3 +470,11 @@ test("MEAN: the frame must declare exactly 4 × n bytes, checked before decompre
   rejects(bytes, /zstd frame declares 1099511627776 bytes, header implies 4194304/);
   assert.ok(process.memoryUsage().rss - before < 2 ** 26, "nothing of the declared size allocated");
 });
+
+test("readFactors gives decode's verdict on a float residual that overflows (it decodes the image)", () => {
+  for (const [dtype, step] of [["float32", 1e30], ["float64", 1e300]]) {
+    const bytes = residualFile({ dtype, blocks: [rblk({ rows: 4, step, grid: grid(4, 6, 2 ** 31 - 1) })] });
+    assert.throws(() => svdi.readFactors(bytes), new RegExp(`corrected samples overflow ${dtype}`));
+    rejects(bytes, new RegExp(`corrected samples overflow ${dtype}`));
+  }
+});
