@@ -5,8 +5,9 @@
 //
 //   node js/cross_fuzz.mjs [--count N] [--seed S] [--python PYTHON] [--keep DIR] [--version 1|2]
 //
-// Sources: the spec's valid vectors and eleven fixtures of js/test/make_fixtures.py
-// ($SVDI_FIXTURES or js/test-artifacts/fixtures), six of format version 1 and five of version 2;
+// Sources: the spec's valid vectors and fifteen fixtures of js/test/make_fixtures.py
+// ($SVDI_FIXTURES or js/test-artifacts/fixtures), six of format version 1 and nine of version 2
+// (four of them arrays: int8, uint32, float64, centred float32);
 // --version keeps the sources of one version. Each mutant changes 1–3 bytes of one chunk's
 // payload. Where both accept, version 1 images are compared with the version 1 rule, version 2
 // images bit for bit (spec §5.3).
@@ -36,7 +37,8 @@ const sources = JSON.parse(readFileSync(join(vectors, "manifest.json"), "utf8"))
   .filter((v) => v.valid).map((v) => join(vectors, v.file))
   .concat(["l_q30_auto", "rgb_q20_auto", "u16_q75_auto", "f32_q75_auto", "odd_q60_auto", "rgb_rank12_plain"]
     .map((name) => join(fixtures, `${name}.svdi`)))
-  .concat(["v2_l_lossless", "v2_rgb_e2_plain", "v2_rgba_cutout_lossless", "v2_u16_e2", "v2_f32_e001"]
+  .concat(["v2_l_lossless", "v2_rgb_e2_plain", "v2_rgba_cutout_lossless", "v2_u16_e2", "v2_f32_e001",
+    "v2_i8_q60", "v2_u32_q75", "v2_f64_q85", "v2_f32_centred"]
     .map((name) => join(fixtures, `${name}.svdi`)))
   .filter((file) => !opt.version || String(svdi.readHeader(readFileSync(file)).version) === opt.version);
 

@@ -21,7 +21,9 @@ export const SIGNATURE = Uint8Array.from([0x89, 0x53, 0x56, 0x44, 0x0d, 0x0a, 0x
 export const VERSION = 2;
 export const VERSIONS = [1, 2];
 export const MAX_DIMENSION = 2 ** 20;
-export const MAX_CHANNELS = 4;
+/** Most channels (planes) of a version 2 file (HEAD's u8 fields), and of a version 1 file. */
+export const MAX_CHANNELS = 255;
+export const MAX_CHANNELS_V1 = 4;
 export const MAX_RANK = 4096;
 export const MAX_WORK = 2 ** 36;
 export const MAX_CHUNK = 2 ** 31 - 1;
@@ -36,6 +38,9 @@ export const MAX_SHIFT = 63;
 export const MAX_RESIDUAL = 2 ** 31 - 1;
 /** Version 2: most elements (rows × width) one residual block may declare (§4.1). */
 export const MAX_RESIDUAL_ELEMENTS = 2 ** 31 - 1;
+/** Version 2: largest residual step of 32-bit integer samples (§4.1): |q·t| < 2^52, so every
+ * value of §5.3's sum is exact in binary64. */
+export const MAX_WIDE_STEP = 2 ** 21 - 1;
 /** Version 2: the reference field of a residual block that has none (§4.1). */
 export const NO_REFERENCE = 255;
 /** Version 2 (§5.1): every partial sum of an exact plane stays below this, the largest integer
@@ -48,11 +53,26 @@ const FACTOR_LIMIT = 2 ** 24;
  * that a file breaking a rule in two places is refused with the same rule named. */
 const RESIDUAL_BAND_SAMPLES = 2 ** 18;
 
-const SAMPLE_TYPES = { 1: "uint8", 2: "uint16", 3: "float32" };
+/** Sample types by HEAD code (§2); codes 4–8 are version 2's (arrays). */
+const SAMPLE_TYPES = {
+  1: "uint8", 2: "uint16", 3: "float32", 4: "int8", 5: "int16", 6: "int32", 7: "uint32", 8: "float64",
+};
+const SAMPLE_TYPES_V1 = [1, 2, 3];
+/** The typed array `decode` returns for each sample type. */
+export const SAMPLE_ARRAYS = {
+  uint8: Uint8Array, uint16: Uint16Array, float32: Float32Array, int8: Int8Array,
+  int16: Int16Array, int32: Int32Array, uint32: Uint32Array, float64: Float64Array,
+};
+/** Range of each integer sample type (§5.2), exact in binary64. */
+const SAMPLE_RANGES = {
+  uint8: [0, 255], uint16: [0, 65535], int8: [-128, 127], int16: [-32768, 32767],
+  int32: [-(2 ** 31), 2 ** 31 - 1], uint32: [0, 2 ** 32 - 1],
+};
 const ELEMENT_BYTES = { 1: 1, 2: 2, 3: 4, 4: 4 };
 const PATCH_SIZES = [2, 4, 8, 16, 32];
 const FACTOR_TYPES = { UBLK: "U", SBLK: "S", VBLK: "V" };
 const FLOAT32_MAX = 3.4028234663852886e38;
+const FLOAT_MAX = { float32: FLOAT32_MAX, float64: Number.MAX_VALUE };
 const FLOAT32_TINY = 1.1754943508222875e-38;
 const END_OF_ROW = 0x08;
 const fround = Math.fround;
@@ -173,9 +193,12 @@ function parseHead(b, start, end) {
   if (!(width >= 1 && width <= MAX_DIMENSION && height >= 1 && height <= MAX_DIMENSION)) {
     throw new SvdiError(`image size ${width}x${height} outside 1..${MAX_DIMENSION}`);
   }
-  if (!(sampleType in SAMPLE_TYPES)) throw new SvdiError(`unknown sample type ${sampleType}`);
-  if (channels < 1 || channels > MAX_CHANNELS || planes !== channels) {
-    throw new SvdiError(`invalid channel count ${channels} with ${planes} planes`);
+  if (!(sampleType in SAMPLE_TYPES) || (version === 1 && !SAMPLE_TYPES_V1.includes(sampleType))) {
+    throw new SvdiError(`unknown sample type ${sampleType} (format version ${version})`);
+  }
+  const most = version === 1 ? MAX_CHANNELS_V1 : MAX_CHANNELS;
+  if (channels < 1 || channels > most || planes !== channels) {
+    throw new SvdiError(`invalid channel count ${channels} with ${planes} planes (format version ${version}: 1..${most})`);
   }
   if (colour === 1) {
     if (sampleType !== 1 || (channels !== 3 && channels !== 4)) {
@@ -188,11 +211,12 @@ function parseHead(b, start, end) {
     throw new SvdiError(`invalid chroma subsampling ${subsampling}`);
   }
   if (!(Number.isFinite(scale) && scale > 0)) throw new SvdiError(`invalid sample scale ${scale}`);
-  if (sampleType === 3 && scale > FLOAT32_MAX / 255) {
-    throw new SvdiError(`sample scale ${scale} makes samples overflow float32`);
+  const dtype = SAMPLE_TYPES[sampleType];
+  if (dtype in FLOAT_MAX && scale > FLOAT_MAX[dtype] / 255) {
+    throw new SvdiError(`sample scale ${scale} makes samples overflow ${dtype}`);
   }
   return {
-    version, width, height, sampleType, dtype: SAMPLE_TYPES[sampleType], channels, colour,
+    version, width, height, sampleType, dtype, channels, colour,
     subsampling, planeCount: planes, scale,
   };
 }
@@ -551,7 +575,13 @@ function readSigma(block, bytes) {
 
 // ----------------------------------------------------------------------------- residual blocks (§4.1)
 
-const SAMPLE_MAX = { uint8: 255, uint16: 65535 };
+/** Largest step of a residual block of integer samples (§4.1): 2·(max − min) + 1 for 8- and
+ * 16-bit types, 2^21 − 1 for 32-bit ones (so that |q·t| < 2^52). */
+function residualStepLimit(dtype) {
+  if (dtype === "int32" || dtype === "uint32") return MAX_WIDE_STEP;
+  const [lo, hi] = SAMPLE_RANGES[dtype];
+  return 2 * (hi - lo) + 1;
+}
 
 /** A binary64 value written as Python writes a float (1.0, nan, inf), so that the rules'
  * messages read as the reference decoder's for the usual values. */
@@ -579,10 +609,10 @@ function parseResidual(b, start, end, header) {
   if (rows * header.width > MAX_RESIDUAL_ELEMENTS) {
     throw new SvdiError(`${what}: ${rows} x ${header.width} elements exceed ${MAX_RESIDUAL_ELEMENTS}`);
   }
-  if (header.dtype === "float32") {
+  if (header.dtype in FLOAT_MAX) {
     if (!(Number.isFinite(step) && step > 0)) throw new SvdiError(`${what}: invalid step ${pyFloat(step)}`);
   } else {
-    const top = 2 * SAMPLE_MAX[header.dtype] + 1;
+    const top = residualStepLimit(header.dtype);
     if (!(Number.isInteger(step) && step >= 1 && step <= top)) {
       throw new SvdiError(`${what}: step ${pyFloat(step)} is not an integer in 1..${top}`);
     }
@@ -638,6 +668,37 @@ class ResidualOrder {
   }
 }
 
+// ----------------------------------------------------------------------------- column means (§3.1)
+
+/** A MEAN chunk (version 2) checked against its plane (spec §3.1: an existing plane of the plain
+ * layout, at most one chunk per plane) and its frame against the plane's n binary32 values,
+ * before anything is decompressed; the values are read when the plane is decoded. */
+function parseMeans(b, start, end, header, planes, means) {
+  if (header.version < 2) throw new SvdiError("column means (MEAN) in a version 1 file");
+  if (end - start < 1) throw new SvdiError("MEAN chunk too short");
+  const index = b[start];
+  if (index >= planes.length) throw new SvdiError(`MEAN chunk for plane ${index}: no such plane`);
+  if (means.has(index)) throw new SvdiError(`plane ${index}: more than one MEAN chunk`);
+  const plane = planes[index];
+  if (plane.layout !== 0) throw new SvdiError(`plane ${index}: column means need the plain layout`);
+  const what = `plane ${index} column means`;
+  const rawBytes = 4 * plane.n; // n ≤ 2^20: at most 4 MiB, and the frame must declare exactly this
+  checkFrame(b, start + 1, end, rawBytes, what);
+  return { plane: index, columns: plane.n, what, rawBytes, frameStart: start + 1, frameEnd: end, stored: end - start + 12 };
+}
+
+/** A plane's column means: its MEAN chunk's binary32 values, widened exactly to binary64 (the
+ * addition of §5.1 is one binary64 operation), each checked finite. */
+function readMeans(block, bytes) {
+  const raw = decompressFrame(block, bytes);
+  const values = littleEndian(Float32Array, raw, 0, block.columns);
+  const means = Float64Array.from(values);
+  for (let j = 0; j < means.length; j++) {
+    if (!Number.isFinite(means[j])) throw new SvdiError(`${block.what}: a mean is not finite`);
+  }
+  return means;
+}
+
 // ----------------------------------------------------------------------------- container
 
 /** Parse and validate a whole file (every chunk, CRC, order, limits, frame headers); decompress
@@ -647,6 +708,7 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
   checkSignature(bytes);
   let header = null;
   const planes = [], blocks = [], residuals = [], cursor = new Map();
+  const means = new Map(); // plane index -> its MEAN chunk (§3.1)
   const metadata = new MetadataReader();
   let order = null;
   for (const { type, start, end } of chunks(bytes)) {
@@ -666,6 +728,12 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
       if (residuals.length) throw new SvdiError("factor block after a residual block");
       blocks.push(parseBlock(type, bytes, start, end, planes, cursor));
       metadata.blocksSeen = true;
+    } else if (type === "MEAN") {
+      if (planes.length !== header.planeCount || blocks.length || residuals.length) {
+        throw new SvdiError("MEAN chunk outside its place: after the PLAN chunks, before the first block");
+      }
+      const block = parseMeans(bytes, start, end, header, planes, means);
+      means.set(block.plane, block);
     } else if (type === "RBLK") {
       if (header.version < 2) throw new SvdiError("residual block (RBLK) in a version 1 file");
       if (planes.length !== header.planeCount) throw new SvdiError("residual block before all PLAN chunks");
@@ -696,7 +764,7 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
     }
     if (p.shift !== null) Object.assign(p, exactWeights(p)); // §5.1: before reading U or V
   }
-  return { bytes, header, planes, blocks, residuals, metadata: metadata.metadata };
+  return { bytes, header, planes, blocks, residuals, means, metadata: metadata.metadata };
 }
 
 /** The weights of an exact plane (spec §5.1): W_k = floor(2^F·y_k + ½) with
@@ -1011,13 +1079,29 @@ function storeRun(acc, from, count, out, at, unit) {
   return bad;
 }
 
+/** storeRun for a plane with column means (§5.1, plain layout only): fl32(fl64(V·2^−F + μ_j))
+ * with μ (binary64, the binary32 means widened) from means[0, count). */
+function storeRunCentred(acc, count, out, at, unit, means) {
+  let bad = 0;
+  for (let j = 0; j < count; j++) {
+    const v = fround(acc[j] * unit + means[j]);
+    bad += v * 0;
+    out[at + j] = v;
+  }
+  return bad;
+}
+
 /** Plane values (height × width, binary32) from the first k components of A, B and σ (§5):
  * version 1 in binary32 factors, version 2 (plane.shift set) by the exact rule of §5.1 with
- * the plane's weights (whose bound the caller checked on the whole of A and B). */
-function reconstructPlane(plane, A, B, stride, k) {
+ * the plane's weights (whose bound the caller checked on the whole of A and B), plus the column
+ * means of a centred plane (`means`, binary64, or null), also for k = 0 (every row is μ). */
+function reconstructPlane(plane, A, B, stride, k, means = null) {
   const { m, n, height: h, width: w } = plane;
   const out = new Float32Array(h * w);
-  if (k === 0) return out;
+  if (k === 0) {
+    if (means) for (let i = 0; i < m; i++) out.set(means, i * w); // fl32(0 + μ_j) = μ_j
+    return out;
+  }
   const exact = plane.shift !== null;
   const unit = exact ? 2 ** -plane.shift : 1;
   const coef = new Float64Array(k);
@@ -1042,7 +1126,9 @@ function reconstructPlane(plane, A, B, stride, k) {
       : gatherRow(A, i * stride, k, coef, n, lefts, offsets);
     accumulateRow(acc, nz, lefts, offsets, Bt, n);
     let bad = 0;
-    if (!patch) {
+    if (means) {
+      bad = storeRunCentred(acc, n, out, i * w, unit, means);
+    } else if (!patch) {
       bad = storeRun(acc, 0, n, out, i * w, unit);
     } else {
       // Row i is the patch at patch row i / gw, column i % gw; the padding is computed (and
@@ -1220,72 +1306,79 @@ export function roundedYCbCr(header, planes) {
   return out;
 }
 
-function assembleImage(header, planes) {
+/** A colour-1 image (§5.2): Y′CbCr planes (and alpha) as interleaved RGB(A) bytes. */
+function ycbcrImage(header, planes) {
   const { width: w, height: h, channels } = header;
   const pixels = w * h;
-  if (header.colour === 1) {
-    const data = new Uint8Array(pixels * channels);
-    const [Y, Cb, Cr] = roundedYCbCr(header, planes);
-    const { crR, cbG, crG, cbB } = YCC_TABLES;
-    for (let i = 0, o = 0; i < pixels; i++, o += channels) {
-      const y = Y[i], cb = Cb[i], cr = Cr[i];
-      const r = y + (crR[cr] >> 6), g = y + ((cbG[cb] + crG[cr]) >> 6), b = y + (cbB[cb] >> 6);
-      data[o] = r < 0 ? 0 : r > 255 ? 255 : r;
-      data[o + 1] = g < 0 ? 0 : g > 255 ? 255 : g;
-      data[o + 2] = b < 0 ? 0 : b > 255 ? 255 : b;
-    }
-    const half = fround(0.5);
-    if (channels === 4) {
-      const A = planes[3];
-      for (let i = 0; i < pixels; i++) data[4 * i + 3] = toUint8(A[i], half);
-    }
-    return data;
+  const data = new Uint8Array(pixels * channels);
+  const [Y, Cb, Cr] = roundedYCbCr(header, planes);
+  const { crR, cbG, crG, cbB } = YCC_TABLES;
+  for (let i = 0, o = 0; i < pixels; i++, o += channels) {
+    const y = Y[i], cb = Cb[i], cr = Cr[i];
+    const r = y + (crR[cr] >> 6), g = y + ((cbG[cb] + crG[cr]) >> 6), b = y + (cbB[cb] >> 6);
+    data[o] = r < 0 ? 0 : r > 255 ? 255 : r;
+    data[o + 1] = g < 0 ? 0 : g > 255 ? 255 : g;
+    data[o + 2] = b < 0 ? 0 : b > 255 ? 255 : b;
   }
-  const scale = header.scale;
-  if (header.dtype === "uint8") {
-    const data = new Uint8Array(pixels * channels);
-    for (let c = 0; c < channels; c++) {
-      const p = planes[c];
-      for (let i = 0; i < pixels; i++) data[i * channels + c] = toUint8(p[i], 0.5);
-    }
-    return data;
+  const half = fround(0.5);
+  if (channels === 4) {
+    const A = planes[3];
+    for (let i = 0; i < pixels; i++) data[4 * i + 3] = toUint8(A[i], half);
   }
-  if (header.dtype === "uint16") {
-    const data = new Uint16Array(pixels * channels);
-    for (let c = 0; c < channels; c++) {
-      const p = planes[c];
-      for (let i = 0; i < pixels; i++) {
-        const v = p[i] * scale + 0.5;
-        data[i * channels + c] = v <= 0 ? 0 : v >= 65535 ? 65535 : Math.trunc(v);
-      }
+  return data;
+}
+
+function sampleOverflow(header) {
+  return new SvdiError(`samples overflow ${header.dtype} (sample scale ${header.scale})`);
+}
+
+/** One colour-0 plane's samples (§5.2) into channel c of `data` (interleaved). Returns NaN if a
+ * float sample is not finite (the caller refuses the file once every plane is reconstructed, so
+ * that a plane's own overflow is named first), else 0. */
+function storeSamples(p, data, c, header) {
+  const { channels, dtype, scale } = header;
+  const pixels = p.length;
+  if (dtype === "uint8") { // HEAD's scale is not applied to uint8 samples (§5.2)
+    for (let i = 0, o = c; i < pixels; i++, o += channels) data[o] = toUint8(p[i], 0.5);
+    return 0;
+  }
+  if (dtype in SAMPLE_RANGES) {
+    // floor(clamp(fl64(fl64(p·scale) + ½), min, max)): round half up (−2.5 → −2), clamped
+    // before the floor (min and max are integers); every step exact or rounded once in binary64.
+    const [lo, hi] = SAMPLE_RANGES[dtype];
+    for (let i = 0, o = c; i < pixels; i++, o += channels) {
+      const v = p[i] * scale + 0.5;
+      data[o] = v <= lo ? lo : v >= hi ? hi : Math.floor(v);
     }
-    return data;
+    return 0;
+  }
+  let bad = 0;
+  if (dtype === "float64") { // fl64(p·scale), not clamped; not finite makes the file invalid
+    for (let i = 0, o = c; i < pixels; i++, o += channels) {
+      const v = p[i] * scale;
+      bad += v * 0;
+      data[o] = v;
+    }
+    return bad;
   }
   // float32 (§5.2): for a scale below 2^-116 or above 2^64 the product is taken in binary64 and
   // clamped to the finite float32 range (values near 3.4e38 may overshoot by a quantizer step);
   // other scales in binary32 (the binary64 product of two binary32 values is exact, so one
   // fround is the binary32 product), where a sample that overflows makes the file invalid.
-  const data = new Float32Array(pixels * channels);
-  const wide = scale < FLOAT32_TINY * 2 ** 10 || scale > 2 ** 64;
-  const s32 = fround(scale);
-  let bad = 0;
-  for (let c = 0; c < channels; c++) {
-    const p = planes[c];
-    if (wide) {
-      for (let i = 0; i < pixels; i++) {
-        const v = p[i] * scale;
-        data[i * channels + c] = v > FLOAT32_MAX ? FLOAT32_MAX : v < -FLOAT32_MAX ? -FLOAT32_MAX : v;
-      }
-      continue;
+  if (scale < FLOAT32_TINY * 2 ** 10 || scale > 2 ** 64) {
+    for (let i = 0, o = c; i < pixels; i++, o += channels) {
+      const v = p[i] * scale;
+      data[o] = v > FLOAT32_MAX ? FLOAT32_MAX : v < -FLOAT32_MAX ? -FLOAT32_MAX : v;
     }
-    for (let i = 0; i < pixels; i++) {
-      const v = fround(p[i] * s32);
-      bad += v * 0;
-      data[i * channels + c] = v;
-    }
+    return 0;
   }
-  if (bad !== 0) throw new SvdiError(`samples overflow float32 (sample scale ${scale})`);
-  return data;
+  const s32 = fround(scale);
+  for (let i = 0, o = c; i < pixels; i++, o += channels) {
+    const v = fround(p[i] * s32);
+    bad += v * 0;
+    data[o] = v;
+  }
+  return bad;
 }
 
 // ----------------------------------------------------------------------------- residual phase (§5.3)
@@ -1371,17 +1464,51 @@ function unpredictRows(d, rows, width, predictor, carry, q) {
   }
 }
 
-/** The residual phase (spec §4.1, §5.3), band by band: each channel's q (with its reference
- * channel's q of the same band added), |q| ≤ 2^31 − 1 checked, then applied to the samples of
- * `data` (height × width × channels, interleaved) in place. With `data` null the blocks are read
- * and checked only (readFactors: the same verdict as a decode, no samples). */
+/** Most residual streams (blocks in progress) open at once, as spec §5 Resources and the
+ * reference decoder: an image of up to 255 channels is corrected in groups of channels. */
+const OPEN_STREAMS = 4;
+
+/** [channels to correct, channels to read (those and their references, referenced first)] for
+ * groups whose streams number at most OPEN_STREAMS, in residualChannels' order (the reference
+ * decoder's groups: a channel whose reference is in an earlier group reads it again). */
+function residualGroups(residuals) {
+  const referenceOf = new Map();
+  for (const b of residuals) if (b.reference !== NO_REFERENCE) referenceOf.set(b.channel, b.reference);
+  const groups = [];
+  for (const c of residualChannels(residuals)) {
+    const need = referenceOf.has(c) ? [referenceOf.get(c), c] : [c];
+    const last = groups[groups.length - 1];
+    if (last) {
+      const more = need.filter((x) => !last[1].includes(x));
+      if (last[1].length + more.length <= OPEN_STREAMS) {
+        last[0].push(c);
+        last[1].push(...more);
+        continue;
+      }
+    }
+    groups.push([[c], need]);
+  }
+  return groups;
+}
+
+/** The residual phase (spec §4.1, §5.3), group of channels after group, band by band: each
+ * channel's q (with its reference channel's q of the same band added), |q| ≤ 2^31 − 1 checked,
+ * then applied to the samples of `data` (height × width × channels, interleaved) in place. With
+ * `data` null the blocks are read and checked only (readFactors: the same verdict, no samples). */
 function applyResiduals(container, data, dtype) {
   const { header, residuals } = container;
   if (!residuals.length) return;
-  const { width, channels } = header;
   const bands = residualBands(header, residuals);
+  for (const [applied, read] of residualGroups(residuals)) {
+    applyResidualGroup(container, data, dtype, bands, new Set(applied), read);
+  }
+}
+
+function applyResidualGroup(container, data, dtype, bands, applied, read) {
+  const { header, residuals } = container;
+  const { width, channels } = header;
   const bandSamples = Math.max(...bands.map(([y0, y1]) => (y1 - y0) * width));
-  const cursors = residualChannels(residuals).map((c) =>
+  const cursors = read.map((c) =>
     [c, new ResidualCursor(container, residuals.filter((b) => b.channel === c), bandSamples)]);
   const qOf = new Map();
   for (const [y0, y1] of bands) {
@@ -1396,29 +1523,39 @@ function applyResiduals(container, data, dtype) {
         if (q[i] > MAX_RESIDUAL || q[i] < -MAX_RESIDUAL) throw new SvdiError(`${block.what}: residual beyond 2^31 - 1`);
       }
       qOf.set(c, q);
-      if (data !== null) correctSamples(data, y0 * width * channels + c, channels, q, block, dtype);
+      if (data !== null && applied.has(c)) correctSamples(data, y0 * width * channels + c, channels, q, block, dtype);
     }
   }
 }
 
-/** sample = clamp(x̂ + q·t, 0, M) for integer samples (exact: |q·t| < 2^49), or
- * fl32(x̂ + fl64(q·t)) for float32, where a result that is not finite makes the file invalid. */
+/** sample = clamp(x̂ + q·t, min, max) for integer samples, exact in binary64: |q·t| < 2^52
+ * (|q| < 2^31, the step limits of §4.1) and |x̂| ≤ 2^32, so every value is an integer below
+ * 2^53. Floats: fl32(x̂ + fl64(q·t)) for float32, fl64(x̂ + fl64(q·t)) for float64, where a
+ * result that is not finite makes the file invalid. */
 function correctSamples(data, at, channels, q, block, dtype) {
   const t = block.step;
-  if (dtype === "float32") {
+  if (dtype in FLOAT_MAX) {
     let bad = 0;
-    for (let i = 0, o = at; i < q.length; i++, o += channels) {
-      const v = fround(data[o] + q[i] * t);
-      bad += v * 0;
-      data[o] = v;
+    if (dtype === "float32") {
+      for (let i = 0, o = at; i < q.length; i++, o += channels) {
+        const v = fround(data[o] + q[i] * t);
+        bad += v * 0;
+        data[o] = v;
+      }
+    } else {
+      for (let i = 0, o = at; i < q.length; i++, o += channels) {
+        const v = data[o] + q[i] * t;
+        bad += v * 0;
+        data[o] = v;
+      }
     }
-    if (bad !== 0) throw new SvdiError(`${block.what}: corrected samples overflow float32`);
+    if (bad !== 0) throw new SvdiError(`${block.what}: corrected samples overflow ${dtype}`);
     return;
   }
-  const top = SAMPLE_MAX[dtype];
+  const [lo, hi] = SAMPLE_RANGES[dtype];
   for (let i = 0, o = at; i < q.length; i++, o += channels) {
     const v = data[o] + q[i] * t;
-    data[o] = v <= 0 ? 0 : v >= top ? top : v;
+    data[o] = v <= lo ? lo : v >= hi ? hi : v;
   }
 }
 
@@ -1433,7 +1570,8 @@ export class SvdiImage {
     this.container = container;
     const { header, planes } = container;
     this.header = header;
-    this.planes = planes.map(publicPlane);
+    // centred: the plane has column means (MEAN, §3.1), added to every reconstruction.
+    this.planes = planes.map((p) => ({ ...publicPlane(p), centred: container.means.has(p.index) }));
     this.fileBytes = container.bytes.length;
     this.factors = planes.map((p) => {
       const k = components == null ? p.rank : Math.min(p.rank, components);
@@ -1442,7 +1580,9 @@ export class SvdiImage {
       const stride = k;
       const A = integerFactor(container, p, "U", stride), B = integerFactor(container, p, "V", stride);
       if (p.shift !== null) checkExactBound(p, A.largest, B.largest, k);
-      return { k, stride, A: A.data, B: B.data };
+      const meanBlock = container.means.get(p.index);
+      const means = meanBlock ? readMeans(meanBlock, container.bytes) : null;
+      return { k, stride, A: A.data, B: B.data, means };
     });
   }
 
@@ -1468,11 +1608,14 @@ export class SvdiImage {
    * plane height × width, before the sample scale, rounding and colour conversion. */
   planeValues(k = null) {
     if (k != null && !(Number.isInteger(k) && k >= 0)) throw new SvdiError("components must be a non-negative integer");
-    return this.container.planes.map((p, i) => {
-      const f = this.factors[i];
-      const kk = k == null ? f.k : Math.min(f.k, k);
-      return reconstructPlane(p, f.A, f.B, f.stride, kk);
-    });
+    return this.container.planes.map((p, i) => this.planeValue(i, k));
+  }
+
+  /** planeValues(k)[i] alone. */
+  planeValue(i, k = null) {
+    const p = this.container.planes[i], f = this.factors[i];
+    const kk = k == null ? f.k : Math.min(f.k, k);
+    return reconstructPlane(p, f.A, f.B, f.stride, kk, f.means);
   }
 
   /** The image from the first k components of every plane (all if k is null or undefined);
@@ -1480,7 +1623,18 @@ export class SvdiImage {
   reconstruct(k = null) {
     return allocating(() => {
       const { width, height, channels, dtype } = this.header;
-      const data = assembleImage(this.header, this.planeValues(k)); // the planes are released
+      if (k != null && !(Number.isInteger(k) && k >= 0)) throw new SvdiError("components must be a non-negative integer");
+      let data;
+      if (this.header.colour === 1) {
+        data = ycbcrImage(this.header, this.planeValues(k)); // the planes are released
+      } else {
+        // Colour 0: each channel is its own plane, converted as it is reconstructed, so that at
+        // most one binary32 plane is held besides the output (an image may have 255 channels).
+        data = new SAMPLE_ARRAYS[dtype](width * height * channels);
+        let bad = 0;
+        for (let c = 0; c < channels; c++) bad += storeSamples(this.planeValue(c, k), data, c, this.header);
+        if (bad !== 0) throw sampleOverflow(this.header);
+      }
       if (this.isComplete(k)) applyResiduals(this.container, data, dtype);
       return { width, height, channels, dtype, data };
     });
@@ -1494,7 +1648,10 @@ export class SvdiImage {
     const scale = header.colour === 0 ? fround(header.scale) : 1;
     // A version 2 file's residual blocks are read and checked as a decode checks them (the same
     // verdict; the factors are version 1's dequantized ones, as the reference's read_factors).
-    allocating(() => applyResiduals(this.container, null, header.dtype));
+    // A float residual can make a sample overflow (§5.3): that verdict needs the image (when
+    // this file was opened with every component; otherwise the q are checked alone).
+    if (this.container.residuals.length && header.dtype in FLOAT_MAX && this.isComplete()) this.reconstruct(null);
+    else allocating(() => applyResiduals(this.container, null, header.dtype));
     return this.container.planes.map((p, i) => {
       const { A, B, k, stride } = this.factors[i];
       const r = k;
@@ -1505,9 +1662,15 @@ export class SvdiImage {
       for (let j = 0; j < p.n; j++) for (let c = 0; c < r; c++) Vt[c * p.n + j] = fround(B[j * stride + c] * inv[c]);
       const S = new Float32Array(r);
       for (let c = 0; c < r; c++) S[c] = fround(p.sigma[c] * scale);
+      // A centred plane's column means in the units of S (matrix ≈ U·diag(S)·Vᵀ + 1·meanᵀ).
+      let mean = null;
+      if (this.factors[i].means) {
+        mean = Float32Array.from(this.factors[i].means, (v) => fround(v * scale));
+        if (!mean.every(Number.isFinite)) throw new SvdiError(`plane ${p.index}: column means overflow float32`);
+      }
       return {
         index: p.index, layout: p.layoutName, patch: p.patch, planeShape: [p.height, p.width],
-        m: p.m, n: p.n, rank: r, S, U, Vt,
+        m: p.m, n: p.n, rank: r, S, U, Vt, mean,
       };
     });
   }

@@ -45,23 +45,25 @@ export function rawFrame(content, declared = content.length) {
   return concat(parts);
 }
 
-const SAMPLE_CODES = { uint8: 1, uint16: 2, float32: 3 };
+const SAMPLE_CODES = { uint8: 1, uint16: 2, float32: 3, int8: 4, int16: 5, int32: 6, uint32: 7, float64: 8 };
 
-/** HEAD (§2): version, width, height, dtype, channels, colour 0 unless given, scale. */
-export function head({ version = 2, width, height, dtype = "uint8", channels = 1, colour = 0, subsampling = 0, scale = 1 }) {
+/** HEAD (§2): version, width, height, dtype (or a raw `sampleCode`), channels (planes the same
+ * unless given), colour 0 unless given, scale. */
+export function head({ version = 2, width, height, dtype = "uint8", sampleCode = null, channels = 1, planes = channels,
+  colour = 0, subsampling = 0, scale = 1 }) {
   const p = new Uint8Array(23), v = new DataView(p.buffer);
   v.setUint16(0, version);
   v.setUint32(2, width);
   v.setUint32(6, height);
-  p.set([SAMPLE_CODES[dtype], channels, colour, subsampling, channels], 10);
+  p.set([sampleCode ?? SAMPLE_CODES[dtype], channels, colour, subsampling, planes], 10);
   v.setFloat64(15, scale);
   return ["HEAD", p];
 }
 
-/** PLAN (§3) of a plain layout: 23 bytes (version 1, shift null) or 24 (version 2). */
-export function plan({ index = 0, height, width, rank = 0, step = 1, shift = 0 }) {
+/** PLAN (§3) of a plain layout (or patch p): 23 bytes (version 1, shift null) or 24 (version 2). */
+export function plan({ index = 0, height, width, rank = 0, step = 1, shift = 0, patch = 0 }) {
   const p = new Uint8Array(shift === null ? 23 : 24), v = new DataView(p.buffer);
-  p.set([index, 0, 0]);
+  p.set([index, patch ? 1 : 0, patch]);
   v.setUint32(3, height);
   v.setUint32(7, width);
   v.setUint32(11, rank);
@@ -104,6 +106,14 @@ export function rblk({ channel = 0, reference = 255, first = 0, rows, step = 1, 
   d.setFloat64(18, bound);
   p.set([elementCode ?? code, predictor], 26);
   return ["RBLK", concat([p, frame ?? rawFrame(content, declared ?? content.length)])];
+}
+
+/** A MEAN chunk (§3.1): plane, then a frame of binary32 `values` (little-endian); `declared`
+ * overrides the frame's content size, `frame` the whole frame. */
+export function meanChunk({ plane = 0, values = [], declared, frame }) {
+  const content = new Uint8Array(4 * values.length), v = new DataView(content.buffer);
+  values.forEach((x, i) => v.setFloat32(4 * i, x, true));
+  return ["MEAN", concat([Uint8Array.of(plane), frame ?? rawFrame(content, declared ?? content.length)])];
 }
 
 export const IEND = ["IEND", new Uint8Array(0)];

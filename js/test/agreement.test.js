@@ -1,8 +1,9 @@
 // The JS decoder against the Python reference decoder on encodes of the sample image: qualities,
 // layouts (auto, plain, patch 2/16/32), modes (L, LA, RGB 4:2:0 and 4:4:4, RGBA, odd sizes),
-// uint16 and float32, full and with the first k components. Version 1 files within the spec's
-// version 1 rule; version 2 files (residual blocks, exact planes) identical to the bit, and
-// within the bound their residual blocks promise of the encoded image.
+// uint16 and float32, and version 2's arrays (int8, int16, int32, uint32, float64, centred
+// columns, 5-8 channels), full and with the first k components. Version 1 files within the
+// spec's version 1 rule; version 2 files (residual blocks, exact planes, MEAN chunks) identical
+// to the bit, and within the bound their residual blocks promise of the encoded image.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -27,6 +28,15 @@ test("the fixtures cover every layout, mode and sample type", () => {
   const subsampling = new Set(v2.filter((f) => f.shape[2] === 3)
     .map((f) => svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).subsampling));
   assert.deepEqual([...subsampling].sort(), [0, 1], "version 2 RGB with 4:2:0 and 4:4:4 chroma");
+  // Version 2's arrays: every new sample type lossless and bounded (or lossy), centred columns
+  // of float32 and float64, 5 to 8 channels.
+  for (const dtype of ["int8", "int16", "int32", "uint32", "float64"]) {
+    assert.ok(v2.some((f) => f.dtype === dtype && f.options.max_error === 0), `${dtype} lossless`);
+    assert.ok(v2.some((f) => f.dtype === dtype && f.options.max_error > 0), `${dtype} with max_error`);
+  }
+  for (const dtype of ["float32", "float64"]) assert.ok(v2.some((f) => f.dtype === dtype && f.options.centre), `${dtype} centred`);
+  const channels = new Set(v2.map((f) => f.shape[2] ?? 1));
+  for (const c of [5, 6, 8]) assert.ok(channels.has(c), `${c} channels`);
 });
 
 /** The largest |decoded − source| per channel must be within the largest bound of the channel's
@@ -60,7 +70,7 @@ for (const f of fixtures) {
         // preview of fewer components (exact planes, without the residual).
         const differing = differingBits(decoded.data, expected.data);
         assert.equal(differing, 0, `components ${k ?? "all"}: ${differing} of ${decoded.data.length} samples differ`);
-        if (k === null) checkResidualBound(image, decoded, readNpy(readFileSync(`${FIXTURES}/${f.source}`)));
+        if (k === null && f.source) checkResidualBound(image, decoded, readNpy(readFileSync(`${FIXTURES}/${f.source}`)));
         else assert.deepEqual(svdi.decode(bytes, { components: k }).data, decoded.data);
         continue;
       }
@@ -83,6 +93,25 @@ for (const f of fixtures) {
     }
   });
 }
+
+test("centred files: every plane is centred and readFactors gives read_factors' means to the bit", () => {
+  const centred = fixtures.filter((f) => f.options.centre);
+  assert.ok(centred.length >= 3);
+  for (const f of centred) {
+    const bytes = readFileSync(`${FIXTURES}/${f.file}`);
+    assert.ok(svdi.open(bytes).planes.every((p) => p.centred), f.name);
+    const expected = readNpy(readFileSync(`${FIXTURES}/${f.means}`));
+    const factors = svdi.readFactors(bytes);
+    assert.deepEqual(expected.shape, [factors.length, factors[0].n]);
+    factors.forEach((plane, i) => {
+      const want = expected.data.subarray(i * plane.n, (i + 1) * plane.n);
+      assert.equal(differingBits(plane.mean, want), 0, `${f.name} plane ${i}`);
+    });
+  }
+  // A file without MEAN chunks has no means.
+  const plain = fixtures.find((x) => x.name === "v2_i16_lossless_plain");
+  assert.equal(svdi.readFactors(readFileSync(`${FIXTURES}/${plain.file}`))[0].mean, null);
+});
 
 test("readFactors agrees with the reconstruction", () => {
   const f = fixtures.find((x) => x.name === "l_q80_patch16");

@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import puppeteer from "puppeteer-core";
 import * as svdi from "../svdi.js";
+import { channelAsGrey } from "../viewer/draw.js";
 import { readNpy } from "../support/npy.js";
 import { compareSamples, compareYCbCr } from "../support/compare.js";
 import { FIXTURES, loadFixtures } from "../support/fixtures.js";
@@ -142,7 +143,9 @@ test("spec vectors opened with the file picker: valid ones shown, invalid ones r
   const manifest = JSON.parse(readFileSync(`${VECTORS}manifest.json`, "utf8"));
   const input = await page.$("#file");
   for (const v of manifest.vectors) {
-    if (v.valid && v.dtype !== "uint8") continue; // the canvas shows 8-bit samples exactly
+    const header = v.valid ? svdi.readHeader(readFileSync(VECTORS + v.file)) : null;
+    const array = header && (!["uint8", "uint16", "float32"].includes(v.dtype) || header.channels > 4);
+    if (v.valid && v.dtype !== "uint8" && !array) continue; // the canvas shows 8-bit samples exactly
     await page.evaluate(() => { delete document.body.dataset.state; });
     await input.uploadFile(`${VECTORS}${v.file}`);
     await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.state), { timeout: 30000 });
@@ -157,6 +160,13 @@ test("spec vectors opened with the file picker: valid ones shown, invalid ones r
     const expected = readNpy(readFileSync(VECTORS + v.expected)).data;
     const channels = v.shape.length === 2 ? 1 : v.shape[2];
     assert.deepEqual([width, height], [v.shape[1], v.shape[0]]);
+    if (array) {
+      // Version 2's arrays: channel 0 as grey, from the reference's samples (exact).
+      const want = channelAsGrey({ width, height, channels, data: expected }, 0);
+      assert.deepEqual(rgba, Uint8Array.from(want.rgba), v.file);
+      assert.match(message, new RegExp(`channel 0 of ${channels} shown as grey`), v.file);
+      continue;
+    }
     if (channels === 2 || channels === 4) continue; // alpha < 255 is premultiplied in a canvas
     const rgb = rgbOf(rgba);
     const want = channels === 1 ? Uint8Array.from(expected.flatMap?.((x) => [x, x, x]) ?? Array.from(expected).flatMap((x) => [x, x, x])) : expected;
@@ -192,6 +202,51 @@ test("a version 2 file: the reference's samples exactly, the residual panel, pre
   assert.match(await page.$eval("#status", (s) => s.textContent), /low-rank layer only/);
 });
 
+test("an array (int16, 5 channels): a chosen channel as grey from the reference's samples, at every k", async () => {
+  const fixture = fixtures.find((f) => f.name === "v2_i16x5_e2");
+  const [height, width, channels] = fixture.shape;
+  await page.evaluate(() => { delete document.body.dataset.state; });
+  await (await page.$("#file")).uploadFile(`${FIXTURES}/${fixture.file}`);
+  await waitShown(null);
+  const expected = readNpy(readFileSync(`${FIXTURES}/${fixture.expected}`)).data;
+  const grey = (data, channel) => Uint8Array.from(channelAsGrey({ width, height, channels, data }, channel).rgba);
+  assert.deepEqual((await canvasPixels()).rgba, grey(expected, 0));
+  const shown = await page.evaluate(() => ({
+    panel: !document.getElementById("channelpanel").hidden,
+    options: document.querySelectorAll("#channel option").length,
+    charts: document.querySelectorAll("#charts canvas").length,
+    status: document.getElementById("status").textContent,
+  }));
+  assert.ok(shown.panel);
+  assert.equal(shown.options, 5);
+  assert.equal(shown.charts, 5);
+  assert.match(shown.status, /5 channel\(s\) int16.*channel 0 of 5 shown as grey/);
+  // Another channel: shown without decoding again, then a preview of it.
+  await page.select("#channel", "3");
+  await page.waitForFunction(() => document.body.dataset.channel === "3", { timeout: 30000 });
+  assert.deepEqual((await canvasPixels()).rgba, grey(expected, 3));
+  const k = fixture.components[0];
+  await page.evaluate((k) => window.svdiViewer.setComponents(k), k);
+  await waitShown(k);
+  assert.equal(await page.evaluate(() => document.body.dataset.channel), "3");
+  assert.deepEqual((await canvasPixels()).rgba, grey(readNpy(readFileSync(`${FIXTURES}/${fixture.name}.k${k}.npy`)).data, 3));
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: `${ARTIFACTS}viewer-array.png`, fullPage: true });
+});
+
+test("an array of 8 centred float32 channels: the shown channel's spectrum, the status names the means", async () => {
+  const fixture = fixtures.find((f) => f.name === "v2_f32x8_centred");
+  await page.evaluate(() => { delete document.body.dataset.state; });
+  await (await page.$("#file")).uploadFile(`${FIXTURES}/${fixture.file}`);
+  await waitShown(null);
+  const [height, width, channels] = fixture.shape;
+  const expected = readNpy(readFileSync(`${FIXTURES}/${fixture.expected}`)).data;
+  assert.deepEqual((await canvasPixels()).rgba, Uint8Array.from(channelAsGrey({ width, height, channels, data: expected }, 0).rgba));
+  const status = await page.$eval("#status", (s) => s.textContent);
+  assert.match(status, /centred columns \(MEAN\) in every plane/);
+  assert.equal(await page.evaluate(() => document.querySelectorAll("#charts canvas").length), 8);
+});
+
 test("svdi-view serves only the page's files and the named file", async () => {
   const { request } = await import("node:http");
   const status = (path) => new Promise((resolve, reject) => {
@@ -201,6 +256,7 @@ test("svdi-view serves only the page's files and the named file", async () => {
     req.end();
   });
   assert.equal(await status("/svdi.js"), 200);
+  assert.equal(await status("/viewer/draw.js"), 200);
   assert.equal(await status(`/file/${SHOWN}.svdi`), 200);
   for (const path of ["/viewer/../../README.md", "/../README.md", "/%2e%2e/README.md", "/viewer/",
     "/package.json", "/node_modules/puppeteer-core/package.json", "/file/other.svdi",

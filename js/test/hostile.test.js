@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as svdi from "../svdi.js";
-import { IEND, denseBlock, fileOf, head, plan, rawFrame, rblk } from "../support/build.js";
+import { IEND, denseBlock, fileOf, head, meanChunk, plan, rawFrame, rblk } from "../support/build.js";
 
 const dir = fileURLToPath(new URL("../../spec/vectors/", import.meta.url));
 const base = new Uint8Array(readFileSync(dir + "l_20x18_escapes.svdi"));
@@ -358,4 +358,125 @@ test("a frame declaring 2^32 bytes or more is refused, not truncated to the 32-b
   assert.throws(() => svdi.readFactors(bytes, { maxPixels: null }), (e) => e instanceof svdi.SvdiError &&
     /cannot allocate 4294967296 bytes/.test(e.message));
   assert.ok(process.memoryUsage().rss - before < 2 ** 26, "nothing of the declared size allocated");
+});
+
+// ----------------------------------------------------------------------------- version 2's arrays (§2, §3.1, §4.1, §5.2, §5.3)
+
+test("arrays: sample types and channel counts per version (HEAD, §2)", () => {
+  const one = (fields, version = 2) => fileOf([head({ version, width: 3, height: 2, ...fields }),
+    ...Array.from({ length: fields.planes ?? fields.channels ?? 1 }, (_, index) =>
+      plan({ index, height: 2, width: 3, shift: version === 2 ? 0 : null })), IEND]);
+  for (const code of [0, 9, 255]) rejects(one({ sampleCode: code }), new RegExp(`unknown sample type ${code} \\(format version 2\\)`));
+  for (const dtype of ["int8", "int16", "int32", "uint32", "float64"]) {
+    rejects(one({ dtype }, 1), /unknown sample type \d \(format version 1\)/);
+    assert.equal(svdi.decode(one({ dtype })).dtype, dtype);
+  }
+  rejects(one({ channels: 5 }, 1), /invalid channel count 5 with 5 planes \(format version 1: 1\.\.4\)/);
+  rejects(fileOf([head({ width: 3, height: 2, channels: 0 }), IEND]), /invalid channel count 0 with 0 planes \(format version 2: 1\.\.255\)/);
+  rejects(fileOf([head({ width: 3, height: 2, channels: 6, planes: 5 }), IEND]), /invalid channel count 6 with 5 planes/);
+  rejects(fileOf([head({ width: 3, height: 2, channels: 255, planes: 254 }), IEND]), /invalid channel count 255 with 254 planes/);
+  rejects(one({ dtype: "int16", channels: 3, colour: 1 }), /Y'CbCr transform needs 8-bit RGB or RGBA/);
+  rejects(one({ channels: 5, colour: 1 }), /Y'CbCr transform needs 8-bit RGB or RGBA/);
+  // 255 channels (rank-0 planes): the largest count, decoded as interleaved samples.
+  const image = svdi.decode(one({ channels: 255, dtype: "int16" }));
+  assert.equal(image.channels, 255);
+  assert.ok(image.data instanceof Int16Array && image.data.length === 6 * 255);
+  // float64's scale limit: finite samples of plane values up to 255.
+  rejects(one({ dtype: "float64", scale: Number.MAX_VALUE / 254 }), /makes samples overflow float64/);
+  rejects(one({ dtype: "float32", scale: 3.4028235e38 / 254 }), /makes samples overflow float32/);
+  assert.equal(svdi.decode(one({ dtype: "float64", scale: Number.MAX_VALUE / 255 })).data[0], 0);
+});
+
+test("arrays: residual steps of every new type at and past their limits (§4.1)", () => {
+  const one = (dtype, step) => fileOf([head({ width: 6, height: 4, dtype }), plan({ height: 4, width: 6 }),
+    rblk({ rows: 4, step, grid: grid(4, 6, -1) }), IEND]);
+  for (const [dtype, top, low] of [["int8", 511, -128], ["int16", 131071, -32768], ["int32", 2 ** 21 - 1, -(2 ** 21 - 1)],
+    ["uint32", 2 ** 21 - 1, 0]]) {
+    assert.equal(svdi.decode(one(dtype, top)).data[0], Math.max(low, -top), `${dtype} step ${top}`);
+    rejects(one(dtype, top + 1), new RegExp(`step ${top + 1}\\.0 is not an integer in 1\\.\\.${top}`));
+    for (const step of [0, 0.5, -1, NaN, Infinity]) rejects(one(dtype, step), /is not an integer in 1\.\./);
+  }
+  for (const step of [0, -0.5, NaN, Infinity]) rejects(one("float64", step), /invalid step/);
+  assert.equal(svdi.decode(one("float64", 2 ** -40)).data[0], -(2 ** -40));
+  assert.equal(svdi.decode(one("float64", 1e300)).data[0], -1e300);
+});
+
+test("arrays: float64 samples and corrected samples that are not finite make the file invalid (§5.2, §5.3)", () => {
+  // Plane value 2^20 (rank 1, Δ = σ = 1, A = 2^20, B = 1) times a scale of 2^1000: 2^1020 is
+  // finite; times 2^1010 it is not.
+  const planeFile = (scale, extra = []) => fileOf([head({ width: 1, height: 1, dtype: "float64", scale }),
+    plan({ height: 1, width: 1, rank: 1, step: 1, shift: 0 }), denseBlock("SBLK", { values: [1] }, 1),
+    denseBlock("UBLK", { values: [2 ** 20] }, 1), denseBlock("VBLK", { values: [1] }, 1), ...extra, IEND]);
+  assert.equal(svdi.decode(planeFile(2 ** 1000)).data[0], 2 ** 1020);
+  rejects(planeFile(2 ** 1010), /samples overflow float64 \(sample scale/);
+  rejects(planeFile(2 ** 1000, [rblk({ rows: 1, step: 2 ** 1000, grid: [2 ** 30] })]), /corrected samples overflow float64/);
+  assert.equal(svdi.decode(planeFile(2 ** 1000, [rblk({ rows: 1, step: 2 ** 1000, grid: [-(2 ** 20)] })])).data[0], 0);
+});
+
+/** A version 2 file of `planes` planes (height × width, rank 0, plain unless `patch`) with the
+ * given chunks between the PLANs and IEND. */
+function meanFile(chunks, { planes = 1, height = 3, width = 4, version = 2, dtype = "float32", patch = 0 } = {}) {
+  return fileOf([head({ version, width, height, dtype, channels: planes }),
+    ...Array.from({ length: planes }, (_, index) => plan({ index, height, width, patch, shift: version === 2 ? 0 : null })),
+    ...chunks, IEND]);
+}
+
+test("MEAN: a valid chunk centres a rank-0 plane: every row is the means, also at k = 0", () => {
+  const values = [1.5, -2.25, Math.fround(0.1), 3e38];
+  const bytes = meanFile([meanChunk({ values })]);
+  const expected = [0, 1, 2].flatMap(() => values.map(Math.fround));
+  assert.deepEqual(Array.from(svdi.decode(bytes).data), expected);
+  assert.deepEqual(Array.from(svdi.decode(bytes, { components: 0 }).data), expected);
+  assert.ok(svdi.open(bytes).planes[0].centred);
+  assert.deepEqual(Array.from(svdi.readFactors(bytes)[0].mean), values.map(Math.fround));
+  // readHeader reads HEAD and PLAN only: a MEAN chunk after them is not its concern.
+  assert.equal(svdi.readHeader(bytes).planes.length, 1);
+});
+
+test("MEAN: version, place, plane, duplicates and layout (§3.1)", () => {
+  const m = (plane = 0) => meanChunk({ plane, values: [1, 2, 3, 4] });
+  rejects(meanFile([m()], { version: 1 }), /column means \(MEAN\) in a version 1 file/);
+  rejects(meanFile([m(1)]), /MEAN chunk for plane 1: no such plane/);
+  rejects(meanFile([m(255)], { planes: 2 }), /MEAN chunk for plane 255: no such plane/);
+  rejects(meanFile([m(), m()]), /plane 0: more than one MEAN chunk/);
+  assert.equal(svdi.decode(meanFile([m(1), m(0)], { planes: 2 })).channels, 2); // any order
+  rejects(meanFile([meanChunk({ values: new Array(16).fill(1) })], { patch: 4, height: 8, width: 8 }),
+    /plane 0: column means need the plain layout/);
+  rejects(meanFile([["MEAN", new Uint8Array(0)]]), /MEAN chunk too short/);
+  // Before the last PLAN, after a factor block, after a residual block.
+  rejects(fileOf([head({ width: 4, height: 3, channels: 2 }), plan({ height: 3, width: 4 }), m(),
+    plan({ index: 1, height: 3, width: 4 }), IEND]), /MEAN chunk outside its place/);
+  rejects(fileOf([head({ width: 1, height: 1 }), plan({ height: 1, width: 1, rank: 1 }),
+    denseBlock("SBLK", { values: [1] }, 1), meanChunk({ values: [1] }), denseBlock("UBLK", { values: [1] }, 1),
+    denseBlock("VBLK", { values: [1] }, 1), IEND]), /MEAN chunk outside its place/);
+  rejects(meanFile([rblk({ rows: 3, width: 4, grid: grid(3, 4) }), m()]), /MEAN chunk outside its place/);
+  // A metadata chunk may follow it (before the first factor block).
+  const text = ["iTXt", Uint8Array.from([107, 0, 0, 0, 0, 0, 104, 105])]; // keyword "k", text "hi"
+  assert.equal(svdi.decode(meanFile([m(), text])).width, 4);
+});
+
+test("MEAN: the frame must declare exactly 4 × n bytes, checked before decompressing; finite values", () => {
+  const values = [1, 2, 3, 4];
+  for (const declared of [12, 20, 0]) {
+    rejects(meanFile([meanChunk({ values, declared })]), new RegExp(`plane 0 column means: zstd frame declares ${declared} bytes, header implies 16`));
+  }
+  rejects(meanFile([meanChunk({ frame: rawFrame(new Uint8Array(15), 16) })]), /plane 0 column means: corrupt zstd data/);
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    rejects(meanFile([meanChunk({ values: [1, bad, 3, 4] })]), /plane 0 column means: a mean is not finite/);
+  }
+  // A plane 2^20 wide whose MEAN frame declares 2^40 bytes: refused from the header, nothing allocated.
+  const width = 2 ** 20;
+  const bytes = fileOf([head({ width, height: 1 }), plan({ height: 1, width }),
+    meanChunk({ frame: rawFrame(new Uint8Array(1), 2 ** 40) }), IEND]);
+  const before = process.memoryUsage().rss;
+  rejects(bytes, /zstd frame declares 1099511627776 bytes, header implies 4194304/);
+  assert.ok(process.memoryUsage().rss - before < 2 ** 26, "nothing of the declared size allocated");
+});
+
+test("readFactors gives decode's verdict on a float residual that overflows (it decodes the image)", () => {
+  for (const [dtype, step] of [["float32", 1e30], ["float64", 1e300]]) {
+    const bytes = residualFile({ dtype, blocks: [rblk({ rows: 4, step, grid: grid(4, 6, 2 ** 31 - 1) })] });
+    assert.throws(() => svdi.readFactors(bytes), new RegExp(`corrected samples overflow ${dtype}`));
+    rejects(bytes, new RegExp(`corrected samples overflow ${dtype}`));
+  }
 });

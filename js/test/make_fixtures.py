@@ -7,9 +7,11 @@ Writes NAME.svdi, NAME.npy (svdcodec.decode) and NAME.kK.npy (decode(components=
 case, and fixtures.json listing them. Only svdcodec/data/sample.png (384 x 256 RGB, shipped with
 the package) is read; the other modes and sample types are derived from it.
 
-The cases with max_error (and LA, whose alpha the encoder makes exact) are format version 2
-files: exact planes and residual blocks. For those NAME.source.npy is the encoded image too, so
-that the tests also check the bound the encoder promised, not only agreement.
+The cases with max_error (and LA, whose alpha the encoder makes exact), the array types (int8,
+int16, int32, uint32, float64), centred columns and 5-8 channels are format version 2 files:
+exact planes, residual blocks, MEAN chunks. For those with residual blocks NAME.source.npy is
+the encoded image too, so that the tests also check the bound the encoder promised, not only
+agreement.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 import svdcodec
+from svdcodec.format import unpack
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "svdcodec" / "data" / "sample.png"
@@ -40,8 +43,29 @@ def sources() -> dict[str, np.ndarray]:
     # Binary alpha: a disc, opaque inside (what a cut-out photo or a sprite has).
     yy, xx = np.mgrid[:h, :w]
     disc = np.where((yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (0.45 * h) ** 2, 255, 0).astype(np.uint8)
+    # Version 2's array types (spec §2: sample types 4-8, up to 255 channels), from the same
+    # picture: signed values on both sides of zero, 32-bit ranges, float64 on a coarse grid (its
+    # lossless residual needs differences within 31 bits of the finest bit) and on a fine one.
+    g = grey.astype(np.int64)
+    column = np.arange(w, dtype=np.int64)[None, :]
+    row = np.arange(h, dtype=np.int64)[:, None]
+    arrays = {
+        "i8": (g - 128).astype(np.int8),
+        "i16": ((g - 120) * 200 + column % 97 - 48).astype(np.int16),
+        "i32": ((g - 128) * (1 << 22) + column * 4099 - row * 7).astype(np.int32),
+        "u32": (g * (1 << 24) + column * 65537 + row).astype(np.uint32),
+        "f64": g.astype(np.float64) / 4.0 + 1000.0,
+        "f64_fine": (g.astype(np.float64) - 100.0) / 37.5 + np.sin(column / 7.0) * 1e-3,
+        # Many channels: the RGB planes, grey, its negative, a ramp and two shifted greys.
+        "u8x6": np.dstack([rgb, grey, 255 - grey, ramp]),
+        "i16x5": np.dstack([(g - 128) * 100, (rgb[..., 0] - g) * 50, (rgb[..., 2] - g) * 50,
+                            np.broadcast_to(column * 60 - 11000, g.shape),
+                            np.broadcast_to(row * 90 - 11000, g.shape)]).astype(np.int16),
+        "f32x8": np.dstack([np.roll(floats, 3 * i, axis=1) * (1 + i / 8) for i in range(8)]),
+        "f32_centred": floats + np.linspace(-40, 40, w, dtype=np.float32)[None, :],
+    }
     return {"rgb": rgb, "grey": grey, "rgba": rgba, "odd": odd, "u16": wide, "f32": floats,
-            "la": np.dstack([grey, 255 - grey]), "cutout": np.dstack([rgb, disc])}
+            "la": np.dstack([grey, 255 - grey]), "cutout": np.dstack([rgb, disc]), **arrays}
 
 
 CASES = [
@@ -85,6 +109,29 @@ CASES = [
     ("v2_u16_lossless_plain", "u16", {"max_error": 0, "layout": "plain"}, [6]),
     ("v2_f32_e001", "f32", {"max_error": 0.01}, [3]),
     ("v2_f32_e0001_plain", "f32", {"max_error": 0.001, "layout": "plain", "quality": 90}, [8]),
+    # Format version 2's arrays: sample types 4-8 (lossless and bounded), centred columns (MEAN),
+    # 5-8 channels. Bit-exact agreement, at every k.
+    ("v2_i8_lossless", "i8", {"max_error": 0}, [2]),
+    ("v2_i8_q60", "i8", {"quality": 60, "layout": "plain"}, [4]),
+    ("v2_i8_e2", "i8", {"max_error": 2, "quality": 50}, [3]),
+    ("v2_i16_e3", "i16", {"max_error": 3}, [3]),
+    ("v2_i16_lossless_plain", "i16", {"max_error": 0, "layout": "plain"}, [5]),
+    ("v2_i32_lossless", "i32", {"max_error": 0}, [2]),
+    ("v2_i32_e1000_plain", "i32", {"max_error": 1000, "layout": "plain"}, [6]),
+    ("v2_u32_e7", "u32", {"max_error": 7, "quality": 80}, [3]),
+    ("v2_u32_q75", "u32", {"quality": 75}, [1]),
+    ("v2_u32_lossless_plain", "u32", {"max_error": 0, "layout": "plain"}, [2]),
+    ("v2_f64_lossless", "f64", {"max_error": 0}, [2]),
+    ("v2_f64_e1e-6_plain", "f64_fine", {"max_error": 1e-6, "layout": "plain"}, [5]),
+    ("v2_f64_q85", "f64_fine", {"quality": 85}, [3]),
+    ("v2_f32_centred", "f32_centred", {"centre": True, "quality": 80}, [0, 4]),
+    ("v2_f64_centred_e1e-4", "f64_fine", {"centre": True, "max_error": 1e-4}, [0, 3]),
+    ("v2_i16_centred_lossless", "i16", {"centre": True, "max_error": 0}, [2]),
+    ("v2_u8x6_lossless", "u8x6", {"max_error": 0}, [3]),
+    ("v2_u8x6_q70_plain", "u8x6", {"quality": 70, "layout": "plain"}, [5]),
+    ("v2_i16x5_e2", "i16x5", {"max_error": 2}, [2]),
+    ("v2_f32x8_e001", "f32x8", {"max_error": 0.01, "quality": 60}, [3]),
+    ("v2_f32x8_centred", "f32x8", {"centre": True, "quality": 70}, [2]),
 ]
 
 
@@ -101,15 +148,19 @@ def main(argv: list[str] | None = None) -> int:
         np.save(out / f"{name}.npy", expected)
         for k in components:
             np.save(out / f"{name}.k{k}.npy", svdcodec.decode(data, components=k))
-        planes = [f.layout for f in svdcodec.read_factors(data)]
+        factors = svdcodec.read_factors(data)
+        planes = [f.layout for f in factors]
         version = int.from_bytes(data[16:18], "big")  # HEAD's first field (spec §2)
         entry = {"name": name, "file": f"{name}.svdi", "expected": f"{name}.npy",
                  "components": components, "dtype": str(expected.dtype),
                  "shape": list(expected.shape), "options": options, "layouts": planes,
                  "bytes": len(data), "version": version}
-        if version == 2:
+        if unpack(data).residuals:  # the bound the residual blocks promise is checked too
             entry["source"] = f"{name}.source.npy"
             np.save(out / entry["source"], images[source])
+        if options.get("centre"):  # read_factors' column means of every plane (PlaneFactors.mean)
+            entry["means"] = f"{name}.means.npy"
+            np.save(out / entry["means"], np.stack([f.mean for f in factors]))
         listing.append(entry)
     (out / "fixtures.json").write_text(json.dumps({"fixtures": listing}, indent=1))
     print(f"{len(listing)} fixtures in {out}")

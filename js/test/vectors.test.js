@@ -11,6 +11,8 @@ import { compareSamples, differingBits } from "../support/compare.js";
 
 const dir = fileURLToPath(new URL("../../spec/vectors/", import.meta.url));
 const manifest = JSON.parse(readFileSync(dir + "manifest.json", "utf8"));
+/** .npy type codes (byte order dropped) of the sample types. */
+const NPY_TYPES = { u1: "uint8", u2: "uint16", f4: "float32", i1: "int8", i2: "int16", i4: "int32", u4: "uint32", f8: "float64" };
 
 test("the manifest lists valid and invalid vectors", () => {
   assert.equal(manifest.format_version, svdi.VERSION);
@@ -27,7 +29,8 @@ for (const v of manifest.vectors.filter((v) => v.valid)) {
     const image = svdi.decode(bytes);
     const expected = readNpy(readFileSync(dir + v.expected));
     assert.equal(image.dtype, v.dtype);
-    assert.equal(expected.dtype.slice(0, 1) === "f" ? "float32" : expected.dtype === "u2" ? "uint16" : "uint8", v.dtype);
+    assert.equal(NPY_TYPES[expected.dtype], v.dtype);
+    assert.equal(image.data.constructor, svdi.SAMPLE_ARRAYS[v.dtype]);
     const shape = image.channels === 1 ? [image.height, image.width] : [image.height, image.width, image.channels];
     assert.deepEqual(shape, v.shape);
     assert.deepEqual(expected.shape, v.shape);

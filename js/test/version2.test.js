@@ -1,12 +1,14 @@
-// Format version 2 from the spec's words alone (§4.1, §5.1–5.3), on files built field by field
-// (support/build.js): the predictors' running sums restarting at each block, reference
+// Format version 2 from the spec's words alone (§3.1, §4.1, §5.1–5.3), on files built field by
+// field (support/build.js): the predictors' running sums restarting at each block, reference
 // channels, |q| up to 2^31 − 1, clamping, float32 residuals, the exact plane rule to the bit
-// (where binary32 factors would give another value), previews without the residual. The
-// expected values are computed here independently (BigInt sums, the formulas as written).
+// (where binary32 factors would give another value), previews without the residual; the array
+// types' sample and residual rules (half up with the floor, 32-bit clamps, float64 kept in
+// binary64) and the column means' one binary64 addition. The expected values are computed here
+// independently (BigInt sums, the formulas as written).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as svdi from "../svdi.js";
-import { IEND, denseBlock, fileOf, head, plan, rblk } from "../support/build.js";
+import { IEND, denseBlock, fileOf, head, meanChunk, plan, rblk } from "../support/build.js";
 
 let seed = 7;
 const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
@@ -150,4 +152,90 @@ test("float32 samples of a scale above 2^64 are computed in binary64 and saturat
       denseBlock("VBLK", { values: [1] }, 1), IEND]);
     assert.deepEqual(Array.from(svdi.decode(bytes).data), [2 ** 119, max, -max], `version ${version}`);
   }
+});
+
+/** A width-1 image of one rank-1 plane (plain, Δ = 1, σ = 2^F: W = 1) whose plane values are
+ * exactly the integers `values` (A = values, B = 1), with the given HEAD fields and chunks. */
+function columnOf(values, { dtype, scale = 1, shift = 0, extra = [], means = [] }) {
+  const height = values.length;
+  return fileOf([head({ width: 1, height, dtype, scale }), plan({ height, width: 1, rank: 1, step: 1, shift }),
+    ...means, denseBlock("SBLK", { values: [2 ** shift] }, 1), denseBlock("UBLK", { values }, 1),
+    denseBlock("VBLK", { values: [1] }, 1), ...extra, IEND]);
+}
+
+test("signed integer samples round half up with the floor and clamp (§5.2): −2.5 → −2, 2.5 → 3", () => {
+  const p = [-5, 5, -1, 1, -3, 3, -300, 300, 0];
+  const halfUp = (v, lo, hi) => Math.min(hi, Math.max(lo, Math.floor(v * 0.5 + 0.5)));
+  for (const [dtype, lo, hi] of [["int8", -128, 127], ["int16", -32768, 32767], ["int32", -(2 ** 31), 2 ** 31 - 1]]) {
+    const image = svdi.decode(columnOf(p, { dtype, scale: 0.5 }));
+    assert.equal(image.dtype, dtype);
+    assert.deepEqual(Array.from(image.data), p.map((v) => halfUp(v, lo, hi)), dtype);
+  }
+  assert.deepEqual(Array.from(svdi.decode(columnOf(p, { dtype: "int8", scale: 0.5 })).data), [-2, 3, 0, 1, -1, 2, -128, 127, 0]);
+});
+
+test("32-bit samples: clamped to their ranges, every value exact (§5.2)", () => {
+  const p = [200, -200, 127, -128, 1, -1, 0];
+  const s = 2 ** 24;
+  assert.deepEqual(Array.from(svdi.decode(columnOf(p, { dtype: "int32", scale: s })).data),
+    [2 ** 31 - 1, -(2 ** 31), 127 * s, -128 * s, s, -s, 0]);
+  assert.deepEqual(Array.from(svdi.decode(columnOf([300, -1, 255, 1], { dtype: "uint32", scale: s })).data),
+    [2 ** 32 - 1, 0, 255 * s, s]);
+});
+
+test("32-bit residuals: x̂ + q·t up to |q·t| < 2^52, exact, then clamped (§5.3)", () => {
+  const t = 2 ** 21 - 1, max = 2 ** 31 - 1;
+  // int32: x̂ = −2^31 + 2^24·k for plane values −128 + k (scale 2^24); uint32 from 2^32 − 1 down.
+  const p = [-128, -127, 127, 0];
+  const q = [1, -1, max, -max];
+  const int32 = svdi.decode(columnOf(p, { dtype: "int32", scale: 2 ** 24, extra: [rblk({ rows: 4, step: t, grid: q })] }));
+  const x = p.map((v) => BigInt(v) * 2n ** 24n);
+  const clamp = (v, lo, hi) => (v < lo ? lo : v > hi ? hi : v);
+  assert.deepEqual(Array.from(int32.data).map(BigInt), x.map((v, i) => clamp(v + BigInt(q[i]) * BigInt(t), -(2n ** 31n), 2n ** 31n - 1n)));
+  const u = svdi.decode(columnOf([300, 300, 0, 1], { dtype: "uint32", scale: 2 ** 24,
+    extra: [rblk({ rows: 4, step: t, grid: [-1, -max, max, 1] })] }));
+  assert.deepEqual(Array.from(u.data), [2 ** 32 - 1 - t, 0, 2 ** 32 - 1, 2 ** 24 + t]);
+});
+
+test("float64 samples and residuals stay in binary64 (§5.2, §5.3): fl64(p·scale), fl64(x̂ + fl64(q·t))", () => {
+  // p = 1, scale = 1 + 2^−40: x̂ = 1 + 2^−40 (binary32 would give 1); q·t = 2^−45 on top.
+  const scale = 1 + 2 ** -40;
+  const plain = svdi.decode(columnOf([1, -3], { dtype: "float64", scale }));
+  assert.ok(plain.data instanceof Float64Array);
+  assert.deepEqual(Array.from(plain.data), [scale, -3 * scale]);
+  const t = 0.1, q = [3, -7];
+  const corrected = svdi.decode(columnOf([1, -3], { dtype: "float64", scale, extra: [rblk({ rows: 2, step: t, grid: q })] }));
+  assert.deepEqual(Array.from(corrected.data), [scale + 3 * t, -3 * scale + -7 * t]);
+  assert.notEqual(corrected.data[0], Math.fround(scale + 3 * t));
+  const tiny = svdi.decode(columnOf([1], { dtype: "float64", scale, extra: [rblk({ rows: 1, step: 2 ** -45, grid: [1] })] }));
+  assert.equal(tiny.data[0], 1 + 2 ** -40 + 2 ** -45);
+});
+
+test("column means (§5.1): X̂ = fl32(fl64(V·2^−F + μ)), one binary64 addition then one rounding", () => {
+  // F = 50, σ = 2^50 (W = 1), A = 13421773, B = 5: V·2^−50 = (2^26 + 1)·2^−50 = 2^−24 + 2^−50, not
+  // a binary32. With μ = 1 the binary64 sum 1 + 2^−24 + 2^−50 is exact and rounds to 1 + 2^−23;
+  // rounding V·2^−F to binary32 first would give 1 + 2^−24, a tie, rounded to 1.
+  const v = (2 ** 26 + 1) * 2 ** -50;
+  const expected = Math.fround(v + 1);
+  assert.equal(expected, 1 + 2 ** -23);
+  assert.notEqual(Math.fround(Math.fround(v) + 1), expected);
+  const bytes = fileOf([head({ width: 1, height: 1, dtype: "float32" }), plan({ height: 1, width: 1, rank: 1, step: 1, shift: 50 }),
+    meanChunk({ values: [1] }), denseBlock("SBLK", { values: [2 ** 50] }, 1), denseBlock("UBLK", { values: [13421773] }, 1),
+    denseBlock("VBLK", { values: [5] }, 1), IEND]);
+  assert.equal(svdi.decode(bytes).data[0], expected);
+  // A preview of 0 components adds the means all the same (§5.1).
+  assert.equal(svdi.decode(bytes, { components: 0 }).data[0], 1);
+});
+
+test("column means per column, with a residual on top (int16, two columns)", () => {
+  // Plane values A·1 + μ_j: rows (3, −2), columns' means (0.25, −100.5): samples round half up.
+  const bytes = fileOf([head({ width: 2, height: 2, dtype: "int16", scale: 2 }),
+    plan({ height: 2, width: 2, rank: 1, step: 1, shift: 0 }), meanChunk({ values: [0.25, -100.5] }),
+    denseBlock("SBLK", { values: [1] }, 1), denseBlock("UBLK", { values: [3, -2] }, 1),
+    denseBlock("VBLK", { values: [1, 1] }, 1), rblk({ rows: 2, step: 3, grid: [1, 0, 0, -1] }), IEND]);
+  const planeValues = [3.25, -97.5, -1.75, -102.5];
+  const samples = planeValues.map((p) => Math.floor(p * 2 + 0.5));
+  assert.deepEqual(samples, [7, -195, -3, -205]);
+  assert.deepEqual(Array.from(svdi.decode(bytes).data), [7 + 3, -195, -3, -205 - 3]);
+  assert.deepEqual(Array.from(svdi.decode(bytes, { components: 0 }).data), [0.25, -100.5, 0.25, -100.5].map((p) => Math.floor(p * 2 + 0.5)));
 });

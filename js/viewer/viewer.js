@@ -2,8 +2,15 @@
 // State for scripts and tests: document.body.dataset.state ("idle", "opening", "ready",
 // "error") and dataset.shown (the component count of the image on the canvas).
 
+import { drawsAsPicture } from "./draw.js";
+
 const $ = (id) => document.getElementById(id);
 const canvas = $("image"), slider = $("slider"), status = $("status"), drop = $("drop");
+const channelChoice = $("channel");
+/** Bytes of one sample of each type (the raw size in the storage panel). */
+const SAMPLE_BYTES = { uint8: 1, uint16: 2, float32: 4, int8: 1, int16: 2, int32: 4, uint32: 4, float64: 8 };
+/** Above this many planes the spectra panel shows the shown channel's plane only. */
+const MOST_CHARTS = 8;
 const PLANE_NAMES = { 0: ["grey"], 1: ["grey", "alpha"] };
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
 
@@ -23,6 +30,7 @@ function setState(state, text, isError = false) {
 }
 
 function planeNames(header) {
+  if (!drawsAsPicture(header)) return Array.from({ length: header.channels }, (_, i) => `channel ${i}`);
   if (header.colour === 1) return ["Y′", "Cb", "Cr", "alpha"].slice(0, header.channels);
   if (header.channels <= 2) return PLANE_NAMES[header.channels - 1];
   return ["R", "G", "B", "alpha"].slice(0, header.channels);
@@ -38,7 +46,12 @@ function requestRender(k) {
     return;
   }
   busy = true;
-  worker.postMessage({ type: "render", k });
+  worker.postMessage({ type: "render", k, channel: shownChannel() });
+}
+
+/** The channel an array file shows as grey (0 for pictures, which show every channel). */
+function shownChannel() {
+  return file && !drawsAsPicture(file.header) ? Number(channelChoice.value) : 0;
 }
 
 worker.onmessage = (event) => {
@@ -53,7 +66,13 @@ worker.onmessage = (event) => {
     slider.value = String(top);
     slider.disabled = false;
     $("k").textContent = String(top);
-    $("rankinfo").textContent = `of ${top} (ranks ${m.planes.map((p) => p.rank).join(", ")})`;
+    const ranks = m.planes.map((p) => p.rank);
+    $("rankinfo").textContent = `of ${top} (ranks ${ranks.length > MOST_CHARTS ? `${Math.min(...ranks)} … ${top}` : ranks.join(", ")})`;
+    // Arrays: a choice of the channel shown as grey.
+    const arrays = !drawsAsPicture(m.header);
+    $("channelpanel").hidden = !arrays;
+    channelChoice.innerHTML = arrays ? m.planes.map((p, i) => `<option value="${i}">${i}</option>`).join("") : "";
+    channelChoice.value = "0";
     busy = true; // the worker renders the full image right after opening
     drawStorage();
     drawResiduals();
@@ -70,15 +89,18 @@ worker.onmessage = (event) => {
     canvas.style.width = `${Math.min(drop.clientWidth - 20, m.width * 3)}px`;
     const shown = m.k === null ? maxRank() : m.k;
     document.body.dataset.shown = String(shown);
+    document.body.dataset.channel = m.channel === null ? "" : String(m.channel);
     const h = file.header;
+    const channelNote = m.channel === null ? "" : `; channel ${m.channel} of ${h.channels} shown as grey ` +
+      `(${m.lo} … ${m.hi} → black … white; an array has no colours)`;
     setState("ready", `${file.name}: ${h.width}×${h.height}, ${h.channels} channel(s) ${h.dtype}` +
       `${h.colour === 1 ? `, Y′CbCr${h.subsampling ? " 4:2:0" : " 4:4:4"}` : ""}` +
-      `${residualNote(shown)}; ` +
+      `${centredNote()}${residualNote(shown)}${channelNote}; ` +
       `opened in ${file.openMs.toFixed(0)} ms, ${shown} components rendered in ${m.ms.toFixed(0)} ms`);
     if (pending !== null) {
       const k = pending;
       pending = null;
-      if (k !== shown) requestRender(k);
+      if (k !== shown || m.channel !== shownChannel()) requestRender(k);
     }
   } else if (m.type === "error") {
     busy = false;
@@ -98,6 +120,12 @@ async function openBytes(buffer, name) {
   await whenReady;
   worker.postMessage({ type: "open", bytes: buffer, name }, [buffer]);
 }
+
+channelChoice.addEventListener("change", () => {
+  if (!file) return;
+  drawCharts();
+  requestRender(Number(slider.value) >= maxRank() ? null : Number(slider.value));
+});
 
 slider.addEventListener("input", () => {
   const k = Number(slider.value);
@@ -134,7 +162,7 @@ function drawStorage() {
   $("storage").innerHTML = "<tr><th>plane</th><th>m×n</th><th>r</th><th>r(m+n+1)</th><th>m·n</th>" +
     "<th>ratio</th><th>bytes</th></tr>" + rows.join("");
   const h = file.header;
-  const raw = h.width * h.height * h.channels * { uint8: 1, uint16: 2, float32: 4 }[h.dtype];
+  const raw = h.width * h.height * h.channels * SAMPLE_BYTES[h.dtype];
   $("filesize").textContent = `File: ${file.fileBytes.toLocaleString()} bytes; raw samples ` +
     `${raw.toLocaleString()} bytes (${(raw / file.fileBytes).toFixed(1)}:1, ` +
     `${(8 * file.fileBytes / (h.width * h.height)).toFixed(3)} bits per pixel).`;
@@ -158,6 +186,12 @@ function residualChannels() {
     out.set(b.channel, c);
   }
   return [...out.values()].sort((a, b) => a.channel - b.channel);
+}
+
+/** ", centred columns in N planes" for files with MEAN chunks (version 2, spec §3.1). */
+function centredNote() {
+  const centred = file.planes.filter((p) => p.centred).length;
+  return centred ? `, centred columns (MEAN) in ${centred === file.planes.length ? "every plane" : `${centred} planes`}` : "";
 }
 
 /** ", format version 2, lossless" or ", within ±E" for the shown image; a preview of fewer
@@ -184,19 +218,28 @@ function drawResiduals() {
     "<th>q + q of</th><th>bytes</th></tr>" + rows.join("");
 }
 
+/** The planes whose spectra are drawn: all of them, or for files of more than MOST_CHARTS
+ * planes the shown channel's alone (an array may have 255). */
+function chartedPlanes() {
+  return file.planes.length <= MOST_CHARTS ? file.planes : [file.planes[shownChannel()]];
+}
+
 function drawCharts() {
   const holder = $("charts");
   const names = planeNames(file.header);
-  if (holder.childElementCount !== file.planes.length) {
+  const planes = chartedPlanes();
+  if (holder.childElementCount !== planes.length) {
     holder.innerHTML = "";
-    for (let i = 0; i < file.planes.length; i++) {
+    for (let i = 0; i < planes.length; i++) {
       const c = document.createElement("canvas");
       c.className = "chart";
       holder.appendChild(c);
     }
   }
+  $("chartnote").textContent = planes.length < file.planes.length
+    ? `The shown channel's plane (of ${file.planes.length}); choose another channel above.` : "";
   const k = Number(slider.value);
-  file.planes.forEach((p, i) => drawSpectrum(holder.children[i], p, names[i], k));
+  planes.forEach((p, i) => drawSpectrum(holder.children[i], p, names[p.index], k));
 }
 
 function drawSpectrum(c, plane, name, k) {
@@ -212,11 +255,11 @@ function drawSpectrum(c, plane, name, k) {
   const s = plane.sigma, r = s.length;
   g.font = "11px system-ui, sans-serif";
   g.fillStyle = "#333";
-  g.fillText(`${name} (${plane.layout}, r = ${r})`, left, 11);
+  g.fillText(`${name} (${plane.layout}, r = ${r}${plane.centred ? ", centred" : ""})`, left, 11);
   g.strokeStyle = "#bbb";
   g.strokeRect(left, top, w, h);
   if (r === 0) {
-    g.fillText("rank 0: the plane is zero", left + 8, top + h / 2);
+    g.fillText(plane.centred ? "rank 0: every row is the column means" : "rank 0: the plane is zero", left + 8, top + h / 2);
     return;
   }
   const hi = Math.log10(s[0]), lo = Math.min(hi - 1, Math.log10(s[r - 1]));

@@ -1,10 +1,12 @@
 // The viewer's decoder, off the main thread: opens a file once (factors decoded to integers),
 // then reconstructs with any number of components on request.
 import * as svdi from "../svdi.js";
+import { channelAsGrey, drawsAsPicture } from "./draw.js";
 
 let image = null;
+let last = null; // the last reconstruction {k, decoded}, kept to show another channel of it
 
-/** Samples of any type and channel count as RGBA bytes for a canvas. uint16 shows its high
+/** Samples of a picture (drawsAsPicture) as RGBA bytes for a canvas. uint16 shows its high
  * byte; float32 shows sample / scale, the plane units the encoder quantized (0 … 255). */
 function toRgba(decoded, header) {
   const { width, height, channels, data } = decoded;
@@ -25,12 +27,18 @@ function toRgba(decoded, header) {
   return out;
 }
 
-function render(k) {
+function render(k, channel) {
   const t0 = performance.now();
-  const decoded = image.reconstruct(k);
-  const rgba = toRgba(decoded, image.header);
-  postMessage({ type: "image", k, width: decoded.width, height: decoded.height, rgba,
-    ms: performance.now() - t0 }, [rgba.buffer]);
+  if (last?.k !== k) last = { k, decoded: image.reconstruct(k) };
+  const { decoded } = last;
+  const message = { type: "image", k, width: decoded.width, height: decoded.height, channel: null };
+  if (drawsAsPicture(image.header)) {
+    message.rgba = toRgba(decoded, image.header);
+  } else {
+    Object.assign(message, channelAsGrey(decoded, channel), { channel });
+  }
+  message.ms = performance.now() - t0;
+  postMessage(message, [message.rgba.buffer]);
 }
 
 onmessage = (event) => {
@@ -41,6 +49,7 @@ onmessage = (event) => {
       // The default pixel limit (Pillow's, 89 MP) keeps a hostile header from taking the tab's
       // memory; every real photo is below it.
       image = svdi.open(new Uint8Array(message.bytes));
+      last = null;
       const openMs = performance.now() - t0;
       const factors = image.readFactors({ includeU: false });
       const bytes = image.blockBytes();
@@ -53,9 +62,9 @@ onmessage = (event) => {
       // when every component is shown.
       postMessage({ type: "opened", name: message.name, header: image.header, planes,
         residuals: image.residualBlocks(), fileBytes: image.fileBytes, openMs });
-      render(null);
+      render(null, 0);
     } else if (message.type === "render") {
-      if (image) render(message.k);
+      if (image) render(message.k, message.channel);
     }
   } catch (error) {
     postMessage({ type: "error", message: error.message, name: error.name });

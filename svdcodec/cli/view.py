@@ -23,7 +23,8 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 #: Files of js/ the page loads, by URL path (relative to js/).
-PAGE_FILES = ("viewer/index.html", "viewer/viewer.js", "viewer/worker.js", "svdi.js", "zstd.js")
+PAGE_FILES = ("viewer/index.html", "viewer/viewer.js", "viewer/worker.js", "viewer/draw.js",
+              "svdi.js", "zstd.js")
 ZSTD_FILES = ("node_modules/@bokuweb/zstd-wasm/dist/web/zstd.js",
               "node_modules/@bokuweb/zstd-wasm/dist/web/zstd.wasm")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
