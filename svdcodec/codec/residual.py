@@ -34,14 +34,14 @@ def unpredict_rows(d: np.ndarray, predictor: int, carry: np.ndarray | None
     `carry` of the rows before them in the same block (None at the block's first row): the
     previous row of the grid (vertical) or of its column sums (planar). Returns the rows and
     the carry for the next ones."""
-    g = d.astype(np.int64)
+    g = d.astype(np.int64)  # a new array: the sums run in place
     if predictor in (VERTICAL, PLANAR):
-        g = np.cumsum(g, axis=0)
+        np.cumsum(g, axis=0, out=g)
         if carry is not None:
             g += carry
         carry = g[-1].copy()
     if predictor in (HORIZONTAL, PLANAR):
-        g = np.cumsum(g, axis=1)
+        np.cumsum(g, axis=1, out=g)
     return g, carry
 
 
@@ -58,7 +58,8 @@ def apply(samples: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
             wide = samples.astype(np.float64) + q.astype(np.float64) * step
             return wide.astype(samples.dtype)
     info = np.iinfo(samples.dtype)
-    wide = samples.astype(np.int64) + q * int(step)  # |q * step| < 2^52: no int64 overflow
+    wide = samples.astype(np.int64)
+    wide += q if step == 1 else q * int(step)  # |q * step| < 2^52: no int64 overflow
     np.clip(wide, int(info.min), int(info.max), out=wide)
     return wide.astype(samples.dtype)
 
