@@ -1666,7 +1666,7 @@ export class SvdiImage {
       let mean = null;
       if (this.factors[i].means) {
         mean = Float32Array.from(this.factors[i].means, (v) => fround(v * scale));
-        if (!mean.every(Number.isFinite)) throw new SvdiError(`plane ${p.index}: column means overflow float32`);
+        if (!mean.every(Number.isFinite)) throw new SvdiError(`plane ${p.index}: factors overflow float32 (column means times the sample scale ${scale})`);
       }
       return {
         index: p.index, layout: p.layoutName, patch: p.patch, planeShape: [p.height, p.width],

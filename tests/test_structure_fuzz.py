@@ -10,7 +10,7 @@ import os
 import sys
 
 import pytest
-from support import ROOT, load_module
+from support import REGRESSIONS, ROOT, load_module
 
 FUZZ = ROOT / "tests" / "fuzz"
 sys.path.insert(0, str(FUZZ))
@@ -46,8 +46,19 @@ def test_valid_files_decode() -> None:
 
 
 def test_committed_corpus_replays() -> None:
+    """The seed corpus and every input that once crashed the harness, read as the fuzzer read
+    them when atheris is installed (CI), else as seeds of the random generator."""
     for path in sorted((FUZZ / "corpus_structure").iterdir()):
-        harness.target(path.read_bytes())
+        harness.replay(path.read_bytes())
+
+
+def test_regression_files_agree_on_every_path() -> None:
+    """Every file in tests/regressions/ gets the same verdict (and pixels) on every path."""
+    for path in sorted(REGRESSIONS.glob("*.svdi")):
+        try:
+            harness.verdicts(path.read_bytes())
+        except harness.Mismatch as exc:
+            pytest.fail(f"{path.name}: {exc}")
 
 
 def test_a_differing_path_is_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:

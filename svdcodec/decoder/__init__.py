@@ -165,6 +165,7 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
             if mean is not None:
                 mean = mean * np.float32(scale)
                 if not np.all(np.isfinite(mean)):
-                    raise SvdiError(f"plane {plane.index}: column means overflow float32")
+                    raise SvdiError(f"plane {plane.index}: factors overflow float32 (column "
+                                    f"means times the sample scale {scale})")
             out.append(PlaneFactors(U, S, Vt, layout, (plane.height, plane.width), mean))
     return out

@@ -29,7 +29,8 @@ else:  # imported by tests/test_fuzz_corpus.py; target() then imports atheris it
     import svdcodec
     from svdcodec import SvdiError
 
-COMBOS = [(np.dtype(t), c) for t in (np.uint8, np.uint16, np.float32) for c in range(1, 5)]
+#: Every sample type of the format (spec §2) with 1 to 6 channels.
+COMBOS = [(dtype, c) for dtype in svdcodec.format.SAMPLE_TYPES.values() for c in range(1, 7)]
 LAYOUTS = ["auto", "plain", "patch", "patch2", "patch4", "patch16", "patch32"]
 MAX_SIDE = 24
 #: max_error choices: lossy (None), lossless (0; 0.01 for floats, whose E = 0 the encoder may

@@ -164,8 +164,12 @@ def verdicts(data: bytes, pillow: bool = True, extras: Extras = Extras()) -> dic
     return found
 
 
-def target(data: bytes) -> None:
-    provider = atheris.FuzzedDataProvider(data) if __name__ == "__main__" else None
+def target(data: bytes, provider: Any = None) -> None:
+    """One fuzzer input: the file it steers the grammar to, through every path. Outside the
+    fuzzer (no `provider`) the input seeds RandomChoices instead (`replay` reads it as the
+    fuzzer did, when atheris is installed)."""
+    if __name__ == "__main__":
+        provider = atheris.FuzzedDataProvider(data)
     choices = grammar.ProviderChoices(provider) if provider else grammar.RandomChoices(
         int.from_bytes(data[:8].ljust(8, b"\0"), "little"))
     extras = Extras.chosen(choices) if provider else Extras()
@@ -174,6 +178,16 @@ def target(data: bytes) -> None:
         verdicts(case.data, case.pillow, extras)
     except Mismatch as exc:
         raise Mismatch(f"{exc}\nfile: {case}") from None
+
+
+def replay(data: bytes) -> None:
+    """A saved fuzzer input (corpus, crash) as the fuzzer read it, if atheris is installed."""
+    try:
+        import atheris as provider_module
+    except ImportError:
+        target(data)
+    else:
+        target(data, provider_module.FuzzedDataProvider(data))
 
 
 if __name__ == "__main__":
