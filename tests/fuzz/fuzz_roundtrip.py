@@ -5,7 +5,8 @@ count, with fuzzed quality, layout and max_error (every decoded sample within it
     PYTHONPATH=. python tests/fuzz/fuzz_roundtrip.py /tmp/svdi-roundtrip
 
 Encoding may raise SvdiError only for float input holding NaN or infinity, or a max_error
-too fine for the float samples' range (|x| >= 2^30 E); decoding the encoder's output must never
+too fine for the float samples' range (|x| >= 2^30 E) or 32-bit integers spread over more than
+2^30 (a residual may then exceed 2^31 steps); decoding the encoder's output must never
 fail, and must give the input's shape and sample type, finite for float32, every sample within
 max_error when given. Anything else is a crash.
 """
@@ -62,6 +63,11 @@ def target(data: bytes) -> None:
         # A float bound too fine for the samples' range: each residual q = r / (2E) must fit
         # 31 bits, and |r| <= 2 max|x|, so samples below 2^30 E are always accepted.
         if dtype.kind == "f" and max_error and np.max(np.abs(pixels)) >= 2**30 * max_error:
+            return
+        # 32-bit integers spread over more than 2^30: the residual of a layer that cannot
+        # follow them may exceed 2^31 steps (spec §4.1's |q| limit).
+        if dtype.kind in "iu" and dtype.itemsize == 4 and max_error is not None \
+                and int(pixels.max()) - int(pixels.min()) > 2**30:
             return
         raise
     decoded = svdcodec.decode(encoded, max_pixels=None)
