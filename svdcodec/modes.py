@@ -6,7 +6,13 @@ import numpy as np
 from PIL import Image
 
 from .errors import SvdiError
-from .format import MAX_CHANNELS, MAX_CHANNELS_V1, MAX_DIMENSION, SAMPLE_CODES, SAMPLE_TYPES_V1
+from .format import (
+    MAX_CHANNELS,
+    MAX_CHANNELS_V1,
+    MAX_DIMENSION,
+    SAMPLE_CODES,
+    SAMPLE_TYPES_V1,
+)
 
 MODES = {  # Pillow mode -> (dtype, channels)
     "L": (np.uint8, 1), "LA": (np.uint8, 2), "RGB": (np.uint8, 3), "RGBA": (np.uint8, 4),

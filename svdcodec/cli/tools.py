@@ -34,11 +34,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .. import FORMAT_VERSION, __version__
+from .. import FORMAT_VERSION, __version__, dicom
 from .. import format as container
 from ..decoder import decode, read_metadata
 from ..encoder import encode, encode_options
-from .. import dicom
 from ..modes import PILLOW_MODES
 from ..runtime.threads import cores
 from . import batch, photos
@@ -374,8 +373,8 @@ def encode_one(job: EncodeJob) -> Result:
                 if job.frame:
                     raise ValueError("DICOM: single-frame images only, not frame "
                                      f"{job.frame}")
-                image, text = dicom.read_dicom(raw)
-                metadata = {} if job.strip else {"text": text}
+                image, dicom_text = dicom.read_dicom(raw)
+                metadata = {} if job.strip else {"text": dicom_text}
             else:
                 image, note = photos.open_image(raw, job.frame, job.max_pixels)
                 metadata = {} if job.strip else photos.image_metadata(image)

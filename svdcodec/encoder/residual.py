@@ -69,7 +69,9 @@ def exact_layer(layer: bytes) -> bytes:
     """A file of the encoder (no metadata yet; version 1, or version 2 with placeholder
     shifts) as version 2: the same blocks, each plane with the largest shift F <= 63 that
     keeps the bound of the exact rule, no IEND."""
-    from ..decoder.reference import factor_integers  # whole integer factors, one plane at a time
+    from ..decoder.reference import (
+        factor_integers,  # whole integer factors, one plane at a time
+    )
 
     container = unpack(layer)
     planes = []
@@ -136,7 +138,9 @@ def residual_blocks(q: dict[int, np.ndarray], steps: dict[int, tuple[float, floa
 def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -> bytes:
     """The encoder's file for this request: `layer` itself (version 1) when no channel needs a
     residual, else version 2 with the residual blocks."""
-    from ..decoder import decode  # the decoder's exact samples, which every decoder computes
+    from ..decoder import (
+        decode,  # the decoder's exact samples, which every decoder computes
+    )
 
     h, w, channels = pixels.shape
     wanted = [c for c in range(channels) if request.bounds[c] is not None]

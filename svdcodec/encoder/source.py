@@ -17,7 +17,6 @@ from ..modes import needs_version_2
 from ..runtime import kernels
 from ..runtime.threads import run_bands
 
-
 #: Sample types the compiled kernels read (the others are converted by numpy).
 COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 

@@ -36,10 +36,9 @@ from .records import (
     MAX_DIMENSION,
     MAX_RANK,
     MAX_RESIDUAL_ELEMENTS,
-    MEAN_RECORD,
-    residual_step_limit,
     MAX_SHIFT,
     MAX_WORK,
+    MEAN_RECORD,
     NO_REFERENCE,
     PATCH_SIZES,
     PLAN_RECORD,
@@ -54,6 +53,7 @@ from .records import (
     VERSIONS,
     Header,
     Plane,
+    residual_step_limit,
 )
 
 
