@@ -239,6 +239,17 @@ def test_constant_images_exact(name: str, quality: int) -> None:
     np.testing.assert_array_equal(decoded.reshape(image.shape), image)
 
 
+def test_default_exactness_the_samples_cannot_take_falls_back() -> None:
+    """Constant uint32 channels beyond 2^31 that a coarse layer misses by more than 2^31 (the
+    |q| limit): the encode succeeds as without the default (the fuzzer's uint32_constant_
+    channels.bin), and an explicit max_error=0 is refused instead."""
+    x = np.array([[[784487305, 2311242434, 222582355]]], dtype=np.uint32)
+    data = svdcodec.encode(x, quality=1)
+    assert svdcodec.decode(data).shape == (1, 1, 3)
+    with pytest.raises(SvdiError, match="2\\^31"):
+        svdcodec.encode(x, quality=1, max_error=0)
+
+
 def test_constant_plane_of_a_varying_image() -> None:
     image = np.empty((25, 31, 3), np.uint16)
     image[..., 0] = photo(25, 31, 1, seed=2)[..., 0].astype(np.uint16) * 16

@@ -160,19 +160,20 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -
         bound = request.bounds[c]
         assert bound is not None
         try:
-            q[c], step, promised = channel_residual(pixels[..., c], decoded[..., c], bound)
+            residual, step, promised = channel_residual(pixels[..., c], decoded[..., c], bound)
+            if not np.all(np.abs(residual) <= rule.MAX_Q):
+                raise SvdiError(f"channel {c}: residuals beyond 2^31 steps")
         except SvdiError:
             if c not in request.if_needed:
                 raise
-            # A default exactness (alpha, constant channel) the samples do not allow (float32
-            # beyond 31-bit residuals): the channel stays as the layer decodes it, and the
-            # encode succeeds as it did before version 2.
+            # A default exactness (alpha, constant channel) the samples do not allow (float
+            # or 32-bit samples beyond 31-bit residuals): the channel stays as the layer
+            # decodes it, and the encode succeeds as it did before version 2.
             continue
-        steps[c] = (step, promised)
+        q[c], steps[c] = residual, (step, promised)
+    if not q:  # every default exactness fell back: the layer itself, version 1
+        return layer
     # 8-bit RGB: red and blue residuals less green's (WebP's "subtract green"; docs/lossless.md)
     references = ({0: 1, 2: 1} if pixels.dtype == np.uint8 and channels in (3, 4)
                   and {0, 1, 2} <= set(q) else {})
-    for c in q:
-        if not np.all(np.abs(q[c]) <= rule.MAX_Q):
-            raise SvdiError(f"channel {c}: residuals beyond 2^31 steps")
     return exact + b"".join(residual_blocks(q, steps, references, h, w)) + END
