@@ -242,12 +242,30 @@ def test_constant_images_exact(name: str, quality: int) -> None:
 def test_default_exactness_the_samples_cannot_take_falls_back() -> None:
     """Constant uint32 channels beyond 2^31 that a coarse layer misses by more than 2^31 (the
     |q| limit): the encode succeeds as without the default (the fuzzer's uint32_constant_
-    channels.bin), and an explicit max_error=0 is refused instead."""
+    channels.bin); an explicit max_error=0 codes the finest layer under the residual instead."""
     x = np.array([[[784487305, 2311242434, 222582355]]], dtype=np.uint32)
     data = svdcodec.encode(x, quality=1)
     assert svdcodec.decode(data).shape == (1, 1, 3)
-    with pytest.raises(SvdiError, match="2\\^31"):
-        svdcodec.encode(x, quality=1, max_error=0)
+    exact = svdcodec.encode(x, quality=1, max_error=0)
+    np.testing.assert_array_equal(svdcodec.decode(exact).reshape(x.shape), x)
+
+
+def test_a_layer_too_coarse_for_the_bound_is_refined() -> None:
+    """uint32 samples near 2^31 at quality 1: the layer misses them by more than 2^31 steps,
+    so the encoder codes the finest layer under the same bound (the round-trip fuzzer's
+    uint32_lossless_coarse_layer.bin)."""
+    x = np.array([[[2273806215, 9]], [[2273806217, 3]]], dtype=np.uint32).reshape(2, 1, 2)
+    data = svdcodec.encode(x, quality=1, max_error=0)
+    np.testing.assert_array_equal(svdcodec.decode(data).reshape(x.shape), x)
+
+
+def test_float64_of_subnormal_peak_encodes() -> None:
+    """A float64 array whose largest |x| is the smallest subnormal: its scale (a power of two
+    near peak / 255, which underflows) is the least one (float64_subnormal_peak.bin)."""
+    x = np.zeros((18, 17), np.float64)
+    x[3, 4] = 5e-324
+    out = svdcodec.decode(svdcodec.encode(x, quality=1, layout="plain"))
+    assert out.dtype == np.float64 and out.shape == x.shape and np.all(np.isfinite(out))
 
 
 def test_constant_plane_of_a_varying_image() -> None:

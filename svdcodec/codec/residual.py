@@ -18,6 +18,12 @@ import numpy as np
 from ..errors import SvdiError
 from .coding import HORIZONTAL, PLANAR, VERTICAL
 
+
+class ResidualRangeError(SvdiError):
+    """The residual of a bound would need |q| beyond 2^31 - 1 (spec §4.1): the layer under it
+    is too far from the samples (a finer layer may do)."""
+
+
 #: Largest |q| (spec §4.1).
 MAX_Q = (1 << 31) - 1
 #: Largest step of 32-bit integer samples (spec §4.1: |q * step| < 2^52, exact in binary64);
@@ -111,8 +117,8 @@ def quantize_floats(x: np.ndarray, decoded: np.ndarray, bound: float
         with np.errstate(over="ignore", invalid="ignore"):
             q = np.rint((x64 - d64) / step)
         if np.any(np.abs(q) > MAX_Q):
-            raise SvdiError(f"max_error {bound} is too small for these {x.dtype} samples' range "
-                            "(residuals beyond 2^31 steps)")
+            raise ResidualRangeError(f"max_error {bound} is too small for these {x.dtype} "
+                                     "samples' range (residuals beyond 2^31 steps)")
         q = q.astype(np.int64)
         bad = ~_float_within(x, decoded, q, step, bound)
         for move in (-1, 1):
@@ -160,9 +166,9 @@ def _exact_floats(x: np.ndarray, decoded: np.ndarray) -> tuple[np.ndarray, float
         step = math.ldexp(1.0, max(int(exponent) - info.nmant - 1, info.minexp - info.nmant))
     q = (x64 - d64) / step  # exact: both are multiples of the step
     if np.any(np.abs(q) > MAX_Q):
-        raise SvdiError(f"max_error=0 cannot code these {x.dtype} samples exactly: their "
-                        "differences from the low-rank layer exceed the 31-bit residuals of "
-                        "the format (give max_error > 0)")
+        raise ResidualRangeError(f"max_error=0 cannot code these {x.dtype} samples exactly: "
+                                 "their differences from the low-rank layer exceed the 31-bit "
+                                 "residuals of the format (give max_error > 0)")
     q = q.astype(np.int64)
     if not np.array_equal(apply(decoded, q, step), x):
         raise SvdiError(f"max_error=0: {x.dtype} samples not reproduced exactly")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..codec.residual import ResidualRangeError
 from ..errors import SvdiError
 from ..format import (
     LAYOUT_PATCH,
@@ -35,6 +36,7 @@ from .tuning import (
     AUTO_LAYOUTS,
     DEFAULT_PATCH,
     DEFAULT_QUALITY,
+    FINEST_QUALITY,
     LOSSLESS_WIDE_QUALITY,
     STEP_MIN,
     STEP_SCALE,
@@ -157,7 +159,15 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
                        bool(centre))
         if request.any:
-            data = with_residuals(data, pixels, request)
+            try:
+                data = with_residuals(data, pixels, request)
+            except ResidualRangeError:
+                if quality >= FINEST_QUALITY:
+                    raise
+                # The layer is too coarse for the residual's 31-bit q (large 32-bit or float
+                # samples at a low quality): the finest layer, then the same bound.
+                data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None, None,
+                                              layout, bool(centre)), pixels, request)
     return insert_after_head(data, meta)
 
 

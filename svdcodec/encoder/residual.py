@@ -162,7 +162,7 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -
         try:
             residual, step, promised = channel_residual(pixels[..., c], decoded[..., c], bound)
             if not np.all(np.abs(residual) <= rule.MAX_Q):
-                raise SvdiError(f"channel {c}: residuals beyond 2^31 steps")
+                raise rule.ResidualRangeError(f"channel {c}: residuals beyond 2^31 steps")
         except SvdiError:
             if c not in request.if_needed:
                 raise

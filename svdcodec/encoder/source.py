@@ -37,7 +37,8 @@ def image_header(pixels: np.ndarray, subsample: bool) -> Header:
             # a power of two: every decoded sample fl64(p * scale) is then a binary32 plane
             # value scaled exactly, so that data on a grid (or float32 values) can be coded
             # losslessly by a 31-bit residual
-            scale = math.ldexp(1.0, math.ceil(math.log2(scale)))
+            # (peak / 255 underflows to 0 for the smallest subnormal peaks: the least scale)
+            scale = math.ldexp(1.0, math.ceil(math.log2(max(scale, math.ldexp(1.0, -1074)))))
     return Header(w, h, SAMPLE_CODES[dtype], c, colour,
                   int(subsample and colour == COLOUR_YCBCR), scale,
                   2 if needs_version_2(dtype, c) else 1)

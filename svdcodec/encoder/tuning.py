@@ -14,6 +14,9 @@ DEFAULT_QUALITY = 75
 #: less to the residual (8 16-bit images of docs/lossless.md: 6 % smaller than at 75; 8-bit
 #: Kodak lossless is smallest at 75).
 LOSSLESS_WIDE_QUALITY = 90
+#: The finest layer: where a residual's q would pass 2^31 steps over a coarser one (large
+#: 32-bit or float samples at a low quality), the encoder codes the layer at this quality.
+FINEST_QUALITY = 100
 #: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
 SUBSAMPLE_FROM_STEP = 6.0
 #: Chroma step relative to the luma step (Y'CbCr errors weigh about equally in RGB PSNR).
