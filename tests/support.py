@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -40,3 +43,37 @@ def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
         out[..., c] = (128 + 90 * np.sin(x / (17 + 5 * c) + y / 23) * np.cos(y / (31 - 3 * c))
                        + 20 * np.sin(x * y / 900) + rng.normal(0, 6, (height, width)))
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@contextmanager
+def kernels(on: bool) -> Iterator[None]:
+    """The compiled kernels on or off for the calls inside (read at call time)."""
+    before = os.environ.get("SVDCODEC_KERNELS")
+    os.environ["SVDCODEC_KERNELS"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["SVDCODEC_KERNELS"]
+        else:
+            os.environ["SVDCODEC_KERNELS"] = before
+
+
+def decode_everywhere(data: bytes) -> np.ndarray:
+    """The decoded samples, the same on the compiled path, the numpy path and the reference."""
+    import svdcodec
+    from svdcodec.decoder.reference import decode_reference
+
+    with kernels(True):
+        fast = svdcodec.decode(data)
+    with kernels(False):
+        numpy_path = svdcodec.decode(data)
+    reference = decode_reference(data)
+    np.testing.assert_array_equal(fast, numpy_path)
+    np.testing.assert_array_equal(fast, reference)
+    return fast
+
+
+def format_version(data: bytes) -> int:
+    """The HEAD chunk's version field of .svdi bytes (spec §2)."""
+    return int.from_bytes(data[16:18], "big")

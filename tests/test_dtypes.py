@@ -7,55 +7,22 @@ for bit; the bound max_error=E against the original samples; dtype and shape kep
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import decode_everywhere, format_version, photo
 
 import svdcodec
 from svdcodec import SvdiError
 from svdcodec.decoder import residuals as residual_phase
-from svdcodec.decoder.reference import decode_reference
 from svdcodec.format import unpack
-from support import photo
 
 INTEGERS = [np.uint8, np.uint16, np.int8, np.int16, np.int32, np.uint32]
 FLOATS = [np.float32, np.float64]
 NEW_TYPES = [np.int8, np.int16, np.int32, np.uint32, np.float64]
 
 
-@contextmanager
-def kernels(on: bool) -> Iterator[None]:
-    """The compiled kernels on or off for the calls inside (read at call time)."""
-    before = os.environ.get("SVDCODEC_KERNELS")
-    os.environ["SVDCODEC_KERNELS"] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["SVDCODEC_KERNELS"]
-        else:
-            os.environ["SVDCODEC_KERNELS"] = before
-
-
-def decode_everywhere(data: bytes) -> np.ndarray:
-    """The decoded samples, the same on the compiled path, the numpy path and the reference."""
-    with kernels(True):
-        fast = svdcodec.decode(data)
-    with kernels(False):
-        numpy_path = svdcodec.decode(data)
-    reference = decode_reference(data)
-    np.testing.assert_array_equal(fast, numpy_path)
-    np.testing.assert_array_equal(fast, reference)
-    return fast
-
-
-def version(data: bytes) -> int:
-    return int.from_bytes(data[16:18], "big")
 
 
 def largest_error(decoded: np.ndarray, original: np.ndarray) -> float:
@@ -127,7 +94,7 @@ def test_lossy_new_types_keep_type_shape_and_version_2(dtype: type, channels: in
         image *= 1000.0
     image = image.astype(dtype)
     data = svdcodec.encode(image, quality=90)
-    assert version(data) == 2
+    assert format_version(data) == 2
     decoded = decode_everywhere(data)
     assert decoded.dtype == image.dtype
     assert decoded.reshape(image.shape).shape == image.shape
@@ -139,9 +106,9 @@ def test_version_1_types_with_up_to_4_channels_stay_version_1() -> None:
     for dtype, scale in [(np.uint8, 1), (np.uint16, 257), (np.float32, 1 / 255)]:
         for channels in (1, 2, 3, 4):
             image = (photo(16, 16, channels, 1).astype(np.float64) * scale).astype(dtype)
-            assert version(svdcodec.encode(image, exact_constant=False,
+            assert format_version(svdcodec.encode(image, exact_constant=False,
                                            exact_alpha=False)) == 1
-    assert version(svdcodec.encode(photo(16, 16, 4, 1)[..., :1].repeat(5, 2))) == 2
+    assert format_version(svdcodec.encode(photo(16, 16, 4, 1)[..., :1].repeat(5, 2))) == 2
 
 
 def test_full_range_32_bit_lossless() -> None:

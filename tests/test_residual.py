@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import struct
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,7 +19,14 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from PIL import Image
-from support import ROOT, make_vectors, photo
+from support import (
+    ROOT,
+    decode_everywhere,
+    format_version,
+    kernels,
+    make_vectors,
+    photo,
+)
 
 import svdcodec
 from svdcodec import SvdiError
@@ -37,34 +42,6 @@ V2_INVALID = [e for e in MANIFEST["vectors"] if not e["valid"]
               and (e["file"].startswith("v2_") or e["file"].startswith("unknown_version"))]
 
 
-@contextmanager
-def kernels(on: bool) -> Iterator[None]:
-    """The compiled kernels on or off for the calls inside (read at call time)."""
-    before = os.environ.get("SVDCODEC_KERNELS")
-    os.environ["SVDCODEC_KERNELS"] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["SVDCODEC_KERNELS"]
-        else:
-            os.environ["SVDCODEC_KERNELS"] = before
-
-
-def decode_everywhere(data: bytes) -> np.ndarray:
-    """The decoded samples, the same on the compiled path, the numpy path and the reference."""
-    with kernels(True):
-        fast = svdcodec.decode(data)
-    with kernels(False):
-        numpy_path = svdcodec.decode(data)
-    reference = decode_reference(data)
-    np.testing.assert_array_equal(fast, numpy_path)
-    np.testing.assert_array_equal(fast, reference)
-    return fast
-
-
-def version(data: bytes) -> int:
-    return int.from_bytes(data[16:18], "big")
 
 
 def max_error(decoded: np.ndarray, original: np.ndarray) -> float:
@@ -93,7 +70,7 @@ def images(draw: st.DrawFn, dtype: type) -> np.ndarray:
 @given(images(np.uint8), st.sampled_from([0, 1, 3]))
 def test_uint8_within_bound(image: np.ndarray, bound: int) -> None:
     data = svdcodec.encode(image, max_error=bound)
-    assert version(data) == 2
+    assert format_version(data) == 2
     decoded = decode_everywhere(data)
     assert max_error(decoded, image) <= bound
     if bound == 0:
@@ -177,7 +154,7 @@ def test_pillow_lossless(mode: str) -> None:
     with Image.open(io.BytesIO(buf.getvalue())) as back:
         assert back.mode == im.mode
         np.testing.assert_array_equal(np.asarray(back), np.asarray(im))
-    assert version(buf.getvalue()) == 2
+    assert format_version(buf.getvalue()) == 2
 
 
 def test_pillow_lossless_contradiction_refused() -> None:
@@ -281,7 +258,7 @@ def test_exact_defaults_off_keep_version_1() -> None:
     image = photo(40, 30, 4, seed=8)
     image[..., 3] = np.where(image[..., 3] > 128, 255, 0)
     data = svdcodec.encode(image, exact_alpha=False, exact_constant=False)
-    assert version(data) == 1
+    assert format_version(data) == 1
 
 
 def test_no_residual_needed_stays_version_1() -> None:
@@ -289,7 +266,7 @@ def test_no_residual_needed_stays_version_1() -> None:
     bytes it wrote before version 2 existed (the exact defaults add nothing)."""
     image = photo(40, 30, 3, seed=9)
     data = svdcodec.encode(image)
-    assert version(data) == 1
+    assert format_version(data) == 1
     assert data == svdcodec.encode(image, exact_alpha=False, exact_constant=False)
     assert b"RBLK" not in data
 
@@ -378,10 +355,10 @@ def test_previews_agree_with_the_reference(components: int) -> None:
         svdcodec.decode(late_file)
     files = [(e["file"], (VECTORS / e["file"]).read_bytes()) for e in MANIFEST["vectors"]]
     for name, data in files + [("bound broken in component 1", late_file)]:
-        expected = _verdict(lambda: decode_reference(data, components=components))
+        expected = _verdict(lambda data=data: decode_reference(data, components=components))
         for on in (True, False):
             with kernels(on):
-                got = _verdict(lambda: svdcodec.decode(data, components=components))
+                got = _verdict(lambda data=data: svdcodec.decode(data, components=components))
             if isinstance(expected, str) or isinstance(got, str):
                 assert got == expected, (name, on)
             else:
@@ -413,7 +390,7 @@ def test_compiled_and_numpy_encoders_write_the_same_version_2_file() -> None:
             a = svdcodec.encode(image, **options)
         with kernels(False):
             b = svdcodec.encode(image, **options)
-        assert a == b and version(a) == 2
+        assert a == b and format_version(a) == 2
 
 
 # ----------------------------------------------------------------------------- resources
