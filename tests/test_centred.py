@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import decode_everywhere, format_version
+from test_dtypes import largest_error
 
 import svdcodec
 from svdcodec import SvdiError
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.format import unpack
-from test_dtypes import decode_everywhere, largest_error, version
 
 #: Largest quantization error of one stored integer, in steps: the dead zone rounds up from
 #: 0.38 of a step (spec §6), so a value moves by at most 0.62 of a step.
@@ -48,7 +49,7 @@ def orthonormality_bound(factor: np.ndarray, sigma: np.ndarray, step: float) -> 
 def test_read_factors_is_a_pca(quality: int) -> None:
     x = sensors()
     data = svdcodec.encode(x, quality, centre=True)
-    assert version(data) == 2
+    assert format_version(data) == 2
     (f,) = svdcodec.read_factors(data)
     assert f.layout == "plain" and f.mean is not None and f.mean.dtype == np.float32
     np.testing.assert_allclose(f.mean, x.mean(axis=0), rtol=1e-6)

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import decode_everywhere
+from test_dtypes import largest_error
 
 import svdcodec
 from svdcodec import SvdiError, dicom
 from svdcodec.cli import decode_main, encode_main
-from test_dtypes import decode_everywhere, largest_error
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.data import get_testdata_file  # noqa: E402
+from pydicom.data import get_testdata_file
 
 
 def bundled(name: str) -> str:

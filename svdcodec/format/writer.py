@@ -105,14 +105,14 @@ def pack_residual(block: ResidualBlock, level: int) -> bytes:
     raw = grid.astype(ELEMENT_TYPES[code]).tobytes()
     head = RESIDUAL_RECORD.pack(block.channel, block.reference, block.first, block.rows,
                                 block.step, block.bound, code, block.predictor)
-    frame = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
+    frame = compressor(level).compress(raw)
     return chunk(b"RBLK", head + frame)
 
 
 def pack_means(plane: int, means: np.ndarray, level: int = 3) -> bytes:
     """The MEAN chunk of a plane's column means (spec §3.1): binary32, little-endian."""
     raw = np.ascontiguousarray(means, dtype="<f4").tobytes()
-    frame = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
+    frame = compressor(level).compress(raw)
     return chunk(b"MEAN", MEAN_RECORD.pack(plane) + frame)
 
 
