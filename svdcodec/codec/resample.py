@@ -158,3 +158,83 @@ def _double(src: np.ndarray, out: np.ndarray, axis: int, first: int = 0) -> None
         np.add(three[io:hi], quarter[io + 1:hi + 1], out=od[:hi - io])
         if hi < io + no:  # j = 2n - 1: the last sample alone
             od[-1] = a[n - 1]
+
+
+def _upsampling(n_small: int, n_big: int) -> tuple[np.ndarray, np.ndarray]:
+    """The decoder's bilinear upsampling n_small -> n_big along one axis as (index, weight)
+    pairs per tap: big sample j = sum over taps t of weight[j, t] * small[index[j, t]]."""
+    first, weights = coefficients(n_small, n_big, "bilinear")
+    index = np.minimum(first[:, None] + np.arange(weights.shape[1]), n_small - 1)
+    return index, weights
+
+
+def _transpose_apply(x: np.ndarray, index: np.ndarray, weights: np.ndarray, n_small: int
+                     ) -> np.ndarray:
+    """U^T x along axis 0 of x (n_big, k), for the upsampling U given by (index, weights)."""
+    out = np.zeros((n_small,) + x.shape[1:])
+    for t in range(index.shape[1]):
+        np.add.at(out, index[:, t], x * weights[:, t].reshape((-1,) + (1,) * (x.ndim - 1)))
+    return out
+
+
+def _normal_cholesky(index: np.ndarray, weights: np.ndarray, n_small: int) -> np.ndarray:
+    """The Cholesky factor L (lower, banded: L[i, i - k] stored at [k, i]) of U^T U."""
+    taps = index.shape[1]
+    width = int((index.max(axis=1) - index.min(axis=1)).max()) + 1 if taps else 1
+    gram = np.zeros((width, n_small))
+    for s in range(taps):
+        for t in range(taps):
+            k = index[:, s] - index[:, t]
+            lower = k >= 0
+            np.add.at(gram, (k[lower], index[lower, s]), weights[lower, s] * weights[lower, t])
+    chol = np.zeros_like(gram)
+    for i in range(n_small):  # one step per sample of the short axis, not per pixel
+        for k in range(min(width - 1, i), -1, -1):
+            j = i - k
+            total = gram[k, i] - sum(chol[k + m, i] * chol[m, j]
+                                     for m in range(1, min(width - k, j + 1)))
+            chol[k, i] = np.sqrt(total) if k == 0 else total / chol[0, j]
+    return chol
+
+
+def _solve_normal(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """x with L L^T x = rhs along axis 0, L from `_normal_cholesky`."""
+    width, n = chol.shape
+    y = np.array(rhs, dtype=np.float64)
+    for i in range(n):  # forward: rows of the short axis, vectorized along the other
+        for k in range(1, min(width, i + 1)):
+            y[i] -= chol[k, i] * y[i - k]
+        y[i] /= chol[0, i]
+    for i in range(n - 1, -1, -1):  # backward with L^T
+        for k in range(1, min(width, n - i)):
+            y[i] -= chol[k, i + k] * y[i + k]
+        y[i] /= chol[0, i]
+    return y
+
+
+def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[int, int],
+                       height: int, width: int, band: int = 256) -> np.ndarray:
+    """The height x width plane whose upsampling by the decoder (Pillow's BILINEAR resize to
+    in_shape) is closest to the input in the least-squares sense, float32.
+
+    Why not a 2x2 mean: the decoder's bilinear doubling after a box halving is a [1 6 1] / 8
+    blur on every axis, and a decoded image encoded again is blurred again, generation after
+    generation. The least-squares plane is the pseudo-inverse of the upsampling: a plane that
+    the decoder doubled comes back as itself (up to the rounding of the pixels), and the
+    doubled plane is the closest to the input the decoder can produce. Computed as
+    (Uv^T Uv)^-1 Uv^T X Uh (Uh^T Uh)^-1 per axis: the input's rows are read in bands
+    (`rows(lo, hi)`), the output is held whole; the normal matrices are banded.
+    """
+    in_h, in_w = in_shape
+    v_index, v_weights = _upsampling(height, in_h)
+    h_index, h_weights = _upsampling(width, in_w)
+    projected = np.zeros((height, width))
+    for lo in range(0, in_h, band):
+        hi = min(lo + band, in_h)
+        across = _transpose_apply(rows(lo, hi).astype(np.float64).T, h_index, h_weights,
+                                  width).T  # (hi - lo, width)
+        for t in range(v_index.shape[1]):
+            np.add.at(projected, v_index[lo:hi, t], across * v_weights[lo:hi, t, None])
+    out = _solve_normal(_normal_cholesky(v_index, v_weights, height), projected)
+    out = _solve_normal(_normal_cholesky(h_index, h_weights, width), out.T).T
+    return np.ascontiguousarray(out, dtype=np.float32)

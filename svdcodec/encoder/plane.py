@@ -18,6 +18,7 @@ from ..codec.coding import band_symbols, join_symbols
 from ..codec.factorize import basis, energy, factorize, sub_gram, tiles_exactly
 from ..codec.layout import to_matrix
 from ..codec.quantize import ColumnStats, choose_rank, entropy_bits
+from ..codec.refine import fit_basis, projection, stored_basis
 from ..errors import SvdiError
 from ..format import LAYOUT_PATCH, MAX_RANK, Plane, pack_block
 from ..runtime import band_sizes
@@ -53,6 +54,10 @@ class Candidate:
     total_energy: float
     basis: np.ndarray | None = None  # (n, r) float32 unit vectors, streaming candidates
     P: np.ndarray | None = None  # (m, r) float32 U side (U Sigma), in-memory candidates
+    #: A basis fitted to its quantized coefficients (`fitted_candidate`): `basis` is then the
+    #: least-squares projection on the stored basis, Q its integers times the step, and the
+    #: rank is the fit's, not chosen again by rate.
+    fitted: bool = False
 
 
 @dataclass
@@ -186,10 +191,13 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     bands = plane_bands(source, candidate.plane.index) if bands is None else bands
     patch, per_row = candidate.plane.patch, candidate.plane.grid[1]
     starts = np.cumsum([0] + [-(-(y1 - y0) // patch) * per_row for y0, y1 in bands])
-    # |P_ij| <= |row i| <= sqrt(n) * 255 in plane units (chroma and scaled samples too).
-    small = math.sqrt(n) * 256.0 / step + 2 < np.iinfo(np.int16).max
-    A = np.empty((int(starts[-1]), rank), dtype=np.int16 if small else np.int32)
     unit_basis = np.ascontiguousarray(candidate.basis[:, :rank])
+    # |P_ij| <= |row i| |column j| <= sqrt(n) * 255 |column j| in plane units (chroma and
+    # scaled samples too; the columns are unit vectors unless the basis is fitted).
+    longest = (float(np.linalg.norm(unit_basis, axis=0).max(initial=0.0))
+               if candidate.fitted else 1.0)
+    small = math.sqrt(n) * 256.0 * longest / step + 2 < np.iinfo(np.int16).max
+    A = np.empty((int(starts[-1]), rank), dtype=np.int16 if small else np.int32)
     groups = component_groups(rank)[1:]
 
     def band(i: int) -> BandPart:
@@ -213,11 +221,13 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
 
 def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: RankRule,
                measure: bool, sample: list[Band] | None = None,
-               done: dict[Band, BandPart] | None = None) -> CodedPlane:
+               done: dict[Band, BandPart] | None = None, keep_parts: bool = False
+               ) -> CodedPlane:
     """The plane coded at `step`. With a sample of bands, only those rows are coded and the U
     side's error, bits and bytes are scaled up by the sampled fraction: an estimate of the
     plane's cost, for choosing its layout. `done`: the sample's band parts, when coding the
-    whole plane in the layout chosen from it. `measure`: compute the distortion model."""
+    whole plane in the layout chosen from it. `measure`: compute the distortion model.
+    `keep_parts`: return the band parts of a whole-plane coding too."""
     c = candidate
     rank = energy_rank(c, rule.energy) if rule.energy is not None else c.sigma.size
     try:
@@ -230,7 +240,7 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     sampled = c.plane.matrix_shape[0] / max(A.shape[0], 1)  # 1 unless sampled
     error_a = u.stats.error * sampled
     r = rank
-    if not rule.fixed and r:
+    if not rule.fixed and not c.fitted and r:
         r = choose_rank(c.sigma[:rank], error_a, stats_b.error, u.stats.most_bits() * sampled,
                         lambda i: entropy_bits(A[:, i]) * sampled,
                         lambda i: entropy_bits(B[:, i]), step)
@@ -254,4 +264,48 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     chunks = iter(packed)
     groups = [[next(chunks) for _ in group] for group in blocks]
     nbytes = sum(len(x) * (sampled if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
-    return CodedPlane(plane, groups, round(nbytes), distortion, u.parts if sample else {})
+    return CodedPlane(plane, groups, round(nbytes), distortion,
+                      u.parts if sample or keep_parts else {})
+
+
+def fit_rows(source: PlaneSource, candidate: Candidate) -> np.ndarray:
+    """The matrix rows `fitted_candidate` fits a basis to: the whole plane's, or those of
+    evenly spaced bands totalling about tuning.FIT_ROWS rows."""
+    bands = plane_bands(source, candidate.plane.index)
+    patch, per_row = candidate.plane.patch, candidate.plane.grid[1]
+    every = max(1, candidate.plane.matrix_shape[0] // tuning.FIT_ROWS)
+    chosen = bands[every // 2::every] if every > 1 else bands
+    return np.concatenate([source.patches(candidate.plane.index, y0, y1, patch)
+                           for y0, y1 in chosen]) if per_row else np.zeros((0, patch * patch))
+
+
+def fitted_candidate(source: PlaneSource, candidate: Candidate, step: float, rank: int
+                     ) -> Candidate | None:
+    """The candidate with its first `rank` components' basis fitted to their own quantized
+    coefficients at `step` (`codec.refine.fit_basis`), or None if nothing is left of them."""
+    assert candidate.basis is not None
+    B, sigma = fit_basis(fit_rows(source, candidate), candidate.basis[:, :rank],
+                         candidate.sigma[:rank], step)
+    if not sigma.size:
+        return None
+    stored = stored_basis(B, sigma, step)
+    return Candidate(candidate.plane, sigma, (B * step).astype(np.float32),
+                     candidate.total_energy, basis=projection(stored), fitted=True)
+
+
+def coded_error(source: PlaneSource, candidate: Candidate, coded: CodedPlane) -> float:
+    """The squared error of a streaming plane's coding, measured on its band parts (the
+    sample's, or the whole plane's), scaled to the whole plane."""
+    plane = coded.plane
+    r, step = plane.rank, plane.step
+    whole_rows = candidate.plane.matrix_shape[0]
+    B = ColumnStats(r, step).add(candidate.Q[:, :r])
+    basis_t = np.ascontiguousarray(stored_basis(B, candidate.sigma[:r], step).T,
+                                   dtype=np.float32)
+    total, rows = 0.0, 0
+    for (y0, y1), part in coded.parts.items():
+        a = source.patches(plane.index, y0, y1, plane.patch)
+        a = a - (part.integers[:, :r] * np.float32(step)) @ basis_t
+        total += float(np.einsum("ij,ij->", a, a, dtype=np.float64))
+        rows += a.shape[0]
+    return total * whole_rows / max(rows, 1) if r else candidate.total_energy

@@ -15,16 +15,19 @@ import numpy as np
 from ..format import END, LAYOUT_PATCH, Header, pack_header, pack_means
 from ..runtime.threads import run_bands
 from .plane import (
+    Band,
     Candidate,
     CodedPlane,
     RankRule,
     code_plane,
+    coded_error,
     factorize_plane,
+    fitted_candidate,
     layout_sample,
 )
 from .residual import exact_layer
 from .source import PlaneSource, image_header
-from .tuning import CHROMA_STEP, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
+from .tuning import CHROMA_STEP, FIT_EXTRA_RANK, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
 
 
 @dataclass
@@ -84,20 +87,49 @@ class Encoder:
                       allow_whole: bool = True) -> LayoutChoice | None:
         """The plane's layout at `step`: the only candidate, or the cheapest on a sample of its
         bands (on the whole plane if it has too few bands); None if that would take coding
-        whole planes and `allow_whole` is false."""
+        whole planes and `allow_whole` is false. A streaming layout's basis fitted to its
+        quantized coefficients replaces the eigenvectors where it costs less (`fit_choice`)."""
         candidates = self._candidates(work, index)
         header = work.header
         plane_step = step * CHROMA_STEP if (header.colour and index in (1, 2)) else step
-        if len(candidates) == 1:
+        fits = not self.rule.fixed and candidates[0].basis is not None
+        if len(candidates) == 1 and not fits:
             return LayoutChoice(candidates[0], plane_step, None, False)
-        lam = LAYOUT_LAMBDA * plane_step * plane_step * 8  # per byte
         sample = layout_sample(work.source, index)
         if sample is None and not allow_whole:
             return None
         coded = [code_plane(work.source, c, plane_step, self.rule, True, sample)
                  for c in candidates]
-        best = min(range(len(coded)), key=lambda k: coded[k].distortion + lam * coded[k].nbytes)
-        return LayoutChoice(candidates[best], plane_step, coded[best], sample is None)
+        best = min(range(len(coded)), key=lambda k: rd_cost(coded[k], plane_step))
+        choice = LayoutChoice(candidates[best], plane_step, coded[best], sample is None)
+        if choice.candidate.basis is not None and not self.rule.fixed:
+            choice = self.fit_choice(work, choice, sample)
+        return choice
+
+    def fit_choice(self, work: Prepared, choice: LayoutChoice, sample: list[Band] | None
+                   ) -> LayoutChoice:
+        """The choice, or its layout with the basis fitted to its quantized coefficients if
+        that costs less on the same bands, both measured (see `codec.refine`: on a decoded
+        image the fitted basis is the one it was decoded with, and the coding reproduces it)."""
+        eigen = choice.coded
+        assert eigen is not None
+        rank = min(eigen.plane.rank + FIT_EXTRA_RANK, choice.candidate.sigma.size)
+        fitted = fitted_candidate(work.source, choice.candidate, choice.step, rank)
+        if fitted is None:
+            return choice
+        whole = sample is None
+        if whole:  # the eigenvectors' whole-plane coding again, with its band parts
+            eigen = code_plane(work.source, choice.candidate, choice.step, self.rule, False,
+                               keep_parts=True)
+        coded = code_plane(work.source, fitted, choice.step, self.rule, False, sample,
+                           keep_parts=whole)
+        eigen.distortion = coded_error(work.source, choice.candidate, eigen)
+        coded.distortion = coded_error(work.source, fitted, coded)
+        better = rd_cost(coded, choice.step) < rd_cost(eigen, choice.step)
+        kept = coded if better else eigen
+        if whole:
+            kept.parts = {}
+        return LayoutChoice(fitted if better else choice.candidate, choice.step, kept, whole)
 
     def finish(self, work: Prepared, choice: LayoutChoice) -> CodedPlane:
         """The whole plane coded in its chosen layout (reusing the sample's bands)."""
@@ -143,6 +175,11 @@ class Encoder:
         data = interleave(header, coded, source.means)
         # Sample types and channel counts of version 2 only: the exact planes' shifts (§5.1)
         return exact_layer(data) + END if header.version >= 2 else data
+
+
+def rd_cost(coded: CodedPlane, step: float) -> float:
+    """D + lambda R of a coding, lambda = LAYOUT_LAMBDA step^2 per bit."""
+    return coded.distortion + LAYOUT_LAMBDA * step * step * 8 * coded.nbytes
 
 
 def interleave(header: Header, coded: list[CodedPlane],

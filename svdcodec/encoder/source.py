@@ -9,13 +9,12 @@ from types import ModuleType
 
 import numpy as np
 
-from ..codec.colour import YCC_UNIT, YCC_WEIGHTS, needs_float64
+from ..codec.colour import YCC_UNIT, YCC_WEIGHTS, needs_float64, unbiased
 from ..codec.layout import patch_rows
-from ..codec.resample import Resampler
+from ..codec.resample import least_squares_half
 from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, Header
 from ..modes import needs_version_2
 from ..runtime import kernels
-from ..runtime.threads import run_bands
 
 #: Sample types the compiled kernels read (the others are converted by numpy).
 COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -58,22 +57,17 @@ class PlaneSource:
     Encoding passes over the planes more than once (Gram matrix, then projection at each step);
     recomputing a band's colour conversion costs a few passes over cache-resident rows, while
     storing float32 planes would cost 4 bytes per sample per plane (4/3 of the raw size for Y
-    alone). Only subsampled chroma is kept (`keep`). Values equal `split`'s exactly, except
-    odd-sized chroma (Pillow's BOX sums in another order).
-    With the compiled kernels loaded, `patches` converts, pads and transposes a band in one
-    pass and `keep` halves both chroma planes in one pass, to the same bits.
+    alone). Only subsampled chroma is kept (`keep`): the least-squares inverse of the
+    decoder's upsampling, not `to_planes`' 2x2 mean. Full-size planes equal `to_planes`'
+    exactly; with the compiled kernels loaded, `patches` converts, pads and transposes a band
+    in one pass, to the same bits.
     """
 
     def __init__(self, pixels: np.ndarray, header: Header, centre: bool = False) -> None:
         self.pixels, self.header = pixels, header
         h, w, c = pixels.shape
         self.shapes = [header.plane_shape(i) for i in range(c)]
-        # The resamplers' row source is a function of the pixels, not a method: a bound
-        # method would make a reference cycle, and the kept planes would outlive the encode
-        # until the garbage collector's next full pass.
-        self._halves = {i: Resampler(partial(full_rows, pixels, header, i), (h, w),
-                                     *self.shapes[i], "box")
-                        for i in range(c) if self.shapes[i] != (h, w)}
+        self._halves = {i for i in range(c) if self.shapes[i] != (h, w)}
         self._kept: dict[int, np.ndarray] = {}
         self._keeping = threading.Lock()
         #: centre: each plane's column means (float32), subtracted from its rows (MEAN chunks)
@@ -99,7 +93,8 @@ class PlaneSource:
         if i in self._kept:  # one float32 channel, times 1
             compiled, source = kernels.get(), self._kept[i][:, :, None]
             channels, weights, unit = np.zeros(1, np.intp), np.ones(1, np.float32), 1.0
-        elif i not in self._halves and not divides_in_float64(self.pixels, self.header):
+        elif i not in self._halves and not divides_in_float64(self.pixels, self.header) \
+                and not (self.header.colour == COLOUR_YCBCR and i < 3):  # see `full_rows`
             compiled, source = self._compiled(), self.pixels
             channels, weights, unit = recipe(self.header, i)
         else:
@@ -111,36 +106,18 @@ class PlaneSource:
         compiled.patch_plane(source, y0, y1, channels, weights, np.float32(unit), side, out)
         return out
 
-    def keep(self, i: int, bands: list[tuple[int, int]]) -> None:
-        """Compute plane i once and keep it: worth it for subsampled chroma (a quarter of the
-        size: 2/3 of the raw bytes for both), which would otherwise be recomputed from four
-        times as many samples at every pass. Compiled, with even sizes, Cb and Cr are kept
-        together, from one pass over the pixels."""
+    def keep(self, i: int, bands: list[tuple[int, int]] | None = None) -> None:
+        """Compute subsampled plane i once and keep it (a quarter of the size: 2/3 of the raw
+        bytes for both chroma planes): it is the least-squares inverse of the decoder's
+        upsampling (`codec.resample.least_squares_half`), which needs the whole plane.
+        `bands`: unused, the plane is computed in bands of its own."""
         with self._keeping:  # planes may be prepared concurrently
-            self._keep(i, bands)
-
-    def _keep(self, i: int, bands: list[tuple[int, int]]) -> None:
-        if i in self._kept:
-            return
-        h, w = self.pixels.shape[:2]
-        compiled = self._compiled()
-        if compiled is not None and not (h % 2 or w % 2) and {1, 2} == set(self._halves):
-            blue, red = (np.empty(self.shapes[c], dtype=np.float32) for c in (1, 2))
-            pixels, unit = self.pixels, np.float32(YCC_UNIT / 4)
-
-            def both(k: int) -> None:
-                y0, y1 = bands[k]
-                compiled.half_planes(pixels, y0, y1, YCC_WEIGHTS[1], YCC_WEIGHTS[2], unit,
-                                     blue[y0:y1], red[y0:y1])
-            run_bands(both, len(bands))
-            self._kept.update({1: blue, 2: red})
-            return
-        plane = np.empty(self.shapes[i], dtype=np.float32)
-
-        def fill(k: int) -> None:
-            plane[bands[k][0]:bands[k][1]] = self._plane_rows(i, *bands[k])
-        run_bands(fill, len(bands))
-        self._kept[i] = plane
+            if i not in self._kept:
+                h, w = self.pixels.shape[:2]
+                # The row source is a function of the pixels, not a method: a bound method
+                # would make a reference cycle.
+                self._kept[i] = least_squares_half(
+                    partial(full_rows, self.pixels, self.header, i), (h, w), *self.shapes[i])
 
     def release(self, planes: list[int]) -> None:
         """Drop these planes if kept (they are recomputed if asked for again)."""
@@ -159,21 +136,10 @@ class PlaneSource:
         """Rows y0..y1 of plane i as the colour transform makes them."""
         if i in self._kept:
             return self._kept[i][y0:y1]
-        half = self._halves.get(i)
-        if half is None:
-            return full_rows(self.pixels, self.header, i, y0, y1)
-        h, w = self.pixels.shape[:2]
-        if h % 2 or w % 2:  # Pillow's BOX coefficients for odd sizes
-            return half.rows(y0, y1)
-        # Even sizes: the 2x2 mean, vertical pair first (contiguous rows, halves the data; the
-        # pairs are exact, so the sum is rounded once, as in `keep`'s kernel, which halves the
-        # planes the encoder reads);
-        # Pillow sums horizontally first, so the last bit of rounding may differ.
-        full = full_rows(self.pixels, self.header, i, 2 * y0, 2 * y1)
-        pairs = full[0::2] + full[1::2]
-        out = pairs[:, 0::2] + pairs[:, 1::2]
-        out *= np.float32(0.25)
-        return out
+        if i in self._halves:  # computed whole (released planes again if asked for)
+            self.keep(i)
+            return self._kept[i][y0:y1]
+        return full_rows(self.pixels, self.header, i, y0, y1)
 
 
 def recipe(header: Header, i: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -189,11 +155,13 @@ def full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int) -> n
     px = pixels[y0:y1]
     if divides_in_float64(pixels, header):
         return (px[..., i].astype(np.float64) / header.scale).astype(np.float32)
-    channels, weights, unit = recipe(header, i)
+    channels, _, unit = recipe(header, i)
     if channels.size == 3:
-        # A matrix-vector product per band: one pass over the strided uint8 samples instead
-        # of one per channel, and unlike (N x 3) @ (3 x 3) not slowed by BLAS threading.
-        out = px[..., :3].astype(np.float32) @ weights
+        # All three of Y'CbCr: each is corrected by the decoder's rounding at the pixel's
+        # Cb and Cr (`codec.colour.unbiased`), as in `to_planes`.
+        planes = px[..., :3].astype(np.float32) @ YCC_WEIGHTS.T
+        planes *= np.float32(unit)
+        return np.ascontiguousarray(unbiased(planes)[..., i])
     else:
         out = px[..., i].astype(np.float32)
     out *= np.float32(unit)

@@ -34,6 +34,13 @@ LAYOUT_LAMBDA = 0.12
 LAYOUT_SAMPLE = 8
 MIN_SAMPLE_BANDS = 2
 MIN_SAMPLE_STRIPS = 1
+#: Most matrix rows a plane's basis is fitted to its quantized coefficients on (evenly
+#: spaced bands of larger planes; see `encoder.plane.fitted_candidate`).
+FIT_ROWS = 1 << 14
+#: The fitted basis starts from this many components more than the eigenvectors' coding keeps
+#: (re-encoding a decoded image, the rank decision may keep a component or two fewer than
+#: the image holds).
+FIT_EXTRA_RANK = 64
 #: Size of the first group of sparse components and the growth factor of the next ones.
 FIRST_GROUP = 15
 GROUP_GROWTH = 4.0
