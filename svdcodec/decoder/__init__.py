@@ -118,7 +118,7 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
         pixels = (render_image(container, components) if reduce == 1
                   else render_reduced(container, reduce, components))
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
-        raise SvdiError(f"samples overflow float32 (sample scale {container.header.scale})")
+        raise SvdiError(f"samples overflow {pixels.dtype} (sample scale {container.header.scale})")
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
 
 

@@ -106,7 +106,7 @@ def render_image(container: Container, components: int | None = None,
         # Version 2: the residual corrects the full reconstruction (spec §5.3), whose samples
         # must be finite first (the verdict of §5.2, as the reference decoder gives it).
         if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
-            raise SvdiError(f"samples overflow float32 (sample scale {header.scale})")
+            raise SvdiError(f"samples overflow {header.dtype} (sample scale {header.scale})")
         apply_residuals(container, out)
     return out
 
@@ -194,7 +194,7 @@ def check_image(container: Container) -> None:
                 rows.matrix(i)  # raises where the reconstruction overflows
             elif not np.all(np.isfinite(float_samples(rows.float_rows(i), header.scale,
                                                       header.dtype))):
-                raise SvdiError(f"samples overflow float32 (sample scale {header.scale})")
+                raise SvdiError(f"samples overflow {header.dtype} (sample scale {header.scale})")
         rows.each_band(check, None)
 
 

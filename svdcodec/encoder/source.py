@@ -21,6 +21,10 @@ from ..runtime.threads import run_bands
 COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 
+#: log2 of the largest power-of-two scale of float64 samples: HEAD allows scale <= max / 255.
+TOP_FLOAT64_SCALE_EXP = math.floor(math.log2(float(np.finfo(np.float64).max) / 255.0))
+
+
 def image_header(pixels: np.ndarray, subsample: bool) -> Header:
     """The HEAD record of an image (h, w, c): Y'CbCr for 8-bit RGB(A), chroma halved if asked;
     other sample types scaled so that their largest magnitude is 255 plane units."""
@@ -38,7 +42,10 @@ def image_header(pixels: np.ndarray, subsample: bool) -> Header:
             # value scaled exactly, so that data on a grid (or float32 values) can be coded
             # losslessly by a 31-bit residual
             # (peak / 255 underflows to 0 for the smallest subnormal peaks: the least scale)
-            scale = math.ldexp(1.0, math.ceil(math.log2(max(scale, math.ldexp(1.0, -1074)))))
+            # (at most the largest power of two the format allows, HEAD's max / 255: peaks
+            # near the largest float64 then take planes a little above 255)
+            scale = math.ldexp(1.0, min(math.ceil(math.log2(max(scale, math.ldexp(1.0, -1074)))),
+                                        TOP_FLOAT64_SCALE_EXP))
     return Header(w, h, SAMPLE_CODES[dtype], c, colour,
                   int(subsample and colour == COLOUR_YCBCR), scale,
                   2 if needs_version_2(dtype, c) else 1)
