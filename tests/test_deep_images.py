@@ -170,6 +170,9 @@ def test_decode_without_the_extra_refuses_png_and_defaults_to_npy(
     assert f"as .npy (16-bit PNG and TIFF need the 16bit extra: {INSTALL})" \
         in capsys.readouterr().err
     assert np.array_equal(np.load(tmp_path / "d.svdi.npy"), pixels)
+    assert cli.decode_main([str(svdi), "--8bit", "-j", "1", "--quiet"]) == 0  # 8 bits: a PNG
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "d.svdi.png")),
+                          deep_images.to_8bit(pixels))
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".webp", ".bmp"])

@@ -57,9 +57,10 @@ UPRIGHT = {
 
 #: What the readers raise for a bad file: tifffile's TiffFileError is a ValueError, a page it
 #: does not have an IndexError, a compression without its codec a KeyError; imagecodecs'
-#: PngError a RuntimeError, a codec it was built without an ImportError.
+#: PngError a RuntimeError, a codec it was built without an ImportError; tag values out of
+#: range an ArithmeticError or TypeError.
 READER_ERRORS = (ValueError, IndexError, KeyError, RuntimeError, ImportError, OSError,
-                 struct.error)
+                 struct.error, ArithmeticError, TypeError)
 
 
 class DepthUnavailable(ValueError):

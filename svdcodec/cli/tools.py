@@ -640,10 +640,10 @@ def _decode_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_suffix(src: str) -> str:
+def _default_suffix(src: str, eight_bit: bool = False) -> str:
     """The output suffix of an input when no --format or -o is given, from its header: a
     float image goes to TIFF, one no Pillow mode holds to .npy (16-bit colour to PNG with the
-    16bit extra), the rest to PNG."""
+    16bit extra), the rest to PNG. eight_bit: 16-bit samples are rounded to 8 first."""
     if src == STDIO:
         return ""  # chosen from the decoded pixels
     try:
@@ -651,14 +651,15 @@ def _default_suffix(src: str) -> str:
             header, _ = container.read_headers(fp)
     except (OSError, ValueError):
         return ".png"  # the job reports the real error
-    return photos.default_suffix(header.dtype, header.channels)
+    dtype = np.dtype(np.uint8) if eight_bit and header.dtype == np.uint16 else header.dtype
+    return photos.default_suffix(dtype, header.channels)
 
 
 def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.format is not None:
         suffixes = ["." + args.format.lower().lstrip(".")] * len(args.inputs)
     elif args.output is None or _names_a_folder(args.output):
-        suffixes = [_default_suffix(src) for src in args.inputs]
+        suffixes = [_default_suffix(src, args.eight_bit) for src in args.inputs]
     else:
         suffixes = [""]  # the suffix of -o, or chosen from the pixels on a stream
     dests = _destinations(parser, args, suffixes, keep_name=True)
