@@ -942,6 +942,84 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------ decoding: 16-bit colour */
+
+/* floor(v / 2^16) for any int64 v, without the implementation-defined >> of a negative value
+   (|v| < 2^35 here: no overflow in the negation). */
+ALWAYS_INLINE int64_t floor_div_2_16(int64_t v)
+{
+    return v >= 0 ? v >> 16 : -((-v + 65535) >> 16);
+}
+
+ALWAYS_INLINE uint16_t clamp_word(int64_t v) { return (uint16_t)(v < 0 ? 0 : (v > 65535 ? 65535 : v)); }
+
+/* The 16-bit inverse coefficients (codec.colour.YCC16_INVERSE): 4 integers, |k| <= 2^17, so
+   that every k * x (|x| <= 2^15) and their sums stay below 2^34. */
+static int get_wide_constants(PyObject *obj, int64_t k[4])
+{
+    Arr a = {0};
+    if (get_array(obj, &a, "k", 1, T_INTS, 0) < 0)
+        return -1;
+    int ok = a.size >= 4;
+    for (int i = 0; ok && i < 4; i++) {
+        k[i] = ld_int(a.data + i * a.strides[0], a.type);
+        ok = k[i] >= -(1 << 17) && k[i] <= (1 << 17);
+    }
+    release(&a);
+    return ok ? 0 : value_error("k must hold 4 integer colour constants, |k| <= 2^17");
+}
+
+/* One row of w pixels of c >= 3 uint16 channels (possibly unaligned), Y' Cb Cr -> R G B. */
+HOT static void wide_rgb_row(char *row, Py_ssize_t c, Py_ssize_t w, const int64_t *k)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        char *px = row + 2 * c * x;
+        int64_t luma = ld_u16(px), xb = (int64_t)ld_u16(px + 2) - 32768;
+        int64_t xr = (int64_t)ld_u16(px + 4) - 32768;
+        uint16_t rgb[3] = {
+            clamp_word(luma + floor_div_2_16(k[0] * xr + 32768)),
+            clamp_word(luma + floor_div_2_16(k[1] * xb + k[2] * xr + 32768)),
+            clamp_word(luma + floor_div_2_16(k[3] * xb + 32768)),
+        };
+        memcpy(px, rgb, sizeof rgb);
+    }
+}
+
+PyDoc_STRVAR(convert_wide_ycc_doc,
+"convert_wide_ycc(out, y0, y1, k) -> None\n\n"
+"Rows [y0, y1) of out (h, w, >= 3) uint16 C-contiguous from 16-bit Y', Cb, Cr (chroma\n"
+"centred on 32768) to RGB in place, as codec.colour.wide_ycc_to_rgb (spec §5.2, version 3):\n"
+"R = Y' + floor((k0 xr + 2^15) / 2^16), G = Y' + floor((k1 xb + k2 xr + 2^15) / 2^16),\n"
+"B = Y' + floor((k3 xb + 2^15) / 2^16), clamped; k: codec.colour.YCC16_INVERSE.");
+
+static PyObject *convert_wide_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"out", "y0", "y1", "k", NULL};
+    PyObject *o_out, *o_k, *result = NULL;
+    Py_ssize_t y0, y1;
+    Arr out = {0};
+    int64_t k[4];
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnO:convert_wide_ycc", names, &o_out, &y0,
+                                     &y1, &o_k))
+        return NULL;
+    if (get_array(o_out, &out, "out", 3, T_U16, A_WRITABLE | A_CONTIGUOUS) < 0
+        || get_wide_constants(o_k, k) < 0)
+        goto done;
+    if (out.shape[2] < 3 || y0 < 0 || y1 < y0 || y1 > out.shape[0]) {
+        value_error("convert_wide_ycc: out must be (h, w, >= 3) and 0 <= y0 <= y1 <= h");
+        goto done;
+    }
+    Py_ssize_t w = out.shape[1], c = out.shape[2];
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t y = y0; y < y1; y++)
+        wide_rgb_row(out.data + y * out.strides[0], c, w, k);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&out);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ decoding: stores */
 
 ALWAYS_INLINE void bytes_row_body(uint8_t *RESTRICT row, Py_ssize_t channels,
@@ -1744,7 +1822,7 @@ static PyMethodDef methods[] = {
     METHOD(index_sparse), METHOD(fill_sparse), METHOD(unpredict_into), METHOD(upsample_ycc),
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(half_planes),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
-    METHOD(entropy_bits), {NULL, NULL, 0, NULL},
+    METHOD(entropy_bits), METHOD(convert_wide_ycc), {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {

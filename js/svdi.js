@@ -1,4 +1,4 @@
-// A decoder of the .svdi image format, versions 1 and 2, written from spec/svdi.md §1–5.
+// A decoder of the .svdi image format, versions 1, 2 and 3, written from spec/svdi.md §1–5.
 //
 // An ES module for browsers (pages and module Workers) and Node ≥ 18. Untrusted bytes are parsed
 // in one place (`parseContainer`): every size is checked against the header and the spec's
@@ -12,14 +12,15 @@
 // Version 2 (§5.1) uses the same loops with integer weights W_k instead of fl32(Δ²/σ_k): every
 // product A·W·B and partial sum is then an integer below 2^53, which a JavaScript Number (binary64)
 // holds exactly, so the plane is the reference decoder's to the bit; the residual blocks (RBLK,
-// §4.1, §5.3) are then applied to the samples band by band.
+// §4.1, §5.3) are then applied to the samples band by band. Version 3 is version 2 with the
+// Y′CbCr transform for 16-bit samples too (§5.2): integer arithmetic below 2^35, exact.
 
 import { zstdDecompress, zstdReady } from "./zstd.js";
 
 export const SIGNATURE = Uint8Array.from([0x89, 0x53, 0x56, 0x44, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** The newest format version; this decoder reads every one of VERSIONS. */
-export const VERSION = 2;
-export const VERSIONS = [1, 2];
+export const VERSION = 3;
+export const VERSIONS = [1, 2, 3];
 export const MAX_DIMENSION = 2 ** 20;
 /** Most channels (planes) of a version 2 file (HEAD's u8 fields), and of a version 1 file. */
 export const MAX_CHANNELS = 255;
@@ -201,8 +202,8 @@ function parseHead(b, start, end) {
     throw new SvdiError(`invalid channel count ${channels} with ${planes} planes (format version ${version}: 1..${most})`);
   }
   if (colour === 1) {
-    if (sampleType !== 1 || (channels !== 3 && channels !== 4)) {
-      throw new SvdiError("Y'CbCr transform needs 8-bit RGB or RGBA");
+    if ((channels !== 3 && channels !== 4) || !(sampleType === 1 || (sampleType === 2 && version >= 3))) {
+      throw new SvdiError(`Y'CbCr transform needs 8-bit RGB or RGBA (version 3: or 16-bit), not ${channels} ${SAMPLE_TYPES[sampleType]} channels in version ${version}`);
     }
   } else if (colour !== 0) {
     throw new SvdiError(`unknown colour transform ${colour}`);
@@ -1328,6 +1329,53 @@ function ycbcrImage(header, planes) {
   return data;
 }
 
+/** Version 3 (§5.2): 16-bit Y′CbCr → RGB with the inverse of the encoder's weights in units of
+ * 2^−16 (R from Cr, G from Cb, G from Cr, B from Cb). */
+const YCC16_INVERSE = [91882, -22553, -46801, 116130];
+
+/** A 16-bit sample of a plane value (§5.2): floor(clamp(fl64(fl64(p·scale) + offset + ½), 0,
+ * 65535)), offset 32768 for Cb and Cr. */
+function toUint16(value, scale, offsetHalf) {
+  const v = value * scale + offsetHalf;
+  return v <= 0 ? 0 : v >= 65535 ? 65535 : Math.floor(v);
+}
+
+/** A colour-1 image of 16-bit samples (version 3, §5.2): Y′, Cb + 32768 and Cr + 32768 rounded
+ * to 16 bits (chroma upsampled first as for 8 bits, its binary64 rows rounded to binary32),
+ * converted in integers with 16 fractional bits (Math.floor of an exact quotient: `>>` would
+ * cut to 32 bits), clamped; alpha a colour-0 plane. Interleaved RGB(A) Uint16Array. */
+function wideYcbcrImage(header, planes) {
+  const { width: w, height: h, channels, scale } = header;
+  const pixels = w * h;
+  const data = new Uint16Array(pixels * channels);
+  const chroma = [new Uint16Array(pixels), new Uint16Array(pixels)];
+  const [ch, cw] = planeShape(header, 1);
+  for (const c of [0, 1]) {
+    const src = planes[c + 1], dst = chroma[c];
+    if (header.subsampling) {
+      upsampleRows(src, ch, cw, h, w, (y, row) => {
+        for (let x = 0; x < w; x++) dst[y * w + x] = toUint16(fround(row[x]), scale, 32768.5);
+      });
+    } else {
+      for (let i = 0; i < pixels; i++) dst[i] = toUint16(src[i], scale, 32768.5);
+    }
+  }
+  const [kR, kGb, kGr, kB] = YCC16_INVERSE;
+  const Y = planes[0], [Cb, Cr] = chroma;
+  const clamp = (v) => (v < 0 ? 0 : v > 65535 ? 65535 : v);
+  for (let i = 0, o = 0; i < pixels; i++, o += channels) {
+    const y = toUint16(Y[i], scale, 0.5), xb = Cb[i] - 32768, xr = Cr[i] - 32768;
+    data[o] = clamp(y + Math.floor((kR * xr + 32768) / 65536));
+    data[o + 1] = clamp(y + Math.floor((kGb * xb + kGr * xr + 32768) / 65536));
+    data[o + 2] = clamp(y + Math.floor((kB * xb + 32768) / 65536));
+  }
+  if (channels === 4) {
+    const A = planes[3];
+    for (let i = 0; i < pixels; i++) data[4 * i + 3] = toUint16(A[i], scale, 0.5);
+  }
+  return data;
+}
+
 function sampleOverflow(header) {
   return new SvdiError(`samples overflow ${header.dtype} (sample scale ${header.scale})`);
 }
@@ -1625,7 +1673,9 @@ export class SvdiImage {
       const { width, height, channels, dtype } = this.header;
       if (k != null && !(Number.isInteger(k) && k >= 0)) throw new SvdiError("components must be a non-negative integer");
       let data;
-      if (this.header.colour === 1) {
+      if (this.header.colour === 1 && dtype === "uint16") {
+        data = wideYcbcrImage(this.header, this.planeValues(k)); // version 3
+      } else if (this.header.colour === 1) {
         data = ycbcrImage(this.header, this.planeValues(k)); // the planes are released
       } else {
         // Colour 0: each channel is its own plane, converted as it is reconstructed, so that at
@@ -1640,12 +1690,13 @@ export class SvdiImage {
     });
   }
 
-  /** Per plane: σ (in sample units for colour 0, like the reference's read_factors), and the
+  /** Per plane: σ (in sample units for colour 0 and 16-bit Y′CbCr, like the reference's
+   * read_factors; 8-bit Y′CbCr in its own units), and the
    * dequantized U (m × r) and Vᵀ (r × n), binary32, row-major. includeU: false leaves U out
    * (null), for callers that need only the spectrum and the basis (the viewer). */
   readFactors({ includeU = true } = {}) {
     const { header } = this;
-    const scale = header.colour === 0 ? fround(header.scale) : 1;
+    const scale = header.colour === 0 || header.dtype !== "uint8" ? fround(header.scale) : 1;
     // A version 2 file's residual blocks are read and checked as a decode checks them (the same
     // verdict; the factors are version 1's dequantized ones, as the reference's read_factors).
     // A float residual can make a sample overflow (§5.3): that verdict needs the image (when

@@ -541,9 +541,53 @@ def jfif_term(c: float, x: np.ndarray) -> np.ndarray:
     return np.trunc(k * x.astype(np.float32) + np.float32(0.5)).astype(np.int64)
 
 
+def upsample2_exact(plane: np.ndarray) -> np.ndarray:
+    """§5.2's chroma upsampling of a binary32 plane to twice its size, bit for bit: each pass
+    (horizontal, then vertical) weights 3/4 and 1/4 (one tap of weight 1 at the edges), summed
+    in binary64 (exact products, one rounding) and rounded to binary32."""
+    def axis(a: np.ndarray, ax: int) -> np.ndarray:
+        a = np.moveaxis(a.astype(np.float64), ax, 0)
+        padded = np.concatenate([a[:1], a, a[-1:]])
+        out = np.empty((2 * a.shape[0], *a.shape[1:]))
+        out[0::2] = 0.75 * a + 0.25 * padded[:-2]  # at the edge 0.75 a + 0.25 a = a exactly
+        out[1::2] = 0.75 * a + 0.25 * padded[2:]
+        return np.moveaxis(out, 0, ax).astype(np.float32)
+    return axis(axis(plane, 1), 0)
+
+
+#: Version 3's 16-bit Y'CbCr -> RGB in units of 2^-16 (§5.2): R from Cr, G from Cb, G from Cr,
+#: B from Cb.
+WIDE_YCC = (91882, -22553, -46801, 116130)
+
+
+def wide_samples(plane: np.ndarray, scale: float, offset: int = 0) -> np.ndarray:
+    """floor(clamp(fl64(fl64(p scale) + offset + 1/2), 0, 65535)) (§5.2), int64."""
+    v = plane.astype(np.float64) * scale + (offset + 0.5)
+    return np.floor(np.clip(v, 0, 65535)).astype(np.int64)
+
+
+def wide_ycc_samples(v: Vector, planes: list[np.ndarray]) -> np.ndarray:
+    """A version 3 colour-1 image of 16-bit samples (§5.2), bit for bit, in Python's integer
+    floor division: R = Y' + (kR xr + 2^15) // 2^16 etc., clamped to 0..65535."""
+    chroma = planes[1:3]
+    if v.sub:
+        chroma = [upsample2_exact(c) for c in chroma]
+    y = wide_samples(planes[0], v.scale)
+    xb, xr = (wide_samples(c, v.scale, 32768) - 32768 for c in chroma)
+    k_r, k_gb, k_gr, k_b = WIDE_YCC
+    r = y + (k_r * xr + 32768) // 65536
+    g = y + (k_gb * xb + k_gr * xr + 32768) // 65536
+    b = y + (k_b * xb + 32768) // 65536
+    chans = [np.clip(c, 0, 65535) for c in (r, g, b)]
+    chans += [wide_samples(p, v.scale) for p in planes[3:]]
+    return np.stack(chans, -1).astype(np.uint16)
+
+
 def exact_samples(v: Vector, planes: list[np.ndarray]) -> np.ndarray:
-    """The decoded samples (h, w, c) of a version 2 file's planes, bit for bit (§5.2); no
-    chroma subsampling in these vectors."""
+    """The decoded samples (h, w, c) of a version 2 or 3 file's planes, bit for bit (§5.2);
+    chroma subsampling only in the 16-bit (version 3) vectors."""
+    if v.colour == container.COLOUR_YCBCR and v.stype == 2:
+        return wide_ycc_samples(v, planes)
     assert not v.sub
     if v.colour == container.COLOUR_YCBCR:
         y = byte_samples(planes[0])
@@ -642,6 +686,7 @@ class V2Vector:
     parts: dict[int, ResidualPart]
     near: bool = False
     means: dict[int, np.ndarray] = field(default_factory=dict)  # MEAN chunks by plane (§3.1)
+    version: int = 2  # 3: Y'CbCr of 16-bit samples
 
     def __post_init__(self) -> None:
         if self.near and self.base.stype in FLOAT_TYPES:  # the layer plus small offsets
@@ -684,7 +729,7 @@ class V2Vector:
     def encode(self) -> bytes:
         v = self.base
         parts = [container.SIGNATURE, head(v.width, v.height, v.stype, v.channels, v.colour,
-                                           v.sub, v.scale, version=2)]
+                                           v.sub, v.scale, version=self.version)]
         for i, (p, shift) in enumerate(zip(v.planes, self.shifts())):
             layout = container.LAYOUT_PATCH if p.patch else container.LAYOUT_PLAIN
             parts.append(plan_v2(i, layout, p.patch, p.height, p.width, p.rank, p.step, shift))
@@ -770,6 +815,44 @@ def v2_vectors() -> list[V2Vector]:
         V2Vector(u16x3, pattern((8, 9, 3), 30, 0, 65535),
                  {c: ResidualPart(0, **three) for c in range(3)}),
         *array_vectors(),
+        *v3_vectors(),
+    ]
+
+
+def v3_vectors() -> list[V2Vector]:
+    """Version 3 (§5.2): Y'CbCr of 16-bit samples, 4:2:0 and 4:4:4, scale 257 and another,
+    alpha made exact, and R, G, B within 100 with R and B referencing G. Chroma factors up to 9
+    (plane values up to 81, 20817 samples at scale 257) so that R and B clamp at both ends."""
+    sub = [plane(16, 16, 2.0, [1.0, 2.0, 4.0, 4.0], 70, (4, 7), 5, patch=4),
+           plane(8, 8, 1.0, [1.0, 2.0], 71, (-9, 9), 3),
+           plane(8, 8, 1.0, [1.0], 72, (-9, 9), 0, predictors=(VERTICAL, NONE))]
+    full = [plane(5, 9, 2.0, [1.0, 2.0], 73, (4, 8), 3, predictors=(VERTICAL, VERTICAL)),
+            plane(5, 9, 1.0, [1.0], 74, (-9, 9), 0),
+            plane(5, 9, 1.0, [1.0, 2.0], 75, (-9, 9), 2),
+            plane(5, 9, 1.0, [1.0, 1.0], 76, (14, 16), 2)]
+    ycc = container.COLOUR_YCBCR
+    rgb_sub = Vector("v3_rgb16_16x16_sub", "16-bit RGB 16x16, Y'CbCr with 2x2 chroma "
+                     "subsampling, scale 257; luma patch 4, chroma plain; no residual", 16, 16,
+                     2, sub, colour=ycc, sub=1, scale=257.0)
+    rgba = Vector("v3_rgba16_9x5_alpha", "16-bit RGBA 9x5, Y'CbCr 4:4:4, scale 100, plain; "
+                  "alpha made exact by a lossless residual on channel 3", 9, 5, 2, full,
+                  colour=ycc, scale=100.0)
+    bounded = Vector("v3_rgb16_16x16_e100", "16-bit RGB 16x16, Y'CbCr 4:2:0, scale 257; R, G, "
+                     "B within 100 (step 201): G, then R and B less G's q, two row blocks",
+                     16, 16, 2, sub, colour=ycc, sub=1, scale=257.0)
+    alpha = np.zeros((5, 9, 4), np.int64)
+    alpha[..., 3] = pattern((5, 9), 77, -3000, 3000)
+    return [
+        V2Vector(rgb_sub, np.zeros((16, 16, 3)), {}, version=3),
+        V2Vector(rgba, alpha, {3: ResidualPart(0, codes=(INT16,), predictors=(HORIZONTAL,))},
+                 near=True, version=3),
+        V2Vector(bounded, pattern((16, 16, 3), 78, -2000, 2000),
+                 {1: ResidualPart(100, cuts=(8,), predictors=(VERTICAL, PLANAR),
+                                  codes=(INT8,)),
+                  0: ResidualPart(100, cuts=(8,), predictors=(HORIZONTAL, NONE),
+                                  codes=(INT8,), reference=1),
+                  2: ResidualPart(100, cuts=(8,), predictors=(PLANAR, VERTICAL),
+                                  codes=(INT8,), reference=1)}, near=True, version=3),
     ]
 
 
@@ -859,8 +942,23 @@ def v2_invalid_vectors(valid: dict[str, bytes], v1: bytes) -> list[tuple[str, st
     return [
         ("v2_factor_range", "a U integer of 2^24 + 1 in a version 2 plane (binary32 would "
          "round it to 2^24)", big_file, "reach 2^24"),
-        ("unknown_version_3", "HEAD declares format version 3", replace(
-            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=3)), "unsupported format version 3"),
+        # Before version 3 existed this file was refused for its version; it still is, for its
+        # version 1 PLAN chunks (the bytes are unchanged).
+        ("unknown_version_3", "HEAD declares format version 3 over version 1's 23-byte PLAN "
+         "chunks", replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=3)),
+         "PLAN chunk has 23 bytes, expected 24"),
+        ("unknown_version_4", "HEAD declares format version 4", replace(
+            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=4)), "unsupported format version 4"),
+        ("v3_ycc16_in_v2", "16-bit Y'CbCr (a version 3 file) with HEAD's version 2", replace(
+            valid["v3_rgb16_16x16_sub"], b"HEAD", patch_struct(container.HEAD_RECORD, f0=2)),
+         "Y'CbCr transform needs 8-bit RGB or RGBA (version 3: or 16-bit)"),
+        ("v3_ycc_int16", "Y'CbCr of int16 samples (sample type 5) in a version 3 file", replace(
+            valid["v3_rgb16_16x16_sub"], b"HEAD", patch_struct(container.HEAD_RECORD, f3=5)),
+         "Y'CbCr transform needs 8-bit RGB or RGBA (version 3: or 16-bit)"),
+        ("v3_ycc16_two_channels", "16-bit Y'CbCr of 2 channels in a version 3 file", replace(
+            valid["v3_rgba16_9x5_alpha"], b"HEAD", patch_struct(container.HEAD_RECORD, f4=2,
+                                                                 f7=2)),
+         "Y'CbCr transform needs 8-bit RGB or RGBA (version 3: or 16-bit)"),
         ("v2_rblk_in_v1", "an RBLK chunk in a version 1 file", join_chunks(
             v1_chunks[:-1] + [residual] + v1_chunks[-1:]), "residual block (RBLK) in a version 1 file"),
         ("v2_plan_size", "version 2 file with a 23-byte (version 1) PLAN chunk", replace(
@@ -1222,7 +1320,7 @@ def build() -> tuple[dict[str, bytes], dict]:
                         "mode": MODES.get((w.base.stype, w.base.channels)),
                         "shape": list(expected.shape), "dtype": str(expected.dtype),
                         "expected": f"{w.name}.npy", "tolerance": {"abs": 0},
-                        "format_version": 2,
+                        "format_version": w.version,
                         "max_error": {str(c): p.bound for c, p in sorted(w.parts.items())}})
     invalid = invalid_vectors(valid) + v2_invalid_vectors(valid, valid["l_13x7_plain"])
     for name, description, data, error in invalid:

@@ -8,6 +8,7 @@ Importing :mod:`svdcodec` registers the format; :func:`register` may be called a
 
 from __future__ import annotations
 
+import warnings
 from typing import IO, Any
 
 import numpy as np
@@ -34,7 +35,8 @@ def pillow_mode(header: Header) -> str:
     OSError rather than SyntaxError: the file *is* SVDI, so Pillow must not go on to report
     "cannot identify image file", which would hide the real reason.
     """
-    mode = PILLOW_MODES.get((header.dtype, header.channels))
+    mode = PILLOW_MODES.get((header.dtype, header.channels)) or WIDE_RGB_MODES.get(
+        (header.dtype, header.channels))
     if mode is None:
         raise OSError(f"SVDI image with {header.channels} {header.dtype} channels has no Pillow "
                       "mode; read it with svdcodec.decode()")
@@ -64,6 +66,8 @@ class SvdiImageFile(ImageFile.ImageFile):
         except SvdiError as exc:  # SyntaxError lets Pillow say "cannot identify image file"
             raise SyntaxError(str(exc)) from exc
         self._mode = pillow_mode(header)
+        if (header.dtype, header.channels) in WIDE_RGB_MODES:
+            warn_reduced_depth(header.channels)
         self._size = (header.width, header.height)
         self.info["svdi_version"] = header.version
         self.info["svdi_ranks"] = tuple(p.rank for p in planes)
@@ -156,12 +160,39 @@ def _raw_bytes(pixels: np.ndarray, mode: str) -> memoryview:
     """Pixels in the byte order of RAWMODES[mode], after checking they fit the opened mode: a
     view of the decoded array (Pillow's raw decoder copies from any buffer, so no bytes copy)."""
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if WIDE_RGB_MODES.get((pixels.dtype, channels)) == mode:
+        pixels = to_8_bits(pixels)
     if PILLOW_MODES.get((pixels.dtype, channels)) != mode:
         raise OSError(f"broken SVDI file: decoded {channels} {pixels.dtype} channels, "
                       f"header promised mode {mode}")
     if mode == "I;16":
         pixels = pixels.astype("<u2", copy=False)
     return memoryview(np.ascontiguousarray(pixels)).cast("B")
+
+
+# ---- 16-bit RGB(A): Pillow has no mode for it, so it opens at 8 bits, with a warning.
+
+#: (dtype, channels) of 16-bit RGB and RGBA (format version 3's Y'CbCr, or colour 0) -> the
+#: Pillow mode they open in, their samples rounded to 8 bits.
+WIDE_RGB_MODES: dict[tuple[np.dtype, int], str] = {
+    (np.dtype(np.uint16), 3): "RGB", (np.dtype(np.uint16), 4): "RGBA"}
+
+
+class ReducedDepthWarning(UserWarning):
+    """A 16-bit RGB(A) .svdi file opened in Pillow, which shows it at 8 bits per sample."""
+
+
+def warn_reduced_depth(channels: int) -> None:
+    mode = "RGB" if channels == 3 else "RGBA"
+    warnings.warn(f"16-bit {mode} SVDI image opened as 8-bit {mode} (Pillow has no 16-bit "
+                  f"{mode} mode): samples rounded to 8 bits; svdcodec.decode returns the "
+                  "16-bit samples", ReducedDepthWarning, stacklevel=6)  # Image.open's caller
+
+
+def to_8_bits(pixels: np.ndarray) -> np.ndarray:
+    """16-bit samples rounded to 8 bits: round(v * 255 / 65535) = floor((v + 128) / 257), never
+    a tie (65535 = 255 x 257)."""
+    return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 #: Keywords Pillow's Image.save itself reads (save_all is taken out before a plugin sees it).

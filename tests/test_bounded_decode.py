@@ -249,8 +249,12 @@ def escape_heavy(side: int, rank: int, blocks: int = 1) -> bytes:
     """L side x side, plain, every U and V entry a value escape (the issue's 240 MiB case, at
     a size a test decodes): sparse streams of 5 bytes per factor entry, `blocks` blocks per
     factor."""
-    parts = [container.SIGNATURE, MV.head(side, side, 1, 1),
-             MV.plan(0, container.LAYOUT_PLAIN, 0, side, side, rank, 1.0),
+    # Version 2 (exact planes, W_k = round(2^20 / 10^6) = 1, max|A| max|B| sum W < 2^53): the
+    # sums of these huge, cancelling terms are then the same integers on every decoder (in
+    # version 1 their binary32 rounding, which the spec leaves to the summation order, turns
+    # some samples from 0 to 255 between BLAS builds).
+    parts = [container.SIGNATURE, MV.head(side, side, 1, 1, version=2),
+             MV.plan_v2(0, container.LAYOUT_PLAIN, 0, side, side, rank, 1.0, 20),
              MV.dense_block(b"SBLK", 0, 0, np.full(rank, 1e6, np.float32), MV.FLOAT32)]
     rng = np.random.default_rng(5)
     cuts = np.linspace(0, rank, blocks + 1).astype(int)

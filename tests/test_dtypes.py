@@ -106,8 +106,10 @@ def test_version_1_types_with_up_to_4_channels_stay_version_1() -> None:
     for dtype, scale in [(np.uint8, 1), (np.uint16, 257), (np.float32, 1 / 255)]:
         for channels in (1, 2, 3, 4):
             image = (photo(16, 16, channels, 1).astype(np.float64) * scale).astype(dtype)
+            # 16-bit RGB(A) is Y'CbCr, version 3 (tests/test_colour16.py)
+            wide_colour = dtype == np.uint16 and channels >= 3
             assert format_version(svdcodec.encode(image, exact_constant=False,
-                                           exact_alpha=False)) == 1
+                                           exact_alpha=False)) == (3 if wide_colour else 1)
     assert format_version(svdcodec.encode(photo(16, 16, 4, 1)[..., :1].repeat(5, 2))) == 2
 
 
@@ -138,6 +140,30 @@ def test_float64_lossless_only_where_the_differences_fit() -> None:
     noisy = np.random.default_rng(1).normal(size=(12, 10))
     with pytest.raises(SvdiError, match="max_error > 0"):
         svdcodec.encode(noisy, max_error=0)
+
+
+@pytest.mark.parametrize("quality", [5, 56])
+def test_float64_near_the_largest_float64_is_stored_or_refused_never_undecodable(
+        quality: int) -> None:
+    """Found by the round-trip fuzzer: samples up to the largest float64 made a scale past
+    HEAD's limit (max / 255) or a reconstruction that overflows float64 (not clamped, spec
+    §5.2), so encode wrote a file decode refused. The scale is capped at the largest allowed
+    power of two, and a file whose reconstruction still overflows is refused at encode with a
+    message that says what to do."""
+    top = float(np.finfo(np.float64).max)
+    rng = np.random.default_rng(3)
+    for peak in (top, top * 0.98, 2.0 ** 1010):
+        samples = rng.choice([-peak, peak, 0.0, peak / 3], size=(16, 16, 3))
+        try:
+            data = svdcodec.encode(samples, quality=quality)
+        except SvdiError as error:
+            assert "scale them down" in str(error)
+            continue
+        assert unpack(data).header.scale <= top / 255
+        decoded = decode_everywhere(data)
+        assert decoded.dtype == np.float64 and np.all(np.isfinite(decoded))
+    modest = rng.choice([-2.0 ** 990, 2.0 ** 990], size=(16, 16))
+    assert np.all(np.isfinite(decode_everywhere(svdcodec.encode(modest, quality=quality))))
 
 
 def test_float16_refused_with_the_exact_conversion_named() -> None:

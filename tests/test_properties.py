@@ -20,7 +20,7 @@ from PIL import Image
 import svdcodec
 from svdcodec import SvdiError
 from svdcodec import format as container
-from svdcodec.pillow_plugin import PILLOW_MODES
+from svdcodec.pillow_plugin import PILLOW_MODES, WIDE_RGB_MODES, ReducedDepthWarning
 from support import ROOT, make_vectors
 
 MV = make_vectors()
@@ -30,14 +30,16 @@ MV = make_vectors()
 
 @st.composite
 def headers(draw: st.DrawFn) -> tuple[container.Header, list[container.Plane]]:
-    """Any valid HEAD with PLANs of rank 0 (any size: rank 0 costs no work), of either
-    version: version 1 with its sample types and 1-4 channels, version 2 with all of them."""
+    """Any valid HEAD with PLANs of rank 0 (any size: rank 0 costs no work), of any version:
+    version 1 with its sample types and 1-4 channels, versions 2 and 3 with all of them
+    (version 3: Y'CbCr of uint16 too)."""
     version = draw(st.sampled_from(container.VERSIONS))
-    stype = draw(st.sampled_from(sorted(container.SAMPLE_TYPES) if version == 2
+    stype = draw(st.sampled_from(sorted(container.SAMPLE_TYPES) if version >= 2
                                  else container.SAMPLE_TYPES_V1))
-    channels = draw(st.integers(1, container.MAX_CHANNELS if version == 2
+    channels = draw(st.integers(1, container.MAX_CHANNELS if version >= 2
                                 else container.MAX_CHANNELS_V1))
-    ycbcr = stype == 1 and channels in (3, 4) and draw(st.booleans())
+    ycbcr = (stype == 1 or (stype == 2 and version >= 3)) and channels in (3, 4) \
+        and draw(st.booleans())
     header = container.Header(
         width=draw(st.integers(1, container.MAX_DIMENSION)), height=draw(st.integers(1, container.MAX_DIMENSION)),
         sample_type=stype, channels=channels,
@@ -54,7 +56,7 @@ def headers(draw: st.DrawFn) -> tuple[container.Header, list[container.Plane]]:
         planes.append(container.Plane(i, container.LAYOUT_PATCH if patch else container.LAYOUT_PLAIN, patch, height,
                               width, 0, draw(st.floats(0, exclude_min=True,
                                                        allow_infinity=False)),
-                              draw(st.integers(0, container.MAX_SHIFT)) if version == 2
+                              draw(st.integers(0, container.MAX_SHIFT)) if version >= 2
                               else None))
     return header, planes
 
@@ -101,7 +103,11 @@ def test_encode_decode_keeps_shape_dtype_and_mode(pixels: np.ndarray, quality: i
     if pixels.dtype.kind == "f":
         assert np.all(np.isfinite(decoded))
     mode = PILLOW_MODES.get((pixels.dtype, channels))
-    if mode is None:  # numpy-only combination: the file is SVDI, but has no Pillow mode
+    if (pixels.dtype, channels) in WIDE_RGB_MODES:  # 16-bit RGB(A): opened at 8 bits, warned
+        with pytest.warns(ReducedDepthWarning), Image.open(io.BytesIO(data)) as im:
+            assert (im.mode, im.size) == (WIDE_RGB_MODES[(pixels.dtype, channels)],
+                                          (pixels.shape[1], pixels.shape[0]))
+    elif mode is None:  # numpy-only combination: the file is SVDI, but has no Pillow mode
         with pytest.raises(OSError, match="no Pillow mode"):
             Image.open(io.BytesIO(data))
     else:

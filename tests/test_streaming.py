@@ -77,7 +77,14 @@ def test_banded_decode_equals_decode_reference(case: tuple, threads: int,
         got = render_image(container.unpack(data), components, threads=threads)
         got = got[:, :, 0] if got.shape[2] == 1 else got
         assert got.dtype == expected.dtype
-        np.testing.assert_array_equal(got, expected)
+        if got.dtype.kind == "f":
+            # Version 1 float32 samples: spec §5's conformance allows another summation order
+            # 1e-5 x max(scale x 255, max |sample|); banded and whole-matrix sgemm differ by
+            # an ulp on some BLAS builds.
+            tolerance = 1e-5 * max(box.header.scale * 255, float(np.abs(expected).max()))
+            np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance)
+        else:
+            np.testing.assert_array_equal(got, expected)
 
 
 def test_tiny_bands_stay_within_one(monkeypatch: pytest.MonkeyPatch) -> None:

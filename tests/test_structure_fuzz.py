@@ -33,7 +33,7 @@ def test_generated_files_agree_on_every_path() -> None:
         layouts.update(case.layouts)
     # The generator reaches both verdicts, every mode and every layout.
     assert verdicts["ok"] > SEEDS // 10 and verdicts["SvdiError"] > SEEDS // 10, verdicts
-    assert modes == set(grammar.MODES) | set(grammar.V2_MODES)
+    assert modes == set(grammar.MODES) | set(grammar.V2_MODES) | set(grammar.V3_MODES)
     assert layouts == {"plain", "patch2", "patch4", "patch8", "patch16", "patch32"}
 
 

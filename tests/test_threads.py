@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import svdcodec
+from svdcodec.evaluation.metrics import psnr
 from svdcodec.runtime import threads as runtime
 
 
@@ -58,7 +59,8 @@ def test_not_a_dask_worker_here() -> None:
 
 def test_one_thread_gives_the_same_bytes_and_pixels(monkeypatch) -> None:
     """With threads(1) no pool thread runs (band work stays in the calling thread), and the
-    file and the pixels are those of the default thread count."""
+    file and the pixels are those of the default thread count (the plain layout's: within
+    BLAS rounding)."""
     with Image.open(resources.files("svdcodec") / "data" / "sample.png") as im:
         rgb = np.tile(np.asarray(im), (2, 2, 1))  # 768 x 512: more than one band per plane
     data = svdcodec.encode(rgb, 80)
@@ -73,7 +75,12 @@ def test_one_thread_gives_the_same_bytes_and_pixels(monkeypatch) -> None:
     monkeypatch.setattr(runtime, "_pool", recording_pool)
     with svdcodec.threads(1):
         assert svdcodec.encode(rgb, 80) == data
-        assert svdcodec.encode(rgb, 80, layout="plain") == plain
+        # The plain layout factorizes the whole plane with OpenBLAS's own threads (one large
+        # product): their count changes its rounding, and on some CPUs the file's bytes, never
+        # more than rounding does (docs/performance.md, "Bands and threads").
+        one = svdcodec.encode(rgb, 80, layout="plain")
+        assert abs(len(one) - len(plain)) <= 0.005 * len(plain)
+        assert psnr(svdcodec.decode(one), svdcodec.decode(plain)) > 50
         assert np.array_equal(svdcodec.decode(data), pixels)
     assert pools == []
     if runtime.cores() > 1:  # the default does use the pool, so the check above means something

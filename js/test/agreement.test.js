@@ -37,6 +37,12 @@ test("the fixtures cover every layout, mode and sample type", () => {
   for (const dtype of ["float32", "float64"]) assert.ok(v2.some((f) => f.dtype === dtype && f.options.centre), `${dtype} centred`);
   const channels = new Set(v2.map((f) => f.shape[2] ?? 1));
   for (const c of [5, 6, 8]) assert.ok(channels.has(c), `${c} channels`);
+  // Version 3: 16-bit RGB and RGBA in Y′CbCr, 4:2:0 and 4:4:4, lossy, bounded and lossless.
+  const v3 = fixtures.filter((f) => f.version === 3);
+  for (const c of [3, 4]) assert.ok(v3.some((f) => f.dtype === "uint16" && f.shape[2] === c), `version 3 uint16/${c}`);
+  const v3sub = new Set(v3.map((f) => svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).subsampling));
+  assert.deepEqual([...v3sub].sort(), [0, 1], "version 3 with 4:2:0 and 4:4:4 chroma");
+  assert.ok(v3.some((f) => f.options.max_error === 0) && v3.some((f) => f.options.max_error > 0));
 });
 
 /** The largest |decoded − source| per channel must be within the largest bound of the channel's
@@ -65,9 +71,9 @@ for (const f of fixtures) {
       const expected = readNpy(readFileSync(`${FIXTURES}/${k === null ? f.expected : `${f.name}.k${k}.npy`}`));
       const decoded = image.reconstruct(k);
       assert.deepEqual(expected.shape, f.shape);
-      if (image.header.version === 2) {
-        // Version 2: every sample the reference decoder's, bit for bit (spec §5.3), also for a
-        // preview of fewer components (exact planes, without the residual).
+      if (image.header.version >= 2) {
+        // Versions 2 and 3: every sample the reference decoder's, bit for bit (spec §5.3), also
+        // for a preview of fewer components (exact planes, without the residual).
         const differing = differingBits(decoded.data, expected.data);
         assert.equal(differing, 0, `components ${k ?? "all"}: ${differing} of ${decoded.data.length} samples differ`);
         if (k === null && f.source) checkResidualBound(image, decoded, readNpy(readFileSync(`${FIXTURES}/${f.source}`)));

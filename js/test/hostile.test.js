@@ -242,7 +242,8 @@ test("version 2: RBLK in a version 1 file, before the PLAN chunks, before a fact
   // A version 1 PLAN (23 bytes) in a version 2 file, and a shift beyond 63.
   rejects(fileOf([head({ width: 6, height: 4 }), plan({ height: 4, width: 6, shift: null }), IEND]), /PLAN chunk has 23 bytes, expected 24/);
   rejects(fileOf([head({ width: 6, height: 4 }), plan({ height: 4, width: 6, shift: 64 }), IEND]), /shift 64 exceeds 63/);
-  rejects(fileOf([head({ version: 3, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /unsupported format version 3/);
+  rejects(fileOf([head({ version: 3, width: 6, height: 4 }), plan({ height: 4, width: 6, shift: null }), IEND]), /PLAN chunk has 23 bytes, expected 24/);
+  rejects(fileOf([head({ version: 4, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /unsupported format version 4/);
 });
 
 test("version 2: RBLK fields out of range", () => {
@@ -365,7 +366,7 @@ test("a frame declaring 2^32 bytes or more is refused, not truncated to the 32-b
 test("arrays: sample types and channel counts per version (HEAD, §2)", () => {
   const one = (fields, version = 2) => fileOf([head({ version, width: 3, height: 2, ...fields }),
     ...Array.from({ length: fields.planes ?? fields.channels ?? 1 }, (_, index) =>
-      plan({ index, height: 2, width: 3, shift: version === 2 ? 0 : null })), IEND]);
+      plan({ index, height: 2, width: 3, shift: version >= 2 ? 0 : null })), IEND]);
   for (const code of [0, 9, 255]) rejects(one({ sampleCode: code }), new RegExp(`unknown sample type ${code} \\(format version 2\\)`));
   for (const dtype of ["int8", "int16", "int32", "uint32", "float64"]) {
     rejects(one({ dtype }, 1), /unknown sample type \d \(format version 1\)/);
@@ -377,6 +378,11 @@ test("arrays: sample types and channel counts per version (HEAD, §2)", () => {
   rejects(fileOf([head({ width: 3, height: 2, channels: 255, planes: 254 }), IEND]), /invalid channel count 255 with 254 planes/);
   rejects(one({ dtype: "int16", channels: 3, colour: 1 }), /Y'CbCr transform needs 8-bit RGB or RGBA/);
   rejects(one({ channels: 5, colour: 1 }), /Y'CbCr transform needs 8-bit RGB or RGBA/);
+  // 16-bit Y′CbCr is version 3's: refused in a version 2 (or 1) header, and for 2 channels.
+  rejects(one({ dtype: "uint16", channels: 3, colour: 1 }), /Y'CbCr transform needs 8-bit RGB or RGBA \(version 3: or 16-bit\), not 3 uint16 channels in version 2/);
+  rejects(one({ dtype: "uint16", channels: 3, colour: 1 }, 1), /Y'CbCr transform needs 8-bit RGB or RGBA/);
+  rejects(one({ dtype: "uint16", channels: 2, colour: 1 }, 3), /Y'CbCr transform needs 8-bit RGB or RGBA/);
+  assert.equal(svdi.decode(one({ dtype: "uint16", channels: 4, colour: 1 }, 3)).dtype, "uint16");
   // 255 channels (rank-0 planes): the largest count, decoded as interleaved samples.
   const image = svdi.decode(one({ channels: 255, dtype: "int16" }));
   assert.equal(image.channels, 255);

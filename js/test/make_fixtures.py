@@ -9,7 +9,8 @@ the package) is read; the other modes and sample types are derived from it.
 
 The cases with max_error (and LA, whose alpha the encoder makes exact), the array types (int8,
 int16, int32, uint32, float64), centred columns and 5-8 channels are format version 2 files:
-exact planes, residual blocks, MEAN chunks. For those with residual blocks NAME.source.npy is
+exact planes, residual blocks, MEAN chunks. The 16-bit RGB(A) cases are version 3 (Y'CbCr of
+16-bit samples, exact planes too). For those with residual blocks NAME.source.npy is
 the encoded image too, so that the tests also check the bound the encoder promised, not only
 agreement.
 """
@@ -64,7 +65,13 @@ def sources() -> dict[str, np.ndarray]:
         "f32x8": np.dstack([np.roll(floats, 3 * i, axis=1) * (1 + i / 8) for i in range(8)]),
         "f32_centred": floats + np.linspace(-40, 40, w, dtype=np.float32)[None, :],
     }
-    return {"rgb": rgb, "grey": grey, "rgba": rgba, "odd": odd, "u16": wide, "f32": floats,
+    # Version 3: 16-bit RGB(A), the 8-bit picture widened with a ramp in the low bits (within
+    # 0..65535), alpha a smooth ramp.
+    low = (column % 251)[..., None] + (row % 7)[..., None]
+    rgb16 = (rgb.astype(np.int64) * 257 - low).clip(0, 65535).astype(np.uint16)
+    rgba16 = np.dstack([rgb16, (ramp.astype(np.uint16) * 257)[..., None]])
+    return {"rgb16": rgb16, "rgba16": rgba16, "odd16": rgb16[:251, :383],
+            "rgb": rgb, "grey": grey, "rgba": rgba, "odd": odd, "u16": wide, "f32": floats,
             "la": np.dstack([grey, 255 - grey]), "cutout": np.dstack([rgb, disc]), **arrays}
 
 
@@ -132,6 +139,15 @@ CASES = [
     ("v2_i16x5_e2", "i16x5", {"max_error": 2}, [2]),
     ("v2_f32x8_e001", "f32x8", {"max_error": 0.01, "quality": 60}, [3]),
     ("v2_f32x8_centred", "f32x8", {"centre": True, "quality": 70}, [2]),
+    # Format version 3: Y'CbCr of 16-bit RGB(A), 4:2:0 and 4:4:4, odd sizes, alpha exact by
+    # default, residuals; bit-exact agreement at every k.
+    ("v3_rgb16_q75", "rgb16", {"quality": 75}, [2, 8]),
+    ("v3_rgb16_q95_444", "rgb16", {"quality": 95}, [4]),
+    ("v3_rgb16_q60_plain", "rgb16", {"quality": 60, "layout": "plain"}, [5]),
+    ("v3_odd16_q60", "odd16", {"quality": 60}, [3]),
+    ("v3_rgba16_q70", "rgba16", {"quality": 70}, [3]),
+    ("v3_rgb16_e64", "rgb16", {"max_error": 64}, [2]),
+    ("v3_rgb16_lossless", "rgb16", {"max_error": 0}, [1]),
 ]
 
 

@@ -197,12 +197,13 @@ function centredNote() {
 /** ", format version 2, lossless" or ", within ±E" for the shown image; a preview of fewer
  * components is the low-rank layer without the residual (spec §5.3). */
 function residualNote(shown) {
-  if (!file.residuals.length) return file.header.version === 2 ? ", format version 2 (exact planes)" : "";
+  if (!file.residuals.length) return file.header.version >= 2 ? `, format version ${file.header.version} (exact planes)` : "";
   const channels = residualChannels();
   const bound = Math.max(...channels.map((c) => c.bound));
   const all = channels.length === file.header.channels;
   const promise = bound === 0 ? (all ? "lossless" : "exact in some channels") : `within ±${bound}${all ? "" : " in some channels"}`;
-  return shown >= maxRank() ? `, format version 2: ${promise}` : ", format version 2: low-rank layer only (the residual applies at every component)";
+  const v = `format version ${file.header.version}`;
+  return shown >= maxRank() ? `, ${v}: ${promise}` : `, ${v}: low-rank layer only (the residual applies at every component)`;
 }
 
 function drawResiduals() {

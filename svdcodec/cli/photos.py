@@ -164,13 +164,14 @@ def save_options(fmt: str, metadata: dict[str, Any]) -> tuple[dict[str, Any], li
 
 
 def default_suffix(pixels_dtype: np.dtype, channels: int) -> str:
-    """The output suffix when none is asked for: PNG holds 8-bit and 16-bit grey, TIFF a float
-    (F) image, .npy what no Pillow mode holds."""
+    """The output suffix when none is asked for: PNG holds 8-bit and 16-bit grey, and 16-bit
+    colour with the 16bit extra; TIFF a float (F) image; .npy what no Pillow mode holds."""
     from ..modes import PILLOW_MODES
+    from .deep_images import writes_deep
 
     mode = PILLOW_MODES.get((np.dtype(pixels_dtype), channels))
     if mode is None:
-        return ".npy"
+        return ".png" if writes_deep(pixels_dtype, channels) else ".npy"
     return ".tiff" if mode == "F" else ".png"
 
 

@@ -40,7 +40,7 @@ from ..decoder import decode, read_metadata
 from ..encoder import encode, encode_options
 from ..modes import PILLOW_MODES
 from ..runtime.threads import cores
-from . import batch, photos
+from . import batch, deep_images, photos
 from .info import info_report, info_text
 from .safe_io import (
     STDIO,
@@ -320,8 +320,14 @@ def _load_pixels(data: bytes) -> np.ndarray | Image.Image:
     return image
 
 
+#: Names of the 16-bit colour images, which have no Pillow mode but PNG and TIFF files.
+DEEP_NAMES = {2: "LA 16-bit", 3: "RGB 16-bit", 4: "RGBA 16-bit"}
+
+
 def _mode_name(dtype: np.dtype, channels: int) -> str:
     mode = PILLOW_MODES.get((np.dtype(dtype), channels))
+    if mode is None and np.dtype(dtype) == np.uint16 and channels in DEEP_NAMES:
+        return DEEP_NAMES[channels]
     return mode or f"{channels}x{np.dtype(dtype)} (numpy only)"
 
 
@@ -338,6 +344,26 @@ class EncodeJob:
     strip: bool = False  # drop the input's metadata
     frame: int | None = None  # the frame of a multi-frame input to encode
     max_pixels: int | None | bool = True  # as decode()'s max_pixels
+    eight_bit: bool = False  # a 16-bit colour PNG or TIFF at 8 bits, as Pillow reads it
+
+
+def _full_depth(raw: bytes, image: Image.Image, eight_bit: bool
+                ) -> tuple[np.ndarray | Image.Image, str]:
+    """The input's samples at the depth the file holds, and a note when that is not kept.
+
+    Pillow reads a 16-bit colour PNG or TIFF at 8 bits: the 16bit extra reads all 16, --8bit
+    takes Pillow's 8 (and the note says so), and without either the file is refused, naming
+    both ways: a batch run must not turn 16-bit masters into 8-bit files with status 0."""
+    kind = deep_images.deep_format(raw, image)
+    if kind is None:
+        return image, ""
+    if eight_bit:
+        return image, f"a {kind} encoded at 8 bits (--8bit)"
+    try:
+        return deep_images.read_deep(raw, image), ""
+    except deep_images.DepthUnavailable as exc:
+        raise ValueError(f"{exc}; or --8bit encodes it at 8 bits, as Pillow reads it") \
+            from None
 
 
 def _encode_summary(job: EncodeJob, data: bytes) -> str:
@@ -378,6 +404,8 @@ def encode_one(job: EncodeJob) -> Result:
             else:
                 image, note = photos.open_image(raw, job.frame, job.max_pixels)
                 metadata = {} if job.strip else photos.image_metadata(image)
+                image, depth_note = _full_depth(raw, image, job.eight_bit)
+                note = "; ".join(n for n in (note, depth_note) if n)
         metadata, problems = photos.storable(metadata)
         data = encode(image, **job.options, **metadata)
         notes = write_output(job.dest, data, [job.src], force=job.force)
@@ -429,6 +457,11 @@ def _encode_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame", type=_number(int, 0), metavar="N",
                         help="encode frame N (from 0) of an animated or multi-page input, "
                              "which is refused otherwise")
+    parser.add_argument("--8bit", dest="eight_bit", action="store_true",
+                        help="encode a 16-bit RGB, RGBA or grey+alpha PNG or TIFF at 8 bits, "
+                             "as Pillow reads it. By default all 16 bits are encoded, which "
+                             f"needs the 16bit extra ({deep_images.INSTALL}); without it such "
+                             "a file is refused")
     _add_max_pixels(parser, "refuse larger inputs")
     return parser
 
@@ -457,7 +490,7 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     for message in clashes.values():
         print(f"{parser.prog}: {message}", file=sys.stderr)
     jobs = [EncodeJob(src, dest, options, args.force, args.verbose, args.strip, args.frame,
-                      _pixel_limit(args.max_pixels))
+                      _pixel_limit(args.max_pixels), args.eight_bit)
             for i, (src, dest) in enumerate(zip(args.inputs, dests)) if i not in clashes]
     return _report(parser.prog, _batch(encode_one, jobs, args), args.quiet, len(clashes))
 
@@ -482,6 +515,7 @@ class DecodeJob:
     verbose: bool = False
     strip: bool = False  # do not write the file's metadata into the output
     reduce: int = 1  # decode at 1/reduce of the size
+    eight_bit: bool = False  # round 16-bit samples to 8 bits
 
 
 def _output_format(suffix: str) -> str | None:
@@ -509,8 +543,39 @@ def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = 
         image.save(buf, format=fmt, **(options or {}))
     except (OSError, KeyError) as exc:  # e.g. "cannot write mode F as PNG"
         raise ValueError(f"{_describe(exc)}; decode a {image.mode} image to "
-                         f"{photos.default_suffix(pixels.dtype, channels)} instead") from None
+                         f"{photos.default_suffix(pixels.dtype, channels)} instead"
+                         + (" (or round it to 8 bits with --8bit)"
+                            if pixels.dtype == np.uint16 else "")) from None
     return buf.getvalue()
+
+
+def _deep_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]
+                ) -> tuple[bytes, list[str]]:
+    """16-bit colour pixels as a 16-bit PNG or TIFF, and what of `metadata` it cannot hold.
+    Refused for the other formats, which hold 8 bits at most: rounding is asked for (--8bit),
+    never done behind the user's back."""
+    try:
+        if fmt == "PNG":
+            options, dropped = photos.save_options("PNG", metadata)
+            return deep_images.png_bytes(pixels, options), dropped
+        if fmt == "TIFF":
+            return deep_images.tiff_bytes(pixels, metadata)
+    except deep_images.DepthUnavailable as exc:
+        raise ValueError(f"{exc}; or decode to .npy, or round the samples to 8 bits with "
+                         "--8bit") from None
+    raise ValueError(f"{fmt} output holds at most 8 bits per sample and this image has 16: "
+                     "decode to .png or .tiff (16 bits, with the 16bit extra) or .npy, or round "
+                     "the samples to 8 bits with --8bit")
+
+
+def _output_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]
+                  ) -> tuple[bytes, list[str]]:
+    """Decoded pixels as a file of format `fmt` holding `metadata` (read_metadata's dict), and
+    the names of what of it that format cannot hold."""
+    if fmt != "NPY" and deep_images.is_deep(pixels):
+        return _deep_bytes(pixels, fmt, metadata)
+    options, dropped = photos.save_options(fmt, metadata)
+    return _image_bytes(pixels, fmt, options), dropped
 
 
 def decode_one(job: DecodeJob) -> Result:
@@ -522,24 +587,30 @@ def decode_one(job: DecodeJob) -> Result:
             warnings.simplefilter("always", Image.DecompressionBombWarning)
             pixels = decode(data, components=job.components, reduce=job.reduce,
                             max_pixels=job.max_pixels)
+        rounded = job.eight_bit and pixels.dtype == np.uint16
+        if rounded:
+            pixels = deep_images.to_8bit(pixels)
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
         fmt = job.format or str(_output_format(photos.default_suffix(pixels.dtype, channels)))
         metadata = {} if job.strip or fmt == "NPY" else read_metadata(data)
-        options, dropped = photos.save_options(fmt, metadata)
-        notes = write_output(job.dest, _image_bytes(pixels, fmt, options), [job.src],
-                             force=job.force)
+        image_file, dropped = _output_bytes(pixels, fmt, metadata)
+        notes = write_output(job.dest, image_file, [job.src], force=job.force)
     except DATA_ERRORS as exc:
         return Result(False, f"{display(job.src)}: {_describe(exc)}")
     text = (f"{display(job.src)} -> {display(job.dest, '<stdout>')}: "
-            f"{pixels.shape[1]}x{pixels.shape[0]} {_mode_name(pixels.dtype, channels)}")
+            f"{pixels.shape[1]}x{pixels.shape[0]} {_mode_name(pixels.dtype, channels)}"
+            + (" (16-bit samples rounded to 8 bits: --8bit)" if rounded else ""))
     if job.verbose:
         text += f" as {fmt}" + ("" if job.components is None
                                 else f", first {job.components} components")
         text += "" if job.reduce == 1 else f", at 1/{job.reduce} size"
         if len(dropped) < len(metadata):
             text += f"; metadata written: {', '.join(sorted(set(metadata) - set(dropped)))}"
+    if fmt == "NPY" and deep_images.is_deep(pixels) and deep_images.missing():
+        text += f" as .npy (16-bit PNG and TIFF need the 16bit extra: {deep_images.INSTALL})"
     if dropped:
-        text += f"; {fmt} output cannot hold the file's {', '.join(dropped)} (not written)"
+        label = f"16-bit {fmt}" if deep_images.is_deep(pixels) else fmt
+        text += f"; {label} output cannot hold the file's {', '.join(dropped)} (not written)"
     return Result(True, text + photos.caught_warnings(caught), tuple(notes))
 
 
@@ -550,7 +621,7 @@ def _decode_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", metavar="EXT",
                         help="output format when no -o names one: png, tiff, jpeg, webp, npy... "
                              "(default png; tiff for a float (F) image, npy for one that no "
-                             "Pillow mode holds)")
+                             "Pillow mode holds, 16-bit colour without the 16bit extra)")
     parser.add_argument("--components", type=_number(int, 1), metavar="K",
                         help="preview: decode only the first K components of every plane (the "
                              "picture the first K singular triplets make, not a smaller file)")
@@ -561,13 +632,18 @@ def _decode_parser() -> argparse.ArgumentParser:
                         help="do not write the file's metadata (EXIF, ICC profile, XMP, DPI, "
                              "text) into the output, which gets it by default where its "
                              "format holds it (PNG, JPEG, WebP, TIFF)")
+    parser.add_argument("--8bit", dest="eight_bit", action="store_true",
+                        help="round 16-bit samples to 8 bits (v/257), for formats that hold 8 "
+                             "(JPEG, WebP...); 16-bit colour is otherwise written only to PNG "
+                             f"and TIFF (with the 16bit extra: {deep_images.INSTALL}) or .npy")
     _add_max_pixels(parser, "refuse larger images")
     return parser
 
 
-def _default_suffix(src: str) -> str:
+def _default_suffix(src: str, eight_bit: bool = False) -> str:
     """The output suffix of an input when no --format or -o is given, from its header: a
-    float image goes to TIFF, one no Pillow mode holds to .npy, the rest to PNG."""
+    float image goes to TIFF, one no Pillow mode holds to .npy (16-bit colour to PNG with the
+    16bit extra), the rest to PNG. eight_bit: 16-bit samples are rounded to 8 first."""
     if src == STDIO:
         return ""  # chosen from the decoded pixels
     try:
@@ -575,14 +651,15 @@ def _default_suffix(src: str) -> str:
             header, _ = container.read_headers(fp)
     except (OSError, ValueError):
         return ".png"  # the job reports the real error
-    return photos.default_suffix(header.dtype, header.channels)
+    dtype = np.dtype(np.uint8) if eight_bit and header.dtype == np.uint16 else header.dtype
+    return photos.default_suffix(dtype, header.channels)
 
 
 def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.format is not None:
         suffixes = ["." + args.format.lower().lstrip(".")] * len(args.inputs)
     elif args.output is None or _names_a_folder(args.output):
-        suffixes = [_default_suffix(src) for src in args.inputs]
+        suffixes = [_default_suffix(src, args.eight_bit) for src in args.inputs]
     else:
         suffixes = [""]  # the suffix of -o, or chosen from the pixels on a stream
     dests = _destinations(parser, args, suffixes, keep_name=True)
@@ -601,7 +678,7 @@ def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"{parser.prog}: {message}", file=sys.stderr)
     reduce = int(args.scale.split("/")[-1]) if "/" in args.scale else 1
     jobs = [DecodeJob(src, dest, str(fmt), args.components, limit, args.force, args.verbose,
-                      args.strip, reduce)
+                      args.strip, reduce, args.eight_bit)
             for i, (src, dest, fmt) in enumerate(zip(args.inputs, dests, formats))
             if i not in clashes]
     return _report(parser.prog, _batch(decode_one, jobs, args), args.quiet, len(clashes))

@@ -1,12 +1,15 @@
 """Colour: image samples <-> planes in "plane units" (spec §5 step 5).
 
 Planes are float32 arrays on an 8-bit scale. 8-bit RGB(A) goes through JPEG's full-range
-Y'CbCr with chroma centred on zero, optionally with both chroma planes halved; other images are
-divided by the header's sample scale. The forward transform is a fixed-point matrix
-(`YCC_WEIGHTS`), corrected for the rounding of the decoder's inverse (`unbiased`); chroma is
-halved by the least-squares inverse of the decoder's doubling (`resample.least_squares_half`);
-the inverse transform and chroma doubling are Pillow's, so that decoders can use Pillow's C code.
-The encoder's choices make a decoded image encode again to nearly itself (issue #15).
+Y'CbCr with chroma centred on zero, optionally with both chroma planes halved; 16-bit RGB(A)
+(format version 3) through the same transform divided by the header's sample scale; other
+images are divided by the header's sample scale. The forward transform is a fixed-point matrix
+(`YCC_WEIGHTS`), for 8 bits corrected for the rounding of the decoder's inverse (`unbiased`);
+chroma is halved by the least-squares inverse of the decoder's doubling
+(`resample.least_squares_half`); the inverse transform and chroma doubling are Pillow's, so that
+decoders can use Pillow's C code (16-bit: the same doubling, then the integer inverse of
+`wide_ycc_to_rgb`, which rounds to nearest and needs no correction). The encoder's choices make a
+decoded image encode again to nearly itself (issue #15).
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ YCC_WEIGHTS = np.array([[19595, 38470, 7471],
 YCC_UNIT = 2.0 ** -16
 #: Chroma planes are stored centred on zero; 8-bit chroma samples are centred on this.
 CHROMA_OFFSET = 128.0
+
+# Version 3: Y'CbCr of 16-bit samples (spec §5.2). Chroma samples are centred on 32768, and
+# Y'CbCr -> RGB is in integers with 16 fractional bits: the inverse of YCC_WEIGHTS rounded to
+# 2^-16 (R from Cr, G from Cb, G from Cr, B from Cb). JFIF's 1.402, 0.344136, 0.714136, 1.772
+# would round to 91881, -22554, -46802, 116130; the inverse of the weights the encoder uses
+# brings back more samples exactly (tests/test_colour16.py measures both).
+CHROMA_OFFSET_16 = 32768
+YCC16_INVERSE = (91882, -22553, -46801, 116130)
+YCC16_SHIFT = 16
 
 
 _FMAX = float(np.finfo(np.float32).max)
@@ -93,15 +105,11 @@ def to_planes(pixels: np.ndarray, ycc: bool, subsample: bool, scale: float
     """Image array (h, w, c) -> list of float32 planes, colour-transformed and subsampled."""
     h, w, c = pixels.shape
     if ycc:
-        flat = pixels[..., :3].reshape(-1, 3).astype(np.float32)
-        planes_ycc = (flat @ YCC_WEIGHTS.T).reshape(h, w, 3)
-        planes_ycc *= np.float32(YCC_UNIT)
-        unbiased(planes_ycc)
-        planes = [np.ascontiguousarray(planes_ycc[..., i]) for i in range(3)]
+        planes = ycc_planes(pixels, scale)
         if subsample:
             planes[1:3] = [least_squares_half(lambda lo, hi, p=p: p[lo:hi], (h, w),
                                               (h + 1) // 2, (w + 1) // 2) for p in planes[1:3]]
-        planes += [pixels[..., i].astype(np.float32) for i in range(3, c)]
+        planes += [alpha_plane(pixels[..., i], scale) for i in range(3, c)]
         return planes
     if needs_float64(scale) or (pixels.dtype.itemsize > 2 and pixels.dtype != np.float32):
         # float64 and 32-bit integers: float32 would round the samples before the division
@@ -109,6 +117,38 @@ def to_planes(pixels: np.ndarray, ycc: bool, subsample: bool, scale: float
                 for i in range(c)]
     inverse = np.float32(1.0 / scale)
     return [pixels[..., i].astype(np.float32) * inverse for i in range(c)]
+
+
+def ycc_planes(pixels: np.ndarray, scale: float) -> list[np.ndarray]:
+    """The Y', Cb, Cr planes (full size, float32) of RGB(A) pixels (h, w, >= 3): 8-bit in
+    float32, whose products and sums are exact integers; 16-bit (version 3) in float64, where
+    they exceed 2^24, then divided by the header's scale and rounded once to float32."""
+    h, w = pixels.shape[:2]
+    if pixels.dtype == np.uint8:
+        flat = pixels[..., :3].reshape(-1, 3).astype(np.float32)
+        planes_ycc = (flat @ YCC_WEIGHTS.T).reshape(h, w, 3)
+        planes_ycc *= np.float32(YCC_UNIT)
+        unbiased(planes_ycc)
+        return [np.ascontiguousarray(planes_ycc[..., i]) for i in range(3)]
+    return [wide_ycc_plane(pixels, i, scale) for i in range(3)]
+
+
+def wide_ycc_plane(pixels: np.ndarray, i: int, scale: float) -> np.ndarray:
+    """Plane i (Y', Cb or Cr) of 16-bit RGB pixels (rows, w, >= 3): fl32(fl64(sum of weight x
+    sample) * 2^-16 / scale), the sum an exact integer below 2^34."""
+    weights = YCC_WEIGHTS[i].astype(np.float64)
+    out = pixels[..., :3].astype(np.float64) @ weights
+    out *= YCC_UNIT
+    out /= scale
+    return out.astype(np.float32)
+
+
+def alpha_plane(alpha: np.ndarray, scale: float) -> np.ndarray:
+    """Plane 3 of a colour-1 image: 8-bit alpha as it is (scale 1), 16-bit alpha divided by the
+    header's scale as a colour-0 plane."""
+    if alpha.dtype == np.uint8:
+        return alpha.astype(np.float32)
+    return alpha.astype(np.float32) * np.float32(1.0 / scale)
 
 
 def to_uint8(plane: np.ndarray, offset: float = 0.0) -> np.ndarray:
@@ -122,6 +162,8 @@ def from_planes(planes: list[np.ndarray], height: int, width: int, dtype: np.dty
                 subsample: bool, scale: float) -> np.ndarray:
     """Decoded float32 planes -> image array (h, w, c) of the sample type `dtype`."""
     h, w, channels = height, width, len(planes)
+    if ycc and dtype == np.uint16:
+        return from_wide_ycc(planes, h, w, subsample, scale)
     if ycc:
         chroma = planes[1:3]
         if subsample:
@@ -154,13 +196,53 @@ def from_planes(planes: list[np.ndarray], height: int, width: int, dtype: np.dty
     return out
 
 
-def integer_samples(plane: np.ndarray, scale: float, dtype: np.dtype) -> np.ndarray:
+def integer_samples(plane: np.ndarray, scale: float, dtype: np.dtype, offset: int = 0
+                    ) -> np.ndarray:
     """A float32 plane as samples of an integer type other than uint8 (spec §5.2): round half
-    up and clamp, floor(clamp(fl64(fl64(p * scale) + 1/2), min, max)), in binary64."""
+    up and clamp, floor(clamp(fl64(fl64(p * scale) + offset + 1/2), min, max)), in binary64
+    (offset: 32768 for the chroma of 16-bit Y'CbCr, version 3)."""
     info = np.iinfo(dtype)
     v = plane.astype(np.float64) * scale
-    v += 0.5
+    v += offset + 0.5
     np.clip(v, float(info.min), float(info.max), out=v)
     if info.min < 0:  # truncation is the floor only for the unsigned types' non-negative values
         np.floor(v, out=v)
     return v.astype(dtype)
+
+
+def from_wide_ycc(planes: list[np.ndarray], height: int, width: int, subsample: bool,
+                  scale: float) -> np.ndarray:
+    """Decoded float32 planes of a 16-bit colour-1 image (version 3) -> (h, w, 3 or 4) uint16:
+    chroma upsampled as for 8 bits, Y', Cb + 32768, Cr + 32768 rounded to 16 bits
+    (`integer_samples`), converted by `wide_ycc_to_rgb`; alpha a colour-0 plane."""
+    chroma = planes[1:3]
+    if subsample:
+        chroma = [np.asarray(Image.fromarray(p, "F").resize((width, height),
+                                                            Image.Resampling.BILINEAR))
+                  for p in chroma]
+    out = np.empty((height, width, len(planes)), dtype=np.uint16)
+    wide = np.dtype(np.uint16)
+    out[..., 0] = integer_samples(planes[0], scale, wide)
+    out[..., 1] = integer_samples(chroma[0], scale, wide, CHROMA_OFFSET_16)
+    out[..., 2] = integer_samples(chroma[1], scale, wide, CHROMA_OFFSET_16)
+    wide_ycc_to_rgb(out)
+    for i, p in enumerate(planes[3:], start=3):
+        out[..., i] = integer_samples(p, scale, wide)
+    return out
+
+
+def wide_ycc_to_rgb(image: np.ndarray) -> None:
+    """16-bit Y', Cb, Cr in channels 0-2 of `image` (rows, w, >= 3) -> R, G, B in place
+    (spec §5.2, version 3): with x = C - 32768, R = Y' + floor((kR xr + 2^15) / 2^16),
+    G = Y' + floor((kGb xb + kGr xr + 2^15) / 2^16), B = Y' + floor((kB xb + 2^15) / 2^16),
+    clamped to 0..65535; int64 throughout (the products are below 2^33)."""
+    k_r, k_gb, k_gr, k_b = YCC16_INVERSE
+    half = 1 << (YCC16_SHIFT - 1)
+    y = image[..., 0].astype(np.int64)
+    xb = image[..., 1].astype(np.int64) - CHROMA_OFFSET_16
+    xr = image[..., 2].astype(np.int64) - CHROMA_OFFSET_16
+    for c, term in enumerate((k_r * xr + half, k_gb * xb + k_gr * xr + half, k_b * xb + half)):
+        term >>= YCC16_SHIFT  # an arithmetic shift: the floor of the division
+        term += y
+        np.clip(term, 0, 65535, out=term)
+        image[..., c] = term

@@ -40,14 +40,17 @@ def unpredict_rows(d: np.ndarray, predictor: int, carry: np.ndarray | None
     `carry` of the rows before them in the same block (None at the block's first row): the
     previous row of the grid (vertical) or of its column sums (planar). Returns the rows and
     the carry for the next ones."""
-    g = d.astype(np.int64)  # a new array: the sums run in place
     if predictor in (VERTICAL, PLANAR):
-        np.cumsum(g, axis=0, out=g)
+        g = np.cumsum(d, axis=0, dtype=np.int64)  # widened as it sums: one pass, a new array
         if carry is not None:
             g += carry
         carry = g[-1].copy()
-    if predictor in (HORIZONTAL, PLANAR):
-        np.cumsum(g, axis=1, out=g)
+        if predictor == PLANAR:
+            np.cumsum(g, axis=1, out=g)
+    elif predictor == HORIZONTAL:
+        g = np.cumsum(d, axis=1, dtype=np.int64)
+    else:
+        g = d.astype(np.int64)
     return g, carry
 
 
@@ -64,8 +67,9 @@ def apply(samples: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
             wide = samples.astype(np.float64) + q.astype(np.float64) * step
             return wide.astype(samples.dtype)
     info = np.iinfo(samples.dtype)
-    wide = samples.astype(np.int64)
-    wide += q if step == 1 else q * int(step)  # |q * step| < 2^52: no int64 overflow
+    # |q * step| < 2^52: no int64 overflow; q is not changed (a reference channel's q is
+    # added to another channel's after this)
+    wide = np.add(samples, q if step == 1 else q * int(step), dtype=np.int64)
     np.clip(wide, int(info.min), int(info.max), out=wide)
     return wide.astype(samples.dtype)
 

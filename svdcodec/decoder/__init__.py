@@ -29,7 +29,8 @@ class PlaneFactors:
 
     For layout "plain" the matrix is the plane itself; for "patch" its rows are the p x p patches
     in raster order. Values are in sample units (S includes the header's scale) for images without
-    a colour transform, and in 8-bit Y'CbCr units (chroma centred on 0) otherwise.
+    a colour transform and for 16-bit Y'CbCr (its units, chroma centred on 0), and in 8-bit
+    Y'CbCr units (chroma centred on 0) for 8-bit RGB(A).
     """
 
     U: np.ndarray  # (m, r) float32
@@ -118,7 +119,7 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
         pixels = (render_image(container, components) if reduce == 1
                   else render_reduced(container, reduce, components))
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
-        raise SvdiError(f"samples overflow float32 (sample scale {container.header.scale})")
+        raise SvdiError(f"samples overflow {pixels.dtype} (sample scale {container.header.scale})")
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
 
 
@@ -136,7 +137,9 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
     residual can overflow, that takes decoding the image (memory: + the output's size)."""
     container = _load(data, max_pixels, None)
     header = container.header
-    scale = header.scale if header.colour == COLOUR_NONE else 1.0
+    # 8-bit Y'CbCr in its own units (HEAD's scale is not applied to uint8 samples); 16-bit
+    # Y'CbCr (version 3) and every colour-0 image in sample units
+    scale = header.scale if header.colour == COLOUR_NONE or header.dtype != np.uint8 else 1.0
     output = sum(4 * (sum(p.matrix_shape) + 1) * p.rank for p in container.planes)
     out = []
     with np.errstate(all="ignore"), single_threaded():

@@ -81,7 +81,7 @@ def decode_reference(data: bytes, components: int | None = None) -> np.ndarray:
         pixels = from_planes(planes, header.height, header.width, header.dtype,
                              header.colour == COLOUR_YCBCR, bool(header.subsampling), header.scale)
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
-        raise SvdiError(f"samples overflow float32 (sample scale {header.scale})")
+        raise SvdiError(f"samples overflow {header.dtype} (sample scale {header.scale})")
     if components is None or all(components >= p.rank for p in container.planes):
         # the residual belongs to the full reconstruction (§5.3)
         if container.residuals and not pixels.flags.writeable:
@@ -103,5 +103,5 @@ def apply_residuals(container: Container, pixels: np.ndarray) -> None:
         rows = slice(block.first, block.first + block.rows)
         corrected = residuals.apply(pixels[rows, :, block.channel], q, block.step)
         if corrected.dtype.kind == "f" and not np.all(np.isfinite(corrected)):
-            raise SvdiError(f"{block.what}: corrected samples overflow float32")
+            raise SvdiError(f"{block.what}: corrected samples overflow {corrected.dtype}")
         pixels[rows, :, block.channel] = corrected

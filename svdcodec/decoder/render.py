@@ -10,7 +10,14 @@ from types import ModuleType
 import numpy as np
 from PIL import Image
 
-from ..codec.colour import CHROMA_OFFSET, integer_samples, needs_float64
+from ..codec.colour import (
+    CHROMA_OFFSET,
+    CHROMA_OFFSET_16,
+    YCC16_INVERSE,
+    integer_samples,
+    needs_float64,
+    wide_ycc_to_rgb,
+)
 from ..codec.resample import Bilinear
 from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
@@ -28,8 +35,9 @@ class OutputPlan:
     """How a file's planes become the output, decided before any factor is read.
 
     The output paths, by name:
-    - `ycc`: planes are Y'CbCr, rounded to bytes and converted to RGB (else each plane is
-      scaled to the sample type on its own);
+    - `ycc`: planes are Y'CbCr, rounded to bytes (16-bit samples, version 3: to 16-bit
+      samples, chroma + 32768) and converted to RGB (else each plane is scaled to the sample
+      type on its own);
     - `fused` (compiled): subsampled chroma planes stay whole, a quarter of the size, and are
       doubled inside the colour conversion instead of upsampled into the output first;
     - `direct` (fused, Y' in patches): the chroma planes are decoded first and each Y' band is
@@ -61,7 +69,9 @@ class OutputPlan:
         chroma = [p for p in container.planes if p not in full]
         ycc = header.colour == COLOUR_YCBCR
         compiled = kernels.get()
-        colour = kernels.colour_constants() if compiled is not None and ycc else None
+        # the fused paths are 8-bit's (16-bit Y'CbCr is rounded into the output, then converted)
+        colour = (kernels.colour_constants()
+                  if compiled is not None and ycc and header.dtype == np.uint8 else None)
         fused = colour is not None and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
         direct = fused and bool(chroma) and container.planes[0].layout == LAYOUT_PATCH
         chroma_jobs = direct and (sum(factor_bytes(container, p) for p in chroma)
@@ -106,7 +116,7 @@ def render_image(container: Container, components: int | None = None,
         # Version 2: the residual corrects the full reconstruction (spec §5.3), whose samples
         # must be finite first (the verdict of §5.2, as the reference decoder gives it).
         if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
-            raise SvdiError(f"samples overflow float32 (sample scale {header.scale})")
+            raise SvdiError(f"samples overflow {header.dtype} (sample scale {header.scale})")
         apply_residuals(container, out)
     return out
 
@@ -130,6 +140,10 @@ def render_chroma(container: Container, plan: OutputPlan, p: Plane, out: np.ndar
     def upsample(i: int) -> None:
         y0, y1 = plan.bands[i]
         chroma = small.rows(y0, y1)
+        if out.dtype == np.uint16:  # version 3
+            out[y0:y1, :, p.index] = integer_samples(chroma, container.header.scale, out.dtype,
+                                                     CHROMA_OFFSET_16)
+            return
         chroma += np.float32(CHROMA_OFFSET + 0.5)
         np.clip(chroma, 0, 255, out=chroma)
         out[y0:y1, :, p.index] = chroma.astype(np.uint8)
@@ -148,20 +162,22 @@ def render_full_plane(rows: PlaneReconstructor, plan: OutputPlan, header: Header
     elif header.dtype == np.uint8:
         store = partial(rows.store_bytes, out, c, CHROMA_OFFSET if plan.ycc and c in (1, 2) else 0.0)
     else:
-        store = partial(store_scaled, rows, out, c, header.scale)
+        offset = CHROMA_OFFSET_16 if plan.ycc and c in (1, 2) else 0
+        store = partial(store_scaled, rows, out, c, header.scale, offset)
     rows.each_band(lambda i: store(plan.bands[i], i), threads)
 
 
-def store_scaled(rows: PlaneReconstructor, out: np.ndarray, c: int, scale: float,
+def store_scaled(rows: PlaneReconstructor, out: np.ndarray, c: int, scale: float, offset: int,
                  band: tuple[int, int], i: int) -> None:
-    """Band i of a plane of 16-bit or float samples: scaled, rounded and clamped to the type."""
+    """Band i of a plane of 16-bit or float samples: scaled, rounded and clamped to the type
+    (offset: 16-bit Y'CbCr's chroma, centred on 32768)."""
     y0, y1 = band
     f = rows.float_rows(i)
     x = rows.xs
     if out.dtype.kind == "f":
         out[y0:y1, x, c] = float_samples(f, scale, out.dtype)
     else:
-        out[y0:y1, x, c] = integer_samples(f, scale, out.dtype)
+        out[y0:y1, x, c] = integer_samples(f, scale, out.dtype, offset)
 
 
 def float_samples(f: np.ndarray, scale: float, dtype: np.dtype = np.dtype(np.float32)
@@ -194,18 +210,26 @@ def check_image(container: Container) -> None:
                 rows.matrix(i)  # raises where the reconstruction overflows
             elif not np.all(np.isfinite(float_samples(rows.float_rows(i), header.scale,
                                                       header.dtype))):
-                raise SvdiError(f"samples overflow float32 (sample scale {header.scale})")
+                raise SvdiError(f"samples overflow {header.dtype} (sample scale {header.scale})")
         rows.each_band(check, None)
 
 
 def convert_colour(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarray],
                    threads: int | None) -> None:
     """Y'CbCr bytes in the output -> RGB in place, band by band: compiled (doubling the kept
-    chroma on the way when fused), or with Pillow's own conversion."""
+    chroma on the way when fused), or with Pillow's own conversion. 16-bit samples (version 3)
+    by the compiled kernel or `codec.colour.wide_ycc_to_rgb`, the same integers."""
     compiled, colour = plan.compiled, plan.colour
+    wide = np.array(YCC16_INVERSE, dtype=np.int64)
 
     def convert(i: int) -> None:
         y0, y1 = plan.bands[i]
+        if out.dtype == np.uint16:
+            if compiled is not None:
+                compiled.convert_wide_ycc(out, y0, y1, wide)
+            else:
+                wide_ycc_to_rgb(out[y0:y1])
+            return
         if compiled is not None and colour is not None:
             if halves:
                 compiled.upsample_ycc(out, y0, y1, halves[1], halves[2], colour)

@@ -122,5 +122,5 @@ def apply_group(container: Container, out: np.ndarray | None, bands: list[tuple[
                 continue
             corrected = rule.apply(out[y0:y1, :, c], q, block.step)
             if corrected.dtype.kind == "f" and not np.all(np.isfinite(corrected)):
-                raise SvdiError(f"{block.what}: corrected samples overflow float32")
+                raise SvdiError(f"{block.what}: corrected samples overflow {corrected.dtype}")
             out[y0:y1, :, c] = corrected

@@ -168,7 +168,35 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 # samples at a low quality): the finest layer, then the same bound.
                 data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None, None,
                                               layout, bool(centre)), pixels, request)
+            except SvdiError:
+                if near_float64_top(pixels):  # the layer under the residual overflowed
+                    raise overflow_error(pixels) from None
+                raise
+    if near_float64_top(pixels):
+        from ..decoder import decode
+        try:
+            decode(data, max_pixels=None)
+        except SvdiError:
+            raise overflow_error(pixels) from None
     return insert_after_head(data, meta)
+
+
+#: float64 magnitudes from which a reconstruction's overshoot may pass the largest float64.
+FLOAT64_NEAR_TOP = 2.0 ** 1000
+
+
+def near_float64_top(pixels: np.ndarray) -> bool:
+    """float64 samples near the largest float64: the low-rank layer may overshoot them past it,
+    which makes the file invalid (spec §5.2: float64 samples are not clamped), so the encoder
+    decodes such a file once and refuses it rather than writing it undecodable."""
+    return pixels.dtype == np.float64 and pixels.size > 0 \
+        and float(np.max(np.abs(pixels))) >= FLOAT64_NEAR_TOP
+
+
+def overflow_error(pixels: np.ndarray) -> SvdiError:
+    return SvdiError("these float64 samples lie so close to the largest float64 (|x| up to "
+                     f"{float(np.max(np.abs(pixels))):.4g}) that their low-rank reconstruction "
+                     "overflows it; scale them down (by 2**-64, say) before encoding")
 
 
 def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float | None,

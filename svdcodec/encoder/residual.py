@@ -52,8 +52,8 @@ def residual_request(pixels: np.ndarray, max_error: float | None, exact_alpha: b
     """Which channels get a residual: all with max_error (alpha exact if exact_alpha); without
     it, alpha (LA, RGBA) and constant channels, each only if needed."""
     channels = pixels.shape[2]
-    alpha = {channels - 1} if (exact_alpha and pixels.dtype == np.uint8
-                               and channels in (2, 4)) else set()
+    alpha = {channels - 1} if exact_alpha and (pixels.dtype == np.uint8 and channels in (2, 4)
+                                                or is_wide_rgba(pixels)) else set()
     if max_error is not None:
         bounds = [0.0 if c in alpha else float(max_error) for c in range(channels)]
         return ResidualRequest(tuple(bounds), frozenset())
@@ -65,10 +65,15 @@ def residual_request(pixels: np.ndarray, max_error: float | None, exact_alpha: b
     return ResidualRequest(tuple(bounds), frozenset(needed))
 
 
+def is_wide_rgba(pixels: np.ndarray) -> bool:
+    """16-bit RGBA (colour 1, version 3): its alpha is exact by default, as 8-bit RGBA's."""
+    return pixels.dtype == np.uint16 and pixels.shape[2] == 4
+
+
 def exact_layer(layer: bytes) -> bytes:
-    """A file of the encoder (no metadata yet; version 1, or version 2 with placeholder
-    shifts) as version 2: the same blocks, each plane with the largest shift F <= 63 that
-    keeps the bound of the exact rule, no IEND."""
+    """A file of the encoder (no metadata yet; version 1, or version 2 or 3 with placeholder
+    shifts) as version 2 (or 3, kept): the same blocks, each plane with the largest shift
+    F <= 63 that keeps the bound of the exact rule, no IEND."""
     from ..decoder.reference import (
         factor_integers,  # whole integer factors, one plane at a time
     )
@@ -86,7 +91,7 @@ def exact_layer(layer: bytes) -> bytes:
                               shift))
     h = container.header
     header = type(h)(h.width, h.height, h.sample_type, h.channels, h.colour, h.subsampling,
-                     h.scale, 2)
+                     h.scale, max(h.version, 2))
     record = PLAN_RECORD_V2 if h.version >= 2 else PLAN_RECORD
     start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(planes) * (12 + record.size)
     return pack_header(header, planes) + layer[start:-len(END)]
@@ -173,7 +178,8 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -
         q[c], steps[c] = residual, (step, promised)
     if not q:  # every default exactness fell back: the layer itself, version 1
         return layer
-    # 8-bit RGB: red and blue residuals less green's (WebP's "subtract green"; docs/lossless.md)
-    references = ({0: 1, 2: 1} if pixels.dtype == np.uint8 and channels in (3, 4)
+    # RGB (8- and 16-bit, the colour-1 images): red and blue residuals less green's (WebP's
+    # "subtract green"; docs/lossless.md)
+    references = ({0: 1, 2: 1} if pixels.dtype in (np.uint8, np.uint16) and channels in (3, 4)
                   and {0, 1, 2} <= set(q) else {})
     return exact + b"".join(residual_blocks(q, steps, references, h, w)) + END

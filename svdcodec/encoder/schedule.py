@@ -69,8 +69,8 @@ class Encoder:
     def _prepare(self, subsample: bool) -> Prepared:
         if subsample not in self._prepared:
             header = image_header(self.pixels, subsample)
-            if self.centre:  # column means: a chunk of version 2
-                header = replace(header, version=2)
+            if self.centre:  # column means: a chunk of version 2 (16-bit Y'CbCr: 3 already)
+                header = replace(header, version=max(header.version, 2))
             self._prepared[subsample] = Prepared(
                 header, PlaneSource(self.pixels, header, self.centre), {})
         return self._prepared[subsample]

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ..codec.colour import YCC_UNIT, YCC_WEIGHTS, needs_float64, unbiased
+from ..codec.colour import YCC_UNIT, YCC_WEIGHTS, needs_float64, unbiased, wide_ycc_plane
 from ..codec.layout import patch_rows
 from ..codec.resample import least_squares_half
 from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, Header
@@ -20,12 +20,19 @@ from ..runtime import kernels
 COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 
+#: log2 of the largest power-of-two scale of float64 samples: HEAD allows scale <= max / 255.
+TOP_FLOAT64_SCALE_EXP = math.floor(math.log2(float(np.finfo(np.float64).max) / 255.0))
+
+
 def image_header(pixels: np.ndarray, subsample: bool) -> Header:
-    """The HEAD record of an image (h, w, c): Y'CbCr for 8-bit RGB(A), chroma halved if asked;
-    other sample types scaled so that their largest magnitude is 255 plane units."""
+    """The HEAD record of an image (h, w, c): Y'CbCr for 8- and 16-bit RGB(A) (16-bit: format
+    version 3), chroma halved if asked; sample types other than uint8 scaled so that their
+    largest magnitude is 255 plane units (16-bit Y'CbCr too: Y' then spans 0..255 as for 8
+    bits, so that quality means the same)."""
     h, w, c = pixels.shape
     dtype = pixels.dtype
-    colour = COLOUR_YCBCR if dtype == np.uint8 and c in (3, 4) else COLOUR_NONE
+    ycc = dtype in (np.uint8, np.uint16) and c in (3, 4)
+    colour = COLOUR_YCBCR if ycc else COLOUR_NONE
     scale = 1.0
     if dtype != np.uint8:
         # max |x| of every channel: a Python int for integers (abs(int8 -128) wraps in numpy)
@@ -37,10 +44,18 @@ def image_header(pixels: np.ndarray, subsample: bool) -> Header:
             # value scaled exactly, so that data on a grid (or float32 values) can be coded
             # losslessly by a 31-bit residual
             # (peak / 255 underflows to 0 for the smallest subnormal peaks: the least scale)
-            scale = math.ldexp(1.0, math.ceil(math.log2(max(scale, math.ldexp(1.0, -1074)))))
+            # (at most the largest power of two the format allows, HEAD's max / 255: peaks
+            # near the largest float64 then take planes a little above 255)
+            scale = math.ldexp(1.0, min(math.ceil(math.log2(max(scale, math.ldexp(1.0, -1074)))),
+                                        TOP_FLOAT64_SCALE_EXP))
+    version = 3 if ycc and dtype == np.uint16 else 2 if needs_version_2(dtype, c) else 1
     return Header(w, h, SAMPLE_CODES[dtype], c, colour,
-                  int(subsample and colour == COLOUR_YCBCR), scale,
-                  2 if needs_version_2(dtype, c) else 1)
+                  int(subsample and colour == COLOUR_YCBCR), scale, version)
+
+
+def wide_colour(header: Header, i: int) -> bool:
+    """Whether plane i is Y', Cb or Cr of 16-bit samples (version 3), computed in float64."""
+    return header.colour == COLOUR_YCBCR and header.dtype == np.uint16 and i < 3
 
 
 def divides_in_float64(pixels: np.ndarray, header: Header) -> bool:
@@ -82,10 +97,11 @@ class PlaneSource:
             total += self._plane_rows(i, y0, min(y0 + per, h)).sum(axis=0, dtype=np.float64)
         return (total / h).astype(np.float32)
 
-    def _compiled(self) -> ModuleType | None:
-        """The kernels, if loaded and the pixels are in the C order they read."""
+    def _compiled(self, i: int) -> ModuleType | None:
+        """The kernels, if loaded, the pixels are in the C order they read and plane i is a
+        float32 sum of them (16-bit Y'CbCr is a float64 one: numpy's)."""
         return (kernels.get() if self.pixels.flags.c_contiguous and self.pixels.dtype in COMPILED
-                else None)
+                and not wide_colour(self.header, i) else None)
 
     def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
         """`patch_rows(self.rows(i, y0, y1), side)`."""
@@ -95,7 +111,7 @@ class PlaneSource:
             channels, weights, unit = np.zeros(1, np.intp), np.ones(1, np.float32), 1.0
         elif i not in self._halves and not divides_in_float64(self.pixels, self.header) \
                 and not (self.header.colour == COLOUR_YCBCR and i < 3):  # see `full_rows`
-            compiled, source = self._compiled(), self.pixels
+            compiled, source = self._compiled(i), self.pixels
             channels, weights, unit = recipe(self.header, i)
         else:
             compiled = None
@@ -146,13 +162,16 @@ def recipe(header: Header, i: int) -> tuple[np.ndarray, np.ndarray, float]:
     """Plane i as (channels, weights, unit): the float32 sum of weight * sample, times unit."""
     if header.colour == COLOUR_YCBCR and i < 3:
         return np.arange(3), YCC_WEIGHTS[i], YCC_UNIT
-    unit = 1.0 if header.colour == COLOUR_YCBCR else 1.0 / header.scale
+    unit = 1.0 if header.colour == COLOUR_YCBCR and header.dtype == np.uint8 \
+        else 1.0 / header.scale
     return np.array([i]), np.ones(1, dtype=np.float32), unit
 
 
 def full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int) -> np.ndarray:
     """Rows y0..y1 of full-size plane i, float32."""
     px = pixels[y0:y1]
+    if wide_colour(header, i):
+        return wide_ycc_plane(px, i, header.scale)
     if divides_in_float64(pixels, header):
         return (px[..., i].astype(np.float64) / header.scale).astype(np.float32)
     channels, _, unit = recipe(header, i)

@@ -103,8 +103,10 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
         raise SvdiError(f"invalid channel count {channels} with {nplanes} planes (format "
                         f"version {version}: 1..{most})")
     if colour == COLOUR_YCBCR:
-        if stype != 1 or channels not in (3, 4):
-            raise SvdiError("Y'CbCr transform needs 8-bit RGB or RGBA")
+        if channels not in (3, 4) or not (stype == 1 or (stype == 2 and version >= 3)):
+            raise SvdiError("Y'CbCr transform needs 8-bit RGB or RGBA (version 3: or 16-bit), "
+                            f"not {channels} {SAMPLE_TYPES[stype]} channels in version "
+                            f"{version}")
     elif colour != COLOUR_NONE:
         raise SvdiError(f"unknown colour transform {colour}")
     if sub not in (0, 1) or (sub and colour != COLOUR_YCBCR):

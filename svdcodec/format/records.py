@@ -56,8 +56,8 @@ __all__ = [
 
 SIGNATURE = b"\x89SVD\r\n\x1a\n"
 #: The newest format version, the one this reader knows best; it reads every one of VERSIONS.
-VERSION = 2
-VERSIONS = (1, 2)
+VERSION = 3
+VERSIONS = (1, 2, 3)
 
 #: Largest width or height (and plane matrix side) a file may declare.
 MAX_DIMENSION = 1 << 20
@@ -139,10 +139,11 @@ class Header:
     height: int
     sample_type: int  # key of SAMPLE_TYPES
     channels: int
-    colour: int  # COLOUR_NONE or COLOUR_YCBCR
+    colour: int  # COLOUR_NONE or COLOUR_YCBCR (uint8; version 3: also uint16)
     subsampling: int  # 0: every plane full size; 1: planes 1 and 2 halved in both directions
     scale: float  # sample value = scale * decoded plane value (before colour conversion)
-    version: int = 1  # 2: exact planes and residual blocks (written only when residuals are)
+    version: int = 1  # 2: exact planes and residual blocks; 3: also Y'CbCr of uint16 samples
+    # (the encoder writes the lowest version that holds the file)
 
     @property
     def dtype(self) -> np.dtype:

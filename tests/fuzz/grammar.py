@@ -5,7 +5,8 @@ reconstruction (the largest that keeps its bound, factors within 2^24), and resi
 (RBLK) on some channels, in row blocks, with every element type and predictor, integer or
 float steps and references to another channel's residual; version 2's array modes (sample
 types int8 ... float64, up to 6 channels) are always version 2, and some plain planes of a
-version 2 file are centred (a MEAN chunk of finite means, spec §3.1).
+version 2 file are centred (a MEAN chunk of finite means, spec §3.1). Version 3's 16-bit
+Y'CbCr modes (spec §5.2) are always version 3, with everything a version 2 file may hold.
 
 Every file is built as the spec describes it — HEAD, PLANs, S/U/V blocks (dense with each
 element type and predictor, sparse with valid run/level streams from an integer matrix with
@@ -52,7 +53,10 @@ MODES = [(1, 1, 0, 0), (1, 2, 0, 0), (1, 3, 0, 0), (1, 4, 0, 0), (1, 3, 1, 0), (
 #: Modes of version 2 only (spec §2): the array sample types 4-8 and more than 4 channels.
 V2_MODES = [(4, 1, 0, 0), (5, 2, 0, 0), (6, 1, 0, 0), (7, 1, 0, 0), (8, 3, 0, 0), (1, 6, 0, 0),
             (5, 5, 0, 0)]
-#: Modes Pillow opens (spec §2: the others are numpy arrays only).
+#: Modes of version 3 only (spec §2, §5.2): Y'CbCr of uint16, 4:4:4 and 4:2:0, with alpha.
+V3_MODES = [(2, 3, 1, 0), (2, 3, 1, 1), (2, 4, 1, 0), (2, 4, 1, 1)]
+#: Modes Pillow opens with the decoder's samples (spec §2: the others are numpy arrays only;
+#: 16-bit RGB(A) opens rounded to 8 bits, which tests/test_colour16.py checks).
 PILLOW_MODES = {(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (3, 1)}
 LAYOUTS = [(fmt.LAYOUT_PLAIN, 0)] + [(fmt.LAYOUT_PATCH, p) for p in fmt.PATCH_SIZES]
 ELEMENT_LIMITS = {1: 127, 2: 32767, 3: 2**31 - 1}
@@ -308,7 +312,7 @@ def residual_blocks(c: Choices, header: fmt.Header, notes: list[str]) -> list[Re
 def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
              defects: bool = True) -> Case:
     """One file: valid by construction, then (with `defects`, most of the time) changed."""
-    mode = pick(c, MODES + V2_MODES)
+    mode = pick(c, MODES + V2_MODES + V3_MODES)
     stype, channels, colour, sub = mode
     width = boundary(c, 1, 64)
     height = boundary(c, 1, max(1, min(64, max_pixels // width)))
@@ -316,7 +320,7 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
     if stype != 1:
         scale = pick(c, [1.0, 0.5, 257.0, 1e-3, 1e-30 if stype in (3, 8) else 1.0,
                          2.0 ** 24 if stype in (6, 7) else 1.0])
-    version = 2 if mode in V2_MODES or c.chance(1 / 3) else 1
+    version = 3 if mode in V3_MODES else 2 if mode in V2_MODES or c.chance(1 / 3) else 1
     header = fmt.Header(width, height, stype, channels, colour, sub, scale, version)
     notes = [f"{width}x{height} scale {scale:g} version {version}"]
     chunks: list[tuple[bytes, bytes]] = [
@@ -340,7 +344,7 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
             s = sigma.astype(np.float32)
             groups.append(BlockSpec(b"SBLK", index, 0, rank, fmt.DENSE, [4, 0, rank],
                                     s.tobytes()))
-        magnitude: list[int] | None = [] if version == 2 else None
+        magnitude: list[int] | None = [] if version >= 2 else None
         groups += factor_blocks(c, b"VBLK", index, rank, plane.vgrid, notes, magnitude)
         groups += factor_blocks(c, b"UBLK", index, rank, plane.grid, notes, magnitude)
         blocks.append(groups)
@@ -354,7 +358,7 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
             shift = 0
             notes.append(f"plane {index} beyond the exact bound")
         chunks.append((b"PLAN", fmt.PLAN_RECORD_V2.pack(*fields, shift)))
-    if version == 2:  # centred columns (MEAN, spec §3.1) on some plain planes
+    if version >= 2:  # centred columns (MEAN, spec §3.1) on some plain planes
         for index, name in enumerate(layouts):
             if name == "plain" and c.chance(0.3):
                 width_i = header.plane_shape(index)[1]
@@ -365,7 +369,7 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
                 notes.append(f"MEAN plane {index}")
     notes.insert(1, f"ranks {[len(b) and b[0].count for b in blocks]}")
     order: list[Any] = interleave(c, blocks)
-    if version == 2:
+    if version >= 2:
         order += residual_blocks(c, header, notes)
     for b in order:
         b.frame, how = frame(c, b.content)

@@ -1,0 +1,282 @@
+"""16-bit colour PNG and TIFF files: RGB, RGBA and grey+alpha with 16 bits per sample.
+
+Pillow has no 16-bit colour mode: it reads such a PNG or TIFF as 8-bit RGB(A), keeping each
+sample's high byte. This module tells such files from their headers with Pillow alone
+(`deep_format`), and with the ``16bit`` extra (``pip install "svdcodec[16bit]"``: imagecodecs,
+whose libpng reads and writes PNG, and tifffile, which reads TIFF with imagecodecs' codecs)
+reads them as uint16 arrays (`read_deep`) and writes uint16 arrays back as 16-bit PNG
+(`png_bytes`) and TIFF (`tiff_bytes`). 16-bit grey needs none of this: Pillow holds it as I;16.
+
+The metadata stays with Pillow: it reads an input's EXIF, ICC profile, XMP, DPI and text as
+for an 8-bit file, and on output its PNG writer makes the metadata chunks, which are moved into
+the 16-bit PNG. A 16-bit TIFF gets the ICC profile, XMP, DPI and the EXIF tags that TIFF keeps
+in its own directory (`TIFF_EXIF_TAGS`); tifffile writes no EXIF sub-directory, so the camera
+and GPS tags are reported as not written.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..format.metadata import EXIF_PREFIX
+from .photos import TIFF_EXIF_TAGS
+
+#: The command that installs what this module needs.
+INSTALL = 'pip install "svdcodec[16bit]"'
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: PNG colour types with several samples per pixel: grey+alpha, RGB, RGBA (16-bit grey, type
+#: 0, is Pillow's I;16).
+PNG_COLOUR_TYPES = {4: "grey+alpha", 2: "RGB", 6: "RGBA"}
+#: The chunks of the image itself; every other chunk of Pillow's PNG is metadata.
+PNG_IMAGE_CHUNKS = (b"IHDR", b"PLTE", b"IDAT", b"IEND")
+#: The end of the IHDR chunk, which comes first: signature, length, type, 13 bytes, CRC.
+PNG_AFTER_IHDR = 8 + 4 + 4 + 13 + 4
+
+TIFF_ORIENTATION = 274
+TIFF_XMP = 700
+#: EXIF's pointers to its sub-directories (camera settings, GPS, interoperability).
+EXIF_SUB_IFDS = (0x8769, 0x8825, 0xA005)
+#: TIFF orientation -> the numpy steps that turn the stored pixels upright, as
+#: ImageOps.exif_transpose does (and Pillow >= 12 on loading a TIFF).
+UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+#: What the readers raise for a bad file: tifffile's TiffFileError is a ValueError, a page it
+#: does not have an IndexError, a compression without its codec a KeyError; imagecodecs'
+#: PngError a RuntimeError, a codec it was built without an ImportError; tag values out of
+#: range an ArithmeticError or TypeError.
+READER_ERRORS = (ValueError, IndexError, KeyError, RuntimeError, ImportError, OSError,
+                 struct.error, ArithmeticError, TypeError)
+
+
+class DepthUnavailable(ValueError):
+    """A 16-bit colour image met without the 16bit extra: the message names what to install."""
+
+
+def missing() -> str | None:
+    """Why the 16bit extra cannot be used (the import error), or None if it can."""
+    try:
+        import imagecodecs  # noqa: F401
+        import tifffile  # noqa: F401
+    except ImportError as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def _require(what: str) -> None:
+    reason = missing()
+    if reason is not None:
+        raise DepthUnavailable(f"{what} needs the 16bit extra ({INSTALL}; here: {reason})")
+
+
+def is_deep(pixels: np.ndarray) -> bool:
+    """Whether decoded pixels are 16-bit colour: uint16 with 2 to 4 channels."""
+    return pixels.dtype == np.uint16 and pixels.ndim == 3 and 2 <= pixels.shape[2] <= 4
+
+
+def writes_deep(dtype: np.dtype, channels: int) -> bool:
+    """Whether samples of this type and channel count go to a 16-bit PNG here (the extra is
+    installed), rather than to .npy."""
+    return np.dtype(dtype) == np.uint16 and 2 <= channels <= 4 and missing() is None
+
+
+# ----------------------------------------------------------------------------- detection
+
+
+def _tag_values(value: Any) -> tuple[Any, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def deep_format(raw: bytes, image: Image.Image) -> str | None:
+    """A description such as "16-bit RGB PNG" when the file `raw` holds more bits than
+    Pillow's `image` of it: 16-bit samples in 2 to 4 channels. None otherwise. Needs no
+    extra: the PNG header's bytes, or the TIFF tags Pillow read."""
+    if (image.format == "PNG" and len(raw) > 25 and raw[:8] == PNG_SIGNATURE
+            and raw[12:16] == b"IHDR"):
+        depth, colour = raw[24], raw[25]
+        if depth == 16 and colour in PNG_COLOUR_TYPES:
+            return f"16-bit {PNG_COLOUR_TYPES[colour]} PNG"
+    if image.format == "TIFF":
+        tags = getattr(image, "tag_v2", {})
+        samples = _tag_values(tags.get(277, 1))[0]
+        bits = _tag_values(tags.get(258, 1))
+        formats = _tag_values(tags.get(339, 1))  # SampleFormat: 1 unsigned integers
+        if 2 <= samples <= 4 and set(bits) == {16} and set(formats) == {1}:
+            kind = "grey+alpha" if samples == 2 else ("RGB", "RGBA")[samples - 3]
+            return f"16-bit {kind} TIFF"
+    return None
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_deep(raw: bytes, image: Image.Image) -> np.ndarray:
+    """The 16-bit samples of `raw` (a file deep_format names), (h, w, c) uint16, as Pillow's
+    `image` of it shows them at 8 bits: the same frame, turned upright where Pillow turns it,
+    alpha not premultiplied."""
+    kind = deep_format(raw, image)
+    if kind is None:
+        raise ValueError("not a 16-bit colour PNG or TIFF")
+    _require(f"reading a {kind} at 16 bits")
+    if image.format == "PNG" and getattr(image, "n_frames", 1) > 1:
+        raise ValueError(f"an animated {kind}: its frames are read at 8 bits only")
+    try:
+        if image.format == "PNG":
+            import imagecodecs
+
+            pixels = np.asarray(imagecodecs.png_decode(raw))
+        else:
+            pixels = _tiff_page(raw, image)
+    except READER_ERRORS as exc:  # a data error of the file, in one line
+        raise ValueError(f"{kind}: the 16-bit reader fails: {exc or type(exc).__name__}") \
+            from None
+    if pixels.dtype != np.uint16 or pixels.ndim != 3 or pixels.shape[:2] != (image.height,
+                                                                             image.width):
+        raise ValueError(f"{kind}: the 16-bit reader gives {pixels.shape} {pixels.dtype}, "
+                         f"Pillow {image.width}x{image.height}")
+    return pixels
+
+
+def _tiff_page(raw: bytes, image: Image.Image) -> np.ndarray:
+    """The page Pillow is on, as (h, w, c), upright as Pillow has it."""
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(raw)) as tif:
+        page = tif.pages[image.tell()]
+        if not isinstance(page, tifffile.TiffPage):  # a TiffFrame: the tags of an earlier page
+            page = page.aspage()
+        pixels = page.asarray()
+        samples = int(page.samplesperpixel)
+        associated = tuple(page.extrasamples) == (1,)  # premultiplied alpha
+        tag = page.tags.get(TIFF_ORIENTATION)
+        orientation = int(tag.value) if tag is not None else 1
+    if pixels.ndim != 3 or pixels.shape[2] != samples:
+        raise ValueError(f"TIFF page of shape {pixels.shape} is not one image of {samples} "
+                         "samples per pixel")
+    if associated:
+        pixels = _unpremultiplied(pixels)
+    # Pillow >= 12 turns a TIFF upright on load and drops the tag; older ones keep both as stored.
+    if orientation in UPRIGHT and image.getexif().get(TIFF_ORIENTATION) in (None, 1):
+        pixels = np.ascontiguousarray(UPRIGHT[orientation](pixels))
+    return pixels
+
+
+def _unpremultiplied(pixels: np.ndarray) -> np.ndarray:
+    """Colours divided by their (last-channel) alpha, as Pillow turns RGBa into RGBA."""
+    alpha = pixels[..., -1:].astype(np.float64)
+    colour = pixels[..., :-1] * np.divide(65535.0, alpha, out=np.zeros_like(alpha),
+                                          where=alpha > 0)
+    out = pixels.copy()
+    out[..., :-1] = np.clip(np.rint(colour), 0, 65535)
+    return out
+
+
+def to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """uint16 samples rounded to 8 bits (v -> round(v / 257), so 257 * k -> k); other types as
+    they are."""
+    if pixels.dtype != np.uint16:
+        return pixels
+    return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, whole chunk) of each chunk of a PNG file."""
+    chunks, at = [], len(PNG_SIGNATURE)
+    while at + 12 <= len(png):
+        (length,) = struct.unpack(">I", png[at:at + 4])
+        end = at + 12 + length
+        if end > len(png):
+            raise ValueError("truncated PNG chunk")
+        chunks.append((png[at + 4:at + 8], png[at:end]))
+        at = end
+    return chunks
+
+
+def png_metadata_chunks(options: dict[str, Any]) -> bytes:
+    """The metadata chunks (iCCP, eXIf, iTXt, pHYs...) that Pillow's PNG writer makes of its
+    save() keywords `options`, from a one-pixel image."""
+    carrier = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(carrier, format="PNG", **options)
+    return b"".join(chunk for kind, chunk in _png_chunks(carrier.getvalue())
+                    if kind not in PNG_IMAGE_CHUNKS)
+
+
+def png_bytes(pixels: np.ndarray, options: dict[str, Any] | None = None) -> bytes:
+    """A 16-bit PNG of (h, w, 2|3|4) uint16 pixels (grey+alpha, RGB, RGBA) with the metadata of
+    Pillow's PNG save() keywords `options`, placed after the header, before the pixels."""
+    if not is_deep(pixels):
+        raise ValueError(f"not 16-bit colour pixels: {pixels.shape} {pixels.dtype}")
+    _require("writing a 16-bit PNG")
+    import imagecodecs
+
+    png = bytes(imagecodecs.png_encode(np.ascontiguousarray(pixels)))
+    if png[12:16] != b"IHDR" or png[24] != 16:
+        raise ValueError("the PNG writer did not write 16-bit samples")
+    metadata = png_metadata_chunks(options) if options else b""
+    return png[:PNG_AFTER_IHDR] + metadata + png[PNG_AFTER_IHDR:]
+
+
+def _exif_tags(exif_bytes: bytes) -> tuple[list[tuple[int, str, int, Any, bool]], bool]:
+    """tifffile extratags for the EXIF tags a TIFF holds in its own directory, and whether the
+    EXIF holds more (sub-directories: camera settings, GPS) that they leave out."""
+    exif = Image.Exif()
+    exif.load(EXIF_PREFIX + exif_bytes)
+    tags: list[tuple[int, str, int, Any, bool]] = []
+    for tag in TIFF_EXIF_TAGS:
+        value = exif.get(tag)
+        if isinstance(value, str):
+            tags.append((tag, "s", 0, value, True))
+        elif isinstance(value, int) and 0 <= value <= 0xFFFF:
+            tags.append((tag, "H", 1, value, True))
+    left_out = set(exif) - {tag for tag, *_ in tags} - set(EXIF_SUB_IFDS)
+    left_out |= {ifd for ifd in EXIF_SUB_IFDS if exif.get_ifd(ifd)}
+    return tags, bool(left_out)
+
+
+def tiff_bytes(pixels: np.ndarray, metadata: dict[str, Any] | None = None
+               ) -> tuple[bytes, list[str]]:
+    """A 16-bit TIFF (Deflate with the horizontal predictor, lossless) of (h, w, 2|3|4) uint16
+    pixels with `metadata` (read_metadata's dict), and what of it is not written."""
+    if not is_deep(pixels):
+        raise ValueError(f"not 16-bit colour pixels: {pixels.shape} {pixels.dtype}")
+    _require("writing a 16-bit TIFF")
+    import tifffile
+
+    metadata = metadata or {}
+    dropped = sorted(set(metadata) - {"exif", "icc_profile", "xmp", "dpi"})
+    extratags: list[tuple[int, str, int, Any, bool]] = []
+    if "exif" in metadata:
+        extratags, left_out = _exif_tags(metadata["exif"])
+        if left_out:
+            dropped.append("EXIF tags beyond description, make, model, orientation, software, "
+                           "date, artist and copyright")
+    if "xmp" in metadata:
+        extratags.append((TIFF_XMP, "B", len(metadata["xmp"]), metadata["xmp"], True))
+    channels = pixels.shape[2]
+    out = io.BytesIO()
+    tifffile.imwrite(out, np.ascontiguousarray(pixels),
+                     photometric="rgb" if channels >= 3 else "minisblack",
+                     extrasamples=("unassalpha",) if channels in (2, 4) else None,
+                     compression="adobe_deflate", predictor=True,
+                     iccprofile=metadata.get("icc_profile"),
+                     resolution=tuple(metadata["dpi"]) if "dpi" in metadata else None,
+                     resolutionunit="INCH" if "dpi" in metadata else None,
+                     metadata=None, software=False, extratags=extratags)
+    return out.getvalue(), dropped
