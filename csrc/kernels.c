@@ -1203,6 +1203,43 @@ DEFINE_PLANE_LINE(plane_line_u8, LOAD_U8)
 DEFINE_PLANE_LINE(plane_line_u16, LOAD_U16)
 DEFINE_PLANE_LINE(plane_line_f32, LOAD_F32)
 
+/* One uint8 pixel row as Y', Cb or Cr (`plane`) less the decoder's rounding bias
+   (codec.colour.unbiased): the three sums of wt[3 * i + k] * channel k, times unit, then the
+   bias table (65536 x 3 float32, by 8-bit Cb and Cr) read bilinearly at the pixel's chroma,
+   every operation in float32 in numpy's order. */
+ALWAYS_INLINE void unbiased_line_body(const uint8_t *row, Py_ssize_t w, Py_ssize_t c,
+                                      Py_ssize_t plane, const float *wt, float unit,
+                                      const float *RESTRICT bias, float *RESTRICT line)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        float r = row[c * x], g = row[c * x + 1], b = row[c * x + 2];
+        float v = (r * wt[3 * plane] + g * wt[3 * plane + 1] + b * wt[3 * plane + 2]) * unit;
+        float cb = (r * wt[3] + g * wt[4] + b * wt[5]) * unit + 128.0f;
+        float cr = (r * wt[6] + g * wt[7] + b * wt[8]) * unit + 128.0f;
+        cb = cb < 0.0f ? 0.0f : (cb > 255.0f ? 255.0f : cb);
+        cr = cr < 0.0f ? 0.0f : (cr > 255.0f ? 255.0f : cr);
+        float lb = floorf(cb), lr = floorf(cr);
+        lb = lb < 254.0f ? lb : 254.0f;
+        lr = lr < 254.0f ? lr : 254.0f;
+        float fb = cb - lb, fr = cr - lr;
+        const float *t = bias + 3 * ((Py_ssize_t)lb * 256 + (Py_ssize_t)lr) + plane;
+        v -= t[0] * ((1.0f - fb) * (1.0f - fr));
+        v -= t[3] * ((1.0f - fb) * fr);
+        v -= t[3 * 256] * (fb * (1.0f - fr));
+        v -= t[3 * 257] * (fb * fr);
+        line[x] = v;
+    }
+}
+
+HOT static void unbiased_line(const uint8_t *row, Py_ssize_t w, Py_ssize_t c, Py_ssize_t plane,
+                              const float *wt, float unit, const float *bias, float *line)
+{
+    if (c == 3) /* a stride the compiler knows */
+        unbiased_line_body(row, w, 3, plane, wt, unit, bias, line);
+    else
+        unbiased_line_body(row, w, c, plane, wt, unit, bias, line);
+}
+
 /* Patch rows of a line: flat[base + gx * patch^2 + p] = line[gx * patch + p]. */
 ALWAYS_INLINE void scatter_patches(char *flat, Py_ssize_t base, Py_ssize_t gw, Py_ssize_t patch,
                                    const float *line)
@@ -1216,24 +1253,29 @@ PyDoc_STRVAR(patch_plane_doc,
 "encoder.source.PlaneSource.patches: rows [y0, y1) of image px (h, w, c), C-contiguous, uint8, uint16 or\n"
 "float32, as one plane, the float32 sum of weights[k] * px[..., channels[k]] times unit\n"
 "(one channel, or three: the first three), edge-padded to whole patches and written as\n"
-"patch rows into out (patches, patch * patch). unit is rounded to float32.");
+"patch rows into out (patches, patch * patch). unit is rounded to float32.\n"
+"With bias (65536 x 3 float32, C-contiguous): uint8 Y'CbCr plane `plane` less the decoder's rounding\n"
+"bias (codec.colour.unbiased); weights then hold the 3 x 3 matrix, row by row.");
 
 static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"px", "y0", "y1", "channels", "weights", "unit", "patch", "out",
-                            NULL};
-    PyObject *o_px, *o_channels, *o_weights, *o_out, *result = NULL;
-    Py_ssize_t y0, y1, patch;
-    float unit, wt[3];
-    Arr px = {0}, channels = {0}, weights = {0}, out = {0};
+                            "bias", "plane", NULL};
+    PyObject *o_px, *o_channels, *o_weights, *o_out, *o_bias = Py_None, *result = NULL;
+    Py_ssize_t y0, y1, patch, plane = 0;
+    float unit, wt[9];
+    Arr px = {0}, channels = {0}, weights = {0}, out = {0}, bias = {0};
     float *line = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOOfnO:patch_plane", names, &o_px, &y0,
-                                     &y1, &o_channels, &o_weights, &unit, &patch, &o_out))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOOfnO|On:patch_plane", names, &o_px, &y0,
+                                     &y1, &o_channels, &o_weights, &unit, &patch, &o_out,
+                                     &o_bias, &plane))
         return NULL;
+    int unbias = o_bias != Py_None;
     if (get_array(o_px, &px, "px", 3, T_U8 | T_U16 | T_F32, A_CONTIGUOUS) < 0
         || get_array(o_channels, &channels, "channels", 1, T_INTS, 0) < 0
         || get_array(o_weights, &weights, "weights", 1, T_F32, 0) < 0
-        || get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0)
+        || get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0
+        || (unbias && get_array(o_bias, &bias, "bias", 2, T_F32, A_CONTIGUOUS) < 0))
         goto done;
     Py_ssize_t w = px.shape[1], c = px.shape[2], rows = y1 - y0;
     int three = channels.size == 3;
@@ -1250,7 +1292,13 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
         value_error("patch_plane: channel beyond the image");
         goto done;
     }
-    for (Py_ssize_t i = 0; i < 3; i++)
+    if (unbias && (px.type != T_U8 || !three || weights.size != 9 || plane < 0 || plane > 2
+                   || bias.shape[0] != 65536 || bias.shape[1] != 3)) {
+        value_error("patch_plane: bias needs uint8 pixels, three channels, 9 weights, "
+                    "plane 0..2 and a 65536 x 3 table");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < 9; i++)
         wt[i] = ld_f32(weights.data + (i < weights.size ? i : 0) * weights.strides[0]);
     Py_ssize_t gw = (w + patch - 1) / patch, gh = (rows + patch - 1) / patch;
     Py_ssize_t line_size = mul_size(gw, patch);
@@ -1268,7 +1316,10 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = 0; y < gh * patch; y++) {
         const char *row = px.data + (y0 + (y < rows - 1 ? y : rows - 1)) * row_bytes;
-        if (px.type == T_U8)
+        if (unbias)
+            unbiased_line((const uint8_t *)row, w, c, plane, wt, unit, (const float *)bias.data,
+                          line);
+        else if (px.type == T_U8)
             plane_line_u8(row, w, c, three, first, wt, unit, line);
         else if (px.type == T_U16)
             plane_line_u16(row, w, c, three, first, wt, unit, line);
@@ -1278,7 +1329,9 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
             line[x] = line[w - 1];
         Py_ssize_t gy = y / patch, py = y % patch;
         Py_ssize_t base = gy * gw * patch * patch + py * patch;
-        if (patch == 8) /* the sizes "auto" codes: a constant copy size */
+        if (patch == 1) /* plain rows (codec.resample.least_squares_half's input) */
+            memcpy(out.data + 4 * base, line, 4 * (size_t)w);
+        else if (patch == 8) /* the sizes "auto" codes: a constant copy size */
             scatter_patches(out.data, base, gw, 8, line);
         else if (patch == 4)
             scatter_patches(out.data, base, gw, 4, line);
@@ -1293,6 +1346,7 @@ done:
     release(&channels);
     release(&weights);
     release(&out);
+    release(&bias);
     return result;
 }
 

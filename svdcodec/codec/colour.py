@@ -74,24 +74,32 @@ def decoder_bias() -> np.ndarray:
     return ((term - exact) @ forward.T).astype(np.float32)
 
 
-def unbiased(planes: np.ndarray) -> np.ndarray:
-    """Y'CbCr planes (..., 3) float32 less `decoder_bias`, interpolated bilinearly between
-    the 8-bit Cb and Cr around theirs, in place: decoded, they come back as the pixels they
-    were computed from, up to rounding, instead of darker. At 8-bit chroma (a decoded image)
-    the correction is the decoder's exactly; between, it varies continuously (near-neutral
-    chroma of a photo would otherwise switch the correction on and off from pixel to pixel, a
-    texture in Y' that costs bits)."""
+def unbiased(planes: np.ndarray, i: int) -> np.ndarray:
+    """Plane i of the 8-bit Y'CbCr planes (..., 3) float32 less `decoder_bias`, interpolated
+    bilinearly between the 8-bit Cb and Cr around the pixel's: decoded, the planes come back
+    as the pixels they were computed from, up to rounding, instead of darker. At 8-bit chroma
+    (a decoded image) the correction is the decoder's exactly; between, it varies continuously
+    (near-neutral chroma of a photo would otherwise switch the correction on and off from pixel
+    to pixel, a texture in Y' that costs bits). Every step in float32, in the order of the
+    compiled kernel (`patch_plane` with a bias table), which gives the same bits."""
     chroma = planes[..., 1:3] + np.float32(CHROMA_OFFSET)
     np.clip(chroma, 0, 255, out=chroma)
-    low = np.minimum(chroma.astype(np.intp), 254)
+    low = np.minimum(np.floor(chroma), np.float32(254))
     frac = chroma - low
-    table = decoder_bias().reshape(-1, 3)
-    base = low[..., 0] * 256 + low[..., 1]
-    fb, fr = frac[..., 0:1], frac[..., 1:2]
-    for offset, weight in ((0, (1 - fb) * (1 - fr)), (1, (1 - fb) * fr), (256, fb * (1 - fr)),
-                           (257, fb * fr)):
-        planes -= np.take(table, base + offset, axis=0) * weight
-    return planes
+    fb, fr = frac[..., 0], frac[..., 1]
+    gb, gr = np.float32(1) - fb, np.float32(1) - fr
+    base = low[..., 0].astype(np.intp) * 256 + low[..., 1].astype(np.intp)
+    table = bias_table()[:, i]
+    out = planes[..., i].copy()
+    for offset, weight in ((0, gb * gr), (1, gb * fr), (256, fb * gr), (257, fb * fr)):
+        out -= np.take(table, base + offset) * weight
+    return out
+
+
+@functools.cache
+def bias_table() -> np.ndarray:
+    """`decoder_bias` as the compiled kernel reads it: (65536, 3) float32, C order."""
+    return np.ascontiguousarray(decoder_bias().reshape(-1, 3))
 
 
 def needs_float64(scale: float) -> bool:
@@ -128,8 +136,7 @@ def ycc_planes(pixels: np.ndarray, scale: float) -> list[np.ndarray]:
         flat = pixels[..., :3].reshape(-1, 3).astype(np.float32)
         planes_ycc = (flat @ YCC_WEIGHTS.T).reshape(h, w, 3)
         planes_ycc *= np.float32(YCC_UNIT)
-        unbiased(planes_ycc)
-        return [np.ascontiguousarray(planes_ycc[..., i]) for i in range(3)]
+        return [unbiased(planes_ycc, i) for i in range(3)]
     return [wide_ycc_plane(pixels, i, scale) for i in range(3)]
 
 

@@ -9,7 +9,14 @@ from types import ModuleType
 
 import numpy as np
 
-from ..codec.colour import YCC_UNIT, YCC_WEIGHTS, needs_float64, unbiased, wide_ycc_plane
+from ..codec.colour import (
+    YCC_UNIT,
+    YCC_WEIGHTS,
+    bias_table,
+    needs_float64,
+    unbiased,
+    wide_ycc_plane,
+)
 from ..codec.layout import patch_rows
 from ..codec.resample import least_squares_half
 from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, Header
@@ -106,21 +113,28 @@ class PlaneSource:
     def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
         """`patch_rows(self.rows(i, y0, y1), side)`."""
         assert i not in self.means, "centred planes are coded in the plain layout"
-        if i in self._kept:  # one float32 channel, times 1
-            compiled, source = kernels.get(), self._kept[i][:, :, None]
-            channels, weights, unit = np.zeros(1, np.intp), np.ones(1, np.float32), 1.0
-        elif i not in self._halves and not divides_in_float64(self.pixels, self.header) \
-                and not (self.header.colour == COLOUR_YCBCR and i < 3):  # see `full_rows`
-            compiled, source = self._compiled(i), self.pixels
-            channels, weights, unit = recipe(self.header, i)
-        else:
-            compiled = None
+        compiled = kernels.get() if i in self._kept else (
+            self._compiled(i) if i not in self._halves
+            and not divides_in_float64(self.pixels, self.header) else None)
         if compiled is None:
             return patch_rows(self.rows(i, y0, y1), side)
-        w = source.shape[1]
-        out = np.empty((-(-(y1 - y0) // side) * -(-w // side), side * side), dtype=np.float32)
-        compiled.patch_plane(source, y0, y1, channels, weights, np.float32(unit), side, out)
-        return out
+        if i in self._kept:  # one float32 channel, times 1
+            kept = self._kept[i]
+            out = np.empty((-(-(y1 - y0) // side) * -(-kept.shape[1] // side), side * side),
+                           dtype=np.float32)
+            compiled.patch_plane(kept[:, :, None], y0, y1, np.zeros(1, np.intp),
+                                 np.ones(1, np.float32), np.float32(1.0), side, out)
+            return out
+        return compiled_patches(compiled, self.pixels, self.header, i, y0, y1, side)
+
+    def full_rows(self, i: int, y0: int, y1: int) -> np.ndarray:
+        """Rows y0..y1 of full-size plane i (before halving), float32: `full_rows`, by the
+        compiled kernel if it reads these pixels."""
+        compiled = self._compiled(i)
+        if compiled is None or divides_in_float64(self.pixels, self.header):
+            return full_rows(self.pixels, self.header, i, y0, y1)
+        out = compiled_patches(compiled, self.pixels, self.header, i, y0, y1, 1)
+        return out.reshape(y1 - y0, self.pixels.shape[1])
 
     def keep(self, i: int, bands: list[tuple[int, int]] | None = None) -> None:
         """Compute subsampled plane i once and keep it (a quarter of the size: 2/3 of the raw
@@ -133,7 +147,7 @@ class PlaneSource:
                 # The row source is a function of the pixels, not a method: a bound method
                 # would make a reference cycle.
                 self._kept[i] = least_squares_half(
-                    partial(full_rows, self.pixels, self.header, i), (h, w), *self.shapes[i])
+                    partial(PlaneSource.full_rows, self, i), (h, w), *self.shapes[i])
 
     def release(self, planes: list[int]) -> None:
         """Drop these planes if kept (they are recomputed if asked for again)."""
@@ -158,6 +172,25 @@ class PlaneSource:
         return full_rows(self.pixels, self.header, i, y0, y1)
 
 
+def compiled_patches(compiled: ModuleType, pixels: np.ndarray, header: Header, i: int, y0: int,
+                     y1: int, side: int) -> np.ndarray:
+    """`patch_rows(full_rows(...), side)` by the compiled kernel (side 1: the rows)."""
+    channels, weights, unit = recipe(header, i)
+    w = pixels.shape[1]
+    out = np.empty((-(-(y1 - y0) // side) * -(-w // side), side * side), dtype=np.float32)
+    if ycc_8bit(header, i):
+        compiled.patch_plane(pixels, y0, y1, channels, YCC_WEIGHTS.ravel(), np.float32(unit),
+                             side, out, bias_table(), i)
+    else:
+        compiled.patch_plane(pixels, y0, y1, channels, weights, np.float32(unit), side, out)
+    return out
+
+
+def ycc_8bit(header: Header, i: int) -> bool:
+    """Whether plane i is Y', Cb or Cr of 8-bit samples, corrected by the decoder's bias."""
+    return header.colour == COLOUR_YCBCR and header.dtype == np.uint8 and i < 3
+
+
 def recipe(header: Header, i: int) -> tuple[np.ndarray, np.ndarray, float]:
     """Plane i as (channels, weights, unit): the float32 sum of weight * sample, times unit."""
     if header.colour == COLOUR_YCBCR and i < 3:
@@ -180,7 +213,7 @@ def full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int) -> n
         # Cb and Cr (`codec.colour.unbiased`), as in `to_planes`.
         planes = px[..., :3].astype(np.float32) @ YCC_WEIGHTS.T
         planes *= np.float32(unit)
-        return np.ascontiguousarray(unbiased(planes)[..., i])
+        return unbiased(planes, i)
     else:
         out = px[..., i].astype(np.float32)
     out *= np.float32(unit)
