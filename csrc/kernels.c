@@ -1350,101 +1350,161 @@ done:
     return result;
 }
 
-/* The integer chroma weights: float32 integers, |w| <= 2^16 so that sums of 2x2 pixels times
-   them fit an int32. */
-static int get_weights(PyObject *obj, const char *name, int32_t out[3])
-{
-    Arr a = {0};
-    if (get_array(obj, &a, name, 1, T_F32, 0) < 0)
-        return -1;
-    int ok = a.size >= 3;
-    for (int i = 0; ok && i < 3; i++) {
-        float v = ld_f32(a.data + i * a.strides[0]);
-        ok = fabsf(v) <= 65536.0f; /* false for NaN */
-        out[i] = ok ? (int32_t)v : 0;
-    }
-    release(&a);
-    return ok ? 0 : value_error("chroma weights: 3 values, |w| <= 2^16");
-}
+/* ------------------------------------------------ least-squares chroma halving */
 
-ALWAYS_INLINE void pair_sums(const uint8_t *RESTRICT top, const uint8_t *RESTRICT bottom,
-                             Py_ssize_t w, Py_ssize_t c, const int32_t *RESTRICT wb,
-                             const int32_t *RESTRICT wr, int32_t *RESTRICT pb,
-                             int32_t *RESTRICT pr)
-{
-    for (Py_ssize_t x = 0; x < w; x++) {
-        int32_t sr = top[c * x] + bottom[c * x];
-        int32_t sg = top[c * x + 1] + bottom[c * x + 1];
-        int32_t sb = top[c * x + 2] + bottom[c * x + 2];
-        pb[x] = wb[0] * sr + wb[1] * sg + wb[2] * sb;
-        pr[x] = wr[0] * sr + wr[1] * sg + wr[2] * sb;
-    }
-}
+PyDoc_STRVAR(lsq_gather_doc,
+"lsq_gather(rows, lo, v_index, v_weight, h_index, h_weight, out) -> None\n\n"
+"codec.resample.least_squares_half's Uv^T X Uh for output rows k of out (k, n_w) float64, C-contiguous:\n"
+"out[k] = sum over s of v_weight[k, s] * H[v_index[k, s] - lo], H[y][j] = sum over t of\n"
+"h_weight[j, t] * rows[y, h_index[j, t]] (rows (n, in_w) float32, C-contiguous), each sum\n"
+"from 0.0 in index order, in float64. Index tables int64, weights float64, C-contiguous.");
 
-HOT static void half_row(const uint8_t *top, const uint8_t *bottom, Py_ssize_t w, Py_ssize_t c,
-                         const int32_t *wb, const int32_t *wr, int32_t *pb, int32_t *pr)
+static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    if (c == 3) /* a stride the compiler knows */
-        pair_sums(top, bottom, w, 3, wb, wr, pb, pr);
-    else
-        pair_sums(top, bottom, w, c, wb, wr, pb, pr);
-}
-
-PyDoc_STRVAR(half_planes_doc,
-"half_planes(px, y0, y1, wb, wr, unit, blue, red) -> None\n\n"
-"encoder.source.PlaneSource.keep of both halved chroma planes (even image sizes, px (h, w, >= 3) uint8\n"
-"C-contiguous) from one pass over the pixels: blue[k] and red[k] = the weighted sums of the\n"
-"2x2 pixels of half-row y0 + k, times unit. Each column pair's sum in int32, then each 2x2\n"
-"total, an exact integer rounded once to float32, as numpy's path rounds it.");
-
-static PyObject *half_planes(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *names[] = {"px", "y0", "y1", "wb", "wr", "unit", "blue", "red", NULL};
-    PyObject *o_px, *o_wb, *o_wr, *o_blue, *o_red, *result = NULL;
-    Py_ssize_t y0, y1;
-    float unit;
-    int32_t wb[3], wr[3];
-    Arr px = {0}, blue = {0}, red = {0};
-    int32_t *pb = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOOfOO:half_planes", names, &o_px, &y0,
-                                     &y1, &o_wb, &o_wr, &unit, &o_blue, &o_red))
+    static char *names[] = {"rows", "lo", "v_index", "v_weight", "h_index", "h_weight", "out",
+                            NULL};
+    PyObject *o[6], *result = NULL;
+    Py_ssize_t lo;
+    Arr rows = {0}, vi = {0}, vw = {0}, hi = {0}, hw = {0}, out = {0};
+    double *hrow = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOO:lsq_gather", names, &o[0], &lo,
+                                     &o[1], &o[2], &o[3], &o[4], &o[5]))
         return NULL;
-    if (get_array(o_px, &px, "px", 3, T_U8, A_CONTIGUOUS) < 0
-        || get_weights(o_wb, "wb", wb) < 0 || get_weights(o_wr, "wr", wr) < 0
-        || get_array(o_blue, &blue, "blue", 2, T_F32, A_WRITABLE) < 0
-        || get_array(o_red, &red, "red", 2, T_F32, A_WRITABLE) < 0)
+    if (get_array(o[0], &rows, "rows", 2, T_F32, A_CONTIGUOUS) < 0
+        || get_array(o[1], &vi, "v_index", 2, T_I64, A_CONTIGUOUS) < 0
+        || get_array(o[2], &vw, "v_weight", 2, T_F64, A_CONTIGUOUS) < 0
+        || get_array(o[3], &hi, "h_index", 2, T_I64, A_CONTIGUOUS) < 0
+        || get_array(o[4], &hw, "h_weight", 2, T_F64, A_CONTIGUOUS) < 0
+        || get_array(o[5], &out, "out", 2, T_F64, A_WRITABLE | A_CONTIGUOUS) < 0)
         goto done;
-    Py_ssize_t w = px.shape[1], c = px.shape[2], cw = blue.shape[1];
-    if (c < 3 || y0 < 0 || y1 < y0 || y1 > px.shape[0] / 2 || blue.shape[0] < y1 - y0
-        || red.shape[0] != blue.shape[0] || red.shape[1] != cw || cw > w / 2) {
-        value_error("half_planes: needs (h, w, >= 3) pixels, 0 <= y0 <= y1 <= h / 2, blue and "
-                    "red of y1 - y0 rows and at most w / 2 columns");
+    Py_ssize_t n = rows.shape[0], in_w = rows.shape[1], kk = out.shape[0], nw = out.shape[1];
+    Py_ssize_t vs = vi.shape[1], hs = hi.shape[1];
+    if (vi.shape[0] != kk || vw.shape[0] != kk || vw.shape[1] != vs || hi.shape[0] != nw
+        || hw.shape[0] != nw || hw.shape[1] != hs) {
+        value_error("lsq_gather: tables and out of mismatched shapes");
         goto done;
     }
-    pb = malloc(sizeof(int32_t) * (size_t)(2 * w + 1));
-    if (pb == NULL) {
+    const int64_t *v_index = (const int64_t *)vi.data, *h_index = (const int64_t *)hi.data;
+    for (Py_ssize_t i = 0; i < vi.size; i++)
+        if (v_index[i] < lo || v_index[i] - lo >= n) {
+            value_error("lsq_gather: a row index outside the rows given");
+            goto done;
+        }
+    for (Py_ssize_t i = 0; i < hi.size; i++)
+        if (h_index[i] < 0 || h_index[i] >= in_w) {
+            value_error("lsq_gather: a column index outside the rows");
+            goto done;
+        }
+    hrow = malloc(sizeof(double) * (size_t)(nw + 1));
+    if (hrow == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    int32_t *pr = pb + w;
+    const double *v_weight = (const double *)vw.data, *h_weight = (const double *)hw.data;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < y1 - y0; k++) {
-        const uint8_t *top = (const uint8_t *)px.data + 2 * (y0 + k) * px.strides[0];
-        const uint8_t *bottom = top + px.strides[0];
-        half_row(top, bottom, w, c, wb, wr, pb, pr);
-        char *db = blue.data + k * blue.strides[0], *dr = red.data + k * red.strides[0];
-        for (Py_ssize_t x = 0; x < cw; x++) {
-            st_f32(db + x * blue.strides[1], (float)(pb[2 * x] + pb[2 * x + 1]) * unit);
-            st_f32(dr + x * red.strides[1], (float)(pr[2 * x] + pr[2 * x + 1]) * unit);
+    for (Py_ssize_t k = 0; k < kk; k++) {
+        double *z = (double *)out.data + k * nw;
+        for (Py_ssize_t j = 0; j < nw; j++)
+            z[j] = 0.0;
+        for (Py_ssize_t s = 0; s < vs; s++) {
+            const float *x = (const float *)rows.data + (v_index[k * vs + s] - lo) * in_w;
+            for (Py_ssize_t j = 0; j < nw; j++) {
+                double h = 0.0;
+                for (Py_ssize_t t = 0; t < hs; t++)
+                    h += h_weight[j * hs + t] * (double)x[h_index[j * hs + t]];
+                hrow[j] = h;
+            }
+            double wk = v_weight[k * vs + s];
+            for (Py_ssize_t j = 0; j < nw; j++)
+                z[j] += wk * hrow[j];
         }
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    free(pb);
-    release(&px);
-    release(&blue);
-    release(&red);
+    free(hrow);
+    release(&rows);
+    release(&vi);
+    release(&vw);
+    release(&hi);
+    release(&hw);
+    release(&out);
+    return result;
+}
+
+PyDoc_STRVAR(banded_solve_doc,
+"banded_solve(z, chol, axis) -> None\n\n"
+"codec.resample.solve_normal in place: z (a, b) float64 C-contiguous solved by L L^T along axis 0\n"
+"(columns of length a) or 1 (rows of length b), L banded (chol (width, n) float64, L[i, i - k]\n"
+"at [k, i]): forward then backward substitution, each step in numpy's order.");
+
+static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"z", "chol", "axis", NULL};
+    PyObject *o_z, *o_chol, *result = NULL;
+    int axis;
+    Arr z = {0}, ch = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOi:banded_solve", names, &o_z, &o_chol,
+                                     &axis))
+        return NULL;
+    if (get_array(o_z, &z, "z", 2, T_F64, A_WRITABLE | A_CONTIGUOUS) < 0
+        || get_array(o_chol, &ch, "chol", 2, T_F64, A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t a = z.shape[0], b = z.shape[1], width = ch.shape[0], n = ch.shape[1];
+    if (!(axis == 0 || axis == 1) || n != (axis == 0 ? a : b) || width < 1) {
+        value_error("banded_solve: axis 0 or 1, chol of (width >= 1, length of that axis)");
+        goto done;
+    }
+    const double *L = (const double *)ch.data;
+    double *data = (double *)z.data;
+    /* element i of line l: axis 0, lines are columns (stride b), else rows (stride 1) */
+    Py_ssize_t lines = axis == 0 ? b : a, step = axis == 0 ? b : 1, line_step = axis == 0 ? 1 : b;
+    Py_BEGIN_ALLOW_THREADS
+    if (axis == 0) { /* row by row, vectorized along the rows as numpy is */
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double *y = data + i * b;
+            for (Py_ssize_t k = 1; k < width && k <= i; k++) {
+                double c = L[k * n + i];
+                const double *u = data + (i - k) * b;
+                for (Py_ssize_t x = 0; x < b; x++)
+                    y[x] -= c * u[x];
+            }
+            double d = L[i];
+            for (Py_ssize_t x = 0; x < b; x++)
+                y[x] /= d;
+        }
+        for (Py_ssize_t i = n - 1; i >= 0; i--) {
+            double *y = data + i * b;
+            for (Py_ssize_t k = 1; k < width && k < n - i; k++) {
+                double c = L[k * n + i + k];
+                const double *u = data + (i + k) * b;
+                for (Py_ssize_t x = 0; x < b; x++)
+                    y[x] -= c * u[x];
+            }
+            double d = L[i];
+            for (Py_ssize_t x = 0; x < b; x++)
+                y[x] /= d;
+        }
+    } else {
+        for (Py_ssize_t l = 0; l < lines; l++) {
+            double *y = data + l * line_step;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                for (Py_ssize_t k = 1; k < width && k <= i; k++)
+                    y[i * step] -= L[k * n + i] * y[(i - k) * step];
+                y[i * step] /= L[i];
+            }
+            for (Py_ssize_t i = n - 1; i >= 0; i--) {
+                for (Py_ssize_t k = 1; k < width && k < n - i; k++)
+                    y[i * step] -= L[k * n + i + k] * y[(i + k) * step];
+                y[i * step] /= L[i];
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&z);
+    release(&ch);
     return result;
 }
 
@@ -1874,9 +1934,10 @@ static PyObject *entropy_bits(PyObject *self, PyObject *args, PyObject *kwargs)
 
 static PyMethodDef methods[] = {
     METHOD(index_sparse), METHOD(fill_sparse), METHOD(unpredict_into), METHOD(upsample_ycc),
-    METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(half_planes),
+    METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
-    METHOD(entropy_bits), METHOD(convert_wide_ycc), {NULL, NULL, 0, NULL},
+    METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve),
+    {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {

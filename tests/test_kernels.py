@@ -149,6 +149,40 @@ def test_small_noisy_images_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
                                 lambda: svdcodec.encode(image, quality=quality)))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (9, 11), (40, 66), (131, 97)])
+def test_least_squares_half_matches_numpy(monkeypatch: pytest.MonkeyPatch,
+                                          shape: tuple[int, int]) -> None:
+    """The compiled gather and banded solves give numpy's bits, for any band of output rows."""
+    from svdcodec.codec.resample import least_squares_half
+    x = np.random.default_rng(7).normal(0, 60, shape).astype(np.float32)
+    halves = []
+    for on, band in ((False, 5), (True, 128), (True, 3)):
+        monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
+        halves.append(least_squares_half(lambda lo, hi: x[lo:hi], shape, (shape[0] + 1) // 2,
+                                         (shape[1] + 1) // 2, band=band))
+    assert all(h.tobytes() == halves[0].tobytes() for h in halves[1:])
+
+
+def test_unbiased_colour_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every RGB corner and edge of the cube (chroma clipped at 0 and 255, the table's last
+    cell) and random pixels: the compiled bias correction gives numpy's bits, and moves the
+    planes (it is not a no-op)."""
+    levels = np.array([0, 1, 127, 128, 254, 255], dtype=np.uint8)
+    cube = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+    noise = np.random.default_rng(3).integers(0, 256, (400, 3), dtype=np.uint8)
+    pixels = np.concatenate([cube, noise]).reshape(4, -1, 3)
+    header = image_header(pixels, False)
+    planes = []
+    for on in (False, True):
+        monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
+        source = PlaneSource(pixels, header)
+        planes.append([source.patches(i, 0, 4, 4) for i in range(3)])
+    for a, b in zip(*planes):
+        assert a.tobytes() == b.tobytes()
+    plain = pixels.reshape(-1, 3).astype(np.float32) @ colour.YCC_WEIGHTS.T * colour.YCC_UNIT
+    assert not np.array_equal(np.sort(planes[0][0].ravel()), np.sort(plain[:, 0]))
+
+
 @pytest.mark.parametrize("name,image,subsample", SOURCES, ids=[c[0] for c in SOURCES])
 def test_source_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image: np.ndarray,
                               subsample: bool) -> None:
@@ -423,13 +457,26 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
                                       np.zeros((4, 16), f32)), ValueError),  # two channels
         (lambda: compiled.patch_plane(image, 0, 8, np.arange(3), np.ones(2, f32), f32(1), 4,
                                       np.zeros((4, 16), f32)), ValueError),  # two weights
-        (lambda: compiled.half_planes(image, 0, 5, colour.YCC_WEIGHTS[1],
-                                      colour.YCC_WEIGHTS[2], f32(1), half, half), ValueError),
-        (lambda: compiled.half_planes(image, 0, 4, colour.YCC_WEIGHTS[1],
-                                      colour.YCC_WEIGHTS[2], f32(1), half[:3], half[:3]),
-         ValueError),
-        (lambda: compiled.half_planes(image, 0, 4, colour.YCC_WEIGHTS[1] * 1e6,
-                                      colour.YCC_WEIGHTS[2], f32(1), half, half), ValueError),
+        (lambda: compiled.patch_plane(image, 0, 8, np.arange(3), colour.YCC_WEIGHTS[0],
+                                      f32(1), 4, np.zeros((4, 16), f32), colour.bias_table(),
+                                      0), ValueError),  # the bias needs all 9 weights
+        (lambda: compiled.patch_plane(image, 0, 8, np.arange(3), colour.YCC_WEIGHTS.ravel(),
+                                      f32(1), 4, np.zeros((4, 16), f32), colour.bias_table(),
+                                      3), ValueError),  # plane 3 of Y'CbCr
+        (lambda: compiled.patch_plane(image, 0, 8, np.arange(3), colour.YCC_WEIGHTS.ravel(),
+                                      f32(1), 4, np.zeros((4, 16), f32),
+                                      colour.bias_table()[:-1], 0), ValueError),  # short table
+        (lambda: compiled.lsq_gather(np.zeros((4, 6), f32), 2, np.array([[1, 2]]),
+                                     np.ones((1, 2)), np.zeros((3, 1), np.int64),
+                                     np.ones((3, 1)), np.zeros((1, 3))), ValueError),  # row 1
+        (lambda: compiled.lsq_gather(np.zeros((4, 6), f32), 0, np.array([[1, 2]]),
+                                     np.ones((1, 2)), np.full((3, 1), 6, np.int64),
+                                     np.ones((3, 1)), np.zeros((1, 3))), ValueError),  # column 6
+        (lambda: compiled.lsq_gather(np.zeros((4, 6), f32), 0, np.array([[1, 2]]),
+                                     np.ones((1, 2)), np.zeros((3, 1), np.int64),
+                                     np.ones((3, 1)), np.zeros((1, 4))), ValueError),  # 4 columns
+        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 0), ValueError),
+        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 2), ValueError),
         (lambda: compiled.quantize(np.zeros((3, 4), f32), f32(1), f32(0.5),
                                    np.zeros((3, 3), np.int32), np.zeros(4), np.zeros(4)),
          ValueError),

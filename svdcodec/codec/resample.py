@@ -12,9 +12,12 @@ machinery.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
+
+from ..runtime import kernels
 
 
 def _bilinear(x: np.ndarray) -> np.ndarray:
@@ -168,13 +171,32 @@ def _upsampling(n_small: int, n_big: int) -> tuple[np.ndarray, np.ndarray]:
     return index, weights
 
 
-def _transpose_apply(x: np.ndarray, index: np.ndarray, weights: np.ndarray, n_small: int
-                     ) -> np.ndarray:
-    """U^T x along axis 0 of x (n_big, k), for the upsampling U given by (index, weights)."""
-    out = np.zeros((n_small,) + x.shape[1:])
-    for t in range(index.shape[1]):
-        np.add.at(out, index[:, t], x * weights[:, t].reshape((-1,) + (1,) * (x.ndim - 1)))
-    return out
+@functools.lru_cache(maxsize=16)
+def halving_tables(n_small: int, n_big: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """U^T of the decoder's upsampling n_small -> n_big (`_upsampling`) as gather tables, and
+    the Cholesky factor of U^T U (`_normal_cholesky`): (index (n_small, s) int64, weight
+    (n_small, s) float64, chol). Row k of U^T is sum over s of weight[k, s] at big sample
+    index[k, s], in increasing index order (padding: weight 0 at a valid index). Cached: an
+    encoder halves the planes of a few sizes."""
+    index, weights = _upsampling(n_small, n_big)
+    big = np.repeat(np.arange(n_big), index.shape[1])
+    small, w = index.ravel(), weights.ravel()
+    keep = w != 0
+    key = small[keep] * n_big + big[keep]  # duplicates (clamped taps) summed, in key order
+    unique, inverse = np.unique(key, return_inverse=True)
+    summed = np.zeros(unique.size)
+    np.add.at(summed, inverse, w[keep])
+    rows, cols = unique // n_big, unique % n_big
+    counts = np.bincount(rows, minlength=n_small)
+    slots = max(int(counts.max(initial=0)), 1)
+    slot = np.arange(unique.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    gather_index = np.zeros((n_small, slots), dtype=np.int64)
+    gather_weight = np.zeros((n_small, slots))
+    starts = np.minimum(np.cumsum(counts) - counts, max(unique.size - 1, 0))
+    gather_index[:] = cols[starts][:, None] if unique.size else 0
+    gather_index[rows, slot] = cols
+    gather_weight[rows, slot] = summed
+    return gather_index, gather_weight, _normal_cholesky(index, weights, n_small)
 
 
 def _normal_cholesky(index: np.ndarray, weights: np.ndarray, n_small: int) -> np.ndarray:
@@ -197,23 +219,8 @@ def _normal_cholesky(index: np.ndarray, weights: np.ndarray, n_small: int) -> np
     return chol
 
 
-def _solve_normal(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """x with L L^T x = rhs along axis 0, L from `_normal_cholesky`."""
-    width, n = chol.shape
-    y = np.array(rhs, dtype=np.float64)
-    for i in range(n):  # forward: rows of the short axis, vectorized along the other
-        for k in range(1, min(width, i + 1)):
-            y[i] -= chol[k, i] * y[i - k]
-        y[i] /= chol[0, i]
-    for i in range(n - 1, -1, -1):  # backward with L^T
-        for k in range(1, min(width, n - i)):
-            y[i] -= chol[k, i + k] * y[i + k]
-        y[i] /= chol[0, i]
-    return y
-
-
 def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[int, int],
-                       height: int, width: int, band: int = 256) -> np.ndarray:
+                       height: int, width: int, band: int = 128) -> np.ndarray:
     """The height x width plane whose upsampling by the decoder (Pillow's BILINEAR resize to
     in_shape) is closest to the input in the least-squares sense, float32.
 
@@ -222,19 +229,55 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
     generation. The least-squares plane is the pseudo-inverse of the upsampling: a plane that
     the decoder doubled comes back as itself (up to the rounding of the pixels), and the
     doubled plane is the closest to the input the decoder can produce. Computed as
-    (Uv^T Uv)^-1 Uv^T X Uh (Uh^T Uh)^-1 per axis: the input's rows are read in bands
-    (`rows(lo, hi)`), the output is held whole; the normal matrices are banded.
+    (Uv^T Uv)^-1 Uv^T X Uh (Uh^T Uh)^-1 in float64: Uv^T X Uh by gather tables
+    (`halving_tables`), output rows in bands of `band`, each reading only the input rows it
+    needs (`rows(lo, hi)`); then the banded normal equations solved along each axis. The
+    compiled kernels (`lsq_gather`, `banded_solve`) give the same bits as numpy's order here.
     """
     in_h, in_w = in_shape
-    v_index, v_weights = _upsampling(height, in_h)
-    h_index, h_weights = _upsampling(width, in_w)
-    projected = np.zeros((height, width))
-    for lo in range(0, in_h, band):
-        hi = min(lo + band, in_h)
-        across = _transpose_apply(rows(lo, hi).astype(np.float64).T, h_index, h_weights,
-                                  width).T  # (hi - lo, width)
-        for t in range(v_index.shape[1]):
-            np.add.at(projected, v_index[lo:hi, t], across * v_weights[lo:hi, t, None])
-    out = _solve_normal(_normal_cholesky(v_index, v_weights, height), projected)
-    out = _solve_normal(_normal_cholesky(h_index, h_weights, width), out.T).T
-    return np.ascontiguousarray(out, dtype=np.float32)
+    v_index, v_weight, v_chol = halving_tables(height, in_h)
+    h_index, h_weight, h_chol = halving_tables(width, in_w)
+    compiled = kernels.get()
+    z = np.empty((height, width))
+    for k0 in range(0, height, band):
+        k1 = min(k0 + band, height)
+        vi = v_index[k0:k1]
+        lo, hi = int(vi.min()), int(vi.max()) + 1
+        x = np.ascontiguousarray(rows(lo, hi), dtype=np.float32)
+        if compiled is not None:
+            compiled.lsq_gather(x, lo, np.ascontiguousarray(vi), np.ascontiguousarray(
+                v_weight[k0:k1]), h_index, h_weight, z[k0:k1])
+        else:
+            z[k0:k1] = gather_rows(x, lo, vi, v_weight[k0:k1], h_index, h_weight)
+    for axis, chol in ((0, v_chol), (1, h_chol)):
+        if compiled is not None:
+            compiled.banded_solve(z, chol, axis)
+        else:
+            solve_normal(chol, z if axis == 0 else z.T)
+    return z.astype(np.float32)
+
+
+def gather_rows(x: np.ndarray, lo: int, v_index: np.ndarray, v_weight: np.ndarray,
+                h_index: np.ndarray, h_weight: np.ndarray) -> np.ndarray:
+    """Uv^T X Uh for some output rows (`lsq_gather`'s numpy twin): X's rows lo.. are x."""
+    across = np.zeros((x.shape[0], h_index.shape[0]))
+    for t in range(h_index.shape[1]):
+        across += h_weight[:, t] * x[:, h_index[:, t]].astype(np.float64)
+    out = np.zeros((v_index.shape[0], h_index.shape[0]))
+    for s in range(v_index.shape[1]):
+        out += v_weight[:, s, None] * across[v_index[:, s] - lo]
+    return out
+
+
+def solve_normal(chol: np.ndarray, y: np.ndarray) -> None:
+    """y (n, k) <- x with L L^T x = y along axis 0, in place, L from `_normal_cholesky`: row by
+    row of the short axis, vectorized along the other (`banded_solve`'s numpy twin)."""
+    width, n = chol.shape
+    for i in range(n):  # forward
+        for k in range(1, min(width, i + 1)):
+            y[i] -= chol[k, i] * y[i - k]
+        y[i] /= chol[0, i]
+    for i in range(n - 1, -1, -1):  # backward with L^T
+        for k in range(1, min(width, n - i)):
+            y[i] -= chol[k, i + k] * y[i + k]
+        y[i] /= chol[0, i]

@@ -269,14 +269,20 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
 
 
 def fit_rows(source: PlaneSource, candidate: Candidate) -> np.ndarray:
-    """The matrix rows `fitted_candidate` fits a basis to: the whole plane's, or those of
-    evenly spaced bands totalling about tuning.FIT_ROWS rows."""
+    """The matrix rows `fitted_candidate` fits a basis to: about tuning.FIT_ROWS of them,
+    every k-th row of evenly spaced bands (a spread sample; only the bands read are
+    computed)."""
     bands = plane_bands(source, candidate.plane.index)
     patch, per_row = candidate.plane.patch, candidate.plane.grid[1]
-    every = max(1, candidate.plane.matrix_shape[0] // tuning.FIT_ROWS)
-    chosen = bands[every // 2::every] if every > 1 else bands
-    return np.concatenate([source.patches(candidate.plane.index, y0, y1, patch)
-                           for y0, y1 in chosen]) if per_row else np.zeros((0, patch * patch))
+    if not per_row or not bands:
+        return np.zeros((0, patch * patch), dtype=np.float32)
+    total = candidate.plane.matrix_shape[0]
+    count = min(len(bands), max(1, math.ceil(len(bands) * tuning.FIT_ROWS / max(total, 1))))
+    chosen = [bands[int((k + 0.5) * len(bands) / count)] for k in range(count)]
+    rows = np.concatenate([source.patches(candidate.plane.index, y0, y1, patch)
+                           for y0, y1 in chosen])
+    every = rows.shape[0] // tuning.FIT_ROWS
+    return rows[::every] if every > 1 else rows
 
 
 def fitted_candidate(source: PlaneSource, candidate: Candidate, step: float, rank: int

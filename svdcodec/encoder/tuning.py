@@ -36,7 +36,7 @@ MIN_SAMPLE_BANDS = 2
 MIN_SAMPLE_STRIPS = 1
 #: Most matrix rows a plane's basis is fitted to its quantized coefficients on (evenly
 #: spaced bands of larger planes; see `encoder.plane.fitted_candidate`).
-FIT_ROWS = 1 << 14
+FIT_ROWS = 1 << 12
 #: The fitted basis starts from this many components more than the eigenvectors' coding keeps
 #: (re-encoding a decoded image, the rank decision may keep a component or two fewer than
 #: the image holds).
