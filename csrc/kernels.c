@@ -1205,39 +1205,52 @@ DEFINE_PLANE_LINE(plane_line_f32, LOAD_F32)
 
 /* One uint8 pixel row as Y', Cb or Cr (`plane`) less the decoder's rounding bias
    (codec.colour.unbiased): the three sums of wt[3 * i + k] * channel k, times unit, then the
-   bias table (65536 x 3 float32, by 8-bit Cb and Cr) read bilinearly at the pixel's chroma,
-   every operation in float32 in numpy's order. */
+   plane's bias table (65536 float32 by 8-bit Cb and Cr) read bilinearly at the pixel's chroma,
+   every operation in float32 in numpy's order. Two loops: the sums, cell and weights (they
+   vectorize), then the table reads. `cell` and `weight` (4 per pixel) are scratch. */
 ALWAYS_INLINE void unbiased_line_body(const uint8_t *row, Py_ssize_t w, Py_ssize_t c,
                                       Py_ssize_t plane, const float *wt, float unit,
-                                      const float *RESTRICT bias, float *RESTRICT line)
+                                      const float *RESTRICT table, int32_t *RESTRICT cell,
+                                      float *RESTRICT weight, float *RESTRICT line)
 {
+    const float *mine = wt + 3 * plane;
     for (Py_ssize_t x = 0; x < w; x++) {
         float r = row[c * x], g = row[c * x + 1], b = row[c * x + 2];
-        float v = (r * wt[3 * plane] + g * wt[3 * plane + 1] + b * wt[3 * plane + 2]) * unit;
+        float v = (r * mine[0] + g * mine[1] + b * mine[2]) * unit;
         float cb = (r * wt[3] + g * wt[4] + b * wt[5]) * unit + 128.0f;
         float cr = (r * wt[6] + g * wt[7] + b * wt[8]) * unit + 128.0f;
         cb = cb < 0.0f ? 0.0f : (cb > 255.0f ? 255.0f : cb);
         cr = cr < 0.0f ? 0.0f : (cr > 255.0f ? 255.0f : cr);
-        float lb = floorf(cb), lr = floorf(cr);
-        lb = lb < 254.0f ? lb : 254.0f;
-        lr = lr < 254.0f ? lr : 254.0f;
-        float fb = cb - lb, fr = cr - lr;
-        const float *t = bias + 3 * ((Py_ssize_t)lb * 256 + (Py_ssize_t)lr) + plane;
-        v -= t[0] * ((1.0f - fb) * (1.0f - fr));
-        v -= t[3] * ((1.0f - fb) * fr);
-        v -= t[3 * 256] * (fb * (1.0f - fr));
-        v -= t[3 * 257] * (fb * fr);
+        int32_t ib = (int32_t)cb, ir = (int32_t)cr; /* >= 0: the floor */
+        ib = ib < 254 ? ib : 254;
+        ir = ir < 254 ? ir : 254;
+        float fb = cb - (float)ib, fr = cr - (float)ir;
+        cell[x] = ib * 256 + ir;
+        weight[x] = (1.0f - fb) * (1.0f - fr);
+        weight[1 * w + x] = (1.0f - fb) * fr;
+        weight[2 * w + x] = fb * (1.0f - fr);
+        weight[3 * w + x] = fb * fr;
+        line[x] = v;
+    }
+    for (Py_ssize_t x = 0; x < w; x++) {
+        int32_t k = cell[x];
+        float v = line[x];
+        v -= table[k] * weight[x];
+        v -= table[k + 1] * weight[w + x];
+        v -= table[k + 256] * weight[2 * w + x];
+        v -= table[k + 257] * weight[3 * w + x];
         line[x] = v;
     }
 }
 
 HOT static void unbiased_line(const uint8_t *row, Py_ssize_t w, Py_ssize_t c, Py_ssize_t plane,
-                              const float *wt, float unit, const float *bias, float *line)
+                              const float *wt, float unit, const float *table, int32_t *cell,
+                              float *weight, float *line)
 {
     if (c == 3) /* a stride the compiler knows */
-        unbiased_line_body(row, w, 3, plane, wt, unit, bias, line);
+        unbiased_line_body(row, w, 3, plane, wt, unit, table, cell, weight, line);
     else
-        unbiased_line_body(row, w, c, plane, wt, unit, bias, line);
+        unbiased_line_body(row, w, c, plane, wt, unit, table, cell, weight, line);
 }
 
 /* Patch rows of a line: flat[base + gx * patch^2 + p] = line[gx * patch + p]. */
@@ -1254,7 +1267,7 @@ PyDoc_STRVAR(patch_plane_doc,
 "float32, as one plane, the float32 sum of weights[k] * px[..., channels[k]] times unit\n"
 "(one channel, or three: the first three), edge-padded to whole patches and written as\n"
 "patch rows into out (patches, patch * patch). unit is rounded to float32.\n"
-"With bias (65536 x 3 float32, C-contiguous): uint8 Y'CbCr plane `plane` less the decoder's rounding\n"
+"With bias (3 x 65536 float32, C-contiguous): uint8 Y'CbCr plane `plane` less the decoder's rounding\n"
 "bias (codec.colour.unbiased); weights then hold the 3 x 3 matrix, row by row.");
 
 static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
@@ -1293,9 +1306,9 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     if (unbias && (px.type != T_U8 || !three || weights.size != 9 || plane < 0 || plane > 2
-                   || bias.shape[0] != 65536 || bias.shape[1] != 3)) {
+                   || bias.shape[0] != 3 || bias.shape[1] != 65536)) {
         value_error("patch_plane: bias needs uint8 pixels, three channels, 9 weights, "
-                    "plane 0..2 and a 65536 x 3 table");
+                    "plane 0..2 and a 3 x 65536 table");
         goto done;
     }
     for (Py_ssize_t i = 0; i < 9; i++)
@@ -1307,18 +1320,21 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
         value_error("patch_plane: out too small for these rows");
         goto done;
     }
-    line = malloc(sizeof(float) * (size_t)(line_size + 1));
+    /* the line, then (bias) 4 weights and a cell per pixel */
+    line = malloc(sizeof(float) * (size_t)(line_size + 1 + (unbias ? 5 * w : 0)));
     if (line == NULL) {
         PyErr_NoMemory();
         goto done;
     }
+    float *weight = line + line_size + 1;
+    int32_t *cell = (int32_t *)(weight + 4 * w);
     Py_ssize_t row_bytes = px.strides[0];
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = 0; y < gh * patch; y++) {
         const char *row = px.data + (y0 + (y < rows - 1 ? y : rows - 1)) * row_bytes;
         if (unbias)
-            unbiased_line((const uint8_t *)row, w, c, plane, wt, unit, (const float *)bias.data,
-                          line);
+            unbiased_line((const uint8_t *)row, w, c, plane, wt, unit,
+                          (const float *)bias.data + 65536 * plane, cell, weight, line);
         else if (px.type == T_U8)
             plane_line_u8(row, w, c, three, first, wt, unit, line);
         else if (px.type == T_U16)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from support import photo
 
 import svdcodec
-from support import photo
 from svdcodec.codec import colour
 from svdcodec.codec.factorize import basis
 from svdcodec.codec.quantize import quantize

@@ -465,7 +465,7 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
                                       3), ValueError),  # plane 3 of Y'CbCr
         (lambda: compiled.patch_plane(image, 0, 8, np.arange(3), colour.YCC_WEIGHTS.ravel(),
                                       f32(1), 4, np.zeros((4, 16), f32),
-                                      colour.bias_table()[:-1], 0), ValueError),  # short table
+                                      colour.bias_table()[:, :-1], 0), ValueError),  # short table
         (lambda: compiled.lsq_gather(np.zeros((4, 6), f32), 2, np.array([[1, 2]]),
                                      np.ones((1, 2)), np.zeros((3, 1), np.int64),
                                      np.ones((3, 1)), np.zeros((1, 3))), ValueError),  # row 1

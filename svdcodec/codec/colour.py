@@ -89,7 +89,7 @@ def unbiased(planes: np.ndarray, i: int) -> np.ndarray:
     fb, fr = frac[..., 0], frac[..., 1]
     gb, gr = np.float32(1) - fb, np.float32(1) - fr
     base = low[..., 0].astype(np.intp) * 256 + low[..., 1].astype(np.intp)
-    table = bias_table()[:, i]
+    table = bias_table()[i]
     out = planes[..., i].copy()
     for offset, weight in ((0, gb * gr), (1, gb * fr), (256, fb * gr), (257, fb * fr)):
         out -= np.take(table, base + offset) * weight
@@ -98,8 +98,9 @@ def unbiased(planes: np.ndarray, i: int) -> np.ndarray:
 
 @functools.cache
 def bias_table() -> np.ndarray:
-    """`decoder_bias` as the compiled kernel reads it: (65536, 3) float32, C order."""
-    return np.ascontiguousarray(decoder_bias().reshape(-1, 3))
+    """`decoder_bias` as the compiled kernel reads it: (3, 65536) float32, C order (each
+    plane's table contiguous)."""
+    return np.ascontiguousarray(decoder_bias().reshape(-1, 3).T)
 
 
 def needs_float64(scale: float) -> bool:

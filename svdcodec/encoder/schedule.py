@@ -92,7 +92,8 @@ class Encoder:
         candidates = self._candidates(work, index)
         header = work.header
         plane_step = step * CHROMA_STEP if (header.colour and index in (1, 2)) else step
-        fits = not self.rule.fixed and candidates[0].basis is not None
+        fits = not self.rule.fixed and candidates[0].basis is not None \
+            and work.source.on_decoder_grid
         if len(candidates) == 1 and not fits:
             return LayoutChoice(candidates[0], plane_step, None, False)
         sample = layout_sample(work.source, index)
@@ -102,7 +103,8 @@ class Encoder:
                  for c in candidates]
         best = min(range(len(coded)), key=lambda k: rd_cost(coded[k], plane_step))
         choice = LayoutChoice(candidates[best], plane_step, coded[best], sample is None)
-        if choice.candidate.basis is not None and not self.rule.fixed:
+        if choice.candidate.basis is not None and not self.rule.fixed \
+                and work.source.on_decoder_grid:
             choice = self.fit_choice(work, choice, sample)
         return choice
 

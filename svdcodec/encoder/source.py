@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from functools import partial
@@ -22,6 +23,7 @@ from ..codec.resample import least_squares_half
 from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, Header
 from ..modes import needs_version_2
 from ..runtime import kernels
+from . import tuning
 
 #: Sample types the compiled kernels read (the others are converted by numpy).
 COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -135,6 +137,21 @@ class PlaneSource:
             return full_rows(self.pixels, self.header, i, y0, y1)
         out = compiled_patches(compiled, self.pixels, self.header, i, y0, y1, 1)
         return out.reshape(y1 - y0, self.pixels.shape[1])
+
+    @functools.cached_property
+    def on_decoder_grid(self) -> bool:
+        """Whether the image may be one svdi decoded (so that a basis fitted to its quantized
+        coefficients can reproduce it, `encoder.plane.fitted_candidate`): true except for
+        8-bit Y'CbCr images whose Y' is not close to the integers the decoder rounded it to
+        (tuning.DECODED_GRID), judged on a few bands of rows spread over the image."""
+        if not ycc_8bit(self.header, 0):
+            return True
+        h = self.pixels.shape[0]
+        per = max(1, tuning.GRID_SAMPLE_ROWS // 4)
+        starts = sorted({min(max(h - per, 0), (2 * k + 1) * h // 8) for k in range(4)})
+        luma = np.concatenate([self.full_rows(0, y, min(h, y + per)).ravel() for y in starts])
+        closeness = float(np.mean(np.cos(2 * np.pi * luma.astype(np.float64))))
+        return closeness >= tuning.DECODED_GRID
 
     def keep(self, i: int, bands: list[tuple[int, int]] | None = None) -> None:
         """Compute subsampled plane i once and keep it (a quarter of the size: 2/3 of the raw
