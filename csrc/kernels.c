@@ -1448,11 +1448,54 @@ done:
     return result;
 }
 
+/* y (n, b) <- x with L L^T x = y along axis 0: row by row of n, each step vectorized along
+   the b columns, in numpy's order (codec.resample.solve_normal). */
+HOT static void solve_columns(double *RESTRICT data, Py_ssize_t n, Py_ssize_t b,
+                              const double *RESTRICT L, Py_ssize_t width)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double *RESTRICT y = data + i * b;
+        for (Py_ssize_t k = 1; k < width && k <= i; k++) {
+            double c = L[k * n + i];
+            const double *RESTRICT u = data + (i - k) * b;
+            for (Py_ssize_t x = 0; x < b; x++)
+                y[x] -= c * u[x];
+        }
+        double d = L[i];
+        for (Py_ssize_t x = 0; x < b; x++)
+            y[x] /= d;
+    }
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        double *RESTRICT y = data + i * b;
+        for (Py_ssize_t k = 1; k < width && k < n - i; k++) {
+            double c = L[k * n + i + k];
+            const double *RESTRICT u = data + (i + k) * b;
+            for (Py_ssize_t x = 0; x < b; x++)
+                y[x] -= c * u[x];
+        }
+        double d = L[i];
+        for (Py_ssize_t x = 0; x < b; x++)
+            y[x] /= d;
+    }
+}
+
+/* out (b, a) = in (a, b) transposed, in tiles that stay in cache. */
+static void transpose(const double *in, double *out, Py_ssize_t a, Py_ssize_t b)
+{
+    const Py_ssize_t tile = 32;
+    for (Py_ssize_t i0 = 0; i0 < a; i0 += tile)
+        for (Py_ssize_t j0 = 0; j0 < b; j0 += tile)
+            for (Py_ssize_t i = i0; i < i0 + tile && i < a; i++)
+                for (Py_ssize_t j = j0; j < j0 + tile && j < b; j++)
+                    out[j * a + i] = in[i * b + j];
+}
+
 PyDoc_STRVAR(banded_solve_doc,
 "banded_solve(z, chol, axis) -> None\n\n"
 "codec.resample.solve_normal in place: z (a, b) float64 C-contiguous solved by L L^T along axis 0\n"
 "(columns of length a) or 1 (rows of length b), L banded (chol (width, n) float64, L[i, i - k]\n"
-"at [k, i]): forward then backward substitution, each step in numpy's order.");
+"at [k, i]): forward then backward substitution, each step in numpy's order (axis 1 on a\n"
+"transposed copy, the same operations on every element).");
 
 static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -1460,6 +1503,7 @@ static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *o_z, *o_chol, *result = NULL;
     int axis;
     Arr z = {0}, ch = {0};
+    double *flipped = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOi:banded_solve", names, &o_z, &o_chol,
                                      &axis))
         return NULL;
@@ -1471,54 +1515,31 @@ static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
         value_error("banded_solve: axis 0 or 1, chol of (width >= 1, length of that axis)");
         goto done;
     }
+    const Py_ssize_t block = 16; /* rows solved together along axis 1, transposed */
+    if (axis == 1) {
+        flipped = malloc(sizeof(double) * (size_t)(block * b + 1));
+        if (flipped == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
     const double *L = (const double *)ch.data;
     double *data = (double *)z.data;
-    /* element i of line l: axis 0, lines are columns (stride b), else rows (stride 1) */
-    Py_ssize_t lines = axis == 0 ? b : a, step = axis == 0 ? b : 1, line_step = axis == 0 ? 1 : b;
     Py_BEGIN_ALLOW_THREADS
-    if (axis == 0) { /* row by row, vectorized along the rows as numpy is */
-        for (Py_ssize_t i = 0; i < n; i++) {
-            double *y = data + i * b;
-            for (Py_ssize_t k = 1; k < width && k <= i; k++) {
-                double c = L[k * n + i];
-                const double *u = data + (i - k) * b;
-                for (Py_ssize_t x = 0; x < b; x++)
-                    y[x] -= c * u[x];
-            }
-            double d = L[i];
-            for (Py_ssize_t x = 0; x < b; x++)
-                y[x] /= d;
-        }
-        for (Py_ssize_t i = n - 1; i >= 0; i--) {
-            double *y = data + i * b;
-            for (Py_ssize_t k = 1; k < width && k < n - i; k++) {
-                double c = L[k * n + i + k];
-                const double *u = data + (i + k) * b;
-                for (Py_ssize_t x = 0; x < b; x++)
-                    y[x] -= c * u[x];
-            }
-            double d = L[i];
-            for (Py_ssize_t x = 0; x < b; x++)
-                y[x] /= d;
-        }
+    if (axis == 0) {
+        solve_columns(data, n, b, L, width);
     } else {
-        for (Py_ssize_t l = 0; l < lines; l++) {
-            double *y = data + l * line_step;
-            for (Py_ssize_t i = 0; i < n; i++) {
-                for (Py_ssize_t k = 1; k < width && k <= i; k++)
-                    y[i * step] -= L[k * n + i] * y[(i - k) * step];
-                y[i * step] /= L[i];
-            }
-            for (Py_ssize_t i = n - 1; i >= 0; i--) {
-                for (Py_ssize_t k = 1; k < width && k < n - i; k++)
-                    y[i * step] -= L[k * n + i + k] * y[(i + k) * step];
-                y[i * step] /= L[i];
-            }
+        for (Py_ssize_t r0 = 0; r0 < a; r0 += block) {
+            Py_ssize_t rows = a - r0 < block ? a - r0 : block;
+            transpose(data + r0 * b, flipped, rows, b);
+            solve_columns(flipped, n, rows, L, width);
+            transpose(flipped, data + r0 * b, b, rows);
         }
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
+    free(flipped);
     release(&z);
     release(&ch);
     return result;
