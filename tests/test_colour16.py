@@ -57,13 +57,16 @@ def test_round_trip_is_version_3_and_bit_exact_everywhere(shape: tuple[int, int,
 
 def test_quality_means_what_it_means_for_8_bits() -> None:
     """x257 (8 bits widened exactly): the same step, the same PSNR within a fraction of a dB,
-    and a file of nearly the same size (colour 0 was 2-3 times larger)."""
+    and a file of nearly the same size (colour 0 was 2-3 times larger). Nearly: 8-bit planes
+    are corrected for the rounding bias of Pillow's Y'CbCr -> RGB (`colour.unbiased`), 16-bit
+    ones need none (an integer inverse rounding to nearest), so small images' layout and rank
+    decisions may differ (within 4 % here)."""
     rgb = photo(64, 96, 3, 5)
     rgb[0, 0] = 255  # the 16-bit scale is max / 255: 257 here
     for quality in (50, 90):
         small, big = svdcodec.encode(rgb, quality=quality), svdcodec.encode(
             rgb.astype(np.uint16) * 257, quality=quality)
-        assert abs(len(big) - len(small)) < 0.02 * len(small)
+        assert abs(len(big) - len(small)) < 0.05 * len(small)
         p8 = psnr16(svdcodec.decode(small).astype(np.uint16) * 257, rgb.astype(np.uint16) * 257)
         assert abs(psnr16(svdcodec.decode(big), rgb.astype(np.uint16) * 257) - p8) < 0.5
 

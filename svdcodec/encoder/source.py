@@ -93,7 +93,8 @@ class PlaneSource:
         self.shapes = [header.plane_shape(i) for i in range(c)]
         self._halves = {i for i in range(c) if self.shapes[i] != (h, w)}
         self._kept: dict[int, np.ndarray] = {}
-        self._keeping = threading.Lock()
+        # one lock per plane: Cb and Cr, prepared concurrently, are halved concurrently
+        self._keeping = {i: threading.Lock() for i in range(c)}
         #: centre: each plane's column means (float32), subtracted from its rows (MEAN chunks)
         self.means = {i: self._column_means(i) for i in range(c)} if centre else {}
 
@@ -142,15 +143,20 @@ class PlaneSource:
     def on_decoder_grid(self) -> bool:
         """Whether the image may be one svdi decoded (so that a basis fitted to its quantized
         coefficients can reproduce it, `encoder.plane.fitted_candidate`): true except for
-        8-bit Y'CbCr images whose Y' is not close to the integers the decoder rounded it to
+        Y'CbCr images whose Y' (8-bit: corrected by the decoder's bias; 16-bit: in 16-bit
+        units) is not close to the integers the decoder rounded it to
         (tuning.DECODED_GRID), judged on a few bands of rows spread over the image."""
-        if not ycc_8bit(self.header, 0):
+        if ycc_8bit(self.header, 0):
+            unit = 1.0
+        elif wide_colour(self.header, 0):
+            unit = self.header.scale
+        else:
             return True
         h = self.pixels.shape[0]
         per = max(1, tuning.GRID_SAMPLE_ROWS // 4)
         starts = sorted({min(max(h - per, 0), (2 * k + 1) * h // 8) for k in range(4)})
         luma = np.concatenate([self.full_rows(0, y, min(h, y + per)).ravel() for y in starts])
-        closeness = float(np.mean(np.cos(2 * np.pi * luma.astype(np.float64))))
+        closeness = float(np.mean(np.cos(2 * np.pi * (luma.astype(np.float64) * unit))))
         return closeness >= tuning.DECODED_GRID
 
     def keep(self, i: int, bands: list[tuple[int, int]] | None = None) -> None:
@@ -158,7 +164,7 @@ class PlaneSource:
         bytes for both chroma planes): it is the least-squares inverse of the decoder's
         upsampling (`codec.resample.least_squares_half`), which needs the whole plane.
         `bands`: unused, the plane is computed in bands of its own."""
-        with self._keeping:  # planes may be prepared concurrently
+        with self._keeping[i]:  # planes may be prepared concurrently
             if i not in self._kept:
                 h, w = self.pixels.shape[:2]
                 # The row source is a function of the pixels, not a method: a bound method
