@@ -1268,20 +1268,21 @@ PyDoc_STRVAR(patch_plane_doc,
 "(one channel, or three: the first three), edge-padded to whole patches and written as\n"
 "patch rows into out (patches, patch * patch). unit is rounded to float32.\n"
 "With bias (3 x 65536 float32, C-contiguous): uint8 Y'CbCr plane `plane` less the decoder's rounding\n"
-"bias (codec.colour.unbiased); weights then hold the 3 x 3 matrix, row by row.");
+"bias (codec.colour.unbiased); weights then hold the 3 x 3 matrix, row by row. Without: less\n"
+"offset (rounded to float32), after the product by unit.");
 
 static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"px", "y0", "y1", "channels", "weights", "unit", "patch", "out",
-                            "bias", "plane", NULL};
+                            "bias", "plane", "offset", NULL};
     PyObject *o_px, *o_channels, *o_weights, *o_out, *o_bias = Py_None, *result = NULL;
     Py_ssize_t y0, y1, patch, plane = 0;
-    float unit, wt[9];
+    float unit, wt[9], offset = 0.0f;
     Arr px = {0}, channels = {0}, weights = {0}, out = {0}, bias = {0};
     float *line = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOOfnO|On:patch_plane", names, &o_px, &y0,
-                                     &y1, &o_channels, &o_weights, &unit, &patch, &o_out,
-                                     &o_bias, &plane))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOOfnO|Onf:patch_plane", names, &o_px,
+                                     &y0, &y1, &o_channels, &o_weights, &unit, &patch, &o_out,
+                                     &o_bias, &plane, &offset))
         return NULL;
     int unbias = o_bias != Py_None;
     if (get_array(o_px, &px, "px", 3, T_U8 | T_U16 | T_F32, A_CONTIGUOUS) < 0
@@ -1341,6 +1342,9 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
             plane_line_u16(row, w, c, three, first, wt, unit, line);
         else
             plane_line_f32(row, w, c, three, first, wt, unit, line);
+        if (offset != 0.0f)
+            for (Py_ssize_t x = 0; x < w; x++)
+                line[x] -= offset;
         for (Py_ssize_t x = w; x < line_size; x++) /* w >= 1 here: line_size > 0 */
             line[x] = line[w - 1];
         Py_ssize_t gy = y / patch, py = y % patch;

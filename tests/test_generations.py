@@ -15,6 +15,7 @@ from svdcodec.codec.factorize import basis
 from svdcodec.codec.quantize import quantize
 from svdcodec.codec.refine import fit_basis, projection, stored_basis
 from svdcodec.codec.resample import Bilinear, coefficients, least_squares_half
+from svdcodec.encoder.source import PlaneSource, image_header
 
 
 def upsampling_matrix(n_small: int, n_big: int) -> np.ndarray:
@@ -54,8 +55,27 @@ def test_decoded_colours_convert_back_to_themselves(monkeypatch: pytest.MonkeyPa
         again = colour.from_planes(planes, 64, 64, np.dtype(np.uint8), True, False, 1.0)
         return float(np.mean(again.astype(float) - rgb))
     assert drift() == pytest.approx(0, abs=0.05)
-    monkeypatch.setattr(colour, "unbiased", lambda planes, i: planes[..., i].copy())
+    monkeypatch.setattr(colour, "corrected", lambda planes, i, table: planes[..., i].copy())
     assert drift() < -0.3
+
+
+def test_decoded_images_are_on_the_decoders_grid() -> None:
+    """An image svdi decoded takes the exact correction and the fitted basis; the original,
+    and the same decoded image with its Y' moved off the integers, the mean correction and
+    the eigenvectors alone (the fit cannot be kept there, and costs time)."""
+    pixels = photo(96, 128, 3)
+    rng = np.random.default_rng(4)
+    pixels = np.clip(pixels + rng.integers(-3, 4, pixels.shape), 0, 255).astype(np.uint8)
+    decoded = svdcodec.decode(svdcodec.encode(pixels, quality=75))
+    assert PlaneSource(decoded, image_header(decoded, True)).on_decoder_grid
+    assert not PlaneSource(pixels, image_header(pixels, True)).on_decoder_grid
+    shifted = np.clip(decoded.astype(np.int64) + rng.integers(0, 2, decoded.shape), 0, 255
+                      ).astype(np.uint8)
+    assert not PlaneSource(shifted, image_header(shifted, True)).on_decoder_grid
+    planes = colour.plain_ycc(decoded)
+    for i in range(3):  # the mean of the table for originals, the table itself for decoded
+        assert np.mean(colour.corrected(planes, i, False) - planes[..., i]) == pytest.approx(
+            -colour.mean_bias()[i], abs=1e-4)
 
 
 def test_fitted_basis_reproduces_a_decoded_matrix() -> None:

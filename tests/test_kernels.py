@@ -165,22 +165,25 @@ def test_least_squares_half_matches_numpy(monkeypatch: pytest.MonkeyPatch,
 
 def test_unbiased_colour_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every RGB corner and edge of the cube (chroma clipped at 0 and 255, the table's last
-    cell) and random pixels: the compiled bias correction gives numpy's bits, and moves the
-    planes (it is not a no-op)."""
+    cell) and random pixels: the compiled bias corrections (table and mean) give numpy's
+    bits, and move the planes (they are not no-ops)."""
     levels = np.array([0, 1, 127, 128, 254, 255], dtype=np.uint8)
     cube = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
     noise = np.random.default_rng(3).integers(0, 256, (400, 3), dtype=np.uint8)
     pixels = np.concatenate([cube, noise]).reshape(4, -1, 3)
     header = image_header(pixels, False)
-    planes = []
-    for on in (False, True):
-        monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
-        source = PlaneSource(pixels, header)
-        planes.append([source.patches(i, 0, 4, 4) for i in range(3)])
-    for a, b in zip(*planes):
-        assert a.tobytes() == b.tobytes()
     plain = pixels.reshape(-1, 3).astype(np.float32) @ colour.YCC_WEIGHTS.T * colour.YCC_UNIT
-    assert not np.array_equal(np.sort(planes[0][0].ravel()), np.sort(plain[:, 0]))
+    for table in (False, True):  # the mean correction (originals) and the table (decoded)
+        planes = []
+        for on in (False, True):
+            monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
+            source = PlaneSource(pixels, header)
+            source.on_decoder_grid = table
+            planes.append([source.patches(i, 0, 4, 4) for i in range(3)]
+                          + [source.full_rows(i, 0, 4) for i in range(3)])
+        for a, b in zip(*planes):
+            assert a.tobytes() == b.tobytes()
+        assert not np.array_equal(np.sort(planes[0][0].ravel()), np.sort(plain[:, 0]))
 
 
 @pytest.mark.parametrize("name,image,subsample", SOURCES, ids=[c[0] for c in SOURCES])

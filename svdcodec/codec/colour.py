@@ -103,6 +103,57 @@ def bias_table() -> np.ndarray:
     return np.ascontiguousarray(decoder_bias().reshape(-1, 3).T)
 
 
+@functools.cache
+def mean_bias() -> np.ndarray:
+    """`decoder_bias` averaged over all 8-bit Cb and Cr, per plane, float32 (3,): the
+    correction of images that are not on the decoder's grid (`on_decoder_grid`), whose
+    chroma falls anywhere between the table's integers. About -0.48 for Y' (Pillow's
+    conversion rounds down), near 0 for Cb and Cr."""
+    return decoder_bias().reshape(-1, 3).mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+#: An 8-bit Y'CbCr image is taken to be one the decoder made if its Y' (less `unbiased`'s
+#: correction) is this close to the integers the decoder rounded it to, as mean(cos(2 pi Y'))
+#: over `grid_bands`: 0.87-0.91 for Kodak photos decoded by svdi (quality 30-95), 0.07-0.16
+#: for the originals, 0.02-0.12 decoded from JPEG (another conversion).
+DECODED_GRID = 0.5
+#: Rows per band of `grid_bands`, four bands spread over the image.
+GRID_BAND_ROWS = 16
+
+
+def grid_bands(height: int) -> list[tuple[int, int]]:
+    """The bands of rows `on_decoder_grid` reads: four, spread over the image."""
+    starts = sorted({min(max(height - GRID_BAND_ROWS, 0), (2 * k + 1) * height // 8)
+                     for k in range(4)})
+    return [(y, min(height, y + GRID_BAND_ROWS)) for y in starts]
+
+
+def on_decoder_grid(luma: np.ndarray) -> bool:
+    """Whether these Y' samples (in the units the decoder rounds to) lie on the integers:
+    the image was decoded by svdi (or is a constant near-integer), so its planes take the
+    decoder's exact correction and the encoder may fit its basis to them."""
+    return float(np.mean(np.cos(2 * np.pi * luma.astype(np.float64)))) >= DECODED_GRID
+
+
+def plain_ycc(pixels: np.ndarray) -> np.ndarray:
+    """(h, w, 3) float32 Y'CbCr of 8-bit RGB, uncorrected (exact integers times 2^-16)."""
+    h, w = pixels.shape[:2]
+    flat = pixels[..., :3].reshape(-1, 3).astype(np.float32)
+    planes = (flat @ YCC_WEIGHTS.T).reshape(h, w, 3)
+    planes *= np.float32(YCC_UNIT)
+    return planes
+
+
+def corrected(planes: np.ndarray, i: int, table: bool) -> np.ndarray:
+    """Plane i of `plain_ycc` planes corrected for the decoder's bias: by the table
+    (`unbiased`) for an image on the decoder's grid, else less the mean bias."""
+    if table:
+        return unbiased(planes, i)
+    out = planes[..., i].copy()
+    out -= mean_bias()[i]
+    return out
+
+
 def needs_float64(scale: float) -> bool:
     """Scales of float images whose values are near float32's smallest normal numbers: 1/scale
     would overflow float32, so samples are divided (and multiplied back) in float64."""
@@ -132,12 +183,11 @@ def ycc_planes(pixels: np.ndarray, scale: float) -> list[np.ndarray]:
     """The Y', Cb, Cr planes (full size, float32) of RGB(A) pixels (h, w, >= 3): 8-bit in
     float32, whose products and sums are exact integers; 16-bit (version 3) in float64, where
     they exceed 2^24, then divided by the header's scale and rounded once to float32."""
-    h, w = pixels.shape[:2]
     if pixels.dtype == np.uint8:
-        flat = pixels[..., :3].reshape(-1, 3).astype(np.float32)
-        planes_ycc = (flat @ YCC_WEIGHTS.T).reshape(h, w, 3)
-        planes_ycc *= np.float32(YCC_UNIT)
-        return [unbiased(planes_ycc, i) for i in range(3)]
+        grid = on_decoder_grid(np.concatenate(
+            [unbiased(plain_ycc(pixels[y0:y1]), 0).ravel() for y0, y1 in grid_bands(len(pixels))]))
+        planes_ycc = plain_ycc(pixels)
+        return [corrected(planes_ycc, i, grid) for i in range(3)]
     return [wide_ycc_plane(pixels, i, scale) for i in range(3)]
 
 

@@ -14,8 +14,12 @@ from ..codec.colour import (
     YCC_UNIT,
     YCC_WEIGHTS,
     bias_table,
+    corrected,
+    grid_bands,
+    mean_bias,
     needs_float64,
-    unbiased,
+    on_decoder_grid,
+    plain_ycc,
     wide_ycc_plane,
 )
 from ..codec.layout import patch_rows
@@ -23,7 +27,6 @@ from ..codec.resample import least_squares_half
 from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, Header
 from ..modes import needs_version_2
 from ..runtime import kernels
-from . import tuning
 
 #: Sample types the compiled kernels read (the others are converted by numpy).
 COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -128,36 +131,37 @@ class PlaneSource:
             compiled.patch_plane(kept[:, :, None], y0, y1, np.zeros(1, np.intp),
                                  np.ones(1, np.float32), np.float32(1.0), side, out)
             return out
-        return compiled_patches(compiled, self.pixels, self.header, i, y0, y1, side)
+        return compiled_patches(compiled, self.pixels, self.header, i, y0, y1, side,
+                                self.on_decoder_grid)
 
-    def full_rows(self, i: int, y0: int, y1: int) -> np.ndarray:
+    def full_rows(self, i: int, y0: int, y1: int, table: bool | None = None) -> np.ndarray:
         """Rows y0..y1 of full-size plane i (before halving), float32: `full_rows`, by the
-        compiled kernel if it reads these pixels."""
+        compiled kernel if it reads these pixels. `table`: 8-bit Y'CbCr corrected by the
+        decoder's bias table, or its mean (default: as `on_decoder_grid` says)."""
+        table = self.on_decoder_grid if table is None else table
         compiled = self._compiled(i)
         if compiled is None or divides_in_float64(self.pixels, self.header):
-            return full_rows(self.pixels, self.header, i, y0, y1)
-        out = compiled_patches(compiled, self.pixels, self.header, i, y0, y1, 1)
+            return full_rows(self.pixels, self.header, i, y0, y1, table)
+        out = compiled_patches(compiled, self.pixels, self.header, i, y0, y1, 1, table)
         return out.reshape(y1 - y0, self.pixels.shape[1])
 
     @functools.cached_property
     def on_decoder_grid(self) -> bool:
-        """Whether the image may be one svdi decoded (so that a basis fitted to its quantized
-        coefficients can reproduce it, `encoder.plane.fitted_candidate`): true except for
-        Y'CbCr images whose Y' (8-bit: corrected by the decoder's bias; 16-bit: in 16-bit
-        units) is not close to the integers the decoder rounded it to
-        (tuning.DECODED_GRID), judged on a few bands of rows spread over the image."""
+        """Whether the image may be one svdi decoded (`codec.colour.on_decoder_grid` of Y'
+        on a few bands of rows, in the units the decoder rounded it to: 8-bit corrected by
+        the bias table, 16-bit times the scale; other images: true). Then 8-bit Y'CbCr planes
+        take the table's correction, not its mean, and the encoder fits a basis to the
+        quantized coefficients (`encoder.plane.fitted_candidate`): only such an image can
+        have its patches on svdi's lattice; elsewhere the fit costs time and is not kept."""
         if ycc_8bit(self.header, 0):
             unit = 1.0
         elif wide_colour(self.header, 0):
             unit = self.header.scale
         else:
             return True
-        h = self.pixels.shape[0]
-        per = max(1, tuning.GRID_SAMPLE_ROWS // 4)
-        starts = sorted({min(max(h - per, 0), (2 * k + 1) * h // 8) for k in range(4)})
-        luma = np.concatenate([self.full_rows(0, y, min(h, y + per)).ravel() for y in starts])
-        closeness = float(np.mean(np.cos(2 * np.pi * (luma.astype(np.float64) * unit))))
-        return closeness >= tuning.DECODED_GRID
+        luma = np.concatenate([self.full_rows(0, y0, y1, True).ravel()
+                               for y0, y1 in grid_bands(self.pixels.shape[0])])
+        return on_decoder_grid(luma * unit if unit != 1.0 else luma)
 
     def keep(self, i: int, bands: list[tuple[int, int]] | None = None) -> None:
         """Compute subsampled plane i once and keep it (a quarter of the size: 2/3 of the raw
@@ -192,18 +196,21 @@ class PlaneSource:
         if i in self._halves:  # computed whole (released planes again if asked for)
             self.keep(i)
             return self._kept[i][y0:y1]
-        return full_rows(self.pixels, self.header, i, y0, y1)
+        return full_rows(self.pixels, self.header, i, y0, y1, self.on_decoder_grid)
 
 
 def compiled_patches(compiled: ModuleType, pixels: np.ndarray, header: Header, i: int, y0: int,
-                     y1: int, side: int) -> np.ndarray:
+                     y1: int, side: int, table: bool) -> np.ndarray:
     """`patch_rows(full_rows(...), side)` by the compiled kernel (side 1: the rows)."""
     channels, weights, unit = recipe(header, i)
     w = pixels.shape[1]
     out = np.empty((-(-(y1 - y0) // side) * -(-w // side), side * side), dtype=np.float32)
-    if ycc_8bit(header, i):
+    if ycc_8bit(header, i) and table:
         compiled.patch_plane(pixels, y0, y1, channels, YCC_WEIGHTS.ravel(), np.float32(unit),
                              side, out, bias_table(), i)
+    elif ycc_8bit(header, i):
+        compiled.patch_plane(pixels, y0, y1, channels, weights, np.float32(unit), side, out,
+                             offset=mean_bias()[i])
     else:
         compiled.patch_plane(pixels, y0, y1, channels, weights, np.float32(unit), side, out)
     return out
@@ -223,8 +230,10 @@ def recipe(header: Header, i: int) -> tuple[np.ndarray, np.ndarray, float]:
     return np.array([i]), np.ones(1, dtype=np.float32), unit
 
 
-def full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int) -> np.ndarray:
-    """Rows y0..y1 of full-size plane i, float32."""
+def full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int,
+              table: bool = True) -> np.ndarray:
+    """Rows y0..y1 of full-size plane i, float32 (8-bit Y'CbCr corrected by the decoder's
+    bias table, or less its mean: `codec.colour.corrected`)."""
     px = pixels[y0:y1]
     if wide_colour(header, i):
         return wide_ycc_plane(px, i, header.scale)
@@ -232,11 +241,7 @@ def full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int) -> n
         return (px[..., i].astype(np.float64) / header.scale).astype(np.float32)
     channels, _, unit = recipe(header, i)
     if channels.size == 3:
-        # All three of Y'CbCr: each is corrected by the decoder's rounding at the pixel's
-        # Cb and Cr (`codec.colour.unbiased`), as in `to_planes`.
-        planes = px[..., :3].astype(np.float32) @ YCC_WEIGHTS.T
-        planes *= np.float32(unit)
-        return unbiased(planes, i)
+        return corrected(plain_ycc(px), i, table)
     else:
         out = px[..., i].astype(np.float32)
     out *= np.float32(unit)

@@ -37,13 +37,6 @@ MIN_SAMPLE_STRIPS = 1
 #: Most matrix rows a plane's basis is fitted to its quantized coefficients on (evenly
 #: spaced bands of larger planes; see `encoder.plane.fitted_candidate`).
 FIT_ROWS = 1 << 12
-#: 8-bit Y'CbCr images get a fitted basis only if their Y' (corrected by the decoder's bias)
-#: lies this close to the integers, as mean(cos(2 pi Y')) over GRID_SAMPLE_ROWS rows: 0.87-0.91
-#: for images decoded by svdi (whose Y' the decoder rounded) on Kodak at quality 30-95, 0.07-0.16
-#: for the originals, 0.02-0.12 decoded from JPEG (another conversion): only the first can
-#: have patches on svdi's lattice, and elsewhere the fit costs time and is not kept.
-DECODED_GRID = 0.5
-GRID_SAMPLE_ROWS = 64
 #: The fitted basis starts from this many components more than the eigenvectors' coding keeps
 #: (re-encoding a decoded image, the rank decision may keep a component or two fewer than
 #: the image holds).
