@@ -1415,28 +1415,33 @@ static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
             value_error("lsq_gather: a column index outside the rows");
             goto done;
         }
-    hrow = malloc(sizeof(double) * (size_t)(nw + 1));
+    /* H of every row given, once (each feeds about two output rows) */
+    hrow = malloc(sizeof(double) * (size_t)(n * nw + 1));
     if (hrow == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     const double *v_weight = (const double *)vw.data, *h_weight = (const double *)hw.data;
     Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t y = 0; y < n; y++) {
+        const float *x = (const float *)rows.data + y * in_w;
+        double *hy = hrow + y * nw;
+        for (Py_ssize_t j = 0; j < nw; j++) {
+            double h = 0.0;
+            for (Py_ssize_t t = 0; t < hs; t++)
+                h += h_weight[j * hs + t] * (double)x[h_index[j * hs + t]];
+            hy[j] = h;
+        }
+    }
     for (Py_ssize_t k = 0; k < kk; k++) {
         double *z = (double *)out.data + k * nw;
         for (Py_ssize_t j = 0; j < nw; j++)
             z[j] = 0.0;
         for (Py_ssize_t s = 0; s < vs; s++) {
-            const float *x = (const float *)rows.data + (v_index[k * vs + s] - lo) * in_w;
-            for (Py_ssize_t j = 0; j < nw; j++) {
-                double h = 0.0;
-                for (Py_ssize_t t = 0; t < hs; t++)
-                    h += h_weight[j * hs + t] * (double)x[h_index[j * hs + t]];
-                hrow[j] = h;
-            }
+            const double *hy = hrow + (v_index[k * vs + s] - lo) * nw;
             double wk = v_weight[k * vs + s];
             for (Py_ssize_t j = 0; j < nw; j++)
-                z[j] += wk * hrow[j];
+                z[j] += wk * hy[j];
         }
     }
     Py_END_ALLOW_THREADS
