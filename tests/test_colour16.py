@@ -212,7 +212,11 @@ def test_previews_and_thumbnails() -> None:
         small = svdcodec.decode(data, reduce=factor)
         assert small.dtype == np.uint16 and small.shape == (64 // factor, 80 // factor, 4)
         boxed = full.reshape(64 // factor, factor, 80 // factor, factor, 4).mean(axis=(1, 3))
-        assert np.abs(small - boxed)[1:-1, 1:-1].mean() < 300  # 16-bit levels
+        # 16-bit levels. The stored chroma is the least-squares inverse of the decoder's
+        # doubling, sharper than a 2x2 mean: a 1/2 preview reads it as it is, the full decode
+        # doubles it (a [1 6 1] / 8 blur) before the box here; with this image's noisy low
+        # byte, R and B differ by about 600, G and alpha by about 300 (2 x 2 means: 150).
+        assert np.abs(small - boxed)[1:-1, 1:-1].mean() < 600
 
 
 def test_read_factors_in_sample_units() -> None:

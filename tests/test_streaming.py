@@ -13,25 +13,24 @@ import numpy as np
 import pytest
 import zstandard
 from PIL import Image
+from support import photo
 
 import svdcodec
-from support import photo
 from svdcodec import encoder
 from svdcodec import format as container
 from svdcodec.codec import coding, colour, layout, quantize
 from svdcodec.codec.resample import Bilinear, Resampler
+from svdcodec.decoder import render as rendering
 from svdcodec.decoder.plane import PlaneReconstructor, bands_for
 from svdcodec.decoder.reference import decode_reference
-from svdcodec.decoder import render as rendering
 from svdcodec.decoder.render import render_image
-from svdcodec.encoder import plane as plane_coding, tuning
+from svdcodec.encoder import plane as plane_coding
+from svdcodec.encoder import tuning
 from svdcodec.encoder.plane import RankRule
 from svdcodec.encoder.source import PlaneSource, image_header
 from svdcodec.format import COLOUR_YCBCR
 from svdcodec.modes import as_pixels
 from svdcodec.runtime import band_sizes, threads
-
-
 
 
 @pytest.fixture
