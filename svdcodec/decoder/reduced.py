@@ -11,17 +11,19 @@ filter's up to float32 rounding.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
+from types import ModuleType
 
 import numpy as np
 
-from ..codec.colour import from_planes
+from ..codec.colour import CHROMA_OFFSET, from_planes
+from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Plane
 from ..runtime import band_sizes, kernels
 from ..runtime.band_sizes import row_bands
 from ..runtime.threads import run_bands
-from .plane import PlaneReconstructor, pass_budget
+from .factors import factor_bytes
+from .plane import PlaneReconstructor, overflow_error, pass_budget
 
 #: The scale factors a reduced decode offers (as JPEG's draft mode does).
 FACTORS = (1, 2, 4, 8)
@@ -35,14 +37,32 @@ def reduced_size(height: int, width: int, factor: int) -> tuple[int, int]:
 
 def cell_means(values: np.ndarray, cell: int, axis: int) -> np.ndarray:
     """Means of consecutive groups of `cell` entries along `axis` (a partial last group is the
-    mean of what it has)."""
-    n = values.shape[axis]
-    starts = np.arange(0, n, cell)
-    sums = np.add.reduceat(values.astype(np.float64), starts, axis=axis)
-    counts = np.minimum(starts + cell, n) - starts
-    shape = [1] * values.ndim
-    shape[axis] = counts.size
-    return (sums / counts.reshape(shape)).astype(np.float32)
+    mean of what it has): each group summed in order in float64, divided, rounded to float32."""
+    v = np.moveaxis(values, axis, 0)
+    n = v.shape[0]
+    whole = n // cell * cell
+    sums = np.empty((-(-n // cell), *v.shape[1:]), dtype=np.float64)
+    sums[:whole // cell] = v[0:whole:cell]
+    for j in range(1, cell):
+        sums[:whole // cell] += v[j:whole:cell]
+    sums[:whole // cell] /= cell
+    if whole < n:  # the partial last group
+        sums[-1] = v[whole]
+        for j in range(whole + 1, n):
+            sums[-1] += v[j]
+        sums[-1] /= n - whole
+    return np.moveaxis(sums.astype(np.float32), 0, axis)
+
+
+def reduced_product(left: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """left @ basis, (rows, rank) @ (rank, q), as float32 sums over the components in order,
+    each product and sum rounded: the arithmetic the compiled path repeats without the left
+    factor's rows (`kernels.reduce_sparse` adds a sparse block's non-zero terms only, which
+    gives the same bits: the sums start at +0 and adding a zero term changes none)."""
+    out = np.zeros((left.shape[0], basis.shape[1]), dtype=np.float32)
+    for k in range(basis.shape[0]):
+        out += left[:, k, None] * basis[k]
+    return out
 
 
 class ReducedPlane(PlaneReconstructor):
@@ -80,50 +100,109 @@ class ReducedPlane(PlaneReconstructor):
         if self.rank == 0:  # rows of the pooled width (the base class's is the full one)
             r0, r1 = self.mrows[i]
             return self.zero_rank_rows(r1 - r0, self.Bt.shape[1])
-        return super().matrix(i)
+        if self.exact or not self.patch:  # a product as wide as the image: BLAS
+            return super().matrix(i)
+        r0, r1 = self.mrows[i]
+        if self.local:
+            out = self.band_sums(i)
+        else:
+            out = reduced_product(self.left[r0 - self.base:r1 - self.base], self.Bt)
+        if self.loaded_means is not None:
+            out += self.loaded_means
+        if not (np.isfinite(out.min()) and np.isfinite(out.max())):
+            raise overflow_error(self.plane)
+        return out
 
-    def reduced_rows(self, i: int) -> tuple[int, np.ndarray]:
-        """Band i's first reduced row and its reduced pixel rows (float32)."""
-        y0, y1 = self.bands[i]
+    def band_sums(self, i: int) -> np.ndarray:
+        """`reduced_product` of band i's matrix rows, compiled, straight from the blocks in
+        component order: the dense columns (held whole) added component by component, the
+        sparse blocks' non-zero values added as they are decoded."""
+        assert self.compiled is not None and self.dense_u is not None
+        r0, r1 = self.mrows[i]
+        out = np.zeros((r1 - r0, self.Bt.shape[1]), dtype=np.float32)
+        columns, where = self.dense_u
+        dense = {first: at for first, _, at in where}
+        for block, width, streams in self.u:
+            if streams is None:
+                at = dense[block.first]
+                for c in range(width):
+                    out += columns[r0:r1, at + c, None] * self.Bt[block.first + c]
+            else:
+                error = self.compiled.reduce_sparse(*streams, r0, r1, out, block.first, width,
+                                                    block.count, self.scale, self.Bt)
+                if error:
+                    raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
+        return out
+
+    def store_band(self, i: int, out: np.ndarray, rest: int) -> None:
+        """Band i's reduced pixels into `out`, the plane reduced by cell x rest."""
+        y0 = self.bands[i][0]
         g = self.cell
         m = self.matrix(i)
-        if self.patch:
-            q = self.patch // g  # the shrunk patch
-            gh = m.shape[0] // self.per_row
-            rows = m.reshape(gh, self.per_row, q, q).transpose(0, 2, 1, 3).reshape(gh * q, -1)
-            height, width = reduced_size(y1 - y0, self.plane.width, g)
-            return y0 // g, rows[:height, :width]
-        return y0 // g, cell_means(m, g, 0)
-
-
-def _store_band(store: Callable[[int], None], bands: list[int], t: int) -> None:
-    store(bands[t])
+        if not self.patch:
+            first, x0, part = y0 // g, self.cols[0] // g, cell_means(m, g, 0)
+            out[first:first + part.shape[0], x0:x0 + part.shape[1]] = part
+            return
+        q = self.patch // g  # the shrunk patch's side: m is a patch layout of q x q patches
+        gh = m.shape[0] // self.per_row
+        if rest == 1:
+            first = y0 // g
+            height = min(out.shape[0] - first, gh * q)
+            if self.compiled is not None and q > 1:
+                self.compiled.store_floats(np.ascontiguousarray(m), out, first, first + height,
+                                           q, self.per_row)
+            else:
+                rows = m.reshape(gh, self.per_row, q, q).transpose(0, 2, 1, 3)
+                out[first:first + height] = rows.reshape(gh * q, -1)[:height, :out.shape[1]]
+            return
+        # The factor is more than the patch's side (q is 1): patches are pixels, averaged in
+        # cells of rest x rest patches (a band holds whole cells).
+        part = cell_means(cell_means(m.reshape(gh, self.per_row), rest, 0), rest, 1)
+        first = y0 // (g * rest)
+        out[first:first + part.shape[0], :part.shape[1]] = part
 
 
 def reduced_plane(container: Container, plane: Plane, rank: int, factor: int, budget: int
                   ) -> np.ndarray:
     """Plane reduced by `factor`, float32: the cells of the patch layout (or image rows and
     columns) averaged in the factors, and whatever is left of the factor beyond a patch's side
-    averaged in the reduced pixels."""
-    cell = min(factor, plane.patch) if plane.layout == LAYOUT_PATCH else factor
-    unit = plane.patch if plane.layout == LAYOUT_PATCH else cell
+    averaged in each band's reduced pixels (bands of whole factor x factor cells)."""
+    patch = plane.layout == LAYOUT_PATCH
+    cell = min(factor, plane.patch) if patch else factor
+    rest = factor // cell
+    unit = max(plane.patch, factor) if patch else cell
     target = max(band_sizes.MIN_BAND_ROWS, -(-band_sizes.BAND_PIXELS // plane.width))
     bands = row_bands(plane.height, unit, 1, target)
     rows = ReducedPlane(container, plane, rank, bands, budget, cell)
-    out = np.empty(reduced_size(plane.height, plane.width, cell), dtype=np.float32)
-
-    def store(i: int) -> None:
-        first, part = rows.reduced_rows(i)
-        x0 = rows.cols[0] // cell if not rows.patch else 0
-        out[first:first + part.shape[0], x0:x0 + part.shape[1]] = part
+    out = np.empty(reduced_size(plane.height, plane.width, factor), dtype=np.float32)
     for k in range(len(rows.columns)):
         rows.load_columns(k)
         for j, passed in enumerate(rows.passes):
             rows.load(j)
-            run_bands(partial(_store_band, store, passed), len(passed))
-    rest = factor // cell
-    if rest > 1:
-        out = cell_means(cell_means(out, rest, 0), rest, 1)
+            run_bands(partial(_store_band, rows, out, rest, passed), len(passed))
+    return out
+
+
+def _store_band(rows: ReducedPlane, out: np.ndarray, rest: int, bands: list[int], t: int
+                ) -> None:
+    rows.store_band(bands[t], out, rest)
+
+
+def ycc_bytes(planes: list[np.ndarray], height: int, width: int, colour: np.ndarray,
+              compiled: ModuleType) -> np.ndarray:
+    """`from_planes` of 8-bit Y'CbCr planes (and alpha; C-contiguous, at least height x width),
+    compiled: each band of rows rounded to bytes (`store_bytes`, as `to_uint8`) and converted
+    to RGB in place (`convert_ycc`, as Pillow), in threads."""
+    out = np.empty((height, width, len(planes)), dtype=np.uint8)
+    bands = row_bands(height, 1, 1, -(-band_sizes.BAND_PIXELS // width))
+
+    def convert(i: int) -> None:
+        y0, y1 = bands[i]
+        for c, plane in enumerate(planes):
+            offset = CHROMA_OFFSET if c in (1, 2) else 0.0
+            compiled.store_bytes(plane[y0:y1], out, y0, y1, 0, c, np.float32(offset), 0, 1)
+        compiled.convert_ycc(out, y0, y1, colour)
+    run_bands(convert, len(bands))
     return out
 
 
@@ -135,11 +214,22 @@ def render_reduced(container: Container, factor: int, components: int | None = N
         raise ValueError(f"reduce must be one of {FACTORS}, got {factor}")
     height, width = reduced_size(header.height, header.width, factor)
     budget = pass_budget(height * width * header.channels * header.dtype.itemsize)
-    planes = []
+    jobs = []
     for p in container.planes:
         rank = p.rank if components is None else min(p.rank, components)
         halved = (p.height, p.width) != (header.height, header.width)
-        plane = reduced_plane(container, p, rank, factor // 2 if halved else factor, budget)
-        planes.append(plane[:height, :width])
-    return from_planes(planes, height, width, header.dtype, header.colour == COLOUR_YCBCR,
-                       False, header.scale)
+        jobs.append(partial(reduced_plane, container, p, rank, factor // 2 if halved else factor,
+                            budget))
+    # The planes after the first decode as concurrent jobs beside it when their factors are
+    # small (the first plane's set-up, its blocks decompressed and indexed, is mostly one
+    # thread's work); large ones one after the other, each plane's buffers in turn.
+    rest = sum(factor_bytes(container, p) for p in container.planes[1:])
+    threads = None if rest <= band_sizes.JOB_BYTES else 1
+    planes = run_bands(lambda i: jobs[i](), len(jobs), threads)
+    ycc = header.colour == COLOUR_YCBCR
+    compiled = kernels.get()
+    colour = kernels.colour_constants() if compiled is not None and ycc else None
+    if colour is not None and header.dtype == np.uint8 and height and width:
+        return ycc_bytes(planes, height, width, colour, compiled)
+    return from_planes([plane[:height, :width] for plane in planes], height, width,
+                       header.dtype, ycc, False, header.scale)
