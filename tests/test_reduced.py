@@ -73,14 +73,24 @@ def test_other_factors_refused(k: int) -> None:
         svdcodec.decode(svdcodec.encode(photo(16, 16, 1)), reduce=k)
 
 
-def test_pillow_draft_and_thumbnail_decode_reduced() -> None:
+def test_pillow_draft_and_thumbnail_decode_reduced(monkeypatch: pytest.MonkeyPatch) -> None:
     """Image.draft picks the smallest of 1/2, 1/4, 1/8 still at least the size asked for, as
     JPEG's does, so thumbnail() never decodes the full image; the pixels are decode(reduce=k)'s."""
     import io
 
     from PIL import Image
 
+    from svdcodec import pillow_plugin
+
     data = svdcodec.encode(photo(203, 157, 3))
+    factors = []
+    decode = pillow_plugin.decode
+    monkeypatch.setattr(pillow_plugin, "decode",
+                        lambda *a, **k: factors.append(k["reduce"]) or decode(*a, **k))
+    with Image.open(io.BytesIO(data)) as im:  # draft((40, 40)) inside: 157 // 40 = 3 -> 1/2
+        im.thumbnail((20, 20))
+        assert factors == [2] and im.size == (15, 20)
+    factors.clear()
     with Image.open(io.BytesIO(data)) as im:
         assert im.draft("RGB", (39, 39)) == ("RGB", (0, 0, 157 / 4, 203 / 4))
         assert im.size == (40, 51)

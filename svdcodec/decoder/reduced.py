@@ -12,7 +12,6 @@ filter's up to float32 rounding.
 from __future__ import annotations
 
 from functools import partial
-from types import ModuleType
 
 import numpy as np
 
@@ -134,39 +133,58 @@ class ReducedPlane(PlaneReconstructor):
                     raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
         return out
 
-    def store_band(self, i: int, out: np.ndarray, rest: int) -> None:
-        """Band i's reduced pixels into `out`, the plane reduced by cell x rest."""
+    def store_band(self, i: int, out: np.ndarray, rest: int, byte_channel: int | None = None,
+                   offset: float = 0.0) -> None:
+        """Band i's reduced pixels (the plane reduced by cell x rest) into `out`: a float32
+        plane, or channel `byte_channel` of 8-bit `out` (h, w, c), compiled, rounded as
+        `to_uint8` with `offset` (`kernels.store_bytes`)."""
         y0 = self.bands[i][0]
         g = self.cell
-        m = self.matrix(i)
-        if not self.patch:
-            first, x0, part = y0 // g, self.cols[0] // g, cell_means(m, g, 0)
-            out[first:first + part.shape[0], x0:x0 + part.shape[1]] = part
-            return
-        q = self.patch // g  # the shrunk patch's side: m is a patch layout of q x q patches
+        m = np.ascontiguousarray(self.matrix(i))
+        q = self.patch // g if self.patch else 1  # a patch layout's m: q x q patches
         gh = m.shape[0] // self.per_row
-        if rest == 1:
+        if self.patch and rest == 1:
             first = y0 // g
             height = min(out.shape[0] - first, gh * q)
-            if self.compiled is not None and q > 1:
-                self.compiled.store_floats(np.ascontiguousarray(m), out, first, first + height,
-                                           q, self.per_row)
+            if q == 1:  # patches are pixels: m's rows of per_row are pixel rows
+                self._put(out, first, 0, m.reshape(gh, self.per_row)[:height], byte_channel,
+                          offset)
+            elif byte_channel is not None:
+                self.compiled.store_bytes(m, out, first, first + height, 0, byte_channel,
+                                          np.float32(offset), q, self.per_row)
+            elif self.compiled is not None:
+                self.compiled.store_floats(m, out, first, first + height, q, self.per_row)
             else:
                 rows = m.reshape(gh, self.per_row, q, q).transpose(0, 2, 1, 3)
                 out[first:first + height] = rows.reshape(gh * q, -1)[:height, :out.shape[1]]
+        elif self.patch:
+            # The factor is more than the patch's side (q is 1): patches are pixels, averaged
+            # in cells of rest x rest patches (a band holds whole cells).
+            part = cell_means(cell_means(m.reshape(gh, self.per_row), rest, 0), rest, 1)
+            self._put(out, y0 // (g * rest), 0, part, byte_channel, offset)
+        else:
+            self._put(out, y0 // g, self.cols[0] // g, cell_means(m, g, 0), byte_channel,
+                      offset)
+
+    def _put(self, out: np.ndarray, first: int, x0: int, part: np.ndarray,
+             byte_channel: int | None, offset: float) -> None:
+        """Reduced pixel rows at (first, x0) of `out`, cropped to it (see `store_band`)."""
+        if byte_channel is None:
+            out[first:first + part.shape[0], x0:x0 + part.shape[1]] = part[
+                :out.shape[0] - first, :out.shape[1] - x0]
             return
-        # The factor is more than the patch's side (q is 1): patches are pixels, averaged in
-        # cells of rest x rest patches (a band holds whole cells).
-        part = cell_means(cell_means(m.reshape(gh, self.per_row), rest, 0), rest, 1)
-        first = y0 // (g * rest)
-        out[first:first + part.shape[0], :part.shape[1]] = part
+        rows = min(part.shape[0], out.shape[0] - first)
+        self.compiled.store_bytes(np.ascontiguousarray(part), out, first, first + rows, x0,
+                                  byte_channel, np.float32(offset), 0, 1)
 
 
-def reduced_plane(container: Container, plane: Plane, rank: int, factor: int, budget: int
-                  ) -> np.ndarray:
-    """Plane reduced by `factor`, float32: the cells of the patch layout (or image rows and
-    columns) averaged in the factors, and whatever is left of the factor beyond a patch's side
-    averaged in each band's reduced pixels (bands of whole factor x factor cells)."""
+def reduced_plane(container: Container, plane: Plane, rank: int, factor: int, budget: int,
+                  out: np.ndarray | None = None, byte_channel: int | None = None,
+                  offset: float = 0.0) -> np.ndarray:
+    """Plane reduced by `factor`: the cells of the patch layout (or image rows and columns)
+    averaged in the factors, and whatever is left of the factor beyond a patch's side averaged
+    in each band's reduced pixels (bands of whole factor x factor cells). A float32 plane, or
+    written into channel `byte_channel` of 8-bit `out` (`ReducedPlane.store_band`)."""
     patch = plane.layout == LAYOUT_PATCH
     cell = min(factor, plane.patch) if patch else factor
     rest = factor // cell
@@ -174,62 +192,57 @@ def reduced_plane(container: Container, plane: Plane, rank: int, factor: int, bu
     target = max(band_sizes.MIN_BAND_ROWS, -(-band_sizes.BAND_PIXELS // plane.width))
     bands = row_bands(plane.height, unit, 1, target)
     rows = ReducedPlane(container, plane, rank, bands, budget, cell)
-    out = np.empty(reduced_size(plane.height, plane.width, factor), dtype=np.float32)
+    if out is None:
+        out = np.empty(reduced_size(plane.height, plane.width, factor), dtype=np.float32)
     for k in range(len(rows.columns)):
         rows.load_columns(k)
         for j, passed in enumerate(rows.passes):
             rows.load(j)
-            run_bands(partial(_store_band, rows, out, rest, passed), len(passed))
+            run_bands(partial(_store_band, rows, out, rest, byte_channel, offset, passed),
+                      len(passed))
     return out
 
 
-def _store_band(rows: ReducedPlane, out: np.ndarray, rest: int, bands: list[int], t: int
-                ) -> None:
-    rows.store_band(bands[t], out, rest)
-
-
-def ycc_bytes(planes: list[np.ndarray], height: int, width: int, colour: np.ndarray,
-              compiled: ModuleType) -> np.ndarray:
-    """`from_planes` of 8-bit Y'CbCr planes (and alpha; C-contiguous, at least height x width),
-    compiled: each band of rows rounded to bytes (`store_bytes`, as `to_uint8`) and converted
-    to RGB in place (`convert_ycc`, as Pillow), in threads."""
-    out = np.empty((height, width, len(planes)), dtype=np.uint8)
-    bands = row_bands(height, 1, 1, -(-band_sizes.BAND_PIXELS // width))
-
-    def convert(i: int) -> None:
-        y0, y1 = bands[i]
-        for c, plane in enumerate(planes):
-            offset = CHROMA_OFFSET if c in (1, 2) else 0.0
-            compiled.store_bytes(plane[y0:y1], out, y0, y1, 0, c, np.float32(offset), 0, 1)
-        compiled.convert_ycc(out, y0, y1, colour)
-    run_bands(convert, len(bands))
-    return out
+def _store_band(rows: ReducedPlane, out: np.ndarray, rest: int, byte_channel: int | None,
+                offset: float, bands: list[int], t: int) -> None:
+    rows.store_band(bands[t], out, rest, byte_channel, offset)
 
 
 def render_reduced(container: Container, factor: int, components: int | None = None
                    ) -> np.ndarray:
-    """The image reduced by `factor` (one of FACTORS), (h', w', c) of the stored sample type."""
+    """The image reduced by `factor` (one of FACTORS), (h', w', c) of the stored sample type.
+
+    Compiled 8-bit Y'CbCr: each plane's bands are rounded to bytes straight into their channel
+    of the output, then converted to RGB in place (`convert_ycc`, Pillow's bits); otherwise
+    float32 planes through `from_planes`."""
     header = container.header
     if factor not in FACTORS:
         raise ValueError(f"reduce must be one of {FACTORS}, got {factor}")
     height, width = reduced_size(header.height, header.width, factor)
     budget = pass_budget(height * width * header.channels * header.dtype.itemsize)
+    compiled = kernels.get()
+    ycc = header.colour == COLOUR_YCBCR
+    colour = kernels.colour_constants() if compiled is not None and ycc else None
+    direct = colour is not None and header.dtype == np.uint8
+    out = np.empty((height, width, header.channels), dtype=np.uint8) if direct else None
     jobs = []
     for p in container.planes:
         rank = p.rank if components is None else min(p.rank, components)
         halved = (p.height, p.width) != (header.height, header.width)
+        sink = ({"out": out, "byte_channel": p.index,
+                 "offset": CHROMA_OFFSET if p.index in (1, 2) else 0.0} if direct else {})
         jobs.append(partial(reduced_plane, container, p, rank, factor // 2 if halved else factor,
-                            budget))
+                            budget, **sink))
     # The planes after the first decode as concurrent jobs beside it when their factors are
     # small (the first plane's set-up, its blocks decompressed and indexed, is mostly one
     # thread's work); large ones one after the other, each plane's buffers in turn.
     rest = sum(factor_bytes(container, p) for p in container.planes[1:])
-    threads = None if rest <= band_sizes.JOB_BYTES else 1
-    planes = run_bands(lambda i: jobs[i](), len(jobs), threads)
-    ycc = header.colour == COLOUR_YCBCR
-    compiled = kernels.get()
-    colour = kernels.colour_constants() if compiled is not None and ycc else None
-    if colour is not None and header.dtype == np.uint8 and height and width:
-        return ycc_bytes(planes, height, width, colour, compiled)
-    return from_planes([plane[:height, :width] for plane in planes], height, width,
-                       header.dtype, ycc, False, header.scale)
+    planes = run_bands(lambda i: jobs[i](), len(jobs),
+                       None if rest <= band_sizes.JOB_BYTES else 1)
+    if out is None:
+        return from_planes([plane[:height, :width] for plane in planes], height, width,
+                           header.dtype, ycc, False, header.scale)
+    assert compiled is not None
+    bands = row_bands(height, 1, 1, -(-band_sizes.BAND_PIXELS // max(width, 1)))
+    run_bands(lambda i: compiled.convert_ycc(out, *bands[i], colour), len(bands))
+    return out
