@@ -1,12 +1,19 @@
 """Decoding at 1/2, 1/4 or 1/8 of the size, for thumbnails and previews, without the full image.
 
 The reconstruction is linear, so averaging the pixels of a k x k cell commutes with it: average
-the rows of B^T that fall in each cell (a patch layout: the basis images, shrunk) or the image
-columns and rows (a plain layout), then multiply. The work and memory fall by k^2 (a patch
-layout) or k (plain); the factors are read as for a full decode. Cells that straddle the image's
-last row or column average the padding of the patch layout (the edge's pixels repeated), so
-edges differ slightly from a box filter of the full image; elsewhere the result is that box
-filter's up to float32 rounding.
+the rows of B^T that fall in each cell (a patch layout: the basis images, shrunk to one value
+per cell) or the image columns and rows (a plain layout), then multiply. The multiply's work
+falls by k^2 (a patch layout) or k (plain); every factor entry is still read. Cells that
+straddle the image's last row or column average the padding of the patch layout (the edge's
+pixels repeated), so edges differ slightly from a box filter of the full image; elsewhere the
+result is that box filter's up to float32 rounding.
+
+A patch layout's reduced product is defined as float32 sums over the components in order
+(`reduced_product`), so that the compiled path can decode each sparse U block straight into
+the sums (`kernels.reduce_sparse`: a value times its scale times its row of the shrunk basis,
+added as it is decoded), never filling U's rows, and still give the numpy path's bits. The
+factor beyond a patch's side (8 on patch 4) is averaged in each band; compiled 8-bit Y'CbCr
+bands are rounded straight into their channel of the output, converted to RGB at the end.
 """
 
 from __future__ import annotations
