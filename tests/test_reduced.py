@@ -130,6 +130,7 @@ PATHS = [  # (channels, options): every layout, the 4:2:0 and 4:4:4 chroma, a pr
     (1, {"quality": 80, "layout": "patch16"}),
     (1, {"quality": 80, "layout": "plain"}),
     (1, {"quality": 85, "centre": True}),
+    (3, {"max_error": 1}),  # version 2: exact integer products
 ]
 
 
