@@ -769,6 +769,27 @@ done:
 
 /* ------------------------------------------------------------------------ decoding: dense */
 
+/* One component's grid of a dense block: coding.unpredict's prefix sums (vertical, then
+   horizontal; unsigned, so that int64 sums wrap as numpy's do), cast to float32 and scaled,
+   stored down a column of out. Inlined for each residual type and predictor it is called with. */
+ALWAYS_INLINE void unpredict_grid(const char *base, Py_ssize_t stride, int type, int vertical,
+                                  int horizontal, Py_ssize_t gh, Py_ssize_t gw,
+                                  uint64_t *column, char *dst, Py_ssize_t out_stride, float s)
+{
+    for (Py_ssize_t gy = 0; gy < gh; gy++) {
+        uint64_t run = 0;
+        const char *row = base + gy * gw * stride;
+        for (Py_ssize_t gx = 0; gx < gw; gx++) {
+            uint64_t value = (uint64_t)ld_int(row + gx * stride, type);
+            if (vertical)
+                value = column[gx] += value;
+            if (horizontal)
+                value = run += value;
+            st_f32(dst + (gy * gw + gx) * out_stride, (float)(int64_t)value * s);
+        }
+    }
+}
+
 PyDoc_STRVAR(unpredict_into_doc,
 "unpredict_into(residuals, gh, gw, predictor, width, out, at, scale) -> None\n\n"
 "out[gy * gw + gx, at + k] = float32(component k at grid (gy, gx)) * scale[k] for\n"
@@ -810,18 +831,19 @@ static PyObject *unpredict_into(PyObject *self, PyObject *args, PyObject *kwargs
         float s = ld_f32(scale.data + k * scale.strides[0]);
         char *dst = out.data + (at + k) * out.strides[1];
         memset(column, 0, sizeof(*column) * (size_t)gw);
-        for (Py_ssize_t gy = 0; gy < gh; gy++) {
-            uint64_t run = 0; /* unsigned: int64 sums wrap as numpy's do */
-            const char *row = base + gy * gw * res.strides[0];
-            for (Py_ssize_t gx = 0; gx < gw; gx++) {
-                uint64_t value = (uint64_t)ld_int(row + gx * res.strides[0], res.type);
-                if (vertical)
-                    value = column[gx] += value;
-                if (horizontal)
-                    value = run += value;
-                st_f32(dst + (gy * gw + gx) * out.strides[0], (float)(int64_t)value * s);
-            }
-        }
+        /* The usual residual types and predictors get loops of their own (same arithmetic). */
+        if (res.type == T_I16 && vertical && horizontal)
+            unpredict_grid(base, res.strides[0], T_I16, 1, 1, gh, gw, column, dst,
+                           out.strides[0], s);
+        else if (res.type == T_I16)
+            unpredict_grid(base, res.strides[0], T_I16, vertical, horizontal, gh, gw, column,
+                           dst, out.strides[0], s);
+        else if (res.type == T_I8)
+            unpredict_grid(base, res.strides[0], T_I8, vertical, horizontal, gh, gw, column,
+                           dst, out.strides[0], s);
+        else
+            unpredict_grid(base, res.strides[0], res.type, vertical, horizontal, gh, gw, column,
+                           dst, out.strides[0], s);
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
