@@ -73,7 +73,8 @@ PILLOW_ERRORS = (UnidentifiedImageError, OSError, Image.DecompressionBombError)
 SIDE = 9456  # 9456^2 = 89,415,936 <= MAX_IMAGE_PIXELS = 89,478,485, a multiple of 16 and 32
 MODES = {  # name: (sample type, channels, colour, subsampling)
     "L": (1, 1, 0, 0), "LA": (1, 2, 0, 0), "RGBA": (1, 4, 0, 0), "YCC444": (1, 3, 1, 0),
-    "YCC420": (1, 3, 1, 1), "I16": (2, 1, 0, 0), "F": (3, 1, 0, 0), "U16x4": (2, 4, 0, 0)}
+    "YCC420": (1, 3, 1, 1), "I16": (2, 1, 0, 0), "F": (3, 1, 0, 0), "U16x4": (2, 4, 0, 0),
+    "YCC420_16": (2, 3, 1, 1), "YCCA_16": (2, 4, 1, 0)}  # the last two: version 3 only
 
 
 def table(head: list[str], rows: list[list[Any]]) -> str:
@@ -208,7 +209,7 @@ def worst(name: str, mode: str, width: int, height: int, layout: str, content: s
     """A valid file at the caps; with `residual_rows`, a version 2 file (exact planes) with
     residual blocks of that many rows on every channel."""
     stype, channels, colour, sub = MODES[mode]
-    version = 1 if residual_rows is None else 2
+    version = 3 if stype == 2 and colour else 1 if residual_rows is None else 2
     header = fmt.Header(width, height, stype, channels, colour, sub, 1.0, version)
     kind, patch = (fmt.LAYOUT_PLAIN, 0) if layout == "plain" else (fmt.LAYOUT_PATCH,
                                                                     int(layout[5:]))
@@ -216,7 +217,7 @@ def worst(name: str, mode: str, width: int, height: int, layout: str, content: s
     def build(path: Path) -> None:
         planes = plan_planes(header, kind, patch, rank)
         assert sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in planes) <= fmt.MAX_WORK
-        if version == 2:  # the shift the encoder would choose for these factors
+        if version >= 2:  # the shift the encoder would choose for these factors
             planes = [dataclasses.replace(p, shift=exact_shift(p, content)) for p in planes]
         with open(path, "wb") as f:
             f.write(fmt.pack_header(header, planes))
@@ -293,6 +294,10 @@ def cases() -> list[Case]:
     out.append(worst("v2_p8_YCC420_rblk", "YCC420", S, S, "patch8", "sparse1", 64, S))
     out.append(worst("v2_p8_F_rblk", "F", S, S, "patch8", "escapes", 64, S))
     out.append(worst("v2_p8_L_rblk_rows1", "L", S, S, "patch8", "sparse0", 64, 1))
+    # Version 3: 16-bit Y'CbCr (uint16 output, the integer inverse of spec §5.2), with and
+    # without residuals.
+    out.append(worst("v3_p8_YCC420_16_sparse1", "YCC420_16", S, S, "patch8", "sparse1", 64))
+    out.append(worst("v3_p8_YCCA_16_rblk", "YCCA_16", S, S, "patch8", "sparse1", 64, S))
     out.append(encoded("enc_rgb_4000x3000_q75", 4000, 3000, 75, False))
     out.append(encoded("enc_grey_6144_q100", 6144, 6144, 100, True))
     return out

@@ -284,12 +284,41 @@ ALWAYS_INLINE int clamp_byte(int v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
 
 /* ------------------------------------------------------------------------ decoding: sparse */
 
-static int index_sparse_run(const char *sym, Py_ssize_t stride, Py_ssize_t n, int64_t rows,
-                            int64_t n_xrun, int64_t n_xval, int64_t every, int64_t *starts,
-                            int64_t *xr, int64_t *xv)
+/* Symbols, run escapes and value escapes among the 64 bytes at p: one pass of byte compares
+   that vectorizes (a row end, 0x08, counts as neither escape). */
+ALWAYS_INLINE void count_block(const uint8_t *p, unsigned *ends, unsigned *runs,
+                               unsigned *values)
+{
+    uint8_t e = 0, r = 0, v = 0;
+    for (int i = 0; i < 64; i++) {
+        e += p[i] == 0x08;
+        r += p[i] >= 0xF0;
+        v += (p[i] & 15) == 0;
+    }
+    *ends = e;
+    *runs = r;
+    *values = v;
+}
+
+HOT static int index_sparse_run(const char *sym, Py_ssize_t stride, Py_ssize_t n, int64_t rows,
+                                int64_t n_xrun, int64_t n_xval, int64_t every,
+                                int64_t *starts, int64_t *xr, int64_t *xv)
 {
     int64_t row = 0, runs = 0, values = 0;
-    for (Py_ssize_t s = 0; s < n; s++) {
+    Py_ssize_t s = 0;
+    /* Contiguous symbols: 64-byte blocks that hold no checkpoint (most of them) are only
+       counted; a block that reaches one is walked symbol by symbol below. */
+    while (stride == 1 && s + 64 <= n) {
+        unsigned e, r, v;
+        count_block((const uint8_t *)sym + s, &e, &r, &v);
+        if ((row + e) / every != row / every || row + e > rows)
+            break;
+        row += e;
+        runs += r;
+        values += v;
+        s += 64;
+    }
+    for (; s < n; s++) {
         unsigned code = (uint8_t)sym[s * stride];
         if (code == 0x08) {
             row++;
@@ -300,6 +329,17 @@ static int index_sparse_run(const char *sym, Py_ssize_t stride, Py_ssize_t n, in
                 starts[k] = s + 1;
                 xr[k] = runs;
                 xv[k] = values;
+            }
+            /* Past a checkpoint: count whole blocks again up to the next one. */
+            while (stride == 1 && s + 1 + 64 <= n) {
+                unsigned e, r, v;
+                count_block((const uint8_t *)sym + s + 1, &e, &r, &v);
+                if ((row + e) / every != row / every || row + e > rows)
+                    break;
+                row += e;
+                runs += r;
+                values += v;
+                s += 64;
             }
             continue;
         }
@@ -378,6 +418,10 @@ typedef struct {
     const char *scale;
     Py_ssize_t scale_stride;
     int zero;
+    /* reduce_sparse: out holds q sums per row, basis row j the q values of component j */
+    const char *basis;
+    Py_ssize_t basis_row, basis_col;
+    int64_t q;
 } SparseFill;
 
 static void zero_columns(const SparseFill *f, int64_t row)
@@ -443,6 +487,154 @@ static int fill_sparse_run(const SparseFill *f)
     return 0;
 }
 
+/* What reduce_sparse_run needs of a symbol byte, looked up once: the value of a literal (low
+   nibble - 8; 0 for the row end), the run of zeros before it (high nibble), whether it ends the
+   row (end, and keep = end - 1, the mask that keeps the column), and whether it leaves the
+   straight path: a run escape (high nibble 15), a value escape (low nibble 0) or an invalid low
+   nibble 8 (other than the row end). */
+typedef struct {
+    float value;
+    uint8_t run, end, special;
+    int64_t keep;
+} SymbolEntry;
+
+static SymbolEntry symbol_table[256];
+
+static void fill_symbol_table(void)
+{
+    for (unsigned code = 0; code < 256; code++) {
+        unsigned low = code & 15;
+        symbol_table[code] = (SymbolEntry){
+            (float)((int)low - 8), (uint8_t)(code >> 4), code == 0x08,
+            code >= 0xF0 || low == 0 || (low == 8 && code != 0x08), code == 0x08 ? 0 : -1,
+        };
+    }
+}
+
+/* reduce_sparse over rows [r0, r1), out and basis C-contiguous, scale and basis finite: ws[k] =
+   scale[first + k] and wb[k * q ..] = basis[first + k, :] for k < width, and a zero row ws[width]
+   = 0, wb[width] = 0 for the components past width. Every symbol runs the same instructions
+   (no branch on the row end, which the data makes unpredictable): a row end adds the term of
+   its (in-range) column times the value 0, a zero (finite weights), which leaves the sum's bits
+   as they are (the sums start at +0 and x + 0 = x for any other x). A row's additions chain
+   through memory, the next row's start apart from them. q is 1 or the basis's width. */
+ALWAYS_INLINE int reduce_rows(const SparseFill *f, const float *ws, const float *wb,
+                              const int64_t q)
+{
+    const uint8_t *sym = (const uint8_t *)f->symbols;
+    const Py_ssize_t stride = f->symbols_stride;
+    int64_t s = f->s, a = f->a, v = f->v, row = f->row, col = 0;
+    const int64_t n = f->n_symbols, count = f->count, width = f->width;
+    while (row < f->r0) { /* from the checkpoint to r0: only count the escapes */
+        if (s >= n)
+            return 1;
+        unsigned code = sym[s * stride];
+        s++;
+        row += code == 0x08;
+        a += code >= 0xF0;
+        v += (code & 15) == 0;
+    }
+    char *out = f->out;
+    for (int64_t i = 0, rows = f->r1 - row; i < rows;) {
+        if (s >= n)
+            return 1;
+        unsigned code = sym[s * stride];
+        s++;
+        const SymbolEntry *e = &symbol_table[code];
+        int64_t c = col + e->run;
+        float value = e->value;
+        if (e->special) {
+            if ((code & 15) == 8)
+                return 3;
+            if (code >= 0xF0) {
+                if (a >= f->n_xrun)
+                    return 2;
+                /* At most 32 bits (checked), and col < count <= 2^32: no overflow. */
+                c += ld_int(f->xrun + a * f->xrun_stride, f->xrun_type);
+                a++;
+            }
+            if ((code & 15) == 0) {
+                if (v >= f->n_xval)
+                    return 2;
+                int64_t escaped = ld_int(f->xval + v * f->xval_stride, f->xval_type);
+                v++;
+                if (escaped == 0)
+                    return 5;
+                value = (float)escaped;
+            }
+        }
+        /* A row end's c is its row's column count, at most count (then k <= width, in range);
+           a negative c comes only from a signed run array and is refused too. */
+        if ((uint64_t)c >= (uint64_t)(count + e->end))
+            return 4;
+        int64_t k = c < width ? c : width;
+        float left = value * ws[k];
+        char *RESTRICT o = out + i * 4 * q; /* out and the weights' copy are apart */
+        const float *RESTRICT b = wb + k * q;
+        for (int64_t j = 0; j < q; j++)
+            st_f32(o + 4 * j, ld_f32(o + 4 * j) + left * b[j]);
+        i += e->end;
+        col = (c + 1) & e->keep;
+    }
+    return 0;
+}
+
+HOT static int reduce_sparse_run(const SparseFill *f, const float *ws, const float *wb)
+{
+    return f->q == 1 ? reduce_rows(f, ws, wb, 1) : reduce_rows(f, ws, wb, f->q);
+}
+
+/* The arguments fill_sparse and reduce_sparse share, checked, into f (and the arrays, which
+   the caller releases); -1 with an exception set on failure. */
+static int sparse_setup(PyObject *o[6], Arr arrays[6], Py_ssize_t every, Py_ssize_t r0,
+                        Py_ssize_t r1, Py_ssize_t first, Py_ssize_t width, Py_ssize_t count,
+                        const Arr *scale, const char *name, SparseFill *f)
+{
+    Arr *symbols = &arrays[0], *xrun = &arrays[1], *xval = &arrays[2], *starts = &arrays[3],
+        *xr = &arrays[4], *xv = &arrays[5];
+    if (get_array(o[0], symbols, "symbols", 1, T_U8, 0) < 0
+        || get_array(o[1], xrun, "xrun", 1, T_INTS32, 0) < 0
+        || get_array(o[2], xval, "xval", 1, T_INTS, 0) < 0
+        || get_array(o[3], starts, "starts", 1, T_INTS, 0) < 0
+        || get_array(o[4], xr, "xr", 1, T_INTS, 0) < 0
+        || get_array(o[5], xv, "xv", 1, T_INTS, 0) < 0)
+        return -1;
+    if (every < 1 || r0 < 0 || r1 < r0 || first < 0 || width < 0 || count < 0
+        || count > ((Py_ssize_t)1 << 32)) {
+        PyErr_Format(PyExc_ValueError, "%s: needs every >= 1, 0 <= r0 <= r1, first >= 0, "
+                     "width >= 0, 0 <= count <= 2^32", name);
+        return -1;
+    }
+    if (scale->size < first + width) {
+        PyErr_Format(PyExc_ValueError, "%s: scale too small for columns [first, first + width)",
+                     name);
+        return -1;
+    }
+    Py_ssize_t k = r0 / every;
+    if (starts->size != xr->size || starts->size != xv->size || k >= starts->size) {
+        PyErr_Format(PyExc_ValueError, "%s: no checkpoint for row r0", name);
+        return -1;
+    }
+    *f = (SparseFill){
+        symbols->data, symbols->size, symbols->strides[0],
+        xrun->data, xrun->size, xrun->strides[0], xrun->type,
+        xval->data, xval->size, xval->strides[0], xval->type,
+        ld_int(starts->data + k * starts->strides[0], starts->type),
+        ld_int(xr->data + k * xr->strides[0], xr->type),
+        ld_int(xv->data + k * xv->strides[0], xv->type),
+        (int64_t)k * every, r0, r1,
+        NULL, 0, 0,
+        first, width, count,
+        scale->data, scale->strides[0], 0,
+        NULL, 0, 0, 0,
+    };
+    if (f->s < 0 || f->a < 0 || f->v < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: negative checkpoint", name);
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(fill_sparse_doc,
 "fill_sparse(symbols, xrun, xval, starts, xr, xv, every, r0, r1, out, first, width, count,\n"
 "            scale, zero=False) -> int\n\n"
@@ -456,76 +648,147 @@ static PyObject *fill_sparse(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"symbols", "xrun", "xval", "starts", "xr", "xv", "every", "r0",
                             "r1", "out", "first", "width", "count", "scale", "zero", NULL};
-    PyObject *o[10];
+    PyObject *o[8];
     Py_ssize_t every, r0, r1, first, width, count;
     int zero = 0;
-    Arr symbols = {0}, xrun = {0}, xval = {0}, starts = {0}, xr = {0}, xv = {0}, out = {0},
-        scale = {0};
+    Arr arrays[6], out = {0}, scale = {0};
     PyObject *result = NULL;
+    SparseFill f;
+    memset(arrays, 0, sizeof(arrays));
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOnnnOnnnO|p:fill_sparse", names,
                                      &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &every, &r0,
                                      &r1, &o[6], &first, &width, &count, &o[7], &zero))
         return NULL;
-    if (get_array(o[0], &symbols, "symbols", 1, T_U8, 0) < 0
-        || get_array(o[1], &xrun, "xrun", 1, T_INTS32, 0) < 0
-        || get_array(o[2], &xval, "xval", 1, T_INTS, 0) < 0
-        || get_array(o[3], &starts, "starts", 1, T_INTS, 0) < 0
-        || get_array(o[4], &xr, "xr", 1, T_INTS, 0) < 0
-        || get_array(o[5], &xv, "xv", 1, T_INTS, 0) < 0
-        || get_array(o[6], &out, "out", 2, T_F32, A_WRITABLE) < 0
-        || get_array(o[7], &scale, "scale", 1, T_F32, 0) < 0)
+    if (get_array(o[6], &out, "out", 2, T_F32, A_WRITABLE) < 0
+        || get_array(o[7], &scale, "scale", 1, T_F32, 0) < 0
+        || sparse_setup(o, arrays, every, r0, r1, first, width, count, &scale, "fill_sparse",
+                        &f) < 0)
         goto done;
-    if (every < 1 || r0 < 0 || r1 < r0 || first < 0 || width < 0 || count < 0
-        || count > ((Py_ssize_t)1 << 32)) {
-        value_error("fill_sparse: needs every >= 1, 0 <= r0 <= r1, first >= 0, width >= 0, "
-                    "0 <= count <= 2^32");
-        goto done;
-    }
-    if (out.shape[0] < r1 - r0 || first > out.shape[1] || width > out.shape[1] - first
-        || scale.size < first + width) {
-        value_error("fill_sparse: out or scale too small for rows [r0, r1) and columns "
+    if (out.shape[0] < r1 - r0 || first > out.shape[1] || width > out.shape[1] - first) {
+        value_error("fill_sparse: out too small for rows [r0, r1) and columns "
                     "[first, first + width)");
         goto done;
     }
-    Py_ssize_t k = r0 / every;
-    if (starts.size != xr.size || starts.size != xv.size || k >= starts.size) {
-        value_error("fill_sparse: no checkpoint for row r0");
-        goto done;
-    }
-    SparseFill f = {
-        symbols.data, symbols.size, symbols.strides[0],
-        xrun.data, xrun.size, xrun.strides[0], xrun.type,
-        xval.data, xval.size, xval.strides[0], xval.type,
-        ld_int(starts.data + k * starts.strides[0], starts.type),
-        ld_int(xr.data + k * xr.strides[0], xr.type),
-        ld_int(xv.data + k * xv.strides[0], xv.type),
-        (int64_t)k * every, r0, r1,
-        out.data, out.strides[0], out.strides[1],
-        first, width, count,
-        scale.data, scale.strides[0], zero,
-    };
-    if (f.s < 0 || f.a < 0 || f.v < 0) {
-        value_error("fill_sparse: negative checkpoint");
-        goto done;
-    }
+    f.out = out.data;
+    f.out_row = out.strides[0];
+    f.out_col = out.strides[1];
+    f.zero = zero;
     int error;
     Py_BEGIN_ALLOW_THREADS
     error = fill_sparse_run(&f);
     Py_END_ALLOW_THREADS
     result = PyLong_FromLong(error);
 done:
-    release(&symbols);
-    release(&xrun);
-    release(&xval);
-    release(&starts);
-    release(&xr);
-    release(&xv);
+    for (int i = 0; i < 6; i++)
+        release(&arrays[i]);
     release(&out);
     release(&scale);
     return result;
 }
 
+PyDoc_STRVAR(reduce_sparse_doc,
+"reduce_sparse(symbols, xrun, xval, starts, xr, xv, every, r0, r1, out, first, width, count,\n"
+"              scale, basis) -> int\n\n"
+"out[k - r0, :] += (value of row k, component j, times scale[first + j]) * basis[first + j, :]\n"
+"for every non-zero value of rows [r0, r1) and j < width, in the order of the symbols (row by\n"
+"row, components ascending): decoder.reduced.reduced_product's additions of this block's\n"
+"components (float32, each product and sum rounded, as numpy's), without the factor's rows.\n"
+"out is (rows, q) and basis (components, q). Returns an error code (kernels.SPARSE_ERRORS),\n"
+"0 on success.");
+
+static PyObject *reduce_sparse(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"symbols", "xrun", "xval", "starts", "xr", "xv", "every", "r0",
+                            "r1", "out", "first", "width", "count", "scale", "basis", NULL};
+    PyObject *o[9];
+    Py_ssize_t every, r0, r1, first, width, count;
+    Arr arrays[6], out = {0}, scale = {0}, basis = {0};
+    PyObject *result = NULL;
+    SparseFill f;
+    memset(arrays, 0, sizeof(arrays));
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOnnnOnnnOO:reduce_sparse", names,
+                                     &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &every, &r0,
+                                     &r1, &o[6], &first, &width, &count, &o[7], &o[8]))
+        return NULL;
+    if (get_array(o[6], &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0
+        || get_array(o[7], &scale, "scale", 1, T_F32, 0) < 0
+        || get_array(o[8], &basis, "basis", 2, T_F32, A_CONTIGUOUS) < 0
+        || sparse_setup(o, arrays, every, r0, r1, first, width, count, &scale,
+                        "reduce_sparse", &f) < 0)
+        goto done;
+    if (out.shape[0] < r1 - r0 || out.shape[1] != basis.shape[1]
+        || basis.shape[0] < first + width) {
+        value_error("reduce_sparse: out must have r1 - r0 rows and basis's columns, basis a "
+                    "row for each component [first, first + width)");
+        goto done;
+    }
+    Py_ssize_t q = basis.shape[1];
+    Py_ssize_t weights = mul_size(width + 1, q + 1);
+    if (q < 1 || weights < 0 || weights > PY_SSIZE_T_MAX / 4) {
+        value_error("reduce_sparse: basis must have at least one column");
+        goto done;
+    }
+    f.out = out.data;
+    f.out_row = out.strides[0];
+    f.out_col = 4;
+    f.q = q;
+    /* ws (width + 1) then wb ((width + 1) x q), the last of each zero */
+    float *ws = PyMem_Calloc((size_t)weights, sizeof(float));
+    if (ws == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    float *wb = ws + width + 1;
+    int finite = 1;
+    for (Py_ssize_t j = 0; j < width; j++) {
+        ws[j] = ld_f32(scale.data + (first + j) * scale.strides[0]);
+        memcpy(wb + j * q, basis.data + (first + j) * basis.strides[0], (size_t)q * 4);
+        finite &= isfinite(ws[j]) != 0;
+        for (Py_ssize_t i = 0; i < q; i++)
+            finite &= isfinite(wb[j * q + i]) != 0;
+    }
+    if (!finite) {
+        PyMem_Free(ws);
+        value_error("reduce_sparse: scale and basis must be finite");
+        goto done;
+    }
+    int error;
+    Py_BEGIN_ALLOW_THREADS
+    error = reduce_sparse_run(&f, ws, wb);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(ws);
+    result = PyLong_FromLong(error);
+done:
+    for (int i = 0; i < 6; i++)
+        release(&arrays[i]);
+    release(&out);
+    release(&scale);
+    release(&basis);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ decoding: dense */
+
+/* One component's grid of a dense block: coding.unpredict's prefix sums (vertical, then
+   horizontal; unsigned, so that int64 sums wrap as numpy's do), cast to float32 and scaled,
+   stored down a column of out. Inlined for each residual type and predictor it is called with. */
+ALWAYS_INLINE void unpredict_grid(const char *base, Py_ssize_t stride, int type, int vertical,
+                                  int horizontal, Py_ssize_t gh, Py_ssize_t gw,
+                                  uint64_t *column, char *dst, Py_ssize_t out_stride, float s)
+{
+    for (Py_ssize_t gy = 0; gy < gh; gy++) {
+        uint64_t run = 0;
+        const char *row = base + gy * gw * stride;
+        for (Py_ssize_t gx = 0; gx < gw; gx++) {
+            uint64_t value = (uint64_t)ld_int(row + gx * stride, type);
+            if (vertical)
+                value = column[gx] += value;
+            if (horizontal)
+                value = run += value;
+            st_f32(dst + (gy * gw + gx) * out_stride, (float)(int64_t)value * s);
+        }
+    }
+}
 
 PyDoc_STRVAR(unpredict_into_doc,
 "unpredict_into(residuals, gh, gw, predictor, width, out, at, scale) -> None\n\n"
@@ -568,18 +831,19 @@ static PyObject *unpredict_into(PyObject *self, PyObject *args, PyObject *kwargs
         float s = ld_f32(scale.data + k * scale.strides[0]);
         char *dst = out.data + (at + k) * out.strides[1];
         memset(column, 0, sizeof(*column) * (size_t)gw);
-        for (Py_ssize_t gy = 0; gy < gh; gy++) {
-            uint64_t run = 0; /* unsigned: int64 sums wrap as numpy's do */
-            const char *row = base + gy * gw * res.strides[0];
-            for (Py_ssize_t gx = 0; gx < gw; gx++) {
-                uint64_t value = (uint64_t)ld_int(row + gx * res.strides[0], res.type);
-                if (vertical)
-                    value = column[gx] += value;
-                if (horizontal)
-                    value = run += value;
-                st_f32(dst + (gy * gw + gx) * out.strides[0], (float)(int64_t)value * s);
-            }
-        }
+        /* The usual residual types and predictors get loops of their own (same arithmetic). */
+        if (res.type == T_I16 && vertical && horizontal)
+            unpredict_grid(base, res.strides[0], T_I16, 1, 1, gh, gw, column, dst,
+                           out.strides[0], s);
+        else if (res.type == T_I16)
+            unpredict_grid(base, res.strides[0], T_I16, vertical, horizontal, gh, gw, column,
+                           dst, out.strides[0], s);
+        else if (res.type == T_I8)
+            unpredict_grid(base, res.strides[0], T_I8, vertical, horizontal, gh, gw, column,
+                           dst, out.strides[0], s);
+        else
+            unpredict_grid(base, res.strides[0], res.type, vertical, horizontal, gh, gw, column,
+                           dst, out.strides[0], s);
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
@@ -1979,7 +2243,8 @@ static PyObject *entropy_bits(PyObject *self, PyObject *args, PyObject *kwargs)
                       name##_doc}
 
 static PyMethodDef methods[] = {
-    METHOD(index_sparse), METHOD(fill_sparse), METHOD(unpredict_into), METHOD(upsample_ycc),
+    METHOD(index_sparse), METHOD(fill_sparse), METHOD(reduce_sparse),
+    METHOD(unpredict_into), METHOD(upsample_ycc),
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve),
@@ -2001,6 +2266,7 @@ PyMODINIT_FUNC PyInit__kernels(void)
     numpy_empty = PyObject_GetAttrString(numpy, "empty");
     numpy_zeros = PyObject_GetAttrString(numpy, "zeros");
     Py_DECREF(numpy);
+    fill_symbol_table();
     if (numpy_empty == NULL || numpy_zeros == NULL)
         return NULL;
     return PyModule_Create(&module);

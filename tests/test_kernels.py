@@ -113,6 +113,9 @@ def test_decode_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image:
     data = svdcodec.encode(image, **options)
     same_outcome(monkeypatch, data)
     same_outcome(monkeypatch, data, components=3)  # previews stop inside a sparse block
+    for k in (2, 4, 8):  # thumbnails: the reduced products of both paths
+        same_outcome(monkeypatch, data, reduce=k)
+        same_outcome(monkeypatch, data, reduce=k, components=3)
 
 
 @pytest.mark.parametrize("name,image,options", CASES, ids=[c[0] for c in CASES])
@@ -231,6 +234,8 @@ def _files() -> list[Path]:
 @pytest.mark.parametrize("path", _files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_committed_files_same_outcome(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     same_outcome(monkeypatch, path.read_bytes(), max_pixels=None)
+    for k in (2, 8):
+        same_outcome(monkeypatch, path.read_bytes(), max_pixels=None, reduce=k)
 
 
 def _chunks(data: bytes) -> list[tuple[int, bytes, int]]:
@@ -273,6 +278,7 @@ def test_mutated_sparse_blocks_same_outcome(monkeypatch: pytest.MonkeyPatch) -> 
         # The block's chunk (length, type, payload, CRC) replaced by the mutated one.
         candidate = data[:offset - 8] + container.pack_block(mutated, 1) + data[offset + length + 4:]
         decided[same_outcome(monkeypatch, candidate)] += 1
+        same_outcome(monkeypatch, candidate, reduce=2)  # a thumbnail's verdict too
     assert decided["pixels"] > 20 and decided["SvdiError"] > 20  # both branches exercised
 
 
@@ -401,6 +407,7 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
     e16, e32 = np.zeros(0, np.uint16), np.zeros(0, np.int32)
     ones = np.ones(4, f32)
     out = np.zeros((3, 4), f32)
+    sums, basis = np.zeros((3, 2), f32), np.ones((4, 2), f32)
     image = np.zeros((8, 6, 3), u8)
     k = kernels.colour_constants()
     half = np.zeros((4, 3), f32)
@@ -423,6 +430,22 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
          ValueError),  # r1 < r0
         (lambda: compiled.fill_sparse(symbols, e16, e32, *marks, 2, 0, 3, out.astype(np.float64),
                                       0, 4, 4, ones), TypeError),
+        (lambda: compiled.reduce_sparse(symbols, e16, e32, *marks, 2, 0, 4, sums, 0, 4, 4,
+                                        ones, basis), ValueError),  # more rows than sums has
+        (lambda: compiled.reduce_sparse(symbols, e16, e32, *marks, 2, 0, 3, sums, 1, 4, 4,
+                                        ones, basis), ValueError),  # basis rows beyond 4
+        (lambda: compiled.reduce_sparse(symbols, e16, e32, *marks, 2, 0, 3, sums[:, :1].copy(),
+                                        0, 4, 4, ones, basis), ValueError),  # 1 sum, 2 columns
+        (lambda: compiled.reduce_sparse(symbols, e16, e32, *marks, 2, 0, 3, sums[:, ::-1], 0,
+                                        4, 4, ones, basis), ValueError),  # not C-contiguous
+        (lambda: compiled.reduce_sparse(symbols, e16, e32, *marks, 2, 0, 3, sums, 0, 4, 4,
+                                        ones, basis[:, :0].copy()), ValueError),  # no column
+        (lambda: compiled.reduce_sparse(symbols, e16, e32, *marks, 2, 0, 3, sums, 0, 4, 4,
+                                        ones * np.float32(np.inf), basis), ValueError),
+        (lambda: compiled.reduce_sparse(symbols, e16, e32, *marks, 2, 0, 3, sums, 0, 4, 4,
+                                        ones, basis * np.float32(np.nan)), ValueError),
+        (lambda: compiled.reduce_sparse(symbols, e16, e32, *marks, 2, 6, 7, sums[:1], 0, 4, 4,
+                                        ones, basis), ValueError),  # no checkpoint for r0
         (lambda: compiled.unpredict_into(np.zeros(10, np.int16), 3, 4, 0, 1, out, 0, ones),
          ValueError),  # 12 residuals needed
         (lambda: compiled.unpredict_into(np.zeros(12, np.int16), 3, 4, 0, 1, out, 0, ones),
@@ -507,6 +530,8 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
     # Checkpoints beyond the streams: error codes, as for a block that ends early.
     far = [m + 100 for m in marks]
     assert compiled.fill_sparse(symbols, e16, e32, *far, 2, 0, 3, out, 0, 4, 4, ones) == 1
+    assert compiled.reduce_sparse(symbols, e16, e32, *far, 2, 0, 3, sums, 0, 4, 4, ones,
+                                  basis) == 1
 
 
 def test_unaligned_and_strided_arrays(compiled: Any) -> None:
@@ -545,3 +570,81 @@ def test_unaligned_and_strided_arrays(compiled: Any) -> None:
         stats.append((top, err))
     assert np.array_equal(a, b)
     assert all(np.array_equal(x, y) for x, y in zip(*stats))
+
+
+def _sparse_matrix(rng: np.random.Generator, rows: int, count: int) -> np.ndarray:
+    """Integers of a sparse factor block: mostly zeros, small values, a few escapes (long runs
+    of zeros, large values) and empty rows."""
+    values = rng.choice([0, 0, 0, 0, 0, 1, -1, 3, -7, 7, 200, -5000], (rows, count))
+    values[rng.random(rows) < 0.2] = 0
+    return values.astype(np.int64)
+
+
+def test_sparse_index_of_long_streams(compiled: Any) -> None:
+    """The index counts 64-byte blocks between checkpoints: its checkpoints are those of a
+    symbol-by-symbol count, for any spacing, at every offset of the blocks."""
+    rng = np.random.default_rng(11)
+    for rows, count in ((3000, 40), (700, 3), (5, 20)):
+        symbols, xrun, xval = coding.to_symbols(_sparse_matrix(rng, rows, count))
+        ends = np.flatnonzero(symbols == coding.END_OF_ROW) + 1
+        runs = np.cumsum(symbols >= coding.RUN_ESCAPE << 4)
+        values = np.cumsum((symbols & 15) == coding.VALUE_ESCAPE)
+        for every in (1, 7, 64, 256, 5000):
+            starts, xr, xv, error = compiled.index_sparse(symbols, rows, xrun.size, xval.size,
+                                                          every)
+            assert error == 0
+            marks = ends[every - 1::every]
+            assert list(starts) == [0, *marks]
+            assert list(xr) == [0, *runs[marks - 1]] and list(xv) == [0, *values[marks - 1]]
+        assert compiled.index_sparse(symbols, rows + 1, xrun.size, xval.size, 64)[3] == 1
+        assert compiled.index_sparse(symbols, rows - 1, xrun.size, xval.size, 64)[3] == 1
+        assert compiled.index_sparse(symbols, rows, xrun.size + 1, xval.size, 64)[3] == 2
+        strided = np.repeat(symbols, 2)[::2]  # the symbol-by-symbol walk only
+        assert list(compiled.index_sparse(strided, rows, xrun.size, xval.size, 64)[0]) == list(
+            compiled.index_sparse(symbols, rows, xrun.size, xval.size, 64)[0])
+
+
+def test_reduce_sparse_is_the_reduced_product(compiled: Any) -> None:
+    """reduce_sparse adds a block's terms to the sums without the factor's rows: the bits of
+    decoder.reduced.reduced_product of the filled rows, for any range of rows, preview width,
+    first component and basis width; the errors of fill_sparse for broken streams."""
+    from svdcodec.decoder.reduced import reduced_product
+
+    rng = np.random.default_rng(12)
+    rows, count, first = 900, 23, 2
+    symbols, xrun, xval = coding.to_symbols(_sparse_matrix(rng, rows, count))
+    marks = compiled.index_sparse(symbols, rows, xrun.size, xval.size, 64)[:3]
+    scale = rng.uniform(0.01, 3, first + count).astype(np.float32)
+    for q in (1, 4, 16):
+        basis = rng.normal(0, 5, (first + count, q)).astype(np.float32)
+        start = rng.normal(0, 50, (rows, q)).astype(np.float32)  # the sums of earlier blocks
+        for r0, r1, width in ((0, rows, count), (100, 613, count), (65, 66, 5), (300, 300, 4),
+                              (0, rows, 0)):
+            left = np.zeros((r1 - r0, first + count), np.float32)
+            assert compiled.fill_sparse(symbols, xrun, xval, *marks, 64, r0, r1, left, first,
+                                        width, count, scale) == 0
+            sums = np.zeros((r1 - r0, q), np.float32)
+            assert compiled.reduce_sparse(symbols, xrun, xval, *marks, 64, r0, r1, sums, first,
+                                          width, count, scale, basis) == 0
+            assert sums.tobytes() == reduced_product(left, basis).tobytes(), (q, r0, r1, width)
+            sums = start[r0:r1].copy()  # the sums of earlier blocks, then this block's terms
+            assert compiled.reduce_sparse(symbols, xrun, xval, *marks, 64, r0, r1, sums, first,
+                                          width, count, scale, basis) == 0
+            expected = start[r0:r1].copy()
+            for k in range(first + count):
+                expected += left[:, k, None] * basis[k]
+            assert sums.tobytes() == expected.tobytes(), (q, r0, r1, width)
+    broken = symbols.copy()
+    for _ in range(200):  # mutated streams: the verdict of fill_sparse
+        broken[:] = symbols
+        broken[rng.integers(symbols.size)] = rng.integers(256)
+        m = compiled.index_sparse(broken, rows, xrun.size, xval.size, 64)
+        if m[3]:
+            continue
+        r0, r1 = sorted(rng.integers(0, rows + 1, 2))
+        fill = compiled.fill_sparse(broken, xrun, xval, *m[:3], 64, r0, r1,
+                                    np.zeros((r1 - r0, first + count), np.float32), first,
+                                    count, count, scale)
+        sums = np.zeros((r1 - r0, 1), np.float32)
+        assert compiled.reduce_sparse(broken, xrun, xval, *m[:3], 64, r0, r1, sums, first,
+                                      count, count, scale, basis[:, :1].copy()) == fill

@@ -73,14 +73,24 @@ def test_other_factors_refused(k: int) -> None:
         svdcodec.decode(svdcodec.encode(photo(16, 16, 1)), reduce=k)
 
 
-def test_pillow_draft_and_thumbnail_decode_reduced() -> None:
+def test_pillow_draft_and_thumbnail_decode_reduced(monkeypatch: pytest.MonkeyPatch) -> None:
     """Image.draft picks the smallest of 1/2, 1/4, 1/8 still at least the size asked for, as
     JPEG's does, so thumbnail() never decodes the full image; the pixels are decode(reduce=k)'s."""
     import io
 
     from PIL import Image
 
+    from svdcodec import pillow_plugin
+
     data = svdcodec.encode(photo(203, 157, 3))
+    factors = []
+    decode = pillow_plugin.decode
+    monkeypatch.setattr(pillow_plugin, "decode",
+                        lambda *a, **k: factors.append(k["reduce"]) or decode(*a, **k))
+    with Image.open(io.BytesIO(data)) as im:  # draft((40, 40)) inside: 157 // 40 = 3 -> 1/2
+        im.thumbnail((20, 20))
+        assert factors == [2] and im.size == (15, 20)
+    factors.clear()
     with Image.open(io.BytesIO(data)) as im:
         assert im.draft("RGB", (39, 39)) == ("RGB", (0, 0, 157 / 4, 203 / 4))
         assert im.size == (40, 51)
@@ -110,3 +120,46 @@ def test_svdi_decode_scale_and_components(tmp_path: Path) -> None:
     assert cli.decode_main([str(source), "-o", str(out), "--scale", "1/4", "--quiet"]) == 0
     np.testing.assert_array_equal(np.asarray(Image.open(out)), svdcodec.decode(data, reduce=4))
     assert cli.decode_main([str(source), "-o", str(tmp_path / "x.png"), "--components", "0"]) == 2
+
+
+PATHS = [  # (channels, options): every layout, the 4:2:0 and 4:4:4 chroma, a preview
+    (3, {"quality": 50}),
+    (3, {"quality": 95}),
+    (4, {"quality": 80, "layout": "patch4"}),
+    (1, {"quality": 90, "layout": "patch2"}),
+    (1, {"quality": 80, "layout": "patch16"}),
+    (1, {"quality": 80, "layout": "plain"}),
+    (1, {"quality": 85, "centre": True}),
+    (3, {"max_error": 1}),  # version 2: exact integer products
+]
+
+
+@pytest.mark.parametrize("case", PATHS, ids=[f"{c[0]}-{c[1]}" for c in PATHS])
+def test_reduced_pixels_on_every_path(case: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled thumbnail (sparse blocks decoded straight into the reduced product) gives
+    the numpy path's bits, and so do small bands with every sparse block streamed (the
+    factor's rows filled a pass at a time): the bands and pieces change no pixel."""
+    from support import kernels
+
+    from svdcodec.decoder import plane as plane_module
+    from svdcodec.runtime import band_sizes
+
+    channels, options = case
+    data = svdcodec.encode(photo(203, 157, channels).squeeze(), **options)
+    expected = {}
+    for k in (2, 4, 8):
+        for components in (None, 3):
+            with kernels(False):
+                expected[k, components] = svdcodec.decode(data, reduce=k, components=components)
+            with kernels(True):
+                fast = svdcodec.decode(data, reduce=k, components=components)
+            assert fast.tobytes() == expected[k, components].tobytes(), (k, components)
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 4096)
+    monkeypatch.setattr(band_sizes, "MIN_PASS_BYTES", 1 << 12)
+    monkeypatch.setattr(band_sizes, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(plane_module, "held_bytes", lambda *a: 1 << 60)
+    for on in (False, True):
+        for k in (2, 8):
+            with kernels(on):
+                small = svdcodec.decode(data, reduce=k)
+            assert small.tobytes() == expected[k, None].tobytes(), (on, k)

@@ -260,7 +260,7 @@ def integer_samples(plane: np.ndarray, scale: float, dtype: np.dtype, offset: in
     up and clamp, floor(clamp(fl64(fl64(p * scale) + offset + 1/2), min, max)), in binary64
     (offset: 32768 for the chroma of 16-bit Y'CbCr, version 3)."""
     info = np.iinfo(dtype)
-    v = plane.astype(np.float64) * scale
+    v = np.multiply(plane, scale, dtype=np.float64)  # widened as it multiplies: one pass
     v += offset + 0.5
     np.clip(v, float(info.min), float(info.max), out=v)
     if info.min < 0:  # truncation is the floor only for the unsigned types' non-negative values

@@ -1,27 +1,35 @@
 """Decoding at 1/2, 1/4 or 1/8 of the size, for thumbnails and previews, without the full image.
 
 The reconstruction is linear, so averaging the pixels of a k x k cell commutes with it: average
-the rows of B^T that fall in each cell (a patch layout: the basis images, shrunk) or the image
-columns and rows (a plain layout), then multiply. The work and memory fall by k^2 (a patch
-layout) or k (plain); the factors are read as for a full decode. Cells that straddle the image's
-last row or column average the padding of the patch layout (the edge's pixels repeated), so
-edges differ slightly from a box filter of the full image; elsewhere the result is that box
-filter's up to float32 rounding.
+the rows of B^T that fall in each cell (a patch layout: the basis images, shrunk to one value
+per cell) or the image columns and rows (a plain layout), then multiply. The multiply's work
+falls by k^2 (a patch layout) or k (plain); every factor entry is still read. Cells that
+straddle the image's last row or column average the padding of the patch layout (the edge's
+pixels repeated), so edges differ slightly from a box filter of the full image; elsewhere the
+result is that box filter's up to float32 rounding.
+
+A patch layout's reduced product is defined as float32 sums over the components in order
+(`reduced_product`), so that the compiled path can decode each sparse U block straight into
+the sums (`kernels.reduce_sparse`: a value times its scale times its row of the shrunk basis,
+added as it is decoded), never filling U's rows, and still give the numpy path's bits. The
+factor beyond a patch's side (8 on patch 4) is averaged in each band; compiled 8-bit Y'CbCr
+bands are rounded straight into their channel of the output, converted to RGB at the end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 
 import numpy as np
 
-from ..codec.colour import from_planes
+from ..codec.colour import CHROMA_OFFSET, from_planes
+from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Plane
 from ..runtime import band_sizes, kernels
 from ..runtime.band_sizes import row_bands
 from ..runtime.threads import run_bands
-from .plane import PlaneReconstructor, pass_budget
+from .factors import factor_bytes
+from .plane import PlaneReconstructor, overflow_error, pass_budget
 
 #: The scale factors a reduced decode offers (as JPEG's draft mode does).
 FACTORS = (1, 2, 4, 8)
@@ -35,14 +43,32 @@ def reduced_size(height: int, width: int, factor: int) -> tuple[int, int]:
 
 def cell_means(values: np.ndarray, cell: int, axis: int) -> np.ndarray:
     """Means of consecutive groups of `cell` entries along `axis` (a partial last group is the
-    mean of what it has)."""
-    n = values.shape[axis]
-    starts = np.arange(0, n, cell)
-    sums = np.add.reduceat(values.astype(np.float64), starts, axis=axis)
-    counts = np.minimum(starts + cell, n) - starts
-    shape = [1] * values.ndim
-    shape[axis] = counts.size
-    return (sums / counts.reshape(shape)).astype(np.float32)
+    mean of what it has): each group summed in order in float64, divided, rounded to float32."""
+    v = np.moveaxis(values, axis, 0)
+    n = v.shape[0]
+    whole = n // cell * cell
+    sums = np.empty((-(-n // cell), *v.shape[1:]), dtype=np.float64)
+    sums[:whole // cell] = v[0:whole:cell]
+    for j in range(1, cell):
+        sums[:whole // cell] += v[j:whole:cell]
+    sums[:whole // cell] /= cell
+    if whole < n:  # the partial last group
+        sums[-1] = v[whole]
+        for j in range(whole + 1, n):
+            sums[-1] += v[j]
+        sums[-1] /= n - whole
+    return np.moveaxis(sums.astype(np.float32), 0, axis)
+
+
+def reduced_product(left: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """left @ basis, (rows, rank) @ (rank, q), as float32 sums over the components in order,
+    each product and sum rounded: the arithmetic the compiled path repeats without the left
+    factor's rows (`kernels.reduce_sparse` adds a sparse block's non-zero terms only, which
+    gives the same bits: the sums start at +0 and adding a zero term changes none)."""
+    out = np.zeros((left.shape[0], basis.shape[1]), dtype=np.float32)
+    for k in range(basis.shape[0]):
+        out += left[:, k, None] * basis[k]
+    return out
 
 
 class ReducedPlane(PlaneReconstructor):
@@ -80,66 +106,150 @@ class ReducedPlane(PlaneReconstructor):
         if self.rank == 0:  # rows of the pooled width (the base class's is the full one)
             r0, r1 = self.mrows[i]
             return self.zero_rank_rows(r1 - r0, self.Bt.shape[1])
-        return super().matrix(i)
+        if self.exact or not self.patch:  # a product as wide as the image: BLAS
+            return super().matrix(i)
+        r0, r1 = self.mrows[i]
+        if self.local:
+            out = self.band_sums(i)
+        else:
+            out = reduced_product(self.left[r0 - self.base:r1 - self.base], self.Bt)
+        if self.loaded_means is not None:
+            out += self.loaded_means
+        if not (np.isfinite(out.min()) and np.isfinite(out.max())):
+            raise overflow_error(self.plane)
+        return out
 
-    def reduced_rows(self, i: int) -> tuple[int, np.ndarray]:
-        """Band i's first reduced row and its reduced pixel rows (float32)."""
-        y0, y1 = self.bands[i]
+    def band_sums(self, i: int) -> np.ndarray:
+        """`reduced_product` of band i's matrix rows, compiled, straight from the blocks in
+        component order: the dense columns (held whole) added component by component, the
+        sparse blocks' non-zero values added as they are decoded."""
+        assert self.compiled is not None and self.dense_u is not None
+        r0, r1 = self.mrows[i]
+        out = np.zeros((r1 - r0, self.Bt.shape[1]), dtype=np.float32)
+        columns, where = self.dense_u
+        dense = {first: at for first, _, at in where}
+        for block, width, streams in self.u:
+            if streams is None:
+                at = dense[block.first]
+                for c in range(width):
+                    out += columns[r0:r1, at + c, None] * self.Bt[block.first + c]
+            else:
+                error = self.compiled.reduce_sparse(*streams, r0, r1, out, block.first, width,
+                                                    block.count, self.scale, self.Bt)
+                if error:
+                    raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
+        return out
+
+    def store_band(self, i: int, out: np.ndarray, rest: int, byte_channel: int | None = None,
+                   offset: float = 0.0) -> None:
+        """Band i's reduced pixels (the plane reduced by cell x rest) into `out`: a float32
+        plane, or channel `byte_channel` of 8-bit `out` (h, w, c), compiled, rounded as
+        `to_uint8` with `offset` (`kernels.store_bytes`)."""
+        y0 = self.bands[i][0]
         g = self.cell
-        m = self.matrix(i)
-        if self.patch:
-            q = self.patch // g  # the shrunk patch
-            gh = m.shape[0] // self.per_row
-            rows = m.reshape(gh, self.per_row, q, q).transpose(0, 2, 1, 3).reshape(gh * q, -1)
-            height, width = reduced_size(y1 - y0, self.plane.width, g)
-            return y0 // g, rows[:height, :width]
-        return y0 // g, cell_means(m, g, 0)
+        m = np.ascontiguousarray(self.matrix(i))
+        q = self.patch // g if self.patch else 1  # a patch layout's m: q x q patches
+        gh = m.shape[0] // self.per_row
+        if self.patch and rest == 1:
+            first = y0 // g
+            height = min(out.shape[0] - first, gh * q)
+            if q == 1:  # patches are pixels: m's rows of per_row are pixel rows
+                self._put(out, first, 0, m.reshape(gh, self.per_row)[:height], byte_channel,
+                          offset)
+            elif byte_channel is not None:
+                self.compiled.store_bytes(m, out, first, first + height, 0, byte_channel,
+                                          np.float32(offset), q, self.per_row)
+            elif self.compiled is not None:
+                self.compiled.store_floats(m, out, first, first + height, q, self.per_row)
+            else:
+                rows = m.reshape(gh, self.per_row, q, q).transpose(0, 2, 1, 3)
+                out[first:first + height] = rows.reshape(gh * q, -1)[:height, :out.shape[1]]
+        elif self.patch:
+            # The factor is more than the patch's side (q is 1): patches are pixels, averaged
+            # in cells of rest x rest patches (a band holds whole cells).
+            part = cell_means(cell_means(m.reshape(gh, self.per_row), rest, 0), rest, 1)
+            self._put(out, y0 // (g * rest), 0, part, byte_channel, offset)
+        else:
+            self._put(out, y0 // g, self.cols[0] // g, cell_means(m, g, 0), byte_channel,
+                      offset)
+
+    def _put(self, out: np.ndarray, first: int, x0: int, part: np.ndarray,
+             byte_channel: int | None, offset: float) -> None:
+        """Reduced pixel rows at (first, x0) of `out`, cropped to it (see `store_band`)."""
+        if byte_channel is None:
+            out[first:first + part.shape[0], x0:x0 + part.shape[1]] = part[
+                :out.shape[0] - first, :out.shape[1] - x0]
+            return
+        rows = min(part.shape[0], out.shape[0] - first)
+        self.compiled.store_bytes(np.ascontiguousarray(part), out, first, first + rows, x0,
+                                  byte_channel, np.float32(offset), 0, 1)
 
 
-def _store_band(store: Callable[[int], None], bands: list[int], t: int) -> None:
-    store(bands[t])
-
-
-def reduced_plane(container: Container, plane: Plane, rank: int, factor: int, budget: int
-                  ) -> np.ndarray:
-    """Plane reduced by `factor`, float32: the cells of the patch layout (or image rows and
-    columns) averaged in the factors, and whatever is left of the factor beyond a patch's side
-    averaged in the reduced pixels."""
-    cell = min(factor, plane.patch) if plane.layout == LAYOUT_PATCH else factor
-    unit = plane.patch if plane.layout == LAYOUT_PATCH else cell
+def reduced_plane(container: Container, plane: Plane, rank: int, factor: int, budget: int,
+                  out: np.ndarray | None = None, byte_channel: int | None = None,
+                  offset: float = 0.0) -> np.ndarray:
+    """Plane reduced by `factor`: the cells of the patch layout (or image rows and columns)
+    averaged in the factors, and whatever is left of the factor beyond a patch's side averaged
+    in each band's reduced pixels (bands of whole factor x factor cells). A float32 plane, or
+    written into channel `byte_channel` of 8-bit `out` (`ReducedPlane.store_band`)."""
+    patch = plane.layout == LAYOUT_PATCH
+    cell = min(factor, plane.patch) if patch else factor
+    rest = factor // cell
+    unit = max(plane.patch, factor) if patch else cell
     target = max(band_sizes.MIN_BAND_ROWS, -(-band_sizes.BAND_PIXELS // plane.width))
     bands = row_bands(plane.height, unit, 1, target)
     rows = ReducedPlane(container, plane, rank, bands, budget, cell)
-    out = np.empty(reduced_size(plane.height, plane.width, cell), dtype=np.float32)
-
-    def store(i: int) -> None:
-        first, part = rows.reduced_rows(i)
-        x0 = rows.cols[0] // cell if not rows.patch else 0
-        out[first:first + part.shape[0], x0:x0 + part.shape[1]] = part
+    if out is None:
+        out = np.empty(reduced_size(plane.height, plane.width, factor), dtype=np.float32)
     for k in range(len(rows.columns)):
         rows.load_columns(k)
         for j, passed in enumerate(rows.passes):
             rows.load(j)
-            run_bands(partial(_store_band, store, passed), len(passed))
-    rest = factor // cell
-    if rest > 1:
-        out = cell_means(cell_means(out, rest, 0), rest, 1)
+            run_bands(partial(_store_band, rows, out, rest, byte_channel, offset, passed),
+                      len(passed))
     return out
+
+
+def _store_band(rows: ReducedPlane, out: np.ndarray, rest: int, byte_channel: int | None,
+                offset: float, bands: list[int], t: int) -> None:
+    rows.store_band(bands[t], out, rest, byte_channel, offset)
 
 
 def render_reduced(container: Container, factor: int, components: int | None = None
                    ) -> np.ndarray:
-    """The image reduced by `factor` (one of FACTORS), (h', w', c) of the stored sample type."""
+    """The image reduced by `factor` (one of FACTORS), (h', w', c) of the stored sample type.
+
+    Compiled 8-bit Y'CbCr: each plane's bands are rounded to bytes straight into their channel
+    of the output, then converted to RGB in place (`convert_ycc`, Pillow's bits); otherwise
+    float32 planes through `from_planes`."""
     header = container.header
     if factor not in FACTORS:
         raise ValueError(f"reduce must be one of {FACTORS}, got {factor}")
     height, width = reduced_size(header.height, header.width, factor)
     budget = pass_budget(height * width * header.channels * header.dtype.itemsize)
-    planes = []
+    compiled = kernels.get()
+    ycc = header.colour == COLOUR_YCBCR
+    colour = kernels.colour_constants() if compiled is not None and ycc else None
+    direct = colour is not None and header.dtype == np.uint8
+    out = np.empty((height, width, header.channels), dtype=np.uint8) if direct else None
+    jobs = []
     for p in container.planes:
         rank = p.rank if components is None else min(p.rank, components)
         halved = (p.height, p.width) != (header.height, header.width)
-        plane = reduced_plane(container, p, rank, factor // 2 if halved else factor, budget)
-        planes.append(plane[:height, :width])
-    return from_planes(planes, height, width, header.dtype, header.colour == COLOUR_YCBCR,
-                       False, header.scale)
+        sink = ({"out": out, "byte_channel": p.index,
+                 "offset": CHROMA_OFFSET if p.index in (1, 2) else 0.0} if direct else {})
+        jobs.append(partial(reduced_plane, container, p, rank, factor // 2 if halved else factor,
+                            budget, **sink))
+    # The planes after the first decode as concurrent jobs beside it when their factors are
+    # small (the first plane's set-up, its blocks decompressed and indexed, is mostly one
+    # thread's work); large ones one after the other, each plane's buffers in turn.
+    rest = sum(factor_bytes(container, p) for p in container.planes[1:])
+    planes = run_bands(lambda i: jobs[i](), len(jobs),
+                       None if rest <= band_sizes.JOB_BYTES else 1)
+    if out is None:
+        return from_planes([plane[:height, :width] for plane in planes], height, width,
+                           header.dtype, ycc, False, header.scale)
+    assert compiled is not None
+    bands = row_bands(height, 1, 1, -(-band_sizes.BAND_PIXELS // max(width, 1)))
+    run_bands(lambda i: compiled.convert_ycc(out, *bands[i], colour), len(bands))
+    return out

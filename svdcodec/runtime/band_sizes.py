@@ -18,8 +18,10 @@ MIN_BAND_ROWS = 256
 #: Decoder: bytes of int64 work per chunk when a dense block is streamed.
 CHUNK_BYTES = 1 << 20
 #: Decoder: rows between the compiled decoder's checkpoints in a sparse block (24 bytes each),
-#: from which any range of rows is decoded.
-CHECKPOINT_ROWS = 64
+#: from which any range of rows is decoded (the rows from the checkpoint before a range are
+#: walked in vain). The index counts the bytes between checkpoints in blocks, and walks symbol
+#: by symbol only the block that holds one: sparser checkpoints, a faster index.
+CHECKPOINT_ROWS = 256
 #: Decoder: fewest bytes a piece of a factor may take (see `decoder.plane.pass_budget`).
 MIN_PASS_BYTES = 1 << 24
 #: Decoder: most bytes of decompressed chroma factors for which the chroma planes decode

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""atheris harness: svdcodec.decode on arbitrary bytes.
+"""atheris harness: svdcodec.decode on arbitrary bytes, in full and reduced (thumbnails).
 
     PYTHONPATH=. python tests/fuzz/fuzz_decode.py /tmp/svdi-decode tests/fuzz/corpus
 
@@ -45,15 +45,18 @@ def target(data: bytes) -> None:
 
 
 def check(data: bytes) -> None:
-    """Decode once: SvdiError or an image array, with no warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        try:
-            pixels = svdcodec.decode(data, max_pixels=MAX_PIXELS)
-        except SvdiError:
-            return
-    if pixels.ndim not in (2, 3) or pixels.dtype not in SAMPLE_DTYPES:
-        raise AssertionError(f"decoded to {pixels.shape} {pixels.dtype}")
+    """Decode in full, and as a thumbnail at 1/2, 1/4 or 1/8 (its own route through the
+    factors: U blocks summed straight into the reduced product): each SvdiError or an image
+    array, with no warning."""
+    for reduce in (1, 2 << len(data) % 3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                pixels = svdcodec.decode(data, max_pixels=MAX_PIXELS, reduce=reduce)
+            except SvdiError:
+                continue
+        if pixels.ndim not in (2, 3) or pixels.dtype not in SAMPLE_DTYPES:
+            raise AssertionError(f"decoded to {pixels.shape} {pixels.dtype}")
 
 
 if __name__ == "__main__":
