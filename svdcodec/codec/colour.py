@@ -135,6 +135,11 @@ def on_decoder_grid(luma: np.ndarray) -> bool:
     return float(np.mean(np.cos(2 * np.pi * luma.astype(np.float64)))) >= DECODED_GRID
 
 
+def row_slice(plane: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Rows lo..hi of a whole plane (a row source of `resample.least_squares_half`)."""
+    return plane[lo:hi]
+
+
 def plain_ycc(pixels: np.ndarray) -> np.ndarray:
     """(h, w, 3) float32 Y'CbCr of 8-bit RGB, uncorrected (exact integers times 2^-16)."""
     h, w = pixels.shape[:2]
@@ -167,7 +172,7 @@ def to_planes(pixels: np.ndarray, ycc: bool, subsample: bool, scale: float
     if ycc:
         planes = ycc_planes(pixels, scale)
         if subsample:
-            planes[1:3] = [least_squares_half(lambda lo, hi, p=p: p[lo:hi], (h, w),
+            planes[1:3] = [least_squares_half(functools.partial(row_slice, p), (h, w),
                                               (h + 1) // 2, (w + 1) // 2) for p in planes[1:3]]
         planes += [alpha_plane(pixels[..., i], scale) for i in range(3, c)]
         return planes
