@@ -210,6 +210,18 @@ def test_info_text(svdi: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert out.count("blocks: U ") == 3
 
 
+def test_info_says_how_16_bit_colour_opens(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A 16-bit RGB file (format version 3) opens in Pillow as 8-bit RGB: svdi-info says so
+    (mode RGB in the JSON), and where the 16 bits are."""
+    path = tmp_path / "deep.svdi"
+    path.write_bytes(svdcodec.encode(np.full((8, 12, 3), 40000, np.uint16)))
+    assert cli.info_main([str(path)]) == 0
+    assert "mode RGB (8 bits through Pillow; 16 through svdcodec.decode" in capsys.readouterr().out
+    assert cli.info_main([str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "RGB"
+
+
 def test_info_json_is_consistent(svdi: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.info_main([str(svdi), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

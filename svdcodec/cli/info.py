@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import format as container
 from ..modes import PILLOW_MODES
 
@@ -18,6 +20,18 @@ EXPLANATION = ("The decoded image has the full size, but the file stores only rÂ
 
 #: Kept singular values svdi-info prints per plane (all of them in --json).
 SIGMA_SHOWN = 6
+
+
+WIDE_NOTE = " (8 bits through Pillow; 16 through svdcodec.decode and svdi-decode)"
+
+
+def pillow_mode_text(h: container.Header) -> str | None:
+    """The mode Pillow opens the image in: its own mode, or for 16-bit colour (Pillow has none)
+    RGB/RGBA at 8 bits; None where only svdcodec.decode reads it."""
+    mode = PILLOW_MODES.get((h.dtype, h.channels))
+    if mode is None and h.dtype == np.uint16 and h.channels in (3, 4):
+        return "RGB" if h.channels == 3 else "RGBA"
+    return mode
 
 
 def _kept_sigma(unpacked: container.Container, plane: container.Plane) -> list[float]:
@@ -80,7 +94,7 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
             report["mean_bytes"] = len(means.frame) + 13
     return {
         "file": name, "format_version": h.version, "width": h.width, "height": h.height,
-        "mode": PILLOW_MODES.get((h.dtype, h.channels)), "channels": h.channels,
+        "mode": pillow_mode_text(h), "channels": h.channels,
         "sample_type": str(h.dtype), "scale": h.scale,
         "colour": "YCbCr" if h.colour == container.COLOUR_YCBCR else "none",
         "subsampling": "4:2:0" if h.subsampling else "4:4:4",
@@ -154,7 +168,8 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
     sub = ("4:2:0 (chroma planes halved in both directions)" if r["subsampling"] == "4:2:0"
            else "4:4:4 (none)")
     lines = [f"{r['file']}: .svdi format version {r['format_version']}",
-             f"  image: {r['width']}x{r['height']}, mode {r['mode'] or 'none (numpy only)'}, "
+             f"  image: {r['width']}x{r['height']}, mode {r['mode'] or 'none (numpy only)'}"
+             f"{WIDE_NOTE if r['mode'] and r['sample_type'] == 'uint16' and r['channels'] >= 3 else ''}, "
              f"{r['channels']} channel(s) of {r['sample_type']}",
              f"  colour transform: {colour}; chroma subsampling: {sub}"]
     if verbose:
