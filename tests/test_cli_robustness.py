@@ -173,3 +173,29 @@ def test_encode_to_stdout_still_streams(tmp_path: Path) -> None:
     run = tool("encode", str(png), "-o", "-", "--quiet")
     assert run.returncode == 0 and run.stdout.startswith(container.SIGNATURE)
     assert run.stdout == svdcodec.encode(np.asarray(Image.open(png)))
+
+
+@pytest.mark.parametrize("error", [SyntaxError("broken PNG file"), TypeError("Missing dimensions"),
+                                   IndexError("tuple index out of range")])
+def test_pillow_errors_on_damaged_inputs_are_one_line(error: Exception, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Pillow's readers raise more than OSError on some damaged files (a PNG chunk whose CRC
+    fails is a SyntaxError, a TIFF without its size tags a TypeError): svdi-encode reports the
+    file in one line with status 1 and goes on with the others, no traceback."""
+    bad, good = tmp_path / "bad.png", tmp_path / "good.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(bad)
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(good)
+    real_open = Image.open
+
+    def damaged_open(fp, *args, **kwargs):
+        if hasattr(fp, "getvalue") and fp.getvalue() == bad.read_bytes():
+            raise error
+        return real_open(fp, *args, **kwargs)
+    monkeypatch.setattr(Image, "open", damaged_open)
+    status = cli.encode_main([str(bad), str(good), "-d", str(tmp_path / "out"), "-j", "1"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert f"damaged image file ({type(error).__name__}" in captured.err
+    assert "Traceback" not in captured.err
+    assert (tmp_path / "out" / "good.svdi").exists() and not (tmp_path / "out" / "bad.svdi").exists()

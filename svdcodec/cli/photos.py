@@ -44,6 +44,20 @@ def open_image(data: bytes, frame: int | None, max_pixels: int | None | bool
     that); a number is a hard limit; None none. Several frames are refused unless `frame` picks
     one: an .svdi file holds one image.
     """
+    try:
+        return _open_image(data, frame, max_pixels)
+    except PILLOW_DAMAGE_ERRORS as exc:  # Pillow's readers on damaged files, beyond OSError
+        raise ValueError(f"damaged image file ({type(exc).__name__}: {exc})") from None
+
+
+#: What Pillow's format readers raise on some damaged files besides OSError and ValueError
+#: (PNG's "broken PNG file" is a SyntaxError; TIFF tags of the wrong type, TypeError).
+PILLOW_DAMAGE_ERRORS = (SyntaxError, TypeError, IndexError, KeyError, ZeroDivisionError,
+                        ArithmeticError)
+
+
+def _open_image(data: bytes, frame: int | None, max_pixels: int | None | bool
+                ) -> tuple[Image.Image, str]:
     limit = Image.MAX_IMAGE_PIXELS
     try:
         if max_pixels is not True:
