@@ -296,6 +296,26 @@ def test_a_signal_mid_write_removes_the_temporary_file(png: Path, tmp_path: Path
     assert "Traceback" not in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("interrupt", [safe_io.Terminated(signal.SIGTERM), KeyboardInterrupt()])
+def test_a_signal_just_after_the_temporary_file_appears_removes_it(
+        png: Path, tmp_path: Path, interrupt: BaseException,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal between the temporary file's creation and the write's own cleanup (seen once
+    in CI on a loaded machine: the test above signalled as soon as the file appeared): the
+    file is removed on the way out all the same, from the registry of pending files."""
+    real_open_temporary = safe_io._open_temporary
+
+    def open_then_signal(dest: Path) -> tuple[str, int]:
+        name, fd = real_open_temporary(dest)
+        os.close(fd)
+        raise interrupt
+    monkeypatch.setattr(safe_io, "_open_temporary", open_then_signal)
+    status = cli.encode_main([str(png), "-o", str(tmp_path / "out.svdi")])
+    expected = 130 if isinstance(interrupt, KeyboardInterrupt) else 128 + signal.SIGTERM
+    assert status == expected
+    assert not leftovers(tmp_path) and not (tmp_path / "out.svdi").exists()
+
+
 def test_a_signal_to_a_batch_removes_every_workers_temporary_file(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     inputs = []

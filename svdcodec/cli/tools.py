@@ -278,9 +278,11 @@ def _guarded(prog: str, body: Callable[[], int]) -> int:
             sys.stdout.flush()  # a full standard output fails here at the latest
             return status
     except KeyboardInterrupt:
+        remove_pending()  # a temporary file created just before the signal, outside its try
         _say(prog, "interrupted")
         return 130
     except Terminated as exc:
+        remove_pending()
         _say(prog, f"terminated by {exc.name}")
         return exc.status
     except StdoutClosed:  # e.g. `svdi-info *.svdi | head -1`
