@@ -167,9 +167,10 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
     colour = ("Y'CbCr (JFIF full range)" if r["colour"] == "YCbCr" else "none")
     sub = ("4:2:0 (chroma planes halved in both directions)" if r["subsampling"] == "4:2:0"
            else "4:4:4 (none)")
+    depth = WIDE_NOTE if r["mode"] in ("RGB", "RGBA") and r["sample_type"] == "uint16" else ""
     lines = [f"{r['file']}: .svdi format version {r['format_version']}",
              f"  image: {r['width']}x{r['height']}, mode {r['mode'] or 'none (numpy only)'}"
-             f"{WIDE_NOTE if r['mode'] and r['sample_type'] == 'uint16' and r['channels'] >= 3 else ''}, "
+             f"{depth}, "
              f"{r['channels']} channel(s) of {r['sample_type']}",
              f"  colour transform: {colour}; chroma subsampling: {sub}"]
     if verbose:

@@ -52,8 +52,7 @@ def open_image(data: bytes, frame: int | None, max_pixels: int | None | bool
 
 #: What Pillow's format readers raise on some damaged files besides OSError and ValueError
 #: (PNG's "broken PNG file" is a SyntaxError; TIFF tags of the wrong type, TypeError).
-PILLOW_DAMAGE_ERRORS = (SyntaxError, TypeError, IndexError, KeyError, ZeroDivisionError,
-                        ArithmeticError)
+PILLOW_DAMAGE_ERRORS = (SyntaxError, TypeError, IndexError, KeyError, ArithmeticError)
 
 
 def _open_image(data: bytes, frame: int | None, max_pixels: int | None | bool

@@ -151,6 +151,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                             f"{layout!r}")
         layout = "plain"
     request = residual_request(pixels, max_error, bool(exact_alpha), bool(exact_constant))
+    near_top = near_float64_top(pixels)
     if quality is None:
         quality = (LOSSLESS_WIDE_QUALITY if max_error == 0 and pixels.dtype != np.uint8
                    else DEFAULT_QUALITY)
@@ -169,10 +170,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None, None,
                                               layout, bool(centre)), pixels, request)
             except SvdiError:
-                if near_float64_top(pixels):  # the layer under the residual overflowed
+                if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
                 raise
-    if near_float64_top(pixels):
+    if near_top:
         from ..decoder import decode
         try:
             decode(data, max_pixels=None)
@@ -190,13 +191,14 @@ def near_float64_top(pixels: np.ndarray) -> bool:
     which makes the file invalid (spec §5.2: float64 samples are not clamped), so the encoder
     decodes such a file once and refuses it rather than writing it undecodable."""
     return pixels.dtype == np.float64 and pixels.size > 0 \
-        and float(np.max(np.abs(pixels))) >= FLOAT64_NEAR_TOP
+        and max(-float(pixels.min()), float(pixels.max())) >= FLOAT64_NEAR_TOP
 
 
 def overflow_error(pixels: np.ndarray) -> SvdiError:
     return SvdiError("these float64 samples lie so close to the largest float64 (|x| up to "
-                     f"{float(np.max(np.abs(pixels))):.4g}) that their low-rank reconstruction "
-                     "overflows it; scale them down (by 2**-64, say) before encoding")
+                     f"{max(-float(pixels.min()), float(pixels.max())):.4g}) that their low-rank "
+                     "reconstruction overflows it; scale them down (by 2**-64, say) before "
+                     "encoding")
 
 
 def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float | None,
