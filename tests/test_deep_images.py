@@ -400,3 +400,103 @@ def test_png_writer_puts_metadata_between_header_and_pixels() -> None:
     assert kinds.index(b"iTXt") < kinds.index(b"IDAT") and kinds.index(b"pHYs") < kinds.index(
         b"IDAT")
     assert data[24] == 16
+
+
+# ----------------------------------------------------------------------------- PPM, JPEG 2000
+
+
+def ppm(pixels: np.ndarray, maximum: int, plain: bool = False) -> bytes:
+    """An RGB PPM written from bytes: binary (two big-endian bytes per sample above 255) or
+    plain (decimal numbers)."""
+    h, w = pixels.shape[:2]
+    if plain:
+        return (f"P3\n# a comment\n{w} {h}\n{maximum}\n".encode()
+                + " ".join(map(str, pixels.reshape(-1).tolist())).encode() + b"\n")
+    return f"P6\n{w} {h}\n{maximum}\n".encode() + pixels.astype(">u2").tobytes()
+
+
+@pytest.mark.parametrize("plain", [False, True])
+@pytest.mark.parametrize("maximum", [65535, 4095, 256])
+def test_a_deep_ppm_is_read_at_full_depth_without_the_extra(
+        without_extra: None, maximum: int, plain: bool) -> None:
+    """Pillow scales a PPM to 8 bits; its samples are read whole, scaled to 0…65535 (the
+    picture Pillow shows), and need no extra."""
+    pixels = (deep(3).astype(np.int64) * maximum // 65535).astype(np.uint16)
+    data = ppm(pixels, maximum, plain)
+    image = opened(data)
+    assert image.mode == "RGB" and image.tile == []  # loaded: the header is read again
+    kind = deep_images.deep_format(data, image)
+    assert kind == f"{maximum.bit_length()}-bit RGB PPM"
+    back = deep_images.read_deep(data, image)
+    expected = (pixels.astype(np.int64) * 65535 + maximum // 2) // maximum
+    assert back.dtype == np.uint16 and np.array_equal(back, expected)
+    assert np.abs(back / 257.0 - np.asarray(image)).max() <= 1.0  # Pillow's 8 bits of it
+
+
+def test_an_8_bit_ppm_is_not_deep() -> None:
+    data = ppm(photo(H, W, 3), 255)[:-H * W * 6] + photo(H, W, 3).tobytes()
+    assert deep_images.deep_format(data, opened(data)) is None
+
+
+@pytest.mark.parametrize("data, problem", [
+    (b"P6\n2 2\n65535\n" + bytes(20), "ends 4 bytes before its last sample"),
+    (b"P3\n1 1\n1023\n1 2\n", "not 3 decimal samples"),
+    (b"P3\n1 1\n1023\n1 2 1024\n", "samples outside 0"),
+    (b"P6\n1 1\n1023\n" + b"\x04\x00" * 3, "samples outside 0"),
+])
+def test_a_damaged_deep_ppm_is_one_error(data: bytes, problem: str) -> None:
+    image = Image.open(io.BytesIO(data))  # not loaded: Pillow itself may refuse these
+    assert deep_images.deep_format(data, image) is not None
+    with pytest.raises(ValueError, match=problem):
+        deep_images.read_deep(data, image)
+
+
+def test_a_deep_ppm_round_trips_through_the_cli_exactly(tmp_path: Path) -> None:
+    pixels = deep(3)
+    (tmp_path / "in.ppm").write_bytes(ppm(pixels, 65535))
+    assert cli.encode_main([str(tmp_path / "in.ppm"), "--lossless", "--quiet"]) == 0
+    back = svdcodec.decode((tmp_path / "in.svdi").read_bytes())
+    assert back.dtype == np.uint16 and np.array_equal(back, pixels)
+
+
+def j2k(pixels: np.ndarray, codecformat: str = "jp2", bits: int | None = None) -> bytes:
+    import imagecodecs
+
+    return bytes(imagecodecs.jpeg2k_encode(pixels, level=0, codecformat=codecformat,
+                                           bitspersample=bits))
+
+
+@needs_extra
+@pytest.mark.parametrize("codecformat", ["jp2", "j2k"])
+@pytest.mark.parametrize("bits", [16, 12])
+def test_a_deep_jpeg_2000_is_told_from_its_siz_segment_and_read_whole(
+        tmp_path: Path, codecformat: str, bits: int) -> None:
+    pixels = deep(3) >> (16 - bits)
+    data = j2k(pixels, codecformat, bits)
+    image = opened(data)
+    assert image.format == "JPEG2000" and image.mode == "RGB"
+    assert deep_images.deep_format(data, image) == f"{bits}-bit RGB JPEG 2000"
+    back = deep_images.read_deep(data, image)
+    maximum = (1 << bits) - 1
+    assert np.array_equal(back, (pixels.astype(np.int64) * 65535 + maximum // 2) // maximum)
+    (tmp_path / "in.jp2").write_bytes(data)
+    assert cli.encode_main([str(tmp_path / "in.jp2"), "--lossless", "--quiet"]) == 0
+    assert np.array_equal(svdcodec.decode((tmp_path / "in.svdi").read_bytes()), back)
+
+
+@needs_extra
+def test_an_8_bit_jpeg_2000_is_not_deep() -> None:
+    data = j2k(photo(H, W, 3))
+    assert deep_images.deep_format(data, opened(data)) is None
+
+
+@needs_extra
+def test_a_deep_jpeg_2000_without_the_extra_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "in.jp2").write_bytes(j2k(deep(3)))  # made with the extra, read without it
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)
+    assert cli.encode_main([str(tmp_path / "in.jp2")]) == 1
+    err = capsys.readouterr().err
+    assert "reading a 16-bit RGB JPEG 2000 at 16 bits needs the 16bit extra" in err
+    assert not (tmp_path / "in.svdi").exists()

@@ -1,11 +1,15 @@
-"""16-bit colour PNG and TIFF files: RGB, RGBA and grey+alpha with 16 bits per sample.
+"""Colour images of more than 8 bits per sample: 16-bit PNG and TIFF (RGB, RGBA, grey+alpha),
+PPM with a maximum value above 255, and JPEG 2000 of 9 to 16 bits.
 
-Pillow has no 16-bit colour mode: it reads such a PNG or TIFF as 8-bit RGB(A), keeping each
-sample's high byte. This module tells such files from their headers with Pillow alone
-(`deep_format`), and with the ``16bit`` extra (``pip install "svdcodec[16bit]"``: imagecodecs,
-whose libpng reads and writes PNG, and tifffile, which reads TIFF with imagecodecs' codecs)
-reads them as uint16 arrays (`read_deep`) and writes uint16 arrays back as 16-bit PNG
-(`png_bytes`) and TIFF (`tiff_bytes`). 16-bit grey needs none of this: Pillow holds it as I;16.
+Pillow has no 16-bit colour mode: it reads such files as 8-bit RGB(A), keeping each sample's
+high byte (PNG, TIFF, JPEG 2000) or scaling it to 0…255 (PPM). This module tells such files
+from their headers with Pillow alone (`deep_format`) and reads them as uint16 arrays
+(`read_deep`): a PPM with numpy from the bytes Pillow located, the others with the ``16bit``
+extra (``pip install "svdcodec[16bit]"``: imagecodecs, whose libpng and OpenJPEG read PNG and
+JPEG 2000, and tifffile, which reads TIFF with imagecodecs' codecs). Samples of fewer than 16
+bits (a PPM's maximum value, a JPEG 2000's precision) are scaled to 0…65535, the picture
+Pillow's 8 bits show. It writes uint16 arrays back as 16-bit PNG (`png_bytes`) and TIFF
+(`tiff_bytes`). 16-bit grey needs none of this: Pillow holds it as I;16.
 
 The metadata stays with Pillow: it reads an input's EXIF, ICC profile, XMP, DPI and text as
 for an 8-bit file, and on output its PNG writer makes the metadata chunks, which are moved into
@@ -28,6 +32,9 @@ from .photos import TIFF_EXIF_TAGS
 
 #: The command that installs what this module needs.
 INSTALL = 'pip install "svdcodec[16bit]"'
+
+#: Pillow's decoders of binary (P6) and plain (P3) PPM.
+PPM_CODECS = ("ppm", "ppm_plain")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: PNG colour types with several samples per pixel: grey+alpha, RGB, RGBA (16-bit grey, type
@@ -101,10 +108,45 @@ def _tag_values(value: Any) -> tuple[Any, ...]:
     return value if isinstance(value, tuple) else (value,)
 
 
+def _ppm_tile(raw: bytes, image: Image.Image) -> Any:
+    """The tile Pillow makes of an RGB PPM's header (binary P6 or plain P3): codec, data
+    offset and (mode, maximum value). None for other images and PPM kinds (Pillow keeps 16-bit
+    grey whole, as I;16 or I). A loaded image has dropped its tiles: the header is read again."""
+    if image.format != "PPM" or image.mode != "RGB":
+        return None
+    with Image.open(io.BytesIO(raw)) as fresh:
+        tiles = list(fresh.tile)
+    if len(tiles) != 1 or tiles[0].codec_name not in PPM_CODECS:
+        return None
+    args = tiles[0].args
+    if not isinstance(args, tuple) or len(args) != 2 or not isinstance(args[1], int):
+        return None
+    return tiles[0]
+
+
+def _jpeg2000_precision(raw: bytes) -> tuple[int, bool] | None:
+    """(bits, signed) shared by every component of a JPEG 2000 codestream, from its SIZ
+    segment (ISO 15444-1 A.5.1: it follows the SOC marker), or None if they differ or the
+    segment is not found whole. A JP2 file holds the codestream in its jp2c box; the SOC+SIZ
+    pair is searched for rather than walking the boxes."""
+    at = raw.find(b"\xff\x4f\xff\x51")
+    if at < 0 or at + 42 > len(raw):
+        return None
+    components = struct.unpack_from(">H", raw, at + 40)[0]
+    if components == 0 or at + 42 + 3 * components > len(raw):
+        return None
+    sizes = {raw[at + 42 + 3 * k] for k in range(components)}
+    if len(sizes) != 1:
+        return None
+    size = sizes.pop()
+    return (size & 0x7F) + 1, bool(size & 0x80)
+
+
 def deep_format(raw: bytes, image: Image.Image) -> str | None:
     """A description such as "16-bit RGB PNG" when the file `raw` holds more bits than
-    Pillow's `image` of it: 16-bit samples in 2 to 4 channels. None otherwise. Needs no
-    extra: the PNG header's bytes, or the TIFF tags Pillow read."""
+    Pillow's `image` of it: more than 8 bits per sample in 2 to 4 channels. None otherwise.
+    Needs no extra: the PNG header's bytes, the TIFF tags Pillow read, the maximum value of a
+    PPM's header, a JPEG 2000 codestream's SIZ segment."""
     if (image.format == "PNG" and len(raw) > 25 and raw[:8] == PNG_SIGNATURE
             and raw[12:16] == b"IHDR"):
         depth, colour = raw[24], raw[25]
@@ -118,6 +160,13 @@ def deep_format(raw: bytes, image: Image.Image) -> str | None:
         if 2 <= samples <= 4 and set(bits) == {16} and set(formats) == {1}:
             kind = "grey+alpha" if samples == 2 else ("RGB", "RGBA")[samples - 3]
             return f"16-bit {kind} TIFF"
+    ppm = _ppm_tile(raw, image)
+    if ppm is not None and ppm.args[1] > 255:
+        return f"{ppm.args[1].bit_length()}-bit RGB PPM"
+    if image.format == "JPEG2000" and image.mode in ("RGB", "RGBA"):
+        precision = _jpeg2000_precision(raw)
+        if precision is not None and precision[0] > 8 and not precision[1]:
+            return f"{precision[0]}-bit {image.mode} JPEG 2000"
     return None
 
 
@@ -130,7 +179,9 @@ def read_deep(raw: bytes, image: Image.Image) -> np.ndarray:
     alpha not premultiplied."""
     kind = deep_format(raw, image)
     if kind is None:
-        raise ValueError("not a 16-bit colour PNG or TIFF")
+        raise ValueError("not a colour image of more than 8 bits per sample")
+    if image.format == "PPM":
+        return _ppm_pixels(raw, image, kind)
     _require(f"reading a {kind} at 16 bits")
     if image.format == "PNG" and getattr(image, "n_frames", 1) > 1:
         raise ValueError(f"an animated {kind}: its frames are read at 8 bits only")
@@ -139,6 +190,11 @@ def read_deep(raw: bytes, image: Image.Image) -> np.ndarray:
             import imagecodecs
 
             pixels = np.asarray(imagecodecs.png_decode(raw))
+        elif image.format == "JPEG2000":
+            import imagecodecs
+
+            pixels = _to_16_bits(np.asarray(imagecodecs.jpeg2k_decode(raw)),
+                                 (1 << _jpeg2000_bits(raw)) - 1)
         else:
             pixels = _tiff_page(raw, image)
     except READER_ERRORS as exc:  # a data error of the file, in one line
@@ -149,6 +205,49 @@ def read_deep(raw: bytes, image: Image.Image) -> np.ndarray:
         raise ValueError(f"{kind}: the 16-bit reader gives {pixels.shape} {pixels.dtype}, "
                          f"Pillow {image.width}x{image.height}")
     return pixels
+
+
+def _jpeg2000_bits(raw: bytes) -> int:
+    precision = _jpeg2000_precision(raw)
+    assert precision is not None  # deep_format found it
+    return precision[0]
+
+
+def _to_16_bits(pixels: np.ndarray, maximum: int) -> np.ndarray:
+    """Samples of 0…maximum scaled to 0…65535 (rounded); a sample above maximum is an error of
+    the file. uint16 as they are when maximum is 65535."""
+    if pixels.dtype.kind not in "ui" or pixels.size and int(pixels.max()) > maximum \
+            or pixels.size and int(pixels.min()) < 0:
+        raise ValueError(f"samples outside 0…{maximum}")
+    if maximum == 65535:
+        return pixels.astype(np.uint16, copy=False)
+    scaled = (pixels.astype(np.uint32) * 65535 + maximum // 2) // maximum
+    return scaled.astype(np.uint16)
+
+
+def _ppm_pixels(raw: bytes, image: Image.Image, kind: str) -> np.ndarray:
+    """A PPM's samples read from where Pillow's header parser put its data, scaled to 16 bits:
+    two big-endian bytes each in a binary PPM (its maximum value is above 255), decimal
+    numbers between white space in a plain one."""
+    tile = _ppm_tile(raw, image)
+    assert tile is not None  # deep_format found it
+    maximum = tile.args[1]
+    count = image.width * image.height * 3
+    if tile.codec_name == "ppm":
+        missing = tile.offset + 2 * count - len(raw)
+        if missing > 0:
+            raise ValueError(f"{kind}: the file ends {missing} bytes before its last sample")
+        samples = np.frombuffer(raw, ">u2", count, tile.offset)
+    else:
+        words = np.array(raw[tile.offset:].split(maxsplit=count)[:count])
+        if words.size < count or words.dtype.itemsize > 5 or not np.char.isdigit(words).all():
+            raise ValueError(f"{kind}: not {count} decimal samples of at most 5 digits")
+        samples = words.astype(np.int64)
+    pixels = samples.reshape(image.height, image.width, 3)
+    try:
+        return _to_16_bits(pixels, maximum)
+    except ValueError as exc:
+        raise ValueError(f"{kind}: {exc}") from None
 
 
 def _tiff_page(raw: bytes, image: Image.Image) -> np.ndarray:

@@ -353,7 +353,8 @@ def _full_depth(raw: bytes, image: Image.Image, eight_bit: bool
                 ) -> tuple[np.ndarray | Image.Image, str]:
     """The input's samples at the depth the file holds, and a note when that is not kept.
 
-    Pillow reads a 16-bit colour PNG or TIFF at 8 bits: the 16bit extra reads all 16, --8bit
+    Pillow reads a 16-bit colour PNG or TIFF (and a deeper PPM or JPEG 2000) at 8 bits: the
+    16bit extra reads all 16 (a PPM needs none), --8bit
     takes Pillow's 8 (and the note says so), and without either the file is refused, naming
     both ways: a batch run must not turn 16-bit masters into 8-bit files with status 0."""
     kind = deep_images.deep_format(raw, image)
@@ -460,8 +461,9 @@ def _encode_parser() -> argparse.ArgumentParser:
                         help="encode frame N (from 0) of an animated or multi-page input, "
                              "which is refused otherwise")
     parser.add_argument("--8bit", dest="eight_bit", action="store_true",
-                        help="encode a 16-bit RGB, RGBA or grey+alpha PNG or TIFF at 8 bits, "
-                             "as Pillow reads it. By default all 16 bits are encoded, which "
+                        help="encode a 16-bit RGB, RGBA or grey+alpha PNG or TIFF, or a "
+                             "PPM or JPEG 2000 of more than 8 bits, at 8 bits, as Pillow reads "
+                             "it. By default all 16 bits are encoded, which "
                              f"needs the 16bit extra ({deep_images.INSTALL}); without it such "
                              "a file is refused")
     _add_max_pixels(parser, "refuse larger inputs")
