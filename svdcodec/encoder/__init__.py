@@ -25,6 +25,7 @@ from ..format import (
     insert_after_head,
     metadata_chunks,
 )
+from ..format.recompress import recompress_blocks
 from ..modes import as_pixels
 from ..runtime import band_sizes
 from ..runtime.threads import serial, single_threaded
@@ -34,12 +35,15 @@ from .schedule import Encoder
 from .source import image_header
 from .tuning import (
     AUTO_LAYOUTS,
+    DEFAULT_EFFORT,
     DEFAULT_PATCH,
     DEFAULT_QUALITY,
+    EFFORT_LEVELS,
     FINEST_QUALITY,
     LOSSLESS_WIDE_QUALITY,
     STEP_MIN,
     STEP_SCALE,
+    ZSTD_LEVEL,
 )
 
 __all__ = ["CODING_OPTIONS", "METADATA_OPTIONS", "encode", "encode_options", "parse_layout",
@@ -93,7 +97,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
            icc_profile: bytes | None = None, xmp: bytes | str | None = None,
            dpi: tuple[float, float] | None = None, text: dict[str, str] | None = None,
            max_error: float | None = None, exact_alpha: bool = True,
-           exact_constant: bool = True, centre: bool = False) -> bytes:
+           exact_constant: bool = True, centre: bool = False,
+           effort: int = DEFAULT_EFFORT) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
     quality (1..100, default 75) sets the quantizer step; target_psnr (dB) or max_bytes search
@@ -118,6 +123,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     "auto" means plain) `read_factors` then returns a true PCA of each plane, the means in
     `PlaneFactors.mean`. For a time x sensors array, rows are observations and columns
     variables.
+
+    effort (1 or 2, default 1): 2 compresses the kept factor blocks again at a slower zstd
+    level, 3-8 % smaller files (the most on small images and low qualities) for an encode
+    about twice as long; the pixels are the same. Decoding is not slower.
 
     Metadata, stored in ancillary chunks (spec §1.1) and read back by `read_metadata`:
     exif (bytes, with or without Pillow's "Exif\\0\\0" prefix, or a PIL.Image.Exif; the
@@ -150,6 +159,9 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
             raise SvdiError(f"centre=True centres the columns of the plain layout; got layout "
                             f"{layout!r}")
         layout = "plain"
+    if effort not in EFFORT_LEVELS or isinstance(effort, bool):
+        raise SvdiError(f"effort must be one of {', '.join(map(str, EFFORT_LEVELS))}, "
+                        f"got {effort!r}")
     request = residual_request(pixels, max_error, bool(exact_alpha), bool(exact_constant))
     near_top = near_float64_top(pixels)
     if quality is None:
@@ -173,6 +185,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
                 raise
+    if EFFORT_LEVELS[effort] != ZSTD_LEVEL:
+        data = recompress_blocks(data, EFFORT_LEVELS[effort])
     if near_top:
         from ..decoder import decode
         try:
@@ -238,7 +252,7 @@ def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float 
 
 #: The keyword options of `encode` that set how the pixels are coded.
 CODING_OPTIONS = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout",
-                  "max_error", "exact_alpha", "exact_constant", "centre")
+                  "max_error", "exact_alpha", "exact_constant", "centre", "effort")
 #: The keyword options of `encode` that add metadata.
 METADATA_OPTIONS = ("exif", "icc_profile", "xmp", "dpi", "text")
 

@@ -44,7 +44,14 @@ FIT_EXTRA_RANK = 64
 #: Size of the first group of sparse components and the growth factor of the next ones.
 FIRST_GROUP = 15
 GROUP_GROWTH = 4.0
-ZSTD_LEVEL = 1
+#: zstd level of the factor blocks at each `effort` of `encode`. The encoder decides at the
+#: first (layouts, ranks and codings are measured by blocks packed at it); a higher effort
+#: recompresses the kept blocks (`format.recompress`): level 15's optimal parsing is 3-8 %
+#: smaller than level 1 on Kodak and its crops, levels 2-12 are no smaller than 1, and 19 no
+#: smaller than 15 (docs/performance.md has the measurement).
+EFFORT_LEVELS = {1: 1, 2: 15}
+ZSTD_LEVEL = EFFORT_LEVELS[1]
+DEFAULT_EFFORT = 1
 #: Residual blocks (version 2): zstd level (19 is 10 % smaller than 3 on Kodak lossless, see
 #: docs/lossless.md; its window stays within the format's 2^23) and the most samples of a
 #: block (rows of one channel; larger grids cost a little memory for a little compression).

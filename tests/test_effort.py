@@ -1,0 +1,91 @@
+"""encode(effort=2): the kept factor blocks compressed again at a slower zstd level
+(svdcodec/format/recompress.py). Same pixels, never a larger file, every other chunk as it was."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+from support import photo
+
+import svdcodec
+from svdcodec import SvdiError, cli
+from svdcodec.decoder.reference import decode_reference
+from svdcodec.format import FACTOR_CHUNKS
+from svdcodec.format.recompress import recompress_blocks
+
+
+def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, at = [], 8
+    while at < len(data):
+        (n,) = struct.unpack_from(">I", data, at)
+        out.append((data[at + 4:at + 8], data[at + 8:at + 8 + n]))
+        at += 12 + n
+    return out
+
+
+FACTOR_TYPES = set(FACTOR_CHUNKS.values())
+
+
+@pytest.mark.parametrize("pixels, options", [
+    (photo(96, 128, 3), {}),                                    # Y'CbCr, patch layouts
+    (photo(96, 128, 3), {"quality": 20}),                       # subsampled chroma
+    (photo(64, 80, 4), {"max_error": 2}),                       # residual blocks (version 2)
+    (photo(64, 80, 1), {"layout": "plain", "centre": True}),    # MEAN chunk
+    ((photo(48, 64, 3).astype(np.uint16) * 257), {}),           # 16-bit Y'CbCr (version 3)
+    (photo(60, 70, 1).astype(np.float32) / 7, {"quality": 90}),
+])
+def test_effort_2_decodes_to_the_same_pixels_from_no_more_bytes(
+        pixels: np.ndarray, options: dict[str, object]) -> None:
+    fast = svdcodec.encode(pixels, **options)
+    small = svdcodec.encode(pixels, effort=2, **options)
+    assert len(small) <= len(fast)
+    decoded = svdcodec.decode(small)
+    np.testing.assert_array_equal(decoded, svdcodec.decode(fast))
+    np.testing.assert_array_equal(decode_reference(small), decoded)
+    a, b = chunks(fast), chunks(small)
+    assert [k for k, _ in a] == [k for k, _ in b]
+    # Only factor blocks' frames change; their descriptors, every other chunk stay.
+    for (kind, old), (_, new) in zip(a, b):
+        if kind not in FACTOR_TYPES:
+            assert old == new, kind
+        else:
+            assert len(new) <= len(old)
+
+
+def test_effort_2_is_smaller_on_a_photo() -> None:
+    """The reason for the option: level 15 is smaller than level 1 on photo-like factors."""
+    pixels = photo(192, 256, 3)
+    assert len(svdcodec.encode(pixels, effort=2)) < 0.99 * len(svdcodec.encode(pixels))
+
+
+def test_recompressing_twice_changes_nothing() -> None:
+    once = recompress_blocks(svdcodec.encode(photo(64, 64, 3)), 15)
+    assert recompress_blocks(once, 15) == once
+
+
+def test_effort_2_keeps_metadata_and_a_byte_budget() -> None:
+    pixels = photo(96, 96, 3)
+    data = svdcodec.encode(pixels, effort=2, max_bytes=3000, text={"a": "b"})
+    assert len(data) <= 3000
+    assert svdcodec.read_metadata(data)["text"] == {"a": "b"}
+
+
+@pytest.mark.parametrize("effort", [0, 3, 1.5, "2", True])
+def test_an_unknown_effort_is_refused(effort: object) -> None:
+    with pytest.raises(SvdiError, match="effort must be one of 1, 2"):
+        svdcodec.encode(photo(8, 8, 3), effort=effort)  # type: ignore[arg-type]
+
+
+def test_pillow_save_and_the_cli_take_effort(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    image = Image.fromarray(photo(96, 128, 3))
+    buf = io.BytesIO()
+    image.save(buf, format="SVDI", effort=2)
+    assert buf.getvalue() == svdcodec.encode(np.asarray(image), effort=2)
+    image.save(tmp_path / "in.png")
+    assert cli.encode_main([str(tmp_path / "in.png"), "--effort", "2", "--quiet"]) == 0
+    assert (tmp_path / "in.svdi").read_bytes() == buf.getvalue()
+    assert cli.encode_main([str(tmp_path / "in.png"), "--effort", "3", "-f"]) == 2
