@@ -236,13 +236,25 @@ def test_streamed_sparse_blocks_give_the_reference_pixels(
     held = plane_module.held_bytes
     monkeypatch.setattr(plane_module, "held_bytes",
                         lambda *a: streamed.append(1) or (1 << 60))
+    version = container.unpack(data).header.version
     for components in (None, 3):
-        np.testing.assert_array_equal(svdcodec.decode(data, components=components),
-                                      decode_reference(data, components))
+        assert_conforms(svdcodec.decode(data, components=components),
+                        decode_reference(data, components), version)
     sparse = any(b.coding == container.SPARSE for b in container.unpack(data).blocks)
     assert bool(streamed) == sparse
     monkeypatch.setattr(plane_module, "held_bytes", held)
-    np.testing.assert_array_equal(svdcodec.decode(data), decode_reference(data))
+    assert_conforms(svdcodec.decode(data), decode_reference(data), version)
+
+
+def assert_conforms(got: np.ndarray, expected: np.ndarray, version: int) -> None:
+    """Bit for bit from version 2 on; version 1's binary32 products may be summed in any order
+    (spec §5 step 2): a plane value on a rounding boundary gives +-1 per sample (+-3 in RGB
+    through Y'CbCr), seen on the 450x333 grey case with small bands (1 sample)."""
+    if version >= 2:
+        np.testing.assert_array_equal(got, expected)
+    else:
+        limit = 3 if got.ndim == 3 and got.shape[2] >= 3 else 1
+        assert int(np.abs(got.astype(np.int64) - expected).max()) <= limit
 
 
 def escape_heavy(side: int, rank: int, blocks: int = 1) -> bytes:

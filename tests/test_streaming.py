@@ -88,6 +88,10 @@ def test_banded_decode_equals_decode_reference(case: tuple, threads: int,
             # 135.5 from the whole-matrix product, 135.49999 from a band's); spec §5 allows
             # Y', Cb, Cr each within +-1 of the reference's rounded planes, R, G, B within 3.
             assert int(np.abs(got.astype(np.int64) - expected).max()) <= 3
+        elif box.header.version == 1:
+            # Version 1 integer samples: the same boundary, +-1 (spec §5 step 2). Seen on a
+            # 450x333 grey photo at quality 75 with another encoder tuning (1 sample of 149,850).
+            assert int(np.abs(got.astype(np.int64) - expected).max()) <= 1
         else:
             np.testing.assert_array_equal(got, expected)
 
