@@ -56,7 +56,7 @@ def raw_array(image: Image.Image) -> np.ndarray:
     out = np.empty(shape, dtype=np.dtype(dtype).newbyteorder("<"))
     if not out.size:
         return out
-    flat = memoryview(out).cast("B")
+    flat = memoryview(out).cast("B")  # type: ignore[arg-type]  # numpy's stub lacks __buffer__
     encoder = Image._getencoder(image.mode, "raw", image.mode)  # as Image.tobytes does
     piece, at, status = max(1 << 16, image.width * 4), 0, 0
     try:

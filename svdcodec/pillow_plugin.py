@@ -125,10 +125,11 @@ class SvdiImageFile(ImageFile.ImageFile):
         and the decoded array and the image are held together only once the decode is done.
         The pixels reach SvdiDecoder through the tile's arguments."""
         tile = self.tile[0] if len(self.tile) == 1 else None
+        args = tile.args if tile is not None else None
         if (self._im is None and self.fp is not None and tile is not None
-                and tile.codec_name == DECODER and len(tile.args) == 1):
+                and tile.codec_name == DECODER and isinstance(args, tuple) and len(args) == 1):
             self.fp.seek(0)
-            self.tile = [tile._replace(args=(tile.args[0], _decoded(self.fp, tile.args[0])))]
+            self.tile = [tile._replace(args=(args[0], _decoded(self.fp, args[0])))]
         super().load_prepare()
 
 
@@ -152,7 +153,9 @@ class SvdiDecoder(ImageFile.PyDecoder):
             assert self.fd is not None
             self.fd.seek(0)
             pixels = _decoded(self.fd, self.args[0] if self.args else 1)
-        self.set_as_raw(_raw_bytes(pixels, self.mode), RAWMODES.get(self.mode, self.mode))
+        # A memoryview of the array: Pillow's raw decoder reads any buffer (its stub says bytes).
+        self.set_as_raw(_raw_bytes(pixels, self.mode),  # type: ignore[arg-type]
+                        RAWMODES.get(self.mode, self.mode))
         return -1, 0
 
 
@@ -167,7 +170,7 @@ def _raw_bytes(pixels: np.ndarray, mode: str) -> memoryview:
                       f"header promised mode {mode}")
     if mode == "I;16":
         pixels = pixels.astype("<u2", copy=False)
-    return memoryview(np.ascontiguousarray(pixels)).cast("B")
+    return memoryview(np.ascontiguousarray(pixels)).cast("B")  # type: ignore[arg-type]  # as above
 
 
 # ---- 16-bit RGB(A): Pillow has no mode for it, so it opens at 8 bits, with a warning.

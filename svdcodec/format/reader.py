@@ -12,7 +12,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import numpy as np
 
@@ -347,7 +347,7 @@ def _parse_means(payload: memoryview, header: Header, planes: list[Plane],
 _SKIP_PIECE = 1 << 20
 
 
-def _read_payload(fp: BinaryIO, kind: bytes, length: int, keep: bool) -> bytes:
+def _read_payload(fp: IO[bytes], kind: bytes, length: int, keep: bool) -> bytes:
     """A chunk's payload (or b"" when not `keep`: read in pieces, never held whole) after
     checking its CRC; the file position ends after the CRC."""
     crc = zlib.crc32(kind)
@@ -369,7 +369,7 @@ def _read_payload(fp: BinaryIO, kind: bytes, length: int, keep: bool) -> bytes:
     return b"".join(pieces)
 
 
-def read_prefix(fp: BinaryIO, descriptors: bool = False) -> tuple[Header, list[Plane], Metadata]:
+def read_prefix(fp: IO[bytes], descriptors: bool = False) -> tuple[Header, list[Plane], Metadata]:
     """Read and check the signature, HEAD, PLAN and metadata chunks from a file, stopping at
     the first factor block (for Image.open and read_metadata: no factor data is read).
 
@@ -427,7 +427,7 @@ def read_prefix(fp: BinaryIO, descriptors: bool = False) -> tuple[Header, list[P
     return header, planes, meta.metadata
 
 
-def scan_descriptors(fp: BinaryIO, planes: list[Plane], length: int, kind: bytes) -> None:
+def scan_descriptors(fp: IO[bytes], planes: list[Plane], length: int, kind: bytes) -> None:
     """Check the descriptor of every factor block from the chunk whose header (`length`,
     `kind`) was just read, reading only the first DESCRIPTOR_BYTES of each payload and seeking
     past the rest. Frames and CRCs are left to `unpack`; so is the end of the file: the scan
