@@ -1,5 +1,6 @@
-"""Image quality and rate measures: PSNR, SSIM, luma, bits per pixel, and the Bjøntegaard
-delta rate (BD-rate) between rate-distortion curves.
+"""Image quality and rate measures: PSNR, SSIM (and MS-SSIM where blazediff-ssim is
+installed), luma, bits per pixel, and the Bjøntegaard delta rate (BD-rate) between
+rate-distortion curves.
 
 Everything is deterministic, vectorised numpy, so the same inputs give the same numbers on any
 machine. Images are arrays of shape (H, W) or (H, W, C); PSNR is over all samples of all
@@ -77,6 +78,53 @@ def ssim(a: ArrayLike, b: ArrayLike, peak: float = 255.0) -> float:
     cxy = _filter_valid(x * y, kernel) - mx * my
     smap = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return float(smap.mean())
+
+
+def ssim_db(value: float) -> float:
+    """SSIM (or MS-SSIM) as −10·log10(1 − SSIM) dB; ``inf`` at 1.
+
+    Why: SSIM crowds good pictures near 1 (0.95 and 0.99 are far apart to the eye), so
+    curves and BD-rate averages over an SSIM range use this scale, on which equal steps
+    are roughly equal steps of visible quality, as PSNR's are.
+    """
+    return math.inf if value >= 1.0 else -10.0 * math.log10(1.0 - value)
+
+
+def ms_ssim_available() -> bool:
+    """Whether MS-SSIM can be measured: blazediff-ssim (an optional package) is installed."""
+    try:
+        import blazediff_ssim  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def ms_ssim(a: ArrayLike, b: ArrayLike) -> float:
+    """Multi-scale SSIM of two 8-bit RGB (or grey) images, by blazediff-ssim.
+
+    Wang, Simoncelli and Bovik's five-scale MS-SSIM on luma as their msssim.m computes it
+    (blazediff-ssim tests its results against that script). An optional dependency: the
+    well-known implementations (pytorch-msssim, torchmetrics, piq, TensorFlow's) need
+    PyTorch or TensorFlow. Needs at least 176 pixels on the short side.
+    """
+    import blazediff_ssim
+
+    x, y = _rgba8(a), _rgba8(b)
+    if x.shape != y.shape:
+        raise ValueError(f"shape mismatch: {x.shape} vs {y.shape}")
+    h, w = x.shape[:2]
+    return float(blazediff_ssim.compare_rgba(x.tobytes(), y.tobytes(), w, h, metric="ms-ssim").score)
+
+
+def _rgba8(img: ArrayLike) -> NDArray[np.uint8]:
+    x = np.asarray(img)
+    if x.dtype != np.uint8:
+        raise ValueError(f"MS-SSIM takes 8-bit images, not {x.dtype}")
+    if x.ndim == 2:
+        x = np.repeat(x[..., None], 3, axis=2)
+    if x.shape[2] == 3:
+        x = np.concatenate([x, np.full(x.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return np.ascontiguousarray(x)
 
 
 def bpp(n_bytes: int, img: ArrayLike) -> float:
@@ -165,6 +213,50 @@ def _mean_log_rate(psnrs: FloatArray, log_rates: FloatArray, lo: float, hi: floa
     raise ValueError(f"unknown BD method {method!r}")
 
 
+def bd_span(
+    rates_a: ArrayLike,
+    psnr_a: ArrayLike,
+    rates_b: ArrayLike,
+    psnr_b: ArrayLike,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> tuple[float, float] | None:
+    """The quality range a BD-rate averages over: both curves' ranges intersected with
+    [lo, hi]; None when empty or a curve has fewer than two usable points.
+
+    Why separate: a codec whose curve stops short of the window (WebP's quality 0 is
+    above 28 dB on some photos) is compared on the part both reach; callers report how
+    much of the window that was.
+    """
+    _, pa = pareto_front(rates_a, psnr_a)
+    _, pb = pareto_front(rates_b, psnr_b)
+    if pa.size < 2 or pb.size < 2:
+        return None
+    low = max(pa[0], pb[0], -math.inf if lo is None else lo)
+    high = min(pa[-1], pb[-1], math.inf if hi is None else hi)
+    return (float(low), float(high)) if low < high else None
+
+
+def matched_range(psnrs: ArrayLike, values: ArrayLike, lo: float, hi: float) -> tuple[float, float] | None:
+    """The range of another quality measure (``values``) that one codec's curve spans between
+    PSNR ``lo`` and ``hi``: its value at those PSNRs, interpolated linearly between its points.
+
+    Why: a window in SSIM that means the same quality as 28–38 dB for the reference codec,
+    image by image. Points are taken in PSNR order with the value made non-decreasing (a
+    sweep's rare wiggle would otherwise turn the range around); PSNRs outside the curve are
+    clipped to its ends. None without two finite points.
+    """
+    p = np.asarray(psnrs, dtype=np.float64).ravel()
+    v = np.asarray(values, dtype=np.float64).ravel()
+    ok = np.isfinite(p) & np.isfinite(v)
+    p, v = p[ok], v[ok]
+    if p.size < 2:
+        return None
+    order = np.argsort(p, kind="stable")
+    p, v = p[order], np.maximum.accumulate(v[order])
+    return float(np.interp(lo, p, v)), float(np.interp(hi, p, v))
+
+
 def bd_rate(
     rates_a: ArrayLike,
     psnr_a: ArrayLike,
@@ -185,11 +277,9 @@ def bd_rate(
     """
     ra, pa = pareto_front(rates_a, psnr_a)
     rb, pb = pareto_front(rates_b, psnr_b)
-    if pa.size < 2 or pb.size < 2:
+    span = bd_span(rates_a, psnr_a, rates_b, psnr_b, lo, hi)
+    if span is None:
         return math.nan
-    low = max(pa[0], pb[0], -math.inf if lo is None else lo)
-    high = min(pa[-1], pb[-1], math.inf if hi is None else hi)
-    if not low < high:
-        return math.nan
+    low, high = span
     diff = _mean_log_rate(pa, np.log(ra), low, high, method) - _mean_log_rate(pb, np.log(rb), low, high, method)
     return 100.0 * math.expm1(diff)
