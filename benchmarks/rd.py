@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import sample_path
+from _common import git_commit, kernel_path, sample_path
 from PIL import Image
 
 from svdcodec.evaluation import codecs as compare
@@ -85,6 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("results"), help="directory of the CSVs (default results/)")
     parser.add_argument("--plots", type=Path, help="directory of the plots (default: --out)")
     parser.add_argument("--name", help="prefix of every file written (default: the corpus directory's name)")
+    parser.add_argument("--rows", type=Path, metavar="PER_IMAGE_CSV",
+                        help="take the points from the per-image CSV of an earlier run instead of encoding "
+                             "(tables and plots again, e.g. in other windows)")
     parser.add_argument("--quick", action="store_true", help="fewer settings per codec")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     parser.add_argument(
@@ -143,6 +146,20 @@ def run_task(task: Task) -> list[compare.RDPoint]:
         img = np.asarray(im.convert("RGB"))
     return compare.sweep_image(img, [codec], quick=quick, with_ssim=True, image=Path(path).stem,
                                with_msssim=with_msssim)
+
+
+def read_rows(path: Path) -> list[compare.RDPoint]:
+    """The points of an earlier run's NAME-per-image.csv."""
+    def number(text: str) -> float | None:
+        return float(text) if text else None
+
+    def setting(text: str) -> compare.Setting:
+        return float(text) if "." in text else int(text)
+
+    with path.open(newline="") as f:
+        return [compare.RDPoint(r["image"], r["codec"], setting(r["setting"]), int(r["n_bytes"]), float(r["bpp"]),
+                                float(r["psnr"]), number(r.get("ssim", "")), number(r.get("msssim", "")))
+                for r in csv.DictReader(f)]
 
 
 def run_all(tasks: list[Task], jobs: int) -> list[compare.RDPoint]:
@@ -275,11 +292,47 @@ def plots(rows: list[compare.RDPoint], args: argparse.Namespace, name: str, with
     return written
 
 
+def report(rows: list[compare.RDPoint], args: argparse.Namespace, name: str, with_msssim: bool) -> list[Path]:
+    """Summary table and CSV, BD-rate table and CSV, plots; the paths written."""
+    written = [args.out / f"{name}-summary.csv"]
+    summary = summarize(rows)
+    write_csv(written[0], SUMMARY_HEADER, summary)
+    print_summary(summary, with_msssim)
+    if any(r.codec == args.reference for r in rows):
+        written.append(args.out / f"{name}-bd-rate.csv")
+        report_bd(rows, args, windows(args, with_msssim), written[-1])
+    try:
+        written += plots(rows, args, name, with_msssim)
+    except ImportError as exc:
+        print(f"# no plot: {exc}")
+    return written
+
+
+def from_rows(args: argparse.Namespace) -> int:
+    rows = read_rows(args.rows)
+    if not rows:
+        raise SystemExit(f"no points in {args.rows}")
+    name = args.name or args.rows.name.removesuffix("-per-image.csv")
+    with_msssim = args.msssim != "no" and all(r.msssim is not None for r in rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"# {len(rows)} points of {len({r.image for r in rows})} images from {args.rows}")
+    written = report(rows, args, name, with_msssim)
+    print(f"\n# wrote {', '.join(str(path) for path in written)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
     print("$ " + shlex.join(sys.orig_argv if argv is None else ["benchmarks/rd.py", *argv]))
     print(f"# started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load average {os.getloadavg()[0]:.1f}")
+    if args.rows is not None:
+        return from_rows(args)
+    import PIL
+
+    import svdcodec
+
+    print(f"# svdcodec {Path(svdcodec.__file__).parent} at {git_commit()} ({kernel_path()} kernels), Pillow {PIL.__version__}")
     codecs = select_codecs(args.codecs)
     with_msssim = want_msssim(args.msssim)
     if args.corpus is None:
@@ -299,19 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     tasks: list[Task] = [(path, codec, args.quick, with_msssim) for codec in slow_first for path in images]
     rows = run_all(tasks, args.jobs)
 
-    written = [args.out / f"{name}-per-image.csv", args.out / f"{name}-summary.csv"]
+    written = [args.out / f"{name}-per-image.csv"]
     fields = list(asdict(rows[0])) if rows else []
     write_csv(written[0], fields, [list(asdict(r).values()) for r in rows])
-    summary = summarize(rows)
-    write_csv(written[1], SUMMARY_HEADER, summary)
-    print_summary(summary, with_msssim)
-    if args.reference in codecs:
-        written.append(args.out / f"{name}-bd-rate.csv")
-        report_bd(rows, args, windows(args, with_msssim), written[-1])
-    try:
-        written += plots(rows, args, name, with_msssim)
-    except ImportError as exc:
-        print(f"# no plot: {exc}")
+    written += report(rows, args, name, with_msssim)
     print(f"\n# wrote {', '.join(str(path) for path in written)}")
     print(f"# wall time {time.perf_counter() - started:.1f} s (load average at the end {os.getloadavg()[0]:.1f})")
     return 0

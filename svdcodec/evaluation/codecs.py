@@ -446,8 +446,9 @@ def plot_rd(
             ax.plot(xs, ys, marker="o", markersize=3, label=codec)
     if measure == "psnr":
         windows = ([(lo, hi)] if lo is not None and hi is not None else []) + list(bands)
-        for i, (a, b) in enumerate(windows):
-            ax.axhspan(a, b, color=("0.88", "0.94")[i % 2], zorder=0, label=f"BD range {a:g}–{b:g} dB")
+        for i, (a, b) in enumerate(windows):  # see-through, so that overlapping windows both show
+            ax.axhspan(a, b, color=("0.55", "tab:blue")[i % 2], alpha=0.15, lw=0, zorder=0,
+                       label=f"BD range {a:g}–{b:g} dB")
     else:
         ax.set_yscale("function", functions=(_to_db, _from_db))
         ax.set_yticks(_SSIM_TICKS)
