@@ -17,6 +17,7 @@ the greyscale samples (camera, moon, ...) would test another path than Kodak's c
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -71,13 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="directory to write the PNGs into")
     args = parser.parse_args(argv)
     try:
-        import skimage
-    except ImportError:
+        version = importlib.metadata.version("scikit-image")
+    except importlib.metadata.PackageNotFoundError:
         raise SystemExit("the held-out photos come from scikit-image: pip install scikit-image") from None
     for path in export(args.out):
         with Image.open(path) as im:
             print(f"{path}  {im.width}x{im.height}")
-    print(f"# scikit-image {skimage.__version__}: {len(PHOTOS)} photos in {args.out}")
+    print(f"# scikit-image {version}: {len(PHOTOS)} photos in {args.out}")
     return 0
 
 

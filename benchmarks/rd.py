@@ -53,6 +53,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _common import git_commit, kernel_path, sample_path
@@ -190,7 +191,7 @@ def _mean(values: list[float | None]) -> float | None:
 SUMMARY_HEADER = ["codec", "setting", "n_images", "mean_bytes", "mean_bpp", "mean_psnr", "mean_ssim", "mean_msssim"]
 
 
-def summarize(rows: list[compare.RDPoint]) -> list[list[object]]:
+def summarize(rows: list[compare.RDPoint]) -> list[list[Any]]:
     """SUMMARY_HEADER's values per codec and setting: means over images."""
     groups: dict[tuple[str, object], list[compare.RDPoint]] = {}
     for row in rows:
@@ -213,7 +214,7 @@ def summarize(rows: list[compare.RDPoint]) -> list[list[object]]:
     return out
 
 
-def print_summary(summary: list[list[object]], with_msssim: bool) -> None:
+def print_summary(summary: list[list[Any]], with_msssim: bool) -> None:
     print(f"\n{'codec':<11} {'setting':>7} {'n':>3} {'bpp':>8} {'PSNR':>7} {'SSIM':>7}"
           + (f" {'MS-SSIM':>7}" if with_msssim else ""))
     for codec, setting, n, _, mean_bpp, mean_psnr, mean_ssim, mean_msssim in summary:
