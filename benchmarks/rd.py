@@ -11,7 +11,7 @@ benchmarks/heldout.py exports, or any directory of PNGs; without --corpus the ph
 svdcodec is used (a smoke test, not the README's figures).
 
 Every point is measured in RGB PSNR (all samples of all channels) and luma SSIM (BT.601 luma,
-11x11 Gaussian window, full resolution), and MS-SSIM when blazediff-ssim is installed. The
+11x11 Gaussian window, full resolution); no MS-SSIM (benchmarks/README.md says why). The
 BD-rates against the reference codec (Pillow JPEG, 4:2:0) are taken per image and averaged, in
 three windows:
 
@@ -19,7 +19,7 @@ three windows:
   * RGB PSNR 24–30 dB, about 0.1–0.5 bpp on photos: every codec's settings reach below 24 dB
     where the codec can (JPEG quality 1, svdi 3, JPEG 2000 20 dB; WebP and AVIF stop near
     28 dB on smooth photos at quality 0, and are then compared on the part both reach);
-  * luma SSIM (and MS-SSIM) over the range matched to JPEG's 28–38 dB: on each image, the
+  * luma SSIM over the range matched to JPEG's 28–38 dB: on each image, the
     SSIM that JPEG's own curve has at 28 dB and at 38 dB RGB PSNR (linear between its
     points) bounds the window, so it means the same quality to JPEG as the PSNR window.
     SSIM is averaged on the −10·log10(1 − SSIM) dB scale, where equal steps near 1 are not
@@ -32,7 +32,7 @@ interpolation, over the part of the window both curves reach; when that part is 
 Writes, with NAME the corpus directory's name (--name): OUT/NAME-per-image.csv (every image,
 codec and setting), OUT/NAME-summary.csv (means over images per codec and setting),
 OUT/NAME-bd-rate.csv (BD-rate and window coverage per image, window and codec, and the means),
-PLOTS/NAME-rd.png and PLOTS/NAME-rd-ssim.png (and NAME-rd-msssim.png), and prints the tables
+PLOTS/NAME-rd.png and PLOTS/NAME-rd-ssim.png, and prints the tables
 and the wall time.
 """
 
@@ -60,9 +60,8 @@ from _common import git_commit, kernel_path, sample_path
 from PIL import Image
 
 from svdcodec.evaluation import codecs as compare
-from svdcodec.evaluation.metrics import ms_ssim_available
 
-Task = tuple[str, str, bool, bool]  # (path, codec, quick, with_msssim)
+Task = tuple[str, str, bool]  # (path, codec, quick)
 FULL_COVERAGE = 0.95  # below this mean share of a window, the table says how much was compared
 
 
@@ -96,8 +95,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(compare.CODECS),
         help=f"comma-separated subset of {','.join(compare.CODECS)} (default: all)",
     )
-    parser.add_argument("--msssim", choices=("auto", "yes", "no"), default="auto",
-                        help="measure MS-SSIM (needs `pip install blazediff-ssim`); auto: when installed")
     parser.add_argument("--reference", default="jpeg", help="codec BD-rates are measured against")
     parser.add_argument("--lo", type=float, default=28.0, help="main RGB PSNR window, low end (dB)")
     parser.add_argument("--hi", type=float, default=38.0, help="main RGB PSNR window, high end (dB)")
@@ -106,18 +103,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def windows(args: argparse.Namespace, with_msssim: bool) -> list[Window]:
+def windows(args: argparse.Namespace) -> list[Window]:
     lo, hi = args.lo, args.hi
     low_lo, low_hi = args.low_window
     ref = args.reference.upper() if args.reference == "jpeg" else args.reference
-    out = [
+    return [
         Window(f"psnr_{lo:g}_{hi:g}", f"RGB PSNR {lo:g}–{hi:g} dB", "psnr", lo, hi),
         Window(f"psnr_{low_lo:g}_{low_hi:g}", f"RGB PSNR {low_lo:g}–{low_hi:g} dB", "psnr", low_lo, low_hi),
         Window("ssim", f"luma SSIM ({ref}'s {lo:g}–{hi:g} dB)", "ssim", lo, hi),
     ]
-    if with_msssim:
-        out.append(Window("msssim", f"MS-SSIM ({ref}'s {lo:g}–{hi:g} dB)", "msssim", lo, hi))
-    return out
 
 
 def select_codecs(spec: str) -> list[str]:
@@ -132,21 +126,11 @@ def select_codecs(spec: str) -> list[str]:
     return [n for n in names if n not in missing]
 
 
-def want_msssim(choice: str) -> bool:
-    available = ms_ssim_available()
-    if choice == "yes" and not available:
-        raise SystemExit("--msssim yes: MS-SSIM needs blazediff-ssim (pip install blazediff-ssim)")
-    if choice == "auto" and not available:
-        print("# no MS-SSIM: blazediff-ssim is not installed (pip install blazediff-ssim)")
-    return choice != "no" and available
-
-
 def run_task(task: Task) -> list[compare.RDPoint]:
-    path, codec, quick, with_msssim = task
+    path, codec, quick = task
     with Image.open(path) as im:
         img = np.asarray(im.convert("RGB"))
-    return compare.sweep_image(img, [codec], quick=quick, with_ssim=True, image=Path(path).stem,
-                               with_msssim=with_msssim)
+    return compare.sweep_image(img, [codec], quick=quick, with_ssim=True, image=Path(path).stem)
 
 
 def read_rows(path: Path) -> list[compare.RDPoint]:
@@ -159,7 +143,7 @@ def read_rows(path: Path) -> list[compare.RDPoint]:
 
     with path.open(newline="") as f:
         return [compare.RDPoint(r["image"], r["codec"], setting(r["setting"]), int(r["n_bytes"]), float(r["bpp"]),
-                                float(r["psnr"]), number(r.get("ssim", "")), number(r.get("msssim", "")))
+                                float(r["psnr"]), number(r.get("ssim", "")))
                 for r in csv.DictReader(f)]
 
 
@@ -188,7 +172,7 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(known)) if known else None
 
 
-SUMMARY_HEADER = ["codec", "setting", "n_images", "mean_bytes", "mean_bpp", "mean_psnr", "mean_ssim", "mean_msssim"]
+SUMMARY_HEADER = ["codec", "setting", "n_images", "mean_bytes", "mean_bpp", "mean_psnr", "mean_ssim"]
 
 
 def summarize(rows: list[compare.RDPoint]) -> list[list[Any]]:
@@ -208,19 +192,16 @@ def summarize(rows: list[compare.RDPoint]) -> list[list[Any]]:
                 float(np.mean([r.bpp for r in group])),
                 float(np.mean([r.psnr for r in group])),
                 _mean([r.ssim for r in group]),
-                _mean([r.msssim for r in group]),
             ]
         )
     return out
 
 
-def print_summary(summary: list[list[Any]], with_msssim: bool) -> None:
-    print(f"\n{'codec':<11} {'setting':>7} {'n':>3} {'bpp':>8} {'PSNR':>7} {'SSIM':>7}"
-          + (f" {'MS-SSIM':>7}" if with_msssim else ""))
-    for codec, setting, n, _, mean_bpp, mean_psnr, mean_ssim, mean_msssim in summary:
-        line = (f"{codec:<11} {setting!s:>7} {n:>3} {mean_bpp:>8.3f} {fmt(mean_psnr, '7.2f'):>7}"
-                f" {fmt(mean_ssim, '7.4f'):>7}")
-        print(line + (f" {fmt(mean_msssim, '7.4f'):>7}" if with_msssim else ""))
+def print_summary(summary: list[list[Any]]) -> None:
+    print(f"\n{'codec':<11} {'setting':>7} {'n':>3} {'bpp':>8} {'PSNR':>7} {'SSIM':>7}")
+    for codec, setting, n, _, mean_bpp, mean_psnr, mean_ssim in summary:
+        print(f"{codec:<11} {setting!s:>7} {n:>3} {mean_bpp:>8.3f} {fmt(mean_psnr, '7.2f'):>7}"
+              f" {fmt(mean_ssim, '7.4f'):>7}")
 
 
 def bd_cell(s: compare.BDSummary | None) -> str:
@@ -261,7 +242,7 @@ def report_bd(rows: list[compare.RDPoint], args: argparse.Namespace, cols: list[
     write_csv(path, header, table)
 
     n_images = len({r.image for r in rows})
-    print(f"\nMean BD-rate against {args.reference} over {n_images} images (negative: smaller files at equal quality)")
+    print(f"\nMean BD-rate against {args.reference} over {n_images} image{'s' if n_images != 1 else ''} (negative: smaller files at equal quality)")
     heads = ["codec", *[w.label for w in cols]]
     body = [[codec, *[bd_cell(means[w.key].get(codec)) for w in cols]] for codec in codecs]
     widths = [max(len(str(r[i])) for r in [heads, *body]) for i in range(len(heads))]
@@ -277,7 +258,7 @@ def report_bd(rows: list[compare.RDPoint], args: argparse.Namespace, cols: list[
         print("| " + " | ".join(line) + " |")
 
 
-def plots(rows: list[compare.RDPoint], args: argparse.Namespace, name: str, with_msssim: bool) -> list[Path]:
+def plots(rows: list[compare.RDPoint], args: argparse.Namespace, name: str) -> list[Path]:
     where = args.plots or args.out
     where.mkdir(parents=True, exist_ok=True)
     n_images = len({r.image for r in rows})
@@ -285,25 +266,22 @@ def plots(rows: list[compare.RDPoint], args: argparse.Namespace, name: str, with
     written = [where / f"{name}-rd.png"]
     compare.plot_rd(rows, written[0], args.lo, args.hi, title=f"RGB PSNR against rate ({what})",
                     bands=[tuple(args.low_window)])
-    for measure in ("ssim", "msssim") if with_msssim else ("ssim",):
-        path = where / f"{name}-rd-{measure}.png"
-        label = compare.MEASURE_LABELS[measure]
-        compare.plot_rd(rows, path, title=f"{label} against rate ({what})", measure=measure)
-        written.append(path)
+    written.append(where / f"{name}-rd-ssim.png")
+    compare.plot_rd(rows, written[-1], title=f"luma SSIM against rate ({what})", measure="ssim")
     return written
 
 
-def report(rows: list[compare.RDPoint], args: argparse.Namespace, name: str, with_msssim: bool) -> list[Path]:
+def report(rows: list[compare.RDPoint], args: argparse.Namespace, name: str) -> list[Path]:
     """Summary table and CSV, BD-rate table and CSV, plots; the paths written."""
     written = [args.out / f"{name}-summary.csv"]
     summary = summarize(rows)
     write_csv(written[0], SUMMARY_HEADER, summary)
-    print_summary(summary, with_msssim)
+    print_summary(summary)
     if any(r.codec == args.reference for r in rows):
         written.append(args.out / f"{name}-bd-rate.csv")
-        report_bd(rows, args, windows(args, with_msssim), written[-1])
+        report_bd(rows, args, windows(args), written[-1])
     try:
-        written += plots(rows, args, name, with_msssim)
+        written += plots(rows, args, name)
     except ImportError as exc:
         print(f"# no plot: {exc}")
     return written
@@ -314,10 +292,9 @@ def from_rows(args: argparse.Namespace) -> int:
     if not rows:
         raise SystemExit(f"no points in {args.rows}")
     name = args.name or args.rows.name.removesuffix("-per-image.csv")
-    with_msssim = args.msssim != "no" and all(r.msssim is not None for r in rows)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"# {len(rows)} points of {len({r.image for r in rows})} images from {args.rows}")
-    written = report(rows, args, name, with_msssim)
+    written = report(rows, args, name)
     print(f"\n# wrote {', '.join(str(path) for path in written)}")
     return 0
 
@@ -335,7 +312,6 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# svdcodec {Path(svdcodec.__file__).parent} at {git_commit()} ({kernel_path()} kernels), Pillow {PIL.__version__}")
     codecs = select_codecs(args.codecs)
-    with_msssim = want_msssim(args.msssim)
     if args.corpus is None:
         images = [str(sample_path())]
         print(f"# no --corpus: the bundled sample {images[0]} only")
@@ -345,18 +321,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no PNG images in {args.corpus}")
     name = args.name or (args.corpus.resolve().name if args.corpus else "sample")
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"# {len(images)} images, codecs {','.join(codecs)}, jobs {args.jobs}, quick={args.quick}, "
-          f"MS-SSIM {'yes' if with_msssim else 'no'}")
+    print(f"# {len(images)} images, codecs {','.join(codecs)}, jobs {args.jobs}, quick={args.quick}")
 
     # Slow codecs first so the pool does not end waiting on one long task.
     slow_first = sorted(codecs, key=lambda c: c not in ("svdi", "svdi-plain", "avif", "lecture"))
-    tasks: list[Task] = [(path, codec, args.quick, with_msssim) for codec in slow_first for path in images]
+    tasks: list[Task] = [(path, codec, args.quick) for codec in slow_first for path in images]
     rows = run_all(tasks, args.jobs)
 
     written = [args.out / f"{name}-per-image.csv"]
     fields = list(asdict(rows[0])) if rows else []
     write_csv(written[0], fields, [list(asdict(r).values()) for r in rows])
-    written += report(rows, args, name, with_msssim)
+    written += report(rows, args, name)
     print(f"\n# wrote {', '.join(str(path) for path in written)}")
     print(f"# wall time {time.perf_counter() - started:.1f} s (load average at the end {os.getloadavg()[0]:.1f})")
     return 0

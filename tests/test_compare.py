@@ -213,19 +213,6 @@ def test_bd_rate_at_equal_ssim_over_the_references_matched_range() -> None:
     assert math.isnan(compare.mean_bd_rates(bare, "jpeg", 28, 38, measure="ssim")["fake"].mean)
 
 
-def test_ms_ssim_when_installed() -> None:
-    if not metrics.ms_ssim_available():
-        pytest.skip("blazediff-ssim is not installed")
-    rng = np.random.default_rng(1)
-    img = smooth_image(192, 200)
-    noisy = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
-    worse = np.clip(img + rng.normal(0, 24, img.shape), 0, 255).astype(np.uint8)
-    assert metrics.ms_ssim(img, img) == pytest.approx(1.0)
-    assert 0 < metrics.ms_ssim(img, worse) < metrics.ms_ssim(img, noisy) < 1
-    with pytest.raises(ValueError):
-        metrics.ms_ssim(img.astype(np.float32), img)
-
-
 # ---------------------------------------------------------------- codec runners
 
 

@@ -35,7 +35,6 @@ from .metrics import (
     bpp,
     luma,  # noqa: F401
     matched_range,
-    ms_ssim,
     pareto_front,  # noqa: F401
     psnr,
     ssim,
@@ -250,22 +249,20 @@ class RDPoint:
     bpp: float
     psnr: float
     ssim: float | None = None
-    msssim: float | None = None
 
 
-Measure = Literal["psnr", "ssim", "msssim"]
-"""A quality measure of a point: RGB PSNR, luma SSIM, MS-SSIM."""
+Measure = Literal["psnr", "ssim"]
+"""A quality measure of a point: RGB PSNR, luma SSIM."""
 
-MEASURE_LABELS: dict[str, str] = {"psnr": "RGB PSNR (dB)", "ssim": "luma SSIM", "msssim": "MS-SSIM"}
+MEASURE_LABELS: dict[str, str] = {"psnr": "RGB PSNR (dB)", "ssim": "luma SSIM"}
 
 
 def quality_of(point: RDPoint, measure: Measure) -> float:
-    """A point's quality on a scale where BD-rates are averaged: PSNR in dB, SSIM and
-    MS-SSIM as −10·log10(1 − value) dB (:func:`metrics.ssim_db`); nan if not measured."""
+    """A point's quality on a scale where BD-rates are averaged: PSNR in dB, SSIM as
+    −10·log10(1 − SSIM) dB (:func:`metrics.ssim_db`); nan if SSIM was not measured."""
     if measure == "psnr":
         return point.psnr
-    value = getattr(point, measure)
-    return math.nan if value is None else ssim_db(value)
+    return math.nan if point.ssim is None else ssim_db(point.ssim)
 
 
 def sweep_image(
@@ -274,12 +271,8 @@ def sweep_image(
     quick: bool = False,
     with_ssim: bool = False,
     image: str = "",
-    with_msssim: bool = False,
 ) -> list[RDPoint]:
-    """Run every setting of each codec (default: all available) on one image.
-
-    ``with_msssim`` needs blazediff-ssim (:func:`metrics.ms_ssim_available`).
-    """
+    """Run every setting of each codec (default: all available) on one image."""
     names = available_codecs() if codecs is None else list(codecs)
     rows = []
     for name in names:
@@ -295,7 +288,6 @@ def sweep_image(
                     bpp=bpp(n_bytes, img),
                     psnr=psnr(img, decoded),
                     ssim=ssim(img, decoded) if with_ssim else None,
-                    msssim=ms_ssim(img, decoded) if with_msssim else None,
                 )
             )
     return rows
@@ -322,8 +314,8 @@ def _window(
     rows_by_curve: dict[tuple[str, str], list[RDPoint]], image: str, reference: str,
     lo: float, hi: float, measure: Measure,
 ) -> tuple[float, float] | None:
-    """[lo, hi] in ``measure``: as given for PSNR; for SSIM and MS-SSIM the range the
-    reference codec's own points span on this image between PSNR lo and hi."""
+    """[lo, hi] in ``measure``: as given for PSNR; for SSIM the range the reference codec's
+    own points span on this image between PSNR lo and hi."""
     if measure == "psnr":
         return lo, hi
     ref = rows_by_curve.get((image, reference), [])
@@ -336,9 +328,9 @@ def bd_results_per_image(
 ) -> dict[str, dict[str, BDResult]]:
     """BD-rate and window coverage of every codec against ``reference``: {codec: {image: result}}.
 
-    The window is RGB PSNR [lo, hi] dB; with ``measure`` "ssim" or "msssim" the rate is
-    compared at equal SSIM (MS-SSIM), over the range that the reference's curve spans
-    between PSNR lo and hi on each image (see :func:`_window`).
+    The window is RGB PSNR [lo, hi] dB; with ``measure`` "ssim" the rate is compared at
+    equal SSIM, over the range that the reference's curve spans between PSNR lo and hi on
+    each image (see :func:`_window`).
     """
     rows = list(rows)
     by_curve: dict[tuple[str, str], list[RDPoint]] = defaultdict(list)
@@ -396,7 +388,7 @@ def mean_bd_rates(
 def mean_curves(rows: Iterable[RDPoint], measure: Measure = "psnr") -> dict[str, list[tuple[Setting, float, float]]]:
     """{codec: [(setting, mean bpp, mean quality)]} averaged over images, in setting order.
 
-    The quality is PSNR in dB, or the mean SSIM / MS-SSIM value itself (not its dB form).
+    The quality is PSNR in dB, or the mean SSIM itself (not its dB form).
     """
     groups: dict[tuple[str, Setting], list[RDPoint]] = defaultdict(list)
     for row in rows:
@@ -411,7 +403,7 @@ def mean_curves(rows: Iterable[RDPoint], measure: Measure = "psnr") -> dict[str,
 
 
 def _raw_quality(point: RDPoint, measure: Measure) -> float:
-    value = point.psnr if measure == "psnr" else getattr(point, measure)
+    value = point.psnr if measure == "psnr" else point.ssim
     return math.nan if value is None else float(value)
 
 
@@ -429,9 +421,9 @@ def plot_rd(
 
     The x axis is logarithmic because the lecture baseline spends tens of bpp
     where the real codecs spend fractions of one. Lossless points (infinite
-    PSNR) are left out. For SSIM and MS-SSIM the y axis is labelled in the
-    measure's own values on the −10·log10(1 − value) scale that BD-rates use,
-    so the range near 1 is not crowded. matplotlib is an optional dependency.
+    PSNR) are left out. For SSIM the y axis is labelled in SSIM values on the
+    −10·log10(1 − SSIM) scale that BD-rates use, so the range near 1 is not
+    crowded. matplotlib is an optional dependency.
     """
     try:
         from matplotlib.figure import Figure

@@ -1,6 +1,5 @@
-"""Image quality and rate measures: PSNR, SSIM (and MS-SSIM where blazediff-ssim is
-installed), luma, bits per pixel, and the Bjøntegaard delta rate (BD-rate) between
-rate-distortion curves.
+"""Image quality and rate measures: PSNR, SSIM, luma, bits per pixel, and the Bjøntegaard
+delta rate (BD-rate) between rate-distortion curves.
 
 Everything is deterministic, vectorised numpy, so the same inputs give the same numbers on any
 machine. Images are arrays of shape (H, W) or (H, W, C); PSNR is over all samples of all
@@ -81,50 +80,13 @@ def ssim(a: ArrayLike, b: ArrayLike, peak: float = 255.0) -> float:
 
 
 def ssim_db(value: float) -> float:
-    """SSIM (or MS-SSIM) as −10·log10(1 − SSIM) dB; ``inf`` at 1.
+    """SSIM as −10·log10(1 − SSIM) dB; ``inf`` at 1.
 
     Why: SSIM crowds good pictures near 1 (0.95 and 0.99 are far apart to the eye), so
     curves and BD-rate averages over an SSIM range use this scale, on which equal steps
     are roughly equal steps of visible quality, as PSNR's are.
     """
     return math.inf if value >= 1.0 else -10.0 * math.log10(1.0 - value)
-
-
-def ms_ssim_available() -> bool:
-    """Whether MS-SSIM can be measured: blazediff-ssim (an optional package) is installed."""
-    try:
-        import blazediff_ssim  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def ms_ssim(a: ArrayLike, b: ArrayLike) -> float:
-    """Multi-scale SSIM of two 8-bit RGB (or grey) images, by blazediff-ssim.
-
-    Wang, Simoncelli and Bovik's five-scale MS-SSIM on luma as their msssim.m computes it
-    (blazediff-ssim tests its results against that script). An optional dependency: the
-    well-known implementations (pytorch-msssim, torchmetrics, piq, TensorFlow's) need
-    PyTorch or TensorFlow. Needs at least 176 pixels on the short side.
-    """
-    import blazediff_ssim
-
-    x, y = _rgba8(a), _rgba8(b)
-    if x.shape != y.shape:
-        raise ValueError(f"shape mismatch: {x.shape} vs {y.shape}")
-    h, w = x.shape[:2]
-    return float(blazediff_ssim.compare_rgba(x.tobytes(), y.tobytes(), w, h, metric="ms-ssim").score)
-
-
-def _rgba8(img: ArrayLike) -> NDArray[np.uint8]:
-    x = np.asarray(img)
-    if x.dtype != np.uint8:
-        raise ValueError(f"MS-SSIM takes 8-bit images, not {x.dtype}")
-    if x.ndim == 2:
-        x = np.repeat(x[..., None], 3, axis=2)
-    if x.shape[2] == 3:
-        x = np.concatenate([x, np.full(x.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    return np.ascontiguousarray(x)
 
 
 def bpp(n_bytes: int, img: ArrayLike) -> float:
