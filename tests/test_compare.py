@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -16,7 +17,8 @@ from PIL import Image, features
 
 import svdcodec
 from svdcodec.cli import compare as compare_cli
-from svdcodec.evaluation import codecs as compare, metrics
+from svdcodec.evaluation import codecs as compare
+from svdcodec.evaluation import metrics
 
 SAMPLE = Path(svdcodec.__file__).parent / "data" / "sample.png"
 
@@ -158,6 +160,57 @@ def test_bd_rate_antisymmetric_and_scale_invariant(steps_a: list[float], steps_b
     ba = compare.bd_rate(rb, pb, ra, pa, 28, 38)
     assert (1 + ab / 100) * (1 + ba / 100) == pytest.approx(1.0)
     assert compare.bd_rate(scale * ra, pa, scale * rb, pb, 28, 38) == pytest.approx(ab, abs=1e-9)
+
+
+def test_ssim_db_scale() -> None:
+    assert metrics.ssim_db(0.9) == pytest.approx(10.0)
+    assert metrics.ssim_db(0.99) == pytest.approx(20.0)
+    assert metrics.ssim_db(1.0) == math.inf
+
+
+def test_bd_span_is_the_overlap_within_the_window() -> None:
+    assert metrics.bd_span(RATES, PSNRS, RATES, PSNRS + 1, 20, 50) == (28.0, 39.0)
+    assert metrics.bd_span(RATES, PSNRS, RATES, PSNRS, 30, 35) == (30.0, 35.0)
+    assert metrics.bd_span(RATES, PSNRS, RATES, PSNRS + 20) is None
+    assert metrics.bd_span(RATES[:1], PSNRS[:1], RATES, PSNRS) is None
+
+
+def test_matched_range_interpolates_the_curve_at_the_psnrs() -> None:
+    psnrs = [30.0, 26.0, 34.0, 38.0]  # any order
+    values = [12.0, 8.0, 16.0, 20.0]  # value = psnr - 18
+    assert metrics.matched_range(psnrs, values, 28, 36) == pytest.approx((10.0, 18.0))
+    # beyond the curve: clipped to its ends
+    assert metrics.matched_range(psnrs, values, 20, 40) == pytest.approx((8.0, 20.0))
+    # a wiggle downward is flattened, so the range never turns around
+    assert metrics.matched_range([28, 30, 32], [10, 9, 12], 29, 30) == pytest.approx((10.0, 10.0))
+    assert metrics.matched_range([28, math.nan], [10, 11], 28, 30) is None
+
+
+def _points(image: str, codec: str, rates: np.ndarray, psnrs: np.ndarray, ssims: np.ndarray) -> list[compare.RDPoint]:
+    return [compare.RDPoint(image, codec, i, int(1000 * r), float(r), float(p), float(s))
+            for i, (r, p, s) in enumerate(zip(rates, psnrs, ssims))]
+
+
+def test_bd_rate_at_equal_ssim_over_the_references_matched_range() -> None:
+    p = np.linspace(22.0, 42.0, 11)
+    ref_db = p - 18.0  # the reference's SSIM in dB, 10 dB (SSIM 0.9) at 28 dB PSNR
+    ref = _points("a", "jpeg", np.exp(0.15 * (p - 30)), p, 1 - 10 ** (-ref_db / 10))
+    # the other codec: same PSNR curve, but 2 dB more SSIM at every rate. At equal SSIM s dB
+    # it is at PSNR s + 16 where the reference is at s + 18: log-rate 0.15 * 2 = 0.3 lower.
+    other = _points("a", "fake", np.exp(0.15 * (p - 30)), p, 1 - 10 ** (-(ref_db + 2) / 10))
+    rows = ref + other
+    by_psnr = compare.bd_results_per_image(rows, "jpeg", 28, 38)["fake"]["a"]
+    assert by_psnr.bd_rate == pytest.approx(0.0, abs=1e-9) and by_psnr.coverage == pytest.approx(1.0)
+    by_ssim = compare.bd_results_per_image(rows, "jpeg", 28, 38, measure="ssim")["fake"]["a"]
+    assert by_ssim.bd_rate == pytest.approx(100 * math.expm1(-0.3))
+    assert by_ssim.coverage == pytest.approx(1.0)
+    # a curve that stops at 32 dB covers 40 % of 28-38 dB
+    short = [r for r in other if r.psnr <= 32]
+    cut = compare.mean_bd_rates(ref + short, "jpeg", 28, 38)["fake"]
+    assert cut.coverage == pytest.approx(0.4) and cut.n_images == 1
+    # no SSIM measured: no window, no BD-rate
+    bare = [dataclasses.replace(r, ssim=None) for r in rows]
+    assert math.isnan(compare.mean_bd_rates(bare, "jpeg", 28, 38, measure="ssim")["fake"].mean)
 
 
 # ---------------------------------------------------------------- codec runners

@@ -6,8 +6,11 @@ plus Pillow round trips, so the same sweep gives the same table on any machine
 with the same library versions.
 
 Conventions: images are ``uint8`` arrays of shape (H, W) or (H, W, 3); PSNR is
-computed over all samples of all channels ("RGB PSNR"); rates are in bits per
-pixel (bpp) of the H x W image.
+computed over all samples of all channels ("RGB PSNR"); SSIM on luma; rates are in
+bits per pixel (bpp) of the H x W image. Every codec's settings reach below 24 dB
+where the codec can (JPEG quality 1, svdi 3, JPEG 2000 20 dB), so that BD-rates over
+24–30 dB (about 0.1–0.5 bpp on photos) have curves to compare; WebP and AVIF at
+quality 0 stay above that on smooth photos.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,11 +31,14 @@ from .metrics import (
     BDMethod,  # noqa: F401
     FloatArray,
     bd_rate,
+    bd_span,
     bpp,
     luma,  # noqa: F401
+    matched_range,
     pareto_front,  # noqa: F401
     psnr,
     ssim,
+    ssim_db,
 )
 
 Array = NDArray[np.uint8]
@@ -200,19 +206,28 @@ class Codec:
 
 
 _QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 98, 100)
-_QUICK_QUALITIES = (10, 30, 50, 70, 85, 95)
+_QUICK_QUALITIES = (5, 10, 30, 50, 70, 85, 95)
+# libjpeg's quality 1 and 2 give the same tables (every step clipped at 255).
+_JPEG_QUALITIES = (1, 3, 7, *_QUALITIES)
+_JPEG_QUICK = (1, 3, *_QUICK_QUALITIES)
+_WEBP_QUALITIES = (0, 2, *_QUALITIES)
+_WEBP_QUICK = (0, *_QUICK_QUALITIES)
+_SVDI_QUALITIES = (3, 5, 7, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+_SVDI_QUICK = (3, 5, 10, 30, 50, 70, 90)
 
 CODECS: dict[str, Codec] = {
     c.name: c
     for c in (
-        Codec("jpeg", _QUALITIES, _QUICK_QUALITIES, _per_setting(run_jpeg), "jpg"),
-        Codec("webp", _QUALITIES, _QUICK_QUALITIES, _per_setting(run_webp), "webp"),
-        Codec("avif", (10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95), (20, 40, 60, 80, 90), _per_setting(run_avif), "avif"),
-        Codec("jp2", (24, 26, 28, 30, 32, 34, 36, 38, 40, 42, 44), (26, 30, 34, 38, 42), _per_setting(run_jp2), "jpg_2000"),
+        Codec("jpeg", _JPEG_QUALITIES, _JPEG_QUICK, _per_setting(run_jpeg), "jpg"),
+        Codec("webp", _WEBP_QUALITIES, _WEBP_QUICK, _per_setting(run_webp), "webp"),
+        Codec("avif", (0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95), (0, 10, 20, 40, 60, 80, 90),
+              _per_setting(run_avif), "avif"),
+        Codec("jp2", (20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42, 44), (22, 26, 30, 34, 38, 42),
+              _per_setting(run_jp2), "jpg_2000"),
         Codec("png", (6,), (6,), _per_setting(run_png), "zlib"),
         Codec("lecture", (4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 320, 384), (16, 48, 128, 256, 384), lecture_sweep),
-        Codec("svdi", (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95), (10, 30, 50, 70, 90), _svdi("auto")),
-        Codec("svdi-plain", (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95), (10, 30, 50, 70, 90), _svdi("plain")),
+        Codec("svdi", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto")),
+        Codec("svdi-plain", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("plain")),
     )
 }
 """Every codec the comparison knows, in report order."""
@@ -234,6 +249,20 @@ class RDPoint:
     bpp: float
     psnr: float
     ssim: float | None = None
+
+
+Measure = Literal["psnr", "ssim"]
+"""A quality measure of a point: RGB PSNR, luma SSIM."""
+
+MEASURE_LABELS: dict[str, str] = {"psnr": "RGB PSNR (dB)", "ssim": "luma SSIM"}
+
+
+def quality_of(point: RDPoint, measure: Measure) -> float:
+    """A point's quality on a scale where BD-rates are averaged: PSNR in dB, SSIM as
+    −10·log10(1 − SSIM) dB (:func:`metrics.ssim_db`); nan if SSIM was not measured."""
+    if measure == "psnr":
+        return point.psnr
+    return math.nan if point.ssim is None else ssim_db(point.ssim)
 
 
 def sweep_image(
@@ -264,49 +293,103 @@ def sweep_image(
     return rows
 
 
-def _curves(rows: Iterable[RDPoint]) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
-    curves: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+Curve = tuple[list[float], list[float]]  # (rates, qualities)
+
+
+def _curves(rows: Iterable[RDPoint], measure: Measure = "psnr") -> dict[tuple[str, str], Curve]:
+    curves: dict[tuple[str, str], Curve] = defaultdict(lambda: ([], []))
     for row in rows:
-        rates, psnrs = curves[(row.image, row.codec)]
+        rates, qualities = curves[(row.image, row.codec)]
         rates.append(row.bpp)
-        psnrs.append(row.psnr)
+        qualities.append(quality_of(row, measure))
     return curves
 
 
+class BDResult(NamedTuple):
+    bd_rate: float  # percent against the reference; nan where undefined
+    coverage: float  # share of the window both curves reach (0 where undefined)
+
+
+def _window(
+    rows_by_curve: dict[tuple[str, str], list[RDPoint]], image: str, reference: str,
+    lo: float, hi: float, measure: Measure,
+) -> tuple[float, float] | None:
+    """[lo, hi] in ``measure``: as given for PSNR; for SSIM the range the reference codec's
+    own points span on this image between PSNR lo and hi."""
+    if measure == "psnr":
+        return lo, hi
+    ref = rows_by_curve.get((image, reference), [])
+    return matched_range([r.psnr for r in ref], [quality_of(r, measure) for r in ref], lo, hi)
+
+
+def bd_results_per_image(
+    rows: Iterable[RDPoint], reference: str = "jpeg", lo: float = 28.0, hi: float = 38.0,
+    measure: Measure = "psnr",
+) -> dict[str, dict[str, BDResult]]:
+    """BD-rate and window coverage of every codec against ``reference``: {codec: {image: result}}.
+
+    The window is RGB PSNR [lo, hi] dB; with ``measure`` "ssim" the rate is compared at
+    equal SSIM, over the range that the reference's curve spans between PSNR lo and hi on
+    each image (see :func:`_window`).
+    """
+    rows = list(rows)
+    by_curve: dict[tuple[str, str], list[RDPoint]] = defaultdict(list)
+    for row in rows:
+        by_curve[(row.image, row.codec)].append(row)
+    curves = _curves(rows, measure)
+    out: dict[str, dict[str, BDResult]] = defaultdict(dict)
+    for (image, codec), (rates, qualities) in curves.items():
+        ref = curves.get((image, reference))
+        if codec == reference or ref is None:
+            continue
+        window = _window(by_curve, image, reference, lo, hi, measure)
+        if window is None or not window[0] < window[1]:
+            out[codec][image] = BDResult(math.nan, 0.0)
+            continue
+        span = bd_span(rates, qualities, ref[0], ref[1], *window)
+        value = bd_rate(rates, qualities, ref[0], ref[1], *window)
+        coverage = 0.0 if span is None else (span[1] - span[0]) / (window[1] - window[0])
+        out[codec][image] = BDResult(value, coverage)
+    return dict(out)
+
+
 def bd_rates_per_image(
-    rows: Iterable[RDPoint], reference: str = "jpeg", lo: float = 28.0, hi: float = 38.0
+    rows: Iterable[RDPoint], reference: str = "jpeg", lo: float = 28.0, hi: float = 38.0,
+    measure: Measure = "psnr",
 ) -> dict[str, dict[str, float]]:
     """BD-rate (percent) of every codec against ``reference``: {codec: {image: bd}}."""
-    curves = _curves(rows)
-    out: dict[str, dict[str, float]] = defaultdict(dict)
-    for (image, codec), (rates, psnrs) in curves.items():
-        ref = curves.get((image, reference))
-        if codec != reference and ref is not None:
-            out[codec][image] = bd_rate(rates, psnrs, ref[0], ref[1], lo, hi)
-    return dict(out)
+    results = bd_results_per_image(rows, reference, lo, hi, measure)
+    return {codec: {image: r.bd_rate for image, r in per.items()} for codec, per in results.items()}
 
 
 class BDSummary(NamedTuple):
     mean: float  # mean over images with a defined BD-rate; nan if none
     n_images: int  # images that contributed
     n_total: int  # images on which the codec was measured
+    coverage: float = 1.0  # mean share of the window compared, over the contributing images
 
 
 def mean_bd_rates(
-    rows: Iterable[RDPoint], reference: str = "jpeg", lo: float = 28.0, hi: float = 38.0
+    rows: Iterable[RDPoint], reference: str = "jpeg", lo: float = 28.0, hi: float = 38.0,
+    measure: Measure = "psnr",
 ) -> dict[str, BDSummary]:
     """Per-image BD-rate vs ``reference`` over [lo, hi] dB, then the mean over images."""
     summary = {}
-    for codec, per_image in bd_rates_per_image(rows, reference, lo, hi).items():
-        values = np.array(list(per_image.values()), dtype=np.float64)
-        finite = values[np.isfinite(values)]
-        mean = float(finite.mean()) if finite.size else math.nan
-        summary[codec] = BDSummary(mean, int(finite.size), int(values.size))
+    for codec, per_image in bd_results_per_image(rows, reference, lo, hi, measure).items():
+        values = np.array([r.bd_rate for r in per_image.values()], dtype=np.float64)
+        coverage = np.array([r.coverage for r in per_image.values()], dtype=np.float64)
+        finite = np.isfinite(values)
+        mean = float(values[finite].mean()) if finite.any() else math.nan
+        cover = float(coverage[finite].mean()) if finite.any() else 0.0
+        summary[codec] = BDSummary(mean, int(finite.sum()), int(values.size), cover)
     return summary
 
 
-def mean_curves(rows: Iterable[RDPoint]) -> dict[str, list[tuple[Setting, float, float]]]:
-    """{codec: [(setting, mean bpp, mean PSNR)]} averaged over images, in setting order."""
+def mean_curves(rows: Iterable[RDPoint], measure: Measure = "psnr") -> dict[str, list[tuple[Setting, float, float]]]:
+    """{codec: [(setting, mean bpp, mean quality)]} averaged over images, in setting order.
+
+    The quality is PSNR in dB, or the mean SSIM itself (not its dB form).
+    """
     groups: dict[tuple[str, Setting], list[RDPoint]] = defaultdict(list)
     for row in rows:
         groups[(row.codec, row.setting)].append(row)
@@ -314,9 +397,14 @@ def mean_curves(rows: Iterable[RDPoint]) -> dict[str, list[tuple[Setting, float,
     order = {name: i for i, name in enumerate(CODECS)}
     for (codec, setting), group in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0])):
         out[codec].append(
-            (setting, float(np.mean([r.bpp for r in group])), float(np.mean([r.psnr for r in group])))
+            (setting, float(np.mean([r.bpp for r in group])), float(np.mean([_raw_quality(r, measure) for r in group])))
         )
     return dict(out)
+
+
+def _raw_quality(point: RDPoint, measure: Measure) -> float:
+    value = point.psnr if measure == "psnr" else point.ssim
+    return math.nan if value is None else float(value)
 
 
 def plot_rd(
@@ -325,12 +413,17 @@ def plot_rd(
     lo: float | None = None,
     hi: float | None = None,
     title: str = "Rate–distortion (mean over images)",
+    measure: Measure = "psnr",
+    bands: Sequence[tuple[float, float]] = (),
 ) -> None:
-    """Save a bpp-vs-PSNR plot, one line per codec; [lo, hi] dB is shaded if given.
+    """Save a bpp-vs-quality plot, one line per codec; PSNR windows [lo, hi] and ``bands``
+    are shaded (PSNR only).
 
     The x axis is logarithmic because the lecture baseline spends tens of bpp
     where the real codecs spend fractions of one. Lossless points (infinite
-    PSNR) are left out. matplotlib is an optional dependency.
+    PSNR) are left out. For SSIM the y axis is labelled in SSIM values on the
+    −10·log10(1 − SSIM) scale that BD-rates use, so the range near 1 is not
+    crowded. matplotlib is an optional dependency.
     """
     try:
         from matplotlib.figure import Figure
@@ -338,17 +431,36 @@ def plot_rd(
         raise ImportError("plot_rd needs matplotlib, an optional extra: pip install matplotlib") from exc
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.add_subplot()
-    for codec, points in mean_curves(rows).items():
-        finite = [(b, p) for _, b, p in points if math.isfinite(p)]
+    for codec, points in mean_curves(rows, measure).items():
+        finite = [(b, q) for _, b, q in points if math.isfinite(q) and (measure == "psnr" or q < 1.0)]
         if finite:
             xs, ys = zip(*sorted(finite))
             ax.plot(xs, ys, marker="o", markersize=3, label=codec)
-    if lo is not None and hi is not None:
-        ax.axhspan(lo, hi, color="0.9", zorder=0, label=f"BD range {lo:g}–{hi:g} dB")
+    if measure == "psnr":
+        windows = ([(lo, hi)] if lo is not None and hi is not None else []) + list(bands)
+        for i, (a, b) in enumerate(windows):  # see-through, so that overlapping windows both show
+            ax.axhspan(a, b, color=("0.55", "tab:blue")[i % 2], alpha=0.15, lw=0, zorder=0,
+                       label=f"BD range {a:g}–{b:g} dB")
+    else:
+        ax.set_yscale("function", functions=(_to_db, _from_db))
+        ax.set_yticks(_SSIM_TICKS)
+        ax.yaxis.set_major_formatter("{x:.3g}")
     ax.set_xscale("log")
     ax.set_xlabel("bits per pixel")
-    ax.set_ylabel("RGB PSNR (dB)")
+    ax.set_ylabel(MEASURE_LABELS[measure])
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.savefig(path, dpi=120)
+
+
+_SSIM_TICKS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
+
+
+def _to_db(values: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -10.0 * np.log10(1.0 - np.minimum(values, 1.0 - 1e-9))
+
+
+def _from_db(db: FloatArray) -> FloatArray:
+    return 1.0 - 10.0 ** (-np.asarray(db) / 10.0)

@@ -79,6 +79,16 @@ def ssim(a: ArrayLike, b: ArrayLike, peak: float = 255.0) -> float:
     return float(smap.mean())
 
 
+def ssim_db(value: float) -> float:
+    """SSIM as −10·log10(1 − SSIM) dB; ``inf`` at 1.
+
+    Why: SSIM crowds good pictures near 1 (0.95 and 0.99 are far apart to the eye), so
+    curves and BD-rate averages over an SSIM range use this scale, on which equal steps
+    are roughly equal steps of visible quality, as PSNR's are.
+    """
+    return math.inf if value >= 1.0 else -10.0 * math.log10(1.0 - value)
+
+
 def bpp(n_bytes: int, img: ArrayLike) -> float:
     """Bits per pixel of an H x W (x C) image, counting pixels, not samples."""
     shape = np.shape(img)
@@ -165,6 +175,50 @@ def _mean_log_rate(psnrs: FloatArray, log_rates: FloatArray, lo: float, hi: floa
     raise ValueError(f"unknown BD method {method!r}")
 
 
+def bd_span(
+    rates_a: ArrayLike,
+    psnr_a: ArrayLike,
+    rates_b: ArrayLike,
+    psnr_b: ArrayLike,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> tuple[float, float] | None:
+    """The quality range a BD-rate averages over: both curves' ranges intersected with
+    [lo, hi]; None when empty or a curve has fewer than two usable points.
+
+    Why separate: a codec whose curve stops short of the window (WebP's quality 0 is
+    above 28 dB on some photos) is compared on the part both reach; callers report how
+    much of the window that was.
+    """
+    _, pa = pareto_front(rates_a, psnr_a)
+    _, pb = pareto_front(rates_b, psnr_b)
+    if pa.size < 2 or pb.size < 2:
+        return None
+    low = max(pa[0], pb[0], -math.inf if lo is None else lo)
+    high = min(pa[-1], pb[-1], math.inf if hi is None else hi)
+    return (float(low), float(high)) if low < high else None
+
+
+def matched_range(psnrs: ArrayLike, values: ArrayLike, lo: float, hi: float) -> tuple[float, float] | None:
+    """The range of another quality measure (``values``) that one codec's curve spans between
+    PSNR ``lo`` and ``hi``: its value at those PSNRs, interpolated linearly between its points.
+
+    Why: a window in SSIM that means the same quality as 28–38 dB for the reference codec,
+    image by image. Points are taken in PSNR order with the value made non-decreasing (a
+    sweep's rare wiggle would otherwise turn the range around); PSNRs outside the curve are
+    clipped to its ends. None without two finite points.
+    """
+    p = np.asarray(psnrs, dtype=np.float64).ravel()
+    v = np.asarray(values, dtype=np.float64).ravel()
+    ok = np.isfinite(p) & np.isfinite(v)
+    p, v = p[ok], v[ok]
+    if p.size < 2:
+        return None
+    order = np.argsort(p, kind="stable")
+    p, v = p[order], np.maximum.accumulate(v[order])
+    return float(np.interp(lo, p, v)), float(np.interp(hi, p, v))
+
+
 def bd_rate(
     rates_a: ArrayLike,
     psnr_a: ArrayLike,
@@ -185,11 +239,9 @@ def bd_rate(
     """
     ra, pa = pareto_front(rates_a, psnr_a)
     rb, pb = pareto_front(rates_b, psnr_b)
-    if pa.size < 2 or pb.size < 2:
+    span = bd_span(rates_a, psnr_a, rates_b, psnr_b, lo, hi)
+    if span is None:
         return math.nan
-    low = max(pa[0], pb[0], -math.inf if lo is None else lo)
-    high = min(pa[-1], pb[-1], math.inf if hi is None else hi)
-    if not low < high:
-        return math.nan
+    low, high = span
     diff = _mean_log_rate(pa, np.log(ra), low, high, method) - _mean_log_rate(pb, np.log(rb), low, high, method)
     return 100.0 * math.expm1(diff)
