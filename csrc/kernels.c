@@ -1431,6 +1431,114 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------ decoding: deblocking */
+
+/* How far p0 and q0 of one edge move (spec §5.4): 0 where the edge is left alone. */
+ALWAYS_INLINE int edge_delta(int p1, int p0, int q0, int q1, int alpha, int beta, int tc)
+{
+    if (abs(p0 - q0) >= alpha || abs(p1 - p0) >= beta || abs(q1 - q0) >= beta)
+        return 0;
+    int d = 4 * (q0 - p0) + (p1 - q1) + 4;
+    d = d >= 0 ? d >> 3 : -((-d + 7) >> 3); /* floor(d / 8), no >> of a negative value */
+    return d < -tc ? -tc : (d > tc ? tc : d);
+}
+
+/* One row of n samples `step` bytes apart: every edge e = period, 2 period, ... with
+   e + 1 < n, each reading the samples as they were before the row was filtered (only p1 can
+   have moved before it is read: the previous edge's q0, when period is 2). */
+static void deblock_row(uint8_t *s, Py_ssize_t step, Py_ssize_t n, Py_ssize_t period,
+                        int alpha, int beta, int tc)
+{
+    int saved = 0; /* the previous edge's q0 as it was */
+    for (Py_ssize_t e = period; e + 1 < n; e += period) {
+        int p1 = (period == 2 && e > period) ? saved : s[(e - 2) * step];
+        int p0 = s[(e - 1) * step], q0 = s[e * step], q1 = s[(e + 1) * step];
+        saved = q0;
+        int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+        if (d) {
+            s[(e - 1) * step] = (uint8_t)clamp_byte(p0 + d);
+            s[e * step] = (uint8_t)clamp_byte(q0 - d);
+        }
+    }
+}
+
+/* Columns [x0, x1) of rows n apart by `row` bytes, `step` bytes between columns: edge row
+   after edge row (each edge's four rows are read along the row, as they lie in memory);
+   `saved` holds each column's previous q0 as it was (period 2). */
+static void deblock_columns(uint8_t *s, Py_ssize_t row, Py_ssize_t step, Py_ssize_t n,
+                            Py_ssize_t x0, Py_ssize_t x1, Py_ssize_t period, int alpha,
+                            int beta, int tc, uint8_t *saved)
+{
+    for (Py_ssize_t e = period; e + 1 < n; e += period) {
+        uint8_t *r1 = s + (e - 2) * row, *r0 = s + (e - 1) * row, *t0 = s + e * row,
+                *t1 = s + (e + 1) * row;
+        int reuse = period == 2 && e > period;
+        for (Py_ssize_t x = x0; x < x1; x++) {
+            Py_ssize_t at = x * step;
+            int p1 = reuse ? saved[x - x0] : r1[at];
+            int p0 = r0[at], q0 = t0[at], q1 = t1[at];
+            saved[x - x0] = (uint8_t)q0;
+            int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+            if (d) {
+                r0[at] = (uint8_t)clamp_byte(p0 + d);
+                t0[at] = (uint8_t)clamp_byte(q0 - d);
+            }
+        }
+    }
+}
+
+PyDoc_STRVAR(deblock_doc,
+"deblock(out, c, axis, lo, hi, period, alpha, beta, tc) -> None\n\n"
+"codec.deblock.filter_lines on channel c of out ((h, w, channels) uint8, C-contiguous), in\n"
+"place: axis 1 the vertical edges of rows [lo, hi), axis 0 the horizontal edges of columns\n"
+"[lo, hi); edges every `period` (>= 2) samples; alpha, beta, tc in 0..255.");
+
+static PyObject *deblock(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"out", "c", "axis", "lo", "hi", "period", "alpha", "beta", "tc",
+                            NULL};
+    PyObject *o_out, *result = NULL;
+    Py_ssize_t c, axis, lo, hi, period, alpha, beta, tc;
+    Arr out = {0};
+    uint8_t *saved = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Onnnnnnnn:deblock", names, &o_out, &c,
+                                     &axis, &lo, &hi, &period, &alpha, &beta, &tc))
+        return NULL;
+    if (get_array(o_out, &out, "out", 3, T_U8, A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t h = out.shape[0], w = out.shape[1], channels = out.shape[2];
+    Py_ssize_t extent = axis == 1 ? h : w;
+    if (c < 0 || c >= channels || (axis != 0 && axis != 1) || lo < 0 || hi < lo
+        || hi > extent || period < 2 || alpha < 0 || alpha > 255 || beta < 0 || beta > 255
+        || tc < 0 || tc > 255) {
+        value_error("deblock: needs 0 <= c < channels, axis 0 or 1, 0 <= lo <= hi <= the "
+                    "other axis' extent, period >= 2, alpha, beta, tc in 0..255");
+        goto done;
+    }
+    uint8_t *base = (uint8_t *)out.data + c;
+    Py_ssize_t row = out.strides[0], step = out.strides[1];
+    if (axis == 0 && hi > lo) {
+        saved = malloc((size_t)(hi - lo));
+        if (saved == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (axis == 1)
+        for (Py_ssize_t y = lo; y < hi; y++)
+            deblock_row(base + y * row, step, w, period, (int)alpha, (int)beta, (int)tc);
+    else if (hi > lo)
+        deblock_columns(base, row, step, h, lo, hi, period, (int)alpha, (int)beta, (int)tc,
+                        saved);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(saved);
+    release(&out);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ encoding */
 
 /* One pixel row (w pixels of c channels, type T) as a plane row: the float32 sum of
@@ -2247,7 +2355,7 @@ static PyMethodDef methods[] = {
     METHOD(unpredict_into), METHOD(upsample_ycc),
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
-    METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve),
+    METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
     {NULL, NULL, 0, NULL},
 };
 

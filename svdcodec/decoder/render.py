@@ -18,6 +18,7 @@ from ..codec.colour import (
     needs_float64,
     wide_ycc_to_rgb,
 )
+from ..codec.deblock import deblock_image
 from ..codec.resample import Bilinear
 from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
@@ -45,6 +46,9 @@ class OutputPlan:
     - `chroma_jobs` (direct, small chroma factors): the chroma planes decode as concurrent jobs
       beside Y's factor set-up, each with its own buffers (not for large factors: each plane's
       buffers at once would break the memory bound).
+    - `deblock` (version 4, a plane with the deblocking filter): the 8-bit samples are filtered
+      in the output before the colour conversion (spec §5.4), so the output holds Y'CbCr
+      first: not fused (the filter needs the upsampled chroma's bytes).
     """
 
     ranks: list[int]  # components decoded per plane
@@ -56,11 +60,13 @@ class OutputPlan:
     fused: bool
     direct: bool
     chroma_jobs: bool
+    deblock: bool
     compiled: ModuleType | None
     colour: np.ndarray | None  # the kernels' colour constants (compiled Y'CbCr only)
 
     @classmethod
-    def of(cls, container: Container, components: int | None) -> OutputPlan:
+    def of(cls, container: Container, components: int | None, fuse: bool = True
+           ) -> OutputPlan:
         header = container.header
         h, w = header.height, header.width
         ranks = [p.rank if components is None else min(p.rank, components)
@@ -72,13 +78,15 @@ class OutputPlan:
         # the fused paths are 8-bit's (16-bit Y'CbCr is rounded into the output, then converted)
         colour = (kernels.colour_constants()
                   if compiled is not None and ycc and header.dtype == np.uint8 else None)
-        fused = colour is not None and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
+        deblock = any(p.filtered for p in container.planes)
+        fused = fuse and colour is not None and not deblock \
+            and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
         direct = fused and bool(chroma) and container.planes[0].layout == LAYOUT_PATCH
         chroma_jobs = direct and (sum(factor_bytes(container, p) for p in chroma)
                                   <= band_sizes.JOB_BYTES)
         out_bytes = h * w * header.channels * header.dtype.itemsize
         return cls(ranks, bands_for(full, h, w), pass_budget(out_bytes), full, chroma, ycc,
-                   fused, direct, chroma_jobs, compiled, colour)
+                   fused, direct, chroma_jobs, deblock, compiled, colour)
 
     def order(self, planes: list[Plane]) -> list[Plane]:
         """The planes in decoding order: chroma first on the direct path (Y' needs it)."""
@@ -86,11 +94,14 @@ class OutputPlan:
 
 
 def render_image(container: Container, components: int | None = None,
-                 threads: int | None = None) -> np.ndarray:
+                 threads: int | None = None, colour: bool = True) -> np.ndarray:
     """The decoded image (h, w, c), plane after plane and band by band (see `OutputPlan` for
-    the paths), so that large factors are in memory one plane at a time."""
+    the paths), so that large factors are in memory one plane at a time.
+
+    colour=False (8-bit Y'CbCr only): the samples before the colour conversion, deblocked as
+    the file says, without residual blocks: what the encoder measures its filter on."""
     header = container.header
-    plan = OutputPlan.of(container, components)
+    plan = OutputPlan.of(container, components, fuse=colour)
     out = np.empty((header.height, header.width, header.channels), dtype=header.dtype)
     scratch: dict[str, np.ndarray] = {}  # factor buffers shared by the planes
     halves: dict[int, np.ndarray] = {}  # whole chroma planes kept for the fused conversion
@@ -110,6 +121,11 @@ def render_image(container: Container, components: int | None = None,
             render_full_plane(rows, plan, header, out, halves, threads)
         elif p.index not in halves:
             render_chroma(container, plan, p, out, halves, scratch, threads)
+    if plan.deblock:
+        deblock_image(out, header, container.planes, plan.compiled, threads)
+    if not colour:
+        assert not plan.fused and header.dtype == np.uint8
+        return out
     if plan.ycc and not plan.direct:
         convert_colour(out, plan, halves, threads)
     if container.residuals and all(r == p.rank for r, p in zip(plan.ranks, container.planes)):

@@ -1,0 +1,84 @@
+"""The deblocking filter of format version 4 (spec §5.4): a weak H.264-style normal edge filter
+on a plane's 8-bit samples across its patch edges, in integers, so that every decoder gives
+the same bits.
+
+Across each edge p1 p0 | q0 q1 (between samples e - 1 and e, e a multiple of the edge period)
+where |p0 - q0| < alpha, |p1 - p0| < beta and |q1 - q0| < beta, p0 and q0 move by
+delta = clamp((4 (q0 - p0) + (p1 - q1) + 4) >> 3, -tc, tc), clamped to 0..255. One pass across
+the vertical edges (along rows), then one across the horizontal edges (along columns) of its
+result; within a pass every edge reads the samples as they were before the pass (which matters
+only for an edge period of 2, where one edge's p1 is the previous edge's q0).
+
+`filter_lines` is the numpy path (whole edges at a time, no loop over samples); the compiled
+kernel `deblock` gives the same bytes (tests/test_deblock.py). `deblock_channel` runs either
+over bands of rows, then slabs of columns, in threads.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from ..format import Header, Plane
+from ..runtime.threads import run_bands
+
+#: Rows (first pass) or columns (second pass) per piece of work.
+PIECE = 256
+
+
+def edge_period(plane: Plane, header: Header) -> int:
+    """Samples between a plane's patch edges in its output channel: the patch side, twice that
+    for a subsampled chroma plane (upsampled to the image size before filtering)."""
+    return plane.patch * (2 if (plane.height, plane.width) != (header.height, header.width)
+                          else 1)
+
+
+def filter_lines(samples: np.ndarray, period: int, alpha: int, beta: int, tc: int,
+                 axis: int) -> None:
+    """One pass in place on a 2-D uint8 array (any strides): the edges between samples
+    e - 1 and e along `axis`, for e = period, 2 period, ... with e + 1 inside."""
+    v = np.moveaxis(samples, axis, 0)
+    e = np.arange(period, v.shape[0] - 1, period)
+    if e.size == 0:
+        return
+    p1, p0, q0, q1 = (v[e + k].astype(np.int16) for k in (-2, -1, 0, 1))  # copies: read first
+    active = (np.abs(p0 - q0) < alpha) & (np.abs(p1 - p0) < beta) & (np.abs(q1 - q0) < beta)
+    delta = np.clip((4 * (q0 - p0) + (p1 - q1) + 4) >> 3, -tc, tc)
+    delta *= active
+    v[e - 1] = np.clip(p0 + delta, 0, 255)
+    v[e] = np.clip(q0 - delta, 0, 255)
+
+
+def pieces(extent: int) -> list[tuple[int, int]]:
+    return [(a, min(a + PIECE, extent)) for a in range(0, extent, PIECE)]
+
+
+def deblock_channel(image: np.ndarray, channel: int, period: int,
+                    params: tuple[int, int, int], compiled: ModuleType | None,
+                    threads: int | None = None) -> None:
+    """Both passes in place on one channel of an (h, w, c) uint8 image: rows in bands, then
+    columns in slabs (each piece's lines are independent of the others')."""
+    alpha, beta, tc = params
+    h, w = image.shape[:2]
+    for axis, extent in ((1, h), (0, w)):
+        spans = pieces(extent)
+
+        def run(i: int, axis: int = axis, spans: list[tuple[int, int]] = spans) -> None:
+            lo, hi = spans[i]
+            if compiled is not None:
+                compiled.deblock(image, channel, axis, lo, hi, period, alpha, beta, tc)
+            elif axis == 1:
+                filter_lines(image[lo:hi, :, channel], period, alpha, beta, tc, 1)
+            else:
+                filter_lines(image[:, lo:hi, channel], period, alpha, beta, tc, 0)
+        run_bands(run, len(spans), threads)
+
+
+def deblock_image(image: np.ndarray, header: Header, planes: list[Plane],
+                  compiled: ModuleType | None, threads: int | None = None) -> None:
+    """Every filtered plane's channel of the image's 8-bit samples, in place (spec §5.4)."""
+    for p in planes:
+        if p.filtered:
+            deblock_channel(image, p.index, edge_period(p, header), p.deblock, compiled,
+                            threads)
