@@ -132,7 +132,7 @@ def test_encoder_filters_where_it_helps_and_every_decoder_agrees(channels: int,
     # blocks (against the filtered image) differ.
     assert factor_chunks(data) == factor_chunks(plain)
     decoded = decode_everywhere(data)
-    colour = 3 if channels >= 3 else channels
+    colour = min(3, channels)
     assert psnr(image[..., :colour], decoded.reshape(image.shape)[..., :colour]) > \
         psnr(image[..., :colour], svdcodec.decode(plain).reshape(image.shape)[..., :colour])
     for k in (1, 3):  # a preview is filtered alike

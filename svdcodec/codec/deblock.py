@@ -11,7 +11,8 @@ only for an edge period of 2, where one edge's p1 is the previous edge's q0).
 
 `filter_lines` is the numpy path (whole edges at a time, no loop over samples); the compiled
 kernel `deblock` gives the same bytes (tests/test_deblock.py). `deblock_channel` runs either
-over bands of rows, then slabs of columns, in threads.
+over bands of rows, then slabs of columns, in threads; `decoder.deblock` applies it to the
+planes a file filters.
 """
 
 from __future__ import annotations
@@ -20,18 +21,16 @@ from types import ModuleType
 
 import numpy as np
 
-from ..format import Header, Plane
 from ..runtime.threads import run_bands
 
 #: Rows (first pass) or columns (second pass) per piece of work.
 PIECE = 256
 
 
-def edge_period(plane: Plane, header: Header) -> int:
+def edge_period(patch: int, halved: bool) -> int:
     """Samples between a plane's patch edges in its output channel: the patch side, twice that
-    for a subsampled chroma plane (upsampled to the image size before filtering)."""
-    return plane.patch * (2 if (plane.height, plane.width) != (header.height, header.width)
-                          else 1)
+    for a halved (subsampled chroma) plane, upsampled to the image size before filtering."""
+    return patch * (2 if halved else 1)
 
 
 def filter_lines(samples: np.ndarray, period: int, alpha: int, beta: int, tc: int,
@@ -73,12 +72,3 @@ def deblock_channel(image: np.ndarray, channel: int, period: int,
             else:
                 filter_lines(image[:, lo:hi, channel], period, alpha, beta, tc, 0)
         run_bands(run, len(spans), threads)
-
-
-def deblock_image(image: np.ndarray, header: Header, planes: list[Plane],
-                  compiled: ModuleType | None, threads: int | None = None) -> None:
-    """Every filtered plane's channel of the image's 8-bit samples, in place (spec §5.4)."""
-    for p in planes:
-        if p.filtered:
-            deblock_channel(image, p.index, edge_period(p, header), p.deblock, compiled,
-                            threads)

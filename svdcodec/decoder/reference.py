@@ -16,7 +16,6 @@ from ..codec import exact as exact_rule
 from ..codec import residual as residuals
 from ..codec.coding import from_symbols, unpredict
 from ..codec.colour import from_planes
-from ..codec.deblock import deblock_image
 from ..codec.layout import from_matrix
 from ..codec.quantize import reconstruct
 from ..errors import SvdiError
@@ -29,6 +28,7 @@ from ..format import (
     Plane,
     unpack,
 )
+from .deblock import deblock_image
 
 
 def factor_integers(container: Container, plane: Plane, factor: str, rank: int) -> np.ndarray:

@@ -18,12 +18,12 @@ from ..codec.colour import (
     needs_float64,
     wide_ycc_to_rgb,
 )
-from ..codec.deblock import deblock_image
 from ..codec.resample import Bilinear
 from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import run_bands
+from .deblock import deblock_image
 from .factors import factor_bytes
 from .plane import PlaneReconstructor, bands_for, pass_budget
 from .residuals import apply_residuals

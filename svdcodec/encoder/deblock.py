@@ -17,7 +17,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..codec.colour import CHROMA_OFFSET, plain_ycc
-from ..codec.deblock import deblock_channel, edge_period
+from ..codec.deblock import deblock_channel
+from ..decoder.deblock import plane_period
 from ..format import (
     COLOUR_YCBCR,
     END,
@@ -94,7 +95,9 @@ def best_strength(samples: np.ndarray, target: np.ndarray, period: int, step: fl
 def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     """The encoder's file (no metadata, no residual yet) with the deblocking filter of each
     plane that gains from one (version 4), or `layer` itself."""
-    from ..decoder.render import render_image  # the decoder's samples, before the filter
+    from ..decoder.render import (
+        render_image,  # the decoder's samples, before the filter
+    )
 
     container = unpack(layer)
     header = container.header
@@ -111,7 +114,7 @@ def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
         params = NO_DEBLOCK
         if p.layout == LAYOUT_PATCH and p.rank:
             params, saved = best_strength(samples[..., p.index], target[..., p.index],
-                                          edge_period(p, header), p.step)
+                                          plane_period(p, header), p.step)
             gain += saved
         chosen.append(replace(p, deblock=params))
     extra = len(chosen) * (plan_record(4).size - plan_record(header.version).size)

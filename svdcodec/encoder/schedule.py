@@ -14,6 +14,7 @@ import numpy as np
 
 from ..format import END, LAYOUT_PATCH, Header, pack_header, pack_means
 from ..runtime.threads import run_bands
+from .deblock import with_deblocking
 from .plane import (
     Band,
     Candidate,
@@ -25,7 +26,6 @@ from .plane import (
     fitted_candidate,
     layout_sample,
 )
-from .deblock import with_deblocking
 from .residual import exact_layer
 from .source import PlaneSource, image_header
 from .tuning import CHROMA_STEP, FIT_EXTRA_RANK, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
