@@ -1082,6 +1082,53 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(double_chroma_doc,
+"double_chroma(out, y0, y1, cb, cr) -> None\n\n"
+"Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous get Cb + 128 and Cr + 128 in channels\n"
+"1 and 2: the cb and cr planes (h/2, w/2 float32) doubled as resample.Bilinear does and\n"
+"rounded as decoder.render rounds them (upsample_ycc without the conversion: the samples the\n"
+"deblocking filter of format version 4 works on).");
+
+static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"out", "y0", "y1", "cb", "cr", NULL};
+    PyObject *o_out, *o_cb, *o_cr, *result = NULL;
+    Py_ssize_t y0, y1;
+    Arr out = {0}, cb = {0}, cr = {0};
+    WideChroma wc = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO:double_chroma", names, &o_out, &y0,
+                                     &y1, &o_cb, &o_cr))
+        return NULL;
+    if (get_image(o_out, &out, y0, y1) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
+        || line_buffers(&wc, 0) == NULL)
+        goto done;
+    Py_ssize_t w = out.shape[1], c = out.shape[2];
+    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w;
+    int error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
+    for (Py_ssize_t y = y0; y < y1 && !error; y++) {
+        uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
+        error = chroma_line(&wc, y, blue, red);
+        for (Py_ssize_t x = 0; !error && x < w; x++) {
+            row[c * x + 1] = (uint8_t)((int)blue[x] + 128);
+            row[c * x + 2] = (uint8_t)((int)red[x] + 128);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (error)
+        PyErr_SetString(PyExc_RuntimeError, "double_chroma: chroma row out of range");
+    else
+        result = Py_NewRef(Py_None);
+done:
+    free(wc.wide);
+    release(&out);
+    release(&cb);
+    release(&cr);
+    return result;
+}
+
 /* dst[gx * patch + p] = flat[base + gx * patch^2 + p] for gx < count, p < patch: one pixel row
    of `count` patches stored one after another (flat float32, from the row's offset `base`). */
 static void patch_row(const char *flat, Py_ssize_t base, Py_ssize_t count, Py_ssize_t patch,
@@ -1433,20 +1480,23 @@ done:
 
 /* ------------------------------------------------------------------------ decoding: deblocking */
 
-/* How far p0 and q0 of one edge move (spec §5.4): 0 where the edge is left alone. */
+/* How far p0 and q0 of one edge move (spec §5.4): 0 where the edge is left alone. Without
+   branches (an edge's test is as likely to pass as to fail: a branch would be mispredicted
+   half the time), and with the floor of (4 (q0 - p0) + (p1 - q1) + 4) / 8 taken as a shift of
+   a non-negative number: the sum is at least -1271, so adding 1280 = 8 * 160 first and taking
+   160 after gives the floor without shifting a negative value. */
 ALWAYS_INLINE int edge_delta(int p1, int p0, int q0, int q1, int alpha, int beta, int tc)
 {
-    if (abs(p0 - q0) >= alpha || abs(p1 - p0) >= beta || abs(q1 - q0) >= beta)
-        return 0;
-    int d = 4 * (q0 - p0) + (p1 - q1) + 4;
-    d = d >= 0 ? d >> 3 : -((-d + 7) >> 3); /* floor(d / 8), no >> of a negative value */
-    return d < -tc ? -tc : (d > tc ? tc : d);
+    int active = (abs(p0 - q0) < alpha) & (abs(p1 - p0) < beta) & (abs(q1 - q0) < beta);
+    int d = ((4 * (q0 - p0) + (p1 - q1) + 1284) >> 3) - 160;
+    d = d < -tc ? -tc : (d > tc ? tc : d);
+    return active ? d : 0;
 }
 
 /* One row of n samples `step` bytes apart: every edge e = period, 2 period, ... with
    e + 1 < n, each reading the samples as they were before the row was filtered (only p1 can
    have moved before it is read: the previous edge's q0, when period is 2). */
-static void deblock_row(uint8_t *s, Py_ssize_t step, Py_ssize_t n, Py_ssize_t period,
+HOT static void deblock_row(uint8_t *s, Py_ssize_t step, Py_ssize_t n, Py_ssize_t period,
                         int alpha, int beta, int tc)
 {
     int saved = 0; /* the previous edge's q0 as it was */
@@ -1455,17 +1505,15 @@ static void deblock_row(uint8_t *s, Py_ssize_t step, Py_ssize_t n, Py_ssize_t pe
         int p0 = s[(e - 1) * step], q0 = s[e * step], q1 = s[(e + 1) * step];
         saved = q0;
         int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
-        if (d) {
-            s[(e - 1) * step] = (uint8_t)clamp_byte(p0 + d);
-            s[e * step] = (uint8_t)clamp_byte(q0 - d);
-        }
+        s[(e - 1) * step] = (uint8_t)clamp_byte(p0 + d);
+        s[e * step] = (uint8_t)clamp_byte(q0 - d);
     }
 }
 
 /* Columns [x0, x1) of rows n apart by `row` bytes, `step` bytes between columns: edge row
    after edge row (each edge's four rows are read along the row, as they lie in memory);
    `saved` holds each column's previous q0 as it was (period 2). */
-static void deblock_columns(uint8_t *s, Py_ssize_t row, Py_ssize_t step, Py_ssize_t n,
+HOT static void deblock_columns(uint8_t *s, Py_ssize_t row, Py_ssize_t step, Py_ssize_t n,
                             Py_ssize_t x0, Py_ssize_t x1, Py_ssize_t period, int alpha,
                             int beta, int tc, uint8_t *saved)
 {
@@ -1479,10 +1527,8 @@ static void deblock_columns(uint8_t *s, Py_ssize_t row, Py_ssize_t step, Py_ssiz
             int p0 = r0[at], q0 = t0[at], q1 = t1[at];
             saved[x - x0] = (uint8_t)q0;
             int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
-            if (d) {
-                r0[at] = (uint8_t)clamp_byte(p0 + d);
-                t0[at] = (uint8_t)clamp_byte(q0 - d);
-            }
+            r0[at] = (uint8_t)clamp_byte(p0 + d);
+            t0[at] = (uint8_t)clamp_byte(q0 - d);
         }
     }
 }
@@ -2356,6 +2402,7 @@ static PyMethodDef methods[] = {
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
+    METHOD(double_chroma),
     {NULL, NULL, 0, NULL},
 };
 

@@ -23,8 +23,9 @@ import numpy as np
 
 from ..runtime.threads import run_bands
 
-#: Rows (first pass) or columns (second pass) per piece of work.
-PIECE = 256
+#: Samples per piece of work (a band of rows, then a slab of columns): enough that handing a
+#: piece to a thread costs little beside it.
+PIECE_SAMPLES = 1 << 18
 
 
 def edge_period(patch: int, halved: bool) -> int:
@@ -49,8 +50,10 @@ def filter_lines(samples: np.ndarray, period: int, alpha: int, beta: int, tc: in
     v[e] = np.clip(q0 - delta, 0, 255)
 
 
-def pieces(extent: int) -> list[tuple[int, int]]:
-    return [(a, min(a + PIECE, extent)) for a in range(0, extent, PIECE)]
+def pieces(extent: int, length: int) -> list[tuple[int, int]]:
+    """[lo, hi) spans of `extent` lines of `length` samples, about PIECE_SAMPLES each."""
+    per = max(16, PIECE_SAMPLES // max(length, 1))
+    return [(a, min(a + per, extent)) for a in range(0, extent, per)]
 
 
 def deblock_channel(image: np.ndarray, channel: int, period: int,
@@ -60,8 +63,8 @@ def deblock_channel(image: np.ndarray, channel: int, period: int,
     columns in slabs (each piece's lines are independent of the others')."""
     alpha, beta, tc = params
     h, w = image.shape[:2]
-    for axis, extent in ((1, h), (0, w)):
-        spans = pieces(extent)
+    for axis, extent, length in ((1, h, w), (0, w, h)):
+        spans = pieces(extent, length)
 
         def run(i: int, axis: int = axis, spans: list[tuple[int, int]] = spans) -> None:
             lo, hi = spans[i]

@@ -48,7 +48,8 @@ class OutputPlan:
       buffers at once would break the memory bound).
     - `deblock` (version 4, a plane with the deblocking filter): the 8-bit samples are filtered
       in the output before the colour conversion (spec §5.4), so the output holds Y'CbCr
-      first: not fused (the filter needs the upsampled chroma's bytes).
+      first: not direct; fused chroma is doubled into the output (`double_chroma`) before the
+      filter, then converted in place.
     """
 
     ranks: list[int]  # components decoded per plane
@@ -65,7 +66,7 @@ class OutputPlan:
     colour: np.ndarray | None  # the kernels' colour constants (compiled Y'CbCr only)
 
     @classmethod
-    def of(cls, container: Container, components: int | None, fuse: bool = True
+    def of(cls, container: Container, components: int | None, convert: bool = True
            ) -> OutputPlan:
         header = container.header
         h, w = header.height, header.width
@@ -79,9 +80,9 @@ class OutputPlan:
         colour = (kernels.colour_constants()
                   if compiled is not None and ycc and header.dtype == np.uint8 else None)
         deblock = any(p.filtered for p in container.planes)
-        fused = fuse and colour is not None and not deblock \
-            and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
-        direct = fused and bool(chroma) and container.planes[0].layout == LAYOUT_PATCH
+        fused = colour is not None and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
+        direct = fused and bool(chroma) and container.planes[0].layout == LAYOUT_PATCH \
+            and convert and not deblock
         chroma_jobs = direct and (sum(factor_bytes(container, p) for p in chroma)
                                   <= band_sizes.JOB_BYTES)
         out_bytes = h * w * header.channels * header.dtype.itemsize
@@ -101,7 +102,7 @@ def render_image(container: Container, components: int | None = None,
     colour=False (8-bit Y'CbCr only): the samples before the colour conversion, deblocked as
     the file says, without residual blocks: what the encoder measures its filter on."""
     header = container.header
-    plan = OutputPlan.of(container, components, fuse=colour)
+    plan = OutputPlan.of(container, components, convert=colour)
     out = np.empty((header.height, header.width, header.channels), dtype=header.dtype)
     scratch: dict[str, np.ndarray] = {}  # factor buffers shared by the planes
     halves: dict[int, np.ndarray] = {}  # whole chroma planes kept for the fused conversion
@@ -121,10 +122,13 @@ def render_image(container: Container, components: int | None = None,
             render_full_plane(rows, plan, header, out, halves, threads)
         elif p.index not in halves:
             render_chroma(container, plan, p, out, halves, scratch, threads)
+    if halves and (plan.deblock or not colour):  # the filter works on bytes of Cb and Cr
+        double_chroma(out, plan, halves, threads)
+        halves.clear()
     if plan.deblock:
         deblock_image(out, header, container.planes, plan.compiled, threads)
     if not colour:
-        assert not plan.fused and header.dtype == np.uint8
+        assert not plan.direct and header.dtype == np.uint8
         return out
     if plan.ycc and not plan.direct:
         convert_colour(out, plan, halves, threads)
@@ -228,6 +232,19 @@ def check_image(container: Container) -> None:
                                                       header.dtype))):
                 raise SvdiError(f"samples overflow {header.dtype} (sample scale {header.scale})")
         rows.each_band(check, None)
+
+
+def double_chroma(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarray],
+                  threads: int | None) -> None:
+    """The kept chroma planes doubled and rounded into channels 1 and 2 of the output, band by
+    band (compiled: the fused path keeps them only with the kernels), as `render_chroma`
+    upsamples them on the other paths."""
+    assert plan.compiled is not None
+
+    def double(i: int) -> None:
+        y0, y1 = plan.bands[i]
+        plan.compiled.double_chroma(out, y0, y1, halves[1], halves[2])
+    run_bands(double, len(plan.bands), threads)
 
 
 def convert_colour(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarray],
