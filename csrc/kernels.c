@@ -1510,78 +1510,106 @@ HOT static void deblock_row(uint8_t *s, Py_ssize_t step, Py_ssize_t n, Py_ssize_
     }
 }
 
-/* Columns [x0, x1) of rows n apart by `row` bytes, `step` bytes between columns: edge row
-   after edge row (each edge's four rows are read along the row, as they lie in memory);
-   `saved` holds each column's previous q0 as it was (period 2). */
-HOT static void deblock_columns(uint8_t *s, Py_ssize_t row, Py_ssize_t step, Py_ssize_t n,
-                            Py_ssize_t x0, Py_ssize_t x1, Py_ssize_t period, int alpha,
-                            int beta, int tc, uint8_t *saved)
+/* The edges of row e of one channel (e a multiple of its period, e + 1 < the height) for
+   columns [x0, x1): `step` bytes between columns, `row` bytes between rows. `saved` holds each
+   column's previous q0 as it was (period 2: the previous edge's q0 is this edge's p1). The
+   four rows are read along the row, as they lie in memory. */
+HOT static void deblock_edge_row(uint8_t *s, Py_ssize_t row, Py_ssize_t step, Py_ssize_t e,
+                                 Py_ssize_t x0, Py_ssize_t x1, Py_ssize_t period, int alpha,
+                                 int beta, int tc, uint8_t *saved)
 {
-    for (Py_ssize_t e = period; e + 1 < n; e += period) {
-        uint8_t *r1 = s + (e - 2) * row, *r0 = s + (e - 1) * row, *t0 = s + e * row,
-                *t1 = s + (e + 1) * row;
-        int reuse = period == 2 && e > period;
-        for (Py_ssize_t x = x0; x < x1; x++) {
-            Py_ssize_t at = x * step;
-            int p1 = reuse ? saved[x - x0] : r1[at];
-            int p0 = r0[at], q0 = t0[at], q1 = t1[at];
-            saved[x - x0] = (uint8_t)q0;
-            int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
-            r0[at] = (uint8_t)clamp_byte(p0 + d);
-            t0[at] = (uint8_t)clamp_byte(q0 - d);
-        }
+    uint8_t *r1 = s + (e - 2) * row, *r0 = s + (e - 1) * row, *t0 = s + e * row,
+            *t1 = s + (e + 1) * row;
+    int reuse = period == 2 && e > period;
+    for (Py_ssize_t x = x0; x < x1; x++) {
+        Py_ssize_t at = x * step;
+        int p1 = reuse ? saved[x - x0] : r1[at];
+        int p0 = r0[at], q0 = t0[at], q1 = t1[at];
+        saved[x - x0] = (uint8_t)q0;
+        int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+        r0[at] = (uint8_t)clamp_byte(p0 + d);
+        t0[at] = (uint8_t)clamp_byte(q0 - d);
     }
 }
 
+/* One filtered channel: c, period, alpha, beta, tc. */
+typedef struct {
+    Py_ssize_t c, period;
+    int alpha, beta, tc;
+} EdgeFilter;
+
 PyDoc_STRVAR(deblock_doc,
-"deblock(out, c, axis, lo, hi, period, alpha, beta, tc) -> None\n\n"
-"codec.deblock.filter_lines on channel c of out ((h, w, channels) uint8, C-contiguous), in\n"
-"place: axis 1 the vertical edges of rows [lo, hi), axis 0 the horizontal edges of columns\n"
-"[lo, hi); edges every `period` (>= 2) samples; alpha, beta, tc in 0..255.");
+"deblock(out, filters, axis, lo, hi) -> None\n\n"
+"codec.deblock.filter_lines on the channels of out ((h, w, channels) uint8, C-contiguous)\n"
+"that filters lists (int64 (k, 5): channel, period >= 2, alpha, beta, tc in 0..255; each\n"
+"channel once), in place, all channels while their rows are in cache: axis 1 the vertical\n"
+"edges of rows [lo, hi), axis 0 the horizontal edges of columns [lo, hi).");
 
 static PyObject *deblock(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"out", "c", "axis", "lo", "hi", "period", "alpha", "beta", "tc",
-                            NULL};
-    PyObject *o_out, *result = NULL;
-    Py_ssize_t c, axis, lo, hi, period, alpha, beta, tc;
-    Arr out = {0};
+    static char *names[] = {"out", "filters", "axis", "lo", "hi", NULL};
+    PyObject *o_out, *o_filters, *result = NULL;
+    Py_ssize_t axis, lo, hi;
+    Arr out = {0}, fa = {0};
+    EdgeFilter *f = NULL;
     uint8_t *saved = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Onnnnnnnn:deblock", names, &o_out, &c,
-                                     &axis, &lo, &hi, &period, &alpha, &beta, &tc))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnn:deblock", names, &o_out, &o_filters,
+                                     &axis, &lo, &hi))
         return NULL;
-    if (get_array(o_out, &out, "out", 3, T_U8, A_WRITABLE | A_CONTIGUOUS) < 0)
+    if (get_array(o_out, &out, "out", 3, T_U8, A_WRITABLE | A_CONTIGUOUS) < 0
+        || get_array(o_filters, &fa, "filters", 2, T_I64, A_CONTIGUOUS) < 0)
         goto done;
-    Py_ssize_t h = out.shape[0], w = out.shape[1], channels = out.shape[2];
+    Py_ssize_t h = out.shape[0], w = out.shape[1], channels = out.shape[2], k = fa.shape[0];
     Py_ssize_t extent = axis == 1 ? h : w;
-    if (c < 0 || c >= channels || (axis != 0 && axis != 1) || lo < 0 || hi < lo
-        || hi > extent || period < 2 || alpha < 0 || alpha > 255 || beta < 0 || beta > 255
-        || tc < 0 || tc > 255) {
-        value_error("deblock: needs 0 <= c < channels, axis 0 or 1, 0 <= lo <= hi <= the "
-                    "other axis' extent, period >= 2, alpha, beta, tc in 0..255");
+    if ((axis != 0 && axis != 1) || lo < 0 || hi < lo || hi > extent || fa.shape[1] != 5
+        || k > channels) {
+        value_error("deblock: needs axis 0 or 1, 0 <= lo <= hi <= the other axis' extent, "
+                    "filters (k <= channels, 5)");
         goto done;
     }
-    uint8_t *base = (uint8_t *)out.data + c;
-    Py_ssize_t row = out.strides[0], step = out.strides[1];
-    if (axis == 0 && hi > lo) {
-        saved = malloc((size_t)(hi - lo));
-        if (saved == NULL) {
-            PyErr_NoMemory();
+    f = malloc(sizeof(EdgeFilter) * (size_t)(k + 1));
+    saved = malloc((size_t)((hi - lo) * k + 1));
+    if (f == NULL || saved == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int64_t *v = (const int64_t *)fa.data;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        const int64_t *r = v + 5 * i;
+        int ok = r[0] >= 0 && r[0] < channels && r[1] >= 2 && r[1] <= (1 << 20);
+        for (int j = 2; j < 5; j++)
+            ok = ok && r[j] >= 0 && r[j] <= 255;
+        for (Py_ssize_t j = 0; ok && j < i; j++)
+            ok = f[j].c != r[0];
+        if (!ok) {
+            value_error("deblock: each filter needs a distinct channel < channels, period 2 .. 2^20 "
+                        "and alpha, beta, tc in 0..255");
             goto done;
         }
+        f[i] = (EdgeFilter){(Py_ssize_t)r[0], (Py_ssize_t)r[1], (int)r[2], (int)r[3], (int)r[4]};
     }
+    Py_ssize_t row = out.strides[0], step = out.strides[1];
+    uint8_t *base = (uint8_t *)out.data;
     Py_BEGIN_ALLOW_THREADS
-    if (axis == 1)
+    if (axis == 1) {
         for (Py_ssize_t y = lo; y < hi; y++)
-            deblock_row(base + y * row, step, w, period, (int)alpha, (int)beta, (int)tc);
-    else if (hi > lo)
-        deblock_columns(base, row, step, h, lo, hi, period, (int)alpha, (int)beta, (int)tc,
-                        saved);
+            for (Py_ssize_t i = 0; i < k; i++)
+                deblock_row(base + y * row + f[i].c, step, w, f[i].period, f[i].alpha,
+                            f[i].beta, f[i].tc);
+    } else {
+        for (Py_ssize_t e = 2; e + 1 < h; e++)
+            for (Py_ssize_t i = 0; i < k; i++)
+                if (e % f[i].period == 0)
+                    deblock_edge_row(base + f[i].c, row, step, e, lo, hi, f[i].period,
+                                     f[i].alpha, f[i].beta, f[i].tc, saved + i * (hi - lo));
+    }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
+    free(f);
     free(saved);
     release(&out);
+    release(&fa);
     return result;
 }
 

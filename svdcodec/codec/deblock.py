@@ -10,7 +10,7 @@ result; within a pass every edge reads the samples as they were before the pass 
 only for an edge period of 2, where one edge's p1 is the previous edge's q0).
 
 `filter_lines` is the numpy path (whole edges at a time, no loop over samples); the compiled
-kernel `deblock` gives the same bytes (tests/test_deblock.py). `deblock_channel` runs either
+kernel `deblock` gives the same bytes (tests/test_deblock.py). `deblock_channels` runs either
 over bands of rows, then slabs of columns, in threads; `decoder.deblock` applies it to the
 planes a file filters.
 """
@@ -56,22 +56,25 @@ def pieces(extent: int, length: int) -> list[tuple[int, int]]:
     return [(a, min(a + per, extent)) for a in range(0, extent, per)]
 
 
-def deblock_channel(image: np.ndarray, channel: int, period: int,
-                    params: tuple[int, int, int], compiled: ModuleType | None,
-                    threads: int | None = None) -> None:
-    """Both passes in place on one channel of an (h, w, c) uint8 image: rows in bands, then
-    columns in slabs (each piece's lines are independent of the others')."""
-    alpha, beta, tc = params
+def deblock_channels(image: np.ndarray, filters: list[tuple[int, int, tuple[int, int, int]]],
+                     compiled: ModuleType | None, threads: int | None = None) -> None:
+    """Both passes in place on channels of an (h, w, c) uint8 image, each given as (channel,
+    edge period, (alpha, beta, tc)): rows in bands, then columns in slabs (each piece's lines
+    are independent of the others'); the compiled kernel takes every channel of a piece while
+    its rows are in cache."""
+    if not filters:
+        return
     h, w = image.shape[:2]
+    table = np.array([(c, period, *params) for c, period, params in filters], np.int64)
     for axis, extent, length in ((1, h, w), (0, w, h)):
-        spans = pieces(extent, length)
+        spans = pieces(extent, length * len(filters))
 
         def run(i: int, axis: int = axis, spans: list[tuple[int, int]] = spans) -> None:
             lo, hi = spans[i]
             if compiled is not None:
-                compiled.deblock(image, channel, axis, lo, hi, period, alpha, beta, tc)
-            elif axis == 1:
-                filter_lines(image[lo:hi, :, channel], period, alpha, beta, tc, 1)
-            else:
-                filter_lines(image[:, lo:hi, channel], period, alpha, beta, tc, 0)
+                compiled.deblock(image, table, axis, lo, hi)
+                return
+            for c, period, (alpha, beta, tc) in filters:
+                part = image[lo:hi, :, c] if axis == 1 else image[:, lo:hi, c]
+                filter_lines(part, period, alpha, beta, tc, axis)
         run_bands(run, len(spans), threads)

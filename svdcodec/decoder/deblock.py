@@ -7,7 +7,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ..codec.deblock import deblock_channel, edge_period
+from ..codec.deblock import deblock_channels, edge_period
 from ..format import Header, Plane
 
 
@@ -19,6 +19,5 @@ def plane_period(plane: Plane, header: Header) -> int:
 def deblock_image(image: np.ndarray, header: Header, planes: list[Plane],
                   compiled: ModuleType | None, threads: int | None = None) -> None:
     """Every filtered plane's channel of the (h, w, c) 8-bit samples, in place."""
-    for p in planes:
-        if p.filtered:
-            deblock_channel(image, p.index, plane_period(p, header), p.deblock, compiled, threads)
+    deblock_channels(image, [(p.index, plane_period(p, header), p.deblock) for p in planes
+                             if p.filtered], compiled, threads)

@@ -239,11 +239,12 @@ def double_chroma(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarra
     """The kept chroma planes doubled and rounded into channels 1 and 2 of the output, band by
     band (compiled: the fused path keeps them only with the kernels), as `render_chroma`
     upsamples them on the other paths."""
-    assert plan.compiled is not None
+    compiled = plan.compiled
+    assert compiled is not None
 
     def double(i: int) -> None:
         y0, y1 = plan.bands[i]
-        plan.compiled.double_chroma(out, y0, y1, halves[1], halves[2])
+        compiled.double_chroma(out, y0, y1, halves[1], halves[2])
     run_bands(double, len(plan.bands), threads)
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..codec.colour import CHROMA_OFFSET, plain_ycc
-from ..codec.deblock import deblock_channel
+from ..codec.deblock import deblock_channels
 from ..decoder.deblock import plane_period
 from ..format import (
     COLOUR_YCBCR,
@@ -85,7 +85,7 @@ def best_strength(samples: np.ndarray, target: np.ndarray, period: int, step: fl
     best, best_error = NO_DEBLOCK, plain
     for params in strengths(step):
         trial = np.ascontiguousarray(samples)[..., None].copy()
-        deblock_channel(trial, 0, period, params, compiled)
+        deblock_channels(trial, [(0, period, params)], compiled)
         error = edge_error(trial[..., 0], target, period)
         if error < best_error:
             best, best_error = params, error

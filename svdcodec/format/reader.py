@@ -125,7 +125,10 @@ def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
         raise SvdiError(f"PLAN chunk has {len(payload)} bytes, expected {record.size} "
                         f"(format version {header.version})")
     fields = record.unpack(payload)
-    plane = Plane(*fields[:8], deblock=tuple(fields[8:]) or NO_DEBLOCK)
+    index_, layout, patch, height, width, rank, step = fields[:7]
+    shift = fields[7] if len(fields) > 7 else None  # version 2
+    filters = (fields[8], fields[9], fields[10]) if len(fields) > 8 else NO_DEBLOCK  # version 4
+    plane = Plane(index_, layout, patch, height, width, rank, step, shift, filters)
     if plane.shift is not None and plane.shift > MAX_SHIFT:
         raise SvdiError(f"plane {index}: shift {plane.shift} exceeds {MAX_SHIFT}")
     if plane.index != index:
