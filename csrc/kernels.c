@@ -1496,17 +1496,39 @@ ALWAYS_INLINE int edge_delta(int p1, int p0, int q0, int q1, int alpha, int beta
 /* One row of n samples `step` bytes apart: every edge e = period, 2 period, ... with
    e + 1 < n, each reading the samples as they were before the row was filtered (only p1 can
    have moved before it is read: the previous edge's q0, when period is 2). */
-HOT static void deblock_row(uint8_t *s, Py_ssize_t step, Py_ssize_t n, Py_ssize_t period,
-                        int alpha, int beta, int tc)
+ALWAYS_INLINE void deblock_row_body(uint8_t *s, Py_ssize_t step, Py_ssize_t n,
+                                    Py_ssize_t period, int alpha, int beta, int tc)
 {
-    int saved = 0; /* the previous edge's q0 as it was */
+    if (period == 2) {
+        int saved = s[0]; /* the previous edge's q0 as it was (the first edge's p1: s[0]) */
+        for (Py_ssize_t e = 2; e + 1 < n; e += 2) {
+            int p1 = saved, p0 = s[(e - 1) * step], q0 = s[e * step], q1 = s[(e + 1) * step];
+            saved = q0;
+            int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+            s[(e - 1) * step] = (uint8_t)clamp_byte(p0 + d);
+            s[e * step] = (uint8_t)clamp_byte(q0 - d);
+        }
+        return;
+    }
     for (Py_ssize_t e = period; e + 1 < n; e += period) {
-        int p1 = (period == 2 && e > period) ? saved : s[(e - 2) * step];
-        int p0 = s[(e - 1) * step], q0 = s[e * step], q1 = s[(e + 1) * step];
-        saved = q0;
+        uint8_t *at = s + e * step;
+        int p1 = at[-2 * step], p0 = at[-step], q0 = at[0], q1 = at[step];
         int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
-        s[(e - 1) * step] = (uint8_t)clamp_byte(p0 + d);
-        s[e * step] = (uint8_t)clamp_byte(q0 - d);
+        at[-step] = (uint8_t)clamp_byte(p0 + d);
+        at[0] = (uint8_t)clamp_byte(q0 - d);
+    }
+}
+
+/* deblock_row_body with the strides of 1 to 4 channels known to the compiler. */
+HOT static void deblock_row(uint8_t *s, Py_ssize_t step, Py_ssize_t n, Py_ssize_t period,
+                            int alpha, int beta, int tc)
+{
+    switch (step) {
+    case 1: deblock_row_body(s, 1, n, period, alpha, beta, tc); break;
+    case 2: deblock_row_body(s, 2, n, period, alpha, beta, tc); break;
+    case 3: deblock_row_body(s, 3, n, period, alpha, beta, tc); break;
+    case 4: deblock_row_body(s, 4, n, period, alpha, beta, tc); break;
+    default: deblock_row_body(s, step, n, period, alpha, beta, tc);
     }
 }
 
@@ -1514,21 +1536,45 @@ HOT static void deblock_row(uint8_t *s, Py_ssize_t step, Py_ssize_t n, Py_ssize_
    columns [x0, x1): `step` bytes between columns, `row` bytes between rows. `saved` holds each
    column's previous q0 as it was (period 2: the previous edge's q0 is this edge's p1). The
    four rows are read along the row, as they lie in memory. */
+ALWAYS_INLINE void deblock_edge_row_body(uint8_t *s, Py_ssize_t row, Py_ssize_t step,
+                                         Py_ssize_t e, Py_ssize_t x0, Py_ssize_t x1,
+                                         Py_ssize_t period, int alpha, int beta, int tc,
+                                         uint8_t *RESTRICT saved)
+{
+    uint8_t *r1 = s + (e - 2) * row, *r0 = s + (e - 1) * row, *t0 = s + e * row,
+            *t1 = s + (e + 1) * row;
+    if (period == 2) {
+        int first = e == 2; /* p1 is row 0 itself; later, the previous edge's q0 as it was */
+        for (Py_ssize_t x = x0; x < x1; x++) {
+            Py_ssize_t at = x * step;
+            int p1 = first ? r1[at] : saved[x - x0], p0 = r0[at], q0 = t0[at], q1 = t1[at];
+            saved[x - x0] = (uint8_t)q0;
+            int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+            r0[at] = (uint8_t)clamp_byte(p0 + d);
+            t0[at] = (uint8_t)clamp_byte(q0 - d);
+        }
+        return;
+    }
+    for (Py_ssize_t x = x0; x < x1; x++) {
+        Py_ssize_t at = x * step;
+        int p1 = r1[at], p0 = r0[at], q0 = t0[at], q1 = t1[at];
+        int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+        r0[at] = (uint8_t)clamp_byte(p0 + d);
+        t0[at] = (uint8_t)clamp_byte(q0 - d);
+    }
+}
+
+/* deblock_edge_row_body with the strides of 1 to 4 channels known to the compiler. */
 HOT static void deblock_edge_row(uint8_t *s, Py_ssize_t row, Py_ssize_t step, Py_ssize_t e,
                                  Py_ssize_t x0, Py_ssize_t x1, Py_ssize_t period, int alpha,
                                  int beta, int tc, uint8_t *saved)
 {
-    uint8_t *r1 = s + (e - 2) * row, *r0 = s + (e - 1) * row, *t0 = s + e * row,
-            *t1 = s + (e + 1) * row;
-    int reuse = period == 2 && e > period;
-    for (Py_ssize_t x = x0; x < x1; x++) {
-        Py_ssize_t at = x * step;
-        int p1 = reuse ? saved[x - x0] : r1[at];
-        int p0 = r0[at], q0 = t0[at], q1 = t1[at];
-        saved[x - x0] = (uint8_t)q0;
-        int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
-        r0[at] = (uint8_t)clamp_byte(p0 + d);
-        t0[at] = (uint8_t)clamp_byte(q0 - d);
+    switch (step) {
+    case 1: deblock_edge_row_body(s, row, 1, e, x0, x1, period, alpha, beta, tc, saved); break;
+    case 2: deblock_edge_row_body(s, row, 2, e, x0, x1, period, alpha, beta, tc, saved); break;
+    case 3: deblock_edge_row_body(s, row, 3, e, x0, x1, period, alpha, beta, tc, saved); break;
+    case 4: deblock_edge_row_body(s, row, 4, e, x0, x1, period, alpha, beta, tc, saved); break;
+    default: deblock_edge_row_body(s, row, step, e, x0, x1, period, alpha, beta, tc, saved);
     }
 }
 
