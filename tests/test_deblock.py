@@ -20,6 +20,12 @@ from svdcodec.runtime import kernels as kernel_module
 from tests.support import decode_everywhere, format_version, kernels, photo
 
 
+def compiled_kernels():  # type: ignore[no-untyped-def]
+    """The compiled module, also when the suite runs on the numpy path (SVDCODEC_KERNELS=0)."""
+    with kernels(True):
+        return kernel_module.get()
+
+
 def filtered_by_the_words(s: np.ndarray, period: int, alpha: int, beta: int, tc: int
                           ) -> np.ndarray:
     """§5.4 on one channel, sample by sample as the spec words it (small arrays only)."""
@@ -47,7 +53,7 @@ def blocky(h: int, w: int, c: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("period", [2, 4, 6, 8, 16])
 def test_both_paths_filter_as_the_spec_words_it(period: int) -> None:
-    compiled = kernel_module.get()
+    compiled = compiled_kernels()
     rng = np.random.default_rng(period)
     for trial in range(12):
         h, w, c = int(rng.integers(1, 30)), int(rng.integers(1, 30)), int(rng.integers(1, 5))
@@ -78,12 +84,12 @@ def test_period_two_reads_each_pass_before_it() -> None:
     filter_lines(numpy_path, 2, 255, 255, 60, axis=1)
     np.testing.assert_array_equal(numpy_path, spec)
     compiled = line[..., None].copy()
-    kernel_module.get().deblock(compiled, np.array([[0, 2, 255, 255, 60]]), 1, 0, 1)
+    compiled_kernels().deblock(compiled, np.array([[0, 2, 255, 255, 60]]), 1, 0, 1)
     np.testing.assert_array_equal(compiled[..., 0], spec)
 
 
 def test_compiled_kernel_checks_its_arguments() -> None:
-    compiled = kernel_module.get()
+    compiled = compiled_kernels()
     image = np.zeros((8, 8, 3), np.uint8)
     good = [0, 4, 1, 1, 1]
     for filters, axis, lo, hi in [([good], 2, 0, 8), ([good], 1, -1, 8), ([good], 1, 0, 9),
@@ -107,7 +113,7 @@ def test_several_channels_at_once_as_one_by_one() -> None:
     one_by_one = image.copy()
     for f in filters:
         deblock_channels(one_by_one, [f], None)
-    for path in (None, kernel_module.get()):
+    for path in (None, compiled_kernels()):
         together = image.copy()
         deblock_channels(together, filters, path, threads=2)
         np.testing.assert_array_equal(together, one_by_one)
@@ -244,3 +250,13 @@ def test_writer_refuses_a_filter_below_version_4() -> None:
         fmt.pack_header(header, [plane])
     v4 = fmt.pack_header(fmt.Header(8, 8, 1, 1, 0, 0, 1.0, 4), [plane])
     assert fmt.unpack(v4 + fmt.END).planes[0].deblock == (4, 2, 1)
+
+
+def test_an_image_svdi_decoded_is_not_filtered_again() -> None:
+    """Generation stability (issue #15): its patch edges were filtered once; filtering them at
+    every generation would blur the image cycle after cycle."""
+    image = photo(64, 80, 3, seed=12)
+    first = svdcodec.encode(image, quality=35)
+    assert format_version(first) == 4
+    again = svdcodec.encode(svdcodec.decode(first), quality=35)
+    assert not any(p.filtered for p in fmt.unpack(again).planes)

@@ -27,7 +27,7 @@ from .plane import (
     layout_sample,
 )
 from .residual import exact_layer
-from .source import PlaneSource, image_header
+from .source import PlaneSource, image_header, ycc_8bit
 from .tuning import CHROMA_STEP, FIT_EXTRA_RANK, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
 
 
@@ -179,8 +179,13 @@ class Encoder:
         data = interleave(header, coded, source.means)
         if header.version >= 2:  # version 2's types and channels: the exact planes' shifts (§5.1)
             data = exact_layer(data) + END
-        # 8-bit patch layouts: the deblocking filter where it helps (version 4, §5.4)
-        return with_deblocking(data, self.pixels, step) if self.deblock else data
+        # 8-bit patch layouts: the deblocking filter where it helps (version 4, §5.4); not on
+        # a Y'CbCr image svdi decoded (its patch edges were filtered once: filtering them
+        # again at every generation blurs it cycle after cycle, docs/design-notes.md; grey
+        # samples are integers either way and cannot tell)
+        if self.deblock and not (ycc_8bit(header, 0) and source.on_decoder_grid):
+            return with_deblocking(data, self.pixels, step)
+        return data
 
 
 def rd_cost(coded: CodedPlane, step: float) -> float:
