@@ -260,3 +260,16 @@ def test_an_image_svdi_decoded_is_not_filtered_again() -> None:
     assert format_version(first) == 4
     again = svdcodec.encode(svdcodec.decode(first), quality=35)
     assert not any(p.filtered for p in fmt.unpack(again).planes)
+
+
+def test_svdi_info_reports_each_planes_filter() -> None:
+    from svdcodec.cli.info import info_report, info_text
+
+    data = svdcodec.encode(photo(64, 80, 3, seed=1), quality=30)
+    report = info_report("x.svdi", data)
+    planes = fmt.unpack(data).planes
+    assert [p["deblock"] for p in report["planes"]] == [list(p.deblock) if p.filtered else None
+                                                        for p in planes]
+    alpha, beta, tc = planes[0].deblock
+    assert f"deblocking filter across the patch edges: alpha {alpha}, beta {beta}, tc {tc}" \
+        in info_text(report, False)
