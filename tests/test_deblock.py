@@ -13,7 +13,8 @@ import svdcodec
 from svdcodec import format as fmt
 from svdcodec.codec.deblock import deblock_channels, filter_lines
 from svdcodec.decoder.reference import decode_reference
-from svdcodec.encoder.deblock import edge_error, squared_error, strengths
+from svdcodec.codec.colour import CHROMA_OFFSET, plain_ycc
+from svdcodec.encoder.deblock import filter_gain, strengths, target_channel
 from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
 from svdcodec.runtime import kernels as kernel_module
@@ -119,20 +120,19 @@ def test_several_channels_at_once_as_one_by_one() -> None:
         np.testing.assert_array_equal(together, one_by_one)
 
 
-def test_edge_error_is_the_error_of_the_samples_the_filter_can_change() -> None:
-    rng = np.random.default_rng(3)
-    x = rng.integers(0, 256, (37, 29), dtype=np.uint8)
-    target = rng.normal(128, 40, x.shape).astype(np.float32)
-    mask = np.zeros(x.shape, bool)
-    for e in range(8, 36, 8):
-        mask[e - 1:e + 1] = True
-    for e in range(8, 28, 8):
-        mask[:, e - 1:e + 1] = True
-    assert edge_error(x, target, 8) == pytest.approx(squared_error(x[mask], target[mask]),
-                                                     rel=1e-6)
-    filtered = x[..., None].copy()
-    deblock_channels(filtered, [(0, 8, (255, 255, 20))], None)
-    assert np.array_equal(filtered[..., 0][~mask], x[~mask])
+@pytest.mark.parametrize("channel", [0, 1, 2, 3])
+def test_filter_gain_is_the_change_of_the_whole_channels_error(channel: int) -> None:
+    image = blocky(37, 29, 4, channel)
+    decoded = blocky(37, 29, 1, 10 + channel)[..., 0]
+    target = plain_ycc(image)  # colour 1: Y', Cb, Cr of the image (alpha: its samples)
+    want = (target[..., channel] + (CHROMA_OFFSET if channel in (1, 2) else 0)
+            if channel < 3 else image[..., 3]).astype(np.float64)
+    filtered = decoded[..., None].copy()
+    params = (255, 255, 20)
+    deblock_channels(filtered, [(0, 8, params)], None)
+    whole = np.sum((decoded - want) ** 2) - np.sum((filtered[..., 0] - want) ** 2)
+    gain = filter_gain(decoded, target_channel(image, fmt.COLOUR_YCBCR, channel), 8, params)
+    assert gain == pytest.approx(whole, rel=1e-9, abs=1e-6) and gain != 0
 
 
 def test_strengths_are_bytes_of_at_least_one() -> None:

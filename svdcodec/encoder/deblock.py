@@ -4,8 +4,9 @@ brings the decoded samples closest to the image, or none.
 The filter changes no factor byte, so the choice is by distortion alone: the file made exact
 (the filter needs the exact planes of §5.1) is decoded once to its 8-bit samples before the
 colour conversion, each patch-layout plane's channel is filtered with a few strengths derived
-from its quantizer step, and the strength of least squared error against the image's own
-samples (its Y'CbCr for colour 1, at full size) is kept where it beats no filter. The file
+from its quantizer step, and the strength that saves the most squared error against the
+image's own samples (its Y'CbCr for colour 1, at full size), measured on the samples it
+changes, is kept where it saves any. The file
 becomes version 4 only if some plane keeps a filter and the gain repays PLAN's 4 more bytes
 per plane; otherwise it is returned as it came (version 1 stays version 1, byte for byte).
 """
@@ -16,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..codec.colour import CHROMA_OFFSET, plain_ycc
+from ..codec.colour import CHROMA_OFFSET, YCC_UNIT, YCC_WEIGHTS
 from ..codec.deblock import deblock_channels
 from ..decoder.deblock import plane_period
 from ..format import (
@@ -45,51 +46,43 @@ def strengths(step: float) -> list[tuple[int, int, int]]:
     return list(dict.fromkeys(found))
 
 
-def edge_lines(n: int, period: int) -> np.ndarray:
-    """The samples the filter can change along one axis of n: e - 1 and e for every edge e."""
-    e = np.arange(period, n - 1, period)
-    return np.sort(np.concatenate([e - 1, e]))
+def target_channel(pixels: np.ndarray, colour: int, channel: int) -> np.ndarray:
+    """What decoded channel `channel` should be, flat float32: the image's Y', Cb + 128 or
+    Cr + 128 for colour 1 (as `codec.colour.plain_ycc` computes them), its samples otherwise
+    (and for alpha)."""
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    if colour != COLOUR_YCBCR or channel > 2:
+        return flat[:, channel].astype(np.float32)
+    ycc = (flat[:, :3].astype(np.float32) @ YCC_WEIGHTS[channel]) * np.float32(YCC_UNIT)
+    return ycc + np.float32(CHROMA_OFFSET if channel else 0.0)
 
 
-def squared_error(x: np.ndarray, target: np.ndarray) -> float:
-    return float(np.square(x.astype(np.float32) - target, dtype=np.float32).sum(dtype=np.float64))
-
-
-def edge_error(x: np.ndarray, target: np.ndarray, period: int) -> float:
-    """Squared error of a 2-D channel on the samples its filter can change (the rest is the
-    same with and without it): the edge columns, plus the edge rows, less their crossings."""
-    rows, cols = edge_lines(x.shape[0], period), edge_lines(x.shape[1], period)
-    cross = np.ix_(rows, cols)
-    return (squared_error(x[:, cols], target[:, cols]) + squared_error(x[rows], target[rows])
-            - squared_error(x[cross], target[cross]))
-
-
-def target_samples(pixels: np.ndarray, colour: int) -> np.ndarray:
-    """What each decoded channel should be: Y', Cb + 128, Cr + 128 (and alpha) of the image
-    for colour 1, its samples for colour 0; float32 (h, w, c)."""
-    if colour != COLOUR_YCBCR:
-        return pixels.astype(np.float32)
-    out = np.empty(pixels.shape, np.float32)
-    out[..., :3] = plain_ycc(pixels)
-    out[..., 1:3] += np.float32(CHROMA_OFFSET)
-    out[..., 3:] = pixels[..., 3:]
-    return out
+def filter_gain(samples: np.ndarray, target: np.ndarray, period: int,
+                params: tuple[int, int, int]) -> float:
+    """The squared error one filter saves on a decoded channel (C-contiguous, against the
+    flat `target`; negative: it adds error), summed over the samples it changes, the only
+    ones whose error changes."""
+    trial = samples[..., None].copy()
+    deblock_channels(trial, [(0, period, params)], kernels.get())
+    changed = np.flatnonzero(trial[..., 0] != samples)
+    if changed.size == 0:
+        return 0.0
+    goal = target[changed].astype(np.float64)
+    before = samples.ravel()[changed] - goal
+    after = trial.ravel()[changed] - goal
+    return float(np.dot(before, before) - np.dot(after, after))
 
 
 def best_strength(samples: np.ndarray, target: np.ndarray, period: int, step: float
                   ) -> tuple[tuple[int, int, int], float]:
-    """(alpha, beta, tc) of least error on one channel (NO_DEBLOCK if none helps) and the
-    squared error it saves."""
-    compiled = kernels.get()
-    plain = edge_error(samples, target, period)
-    best, best_error = NO_DEBLOCK, plain
+    """(alpha, beta, tc) that saves the most squared error on one decoded channel (NO_DEBLOCK
+    if none saves any) and the error it saves."""
+    best, saved = NO_DEBLOCK, 0.0
     for params in strengths(step):
-        trial = np.ascontiguousarray(samples)[..., None].copy()
-        deblock_channels(trial, [(0, period, params)], compiled)
-        error = edge_error(trial[..., 0], target, period)
-        if error < best_error:
-            best, best_error = params, error
-    return best, plain - best_error
+        gain = filter_gain(samples, target, period, params)
+        if gain > saved:
+            best, saved = params, gain
+    return best, saved
 
 
 def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
@@ -108,12 +101,13 @@ def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     unfiltered: Container = unpack(exact)
     with np.errstate(all="ignore"):
         samples = render_image(unfiltered, colour=False)
-    target = target_samples(pixels.reshape(samples.shape), header.colour)
+    pixels = pixels.reshape(samples.shape)
     chosen, gain = [], 0.0
     for p in unfiltered.planes:
         params = NO_DEBLOCK
         if p.layout == LAYOUT_PATCH and p.rank:
-            params, saved = best_strength(samples[..., p.index], target[..., p.index],
+            params, saved = best_strength(np.ascontiguousarray(samples[..., p.index]),
+                                          target_channel(pixels, header.colour, p.index),
                                           plane_period(p, header), p.step)
             gain += saved
         chosen.append(replace(p, deblock=params))
