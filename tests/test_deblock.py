@@ -11,9 +11,9 @@ import pytest
 
 import svdcodec
 from svdcodec import format as fmt
+from svdcodec.codec.colour import CHROMA_OFFSET, plain_ycc
 from svdcodec.codec.deblock import deblock_channels, filter_lines
 from svdcodec.decoder.reference import decode_reference
-from svdcodec.codec.colour import CHROMA_OFFSET, plain_ycc
 from svdcodec.encoder.deblock import filter_gain, strengths, target_channel
 from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
