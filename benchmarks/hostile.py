@@ -205,11 +205,14 @@ def residual_chunks(header: fmt.Header, rows_per_block: int) -> Iterator[bytes]:
 
 
 def worst(name: str, mode: str, width: int, height: int, layout: str, content: str,
-          rank: int | None = None, residual_rows: int | None = None) -> Case:
+          rank: int | None = None, residual_rows: int | None = None,
+          deblock: bool = False) -> Case:
     """A valid file at the caps; with `residual_rows`, a version 2 file (exact planes) with
-    residual blocks of that many rows on every channel."""
+    residual blocks of that many rows on every channel; with `deblock`, version 4 with the
+    deblocking filter on every plane, thresholds 255 (every edge is tested and moved)."""
     stype, channels, colour, sub = MODES[mode]
     version = 3 if stype == 2 and colour else 1 if residual_rows is None else 2
+    version = 4 if deblock else version
     header = fmt.Header(width, height, stype, channels, colour, sub, 1.0, version)
     kind, patch = (fmt.LAYOUT_PLAIN, 0) if layout == "plain" else (fmt.LAYOUT_PATCH,
                                                                     int(layout[5:]))
@@ -219,6 +222,8 @@ def worst(name: str, mode: str, width: int, height: int, layout: str, content: s
         assert sum(p.matrix_shape[0] * p.matrix_shape[1] * p.rank for p in planes) <= fmt.MAX_WORK
         if version >= 2:  # the shift the encoder would choose for these factors
             planes = [dataclasses.replace(p, shift=exact_shift(p, content)) for p in planes]
+        if deblock:
+            planes = [dataclasses.replace(p, deblock=(255, 255, 255)) for p in planes]
         with open(path, "wb") as f:
             f.write(fmt.pack_header(header, planes))
             for p in planes:
@@ -229,6 +234,7 @@ def worst(name: str, mode: str, width: int, height: int, layout: str, content: s
             f.write(fmt.END)
     ranks = "max" if rank is None else rank
     extra = "" if residual_rows is None else f", RBLK int32 of {residual_rows} rows per block"
+    extra += ", deblocking filter on every plane" if deblock else ""
     return Case(name, f"{mode} {width}x{height} {layout} rank {ranks}, {content}{extra}", build)
 
 
@@ -298,6 +304,12 @@ def cases() -> list[Case]:
     # without residuals.
     out.append(worst("v3_p8_YCC420_16_sparse1", "YCC420_16", S, S, "patch8", "sparse1", 64))
     out.append(worst("v3_p8_YCCA_16_rblk", "YCCA_16", S, S, "patch8", "sparse1", 64, S))
+    # Version 4: the deblocking filter on every plane (the output holds Y'CbCr before the
+    # conversion, chroma upsampled into it), patch 2 (an edge every 2 samples: the most edges)
+    # and 4:2:0 under residual blocks.
+    out.append(worst("v4_p2_RGBA_deblock", "RGBA", S, S, "patch2", "dense8", None, None, True))
+    out.append(worst("v4_p8_YCC420_deblock_rblk", "YCC420", S, S, "patch8", "sparse1", 64, S,
+                     True))
     out.append(encoded("enc_rgb_4000x3000_q75", 4000, 3000, 75, False))
     out.append(encoded("enc_grey_6144_q100", 6144, 6144, 100, True))
     return out

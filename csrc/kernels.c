@@ -1082,6 +1082,53 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(double_chroma_doc,
+"double_chroma(out, y0, y1, cb, cr) -> None\n\n"
+"Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous get Cb + 128 and Cr + 128 in channels\n"
+"1 and 2: the cb and cr planes (h/2, w/2 float32) doubled as resample.Bilinear does and\n"
+"rounded as decoder.render rounds them (upsample_ycc without the conversion: the samples the\n"
+"deblocking filter of format version 4 works on).");
+
+static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"out", "y0", "y1", "cb", "cr", NULL};
+    PyObject *o_out, *o_cb, *o_cr, *result = NULL;
+    Py_ssize_t y0, y1;
+    Arr out = {0}, cb = {0}, cr = {0};
+    WideChroma wc = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO:double_chroma", names, &o_out, &y0,
+                                     &y1, &o_cb, &o_cr))
+        return NULL;
+    if (get_image(o_out, &out, y0, y1) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
+        || line_buffers(&wc, 0) == NULL)
+        goto done;
+    Py_ssize_t w = out.shape[1], c = out.shape[2];
+    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w;
+    int error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
+    for (Py_ssize_t y = y0; y < y1 && !error; y++) {
+        uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
+        error = chroma_line(&wc, y, blue, red);
+        for (Py_ssize_t x = 0; !error && x < w; x++) {
+            row[c * x + 1] = (uint8_t)((int)blue[x] + 128);
+            row[c * x + 2] = (uint8_t)((int)red[x] + 128);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (error)
+        PyErr_SetString(PyExc_RuntimeError, "double_chroma: chroma row out of range");
+    else
+        result = Py_NewRef(Py_None);
+done:
+    free(wc.wide);
+    release(&out);
+    release(&cb);
+    release(&cr);
+    return result;
+}
+
 /* dst[gx * patch + p] = flat[base + gx * patch^2 + p] for gx < count, p < patch: one pixel row
    of `count` patches stored one after another (flat float32, from the row's offset `base`). */
 static void patch_row(const char *flat, Py_ssize_t base, Py_ssize_t count, Py_ssize_t patch,
@@ -1428,6 +1475,187 @@ static PyObject *store_floats(PyObject *self, PyObject *args, PyObject *kwargs)
 done:
     release(&matrix);
     release(&out);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ decoding: deblocking */
+
+/* How far p0 and q0 of one edge move (spec §5.4): 0 where the edge is left alone. Without
+   branches (an edge's test is as likely to pass as to fail: a branch would be mispredicted
+   half the time), and with the floor of (4 (q0 - p0) + (p1 - q1) + 4) / 8 taken as a shift of
+   a non-negative number: the sum is at least -1271, so adding 1280 = 8 * 160 first and taking
+   160 after gives the floor without shifting a negative value. */
+ALWAYS_INLINE int edge_delta(int p1, int p0, int q0, int q1, int alpha, int beta, int tc)
+{
+    int active = (abs(p0 - q0) < alpha) & (abs(p1 - p0) < beta) & (abs(q1 - q0) < beta);
+    int d = ((4 * (q0 - p0) + (p1 - q1) + 1284) >> 3) - 160;
+    d = d < -tc ? -tc : (d > tc ? tc : d);
+    return active ? d : 0;
+}
+
+/* One row of n samples `step` bytes apart: every edge e = period, 2 period, ... with
+   e + 1 < n, each reading the samples as they were before the row was filtered (only p1 can
+   have moved before it is read: the previous edge's q0, when period is 2). */
+ALWAYS_INLINE void deblock_row_body(uint8_t *s, Py_ssize_t step, Py_ssize_t n,
+                                    Py_ssize_t period, int alpha, int beta, int tc)
+{
+    if (period == 2) {
+        int saved = s[0]; /* the previous edge's q0 as it was (the first edge's p1: s[0]) */
+        for (Py_ssize_t e = 2; e + 1 < n; e += 2) {
+            int p1 = saved, p0 = s[(e - 1) * step], q0 = s[e * step], q1 = s[(e + 1) * step];
+            saved = q0;
+            int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+            s[(e - 1) * step] = (uint8_t)clamp_byte(p0 + d);
+            s[e * step] = (uint8_t)clamp_byte(q0 - d);
+        }
+        return;
+    }
+    for (Py_ssize_t e = period; e + 1 < n; e += period) {
+        uint8_t *at = s + e * step;
+        int p1 = at[-2 * step], p0 = at[-step], q0 = at[0], q1 = at[step];
+        int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+        at[-step] = (uint8_t)clamp_byte(p0 + d);
+        at[0] = (uint8_t)clamp_byte(q0 - d);
+    }
+}
+
+/* deblock_row_body with the strides of 1 to 4 channels known to the compiler. */
+HOT static void deblock_row(uint8_t *s, Py_ssize_t step, Py_ssize_t n, Py_ssize_t period,
+                            int alpha, int beta, int tc)
+{
+    switch (step) {
+    case 1: deblock_row_body(s, 1, n, period, alpha, beta, tc); break;
+    case 2: deblock_row_body(s, 2, n, period, alpha, beta, tc); break;
+    case 3: deblock_row_body(s, 3, n, period, alpha, beta, tc); break;
+    case 4: deblock_row_body(s, 4, n, period, alpha, beta, tc); break;
+    default: deblock_row_body(s, step, n, period, alpha, beta, tc);
+    }
+}
+
+/* The edges of row e of one channel (e a multiple of its period, e + 1 < the height) for
+   columns [x0, x1): `step` bytes between columns, `row` bytes between rows. `saved` holds each
+   column's previous q0 as it was (period 2: the previous edge's q0 is this edge's p1). The
+   four rows are read along the row, as they lie in memory. */
+ALWAYS_INLINE void deblock_edge_row_body(uint8_t *s, Py_ssize_t row, Py_ssize_t step,
+                                         Py_ssize_t e, Py_ssize_t x0, Py_ssize_t x1,
+                                         Py_ssize_t period, int alpha, int beta, int tc,
+                                         uint8_t *RESTRICT saved)
+{
+    uint8_t *r1 = s + (e - 2) * row, *r0 = s + (e - 1) * row, *t0 = s + e * row,
+            *t1 = s + (e + 1) * row;
+    if (period == 2) {
+        int first = e == 2; /* p1 is row 0 itself; later, the previous edge's q0 as it was */
+        for (Py_ssize_t x = x0; x < x1; x++) {
+            Py_ssize_t at = x * step;
+            int p1 = first ? r1[at] : saved[x - x0], p0 = r0[at], q0 = t0[at], q1 = t1[at];
+            saved[x - x0] = (uint8_t)q0;
+            int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+            r0[at] = (uint8_t)clamp_byte(p0 + d);
+            t0[at] = (uint8_t)clamp_byte(q0 - d);
+        }
+        return;
+    }
+    for (Py_ssize_t x = x0; x < x1; x++) {
+        Py_ssize_t at = x * step;
+        int p1 = r1[at], p0 = r0[at], q0 = t0[at], q1 = t1[at];
+        int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+        r0[at] = (uint8_t)clamp_byte(p0 + d);
+        t0[at] = (uint8_t)clamp_byte(q0 - d);
+    }
+}
+
+/* deblock_edge_row_body with the strides of 1 to 4 channels known to the compiler. */
+HOT static void deblock_edge_row(uint8_t *s, Py_ssize_t row, Py_ssize_t step, Py_ssize_t e,
+                                 Py_ssize_t x0, Py_ssize_t x1, Py_ssize_t period, int alpha,
+                                 int beta, int tc, uint8_t *saved)
+{
+    switch (step) {
+    case 1: deblock_edge_row_body(s, row, 1, e, x0, x1, period, alpha, beta, tc, saved); break;
+    case 2: deblock_edge_row_body(s, row, 2, e, x0, x1, period, alpha, beta, tc, saved); break;
+    case 3: deblock_edge_row_body(s, row, 3, e, x0, x1, period, alpha, beta, tc, saved); break;
+    case 4: deblock_edge_row_body(s, row, 4, e, x0, x1, period, alpha, beta, tc, saved); break;
+    default: deblock_edge_row_body(s, row, step, e, x0, x1, period, alpha, beta, tc, saved);
+    }
+}
+
+/* One filtered channel: c, period, alpha, beta, tc. */
+typedef struct {
+    Py_ssize_t c, period;
+    int alpha, beta, tc;
+} EdgeFilter;
+
+PyDoc_STRVAR(deblock_doc,
+"deblock(out, filters, axis, lo, hi) -> None\n\n"
+"codec.deblock.filter_lines on the channels of out ((h, w, channels) uint8, C-contiguous)\n"
+"that filters lists (int64 (k, 5): channel, period >= 2, alpha, beta, tc in 0..255; each\n"
+"channel once), in place, all channels while their rows are in cache: axis 1 the vertical\n"
+"edges of rows [lo, hi), axis 0 the horizontal edges of columns [lo, hi).");
+
+static PyObject *deblock(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"out", "filters", "axis", "lo", "hi", NULL};
+    PyObject *o_out, *o_filters, *result = NULL;
+    Py_ssize_t axis, lo, hi;
+    Arr out = {0}, fa = {0};
+    EdgeFilter *f = NULL;
+    uint8_t *saved = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnn:deblock", names, &o_out, &o_filters,
+                                     &axis, &lo, &hi))
+        return NULL;
+    if (get_array(o_out, &out, "out", 3, T_U8, A_WRITABLE | A_CONTIGUOUS) < 0
+        || get_array(o_filters, &fa, "filters", 2, T_I64, A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t h = out.shape[0], w = out.shape[1], channels = out.shape[2], k = fa.shape[0];
+    Py_ssize_t extent = axis == 1 ? h : w;
+    if ((axis != 0 && axis != 1) || lo < 0 || hi < lo || hi > extent || fa.shape[1] != 5
+        || k > channels) {
+        value_error("deblock: needs axis 0 or 1, 0 <= lo <= hi <= the other axis' extent, "
+                    "filters (k <= channels, 5)");
+        goto done;
+    }
+    f = malloc(sizeof(EdgeFilter) * (size_t)(k + 1));
+    saved = malloc((size_t)((hi - lo) * k + 1));
+    if (f == NULL || saved == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int64_t *v = (const int64_t *)fa.data;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        const int64_t *r = v + 5 * i;
+        int ok = r[0] >= 0 && r[0] < channels && r[1] >= 2 && r[1] <= (1 << 20);
+        for (int j = 2; j < 5; j++)
+            ok = ok && r[j] >= 0 && r[j] <= 255;
+        for (Py_ssize_t j = 0; ok && j < i; j++)
+            ok = f[j].c != r[0];
+        if (!ok) {
+            value_error("deblock: each filter needs a distinct channel < channels, period 2 .. 2^20 "
+                        "and alpha, beta, tc in 0..255");
+            goto done;
+        }
+        f[i] = (EdgeFilter){(Py_ssize_t)r[0], (Py_ssize_t)r[1], (int)r[2], (int)r[3], (int)r[4]};
+    }
+    Py_ssize_t row = out.strides[0], step = out.strides[1];
+    uint8_t *base = (uint8_t *)out.data;
+    Py_BEGIN_ALLOW_THREADS
+    if (axis == 1) {
+        for (Py_ssize_t y = lo; y < hi; y++)
+            for (Py_ssize_t i = 0; i < k; i++)
+                deblock_row(base + y * row + f[i].c, step, w, f[i].period, f[i].alpha,
+                            f[i].beta, f[i].tc);
+    } else {
+        for (Py_ssize_t e = 2; e + 1 < h; e++)
+            for (Py_ssize_t i = 0; i < k; i++)
+                if (e % f[i].period == 0)
+                    deblock_edge_row(base + f[i].c, row, step, e, lo, hi, f[i].period,
+                                     f[i].alpha, f[i].beta, f[i].tc, saved + i * (hi - lo));
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(f);
+    free(saved);
+    release(&out);
+    release(&fa);
     return result;
 }
 
@@ -2247,7 +2475,8 @@ static PyMethodDef methods[] = {
     METHOD(unpredict_into), METHOD(upsample_ycc),
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
-    METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve),
+    METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
+    METHOD(double_chroma),
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,4 +1,4 @@
-// A decoder of the .svdi image format, versions 1, 2 and 3, written from spec/svdi.md §1–5.
+// A decoder of the .svdi image format, versions 1 to 4, written from spec/svdi.md §1–5.
 //
 // An ES module for browsers (pages and module Workers) and Node ≥ 18. Untrusted bytes are parsed
 // in one place (`parseContainer`): every size is checked against the header and the spec's
@@ -14,13 +14,15 @@
 // holds exactly, so the plane is the reference decoder's to the bit; the residual blocks (RBLK,
 // §4.1, §5.3) are then applied to the samples band by band. Version 3 is version 2 with the
 // Y′CbCr transform for 16-bit samples too (§5.2): integer arithmetic below 2^35, exact.
+// Version 4 adds the deblocking filter (§5.4): integer edge filtering of the 8-bit samples
+// across patch edges, before the colour conversion and the residual blocks.
 
 import { zstdDecompress, zstdReady } from "./zstd.js";
 
 export const SIGNATURE = Uint8Array.from([0x89, 0x53, 0x56, 0x44, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** The newest format version; this decoder reads every one of VERSIONS. */
-export const VERSION = 3;
-export const VERSIONS = [1, 2, 3];
+export const VERSION = 4;
+export const VERSIONS = [1, 2, 3, 4];
 export const MAX_DIMENSION = 2 ** 20;
 /** Most channels (planes) of a version 2 file (HEAD's u8 fields), and of a version 1 file. */
 export const MAX_CHANNELS = 255;
@@ -231,7 +233,7 @@ function planeShape(header, index) {
 }
 
 function parsePlan(b, start, end, header, index) {
-  const size = header.version >= 2 ? 24 : 23;
+  const size = header.version >= 4 ? 27 : header.version >= 2 ? 24 : 23;
   if (end - start !== size) {
     throw new SvdiError(`PLAN chunk has ${end - start} bytes, expected ${size} (format version ${header.version})`);
   }
@@ -240,6 +242,8 @@ function parsePlan(b, start, end, header, index) {
     width: u32(b, start + 7), rank: u32(b, start + 11), step: f64(b, start + 15),
     // Version 2: F of the exact reconstruction (§5.1); null marks a version 1 plane.
     shift: header.version >= 2 ? b[start + 23] : null,
+    // Version 4: the deblocking filter's alpha, beta and tc (§5.4); all 0: none.
+    deblock: header.version >= 4 ? [b[start + 24], b[start + 25], b[start + 26]] : [0, 0, 0],
   };
   if (plane.shift !== null && plane.shift > MAX_SHIFT) {
     throw new SvdiError(`plane ${index}: shift ${plane.shift} exceeds ${MAX_SHIFT}`);
@@ -274,6 +278,13 @@ function parsePlan(b, start, end, header, index) {
   }
   if (!(Number.isFinite(plane.step) && plane.step > 0)) {
     throw new SvdiError(`plane ${index}: invalid quantizer step ${plane.step}`);
+  }
+  plane.filtered = plane.deblock.some((v) => v !== 0);
+  if (plane.filtered) {
+    const what = `plane ${index}: deblocking filter (${plane.deblock.join(", ")})`;
+    if (Math.min(...plane.deblock) < 1) throw new SvdiError(`${what}: alpha, beta and tc must all be 0 (no filter) or all >= 1`);
+    if (plane.layout !== 1) throw new SvdiError(`${what} on a plane of the plain layout (patch layouts only)`);
+    if (header.sampleType !== 1) throw new SvdiError(`${what} on ${header.dtype} samples (8-bit samples only)`);
   }
   plane.layoutName = plane.layout === 1 ? `patch${plane.patch}` : "plain";
   return plane;
@@ -839,7 +850,8 @@ export function readHeader(data, { maxPixels = null } = {}) {
 function publicPlane(p) {
   return {
     index: p.index, layout: p.layoutName, patch: p.patch, height: p.height, width: p.width,
-    rank: p.rank, step: p.step, shift: p.shift, m: p.m, n: p.n, grid: p.grid, vgrid: p.vgrid,
+    rank: p.rank, step: p.step, shift: p.shift, deblock: p.deblock, m: p.m, n: p.n, grid: p.grid,
+    vgrid: p.vgrid,
   };
 }
 
@@ -1307,12 +1319,51 @@ export function roundedYCbCr(header, planes) {
   return out;
 }
 
-/** A colour-1 image (§5.2): Y′CbCr planes (and alpha) as interleaved RGB(A) bytes. */
-function ycbcrImage(header, planes) {
+/** The deblocking filter (version 4, §5.4) in place on one channel of 8-bit samples, sample
+ * (y, x) at data[at + y·rowStep + x·step], w × h, edges every `period` samples: vertical edges
+ * (along rows), then horizontal ones (along columns). Within a pass every edge reads the samples
+ * as they were before it: only p1 can have moved, as the previous edge's q0 when period is 2,
+ * so that q0 is kept (`saved`). */
+function deblockChannel(data, at, step, rowStep, w, h, period, [alpha, beta, tc]) {
+  const clamp = (v) => (v < 0 ? 0 : v > 255 ? 255 : v);
+  const pass = (lines, n, lineStep, s) => {
+    for (let i = 0; i < lines; i++) {
+      const base = at + i * lineStep;
+      let saved = 0;
+      for (let e = period; e + 1 < n; e += period) {
+        const o = base + e * s;
+        const p1 = period === 2 && e > period ? saved : data[o - 2 * s];
+        const p0 = data[o - s], q0 = data[o], q1 = data[o + s];
+        saved = q0;
+        if (Math.abs(p0 - q0) < alpha && Math.abs(p1 - p0) < beta && Math.abs(q1 - q0) < beta) {
+          const d = (4 * (q0 - p0) + (p1 - q1) + 4) >> 3; // small integers: >> is the floor
+          const delta = d < -tc ? -tc : d > tc ? tc : d;
+          data[o - s] = clamp(p0 + delta);
+          data[o] = clamp(q0 - delta);
+        }
+      }
+    }
+  };
+  pass(h, w, rowStep, step);
+  pass(w, h, step, rowStep);
+}
+
+/** A filtered plane's edge period in its output channel (§5.4): the patch side, twice that for
+ * subsampled Cb and Cr. */
+function edgePeriod(header, p) {
+  return p.patch * (p.width !== header.width || p.height !== header.height ? 2 : 1);
+}
+
+/** A colour-1 image (§5.2): Y′CbCr planes (and alpha) as interleaved RGB(A) bytes, each
+ * filtered plane deblocked first (version 4, §5.4). */
+function ycbcrImage(header, planes, plans) {
   const { width: w, height: h, channels } = header;
   const pixels = w * h;
   const data = new Uint8Array(pixels * channels);
   const [Y, Cb, Cr] = roundedYCbCr(header, planes);
+  [Y, Cb, Cr].forEach((samples, c) => {
+    if (plans[c].filtered) deblockChannel(samples, 0, 1, w, w, h, edgePeriod(header, plans[c]), plans[c].deblock);
+  });
   const { crR, cbG, crG, cbB } = YCC_TABLES;
   for (let i = 0, o = 0; i < pixels; i++, o += channels) {
     const y = Y[i], cb = Cb[i], cr = Cr[i];
@@ -1325,6 +1376,7 @@ function ycbcrImage(header, planes) {
   if (channels === 4) {
     const A = planes[3];
     for (let i = 0; i < pixels; i++) data[4 * i + 3] = toUint8(A[i], half);
+    if (plans[3].filtered) deblockChannel(data, 3, 4, 4 * w, w, h, edgePeriod(header, plans[3]), plans[3].deblock);
   }
   return data;
 }
@@ -1676,13 +1728,17 @@ export class SvdiImage {
       if (this.header.colour === 1 && dtype === "uint16") {
         data = wideYcbcrImage(this.header, this.planeValues(k)); // version 3
       } else if (this.header.colour === 1) {
-        data = ycbcrImage(this.header, this.planeValues(k)); // the planes are released
+        data = ycbcrImage(this.header, this.planeValues(k), this.container.planes); // the planes are released
       } else {
         // Colour 0: each channel is its own plane, converted as it is reconstructed, so that at
         // most one binary32 plane is held besides the output (an image may have 255 channels).
         data = new SAMPLE_ARRAYS[dtype](width * height * channels);
         let bad = 0;
-        for (let c = 0; c < channels; c++) bad += storeSamples(this.planeValue(c, k), data, c, this.header);
+        for (let c = 0; c < channels; c++) {
+          bad += storeSamples(this.planeValue(c, k), data, c, this.header);
+          const p = this.container.planes[c];
+          if (p.filtered) deblockChannel(data, c, channels, channels * width, width, height, edgePeriod(this.header, p), p.deblock);
+        }
         if (bad !== 0) throw sampleOverflow(this.header);
       }
       if (this.isComplete(k)) applyResiduals(this.container, data, dtype);

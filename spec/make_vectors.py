@@ -478,7 +478,11 @@ def valid_vectors() -> list[Vector]:
 
 
 def plan_v2(index: int, layout: int, patch: int, height: int, width: int, rank: int,
-            step: float, shift: int) -> bytes:
+            step: float, shift: int, deblock: tuple[int, int, int] | None = None) -> bytes:
+    """A version 2 PLAN chunk; with `deblock`, version 4's (alpha, beta, tc appended)."""
+    if deblock is not None:
+        return chunk(b"PLAN", container.PLAN_RECORD_V4.pack(index, layout, patch, height, width,
+                                                            rank, step, shift, *deblock))
     return chunk(b"PLAN", container.PLAN_RECORD_V2.pack(index, layout, patch, height, width, rank,
                                                         step, shift))
 
@@ -583,22 +587,52 @@ def wide_ycc_samples(v: Vector, planes: list[np.ndarray]) -> np.ndarray:
     return np.stack(chans, -1).astype(np.uint16)
 
 
-def exact_samples(v: Vector, planes: list[np.ndarray]) -> np.ndarray:
-    """The decoded samples (h, w, c) of a version 2 or 3 file's planes, bit for bit (§5.2);
-    chroma subsampling only in the 16-bit (version 3) vectors."""
+def deblock_samples(s: np.ndarray, period: int, alpha: int, beta: int, tc: int) -> np.ndarray:
+    """§5.4 on one channel of 8-bit samples, edge by edge and sample by sample in Python's
+    integers (>> is the floor): vertical edges, then horizontal ones, each pass reading the
+    samples as they were before it."""
+    s = s.astype(np.int64).copy()
+    for transpose in (False, True):
+        before = (s.T if transpose else s).copy()
+        out = s.T if transpose else s  # a view: writes go to s
+        for i in range(before.shape[0]):
+            for e in range(period, before.shape[1] - 1, period):
+                p1, p0, q0, q1 = (int(before[i, e + k]) for k in (-2, -1, 0, 1))
+                if abs(p0 - q0) < alpha and abs(p1 - p0) < beta and abs(q1 - q0) < beta:
+                    d = min(tc, max(-tc, (4 * (q0 - p0) + (p1 - q1) + 4) >> 3))
+                    out[i, e - 1] = min(255, max(0, p0 + d))
+                    out[i, e] = min(255, max(0, q0 - d))
+    return s
+
+
+def exact_samples(v: Vector, planes: list[np.ndarray],
+                  deblock: dict[int, tuple[int, int, int]] | None = None) -> np.ndarray:
+    """The decoded samples (h, w, c) of a version 2, 3 or 4 file's planes, bit for bit (§5.2),
+    with version 4's deblocking filters {plane: (alpha, beta, tc)} on the 8-bit samples (§5.4)."""
     if v.colour == container.COLOUR_YCBCR and v.stype == 2:
         return wide_ycc_samples(v, planes)
-    assert not v.sub
+    deblock = deblock or {}
+
+    def filtered(c: int, samples: np.ndarray) -> np.ndarray:
+        if c not in deblock:
+            return samples
+        period = v.planes[c].patch * (2 if v.sub and c in (1, 2) else 1)
+        return deblock_samples(samples, period, *deblock[c])
     if v.colour == container.COLOUR_YCBCR:
-        y = byte_samples(planes[0])
-        cb, cr = (byte_samples(p, 128.0) - 128 for p in planes[1:3])
+        chroma = [upsample2_exact(p) for p in planes[1:3]] if v.sub else planes[1:3]
+        y = filtered(0, byte_samples(planes[0]))
+        cb, cr = (filtered(c, byte_samples(p, 128.0)) - 128
+                  for c, p in enumerate(chroma, start=1))
         r = y + (jfif_term(JFIF[0], cr) >> 6)
         g = y + ((jfif_term(JFIF[1], cb) + jfif_term(JFIF[2], cr)) >> 6)
         b = y + (jfif_term(JFIF[3], cb) >> 6)
-        chans = [np.clip(c, 0, 255) for c in (r, g, b)] + [byte_samples(p) for p in planes[3:]]
+        chans = [np.clip(c, 0, 255) for c in (r, g, b)]
+        chans += [filtered(c, byte_samples(p)) for c, p in enumerate(planes[3:], start=3)]
         return np.stack(chans, -1).astype(np.uint8)
+    assert not deblock or v.stype == 1
     if v.stype == 1:
-        return np.stack([byte_samples(p) for p in planes], -1).astype(np.uint8)
+        return np.stack([filtered(c, byte_samples(p)) for c, p in enumerate(planes)],
+                        -1).astype(np.uint8)
     if v.stype == 2:
         return np.stack([np.trunc(np.clip(p.astype(np.float64) * v.scale + 0.5, 0, 65535))
                          for p in planes], -1).astype(np.uint16)
@@ -686,7 +720,8 @@ class V2Vector:
     parts: dict[int, ResidualPart]
     near: bool = False
     means: dict[int, np.ndarray] = field(default_factory=dict)  # MEAN chunks by plane (§3.1)
-    version: int = 2  # 3: Y'CbCr of 16-bit samples
+    version: int = 2  # 3: Y'CbCr of 16-bit samples; 4: deblocking filters
+    deblock: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # version 4 (§5.4)
 
     def __post_init__(self) -> None:
         if self.near and self.base.stype in FLOAT_TYPES:  # the layer plus small offsets
@@ -706,7 +741,7 @@ class V2Vector:
     def decoded_layer(self) -> np.ndarray:
         planes = [exact_plane(p, f, self.means.get(i))
                   for i, (p, f) in enumerate(zip(self.base.planes, self.shifts()))]
-        return exact_samples(self.base, planes)
+        return exact_samples(self.base, planes, self.deblock)
 
     def q_and_expected(self) -> tuple[dict[int, np.ndarray], dict[int, float], np.ndarray]:
         v = self.base
@@ -732,7 +767,9 @@ class V2Vector:
                                            v.sub, v.scale, version=self.version)]
         for i, (p, shift) in enumerate(zip(v.planes, self.shifts())):
             layout = container.LAYOUT_PATCH if p.patch else container.LAYOUT_PLAIN
-            parts.append(plan_v2(i, layout, p.patch, p.height, p.width, p.rank, p.step, shift))
+            filters = self.deblock.get(i, (0, 0, 0)) if self.version >= 4 else None
+            parts.append(plan_v2(i, layout, p.patch, p.height, p.width, p.rank, p.step, shift,
+                                 filters))
         for i in sorted(self.means, reverse=True):  # any order: the reader takes it
             parts.append(mean_chunk(i, self.means[i]))
         groups: list[list[bytes]] = []
@@ -816,6 +853,37 @@ def v2_vectors() -> list[V2Vector]:
                  {c: ResidualPart(0, **three) for c in range(3)}),
         *array_vectors(),
         *v3_vectors(),
+        *v4_vectors(),
+    ]
+
+
+def v4_vectors() -> list[V2Vector]:
+    """Version 4 (§3, §5.4): the deblocking filter on Y' (period 4) and on subsampled Cb
+    (period 8, upsampled first) of an RGB image; on an L plane of patch 2 (period 2: edges
+    that read the previous edge's q0) under a lossless residual, which corrects the filtered
+    samples; and a version 4 file whose planes are all unfiltered."""
+    ycc = container.COLOUR_YCBCR
+    sub = Vector("v4_filter_rgb_16x16_sub_patch4", "RGB 16x16, Y'CbCr 4:2:0, patch 4: Y' "
+                 "filtered (alpha 60, beta 30, tc 4), Cb filtered at period 8 (40, 20, 2), Cr "
+                 "not", 16, 16, 1,
+                 [plane(16, 16, 2.0, [1.0, 2.0, 4.0, 4.0], 80, (4, 9), 3, patch=4),
+                  plane(8, 8, 1.0, [1.0, 1.0], 81, (-6, 6), 2, patch=4),
+                  plane(8, 8, 1.0, [1.0, 2.0], 82, (-6, 6), 2, patch=4)], colour=ycc, sub=1)
+    patch2 = Vector("v4_filter_l_12x10_patch2_lossless", "L 12x10, patch 2, filtered (alpha "
+                    "80, beta 40, tc 6; 35 samples differ from filtering edge after edge in "
+                    "place), lossless: the residual is against the filtered samples", 12, 10, 1,
+                    [plane(10, 12, 2.0, [1.0, 2.0, 4.0], 85, (3, 6), 1, patch=2,
+                           predictors=(PLANAR, NONE))])
+    off = Vector("v4_filter_off_rgb_16x16_patch8", "RGB 16x16, Y'CbCr, patch 8, version 4 with "
+                 "every filter 0 (none): the pixels of version 2", 16, 16, 1,
+                 rgb_patch8_planes(), colour=ycc)
+    return [
+        V2Vector(sub, np.zeros((16, 16, 3)), {}, version=4,
+                 deblock={0: (60, 30, 4), 1: (40, 20, 2)}),
+        V2Vector(patch2, pattern((10, 12, 1), 84, 0, 255),
+                 {0: ResidualPart(0, predictors=(PLANAR,), codes=(INT16,))}, version=4,
+                 deblock={0: (80, 40, 6)}),
+        V2Vector(off, np.zeros((16, 16, 3)), {}, version=4),
     ]
 
 
@@ -947,8 +1015,14 @@ def v2_invalid_vectors(valid: dict[str, bytes], v1: bytes) -> list[tuple[str, st
         ("unknown_version_3", "HEAD declares format version 3 over version 1's 23-byte PLAN "
          "chunks", replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=3)),
          "PLAN chunk has 23 bytes, expected 24"),
-        ("unknown_version_4", "HEAD declares format version 4", replace(
-            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=4)), "unsupported format version 4"),
+        # Before version 4 existed this file was refused for its version; it still is, for its
+        # version 1 PLAN chunks (the bytes are unchanged).
+        ("unknown_version_4", "HEAD declares format version 4 over version 1's 23-byte PLAN "
+         "chunks", replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=4)),
+         "PLAN chunk has 23 bytes, expected 27"),
+        ("unknown_version_5", "HEAD declares format version 5", replace(
+            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=5)), "unsupported format version 5"),
+        *v4_invalid_vectors(valid),
         ("v3_ycc16_in_v2", "16-bit Y'CbCr (a version 3 file) with HEAD's version 2", replace(
             valid["v3_rgb16_16x16_sub"], b"HEAD", patch_struct(container.HEAD_RECORD, f0=2)),
          "Y'CbCr transform needs 8-bit RGB or RGBA (version 3: or 16-bit)"),
@@ -993,6 +1067,29 @@ def v2_invalid_vectors(valid: dict[str, bytes], v1: bytes) -> list[tuple[str, st
                                                + big_payload[28:])] + l_v2[-1:]),
          "residual beyond 2^31 - 1"),
         *array_invalid_vectors(valid, v1),
+    ]
+
+
+def v4_invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]]:
+    """Files that break one rule of version 4's deblocking filter each (§3)."""
+    sub = valid["v4_filter_rgb_16x16_sub_patch4"]
+    v2_plain = valid["v2_l_12x10_lossless"]
+    as_v4 = replace(v2_plain, b"HEAD", patch_struct(container.HEAD_RECORD, f0=4))
+    wide = replace(valid["v3_rgb16_16x16_sub"], b"HEAD", patch_struct(container.HEAD_RECORD, f0=4))
+    for n in range(3):
+        wide = replace(wide, b"PLAN", lambda p: p + bytes([0, 0, 0]), nth=n)
+    return [
+        ("v4_filter_partial", "PLAN's filter alpha 60, beta 0, tc 4: beta 0 with the others "
+         "set", replace(sub, b"PLAN", lambda p: p[:25] + bytes([0]) + p[26:]),
+         "alpha, beta and tc must all be 0 (no filter) or all >= 1"),
+        ("v4_filter_plain_layout", "the filter on a plane of the plain layout", replace(
+            as_v4, b"PLAN", lambda p: p + bytes([10, 5, 1])), "on a plane of the plain layout"),
+        ("v4_filter_uint16", "the filter on a patch-layout plane of 16-bit samples (colour 1, "
+         "version 4)", replace(wide, b"PLAN", lambda p: p[:24] + bytes([10, 5, 1])),
+         "on uint16 samples (8-bit samples only)"),
+        ("v4_filter_plan_size", "a version 4 file with version 2's 24-byte PLAN chunks",
+         replace(v2_plain, b"HEAD", patch_struct(container.HEAD_RECORD, f0=4)),
+         "PLAN chunk has 24 bytes, expected 27"),
     ]
 
 

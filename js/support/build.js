@@ -60,9 +60,11 @@ export function head({ version = 2, width, height, dtype = "uint8", sampleCode =
   return ["HEAD", p];
 }
 
-/** PLAN (§3) of a plain layout (or patch p): 23 bytes (version 1, shift null) or 24 (version 2). */
-export function plan({ index = 0, height, width, rank = 0, step = 1, shift = 0, patch = 0 }) {
-  const p = new Uint8Array(shift === null ? 23 : 24), v = new DataView(p.buffer);
+/** PLAN (§3) of a plain layout (or patch p): 23 bytes (version 1, shift null), 24 (version 2)
+ * or, with deblock = [alpha, beta, tc], 27 (version 4). */
+export function plan({ index = 0, height, width, rank = 0, step = 1, shift = 0, patch = 0, deblock = null }) {
+  const p = new Uint8Array(shift === null ? 23 : deblock ? 27 : 24), v = new DataView(p.buffer);
+  if (deblock) p.set(deblock, 24);
   p.set([index, patch ? 1 : 0, patch]);
   v.setUint32(3, height);
   v.setUint32(7, width);

@@ -43,6 +43,20 @@ test("the fixtures cover every layout, mode and sample type", () => {
   const v3sub = new Set(v3.map((f) => svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).subsampling));
   assert.deepEqual([...v3sub].sort(), [0, 1], "version 3 with 4:2:0 and 4:4:4 chroma");
   assert.ok(v3.some((f) => f.options.max_error === 0) && v3.some((f) => f.options.max_error > 0));
+  // Version 4: every v4_ fixture filters some plane (the encoder chose the filter), on RGB
+  // 4:2:0 and 4:4:4, L, LA and RGBA, patch 2, under residual blocks.
+  const v4 = fixtures.filter((f) => f.name.startsWith("v4_"));
+  for (const f of v4) {
+    assert.equal(f.version, 4, f.name);
+    const planes = svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).planes;
+    assert.ok(planes.some((p) => p.deblock.some((v) => v > 0)), `${f.name}: a filtered plane`);
+  }
+  for (const c of [1, 2, 3, 4]) assert.ok(v4.some((f) => (f.shape[2] ?? 1) === c), `version 4 uint8/${c}`);
+  assert.ok(v4.some((f) => f.layouts.includes("patch2")) && v4.some((f) => f.source), "patch 2, residuals");
+  const v4sub = new Set(v4.filter((f) => f.shape[2] === 3)
+    .map((f) => svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).subsampling));
+  assert.deepEqual([...v4sub].sort(), [0, 1], "version 4 with 4:2:0 and 4:4:4 chroma");
+  assert.ok(fixtures.filter((f) => !f.name.startsWith("v4_")).every((f) => f.version < 4));
 });
 
 /** The largest |decoded − source| per channel must be within the largest bound of the channel's
@@ -72,7 +86,7 @@ for (const f of fixtures) {
       const decoded = image.reconstruct(k);
       assert.deepEqual(expected.shape, f.shape);
       if (image.header.version >= 2) {
-        // Versions 2 and 3: every sample the reference decoder's, bit for bit (spec §5.3), also
+        // Versions 2 to 4: every sample the reference decoder's, bit for bit (spec §5.3), also
         // for a preview of fewer components (exact planes, without the residual).
         const differing = differingBits(decoded.data, expected.data);
         assert.equal(differing, 0, `components ${k ?? "all"}: ${differing} of ${decoded.data.length} samples differ`);

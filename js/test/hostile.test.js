@@ -243,7 +243,21 @@ test("version 2: RBLK in a version 1 file, before the PLAN chunks, before a fact
   rejects(fileOf([head({ width: 6, height: 4 }), plan({ height: 4, width: 6, shift: null }), IEND]), /PLAN chunk has 23 bytes, expected 24/);
   rejects(fileOf([head({ width: 6, height: 4 }), plan({ height: 4, width: 6, shift: 64 }), IEND]), /shift 64 exceeds 63/);
   rejects(fileOf([head({ version: 3, width: 6, height: 4 }), plan({ height: 4, width: 6, shift: null }), IEND]), /PLAN chunk has 23 bytes, expected 24/);
-  rejects(fileOf([head({ version: 4, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /unsupported format version 4/);
+  rejects(fileOf([head({ version: 4, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /PLAN chunk has 24 bytes, expected 27/);
+  rejects(fileOf([head({ version: 5, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /unsupported format version 5/);
+});
+
+test("version 4: the deblocking filter's PLAN bytes are checked", () => {
+  const file = (deblock, { patch = 4, dtype = "uint8", version = 4 } = {}) => fileOf([
+    head({ version, width: 8, height: 8, dtype }), plan({ height: 8, width: 8, patch, deblock }), IEND]);
+  assert.equal(svdi.decode(file([0, 0, 0])).data.length, 64);
+  assert.equal(svdi.decode(file([9, 4, 1])).data.length, 64);
+  assert.deepEqual(svdi.readHeader(file([9, 4, 1])).planes[0].deblock, [9, 4, 1]);
+  rejects(file([9, 0, 1]), /alpha, beta and tc must all be 0 \(no filter\) or all >= 1/);
+  rejects(file([0, 4, 1]), /alpha, beta and tc must all be 0/);
+  rejects(file([9, 4, 1], { patch: 0 }), /on a plane of the plain layout/);
+  rejects(file([9, 4, 1], { dtype: "uint16" }), /on uint16 samples \(8-bit samples only\)/);
+  rejects(file([9, 4, 1], { version: 3 }), /PLAN chunk has 27 bytes, expected 24/);
 });
 
 test("version 2: RBLK fields out of range", () => {

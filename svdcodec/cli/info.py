@@ -90,6 +90,7 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
         report["sigma"] = _kept_sigma(unpacked, p)
         means = unpacked.means.get(p.index)  # centred columns (MEAN, version 2)
         report["centred"] = means is not None
+        report["deblock"] = list(p.deblock) if p.filtered else None  # version 4 (spec §5.4)
         if means is not None:
             report["mean_bytes"] = len(means.frame) + 13
     return {
@@ -149,6 +150,10 @@ def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
     if p.get("centred"):
         lines.append(f"    centred: the {n} column means stored ({p['mean_bytes']} B) and added "
                      "back; the factors are the matrix's PCA")
+    if p.get("deblock"):
+        alpha, beta, tc = p["deblock"]
+        lines.append(f"    deblocking filter across the patch edges: alpha {alpha}, beta {beta}, "
+                     f"tc {tc} (8-bit levels)")
     if verbose:
         lines += [f"      {blk['factor']}[{blk['first']}:{blk['first'] + blk['count']}] "
                   f"{blk['bytes']} B" for blk in p["blocks"]]

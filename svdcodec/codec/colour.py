@@ -15,6 +15,7 @@ decoded image encode again to nearly itself (issue #15).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -222,8 +223,12 @@ def to_uint8(plane: np.ndarray, offset: float = 0.0) -> np.ndarray:
 
 
 def from_planes(planes: list[np.ndarray], height: int, width: int, dtype: np.dtype, ycc: bool,
-                subsample: bool, scale: float) -> np.ndarray:
-    """Decoded float32 planes -> image array (h, w, c) of the sample type `dtype`."""
+                subsample: bool, scale: float,
+                deblock: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+    """Decoded float32 planes -> image array (h, w, c) of the sample type `dtype`.
+
+    deblock (version 4, 8-bit samples): applied in place to the (h, w, c) 8-bit samples (Y'CbCr
+    before the conversion to RGB), spec §5.4."""
     h, w, channels = height, width, len(planes)
     if ycc and dtype == np.uint16:
         return from_wide_ycc(planes, h, w, subsample, scale)
@@ -232,15 +237,17 @@ def from_planes(planes: list[np.ndarray], height: int, width: int, dtype: np.dty
         if subsample:
             chroma = [np.asarray(Image.fromarray(p, "F").resize((w, h), Image.Resampling.BILINEAR))
                       for p in chroma]
-        ycc_images = [Image.fromarray(to_uint8(planes[0])),
-                      *(Image.fromarray(to_uint8(p, CHROMA_OFFSET)) for p in chroma)]
+        samples = np.stack([to_uint8(planes[0]), *(to_uint8(p, CHROMA_OFFSET) for p in chroma),
+                            *(to_uint8(p) for p in planes[3:])], axis=2)
+        if deblock is not None:
+            deblock(samples)
+        ycc_images = [Image.fromarray(np.ascontiguousarray(samples[..., i])) for i in range(3)]
         rgb = np.asarray(Image.merge("YCbCr", ycc_images).convert("RGB"))
         if channels == 3:
             return rgb
         out = np.empty((h, w, channels), dtype=np.uint8)
         out[..., :3] = rgb
-        for i, p in enumerate(planes[3:], start=3):
-            out[..., i] = to_uint8(p)
+        out[..., 3:] = samples[..., 3:]
         return out
     out = np.empty((h, w, channels), dtype=dtype)
     for i, p in enumerate(planes):
@@ -256,6 +263,8 @@ def from_planes(planes: list[np.ndarray], height: int, width: int, dtype: np.dty
             out[..., i] = np.clip(p + np.float32(0.5), 0, 255)
         else:
             out[..., i] = integer_samples(p, scale, dtype)
+    if deblock is not None and dtype == np.uint8:
+        deblock(out)
     return out
 
 

@@ -6,7 +6,9 @@ per cell) or the image columns and rows (a plain layout), then multiply. The mul
 falls by k^2 (a patch layout) or k (plain); every factor entry is still read. Cells that
 straddle the image's last row or column average the padding of the patch layout (the edge's
 pixels repeated), so edges differ slightly from a box filter of the full image; elsewhere the
-result is that box filter's up to float32 rounding.
+result is that box filter's up to float32 rounding. Version 4's deblocking filter is not
+applied (spec §5.4): the cell means are already smoother than the patch edges it treats, and
+the reduced image is the box filter of the unfiltered planes (tests/test_deblock.py).
 
 A patch layout's reduced product is defined as float32 sums over the components in order
 (`reduced_product`), so that the compiled path can decode each sparse U block straight into

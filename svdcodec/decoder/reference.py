@@ -2,7 +2,8 @@
 
 This is the decoder to read to understand the format, and the one a port to another language
 translates. Version 2 adds two steps: planes by the exact integer rule (§5.1) and the residual
-blocks applied to the samples (§5.3). It holds every plane's integers and matrix whole, so it is for small files, tests and
+blocks applied to the samples (§5.3); version 4 one: the deblocking filter on the 8-bit samples
+before the colour conversion (§5.4). It holds every plane's integers and matrix whole, so it is for small files, tests and
 readers; `svdcodec.decode` gives the very same pixels band by band, in threads and with the
 compiled kernels (the tests hold it to this module bit for bit).
 """
@@ -27,6 +28,7 @@ from ..format import (
     Plane,
     unpack,
 )
+from .deblock import deblock_image
 
 
 def factor_integers(container: Container, plane: Plane, factor: str, rank: int) -> np.ndarray:
@@ -77,9 +79,14 @@ def decode_reference(data: bytes, components: int | None = None) -> np.ndarray:
     header = container.header
     planes = [decode_plane(container, p, p.rank if components is None else min(p.rank, components))
               for p in container.planes]
+    def deblock(samples: np.ndarray) -> None:  # version 4 (§5.4): the 8-bit samples, in place
+        deblock_image(samples, header, container.planes, None, 1)
+
+    filtered = any(p.filtered for p in container.planes)
     with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow is checked below
         pixels = from_planes(planes, header.height, header.width, header.dtype,
-                             header.colour == COLOUR_YCBCR, bool(header.subsampling), header.scale)
+                             header.colour == COLOUR_YCBCR, bool(header.subsampling), header.scale,
+                             deblock if filtered else None)
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow {header.dtype} (sample scale {header.scale})")
     if components is None or all(components >= p.rank for p in container.planes):

@@ -23,6 +23,7 @@ from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import run_bands
+from .deblock import deblock_image
 from .factors import factor_bytes
 from .plane import PlaneReconstructor, bands_for, pass_budget
 from .residuals import apply_residuals
@@ -45,6 +46,10 @@ class OutputPlan:
     - `chroma_jobs` (direct, small chroma factors): the chroma planes decode as concurrent jobs
       beside Y's factor set-up, each with its own buffers (not for large factors: each plane's
       buffers at once would break the memory bound).
+    - `deblock` (version 4, a plane with the deblocking filter): the 8-bit samples are filtered
+      in the output before the colour conversion (spec §5.4), so the output holds Y'CbCr
+      first: not direct; fused chroma is doubled into the output (`double_chroma`) before the
+      filter, then converted in place.
     """
 
     ranks: list[int]  # components decoded per plane
@@ -56,11 +61,13 @@ class OutputPlan:
     fused: bool
     direct: bool
     chroma_jobs: bool
+    deblock: bool
     compiled: ModuleType | None
     colour: np.ndarray | None  # the kernels' colour constants (compiled Y'CbCr only)
 
     @classmethod
-    def of(cls, container: Container, components: int | None) -> OutputPlan:
+    def of(cls, container: Container, components: int | None, convert: bool = True
+           ) -> OutputPlan:
         header = container.header
         h, w = header.height, header.width
         ranks = [p.rank if components is None else min(p.rank, components)
@@ -72,13 +79,15 @@ class OutputPlan:
         # the fused paths are 8-bit's (16-bit Y'CbCr is rounded into the output, then converted)
         colour = (kernels.colour_constants()
                   if compiled is not None and ycc and header.dtype == np.uint8 else None)
+        deblock = any(p.filtered for p in container.planes)
         fused = colour is not None and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
-        direct = fused and bool(chroma) and container.planes[0].layout == LAYOUT_PATCH
+        direct = fused and bool(chroma) and container.planes[0].layout == LAYOUT_PATCH \
+            and convert and not deblock
         chroma_jobs = direct and (sum(factor_bytes(container, p) for p in chroma)
                                   <= band_sizes.JOB_BYTES)
         out_bytes = h * w * header.channels * header.dtype.itemsize
         return cls(ranks, bands_for(full, h, w), pass_budget(out_bytes), full, chroma, ycc,
-                   fused, direct, chroma_jobs, compiled, colour)
+                   fused, direct, chroma_jobs, deblock, compiled, colour)
 
     def order(self, planes: list[Plane]) -> list[Plane]:
         """The planes in decoding order: chroma first on the direct path (Y' needs it)."""
@@ -86,11 +95,14 @@ class OutputPlan:
 
 
 def render_image(container: Container, components: int | None = None,
-                 threads: int | None = None) -> np.ndarray:
+                 threads: int | None = None, colour: bool = True) -> np.ndarray:
     """The decoded image (h, w, c), plane after plane and band by band (see `OutputPlan` for
-    the paths), so that large factors are in memory one plane at a time."""
+    the paths), so that large factors are in memory one plane at a time.
+
+    colour=False (8-bit Y'CbCr only): the samples before the colour conversion, deblocked as
+    the file says, without residual blocks: what the encoder measures its filter on."""
     header = container.header
-    plan = OutputPlan.of(container, components)
+    plan = OutputPlan.of(container, components, convert=colour)
     out = np.empty((header.height, header.width, header.channels), dtype=header.dtype)
     scratch: dict[str, np.ndarray] = {}  # factor buffers shared by the planes
     halves: dict[int, np.ndarray] = {}  # whole chroma planes kept for the fused conversion
@@ -110,6 +122,14 @@ def render_image(container: Container, components: int | None = None,
             render_full_plane(rows, plan, header, out, halves, threads)
         elif p.index not in halves:
             render_chroma(container, plan, p, out, halves, scratch, threads)
+    if halves and (plan.deblock or not colour):  # the filter works on bytes of Cb and Cr
+        double_chroma(out, plan, halves, threads)
+        halves.clear()
+    if plan.deblock:
+        deblock_image(out, header, container.planes, plan.compiled, threads)
+    if not colour:
+        assert not plan.direct and header.dtype == np.uint8
+        return out
     if plan.ycc and not plan.direct:
         convert_colour(out, plan, halves, threads)
     if container.residuals and all(r == p.rank for r, p in zip(plan.ranks, container.planes)):
@@ -212,6 +232,20 @@ def check_image(container: Container) -> None:
                                                       header.dtype))):
                 raise SvdiError(f"samples overflow {header.dtype} (sample scale {header.scale})")
         rows.each_band(check, None)
+
+
+def double_chroma(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarray],
+                  threads: int | None) -> None:
+    """The kept chroma planes doubled and rounded into channels 1 and 2 of the output, band by
+    band (compiled: the fused path keeps them only with the kernels), as `render_chroma`
+    upsamples them on the other paths."""
+    compiled = plan.compiled
+    assert compiled is not None
+
+    def double(i: int) -> None:
+        y0, y1 = plan.bands[i]
+        compiled.double_chroma(out, y0, y1, halves[1], halves[2])
+    run_bands(double, len(plan.bands), threads)
 
 
 def convert_colour(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarray],

@@ -97,7 +97,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
            icc_profile: bytes | None = None, xmp: bytes | str | None = None,
            dpi: tuple[float, float] | None = None, text: dict[str, str] | None = None,
            max_error: float | None = None, exact_alpha: bool = True,
-           exact_constant: bool = True, centre: bool = False,
+           exact_constant: bool = True, centre: bool = False, deblock: bool = True,
            effort: int = DEFAULT_EFFORT) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
@@ -123,6 +123,11 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     "auto" means plain) `read_factors` then returns a true PCA of each plane, the means in
     `PlaneFactors.mean`. For a time x sensors array, rows are observations and columns
     variables.
+
+    deblock (default True): where it brings the decoded image closer to the original, the
+    decoder smooths the edges between patches of a plane of 8-bit samples with the filter the
+    encoder chose (format version 4, spec §5.4; the bytes of the factors are unchanged);
+    deblock=False writes the lowest version without it, as before version 4.
 
     effort (1 or 2, default 1): 2 compresses the kept factor blocks again at a slower zstd
     level, 3-8 % smaller files (the most on small images and low qualities) for an encode
@@ -170,7 +175,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
-                       bool(centre))
+                       bool(centre), bool(deblock))
         if request.any:
             try:
                 data = with_residuals(data, pixels, request)
@@ -180,7 +185,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 # The layer is too coarse for the residual's 31-bit q (large 32-bit or float
                 # samples at a low quality): the finest layer, then the same bound.
                 data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None, None,
-                                              layout, bool(centre)), pixels, request)
+                                              layout, bool(centre), bool(deblock)), pixels,
+                                      request)
             except SvdiError:
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
@@ -217,10 +223,11 @@ def overflow_error(pixels: np.ndarray) -> SvdiError:
 
 def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float | None,
             target_psnr: float | None, max_bytes: int | None, layout: str,
-            centre: bool = False) -> bytes:
+            centre: bool = False, deblock: bool = True) -> bytes:
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy)
-    enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre)
+    enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
+                  deblock)
     if single_step:
         return enc.encode(step_for_quality(quality))
 
@@ -252,7 +259,8 @@ def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float 
 
 #: The keyword options of `encode` that set how the pixels are coded.
 CODING_OPTIONS = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout",
-                  "max_error", "exact_alpha", "exact_constant", "centre", "effort")
+                  "max_error", "exact_alpha", "exact_constant", "centre", "deblock",
+                  "effort")
 #: The keyword options of `encode` that add metadata.
 METADATA_OPTIONS = ("exif", "icc_profile", "xmp", "dpi", "text")
 

@@ -10,7 +10,7 @@ stays version 1 when none needs one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,12 +22,11 @@ from ..format import (
     END,
     HEAD_RECORD,
     NO_REFERENCE,
-    PLAN_RECORD,
-    PLAN_RECORD_V2,
     SIGNATURE,
     ResidualBlock,
     pack_header,
     pack_residual,
+    plan_record,
     unpack,
 )
 from ..runtime.threads import run_bands
@@ -70,10 +69,11 @@ def is_wide_rgba(pixels: np.ndarray) -> bool:
     return pixels.dtype == np.uint16 and pixels.shape[2] == 4
 
 
-def exact_layer(layer: bytes) -> bytes:
-    """A file of the encoder (no metadata yet; version 1, or version 2 or 3 with placeholder
-    shifts) as version 2 (or 3, kept): the same blocks, each plane with the largest shift
-    F <= 63 that keeps the bound of the exact rule, no IEND."""
+def exact_layer(layer: bytes, version: int = 2) -> bytes:
+    """A file of the encoder (no metadata yet; version 1, or version 2, 3 or 4 with placeholder
+    shifts) as version `version` (or the file's own, if higher): the same blocks and
+    deblocking filters, each plane with the largest shift F <= 63 that keeps the bound of the
+    exact rule, no IEND."""
     from ..decoder.reference import (
         factor_integers,  # whole integer factors, one plane at a time
     )
@@ -87,12 +87,10 @@ def exact_layer(layer: bytes) -> bytes:
             a = exact_rule.magnitude(factor_integers(container, p, "U", p.rank))
             b = exact_rule.magnitude(factor_integers(container, p, "V", p.rank))
             shift = exact_rule.choose_shift(p.step, sigma, a, b, f"plane {p.index}")
-        planes.append(type(p)(p.index, p.layout, p.patch, p.height, p.width, p.rank, p.step,
-                              shift))
+        planes.append(replace(p, shift=shift))
     h = container.header
-    header = type(h)(h.width, h.height, h.sample_type, h.channels, h.colour, h.subsampling,
-                     h.scale, max(h.version, 2))
-    record = PLAN_RECORD_V2 if h.version >= 2 else PLAN_RECORD
+    header = replace(h, version=max(h.version, version))
+    record = plan_record(h.version)
     start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(planes) * (12 + record.size)
     return pack_header(header, planes) + layer[start:-len(END)]
 

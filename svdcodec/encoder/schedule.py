@@ -14,6 +14,7 @@ import numpy as np
 
 from ..format import END, LAYOUT_PATCH, Header, pack_header, pack_means
 from ..runtime.threads import run_bands
+from .deblock import with_deblocking
 from .plane import (
     Band,
     Candidate,
@@ -26,7 +27,7 @@ from .plane import (
     layout_sample,
 )
 from .residual import exact_layer
-from .source import PlaneSource, image_header
+from .source import PlaneSource, image_header, ycc_8bit
 from .tuning import CHROMA_STEP, FIT_EXTRA_RANK, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
 
 
@@ -58,9 +59,10 @@ class Encoder:
     """
 
     def __init__(self, pixels: np.ndarray, layouts: list[tuple[int, int]], rule: RankRule,
-                 single_step: bool = False, centre: bool = False) -> None:
+                 single_step: bool = False, centre: bool = False, deblock: bool = True) -> None:
         self.pixels = pixels
         self.centre = centre
+        self.deblock = deblock
         self.layouts = layouts
         self.rule = rule
         self.single_step = single_step
@@ -175,8 +177,15 @@ class Encoder:
             assert choice is not None  # whole-plane codings allowed: always a choice
             coded.append(self.finish(work, choice))
         data = interleave(header, coded, source.means)
-        # Sample types and channel counts of version 2 only: the exact planes' shifts (§5.1)
-        return exact_layer(data) + END if header.version >= 2 else data
+        if header.version >= 2:  # version 2's types and channels: the exact planes' shifts (§5.1)
+            data = exact_layer(data) + END
+        # 8-bit patch layouts: the deblocking filter where it helps (version 4, §5.4); not on
+        # a Y'CbCr image svdi decoded (its patch edges were filtered once: filtering them
+        # again at every generation blurs it cycle after cycle, docs/design-notes.md; grey
+        # samples are integers either way and cannot tell)
+        if self.deblock and not (ycc_8bit(header, 0) and source.on_decoder_grid):
+            return with_deblocking(data, self.pixels, step)
+        return data
 
 
 def rd_cost(coded: CodedPlane, step: float) -> float:

@@ -39,10 +39,9 @@ from .records import (
     MAX_SHIFT,
     MAX_WORK,
     MEAN_RECORD,
+    NO_DEBLOCK,
     NO_REFERENCE,
     PATCH_SIZES,
-    PLAN_RECORD,
-    PLAN_RECORD_V2,
     PREDICTORS,
     RESIDUAL_RECORD,
     SAMPLE_TYPES,
@@ -53,6 +52,7 @@ from .records import (
     VERSIONS,
     Header,
     Plane,
+    plan_record,
     residual_step_limit,
 )
 
@@ -120,11 +120,15 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
 
 
 def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
-    record = PLAN_RECORD_V2 if header.version >= 2 else PLAN_RECORD
+    record = plan_record(header.version)
     if len(payload) != record.size:
         raise SvdiError(f"PLAN chunk has {len(payload)} bytes, expected {record.size} "
                         f"(format version {header.version})")
-    plane = Plane(*record.unpack(payload))
+    fields = record.unpack(payload)
+    index_, layout, patch, height, width, rank, step = fields[:7]
+    shift = fields[7] if len(fields) > 7 else None  # version 2
+    filters = (fields[8], fields[9], fields[10]) if len(fields) > 8 else NO_DEBLOCK  # version 4
+    plane = Plane(index_, layout, patch, height, width, rank, step, shift, filters)
     if plane.shift is not None and plane.shift > MAX_SHIFT:
         raise SvdiError(f"plane {index}: shift {plane.shift} exceeds {MAX_SHIFT}")
     if plane.index != index:
@@ -142,7 +146,21 @@ def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
         raise SvdiError(f"plane {index}: rank {plane.rank} exceeds min({m}, {n}, {MAX_RANK})")
     if not (np.isfinite(plane.step) and plane.step > 0):
         raise SvdiError(f"plane {index}: invalid quantizer step {plane.step}")
+    if plane.filtered:
+        _check_deblock(plane, header)
     return plane
+
+
+def _check_deblock(plane: Plane, header: Header) -> None:
+    """A filtered plane (version 4, spec §5.4): thresholds and clamp all at least 1, a patch
+    layout, 8-bit samples."""
+    what = f"plane {plane.index}: deblocking filter {plane.deblock}"
+    if min(plane.deblock) < 1:
+        raise SvdiError(f"{what}: alpha, beta and tc must all be 0 (no filter) or all >= 1")
+    if plane.layout != LAYOUT_PATCH:
+        raise SvdiError(f"{what} on a plane of the plain layout (patch layouts only)")
+    if header.sample_type != 1:
+        raise SvdiError(f"{what} on {header.dtype} samples (8-bit samples only)")
 
 
 def sparse_sizes_fit(rows: int, count: int, symbols: int, run_escapes: int,

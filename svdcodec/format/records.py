@@ -35,10 +35,12 @@ __all__ = [
     'MAX_WIDE_STEP',
     'MAX_WORK',
     'MEAN_RECORD',
+    'NO_DEBLOCK',
     'NO_REFERENCE',
     'PATCH_SIZES',
     'PLAN_RECORD',
     'PLAN_RECORD_V2',
+    'PLAN_RECORD_V4',
     'PREDICTORS',
     'RESIDUAL_RECORD',
     'SAMPLE_CODES',
@@ -51,13 +53,14 @@ __all__ = [
     'VERSIONS',
     'Header',
     'Plane',
+    'plan_record',
     'residual_step_limit',
 ]
 
 SIGNATURE = b"\x89SVD\r\n\x1a\n"
 #: The newest format version, the one this reader knows best; it reads every one of VERSIONS.
-VERSION = 3
-VERSIONS = (1, 2, 3)
+VERSION = 4
+VERSIONS = (1, 2, 3, 4)
 
 #: Largest width or height (and plane matrix side) a file may declare.
 MAX_DIMENSION = 1 << 20
@@ -109,6 +112,11 @@ HEAD_RECORD = struct.Struct(">HIIBBBBBd")
 PLAN_RECORD = struct.Struct(">BBBIIId")
 #: Payload of PLAN in version 2: the same, then the shift F of the exact reconstruction.
 PLAN_RECORD_V2 = struct.Struct(">BBBIIIdB")
+#: Payload of PLAN in version 4: version 2's, then the deblocking filter's thresholds alpha and
+#: beta and its clamp tc (all 0: no filter; spec §3, §5.4).
+PLAN_RECORD_V4 = struct.Struct(">BBBIIIdBBBB")
+#: Version 4: the (alpha, beta, tc) of a plane that is not filtered.
+NO_DEBLOCK = (0, 0, 0)
 #: Start of a residual block's payload (RBLK, version 2): channel, reference channel, first
 #: row, rows, step, bound, element type, predictor; the zstd frame follows.
 RESIDUAL_RECORD = struct.Struct(">BBIIddBB")
@@ -120,6 +128,11 @@ BLOCK_RECORD = struct.Struct(">BIIB")
 DENSE_RECORD = struct.Struct(">BBI")
 #: Sparse block descriptor: escape type, symbols, run escapes, value escapes.
 SPARSE_RECORD = struct.Struct(">BIII")
+
+
+def plan_record(version: int) -> struct.Struct:
+    """The PLAN chunk's layout in a file of this version (spec §3): 23, 24 or 27 bytes."""
+    return PLAN_RECORD_V4 if version >= 4 else PLAN_RECORD_V2 if version >= 2 else PLAN_RECORD
 
 
 def residual_step_limit(dtype: np.dtype) -> int:
@@ -142,7 +155,8 @@ class Header:
     colour: int  # COLOUR_NONE or COLOUR_YCBCR (uint8; version 3: also uint16)
     subsampling: int  # 0: every plane full size; 1: planes 1 and 2 halved in both directions
     scale: float  # sample value = scale * decoded plane value (before colour conversion)
-    version: int = 1  # 2: exact planes and residual blocks; 3: also Y'CbCr of uint16 samples
+    version: int = 1  # 2: exact planes and residual blocks; 3: also Y'CbCr of uint16 samples;
+    # 4: also the deblocking filter (PLAN's last 3 bytes)
     # (the encoder writes the lowest version that holds the file)
 
     @property
@@ -168,6 +182,14 @@ class Plane:
     rank: int
     step: float  # quantizer step of sigma*u and sigma*v
     shift: int | None = None  # version 2: F of the exact reconstruction; None in version 1
+    #: version 4: the deblocking filter's (alpha, beta, tc) in 8-bit sample units, NO_DEBLOCK
+    #: for none (spec §5.4)
+    deblock: tuple[int, int, int] = NO_DEBLOCK
+
+    @property
+    def filtered(self) -> bool:
+        """Whether the decoder applies the deblocking filter to this plane (version 4)."""
+        return self.deblock != NO_DEBLOCK
 
     @property
     def exact(self) -> bool:

@@ -23,6 +23,7 @@ from .records import (
     MEAN_RECORD,
     PLAN_RECORD,
     PLAN_RECORD_V2,
+    PLAN_RECORD_V4,
     RESIDUAL_RECORD,
     SIGNATURE,
     SPARSE_RECORD,
@@ -88,7 +89,13 @@ def pack_header(header: Header, planes: list[Plane]) -> bytes:
                                                     len(planes), h.scale))]
     for p in planes:
         fields = (p.index, p.layout, p.patch, p.height, p.width, p.rank, p.step)
-        if h.version >= 2:
+        if p.filtered and h.version < 4:
+            raise SvdiError(f"plane {p.index}: the deblocking filter needs format version 4")
+        if h.version >= 4:
+            if p.shift is None:
+                raise SvdiError(f"plane {p.index}: a version 4 PLAN needs its shift")
+            parts.append(chunk(b"PLAN", PLAN_RECORD_V4.pack(*fields, p.shift, *p.deblock)))
+        elif h.version >= 2:
             if p.shift is None:
                 raise SvdiError(f"plane {p.index}: a version 2 PLAN needs its shift")
             parts.append(chunk(b"PLAN", PLAN_RECORD_V2.pack(*fields, p.shift)))

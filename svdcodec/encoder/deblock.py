@@ -1,0 +1,118 @@
+"""The encoder's deblocking filters (format version 4, spec §5.4): per plane, the filter that
+brings the decoded samples closest to the image, or none.
+
+The filter changes no factor byte, so the choice is by distortion alone: the file made exact
+(the filter needs the exact planes of §5.1) is decoded once to its 8-bit samples before the
+colour conversion, each patch-layout plane's channel is filtered with a few strengths derived
+from its quantizer step, and the strength that saves the most squared error against the
+image's own samples (its Y'CbCr for colour 1, at full size), measured on the samples it
+changes, is kept where it saves any. The file
+becomes version 4 only if some plane keeps a filter and the gain repays PLAN's 4 more bytes
+per plane; otherwise it is returned as it came (version 1 stays version 1, byte for byte).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..codec.colour import CHROMA_OFFSET, YCC_UNIT, YCC_WEIGHTS
+from ..codec.deblock import deblock_channels
+from ..decoder.deblock import plane_period
+from ..format import (
+    COLOUR_YCBCR,
+    END,
+    HEAD_RECORD,
+    LAYOUT_PATCH,
+    NO_DEBLOCK,
+    SIGNATURE,
+    Container,
+    pack_header,
+    plan_record,
+    unpack,
+)
+from ..runtime import kernels
+from .residual import exact_layer
+from .tuning import DEBLOCK_STRENGTHS, LAYOUT_LAMBDA
+
+
+def strengths(step: float) -> list[tuple[int, int, int]]:
+    """The (alpha, beta, tc) tried on a plane of this quantizer step: multiples of the step
+    (tuning.DEBLOCK_STRENGTHS, from studies/deblock_study.py), each an integer 1..255."""
+    def level(k: float) -> int:
+        return min(255, max(1, int(k * step)))
+    found = [(level(a), level(b), level(t)) for a, b, t in DEBLOCK_STRENGTHS]
+    return list(dict.fromkeys(found))
+
+
+def target_channel(pixels: np.ndarray, colour: int, channel: int) -> np.ndarray:
+    """What decoded channel `channel` should be, flat float32: the image's Y', Cb + 128 or
+    Cr + 128 for colour 1 (as `codec.colour.plain_ycc` computes them), its samples otherwise
+    (and for alpha)."""
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    if colour != COLOUR_YCBCR or channel > 2:
+        return flat[:, channel].astype(np.float32)
+    ycc = (flat[:, :3].astype(np.float32) @ YCC_WEIGHTS[channel]) * np.float32(YCC_UNIT)
+    return ycc + np.float32(CHROMA_OFFSET if channel else 0.0)
+
+
+def filter_gain(samples: np.ndarray, target: np.ndarray, period: int,
+                params: tuple[int, int, int]) -> float:
+    """The squared error one filter saves on a decoded channel (C-contiguous, against the
+    flat `target`; negative: it adds error), summed over the samples it changes, the only
+    ones whose error changes."""
+    trial = samples[..., None].copy()
+    deblock_channels(trial, [(0, period, params)], kernels.get())
+    changed = np.flatnonzero(trial[..., 0] != samples)
+    if changed.size == 0:
+        return 0.0
+    goal = target[changed].astype(np.float64)
+    before = samples.ravel()[changed] - goal
+    after = trial.ravel()[changed] - goal
+    return float(np.dot(before, before) - np.dot(after, after))
+
+
+def best_strength(samples: np.ndarray, target: np.ndarray, period: int, step: float
+                  ) -> tuple[tuple[int, int, int], float]:
+    """(alpha, beta, tc) that saves the most squared error on one decoded channel (NO_DEBLOCK
+    if none saves any) and the error it saves."""
+    best, saved = NO_DEBLOCK, 0.0
+    for params in strengths(step):
+        gain = filter_gain(samples, target, period, params)
+        if gain > saved:
+            best, saved = params, gain
+    return best, saved
+
+
+def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
+    """The encoder's file (no metadata, no residual yet) with the deblocking filter of each
+    plane that gains from one (version 4), or `layer` itself."""
+    from ..decoder.render import (
+        render_image,  # the decoder's samples, before the filter
+    )
+
+    container = unpack(layer)
+    header = container.header
+    if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
+                                           for p in container.planes):
+        return layer
+    exact = exact_layer(layer, version=4) + END
+    unfiltered: Container = unpack(exact)
+    with np.errstate(all="ignore"):
+        samples = render_image(unfiltered, colour=False)
+    pixels = pixels.reshape(samples.shape)
+    chosen, gain = [], 0.0
+    for p in unfiltered.planes:
+        params = NO_DEBLOCK
+        if p.layout == LAYOUT_PATCH and p.rank:
+            params, saved = best_strength(np.ascontiguousarray(samples[..., p.index]),
+                                          target_channel(pixels, header.colour, p.index),
+                                          plane_period(p, header), p.step)
+            gain += saved
+        chosen.append(replace(p, deblock=params))
+    extra = len(chosen) * (plan_record(4).size - plan_record(header.version).size)
+    if all(not p.filtered for p in chosen) or gain <= LAYOUT_LAMBDA * step * step * 8 * extra:
+        return layer
+    start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(chosen) * (12 + plan_record(4).size)
+    return pack_header(unfiltered.header, chosen) + exact[start:]

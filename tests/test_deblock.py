@@ -1,0 +1,275 @@
+"""Format version 4: the deblocking filter (spec §3, §5.4), its two implementations, the
+encoder's choice and the decoders that apply it."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+import svdcodec
+from svdcodec import format as fmt
+from svdcodec.codec.colour import CHROMA_OFFSET, plain_ycc
+from svdcodec.codec.deblock import deblock_channels, filter_lines
+from svdcodec.decoder.reference import decode_reference
+from svdcodec.encoder.deblock import filter_gain, strengths, target_channel
+from svdcodec.errors import SvdiError
+from svdcodec.evaluation.metrics import psnr
+from svdcodec.runtime import kernels as kernel_module
+from tests.support import decode_everywhere, format_version, kernels, photo
+
+
+def compiled_kernels():  # type: ignore[no-untyped-def]
+    """The compiled module, also when the suite runs on the numpy path (SVDCODEC_KERNELS=0)."""
+    with kernels(True):
+        return kernel_module.get()
+
+
+def filtered_by_the_words(s: np.ndarray, period: int, alpha: int, beta: int, tc: int
+                          ) -> np.ndarray:
+    """§5.4 on one channel, sample by sample as the spec words it (small arrays only)."""
+    s = s.astype(np.int64)
+    for transpose in (False, True):
+        before = (s.T if transpose else s).copy()
+        out = s.T if transpose else s
+        for i in range(before.shape[0]):
+            for e in range(period, before.shape[1] - 1, period):
+                p1, p0, q0, q1 = (int(before[i, e + k]) for k in (-2, -1, 0, 1))
+                if abs(p0 - q0) < alpha and abs(p1 - p0) < beta and abs(q1 - q0) < beta:
+                    d = min(tc, max(-tc, (4 * (q0 - p0) + (p1 - q1) + 4) >> 3))
+                    out[i, e - 1] = min(255, max(0, p0 + d))
+                    out[i, e] = min(255, max(0, q0 - d))
+    return s.astype(np.uint8)
+
+
+def blocky(h: int, w: int, c: int, seed: int) -> np.ndarray:
+    """Smooth samples with steps at random places: edges the filter treats and edges it
+    leaves, values near 0 and 255 so that the clamp matters."""
+    rng = np.random.default_rng(seed)
+    base = np.cumsum(rng.integers(-6, 7, (h, w, c)), axis=1) + rng.integers(0, 256, (1, 1, c))
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("period", [2, 4, 6, 8, 16])
+def test_both_paths_filter_as_the_spec_words_it(period: int) -> None:
+    compiled = compiled_kernels()
+    rng = np.random.default_rng(period)
+    for trial in range(12):
+        h, w, c = int(rng.integers(1, 30)), int(rng.integers(1, 30)), int(rng.integers(1, 5))
+        image = blocky(h, w, c, trial) if trial % 3 else rng.integers(0, 256, (h, w, c),
+                                                                       dtype=np.uint8)
+        params = (int(rng.integers(1, 256)), int(rng.integers(1, 256)), int(rng.integers(1, 40)))
+        channel = int(rng.integers(0, c))
+        want = image.copy()
+        want[..., channel] = filtered_by_the_words(image[..., channel], period, *params)
+        for path in (None, compiled):
+            got = image.copy()
+            deblock_channels(got, [(channel, period, params)], path, threads=2)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_period_two_reads_each_pass_before_it() -> None:
+    """Edges two apart share samples: filtering them one after the other in place gives other
+    bytes, so the numpy path's reading first is the rule, and the compiled one keeps to it."""
+    line = np.array([[100, 120, 100, 140, 90, 130, 100, 120]], np.uint8)
+    sequential = line.astype(np.int64)
+    for e in range(2, 7, 2):
+        p1, p0, q0, q1 = sequential[0, e - 2:e + 2]
+        d = min(9, max(-9, (4 * (q0 - p0) + (p1 - q1) + 4) >> 3))
+        sequential[0, e - 1], sequential[0, e] = p0 + d, q0 - d
+    spec = filtered_by_the_words(line, 2, 255, 255, 60)
+    assert not np.array_equal(spec, sequential)
+    numpy_path = line.copy()
+    filter_lines(numpy_path, 2, 255, 255, 60, axis=1)
+    np.testing.assert_array_equal(numpy_path, spec)
+    compiled = line[..., None].copy()
+    compiled_kernels().deblock(compiled, np.array([[0, 2, 255, 255, 60]]), 1, 0, 1)
+    np.testing.assert_array_equal(compiled[..., 0], spec)
+
+
+def test_compiled_kernel_checks_its_arguments() -> None:
+    compiled = compiled_kernels()
+    image = np.zeros((8, 8, 3), np.uint8)
+    good = [0, 4, 1, 1, 1]
+    for filters, axis, lo, hi in [([good], 2, 0, 8), ([good], 1, -1, 8), ([good], 1, 0, 9),
+                                  ([good], 0, 4, 3), ([[3, 4, 1, 1, 1]], 1, 0, 8),
+                                  ([[0, 1, 1, 1, 1]], 1, 0, 8), ([[0, 4, 256, 1, 1]], 1, 0, 8),
+                                  ([[0, 4, 1, -1, 1]], 1, 0, 8), ([[0, 4, 1, 1, 300]], 1, 0, 8),
+                                  ([good, good], 1, 0, 8), ([good] * 4, 1, 0, 8)]:
+        with pytest.raises(ValueError):
+            compiled.deblock(image, np.array(filters, np.int64), axis, lo, hi)
+    with pytest.raises(ValueError):  # 4 values per filter, not 5
+        compiled.deblock(image, np.array([good[:4]], np.int64), 1, 0, 8)
+    with pytest.raises(TypeError):
+        compiled.deblock(image.astype(np.uint16), np.array([good]), 1, 0, 8)
+    with pytest.raises(ValueError):  # not C-contiguous
+        compiled.deblock(image[:, ::2], np.array([good]), 1, 0, 4)
+
+
+def test_several_channels_at_once_as_one_by_one() -> None:
+    image = blocky(45, 77, 4, 8)
+    filters = [(0, 4, (40, 20, 3)), (2, 16, (30, 10, 2)), (3, 2, (255, 255, 9))]
+    one_by_one = image.copy()
+    for f in filters:
+        deblock_channels(one_by_one, [f], None)
+    for path in (None, compiled_kernels()):
+        together = image.copy()
+        deblock_channels(together, filters, path, threads=2)
+        np.testing.assert_array_equal(together, one_by_one)
+
+
+@pytest.mark.parametrize("channel", [0, 1, 2, 3])
+def test_filter_gain_is_the_change_of_the_whole_channels_error(channel: int) -> None:
+    image = blocky(37, 29, 4, channel)
+    decoded = blocky(37, 29, 1, 10 + channel)[..., 0]
+    target = plain_ycc(image)  # colour 1: Y', Cb, Cr of the image (alpha: its samples)
+    want = (target[..., channel] + (CHROMA_OFFSET if channel in (1, 2) else 0)
+            if channel < 3 else image[..., 3]).astype(np.float64)
+    filtered = decoded[..., None].copy()
+    params = (255, 255, 20)
+    deblock_channels(filtered, [(0, 8, params)], None)
+    whole = np.sum((decoded - want) ** 2) - np.sum((filtered[..., 0] - want) ** 2)
+    gain = filter_gain(decoded, target_channel(image, fmt.COLOUR_YCBCR, channel), 8, params)
+    assert gain == pytest.approx(whole, rel=1e-9, abs=1e-6) and gain != 0
+
+
+def test_strengths_are_bytes_of_at_least_one() -> None:
+    assert all(1 <= v <= 255 for s in strengths(0.01) + strengths(1e6) for v in s)
+    assert strengths(13.0)[0] == (26, 13, 1)
+
+
+@pytest.mark.parametrize("channels,options", [(3, {"quality": 30}), (3, {"quality": 25, "layout": "patch8"}),
+                                              (1, {"quality": 40}), (2, {"quality": 50}),
+                                              (4, {"quality": 50, "layout": "patch2"})])
+def test_encoder_filters_where_it_helps_and_every_decoder_agrees(channels: int,
+                                                                 options: dict) -> None:
+    image = photo(70, 93, channels, seed=channels)
+    data = svdcodec.encode(image, **options)
+    plain = svdcodec.encode(image, deblock=False, **options)
+    container = fmt.unpack(data)
+    assert format_version(data) == 4 and any(p.filtered for p in container.planes)
+    assert format_version(plain) < 4
+    # The factor blocks are the same: HEAD's version, PLAN's shift and filter and the residual
+    # blocks (against the filtered image) differ.
+    assert factor_chunks(data) == factor_chunks(plain)
+    decoded = decode_everywhere(data)
+    colour = min(3, channels)
+    assert psnr(image[..., :colour], decoded.reshape(image.shape)[..., :colour]) > \
+        psnr(image[..., :colour], svdcodec.decode(plain).reshape(image.shape)[..., :colour])
+    for k in (1, 3):  # a preview is filtered alike
+        with kernels(True):
+            fast = svdcodec.decode(data, components=k)
+        with kernels(False):
+            slow = svdcodec.decode(data, components=k)
+        np.testing.assert_array_equal(fast, slow)
+        np.testing.assert_array_equal(fast, decode_reference(data, components=k))
+
+
+def test_compiled_and_numpy_encoders_choose_the_same_filters() -> None:
+    """Even sizes: the compiled decoder keeps the halved chroma whole and doubles it into the
+    output (`double_chroma`) for the filter; the numpy path upsamples it band by band."""
+    image = photo(64, 80, 3, seed=9)
+    with kernels(True):
+        a = svdcodec.encode(image, quality=35)
+    with kernels(False):
+        b = svdcodec.encode(image, quality=35)
+    assert a == b and format_version(a) == 4 and fmt.unpack(a).header.subsampling
+    decode_everywhere(a)
+    with kernels(True):
+        fast = svdcodec.decode(a, components=2)
+    np.testing.assert_array_equal(fast, decode_reference(a, components=2))
+
+
+@pytest.mark.parametrize("max_error", [0, 3])
+def test_residuals_correct_the_filtered_image(max_error: int) -> None:
+    image = photo(50, 61, 3, seed=4)
+    data = svdcodec.encode(image, max_error=max_error, quality=40)
+    assert format_version(data) == 4 and fmt.unpack(data).residuals
+    assert any(p.filtered for p in fmt.unpack(data).planes)
+    decoded = decode_everywhere(data)
+    assert np.abs(decoded.astype(int) - image).max() <= max_error
+
+
+def test_no_filter_keeps_the_file_of_before() -> None:
+    """High quality (the filter's least clamp is too strong there) and non-8-bit samples."""
+    image = photo(40, 40, 3, seed=2)
+    assert svdcodec.encode(image, quality=98) == svdcodec.encode(image, quality=98,
+                                                                 deblock=False)
+    wide = photo(40, 40, 1, seed=2).astype(np.uint16) * 257
+    assert svdcodec.encode(wide, quality=30) == svdcodec.encode(wide, quality=30, deblock=False)
+    grey = photo(40, 40, 1, seed=2)
+    assert format_version(svdcodec.encode(grey, quality=30, layout="plain")) == 1
+
+
+def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, payload) of every chunk of a file."""
+    out, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        out.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return out
+
+
+def factor_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    return [c for c in chunks(data) if c[0] in (b"SBLK", b"UBLK", b"VBLK")]
+
+
+def unfiltered(data: bytes) -> bytes:
+    """The same file with every plane's filter set to none (PLAN's last 3 bytes), CRCs
+    recomputed."""
+    out, pos = bytearray(data[:8]), 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, payload = data[pos + 4:pos + 8], bytearray(data[pos + 8:pos + 8 + length])
+        if kind == b"PLAN":
+            payload[24:27] = b"\0\0\0"
+        out += struct.pack(">I", length) + kind + payload
+        out += struct.pack(">I", zlib.crc32(bytes(payload), zlib.crc32(kind)))
+        pos += 12 + length
+    return bytes(out)
+
+
+def test_reduced_decodes_do_not_filter() -> None:
+    """spec §5.4: a thumbnail (reduce=2, 4, 8) is the reduced image of the unfiltered planes."""
+    data = svdcodec.encode(photo(64, 72, 3, seed=5), quality=30)
+    assert format_version(data) == 4
+    off = unfiltered(data)
+    assert not np.array_equal(svdcodec.decode(data), svdcodec.decode(off))
+    for factor in (2, 4, 8):
+        np.testing.assert_array_equal(svdcodec.decode(data, reduce=factor),
+                                      svdcodec.decode(off, reduce=factor))
+
+
+def test_writer_refuses_a_filter_below_version_4() -> None:
+    header = fmt.Header(8, 8, 1, 1, 0, 0, 1.0, 2)
+    plane = fmt.Plane(0, fmt.LAYOUT_PATCH, 4, 8, 8, 0, 1.0, 0, (4, 2, 1))
+    with pytest.raises(SvdiError, match="needs format version 4"):
+        fmt.pack_header(header, [plane])
+    v4 = fmt.pack_header(fmt.Header(8, 8, 1, 1, 0, 0, 1.0, 4), [plane])
+    assert fmt.unpack(v4 + fmt.END).planes[0].deblock == (4, 2, 1)
+
+
+def test_an_image_svdi_decoded_is_not_filtered_again() -> None:
+    """Generation stability (issue #15): its patch edges were filtered once; filtering them at
+    every generation would blur the image cycle after cycle."""
+    image = photo(64, 80, 3, seed=12)
+    first = svdcodec.encode(image, quality=35)
+    assert format_version(first) == 4
+    again = svdcodec.encode(svdcodec.decode(first), quality=35)
+    assert not any(p.filtered for p in fmt.unpack(again).planes)
+
+
+def test_svdi_info_reports_each_planes_filter() -> None:
+    from svdcodec.cli.info import info_report, info_text
+
+    data = svdcodec.encode(photo(64, 80, 3, seed=1), quality=30)
+    report = info_report("x.svdi", data)
+    planes = fmt.unpack(data).planes
+    assert [p["deblock"] for p in report["planes"]] == [list(p.deblock) if p.filtered else None
+                                                        for p in planes]
+    alpha, beta, tc = planes[0].deblock
+    assert f"deblocking filter across the patch edges: alpha {alpha}, beta {beta}, tc {tc}" \
+        in info_text(report, False)
