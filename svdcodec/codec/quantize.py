@@ -144,6 +144,15 @@ def entropy_bits(values: np.ndarray) -> float:
     return round(-flat.size * float(p @ np.log2(p)), ENTROPY_DECIMALS)
 
 
+def column_entropy_bits(matrix: np.ndarray) -> list[float]:
+    """`entropy_bits` of each column of a 2-D integer array (one compiled call for all)."""
+    compiled = kernels.get()
+    if compiled is None:
+        return [entropy_bits(matrix[:, j]) for j in range(matrix.shape[1])]
+    return [round(bits, ENTROPY_DECIMALS)
+            for bits in compiled.column_entropy_bits(matrix, HISTOGRAM_SLACK)]
+
+
 def choose_rank(sigma: np.ndarray, error_a: np.ndarray, error_b: np.ndarray,
                 most_bits_a: np.ndarray, bits_a: Callable[[int], float],
                 bits_b: Callable[[int], float], step: float) -> int:
