@@ -11,7 +11,6 @@ from ..codec.coding import (
     PLANAR,
     VERTICAL,
     best_prediction,
-    narrow,
     predict,
     to_symbols,
 )
@@ -81,7 +80,8 @@ def choose_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
         raise OverflowError("value does not fit 32 bits")  # as `narrow` of those residuals
     _, predictor = min((round(costs[p][0], ENTROPY_DECIMALS) + 8 * costs[p][1], p)
                        for p in candidates)
-    return predictor, narrow(predict(grids, predictor))
+    # `narrow`'s type, known from the kernel's range of these residuals
+    return predictor, predict(grids, predictor).astype(f"i{costs[predictor][1]}")
 
 
 def smaller(a: Block, b: Block) -> Block:

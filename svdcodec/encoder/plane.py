@@ -241,9 +241,8 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     error_a = u.stats.error * sampled
     r = rank
     if not rule.fixed and not c.fitted and r:
-        bits_b = column_entropy_bits(B)  # a small matrix: every column in one call
         r = choose_rank(c.sigma[:rank], error_a, stats_b.error, u.stats.most_bits() * sampled,
-                        lambda i: entropy_bits(A[:, i]) * sampled, bits_b.__getitem__, step)
+                        lambda i: entropy_bits(A[:, i]) * sampled, column_entropy_bits(B), step)
     # A component whose quantized U or V is all zero contributes nothing: drop the tail.
     alive = np.flatnonzero(u.stats.nonzero()[:r] & stats_b.nonzero()[:r])
     r = int(alive[-1]) + 1 if alive.size else 0
