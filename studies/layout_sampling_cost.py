@@ -11,7 +11,13 @@ times instead. What does the occasional wrong choice cost?
 Answer (24 Kodak photos and their central 256 x 256 crops; bytes summed over the photos, mean
 PSNR; the same run compares the two choices): +0.2 to +0.8 % bytes on the photos at q50-95
 (+0.8 % at q20) with PSNR within 0.03 dB, and within +0.2 % on the crops except q20 (+1.7 %).
-Cited in: docs/performance.md ("Speed"), encoder/tuning.py (MIN_SAMPLE_STRIPS).
+Again at q30/50/75/90 with the encode's CPU time (commit f8efc4c, SVDCODEC_THREADS=1, a busy
+machine): photos +1.70 / +0.89 / +0.26 / +0.19 % bytes, PSNR within 0.01 dB, CPU -16 / -22 /
+-23 / -28 %; crops +0.89 / +0.13 / 0.00 / +0.32 %, CPU -12 to -14 % (the crops' 128-row chroma
+planes are still costed whole). Strips of 8 rows instead (chroma of crops sampled too): photos
++0.42 / +0.85 / +0.21 / +0.25 % but no CPU saved (four times the bands, each a fixed cost).
+Cited in: README ("Speed"), docs/performance.md ("Speed"), encoder/tuning.py
+(MIN_SAMPLE_STRIPS).
 """
 
 from __future__ import annotations
