@@ -42,7 +42,6 @@ _lock = threading.Lock()
 _loaded: dict[str, ModuleType | None] = {}
 _import_error: list[str] = []  # why the extension did not import
 _colour: dict[str, np.ndarray | None] = {}
-_missing = object()
 
 #: JFIF's Y'CbCr -> RGB coefficients of Cr (R), Cb and Cr (G) and Cb (B), as Pillow's tables
 #: scale them: 6 fractional bits.
@@ -76,9 +75,7 @@ def get() -> ModuleType | None:
     setting = _setting()
     if setting == "0":
         return None
-    module = _loaded.get("c", _missing)
-    if module is _missing:
-        module = _compiled()
+    module = _loaded["c"] if "c" in _loaded else _compiled()
     if module is None and setting == "1":
         raise KernelsUnavailable(
             "SVDCODEC_KERNELS=1 but the C extension svdcodec.runtime._kernels is not built "
