@@ -2465,6 +2465,129 @@ static PyObject *entropy_bits(PyObject *self, PyObject *args, PyObject *kwargs)
     return PyFloat_FromDouble(bits);
 }
 
+PyDoc_STRVAR(column_entropy_bits_doc,
+"column_entropy_bits(matrix, slack) -> list of float\n\n"
+"entropy_bits(matrix[:, j], slack) of every column j of a 2-D integer array (any strides),\n"
+"each the same double as that call gives.");
+
+static PyObject *column_entropy_bits(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"matrix", "slack", NULL};
+    PyObject *o_matrix;
+    Py_ssize_t slack;
+    Arr m = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "On:column_entropy_bits", names, &o_matrix,
+                                     &slack))
+        return NULL;
+    if (get_array(o_matrix, &m, "matrix", 2, T_INTS, 0) < 0)
+        return NULL;
+    Py_ssize_t rows = m.shape[0], cols = m.shape[1];
+    double *bits = malloc(sizeof(double) * (size_t)(cols ? cols : 1));
+    if (bits == NULL) {
+        release(&m);
+        return PyErr_NoMemory();
+    }
+    int no_memory = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < cols && !no_memory; j++)
+        bits[j] = entropy_run(m.data + j * m.strides[1], m.strides[0], m.type, rows, slack,
+                              &no_memory);
+    Py_END_ALLOW_THREADS
+    release(&m);
+    PyObject *out = no_memory ? PyErr_NoMemory() : PyList_New(cols);
+    for (Py_ssize_t j = 0; out != NULL && j < cols; j++) {
+        PyObject *value = PyFloat_FromDouble(bits[j]);
+        if (value == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, j, value);
+    }
+    free(bits);
+    return out;
+}
+
+/* Residuals of predictor 0..3 (none, horizontal, vertical, planar: codec.coding.predict) of
+   grids g (count, gh, gw) into r, in wrapping 64-bit arithmetic as numpy's int64. */
+static void predict_grids(const int64_t *g, int64_t *r, Py_ssize_t count, Py_ssize_t gh,
+                          Py_ssize_t gw, int predictor)
+{
+    int horizontal = predictor == 1 || predictor == 3, vertical = predictor == 2 || predictor == 3;
+    for (Py_ssize_t c = 0; c < count; c++) {
+        const int64_t *grid = g + c * gh * gw;
+        int64_t *res = r + c * gh * gw;
+        for (Py_ssize_t y = 0; y < gh; y++) {
+            for (Py_ssize_t x = 0; x < gw; x++) {
+                const int64_t *at = grid + y * gw + x;
+                uint64_t v = (uint64_t)at[0];
+                if (horizontal && x > 0)
+                    v -= (uint64_t)at[-1];
+                if (vertical && y > 0) {
+                    v -= (uint64_t)at[-gw];
+                    if (horizontal && x > 0)
+                        v += (uint64_t)at[-gw - 1];
+                }
+                res[y * gw + x] = (int64_t)v;
+            }
+        }
+    }
+}
+
+PyDoc_STRVAR(prediction_bits_doc,
+"prediction_bits(grids, slack) -> list of (bits, itemsize)\n\n"
+"For each predictor of codec.coding (none, horizontal, vertical, planar), of integer grids\n"
+"(count, gh, gw) (any strides): entropy_bits of its residuals (the same double) and the\n"
+"itemsize codec.coding.narrow would give them (1, 2 or 4; 0 if they do not fit 32 bits).");
+
+static PyObject *prediction_bits(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"grids", "slack", NULL};
+    PyObject *o_grids;
+    Py_ssize_t slack;
+    Arr a = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "On:prediction_bits", names, &o_grids,
+                                     &slack))
+        return NULL;
+    if (get_array(o_grids, &a, "grids", 3, T_INTS, 0) < 0)
+        return NULL;
+    Py_ssize_t count = a.shape[0], gh = a.shape[1], gw = a.shape[2], n = a.size;
+    int64_t *g = malloc(sizeof(int64_t) * (size_t)(2 * n + 1));
+    if (g == NULL) {
+        release(&a);
+        return PyErr_NoMemory();
+    }
+    int64_t *r = g + n;
+    double bits[4];
+    int sizes[4], no_memory = 0;
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t k = 0;
+    for (Py_ssize_t c = 0; c < count; c++)
+        for (Py_ssize_t y = 0; y < gh; y++)
+            for (Py_ssize_t x = 0; x < gw; x++)
+                g[k++] = ld_int(a.data + c * a.strides[0] + y * a.strides[1]
+                                + x * a.strides[2], a.type);
+    for (int p = 0; p < 4 && !no_memory; p++) {
+        predict_grids(g, r, count, gh, gw, p);
+        int64_t lo = 0, hi = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (i == 0 || r[i] < lo)
+                lo = r[i];
+            if (i == 0 || r[i] > hi)
+                hi = r[i];
+        }
+        sizes[p] = (lo >= INT8_MIN && hi <= INT8_MAX) ? 1
+                   : (lo >= INT16_MIN && hi <= INT16_MAX) ? 2
+                   : (lo >= INT32_MIN && hi <= INT32_MAX) ? 4 : 0;
+        bits[p] = entropy_run((const char *)r, sizeof(int64_t), T_I64, n, slack, &no_memory);
+    }
+    Py_END_ALLOW_THREADS
+    free(g);
+    release(&a);
+    if (no_memory)
+        return PyErr_NoMemory();
+    return Py_BuildValue("[(di)(di)(di)(di)]", bits[0], sizes[0], bits[1], sizes[1], bits[2],
+                         sizes[2], bits[3], sizes[3]);
+}
+
 /* ------------------------------------------------------------------------ module */
 
 #define METHOD(name) {#name, (PyCFunction)(void (*)(void))name, METH_VARARGS | METH_KEYWORDS, \
@@ -2476,7 +2599,7 @@ static PyMethodDef methods[] = {
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
-    METHOD(double_chroma),
+    METHOD(double_chroma), METHOD(column_entropy_bits), METHOD(prediction_bits),
     {NULL, NULL, 0, NULL},
 };
 

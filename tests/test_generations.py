@@ -108,3 +108,22 @@ def test_ten_generations_lose_little() -> None:
     def psnr(a: np.ndarray, b: np.ndarray) -> float:
         return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b) ** 2)))
     assert psnr(pixels, first) - psnr(pixels, current) < 1.0
+
+
+def test_grid_test_decides_as_binary64() -> None:
+    """`on_decoder_grid` decides from a float32 estimate only away from its threshold: on
+    samples whose binary64 mean lies anywhere from far below to far above it, and right at
+    it, the answer is binary64's."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, 4000).astype(np.float32)
+    answers = set()
+    for spread in np.linspace(0.0, 0.4, 41):
+        luma = base + (rng.normal(0, spread, base.size)).astype(np.float32)
+        exact = float(np.mean(np.cos(2 * np.pi * luma.astype(np.float64))))
+        assert colour.on_decoder_grid(luma) == (exact >= colour.DECODED_GRID)
+        answers.add(exact >= colour.DECODED_GRID)
+    assert answers == {True, False}
+    # within the margin: a set whose binary64 mean is the threshold itself (cos = 1 or 0)
+    at = np.array([0.0, 0.25], dtype=np.float32)
+    assert colour.on_decoder_grid(at) == (float(np.mean(np.cos(2 * np.pi * at.astype(
+        np.float64)))) >= colour.DECODED_GRID)

@@ -648,3 +648,50 @@ def test_reduce_sparse_is_the_reduced_product(compiled: Any) -> None:
         sums = np.zeros((r1 - r0, 1), np.float32)
         assert compiled.reduce_sparse(broken, xrun, xval, *m[:3], 64, r0, r1, sums, first,
                                       count, count, scale, basis[:, :1].copy()) == fill
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
+def test_column_entropies_and_prediction_costs(monkeypatch: pytest.MonkeyPatch,
+                                               dtype: type) -> None:
+    """The encoder's one-call estimates (every column's entropy for the rank decision, every
+    predictor's cost for a dense block) choose as the numpy path's calls one by one do: the
+    same rounded entropies, the same predictor and residuals (grids of one column too, wide
+    values, a constant grid, strided views, and residuals beyond 32 bits refused alike)."""
+    from svdcodec.codec.quantize import column_entropy_bits
+    from svdcodec.encoder.blocks import choose_prediction
+
+    rng = np.random.default_rng(11)
+    top = min(np.iinfo(dtype).max, 1 << 20)
+    smooth = np.cumsum(rng.integers(-3, 4, size=(3, 17, 23)), axis=2)
+    grids = [np.clip(smooth, -top, top).astype(dtype),
+             (rng.laplace(size=(2, 9, 1)) * 5).astype(dtype),
+             np.zeros((1, 4, 4), dtype),
+             rng.integers(-top, top, size=(2, 6, 7)).astype(dtype),
+             np.clip(smooth, -top, top).astype(dtype)[:, ::2, 1:]]
+    if dtype == np.int64:
+        grids.append(np.array([[[2**40, -2**40], [0, 5]]], dtype))
+    matrix = (rng.laplace(size=(64, 33)) * rng.random(33) * 6).astype(dtype)
+    matrix[:, 5] = 0
+
+    def run(on: bool) -> list[Any]:
+        monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
+        out: list[Any] = [[column_entropy_bits(m)(j) for j in range(m.shape[1])]
+                          for m in (matrix, matrix[::3, 1::2])]
+        for g in grids:
+            try:
+                out.append(choose_prediction(g))
+            except OverflowError:
+                out.append("overflow")
+        return out
+    compiled, reference = run(True), run(False)
+    assert compiled[:2] == reference[:2]
+    assert compiled[:2] == [[entropy_bits(matrix[:, j]) for j in range(33)],
+                            [entropy_bits(matrix[::3, 1::2][:, j]) for j in range(16)]]
+    for got, expected in zip(compiled[2:], reference[2:]):
+        if isinstance(expected, str):
+            assert got == expected
+            continue
+        assert got[0] == expected[0] and got[1].dtype == expected[1].dtype
+        assert np.array_equal(got[1], expected[1])
+    if dtype == np.int64:
+        assert reference[-1] == "overflow"

@@ -459,3 +459,17 @@ def test_numcodecs_and_zarr_max_error() -> None:
     assert ZarrSvdi(max_error=0).to_dict()["configuration"]["max_error"] == 0.0
     with pytest.raises(SvdiError, match="max_error"):
         numcodecs.get_codec({"id": "svdi", "max_error": -1})
+
+
+def test_constant_channels_look_past_the_first_row() -> None:
+    """A channel constant along its first row but not below it is not constant; one equal
+    everywhere is (-0.0 equals 0.0); a NaN makes a channel not constant, as min == max says."""
+    from svdcodec.encoder.residual import constant_channels
+
+    image = np.zeros((6, 5, 4), dtype=np.float32)
+    image[..., 1] = 3.0
+    image[5, 4, 2] = 1.0  # the last sample differs
+    image[0, 0, 0] = -0.0
+    image[3, 2, 3] = np.nan
+    assert constant_channels(image) == {0, 1}
+    assert constant_channels(image[:5]) == {0, 1, 2}

@@ -9,6 +9,7 @@ ones a lossy codec drops anyway (see spec/svdi.md, "Why the Gram matrix").
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -168,13 +169,25 @@ def sub_gram(gram: np.ndarray, small: int) -> np.ndarray:
     """The Gram matrix of the small patches from that of the patches twice as big that they
     tile: each small patch is a quarter of one big patch, so its Gram matrix is the sum of the
     four quarters' diagonal blocks (one GEMM pass over the plane instead of two)."""
-    big = 2 * small
     out = np.zeros((small * small, small * small))
+    for rows, columns in quarter_indices(small):
+        out += gram[rows, columns]
+    return out
+
+
+@functools.cache
+def quarter_indices(small: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`np.ix_` of each quarter's entries in a big patch's Gram matrix, in `sub_gram`'s order
+    (made once per patch size: a small image's encode is mostly such per-call work)."""
+    big = 2 * small
     cells = np.arange(small)
+    out = []
     for qy in (0, small):
         for qx in (0, small):
             index = ((qy + cells)[:, None] * big + qx + cells[None, :]).reshape(-1)
-            out += gram[np.ix_(index, index)]
+            rows, columns = np.ix_(index, index)
+            rows.flags.writeable = columns.flags.writeable = False
+            out.append((rows, columns))
     return out
 
 

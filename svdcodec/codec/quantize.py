@@ -147,6 +147,16 @@ def entropy_bits(values: np.ndarray) -> float:
     return round(-flat.size * float(p @ np.log2(p)), ENTROPY_DECIMALS)
 
 
+def column_entropy_bits(matrix: np.ndarray) -> Callable[[int], float]:
+    """`entropy_bits` of column j of a 2-D integer array, as a function of j: the compiled
+    kernels count every column in one call, the numpy path each column when asked."""
+    compiled = kernels.get()
+    if compiled is None:
+        return lambda j: entropy_bits(matrix[:, j])
+    bits = compiled.column_entropy_bits(matrix, HISTOGRAM_SLACK)
+    return lambda j: round(bits[j], ENTROPY_DECIMALS)
+
+
 def choose_rank(sigma: np.ndarray, error_a: np.ndarray, error_b: np.ndarray,
                 most_bits_a: np.ndarray, bits_a: Callable[[int], float],
                 bits_b: Callable[[int], float], step: float) -> int:

@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codec.coding import best_prediction, to_symbols
+from ..codec.coding import (
+    HORIZONTAL,
+    NONE,
+    PLANAR,
+    VERTICAL,
+    best_prediction,
+    predict,
+    to_symbols,
+)
+from ..codec.quantize import ENTROPY_DECIMALS, HISTOGRAM_SLACK
 from ..format import DENSE, LAYOUT_PLAIN, SPARSE, Block, Plane, pack_block
+from ..runtime import kernels
 from .tuning import FIRST_GROUP, GROUP_GROWTH, ZSTD_LEVEL
 
 Symbols = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -54,8 +64,24 @@ def dense_block(factor: str, plane: int, first: int, columns: np.ndarray,
     """Columns as predicted dense grids: the singular vectors of a whole plane are often smooth
     along the image, where a vertical predictor beats run/level symbols."""
     grids = np.ascontiguousarray(columns.T).reshape(columns.shape[1], *grid)
-    predictor, residuals = best_prediction(grids)
+    predictor, residuals = choose_prediction(grids)
     return Block(factor, plane, first, columns.shape[1], DENSE, (residuals,), predictor)
+
+
+def choose_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
+    """`codec.coding.best_prediction`: with the compiled kernels, every predictor costed in one
+    call (the same estimates), and only the chosen one's residuals made."""
+    compiled = kernels.get()
+    if compiled is None:
+        return best_prediction(grids)
+    costs = compiled.prediction_bits(grids, HISTOGRAM_SLACK)
+    candidates = (NONE, HORIZONTAL, VERTICAL, PLANAR) if grids.shape[2] > 1 else (NONE, VERTICAL)
+    if any(costs[p][1] == 0 for p in candidates):
+        raise OverflowError("value does not fit 32 bits")  # as `narrow` of those residuals
+    _, predictor = min((round(costs[p][0], ENTROPY_DECIMALS) + 8 * costs[p][1], p)
+                       for p in candidates)
+    # `narrow`'s type, known from the kernel's range of these residuals
+    return predictor, predict(grids, predictor).astype(f"i{costs[predictor][1]}")
 
 
 def smaller(a: Block, b: Block) -> Block:

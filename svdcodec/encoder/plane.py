@@ -17,7 +17,7 @@ import numpy as np
 from ..codec.coding import band_symbols, join_symbols
 from ..codec.factorize import basis, energy, factorize, sub_gram, tiles_exactly
 from ..codec.layout import to_matrix
-from ..codec.quantize import ColumnStats, choose_rank, entropy_bits
+from ..codec.quantize import ColumnStats, choose_rank, column_entropy_bits, entropy_bits
 from ..codec.refine import fit_basis, projection, stored_basis
 from ..errors import SvdiError
 from ..format import LAYOUT_PATCH, MAX_RANK, Plane, pack_block
@@ -242,8 +242,7 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     r = rank
     if not rule.fixed and not c.fitted and r:
         r = choose_rank(c.sigma[:rank], error_a, stats_b.error, u.stats.most_bits() * sampled,
-                        lambda i: entropy_bits(A[:, i]) * sampled,
-                        lambda i: entropy_bits(B[:, i]), step)
+                        lambda i: entropy_bits(A[:, i]) * sampled, column_entropy_bits(B), step)
     # A component whose quantized U or V is all zero contributes nothing: drop the tail.
     alive = np.flatnonzero(u.stats.nonzero()[:r] & stats_b.nonzero()[:r])
     r = int(alive[-1]) + 1 if alive.size else 0

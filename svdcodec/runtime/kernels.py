@@ -48,14 +48,34 @@ _colour: dict[str, np.ndarray | None] = {}
 JFIF_COEFFICIENTS = (1.402, -0.34414, -0.71414, 1.772)
 
 
+#: The environment as os.environ stores it (POSIX: bytes keys and values), read directly by
+#: `get`: a small encode asks for the kernels a few hundred times, and os.environ.get's
+#: Mapping machinery then costs more than the loops some of those calls run. os.environ
+#: updates it on every change (os.environ[...] = ..., monkeypatch.setenv, putenv does not).
+_ENVIRON: dict | None = getattr(os.environ, "_data", None)
+try:
+    _SETTING_KEY = os.environ.encodekey("SVDCODEC_KERNELS")  # type: ignore[attr-defined]
+    _OFF, _ON = (os.environ.encodevalue(v) for v in "01")  # type: ignore[attr-defined]
+except AttributeError:  # not CPython's os.environ: the public way only
+    _ENVIRON = None
+
+
+def _setting() -> str:
+    """SVDCODEC_KERNELS: "0", "1" or anything else (unset)."""
+    if _ENVIRON is None:
+        return os.environ.get("SVDCODEC_KERNELS", "")
+    value = _ENVIRON.get(_SETTING_KEY)
+    return "0" if value == _OFF else "1" if value == _ON else ""
+
+
 def get() -> ModuleType | None:
     """The compiled kernels, or None for the numpy path (SVDCODEC_KERNELS=0, or not built).
     The extension is cheap enough to load for the smallest image (docs/c-kernels.md). Raises
     KernelsUnavailable under SVDCODEC_KERNELS=1 if it is not built."""
-    setting = os.environ.get("SVDCODEC_KERNELS", "")
+    setting = _setting()
     if setting == "0":
         return None
-    module = _compiled()
+    module = _loaded["c"] if "c" in _loaded else _compiled()
     if module is None and setting == "1":
         raise KernelsUnavailable(
             "SVDCODEC_KERNELS=1 but the C extension svdcodec.runtime._kernels is not built "
@@ -65,7 +85,7 @@ def get() -> ModuleType | None:
 
 def backend() -> str:
     """Which path the codec runs now: "c" (the compiled kernels) or "numpy"."""
-    return "numpy" if os.environ.get("SVDCODEC_KERNELS", "") == "0" or _compiled() is None \
+    return "numpy" if _setting() == "0" or _compiled() is None \
         else "c"
 
 

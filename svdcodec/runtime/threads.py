@@ -228,14 +228,15 @@ def run_bands(task: Callable[[int], T], count: int, threads: int | None = None) 
     floating-point warnings are off inside (errstate is per thread: callers check overflow
     explicitly); the first error (by index) propagates. A task that calls run_bands takes part
     in its bands itself and offers them to pool threads that are idle (`_shared`)."""
-    threads = workers() if threads is None else threads
-    if count <= 1 or threads <= 1 or getattr(_worker, "serial", False):
-        with np.errstate(all="ignore"):
-            return [task(i) for i in range(count)]
-    if getattr(_worker, "busy", False):
-        return _shared(task, count, threads)
-    with single_threaded():
-        return _shared(task, count, threads)
+    if count > 1 and not getattr(_worker, "serial", False):  # (workers() is a few calls)
+        threads = workers() if threads is None else threads
+        if threads > 1:
+            if getattr(_worker, "busy", False):
+                return _shared(task, count, threads)
+            with single_threaded():
+                return _shared(task, count, threads)
+    with np.errstate(all="ignore"):
+        return [task(i) for i in range(count)]
 
 
 @contextmanager
