@@ -89,3 +89,14 @@ def test_pillow_save_and_the_cli_take_effort(tmp_path) -> None:  # type: ignore[
     assert cli.encode_main([str(tmp_path / "in.png"), "--effort", "2", "--quiet"]) == 0
     assert (tmp_path / "in.svdi").read_bytes() == buf.getvalue()
     assert cli.encode_main([str(tmp_path / "in.png"), "--effort", "3", "-f"]) == 2
+
+
+def test_the_cli_turns_the_deblocking_filter_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--no-deblock writes what encode(deblock=False) writes: no filter, the lowest version."""
+    pixels = photo(96, 128, 3)
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+    assert cli.encode_main([str(tmp_path / "in.png"), "--no-deblock", "--quiet"]) == 0
+    data = (tmp_path / "in.svdi").read_bytes()
+    assert data == svdcodec.encode(pixels, deblock=False)
+    assert cli.encode_main([str(tmp_path / "in.png"), "-f", "--quiet"]) == 0
+    assert (tmp_path / "in.svdi").read_bytes() == svdcodec.encode(pixels)

@@ -448,6 +448,9 @@ def _encode_parser() -> argparse.ArgumentParser:
                             "low-rank layer, format version 2; -q sets the layer)")
     exact.add_argument("--lossless", action="store_true",
                        help="decode to exactly the input samples (--max-error 0)")
+    parser.add_argument("--no-deblock", dest="deblock", action="store_false",
+                        help="no deblocking filter: the decoder does not smooth the patch edges "
+                             "(files as before format version 4, which older readers open)")
     parser.add_argument("--effort", type=int, choices=(1, 2), metavar="{1,2}",
                         help="2: compress the factors again at a slower zstd level, 3-8 %% "
                              "smaller for an encode about twice as long (default 1)")
@@ -492,7 +495,8 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                              target_psnr=args.psnr, max_bytes=args.max_bytes, layout=args.layout,
                              max_error=0.0 if args.lossless else args.max_error,
                              exact_alpha=False if args.lossy_alpha else None,
-                             centre=True if args.centre else None, effort=args.effort)
+                             centre=True if args.centre else None, effort=args.effort,
+                             deblock=None if args.deblock else False)
     clashes = _collisions(args.inputs, dests)
     for message in clashes.values():
         print(f"{parser.prog}: {message}", file=sys.stderr)
