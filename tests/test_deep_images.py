@@ -500,3 +500,33 @@ def test_a_deep_jpeg_2000_without_the_extra_is_refused(
     err = capsys.readouterr().err
     assert "reading a 16-bit RGB JPEG 2000 at 16 bits needs the 16bit extra" in err
     assert not (tmp_path / "in.svdi").exists()
+
+
+@needs_extra
+def test_a_jpeg_2000_deeper_than_16_bits_is_refused_not_wrapped(tmp_path: Path) -> None:
+    """17 bits do not fit uint16: one line naming the depth, never samples scaled with an
+    overflow (which a uint32 product would give)."""
+    pixels = (deep(3).astype(np.uint32) << 1) | 1
+    data = j2k(pixels, bits=17)
+    image = opened(data)
+    assert deep_images.deep_format(data, image) == "17-bit RGB JPEG 2000"
+    with pytest.raises(ValueError, match="samples of 17 bits: svdcodec holds at most 16"):
+        deep_images.read_deep(data, image)
+    (tmp_path / "in.jp2").write_bytes(data)
+    assert cli.encode_main([str(tmp_path / "in.jp2"), "--quiet"]) == 1
+    assert not (tmp_path / "in.svdi").exists()
+
+
+@needs_extra
+def test_the_siz_bytes_in_another_jp2_box_do_not_make_a_file_deep() -> None:
+    """The depth is read from the codestream box (jp2c), not from the first place the marker
+    bytes occur: an 8-bit JP2 with SOC+SIZ-like bytes of 16 bits in an XML box stays 8-bit."""
+    data = j2k(photo(H, W, 3))
+    fake = b"\xff\x4f\xff\x51" + bytes(36) + b"\x00\x03" + b"\x0f\x01\x01" * 3
+    box = struct.pack(">I", 8 + len(fake)) + b"xml " + fake
+    at = 12 + struct.unpack_from(">I", data, 12)[0]  # after the signature and ftyp boxes
+    crafted = data[:at] + box + data[at:]
+    assert deep_images.deep_format(crafted, opened(crafted)) is None
+    assert deep_images.deep_format(data, opened(data)) is None
+    deep16 = j2k(deep(3))
+    assert deep_images.deep_format(deep16, opened(deep16)) == "16-bit RGB JPEG 2000"

@@ -124,13 +124,41 @@ def _ppm_tile(raw: bytes, image: Image.Image) -> Any:
     return tiles[0]
 
 
+#: A JPEG 2000 codestream starts with SOC, then SIZ (ISO 15444-1 A.5.1).
+J2K_START = b"\xff\x4f\xff\x51"
+
+
+def _codestream_at(raw: bytes) -> int | None:
+    """Where the codestream starts: at 0 in a raw codestream (.j2k), else in the JP2 file's
+    contiguous codestream box (jp2c), found by walking the top-level boxes (ISO 15444-1 I.4:
+    length u32, type; length 1: a u64 length follows; length 0: to the end of the file) —
+    not by searching for the marker bytes, which another box (XML, say) may hold."""
+    if raw.startswith(J2K_START):
+        return 0
+    at = 0
+    while at + 8 <= len(raw):
+        length, kind = struct.unpack_from(">I4s", raw, at)
+        header = 8
+        if length == 1:
+            if at + 16 > len(raw):
+                return None
+            (length,) = struct.unpack_from(">Q", raw, at + 8)
+            header = 16
+        elif length == 0:
+            length = len(raw) - at
+        if length < header:
+            return None
+        if kind == b"jp2c":
+            return at + header if raw.startswith(J2K_START, at + header) else None
+        at += length
+    return None
+
+
 def _jpeg2000_precision(raw: bytes) -> tuple[int, bool] | None:
     """(bits, signed) shared by every component of a JPEG 2000 codestream, from its SIZ
-    segment (ISO 15444-1 A.5.1: it follows the SOC marker), or None if they differ or the
-    segment is not found whole. A JP2 file holds the codestream in its jp2c box; the SOC+SIZ
-    pair is searched for rather than walking the boxes."""
-    at = raw.find(b"\xff\x4f\xff\x51")
-    if at < 0 or at + 42 > len(raw):
+    segment, or None if they differ or the segment is not found whole."""
+    at = _codestream_at(raw)
+    if at is None or at + 42 > len(raw):
         return None
     components = struct.unpack_from(">H", raw, at + 40)[0]
     if components == 0 or at + 42 + 3 * components > len(raw):
@@ -193,8 +221,11 @@ def read_deep(raw: bytes, image: Image.Image) -> np.ndarray:
         elif image.format == "JPEG2000":
             import imagecodecs
 
-            pixels = _to_16_bits(np.asarray(imagecodecs.jpeg2k_decode(raw)),
-                                 (1 << _jpeg2000_bits(raw)) - 1)
+            maximum = (1 << _jpeg2000_bits(raw)) - 1
+            if maximum > 65535:  # refused before decoding: no 16-bit array holds them
+                raise ValueError(f"samples of {maximum.bit_length()} bits: svdcodec holds at "
+                                 "most 16 (--8bit takes Pillow's 8)")
+            pixels = _to_16_bits(np.asarray(imagecodecs.jpeg2k_decode(raw)), maximum)
         else:
             pixels = _tiff_page(raw, image)
     except READER_ERRORS as exc:  # a data error of the file, in one line
@@ -214,8 +245,10 @@ def _jpeg2000_bits(raw: bytes) -> int:
 
 
 def _to_16_bits(pixels: np.ndarray, maximum: int) -> np.ndarray:
-    """Samples of 0…maximum scaled to 0…65535 (rounded); a sample above maximum is an error of
-    the file. uint16 as they are when maximum is 65535."""
+    """Samples of 0…maximum (at most 65535: 16 bits) scaled to 0…65535 (rounded); a sample
+    above maximum is an error of the file. uint16 as they are when maximum is 65535."""
+    if maximum > 65535:
+        raise ValueError(f"samples of {maximum.bit_length()} bits: svdcodec holds at most 16")
     if pixels.dtype.kind not in "ui" or pixels.size and int(pixels.max()) > maximum \
             or pixels.size and int(pixels.min()) < 0:
         raise ValueError(f"samples outside 0…{maximum}")

@@ -191,8 +191,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
                 raise
-    if EFFORT_LEVELS[effort] != ZSTD_LEVEL:
-        data = recompress_blocks(data, EFFORT_LEVELS[effort])
+        if EFFORT_LEVELS[effort] != ZSTD_LEVEL:
+            data = recompress_blocks(data, EFFORT_LEVELS[effort])
     if near_top:
         from ..decoder import decode
         try:
