@@ -1707,8 +1707,84 @@ static int check_boundary(Py_ssize_t b, Py_ssize_t h, const EdgeFilter *f, Py_ss
 
 /* The lag of deblock_ycc's conversion: horizontal edge e is filtered once row e + 1 is in
    (writing rows e - 1 and e, reading e - 2 .. e + 1 as the vertical pass left them), so row y
-   is final once edge y + 1 is done, at row y + 2, and last read by edge y + 2, at row y + 3. */
+   is final once edge y + 1 is done, at row y + 2, and last read by edge y + 2, at row y + 3;
+   YCC_LAG + 1 rows of Y', Cb and Cr are held at once. */
 #define YCC_LAG 3
+#define YCC_RING (YCC_LAG + 1)
+
+/* One horizontal edge of a channel held as contiguous rows (p1, p0, q0, q1: rows e - 2 .. e + 1
+   of one plane, n samples each): contiguous and branch-free, so it vectorizes. */
+HOT static void edge_lines(const uint8_t *RESTRICT r1, uint8_t *RESTRICT r0,
+                           uint8_t *RESTRICT t0, const uint8_t *RESTRICT t1, Py_ssize_t n,
+                           int alpha, int beta, int tc)
+{
+    for (Py_ssize_t x = 0; x < n; x++) {
+        int p1 = r1[x], p0 = r0[x], q0 = t0[x], q1 = t1[x];
+        int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+        r0[x] = (uint8_t)clamp_byte(p0 + d);
+        t0[x] = (uint8_t)clamp_byte(q0 - d);
+    }
+}
+
+/* The vertical edges of one contiguous row of n samples, period >= 4 (edges share no sample):
+   edge j's four samples s[(j + 1) period - 2 ..] a fixed stride apart, a constant for the
+   periods patches give, so that the compiler can vectorize the loads. */
+ALWAYS_INLINE void edges_along_body(uint8_t *RESTRICT s, Py_ssize_t n, Py_ssize_t period,
+                                    int alpha, int beta, int tc)
+{
+    Py_ssize_t count = n >= 2 ? (n - 2) / period : 0; /* e = (j + 1) period, e + 1 < n */
+    uint8_t *g = s + period - 2;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        uint8_t *at = g + j * period;
+        int p1 = at[0], p0 = at[1], q0 = at[2], q1 = at[3];
+        int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+        at[1] = (uint8_t)clamp_byte(p0 + d);
+        at[2] = (uint8_t)clamp_byte(q0 - d);
+    }
+}
+
+HOT static void edges_along(uint8_t *s, Py_ssize_t n, Py_ssize_t period, int alpha, int beta,
+                            int tc)
+{
+    switch (period) {
+    case 4: edges_along_body(s, n, 4, alpha, beta, tc); break;
+    case 8: edges_along_body(s, n, 8, alpha, beta, tc); break;
+    case 16: edges_along_body(s, n, 16, alpha, beta, tc); break;
+    default: edges_along_body(s, n, period, alpha, beta, tc);
+    }
+}
+
+/* Channel ch (0 .. 2) of a row of w pixels of c channels into a contiguous line. */
+HOT static void channel_line(const uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t ch,
+                             Py_ssize_t w, uint8_t *RESTRICT line)
+{
+    if (c == 3) {
+        for (Py_ssize_t x = 0; x < w; x++)
+            line[x] = row[3 * x + ch];
+    } else {
+        for (Py_ssize_t x = 0; x < w; x++)
+            line[x] = row[c * x + ch];
+    }
+}
+
+/* Bytes of Cb + 128 or Cr + 128 from chroma_line's blue or red. */
+HOT static void chroma_line_bytes(const float *RESTRICT v, Py_ssize_t w, uint8_t *RESTRICT line)
+{
+    for (Py_ssize_t x = 0; x < w; x++)
+        line[x] = (uint8_t)((int)v[x] + 128);
+}
+
+/* Y', Cb, Cr lines (bytes) as rgb_line's floats: luma, blue = Cb - 128, red = Cr - 128. */
+HOT static void ycc_floats(const uint8_t *RESTRICT y, const uint8_t *RESTRICT b,
+                           const uint8_t *RESTRICT r, Py_ssize_t w, float *RESTRICT luma,
+                           float *RESTRICT blue, float *RESTRICT red)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        luma[x] = y[x];
+        blue[x] = (float)b[x] - 128.0f;
+        red[x] = (float)r[x] - 128.0f;
+    }
+}
 
 PyDoc_STRVAR(deblock_ycc_doc,
 "deblock_ycc(out, y0, y1, filters, k, cb=None, cr=None) -> None\n\n"
@@ -1756,10 +1832,13 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     } else {
         wc.w = w; /* no doubled rows: line_buffers gives the line buffers only */
     }
-    if (line_buffers(&wc, w) == NULL)
+    /* line buffers, then YCC_RING rows of each of Y', Cb and Cr as bytes (ring[ch][y % ring]) */
+    if (w > PY_SSIZE_T_MAX / (4 * 3 * YCC_RING)
+        || line_buffers(&wc, w + (3 * YCC_RING * w + 3) / 4) == NULL)
         goto done;
     float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w, *luma = red + 2 * w;
-    uint8_t *planar = (uint8_t *)(red + w);
+    uint8_t *planar = (uint8_t *)(red + w), *rows = (uint8_t *)(luma + w);
+#define RING(ch, y) (rows + ((ch) * YCC_RING + (y) % YCC_RING) * w)
     Py_ssize_t row = out.strides[0], step = out.strides[1];
     uint8_t *base = (uint8_t *)out.data;
     int error = 0;
@@ -1768,24 +1847,47 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *line = base + y * row;
+        channel_line(line, c, 0, w, RING(0, y));
         if (chroma) {
             error = chroma_line(&wc, y, blue, red);
             if (error)
                 break;
-            chroma_bytes(line, c, w, blue, red);
+            chroma_line_bytes(blue, w, RING(1, y));
+            chroma_line_bytes(red, w, RING(2, y));
+        } else {
+            channel_line(line, c, 1, w, RING(1, y));
+            channel_line(line, c, 2, w, RING(2, y));
         }
-        for (Py_ssize_t i = 0; i < nf; i++)
-            deblock_row(line + f[i].c, step, w, f[i].period, f[i].alpha, f[i].beta, f[i].tc);
+        for (Py_ssize_t i = 0; i < nf; i++) {
+            if (f[i].c < 3)
+                edges_along(RING(f[i].c, y), w, f[i].period, f[i].alpha, f[i].beta, f[i].tc);
+            else /* alpha: in place in out, which the conversion leaves alone */
+                deblock_row(line + f[i].c, step, w, f[i].period, f[i].alpha, f[i].beta,
+                            f[i].tc);
+        }
         /* edge e = y - 1 (e + 1 = y < h); check_boundary puts rows e - 2 .. e + 1 in the band */
-        for (Py_ssize_t i = 0; i < nf; i++)
-            if (y - 1 >= f[i].period && (y - 1) % f[i].period == 0)
-                deblock_edge_row(base + f[i].c, row, step, y - 1, 0, w, f[i].period,
-                                 f[i].alpha, f[i].beta, f[i].tc, NULL);
-        if (y - YCC_LAG >= y0)
-            ycc_line(base + (y - YCC_LAG) * row, c, w, k, luma, blue, red, planar);
+        for (Py_ssize_t i = 0; i < nf; i++) {
+            if (y - 1 < f[i].period || (y - 1) % f[i].period != 0)
+                continue;
+            Py_ssize_t ch = f[i].c;
+            if (ch < 3)
+                edge_lines(RING(ch, y - 3), RING(ch, y - 2), RING(ch, y - 1), RING(ch, y), w,
+                           f[i].alpha, f[i].beta, f[i].tc);
+            else
+                deblock_edge_row(base + ch, row, step, y - 1, 0, w, f[i].period, f[i].alpha,
+                                 f[i].beta, f[i].tc, NULL);
+        }
+        if (y - YCC_LAG >= y0) {
+            Py_ssize_t z = y - YCC_LAG;
+            ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
+            rgb_line(base + z * row, c, w, luma, blue, red, k, planar);
+        }
     }
-    for (Py_ssize_t y = y1 - YCC_LAG > y0 ? y1 - YCC_LAG : y0; y < y1 && !error; y++)
-        ycc_line(base + y * row, c, w, k, luma, blue, red, planar);
+    for (Py_ssize_t z = y1 - YCC_LAG > y0 ? y1 - YCC_LAG : y0; z < y1 && !error; z++) {
+        ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
+        rgb_line(base + z * row, c, w, luma, blue, red, k, planar);
+    }
+#undef RING
     Py_END_ALLOW_THREADS
     if (error)
         PyErr_SetString(PyExc_RuntimeError, "deblock_ycc: chroma row out of range");
