@@ -2843,7 +2843,8 @@ static PyMethodDef methods[] = {
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
-    METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits), METHOD(prediction_bits),
+    METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits),
+    METHOD(prediction_bits),
     {NULL, NULL, 0, NULL},
 };
 

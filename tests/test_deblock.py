@@ -3,6 +3,7 @@ encoder's choice and the decoders that apply it."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 
@@ -307,9 +308,11 @@ def test_fused_filter_and_conversion_gives_the_bits_of_the_passes() -> None:
         h, w = 2 * int(rng.integers(1, 40)), 2 * int(rng.integers(1, 30))
         c = int(rng.integers(3, 5))
         image = blocky(h, w, c, trial)
-        filters = [(ch, int(rng.choice([4, 8, 16])),
-                    (int(rng.integers(1, 256)), int(rng.integers(1, 256)), int(rng.integers(1, 30))))
-                   for ch in sorted(rng.choice(c, int(rng.integers(0, c + 1)), replace=False))]
+        chosen = sorted(rng.choice(c, int(rng.integers(0, c + 1)), replace=False))
+        filters = [(ch, int(rng.choice([4, 8, 16])), (int(rng.integers(1, 256)),
+                                                      int(rng.integers(1, 256)),
+                                                      int(rng.integers(1, 30))))
+                   for ch in chosen]
         table = np.array([(ch, p, *q) for ch, p, q in filters], np.int64).reshape(-1, 5)
         halves = None
         if trial % 2:
@@ -318,7 +321,7 @@ def test_fused_filter_and_conversion_gives_the_bits_of_the_passes() -> None:
         want = passes_one_after_the_other(image, filters, halves, compiled)
         cuts = band_cuts(h, [p for _, p, _ in filters], rng)
         got = image.copy()
-        for y0, y1 in zip(cuts, cuts[1:]):
+        for y0, y1 in itertools.pairwise(cuts):
             compiled.deblock_ycc(got, y0, y1, table, colour, *(halves or ()))
         np.testing.assert_array_equal(got, want)
 

@@ -3,6 +3,7 @@ each on its channel of the 8-bit samples, before the colour conversion."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from types import ModuleType
 
@@ -16,8 +17,11 @@ from ..runtime.threads import run_bands
 #: edge and of the next share none, so a band can be cut between them.
 FUSED_MIN_PERIOD = 4
 
-#: Rows of a `deblock_ycc` band, at least: each band doubles two chroma rows more than its own.
+#: Rows of a `deblock_ycc` band, at least (each band doubles two chroma rows more than its
+#: own), unless that is more than FUSED_MAX_BYTES of output: a band's scratch (the doubled
+#: chroma rows as float32) grows with it, and very wide images take bands of one period.
 FUSED_MIN_ROWS = 64
+FUSED_MAX_BYTES = 1 << 22
 
 
 def plane_period(plane: Plane, header: Header) -> int:
@@ -25,7 +29,8 @@ def plane_period(plane: Plane, header: Header) -> int:
     return edge_period(plane.patch, (plane.height, plane.width) != (header.height, header.width))
 
 
-def edge_filters(header: Header, planes: list[Plane]) -> list[tuple[int, int, tuple[int, int, int]]]:
+def edge_filters(header: Header, planes: list[Plane]
+                 ) -> list[tuple[int, int, tuple[int, int, int]]]:
     """(channel, edge period, (alpha, beta, tc)) of every filtered plane."""
     return [(p.index, plane_period(p, header), p.deblock) for p in planes if p.filtered]
 
@@ -46,10 +51,11 @@ def fused_bands(height: int, row_bytes: int, periods: list[int]) -> list[tuple[i
     period: no horizontal edge (rows e - 2 .. e + 1, e a multiple of its period >= 4) crosses
     a cut, so the bands filter and convert independently."""
     unit = math.lcm(*periods) if periods else 1
-    rows = max(FUSED_MIN_ROWS, PIECE_SAMPLES // max(row_bytes, 1))
+    row_bytes = max(row_bytes, 1)
+    rows = max(PIECE_SAMPLES // row_bytes, min(FUSED_MIN_ROWS, FUSED_MAX_BYTES // row_bytes), 1)
     span = -(-rows // unit) * unit
     cuts = [0, *range(span + 2, height, span), height]
-    return [(a, b) for a, b in zip(cuts, cuts[1:]) if a < b]
+    return [(a, b) for a, b in itertools.pairwise(cuts) if a < b]
 
 
 def deblock_convert(image: np.ndarray, header: Header, planes: list[Plane],
