@@ -1082,6 +1082,17 @@ done:
     return result;
 }
 
+/* Cb + 128 and Cr + 128 (blue and red: chroma_line's) into channels 1 and 2 of a row of w
+   pixels of c channels. */
+static void chroma_bytes(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *blue,
+                         const float *red)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        row[c * x + 1] = (uint8_t)((int)blue[x] + 128);
+        row[c * x + 2] = (uint8_t)((int)red[x] + 128);
+    }
+}
+
 PyDoc_STRVAR(double_chroma_doc,
 "double_chroma(out, y0, y1, cb, cr) -> None\n\n"
 "Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous get Cb + 128 and Cr + 128 in channels\n"
@@ -1111,10 +1122,8 @@ static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
         error = chroma_line(&wc, y, blue, red);
-        for (Py_ssize_t x = 0; !error && x < w; x++) {
-            row[c * x + 1] = (uint8_t)((int)blue[x] + 128);
-            row[c * x + 2] = (uint8_t)((int)red[x] + 128);
-        }
+        if (!error)
+            chroma_bytes(row, c, w, blue, red);
     }
     Py_END_ALLOW_THREADS
     if (error)
@@ -1210,6 +1219,19 @@ done:
     return result;
 }
 
+/* A row of w pixels of c channels from Y'CbCr bytes to RGB in place, as Pillow converts
+   (luma, blue, red: w floats of scratch each; planar: 3 * w bytes). */
+static void ycc_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k, float *luma,
+                     float *blue, float *red, uint8_t *planar)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        luma[x] = row[c * x];
+        blue[x] = (float)row[c * x + 1] - 128.0f;
+        red[x] = (float)row[c * x + 2] - 128.0f;
+    }
+    rgb_line(row, c, w, luma, blue, red, k, planar);
+}
+
 PyDoc_STRVAR(convert_ycc_doc,
 "convert_ycc(out, y0, y1, k) -> None\n\n"
 "Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous from Y'CbCr to RGB in place, as\n"
@@ -1236,15 +1258,8 @@ static PyObject *convert_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     float *red = blue + w, *luma = red + w;
     uint8_t *planar = (uint8_t *)(luma + w);
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t y = y0; y < y1; y++) {
-        uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
-        for (Py_ssize_t x = 0; x < w; x++) {
-            luma[x] = row[c * x];
-            blue[x] = (float)row[c * x + 1] - 128.0f;
-            red[x] = (float)row[c * x + 2] - 128.0f;
-        }
-        rgb_line(row, c, w, luma, blue, red, k, planar);
-    }
+    for (Py_ssize_t y = y0; y < y1; y++)
+        ycc_line((uint8_t *)out.data + y * out.strides[0], c, w, k, luma, blue, red, planar);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
@@ -1584,6 +1599,36 @@ typedef struct {
     int alpha, beta, tc;
 } EdgeFilter;
 
+/* The filter table (int64 (k, 5), k <= channels, checked by the caller) as EdgeFilters:
+   NULL with ValueError unless each row has a distinct channel < channels, a period 2 .. 2^20
+   and alpha, beta, tc in 0..255 (or MemoryError). */
+static EdgeFilter *edge_filters(const Arr *fa, Py_ssize_t channels, const char *who)
+{
+    Py_ssize_t k = fa->shape[0];
+    EdgeFilter *f = malloc(sizeof(EdgeFilter) * (size_t)(k + 1));
+    if (f == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    const int64_t *v = (const int64_t *)fa->data;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        const int64_t *r = v + 5 * i;
+        int ok = r[0] >= 0 && r[0] < channels && r[1] >= 2 && r[1] <= (1 << 20);
+        for (int j = 2; j < 5; j++)
+            ok = ok && r[j] >= 0 && r[j] <= 255;
+        for (Py_ssize_t j = 0; ok && j < i; j++)
+            ok = f[j].c != r[0];
+        if (!ok) {
+            PyErr_Format(PyExc_ValueError, "%s: each filter needs a distinct channel < channels, "
+                         "period 2 .. 2^20 and alpha, beta, tc in 0..255", who);
+            free(f);
+            return NULL;
+        }
+        f[i] = (EdgeFilter){(Py_ssize_t)r[0], (Py_ssize_t)r[1], (int)r[2], (int)r[3], (int)r[4]};
+    }
+    return f;
+}
+
 PyDoc_STRVAR(deblock_doc,
 "deblock(out, filters, axis, lo, hi) -> None\n\n"
 "codec.deblock.filter_lines on the channels of out ((h, w, channels) uint8, C-contiguous)\n"
@@ -1613,27 +1658,13 @@ static PyObject *deblock(PyObject *self, PyObject *args, PyObject *kwargs)
                     "filters (k <= channels, 5)");
         goto done;
     }
-    f = malloc(sizeof(EdgeFilter) * (size_t)(k + 1));
     saved = malloc((size_t)((hi - lo) * k + 1));
-    if (f == NULL || saved == NULL) {
+    if (saved == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    const int64_t *v = (const int64_t *)fa.data;
-    for (Py_ssize_t i = 0; i < k; i++) {
-        const int64_t *r = v + 5 * i;
-        int ok = r[0] >= 0 && r[0] < channels && r[1] >= 2 && r[1] <= (1 << 20);
-        for (int j = 2; j < 5; j++)
-            ok = ok && r[j] >= 0 && r[j] <= 255;
-        for (Py_ssize_t j = 0; ok && j < i; j++)
-            ok = f[j].c != r[0];
-        if (!ok) {
-            value_error("deblock: each filter needs a distinct channel < channels, period 2 .. 2^20 "
-                        "and alpha, beta, tc in 0..255");
-            goto done;
-        }
-        f[i] = (EdgeFilter){(Py_ssize_t)r[0], (Py_ssize_t)r[1], (int)r[2], (int)r[3], (int)r[4]};
-    }
+    if ((f = edge_filters(&fa, channels, "deblock")) == NULL)
+        goto done;
     Py_ssize_t row = out.strides[0], step = out.strides[1];
     uint8_t *base = (uint8_t *)out.data;
     Py_BEGIN_ALLOW_THREADS
@@ -1656,6 +1687,219 @@ done:
     free(saved);
     release(&out);
     release(&fa);
+    return result;
+}
+
+/* -1 with ValueError if a horizontal edge of a filter (rows e - 2 .. e + 1, e a multiple of
+   its period) has rows on both sides of band boundary b, i.e. b mod period is period - 1, 0
+   or 1 (0 < b < h; every period >= 4, so that these are three residues and edges a period
+   apart share no row). */
+static int check_boundary(Py_ssize_t b, Py_ssize_t h, const EdgeFilter *f, Py_ssize_t k)
+{
+    for (Py_ssize_t i = 0; b > 0 && b < h && i < k; i++) {
+        Py_ssize_t r = b % f[i].period;
+        if (r == 0 || r == 1 || r == f[i].period - 1)
+            return value_error("deblock_ycc: a band boundary y0 or y1 splits a horizontal edge "
+                               "(y mod period in period - 1, 0, 1)");
+    }
+    return 0;
+}
+
+/* The lag of deblock_ycc's conversion: horizontal edge e is filtered once row e + 1 is in
+   (writing rows e - 1 and e, reading e - 2 .. e + 1 as the vertical pass left them), so row y
+   is final once edge y + 1 is done, at row y + 2, and last read by edge y + 2, at row y + 3;
+   YCC_LAG + 1 rows of Y', Cb and Cr are held at once. */
+#define YCC_LAG 3
+#define YCC_RING (YCC_LAG + 1)
+
+/* One horizontal edge of a channel held as contiguous rows (p1, p0, q0, q1: rows e - 2 .. e + 1
+   of one plane, n samples each): contiguous and branch-free, so it vectorizes. */
+HOT static void edge_lines(const uint8_t *RESTRICT r1, uint8_t *RESTRICT r0,
+                           uint8_t *RESTRICT t0, const uint8_t *RESTRICT t1, Py_ssize_t n,
+                           int alpha, int beta, int tc)
+{
+    for (Py_ssize_t x = 0; x < n; x++) {
+        int p1 = r1[x], p0 = r0[x], q0 = t0[x], q1 = t1[x];
+        int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+        r0[x] = (uint8_t)clamp_byte(p0 + d);
+        t0[x] = (uint8_t)clamp_byte(q0 - d);
+    }
+}
+
+/* The vertical edges of one contiguous row of n samples, period >= 4 (edges share no sample):
+   edge j's four samples s[(j + 1) period - 2 ..] a fixed stride apart, a constant for the
+   periods patches give, so that the compiler can vectorize the loads. */
+ALWAYS_INLINE void edges_along_body(uint8_t *RESTRICT s, Py_ssize_t n, Py_ssize_t period,
+                                    int alpha, int beta, int tc)
+{
+    Py_ssize_t count = n >= 2 ? (n - 2) / period : 0; /* e = (j + 1) period, e + 1 < n */
+    uint8_t *g = s + period - 2;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        uint8_t *at = g + j * period;
+        int p1 = at[0], p0 = at[1], q0 = at[2], q1 = at[3];
+        int d = edge_delta(p1, p0, q0, q1, alpha, beta, tc);
+        at[1] = (uint8_t)clamp_byte(p0 + d);
+        at[2] = (uint8_t)clamp_byte(q0 - d);
+    }
+}
+
+HOT static void edges_along(uint8_t *s, Py_ssize_t n, Py_ssize_t period, int alpha, int beta,
+                            int tc)
+{
+    switch (period) {
+    case 4: edges_along_body(s, n, 4, alpha, beta, tc); break;
+    case 8: edges_along_body(s, n, 8, alpha, beta, tc); break;
+    case 16: edges_along_body(s, n, 16, alpha, beta, tc); break;
+    default: edges_along_body(s, n, period, alpha, beta, tc);
+    }
+}
+
+/* Channel ch (0 .. 2) of a row of w pixels of c channels into a contiguous line. */
+HOT static void channel_line(const uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t ch,
+                             Py_ssize_t w, uint8_t *RESTRICT line)
+{
+    if (c == 3) {
+        for (Py_ssize_t x = 0; x < w; x++)
+            line[x] = row[3 * x + ch];
+    } else {
+        for (Py_ssize_t x = 0; x < w; x++)
+            line[x] = row[c * x + ch];
+    }
+}
+
+/* Bytes of Cb + 128 or Cr + 128 from chroma_line's blue or red. */
+HOT static void chroma_line_bytes(const float *RESTRICT v, Py_ssize_t w, uint8_t *RESTRICT line)
+{
+    for (Py_ssize_t x = 0; x < w; x++)
+        line[x] = (uint8_t)((int)v[x] + 128);
+}
+
+/* Y', Cb, Cr lines (bytes) as rgb_line's floats: luma, blue = Cb - 128, red = Cr - 128. */
+HOT static void ycc_floats(const uint8_t *RESTRICT y, const uint8_t *RESTRICT b,
+                           const uint8_t *RESTRICT r, Py_ssize_t w, float *RESTRICT luma,
+                           float *RESTRICT blue, float *RESTRICT red)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        luma[x] = y[x];
+        blue[x] = (float)b[x] - 128.0f;
+        red[x] = (float)r[x] - 128.0f;
+    }
+}
+
+PyDoc_STRVAR(deblock_ycc_doc,
+"deblock_ycc(out, y0, y1, filters, k, cb=None, cr=None) -> None\n\n"
+"Rows [y0, y1) of out ((h, w, >= 3) uint8 C-contiguous, Y' in channel 0) filtered (spec\n"
+"section 5.4) and converted to RGB in one pass: row by row, `double_chroma` (with cb and cr,\n"
+"h/2 x w/2 float32; without, Cb and Cr are in out), `deblock`'s vertical edges, its horizontal\n"
+"edges as soon as their four rows are in (filters as for `deblock`, every period >= 4), and\n"
+"`convert_ycc` of each row once no edge reads or writes it: the bits of those kernels one\n"
+"after the other. No horizontal edge may cross y0 or y1 (y mod period not in period - 1, 0, 1,\n"
+"unless y is 0 or h), so that bands so cut can run at once.");
+
+static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"out", "y0", "y1", "filters", "k", "cb", "cr", NULL};
+    PyObject *o_out, *o_filters, *o_k, *o_cb = Py_None, *o_cr = Py_None, *result = NULL;
+    Py_ssize_t y0, y1;
+    Arr out = {0}, fa = {0}, cb = {0}, cr = {0};
+    WideChroma wc = {0};
+    EdgeFilter *f = NULL;
+    float k[4];
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|OO:deblock_ycc", names, &o_out, &y0,
+                                     &y1, &o_filters, &o_k, &o_cb, &o_cr))
+        return NULL;
+    int chroma = o_cb != Py_None || o_cr != Py_None;
+    if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
+        || get_array(o_filters, &fa, "filters", 2, T_I64, A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t h = out.shape[0], w = out.shape[1], c = out.shape[2], nf = fa.shape[0];
+    if (fa.shape[1] != 5 || nf > c) {
+        value_error("deblock_ycc: filters must be (k <= channels, 5)");
+        goto done;
+    }
+    if ((f = edge_filters(&fa, c, "deblock_ycc")) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < nf; i++)
+        if (f[i].period < 4) {
+            value_error("deblock_ycc: every period must be >= 4");
+            goto done;
+        }
+    if (check_boundary(y0, h, f, nf) < 0 || check_boundary(y1, h, f, nf) < 0)
+        goto done;
+    if (chroma) {
+        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0)
+            goto done;
+    } else {
+        wc.w = w; /* no doubled rows: line_buffers gives the line buffers only */
+    }
+    /* line buffers, then YCC_RING rows of each of Y', Cb and Cr as bytes (ring[ch][y % ring]) */
+    if (w > PY_SSIZE_T_MAX / (4 * 3 * YCC_RING)
+        || line_buffers(&wc, w + (3 * YCC_RING * w + 3) / 4) == NULL)
+        goto done;
+    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w, *luma = red + 2 * w;
+    uint8_t *planar = (uint8_t *)(red + w), *rows = (uint8_t *)(luma + w);
+#define RING(ch, y) (rows + ((ch) * YCC_RING + (y) % YCC_RING) * w)
+    Py_ssize_t row = out.strides[0], step = out.strides[1];
+    uint8_t *base = (uint8_t *)out.data;
+    int error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (chroma)
+        wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
+    for (Py_ssize_t y = y0; y < y1 && !error; y++) {
+        uint8_t *line = base + y * row;
+        channel_line(line, c, 0, w, RING(0, y));
+        if (chroma) {
+            error = chroma_line(&wc, y, blue, red);
+            if (error)
+                break;
+            chroma_line_bytes(blue, w, RING(1, y));
+            chroma_line_bytes(red, w, RING(2, y));
+        } else {
+            channel_line(line, c, 1, w, RING(1, y));
+            channel_line(line, c, 2, w, RING(2, y));
+        }
+        for (Py_ssize_t i = 0; i < nf; i++) {
+            if (f[i].c < 3)
+                edges_along(RING(f[i].c, y), w, f[i].period, f[i].alpha, f[i].beta, f[i].tc);
+            else /* alpha: in place in out, which the conversion leaves alone */
+                deblock_row(line + f[i].c, step, w, f[i].period, f[i].alpha, f[i].beta,
+                            f[i].tc);
+        }
+        /* edge e = y - 1 (e + 1 = y < h); check_boundary puts rows e - 2 .. e + 1 in the band */
+        for (Py_ssize_t i = 0; i < nf; i++) {
+            if (y - 1 < f[i].period || (y - 1) % f[i].period != 0)
+                continue;
+            Py_ssize_t ch = f[i].c;
+            if (ch < 3)
+                edge_lines(RING(ch, y - 3), RING(ch, y - 2), RING(ch, y - 1), RING(ch, y), w,
+                           f[i].alpha, f[i].beta, f[i].tc);
+            else
+                deblock_edge_row(base + ch, row, step, y - 1, 0, w, f[i].period, f[i].alpha,
+                                 f[i].beta, f[i].tc, NULL);
+        }
+        if (y - YCC_LAG >= y0) {
+            Py_ssize_t z = y - YCC_LAG;
+            ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
+            rgb_line(base + z * row, c, w, luma, blue, red, k, planar);
+        }
+    }
+    for (Py_ssize_t z = y1 - YCC_LAG > y0 ? y1 - YCC_LAG : y0; z < y1 && !error; z++) {
+        ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
+        rgb_line(base + z * row, c, w, luma, blue, red, k, planar);
+    }
+#undef RING
+    Py_END_ALLOW_THREADS
+    if (error)
+        PyErr_SetString(PyExc_RuntimeError, "deblock_ycc: chroma row out of range");
+    else
+        result = Py_NewRef(Py_None);
+done:
+    free(wc.wide);
+    free(f);
+    release(&out);
+    release(&fa);
+    release(&cb);
+    release(&cr);
     return result;
 }
 
@@ -2599,7 +2843,8 @@ static PyMethodDef methods[] = {
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
-    METHOD(double_chroma), METHOD(column_entropy_bits), METHOD(prediction_bits),
+    METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits),
+    METHOD(prediction_bits),
     {NULL, NULL, 0, NULL},
 };
 

@@ -3,6 +3,7 @@ encoder's choice and the decoders that apply it."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 
@@ -273,3 +274,86 @@ def test_svdi_info_reports_each_planes_filter() -> None:
     alpha, beta, tc = planes[0].deblock
     assert f"deblocking filter across the patch edges: alpha {alpha}, beta {beta}, tc {tc}" \
         in info_text(report, False)
+
+
+def passes_one_after_the_other(image: np.ndarray, filters: list, halves: tuple | None,
+                               compiled) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """`double_chroma`, `deblock` (both passes) and `convert_ycc` on the whole image."""
+    out = image.copy()
+    h, colour = out.shape[0], kernel_module.colour_constants()
+    if halves is not None:
+        compiled.double_chroma(out, 0, h, *halves)
+    deblock_channels(out, filters, compiled, threads=1)
+    compiled.convert_ycc(out, 0, h, colour)
+    return out
+
+
+def band_cuts(h: int, periods: list[int], rng: np.random.Generator) -> list[int]:
+    """Random cuts that no horizontal edge crosses (y mod every period not in P - 1, 0, 1)."""
+    allowed = [y for y in range(1, h)
+               if all(y % p not in (0, 1, p - 1) for p in periods)]
+    picked = sorted(rng.choice(allowed, min(len(allowed), int(rng.integers(0, 5))),
+                               replace=False).tolist()) if allowed else []
+    return [0, *picked, h]
+
+
+def test_fused_filter_and_conversion_gives_the_bits_of_the_passes() -> None:
+    """`deblock_ycc` (chroma doubling, both filter passes and the conversion in one pass per
+    band, the conversion a few rows behind) against the kernels one after the other, on any
+    cut of the rows into bands that keeps each horizontal edge whole."""
+    compiled = compiled_kernels()
+    colour = kernel_module.colour_constants()
+    rng = np.random.default_rng(54)
+    for trial in range(40):
+        h, w = 2 * int(rng.integers(1, 40)), 2 * int(rng.integers(1, 30))
+        c = int(rng.integers(3, 5))
+        image = blocky(h, w, c, trial)
+        chosen = sorted(rng.choice(c, int(rng.integers(0, c + 1)), replace=False))
+        filters = [(ch, int(rng.choice([4, 8, 16])), (int(rng.integers(1, 256)),
+                                                      int(rng.integers(1, 256)),
+                                                      int(rng.integers(1, 30))))
+                   for ch in chosen]
+        table = np.array([(ch, p, *q) for ch, p, q in filters], np.int64).reshape(-1, 5)
+        halves = None
+        if trial % 2:
+            halves = tuple(rng.normal(0, 40, (h // 2, w // 2)).astype(np.float32)
+                           for _ in range(2))
+        want = passes_one_after_the_other(image, filters, halves, compiled)
+        cuts = band_cuts(h, [p for _, p, _ in filters], rng)
+        got = image.copy()
+        for y0, y1 in itertools.pairwise(cuts):
+            compiled.deblock_ycc(got, y0, y1, table, colour, *(halves or ()))
+        np.testing.assert_array_equal(got, want)
+
+
+def test_fused_kernel_checks_its_arguments() -> None:
+    compiled = compiled_kernels()
+    colour = kernel_module.colour_constants()
+    image = np.zeros((32, 16, 3), np.uint8)
+    half = np.zeros((16, 8), np.float32)
+    good = [0, 8, 1, 1, 1]
+    for filters, y0, y1 in [([[0, 2, 1, 1, 1]], 0, 32), ([[0, 3, 1, 1, 1]], 0, 32),
+                            ([good], 8, 32), ([good], 0, 9), ([good], 0, 7), ([good], -1, 32),
+                            ([good], 0, 33), ([good], 10, 6), ([good, good], 0, 32),
+                            ([[3, 8, 1, 1, 1]], 0, 32), ([good] * 4, 0, 32)]:
+        with pytest.raises(ValueError):
+            compiled.deblock_ycc(image, y0, y1, np.array(filters, np.int64), colour)
+    compiled.deblock_ycc(image, 0, 10, np.array([good], np.int64), colour)  # 10 mod 8 = 2
+    with pytest.raises(ValueError):  # 4 values per filter
+        compiled.deblock_ycc(image, 0, 32, np.array([good[:4]], np.int64), colour)
+    with pytest.raises(ValueError):  # chroma not half the size
+        compiled.deblock_ycc(image, 0, 32, np.array([good], np.int64), colour, half[:8], half[:8])
+    with pytest.raises(ValueError):  # not C-contiguous
+        compiled.deblock_ycc(image[:, ::2], 0, 32, np.array([good], np.int64), colour)
+
+
+def test_a_filtered_image_of_several_bands_decodes_alike_everywhere() -> None:
+    """Wide enough that the compiled decoder filters and converts it in several bands."""
+    from svdcodec.decoder.deblock import edge_filters, fused_bands
+
+    image = photo(230, 1100, 3, seed=11)
+    data = svdcodec.encode(image, quality=30)
+    container = fmt.unpack(data)
+    periods = [p for _, p, _ in edge_filters(container.header, container.planes)]
+    assert len(periods) == 3 and len(fused_bands(230, 1100 * 3, periods)) > 1
+    decode_everywhere(data)

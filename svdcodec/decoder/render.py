@@ -23,7 +23,7 @@ from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import run_bands
-from .deblock import deblock_image
+from .deblock import deblock_convert, deblock_image, fusable
 from .factors import factor_bytes
 from .plane import PlaneReconstructor, bands_for, pass_budget
 from .residuals import apply_residuals
@@ -49,7 +49,10 @@ class OutputPlan:
     - `deblock` (version 4, a plane with the deblocking filter): the 8-bit samples are filtered
       in the output before the colour conversion (spec §5.4), so the output holds Y'CbCr
       first: not direct; fused chroma is doubled into the output (`double_chroma`) before the
-      filter, then converted in place.
+      filter, then converted in place;
+    - `filter_convert` (deblock, compiled 8-bit Y'CbCr, every edge period >= 4): the chroma
+      doubling, the filter and the conversion in one pass over each band of the output
+      (`deblock_ycc`), which then holds Y' and, off the fused path, Cb and Cr, before it.
     """
 
     ranks: list[int]  # components decoded per plane
@@ -62,6 +65,7 @@ class OutputPlan:
     direct: bool
     chroma_jobs: bool
     deblock: bool
+    filter_convert: bool
     compiled: ModuleType | None
     colour: np.ndarray | None  # the kernels' colour constants (compiled Y'CbCr only)
 
@@ -83,11 +87,13 @@ class OutputPlan:
         fused = colour is not None and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
         direct = fused and bool(chroma) and container.planes[0].layout == LAYOUT_PATCH \
             and convert and not deblock
+        filter_convert = deblock and convert and colour is not None \
+            and fusable(header, container.planes)
         chroma_jobs = direct and (sum(factor_bytes(container, p) for p in chroma)
                                   <= band_sizes.JOB_BYTES)
         out_bytes = h * w * header.channels * header.dtype.itemsize
         return cls(ranks, bands_for(full, h, w), pass_budget(out_bytes), full, chroma, ycc,
-                   fused, direct, chroma_jobs, deblock, compiled, colour)
+                   fused, direct, chroma_jobs, deblock, filter_convert, compiled, colour)
 
     def order(self, planes: list[Plane]) -> list[Plane]:
         """The planes in decoding order: chroma first on the direct path (Y' needs it)."""
@@ -122,16 +128,21 @@ def render_image(container: Container, components: int | None = None,
             render_full_plane(rows, plan, header, out, halves, threads)
         elif p.index not in halves:
             render_chroma(container, plan, p, out, halves, scratch, threads)
-    if halves and (plan.deblock or not colour):  # the filter works on bytes of Cb and Cr
-        double_chroma(out, plan, halves, threads)
-        halves.clear()
-    if plan.deblock:
-        deblock_image(out, header, container.planes, plan.compiled, threads)
-    if not colour:
-        assert not plan.direct and header.dtype == np.uint8
-        return out
-    if plan.ycc and not plan.direct:
-        convert_colour(out, plan, halves, threads)
+    if plan.filter_convert:
+        assert plan.compiled is not None and plan.colour is not None
+        deblock_convert(out, header, container.planes, plan.compiled, plan.colour, halves,
+                        threads)
+    else:
+        if halves and (plan.deblock or not colour):  # the filter works on bytes of Cb and Cr
+            double_chroma(out, plan, halves, threads)
+            halves.clear()
+        if plan.deblock:
+            deblock_image(out, header, container.planes, plan.compiled, threads)
+        if not colour:
+            assert not plan.direct and header.dtype == np.uint8
+            return out
+        if plan.ycc and not plan.direct:
+            convert_colour(out, plan, halves, threads)
     if container.residuals and all(r == p.rank for r, p in zip(plan.ranks, container.planes)):
         # Version 2: the residual corrects the full reconstruction (spec §5.3), whose samples
         # must be finite first (the verdict of §5.2, as the reference decoder gives it).
