@@ -27,14 +27,13 @@ from ..format import (
     LAYOUT_PATCH,
     NO_DEBLOCK,
     SIGNATURE,
-    Container,
     Plane,
     pack_header,
     plan_record,
     unpack,
 )
 from ..runtime import kernels
-from .residual import exact_layer
+from .residual import exact_container, pack_exact
 from .tuning import (
     DEBLOCK_SAMPLE_EVERY,
     DEBLOCK_SAMPLE_ROWS,
@@ -137,8 +136,8 @@ def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
                                            for p in container.planes):
         return layer
-    exact = exact_layer(layer, version=4) + END
-    unfiltered: Container = unpack(exact)
+    unfiltered = exact_container(container, 4)  # what unpack(exact) gives, without a parse
+    exact = pack_exact(layer, container, unfiltered) + END
     with np.errstate(all="ignore"):
         samples = render_image(unfiltered, colour=False)
     pixels = pixels.reshape(samples.shape)

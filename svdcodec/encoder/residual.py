@@ -109,26 +109,37 @@ def factor_magnitude(container: Container, plane: Plane, factor: str) -> int:
     return max((block_magnitude(b) for b in blocks), default=0)
 
 
-def exact_layer(layer: bytes, version: int = 2) -> bytes:
-    """A file of the encoder (no metadata yet; version 1, or version 2, 3 or 4 with placeholder
-    shifts) as version `version` (or the file's own, if higher): the same blocks and
-    deblocking filters, each plane with the largest shift F <= 63 that keeps the bound of the
-    exact rule, no IEND."""
-    container = unpack(layer)
+def exact_container(container: Container, version: int) -> Container:
+    """An unpacked file of the encoder (no metadata yet) as version `version` (or the file's
+    own, if higher): the same blocks and deblocking filters, each plane with the largest shift
+    F <= 63 that keeps the bound of the exact rule."""
     planes = []
     for p in container.planes:
-        sigma = container.singular_values(p.index)
         shift = 0
         if p.rank:
             a = factor_magnitude(container, p, "U")
             b = factor_magnitude(container, p, "V")
-            shift = exact_rule.choose_shift(p.step, sigma, a, b, f"plane {p.index}")
+            shift = exact_rule.choose_shift(p.step, container.singular_values(p.index), a, b,
+                                            f"plane {p.index}")
         planes.append(replace(p, shift=shift))
     h = container.header
-    header = replace(h, version=max(h.version, version))
-    record = plan_record(h.version)
-    start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(planes) * (12 + record.size)
-    return pack_header(header, planes) + layer[start:-len(END)]
+    return replace(container, header=replace(h, version=max(h.version, version)), planes=planes)
+
+
+def pack_exact(layer: bytes, source: Container, exact: Container) -> bytes:
+    """`layer` (unpacked: `source`) with the header and PLANs of `exact_container(source)`,
+    no IEND."""
+    record = plan_record(source.header.version)
+    start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(source.planes) * (12 + record.size)
+    return pack_header(exact.header, exact.planes) + layer[start:-len(END)]
+
+
+def exact_layer(layer: bytes, version: int = 2) -> bytes:
+    """A file of the encoder (no metadata yet; version 1, or version 2, 3 or 4 with placeholder
+    shifts) as version `version` (or the file's own, if higher): `exact_container`'s header
+    and PLANs, the same blocks, no IEND."""
+    source = unpack(layer)
+    return pack_exact(layer, source, exact_container(source, version))
 
 
 def channel_residual(x: np.ndarray, decoded: np.ndarray, bound: float
