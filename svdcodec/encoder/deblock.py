@@ -6,7 +6,8 @@ The filter changes no factor byte, so the choice is by distortion alone: the fil
 colour conversion, each patch-layout plane's channel is filtered with a few strengths derived
 from its quantizer step, and the strength that saves the most squared error against the
 image's own samples (its Y'CbCr for colour 1, at full size), measured on the samples it
-changes, is kept where it saves any. The file
+changes, is kept where it saves any. On large planes the strengths are judged on a sample of
+bands of rows (`judged_rows`): ranking a few strengths needs no full pass. The file
 becomes version 4 only if some plane keeps a filter and the gain repays PLAN's 4 more bytes
 per plane; otherwise it is returned as it came (version 1 stays version 1, byte for byte).
 """
