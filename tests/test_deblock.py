@@ -15,7 +15,8 @@ from svdcodec import format as fmt
 from svdcodec.codec.colour import CHROMA_OFFSET, plain_ycc
 from svdcodec.codec.deblock import deblock_channels, filter_lines
 from svdcodec.decoder.reference import decode_reference
-from svdcodec.encoder.deblock import filter_gain, strengths, target_channel
+from svdcodec.encoder.deblock import filter_gain, judged_rows, strengths, target_channel
+from svdcodec.encoder.tuning import DEBLOCK_SAMPLE_EVERY, DEBLOCK_SAMPLE_ROWS
 from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
 from svdcodec.runtime import kernels as kernel_module
@@ -134,6 +135,35 @@ def test_filter_gain_is_the_change_of_the_whole_channels_error(channel: int) -> 
     whole = np.sum((decoded - want) ** 2) - np.sum((filtered[..., 0] - want) ** 2)
     gain = filter_gain(decoded, target_channel(image, fmt.COLOUR_YCBCR, channel), 8, params)
     assert gain == pytest.approx(whole, rel=1e-9, abs=1e-6) and gain != 0
+
+
+@pytest.mark.parametrize("period", [4, 8, 16, 32])
+def test_judged_rows_filter_as_in_the_whole_channel(period: int) -> None:
+    """The gain on the sampled bands' counted rows is the whole channel's filter, restricted
+    to those rows, exactly (an edge's samples never reach past the next edge)."""
+    band = -(-DEBLOCK_SAMPLE_ROWS // period) * period
+    h = 2 * DEBLOCK_SAMPLE_EVERY * band + 3
+    assert judged_rows(h - 4, period) is None and judged_rows(h, 2) is None
+    judged = judged_rows(h, period)
+    assert judged is not None
+    rows, counted = judged
+    assert rows.size == counted.size and 0 < np.count_nonzero(counted) < h // 2
+    decoded = blocky(h, 45, 1, period)[..., 0]
+    image = blocky(h, 45, 3, period + 1)
+    target = target_channel(image, fmt.COLOUR_YCBCR, 0).reshape(h, 45).astype(np.float64)
+    params = (255, 255, 20)
+    whole = decoded[..., None].copy()
+    deblock_channels(whole, [(0, period, params)], None)
+    kept = rows[counted]
+    want = (np.sum((decoded[kept] - target[kept]) ** 2)
+            - np.sum((whole[kept, :, 0] - target[kept]) ** 2))
+    gain = filter_gain(np.ascontiguousarray(decoded[rows]),
+                       target_channel(image[rows], fmt.COLOUR_YCBCR, 0), period, params, counted)
+    assert gain == pytest.approx(want, rel=1e-9, abs=1e-6) and gain != 0
+    # and not on the rows left out: the band borders' edges are unseen in the sample
+    full = filter_gain(np.ascontiguousarray(decoded[rows]),
+                       target_channel(image[rows], fmt.COLOUR_YCBCR, 0), period, params)
+    assert full != gain
 
 
 def test_strengths_are_bytes_of_at_least_one() -> None:

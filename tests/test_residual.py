@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import struct
 from collections.abc import Callable
@@ -473,3 +474,52 @@ def test_constant_channels_look_past_the_first_row() -> None:
     image[3, 2, 3] = np.nan
     assert constant_channels(image) == {0, 1}
     assert constant_channels(image[:5]) == {0, 1, 2}
+
+
+@given(st.integers(0, 2**31), st.integers(1, 30), st.integers(0, 30))
+def test_choose_shift_is_the_largest_valid_shift(seed: int, r: int, bits: int) -> None:
+    """Bisection finds what a scan down from 63 finds: the valid shifts are 0..F."""
+    rng = np.random.default_rng(seed)
+    sigma = np.sort(rng.uniform(1e-3, 1e6, r).astype(np.float32))[::-1]
+    step = float(rng.uniform(0.01, 100))
+    a, b = (int(v) for v in rng.integers(1, 2**bits + 1, 2))
+
+    def valid(shift: int) -> bool:
+        try:
+            _, total = exact_rule.weights(step, sigma, shift, "t")
+            exact_rule.check_bound(a, b, total, "t")
+        except SvdiError:
+            return False
+        return True
+    scan = next((f for f in range(exact_rule.MAX_SHIFT, -1, -1) if valid(f)), None)
+    if scan is None:
+        with pytest.raises(SvdiError):
+            exact_rule.choose_shift(step, sigma, a, b, "t")
+    else:
+        assert exact_rule.choose_shift(step, sigma, a, b, "t") == scan
+
+
+@pytest.mark.parametrize("quality,layout", [(30, "auto"), (95, "plain"), (99, "patch8")])
+def test_factor_magnitude_is_that_of_the_decoded_factors(quality: int, layout: str) -> None:
+    """The encoder's max |A| and max |B| from the value codes alone equal those of the
+    reference decoder's integer factors (dense and sparse blocks, escaped values)."""
+    from svdcodec.codec.coding import from_symbols
+    from svdcodec.decoder.reference import factor_integers
+    from svdcodec.encoder.residual import block_magnitude, factor_magnitude
+    from svdcodec.format import DENSE, unpack
+
+    container = unpack(svdcodec.encode(photo(70, 90, 3, seed=quality), quality=quality,
+                                       layout=layout, deblock=False))
+    escaped = sum(b.data()[2].size for b in container.blocks
+                  if b.factor in "UV" and b.coding != DENSE)
+    assert escaped or quality < 95  # escaped values (beyond +-7) are read too
+    for p in container.planes:
+        for factor in "UV":
+            want = exact_rule.magnitude(factor_integers(container, p, factor, p.rank))
+            assert factor_magnitude(container, p, factor) == want
+    for b in container.blocks:  # each sparse block alike (the dense first column often rules)
+        if b.factor in "UV" and b.coding != DENSE:
+            plane = container.planes[b.plane]
+            rows = math.prod(plane.grid if b.factor == "U" else plane.vgrid)
+            values = from_symbols(*b.data(), (rows, b.count))
+            assert block_magnitude(b) == exact_rule.magnitude(values)

@@ -63,14 +63,21 @@ def magnitude(values: np.ndarray) -> int:
 
 def choose_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int, what: str) -> int:
     """The largest F <= MAX_SHIFT for which the plane's weights and factors keep the bound:
-    the most precise exact reconstruction (the encoder's choice; any valid F decodes)."""
-    for shift in range(MAX_SHIFT, -1, -1):
+    the most precise exact reconstruction (the encoder's choice; any valid F decodes).
+    Each W_k only grows with F, so the valid shifts are 0..F: found by bisection."""
+    def valid(shift: int) -> bool:
         try:
             _, total = weights(step, sigma, shift, what)
             check_bound(max_a, max_b, total, what)
         except SvdiError:
-            continue
-        return shift
+            return False
+        return True
+    if valid(0):
+        lo, hi = 0, MAX_SHIFT + 1  # valid(lo), and hi is past the last valid shift
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if valid(mid) else (lo, mid)
+        return lo
     raise SvdiError(f"{what}: no exact reconstruction fits 2^53 (factor integers up to "
                     f"{max(max_a, max_b)})")
 

@@ -6,7 +6,8 @@ The filter changes no factor byte, so the choice is by distortion alone: the fil
 colour conversion, each patch-layout plane's channel is filtered with a few strengths derived
 from its quantizer step, and the strength that saves the most squared error against the
 image's own samples (its Y'CbCr for colour 1, at full size), measured on the samples it
-changes, is kept where it saves any. The file
+changes, is kept where it saves any. On large planes the strengths are judged on a sample of
+bands of rows (`judged_rows`): ranking a few strengths needs no full pass. The file
 becomes version 4 only if some plane keeps a filter and the gain repays PLAN's 4 more bytes
 per plane; otherwise it is returned as it came (version 1 stays version 1, byte for byte).
 """
@@ -27,14 +28,19 @@ from ..format import (
     LAYOUT_PATCH,
     NO_DEBLOCK,
     SIGNATURE,
-    Container,
+    Plane,
     pack_header,
     plan_record,
     unpack,
 )
 from ..runtime import kernels
-from .residual import exact_layer
-from .tuning import DEBLOCK_STRENGTHS, LAYOUT_LAMBDA
+from .residual import exact_container, pack_exact
+from .tuning import (
+    DEBLOCK_SAMPLE_EVERY,
+    DEBLOCK_SAMPLE_ROWS,
+    DEBLOCK_STRENGTHS,
+    LAYOUT_LAMBDA,
+)
 
 
 def strengths(step: float) -> list[tuple[int, int, int]]:
@@ -58,13 +64,16 @@ def target_channel(pixels: np.ndarray, colour: int, channel: int) -> np.ndarray:
 
 
 def filter_gain(samples: np.ndarray, target: np.ndarray, period: int,
-                params: tuple[int, int, int]) -> float:
+                params: tuple[int, int, int], counted: np.ndarray | None = None) -> float:
     """The squared error one filter saves on a decoded channel (C-contiguous, against the
     flat `target`; negative: it adds error), summed over the samples it changes, the only
-    ones whose error changes."""
+    ones whose error changes; with `counted` (a bool per row), on those rows only."""
     trial = samples[..., None].copy()
     deblock_channels(trial, [(0, period, params)], kernels.get())
-    changed = np.flatnonzero(trial[..., 0] != samples)
+    moved = trial[..., 0] != samples
+    if counted is not None:
+        moved &= counted[:, None]
+    changed = np.flatnonzero(moved)
     if changed.size == 0:
         return 0.0
     goal = target[changed].astype(np.float64)
@@ -73,16 +82,47 @@ def filter_gain(samples: np.ndarray, target: np.ndarray, period: int,
     return float(np.dot(before, before) - np.dot(after, after))
 
 
-def best_strength(samples: np.ndarray, target: np.ndarray, period: int, step: float
-                  ) -> tuple[tuple[int, int, int], float]:
+def best_strength(samples: np.ndarray, target: np.ndarray, period: int, step: float,
+                  counted: np.ndarray | None = None) -> tuple[tuple[int, int, int], float]:
     """(alpha, beta, tc) that saves the most squared error on one decoded channel (NO_DEBLOCK
-    if none saves any) and the error it saves."""
+    if none saves any) and the error it saves (on the `counted` rows, if given)."""
     best, saved = NO_DEBLOCK, 0.0
     for params in strengths(step):
-        gain = filter_gain(samples, target, period, params)
+        gain = filter_gain(samples, target, period, params, counted)
         if gain > saved:
             best, saved = params, gain
     return best, saved
+
+
+def judged_rows(height: int, period: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows a plane's strengths are judged on (tuning.DEBLOCK_SAMPLE_EVERY-th bands of
+    whole edge periods) and, per row of those, whether its error counts: not a band's first
+    and last rows, which the edges on the band's borders change, unseen in the sample. Every
+    other row's filtered samples are those of the whole channel, as long as an edge's four
+    samples never reach past the next edge (periods of 4 and more). None: the whole plane."""
+    band = period * -(-DEBLOCK_SAMPLE_ROWS // period)
+    bands = height // band
+    if period < 4 or bands < 2 * DEBLOCK_SAMPLE_EVERY:
+        return None
+    first = np.arange(DEBLOCK_SAMPLE_EVERY // 2, bands, DEBLOCK_SAMPLE_EVERY) * band
+    counted = np.ones((first.size, band), dtype=bool)
+    counted[:, [0, -1]] = False
+    return (first[:, None] + np.arange(band)).ravel(), counted.ravel()
+
+
+def plane_strength(samples: np.ndarray, pixels: np.ndarray, colour: int, plane: Plane,
+                   period: int) -> tuple[tuple[int, int, int], float]:
+    """`best_strength` of one plane's channel of the decoded (h, w, c) samples against the
+    (h, w, c) image, judged on `judged_rows`: the error it saves, scaled to the whole plane."""
+    judged = judged_rows(samples.shape[0], period)
+    if judged is None:
+        return best_strength(np.ascontiguousarray(samples[..., plane.index]),
+                             target_channel(pixels, colour, plane.index), period, plane.step)
+    rows, counted = judged
+    params, saved = best_strength(np.ascontiguousarray(samples[rows, :, plane.index]),
+                                  target_channel(pixels[rows], colour, plane.index), period,
+                                  plane.step, counted)
+    return params, saved * samples.shape[0] / np.count_nonzero(counted)
 
 
 def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
@@ -97,8 +137,8 @@ def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
                                            for p in container.planes):
         return layer
-    exact = exact_layer(layer, version=4) + END
-    unfiltered: Container = unpack(exact)
+    unfiltered = exact_container(container, 4)  # what unpack(exact) gives, without a parse
+    exact = pack_exact(layer, container, unfiltered) + END
     with np.errstate(all="ignore"):
         samples = render_image(unfiltered, colour=False)
     pixels = pixels.reshape(samples.shape)
@@ -106,9 +146,8 @@ def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     for p in unfiltered.planes:
         params = NO_DEBLOCK
         if p.layout == LAYOUT_PATCH and p.rank:
-            params, saved = best_strength(np.ascontiguousarray(samples[..., p.index]),
-                                          target_channel(pixels, header.colour, p.index),
-                                          plane_period(p, header), p.step)
+            params, saved = plane_strength(samples, pixels, header.colour, p,
+                                           plane_period(p, header))
             gain += saved
         chosen.append(replace(p, deblock=params))
     extra = len(chosen) * (plan_record(4).size - plan_record(header.version).size)

@@ -16,13 +16,17 @@ import numpy as np
 
 from ..codec import exact as exact_rule
 from ..codec import residual as rule
-from ..codec.coding import NONE, best_prediction, narrow
+from ..codec.coding import NONE, VALUE_ESCAPE, best_prediction, narrow, unpredict
 from ..errors import SvdiError
 from ..format import (
+    DENSE,
     END,
     HEAD_RECORD,
     NO_REFERENCE,
     SIGNATURE,
+    Block,
+    Container,
+    Plane,
     ResidualBlock,
     pack_header,
     pack_residual,
@@ -76,30 +80,66 @@ def is_wide_rgba(pixels: np.ndarray) -> bool:
     return pixels.dtype == np.uint16 and pixels.shape[2] == 4
 
 
-def exact_layer(layer: bytes, version: int = 2) -> bytes:
-    """A file of the encoder (no metadata yet; version 1, or version 2, 3 or 4 with placeholder
-    shifts) as version `version` (or the file's own, if higher): the same blocks and
-    deblocking filters, each plane with the largest shift F <= 63 that keeps the bound of the
-    exact rule, no IEND."""
+#: |value| of each sparse symbol's value code (low 4 bits minus 8, codec.coding): 0 for the
+#: end-of-row code and for the value escape, whose value is in the side stream.
+SYMBOL_MAGNITUDE = np.array([0 if low == VALUE_ESCAPE else abs(low - 8)
+                             for low in np.arange(256) & 15], dtype=np.int64)
+
+
+def block_magnitude(block: Block) -> int:
+    """max |integer| of one factor block (0 if all zero): a sparse block's from its value
+    codes and escaped values alone (positions do not matter), a dense block's unpredicted."""
+    if block.coding == DENSE:
+        return exact_rule.magnitude(unpredict(block.data()[0], block.predictor))
+    symbols, _, values = block.data()
+    largest = int(SYMBOL_MAGNITUDE[symbols].max()) if symbols.size else 0
+    return max(largest, exact_rule.magnitude(values))
+
+
+def factor_magnitude(container: Container, plane: Plane, factor: str) -> int:
+    """max |A| ("U") or max |B| ("V") of a plane's integer factors over all its components,
+    as `decoder.reference.factor_integers` would give them, without placing the values."""
     from ..decoder.reference import (
-        factor_integers,  # whole integer factors, one plane at a time
+        factor_integers,  # whole integer factors: for blocks past the rank (not the encoder's)
     )
 
-    container = unpack(layer)
+    blocks = [b for b in container.blocks if b.plane == plane.index and b.factor == factor]
+    if any(b.first + b.count > plane.rank for b in blocks):
+        return exact_rule.magnitude(factor_integers(container, plane, factor, plane.rank))
+    return max((block_magnitude(b) for b in blocks), default=0)
+
+
+def exact_container(container: Container, version: int) -> Container:
+    """An unpacked file of the encoder (no metadata yet) as version `version` (or the file's
+    own, if higher): the same blocks and deblocking filters, each plane with the largest shift
+    F <= 63 that keeps the bound of the exact rule."""
     planes = []
     for p in container.planes:
-        sigma = container.singular_values(p.index)
         shift = 0
         if p.rank:
-            a = exact_rule.magnitude(factor_integers(container, p, "U", p.rank))
-            b = exact_rule.magnitude(factor_integers(container, p, "V", p.rank))
-            shift = exact_rule.choose_shift(p.step, sigma, a, b, f"plane {p.index}")
+            a = factor_magnitude(container, p, "U")
+            b = factor_magnitude(container, p, "V")
+            shift = exact_rule.choose_shift(p.step, container.singular_values(p.index), a, b,
+                                            f"plane {p.index}")
         planes.append(replace(p, shift=shift))
     h = container.header
-    header = replace(h, version=max(h.version, version))
-    record = plan_record(h.version)
-    start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(planes) * (12 + record.size)
-    return pack_header(header, planes) + layer[start:-len(END)]
+    return replace(container, header=replace(h, version=max(h.version, version)), planes=planes)
+
+
+def pack_exact(layer: bytes, source: Container, exact: Container) -> bytes:
+    """`layer` (unpacked: `source`) with the header and PLANs of `exact_container(source)`,
+    no IEND."""
+    record = plan_record(source.header.version)
+    start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(source.planes) * (12 + record.size)
+    return pack_header(exact.header, exact.planes) + layer[start:-len(END)]
+
+
+def exact_layer(layer: bytes, version: int = 2) -> bytes:
+    """A file of the encoder (no metadata yet; version 1, or version 2, 3 or 4 with placeholder
+    shifts) as version `version` (or the file's own, if higher): `exact_container`'s header
+    and PLANs, the same blocks, no IEND."""
+    source = unpack(layer)
+    return pack_exact(layer, source, exact_container(source, version))
 
 
 def channel_residual(x: np.ndarray, decoded: np.ndarray, bound: float

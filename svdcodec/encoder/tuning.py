@@ -66,3 +66,9 @@ RESIDUAL_BLOCK_SAMPLES = 1 << 22
 #: least squared error, or none. studies/deblock_study.py: alpha 2-4, beta 1-2, tc 0.1 step
 #: best on Kodak 1-4 (-3.7 % BD-rate on RGB PSNR), tc 0.5 step worse than no filter.
 DEBLOCK_STRENGTHS = ((2.0, 1.0, 0.1), (4.0, 2.0, 0.1), (2.0, 1.0, 0.2), (4.0, 2.0, 0.2))
+#: The strengths are judged on one band of rows in DEBLOCK_SAMPLE_EVERY (bands of about
+#: DEBLOCK_SAMPLE_ROWS rows, whole patch rows) where the plane has at least 2 such groups of
+#: bands; smaller planes whole. The choice only ranks a few strengths, and a band's edges
+#: see the same quantizer as the plane's; docs/performance.md has the measurement.
+DEBLOCK_SAMPLE_ROWS = 32
+DEBLOCK_SAMPLE_EVERY = 4
