@@ -286,10 +286,10 @@ def test_lecture_rank_one_image_is_exact_at_rank_one() -> None:
 
 
 def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[int, str]] = []
+    calls: list[tuple[int, str, bool]] = []
 
-    def fake_encode(array: np.ndarray, quality: int, layout: str) -> bytes:
-        calls.append((quality, layout))
+    def fake_encode(array: np.ndarray, quality: int, layout: str, deblock: bool) -> bytes:
+        calls.append((quality, layout, deblock))
         return array.tobytes()
 
     monkeypatch.setattr(svdcodec, "encode", fake_encode, raising=False)
@@ -298,7 +298,9 @@ def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> No
     )
     img = smooth_image()
     n_bytes, decoded = compare.run_svdi(img, 50, layout="plain")
-    assert (n_bytes, calls) == (img.nbytes, [(50, "plain")])
+    assert (n_bytes, calls) == (img.nbytes, [(50, "plain", False)])
+    compare.run_svdi(img, 40, deblock=True)
+    assert calls[-1] == (40, "auto", True)
     assert np.array_equal(decoded, img)
 
 

@@ -177,7 +177,7 @@ def test_strengths_are_bytes_of_at_least_one() -> None:
 def test_encoder_filters_where_it_helps_and_every_decoder_agrees(channels: int,
                                                                  options: dict) -> None:
     image = photo(70, 93, channels, seed=channels)
-    data = svdcodec.encode(image, **options)
+    data = svdcodec.encode(image, deblock=True, **options)
     plain = svdcodec.encode(image, deblock=False, **options)
     container = fmt.unpack(data)
     assert format_version(data) == 4 and any(p.filtered for p in container.planes)
@@ -203,9 +203,9 @@ def test_compiled_and_numpy_encoders_choose_the_same_filters() -> None:
     output (`double_chroma`) for the filter; the numpy path upsamples it band by band."""
     image = photo(64, 80, 3, seed=9)
     with kernels(True):
-        a = svdcodec.encode(image, quality=35)
+        a = svdcodec.encode(image, deblock=True, quality=35)
     with kernels(False):
-        b = svdcodec.encode(image, quality=35)
+        b = svdcodec.encode(image, deblock=True, quality=35)
     assert a == b and format_version(a) == 4 and fmt.unpack(a).header.subsampling
     decode_everywhere(a)
     with kernels(True):
@@ -216,7 +216,7 @@ def test_compiled_and_numpy_encoders_choose_the_same_filters() -> None:
 @pytest.mark.parametrize("max_error", [0, 3])
 def test_residuals_correct_the_filtered_image(max_error: int) -> None:
     image = photo(50, 61, 3, seed=4)
-    data = svdcodec.encode(image, max_error=max_error, quality=40)
+    data = svdcodec.encode(image, max_error=max_error, deblock=True, quality=40)
     assert format_version(data) == 4 and fmt.unpack(data).residuals
     assert any(p.filtered for p in fmt.unpack(data).planes)
     decoded = decode_everywhere(data)
@@ -226,12 +226,12 @@ def test_residuals_correct_the_filtered_image(max_error: int) -> None:
 def test_no_filter_keeps_the_file_of_before() -> None:
     """High quality (the filter's least clamp is too strong there) and non-8-bit samples."""
     image = photo(40, 40, 3, seed=2)
-    assert svdcodec.encode(image, quality=98) == svdcodec.encode(image, quality=98,
-                                                                 deblock=False)
+    assert svdcodec.encode(image, deblock=True, quality=98) == svdcodec.encode(
+        image, quality=98, deblock=False)
     wide = photo(40, 40, 1, seed=2).astype(np.uint16) * 257
-    assert svdcodec.encode(wide, quality=30) == svdcodec.encode(wide, quality=30, deblock=False)
+    assert svdcodec.encode(wide, deblock=True, quality=30) == svdcodec.encode(wide, quality=30, deblock=False)
     grey = photo(40, 40, 1, seed=2)
-    assert format_version(svdcodec.encode(grey, quality=30, layout="plain")) == 1
+    assert format_version(svdcodec.encode(grey, quality=30, layout="plain", deblock=True)) == 1
 
 
 def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -265,7 +265,7 @@ def unfiltered(data: bytes) -> bytes:
 
 def test_reduced_decodes_do_not_filter() -> None:
     """spec §5.4: a thumbnail (reduce=2, 4, 8) is the reduced image of the unfiltered planes."""
-    data = svdcodec.encode(photo(64, 72, 3, seed=5), quality=30)
+    data = svdcodec.encode(photo(64, 72, 3, seed=5), deblock=True, quality=30)
     assert format_version(data) == 4
     off = unfiltered(data)
     assert not np.array_equal(svdcodec.decode(data), svdcodec.decode(off))
@@ -287,16 +287,16 @@ def test_an_image_svdi_decoded_is_not_filtered_again() -> None:
     """Generation stability (issue #15): its patch edges were filtered once; filtering them at
     every generation would blur the image cycle after cycle."""
     image = photo(64, 80, 3, seed=12)
-    first = svdcodec.encode(image, quality=35)
+    first = svdcodec.encode(image, deblock=True, quality=35)
     assert format_version(first) == 4
-    again = svdcodec.encode(svdcodec.decode(first), quality=35)
+    again = svdcodec.encode(svdcodec.decode(first), deblock=True, quality=35)
     assert not any(p.filtered for p in fmt.unpack(again).planes)
 
 
 def test_svdi_info_reports_each_planes_filter() -> None:
     from svdcodec.cli.info import info_report, info_text
 
-    data = svdcodec.encode(photo(64, 80, 3, seed=1), quality=30)
+    data = svdcodec.encode(photo(64, 80, 3, seed=1), deblock=True, quality=30)
     report = info_report("x.svdi", data)
     planes = fmt.unpack(data).planes
     assert [p["deblock"] for p in report["planes"]] == [list(p.deblock) if p.filtered else None
@@ -382,7 +382,7 @@ def test_a_filtered_image_of_several_bands_decodes_alike_everywhere() -> None:
     from svdcodec.decoder.deblock import edge_filters, fused_bands
 
     image = photo(230, 1100, 3, seed=11)
-    data = svdcodec.encode(image, quality=30)
+    data = svdcodec.encode(image, deblock=True, quality=30)
     container = fmt.unpack(data)
     periods = [p for _, p, _ in edge_filters(container.header, container.planes)]
     assert len(periods) == 3 and len(fused_bands(230, 1100 * 3, periods)) > 1

@@ -91,12 +91,15 @@ def test_pillow_save_and_the_cli_take_effort(tmp_path) -> None:  # type: ignore[
     assert cli.encode_main([str(tmp_path / "in.png"), "--effort", "3", "-f"]) == 2
 
 
-def test_the_cli_turns_the_deblocking_filter_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """--no-deblock writes what encode(deblock=False) writes: no filter, the lowest version."""
+def test_the_cli_turns_the_deblocking_filter_on(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--deblock writes what encode(deblock=True) writes (format version 4 on a photo); by
+    default no filter, the lowest version."""
     pixels = photo(96, 128, 3)
     Image.fromarray(pixels).save(tmp_path / "in.png")
-    assert cli.encode_main([str(tmp_path / "in.png"), "--no-deblock", "--quiet"]) == 0
+    assert cli.encode_main([str(tmp_path / "in.png"), "--deblock", "--quiet"]) == 0
     data = (tmp_path / "in.svdi").read_bytes()
-    assert data == svdcodec.encode(pixels, deblock=False)
+    assert data == svdcodec.encode(pixels, deblock=True) and data[16:18] == b"\x00\x04"
     assert cli.encode_main([str(tmp_path / "in.png"), "-f", "--quiet"]) == 0
-    assert (tmp_path / "in.svdi").read_bytes() == svdcodec.encode(pixels)
+    plain = (tmp_path / "in.svdi").read_bytes()
+    assert plain == svdcodec.encode(pixels) == svdcodec.encode(pixels, deblock=False)
+    assert plain[16:18] == b"\x00\x01"

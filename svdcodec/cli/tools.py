@@ -448,9 +448,11 @@ def _encode_parser() -> argparse.ArgumentParser:
                             "low-rank layer, format version 2; -q sets the layer)")
     exact.add_argument("--lossless", action="store_true",
                        help="decode to exactly the input samples (--max-error 0)")
-    parser.add_argument("--no-deblock", dest="deblock", action="store_false",
-                        help="no deblocking filter: the decoder does not smooth the patch edges "
-                             "(files as before format version 4, which older readers open)")
+    parser.add_argument("--deblock", action="store_true",
+                        help="let the decoder smooth the patch edges with a deblocking filter "
+                             "(format version 4): about 5 %% smaller at equal PSNR, 13 %% at "
+                             "equal SSIM, for about twice the encode time and up to 1.9x the "
+                             "decode time")
     parser.add_argument("--effort", type=int, choices=(1, 2), metavar="{1,2}",
                         help="2: compress the factors again at a slower zstd level, 3-8 %% "
                              "smaller for an encode about twice as long (default 1)")
@@ -496,7 +498,7 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                              max_error=0.0 if args.lossless else args.max_error,
                              exact_alpha=False if args.lossy_alpha else None,
                              centre=True if args.centre else None, effort=args.effort,
-                             deblock=None if args.deblock else False)
+                             deblock=True if args.deblock else None)
     clashes = _collisions(args.inputs, dests)
     for message in clashes.values():
         print(f"{parser.prog}: {message}", file=sys.stderr)

@@ -59,7 +59,7 @@ class Encoder:
     """
 
     def __init__(self, pixels: np.ndarray, layouts: list[tuple[int, int]], rule: RankRule,
-                 single_step: bool = False, centre: bool = False, deblock: bool = True) -> None:
+                 single_step: bool = False, centre: bool = False, deblock: bool = False) -> None:
         self.pixels = pixels
         self.centre = centre
         self.deblock = deblock

@@ -133,11 +133,11 @@ def run_lecture(img: Array, rank: int, level: int = 19) -> Encoded:
     return n_bytes, decoded
 
 
-def run_svdi(img: Array, quality: int, layout: str = "auto") -> Encoded:
+def run_svdi(img: Array, quality: int, layout: str = "auto", deblock: bool = False) -> Encoded:
     """Round trip through svdcodec itself (imported lazily: the core is optional here)."""
     import svdcodec
 
-    data = svdcodec.encode(img, quality=int(quality), layout=layout)
+    data = svdcodec.encode(img, quality=int(quality), layout=layout, deblock=deblock)
     decoded = np.asarray(svdcodec.decode(data))
     if decoded.shape != np.shape(img) or decoded.dtype != np.uint8:
         raise RuntimeError(f"svdcodec.decode returned {decoded.shape} {decoded.dtype}, expected {np.shape(img)} uint8")
@@ -187,8 +187,8 @@ def _per_setting(runner: Callable[[Array, Setting], Encoded]) -> SweepFn:
     return sweep
 
 
-def _svdi(layout: str) -> SweepFn:
-    return _per_setting(lambda img, q: run_svdi(img, int(q), layout=layout))
+def _svdi(layout: str, deblock: bool = False) -> SweepFn:
+    return _per_setting(lambda img, q: run_svdi(img, int(q), layout=layout, deblock=deblock))
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,9 @@ CODECS: dict[str, Codec] = {
         Codec("lecture", (4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 320, 384), (16, 48, 128, 256, 384), lecture_sweep),
         Codec("svdi", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto")),
         Codec("svdi-plain", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("plain")),
+        # encode(deblock=True): format version 4's deblocking filter (benchmarks only: the
+        # one-image comparison, svdi-compare, shows the defaults)
+        Codec("svdi-deblock", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True)),
     )
 }
 """Every codec the comparison knows, in report order."""
