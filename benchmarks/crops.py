@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,6 +32,7 @@ Runner = Callable[[np.ndarray, int], tuple[int, np.ndarray]]
 # (label, runner, lowest and highest quality searched)
 CODECS: dict[str, tuple[str, Runner, int, int]] = {
     "svdi": ("svdi", compare.run_svdi, 1, 100),
+    "svdi-deblock": ("svdi, deblock=True", partial(compare.run_svdi, deblock=True), 1, 100),
     "jpeg": ("JPEG (Pillow, 4:2:0)", compare.run_jpeg, 1, 100),
     "webp": ("WebP (Pillow, method 4)", compare.run_webp, 0, 100),
 }
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=parse_crop, default=(392, 104, 192, 144),
                         help="x,y,width,height of the crop (default 392,104,192,144: kodim23's red macaw)")
     parser.add_argument("--zoom", type=int, default=3, help="magnification, nearest-neighbour (default 3)")
-    parser.add_argument("--codecs", default="svdi,jpeg,webp", help=f"subset of {','.join(CODECS)}")
+    parser.add_argument("--codecs", default="svdi,svdi-deblock,jpeg,webp", help=f"subset of {','.join(CODECS)}")
     parser.add_argument("--out", type=Path, help="PNG to write (default docs/img/crops-IMAGE-BPPbpp.png)")
     args = parser.parse_args(argv)
 
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                             [f"{label}, quality {enc.quality}", f"{enc.n_bytes:,} bytes ({bits:.3f} bpp)",
                              f"whole photo: {db:.2f} dB RGB PSNR, SSIM {s:.3f}"], font, line_height))
     out.parent.mkdir(parents=True, exist_ok=True)
-    grid(panels, columns=2).save(out, optimize=True)
+    grid(panels, columns=2 if len(panels) <= 4 else 3).save(out, optimize=True)
     print(f"# wrote {out}")
     return 0
 

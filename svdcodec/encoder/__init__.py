@@ -127,7 +127,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     deblock (default False): True lets the decoder smooth the edges between patches of a
     plane of 8-bit samples with the filter the encoder chose where it brings the decoded image
     closer to the original (format version 4, spec §5.4; the factors' bytes are unchanged):
-    on Kodak about 5 % smaller files at equal PSNR and 13 % at equal luma SSIM, for about twice
+    on Kodak about 5 % smaller files at equal PSNR and 8 % at equal luma SSIM, for about twice
     the encode time and 1.3-1.9x the decode time. Off by default for that speed (issue #13);
     False writes the lowest version without it, readable by readers of versions 1-3.
 
