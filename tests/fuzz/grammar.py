@@ -6,7 +6,9 @@ reconstruction (the largest that keeps its bound, factors within 2^24), and resi
 float steps and references to another channel's residual; version 2's array modes (sample
 types int8 ... float64, up to 6 channels) are always version 2, and some plain planes of a
 version 2 file are centred (a MEAN chunk of finite means, spec §3.1). Version 3's 16-bit
-Y'CbCr modes (spec §5.2) are always version 3, with everything a version 2 file may hold.
+Y'CbCr modes (spec §5.2) are always version 3, with everything a version 2 file may hold. A
+third of the files of versions 2 and 3 are version 4: their PLANs carry the deblocking filter
+(spec §5.4) on most patch-layout planes of 8-bit samples, at strengths from 1 to 255.
 
 Every file is built as the spec describes it — HEAD, PLANs, S/U/V blocks (dense with each
 element type and predictor, sparse with valid run/level streams from an integer matrix with
@@ -321,6 +323,8 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
         scale = pick(c, [1.0, 0.5, 257.0, 1e-3, 1e-30 if stype in (3, 8) else 1.0,
                          2.0 ** 24 if stype in (6, 7) else 1.0])
     version = 3 if mode in V3_MODES else 2 if mode in V2_MODES or c.chance(1 / 3) else 1
+    if version >= 2 and c.chance(1 / 3):  # version 4 holds all of 2 and 3, and the filter
+        version = 4
     header = fmt.Header(width, height, stype, channels, colour, sub, scale, version)
     notes = [f"{width}x{height} scale {scale:g} version {version}"]
     chunks: list[tuple[bytes, bytes]] = [
@@ -357,7 +361,16 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
         except SvdiError:  # no valid shift for these factors: a file that breaks the bound
             shift = 0
             notes.append(f"plane {index} beyond the exact bound")
-        chunks.append((b"PLAN", fmt.PLAN_RECORD_V2.pack(*fields, shift)))
+        if version < 4:
+            chunks.append((b"PLAN", fmt.PLAN_RECORD_V2.pack(*fields, shift)))
+            continue
+        # Version 4's deblocking filter (spec §5.4): on a patch-layout plane of uint8 samples,
+        # at any strength 1..255, or none.
+        params = (0, 0, 0)
+        if stype == 1 and layout == fmt.LAYOUT_PATCH and c.chance(0.7):
+            params = tuple(boundary(c, 1, 255) for _ in range(3))
+            notes.append(f"plane {index} deblock {params}")
+        chunks.append((b"PLAN", fmt.PLAN_RECORD_V4.pack(*fields, shift, *params)))
     if version >= 2:  # centred columns (MEAN, spec §3.1) on some plain planes
         for index, name in enumerate(layouts):
             if name == "plain" and c.chance(0.3):
@@ -559,7 +572,7 @@ def d_head_field(c: Choices, chunks: list, body: Body) -> str:
     fields = list(fmt.HEAD_RECORD.unpack(chunks[0][1]))
     i = c.int(0, 8)
     old = fields[i]
-    limits = {0: [0, 1, 2, 3], 1: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
+    limits = {0: [0, 1, 2, 3, 4, 5], 1: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
               2: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
               3: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 4: [0, 1, 2, 3, 4, 5, 6, 255],
               5: [0, 1, 2], 6: [0, 1, 2], 7: [0, old + 1, 5, 255],
@@ -575,14 +588,17 @@ def d_plan_field(c: Choices, chunks: list, body: Body) -> str:
     if not plans:
         return "no PLAN"
     at = pick(c, plans)
-    record = fmt.PLAN_RECORD_V2 if len(chunks[at][1]) == fmt.PLAN_RECORD_V2.size else fmt.PLAN_RECORD
+    record = {r.size: r for r in (fmt.PLAN_RECORD, fmt.PLAN_RECORD_V2,
+                                  fmt.PLAN_RECORD_V4)}[len(chunks[at][1])]
     fields = list(record.unpack(chunks[at][1]))
     i = c.int(0, len(fields) - 1)
     old = fields[i]
     limits = {0: [old + 1, 7], 1: [0, 1, 2], 2: [0, 1, 3, 64, 2, 32], 3: [old + 1, 0],
               4: [old + 1, 0], 5: [0, old + 1, fmt.MAX_RANK + 1, 2**32 - 1],
               6: [0.0, -1.0, float("nan"), float("inf"), 1e30, 1e20, 1e-20, 5e-324],
-              7: [0, 63, 64, 255, old + 1]}
+              7: [0, 63, 64, 255, old + 1],
+              # version 4's filter: none in one byte of three, or any strength
+              8: [0, 1, 255, old + 1], 9: [0, 1, 255, old + 1], 10: [0, 1, 255, old + 1]}
     fields[i] = in_field(record, i, pick(c, limits[i]))
     chunks[at] = (b"PLAN", record.pack(*fields))
     return f"PLAN field {i} {old} -> {fields[i]}"
