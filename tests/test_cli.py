@@ -316,3 +316,24 @@ def test_pool_and_serial_give_the_same_files(png: Path, tmp_path: Path) -> None:
     for i in range(3):
         pooled = (tmp_path / "pool" / f"in{i}.svdi").read_bytes()
         assert pooled == (tmp_path / "serial" / f"in{i}.svdi").read_bytes()
+
+
+def test_the_viewer_finds_js_in_the_clone_it_runs_in(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a plain `pip install .` the package lives in site-packages; svdi-view run inside
+    the clone (any folder of it) still finds the clone's js/ folder; elsewhere it does not."""
+    from svdcodec.cli import view
+
+    monkeypatch.delenv("SVDI_VIEWER_DIR", raising=False)
+    monkeypatch.setattr(view, "__file__", str(tmp_path / "site-packages" / "svdcodec" / "cli"
+                                              / "view.py"))
+    clone = tmp_path / "clone"
+    (clone / "js" / "viewer").mkdir(parents=True)
+    (clone / "js" / "viewer" / "index.html").write_text("<html></html>")
+    (clone / "docs").mkdir()
+    monkeypatch.chdir(clone / "docs")
+    assert view.find_js_dir() == (clone / "js").resolve()
+    monkeypatch.chdir(tmp_path)
+    assert view.find_js_dir() is None
+    monkeypatch.setenv("SVDI_VIEWER_DIR", str(clone / "js"))
+    assert view.find_js_dir() == clone / "js"

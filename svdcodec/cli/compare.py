@@ -21,8 +21,8 @@ from typing import TextIO, cast
 import numpy as np
 from PIL import Image
 
-from .. import FORMAT_VERSION, __version__
 from ..evaluation import codecs as cmp
+from .tools import VersionAction
 
 QUALITIES = (30, 50, 75, 90)
 DEFAULT_QUALITY = 75  # svdcodec.encode's default, which the PNG comparison is made against
@@ -62,8 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-bd", action="store_true",
                         help="skip the sweep of all codecs at many settings (faster)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {__version__} (.svdi format version {FORMAT_VERSION})")
+    parser.add_argument("--version", action=VersionAction)
     parser.add_argument("-v", "--verbose", action="store_true", help="also list every point")
     parser.add_argument("--quiet", action="store_true",
                         help="print only the tables and the answer, no explanations or progress")

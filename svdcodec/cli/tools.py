@@ -94,11 +94,34 @@ def _number(kind: type, low: float, high: float = math.inf, *,
     return parse
 
 
+def version_line() -> str:
+    """svdcodec's version, the format's, and which path the codec runs: the C kernels, or the
+    numpy fallback (same files, slower: the extension is not built here, e.g. when Python
+    imports a clone's source tree instead of the installed package)."""
+    from ..runtime import kernels
+
+    path = ("C kernels" if kernels.backend() == "c"
+            else "numpy path: the C kernels are not built or are switched off")
+    return f"svdcodec {__version__} (.svdi format version {FORMAT_VERSION}; {path})"
+
+
+class VersionAction(argparse.Action):
+    """--version: the line of `version_line`, worked out only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the versions and the codec's path, and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"{parser.prog}: {version_line()}")
+        parser.exit()
+
+
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--version", action="version",
-                        version=f"%(prog)s (svdcodec {__version__}, "
-                                f".svdi format version {FORMAT_VERSION})")
+    parser.add_argument("--version", action=VersionAction)
     loud = parser.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", action="store_true", help="say more about each file")
     loud.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -455,7 +478,7 @@ def _encode_parser() -> argparse.ArgumentParser:
                              "decode time")
     parser.add_argument("--effort", type=int, choices=(1, 2), metavar="{1,2}",
                         help="2: compress the factors again at a slower zstd level, 3-8 %% "
-                             "smaller for an encode about twice as long (default 1)")
+                             "smaller for an encode 1.2-3.3x as long (default 1)")
     parser.add_argument("--centre", action="store_true",
                         help="subtract each column's mean before the SVD and store the means "
                              "(plain layout, format version 2): the factors are a PCA")
@@ -823,7 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     if args[:1] == ["--version"]:
-        print(f"svdcodec {__version__} (.svdi format version {FORMAT_VERSION})")
+        print(version_line())
         return 0
     print(USAGE, file=sys.stderr)
     return 2

@@ -33,10 +33,12 @@ TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=u
 
 def find_js_dir() -> Path | None:
     """The js/ folder: $SVDI_VIEWER_DIR, or the first js/viewer/index.html above this module
-    (a clone, or an editable install of one)."""
+    (an editable install of a clone), or in or above the current directory (a clone where
+    `pip install .` copied the package elsewhere)."""
     if os.environ.get("SVDI_VIEWER_DIR"):
         return Path(os.environ["SVDI_VIEWER_DIR"])
-    for parent in Path(__file__).resolve().parents:
+    here = Path.cwd().resolve()
+    for parent in [*Path(__file__).resolve().parents, here, *here.parents]:
         if (parent / "js" / "viewer" / "index.html").is_file():
             return parent / "js"
     return None
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     js_dir = find_js_dir()
     if js_dir is None:
         print("svdi-view: the viewer's files (the repository's js/ folder) are not installed "
-              "with the Python package; run it from a clone of the repository, or set "
+              "with the Python package; run it inside a clone of the repository, or set "
               "SVDI_VIEWER_DIR to a js/ folder", file=sys.stderr)
         return 2
     missing = [name for name in ZSTD_FILES if not (js_dir / name).is_file()]
