@@ -190,8 +190,12 @@ def bd_span(
     above 28 dB on some photos) is compared on the part both reach; callers report how
     much of the window that was.
     """
-    _, pa = pareto_front(rates_a, psnr_a)
-    _, pb = pareto_front(rates_b, psnr_b)
+    return _overlap(pareto_front(rates_a, psnr_a)[1], pareto_front(rates_b, psnr_b)[1], lo, hi)
+
+
+def _overlap(pa: FloatArray, pb: FloatArray, lo: float | None, hi: float | None
+             ) -> tuple[float, float] | None:
+    """`bd_span` of two Pareto fronts' (increasing) qualities."""
     if pa.size < 2 or pb.size < 2:
         return None
     low = max(pa[0], pb[0], -math.inf if lo is None else lo)
@@ -239,7 +243,7 @@ def bd_rate(
     """
     ra, pa = pareto_front(rates_a, psnr_a)
     rb, pb = pareto_front(rates_b, psnr_b)
-    span = bd_span(rates_a, psnr_a, rates_b, psnr_b, lo, hi)
+    span = _overlap(pa, pb, lo, hi)
     if span is None:
         return math.nan
     low, high = span
