@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -180,7 +180,9 @@ def jpeg_at_psnr(img: Array, target_db: float) -> JpegMatch | None:
 SweepFn = Callable[[Array, Sequence[Setting]], list[tuple[Setting, int, Array]]]
 
 
-def _per_setting(runner: Callable[[Array, Setting], Encoded]) -> SweepFn:
+def _per_setting(runner: Callable[[Array, Any], Encoded]) -> SweepFn:
+    """A sweep of a runner taking one setting (its own type: a JPEG quality is an int, a JPEG
+    2000 target a float)."""
     def sweep(img: Array, settings: Sequence[Setting]) -> list[tuple[Setting, int, Array]]:
         return [(s, *runner(img, s)) for s in settings]
 
@@ -225,7 +227,8 @@ CODECS: dict[str, Codec] = {
         Codec("jp2", (20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42, 44), (22, 26, 30, 34, 38, 42),
               _per_setting(run_jp2), "jpg_2000"),
         Codec("png", (6,), (6,), _per_setting(run_png), "zlib"),
-        Codec("lecture", (4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 320, 384), (16, 48, 128, 256, 384), lecture_sweep),
+        Codec("lecture", (4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 320, 384), (16, 48, 128, 256, 384),
+              lambda img, ranks: list(lecture_sweep(img, [int(r) for r in ranks]))),
         Codec("svdi", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto")),
         Codec("svdi-plain", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("plain")),
         # encode(deblock=True): format version 4's deblocking filter (benchmarks only: the
