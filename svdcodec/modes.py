@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 
@@ -13,6 +15,7 @@ from .format import (
     SAMPLE_CODES,
     SAMPLE_TYPES_V1,
 )
+from .runtime import band_sizes
 
 MODES = {  # Pillow mode -> (dtype, channels)
     "L": (np.uint8, 1), "LA": (np.uint8, 2), "RGB": (np.uint8, 3), "RGBA": (np.uint8, 4),
@@ -51,8 +54,13 @@ def raw_array(image: Image.Image) -> np.ndarray:
     raw encoder into one array: np.asarray(image) would first build the whole image as bytes
     (twice the raw size at its peak) and keep that copy."""
     image.load()
+    return raw_rows(image, 0, image.height)
+
+
+def raw_rows(image: Image.Image, y0: int, y1: int) -> np.ndarray:
+    """Rows y0..y1 of a loaded image in one of the stored modes, as `raw_array` reads them."""
     dtype, channels = MODES[image.mode]
-    shape = (image.height, image.width) + ((channels,) if channels > 1 else ())
+    shape = (y1 - y0, image.width) + ((channels,) if channels > 1 else ())
     out = np.empty(shape, dtype=np.dtype(dtype).newbyteorder("<"))
     if not out.size:
         return out
@@ -60,7 +68,7 @@ def raw_array(image: Image.Image) -> np.ndarray:
     encoder = Image._getencoder(image.mode, "raw", image.mode)  # as Image.tobytes does
     piece, at, status = max(1 << 16, image.width * 4), 0, 0
     try:
-        encoder.setimage(image.im, (0, 0, *image.size))
+        encoder.setimage(image.im, (0, y0, image.width, y1))
         while not status:
             _, status, data = encoder.encode(piece)
             flat[at:at + len(data)] = data
@@ -70,6 +78,54 @@ def raw_array(image: Image.Image) -> np.ndarray:
     if status < 0 or at != len(flat):
         raise ValueError(f"cannot read the samples of a {image.mode} image (status {status})")
     return out if out.dtype.isnative else out.astype(out.dtype.newbyteorder("="))
+
+
+#: Pillow modes whose images the encoder can read band by band (`ImageRows`): 8-bit samples,
+#: no alpha (exact by default: a residual, which reads the whole array).
+ROW_MODES = ("L", "RGB")
+
+
+class ImageRows:
+    """An 8-bit L or RGB Pillow image as the encoder's pixels, read band by band: ``rows[y0:y1]``
+    is the (y1 - y0, w, c) uint8 array of those rows, written by Pillow's raw encoder.
+
+    Why: the caller's image already holds every sample (4 bytes per RGB pixel); an array of
+    them all (`raw_array`) would be a second full-size copy, held for the whole encode. The
+    encoder's passes (Gram matrix, projection, chroma halving) read a band at a time, so each
+    band is unpacked again when a pass needs it, which costs a copy of the band, not of the
+    image. Only what `encode` reads band by band takes it: an option that needs the whole
+    array (a residual, deblocking, rate control) gets `array()`.
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, image: Image.Image) -> None:
+        if image.mode not in ROW_MODES:
+            raise ValueError(f"ImageRows reads modes {', '.join(ROW_MODES)}, not {image.mode}")
+        image.load()
+        self.image = image
+        self.shape = (image.height, image.width, MODES[image.mode][1])
+        self.size = self.shape[0] * self.shape[1] * self.shape[2]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        y0, y1, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("ImageRows reads a range of rows, step 1")
+        return raw_rows(self.image, y0, max(y0, y1)).reshape(-1, *self.shape[1:])
+
+    def array(self) -> np.ndarray:
+        """All the samples (h, w, c): the copy this class exists to avoid, for the options
+        that read the whole image."""
+        return self[:]
+
+    def extrema(self) -> list[tuple[int, int]]:
+        """(min, max) of each channel, by Pillow (no copy of the samples)."""
+        extrema: Any = self.image.getextrema()  # one pair, or a pair per channel
+        return [extrema] if self.shape[2] == 1 else list(extrema)
+
+
+Pixels = np.ndarray | ImageRows
 
 
 def as_pixels(data: np.ndarray | Image.Image) -> np.ndarray:
@@ -92,12 +148,28 @@ def as_pixels(data: np.ndarray | Image.Image) -> np.ndarray:
         arr = arr[:, :, None]
     if arr.ndim != 3 or not 1 <= arr.shape[2] <= MAX_CHANNELS:
         raise SvdiError(f"expected shape (h, w) or (h, w, 1..{MAX_CHANNELS}), got {arr.shape}")
-    h, w = arr.shape[:2]
-    if not (1 <= h <= MAX_DIMENSION and 1 <= w <= MAX_DIMENSION):
-        raise SvdiError(f"image size {w}x{h} outside 1..{MAX_DIMENSION}")
+    check_size(*arr.shape[:2])
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise SvdiError("float input contains NaN or infinity, which cannot be encoded")
     return arr
+
+
+def check_size(h: int, w: int) -> None:
+    """SvdiError unless the format stores an image of this size."""
+    if not (1 <= h <= MAX_DIMENSION and 1 <= w <= MAX_DIMENSION):
+        raise SvdiError(f"image size {w}x{h} outside 1..{MAX_DIMENSION}")
+
+
+def pixel_rows(data: np.ndarray | Image.Image) -> ImageRows | None:
+    """`data` as `ImageRows` if it is an 8-bit L or RGB Pillow image of at least
+    `band_sizes.ROWS_FROM_SAMPLES` samples (smaller ones are read whole: their copy is small,
+    and one read costs less than one per pass); else None."""
+    if not isinstance(data, Image.Image) or data.mode not in ROW_MODES:
+        return None
+    if data.width * data.height * MODES[data.mode][1] < band_sizes.ROWS_FROM_SAMPLES:
+        return None
+    check_size(data.height, data.width)
+    return ImageRows(data)
 
 
 def needs_version_2(dtype: np.dtype, channels: int) -> bool:

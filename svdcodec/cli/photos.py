@@ -87,6 +87,16 @@ def _open_image(data: bytes, frame: int | None, max_pixels: int | None | bool
     return image, note
 
 
+def release_file(image: np.ndarray | Image.Image) -> None:
+    """Let a loaded image's input bytes go once its metadata has been read (a TIFF's EXIF is
+    read from the file): `open_image` gives Pillow the bytes as a BytesIO, which Pillow keeps
+    (as fp, or as _fp for formats with frames: PNG's are APNG's) and which holds the bytes,
+    up to half the raw size for a PNG, through the encode. Closing it lets them go."""
+    for held in (getattr(image, "fp", None), getattr(image, "_fp", None)):
+        if isinstance(held, io.BytesIO):  # closing one twice does nothing
+            held.close()
+
+
 #: The TIFF tags of a TIFF input that are EXIF's image-level tags and say nothing about the
 #: TIFF's own pixel layout: description, make, model, orientation, software, date, artist,
 #: copyright.

@@ -433,6 +433,8 @@ def encode_one(job: EncodeJob) -> Result:
                 image, depth_note = _full_depth(raw, image, job.eight_bit)
                 note = "; ".join(n for n in (note, depth_note) if n)
         metadata, problems = photos.storable(metadata)
+        del raw  # the input file's bytes, no longer needed: not held through the encode
+        photos.release_file(image)
         data = encode(image, **job.options, **metadata)
         notes = write_output(job.dest, data, [job.src], force=job.force)
     except DATA_ERRORS as exc:

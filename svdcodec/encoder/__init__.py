@@ -26,7 +26,7 @@ from ..format import (
     metadata_chunks,
 )
 from ..format.recompress import recompress_blocks
-from ..modes import as_pixels
+from ..modes import ImageRows, Pixels, as_pixels, pixel_rows
 from ..runtime import band_sizes
 from ..runtime.threads import serial, single_threaded
 from .plane import RankRule
@@ -147,7 +147,11 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         max_bytes -= sum(12 + len(payload) for _, payload in meta)
         if max_bytes < 1:
             raise SvdiError("the metadata alone exceeds max_bytes")
-    pixels = as_pixels(image)
+    # The encoder reads a large 8-bit Pillow image band by band, unless an option reads the
+    # whole array (a residual, deblocking, rate control's PSNR)
+    rows = pixel_rows(image) if max_error is None and not deblock and target_psnr is None \
+        and max_bytes is None else None
+    pixels: Pixels = rows if rows is not None else as_pixels(image)
     if rank is not None and (not isinstance(rank, (int, np.integer)) or rank < 0):
         raise SvdiError(f"rank must be a non-negative integer, got {rank!r}")
     if energy is not None and not 0 < energy <= 1:
@@ -170,6 +174,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         raise SvdiError(f"effort must be one of {', '.join(map(str, EFFORT_LEVELS))}, "
                         f"got {effort!r}")
     request = residual_request(pixels, max_error, bool(exact_alpha), bool(exact_constant))
+    if request.any and isinstance(pixels, ImageRows):  # a constant channel's residual
+        pixels = pixels.array()
     near_top = near_float64_top(pixels)
     if quality is None:
         quality = (LOSSLESS_WIDE_QUALITY if max_error == 0 and pixels.dtype != np.uint8
@@ -179,6 +185,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
                        bool(centre), bool(deblock))
         if request.any:
+            assert isinstance(pixels, np.ndarray), "a residual reads the whole array (above)"
             try:
                 data = with_residuals(data, pixels, request)
             except ResidualRangeError:
@@ -196,6 +203,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         if EFFORT_LEVELS[effort] != ZSTD_LEVEL:
             data = recompress_blocks(data, EFFORT_LEVELS[effort])
     if near_top:
+        assert isinstance(pixels, np.ndarray)  # float64 samples: an array
         from ..decoder import decode
         try:
             decode(data, max_pixels=None)
@@ -208,11 +216,11 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
 FLOAT64_NEAR_TOP = 2.0 ** 1000
 
 
-def near_float64_top(pixels: np.ndarray) -> bool:
+def near_float64_top(pixels: Pixels) -> bool:
     """float64 samples near the largest float64: the low-rank layer may overshoot them past it,
     which makes the file invalid (spec §5.2: float64 samples are not clamped), so the encoder
     decodes such a file once and refuses it rather than writing it undecodable."""
-    return pixels.dtype == np.float64 and pixels.size > 0 \
+    return isinstance(pixels, np.ndarray) and pixels.dtype == np.float64 and pixels.size > 0 \
         and max(-float(pixels.min()), float(pixels.max())) >= FLOAT64_NEAR_TOP
 
 
@@ -223,7 +231,7 @@ def overflow_error(pixels: np.ndarray) -> SvdiError:
                      "encoding")
 
 
-def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float | None,
+def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | None,
             target_psnr: float | None, max_bytes: int | None, layout: str,
             centre: bool = False, deblock: bool = False) -> bytes:
     single_step = target_psnr is None and max_bytes is None
@@ -234,7 +242,8 @@ def _encode(pixels: np.ndarray, quality: float, rank: int | None, energy: float 
         return enc.encode(step_for_quality(quality))
 
     # Rate control measures the decoder's real output (the same pixels as the reference
-    # decoder's, band by band and faster).
+    # decoder's, band by band and faster) against the whole array (encode() passes one).
+    assert isinstance(pixels, np.ndarray)
     from ..decoder import decode
     from ..evaluation.metrics import psnr
 

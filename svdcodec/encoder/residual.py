@@ -33,6 +33,7 @@ from ..format import (
     plan_record,
     unpack,
 )
+from ..modes import ImageRows, Pixels
 from ..runtime.threads import run_bands
 from . import tuning
 
@@ -50,7 +51,7 @@ class ResidualRequest:
         return any(b is not None for b in self.bounds)
 
 
-def residual_request(pixels: np.ndarray, max_error: float | None, exact_alpha: bool,
+def residual_request(pixels: Pixels, max_error: float | None, exact_alpha: bool,
                      exact_constant: bool) -> ResidualRequest:
     """Which channels get a residual: all with max_error (alpha exact if exact_alpha); without
     it, alpha (LA, RGBA) and constant channels, each only if needed."""
@@ -66,16 +67,21 @@ def residual_request(pixels: np.ndarray, max_error: float | None, exact_alpha: b
     return ResidualRequest(tuple(bounds), frozenset(needed))
 
 
-def constant_channels(pixels: np.ndarray) -> set[int]:
+def constant_channels(pixels: Pixels) -> set[int]:
     """The channels of an (h, w, c) image whose samples are all equal (min == max). The first
     row settles most channels of a photo (it varies there), without a pass over the image."""
+    head = pixels[:1].reshape(-1, pixels.shape[2])
+    maybe = [c for c in range(head.shape[1]) if head[:, c].min() == head[:, c].max()]
+    if not maybe:
+        return set()
+    if isinstance(pixels, ImageRows):  # Pillow's extrema: no copy of the samples
+        extrema = pixels.extrema()
+        return {c for c in maybe if extrema[c][0] == extrema[c][1]}
     flat = pixels.reshape(-1, pixels.shape[2])
-    head = flat[:pixels.shape[1]]
-    return {c for c in range(flat.shape[1])
-            if head[:, c].min() == head[:, c].max() and flat[:, c].min() == flat[:, c].max()}
+    return {c for c in maybe if flat[:, c].min() == flat[:, c].max()}
 
 
-def is_wide_rgba(pixels: np.ndarray) -> bool:
+def is_wide_rgba(pixels: Pixels) -> bool:
     """16-bit RGBA (colour 1, version 3): its alpha is exact by default, as 8-bit RGBA's."""
     return pixels.dtype == np.uint16 and pixels.shape[2] == 4
 

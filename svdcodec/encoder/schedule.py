@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..format import END, LAYOUT_PATCH, Header, pack_header, pack_means
+from ..modes import Pixels
 from ..runtime.threads import run_bands
 from .deblock import with_deblocking
 from .plane import (
@@ -55,10 +56,11 @@ class Encoder:
     """Holds everything that does not depend on the step, so rate control can iterate cheaply.
 
     `single_step`: only one step will be coded, so planes kept for later steps can go as soon
-    as they are coded.
+    as they are coded. `pixels`: an array, or the rows of a Pillow image (`modes.ImageRows`)
+    when there is no deblocking, which reads the whole array.
     """
 
-    def __init__(self, pixels: np.ndarray, layouts: list[tuple[int, int]], rule: RankRule,
+    def __init__(self, pixels: Pixels, layouts: list[tuple[int, int]], rule: RankRule,
                  single_step: bool = False, centre: bool = False, deblock: bool = False) -> None:
         self.pixels = pixels
         self.centre = centre
@@ -184,6 +186,7 @@ class Encoder:
         # again at every generation blurs it cycle after cycle, docs/design-notes.md; grey
         # samples are integers either way and cannot tell)
         if self.deblock and not (ycc_8bit(header, 0) and source.on_decoder_grid):
+            assert isinstance(self.pixels, np.ndarray), "encode() passes deblocking an array"
             return with_deblocking(data, self.pixels, step)
         return data
 

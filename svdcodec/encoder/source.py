@@ -25,7 +25,7 @@ from ..codec.colour import (
 from ..codec.layout import patch_rows
 from ..codec.resample import least_squares_half
 from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, Header
-from ..modes import needs_version_2
+from ..modes import ImageRows, Pixels, needs_version_2
 from ..runtime import kernels
 
 #: Sample types the compiled kernels read (the others are converted by numpy).
@@ -36,7 +36,7 @@ COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 TOP_FLOAT64_SCALE_EXP = math.floor(math.log2(float(np.finfo(np.float64).max) / 255.0))
 
 
-def image_header(pixels: np.ndarray, subsample: bool) -> Header:
+def image_header(pixels: Pixels, subsample: bool) -> Header:
     """The HEAD record of an image (h, w, c): Y'CbCr for 8- and 16-bit RGB(A) (16-bit: format
     version 3), chroma halved if asked; sample types other than uint8 scaled so that their
     largest magnitude is 255 plane units (16-bit Y'CbCr too: Y' then spans 0..255 as for 8
@@ -47,6 +47,7 @@ def image_header(pixels: np.ndarray, subsample: bool) -> Header:
     colour = COLOUR_YCBCR if ycc else COLOUR_NONE
     scale = 1.0
     if dtype != np.uint8:
+        assert isinstance(pixels, np.ndarray)  # ImageRows hold 8-bit samples
         # max |x| of every channel: a Python int for integers (abs(int8 -128) wraps in numpy)
         peak = (float(max(abs(int(pixels.min())), abs(int(pixels.max()))))
                 if dtype.kind in "iu" else float(np.max(np.abs(pixels)))) if pixels.size else 0.0
@@ -70,7 +71,7 @@ def wide_colour(header: Header, i: int) -> bool:
     return header.colour == COLOUR_YCBCR and header.dtype == np.uint16 and i < 3
 
 
-def divides_in_float64(pixels: np.ndarray, header: Header) -> bool:
+def divides_in_float64(pixels: Pixels, header: Header) -> bool:
     """Whether planes are computed as fl32(fl64(sample) / scale): float64 and 32-bit integer
     samples (float32 would round them before the division), and float32 scales whose inverse
     overflows float32."""
@@ -87,11 +88,14 @@ class PlaneSource:
     alone). Only subsampled chroma is kept (`keep`): the least-squares inverse of the
     decoder's upsampling, not `to_planes`' 2x2 mean. Full-size planes equal `to_planes`'
     exactly; with the compiled kernels loaded, `patches` converts, pads and transposes a band
-    in one pass, to the same bits.
+    in one pass, to the same bits. Every pass reads the pixels a band of rows at a time
+    (`self.pixels[y0:y1]`): a view of an array, or the rows of a Pillow image (`ImageRows`).
     """
 
-    def __init__(self, pixels: np.ndarray, header: Header, centre: bool = False) -> None:
+    def __init__(self, pixels: Pixels, header: Header, centre: bool = False) -> None:
         self.pixels, self.header = pixels, header
+        # ImageRows bands are new C-order arrays; an array's row bands are C-order if it is
+        self._c_order = isinstance(pixels, ImageRows) or pixels.flags.c_contiguous
         h, w, c = pixels.shape
         self.shapes = [header.plane_shape(i) for i in range(c)]
         self._halves = {i for i in range(c) if self.shapes[i] != (h, w)}
@@ -113,7 +117,7 @@ class PlaneSource:
     def _compiled(self, i: int) -> ModuleType | None:
         """The kernels, if loaded, the pixels are in the C order they read and plane i is a
         float32 sum of them (16-bit Y'CbCr is a float64 one: numpy's)."""
-        return (kernels.get() if self.pixels.flags.c_contiguous and self.pixels.dtype in COMPILED
+        return (kernels.get() if self._c_order and self.pixels.dtype in COMPILED
                 and not wide_colour(self.header, i) else None)
 
     def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
@@ -131,7 +135,7 @@ class PlaneSource:
             compiled.patch_plane(kept[:, :, None], y0, y1, np.zeros(1, np.intp),
                                  np.ones(1, np.float32), np.float32(1.0), side, out)
             return out
-        return compiled_patches(compiled, self.pixels, self.header, i, y0, y1, side,
+        return compiled_patches(compiled, self.pixels[y0:y1], self.header, i, side,
                                 self.on_decoder_grid)
 
     def full_rows(self, i: int, y0: int, y1: int, table: bool | None = None) -> np.ndarray:
@@ -141,8 +145,8 @@ class PlaneSource:
         table = self.on_decoder_grid if table is None else table
         compiled = self._compiled(i)
         if compiled is None or divides_in_float64(self.pixels, self.header):
-            return full_rows(self.pixels, self.header, i, y0, y1, table)
-        out = compiled_patches(compiled, self.pixels, self.header, i, y0, y1, 1, table)
+            return full_rows(self.pixels[y0:y1], self.header, i, table)
+        out = compiled_patches(compiled, self.pixels[y0:y1], self.header, i, 1, table)
         return out.reshape(y1 - y0, self.pixels.shape[1])
 
     @functools.cached_property
@@ -196,23 +200,24 @@ class PlaneSource:
         if i in self._halves:  # computed whole (released planes again if asked for)
             self.keep(i)
             return self._kept[i][y0:y1]
-        return full_rows(self.pixels, self.header, i, y0, y1, self.on_decoder_grid)
+        return full_rows(self.pixels[y0:y1], self.header, i, self.on_decoder_grid)
 
 
-def compiled_patches(compiled: ModuleType, pixels: np.ndarray, header: Header, i: int, y0: int,
-                     y1: int, side: int, table: bool) -> np.ndarray:
-    """`patch_rows(full_rows(...), side)` by the compiled kernel (side 1: the rows)."""
+def compiled_patches(compiled: ModuleType, rows: np.ndarray, header: Header, i: int, side: int,
+                     table: bool) -> np.ndarray:
+    """`patch_rows(full_rows(...), side)` of these rows of pixels by the compiled kernel (side
+    1: the rows)."""
     channels, weights, unit = recipe(header, i)
-    w = pixels.shape[1]
-    out = np.empty((-(-(y1 - y0) // side) * -(-w // side), side * side), dtype=np.float32)
+    h, w = rows.shape[:2]
+    out = np.empty((-(-h // side) * -(-w // side), side * side), dtype=np.float32)
     if ycc_8bit(header, i) and table:
-        compiled.patch_plane(pixels, y0, y1, channels, YCC_WEIGHTS.ravel(), np.float32(unit),
+        compiled.patch_plane(rows, 0, h, channels, YCC_WEIGHTS.ravel(), np.float32(unit),
                              side, out, bias_table(), i)
     elif ycc_8bit(header, i):
-        compiled.patch_plane(pixels, y0, y1, channels, weights, np.float32(unit), side, out,
+        compiled.patch_plane(rows, 0, h, channels, weights, np.float32(unit), side, out,
                              offset=mean_bias()[i])
     else:
-        compiled.patch_plane(pixels, y0, y1, channels, weights, np.float32(unit), side, out)
+        compiled.patch_plane(rows, 0, h, channels, weights, np.float32(unit), side, out)
     return out
 
 
@@ -230,14 +235,12 @@ def recipe(header: Header, i: int) -> tuple[np.ndarray, np.ndarray, float]:
     return np.array([i]), np.ones(1, dtype=np.float32), unit
 
 
-def full_rows(pixels: np.ndarray, header: Header, i: int, y0: int, y1: int,
-              table: bool = True) -> np.ndarray:
-    """Rows y0..y1 of full-size plane i, float32 (8-bit Y'CbCr corrected by the decoder's
-    bias table, or less its mean: `codec.colour.corrected`)."""
-    px = pixels[y0:y1]
+def full_rows(px: np.ndarray, header: Header, i: int, table: bool = True) -> np.ndarray:
+    """Full-size plane i of these rows of pixels, float32 (8-bit Y'CbCr corrected by the
+    decoder's bias table, or less its mean: `codec.colour.corrected`)."""
     if wide_colour(header, i):
         return wide_ycc_plane(px, i, header.scale)
-    if divides_in_float64(pixels, header):
+    if divides_in_float64(px, header):
         return (px[..., i].astype(np.float64) / header.scale).astype(np.float32)
     channels, _, unit = recipe(header, i)
     if channels.size == 3:

@@ -32,6 +32,9 @@ JOB_BYTES = 1 << 24
 SERIAL_SAMPLES = 1 << 19
 #: Encoder: target samples per band of the streaming passes (rows of a plane, whole patch rows).
 BAND_SAMPLES = 1 << 18
+#: Encoder: Pillow images (8-bit L and RGB) of at least this many samples are read band by
+#: band at each pass (`modes.ImageRows`), not copied whole into an array first.
+ROWS_FROM_SAMPLES = 1 << 21
 #: Encoder: band heights are multiples of this, so that every patch size fits whole patch rows
 #: (the largest patch side of the format).
 BAND_UNIT = 32
