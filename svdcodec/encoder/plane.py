@@ -184,9 +184,9 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     parts of bands computed before at the same rank and step (the layout sample), taken as they
     are: every band is computed on its own, so the result is the same."""
     n = candidate.plane.matrix_shape[1]
-    if candidate.P is not None:
+    if candidate.P is not None:  # factorized whole (a plane too narrow to stream)
         stats = ColumnStats(rank, step)
-        return QuantizedU(stats.add(candidate.P[:, :rank]), stats, {}, {})
+        return QuantizedU(stats.add(sample_rows(candidate, bands)[:, :rank]), stats, {}, {})
     assert candidate.basis is not None
     bands = plane_bands(source, candidate.plane.index) if bands is None else bands
     patch, per_row = candidate.plane.patch, candidate.plane.grid[1]
@@ -217,6 +217,17 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     symbols = {g: [p.symbols[k] for p in parts] for k, g in enumerate(groups)}
     return QuantizedU(A, ColumnStats.combine([p.stats for p in parts]), symbols,
                       dict(zip(bands, parts)))
+
+
+def sample_rows(candidate: Candidate, bands: list[Band] | None) -> np.ndarray:
+    """The U side of an in-memory candidate, or its matrix rows of the sampled plane rows
+    (whole patch rows), stacked as `quantize_u` stacks the streamed bands."""
+    assert candidate.P is not None
+    if bands is None:
+        return candidate.P
+    side, per_row = max(candidate.plane.patch, 1), candidate.plane.grid[1]
+    return np.concatenate([candidate.P[y0 // side * per_row:-(-y1 // side) * per_row]
+                           for y0, y1 in bands])
 
 
 def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: RankRule,
