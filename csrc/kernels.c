@@ -431,44 +431,65 @@ static void zero_columns(const SparseFill *f, int64_t row)
         st_f32(p + j * f->out_col, 0.0f);
 }
 
-static int fill_sparse_run(const SparseFill *f)
+/* The fields of f are copied into locals first: the stores into out go through char
+   pointers, which may alias f, so reading f in the loop would reload every field after every
+   store. */
+HOT static int fill_sparse_run(const SparseFill *f)
 {
+    const uint8_t *sym = (const uint8_t *)f->symbols;
+    const Py_ssize_t stride = f->symbols_stride, out_row = f->out_row, out_col = f->out_col;
+    const Py_ssize_t scale_stride = f->scale_stride;
+    const int64_t n = f->n_symbols, r0 = f->r0, r1 = f->r1, count = f->count;
+    const int64_t width = f->width, first = f->first, n_xrun = f->n_xrun, n_xval = f->n_xval;
+    const char *scale = f->scale;
+    const int zero = f->zero;
     int64_t s = f->s, a = f->a, v = f->v, row = f->row, col = 0;
-    if (f->zero && row == f->r0 && f->r0 < f->r1)
+    if (zero && row == r0 && r0 < r1)
         zero_columns(f, 0);
-    while (row < f->r1) {
-        if (s >= f->n_symbols)
+    while (row < r0) { /* between the checkpoint and r0: only count the escapes */
+        if (s >= n)
             return 1;
-        unsigned code = (uint8_t)f->symbols[s * f->symbols_stride];
+        unsigned code = sym[s * stride];
+        s++;
+        if (code == 0x08) {
+            row++;
+            if (zero && row == r0 && row < r1)
+                zero_columns(f, 0);
+            continue;
+        }
+        a += (code >> 4) == 15;
+        v += (code & 15) == 0;
+    }
+    char *out_line = f->out;
+    while (row < r1) {
+        if (s >= n)
+            return 1;
+        unsigned code = sym[s * stride];
         s++;
         if (code == 0x08) {
             row++;
             col = 0;
-            if (f->zero && f->r0 <= row && row < f->r1)
-                zero_columns(f, row - f->r0);
+            out_line += out_row;
+            if (zero && row < r1)
+                zero_columns(f, row - r0);
             continue;
         }
         int64_t low = code & 15, run = code >> 4;
-        if (row < f->r0) { /* between the checkpoint and r0: only count the escapes */
-            a += run == 15;
-            v += low == 0;
-            continue;
-        }
         if (low == 8)
             return 3;
         if (run == 15) {
-            if (a >= f->n_xrun)
+            if (a >= n_xrun)
                 return 2;
             /* At most 32 bits (checked), and col < count <= 2^32: no overflow. */
             run += ld_int(f->xrun + a * f->xrun_stride, f->xrun_type);
             a++;
         }
         col += run;
-        if (col < 0 || col >= f->count) /* negative only from a signed run array */
+        if (col < 0 || col >= count) /* negative only from a signed run array */
             return 4;
         int64_t value;
         if (low == 0) {
-            if (v >= f->n_xval)
+            if (v >= n_xval)
                 return 2;
             value = ld_int(f->xval + v * f->xval_stride, f->xval_type);
             v++;
@@ -477,10 +498,9 @@ static int fill_sparse_run(const SparseFill *f)
         } else {
             value = low - 8;
         }
-        if (col < f->width) {
-            int64_t j = f->first + col;
-            st_f32(f->out + (row - f->r0) * f->out_row + j * f->out_col,
-                   (float)value * ld_f32(f->scale + j * f->scale_stride));
+        if (col < width) {
+            int64_t j = first + col;
+            st_f32(out_line + j * out_col, (float)value * ld_f32(scale + j * scale_stride));
         }
         col++;
     }
@@ -906,7 +926,7 @@ ALWAYS_INLINE void interleave(uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t w,
 
 /* A row of w pixels of c channels written as RGB (`rgb_planes`, through `planar`: 3 * w
    bytes of scratch). The callers that convert in place copy Y' into `luma` first. */
-static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma,
+HOT static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma,
                      const float *blue, const float *red, const float *k, uint8_t *planar)
 {
     rgb_planes(w, luma, blue, red, k[0], k[1], k[2], k[3], planar, planar + w, planar + 2 * w);
@@ -924,26 +944,35 @@ HOT static void luma_line(const uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t 
         luma[x] = row[c * x];
 }
 
+/* Cb and Cr rows doubled to width w on demand, two rows of each at a time: output row y
+   blends chroma rows i - 1 and i or i and i + 1 (i = y / 2), consecutive rows, which take the
+   two slots (row % 2) without evicting each other, and the rows only ever move down, so each
+   chroma row is doubled once per call. A few lines of scratch instead of a band's worth of
+   doubled rows: no pages to fault in on every call. */
 typedef struct {
-    float *wide; /* [2][hi - lo][w]: Cb and Cr rows doubled */
-    Py_ssize_t lo, hi, ph, w;
+    float *wide; /* [2 slots][Cb, Cr][w] */
+    Py_ssize_t tag[2]; /* the chroma row each slot holds, -1 for none */
+    const char *cb, *cr;
+    Py_ssize_t row_bytes, cw, ph, w;
 } WideChroma;
 
-/* The Cb and Cr rows that output rows [y0, y1) blend, each doubled to width w. */
-static void wide_chroma(WideChroma *wc, const char *cb, const char *cr, Py_ssize_t row_bytes,
-                        Py_ssize_t cw)
+/* The doubled Cb row of chroma row i (0 <= i < ph), its Cr row w floats after it. */
+static const float *wide_row(WideChroma *wc, Py_ssize_t i)
 {
-    Py_ssize_t rows = wc->hi - wc->lo;
-    for (Py_ssize_t i = wc->lo; i < wc->hi; i++) {
-        double_row(cb + i * row_bytes, cw, wc->wide + (i - wc->lo) * wc->w);
-        double_row(cr + i * row_bytes, cw, wc->wide + (rows + i - wc->lo) * wc->w);
+    float *slot = wc->wide + (i & 1) * 2 * wc->w;
+    if (wc->tag[i & 1] != i) {
+        double_row(wc->cb + i * wc->row_bytes, wc->cw, slot);
+        double_row(wc->cr + i * wc->row_bytes, wc->cw, slot + wc->w);
+        wc->tag[i & 1] = i;
     }
+    return slot;
 }
 
 /* blue = Cb - 128 and red = Cr - 128 of output row y: resample.Bilinear's vertical pass
    (float64 sums, one rounding), rounded as decoder.render does (+128.5, clip, truncate).
-   -1 if a row it needs is not in wc (not reached with wide_chroma's range). */
-HOT static int chroma_line(const WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
+   -1 if a row it needs is outside the chroma planes (not reached: get_chroma checked the
+   sizes). */
+HOT static int chroma_line(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
                            float *RESTRICT red)
 {
     Py_ssize_t i = y / 2, top, bottom;
@@ -957,12 +986,11 @@ HOT static int chroma_line(const WideChroma *wc, Py_ssize_t y, float *RESTRICT b
         top = bottom = i < 0 ? 0 : (i > wc->ph - 1 ? wc->ph - 1 : i);
         wt = 1.0, wb = 0.0;
     }
-    Py_ssize_t rows = wc->hi - wc->lo;
-    if (top < wc->lo || bottom >= wc->hi)
+    if (top < 0 || bottom >= wc->ph)
         return -1;
-    const float *RESTRICT b0 = wc->wide + (top - wc->lo) * wc->w;
-    const float *RESTRICT b1 = wc->wide + (bottom - wc->lo) * wc->w;
-    const float *RESTRICT r0 = b0 + rows * wc->w, *RESTRICT r1 = b1 + rows * wc->w;
+    const float *RESTRICT b0 = wide_row(wc, top);
+    const float *RESTRICT b1 = wide_row(wc, bottom);
+    const float *RESTRICT r0 = b0 + wc->w, *RESTRICT r1 = b1 + wc->w;
     for (Py_ssize_t x = 0; x < wc->w; x++) {
         float b = (float)((double)b0[x] * wt + (double)b1[x] * wb) + 128.5f;
         float r = (float)((double)r0[x] * wt + (double)r1[x] * wb) + 128.5f;
@@ -997,10 +1025,10 @@ static int get_image(PyObject *obj, Arr *out, Py_ssize_t y0, Py_ssize_t y1)
     return 0;
 }
 
-/* Cb and Cr planes of exactly half out's size, C-contiguous float32, and the range of their
-   rows that output rows [y0, y1) blend. */
+/* Cb and Cr planes of exactly half out's size, C-contiguous float32, read by `chroma_line`
+   (wc, whose line buffers `line_buffers` allocates). */
 static int get_chroma(PyObject *o_cb, PyObject *o_cr, Arr *cb, Arr *cr, const Arr *out,
-                      Py_ssize_t y0, Py_ssize_t y1, WideChroma *wc)
+                      WideChroma *wc)
 {
     if (get_array(o_cb, cb, "cb", 2, T_F32, A_CONTIGUOUS) < 0
         || get_array(o_cr, cr, "cr", 2, T_F32, A_CONTIGUOUS) < 0)
@@ -1010,19 +1038,20 @@ static int get_chroma(PyObject *o_cb, PyObject *o_cr, Arr *cb, Arr *cr, const Ar
         return value_error("cb and cr must be half the size of out");
     wc->ph = cb->shape[0];
     wc->w = out->shape[1];
-    wc->lo = (y0 - 1 > 0 ? y0 - 1 : 0) / 2;
-    wc->hi = (y1 + 1) / 2 + 1 < wc->ph ? (y1 + 1) / 2 + 1 : wc->ph;
-    if (wc->hi < wc->lo)
-        wc->hi = wc->lo;
+    wc->cb = cb->data;
+    wc->cr = cr->data;
+    wc->row_bytes = cb->strides[0];
+    wc->cw = cb->shape[1];
+    wc->tag[0] = wc->tag[1] = -1;
     wc->wide = NULL;
     return 0;
 }
 
-/* Line buffers: the doubled chroma rows, then blue, red, 3w bytes of planar RGB (w floats) and
-   a luma line of `luma` floats. */
+/* Line buffers: the two slots of doubled chroma rows (4w floats), then blue, red, 3w bytes of
+   planar RGB (w floats) and a luma line of `luma` floats. */
 static float *line_buffers(WideChroma *wc, Py_ssize_t luma)
 {
-    Py_ssize_t n = mul_size(2 * (wc->hi - wc->lo) + 3, wc->w); /* + 3w bytes of planar RGB */
+    Py_ssize_t n = mul_size(7, wc->w);
     if (n < 0 || luma < 0 || n > PY_SSIZE_T_MAX / 4 - luma) {
         PyErr_NoMemory();
         return NULL;
@@ -1052,15 +1081,14 @@ static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &y1, &o_cb, &o_cr, &o_k))
         return NULL;
     if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, &wc) < 0
         || line_buffers(&wc, out.shape[1]) == NULL)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2];
-    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w, *luma = red + 2 * w;
+    float *blue = wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
     uint8_t *planar = (uint8_t *)(red + w);
     int error = 0;
     Py_BEGIN_ALLOW_THREADS
-    wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
         error = chroma_line(&wc, y, blue, red);
@@ -1111,14 +1139,13 @@ static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &y1, &o_cb, &o_cr))
         return NULL;
     if (get_image(o_out, &out, y0, y1) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, &wc) < 0
         || line_buffers(&wc, 0) == NULL)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2];
-    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w;
+    float *blue = wc.wide + 4 * w, *red = blue + w;
     int error = 0;
     Py_BEGIN_ALLOW_THREADS
-    wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
         error = chroma_line(&wc, y, blue, red);
@@ -1182,7 +1209,7 @@ static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
         || get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, &wc) < 0
         || check_patches(&matrix, y1 - y0, patch, per_row) < 0)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2], line = mul_size(per_row, patch);
@@ -1192,11 +1219,10 @@ static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     if (line_buffers(&wc, line) == NULL)
         goto done;
-    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w, *luma = red + 2 * w;
+    float *blue = wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
     uint8_t *planar = (uint8_t *)(red + w);
     int error = 0;
     Py_BEGIN_ALLOW_THREADS
-    wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         Py_ssize_t gy = (y - y0) / patch, py = (y - y0) % patch;
         patch_row(matrix.data, gy * per_row * patch * patch + py * patch, per_row, patch, luma);
@@ -1827,7 +1853,7 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     if (check_boundary(y0, h, f, nf) < 0 || check_boundary(y1, h, f, nf) < 0)
         goto done;
     if (chroma) {
-        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0)
+        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, &wc) < 0)
             goto done;
     } else {
         wc.w = w; /* no doubled rows: line_buffers gives the line buffers only */
@@ -1836,15 +1862,13 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     if (w > PY_SSIZE_T_MAX / (4 * 3 * YCC_RING)
         || line_buffers(&wc, w + (3 * YCC_RING * w + 3) / 4) == NULL)
         goto done;
-    float *blue = wc.wide + 2 * (wc.hi - wc.lo) * w, *red = blue + w, *luma = red + 2 * w;
+    float *blue = wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
     uint8_t *planar = (uint8_t *)(red + w), *rows = (uint8_t *)(luma + w);
 #define RING(ch, y) (rows + ((ch) * YCC_RING + (y) % YCC_RING) * w)
     Py_ssize_t row = out.strides[0], step = out.strides[1];
     uint8_t *base = (uint8_t *)out.data;
     int error = 0;
     Py_BEGIN_ALLOW_THREADS
-    if (chroma)
-        wide_chroma(&wc, cb.data, cr.data, cb.strides[0], cb.shape[1]);
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *line = base + y * row;
         channel_line(line, c, 0, w, RING(0, y));
@@ -2832,6 +2856,45 @@ static PyObject *prediction_bits(PyObject *self, PyObject *args, PyObject *kwarg
                          sizes[2], bits[3], sizes[3]);
 }
 
+/* ------------------------------------------------------------------------ decoding: checks */
+
+/* Whether all n float32 at p are finite: an exponent field of all ones is an infinity or a
+   NaN. Integer compares, which vectorize, and no early exit (the usual answer is yes). */
+HOT static int finite_run(const char *RESTRICT p, Py_ssize_t n)
+{
+    uint32_t bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, p + 4 * i, 4);
+        bad |= (bits & 0x7F800000u) == 0x7F800000u;
+    }
+    return bad == 0;
+}
+
+PyDoc_STRVAR(all_finite_doc,
+"all_finite(a) -> bool\n\n"
+"Whether every element of a (float32, C-contiguous, any shape) is finite: the verdict of\n"
+"np.isfinite(a.min()) and np.isfinite(a.max()) in one pass.");
+
+static PyObject *all_finite(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (view.itemsize != 4 || format_type(view.format, view.itemsize) != T_F32) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "all_finite: a must be float32");
+        return NULL;
+    }
+    int ok;
+    Py_ssize_t n = view.len / 4;
+    Py_BEGIN_ALLOW_THREADS
+    ok = finite_run((const char *)view.buf, n);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(ok);
+}
+
 /* ------------------------------------------------------------------------ module */
 
 #define METHOD(name) {#name, (PyCFunction)(void (*)(void))name, METH_VARARGS | METH_KEYWORDS, \
@@ -2845,6 +2908,7 @@ static PyMethodDef methods[] = {
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits),
     METHOD(prediction_bits),
+    {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -695,3 +695,22 @@ def test_column_entropies_and_prediction_costs(monkeypatch: pytest.MonkeyPatch,
         assert np.array_equal(got[1], expected[1])
     if dtype == np.int64:
         assert reference[-1] == "overflow"
+
+
+def test_all_finite_is_the_overflow_check(compiled: Any) -> None:
+    """all_finite gives the verdict of the numpy path's overflow check (a band's minimum and
+    maximum finite) for finite bands, infinities and NaNs anywhere, including past a multiple
+    of the vector width, and refuses what is not float32 C-contiguous."""
+    rng = np.random.default_rng(11)
+    band = (rng.standard_normal((37, 19)) * 1e30).astype(np.float32)
+    cases = [band, np.float32(3e38) * np.ones((3, 5), np.float32), np.zeros((1, 1), np.float32)]
+    for value in (np.inf, -np.inf, np.nan):
+        for at in ((0, 0), (36, 18), (17, 3)):
+            bad = band.copy()
+            bad[at] = value
+            cases.append(bad)
+    for a in cases:
+        assert compiled.all_finite(a) == bool(np.isfinite(a.min()) and np.isfinite(a.max()))
+    for wrong in (band.astype(np.float64), band.T):
+        with pytest.raises(ValueError):
+            compiled.all_finite(wrong)

@@ -224,6 +224,19 @@ def fill_compiled(compiled: ModuleType, out: np.ndarray, block: Block, width: in
         raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
 
 
+def unpredict_whole(compiled: ModuleType, out: np.ndarray, block: Block, width: int,
+                    grid: tuple[int, int], at: int, scale: np.ndarray) -> None:
+    """out[:, at + k] = component k < width of a dense block over its whole grid, unpredicted,
+    times scale[k]: the block decompressed whole (the caller checked that it fits its budget)
+    and `fill_dense` and the scaling in one compiled pass (float32(integer) * scale, as
+    numpy's)."""
+    residuals = block.data()[0].reshape(-1)
+    rows = grid[0] * grid[1]
+    if residuals.size != block.count * rows:
+        raise SvdiError(f"{block.what}: {residuals.size} values for {block.count} x {rows}")
+    compiled.unpredict_into(residuals, grid[0], grid[1], block.predictor, width, out, at, scale)
+
+
 def scratch_array(scratch: dict[str, np.ndarray], key: str, shape: tuple[int, int],
            zero: bool = True) -> np.ndarray:
     """Float32 array of `shape` in scratch[key], zeroed unless told, reused from plane to plane
@@ -253,7 +266,8 @@ def fill_dense(out: np.ndarray, block: Block, width: int, grid: tuple[int, int],
     vertical = block.predictor in (VERTICAL, PLANAR)
     horizontal = block.predictor in (HORIZONTAL, PLANAR)
     carry = np.zeros(gw, dtype=np.int64)
-    for k, a, residuals in block.grid_rows(grid, max(1, band_sizes.CHUNK_BYTES // (8 * gw))):
+    for k, a, residuals in block.grid_rows(grid, max(1, band_sizes.CHUNK_BYTES // (8 * gw)),
+                                            band_sizes.CHUNK_BYTES):
         b = a + residuals.shape[0]
         if a == 0:
             carry = np.zeros(gw, dtype=np.int64)

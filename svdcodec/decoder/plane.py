@@ -26,7 +26,7 @@ from ..errors import SvdiError
 from ..format import DENSE, LAYOUT_PATCH, Block, Container, Plane
 from ..runtime import band_sizes
 from ..runtime.band_sizes import row_bands
-from ..runtime.threads import run_bands, workers
+from ..runtime.threads import band_workers, run_bands
 from .factors import (
     SparseStream,
     fill_compiled,
@@ -36,6 +36,7 @@ from .factors import (
     held_bytes,
     scratch_array,
     sparse_streams,
+    unpredict_whole,
 )
 
 
@@ -175,7 +176,9 @@ class PlaneReconstructor:
             if id(block) not in held:
                 return SparseStream(block, rows)
             return sparse_streams(block, rows, self.compiled)
-        return [(b, w, s) for (b, w), s in zip(used, run_bands(streams, len(used)))]
+        small = sum(b.raw_bytes for b, _ in used) <= band_sizes.THREAD_BYTES
+        found = [streams(i) for i in range(len(used))] if small else run_bands(streams, len(used))
+        return [(b, w, s) for (b, w), s in zip(used, found)]
 
     def _fill(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
               r0: int, r1: int, scale: np.ndarray | None = None) -> None:
@@ -196,7 +199,8 @@ class PlaneReconstructor:
             return
         compiled = self.compiled
         ones = np.ones(self.rank, dtype=np.float32) if scale is None else scale
-        parts = row_bands(r1 - r0, 1, 1, -(-(r1 - r0) // workers()))
+        pieces = 1 if (r1 - r0) * self.rank * 4 <= band_sizes.THREAD_BYTES else band_workers()
+        parts = row_bands(r1 - r0, 1, 1, -(-(r1 - r0) // pieces))
 
         def fill(i: int) -> None:
             a, b = parts[i]
@@ -205,15 +209,25 @@ class PlaneReconstructor:
                 if streams is not None and not isinstance(streams, SparseStream):
                     fill_compiled(compiled, out[a:b], block, width, streams, r0 + a, r0 + b,
                                    ones)
-        run_bands(fill, len(parts))
+        if len(parts) == 1:  # no hand-off for one piece
+            fill(0)
+        else:
+            run_bands(fill, len(parts))
         for block, width, streams in factor:  # one streamed block at a time: three contexts
             if isinstance(streams, SparseStream):
                 fill_streamed(out, block, width, streams, r0, r1, compiled, ones)
+        whole = r0 == 0 and r1 == grid[0] * grid[1]
         for block, width, streams in factor:
             if streams is None:  # dense columns: not touched by the sparse blocks
+                columns = slice(block.first, block.first + width)
+                if whole and block.count * r1 * 4 <= self.budget:
+                    # the whole grid of a block that fits the budget: decompressed once and
+                    # unpredicted and scaled in one compiled pass, as `_dense_whole`
+                    unpredict_whole(compiled, out, block, width, grid, block.first,
+                                    ones[columns])
+                    continue
                 fill_dense(out, block, width, grid, r0 // grid[1], r1 // grid[1], self.scratch)
                 if scale is not None:
-                    columns = slice(block.first, block.first + width)
                     out[:, columns] *= scale[columns]
 
     def factor(self, which: str, scale: np.ndarray) -> np.ndarray:
@@ -236,12 +250,7 @@ class PlaneReconstructor:
             scale = self.scale[block.first:block.first + width]
             # Small enough to decompress whole (the usual single column): one compiled pass.
             if self.compiled is not None and block.count * self.m * 4 <= self.budget:
-                residuals = block.data()[0].reshape(-1)
-                if residuals.size != block.count * self.m:
-                    raise SvdiError(f"{block.what}: {residuals.size} values for "
-                                    f"{block.count} x {self.m}")
-                self.compiled.unpredict_into(residuals, g[0], g[1], block.predictor, width,
-                                             out, at, scale)
+                unpredict_whole(self.compiled, out, block, width, g, at, scale)
             else:
                 fill_dense(out, block, width, g, 0, g[0], self.scratch, at=at)
                 out[:, at:at + width] *= scale
@@ -305,7 +314,8 @@ class PlaneReconstructor:
         out = left @ self.Bt
         if self.loaded_means is not None:
             out += self.loaded_means
-        if not (np.isfinite(out.min()) and np.isfinite(out.max())):
+        if not (self.compiled.all_finite(out) if self.compiled is not None
+                else np.isfinite(out.min()) and np.isfinite(out.max())):
             raise overflow_error(self.plane)
         return out
 

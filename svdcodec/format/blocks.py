@@ -171,9 +171,14 @@ class Block:
     @property
     def raw_bytes(self) -> int:
         """Bytes of the block's arrays, decompressed (`data`)."""
+        total = 0  # loops, not generators: read several times per block and decode
         if self.arrays is not None:
-            return sum(a.nbytes for a in self.arrays)
-        return sum(dtype.itemsize * math.prod(shape) for dtype, shape in self.parts)
+            for a in self.arrays:
+                total += a.nbytes
+            return total
+        for dtype, shape in self.parts:
+            total += dtype.itemsize * math.prod(shape)
+        return total
 
     def data(self) -> tuple[np.ndarray, ...]:
         """The arrays, decompressed now if the block was read lazily (not cached: the caller
@@ -190,15 +195,16 @@ class Block:
             at += size
         return tuple(out)
 
-    def grid_rows(self, grid: tuple[int, int], rows: int
+    def grid_rows(self, grid: tuple[int, int], rows: int, whole_up_to: int = 0
                   ) -> Iterator[tuple[int, int, np.ndarray]]:
         """A dense U or V block of components shaped `grid`, in file order, `rows` grid rows at
         a time: (component, first row, residuals (rows, grid width)). A compressed block is
         read with zstd's streaming decoder, so a large int32 block never exists whole; its
-        errors raise SvdiError."""
+        errors raise SvdiError. A block of at most `whole_up_to` bytes is decompressed whole
+        instead (one call, no stream context to set up: the usual small block)."""
         gh, gw = grid
-        if self.arrays is not None:
-            data = self.arrays[0].reshape(self.count, gh, gw)
+        if self.arrays is not None or self.raw_bytes <= whole_up_to:
+            data = self.data()[0].reshape(self.count, gh, gw)
             for k in range(self.count):
                 for a in range(0, gh, rows):
                     yield k, a, data[k, a:a + rows]

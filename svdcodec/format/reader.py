@@ -66,7 +66,7 @@ def _chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
             raise SvdiError(f"truncated file: chunk header expected at byte {pos}")
         (length,) = struct.unpack_from(">I", data, pos)
         kind = bytes(view[pos + 4:pos + 8])
-        if not all(65 <= c <= 90 or 97 <= c <= 122 for c in kind):
+        if not kind.isalpha():  # ASCII letters only (bytes.isalpha knows no other letters)
             raise SvdiError(f"invalid chunk type {kind!r} at byte {pos}")
         if length > MAX_CHUNK or length > len(data) - pos - 12:
             raise SvdiError(f"truncated file: {kind.decode()} chunk of {length} bytes at byte {pos}")
@@ -192,10 +192,7 @@ class Descriptor:
     frame_at: int
     parts: tuple[tuple[np.dtype, tuple[int, ...]], ...]
     what: str
-
-    @property
-    def nbytes(self) -> int:
-        return sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in self.parts)
+    nbytes: int  # what the parts take in all
 
 
 #: Bytes of a block's payload that hold its descriptor, at most (block record + the larger of
@@ -219,7 +216,7 @@ def _descriptor(kind: bytes, payload: memoryview | bytes, planes: list[Plane],
         raise SvdiError(f"{what}: components {first}..{first + count} out of order or past "
                         f"rank {plane.rank}")
     cursor[(index, factor)] = first + count
-    shape = {"U": plane.grid, "V": plane.vgrid, "S": (1, 1)}[factor]
+    shape = plane.grid if factor == "U" else plane.vgrid if factor == "V" else (1, 1)
     rows = shape[0] * shape[1]
     offset = BLOCK_RECORD.size
     if coding == DENSE:
@@ -235,7 +232,8 @@ def _descriptor(kind: bytes, payload: memoryview | bytes, planes: list[Plane],
         parts: tuple[tuple[np.dtype, tuple[int, ...]], ...] = (
             (ELEMENT_TYPES[code], (count, *shape) if factor != "S" else (elements,)),)
         return Descriptor(factor, index, first, count, coding, predictor,
-                          offset + DENSE_RECORD.size, parts, what)
+                          offset + DENSE_RECORD.size, parts, what,
+                          ELEMENT_TYPES[code].itemsize * elements)
     if coding == SPARSE and factor != "S":
         if len(payload) < offset + SPARSE_RECORD.size:
             raise SvdiError(f"{what}: descriptor too short")
@@ -248,7 +246,8 @@ def _descriptor(kind: bytes, payload: memoryview | bytes, planes: list[Plane],
         parts = ((np.dtype(np.uint8), (nsym,)), (np.dtype("<u2"), (nxrun,)),
                  (ELEMENT_TYPES[code], (nxval,)))
         return Descriptor(factor, index, first, count, coding, 0,
-                          offset + SPARSE_RECORD.size, parts, what)
+                          offset + SPARSE_RECORD.size, parts, what,
+                          nsym + 2 * nxrun + ELEMENT_TYPES[code].itemsize * nxval)
     raise SvdiError(f"{what}: unknown coding {coding}")
 
 
@@ -261,7 +260,9 @@ def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
         return Block(d.factor, d.index, d.first, d.count, d.coding, None, d.predictor,
                      len(payload) + 12, frame, d.parts)
     data = np.frombuffer(decompress(frame, d.nbytes, d.what), dtype=d.parts[0][0])
-    if not (np.all(np.isfinite(data)) and np.all(data > 0)):
+    # min > 0 fails for a NaN or a value <= 0 (an S block holds at least one value), and a
+    # finite max leaves no infinity
+    if not (data.min() > 0 and np.isfinite(data.max())):
         raise SvdiError(f"{d.what}: singular values must be finite and positive")
     return Block(d.factor, d.index, d.first, d.count, d.coding, (data,), d.predictor,
                  stored=len(payload) + 12)
@@ -410,7 +411,7 @@ def read_prefix(fp: IO[bytes], descriptors: bool = False) -> tuple[Header, list[
         if len(head) < 8:
             raise SvdiError("truncated file: chunk header expected")
         length, kind = struct.unpack(">I4s", head)
-        if not all(65 <= c <= 90 or 97 <= c <= 122 for c in kind):
+        if not kind.isalpha():  # ASCII letters only
             raise SvdiError(f"invalid chunk type {kind!r}")
         ancillary = kind[0] >= 97
         if header is not None and len(planes) == nplanes and not ancillary:
@@ -445,13 +446,25 @@ def read_prefix(fp: IO[bytes], descriptors: bool = False) -> tuple[Header, list[
     return header, planes, meta.metadata
 
 
+#: Files whose rest after the metadata is at most this many bytes are scanned for descriptors
+#: from one read (a small image's blocks: one call instead of a seek and two reads per block).
+_SCAN_IN_MEMORY = 1 << 20
+
+
 def scan_descriptors(fp: IO[bytes], planes: list[Plane], length: int, kind: bytes) -> None:
     """Check the descriptor of every factor block from the chunk whose header (`length`,
     `kind`) was just read, reading only the first DESCRIPTOR_BYTES of each payload and seeking
-    past the rest. Frames and CRCs are left to `unpack`; so is the end of the file: the scan
-    stops at IEND or at the first chunk it cannot place (an error `unpack` reports)."""
+    past the rest (a small file's rest is read at once instead). Frames and CRCs are left to
+    `unpack`; so is the end of the file: the scan stops at IEND or at the first chunk it cannot
+    place (an error `unpack` reports)."""
     cursor: dict[tuple[int, str], int] = {}
-    while kind in FACTOR_TYPES or kind == b"MEAN" or (97 <= kind[0] <= 122 and kind.isalpha()):
+    start = fp.tell()
+    end = fp.seek(0, 2)
+    fp.seek(start)
+    if end - start <= _SCAN_IN_MEMORY:
+        _scan_bytes(fp.read(), planes, length, kind, cursor)
+        return
+    while _scanned(kind):
         if length > MAX_CHUNK:
             raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
         start = fp.tell()
@@ -462,6 +475,30 @@ def scan_descriptors(fp: IO[bytes], planes: list[Plane], length: int, kind: byte
         if len(head) < 8:
             return
         length, kind = struct.unpack(">I4s", head)
+
+
+def _scanned(kind: bytes) -> bool:
+    """Whether `scan_descriptors` reads past a chunk of this type: factor blocks, MEAN and
+    ancillary chunks (the scan stops at anything else)."""
+    return kind in FACTOR_TYPES or kind == b"MEAN" or (97 <= kind[0] <= 122 and kind.isalpha())
+
+
+def _scan_bytes(rest: bytes, planes: list[Plane], length: int, kind: bytes,
+                cursor: dict[tuple[int, str], int]) -> None:
+    """`scan_descriptors` over the rest of a small file, held in `rest` (from the payload of
+    the chunk whose header was just read)."""
+    view = memoryview(rest)
+    pos = 0  # the payload of the current chunk
+    while _scanned(kind):
+        if length > MAX_CHUNK:
+            raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
+        if kind in FACTOR_TYPES:
+            _descriptor(kind, view[pos:pos + min(length, DESCRIPTOR_BYTES)], planes, cursor)
+        pos += length + 4
+        if len(rest) - pos < 8:
+            return
+        length, kind = struct.unpack_from(">I4s", rest, pos)
+        pos += 8
 
 
 def read_headers(fp: BinaryIO) -> tuple[Header, list[Plane]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -196,21 +197,21 @@ class Plane:
         """Whether the plane is reconstructed by the exact integer rule (version 2)."""
         return self.shift is not None
 
-    @property
+    @cached_property  # read per block and band: computed once
     def grid(self) -> tuple[int, int]:
         """Shape that one column of U takes for prediction: the patch grid, or a column."""
         if self.layout == LAYOUT_PATCH:
             return -(-self.height // self.patch), -(-self.width // self.patch)
         return self.height, 1
 
-    @property
+    @cached_property
     def vgrid(self) -> tuple[int, int]:
         """Shape that one row of V^T takes for prediction: the patch, or a column."""
         if self.layout == LAYOUT_PATCH:
             return self.patch, self.patch
         return self.width, 1
 
-    @property
+    @cached_property
     def matrix_shape(self) -> tuple[int, int]:
         gh, gw = self.grid
         vh, vw = self.vgrid

@@ -27,6 +27,10 @@ MIN_PASS_BYTES = 1 << 24
 #: Decoder: most bytes of decompressed chroma factors for which the chroma planes decode
 #: concurrently with the set-up of Y' (each with its own buffers); above, one after the other.
 JOB_BYTES = 1 << 24
+#: Decoder: fewest bytes of work (decompressed factor blocks, factor rows filled) worth handing
+#: to other threads: a smaller job runs in the calling thread, where it costs less than the
+#: hand-off (the usual small block, a patch layout's V).
+THREAD_BYTES = 1 << 18
 #: Images of at most this many samples (pixels x channels) are coded and decoded in the
 #: calling thread: their bands are too few and too small to repay the hand-off to other threads.
 SERIAL_SAMPLES = 1 << 19

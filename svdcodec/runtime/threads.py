@@ -223,6 +223,13 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return _pools[threads]
 
 
+def band_workers() -> int:
+    """Threads run_bands would use here: 1 inside `serial()`, else `workers()`. For callers
+    that cut work into one piece per thread: inside serial() one piece does the same work
+    with fewer calls."""
+    return 1 if getattr(_worker, "serial", False) else workers()
+
+
 def run_bands(task: Callable[[int], T], count: int, threads: int | None = None) -> list[T]:
     """[task(0), ..., task(count - 1)], in threads when there is more than one band; numpy
     floating-point warnings are off inside (errstate is per thread: callers check overflow
