@@ -151,6 +151,31 @@ def test_source_rows_equal_split(subsample: bool, height: int) -> None:
             np.testing.assert_array_equal(by_band, layout.to_matrix(plane, side))
 
 
+@pytest.mark.parametrize("subsample", [False, True])
+def test_cached_patches_equal_computed(subsample: bool) -> None:
+    """A small plane's patches, computed whole once, are sliced to the very bits the source
+    computes for each band (whole patch rows, the last band ending at the plane's bottom)."""
+    pixels = photo(83, 70, 3)
+    header = image_header(pixels, subsample)
+    cached, plain = plane_coding.CachingSource(pixels, header), PlaneSource(pixels, header)
+    for i in range(3):
+        h = plain.shapes[i][0]
+        for side in (4, 8):
+            for y0, y1 in [(0, h), (0, 32), (32, 64), (64, h), (8, 16)]:
+                if y0 < y1 <= h:
+                    np.testing.assert_array_equal(cached.patches(i, y0, y1, side),
+                                                  plain.patches(i, y0, y1, side))
+    cached.release([1, 2])
+    np.testing.assert_array_equal(cached.patches(1, 0, 32, 4), plain.patches(1, 0, 32, 4))
+
+
+def test_patch_cache_keeps_the_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    pixels = photo(150, 200, 3)
+    cached = [svdcodec.encode(pixels, q) for q in (30, 90)]
+    monkeypatch.setattr(plane_coding, "CACHED_PATCH_SAMPLES", 0)
+    assert [svdcodec.encode(pixels, q) for q in (30, 90)] == cached
+
+
 def test_symbols_by_band_equal_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(3)
     matrix = (rng.random((3000, 40)) < 0.2) * rng.integers(-300, 300, (3000, 40))

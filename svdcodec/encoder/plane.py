@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,36 @@ from .blocks import Symbols, component_groups, plane_blocks
 from .source import PlaneSource
 
 Band = tuple[int, int]  # plane rows [y0, y1)
+INT16_MAX = int(np.iinfo(np.int16).max)
+
+#: Planes of at most this many samples keep their patch matrix in each patch size once one of
+#: its bands is asked for (4 bytes a sample a size): a small plane's Gram matrix, layout sample,
+#: whole-plane coding and fit then read the same patches instead of converting the pixels
+#: again for each (a strip is a slice of the whole: the same bits). Larger planes stream.
+CACHED_PATCH_SAMPLES = 1 << 19
+
+
+class CachingSource(PlaneSource):
+    """A `PlaneSource` whose small planes' patches are computed whole once per patch size."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._patches: dict[tuple[int, int], np.ndarray] = {}
+
+    def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
+        h, w = self.shapes[i]
+        if h * w > CACHED_PATCH_SAMPLES or y0 % side or (y1 % side and y1 != h):
+            return super().patches(i, y0, y1, side)
+        whole = self._patches.get((i, side))
+        if whole is None:  # planes run concurrently, never the same plane's first band
+            whole = self._patches.setdefault((i, side), super().patches(i, 0, h, side))
+        per_row = -(-w // side)
+        return whole[y0 // side * per_row:-(-y1 // side) * per_row]
+
+    def release(self, planes: list[int]) -> None:
+        super().release(planes)
+        for key in [k for k in self._patches if k[0] in planes]:
+            del self._patches[key]
 
 
 @dataclass
@@ -196,7 +227,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     # scaled samples too; the columns are unit vectors unless the basis is fitted).
     longest = (float(np.linalg.norm(unit_basis, axis=0).max(initial=0.0))
                if candidate.fitted else 1.0)
-    small = math.sqrt(n) * 256.0 * longest / step + 2 < np.iinfo(np.int16).max
+    small = math.sqrt(n) * 256.0 * longest / step + 2 < INT16_MAX
     A = np.empty((int(starts[-1]), rank), dtype=np.int16 if small else np.int32)
     groups = component_groups(rank)[1:]
 

@@ -17,6 +17,7 @@ from ..runtime.threads import run_bands
 from .deblock import with_deblocking
 from .plane import (
     Band,
+    CachingSource,
     Candidate,
     CodedPlane,
     RankRule,
@@ -27,7 +28,7 @@ from .plane import (
     layout_sample,
 )
 from .residual import exact_layer
-from .source import PlaneSource, image_header, ycc_8bit
+from .source import image_header, ycc_8bit
 from .tuning import CHROMA_STEP, FIT_EXTRA_RANK, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
 
 
@@ -47,7 +48,7 @@ class Prepared:
     """Everything for one chroma subsampling that does not depend on the step."""
 
     header: Header
-    source: PlaneSource
+    source: CachingSource
     candidates: dict[int, list[Candidate]]
 
 
@@ -74,7 +75,7 @@ class Encoder:
             if self.centre:  # column means: a chunk of version 2 (16-bit Y'CbCr: 3 already)
                 header = replace(header, version=max(header.version, 2))
             self._prepared[subsample] = Prepared(
-                header, PlaneSource(self.pixels, header, self.centre), {})
+                header, CachingSource(self.pixels, header, self.centre), {})
         return self._prepared[subsample]
 
     def _candidates(self, work: Prepared, index: int) -> list[Candidate]:
