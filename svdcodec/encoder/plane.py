@@ -168,15 +168,61 @@ def patch_grams(source: PlaneSource, index: int, sides: list[int]) -> dict[int, 
     return grams
 
 
-def factorize_plane(source: PlaneSource, index: int, layouts: list[tuple[int, int]],
-                    rule: RankRule) -> list[Candidate]:
-    """Plane `index` factorized in each (layout, patch) (a plain layout's whole-plane matrix
-    exists only while this runs)."""
+def plane_grams(source: PlaneSource, index: int, layouts: list[tuple[int, int]]
+                ) -> dict[int, np.ndarray]:
+    """The Gram matrix of plane `index` in each streaming (layout, patch) of `layouts`, by
+    patch side."""
     h, w = source.shapes[index]
     if (h, w) != source.shapes[0]:
         source.keep(index, plane_bands(source, index))
     sides = [side for layout, side in layouts if streams(layout, side, h, w)]
-    grams = patch_grams(source, index, sides) if sides else {}
+    return patch_grams(source, index, sides) if sides else {}
+
+
+def layout_features(grams: dict[int, np.ndarray], rows: dict[int, int], step: float,
+                    chroma: bool) -> list[float]:
+    """What `predicted_side` weighs: from the eigenvalues of the patch4 and patch8 Gram
+    matrices, for a water level theta = k step^2 at each k of LAYOUT_MODEL_LEVELS, with v the
+    variance of each component's coefficients (eigenvalue / matrix rows), per pixel: the
+    Gaussian rate sum(1/2 log2(1 + v / theta)), the distortion sum(theta v / (v + theta)) /
+    step^2 and the percentage of components with v > theta; patch4's less patch8's, then 1,
+    the chroma flag and log(step)."""
+    per_side = []
+    for side in (4, 8):
+        v = np.maximum(np.linalg.eigvalsh(grams[side]), 0.0) / rows[side]
+        pixels = rows[side] * side * side
+        features = []
+        for level in tuning.LAYOUT_MODEL_LEVELS:
+            theta = level * step * step
+            features += [float(np.sum(0.5 * np.log2(1.0 + v / theta))) * rows[side] / pixels,
+                         float(np.sum(theta * v / (v + theta))) * rows[side]
+                         / (pixels * step * step),
+                         100.0 * np.count_nonzero(v > theta) * side * side / pixels]
+        per_side.append(features)
+    return [a - b for a, b in zip(*per_side)] + [1.0, float(chroma), math.log(step)]
+
+
+def predicted_side(grams: dict[int, np.ndarray], rows: dict[int, int], step: float,
+                   chroma: bool) -> int | None:
+    """The patch side, 4 or 8, whose coding at `step` `tuning.LAYOUT_MODEL` predicts to cost
+    less (D + lambda R), from the two Gram matrices' eigenvalues alone: no eigenvectors of
+    the other side, no coding in both (`layout_features`; studies/layout_model.py fits it).
+    None where the score is within LAYOUT_MODEL_MARGIN of the boundary: too close to call."""
+    x = layout_features(grams, rows, step, chroma)
+    score = sum(w * value for w, value in zip(tuning.LAYOUT_MODEL, x))
+    if abs(score) <= tuning.LAYOUT_MODEL_MARGIN:
+        return None
+    return 4 if score > 0 else 8
+
+
+def factorize_plane(source: PlaneSource, index: int, layouts: list[tuple[int, int]],
+                    rule: RankRule, grams: dict[int, np.ndarray] | None = None
+                    ) -> list[Candidate]:
+    """Plane `index` factorized in each (layout, patch) (a plain layout's whole-plane matrix
+    exists only while this runs). `grams`: `plane_grams` of these layouts, if computed."""
+    h, w = source.shapes[index]
+    if grams is None:
+        grams = plane_grams(source, index, layouts)
     whole = None
     candidates = []
     for layout, side in layouts:
