@@ -8,6 +8,7 @@ floating-point summation order in the Gram matrix.
 from __future__ import annotations
 
 import gc
+import io
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from svdcodec.decoder.plane import PlaneReconstructor, bands_for
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.decoder.render import render_image
 from svdcodec.encoder import plane as plane_coding
-from svdcodec.encoder import tuning
+from svdcodec.encoder import schedule, tuning
 from svdcodec.encoder.plane import RankRule
 from svdcodec.encoder.source import PlaneSource, image_header
 from svdcodec.format import COLOUR_YCBCR
@@ -149,6 +150,31 @@ def test_source_rows_equal_split(subsample: bool, height: int) -> None:
             by_band = np.concatenate([layout.patch_rows(plane[y:y + 2 * side], side)
                                       for y in range(0, plane.shape[0], 2 * side)])
             np.testing.assert_array_equal(by_band, layout.to_matrix(plane, side))
+
+
+@pytest.mark.parametrize("subsample", [False, True])
+def test_cached_patches_equal_computed(subsample: bool) -> None:
+    """A small plane's patches, computed whole once, are sliced to the very bits the source
+    computes for each band (whole patch rows, the last band ending at the plane's bottom)."""
+    pixels = photo(83, 70, 3)
+    header = image_header(pixels, subsample)
+    cached, plain = plane_coding.CachingSource(pixels, header), PlaneSource(pixels, header)
+    for i in range(3):
+        h = plain.shapes[i][0]
+        for side in (4, 8):
+            for y0, y1 in [(0, h), (0, 32), (32, 64), (64, h), (8, 16)]:
+                if y0 < y1 <= h:
+                    np.testing.assert_array_equal(cached.patches(i, y0, y1, side),
+                                                  plain.patches(i, y0, y1, side))
+    cached.release([1, 2])
+    np.testing.assert_array_equal(cached.patches(1, 0, 32, 4), plain.patches(1, 0, 32, 4))
+
+
+def test_patch_cache_keeps_the_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    pixels = photo(150, 200, 3)
+    cached = [svdcodec.encode(pixels, q) for q in (30, 90)]
+    monkeypatch.setattr(plane_coding, "CACHED_PATCH_SAMPLES", 0)
+    assert [svdcodec.encode(pixels, q) for q in (30, 90)] == cached
 
 
 def test_symbols_by_band_equal_whole(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -325,6 +351,7 @@ def test_layout_costed_on_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     the sampled fraction, its bytes and distortion estimate those of coding the plane whole,
     and the file is the one that costing whole planes chooses."""
     monkeypatch.setattr(band_sizes, "BAND_SAMPLES", 4096)  # 32-row bands: 512 rows -> 16 bands
+    monkeypatch.setattr(tuning, "PREDICT_LAYOUT", False)
     pixels = as_pixels(photo(512, 128, 1))
     source = PlaneSource(pixels, image_header(pixels, False))
     sample = plane_coding.layout_sample(source, 0)
@@ -346,6 +373,52 @@ def test_small_planes_costed_on_strips() -> None:
     assert_sample_estimates(source, sample, 0.2)
     tiny = as_pixels(photo(200, 64, 1))
     assert plane_coding.layout_sample(PlaneSource(tiny, image_header(tiny, False)), 0) is None
+
+
+def layout_candidates(pixels: np.ndarray, quality: float) -> list[list[int]]:
+    """The patch sides each plane was factorized in, encoding `pixels` at `quality`."""
+    enc = schedule.Encoder(pixels, encoder.candidate_layouts("auto", False), RankRule(), True)
+    step = encoder.step_for_quality(quality)
+    enc.encode(step)
+    work = enc._prepared[step >= tuning.SUBSAMPLE_FROM_STEP]
+    return [sorted(side for _, side in work.candidates[i]) for i in sorted(work.candidates)]
+
+
+def test_layout_predicted_from_spectra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An RGB photo's planes are factorized in the one layout their spectra predict (scores far
+    from the boundary at quality 95); with prediction off, or every score too close to call,
+    in both, and the file is the one the sampled choice writes."""
+    pixels = photo(256, 256, 3)
+    assert all(len(sides) == 1 for sides in layout_candidates(pixels, 95))
+    predicted = svdcodec.encode(pixels, 95)
+    monkeypatch.setattr(tuning, "LAYOUT_MODEL_MARGIN", np.inf)
+    assert layout_candidates(pixels, 95) == [[4, 8]] * 3
+    undecided = svdcodec.encode(pixels, 95)
+    monkeypatch.setattr(tuning, "PREDICT_LAYOUT", False)
+    assert layout_candidates(pixels, 95) == [[4, 8]] * 3
+    assert svdcodec.encode(pixels, 95) == undecided
+    chosen = [p.patch for p in container.read_headers(io.BytesIO(undecided))[1]]
+    assert [p.patch for p in container.read_headers(io.BytesIO(predicted))[1]] == chosen
+
+
+def test_predicted_side_follows_the_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    grams = {side: np.diag(np.linspace(1.0, 100.0, side * side)) for side in (4, 8)}
+    rows = {4: 400, 8: 100}
+    bias = [0.0] * 9 + [1.0, 0.0, 0.0]  # the constant's weight alone
+    monkeypatch.setattr(tuning, "LAYOUT_MODEL", tuple(3 * w for w in bias))
+    assert plane_coding.predicted_side(grams, rows, 2.0, False) == 4
+    monkeypatch.setattr(tuning, "LAYOUT_MODEL", tuple(-3 * w for w in bias))
+    assert plane_coding.predicted_side(grams, rows, 2.0, False) == 8
+    monkeypatch.setattr(tuning, "LAYOUT_MODEL", tuple(1 * w for w in bias))
+    assert plane_coding.predicted_side(grams, rows, 2.0, False) is None  # within the margin
+
+
+def test_decoded_images_costed_in_both_layouts() -> None:
+    """An image svdi may have decoded is coded in both layouts (the one it was decoded from
+    reproduces it: generation stability), so is a grey image (its integers cannot tell)."""
+    decoded = svdcodec.decode(svdcodec.encode(photo(256, 256, 3), 95))
+    assert layout_candidates(decoded, 95)[0] == [4, 8]
+    assert layout_candidates(photo(256, 256, 1), 95) == [[4, 8]]
 
 
 def test_blas_threads_scoped() -> None:

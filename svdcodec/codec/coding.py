@@ -55,11 +55,16 @@ def narrow(values: np.ndarray) -> np.ndarray:
     if values.size == 0:
         return values.astype(np.int8)
     lo, hi = int(values.min()), int(values.max())
-    for dtype in (np.int8, np.int16, np.int32):
-        info = np.iinfo(dtype)
-        if info.min <= lo and hi <= info.max:
+    for dtype, least, most in NARROW_TYPES:
+        if least <= lo and hi <= most:
             return values.astype(dtype)
     raise OverflowError("value does not fit 32 bits")
+
+
+#: `narrow`'s types and their ranges, looked up once (np.iinfo costs more than a small
+#: array's min and max).
+NARROW_TYPES = [(t, int(np.iinfo(t).min), int(np.iinfo(t).max))
+                for t in (np.int8, np.int16, np.int32)]
 
 
 def best_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:

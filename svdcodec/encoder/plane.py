@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,36 @@ from .blocks import Symbols, component_groups, plane_blocks
 from .source import PlaneSource
 
 Band = tuple[int, int]  # plane rows [y0, y1)
+INT16_MAX = int(np.iinfo(np.int16).max)
+
+#: Planes of at most this many samples keep their patch matrix in each patch size once one of
+#: its bands is asked for (4 bytes a sample a size): a small plane's Gram matrix, layout sample,
+#: whole-plane coding and fit then read the same patches instead of converting the pixels
+#: again for each (a strip is a slice of the whole: the same bits). Larger planes stream.
+CACHED_PATCH_SAMPLES = 1 << 19
+
+
+class CachingSource(PlaneSource):
+    """A `PlaneSource` whose small planes' patches are computed whole once per patch size."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._patches: dict[tuple[int, int], np.ndarray] = {}
+
+    def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
+        h, w = self.shapes[i]
+        if h * w > CACHED_PATCH_SAMPLES or y0 % side or (y1 % side and y1 != h):
+            return super().patches(i, y0, y1, side)
+        whole = self._patches.get((i, side))
+        if whole is None:  # planes run concurrently, never the same plane's first band
+            whole = self._patches.setdefault((i, side), super().patches(i, 0, h, side))
+        per_row = -(-w // side)
+        return whole[y0 // side * per_row:-(-y1 // side) * per_row]
+
+    def release(self, planes: list[int]) -> None:
+        super().release(planes)
+        for key in [k for k in self._patches if k[0] in planes]:
+            del self._patches[key]
 
 
 @dataclass
@@ -137,15 +168,61 @@ def patch_grams(source: PlaneSource, index: int, sides: list[int]) -> dict[int, 
     return grams
 
 
-def factorize_plane(source: PlaneSource, index: int, layouts: list[tuple[int, int]],
-                    rule: RankRule) -> list[Candidate]:
-    """Plane `index` factorized in each (layout, patch) (a plain layout's whole-plane matrix
-    exists only while this runs)."""
+def plane_grams(source: PlaneSource, index: int, layouts: list[tuple[int, int]]
+                ) -> dict[int, np.ndarray]:
+    """The Gram matrix of plane `index` in each streaming (layout, patch) of `layouts`, by
+    patch side."""
     h, w = source.shapes[index]
     if (h, w) != source.shapes[0]:
         source.keep(index, plane_bands(source, index))
     sides = [side for layout, side in layouts if streams(layout, side, h, w)]
-    grams = patch_grams(source, index, sides) if sides else {}
+    return patch_grams(source, index, sides) if sides else {}
+
+
+def layout_features(grams: dict[int, np.ndarray], rows: dict[int, int], step: float,
+                    chroma: bool) -> list[float]:
+    """What `predicted_side` weighs: from the eigenvalues of the patch4 and patch8 Gram
+    matrices, for a water level theta = k step^2 at each k of LAYOUT_MODEL_LEVELS, with v the
+    variance of each component's coefficients (eigenvalue / matrix rows), per pixel: the
+    Gaussian rate sum(1/2 log2(1 + v / theta)), the distortion sum(theta v / (v + theta)) /
+    step^2 and the percentage of components with v > theta; patch4's less patch8's, then 1,
+    the chroma flag and log(step)."""
+    per_side = []
+    for side in (4, 8):
+        v = np.maximum(np.linalg.eigvalsh(grams[side]), 0.0) / rows[side]
+        pixels = rows[side] * side * side
+        features = []
+        for level in tuning.LAYOUT_MODEL_LEVELS:
+            theta = level * step * step
+            features += [float(np.sum(0.5 * np.log2(1.0 + v / theta))) * rows[side] / pixels,
+                         float(np.sum(theta * v / (v + theta))) * rows[side]
+                         / (pixels * step * step),
+                         100.0 * np.count_nonzero(v > theta) * side * side / pixels]
+        per_side.append(features)
+    return [a - b for a, b in zip(*per_side)] + [1.0, float(chroma), math.log(step)]
+
+
+def predicted_side(grams: dict[int, np.ndarray], rows: dict[int, int], step: float,
+                   chroma: bool) -> int | None:
+    """The patch side, 4 or 8, whose coding at `step` `tuning.LAYOUT_MODEL` predicts to cost
+    less (D + lambda R), from the two Gram matrices' eigenvalues alone: no eigenvectors of
+    the other side, no coding in both (`layout_features`; studies/layout_model.py fits it).
+    None where the score is within LAYOUT_MODEL_MARGIN of the boundary: too close to call."""
+    x = layout_features(grams, rows, step, chroma)
+    score = sum(w * value for w, value in zip(tuning.LAYOUT_MODEL, x))
+    if abs(score) <= tuning.LAYOUT_MODEL_MARGIN:
+        return None
+    return 4 if score > 0 else 8
+
+
+def factorize_plane(source: PlaneSource, index: int, layouts: list[tuple[int, int]],
+                    rule: RankRule, grams: dict[int, np.ndarray] | None = None
+                    ) -> list[Candidate]:
+    """Plane `index` factorized in each (layout, patch) (a plain layout's whole-plane matrix
+    exists only while this runs). `grams`: `plane_grams` of these layouts, if computed."""
+    h, w = source.shapes[index]
+    if grams is None:
+        grams = plane_grams(source, index, layouts)
     whole = None
     candidates = []
     for layout, side in layouts:
@@ -196,7 +273,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     # scaled samples too; the columns are unit vectors unless the basis is fitted).
     longest = (float(np.linalg.norm(unit_basis, axis=0).max(initial=0.0))
                if candidate.fitted else 1.0)
-    small = math.sqrt(n) * 256.0 * longest / step + 2 < np.iinfo(np.int16).max
+    small = math.sqrt(n) * 256.0 * longest / step + 2 < INT16_MAX
     A = np.empty((int(starts[-1]), rank), dtype=np.int16 if small else np.int32)
     groups = component_groups(rank)[1:]
 

@@ -1,23 +1,28 @@
 """The encoder's schedule: which layout each plane takes at a step, and the order in which the
 planes are coded and their chunks written.
 
-With layout "auto", every plane is factorized in each candidate layout and, at each step, coded
-in the one with the lowest rate-distortion cost D + lambda * R, where D is the model the rank
-decision uses (discarded sigma^2 plus the quantization errors of the kept components).
+With layout "auto", every plane is coded at each step in the candidate layout with the lowest
+rate-distortion cost D + lambda * R, where D is the model the rank decision uses (discarded
+sigma^2 plus the quantization errors of the kept components): predicted from the spectra of its
+patch4 and patch8 Gram matrices where the prediction is clear (`plane.predicted_side`, then
+only that layout is factorized), else measured by coding a sample of it (or the whole of a
+small plane) in each.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..format import END, LAYOUT_PATCH, Header, pack_header, pack_means
+from ..format import END, LAYOUT_PATCH, Header, Plane, pack_header, pack_means
 from ..modes import Pixels
 from ..runtime.threads import run_bands
+from . import tuning
 from .deblock import with_deblocking
 from .plane import (
     Band,
+    CachingSource,
     Candidate,
     CodedPlane,
     RankRule,
@@ -26,9 +31,11 @@ from .plane import (
     factorize_plane,
     fitted_candidate,
     layout_sample,
+    plane_grams,
+    predicted_side,
 )
 from .residual import exact_layer
-from .source import PlaneSource, image_header, ycc_8bit
+from .source import image_header, ycc_8bit
 from .tuning import CHROMA_STEP, FIT_EXTRA_RANK, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
 
 
@@ -48,8 +55,9 @@ class Prepared:
     """Everything for one chroma subsampling that does not depend on the step."""
 
     header: Header
-    source: PlaneSource
-    candidates: dict[int, list[Candidate]]
+    source: CachingSource
+    candidates: dict[int, dict[tuple[int, int], Candidate]]
+    grams: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
 
 
 class Encoder:
@@ -76,16 +84,38 @@ class Encoder:
             if self.centre:  # column means: a chunk of version 2 (16-bit Y'CbCr: 3 already)
                 header = replace(header, version=max(header.version, 2))
             self._prepared[subsample] = Prepared(
-                header, PlaneSource(self.pixels, header, self.centre), {})
+                header, CachingSource(self.pixels, header, self.centre), {})
         return self._prepared[subsample]
 
-    def _candidates(self, work: Prepared, index: int) -> list[Candidate]:
-        """Plane `index` in each candidate layout, factorized on first use (by the plane's own
-        job)."""
-        if index not in work.candidates:
-            work.candidates[index] = factorize_plane(work.source, index, self.layouts,
-                                                     self.rule)
-        return work.candidates[index]
+    def _candidates(self, work: Prepared, index: int, step: float) -> list[Candidate]:
+        """Plane `index` in each candidate layout at `step`, each factorized on first use (by
+        the plane's own job): every layout, or the one `predicted_side` chooses where it
+        applies (`predicts`)."""
+        if index not in work.grams:
+            work.grams[index] = plane_grams(work.source, index, self.layouts)
+        layouts = self.layouts
+        if self.predicts(work, index):
+            h, w = work.source.shapes[index]
+            rows = {side: Plane(index, LAYOUT_PATCH, side, h, w, 0, 1.0).matrix_shape[0]
+                    for side in (4, 8)}
+            chroma = bool(work.header.colour) and index in (1, 2)
+            side = predicted_side(work.grams[index], rows, step, chroma)
+            layouts = layouts if side is None else [(LAYOUT_PATCH, side)]
+        known = work.candidates.setdefault(index, {})
+        missing = [layout for layout in layouts if layout not in known]
+        if missing:
+            known.update(zip(missing, factorize_plane(work.source, index, missing, self.rule,
+                                                      work.grams[index])))
+        return [known[layout] for layout in layouts]
+
+    def predicts(self, work: Prepared, index: int) -> bool:
+        """Whether the plane's layout is predicted from its spectra (`predicted_side`): the
+        automatic choice of patch4 or patch8, both streaming, the rank chosen by rate, on an
+        image that cannot be one svdi decoded (those are costed in both layouts: the one
+        they were decoded from reproduces them)."""
+        return tuning.PREDICT_LAYOUT and not self.rule.fixed \
+            and sorted(self.layouts) == [(LAYOUT_PATCH, 4), (LAYOUT_PATCH, 8)] \
+            and sorted(work.grams[index]) == [4, 8] and not work.source.on_decoder_grid
 
     def choose_layout(self, work: Prepared, index: int, step: float,
                       allow_whole: bool = True) -> LayoutChoice | None:
@@ -93,9 +123,9 @@ class Encoder:
         bands (on the whole plane if it has too few bands); None if that would take coding
         whole planes and `allow_whole` is false. A streaming layout's basis fitted to its
         quantized coefficients replaces the eigenvectors where it costs less (`fit_choice`)."""
-        candidates = self._candidates(work, index)
         header = work.header
         plane_step = step * CHROMA_STEP if (header.colour and index in (1, 2)) else step
+        candidates = self._candidates(work, index, plane_step)
         fits = not self.rule.fixed and candidates[0].basis is not None \
             and work.source.on_decoder_grid
         if len(candidates) == 1 and not fits:

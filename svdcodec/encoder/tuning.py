@@ -38,6 +38,19 @@ LAYOUT_LAMBDA = 0.12
 LAYOUT_SAMPLE = 8
 MIN_SAMPLE_BANDS = 2
 MIN_SAMPLE_STRIPS = 1
+#: Layout "auto" between patch4 and patch8 (both streaming, the rank chosen by rate, an image
+#: that cannot be one svdi decoded) predicts the cheaper layout from the two Gram matrices'
+#: eigenvalues (`encoder.plane.predicted_side`) and factorizes and codes only that one,
+#: instead of coding a sample (or a small plane whole) in both, unless the prediction's score
+#: is within LAYOUT_MODEL_MARGIN of the boundary. studies/layout_model.py fits LAYOUT_MODEL,
+#: the weights of `layout_features` (water levels LAYOUT_MODEL_LEVELS step^2), on Kodak;
+#: docs/performance.md ("Layout prediction") has the bytes and times, on Kodak and held-out
+#: photos (margin 1: 81 % of the Kodak planes of the study predicted).
+PREDICT_LAYOUT = True
+LAYOUT_MODEL_LEVELS = (0.02, 0.08, 0.3)
+LAYOUT_MODEL_MARGIN = 1.0
+LAYOUT_MODEL = (-2.56637, -3256.91, 1.00784, 8.04422, 1098.1, -2.29082, -7.81187, -245.587,
+                -2.42307, 1.08592, -1.80566, 0.00220747)
 #: Most matrix rows a plane's basis is fitted to its quantized coefficients on (evenly
 #: spaced bands of larger planes; see `encoder.plane.fitted_candidate`).
 FIT_ROWS = 1 << 12
