@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,8 @@ from PIL import Image
 
 import svdcodec
 from svdcodec import cli
-from svdcodec.cli import tools
 from svdcodec import format as container
-from svdcodec.cli import batch
+from svdcodec.cli import batch, tools
 
 ROOT = Path(svdcodec.__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "LC_ALL": "C.UTF-8"}
@@ -81,13 +81,26 @@ def test_lost_files_are_reported_after_the_others(tmp_path: Path) -> None:
     os.environ[batch.KILL_HOOK] = "g1.png"
     try:
         results = list(batch.run(tools.encode_one, jobs, 2, names,
-                                 batch.progress_for(len(jobs), quiet=True)))
+                                 batch.progress_for(len(jobs), quiet=True),
+                                 tools.rerun_for(jobs)))
     finally:
         del os.environ[batch.KILL_HOOK]
     failures = [r.message for r in results if not r.ok]
     assert len(results) == 5 and len(failures) == 2
     assert failures[-1].startswith(f"{names[1]}: the worker process died")
     assert failures[0].startswith(f"{names[4]}: ")
+
+
+def test_a_job_run_again_replaces_only_the_output_the_batch_made(tmp_path: Path) -> None:
+    """A job whose pool broke may have written its file already: run again, it replaces an
+    output that did not exist when the batch started, and no other."""
+    made, kept = tmp_path / "made.svdi", tmp_path / "kept.svdi"
+    kept.write_bytes(b"the user's file")
+    jobs = [tools.EncodeJob("a.png", str(made)), tools.EncodeJob("b.png", str(kept))]
+    again = tools.rerun_for(jobs)
+    made.write_bytes(b"written by the first run")
+    assert again(jobs[0]).force and not again(jobs[1]).force
+    assert again(replace(jobs[1], force=True)).force
 
 
 # ----------------------------------------------------------------------------- finding 6

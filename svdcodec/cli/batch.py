@@ -112,11 +112,12 @@ def _pool_pass(fn: Callable[[Job], Result], jobs: Sequence[Job], names: Sequence
 
 
 def run(fn: Callable[[Job], Result], jobs: Sequence[Job], workers: int, names: Sequence[str],
-        progress: Progress) -> Iterator[Result]:
+        progress: Progress, again: Callable[[Job], Job] | None = None) -> Iterator[Result]:
     """Results of fn over jobs: in order in-process for one worker, else as they complete.
 
     A pool worker that dies (the out-of-memory killer's SIGKILL) costs only the file it held:
-    the jobs it and its pool held are run again, each alone in a fresh one-worker pool, the
+    the jobs it and its pool held are run again (as `again` makes them: a job may have
+    finished its work before the pool broke), each alone in a fresh one-worker pool, the
     others continue in a new pool, and a job whose lone worker dies too is reported lost after
     all the other results."""
     if workers <= 1 or len(jobs) <= 1:
@@ -139,11 +140,12 @@ def run(fn: Callable[[Job], Result], jobs: Sequence[Job], workers: int, names: S
                 yield result
                 progress.step(names[i])
             for i in orphans:
-                again: list[int] = []
-                for _, result in _pool_pass(fn, jobs, names, deque([i]), 1, again):
+                retry = [again(jobs[i]) if again else jobs[i]]
+                died: list[int] = []
+                for _, result in _pool_pass(fn, retry, names[i:i + 1], deque([0]), 1, died):
                     progress.clear()
                     yield result
-                if again:
+                if died:
                     lost.append(i)
                 progress.step(names[i])
         progress.clear()

@@ -27,7 +27,7 @@ import struct
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +226,20 @@ def _batch(fn: Callable[[Any], Result], jobs: Sequence[Any], args: argparse.Name
            ) -> Iterable[Result]:
     """Run per-file jobs, in a process pool when there are several files."""
     names = [display(job.src) for job in jobs]
-    return batch.run(fn, jobs, args.jobs, names, batch.progress_for(len(jobs), args.quiet))
+    return batch.run(fn, jobs, args.jobs, names, batch.progress_for(len(jobs), args.quiet),
+                     rerun_for(jobs))
+
+
+def rerun_for(jobs: Sequence[Any]) -> Callable[[Any], Any]:
+    """How a job runs again when another worker's death broke its pool: it may have written
+    its output before the pool broke (writes are atomic: such a file is whole). An output that
+    did not exist when the batch started is then the job's own, and the second run replaces it
+    instead of failing on it; any other output is treated as the job's options say."""
+    new_outputs = {job.dest for job in jobs if not os.path.lexists(job.dest)}
+
+    def again(job: Any) -> Any:
+        return replace(job, force=True) if job.dest in new_outputs else job
+    return again
 
 
 def _say(prog: str, text: str) -> None:
