@@ -927,6 +927,7 @@ HOT static void luma_line(const uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t 
 typedef struct {
     float *wide; /* [2][hi - lo][w]: Cb and Cr rows doubled */
     Py_ssize_t lo, hi, ph, w;
+    Py_ssize_t first; /* the chroma plane's row of the arrays' first row */
 } WideChroma;
 
 /* The Cb and Cr rows that output rows [y0, y1) blend, each doubled to width w. */
@@ -935,8 +936,9 @@ static void wide_chroma(WideChroma *wc, const char *cb, const char *cr, Py_ssize
 {
     Py_ssize_t rows = wc->hi - wc->lo;
     for (Py_ssize_t i = wc->lo; i < wc->hi; i++) {
-        double_row(cb + i * row_bytes, cw, wc->wide + (i - wc->lo) * wc->w);
-        double_row(cr + i * row_bytes, cw, wc->wide + (rows + i - wc->lo) * wc->w);
+        Py_ssize_t at = (i - wc->first) * row_bytes;
+        double_row(cb + at, cw, wc->wide + (i - wc->lo) * wc->w);
+        double_row(cr + at, cw, wc->wide + (rows + i - wc->lo) * wc->w);
     }
 }
 
@@ -997,23 +999,29 @@ static int get_image(PyObject *obj, Arr *out, Py_ssize_t y0, Py_ssize_t y1)
     return 0;
 }
 
-/* Cb and Cr planes of exactly half out's size, C-contiguous float32, and the range of their
-   rows that output rows [y0, y1) blend. */
+/* Cb and Cr rows [first, first + rows) of chroma planes of exactly half the size of an image
+   of `height` rows and out's width, C-contiguous float32, and the range of their rows that
+   output rows [y0, y1) blend, which must lie inside the rows given. */
 static int get_chroma(PyObject *o_cb, PyObject *o_cr, Arr *cb, Arr *cr, const Arr *out,
-                      Py_ssize_t y0, Py_ssize_t y1, WideChroma *wc)
+                      Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t first, Py_ssize_t height,
+                      WideChroma *wc)
 {
     if (get_array(o_cb, cb, "cb", 2, T_F32, A_CONTIGUOUS) < 0
         || get_array(o_cr, cr, "cr", 2, T_F32, A_CONTIGUOUS) < 0)
         return -1;
     if (cb->shape[0] != cr->shape[0] || cb->shape[1] != cr->shape[1]
-        || 2 * cb->shape[0] != out->shape[0] || 2 * cb->shape[1] != out->shape[1])
-        return value_error("cb and cr must be half the size of out");
-    wc->ph = cb->shape[0];
+        || 2 * cb->shape[1] != out->shape[1] || height < 0 || height % 2 != 0 || first < 0
+        || first > height / 2 - cb->shape[0] || y1 > height)
+        return value_error("cb and cr must be rows of planes half the size of the image");
+    wc->ph = height / 2;
     wc->w = out->shape[1];
     wc->lo = (y0 - 1 > 0 ? y0 - 1 : 0) / 2;
     wc->hi = (y1 + 1) / 2 + 1 < wc->ph ? (y1 + 1) / 2 + 1 : wc->ph;
     if (wc->hi < wc->lo)
         wc->hi = wc->lo;
+    if (y1 > y0 && (wc->lo < first || wc->hi > first + cb->shape[0]))
+        return value_error("cb and cr must hold the chroma rows that rows y0..y1 blend");
+    wc->first = first;
     wc->wide = NULL;
     return 0;
 }
@@ -1052,7 +1060,7 @@ static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &y1, &o_cb, &o_cr, &o_k))
         return NULL;
     if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, 0, out.shape[0], &wc) < 0
         || line_buffers(&wc, out.shape[1]) == NULL)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2];
@@ -1111,7 +1119,7 @@ static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &y1, &o_cb, &o_cr))
         return NULL;
     if (get_image(o_out, &out, y0, y1) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, 0, out.shape[0], &wc) < 0
         || line_buffers(&wc, 0) == NULL)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2];
@@ -1163,26 +1171,34 @@ static int check_patches(const Arr *matrix, Py_ssize_t rows, Py_ssize_t patch,
 }
 
 PyDoc_STRVAR(store_rgb_doc,
-"store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row) -> None\n\n"
+"store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row, top=0, first=0, height=-1) -> None\n\n"
 "`store_bytes` of a Y' band (patch layout, offset 0) and `upsample_ycc` of its rows in one\n"
 "pass: each pixel row's Y' is rounded into a line buffer and converted with the doubled\n"
-"chroma straight into out, so out is written once and never read.");
+"chroma straight into out, so out is written once and never read.\n"
+"Rows of a band alone: out's row 0 is the image's row `top`, cb and cr hold the chroma\n"
+"planes' rows from `first` on, and the image has `height` rows (-1: out's rows, top = 0).");
 
 static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"matrix", "out", "y0", "y1", "cb", "cr", "k", "patch", "per_row",
-                            NULL};
+                            "top", "first", "height", NULL};
     PyObject *o_matrix, *o_out, *o_cb, *o_cr, *o_k, *result = NULL;
-    Py_ssize_t y0, y1, patch, per_row;
+    Py_ssize_t y0, y1, patch, per_row, top = 0, first = 0, height = -1;
     Arr matrix = {0}, out = {0}, cb = {0}, cr = {0};
     WideChroma wc = {0};
     float k[4];
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnOOOnn:store_rgb", names, &o_matrix,
-                                     &o_out, &y0, &y1, &o_cb, &o_cr, &o_k, &patch, &per_row))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnOOOnn|nnn:store_rgb", names, &o_matrix,
+                                     &o_out, &y0, &y1, &o_cb, &o_cr, &o_k, &patch, &per_row,
+                                     &top, &first, &height))
         return NULL;
+    if (top < 0 || y0 < top || (height < 0 && top != 0)) {
+        value_error("store_rgb: needs 0 <= top <= y0, and top = 0 without height");
+        return NULL;
+    }
     if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
-        || get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0
+        || get_image(o_out, &out, y0 - top, y1 - top) < 0 || get_constants(o_k, k) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, first,
+                      height < 0 ? out.shape[0] : height, &wc) < 0
         || check_patches(&matrix, y1 - y0, patch, per_row) < 0)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2], line = mul_size(per_row, patch);
@@ -1202,8 +1218,8 @@ static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
         patch_row(matrix.data, gy * per_row * patch * patch + py * patch, per_row, patch, luma);
         error = chroma_line(&wc, y, blue, red);
         if (!error)
-            rgb_line((uint8_t *)out.data + y * out.strides[0], c, w, luma, blue, red, k,
-                     planar);
+            rgb_line((uint8_t *)out.data + (y - top) * out.strides[0], c, w, luma, blue, red,
+                     k, planar);
     }
     Py_END_ALLOW_THREADS
     if (error)
@@ -1827,7 +1843,7 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     if (check_boundary(y0, h, f, nf) < 0 || check_boundary(y1, h, f, nf) < 0)
         goto done;
     if (chroma) {
-        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, &wc) < 0)
+        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, 0, out.shape[0], &wc) < 0)
             goto done;
     } else {
         wc.w = w; /* no doubled rows: line_buffers gives the line buffers only */
