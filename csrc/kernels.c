@@ -954,15 +954,18 @@ typedef struct {
     Py_ssize_t tag[2]; /* the chroma row each slot holds, -1 for none */
     const char *cb, *cr;
     Py_ssize_t row_bytes, cw, ph, w;
+    Py_ssize_t first, rows; /* the chroma plane's rows the arrays hold: [first, first + rows) */
 } WideChroma;
 
-/* The doubled Cb row of chroma row i (0 <= i < ph), its Cr row w floats after it. */
+/* The doubled Cb row of chroma row i (first <= i < first + rows, checked by the caller), its
+   Cr row w floats after it. */
 static const float *wide_row(WideChroma *wc, Py_ssize_t i)
 {
     float *slot = wc->wide + (i & 1) * 2 * wc->w;
     if (wc->tag[i & 1] != i) {
-        double_row(wc->cb + i * wc->row_bytes, wc->cw, slot);
-        double_row(wc->cr + i * wc->row_bytes, wc->cw, slot + wc->w);
+        Py_ssize_t at = (i - wc->first) * wc->row_bytes;
+        double_row(wc->cb + at, wc->cw, slot);
+        double_row(wc->cr + at, wc->cw, slot + wc->w);
         wc->tag[i & 1] = i;
     }
     return slot;
@@ -970,8 +973,8 @@ static const float *wide_row(WideChroma *wc, Py_ssize_t i)
 
 /* blue = Cb - 128 and red = Cr - 128 of output row y: resample.Bilinear's vertical pass
    (float64 sums, one rounding), rounded as decoder.render does (+128.5, clip, truncate).
-   -1 if a row it needs is outside the chroma planes (not reached: get_chroma checked the
-   sizes). */
+   -1 if a row it needs is outside the chroma rows given (not reached: get_chroma checked
+   them). */
 HOT static int chroma_line(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
                            float *RESTRICT red)
 {
@@ -986,7 +989,7 @@ HOT static int chroma_line(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
         top = bottom = i < 0 ? 0 : (i > wc->ph - 1 ? wc->ph - 1 : i);
         wt = 1.0, wb = 0.0;
     }
-    if (top < 0 || bottom >= wc->ph)
+    if (top < wc->first || bottom >= wc->first + wc->rows || bottom >= wc->ph)
         return -1;
     const float *RESTRICT b0 = wide_row(wc, top);
     const float *RESTRICT b1 = wide_row(wc, bottom);
@@ -1025,24 +1028,33 @@ static int get_image(PyObject *obj, Arr *out, Py_ssize_t y0, Py_ssize_t y1)
     return 0;
 }
 
-/* Cb and Cr planes of exactly half out's size, C-contiguous float32, read by `chroma_line`
-   (wc, whose line buffers `line_buffers` allocates). */
+/* Cb and Cr rows [first, first + rows) of chroma planes of exactly half the size of an image
+   of `height` rows and out's width, C-contiguous float32, and the range of their rows that
+   output rows [y0, y1) blend, which must lie inside the rows given. */
 static int get_chroma(PyObject *o_cb, PyObject *o_cr, Arr *cb, Arr *cr, const Arr *out,
+                      Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t first, Py_ssize_t height,
                       WideChroma *wc)
 {
     if (get_array(o_cb, cb, "cb", 2, T_F32, A_CONTIGUOUS) < 0
         || get_array(o_cr, cr, "cr", 2, T_F32, A_CONTIGUOUS) < 0)
         return -1;
     if (cb->shape[0] != cr->shape[0] || cb->shape[1] != cr->shape[1]
-        || 2 * cb->shape[0] != out->shape[0] || 2 * cb->shape[1] != out->shape[1])
-        return value_error("cb and cr must be half the size of out");
-    wc->ph = cb->shape[0];
+        || 2 * cb->shape[1] != out->shape[1] || height < 0 || height % 2 != 0 || first < 0
+        || first > height / 2 - cb->shape[0] || y1 > height)
+        return value_error("cb and cr must be rows of planes half the size of the image");
+    wc->ph = height / 2;
     wc->w = out->shape[1];
     wc->cb = cb->data;
     wc->cr = cr->data;
     wc->row_bytes = cb->strides[0];
     wc->cw = cb->shape[1];
     wc->tag[0] = wc->tag[1] = -1;
+    wc->first = first;
+    wc->rows = cb->shape[0];
+    Py_ssize_t lo = (y0 - 1 > 0 ? y0 - 1 : 0) / 2;
+    Py_ssize_t hi = (y1 + 1) / 2 + 1 < wc->ph ? (y1 + 1) / 2 + 1 : wc->ph;
+    if (y1 > y0 && (lo < first || hi > first + cb->shape[0]))
+        return value_error("cb and cr must hold the chroma rows that rows y0..y1 blend");
     wc->wide = NULL;
     return 0;
 }
@@ -1081,7 +1093,7 @@ static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &y1, &o_cb, &o_cr, &o_k))
         return NULL;
     if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, &wc) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, 0, out.shape[0], &wc) < 0
         || line_buffers(&wc, out.shape[1]) == NULL)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2];
@@ -1139,7 +1151,7 @@ static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &y1, &o_cb, &o_cr))
         return NULL;
     if (get_image(o_out, &out, y0, y1) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, &wc) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, 0, out.shape[0], &wc) < 0
         || line_buffers(&wc, 0) == NULL)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2];
@@ -1190,26 +1202,34 @@ static int check_patches(const Arr *matrix, Py_ssize_t rows, Py_ssize_t patch,
 }
 
 PyDoc_STRVAR(store_rgb_doc,
-"store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row) -> None\n\n"
+"store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row, top=0, first=0, height=-1) -> None\n\n"
 "`store_bytes` of a Y' band (patch layout, offset 0) and `upsample_ycc` of its rows in one\n"
 "pass: each pixel row's Y' is rounded into a line buffer and converted with the doubled\n"
-"chroma straight into out, so out is written once and never read.");
+"chroma straight into out, so out is written once and never read.\n"
+"Rows of a band alone: out's row 0 is the image's row `top`, cb and cr hold the chroma\n"
+"planes' rows from `first` on, and the image has `height` rows (-1: out's rows, top = 0).");
 
 static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"matrix", "out", "y0", "y1", "cb", "cr", "k", "patch", "per_row",
-                            NULL};
+                            "top", "first", "height", NULL};
     PyObject *o_matrix, *o_out, *o_cb, *o_cr, *o_k, *result = NULL;
-    Py_ssize_t y0, y1, patch, per_row;
+    Py_ssize_t y0, y1, patch, per_row, top = 0, first = 0, height = -1;
     Arr matrix = {0}, out = {0}, cb = {0}, cr = {0};
     WideChroma wc = {0};
     float k[4];
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnOOOnn:store_rgb", names, &o_matrix,
-                                     &o_out, &y0, &y1, &o_cb, &o_cr, &o_k, &patch, &per_row))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnOOOnn|nnn:store_rgb", names, &o_matrix,
+                                     &o_out, &y0, &y1, &o_cb, &o_cr, &o_k, &patch, &per_row,
+                                     &top, &first, &height))
         return NULL;
+    if (top < 0 || y0 < top || (height < 0 && top != 0)) {
+        value_error("store_rgb: needs 0 <= top <= y0, and top = 0 without height");
+        return NULL;
+    }
     if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
-        || get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, &wc) < 0
+        || get_image(o_out, &out, y0 - top, y1 - top) < 0 || get_constants(o_k, k) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, first,
+                      height < 0 ? out.shape[0] : height, &wc) < 0
         || check_patches(&matrix, y1 - y0, patch, per_row) < 0)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2], line = mul_size(per_row, patch);
@@ -1228,8 +1248,8 @@ static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
         patch_row(matrix.data, gy * per_row * patch * patch + py * patch, per_row, patch, luma);
         error = chroma_line(&wc, y, blue, red);
         if (!error)
-            rgb_line((uint8_t *)out.data + y * out.strides[0], c, w, luma, blue, red, k,
-                     planar);
+            rgb_line((uint8_t *)out.data + (y - top) * out.strides[0], c, w, luma, blue, red,
+                     k, planar);
     }
     Py_END_ALLOW_THREADS
     if (error)
@@ -1853,7 +1873,7 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     if (check_boundary(y0, h, f, nf) < 0 || check_boundary(y1, h, f, nf) < 0)
         goto done;
     if (chroma) {
-        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, &wc) < 0)
+        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, 0, out.shape[0], &wc) < 0)
             goto done;
     } else {
         wc.w = w; /* no doubled rows: line_buffers gives the line buffers only */

@@ -2,23 +2,30 @@
 
 Modelled on Pillow's QoiImagePlugin. Opening reads only the signature, HEAD, PLAN and metadata
 chunks (up to the first factor block), so ``Image.open`` stays lazy and cheap and Pillow's
-DecompressionBombError check sees the size before any factor data is touched. ``load()`` then decodes the whole file with the numpy decoder.
+DecompressionBombError check sees the size before any factor data is touched. ``load()`` then
+checks the file and renders it band by band into Pillow's image (or, for the few kinds of
+file that need it, decodes the whole array first: see `SvdiImageFile.load_prepare`).
 Importing :mod:`svdcodec` registers the format; :func:`register` may be called again safely.
 """
 
 from __future__ import annotations
 
+import io
+import threading
 import warnings
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageFile
 
-from .decoder import decode
+from .decoder import decode, decode_container, rendering, unpack_checked
 from .errors import SvdiError
 from .format import SIGNATURE, Header, read_prefix
 from .format.metadata import EXIF_PREFIX
 from .modes import PILLOW_MODES
+
+if TYPE_CHECKING:
+    from .decoder.stream import BandRenderer
 
 FORMAT = "SVDI"
 EXTENSION = ".svdi"
@@ -120,43 +127,111 @@ class SvdiImageFile(ImageFile.ImageFile):
 
 
     def load_prepare(self) -> None:
-        """Decode first, then let Pillow allocate the image: a file whose blocks break a rule
-        is refused before that allocation (spec §5: a rejected file costs only the checks),
-        and the decoded array and the image are held together only once the decode is done.
-        The pixels reach SvdiDecoder through the tile's arguments."""
+        """Check the file before Pillow allocates the image: a file whose blocks break a
+        rule is refused before that allocation (spec §5: a rejected file costs only the
+        checks). Full-size 8- and 16-bit files without residuals or deblocking (almost every
+        file) are then read and their factor blocks checked (`BandRenderer.prepare`), and
+        SvdiDecoder renders them band by band straight into Pillow's image; the others
+        (reduced sizes, float samples, version 2 residuals, version 4 deblocking) are decoded
+        whole first, and the decoded array and the image are held together only once the
+        decode is done. What the decoder works from reaches SvdiDecoder through the tile's
+        arguments."""
         tile = self.tile[0] if len(self.tile) == 1 else None
         args = tile.args if tile is not None else None
         if (self._im is None and self.fp is not None and tile is not None
                 and tile.codec_name == DECODER and isinstance(args, tuple) and len(args) == 1):
-            self.fp.seek(0)
-            self.tile = [tile._replace(args=(args[0], _decoded(self.fp, args[0])))]
+            self.tile = [tile._replace(args=(args[0], _prepared(self.fp, args[0])))]
         super().load_prepare()
+
+
+def _file_bytes(fp: IO[bytes]) -> bytes:
+    """The whole file: an in-memory file's own bytes where it shares them (no copy)."""
+    if isinstance(fp, io.BytesIO):
+        return fp.getvalue()
+    fp.seek(0)
+    return fp.read()
+
+
+def _prepared(fp: IO[bytes], factor: int) -> np.ndarray | BandRenderer:
+    """The renderer of a file SvdiDecoder renders band by band, else the decoded pixels."""
+    try:  # Image.open checked the size
+        if factor != 1:
+            return decode(_file_bytes(fp), reduce=factor, max_pixels=None)
+        from .decoder.stream import BandRenderer  # on load, not on import
+
+        container = unpack_checked(_file_bytes(fp))
+        with rendering(container.header):
+            renderer = BandRenderer.prepare(container)
+        return renderer if renderer is not None else decode_container(container)
+    except SvdiError as exc:  # Pillow reports broken image data as OSError
+        raise OSError(f"broken SVDI file: {exc}") from exc
 
 
 def _decoded(fp: IO[bytes], factor: int) -> np.ndarray:
     try:  # Image.open checked the size
-        return decode(fp.read(), reduce=factor, max_pixels=None)
+        return decode(_file_bytes(fp), reduce=factor, max_pixels=None)
     except SvdiError as exc:  # Pillow reports broken image data as OSError
         raise OSError(f"broken SVDI file: {exc}") from exc
 
 
 class SvdiDecoder(ImageFile.PyDecoder):
-    """Hands Pillow the pixels SvdiImageFile.load_prepare decoded (the whole file at once: SVD
-    factors are global, there are no scanlines), or decodes them itself if called alone."""
+    """Renders the bands of a file SvdiImageFile.load_prepare prepared into Pillow's image, or
+    hands Pillow the pixels it decoded whole (SVD factors are global: no scanlines to feed), or
+    decodes them itself if called alone."""
 
     _pulls_fd = True
 
     def decode(self, buffer: Image.DecoderInput) -> tuple[int, int]:
-        if len(self.args) == 2:
-            pixels = self.args[1]
-        else:
+        work = self.args[1] if len(self.args) == 2 else None
+        if work is not None and not isinstance(work, np.ndarray):  # a BandRenderer
+            self._render(work)
+            return -1, 0
+        if work is None:
             assert self.fd is not None
-            self.fd.seek(0)
-            pixels = _decoded(self.fd, self.args[0] if self.args else 1)
+            work = _decoded(self.fd, self.args[0] if self.args else 1)
         # A memoryview of the array: Pillow's raw decoder reads any buffer (its stub says bytes).
-        self.set_as_raw(_raw_bytes(pixels, self.mode),  # type: ignore[arg-type]
+        self.set_as_raw(_raw_bytes(work, self.mode),  # type: ignore[arg-type]
                         RAWMODES.get(self.mode, self.mode))
         return -1, 0
+
+    def _render(self, renderer: BandRenderer) -> None:
+        header = renderer.header
+        x0, y0, x1, y1 = self.state.extents()
+        if (x0, y0, x1 - x0, y1 - y0) != (0, 0, header.width, header.height):
+            raise OSError(f"broken SVDI file: a {header.width}x{header.height} image decoded "
+                          f"into a {x1 - x0}x{y1 - y0} tile")
+        assert self.im is not None
+        try:
+            with rendering(header):
+                renderer.run(PillowBands(self.im, self.mode, header))
+        except SvdiError as exc:  # as _decoded
+            raise OSError(f"broken SVDI file: {exc}") from exc
+
+
+class PillowBands:
+    """A `Sink` into Pillow's image: each band rendered into a buffer of this thread, then
+    copied into its rows of the image by Pillow's raw decoder (which releases the GIL, so the
+    band threads copy in parallel)."""
+
+    def __init__(self, im: Any, mode: str, header: Header) -> None:
+        self.im, self.mode, self.rawmode = im, mode, RAWMODES.get(mode, mode)
+        self.width, self.channels, self.dtype = header.width, header.channels, header.dtype
+        self.buffers = threading.local()
+
+    def band(self, y0: int, y1: int) -> np.ndarray:
+        size = (y1 - y0) * self.width * self.channels
+        buffer = getattr(self.buffers, "band", None)
+        if buffer is None or buffer.size < size:
+            buffer = self.buffers.band = np.empty(size, dtype=self.dtype)
+        return buffer[:size].reshape(y1 - y0, self.width, self.channels)
+
+    def put(self, y0: int, y1: int, band: np.ndarray) -> None:
+        pixels = band[:, :, 0] if self.channels == 1 else band
+        decoder = Image._getdecoder(self.mode, "raw", self.rawmode)
+        decoder.setimage(self.im, (0, y0, self.width, y1))
+        consumed, error = decoder.decode(_raw_bytes(pixels, self.mode))  # type: ignore[arg-type]
+        if consumed >= 0 or error != 0:  # as PyDecoder.set_as_raw
+            raise ValueError(f"cannot copy rows {y0}..{y1} into the image")
 
 
 def _raw_bytes(pixels: np.ndarray, mode: str) -> memoryview:

@@ -714,3 +714,36 @@ def test_all_finite_is_the_overflow_check(compiled: Any) -> None:
     for wrong in (band.astype(np.float64), band.T):
         with pytest.raises(ValueError):
             compiled.all_finite(wrong)
+
+
+def test_store_rgb_of_a_band_alone_matches_the_whole_image(compiled: Any) -> None:
+    """store_rgb into a band's own buffer (top=), with only the chroma rows the band blends
+    (first=, height=), writes the rows the whole-image call writes."""
+    rng = np.random.default_rng(4)
+    h, w, patch = 24, 20, 4
+    per_row = w // patch
+    matrix = rng.uniform(-20, 280, ((h // patch) * per_row, patch * patch)).astype(np.float32)
+    cb, cr = (rng.uniform(-140, 140, (h // 2, w // 2)).astype(np.float32) for _ in range(2))
+    k = kernels.colour_constants()
+    whole = np.zeros((h, w, 3), np.uint8)
+    compiled.store_rgb(matrix, whole, 0, h, cb, cr, k, patch, per_row)
+    for y0, y1 in ((0, 4), (4, 12), (12, 20), (20, 24)):
+        lo, hi = max(y0 - 1, 0) // 2, min((y1 + 1) // 2 + 1, h // 2)
+        band = np.zeros((y1 - y0, w, 3), np.uint8)
+        rows = matrix[y0 // patch * per_row:y1 // patch * per_row]
+        compiled.store_rgb(rows, band, y0, y1, cb[lo:hi].copy(), cr[lo:hi].copy(), k, patch,
+                           per_row, top=y0, first=lo, height=h)
+        np.testing.assert_array_equal(band, whole[y0:y1])
+        if y0:  # the window must hold every row the band blends
+            with pytest.raises(ValueError, match="chroma rows"):
+                compiled.store_rgb(rows, band, y0, y1, cb[lo + 1:hi].copy(),
+                                   cr[lo + 1:hi].copy(), k, patch, per_row, top=y0,
+                                   first=lo + 1, height=h)
+    band = np.zeros((4, w, 3), np.uint8)
+    rows = matrix[:per_row]
+    for top, first, height in ((5, 0, h), (0, 0, 26), (0, 1, h), (0, 0, 23), (0, -1, h)):
+        with pytest.raises(ValueError):  # top past y0, rows past the planes, odd height
+            compiled.store_rgb(rows, band, 4, 8, cb, cr, k, patch, per_row, top=top,
+                               first=first, height=height)
+    with pytest.raises(ValueError):  # a band's buffer with the default top = 0
+        compiled.store_rgb(rows, band, 4, 8, cb, cr, k, patch, per_row)

@@ -88,23 +88,34 @@ class Resampler:
             acc += np.take(rows, self.hindex[t], axis=1) * self.hweights[:, t]
         return acc.astype(np.float32)
 
+    def source_rows(self, y0: int, y1: int) -> tuple[int, int]:
+        """The input rows [lo, hi) that output rows y0..y1 (y0 < y1) read."""
+        in_h = self.in_h
+        if in_h == self.height:
+            return y0, y1
+        if self._exact(in_h, self.height):
+            if self.kind == "box":
+                return 2 * y0, 2 * y1
+            # output row y reads rows (y - 1) // 2 and (y + 1) // 2
+            return max(y0 - 1, 0) // 2, min((y1 + 1) // 2 + 1, in_h)
+        return (int(self.vfirst[y0]),
+                min(int(self.vfirst[y1 - 1]) + self.vweights.shape[1], in_h))
+
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Output rows y0..y1 as float32 (y1 - y0, width)."""
         in_h = self.in_h
+        lo, hi = self.source_rows(y0, y1)
         if in_h == self.height:
-            return self._horizontal(self.source(y0, y1))
+            return self._horizontal(self.source(lo, hi))
         if self._exact(in_h, self.height):
             out = np.empty((y1 - y0, self.width), dtype=np.float32)
             if self.kind == "box":
-                _halve(self._horizontal(self.source(2 * y0, 2 * y1)), out, axis=0)
-            else:  # output row y reads rows (y - 1) // 2 and (y + 1) // 2
-                lo, hi = max(y0 - 1, 0) // 2, min((y1 + 1) // 2 + 1, in_h)
+                _halve(self._horizontal(self.source(lo, hi)), out, axis=0)
+            else:
                 _double(self._horizontal(self.source(lo, hi)), out, axis=0, first=y0 - 2 * lo)
             return out
         first = self.vfirst[y0:y1]
         weights = self.vweights[y0:y1]
-        lo = int(first[0])
-        hi = min(int(first[-1]) + weights.shape[1], in_h)
         band = self._horizontal(self.source(lo, hi))
         local = first - lo
         acc = band[local] * weights[:, :1]

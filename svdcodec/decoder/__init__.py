@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SvdiError
-from ..format import COLOUR_NONE, LAYOUT_PLAIN, Container, read_prefix, unpack
+from ..format import COLOUR_NONE, LAYOUT_PLAIN, Container, Header, read_prefix, unpack
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import serial, single_threaded
 from .plane import PlaneReconstructor, pass_budget
@@ -104,23 +106,43 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
     refuses images of more pixels than that; None decodes any size.
     """
     if reduce != 1:
-        from .reduced import FACTORS, render_reduced  # thumbnails only
+        from .reduced import FACTORS  # thumbnails only
 
         if reduce not in FACTORS:
             raise SvdiError(f"reduce must be one of {', '.join(map(str, FACTORS))}, "
                             f"got {reduce!r}")
     container = _load(data, max_pixels, components)
-    # A hostile step, singular value or scale can overflow float32: no warnings, checked in render.
-    # BLAS stays single-threaded throughout, as in the encoder (see runtime.threads); small
-    # images decode in this thread alone.
-    header = container.header
-    small = header.width * header.height * header.channels <= band_sizes.SERIAL_SAMPLES
-    with np.errstate(all="ignore"), single_threaded(), serial(small):
-        pixels = (render_image(container, components) if reduce == 1
-                  else render_reduced(container, reduce, components))
+    return decode_container(container, components=components, reduce=reduce)
+
+
+def decode_container(container: Container, *, components: int | None = None,
+                     reduce: int = 1) -> np.ndarray:
+    """`decode` of a file already unpacked (its structure checked)."""
+    with rendering(container.header):
+        if reduce == 1:
+            pixels = render_image(container, components)
+        else:
+            from .reduced import render_reduced  # thumbnails only
+
+            pixels = render_reduced(container, reduce, components)
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow {pixels.dtype} (sample scale {container.header.scale})")
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+
+
+@contextmanager
+def rendering(header: Header) -> Iterator[None]:
+    """How the decoder runs: a hostile step, singular value or scale can overflow float32, so
+    no warnings (the render checks); BLAS stays single-threaded throughout, as in the encoder
+    (see runtime.threads); small images decode in this thread alone."""
+    small = header.width * header.height * header.channels <= band_sizes.SERIAL_SAMPLES
+    with np.errstate(all="ignore"), single_threaded(), serial(small):
+        yield
+
+
+def unpack_checked(data: bytes) -> Container:
+    """The file unpacked and its structure checked, any size (the caller checked it)."""
+    return _load(data, None, None)
 
 
 def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[PlaneFactors]:

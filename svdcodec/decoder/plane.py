@@ -93,10 +93,15 @@ class PlaneReconstructor:
     rank whatever the pieces, so the pixels do not depend on them.
     """
 
+    #: Whether dense columns without a vertical predictor are unpredicted by each band
+    #: (`dense_rows`) rather than held whole as float32 (`dense_u`).
+    dense_by_band = True
+
     def __init__(self, container: Container, plane: Plane, rank: int,
                  bands: list[tuple[int, int]], budget: int,
                  scratch: dict[str, np.ndarray] | None = None,
-                 compiled: ModuleType | None = None) -> None:
+                 compiled: ModuleType | None = None,
+                 buffers: threading.local | None = None) -> None:
         self.plane, self.rank, self.bands = plane, rank, bands
         # Version 2 planes are exact (spec §5.1): the factors are held as integers (in float32)
         # and multiplied with the integer weights in binary64.
@@ -131,13 +136,22 @@ class PlaneReconstructor:
         widths = sum(w for _, w in dense)
         self.local = (compiled is not None and self.patch > 0 and not streamed_u
                       and self.m * widths * 4 <= budget)
-        self.dense_u = self._dense_whole(dense, widths) if self.local else None
+        # Dense columns without a vertical predictor (each grid row is its own prefix sum)
+        # keep their residuals, a quarter of the float32 columns' bytes or less, and each band
+        # unpredicts its own rows.
+        self.dense_rows = [self._residual_rows(b, w) for b, w in dense
+                           if self.local and self._row_local(b)]
+        whole = [(b, w) for b, w in dense if not (self.local and self._row_local(b))]
+        self.dense_u = (self._dense_whole(whole, sum(w for _, w in whole)) if self.local
+                        else None)
         # Whether the blocks cover every component: then each band's buffer needs no zeroing
         # pass, the sparse kernel zeroes its columns row by row (in cache) as it fills them.
         spans = sorted((b.first, b.first + w) for b, w, _ in self.u)
         ends = [0] + [hi for _, hi in spans]
         self.covered = all(lo == end for (lo, _), end in zip(spans, ends)) and ends[-1] == rank
-        self.buffers = threading.local()
+        # Each thread's buffer of a band's left factor (`_band_left`), which planes rendered
+        # band by band together share: a band's product is done with it before it returns.
+        self.buffers = threading.local() if buffers is None else buffers
         pieces = BandPlan.of(plane, rank, bands, budget, self.local, self.exact)
         self.mrows, self.passes, self.columns = pieces.mrows, pieces.passes, pieces.columns
         self.left = self.Bt = np.zeros((0, 0), np.float32)
@@ -258,6 +272,20 @@ class PlaneReconstructor:
             at += width
         return out, where
 
+    def _row_local(self, block: Block) -> bool:
+        """Whether a dense U block is unpredicted band by band (`dense_rows`): a predictor
+        with no vertical term, small enough to decompress whole."""
+        return (self.dense_by_band and block.predictor in (0, 1)
+                and block.count * self.m * 4 <= self.budget)
+
+    def _residual_rows(self, block: Block, width: int) -> tuple[Block, int, np.ndarray]:
+        """(block, components used, its residuals as (count, m)): one component per row."""
+        residuals = block.data()[0].reshape(-1)
+        if residuals.size != block.count * self.m:
+            raise SvdiError(f"{block.what}: {residuals.size} values for "
+                            f"{block.count} x {self.m}")
+        return block, width, residuals.reshape(block.count, self.m)
+
     def _band_left(self, i: int) -> np.ndarray:
         """The scaled left factor of band i's matrix rows, in this thread's buffer."""
         assert self.compiled is not None
@@ -277,6 +305,12 @@ class PlaneReconstructor:
             columns, where = self.dense_u
             for first, width, at in where:
                 left[:, first:first + width] = columns[r0:r1, at:at + width]
+        gw = self.plane.grid[1]
+        for block, width, residuals in self.dense_rows:  # whole grid rows: r0, r1 % gw == 0
+            for k in range(block.first, block.first + width):
+                self.compiled.unpredict_into(residuals[k - block.first, r0:r1], (r1 - r0) // gw,
+                                             gw, block.predictor, 1, left, k,
+                                             self.scale[k:k + 1])
         return left
 
     def load_columns(self, k: int) -> None:

@@ -76,6 +76,8 @@ def reduced_product(left: np.ndarray, basis: np.ndarray) -> np.ndarray:
 class ReducedPlane(PlaneReconstructor):
     """A plane's bands reconstructed with B^T averaged over cells of `cell` x `cell` pixels."""
 
+    dense_by_band = False  # band_sums adds the dense columns component by component
+
     def __init__(self, container: Container, plane: Plane, rank: int,
                  bands: list[tuple[int, int]], budget: int, cell: int) -> None:
         # Exact planes (version 2) keep their integer weights and checks, so that a thumbnail

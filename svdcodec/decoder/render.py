@@ -102,14 +102,24 @@ class OutputPlan:
 
 def render_image(container: Container, components: int | None = None,
                  threads: int | None = None, colour: bool = True) -> np.ndarray:
-    """The decoded image (h, w, c), plane after plane and band by band (see `OutputPlan` for
-    the paths), so that large factors are in memory one plane at a time.
+    """The decoded image (h, w, c): band by band, every plane at once, where `stream` takes
+    the file (no whole chroma plane held); else plane after plane and band by band (see
+    `OutputPlan` for the paths), so that large factors are in memory one plane at a time.
 
     colour=False (8-bit Y'CbCr only): the samples before the colour conversion, deblocked as
     the file says, without residual blocks: what the encoder measures its filter on."""
     header = container.header
+    shape = (header.height, header.width, header.channels)
+    if colour:
+        from .stream import ArraySink, BandRenderer
+
+        renderer = BandRenderer.prepare(container, components)
+        if renderer is not None:  # the blocks read and checked: now the output
+            out = np.empty(shape, dtype=header.dtype)
+            renderer.run(ArraySink(out), threads)
+            return out
     plan = OutputPlan.of(container, components, convert=colour)
-    out = np.empty((header.height, header.width, header.channels), dtype=header.dtype)
+    out = np.empty(shape, dtype=header.dtype)
     scratch: dict[str, np.ndarray] = {}  # factor buffers shared by the planes
     halves: dict[int, np.ndarray] = {}  # whole chroma planes kept for the fused conversion
     prepared: dict[int, PlaneReconstructor] = {}
@@ -170,15 +180,21 @@ def render_chroma(container: Container, plan: OutputPlan, p: Plane, out: np.ndar
 
     def upsample(i: int) -> None:
         y0, y1 = plan.bands[i]
-        chroma = small.rows(y0, y1)
-        if out.dtype == np.uint16:  # version 3
-            out[y0:y1, :, p.index] = integer_samples(chroma, container.header.scale, out.dtype,
-                                                     CHROMA_OFFSET_16)
-            return
-        chroma += np.float32(CHROMA_OFFSET + 0.5)
-        np.clip(chroma, 0, 255, out=chroma)
-        out[y0:y1, :, p.index] = chroma.astype(np.uint8)
+        chroma_samples(small.rows(y0, y1), out, p.index, container.header, (y0, y1))
     run_bands(upsample, len(plan.bands), threads)
+
+
+def chroma_samples(chroma: np.ndarray, out: np.ndarray, c: int, header: Header,
+                   band: tuple[int, int]) -> None:
+    """Upsampled chroma rows (float32, centred on 0; consumed) rounded into rows [y0, y1) of
+    channel c of the output."""
+    y0, y1 = band
+    if out.dtype == np.uint16:  # version 3
+        out[y0:y1, :, c] = integer_samples(chroma, header.scale, out.dtype, CHROMA_OFFSET_16)
+        return
+    chroma += np.float32(CHROMA_OFFSET + 0.5)
+    np.clip(chroma, 0, 255, out=chroma)
+    out[y0:y1, :, c] = chroma.astype(np.uint8)
 
 
 def render_full_plane(rows: PlaneReconstructor, plan: OutputPlan, header: Header,
@@ -264,25 +280,27 @@ def convert_colour(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarr
     """Y'CbCr bytes in the output -> RGB in place, band by band: compiled (doubling the kept
     chroma on the way when fused), or with Pillow's own conversion. 16-bit samples (version 3)
     by the compiled kernel or `codec.colour.wide_ycc_to_rgb`, the same integers."""
-    compiled, colour = plan.compiled, plan.colour
-    wide = np.array(YCC16_INVERSE, dtype=np.int64)
-
     def convert(i: int) -> None:
-        y0, y1 = plan.bands[i]
-        if out.dtype == np.uint16:
-            if compiled is not None:
-                compiled.convert_wide_ycc(out, y0, y1, wide)
-            else:
-                wide_ycc_to_rgb(out[y0:y1])
-            return
-        if compiled is not None and colour is not None:
-            if halves:
-                compiled.upsample_ycc(out, y0, y1, halves[1], halves[2], colour)
-            else:
-                compiled.convert_ycc(out, y0, y1, colour)
-            return
-        planes = [Image.fromarray(np.ascontiguousarray(out[y0:y1, :, c])) for c in range(3)]
-        rgb = Image.merge("YCbCr", planes).convert("RGB")
-        out[y0:y1, :, :3] = np.frombuffer(rgb.tobytes(), np.uint8).reshape(y1 - y0,
-                                                                           out.shape[1], 3)
+        convert_rows(out, *plan.bands[i], plan, halves)
     run_bands(convert, len(plan.bands), threads)
+
+
+def convert_rows(out: np.ndarray, y0: int, y1: int, plan: OutputPlan,
+                 halves: dict[int, np.ndarray]) -> None:
+    """Rows [y0, y1) of the output from Y'CbCr to RGB in place (`convert_colour`'s band)."""
+    compiled, colour = plan.compiled, plan.colour
+    if out.dtype == np.uint16:
+        if compiled is not None:
+            compiled.convert_wide_ycc(out, y0, y1, np.array(YCC16_INVERSE, dtype=np.int64))
+        else:
+            wide_ycc_to_rgb(out[y0:y1])
+        return
+    if compiled is not None and colour is not None:
+        if halves:
+            compiled.upsample_ycc(out, y0, y1, halves[1], halves[2], colour)
+        else:
+            compiled.convert_ycc(out, y0, y1, colour)
+        return
+    planes = [Image.fromarray(np.ascontiguousarray(out[y0:y1, :, c])) for c in range(3)]
+    rgb = Image.merge("YCbCr", planes).convert("RGB")
+    out[y0:y1, :, :3] = np.frombuffer(rgb.tobytes(), np.uint8).reshape(y1 - y0, out.shape[1], 3)

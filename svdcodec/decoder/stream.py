@@ -1,0 +1,227 @@
+"""Rendering an image band by band into a sink, every plane at once (spec §5 steps 3-6).
+
+`render.render_image` decodes plane after plane into a whole output array, which the colour
+conversion then reads back, and keeps the subsampled chroma planes whole (a quarter-size
+float32 plane each) for it. Here each band of output rows is finished at once: every plane's
+rows of the band are reconstructed, the chroma rows it blends (and a row either side) come from
+chroma bands reconstructed when a band first needs them and dropped when the last band that
+reads them is done, and the converted band goes to a `Sink`: the rows of a whole output array
+(`ArraySink`, svdcodec.decode), or a band buffer that the Pillow plugin copies into Pillow's
+own image. No whole-size array but the sink's exists.
+
+The arithmetic is the other path's (the same reconstructors and bands, rounding, resampling
+and conversion kernels), so the pixels are the same. Taken by 8- and 16-bit files without
+residual blocks or the deblocking filter, whose planes' factors each fit one piece (one pass
+of the left factor and one column range of B^T within the plane's share of the budget): then
+any band can be reconstructed at any time, in any thread. Other files take `render_image`'s
+plane-by-plane path: version 2's residual phase reads its streams in row order over the whole
+output, version 4's filter crosses the bands' edges, float samples are checked whole.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right
+from typing import Protocol
+
+import numpy as np
+
+from ..codec.colour import CHROMA_OFFSET, CHROMA_OFFSET_16
+from ..codec.resample import Resampler
+from ..format import Container, Plane
+from ..runtime.threads import run_bands
+from .plane import PlaneReconstructor, bands_for
+from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
+
+
+class Sink(Protocol):
+    """Where the output bands go: `band` gives the (y1 - y0, w, c) array of the output's type
+    to fill with rows [y0, y1), `put` takes it back filled. Called from several threads at
+    once, for different bands."""
+
+    def band(self, y0: int, y1: int) -> np.ndarray: ...
+
+    def put(self, y0: int, y1: int, band: np.ndarray) -> None: ...
+
+
+class ArraySink:
+    """Bands written straight into the rows of a whole output array."""
+
+    def __init__(self, out: np.ndarray) -> None:
+        self.out = out
+
+    def band(self, y0: int, y1: int) -> np.ndarray:
+        return self.out[y0:y1]
+
+    def put(self, y0: int, y1: int, band: np.ndarray) -> None:
+        pass
+
+
+def streamable(container: Container) -> bool:
+    """Whether `BandRenderer` may take the file, from its header and plan alone (`prepare`
+    still declines a plane whose factors need more than one piece)."""
+    header = container.header
+    return (header.dtype in (np.dtype(np.uint8), np.dtype(np.uint16))
+            and not container.residuals and not any(p.filtered for p in container.planes))
+
+
+class ChromaRows:
+    """Rows of one subsampled plane as float32, reconstructed a band of the plane at a time
+    when an output band first needs one of its rows, and dropped once every output band that
+    reads them is done (`release`)."""
+
+    def __init__(self, rows: PlaneReconstructor) -> None:
+        self.rows = rows
+        self.starts = [y0 for y0, _ in rows.bands]
+        self.needs: list[tuple[int, int]] = []  # rows [lo, hi) of each output band
+        self.uses: list[range] = []  # plane bands of each output band
+        self.left = [0] * len(rows.bands)  # output bands still to read each plane band
+        self.done: dict[int, np.ndarray] = {}
+        self.locks = [threading.Lock() for _ in rows.bands]
+        self.count_lock = threading.Lock()
+
+    def expect(self, needs: list[tuple[int, int]]) -> None:
+        """The rows [lo, hi) each output band will read, in band order."""
+        self.needs = needs
+        self.uses = [self._covering(lo, hi) for lo, hi in needs]
+        for ks in self.uses:
+            for k in ks:
+                self.left[k] += 1
+
+    def _covering(self, lo: int, hi: int) -> range:
+        """The plane bands holding rows [lo, hi)."""
+        return range(bisect_right(self.starts, lo) - 1, bisect_right(self.starts, hi - 1))
+
+    def _band(self, k: int) -> np.ndarray:
+        with self.locks[k]:  # one thread reconstructs it, the others wait for it
+            values = self.done.get(k)
+            if values is None:
+                rows = self.rows
+                y0, y1 = rows.bands[k]
+                values = np.empty((y1 - y0, rows.plane.width), dtype=np.float32)
+                if rows.compiled is not None and rows.patch:
+                    rows.compiled.store_floats(rows.matrix(k), values, 0, y1 - y0, rows.patch,
+                                               rows.per_row)
+                else:
+                    values[:] = rows.float_rows(k)
+                self.done[k] = values
+            return values
+
+    def between(self, lo: int, hi: int) -> np.ndarray:
+        """Rows [lo, hi) as one C-contiguous float32 array (a view when one band holds them)."""
+        parts = [self._band(k)[max(lo - self.starts[k], 0):hi - self.starts[k]]
+                 for k in self._covering(lo, hi)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def release(self, i: int) -> None:
+        """Output band i is done with its rows."""
+        with self.count_lock:
+            for k in self.uses[i]:
+                self.left[k] -= 1
+                if self.left[k] == 0:
+                    self.done.pop(k, None)
+
+
+def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
+    """The plane's share of the pass budget, by its samples: the pieces of every plane, held
+    at once, take what one plane's may take on the other path (spec §5, Resources)."""
+    total = sum(p.height * p.width for p in container.planes)
+    return max(1, plan.budget * plane.height * plane.width // max(total, 1))
+
+
+def prepared(container: Container, plan: OutputPlan, plane: Plane,
+             bands: list[tuple[int, int]], buffers: threading.local
+             ) -> PlaneReconstructor | None:
+    """The plane's reconstructor with its factors loaded for every band, or None if they need
+    more than one piece. `buffers`: the threads' band buffers, shared by the planes."""
+    rows = PlaneReconstructor(container, plane, plan.ranks[plane.index], bands,
+                              plane_budget(plan, container, plane), {}, plan.compiled,
+                              buffers)
+    if len(rows.columns) != 1 or not (rows.local or len(rows.passes) == 1):
+        return None
+    rows.load_columns(0)
+    rows.load(0)
+    return rows
+
+
+class BandRenderer:
+    """A file's planes ready to render any band: `prepare` reads and checks every factor block
+    the bands need (so that a file broken there is refused before the output is allocated),
+    `run` renders the bands into a sink."""
+
+    def __init__(self, container: Container, plan: OutputPlan,
+                 full: dict[int, PlaneReconstructor], chroma: dict[int, ChromaRows],
+                 resamplers: dict[int, Resampler], bands: list[tuple[int, int]]) -> None:
+        self.header, self.plan, self.bands = container.header, plan, bands
+        self.full, self.chroma, self.resamplers = full, chroma, resamplers
+
+    @classmethod
+    def prepare(cls, container: Container, components: int | None = None
+                ) -> BandRenderer | None:
+        """The renderer, or None where the file needs the whole-array path: not `streamable`,
+        or a plane's factors in several pieces."""
+        if not streamable(container):
+            return None
+        h, w = container.header.height, container.header.width
+        plan = OutputPlan.of(container, components)
+        # The other path's bands, to the row: a BLAS product's rows can depend on how many
+        # rows it has, so other bands could round some samples differently.
+        bands = plan.bands
+        buffers = threading.local()
+        full: dict[int, PlaneReconstructor] = {}
+        for p in plan.full:
+            rows = prepared(container, plan, p, bands, buffers)
+            if rows is None:
+                return None
+            full[p.index] = rows
+        chroma: dict[int, ChromaRows] = {}
+        resamplers: dict[int, Resampler] = {}
+        for p in plan.chroma:
+            rows = prepared(container, plan, p, bands_for([p], p.height, p.width), buffers)
+            if rows is None:
+                return None
+            kept = ChromaRows(rows)
+            resampler = Resampler(kept.between, (p.height, p.width), h, w)
+            kept.expect([resampler.source_rows(y0, y1) for y0, y1 in bands])
+            chroma[p.index], resamplers[p.index] = kept, resampler
+        return cls(container, plan, full, chroma, resamplers, bands)
+
+    def run(self, sink: Sink, threads: int | None = None) -> None:
+        """Every band into `sink`, in threads. Once only: the chroma rows are dropped as the
+        bands are done."""
+        run_bands(lambda i: self.band(i, sink), len(self.bands), threads)
+
+    def band(self, i: int, sink: Sink) -> None:
+        """Output band i: every plane's rows, the chroma upsampled, the colour converted."""
+        header, plan = self.header, self.plan
+        y0, y1 = self.bands[i]
+        out = sink.band(y0, y1)
+        rows_here = (0, y1 - y0)
+        if plan.direct:  # the chroma rows first: one product at a time in this thread
+            cb, cr = self.chroma[1], self.chroma[2]
+            lo, hi = cb.needs[i]
+            blue, red = cb.between(lo, hi), cr.between(lo, hi)
+        for c, rows in self.full.items():
+            if plan.direct and c == 0:
+                continue
+            if header.dtype == np.uint8:
+                rows.store_bytes(out, c, CHROMA_OFFSET if plan.ycc and c in (1, 2) else 0.0,
+                                 rows_here, i)
+            else:
+                store_scaled(rows, out, c, header.scale,
+                             CHROMA_OFFSET_16 if plan.ycc and c in (1, 2) else 0, rows_here, i)
+        if plan.direct:  # Y' converted with the doubled chroma as it is stored
+            assert plan.compiled is not None and plan.colour is not None
+            luma = self.full[0]
+            plan.compiled.store_rgb(luma.matrix(i), out, y0, y1, blue, red, plan.colour,
+                                    luma.patch, luma.per_row, top=y0, first=lo,
+                                    height=header.height)
+        else:
+            for c, resampler in self.resamplers.items():
+                chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
+            if plan.ycc:
+                convert_rows(out, 0, y1 - y0, plan, {})
+        for kept in self.chroma.values():
+            kept.release(i)
+        sink.put(y0, y1, out)
+

@@ -1,0 +1,224 @@
+"""Decoding band by band into a sink (decoder.stream): the Pillow plugin's load() and
+svdcodec.decode give the whole-array path's pixels in every mode, at band edges, in threads;
+the files left to the whole-array path take it; a file refused from its blocks is refused before
+Pillow allocates the image."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import struct
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from support import kernels as kernels_on
+from support import photo
+
+import svdcodec
+from svdcodec import SvdiError, pillow_plugin
+from svdcodec import format as container
+from svdcodec.decoder import stream
+from svdcodec.runtime import band_sizes, kernels
+
+
+@pytest.fixture(autouse=True)
+def small_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands of a few rows, in threads even for these small images: many band edges, chroma
+    rows shared between bands, bands finishing out of order."""
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 2048)
+    monkeypatch.setattr(band_sizes, "MIN_BAND_ROWS", 8)
+    monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 0)
+
+
+def gradient16(h: int, w: int, channels: int) -> np.ndarray:
+    return (photo(h, w, channels, seed=3).astype(np.uint16) * 257
+            + np.arange(w, dtype=np.uint16)[None, :, None] % 200)
+
+
+#: name -> (image, encode options, whether load() renders it band by band).
+CASES: dict[str, tuple[Callable[[], np.ndarray], dict[str, Any], bool]] = {
+    "RGB even": (lambda: photo(96, 130, 3), {}, True),
+    "RGB odd": (lambda: photo(97, 131, 3, seed=1), {}, True),
+    "RGB one row": (lambda: photo(1, 70, 3), {}, True),
+    "RGB plain": (lambda: photo(64, 90, 3), {"layout": "plain"}, True),
+    "RGB centred": (lambda: photo(72, 100, 3), {"centre": True}, True),
+    "RGB q95": (lambda: photo(80, 120, 3, seed=2), {"quality": 95}, True),
+    "RGBA": (lambda: photo(90, 120, 4), {"exact_alpha": False}, True),
+    "RGBA odd": (lambda: photo(45, 67, 4), {"exact_alpha": False}, True),
+    "RGBA exact alpha": (lambda: photo(90, 120, 4), {}, False),  # a residual: version 2
+    "L": (lambda: photo(101, 77, 1)[:, :, 0], {}, True),
+    "LA": (lambda: photo(64, 90, 2), {"exact_alpha": False}, True),
+    "LA exact alpha": (lambda: photo(64, 90, 2), {}, False),
+    "I;16": (lambda: gradient16(70, 90, 1)[:, :, 0], {}, True),
+    "16-bit RGB": (lambda: gradient16(66, 95, 3), {}, True),
+    "16-bit RGBA": (lambda: gradient16(50, 64, 4), {"exact_alpha": False}, True),
+    "F": (lambda: photo(40, 50, 1)[:, :, 0].astype(np.float32) / 7, {}, False),
+    "version 2 residuals": (lambda: photo(60, 80, 3), {"max_error": 0}, False),
+    "version 2 L": (lambda: photo(60, 80, 1)[:, :, 0], {"max_error": 2}, False),
+    "version 4 deblocking": (lambda: photo(96, 128, 3), {"deblock": True, "quality": 40},
+                             False),
+}
+
+
+def whole_array(data: bytes, monkeypatch: pytest.MonkeyPatch, **options: Any) -> np.ndarray:
+    """svdcodec.decode by the whole-array path (render_image's plane-by-plane render)."""
+    with monkeypatch.context() as m:
+        m.setattr(stream.BandRenderer, "prepare", classmethod(lambda cls, *a, **k: None))
+        return svdcodec.decode(data, **options)
+
+
+def as_opened(pixels: np.ndarray) -> np.ndarray:
+    """The decoded array as Pillow holds it: 16-bit RGB(A) at 8 bits."""
+    if pixels.dtype == np.uint16 and pixels.ndim == 3:
+        return pillow_plugin.to_8_bits(pixels)
+    return pixels
+
+
+def load_spied(data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, bool]:
+    """Image.open(...).load() as an array, and whether it rendered band by band."""
+    ran: list[bool] = []
+    run = stream.BandRenderer.run
+
+    def spy(self: stream.BandRenderer, *args: Any, **kwargs: Any) -> None:
+        ran.append(True)
+        run(self, *args, **kwargs)
+    with monkeypatch.context() as m:
+        m.setattr(stream.BandRenderer, "run", spy)
+        with (pytest.warns(pillow_plugin.ReducedDepthWarning) if is_wide_rgb(data)
+              else contextlib.nullcontext()):
+            im = Image.open(io.BytesIO(data))
+        im.load()
+    return np.asarray(im), bool(ran)
+
+
+def is_wide_rgb(data: bytes) -> bool:
+    header = container.read_headers(io.BytesIO(data))[0]
+    return header.dtype == np.uint16 and header.channels >= 3
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_pillow_and_decode_give_the_whole_array_pixels(name: str, compiled: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    make, options, banded = CASES[name]
+    data = svdcodec.encode(make(), **options)
+    with kernels_on(compiled):
+        if compiled and kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        expected = whole_array(data, monkeypatch)
+        np.testing.assert_array_equal(svdcodec.decode(data), expected)
+        loaded, ran = load_spied(data, monkeypatch)
+    assert ran == banded
+    np.testing.assert_array_equal(loaded, as_opened(expected))
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_previews_and_thread_counts_agree(compiled: bool,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    data = svdcodec.encode(photo(88, 120, 4, seed=5), exact_alpha=False)
+    with kernels_on(compiled):
+        for components in (0, 1, 3):
+            np.testing.assert_array_equal(
+                svdcodec.decode(data, components=components),
+                whole_array(data, monkeypatch, components=components))
+        expected = whole_array(data, monkeypatch)
+        for threads in (1, 2, 3):
+            with svdcodec.threads(threads):
+                np.testing.assert_array_equal(load_spied(data, monkeypatch)[0], expected)
+
+
+def test_draft_and_reduce_still_decode_reduced(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = svdcodec.encode(photo(96, 128, 3))
+    im = Image.open(io.BytesIO(data))
+    im.draft("RGB", (32, 24))  # a quarter of 128 x 96
+    im.load()
+    np.testing.assert_array_equal(np.asarray(im), svdcodec.decode(data, reduce=4))
+    reduced = Image.open(io.BytesIO(data)).reduce(2)
+    np.testing.assert_array_equal(np.asarray(reduced), svdcodec.decode(data, reduce=2))
+
+
+def chunks(data: bytes) -> list[tuple[int, bytes, int]]:
+    """(offset, type, payload length) of every chunk."""
+    out, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        out.append((pos, data[pos + 4:pos + 8], length))
+        pos += 12 + length
+    return out
+
+
+def with_payload_byte_flipped(data: bytes, at: int, offset: int) -> bytes:
+    """The file with one byte of the chunk at `at` flipped and its CRC made right again."""
+    (length,) = struct.unpack_from(">I", data, at)
+    out = bytearray(data)
+    out[at + 8 + offset] ^= 0x5A
+    crc = zlib.crc32(bytes(out[at + 8:at + 8 + length]), zlib.crc32(bytes(out[at + 4:at + 8])))
+    struct.pack_into(">I", out, at + 8 + length, crc)
+    return bytes(out)
+
+
+#: Errors found reading a block whole (decompressing and indexing it), which load() finds
+#: before Pillow allocates the image; values that break a rule inside a well-formed stream
+#: (a component beyond the block, an overflow) are found as the bands are rendered.
+FOUND_BEFORE_ALLOCATION = ("corrupt zstd data", "row ends do not match")
+
+
+def test_broken_blocks_refused_before_the_image_is_allocated(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Damage inside a factor block's compressed data (the chunk's CRC made right, so only
+    decoding the block finds it) is refused by load() as OSError("broken SVDI file: ...") with
+    decode's message; when reading the block finds it, Pillow never allocates the image."""
+    data = svdcodec.encode(photo(96, 130, 3))
+    # The U blocks, largest first, every byte from the end until both kinds of damage were
+    # seen (which bytes give which depends on the encoder's choices for this image).
+    blocks = sorted((c for c in chunks(data) if c[1] == b"UBLK"), key=lambda c: -c[2])
+    damage = ((start, offset) for start, _, size in blocks for offset in range(size - 1, 0, -1))
+    allocated: list[tuple[str, tuple[int, int]]] = []
+    new = Image.core.new
+
+    def counting_new(mode: str, size: tuple[int, int]) -> Any:
+        allocated.append((mode, size))
+        return new(mode, size)
+    monkeypatch.setattr(Image.core, "new", counting_new)
+    before = later = 0
+    for start, offset in damage:
+        if before >= 3 and later >= 1:
+            break
+        damaged = with_payload_byte_flipped(data, start, offset)
+        try:
+            svdcodec.decode(damaged)
+            continue  # this byte changes samples, not the stream's validity
+        except SvdiError as exc:
+            message = str(exc)
+        im = Image.open(io.BytesIO(damaged))  # the descriptors are intact
+        allocated.clear()
+        with pytest.raises(OSError, match="broken SVDI file: ") as raised:
+            im.load()
+        assert message in str(raised.value)
+        if any(found in message for found in FOUND_BEFORE_ALLOCATION):
+            assert allocated == []
+            before += 1
+        else:
+            later += 1
+    assert before >= 3 and later >= 1
+
+
+def test_band_sink_copies_each_band_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Pillow sink takes every band exactly once, in rows that tile the image."""
+    data = svdcodec.encode(photo(70, 90, 3))
+    rows: list[tuple[int, int]] = []
+    put = pillow_plugin.PillowBands.put
+
+    def spy(self: pillow_plugin.PillowBands, y0: int, y1: int, band: np.ndarray) -> None:
+        rows.append((y0, y1))
+        put(self, y0, y1, band)
+    monkeypatch.setattr(pillow_plugin.PillowBands, "put", spy)
+    Image.open(io.BytesIO(data)).load()
+    rows.sort()
+    assert len(rows) >= 3 and rows[0][0] == 0 and rows[-1][1] == 70
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(rows))
