@@ -17,6 +17,7 @@ import svdcodec
 from svdcodec import modes
 from svdcodec.cli import encode_main, photos
 from svdcodec.codec.resample import float32_in_place
+from svdcodec.encoder import plane as encoder_plane
 from svdcodec.modes import ImageRows, raw_array
 from svdcodec.runtime import band_sizes
 
@@ -32,6 +33,9 @@ def rows_always(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Every L and RGB Pillow image read band by band; the row ranges read, recorded."""
     monkeypatch.setattr(band_sizes, "ROWS_FROM_SAMPLES", 0)
     monkeypatch.setattr(band_sizes, "BAND_SAMPLES", 4096)
+    # A small plane's patches are kept whole once read (encoder.plane.CachingSource), which
+    # reads it whole: off, so that these small images take the large ones' path.
+    monkeypatch.setattr(encoder_plane, "CACHED_PATCH_SAMPLES", 0)
     reads: list[tuple[int, int]] = []
     real = modes.raw_rows
 

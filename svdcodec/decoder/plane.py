@@ -3,9 +3,13 @@ then the band's pixel rows (spec §5 steps 3-4).
 
 A plane's matrix rows are its patches in raster order (or its image rows), sparse symbols are
 row-major and dense blocks are one value per row, so a band of patch rows is decoded and
-reconstructed on its own. The arithmetic per element is that of `codec.quantize.reconstruct`;
-OpenBLAS gives the same rows for any band of at least MIN_BAND_ROWS rows, so the pixels equal
-the whole-plane reference's (`codec.reference`). numpy and BLAS release the GIL, hence threads.
+reconstructed on its own. The arithmetic per element is that of `codec.quantize.reconstruct`.
+Bands depend on the image's size alone (`bands_for`), never on the thread count, so a file
+always decodes to the same pixels here. They hold at least MIN_BAND_ROWS rows, where OpenBLAS
+leaves its small-matrix kernels; it may still round a row of a product by a band of another
+row count differently (seen: a few pixels of a 1400 x 1500 image one apart), which spec §5
+allows (±1 between conforming decoders) and the tests against the whole-plane reference
+(`codec.reference`) bound. numpy and BLAS release the GIL, hence threads.
 
 Version 2 planes (spec §5.1) are integer products instead: the factors' integers times the
 weights W, multiplied in binary64 (`codec.exact`), exact in any band, piece or order.
