@@ -2,6 +2,8 @@
 """Does rate-distortion optimised quantization of U's run/level coded integers pay (issue #16)?
 
     python studies/rdoq_study.py --corpus DIR [--images 8] [--first 0] [--only NAME] [--jobs 2]
+    SVDCODEC_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python studies/rdoq_study.py --corpus DIR --encode-only photos|crops|none --only NAME
 
 Encoder only: the bitstream is unchanged, only which integers the encoder stores. On the images
 DIR's sorted PNGs [first, first + images) (kodim01-08 by default), for each variant the mean
@@ -159,6 +161,18 @@ VARIANTS = ("dead zone", "dead zone 0.34", "dead zone 0.42", "dead zone 0.42/0.3
             "rdoq 0.10 rounds 1 from 0.5", "rdoq 0.10 rounds 3 from 0.5")
 
 
+def encode_only(corpus: Path, which: str, variant: str) -> None:
+    """The encodes whose instructions docs/design-notes.md counts (one thread:
+    SVDCODEC_THREADS=1)."""
+    apply(variant)
+    paths = sorted(corpus.glob("*.png"))[0:12:2]
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    crops = [a[y:y + 256, x:x + 256] for a in photos for y, x in ((0, 0), (200, 300))]
+    for pixels in {"photos": photos, "crops": crops, "none": []}[which]:
+        for q in (30, 75, 90):
+            svdcodec.encode(pixels, quality=q)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True)
@@ -167,7 +181,14 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="a variant (repeatable): "
                         + ", ".join(VARIANTS) + "; 'rdoq L' and 'dead zone R' take any value")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--encode-only", choices=("photos", "crops", "none"),
+                        help="only encode, for an instruction count under valgrind: photos 1, 3, "
+                        "5, ..., 11 of DIR (or two 256x256 crops of each) at quality 30, 75, 90, "
+                        "with the first --only variant (none: load them only)")
     args = parser.parse_args()
+    if args.encode_only:
+        encode_only(args.corpus, args.encode_only, (args.only or ["rdoq 0.10"])[0])
+        return
     paths = sorted(args.corpus.glob("*.png"))[args.first:args.first + args.images]
     variants = args.only or list(VARIANTS)
     print(f"{len(paths)} images ({paths[0].name} ...); svdcodec {svdcodec.__file__}")
