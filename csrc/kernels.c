@@ -2915,6 +2915,168 @@ static PyObject *all_finite(PyObject *self, PyObject *arg)
     return PyBool_FromLong(ok);
 }
 
+/* ------------------------------------------------------------------------ rate-distortion
+   optimised quantization (codec.quantize.lower_levels) */
+
+/* The run/level symbol byte of a run and a value, as `symbols` writes it. */
+ALWAYS_INLINE unsigned rdoq_code(Py_ssize_t run, int64_t value)
+{
+    unsigned code = run >= 15 ? 15u : (unsigned)run;
+    return (code << 4) | ((-7 <= value && value <= 7) ? (unsigned)(value + 8) : 0u);
+}
+
+typedef struct {
+    char *ints;
+    const char *values;
+    Py_ssize_t rows, i_row, i_col, v_row, v_col, lo, count;
+    int type;
+    float inv_step;
+    double lam;
+    const double *bits; /* 256 */
+    double *cost;       /* count, zeroed */
+    Py_ssize_t *col;    /* scratch of count: the row's non-zero columns ... */
+    int64_t *level;     /* ... and their levels, as they were before this row's decisions */
+} Lower;
+
+/* The decision on one non-zero level k of a row (the row's levels as they were: col, level,
+   n of them): its lowered level, or the level itself when lowering does not pay. */
+ALWAYS_INLINE int64_t lower_one(const Lower *z, const char *vrow, Py_ssize_t k, Py_ssize_t n)
+{
+    const double *bits = z->bits;
+    const Py_ssize_t *col = z->col;
+    const int64_t *level = z->level;
+    int64_t v = level[k], lower = v - (v < 0 ? -1 : 1);
+    Py_ssize_t run = col[k] - (k ? col[k - 1] : -1) - 1;
+    unsigned code = rdoq_code(run, v);
+    double saved;
+    if (lower != 0) {
+        saved = bits[code] - bits[rdoq_code(run, lower)];
+    } else if (k + 1 < n) {
+        Py_ssize_t next_run = col[k + 1] - col[k] - 1;
+        double gain_next = bits[rdoq_code(next_run, level[k + 1])]
+                           - bits[rdoq_code(next_run + run + 1, level[k + 1])];
+        saved = bits[code] + gain_next;
+    } else {
+        saved = bits[code];
+    }
+    float x = fabsf(ld_f32(vrow + col[k] * z->v_col)) * z->inv_step;
+    double cost = 2.0 * ((double)x - (double)(v < 0 ? -v : v)) + 1.0;
+    if (!(cost < z->lam * saved))
+        return v;
+    z->cost[col[k]] += cost;
+    return lower;
+}
+
+/* numpy's lower_levels for an integer type T, row by row: a row's non-zeros are gathered
+   (64 columns at a time, by a bit mask, as `symbols` does), then each is decided on the
+   gathered levels, so writing the lowered ones at once changes nothing. */
+#define DEFINE_LOWER(NAME, T)                                                                  \
+    ALWAYS_INLINE Py_ssize_t NAME##_body(const Lower *z, Py_ssize_t col_stride)                \
+    {                                                                                          \
+        Py_ssize_t changed = 0;                                                                \
+        for (Py_ssize_t i = 0; i < z->rows; i++) {                                             \
+            char *row = z->ints + i * z->i_row + z->lo * col_stride;                           \
+            const char *vrow = z->values + i * z->v_row + z->lo * z->v_col;                    \
+            Py_ssize_t n = 0;                                                                  \
+            for (Py_ssize_t base = 0; base < z->count; base += 64) {                           \
+                Py_ssize_t size = z->count - base < 64 ? z->count - base : 64;                 \
+                const char *part = row + base * col_stride;                                    \
+                uint64_t mask = 0;                                                             \
+                for (Py_ssize_t j = 0; j < size; j++) {                                        \
+                    T x;                                                                       \
+                    memcpy(&x, part + j * col_stride, sizeof(T));                              \
+                    mask |= (uint64_t)(x != 0) << j;                                           \
+                }                                                                              \
+                while (mask) {                                                                 \
+                    Py_ssize_t k = TRAILING_ZEROS(mask);                                       \
+                    mask &= mask - 1;                                                          \
+                    T x;                                                                       \
+                    memcpy(&x, part + k * col_stride, sizeof(T));                              \
+                    z->col[n] = base + k;                                                      \
+                    z->level[n++] = (int64_t)x;                                                \
+                }                                                                              \
+            }                                                                                  \
+            for (Py_ssize_t k = 0; k < n; k++) {                                               \
+                int64_t lowered = lower_one(z, vrow, k, n);                                    \
+                if (lowered != z->level[k]) {                                                  \
+                    T x = (T)lowered;                                                          \
+                    memcpy(row + z->col[k] * col_stride, &x, sizeof(T));                       \
+                    changed++;                                                                 \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        return changed;                                                                        \
+    }                                                                                          \
+    HOT static Py_ssize_t NAME(const Lower *z)                                                 \
+    {                                                                                          \
+        return z->i_col == sizeof(T) ? NAME##_body(z, sizeof(T)) : NAME##_body(z, z->i_col);   \
+    }
+
+DEFINE_LOWER(lower_i8, int8_t)
+DEFINE_LOWER(lower_i16, int16_t)
+DEFINE_LOWER(lower_i32, int32_t)
+DEFINE_LOWER(lower_i64, int64_t)
+
+PyDoc_STRVAR(lower_levels_doc,
+"lower_levels(ints, values, inv_step, lo, hi, bits, lam, cost) -> int\n\n"
+"codec.quantize.lower_levels: in columns lo:hi of ints (rows, cols; any signed type), lower\n"
+"|level| by one where 2 (|values| inv_step - |level|) + 1 < lam * bits saved (bits: 256\n"
+"float64 per symbol byte), every decision on the levels as they were; cost (hi - lo float64,\n"
+"zeroed by the caller) += the added squared error in steps per column. Returns the count.");
+
+static PyObject *lower_levels(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"ints", "values", "inv_step", "lo", "hi", "bits", "lam", "cost",
+                            NULL};
+    PyObject *o_ints, *o_values, *o_bits, *o_cost, *result = NULL;
+    float inv_step;
+    double lam;
+    Py_ssize_t lo, hi, changed = 0;
+    Arr ints = {0}, values = {0}, bits = {0}, cost = {0};
+    void *scratch = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOfnnOdO:lower_levels", names, &o_ints,
+                                     &o_values, &inv_step, &lo, &hi, &o_bits, &lam, &o_cost))
+        return NULL;
+    if (get_array(o_ints, &ints, "ints", 2, T_SIGNED, A_WRITABLE) < 0
+        || get_array(o_values, &values, "values", 2, T_F32, 0) < 0
+        || get_array(o_bits, &bits, "bits", 1, T_F64, A_CONTIGUOUS) < 0
+        || get_array(o_cost, &cost, "cost", 1, T_F64, A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    if (values.shape[0] != ints.shape[0] || values.shape[1] != ints.shape[1]
+        || lo < 0 || hi < lo || hi > ints.shape[1] || bits.size != 256
+        || cost.size != hi - lo) {
+        value_error("lower_levels: values must have ints' shape, 0 <= lo <= hi <= columns, "
+                    "256 bits and hi - lo costs");
+        goto done;
+    }
+    Py_ssize_t count = hi - lo;
+    scratch = malloc((sizeof(Py_ssize_t) + sizeof(int64_t)) * (size_t)(count + 1));
+    if (scratch == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Lower z = {ints.data, values.data, ints.shape[0], ints.strides[0], ints.strides[1],
+               values.strides[0], values.strides[1], lo, count, ints.type, inv_step, lam,
+               (const double *)bits.data, (double *)cost.data, (Py_ssize_t *)scratch,
+               (int64_t *)((Py_ssize_t *)scratch + count + 1)};
+    Py_BEGIN_ALLOW_THREADS
+    switch (ints.type) {
+    case T_I8: changed = lower_i8(&z); break;
+    case T_I16: changed = lower_i16(&z); break;
+    case T_I32: changed = lower_i32(&z); break;
+    default: changed = lower_i64(&z); break;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(changed);
+done:
+    free(scratch);
+    release(&ints);
+    release(&values);
+    release(&bits);
+    release(&cost);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ module */
 
 #define METHOD(name) {#name, (PyCFunction)(void (*)(void))name, METH_VARARGS | METH_KEYWORDS, \
@@ -2927,7 +3089,7 @@ static PyMethodDef methods[] = {
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits),
-    METHOD(prediction_bits),
+    METHOD(prediction_bits), METHOD(lower_levels),
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},
 };

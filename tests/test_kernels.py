@@ -22,7 +22,7 @@ from PIL import Image
 import svdcodec  # noqa: E402
 from svdcodec import SvdiError  # noqa: E402
 from svdcodec import format as container  # noqa: E402
-from svdcodec.codec import coding, colour  # noqa: E402
+from svdcodec.codec import coding, colour, quantize  # noqa: E402
 from svdcodec.codec.quantize import ColumnStats, entropy_bits  # noqa: E402
 from svdcodec.encoder.source import PlaneSource, image_header  # noqa: E402
 from svdcodec.modes import as_pixels  # noqa: E402
@@ -354,6 +354,71 @@ def test_quantize_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SVDCODEC_KERNELS", "1")
     with pytest.raises(OverflowError):
         ColumnStats(1, 1e-30).add(np.array([[1e10]], dtype=np.float32))
+
+
+def test_optimised_quantization_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With run/level groups (`optimise_levels`, numpy on both paths, from the kernel's
+    integers): the same integers into an int16 band of a wider array, as the encoder asks."""
+    monkeypatch.setattr(quantize, "RDOQ_LAMBDA", 0.10)
+    rng = np.random.default_rng(5)
+    values = (rng.standard_normal((300, 24)) * (30.0 / (1.0 + np.arange(24)))).astype(np.float32)
+    results = []
+    for on in (False, True):
+        monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
+        stats = ColumnStats(24, 0.9, [(1, 16), (16, 24)])
+        out = np.zeros((400, 24), dtype=np.int16)
+        stats.add(values, out=out[50:350])
+        results.append((out, stats.top.copy(), stats.error.copy()))
+    (ia, ta, ea), (ib, tb, eb) = results
+    assert np.array_equal(ia, ib) and np.array_equal(ta, tb)
+    assert not ia[:50].any() and not ia[350:].any()
+    np.testing.assert_allclose(ea, eb, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
+@pytest.mark.parametrize("lam", [0.0, 0.1, 0.4])
+def test_lower_levels_matches_numpy(compiled: Any, dtype: type, lam: float) -> None:
+    """One round of `optimise_levels`: the kernel (a strided band, as a column slice of a wider
+    array gives) and its numpy twin lower the same levels with the same added errors, rows of
+    more than 64 columns and long runs and large values (escapes) included."""
+    rng = np.random.default_rng(11)
+    values = (rng.standard_normal((97, 150)) * (12.0 / (1.0 + np.arange(150)) ** 0.7)
+              ).astype(np.float32)
+    values[5, 40] = 60.0  # a value escape
+    values[::7, 20:140] = 0.0  # rows with long runs
+    values[::9, 130] = 0.7
+    wide = np.zeros((97, 160), dtype=dtype)
+    wide[:, 5:155] = quantize.quantize(values, 0.8, rounding=0.5).astype(dtype)
+    twin = wide.copy()
+    lo, hi, inv = 1, 150, np.float32(1.0 / 0.8)
+    band = wide[:, 5:155]
+    counts = np.bincount(compiled.symbols(band, lo, hi)[0], minlength=256)
+    cost = np.zeros(hi - lo)
+    changed = compiled.lower_levels(band, values, inv, lo, hi, quantize.symbol_bits(counts), lam,
+                                    cost)
+    expected, expected_cost = quantize.lower_levels(twin[:, 5:155], values, inv, lo, hi, lam)
+    assert changed == expected and np.array_equal(wide, twin)
+    assert np.array_equal(cost, expected_cost)  # same sums in the same order
+    assert (changed > 0) == (lam > 0)
+
+
+def test_lower_levels_checks_its_arguments(compiled: Any) -> None:
+    ints = np.zeros((4, 6), dtype=np.int16)
+    values = np.zeros((4, 6), dtype=np.float32)
+    bits, cost = np.zeros(256), np.zeros(5)
+    compiled.lower_levels(ints, values, 1.0, 1, 6, bits, 0.1, cost)
+    for args in ((ints, values[:3], 1.0, 1, 6, bits, 0.1, cost),  # shapes differ
+                 (ints, values, 1.0, 1, 7, bits, 0.1, np.zeros(6)),  # beyond the columns
+                 (ints, values, 1.0, 4, 2, bits, 0.1, cost),  # hi < lo
+                 (ints, values, 1.0, 1, 6, bits[:255], 0.1, cost),  # short table
+                 (ints, values, 1.0, 1, 6, bits, 0.1, np.zeros(4))):  # short costs
+        with pytest.raises(ValueError):
+            compiled.lower_levels(*args)
+    with pytest.raises(TypeError):
+        compiled.lower_levels(ints.astype(np.uint16), values, 1.0, 1, 6, bits, 0.1, cost)
+    with pytest.raises(TypeError):  # read-only integers
+        ints.flags.writeable = False
+        compiled.lower_levels(ints, values, 1.0, 1, 6, bits, 0.1, cost)
 
 
 def test_sparse_index_checks(compiled: Any) -> None:

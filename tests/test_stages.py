@@ -81,6 +81,71 @@ def test_dead_zone_quantizer() -> None:
     assert np.all(np.abs(q * step - values) <= step)  # never off by more than a step
 
 
+def sparse_band(rows: int = 400, columns: int = 24) -> np.ndarray:
+    """Coefficients of decreasing magnitude along the columns, most beyond the first few
+    within a step or two of zero, as in a patch layout's U."""
+    scale = 40.0 / (1.0 + np.arange(columns)) ** 1.5
+    return (RNG.standard_normal((rows, columns)) * scale).astype(np.float32)
+
+
+def test_optimise_levels_lowers_by_one_at_most_and_accounts_its_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(quantize, "RDOQ_LAMBDA", 0.10)
+    values, step = sparse_band(), 1.5
+    nearest = quantize.quantize(values, step, rounding=0.5)
+    ints = nearest.copy()
+    added = quantize.optimise_levels(ints, values, step, [(1, 8), (8, 24)])
+    change = np.abs(nearest) - np.abs(ints)
+    assert set(np.unique(change)) == {0, 1}  # some lowered, by one level, none raised
+    assert np.all(ints * nearest >= 0)  # no sign changes
+    assert np.array_equal(ints[:, 0], nearest[:, 0])  # outside the groups: untouched
+    assert np.count_nonzero(ints == 0) > np.count_nonzero(nearest == 0)
+    x = values.astype(np.float64) / step
+    expected = ((x - ints) ** 2 - (x - nearest) ** 2).sum(axis=0)
+    np.testing.assert_allclose(added, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(added >= 0)
+
+
+def test_optimise_levels_zeroes_an_isolated_one_that_breaks_a_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of a frequent pattern (one large value, then zeros); in one row a 1 just above the
+    half step sits far out, costing a rare symbol, and goes. Without a multiplier nothing
+    changes; an unambiguous level (an exact 1) stays at any moderate multiplier."""
+    values = np.zeros((200, 16), dtype=np.float32)
+    values[:, 1] = 5.0
+    values[7, 12] = 0.55
+    values[9, 12] = 1.0
+    nearest = quantize.quantize(values, 1.0, rounding=0.5)
+    monkeypatch.setattr(quantize, "RDOQ_LAMBDA", 0.0)
+    ints = nearest.copy()
+    assert not quantize.optimise_levels(ints, values, 1.0, [(1, 16)]).any()
+    assert np.array_equal(ints, nearest)
+    monkeypatch.setattr(quantize, "RDOQ_LAMBDA", 0.10)
+    quantize.optimise_levels(ints, values, 1.0, [(1, 16)])
+    assert ints[7, 12] == 0 and ints[9, 12] == 1
+    assert np.array_equal(ints[:, 1], nearest[:, 1])
+
+
+def test_column_stats_with_sparse_groups_optimise_them(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    """ColumnStats(sparse=...) is `optimise_levels` on the integers to nearest (the first
+    column with FIRST_ROUNDING), its error and largest integers those of the result."""
+    monkeypatch.setattr(quantize, "RDOQ_LAMBDA", 0.10)
+    values, step = sparse_band(), 1.5
+    stats = quantize.ColumnStats(24, step, [(1, 24)])
+    ints = stats.add(values)
+    expected = quantize.quantize(values, step, rounding=quantize.RDOQ_ROUNDING)
+    expected[:, 0] = quantize.quantize(values[:, :1], step)[:, 0]
+    quantize.optimise_levels(expected, values, step, [(1, 24)])
+    assert np.array_equal(ints, expected)
+    assert np.array_equal(stats.top, np.abs(ints).max(axis=0))
+    error = ((values.astype(np.float64) - ints * step) ** 2).sum(axis=0)
+    np.testing.assert_allclose(stats.error, error, rtol=1e-5)
+    monkeypatch.setattr(quantize, "RDOQ_LAMBDA", None)  # off: the dead-zone quantizer
+    assert np.array_equal(quantize.ColumnStats(24, step, [(1, 24)]).add(values),
+                          quantize.quantize(values, step))
+
+
 def test_reconstruct_is_the_spec_product() -> None:
     A = RNG.integers(-20, 20, (6, 3))
     B = RNG.integers(-20, 20, (5, 3))

@@ -261,8 +261,14 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     parts of bands computed before at the same rank and step (the layout sample), taken as they
     are: every band is computed on its own, so the result is the same."""
     n = candidate.plane.matrix_shape[1]
+    # A patch layout's run/level coded groups: their integers rate-distortion optimised
+    # (`optimise_levels`). Not a fitted basis's, which must find a decoded image's integers
+    # again (generation stability), nor a plain layout's, whose factors keep the dead zone's
+    # error bound (a centred PCA's orthonormality, docs/arrays.md).
+    in_patches = candidate.plane.layout == LAYOUT_PATCH
+    sparse = component_groups(rank)[1:] if in_patches and not candidate.fitted else None
     if candidate.P is not None:  # factorized whole (a plane too narrow to stream)
-        stats = ColumnStats(rank, step)
+        stats = ColumnStats(rank, step, sparse)
         return QuantizedU(stats.add(sample_rows(candidate, bands)[:, :rank]), stats, {}, {})
     assert candidate.basis is not None
     bands = plane_bands(source, candidate.plane.index) if bands is None else bands
@@ -280,7 +286,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     def band(i: int) -> BandPart:
         y0, y1 = bands[i]
         a = source.patches(candidate.plane.index, y0, y1, patch)
-        stats = ColumnStats(rank, step)
+        stats = ColumnStats(rank, step, sparse)
         ints = stats.add(a @ unit_basis, out=A[starts[i]:starts[i + 1]])
         return BandPart(ints, stats, [band_symbols(ints, lo, hi) for lo, hi in groups])
     done = done or {}
