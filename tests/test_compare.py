@@ -286,10 +286,11 @@ def test_lecture_rank_one_image_is_exact_at_rank_one() -> None:
 
 
 def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[int, str, bool]] = []
+    calls: list[tuple[int, str, bool, int]] = []
 
-    def fake_encode(array: np.ndarray, quality: int, layout: str, deblock: bool) -> bytes:
-        calls.append((quality, layout, deblock))
+    def fake_encode(array: np.ndarray, quality: int, layout: str, deblock: bool,
+                    effort: int) -> bytes:
+        calls.append((quality, layout, deblock, effort))
         return array.tobytes()
 
     monkeypatch.setattr(svdcodec, "encode", fake_encode, raising=False)
@@ -298,9 +299,11 @@ def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> No
     )
     img = smooth_image()
     n_bytes, decoded = compare.run_svdi(img, 50, layout="plain")
-    assert (n_bytes, calls) == (img.nbytes, [(50, "plain", False)])
+    assert (n_bytes, calls) == (img.nbytes, [(50, "plain", False, 1)])
     compare.run_svdi(img, 40, deblock=True)
-    assert calls[-1] == (40, "auto", True)
+    assert calls[-1] == (40, "auto", True, 1)
+    compare.run_svdi(img, 30, effort=2)
+    assert calls[-1] == (30, "auto", False, 2)
     assert np.array_equal(decoded, img)
 
 

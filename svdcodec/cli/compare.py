@@ -125,7 +125,7 @@ def sweep(img: np.ndarray, image: str, progress: StepCounter | None = None) -> l
 
 
 #: Codecs of the benchmarks (benchmarks/rd.py) that the one-image comparison leaves out.
-BENCHMARK_ONLY = ("png", "svdi-deblock")
+BENCHMARK_ONLY = ("png", "svdi-deblock", "svdi-effort2")
 
 
 def sweep_codecs() -> list[str]:
@@ -143,8 +143,8 @@ def _psnr_cell(db: object) -> str:
 
 
 def _table(rows: list[dict[str, object]], png_bytes: int, img: np.ndarray) -> str:
-    lines = [f"{'codec':<18} {'quality':>7} {'bytes':>9} {'bpp':>6} {'PSNR dB':>8}   "
-             f"{'JPEG same PSNR':>19} {'svdi/JPEG':>9}"]
+    lines = [(f"{'codec':<18} {'quality':>7} {'bytes':>9} {'bpp':>6} {'PSNR dB':>8}   "
+             f"{'JPEG same PSNR':>19} {'svdi/JPEG':>9}")]
     for r in rows:
         ratio = f"{r['size_vs_jpeg']:.2f}" if r["size_vs_jpeg"] else "-"
         lines.append(f"{LABELS[str(r['codec'])]:<18} {r['quality']:>7} {r['bytes']:>9} "

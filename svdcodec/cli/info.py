@@ -140,12 +140,12 @@ def _residual_text(blocks: list[dict[str, Any]], verbose: bool) -> list[str]:
 def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
     (ph, pw), (m, n), r = p["plane_shape"], p["matrix_shape"], p["rank"]
     b = p["bytes"]
-    lines = [f"  plane {p['index']}: {p['layout']}, plane {pw}x{ph} (w x h) -> "
-             f"matrix m x n = {m}x{n}, rank r = {r}, step {p['step']:.4g}",
+    lines = [(f"  plane {p['index']}: {p['layout']}, plane {pw}x{ph} (w x h) -> "
+             f"matrix m x n = {m}x{n}, rank r = {r}, step {p['step']:.4g}"),
              f"    blocks: U {b['U']} B, S {b['S']} B, V {b['V']} B",
-             f"    stores r·(m+n+1) = {r}·({m}+{n}+1) = {p['stored_entries']} factor entries "
+             (f"    stores r·(m+n+1) = {r}·({m}+{n}+1) = {p['stored_entries']} factor entries "
              f"for m·n = {p['raw_entries']} samples "
-             f"({100 * p['stored_entries'] / p['raw_entries']:.1f}%)"]
+             f"({100 * p['stored_entries'] / p['raw_entries']:.1f}%)")]
     lines.append(_sigma_text(p["sigma"]))
     if p.get("centred"):
         lines.append(f"    centred: the {n} column means stored ({p['mean_bytes']} B) and added "
@@ -174,9 +174,9 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
            else "4:4:4 (none)")
     depth = WIDE_NOTE if r["mode"] in ("RGB", "RGBA") and r["sample_type"] == "uint16" else ""
     lines = [f"{r['file']}: .svdi format version {r['format_version']}",
-             f"  image: {r['width']}x{r['height']}, mode {r['mode'] or 'none (numpy only)'}"
+             (f"  image: {r['width']}x{r['height']}, mode {r['mode'] or 'none (numpy only)'}"
              f"{depth}, "
-             f"{r['channels']} channel(s) of {r['sample_type']}",
+             f"{r['channels']} channel(s) of {r['sample_type']}"),
              f"  colour transform: {colour}; chroma subsampling: {sub}"]
     if verbose:
         lines.append(f"  sample scale: {r['scale']:.6g}; headers: {r['header_bytes']} bytes")
@@ -196,7 +196,7 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
     for p in r["planes"]:
         lines += _plane_text(p, verbose)
     lines += _residual_text(r.get("residuals") or [], verbose)
-    lines += [f"  total: {r['file_bytes']} bytes in the file vs {r['raw_bytes']} bytes of raw "
-              f"pixels: {r['compression_ratio']:.2f}:1 ({r['bits_per_pixel']:.3f} bits/pixel)",
+    lines += [(f"  total: {r['file_bytes']} bytes in the file vs {r['raw_bytes']} bytes of raw "
+              f"pixels: {r['compression_ratio']:.2f}:1 ({r['bits_per_pixel']:.3f} bits/pixel)"),
               f"  {EXPLANATION}"]
     return "\n".join(lines)

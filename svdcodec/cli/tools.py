@@ -492,8 +492,9 @@ def _encode_parser() -> argparse.ArgumentParser:
                              "at equal SSIM, for about twice the encode time and up to 1.9x the "
                              "decode time")
     parser.add_argument("--effort", type=int, choices=(1, 2), metavar="{1,2}",
-                        help="2: compress the factors again at a slower zstd level, 3-8 %% "
-                             "smaller for an encode 1.2-3.3x as long (default 1)")
+                        help="2: choose the factors' integers by rate and distortion and "
+                             "compress them again at a slower zstd level, about 5-10 %% "
+                             "smaller for a longer encode (default 1)")
     parser.add_argument("--centre", action="store_true",
                         help="subtract each column's mean before the SVD and store the means "
                              "(plain layout, format version 2): the factors are a PCA")

@@ -131,9 +131,9 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     the encode time and 1.3-1.9x the decode time. Off by default for that speed (issue #13);
     False writes the lowest version without it, readable by readers of versions 1-3.
 
-    effort (1 or 2, default 1): 2 compresses the kept factor blocks again at a slower zstd
-    level, 3-8 % smaller files (the most on small images and low qualities) for an encode
-    1.2-3.3x as long (docs/performance.md); the pixels are the same. Decoding is not slower.
+    effort (1 or 2, default 1): 2 chooses U's integers by rate and distortion (about 2 % smaller
+    at equal PSNR) and compresses the kept factor blocks again at a slower zstd level (3-8 %
+    smaller), for a longer encode (docs/performance.md). Decoding is not slower.
 
     Metadata, stored in ancillary chunks (spec §1.1) and read back by `read_metadata`:
     exif (bytes, with or without Pillow's "Exif\\0\\0" prefix, or a PIL.Image.Exif; the
@@ -183,7 +183,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
-                       bool(centre), bool(deblock))
+                       bool(centre), bool(deblock), effort >= 2)
         if request.any:
             assert isinstance(pixels, np.ndarray), "a residual reads the whole array (above)"
             try:
@@ -194,8 +194,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 # The layer is too coarse for the residual's 31-bit q (large 32-bit or float
                 # samples at a low quality): the finest layer, then the same bound.
                 data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None, None,
-                                              layout, bool(centre), bool(deblock)), pixels,
-                                      request)
+                                              layout, bool(centre), bool(deblock),
+                                              effort >= 2), pixels, request)
             except SvdiError:
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
@@ -233,9 +233,10 @@ def overflow_error(pixels: np.ndarray) -> SvdiError:
 
 def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | None,
             target_psnr: float | None, max_bytes: int | None, layout: str,
-            centre: bool = False, deblock: bool = False) -> bytes:
+            centre: bool = False, deblock: bool = False, optimise_levels: bool = False
+            ) -> bytes:
     single_step = target_psnr is None and max_bytes is None
-    rule = RankRule(None if rank is None else int(rank), energy)
+    rule = RankRule(None if rank is None else int(rank), energy, optimise_levels)
     enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
                   deblock)
     if single_step:

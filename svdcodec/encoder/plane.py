@@ -65,10 +65,13 @@ class CachingSource(PlaneSource):
 @dataclass
 class RankRule:
     """How many components a plane keeps: `rank` at most (None: any), or the fewest holding the
-    fraction `energy` of sum(sigma^2); with either set, the rank is not chosen by rate."""
+    fraction `energy` of sum(sigma^2); with either set, the rank is not chosen by rate. And
+    whether the kept integers of U's run/level groups are rate-distortion optimised
+    (`optimise_levels`, effort 2: they cost the encode more than they save at effort 1)."""
 
     rank: int | None = None
     energy: float | None = None
+    optimise_levels: bool = False
 
     @property
     def fixed(self) -> bool:
@@ -253,20 +256,21 @@ def energy_rank(candidate: Candidate, fraction: float) -> int:
 
 
 def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float,
-               bands: list[Band] | None = None, done: dict[Band, BandPart] | None = None
-               ) -> QuantizedU:
+               bands: list[Band] | None = None, done: dict[Band, BandPart] | None = None,
+               optimise: bool = False) -> QuantizedU:
     """The integers of the U side, their stats, and the symbols of each sparse group at full
     rank, band by band (while the band is in cache: the rank decision usually keeps them all).
     `bands`: only the matrix rows of these plane rows (whole patch rows), stacked. `done`:
     parts of bands computed before at the same rank and step (the layout sample), taken as they
     are: every band is computed on its own, so the result is the same."""
     n = candidate.plane.matrix_shape[1]
-    # A patch layout's run/level coded groups: their integers rate-distortion optimised
-    # (`optimise_levels`). Not a fitted basis's, which must find a decoded image's integers
+    # With `optimise`, a patch layout's run/level coded groups: their integers
+    # rate-distortion optimised (`optimise_levels`). Not a fitted basis's, which must find a decoded image's integers
     # again (generation stability), nor a plain layout's, whose factors keep the dead zone's
     # error bound (a centred PCA's orthonormality, docs/arrays.md).
     in_patches = candidate.plane.layout == LAYOUT_PATCH
-    sparse = component_groups(rank)[1:] if in_patches and not candidate.fitted else None
+    sparse = (component_groups(rank)[1:] if optimise and in_patches and not candidate.fitted
+              else None)
     if candidate.P is not None:  # factorized whole (a plane too narrow to stream)
         stats = ColumnStats(rank, step, sparse)
         return QuantizedU(stats.add(sample_rows(candidate, bands)[:, :rank]), stats, {}, {})
@@ -325,7 +329,7 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     c = candidate
     rank = energy_rank(c, rule.energy) if rule.energy is not None else c.sigma.size
     try:
-        u = quantize_u(source, c, rank, step, sample, done)
+        u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels)
         stats_b = ColumnStats(rank, step)
         B = stats_b.add(c.Q[:, :rank])
     except OverflowError:

@@ -133,11 +133,13 @@ def run_lecture(img: Array, rank: int, level: int = 19) -> Encoded:
     return n_bytes, decoded
 
 
-def run_svdi(img: Array, quality: int, layout: str = "auto", deblock: bool = False) -> Encoded:
+def run_svdi(img: Array, quality: int, layout: str = "auto", deblock: bool = False,
+             effort: int = 1) -> Encoded:
     """Round trip through svdcodec itself (imported lazily: the core is optional here)."""
     import svdcodec
 
-    data = svdcodec.encode(img, quality=int(quality), layout=layout, deblock=deblock)
+    data = svdcodec.encode(img, quality=int(quality), layout=layout, deblock=deblock,
+                           effort=effort)
     decoded = np.asarray(svdcodec.decode(data))
     if decoded.shape != np.shape(img) or decoded.dtype != np.uint8:
         raise RuntimeError(f"svdcodec.decode returned {decoded.shape} {decoded.dtype}, expected {np.shape(img)} uint8")
@@ -189,8 +191,9 @@ def _per_setting(runner: Callable[[Array, Any], Encoded]) -> SweepFn:
     return sweep
 
 
-def _svdi(layout: str, deblock: bool = False) -> SweepFn:
-    return _per_setting(lambda img, q: run_svdi(img, int(q), layout=layout, deblock=deblock))
+def _svdi(layout: str, deblock: bool = False, effort: int = 1) -> SweepFn:
+    return _per_setting(lambda img, q: run_svdi(img, int(q), layout=layout, deblock=deblock,
+                                                effort=effort))
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,8 @@ CODECS: dict[str, Codec] = {
         # encode(deblock=True): format version 4's deblocking filter (benchmarks only: the
         # one-image comparison, svdi-compare, shows the defaults)
         Codec("svdi-deblock", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True)),
+        # encode(effort=2): levels chosen by rate and distortion, blocks at zstd level 15
+        Codec("svdi-effort2", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", effort=2)),
     )
 }
 """Every codec the comparison knows, in report order."""
