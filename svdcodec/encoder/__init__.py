@@ -131,9 +131,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     the encode time and 1.3-1.9x the decode time. Off by default for that speed (issue #13);
     False writes the lowest version without it, readable by readers of versions 1-3.
 
-    effort (1 or 2, default 1): 2 chooses U's integers by rate and distortion (about 2 % smaller
-    at equal PSNR) and compresses the kept factor blocks again at a slower zstd level (3-8 %
-    smaller), for a longer encode (docs/performance.md). Decoding is not slower.
+    effort (1 or 2, default 1): 2 chooses U's integers by rate and distortion and compresses
+    the kept factor blocks again at a slower zstd level: 8-14 % smaller files at the same
+    quality (about 0.3 dB lower PSNR), for an encode 1.3-3.5x as long (docs/performance.md).
+    Decoding is not slower.
 
     Metadata, stored in ancillary chunks (spec §1.1) and read back by `read_metadata`:
     exif (bytes, with or without Pillow's "Exif\\0\\0" prefix, or a PIL.Image.Exif; the
