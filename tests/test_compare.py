@@ -17,6 +17,7 @@ from PIL import Image, features
 
 import svdcodec
 from svdcodec.cli import compare as compare_cli
+from svdcodec.cli import deep_images
 from svdcodec.evaluation import codecs as compare
 from svdcodec.evaluation import metrics
 
@@ -468,3 +469,30 @@ def test_progress_on_a_terminal_only(small_png: Path, monkeypatch: pytest.Monkey
     monkeypatch.undo()
     assert compare_cli.main(args) == 0
     assert capsys.readouterr().err == ""  # not a terminal: silent
+
+
+def test_images_are_compared_at_8_bits_with_a_note_for_each_change(tmp_path: Path) -> None:
+    """JPEG and WebP take 8-bit grey or RGB: a 16-bit grey PNG is scaled to 8 bits (Pillow's
+    own conversion clips it to white), alpha is dropped, 16-bit colour read at 8 bits: each
+    said; 32-bit integer samples refused."""
+    ramp = (np.arange(64 * 96, dtype=np.uint32).reshape(64, 96) * 10).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    pixels, notes = compare_cli.load_image(str(tmp_path / "grey16.png"))
+    assert pixels.dtype == np.uint8 and pixels.shape == (64, 96)
+    np.testing.assert_array_equal(pixels, (ramp.astype(np.uint32) + 128) // 257)
+    assert notes == ["16-bit grey: compared at 8 bits (samples rounded, v * 255 / 65535)"]
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 1:] = 200
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    pixels, notes = compare_cli.load_image(str(tmp_path / "rgba.png"))
+    assert pixels.shape == (8, 8, 3) and any("alpha dropped" in n for n in notes)
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "rgb.png")
+    assert compare_cli.load_image(str(tmp_path / "rgb.png"))[1] == []
+    wide = (np.arange(8 * 8 * 3, dtype=np.uint16).reshape(8, 8, 3) * 300)
+    if deep_images.missing() is None:  # the 16bit extra writes 16-bit colour PNG
+        (tmp_path / "rgb16.png").write_bytes(deep_images.png_bytes(wide))
+        _, notes = compare_cli.load_image(str(tmp_path / "rgb16.png"))
+        assert notes == ["a 16-bit RGB PNG: compared at 8 bits (as Pillow reads it)"]
+    Image.fromarray(ramp.astype(np.int32) * 1000, mode="I").save(tmp_path / "i32.tif")
+    with pytest.raises(ValueError, match="8-bit images"):
+        compare_cli.load_image(str(tmp_path / "i32.tif"))

@@ -10,11 +10,13 @@ tens of seconds, so on a terminal it shows which step it is on (on stderr; --qui
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import sys
 import textwrap
 from collections.abc import Sequence
+from contextlib import nullcontext
 from importlib import resources
 from typing import TextIO, cast
 
@@ -22,6 +24,8 @@ import numpy as np
 from PIL import Image
 
 from ..evaluation import codecs as cmp
+from ..pillow_plugin import to_8_bits
+from . import deep_images
 from .tools import VersionAction
 
 QUALITIES = (30, 50, 75, 90)
@@ -43,10 +47,32 @@ def sample_path() -> str:
     return str(resources.files("svdcodec") / "data" / "sample.png")
 
 
-def _load(path: str) -> np.ndarray:
-    with Image.open(sys.stdin.buffer if path == "-" else path) as im:
+def load_image(path: str) -> tuple[np.ndarray, list[str]]:
+    """The 8-bit grey or RGB image every codec of the comparison takes (JPEG and WebP have 8
+    bits and no alpha), and what it took to get there: a note for each change, never silent."""
+    with open(path, "rb") if path != "-" else nullcontext(sys.stdin.buffer) as f:
+        raw = f.read()
+    with Image.open(io.BytesIO(raw)) as im:
         im.load()
-        return np.asarray(im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode))
+        notes = []
+        deep = deep_images.deep_format(raw, im)
+        if deep is not None:  # Pillow reads these at 8 bits itself
+            notes.append(f"a {deep}: compared at 8 bits (as Pillow reads it)")
+        if im.mode in ("I;16", "I;16L", "I;16B"):
+            notes.append("16-bit grey: compared at 8 bits (samples rounded, v * 255 / 65535)")
+            return to_8_bits(np.asarray(im).astype(np.uint16)), notes
+        if im.mode in ("L", "RGB"):
+            return np.asarray(im), notes
+        if im.mode in ("I", "F"):
+            raise ValueError(f"mode {im.mode} ({'32-bit integer' if im.mode == 'I' else 'float'}"
+                             " samples): svdi-compare compares 8-bit images; svdi-encode "
+                             "stores these samples")
+        if "A" in im.mode or "transparency" in im.info:
+            notes.append("alpha dropped: the comparison is of the colour (JPEG has no alpha)")
+        if im.mode not in ("LA", "P", "PA", "RGBA", "RGBa", "RGBX"):
+            notes.append(f"mode {im.mode} converted to RGB")
+        grey = im.mode in ("LA", "La")
+        return np.asarray(im.convert("L" if grey else "RGB")), notes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -228,10 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--qualities must be integers in 1..100, got {args.qualities!r}")
     path = args.image or sample_path()
     try:
-        img = _load(path)
+        img, notes = load_image(path)
     except (OSError, ValueError) as exc:
         print(f"svdi-compare: {path}: {exc}", file=sys.stderr)
         return 1
+    for note in notes:
+        print(f"svdi-compare: {path}: {note}", file=sys.stderr)
     with_sweep = not args.no_bd or bool(args.plot)
     progress = StepCounter(2 * len(qualities) + 1 + (len(sweep_codecs()) if with_sweep else 0),
                            sys.stderr, not args.quiet)
