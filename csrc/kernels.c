@@ -2487,6 +2487,30 @@ typedef struct {
     Py_ssize_t n, a, v;
 } Symbols;
 
+/* Bit j set where element j of the `size` (<= 64) elements of type T at `part`, col_stride
+   bytes apart, is non-zero: the scan of `symbols` and `lower_levels`, which then visit only
+   the set bits (most values are zero). */
+#define DEFINE_NONZERO_MASK(T)                                                                 \
+    ALWAYS_INLINE uint64_t nonzero_mask_##T(const char *part, Py_ssize_t size,                  \
+                                            Py_ssize_t col_stride)                             \
+    {                                                                                          \
+        uint64_t mask = 0;                                                                     \
+        for (Py_ssize_t j = 0; j < size; j++) {                                                \
+            T x;                                                                               \
+            memcpy(&x, part + j * col_stride, sizeof(T));                                      \
+            mask |= (uint64_t)(x != 0) << j;                                                   \
+        }                                                                                      \
+        return mask;                                                                           \
+    }
+DEFINE_NONZERO_MASK(int8_t)
+DEFINE_NONZERO_MASK(uint8_t)
+DEFINE_NONZERO_MASK(int16_t)
+DEFINE_NONZERO_MASK(uint16_t)
+DEFINE_NONZERO_MASK(int32_t)
+DEFINE_NONZERO_MASK(uint32_t)
+DEFINE_NONZERO_MASK(int64_t)
+DEFINE_NONZERO_MASK(uint64_t)
+
 /* coding.band_symbols of one integer type T: each row is scanned 64 columns at a time for a
    bit mask of its non-zeros, then only the set bits are visited (most values are zero). */
 #define DEFINE_SYMBOLS(NAME, T)                                                               \
@@ -2499,12 +2523,7 @@ typedef struct {
             for (Py_ssize_t base = 0; base < z->count; base += 64) {                           \
                 Py_ssize_t size = z->count - base < 64 ? z->count - base : 64;                 \
                 const char *part = row + base * col_stride;                                    \
-                uint64_t mask = 0;                                                             \
-                for (Py_ssize_t j = 0; j < size; j++) {                                        \
-                    T x;                                                                       \
-                    memcpy(&x, part + j * col_stride, sizeof(T));                              \
-                    mask |= (uint64_t)(x != 0) << j;                                           \
-                }                                                                              \
+                uint64_t mask = nonzero_mask_##T(part, size, col_stride);                      \
                 while (mask) {                                                                 \
                     Py_ssize_t k = TRAILING_ZEROS(mask);                                       \
                     mask &= mask - 1;                                                          \
@@ -2981,12 +3000,7 @@ ALWAYS_INLINE int64_t lower_one(const Lower *z, const char *vrow, Py_ssize_t k, 
             for (Py_ssize_t base = 0; base < z->count; base += 64) {                           \
                 Py_ssize_t size = z->count - base < 64 ? z->count - base : 64;                 \
                 const char *part = row + base * col_stride;                                    \
-                uint64_t mask = 0;                                                             \
-                for (Py_ssize_t j = 0; j < size; j++) {                                        \
-                    T x;                                                                       \
-                    memcpy(&x, part + j * col_stride, sizeof(T));                              \
-                    mask |= (uint64_t)(x != 0) << j;                                           \
-                }                                                                              \
+                uint64_t mask = nonzero_mask_##T(part, size, col_stride);                      \
                 while (mask) {                                                                 \
                     Py_ssize_t k = TRAILING_ZEROS(mask);                                       \
                     mask &= mask - 1;                                                          \
