@@ -22,16 +22,12 @@ from _common import sample_path
 from PIL import Image
 
 import svdcodec
+from svdcodec.evaluation.metrics import psnr
 
 
 def centre_crop(pixels: np.ndarray, side: int = 256) -> np.ndarray:
     y, x = (max(0, (n - side) // 2) for n in pixels.shape[:2])
     return pixels[y:y + side, x:x + side]
-
-
-def psnr(a: np.ndarray, data: bytes) -> float:
-    error = a.astype(np.float64) - svdcodec.decode(data)
-    return float(10 * np.log10(255.0 ** 2 / max(np.mean(error ** 2), 1e-12)))
 
 
 def compare(images: list[np.ndarray], quality: int) -> tuple[float, float, float, float]:
@@ -45,7 +41,8 @@ def compare(images: list[np.ndarray], quality: int) -> tuple[float, float, float
         t2 = time.perf_counter()
         sizes += (len(fast), len(small))
         ratios.append((t2 - t1) / (t1 - t0))
-        change += psnr(pixels, small) - psnr(pixels, fast)
+        change += (psnr(pixels, svdcodec.decode(small))
+                   - psnr(pixels, svdcodec.decode(fast)))
     return (sizes[0] / len(images), sizes[1] / len(images), statistics.median(ratios),
             change / len(images))
 

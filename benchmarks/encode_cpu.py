@@ -17,7 +17,6 @@ Run it alternately on two versions of the code to compare them.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from _common import build_mosaic
+from _operations import prepare
 from PIL import Image
 
 import svdcodec
@@ -39,15 +39,10 @@ def cpu_ms(operation: Callable[[Any], object], images: list[Any]) -> float:
     return (time.process_time() - start) / len(images) * 1e3
 
 
-def jpeg(image: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, "JPEG", quality=75)
-    return out.getvalue()
-
-
-def pillow_load(data: bytes) -> None:
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
+#: The operations as speed.py runs them (benchmarks/_operations.py).
+jpeg = prepare("JPEG encode")
+svdi_pillow, svdi_numpy, jpeg_pillow = (prepare(name) for name in (
+    "svdi decode Pillow", "svdi decode numpy", "JPEG decode Pillow"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.decode:
             files = [svdcodec.encode(image) for image in images]
             jpegs = [jpeg(image) for image in images]
-            report(f"{name} x{len(images)} decode Pillow", pillow_load, pillow_load, files,
+            report(f"{name} x{len(images)} decode Pillow", svdi_pillow, jpeg_pillow, files,
                    jpegs, args.rounds)
-            report(f"{name} x{len(images)} decode numpy", svdcodec.decode, pillow_load, files,
+            report(f"{name} x{len(images)} decode numpy", svdi_numpy, jpeg_pillow, files,
                    jpegs, args.rounds)
     return 0
 

@@ -15,6 +15,7 @@ from support import photo
 import svdcodec
 from svdcodec import SvdiError, cli
 from svdcodec.decoder.reference import decode_reference
+from svdcodec.evaluation.metrics import psnr
 from svdcodec.format import FACTOR_CHUNKS
 from svdcodec.format.recompress import recompress_blocks
 
@@ -67,10 +68,6 @@ def test_effort_2_is_smaller_on_a_photo() -> None:
     assert len(small) < 0.99 * len(recompressed) < 0.99 * len(fast)
     assert psnr(pixels, svdcodec.decode(small)) > psnr(pixels, svdcodec.decode(fast)) - 0.3
     np.testing.assert_array_equal(decode_reference(small), svdcodec.decode(small))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
 def test_recompressing_twice_changes_nothing() -> None:
