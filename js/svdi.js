@@ -1,4 +1,4 @@
-// A decoder of the .svdi image format, versions 1 to 4, written from spec/svdi.md §1–5.
+// A decoder of the .svdi image format, versions 1 to 5, written from spec/svdi.md §1–5.
 //
 // An ES module for browsers (pages and module Workers) and Node ≥ 18. Untrusted bytes are parsed
 // in one place (`parseContainer`): every size is checked against the header and the spec's
@@ -15,14 +15,20 @@
 // §4.1, §5.3) are then applied to the samples band by band. Version 3 is version 2 with the
 // Y′CbCr transform for 16-bit samples too (§5.2): integer arithmetic below 2^35, exact.
 // Version 4 adds the deblocking filter (§5.4): integer edge filtering of the 8-bit samples
-// across patch edges, before the colour conversion and the residual blocks.
+// across patch edges, before the colour conversion and the residual blocks. Version 5 packs the
+// factor blocks compactly (§4.2): several block records to a chunk, LEB128 fields, zstd frames
+// without their magic number or small blocks stored raw.
 
 import { zstdDecompress, zstdReady } from "./zstd.js";
 
 export const SIGNATURE = Uint8Array.from([0x89, 0x53, 0x56, 0x44, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** The newest format version; this decoder reads every one of VERSIONS. */
-export const VERSION = 4;
-export const VERSIONS = [1, 2, 3, 4];
+export const VERSION = 5;
+export const VERSIONS = [1, 2, 3, 4, 5];
+/** The first version of the compact container (§4.2): several block records to a factor
+ * chunk, LEB128 fields, zstd frames without their magic number or stored raw. */
+const COMPACT_VERSION = 5;
+const ZSTD_MAGIC = Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd]);
 export const MAX_DIMENSION = 2 ** 20;
 /** Most channels (planes) of a version 2 file (HEAD's u8 fields), and of a version 1 file. */
 export const MAX_CHANNELS = 255;
@@ -311,10 +317,11 @@ function checkPixels(header, maxPixels) {
  * to 128 KiB), not the data. The window costs no memory: libzstd's one-shot decoder uses the
  * output buffer (exactly `nbytes`) as its window; only windows beyond what libzstd's 32-bit
  * build accepts are refused, with a message naming the limit. */
-function frameHeader(b, start, end, what) {
+function frameHeader(b, start, end, what, magicless = false) {
   const bad = (why) => new SvdiError(`${what}: bad zstd frame (${why})`);
+  if (magicless) start -= 4; // version 5 (§4.2): the frame starts at its descriptor
   if (end - start < 6) throw bad("frame header truncated");
-  if (b[start] !== 0x28 || b[start + 1] !== 0xb5 || b[start + 2] !== 0x2f || b[start + 3] !== 0xfd) {
+  if (!magicless && (b[start] !== 0x28 || b[start + 1] !== 0xb5 || b[start + 2] !== 0x2f || b[start + 3] !== 0xfd)) {
     throw bad("unknown frame magic number");
   }
   const descriptor = b[start + 4];
@@ -345,8 +352,12 @@ function frameHeader(b, start, end, what) {
   return { declared, window, singleSegment, checksum, at, bad };
 }
 
-function checkFrame(b, start, end, nbytes, what) {
-  let { declared, window, singleSegment, checksum, at, bad } = frameHeader(b, start, end, what);
+function checkFrame(b, start, end, nbytes, what, form = "zstd") {
+  if (form === "stored") {
+    if (end - start !== nbytes) throw new SvdiError(`${what}: ${end - start} stored bytes, header implies ${nbytes}`);
+    return;
+  }
+  let { declared, window, singleSegment, checksum, at, bad } = frameHeader(b, start, end, what, form === "magicless");
   if (declared !== BigInt(nbytes)) {
     throw new SvdiError(`${what}: zstd frame declares ${declared} bytes, header implies ${nbytes}`);
   }
@@ -373,9 +384,19 @@ function checkFrame(b, start, end, nbytes, what) {
 }
 
 function decompressFrame(block, bytes) {
+  const frame = bytes.subarray(block.frameStart, block.frameEnd);
+  // Version 5 (§4.2): the content itself, copied into its own buffer, as libzstd's output is
+  // (the decoder reads it from offset 0 of its buffer; a Node Buffer's slice() would not copy).
+  if (block.form === "stored") return new Uint8Array(frame);
   const failure = zstdReady();
   if (failure) throw new SvdiError(failure);
-  const out = zstdDecompress(bytes.subarray(block.frameStart, block.frameEnd), block.rawBytes);
+  let whole = frame;
+  if (block.form === "magicless") { // libzstd's one-shot decoder wants the magic number back
+    whole = new Uint8Array(frame.length + 4);
+    whole.set(ZSTD_MAGIC);
+    whole.set(frame, 4);
+  }
+  const out = zstdDecompress(whole, block.rawBytes);
   if (typeof out === "string") throw new SvdiError(`${block.what}: corrupt zstd data (${out})`);
   return out;
 }
@@ -520,46 +541,69 @@ function sparseSizesFit(rows, count, symbols, runEscapes, valueEscapes) {
     runEscapes <= rows * Math.floor(count / 16) && values + 15 * runEscapes <= rows * count;
 }
 
-function parseBlock(type, b, start, end, planes, cursor) {
+/** A block of `count` components of plane `index` placed after the blocks before it (`cursor`,
+ * advanced): its first component (version 5 stores none: the cursor), grid rows, what. */
+function placeBlock(type, index, first, count, planes, cursor) {
   const factor = FACTOR_TYPES[type];
-  if (end - start < 10) throw new SvdiError(`${type} chunk too short`);
-  const index = b[start], first = u32(b, start + 1), count = u32(b, start + 5), coding = b[start + 9];
+  const key = `${index}${factor}`;
+  const at = cursor.get(key) || 0;
+  if (first === null) first = at;
   const what = `plane ${index} ${factor} block at component ${first}`;
   if (index >= planes.length) throw new SvdiError(`${what}: no such plane`);
   const plane = planes[index];
-  const key = `${index}${factor}`;
-  if (first !== (cursor.get(key) || 0) || count < 1 || first + count > plane.rank) {
+  if (first !== at || count < 1 || first + count > plane.rank) {
     throw new SvdiError(`${what}: components ${first}..${first + count} out of order or past rank ${plane.rank}`);
   }
   cursor.set(key, first + count);
   const rows = factor === "U" ? plane.m : factor === "V" ? plane.n : 1;
-  const block = { factor, plane: index, first, count, coding, what, stored: end - start + 12 };
+  return { factor, first, rows, what };
+}
+
+/** A dense block's element type and predictor checked (§4): integers for U and V, float32
+ * without a predictor for S. */
+function denseFields(block, code, predictor) {
+  const { factor, what } = block;
+  if (!(code in ELEMENT_BYTES) || (factor === "S") !== (code === 4)) {
+    throw new SvdiError(`${what}: invalid element type ${code}`);
+  }
+  if (predictor > 3 || (factor === "S" && predictor)) {
+    throw new SvdiError(`${what}: invalid predictor ${predictor}`);
+  }
+  const elements = block.count * block.rows;
+  Object.assign(block, { elementType: code, predictor, elements, rawBytes: elements * ELEMENT_BYTES[code] });
+}
+
+/** A sparse block's escape type and stream sizes checked (§4). */
+function sparseFields(block, code, symbols, runEscapes, valueEscapes) {
+  const { what, rows, count } = block;
+  if (code !== 2 && code !== 3) throw new SvdiError(`${what}: invalid escape type ${code}`);
+  if (!sparseSizesFit(rows, count, symbols, runEscapes, valueEscapes)) {
+    throw new SvdiError(`${what}: stream sizes ${symbols}/${runEscapes}/${valueEscapes} do not fit ${rows} rows`);
+  }
+  Object.assign(block, {
+    escapeType: code, symbols, runEscapes, valueEscapes,
+    rawBytes: symbols + 2 * runEscapes + ELEMENT_BYTES[code] * valueEscapes,
+  });
+}
+
+function parseBlock(type, b, start, end, planes, cursor) {
+  if (end - start < 10) throw new SvdiError(`${type} chunk too short`);
+  const index = b[start], count = u32(b, start + 5), coding = b[start + 9];
+  const place = placeBlock(type, index, u32(b, start + 1), count, planes, cursor);
+  const block = { ...place, plane: index, count, coding, stored: end - start + 12, form: "zstd" };
+  const what = block.what;
   let at = start + 10;
   if (coding === 0) {
     if (end - at < 6) throw new SvdiError(`${what}: descriptor too short`);
-    const code = b[at], predictor = b[at + 1], elements = u32(b, at + 2);
-    if (elements !== count * rows) {
-      throw new SvdiError(`${what}: declares ${elements} elements, header implies ${count * rows}`);
+    const elements = u32(b, at + 2);
+    if (elements !== count * block.rows) {
+      throw new SvdiError(`${what}: declares ${elements} elements, header implies ${count * block.rows}`);
     }
-    if (!(code in ELEMENT_BYTES) || (factor === "S") !== (code === 4)) {
-      throw new SvdiError(`${what}: invalid element type ${code}`);
-    }
-    if (predictor > 3 || (factor === "S" && predictor)) {
-      throw new SvdiError(`${what}: invalid predictor ${predictor}`);
-    }
-    Object.assign(block, { elementType: code, predictor, elements, rawBytes: elements * ELEMENT_BYTES[code] });
+    denseFields(block, b[at], b[at + 1]);
     at += 6;
-  } else if (coding === 1 && factor !== "S") {
+  } else if (coding === 1 && block.factor !== "S") {
     if (end - at < 13) throw new SvdiError(`${what}: descriptor too short`);
-    const code = b[at], symbols = u32(b, at + 1), runEscapes = u32(b, at + 5), valueEscapes = u32(b, at + 9);
-    if (code !== 2 && code !== 3) throw new SvdiError(`${what}: invalid escape type ${code}`);
-    if (!sparseSizesFit(rows, count, symbols, runEscapes, valueEscapes)) {
-      throw new SvdiError(`${what}: stream sizes ${symbols}/${runEscapes}/${valueEscapes} do not fit ${rows} rows`);
-    }
-    Object.assign(block, {
-      escapeType: code, symbols, runEscapes, valueEscapes,
-      rawBytes: symbols + 2 * runEscapes + ELEMENT_BYTES[code] * valueEscapes,
-    });
+    sparseFields(block, b[at], u32(b, at + 1), u32(b, at + 5), u32(b, at + 9));
     at += 13;
   } else {
     throw new SvdiError(`${what}: unknown coding ${coding}`);
@@ -568,6 +612,63 @@ function parseBlock(type, b, start, end, planes, cursor) {
   block.frameEnd = end;
   checkFrame(b, at, end, block.rawBytes, what);
   return block;
+}
+
+/** An unsigned LEB128 number at `at` (§4.2): at most 5 bytes, below 2^32, in its shortest form.
+ * [value, position after it]. */
+function varint(b, at, end, what) {
+  let value = 0;
+  for (let i = 0; i < 5; i++) {
+    if (at + i >= end) throw new SvdiError(`${what}: record ends inside a number`);
+    const byte = b[at + i];
+    value += (byte & 0x7f) * 2 ** (7 * i);
+    if (!(byte & 0x80)) {
+      if (i && !byte) throw new SvdiError(`${what}: number not in its shortest form`);
+      if (value >= 2 ** 32) throw new SvdiError(`${what}: number of ${value} exceeds 32 bits`);
+      return [value, at + i + 1];
+    }
+  }
+  throw new SvdiError(`${what}: number longer than 5 bytes`);
+}
+
+/** The block records of a version 5 factor chunk (§4.2), back to back up to the chunk's end. */
+function parseRecords(type, b, start, end, planes, cursor) {
+  const blocks = [];
+  for (let at = start; at < end || !blocks.length;) {
+    if (end - at < 3) throw new SvdiError(`${type} block record too short`);
+    const recordStart = at, index = b[at];
+    let count;
+    [count, at] = varint(b, at + 1, end, `${type} block record`);
+    const place = placeBlock(type, index, null, count, planes, cursor);
+    const what = place.what;
+    if (at >= end) throw new SvdiError(`${what}: record too short`);
+    const byte = b[at++];
+    const coding = byte & 1, stored = (byte & 2) !== 0, predictor = (byte >> 2) & 3, code = (byte >> 4) & 7;
+    if (byte & 0x80) throw new SvdiError(`${what}: coding byte 0x${byte.toString(16).padStart(2, "0")} sets its reserved bit`);
+    const block = { ...place, plane: index, count, coding, form: stored ? "stored" : "magicless" };
+    if (coding === 0) {
+      denseFields(block, code, predictor);
+    } else if (place.factor === "S") {
+      throw new SvdiError(`${what}: unknown coding ${coding} (S blocks are dense)`);
+    } else {
+      if (predictor) throw new SvdiError(`${what}: a sparse block with predictor bits ${predictor}`);
+      let symbols, runEscapes, valueEscapes;
+      [symbols, at] = varint(b, at, end, what);
+      [runEscapes, at] = varint(b, at, end, what);
+      [valueEscapes, at] = varint(b, at, end, what);
+      sparseFields(block, code, symbols, runEscapes, valueEscapes);
+    }
+    let size = block.rawBytes;
+    if (!stored) [size, at] = varint(b, at, end, what);
+    if (at + size > end) throw new SvdiError(`${what}: frame of ${size} bytes past the chunk's end`);
+    block.frameStart = at;
+    block.frameEnd = at + size;
+    block.stored = at + size - recordStart;
+    checkFrame(b, at, at + size, block.rawBytes, what, block.form);
+    blocks.push(block);
+    at += size;
+  }
+  return blocks;
 }
 
 /** The singular values of an SBLK, decompressed and checked (finite, > 0). */
@@ -738,7 +839,8 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
     } else if (type in FACTOR_TYPES) {
       if (planes.length !== header.planeCount) throw new SvdiError("factor block before all PLAN chunks");
       if (residuals.length) throw new SvdiError("factor block after a residual block");
-      blocks.push(parseBlock(type, bytes, start, end, planes, cursor));
+      if (header.version >= COMPACT_VERSION) blocks.push(...parseRecords(type, bytes, start, end, planes, cursor));
+      else blocks.push(parseBlock(type, bytes, start, end, planes, cursor));
       metadata.blocksSeen = true;
     } else if (type === "MEAN") {
       if (planes.length !== header.planeCount || blocks.length || residuals.length) {

@@ -1020,8 +1020,13 @@ def v2_invalid_vectors(valid: dict[str, bytes], v1: bytes) -> list[tuple[str, st
         ("unknown_version_4", "HEAD declares format version 4 over version 1's 23-byte PLAN "
          "chunks", replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=4)),
          "PLAN chunk has 23 bytes, expected 27"),
-        ("unknown_version_5", "HEAD declares format version 5", replace(
-            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=5)), "unsupported format version 5"),
+        # Before version 5 existed this file was refused for its version; it still is, for its
+        # version 1 PLAN chunks (the bytes are unchanged).
+        ("unknown_version_5", "HEAD declares format version 5 over version 1's 23-byte PLAN "
+         "chunks", replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=5)),
+         "PLAN chunk has 23 bytes, expected 27"),
+        ("unknown_version_6", "HEAD declares format version 6", replace(
+            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)), "unsupported format version 6"),
         *v4_invalid_vectors(valid),
         ("v3_ycc16_in_v2", "16-bit Y'CbCr (a version 3 file) with HEAD's version 2", replace(
             valid["v3_rgb16_16x16_sub"], b"HEAD", patch_struct(container.HEAD_RECORD, f0=2)),
@@ -1381,6 +1386,180 @@ def frame_content(frame: bytes) -> bytes:
             return bytes(out)
 
 
+# ----------------------------------------------------------------------------- version 5
+
+
+#: Version 5 (§4.2): content of at most this many bytes is stored raw by `as_version_5`, larger
+#: content keeps its (magicless) zstd frame, so that the vectors hold both.
+V5_STORED_UPTO = 16
+#: Valid files of versions 2-4 whose version 5 form is a vector too (the same pixels).
+V5_SOURCES = ("v4_filter_rgb_16x16_sub_patch4", "v4_filter_l_12x10_patch2_lossless",
+              "v4_filter_off_rgb_16x16_patch8", "v2_rgb_16x16_lossless", "v2_l_12x10_lossless",
+              "v2_mean_f32_7x6", "v3_rgb16_16x16_e100", "v2_i16_6x10_e2")
+
+
+def leb128(value: int) -> bytes:
+    """An unsigned LEB128 number in its shortest form (§4.2)."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
+@dataclass
+class Record:
+    """A factor block of a version 5 file (§4.2), as fields, so that invalid vectors can break
+    one of them: plane, count, coding byte, sparse sizes (or None), frame (with its length) or
+    stored bytes."""
+    kind: bytes
+    plane: int
+    count: int
+    coding: int
+    sizes: tuple[int, int, int] | None
+    body: bytes  # the stored content, or the magicless frame
+    count_bytes: bytes | None = None  # the count's bytes when not its shortest LEB128 form
+    length_delta: int = 0  # added to the frame length field (past the chunk's end)
+
+    def encode(self) -> bytes:
+        out = bytes([self.plane]) + (self.count_bytes or leb128(self.count)) + bytes([self.coding])
+        if self.sizes is not None:
+            out += b"".join(leb128(n) for n in self.sizes)
+        if self.coding & 2:
+            return out + self.body
+        return out + leb128(len(self.body) + self.length_delta) + self.body
+
+
+def records_of(kind: bytes, payload: bytes) -> Record:
+    """The version 5 record of a version 1-4 factor block chunk: the same content, stored raw
+    up to V5_STORED_UPTO bytes, else in the same zstd frame without its magic number."""
+    plane, _, count, coding = container.BLOCK_RECORD.unpack_from(payload)
+    at = container.BLOCK_RECORD.size
+    sizes = None
+    if coding == container.DENSE:
+        code, predictor, _ = container.DENSE_RECORD.unpack_from(payload, at)
+        at += container.DENSE_RECORD.size
+    else:
+        code, *counts = container.SPARSE_RECORD.unpack_from(payload, at)
+        predictor, sizes = 0, (counts[0], counts[1], counts[2])
+        at += container.SPARSE_RECORD.size
+    frame = payload[at:]
+    content = frame_content(frame)
+    stored = len(content) <= V5_STORED_UPTO
+    byte = coding | (2 if stored else 0) | predictor << 2 | code << 4
+    return Record(kind, plane, count, byte, sizes, content if stored else frame[4:])
+
+
+def as_version_5(data: bytes, edit: Callable[[list[Record]], None] | None = None) -> bytes:
+    """A valid file of version 2-4 as version 5 (§4.2): HEAD's version 5, PLAN chunks of 27
+    bytes (the filter bytes 0 where there were none), and the factor blocks in the reference
+    encoder's order (group by group: S, then V, then U of every plane), each run of records of
+    one factor in one chunk. `edit` may change the records first (invalid vectors)."""
+    out: list[tuple[bytes, bytes]] = []
+    records: list[tuple[int, int, Record]] = []
+    seen: dict[tuple[bytes, int], int] = {}
+    place = None
+    for kind, payload in split_chunks(data):
+        if kind == b"HEAD":
+            payload = patch_struct(container.HEAD_RECORD, f0=5)(payload)
+        elif kind == b"PLAN":
+            payload = payload + bytes(container.PLAN_RECORD_V4.size - len(payload))
+        if kind in container.FACTOR_TYPES:
+            record = records_of(kind, payload)
+            group = seen.get((kind, record.plane), 0)  # the n-th block of its plane and factor
+            seen[(kind, record.plane)] = group + 1
+            records.append((group, b"SBLK VBLK UBLK".index(kind), record))
+            place = len(out) if place is None else place
+        else:
+            out.append((kind, payload))
+    ordered = [r for _, _, r in sorted(records, key=lambda x: (x[0], x[1]))]
+    if edit is not None:
+        edit(ordered)
+    chunks: list[tuple[bytes, bytes]] = []
+    for record in ordered:
+        if chunks and chunks[-1][0] == record.kind:
+            chunks[-1] = (record.kind, chunks[-1][1] + record.encode())
+        else:
+            chunks.append((record.kind, record.encode()))
+    assert place is not None
+    return join_chunks(out[:place] + chunks + out[place:])
+
+
+def v5_invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]]:
+    """Version 5 files that break one rule of the compact container each (§4.2)."""
+    base = valid["v2_rgb_16x16_lossless"]  # dense and sparse, stored and zstd records
+
+    def edited(change: Callable[[list[Record]], None]) -> bytes:
+        return as_version_5(base, change)
+
+    def first(kind: bytes, sparse: bool | None = None, stored: bool | None = None
+              ) -> Callable[[list[Record]], Record]:
+        def pick(records: list[Record]) -> Record:
+            return next(r for r in records if r.kind == kind
+                        and (sparse is None or bool(r.coding & 1) == sparse)
+                        and (stored is None or bool(r.coding & 2) == stored))
+        return pick
+
+    def setting(pick: Callable[[list[Record]], Record], **fields: Any
+                ) -> Callable[[list[Record]], None]:
+        def change(records: list[Record]) -> None:
+            record = pick(records)
+            for key, value in fields.items():
+                setattr(record, key, value(record) if callable(value) else value)
+        return change
+
+    def drop_last_u(records: list[Record]) -> None:
+        records.remove([r for r in records if r.kind == b"UBLK"][-1])
+
+    u_sparse = first(b"UBLK", sparse=True)
+
+    def last_framed_v(records: list[Record]) -> Record:  # the last record of its chunk
+        return [r for r in records if r.kind == b"VBLK"][-1]
+    with_trailing = split_chunks(as_version_5(base))
+    at = next(i for i, (k, _) in enumerate(with_trailing) if k == b"VBLK")
+    with_trailing[at] = (b"VBLK", with_trailing[at][1] + b"\0")
+    empty = split_chunks(as_version_5(base))
+    at = next(i for i, (k, _) in enumerate(empty) if k == b"SBLK")
+    empty.insert(at + 1, (b"UBLK", b""))
+    return [
+        ("v5_count_not_shortest", "a block's count in LEB128 with a superfluous 0x00 byte",
+         edited(setting(first(b"VBLK"), count_bytes=lambda r: bytes([r.count | 0x80, 0]))),
+         "number not in its shortest form"),
+        ("v5_count_too_long", "a block's count in six LEB128 bytes", edited(setting(
+            first(b"VBLK"), count_bytes=lambda r: bytes([r.count | 0x80, 0x80, 0x80, 0x80, 0x80, 0]))),
+         "number longer than 5 bytes"),
+        ("v5_count_past_rank", "a block of one component more than its plane's rank",
+         edited(setting(first(b"SBLK"), count=lambda r: r.count + 1)),
+         "out of order or past rank"),
+        ("v5_coding_reserved_bit", "a coding byte with bit 7 set",
+         edited(setting(first(b"UBLK"), coding=lambda r: r.coding | 0x80)),
+         "sets its reserved bit"),
+        ("v5_sparse_predictor", "a sparse block's coding byte with predictor bits",
+         edited(setting(u_sparse, coding=lambda r: r.coding | 4)),
+         "a sparse block with predictor bits"),
+        ("v5_sparse_s", "an S block coded sparse",
+         edited(setting(first(b"SBLK"), coding=lambda r: r.coding | 1, sizes=(1, 0, 0))),
+         "S blocks are dense"),
+        ("v5_element_type", "a dense U block of element type 4 (float32)", edited(setting(
+            first(b"UBLK", sparse=False), coding=lambda r: r.coding & 0x0F | 4 << 4)),
+         "invalid element type 4"),
+        ("v5_sparse_size_bomb", "a sparse block declaring 2^32 - 1 symbols", edited(setting(
+            u_sparse, sizes=lambda r: (2**32 - 1, *r.sizes[1:]))), "stream sizes"),
+        ("v5_frame_past_chunk", "a frame length one byte past the chunk's end",
+         edited(setting(last_framed_v, length_delta=1)), "past the chunk's end"),
+        ("v5_frame_with_magic", "a block's zstd frame with its magic number (version 5 frames "
+         "start at the frame header descriptor)",
+         edited(setting(last_framed_v, body=lambda r: struct.pack("<I", ZSTD_MAGIC) + r.body)),
+         "bad zstd frame"),
+        ("v5_trailing_byte", "a factor chunk with one byte after its last record",
+         join_chunks(with_trailing), "block record too short"),
+        ("v5_empty_chunk", "a factor chunk without a record", join_chunks(empty),
+         "block record too short"),
+        ("v5_missing_block", "the last U block left out", edited(drop_last_u),
+         "U blocks cover"),
+    ]
+
+
 # ----------------------------------------------------------------------------- output
 
 
@@ -1419,7 +1598,18 @@ def build() -> tuple[dict[str, bytes], dict]:
                         "expected": f"{w.name}.npy", "tolerance": {"abs": 0},
                         "format_version": w.version,
                         "max_error": {str(c): p.bound for c, p in sorted(w.parts.items())}})
-    invalid = invalid_vectors(valid) + v2_invalid_vectors(valid, valid["l_13x7_plain"])
+    for name in V5_SOURCES:  # version 5 (§4.2): the same pixels in the compact container
+        source = next(e for e in entries if e["file"] == f"{name}.svdi")
+        v5 = f"v5_{name.split('_', 1)[1]}"
+        data = as_version_5(valid[name])
+        valid[v5] = data
+        files[f"{v5}.svdi"] = data
+        files[f"{v5}.npy"] = files[f"{name}.npy"]
+        entries.append({**source, "file": f"{v5}.svdi", "expected": f"{v5}.npy",
+                        "format_version": 5,
+                        "description": f"version 5 container: {source['description']}"})
+    invalid = invalid_vectors(valid) + v2_invalid_vectors(valid, valid["l_13x7_plain"]) \
+        + v5_invalid_vectors(valid)
     for name, description, data, error in invalid:
         files[f"{name}.svdi"] = data
         entries.append({"file": f"{name}.svdi", "valid": False, "description": description,

@@ -205,7 +205,7 @@ def test_outdir_name_clash_is_reported(png: Path, tmp_path: Path) -> None:
 def test_info_text(svdi: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.info_main([str(svdi)]) == 0
     out = capsys.readouterr().out
-    assert "37x23" in out and "mode RGB" in out and "format version 1" in out
+    assert "37x23" in out and "mode RGB" in out and "format version 5" in out
     assert "stores only r·(m+n+1) numbers per plane" in out
     assert out.count("blocks: U ") == 3
 

@@ -46,7 +46,7 @@ def test_round_trip_is_version_3_and_bit_exact_everywhere(shape: tuple[int, int,
     with kernels(False):
         assert svdcodec.encode(image, **options) == data  # the same bytes on both paths
     header = unpack(data).header
-    assert (format_version(data), header.colour, header.dtype) == (3, COLOUR_YCBCR, np.uint16)
+    assert (format_version(data), header.colour, header.dtype) == (5, COLOUR_YCBCR, np.uint16)
     assert header.scale == float(image.max()) / 255  # colour 0's rule: Y' spans 0..255
     decoded = decode_everywhere(data)
     assert decoded.dtype == np.uint16 and decoded.shape == shape
@@ -75,21 +75,22 @@ def test_quality_means_what_it_means_for_8_bits() -> None:
 def test_residuals_bound_the_rgb_channels(bound: int) -> None:
     image = wide(33, 41, 3, 2)
     data = svdcodec.encode(image, max_error=bound)
-    assert format_version(data) == 3
+    assert format_version(data) == 5
     blocks = unpack(data).residuals
     assert {b.channel: b.reference for b in blocks} == {1: 255, 0: 1, 2: 1}  # subtract green
     decoded = decode_everywhere(data)
     assert int(np.abs(decoded.astype(np.int64) - image).max()) <= bound
 
 
-def test_writer_keeps_the_lowest_version() -> None:
+def test_writer_writes_version_5() -> None:
+    """Every file is version 5 (the compact container, spec §4.2), whatever it holds."""
     rgb = photo(24, 32, 3, 1)
-    assert format_version(svdcodec.encode(rgb)) == 1
-    assert format_version(svdcodec.encode(rgb, max_error=2)) == 2
+    assert format_version(svdcodec.encode(rgb)) == 5
+    assert format_version(svdcodec.encode(rgb, max_error=2)) == 5
     grey16 = rgb[..., 0].astype(np.uint16) * 257
-    assert format_version(svdcodec.encode(grey16)) == 1
-    assert format_version(svdcodec.encode(np.dstack([grey16, grey16]))) == 1
-    assert format_version(svdcodec.encode(rgb.astype(np.uint16) * 257)) == 3
+    assert format_version(svdcodec.encode(grey16)) == 5
+    assert format_version(svdcodec.encode(np.dstack([grey16, grey16]))) == 5
+    assert format_version(svdcodec.encode(rgb.astype(np.uint16) * 257)) == 5
     assert unpack(svdcodec.encode(rgb.astype(np.int16))).header.colour == 0  # arrays: no colour
 
 
@@ -98,7 +99,7 @@ def test_centred_16_bit_rgb_stays_version_3() -> None:
     image = wide(24, 40, 3, 9)
     data = svdcodec.encode(image, centre=True, quality=90)
     box = unpack(data)
-    assert (box.header.version, box.header.colour) == (3, COLOUR_YCBCR)
+    assert (box.header.version, box.header.colour) == (5, COLOUR_YCBCR)
     assert all(box.column_means(p.index) is not None for p in box.planes)
     decoded = decode_everywhere(data)
     assert psnr16(decoded, image) > 30

@@ -176,8 +176,8 @@ def test_encoder_filters_where_it_helps_and_every_decoder_agrees(channels: int,
     data = svdcodec.encode(image, deblock=True, **options)
     plain = svdcodec.encode(image, deblock=False, **options)
     container = fmt.unpack(data)
-    assert format_version(data) == 4 and any(p.filtered for p in container.planes)
-    assert format_version(plain) < 4
+    assert format_version(data) == 5 and any(p.filtered for p in container.planes)
+    assert not any(p.filtered for p in fmt.unpack(plain).planes)
     # The factor blocks are the same: HEAD's version, PLAN's shift and filter and the residual
     # blocks (against the filtered image) differ.
     assert factor_chunks(data) == factor_chunks(plain)
@@ -197,7 +197,7 @@ def test_compiled_and_numpy_encoders_choose_the_same_filters() -> None:
         a = svdcodec.encode(image, deblock=True, quality=35)
     with kernels(False):
         b = svdcodec.encode(image, deblock=True, quality=35)
-    assert a == b and format_version(a) == 4 and fmt.unpack(a).header.subsampling
+    assert a == b and format_version(a) == 5 and fmt.unpack(a).header.subsampling
     decode_everywhere(a)
     with kernels(True):
         fast = svdcodec.decode(a, components=2)
@@ -208,7 +208,7 @@ def test_compiled_and_numpy_encoders_choose_the_same_filters() -> None:
 def test_residuals_correct_the_filtered_image(max_error: int) -> None:
     image = photo(50, 61, 3, seed=4)
     data = svdcodec.encode(image, max_error=max_error, deblock=True, quality=40)
-    assert format_version(data) == 4 and fmt.unpack(data).residuals
+    assert format_version(data) == 5 and fmt.unpack(data).residuals
     assert any(p.filtered for p in fmt.unpack(data).planes)
     decoded = decode_everywhere(data)
     assert np.abs(decoded.astype(int) - image).max() <= max_error
@@ -222,7 +222,7 @@ def test_no_filter_keeps_the_file_of_before() -> None:
     wide = photo(40, 40, 1, seed=2).astype(np.uint16) * 257
     assert svdcodec.encode(wide, deblock=True, quality=30) == svdcodec.encode(wide, quality=30, deblock=False)
     grey = photo(40, 40, 1, seed=2)
-    assert format_version(svdcodec.encode(grey, quality=30, layout="plain", deblock=True)) == 1
+    assert format_version(svdcodec.encode(grey, quality=30, layout="plain", deblock=True)) == 5
 
 
 def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -257,7 +257,7 @@ def unfiltered(data: bytes) -> bytes:
 def test_reduced_decodes_do_not_filter() -> None:
     """spec §5.4: a thumbnail (reduce=2, 4, 8) is the reduced image of the unfiltered planes."""
     data = svdcodec.encode(photo(64, 72, 3, seed=5), deblock=True, quality=30)
-    assert format_version(data) == 4
+    assert format_version(data) == 5
     off = unfiltered(data)
     assert not np.array_equal(svdcodec.decode(data), svdcodec.decode(off))
     for factor in (2, 4, 8):
@@ -279,7 +279,7 @@ def test_an_image_svdi_decoded_is_not_filtered_again() -> None:
     every generation would blur the image cycle after cycle."""
     image = photo(64, 80, 3, seed=12)
     first = svdcodec.encode(image, deblock=True, quality=35)
-    assert format_version(first) == 4
+    assert format_version(first) == 5
     again = svdcodec.encode(svdcodec.decode(first), deblock=True, quality=35)
     assert not any(p.filtered for p in fmt.unpack(again).planes)
 

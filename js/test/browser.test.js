@@ -177,7 +177,7 @@ test("spec vectors opened with the file picker: valid ones shown, invalid ones r
   }
 });
 
-test("a version 2 file: the reference's samples exactly, the residual panel, previews without it", async () => {
+test("a lossless file (version 2 features): the reference's samples exactly, the residual panel, previews without it", async () => {
   const fixture = fixtures.find((f) => f.name === "v2_rgb_lossless");
   const file = `${FIXTURES}/${fixture.file}`;
   await page.evaluate(() => { delete document.body.dataset.state; });
@@ -194,7 +194,7 @@ test("a version 2 file: the reference's samples exactly, the residual panel, pre
   assert.equal(panel.rows.length, 4, panel.rows.join(" | ")); // header + R, G, B
   assert.ok(panel.rows.slice(1).every((r) => r.includes("0 (exact)")), panel.rows.join(" | "));
   assert.match(panel.rows[1], /^R.*G/); // R adds G's q (subtract green)
-  assert.match(panel.status, /format version 2: lossless/);
+  assert.match(panel.status, /format version 5: lossless/);
   const k = fixture.components[0];
   await page.evaluate((k) => window.svdiViewer.setComponents(k), k);
   await waitShown(k);

@@ -7,10 +7,11 @@ Writes NAME.svdi, NAME.npy (svdcodec.decode) and NAME.kK.npy (decode(components=
 case, and fixtures.json listing them. Only svdcodec/data/sample.png (384 x 256 RGB, shipped with
 the package) is read; the other modes and sample types are derived from it.
 
-The cases with max_error (and LA, whose alpha the encoder makes exact), the array types (int8,
-int16, int32, uint32, float64), centred columns and 5-8 channels are format version 2 files:
-exact planes, residual blocks, MEAN chunks. The 16-bit RGB(A) cases are version 3 (Y'CbCr of
-16-bit samples, exact planes too). For those with residual blocks NAME.source.npy is
+Every file is format version 5 (the encoder writes the compact container of spec §4.2 for
+all). The cases named v2_ use the features version 2 added (max_error, LA whose alpha the
+encoder makes exact, the array types int8, int16, int32, uint32, float64, centred columns and
+5-8 channels: residual blocks, MEAN chunks), v3_ version 3's (Y'CbCr of 16-bit samples), v4_
+version 4's (the deblocking filter). For those with residual blocks NAME.source.npy is
 the encoded image too, so that the tests also check the bound the encoder promised, not only
 agreement.
 """

@@ -81,13 +81,13 @@ class SparseStream:
         row."""
         frame, what = self.block.frame, self.block.what
         assert frame is not None, "a streamed block has a frame"
-        symbols = FrameReader(frame, what)
+        symbols = FrameReader(frame, what, self.block.form)
         runs = values = None
         if self.nxrun:
-            runs = FrameReader(frame, what)
+            runs = FrameReader(frame, what, self.block.form)
             runs.skip(self.nsym)
         if self.nxval:
-            values = FrameReader(frame, what)
+            values = FrameReader(frame, what, self.block.form)
             values.skip(self.nsym + 2 * self.nxrun)
         self.left, self.pending, self.runs_read, self.values_read = self.nsym, b"", 0, 0
         row = 0

@@ -40,6 +40,7 @@ from .tuning import (
     DEFAULT_QUALITY,
     EFFORT_LEVELS,
     FINEST_QUALITY,
+    FINEST_SEARCHED_STEP,
     LOSSLESS_WIDE_QUALITY,
     STEP_MIN,
     STEP_SCALE,
@@ -250,7 +251,7 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
     from ..evaluation.metrics import psnr
 
     peak = 255.0 if pixels.dtype == np.uint8 else 255.0 * image_header(pixels, False).scale
-    lo, hi = math.log2(1e-3), math.log2(4096.0)
+    lo, hi = math.log2(FINEST_SEARCHED_STEP), math.log2(4096.0)
     if target_psnr is not None:
         def good(log_step: float) -> bool:
             decoded = decode(enc.encode(2 ** log_step), max_pixels=None)

@@ -15,16 +15,25 @@ from ..codec.coding import (
     to_symbols,
 )
 from ..codec.quantize import ENTROPY_DECIMALS, HISTOGRAM_SLACK
-from ..format import DENSE, LAYOUT_PLAIN, SPARSE, Block, Plane, pack_block
+from ..format import DENSE, LAYOUT_PLAIN, SPARSE, Block, Plane
+from ..format.writer import pack_record
 from ..runtime import kernels
-from .tuning import FIRST_GROUP, GROUP_GROWTH, ZSTD_LEVEL
+from .tuning import FIRST_GROUP, GROUP_GROWTH, PREVIEW_SAMPLES, ZSTD_LEVEL
 
 Symbols = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def component_groups(rank: int) -> list[tuple[int, int]]:
+def small_plane(plane: Plane) -> bool:
+    """Whether a plane is small enough that previews do not pay for their blocks."""
+    return plane.height * plane.width < PREVIEW_SAMPLES
+
+
+def component_groups(rank: int, small: bool = False) -> list[tuple[int, int]]:
     """Component ranges: the DC-like first component alone, then ranges that grow by
-    GROUP_GROWTH, so that a reader can stop after any range (previews) at little cost."""
+    GROUP_GROWTH, so that a reader can stop after any range (previews) at little cost; for a
+    small plane, the rest in one range."""
+    if small:
+        return [(0, min(rank, 1))] + ([(1, rank)] if rank > 1 else [])
     out, first, size = [(0, min(rank, 1))], 1, FIRST_GROUP
     while first < rank:
         out.append((first, min(rank, first + size)))
@@ -34,14 +43,16 @@ def component_groups(rank: int) -> list[tuple[int, int]]:
 
 
 def plane_blocks(plane: Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray,
-                 u_symbols: dict[tuple[int, int], Symbols] | None = None) -> list[list[Block]]:
+                 u_symbols: dict[tuple[int, int], Symbols] | None = None,
+                 small: bool = False) -> list[list[Block]]:
     """Blocks of one plane per component group, S in the first group (u_symbols: the symbols
-    of U's sparse groups where they are already known)."""
+    of U's sparse groups where they are already known; small: `small_plane` of the whole
+    plane)."""
     r = sigma.size
     if r == 0:
         return []
     out: list[list[Block]] = []
-    for lo, hi in component_groups(r):
+    for lo, hi in component_groups(r, small):
         group = [] if out else [Block("S", plane.index, 0, r, DENSE,
                                       (sigma.astype(np.float32),))]
         for factor, mat, grid in (("V", B, plane.vgrid), ("U", A, plane.grid)):
@@ -85,5 +96,5 @@ def choose_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
 
 
 def smaller(a: Block, b: Block) -> Block:
-    """The block whose chunk is smaller (the first on a tie)."""
-    return a if len(pack_block(a, ZSTD_LEVEL)) <= len(pack_block(b, ZSTD_LEVEL)) else b
+    """The block whose record is smaller (the first on a tie)."""
+    return a if len(pack_record(a, ZSTD_LEVEL)) <= len(pack_record(b, ZSTD_LEVEL)) else b

@@ -21,12 +21,13 @@ from ..codec.layout import to_matrix
 from ..codec.quantize import ColumnStats, choose_rank, column_entropy_bits, entropy_bits
 from ..codec.refine import fit_basis, projection, stored_basis
 from ..errors import SvdiError
-from ..format import LAYOUT_PATCH, MAX_RANK, Plane, pack_block
+from ..format import LAYOUT_PATCH, MAX_RANK, Plane
+from ..format.writer import pack_record
 from ..runtime import band_sizes
 from ..runtime.band_sizes import row_bands
 from ..runtime.threads import run_bands, threaded_blas
 from . import tuning
-from .blocks import Symbols, component_groups, plane_blocks
+from .blocks import Symbols, component_groups, plane_blocks, small_plane
 from .source import PlaneSource
 
 Band = tuple[int, int]  # plane rows [y0, y1)
@@ -116,10 +117,11 @@ class QuantizedU:
 
 @dataclass
 class CodedPlane:
-    """One candidate coded at one step: its PLAN record, chunks per group, and its cost."""
+    """One candidate coded at one step: its PLAN record, block records per group (version 5,
+    spec §4.2: (factor, record)), and its cost."""
 
     plane: Plane
-    groups: list[list[bytes]]
+    groups: list[list[tuple[str, bytes]]]
     nbytes: int
     distortion: float
     parts: dict[Band, BandPart] = field(default_factory=dict)  # a sample's band parts
@@ -269,7 +271,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     # again (generation stability), nor a plain layout's, whose factors keep the dead zone's
     # error bound (a centred PCA's orthonormality, docs/arrays.md).
     in_patches = candidate.plane.layout == LAYOUT_PATCH
-    sparse = (component_groups(rank)[1:] if optimise and in_patches and not candidate.fitted
+    sparse = (component_groups(rank, small_plane(candidate.plane))[1:] if optimise and in_patches and not candidate.fitted
               else None)
     if candidate.P is not None:  # factorized whole (a plane too narrow to stream)
         stats = ColumnStats(rank, step, sparse)
@@ -285,7 +287,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
                if candidate.fitted else 1.0)
     small = math.sqrt(n) * 256.0 * longest / step + 2 < INT16_MAX
     A = np.empty((int(starts[-1]), rank), dtype=np.int16 if small else np.int32)
-    groups = component_groups(rank)[1:]
+    groups = component_groups(rank, small_plane(candidate.plane))[1:]
 
     def band(i: int) -> BandPart:
         y0, y1 = bands[i]
@@ -352,14 +354,15 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     height = p.height if sample is None else sum(y1 - y0 for y0, y1 in sample)
     plane = Plane(p.index, p.layout, p.patch, height, p.width, r, step)
     sigma = c.sigma[:r].astype(np.float32)
-    known = [g for g in component_groups(r)[1:] if g in u.symbols]
+    small = small_plane(c.plane)
+    known = [g for g in component_groups(r, small)[1:] if g in u.symbols]
     joined = dict(zip(known, run_bands(lambda k: join_symbols(u.symbols[known[k]]),
                                        len(known))))
-    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined)
+    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined, small)
     flat = [b for group in blocks for b in group]
-    packed = run_bands(lambda i: pack_block(flat[i], tuning.ZSTD_LEVEL), len(flat))
-    chunks = iter(packed)
-    groups = [[next(chunks) for _ in group] for group in blocks]
+    packed = run_bands(lambda i: pack_record(flat[i], tuning.ZSTD_LEVEL), len(flat))
+    records = iter(zip([b.factor for b in flat], packed))
+    groups = [[next(records) for _ in group] for group in blocks]
     nbytes = sum(len(x) * (sampled if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
     return CodedPlane(plane, groups, round(nbytes), distortion,
                       u.parts if sample or keep_parts else {})

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..format import END, LAYOUT_PATCH, Header, Plane, pack_header, pack_means
+from ..format.writer import factor_chunks
 from ..modes import Pixels
 from ..runtime.threads import run_bands
 from . import tuning
+from .blocks import small_plane
 from .deblock import with_deblocking
 from .plane import (
     Band,
@@ -230,11 +232,16 @@ def interleave(header: Header, coded: list[CodedPlane],
                means: dict[int, np.ndarray] | None = None) -> bytes:
     """The file: header and PLANs, the column means of centred planes, then the planes'
     blocks group by group (importance order: a reader can stop after any group for a
-    preview), then IEND. A version 2 header gets shift 0 in every PLAN, a placeholder that
-    `exact_layer` replaces."""
+    preview), then IEND; in each group S, then V, then U, each factor's records in one chunk
+    (spec §4.2). A file of small planes only is one group. A version 2 header gets shift 0 in
+    every PLAN, a placeholder that `exact_layer` replaces."""
     depth = max((len(k.groups) for k in coded), default=0)
-    ordered = [chunk for g in range(depth) for k in coded if g < len(k.groups)
-               for chunk in k.groups[g]]
+    if all(small_plane(k.plane) for k in coded):
+        depth, groups = min(depth, 1), [[[r for g in k.groups for r in g]] for k in coded]
+    else:
+        groups = [k.groups for k in coded]
+    ordered = [record for g in range(depth) for factor in "SVU" for k in groups if g < len(k)
+               for record in k[g] if record[0] == factor]
     planes = [k.plane if header.version < 2 else replace(k.plane, shift=0) for k in coded]
     centred = [pack_means(i, mean) for i, mean in sorted((means or {}).items())]
-    return b"".join([pack_header(header, planes), *centred, *ordered, END])
+    return b"".join([pack_header(header, planes), *centred, *factor_chunks(ordered), END])

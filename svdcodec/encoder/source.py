@@ -24,8 +24,8 @@ from ..codec.colour import (
 )
 from ..codec.layout import patch_rows
 from ..codec.resample import least_squares_half
-from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, Header
-from ..modes import ImageRows, Pixels, needs_version_2
+from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, VERSION, Header
+from ..modes import ImageRows, Pixels
 from ..runtime import kernels
 
 #: Sample types the compiled kernels read (the others are converted by numpy).
@@ -61,9 +61,9 @@ def image_header(pixels: Pixels, subsample: bool) -> Header:
             # near the largest float64 then take planes a little above 255)
             scale = math.ldexp(1.0, min(math.ceil(math.log2(max(scale, math.ldexp(1.0, -1074)))),
                                         TOP_FLOAT64_SCALE_EXP))
-    version = 3 if ycc and dtype == np.uint16 else 2 if needs_version_2(dtype, c) else 1
+    # Every file is version 5: the compact container (spec §4.2) holds versions 2-4's features
     return Header(w, h, SAMPLE_CODES[dtype], c, colour,
-                  int(subsample and colour == COLOUR_YCBCR), scale, version)
+                  int(subsample and colour == COLOUR_YCBCR), scale, VERSION)
 
 
 def wide_colour(header: Header, i: int) -> bool:

@@ -17,6 +17,11 @@ LOSSLESS_WIDE_QUALITY = 90
 #: The finest layer: where a residual's q would pass 2^31 steps over a coarser one (large
 #: 32-bit or float samples at a low quality), the encoder codes the layer at this quality.
 FINEST_QUALITY = 100
+#: Finest step target_psnr and max_bytes search (quality 100 is step 0.5): every file is
+#: version 5, reconstructed by the exact rule (spec §5.1), whose integer products resolve the
+#: factors of steps far below this too coarsely (32.5 dB at step 0.001 on svdcodec's sample
+#: photo, 52.9 dB at step 0.01, where quality 100 gives 51 dB).
+FINEST_SEARCHED_STEP = 2.0 ** -6
 #: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
 SUBSAMPLE_FROM_STEP = 6.0
 #: Chroma step relative to the luma step: 0.70, fewer bytes on chroma, which luma SSIM (what
@@ -61,6 +66,11 @@ FIT_EXTRA_RANK = 64
 #: Size of the first group of sparse components and the growth factor of the next ones.
 FIRST_GROUP = 15
 GROUP_GROWTH = 4.0
+#: Planes of fewer samples than this are coded in two component groups only (the first
+#: component, then the rest), and a file whose planes all are puts each factor's blocks in one
+#: chunk (spec §4.2): a preview of a small image is worth less than the block records and
+#: zstd frames that more groups cost (docs/performance.md, "Fixed overhead").
+PREVIEW_SAMPLES = 1 << 18
 #: zstd level of the factor blocks at each `effort` of `encode`. The encoder decides at the
 #: first (layouts, ranks and codings are measured by blocks packed at it); a higher effort
 #: recompresses the kept blocks (`format.recompress`): level 15's optimal parsing is 3-8 %

@@ -3,6 +3,7 @@ with bounded zstd only when the decoder needs them (spec §4)."""
 
 from __future__ import annotations
 
+import io
 import math
 import threading
 from collections.abc import Iterator
@@ -21,20 +22,39 @@ MAX_WINDOW = 1 << 23
 ZSTD_MAGIC = 0xFD2FB528
 #: Largest zstd block content (RFC 8878 Block_Maximum_Size).
 ZSTD_BLOCK = 1 << 17
+MAGIC_BYTES = ZSTD_MAGIC.to_bytes(4, "little")
+#: How a block's bytes hold its content: a zstd frame (versions 1-4, and every MEAN and RBLK
+#: chunk), a zstd frame without its 4-byte magic number, or the content itself, stored (both
+#: version 5's factor blocks, spec §4.2).
+ZSTD, MAGICLESS, STORED_RAW = "zstd", "magicless", "stored"
+#: Most bytes of a zstd frame header (RFC 8878 §3.1.1: magic 4, descriptor 1, window 1,
+#: dictionary ID 4, content size 8).
+_FRAME_HEADER_MAX = 18
 
 
-def frame_length(frame: memoryview, what: str) -> int:
+def frame_parameters(frame: memoryview, what: str, form: str = ZSTD
+                     ) -> tuple[int, zstandard.FrameParameters]:
+    """(header bytes, parameters) of the zstd frame at the start of `frame`; a magicless frame
+    (version 5) is read as the frame with its magic number, and its header is 4 bytes
+    shorter."""
+    head = MAGIC_BYTES + bytes(frame[:_FRAME_HEADER_MAX]) if form == MAGICLESS \
+        else frame[:_FRAME_HEADER_MAX]
+    try:
+        header = zstandard.frame_header_size(head)
+        params = zstandard.get_frame_parameters(head)
+    except zstandard.ZstdError as exc:
+        raise SvdiError(f"{what}: bad zstd frame ({exc})") from None
+    if int.from_bytes(head[:4], "little") != ZSTD_MAGIC:
+        raise SvdiError(f"{what}: not a zstd frame")
+    return header - 4 * (form == MAGICLESS), params
+
+
+def frame_length(frame: memoryview, what: str, form: str = ZSTD) -> int:
     """Bytes of the zstd frame at the start of `frame`, from its header and block headers
     (RFC 8878 §3.1.1), without decompressing: so that every reader can refuse what follows a
     frame (a skippable frame, a second frame, any byte) before reading it. One step per zstd
     block; a block header is three bytes."""
-    try:
-        header = zstandard.frame_header_size(frame)
-        params = zstandard.get_frame_parameters(frame)
-    except zstandard.ZstdError as exc:
-        raise SvdiError(f"{what}: bad zstd frame ({exc})") from None
-    if int.from_bytes(frame[:4], "little") != ZSTD_MAGIC:
-        raise SvdiError(f"{what}: not a zstd frame")
+    header, params = frame_parameters(frame, what, form)
     if params.dict_id:
         raise SvdiError(f"{what}: zstd frame needs dictionary {params.dict_id}")
     largest = min(params.window_size, ZSTD_BLOCK)
@@ -53,45 +73,62 @@ def frame_length(frame: memoryview, what: str) -> int:
     return pos + 4 * params.has_checksum
 
 
-def check_frame(frame: memoryview, nbytes: int, what: str) -> None:
+def check_frame(frame: memoryview, nbytes: int, what: str, form: str = ZSTD) -> None:
     """The decompression policy of spec §4, checked before any byte is decompressed: the chunk
     holds exactly one zstd frame (no skippable frame, second frame or trailing byte), with the
-    content size `nbytes` the descriptor implies and a window of at most MAX_WINDOW."""
-    try:
-        declared = zstandard.frame_content_size(frame)
-        window = zstandard.get_frame_parameters(frame).window_size
-    except zstandard.ZstdError as exc:
-        raise SvdiError(f"{what}: bad zstd frame ({exc})") from None
+    content size `nbytes` the descriptor implies and a window of at most MAX_WINDOW. A stored
+    block (version 5) holds exactly `nbytes`."""
+    if form == STORED_RAW:
+        if len(frame) != nbytes:
+            raise SvdiError(f"{what}: {len(frame)} stored bytes, header implies {nbytes}")
+        return
+    _, params = frame_parameters(frame, what, form)
+    declared, window = params.content_size, params.window_size
+    if declared == zstandard.CONTENTSIZE_UNKNOWN:
+        declared = -1
     if declared != nbytes:
         raise SvdiError(f"{what}: zstd frame declares {declared} bytes, header implies {nbytes}")
     if window > MAX_WINDOW:
         raise SvdiError(f"{what}: zstd window of {window} bytes exceeds {MAX_WINDOW}")
-    if frame_length(frame, what) != len(frame):
+    if frame_length(frame, what, form) != len(frame):
         raise SvdiError(f"{what}: zstd frame is incomplete or followed by extra data")
 
 
 _local = threading.local()
 
 
-def decompressor() -> zstandard.ZstdDecompressor:
-    """The one zstd decompressor configuration of every path (its own window check too), one
-    per thread (a decompressor is not thread-safe; making one costs tens of microseconds, as
-    much as a small block's decompression)."""
-    d = getattr(_local, "decompressor", None)
+def new_decompressor(form: str = ZSTD) -> zstandard.ZstdDecompressor:
+    """The one zstd decompressor configuration of every path (its own window check too), for
+    frames with or without their magic number."""
+    return zstandard.ZstdDecompressor(
+        max_window_size=MAX_WINDOW,
+        format=zstandard.FORMAT_ZSTD1_MAGICLESS if form == MAGICLESS else zstandard.FORMAT_ZSTD1)
+
+
+def decompressor(form: str = ZSTD) -> zstandard.ZstdDecompressor:
+    """`new_decompressor(form)`, one per thread and form (a decompressor is not thread-safe;
+    making one costs tens of microseconds, as much as a small block's decompression)."""
+    cache = getattr(_local, "decompressors", None)
+    if cache is None:
+        cache = _local.decompressors = {}
+    d = cache.get(form)
     if d is None:
-        d = _local.decompressor = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
+        d = cache[form] = new_decompressor(form)
     return d
 
 
-def decompress(frame: memoryview, nbytes: int, what: str, checked: bool = False) -> bytes:
+def decompress(frame: memoryview, nbytes: int, what: str, checked: bool = False,
+               form: str = ZSTD) -> bytes:
     """Decompress one zstd frame to exactly `nbytes`, never allocating what the frame claims:
     the frame is checked first (`check_frame`, unless `checked`: the reader did; the caller has
     checked that `nbytes` fits its budget). One-shot: zstd writes straight into the result,
-    with no window buffer and no copy."""
+    with no window buffer and no copy. A stored block's bytes are its content."""
     if not checked:
-        check_frame(frame, nbytes, what)
+        check_frame(frame, nbytes, what, form)
+    if form == STORED_RAW:
+        return bytes(frame)
     try:
-        raw = decompressor().decompress(frame, max_output_size=max(nbytes, 1))
+        raw = decompressor(form).decompress(frame, max_output_size=max(nbytes, 1))
     except (zstandard.ZstdError, MemoryError) as exc:
         raise SvdiError(f"{what}: corrupt zstd data ({exc})") from None
     if len(raw) != nbytes:
@@ -105,12 +142,13 @@ class FrameReader:
     workspace). `finish` reads to the frame's end, so that its checksum is verified exactly as
     `decompress` verifies it."""
 
-    def __init__(self, frame: memoryview, what: str) -> None:
+    def __init__(self, frame: memoryview, what: str, form: str = ZSTD) -> None:
         self.what = what
         # Its own decompressor: a stream reader keeps its decompressor's context, and a block's
-        # three streams are read through three contexts at once.
-        self.reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_reader(
-            frame, read_across_frames=False)
+        # three streams are read through three contexts at once. A stored block (version 5)
+        # is read as it is.
+        self.reader: Any = io.BytesIO(frame) if form == STORED_RAW else \
+            new_decompressor(form).stream_reader(frame, read_across_frames=False)
 
     def read(self, n: int) -> bytes:
         """Exactly n bytes, or fewer only at the frame's end."""
@@ -163,6 +201,8 @@ class Block:
     #: (dtype, shape) of each array the frame holds, in order (set with `frame`).
     parts: tuple[tuple[np.dtype, tuple[int, ...]], ...] = field(default=(), repr=False,
                                                                 compare=False)
+    #: How `frame` holds the arrays: ZSTD, MAGICLESS or STORED_RAW (version 5, spec §4.2).
+    form: str = field(default=ZSTD, compare=False)
 
     @property
     def what(self) -> str:
@@ -188,7 +228,7 @@ class Block:
         assert self.frame is not None, "a block has arrays or a frame"
         sizes = [dtype.itemsize * math.prod(shape) for dtype, shape in self.parts]
         # `frame` is set by the reader only, after check_frame.
-        raw = decompress(self.frame, sum(sizes), self.what, checked=True)
+        raw = decompress(self.frame, sum(sizes), self.what, checked=True, form=self.form)
         out, at = [], 0
         for (dtype, shape), size in zip(self.parts, sizes):
             out.append(np.frombuffer(raw, dtype, size // dtype.itemsize, at).reshape(shape))
@@ -203,7 +243,7 @@ class Block:
         errors raise SvdiError. A block of at most `whole_up_to` bytes is decompressed whole
         instead (one call, no stream context to set up: the usual small block)."""
         gh, gw = grid
-        if self.arrays is not None or self.raw_bytes <= whole_up_to:
+        if self.arrays is not None or self.raw_bytes <= whole_up_to or self.form == STORED_RAW:
             data = self.data()[0].reshape(self.count, gh, gw)
             for k in range(self.count):
                 for a in range(0, gh, rows):
@@ -211,7 +251,7 @@ class Block:
             return
         assert self.frame is not None, "a block has arrays or a frame"
         dtype = self.parts[0][0]
-        reader = FrameReader(self.frame, self.what)
+        reader = FrameReader(self.frame, self.what, self.form)
         for k in range(self.count):
             for a in range(0, gh, rows):
                 raw = reader.exactly(min(rows, gh - a) * gw * dtype.itemsize)

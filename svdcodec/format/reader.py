@@ -11,18 +11,29 @@ import math
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, BinaryIO
 
 import numpy as np
 
 from ..errors import SvdiError
-from .blocks import Block, Container, MeanBlock, ResidualBlock, check_frame, decompress
+from .blocks import (
+    MAGICLESS,
+    STORED_RAW,
+    ZSTD,
+    Block,
+    Container,
+    MeanBlock,
+    ResidualBlock,
+    check_frame,
+    decompress,
+)
 from .metadata import MAX_PAYLOAD, METADATA_CHUNKS, Metadata, MetadataReader
 from .records import (
     BLOCK_RECORD,
     COLOUR_NONE,
     COLOUR_YCBCR,
+    COMPACT_VERSION,
     DENSE,
     DENSE_RECORD,
     ELEMENT_TYPES,
@@ -35,6 +46,7 @@ from .records import (
     MAX_CHUNK,
     MAX_DIMENSION,
     MAX_RANK,
+    MAX_RECORD_BYTES,
     MAX_RESIDUAL_ELEMENTS,
     MAX_SHIFT,
     MAX_WORK,
@@ -49,10 +61,12 @@ from .records import (
     SIGNATURE,
     SPARSE,
     SPARSE_RECORD,
+    STORED,
     VERSIONS,
     Header,
     Plane,
     plan_record,
+    read_varint,
     residual_step_limit,
 )
 
@@ -180,9 +194,9 @@ def sparse_sizes_fit(rows: int, count: int, symbols: int, run_escapes: int,
 
 @dataclass(frozen=True)
 class Descriptor:
-    """A factor block's fixed fields, checked against the planes (spec §4): where its frame
-    starts in the payload and what it decompresses to (`parts`: dtype and shape of each
-    array, `nbytes` in all)."""
+    """A factor block's fixed fields, checked against the planes (spec §4, §4.2): where its
+    frame starts and ends in the payload and what it decompresses to (`parts`: dtype and shape
+    of each array, `nbytes` in all)."""
     factor: str
     index: int
     first: int
@@ -193,6 +207,124 @@ class Descriptor:
     parts: tuple[tuple[np.dtype, tuple[int, ...]], ...]
     what: str
     nbytes: int  # what the parts take in all
+    frame_end: int = 0  # version 5: where the block ends (before: the chunk's end, unknown here)
+    form: str = ZSTD  # how the frame holds the parts (blocks.ZSTD, MAGICLESS or STORED_RAW)
+    record_at: int = 0  # version 5: where the block's record starts in the chunk
+    length_at: int = 0  # version 5: where its frame length starts (a stored block: frame_at)
+
+    @property
+    def stored(self) -> bool:
+        """Whether the block's content is stored raw (version 5), not zstd-compressed."""
+        return self.form == STORED_RAW
+
+
+def _dense_parts(factor: str, count: int, shape: tuple[int, int], code: int, predictor: int,
+                 what: str) -> tuple[tuple[tuple[np.dtype, tuple[int, ...]], ...], int]:
+    """The parts and bytes of a dense block (spec §4) after checking its element type and
+    predictor: integers with a predictor for U and V, float32 without one for S."""
+    if code not in ELEMENT_TYPES or (factor == "S") != (code == 4):
+        raise SvdiError(f"{what}: invalid element type {code}")
+    if predictor not in PREDICTORS or (factor == "S" and predictor):
+        raise SvdiError(f"{what}: invalid predictor {predictor}")
+    elements = count * shape[0] * shape[1]
+    dims = (count, *shape) if factor != "S" else (elements,)
+    return ((ELEMENT_TYPES[code], dims),), ELEMENT_TYPES[code].itemsize * elements
+
+
+def _sparse_parts(rows: int, count: int, code: int, nsym: int, nxrun: int, nxval: int,
+                  what: str) -> tuple[tuple[tuple[np.dtype, tuple[int, ...]], ...], int]:
+    """The parts and bytes of a sparse block (spec §4) after checking its escape type and that
+    its stream sizes fit its rows x count integers."""
+    if code not in (2, 3):
+        raise SvdiError(f"{what}: invalid escape type {code}")
+    if not sparse_sizes_fit(rows, count, nsym, nxrun, nxval):
+        raise SvdiError(f"{what}: stream sizes {nsym}/{nxrun}/{nxval} do not fit {rows} rows "
+                        f"of {count} components")
+    parts = ((np.dtype(np.uint8), (nsym,)), (np.dtype("<u2"), (nxrun,)),
+             (ELEMENT_TYPES[code], (nxval,)))
+    return parts, nsym + 2 * nxrun + ELEMENT_TYPES[code].itemsize * nxval
+
+
+def _block_place(kind: bytes, index: int, count: int, planes: list[Plane],
+                 cursor: dict[tuple[int, str], int], first: int | None = None
+                 ) -> tuple[str, int, tuple[int, int], str]:
+    """(factor, first component, grid, description) of a block of `count` components of plane
+    `index`, checked against the plane's rank and the blocks before it (`cursor`, advanced).
+    Version 5 does not store `first`: it is the cursor."""
+    factor = FACTOR_TYPES[kind]
+    at = cursor.get((index, factor), 0)
+    first = at if first is None else first
+    what = f"plane {index} {factor} block at component {first}"
+    if index >= len(planes):
+        raise SvdiError(f"{what}: no such plane")
+    plane = planes[index]
+    if first != at or count < 1 or first + count > plane.rank:
+        raise SvdiError(f"{what}: components {first}..{first + count} out of order or past "
+                        f"rank {plane.rank}")
+    cursor[(index, factor)] = first + count
+    shape = plane.grid if factor == "U" else plane.vgrid if factor == "V" else (1, 1)
+    return factor, first, shape, what
+
+
+def _record(kind: bytes, record: memoryview | bytes, left: int, planes: list[Plane],
+            cursor: dict[tuple[int, str], int]) -> Descriptor:
+    """A version 5 block record (spec §4.2) at the start of `record` (its first
+    MAX_RECORD_BYTES are enough), `left` bytes before the chunk's end: checked against the
+    planes and the blocks before it (`cursor`, advanced), its frame's extent against the
+    chunk. Offsets are from the record's start."""
+    if left < 3:
+        raise SvdiError(f"{kind.decode()} block record too short")
+    index = record[0]
+    count, at = read_varint(record, 1, f"{kind.decode()} block record")
+    factor, first, shape, what = _block_place(kind, index, count, planes, cursor)
+    if at >= left:
+        raise SvdiError(f"{what}: record too short")
+    byte = record[at]
+    at += 1
+    coding, stored = byte & 1, bool(byte & STORED)
+    predictor, code = (byte >> 2) & 3, (byte >> 4) & 7
+    if byte & 0x80:
+        raise SvdiError(f"{what}: coding byte {byte:#04x} sets its reserved bit")
+    if coding == DENSE:
+        parts, nbytes = _dense_parts(factor, count, shape, code, predictor, what)
+    elif factor == "S":
+        raise SvdiError(f"{what}: unknown coding {coding} (S blocks are dense)")
+    else:
+        if predictor:
+            raise SvdiError(f"{what}: a sparse block with predictor bits {predictor}")
+        nsym, at = read_varint(record, at, what)
+        nxrun, at = read_varint(record, at, what)
+        nxval, at = read_varint(record, at, what)
+        parts, nbytes = _sparse_parts(shape[0] * shape[1], count, code, nsym, nxrun, nxval,
+                                      what)
+    length_at = at
+    if stored:
+        size = nbytes
+    else:
+        size, at = read_varint(record, at, what)
+    if at + size > left:
+        raise SvdiError(f"{what}: frame of {size} bytes past the chunk's end")
+    return Descriptor(factor, index, first, count, coding, predictor, at, parts, what, nbytes,
+                      at + size, STORED_RAW if stored else MAGICLESS, 0, length_at)
+
+
+def block_descriptors(kind: bytes, payload: memoryview | bytes, header: Header,
+                      planes: list[Plane], cursor: dict[tuple[int, str], int]
+                      ) -> Iterator[Descriptor]:
+    """The descriptors of the blocks of a factor chunk, in order: one before version 5, one or
+    more back to back in version 5 (spec §4.2), offsets from the payload's start."""
+    if header.version < COMPACT_VERSION:
+        d = _descriptor(kind, payload, planes, cursor)
+        yield replace(d, frame_end=len(payload), length_at=d.frame_at)
+        return
+    at = 0
+    while True:
+        d = _record(kind, payload[at:at + MAX_RECORD_BYTES], len(payload) - at, planes, cursor)
+        yield replace(d, frame_at=at + d.frame_at, frame_end=at + d.frame_end, record_at=at,
+                      length_at=at + d.length_at)
+        at += d.frame_end
+        if at == len(payload):
+            return
 
 
 #: Bytes of a block's payload that hold its descriptor, at most (block record + the larger of
@@ -202,21 +334,12 @@ DESCRIPTOR_BYTES = BLOCK_RECORD.size + max(DENSE_RECORD.size, SPARSE_RECORD.size
 
 def _descriptor(kind: bytes, payload: memoryview | bytes, planes: list[Plane],
                 cursor: dict[tuple[int, str], int]) -> Descriptor:
-    """Check a factor block's descriptor (the first DESCRIPTOR_BYTES of its payload are
-    enough) against the planes and the blocks before it (`cursor`, advanced)."""
-    factor = FACTOR_TYPES[kind]
+    """Check a factor block's descriptor (versions 1-4: the first DESCRIPTOR_BYTES of its
+    payload are enough) against the planes and the blocks before it (`cursor`, advanced)."""
     if len(payload) < BLOCK_RECORD.size:
         raise SvdiError(f"{kind.decode()} chunk too short")
     index, first, count, coding = BLOCK_RECORD.unpack_from(payload)
-    what = f"plane {index} {factor} block at component {first}"
-    if index >= len(planes):
-        raise SvdiError(f"{what}: no such plane")
-    plane = planes[index]
-    if first != cursor.get((index, factor), 0) or count < 1 or first + count > plane.rank:
-        raise SvdiError(f"{what}: components {first}..{first + count} out of order or past "
-                        f"rank {plane.rank}")
-    cursor[(index, factor)] = first + count
-    shape = plane.grid if factor == "U" else plane.vgrid if factor == "V" else (1, 1)
+    factor, first, shape, what = _block_place(kind, index, count, planes, cursor, first)
     rows = shape[0] * shape[1]
     offset = BLOCK_RECORD.size
     if coding == DENSE:
@@ -225,47 +348,43 @@ def _descriptor(kind: bytes, payload: memoryview | bytes, planes: list[Plane],
         code, predictor, elements = DENSE_RECORD.unpack_from(payload, offset)
         if elements != count * rows:
             raise SvdiError(f"{what}: declares {elements} elements, header implies {count * rows}")
-        if code not in ELEMENT_TYPES or (factor == "S") != (code == 4):
-            raise SvdiError(f"{what}: invalid element type {code}")
-        if predictor not in PREDICTORS or (factor == "S" and predictor):
-            raise SvdiError(f"{what}: invalid predictor {predictor}")
-        parts: tuple[tuple[np.dtype, tuple[int, ...]], ...] = (
-            (ELEMENT_TYPES[code], (count, *shape) if factor != "S" else (elements,)),)
+        parts, nbytes = _dense_parts(factor, count, shape, code, predictor, what)
         return Descriptor(factor, index, first, count, coding, predictor,
-                          offset + DENSE_RECORD.size, parts, what,
-                          ELEMENT_TYPES[code].itemsize * elements)
+                          offset + DENSE_RECORD.size, parts, what, nbytes)
     if coding == SPARSE and factor != "S":
         if len(payload) < offset + SPARSE_RECORD.size:
             raise SvdiError(f"{what}: descriptor too short")
         code, nsym, nxrun, nxval = SPARSE_RECORD.unpack_from(payload, offset)
-        if code not in (2, 3):
-            raise SvdiError(f"{what}: invalid escape type {code}")
-        if not sparse_sizes_fit(rows, count, nsym, nxrun, nxval):
-            raise SvdiError(f"{what}: stream sizes {nsym}/{nxrun}/{nxval} do not fit {rows} rows "
-                            f"of {count} components")
-        parts = ((np.dtype(np.uint8), (nsym,)), (np.dtype("<u2"), (nxrun,)),
-                 (ELEMENT_TYPES[code], (nxval,)))
+        parts, nbytes = _sparse_parts(rows, count, code, nsym, nxrun, nxval, what)
         return Descriptor(factor, index, first, count, coding, 0,
-                          offset + SPARSE_RECORD.size, parts, what,
-                          nsym + 2 * nxrun + ELEMENT_TYPES[code].itemsize * nxval)
+                          offset + SPARSE_RECORD.size, parts, what, nbytes)
     raise SvdiError(f"{what}: unknown coding {coding}")
 
 
-def _parse_block(kind: bytes, payload: memoryview, planes: list[Plane],
-                 cursor: dict[tuple[int, str], int]) -> Block:
-    d = _descriptor(kind, payload, planes, cursor)
-    frame = payload[d.frame_at:]
-    if d.factor != "S":  # decompressed when the decoder needs it
-        check_frame(frame, d.nbytes, d.what)
-        return Block(d.factor, d.index, d.first, d.count, d.coding, None, d.predictor,
-                     len(payload) + 12, frame, d.parts)
-    data = np.frombuffer(decompress(frame, d.nbytes, d.what), dtype=d.parts[0][0])
-    # min > 0 fails for a NaN or a value <= 0 (an S block holds at least one value), and a
-    # finite max leaves no infinity
-    if not (data.min() > 0 and np.isfinite(data.max())):
-        raise SvdiError(f"{d.what}: singular values must be finite and positive")
-    return Block(d.factor, d.index, d.first, d.count, d.coding, (data,), d.predictor,
-                 stored=len(payload) + 12)
+def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list[Plane],
+                  cursor: dict[tuple[int, str], int]) -> list[Block]:
+    """The blocks of a factor chunk, each frame checked against its descriptor; S blocks
+    decompressed and checked, U and V blocks left compressed. A block's `stored` is its bytes
+    in the file: the whole chunk before version 5, its record and frame in version 5."""
+    out = []
+    for d in block_descriptors(kind, payload, header, planes, cursor):
+        frame = payload[d.frame_at:d.frame_end]
+        size = len(payload) + 12 if header.version < COMPACT_VERSION \
+            else d.frame_end - d.record_at
+        if d.factor != "S":  # decompressed when the decoder needs it
+            check_frame(frame, d.nbytes, d.what, d.form)
+            out.append(Block(d.factor, d.index, d.first, d.count, d.coding, None, d.predictor,
+                             size, frame, d.parts, d.form))
+            continue
+        data = np.frombuffer(decompress(frame, d.nbytes, d.what, form=d.form),
+                             dtype=d.parts[0][0])
+        # min > 0 fails for a NaN or a value <= 0 (an S block holds at least one value), and a
+        # finite max leaves no infinity
+        if not (data.min() > 0 and np.isfinite(data.max())):
+            raise SvdiError(f"{d.what}: singular values must be finite and positive")
+        out.append(Block(d.factor, d.index, d.first, d.count, d.coding, (data,), d.predictor,
+                         stored=size, form=d.form))
+    return out
 
 
 class ResidualOrder:
@@ -417,7 +536,7 @@ def read_prefix(fp: IO[bytes], descriptors: bool = False) -> tuple[Header, list[
         if header is not None and len(planes) == nplanes and not ancillary:
             # the first factor block (or IEND): the metadata is complete
             if descriptors:
-                scan_descriptors(fp, planes, length, kind)
+                scan_descriptors(fp, header, planes, length, kind)
             break
         if length > MAX_CHUNK:
             raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
@@ -451,25 +570,36 @@ def read_prefix(fp: IO[bytes], descriptors: bool = False) -> tuple[Header, list[
 _SCAN_IN_MEMORY = 1 << 20
 
 
-def scan_descriptors(fp: IO[bytes], planes: list[Plane], length: int, kind: bytes) -> None:
+def scan_descriptors(fp: IO[bytes], header: Header, planes: list[Plane], length: int,
+                     kind: bytes) -> None:
     """Check the descriptor of every factor block from the chunk whose header (`length`,
-    `kind`) was just read, reading only the first DESCRIPTOR_BYTES of each payload and seeking
-    past the rest (a small file's rest is read at once instead). Frames and CRCs are left to
-    `unpack`; so is the end of the file: the scan stops at IEND or at the first chunk it cannot
-    place (an error `unpack` reports)."""
+    `kind`) was just read, reading only the first DESCRIPTOR_BYTES of each payload (version 5:
+    the first MAX_RECORD_BYTES of each block record) and seeking past the rest (a small file's
+    rest is read at once instead). Frames and CRCs are left to `unpack`; so is the end of the
+    file: the scan stops at IEND or at the first chunk it cannot place (an error `unpack`
+    reports)."""
     cursor: dict[tuple[int, str], int] = {}
     start = fp.tell()
     end = fp.seek(0, 2)
     fp.seek(start)
     if end - start <= _SCAN_IN_MEMORY:
-        _scan_bytes(fp.read(), planes, length, kind, cursor)
+        _scan_bytes(fp.read(), header, planes, length, kind, cursor)
         return
     while _scanned(kind):
         if length > MAX_CHUNK:
             raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
         start = fp.tell()
-        if kind in FACTOR_TYPES:
+        if kind in FACTOR_TYPES and header.version < COMPACT_VERSION:
             _descriptor(kind, fp.read(min(length, DESCRIPTOR_BYTES)), planes, cursor)
+        elif kind in FACTOR_TYPES:
+            at = 0
+            while True:  # record after record, seeking past their frames
+                d = _record(kind, fp.read(min(length - at, MAX_RECORD_BYTES)), length - at,
+                            planes, cursor)
+                at += d.frame_end
+                if at == length:
+                    break
+                fp.seek(start + at)
         fp.seek(start + length + 4)
         head = fp.read(8)
         if len(head) < 8:
@@ -483,7 +613,7 @@ def _scanned(kind: bytes) -> bool:
     return kind in FACTOR_TYPES or kind == b"MEAN" or (97 <= kind[0] <= 122 and kind.isalpha())
 
 
-def _scan_bytes(rest: bytes, planes: list[Plane], length: int, kind: bytes,
+def _scan_bytes(rest: bytes, header: Header, planes: list[Plane], length: int, kind: bytes,
                 cursor: dict[tuple[int, str], int]) -> None:
     """`scan_descriptors` over the rest of a small file, held in `rest` (from the payload of
     the chunk whose header was just read)."""
@@ -492,8 +622,14 @@ def _scan_bytes(rest: bytes, planes: list[Plane], length: int, kind: bytes,
     while _scanned(kind):
         if length > MAX_CHUNK:
             raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
-        if kind in FACTOR_TYPES:
+        if kind in FACTOR_TYPES and header.version < COMPACT_VERSION:
             _descriptor(kind, view[pos:pos + min(length, DESCRIPTOR_BYTES)], planes, cursor)
+        elif kind in FACTOR_TYPES:
+            payload = view[pos:pos + length]
+            if len(payload) < length:  # the file ends inside the chunk: unpack says so
+                return
+            for _ in block_descriptors(kind, payload, header, planes, cursor):
+                pass
         pos += length + 4
         if len(rest) - pos < 8:
             return
@@ -556,7 +692,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                 raise SvdiError("factor block before all PLAN chunks")
             if residuals:
                 raise SvdiError("factor block after a residual block")
-            blocks.append(_parse_block(kind, payload, planes, cursor))
+            blocks.extend(_parse_blocks(kind, payload, header, planes, cursor))
             meta.blocks_seen = True
         elif kind == b"MEAN":
             if len(planes) != nplanes or blocks or residuals:

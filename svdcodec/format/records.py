@@ -12,10 +12,13 @@ from functools import cached_property
 
 import numpy as np
 
+from ..errors import SvdiError
+
 __all__ = [
     'BLOCK_RECORD',
     'COLOUR_NONE',
     'COLOUR_YCBCR',
+    'COMPACT_VERSION',
     'DENSE',
     'DENSE_RECORD',
     'ELEMENT_CODES',
@@ -30,6 +33,7 @@ __all__ = [
     'MAX_CHUNK',
     'MAX_DIMENSION',
     'MAX_RANK',
+    'MAX_RECORD_BYTES',
     'MAX_RESIDUAL',
     'MAX_RESIDUAL_ELEMENTS',
     'MAX_SHIFT',
@@ -50,18 +54,25 @@ __all__ = [
     'SIGNATURE',
     'SPARSE',
     'SPARSE_RECORD',
+    'STORED',
     'VERSION',
     'VERSIONS',
     'Header',
     'Plane',
+    'coding_byte',
     'plan_record',
+    'read_varint',
     'residual_step_limit',
+    'varint',
 ]
 
 SIGNATURE = b"\x89SVD\r\n\x1a\n"
 #: The newest format version, the one this reader knows best; it reads every one of VERSIONS.
-VERSION = 4
-VERSIONS = (1, 2, 3, 4)
+VERSION = 5
+VERSIONS = (1, 2, 3, 4, 5)
+#: The first version of the compact container (spec §4.2): several block records to a factor
+#: chunk, LEB128 fields, zstd frames without their magic number or stored raw.
+COMPACT_VERSION = 5
 
 #: Largest width or height (and plane matrix side) a file may declare.
 MAX_DIMENSION = 1 << 20
@@ -130,6 +141,51 @@ DENSE_RECORD = struct.Struct(">BBI")
 #: Sparse block descriptor: escape type, symbols, run escapes, value escapes.
 SPARSE_RECORD = struct.Struct(">BIII")
 
+#: Version 5 (spec §4.2): the coding byte's flag of a block stored raw, not in a zstd frame.
+STORED = 2
+#: Version 5: most bytes a LEB128 field takes (values below 2^32).
+MAX_VARINT_BYTES = 5
+#: Version 5: most bytes of a block record before its frame: plane, count, coding, the three
+#: sparse sizes and the frame length.
+MAX_RECORD_BYTES = 2 + 5 * MAX_VARINT_BYTES + 1
+
+
+def varint(value: int) -> bytes:
+    """`value` (0 <= value < 2^32) as unsigned LEB128, the shortest form (spec §4.2)."""
+    assert 0 <= value < 1 << 32, value
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def read_varint(data: bytes | memoryview, at: int, what: str) -> tuple[int, int]:
+    """(value, position after it) of the LEB128 field at `at` (spec §4.2): at most 5 bytes, a
+    value below 2^32, in its shortest form (no final 0x00 byte after the first), so that every
+    number has one encoding and a field cannot hide bytes."""
+    value = shift = 0
+    for i in range(MAX_VARINT_BYTES):
+        if at + i >= len(data):
+            raise SvdiError(f"{what}: record ends inside a number")
+        byte = data[at + i]
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            if i and not byte:
+                raise SvdiError(f"{what}: number not in its shortest form")
+            if value >= 1 << 32:
+                raise SvdiError(f"{what}: number of {value} exceeds 32 bits")
+            return value, at + i + 1
+    raise SvdiError(f"{what}: number longer than {MAX_VARINT_BYTES} bytes")
+
+
+def coding_byte(coding: int, stored: bool, predictor: int, element: int) -> int:
+    """Version 5's coding byte (spec §4.2): bit 0 sparse, bit 1 stored, bits 2-3 the
+    predictor, bits 4-6 the element type (dense) or escape type (sparse), bit 7 zero."""
+    return coding | (STORED if stored else 0) | predictor << 2 | element << 4
+
 
 def plan_record(version: int) -> struct.Struct:
     """The PLAN chunk's layout in a file of this version (spec §3): 23, 24 or 27 bytes."""
@@ -157,8 +213,8 @@ class Header:
     subsampling: int  # 0: every plane full size; 1: planes 1 and 2 halved in both directions
     scale: float  # sample value = scale * decoded plane value (before colour conversion)
     version: int = 1  # 2: exact planes and residual blocks; 3: also Y'CbCr of uint16 samples;
-    # 4: also the deblocking filter (PLAN's last 3 bytes)
-    # (the encoder writes the lowest version that holds the file)
+    # 4: also the deblocking filter (PLAN's last 3 bytes); 5: also the compact container
+    # (block records, spec §4.2; the reference encoder writes 5)
 
     @property
     def dtype(self) -> np.dtype:

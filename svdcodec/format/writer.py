@@ -13,6 +13,7 @@ from ..errors import SvdiError
 from .blocks import Block, Container, ResidualBlock
 from .records import (
     BLOCK_RECORD,
+    COMPACT_VERSION,
     DENSE,
     DENSE_RECORD,
     ELEMENT_CODES,
@@ -29,6 +30,8 @@ from .records import (
     SPARSE_RECORD,
     Header,
     Plane,
+    coding_byte,
+    varint,
 )
 
 
@@ -47,37 +50,92 @@ def _element_code(data: np.ndarray) -> int:
     return code
 
 
-def pack_block(block: Block, level: int = 3) -> bytes:
-    """The chunk of one block: descriptor, then one zstd frame of its little-endian arrays."""
-    head = BLOCK_RECORD.pack(block.plane, block.first, block.count, block.coding)
+def block_content(block: Block) -> tuple[int, bytes]:
+    """(element or escape type code, the little-endian bytes the block's frame holds)."""
     if block.coding == DENSE:
         (data,) = block.data()
         code = _element_code(data)
-        raw = np.ascontiguousarray(data, dtype=ELEMENT_TYPES[code]).tobytes()
-        head += DENSE_RECORD.pack(code, block.predictor, data.size)
+        return code, np.ascontiguousarray(data, dtype=ELEMENT_TYPES[code]).tobytes()
+    symbols, xrun, xval = block.data()
+    code = _element_code(xval)
+    return code, b"".join((symbols.astype(np.uint8).tobytes(), xrun.astype("<u2").tobytes(),
+                           xval.astype(ELEMENT_TYPES[code]).tobytes()))
+
+
+def pack_block(block: Block, level: int = 3) -> bytes:
+    """The chunk of one block in versions 1-4: descriptor, then one zstd frame of its
+    little-endian arrays."""
+    head = BLOCK_RECORD.pack(block.plane, block.first, block.count, block.coding)
+    code, raw = block_content(block)
+    if block.coding == DENSE:
+        head += DENSE_RECORD.pack(code, block.predictor, len(raw) // ELEMENT_TYPES[code].itemsize)
     else:
         symbols, xrun, xval = block.data()
-        code = _element_code(xval)
-        raw = b"".join((symbols.astype(np.uint8).tobytes(), xrun.astype("<u2").tobytes(),
-                        xval.astype(ELEMENT_TYPES[code]).tobytes()))
         head += SPARSE_RECORD.pack(code, symbols.size, xrun.size, xval.size)
     frame = compressor(level).compress(raw)
     return chunk(FACTOR_CHUNKS[block.factor], head + frame)
 
 
+def pack_record(block: Block, level: int = 3) -> bytes:
+    """The record of one block in version 5 (spec §4.2): plane, count, coding byte, the sparse
+    stream sizes, then its content as a zstd frame without the magic number, after the
+    frame's length, or stored as it is when that is not larger."""
+    code, raw = block_content(block)
+    head = bytes([block.plane]) + varint(block.count)
+    sizes = b""
+    if block.coding != DENSE:
+        symbols, xrun, xval = block.data()
+        sizes = varint(symbols.size) + varint(xrun.size) + varint(xval.size)
+    frame = compressor(level, True, len(raw)).compress(raw)
+    framed = varint(len(frame)) + frame
+    stored = len(raw) <= len(framed)
+    byte = coding_byte(block.coding, stored, block.predictor, code)
+    return head + bytes([byte]) + sizes + (raw if stored else framed)
+
+
+def factor_chunks(records: list[tuple[str, bytes]]) -> list[bytes]:
+    """Version 5's factor chunks (spec §4.2) of (factor, record) pairs in file order: each run
+    of records of one factor in one chunk (several chunks if it passes the chunk limit)."""
+    out: list[bytes] = []
+    run: list[bytes] = []
+    size = 0
+    for i, (factor, record) in enumerate(records):
+        if run and size + len(record) > MAX_CHUNK:
+            out.append(chunk(FACTOR_CHUNKS[factor], b"".join(run)))
+            run, size = [], 0
+        run.append(record)
+        size += len(record)
+        if i + 1 == len(records) or records[i + 1][0] != factor:
+            out.append(chunk(FACTOR_CHUNKS[factor], b"".join(run)))
+            run, size = [], 0
+    return out
+
+
 _local = threading.local()
 
 
-def compressor(level: int) -> zstandard.ZstdCompressor:
-    """A zstd compressor at `level` writing the content size (spec §4), one per thread and
-    level: a compressor is not thread-safe, and making one costs about as much as compressing
-    a small block (an encode writes dozens of blocks, candidates included)."""
+def compressor(level: int, magicless: bool = False, size: int = 0) -> zstandard.ZstdCompressor:
+    """A zstd compressor at `level` writing the content size (spec §4), one per thread, level
+    and form: a compressor is not thread-safe, and making one costs about as much as
+    compressing a small block (an encode writes dozens of blocks, candidates included).
+
+    magicless: frames without the magic number, for version 5's block records (spec §4.2),
+    for content of `size` bytes. zstd picks its parameters from the level and the content
+    size, which a compressor of explicit parameters (the only way to drop the magic) does not
+    know: they are given for the size, and depend on it only through ceil(log2(size)) (zstd's
+    size classes end at powers of two), so one compressor serves each power of two and the
+    frames are those of the plain compressor without their first 4 bytes."""
     cache = getattr(_local, "compressors", None)
     if cache is None:
         cache = _local.compressors = {}
-    c = cache.get(level)
+    key = (level, max(size - 1, 0).bit_length() if magicless else -1)
+    c = cache.get(key)
     if c is None:
-        c = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
+        c = cache[key] = zstandard.ZstdCompressor(
+            compression_params=zstandard.ZstdCompressionParameters.from_level(
+                level, source_size=1 << key[1], format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+                write_content_size=True)
+        ) if magicless else zstandard.ZstdCompressor(level=level, write_content_size=True)
     return c
 
 
@@ -137,8 +195,12 @@ def insert_after_head(data: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def pack(container: Container, level: int = 3) -> bytes:
-    """Serialize a container. Blocks are written in the order given (importance order)."""
-    blocks = [pack_block(b, level) for b in container.blocks]
+    """Serialize a container. Blocks are written in the order given (importance order); in
+    version 5, consecutive blocks of one factor share a chunk."""
+    if container.header.version >= COMPACT_VERSION:
+        blocks = factor_chunks([(b.factor, pack_record(b, level)) for b in container.blocks])
+    else:
+        blocks = [pack_block(b, level) for b in container.blocks]
     return b"".join([pack_header(container.header, container.planes), *blocks, END])
 
 
