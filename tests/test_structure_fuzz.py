@@ -21,7 +21,7 @@ SEEDS = int(os.environ.get("SVDI_STRUCTURE_SEEDS", "400"))
 
 def test_generated_files_agree_on_every_path() -> None:
     verdicts: collections.Counter[str] = collections.Counter()
-    modes, layouts = set(), set()
+    modes, layouts, versions = set(), set(), set()
     for seed in range(SEEDS):
         case = grammar.generate(grammar.RandomChoices(seed))
         try:
@@ -31,10 +31,12 @@ def test_generated_files_agree_on_every_path() -> None:
         verdicts[next(iter(found.values()))] += 1
         modes.add(case.mode)
         layouts.update(case.layouts)
-    # The generator reaches both verdicts, every mode and every layout.
+        versions.add(int.from_bytes(case.data[16:18], "big"))  # HEAD's version (spec §2)
+    # The generator reaches both verdicts, every mode, layout and format version.
     assert verdicts["ok"] > SEEDS // 10 and verdicts["SvdiError"] > SEEDS // 10, verdicts
     assert modes == set(grammar.MODES) | set(grammar.V2_MODES) | set(grammar.V3_MODES)
     assert layouts == {"plain", "patch2", "patch4", "patch8", "patch16", "patch32"}
+    assert {1, 2, 3, 4, 5} <= versions, versions
 
 
 def test_valid_files_decode() -> None:

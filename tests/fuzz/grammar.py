@@ -8,7 +8,10 @@ types int8 ... float64, up to 6 channels) are always version 2, and some plain p
 version 2 file are centred (a MEAN chunk of finite means, spec §3.1). Version 3's 16-bit
 Y'CbCr modes (spec §5.2) are always version 3, with everything a version 2 file may hold. A
 third of the files of versions 2 and 3 are version 4: their PLANs carry the deblocking filter
-(spec §5.4) on most patch-layout planes of 8-bit samples, at strengths from 1 to 255.
+(spec §5.4) on most patch-layout planes of 8-bit samples, at strengths from 1 to 255. Half of
+the files of versions 2-4 are version 5 (spec §4.2): their blocks are records, most runs of one
+factor sharing a chunk, their frames without the magic number, some blocks stored raw; the
+"record" defect writes a count in a longer LEB128 form or sets the coding byte's reserved bit.
 
 Every file is built as the spec describes it — HEAD, PLANs, S/U/V blocks (dense with each
 element type and predictor, sparse with valid run/level streams from an integer matrix with
@@ -170,6 +173,15 @@ def frame(c: Choices, content: bytes) -> tuple[bytes, str]:
 # ----------------------------------------------------------------------------- model
 
 
+def leb128(value: int) -> bytes:
+    """An unsigned LEB128 number (spec §4.2), its shortest form."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
 @dataclass
 class BlockSpec:
     kind: bytes  # b"SBLK", b"UBLK", b"VBLK"
@@ -180,11 +192,32 @@ class BlockSpec:
     descriptor: list[int]  # dense: code, predictor, elements; sparse: code, nsym, nxrun, nxval
     content: bytes
     frame: bytes = b""
+    compact: bool = False  # version 5: a record (spec §4.2), not a chunk's payload
+    stored: bool = False  # version 5: the content stored raw
+    count_bytes: bytes = b""  # version 5: the count's LEB128 bytes when a defect sets them
+    reserved: int = 0  # version 5: bits a defect sets in the coding byte
 
     def payload(self) -> bytes:
+        if self.compact:
+            return self.record()
         record = fmt.DENSE_RECORD if self.coding == fmt.DENSE else fmt.SPARSE_RECORD
         return (fmt.BLOCK_RECORD.pack(self.plane, self.first, self.count, self.coding)
                 + record.pack(*self.descriptor) + self.frame)
+
+    def record(self) -> bytes:
+        """The version 5 record: plane, count, coding byte, sparse sizes, then the frame
+        without its magic number after its length, or the content stored."""
+        code = self.descriptor[0]
+        predictor = self.descriptor[1] if self.coding == fmt.DENSE else 0
+        byte = (self.coding | (2 if self.stored else 0) | (predictor & 3) << 2
+                | (code & 7) << 4 | self.reserved) & 0xFF
+        out = bytes([self.plane]) + (self.count_bytes or leb128(self.count)) + bytes([byte])
+        if self.coding != fmt.DENSE:
+            out += b"".join(leb128(min(v, 2**32 - 1)) for v in self.descriptor[1:])
+        if self.stored:
+            return out + self.content
+        body = self.frame[4:] if self.frame[:4] == struct.pack("<I", ZSTD_MAGIC) else self.frame
+        return out + leb128(len(body)) + body
 
 
 @dataclass
@@ -325,6 +358,8 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
     version = 3 if mode in V3_MODES else 2 if mode in V2_MODES or c.chance(1 / 3) else 1
     if version >= 2 and c.chance(1 / 3):  # version 4 holds all of 2 and 3, and the filter
         version = 4
+    if version >= 2 and c.chance(1 / 2):  # version 5: version 4 in the compact container
+        version = 5
     header = fmt.Header(width, height, stype, channels, colour, sub, scale, version)
     notes = [f"{width}x{height} scale {scale:g} version {version}"]
     chunks: list[tuple[bytes, bytes]] = [
@@ -386,6 +421,9 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
         order += residual_blocks(c, header, notes)
     for b in order:
         b.frame, how = frame(c, b.content)
+        if isinstance(b, BlockSpec) and version >= 5:
+            b.compact, b.stored = True, c.chance(0.3)
+            how += " stored" if b.stored else ""
         if c.chance(0.1) and isinstance(b, BlockSpec):
             notes.append(f"{b.kind.decode()}{b.plane}[{b.first}] {how}")
     if c.chance(0.2):  # unknown ancillary chunks, skipped by readers (small: Pillow reads them
@@ -402,12 +440,30 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
             notes.append(f"defect {name}: {note}")
     items = chunks + [(k, b.payload() if isinstance(b, (BlockSpec, ResidualSpec)) else b)
                       for k, b in body]
+    if version >= 5 and c.chance(0.8):  # records of one factor in a row: one chunk (§4.2)
+        items = shared_chunks(items, len(chunks), body)
     tail = [(b"IEND", b"")]
     case.data = fmt.SIGNATURE + b"".join(chunk(k, p) for k, p in items + tail)
     if defects and c.chance(0.03):
         case.data += b"\0"
         notes.append("defect byte after IEND")
     return case
+
+
+def shared_chunks(items: list[tuple[bytes, bytes]], start: int, body: Body
+                  ) -> list[tuple[bytes, bytes]]:
+    """`items` with each run of version 5 records of one factor (from `start`, the body's
+    entries) joined into one chunk."""
+    out = items[:start]
+    previous = None  # the kind of the record the last chunk ends with
+    for (kind, payload), (_, b) in zip(items[start:], body):
+        record = isinstance(b, BlockSpec) and b.compact
+        if record and previous == kind:
+            out[-1] = (kind, out[-1][1] + payload)
+        else:
+            out.append((kind, payload))
+        previous = kind if record else None
+    return out
 
 
 def interleave(c: Choices, planes: list[list[BlockSpec]]) -> list[BlockSpec]:
@@ -640,7 +696,22 @@ def d_residual(c: Choices, chunks: list, body: Body) -> str:
     return f"RBLK field {i} {old} -> {b.fields[i]}"
 
 
+def d_record(c: Choices, chunks: list, body: Body) -> str:
+    """A version 5 record's count in a longer LEB128 form than its shortest, or its coding
+    byte's reserved bit set (spec §4.2)."""
+    found = [b for _, b in body if isinstance(b, BlockSpec) and b.compact]
+    if not found:
+        return "no record"
+    b = pick(c, found)
+    if c.chance(0.5):
+        b.reserved = 0x80
+        return f"{b.kind.decode()}{b.plane}[{b.first}] reserved bit"
+    b.count_bytes = bytes([b.count & 0x7F | 0x80]) + bytes([b.count >> 7 & 0x7F | 0x80]) + b"\0"
+    return f"{b.kind.decode()}{b.plane}[{b.first}] count in 3 LEB128 bytes"
+
+
 DEFECTS: dict[str, Callable[[Choices, list, Body], str]] = {
+    "record": d_record,
     "residual": d_residual,
     "descriptor": d_descriptor_field,
     "sparse_limits": d_sparse_limits,
