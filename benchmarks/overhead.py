@@ -3,6 +3,7 @@
 
     python benchmarks/overhead.py --corpus DIR                    # 256x256 centre crops and photos
     python benchmarks/overhead.py --corpus DIR --qualities 10,25,50,75 --images 8
+    python benchmarks/overhead.py --corpus DIR --decode-time --images 24 --qualities 75
 
 For each image (the photo, and its 256x256 centre crop) and quality, the file is encoded with
 the defaults and split into: the **payload** of the U and V blocks (the bytes zstd produced
@@ -10,12 +11,19 @@ for their contents, without the zstd frame header, block headers and checksum; o
 bytes of a version 5 block stored raw), the **S payload** (the singular values, likewise), and
 the **fixed overhead**: everything else (signature, HEAD, PLAN, IEND, chunk framing, block
 headers and descriptors, zstd frame and block headers). The table gives per-file means.
+
+--decode-time: what version 5's exact reconstruction (spec §5.1; every file the encoder writes
+is version 5) costs the decoder against version 1's binary32 product: each photo's file is
+written again as version 1 with the same factors (`format.pack`, no shift), and both are
+decoded in turn, interleaved, 5 times; the minimum of the sums is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +31,7 @@ import zstandard
 from PIL import Image
 
 import svdcodec
+from svdcodec import format as container
 from svdcodec.format import reader
 from svdcodec.format.blocks import ZSTD_MAGIC
 
@@ -95,15 +104,46 @@ def images(corpus: Path, count: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def as_version_1(data: bytes) -> bytes:
+    """The same factors in a version 1 file (binary32 reconstruction, spec §5 step 2)."""
+    box = container.unpack(data)
+    assert not box.residuals and not box.means and not any(p.filtered for p in box.planes)
+    planes = [dataclasses.replace(p, shift=None) for p in box.planes]
+    return container.pack(dataclasses.replace(
+        box, header=dataclasses.replace(box.header, version=1), planes=planes), 1)
+
+
+def decode_time(pictures: list[np.ndarray], quality: int) -> str:
+    files = [svdcodec.encode(img, quality=quality) for img in pictures]
+    pairs = [(as_version_1(f), f) for f in files]
+    times: dict[int, list[float]] = {1: [], 5: []}
+    for _ in range(5):
+        for version, index in ((1, 0), (5, 1)):
+            start = time.perf_counter()
+            for pair in pairs:
+                svdcodec.decode(pair[index])
+            times[version].append(time.perf_counter() - start)
+    v1, v5 = min(times[1]), min(times[5])
+    return (f"decode of {len(files)} photos at quality {quality}: version 1 {1e3 * v1:.0f} ms, "
+            f"version 5 (exact) {1e3 * v5:.0f} ms, x {v5 / v1:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="folder of PNG photos")
     parser.add_argument("--images", type=int, default=8, help="first N photos (default 8)")
     parser.add_argument("--qualities", default="10,25,50,75")
+    parser.add_argument("--decode-time", action="store_true",
+                        help="time decoding version 5 files against version 1 ones instead")
     args = parser.parse_args(argv)
     qualities = [int(q) for q in args.qualities.split(",")]
     pictures = images(args.corpus, args.images)
     print(f"svdcodec {svdcodec.__file__}")
+    if args.decode_time:
+        photos = [img for name, img in pictures if not name.endswith("-crop")]
+        for q in qualities:
+            print(decode_time(photos, q))
+        return 0
     print("| image | quality | bytes | bpp | blocks | fixed overhead | % of file | S payload |")
     print("|---|---|---|---|---|---|---|---|")
     for kind in ("256x256 crop", "photo"):

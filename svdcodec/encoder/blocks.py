@@ -67,7 +67,21 @@ def plane_blocks(plane: Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray,
                                                        grid))
                 group.append(block)
         out.append(group)
+    if small and len(out) > 1:
+        out = whole_v(plane, B, out)
     return out
+
+
+def whole_v(plane: Plane, B: np.ndarray, groups: list[list[Block]]) -> list[list[Block]]:
+    """A small plane's V as one dense block of every component instead of component 0 dense
+    and the rest sparse, when that record is smaller: a small plane's basis is a few hundred
+    integers, where one record and frame fewer can outweigh the sparse coding's gain."""
+    parts = [b for g in groups for b in g if b.factor == "V"]
+    whole = dense_block("V", plane.index, 0, B, plane.vgrid)
+    if len(pack_record(whole, ZSTD_LEVEL)) >= sum(len(pack_record(b, ZSTD_LEVEL)) for b in parts):
+        return groups
+    return [[whole if b is parts[0] else b for b in g if b.factor != "V" or b is parts[0]]
+            for g in groups]
 
 
 def dense_block(factor: str, plane: int, first: int, columns: np.ndarray,
