@@ -54,8 +54,10 @@ def _plane_report(plane: container.Plane, blocks: list[container.Block]) -> dict
         "stored_entries": plane.rank * (m + n + 1),
         "raw_entries": m * n,
         "bytes": {f: sum(b.stored for b in blocks if b.factor == f) for f in "USV"},
-        "blocks": [{"factor": b.factor, "first": b.first, "count": b.count, "bytes": b.stored}
-                   for b in blocks],
+        # "form": zstd (a chunk's frame, versions 1-4), magicless or stored (version 5 records)
+        "blocks": [{"factor": b.factor, "first": b.first, "count": b.count, "bytes": b.stored,
+                    "coding": "dense" if b.coding == container.DENSE else "sparse",
+                    "form": b.form} for b in blocks],
     }
 
 
@@ -156,7 +158,8 @@ def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
                      f"tc {tc} (8-bit levels)")
     if verbose:
         lines += [f"      {blk['factor']}[{blk['first']}:{blk['first'] + blk['count']}] "
-                  f"{blk['bytes']} B" for blk in p["blocks"]]
+                  f"{blk['bytes']} B, {blk['coding']}"
+                  + (", stored" if blk["form"] == "stored" else "") for blk in p["blocks"]]
     return lines
 
 
