@@ -67,15 +67,17 @@ def plane_blocks(plane: Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray,
                                                        grid))
                 group.append(block)
         out.append(group)
-    if small and len(out) > 1:
+    if len(out) > 1:
         out = whole_v(plane, B, out)
     return out
 
 
 def whole_v(plane: Plane, B: np.ndarray, groups: list[list[Block]]) -> list[list[Block]]:
-    """A small plane's V as one dense block of every component instead of component 0 dense
-    and the rest sparse, when that record is smaller: a small plane's basis is a few hundred
-    integers, where one record and frame fewer can outweigh the sparse coding's gain."""
+    """The plane's V as one dense block of every component, in the first group, instead of
+    component 0 dense and the rest run/level coded by group, when that record is smaller: a
+    basis of a few hundred or thousand integers, predicted along the patch, often compresses
+    better dense, and takes one record and frame. (A preview then reads all of V with
+    component 0: V is a small part of a file.)"""
     parts = [b for g in groups for b in g if b.factor == "V"]
     whole = dense_block("V", plane.index, 0, B, plane.vgrid)
     if len(pack_record(whole, ZSTD_LEVEL)) >= sum(len(pack_record(b, ZSTD_LEVEL)) for b in parts):
