@@ -71,7 +71,7 @@ def blocks_of(kind: bytes, payload: memoryview, header, planes, cursor):
         yield bytes(payload[d.frame_at:]), False, d.factor
         return
     for d in reader.block_descriptors(kind, payload, header, planes, cursor):
-        yield bytes(payload[d.frame_at:d.frame_end]), d.stored, d.factor
+        yield bytes(payload[d.frame_at:d.frame_end]), d.stored_raw, d.factor
 
 
 def split(data: bytes) -> tuple[int, int, int, int]:

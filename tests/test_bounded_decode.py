@@ -193,7 +193,7 @@ def test_encoder_frames_within_the_window() -> None:
     for kind, payload in MV.split_chunks(data):
         if kind in container.FACTOR_TYPES:
             for d in block_descriptors(kind, payload, box.header, box.planes, cursor):
-                if not d.stored:
+                if not d.stored_raw:
                     frame = payload[d.frame_at:d.frame_end]
                     _, params = frame_parameters(frame, d.what, d.form)
                     assert params.window_size <= container.MAX_WINDOW

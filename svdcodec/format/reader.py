@@ -213,7 +213,7 @@ class Descriptor:
     length_at: int = 0  # version 5: where its frame length starts (a stored block: frame_at)
 
     @property
-    def stored(self) -> bool:
+    def stored_raw(self) -> bool:
         """Whether the block's content is stored raw (version 5), not zstd-compressed."""
         return self.form == STORED_RAW
 

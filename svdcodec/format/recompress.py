@@ -41,7 +41,7 @@ def recompress_blocks(data: bytes, level: int) -> bytes:
         """The block's frame (version 5: with its length; a stored block's bytes) at `level`
         if that is smaller, else as it is."""
         old = payload[d.length_at:d.frame_end]
-        if d.stored:
+        if d.stored_raw:
             return bytes(old)
         magicless = d.form == MAGICLESS
         raw = decompressor(d.form).decompress(payload[d.frame_at:d.frame_end])
