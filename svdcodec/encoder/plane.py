@@ -28,6 +28,7 @@ from ..runtime.band_sizes import row_bands
 from ..runtime.threads import run_bands, threaded_blas
 from . import tuning
 from .blocks import Symbols, component_groups, plane_blocks, small_plane
+from .residual import block_magnitude
 from .source import PlaneSource
 
 Band = tuple[int, int]  # plane rows [y0, y1)
@@ -125,6 +126,10 @@ class CodedPlane:
     nbytes: int
     distortion: float
     parts: dict[Band, BandPart] = field(default_factory=dict)  # a sample's band parts
+    #: the singular values stored, and max |A| and max |B| of the blocks' integers: what the
+    #: exact reconstruction's shift is chosen from (spec §5.1)
+    sigma: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    magnitudes: tuple[int, int] = (0, 0)
 
 
 def streams(layout: int, patch: int, height: int, width: int) -> bool:
@@ -364,8 +369,10 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     records = iter(zip([b.factor for b in flat], packed))
     groups = [[next(records) for _ in group] for group in blocks]
     nbytes = sum(len(x) * (sampled if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
+    magnitudes = (max((block_magnitude(b) for b in flat if b.factor == "U"), default=0),
+                  max((block_magnitude(b) for b in flat if b.factor == "V"), default=0))
     return CodedPlane(plane, groups, round(nbytes), distortion,
-                      u.parts if sample or keep_parts else {})
+                      u.parts if sample or keep_parts else {}, sigma, magnitudes)
 
 
 def fit_rows(source: PlaneSource, candidate: Candidate) -> np.ndarray:

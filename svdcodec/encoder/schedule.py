@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..codec import exact as exact_rule
 from ..format import END, LAYOUT_PATCH, Header, Plane, pack_header, pack_means
 from ..format.writer import factor_chunks
 from ..modes import Pixels
@@ -36,7 +37,6 @@ from .plane import (
     plane_grams,
     predicted_side,
 )
-from .residual import exact_layer
 from .source import image_header, ycc_8bit
 from .tuning import CHROMA_STEP, FIT_EXTRA_RANK, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
 
@@ -210,9 +210,9 @@ class Encoder:
             choice = begun if begun is not None else self.choose_layout(work, index, step)
             assert choice is not None  # whole-plane codings allowed: always a choice
             coded.append(self.finish(work, choice))
+        if header.version >= 2:  # the exact planes' shifts (§5.1): every file, version 5
+            coded = [exact_plane(k) for k in coded]
         data = interleave(header, coded, source.means)
-        if header.version >= 2:  # version 2's types and channels: the exact planes' shifts (§5.1)
-            data = exact_layer(data) + END
         # 8-bit patch layouts: the deblocking filter where it helps (version 4, §5.4); not on
         # a Y'CbCr image svdi decoded (its patch edges were filtered once: filtering them
         # again at every generation blurs it cycle after cycle, docs/design-notes.md; grey
@@ -228,13 +228,23 @@ def rd_cost(coded: CodedPlane, step: float) -> float:
     return coded.distortion + LAYOUT_LAMBDA * step * step * 8 * coded.nbytes
 
 
+def exact_plane(coded: CodedPlane) -> CodedPlane:
+    """The coded plane with the largest shift F that keeps the exact rule's bound (spec §5.1),
+    from the integers it codes: what `residual.exact_container` chooses from the written
+    file, without reading it back."""
+    p = coded.plane
+    shift = exact_rule.choose_shift(p.step, coded.sigma, *coded.magnitudes,
+                                    f"plane {p.index}") if p.rank else 0
+    return replace(coded, plane=replace(p, shift=shift))
+
+
 def interleave(header: Header, coded: list[CodedPlane],
                means: dict[int, np.ndarray] | None = None) -> bytes:
     """The file: header and PLANs, the column means of centred planes, then the planes'
     blocks group by group (importance order: a reader can stop after any group for a
     preview), then IEND; in each group S, then V, then U, each factor's records in one chunk
     (spec §4.2). A file of small planes only is one group. A version 2 header gets shift 0 in
-    every PLAN, a placeholder that `exact_layer` replaces."""
+    every PLAN that has none, a placeholder that `exact_layer` replaces."""
     depth = max((len(k.groups) for k in coded), default=0)
     if all(small_plane(k.plane) for k in coded):
         depth, groups = min(depth, 1), [[[r for g in k.groups for r in g]] for k in coded]
@@ -242,6 +252,7 @@ def interleave(header: Header, coded: list[CodedPlane],
         groups = [k.groups for k in coded]
     ordered = [record for g in range(depth) for factor in "SVU" for k in groups if g < len(k)
                for record in k[g] if record[0] == factor]
-    planes = [k.plane if header.version < 2 else replace(k.plane, shift=0) for k in coded]
+    planes = [k.plane if header.version < 2 or k.plane.shift is not None
+              else replace(k.plane, shift=0) for k in coded]
     centred = [pack_means(i, mean) for i, mean in sorted((means or {}).items())]
     return b"".join([pack_header(header, planes), *centred, *factor_chunks(ordered), END])
