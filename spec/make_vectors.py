@@ -1630,7 +1630,8 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 
 #: Invalid vectors also kept as regression files for tests/test_hostile.py.
-REGRESSIONS = ("work_bomb", "zstd_1tb_frame", "sparse_size_bomb", "zstd_skippable_frame")
+REGRESSIONS = ("work_bomb", "zstd_1tb_frame", "sparse_size_bomb", "zstd_skippable_frame",
+               "v5_sparse_size_bomb", "v5_frame_past_chunk")
 
 
 def write(out: Path, regressions: Path | None = None) -> list[Path]:
