@@ -26,6 +26,7 @@ matrix X, integers A, B and weights c_k = step^2 / sigma_k (X^ = A diag(c) B^T):
 - `delta U`: the least-squares offset delta_U (rounded to 1/64 of a step) of U's non-zero
   levels in components >= 1, one per plane; `delta UV`: the same with V's, jointly;
 - `refit + delta U`: delta_U first, then c refitted to A - delta_U sign(A);
+- `NAME rounding R`: variant NAME with the dead zone's offset R (codec.quantize.ROUNDING);
 - `centroid table` (an upper bound of richer offsets): every U level of magnitude 1 or 2 in
   component k >= 1 reconstructed at the mean magnitude of the coefficients (X V / step) that
   quantized to it, one offset per component and level.
@@ -56,6 +57,7 @@ import numpy as np
 from PIL import Image
 
 import svdcodec
+from svdcodec.codec import quantize
 from svdcodec.decoder import plane as decoder_plane
 from svdcodec.encoder import plane as encoder_plane
 from svdcodec.encoder import schedule, tuning
@@ -73,6 +75,7 @@ ORIGINAL_CODE_PLANE = schedule.code_plane
 ORIGINAL_PLANE_BLOCKS = encoder_plane.plane_blocks
 ORIGINAL_FILL = decoder_plane.PlaneReconstructor._fill
 GAIN_LIMITS = (0.5, 2.0)
+TODAY_ROUNDING = quantize.ROUNDING
 
 
 def code_plane(source, candidate, step, rule, measure, sample=None, done=None,
@@ -217,8 +220,10 @@ def install() -> None:
 def curve(job: tuple[str, Path, int]) -> list[tuple[int, float]]:
     name, path, effort = job
     install()
+    name, _, rounding = name.partition(" rounding ")
     STATE["variant"] = name
     tuning.REFIT_SIGMA = name == "encoder"
+    quantize.ROUNDING = float(rounding) if rounding else TODAY_ROUNDING
     pixels = np.asarray(Image.open(path).convert("RGB"))
     out = []
     for q in QUALITIES:
@@ -239,7 +244,7 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--effort", type=int, default=1)
     parser.add_argument("--only", action="append", help="a variant (repeatable): "
-                        + ", ".join(VARIANTS))
+                        + ", ".join(VARIANTS) + "; any of them + ' rounding R'")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
     paths = sorted(args.corpus.glob("*.png"))[args.first:args.first + args.images]
