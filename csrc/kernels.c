@@ -2349,6 +2349,7 @@ typedef struct {
     Py_ssize_t i_row, i_col;
     int ints_type;
     double *top, *error; /* contiguous working copies, written back by the caller */
+    double *squares;     /* likewise, or NULL when the caller does not ask for them */
     float *row, *d;      /* scratch lines of cols values */
     int32_t *q, *s;
 } Quantize;
@@ -2385,6 +2386,9 @@ HOT static int quantize_run(const Quantize *z)
             q[0] = t;
             d[0] = scaled - (float)t - z->first_rounding;
         }
+        if (z->squares != NULL) /* exact below 2**53: the order of numpy's sum */
+            for (Py_ssize_t j = 0; j < cols; j++)
+                z->squares[j] += (double)q[j] * (double)q[j];
         for (Py_ssize_t j = 0; j < cols; j++) {
             error[j] += (double)d[j] * (double)d[j];
             double m = q[j];
@@ -2410,39 +2414,46 @@ HOT static int quantize_run(const Quantize *z)
 }
 
 PyDoc_STRVAR(quantize_doc,
-"quantize(values, inv_step, rounding, ints, top, error, first_rounding=rounding) -> bool\n\n"
+"quantize(values, inv_step, rounding, ints, top, error, first_rounding=rounding,\n"
+"         squares=None) -> bool\n\n"
 "codec.quantize.ColumnStats.add: ints = dead-zone quantized values (rows, cols) of float32\n"
 "values (any integer type, wrapped to it), column 0 with first_rounding; per column, top =\n"
-"max |int| and error += squared error in steps (float64). False if a value overflows int32.\n"
-"inv_step and the roundings are rounded to float32.");
+"max |int|, error += squared error in steps and squares += the integers' squares (float64,\n"
+"row after row). False if a value overflows int32. inv_step and the roundings are rounded\n"
+"to float32.");
 
 static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"values", "inv_step", "rounding", "ints", "top", "error",
-                            "first_rounding", NULL};
-    PyObject *o_values, *o_ints, *o_top, *o_error, *result = NULL;
+                            "first_rounding", "squares", NULL};
+    PyObject *o_values, *o_ints, *o_top, *o_error, *o_squares = Py_None, *result = NULL;
     float inv_step, rounding, first_rounding = NAN;
-    Arr values = {0}, ints = {0}, top = {0}, error = {0};
+    Arr values = {0}, ints = {0}, top = {0}, error = {0}, squares = {0};
     double *sums = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OffOOO|f:quantize", names, &o_values,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OffOOO|fO:quantize", names, &o_values,
                                      &inv_step, &rounding, &o_ints, &o_top, &o_error,
-                                     &first_rounding))
+                                     &first_rounding, &o_squares))
         return NULL;
     if (isnan(first_rounding))
         first_rounding = rounding;
+    int with_squares = o_squares != Py_None;
     if (get_array(o_values, &values, "values", 2, T_F32, 0) < 0
         || get_array(o_ints, &ints, "ints", 2, T_INTS, A_WRITABLE) < 0
         || get_array(o_top, &top, "top", 1, T_F64, A_WRITABLE) < 0
-        || get_array(o_error, &error, "error", 1, T_F64, A_WRITABLE) < 0)
+        || get_array(o_error, &error, "error", 1, T_F64, A_WRITABLE) < 0
+        || (with_squares
+            && get_array(o_squares, &squares, "squares", 1, T_F64, A_WRITABLE) < 0))
         goto done;
     Py_ssize_t rows = values.shape[0], cols = values.shape[1];
     if (ints.shape[0] != rows || ints.shape[1] != cols || top.size < cols
-        || error.size < cols) {
-        value_error("quantize: ints must have values' shape, top and error a value per column");
+        || error.size < cols || (with_squares && squares.size < cols)) {
+        value_error("quantize: ints must have values' shape, top, error and squares a value "
+                    "per column");
         goto done;
     }
-    /* top and error (cols doubles each), then the float and int32 lines (cols each). */
-    sums = malloc((2 * sizeof(double) + 2 * sizeof(float) + 2 * sizeof(int32_t))
+    /* top, error and squares (cols doubles each), then the float and int32 lines (cols
+       each). */
+    sums = malloc((3 * sizeof(double) + 2 * sizeof(float) + 2 * sizeof(int32_t))
                   * (size_t)(cols + 1));
     if (sums == NULL) {
         PyErr_NoMemory();
@@ -2450,8 +2461,8 @@ static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     Quantize z = {values.data, rows, cols, values.strides[0], values.strides[1], inv_step,
                   rounding, first_rounding, ints.data, ints.strides[0], ints.strides[1],
-                  ints.type, sums, sums + cols};
-    z.row = (float *)(sums + 2 * cols);
+                  ints.type, sums, sums + cols, with_squares ? sums + 2 * cols : NULL};
+    z.row = (float *)(sums + 3 * cols);
     z.d = z.row + cols;
     z.q = (int32_t *)(z.d + cols);
     z.s = z.q + cols;
@@ -2460,11 +2471,15 @@ static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
     for (Py_ssize_t j = 0; j < cols; j++) {
         z.top[j] = ld_f64(top.data + j * top.strides[0]);
         z.error[j] = ld_f64(error.data + j * error.strides[0]);
+        if (with_squares)
+            z.squares[j] = ld_f64(squares.data + j * squares.strides[0]);
     }
     ok = quantize_run(&z);
     for (Py_ssize_t j = 0; j < cols; j++) {
         st_f64(top.data + j * top.strides[0], z.top[j]);
         st_f64(error.data + j * error.strides[0], z.error[j]);
+        if (with_squares)
+            st_f64(squares.data + j * squares.strides[0], z.squares[j]);
     }
     Py_END_ALLOW_THREADS
     result = PyBool_FromLong(ok);
@@ -2474,6 +2489,7 @@ done:
     release(&ints);
     release(&top);
     release(&error);
+    release(&squares);
     return result;
 }
 

@@ -346,11 +346,16 @@ def test_quantize_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     for on in (False, True):
         monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
         stats = ColumnStats(24, 1.7)
-        ints = stats.add(values)
-        results.append((ints, stats.top.copy(), stats.error.copy()))
-    (ia, ta, ea), (ib, tb, eb) = results
+        ints = stats.add(values[:100])
+        ints = np.concatenate([ints, stats.add(values[100:])])
+        results.append((ints, stats.top.copy(), stats.error.copy(), stats.squares.copy()))
+    (ia, ta, ea, sa), (ib, tb, eb, sb) = results
     assert np.array_equal(ia, ib) and np.array_equal(ta, tb)
     np.testing.assert_allclose(ea, eb, rtol=1e-5)
+    # The sums of squares the encoder refits sigma with (`codec.refine.refitted_sigma`): the
+    # same bits on both paths, and the integers' own
+    assert np.array_equal(sa, sb)
+    assert np.array_equal(sa, (ia.astype(np.float64) ** 2).sum(axis=0))
     monkeypatch.setenv("SVDCODEC_KERNELS", "1")
     with pytest.raises(OverflowError):
         ColumnStats(1, 1e-30).add(np.array([[1e10]], dtype=np.float32))
@@ -368,11 +373,13 @@ def test_optimised_quantization_matches_numpy(monkeypatch: pytest.MonkeyPatch) -
         stats = ColumnStats(24, 0.9, [(1, 16), (16, 24)])
         out = np.zeros((400, 24), dtype=np.int16)
         stats.add(values, out=out[50:350])
-        results.append((out, stats.top.copy(), stats.error.copy()))
-    (ia, ta, ea), (ib, tb, eb) = results
+        results.append((out, stats.top.copy(), stats.error.copy(), stats.squares.copy()))
+    (ia, ta, ea, sa), (ib, tb, eb, sb) = results
     assert np.array_equal(ia, ib) and np.array_equal(ta, tb)
     assert not ia[:50].any() and not ia[350:].any()
     np.testing.assert_allclose(ea, eb, rtol=1e-5)
+    assert np.array_equal(sa, sb)  # of the optimised integers
+    assert np.array_equal(sa, (ia.astype(np.float64) ** 2).sum(axis=0))
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
@@ -576,6 +583,12 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
          ValueError),
         (lambda: compiled.quantize(np.zeros((3, 4), f32), f32(1), f32(0.5),
                                    np.zeros((3, 4), f32), np.zeros(4), np.zeros(4)), TypeError),
+        (lambda: compiled.quantize(np.zeros((3, 4), f32), f32(1), f32(0.5),
+                                   np.zeros((3, 4), np.int32), np.zeros(4), np.zeros(4),
+                                   f32(0.5), np.zeros(3)), ValueError),  # squares of 3
+        (lambda: compiled.quantize(np.zeros((3, 4), f32), f32(1), f32(0.5),
+                                   np.zeros((3, 4), np.int32), np.zeros(4), np.zeros(4),
+                                   f32(0.5), np.zeros(4, f32)), TypeError),  # float32 squares
         (lambda: compiled.symbols(np.zeros((3, 4), np.int16), 2, 5), ValueError),
         (lambda: compiled.symbols(np.zeros((3, 4), np.int16), 3, 2), ValueError),
         (lambda: compiled.symbols(np.zeros((3, 4), f32), 0, 4), TypeError),

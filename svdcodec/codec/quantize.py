@@ -48,7 +48,9 @@ class ColumnStats:
     and the largest |integer|. That suffices for most rank decisions: an order-0 entropy lies
     between 0 and rows * log2(2 * largest + 1) bits, so `choose_rank` counts the values of a
     component (`entropy_bits`) only when those bounds leave its decision open, usually for
-    none or a few trailing components instead of every component of every band.
+    none or a few trailing components instead of every component of every band. And the sum
+    of the integers' squares, which `codec.refine.refitted_sigma` reads (binary64, each band's
+    rows summed in order from zero and added to the total: the same bits on both paths).
     """
 
     def __init__(self, columns: int, step: float,
@@ -58,6 +60,7 @@ class ColumnStats:
         self.columns, self.step = columns, step
         self.error = np.zeros(columns)
         self.top = np.zeros(columns)
+        self.squares = np.zeros(columns)
         self.rows = 0
         self.sparse = sparse if RDOQ_LAMBDA else None
 
@@ -67,27 +70,32 @@ class ColumnStats:
         is wide enough) or a new int32 array."""
         values = np.asarray(values, dtype=np.float32)
         if self.sparse is None:
-            return self._dead_zone(values, out, ROUNDING, self.top)
+            return self._dead_zone(values, out, ROUNDING, self.top, self.squares)
         top = np.zeros(self.columns)
-        ints = self._dead_zone(values, out, RDOQ_ROUNDING, top)
+        ints = self._dead_zone(values, out, RDOQ_ROUNDING, top, None)
         self.error += optimise_levels(ints, values, self.step, self.sparse) * self.step ** 2
         if ints.size:
             np.maximum(self.top, np.abs(ints).max(axis=0), out=self.top)
+            self.squares += np.square(ints, dtype=np.float64).sum(axis=0)
         return ints
 
     def _dead_zone(self, values: np.ndarray, out: np.ndarray | None, rounding: float,
-                   top: np.ndarray) -> np.ndarray:
+                   top: np.ndarray, squares: np.ndarray | None) -> np.ndarray:
         """`add` with the dead-zone quantizer of offset `rounding` (FIRST_ROUNDING in the
-        first column), its largest |integer| per column into `top`."""
+        first column), its largest |integer| per column into `top` and the sum of the
+        integers' squares added to `squares` (unless None)."""
         compiled = kernels.get()
         if compiled is not None:
             ints = np.empty(values.shape, dtype=np.int32) if out is None else out
             error = np.zeros(self.columns)
+            band = None if squares is None else np.zeros(self.columns)
             if not compiled.quantize(values, np.float32(1.0 / self.step),
                                      np.float32(rounding), ints, top, error,
-                                     np.float32(FIRST_ROUNDING)):
+                                     np.float32(FIRST_ROUNDING), band):
                 raise OverflowError("quantized value does not fit 32 bits")
             self.error += error * self.step ** 2
+            if squares is not None:
+                squares += band
             self.rows += values.shape[0]
             return ints
         offsets = np.full(values.shape[1], np.float32(rounding), dtype=np.float32)
@@ -101,6 +109,8 @@ class ColumnStats:
         ints = scaled.astype(np.int32)  # truncation: the floor of non-negative values
         if ints.size:
             np.maximum(top, ints.max(axis=0), out=top)
+            if squares is not None:  # row after row down each column, as the C kernel
+                squares += np.square(ints, dtype=np.float64).sum(axis=0)
         scaled -= ints
         scaled -= offsets  # the error in steps
         # Squared in float64 and summed down each column row after row (numpy reduces a
@@ -123,6 +133,7 @@ class ColumnStats:
         out = cls(parts[0].columns, parts[0].step)
         for part in parts:
             out.error += part.error
+            out.squares += part.squares
             np.maximum(out.top, part.top, out=out.top)
             out.rows += part.rows
         return out

@@ -98,3 +98,44 @@ def usable(B: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             break
         B, sigma = B[:, :-1], sigma[:-1]
     return B, sigma
+
+
+#: How far `refitted_sigma` may move a component's weight step^2 / sigma_k: a factor within
+#: these bounds (and sigma stays finite and > 0 in binary32).
+WEIGHT_GAIN_LIMITS = (0.5, 2.0)
+
+
+def refitted_sigma(sigma: np.ndarray, Q: np.ndarray, B: np.ndarray, a2: np.ndarray,
+                   b2: np.ndarray, error: np.ndarray, step: float) -> np.ndarray:
+    """The singular values to store (binary32) for the quantized factors A (m, r) and B (n, r)
+    of a plane whose exact projections P = X V (unit basis V, |P_k|^2 = sigma_k^2) were
+    quantized to A with squared error `error` (per component, plane units), and Q = V Sigma
+    to B; a2 and b2 are the sums of squares of A's and B's columns (`ColumnStats.squares`).
+    Each component's weight c_k = step^2 / sigma_k is refitted by least squares so that
+    c_k a_k b_k^T best matches the plane's own component p_k v_k^T,
+
+        c_k = (a_k . p_k) (v_k . b_k) / (|a_k|^2 |b_k|^2).
+
+    The dead zone pulls the integers toward zero and coarse components' integers are few, so
+    the decoder's step^2 / sigma_k is not the least-squares scale of what was stored; this
+    takes back part of that error for no bytes (studies/recon_study.py). The terms between
+    components are left out: they are products of two quantization errors (and including them
+    measured no better). a_k . p_k comes from the quantizer's error sum, no second pass over
+    the plane: |p_k - step a_k|^2 = sigma_k^2 - 2 step a_k . p_k + step^2 |a_k|^2 (the
+    integers carry their coefficients' signs). The quantizer's sums are the same bits on both
+    kernel paths, and so are the values stored."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    stored = sigma.astype(np.float32)
+    if not sigma.size:
+        return stored
+    today = (step * step) / stored.astype(np.float64)
+    ap = (sigma * sigma + (step * step) * a2 - error) / (2.0 * step)
+    ap *= (Q.astype(np.float64) * B).sum(axis=0) / sigma  # (a_k . p_k) (v_k . b_k)
+    denominator = a2 * b2
+    fitted = np.divide(ap, denominator, out=today.copy(), where=denominator > 0)
+    low, high = WEIGHT_GAIN_LIMITS
+    np.minimum(np.maximum(fitted, today * low, out=fitted), today * high, out=fitted)
+    refitted = ((step * step) / fitted).astype(np.float32)
+    keep = ~(np.isfinite(refitted) & (refitted > 0))  # NaN or an overflow: as they were
+    refitted[keep] = stored[keep]
+    return refitted

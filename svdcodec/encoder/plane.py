@@ -19,7 +19,7 @@ from ..codec.coding import band_symbols, join_symbols
 from ..codec.factorize import basis, energy, factorize, sub_gram, tiles_exactly
 from ..codec.layout import to_matrix
 from ..codec.quantize import ColumnStats, choose_rank, column_entropy_bits, entropy_bits
-from ..codec.refine import fit_basis, projection, stored_basis
+from ..codec.refine import fit_basis, projection, refitted_sigma, stored_basis
 from ..errors import SvdiError
 from ..format import LAYOUT_PATCH, MAX_RANK, Plane
 from ..format.writer import pack_record
@@ -359,6 +359,13 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     height = p.height if sample is None else sum(y1 - y0 for y0, y1 in sample)
     plane = Plane(p.index, p.layout, p.patch, height, p.width, r, step)
     sigma = c.sigma[:r].astype(np.float32)
+    if tuning.REFIT_SIGMA and sample is None and p.layout == LAYOUT_PATCH and not c.fitted:
+        # The weights step^2 / sigma refitted to the stored integers (`refitted_sigma`); not
+        # a fitted basis's, whose integers must be found again from a decoded image, nor a
+        # plain layout's, whose sigma are a PCA's (docs/arrays.md), nor a sample's (the
+        # layout choice reads its bytes alone).
+        sigma = refitted_sigma(c.sigma[:r], c.Q[:, :r], B[:, :r], u.stats.squares[:r],
+                               stats_b.squares[:r], u.stats.error[:r], step)
     small = small_plane(c.plane)
     known = [g for g in component_groups(r, small)[1:] if g in u.symbols]
     joined = dict(zip(known, run_bands(lambda k: join_symbols(u.symbols[known[k]]),
