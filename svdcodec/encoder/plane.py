@@ -3,19 +3,21 @@ on the quantizer step), then, at a step, the quantized factors, the rank decisio
 
 Patch layouts with at least as many patches as samples per patch (every real photo) stream:
 the Gram matrix is summed band by band, and each step projects the bands on the basis again, so
-no full-size float plane, matrix or factor is kept. Other matrices (plain layout, tiny images)
-keep their in-memory factors.
+no full-size float plane, matrix or factor is kept; a large plane's quantized U keeps only its
+first and last columns beside its symbols (`DROP_U_BYTES`). Other matrices (plain layout, tiny
+images) keep their in-memory factors.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..codec.coding import band_symbols, join_symbols
+from ..codec.coding import band_symbols, decode_symbols, join_symbols
 from ..codec.factorize import basis, energy, factorize, sub_gram, tiles_exactly
 from ..codec.layout import to_matrix
 from ..codec.quantize import ColumnStats, choose_rank, column_entropy_bits, entropy_bits
@@ -37,6 +39,11 @@ INT16_MAX = int(np.iinfo(np.int16).max)
 #: whole-plane coding and fit then read the same patches instead of converting the pixels
 #: again for each (a strip is a slice of the whole: the same bits). Larger planes stream.
 CACHED_PATCH_SAMPLES = 1 << 19
+#: A whole streaming plane's coding keeps only the first and last columns of U's integers when
+#: all of them would take at least this many bytes (16-bit): the others are coded as symbols
+#: band by band, and rebuilt from those where the rank decision needs them (`QuantizedU`), at
+#: a cost a small plane need not pay.
+DROP_U_BYTES = 1 << 22
 
 
 class CachingSource(PlaneSource):
@@ -106,12 +113,65 @@ class BandPart:
 
 @dataclass
 class QuantizedU:
-    """The U side of a candidate at one rank and step."""
+    """The U side of a candidate at one rank and step.
 
-    integers: np.ndarray  # (m, rank), the narrowest safe integer type
+    `integers` holds every column, or only the first (the dense one) when the others were
+    dropped once their symbols were made (`quantize_u`'s `first_only`; `last` then keeps the
+    last column, the one the rank decision reads where it keeps every component): `column`
+    and `group_symbols` rebuild what the rank decision and a cut group ask for from the
+    symbols, which hold the same integers."""
+
+    integers: np.ndarray  # (m, rank) or (m, min(rank, 1)), the narrowest safe integer type
     stats: ColumnStats
     symbols: dict[tuple[int, int], list[Symbols]]  # per sparse group, per band (streaming)
     parts: dict[Band, BandPart]  # per band (streaming)
+    band_rows: list[int] = field(default_factory=list)  # matrix rows of each band, in order
+    last: np.ndarray | None = None  # the last column, if `integers` does not hold it
+    #: per sparse group whose columns were asked for: the non-zero integers of each column
+    _nonzero: dict[tuple[int, int], list[np.ndarray]] = field(default_factory=dict)
+
+    def column(self, j: int) -> np.ndarray:
+        """Column j of the integers, or, if dropped, an array of the same type, length and
+        values in another order: `entropy_bits` reads no more (its non-zero integers, then
+        zeros)."""
+        if j < self.integers.shape[1]:
+            return self.integers[:, j]
+        if self.last is not None and j == self.stats.columns - 1:
+            return self.last
+        lo, hi = next(g for g in self.symbols if g[0] <= j < g[1])
+        if (lo, hi) not in self._nonzero:
+            by_column: list[list[np.ndarray]] = [[] for _ in range(hi - lo)]
+            for band in self._bands(lo, hi):
+                for k in range(hi - lo):
+                    values = band[:, k]
+                    by_column[k].append(values[values != 0])
+            self._nonzero[(lo, hi)] = [np.concatenate(v) if v else np.zeros(0, self.dtype)
+                                       for v in by_column]
+        values = self._nonzero[(lo, hi)][j - lo]
+        out = np.zeros(self.integers.shape[0], dtype=self.dtype)
+        out[:values.size] = values
+        return out
+
+    def group_symbols(self, lo: int, hi: int) -> Symbols | None:
+        """The joined symbols of columns lo..hi if the integers hold them no longer (a group
+        cut by the rank decision: its symbols made again from the whole group's), else None
+        (the caller makes them from the integers)."""
+        if hi <= self.integers.shape[1]:
+            return None
+        group = next(g for g in self.symbols if g[0] == lo)
+        return join_symbols([band_symbols(band[:, :hi - lo]) for band in self._bands(*group)])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.integers.dtype
+
+    def _bands(self, lo: int, hi: int) -> Iterator[np.ndarray]:
+        """The integers of columns lo..hi (a sparse group) band by band, from its symbols."""
+        for rows, (symbols, xrun, xval) in zip(self.band_rows, self.symbols[(lo, hi)]):
+            index, values = decode_symbols(symbols, xrun, xval, (rows, hi - lo))
+            band = np.zeros((rows, hi - lo), dtype=self.dtype)
+            band.reshape(-1)[index] = values
+            yield band
 
 
 @dataclass
@@ -257,12 +317,14 @@ def energy_rank(candidate: Candidate, fraction: float) -> int:
 
 def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float,
                bands: list[Band] | None = None, done: dict[Band, BandPart] | None = None,
-               optimise: bool = False) -> QuantizedU:
+               optimise: bool = False, first_only: bool = False) -> QuantizedU:
     """The integers of the U side, their stats, and the symbols of each sparse group at full
     rank, band by band (while the band is in cache: the rank decision usually keeps them all).
     `bands`: only the matrix rows of these plane rows (whole patch rows), stacked. `done`:
     parts of bands computed before at the same rank and step (the layout sample), taken as they
-    are: every band is computed on its own, so the result is the same."""
+    are: every band is computed on its own, so the result is the same. `first_only`: keep
+    only the first column of the integers (a streaming candidate): the others are in their
+    groups' symbols (the whole U of Y' of a 19 MP image is 36 MiB at 16-bit integers)."""
     n = candidate.plane.matrix_shape[1]
     # With `optimise`, a patch layout's run/level coded groups: their integers
     # rate-distortion optimised (`optimise_levels`). Not a fitted basis's, which must find a decoded image's integers
@@ -284,26 +346,37 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     longest = (float(np.linalg.norm(unit_basis, axis=0).max(initial=0.0))
                if candidate.fitted else 1.0)
     small = math.sqrt(n) * 256.0 * longest / step + 2 < INT16_MAX
-    A = np.empty((int(starts[-1]), rank), dtype=np.int16 if small else np.int32)
+    dtype = np.int16 if small else np.int32
+    kept = min(rank, 1) if first_only else rank
+    A = np.empty((int(starts[-1]), kept), dtype=dtype)
+    last = np.empty(int(starts[-1]), dtype=dtype) if kept < rank else None
     groups = component_groups(rank)[1:]
 
     def band(i: int) -> BandPart:
         y0, y1 = bands[i]
         a = source.patches(candidate.plane.index, y0, y1, patch)
         stats = ColumnStats(rank, step, sparse)
-        ints = stats.add(a @ unit_basis, out=A[starts[i]:starts[i + 1]])
-        return BandPart(ints, stats, [band_symbols(ints, lo, hi) for lo, hi in groups])
+        mine = A[starts[i]:starts[i + 1]]
+        if last is None:
+            ints = stats.add(a @ unit_basis, out=mine)
+        else:
+            ints = stats.add(a @ unit_basis, out=np.empty((a.shape[0], rank), dtype=dtype))
+            mine[...] = ints[:, :kept]
+            last[starts[i]:starts[i + 1]] = ints[:, -1]
+        return BandPart(mine, stats, [band_symbols(ints, lo, hi) for lo, hi in groups])
     done = done or {}
     todo = [i for i, b in enumerate(bands) if b not in done]
     computed = dict(zip(todo, run_bands(lambda k: band(todo[k]), len(todo))))
     parts = []
     for i, b in enumerate(bands):
         if i not in computed:
-            A[starts[i]:starts[i + 1]] = done[b].integers
+            A[starts[i]:starts[i + 1]] = done[b].integers[:, :kept]
+            if last is not None:
+                last[starts[i]:starts[i + 1]] = done[b].integers[:, -1]
         parts.append(computed.get(i) or done[b])
     symbols = {g: [p.symbols[k] for p in parts] for k, g in enumerate(groups)}
     return QuantizedU(A, ColumnStats.combine([p.stats for p in parts]), symbols,
-                      dict(zip(bands, parts)))
+                      dict(zip(bands, parts)), np.diff(starts).tolist(), last)
 
 
 def sample_rows(candidate: Candidate, bands: list[Band] | None) -> np.ndarray:
@@ -328,8 +401,12 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     `keep_parts`: return the band parts of a whole-plane coding too."""
     c = candidate
     rank = energy_rank(c, rule.energy) if rule.energy is not None else c.sigma.size
+    # A whole streaming plane whose band parts are not returned keeps U's first and last
+    # columns only where U is large (DROP_U_BYTES)
+    first_only = sample is None and not keep_parts and c.P is None \
+        and c.plane.matrix_shape[0] * rank * 2 >= DROP_U_BYTES
     try:
-        u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels)
+        u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels, first_only)
         stats_b = ColumnStats(rank, step)
         B = stats_b.add(c.Q[:, :rank])
     except OverflowError:
@@ -340,7 +417,8 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     r = rank
     if not rule.fixed and not c.fitted and r:
         r = choose_rank(c.sigma[:rank], error_a, stats_b.error, u.stats.most_bits() * sampled,
-                        lambda i: entropy_bits(A[:, i]) * sampled, column_entropy_bits(B), step)
+                        lambda i: entropy_bits(u.column(i)) * sampled, column_entropy_bits(B),
+                        step)
     # A component whose quantized U or V is all zero contributes nothing: drop the tail.
     alive = np.flatnonzero(u.stats.nonzero()[:r] & stats_b.nonzero()[:r])
     r = int(alive[-1]) + 1 if alive.size else 0
@@ -355,6 +433,12 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     known = [g for g in component_groups(r)[1:] if g in u.symbols]
     joined = dict(zip(known, run_bands(lambda k: join_symbols(u.symbols[known[k]]),
                                        len(known))))
+    for lo, hi in component_groups(r)[1:]:
+        cut = None if (lo, hi) in joined else u.group_symbols(lo, hi)
+        if cut is not None:
+            joined[(lo, hi)] = cut
+    # (without the dropped columns, every sparse group's symbols are given: plane_blocks
+    # then reads the first column only)
     blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined)
     flat = [b for group in blocks for b in group]
     packed = run_bands(lambda i: pack_block(flat[i], tuning.ZSTD_LEVEL), len(flat))
