@@ -257,7 +257,10 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
     h_index, h_weight, h_chol = halving_tables(width, in_w)
     compiled = kernels.get()
     z = np.empty((height, width))
-    band = band or max(1, band_sizes.BAND_SAMPLES // (2 * max(in_w, 1)))
+    # About BAND_SAMPLES input samples a band (a thread's input rows are float32: 1 MiB), in
+    # whole blocks of the row solve (16 rows: a part block costs it more). A band reads two
+    # input rows per output row and two more, which its neighbour reads again: 3 % at 32 rows
+    band = band or ROW_BLOCK * -(-band_sizes.BAND_SAMPLES // (2 * ROW_BLOCK * max(in_w, 1)))
     bands = [(k0, min(k0 + band, height)) for k0 in range(0, height, band)]
 
     def gather(k: int) -> None:
@@ -284,6 +287,10 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
         solve_normal(v_chol, z)
     run_bands(across, len(bands))
     return float32_in_place(z)
+
+
+#: Rows the compiled solve along rows (`banded_solve`, axis 1) transposes and solves together.
+ROW_BLOCK = 16
 
 
 def float32_in_place(z: np.ndarray) -> np.ndarray:

@@ -11,13 +11,18 @@ images) keep their in-memory factors.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..codec.coding import band_symbols, decode_symbols, join_symbols
+from ..codec.coding import (
+    END_OF_ROW,
+    RUN_ESCAPE,
+    VALUE_ESCAPE,
+    band_symbols,
+    join_symbols,
+)
 from ..codec.factorize import basis, energy, factorize, sub_gram, tiles_exactly
 from ..codec.layout import to_matrix
 from ..codec.quantize import ColumnStats, choose_rank, column_entropy_bits, entropy_bits
@@ -39,11 +44,14 @@ INT16_MAX = int(np.iinfo(np.int16).max)
 #: whole-plane coding and fit then read the same patches instead of converting the pixels
 #: again for each (a strip is a slice of the whole: the same bits). Larger planes stream.
 CACHED_PATCH_SAMPLES = 1 << 19
-#: A whole streaming plane's coding keeps only the first and last columns of U's integers when
-#: all of them would take at least this many bytes (16-bit): the others are coded as symbols
-#: band by band, and rebuilt from those where the rank decision needs them (`QuantizedU`), at
-#: a cost a small plane need not pay.
+#: A whole streaming plane's coding keeps only the first and the last columns of U's integers
+#: when all of them would take at least this many bytes (16-bit): the others are coded as
+#: symbols band by band, and rebuilt from those where the rank decision needs them
+#: (`QuantizedU`), at a cost a small plane need not pay.
 DROP_U_BYTES = 1 << 22
+#: The last columns kept: rank // TAIL_PART of them (at least one), those the rank decision
+#: reads first, scanning from the last component down (it rebuilds any other it reads).
+TAIL_PART = 4
 
 
 class CachingSource(PlaneSource):
@@ -116,19 +124,19 @@ class QuantizedU:
     """The U side of a candidate at one rank and step.
 
     `integers` holds every column, or only the first (the dense one) when the others were
-    dropped once their symbols were made (`quantize_u`'s `first_only`; `last` then keeps the
-    last column, the one the rank decision reads where it keeps every component): `column`
-    and `group_symbols` rebuild what the rank decision and a cut group ask for from the
-    symbols, which hold the same integers."""
+    dropped once their symbols were made (`quantize_u`'s `first_only`; `tail` then keeps the
+    last columns, those the rank decision reads first): `column` and `group_symbols` rebuild
+    what the rank decision and a cut group ask for from the symbols, which hold the same
+    integers."""
 
     integers: np.ndarray  # (m, rank) or (m, min(rank, 1)), the narrowest safe integer type
     stats: ColumnStats
     symbols: dict[tuple[int, int], list[Symbols]]  # per sparse group, per band (streaming)
     parts: dict[Band, BandPart]  # per band (streaming)
-    band_rows: list[int] = field(default_factory=list)  # matrix rows of each band, in order
-    last: np.ndarray | None = None  # the last column, if `integers` does not hold it
-    #: per sparse group whose columns were asked for: the non-zero integers of each column
-    _nonzero: dict[tuple[int, int], list[np.ndarray]] = field(default_factory=dict)
+    tail: np.ndarray | None = None  # (t, m): the last t columns, if `integers` lacks them
+    #: per sparse group whose columns were asked for: `_by_column`
+    _nonzero: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict)
 
     def column(self, j: int) -> np.ndarray:
         """Column j of the integers, or, if dropped, an array of the same type, length and
@@ -136,42 +144,79 @@ class QuantizedU:
         zeros)."""
         if j < self.integers.shape[1]:
             return self.integers[:, j]
-        if self.last is not None and j == self.stats.columns - 1:
-            return self.last
+        if self.tail is not None and j >= self.stats.columns - self.tail.shape[0]:
+            return self.tail[j - self.stats.columns]
         lo, hi = next(g for g in self.symbols if g[0] <= j < g[1])
         if (lo, hi) not in self._nonzero:
-            by_column: list[list[np.ndarray]] = [[] for _ in range(hi - lo)]
-            for band in self._bands(lo, hi):
-                for k in range(hi - lo):
-                    values = band[:, k]
-                    by_column[k].append(values[values != 0])
-            self._nonzero[(lo, hi)] = [np.concatenate(v) if v else np.zeros(0, self.dtype)
-                                       for v in by_column]
-        values = self._nonzero[(lo, hi)][j - lo]
+            self._nonzero[(lo, hi)] = self._by_column(lo, hi)
+        values, starts = self._nonzero[(lo, hi)]
         out = np.zeros(self.integers.shape[0], dtype=self.dtype)
-        out[:values.size] = values
+        mine = values[starts[j - lo]:starts[j - lo + 1]]
+        out[:mine.size] = mine
         return out
+
+    def _by_column(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The non-zero integers of columns lo..hi (a sparse group), column after column,
+        and where each column's start (count + 1 offsets), from its symbols."""
+        columns, values = [], []
+        for symbols, xrun, xval in self.symbols[(lo, hi)]:
+            column, eor = symbol_columns(symbols, xrun)
+            coded = ~eor
+            columns.append(column[coded].astype(np.int16))  # MAX_RANK columns at most
+            values.append(symbol_values(symbols, xval, self.dtype)[coded])
+        column = np.concatenate(columns) if columns else np.zeros(0, np.int16)
+        order = np.argsort(column, kind="stable")
+        starts = np.zeros(hi - lo + 1, dtype=np.int64)
+        np.cumsum(np.bincount(column, minlength=hi - lo), out=starts[1:])
+        return (np.concatenate(values)[order] if values else np.zeros(0, self.dtype)), starts
 
     def group_symbols(self, lo: int, hi: int) -> Symbols | None:
         """The joined symbols of columns lo..hi if the integers hold them no longer (a group
-        cut by the rank decision: its symbols made again from the whole group's), else None
-        (the caller makes them from the integers)."""
+        cut by the rank decision: the whole group's symbols less those of the columns cut,
+        which close each row: the same as made from the columns), else None (the caller makes
+        them from the integers)."""
         if hi <= self.integers.shape[1]:
             return None
         group = next(g for g in self.symbols if g[0] == lo)
-        return join_symbols([band_symbols(band[:, :hi - lo]) for band in self._bands(*group)])
+        parts = []
+        for symbols, xrun, xval in self.symbols[group]:
+            column, eor = symbol_columns(symbols, xrun)
+            keep = eor | (column < hi - lo)
+            run_escaped = (symbols >> 4) == RUN_ESCAPE
+            value_escaped = (symbols & 15) == VALUE_ESCAPE
+            parts.append((symbols[keep], xrun[keep[run_escaped]], xval[keep[value_escaped]]))
+        return join_symbols(parts)
 
     @property
     def dtype(self) -> np.dtype:
         return self.integers.dtype
 
-    def _bands(self, lo: int, hi: int) -> Iterator[np.ndarray]:
-        """The integers of columns lo..hi (a sparse group) band by band, from its symbols."""
-        for rows, (symbols, xrun, xval) in zip(self.band_rows, self.symbols[(lo, hi)]):
-            index, values = decode_symbols(symbols, xrun, xval, (rows, hi - lo))
-            band = np.zeros((rows, hi - lo), dtype=self.dtype)
-            band.reshape(-1)[index] = values
-            yield band
+
+def symbol_columns(symbols: np.ndarray, xrun: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The column of each symbol of a band's run/level stream (`codec.coding.band_symbols`,
+    which the encoder made: not checked) within its row, and where the row ends are: the
+    run + 1 of the symbols of a row, summed."""
+    eor = symbols == END_OF_ROW
+    # int32: a row's runs and values sum to its width, and a band holds under 2^31 samples
+    advance = (symbols >> 4).astype(np.int32)
+    escaped = advance == RUN_ESCAPE
+    advance[escaped] += xrun
+    advance += 1
+    total = np.cumsum(advance, dtype=np.int32)
+    ends = np.flatnonzero(eor)
+    row_sums = np.diff(total[ends], prepend=0)  # each row's advances, its end's included
+    advance[ends] -= row_sums  # the end of a row takes the row back to column -1
+    column = np.cumsum(advance, dtype=np.int32)
+    column -= 1
+    return column, eor
+
+
+def symbol_values(symbols: np.ndarray, xval: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The integer of each symbol of a band's run/level stream (row ends: 0)."""
+    values = (symbols & 15).astype(dtype)
+    values -= 8  # a row end's is 0
+    values[values == VALUE_ESCAPE - 8] = xval
+    return values
 
 
 @dataclass
@@ -323,8 +368,9 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     `bands`: only the matrix rows of these plane rows (whole patch rows), stacked. `done`:
     parts of bands computed before at the same rank and step (the layout sample), taken as they
     are: every band is computed on its own, so the result is the same. `first_only`: keep
-    only the first column of the integers (a streaming candidate): the others are in their
-    groups' symbols (the whole U of Y' of a 19 MP image is 36 MiB at 16-bit integers)."""
+    only the first and the last columns of the integers (a streaming candidate): the others
+    are in their groups' symbols (the whole U of Y' of a 19 MP image is 36 MiB at 16-bit
+    integers)."""
     n = candidate.plane.matrix_shape[1]
     # With `optimise`, a patch layout's run/level coded groups: their integers
     # rate-distortion optimised (`optimise_levels`). Not a fitted basis's, which must find a decoded image's integers
@@ -349,7 +395,10 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     dtype = np.int16 if small else np.int32
     kept = min(rank, 1) if first_only else rank
     A = np.empty((int(starts[-1]), kept), dtype=dtype)
-    last = np.empty(int(starts[-1]), dtype=dtype) if kept < rank else None
+    # one row per column: numpy copies a column into a contiguous row faster than into a
+    # column of a matrix
+    tail = (np.empty((max(1, rank // TAIL_PART), int(starts[-1])), dtype=dtype)
+            if kept < rank else None)
     groups = component_groups(rank)[1:]
 
     def band(i: int) -> BandPart:
@@ -357,12 +406,11 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
         a = source.patches(candidate.plane.index, y0, y1, patch)
         stats = ColumnStats(rank, step, sparse)
         mine = A[starts[i]:starts[i + 1]]
-        if last is None:
+        if tail is None:
             ints = stats.add(a @ unit_basis, out=mine)
         else:
             ints = stats.add(a @ unit_basis, out=np.empty((a.shape[0], rank), dtype=dtype))
-            mine[...] = ints[:, :kept]
-            last[starts[i]:starts[i + 1]] = ints[:, -1]
+            keep_columns(ints, mine, tail, starts[i])
         return BandPart(mine, stats, [band_symbols(ints, lo, hi) for lo, hi in groups])
     done = done or {}
     todo = [i for i, b in enumerate(bands) if b not in done]
@@ -370,13 +418,24 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     parts = []
     for i, b in enumerate(bands):
         if i not in computed:
-            A[starts[i]:starts[i + 1]] = done[b].integers[:, :kept]
-            if last is not None:
-                last[starts[i]:starts[i + 1]] = done[b].integers[:, -1]
+            if tail is None:
+                A[starts[i]:starts[i + 1]] = done[b].integers
+            else:
+                keep_columns(done[b].integers, A[starts[i]:starts[i + 1]], tail, starts[i])
         parts.append(computed.get(i) or done[b])
     symbols = {g: [p.symbols[k] for p in parts] for k, g in enumerate(groups)}
     return QuantizedU(A, ColumnStats.combine([p.stats for p in parts]), symbols,
-                      dict(zip(bands, parts)), np.diff(starts).tolist(), last)
+                      dict(zip(bands, parts)), tail)
+
+
+def keep_columns(ints: np.ndarray, first: np.ndarray, tail: np.ndarray, at: int) -> None:
+    """A band's integers (rows, rank) into `first` (rows, 1) and rows at.. of `tail`
+    (t, m): the columns `quantize_u` keeps with `first_only`."""
+    rows, rank = ints.shape
+    if rank:
+        first[:, 0] = ints[:, 0]
+    for k in range(tail.shape[0]):
+        tail[k, at:at + rows] = ints[:, rank - tail.shape[0] + k]
 
 
 def sample_rows(candidate: Candidate, bands: list[Band] | None) -> np.ndarray:
