@@ -3,8 +3,8 @@
     python benchmarks/_child_memory.py OPERATION INPUT
 
 The operation first runs once on a tiny image, so that lazy imports, thread pools and BLAS
-buffers are in the baseline. Then the input is loaded (the array of an encode from .npy, the file
-bytes of a decode), the peak resident set is reset to the current one (/proc/self/clear_refs,
+buffers are in the baseline. Then the input is loaded (the array of an encode from .npy, a Pillow
+image of it for a save, the file bytes of a decode), the peak resident set is reset to the current one (/proc/self/clear_refs,
 Linux), and the operation runs once; its output stays alive while the peak is read. Prints one
 JSON line: `baseline` (VmRSS before), `peak` (VmHWM after), bytes.
 """
@@ -21,7 +21,12 @@ operation, path = sys.argv[1], sys.argv[2]
 run = _operations.prepare(operation)
 codec = operation.split()[0]
 tiny = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-if _operations.is_encode(operation):
+if _operations.is_save(operation):
+    from PIL import Image
+
+    run(Image.fromarray(tiny))
+    source = Image.fromarray(np.load(path))
+elif _operations.is_encode(operation):
     run(tiny)
     source = np.load(path)
 else:

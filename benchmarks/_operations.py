@@ -3,7 +3,9 @@
 `prepare(name)` imports what the operation needs (and nothing else, so that a fresh process
 pays what a user's program pays) and returns a function of one input:
 
-- encode operations take a uint8 array and return the file's bytes;
+- encode operations take a uint8 array and return the file's bytes; save operations take a
+  Pillow image of it, made before the operation (what `im.save` alone costs), and return the
+  file's bytes;
 - decode operations take a path or the file's bytes and return the decoded image (a Pillow
   image or a numpy array), which the caller keeps until it has measured memory.
 
@@ -20,6 +22,8 @@ OPERATIONS = {
     "svdi encode": "svdcodec.encode(array)",
     "svdi encode Pillow": 'Image.fromarray(array).save(buffer, "SVDI")',
     "JPEG encode": 'Image.fromarray(array).save(buffer, "JPEG", quality=75)',
+    "svdi save Pillow": 'image.save(buffer, "SVDI")',
+    "JPEG save Pillow": 'image.save(buffer, "JPEG", quality=75)',
     "WebP encode": 'Image.fromarray(array).save(buffer, "WEBP") (Pillow default quality 80)',
     "svdi decode Pillow": "Image.open(file).load()",
     "svdi decode numpy": "svdcodec.decode(file bytes)",
@@ -36,7 +40,12 @@ PILLOW_SAVE = {"JPEG": ("JPEG", {"quality": 75}), "WebP": ("WEBP", {}), "svdi": 
 
 
 def is_encode(name: str) -> bool:
-    return name.split()[1] == "encode"
+    """Whether the operation's input is an array (a save's is an image made of one)."""
+    return name.split()[1] in ("encode", "save")
+
+
+def is_save(name: str) -> bool:
+    return name.split()[1] == "save"
 
 
 def prepare(name: str) -> Callable[[Any], Any]:
@@ -66,6 +75,15 @@ def prepare(name: str) -> Callable[[Any], Any]:
     if codec == "svdi":
         import svdcodec
     Image.MAX_IMAGE_PIXELS = None  # as above: the 100 MP image is no decompression bomb here
+
+    if kind == "save":
+        pillow_format, options = PILLOW_SAVE[codec]
+
+        def save_pillow(image: Any) -> bytes:
+            buffer = BytesIO()
+            image.save(buffer, pillow_format, **options)
+            return buffer.getvalue()
+        return save_pillow
 
     if kind == "encode":
 

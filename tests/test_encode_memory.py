@@ -1,11 +1,14 @@
 """What an encode holds: a Pillow image read band by band (`modes.ImageRows`) instead of copied
-whole, the halved chroma converted to float32 in its own buffer, and svdi-encode's input bytes
-let go before the encode. Each gives the same bytes as before."""
+whole, the halved chroma converted to float32 in its own buffer, one chroma plane halved at a
+time, a large plane's U kept at its first and last columns (the others as symbols), and
+svdi-encode's input bytes let go before the encode. Each gives the same bytes as before."""
 
 from __future__ import annotations
 
 import io
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +19,17 @@ from support import photo
 import svdcodec
 from svdcodec import modes
 from svdcodec.cli import encode_main, photos
-from svdcodec.codec.resample import float32_in_place
+from svdcodec.codec import coding
+from svdcodec.codec.quantize import entropy_bits
+from svdcodec.codec.resample import float32_in_place, least_squares_half
 from svdcodec.encoder import plane as encoder_plane
+from svdcodec.encoder import source as encoder_source
+from svdcodec.encoder import step_for_quality
+from svdcodec.encoder.blocks import component_groups
+from svdcodec.encoder.source import PlaneSource, image_header
+from svdcodec.format import LAYOUT_PATCH
 from svdcodec.modes import ImageRows, raw_array
-from svdcodec.runtime import band_sizes
+from svdcodec.runtime import band_sizes, threads
 
 
 def saved(image: Image.Image, **options: object) -> bytes:
@@ -147,3 +157,111 @@ def test_svdi_encode_keeps_tiff_exif_after_releasing_the_file(tmp_path: Path) ->
     assert encode_main([str(source), "-o", str(tmp_path / "out.svdi"), "--quiet"]) == 0
     with Image.open(tmp_path / "out.svdi") as out:
         assert out.getexif()[271] == "a camera maker"
+
+
+@pytest.mark.parametrize("shape", [(257, 331), (256, 320), (3, 5), (1, 1)])
+def test_halving_in_threaded_bands_is_one_band(shape: tuple[int, int]) -> None:
+    """The halving's bands (gather, then the solve along rows) run in threads: any band
+    height, on any number of threads, gives the bits of one band on one thread."""
+    rng = np.random.default_rng(9)
+    x = (rng.normal(0, 40, shape)).astype(np.float32)
+    half = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
+
+    def rows(lo: int, hi: int) -> np.ndarray:
+        return x[lo:hi]
+    with threads.threads(1):
+        whole = least_squares_half(rows, shape, *half, band=half[0])
+    for count in (1, 2, 3):
+        with threads.threads(count):
+            for band in (1, 2, 7, None):
+                got = least_squares_half(rows, shape, *half, band=band)
+                assert np.array_equal(got.view(np.uint32), whole.view(np.uint32))
+
+
+def test_chroma_planes_halved_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cb and Cr are prepared by concurrent jobs, but only one holds its float64 plane."""
+    monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 0)
+    real = encoder_source.least_squares_half
+    lock = threading.Lock()
+    running, most, calls = [0], [0], [0]
+
+    def counted(*args: object, **kwargs: object) -> np.ndarray:
+        with lock:
+            running[0] += 1
+            calls[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                running[0] -= 1
+    monkeypatch.setattr(encoder_source, "least_squares_half", counted)
+    pixels = photo(256, 320, 3)
+    with threads.threads(3):
+        data = svdcodec.encode(pixels, 75)
+    assert calls[0] == 2 and most[0] == 1
+    monkeypatch.setattr(encoder_source, "least_squares_half", real)
+    assert svdcodec.encode(pixels, 75) == data
+
+
+OPTIONS_U = [{"quality": 30}, {"quality": 75}, {"quality": 95}, {"effort": 2},
+             {"quality": 50, "layout": "patch4"}, {"rank": 9, "layout": "patch8"},
+             {"energy": 0.99, "layout": "patch8"}]
+
+
+@pytest.mark.parametrize("options", OPTIONS_U)
+def test_u_kept_at_its_first_and_last_columns_writes_the_same_file(
+        options: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    pixels = photo(192, 256, 3)
+    kept_whole = svdcodec.encode(pixels, **options)
+    monkeypatch.setattr(band_sizes, "BAND_SAMPLES", 4096)  # many bands
+    banded = svdcodec.encode(pixels, **options)
+    monkeypatch.setattr(encoder_plane, "DROP_U_BYTES", 0)  # every plane's U dropped
+    widths = recorded_u_widths(monkeypatch)
+    assert svdcodec.encode(pixels, **options) == banded
+    assert 1 in widths, "no plane kept its first column only"
+    monkeypatch.setattr(band_sizes, "BAND_SAMPLES", 1 << 18)
+    assert svdcodec.encode(pixels, **options) == kept_whole
+
+
+def recorded_u_widths(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of columns of every QuantizedU's integers, as quantize_u returns them."""
+    widths: list[int] = []
+    real: Callable[..., encoder_plane.QuantizedU] = encoder_plane.quantize_u
+
+    def recorded(*args: object, **kwargs: object) -> encoder_plane.QuantizedU:
+        u = real(*args, **kwargs)
+        widths.append(u.integers.shape[1])
+        return u
+    monkeypatch.setattr(encoder_plane, "quantize_u", recorded)
+    return widths
+
+
+@pytest.mark.parametrize(("side", "quality"), [(4, 50), (8, 30), (8, 90)])
+def test_dropped_columns_rebuilt_from_symbols(side: int, quality: int,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the rank decision and a group cut by it read of a U kept at its first and last
+    columns: each column's integers (in another order: `entropy_bits` reads their counts), and
+    the symbols of the first columns of a group, as from the whole integers."""
+    monkeypatch.setattr(band_sizes, "BAND_SAMPLES", 4096)
+    pixels = photo(192, 256, 3)
+    source = PlaneSource(pixels, image_header(pixels, False))
+    candidate = encoder_plane.factorize_plane(source, 0, [(LAYOUT_PATCH, side)],
+                                              encoder_plane.RankRule())[0]
+    rank, step = candidate.sigma.size, step_for_quality(quality)
+    whole = encoder_plane.quantize_u(source, candidate, rank, step)
+    light = encoder_plane.quantize_u(source, candidate, rank, step, first_only=True)
+    assert whole.integers.shape[1] == rank and light.integers.shape[1] == 1
+    assert len(next(iter(light.symbols.values()))) > 1  # bands
+    for j in range(rank):
+        column = light.column(j)
+        assert column.dtype == whole.integers.dtype
+        assert np.array_equal(np.sort(column), np.sort(whole.integers[:, j]))
+        assert entropy_bits(column) == entropy_bits(whole.integers[:, j])
+    for lo, hi in component_groups(rank)[1:]:
+        assert whole.group_symbols(lo, hi) is None
+        for cut in range(lo + 1, hi + 1):
+            expected = coding.to_symbols(whole.integers[:, lo:cut])
+            for got, want in zip(light.group_symbols(lo, cut), expected):
+                assert got.dtype == want.dtype
+                assert np.array_equal(got, want)

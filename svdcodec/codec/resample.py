@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..runtime import kernels
+from ..runtime import band_sizes, kernels
+from ..runtime.threads import run_bands
 
 
 def _bilinear(x: np.ndarray) -> np.ndarray:
@@ -231,7 +232,7 @@ def _normal_cholesky(index: np.ndarray, weights: np.ndarray, n_small: int) -> np
 
 
 def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[int, int],
-                       height: int, width: int, band: int = 128) -> np.ndarray:
+                       height: int, width: int, band: int | None = None) -> np.ndarray:
     """The height x width plane whose upsampling by the decoder (Pillow's BILINEAR resize to
     in_shape) is closest to the input in the least-squares sense, float32.
 
@@ -241,17 +242,29 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
     the decoder doubled comes back as itself (up to the rounding of the pixels), and the
     doubled plane is the closest to the input the decoder can produce. Computed as
     (Uv^T Uv)^-1 Uv^T X Uh (Uh^T Uh)^-1 in float64: Uv^T X Uh by gather tables
-    (`halving_tables`), output rows in bands of `band`, each reading only the input rows it
-    needs (`rows(lo, hi)`); then the banded normal equations solved along each axis. The
+    (`halving_tables`), output rows in bands of `band` (default: about
+    `band_sizes.BAND_SAMPLES` input samples), each reading only the input rows it needs
+    (`rows(lo, hi)`); then the banded normal equations solved along each axis. The
     compiled kernels (`lsq_gather`, `banded_solve`) give the same bits as numpy's order here.
+
+    The bands of the gather, and those of the solve along rows (each row on its own), run in
+    threads (`run_bands`): the whole float64 plane is the largest buffer of an encode, so the
+    encoder halves its chroma planes one after the other, each on every thread, rather than
+    holding two of them at once (`encoder.source.PlaneSource.keep`).
     """
     in_h, in_w = in_shape
     v_index, v_weight, v_chol = halving_tables(height, in_h)
     h_index, h_weight, h_chol = halving_tables(width, in_w)
     compiled = kernels.get()
     z = np.empty((height, width))
-    for k0 in range(0, height, band):
-        k1 = min(k0 + band, height)
+    # About BAND_SAMPLES input samples a band (a thread's input rows are float32: 1 MiB), in
+    # whole blocks of the row solve (16 rows: a part block costs it more). A band reads two
+    # input rows per output row and two more, which its neighbour reads again: 3 % at 32 rows
+    band = band or ROW_BLOCK * -(-band_sizes.BAND_SAMPLES // (2 * ROW_BLOCK * max(in_w, 1)))
+    bands = [(k0, min(k0 + band, height)) for k0 in range(0, height, band)]
+
+    def gather(k: int) -> None:
+        k0, k1 = bands[k]
         vi = v_index[k0:k1]
         lo, hi = int(vi.min()), int(vi.max()) + 1
         x = np.ascontiguousarray(rows(lo, hi), dtype=np.float32)
@@ -260,12 +273,24 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
                 v_weight[k0:k1]), h_index, h_weight, z[k0:k1])
         else:
             z[k0:k1] = gather_rows(x, lo, vi, v_weight[k0:k1], h_index, h_weight)
-    for axis, chol in ((0, v_chol), (1, h_chol)):
+
+    def across(k: int) -> None:  # rows are C-contiguous: a band of them is a matrix of its own
+        k0, k1 = bands[k]
         if compiled is not None:
-            compiled.banded_solve(z, chol, axis)
+            compiled.banded_solve(z[k0:k1], h_chol, 1)
         else:
-            solve_normal(chol, z if axis == 0 else z.T)
+            solve_normal(h_chol, z[k0:k1].T)
+    run_bands(gather, len(bands))
+    if compiled is not None:  # down each column: every row at once (the kernel's one pass)
+        compiled.banded_solve(z, v_chol, 0)
+    else:
+        solve_normal(v_chol, z)
+    run_bands(across, len(bands))
     return float32_in_place(z)
+
+
+#: Rows the compiled solve along rows (`banded_solve`, axis 1) transposes and solves together.
+ROW_BLOCK = 16
 
 
 def float32_in_place(z: np.ndarray) -> np.ndarray:

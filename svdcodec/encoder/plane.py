@@ -3,8 +3,9 @@ on the quantizer step), then, at a step, the quantized factors, the rank decisio
 
 Patch layouts with at least as many patches as samples per patch (every real photo) stream:
 the Gram matrix is summed band by band, and each step projects the bands on the basis again, so
-no full-size float plane, matrix or factor is kept. Other matrices (plain layout, tiny images)
-keep their in-memory factors.
+no full-size float plane, matrix or factor is kept; a large plane's quantized U keeps only its
+first and last columns beside its symbols (`DROP_U_BYTES`). Other matrices (plain layout, tiny
+images) keep their in-memory factors.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from ..codec.coding import band_symbols, join_symbols
+from ..codec.coding import (
+    END_OF_ROW,
+    RUN_ESCAPE,
+    VALUE_ESCAPE,
+    band_symbols,
+    join_symbols,
+)
 from ..codec.factorize import basis, energy, factorize, sub_gram, tiles_exactly
 from ..codec.layout import to_matrix
 from ..codec.quantize import ColumnStats, choose_rank, column_entropy_bits, entropy_bits
@@ -39,6 +46,14 @@ INT16_MAX = int(np.iinfo(np.int16).max)
 #: whole-plane coding and fit then read the same patches instead of converting the pixels
 #: again for each (a strip is a slice of the whole: the same bits). Larger planes stream.
 CACHED_PATCH_SAMPLES = 1 << 19
+#: A whole streaming plane's coding keeps only the first and the last columns of U's integers
+#: when all of them would take at least this many bytes (16-bit): the others are coded as
+#: symbols band by band, and rebuilt from those where the rank decision needs them
+#: (`QuantizedU`), at a cost a small plane need not pay.
+DROP_U_BYTES = 1 << 22
+#: The last columns kept: rank // TAIL_PART of them (at least one), those the rank decision
+#: reads first, scanning from the last component down (it rebuilds any other it reads).
+TAIL_PART = 4
 
 
 class CachingSource(PlaneSource):
@@ -108,12 +123,102 @@ class BandPart:
 
 @dataclass
 class QuantizedU:
-    """The U side of a candidate at one rank and step."""
+    """The U side of a candidate at one rank and step.
 
-    integers: np.ndarray  # (m, rank), the narrowest safe integer type
+    `integers` holds every column, or only the first (the dense one) when the others were
+    dropped once their symbols were made (`quantize_u`'s `first_only`; `tail` then keeps the
+    last columns, those the rank decision reads first): `column` and `group_symbols` rebuild
+    what the rank decision and a cut group ask for from the symbols, which hold the same
+    integers."""
+
+    integers: np.ndarray  # (m, rank) or (m, min(rank, 1)), the narrowest safe integer type
     stats: ColumnStats
     symbols: dict[tuple[int, int], list[Symbols]]  # per sparse group, per band (streaming)
     parts: dict[Band, BandPart]  # per band (streaming)
+    tail: np.ndarray | None = None  # (t, m): the last t columns, if `integers` lacks them
+    #: per sparse group whose columns were asked for: `_by_column`
+    _nonzero: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict)
+
+    def column(self, j: int) -> np.ndarray:
+        """Column j of the integers, or, if dropped, an array of the same type, length and
+        values in another order: `entropy_bits` reads no more (its non-zero integers, then
+        zeros)."""
+        if j < self.integers.shape[1]:
+            return self.integers[:, j]
+        if self.tail is not None and j >= self.stats.columns - self.tail.shape[0]:
+            return self.tail[j - self.stats.columns]
+        lo, hi = next(g for g in self.symbols if g[0] <= j < g[1])
+        if (lo, hi) not in self._nonzero:
+            self._nonzero[(lo, hi)] = self._by_column(lo, hi)
+        values, starts = self._nonzero[(lo, hi)]
+        out = np.zeros(self.integers.shape[0], dtype=self.dtype)
+        mine = values[starts[j - lo]:starts[j - lo + 1]]
+        out[:mine.size] = mine
+        return out
+
+    def _by_column(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The non-zero integers of columns lo..hi (a sparse group), column after column,
+        and where each column's start (count + 1 offsets), from its symbols."""
+        columns, values = [], []
+        for symbols, xrun, xval in self.symbols[(lo, hi)]:
+            column, eor = symbol_columns(symbols, xrun)
+            coded = ~eor
+            columns.append(column[coded].astype(np.int16))  # MAX_RANK columns at most
+            values.append(symbol_values(symbols, xval, self.dtype)[coded])
+        column = np.concatenate(columns) if columns else np.zeros(0, np.int16)
+        order = np.argsort(column, kind="stable")
+        starts = np.zeros(hi - lo + 1, dtype=np.int64)
+        np.cumsum(np.bincount(column, minlength=hi - lo), out=starts[1:])
+        return (np.concatenate(values)[order] if values else np.zeros(0, self.dtype)), starts
+
+    def group_symbols(self, lo: int, hi: int) -> Symbols | None:
+        """The joined symbols of columns lo..hi if the integers hold them no longer (a group
+        cut by the rank decision: the whole group's symbols less those of the columns cut,
+        which close each row: the same as made from the columns), else None (the caller makes
+        them from the integers)."""
+        if hi <= self.integers.shape[1]:
+            return None
+        group = next(g for g in self.symbols if g[0] == lo)
+        parts = []
+        for symbols, xrun, xval in self.symbols[group]:
+            column, eor = symbol_columns(symbols, xrun)
+            keep = eor | (column < hi - lo)
+            run_escaped = (symbols >> 4) == RUN_ESCAPE
+            value_escaped = (symbols & 15) == VALUE_ESCAPE
+            parts.append((symbols[keep], xrun[keep[run_escaped]], xval[keep[value_escaped]]))
+        return join_symbols(parts)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.integers.dtype
+
+
+def symbol_columns(symbols: np.ndarray, xrun: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The column of each symbol of a band's run/level stream (`codec.coding.band_symbols`,
+    which the encoder made: not checked) within its row, and where the row ends are: the
+    run + 1 of the symbols of a row, summed."""
+    eor = symbols == END_OF_ROW
+    # int32: a row's runs and values sum to its width, and a band holds under 2^31 samples
+    advance = (symbols >> 4).astype(np.int32)
+    escaped = advance == RUN_ESCAPE
+    advance[escaped] += xrun
+    advance += 1
+    total = np.cumsum(advance, dtype=np.int32)
+    ends = np.flatnonzero(eor)
+    row_sums = np.diff(total[ends], prepend=0)  # each row's advances, its end's included
+    advance[ends] -= row_sums  # the end of a row takes the row back to column -1
+    column = np.cumsum(advance, dtype=np.int32)
+    column -= 1
+    return column, eor
+
+
+def symbol_values(symbols: np.ndarray, xval: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The integer of each symbol of a band's run/level stream (row ends: 0)."""
+    values = (symbols & 15).astype(dtype)
+    values -= 8  # a row end's is 0
+    values[values == VALUE_ESCAPE - 8] = xval
+    return values
 
 
 @dataclass
@@ -264,12 +369,15 @@ def energy_rank(candidate: Candidate, fraction: float) -> int:
 
 def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float,
                bands: list[Band] | None = None, done: dict[Band, BandPart] | None = None,
-               optimise: bool = False) -> QuantizedU:
+               optimise: bool = False, first_only: bool = False) -> QuantizedU:
     """The integers of the U side, their stats, and the symbols of each sparse group at full
     rank, band by band (while the band is in cache: the rank decision usually keeps them all).
     `bands`: only the matrix rows of these plane rows (whole patch rows), stacked. `done`:
     parts of bands computed before at the same rank and step (the layout sample), taken as they
-    are: every band is computed on its own, so the result is the same."""
+    are: every band is computed on its own, so the result is the same. `first_only`: keep
+    only the first and the last columns of the integers (a streaming candidate): the others
+    are in their groups' symbols (the whole U of Y' of a 19 MP image is 36 MiB at 16-bit
+    integers)."""
     n = candidate.plane.matrix_shape[1]
     # With `optimise`, a patch layout's run/level coded groups: their integers
     # rate-distortion optimised (`optimise_levels`). Not a fitted basis's, which must find a decoded image's integers
@@ -291,26 +399,50 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     longest = (float(np.linalg.norm(unit_basis, axis=0).max(initial=0.0))
                if candidate.fitted else 1.0)
     small = math.sqrt(n) * 256.0 * longest / step + 2 < INT16_MAX
-    A = np.empty((int(starts[-1]), rank), dtype=np.int16 if small else np.int32)
+    dtype = np.int16 if small else np.int32
+    kept = min(rank, 1) if first_only else rank
+    A = np.empty((int(starts[-1]), kept), dtype=dtype)
+    # one row per column: numpy copies a column into a contiguous row faster than into a
+    # column of a matrix
+    tail = (np.empty((max(1, rank // TAIL_PART), int(starts[-1])), dtype=dtype)
+            if kept < rank else None)
     groups = component_groups(rank, small_plane(candidate.plane))[1:]
 
     def band(i: int) -> BandPart:
         y0, y1 = bands[i]
         a = source.patches(candidate.plane.index, y0, y1, patch)
         stats = ColumnStats(rank, step, sparse)
-        ints = stats.add(a @ unit_basis, out=A[starts[i]:starts[i + 1]])
-        return BandPart(ints, stats, [band_symbols(ints, lo, hi) for lo, hi in groups])
+        mine = A[starts[i]:starts[i + 1]]
+        if tail is None:
+            ints = stats.add(a @ unit_basis, out=mine)
+        else:
+            ints = stats.add(a @ unit_basis, out=np.empty((a.shape[0], rank), dtype=dtype))
+            keep_columns(ints, mine, tail, starts[i])
+        return BandPart(mine, stats, [band_symbols(ints, lo, hi) for lo, hi in groups])
     done = done or {}
     todo = [i for i, b in enumerate(bands) if b not in done]
     computed = dict(zip(todo, run_bands(lambda k: band(todo[k]), len(todo))))
     parts = []
     for i, b in enumerate(bands):
         if i not in computed:
-            A[starts[i]:starts[i + 1]] = done[b].integers
+            if tail is None:
+                A[starts[i]:starts[i + 1]] = done[b].integers
+            else:
+                keep_columns(done[b].integers, A[starts[i]:starts[i + 1]], tail, starts[i])
         parts.append(computed.get(i) or done[b])
     symbols = {g: [p.symbols[k] for p in parts] for k, g in enumerate(groups)}
     return QuantizedU(A, ColumnStats.combine([p.stats for p in parts]), symbols,
-                      dict(zip(bands, parts)))
+                      dict(zip(bands, parts)), tail)
+
+
+def keep_columns(ints: np.ndarray, first: np.ndarray, tail: np.ndarray, at: int) -> None:
+    """A band's integers (rows, rank) into `first` (rows, 1) and rows at.. of `tail`
+    (t, m): the columns `quantize_u` keeps with `first_only`."""
+    rows, rank = ints.shape
+    if rank:
+        first[:, 0] = ints[:, 0]
+    for k in range(tail.shape[0]):
+        tail[k, at:at + rows] = ints[:, rank - tail.shape[0] + k]
 
 
 def sample_rows(candidate: Candidate, bands: list[Band] | None) -> np.ndarray:
@@ -335,8 +467,13 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     `keep_parts`: return the band parts of a whole-plane coding too."""
     c = candidate
     rank = energy_rank(c, rule.energy) if rule.energy is not None else c.sigma.size
+    # A whole streaming plane whose band parts are not returned keeps U's first and last
+    # columns only where U is large (DROP_U_BYTES); patch layouts only, whose sparse groups
+    # are always run/level coded (a plain layout's may be coded dense, from the columns)
+    first_only = sample is None and not keep_parts and c.P is None \
+        and c.plane.layout == LAYOUT_PATCH and c.plane.matrix_shape[0] * rank * 2 >= DROP_U_BYTES
     try:
-        u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels)
+        u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels, first_only)
         stats_b = ColumnStats(rank, step)
         B = stats_b.add(c.Q[:, :rank])
     except OverflowError:
@@ -347,7 +484,8 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     r = rank
     if not rule.fixed and not c.fitted and r:
         r = choose_rank(c.sigma[:rank], error_a, stats_b.error, u.stats.most_bits() * sampled,
-                        lambda i: entropy_bits(A[:, i]) * sampled, column_entropy_bits(B), step)
+                        lambda i: entropy_bits(u.column(i)) * sampled, column_entropy_bits(B),
+                        step)
     # A component whose quantized U or V is all zero contributes nothing: drop the tail.
     alive = np.flatnonzero(u.stats.nonzero()[:r] & stats_b.nonzero()[:r])
     r = int(alive[-1]) + 1 if alive.size else 0
@@ -370,6 +508,12 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     known = [g for g in component_groups(r, small)[1:] if g in u.symbols]
     joined = dict(zip(known, run_bands(lambda k: join_symbols(u.symbols[known[k]]),
                                        len(known))))
+    for lo, hi in component_groups(r, small)[1:]:
+        cut = None if (lo, hi) in joined else u.group_symbols(lo, hi)
+        if cut is not None:
+            joined[(lo, hi)] = cut
+    # (without the dropped columns, every sparse group's symbols are given: plane_blocks
+    # then reads the first column only)
     blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined, small)
     flat = [b for group in blocks for b in group]
     packed = run_bands(lambda i: pack_record(flat[i], tuning.ZSTD_LEVEL), len(flat))

@@ -183,11 +183,13 @@ class Encoder:
 
         Patch layouts: the planes' factorizations and layout samples, and the whole coding of
         subsampled chroma, run as concurrent jobs whose bands idle threads share (one plane's
-        serial steps overlap another's bands); a full-size plane's coding, which holds its
-        integer U (2/3 of the raw size for Y'), follows on its own, after the kept chroma
-        planes are dropped if no other step will need them: concurrency where memory is small,
-        one plane at a time where it is large. A plain layout holds its whole plane as a
-        matrix: those go one at a time.
+        serial steps overlap another's bands; the chroma planes are halved one at a time,
+        each on every thread: `PlaneSource.keep`); a full-size plane's coding, which holds its
+        symbols (and, while the rank is chosen, a large plane's first and last columns of
+        U's integers: `plane.quantize_u`), follows on its own, after the kept chroma planes
+        are dropped if no other step will need them: concurrency where memory is small, one
+        plane at a time where it is large. A plain layout holds its whole plane as a matrix:
+        those go one at a time.
         """
         work = self._prepare(step >= SUBSAMPLE_FROM_STEP)
         header, source = work.header, work.source

@@ -100,8 +100,11 @@ class PlaneSource:
         self.shapes = [header.plane_shape(i) for i in range(c)]
         self._halves = {i for i in range(c) if self.shapes[i] != (h, w)}
         self._kept: dict[int, np.ndarray] = {}
-        # one lock per plane: Cb and Cr, prepared concurrently, are halved concurrently
+        # one lock per plane: Cb and Cr are prepared concurrently; and one for all planes:
+        # they are halved one after the other (each halving runs on every thread), so that
+        # only one whole float64 plane exists at a time (1.33 x the raw bytes for two)
         self._keeping = {i: threading.Lock() for i in range(c)}
+        self._halving = threading.Lock()
         #: centre: each plane's column means (float32), subtracted from its rows (MEAN chunks)
         self.means = {i: self._column_means(i) for i in range(c)} if centre else {}
 
@@ -170,10 +173,13 @@ class PlaneSource:
     def keep(self, i: int, bands: list[tuple[int, int]] | None = None) -> None:
         """Compute subsampled plane i once and keep it (a quarter of the size: 2/3 of the raw
         bytes for both chroma planes): it is the least-squares inverse of the decoder's
-        upsampling (`codec.resample.least_squares_half`), which needs the whole plane.
-        `bands`: unused, the plane is computed in bands of its own."""
+        upsampling (`codec.resample.least_squares_half`), which needs the whole plane in
+        float64: one plane at a time, on every thread. `bands`: unused, the plane is computed
+        in bands of its own."""
         with self._keeping[i]:  # planes may be prepared concurrently
-            if i not in self._kept:
+            if i in self._kept:
+                return
+            with self._halving:
                 h, w = self.pixels.shape[:2]
                 # The row source is a function of the pixels, not a method: a bound method
                 # would make a reference cycle.
