@@ -11,7 +11,6 @@ Importing :mod:`svdcodec` registers the format; :func:`register` may be called a
 from __future__ import annotations
 
 import io
-import threading
 import warnings
 from typing import IO, TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from .errors import SvdiError
 from .format import SIGNATURE, Header, read_prefix
 from .format.metadata import EXIF_PREFIX
 from .modes import PILLOW_MODES
+from .runtime.scratch import ThreadBuffers
 
 if TYPE_CHECKING:
     from .decoder.stream import BandRenderer
@@ -216,14 +216,12 @@ class PillowBands:
     def __init__(self, im: Any, mode: str, header: Header) -> None:
         self.im, self.mode, self.rawmode = im, mode, RAWMODES.get(mode, mode)
         self.width, self.channels, self.dtype = header.width, header.channels, header.dtype
-        self.buffers = threading.local()
+        self.buffers = ThreadBuffers()
 
     def band(self, y0: int, y1: int) -> np.ndarray:
         size = (y1 - y0) * self.width * self.channels
-        buffer = getattr(self.buffers, "band", None)
-        if buffer is None or buffer.size < size:
-            buffer = self.buffers.band = np.empty(size, dtype=self.dtype)
-        return buffer[:size].reshape(y1 - y0, self.width, self.channels)
+        return self.buffers.get("band", size, self.dtype).reshape(y1 - y0, self.width,
+                                                                  self.channels)
 
     def put(self, y0: int, y1: int, band: np.ndarray) -> None:
         pixels = band[:, :, 0] if self.channels == 1 else band

@@ -29,6 +29,7 @@ import numpy as np
 from ..codec.colour import CHROMA_OFFSET, CHROMA_OFFSET_16
 from ..codec.resample import Resampler
 from ..format import Container, Plane
+from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import run_bands
 from .plane import PlaneReconstructor, bands_for
 from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
@@ -130,10 +131,11 @@ def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
 
 
 def prepared(container: Container, plan: OutputPlan, plane: Plane,
-             bands: list[tuple[int, int]], buffers: threading.local
+             bands: list[tuple[int, int]], buffers: ThreadBuffers
              ) -> PlaneReconstructor | None:
     """The plane's reconstructor with its factors loaded for every band, or None if they need
-    more than one piece. `buffers`: the threads' band buffers, shared by the planes."""
+    more than one piece. `buffers`: the threads' band buffers, shared by the planes (the
+    products too: each band consumes its planes' products one after the other)."""
     rows = PlaneReconstructor(container, plane, plan.ranks[plane.index], bands,
                               plane_budget(plan, container, plane), {}, plan.compiled,
                               buffers)
@@ -167,7 +169,7 @@ class BandRenderer:
         # The other path's bands, to the row: a BLAS product's rows can depend on how many
         # rows it has, so other bands could round some samples differently.
         bands = plan.bands
-        buffers = threading.local()
+        buffers = ThreadBuffers()
         full: dict[int, PlaneReconstructor] = {}
         for p in plan.full:
             rows = prepared(container, plan, p, bands, buffers)
