@@ -1183,8 +1183,17 @@ static void patch_row(const char *flat, Py_ssize_t base, Py_ssize_t count, Py_ss
                       float *dst)
 {
     const char *src = flat + 4 * base;
-    for (Py_ssize_t gx = 0; gx < count; gx++)
-        memcpy(dst + gx * patch, src + 4 * gx * patch * patch, 4 * (size_t)patch);
+    /* The format's patch sides get copies of a size the compiler knows (a few moves each,
+       not a call to memcpy per patch). */
+    if (patch == 4)
+        for (Py_ssize_t gx = 0; gx < count; gx++)
+            memcpy(dst + gx * 4, src + 4 * gx * 16, 16);
+    else if (patch == 8)
+        for (Py_ssize_t gx = 0; gx < count; gx++)
+            memcpy(dst + gx * 8, src + 4 * gx * 64, 32);
+    else
+        for (Py_ssize_t gx = 0; gx < count; gx++)
+            memcpy(dst + gx * patch, src + 4 * gx * patch * patch, 4 * (size_t)patch);
 }
 
 /* A patch-layout matrix (float32, C-contiguous) that holds the pixel rows [0, rows) of
