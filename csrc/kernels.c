@@ -924,14 +924,31 @@ ALWAYS_INLINE void interleave(uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t w,
     }
 }
 
+/* RGB and a fourth byte `pad` per pixel, as Pillow lays out an RGB image (RGBX, X = 255). */
+ALWAYS_INLINE void interleave_pad(uint8_t *RESTRICT row, Py_ssize_t w, const uint8_t *RESTRICT r,
+                                  const uint8_t *RESTRICT g, const uint8_t *RESTRICT b,
+                                  uint8_t pad)
+{
+    for (Py_ssize_t x = 0; x < w; x++) {
+        row[4 * x] = r[x];
+        row[4 * x + 1] = g[x];
+        row[4 * x + 2] = b[x];
+        row[4 * x + 3] = pad;
+    }
+}
+
 /* A row of w pixels of c channels written as RGB (`rgb_planes`, through `planar`: 3 * w
-   bytes of scratch). The callers that convert in place copy Y' into `luma` first. */
+   bytes of scratch); with c = 4 and 0 <= pad <= 255, channel 3 becomes pad (else it is left
+   as it is). The callers that convert in place copy Y' into `luma` first. */
 HOT static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma,
-                     const float *blue, const float *red, const float *k, uint8_t *planar)
+                     const float *blue, const float *red, const float *k, uint8_t *planar,
+                     int pad)
 {
     rgb_planes(w, luma, blue, red, k[0], k[1], k[2], k[3], planar, planar + w, planar + 2 * w);
     if (c == 3) /* a stride the compiler knows */
         interleave(row, 3, w, planar, planar + w, planar + 2 * w);
+    else if (c == 4 && pad >= 0 && pad <= 255)
+        interleave_pad(row, w, planar, planar + w, planar + 2 * w, (uint8_t)pad);
     else
         interleave(row, c, w, planar, planar + w, planar + 2 * w);
 }
@@ -1106,7 +1123,7 @@ static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         error = chroma_line(&wc, y, blue, red);
         if (!error) {
             luma_line(row, c, w, luma);
-            rgb_line(row, c, w, luma, blue, red, k, planar);
+            rgb_line(row, c, w, luma, blue, red, k, planar, -1);
         }
     }
     Py_END_ALLOW_THREADS
@@ -1211,25 +1228,28 @@ static int check_patches(const Arr *matrix, Py_ssize_t rows, Py_ssize_t patch,
 }
 
 PyDoc_STRVAR(store_rgb_doc,
-"store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row, top=0, first=0, height=-1) -> None\n\n"
+"store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row, top=0, first=0, height=-1, pad=-1)\n"
+"-> None\n\n"
 "`store_bytes` of a Y' band (patch layout, offset 0) and `upsample_ycc` of its rows in one\n"
 "pass: each pixel row's Y' is rounded into a line buffer and converted with the doubled\n"
 "chroma straight into out, so out is written once and never read.\n"
 "Rows of a band alone: out's row 0 is the image's row `top`, cb and cr hold the chroma\n"
-"planes' rows from `first` on, and the image has `height` rows (-1: out's rows, top = 0).");
+"planes' rows from `first` on, and the image has `height` rows (-1: out's rows, top = 0).\n"
+"pad (0..255, out of 4 channels): channel 3 of every pixel written becomes pad, as in\n"
+"Pillow's RGB images (RGBX, X = 255); else channel 3 is left as it is (alpha).");
 
 static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"matrix", "out", "y0", "y1", "cb", "cr", "k", "patch", "per_row",
-                            "top", "first", "height", NULL};
+                            "top", "first", "height", "pad", NULL};
     PyObject *o_matrix, *o_out, *o_cb, *o_cr, *o_k, *result = NULL;
-    Py_ssize_t y0, y1, patch, per_row, top = 0, first = 0, height = -1;
+    Py_ssize_t y0, y1, patch, per_row, top = 0, first = 0, height = -1, pad = -1;
     Arr matrix = {0}, out = {0}, cb = {0}, cr = {0};
     WideChroma wc = {0};
     float k[4];
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnOOOnn|nnn:store_rgb", names, &o_matrix,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnOOOnn|nnnn:store_rgb", names, &o_matrix,
                                      &o_out, &y0, &y1, &o_cb, &o_cr, &o_k, &patch, &per_row,
-                                     &top, &first, &height))
+                                     &top, &first, &height, &pad))
         return NULL;
     if (top < 0 || y0 < top || (height < 0 && top != 0)) {
         value_error("store_rgb: needs 0 <= top <= y0, and top = 0 without height");
@@ -1258,7 +1278,7 @@ static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
         error = chroma_line(&wc, y, blue, red);
         if (!error)
             rgb_line((uint8_t *)out.data + (y - top) * out.strides[0], c, w, luma, blue, red,
-                     k, planar);
+                     k, planar, (int)pad);
     }
     Py_END_ALLOW_THREADS
     if (error)
@@ -1284,7 +1304,7 @@ static void ycc_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k, f
         blue[x] = (float)row[c * x + 1] - 128.0f;
         red[x] = (float)row[c * x + 2] - 128.0f;
     }
-    rgb_line(row, c, w, luma, blue, red, k, planar);
+    rgb_line(row, c, w, luma, blue, red, k, planar, -1);
 }
 
 PyDoc_STRVAR(convert_ycc_doc,
@@ -1933,12 +1953,12 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         if (y - YCC_LAG >= y0) {
             Py_ssize_t z = y - YCC_LAG;
             ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
-            rgb_line(base + z * row, c, w, luma, blue, red, k, planar);
+            rgb_line(base + z * row, c, w, luma, blue, red, k, planar, -1);
         }
     }
     for (Py_ssize_t z = y1 - YCC_LAG > y0 ? y1 - YCC_LAG : y0; z < y1 && !error; z++) {
         ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
-        rgb_line(base + z * row, c, w, luma, blue, red, k, planar);
+        rgb_line(base + z * row, c, w, luma, blue, red, k, planar, -1);
     }
 #undef RING
     Py_END_ALLOW_THREADS

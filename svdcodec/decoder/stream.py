@@ -38,7 +38,8 @@ from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
 class Sink(Protocol):
     """Where the output bands go: `band` gives the (y1 - y0, w, c) array of the output's type
     to fill with rows [y0, y1), `put` takes it back filled. Called from several threads at
-    once, for different bands."""
+    once, for different bands. A band of more channels than the image's (Pillow's RGB images
+    hold 4 bytes a pixel) gets 255 in the others (Pillow's X byte)."""
 
     def band(self, y0: int, y1: int) -> np.ndarray: ...
 
@@ -212,17 +213,20 @@ class BandRenderer:
             else:
                 store_scaled(rows, out, c, header.scale,
                              CHROMA_OFFSET_16 if plan.ycc and c in (1, 2) else 0, rows_here, i)
+        padded = out.shape[2] > header.channels
         if plan.direct:  # Y' converted with the doubled chroma as it is stored
             assert plan.compiled is not None and plan.colour is not None
             luma = self.full[0]
             plan.compiled.store_rgb(luma.matrix(i), out, y0, y1, blue, red, plan.colour,
                                     luma.patch, luma.per_row, top=y0, first=lo,
-                                    height=header.height)
+                                    height=header.height, pad=255 if padded else -1)
         else:
             for c, resampler in self.resamplers.items():
                 chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
             if plan.ycc:
                 convert_rows(out, 0, y1 - y0, plan, {})
+            if padded:
+                out[:, :, header.channels:] = 255
         for kept in self.chroma.values():
             kept.release(i)
         sink.put(y0, y1, out)
