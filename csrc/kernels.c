@@ -38,11 +38,16 @@
 /* The hot loops are compiled twice on x86-64 Linux (glibc resolves which one runs, once):
    for the baseline SSE2 and for AVX2, where the loops do twice the work per instruction. The
    results are the same bits: the same IEEE operations in the same order, and no fused
-   multiply-add (AVX2 does not include FMA, and contraction is off anyway). */
+   multiply-add (AVX2 does not include FMA, and contraction is off anyway). The decoder's
+   colour output (HOT_WIDE: chroma doubling, Y'CbCr -> RGB) is also compiled for AVX-512,
+   whose float64 blends and conversions take a quarter less time per pixel than AVX2's
+   (docs/performance.md); contraction stays off, so the bits are the same there too. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
 #define HOT __attribute__((target_clones("avx2", "default")))
+#define HOT_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define HOT
+#define HOT_WIDE
 #endif
 
 #if defined(__GNUC__)
@@ -879,7 +884,7 @@ done:
 
 /* out = Pillow's exact 2x bilinear of row a (n float32): 2i is a[i-1]/4 + 3a[i]/4 and 2i+1 is
    3a[i]/4 + a[i+1]/4 (exact products, one rounding), a single sample at the ends. */
-HOT static void double_row(const char *a, Py_ssize_t n, float *out)
+HOT_WIDE static void double_row(const char *a, Py_ssize_t n, float *out)
 {
     if (n == 0)
         return;
@@ -898,7 +903,7 @@ HOT static void double_row(const char *a, Py_ssize_t n, float *out)
    (kernels.colour_constants), then R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR) >> 6),
    B = Y' + (t_B >> 6), clamped. k is checked to |k| <= 2^16, so each t fits an int. Into
    three planar lines: contiguous stores vectorize, interleaved ones do not. */
-HOT static void rgb_planes(Py_ssize_t w, const float *RESTRICT luma,
+HOT_WIDE static void rgb_planes(Py_ssize_t w, const float *RESTRICT luma,
                            const float *RESTRICT blue, const float *RESTRICT red, float k0,
                            float k1, float k2, float k3, uint8_t *RESTRICT r,
                            uint8_t *RESTRICT g, uint8_t *RESTRICT b)
@@ -940,7 +945,7 @@ ALWAYS_INLINE void interleave_pad(uint8_t *RESTRICT row, Py_ssize_t w, const uin
 /* A row of w pixels of c channels written as RGB (`rgb_planes`, through `planar`: 3 * w
    bytes of scratch); with c = 4 and 0 <= pad <= 255, channel 3 becomes pad (else it is left
    as it is). The callers that convert in place copy Y' into `luma` first. */
-HOT static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma,
+HOT_WIDE static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma,
                      const float *blue, const float *red, const float *k, uint8_t *planar,
                      int pad)
 {
@@ -992,7 +997,7 @@ static const float *wide_row(WideChroma *wc, Py_ssize_t i)
    (float64 sums, one rounding), rounded as decoder.render does (+128.5, clip, truncate).
    -1 if a row it needs is outside the chroma rows given (not reached: get_chroma checked
    them). */
-HOT static int chroma_line(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
+HOT_WIDE static int chroma_line(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
                            float *RESTRICT red)
 {
     Py_ssize_t i = y / 2, top, bottom;
