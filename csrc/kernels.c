@@ -934,12 +934,22 @@ ALWAYS_INLINE void interleave_pad(uint8_t *RESTRICT row, Py_ssize_t w, const uin
                                   const uint8_t *RESTRICT g, const uint8_t *RESTRICT b,
                                   uint8_t pad)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* One 32-bit word per pixel (r in its low byte: memory order r, g, b, pad): word
+       arithmetic vectorizes where four byte stores per pixel do not. */
+    uint32_t top = (uint32_t)pad << 24;
+    for (Py_ssize_t x = 0; x < w; x++) {
+        uint32_t word = (uint32_t)r[x] | (uint32_t)g[x] << 8 | (uint32_t)b[x] << 16 | top;
+        memcpy(row + 4 * x, &word, 4);
+    }
+#else
     for (Py_ssize_t x = 0; x < w; x++) {
         row[4 * x] = r[x];
         row[4 * x + 1] = g[x];
         row[4 * x + 2] = b[x];
         row[4 * x + 3] = pad;
     }
+#endif
 }
 
 /* A row of w pixels of c channels written as RGB (`rgb_planes`, through `planar`: 3 * w
