@@ -72,8 +72,11 @@ class ChromaRows:
     when an output band first needs one of its rows, and dropped once every output band that
     reads them is done (`release`)."""
 
-    def __init__(self, rows: PlaneReconstructor) -> None:
+    def __init__(self, rows: PlaneReconstructor, local: ThreadBuffers | None = None) -> None:
         self.rows = rows
+        #: For an image of one output band (which one thread renders alone): the thread's
+        #: buffers, which keep the plane's rows from one decode to the next.
+        self.local = local
         self.starts = [y0 for y0, _ in rows.bands]
         self.needs: list[tuple[int, int]] = []  # rows [lo, hi) of each output band
         self.uses: list[range] = []  # plane bands of each output band
@@ -100,7 +103,10 @@ class ChromaRows:
             if values is None:
                 rows = self.rows
                 y0, y1 = rows.bands[k]
-                values = np.empty((y1 - y0, rows.plane.width), dtype=np.float32)
+                size = (y1 - y0) * rows.plane.width
+                values = (np.empty(size, dtype=np.float32) if self.local is None else
+                          self.local.get(f"chroma {rows.plane.index} {k}", size)
+                          ).reshape(y1 - y0, rows.plane.width)
                 if rows.compiled is not None and rows.patch:
                     rows.compiled.store_floats(rows.matrix(k), values, 0, y1 - y0, rows.patch,
                                                rows.per_row)
@@ -183,7 +189,7 @@ class BandRenderer:
             rows = prepared(container, plan, p, bands_for([p], p.height, p.width), buffers)
             if rows is None:
                 return None
-            kept = ChromaRows(rows)
+            kept = ChromaRows(rows, buffers if len(bands) == 1 else None)
             resampler = Resampler(kept.between, (p.height, p.width), h, w)
             kept.expect([resampler.source_rows(y0, y1) for y0, y1 in bands])
             chroma[p.index], resamplers[p.index] = kept, resampler
