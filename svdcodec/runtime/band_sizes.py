@@ -35,6 +35,8 @@ THREAD_BYTES = 1 << 18
 #: next decode (`runtime.scratch`): a band of BAND_PIXELS float32 is 1 MiB, a short last band
 #: joined to the one before up to twice that.
 KEEP_BYTES = 1 << 22
+#: Decoder: most bytes of work arrays a thread keeps in all (`runtime.scratch`).
+KEEP_THREAD_BYTES = 1 << 23
 #: Images of at most this many samples (pixels x channels) are coded and decoded in the
 #: calling thread: their bands are too few and too small to repay the hand-off to other threads.
 SERIAL_SAMPLES = 1 << 19

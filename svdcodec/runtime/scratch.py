@@ -5,9 +5,10 @@ array of up to a few MiB on every decode otherwise, and the C library hands such
 the system when they are freed: every page of them is then faulted in and zeroed again by the
 next decode (for a 768 x 512 photo that took about a quarter of a decode's time, more than its
 matrix products). Each thread keeps one array per name instead, grown as needed, up to
-band_sizes.KEEP_BYTES each; a larger one (a band of a huge rank, a hostile file) lasts only as
-long as the `ThreadBuffers` that asked for it. Kept arrays go with their thread (the band pool's
-threads live as long as the process).
+band_sizes.KEEP_BYTES each and KEEP_THREAD_BYTES in all (a 768 x 512 photo keeps 3.9 MB, a
+band of a large image about 2.4 MB); an array beyond that (a band of a huge rank, a hostile
+file, many names) lasts only as long as the `ThreadBuffers` that asked for it. Kept arrays go
+with their thread (the band pool's threads live as long as the process).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class ThreadBuffers:
         if array is not None and array.size >= size:
             return array[:size]
         array = np.empty(size, dtype)
-        if array.nbytes <= band_sizes.KEEP_BYTES:
+        others = sum(a.nbytes for k, a in kept.items() if k != key)
+        if (array.nbytes <= band_sizes.KEEP_BYTES
+                and others + array.nbytes <= band_sizes.KEEP_THREAD_BYTES):
             kept[key] = array
         else:
             spill[key] = array
