@@ -22,6 +22,7 @@ from .errors import SvdiError
 from .format import SIGNATURE, Header, read_prefix
 from .format.metadata import EXIF_PREFIX
 from .modes import PILLOW_MODES
+from .runtime import band_sizes
 from .runtime.scratch import ThreadBuffers
 
 if TYPE_CHECKING:
@@ -37,7 +38,10 @@ RAWMODES = {"I;16": "I;16", "F": "F;32F"}  # I;16 is little-endian; F;32F is nat
 
 #: Modes of 8-bit files whose pixels the band renderer writes into Pillow's image itself: the
 #: image maps a numpy array laid out as Pillow lays out the mode (Image.core.map_buffer, as
-#: Pillow maps an uncompressed file), bytes per pixel. RGB is RGBX in Pillow's memory.
+#: Pillow maps an uncompressed file), bytes per pixel. RGB is RGBX in Pillow's memory. Only
+#: up to band_sizes.MAPPED_BYTES: a larger array is one that numpy asks the kernel to back
+#: with huge pages, whose faults stalled 19 MP loads on a busy machine (compaction), and in
+#: ordinary pages its faults cost more than Pillow's own image memory and the copy into it.
 MAPPED_MODES = {"L": 1, "RGB": 4, "RGBA": 4}
 
 
@@ -146,8 +150,9 @@ class SvdiImageFile(ImageFile.ImageFile):
         if (self._im is None and self.fp is not None and tile is not None
                 and tile.codec_name == DECODER and isinstance(args, tuple) and len(args) == 1):
             work = _prepared(self.fp, args[0])
-            if not isinstance(work, np.ndarray) and work.header.dtype == np.uint8 \
-                    and self.mode in MAPPED_MODES:
+            if (not isinstance(work, np.ndarray) and work.header.dtype == np.uint8
+                    and self.mode in MAPPED_MODES and self.width * self.height
+                    * MAPPED_MODES[self.mode] <= band_sizes.MAPPED_BYTES):
                 # The image's memory is an array the bands are rendered into: no band
                 # buffers, no copy of every row by Pillow's raw decoder.
                 pixels = np.empty((self.height, self.width, MAPPED_MODES[self.mode]), np.uint8)

@@ -242,8 +242,12 @@ def test_mapped_modes_render_into_the_images_memory(channels: int, compiled: boo
         if compiled and kernels.get() is None:
             pytest.skip("no compiled kernels")
         copied: list[int] = []
-        monkeypatch.setattr(pillow_plugin.PillowBands, "put",
-                            lambda self, y0, y1, band: copied.append(y0))
+        put = pillow_plugin.PillowBands.put
+
+        def spy(self: pillow_plugin.PillowBands, y0: int, y1: int, band: np.ndarray) -> None:
+            copied.append(y0)
+            put(self, y0, y1, band)
+        monkeypatch.setattr(pillow_plugin.PillowBands, "put", spy)
         im = Image.open(io.BytesIO(data))
         im.load()
         expected = svdcodec.decode(data)
@@ -254,3 +258,9 @@ def test_mapped_modes_render_into_the_images_memory(channels: int, compiled: boo
         assert im.tobytes("raw", "RGBX") == reference.tobytes("raw", "RGBX")
     im.putpixel((0, 0), 7 if channels == 1 else (7,) * channels)
     assert im.getpixel((0, 0)) == (7 if channels == 1 else (7,) * channels)
+    monkeypatch.setattr(band_sizes, "MAPPED_BYTES", 75 * 98 * channels - 1)  # too large now
+    with kernels_on(compiled):
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    assert copied and min(copied) == 0
+    np.testing.assert_array_equal(np.asarray(im), expected)

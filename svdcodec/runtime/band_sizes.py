@@ -37,6 +37,11 @@ THREAD_BYTES = 1 << 18
 KEEP_BYTES = 1 << 22
 #: Decoder: most bytes of work arrays a thread keeps in all (`runtime.scratch`).
 KEEP_THREAD_BYTES = 1 << 23
+#: Pillow plugin: largest image memory (bytes, in Pillow's layout) that `load()` renders into
+#: directly, as an array the image maps (`pillow_plugin.MAPPED_MODES`); larger images are
+#: rendered into band buffers that Pillow copies into its own memory. numpy's threshold for
+#: huge pages (docs/performance.md, "Decode without page faults or copies").
+MAPPED_BYTES = 1 << 22
 #: Images of at most this many samples (pixels x channels) are coded and decoded in the
 #: calling thread: their bands are too few and too small to repay the hand-off to other threads.
 SERIAL_SAMPLES = 1 << 19
