@@ -233,9 +233,10 @@ class SvdiDecoder(ImageFile.PyDecoder):
 
 
 class PillowBands:
-    """A `Sink` into Pillow's image, for the modes it does not map (MAPPED_MODES): each band
-    rendered into a buffer of this thread, then copied into its rows of the image by Pillow's
-    raw decoder (which releases the GIL, so the band threads copy in parallel)."""
+    """A `Sink` into Pillow's image where it is not mapped (other modes than MAPPED_MODES,
+    images above band_sizes.MAPPED_BYTES): each band rendered into a buffer of this thread,
+    then copied into its rows of the image by Pillow's raw decoder (which releases the GIL, so
+    the band threads copy in parallel)."""
 
     def __init__(self, im: Any, mode: str, header: Header) -> None:
         self.im, self.mode, self.rawmode = im, mode, RAWMODES.get(mode, mode)
