@@ -6,9 +6,9 @@ float32 plane each) for it. Here each band of output rows is finished at once: e
 rows of the band are reconstructed, the chroma rows it blends (and a row either side) come from
 chroma bands reconstructed when a band first needs them and dropped when the last band that
 reads them is done, and the converted band goes to a `Sink`: the rows of a whole output array
-(`ArraySink`: svdcodec.decode's, or the array Pillow's image maps for 8-bit L, RGB and RGBA),
-or a band buffer that the Pillow plugin copies into Pillow's own image (its other modes). No
-whole-size array but the sink's exists.
+(`ArraySink`: svdcodec.decode's, or the array Pillow's image maps for 8-bit L, RGB and RGBA
+of up to 4 MiB), or a band buffer that the Pillow plugin copies into Pillow's own image (the
+other images). No whole-size array but the sink's exists.
 
 The arithmetic is the other path's (the same reconstructors and bands, rounding, resampling
 and conversion kernels), so the pixels are the same. Taken by 8- and 16-bit files without
