@@ -38,11 +38,16 @@
 /* The hot loops are compiled twice on x86-64 Linux (glibc resolves which one runs, once):
    for the baseline SSE2 and for AVX2, where the loops do twice the work per instruction. The
    results are the same bits: the same IEEE operations in the same order, and no fused
-   multiply-add (AVX2 does not include FMA, and contraction is off anyway). */
+   multiply-add (AVX2 does not include FMA, and contraction is off anyway). The decoder's
+   colour output (HOT_WIDE: chroma doubling, Y'CbCr -> RGB) is also compiled for AVX-512,
+   whose float64 blends and conversions take a quarter less time per pixel than AVX2's
+   (docs/performance.md); contraction stays off, so the bits are the same there too. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
 #define HOT __attribute__((target_clones("avx2", "default")))
+#define HOT_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define HOT
+#define HOT_WIDE
 #endif
 
 #if defined(__GNUC__)
@@ -879,7 +884,7 @@ done:
 
 /* out = Pillow's exact 2x bilinear of row a (n float32): 2i is a[i-1]/4 + 3a[i]/4 and 2i+1 is
    3a[i]/4 + a[i+1]/4 (exact products, one rounding), a single sample at the ends. */
-HOT static void double_row(const char *a, Py_ssize_t n, float *out)
+HOT_WIDE static void double_row(const char *a, Py_ssize_t n, float *out)
 {
     if (n == 0)
         return;
@@ -898,7 +903,7 @@ HOT static void double_row(const char *a, Py_ssize_t n, float *out)
    (kernels.colour_constants), then R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR) >> 6),
    B = Y' + (t_B >> 6), clamped. k is checked to |k| <= 2^16, so each t fits an int. Into
    three planar lines: contiguous stores vectorize, interleaved ones do not. */
-HOT static void rgb_planes(Py_ssize_t w, const float *RESTRICT luma,
+HOT_WIDE static void rgb_planes(Py_ssize_t w, const float *RESTRICT luma,
                            const float *RESTRICT blue, const float *RESTRICT red, float k0,
                            float k1, float k2, float k3, uint8_t *RESTRICT r,
                            uint8_t *RESTRICT g, uint8_t *RESTRICT b)
@@ -924,14 +929,41 @@ ALWAYS_INLINE void interleave(uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t w,
     }
 }
 
+/* RGB and a fourth byte `pad` per pixel, as Pillow lays out an RGB image (RGBX, X = 255). */
+ALWAYS_INLINE void interleave_pad(uint8_t *RESTRICT row, Py_ssize_t w, const uint8_t *RESTRICT r,
+                                  const uint8_t *RESTRICT g, const uint8_t *RESTRICT b,
+                                  uint8_t pad)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* One 32-bit word per pixel (r in its low byte: memory order r, g, b, pad): word
+       arithmetic vectorizes where four byte stores per pixel do not. */
+    uint32_t top = (uint32_t)pad << 24;
+    for (Py_ssize_t x = 0; x < w; x++) {
+        uint32_t word = (uint32_t)r[x] | (uint32_t)g[x] << 8 | (uint32_t)b[x] << 16 | top;
+        memcpy(row + 4 * x, &word, 4);
+    }
+#else
+    for (Py_ssize_t x = 0; x < w; x++) {
+        row[4 * x] = r[x];
+        row[4 * x + 1] = g[x];
+        row[4 * x + 2] = b[x];
+        row[4 * x + 3] = pad;
+    }
+#endif
+}
+
 /* A row of w pixels of c channels written as RGB (`rgb_planes`, through `planar`: 3 * w
-   bytes of scratch). The callers that convert in place copy Y' into `luma` first. */
-HOT static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma,
-                     const float *blue, const float *red, const float *k, uint8_t *planar)
+   bytes of scratch); with c = 4 and 0 <= pad <= 255, channel 3 becomes pad (else it is left
+   as it is). The callers that convert in place copy Y' into `luma` first. */
+HOT_WIDE static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *luma,
+                     const float *blue, const float *red, const float *k, uint8_t *planar,
+                     int pad)
 {
     rgb_planes(w, luma, blue, red, k[0], k[1], k[2], k[3], planar, planar + w, planar + 2 * w);
     if (c == 3) /* a stride the compiler knows */
         interleave(row, 3, w, planar, planar + w, planar + 2 * w);
+    else if (c == 4 && pad >= 0 && pad <= 255)
+        interleave_pad(row, w, planar, planar + w, planar + 2 * w, (uint8_t)pad);
     else
         interleave(row, c, w, planar, planar + w, planar + 2 * w);
 }
@@ -975,7 +1007,7 @@ static const float *wide_row(WideChroma *wc, Py_ssize_t i)
    (float64 sums, one rounding), rounded as decoder.render does (+128.5, clip, truncate).
    -1 if a row it needs is outside the chroma rows given (not reached: get_chroma checked
    them). */
-HOT static int chroma_line(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
+HOT_WIDE static int chroma_line(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
                            float *RESTRICT red)
 {
     Py_ssize_t i = y / 2, top, bottom;
@@ -1106,7 +1138,7 @@ static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         error = chroma_line(&wc, y, blue, red);
         if (!error) {
             luma_line(row, c, w, luma);
-            rgb_line(row, c, w, luma, blue, red, k, planar);
+            rgb_line(row, c, w, luma, blue, red, k, planar, -1);
         }
     }
     Py_END_ALLOW_THREADS
@@ -1183,8 +1215,17 @@ static void patch_row(const char *flat, Py_ssize_t base, Py_ssize_t count, Py_ss
                       float *dst)
 {
     const char *src = flat + 4 * base;
-    for (Py_ssize_t gx = 0; gx < count; gx++)
-        memcpy(dst + gx * patch, src + 4 * gx * patch * patch, 4 * (size_t)patch);
+    /* The format's patch sides get copies of a size the compiler knows (a few moves each,
+       not a call to memcpy per patch). */
+    if (patch == 4)
+        for (Py_ssize_t gx = 0; gx < count; gx++)
+            memcpy(dst + gx * 4, src + 4 * gx * 16, 16);
+    else if (patch == 8)
+        for (Py_ssize_t gx = 0; gx < count; gx++)
+            memcpy(dst + gx * 8, src + 4 * gx * 64, 32);
+    else
+        for (Py_ssize_t gx = 0; gx < count; gx++)
+            memcpy(dst + gx * patch, src + 4 * gx * patch * patch, 4 * (size_t)patch);
 }
 
 /* A patch-layout matrix (float32, C-contiguous) that holds the pixel rows [0, rows) of
@@ -1202,25 +1243,28 @@ static int check_patches(const Arr *matrix, Py_ssize_t rows, Py_ssize_t patch,
 }
 
 PyDoc_STRVAR(store_rgb_doc,
-"store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row, top=0, first=0, height=-1) -> None\n\n"
+"store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row, top=0, first=0, height=-1, pad=-1)\n"
+"-> None\n\n"
 "`store_bytes` of a Y' band (patch layout, offset 0) and `upsample_ycc` of its rows in one\n"
 "pass: each pixel row's Y' is rounded into a line buffer and converted with the doubled\n"
 "chroma straight into out, so out is written once and never read.\n"
 "Rows of a band alone: out's row 0 is the image's row `top`, cb and cr hold the chroma\n"
-"planes' rows from `first` on, and the image has `height` rows (-1: out's rows, top = 0).");
+"planes' rows from `first` on, and the image has `height` rows (-1: out's rows, top = 0).\n"
+"pad (0..255, out of 4 channels): channel 3 of every pixel written becomes pad, as in\n"
+"Pillow's RGB images (RGBX, X = 255); else channel 3 is left as it is (alpha).");
 
 static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"matrix", "out", "y0", "y1", "cb", "cr", "k", "patch", "per_row",
-                            "top", "first", "height", NULL};
+                            "top", "first", "height", "pad", NULL};
     PyObject *o_matrix, *o_out, *o_cb, *o_cr, *o_k, *result = NULL;
-    Py_ssize_t y0, y1, patch, per_row, top = 0, first = 0, height = -1;
+    Py_ssize_t y0, y1, patch, per_row, top = 0, first = 0, height = -1, pad = -1;
     Arr matrix = {0}, out = {0}, cb = {0}, cr = {0};
     WideChroma wc = {0};
     float k[4];
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnOOOnn|nnn:store_rgb", names, &o_matrix,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnOOOnn|nnnn:store_rgb", names, &o_matrix,
                                      &o_out, &y0, &y1, &o_cb, &o_cr, &o_k, &patch, &per_row,
-                                     &top, &first, &height))
+                                     &top, &first, &height, &pad))
         return NULL;
     if (top < 0 || y0 < top || (height < 0 && top != 0)) {
         value_error("store_rgb: needs 0 <= top <= y0, and top = 0 without height");
@@ -1249,7 +1293,7 @@ static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
         error = chroma_line(&wc, y, blue, red);
         if (!error)
             rgb_line((uint8_t *)out.data + (y - top) * out.strides[0], c, w, luma, blue, red,
-                     k, planar);
+                     k, planar, (int)pad);
     }
     Py_END_ALLOW_THREADS
     if (error)
@@ -1275,7 +1319,7 @@ static void ycc_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k, f
         blue[x] = (float)row[c * x + 1] - 128.0f;
         red[x] = (float)row[c * x + 2] - 128.0f;
     }
-    rgb_line(row, c, w, luma, blue, red, k, planar);
+    rgb_line(row, c, w, luma, blue, red, k, planar, -1);
 }
 
 PyDoc_STRVAR(convert_ycc_doc,
@@ -1924,12 +1968,12 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         if (y - YCC_LAG >= y0) {
             Py_ssize_t z = y - YCC_LAG;
             ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
-            rgb_line(base + z * row, c, w, luma, blue, red, k, planar);
+            rgb_line(base + z * row, c, w, luma, blue, red, k, planar, -1);
         }
     }
     for (Py_ssize_t z = y1 - YCC_LAG > y0 ? y1 - YCC_LAG : y0; z < y1 && !error; z++) {
         ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
-        rgb_line(base + z * row, c, w, luma, blue, red, k, planar);
+        rgb_line(base + z * row, c, w, luma, blue, red, k, planar, -1);
     }
 #undef RING
     Py_END_ALLOW_THREADS

@@ -11,7 +11,6 @@ Importing :mod:`svdcodec` registers the format; :func:`register` may be called a
 from __future__ import annotations
 
 import io
-import threading
 import warnings
 from typing import IO, TYPE_CHECKING, Any
 
@@ -23,9 +22,11 @@ from .errors import SvdiError
 from .format import SIGNATURE, Header, read_prefix
 from .format.metadata import EXIF_PREFIX
 from .modes import PILLOW_MODES
+from .runtime import band_sizes
+from .runtime.scratch import ThreadBuffers
 
 if TYPE_CHECKING:
-    from .decoder.stream import BandRenderer
+    from .decoder.stream import BandRenderer, Sink
 
 FORMAT = "SVDI"
 EXTENSION = ".svdi"
@@ -34,6 +35,14 @@ DECODER = "svdi"
 
 #: Raw modes whose byte layout matches the array we hand to set_as_raw.
 RAWMODES = {"I;16": "I;16", "F": "F;32F"}  # I;16 is little-endian; F;32F is native float32
+
+#: Modes of 8-bit files whose pixels the band renderer writes into Pillow's image itself: the
+#: image maps a numpy array laid out as Pillow lays out the mode (Image.core.map_buffer, as
+#: Pillow maps an uncompressed file), bytes per pixel. RGB is RGBX in Pillow's memory. Only
+#: up to band_sizes.MAPPED_BYTES: a larger array is one that numpy asks the kernel to back
+#: with huge pages, whose faults stalled 19 MP loads on a busy machine (compaction), and in
+#: ordinary pages its faults cost more than Pillow's own image memory and the copy into it.
+MAPPED_MODES = {"L": 1, "RGB": 4, "RGBA": 4}
 
 
 def pillow_mode(header: Header) -> str:
@@ -140,7 +149,16 @@ class SvdiImageFile(ImageFile.ImageFile):
         args = tile.args if tile is not None else None
         if (self._im is None and self.fp is not None and tile is not None
                 and tile.codec_name == DECODER and isinstance(args, tuple) and len(args) == 1):
-            self.tile = [tile._replace(args=(args[0], _prepared(self.fp, args[0])))]
+            work = _prepared(self.fp, args[0])
+            if (not isinstance(work, np.ndarray) and work.header.dtype == np.uint8
+                    and self.mode in MAPPED_MODES and self.width * self.height
+                    * MAPPED_MODES[self.mode] <= band_sizes.MAPPED_BYTES):
+                # The image's memory is an array the bands are rendered into: no band
+                # buffers, no copy of every row by Pillow's raw decoder.
+                pixels = np.empty((self.height, self.width, MAPPED_MODES[self.mode]), np.uint8)
+                self.im = Image.core.map_buffer(pixels, self.size, "raw", 0, (self.mode, 0, 1))
+                work = (work, pixels)
+            self.tile = [tile._replace(args=(args[0], work))]
         super().load_prepare()
 
 
@@ -183,8 +201,14 @@ class SvdiDecoder(ImageFile.PyDecoder):
 
     def decode(self, buffer: Image.DecoderInput) -> tuple[int, int]:
         work = self.args[1] if len(self.args) == 2 else None
+        if isinstance(work, tuple):  # a BandRenderer and the array the image maps
+            from .decoder.stream import ArraySink  # loaded with the renderer
+
+            renderer, pixels = work
+            self._render(renderer, ArraySink(pixels))
+            return -1, 0
         if work is not None and not isinstance(work, np.ndarray):  # a BandRenderer
-            self._render(work)
+            self._render(work, PillowBands(self.im, self.mode, work.header))
             return -1, 0
         if work is None:
             assert self.fd is not None
@@ -194,7 +218,7 @@ class SvdiDecoder(ImageFile.PyDecoder):
                         RAWMODES.get(self.mode, self.mode))
         return -1, 0
 
-    def _render(self, renderer: BandRenderer) -> None:
+    def _render(self, renderer: BandRenderer, sink: Sink) -> None:
         header = renderer.header
         x0, y0, x1, y1 = self.state.extents()
         if (x0, y0, x1 - x0, y1 - y0) != (0, 0, header.width, header.height):
@@ -203,27 +227,26 @@ class SvdiDecoder(ImageFile.PyDecoder):
         assert self.im is not None
         try:
             with rendering(header):
-                renderer.run(PillowBands(self.im, self.mode, header))
+                renderer.run(sink)
         except SvdiError as exc:  # as _decoded
             raise OSError(f"broken SVDI file: {exc}") from exc
 
 
 class PillowBands:
-    """A `Sink` into Pillow's image: each band rendered into a buffer of this thread, then
-    copied into its rows of the image by Pillow's raw decoder (which releases the GIL, so the
-    band threads copy in parallel)."""
+    """A `Sink` into Pillow's image where it is not mapped (other modes than MAPPED_MODES,
+    images above band_sizes.MAPPED_BYTES): each band rendered into a buffer of this thread,
+    then copied into its rows of the image by Pillow's raw decoder (which releases the GIL, so
+    the band threads copy in parallel)."""
 
     def __init__(self, im: Any, mode: str, header: Header) -> None:
         self.im, self.mode, self.rawmode = im, mode, RAWMODES.get(mode, mode)
         self.width, self.channels, self.dtype = header.width, header.channels, header.dtype
-        self.buffers = threading.local()
+        self.buffers = ThreadBuffers()
 
     def band(self, y0: int, y1: int) -> np.ndarray:
         size = (y1 - y0) * self.width * self.channels
-        buffer = getattr(self.buffers, "band", None)
-        if buffer is None or buffer.size < size:
-            buffer = self.buffers.band = np.empty(size, dtype=self.dtype)
-        return buffer[:size].reshape(y1 - y0, self.width, self.channels)
+        return self.buffers.get("band", size, self.dtype).reshape(y1 - y0, self.width,
+                                                                  self.channels)
 
     def put(self, y0: int, y1: int, band: np.ndarray) -> None:
         pixels = band[:, :, 0] if self.channels == 1 else band

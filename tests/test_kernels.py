@@ -825,3 +825,21 @@ def test_store_rgb_of_a_band_alone_matches_the_whole_image(compiled: Any) -> Non
                                first=first, height=height)
     with pytest.raises(ValueError):  # a band's buffer with the default top = 0
         compiled.store_rgb(rows, band, 4, 8, cb, cr, k, patch, per_row)
+
+
+def test_store_rgb_pad_writes_pillows_rgbx_layout(compiled: Any) -> None:
+    """pad= (out of 4 channels): the RGB of a 3-channel output and pad in the fourth byte,
+    which without pad= (alpha) is left as it is; a pad out of 0..255 leaves it too."""
+    rng = np.random.default_rng(5)
+    h, w, patch = 16, 36, 4  # rows of 36 pixels: a vector loop and a tail
+    per_row = w // patch
+    matrix = rng.uniform(-20, 280, ((h // patch) * per_row, patch * patch)).astype(np.float32)
+    cb, cr = (rng.uniform(-140, 140, (h // 2, w // 2)).astype(np.float32) for _ in range(2))
+    k = kernels.colour_constants()
+    rgb = np.zeros((h, w, 3), np.uint8)
+    compiled.store_rgb(matrix, rgb, 0, h, cb, cr, k, patch, per_row)
+    for pad, fourth in ((255, 255), (0, 0), (-1, 77), (256, 77)):
+        rgbx = np.full((h, w, 4), 77, np.uint8)
+        compiled.store_rgb(matrix, rgbx, 0, h, cb, cr, k, patch, per_row, pad=pad)
+        np.testing.assert_array_equal(rgbx[:, :, :3], rgb)
+        assert np.all(rgbx[:, :, 3] == fourth)

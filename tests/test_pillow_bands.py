@@ -179,12 +179,17 @@ def test_broken_blocks_refused_before_the_image_is_allocated(
     blocks = sorted((c for c in chunks(data) if c[1] == b"UBLK"), key=lambda c: -c[2])
     damage = ((start, offset) for start, _, size in blocks for offset in range(size - 1, 0, -1))
     allocated: list[tuple[str, tuple[int, int]]] = []
-    new = Image.core.new
+    new, map_buffer = Image.core.new, Image.core.map_buffer
 
     def counting_new(mode: str, size: tuple[int, int]) -> Any:
         allocated.append((mode, size))
         return new(mode, size)
+
+    def counting_map(data: Any, size: tuple[int, int], *args: Any) -> Any:
+        allocated.append(("mapped", size))
+        return map_buffer(data, size, *args)
     monkeypatch.setattr(Image.core, "new", counting_new)
+    monkeypatch.setattr(Image.core, "map_buffer", counting_map)
     before = later = 0
     for start, offset in damage:
         if before >= 3 and later >= 1:
@@ -209,8 +214,9 @@ def test_broken_blocks_refused_before_the_image_is_allocated(
 
 
 def test_band_sink_copies_each_band_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Pillow sink takes every band exactly once, in rows that tile the image."""
-    data = svdcodec.encode(photo(70, 90, 3))
+    """The Pillow sink (of the modes Pillow's image is not mapped for) takes every band
+    exactly once, in rows that tile the image."""
+    data = svdcodec.encode(photo(70, 90, 2), exact_alpha=False)
     rows: list[tuple[int, int]] = []
     put = pillow_plugin.PillowBands.put
 
@@ -222,3 +228,39 @@ def test_band_sink_copies_each_band_once(monkeypatch: pytest.MonkeyPatch) -> Non
     rows.sort()
     assert len(rows) >= 3 and rows[0][0] == 0 and rows[-1][1] == 70
     assert all(a[1] == b[0] for a, b in itertools.pairwise(rows))
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_mapped_modes_render_into_the_images_memory(channels: int, compiled: bool,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """8-bit L, RGB and RGBA files render straight into the array Pillow's image maps (no
+    band copies); an RGB image's fourth byte is 255, as Pillow's raw decoder writes it; the
+    image stays writable, like any loaded image."""
+    data = svdcodec.encode(photo(75, 98, channels), exact_alpha=False)
+    with kernels_on(compiled):
+        if compiled and kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        copied: list[int] = []
+        put = pillow_plugin.PillowBands.put
+
+        def spy(self: pillow_plugin.PillowBands, y0: int, y1: int, band: np.ndarray) -> None:
+            copied.append(y0)
+            put(self, y0, y1, band)
+        monkeypatch.setattr(pillow_plugin.PillowBands, "put", spy)
+        im = Image.open(io.BytesIO(data))
+        im.load()
+        expected = svdcodec.decode(data)
+    assert copied == [] and not im.readonly
+    np.testing.assert_array_equal(np.asarray(im), expected)
+    if channels == 3:
+        reference = Image.frombytes("RGB", im.size, expected.tobytes())
+        assert im.tobytes("raw", "RGBX") == reference.tobytes("raw", "RGBX")
+    im.putpixel((0, 0), 7 if channels == 1 else (7,) * channels)
+    assert im.getpixel((0, 0)) == (7 if channels == 1 else (7,) * channels)
+    monkeypatch.setattr(band_sizes, "MAPPED_BYTES", 75 * 98 * channels - 1)  # too large now
+    with kernels_on(compiled):
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    assert copied and min(copied) == 0
+    np.testing.assert_array_equal(np.asarray(im), expected)

@@ -67,11 +67,34 @@ class Resampler:
         self.source = source
         self.in_h, self.in_w = in_shape
         self.height, self.width, self.kind = height, width, kind
-        self.vfirst, self.vweights = coefficients(self.in_h, height, kind)
-        self.hfirst, self.hweights = coefficients(self.in_w, width, kind)
-        taps = self.hweights.shape[1]
+
+    # The coefficients only when an axis is not an exact 2x (the decoder's usual chroma never
+    # needs them, and computing them costs as much as a small image's colour conversion).
+    @functools.cached_property
+    def _vertical(self) -> tuple[np.ndarray, np.ndarray]:
+        return coefficients(self.in_h, self.height, self.kind)
+
+    @property
+    def vfirst(self) -> np.ndarray:
+        return self._vertical[0]
+
+    @property
+    def vweights(self) -> np.ndarray:
+        return self._vertical[1]
+
+    @functools.cached_property
+    def _across(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        first, weights = coefficients(self.in_w, self.width, self.kind)
         # Column indices per tap, clamped: a tap past the window has weight 0 anyway.
-        self.hindex = [np.minimum(self.hfirst + t, self.in_w - 1) for t in range(taps)]
+        return weights, [np.minimum(first + t, self.in_w - 1) for t in range(weights.shape[1])]
+
+    @property
+    def hweights(self) -> np.ndarray:
+        return self._across[0]
+
+    @property
+    def hindex(self) -> list[np.ndarray]:
+        return self._across[1]
 
     def _exact(self, n_in: int, n_out: int) -> bool:
         """Whether the fast path of this axis applies (exact 2x up or down)."""

@@ -17,7 +17,6 @@ weights W, multiplied in binary64 (`codec.exact`), exact in any band, piece or o
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
@@ -30,6 +29,7 @@ from ..errors import SvdiError
 from ..format import DENSE, LAYOUT_PATCH, Block, Container, Plane
 from ..runtime import band_sizes
 from ..runtime.band_sizes import row_bands
+from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import band_workers, run_bands
 from .factors import (
     SparseStream,
@@ -105,7 +105,7 @@ class PlaneReconstructor:
                  bands: list[tuple[int, int]], budget: int,
                  scratch: dict[str, np.ndarray] | None = None,
                  compiled: ModuleType | None = None,
-                 buffers: threading.local | None = None) -> None:
+                 buffers: ThreadBuffers | None = None) -> None:
         self.plane, self.rank, self.bands = plane, rank, bands
         # Version 2 planes are exact (spec §5.1): the factors are held as integers (in float32)
         # and multiplied with the integer weights in binary64.
@@ -155,7 +155,10 @@ class PlaneReconstructor:
         self.covered = all(lo == end for (lo, _), end in zip(spans, ends)) and ends[-1] == rank
         # Each thread's buffer of a band's left factor (`_band_left`), which planes rendered
         # band by band together share: a band's product is done with it before it returns.
-        self.buffers = threading.local() if buffers is None else buffers
+        # Given buffers (the band renderer's), `matrix` also returns its product in them:
+        # the caller consumes it before the thread's next product.
+        self.reuse_product = buffers is not None
+        self.buffers = ThreadBuffers() if buffers is None else buffers
         pieces = BandPlan.of(plane, rank, bands, budget, self.local, self.exact)
         self.mrows, self.passes, self.columns = pieces.mrows, pieces.passes, pieces.columns
         self.left = self.Bt = np.zeros((0, 0), np.float32)
@@ -294,11 +297,7 @@ class PlaneReconstructor:
         """The scaled left factor of band i's matrix rows, in this thread's buffer."""
         assert self.compiled is not None
         r0, r1 = self.mrows[i]
-        size = (r1 - r0) * self.rank
-        buffer = getattr(self.buffers, "left", None)
-        if buffer is None or buffer.size < size:
-            buffer = self.buffers.left = np.empty(size, dtype=np.float32)
-        left = buffer[:size].reshape(r1 - r0, self.rank)
+        left = self.buffers.get("left", (r1 - r0) * self.rank).reshape(r1 - r0, self.rank)
         if not self.covered:
             left.fill(0)
         for block, width, streams in self.u:
@@ -349,7 +348,12 @@ class PlaneReconstructor:
         left = self._band_left(i) if self.local else self.left[r0 - self.base:r1 - self.base]
         if self.exact:
             return self.exact_matrix(left)
-        out = left @ self.Bt
+        if self.reuse_product:  # the same BLAS call, into this thread's buffer
+            columns = self.Bt.shape[1]
+            out = self.buffers.get("product", (r1 - r0) * columns).reshape(r1 - r0, columns)
+            np.matmul(left, self.Bt, out=out)
+        else:
+            out = left @ self.Bt
         if self.loaded_means is not None:
             out += self.loaded_means
         if not (self.compiled.all_finite(out) if self.compiled is not None

@@ -6,8 +6,9 @@ float32 plane each) for it. Here each band of output rows is finished at once: e
 rows of the band are reconstructed, the chroma rows it blends (and a row either side) come from
 chroma bands reconstructed when a band first needs them and dropped when the last band that
 reads them is done, and the converted band goes to a `Sink`: the rows of a whole output array
-(`ArraySink`, svdcodec.decode), or a band buffer that the Pillow plugin copies into Pillow's
-own image. No whole-size array but the sink's exists.
+(`ArraySink`: svdcodec.decode's, or the array Pillow's image maps for 8-bit L, RGB and RGBA
+of up to 4 MiB), or a band buffer that the Pillow plugin copies into Pillow's own image (the
+other images). No whole-size array but the sink's exists.
 
 The arithmetic is the other path's (the same reconstructors and bands, rounding, resampling
 and conversion kernels), so the pixels are the same. Taken by 8- and 16-bit files without
@@ -29,6 +30,7 @@ import numpy as np
 from ..codec.colour import CHROMA_OFFSET, CHROMA_OFFSET_16
 from ..codec.resample import Resampler
 from ..format import Container, Plane
+from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import run_bands
 from .plane import PlaneReconstructor, bands_for
 from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
@@ -37,7 +39,8 @@ from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
 class Sink(Protocol):
     """Where the output bands go: `band` gives the (y1 - y0, w, c) array of the output's type
     to fill with rows [y0, y1), `put` takes it back filled. Called from several threads at
-    once, for different bands."""
+    once, for different bands. A band of more channels than the image's (Pillow's RGB images
+    hold 4 bytes a pixel) gets 255 in the others (Pillow's X byte)."""
 
     def band(self, y0: int, y1: int) -> np.ndarray: ...
 
@@ -70,8 +73,11 @@ class ChromaRows:
     when an output band first needs one of its rows, and dropped once every output band that
     reads them is done (`release`)."""
 
-    def __init__(self, rows: PlaneReconstructor) -> None:
+    def __init__(self, rows: PlaneReconstructor, local: ThreadBuffers | None = None) -> None:
         self.rows = rows
+        #: For an image of one output band (which one thread renders alone): the thread's
+        #: buffers, which keep the plane's rows from one decode to the next.
+        self.local = local
         self.starts = [y0 for y0, _ in rows.bands]
         self.needs: list[tuple[int, int]] = []  # rows [lo, hi) of each output band
         self.uses: list[range] = []  # plane bands of each output band
@@ -98,7 +104,10 @@ class ChromaRows:
             if values is None:
                 rows = self.rows
                 y0, y1 = rows.bands[k]
-                values = np.empty((y1 - y0, rows.plane.width), dtype=np.float32)
+                size = (y1 - y0) * rows.plane.width
+                values = (np.empty(size, dtype=np.float32) if self.local is None else
+                          self.local.get(f"chroma {rows.plane.index} {k}", size)
+                          ).reshape(y1 - y0, rows.plane.width)
                 if rows.compiled is not None and rows.patch:
                     rows.compiled.store_floats(rows.matrix(k), values, 0, y1 - y0, rows.patch,
                                                rows.per_row)
@@ -130,10 +139,11 @@ def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
 
 
 def prepared(container: Container, plan: OutputPlan, plane: Plane,
-             bands: list[tuple[int, int]], buffers: threading.local
+             bands: list[tuple[int, int]], buffers: ThreadBuffers
              ) -> PlaneReconstructor | None:
     """The plane's reconstructor with its factors loaded for every band, or None if they need
-    more than one piece. `buffers`: the threads' band buffers, shared by the planes."""
+    more than one piece. `buffers`: the threads' band buffers, shared by the planes (the
+    products too: each band consumes its planes' products one after the other)."""
     rows = PlaneReconstructor(container, plane, plan.ranks[plane.index], bands,
                               plane_budget(plan, container, plane), {}, plan.compiled,
                               buffers)
@@ -167,7 +177,7 @@ class BandRenderer:
         # The other path's bands, to the row: a BLAS product's rows can depend on how many
         # rows it has, so other bands could round some samples differently.
         bands = plan.bands
-        buffers = threading.local()
+        buffers = ThreadBuffers()
         full: dict[int, PlaneReconstructor] = {}
         for p in plan.full:
             rows = prepared(container, plan, p, bands, buffers)
@@ -180,7 +190,7 @@ class BandRenderer:
             rows = prepared(container, plan, p, bands_for([p], p.height, p.width), buffers)
             if rows is None:
                 return None
-            kept = ChromaRows(rows)
+            kept = ChromaRows(rows, buffers if len(bands) == 1 else None)
             resampler = Resampler(kept.between, (p.height, p.width), h, w)
             kept.expect([resampler.source_rows(y0, y1) for y0, y1 in bands])
             chroma[p.index], resamplers[p.index] = kept, resampler
@@ -210,17 +220,20 @@ class BandRenderer:
             else:
                 store_scaled(rows, out, c, header.scale,
                              CHROMA_OFFSET_16 if plan.ycc and c in (1, 2) else 0, rows_here, i)
+        padded = out.shape[2] > header.channels
         if plan.direct:  # Y' converted with the doubled chroma as it is stored
             assert plan.compiled is not None and plan.colour is not None
             luma = self.full[0]
             plan.compiled.store_rgb(luma.matrix(i), out, y0, y1, blue, red, plan.colour,
                                     luma.patch, luma.per_row, top=y0, first=lo,
-                                    height=header.height)
+                                    height=header.height, pad=255 if padded else -1)
         else:
             for c, resampler in self.resamplers.items():
                 chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
             if plan.ycc:
                 convert_rows(out, 0, y1 - y0, plan, {})
+            if padded:
+                out[:, :, header.channels:] = 255
         for kept in self.chroma.values():
             kept.release(i)
         sink.put(y0, y1, out)

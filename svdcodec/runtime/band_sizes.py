@@ -31,6 +31,17 @@ JOB_BYTES = 1 << 24
 #: to other threads: a smaller job runs in the calling thread, where it costs less than the
 #: hand-off (the usual small block, a patch layout's V).
 THREAD_BYTES = 1 << 18
+#: Decoder: largest work array (a band's left factor, product, pixels) a thread keeps for the
+#: next decode (`runtime.scratch`): a band of BAND_PIXELS float32 is 1 MiB, a short last band
+#: joined to the one before up to twice that.
+KEEP_BYTES = 1 << 22
+#: Decoder: most bytes of work arrays a thread keeps in all (`runtime.scratch`).
+KEEP_THREAD_BYTES = 1 << 23
+#: Pillow plugin: largest image memory (bytes, in Pillow's layout) that `load()` renders into
+#: directly, as an array the image maps (`pillow_plugin.MAPPED_MODES`); larger images are
+#: rendered into band buffers that Pillow copies into its own memory. numpy's threshold for
+#: huge pages (docs/performance.md, "Decode without page faults or copies").
+MAPPED_BYTES = 1 << 22
 #: Images of at most this many samples (pixels x channels) are coded and decoded in the
 #: calling thread: their bands are too few and too small to repay the hand-off to other threads.
 SERIAL_SAMPLES = 1 << 19

@@ -129,20 +129,22 @@ def _checked_constants() -> np.ndarray | None:
 def pillow_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Pillow's Y'CbCr -> RGB conversion as R = Y' + rt[Cr], G = Y' + gt[Cb, Cr],
     B = Y' + bt[Cb] (clamped), read off Pillow itself; None if Pillow's conversion is not of
-    that form for every Cb, Cr and two luma values (then the kernels do not convert colour)."""
+    that form for every Cb, Cr and two luma values (then the kernels do not convert colour).
+    One conversion of the three luma values' images stacked, in int16 (every value is within
+    -255..510): the first decode of a process pays for it."""
     from PIL import Image
     cb, cr = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8),
                          indexing="ij")
-    out = []
-    for luma in (0, 255, 128):
-        planes = [Image.fromarray(np.full((256, 256), luma, np.uint8)),
-                  Image.fromarray(cb), Image.fromarray(cr)]
-        out.append(np.asarray(Image.merge("YCbCr", planes).convert("RGB")).astype(np.int32))
-    dark, bright, middle = out
+    lumas = np.repeat(np.array([0, 255, 128], dtype=np.uint8), 256 * 256).reshape(768, 256)
+    planes = [Image.fromarray(lumas), Image.fromarray(np.tile(cb, (3, 1))),
+              Image.fromarray(np.tile(cr, (3, 1)))]
+    rgb = np.asarray(Image.merge("YCbCr", planes).convert("RGB")).astype(np.int16)
+    dark, bright, middle = rgb[:256], rgb[256:512], rgb[512:]
     table = np.where(dark > 0, dark, bright - 255)  # no clamp at one end or the other
-    if not np.array_equal(np.clip(128 + table, 0, 255), middle):
+    centred = table + 128
+    if not np.array_equal(np.minimum(np.maximum(centred, 0), 255), middle):
         return None
     rt, gt, bt = table[..., 0], table[..., 1], table[..., 2]
     if not (np.all(rt == rt[:1]) and np.all(bt == bt[:, :1])):
         return None
-    return rt[0].copy(), gt.astype(np.int16), bt[:, 0].copy()
+    return rt[0].astype(np.int32), gt.copy(), bt[:, 0].astype(np.int32)
