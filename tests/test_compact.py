@@ -173,3 +173,22 @@ def test_recompressing_keeps_records_and_stored_blocks() -> None:
     assert [x.form for x in a.blocks] == [x.form for x in b.blocks]
     assert all(y.stored <= x.stored for x, y in zip(a.blocks, b.blocks))
     np.testing.assert_array_equal(svdcodec.decode(small), svdcodec.decode(data))
+
+
+def test_threads_keep_only_small_compressors() -> None:
+    """A thread keeps the compressors of small blocks (cheap to keep, costly to remake for
+    every block) and not those of large ones, whose tables and window would stay allocated
+    for as long as the thread lives."""
+    from svdcodec.format import writer
+
+    small = bytes(range(256)) * 4
+    large = np.random.default_rng(0).integers(0, 4, 1 << (writer.KEPT_SIZE_CLASS + 2),
+                                               dtype=np.uint8).tobytes()
+    for magicless in (False, True):
+        for data in (small, large):
+            frame = writer.compressor(19, magicless, len(data)).compress(data)
+            assert len(frame) < len(data)
+    kept = writer._local.compressors
+    assert {(19, m, 10) for m in (False, True)} <= set(kept)
+    assert all(size_class <= writer.KEPT_SIZE_CLASS for _, _, size_class in kept)
+    assert writer.compressor(19, True, len(small)) is kept[(19, True, 10)]

@@ -87,9 +87,10 @@ def is_wide_rgba(pixels: Pixels) -> bool:
 
 
 #: |value| of each sparse symbol's value code (low 4 bits minus 8, codec.coding): 0 for the
-#: end-of-row code and for the value escape, whose value is in the side stream.
+#: end-of-row code and for the value escape, whose value is in the side stream. One byte per
+#: entry: the lookup makes an array as long as a block's symbols (a large plane's U has millions).
 SYMBOL_MAGNITUDE = np.array([0 if low == VALUE_ESCAPE else abs(low - 8)
-                             for low in np.arange(256) & 15], dtype=np.int64)
+                             for low in np.arange(256) & 15], dtype=np.uint8)
 
 
 def block_magnitude(block: Block) -> int:

@@ -72,7 +72,7 @@ def pack_block(block: Block, level: int = 3) -> bytes:
     else:
         symbols, xrun, xval = block.data()
         head += SPARSE_RECORD.pack(code, symbols.size, xrun.size, xval.size)
-    frame = compressor(level).compress(raw)
+    frame = compressor(level, size=len(raw)).compress(raw)
     return chunk(FACTOR_CHUNKS[block.factor], head + frame)
 
 
@@ -112,30 +112,42 @@ def factor_chunks(records: list[tuple[str, bytes]]) -> list[bytes]:
 
 
 _local = threading.local()
+#: The largest size class (log2 of the content's bytes) whose compressors a thread keeps.
+KEPT_SIZE_CLASS = 17
 
 
 def compressor(level: int, magicless: bool = False, size: int = 0) -> zstandard.ZstdCompressor:
-    """A zstd compressor at `level` writing the content size (spec §4), one per thread, level
-    and form: a compressor is not thread-safe, and making one costs about as much as
-    compressing a small block (an encode writes dozens of blocks, candidates included).
+    """A zstd compressor at `level` writing the content size (spec §4) for content of `size`
+    bytes, one per thread, level, form and size class: a compressor is not thread-safe, and
+    making one costs about as much as compressing a small block (an encode writes dozens of
+    blocks, candidates included).
 
-    magicless: frames without the magic number, for version 5's block records (spec §4.2),
-    for content of `size` bytes. zstd picks its parameters from the level and the content
-    size, which a compressor of explicit parameters (the only way to drop the magic) does not
-    know: they are given for the size, and depend on it only through ceil(log2(size)) (zstd's
-    size classes end at powers of two), so one compressor serves each power of two and the
-    frames are those of the plain compressor without their first 4 bytes."""
+    magicless: frames without the magic number, for version 5's block records (spec §4.2).
+    zstd picks its parameters from the level and the content size, which a compressor of
+    explicit parameters (the only way to drop the magic) does not know: they are given for
+    the size, and depend on it only through ceil(log2(size)) (zstd's size classes end at
+    powers of two), so one compressor serves each power of two and the frames are those of
+    the plain compressor without their first 4 bytes.
+
+    Only the compressors of small size classes (up to KEPT_SIZE_CLASS) are kept: a compressor
+    keeps its tables and window, which grow with the content (tens of megabytes at level 19),
+    and a thread-local one lives as long as its thread, so keeping those of large blocks held
+    that memory after every encode. For a large block, making a compressor costs little
+    beside compressing it."""
     cache = getattr(_local, "compressors", None)
     if cache is None:
         cache = _local.compressors = {}
-    key = (level, max(size - 1, 0).bit_length() if magicless else -1)
+    size_class = max(size - 1, 0).bit_length()
+    key = (level, magicless, size_class)
     c = cache.get(key)
     if c is None:
-        c = cache[key] = zstandard.ZstdCompressor(
+        c = zstandard.ZstdCompressor(
             compression_params=zstandard.ZstdCompressionParameters.from_level(
-                level, source_size=1 << key[1], format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+                level, source_size=1 << size_class, format=zstandard.FORMAT_ZSTD1_MAGICLESS,
                 write_content_size=True)
         ) if magicless else zstandard.ZstdCompressor(level=level, write_content_size=True)
+        if size_class <= KEPT_SIZE_CLASS:
+            cache[key] = c
     return c
 
 
@@ -170,14 +182,14 @@ def pack_residual(block: ResidualBlock, level: int) -> bytes:
     raw = grid.astype(ELEMENT_TYPES[code]).tobytes()
     head = RESIDUAL_RECORD.pack(block.channel, block.reference, block.first, block.rows,
                                 block.step, block.bound, code, block.predictor)
-    frame = compressor(level).compress(raw)
+    frame = compressor(level, size=len(raw)).compress(raw)
     return chunk(b"RBLK", head + frame)
 
 
 def pack_means(plane: int, means: np.ndarray, level: int = 3) -> bytes:
     """The MEAN chunk of a plane's column means (spec §3.1): binary32, little-endian."""
     raw = np.ascontiguousarray(means, dtype="<f4").tobytes()
-    frame = compressor(level).compress(raw)
+    frame = compressor(level, size=len(raw)).compress(raw)
     return chunk(b"MEAN", MEAN_RECORD.pack(plane) + frame)
 
 
