@@ -12,7 +12,9 @@ builds itself from the format's grammar, and print the tables of docs/reliabilit
    dense element count + 1, a zstd window of 2^24, a skippable frame after a block's frame,
    rank one past MAX_WORK; a residual block's window of 2^24 or skippable frame). For
    `svdcodec.decode(data)` (must raise SvdiError) and Pillow (`Image.open(...).load()`): median wall time of --runs calls and the tracemalloc peak of
-   one more call (the input is allocated before tracing). Bound: < 10 ms and < 64 KiB.
+   one more call (the input is allocated before tracing). Bound: < 10 ms and < 64 KiB beyond
+   the file's own bytes, which the Pillow plugin reads from its file object (svdcodec.decode is
+   given them).
 2. Accepted input: for every block type (dense int8 / int32 zeros, sparse all-zero rows,
    sparse all-ones rows = the most symbols, sparse rows of value escapes = the most stream
    bytes, one-component sparse blocks = the most blocks), every layout (plain, patch 2..32)
@@ -415,14 +417,17 @@ def run_rejections(files: list[tuple[str, bytes]], runs: int, out: list[str]) ->
         e1, ms1, peak1 = measure_rejection(lambda data=data: svdcodec.decode(data), runs)
         e2, ms2, peak2 = measure_rejection(lambda data=data: _pillow(data), runs)
         ok1 = isinstance(e1, SvdiError) and ms1 < REJECT_MS and peak1 < REJECT_BYTES
-        ok2 = isinstance(e2, PILLOW_ERRORS) and ms2 < REJECT_MS and peak2 < REJECT_BYTES
+        # the Pillow plugin reads the file's bytes into memory before decoding them
+        ok2 = isinstance(e2, PILLOW_ERRORS) and ms2 < REJECT_MS \
+            and peak2 < REJECT_BYTES + len(data)
         ok_all &= ok1 and ok2
         rows.append([name, len(data), f"{ms1:.3f}", f"{peak1 / 1024:.1f}",
                      "PASS" if ok1 else f"FAIL ({type(e1).__name__ if e1 else 'accepted'})",
                      f"{ms2:.3f}", f"{peak2 / 1024:.1f}",
                      "PASS" if ok2 else f"FAIL ({type(e2).__name__ if e2 else 'accepted'})"])
     out.append(f"\n### 1. Rejected input (median of {runs} runs; tracemalloc peak of one more; "
-               f"bound < {REJECT_MS:g} ms and < {REJECT_BYTES // 1024} KiB)\n")
+               f"bound < {REJECT_MS:g} ms and < {REJECT_BYTES // 1024} KiB, beyond the file's "
+               f"bytes through Pillow)\n")
     out.append(table(["file", "bytes", "decode ms", "KiB", "", "Pillow ms", "KiB", ""], rows))
     return ok_all
 
