@@ -94,19 +94,76 @@ def test_small_blocks_are_stored_when_a_frame_is_not_smaller() -> None:
         assert (block.form == "stored") == (len(raw) <= len(varint(len(frame))) + len(frame))
 
 
-def test_frames_are_zstd_frames_without_their_magic() -> None:
-    """A record's frame is the frame the plain compressor writes, less its first 4 bytes
-    (same level, same parameters: sized for the content)."""
+def symbols_like(size: int, seed: int) -> bytes:
+    """`size` bytes like a run/level stream: mostly small levels, some zero runs."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 5, size) * rng.integers(0, 2, size)).astype(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("level", [1, 15])
+def test_frames_decode_with_a_plain_zstd_decoder_within_the_limits(level: int) -> None:
+    """A record's frame (the writer's own parameters, BLOCK_PARAMETERS, spec §4.2) is a zstd
+    frame without its magic: with the magic put back, a plain zstd decompressor (no format
+    option, no window setting) gives the content, and the frame passes every reader's check
+    (content size, no dictionary, window within the format's 2^23 and no larger than zstd's
+    own parameters of the level would declare for that content: single-segment, or the level's
+    window when the content is larger)."""
     import zstandard
 
+    from svdcodec.format.blocks import MAGIC_BYTES, MAX_WINDOW, check_frame
     from svdcodec.format.writer import compressor
 
-    rng = np.random.default_rng(1)
-    for size in (0, 1, 200, 256, 257, 16384, 16385, 200_000):
-        raw = (rng.integers(0, 5, size) * rng.integers(0, 2, size)).astype(np.uint8).tobytes()
-        for level in (1, 15):
-            plain = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
-            assert compressor(level, True, size).compress(raw) == plain[4:]
+    for size in (1, 200, 256, 257, 4096, 16384, 16385, 32768, 32769, 200_000, 1 << 20):
+        raw = symbols_like(size, size)
+        frame = compressor(level, True, size).compress(raw)
+        assert not frame.startswith(MAGIC_BYTES)
+        plain = MAGIC_BYTES + frame
+        assert zstandard.ZstdDecompressor().decompress(plain) == raw
+        params = zstandard.get_frame_parameters(plain)
+        own = zstandard.ZstdCompressionParameters.from_level(level, source_size=size)
+        assert params.content_size == size and not params.dict_id
+        assert params.window_size <= min(1 << own.window_log, MAX_WINDOW)
+        check_frame(memoryview(frame), size, "block", "magicless")
+
+
+def test_block_parameters_change_only_what_they_name() -> None:
+    """The writer's parameters are zstd's own for the level and the content's size class,
+    but for the changes BLOCK_PARAMETERS lists for that level and size."""
+    import zstandard
+
+    from svdcodec.format.writer import BLOCK_PARAMETERS, block_parameters
+
+    names = ("window_log", "chain_log", "hash_log", "search_log", "min_match", "target_length",
+             "strategy")
+    for level in (1, 3, 15):
+        for log in range(24):
+            got = block_parameters(level, 1 << log)
+            own = zstandard.ZstdCompressionParameters.from_level(level, source_size=1 << log)
+            changes = next((c for largest, c in BLOCK_PARAMETERS.get(level, ())
+                            if 1 << log <= largest), {})
+            for name in names:
+                assert getattr(got, name) == changes.get(name, getattr(own, name)), (level, log)
+            assert got.window_log <= 23
+
+
+def test_encoded_frames_decode_with_a_plain_zstd_decoder() -> None:
+    """Every U and V frame of encoded files (both efforts, a small and a larger image) decodes
+    with a plain zstd decompressor once its magic is put back, to the content its record
+    declares, with a window no larger than the content (all single-segment here)."""
+    import zstandard
+
+    from svdcodec.format.blocks import MAGIC_BYTES
+
+    for shape in ((48, 64, 3), (300, 400, 3)):
+        for effort in (1, 2):
+            box = container.unpack(svdcodec.encode(photo(*shape), 60, effort=effort))
+            frames = [b for b in box.blocks if b.frame is not None and b.form == "magicless"]
+            assert frames
+            for b in frames:
+                plain = MAGIC_BYTES + bytes(b.frame)
+                params = zstandard.get_frame_parameters(plain)
+                assert params.window_size <= b.raw_bytes
+                assert len(zstandard.ZstdDecompressor().decompress(plain)) == b.raw_bytes
 
 
 @pytest.mark.parametrize("entry", V5_INVALID, ids=[e["file"] for e in V5_INVALID])

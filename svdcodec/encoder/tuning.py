@@ -79,7 +79,8 @@ PREVIEW_SAMPLES = 1 << 18
 #: first (layouts, ranks and codings are measured by blocks packed at it); a higher effort
 #: recompresses the kept blocks (`format.recompress`): level 15's optimal parsing is 3-8 %
 #: smaller than level 1 on Kodak and its crops, levels 2-12 are no smaller than 1, and 19 no
-#: smaller than 15 (docs/performance.md has the measurement).
+#: smaller than 15 (docs/performance.md has the measurement). The parameters of each level
+#: for a block's frame: `format.writer.BLOCK_PARAMETERS`.
 EFFORT_LEVELS = {1: 1, 2: 15}
 ZSTD_LEVEL = EFFORT_LEVELS[1]
 DEFAULT_EFFORT = 1

@@ -115,6 +115,20 @@ _local = threading.local()
 #: The largest size class (log2 of the content's bytes) whose compressors a thread keeps.
 KEPT_SIZE_CLASS = 17
 
+#: Changes to zstd's parameters of a level for the factor blocks' frames (`block_parameters`):
+#: level -> ((largest content size, changes), ...), the first entry whose size the content does
+#: not pass applies. Their content (run/level symbols, run lengths, escapes, small dense
+#: integers) is not what zstd's level tables were tuned on. Level 1 (effort 1): zstd's
+#: shortest match of 5 bytes (6 from 16 KiB) takes matches that cost more than the literals
+#: they replace; 7 makes blocks up to 32 KiB 1-3 % smaller, for no encode time, and larger
+#: blocks are as small with zstd's own. Level 15 (effort 2's recompression): from 64 KiB, a
+#: shortest match of 5 instead of 3 is as small or smaller and faster (above 256 KiB zstd's
+#: own already is 5). studies/zstd_params_study.py, docs/design-notes.md.
+BLOCK_PARAMETERS: dict[int, tuple[tuple[int, dict[str, int]], ...]] = {
+    1: ((1 << 15, {"min_match": 7}),),
+    15: ((1 << 16, {}), (1 << 32, {"min_match": 5})),
+}
+
 
 def compressor(level: int, magicless: bool = False, size: int = 0) -> zstandard.ZstdCompressor:
     """A zstd compressor at `level` writing the content size (spec §4) for content of `size`
@@ -125,9 +139,8 @@ def compressor(level: int, magicless: bool = False, size: int = 0) -> zstandard.
     magicless: frames without the magic number, for version 5's block records (spec §4.2).
     zstd picks its parameters from the level and the content size, which a compressor of
     explicit parameters (the only way to drop the magic) does not know: they are given for
-    the size, and depend on it only through ceil(log2(size)) (zstd's size classes end at
-    powers of two), so one compressor serves each power of two and the frames are those of
-    the plain compressor without their first 4 bytes.
+    the size (`block_parameters(level, size)`), and depend on it only through ceil(log2(size))
+    (zstd's size classes end at powers of two), so one compressor serves each power of two.
 
     Only the compressors of small size classes (up to KEPT_SIZE_CLASS) are kept: a compressor
     keeps its tables and window, which grow with the content (tens of megabytes at level 19),
@@ -142,13 +155,24 @@ def compressor(level: int, magicless: bool = False, size: int = 0) -> zstandard.
     c = cache.get(key)
     if c is None:
         c = zstandard.ZstdCompressor(
-            compression_params=zstandard.ZstdCompressionParameters.from_level(
-                level, source_size=1 << size_class, format=zstandard.FORMAT_ZSTD1_MAGICLESS,
-                write_content_size=True)
+            compression_params=block_parameters(level, 1 << size_class)
         ) if magicless else zstandard.ZstdCompressor(level=level, write_content_size=True)
         if size_class <= KEPT_SIZE_CLASS:
             cache[key] = c
     return c
+
+
+def block_parameters(level: int, size: int) -> zstandard.ZstdCompressionParameters:
+    """The zstd parameters of a version 5 block record's frame at `level` for content of
+    `size` bytes: the level's parameters for that size (what `ZstdCompressor(level=...)`
+    picks: zstd's size classes end at powers of two, and the window is never larger than the
+    content), with BLOCK_PARAMETERS' changes for the level and size. libzstd still fits them
+    to the content (window, and hash and chain tables no larger than it needs), so the frame's
+    window is the content size or the level's, whatever the changes."""
+    changes = next((c for largest, c in BLOCK_PARAMETERS.get(level, ()) if size <= largest), {})
+    return zstandard.ZstdCompressionParameters.from_level(
+        level, source_size=size, format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+        write_content_size=True, **changes)
 
 
 def pack_header(header: Header, planes: list[Plane]) -> bytes:
