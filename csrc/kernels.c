@@ -811,8 +811,8 @@ done:
    conversion are the two roundings of codec.exact.exact_product. The non-zero terms of a row
    are listed without a branch (an index written at every k, the count advanced by whether
    A[i, k] is non-zero): a branch on the data mispredicts more than the work it saves.
-   Inlined for patch 8's 64 columns, whose sums the compiler keeps in registers (local
-   arrays); others use sums0 and sums1 (cols each); patch 4's 16 take exact_rows_dense. */
+   Inlined for patch 8's 64 columns, whose sums are local arrays (in registers as far as they
+   fit); other counts use sums0 and sums1 (cols each); patch 4's 16 take exact_rows16. */
 ALWAYS_INLINE void exact_rows(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
                               Py_ssize_t rows, Py_ssize_t rank, const double *RESTRICT bw,
                               const Py_ssize_t cols, double unit, const double *means,
@@ -862,46 +862,59 @@ ALWAYS_INLINE void exact_rows(const char *left, Py_ssize_t left_row, Py_ssize_t 
     }
 }
 
-/* exact_rows for 16 columns (patch 4), four rows at a time and every term, zero or not:
-   with so few columns a row's list of non-zero terms costs more than the terms it skips.
-   The four rows' integers are widened to binary64 first (ad, 4 x rank), their sums kept in
-   registers, four independent chains of additions. */
-#define EXACT_DENSE_RANK 64
-
-ALWAYS_INLINE void exact_rows_dense(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
-                                    Py_ssize_t rows, Py_ssize_t rank, const double *RESTRICT bw,
-                                    const Py_ssize_t cols, const Py_ssize_t group, double unit,
-                                    const double *means, double *RESTRICT ad, char *out,
-                                    Py_ssize_t out_row)
+/* exact_rows for 16 columns (patch 4): four rows at a time and every term, zero or not (with
+   so few columns a row's list of non-zero terms costs more than the terms it skips). The four
+   rows' sums are written out as four arrays of 16, which the compiler keeps in registers:
+   independent chains of additions, each B row loaded once for four rows. */
+HOT_WIDE static void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
+                                  Py_ssize_t rows, Py_ssize_t rank, const double *RESTRICT bw,
+                                  double unit, const double *means, char *out,
+                                  Py_ssize_t out_row)
 {
-    for (Py_ssize_t i = 0; i < rows; i += group) {
-        const Py_ssize_t n = rows - i < group ? rows - i : group;
-        for (Py_ssize_t g = 0; g < group; g++)
-            for (Py_ssize_t k = 0; k < rank; k++)
-                ad[g * rank + k] = g < n ? (double)ld_f32(left + (i + g) * left_row
-                                                          + k * left_col) : 0.0;
-        double acc[4][64]; /* 4 x 16 used; this size keeps GCC from a slower unrolling */
-        for (Py_ssize_t g = 0; g < group; g++)
-            for (Py_ssize_t j = 0; j < cols; j++)
-                acc[g][j] = 0.0;
+    Py_ssize_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        const char *a0 = left + i * left_row, *a1 = a0 + left_row, *a2 = a1 + left_row,
+                   *a3 = a2 + left_row;
+        double s0[16], s1[16], s2[16], s3[16];
+        for (Py_ssize_t j = 0; j < 16; j++)
+            s0[j] = s1[j] = s2[j] = s3[j] = 0.0;
         for (Py_ssize_t k = 0; k < rank; k++) {
-            const double *RESTRICT b = bw + k * cols;
-            for (Py_ssize_t g = 0; g < group; g++) {
-                const double ak = ad[g * rank + k];
-                for (Py_ssize_t j = 0; j < cols; j++)
-                    acc[g][j] += ak * b[j];
+            const double *RESTRICT b = bw + k * 16;
+            const double x0 = ld_f32(a0 + k * left_col), x1 = ld_f32(a1 + k * left_col),
+                         x2 = ld_f32(a2 + k * left_col), x3 = ld_f32(a3 + k * left_col);
+            for (Py_ssize_t j = 0; j < 16; j++) {
+                s0[j] += x0 * b[j];
+                s1[j] += x1 * b[j];
+                s2[j] += x2 * b[j];
+                s3[j] += x3 * b[j];
             }
         }
-        for (Py_ssize_t g = 0; g < n; g++) {
+        double *sums[4] = {s0, s1, s2, s3};
+        for (Py_ssize_t g = 0; g < 4; g++) {
             char *o = out + (i + g) * out_row;
+            const double *sg = sums[g];
             if (means != NULL) {
-                for (Py_ssize_t j = 0; j < cols; j++)
-                    st_f32(o + 4 * j, (float)(acc[g][j] * unit + means[j]));
+                for (Py_ssize_t j = 0; j < 16; j++)
+                    st_f32(o + 4 * j, (float)(sg[j] * unit + means[j]));
             } else {
-                for (Py_ssize_t j = 0; j < cols; j++)
-                    st_f32(o + 4 * j, (float)(acc[g][j] * unit));
+                for (Py_ssize_t j = 0; j < 16; j++)
+                    st_f32(o + 4 * j, (float)(sg[j] * unit));
             }
         }
+    }
+    for (; i < rows; i++) { /* the last rows, one at a time */
+        const char *a = left + i * left_row;
+        double sg[16];
+        for (Py_ssize_t j = 0; j < 16; j++)
+            sg[j] = 0.0;
+        for (Py_ssize_t k = 0; k < rank; k++) {
+            const double x = ld_f32(a + k * left_col);
+            for (Py_ssize_t j = 0; j < 16; j++)
+                sg[j] += x * bw[k * 16 + j];
+        }
+        char *o = out + i * out_row;
+        for (Py_ssize_t j = 0; j < 16; j++)
+            st_f32(o + 4 * j, (float)(means != NULL ? sg[j] * unit + means[j] : sg[j] * unit));
     }
 }
 
@@ -911,11 +924,7 @@ HOT_WIDE static void exact_run(const char *left, Py_ssize_t left_row, Py_ssize_t
                                double *values, Py_ssize_t *terms, double *sums0,
                                double *sums1, char *out, Py_ssize_t out_row)
 {
-    if (cols == 16 && rank <= EXACT_DENSE_RANK) {
-        double ad[4 * EXACT_DENSE_RANK];
-        exact_rows_dense(left, left_row, left_col, rows, rank, bw, 16, 4, unit, means, ad, out,
-                         out_row);
-    } else if (cols == 64)
+    if (cols == 64)
         exact_rows(left, left_row, left_col, rows, rank, bw, 64, unit, means, values, terms,
                    sums0, sums1, out, out_row);
     else
@@ -925,7 +934,7 @@ HOT_WIDE static void exact_run(const char *left, Py_ssize_t left_row, Py_ssize_t
 
 /* max |x| over a float32 matrix of integers (the factor blocks' values: never NaN). Without
    the sign bit, the bits of non-negative floats order as the floats do, so the maximum is one
-   of unsigned integers, which vectorizes (a float maximum does not, for NaN's sake); a
+   of non-negative int32, which vectorizes (a float maximum does not, for NaN's sake); a
    C-contiguous matrix is one run of rows * cols values. */
 ALWAYS_INLINE int32_t magnitude_bits(const char *p)
 {
@@ -1025,8 +1034,12 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     double unit = ldexp(1.0, -(int)shift);
     Py_BEGIN_ALLOW_THREADS
-    exact_run(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols, unit, mean,
-              values, terms, sums0, sums1, out.data, out.strides[0]);
+    if (cols == 16)
+        exact_rows16(left.data, left.strides[0], left.strides[1], rows, rank, bw, unit, mean,
+                     out.data, out.strides[0]);
+    else
+        exact_run(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols, unit,
+                  mean, values, terms, sums0, sums1, out.data, out.strides[0]);
     Py_END_ALLOW_THREADS
     result = PyFloat_FromDouble(max_a);
 done:
