@@ -12,7 +12,8 @@ allows (±1 between conforming decoders) and the tests against the whole-plane r
 (`codec.reference`) bound. numpy and BLAS release the GIL, hence threads.
 
 Version 2 planes (spec §5.1) are integer products instead: the factors' integers times the
-weights W, multiplied in binary64 (`codec.exact`), exact in any band, piece or order.
+weights W, multiplied in binary64 (`codec.exact`; with the C kernels, patch layouts in one
+`_kernels.exact_product` call per band), exact in any band, piece or order.
 """
 
 from __future__ import annotations
@@ -171,6 +172,7 @@ class PlaneReconstructor:
         pieces = BandPlan.of(plane, rank, bands, budget, self.local, self.exact)
         self.mrows, self.passes, self.columns = pieces.mrows, pieces.passes, pieces.columns
         self.left = self.Bt = np.zeros((0, 0), np.float32)
+        self.B = self.Bt  # B of the loaded columns, (columns, rank), for exact_product
         self.base = 0  # matrix row of self.left[0]
         self.cols = (0, self.n)  # matrix columns of self.Bt
         # Centred columns (MEAN, spec §3.1): added to every row, binary64 in the exact rule
