@@ -432,6 +432,10 @@ typedef struct {
 static void zero_columns(const SparseFill *f, int64_t row)
 {
     char *p = f->out + row * f->out_row + f->first * f->out_col;
+    if (f->out_col == 4) { /* contiguous columns (a band's buffer): one memset */
+        memset(p, 0, (size_t)f->width * 4);
+        return;
+    }
     for (int64_t j = 0; j < f->width; j++)
         st_f32(p + j * f->out_col, 0.0f);
 }
@@ -789,6 +793,263 @@ done:
     release(&out);
     release(&scale);
     release(&basis);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ decoding: exact product */
+
+/* Rows of an exact plane (spec §5.1): out[i, j] = fl32(fl64(V[i, j] 2^-F + mean[j])) with
+   V[i, j] = sum_k A[i, k] * (W_k B[j, k]), bw[k * cols + j] = W_k B[j, k]. Under the bound
+   (max|A| max|B| sum(W) < 2^53, checked by the caller before this runs) every product and
+   partial sum is an integer below 2^53, so binary64 holds each exactly and V is the same in
+   any order: numpy's (A W) @ B^T (BLAS dgemm), this loop, a JavaScript decoder's. So a row's
+   terms are added only for its non-zero A[i, k] (most are zero: the factors are sparse), in
+   two interleaved sums (two chains of additions, each waiting on the one before it, instead
+   of one), added at the end. A sum that is zero is +0 whatever the order (round-to-nearest
+   gives -0 only for -0 + -0, and every sum starts at +0), as BLAS's is. V * 2^-F is exact (a
+   power of two, no underflow for integers), so one binary64 addition and the float32
+   conversion are the two roundings of codec.exact.exact_product. The non-zero terms of a row
+   are listed without a branch (an index written at every k, the count advanced by whether
+   A[i, k] is non-zero): a branch on the data mispredicts more than the work it saves.
+   Inlined for patch 8's 64 columns, whose sums are local arrays (in registers as far as they
+   fit); other counts use sums0 and sums1 (cols each); patch 4's 16 take exact_rows16. */
+ALWAYS_INLINE void exact_rows(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
+                              Py_ssize_t rows, Py_ssize_t rank, const double *RESTRICT bw,
+                              const Py_ssize_t cols, double unit, const double *means,
+                              double *RESTRICT values, Py_ssize_t *RESTRICT terms,
+                              double *RESTRICT sums0, double *RESTRICT sums1, char *out,
+                              Py_ssize_t out_row)
+{
+    double local[2][64];
+    double *RESTRICT s0 = cols <= 64 ? local[0] : sums0;
+    double *RESTRICT s1 = cols <= 64 ? local[1] : sums1;
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        const char *a = left + i * left_row;
+        Py_ssize_t n = 0;
+        for (Py_ssize_t k = 0; k < rank; k++) {
+            double ak = (double)ld_f32(a + k * left_col);
+            values[n] = ak;
+            terms[n] = k * cols;
+            n += ak != 0.0;
+        }
+        for (Py_ssize_t j = 0; j < cols; j++) {
+            s0[j] = 0.0;
+            s1[j] = 0.0;
+        }
+        Py_ssize_t t = 0;
+        for (; t + 1 < n; t += 2) {
+            const double a0 = values[t], a1 = values[t + 1];
+            const double *RESTRICT b0 = bw + terms[t], *RESTRICT b1 = bw + terms[t + 1];
+            for (Py_ssize_t j = 0; j < cols; j++) {
+                s0[j] += a0 * b0[j];
+                s1[j] += a1 * b1[j];
+            }
+        }
+        if (t < n) {
+            const double a0 = values[t];
+            const double *RESTRICT b0 = bw + terms[t];
+            for (Py_ssize_t j = 0; j < cols; j++)
+                s0[j] += a0 * b0[j];
+        }
+        char *o = out + i * out_row;
+        if (means != NULL) {
+            for (Py_ssize_t j = 0; j < cols; j++)
+                st_f32(o + 4 * j, (float)((s0[j] + s1[j]) * unit + means[j]));
+        } else {
+            for (Py_ssize_t j = 0; j < cols; j++)
+                st_f32(o + 4 * j, (float)((s0[j] + s1[j]) * unit));
+        }
+    }
+}
+
+/* exact_rows for 16 columns (patch 4): four rows at a time and every term, zero or not (with
+   so few columns a row's list of non-zero terms costs more than the terms it skips). The four
+   rows' sums are written out as four arrays of 16, which the compiler keeps in registers:
+   independent chains of additions, each B row loaded once for four rows. */
+HOT_WIDE static void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
+                                  Py_ssize_t rows, Py_ssize_t rank, const double *RESTRICT bw,
+                                  double unit, const double *means, char *out,
+                                  Py_ssize_t out_row)
+{
+    Py_ssize_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        const char *a0 = left + i * left_row, *a1 = a0 + left_row, *a2 = a1 + left_row,
+                   *a3 = a2 + left_row;
+        double s0[16], s1[16], s2[16], s3[16];
+        for (Py_ssize_t j = 0; j < 16; j++)
+            s0[j] = s1[j] = s2[j] = s3[j] = 0.0;
+        for (Py_ssize_t k = 0; k < rank; k++) {
+            const double *RESTRICT b = bw + k * 16;
+            const double x0 = ld_f32(a0 + k * left_col), x1 = ld_f32(a1 + k * left_col),
+                         x2 = ld_f32(a2 + k * left_col), x3 = ld_f32(a3 + k * left_col);
+            for (Py_ssize_t j = 0; j < 16; j++) {
+                s0[j] += x0 * b[j];
+                s1[j] += x1 * b[j];
+                s2[j] += x2 * b[j];
+                s3[j] += x3 * b[j];
+            }
+        }
+        double *sums[4] = {s0, s1, s2, s3};
+        for (Py_ssize_t g = 0; g < 4; g++) {
+            char *o = out + (i + g) * out_row;
+            const double *sg = sums[g];
+            if (means != NULL) {
+                for (Py_ssize_t j = 0; j < 16; j++)
+                    st_f32(o + 4 * j, (float)(sg[j] * unit + means[j]));
+            } else {
+                for (Py_ssize_t j = 0; j < 16; j++)
+                    st_f32(o + 4 * j, (float)(sg[j] * unit));
+            }
+        }
+    }
+    for (; i < rows; i++) { /* the last rows, one at a time */
+        const char *a = left + i * left_row;
+        double sg[16];
+        for (Py_ssize_t j = 0; j < 16; j++)
+            sg[j] = 0.0;
+        for (Py_ssize_t k = 0; k < rank; k++) {
+            const double x = ld_f32(a + k * left_col);
+            for (Py_ssize_t j = 0; j < 16; j++)
+                sg[j] += x * bw[k * 16 + j];
+        }
+        char *o = out + i * out_row;
+        for (Py_ssize_t j = 0; j < 16; j++)
+            st_f32(o + 4 * j, (float)(means != NULL ? sg[j] * unit + means[j] : sg[j] * unit));
+    }
+}
+
+HOT_WIDE static void exact_run(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
+                               Py_ssize_t rows, Py_ssize_t rank, const double *bw,
+                               Py_ssize_t cols, double unit, const double *means,
+                               double *values, Py_ssize_t *terms, double *sums0,
+                               double *sums1, char *out, Py_ssize_t out_row)
+{
+    if (cols == 64)
+        exact_rows(left, left_row, left_col, rows, rank, bw, 64, unit, means, values, terms,
+                   sums0, sums1, out, out_row);
+    else
+        exact_rows(left, left_row, left_col, rows, rank, bw, cols, unit, means, values, terms,
+                   sums0, sums1, out, out_row);
+}
+
+/* max |x| over a float32 matrix of integers (the factor blocks' values: never NaN). Without
+   the sign bit, the bits of non-negative floats order as the floats do, so the maximum is one
+   of non-negative int32, which vectorizes (a float maximum does not, for NaN's sake); a
+   C-contiguous matrix is one run of rows * cols values. */
+ALWAYS_INLINE int32_t magnitude_bits(const char *p)
+{
+    int32_t x;
+    memcpy(&x, p, 4);
+    return x & 0x7fffffff;
+}
+
+HOT static float max_magnitude(const char *data, Py_ssize_t rows, Py_ssize_t cols,
+                               Py_ssize_t row_stride, Py_ssize_t col_stride)
+{
+    int32_t m = 0;
+    if (col_stride == 4 && row_stride == 4 * cols) {
+        for (Py_ssize_t j = 0, n = rows * cols; j < n; j++) {
+            int32_t x = magnitude_bits(data + 4 * j);
+            m = x > m ? x : m;
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < rows; i++)
+            for (Py_ssize_t j = 0; j < cols; j++) {
+                int32_t x = magnitude_bits(data + i * row_stride + j * col_stride);
+                m = x > m ? x : m;
+            }
+    }
+    float f;
+    memcpy(&f, &m, 4);
+    return f;
+}
+
+PyDoc_STRVAR(exact_product_doc,
+"exact_product(left, weights, right, shift, means, limit, out) -> float\n\n"
+"codec.exact.exact_product(left, weights, right.T, shift, means) into out (float32,\n"
+"C-contiguous, (rows of left, rows of right)): left (rows, rank) and right (columns, rank)\n"
+"float32 integers, weights (rank,) and means (columns,) float64, or means None. Returns\n"
+"max|left| (exact_rule.magnitude); when it exceeds `limit` (the largest max|left| the\n"
+"bound allows with this right and these weights: exact_rule.largest_left) nothing is\n"
+"computed and the caller raises.");
+
+static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"left", "weights", "right", "shift", "means", "limit", "out", NULL};
+    PyObject *o_left, *o_weights, *o_right, *o_means, *o_out, *result = NULL;
+    Py_ssize_t shift;
+    double limit;
+    Arr left = {0}, weights = {0}, right = {0}, means = {0}, out = {0};
+    double *bw = NULL, *mean = NULL;
+    Py_ssize_t *terms = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOnOdO:exact_product", names, &o_left,
+                                     &o_weights, &o_right, &shift, &o_means, &limit, &o_out))
+        return NULL;
+    if (get_array(o_left, &left, "left", 2, T_F32, 0) < 0
+        || get_array(o_weights, &weights, "weights", 1, T_F64, 0) < 0
+        || get_array(o_right, &right, "right", 2, T_F32, 0) < 0
+        || (o_means != Py_None && get_array(o_means, &means, "means", 1, T_F64, 0) < 0)
+        || get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t rows = left.shape[0], rank = left.shape[1], cols = right.shape[0];
+    if (weights.size != rank || right.shape[1] != rank || out.shape[0] != rows
+        || out.shape[1] != cols || (o_means != Py_None && means.size != cols)
+        || shift < 0 || shift > 63) {
+        value_error("exact_product: needs left (rows, rank), weights (rank,), right "
+                    "(columns, rank), means None or (columns,), out (rows, columns), "
+                    "0 <= shift <= 63");
+        goto done;
+    }
+    float max_a;
+    Py_BEGIN_ALLOW_THREADS
+    max_a = max_magnitude(left.data, rows, rank, left.strides[0], left.strides[1]);
+    Py_END_ALLOW_THREADS
+    if (!((double)max_a <= limit) || rows == 0 || cols == 0) {
+        result = PyFloat_FromDouble(max_a);
+        goto done;
+    }
+    /* bw (rank x cols), the means (cols), two sums of a row (2 x cols) and a row's non-zero
+       values (rank); terms (rank) apart */
+    Py_ssize_t n = mul_size(rank + 3, cols);
+    n = n < 0 || rank > PY_SSIZE_T_MAX - n ? -1 : n + rank;
+    if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double)
+        || !(bw = PyMem_Malloc((size_t)n * sizeof(double)))
+        || !(terms = PyMem_Malloc((size_t)(rank ? rank : 1) * sizeof(Py_ssize_t)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double *sums0 = bw + (rank + 1) * cols, *sums1 = sums0 + cols, *values = sums1 + cols;
+    if (o_means != Py_None) {
+        mean = bw + rank * cols;
+        for (Py_ssize_t j = 0; j < cols; j++)
+            mean[j] = ld_f64(means.data + j * means.strides[0]);
+    }
+    /* Exact when the bound holds and max|left| >= 1 (W_k |B| <= sum(W) max|B| < 2^53); with
+       max|left| = 0 no term is added. */
+    for (Py_ssize_t k = 0; k < rank; k++) {
+        double w = ld_f64(weights.data + k * weights.strides[0]);
+        for (Py_ssize_t j = 0; j < cols; j++)
+            bw[k * cols + j] = w * (double)ld_f32(right.data + j * right.strides[0]
+                                                  + k * right.strides[1]);
+    }
+    double unit = ldexp(1.0, -(int)shift);
+    Py_BEGIN_ALLOW_THREADS
+    if (cols == 16)
+        exact_rows16(left.data, left.strides[0], left.strides[1], rows, rank, bw, unit, mean,
+                     out.data, out.strides[0]);
+    else
+        exact_run(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols, unit,
+                  mean, values, terms, sums0, sums1, out.data, out.strides[0]);
+    Py_END_ALLOW_THREADS
+    result = PyFloat_FromDouble(max_a);
+done:
+    PyMem_Free(bw);
+    PyMem_Free(terms);
+    release(&left);
+    release(&weights);
+    release(&right);
+    release(&means);
+    release(&out);
     return result;
 }
 
@@ -3157,7 +3418,7 @@ done:
                       name##_doc}
 
 static PyMethodDef methods[] = {
-    METHOD(index_sparse), METHOD(fill_sparse), METHOD(reduce_sparse),
+    METHOD(index_sparse), METHOD(fill_sparse), METHOD(reduce_sparse), METHOD(exact_product),
     METHOD(unpredict_into), METHOD(upsample_ycc),
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),

@@ -594,6 +594,20 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
         (lambda: compiled.symbols(np.zeros((3, 4), f32), 0, 4), TypeError),
         (lambda: compiled.entropy_bits(np.zeros(3, f32), 0), TypeError),
         (lambda: compiled.entropy_bits([1, 2, 3], 0), TypeError),
+        (lambda: compiled.exact_product(out, np.ones(4), basis.T, 0, None, 9.0, out),
+         ValueError),  # out (rows, rows of right) = (3, 2)
+        (lambda: compiled.exact_product(out, np.ones(3), basis.T, 0, None, 9.0, sums),
+         ValueError),  # weights (rank,)
+        (lambda: compiled.exact_product(out, np.ones(4), basis, 0, None, 9.0, sums),
+         ValueError),  # right (columns, rank)
+        (lambda: compiled.exact_product(out, np.ones(4), basis.T, 64, None, 9.0, sums),
+         ValueError),  # shift > 63
+        (lambda: compiled.exact_product(out, np.ones(4), basis.T, 0, np.zeros(3), 9.0, sums),
+         ValueError),  # means (columns,)
+        (lambda: compiled.exact_product(out, ones, basis.T, 0, None, 9.0, sums),
+         TypeError),  # float32 weights
+        (lambda: compiled.exact_product(out, np.ones(4), basis.T, 0, None, 9.0,
+                                        np.zeros((3, 4), f32)[:, ::2]), ValueError),  # strided
     ]
     for i, (call, error) in enumerate(refused):
         try:
@@ -610,6 +624,50 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
     assert compiled.fill_sparse(symbols, e16, e32, *far, 2, 0, 3, out, 0, 4, 4, ones) == 1
     assert compiled.reduce_sparse(symbols, e16, e32, *far, 2, 0, 3, sums, 0, 4, 4, ones,
                                   basis) == 1
+
+
+def test_exact_product_is_the_exact_rule(compiled: Any) -> None:
+    """exact_product gives the bits of codec.exact.exact_product (BLAS dgemm in pieces) for
+    factors at the bound's edge, zero rows and columns, means or none, the patch layouts'
+    column counts and others, strided factors; past the bound it multiplies nothing and
+    returns max|A|, which check_bound refuses (largest_left is check_bound's edge)."""
+    from svdcodec.codec import exact as exact_rule
+
+    rng = np.random.default_rng(31)
+    for rows, rank, cols, density in ((700, 16, 16, 0.3), (257, 19, 64, 0.6), (64, 5, 7, 1.0),
+                                      (33, 40, 256, 0.1), (9, 3, 16, 0.0)):
+        top_a, top_b = 1 << int(rng.integers(1, 23)), 1 << int(rng.integers(1, 23))
+        left = np.where(rng.random((rows, rank)) < density,
+                        rng.integers(-top_a, top_a + 1, (rows, rank)), 0).astype(np.float32)
+        right = rng.integers(-top_b, top_b + 1, (cols, rank)).astype(np.float32)
+        sigma = rng.uniform(1, 5000, rank)
+        max_a, max_b = exact_rule.magnitude(left), exact_rule.magnitude(right)
+        shift = exact_rule.choose_shift(7.5, sigma, max(max_a, 1), max_b, "test")
+        w, total = exact_rule.weights(7.5, sigma, shift, "test")
+        largest = exact_rule.largest_left(max_b, total)
+        assert max_a <= largest
+        for means in (None, rng.normal(0, 300, cols)):
+            expected = exact_rule.exact_product(left, w, right.T.astype(np.float64), shift,
+                                                means)
+            out = np.full((rows, cols), np.nan, np.float32)
+            assert compiled.exact_product(left, w, right, shift, means, largest, out) == max_a
+            assert out.tobytes() == expected.tobytes(), (rows, rank, cols)
+        wide = np.zeros((rows, 2 * rank), np.float32)
+        wide[:, ::2] = left  # strided columns of A and B
+        out = np.empty((rows, cols), np.float32)
+        compiled.exact_product(wide[:, ::2], w, np.repeat(right, 2, axis=1)[:, ::2], shift,
+                               None, largest, out)
+        assert out.tobytes() == exact_rule.exact_product(
+            left, w, right.T.astype(np.float64), shift).tobytes()
+        if max_a:  # one past the edge: nothing multiplied, and the rule refuses it
+            out[:] = 7
+            assert compiled.exact_product(left, w, right, shift, None, max_a - 1, out) == max_a
+            assert (out == 7).all()
+        with pytest.raises(SvdiError):
+            exact_rule.check_bound(largest + 1, max_b, total, "test")
+        exact_rule.check_bound(largest, max_b, total, "test")
+    assert exact_rule.largest_left(1 << 24, 1) == -1
+    assert exact_rule.largest_left(0, 5) == (1 << 24) - 1
 
 
 def test_unaligned_and_strided_arrays(compiled: Any) -> None:

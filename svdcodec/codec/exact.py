@@ -54,6 +54,19 @@ def check_bound(max_a: int, max_b: int, weight_sum: int, what: str) -> None:
                         "breaks the exact reconstruction bound 2^53")
 
 
+def largest_left(max_b: int, weight_sum: int) -> int:
+    """The largest max|A| that `check_bound` accepts with this max|B| and sum(W), or -1 if
+    none: what the compiled product (`_kernels.exact_product`) compares a piece's max|A| with
+    before it multiplies."""
+    if max_b >= FACTOR_LIMIT:
+        return -1
+    product = max_b * weight_sum
+    largest = FACTOR_LIMIT - 1
+    if product:
+        largest = min(largest, (EXACT_LIMIT - 1) // product)
+    return largest
+
+
 def magnitude(values: np.ndarray) -> int:
     """max |value| of an integer-valued array, as a Python int (0 if empty)."""
     if values.size == 0:

@@ -12,7 +12,8 @@ allows (±1 between conforming decoders) and the tests against the whole-plane r
 (`codec.reference`) bound. numpy and BLAS release the GIL, hence threads.
 
 Version 2 planes (spec §5.1) are integer products instead: the factors' integers times the
-weights W, multiplied in binary64 (`codec.exact`), exact in any band, piece or order.
+weights W, multiplied in binary64 (`codec.exact`; with the C kernels, patch layouts in one
+`_kernels.exact_product` call per band), exact in any band, piece or order.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ class PlaneReconstructor:
     #: Whether dense columns without a vertical predictor are unpredicted by each band
     #: (`dense_rows`) rather than held whole as float32 (`dense_u`).
     dense_by_band = True
+    #: Whether compiled exact planes of a patch layout multiply in `_kernels.exact_product`
+    #: (the factors as they are) rather than in BLAS (a subclass that changes B^T).
+    exact_by_kernel = True
 
     def __init__(self, container: Container, plane: Plane, rank: int,
                  bands: list[tuple[int, int]], budget: int,
@@ -111,6 +115,11 @@ class PlaneReconstructor:
         # and multiplied with the integer weights in binary64.
         self.exact = plane.exact
         self.compiled, self.budget = compiled, budget
+        # Compiled patch layouts multiply in the kernel (a few dozen columns: a loop over each
+        # row's non-zero integers beats BLAS with its binary64 copies); plain layouts, as wide
+        # as the image, keep BLAS. Both give the same bits: the product is exact.
+        self.exact_kernel = (self.exact and self.exact_by_kernel and compiled is not None
+                             and plane.layout == LAYOUT_PATCH)
         self.scratch = {} if scratch is None else scratch
         self.m, self.n = plane.matrix_shape
         self.patch = plane.patch if plane.layout == LAYOUT_PATCH else 0
@@ -123,6 +132,7 @@ class PlaneReconstructor:
                 plane.step, sigma, plane.shift, f"plane {plane.index}")
             self.scale = np.ones(rank, dtype=np.float32)  # the integers themselves
             self.max_b = 0  # max |B| of the loaded column range
+            self.largest_a = -1  # the largest max |A| the bound allows with it
         else:
             self.scale = np.float32(plane.step * plane.step) / sigma.astype(np.float32)
         if rank and not np.all(np.isfinite(self.scale)):
@@ -162,6 +172,7 @@ class PlaneReconstructor:
         pieces = BandPlan.of(plane, rank, bands, budget, self.local, self.exact)
         self.mrows, self.passes, self.columns = pieces.mrows, pieces.passes, pieces.columns
         self.left = self.Bt = np.zeros((0, 0), np.float32)
+        self.B = self.Bt  # B of the loaded columns, (columns, rank), for exact_product
         self.base = 0  # matrix row of self.left[0]
         self.cols = (0, self.n)  # matrix columns of self.Bt
         # Centred columns (MEAN, spec §3.1): added to every row, binary64 in the exact rule
@@ -328,7 +339,11 @@ class PlaneReconstructor:
                                  else self.means[j0:j1])
         if self.exact:
             self.max_b = exact_rule.magnitude(B)
-            self.Bt = B.T.astype(np.float64)  # the binary64 copy of the exact product
+            self.largest_a = exact_rule.largest_left(self.max_b, self.weight_sum)
+            if self.exact_kernel:  # the kernel reads B's float32 integers itself
+                self.B = B
+            else:
+                self.Bt = B.T.astype(np.float64)  # the binary64 copy of the exact product
 
     def load(self, k: int) -> None:
         """The scaled left factor of the matrix rows of pass k's bands (unless each band
@@ -373,6 +388,17 @@ class PlaneReconstructor:
         """A band's rows by the exact rule (spec §5.1), after checking its bound on this
         pair of pieces (the pair holding both maxima breaks it if the plane does)."""
         assert self.plane.shift is not None
+        if self.exact_kernel:
+            assert self.compiled is not None
+            rows, columns = left.shape[0], self.B.shape[0]
+            out = (self.buffers.get("product", rows * columns).reshape(rows, columns)
+                   if self.reuse_product else np.empty((rows, columns), np.float32))
+            max_a = self.compiled.exact_product(left, self.weights, self.B, self.plane.shift,
+                                                self.loaded_means, self.largest_a, out)
+            if max_a > self.largest_a:  # the kernel multiplied nothing: raises
+                exact_rule.check_bound(int(max_a), self.max_b, self.weight_sum,
+                                       f"plane {self.plane.index}")
+            return out
         exact_rule.check_bound(exact_rule.magnitude(left), self.max_b, self.weight_sum,
                                f"plane {self.plane.index}")
         return exact_rule.exact_product(left, self.weights, self.Bt, self.plane.shift,
