@@ -41,7 +41,7 @@ def weights(step: float, sigma: np.ndarray, shift: int, what: str) -> tuple[np.n
         raise SvdiError(f"{what}: exact weight exceeds 2^53 (step {step}, shift {shift})")
     whole = np.floor(scaled)
     w = whole + (scaled - whole >= 0.5)  # scaled - whole is exact: floor(x + 1/2) exactly
-    return w, int(sum(int(v) for v in w))
+    return w, sum(map(int, w.tolist()))
 
 
 def check_bound(max_a: int, max_b: int, weight_sum: int, what: str) -> None:
@@ -77,7 +77,9 @@ def magnitude(values: np.ndarray) -> int:
 def choose_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int, what: str) -> int:
     """The largest F <= MAX_SHIFT for which the plane's weights and factors keep the bound:
     the most precise exact reconstruction (the encoder's choice; any valid F decodes).
-    Each W_k only grows with F, so the valid shifts are 0..F: found by bisection."""
+    Each W_k only grows with F, so the valid shifts are 0..F: the search starts where
+    max|A| max|B| 2^F sum(y_k) reaches 2^53 (the rounding of the W_k moves the last valid
+    shift by one at most, rarely) and steps to the last valid one."""
     def valid(shift: int) -> bool:
         try:
             _, total = weights(step, sigma, shift, what)
@@ -85,14 +87,29 @@ def choose_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int, what: s
         except SvdiError:
             return False
         return True
-    if valid(0):
-        lo, hi = 0, MAX_SHIFT + 1  # valid(lo), and hi is past the last valid shift
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if valid(mid) else (lo, mid)
-        return lo
-    raise SvdiError(f"{what}: no exact reconstruction fits 2^53 (factor integers up to "
-                    f"{max(max_a, max_b)})")
+    if not valid(0):
+        raise SvdiError(f"{what}: no exact reconstruction fits 2^53 (factor integers up to "
+                        f"{max(max_a, max_b)})")
+    shift = estimated_shift(step, sigma, max_a, max_b)
+    if valid(shift):
+        while shift < MAX_SHIFT and valid(shift + 1):
+            shift += 1
+    else:
+        while not valid(shift - 1):  # valid(0) holds: stops there at the latest
+            shift -= 1
+        shift -= 1
+    return shift
+
+
+def estimated_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int) -> int:
+    """The F at which max|A| max|B| sum(2^F y_k) is just below 2^53, within 0..MAX_SHIFT: the
+    start of `choose_shift`'s search (the W_k are the 2^F y_k rounded)."""
+    with np.errstate(all="ignore"):
+        y = np.float64(step) * np.float64(step) / np.asarray(sigma, dtype=np.float64)
+        total = float(y.sum()) * max(max_a, 1) * max(max_b, 1)
+    if not math.isfinite(total) or total <= 0.0:
+        return 0
+    return min(MAX_SHIFT, max(0, math.floor(53 - math.log2(total))))
 
 
 def exact_product(left: np.ndarray, w: np.ndarray, right_t: np.ndarray, shift: int,
