@@ -3,6 +3,8 @@ or sparse (run/level symbols), whichever the format and the data favour (spec §
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..codec.coding import (
@@ -44,10 +46,12 @@ def component_groups(rank: int, small: bool = False) -> list[tuple[int, int]]:
 
 def plane_blocks(plane: Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray,
                  u_symbols: dict[tuple[int, int], Symbols] | None = None,
-                 small: bool = False) -> list[list[Block]]:
+                 small: bool = False, pack: Callable[[Block], bytes] | None = None
+                 ) -> list[list[Block]]:
     """Blocks of one plane per component group, S in the first group (u_symbols: the symbols
     of U's sparse groups where they are already known; small: `small_plane` of the whole
-    plane)."""
+    plane; pack: a block's record, for `whole_v`'s comparison: the caller's, which keeps the
+    records it will write rather than pack them twice)."""
     r = sigma.size
     if r == 0:
         return []
@@ -68,19 +72,21 @@ def plane_blocks(plane: Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray,
                 group.append(block)
         out.append(group)
     if len(out) > 1:
-        out = whole_v(plane, B, out)
+        out = whole_v(plane, B, out, pack)
     return out
 
 
-def whole_v(plane: Plane, B: np.ndarray, groups: list[list[Block]]) -> list[list[Block]]:
+def whole_v(plane: Plane, B: np.ndarray, groups: list[list[Block]],
+            pack: Callable[[Block], bytes] | None = None) -> list[list[Block]]:
     """The plane's V as one dense block of every component, in the first group, instead of
     component 0 dense and the rest run/level coded by group, when that record is smaller: a
     basis of a few hundred or thousand integers, predicted along the patch, often compresses
     better dense, and takes one record and frame. (A preview then reads all of V with
     component 0: V is a small part of a file.)"""
     parts = [b for g in groups for b in g if b.factor == "V"]
+    pack = pack or (lambda block: pack_record(block, ZSTD_LEVEL))
     whole = dense_block("V", plane.index, 0, B, plane.vgrid)
-    if len(pack_record(whole, ZSTD_LEVEL)) >= sum(len(pack_record(b, ZSTD_LEVEL)) for b in parts):
+    if len(pack(whole)) >= sum(len(pack(b)) for b in parts):
         return groups
     return [[whole if b is parts[0] else b for b in g if b.factor != "V" or b is parts[0]]
             for g in groups]

@@ -28,7 +28,7 @@ from ..codec.layout import to_matrix
 from ..codec.quantize import ColumnStats, choose_rank, column_entropy_bits, entropy_bits
 from ..codec.refine import fit_basis, projection, refitted_sigma, stored_basis
 from ..errors import SvdiError
-from ..format import LAYOUT_PATCH, MAX_RANK, Plane
+from ..format import LAYOUT_PATCH, MAX_RANK, Block, Plane
 from ..format.writer import pack_record
 from ..runtime import band_sizes
 from ..runtime.band_sizes import row_bands
@@ -514,9 +514,18 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
             joined[(lo, hi)] = cut
     # (without the dropped columns, every sparse group's symbols are given: plane_blocks
     # then reads the first column only)
-    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined, small)
+    # The record of each block packed, by id(block): the entry holds the block, so that no
+    # other block (whole_v's rejected trial is dropped) can take its id while the dict lives
+    records: dict[int, tuple[Block, bytes]] = {}
+
+    def pack(block: Block) -> bytes:
+        if id(block) not in records:
+            records[id(block)] = (block, pack_record(block, tuning.ZSTD_LEVEL))
+        return records[id(block)][1]
+
+    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined, small, pack)
     flat = [b for group in blocks for b in group]
-    packed = run_bands(lambda i: pack_record(flat[i], tuning.ZSTD_LEVEL), len(flat))
+    packed = run_bands(lambda i: pack(flat[i]), len(flat))
     records = iter(zip([b.factor for b in flat], packed))
     groups = [[next(records) for _ in group] for group in blocks]
     nbytes = sum(len(x) * (sampled if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
