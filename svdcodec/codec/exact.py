@@ -44,6 +44,30 @@ def weights(step: float, sigma: np.ndarray, shift: int, what: str) -> tuple[np.n
     return w, sum(map(int, w.tolist()))
 
 
+def weight_terms(step: float, sigma: np.ndarray) -> list[float]:
+    """The y_k = fl64(fl64(step * step) / sigma_k) of `weights`, as Python floats."""
+    with np.errstate(all="ignore"):
+        return (np.float64(step) * np.float64(step)
+                / np.asarray(sigma, dtype=np.float64)).tolist()
+
+
+def scalar_weight_sum(y: list[float], shift: int) -> int | None:
+    """sum(W) of `weights` at this shift from its y_k (`weight_terms`), or None where `weights`
+    raises. The same IEEE operations one value at a time: `choose_shift` tries several shifts
+    of a few dozen weights, where numpy's per-call cost is most of the work."""
+    total = 0
+    for value in y:
+        try:
+            scaled = math.ldexp(value, shift)  # exact: a power of two
+        except OverflowError:  # numpy's inf, refused as such
+            return None
+        if not math.isfinite(scaled) or scaled > EXACT_LIMIT:
+            return None
+        whole = math.floor(scaled)
+        total += whole + (scaled - whole >= 0.5)  # floor(x + 1/2) exactly, as `weights`
+    return total
+
+
 def check_bound(max_a: int, max_b: int, weight_sum: int, what: str) -> None:
     """The rule of spec §5.1 for factors of these largest magnitudes."""
     if max_a >= FACTOR_LIMIT or max_b >= FACTOR_LIMIT:
@@ -80,9 +104,13 @@ def choose_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int, what: s
     Each W_k only grows with F, so the valid shifts are 0..F: the search starts where
     max|A| max|B| 2^F sum(y_k) reaches 2^53 (the rounding of the W_k moves the last valid
     shift by one at most, rarely) and steps to the last valid one."""
+    y = weight_terms(step, sigma)
+
     def valid(shift: int) -> bool:
+        total = scalar_weight_sum(y, shift)
+        if total is None:
+            return False
         try:
-            _, total = weights(step, sigma, shift, what)
             check_bound(max_a, max_b, total, what)
         except SvdiError:
             return False

@@ -153,6 +153,8 @@ MAX_RECORD_BYTES = 2 + 5 * MAX_VARINT_BYTES + 1
 def varint(value: int) -> bytes:
     """`value` (0 <= value < 2^32) as unsigned LEB128, the shortest form (spec §4.2)."""
     assert 0 <= value < 1 << 32, value
+    if value < 0x80:  # one byte: most counts and sizes of a small image's records
+        return bytes((value,))
     out = bytearray()
     while value >= 0x80:
         out.append(value & 0x7F | 0x80)
