@@ -523,3 +523,27 @@ def test_factor_magnitude_is_that_of_the_decoded_factors(quality: int, layout: s
             rows = math.prod(plane.grid if b.factor == "U" else plane.vgrid)
             values = from_symbols(*b.data(), (rows, b.count))
             assert block_magnitude(b) == exact_rule.magnitude(values)
+
+
+@pytest.mark.parametrize("quality,layout,generation", [
+    (30, "auto", False), (75, "auto", True), (95, "auto", False), (99, "plain", False),
+    (99, "patch8", True)])
+def test_written_shift_is_the_one_the_file_gives(quality: int, layout: str,
+                                                 generation: bool) -> None:
+    """Each plane's shift F, which the encoder chooses from the quantizer's largest integers
+    (`encoder.plane.coded_magnitudes`), is the one `choose_shift` gives from the written blocks'
+    integers (`factor_magnitude`): after the RDOQ of sparse groups, with a fitted basis (a
+    decoded image encoded again), in a plain layout and with V as one dense block or several."""
+    from svdcodec.encoder.residual import factor_magnitude
+    from svdcodec.format import unpack
+
+    image = photo(70, 90, 3, seed=quality)
+    if generation:
+        image = svdcodec.decode(svdcodec.encode(image, quality=quality))
+    container = unpack(svdcodec.encode(image, quality=quality, layout=layout))
+    ranked = [p for p in container.planes if p.rank]
+    assert ranked
+    for p in ranked:
+        a, b = factor_magnitude(container, p, "U"), factor_magnitude(container, p, "V")
+        assert p.shift == exact_rule.choose_shift(p.step, container.singular_values(p.index),
+                                                  a, b, "t")

@@ -35,7 +35,6 @@ from ..runtime.band_sizes import row_bands
 from ..runtime.threads import run_bands, threaded_blas
 from . import tuning
 from .blocks import Symbols, component_groups, plane_blocks, small_plane
-from .residual import block_magnitude
 from .source import PlaneSource
 
 Band = tuple[int, int]  # plane rows [y0, y1)
@@ -529,10 +528,17 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     records = iter(zip([b.factor for b in flat], packed))
     groups = [[next(records) for _ in group] for group in blocks]
     nbytes = sum(len(x) * (sampled if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
-    magnitudes = (max((block_magnitude(b) for b in flat if b.factor == "U"), default=0),
-                  max((block_magnitude(b) for b in flat if b.factor == "V"), default=0))
+    magnitudes = coded_magnitudes(u.stats, stats_b, r)
     return CodedPlane(plane, groups, round(nbytes), distortion,
                       u.parts if sample or keep_parts else {}, sigma, magnitudes)
+
+
+def coded_magnitudes(stats_a: ColumnStats, stats_b: ColumnStats, rank: int) -> tuple[int, int]:
+    """(max |A|, max |B|) of the first `rank` components, what `residual.block_magnitude` finds
+    in the plane's blocks: the quantizer's largest |integer| per column (`ColumnStats.top`,
+    after `optimise_levels` where it runs) of the very integers those blocks code losslessly,
+    with no pass over the blocks (unpredicting dense ones, a lookup over every symbol)."""
+    return (int(stats_a.top[:rank].max(initial=0.0)), int(stats_b.top[:rank].max(initial=0.0)))
 
 
 def fit_rows(source: PlaneSource, candidate: Candidate) -> np.ndarray:
