@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from svdcodec import format as container  # noqa: E402  (structs and constants of the frozen layout)
+from svdcodec.format.records import varint  # LEB128, spec §4.2
 
 NONE, HORIZONTAL, VERTICAL, PLANAR = 0, 1, 2, 3
 INT8, INT16, INT32, FLOAT32 = 1, 2, 3, 4
@@ -1398,15 +1399,6 @@ V5_SOURCES = ("v4_filter_rgb_16x16_sub_patch4", "v4_filter_l_12x10_patch2_lossle
               "v2_mean_f32_7x6", "v3_rgb16_16x16_e100", "v2_i16_6x10_e2")
 
 
-def leb128(value: int) -> bytes:
-    """An unsigned LEB128 number in its shortest form (§4.2)."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    return bytes(out + bytes([value]))
-
-
 @dataclass
 class Record:
     """A factor block of a version 5 file (§4.2), as fields, so that invalid vectors can break
@@ -1422,12 +1414,12 @@ class Record:
     length_delta: int = 0  # added to the frame length field (past the chunk's end)
 
     def encode(self) -> bytes:
-        out = bytes([self.plane]) + (self.count_bytes or leb128(self.count)) + bytes([self.coding])
+        out = bytes([self.plane]) + (self.count_bytes or varint(self.count)) + bytes([self.coding])
         if self.sizes is not None:
-            out += b"".join(leb128(n) for n in self.sizes)
+            out += b"".join(varint(n) for n in self.sizes)
         if self.coding & 2:
             return out + self.body
-        return out + leb128(len(self.body) + self.length_delta) + self.body
+        return out + varint(len(self.body) + self.length_delta) + self.body
 
 
 def records_of(kind: bytes, payload: bytes) -> Record:

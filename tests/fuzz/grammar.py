@@ -46,6 +46,7 @@ from svdcodec import format as fmt
 from svdcodec.codec import exact as exact_rule
 from svdcodec.codec.coding import predict, to_symbols
 from svdcodec.errors import SvdiError
+from svdcodec.format.records import varint
 
 T = TypeVar("T")
 
@@ -173,15 +174,6 @@ def frame(c: Choices, content: bytes) -> tuple[bytes, str]:
 # ----------------------------------------------------------------------------- model
 
 
-def leb128(value: int) -> bytes:
-    """An unsigned LEB128 number (spec §4.2), its shortest form."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    return bytes(out + bytes([value]))
-
-
 @dataclass
 class BlockSpec:
     kind: bytes  # b"SBLK", b"UBLK", b"VBLK"
@@ -211,13 +203,13 @@ class BlockSpec:
         predictor = self.descriptor[1] if self.coding == fmt.DENSE else 0
         byte = (self.coding | (2 if self.stored else 0) | (predictor & 3) << 2
                 | (code & 7) << 4 | self.reserved) & 0xFF
-        out = bytes([self.plane]) + (self.count_bytes or leb128(self.count)) + bytes([byte])
+        out = bytes([self.plane]) + (self.count_bytes or varint(self.count)) + bytes([byte])
         if self.coding != fmt.DENSE:
-            out += b"".join(leb128(min(v, 2**32 - 1)) for v in self.descriptor[1:])
+            out += b"".join(varint(min(v, 2**32 - 1)) for v in self.descriptor[1:])
         if self.stored:
             return out + self.content
         body = self.frame[4:] if self.frame[:4] == struct.pack("<I", ZSTD_MAGIC) else self.frame
-        return out + leb128(len(body)) + body
+        return out + varint(len(body)) + body
 
 
 @dataclass
