@@ -76,7 +76,10 @@ GOALS: dict[tuple[str, str], dict[str, float]] = {
     ("kodak", "warm"): {"encode": 3.0, "decode Pillow": 1.5, "decode numpy": 1.5},
     ("crops", "warm"): {"encode": 5.0, "decode Pillow": 2.0, "decode numpy": 2.0},
 }
-MEMORY_GOALS = {"svdi encode Pillow": 1.5, "svdi decode Pillow": 1.5}  # x raw bytes, 19 MP
+#: x raw bytes, 19 MP. The encode goal is judged on saving an image Pillow already holds: the
+#: issue set it against JPEG's 0.09 x, which is that operation ("JPEG save Pillow"); the
+#: fromarray row adds Pillow's own copy of the array (JPEG pays it too) and is shown for scale.
+MEMORY_GOALS = {"svdi save Pillow": 1.5, "svdi decode Pillow": 1.5}
 IMPORT_GOAL_S = 0.050
 #: Sets of more megapixels than this get no untimed warm-up pass: it would cost a round, and the
 #: smaller rows before them have already run every code path in this process.
