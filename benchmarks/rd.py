@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Slow codecs first so the pool does not end waiting on one long task.
     slow_first = sorted(codecs, key=lambda c: c not in ("svdi", "svdi-plain", "svdi-deblock",
-                                                        "avif", "lecture"))
+                                                        "svdi-smallest", "avif", "lecture"))
     tasks: list[Task] = [(path, codec, args.quick) for codec in slow_first for path in images]
     rows = run_all(tasks, args.jobs)
 

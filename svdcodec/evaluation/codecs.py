@@ -239,6 +239,8 @@ CODECS: dict[str, Codec] = {
         Codec("svdi-deblock", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True)),
         # encode(effort=2): levels chosen by rate and distortion, blocks at zstd level 15
         Codec("svdi-effort2", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", effort=2)),
+        # both: the smallest files the encoder writes today, for the slowest encode and decode
+        Codec("svdi-smallest", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True, effort=2)),
     )
 }
 """Every codec the comparison knows, in report order."""
