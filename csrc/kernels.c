@@ -1290,18 +1290,25 @@ done:
 /* ------------------------------------------------------------------------ decoding: colour */
 
 /* out = Pillow's exact 2x bilinear of row a (n float32): 2i is a[i-1]/4 + 3a[i]/4 and 2i+1 is
-   3a[i]/4 + a[i+1]/4 (exact products, one rounding), a single sample at the ends. */
-HOT_WIDE static void double_row(const char *a, Py_ssize_t n, float *out)
+   3a[i]/4 + a[i+1]/4 (exact products, one rounding), a single sample at the ends. Both
+   products are exact in float64 (a float32 times 1/4 or 3/4), so a fused multiply-add
+   (`fused`, the FUSED copy) rounds the same sum once: the same bits. */
+ALWAYS_INLINE void double_row_body(const char *a, Py_ssize_t n, float *out, const int fused)
 {
     if (n == 0)
         return;
     out[0] = ld_f32(a);
     for (Py_ssize_t i = 0; i + 1 < n; i++) {
         double x = ld_f32(a + 4 * i), y = ld_f32(a + 4 * (i + 1));
-        out[2 * i + 1] = (float)(x * 0.75 + y * 0.25);
-        out[2 * i + 2] = (float)(x * 0.25 + y * 0.75);
+        out[2 * i + 1] = (float)MULTIPLY_ADD(fused, y * 0.25, x, 0.75);
+        out[2 * i + 2] = (float)MULTIPLY_ADD(fused, y * 0.75, x, 0.25);
     }
     out[2 * n - 1] = ld_f32(a + 4 * (n - 1));
+}
+
+HOT_WIDE static void double_row(const char *a, Py_ssize_t n, float *out)
+{
+    double_row_body(a, n, out, 0);
 }
 
 /* Pixels from Y' (float32, rounded as store_bytes rounds: Y' read from a uint8 channel comes
@@ -1394,7 +1401,22 @@ typedef struct {
     const char *cb, *cr;
     Py_ssize_t row_bytes, cw, ph, w;
     Py_ssize_t first, rows; /* the chroma plane's rows the arrays hold: [first, first + rows) */
+    int fused; /* the FUSED copies of double_row and chroma_line (fused_colour) */
 } WideChroma;
+
+#if FUSED_PRODUCT
+FUSED static void double_row_fused(const char *a, Py_ssize_t n, float *out)
+{
+    double_row_body(a, n, out, 1);
+}
+
+/* Whether the colour output takes its FUSED copies: on CPUs with AVX2 and FMA but without
+   AVX-512, whose HOT_WIDE clones (no FMA) took less time than the fused AVX2 ones
+   (docs/performance.md). Set once, by the module's initialization. */
+static int fused_colour;
+#else
+#define double_row_fused double_row
+#endif
 
 /* The doubled Cb row of chroma row i (first <= i < first + rows, checked by the caller), its
    Cr row w floats after it. */
@@ -1403,8 +1425,13 @@ static const float *wide_row(WideChroma *wc, Py_ssize_t i)
     float *slot = wc->wide + (i & 1) * 2 * wc->w;
     if (wc->tag[i & 1] != i) {
         Py_ssize_t at = (i - wc->first) * wc->row_bytes;
-        double_row(wc->cb + at, wc->cw, slot);
-        double_row(wc->cr + at, wc->cw, slot + wc->w);
+        if (wc->fused) {
+            double_row_fused(wc->cb + at, wc->cw, slot);
+            double_row_fused(wc->cr + at, wc->cw, slot + wc->w);
+        } else {
+            double_row(wc->cb + at, wc->cw, slot);
+            double_row(wc->cr + at, wc->cw, slot + wc->w);
+        }
         wc->tag[i & 1] = i;
     }
     return slot;
@@ -1414,8 +1441,8 @@ static const float *wide_row(WideChroma *wc, Py_ssize_t i)
    (float64 sums, one rounding), rounded as decoder.render does (+128.5, clip, truncate).
    -1 if a row it needs is outside the chroma rows given (not reached: get_chroma checked
    them). */
-HOT_WIDE static int chroma_line(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
-                           float *RESTRICT red)
+ALWAYS_INLINE int chroma_line_body(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
+                                   float *RESTRICT red, const int fused)
 {
     Py_ssize_t i = y / 2, top, bottom;
     double wt, wb;
@@ -1434,12 +1461,36 @@ HOT_WIDE static int chroma_line(WideChroma *wc, Py_ssize_t y, float *RESTRICT bl
     const float *RESTRICT b1 = wide_row(wc, bottom);
     const float *RESTRICT r0 = b0 + wc->w, *RESTRICT r1 = b1 + wc->w;
     for (Py_ssize_t x = 0; x < wc->w; x++) {
-        float b = (float)((double)b0[x] * wt + (double)b1[x] * wb) + 128.5f;
-        float r = (float)((double)r0[x] * wt + (double)r1[x] * wb) + 128.5f;
+        /* b1 wb and r1 wb are exact in float64 (as b0 wt), so fused (the FUSED copy) or not
+           the sum is rounded once: the same bits */
+        float b = (float)MULTIPLY_ADD(fused, (double)b1[x] * wb, (double)b0[x], wt) + 128.5f;
+        float r = (float)MULTIPLY_ADD(fused, (double)r1[x] * wb, (double)r0[x], wt) + 128.5f;
         blue[x] = (float)((int)clamp_f(b, 0.0f, 255.0f) - 128);
         red[x] = (float)((int)clamp_f(r, 0.0f, 255.0f) - 128);
     }
     return 0;
+}
+
+HOT_WIDE static int chroma_line(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
+                                float *RESTRICT red)
+{
+    return chroma_line_body(wc, y, blue, red, 0);
+}
+
+#if FUSED_PRODUCT
+FUSED static int chroma_line_fused(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
+                                   float *RESTRICT red)
+{
+    return chroma_line_body(wc, y, blue, red, 1);
+}
+#else
+#define chroma_line_fused chroma_line
+#endif
+
+/* chroma_line, by the copy wc chose (get_chroma). */
+static int chroma_row(WideChroma *wc, Py_ssize_t y, float *blue, float *red)
+{
+    return wc->fused ? chroma_line_fused(wc, y, blue, red) : chroma_line(wc, y, blue, red);
 }
 
 /* The colour constants: 4 float32, |k| <= 2^16 (so the products fit an int). */
@@ -1495,6 +1546,11 @@ static int get_chroma(PyObject *o_cb, PyObject *o_cr, Arr *cb, Arr *cr, const Ar
     if (y1 > y0 && (lo < first || hi > first + cb->shape[0]))
         return value_error("cb and cr must hold the chroma rows that rows y0..y1 blend");
     wc->wide = NULL;
+#if FUSED_PRODUCT
+    wc->fused = fused_colour;
+#else
+    wc->fused = 0;
+#endif
     return 0;
 }
 
@@ -1542,7 +1598,7 @@ static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
-        error = chroma_line(&wc, y, blue, red);
+        error = chroma_row(&wc, y, blue, red);
         if (!error) {
             luma_line(row, c, w, luma);
             rgb_line(row, c, w, luma, blue, red, k, planar, -1);
@@ -1599,7 +1655,7 @@ static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
-        error = chroma_line(&wc, y, blue, red);
+        error = chroma_row(&wc, y, blue, red);
         if (!error)
             chroma_bytes(row, c, w, blue, red);
     }
@@ -1699,7 +1755,7 @@ static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
         Py_ssize_t gy = (y - y0) / patch, py = (y - y0) % patch;
         patch_row(matrix.data, gy * per_row * patch * patch + py * patch, per_row, patch,
                   (char *)luma);
-        error = chroma_line(&wc, y, blue, red);
+        error = chroma_row(&wc, y, blue, red);
         if (!error)
             rgb_line((uint8_t *)out.data + (y - top) * out.strides[0], c, w, luma, blue, red,
                      k, planar, (int)pad);
@@ -2345,7 +2401,7 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         uint8_t *line = base + y * row;
         channel_line(line, c, 0, w, RING(0, y));
         if (chroma) {
-            error = chroma_line(&wc, y, blue, red);
+            error = chroma_row(&wc, y, blue, red);
             if (error)
                 break;
             chroma_line_bytes(blue, w, RING(1, y));
@@ -3592,6 +3648,10 @@ PyMODINIT_FUNC PyInit__kernels(void)
     numpy_zeros = PyObject_GetAttrString(numpy, "zeros");
     Py_DECREF(numpy);
     fill_symbol_table();
+#if FUSED_PRODUCT
+    fused_colour = !__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
+                   && __builtin_cpu_supports("fma");
+#endif
     if (numpy_empty == NULL || numpy_zeros == NULL)
         return NULL;
     return PyModule_Create(&module);
