@@ -34,6 +34,9 @@ def weights(step: float, sigma: np.ndarray, shift: int, what: str) -> tuple[np.n
     """W_k = floor(2^F y_k + 1/2) with y_k = fl64(fl64(step * step) / sigma_k), as binary64
     integers, and their sum (exact). Raises SvdiError if a y_k is not finite or a W_k exceeds
     2^53 (spec §5.1)."""
+    scalar = _scalar_weights(step, sigma, shift)
+    if scalar is not None:
+        return scalar
     with np.errstate(all="ignore"):
         y = np.float64(step) * np.float64(step) / np.asarray(sigma, dtype=np.float64)
         scaled = np.ldexp(y, shift)  # exact: a power of two (or inf, refused below)
@@ -42,6 +45,27 @@ def weights(step: float, sigma: np.ndarray, shift: int, what: str) -> tuple[np.n
     whole = np.floor(scaled)
     w = whole + (scaled - whole >= 0.5)  # scaled - whole is exact: floor(x + 1/2) exactly
     return w, sum(map(int, w.tolist()))
+
+
+def _scalar_weights(step: float, sigma: np.ndarray, shift: int
+                    ) -> tuple[np.ndarray, int] | None:
+    """`weights` of a valid plane one value at a time, in Python floats (the same IEEE
+    binary64 operations: a decoder's few dozen weights cost less than numpy's per-call work),
+    or None wherever `weights` raises (it then raises with its own message)."""
+    square = float(np.float64(step) * np.float64(step))
+    out, total = [], 0
+    for s in np.asarray(sigma, dtype=np.float64).tolist():
+        try:
+            scaled = math.ldexp(square / s, shift)  # exact: a power of two
+        except (ZeroDivisionError, OverflowError):  # numpy's inf or nan, refused as such
+            return None
+        if not math.isfinite(scaled) or scaled > EXACT_LIMIT:
+            return None
+        whole = math.floor(scaled)
+        w = whole + (scaled - whole >= 0.5)  # floor(x + 1/2) exactly
+        out.append(float(w))
+        total += w
+    return np.array(out, dtype=np.float64), total
 
 
 def weight_terms(step: float, sigma: np.ndarray) -> list[float]:

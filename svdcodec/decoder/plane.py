@@ -135,7 +135,7 @@ class PlaneReconstructor:
             self.largest_a = -1  # the largest max |A| the bound allows with it
         else:
             self.scale = np.float32(plane.step * plane.step) / sigma.astype(np.float32)
-        if rank and not np.all(np.isfinite(self.scale)):
+        if rank and not self.exact and not np.all(np.isfinite(self.scale)):  # exact: ones
             raise overflow_error(plane)
         held = self._held(blocks, budget // 2)
         self.u = self._factor(blocks, "U", self.m, held)

@@ -49,21 +49,23 @@ def frame_parameters(frame: memoryview, what: str, form: str = ZSTD
     return header - 4 * (form == MAGICLESS), params
 
 
-def frame_length(frame: memoryview, what: str, form: str = ZSTD) -> int:
+def frame_length(frame: memoryview, what: str, form: str = ZSTD,
+                 parsed: tuple[int, zstandard.FrameParameters] | None = None) -> int:
     """Bytes of the zstd frame at the start of `frame`, from its header and block headers
     (RFC 8878 §3.1.1), without decompressing: so that every reader can refuse what follows a
     frame (a skippable frame, a second frame, any byte) before reading it. One step per zstd
-    block; a block header is three bytes."""
-    header, params = frame_parameters(frame, what, form)
+    block; a block header is three bytes. `parsed`: the frame's `frame_parameters`, if the
+    caller has them."""
+    header, params = frame_parameters(frame, what, form) if parsed is None else parsed
     if params.dict_id:
         raise SvdiError(f"{what}: zstd frame needs dictionary {params.dict_id}")
     largest = min(params.window_size, ZSTD_BLOCK)
-    raw = bytes(frame)  # indexing bytes is several times faster than a memoryview
-    pos, size = header, len(raw)
+    pos, size = header, len(frame)
     while True:
         if size - pos < 3:
             raise SvdiError(f"{what}: zstd frame ends inside a block header")
-        word = raw[pos] | raw[pos + 1] << 8 | raw[pos + 2] << 16
+        # each block header read alone: a copy of the frame to index it took longer
+        word = int.from_bytes(frame[pos:pos + 3], "little")
         kind, length = (word >> 1) & 3, word >> 3
         if kind == 3 or length > largest:
             raise SvdiError(f"{what}: invalid zstd block")
@@ -82,7 +84,8 @@ def check_frame(frame: memoryview, nbytes: int, what: str, form: str = ZSTD) -> 
         if len(frame) != nbytes:
             raise SvdiError(f"{what}: {len(frame)} stored bytes, header implies {nbytes}")
         return
-    _, params = frame_parameters(frame, what, form)
+    parsed = frame_parameters(frame, what, form)
+    params = parsed[1]
     declared, window = params.content_size, params.window_size
     if declared == zstandard.CONTENTSIZE_UNKNOWN:
         declared = -1
@@ -90,7 +93,7 @@ def check_frame(frame: memoryview, nbytes: int, what: str, form: str = ZSTD) -> 
         raise SvdiError(f"{what}: zstd frame declares {declared} bytes, header implies {nbytes}")
     if window > MAX_WINDOW:
         raise SvdiError(f"{what}: zstd window of {window} bytes exceeds {MAX_WINDOW}")
-    if frame_length(frame, what, form) != len(frame):
+    if frame_length(frame, what, form, parsed) != len(frame):
         raise SvdiError(f"{what}: zstd frame is incomplete or followed by extra data")
 
 

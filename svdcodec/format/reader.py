@@ -125,7 +125,7 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
         raise SvdiError(f"unknown colour transform {colour}")
     if sub not in (0, 1) or (sub and colour != COLOUR_YCBCR):
         raise SvdiError(f"invalid chroma subsampling {sub}")
-    if not (np.isfinite(scale) and scale > 0):
+    if not (math.isfinite(scale) and scale > 0):  # a Python float: math is cheaper
         raise SvdiError(f"invalid sample scale {scale}")
     if SAMPLE_TYPES[stype].kind == "f" and scale > float(np.finfo(SAMPLE_TYPES[stype]).max) / 255:
         raise SvdiError(f"sample scale {scale} makes samples overflow {SAMPLE_TYPES[stype]}")
@@ -158,7 +158,7 @@ def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
     m, n = plane.matrix_shape
     if plane.rank > min(m, n, MAX_RANK):
         raise SvdiError(f"plane {index}: rank {plane.rank} exceeds min({m}, {n}, {MAX_RANK})")
-    if not (np.isfinite(plane.step) and plane.step > 0):
+    if not (math.isfinite(plane.step) and plane.step > 0):
         raise SvdiError(f"plane {index}: invalid quantizer step {plane.step}")
     if plane.filtered:
         _check_deblock(plane, header)
@@ -192,8 +192,8 @@ def sparse_sizes_fit(rows: int, count: int, symbols: int, run_escapes: int,
             and values + 15 * run_escapes <= rows * count)
 
 
-@dataclass(frozen=True)
-class Descriptor:
+@dataclass  # not frozen: a frozen init sets each field through object.__setattr__, several
+class Descriptor:  # times the cost of the record's parsing; nothing changes one once made
     """A factor block's fixed fields, checked against the planes (spec §4, §4.2): where its
     frame starts and ends in the payload and what it decompresses to (`parts`: dtype and shape
     of each array, `nbytes` in all)."""
@@ -231,6 +231,10 @@ def _dense_parts(factor: str, count: int, shape: tuple[int, int], code: int, pre
     return ((ELEMENT_TYPES[code], dims),), ELEMENT_TYPES[code].itemsize * elements
 
 
+#: The element types of a sparse block's symbols and run escapes (spec §4).
+_SYMBOL_TYPE, _RUN_ESCAPE_TYPE = np.dtype(np.uint8), np.dtype("<u2")
+
+
 def _sparse_parts(rows: int, count: int, code: int, nsym: int, nxrun: int, nxval: int,
                   what: str) -> tuple[tuple[tuple[np.dtype, tuple[int, ...]], ...], int]:
     """The parts and bytes of a sparse block (spec §4) after checking its escape type and that
@@ -240,7 +244,7 @@ def _sparse_parts(rows: int, count: int, code: int, nsym: int, nxrun: int, nxval
     if not sparse_sizes_fit(rows, count, nsym, nxrun, nxval):
         raise SvdiError(f"{what}: stream sizes {nsym}/{nxrun}/{nxval} do not fit {rows} rows "
                         f"of {count} components")
-    parts = ((np.dtype(np.uint8), (nsym,)), (np.dtype("<u2"), (nxrun,)),
+    parts = ((_SYMBOL_TYPE, (nsym,)), (_RUN_ESCAPE_TYPE, (nxrun,)),
              (ELEMENT_TYPES[code], (nxval,)))
     return parts, nsym + 2 * nxrun + ELEMENT_TYPES[code].itemsize * nxval
 

@@ -7,8 +7,7 @@ Bytes only: nothing here knows linear algebra.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -167,6 +166,8 @@ def read_varint(data: bytes | memoryview, at: int, what: str) -> tuple[int, int]
     """(value, position after it) of the LEB128 field at `at` (spec §4.2): at most 5 bytes, a
     value below 2^32, in its shortest form (no final 0x00 byte after the first), so that every
     number has one encoding and a field cannot hide bytes."""
+    if at < len(data) and data[at] < 0x80:  # one byte: most fields of a small image's records
+        return data[at], at + 1
     value = shift = 0
     for i in range(MAX_VARINT_BYTES):
         if at + i >= len(data):
@@ -255,23 +256,24 @@ class Plane:
         """Whether the plane is reconstructed by the exact integer rule (version 2)."""
         return self.shift is not None
 
-    @cached_property  # read per block and band: computed once
-    def grid(self) -> tuple[int, int]:
-        """Shape that one column of U takes for prediction: the patch grid, or a column."""
-        if self.layout == LAYOUT_PATCH:
-            return -(-self.height // self.patch), -(-self.width // self.patch)
-        return self.height, 1
+    #: Shape that one column of U takes for prediction: the patch grid, or a column.
+    grid: tuple[int, int] = field(init=False, repr=False, compare=False)
+    #: Shape that one row of V^T takes for prediction: the patch, or a column.
+    vgrid: tuple[int, int] = field(init=False, repr=False, compare=False)
+    matrix_shape: tuple[int, int] = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def vgrid(self) -> tuple[int, int]:
-        """Shape that one row of V^T takes for prediction: the patch, or a column."""
+    def __post_init__(self) -> None:
+        # Read per block and band: set once here (functools.cached_property takes a lock on
+        # every first read, three per plane of every file opened). A patch layout without a
+        # patch side has none of them: the reader refuses it before it reads them.
+        if self.layout == LAYOUT_PATCH and self.patch < 1:
+            return
         if self.layout == LAYOUT_PATCH:
-            return self.patch, self.patch
-        return self.width, 1
-
-    @cached_property
-    def matrix_shape(self) -> tuple[int, int]:
-        gh, gw = self.grid
-        vh, vw = self.vgrid
-        return gh * gw, vh * vw
+            grid = (-(-self.height // self.patch), -(-self.width // self.patch))
+            vgrid = (self.patch, self.patch)
+        else:
+            grid, vgrid = (self.height, 1), (self.width, 1)
+        object.__setattr__(self, "grid", grid)  # a frozen dataclass's own fields
+        object.__setattr__(self, "vgrid", vgrid)
+        object.__setattr__(self, "matrix_shape", (grid[0] * grid[1], vgrid[0] * vgrid[1]))
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Instructions per decode of .svdi files, counted by callgrind (valgrind): stable on a shared
+machine where wall-clock times are not. docs/performance.md quotes it.
+
+    python benchmarks/decode_instructions.py FILE.svdi [...] [--via api|pillow|both] [-n N]
+
+For each file, two processes run under `valgrind --tool=callgrind`: one decodes the file 3
+times (imports, caches and first-call work), the other 3 + N times; the difference divided by
+N is one warm decode. `api` is `svdcodec.decode(data)`, `pillow` is
+`Image.open(BytesIO(data)).load()`. One thread (SVDCODEC_THREADS=1, OPENBLAS_NUM_THREADS=1)
+and a fixed PYTHONHASHSEED, so that two runs of the same code count within about 0.1 %.
+valgrind runs the AVX2 copies of the kernels (it has no AVX-512).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = """
+import io, sys
+from PIL import Image
+import svdcodec
+data = open(sys.argv[1], "rb").read()
+decode = ((lambda: svdcodec.decode(data)) if sys.argv[3] == "api"
+          else (lambda: Image.open(io.BytesIO(data)).load()))
+for _ in range(3 + int(sys.argv[2])):
+    decode()
+"""
+
+
+def instructions(path: Path, decodes: int, via: str) -> int:
+    """Instructions of a process that decodes `path` 3 + `decodes` times."""
+    env = {**os.environ, "SVDCODEC_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "PYTHONHASHSEED": "0"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                              sys.executable, "-c", CHILD, str(path), str(decodes), via],
+                             capture_output=True, text=True, env=env, check=False)
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if run.returncode or not found:
+        raise SystemExit(f"callgrind failed on {path}:\n{run.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--via", choices=("api", "pillow", "both"), default="both")
+    parser.add_argument("-n", type=int, default=8, help="warm decodes counted (default 8)")
+    args = parser.parse_args(argv)
+    vias = ("api", "pillow") if args.via == "both" else (args.via,)
+    for path in args.files:
+        for via in vias:
+            per = (instructions(path, args.n, via) - instructions(path, 0, via)) / args.n
+            print(f"{path.name}\t{via}\t{per / 1e6:.2f} M")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
