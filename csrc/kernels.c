@@ -2464,6 +2464,92 @@ PyDoc_STRVAR(lsq_gather_doc,
 "h_weight[j, t] * rows[y, h_index[j, t]] (rows (n, in_w) float32, C-contiguous), each sum\n"
 "from 0.0 in index order, in float64. Index tables int64, weights float64, C-contiguous.");
 
+/* H[j] for j in [j0, j1) of one input row x, by the tables as they are (any taps). */
+static void across_any(const float *x, const int64_t *h_index, const double *h_weight,
+                       Py_ssize_t hs, Py_ssize_t j0, Py_ssize_t j1, double *hy)
+{
+    for (Py_ssize_t j = j0; j < j1; j++) {
+        double h = 0.0;
+        for (Py_ssize_t t = 0; t < hs; t++)
+            h += h_weight[j * hs + t] * (double)x[h_index[j * hs + t]];
+        hy[j] = h;
+    }
+}
+
+/* H[j] for j in [j0, j1) where output j's four taps are input samples 2j-1, 2j, 2j+1, 2j+2
+   (the decoder's 2x upsampling transposed: every output but the first and the last). The
+   row is split into its odd and even samples, and the weights are given tap by tap (wt[t *
+   nw + j]), so that the loop over j reads contiguous arrays and vectorizes; each H[j] is
+   `across_any`'s operations in its order (from 0.0, tap after tap, no contraction): the same
+   bits. The caller has checked that 2 j0 - 1 >= 0 and 2 (j1 - 1) + 2 < the row's length. */
+HOT static void across_halving(const float *RESTRICT x, const double *RESTRICT wt,
+                               Py_ssize_t nw, Py_ssize_t j0, Py_ssize_t j1,
+                               double *RESTRICT even, double *RESTRICT odd,
+                               double *RESTRICT hy)
+{
+    for (Py_ssize_t m = j0 - 1; m < j1; m++) { /* odd[m] = x[2m + 1]: m = j - 1 and j */
+        odd[m] = (double)x[2 * m + 1];
+        even[m + 1] = (double)x[2 * m + 2]; /* even[j] and even[j + 1] */
+    }
+    const double *RESTRICT w0 = wt, *RESTRICT w1 = wt + nw, *RESTRICT w2 = wt + 2 * nw,
+                           *RESTRICT w3 = wt + 3 * nw;
+    for (Py_ssize_t j = j0; j < j1; j++) {
+        double h = 0.0;
+        h += w0[j] * odd[j - 1];
+        h += w1[j] * even[j];
+        h += w2[j] * odd[j];
+        h += w3[j] * even[j + 1];
+        hy[j] = h;
+    }
+}
+
+/* out[k] = sum over s of v_weight[k, s] * H[v_index[k, s] - lo], from 0.0 in s order (with
+   four taps, each z[j]'s sum in a register: the same operations in the same order). */
+HOT static void gather_down(const double *RESTRICT hrow, Py_ssize_t lo, const int64_t *v_index,
+                            const double *v_weight, Py_ssize_t vs, Py_ssize_t kk,
+                            Py_ssize_t nw, double *RESTRICT out)
+{
+    for (Py_ssize_t k = 0; k < kk; k++) {
+        double *RESTRICT z = out + k * nw;
+        if (vs == 4) { /* the halving's taps: the four terms of z[j] added in registers */
+            const double *RESTRICT h0 = hrow + (v_index[k * 4] - lo) * nw,
+                         *RESTRICT h1 = hrow + (v_index[k * 4 + 1] - lo) * nw,
+                         *RESTRICT h2 = hrow + (v_index[k * 4 + 2] - lo) * nw,
+                         *RESTRICT h3 = hrow + (v_index[k * 4 + 3] - lo) * nw;
+            const double w0 = v_weight[k * 4], w1 = v_weight[k * 4 + 1],
+                         w2 = v_weight[k * 4 + 2], w3 = v_weight[k * 4 + 3];
+            for (Py_ssize_t j = 0; j < nw; j++) {
+                double a = 0.0;
+                a += w0 * h0[j];
+                a += w1 * h1[j];
+                a += w2 * h2[j];
+                a += w3 * h3[j];
+                z[j] = a;
+            }
+            continue;
+        }
+        for (Py_ssize_t j = 0; j < nw; j++)
+            z[j] = 0.0;
+        for (Py_ssize_t s = 0; s < vs; s++) {
+            const double *RESTRICT hy = hrow + (v_index[k * vs + s] - lo) * nw;
+            double wk = v_weight[k * vs + s];
+            for (Py_ssize_t j = 0; j < nw; j++)
+                z[j] += wk * hy[j];
+        }
+    }
+}
+
+/* Whether output j's taps are 2j-1, 2j, 2j+1, 2j+2 (`across_halving`'s case). */
+static int halving_taps(const int64_t *h_index, Py_ssize_t hs, Py_ssize_t j)
+{
+    if (hs != 4)
+        return 0;
+    for (Py_ssize_t t = 0; t < 4; t++)
+        if (h_index[j * 4 + t] != 2 * j - 1 + t)
+            return 0;
+    return 1;
+}
+
 static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"rows", "lo", "v_index", "v_weight", "h_index", "h_weight", "out",
@@ -2471,7 +2557,7 @@ static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *o[6], *result = NULL;
     Py_ssize_t lo;
     Arr rows = {0}, vi = {0}, vw = {0}, hi = {0}, hw = {0}, out = {0};
-    double *hrow = NULL;
+    double *work = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOO:lsq_gather", names, &o[0], &lo,
                                      &o[1], &o[2], &o[3], &o[4], &o[5]))
         return NULL;
@@ -2500,39 +2586,43 @@ static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
             value_error("lsq_gather: a column index outside the rows");
             goto done;
         }
-    /* H of every row given, once (each feeds about two output rows) */
-    hrow = malloc(sizeof(double) * (size_t)(n * nw + 1));
-    if (hrow == NULL) {
+    /* The run of outputs [j0, j1) whose taps are the halving's (every index checked above:
+       2 j0 - 1 >= 0 and 2 (j1 - 1) + 2 < in_w follow) */
+    Py_ssize_t j0 = 0;
+    while (j0 < nw && !halving_taps(h_index, hs, j0))
+        j0++;
+    Py_ssize_t j1 = j0;
+    while (j1 < nw && halving_taps(h_index, hs, j1))
+        j1++;
+    /* H of every row given, once (each feeds about two output rows); the weights by tap and
+       a row's even and odd samples for `across_halving` */
+    Py_ssize_t half = in_w / 2 + 1;
+    size_t cells = (size_t)n * (size_t)nw + 4 * (size_t)nw + 2 * (size_t)half + 1;
+    work = malloc(sizeof(double) * cells);
+    if (work == NULL) {
         PyErr_NoMemory();
         goto done;
     }
+    double *hrow = work, *wt = hrow + n * nw, *even = wt + 4 * nw, *odd = even + half;
     const double *v_weight = (const double *)vw.data, *h_weight = (const double *)hw.data;
     Py_BEGIN_ALLOW_THREADS
+    if (j1 > j0)
+        for (Py_ssize_t j = j0; j < j1; j++)
+            for (Py_ssize_t t = 0; t < 4; t++)
+                wt[t * nw + j] = h_weight[j * 4 + t];
     for (Py_ssize_t y = 0; y < n; y++) {
         const float *x = (const float *)rows.data + y * in_w;
         double *hy = hrow + y * nw;
-        for (Py_ssize_t j = 0; j < nw; j++) {
-            double h = 0.0;
-            for (Py_ssize_t t = 0; t < hs; t++)
-                h += h_weight[j * hs + t] * (double)x[h_index[j * hs + t]];
-            hy[j] = h;
-        }
+        across_any(x, h_index, h_weight, hs, 0, j0, hy);
+        if (j1 > j0)
+            across_halving(x, wt, nw, j0, j1, even, odd, hy);
+        across_any(x, h_index, h_weight, hs, j1, nw, hy);
     }
-    for (Py_ssize_t k = 0; k < kk; k++) {
-        double *z = (double *)out.data + k * nw;
-        for (Py_ssize_t j = 0; j < nw; j++)
-            z[j] = 0.0;
-        for (Py_ssize_t s = 0; s < vs; s++) {
-            const double *hy = hrow + (v_index[k * vs + s] - lo) * nw;
-            double wk = v_weight[k * vs + s];
-            for (Py_ssize_t j = 0; j < nw; j++)
-                z[j] += wk * hy[j];
-        }
-    }
+    gather_down(hrow, lo, v_index, v_weight, vs, kk, nw, (double *)out.data);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    free(hrow);
+    free(work);
     release(&rows);
     release(&vi);
     release(&vw);
