@@ -153,7 +153,8 @@ def test_small_noisy_images_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
                                 lambda: svdcodec.encode(image, quality=quality)))
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (9, 11), (40, 66), (131, 97)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (2, 4), (9, 11), (40, 66), (131, 97),
+                                   (64, 256)])
 def test_least_squares_half_matches_numpy(monkeypatch: pytest.MonkeyPatch,
                                           shape: tuple[int, int]) -> None:
     """The compiled gather and banded solves give numpy's bits, for any band of output rows."""
