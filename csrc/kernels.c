@@ -2338,6 +2338,13 @@ HOT static void unbiased_line(const uint8_t *row, Py_ssize_t w, Py_ssize_t c, Py
         unbiased_line_body(row, w, c, plane, wt, unit, table, cell, weight, line);
 }
 
+/* line[x] -= offset for x < w (a loop of its own, compiled for AVX2 too). */
+HOT static void subtract_offset(float *RESTRICT line, Py_ssize_t w, float offset)
+{
+    for (Py_ssize_t x = 0; x < w; x++)
+        line[x] -= offset;
+}
+
 /* Patch rows of a line: flat[base + gx * patch^2 + p] = line[gx * patch + p]. */
 ALWAYS_INLINE void scatter_patches(char *flat, Py_ssize_t base, Py_ssize_t gw, Py_ssize_t patch,
                                    const float *line)
@@ -2428,8 +2435,7 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
         else
             plane_line_f32(row, w, c, three, first, wt, unit, line);
         if (offset != 0.0f)
-            for (Py_ssize_t x = 0; x < w; x++)
-                line[x] -= offset;
+            subtract_offset(line, w, offset);
         for (Py_ssize_t x = w; x < line_size; x++) /* w >= 1 here: line_size > 0 */
             line[x] = line[w - 1];
         Py_ssize_t gy = y / patch, py = y % patch;
@@ -2915,8 +2921,34 @@ typedef struct {
     }
 DEFINE_NONZERO_MASK(int8_t)
 DEFINE_NONZERO_MASK(uint8_t)
-DEFINE_NONZERO_MASK(int16_t)
 DEFINE_NONZERO_MASK(uint16_t)
+
+/* `nonzero_mask` of 16-bit integers, contiguous ones four at a time in a 64-bit word (the
+   usual U and V integers): a lane's top bit is set where the lane is non-zero (its low 15
+   bits plus 0x7FFF carry into bit 15 unless they are all zero; or the lane's own top bit),
+   then the four top bits are gathered by a product in which no two partial products share a
+   bit (lane k's bit 16k + 15 lands in bit 48 + k). */
+ALWAYS_INLINE uint64_t nonzero_mask_int16_t(const char *part, Py_ssize_t size,
+                                            Py_ssize_t col_stride)
+{
+    uint64_t mask = 0;
+    Py_ssize_t j = 0;
+    if (PY_LITTLE_ENDIAN && col_stride == 2) { /* lane k: element j + k */
+        const uint64_t low = 0x7FFF7FFF7FFF7FFFull, top = 0x8000800080008000ull;
+        for (; j + 4 <= size; j += 4) {
+            uint64_t v;
+            memcpy(&v, part + 2 * j, 8);
+            uint64_t set = (((v & low) + low) | v) & top;
+            mask |= (((set >> 15) * 0x0001000200040008ull) >> 48 & 15u) << j;
+        }
+    }
+    for (; j < size; j++) {
+        int16_t x;
+        memcpy(&x, part + j * col_stride, 2);
+        mask |= (uint64_t)(x != 0) << j;
+    }
+    return mask;
+}
 DEFINE_NONZERO_MASK(int32_t)
 DEFINE_NONZERO_MASK(uint32_t)
 DEFINE_NONZERO_MASK(int64_t)
@@ -3107,6 +3139,9 @@ static int compare_int64(const void *a, const void *b)
 
 /* -sum of c * log2(c / n) over the counts c of distinct values, in increasing order of value;
    *no_memory set if a buffer could not be allocated. */
+static double entropy_in_range(const char *data, Py_ssize_t stride, int type, Py_ssize_t n,
+                               int64_t lo, int64_t hi, Py_ssize_t slack, int *no_memory);
+
 static double entropy_run(const char *data, Py_ssize_t stride, int type, Py_ssize_t n,
                           Py_ssize_t slack, int *no_memory)
 {
@@ -3114,6 +3149,13 @@ static double entropy_run(const char *data, Py_ssize_t stride, int type, Py_ssiz
         return 0.0;
     int64_t lo, hi;
     BY_TYPE(type, range, data, stride, n, &lo, &hi)
+    return entropy_in_range(data, stride, type, n, lo, hi, slack, no_memory);
+}
+
+/* `entropy_run` of n >= 1 integers whose smallest and largest are lo and hi. */
+static double entropy_in_range(const char *data, Py_ssize_t stride, int type, Py_ssize_t n,
+                               int64_t lo, int64_t hi, Py_ssize_t slack, int *no_memory)
+{
     if (lo == 0 && hi == 0)
         return 0.0;
     double total = 0.0, size = (double)n;
@@ -3226,28 +3268,48 @@ static PyObject *column_entropy_bits(PyObject *self, PyObject *args, PyObject *k
 
 /* Residuals of predictor 0..3 (none, horizontal, vertical, planar: codec.coding.predict) of
    grids g (count, gh, gw) into r, in wrapping 64-bit arithmetic as numpy's int64. */
-static void predict_grids(const int64_t *g, int64_t *r, Py_ssize_t count, Py_ssize_t gh,
-                          Py_ssize_t gw, int predictor)
+/* r = residuals of the grids g (count, gh, gw) under a predictor of codec.coding (0 none,
+   1 horizontal, 2 vertical, 3 planar), with wrapping int64 arithmetic, and their smallest and
+   largest value (n >= 1). A loop per predictor, each grid row's first sample apart, so that
+   the loops along a row have no branch. */
+HOT static void predict_grids(const int64_t *RESTRICT g, int64_t *RESTRICT r, Py_ssize_t count,
+                              Py_ssize_t gh, Py_ssize_t gw, int predictor, int64_t *lo,
+                              int64_t *hi)
 {
     int horizontal = predictor == 1 || predictor == 3, vertical = predictor == 2 || predictor == 3;
     for (Py_ssize_t c = 0; c < count; c++) {
-        const int64_t *grid = g + c * gh * gw;
-        int64_t *res = r + c * gh * gw;
+        const int64_t *RESTRICT grid = g + c * gh * gw;
+        int64_t *RESTRICT res = r + c * gh * gw;
         for (Py_ssize_t y = 0; y < gh; y++) {
-            for (Py_ssize_t x = 0; x < gw; x++) {
-                const int64_t *at = grid + y * gw + x;
-                uint64_t v = (uint64_t)at[0];
-                if (horizontal && x > 0)
-                    v -= (uint64_t)at[-1];
-                if (vertical && y > 0) {
-                    v -= (uint64_t)at[-gw];
-                    if (horizontal && x > 0)
-                        v += (uint64_t)at[-gw - 1];
-                }
-                res[y * gw + x] = (int64_t)v;
+            const uint64_t *RESTRICT at = (const uint64_t *)grid + y * gw;
+            int64_t *RESTRICT out = res + y * gw;
+            if (vertical && y > 0) {
+                const uint64_t *RESTRICT up = at - gw;
+                out[0] = (int64_t)(at[0] - up[0]);
+                if (horizontal)
+                    for (Py_ssize_t x = 1; x < gw; x++)
+                        out[x] = (int64_t)(at[x] - at[x - 1] - up[x] + up[x - 1]);
+                else
+                    for (Py_ssize_t x = 1; x < gw; x++)
+                        out[x] = (int64_t)(at[x] - up[x]);
+            } else {
+                out[0] = (int64_t)at[0];
+                if (horizontal)
+                    for (Py_ssize_t x = 1; x < gw; x++)
+                        out[x] = (int64_t)(at[x] - at[x - 1]);
+                else
+                    for (Py_ssize_t x = 1; x < gw; x++)
+                        out[x] = (int64_t)at[x];
             }
         }
     }
+    int64_t a = r[0], b = r[0];
+    Py_ssize_t n = count * gh * gw;
+    for (Py_ssize_t i = 1; i < n; i++) {
+        a = r[i] < a ? r[i] : a;
+        b = r[i] > b ? r[i] : b;
+    }
+    *lo = a, *hi = b;
 }
 
 PyDoc_STRVAR(prediction_bits_doc,
@@ -3284,18 +3346,14 @@ static PyObject *prediction_bits(PyObject *self, PyObject *args, PyObject *kwarg
                 g[k++] = ld_int(a.data + c * a.strides[0] + y * a.strides[1]
                                 + x * a.strides[2], a.type);
     for (int p = 0; p < 4 && !no_memory; p++) {
-        predict_grids(g, r, count, gh, gw, p);
         int64_t lo = 0, hi = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (i == 0 || r[i] < lo)
-                lo = r[i];
-            if (i == 0 || r[i] > hi)
-                hi = r[i];
-        }
+        if (n > 0)
+            predict_grids(g, r, count, gh, gw, p, &lo, &hi);
         sizes[p] = (lo >= INT8_MIN && hi <= INT8_MAX) ? 1
                    : (lo >= INT16_MIN && hi <= INT16_MAX) ? 2
                    : (lo >= INT32_MIN && hi <= INT32_MAX) ? 4 : 0;
-        bits[p] = entropy_run((const char *)r, sizeof(int64_t), T_I64, n, slack, &no_memory);
+        bits[p] = n > 0 ? entropy_in_range((const char *)r, sizeof(int64_t), T_I64, n, lo, hi,
+                                           slack, &no_memory) : 0.0;
     }
     Py_END_ALLOW_THREADS
     free(g);

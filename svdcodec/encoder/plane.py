@@ -518,7 +518,7 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     small = small_plane(c.plane)
     known = [g for g in component_groups(r, small)[1:] if g in u.symbols]
     joined = dict(zip(known, run_bands(lambda k: join_symbols(u.symbols[known[k]]),
-                                       len(known))))
+                                       len(known)))) if known else {}
     for lo, hi in component_groups(r, small)[1:]:
         cut = None if (lo, hi) in joined else u.group_symbols(lo, hi)
         if cut is not None:
