@@ -3312,6 +3312,17 @@ HOT static void predict_grids(const int64_t *RESTRICT g, int64_t *RESTRICT r, Py
     *lo = a, *hi = b;
 }
 
+/* The integer grids (count, gh, gw), any strides, as int64 in C order (n of them). */
+static void load_grids(const Arr *a, int64_t *g)
+{
+    Py_ssize_t k = 0;
+    for (Py_ssize_t c = 0; c < a->shape[0]; c++)
+        for (Py_ssize_t y = 0; y < a->shape[1]; y++)
+            for (Py_ssize_t x = 0; x < a->shape[2]; x++)
+                g[k++] = ld_int(a->data + c * a->strides[0] + y * a->strides[1]
+                                + x * a->strides[2], a->type);
+}
+
 PyDoc_STRVAR(prediction_bits_doc,
 "prediction_bits(grids, slack) -> list of (bits, itemsize)\n\n"
 "For each predictor of codec.coding (none, horizontal, vertical, planar), of integer grids\n"
@@ -3339,12 +3350,7 @@ static PyObject *prediction_bits(PyObject *self, PyObject *args, PyObject *kwarg
     double bits[4];
     int sizes[4], no_memory = 0;
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t k = 0;
-    for (Py_ssize_t c = 0; c < count; c++)
-        for (Py_ssize_t y = 0; y < gh; y++)
-            for (Py_ssize_t x = 0; x < gw; x++)
-                g[k++] = ld_int(a.data + c * a.strides[0] + y * a.strides[1]
-                                + x * a.strides[2], a.type);
+    load_grids(&a, g);
     for (int p = 0; p < 4 && !no_memory; p++) {
         int64_t lo = 0, hi = 0;
         if (n > 0)
@@ -3362,6 +3368,65 @@ static PyObject *prediction_bits(PyObject *self, PyObject *args, PyObject *kwarg
         return PyErr_NoMemory();
     return Py_BuildValue("[(di)(di)(di)(di)]", bits[0], sizes[0], bits[1], sizes[1], bits[2],
                          sizes[2], bits[3], sizes[3]);
+}
+
+PyDoc_STRVAR(predicted_doc,
+"predicted(grids, predictor, itemsize) -> ndarray\n\n"
+"codec.coding.predict(grids, predictor).astype(f\"i{itemsize}\").ravel(): the residuals of\n"
+"integer grids (count, gh, gw) (any strides) under a predictor (0 none, 1 horizontal,\n"
+"2 vertical, 3 planar), in wrapping 64-bit arithmetic, as int8, int16 or int32 (itemsize 1,\n"
+"2 or 4: prediction_bits' for that predictor; ValueError if a residual does not fit).");
+
+static PyObject *predicted(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"grids", "predictor", "itemsize", NULL};
+    PyObject *o_grids, *result = NULL;
+    int predictor, itemsize;
+    Arr a = {0}, out = {0};
+    int64_t *g = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Oii:predicted", names, &o_grids,
+                                     &predictor, &itemsize))
+        return NULL;
+    if (predictor < 0 || predictor > 3 || !(itemsize == 1 || itemsize == 2 || itemsize == 4)) {
+        value_error("predicted: predictor 0..3 and itemsize 1, 2 or 4");
+        return NULL;
+    }
+    if (get_array(o_grids, &a, "grids", 3, T_INTS, 0) < 0)
+        return NULL;
+    Py_ssize_t n = a.size;
+    g = malloc(sizeof(int64_t) * (size_t)(2 * n + 1));
+    if (g == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t *r = g + n, lo = 0, hi = 0;
+    load_grids(&a, g);
+    if (n > 0)
+        predict_grids(g, r, a.shape[0], a.shape[1], a.shape[2], predictor, &lo, &hi);
+    int64_t least = itemsize == 1 ? INT8_MIN : itemsize == 2 ? INT16_MIN : INT32_MIN;
+    int64_t most = itemsize == 1 ? INT8_MAX : itemsize == 2 ? INT16_MAX : INT32_MAX;
+    if (lo < least || hi > most) {
+        value_error("predicted: a residual does not fit the item size");
+        goto done;
+    }
+    PyObject *array = new_array(numpy_empty, n, itemsize == 1 ? "int8" : itemsize == 2
+                                ? "int16" : "int32", &out);
+    if (array == NULL)
+        goto done;
+    int expected = itemsize == 1 ? T_I8 : itemsize == 2 ? T_I16 : T_I32;
+    if (out.size != n || out.type != expected) { /* numpy.empty's: never */
+        Py_DECREF(array);
+        value_error("predicted: unexpected result array");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        st_int(out.data + i * itemsize, out.type, r[i]);
+    result = array;
+done:
+    free(g);
+    release(&a);
+    release(&out);
+    return result;
 }
 
 /* ------------------------------------------------------------------------ decoding: checks */
@@ -3572,7 +3637,7 @@ static PyMethodDef methods[] = {
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits),
-    METHOD(prediction_bits), METHOD(lower_levels),
+    METHOD(prediction_bits), METHOD(predicted), METHOD(lower_levels),
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},
 };
