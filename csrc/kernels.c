@@ -3370,6 +3370,21 @@ static PyObject *prediction_bits(PyObject *self, PyObject *args, PyObject *kwarg
                          sizes[2], bits[3], sizes[3]);
 }
 
+/* r (n int64 values that fit) into 1-, 2- or 4-byte integers at out: a loop per width. */
+HOT static void narrow_into(const int64_t *RESTRICT r, Py_ssize_t n, int itemsize,
+                            char *RESTRICT out)
+{
+    if (itemsize == 1)
+        for (Py_ssize_t i = 0; i < n; i++)
+            ((int8_t *)out)[i] = (int8_t)r[i];
+    else if (itemsize == 2)
+        for (Py_ssize_t i = 0; i < n; i++)
+            ((int16_t *)out)[i] = (int16_t)r[i];
+    else
+        for (Py_ssize_t i = 0; i < n; i++)
+            ((int32_t *)out)[i] = (int32_t)r[i];
+}
+
 PyDoc_STRVAR(predicted_doc,
 "predicted(grids, predictor, itemsize) -> ndarray\n\n"
 "codec.coding.predict(grids, predictor).astype(f\"i{itemsize}\").ravel(): the residuals of\n"
@@ -3419,8 +3434,7 @@ static PyObject *predicted(PyObject *self, PyObject *args, PyObject *kwargs)
         value_error("predicted: unexpected result array");
         goto done;
     }
-    for (Py_ssize_t i = 0; i < n; i++)
-        st_int(out.data + i * itemsize, out.type, r[i]);
+    narrow_into(r, n, itemsize, out.data);
     result = array;
 done:
     free(g);
