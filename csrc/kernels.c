@@ -2541,6 +2541,13 @@ HOT static void unbiased_line(const uint8_t *row, Py_ssize_t w, Py_ssize_t c, Py
         unbiased_line_body(row, w, c, plane, wt, unit, table, cell, weight, line);
 }
 
+/* line[x] -= offset for x < w (a loop of its own, compiled for AVX2 too). */
+HOT static void subtract_offset(float *RESTRICT line, Py_ssize_t w, float offset)
+{
+    for (Py_ssize_t x = 0; x < w; x++)
+        line[x] -= offset;
+}
+
 /* Patch rows of a line: flat[base + gx * patch^2 + p] = line[gx * patch + p]. */
 ALWAYS_INLINE void scatter_patches(char *flat, Py_ssize_t base, Py_ssize_t gw, Py_ssize_t patch,
                                    const float *line)
@@ -2631,8 +2638,7 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
         else
             plane_line_f32(row, w, c, three, first, wt, unit, line);
         if (offset != 0.0f)
-            for (Py_ssize_t x = 0; x < w; x++)
-                line[x] -= offset;
+            subtract_offset(line, w, offset);
         for (Py_ssize_t x = w; x < line_size; x++) /* w >= 1 here: line_size > 0 */
             line[x] = line[w - 1];
         Py_ssize_t gy = y / patch, py = y % patch;
@@ -2667,6 +2673,92 @@ PyDoc_STRVAR(lsq_gather_doc,
 "h_weight[j, t] * rows[y, h_index[j, t]] (rows (n, in_w) float32, C-contiguous), each sum\n"
 "from 0.0 in index order, in float64. Index tables int64, weights float64, C-contiguous.");
 
+/* H[j] for j in [j0, j1) of one input row x, by the tables as they are (any taps). */
+static void across_any(const float *x, const int64_t *h_index, const double *h_weight,
+                       Py_ssize_t hs, Py_ssize_t j0, Py_ssize_t j1, double *hy)
+{
+    for (Py_ssize_t j = j0; j < j1; j++) {
+        double h = 0.0;
+        for (Py_ssize_t t = 0; t < hs; t++)
+            h += h_weight[j * hs + t] * (double)x[h_index[j * hs + t]];
+        hy[j] = h;
+    }
+}
+
+/* H[j] for j in [j0, j1) where output j's four taps are input samples 2j-1, 2j, 2j+1, 2j+2
+   (the decoder's 2x upsampling transposed: every output but the first and the last). The
+   row is split into its odd and even samples, and the weights are given tap by tap (wt[t *
+   nw + j]), so that the loop over j reads contiguous arrays and vectorizes; each H[j] is
+   `across_any`'s operations in its order (from 0.0, tap after tap, no contraction): the same
+   bits. The caller has checked that 2 j0 - 1 >= 0 and 2 (j1 - 1) + 2 < the row's length. */
+HOT static void across_halving(const float *RESTRICT x, const double *RESTRICT wt,
+                               Py_ssize_t nw, Py_ssize_t j0, Py_ssize_t j1,
+                               double *RESTRICT even, double *RESTRICT odd,
+                               double *RESTRICT hy)
+{
+    for (Py_ssize_t m = j0 - 1; m < j1; m++) { /* odd[m] = x[2m + 1]: m = j - 1 and j */
+        odd[m] = (double)x[2 * m + 1];
+        even[m + 1] = (double)x[2 * m + 2]; /* even[j] and even[j + 1] */
+    }
+    const double *RESTRICT w0 = wt, *RESTRICT w1 = wt + nw, *RESTRICT w2 = wt + 2 * nw,
+                           *RESTRICT w3 = wt + 3 * nw;
+    for (Py_ssize_t j = j0; j < j1; j++) {
+        double h = 0.0;
+        h += w0[j] * odd[j - 1];
+        h += w1[j] * even[j];
+        h += w2[j] * odd[j];
+        h += w3[j] * even[j + 1];
+        hy[j] = h;
+    }
+}
+
+/* out[k] = sum over s of v_weight[k, s] * H[v_index[k, s] - lo], from 0.0 in s order (with
+   four taps, each z[j]'s sum in a register: the same operations in the same order). */
+HOT static void gather_down(const double *RESTRICT hrow, Py_ssize_t lo, const int64_t *v_index,
+                            const double *v_weight, Py_ssize_t vs, Py_ssize_t kk,
+                            Py_ssize_t nw, double *RESTRICT out)
+{
+    for (Py_ssize_t k = 0; k < kk; k++) {
+        double *RESTRICT z = out + k * nw;
+        if (vs == 4) { /* the halving's taps: the four terms of z[j] added in registers */
+            const double *RESTRICT h0 = hrow + (v_index[k * 4] - lo) * nw,
+                         *RESTRICT h1 = hrow + (v_index[k * 4 + 1] - lo) * nw,
+                         *RESTRICT h2 = hrow + (v_index[k * 4 + 2] - lo) * nw,
+                         *RESTRICT h3 = hrow + (v_index[k * 4 + 3] - lo) * nw;
+            const double w0 = v_weight[k * 4], w1 = v_weight[k * 4 + 1],
+                         w2 = v_weight[k * 4 + 2], w3 = v_weight[k * 4 + 3];
+            for (Py_ssize_t j = 0; j < nw; j++) {
+                double a = 0.0;
+                a += w0 * h0[j];
+                a += w1 * h1[j];
+                a += w2 * h2[j];
+                a += w3 * h3[j];
+                z[j] = a;
+            }
+            continue;
+        }
+        for (Py_ssize_t j = 0; j < nw; j++)
+            z[j] = 0.0;
+        for (Py_ssize_t s = 0; s < vs; s++) {
+            const double *RESTRICT hy = hrow + (v_index[k * vs + s] - lo) * nw;
+            double wk = v_weight[k * vs + s];
+            for (Py_ssize_t j = 0; j < nw; j++)
+                z[j] += wk * hy[j];
+        }
+    }
+}
+
+/* Whether output j's taps are 2j-1, 2j, 2j+1, 2j+2 (`across_halving`'s case). */
+static int halving_taps(const int64_t *h_index, Py_ssize_t hs, Py_ssize_t j)
+{
+    if (hs != 4)
+        return 0;
+    for (Py_ssize_t t = 0; t < 4; t++)
+        if (h_index[j * 4 + t] != 2 * j - 1 + t)
+            return 0;
+    return 1;
+}
+
 static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"rows", "lo", "v_index", "v_weight", "h_index", "h_weight", "out",
@@ -2674,7 +2766,7 @@ static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *o[6], *result = NULL;
     Py_ssize_t lo;
     Arr rows = {0}, vi = {0}, vw = {0}, hi = {0}, hw = {0}, out = {0};
-    double *hrow = NULL;
+    double *work = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOO:lsq_gather", names, &o[0], &lo,
                                      &o[1], &o[2], &o[3], &o[4], &o[5]))
         return NULL;
@@ -2703,39 +2795,43 @@ static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
             value_error("lsq_gather: a column index outside the rows");
             goto done;
         }
-    /* H of every row given, once (each feeds about two output rows) */
-    hrow = malloc(sizeof(double) * (size_t)(n * nw + 1));
-    if (hrow == NULL) {
+    /* The run of outputs [j0, j1) whose taps are the halving's (every index checked above:
+       2 j0 - 1 >= 0 and 2 (j1 - 1) + 2 < in_w follow) */
+    Py_ssize_t j0 = 0;
+    while (j0 < nw && !halving_taps(h_index, hs, j0))
+        j0++;
+    Py_ssize_t j1 = j0;
+    while (j1 < nw && halving_taps(h_index, hs, j1))
+        j1++;
+    /* H of every row given, once (each feeds about two output rows); the weights by tap and
+       a row's even and odd samples for `across_halving` */
+    Py_ssize_t half = in_w / 2 + 1;
+    size_t cells = (size_t)n * (size_t)nw + 4 * (size_t)nw + 2 * (size_t)half + 1;
+    work = malloc(sizeof(double) * cells);
+    if (work == NULL) {
         PyErr_NoMemory();
         goto done;
     }
+    double *hrow = work, *wt = hrow + n * nw, *even = wt + 4 * nw, *odd = even + half;
     const double *v_weight = (const double *)vw.data, *h_weight = (const double *)hw.data;
     Py_BEGIN_ALLOW_THREADS
+    if (j1 > j0)
+        for (Py_ssize_t j = j0; j < j1; j++)
+            for (Py_ssize_t t = 0; t < 4; t++)
+                wt[t * nw + j] = h_weight[j * 4 + t];
     for (Py_ssize_t y = 0; y < n; y++) {
         const float *x = (const float *)rows.data + y * in_w;
         double *hy = hrow + y * nw;
-        for (Py_ssize_t j = 0; j < nw; j++) {
-            double h = 0.0;
-            for (Py_ssize_t t = 0; t < hs; t++)
-                h += h_weight[j * hs + t] * (double)x[h_index[j * hs + t]];
-            hy[j] = h;
-        }
+        across_any(x, h_index, h_weight, hs, 0, j0, hy);
+        if (j1 > j0)
+            across_halving(x, wt, nw, j0, j1, even, odd, hy);
+        across_any(x, h_index, h_weight, hs, j1, nw, hy);
     }
-    for (Py_ssize_t k = 0; k < kk; k++) {
-        double *z = (double *)out.data + k * nw;
-        for (Py_ssize_t j = 0; j < nw; j++)
-            z[j] = 0.0;
-        for (Py_ssize_t s = 0; s < vs; s++) {
-            const double *hy = hrow + (v_index[k * vs + s] - lo) * nw;
-            double wk = v_weight[k * vs + s];
-            for (Py_ssize_t j = 0; j < nw; j++)
-                z[j] += wk * hy[j];
-        }
-    }
+    gather_down(hrow, lo, v_index, v_weight, vs, kk, nw, (double *)out.data);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    free(hrow);
+    free(work);
     release(&rows);
     release(&vi);
     release(&vw);
@@ -3028,8 +3124,34 @@ typedef struct {
     }
 DEFINE_NONZERO_MASK(int8_t)
 DEFINE_NONZERO_MASK(uint8_t)
-DEFINE_NONZERO_MASK(int16_t)
 DEFINE_NONZERO_MASK(uint16_t)
+
+/* `nonzero_mask` of 16-bit integers, contiguous ones four at a time in a 64-bit word (the
+   usual U and V integers): a lane's top bit is set where the lane is non-zero (its low 15
+   bits plus 0x7FFF carry into bit 15 unless they are all zero; or the lane's own top bit),
+   then the four top bits are gathered by a product in which no two partial products share a
+   bit (lane k's bit 16k + 15 lands in bit 48 + k). */
+ALWAYS_INLINE uint64_t nonzero_mask_int16_t(const char *part, Py_ssize_t size,
+                                            Py_ssize_t col_stride)
+{
+    uint64_t mask = 0;
+    Py_ssize_t j = 0;
+    if (PY_LITTLE_ENDIAN && col_stride == 2) { /* lane k: element j + k */
+        const uint64_t low = 0x7FFF7FFF7FFF7FFFull, top = 0x8000800080008000ull;
+        for (; j + 4 <= size; j += 4) {
+            uint64_t v;
+            memcpy(&v, part + 2 * j, 8);
+            uint64_t set = (((v & low) + low) | v) & top;
+            mask |= (((set >> 15) * 0x0001000200040008ull) >> 48 & 15u) << j;
+        }
+    }
+    for (; j < size; j++) {
+        int16_t x;
+        memcpy(&x, part + j * col_stride, 2);
+        mask |= (uint64_t)(x != 0) << j;
+    }
+    return mask;
+}
 DEFINE_NONZERO_MASK(int32_t)
 DEFINE_NONZERO_MASK(uint32_t)
 DEFINE_NONZERO_MASK(int64_t)
@@ -3220,6 +3342,9 @@ static int compare_int64(const void *a, const void *b)
 
 /* -sum of c * log2(c / n) over the counts c of distinct values, in increasing order of value;
    *no_memory set if a buffer could not be allocated. */
+static double entropy_in_range(const char *data, Py_ssize_t stride, int type, Py_ssize_t n,
+                               int64_t lo, int64_t hi, Py_ssize_t slack, int *no_memory);
+
 static double entropy_run(const char *data, Py_ssize_t stride, int type, Py_ssize_t n,
                           Py_ssize_t slack, int *no_memory)
 {
@@ -3227,6 +3352,13 @@ static double entropy_run(const char *data, Py_ssize_t stride, int type, Py_ssiz
         return 0.0;
     int64_t lo, hi;
     BY_TYPE(type, range, data, stride, n, &lo, &hi)
+    return entropy_in_range(data, stride, type, n, lo, hi, slack, no_memory);
+}
+
+/* `entropy_run` of n >= 1 integers whose smallest and largest are lo and hi. */
+static double entropy_in_range(const char *data, Py_ssize_t stride, int type, Py_ssize_t n,
+                               int64_t lo, int64_t hi, Py_ssize_t slack, int *no_memory)
+{
     if (lo == 0 && hi == 0)
         return 0.0;
     double total = 0.0, size = (double)n;
@@ -3339,28 +3471,59 @@ static PyObject *column_entropy_bits(PyObject *self, PyObject *args, PyObject *k
 
 /* Residuals of predictor 0..3 (none, horizontal, vertical, planar: codec.coding.predict) of
    grids g (count, gh, gw) into r, in wrapping 64-bit arithmetic as numpy's int64. */
-static void predict_grids(const int64_t *g, int64_t *r, Py_ssize_t count, Py_ssize_t gh,
-                          Py_ssize_t gw, int predictor)
+/* r = residuals of the grids g (count, gh, gw) under a predictor of codec.coding (0 none,
+   1 horizontal, 2 vertical, 3 planar), with wrapping int64 arithmetic, and their smallest and
+   largest value (n >= 1). A loop per predictor, each grid row's first sample apart, so that
+   the loops along a row have no branch. */
+HOT static void predict_grids(const int64_t *RESTRICT g, int64_t *RESTRICT r, Py_ssize_t count,
+                              Py_ssize_t gh, Py_ssize_t gw, int predictor, int64_t *lo,
+                              int64_t *hi)
 {
     int horizontal = predictor == 1 || predictor == 3, vertical = predictor == 2 || predictor == 3;
     for (Py_ssize_t c = 0; c < count; c++) {
-        const int64_t *grid = g + c * gh * gw;
-        int64_t *res = r + c * gh * gw;
+        const int64_t *RESTRICT grid = g + c * gh * gw;
+        int64_t *RESTRICT res = r + c * gh * gw;
         for (Py_ssize_t y = 0; y < gh; y++) {
-            for (Py_ssize_t x = 0; x < gw; x++) {
-                const int64_t *at = grid + y * gw + x;
-                uint64_t v = (uint64_t)at[0];
-                if (horizontal && x > 0)
-                    v -= (uint64_t)at[-1];
-                if (vertical && y > 0) {
-                    v -= (uint64_t)at[-gw];
-                    if (horizontal && x > 0)
-                        v += (uint64_t)at[-gw - 1];
-                }
-                res[y * gw + x] = (int64_t)v;
+            const uint64_t *RESTRICT at = (const uint64_t *)grid + y * gw;
+            int64_t *RESTRICT out = res + y * gw;
+            if (vertical && y > 0) {
+                const uint64_t *RESTRICT up = at - gw;
+                out[0] = (int64_t)(at[0] - up[0]);
+                if (horizontal)
+                    for (Py_ssize_t x = 1; x < gw; x++)
+                        out[x] = (int64_t)(at[x] - at[x - 1] - up[x] + up[x - 1]);
+                else
+                    for (Py_ssize_t x = 1; x < gw; x++)
+                        out[x] = (int64_t)(at[x] - up[x]);
+            } else {
+                out[0] = (int64_t)at[0];
+                if (horizontal)
+                    for (Py_ssize_t x = 1; x < gw; x++)
+                        out[x] = (int64_t)(at[x] - at[x - 1]);
+                else
+                    for (Py_ssize_t x = 1; x < gw; x++)
+                        out[x] = (int64_t)at[x];
             }
         }
     }
+    int64_t a = r[0], b = r[0];
+    Py_ssize_t n = count * gh * gw;
+    for (Py_ssize_t i = 1; i < n; i++) {
+        a = r[i] < a ? r[i] : a;
+        b = r[i] > b ? r[i] : b;
+    }
+    *lo = a, *hi = b;
+}
+
+/* The integer grids (count, gh, gw), any strides, as int64 in C order (n of them). */
+static void load_grids(const Arr *a, int64_t *g)
+{
+    Py_ssize_t k = 0;
+    for (Py_ssize_t c = 0; c < a->shape[0]; c++)
+        for (Py_ssize_t y = 0; y < a->shape[1]; y++)
+            for (Py_ssize_t x = 0; x < a->shape[2]; x++)
+                g[k++] = ld_int(a->data + c * a->strides[0] + y * a->strides[1]
+                                + x * a->strides[2], a->type);
 }
 
 PyDoc_STRVAR(prediction_bits_doc,
@@ -3390,25 +3553,16 @@ static PyObject *prediction_bits(PyObject *self, PyObject *args, PyObject *kwarg
     double bits[4];
     int sizes[4], no_memory = 0;
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t k = 0;
-    for (Py_ssize_t c = 0; c < count; c++)
-        for (Py_ssize_t y = 0; y < gh; y++)
-            for (Py_ssize_t x = 0; x < gw; x++)
-                g[k++] = ld_int(a.data + c * a.strides[0] + y * a.strides[1]
-                                + x * a.strides[2], a.type);
+    load_grids(&a, g);
     for (int p = 0; p < 4 && !no_memory; p++) {
-        predict_grids(g, r, count, gh, gw, p);
         int64_t lo = 0, hi = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (i == 0 || r[i] < lo)
-                lo = r[i];
-            if (i == 0 || r[i] > hi)
-                hi = r[i];
-        }
+        if (n > 0)
+            predict_grids(g, r, count, gh, gw, p, &lo, &hi);
         sizes[p] = (lo >= INT8_MIN && hi <= INT8_MAX) ? 1
                    : (lo >= INT16_MIN && hi <= INT16_MAX) ? 2
                    : (lo >= INT32_MIN && hi <= INT32_MAX) ? 4 : 0;
-        bits[p] = entropy_run((const char *)r, sizeof(int64_t), T_I64, n, slack, &no_memory);
+        bits[p] = n > 0 ? entropy_in_range((const char *)r, sizeof(int64_t), T_I64, n, lo, hi,
+                                           slack, &no_memory) : 0.0;
     }
     Py_END_ALLOW_THREADS
     free(g);
@@ -3417,6 +3571,79 @@ static PyObject *prediction_bits(PyObject *self, PyObject *args, PyObject *kwarg
         return PyErr_NoMemory();
     return Py_BuildValue("[(di)(di)(di)(di)]", bits[0], sizes[0], bits[1], sizes[1], bits[2],
                          sizes[2], bits[3], sizes[3]);
+}
+
+/* r (n int64 values that fit) into 1-, 2- or 4-byte integers at out: a loop per width. */
+HOT static void narrow_into(const int64_t *RESTRICT r, Py_ssize_t n, int itemsize,
+                            char *RESTRICT out)
+{
+    if (itemsize == 1)
+        for (Py_ssize_t i = 0; i < n; i++)
+            ((int8_t *)out)[i] = (int8_t)r[i];
+    else if (itemsize == 2)
+        for (Py_ssize_t i = 0; i < n; i++)
+            ((int16_t *)out)[i] = (int16_t)r[i];
+    else
+        for (Py_ssize_t i = 0; i < n; i++)
+            ((int32_t *)out)[i] = (int32_t)r[i];
+}
+
+PyDoc_STRVAR(predicted_doc,
+"predicted(grids, predictor, itemsize) -> ndarray\n\n"
+"codec.coding.predict(grids, predictor).astype(f\"i{itemsize}\").ravel(): the residuals of\n"
+"integer grids (count, gh, gw) (any strides) under a predictor (0 none, 1 horizontal,\n"
+"2 vertical, 3 planar), in wrapping 64-bit arithmetic, as int8, int16 or int32 (itemsize 1,\n"
+"2 or 4: prediction_bits' for that predictor; ValueError if a residual does not fit).");
+
+static PyObject *predicted(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"grids", "predictor", "itemsize", NULL};
+    PyObject *o_grids, *result = NULL;
+    int predictor, itemsize;
+    Arr a = {0}, out = {0};
+    int64_t *g = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Oii:predicted", names, &o_grids,
+                                     &predictor, &itemsize))
+        return NULL;
+    if (predictor < 0 || predictor > 3 || !(itemsize == 1 || itemsize == 2 || itemsize == 4)) {
+        value_error("predicted: predictor 0..3 and itemsize 1, 2 or 4");
+        return NULL;
+    }
+    if (get_array(o_grids, &a, "grids", 3, T_INTS, 0) < 0)
+        return NULL;
+    Py_ssize_t n = a.size;
+    g = malloc(sizeof(int64_t) * (size_t)(2 * n + 1));
+    if (g == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t *r = g + n, lo = 0, hi = 0;
+    load_grids(&a, g);
+    if (n > 0)
+        predict_grids(g, r, a.shape[0], a.shape[1], a.shape[2], predictor, &lo, &hi);
+    int64_t least = itemsize == 1 ? INT8_MIN : itemsize == 2 ? INT16_MIN : INT32_MIN;
+    int64_t most = itemsize == 1 ? INT8_MAX : itemsize == 2 ? INT16_MAX : INT32_MAX;
+    if (lo < least || hi > most) {
+        value_error("predicted: a residual does not fit the item size");
+        goto done;
+    }
+    PyObject *array = new_array(numpy_empty, n, itemsize == 1 ? "int8" : itemsize == 2
+                                ? "int16" : "int32", &out);
+    if (array == NULL)
+        goto done;
+    int expected = itemsize == 1 ? T_I8 : itemsize == 2 ? T_I16 : T_I32;
+    if (out.size != n || out.type != expected) { /* numpy.empty's: never */
+        Py_DECREF(array);
+        value_error("predicted: unexpected result array");
+        goto done;
+    }
+    narrow_into(r, n, itemsize, out.data);
+    result = array;
+done:
+    free(g);
+    release(&a);
+    release(&out);
+    return result;
 }
 
 /* ------------------------------------------------------------------------ decoding: checks */
@@ -3627,7 +3854,7 @@ static PyMethodDef methods[] = {
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits),
-    METHOD(prediction_bits), METHOD(lower_levels),
+    METHOD(prediction_bits), METHOD(predicted), METHOD(lower_levels),
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},
 };

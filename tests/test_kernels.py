@@ -153,7 +153,8 @@ def test_small_noisy_images_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
                                 lambda: svdcodec.encode(image, quality=quality)))
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (9, 11), (40, 66), (131, 97)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (2, 4), (9, 11), (40, 66), (131, 97),
+                                   (64, 256)])
 def test_least_squares_half_matches_numpy(monkeypatch: pytest.MonkeyPatch,
                                           shape: tuple[int, int]) -> None:
     """The compiled gather and banded solves give numpy's bits, for any band of output rows."""
@@ -831,6 +832,37 @@ def test_column_entropies_and_prediction_costs(monkeypatch: pytest.MonkeyPatch,
         assert np.array_equal(got[1], expected[1])
     if dtype == np.int64:
         assert reference[-1] == "overflow"
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
+def test_predicted_is_predict_narrowed(compiled: Any, dtype: type) -> None:
+    """`predicted` gives `coding.predict`'s residuals in the type asked for, for every
+    predictor, grids of one row or column, strided views and no grid at all; residuals that
+    do not fit the type, and a predictor or type outside the format's, are refused."""
+    rng = np.random.default_rng(12)
+    grids = [rng.integers(-50, 50, size=shape).astype(dtype) * (1 + (dtype != np.int8))
+             for shape in ((2, 5, 7), (1, 1, 9), (3, 6, 1), (1, 1, 1), (0, 4, 4))]
+    grids.append(rng.integers(-50, 50, size=(3, 8, 9)).astype(dtype)[:, ::2, 1::3])
+    for g in grids:
+        for predictor in range(4):
+            expected = coding.predict(g, predictor)
+            for itemsize in (1, 2, 4):
+                if expected.size and not (-(1 << 8 * itemsize - 1) <= expected.min()
+                                          and expected.max() < 1 << 8 * itemsize - 1):
+                    with pytest.raises(ValueError, match="does not fit"):
+                        compiled.predicted(g, predictor, itemsize)
+                    continue
+                got = compiled.predicted(g, predictor, itemsize)
+                assert got.dtype == np.dtype(f"i{itemsize}") and got.shape == (g.size,)
+                assert np.array_equal(got.reshape(g.shape), expected)
+    wide = np.array([[[0, 200], [-300, 5]]], dtype=np.int32)
+    with pytest.raises(ValueError, match="does not fit"):
+        compiled.predicted(wide, 0, 1)
+    assert np.array_equal(compiled.predicted(wide, 1, 2).reshape(wide.shape),
+                          coding.predict(wide, 1))
+    for predictor, itemsize in ((4, 1), (-1, 2), (0, 3), (0, 8)):
+        with pytest.raises(ValueError, match="predictor 0..3"):
+            compiled.predicted(wide, predictor, itemsize)
 
 
 def test_all_finite_is_the_overflow_check(compiled: Any) -> None:

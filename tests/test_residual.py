@@ -476,6 +476,20 @@ def test_constant_channels_look_past_the_first_row() -> None:
     assert constant_channels(image[:5]) == {0, 1, 2}
 
 
+@pytest.mark.parametrize("row", [1, 3, 4, 15, 16, 63, 64, 99])
+def test_constant_channels_find_a_change_in_any_band(row: int) -> None:
+    """`constant_channels` reads growing bands of rows after the first: a channel that varies
+    only in row `row` (at a band's first or last row, or the image's last) is not constant."""
+    from svdcodec.encoder.residual import constant_channels
+
+    image = np.full((100, 7, 3), 9, dtype=np.uint8)
+    image[row, 6, 1] = 10
+    image[row, 0, 2] = 8
+    assert constant_channels(image) == {0}
+    assert constant_channels(image[row:]) == {0}  # the change in the first row
+    assert constant_channels(image[:row]) == {0, 1, 2}  # not among the rows read
+
+
 @given(st.integers(0, 2**31), st.integers(1, 30), st.integers(0, 30))
 def test_choose_shift_is_the_largest_valid_shift(seed: int, r: int, bits: int) -> None:
     """Bisection finds what a scan down from 63 finds: the valid shifts are 0..F."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import io
+import math
 
 import numpy as np
 import pytest
@@ -419,6 +420,34 @@ def test_predicted_side_follows_the_score(monkeypatch: pytest.MonkeyPatch) -> No
     assert plane_coding.predicted_side(grams, rows, 2.0, False) == 8
     monkeypatch.setattr(tuning, "LAYOUT_MODEL", tuple(1 * w for w in bias))
     assert plane_coding.predicted_side(grams, rows, 2.0, False) is None  # within the margin
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_layout_features_are_each_levels_sums(seed: int) -> None:
+    """`layout_features` computes every water level at once; each feature has the bits of its
+    own level's sums (np.sum of one row of terms), which the layout model was fitted to."""
+    rng = np.random.default_rng(seed)
+    patches = rng.normal(0, 10.0 ** rng.uniform(-1, 2), (1024, 64)) * rng.uniform(0, 1, 64)
+    grams = {8: patches.T @ patches}
+    grams[4] = sum(grams[8][np.ix_(k, k)] for k in (
+        (q + np.arange(4)[:, None] * 8 + np.arange(4)).ravel() for q in (0, 4, 32, 36)))
+    rows, step = {4: 4096, 8: 1024}, float(rng.uniform(0.5, 60.0))
+    expected = []
+    for side in (4, 8):
+        v = np.maximum(np.linalg.eigvalsh(grams[side]), 0.0) / rows[side]
+        pixels = rows[side] * side * side
+        for level in tuning.LAYOUT_MODEL_LEVELS:
+            theta = level * step * step
+            expected.append([
+                float(np.sum(0.5 * np.log2(1.0 + v / theta))) * rows[side] / pixels,
+                float(np.sum(theta * v / (v + theta))) * rows[side] / (pixels * step * step),
+                100.0 * np.count_nonzero(v > theta) * side * side / pixels])
+    half = len(expected) // 2
+    four = [x for level in expected[:half] for x in level]
+    eight = [x for level in expected[half:] for x in level]
+    differences = [a - b for a, b in zip(four, eight, strict=True)]
+    features = plane_coding.layout_features(grams, rows, step, True)
+    assert features == differences + [1.0, 1.0, math.log(step)]
 
 
 def test_decoded_images_costed_in_both_layouts() -> None:

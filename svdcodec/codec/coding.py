@@ -93,8 +93,8 @@ def band_symbols(matrix: np.ndarray, lo: int = 0, hi: int | None = None
     `join_symbols`."""
     hi = matrix.shape[1] if hi is None else hi
     compiled = kernels.get()
-    if compiled is not None:
-        return compiled.symbols(np.ascontiguousarray(matrix), lo, hi)
+    if compiled is not None:  # any strides: a view of a wider matrix is read in place
+        return compiled.symbols(matrix, lo, hi)
     matrix = matrix[:, lo:hi]
     count = matrix.shape[1]
     flat = np.ascontiguousarray(matrix).reshape(-1)
@@ -122,9 +122,11 @@ def to_symbols(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     in bands (each row's symbols depend on that row only).
     """
     step = max(1, SYMBOL_BAND // max(matrix.shape[1], 1))
+    if matrix.shape[0] <= step:  # one band (integers only: no floating-point state to set)
+        return join_symbols([band_symbols(matrix)])
     starts = range(0, matrix.shape[0], step)
     parts = run_bands(lambda i: band_symbols(matrix[starts[i]:starts[i] + step]), len(starts))
-    return join_symbols(parts or [band_symbols(matrix)])
+    return join_symbols(parts)
 
 
 def join_symbols(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]

@@ -139,18 +139,17 @@ def choose_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int, what: s
         except SvdiError:
             return False
         return True
-    if not valid(0):
-        raise SvdiError(f"{what}: no exact reconstruction fits 2^53 (factor integers up to "
-                        f"{max(max_a, max_b)})")
     shift = estimated_shift(step, sigma, max_a, max_b)
-    if valid(shift):
+    if valid(shift):  # then valid(0) too
         while shift < MAX_SHIFT and valid(shift + 1):
             shift += 1
-    else:
-        while not valid(shift - 1):  # valid(0) holds: stops there at the latest
-            shift -= 1
+        return shift
+    if shift == 0 or not valid(0):
+        raise SvdiError(f"{what}: no exact reconstruction fits 2^53 (factor integers up to "
+                        f"{max(max_a, max_b)})")
+    while not valid(shift - 1):  # valid(0) holds: stops there at the latest
         shift -= 1
-    return shift
+    return shift - 1
 
 
 def estimated_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int) -> int:

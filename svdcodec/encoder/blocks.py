@@ -13,7 +13,6 @@ from ..codec.coding import (
     PLANAR,
     VERTICAL,
     best_prediction,
-    predict,
     to_symbols,
 )
 from ..codec.quantize import ENTROPY_DECIMALS, HISTOGRAM_SLACK
@@ -113,8 +112,10 @@ def choose_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
         raise OverflowError("value does not fit 32 bits")  # as `narrow` of those residuals
     _, predictor = min((round(costs[p][0], ENTROPY_DECIMALS) + 8 * costs[p][1], p)
                        for p in candidates)
-    # `narrow`'s type, known from the kernel's range of these residuals
-    return predictor, predict(grids, predictor).astype(f"i{costs[predictor][1]}")
+    # `narrow`'s type, known from the kernel's range of these residuals; made by the kernel
+    # too (`predict` and a cast are several numpy calls on a small grid)
+    itemsize = costs[predictor][1]
+    return predictor, compiled.predicted(grids, predictor, itemsize).reshape(grids.shape)
 
 
 def smaller(a: Block, b: Block) -> Block:

@@ -302,16 +302,20 @@ def layout_features(grams: dict[int, np.ndarray], rows: dict[int, int], step: fl
     step^2 and the percentage of components with v > theta; patch4's less patch8's, then 1,
     the chroma flag and log(step)."""
     per_side = []
+    # every level at once, one row each: the same operations on each element, and each
+    # row's sum is numpy's pairwise sum of a contiguous row, as np.sum of that row alone
+    thetas = np.array([level * step * step for level in tuning.LAYOUT_MODEL_LEVELS])[:, None]
     for side in (4, 8):
         v = np.maximum(np.linalg.eigvalsh(grams[side]), 0.0) / rows[side]
         pixels = rows[side] * side * side
+        rates = (0.5 * np.log2(1.0 + v / thetas)).sum(axis=1).tolist()
+        distortions = (thetas * v / (v + thetas)).sum(axis=1).tolist()
+        above = np.count_nonzero(v > thetas, axis=1).tolist()
         features = []
-        for level in tuning.LAYOUT_MODEL_LEVELS:
-            theta = level * step * step
-            features += [float(np.sum(0.5 * np.log2(1.0 + v / theta))) * rows[side] / pixels,
-                         float(np.sum(theta * v / (v + theta))) * rows[side]
-                         / (pixels * step * step),
-                         100.0 * np.count_nonzero(v > theta) * side * side / pixels]
+        for rate, distortion, count in zip(rates, distortions, above):
+            features += [rate * rows[side] / pixels,
+                         distortion * rows[side] / (pixels * step * step),
+                         100.0 * count * side * side / pixels]
         per_side.append(features)
     return [a - b for a, b in zip(*per_side)] + [1.0, float(chroma), math.log(step)]
 
@@ -368,15 +372,17 @@ def energy_rank(candidate: Candidate, fraction: float) -> int:
 
 def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float,
                bands: list[Band] | None = None, done: dict[Band, BandPart] | None = None,
-               optimise: bool = False, first_only: bool = False) -> QuantizedU:
-    """The integers of the U side, their stats, and the symbols of each sparse group at full
-    rank, band by band (while the band is in cache: the rank decision usually keeps them all).
+               optimise: bool = False, first_only: bool = False,
+               symbols: bool = True) -> QuantizedU:
+    """The integers of the U side, their stats, and (`symbols`) the symbols of each sparse
+    group at full rank, band by band (while the band is in cache: the rank decision usually
+    keeps them all).
     `bands`: only the matrix rows of these plane rows (whole patch rows), stacked. `done`:
     parts of bands computed before at the same rank and step (the layout sample), taken as they
-    are: every band is computed on its own, so the result is the same. `first_only`: keep
-    only the first and the last columns of the integers (a streaming candidate): the others
-    are in their groups' symbols (the whole U of Y' of a 19 MP image is 36 MiB at 16-bit
-    integers)."""
+    are: every band is computed on its own, so the result is the same (they hold symbols if
+    these do). `first_only`: keep only the first and the last columns of the integers (a
+    streaming candidate, with `symbols`): the others are in their groups' symbols (the whole U
+    of Y' of a 19 MP image is 36 MiB at 16-bit integers)."""
     n = candidate.plane.matrix_shape[1]
     # With `optimise`, a patch layout's run/level coded groups: their integers
     # rate-distortion optimised (`optimise_levels`). Not a fitted basis's, which must find a decoded image's integers
@@ -405,7 +411,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     # column of a matrix
     tail = (np.empty((max(1, rank // TAIL_PART), int(starts[-1])), dtype=dtype)
             if kept < rank else None)
-    groups = component_groups(rank, small_plane(candidate.plane))[1:]
+    groups = component_groups(rank, small_plane(candidate.plane))[1:] if symbols else []
 
     def band(i: int) -> BandPart:
         y0, y1 = bands[i]
@@ -468,11 +474,17 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     rank = energy_rank(c, rule.energy) if rule.energy is not None else c.sigma.size
     # A whole streaming plane whose band parts are not returned keeps U's first and last
     # columns only where U is large (DROP_U_BYTES); patch layouts only, whose sparse groups
-    # are always run/level coded (a plain layout's may be coded dense, from the columns)
-    first_only = sample is None and not keep_parts and c.P is None \
-        and c.plane.layout == LAYOUT_PATCH and c.plane.matrix_shape[0] * rank * 2 >= DROP_U_BYTES
+    # are always run/level coded (a plain layout's may be coded dense, from the columns).
+    # Such a plane's symbols are made band by band at full rank, its sample's too (the whole
+    # coding takes the sample's parts as they are). A smaller U is kept whole: its symbols
+    # are made once the rank is chosen, for the kept components only (at full rank, the
+    # group the rank decision cuts would be made twice and those beyond it in vain).
+    large = c.P is None and c.plane.layout == LAYOUT_PATCH \
+        and c.plane.matrix_shape[0] * rank * 2 >= DROP_U_BYTES
+    first_only = sample is None and not keep_parts and large
     try:
-        u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels, first_only)
+        u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels, first_only,
+                       symbols=large)
         stats_b = ColumnStats(rank, step)
         B = stats_b.add(c.Q[:, :rank])
     except OverflowError:
@@ -506,7 +518,7 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     small = small_plane(c.plane)
     known = [g for g in component_groups(r, small)[1:] if g in u.symbols]
     joined = dict(zip(known, run_bands(lambda k: join_symbols(u.symbols[known[k]]),
-                                       len(known))))
+                                       len(known)))) if known else {}
     for lo, hi in component_groups(r, small)[1:]:
         cut = None if (lo, hi) in joined else u.group_symbols(lo, hi)
         if cut is not None:

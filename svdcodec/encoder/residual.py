@@ -77,8 +77,17 @@ def constant_channels(pixels: Pixels) -> set[int]:
     if isinstance(pixels, ImageRows):  # Pillow's extrema: no copy of the samples
         extrema = pixels.extrema()
         return {c for c in maybe if extrema[c][0] == extrema[c][1]}
-    flat = pixels.reshape(-1, pixels.shape[2])
-    return {c for c in maybe if flat[:, c].min() == flat[:, c].max()}
+    # Bands of rows four times as tall each time: a channel drops out with the first band
+    # where it varies (a photo's first rows may be a border of one colour), and a constant
+    # one is read once in all.
+    reference = {c: head[:, c].min() for c in maybe}
+    start, rows = 1, 3
+    while maybe and start < pixels.shape[0]:
+        band = pixels[start:start + rows].reshape(-1, pixels.shape[2])
+        maybe = [c for c in maybe
+                 if band[:, c].min() == reference[c] and band[:, c].max() == reference[c]]
+        start, rows = start + rows, rows * 4
+    return set(maybe)
 
 
 def is_wide_rgba(pixels: Pixels) -> bool:

@@ -58,8 +58,10 @@ def block_content(block: Block) -> tuple[int, bytes]:
         return code, np.ascontiguousarray(data, dtype=ELEMENT_TYPES[code]).tobytes()
     symbols, xrun, xval = block.data()
     code = _element_code(xval)
-    return code, b"".join((symbols.astype(np.uint8).tobytes(), xrun.astype("<u2").tobytes(),
-                           xval.astype(ELEMENT_TYPES[code]).tobytes()))
+    # (no copy of an array already of its type: tobytes reads it as it is)
+    return code, b"".join((symbols.astype(np.uint8, copy=False).tobytes(),
+                           xrun.astype("<u2", copy=False).tobytes(),
+                           xval.astype(ELEMENT_TYPES[code], copy=False).tobytes()))
 
 
 def pack_block(block: Block, level: int = 3) -> bytes:
