@@ -32,9 +32,9 @@ from ..format import LAYOUT_PATCH, MAX_RANK, Block, Plane
 from ..format.writer import pack_record
 from ..runtime import band_sizes
 from ..runtime.band_sizes import row_bands
-from ..runtime.threads import run_bands, threaded_blas
+from ..runtime.threads import defer, run_bands, threaded_blas
 from . import tuning
-from .blocks import Symbols, component_groups, plane_blocks, small_plane
+from .blocks import Symbols, component_groups, dense_block, plane_blocks, small_plane
 from .source import PlaneSource
 
 Band = tuple[int, int]  # plane rows [y0, y1)
@@ -478,6 +478,26 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     except OverflowError:
         raise SvdiError("quantizer step too small for this data") from None
     A = u.integers
+    p = c.plane
+    height = p.height if sample is None else sum(y1 - y0 for y0, y1 in sample)
+    # The record of each block packed, by id(block): the entry holds the block, so that no
+    # other block (whole_v's rejected trial is dropped) can take its id while the dict lives
+    records: dict[int, tuple[Block, bytes]] = {}
+
+    def pack(block: Block) -> bytes:
+        if id(block) not in records:
+            records[id(block)] = (block, pack_record(block, tuning.ZSTD_LEVEL))
+        return records[id(block)][1]
+
+    def first_u() -> Block:
+        """U's first column as its dense block (on the whole patch grid: a large plane's
+        largest block), packed; it does not depend on the rank."""
+        grid = Plane(p.index, p.layout, p.patch, height, p.width, 0, step).grid
+        block = dense_block("U", p.index, 0, A[:, :1], grid)
+        pack(block)
+        return block
+    # made by an idle thread while this one chooses the rank and joins the symbols
+    first = defer(first_u) if A.shape[1] else None
     sampled = c.plane.matrix_shape[0] / max(A.shape[0], 1)  # 1 unless sampled
     error_a = u.stats.error * sampled
     r = rank
@@ -492,8 +512,6 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     if measure:  # the model of choose_rank: discarded energy plus quantization error
         gain = c.sigma[:r] ** 2 - error_a[:r] - stats_b.error[:r]
         distortion = c.total_energy - float(gain.sum())
-    p = c.plane
-    height = p.height if sample is None else sum(y1 - y0 for y0, y1 in sample)
     plane = Plane(p.index, p.layout, p.patch, height, p.width, r, step)
     sigma = c.sigma[:r].astype(np.float32)
     if tuning.REFIT_SIGMA and sample is None and p.layout == LAYOUT_PATCH and not c.fitted:
@@ -513,20 +531,14 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
             joined[(lo, hi)] = cut
     # (without the dropped columns, every sparse group's symbols are given: plane_blocks
     # then reads the first column only)
-    # The record of each block packed, by id(block): the entry holds the block, so that no
-    # other block (whole_v's rejected trial is dropped) can take its id while the dict lives
-    records: dict[int, tuple[Block, bytes]] = {}
-
-    def pack(block: Block) -> bytes:
-        if id(block) not in records:
-            records[id(block)] = (block, pack_record(block, tuning.ZSTD_LEVEL))
-        return records[id(block)][1]
-
-    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined, small, pack)
+    if first is not None and not r:
+        first.cancel()
+    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined, small, pack,
+                          first.result() if first is not None and r else None)
     flat = [b for group in blocks for b in group]
     packed = run_bands(lambda i: pack(flat[i]), len(flat))
-    records = iter(zip([b.factor for b in flat], packed))
-    groups = [[next(records) for _ in group] for group in blocks]
+    entries = iter(zip([b.factor for b in flat], packed))
+    groups = [[next(entries) for _ in group] for group in blocks]
     nbytes = sum(len(x) * (sampled if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
     magnitudes = coded_magnitudes(u.stats, stats_b, r)
     return CodedPlane(plane, groups, round(nbytes), distortion,
