@@ -28,7 +28,7 @@ from ..codec.layout import to_matrix
 from ..codec.quantize import ColumnStats, choose_rank, column_entropy_bits, entropy_bits
 from ..codec.refine import fit_basis, projection, refitted_sigma, stored_basis
 from ..errors import SvdiError
-from ..format import LAYOUT_PATCH, MAX_RANK, Block, Plane
+from ..format import LAYOUT_PATCH, MAX_RANK, SPARSE, Block, Plane
 from ..format.writer import pack_record
 from ..runtime import band_sizes
 from ..runtime.band_sizes import row_bands
@@ -523,18 +523,32 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
                                stats_b.squares[:r], u.stats.error[:r], step)
     small = small_plane(c.plane)
     known = [g for g in component_groups(r, small)[1:] if g in u.symbols]
-    joined = dict(zip(known, run_bands(lambda k: join_symbols(u.symbols[known[k]]),
-                                       len(known))))
+    # largest first, so that no large group starts last while the other threads idle
+    known.sort(key=lambda g: -sum(part[0].size for part in u.symbols[g]))
+
+    def joined(k: int) -> Block | Symbols:
+        """Group k's symbols joined; in a patch layout, as its block, packed (the sparse
+        groups' records, a large plane's largest, made while U's first column is)."""
+        lo, hi = known[k]
+        symbols = join_symbols(u.symbols[known[k]])
+        if p.layout != LAYOUT_PATCH:  # a plain layout's group may be coded dense instead
+            return symbols
+        block = Block("U", p.index, lo, hi - lo, SPARSE, symbols)
+        pack(block)
+        return block
+    made = dict(zip(known, run_bands(joined, len(known))))
+    u_blocks = {g: x for g, x in made.items() if isinstance(x, Block)}
+    u_symbols = {g: x for g, x in made.items() if not isinstance(x, Block)}
     for lo, hi in component_groups(r, small)[1:]:
-        cut = None if (lo, hi) in joined else u.group_symbols(lo, hi)
+        cut = None if (lo, hi) in made else u.group_symbols(lo, hi)
         if cut is not None:
-            joined[(lo, hi)] = cut
+            u_symbols[(lo, hi)] = cut
     # (without the dropped columns, every sparse group's symbols are given: plane_blocks
     # then reads the first column only)
     if first is not None and not r:
         first.cancel()
-    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined, small, pack,
-                          first.result() if first is not None and r else None)
+    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], u_symbols, small, pack,
+                          first.result() if first is not None and r else None, u_blocks)
     flat = [b for group in blocks for b in group]
     packed = run_bands(lambda i: pack(flat[i]), len(flat))
     entries = iter(zip([b.factor for b in flat], packed))
