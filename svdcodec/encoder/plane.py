@@ -74,7 +74,7 @@ class CachingSource(PlaneSource):
 
     def release(self, planes: list[int]) -> None:
         super().release(planes)
-        for key in [k for k in self._patches if k[0] in planes]:
+        for key in [k for k in list(self._patches) if k[0] in planes]:  # (others may add)
             del self._patches[key]
 
 
