@@ -307,6 +307,8 @@ class Deferred(Generic[T]):
     def __init__(self, call: Callable[[], T], threads: int) -> None:
         self._call = call
         self._claims = itertools.count()
+        self._done = threading.Event()
+        self._cancelled = False
         self._value: T | None = None
         self._error: BaseException | None = None
         self._started: Future[bool] | None = (_pool(threads).submit(self._run)
@@ -325,12 +327,15 @@ class Deferred(Generic[T]):
             self._error = exc
         finally:
             _worker.busy = busy
+            self._done.set()
         return True
 
     def result(self) -> T:
+        """The call's value (its exception raised here), waiting only for a thread that has
+        started it."""
         if not self._run():
-            assert self._started is not None, "only a pool thread claims it before result()"
-            self._started.result()
+            assert not self._cancelled, "the call was cancelled"
+            self._done.wait()  # the thread that claimed it is running it
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
@@ -338,7 +343,8 @@ class Deferred(Generic[T]):
     def cancel(self) -> None:
         """The result is not needed: no thread starts the call from now (one that has started
         finishes it, unwaited)."""
-        next(self._claims)
+        if not next(self._claims):
+            self._cancelled = True
 
 
 def defer(call: Callable[[], T]) -> Deferred[T]:
