@@ -5,7 +5,8 @@ zstd release the GIL, so `run_bands` runs them in a few threads; results come ba
 order, so every sum over bands is deterministic. Larger independent jobs (the planes of a
 file) run through it too: the bands of a job are then shared with pool threads that have
 finished their own jobs, instead of running in the job's thread alone, so no core idles
-while one job has bands left.
+while one job has bands left. A long step whose inputs are ready before its output is needed
+is offered to an idle pool thread with `defer`, and runs in the caller if none takes it.
 
 Band work calls BLAS on small products from several Python threads at once. OpenBLAS then
 hands each call to its own thread pool, and concurrent callers wait for one another: the band
