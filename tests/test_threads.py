@@ -89,3 +89,62 @@ def test_one_thread_gives_the_same_bytes_and_pixels(monkeypatch) -> None:
         monkeypatch.setattr(band_sizes, "THREAD_BYTES", 0)
         svdcodec.decode(data)
         assert pools
+
+
+def test_deferred_runs_once_and_returns_its_value() -> None:
+    calls = []
+
+    def call() -> int:
+        calls.append(threading.get_ident())
+        return 42
+    with svdcodec.threads(1):  # no pool thread: the call waits for result(), in this thread
+        deferred = runtime.defer(call)
+        assert calls == []
+        assert deferred.result() == 42 and deferred.result() == 42
+        assert calls == [threading.get_ident()]
+    calls.clear()
+    with svdcodec.threads(2):
+        deferred = runtime.defer(call)
+        assert deferred.result() == 42 and deferred.result() == 42
+    assert len(calls) == 1
+
+
+def test_deferred_error_reaches_the_caller() -> None:
+    def fails() -> None:
+        raise OverflowError("value does not fit 32 bits")
+    for count in (1, 2):
+        with svdcodec.threads(count), pytest.raises(OverflowError, match="32 bits"):
+            runtime.defer(fails).result()
+
+
+def test_deferred_never_waits_for_a_busy_pool() -> None:
+    """Every pool thread busy: result() runs the call in the calling thread at once instead of
+    waiting for one to become free (the queued start then finds it claimed)."""
+    release = threading.Event()
+    started = [threading.Event() for _ in range(2)]
+
+    def occupy(k: int) -> None:
+        started[k].set()
+        assert release.wait(60)
+    pool = runtime._pool(2)
+    busy = [pool.submit(occupy, k) for k in range(2)]
+    try:
+        assert all(event.wait(60) for event in started)
+        ran_in = []
+        deferred = runtime.Deferred(lambda: ran_in.append(threading.get_ident()) or 7, 2)
+        assert deferred.result() == 7 and deferred.result() == 7  # no wait for the queue
+        assert ran_in == [threading.get_ident()]
+    finally:
+        release.set()
+        for future in busy:
+            future.result()
+    # the queued start, once a pool thread took it, found the call claimed and did not run it
+    assert deferred._started is not None and deferred._started.result(timeout=60) is False
+    assert ran_in == [threading.get_ident()]
+
+
+def test_cancelled_deferred_does_not_run() -> None:
+    calls = []
+    with svdcodec.threads(1):
+        runtime.defer(lambda: calls.append(1)).cancel()
+    assert calls == []

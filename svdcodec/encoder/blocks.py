@@ -45,12 +45,15 @@ def component_groups(rank: int, small: bool = False) -> list[tuple[int, int]]:
 
 def plane_blocks(plane: Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray,
                  u_symbols: dict[tuple[int, int], Symbols] | None = None,
-                 small: bool = False, pack: Callable[[Block], bytes] | None = None
-                 ) -> list[list[Block]]:
+                 small: bool = False, pack: Callable[[Block], bytes] | None = None,
+                 first_u: Block | None = None,
+                 u_blocks: dict[tuple[int, int], Block] | None = None) -> list[list[Block]]:
     """Blocks of one plane per component group, S in the first group (u_symbols: the symbols
     of U's sparse groups where they are already known; small: `small_plane` of the whole
     plane; pack: a block's record, for `whole_v`'s comparison: the caller's, which keeps the
-    records it will write rather than pack them twice)."""
+    records it will write rather than pack them twice; first_u: U's first-column block,
+    `dense_block` of A[:, :1], and u_blocks: U's sparse blocks by group, where already made:
+    `code_plane` makes them while it chooses the rank)."""
     r = sigma.size
     if r == 0:
         return []
@@ -60,7 +63,10 @@ def plane_blocks(plane: Plane, A: np.ndarray, sigma: np.ndarray, B: np.ndarray,
                                       (sigma.astype(np.float32),))]
         for factor, mat, grid in (("V", B, plane.vgrid), ("U", A, plane.grid)):
             if lo == 0:
-                group.append(dense_block(factor, plane.index, 0, mat[:, :1], grid))
+                group.append(first_u if factor == "U" and first_u is not None
+                             else dense_block(factor, plane.index, 0, mat[:, :1], grid))
+            elif factor == "U" and u_blocks and (lo, hi) in u_blocks:
+                group.append(u_blocks[(lo, hi)])
             else:
                 known = (u_symbols or {}).get((lo, hi)) if factor == "U" else None
                 block = Block(factor, plane.index, lo, hi - lo, SPARSE,

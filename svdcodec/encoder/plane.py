@@ -28,13 +28,13 @@ from ..codec.layout import to_matrix
 from ..codec.quantize import ColumnStats, choose_rank, column_entropy_bits, entropy_bits
 from ..codec.refine import fit_basis, projection, refitted_sigma, stored_basis
 from ..errors import SvdiError
-from ..format import LAYOUT_PATCH, MAX_RANK, Block, Plane
+from ..format import LAYOUT_PATCH, MAX_RANK, SPARSE, Block, Plane
 from ..format.writer import pack_record
 from ..runtime import band_sizes
 from ..runtime.band_sizes import row_bands
-from ..runtime.threads import run_bands, threaded_blas
+from ..runtime.threads import defer, run_bands, threaded_blas
 from . import tuning
-from .blocks import Symbols, component_groups, plane_blocks, small_plane
+from .blocks import Symbols, component_groups, dense_block, plane_blocks, small_plane
 from .source import PlaneSource
 
 Band = tuple[int, int]  # plane rows [y0, y1)
@@ -74,7 +74,7 @@ class CachingSource(PlaneSource):
 
     def release(self, planes: list[int]) -> None:
         super().release(planes)
-        for key in [k for k in self._patches if k[0] in planes]:
+        for key in [k for k in list(self._patches) if k[0] in planes]:  # (others may add)
             del self._patches[key]
 
 
@@ -490,6 +490,26 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     except OverflowError:
         raise SvdiError("quantizer step too small for this data") from None
     A = u.integers
+    p = c.plane
+    height = p.height if sample is None else sum(y1 - y0 for y0, y1 in sample)
+    # The record of each block packed, by id(block): the entry holds the block, so that no
+    # other block (whole_v's rejected trial is dropped) can take its id while the dict lives
+    records: dict[int, tuple[Block, bytes]] = {}
+
+    def pack(block: Block) -> bytes:
+        if id(block) not in records:
+            records[id(block)] = (block, pack_record(block, tuning.ZSTD_LEVEL))
+        return records[id(block)][1]
+
+    def first_u() -> Block:
+        """U's first column as its dense block (on the whole patch grid: a large plane's
+        largest block), packed; it does not depend on the rank."""
+        grid = Plane(p.index, p.layout, p.patch, height, p.width, 0, step).grid
+        block = dense_block("U", p.index, 0, A[:, :1], grid)
+        pack(block)
+        return block
+    # made by an idle thread while this one chooses the rank and joins the symbols
+    first = defer(first_u) if A.shape[1] else None
     sampled = c.plane.matrix_shape[0] / max(A.shape[0], 1)  # 1 unless sampled
     error_a = u.stats.error * sampled
     r = rank
@@ -504,8 +524,6 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     if measure:  # the model of choose_rank: discarded energy plus quantization error
         gain = c.sigma[:r] ** 2 - error_a[:r] - stats_b.error[:r]
         distortion = c.total_energy - float(gain.sum())
-    p = c.plane
-    height = p.height if sample is None else sum(y1 - y0 for y0, y1 in sample)
     plane = Plane(p.index, p.layout, p.patch, height, p.width, r, step)
     sigma = c.sigma[:r].astype(np.float32)
     if tuning.REFIT_SIGMA and sample is None and p.layout == LAYOUT_PATCH and not c.fitted:
@@ -517,28 +535,36 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
                                stats_b.squares[:r], u.stats.error[:r], step)
     small = small_plane(c.plane)
     known = [g for g in component_groups(r, small)[1:] if g in u.symbols]
-    joined = dict(zip(known, run_bands(lambda k: join_symbols(u.symbols[known[k]]),
-                                       len(known)))) if known else {}
+    # largest first, so that no large group starts last while the other threads idle
+    known.sort(key=lambda g: -sum(part[0].size for part in u.symbols[g]))
+
+    def joined(k: int) -> Block | Symbols:
+        """Group k's symbols joined; in a patch layout, as its block, packed (the sparse
+        groups' records, a large plane's largest, made while U's first column is)."""
+        lo, hi = known[k]
+        symbols = join_symbols(u.symbols[known[k]])
+        if p.layout != LAYOUT_PATCH:  # a plain layout's group may be coded dense instead
+            return symbols
+        block = Block("U", p.index, lo, hi - lo, SPARSE, symbols)
+        pack(block)
+        return block
+    made = dict(zip(known, run_bands(joined, len(known)))) if known else {}
+    u_blocks = {g: x for g, x in made.items() if isinstance(x, Block)}
+    u_symbols = {g: x for g, x in made.items() if not isinstance(x, Block)}
     for lo, hi in component_groups(r, small)[1:]:
-        cut = None if (lo, hi) in joined else u.group_symbols(lo, hi)
+        cut = None if (lo, hi) in made else u.group_symbols(lo, hi)
         if cut is not None:
-            joined[(lo, hi)] = cut
+            u_symbols[(lo, hi)] = cut
     # (without the dropped columns, every sparse group's symbols are given: plane_blocks
     # then reads the first column only)
-    # The record of each block packed, by id(block): the entry holds the block, so that no
-    # other block (whole_v's rejected trial is dropped) can take its id while the dict lives
-    records: dict[int, tuple[Block, bytes]] = {}
-
-    def pack(block: Block) -> bytes:
-        if id(block) not in records:
-            records[id(block)] = (block, pack_record(block, tuning.ZSTD_LEVEL))
-        return records[id(block)][1]
-
-    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], joined, small, pack)
+    if first is not None and not r:
+        first.cancel()
+    blocks = plane_blocks(plane, A[:, :r], sigma, B[:, :r], u_symbols, small, pack,
+                          first.result() if first is not None and r else None, u_blocks)
     flat = [b for group in blocks for b in group]
     packed = run_bands(lambda i: pack(flat[i]), len(flat))
-    records = iter(zip([b.factor for b in flat], packed))
-    groups = [[next(records) for _ in group] for group in blocks]
+    entries = iter(zip([b.factor for b in flat], packed))
+    groups = [[next(entries) for _ in group] for group in blocks]
     nbytes = sum(len(x) * (sampled if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
     magnitudes = coded_magnitudes(u.stats, stats_b, r)
     return CodedPlane(plane, groups, round(nbytes), distortion,

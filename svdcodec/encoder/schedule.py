@@ -199,7 +199,12 @@ class Encoder:
             """A subsampled plane coded; a full-size plane's layout chosen, unless that takes
             coding whole planes (None: chosen later, on its own)."""
             choice = self.choose_layout(work, index, step, allow_whole=not full[index])
-            return choice if full[index] or choice is None else self.finish(work, choice)
+            if full[index] or choice is None:
+                return choice
+            coded = self.finish(work, choice)
+            if self.single_step:  # its kept plane goes now, in this job while others run,
+                source.release([index])  # not after them all (unmapping it is serial work)
+            return coded
         concurrent = all(layout == LAYOUT_PATCH for layout, _ in self.layouts)
         started = run_bands(start, header.channels, None if concurrent else 1)
         if self.single_step:

@@ -5,7 +5,8 @@ zstd release the GIL, so `run_bands` runs them in a few threads; results come ba
 order, so every sum over bands is deterministic. Larger independent jobs (the planes of a
 file) run through it too: the bands of a job are then shared with pool threads that have
 finished their own jobs, instead of running in the job's thread alone, so no core idles
-while one job has bands left.
+while one job has bands left. A long step whose inputs are ready before its output is needed
+is offered to an idle pool thread with `defer`, and runs in the caller if none takes it.
 
 Band work calls BLAS on small products from several Python threads at once. OpenBLAS then
 hands each call to its own thread pool, and concurrent callers wait for one another: the band
@@ -34,12 +35,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -296,3 +297,58 @@ def _shared(task: Callable[[int], T], count: int, threads: int) -> list[T]:
     if failures:
         raise failures[min(failures)]
     return results
+
+
+class Deferred(Generic[T]):
+    """A call that an idle pool thread may start at once, while the thread that asked for it
+    goes on with other work; `result()` runs it in the calling thread if no pool thread has
+    started it yet (so nothing ever waits for a busy pool), else waits for it. For a long step
+    whose inputs are ready before the caller needs its output (`defer`)."""
+
+    def __init__(self, call: Callable[[], T], threads: int) -> None:
+        self._call = call
+        self._claims = itertools.count()
+        self._done = threading.Event()
+        self._cancelled = False
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._started: Future[bool] | None = (_pool(threads).submit(self._run)
+                                              if threads > 1 else None)
+
+    def _run(self) -> bool:
+        """Run the call here unless another thread has claimed it; whether this one did."""
+        if next(self._claims):  # atomic under the GIL
+            return False
+        busy = getattr(_worker, "busy", False)
+        _worker.busy = True  # run_bands inside shares its bands, as in a band of _shared
+        try:
+            with np.errstate(all="ignore"):
+                self._value = self._call()
+        except BaseException as exc:  # noqa: BLE001 (re-raised by result(), in its caller)
+            self._error = exc
+        finally:
+            _worker.busy = busy
+            self._done.set()
+        return True
+
+    def result(self) -> T:
+        """The call's value (its exception raised here), waiting only for a thread that has
+        started it."""
+        if not self._run():
+            assert not self._cancelled, "the call was cancelled"
+            self._done.wait()  # the thread that claimed it is running it
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def cancel(self) -> None:
+        """The result is not needed: no thread starts the call from now (one that has started
+        finishes it, unwaited)."""
+        if not next(self._claims):
+            self._cancelled = True
+
+
+def defer(call: Callable[[], T]) -> Deferred[T]:
+    """`call()` offered to an idle pool thread now (see `Deferred`); in the calling thread,
+    at `result()`, with one band thread or inside `serial()`."""
+    return Deferred(call, band_workers())
