@@ -256,7 +256,7 @@ class PillowBands:
 
     def put(self, y0: int, y1: int, band: np.ndarray) -> None:
         if self.padded:  # the band's bytes as they are (RGBX rows)
-            raw = memoryview(band).cast("B")
+            raw = memoryview(band).cast("B")  # type: ignore[arg-type]  # as _raw_bytes
         else:
             raw = _raw_bytes(band[:, :, 0] if self.channels == 1 else band, self.mode)
         decoder = Image._getdecoder(self.mode, "raw", self.rawmode)

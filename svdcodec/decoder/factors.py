@@ -49,6 +49,11 @@ def sparse_streams(block: Block, rows: int, compiled: ModuleType | None = None,
     return symbols, xrun, xval, ends
 
 
+#: Whether this system can hand back pages of a mapping (madvise: not on Windows), which
+#: `SparsePieces` needs; elsewhere the held streams stay whole.
+CAN_DROP_PAGES = hasattr(mmap, "MADV_DONTNEED") and hasattr(mmap.mmap, "madvise")
+
+
 class SparsePieces:
     """A held sparse block (compiled `sparse_streams`) whose streams' pages are handed back to
     the system piece by piece as the band renderer is done with their rows (`release`): the
@@ -61,10 +66,9 @@ class SparsePieces:
     band_sizes.PIECE_BYTES of symbols each; once every band that reads a piece and the pieces
     before it are done, the pages below the next live piece are dropped (MADV_DONTNEED)."""
 
-    def __init__(self, block: Block, rows: int, streams: tuple[Any, ...],
-                 bands: list[tuple[int, int]]) -> None:
+    def __init__(self, rows: int, streams: tuple[Any, ...], bands: list[tuple[int, int]]
+                 ) -> None:
         symbols, xrun, xval, starts, xr, xv, every = streams
-        self.block = block
         self.pages, offsets, copies = own_pages(symbols, xrun, xval)
         self.streams = (*copies, starts, xr, xv, every)
         inside = [k for k in range(1, len(starts)) if k * every < rows]

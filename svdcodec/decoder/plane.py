@@ -33,6 +33,7 @@ from ..runtime.band_sizes import row_bands
 from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import band_workers, run_bands
 from .factors import (
+    CAN_DROP_PAGES,
     SparsePieces,
     SparseStream,
     fill_compiled,
@@ -174,9 +175,9 @@ class PlaneReconstructor:
         self.mrows, self.passes, self.columns = pieces.mrows, pieces.passes, pieces.columns
         # released (the band renderer, which reads each band once): the held sparse blocks of
         # a band-local left factor in pieces of rows, dropped as the bands are done (`release`).
-        if released and self.local:
+        if released and self.local and CAN_DROP_PAGES:
             assert compiled is not None
-            self.u = [(b, w, SparsePieces(b, self.m, streams, self.mrows)
+            self.u = [(b, w, SparsePieces(self.m, streams, self.mrows)
                        if streams is not None and not isinstance(streams, SparseStream)
                        and b.raw_bytes > band_sizes.PIECE_BYTES else streams)
                       for b, w, streams in self.u]

@@ -11,7 +11,11 @@ of up to 4 MiB), or a band buffer that the Pillow plugin copies into Pillow's ow
 other images). No whole-size array but the sink's exists.
 
 The arithmetic is the other path's (the same reconstructors and bands, rounding, resampling
-and conversion kernels), so the pixels are the same. Taken by 8- and 16-bit files without
+and conversion kernels), so the pixels are the same. For the Pillow plugin (`prepare(...,
+lean=True)`), whose image takes 4 bytes a pixel for RGB, a file of exact planes (format version
+5) is cut into smaller bands (an exact product's rows do not depend on the band) and its held
+sparse streams are handed back piece by piece as the bands are done, so that little but the
+image is held when it is full. Taken by 8- and 16-bit files without
 residual blocks or the deblocking filter, whose planes' factors each fit one piece (one pass
 of the left factor and one column range of B^T within the plane's share of the budget): then
 any band can be reconstructed at any time, in any thread. Other files take `render_image`'s
