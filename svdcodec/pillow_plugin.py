@@ -179,7 +179,7 @@ def _prepared(fp: IO[bytes], factor: int) -> np.ndarray | BandRenderer:
 
         container = unpack_checked(_file_bytes(fp))
         with rendering(container.header):
-            renderer = BandRenderer.prepare(container)
+            renderer = BandRenderer.prepare(container, lean=True)
         return renderer if renderer is not None else decode_container(container)
     except SvdiError as exc:  # Pillow reports broken image data as OSError
         raise OSError(f"broken SVDI file: {exc}") from exc
@@ -236,23 +236,32 @@ class PillowBands:
     """A `Sink` into Pillow's image where it is not mapped (other modes than MAPPED_MODES,
     images above band_sizes.MAPPED_BYTES): each band rendered into a buffer of this thread,
     then copied into its rows of the image by Pillow's raw decoder (which releases the GIL, so
-    the band threads copy in parallel)."""
+    the band threads copy in parallel). An 8-bit RGB band is rendered as RGBX, Pillow's own
+    layout of RGB, so that the copy is a plain copy of each row (raw mode "RGBX") rather than
+    a spread of 3 bytes a pixel into 4; the renderer writes the X byte as it stores."""
 
     def __init__(self, im: Any, mode: str, header: Header) -> None:
         self.im, self.mode, self.rawmode = im, mode, RAWMODES.get(mode, mode)
         self.width, self.channels, self.dtype = header.width, header.channels, header.dtype
+        self.padded = mode == "RGB" and header.dtype == np.uint8
+        if self.padded:
+            self.rawmode = "RGBX"
         self.buffers = ThreadBuffers()
 
     def band(self, y0: int, y1: int) -> np.ndarray:
-        size = (y1 - y0) * self.width * self.channels
+        channels = 4 if self.padded else self.channels
+        size = (y1 - y0) * self.width * channels
         return self.buffers.get("band", size, self.dtype).reshape(y1 - y0, self.width,
-                                                                  self.channels)
+                                                                  channels)
 
     def put(self, y0: int, y1: int, band: np.ndarray) -> None:
-        pixels = band[:, :, 0] if self.channels == 1 else band
+        if self.padded:  # the band's bytes as they are (RGBX rows)
+            raw = memoryview(band).cast("B")  # type: ignore[arg-type]  # as _raw_bytes
+        else:
+            raw = _raw_bytes(band[:, :, 0] if self.channels == 1 else band, self.mode)
         decoder = Image._getdecoder(self.mode, "raw", self.rawmode)
         decoder.setimage(self.im, (0, y0, self.width, y1))
-        consumed, error = decoder.decode(_raw_bytes(pixels, self.mode))  # type: ignore[arg-type]
+        consumed, error = decoder.decode(raw)  # type: ignore[arg-type]
         if consumed >= 0 or error != 0:  # as PyDecoder.set_as_raw
             raise ValueError(f"cannot copy rows {y0}..{y1} into the image")
 

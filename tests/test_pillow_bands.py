@@ -22,16 +22,23 @@ from support import photo
 import svdcodec
 from svdcodec import SvdiError, pillow_plugin
 from svdcodec import format as container
-from svdcodec.decoder import stream
+from svdcodec.decoder import factors, stream
+from svdcodec.decoder.render import OutputPlan
 from svdcodec.runtime import band_sizes, kernels
 
 
 @pytest.fixture(autouse=True)
 def small_bands(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bands of a few rows, in threads even for these small images: many band edges, chroma
-    rows shared between bands, bands finishing out of order."""
+    rows shared between bands, bands finishing out of order. The band renderer's bands of
+    exact files (EXACT_BAND_PIXELS, no fewest rows) are not the whole-array path's, so that
+    every comparison with it also checks that their pixels do not depend on the bands."""
     monkeypatch.setattr(band_sizes, "BAND_PIXELS", 2048)
     monkeypatch.setattr(band_sizes, "MIN_BAND_ROWS", 8)
+    monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 1000)
+    # held sparse blocks in many pieces, whose edges fall inside bands
+    monkeypatch.setattr(band_sizes, "CHECKPOINT_ROWS", 16)
+    monkeypatch.setattr(band_sizes, "PIECE_BYTES", 64)
     monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 0)
 
 
@@ -130,6 +137,103 @@ def test_previews_and_thread_counts_agree(compiled: bool,
         for threads in (1, 2, 3):
             with svdcodec.threads(threads):
                 np.testing.assert_array_equal(load_spied(data, monkeypatch)[0], expected)
+
+
+#: Target pixels of the exact files' bands: one row (or patch row) a band, bands of a few
+#: rows that cut the whole-array path's bands anywhere, and one band for the whole image.
+EXACT_BAND_SIZES = (1, 1000, 1 << 20)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case[2]])
+def test_exact_files_give_the_same_pixels_in_any_band(name: str, compiled: bool,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every plane the encoder writes is exact (format version 5): an integer product,
+    the same bits in a band of any height, so the Pillow plugin's (lean) band renderer cuts
+    these files in bands of EXACT_BAND_PIXELS, not the whole-array path's: load() gives that
+    path's pixels (in its own bands) whatever that size, and so does decode(), which keeps
+    the whole-array path's bands."""
+    make, options, _ = CASES[name]
+    image = make()
+    data = svdcodec.encode(image, **options)
+    assert all(p.exact for p in container.unpack(data).planes)
+    with kernels_on(compiled):
+        if compiled and kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        expected = whole_array(data, monkeypatch)
+        counts = []
+        for size in EXACT_BAND_SIZES:
+            monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", size)
+            renderer = stream.BandRenderer.prepare(container.unpack(data), lean=True)
+            assert renderer is not None
+            counts.append(len(renderer.bands))
+            default = stream.BandRenderer.prepare(container.unpack(data))
+            assert default is not None and default.bands == OutputPlan.of(
+                container.unpack(data), None).bands
+            np.testing.assert_array_equal(svdcodec.decode(data), expected)
+            np.testing.assert_array_equal(load_spied(data, monkeypatch)[0], as_opened(expected))
+    assert counts[-1] == 1 and (counts[0] > counts[1] > 1 or image.shape[0] <= 16), counts
+
+
+@pytest.mark.parametrize("piece_bytes", [1, 64, 1 << 20])
+def test_held_streams_are_dropped_piece_by_piece(piece_bytes: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The band renderer hands back the pages of each held sparse block of a left factor
+    piece by piece, once every band that reads a piece (and those before it) is done: by the
+    last band every piece is gone, and the pixels are the whole-array path's wherever the
+    pieces' edges fall (one checkpoint a piece, a few); a block of at most PIECE_BYTES is
+    held as it is."""
+    monkeypatch.setattr(band_sizes, "PIECE_BYTES", piece_bytes)
+    data = svdcodec.encode(photo(200, 300, 3, seed=4))  # streams of several pages
+    expected = whole_array(data, monkeypatch)
+    with kernels_on(True):
+        if kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        renderer = stream.BandRenderer.prepare(container.unpack(data), lean=True)
+        assert renderer is not None
+        held = [streams for rows in [*renderer.full.values(),
+                                     *(kept.rows for kept in renderer.chroma.values())]
+                for _, _, streams in rows.u if isinstance(streams, factors.SparsePieces)]
+        dropped: list[tuple[int, int]] = []
+
+        class Recorded:  # the mapping, its madvise calls recorded
+            def __init__(self, pages: Any) -> None:
+                self.pages = pages
+
+            def madvise(self, option: int, start: int, length: int) -> None:
+                dropped.append((start, length))
+                self.pages.madvise(option, start, length)
+        if piece_bytes >= 1 << 20:
+            assert not held
+        else:
+            assert held and all(p.live == 0 and len(p.rows) > 2 for p in held)
+            for p in held:
+                p.pages = Recorded(p.pages)
+        out = np.empty_like(expected)
+        renderer.run(stream.ArraySink(out))
+        assert all(p.live == len(p.rows) for p in held)
+        assert bool(dropped) == bool(held)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_files_of_float_products_keep_the_whole_array_paths_bands(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Version 1 planes are binary32 BLAS products, whose rows may round differently in a
+    band of another height: the band renderer keeps the whole-array path's bands for them,
+    to the row, whatever EXACT_BAND_PIXELS is, and so its pixels."""
+    from support import ROOT
+
+    data = (ROOT / "spec" / "vectors" / "rgb_16x16_sub_patch4.svdi").read_bytes()
+    unpacked = container.unpack(data)
+    assert unpacked.header.version == 1 and not any(p.exact for p in unpacked.planes)
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 16)
+    monkeypatch.setattr(band_sizes, "MIN_BAND_ROWS", 1)
+    monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 1)
+    renderer = stream.BandRenderer.prepare(unpacked, lean=True)
+    assert renderer is not None
+    assert renderer.bands == OutputPlan.of(unpacked, None).bands
+    assert len(renderer.bands) > 1
+    np.testing.assert_array_equal(svdcodec.decode(data), whole_array(data, monkeypatch))
 
 
 def test_draft_and_reduce_still_decode_reduced(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,8 @@ ever held whole as int64."""
 from __future__ import annotations
 
 import math
+import mmap
+import threading
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -45,6 +47,91 @@ def sparse_streams(block: Block, rows: int, compiled: ModuleType | None = None,
             or np.count_nonzero((symbols & 15) == VALUE_ESCAPE) != xval.size):
         raise SvdiError("sparse block: escape counts do not match the side streams")
     return symbols, xrun, xval, ends
+
+
+#: Whether this system can hand back pages of a mapping (madvise: not on Windows), which
+#: `SparsePieces` needs; elsewhere the held streams stay whole.
+CAN_DROP_PAGES = hasattr(mmap, "MADV_DONTNEED") and hasattr(mmap.mmap, "madvise")
+
+
+class SparsePieces:
+    """A held sparse block (compiled `sparse_streams`) whose streams' pages are handed back to
+    the system piece by piece as the band renderer is done with their rows (`release`): the
+    streams held then shrink as the image's rows are written, instead of staying whole to the
+    last band.
+
+    The streams are copied into a memory mapping of their own (`own_pages`) and read whole by
+    the kernels with the block's own index, as before. Pieces of rows start at the index's
+    checkpoints (whole rows: the symbols and escapes before each are known), about
+    band_sizes.PIECE_BYTES of symbols each; once every band that reads a piece and the pieces
+    before it are done, the pages below the next live piece are dropped (MADV_DONTNEED)."""
+
+    def __init__(self, rows: int, streams: tuple[Any, ...], bands: list[tuple[int, int]]
+                 ) -> None:
+        symbols, xrun, xval, starts, xr, xv, every = streams
+        self.pages, offsets, copies = own_pages(symbols, xrun, xval)
+        self.streams = (*copies, starts, xr, xv, every)
+        inside = [k for k in range(1, len(starts)) if k * every < rows]
+        cuts, last = [0], 0
+        for k in inside:  # a new piece at the first checkpoint past PIECE_BYTES of symbols
+            if int(starts[k]) - int(starts[last]) >= band_sizes.PIECE_BYTES:
+                cuts.append(k)
+                last = k
+        self.rows = [(k * every, cuts[j + 1] * every if j + 1 < len(cuts) else rows)
+                     for j, k in enumerate(cuts)]
+        # Where each piece's streams start in the mapping (symbols, run and value escapes).
+        self.starts = [(offsets[0] + int(starts[k]), offsets[1] + 2 * int(xr[k]),
+                        offsets[2] + xval.itemsize * int(xv[k])) for k in cuts]
+        self.ends = (offsets[0] + symbols.nbytes, offsets[1] + xrun.nbytes,
+                     offsets[2] + xval.nbytes)
+        # Each stream's pages dropped so far: from its first whole page up to here.
+        self.dropped = [-(-at // mmap.PAGESIZE) * mmap.PAGESIZE for at in offsets]
+        # Bands still to read each piece (a band's rows given as matrix rows).
+        self.left = [sum(1 for r0, r1 in bands if r0 < q1 and q0 < r1) for q0, q1 in self.rows]
+        self.uses = [[j for j, (q0, q1) in enumerate(self.rows) if r0 < q1 and q0 < r1]
+                     for r0, r1 in bands]
+        self.live = 0  # the first piece some band still reads
+        self.lock = threading.Lock()
+
+    def release(self, band: int) -> None:
+        """Band `band` is done with its rows: the pages of the pieces before the first one a
+        band still reads are dropped (their rows are never read again)."""
+        with self.lock:
+            for j in self.uses[band]:
+                self.left[j] -= 1
+            live = self.live
+            while live < len(self.rows) and self.left[live] == 0:
+                live += 1
+            if live == self.live:
+                return
+            self.live = live
+            after = self.starts[live] if live < len(self.rows) else self.ends
+            spans = []
+            for s, end in enumerate(after):  # whole pages below the first live piece
+                hi = end // mmap.PAGESIZE * mmap.PAGESIZE
+                if hi > self.dropped[s]:
+                    spans.append((self.dropped[s], hi - self.dropped[s]))
+                    self.dropped[s] = hi
+        for start, length in spans:
+            self.pages.madvise(mmap.MADV_DONTNEED, start, length)
+
+
+def own_pages(*arrays: np.ndarray) -> tuple[mmap.mmap, list[int], list[np.ndarray]]:
+    """Copies of the arrays in one anonymous memory mapping of their own, each aligned for its
+    items: the mapping, each copy's offset in it, the copies. (Copies by numpy would come from
+    the C heap, whose pages a piece of an array cannot be handed back from.)"""
+    offsets, total = [], 0
+    for a in arrays:
+        total = -(-total // 8) * 8
+        offsets.append(total)
+        total += a.nbytes
+    pages = mmap.mmap(-1, max(total, 1))
+    copies = []
+    for a, at in zip(arrays, offsets):
+        copy = np.frombuffer(pages, a.dtype, a.size, at)
+        copy[:] = a
+        copies.append(copy)
+    return pages, offsets, copies
 
 
 def held_bytes(block: Block, rows: int, compiled: ModuleType | None) -> int:

@@ -33,6 +33,8 @@ from ..runtime.band_sizes import row_bands
 from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import band_workers, run_bands
 from .factors import (
+    CAN_DROP_PAGES,
+    SparsePieces,
     SparseStream,
     fill_compiled,
     fill_dense,
@@ -109,7 +111,7 @@ class PlaneReconstructor:
                  bands: list[tuple[int, int]], budget: int,
                  scratch: dict[str, np.ndarray] | None = None,
                  compiled: ModuleType | None = None,
-                 buffers: ThreadBuffers | None = None) -> None:
+                 buffers: ThreadBuffers | None = None, released: bool = False) -> None:
         self.plane, self.rank, self.bands = plane, rank, bands
         # Version 2 planes are exact (spec §5.1): the factors are held as integers (in float32)
         # and multiplied with the integer weights in binary64.
@@ -171,6 +173,14 @@ class PlaneReconstructor:
         self.buffers = ThreadBuffers() if buffers is None else buffers
         pieces = BandPlan.of(plane, rank, bands, budget, self.local, self.exact)
         self.mrows, self.passes, self.columns = pieces.mrows, pieces.passes, pieces.columns
+        # released (the band renderer, which reads each band once): the held sparse blocks of
+        # a band-local left factor in pieces of rows, dropped as the bands are done (`release`).
+        if released and self.local and CAN_DROP_PAGES:
+            assert compiled is not None
+            self.u = [(b, w, SparsePieces(self.m, streams, self.mrows)
+                       if streams is not None and not isinstance(streams, SparseStream)
+                       and b.raw_bytes > band_sizes.PIECE_BYTES else streams)
+                      for b, w, streams in self.u]
         self.left = self.Bt = np.zeros((0, 0), np.float32)
         self.B = self.Bt  # B of the loaded columns, (columns, rank), for exact_product
         self.base = 0  # matrix row of self.left[0]
@@ -313,8 +323,9 @@ class PlaneReconstructor:
             left.fill(0)
         for block, width, streams in self.u:
             if streams is not None:
-                fill_compiled(self.compiled, left, block, width, streams, r0, r1, self.scale,
-                               zero=self.covered)
+                fill_compiled(self.compiled, left, block, width,
+                               streams.streams if isinstance(streams, SparsePieces) else streams,
+                               r0, r1, self.scale, zero=self.covered)
         if self.dense_u is not None:
             columns, where = self.dense_u
             for first, width, at in where:
@@ -326,6 +337,13 @@ class PlaneReconstructor:
                                              gw, block.predictor, 1, left, k,
                                              self.scale[k:k + 1])
         return left
+
+    def release(self, i: int) -> None:
+        """Band i is rendered and will not be read again (a `released` reconstructor): the
+        pages of the left factor's streams that no band still needs are dropped."""
+        for _, _, streams in self.u:
+            if isinstance(streams, SparsePieces):
+                streams.release(i)
 
     def load_columns(self, k: int) -> None:
         """B^T of column range k, float32 (rank, columns), a transposed view exactly as in
@@ -477,6 +495,17 @@ def bands_for(planes: Iterable[Plane], height: int, width: int) -> list[tuple[in
             need = max(need, band_sizes.MIN_BAND_ROWS)
     target = max(need, -(-band_sizes.BAND_PIXELS // width))
     return row_bands(height, unit, -(-need // unit), target)
+
+
+def exact_bands_for(planes: Iterable[Plane], height: int, width: int, pixels: int | None = None
+                    ) -> list[tuple[int, int]]:
+    """Pixel-row bands of band_sizes.EXACT_BAND_PIXELS for planes of one size that are all
+    exact (version 2 planes, every plane of a version 5 file): whole patches of every plane,
+    with no fewest rows, since an exact product's rows do not depend on how many rows it has
+    (`bands_for`'s MIN_BAND_ROWS guards BLAS's float rounding)."""
+    unit = max([p.patch for p in planes if p.layout == LAYOUT_PATCH], default=1)
+    pixels = band_sizes.EXACT_BAND_PIXELS if pixels is None else pixels
+    return row_bands(height, unit, 1, max(1, -(-pixels // width)))
 
 
 def pass_budget(out_bytes: int) -> int:

@@ -11,7 +11,11 @@ of up to 4 MiB), or a band buffer that the Pillow plugin copies into Pillow's ow
 other images). No whole-size array but the sink's exists.
 
 The arithmetic is the other path's (the same reconstructors and bands, rounding, resampling
-and conversion kernels), so the pixels are the same. Taken by 8- and 16-bit files without
+and conversion kernels), so the pixels are the same. For the Pillow plugin (`prepare(...,
+lean=True)`), whose image takes 4 bytes a pixel for RGB, a file of exact planes (format version
+5) is cut into smaller bands (an exact product's rows do not depend on the band) and its held
+sparse streams are handed back piece by piece as the bands are done, so that little but the
+image is held when it is full. Taken by 8- and 16-bit files without
 residual blocks or the deblocking filter, whose planes' factors each fit one piece (one pass
 of the left factor and one column range of B^T within the plane's share of the budget): then
 any band can be reconstructed at any time, in any thread. Other files take `render_image`'s
@@ -30,9 +34,10 @@ import numpy as np
 from ..codec.colour import CHROMA_OFFSET, CHROMA_OFFSET_16
 from ..codec.resample import Resampler
 from ..format import Container, Plane
+from ..runtime import band_sizes
 from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import run_bands
-from .plane import PlaneReconstructor, bands_for
+from .plane import PlaneReconstructor, bands_for, exact_bands_for
 from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
 
 
@@ -113,6 +118,7 @@ class ChromaRows:
                                                rows.per_row)
                 else:
                     values[:] = rows.float_rows(k)
+                rows.release(k)
                 self.done[k] = values
             return values
 
@@ -139,14 +145,15 @@ def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
 
 
 def prepared(container: Container, plan: OutputPlan, plane: Plane,
-             bands: list[tuple[int, int]], buffers: ThreadBuffers
+             bands: list[tuple[int, int]], buffers: ThreadBuffers, lean: bool = False
              ) -> PlaneReconstructor | None:
     """The plane's reconstructor with its factors loaded for every band, or None if they need
     more than one piece. `buffers`: the threads' band buffers, shared by the planes (the
-    products too: each band consumes its planes' products one after the other)."""
+    products too: each band consumes its planes' products one after the other). lean: its
+    held streams dropped as the bands are done (`PlaneReconstructor.release`)."""
     rows = PlaneReconstructor(container, plane, plan.ranks[plane.index], bands,
                               plane_budget(plan, container, plane), {}, plan.compiled,
-                              buffers)
+                              buffers, released=lean)
     if len(rows.columns) != 1 or not (rows.local or len(rows.passes) == 1):
         return None
     rows.load_columns(0)
@@ -166,28 +173,42 @@ class BandRenderer:
         self.full, self.chroma, self.resamplers = full, chroma, resamplers
 
     @classmethod
-    def prepare(cls, container: Container, components: int | None = None
-                ) -> BandRenderer | None:
+    def prepare(cls, container: Container, components: int | None = None,
+                lean: bool = False) -> BandRenderer | None:
         """The renderer, or None where the file needs the whole-array path: not `streamable`,
-        or a plane's factors in several pieces."""
+        or a plane's factors in several pieces.
+
+        lean (the Pillow plugin, whose image takes a third more than the raw pixels): a file
+        of exact planes is rendered in bands of EXACT_BAND_PIXELS and its held sparse streams
+        are dropped piece by piece as the bands are done, so that little but the image is held
+        at the end; it costs more calls and page faults than the whole-array path's bands."""
         if not streamable(container):
             return None
         h, w = container.header.height, container.header.width
         plan = OutputPlan.of(container, components)
-        # The other path's bands, to the row: a BLAS product's rows can depend on how many
-        # rows it has, so other bands could round some samples differently.
-        bands = plan.bands
+        # Exact planes (every plane of a version 5 file) give the same pixels in any band.
+        # Others keep the other path's bands, to the row: a BLAS product's rows can depend on
+        # how many rows it has, so other bands could round some samples differently.
+        exact = lean and all(p.exact for p in container.planes)
+        bands = exact_bands_for(plan.full, h, w) if exact else plan.bands
         buffers = ThreadBuffers()
         full: dict[int, PlaneReconstructor] = {}
         for p in plan.full:
-            rows = prepared(container, plan, p, bands, buffers)
+            rows = prepared(container, plan, p, bands, buffers, exact)
             if rows is None:
                 return None
             full[p.index] = rows
         chroma: dict[int, ChromaRows] = {}
         resamplers: dict[int, Resampler] = {}
         for p in plan.chroma:
-            rows = prepared(container, plan, p, bands_for([p], p.height, p.width), buffers)
+            # Exact chroma in bands of twice the share of the plane of an output band: each
+            # holds the rows about two output bands blend (smaller ones are cut by more output
+            # bands, whose rows are then joined from two; larger ones are held longer).
+            chroma_bands = (exact_bands_for([p], p.height, p.width,
+                                            2 * band_sizes.EXACT_BAND_PIXELS * p.height
+                                            * p.width // (h * w)) if exact
+                            else bands_for([p], p.height, p.width))
+            rows = prepared(container, plan, p, chroma_bands, buffers, exact)
             if rows is None:
                 return None
             kept = ChromaRows(rows, buffers if len(bands) == 1 else None)
@@ -236,5 +257,7 @@ class BandRenderer:
                 out[:, :, header.channels:] = 255
         for kept in self.chroma.values():
             kept.release(i)
+        for rows in self.full.values():
+            rows.release(i)
         sink.put(y0, y1, out)
 

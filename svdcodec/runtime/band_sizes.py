@@ -12,6 +12,14 @@ from itertools import pairwise
 #: Decoder: target pixels per band: large enough that per-band Python overhead is noise, small
 #: enough that a band's float temporaries stay in cache.
 BAND_PIXELS = 1 << 18
+#: Decoder, band renderer (`decoder.stream`): target pixels per band of a file whose planes are
+#: all exact (every file of format version 5), whose pixels do not depend on the bands: small
+#: enough that what each band thread holds (a band's left factor, product, pixels and chroma
+#: rows) is a small part of the memory bound (docs/performance.md, "Smaller bands").
+EXACT_BAND_PIXELS = 1 << 16
+#: Decoder, band renderer: bytes of symbols per piece of a held sparse block of a left factor
+#: (`decoder.factors.SparsePieces`), each dropped once the bands that read it are done.
+PIECE_BYTES = 1 << 18
 #: Decoder: fewest matrix rows per band: below this OpenBLAS uses small-matrix kernels that round
 #: differently from the whole-matrix product.
 MIN_BAND_ROWS = 256
