@@ -2952,6 +2952,7 @@ typedef struct {
     char *ints;
     Py_ssize_t i_row, i_col;
     int ints_type;
+    const float *inv_steps; /* per column (a contiguous copy), or NULL: inv_step everywhere */
     double *top, *error; /* contiguous working copies, written back by the caller */
     double *squares;     /* likewise, or NULL when the caller does not ask for them */
     float *row, *d;      /* scratch lines of cols values */
@@ -2976,15 +2977,27 @@ HOT static int quantize_run(const Quantize *z)
         else
             for (Py_ssize_t j = 0; j < cols; j++)
                 row[j] = ld_f32(v + j * z->v_col);
-        for (Py_ssize_t j = 0; j < cols; j++) {
-            float scaled = fabsf(row[j]) * inv_step + rounding;
-            over |= scaled > ceiling;
-            int32_t t = to_int32(ceiling < scaled ? ceiling : scaled);
-            q[j] = t;
-            d[j] = scaled - (float)t - rounding;
+        if (z->inv_steps == NULL) {
+            for (Py_ssize_t j = 0; j < cols; j++) {
+                float scaled = fabsf(row[j]) * inv_step + rounding;
+                over |= scaled > ceiling;
+                int32_t t = to_int32(ceiling < scaled ? ceiling : scaled);
+                q[j] = t;
+                d[j] = scaled - (float)t - rounding;
+            }
+        } else {
+            const float *RESTRICT inv = z->inv_steps;
+            for (Py_ssize_t j = 0; j < cols; j++) {
+                float scaled = fabsf(row[j]) * inv[j] + rounding;
+                over |= scaled > ceiling;
+                int32_t t = to_int32(ceiling < scaled ? ceiling : scaled);
+                q[j] = t;
+                d[j] = scaled - (float)t - rounding;
+            }
         }
         if (cols > 0) { /* the first column's own rounding, outside the vectorized loop */
-            float scaled = fabsf(row[0]) * inv_step + z->first_rounding;
+            float scaled = fabsf(row[0]) * (z->inv_steps ? z->inv_steps[0] : inv_step)
+                           + z->first_rounding;
             over |= scaled > ceiling;
             int32_t t = to_int32(ceiling < scaled ? ceiling : scaled);
             q[0] = t;
@@ -3019,41 +3032,55 @@ HOT static int quantize_run(const Quantize *z)
 
 PyDoc_STRVAR(quantize_doc,
 "quantize(values, inv_step, rounding, ints, top, error, first_rounding=rounding,\n"
-"         squares=None) -> bool\n\n"
+"         squares=None, inv_steps=None) -> bool\n\n"
 "codec.quantize.ColumnStats.add: ints = dead-zone quantized values (rows, cols) of float32\n"
 "values (any integer type, wrapped to it), column 0 with first_rounding; per column, top =\n"
 "max |int|, error += squared error in steps and squares += the integers' squares (float64,\n"
 "row after row). False if a value overflows int32. inv_step and the roundings are rounded\n"
-"to float32.");
+"to float32. inv_steps (float32, one per column): each column's own inverse step instead\n"
+"of inv_step (its error then in its own steps).");
 
 static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"values", "inv_step", "rounding", "ints", "top", "error",
-                            "first_rounding", "squares", NULL};
-    PyObject *o_values, *o_ints, *o_top, *o_error, *o_squares = Py_None, *result = NULL;
+                            "first_rounding", "squares", "inv_steps", NULL};
+    PyObject *o_values, *o_ints, *o_top, *o_error, *o_squares = Py_None;
+    PyObject *o_inv_steps = Py_None, *result = NULL;
     float inv_step, rounding, first_rounding = NAN;
-    Arr values = {0}, ints = {0}, top = {0}, error = {0}, squares = {0};
+    Arr values = {0}, ints = {0}, top = {0}, error = {0}, squares = {0}, inv_steps = {0};
     double *sums = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OffOOO|fO:quantize", names, &o_values,
+    float *inverses = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OffOOO|fOO:quantize", names, &o_values,
                                      &inv_step, &rounding, &o_ints, &o_top, &o_error,
-                                     &first_rounding, &o_squares))
+                                     &first_rounding, &o_squares, &o_inv_steps))
         return NULL;
     if (isnan(first_rounding))
         first_rounding = rounding;
-    int with_squares = o_squares != Py_None;
+    int with_squares = o_squares != Py_None, with_steps = o_inv_steps != Py_None;
     if (get_array(o_values, &values, "values", 2, T_F32, 0) < 0
         || get_array(o_ints, &ints, "ints", 2, T_INTS, A_WRITABLE) < 0
         || get_array(o_top, &top, "top", 1, T_F64, A_WRITABLE) < 0
         || get_array(o_error, &error, "error", 1, T_F64, A_WRITABLE) < 0
         || (with_squares
-            && get_array(o_squares, &squares, "squares", 1, T_F64, A_WRITABLE) < 0))
+            && get_array(o_squares, &squares, "squares", 1, T_F64, A_WRITABLE) < 0)
+        || (with_steps && get_array(o_inv_steps, &inv_steps, "inv_steps", 1, T_F32, 0) < 0))
         goto done;
     Py_ssize_t rows = values.shape[0], cols = values.shape[1];
     if (ints.shape[0] != rows || ints.shape[1] != cols || top.size < cols
-        || error.size < cols || (with_squares && squares.size < cols)) {
-        value_error("quantize: ints must have values' shape, top, error and squares a value "
-                    "per column");
+        || error.size < cols || (with_squares && squares.size < cols)
+        || (with_steps && inv_steps.size < cols)) {
+        value_error("quantize: ints must have values' shape, top, error, squares and "
+                    "inv_steps a value per column");
         goto done;
+    }
+    if (with_steps) {
+        inverses = malloc(sizeof(float) * (size_t)(cols + 1));
+        if (inverses == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t j = 0; j < cols; j++)
+            inverses[j] = ld_f32(inv_steps.data + j * inv_steps.strides[0]);
     }
     /* top, error and squares (cols doubles each), then the float and int32 lines (cols
        each). */
@@ -3065,7 +3092,7 @@ static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     Quantize z = {values.data, rows, cols, values.strides[0], values.strides[1], inv_step,
                   rounding, first_rounding, ints.data, ints.strides[0], ints.strides[1],
-                  ints.type, sums, sums + cols, with_squares ? sums + 2 * cols : NULL};
+                  ints.type, inverses, sums, sums + cols, with_squares ? sums + 2 * cols : NULL};
     z.row = (float *)(sums + 3 * cols);
     z.d = z.row + cols;
     z.q = (int32_t *)(z.d + cols);
@@ -3089,11 +3116,13 @@ static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
     result = PyBool_FromLong(ok);
 done:
     free(sums);
+    free(inverses);
     release(&values);
     release(&ints);
     release(&top);
     release(&error);
     release(&squares);
+    release(&inv_steps);
     return result;
 }
 

@@ -12,7 +12,7 @@ from support import photo
 import svdcodec
 from svdcodec.codec import colour
 from svdcodec.codec.factorize import basis
-from svdcodec.codec.quantize import quantize
+from svdcodec.codec.quantize import component_steps, quantize
 from svdcodec.codec.refine import fit_basis, projection, stored_basis
 from svdcodec.codec.resample import Bilinear, coefficients, least_squares_half
 from svdcodec.encoder.source import PlaneSource, image_header
@@ -79,21 +79,25 @@ def test_decoded_images_are_on_the_decoders_grid() -> None:
 
 
 def test_fitted_basis_reproduces_a_decoded_matrix() -> None:
-    """A matrix made of integer coefficients on a quantized basis: fitted from its own
+    """A matrix made of integer coefficients on a quantized basis, each component at its own
+    step as a patch layout's (`component_steps`: the patch mean finer): fitted from its own
     eigenvectors, the basis codes it again to within rounding."""
     rng = np.random.default_rng(2)
     step, n, r = 8.0, 16, 10
+    steps = component_steps(r) * step
     unit = np.linalg.qr(rng.normal(size=(n, n)))[0][:, :r]
     sigma = np.geomspace(20000, 800, r)
     B = quantize(unit * (sigma / step), step=1.0)
-    A = np.round(rng.laplace(0, 1, (4000, r)) * np.geomspace(6, 0.5, r))
-    rows = ((step * A) @ stored_basis(B, sigma, step).T).astype(np.float32)
+    # the same coefficients as at one step (the first still the largest, as a patch mean),
+    # on the finer integer grid of the first
+    A = np.round(rng.laplace(0, 1, (4000, r)) * np.geomspace(6, 0.5, r) * (step / steps))
+    rows = ((steps * A) @ stored_basis(B, sigma, step).T).astype(np.float32)
     rows += rng.uniform(-0.5, 0.5, rows.shape).astype(np.float32)  # pixel rounding
     s, v = basis(rows.T.astype(np.float64) @ rows, r)
-    eigen = quantize(rows @ v, step) * step @ v.T
+    eigen = quantize((rows @ v) / steps, 1.0) * steps @ v.T
     fitted_B, fitted_sigma = fit_basis(rows, v, s, step)
     W = stored_basis(fitted_B, fitted_sigma, step)
-    refit = quantize(rows @ projection(W), step) * step @ W.T
+    refit = quantize((rows @ projection(W)) / steps, 1.0) * steps @ W.T
     assert np.mean((rows - refit) ** 2) < 0.15  # the rounding alone: 1/12
     assert np.mean((rows - eigen) ** 2) > 4 * np.mean((rows - refit) ** 2)
 

@@ -339,14 +339,17 @@ def test_symbols_and_entropy(monkeypatch: pytest.MonkeyPatch, compiled: Any) -> 
         assert round(got[1], 6) == expected[1]  # entropy_bits compares estimates rounded
 
 
-def test_quantize_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("patches", [False, True])
+def test_quantize_matches_numpy(monkeypatch: pytest.MonkeyPatch, patches: bool) -> None:
+    """Both paths, with one step or (`patches`) each column at its own step (the kernel's
+    inv_steps): the same integers and sums."""
     rng = np.random.default_rng(4)
     values = (rng.standard_normal((300, 24)) * 40).astype(np.float32)
     values[0, 0] = -0.0
     results = []
     for on in (False, True):
         monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
-        stats = ColumnStats(24, 1.7)
+        stats = ColumnStats(24, 1.7, patches=patches)
         ints = stats.add(values[:100])
         ints = np.concatenate([ints, stats.add(values[100:])])
         results.append((ints, stats.top.copy(), stats.error.copy(), stats.squares.copy()))
@@ -362,16 +365,19 @@ def test_quantize_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
         ColumnStats(1, 1e-30).add(np.array([[1e10]], dtype=np.float32))
 
 
-def test_optimised_quantization_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("patches", [False, True])
+def test_optimised_quantization_matches_numpy(monkeypatch: pytest.MonkeyPatch,
+                                              patches: bool) -> None:
     """With run/level groups (`optimise_levels`, numpy on both paths, from the kernel's
-    integers): the same integers into an int16 band of a wider array, as the encoder asks."""
+    integers): the same integers into an int16 band of a wider array, as the encoder asks;
+    also with each column at its own step (`patches`)."""
     monkeypatch.setattr(quantize, "RDOQ_LAMBDA", 0.10)
     rng = np.random.default_rng(5)
     values = (rng.standard_normal((300, 24)) * (30.0 / (1.0 + np.arange(24)))).astype(np.float32)
     results = []
     for on in (False, True):
         monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
-        stats = ColumnStats(24, 0.9, [(1, 16), (16, 24)])
+        stats = ColumnStats(24, 0.9, [(1, 16), (16, 24)], patches=patches)
         out = np.zeros((400, 24), dtype=np.int16)
         stats.add(values, out=out[50:350])
         results.append((out, stats.top.copy(), stats.error.copy(), stats.squares.copy()))

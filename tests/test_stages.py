@@ -81,6 +81,26 @@ def test_dead_zone_quantizer() -> None:
     assert np.all(np.abs(q * step - values) <= step)  # never off by more than a step
 
 
+def test_component_steps_quantize_each_column_at_its_own_step() -> None:
+    """A patch layout's U (`ColumnStats(patches=True)`): column k is the dead-zone quantizer
+    at step * component_steps[k] (the patch mean to nearest), its error in plane units."""
+    step, columns = 3.0, 70
+    multipliers = quantize.component_steps(columns)
+    assert multipliers[0] == quantize.MEAN_STEP != 1.0 and np.all(multipliers[1:] == 1.0)
+    values = (RNG.standard_normal((200, columns)) * 8.0).astype(np.float32)
+    stats = quantize.ColumnStats(columns, step, patches=True)
+    ints = stats.add(values)
+    for k in (0, 1, columns - 1):
+        own = step * multipliers[k]
+        rounding = quantize.FIRST_ROUNDING if k == 0 else quantize.ROUNDING
+        assert np.array_equal(ints[:, k], quantize.quantize(values[:, k], own, rounding))
+        rebuilt = ints[:, k] * own
+        np.testing.assert_allclose(stats.error[k], np.sum((values[:, k] - rebuilt) ** 2.0),
+                                   rtol=1e-4)
+    plain = quantize.ColumnStats(columns, step).add(values)
+    assert np.array_equal(plain[:, 1:], ints[:, 1:]) and not np.array_equal(plain, ints)
+
+
 def sparse_band(rows: int = 400, columns: int = 24) -> np.ndarray:
     """Coefficients of decreasing magnitude along the columns, most beyond the first few
     within a step or two of zero, as in a patch layout's U."""

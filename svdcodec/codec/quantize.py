@@ -26,6 +26,27 @@ FIRST_ROUNDING = 0.5
 #: studies/perceptual_study.py, but a layout costed on a sample of bands then keeps more
 #: components than the whole plane would: the estimate the layout choice relies on drifts.)
 LAMBDA = 0.06
+#: Per-component steps of a patch layout's U (encoder only, no format change): component k is
+#: quantized with step * component_steps(r)[k] and its stored sigma_k divided by the same
+#: factor, so the decoder's (step a_k) (step b_k) / sigma_k scales the integers back. The patch
+#: mean (component 0) at MEAN_STEP x the step: its error is what shows as blocks in smooth
+#: areas, where luma SSIM sees svdi lose to JPEG; the RGB PSNR it gains pays for the coarser
+#: chroma (`encoder.tuning.CHROMA_STEP`). Coarser trailing components (a ramp to 1.5 x) gained
+#: 0.2 point more but made a layout sample keep more components than its whole plane
+#: (studies/adaptive_quant_study.py).
+MEAN_STEP = 0.7
+
+
+def component_steps(columns: int) -> np.ndarray:
+    """The step multiplier of each of `columns` components of a patch layout's U (float64)."""
+    steps = np.ones(columns)
+    steps[:1] = MEAN_STEP
+    return steps
+
+
+def finest_step(columns: int) -> float:
+    """The smallest multiplier of `component_steps` (1 without components)."""
+    return float(component_steps(columns).min(initial=1.0))
 
 
 def quantize(values: np.ndarray, step: float, rounding: float | None = None) -> np.ndarray:
@@ -54,10 +75,17 @@ class ColumnStats:
     """
 
     def __init__(self, columns: int, step: float,
-                 sparse: list[tuple[int, int]] | None = None) -> None:
+                 sparse: list[tuple[int, int]] | None = None, patches: bool = False) -> None:
         """`sparse`: the run/level coded column ranges, whose integers `optimise_levels` then
-        chooses (when RDOQ_LAMBDA is set); else the plain dead-zone quantizer."""
+        chooses (when RDOQ_LAMBDA is set); else the plain dead-zone quantizer. `patches`:
+        the U of a patch layout, each component at its own step (`component_steps`); else
+        every component at `step`. `steps` holds each column's step, `error` is in plane
+        units either way."""
         self.columns, self.step = columns, step
+        self.steps = (component_steps(columns) * step if patches
+                      else np.full(columns, float(step)))
+        # float32 inverses, as the kernel takes them; None: one step (the kernel's scalar)
+        self.inv_steps = (1.0 / self.steps).astype(np.float32) if patches else None
         self.error = np.zeros(columns)
         self.top = np.zeros(columns)
         self.squares = np.zeros(columns)
@@ -73,7 +101,11 @@ class ColumnStats:
             return self._dead_zone(values, out, ROUNDING, self.top, self.squares)
         top = np.zeros(self.columns)
         ints = self._dead_zone(values, out, RDOQ_ROUNDING, top, None)
-        self.error += optimise_levels(ints, values, self.step, self.sparse) * self.step ** 2
+        if self.inv_steps is None:
+            added = optimise_levels(ints, values, self.step, self.sparse)
+        else:  # values in each column's steps: |v| * inv_j, the same bits as the dead zone's
+            added = optimise_levels(ints, values * self.inv_steps, 1.0, self.sparse)
+        self.error += added * self.steps ** 2
         if ints.size:
             np.maximum(self.top, np.abs(ints).max(axis=0), out=self.top)
             self.squares += np.square(ints, dtype=np.float64).sum(axis=0)
@@ -91,9 +123,9 @@ class ColumnStats:
             band = None if squares is None else np.zeros(self.columns)
             if not compiled.quantize(values, np.float32(1.0 / self.step),
                                      np.float32(rounding), ints, top, error,
-                                     np.float32(FIRST_ROUNDING), band):
+                                     np.float32(FIRST_ROUNDING), band, self.inv_steps):
                 raise OverflowError("quantized value does not fit 32 bits")
-            self.error += error * self.step ** 2
+            self.error += error * self.steps ** 2
             if squares is not None:
                 squares += band
             self.rows += values.shape[0]
@@ -101,7 +133,7 @@ class ColumnStats:
         offsets = np.full(values.shape[1], np.float32(rounding), dtype=np.float32)
         offsets[:1] = FIRST_ROUNDING
         scaled = np.abs(values)
-        scaled *= np.float32(1.0 / self.step)
+        scaled *= np.float32(1.0 / self.step) if self.inv_steps is None else self.inv_steps
         scaled += offsets
         self.rows += scaled.shape[0]
         if scaled.size and float(scaled.max()) >= 2**31 - 1:
@@ -118,7 +150,7 @@ class ColumnStats:
         # these sums, then takes the same branch on both paths.
         squares = scaled.astype(np.float64)
         squares *= squares
-        self.error += squares.sum(axis=0) * self.step ** 2
+        self.error += squares.sum(axis=0) * self.steps ** 2
         negative = values.view(np.int32) >> 31  # -1 where the sign bit is set, else 0
         ints ^= negative
         ints -= negative  # two's complement negation where negative
@@ -131,6 +163,7 @@ class ColumnStats:
     def combine(cls, parts: list[ColumnStats]) -> ColumnStats:
         """The stats of consecutive bands as one (errors summed in band order)."""
         out = cls(parts[0].columns, parts[0].step)
+        out.steps, out.inv_steps = parts[0].steps, parts[0].inv_steps
         for part in parts:
             out.error += part.error
             out.squares += part.squares

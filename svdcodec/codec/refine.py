@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .quantize import quantize
+from .quantize import component_steps, quantize
 
 #: Largest |coefficient|, in steps, of the rows each round of `fit_basis` fits the basis to
 #: (components beyond the first); the rounds after the last finite limit use every row.
@@ -58,25 +58,30 @@ def fit_basis(rows: np.ndarray, unit_basis: np.ndarray, sigma: np.ndarray, step:
             break
         W = stored_basis(B, sigma, step)
         coefficients = a @ projection(W)
-        A = quantize(coefficients, step)
+        # each component at its own step, as the encoder quantizes a patch layout's U: a
+        # decoded image's coefficients are multiples of those steps
+        steps = component_steps(sigma.size) * step
+        A = quantize(coefficients / steps, 1.0)
         used = np.flatnonzero(np.any(A != 0, axis=0))
-        A, sigma, W = A[:, used], sigma[used], W[:, used]
+        A, sigma, W, steps = A[:, used], sigma[used], W[:, used], steps[used]
         if not used.size:
             break
         trusted = np.abs(coefficients[:, used[1:]]).max(axis=1, initial=0.0) <= trust * step
         if np.count_nonzero(trusted) < MIN_ROWS_PER_COMPONENT * used.size:
             trusted[:] = True
-        W = refit(A[trusted], a[trusted], W, step)
+        W = refit(A[trusted], a[trusted], W, steps)
         B, sigma = usable(quantize(W * (sigma / step), step=1.0), sigma)
     return B, sigma
 
 
-def refit(A: np.ndarray, rows: np.ndarray, W: np.ndarray, step: float) -> np.ndarray:
-    """The basis (n, r) minimizing |rows - step A W^T| (normal equations, r x r), for the
-    components with a non-zero integer; the others, and all if the integers are degenerate,
-    keep W's."""
+def refit(A: np.ndarray, rows: np.ndarray, W: np.ndarray, steps: np.ndarray | float
+          ) -> np.ndarray:
+    """The basis (n, r) minimizing |rows - (steps A) W^T| (normal equations, r x r; `steps`
+    one per component or one for all), for the components with a non-zero integer; the
+    others, and all if the integers are degenerate, keep W's."""
     seen = np.flatnonzero(np.any(A != 0, axis=0))
-    Af = A[:, seen].astype(np.float64) * step
+    Af = A[:, seen].astype(np.float64) * np.broadcast_to(np.asarray(steps, dtype=np.float64),
+                                                         (A.shape[1],))[seen]
     gram = Af.T @ Af
     if np.linalg.matrix_rank(gram) < seen.size:
         return W
@@ -106,7 +111,8 @@ WEIGHT_GAIN_LIMITS = (0.5, 2.0)
 
 
 def refitted_sigma(sigma: np.ndarray, Q: np.ndarray, B: np.ndarray, a2: np.ndarray,
-                   b2: np.ndarray, error: np.ndarray, step: float) -> np.ndarray:
+                   b2: np.ndarray, error: np.ndarray, step: float,
+                   steps: np.ndarray | None = None) -> np.ndarray:
     """The singular values to store (binary32) for the quantized factors A (m, r) and B (n, r)
     of a plane whose exact projections P = X V (unit basis V, |P_k|^2 = sigma_k^2) were
     quantized to A with squared error `error` (per component, plane units), and Q = V Sigma
@@ -122,14 +128,17 @@ def refitted_sigma(sigma: np.ndarray, Q: np.ndarray, B: np.ndarray, a2: np.ndarr
     components are left out: they are products of two quantization errors (and including them
     measured no better). a_k . p_k comes from the quantizer's error sum, no second pass over
     the plane: |p_k - step a_k|^2 = sigma_k^2 - 2 step a_k . p_k + step^2 |a_k|^2 (the
-    integers carry their coefficients' signs). The quantizer's sums are the same bits on both
-    kernel paths, and so are the values stored."""
+    integers carry their coefficients' signs). `steps`: A's step per component when they
+    differ from `step` (`codec.quantize.component_steps`): the weight without a refit is then
+    steps_k step / sigma_k, and |p_k - steps_k a_k|^2 gives a_k . p_k. The quantizer's sums
+    are the same bits on both kernel paths, and so are the values stored."""
     sigma = np.asarray(sigma, dtype=np.float64)
     stored = sigma.astype(np.float32)
     if not sigma.size:
         return stored
-    today = (step * step) / stored.astype(np.float64)
-    ap = (sigma * sigma + (step * step) * a2 - error) / (2.0 * step)
+    a_steps = np.full(sigma.size, step) if steps is None else np.asarray(steps)[:sigma.size]
+    today = (step * a_steps) / stored.astype(np.float64)
+    ap = (sigma * sigma + (a_steps * a_steps) * a2 - error) / (2.0 * a_steps)
     ap *= (Q.astype(np.float64) * B).sum(axis=0) / sigma  # (a_k . p_k) (v_k . b_k)
     denominator = a2 * b2
     fitted = np.divide(ap, denominator, out=today.copy(), where=denominator > 0)

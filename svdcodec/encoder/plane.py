@@ -25,7 +25,14 @@ from ..codec.coding import (
 )
 from ..codec.factorize import basis, energy, factorize, sub_gram, tiles_exactly
 from ..codec.layout import to_matrix
-from ..codec.quantize import ColumnStats, choose_rank, column_entropy_bits, entropy_bits
+from ..codec.quantize import (
+    ColumnStats,
+    choose_rank,
+    column_entropy_bits,
+    component_steps,
+    entropy_bits,
+    finest_step,
+)
 from ..codec.refine import fit_basis, projection, refitted_sigma, stored_basis
 from ..errors import SvdiError
 from ..format import LAYOUT_PATCH, MAX_RANK, SPARSE, Block, Plane
@@ -391,8 +398,11 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     in_patches = candidate.plane.layout == LAYOUT_PATCH
     sparse = (component_groups(rank, small_plane(candidate.plane))[1:] if optimise and in_patches and not candidate.fitted
               else None)
+    # Each component at its own step (`component_steps`) in a patch layout (a fitted basis's
+    # too, `fit_basis` finds a decoded image's integers at those steps); not in a plain layout.
+    own_steps = in_patches
     if candidate.P is not None:  # factorized whole (a plane too narrow to stream)
-        stats = ColumnStats(rank, step, sparse)
+        stats = ColumnStats(rank, step, sparse, own_steps)
         return QuantizedU(stats.add(sample_rows(candidate, bands)[:, :rank]), stats, {}, {})
     assert candidate.basis is not None
     bands = plane_bands(source, candidate.plane.index) if bands is None else bands
@@ -403,7 +413,8 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     # scaled samples too; the columns are unit vectors unless the basis is fitted).
     longest = (float(np.linalg.norm(unit_basis, axis=0).max(initial=0.0))
                if candidate.fitted else 1.0)
-    small = math.sqrt(n) * 256.0 * longest / step + 2 < INT16_MAX
+    finest = step * (finest_step(rank) if own_steps else 1.0)
+    small = math.sqrt(n) * 256.0 * longest / finest + 2 < INT16_MAX
     dtype = np.int16 if small else np.int32
     kept = min(rank, 1) if first_only else rank
     A = np.empty((int(starts[-1]), kept), dtype=dtype)
@@ -416,7 +427,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     def band(i: int) -> BandPart:
         y0, y1 = bands[i]
         a = source.patches(candidate.plane.index, y0, y1, patch)
-        stats = ColumnStats(rank, step, sparse)
+        stats = ColumnStats(rank, step, sparse, own_steps)
         mine = A[starts[i]:starts[i + 1]]
         if tail is None:
             ints = stats.add(a @ unit_basis, out=mine)
@@ -525,14 +536,15 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
         gain = c.sigma[:r] ** 2 - error_a[:r] - stats_b.error[:r]
         distortion = c.total_energy - float(gain.sum())
     plane = Plane(p.index, p.layout, p.patch, height, p.width, r, step)
-    sigma = c.sigma[:r].astype(np.float32)
+    # a component quantized at step * m_k is stored with sigma_k / m_k (`component_steps`)
+    sigma = (c.sigma[:r] * (step / u.stats.steps[:r])).astype(np.float32)
     if tuning.REFIT_SIGMA and sample is None and p.layout == LAYOUT_PATCH and not c.fitted:
         # The weights step^2 / sigma refitted to the stored integers (`refitted_sigma`); not
         # a fitted basis's, whose integers must be found again from a decoded image, nor a
         # plain layout's, whose sigma are a PCA's (docs/arrays.md), nor a sample's (the
         # layout choice reads its bytes alone).
         sigma = refitted_sigma(c.sigma[:r], c.Q[:, :r], B[:, :r], u.stats.squares[:r],
-                               stats_b.squares[:r], u.stats.error[:r], step)
+                               stats_b.squares[:r], u.stats.error[:r], step, u.stats.steps[:r])
     small = small_plane(c.plane)
     known = [g for g in component_groups(r, small)[1:] if g in u.symbols]
     # largest first, so that no large group starts last while the other threads idle
@@ -619,10 +631,13 @@ def coded_error(source: PlaneSource, candidate: Candidate, coded: CodedPlane) ->
     B = ColumnStats(r, step).add(candidate.Q[:, :r])
     basis_t = np.ascontiguousarray(stored_basis(B, candidate.sigma[:r], step).T,
                                    dtype=np.float32)
+    # each component's own step (`quantize_u`)
+    steps = (np.float32(step) if plane.layout != LAYOUT_PATCH
+             else (component_steps(r) * step).astype(np.float32))
     total, rows = 0.0, 0
     for (y0, y1), part in coded.parts.items():
         a = source.patches(plane.index, y0, y1, plane.patch)
-        a = a - (part.integers[:, :r] * np.float32(step)) @ basis_t
+        a = a - (part.integers[:, :r] * steps) @ basis_t
         total += float(np.einsum("ij,ij->", a, a, dtype=np.float64))
         rows += a.shape[0]
     return total * whole_rows / max(rows, 1) if r else candidate.total_energy
