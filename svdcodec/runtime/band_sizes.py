@@ -13,10 +13,10 @@ from itertools import pairwise
 #: enough that a band's float temporaries stay in cache.
 BAND_PIXELS = 1 << 18
 #: Decoder, band renderer (`decoder.stream`): target pixels per band of a file whose planes are
-#: all exact (every file of format version 5), whose pixels do not depend on the bands: small
-#: enough that what each band thread holds (a band's left factor, product, pixels and chroma
-#: rows) is a small part of the memory bound (docs/performance.md, "Smaller bands").
-EXACT_BAND_PIXELS = 1 << 16
+#: all exact (every file of format version 5), whose pixels do not depend on the bands. 2^16
+#: would keep a 19 MP load() within 1.5 x its raw pixels, but its per-band work made that decode
+#: 10-20 % slower; the speed was kept (docs/performance.md, "Smaller bands").
+EXACT_BAND_PIXELS = 1 << 18
 #: Decoder, band renderer: bytes of symbols per piece of a held sparse block of a left factor
 #: (`decoder.factors.SparsePieces`), each dropped once the bands that read it are done.
 PIECE_BYTES = 1 << 18
