@@ -337,3 +337,20 @@ def test_the_viewer_finds_js_in_the_clone_it_runs_in(tmp_path: Path,
     assert view.find_js_dir() is None
     monkeypatch.setenv("SVDI_VIEWER_DIR", str(clone / "js"))
     assert view.find_js_dir() == clone / "js"
+
+
+def test_encode_notes_a_likely_mix_up_with_decode(png: Path, svdi: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # -o photo.png gets .svdi bytes (written, as cwebp writes any name), with a note
+    out = tmp_path / "out.png"
+    assert cli.encode_main([str(png), "-o", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89SVD"
+    assert "will hold .svdi data" in capsys.readouterr().err
+    # an .svdi input is encoded again, with a note
+    assert cli.encode_main([str(svdi), "-o", str(tmp_path / "again.svdi")]) == 0
+    assert "already an .svdi file" in capsys.readouterr().err
+    # the ordinary use prints no such note; --quiet silences them
+    assert cli.encode_main([str(png), "-o", str(tmp_path / "plain.svdi")]) == 0
+    assert cli.encode_main([str(png), "-o", str(tmp_path / "q.png"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "will hold" not in err and "already an .svdi" not in err

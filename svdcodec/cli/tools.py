@@ -528,6 +528,20 @@ def _pixel_limit(value: int | None) -> int | None | bool:
     return True if value is None else (value or None)
 
 
+def _encode_name_notes(src: str, dest: str) -> list[str]:
+    """Notes for a likely mix-up of svdi-encode and svdi-decode: the file is written anyway (as
+    cwebp writes any name), but `-o photo.png` (a suffix another format owns) gets .svdi bytes
+    and an .svdi input is encoded again, losing a little more."""
+    notes = []
+    if src != STDIO and Path(src).suffix.lower() == ".svdi":
+        notes.append(f"{display(src)} is already an .svdi file: it is decoded and encoded again "
+                     "(svdi-decode converts .svdi to other formats)")
+    if dest != STDIO and _output_format(Path(dest).suffix) not in (None, "SVDI"):
+        notes.append(f"{display(dest)} will hold .svdi data, whatever its name says "
+                     "(svdi-decode writes other formats)")
+    return notes
+
+
 def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     dests = _destinations(parser, args, ".svdi")
     if not _make_outdir(parser.prog, args.outdir):
@@ -541,6 +555,10 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     clashes = _collisions(args.inputs, dests)
     for message in clashes.values():
         print(f"{parser.prog}: {message}", file=sys.stderr)
+    if not args.quiet:
+        for src, dest in zip(args.inputs, dests):
+            for note in _encode_name_notes(src, dest):
+                print(f"{parser.prog}: {note}", file=sys.stderr)
     jobs = [EncodeJob(src, dest, options, args.force, args.verbose, args.strip, args.frame,
                       _pixel_limit(args.max_pixels), args.eight_bit)
             for i, (src, dest) in enumerate(zip(args.inputs, dests)) if i not in clashes]
