@@ -97,6 +97,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+# the curves and the SSIM window of the earlier study (run from studies/, as both are)
+from perceptual_study import Curve, jpeg_curve, ssim_window, svdi_curve
 from PIL import Image
 
 import svdcodec
@@ -107,12 +110,9 @@ from svdcodec.evaluation.metrics import (
     bd_rate,
     gaussian_kernel,
     luma,
-    psnr,
-    ssim,
 )
 
 SVDI_QUALITIES = (8, 15, 25, 35, 45, 55, 65, 75, 82, 88, 94)
-JPEG_QUALITIES = (5, 10, 20, 35, 50, 65, 75, 85, 92, 96)
 
 #: A rule: (values (rows, cols) float32, inverse steps per column float32, rounding) ->
 #: the rounding offset of each value, float32 (rows, cols)
@@ -245,48 +245,10 @@ def dead_zone_with(rule: Rule) -> Callable[..., np.ndarray]:
     return dead_zone
 
 
-def ssim_db(a: np.ndarray, b: np.ndarray) -> float:
-    s = ssim(luma(a), luma(b))
-    return -10 * math.log10(max(1 - s, 1e-12))
-
-
-Curve = tuple[list[int], list[float], list[float]]
-
-
-def jpeg_curve(pixels: np.ndarray) -> Curve:
-    sizes, psnrs, ssims = [], [], []
-    for q in JPEG_QUALITIES:
-        buf = io.BytesIO()
-        Image.fromarray(pixels).save(buf, format="JPEG", quality=q)
-        back = np.asarray(Image.open(buf).convert("RGB"))
-        sizes.append(len(buf.getvalue()))
-        psnrs.append(psnr(pixels, back))
-        ssims.append(ssim_db(pixels, back))
-    return sizes, psnrs, ssims
-
-
-def svdi_curve(pixels: np.ndarray) -> Curve:
-    sizes, psnrs, ssims = [], [], []
-    for q in SVDI_QUALITIES:
-        data = svdcodec.encode(pixels, quality=q)
-        back = svdcodec.decode(data)
-        sizes.append(len(data))
-        psnrs.append(psnr(pixels, back))
-        ssims.append(ssim_db(pixels, back))
-    return sizes, psnrs, ssims
-
-
-def ssim_window(jpeg: Curve) -> tuple[float, float]:
-    """JPEG's SSIM (dB) at its 28 and 38 dB PSNR points, interpolated."""
-    order = np.argsort(jpeg[1])
-    p, s = np.asarray(jpeg[1])[order], np.asarray(jpeg[2])[order]
-    return float(np.interp(28.0, p, s)), float(np.interp(38.0, p, s))
-
-
 def measure(images: list[np.ndarray], jpegs: list[Curve]) -> tuple[float, float, float]:
     high, low, structural = [], [], []
     for pixels, jpeg in zip(images, jpegs):
-        svdi = svdi_curve(pixels)
+        svdi = svdi_curve(pixels, SVDI_QUALITIES)
         high.append(bd_rate(svdi[0], svdi[1], jpeg[0], jpeg[1], 28.0, 38.0))
         low.append(bd_rate(svdi[0], svdi[1], jpeg[0], jpeg[1], 24.0, 30.0))
         lo, hi = ssim_window(jpeg)

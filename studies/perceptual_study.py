@@ -44,7 +44,11 @@ def ssim_db(a: np.ndarray, b: np.ndarray) -> float:
     return -10 * math.log10(max(1 - s, 1e-12))
 
 
-def jpeg_curve(pixels: np.ndarray) -> tuple[list[int], list[float], list[float]]:
+#: bytes, RGB PSNR and luma SSIM (dB) per quality setting
+Curve = tuple[list[int], list[float], list[float]]
+
+
+def jpeg_curve(pixels: np.ndarray) -> Curve:
     sizes, psnrs, ssims = [], [], []
     for q in JPEG_QUALITIES:
         buf = io.BytesIO()
@@ -56,9 +60,9 @@ def jpeg_curve(pixels: np.ndarray) -> tuple[list[int], list[float], list[float]]
     return sizes, psnrs, ssims
 
 
-def svdi_curve(pixels: np.ndarray) -> tuple[list[int], list[float], list[float]]:
+def svdi_curve(pixels: np.ndarray, qualities: tuple[int, ...] = SVDI_QUALITIES) -> Curve:
     sizes, psnrs, ssims = [], [], []
-    for q in SVDI_QUALITIES:
+    for q in qualities:
         data = svdcodec.encode(pixels, quality=q)
         back = svdcodec.decode(data)
         sizes.append(len(data))
@@ -67,7 +71,7 @@ def svdi_curve(pixels: np.ndarray) -> tuple[list[int], list[float], list[float]]
     return sizes, psnrs, ssims
 
 
-def ssim_window(jpeg: tuple[list[int], list[float], list[float]]) -> tuple[float, float]:
+def ssim_window(jpeg: Curve) -> tuple[float, float]:
     """JPEG's SSIM (dB) at its 28 and 38 dB PSNR points, interpolated."""
     order = np.argsort(jpeg[1])
     p, s = np.asarray(jpeg[1])[order], np.asarray(jpeg[2])[order]
