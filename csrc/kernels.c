@@ -1037,40 +1037,26 @@ ALWAYS_INLINE void exact_product_rows(const char *left, Py_ssize_t left_row,
                    sums0, sums1, out, out_row, fused);
 }
 
-HOT_WIDE static void exact_run(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
-                               Py_ssize_t rows, Py_ssize_t rank, const double *bw,
-                               Py_ssize_t cols, double unit, const double *means,
-                               double *values, Py_ssize_t *terms, double *sums0,
-                               double *sums1, char *out, Py_ssize_t out_row)
-{
-    exact_product_rows(left, left_row, left_col, rows, rank, bw, cols, unit, means, values,
-                       terms, sums0, sums1, out, out_row, 0);
-}
+/* One compiled copy of exact_product_rows: `attributes` choose the instruction sets it is
+   built for, `fused` whether it takes fused multiply-adds (the same bits: see MULTIPLY_ADD). */
+#define DEFINE_EXACT_RUN(attributes, name, fused)                                              \
+    attributes static void name(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,    \
+                                Py_ssize_t rows, Py_ssize_t rank, const double *bw,            \
+                                Py_ssize_t cols, double unit, const double *means,             \
+                                double *values, Py_ssize_t *terms, double *sums0,              \
+                                double *sums1, char *out, Py_ssize_t out_row)                  \
+    {                                                                                          \
+        exact_product_rows(left, left_row, left_col, rows, rank, bw, cols, unit, means,        \
+                           values, terms, sums0, sums1, out, out_row, fused);                  \
+    }
 
+DEFINE_EXACT_RUN(HOT_WIDE, exact_run, 0)
 #if FUSED_PRODUCT
-/* exact_run with fused multiply-adds (the same bits: see MULTIPLY_ADD), for CPUs with
-   AVX-512 (FUSED_WIDE: without it the AVX2 copy below ran 1.4 times exact_run's AVX-512
-   clone's time on this project's machine) and for CPUs with AVX2 and FMA. */
-FUSED_WIDE static void exact_run_fused_wide(const char *left, Py_ssize_t left_row,
-                                            Py_ssize_t left_col, Py_ssize_t rows,
-                                            Py_ssize_t rank, const double *bw, Py_ssize_t cols,
-                                            double unit, const double *means, double *values,
-                                            Py_ssize_t *terms, double *sums0, double *sums1,
-                                            char *out, Py_ssize_t out_row)
-{
-    exact_product_rows(left, left_row, left_col, rows, rank, bw, cols, unit, means, values,
-                       terms, sums0, sums1, out, out_row, 1);
-}
-
-FUSED static void exact_run_fused(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
-                                  Py_ssize_t rows, Py_ssize_t rank, const double *bw,
-                                  Py_ssize_t cols, double unit, const double *means,
-                                  double *values, Py_ssize_t *terms, double *sums0,
-                                  double *sums1, char *out, Py_ssize_t out_row)
-{
-    exact_product_rows(left, left_row, left_col, rows, rank, bw, cols, unit, means, values,
-                       terms, sums0, sums1, out, out_row, 1);
-}
+/* With fused multiply-adds, for CPUs with AVX-512 (FUSED_WIDE: without it the AVX2 copy ran
+   1.4 times exact_run's AVX-512 clone's time on this project's machine) and for CPUs with AVX2
+   and FMA. */
+DEFINE_EXACT_RUN(FUSED_WIDE, exact_run_fused_wide, 1)
+DEFINE_EXACT_RUN(FUSED, exact_run_fused, 1)
 #endif
 
 /* max |x| over a float32 matrix of integers (the factor blocks' values: never NaN). Without
