@@ -41,7 +41,9 @@
    multiply-add (AVX2 does not include FMA, and contraction is off anyway). The decoder's
    colour output (HOT_WIDE: chroma doubling, Y'CbCr -> RGB) is also compiled for AVX-512,
    whose float64 blends and conversions take a quarter less time per pixel than AVX2's
-   (docs/performance.md); contraction stays off, so the bits are the same there too. */
+   (docs/performance.md); contraction stays off, so the bits are the same there too. Where
+   the CPU has AVX2 and FMA, the colour output's rows run instead in one pass of intrinsics
+   (ycc_row_avx2, ycc_row_avx512), the same operations lane by lane. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
 #define HOT __attribute__((target_clones("avx2", "default")))
 #define HOT_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -1423,10 +1425,6 @@ static const float *wide_row(WideChroma *wc, Py_ssize_t i)
     return slot;
 }
 
-/* blue = Cb - 128 and red = Cr - 128 of output row y: resample.Bilinear's vertical pass
-   (float64 sums, one rounding), rounded as decoder.render does (+128.5, clip, truncate).
-   -1 if a row it needs is outside the chroma rows given (not reached: get_chroma checked
-   them). */
 /* The vertical blend of output row y: the doubled rows above (*b0) and below (*b1), Cr w
    floats after each, and their weights wt and wb; -1 if a row it needs is outside the chroma
    rows given (not reached: get_chroma checked them). */
@@ -1450,6 +1448,9 @@ static int blend_rows(WideChroma *wc, Py_ssize_t y, const float **b0, const floa
     return 0;
 }
 
+/* blue = Cb - 128 and red = Cr - 128 of output row y: resample.Bilinear's vertical pass
+   (float64 sums, one rounding), rounded as decoder.render does (+128.5, clip, truncate).
+   -1 as blend_rows. */
 ALWAYS_INLINE int chroma_line_body(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
                                    float *RESTRICT red, const int fused)
 {
