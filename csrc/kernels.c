@@ -41,7 +41,9 @@
    multiply-add (AVX2 does not include FMA, and contraction is off anyway). The decoder's
    colour output (HOT_WIDE: chroma doubling, Y'CbCr -> RGB) is also compiled for AVX-512,
    whose float64 blends and conversions take a quarter less time per pixel than AVX2's
-   (docs/performance.md); contraction stays off, so the bits are the same there too. */
+   (docs/performance.md); contraction stays off, so the bits are the same there too. Where
+   the CPU has AVX2 and FMA, the colour output's rows run instead in one pass of intrinsics
+   (ycc_row_avx2, ycc_row_avx512), the same operations lane by lane. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
 #define HOT __attribute__((target_clones("avx2", "default")))
 #define HOT_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -1423,28 +1425,40 @@ static const float *wide_row(WideChroma *wc, Py_ssize_t i)
     return slot;
 }
 
-/* blue = Cb - 128 and red = Cr - 128 of output row y: resample.Bilinear's vertical pass
-   (float64 sums, one rounding), rounded as decoder.render does (+128.5, clip, truncate).
-   -1 if a row it needs is outside the chroma rows given (not reached: get_chroma checked
-   them). */
-ALWAYS_INLINE int chroma_line_body(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
-                                   float *RESTRICT red, const int fused)
+/* The vertical blend of output row y: the doubled rows above (*b0) and below (*b1), Cr w
+   floats after each, and their weights wt and wb; -1 if a row it needs is outside the chroma
+   rows given (not reached: get_chroma checked them). */
+static int blend_rows(WideChroma *wc, Py_ssize_t y, const float **b0, const float **b1,
+                      double *wt, double *wb)
 {
     Py_ssize_t i = y / 2, top, bottom;
-    double wt, wb;
     if (y % 2 == 0) {
-        top = i - 1, bottom = i, wt = 0.25, wb = 0.75;
+        top = i - 1, bottom = i, *wt = 0.25, *wb = 0.75;
     } else {
-        top = i, bottom = i + 1, wt = 0.75, wb = 0.25;
+        top = i, bottom = i + 1, *wt = 0.75, *wb = 0.25;
     }
     if (top < 0 || bottom >= wc->ph) { /* the first and last rows: one source row, exactly */
         top = bottom = i < 0 ? 0 : (i > wc->ph - 1 ? wc->ph - 1 : i);
-        wt = 1.0, wb = 0.0;
+        *wt = 1.0, *wb = 0.0;
     }
     if (top < wc->first || bottom >= wc->first + wc->rows || bottom >= wc->ph)
         return -1;
-    const float *RESTRICT b0 = wide_row(wc, top);
-    const float *RESTRICT b1 = wide_row(wc, bottom);
+    *b0 = wide_row(wc, top);
+    *b1 = wide_row(wc, bottom);
+    return 0;
+}
+
+/* blue = Cb - 128 and red = Cr - 128 of output row y: resample.Bilinear's vertical pass
+   (float64 sums, one rounding), rounded as decoder.render does (+128.5, clip, truncate).
+   -1 as blend_rows. */
+ALWAYS_INLINE int chroma_line_body(WideChroma *wc, Py_ssize_t y, float *RESTRICT blue,
+                                   float *RESTRICT red, const int fused)
+{
+    const float *top, *bottom;
+    double wt, wb;
+    if (blend_rows(wc, y, &top, &bottom, &wt, &wb) < 0)
+        return -1;
+    const float *RESTRICT b0 = top, *RESTRICT b1 = bottom;
     const float *RESTRICT r0 = b0 + wc->w, *RESTRICT r1 = b1 + wc->w;
     for (Py_ssize_t x = 0; x < wc->w; x++) {
         /* b1 wb and r1 wb are exact in float64 (as b0 wt), so fused (the FUSED copy) or not
@@ -1477,6 +1491,286 @@ FUSED static int chroma_line_fused(WideChroma *wc, Py_ssize_t y, float *RESTRICT
 static int chroma_row(WideChroma *wc, Py_ssize_t y, float *blue, float *red)
 {
     return wc->fused ? chroma_line_fused(wc, y, blue, red) : chroma_line(wc, y, blue, red);
+}
+
+#if FUSED_PRODUCT
+#include <immintrin.h>
+
+/* The colour output in one pass per row on CPUs with AVX2 and FMA (`ycc_row_avx2`; set once,
+   by the module's initialization): the chroma blend, the rounding of Y', the conversion and
+   the interleaved store of 8 pixels in registers, instead of four passes through line
+   buffers (chroma_line, patch_row, rgb_planes, the interleave). The same operations on the
+   same values as those passes, lane by lane: the same bits (docs/c-kernels.md). */
+static int simd_colour;
+
+#define AVX2_INLINE static inline __attribute__((target("avx2,fma"), always_inline))
+#define WIDE512 __attribute__((target("avx512f,avx512bw,fma")))
+
+/* Cb - 128 (or Cr - 128) of 8 pixels as chroma_line_body computes them: the vertical blend
+   of the doubled rows `top` and `bottom` in float64 (fused: as the FUSED copy, the same
+   bits), rounded to float32, + 128.5, clamped (NaN -> 0: max_ps returns its second operand
+   for NaN, as clamp_f returns lo) and truncated. */
+AVX2_INLINE __m256i chroma8(const float *top, const float *bottom, __m256d wt, __m256d wb)
+{
+    __m256d lo = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(top)), wt,
+                                 _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(bottom)), wb));
+    __m256d hi = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(top + 4)), wt,
+                                 _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(bottom + 4)), wb));
+    __m256 v = _mm256_add_ps(_mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)),
+                             _mm256_set1_ps(128.5f));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(255.0f));
+    return _mm256_sub_epi32(_mm256_cvttps_epi32(v), _mm256_set1_epi32(128));
+}
+
+/* rgb_planes' t = trunc(k * x + 1/2) (float32 multiply, then add: two roundings). */
+AVX2_INLINE __m256i colour_term8(__m256 k, __m256 x)
+{
+    return _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(k, x), _mm256_set1_ps(0.5f)));
+}
+
+/* 8 pixels of rgb_planes from Y' (4 floats at luma_lo, 4 at luma_hi) and the doubled chroma
+   rows: per 128-bit lane (pixels 0-3, then 4-7) the bytes R0-3 G0-3 B0-3 P0-3, each
+   clamped to 0..255 by the saturating packs (P: `pad`). */
+AVX2_INLINE __m256i rgb8(const char *luma_lo, const char *luma_hi, const float *b0,
+                         const float *b1, const float *r0, const float *r1, __m256d wt,
+                         __m256d wb, const __m256 *k, __m256i pad)
+{
+    __m256 l = _mm256_set_m128(_mm_loadu_ps((const float *)luma_hi),
+                               _mm_loadu_ps((const float *)luma_lo));
+    l = _mm256_add_ps(l, _mm256_set1_ps(0.5f));
+    l = _mm256_min_ps(_mm256_max_ps(l, _mm256_setzero_ps()), _mm256_set1_ps(255.0f));
+    __m256i y = _mm256_cvttps_epi32(l);
+    __m256 xb = _mm256_cvtepi32_ps(chroma8(b0, b1, wt, wb));
+    __m256 xr = _mm256_cvtepi32_ps(chroma8(r0, r1, wt, wb));
+    __m256i r = _mm256_add_epi32(y, _mm256_srai_epi32(colour_term8(k[0], xr), 6));
+    __m256i g = _mm256_add_epi32(y, _mm256_srai_epi32(
+        _mm256_add_epi32(colour_term8(k[1], xb), colour_term8(k[2], xr)), 6));
+    __m256i b = _mm256_add_epi32(y, _mm256_srai_epi32(colour_term8(k[3], xb), 6));
+    return _mm256_packus_epi16(_mm256_packs_epi32(r, g), _mm256_packs_epi32(b, pad));
+}
+
+/* rgb8's bytes stored as 8 pixels of c = 3 (RGB) or 4 channels (RGB and P, or RGB under the
+   alpha already at dst: keep_alpha). */
+AVX2_INLINE void store8(uint8_t *dst, Py_ssize_t c, int keep_alpha, __m256i planar)
+{
+    if (c == 4) {
+        const __m256i order = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7,
+                                               11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10,
+                                               14, 3, 7, 11, 15);
+        __m256i px = _mm256_shuffle_epi8(planar, order);
+        if (keep_alpha)
+            px = _mm256_blendv_epi8(px, _mm256_loadu_si256((const __m256i *)dst),
+                                    _mm256_set1_epi32((int)0xFF000000u));
+        _mm256_storeu_si256((__m256i *)dst, px);
+        return;
+    }
+    /* 12 bytes of RGB in each lane's first three words, then the two lanes' 24 bytes in
+       words 0-5 */
+    const __m256i order = _mm256_setr_epi8(0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1,
+                                           -1, 0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1,
+                                           -1, -1);
+    __m256i px = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(planar, order),
+                                             _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+    _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(px));
+    _mm_storel_epi64((__m128i *)(dst + 16), _mm256_extracti128_si256(px, 1));
+}
+
+/* rgb_line of a row of w pixels of c = 3 or 4 channels (pad as rgb_line's), Y' read where
+   it lies: pixels [8j, 8j + 4) at luma + j * stride bytes, [8j + 4, 8j + 8) `half` bytes
+   after them (a line of floats: 32 and 16; patches of 8: 256 and 16; of 4: 128 and 64), the
+   chroma blended from the doubled rows (b0, b1: Cb; r0, r1: Cr) with weights wt and wb
+   (blend_rows). The last w % 8 pixels go through a copy of 8, so that nothing beyond the
+   row's pixels is read or written. */
+FUSED static void ycc_row_avx2(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const char *luma,
+                               Py_ssize_t stride, Py_ssize_t half, const float *b0,
+                               const float *b1, const float *r0, const float *r1, double wt,
+                               double wb, const float *k, int pad)
+{
+    const __m256d vwt = _mm256_set1_pd(wt), vwb = _mm256_set1_pd(wb);
+    const __m256 vk[4] = {_mm256_set1_ps(k[0]), _mm256_set1_ps(k[1]), _mm256_set1_ps(k[2]),
+                          _mm256_set1_ps(k[3])};
+    int padded = c == 4 && pad >= 0 && pad <= 255;
+    const __m256i vpad = _mm256_set1_epi32(padded ? pad : 0);
+    Py_ssize_t x = 0;
+    const char *l = luma;
+    for (; x + 8 <= w; x += 8, l += stride)
+        store8(row + c * x, c, !padded,
+               rgb8(l, l + half, b0 + x, b1 + x, r0 + x, r1 + x, vwt, vwb, vk, vpad));
+    if (x == w)
+        return;
+    Py_ssize_t n = w - x;
+    float lt[8] = {0}, t0[8] = {0}, t1[8] = {0}, u0[8] = {0}, u1[8] = {0};
+    uint8_t bytes[32] = {0};
+    for (Py_ssize_t e = 0; e < n; e++) {
+        lt[e] = ld_f32(e < 4 ? l + 4 * e : l + half + 4 * (e - 4));
+        t0[e] = b0[x + e], t1[e] = b1[x + e], u0[e] = r0[x + e], u1[e] = r1[x + e];
+    }
+    memcpy(bytes, row + c * x, (size_t)(c * n));
+    store8(bytes, c, !padded, rgb8((const char *)lt, (const char *)(lt + 4), t0, t1, u0, u1,
+                                   vwt, vwb, vk, vpad));
+    memcpy(row + c * x, bytes, (size_t)(c * n));
+}
+
+#define AVX512_INLINE static inline __attribute__((target("avx512f,avx512bw,fma"), always_inline))
+
+/* chroma8 for 16 pixels. */
+AVX512_INLINE __m512i chroma16(const float *top, const float *bottom, __m512d wt, __m512d wb)
+{
+    __m512d lo = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(top)), wt,
+                                 _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(bottom)), wb));
+    __m512d hi = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(top + 8)), wt,
+                                 _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(bottom + 8)), wb));
+    __m512 v = _mm512_castpd_ps(_mm512_insertf64x4(
+        _mm512_castps_pd(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo))),
+        _mm256_castps_pd(_mm512_cvtpd_ps(hi)), 1));
+    v = _mm512_add_ps(v, _mm512_set1_ps(128.5f));
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
+    return _mm512_sub_epi32(_mm512_cvttps_epi32(v), _mm512_set1_epi32(128));
+}
+
+AVX512_INLINE __m512i colour_term16(__m512 k, __m512 x)
+{
+    return _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(k, x), _mm512_set1_ps(0.5f)));
+}
+
+/* 8 floats of Y' at l (4) and l + half (4). */
+AVX512_INLINE __m256 luma8_512(const char *l, Py_ssize_t half)
+{
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps((const float *)l)),
+                                _mm_loadu_ps((const float *)(l + half)), 1);
+}
+
+/* rgb8 for 16 pixels (two chunks of Y': at l and l + stride). */
+AVX512_INLINE __m512i rgb16(const char *l, Py_ssize_t stride, Py_ssize_t half, const float *b0,
+                            const float *b1, const float *r0, const float *r1, __m512d wt,
+                            __m512d wb, const __m512 *k, __m512i pad)
+{
+    __m512 lum = _mm512_castpd_ps(_mm512_insertf64x4(
+        _mm512_castps_pd(_mm512_castps256_ps512(luma8_512(l, half))),
+        _mm256_castps_pd(luma8_512(l + stride, half)), 1));
+    lum = _mm512_add_ps(lum, _mm512_set1_ps(0.5f));
+    lum = _mm512_min_ps(_mm512_max_ps(lum, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
+    __m512i y = _mm512_cvttps_epi32(lum);
+    __m512 xb = _mm512_cvtepi32_ps(chroma16(b0, b1, wt, wb));
+    __m512 xr = _mm512_cvtepi32_ps(chroma16(r0, r1, wt, wb));
+    __m512i r = _mm512_add_epi32(y, _mm512_srai_epi32(colour_term16(k[0], xr), 6));
+    __m512i g = _mm512_add_epi32(y, _mm512_srai_epi32(
+        _mm512_add_epi32(colour_term16(k[1], xb), colour_term16(k[2], xr)), 6));
+    __m512i b = _mm512_add_epi32(y, _mm512_srai_epi32(colour_term16(k[3], xb), 6));
+    return _mm512_packus_epi16(_mm512_packs_epi32(r, g), _mm512_packs_epi32(b, pad));
+}
+
+/* store8 for 16 pixels. */
+AVX512_INLINE void store16(uint8_t *dst, Py_ssize_t c, int keep_alpha, __m512i planar)
+{
+    if (c == 4) {
+        const __m512i order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13,
+                                                                   2, 6, 10, 14, 3, 7, 11, 15));
+        __m512i px = _mm512_shuffle_epi8(planar, order);
+        if (keep_alpha) /* the fourth byte of every pixel from dst */
+            px = _mm512_mask_blend_epi8((__mmask64)0x8888888888888888ull, px,
+                                        _mm512_loadu_si512(dst));
+        _mm512_storeu_si512(dst, px);
+        return;
+    }
+    const __m512i order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 1, 5, 9, 2, 6, 10, 3,
+                                                               7, 11, -1, -1, -1, -1));
+    __m512i px = _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 3, 7, 11, 15),
+        _mm512_shuffle_epi8(planar, order));
+    _mm512_mask_storeu_epi8(dst, (__mmask64)0xFFFFFFFFFFFFull, px); /* 48 bytes */
+}
+
+/* ycc_row_avx2 16 pixels at a time (AVX-512: CPUs with AVX-512F and BW), the last w % 16
+   by ycc_row_avx2: the same bits. */
+WIDE512 static void ycc_row_avx512(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const char *luma,
+                                   Py_ssize_t stride, Py_ssize_t half, const float *b0,
+                                   const float *b1, const float *r0, const float *r1,
+                                   double wt, double wb, const float *k, int pad)
+{
+    const __m512d vwt = _mm512_set1_pd(wt), vwb = _mm512_set1_pd(wb);
+    const __m512 vk[4] = {_mm512_set1_ps(k[0]), _mm512_set1_ps(k[1]), _mm512_set1_ps(k[2]),
+                          _mm512_set1_ps(k[3])};
+    int padded = c == 4 && pad >= 0 && pad <= 255;
+    const __m512i vpad = _mm512_set1_epi32(padded ? pad : 0);
+    Py_ssize_t x = 0;
+    const char *l = luma;
+    for (; x + 16 <= w; x += 16, l += 2 * stride)
+        store16(row + c * x, c, !padded, rgb16(l, stride, half, b0 + x, b1 + x, r0 + x, r1 + x,
+                                               vwt, vwb, vk, vpad));
+    if (x < w)
+        ycc_row_avx2(row + c * x, c, w - x, l, stride, half, b0 + x, b1 + x, r0 + x, r1 + x,
+                     wt, wb, k, pad);
+}
+#endif
+
+/* The colour output's row kernels the CPU runs: 0 (rgb_line's passes), 1 (ycc_row_avx2) or
+   2 (ycc_row_avx512). Set once, by the module's initialization. */
+static int best_colour_rows;
+
+PyDoc_STRVAR(colour_rows_doc,
+"colour_rows(level=-1) -> int\n\n"
+"The row kernel of the colour output (store_rgb, upsample_ycc) in use: 0 plain C, 1 AVX2,\n"
+"2 AVX-512 (the best the CPU runs, chosen at import). level >= 0 chooses another one, at\n"
+"most the best (ValueError otherwise): for tests and benchmarks, which compare them; all\n"
+"give the same bits. Returns the level in use before the call.");
+
+static PyObject *colour_rows(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"level", NULL};
+    int level = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i:colour_rows", names, &level))
+        return NULL;
+#if FUSED_PRODUCT
+    int before = simd_colour;
+#else
+    int before = 0;
+#endif
+    if (level > best_colour_rows) {
+        value_error("colour_rows: level above what this CPU runs");
+        return NULL;
+    }
+#if FUSED_PRODUCT
+    if (level >= 0)
+        simd_colour = level;
+#endif
+    return PyLong_FromLong(before);
+}
+
+/* Whether rows of c channels take ycc_row_avx2 (`simd_row`). */
+static int simd_rows(Py_ssize_t c)
+{
+#if FUSED_PRODUCT
+    return simd_colour && (c == 3 || c == 4);
+#else
+    (void)c;
+    return 0;
+#endif
+}
+
+/* Output row y of w pixels of c channels (simd_rows(c)) by ycc_row_avx2, Y' read as it
+   says: -1 as chroma_row. */
+static int simd_row(WideChroma *wc, Py_ssize_t y, uint8_t *row, Py_ssize_t c, Py_ssize_t w,
+                    const char *luma, Py_ssize_t stride, Py_ssize_t half, const float *k,
+                    int pad)
+{
+#if FUSED_PRODUCT
+    const float *b0, *b1;
+    double wt, wb;
+    if (blend_rows(wc, y, &b0, &b1, &wt, &wb) < 0)
+        return -1;
+    if (simd_colour == 2)
+        ycc_row_avx512(row, c, w, luma, stride, half, b0, b1, b0 + wc->w, b1 + wc->w, wt, wb,
+                       k, pad);
+    else
+        ycc_row_avx2(row, c, w, luma, stride, half, b0, b1, b0 + wc->w, b1 + wc->w, wt, wb,
+                     k, pad);
+    return 0;
+#else
+    (void)wc, (void)y, (void)row, (void)c, (void)w, (void)luma, (void)stride, (void)half;
+    (void)k, (void)pad;
+    return -1;
+#endif
 }
 
 /* The colour constants: 4 float32, |k| <= 2^16 (so the products fit an int). */
@@ -1580,10 +1874,15 @@ static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_ssize_t w = out.shape[1], c = out.shape[2];
     float *blue = wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
     uint8_t *planar = (uint8_t *)(red + w);
-    int error = 0;
+    int error = 0, simd = simd_rows(c);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
+        if (simd) {
+            luma_line(row, c, w, luma);
+            error = simd_row(&wc, y, row, c, w, (const char *)luma, 32, 16, k, -1);
+            continue;
+        }
         error = chroma_row(&wc, y, blue, red);
         if (!error) {
             luma_line(row, c, w, luma);
@@ -1735,16 +2034,29 @@ static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     float *blue = wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
     uint8_t *planar = (uint8_t *)(red + w);
-    int error = 0;
+    int error = 0, simd = simd_rows(c);
+    /* ycc_row_avx2 reads Y' in the patches where 8 pixels are one patch row (patch 8) or
+       two (patch 4); other sides are copied into the line first */
+    int in_place = simd && (patch == 8 || patch == 4);
+    Py_ssize_t stride = patch == 8 ? 4 * 64 : 4 * 32, half = patch == 8 ? 16 : 64;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         Py_ssize_t gy = (y - y0) / patch, py = (y - y0) % patch;
-        patch_row(matrix.data, gy * per_row * patch * patch + py * patch, per_row, patch,
-                  (char *)luma);
+        Py_ssize_t base = gy * per_row * patch * patch + py * patch;
+        uint8_t *row = (uint8_t *)out.data + (y - top) * out.strides[0];
+        if (in_place) {
+            error = simd_row(&wc, y, row, c, w, matrix.data + 4 * base, stride, half, k,
+                             (int)pad);
+            continue;
+        }
+        patch_row(matrix.data, base, per_row, patch, (char *)luma);
+        if (simd) {
+            error = simd_row(&wc, y, row, c, w, (const char *)luma, 32, 16, k, (int)pad);
+            continue;
+        }
         error = chroma_row(&wc, y, blue, red);
         if (!error)
-            rgb_line((uint8_t *)out.data + (y - top) * out.strides[0], c, w, luma, blue, red,
-                     k, planar, (int)pad);
+            rgb_line(row, c, w, luma, blue, red, k, planar, (int)pad);
     }
     Py_END_ALLOW_THREADS
     if (error)
@@ -3869,7 +4181,7 @@ static PyMethodDef methods[] = {
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits),
-    METHOD(prediction_bits), METHOD(predicted), METHOD(lower_levels),
+    METHOD(prediction_bits), METHOD(predicted), METHOD(lower_levels), METHOD(colour_rows),
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -3893,6 +4205,9 @@ PyMODINIT_FUNC PyInit__kernels(void)
 #if FUSED_PRODUCT
     fused_colour = !__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
                    && __builtin_cpu_supports("fma");
+    simd_colour = best_colour_rows = !__builtin_cpu_supports("avx2")
+                                     || !__builtin_cpu_supports("fma") ? 0
+        : __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? 2 : 1;
 #endif
     if (numpy_empty == NULL || numpy_zeros == NULL)
         return NULL;

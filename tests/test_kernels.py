@@ -939,3 +939,57 @@ def test_store_rgb_pad_writes_pillows_rgbx_layout(compiled: Any) -> None:
         compiled.store_rgb(matrix, rgbx, 0, h, cb, cr, k, patch, per_row, pad=pad)
         np.testing.assert_array_equal(rgbx[:, :, :3], rgb)
         assert np.all(rgbx[:, :, 3] == fourth)
+
+
+def _boundary_floats(rng: np.random.Generator, shape: tuple[int, ...], scale: float,
+                     centre: float) -> np.ndarray:
+    """Samples for the colour output: spread values, a fifth of them on halves (the ties of
+    its roundings) and a few that no honest file holds (NaN, infinities, float32's extremes,
+    subnormals, values a hair from a rounding step)."""
+    specials = np.array([np.nan, np.inf, -np.inf, 3e38, -3e38, 1e-40, -1e-40, 0.0, -0.0,
+                         127.5, -128.5, 126.49999, 0.49999997, -0.5, 254.5, 255.49998,
+                         1 + 2 ** -23, 1e-17], np.float32)
+    v = (rng.standard_normal(shape) * scale + centre).astype(np.float32)
+    pick = rng.random(shape)
+    v = np.where(pick < 0.2, np.round(v * 2) / 2, v)
+    return np.where(pick > 0.97, rng.choice(specials, shape), v).astype(np.float32)
+
+
+def test_colour_row_kernels_give_the_plain_kernels_bits(compiled: Any) -> None:
+    """Every row kernel of the colour output this CPU runs (colour_rows: AVX2, AVX-512)
+    writes the bytes of the plain C passes (level 0, whose pixels the rest of the suite
+    compares with numpy's), through store_rgb and upsample_ycc: widths with and without a
+    tail, patch sides read in place (4, 8) or copied, 3, 4 and 5 channels, pad or alpha,
+    Y' read unaligned, and samples on every rounding tie and beyond every range."""
+    rng = np.random.default_rng(13)
+    k = kernels.colour_constants()
+    best = compiled.colour_rows()
+    with pytest.raises(ValueError):
+        compiled.colour_rows(best + 1)
+    try:
+        for trial in range(300):
+            h, w = 2 * int(rng.integers(1, 10)), 2 * int(rng.integers(1, 50))
+            patch = int(rng.choice([4, 8, 4, 8, 1, 3, 16]))
+            per_row = -(-w // patch) + int(rng.integers(0, 2))
+            matrix = _boundary_floats(rng, (-(-h // patch) * per_row, patch * patch), 90, 128)
+            if trial % 2:  # one byte off float32's alignment
+                raw = np.zeros(matrix.nbytes + 1, np.uint8)
+                raw[1:] = matrix.view(np.uint8).ravel()
+                matrix = raw[1:].view(np.float32).reshape(matrix.shape)
+            cb, cr = (_boundary_floats(rng, (h // 2, w // 2), 70, 0) for _ in range(2))
+            c, pad = int(rng.choice([3, 4, 4, 5])), int(rng.choice([-1, 255, 0]))
+            y0 = int(rng.integers(0, h))
+            y1 = int(rng.integers(y0, h + 1))
+            start = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+            written = []
+            for level in range(best + 1):
+                compiled.colour_rows(level)
+                stored, upsampled = start.copy(), start.copy()
+                compiled.store_rgb(matrix, stored, y0, y1, cb, cr, k, patch, per_row, pad=pad)
+                compiled.upsample_ycc(upsampled, y0, y1, cb, cr, k)
+                written.append((stored, upsampled))
+            for level in range(1, best + 1):
+                np.testing.assert_array_equal(written[level][0], written[0][0])
+                np.testing.assert_array_equal(written[level][1], written[0][1])
+    finally:
+        compiled.colour_rows(best)
