@@ -195,11 +195,12 @@ class Descriptor(NamedTuple):  # a tuple: made in one call, where a dataclass's 
     # stores each field in bytecode (a dozen per small image's decode, twice through Pillow)
     """A factor block's fixed fields, checked against the planes (spec §4, §4.2): where its
     frame starts and ends in the payload and what it decompresses to (`parts`: dtype and shape
-    of each array, `nbytes` in all)."""
+    of each array, `nbytes` in all). The fields `index` and `count` hide tuple's methods of
+    those names (nothing here calls them)."""
     factor: str
-    index: int
+    index: int  # type: ignore[assignment]
     first: int
-    count: int
+    count: int  # type: ignore[assignment]
     coding: int
     predictor: int
     frame_at: int
