@@ -53,19 +53,18 @@ def _scalar_weights(step: float, sigma: np.ndarray, shift: int
     binary64 operations: a decoder's few dozen weights cost less than numpy's per-call work),
     or None wherever `weights` raises (it then raises with its own message)."""
     square = float(np.float64(step) * np.float64(step))
-    out, total = [], 0
-    for s in np.asarray(sigma, dtype=np.float64).tolist():
-        try:
-            scaled = math.ldexp(square / s, shift)  # exact: a power of two
-        except (ZeroDivisionError, OverflowError):  # numpy's inf or nan, refused as such
-            return None
-        if not math.isfinite(scaled) or scaled > EXACT_LIMIT:
-            return None
-        whole = math.floor(scaled)
-        w = whole + (scaled - whole >= 0.5)  # floor(x + 1/2) exactly
-        out.append(float(w))
-        total += w
-    return np.array(out, dtype=np.float64), total
+    ldexp = math.ldexp
+    try:
+        # exact: a power of two
+        scaled = [ldexp(square / s, shift) for s in np.asarray(sigma, dtype=np.float64).tolist()]
+    except (ZeroDivisionError, OverflowError):  # numpy's inf or nan, refused as such
+        return None
+    # the checks and floors as C loops over the list, one comprehension left in bytecode
+    if not all(map(math.isfinite, scaled)) or (scaled and max(scaled) > EXACT_LIMIT):
+        return None
+    w = [whole + (x - whole >= 0.5)  # floor(x + 1/2) exactly
+         for x, whole in zip(scaled, map(math.floor, scaled))]
+    return np.array(w, dtype=np.float64), sum(w)
 
 
 def weight_terms(step: float, sigma: np.ndarray) -> list[float]:

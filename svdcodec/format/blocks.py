@@ -206,6 +206,8 @@ class Block:
                                                                 compare=False)
     #: How `frame` holds the arrays: ZSTD, MAGICLESS or STORED_RAW (version 5, spec §4.2).
     form: str = field(default=ZSTD, compare=False)
+    #: Bytes of `parts` in all, if known (the reader's descriptor counted them), else -1.
+    nbytes: int = field(default=-1, repr=False, compare=False)
 
     @property
     def what(self) -> str:
@@ -214,7 +216,9 @@ class Block:
     @property
     def raw_bytes(self) -> int:
         """Bytes of the block's arrays, decompressed (`data`)."""
-        total = 0  # loops, not generators: read several times per block and decode
+        if self.arrays is None and self.nbytes >= 0:  # read a dozen times per block and decode
+            return self.nbytes
+        total = 0  # loops, not generators
         if self.arrays is not None:
             for a in self.arrays:
                 total += a.nbytes
@@ -229,6 +233,10 @@ class Block:
         if self.arrays is not None:
             return self.arrays
         assert self.frame is not None, "a block has arrays or a frame"
+        if len(self.parts) == 1 and self.nbytes >= 0:  # a dense block: one array, all bytes
+            (dtype, shape), = self.parts
+            raw = decompress(self.frame, self.nbytes, self.what, checked=True, form=self.form)
+            return (np.frombuffer(raw, dtype).reshape(shape),)
         sizes = [dtype.itemsize * math.prod(shape) for dtype, shape in self.parts]
         # `frame` is set by the reader only, after check_frame.
         raw = decompress(self.frame, sum(sizes), self.what, checked=True, form=self.form)
@@ -346,6 +354,8 @@ class Container:
     def singular_values(self, plane: int) -> np.ndarray:
         """The plane's S blocks joined, float32 (unpack checked they cover 0..rank in order)."""
         parts = [b.data()[0] for b in self.blocks if b.plane == plane and b.factor == "S"]
+        if len(parts) == 1:  # the usual single block, not copied (callers only read it)
+            return parts[0]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 

@@ -11,8 +11,7 @@ import math
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -192,15 +191,16 @@ def sparse_sizes_fit(rows: int, count: int, symbols: int, run_escapes: int,
             and values + 15 * run_escapes <= rows * count)
 
 
-@dataclass  # not frozen: a frozen init sets each field through object.__setattr__, several
-class Descriptor:  # times the cost of the record's parsing; nothing changes one once made
+class Descriptor(NamedTuple):  # a tuple: made in one call, where a dataclass's __init__
+    # stores each field in bytecode (a dozen per small image's decode, twice through Pillow)
     """A factor block's fixed fields, checked against the planes (spec §4, §4.2): where its
     frame starts and ends in the payload and what it decompresses to (`parts`: dtype and shape
-    of each array, `nbytes` in all)."""
+    of each array, `nbytes` in all). The fields `index` and `count` hide tuple's methods of
+    those names (nothing here calls them)."""
     factor: str
-    index: int
+    index: int  # type: ignore[assignment]
     first: int
-    count: int
+    count: int  # type: ignore[assignment]
     coding: int
     predictor: int
     frame_at: int
@@ -270,6 +270,10 @@ def _block_place(kind: bytes, index: int, count: int, planes: list[Plane],
     return factor, first, shape, what
 
 
+#: What a record's errors name before its plane and component are known.
+_RECORD_WHAT = {kind: f"{kind.decode()} block record" for kind in FACTOR_TYPES}
+
+
 def _record(kind: bytes, record: memoryview | bytes, left: int, planes: list[Plane],
             cursor: dict[tuple[int, str], int], base: int = 0) -> Descriptor:
     """A version 5 block record (spec §4.2) at the start of `record` (its first
@@ -279,7 +283,7 @@ def _record(kind: bytes, record: memoryview | bytes, left: int, planes: list[Pla
     if left < 3:
         raise SvdiError(f"{kind.decode()} block record too short")
     index = record[0]
-    count, at = read_varint(record, 1, f"{kind.decode()} block record")
+    count, at = read_varint(record, 1, _RECORD_WHAT[kind])
     factor, first, shape, what = _block_place(kind, index, count, planes, cursor)
     if at >= left:
         raise SvdiError(f"{what}: record too short")
@@ -320,11 +324,11 @@ def block_descriptors(kind: bytes, payload: memoryview | bytes, header: Header,
     more back to back in version 5 (spec §4.2), offsets from the payload's start."""
     if header.version < COMPACT_VERSION:
         d = _descriptor(kind, payload, planes, cursor)
-        yield replace(d, frame_end=len(payload), length_at=d.frame_at)
+        yield d._replace(frame_end=len(payload), length_at=d.frame_at)
         return
     at = 0
     while True:
-        # offsets from the payload's start made in place: dataclasses.replace costs more than
+        # offsets from the payload's start made in place: a copy with them costs more than
         # the record's parsing, a dozen times in a small image's decode
         d = _record(kind, payload[at:at + MAX_RECORD_BYTES], len(payload) - at, planes, cursor,
                     at)
@@ -381,13 +385,15 @@ def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list
         if d.factor != "S":  # decompressed when the decoder needs it
             check_frame(frame, d.nbytes, d.what, d.form)
             out.append(Block(d.factor, d.index, d.first, d.count, d.coding, None, d.predictor,
-                             size, frame, d.parts, d.form))
+                             size, frame, d.parts, d.form, d.nbytes))
             continue
         data = np.frombuffer(decompress(frame, d.nbytes, d.what, form=d.form),
                              dtype=d.parts[0][0])
-        # min > 0 fails for a NaN or a value <= 0 (an S block holds at least one value), and a
-        # finite max leaves no infinity
-        if not (data.min() > 0 and np.isfinite(data.max())):
+        # As Python floats: a few dozen values, where numpy's reductions cost more per call
+        # than their loops. Every value finite (min and max of a list skip a NaN), and the
+        # least > 0 (an S block holds at least one value).
+        values = data.tolist()
+        if not (all(map(math.isfinite, values)) and min(values) > 0):
             raise SvdiError(f"{d.what}: singular values must be finite and positive")
         out.append(Block(d.factor, d.index, d.first, d.count, d.coding, (data,), d.predictor,
                          stored=size, form=d.form))

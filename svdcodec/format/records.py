@@ -166,7 +166,14 @@ def read_varint(data: bytes | memoryview, at: int, what: str) -> tuple[int, int]
     """(value, position after it) of the LEB128 field at `at` (spec §4.2): at most 5 bytes, a
     value below 2^32, in its shortest form (no final 0x00 byte after the first), so that every
     number has one encoding and a field cannot hide bytes."""
-    if at < len(data) and data[at] < 0x80:  # one byte: most fields of a small image's records
+    if at + 1 < len(data):  # the common short forms without the loop's rules
+        byte = data[at]
+        if byte < 0x80:  # one byte: most counts of a small image's records
+            return byte, at + 1
+        high = data[at + 1]
+        if 0 < high < 0x80:  # two bytes, the second non-zero (shortest form): most frame sizes
+            return (byte & 0x7F) | high << 7, at + 2
+    elif at < len(data) and data[at] < 0x80:
         return data[at], at + 1
     value = shift = 0
     for i in range(MAX_VARINT_BYTES):
