@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -311,6 +312,28 @@ def test_a_signal_just_after_the_temporary_file_appears_removes_it(
         raise interrupt
     monkeypatch.setattr(safe_io, "_open_temporary", open_then_signal)
     status = cli.encode_main([str(png), "-o", str(tmp_path / "out.svdi")])
+    expected = 130 if isinstance(interrupt, KeyboardInterrupt) else 128 + signal.SIGTERM
+    assert status == expected
+    assert not leftovers(tmp_path) and not (tmp_path / "out.svdi").exists()
+
+
+@pytest.mark.parametrize("interrupt", [safe_io.Terminated(signal.SIGTERM), KeyboardInterrupt()])
+def test_a_signal_as_the_temporary_file_is_created_removes_it(
+        png: Path, tmp_path: Path, interrupt: BaseException,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal whose handler runs right after os.open created the file, before
+    _open_temporary returns its name (seen in CI on a loaded machine)."""
+    real_open = os.open
+
+    def create_then_signal(name: str, *args: Any, **kwargs: Any) -> int:
+        fd = real_open(name, *args, **kwargs)
+        if name.endswith(".tmp"):
+            os.close(fd)
+            raise interrupt
+        return fd
+    monkeypatch.setattr(safe_io.os, "open", create_then_signal)
+    status = cli.encode_main([str(png), "-o", str(tmp_path / "out.svdi")])
+    monkeypatch.undo()
     expected = 130 if isinstance(interrupt, KeyboardInterrupt) else 128 + signal.SIGTERM
     assert status == expected
     assert not leftovers(tmp_path) and not (tmp_path / "out.svdi").exists()

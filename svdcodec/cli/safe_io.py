@@ -352,7 +352,10 @@ def publish(tmp: str, dest: Path, force: bool) -> None:
 
 
 def _open_temporary(dest: Path) -> tuple[str, int]:
-    """A new 0600 temporary file next to `dest`, registered in _pending before it exists."""
+    """A new 0600 temporary file next to `dest`, registered in _pending before it exists and
+    unregistered only if os.open fails. A signal's exception (Terminated, KeyboardInterrupt)
+    can arrive after the file is created and before its name is returned: the name then stays
+    pending, and the caller's remove_pending() removes the file."""
     for _ in range(100):
         name = str(dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp")
         _pending.add(name)
@@ -361,7 +364,7 @@ def _open_temporary(dest: Path) -> tuple[str, int]:
                                  0o600)
         except FileExistsError:
             _pending.discard(name)
-        except BaseException:
+        except OSError:
             _pending.discard(name)
             raise
     raise FileExistsError(errno.EEXIST, "no free temporary file name")
