@@ -307,7 +307,7 @@ def test_a_signal_just_after_the_temporary_file_appears_removes_it(
     real_open_temporary = safe_io._open_temporary
 
     def open_then_signal(dest: Path) -> tuple[str, int]:
-        name, fd = real_open_temporary(dest)
+        _, fd = real_open_temporary(dest)
         os.close(fd)
         raise interrupt
     monkeypatch.setattr(safe_io, "_open_temporary", open_then_signal)
