@@ -16,11 +16,14 @@ lean=True)`), whose image takes 4 bytes a pixel for RGB, a file of exact planes 
 5) is cut into smaller bands (an exact product's rows do not depend on the band) and its held
 sparse streams are handed back piece by piece as the bands are done, so that little but the
 image is held when it is full. Taken by 8- and 16-bit files without
-residual blocks or the deblocking filter, whose planes' factors each fit one piece (one pass
-of the left factor and one column range of B^T within the plane's share of the budget): then
-any band can be reconstructed at any time, in any thread. Other files take `render_image`'s
+residual blocks, whose planes' factors each fit one piece (one pass of the left factor and one
+column range of B^T within the plane's share of the budget): then any band can be
+reconstructed at any time, in any thread. Version 4's deblocking filter (8-bit exact planes,
+edge periods of 4 and more) runs in the bands too: bands cut at multiples of every period, each
+filtered and converted as it is made, the four rows around each cut, whose edges two bands
+share, finished by the second of the two (`EdgeSeams`). Other files take `render_image`'s
 plane-by-plane path: version 2's residual phase reads its streams in row order over the whole
-output, version 4's filter crosses the bands' edges, float samples are checked whole.
+output, float samples are checked whole.
 """
 
 from __future__ import annotations

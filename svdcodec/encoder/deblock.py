@@ -16,6 +16,7 @@ per plane; otherwise it is returned as it came (version 1 stays version 1, byte 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
@@ -39,6 +40,7 @@ from ..format import (
 from ..runtime import kernels
 from .residual import exact_container, pack_exact
 from .tuning import (
+    DEBLOCK_PIECE_SAMPLES,
     DEBLOCK_SAMPLE_EVERY,
     DEBLOCK_SAMPLE_PIXELS,
     DEBLOCK_SAMPLE_ROWS,
@@ -104,7 +106,13 @@ class EdgeSamples:
         if self.where.size == 0:
             return 0.0
         trial = self.samples[..., None].copy()
-        deblock_channels(trial, [(0, self.period, params)], kernels.get())
+        compiled = kernels.get()
+        if compiled is not None:  # both passes in one call each (a small channel: no bands)
+            table = np.array([(0, self.period, *params)], np.int64)
+            compiled.deblock(trial, table, 1, 0, trial.shape[0])
+            compiled.deblock(trial, table, 0, 0, trial.shape[1])
+        else:
+            deblock_channels(trial, [(0, self.period, params)], None)
         after = trial.ravel()[self.where] - self.goal
         return self.before - float(np.dot(after, after))
 
@@ -118,12 +126,18 @@ def filter_gain(samples: np.ndarray, target: np.ndarray, period: int,
     return EdgeSamples(samples, period, where, target[where]).gain(params)
 
 
-def best_strength(judged: EdgeSamples, step: float) -> tuple[tuple[int, int, int], float]:
+def best_strength(judged: Iterable[EdgeSamples], step: float
+                  ) -> tuple[tuple[int, int, int], float]:
     """(alpha, beta, tc) that saves the most squared error on one decoded channel's judged
-    samples (NO_DEBLOCK if none saves any) and the error it saves."""
+    samples (given in pieces, one held at a time: the sum of their gains; NO_DEBLOCK if none
+    saves any) and the error it saves."""
+    candidates = strengths(step)
+    gains = [0.0] * len(candidates)
+    for piece in judged:
+        for k, params in enumerate(candidates):
+            gains[k] += piece.gain(params)
     best, saved = NO_DEBLOCK, 0.0
-    for params in strengths(step):
-        gain = judged.gain(params)
+    for params, gain in zip(candidates, gains):
         if gain > saved:
             best, saved = params, gain
     return best, saved
@@ -217,19 +231,41 @@ def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels:
                    ) -> tuple[tuple[int, int, int], float]:
     """`best_strength` of one plane's channel of the stacked samples of the `rendered` bands
     against the (h, w, c) image, judged on `judged` (`judged_bands`; None: the whole plane):
-    the error it saves, scaled to the whole plane."""
-    h = pixels.shape[0]
-    rows, counted = (np.arange(h), None) if judged is None else band_rows(judged)
+    the error it saves, scaled to the whole plane. The judged bands go in pieces of about
+    DEBLOCK_PIECE_SAMPLES samples: their temporaries (indices, targets and errors in 8 bytes
+    a sample) stay small beside the image."""
+    h, w = pixels.shape[:2]
     stacked = np.concatenate([np.arange(y0, y1) for y0, y1 in rendered])
-    picked = (slice(None) if stacked.size == rows.size  # the same rows: no gather
-              else np.searchsorted(stacked, rows))
-    channel = np.ascontiguousarray(samples[picked, :, plane.index])
-    where = movable(channel.shape, period, counted)
-    goal = target_channel(pixels[rows], colour, plane.index)[where]
-    params, saved = best_strength(EdgeSamples(channel, period, where, goal), plane.step)
-    if counted is None:
+    pieces = [[(0, h)]] if judged is None else judged_pieces(judged, w)
+
+    def piece(bands: list[tuple[int, int]]) -> EdgeSamples:
+        rows, counted = (np.arange(h), None) if judged is None else band_rows(bands)
+        picked = (slice(None) if stacked.size == rows.size  # the same rows: no gather
+                  else np.searchsorted(stacked, rows))
+        channel = np.ascontiguousarray(samples[picked, :, plane.index])
+        where = movable(channel.shape, period, counted)
+        # the target band by band (no copy of the judged pixels, no (n, 3) floats of them)
+        goal = np.concatenate([target_channel(pixels[y0:y1], colour, plane.index)
+                               for y0, y1 in bands])[where]
+        return EdgeSamples(channel, period, where, goal)
+    params, saved = best_strength((piece(bands) for bands in pieces), plane.step)
+    if judged is None:
         return params, saved
-    return params, saved * h / np.count_nonzero(counted)
+    return params, saved * h / np.count_nonzero(band_rows(judged)[1])
+
+
+def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[int, int]]]:
+    """The judged bands in consecutive groups of at most about DEBLOCK_PIECE_SAMPLES samples
+    (at least one band each)."""
+    pieces: list[list[tuple[int, int]]] = [[]]
+    held = 0
+    for y0, y1 in bands:
+        if pieces[-1] and held + (y1 - y0) * width > DEBLOCK_PIECE_SAMPLES:
+            pieces.append([])
+            held = 0
+        pieces[-1].append((y0, y1))
+        held += (y1 - y0) * width
+    return pieces
 
 
 def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:

@@ -107,3 +107,6 @@ DEBLOCK_SAMPLE_EVERY = 4
 #: on large planes): ranking four strengths needs no more, and the encoder renders only the
 #: judged bands' rows (docs/design-notes.md, deblocking; docs/performance.md: the cost).
 DEBLOCK_SAMPLE_PIXELS = 1 << 20
+#: Samples judged at once (a piece of the judged bands): their float64 errors and indices
+#: take 16 bytes a sample, which must stay small beside a large image's peak.
+DEBLOCK_PIECE_SAMPLES = 1 << 18
