@@ -2347,23 +2347,24 @@ PyDoc_STRVAR(deblock_ycc_doc,
 "the chroma planes' rows from `first` on, and the image has `height` rows (-1: out's rows,\n"
 "top = 0); y0, y1 and the edges are the image's rows. With matrix (a patch layout's band from\n"
 "row `top` on, as store_bytes takes it), Y' comes from it, rounded as store_bytes rounds it,\n"
-"instead of from out.");
+"instead of from out. pad (0..255, out of 4 channels): channel 3 of every row converted\n"
+"becomes pad, as store_rgb writes Pillow's RGBX (else it is left as it is: alpha).");
 
 static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"out", "y0", "y1", "filters", "k", "cb", "cr", "top", "first",
-                            "height", "matrix", "patch", "per_row", NULL};
+                            "height", "matrix", "patch", "per_row", "pad", NULL};
     PyObject *o_out, *o_filters, *o_k, *o_cb = Py_None, *o_cr = Py_None, *o_matrix = Py_None,
              *result = NULL;
-    Py_ssize_t y0, y1, top = 0, first = 0, height = -1, patch = 0, per_row = 0;
+    Py_ssize_t y0, y1, top = 0, first = 0, height = -1, patch = 0, per_row = 0, pad = -1;
     Arr out = {0}, fa = {0}, cb = {0}, cr = {0}, matrix = {0};
     float *mline = NULL;
     WideChroma wc = {0};
     EdgeFilter *f = NULL;
     float k[4];
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|OOnnnOnn:deblock_ycc", names,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|OOnnnOnnn:deblock_ycc", names,
                                      &o_out, &y0, &y1, &o_filters, &o_k, &o_cb, &o_cr, &top,
-                                     &first, &height, &o_matrix, &patch, &per_row))
+                                     &first, &height, &o_matrix, &patch, &per_row, &pad))
         return NULL;
     if (top < 0 || y0 < top || (height < 0 && top != 0)) {
         value_error("deblock_ycc: needs 0 <= top <= y0, and top = 0 without height");
@@ -2462,12 +2463,12 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         if (y - YCC_LAG >= y0) {
             Py_ssize_t z = y - YCC_LAG;
             ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
-            rgb_line(base + (z - top) * row, c, w, luma, blue, red, k, planar, -1);
+            rgb_line(base + (z - top) * row, c, w, luma, blue, red, k, planar, (int)pad);
         }
     }
     for (Py_ssize_t z = y1 - YCC_LAG > y0 ? y1 - YCC_LAG : y0; z < y1 && !error; z++) {
         ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
-        rgb_line(base + (z - top) * row, c, w, luma, blue, red, k, planar, -1);
+        rgb_line(base + (z - top) * row, c, w, luma, blue, red, k, planar, (int)pad);
     }
 #undef RING
     Py_END_ALLOW_THREADS

@@ -509,3 +509,20 @@ def test_encoder_renders_only_the_judged_bands() -> None:
     assert wide is not None and wide[0][0] > 0 and wide[-1][1] > 8192 // 2
     assert sum(b - a for a, b in wide) * 8192 <= DEBLOCK_SAMPLE_PIXELS * 1.1
     assert judged_bands(8192, 8, 64) == judged_bands(8192, 8, 0)  # narrow: one band in four
+
+
+def test_fused_kernel_writes_pillows_x_byte_only_when_asked() -> None:
+    """pad: channel 3 of every converted row becomes pad (Pillow's RGBX), the RGB as without;
+    without pad channel 3 is alpha, filtered in place if a filter is given it."""
+    compiled = compiled_kernels()
+    colour = kernel_module.colour_constants()
+    image = blocky(32, 24, 4, 3)
+    filters = np.array([(0, 8, 40, 20, 3)], np.int64)
+    plain = image.copy()
+    compiled.deblock_ycc(plain, 0, 32, filters, colour)
+    padded = image.copy()
+    compiled.deblock_ycc(padded, 2, 30, filters, colour, pad=255)
+    np.testing.assert_array_equal(padded[2:30, :, :3], plain[2:30, :, :3])
+    assert np.all(padded[2:30, :, 3] == 255)
+    np.testing.assert_array_equal(padded[[0, 1, 30, 31]], image[[0, 1, 30, 31]])
+    np.testing.assert_array_equal(plain[..., 3], image[..., 3])

@@ -103,6 +103,7 @@ class EdgeSeams:
                               np.int64).reshape(-1, 5)
         self.unit = seam_unit(header, planes)
         self.fused = plan.colour is not None and header.channels >= 3  # deblock_ycc
+        self.channels = header.channels
         self.halves: dict[int, np.ndarray] = {}  # boundary -> the first band's half
         self.lock = threading.Lock()
 
@@ -189,7 +190,8 @@ class EdgeSeams:
             matrix, patch, per_row = patches if patches is not None else (None, 0, 0)
             compiled.deblock_ycc(rows, y0, y1, self.table, plan.colour, blue, red, top=top,
                                  first=first, height=self.height, matrix=matrix, patch=patch,
-                                 per_row=per_row)
+                                 per_row=per_row,
+                                 pad=255 if rows.shape[2] > self.channels else -1)
             return
         a, b = y0 - top, y1 - top
         if compiled is not None:
@@ -433,15 +435,15 @@ class BandRenderer:
             if self.seams is None:
                 plan.compiled.double_chroma(out, y0, y1, *halves[:2], top=y0, first=lo,
                                             height=header.height)
-            if padded:
+            if padded and not (self.seams is not None and self.seams.fused):  # else the kernel
                 out[:, :, header.channels:] = 255
         else:
             for c, resampler in self.resamplers.items():
                 chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
             if plan.ycc and self.convert and self.seams is None:
                 convert_rows(out, 0, y1 - y0, plan, {})
-            if padded:
-                out[:, :, header.channels:] = 255
+            if padded and not (self.seams is not None and self.seams.fused):
+                out[:, :, header.channels:] = 255  # (the fused filter writes it)
         if self.seams is not None:  # filtered and converted, put in pieces
             self.seams.band(i, out, sink, halves, fused_luma)
         for kept in self.chroma.values():
