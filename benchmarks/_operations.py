@@ -25,8 +25,11 @@ OPERATIONS = {
     "svdi save Pillow": 'image.save(buffer, "SVDI")',
     "JPEG save Pillow": 'image.save(buffer, "JPEG", quality=75)',
     "WebP encode": 'Image.fromarray(array).save(buffer, "WEBP") (Pillow default quality 80)',
+    "svdi-deblock encode": "svdcodec.encode(array, deblock=True)",
     "svdi decode Pillow": "Image.open(file).load()",
     "svdi decode numpy": "svdcodec.decode(file bytes)",
+    "svdi-deblock decode Pillow": "Image.open(file).load() of a deblock=True file",
+    "svdi-deblock decode numpy": "svdcodec.decode(file bytes) of a deblock=True file",
     "JPEG decode Pillow": "Image.open(file).load()",
     "JPEG decode numpy": "numpy.asarray(Image.open(file))",
     "WebP decode Pillow": "Image.open(file).load()",
@@ -54,10 +57,12 @@ def prepare(name: str) -> Callable[[Any], Any]:
         raise ValueError(f"unknown operation {name!r}; known: {', '.join(OPERATIONS)}")
     codec, kind, *path = name.split()
     via = path[0] if path else "numpy"
-    if codec == "svdi" and via == "numpy":
+    if codec in ("svdi", "svdi-deblock") and via == "numpy":
         import svdcodec
 
         if kind == "encode":
+            if codec == "svdi-deblock":  # the deblocking filter (benchmarks/deblock_cost.py)
+                return lambda array: svdcodec.encode(array, deblock=True)
             return svdcodec.encode
 
         def decode_numpy(source: Any) -> Any:
@@ -72,7 +77,7 @@ def prepare(name: str) -> Callable[[Any], Any]:
 
     from PIL import Image
 
-    if codec == "svdi":
+    if codec in ("svdi", "svdi-deblock"):
         import svdcodec
     Image.MAX_IMAGE_PIXELS = None  # as above: the 100 MP image is no decompression bomb here
 

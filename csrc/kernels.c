@@ -1918,20 +1918,28 @@ PyDoc_STRVAR(double_chroma_doc,
 "Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous get Cb + 128 and Cr + 128 in channels\n"
 "1 and 2: the cb and cr planes (h/2, w/2 float32) doubled as resample.Bilinear does and\n"
 "rounded as decoder.render rounds them (upsample_ycc without the conversion: the samples the\n"
-"deblocking filter of format version 4 works on).");
+"deblocking filter of format version 4 works on).\n"
+"Rows of a band alone (as store_rgb): out's row 0 is the image's row `top`, cb and cr hold\n"
+"the chroma planes' rows from `first` on, and the image has `height` rows (-1: out's rows,\n"
+"top = 0).");
 
 static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"out", "y0", "y1", "cb", "cr", NULL};
+    static char *names[] = {"out", "y0", "y1", "cb", "cr", "top", "first", "height", NULL};
     PyObject *o_out, *o_cb, *o_cr, *result = NULL;
-    Py_ssize_t y0, y1;
+    Py_ssize_t y0, y1, top = 0, first = 0, height = -1;
     Arr out = {0}, cb = {0}, cr = {0};
     WideChroma wc = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO:double_chroma", names, &o_out, &y0,
-                                     &y1, &o_cb, &o_cr))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|nnn:double_chroma", names, &o_out,
+                                     &y0, &y1, &o_cb, &o_cr, &top, &first, &height))
         return NULL;
-    if (get_image(o_out, &out, y0, y1) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, 0, out.shape[0], &wc) < 0
+    if (top < 0 || y0 < top || (height < 0 && top != 0)) {
+        value_error("double_chroma: needs 0 <= top <= y0, and top = 0 without height");
+        return NULL;
+    }
+    if (get_image(o_out, &out, y0 - top, y1 - top) < 0
+        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, first,
+                      height < 0 ? out.shape[0] : height, &wc) < 0
         || line_buffers(&wc, 0) == NULL)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2];
@@ -1939,7 +1947,7 @@ static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
     int error = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
-        uint8_t *row = (uint8_t *)out.data + y * out.strides[0];
+        uint8_t *row = (uint8_t *)out.data + (y - top) * out.strides[0];
         error = chroma_row(&wc, y, blue, red);
         if (!error)
             chroma_bytes(row, c, w, blue, red);
@@ -2646,27 +2654,43 @@ PyDoc_STRVAR(deblock_ycc_doc,
 "edges as soon as their four rows are in (filters as for `deblock`, every period >= 4), and\n"
 "`convert_ycc` of each row once no edge reads or writes it: the bits of those kernels one\n"
 "after the other. No horizontal edge may cross y0 or y1 (y mod period not in period - 1, 0, 1,\n"
-"unless y is 0 or h), so that bands so cut can run at once.");
+"unless y is 0 or h), so that bands so cut can run at once.\n"
+"Rows of a band alone (as store_rgb): out's row 0 is the image's row `top`, cb and cr hold\n"
+"the chroma planes' rows from `first` on, and the image has `height` rows (-1: out's rows,\n"
+"top = 0); y0, y1 and the edges are the image's rows. With matrix (a patch layout's band from\n"
+"row `top` on, as store_bytes takes it), Y' comes from it, rounded as store_bytes rounds it,\n"
+"instead of from out. pad (0..255, out of 4 channels): channel 3 of every row converted\n"
+"becomes pad, as store_rgb writes Pillow's RGBX (else it is left as it is: alpha).");
 
 static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"out", "y0", "y1", "filters", "k", "cb", "cr", NULL};
-    PyObject *o_out, *o_filters, *o_k, *o_cb = Py_None, *o_cr = Py_None, *result = NULL;
-    Py_ssize_t y0, y1;
-    Arr out = {0}, fa = {0}, cb = {0}, cr = {0};
+    static char *names[] = {"out", "y0", "y1", "filters", "k", "cb", "cr", "top", "first",
+                            "height", "matrix", "patch", "per_row", "pad", NULL};
+    PyObject *o_out, *o_filters, *o_k, *o_cb = Py_None, *o_cr = Py_None, *o_matrix = Py_None,
+             *result = NULL;
+    Py_ssize_t y0, y1, top = 0, first = 0, height = -1, patch = 0, per_row = 0, pad = -1;
+    Arr out = {0}, fa = {0}, cb = {0}, cr = {0}, matrix = {0};
+    float *mline = NULL;
     WideChroma wc = {0};
     EdgeFilter *f = NULL;
     float k[4];
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|OO:deblock_ycc", names, &o_out, &y0,
-                                     &y1, &o_filters, &o_k, &o_cb, &o_cr))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|OOnnnOnnn:deblock_ycc", names,
+                                     &o_out, &y0, &y1, &o_filters, &o_k, &o_cb, &o_cr, &top,
+                                     &first, &height, &o_matrix, &patch, &per_row, &pad))
         return NULL;
+    if (top < 0 || y0 < top || (height < 0 && top != 0)) {
+        value_error("deblock_ycc: needs 0 <= top <= y0, and top = 0 without height");
+        return NULL;
+    }
     int chroma = o_cb != Py_None || o_cr != Py_None;
-    if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
+    if (get_image(o_out, &out, y0 - top, y1 - top) < 0 || get_constants(o_k, k) < 0
         || get_array(o_filters, &fa, "filters", 2, T_I64, A_CONTIGUOUS) < 0)
         goto done;
-    Py_ssize_t h = out.shape[0], w = out.shape[1], c = out.shape[2], nf = fa.shape[0];
-    if (fa.shape[1] != 5 || nf > c) {
-        value_error("deblock_ycc: filters must be (k <= channels, 5)");
+    /* h: the image's rows, of which out holds [top, top + out's rows) */
+    Py_ssize_t h = height < 0 ? out.shape[0] : height, w = out.shape[1], c = out.shape[2],
+               nf = fa.shape[0];
+    if (fa.shape[1] != 5 || nf > c || y1 > h) {
+        value_error("deblock_ycc: filters must be (k <= channels, 5), y1 <= height");
         goto done;
     }
     if ((f = edge_filters(&fa, c, "deblock_ycc")) == NULL)
@@ -2678,8 +2702,22 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         }
     if (check_boundary(y0, h, f, nf) < 0 || check_boundary(y1, h, f, nf) < 0)
         goto done;
+    if (o_matrix != Py_None) { /* Y' from a band's patches, from the image's row `top` */
+        if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
+            || check_patches(&matrix, y1 - top, patch, per_row) < 0)
+            goto done;
+        Py_ssize_t n = mul_size(per_row, patch);
+        if (n < w) {
+            value_error("deblock_ycc: per_row * patch must cover the image width");
+            goto done;
+        }
+        if ((mline = malloc(sizeof(float) * (size_t)(n + 1))) == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
     if (chroma) {
-        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, 0, out.shape[0], &wc) < 0)
+        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, first, h, &wc) < 0)
             goto done;
     } else {
         wc.w = w; /* no doubled rows: line_buffers gives the line buffers only */
@@ -2696,8 +2734,15 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     int error = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
-        uint8_t *line = base + y * row;
-        channel_line(line, c, 0, w, RING(0, y));
+        uint8_t *line = base + (y - top) * row;
+        if (mline != NULL) { /* Y' rounded as store_bytes rounds it (offset 0) */
+            Py_ssize_t gy = (y - top) / patch, py = (y - top) % patch;
+            patch_row(matrix.data, gy * per_row * patch * patch + py * patch, per_row, patch,
+                      (char *)mline);
+            bytes_row(RING(0, y), 1, w, (const char *)mline, 0.5f);
+        } else {
+            channel_line(line, c, 0, w, RING(0, y));
+        }
         if (chroma) {
             error = chroma_row(&wc, y, blue, red);
             if (error)
@@ -2724,18 +2769,18 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
                 edge_lines(RING(ch, y - 3), RING(ch, y - 2), RING(ch, y - 1), RING(ch, y), w,
                            f[i].alpha, f[i].beta, f[i].tc);
             else
-                deblock_edge_row(base + ch, row, step, y - 1, 0, w, f[i].period, f[i].alpha,
-                                 f[i].beta, f[i].tc, NULL);
+                deblock_edge_row(base + ch, row, step, y - 1 - top, 0, w, f[i].period,
+                                 f[i].alpha, f[i].beta, f[i].tc, NULL);
         }
         if (y - YCC_LAG >= y0) {
             Py_ssize_t z = y - YCC_LAG;
             ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
-            rgb_line(base + z * row, c, w, luma, blue, red, k, planar, -1);
+            rgb_line(base + (z - top) * row, c, w, luma, blue, red, k, planar, (int)pad);
         }
     }
     for (Py_ssize_t z = y1 - YCC_LAG > y0 ? y1 - YCC_LAG : y0; z < y1 && !error; z++) {
         ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
-        rgb_line(base + z * row, c, w, luma, blue, red, k, planar, -1);
+        rgb_line(base + (z - top) * row, c, w, luma, blue, red, k, planar, (int)pad);
     }
 #undef RING
     Py_END_ALLOW_THREADS
@@ -2746,10 +2791,12 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
 done:
     free(wc.wide);
     free(f);
+    free(mline);
     release(&out);
     release(&fa);
     release(&cb);
     release(&cr);
+    release(&matrix);
     return result;
 }
 

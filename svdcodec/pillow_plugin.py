@@ -138,10 +138,10 @@ class SvdiImageFile(ImageFile.ImageFile):
     def load_prepare(self) -> None:
         """Check the file before Pillow allocates the image: a file whose blocks break a
         rule is refused before that allocation (spec §5: a rejected file costs only the
-        checks). Full-size 8- and 16-bit files without residuals or deblocking (almost every
-        file) are then read and their factor blocks checked (`BandRenderer.prepare`), and
-        SvdiDecoder renders them band by band straight into Pillow's image; the others
-        (reduced sizes, float samples, version 2 residuals, version 4 deblocking) are decoded
+        checks). Full-size 8- and 16-bit files without residuals (almost every file, with the
+        deblocking filter too) are then read and their factor blocks checked
+        (`BandRenderer.prepare`), and SvdiDecoder renders them band by band straight into
+        Pillow's image; the others (reduced sizes, float samples, version 2 residuals) are decoded
         whole first, and the decoded array and the image are held together only once the
         decode is done. What the decoder works from reaches SvdiDecoder through the tile's
         arguments."""

@@ -378,3 +378,151 @@ def test_a_filtered_image_of_several_bands_decodes_alike_everywhere() -> None:
     periods = [p for _, p, _ in edge_filters(container.header, container.planes)]
     assert len(periods) == 3 and len(fused_bands(230, 1100 * 3, periods)) > 1
     decode_everywhere(data)
+
+
+def test_fused_kernel_on_a_window_gives_the_bits_of_the_whole() -> None:
+    """`deblock_ycc` and `double_chroma` on a band held alone (out's row 0 the image's row
+    `top`, the chroma rows from `first` on), and `deblock_ycc` rounding Y' from a band's
+    patches (`matrix`), as on the whole image."""
+    compiled = compiled_kernels()
+    colour = kernel_module.colour_constants()
+    rng = np.random.default_rng(71)
+    for trial in range(30):
+        patch = int(rng.choice([4, 8]))
+        h, w = patch * int(rng.integers(4, 12)), 2 * int(rng.integers(2, 30))
+        per_row = -(-w // patch)
+        image = blocky(h, w, 3, trial)
+        luma = rng.normal(128, 60, (h // patch * per_row, patch * patch)).astype(np.float32)
+        compiled.store_bytes(luma, image, 0, h, 0, 0, np.float32(0.0), patch, per_row)
+        halves = tuple(rng.normal(0, 40, (h // 2, w // 2)).astype(np.float32) for _ in range(2))
+        filters = np.array([(0, patch, 20, 8, 3), (1, 2 * patch, 30, 9, 2)], np.int64)
+        cuts = band_cuts(h, [patch, 2 * patch], rng)
+        want = image.copy()
+        for y0, y1 in itertools.pairwise(cuts):
+            compiled.deblock_ycc(want, y0, y1, filters, colour, *halves)
+        doubled = image.copy()
+        compiled.double_chroma(doubled, 0, h, *halves)
+        for y0, y1 in itertools.pairwise(cuts):
+            top = y0 - int(rng.integers(0, min(y0, 3) + 1))
+            band = image[top:y1].copy()
+            first = max(y0 - 1, 0) // 2
+            last = min((y1 + 1) // 2 + 1, h // 2)
+            window = tuple(np.ascontiguousarray(x[first:last]) for x in halves)
+            compiled.double_chroma(band, y0, y1, *window, top=top, first=first, height=h)
+            np.testing.assert_array_equal(band[y0 - top:], doubled[y0:y1])
+            band = image[top:y1].copy()
+            kwargs = {"top": top, "first": first, "height": h}
+            if trial % 2 and top % patch == 0:  # Y' from the band's patches, not from out
+                kwargs.update(matrix=np.ascontiguousarray(luma[top // patch * per_row:]),
+                              patch=patch, per_row=per_row)
+                band[..., 0] = 0
+            compiled.deblock_ycc(band, y0, y1, filters, colour, *window, **kwargs)
+            np.testing.assert_array_equal(band[y0 - top:], want[y0:y1])
+
+
+def test_fused_kernels_check_their_windows() -> None:
+    compiled = compiled_kernels()
+    colour = kernel_module.colour_constants()
+    band = np.zeros((8, 16, 3), np.uint8)
+    half = np.zeros((4, 8), np.float32)
+    table = np.array([[0, 8, 1, 1, 1]], np.int64)
+    for kwargs in [{"top": 3}, {"top": -1, "height": 32}, {"top": 2, "height": 9},
+                   {"top": 2, "first": 6, "height": 32}]:
+        with pytest.raises(ValueError):
+            compiled.deblock_ycc(band, 2, 10, table, colour, half, half, **kwargs)
+        with pytest.raises(ValueError):
+            compiled.double_chroma(band, 2, 10, half, half, **kwargs)
+    with pytest.raises(ValueError):  # rows past the band
+        compiled.deblock_ycc(band, 2, 11, table, colour, top=2, height=32)
+    matrix = np.zeros((4, 16), np.float32)  # one patch row of 4 patches of 4
+    with pytest.raises(ValueError):  # too few patches for 8 rows
+        compiled.deblock_ycc(band, 2, 8, table, colour, top=0, height=32, matrix=matrix,
+                             patch=4, per_row=4)
+    with pytest.raises(ValueError):  # patches narrower than the image
+        compiled.deblock_ycc(band, 2, 4, table, colour, top=0, height=32, matrix=matrix,
+                             patch=4, per_row=3)
+    compiled.deblock_ycc(band, 2, 4, table, colour, top=0, height=32, matrix=matrix, patch=4,
+                         per_row=4)
+
+
+@pytest.mark.parametrize("height,channels,options", [
+    (204, 3, {"quality": 30}), (203, 3, {"quality": 30}), (204, 1, {"quality": 40}),
+    (204, 3, {"quality": 25, "layout": "patch4"}), (204, 3, {"quality": 60, "layout": "patch16"})])
+def test_band_renderer_filters_band_by_band_as_the_whole_image(
+        height: int, channels: int, options: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small bands, so that the renderer cuts the image into many, each filtered and
+    converted with its seams (`stream.EdgeSeams`): the pixels of the reference, through
+    svdcodec.decode and through Pillow (its bands of exact planes, copied into its image), on
+    both paths and in threads. Even sizes: the compiled path doubles the halved chroma and
+    rounds Y' in the filter kernel; an odd height: Cb and Cr upsampled into the band first."""
+    import io
+
+    from PIL import Image
+
+    from svdcodec.decoder.stream import BandRenderer
+    from svdcodec.runtime import band_sizes
+    from svdcodec.runtime.threads import threads
+
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 4096)
+    monkeypatch.setattr(band_sizes, "MIN_BAND_ROWS", 4)
+    monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 4096)
+    monkeypatch.setattr(band_sizes, "MAPPED_BYTES", 1 << 10)  # Pillow's bands, not mapped
+    image = photo(height, 150, channels, seed=channels + 20)
+    data = svdcodec.encode(image, deblock=True, **options)
+    assert any(p.filtered for p in fmt.unpack(data).planes)
+    want = decode_reference(data)
+    for on in (True, False):
+        with kernels(on):
+            for lean in (False, True):
+                renderer = BandRenderer.prepare(fmt.unpack(data), lean=lean)
+                assert renderer is not None and renderer.seams is not None
+                assert len(renderer.bands) > 3
+            for n in (1, 3):
+                with threads(n):
+                    np.testing.assert_array_equal(svdcodec.decode(data), want)
+                    with Image.open(io.BytesIO(data)) as im:
+                        im.load()
+                        np.testing.assert_array_equal(np.asarray(im).reshape(want.shape), want)
+
+
+def test_encoder_renders_only_the_judged_bands() -> None:
+    """The stacked samples of the judged bands are the rows of the whole unfiltered render,
+    on both paths; large planes are judged on at most about DEBLOCK_SAMPLE_PIXELS samples,
+    in bands spread over the plane."""
+    from svdcodec.decoder.render import render_image
+    from svdcodec.encoder.deblock import judged_bands, rendered_bands, sampled_samples
+    from svdcodec.encoder.tuning import DEBLOCK_SAMPLE_PIXELS
+
+    image = photo(520, 90, 3, seed=3)
+    container = fmt.unpack(svdcodec.encode(image, quality=30))
+    bands = judged_bands(520, 16, 90)
+    assert bands is not None
+    rendered = rendered_bands([bands, judged_bands(520, 8, 90)], 520, 8)
+    assert rendered == sorted(rendered) and sum(b - a for a, b in rendered) < 520 // 2
+    for on in (True, False):
+        with kernels(on):
+            whole = render_image(container, colour=False)
+            stacked = sampled_samples(container, rendered)
+        np.testing.assert_array_equal(stacked,
+                                      np.concatenate([whole[a:b] for a, b in rendered]))
+    wide = judged_bands(8192, 8, 8192)
+    assert wide is not None and wide[0][0] > 0 and wide[-1][1] > 8192 // 2
+    assert sum(b - a for a, b in wide) * 8192 <= DEBLOCK_SAMPLE_PIXELS * 1.1
+    assert judged_bands(8192, 8, 64) == judged_bands(8192, 8, 0)  # narrow: one band in four
+
+
+def test_fused_kernel_writes_pillows_x_byte_only_when_asked() -> None:
+    """pad: channel 3 of every converted row becomes pad (Pillow's RGBX), the RGB as without;
+    without pad channel 3 is alpha, filtered in place if a filter is given it."""
+    compiled = compiled_kernels()
+    colour = kernel_module.colour_constants()
+    image = blocky(32, 24, 4, 3)
+    filters = np.array([(0, 8, 40, 20, 3)], np.int64)
+    plain = image.copy()
+    compiled.deblock_ycc(plain, 0, 32, filters, colour)
+    padded = image.copy()
+    compiled.deblock_ycc(padded, 2, 30, filters, colour, pad=255)
+    np.testing.assert_array_equal(padded[2:30, :, :3], plain[2:30, :, :3])
+    assert np.all(padded[2:30, :, 3] == 255)
+    np.testing.assert_array_equal(padded[[0, 1, 30, 31]], image[[0, 1, 30, 31]])
+    np.testing.assert_array_equal(plain[..., 3], image[..., 3])

@@ -508,6 +508,21 @@ def exact_bands_for(planes: Iterable[Plane], height: int, width: int, pixels: in
     return row_bands(height, unit, 1, max(1, -(-pixels // width)))
 
 
+def covering_bands(spans: Iterable[tuple[int, int]], unit: int, height: int
+                   ) -> list[tuple[int, int]]:
+    """The rows [y0, y1) of `spans` as bands of whole multiples of `unit` rows (a plane's
+    patch; the last may end at `height`), in order, those that overlap or touch merged: bands
+    of an exact plane (any whole patches give the same rows) that hold just these rows."""
+    merged: list[tuple[int, int]] = []
+    for y0, y1 in sorted((y0 // unit * unit, min(-(-y1 // unit) * unit, height))
+                         for y0, y1 in spans):
+        if merged and y0 <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], y1))
+        else:
+            merged.append((y0, y1))
+    return merged
+
+
 def pass_budget(out_bytes: int) -> int:
     """Bytes each factor buffer (a pass of U, a column range of V, the gathering copy) may
     take: three of them, the output and band temporaries stay within 3 x output + 64 MiB."""

@@ -16,15 +16,20 @@ lean=True)`), whose image takes 4 bytes a pixel for RGB, a file of exact planes 
 5) is cut into smaller bands (an exact product's rows do not depend on the band) and its held
 sparse streams are handed back piece by piece as the bands are done, so that little but the
 image is held when it is full. Taken by 8- and 16-bit files without
-residual blocks or the deblocking filter, whose planes' factors each fit one piece (one pass
-of the left factor and one column range of B^T within the plane's share of the budget): then
-any band can be reconstructed at any time, in any thread. Other files take `render_image`'s
+residual blocks, whose planes' factors each fit one piece (one pass of the left factor and one
+column range of B^T within the plane's share of the budget): then any band can be
+reconstructed at any time, in any thread. Version 4's deblocking filter (8-bit exact planes,
+edge periods of 4 and more) runs in the bands too: bands cut at multiples of every period, each
+filtered and converted as it is made, the four rows around each cut, whose edges two bands
+share, finished by the second of the two (`EdgeSeams`). Other files take `render_image`'s
 plane-by-plane path: version 2's residual phase reads its streams in row order over the whole
-output, version 4's filter crosses the bands' edges, float samples are checked whole.
+output, float samples are checked whole.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 from bisect import bisect_right
 from typing import Protocol
@@ -32,12 +37,14 @@ from typing import Protocol
 import numpy as np
 
 from ..codec.colour import CHROMA_OFFSET, CHROMA_OFFSET_16
+from ..codec.deblock import filter_lines
 from ..codec.resample import Resampler
-from ..format import Container, Plane
+from ..format import LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes
 from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import run_bands
-from .plane import PlaneReconstructor, bands_for, exact_bands_for
+from .deblock import edge_filters, fusable
+from .plane import PlaneReconstructor, bands_for, covering_bands, exact_bands_for
 from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
 
 
@@ -67,10 +74,149 @@ class ArraySink:
 
 def streamable(container: Container) -> bool:
     """Whether `BandRenderer` may take the file, from its header and plan alone (`prepare`
-    still declines a plane whose factors need more than one piece)."""
+    still declines a plane whose factors need more than one piece). A file with the
+    deblocking filter: 8-bit exact planes whose edge periods are all 4 or more (`EdgeSeams`)."""
     header = container.header
-    return (header.dtype in (np.dtype(np.uint8), np.dtype(np.uint16))
-            and not container.residuals and not any(p.filtered for p in container.planes))
+    if container.residuals:
+        return False
+    if any(p.filtered for p in container.planes):
+        return (header.dtype == np.uint8 and all(p.exact for p in container.planes)
+                and fusable(header, container.planes))
+    return header.dtype in (np.dtype(np.uint8), np.dtype(np.uint16))
+
+
+class EdgeSeams:
+    """Version 4's deblocking filter (spec §5.4) fused into the bands: each band filters and
+    converts its own rows but the two either side of each band boundary, which the boundary's
+    horizontal edges (rows b - 2 .. b + 1) share with the next band. Those four rows, a seam,
+    are finished by whichever of the two bands is done second, from both bands' halves, so
+    no band waits for another and no row is reconstructed twice. Band boundaries are
+    multiples of every edge period (`aligned_bands`): no other edge crosses a band or seam
+    edge, and a band's rows, counted from its first, see their edges where the whole image
+    has them."""
+
+    def __init__(self, header: Header, planes: list[Plane], plan: OutputPlan,
+                 bands: list[tuple[int, int]]) -> None:
+        self.plan, self.bands, self.height = plan, bands, header.height
+        self.filters = edge_filters(header, planes)
+        self.table = np.array([(c, period, *params) for c, period, params in self.filters],
+                              np.int64).reshape(-1, 5)
+        self.unit = seam_unit(header, planes)
+        self.fused = plan.colour is not None and header.channels >= 3  # deblock_ycc
+        self.channels = header.channels
+        self.halves: dict[int, np.ndarray] = {}  # boundary -> the first band's half
+        self.lock = threading.Lock()
+
+    def band(self, i: int, out: np.ndarray, sink: Sink,
+             chroma: tuple[np.ndarray, np.ndarray, int] | None = None,
+             luma: PlaneReconstructor | None = None) -> None:
+        """Band i's rows in `out` (its first row a multiple of every period), filtered and
+        converted, all but the seams' (finished with them). `out` holds the Y'CbCr bytes, but
+        on the fused path: with `chroma` (Cb and Cr rows of the halved planes from a row on)
+        and `luma` (Y' in patches), the kernel doubles the chroma and rounds Y' as it filters,
+        and only the seams' rows are stored as bytes first."""
+        y0, y1 = self.bands[i]
+        n, last = y1 - y0, i == len(self.bands) - 1
+        top = min(2 if i else 0, n)
+        bottom = max(n if last else n - 2, top)
+        compiled = self.plan.compiled
+        patches = None
+        if luma is not None:  # Y' of the seams' patch rows as bytes, as the seams take them
+            assert compiled is not None
+            matrix, patch, per_row = luma.matrix(i), luma.patch, luma.per_row
+            for a, b in ((0, top), (bottom, n)):
+                if b > a:
+                    a, b = a // patch * patch, min(-(-b // patch) * patch, n)
+                    compiled.store_bytes(matrix[a // patch * per_row:], out, a, b, 0, 0,
+                                         np.float32(0.0), patch, per_row)
+            patches = (matrix, patch, per_row)
+        if chroma is not None:  # the seams' rows as bytes of Y'CbCr, as the seams take them
+            assert compiled is not None
+            blue, red, first = chroma
+            for a, b in ((0, top), (bottom, n)):
+                if b > a:
+                    compiled.double_chroma(out, y0 + a, y0 + b, blue, red, top=y0,
+                                           first=first, height=self.height)
+        # the seams' halves first: `out` may be the thread's buffer a seam's output reuses
+        above = out[:top].copy() if i else None
+        below = out[bottom:].copy() if not last else None
+        self.finish(out, y0 + top, y0 + bottom, y0, chroma, patches)
+        if bottom > top:
+            sink.put(y0 + top, y0 + bottom, out[top:bottom])
+        if above is not None:
+            self.seam(y0, above, False, sink)
+        if below is not None:
+            self.seam(y1, below, True, sink)
+
+    def seam(self, b: int, half: np.ndarray, upper: bool, sink: Sink) -> None:
+        """One band's half of the seam at boundary b (upper: rows b - 2, b - 1), finished once
+        the other half is in."""
+        with self.lock:
+            other = self.halves.pop(b, None)
+            if other is None:
+                self.halves[b] = half
+                return
+        rows = np.concatenate([half, other] if upper else [other, half])
+        y0, y1 = b - 2, b - 2 + rows.shape[0]
+        if self.fused:  # the kernel takes rows from any image row on
+            self.finish(rows, y0, y1, y0)
+            finished = rows
+        else:
+            # Rows from a multiple of every period, as the other kernels count their edges:
+            # the seam at rows unit - 2 .. of a work array whose first rows (zeros) only feed
+            # edges whose writes stay in them.
+            start = self.unit - 2
+            work = np.zeros((start + rows.shape[0], *rows.shape[1:]), dtype=rows.dtype)
+            work[start:] = rows
+            self.finish(work, y0, y1, b - self.unit)
+            finished = work[start:]
+        out = sink.band(y0, y1)
+        out[:] = finished
+        sink.put(y0, y1, out)
+
+    def finish(self, rows: np.ndarray, y0: int, y1: int, top: int,
+               chroma: tuple[np.ndarray, np.ndarray, int] | None = None,
+               patches: tuple[np.ndarray, int, int] | None = None) -> None:
+        """Image rows [y0, y1), held in `rows` (C-contiguous) from image row `top` on (off
+        the fused path a multiple of every period), no edge across y0 or y1: the vertical
+        edges, the horizontal edges within, the conversion. Fused: `chroma` and `patches`
+        (Y': matrix, patch, per_row, from row `top`) as `band` takes them."""
+        if y0 >= y1:
+            return
+        plan, compiled = self.plan, self.plan.compiled
+        if self.fused:
+            assert compiled is not None and plan.colour is not None
+            blue, red, first = chroma if chroma is not None else (None, None, 0)
+            matrix, patch, per_row = patches if patches is not None else (None, 0, 0)
+            compiled.deblock_ycc(rows, y0, y1, self.table, plan.colour, blue, red, top=top,
+                                 first=first, height=self.height, matrix=matrix, patch=patch,
+                                 per_row=per_row,
+                                 pad=255 if rows.shape[2] > self.channels else -1)
+            return
+        a, b = y0 - top, y1 - top
+        if compiled is not None:
+            compiled.deblock(rows, self.table, 1, a, b)
+            compiled.deblock(rows[:b], self.table, 0, 0, rows.shape[1])
+        else:
+            for c, period, (alpha, beta, tc) in self.filters:
+                filter_lines(rows[a:b, :, c], period, alpha, beta, tc, axis=1)
+                filter_lines(rows[:b, :, c], period, alpha, beta, tc, axis=0)
+        if plan.ycc:
+            convert_rows(rows, a, b, plan, {})
+
+
+def seam_unit(header: Header, planes: list[Plane]) -> int:
+    """What `EdgeSeams` cuts bands at multiples of: every edge period (each >= 4)."""
+    return math.lcm(*(period for _, period, _ in edge_filters(header, planes)))
+
+
+def aligned_bands(bands: list[tuple[int, int]], unit: int, height: int
+                  ) -> list[tuple[int, int]]:
+    """The bands with each boundary moved up to a multiple of `unit` (the band renderer's
+    bands are whole patches of every full-size plane; unit is a multiple of those)."""
+    cuts = sorted({-(-y1 // unit) * unit for _, y1 in bands[:-1]} - {0})
+    bounds = [0, *(c for c in cuts if c < height), height]
+    return list(itertools.pairwise(bounds))
 
 
 class ChromaRows:
@@ -137,6 +283,11 @@ class ChromaRows:
                     self.done.pop(k, None)
 
 
+def kept_rows_unused(lo: int, hi: int) -> np.ndarray:
+    """A Resampler's source where only its `source_rows` is asked."""
+    raise AssertionError("rows asked of a resampler made for its source_rows")
+
+
 def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
     """The plane's share of the pass budget, by its samples: the pieces of every plane, held
     at once, take what one plane's may take on the other path (spec §5, Resources)."""
@@ -168,29 +319,46 @@ class BandRenderer:
 
     def __init__(self, container: Container, plan: OutputPlan,
                  full: dict[int, PlaneReconstructor], chroma: dict[int, ChromaRows],
-                 resamplers: dict[int, Resampler], bands: list[tuple[int, int]]) -> None:
+                 resamplers: dict[int, Resampler], bands: list[tuple[int, int]],
+                 convert: bool = True, seams: EdgeSeams | None = None) -> None:
         self.header, self.plan, self.bands = container.header, plan, bands
         self.full, self.chroma, self.resamplers = full, chroma, resamplers
+        self.convert, self.seams = convert, seams
 
     @classmethod
     def prepare(cls, container: Container, components: int | None = None,
-                lean: bool = False) -> BandRenderer | None:
+                lean: bool = False, sampled: list[tuple[int, int]] | None = None
+                ) -> BandRenderer | None:
         """The renderer, or None where the file needs the whole-array path: not `streamable`,
         or a plane's factors in several pieces.
 
         lean (the Pillow plugin, whose image takes a third more than the raw pixels): a file
         of exact planes is rendered in bands of EXACT_BAND_PIXELS and its held sparse streams
         are dropped piece by piece as the bands are done, so that little but the image is held
-        at the end; it costs more calls and page faults than the whole-array path's bands."""
+        at the end; it costs more calls and page faults than the whole-array path's bands.
+
+        sampled (8-bit files of exact planes only): these bands of rows alone (whole patches of
+        every full-size plane, in order, apart or not), as Y'CbCr samples before the colour
+        conversion: what `render_image(colour=False)` gives on those rows (an exact product's
+        rows do not depend on the band), for the encoder's deblocking strengths."""
         if not streamable(container):
             return None
         h, w = container.header.height, container.header.width
-        plan = OutputPlan.of(container, components)
+        convert = sampled is None
+        plan = OutputPlan.of(container, components, convert=convert)
         # Exact planes (every plane of a version 5 file) give the same pixels in any band.
         # Others keep the other path's bands, to the row: a BLAS product's rows can depend on
         # how many rows it has, so other bands could round some samples differently.
         exact = lean and all(p.exact for p in container.planes)
         bands = exact_bands_for(plan.full, h, w) if exact else plan.bands
+        if sampled is not None:
+            assert container.header.dtype == np.uint8 and all(p.exact for p in container.planes)
+            bands = sampled
+        filtered = any(p.filtered for p in container.planes) and sampled is None
+        if filtered:  # exact planes (`streamable`): any whole patches give the same rows
+            unit = math.lcm(seam_unit(container.header, container.planes),
+                            *(p.patch for p in plan.full if p.layout == LAYOUT_PATCH))
+            bands = aligned_bands(bands, unit, h)
         buffers = ThreadBuffers()
         full: dict[int, PlaneReconstructor] = {}
         for p in plan.full:
@@ -208,6 +376,11 @@ class BandRenderer:
                                             2 * band_sizes.EXACT_BAND_PIXELS * p.height
                                             * p.width // (h * w)) if exact
                             else bands_for([p], p.height, p.width))
+            if sampled is not None:  # just the rows the sampled bands blend
+                reads = Resampler(kept_rows_unused, (p.height, p.width), h, w)
+                chroma_bands = covering_bands(
+                    (reads.source_rows(y0, y1) for y0, y1 in bands),
+                    p.patch if p.layout == LAYOUT_PATCH else 1, p.height)
             rows = prepared(container, plan, p, chroma_bands, buffers, exact)
             if rows is None:
                 return None
@@ -215,7 +388,8 @@ class BandRenderer:
             resampler = Resampler(kept.between, (p.height, p.width), h, w)
             kept.expect([resampler.source_rows(y0, y1) for y0, y1 in bands])
             chroma[p.index], resamplers[p.index] = kept, resampler
-        return cls(container, plan, full, chroma, resamplers, bands)
+        seams = EdgeSeams(container.header, container.planes, plan, bands) if filtered else None
+        return cls(container, plan, full, chroma, resamplers, bands, convert, seams)
 
     def run(self, sink: Sink, threads: int | None = None) -> None:
         """Every band into `sink`, in threads. Once only: the chroma rows are dropped as the
@@ -232,8 +406,11 @@ class BandRenderer:
             cb, cr = self.chroma[1], self.chroma[2]
             lo, hi = cb.needs[i]
             blue, red = cb.between(lo, hi), cr.between(lo, hi)
+        # the fused filter rounds Y' itself (`EdgeSeams.band`)
+        fused_luma = (self.full.get(0) if self.seams is not None and self.seams.fused
+                      and 0 in self.full and self.full[0].patch else None)
         for c, rows in self.full.items():
-            if plan.direct and c == 0:
+            if (plan.direct or fused_luma is not None) and c == 0:
                 continue
             if header.dtype == np.uint8:
                 rows.store_bytes(out, c, CHROMA_OFFSET if plan.ycc and c in (1, 2) else 0.0,
@@ -242,22 +419,37 @@ class BandRenderer:
                 store_scaled(rows, out, c, header.scale,
                              CHROMA_OFFSET_16 if plan.ycc and c in (1, 2) else 0, rows_here, i)
         padded = out.shape[2] > header.channels
+        halves: tuple[np.ndarray, np.ndarray, int] | None = None  # the fused filter's chroma
         if plan.direct:  # Y' converted with the doubled chroma as it is stored
             assert plan.compiled is not None and plan.colour is not None
             luma = self.full[0]
             plan.compiled.store_rgb(luma.matrix(i), out, y0, y1, blue, red, plan.colour,
                                     luma.patch, luma.per_row, top=y0, first=lo,
                                     height=header.height, pad=255 if padded else -1)
+        elif (self.seams is not None or not self.convert) and plan.fused and self.chroma:
+            # Y'CbCr kept (the filter's, or the encoder's samples): Cb and Cr doubled by the
+            # kernels, as render_image doubles its whole halves; with the filter, as it filters
+            assert plan.compiled is not None
+            lo, hi = self.chroma[1].needs[i]
+            halves = (self.chroma[1].between(lo, hi), self.chroma[2].between(lo, hi), lo)
+            if self.seams is None:
+                plan.compiled.double_chroma(out, y0, y1, *halves[:2], top=y0, first=lo,
+                                            height=header.height)
+            if padded and not (self.seams is not None and self.seams.fused):  # else the kernel
+                out[:, :, header.channels:] = 255
         else:
             for c, resampler in self.resamplers.items():
                 chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
-            if plan.ycc:
+            if plan.ycc and self.convert and self.seams is None:
                 convert_rows(out, 0, y1 - y0, plan, {})
-            if padded:
-                out[:, :, header.channels:] = 255
+            if padded and not (self.seams is not None and self.seams.fused):
+                out[:, :, header.channels:] = 255  # (the fused filter writes it)
+        if self.seams is not None:  # filtered and converted, put in pieces
+            self.seams.band(i, out, sink, halves, fused_luma)
         for kept in self.chroma.values():
             kept.release(i)
         for rows in self.full.values():
             rows.release(i)
-        sink.put(y0, y1, out)
+        if self.seams is None:
+            sink.put(y0, y1, out)
 

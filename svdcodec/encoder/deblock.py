@@ -2,18 +2,21 @@
 brings the decoded samples closest to the image, or none.
 
 The filter changes no factor byte, so the choice is by distortion alone: the file made exact
-(the filter needs the exact planes of §5.1) is decoded once to its 8-bit samples before the
+(the filter needs the exact planes of §5.1) is decoded to its 8-bit samples before the
 colour conversion, each patch-layout plane's channel is filtered with a few strengths derived
 from its quantizer step, and the strength that saves the most squared error against the
 image's own samples (its Y'CbCr for colour 1, at full size), measured on the samples it
-changes, is kept where it saves any. On large planes the strengths are judged on a sample of
-bands of rows (`judged_rows`): ranking a few strengths needs no full pass. The file
+can change, is kept where it saves any. On large planes the strengths are judged on a sample of
+bands of rows (`judged_bands`): ranking a few strengths needs no full pass, and only those
+bands' rows are decoded (`sampled_samples`), so the encoder holds no decoded image. The file
 becomes version 4 only if some plane keeps a filter and the gain repays PLAN's 4 more bytes
 per plane; otherwise it is returned as it came (version 1 stays version 1, byte for byte).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
@@ -28,6 +31,7 @@ from ..format import (
     LAYOUT_PATCH,
     NO_DEBLOCK,
     SIGNATURE,
+    Container,
     Plane,
     pack_header,
     plan_record,
@@ -36,7 +40,9 @@ from ..format import (
 from ..runtime import kernels
 from .residual import exact_container, pack_exact
 from .tuning import (
+    DEBLOCK_PIECE_SAMPLES,
     DEBLOCK_SAMPLE_EVERY,
+    DEBLOCK_SAMPLE_PIXELS,
     DEBLOCK_SAMPLE_ROWS,
     DEBLOCK_STRENGTHS,
     LAYOUT_LAMBDA,
@@ -55,7 +61,7 @@ def strengths(step: float) -> list[tuple[int, int, int]]:
 def target_channel(pixels: np.ndarray, colour: int, channel: int) -> np.ndarray:
     """What decoded channel `channel` should be, flat float32: the image's Y', Cb + 128 or
     Cr + 128 for colour 1 (as `codec.colour.plain_ycc` computes them), its samples otherwise
-    (and for alpha)."""
+    (and for alpha). `pixels`: (..., c), any leading shape (the pixels of some samples)."""
     flat = pixels.reshape(-1, pixels.shape[-1])
     if colour != COLOUR_YCBCR or channel > 2:
         return flat[:, channel].astype(np.float32)
@@ -63,91 +69,232 @@ def target_channel(pixels: np.ndarray, colour: int, channel: int) -> np.ndarray:
     return ycc + np.float32(CHROMA_OFFSET if channel else 0.0)
 
 
+def movable(shape: tuple[int, int], period: int, counted: np.ndarray | None = None
+            ) -> np.ndarray:
+    """Flat indices of the samples of an (h, w) channel that a filter of this edge period can
+    move (spec §5.4: only p0 and q0, the rows and columns e - 1 and e of each edge e, e + 1
+    inside), on the `counted` rows if given: the only samples whose error a strength changes."""
+    def edge_lines(n: int) -> np.ndarray:
+        at = np.zeros(n, dtype=bool)
+        edges = np.arange(period, n - 1, period)
+        at[edges - 1] = at[edges] = True
+        return at
+    h, w = shape
+    rows = edge_lines(h)
+    mask = rows[:, None] | edge_lines(w)[None, :]
+    if counted is not None:
+        mask &= counted[:, None]
+    return np.flatnonzero(mask)
+
+
+class EdgeSamples:
+    """One decoded channel (C-contiguous (h, w) bytes) ready to judge strengths on: its error
+    against the target at the samples a filter of `period` can move (`movable`), so that each
+    strength costs one filter pass and a gather of those samples, not a pass over every
+    sample and the whole target."""
+
+    def __init__(self, samples: np.ndarray, period: int, where: np.ndarray,
+                 goal: np.ndarray) -> None:
+        self.samples, self.period, self.where = samples, period, where
+        self.goal = goal.astype(np.float64)
+        before = samples.ravel()[where] - self.goal
+        self.before = float(np.dot(before, before))
+
+    def gain(self, params: tuple[int, int, int]) -> float:
+        """The squared error the filter `params` saves on the judged samples (negative: it
+        adds error)."""
+        if self.where.size == 0:
+            return 0.0
+        trial = self.samples[..., None].copy()
+        compiled = kernels.get()
+        if compiled is not None:  # both passes in one call each (a small channel: no bands)
+            table = np.array([(0, self.period, *params)], np.int64)
+            compiled.deblock(trial, table, 1, 0, trial.shape[0])
+            compiled.deblock(trial, table, 0, 0, trial.shape[1])
+        else:
+            deblock_channels(trial, [(0, self.period, params)], None)
+        after = trial.ravel()[self.where] - self.goal
+        return self.before - float(np.dot(after, after))
+
+
 def filter_gain(samples: np.ndarray, target: np.ndarray, period: int,
                 params: tuple[int, int, int], counted: np.ndarray | None = None) -> float:
     """The squared error one filter saves on a decoded channel (C-contiguous, against the
-    flat `target`; negative: it adds error), summed over the samples it changes, the only
+    flat `target`; negative: it adds error), summed over the samples it can change, the only
     ones whose error changes; with `counted` (a bool per row), on those rows only."""
-    trial = samples[..., None].copy()
-    deblock_channels(trial, [(0, period, params)], kernels.get())
-    moved = trial[..., 0] != samples
-    if counted is not None:
-        moved &= counted[:, None]
-    changed = np.flatnonzero(moved)
-    if changed.size == 0:
-        return 0.0
-    goal = target[changed].astype(np.float64)
-    before = samples.ravel()[changed] - goal
-    after = trial.ravel()[changed] - goal
-    return float(np.dot(before, before) - np.dot(after, after))
+    where = movable(samples.shape, period, counted)
+    return EdgeSamples(samples, period, where, target[where]).gain(params)
 
 
-def best_strength(samples: np.ndarray, target: np.ndarray, period: int, step: float,
-                  counted: np.ndarray | None = None) -> tuple[tuple[int, int, int], float]:
-    """(alpha, beta, tc) that saves the most squared error on one decoded channel (NO_DEBLOCK
-    if none saves any) and the error it saves (on the `counted` rows, if given)."""
+def best_strength(judged: Iterable[EdgeSamples], step: float
+                  ) -> tuple[tuple[int, int, int], float]:
+    """(alpha, beta, tc) that saves the most squared error on one decoded channel's judged
+    samples (given in pieces, one held at a time: the sum of their gains; NO_DEBLOCK if none
+    saves any) and the error it saves."""
+    candidates = strengths(step)
+    gains = [0.0] * len(candidates)
+    for piece in judged:
+        for k, params in enumerate(candidates):
+            gains[k] += piece.gain(params)
     best, saved = NO_DEBLOCK, 0.0
-    for params in strengths(step):
-        gain = filter_gain(samples, target, period, params, counted)
+    for params, gain in zip(candidates, gains):
         if gain > saved:
             best, saved = params, gain
     return best, saved
 
 
-def judged_rows(height: int, period: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The rows a plane's strengths are judged on (tuning.DEBLOCK_SAMPLE_EVERY-th bands of
-    whole edge periods) and, per row of those, whether its error counts: not a band's first
-    and last rows, which the edges on the band's borders change, unseen in the sample. Every
-    other row's filtered samples are those of the whole channel, as long as an edge's four
-    samples never reach past the next edge (periods of 4 and more). None: the whole plane."""
+def judged_bands(height: int, period: int, width: int) -> list[tuple[int, int]] | None:
+    """The bands of rows [y0, y1) a plane's strengths are judged on: bands of whole edge
+    periods of about tuning.DEBLOCK_SAMPLE_ROWS rows, one in DEBLOCK_SAMPLE_EVERY, or fewer
+    where that would judge more than DEBLOCK_SAMPLE_PIXELS samples (spread over the plane all
+    the same). None: the whole plane (edge periods under 4, planes of fewer than
+    2 x DEBLOCK_SAMPLE_EVERY bands)."""
     band = period * -(-DEBLOCK_SAMPLE_ROWS // period)
     bands = height // band
     if period < 4 or bands < 2 * DEBLOCK_SAMPLE_EVERY:
         return None
-    first = np.arange(DEBLOCK_SAMPLE_EVERY // 2, bands, DEBLOCK_SAMPLE_EVERY) * band
-    counted = np.ones((first.size, band), dtype=bool)
-    counted[:, [0, -1]] = False
-    return (first[:, None] + np.arange(band)).ravel(), counted.ravel()
+    every = max(DEBLOCK_SAMPLE_EVERY, -(-bands * band * width // DEBLOCK_SAMPLE_PIXELS))
+    return [(k * band, (k + 1) * band) for k in range(every // 2, bands, every)]
 
 
-def plane_strength(samples: np.ndarray, pixels: np.ndarray, colour: int, plane: Plane,
-                   period: int) -> tuple[tuple[int, int, int], float]:
-    """`best_strength` of one plane's channel of the decoded (h, w, c) samples against the
-    (h, w, c) image, judged on `judged_rows`: the error it saves, scaled to the whole plane."""
-    judged = judged_rows(samples.shape[0], period)
+def judged_rows(height: int, period: int, width: int = 0
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of `judged_bands` and, per row of those, whether its error counts
+    (`band_rows`). None: the whole plane."""
+    bands = judged_bands(height, period, width)
+    return None if bands is None else band_rows(bands)
+
+
+def band_rows(bands: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of these bands, in order, and per row whether its error counts: not a band's
+    first and last rows, which the edges on the band's borders change, unseen in the sample.
+    Every other row's filtered samples are those of the whole channel, as long as an edge's
+    four samples never reach past the next edge (periods of 4 and more)."""
+    rows = np.concatenate([np.arange(y0, y1) for y0, y1 in bands])
+    counted = np.concatenate([(np.arange(y0, y1) != y0) & (np.arange(y0, y1) != y1 - 1)
+                              for y0, y1 in bands])
+    return rows, counted
+
+
+def rendered_bands(bands: list[list[tuple[int, int]] | None], height: int, unit: int
+                   ) -> list[tuple[int, int]]:
+    """The bands of rows to render for every plane's `judged_bands` (None: the whole plane):
+    their union, each band widened to whole multiples of `unit` (the full-size planes'
+    patches), bands that touch merged."""
+    from ..decoder.plane import covering_bands
+
+    if any(b is None for b in bands):
+        return [(0, height)]
+    return covering_bands((band for judged in bands if judged is not None for band in judged),
+                          unit, height)
+
+
+class StackedSink:
+    """A `decoder.stream.Sink` stacking the rendered bands' rows one after the other."""
+
+    def __init__(self, out: np.ndarray, bands: list[tuple[int, int]]) -> None:
+        self.out = out
+        sizes = [y1 - y0 for y0, y1 in bands]
+        self.starts = dict(zip((y0 for y0, _ in bands), np.cumsum([0, *sizes[:-1]]).tolist()))
+
+    def band(self, y0: int, y1: int) -> np.ndarray:
+        start = self.starts[y0]
+        return self.out[start:start + y1 - y0]
+
+    def put(self, y0: int, y1: int, band: np.ndarray) -> None:
+        pass
+
+
+def sampled_samples(container: Container, bands: list[tuple[int, int]]) -> np.ndarray:
+    """The decoder's 8-bit samples before the colour conversion (`render_image(colour=False)`,
+    unfiltered) of these bands of rows only, stacked: the band renderer reconstructs only
+    their rows (and the chroma rows they blend). Whole, then cut, where it declines the file."""
+    from ..decoder.render import (
+        render_image,  # the decoder's samples, before the filter
+    )
+    from ..decoder.stream import BandRenderer
+
+    header = container.header
+    rows = sum(y1 - y0 for y0, y1 in bands)
+    with np.errstate(all="ignore"):
+        renderer = BandRenderer.prepare(container, sampled=bands)
+        if renderer is None:
+            whole = render_image(container, colour=False)
+            return np.concatenate([whole[y0:y1] for y0, y1 in bands])
+        out = np.empty((rows, header.width, header.channels), dtype=np.uint8)
+        renderer.run(StackedSink(out, bands))
+    return out
+
+
+def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels: np.ndarray,
+                   colour: int, plane: Plane, period: int, judged: list[tuple[int, int]] | None
+                   ) -> tuple[tuple[int, int, int], float]:
+    """`best_strength` of one plane's channel of the stacked samples of the `rendered` bands
+    against the (h, w, c) image, judged on `judged` (`judged_bands`; None: the whole plane):
+    the error it saves, scaled to the whole plane. The judged bands go in pieces of about
+    DEBLOCK_PIECE_SAMPLES samples: their temporaries (indices, targets and errors in 8 bytes
+    a sample) stay small beside the image."""
+    h, w = pixels.shape[:2]
+    stacked = np.concatenate([np.arange(y0, y1) for y0, y1 in rendered])
+    pieces = [[(0, h)]] if judged is None else judged_pieces(judged, w)
+
+    def piece(bands: list[tuple[int, int]]) -> EdgeSamples:
+        rows, counted = (np.arange(h), None) if judged is None else band_rows(bands)
+        picked = (slice(None) if stacked.size == rows.size  # the same rows: no gather
+                  else np.searchsorted(stacked, rows))
+        channel = np.ascontiguousarray(samples[picked, :, plane.index])
+        where = movable(channel.shape, period, counted)
+        # the target band by band (no copy of the judged pixels, no (n, 3) floats of them)
+        goal = np.concatenate([target_channel(pixels[y0:y1], colour, plane.index)
+                               for y0, y1 in bands])[where]
+        return EdgeSamples(channel, period, where, goal)
+    params, saved = best_strength((piece(bands) for bands in pieces), plane.step)
     if judged is None:
-        return best_strength(np.ascontiguousarray(samples[..., plane.index]),
-                             target_channel(pixels, colour, plane.index), period, plane.step)
-    rows, counted = judged
-    params, saved = best_strength(np.ascontiguousarray(samples[rows, :, plane.index]),
-                                  target_channel(pixels[rows], colour, plane.index), period,
-                                  plane.step, counted)
-    return params, saved * samples.shape[0] / np.count_nonzero(counted)
+        return params, saved
+    return params, saved * h / np.count_nonzero(band_rows(judged)[1])
+
+
+def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[int, int]]]:
+    """The judged bands in consecutive groups of at most about DEBLOCK_PIECE_SAMPLES samples
+    (at least one band each)."""
+    pieces: list[list[tuple[int, int]]] = [[]]
+    held = 0
+    for y0, y1 in bands:
+        if pieces[-1] and held + (y1 - y0) * width > DEBLOCK_PIECE_SAMPLES:
+            pieces.append([])
+            held = 0
+        pieces[-1].append((y0, y1))
+        held += (y1 - y0) * width
+    return pieces
 
 
 def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     """The encoder's file (no metadata, no residual yet) with the deblocking filter of each
     plane that gains from one (version 4), or `layer` itself."""
-    from ..decoder.render import (
-        render_image,  # the decoder's samples, before the filter
-    )
-
     container = unpack(layer)
     header = container.header
     if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
                                            for p in container.planes):
         return layer
-    unfiltered = exact_container(container, 4)  # what unpack(exact) gives, without a parse
+    # What unpack(exact) gives, without a parse; a version 4+ layer's planes are exact already
+    # (the encoder gave each its shift: schedule.exact_plane, what exact_container chooses).
+    unfiltered = (container if header.version >= 4 and all(p.exact for p in container.planes)
+                  else exact_container(container, 4))
     exact = pack_exact(layer, container, unfiltered) + END
-    with np.errstate(all="ignore"):
-        samples = render_image(unfiltered, colour=False)
-    pixels = pixels.reshape(samples.shape)
+    judged_planes = [p for p in unfiltered.planes if p.layout == LAYOUT_PATCH and p.rank]
+    judged = {p.index: judged_bands(header.height, plane_period(p, header), header.width)
+              for p in judged_planes}
+    full = [p for p in unfiltered.planes if (p.height, p.width) == (header.height, header.width)]
+    unit = math.lcm(*(p.patch for p in full if p.layout == LAYOUT_PATCH))
+    rendered = rendered_bands(list(judged.values()), header.height, unit)
+    samples = sampled_samples(unfiltered, rendered)
+    pixels = pixels.reshape(header.height, header.width, header.channels)
     chosen, gain = [], 0.0
     for p in unfiltered.planes:
         params = NO_DEBLOCK
-        if p.layout == LAYOUT_PATCH and p.rank:
-            params, saved = plane_strength(samples, pixels, header.colour, p,
-                                           plane_period(p, header))
+        if p in judged_planes:
+            params, saved = plane_strength(samples, rendered, pixels, header.colour, p,
+                                           plane_period(p, header), judged[p.index])
             gain += saved
         chosen.append(replace(p, deblock=params))
     extra = len(chosen) * (plan_record(4).size - plan_record(header.version).size)

@@ -103,3 +103,10 @@ DEBLOCK_STRENGTHS = ((2.0, 1.0, 0.1), (4.0, 2.0, 0.1), (2.0, 1.0, 0.2), (4.0, 2.
 #: see the same quantizer as the plane's; docs/performance.md has the measurement.
 DEBLOCK_SAMPLE_ROWS = 32
 DEBLOCK_SAMPLE_EVERY = 4
+#: At most about this many samples of a plane judged (more bands skipped between those judged
+#: on large planes): ranking four strengths needs no more, and the encoder renders only the
+#: judged bands' rows (docs/design-notes.md, deblocking; docs/performance.md: the cost).
+DEBLOCK_SAMPLE_PIXELS = 1 << 20
+#: Samples judged at once (a piece of the judged bands): their float64 errors and indices
+#: take 16 bytes a sample, which must stay small beside a large image's peak.
+DEBLOCK_PIECE_SAMPLES = 1 << 18
