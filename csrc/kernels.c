@@ -3006,6 +3006,8 @@ typedef struct {
 
 #ifdef VECTOR_TYPES
 #define STRIP 8
+/* Rows quantized strip after strip (a few KiB of values: they stay in L1) */
+#define STRIP_ROWS 64
 
 /* The sums of half H (0: columns 0-3, 1: columns 4-7) of a strip updated by its values'
    errors d and integers t (a macro: vector arguments of a function change the psABI). */
@@ -3023,13 +3025,13 @@ typedef struct {
         (top) = (half_f64)(((half_i64)m_ & above_) | ((half_i64)(top) & ~above_));             \
     } while (0)
 
-/* Columns c0..c0 + STRIP of every row of a contiguous float32 matrix into contiguous int16
+/* Columns c0..c0 + STRIP of rows r0..r1 of a contiguous float32 matrix into contiguous int16
    or int32 rows (type T), as QUANTIZE_ONE does them one by one: the same IEEE operations on
    STRIP values at a time (GCC/Clang vector types: AVX2 instructions in the AVX2 clone), the
-   strip's sums kept in registers from the first row to the last. Every sum still adds its
-   rows in order: the same bits. */
+   strip's sums kept in registers from row r0 to r1. Every sum still adds its rows in order
+   (the caller takes the blocks of rows in order): the same bits. */
 #define DEFINE_QUANTIZE_STRIP(NAME, T)                                                         \
-    ALWAYS_INLINE int32_t NAME(const Quantize *z, Py_ssize_t c0)                               \
+    ALWAYS_INLINE int32_t NAME(const Quantize *z, Py_ssize_t c0, Py_ssize_t r0, Py_ssize_t r1) \
     {                                                                                          \
         const strip_f32 zero = {0.0f}, ceiling = zero + 2147483520.0f;                         \
         const strip_f32 lowest = zero - 2147483648.0f;                                         \
@@ -3041,7 +3043,7 @@ typedef struct {
         memcpy(top, z->top + c0, sizeof top);                                                  \
         memcpy(squares, z->squares + c0, sizeof squares);                                      \
         strip_i32 over = {0};                                                                  \
-        for (Py_ssize_t i = 0; i < z->rows; i++) {                                             \
+        for (Py_ssize_t i = r0; i < r1; i++) {                                                 \
             strip_f32 x;                                                                       \
             memcpy(&x, z->values + i * z->v_row + 4 * c0, sizeof x);                           \
             strip_f32 scaled = (strip_f32)((strip_i32)x & 0x7FFFFFFF) * inv + rounding;        \
@@ -3094,9 +3096,17 @@ HOT static int quantize_run(const Quantize *z)
     int32_t over = 0;
     Py_ssize_t done = 0; /* columns quantized in strips */
 #ifdef VECTOR_TYPES
-    if (direct_in && (i16 || i32))
-        for (; done + STRIP <= cols; done += STRIP)
-            over |= i16 ? quantize_strip_i16(z, done) : quantize_strip_i32(z, done);
+    if (direct_in && (i16 || i32)) {
+        done = cols / STRIP * STRIP;
+        /* every strip of STRIP_ROWS rows before the next rows: each row is read from memory
+           once, the strips after the first from the cache */
+        for (Py_ssize_t r0 = 0; r0 < z->rows; r0 += STRIP_ROWS) {
+            Py_ssize_t r1 = z->rows - r0 < STRIP_ROWS ? z->rows : r0 + STRIP_ROWS;
+            for (Py_ssize_t c0 = 0; c0 < done; c0 += STRIP)
+                over |= i16 ? quantize_strip_i16(z, c0, r0, r1)
+                            : quantize_strip_i32(z, c0, r0, r1);
+        }
+    }
 #else
     (void)direct_in, (void)i16, (void)i32;
 #endif
