@@ -66,6 +66,21 @@
 #define MULTIPLY_ADD(fused, s, a, b) ((s) + (a) * (b))
 #endif
 
+/* GCC/Clang vector types (8 float32, or 4 float64, to a 32-byte vector), for loops the
+   compiler does not vectorize by itself (`quantize`'s strips). Their arithmetic is
+   elementwise IEEE, as scalar code's: the same bits; other compilers take the scalar loops. */
+#if defined(__GNUC__) && defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector) && __has_builtin(__builtin_convertvector)
+#define VECTOR_TYPES 1
+typedef float strip_f32 __attribute__((vector_size(32)));
+typedef int32_t strip_i32 __attribute__((vector_size(32)));
+typedef uint32_t strip_u32 __attribute__((vector_size(32)));
+typedef int16_t strip_i16 __attribute__((vector_size(16)));
+typedef double half_f64 __attribute__((vector_size(32)));
+typedef int64_t half_i64 __attribute__((vector_size(32)));
+#endif
+#endif
+
 #if defined(__GNUC__)
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define RESTRICT __restrict__
@@ -3217,15 +3232,42 @@ HOT static void solve_columns(double *RESTRICT data, Py_ssize_t n, Py_ssize_t b,
     }
 }
 
-/* out (b, a) = in (a, b) transposed, in tiles that stay in cache. */
-static void transpose(const double *in, double *out, Py_ssize_t a, Py_ssize_t b)
+/* out (b, a) = in (a, b) transposed, in tiles that stay in cache; with vector types, 4 x 4
+   blocks in registers (four loads, eight shuffles, four stores), the edges value by value. */
+HOT static void transpose(const double *in, double *out, Py_ssize_t a, Py_ssize_t b)
 {
     const Py_ssize_t tile = 32;
     for (Py_ssize_t i0 = 0; i0 < a; i0 += tile)
-        for (Py_ssize_t j0 = 0; j0 < b; j0 += tile)
-            for (Py_ssize_t i = i0; i < i0 + tile && i < a; i++)
-                for (Py_ssize_t j = j0; j < j0 + tile && j < b; j++)
+        for (Py_ssize_t j0 = 0; j0 < b; j0 += tile) {
+            Py_ssize_t i1 = i0 + tile < a ? i0 + tile : a, j1 = j0 + tile < b ? j0 + tile : b;
+            Py_ssize_t i4 = i0, j4 = j0; /* the ends of the 4 x 4 blocks */
+#ifdef VECTOR_TYPES
+            i4 = i0 + (i1 - i0) / 4 * 4, j4 = j0 + (j1 - j0) / 4 * 4;
+            for (Py_ssize_t i = i0; i < i4; i += 4)
+                for (Py_ssize_t j = j0; j < j4; j += 4) {
+                    half_f64 r0, r1, r2, r3;
+                    memcpy(&r0, in + i * b + j, sizeof r0);
+                    memcpy(&r1, in + (i + 1) * b + j, sizeof r1);
+                    memcpy(&r2, in + (i + 2) * b + j, sizeof r2);
+                    memcpy(&r3, in + (i + 3) * b + j, sizeof r3);
+                    half_f64 t0 = __builtin_shufflevector(r0, r1, 0, 4, 2, 6);
+                    half_f64 t1 = __builtin_shufflevector(r0, r1, 1, 5, 3, 7);
+                    half_f64 t2 = __builtin_shufflevector(r2, r3, 0, 4, 2, 6);
+                    half_f64 t3 = __builtin_shufflevector(r2, r3, 1, 5, 3, 7);
+                    half_f64 c0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+                    half_f64 c1 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+                    half_f64 c2 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+                    half_f64 c3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+                    memcpy(out + j * a + i, &c0, sizeof c0);
+                    memcpy(out + (j + 1) * a + i, &c1, sizeof c1);
+                    memcpy(out + (j + 2) * a + i, &c2, sizeof c2);
+                    memcpy(out + (j + 3) * a + i, &c3, sizeof c3);
+                }
+#endif
+            for (Py_ssize_t i = i0; i < i1; i++) /* the edges: rows i4.., columns j4.. */
+                for (Py_ssize_t j = i < i4 ? j4 : j0; j < j1; j++)
                     out[j * a + i] = in[i * b + j];
+        }
 }
 
 PyDoc_STRVAR(banded_solve_doc,
@@ -3293,85 +3335,154 @@ ALWAYS_INLINE int32_t to_int32(float v)
 typedef struct {
     const char *values;
     Py_ssize_t rows, cols, v_row, v_col;
-    float inv_step, rounding, first_rounding;
+    float rounding; /* every column's but the first's (that is inside `roundings`) */
     char *ints;
     Py_ssize_t i_row, i_col;
     int ints_type;
-    const float *inv_steps; /* per column (a contiguous copy), or NULL: inv_step everywhere */
+    const float *inv_steps; /* per column: the column's inverse step (a contiguous copy) */
+    const float *roundings; /* per column: `first_rounding` in column 0, else `rounding` */
     double *top, *error; /* contiguous working copies, written back by the caller */
-    double *squares;     /* likewise, or NULL when the caller does not ask for them */
-    float *row, *d;      /* scratch lines of cols values */
-    int32_t *q, *s;
+    double *squares;     /* likewise (zeros, not written back, when the caller asks for none) */
 } Quantize;
 
-/* The loops of `quantize`: each row is copied into a contiguous line, then quantized in a
-   loop without branches (it vectorizes), then its sums and signed integers. */
+/* `quantize` of one value x of column j, as the loops below share it: its integer (wrapped
+   to int32, or the magnitude if not SIGNED) and the column's sums updated; true if it
+   overflows int32. */
+#define QUANTIZE_ONE(x, inv, rounding, error, top, squares, over, out, SIGNED)                \
+    do {                                                                                       \
+        const float ceiling_ = 2147483520.0f; /* the largest float32 below 2**31 */           \
+        float scaled_ = fabsf(x) * (inv) + (rounding);                                         \
+        (over) |= scaled_ > ceiling_;                                                          \
+        int32_t t_ = to_int32(ceiling_ < scaled_ ? ceiling_ : scaled_);                        \
+        float d_ = scaled_ - (float)t_ - (rounding);                                           \
+        double m_ = t_;                                                                        \
+        (squares) += m_ * m_; /* exact below 2**53: the order of numpy's sum */                \
+        (error) += (double)d_ * (double)d_;                                                    \
+        (top) = m_ > (top) ? m_ : (top);                                                       \
+        /* Negated with wrapping: the low 32 bits of numpy's int64 negation. */                \
+        (out) = (SIGNED) && (x) < 0 ? (int32_t)(0u - (uint32_t)t_) : t_;                       \
+    } while (0)
+
+#ifdef VECTOR_TYPES
+#define STRIP 8
+/* Rows quantized strip after strip (a few KiB of values: they stay in L1) */
+#define STRIP_ROWS 64
+
+/* The sums of half H (0: columns 0-3, 1: columns 4-7) of a strip updated by its values'
+   errors d and integers t (a macro: vector arguments of a function change the psABI). */
+#define STRIP_SUMS(d, t, H, error, top, squares)                                               \
+    do {                                                                                       \
+        half_f64 e_ = __builtin_convertvector(                                                 \
+            __builtin_shufflevector((d), (d), 4 * (H), 4 * (H) + 1, 4 * (H) + 2, 4 * (H) + 3), \
+            half_f64);                                                                         \
+        half_f64 m_ = __builtin_convertvector(                                                 \
+            __builtin_shufflevector((t), (t), 4 * (H), 4 * (H) + 1, 4 * (H) + 2, 4 * (H) + 3), \
+            half_f64);                                                                         \
+        (squares) += m_ * m_;                                                                  \
+        (error) += e_ * e_;                                                                    \
+        half_i64 above_ = m_ > (top);                                                          \
+        (top) = (half_f64)(((half_i64)m_ & above_) | ((half_i64)(top) & ~above_));             \
+    } while (0)
+
+/* Columns c0..c0 + STRIP of rows r0..r1 of a contiguous float32 matrix into contiguous int16
+   or int32 rows (type T), as QUANTIZE_ONE does them one by one: the same IEEE operations on
+   STRIP values at a time (GCC/Clang vector types: AVX2 instructions in the AVX2 clone), the
+   strip's sums kept in registers from row r0 to r1. Every sum still adds its rows in order
+   (the caller takes the blocks of rows in order): the same bits. */
+#define DEFINE_QUANTIZE_STRIP(NAME, T)                                                         \
+    ALWAYS_INLINE int32_t NAME(const Quantize *z, Py_ssize_t c0, Py_ssize_t r0, Py_ssize_t r1) \
+    {                                                                                          \
+        const strip_f32 zero = {0.0f}, ceiling = zero + 2147483520.0f;                         \
+        const strip_f32 lowest = zero - 2147483648.0f;                                         \
+        strip_f32 inv, rounding;                                                               \
+        half_f64 error[2], top[2], squares[2];                                                 \
+        memcpy(&inv, z->inv_steps + c0, sizeof inv);                                           \
+        memcpy(&rounding, z->roundings + c0, sizeof rounding);                                 \
+        memcpy(error, z->error + c0, sizeof error);                                            \
+        memcpy(top, z->top + c0, sizeof top);                                                  \
+        memcpy(squares, z->squares + c0, sizeof squares);                                      \
+        strip_i32 over = {0};                                                                  \
+        for (Py_ssize_t i = r0; i < r1; i++) {                                                 \
+            strip_f32 x;                                                                       \
+            memcpy(&x, z->values + i * z->v_row + 4 * c0, sizeof x);                           \
+            strip_f32 scaled = (strip_f32)((strip_i32)x & 0x7FFFFFFF) * inv + rounding;        \
+            strip_i32 high = ceiling < scaled;                                                 \
+            over |= scaled > ceiling;                                                          \
+            strip_f32 kept = (strip_f32)(((strip_i32)ceiling & high)                           \
+                                         | ((strip_i32)scaled & ~high));                       \
+            strip_i32 in_range = kept >= lowest; /* to_int32 */                                \
+            strip_i32 t = (__builtin_convertvector(kept, strip_i32) & in_range)                \
+                          | (INT32_MIN & ~in_range);                                           \
+            strip_f32 d = scaled - __builtin_convertvector(t, strip_f32) - rounding;           \
+            STRIP_SUMS(d, t, 0, error[0], top[0], squares[0]);                                 \
+            STRIP_SUMS(d, t, 1, error[1], top[1], squares[1]);                                 \
+            strip_i32 negative = x < zero;                                                     \
+            strip_i32 s = (strip_i32)((strip_i32)((0u - (strip_u32)t) & (strip_u32)negative)  \
+                                      | (t & ~negative));                                      \
+            STORE_STRIP_##T(z->ints + i * z->i_row + sizeof(T) * c0, s);                       \
+        }                                                                                      \
+        memcpy(z->error + c0, error, sizeof error);                                            \
+        memcpy(z->top + c0, top, sizeof top);                                                  \
+        memcpy(z->squares + c0, squares, sizeof squares);                                      \
+        int32_t any = 0;                                                                       \
+        for (int k = 0; k < STRIP; k++)                                                        \
+            any |= over[k];                                                                    \
+        return any != 0;                                                                       \
+    }
+#define STORE_STRIP_int32_t(p, s) memcpy((p), &(s), sizeof(strip_i32))
+#define STORE_STRIP_int16_t(p, s)                                                              \
+    do {                                                                                       \
+        strip_i16 narrow = __builtin_convertvector((s), strip_i16); /* wraps */                \
+        memcpy((p), &narrow, sizeof narrow);                                                   \
+    } while (0)
+DEFINE_QUANTIZE_STRIP(quantize_strip_i16, int16_t)
+DEFINE_QUANTIZE_STRIP(quantize_strip_i32, int32_t)
+#endif
+
+/* The loops of `quantize`. A contiguous, aligned float32 matrix into contiguous int16 or
+   int32 rows (the encoder's U and V) goes in strips of STRIP columns; the other columns, and
+   other layouts, row after row, value after value (int64 keeps the negation's 33rd bit). */
 HOT static int quantize_run(const Quantize *z)
 {
-    const float ceiling = 2147483520.0f; /* the largest float32 below 2**31 */
-    const float inv_step = z->inv_step, rounding = z->rounding;
+    const float ceiling = 2147483520.0f;
     const Py_ssize_t cols = z->cols;
-    float *RESTRICT row = z->row, *RESTRICT d = z->d;
-    int32_t *RESTRICT q = z->q, *RESTRICT s = z->s;
-    double *RESTRICT top = z->top, *RESTRICT error = z->error;
+    const float *inv = z->inv_steps, *rounding = z->roundings;
+    int direct_in = z->v_col == 4 && z->v_row % 4 == 0 && (uintptr_t)z->values % 4 == 0;
+    int i16 = z->ints_type == T_I16 && z->i_col == 2 && z->i_row % 2 == 0
+              && (uintptr_t)z->ints % 2 == 0;
+    int i32 = z->ints_type == T_I32 && z->i_col == 4 && z->i_row % 4 == 0
+              && (uintptr_t)z->ints % 4 == 0;
     int32_t over = 0;
-    for (Py_ssize_t i = 0; i < z->rows; i++) {
-        const char *v = z->values + i * z->v_row;
-        if (z->v_col == 4)
-            memcpy(row, v, 4 * (size_t)cols);
-        else
-            for (Py_ssize_t j = 0; j < cols; j++)
-                row[j] = ld_f32(v + j * z->v_col);
-        if (z->inv_steps == NULL) {
-            for (Py_ssize_t j = 0; j < cols; j++) {
-                float scaled = fabsf(row[j]) * inv_step + rounding;
-                over |= scaled > ceiling;
-                int32_t t = to_int32(ceiling < scaled ? ceiling : scaled);
-                q[j] = t;
-                d[j] = scaled - (float)t - rounding;
-            }
-        } else {
-            const float *RESTRICT inv = z->inv_steps;
-            for (Py_ssize_t j = 0; j < cols; j++) {
-                float scaled = fabsf(row[j]) * inv[j] + rounding;
-                over |= scaled > ceiling;
-                int32_t t = to_int32(ceiling < scaled ? ceiling : scaled);
-                q[j] = t;
-                d[j] = scaled - (float)t - rounding;
-            }
-        }
-        if (cols > 0) { /* the first column's own rounding, outside the vectorized loop */
-            float scaled = fabsf(row[0]) * (z->inv_steps ? z->inv_steps[0] : inv_step)
-                           + z->first_rounding;
-            over |= scaled > ceiling;
-            int32_t t = to_int32(ceiling < scaled ? ceiling : scaled);
-            q[0] = t;
-            d[0] = scaled - (float)t - z->first_rounding;
-        }
-        if (z->squares != NULL) /* exact below 2**53: the order of numpy's sum */
-            for (Py_ssize_t j = 0; j < cols; j++)
-                z->squares[j] += (double)q[j] * (double)q[j];
-        for (Py_ssize_t j = 0; j < cols; j++) {
-            error[j] += (double)d[j] * (double)d[j];
-            double m = q[j];
-            top[j] = m > top[j] ? m : top[j];
-            /* Negated with wrapping: the low 32 bits of numpy's int64 negation. */
-            s[j] = row[j] < 0 ? (int32_t)(0u - (uint32_t)q[j]) : q[j];
-        }
-        char *out = z->ints + i * z->i_row;
-        if (z->ints_type == T_I32 && z->i_col == 4) {
-            memcpy(out, s, 4 * (size_t)cols);
-        } else if (z->ints_type == T_I16 && z->i_col == 2) {
-            for (Py_ssize_t j = 0; j < cols; j++) {
-                int16_t narrow = (int16_t)s[j];
-                memcpy(out + 2 * j, &narrow, 2);
-            }
-        } else { /* int64 keeps the negation's 33rd bit */
-            for (Py_ssize_t j = 0; j < cols; j++)
-                st_int(out + j * z->i_col, z->ints_type,
-                       row[j] < 0 ? -(int64_t)q[j] : (int64_t)q[j]);
+    Py_ssize_t done = 0; /* columns quantized in strips */
+#ifdef VECTOR_TYPES
+    if (direct_in && (i16 || i32)) {
+        done = cols / STRIP * STRIP;
+        /* every strip of STRIP_ROWS rows before the next rows: each row is read from memory
+           once, the strips after the first from the cache */
+        for (Py_ssize_t r0 = 0; r0 < z->rows; r0 += STRIP_ROWS) {
+            Py_ssize_t r1 = z->rows - r0 < STRIP_ROWS ? z->rows : r0 + STRIP_ROWS;
+            for (Py_ssize_t c0 = 0; c0 < done; c0 += STRIP)
+                over |= i16 ? quantize_strip_i16(z, c0, r0, r1)
+                            : quantize_strip_i32(z, c0, r0, r1);
         }
     }
+#else
+    (void)direct_in, (void)i16, (void)i32;
+#endif
+    for (Py_ssize_t i = 0; i < z->rows && done < cols; i++) {
+        const char *v = z->values + i * z->v_row;
+        char *out = z->ints + i * z->i_row;
+        for (Py_ssize_t j = done; j < cols; j++) {
+            float x = ld_f32(v + j * z->v_col);
+            int32_t q;
+            QUANTIZE_ONE(x, inv[j], rounding[j], z->error[j], z->top[j], z->squares[j], over,
+                         q, 0);
+            st_int(out + j * z->i_col, z->ints_type, x < 0 ? -(int64_t)q : (int64_t)q);
+        }
+    }
+    /* column 0's value with the others' rounding too, as the loops before checked it */
+    for (Py_ssize_t i = 0; i < z->rows && cols > 0; i++)
+        over |= fabsf(ld_f32(z->values + i * z->v_row)) * inv[0] + z->rounding > ceiling;
     return over == 0;
 }
 
@@ -3418,37 +3529,27 @@ static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
                     "inv_steps a value per column");
         goto done;
     }
-    if (with_steps) {
-        inverses = malloc(sizeof(float) * (size_t)(cols + 1));
-        if (inverses == NULL) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        for (Py_ssize_t j = 0; j < cols; j++)
-            inverses[j] = ld_f32(inv_steps.data + j * inv_steps.strides[0]);
-    }
-    /* top, error and squares (cols doubles each), then the float and int32 lines (cols
-       each). */
-    sums = malloc((3 * sizeof(double) + 2 * sizeof(float) + 2 * sizeof(int32_t))
-                  * (size_t)(cols + 1));
+    /* top, error and squares (cols doubles each), then the inverse steps and roundings */
+    sums = malloc((3 * sizeof(double) + 2 * sizeof(float)) * (size_t)(cols + 1));
     if (sums == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    Quantize z = {values.data, rows, cols, values.strides[0], values.strides[1], inv_step,
-                  rounding, first_rounding, ints.data, ints.strides[0], ints.strides[1],
-                  ints.type, inverses, sums, sums + cols, with_squares ? sums + 2 * cols : NULL};
-    z.row = (float *)(sums + 3 * cols);
-    z.d = z.row + cols;
-    z.q = (int32_t *)(z.d + cols);
-    z.s = z.q + cols;
+    inverses = (float *)(sums + 3 * cols);
+    float *roundings = inverses + cols;
+    for (Py_ssize_t j = 0; j < cols; j++) {
+        inverses[j] = with_steps ? ld_f32(inv_steps.data + j * inv_steps.strides[0]) : inv_step;
+        roundings[j] = j ? rounding : first_rounding;
+    }
+    Quantize z = {values.data, rows, cols, values.strides[0], values.strides[1], rounding,
+                  ints.data, ints.strides[0], ints.strides[1], ints.type, inverses, roundings,
+                  sums, sums + cols, sums + 2 * cols};
     int ok;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < cols; j++) {
         z.top[j] = ld_f64(top.data + j * top.strides[0]);
         z.error[j] = ld_f64(error.data + j * error.strides[0]);
-        if (with_squares)
-            z.squares[j] = ld_f64(squares.data + j * squares.strides[0]);
+        z.squares[j] = with_squares ? ld_f64(squares.data + j * squares.strides[0]) : 0.0;
     }
     ok = quantize_run(&z);
     for (Py_ssize_t j = 0; j < cols; j++) {
@@ -3461,7 +3562,6 @@ static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
     result = PyBool_FromLong(ok);
 done:
     free(sums);
-    free(inverses);
     release(&values);
     release(&ints);
     release(&top);

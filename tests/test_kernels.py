@@ -715,6 +715,32 @@ def test_unaligned_and_strided_arrays(compiled: Any) -> None:
     assert all(np.array_equal(x, y) for x, y in zip(*stats))
 
 
+@pytest.mark.parametrize("out_type", [np.int16, np.int32, np.int64])
+def test_quantize_strips_match_value_by_value(compiled: Any, out_type: type) -> None:
+    """A contiguous matrix into contiguous int16 or int32 rows is quantized in strips of 8
+    columns (vector code), anything else value by value: the same integers and the same bits
+    of every sum, with each column's own step, the first column's own rounding, the columns
+    after the last strip and negative zeros."""
+    rng = np.random.default_rng(7)
+    values = (rng.standard_normal((77, 21)) * 30).astype(np.float32)
+    values[3, :4] = -0.0
+    inv_steps = (1.0 / rng.uniform(0.5, 3.0, 21)).astype(np.float32)
+    results = []
+    for source in (values, np.asfortranarray(values)):  # strips, value by value
+        ints = np.zeros(values.shape, out_type)
+        top, error, squares = np.zeros(21), np.zeros(21), np.zeros(21)
+        assert compiled.quantize(source, np.float32(1.0), np.float32(0.38), ints, top, error,
+                                 np.float32(0.5), squares, inv_steps)
+        results.append((ints, top, error, squares))
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
+    ints = results[0][0]
+    scaled = np.abs(values) * inv_steps + np.where(np.arange(21) == 0, np.float32(0.5),
+                                                   np.float32(0.38)).astype(np.float32)
+    assert np.array_equal(np.abs(ints), scaled.astype(np.int32))
+    assert np.array_equal(np.signbit(values) & (ints != 0), ints < 0)
+
+
 def _sparse_matrix(rng: np.random.Generator, rows: int, count: int) -> np.ndarray:
     """Integers of a sparse factor block: mostly zeros, small values, a few escapes (long runs
     of zeros, large values) and empty rows."""

@@ -39,6 +39,17 @@ def test_band_pixels_inverts_patch_rows(patch: int) -> None:
     np.testing.assert_array_equal(back, rows)
 
 
+@pytest.mark.parametrize("patch", [2, 4, 8])
+def test_quarter_patches_are_patch_rows(patch: int) -> None:
+    """The small patches moved out of the big ones that tile the rows exactly are the small
+    patches of the rows, bit for bit (the encoder takes patch4 from its patch8 this way)."""
+    rows = RNG.normal(size=(4 * patch, 6 * patch)).astype(np.float32)
+    big = layout.patch_rows(rows, 2 * patch)
+    small = layout.quarter_patches(big, patch, layout.grid(*rows.shape, 2 * patch)[1])
+    np.testing.assert_array_equal(small.view(np.uint32),
+                                  layout.patch_rows(rows, patch).view(np.uint32))
+
+
 # ----------------------------------------------------------------------------- colour
 
 

@@ -24,7 +24,7 @@ from ..codec.coding import (
     join_symbols,
 )
 from ..codec.factorize import basis, energy, factorize, sub_gram, tiles_exactly
-from ..codec.layout import to_matrix
+from ..codec.layout import quarter_patches, to_matrix
 from ..codec.quantize import (
     ColumnStats,
     choose_rank,
@@ -63,7 +63,9 @@ TAIL_PART = 4
 
 
 class CachingSource(PlaneSource):
-    """A `PlaneSource` whose small planes' patches are computed whole once per patch size."""
+    """A `PlaneSource` whose small planes' patches are computed whole once per patch size
+    (where the patches twice as big are kept and tile the plane exactly, moved from those
+    instead: patch4 after the patch8 of the Gram matrix, the usual case)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,7 +77,11 @@ class CachingSource(PlaneSource):
             return super().patches(i, y0, y1, side)
         whole = self._patches.get((i, side))
         if whole is None:  # planes run concurrently, never the same plane's first band
-            whole = self._patches.setdefault((i, side), super().patches(i, 0, h, side))
+            big = self._patches.get((i, 2 * side))
+            whole = (quarter_patches(big, side, w // (2 * side))
+                     if big is not None and tiles_exactly(side, h, w)
+                     else super().patches(i, 0, h, side))
+            whole = self._patches.setdefault((i, side), whole)
         per_row = -(-w // side)
         return whole[y0 // side * per_row:-(-y1 // side) * per_row]
 

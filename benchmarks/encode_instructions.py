@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Instructions per encode, counted by callgrind (valgrind): stable on a shared machine where
+wall-clock times are not. docs/performance.md quotes it ("Encode stages").
+
+    python benchmarks/encode_instructions.py IMAGE [...] [--crop] [--quality Q] [-n N] [--tree DIR]
+
+For each image, two processes run under `valgrind --tool=callgrind`: one encodes it 2 times
+(imports, caches and first-call work), the other 2 + N times; the difference divided by N is
+one warm `svdcodec.encode(array, Q)`. `--crop`: the 256 x 256 crop at (256, 256) instead of the
+whole image. `--tree DIR`: the svdcodec of that source tree (its C extension built in place)
+instead of the installed one, to count two versions. One thread (SVDCODEC_THREADS=1,
+OPENBLAS_NUM_THREADS=1: no BLAS thread spinning between calls) and a fixed PYTHONHASHSEED, so
+that two runs of the same code count within about 0.1 %. valgrind runs the AVX2 copies of the
+kernels (it has no AVX-512).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = """
+import sys
+import numpy as np
+from PIL import Image
+import svdcodec
+pixels = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
+if sys.argv[4] == "crop":
+    pixels = np.ascontiguousarray(pixels[256:512, 256:512])
+for _ in range(2 + int(sys.argv[2])):
+    svdcodec.encode(pixels, float(sys.argv[3]))
+"""
+
+
+def instructions(path: Path, encodes: int, quality: float, crop: bool, tree: Path | None
+                 ) -> int:
+    """Instructions of a process that encodes `path` 2 + `encodes` times."""
+    env = {**os.environ, "SVDCODEC_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "PYTHONHASHSEED": "0"}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree.resolve())
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                              sys.executable, "-c", CHILD, str(path), str(encodes),
+                              str(quality), "crop" if crop else "whole"],
+                             capture_output=True, text=True, env=env, check=False, cwd=tmp)
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if run.returncode or not found:
+        raise SystemExit(f"callgrind failed on {path}:\n{run.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("images", nargs="+", type=Path)
+    parser.add_argument("--crop", action="store_true", help="the 256 x 256 crop at (256, 256)")
+    parser.add_argument("--quality", type=float, default=75.0)
+    parser.add_argument("-n", type=int, default=5, help="warm encodes counted (default 5)")
+    parser.add_argument("--tree", type=Path, help="source tree whose svdcodec is counted")
+    args = parser.parse_args(argv)
+    for path in args.images:
+        count = [instructions(path, n, args.quality, args.crop, args.tree) for n in (0, args.n)]
+        print(f"{path.name}{' crop' if args.crop else ''}\tq{args.quality:g}\t"
+              f"{(count[1] - count[0]) / args.n / 1e6:.2f} M")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
