@@ -36,6 +36,9 @@ DECODER = "svdi"
 #: Raw modes whose byte layout matches the array we hand to set_as_raw.
 RAWMODES = {"I;16": "I;16", "F": "F;32F"}  # I;16 is little-endian; F;32F is native float32
 
+#: Modes Pillow reduces with each colour weighted by its alpha (premultiplied).
+ALPHA_MODES = ("LA", "RGBA")
+
 #: Modes of 8-bit files whose pixels the band renderer writes into Pillow's image itself: the
 #: image maps a numpy array laid out as Pillow lays out the mode (Image.core.map_buffer, as
 #: Pillow maps an uncompressed file), bytes per pixel. RGB is RGBX in Pillow's memory. Only
@@ -103,12 +106,15 @@ class SvdiImageFile(ImageFile.ImageFile):
               ) -> tuple[str, tuple[int, int, float, float]] | None:
         """Configure the decoder to the smallest of 1/2, 1/4, 1/8 of the size that is still at
         least `size` (as JPEG's draft mode does, so thumbnail() decodes a reduced image: the
-        factors are averaged before they are multiplied). The mode cannot change."""
-        if size is None or len(self.tile) != 1 or self.tile[0].args != (1,) or self._im:
+        factors are averaged before they are multiplied). The mode cannot change. Images with
+        alpha are decoded whole: Pillow reduces them weighting each colour by its alpha, which
+        the averaged factors cannot."""
+        if (size is None or len(self.tile) != 1 or self.tile[0].args != (1,) or self._im
+                or self.mode in ALPHA_MODES):
             return None
         width, height = self.size
         scale = min(width // max(size[0], 1), height // max(size[1], 1))
-        factor = next(f for f in (8, 4, 2, 1) if scale >= f)
+        factor = next((f for f in (8, 4, 2) if scale >= f), 1)
         if factor == 1:
             return None
         self._size = (-(-width // factor), -(-height // factor))
@@ -119,8 +125,10 @@ class SvdiImageFile(ImageFile.ImageFile):
                box: tuple[int, int, int, int] | None = None) -> Image.Image:
         """Image.reduce, decoded at that size directly for the factors 2, 4 and 8 of a whole
         image not yet loaded (each pixel the mean of a factor x factor cell); the image itself
-        stays as it is."""
+        stays as it is. Images with alpha go to Pillow's own reduce, which weights each
+        colour by its alpha (transparent pixels' colours do not bleed into their neighbours)."""
         if (isinstance(factor, int) and factor in (2, 4, 8) and box is None and not self._im
+                and self.mode not in ALPHA_MODES
                 and self.fp is not None and len(self.tile) == 1 and self.tile[0].args == (1,)):
             self.fp.seek(0)
             try:

@@ -108,6 +108,43 @@ def test_pillow_draft_and_thumbnail_decode_reduced(monkeypatch: pytest.MonkeyPat
         assert im.reduce(3).size == (53, 68)
 
 
+def test_pillow_draft_larger_than_the_image_decodes_it_whole() -> None:
+    """A draft size above the image's in either dimension (thumbnail() asks for twice its
+    size: a 200 px image made 128 px) keeps the full decode."""
+    import io
+
+    from PIL import Image
+
+    data = svdcodec.encode(photo(200, 200, 3))
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.draft("RGB", (1000, 150)) is None and im.size == (200, 200)
+    with Image.open(io.BytesIO(data)) as im:
+        im.thumbnail((128, 128))
+        assert im.size == (128, 128)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_pillow_reduce_and_thumbnail_weight_colours_by_alpha(mode: str) -> None:
+    """Pillow reduces images with alpha premultiplied: a transparent pixel's colour does not
+    bleed into its neighbours. A lossless file gives Pillow's result for the same pixels."""
+    import io
+
+    from PIL import Image
+
+    pixels = photo(64, 48, len(mode))
+    pixels[:, ::2, -1] = 0  # every other column transparent
+    pixels[:, 1::2, -1] = 255
+    data = svdcodec.encode(pixels, max_error=0)
+    reference = Image.fromarray(pixels, mode)
+    with Image.open(io.BytesIO(data)) as im:
+        np.testing.assert_array_equal(np.asarray(im.reduce(2)), np.asarray(reference.reduce(2)))
+    with Image.open(io.BytesIO(data)) as im:
+        im.thumbnail((12, 16))
+        expected = reference.copy()
+        expected.thumbnail((12, 16))
+        np.testing.assert_array_equal(np.asarray(im), np.asarray(expected))
+
+
 def test_svdi_decode_scale_and_components(tmp_path: Path) -> None:
     from PIL import Image
 
