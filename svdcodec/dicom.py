@@ -8,7 +8,7 @@ units back and to show the image, in iTXt text chunks (spec §1.1) under "DICOM 
     >>> image.pixels.dtype, image.slope, image.intercept             # int16, 1.0, -1024.0
     >>> hounsfield = image.modality_values()                         # slope * pixels + intercept
 
-Needs pydicom (`pip install "svdcodec[dicom]"`) to read DICOM; decoding needs only svdcodec.
+Needs pydicom (`pip install ".[dicom]"`) to read DICOM; decoding needs only svdcodec.
 Single-frame images (grey, or RGB with PhotometricInterpretation RGB); the pixel data's
 compression is whatever pydicom can decode with the handlers installed. `svdi-encode file.dcm`
 uses this module.
@@ -48,7 +48,8 @@ def _pydicom() -> Any:
     try:
         import pydicom
     except ImportError:
-        raise SvdiError('reading DICOM needs pydicom: pip install "svdcodec[dicom]"') from None
+        raise SvdiError("reading DICOM needs pydicom: pip install pydicom (the dicom extra)"
+                        ) from None
     return pydicom
 
 

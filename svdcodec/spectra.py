@@ -181,12 +181,12 @@ def plot_spectrum(spectra: list[PlaneSpectrum], path: str | os.PathLike[str] | A
     """Draw each plane's sigma_k (log scale) and cumulative energy, the kept rank marked, into
     an image file or a writable binary file object; `image_format` (png, svg, pdf ...)
     defaults to the file name's suffix, or PNG for a file object. Needs matplotlib
-    (`pip install svdcodec[plot]`)."""
+    (`pip install ".[plot]"` in the clone, or `pip install matplotlib`)."""
     try:  # the Figure alone, not pyplot: no GUI backend, no global state
         from matplotlib.figure import Figure
     except ImportError:
-        raise SvdiError("plotting the spectrum needs matplotlib: pip install "
-                        "'svdcodec[plot]' (or pip install matplotlib)") from None
+        raise SvdiError("plotting the spectrum needs matplotlib: pip install matplotlib "
+                        "(the plot extra)") from None
     if not spectra:
         raise SvdiError("no planes to plot")
     figure = Figure(figsize=(6.4, 2.6 * len(spectra)), dpi=dpi, layout="constrained")

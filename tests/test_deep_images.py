@@ -24,7 +24,7 @@ from svdcodec import format as container
 from svdcodec.cli import deep_images
 
 H, W = 40, 56
-INSTALL = 'pip install "svdcodec[16bit]"'
+INSTALL = "pip install imagecodecs tifffile"
 needs_extra = pytest.mark.skipif(deep_images.missing() is not None,
                                  reason=f"the 16bit extra is not installed ({INSTALL})")
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf='

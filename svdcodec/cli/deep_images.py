@@ -5,7 +5,7 @@ Pillow has no 16-bit colour mode: it reads such files as 8-bit RGB(A), keeping e
 high byte (PNG, TIFF, JPEG 2000) or scaling it to 0…255 (PPM). This module tells such files
 from their headers with Pillow alone (`deep_format`) and reads them as uint16 arrays
 (`read_deep`): a PPM with numpy from the bytes Pillow located, the others with the ``16bit``
-extra (``pip install "svdcodec[16bit]"``: imagecodecs, whose libpng and OpenJPEG read PNG and
+extra (``pip install ".[16bit]"``: imagecodecs, whose libpng and OpenJPEG read PNG and
 JPEG 2000, and tifffile, which reads TIFF with imagecodecs' codecs). Samples of fewer than 16
 bits (a PPM's maximum value, a JPEG 2000's precision) are scaled to 0…65535, the picture
 Pillow's 8 bits show. It writes uint16 arrays back as 16-bit PNG (`png_bytes`) and TIFF
@@ -31,7 +31,7 @@ from ..format.metadata import EXIF_PREFIX
 from .photos import TIFF_EXIF_TAGS
 
 #: The command that installs what this module needs.
-INSTALL = 'pip install "svdcodec[16bit]"'
+INSTALL = "pip install imagecodecs tifffile"
 
 #: Pillow's decoders of binary (P6) and plain (P3) PPM.
 PPM_CODECS = ("ppm", "ppm_plain")
