@@ -1728,7 +1728,8 @@ PyDoc_STRVAR(colour_rows_doc,
 "The row kernel of the colour output (store_rgb, upsample_ycc) in use: 0 plain C, 1 AVX2,\n"
 "2 AVX-512 (the best the CPU runs, chosen at import). level >= 0 chooses another one, at\n"
 "most the best (ValueError otherwise): for tests and benchmarks, which compare them; all\n"
-"give the same bits. Returns the level in use before the call.");
+"give the same bits. Process-wide and unlocked: not while other threads decode. Returns the\n"
+"level in use before the call.");
 
 static PyObject *colour_rows(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -2038,6 +2039,8 @@ static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &o_out, &y0, &y1, &o_cb, &o_cr, &o_k, &patch, &per_row,
                                      &top, &first, &height, &pad))
         return NULL;
+    if (pad < 0 || pad > 255)  /* no pad; the row kernels take it as an int */
+        pad = -1;
     if (top < 0 || y0 < top || (height < 0 && top != 0)) {
         value_error("store_rgb: needs 0 <= top <= y0, and top = 0 without height");
         return NULL;
@@ -2693,6 +2696,8 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &o_out, &y0, &y1, &o_filters, &o_k, &o_cb, &o_cr, &top,
                                      &first, &height, &o_matrix, &patch, &per_row, &pad))
         return NULL;
+    if (pad < 0 || pad > 255)  /* no pad; the row kernels take it as an int */
+        pad = -1;
     if (top < 0 || y0 < top || (height < 0 && top != 0)) {
         value_error("deblock_ycc: needs 0 <= top <= y0, and top = 0 without height");
         return NULL;

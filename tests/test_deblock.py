@@ -509,6 +509,16 @@ def test_encoder_renders_only_the_judged_bands() -> None:
     assert wide is not None and wide[0][0] > 0 and wide[-1][1] > 8192 // 2
     assert sum(b - a for a, b in wide) * 8192 <= DEBLOCK_SAMPLE_PIXELS * 1.1
     assert judged_bands(8192, 8, 64) == judged_bands(8192, 8, 0)  # narrow: one band in four
+    for width in (2**15, 61000, 2**16, 2**20):  # wider than the budget allows one band in
+        bands = judged_bands(256, 8, width)    # eight: the middle band, never none
+        assert bands == [(128, 160)], (width, bands)
+
+
+def test_a_plane_wider_than_the_judging_budget_encodes_with_the_filter() -> None:
+    """65536 columns: one band of 32 rows is already over DEBLOCK_SAMPLE_PIXELS."""
+    image = np.tile(photo(256, 256, 1, seed=5), (1, 256, 1))[..., 0]
+    data = svdcodec.encode(image, quality=30, deblock=True)
+    assert svdcodec.decode(data).shape == image.shape
 
 
 def test_fused_kernel_writes_pillows_x_byte_only_when_asked() -> None:

@@ -960,7 +960,7 @@ def test_store_rgb_pad_writes_pillows_rgbx_layout(compiled: Any) -> None:
     k = kernels.colour_constants()
     rgb = np.zeros((h, w, 3), np.uint8)
     compiled.store_rgb(matrix, rgb, 0, h, cb, cr, k, patch, per_row)
-    for pad, fourth in ((255, 255), (0, 0), (-1, 77), (256, 77)):
+    for pad, fourth in ((255, 255), (0, 0), (-1, 77), (256, 77), (2**32 + 255, 77)):
         rgbx = np.full((h, w, 4), 77, np.uint8)
         compiled.store_rgb(matrix, rgbx, 0, h, cb, cr, k, patch, per_row, pad=pad)
         np.testing.assert_array_equal(rgbx[:, :, :3], rgb)

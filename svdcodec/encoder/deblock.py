@@ -147,13 +147,16 @@ def judged_bands(height: int, period: int, width: int) -> list[tuple[int, int]] 
     """The bands of rows [y0, y1) a plane's strengths are judged on: bands of whole edge
     periods of about tuning.DEBLOCK_SAMPLE_ROWS rows, one in DEBLOCK_SAMPLE_EVERY, or fewer
     where that would judge more than DEBLOCK_SAMPLE_PIXELS samples (spread over the plane all
-    the same). None: the whole plane (edge periods under 4, planes of fewer than
+    the same; at least one band). None: the whole plane (edge periods under 4, planes of fewer than
     2 x DEBLOCK_SAMPLE_EVERY bands)."""
     band = period * -(-DEBLOCK_SAMPLE_ROWS // period)
     bands = height // band
     if period < 4 or bands < 2 * DEBLOCK_SAMPLE_EVERY:
         return None
-    every = max(DEBLOCK_SAMPLE_EVERY, -(-bands * band * width // DEBLOCK_SAMPLE_PIXELS))
+    # A plane so wide that even one band in `bands` is over the budget is judged on its
+    # middle band: never on none.
+    every = min(bands, max(DEBLOCK_SAMPLE_EVERY,
+                           -(-bands * band * width // DEBLOCK_SAMPLE_PIXELS)))
     return [(k * band, (k + 1) * band) for k in range(every // 2, bands, every)]
 
 
