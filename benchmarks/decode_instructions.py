@@ -15,12 +15,10 @@ valgrind runs the AVX2 copies of the kernels (it has no AVX-512).
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+import _common
 
 CHILD = """
 import io, sys
@@ -36,17 +34,7 @@ for _ in range(3 + int(sys.argv[2])):
 
 def instructions(path: Path, decodes: int, via: str) -> int:
     """Instructions of a process that decodes `path` 3 + `decodes` times."""
-    env = {**os.environ, "SVDCODEC_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "PYTHONHASHSEED": "0"}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                              sys.executable, "-c", CHILD, str(path), str(decodes), via],
-                             capture_output=True, text=True, env=env, check=False)
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    if run.returncode or not found:
-        raise SystemExit(f"callgrind failed on {path}:\n{run.stderr[-2000:]}")
-    return int(found.group(1))
+    return _common.callgrind_instructions(CHILD, [str(path), str(decodes), via], path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,12 +17,10 @@ kernels (it has no AVX-512).
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+import _common
 
 CHILD = """
 import sys
@@ -40,20 +38,9 @@ for _ in range(2 + int(sys.argv[2])):
 def instructions(path: Path, encodes: int, quality: float, crop: bool, tree: Path | None
                  ) -> int:
     """Instructions of a process that encodes `path` 2 + `encodes` times."""
-    env = {**os.environ, "SVDCODEC_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "PYTHONHASHSEED": "0"}
-    if tree is not None:
-        env["PYTHONPATH"] = str(tree.resolve())
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                              sys.executable, "-c", CHILD, str(path), str(encodes),
-                              str(quality), "crop" if crop else "whole"],
-                             capture_output=True, text=True, env=env, check=False, cwd=tmp)
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    if run.returncode or not found:
-        raise SystemExit(f"callgrind failed on {path}:\n{run.stderr[-2000:]}")
-    return int(found.group(1))
+    return _common.callgrind_instructions(
+        CHILD, [str(path), str(encodes), str(quality), "crop" if crop else "whole"], path,
+        pythonpath=tree, isolated=True)
 
 
 def main(argv: list[str] | None = None) -> int:
