@@ -15,7 +15,13 @@ from svdcodec import format as fmt
 from svdcodec.codec.colour import CHROMA_OFFSET, plain_ycc
 from svdcodec.codec.deblock import deblock_channels, filter_lines
 from svdcodec.decoder.reference import decode_reference
-from svdcodec.encoder.deblock import filter_gain, judged_rows, strengths, target_channel
+from svdcodec.encoder.deblock import (
+    band_rows,
+    filter_gain,
+    judged_bands,
+    strengths,
+    target_channel,
+)
 from svdcodec.encoder.tuning import DEBLOCK_SAMPLE_EVERY, DEBLOCK_SAMPLE_ROWS
 from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
@@ -134,15 +140,15 @@ def test_filter_gain_is_the_change_of_the_whole_channels_error(channel: int) -> 
 
 
 @pytest.mark.parametrize("period", [4, 8, 16, 32])
-def test_judged_rows_filter_as_in_the_whole_channel(period: int) -> None:
+def test_judged_bands_filter_as_in_the_whole_channel(period: int) -> None:
     """The gain on the sampled bands' counted rows is the whole channel's filter, restricted
     to those rows, exactly (an edge's samples never reach past the next edge)."""
     band = -(-DEBLOCK_SAMPLE_ROWS // period) * period
     h = 2 * DEBLOCK_SAMPLE_EVERY * band + 3
-    assert judged_rows(h - 4, period) is None and judged_rows(h, 2) is None
-    judged = judged_rows(h, period)
-    assert judged is not None
-    rows, counted = judged
+    assert judged_bands(h - 4, period, 0) is None and judged_bands(h, 2, 0) is None
+    bands = judged_bands(h, period, 0)
+    assert bands is not None
+    rows, counted = band_rows(bands)
     assert rows.size == counted.size and 0 < np.count_nonzero(counted) < h // 2
     decoded = blocky(h, 45, 1, period)[..., 0]
     image = blocky(h, 45, 3, period + 1)
@@ -490,7 +496,7 @@ def test_encoder_renders_only_the_judged_bands() -> None:
     on both paths; large planes are judged on at most about DEBLOCK_SAMPLE_PIXELS samples,
     in bands spread over the plane."""
     from svdcodec.decoder.render import render_image
-    from svdcodec.encoder.deblock import judged_bands, rendered_bands, sampled_samples
+    from svdcodec.encoder.deblock import rendered_bands, sampled_samples
     from svdcodec.encoder.tuning import DEBLOCK_SAMPLE_PIXELS
 
     image = photo(520, 90, 3, seed=3)

@@ -160,14 +160,6 @@ def judged_bands(height: int, period: int, width: int) -> list[tuple[int, int]] 
     return [(k * band, (k + 1) * band) for k in range(every // 2, bands, every)]
 
 
-def judged_rows(height: int, period: int, width: int = 0
-                ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The rows of `judged_bands` and, per row of those, whether its error counts
-    (`band_rows`). None: the whole plane."""
-    bands = judged_bands(height, period, width)
-    return None if bands is None else band_rows(bands)
-
-
 def band_rows(bands: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """The rows of these bands, in order, and per row whether its error counts: not a band's
     first and last rows, which the edges on the band's borders change, unseen in the sample.
