@@ -1519,49 +1519,23 @@ static int chroma_row(WideChroma *wc, Py_ssize_t y, float *blue, float *red)
 static int simd_colour;
 
 #define AVX2_INLINE static inline __attribute__((target("avx2,fma"), always_inline))
+#define AVX512_INLINE static inline __attribute__((target("avx512f,avx512bw,fma"), always_inline))
 #define WIDE512 __attribute__((target("avx512f,avx512bw,fma")))
 
-/* Cb - 128 (or Cr - 128) of 8 pixels as chroma_line_body computes them: the vertical blend
-   of the doubled rows `top` and `bottom` in float64 (fused: as the FUSED copy, the same
-   bits), rounded to float32, + 128.5, clamped (NaN -> 0: max_ps returns its second operand
-   for NaN, as clamp_f returns lo) and truncated. */
-AVX2_INLINE __m256i chroma8(const float *top, const float *bottom, __m256d wt, __m256d wb)
-{
-    __m256d lo = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(top)), wt,
-                                 _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(bottom)), wb));
-    __m256d hi = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(top + 4)), wt,
-                                 _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(bottom + 4)), wb));
-    __m256 v = _mm256_add_ps(_mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)),
-                             _mm256_set1_ps(128.5f));
-    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(255.0f));
-    return _mm256_sub_epi32(_mm256_cvttps_epi32(v), _mm256_set1_epi32(128));
-}
+/* The steps whose instructions differ between the two widths by more than their prefix,
+   written per width: 8 pixels (AVX2), then 16 (AVX-512). */
 
-/* rgb_planes' t = trunc(k * x + 1/2) (float32 multiply, then add: two roundings). */
-AVX2_INLINE __m256i colour_term8(__m256 k, __m256 x)
-{
-    return _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(k, x), _mm256_set1_ps(0.5f)));
-}
+/* 4 floats at p as float64: half the lanes of 8. */
+AVX2_INLINE __m256d half_doubles8(const float *p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
 
-/* 8 pixels of rgb_planes from Y' (4 floats at luma_lo, 4 at luma_hi) and the doubled chroma
-   rows: per 128-bit lane (pixels 0-3, then 4-7) the bytes R0-3 G0-3 B0-3 P0-3, each
-   clamped to 0..255 by the saturating packs (P: `pad`). */
-AVX2_INLINE __m256i rgb8(const char *luma_lo, const char *luma_hi, const float *b0,
-                         const float *b1, const float *r0, const float *r1, __m256d wt,
-                         __m256d wb, const __m256 *k, __m256i pad)
+/* 8 floats: lo's 4, then hi's. */
+AVX2_INLINE __m256 join8(__m128 lo, __m128 hi) { return _mm256_set_m128(hi, lo); }
+
+/* 8 floats of Y': 4 at l, 4 at l + half (stride: for 16). */
+AVX2_INLINE __m256 luma8(const char *l, Py_ssize_t stride, Py_ssize_t half)
 {
-    __m256 l = _mm256_set_m128(_mm_loadu_ps((const float *)luma_hi),
-                               _mm_loadu_ps((const float *)luma_lo));
-    l = _mm256_add_ps(l, _mm256_set1_ps(0.5f));
-    l = _mm256_min_ps(_mm256_max_ps(l, _mm256_setzero_ps()), _mm256_set1_ps(255.0f));
-    __m256i y = _mm256_cvttps_epi32(l);
-    __m256 xb = _mm256_cvtepi32_ps(chroma8(b0, b1, wt, wb));
-    __m256 xr = _mm256_cvtepi32_ps(chroma8(r0, r1, wt, wb));
-    __m256i r = _mm256_add_epi32(y, _mm256_srai_epi32(colour_term8(k[0], xr), 6));
-    __m256i g = _mm256_add_epi32(y, _mm256_srai_epi32(
-        _mm256_add_epi32(colour_term8(k[1], xb), colour_term8(k[2], xr)), 6));
-    __m256i b = _mm256_add_epi32(y, _mm256_srai_epi32(colour_term8(k[3], xb), 6));
-    return _mm256_packus_epi16(_mm256_packs_epi32(r, g), _mm256_packs_epi32(b, pad));
+    (void)stride;
+    return join8(_mm_loadu_ps((const float *)l), _mm_loadu_ps((const float *)(l + half)));
 }
 
 /* rgb8's bytes stored as 8 pixels of c = 3 (RGB) or 4 channels (RGB and P, or RGB under the
@@ -1590,89 +1564,23 @@ AVX2_INLINE void store8(uint8_t *dst, Py_ssize_t c, int keep_alpha, __m256i plan
     _mm_storel_epi64((__m128i *)(dst + 16), _mm256_extracti128_si256(px, 1));
 }
 
-/* rgb_line of a row of w pixels of c = 3 or 4 channels (pad as rgb_line's), Y' read where
-   it lies: pixels [8j, 8j + 4) at luma + j * stride bytes, [8j + 4, 8j + 8) `half` bytes
-   after them (a line of floats: 32 and 16; patches of 8: 256 and 16; of 4: 128 and 64), the
-   chroma blended from the doubled rows (b0, b1: Cb; r0, r1: Cr) with weights wt and wb
-   (blend_rows). The last w % 8 pixels go through a copy of 8, so that nothing beyond the
-   row's pixels is read or written. */
-FUSED static void ycc_row_avx2(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const char *luma,
-                               Py_ssize_t stride, Py_ssize_t half, const float *b0,
-                               const float *b1, const float *r0, const float *r1, double wt,
-                               double wb, const float *k, int pad)
+/* half_doubles8 for 16 lanes. */
+AVX512_INLINE __m512d half_doubles16(const float *p)
 {
-    const __m256d vwt = _mm256_set1_pd(wt), vwb = _mm256_set1_pd(wb);
-    const __m256 vk[4] = {_mm256_set1_ps(k[0]), _mm256_set1_ps(k[1]), _mm256_set1_ps(k[2]),
-                          _mm256_set1_ps(k[3])};
-    int padded = c == 4 && pad >= 0 && pad <= 255;
-    const __m256i vpad = _mm256_set1_epi32(padded ? pad : 0);
-    Py_ssize_t x = 0;
-    const char *l = luma;
-    for (; x + 8 <= w; x += 8, l += stride)
-        store8(row + c * x, c, !padded,
-               rgb8(l, l + half, b0 + x, b1 + x, r0 + x, r1 + x, vwt, vwb, vk, vpad));
-    if (x == w)
-        return;
-    Py_ssize_t n = w - x;
-    float lt[8] = {0}, t0[8] = {0}, t1[8] = {0}, u0[8] = {0}, u1[8] = {0};
-    uint8_t bytes[32] = {0};
-    for (Py_ssize_t e = 0; e < n; e++) {
-        lt[e] = ld_f32(e < 4 ? l + 4 * e : l + half + 4 * (e - 4));
-        t0[e] = b0[x + e], t1[e] = b1[x + e], u0[e] = r0[x + e], u1[e] = r1[x + e];
-    }
-    memcpy(bytes, row + c * x, (size_t)(c * n));
-    store8(bytes, c, !padded, rgb8((const char *)lt, (const char *)(lt + 4), t0, t1, u0, u1,
-                                   vwt, vwb, vk, vpad));
-    memcpy(row + c * x, bytes, (size_t)(c * n));
+    return _mm512_cvtps_pd(_mm256_loadu_ps(p));
 }
 
-#define AVX512_INLINE static inline __attribute__((target("avx512f,avx512bw,fma"), always_inline))
-
-/* chroma8 for 16 pixels. */
-AVX512_INLINE __m512i chroma16(const float *top, const float *bottom, __m512d wt, __m512d wb)
+/* join8 for 16 floats. */
+AVX512_INLINE __m512 join16(__m256 lo, __m256 hi)
 {
-    __m512d lo = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(top)), wt,
-                                 _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(bottom)), wb));
-    __m512d hi = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(top + 8)), wt,
-                                 _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(bottom + 8)), wb));
-    __m512 v = _mm512_castpd_ps(_mm512_insertf64x4(
-        _mm512_castps_pd(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo))),
-        _mm256_castps_pd(_mm512_cvtpd_ps(hi)), 1));
-    v = _mm512_add_ps(v, _mm512_set1_ps(128.5f));
-    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
-    return _mm512_sub_epi32(_mm512_cvttps_epi32(v), _mm512_set1_epi32(128));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),
+                                               _mm256_castps_pd(hi), 1));
 }
 
-AVX512_INLINE __m512i colour_term16(__m512 k, __m512 x)
+/* 16 floats of Y': luma8's at l, then at l + stride. */
+AVX512_INLINE __m512 luma16(const char *l, Py_ssize_t stride, Py_ssize_t half)
 {
-    return _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(k, x), _mm512_set1_ps(0.5f)));
-}
-
-/* 8 floats of Y' at l (4) and l + half (4). */
-AVX512_INLINE __m256 luma8_512(const char *l, Py_ssize_t half)
-{
-    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps((const float *)l)),
-                                _mm_loadu_ps((const float *)(l + half)), 1);
-}
-
-/* rgb8 for 16 pixels (two chunks of Y': at l and l + stride). */
-AVX512_INLINE __m512i rgb16(const char *l, Py_ssize_t stride, Py_ssize_t half, const float *b0,
-                            const float *b1, const float *r0, const float *r1, __m512d wt,
-                            __m512d wb, const __m512 *k, __m512i pad)
-{
-    __m512 lum = _mm512_castpd_ps(_mm512_insertf64x4(
-        _mm512_castps_pd(_mm512_castps256_ps512(luma8_512(l, half))),
-        _mm256_castps_pd(luma8_512(l + stride, half)), 1));
-    lum = _mm512_add_ps(lum, _mm512_set1_ps(0.5f));
-    lum = _mm512_min_ps(_mm512_max_ps(lum, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
-    __m512i y = _mm512_cvttps_epi32(lum);
-    __m512 xb = _mm512_cvtepi32_ps(chroma16(b0, b1, wt, wb));
-    __m512 xr = _mm512_cvtepi32_ps(chroma16(r0, r1, wt, wb));
-    __m512i r = _mm512_add_epi32(y, _mm512_srai_epi32(colour_term16(k[0], xr), 6));
-    __m512i g = _mm512_add_epi32(y, _mm512_srai_epi32(
-        _mm512_add_epi32(colour_term16(k[1], xb), colour_term16(k[2], xr)), 6));
-    __m512i b = _mm512_add_epi32(y, _mm512_srai_epi32(colour_term16(k[3], xb), 6));
-    return _mm512_packus_epi16(_mm512_packs_epi32(r, g), _mm512_packs_epi32(b, pad));
+    return join16(luma8(l, 0, half), luma8(l + stride, 0, half));
 }
 
 /* store8 for 16 pixels. */
@@ -1696,6 +1604,105 @@ AVX512_INLINE void store16(uint8_t *dst, Py_ssize_t c, int keep_alpha, __m512i p
     _mm512_mask_storeu_epi8(dst, (__mmask64)0xFFFFFFFFFFFFull, px); /* 48 bytes */
 }
 
+/* The rest, written once for both widths: DEFINE_COLOUR_LANES(N, ...) defines, for N pixels
+   at a time with the intrinsics of prefix P (vectors VF of floats, VD of doubles, VI of
+   ints) and the steps above of that N:
+
+   chromaN(top, bottom, wt, wb): Cb - 128 (or Cr - 128) of N pixels as chroma_line_body
+   computes them: the vertical blend of the doubled rows `top` and `bottom` in float64
+   (fused: as the FUSED copy, the same bits), rounded to float32, + 128.5, clamped (NaN -> 0:
+   max_ps returns its second operand for NaN, as clamp_f returns lo) and truncated.
+
+   colour_termN(k, x): rgb_planes' t = trunc(k * x + 1/2) (float32 multiply, then add: two
+   roundings).
+
+   rgbN(l, stride, half, ...): N pixels of rgb_planes from Y' (lumaN) and the doubled chroma
+   rows: per 128-bit lane (pixels 0-3, 4-7, ...) the bytes R0-3 G0-3 B0-3 P0-3, each clamped
+   to 0..255 by the saturating packs (P: `pad`).
+
+   ycc_blocksN(row, c, w, ...): ycc_row_avx2's pixels in whole blocks of N (storeN), Y' of
+   pixels [8j, 8j + 8) at luma + j * stride; returns how many pixels it converted. */
+#define DEFINE_COLOUR_LANES(N, INLINE, P, VF, VD, VI)                                          \
+    INLINE VI chroma##N(const float *top, const float *bottom, VD wt, VD wb)                   \
+    {                                                                                          \
+        VD lo = P##fmadd_pd(half_doubles##N(top), wt, P##mul_pd(half_doubles##N(bottom), wb)); \
+        VD hi = P##fmadd_pd(half_doubles##N(top + N / 2), wt,                                  \
+                            P##mul_pd(half_doubles##N(bottom + N / 2), wb));                   \
+        VF v = P##add_ps(join##N(P##cvtpd_ps(lo), P##cvtpd_ps(hi)), P##set1_ps(128.5f));       \
+        v = P##min_ps(P##max_ps(v, P##setzero_ps()), P##set1_ps(255.0f));                      \
+        return P##sub_epi32(P##cvttps_epi32(v), P##set1_epi32(128));                           \
+    }                                                                                          \
+                                                                                               \
+    INLINE VI colour_term##N(VF k, VF x)                                                       \
+    {                                                                                          \
+        return P##cvttps_epi32(P##add_ps(P##mul_ps(k, x), P##set1_ps(0.5f)));                  \
+    }                                                                                          \
+                                                                                               \
+    INLINE VI rgb##N(const char *l, Py_ssize_t stride, Py_ssize_t half, const float *b0,       \
+                     const float *b1, const float *r0, const float *r1, VD wt, VD wb,          \
+                     const VF *k, VI pad)                                                      \
+    {                                                                                          \
+        VF lum = P##add_ps(luma##N(l, stride, half), P##set1_ps(0.5f));                        \
+        lum = P##min_ps(P##max_ps(lum, P##setzero_ps()), P##set1_ps(255.0f));                  \
+        VI y = P##cvttps_epi32(lum);                                                           \
+        VF xb = P##cvtepi32_ps(chroma##N(b0, b1, wt, wb));                                     \
+        VF xr = P##cvtepi32_ps(chroma##N(r0, r1, wt, wb));                                     \
+        VI r = P##add_epi32(y, P##srai_epi32(colour_term##N(k[0], xr), 6));                    \
+        VI g = P##add_epi32(y, P##srai_epi32(                                                  \
+            P##add_epi32(colour_term##N(k[1], xb), colour_term##N(k[2], xr)), 6));             \
+        VI b = P##add_epi32(y, P##srai_epi32(colour_term##N(k[3], xb), 6));                    \
+        return P##packus_epi16(P##packs_epi32(r, g), P##packs_epi32(b, pad));                  \
+    }                                                                                          \
+                                                                                               \
+    INLINE Py_ssize_t ycc_blocks##N(uint8_t *row, Py_ssize_t c, Py_ssize_t w,                  \
+                                    const char *luma, Py_ssize_t stride, Py_ssize_t half,      \
+                                    const float *b0, const float *b1, const float *r0,         \
+                                    const float *r1, double wt, double wb, const float *k,     \
+                                    int pad)                                                   \
+    {                                                                                          \
+        const VD vwt = P##set1_pd(wt), vwb = P##set1_pd(wb);                                   \
+        const VF vk[4] = {P##set1_ps(k[0]), P##set1_ps(k[1]), P##set1_ps(k[2]),                \
+                          P##set1_ps(k[3])};                                                   \
+        int padded = c == 4 && pad >= 0 && pad <= 255;                                         \
+        const VI vpad = P##set1_epi32(padded ? pad : 0);                                       \
+        Py_ssize_t x = 0;                                                                      \
+        for (const char *l = luma; x + N <= w; x += N, l += N / 8 * stride)                    \
+            store##N(row + c * x, c, !padded,                                                  \
+                     rgb##N(l, stride, half, b0 + x, b1 + x, r0 + x, r1 + x, vwt, vwb, vk,     \
+                            vpad));                                                            \
+        return x;                                                                              \
+    }
+
+DEFINE_COLOUR_LANES(8, AVX2_INLINE, _mm256_, __m256, __m256d, __m256i)
+DEFINE_COLOUR_LANES(16, AVX512_INLINE, _mm512_, __m512, __m512d, __m512i)
+
+/* rgb_line of a row of w pixels of c = 3 or 4 channels (pad as rgb_line's), Y' read where
+   it lies: pixels [8j, 8j + 4) at luma + j * stride bytes, [8j + 4, 8j + 8) `half` bytes
+   after them (a line of floats: 32 and 16; patches of 8: 256 and 16; of 4: 128 and 64), the
+   chroma blended from the doubled rows (b0, b1: Cb; r0, r1: Cr) with weights wt and wb
+   (blend_rows). The last w % 8 pixels go through a copy of 8, so that nothing beyond the
+   row's pixels is read or written. */
+FUSED static void ycc_row_avx2(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const char *luma,
+                               Py_ssize_t stride, Py_ssize_t half, const float *b0,
+                               const float *b1, const float *r0, const float *r1, double wt,
+                               double wb, const float *k, int pad)
+{
+    Py_ssize_t x = ycc_blocks8(row, c, w, luma, stride, half, b0, b1, r0, r1, wt, wb, k, pad);
+    if (x == w)
+        return;
+    Py_ssize_t n = w - x;
+    const char *l = luma + x / 8 * stride;
+    float lt[8] = {0}, t0[8] = {0}, t1[8] = {0}, u0[8] = {0}, u1[8] = {0};
+    uint8_t bytes[32] = {0};
+    for (Py_ssize_t e = 0; e < n; e++) {
+        lt[e] = ld_f32(e < 4 ? l + 4 * e : l + half + 4 * (e - 4));
+        t0[e] = b0[x + e], t1[e] = b1[x + e], u0[e] = r0[x + e], u1[e] = r1[x + e];
+    }
+    memcpy(bytes, row + c * x, (size_t)(c * n));
+    ycc_blocks8(bytes, c, 8, (const char *)lt, 32, 16, t0, t1, u0, u1, wt, wb, k, pad);
+    memcpy(row + c * x, bytes, (size_t)(c * n));
+}
+
 /* ycc_row_avx2 16 pixels at a time (AVX-512: CPUs with AVX-512F and BW), the last w % 16
    by ycc_row_avx2: the same bits. */
 WIDE512 static void ycc_row_avx512(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const char *luma,
@@ -1703,19 +1710,10 @@ WIDE512 static void ycc_row_avx512(uint8_t *row, Py_ssize_t c, Py_ssize_t w, con
                                    const float *b1, const float *r0, const float *r1,
                                    double wt, double wb, const float *k, int pad)
 {
-    const __m512d vwt = _mm512_set1_pd(wt), vwb = _mm512_set1_pd(wb);
-    const __m512 vk[4] = {_mm512_set1_ps(k[0]), _mm512_set1_ps(k[1]), _mm512_set1_ps(k[2]),
-                          _mm512_set1_ps(k[3])};
-    int padded = c == 4 && pad >= 0 && pad <= 255;
-    const __m512i vpad = _mm512_set1_epi32(padded ? pad : 0);
-    Py_ssize_t x = 0;
-    const char *l = luma;
-    for (; x + 16 <= w; x += 16, l += 2 * stride)
-        store16(row + c * x, c, !padded, rgb16(l, stride, half, b0 + x, b1 + x, r0 + x, r1 + x,
-                                               vwt, vwb, vk, vpad));
+    Py_ssize_t x = ycc_blocks16(row, c, w, luma, stride, half, b0, b1, r0, r1, wt, wb, k, pad);
     if (x < w)
-        ycc_row_avx2(row + c * x, c, w - x, l, stride, half, b0 + x, b1 + x, r0 + x, r1 + x,
-                     wt, wb, k, pad);
+        ycc_row_avx2(row + c * x, c, w - x, luma + x / 8 * stride, stride, half, b0 + x, b1 + x,
+                     r0 + x, r1 + x, wt, wb, k, pad);
 }
 #endif
 
