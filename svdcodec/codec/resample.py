@@ -55,6 +55,39 @@ def coefficients(in_size: int, out_size: int, kind: str = "bilinear"
     return first, weights
 
 
+def exact_halving(n_in: int, n_out: int, kind: str) -> bool:
+    """Whether an axis resized from n_in to n_out samples takes the fast path: an exact 2x, up
+    (bilinear) or down (box)."""
+    return n_out == 2 * n_in if kind == "bilinear" else n_in == 2 * n_out
+
+
+# Computed only where an axis is not an exact 2x (the decoder's usual chroma never needs them,
+# and computing them costs as much as a small image's colour conversion); cached, read-only,
+# for the resamplers of an image and the rows its bands read (`source_rows`).
+@functools.lru_cache(maxsize=16)
+def vertical_coefficients(in_h: int, height: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """`coefficients` of the resize of in_h rows to height rows."""
+    first, weights = coefficients(in_h, height, kind)
+    first.flags.writeable = weights.flags.writeable = False
+    return first, weights
+
+
+def source_rows(in_h: int, height: int, y0: int, y1: int, kind: str = "bilinear"
+                ) -> tuple[int, int]:
+    """The input rows [lo, hi) that output rows y0..y1 (y0 < y1) of the resize of in_h rows to
+    height rows read: a function of the shapes, known before any row is (the band renderer
+    plans which chroma rows to reconstruct by it)."""
+    if in_h == height:
+        return y0, y1
+    if exact_halving(in_h, height, kind):
+        if kind == "box":
+            return 2 * y0, 2 * y1
+        # output row y reads rows (y - 1) // 2 and (y + 1) // 2
+        return max(y0 - 1, 0) // 2, min((y1 + 1) // 2 + 1, in_h)
+    first, weights = vertical_coefficients(in_h, height, kind)
+    return int(first[y0]), min(int(first[y1 - 1]) + weights.shape[1], in_h)
+
+
 class Resampler:
     """Rows of Pillow's resize((width, height), BILINEAR or BOX) of an "F" image, band by band.
 
@@ -68,19 +101,13 @@ class Resampler:
         self.in_h, self.in_w = in_shape
         self.height, self.width, self.kind = height, width, kind
 
-    # The coefficients only when an axis is not an exact 2x (the decoder's usual chroma never
-    # needs them, and computing them costs as much as a small image's colour conversion).
-    @functools.cached_property
-    def _vertical(self) -> tuple[np.ndarray, np.ndarray]:
-        return coefficients(self.in_h, self.height, self.kind)
-
     @property
     def vfirst(self) -> np.ndarray:
-        return self._vertical[0]
+        return vertical_coefficients(self.in_h, self.height, self.kind)[0]
 
     @property
     def vweights(self) -> np.ndarray:
-        return self._vertical[1]
+        return vertical_coefficients(self.in_h, self.height, self.kind)[1]
 
     @functools.cached_property
     def _across(self) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -96,14 +123,10 @@ class Resampler:
     def hindex(self) -> list[np.ndarray]:
         return self._across[1]
 
-    def _exact(self, n_in: int, n_out: int) -> bool:
-        """Whether the fast path of this axis applies (exact 2x up or down)."""
-        return n_out == 2 * n_in if self.kind == "bilinear" else n_in == 2 * n_out
-
     def _horizontal(self, rows: np.ndarray) -> np.ndarray:
         if rows.shape[1] == self.width:  # Pillow skips a pass that does not change the size
             return rows
-        if self._exact(rows.shape[1], self.width):
+        if exact_halving(rows.shape[1], self.width, self.kind):
             out = np.empty((rows.shape[0], self.width), dtype=np.float32)
             _double(rows, out, axis=1) if self.kind == "bilinear" else _halve(rows, out, axis=1)
             return out
@@ -114,16 +137,7 @@ class Resampler:
 
     def source_rows(self, y0: int, y1: int) -> tuple[int, int]:
         """The input rows [lo, hi) that output rows y0..y1 (y0 < y1) read."""
-        in_h = self.in_h
-        if in_h == self.height:
-            return y0, y1
-        if self._exact(in_h, self.height):
-            if self.kind == "box":
-                return 2 * y0, 2 * y1
-            # output row y reads rows (y - 1) // 2 and (y + 1) // 2
-            return max(y0 - 1, 0) // 2, min((y1 + 1) // 2 + 1, in_h)
-        return (int(self.vfirst[y0]),
-                min(int(self.vfirst[y1 - 1]) + self.vweights.shape[1], in_h))
+        return source_rows(self.in_h, self.height, y0, y1, self.kind)
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Output rows y0..y1 as float32 (y1 - y0, width)."""
@@ -131,7 +145,7 @@ class Resampler:
         lo, hi = self.source_rows(y0, y1)
         if in_h == self.height:
             return self._horizontal(self.source(lo, hi))
-        if self._exact(in_h, self.height):
+        if exact_halving(in_h, self.height, self.kind):
             out = np.empty((y1 - y0, self.width), dtype=np.float32)
             if self.kind == "box":
                 _halve(self._horizontal(self.source(lo, hi)), out, axis=0)

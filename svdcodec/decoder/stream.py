@@ -38,7 +38,7 @@ import numpy as np
 
 from ..codec.colour import CHROMA_OFFSET, CHROMA_OFFSET_16
 from ..codec.deblock import filter_lines
-from ..codec.resample import Resampler
+from ..codec.resample import Resampler, source_rows
 from ..format import LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes
 from ..runtime.scratch import ThreadBuffers
@@ -283,11 +283,6 @@ class ChromaRows:
                     self.done.pop(k, None)
 
 
-def kept_rows_unused(lo: int, hi: int) -> np.ndarray:
-    """A Resampler's source where only its `source_rows` is asked."""
-    raise AssertionError("rows asked of a resampler made for its source_rows")
-
-
 def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
     """The plane's share of the pass budget, by its samples: the pieces of every plane, held
     at once, take what one plane's may take on the other path (spec §5, Resources)."""
@@ -369,6 +364,7 @@ class BandRenderer:
         chroma: dict[int, ChromaRows] = {}
         resamplers: dict[int, Resampler] = {}
         for p in plan.chroma:
+            needs = [source_rows(p.height, h, y0, y1) for y0, y1 in bands]  # each band's rows
             # Exact chroma in bands of twice the share of the plane of an output band: each
             # holds the rows about two output bands blend (smaller ones are cut by more output
             # bands, whose rows are then joined from two; larger ones are held longer).
@@ -377,17 +373,15 @@ class BandRenderer:
                                             * p.width // (h * w)) if exact
                             else bands_for([p], p.height, p.width))
             if sampled is not None:  # just the rows the sampled bands blend
-                reads = Resampler(kept_rows_unused, (p.height, p.width), h, w)
                 chroma_bands = covering_bands(
-                    (reads.source_rows(y0, y1) for y0, y1 in bands),
-                    p.patch if p.layout == LAYOUT_PATCH else 1, p.height)
+                    needs, p.patch if p.layout == LAYOUT_PATCH else 1, p.height)
             rows = prepared(container, plan, p, chroma_bands, buffers, exact)
             if rows is None:
                 return None
             kept = ChromaRows(rows, buffers if len(bands) == 1 else None)
-            resampler = Resampler(kept.between, (p.height, p.width), h, w)
-            kept.expect([resampler.source_rows(y0, y1) for y0, y1 in bands])
-            chroma[p.index], resamplers[p.index] = kept, resampler
+            kept.expect(needs)
+            chroma[p.index] = kept
+            resamplers[p.index] = Resampler(kept.between, (p.height, p.width), h, w)
         seams = EdgeSeams(container.header, container.planes, plan, bands) if filtered else None
         return cls(container, plan, full, chroma, resamplers, bands, convert, seams)
 
