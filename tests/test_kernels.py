@@ -916,17 +916,26 @@ def test_all_finite_is_the_overflow_check(compiled: Any) -> None:
             compiled.all_finite(wrong)
 
 
-def test_store_rgb_of_a_band_alone_matches_the_whole_image(compiled: Any) -> None:
-    """store_rgb into a band's own buffer (top=), with only the chroma rows the band blends
-    (first=, height=), writes the rows the whole-image call writes."""
-    rng = np.random.default_rng(4)
-    h, w, patch = 24, 20, 4
+def _store_rgb_image(compiled: Any, seed: int, h: int, w: int, patch: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+    """store_rgb's inputs for a random h x w image: Y' in patches (values past 0..255 too),
+    half-size Cb and Cr, the colour constants and the patches in a row; and the whole image's
+    RGB as store_rgb writes it."""
+    rng = np.random.default_rng(seed)
     per_row = w // patch
     matrix = rng.uniform(-20, 280, ((h // patch) * per_row, patch * patch)).astype(np.float32)
     cb, cr = (rng.uniform(-140, 140, (h // 2, w // 2)).astype(np.float32) for _ in range(2))
     k = kernels.colour_constants()
-    whole = np.zeros((h, w, 3), np.uint8)
-    compiled.store_rgb(matrix, whole, 0, h, cb, cr, k, patch, per_row)
+    rgb = np.zeros((h, w, 3), np.uint8)
+    compiled.store_rgb(matrix, rgb, 0, h, cb, cr, k, patch, per_row)
+    return matrix, cb, cr, k, per_row, rgb
+
+
+def test_store_rgb_of_a_band_alone_matches_the_whole_image(compiled: Any) -> None:
+    """store_rgb into a band's own buffer (top=), with only the chroma rows the band blends
+    (first=, height=), writes the rows the whole-image call writes."""
+    h, w, patch = 24, 20, 4
+    matrix, cb, cr, k, per_row, whole = _store_rgb_image(compiled, 4, h, w, patch)
     for y0, y1 in ((0, 4), (4, 12), (12, 20), (20, 24)):
         lo, hi = max(y0 - 1, 0) // 2, min((y1 + 1) // 2 + 1, h // 2)
         band = np.zeros((y1 - y0, w, 3), np.uint8)
@@ -952,14 +961,8 @@ def test_store_rgb_of_a_band_alone_matches_the_whole_image(compiled: Any) -> Non
 def test_store_rgb_pad_writes_pillows_rgbx_layout(compiled: Any) -> None:
     """pad= (out of 4 channels): the RGB of a 3-channel output and pad in the fourth byte,
     which without pad= (alpha) is left as it is; a pad out of 0..255 leaves it too."""
-    rng = np.random.default_rng(5)
     h, w, patch = 16, 36, 4  # rows of 36 pixels: a vector loop and a tail
-    per_row = w // patch
-    matrix = rng.uniform(-20, 280, ((h // patch) * per_row, patch * patch)).astype(np.float32)
-    cb, cr = (rng.uniform(-140, 140, (h // 2, w // 2)).astype(np.float32) for _ in range(2))
-    k = kernels.colour_constants()
-    rgb = np.zeros((h, w, 3), np.uint8)
-    compiled.store_rgb(matrix, rgb, 0, h, cb, cr, k, patch, per_row)
+    matrix, cb, cr, k, per_row, rgb = _store_rgb_image(compiled, 5, h, w, patch)
     for pad, fourth in ((255, 255), (0, 0), (-1, 77), (256, 77), (2**32 + 255, 77)):
         rgbx = np.full((h, w, 4), 77, np.uint8)
         compiled.store_rgb(matrix, rgbx, 0, h, cb, cr, k, patch, per_row, pad=pad)
