@@ -155,6 +155,39 @@ def crops(photos: Sequence[Any], side: int, count: int) -> list[Any]:
     return out
 
 
+# ----------------------------------------------------------------------------- decoding
+
+
+#: How the decode benchmarks decode a file (`decoding`).
+DECODE_VIAS = ("api", "pillow")
+
+
+def add_decode_arguments(parser: Any) -> None:
+    """The decode benchmarks' inputs: .svdi files, and --via api, pillow or both
+    (`decode_vias`)."""
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--via", choices=(*DECODE_VIAS, "both"), default="both")
+
+
+def decode_vias(via: str) -> tuple[str, ...]:
+    """The ways of decoding --via names."""
+    return DECODE_VIAS if via == "both" else (via,)
+
+
+def decoding(data: bytes, via: str) -> Any:
+    """A call that decodes `data`: `svdcodec.decode(data)` (via "api") or
+    `Image.open(BytesIO(data)).load()` ("pillow")."""
+    import io
+
+    from PIL import Image
+
+    import svdcodec
+
+    if via == "api":
+        return lambda: svdcodec.decode(data)
+    return lambda: Image.open(io.BytesIO(data)).load()
+
+
 # ----------------------------------------------------------------------------- environment
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import io
 import sys
 import threading
 from collections.abc import Callable
@@ -24,9 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from PIL import Image
-
-import svdcodec
+import _common
 
 
 def count_bytecodes(run: Callable[[], Any]) -> collections.Counter[tuple[str, int, str]]:
@@ -53,16 +50,13 @@ def count_bytecodes(run: Callable[[], Any]) -> collections.Counter[tuple[str, in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="+", type=Path)
-    parser.add_argument("--via", choices=("api", "pillow", "both"), default="both")
+    _common.add_decode_arguments(parser)
     parser.add_argument("--top", type=int, default=15, help="functions listed (default 15)")
     args = parser.parse_args(argv)
-    vias = ("api", "pillow") if args.via == "both" else (args.via,)
     for path in args.files:
         data = path.read_bytes()
-        for via in vias:
-            run = ((lambda data=data: svdcodec.decode(data)) if via == "api"
-                   else (lambda data=data: Image.open(io.BytesIO(data)).load()))
+        for via in _common.decode_vias(args.via):
+            run = _common.decoding(data, via)
             for _ in range(5):
                 run()
             counts = count_bytecodes(run)

@@ -21,12 +21,10 @@ from pathlib import Path
 import _common
 
 CHILD = """
-import io, sys
-from PIL import Image
-import svdcodec
-data = open(sys.argv[1], "rb").read()
-decode = ((lambda: svdcodec.decode(data)) if sys.argv[3] == "api"
-          else (lambda: Image.open(io.BytesIO(data)).load()))
+import sys
+sys.path.insert(0, sys.argv[4])
+import _common
+decode = _common.decoding(open(sys.argv[1], "rb").read(), sys.argv[3])
 for _ in range(3 + int(sys.argv[2])):
     decode()
 """
@@ -34,18 +32,17 @@ for _ in range(3 + int(sys.argv[2])):
 
 def instructions(path: Path, decodes: int, via: str) -> int:
     """Instructions of a process that decodes `path` 3 + `decodes` times."""
-    return _common.callgrind_instructions(CHILD, [str(path), str(decodes), via], path)
+    return _common.callgrind_instructions(
+        CHILD, [str(path), str(decodes), via, str(_common.BENCHMARKS)], path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="+", type=Path)
-    parser.add_argument("--via", choices=("api", "pillow", "both"), default="both")
+    _common.add_decode_arguments(parser)
     parser.add_argument("-n", type=int, default=8, help="warm decodes counted (default 8)")
     args = parser.parse_args(argv)
-    vias = ("api", "pillow") if args.via == "both" else (args.via,)
     for path in args.files:
-        for via in vias:
+        for via in _common.decode_vias(args.via):
             per = (instructions(path, args.n, via) - instructions(path, 0, via)) / args.n
             print(f"{path.name}\t{via}\t{per / 1e6:.2f} M")
     return 0
