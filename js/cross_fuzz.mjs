@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import * as svdi from "./svdi.js";
 import { readNpy } from "./support/npy.js";
 import { compareSamples, compareYCbCr, differingBits, specTolerance } from "./support/compare.js";
+import { mutateChunk, seededRandom } from "./support/mutate.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const { values: opt } = parseArgs({
@@ -42,20 +43,8 @@ const sources = JSON.parse(readFileSync(join(vectors, "manifest.json"), "utf8"))
     .map((name) => join(fixtures, `${name}.svdi`)))
   .filter((file) => !opt.version || String(svdi.readHeader(readFileSync(file)).version) === opt.version);
 
-let seed = Number(opt.seed) >>> 0;
-const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const random = seededRandom(Number(opt.seed));
 const work = opt.keep || mkdtempSync(join(tmpdir(), "svdi-fuzz-"));
-
-function chunkList(bytes) {
-  const view = new DataView(bytes.buffer, bytes.byteOffset);
-  const out = [];
-  for (let pos = 8; pos + 12 <= bytes.length;) {
-    const length = view.getUint32(pos);
-    out.push({ pos, length });
-    pos += 12 + length;
-  }
-  return out;
-}
 
 const PY = String.raw`
 import json, sys
@@ -79,13 +68,7 @@ try {
   for (let n = 0; n < Number(opt.count); n++) {
     const source = sources[Math.floor(random() * sources.length)];
     const bytes = new Uint8Array(readFileSync(source));
-    const list = chunkList(bytes).filter((c) => c.length > 0);
-    const c = list[Math.floor(random() * list.length)];
-    for (let f = 1 + Math.floor(random() * 3); f > 0; f--) {
-      const at = c.pos + 8 + Math.floor(random() * c.length);
-      bytes[at] = random() < 0.5 ? bytes[at] ^ (1 << Math.floor(random() * 8)) : Math.floor(random() * 256);
-    }
-    new DataView(bytes.buffer).setUint32(c.pos + 8 + c.length, svdi.crc32(bytes, c.pos + 4, c.pos + 8 + c.length));
+    mutateChunk(bytes, random);
     const file = join(work, `m${n}.svdi`);
     writeFileSync(file, bytes);
     const started = performance.now();

@@ -6,20 +6,10 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as svdi from "../svdi.js";
 import { IEND, denseBlock, fileOf, head, meanChunk, plan, rawFrame, rblk } from "../support/build.js";
+import { chunks, mutateChunk, seededRandom } from "../support/mutate.js";
 
 const dir = fileURLToPath(new URL("../../spec/vectors/", import.meta.url));
 const base = new Uint8Array(readFileSync(dir + "l_20x18_escapes.svdi"));
-
-function chunks(bytes) {
-  const out = [];
-  for (let pos = 8; pos < bytes.length;) {
-    const v = new DataView(bytes.buffer, bytes.byteOffset);
-    const length = v.getUint32(pos);
-    out.push({ type: String.fromCharCode(...bytes.subarray(pos + 4, pos + 8)), pos, length });
-    pos += 12 + length;
-  }
-  return out;
-}
 
 /** A copy of `bytes` with chunk `c`'s payload replaced by `payload`, CRC recomputed. */
 function withPayload(bytes, c, payload) {
@@ -177,20 +167,13 @@ test("a 2^20 × 2^20 image of rank 0 without a pixel limit: SvdiError, not a cra
 test("payload mutations with valid CRCs: decoded or SvdiError, nothing else, none slow", () => {
   // Seeded, so a failure reproduces. CRCs are recomputed, so the mutations reach the parsers
   // of every chunk: headers, descriptors, zstd frames, symbols, predictors and σ.
-  let seed = 20261202;
-  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const random = seededRandom(20261202);
   const manifest = JSON.parse(readFileSync(dir + "manifest.json", "utf8"));
   const sources = manifest.vectors.filter((v) => v.valid).map((v) => new Uint8Array(readFileSync(dir + v.file)));
   let accepted = 0, rejected = 0;
   for (let n = 0; n < 1500; n++) {
     const bytes = sources[n % sources.length].slice();
-    const list = chunks(bytes).filter((c) => c.length > 0);
-    const c = list[Math.floor(random() * list.length)];
-    for (let f = 1 + Math.floor(random() * 3); f > 0; f--) {
-      const at = c.pos + 8 + Math.floor(random() * c.length);
-      bytes[at] = random() < 0.5 ? bytes[at] ^ (1 << Math.floor(random() * 8)) : Math.floor(random() * 256);
-    }
-    new DataView(bytes.buffer).setUint32(c.pos + 8 + c.length, svdi.crc32(bytes, c.pos + 4, c.pos + 8 + c.length));
+    mutateChunk(bytes, random);
     const started = performance.now();
     try {
       svdi.decode(bytes);
