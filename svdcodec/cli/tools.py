@@ -184,8 +184,9 @@ def _destinations(parser: argparse.ArgumentParser, args: argparse.Namespace,
     return dests
 
 
-def _collisions(inputs: Sequence[str], dests: Sequence[str]) -> dict[int, str]:
-    """Inputs whose output another input already writes (e.g. a/x.png, b/x.png with -d)."""
+def _collisions(prog: str, inputs: Sequence[str], dests: Sequence[str]) -> dict[int, str]:
+    """Inputs whose output another input already writes (e.g. a/x.png, b/x.png with -d), by
+    index, each reported on stderr: the tools skip them."""
     first: dict[str, str] = {}
     clashes = {}
     for i, (src, dest) in enumerate(zip(inputs, dests)):
@@ -193,6 +194,8 @@ def _collisions(inputs: Sequence[str], dests: Sequence[str]) -> dict[int, str]:
         if dest != STDIO and key in first:
             clashes[i] = f"{display(src)}: output {dest} is also written from {first[key]}"
         first.setdefault(key, display(src))
+    for message in clashes.values():
+        print(f"{prog}: {message}", file=sys.stderr)
     return clashes
 
 
@@ -552,9 +555,7 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                              exact_alpha=False if args.lossy_alpha else None,
                              centre=True if args.centre else None, effort=args.effort,
                              deblock=True if args.deblock else None)
-    clashes = _collisions(args.inputs, dests)
-    for message in clashes.values():
-        print(f"{parser.prog}: {message}", file=sys.stderr)
+    clashes = _collisions(parser.prog, args.inputs, dests)
     if not args.quiet:
         for src, dest in zip(args.inputs, dests):
             for note in _encode_name_notes(src, dest):
@@ -743,9 +744,7 @@ def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not _make_outdir(parser.prog, args.outdir):
         return 1
     limit = _pixel_limit(args.max_pixels)
-    clashes = _collisions(args.inputs, dests)
-    for message in clashes.values():
-        print(f"{parser.prog}: {message}", file=sys.stderr)
+    clashes = _collisions(parser.prog, args.inputs, dests)
     reduce = int(args.scale.split("/")[-1]) if "/" in args.scale else 1
     jobs = [DecodeJob(src, dest, str(fmt), args.components, limit, args.force, args.verbose,
                       args.strip, reduce, args.eight_bit)
