@@ -38,6 +38,14 @@ def image(rng: np.random.Generator, shape: tuple[int, ...] = (24, 32, 3)) -> np.
     return rng.integers(0, 256, shape, dtype=np.uint8)
 
 
+def pngs(folder: Path, stem: str, count: int, rng: np.random.Generator) -> list[str]:
+    """`count` random images saved as folder/{stem}0.png, {stem}1.png ..., their paths."""
+    paths = [str(folder / f"{stem}{i}.png") for i in range(count)]
+    for path in paths:
+        Image.fromarray(image(rng)).save(path)
+    return paths
+
+
 @pytest.fixture
 def svdi(tmp_path: Path) -> Path:
     path = tmp_path / "photo.svdi"
@@ -49,11 +57,7 @@ def svdi(tmp_path: Path) -> Path:
 
 
 def test_a_killed_worker_costs_only_its_file(tmp_path: Path) -> None:
-    rng = np.random.default_rng(4)
-    inputs = []
-    for i in range(6):
-        inputs.append(str(tmp_path / f"f{i}.png"))
-        Image.fromarray(image(rng)).save(inputs[-1])
+    inputs = pngs(tmp_path, "f", 6, np.random.default_rng(4))
     out = tmp_path / "out"
     run = tool("encode", *inputs, "-d", str(out), "-j", "2", "--quiet",
                env={**ENV, batch.KILL_HOOK: "f2.png"})
@@ -70,11 +74,7 @@ def test_a_killed_worker_costs_only_its_file(tmp_path: Path) -> None:
 
 def test_lost_files_are_reported_after_the_others(tmp_path: Path) -> None:
     """In-process: the batch runner yields the lost file's line last, after a bad file's."""
-    rng = np.random.default_rng(5)
-    names = []
-    for i in range(4):
-        names.append(str(tmp_path / f"g{i}.png"))
-        Image.fromarray(image(rng)).save(names[-1])
+    names = pngs(tmp_path, "g", 4, np.random.default_rng(5))
     (tmp_path / "g9.png").write_bytes(b"not an image")
     names.append(str(tmp_path / "g9.png"))
     jobs = [tools.EncodeJob(n, str(Path(n).with_suffix(".svdi"))) for n in names]
