@@ -440,10 +440,14 @@ class BandRenderer:
         else:
             for c, resampler in self.resamplers.items():
                 chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
+            # Pillow's X byte: written by the compiled conversion as it stores each pixel, by
+            # the fused filter, or here
+            pad = padded and not (self.seams is not None and self.seams.fused)
             if plan.ycc and self.convert and self.seams is None:
-                convert_rows(out, 0, y1 - y0, plan, {})
-            if padded and not (self.seams is not None and self.seams.fused):
-                out[:, :, header.channels:] = 255  # (the fused filter writes it)
+                written = convert_rows(out, 0, y1 - y0, plan, {}, 255 if pad else -1)
+                pad = pad and not written
+            if pad:
+                out[:, :, header.channels:] = 255
         if self.seams is not None:  # filtered and converted, put in pieces
             self.seams.band(i, out, sink, halves, fused_luma)
         for kept in self.chroma.values():
