@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageFile
 
-from .decoder import decode, decode_container, rendering, unpack_checked
+from .decoder import decode, decode_container, rendering, unpack_checked, uses_blas
 from .errors import SvdiError
 from .format import SIGNATURE, Container, Header, read_prefix, unpack
 from .format.metadata import EXIF_PREFIX
@@ -232,7 +232,7 @@ def _prepared(fp: IO[bytes], factor: int, parsed: tuple[bytes, Container] | None
 
         if container is None:
             container = unpack_checked(_file_bytes(fp))
-        with rendering(container.header):
+        with rendering(container.header, uses_blas(container)):
             renderer = BandRenderer.prepare(container, lean=True)
         return renderer if renderer is not None else decode_container(container)
     except SvdiError as exc:  # Pillow reports broken image data as OSError
@@ -280,7 +280,7 @@ class SvdiDecoder(ImageFile.PyDecoder):
                           f"into a {x1 - x0}x{y1 - y0} tile")
         assert self.im is not None
         try:
-            with rendering(header):
+            with rendering(header, renderer.blas):
                 renderer.run(sink)
         except SvdiError as exc:  # as _decoded
             raise OSError(f"broken SVDI file: {exc}") from exc

@@ -324,6 +324,10 @@ class BandRenderer:
         self.header, self.plan, self.bands = container.header, plan, bands
         self.full, self.chroma, self.resamplers = full, chroma, resamplers
         self.convert, self.seams = convert, seams
+        #: Whether rendering calls BLAS (decoder.rendering's `blas`): not when the kernels
+        #: multiply every plane
+        self.blas = not all(rows.exact_kernel for rows in
+                            [*full.values(), *(kept.rows for kept in chroma.values())])
 
     @classmethod
     def prepare(cls, container: Container, components: int | None = None,
