@@ -11,6 +11,7 @@ Importing :mod:`svdcodec` registers the format; :func:`register` may be called a
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from typing import IO, TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from PIL import Image, ImageFile
 
 from .decoder import decode, decode_container, rendering, unpack_checked, uses_blas
 from .errors import SvdiError
-from .format import SIGNATURE, Container, Header, read_prefix, unpack
+from .format import SIGNATURE, Container, Header, read_prefix
 from .format.metadata import EXIF_PREFIX
 from .modes import PILLOW_MODES
 from .runtime import band_sizes
@@ -194,7 +195,7 @@ def _file_bytes(fp: IO[bytes]) -> bytes:
 
 
 def _parsed_whole(fp: IO[bytes]) -> tuple[bytes, Container] | None:
-    """(bytes, `unpack` of them) of an in-memory file of at most PARSED_AT_OPEN_BYTES that
+    """(bytes, `unpack` of them: `unpack_checked`) of an in-memory file of at most PARSED_AT_OPEN_BYTES that
     hands out its own bytes object (BytesIO.getvalue shares its buffer: the parse, which
     points into those bytes, holds no copy of the file), else None. None too where `unpack`
     refuses the file: then Image.open and load() check it as they do a larger file, so that a
@@ -206,8 +207,10 @@ def _parsed_whole(fp: IO[bytes]) -> tuple[bytes, Container] | None:
     if len(data) > PARSED_AT_OPEN_BYTES or data is not fp.getvalue():
         return None
     try:
-        return data, unpack(data)
-    except SvdiError:
+        return data, unpack_checked(data)
+    except (SvdiError, SyntaxError, IndexError, TypeError, struct.error):
+        # SvdiError: the file's errors as load() reports them. The others Image.open would
+        # take for "not this format", hiding a decoder bug from the fuzzers: load() meets it.
         return None
 
 
