@@ -142,9 +142,10 @@ def decode_container(container: Container, *, components: int | None = None,
 def rendering(header: Header, blas: bool = True) -> Iterator[None]:
     """How the decoder runs: a hostile step, singular value or scale can overflow float32, so
     no warnings (the render checks); BLAS stays single-threaded throughout, as in the encoder
-    (see runtime.threads), where the render calls it (`blas`, see `uses_blas`: reading and
-    setting OpenBLAS's thread count took a tenth of a small image's decode); small images
-    decode in this thread alone."""
+    (see runtime.threads), where the render calls it (`blas`, see `uses_blas`: elsewhere
+    reading and setting OpenBLAS's thread count, three foreign calls, is all a small image's
+    decode would do with it, twice through Pillow); small images decode in this thread
+    alone."""
     small = header.width * header.height * header.channels <= band_sizes.SERIAL_SAMPLES
     with np.errstate(all="ignore"), single_threaded() if blas else nullcontext(), serial(small):
         yield
