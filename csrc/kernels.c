@@ -1381,6 +1381,8 @@ HOT_WIDE static void rgb_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const fl
         interleave(row, 3, w, planar, planar + w, planar + 2 * w);
     else if (c == 4 && pad >= 0 && pad <= 255)
         interleave_pad(row, w, planar, planar + w, planar + 2 * w, (uint8_t)pad);
+    else if (c == 4) /* RGBA: the alpha byte kept */
+        interleave(row, 4, w, planar, planar + w, planar + 2 * w);
     else
         interleave(row, c, w, planar, planar + w, planar + 2 * w);
 }
@@ -2096,33 +2098,45 @@ done:
     return result;
 }
 
-/* A row of w pixels of c channels from Y'CbCr bytes to RGB in place, as Pillow converts
-   (luma, blue, red: w floats of scratch each; planar: 3 * w bytes). */
-static void ycc_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k, float *luma,
-                     float *blue, float *red, uint8_t *planar)
+ALWAYS_INLINE void ycc_row_floats(const uint8_t *RESTRICT row, Py_ssize_t c, Py_ssize_t w,
+                              float *RESTRICT luma, float *RESTRICT blue, float *RESTRICT red)
 {
     for (Py_ssize_t x = 0; x < w; x++) {
         luma[x] = row[c * x];
         blue[x] = (float)row[c * x + 1] - 128.0f;
         red[x] = (float)row[c * x + 2] - 128.0f;
     }
-    rgb_line(row, c, w, luma, blue, red, k, planar, -1);
+}
+
+/* A row of w pixels of c channels from Y'CbCr bytes to RGB in place, as Pillow converts
+   (luma, blue, red: w floats of scratch each; planar: 3 * w bytes); pad as rgb_line's. */
+static void ycc_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k, float *luma,
+                     float *blue, float *red, uint8_t *planar, int pad)
+{
+    if (c == 3) /* strides the compiler knows */
+        ycc_row_floats(row, 3, w, luma, blue, red);
+    else if (c == 4)
+        ycc_row_floats(row, 4, w, luma, blue, red);
+    else
+        ycc_row_floats(row, c, w, luma, blue, red);
+    rgb_line(row, c, w, luma, blue, red, k, planar, pad);
 }
 
 PyDoc_STRVAR(convert_ycc_doc,
-"convert_ycc(out, y0, y1, k) -> None\n\n"
+"convert_ycc(out, y0, y1, k, pad=-1) -> None\n\n"
 "Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous from Y'CbCr to RGB in place, as\n"
-"Pillow converts.");
+"Pillow converts; with 4 channels and 0 <= pad <= 255, channel 3 becomes pad (Pillow's X\n"
+"byte of RGB), else it is left as it is.");
 
 static PyObject *convert_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"out", "y0", "y1", "k", NULL};
+    static char *names[] = {"out", "y0", "y1", "k", "pad", NULL};
     PyObject *o_out, *o_k, *result = NULL;
-    Py_ssize_t y0, y1;
+    Py_ssize_t y0, y1, pad = -1;
     Arr out = {0};
     float k[4], *blue = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnO:convert_ycc", names, &o_out, &y0, &y1,
-                                     &o_k))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnO|n:convert_ycc", names, &o_out, &y0,
+                                     &y1, &o_k, &pad))
         return NULL;
     if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0)
         goto done;
@@ -2136,7 +2150,8 @@ static PyObject *convert_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     uint8_t *planar = (uint8_t *)(luma + w);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1; y++)
-        ycc_line((uint8_t *)out.data + y * out.strides[0], c, w, k, luma, blue, red, planar);
+        ycc_line((uint8_t *)out.data + y * out.strides[0], c, w, k, luma, blue, red, planar,
+                 pad >= 0 && pad <= 255 ? (int)pad : -1);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
@@ -2236,8 +2251,14 @@ ALWAYS_INLINE void bytes_row_body(uint8_t *RESTRICT row, Py_ssize_t channels,
 HOT static void bytes_row(uint8_t *row, Py_ssize_t channels, Py_ssize_t width,
                           const char *src, float add)
 {
-    if (channels == 3) /* a stride the compiler knows */
+    /* strides the compiler knows: 3 (svdcodec.decode's RGB), 4 (Pillow's RGBX and RGBA),
+       1 (L); a variable stride's byte stores do not vectorize */
+    if (channels == 3)
         bytes_row_body(row, 3, width, src, add);
+    else if (channels == 4)
+        bytes_row_body(row, 4, width, src, add);
+    else if (channels == 1)
+        bytes_row_body(row, 1, width, src, add);
     else
         bytes_row_body(row, channels, width, src, add);
 }

@@ -11,15 +11,16 @@ Importing :mod:`svdcodec` registers the format; :func:`register` may be called a
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageFile
 
-from .decoder import decode, decode_container, rendering, unpack_checked
+from .decoder import decode, decode_container, rendering, unpack_checked, uses_blas
 from .errors import SvdiError
-from .format import SIGNATURE, Header, read_prefix
+from .format import SIGNATURE, Container, Header, read_prefix
 from .format.metadata import EXIF_PREFIX
 from .modes import PILLOW_MODES
 from .runtime import band_sizes
@@ -46,6 +47,14 @@ ALPHA_MODES = ("LA", "RGBA")
 #: with huge pages, whose faults stalled 19 MP loads on a busy machine (compaction), and in
 #: ordinary pages its faults cost more than Pillow's own image memory and the copy into it.
 MAPPED_MODES = {"L": 1, "RGB": 4, "RGBA": 4}
+
+#: In-memory files (io.BytesIO) of at most this many bytes are parsed and checked whole by
+#: Image.open (`unpack`: every chunk's CRC, every block record and frame), and load() renders
+#: from that parse instead of parsing the file again (Image.open's own check of the block
+#: records, then load()'s parse, were the largest Python step of a small image's load()).
+#: Larger files keep Image.open to the chunks before the first factor block (a CRC pass over a
+#: large file is no open's business).
+PARSED_AT_OPEN_BYTES = 1 << 20
 
 
 def pillow_mode(header: Header) -> str:
@@ -80,10 +89,17 @@ class SvdiImageFile(ImageFile.ImageFile):
 
     def _open(self) -> None:
         assert self.fp is not None
-        try:
-            header, planes, metadata = read_prefix(self.fp, descriptors=True)
-        except SvdiError as exc:  # SyntaxError lets Pillow say "cannot identify image file"
-            raise SyntaxError(str(exc)) from exc
+        #: (the file's bytes, their parse) when `_parsed_whole` parsed them, for load()
+        self._parsed = _parsed_whole(self.fp)
+        if self._parsed is not None:
+            container = self._parsed[1]
+            header, planes = container.header, container.planes
+            metadata = container.metadata
+        else:  # a larger file, or one `unpack` refuses: open's own checks and errors
+            try:
+                header, planes, metadata = read_prefix(self.fp, descriptors=True)
+            except SvdiError as exc:  # SyntaxError: Pillow says "cannot identify image file"
+                raise SyntaxError(str(exc)) from exc
         self._mode = pillow_mode(header)
         if (header.dtype, header.channels) in WIDE_RGB_MODES:
             warn_reduced_depth(header.channels)
@@ -157,7 +173,8 @@ class SvdiImageFile(ImageFile.ImageFile):
         args = tile.args if tile is not None else None
         if (self._im is None and self.fp is not None and tile is not None
                 and tile.codec_name == DECODER and isinstance(args, tuple) and len(args) == 1):
-            work = _prepared(self.fp, args[0])
+            parsed, self._parsed = self._parsed, None  # held until load() only
+            work = _prepared(self.fp, args[0], parsed)
             if (not isinstance(work, np.ndarray) and work.header.dtype == np.uint8
                     and self.mode in MAPPED_MODES and self.width * self.height
                     * MAPPED_MODES[self.mode] <= band_sizes.MAPPED_BYTES):
@@ -178,15 +195,48 @@ def _file_bytes(fp: IO[bytes]) -> bytes:
     return fp.read()
 
 
-def _prepared(fp: IO[bytes], factor: int) -> np.ndarray | BandRenderer:
-    """The renderer of a file SvdiDecoder renders band by band, else the decoded pixels."""
+def _parsed_whole(fp: IO[bytes]) -> tuple[bytes, Container] | None:
+    """(bytes, `unpack` of them: `unpack_checked`) of an in-memory file of at most PARSED_AT_OPEN_BYTES that
+    hands out its own bytes object (BytesIO.getvalue shares its buffer: the parse, which
+    points into those bytes, holds no copy of the file), else None. None too where `unpack`
+    refuses the file: then Image.open and load() check it as they do a larger file, so that a
+    broken file gives the same errors at the same step whatever its size."""
+    if not isinstance(fp, io.BytesIO):
+        return None
+    data = fp.getvalue()
+    # a copy each call (a BytesIO with a buffer exported): holding one would hold the file twice
+    if len(data) > PARSED_AT_OPEN_BYTES or data is not fp.getvalue():
+        return None
+    try:
+        return data, unpack_checked(data)
+    except (SvdiError, SyntaxError, IndexError, TypeError, struct.error):
+        # SvdiError: the file's errors as load() reports them. The others Image.open would
+        # take for "not this format", hiding a decoder bug from the fuzzers: load() meets it.
+        return None
+
+
+def _reusable(fp: IO[bytes], parsed: tuple[bytes, Container] | None) -> Container | None:
+    """Image.open's parse of the file, if the file still holds the very bytes it parsed."""
+    if parsed is not None and isinstance(fp, io.BytesIO) and fp.getvalue() is parsed[0]:
+        return parsed[1]
+    return None
+
+
+def _prepared(fp: IO[bytes], factor: int, parsed: tuple[bytes, Container] | None = None
+              ) -> np.ndarray | BandRenderer:
+    """The renderer of a file SvdiDecoder renders band by band, else the decoded pixels.
+    `parsed`: Image.open's parse (`_parsed_whole`), used if the file is unchanged."""
     try:  # Image.open checked the size
+        container = _reusable(fp, parsed)
         if factor != 1:
-            return decode(_file_bytes(fp), reduce=factor, max_pixels=None)
+            if container is None:
+                return decode(_file_bytes(fp), reduce=factor, max_pixels=None)
+            return decode_container(container, reduce=factor)
         from .decoder.stream import BandRenderer  # on load, not on import
 
-        container = unpack_checked(_file_bytes(fp))
-        with rendering(container.header):
+        if container is None:
+            container = unpack_checked(_file_bytes(fp))
+        with rendering(container.header, uses_blas(container)):
             renderer = BandRenderer.prepare(container, lean=True)
         return renderer if renderer is not None else decode_container(container)
     except SvdiError as exc:  # Pillow reports broken image data as OSError
@@ -234,7 +284,7 @@ class SvdiDecoder(ImageFile.PyDecoder):
                           f"into a {x1 - x0}x{y1 - y0} tile")
         assert self.im is not None
         try:
-            with rendering(header):
+            with rendering(header, renderer.blas):
                 renderer.run(sink)
         except SvdiError as exc:  # as _decoded
             raise OSError(f"broken SVDI file: {exc}") from exc

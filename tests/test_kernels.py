@@ -293,6 +293,15 @@ def test_colour_conversion_is_pillows(compiled: Any) -> None:
     out = ycc.copy()
     compiled.convert_ycc(out, 0, out.shape[0], k)
     assert np.array_equal(out, expected)
+    # 4 channels: with a pad, channel 3 becomes it (Pillow's RGBX); without, it is kept (RGBA)
+    rows = slice(0, 64)
+    four = np.concatenate([ycc[rows], np.arange(64 * 4096, dtype=np.uint8).reshape(64, 4096, 1)],
+                          axis=2)
+    for pad, fourth in ((255, np.full((64, 4096), 255, np.uint8)), (-1, four[:, :, 3].copy())):
+        out = four.copy()
+        compiled.convert_ycc(out, 0, 64, k, pad)
+        assert np.array_equal(out[:, :, :3], expected[rows])
+        assert np.array_equal(out[:, :, 3], fourth)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32])

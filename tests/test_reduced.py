@@ -84,9 +84,12 @@ def test_pillow_draft_and_thumbnail_decode_reduced(monkeypatch: pytest.MonkeyPat
 
     data = svdcodec.encode(photo(203, 157, 3))
     factors = []
-    decode = pillow_plugin.decode
+    decode, decode_container = pillow_plugin.decode, pillow_plugin.decode_container
     monkeypatch.setattr(pillow_plugin, "decode",
                         lambda *a, **k: factors.append(k["reduce"]) or decode(*a, **k))
+    # load() decodes from Image.open's parse of a small in-memory file
+    monkeypatch.setattr(pillow_plugin, "decode_container",
+                        lambda *a, **k: factors.append(k["reduce"]) or decode_container(*a, **k))
     with Image.open(io.BytesIO(data)) as im:  # draft((40, 40)) inside: 157 // 40 = 3 -> 1/2
         im.thumbnail((20, 20))
         assert factors == [2] and im.size == (15, 20)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,15 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SvdiError
-from ..format import COLOUR_NONE, LAYOUT_PLAIN, Container, Header, read_prefix, unpack
+from ..format import (
+    COLOUR_NONE,
+    LAYOUT_PATCH,
+    LAYOUT_PLAIN,
+    Container,
+    Header,
+    read_prefix,
+    unpack,
+)
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import serial, single_threaded
 from .plane import PlaneReconstructor, pass_budget
@@ -118,7 +126,7 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
 def decode_container(container: Container, *, components: int | None = None,
                      reduce: int = 1) -> np.ndarray:
     """`decode` of a file already unpacked (its structure checked)."""
-    with rendering(container.header):
+    with rendering(container.header, blas=reduce != 1 or uses_blas(container)):
         if reduce == 1:
             pixels = render_image(container, components)
         else:
@@ -131,13 +139,24 @@ def decode_container(container: Container, *, components: int | None = None,
 
 
 @contextmanager
-def rendering(header: Header) -> Iterator[None]:
+def rendering(header: Header, blas: bool = True) -> Iterator[None]:
     """How the decoder runs: a hostile step, singular value or scale can overflow float32, so
     no warnings (the render checks); BLAS stays single-threaded throughout, as in the encoder
-    (see runtime.threads); small images decode in this thread alone."""
+    (see runtime.threads), where the render calls it (`blas`, see `uses_blas`: elsewhere
+    reading and setting OpenBLAS's thread count, three foreign calls, is all a small image's
+    decode would do with it, twice through Pillow); small images decode in this thread
+    alone."""
     small = header.width * header.height * header.channels <= band_sizes.SERIAL_SAMPLES
-    with np.errstate(all="ignore"), single_threaded(), serial(small):
+    with np.errstate(all="ignore"), single_threaded() if blas else nullcontext(), serial(small):
         yield
+
+
+def uses_blas(container: Container) -> bool:
+    """Whether rendering the file whole (reduce=1) may call BLAS: not when the compiled
+    kernels multiply every plane (exact planes of a patch layout: every plane of the
+    encoder's version 5 files but the plain layouts, `PlaneReconstructor.exact_kernel`)."""
+    return kernels.get() is None or not all(p.exact and p.layout == LAYOUT_PATCH
+                                            for p in container.planes)
 
 
 def unpack_checked(data: bytes) -> Container:

@@ -43,9 +43,9 @@ class OutputPlan:
       doubled inside the colour conversion instead of upsampled into the output first;
     - `direct` (fused, Y' in patches): the chroma planes are decoded first and each Y' band is
       converted to RGB as it is stored, so the output is written once and never read back;
-    - `chroma_jobs` (direct, small chroma factors): the chroma planes decode as concurrent jobs
-      beside Y's factor set-up, each with its own buffers (not for large factors: each plane's
-      buffers at once would break the memory bound).
+    - `chroma_jobs` (a method: direct, small chroma factors): the chroma planes decode as
+      concurrent jobs beside Y's factor set-up, each with its own buffers (not for large
+      factors: each plane's buffers at once would break the memory bound).
     - `deblock` (version 4, a plane with the deblocking filter): the 8-bit samples are filtered
       in the output before the colour conversion (spec §5.4), so the output holds Y'CbCr
       first: not direct; fused chroma is doubled into the output (`double_chroma`) before the
@@ -63,7 +63,6 @@ class OutputPlan:
     ycc: bool
     fused: bool
     direct: bool
-    chroma_jobs: bool
     deblock: bool
     filter_convert: bool
     compiled: ModuleType | None
@@ -89,11 +88,15 @@ class OutputPlan:
             and convert and not deblock
         filter_convert = deblock and convert and colour is not None \
             and fusable(header, container.planes)
-        chroma_jobs = direct and (sum(factor_bytes(container, p) for p in chroma)
-                                  <= band_sizes.JOB_BYTES)
         out_bytes = h * w * header.channels * header.dtype.itemsize
         return cls(ranks, bands_for(full, h, w), pass_budget(out_bytes), full, chroma, ycc,
-                   fused, direct, chroma_jobs, deblock, filter_convert, compiled, colour)
+                   fused, direct, deblock, filter_convert, compiled, colour)
+
+    def chroma_jobs(self, container: Container) -> bool:
+        """Whether the chroma planes decode as jobs beside Y's set-up (`render_image`'s plane
+        path only: asked there, not of every file, since it sums every block's size)."""
+        return self.direct and (sum(factor_bytes(container, p) for p in self.chroma)
+                                <= band_sizes.JOB_BYTES)
 
     def order(self, planes: list[Plane]) -> list[Plane]:
         """The planes in decoding order: chroma first on the direct path (Y' needs it)."""
@@ -123,7 +126,7 @@ def render_image(container: Container, components: int | None = None,
     scratch: dict[str, np.ndarray] = {}  # factor buffers shared by the planes
     halves: dict[int, np.ndarray] = {}  # whole chroma planes kept for the fused conversion
     prepared: dict[int, PlaneReconstructor] = {}
-    if plan.chroma_jobs:
+    if plan.chroma_jobs(container):
         def prepare_luma() -> None:
             prepared[0] = PlaneReconstructor(container, container.planes[0], plan.ranks[0],
                                              plan.bands, plan.budget, {}, plan.compiled)
@@ -286,21 +289,24 @@ def convert_colour(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarr
 
 
 def convert_rows(out: np.ndarray, y0: int, y1: int, plan: OutputPlan,
-                 halves: dict[int, np.ndarray]) -> None:
-    """Rows [y0, y1) of the output from Y'CbCr to RGB in place (`convert_colour`'s band)."""
+                 halves: dict[int, np.ndarray], pad: int = -1) -> bool:
+    """Rows [y0, y1) of the output from Y'CbCr to RGB in place (`convert_colour`'s band).
+    pad (0..255, an RGB output of 4 channels: Pillow's RGBX): the compiled conversion writes
+    it into channel 3 as it stores each pixel; True if it did (else channel 3 is untouched)."""
     compiled, colour = plan.compiled, plan.colour
     if out.dtype == np.uint16:
         if compiled is not None:
             compiled.convert_wide_ycc(out, y0, y1, np.array(YCC16_INVERSE, dtype=np.int64))
         else:
             wide_ycc_to_rgb(out[y0:y1])
-        return
+        return False
     if compiled is not None and colour is not None:
         if halves:
             compiled.upsample_ycc(out, y0, y1, halves[1], halves[2], colour)
-        else:
-            compiled.convert_ycc(out, y0, y1, colour)
-        return
+            return False
+        compiled.convert_ycc(out, y0, y1, colour, pad)
+        return 0 <= pad <= 255 and out.shape[2] == 4
     planes = [Image.fromarray(np.ascontiguousarray(out[y0:y1, :, c])) for c in range(3)]
     rgb = Image.merge("YCbCr", planes).convert("RGB")
     out[y0:y1, :, :3] = np.frombuffer(rgb.tobytes(), np.uint8).reshape(y1 - y0, out.shape[1], 3)
+    return False

@@ -319,6 +319,10 @@ class BandRenderer:
         self.header, self.plan, self.bands = container.header, plan, bands
         self.full, self.chroma, self.resamplers = full, chroma, resamplers
         self.convert, self.seams = convert, seams
+        #: Whether rendering calls BLAS (decoder.rendering's `blas`): not when the kernels
+        #: multiply every plane
+        self.blas = not all(rows.exact_kernel for rows in
+                            [*full.values(), *(kept.rows for kept in chroma.values())])
 
     @classmethod
     def prepare(cls, container: Container, components: int | None = None,
@@ -434,10 +438,14 @@ class BandRenderer:
         else:
             for c, resampler in self.resamplers.items():
                 chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
+            # Pillow's X byte: written by the compiled conversion as it stores each pixel, by
+            # the fused filter, or here
+            pad = padded and not (self.seams is not None and self.seams.fused)
             if plan.ycc and self.convert and self.seams is None:
-                convert_rows(out, 0, y1 - y0, plan, {})
-            if padded and not (self.seams is not None and self.seams.fused):
-                out[:, :, header.channels:] = 255  # (the fused filter writes it)
+                written = convert_rows(out, 0, y1 - y0, plan, {}, 255 if pad else -1)
+                pad = pad and not written
+            if pad:
+                out[:, :, header.channels:] = 255
         if self.seams is not None:  # filtered and converted, put in pieces
             self.seams.band(i, out, sink, halves, fused_luma)
         for kept in self.chroma.values():

@@ -20,6 +20,9 @@ import numpy as np
 from . import band_sizes
 
 _kept = threading.local()
+#: (name, dtype as given) -> (the kept array's key, the dtype): made once per name and type, not
+#: on each of a small decode's dozen calls
+_keys: dict[tuple[str, object], tuple[str, np.dtype]] = {}
 
 
 class ThreadBuffers:
@@ -31,9 +34,12 @@ class ThreadBuffers:
 
     def get(self, name: str, size: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
         """A 1-D array of `size` elements of `dtype`, contents undefined."""
-        dtype = np.dtype(dtype)
+        found = _keys.get((name, dtype))
+        if found is None:
+            exact = np.dtype(dtype)
+            found = _keys[(name, dtype)] = (f"{name}:{exact.str}", exact)
+        key, dtype = found
         kept: dict[str, np.ndarray] = _kept.__dict__
-        key = f"{name}:{dtype.str}"
         array = kept.get(key)
         if array is not None and array.size >= size:
             return array[:size]
