@@ -275,6 +275,8 @@ static Py_ssize_t mul_size(Py_ssize_t a, Py_ssize_t b)
 
 /* Loads and stores of possibly unaligned elements. */
 ALWAYS_INLINE float ld_f32(const char *p) { float v; memcpy(&v, p, 4); return v; }
+ALWAYS_INLINE uint32_t ld_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+ALWAYS_INLINE void st_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 ALWAYS_INLINE double ld_f64(const char *p) { double v; memcpy(&v, p, 8); return v; }
 ALWAYS_INLINE uint16_t ld_u16(const char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 ALWAYS_INLINE int16_t ld_i16(const char *p) { int16_t v; memcpy(&v, p, 2); return v; }
@@ -2827,20 +2829,19 @@ FUSED static void edge_lines_avx2(const uint8_t *r1, uint8_t *r0, uint8_t *t0,
         edge_lines(r1 + x, r0 + x, t0 + x, t1 + x, n - x, alpha, beta, tc);
 }
 
-/* 16 quads (64 bytes at q) filtered by edges16: each half's quads transposed in its 128-bit
-   lanes (4x4 bytes: p1 p1 p1 p1 p0 .. q1), the halves' dwords interleaved so that one vector
-   holds p1 and p0 of all 16 (in the order 0-3, 8-11, 4-7, 12-15), the other q0 and q1;
-   filtered; and every step undone in reverse. */
-AVX2_INLINE void filter_quads16(uint8_t *q, EdgeLanes t)
+/* 16 quads (p1 p0 q0 q1; a: the first 8, b: the last 8, 4 bytes each) filtered by edges16:
+   each vector's quads transposed in its 128-bit lanes (4x4 bytes: p1 p1 p1 p1 p0 .. q1), the
+   two vectors' dwords interleaved so that one holds p1 and p0 of all 16 (in the order 0-3,
+   8-11, 4-7, 12-15), the other q0 and q1; filtered; and every step undone in reverse. */
+AVX2_INLINE void quads16(__m256i *a, __m256i *b, EdgeLanes t)
 {
     const __m256i transpose = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11,
                                                15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3,
                                                7, 11, 15);
-    __m256i a = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)q), transpose);
-    __m256i b = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(q + 32)), transpose);
+    __m256i x = _mm256_shuffle_epi8(*a, transpose), y = _mm256_shuffle_epi8(*b, transpose);
     /* p1 (16 bytes) then p0; q0 then q1 */
-    __m256i ps = _mm256_permute4x64_epi64(_mm256_unpacklo_epi32(a, b), 0xD8);
-    __m256i qs = _mm256_permute4x64_epi64(_mm256_unpackhi_epi32(a, b), 0xD8);
+    __m256i ps = _mm256_permute4x64_epi64(_mm256_unpacklo_epi32(x, y), 0xD8);
+    __m256i qs = _mm256_permute4x64_epi64(_mm256_unpackhi_epi32(x, y), 0xD8);
     __m256i both = edges16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(ps)),
                            _mm256_cvtepu8_epi16(_mm256_extracti128_si256(ps, 1)),
                            _mm256_cvtepu8_epi16(_mm256_castsi256_si128(qs)),
@@ -2849,11 +2850,48 @@ AVX2_INLINE void filter_quads16(uint8_t *q, EdgeLanes t)
     qs = _mm256_permute4x64_epi64(_mm256_permute2x128_si256(both, qs, 0x31), 0xD8);
     ps = _mm256_shuffle_epi32(ps, 0xD8);
     qs = _mm256_shuffle_epi32(qs, 0xD8);
-    a = _mm256_shuffle_epi8(_mm256_unpacklo_epi64(ps, qs), transpose);
-    b = _mm256_shuffle_epi8(_mm256_unpackhi_epi64(ps, qs), transpose);
+    *a = _mm256_shuffle_epi8(_mm256_unpacklo_epi64(ps, qs), transpose);
+    *b = _mm256_shuffle_epi8(_mm256_unpackhi_epi64(ps, qs), transpose);
+}
+
+/* quads16 of the 16 quads one after another at q (64 bytes). */
+AVX2_INLINE void filter_quads16(uint8_t *q, EdgeLanes t)
+{
+    __m256i a = _mm256_loadu_si256((const __m256i *)q);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(q + 32));
+    quads16(&a, &b, t);
     _mm256_storeu_si256((__m256i *)q, a);
     _mm256_storeu_si256((__m256i *)(q + 32), b);
 }
+
+/* The 8 quads at g, g + step, ... g + 7 step as one vector. */
+AVX2_INLINE __m256i gather_quads8(const uint8_t *g, Py_ssize_t step)
+{
+    __m128i lo = _mm_cvtsi32_si128((int)ld_u32(g));
+    lo = _mm_insert_epi32(lo, (int)ld_u32(g + step), 1);
+    lo = _mm_insert_epi32(lo, (int)ld_u32(g + 2 * step), 2);
+    lo = _mm_insert_epi32(lo, (int)ld_u32(g + 3 * step), 3);
+    __m128i hi = _mm_cvtsi32_si128((int)ld_u32(g + 4 * step));
+    hi = _mm_insert_epi32(hi, (int)ld_u32(g + 5 * step), 1);
+    hi = _mm_insert_epi32(hi, (int)ld_u32(g + 6 * step), 2);
+    hi = _mm_insert_epi32(hi, (int)ld_u32(g + 7 * step), 3);
+    return _mm256_set_m128i(hi, lo);
+}
+
+/* gather_quads8 undone: the vector's 8 quads put back at g, g + step, ... */
+AVX2_INLINE void scatter_quads8(uint8_t *g, Py_ssize_t step, __m256i v)
+{
+    __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+    st_u32(g, (uint32_t)_mm_cvtsi128_si32(lo));
+    st_u32(g + step, (uint32_t)_mm_extract_epi32(lo, 1));
+    st_u32(g + 2 * step, (uint32_t)_mm_extract_epi32(lo, 2));
+    st_u32(g + 3 * step, (uint32_t)_mm_extract_epi32(lo, 3));
+    st_u32(g + 4 * step, (uint32_t)_mm_cvtsi128_si32(hi));
+    st_u32(g + 5 * step, (uint32_t)_mm_extract_epi32(hi, 1));
+    st_u32(g + 6 * step, (uint32_t)_mm_extract_epi32(hi, 2));
+    st_u32(g + 7 * step, (uint32_t)_mm_extract_epi32(hi, 3));
+}
+
 /* edge_delta of the 4 edges held as quads p1 p0 q0 q1 in 16 bytes at q, applied in place:
    in each quad's four 16-bit lanes, v - (v rotated by one lane) = p1 - p0, p0 - q0, q0 - q1,
    q1 - p1; the first three, made absolute, against beta, alpha, beta (the fourth against
@@ -2908,9 +2946,9 @@ FUSED static void filter_quads(uint8_t *q, Py_ssize_t count, int alpha, int beta
     memcpy(q + 4 * j, tail, (size_t)(4 * (count - j)));
 }
 
-/* edges_along by filter_quads: the edges' four samples are one quad after another for period
-   4 (filtered where they lie), else gathered into `scratch` (4 bytes an edge, at least n) and
-   put back. */
+/* edges_along by quads16: the edges' four samples are one quad after another for period 4
+   (filtered where they lie), else 16 at a time gathered into registers and put back, the last
+   count % 16 through `scratch` (64 bytes). */
 FUSED static void edges_along_avx2(uint8_t *s, Py_ssize_t n, Py_ssize_t period, int alpha,
                                    int beta, int tc, uint8_t *scratch)
 {
@@ -2920,11 +2958,20 @@ FUSED static void edges_along_avx2(uint8_t *s, Py_ssize_t n, Py_ssize_t period, 
         filter_quads(g, count, alpha, beta, tc);
         return;
     }
-    for (Py_ssize_t j = 0; j < count; j++)
-        memcpy(scratch + 4 * j, g + j * period, 4);
-    filter_quads(scratch, count, alpha, beta, tc);
-    for (Py_ssize_t j = 0; j < count; j++)
-        memcpy(g + j * period, scratch + 4 * j, 4);
+    EdgeLanes lanes = edge_lanes(alpha, beta, tc);
+    Py_ssize_t j = 0;
+    for (; j + 16 <= count; j += 16) {
+        uint8_t *at = g + j * period;
+        __m256i a = gather_quads8(at, period), b = gather_quads8(at + 8 * period, period);
+        quads16(&a, &b, lanes);
+        scatter_quads8(at, period, a);
+        scatter_quads8(at + 8 * period, period, b);
+    }
+    for (Py_ssize_t i = j; i < count; i++)
+        memcpy(scratch + 4 * (i - j), g + i * period, 4);
+    filter_quads(scratch, count - j, alpha, beta, tc);
+    for (Py_ssize_t i = j; i < count; i++)
+        memcpy(g + i * period, scratch + 4 * (i - j), 4);
 }
 
 #endif
