@@ -2780,6 +2780,71 @@ FUSED static void rgb_bytes_avx2(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const
     memcpy(row + c * x, bytes, (size_t)(c * n));
 }
 
+/* luma_bytes_avx2 16 pixels at a time (AVX-512), the last w % 16 by luma_bytes_avx2. */
+WIDE512 static void luma_bytes_avx512(uint8_t *dst, Py_ssize_t w, const char *luma,
+                                      Py_ssize_t stride, Py_ssize_t half)
+{
+    Py_ssize_t x = 0;
+    const char *l = luma;
+    for (; x + 16 <= w; x += 16, l += 2 * stride) {
+        __m512 lum = _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castps_pd(_mm512_castps256_ps512(luma8_512(l, half))),
+            _mm256_castps_pd(luma8_512(l + stride, half)), 1));
+        lum = _mm512_add_ps(lum, _mm512_set1_ps(0.5f));
+        lum = _mm512_min_ps(_mm512_max_ps(lum, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
+        _mm_storeu_si128((__m128i *)(dst + x), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(lum)));
+    }
+    if (x < w)
+        luma_bytes_avx2(dst + x, w - x, l, stride, half);
+}
+
+/* chroma_bytes_avx2 16 pixels at a time (AVX-512), the last w % 16 by chroma_bytes_avx2. */
+WIDE512 static void chroma_bytes_avx512(uint8_t *blue, uint8_t *red, Py_ssize_t w,
+                                        const float *b0, const float *b1, const float *r0,
+                                        const float *r1, double wt, double wb)
+{
+    const __m512d vwt = _mm512_set1_pd(wt), vwb = _mm512_set1_pd(wb);
+    const __m512i offset = _mm512_set1_epi32(128);
+    Py_ssize_t x = 0;
+    for (; x + 16 <= w; x += 16) {
+        _mm_storeu_si128((__m128i *)(blue + x), _mm512_cvtepi32_epi8(
+            _mm512_add_epi32(chroma16(b0 + x, b1 + x, vwt, vwb), offset)));
+        _mm_storeu_si128((__m128i *)(red + x), _mm512_cvtepi32_epi8(
+            _mm512_add_epi32(chroma16(r0 + x, r1 + x, vwt, vwb), offset)));
+    }
+    if (x < w)
+        chroma_bytes_avx2(blue + x, red + x, w - x, b0 + x, b1 + x, r0 + x, r1 + x, wt, wb);
+}
+
+/* rgb_bytes_avx2 16 pixels at a time (AVX-512: rgb16's arithmetic from bytes), the last
+   w % 16 by rgb_bytes_avx2. */
+WIDE512 static void rgb_bytes_avx512(uint8_t *row, Py_ssize_t c, Py_ssize_t w,
+                                     const uint8_t *y, const uint8_t *cb, const uint8_t *cr,
+                                     const float *k, int pad)
+{
+    const __m512 vk[4] = {_mm512_set1_ps(k[0]), _mm512_set1_ps(k[1]), _mm512_set1_ps(k[2]),
+                          _mm512_set1_ps(k[3])};
+    int padded = c == 4 && pad >= 0 && pad <= 255;
+    const __m512i vpad = _mm512_set1_epi32(padded ? pad : 0);
+    const __m512i offset = _mm512_set1_epi32(128);
+    Py_ssize_t x = 0;
+    for (; x + 16 <= w; x += 16) {
+        __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(y + x)));
+        __m512 xb = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(cb + x))), offset));
+        __m512 xr = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(cr + x))), offset));
+        __m512i r = _mm512_add_epi32(l, _mm512_srai_epi32(colour_term16(vk[0], xr), 6));
+        __m512i g = _mm512_add_epi32(l, _mm512_srai_epi32(
+            _mm512_add_epi32(colour_term16(vk[1], xb), colour_term16(vk[2], xr)), 6));
+        __m512i b = _mm512_add_epi32(l, _mm512_srai_epi32(colour_term16(vk[3], xb), 6));
+        store16(row + c * x, c, !padded,
+                _mm512_packus_epi16(_mm512_packs_epi32(r, g), _mm512_packs_epi32(b, vpad)));
+    }
+    if (x < w)
+        rgb_bytes_avx2(row + c * x, c, w - x, y + x, cb + x, cr + x, k, pad);
+}
+
 /* The thresholds and clamp of one filter, as 16 lanes of 16 bits. */
 typedef struct {
     __m256i alpha, beta, tc, minus_tc;
@@ -2976,8 +3041,19 @@ FUSED static void edges_along_avx2(uint8_t *s, Py_ssize_t n, Py_ssize_t period, 
 
 #endif
 
-/* deblock_ycc's four steps on its ring of rows, by the AVX2 kernels above (simd: simd_rows)
-   or the plain loops: the same bits. */
+/* deblock_ycc's four steps on its ring of rows, by the kernels above (simd: simd_level; the
+   vertical and horizontal edges in AVX2 at either level) or the plain loops: the same bits. */
+
+/* The colour_rows level rows of c channels take in deblock_ycc: 0 (the plain loops), 1 (AVX2)
+   or 2 (AVX-512 for the rounding and the conversion). */
+static int simd_level(Py_ssize_t c)
+{
+#if FUSED_PRODUCT
+    return simd_rows(c) ? simd_colour : 0;
+#else
+    return simd_rows(c);
+#endif
+}
 
 /* Ring row of Y' bytes from a patch layout's pixel row (`at`: its first float; patch, per_row
    as store_bytes takes them), rounded as store_bytes rounds it (offset 0). The AVX2 kernel
@@ -2987,16 +3063,17 @@ static void ring_luma(int simd, uint8_t *dst, Py_ssize_t w, const char *matrix, 
                       Py_ssize_t patch, Py_ssize_t per_row, float *mline)
 {
 #if FUSED_PRODUCT
+    void (*row_kernel)(uint8_t *, Py_ssize_t, const char *, Py_ssize_t, Py_ssize_t) =
+        simd == 2 ? luma_bytes_avx512 : luma_bytes_avx2;
     if (simd && (patch == 4 || patch == 8)) {
-        luma_bytes_avx2(dst, w, matrix + 4 * at, patch == 8 ? 4 * 64 : 4 * 32,
-                        patch == 8 ? 16 : 64);
+        row_kernel(dst, w, matrix + 4 * at, patch == 8 ? 4 * 64 : 4 * 32, patch == 8 ? 16 : 64);
         return;
     }
 #endif
     patch_row(matrix, at, per_row, patch, (char *)mline);
 #if FUSED_PRODUCT
     if (simd) {
-        luma_bytes_avx2(dst, w, (const char *)mline, 32, 16);
+        row_kernel(dst, w, (const char *)mline, 32, 16);
         return;
     }
 #endif
@@ -3014,7 +3091,8 @@ static int ring_chroma(int simd, WideChroma *wc, Py_ssize_t y, uint8_t *cb, uint
         double wt, wb;
         if (blend_rows(wc, y, &b0, &b1, &wt, &wb) < 0)
             return -1;
-        chroma_bytes_avx2(cb, cr, w, b0, b1, b0 + wc->w, b1 + wc->w, wt, wb);
+        (simd == 2 ? chroma_bytes_avx512 : chroma_bytes_avx2)(cb, cr, w, b0, b1, b0 + wc->w,
+                                                              b1 + wc->w, wt, wb);
         return 0;
     }
 #endif
@@ -3060,7 +3138,7 @@ static void ring_convert(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, con
 {
 #if FUSED_PRODUCT
     if (simd) {
-        rgb_bytes_avx2(row, c, w, y, cb, cr, k, pad);
+        (simd == 2 ? rgb_bytes_avx512 : rgb_bytes_avx2)(row, c, w, y, cb, cr, k, pad);
         return;
     }
 #endif
@@ -3157,7 +3235,7 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
 #define RING(ch, y) (rows + ((ch) * YCC_RING + (y) % YCC_RING) * w)
     Py_ssize_t row = out.strides[0], step = out.strides[1];
     uint8_t *base = (uint8_t *)out.data;
-    int error = 0, simd = simd_rows(c);
+    int error = 0, simd = simd_level(c);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *line = base + (y - top) * row;
