@@ -2667,8 +2667,8 @@ HOT static void ycc_floats(const uint8_t *RESTRICT y, const uint8_t *RESTRICT b,
 }
 
 #if FUSED_PRODUCT
-/* deblock_ycc's rows in AVX2 (simd_rows; the same bits as the plain loops above and below,
-   tests/test_deblock.py compares them): its four steps per row, each in registers over a
+/* deblock_ycc's rows in AVX2 (and AVX-512 where simd_level is 2; the same bits as the plain
+   loops above and below, tests/test_deblock.py compares them): its four steps per row, each in registers over a
    whole row instead of a sample at a time: Y', Cb and Cr rounded into bytes, the vertical
    edges, the horizontal edges, the conversion to RGB. The filter's arithmetic is in 16-bit
    lanes (every sum of edge_delta lies within +-1280); the clamps to 0..255 are saturating
