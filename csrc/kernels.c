@@ -275,6 +275,8 @@ static Py_ssize_t mul_size(Py_ssize_t a, Py_ssize_t b)
 
 /* Loads and stores of possibly unaligned elements. */
 ALWAYS_INLINE float ld_f32(const char *p) { float v; memcpy(&v, p, 4); return v; }
+ALWAYS_INLINE uint32_t ld_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+ALWAYS_INLINE void st_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 ALWAYS_INLINE double ld_f64(const char *p) { double v; memcpy(&v, p, 8); return v; }
 ALWAYS_INLINE uint16_t ld_u16(const char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 ALWAYS_INLINE int16_t ld_i16(const char *p) { int16_t v; memcpy(&v, p, 2); return v; }
@@ -2683,6 +2685,486 @@ HOT static void ycc_floats(const uint8_t *RESTRICT y, const uint8_t *RESTRICT b,
     }
 }
 
+#if FUSED_PRODUCT
+/* deblock_ycc's rows in AVX2 (and AVX-512 where simd_level is 2; the same bits as the plain
+   loops above and below, tests/test_deblock.py compares them): its four steps per row, each in registers over a
+   whole row instead of a sample at a time: Y', Cb and Cr rounded into bytes, the vertical
+   edges, the horizontal edges, the conversion to RGB. The filter's arithmetic is in 16-bit
+   lanes (every sum of edge_delta lies within +-1280); the clamps to 0..255 are saturating
+   packs. */
+
+/* Y' of 8 pixels (4 floats at lo, 4 at hi) rounded as bytes_row rounds with add 1/2 (and as
+   rgb8 does): + 1/2, clamped (NaN -> 0), truncated; as 8 int32. */
+AVX2_INLINE __m256i luma_int8(const char *lo, const char *hi)
+{
+    __m256 l = _mm256_set_m128(_mm_loadu_ps((const float *)hi), _mm_loadu_ps((const float *)lo));
+    l = _mm256_add_ps(l, _mm256_set1_ps(0.5f));
+    l = _mm256_min_ps(_mm256_max_ps(l, _mm256_setzero_ps()), _mm256_set1_ps(255.0f));
+    return _mm256_cvttps_epi32(l);
+}
+
+/* The low bytes of 8 int32 in 0..255 stored at dst (8 bytes). */
+AVX2_INLINE void store_bytes8(uint8_t *dst, __m256i v)
+{
+    __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64((__m128i *)dst, _mm_packus_epi16(w, w));
+}
+
+/* A row of w Y' bytes from Y' read where it lies (luma, stride, half: as ycc_row_avx2 takes
+   them), the last w % 8 through a copy of 8. */
+FUSED static void luma_bytes_avx2(uint8_t *dst, Py_ssize_t w, const char *luma,
+                                  Py_ssize_t stride, Py_ssize_t half)
+{
+    Py_ssize_t x = 0;
+    const char *l = luma;
+    for (; x + 8 <= w; x += 8, l += stride)
+        store_bytes8(dst + x, luma_int8(l, l + half));
+    if (x == w)
+        return;
+    float lt[8] = {0};
+    uint8_t bytes[8];
+    for (Py_ssize_t e = 0; e < w - x; e++)
+        lt[e] = ld_f32(e < 4 ? l + 4 * e : l + half + 4 * (e - 4));
+    store_bytes8(bytes, luma_int8((const char *)lt, (const char *)(lt + 4)));
+    memcpy(dst + x, bytes, (size_t)(w - x));
+}
+
+/* Rows of w Cb and Cr bytes blended from the doubled rows (b0, b1: Cb; r0, r1: Cr; weights
+   wt, wb: blend_rows), as chroma_line and chroma_line_bytes give them (chroma8 + 128). */
+FUSED static void chroma_bytes_avx2(uint8_t *blue, uint8_t *red, Py_ssize_t w,
+                                    const float *b0, const float *b1, const float *r0,
+                                    const float *r1, double wt, double wb)
+{
+    const __m256d vwt = _mm256_set1_pd(wt), vwb = _mm256_set1_pd(wb);
+    const __m256i offset = _mm256_set1_epi32(128);
+    Py_ssize_t x = 0;
+    for (; x + 8 <= w; x += 8) {
+        store_bytes8(blue + x, _mm256_add_epi32(chroma8(b0 + x, b1 + x, vwt, vwb), offset));
+        store_bytes8(red + x, _mm256_add_epi32(chroma8(r0 + x, r1 + x, vwt, vwb), offset));
+    }
+    if (x == w)
+        return;
+    Py_ssize_t n = w - x;
+    float t0[8] = {0}, t1[8] = {0}, u0[8] = {0}, u1[8] = {0};
+    uint8_t bytes[8];
+    memcpy(t0, b0 + x, sizeof(float) * (size_t)n);
+    memcpy(t1, b1 + x, sizeof(float) * (size_t)n);
+    memcpy(u0, r0 + x, sizeof(float) * (size_t)n);
+    memcpy(u1, r1 + x, sizeof(float) * (size_t)n);
+    store_bytes8(bytes, _mm256_add_epi32(chroma8(t0, t1, vwt, vwb), offset));
+    memcpy(blue + x, bytes, (size_t)n);
+    store_bytes8(bytes, _mm256_add_epi32(chroma8(u0, u1, vwt, vwb), offset));
+    memcpy(red + x, bytes, (size_t)n);
+}
+
+/* rgb8 of 8 pixels from bytes of Y', Cb and Cr: Y' as it is, Cb - 128 and Cr - 128 as the
+   floats rgb_planes takes. */
+AVX2_INLINE __m256i rgb8_bytes(const uint8_t *y, const uint8_t *cb, const uint8_t *cr,
+                               const __m256 *k, __m256i pad)
+{
+    const __m256i offset = _mm256_set1_epi32(128);
+    __m256i l = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)y));
+    __m256 xb = _mm256_cvtepi32_ps(_mm256_sub_epi32(
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)cb)), offset));
+    __m256 xr = _mm256_cvtepi32_ps(_mm256_sub_epi32(
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)cr)), offset));
+    __m256i r = _mm256_add_epi32(l, _mm256_srai_epi32(colour_term8(k[0], xr), 6));
+    __m256i g = _mm256_add_epi32(l, _mm256_srai_epi32(
+        _mm256_add_epi32(colour_term8(k[1], xb), colour_term8(k[2], xr)), 6));
+    __m256i b = _mm256_add_epi32(l, _mm256_srai_epi32(colour_term8(k[3], xb), 6));
+    return _mm256_packus_epi16(_mm256_packs_epi32(r, g), _mm256_packs_epi32(b, pad));
+}
+
+/* rgb_line of a row of w pixels of c = 3 or 4 channels (pad as rgb_line's) from rows of Y',
+   Cb and Cr bytes; the last w % 8 pixels through a copy of 8. */
+FUSED static void rgb_bytes_avx2(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const uint8_t *y,
+                                 const uint8_t *cb, const uint8_t *cr, const float *k, int pad)
+{
+    const __m256 vk[4] = {_mm256_set1_ps(k[0]), _mm256_set1_ps(k[1]), _mm256_set1_ps(k[2]),
+                          _mm256_set1_ps(k[3])};
+    int padded = c == 4 && pad >= 0 && pad <= 255;
+    const __m256i vpad = _mm256_set1_epi32(padded ? pad : 0);
+    Py_ssize_t x = 0;
+    for (; x + 8 <= w; x += 8)
+        store8(row + c * x, c, !padded, rgb8_bytes(y + x, cb + x, cr + x, vk, vpad));
+    if (x == w)
+        return;
+    Py_ssize_t n = w - x;
+    uint8_t ty[8] = {0}, tb[8] = {0}, tr[8] = {0}, bytes[32] = {0};
+    memcpy(ty, y + x, (size_t)n);
+    memcpy(tb, cb + x, (size_t)n);
+    memcpy(tr, cr + x, (size_t)n);
+    memcpy(bytes, row + c * x, (size_t)(c * n));
+    store8(bytes, c, !padded, rgb8_bytes(ty, tb, tr, vk, vpad));
+    memcpy(row + c * x, bytes, (size_t)(c * n));
+}
+
+/* luma_bytes_avx2 16 pixels at a time (AVX-512), the last w % 16 by luma_bytes_avx2. */
+WIDE512 static void luma_bytes_avx512(uint8_t *dst, Py_ssize_t w, const char *luma,
+                                      Py_ssize_t stride, Py_ssize_t half)
+{
+    Py_ssize_t x = 0;
+    const char *l = luma;
+    for (; x + 16 <= w; x += 16, l += 2 * stride) {
+        __m512 lum = _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castps_pd(_mm512_castps256_ps512(luma8_512(l, half))),
+            _mm256_castps_pd(luma8_512(l + stride, half)), 1));
+        lum = _mm512_add_ps(lum, _mm512_set1_ps(0.5f));
+        lum = _mm512_min_ps(_mm512_max_ps(lum, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
+        _mm_storeu_si128((__m128i *)(dst + x), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(lum)));
+    }
+    if (x < w)
+        luma_bytes_avx2(dst + x, w - x, l, stride, half);
+}
+
+/* chroma_bytes_avx2 16 pixels at a time (AVX-512), the last w % 16 by chroma_bytes_avx2. */
+WIDE512 static void chroma_bytes_avx512(uint8_t *blue, uint8_t *red, Py_ssize_t w,
+                                        const float *b0, const float *b1, const float *r0,
+                                        const float *r1, double wt, double wb)
+{
+    const __m512d vwt = _mm512_set1_pd(wt), vwb = _mm512_set1_pd(wb);
+    const __m512i offset = _mm512_set1_epi32(128);
+    Py_ssize_t x = 0;
+    for (; x + 16 <= w; x += 16) {
+        _mm_storeu_si128((__m128i *)(blue + x), _mm512_cvtepi32_epi8(
+            _mm512_add_epi32(chroma16(b0 + x, b1 + x, vwt, vwb), offset)));
+        _mm_storeu_si128((__m128i *)(red + x), _mm512_cvtepi32_epi8(
+            _mm512_add_epi32(chroma16(r0 + x, r1 + x, vwt, vwb), offset)));
+    }
+    if (x < w)
+        chroma_bytes_avx2(blue + x, red + x, w - x, b0 + x, b1 + x, r0 + x, r1 + x, wt, wb);
+}
+
+/* rgb_bytes_avx2 16 pixels at a time (AVX-512: rgb16's arithmetic from bytes), the last
+   w % 16 by rgb_bytes_avx2. */
+WIDE512 static void rgb_bytes_avx512(uint8_t *row, Py_ssize_t c, Py_ssize_t w,
+                                     const uint8_t *y, const uint8_t *cb, const uint8_t *cr,
+                                     const float *k, int pad)
+{
+    const __m512 vk[4] = {_mm512_set1_ps(k[0]), _mm512_set1_ps(k[1]), _mm512_set1_ps(k[2]),
+                          _mm512_set1_ps(k[3])};
+    int padded = c == 4 && pad >= 0 && pad <= 255;
+    const __m512i vpad = _mm512_set1_epi32(padded ? pad : 0);
+    const __m512i offset = _mm512_set1_epi32(128);
+    Py_ssize_t x = 0;
+    for (; x + 16 <= w; x += 16) {
+        __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(y + x)));
+        __m512 xb = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(cb + x))), offset));
+        __m512 xr = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(cr + x))), offset));
+        __m512i r = _mm512_add_epi32(l, _mm512_srai_epi32(colour_term16(vk[0], xr), 6));
+        __m512i g = _mm512_add_epi32(l, _mm512_srai_epi32(
+            _mm512_add_epi32(colour_term16(vk[1], xb), colour_term16(vk[2], xr)), 6));
+        __m512i b = _mm512_add_epi32(l, _mm512_srai_epi32(colour_term16(vk[3], xb), 6));
+        store16(row + c * x, c, !padded,
+                _mm512_packus_epi16(_mm512_packs_epi32(r, g), _mm512_packs_epi32(b, vpad)));
+    }
+    if (x < w)
+        rgb_bytes_avx2(row + c * x, c, w - x, y + x, cb + x, cr + x, k, pad);
+}
+
+/* The thresholds and clamp of one filter, as 16 lanes of 16 bits. */
+typedef struct {
+    __m256i alpha, beta, tc, minus_tc;
+} EdgeLanes;
+
+AVX2_INLINE EdgeLanes edge_lanes(int alpha, int beta, int tc)
+{
+    return (EdgeLanes){_mm256_set1_epi16((short)alpha), _mm256_set1_epi16((short)beta),
+                       _mm256_set1_epi16((short)tc), _mm256_set1_epi16((short)-tc)};
+}
+
+/* edge_delta of 16 edges (p1, p0, q0, q1: 16 lanes of 16 bits each) applied: p0 + delta and
+   q0 - delta packed (saturated: clamped to 0..255) as the 16 bytes of p0, then those of q0. */
+AVX2_INLINE __m256i edges16(__m256i p1, __m256i p0, __m256i q0, __m256i q1, EdgeLanes t)
+{
+    __m256i active = _mm256_and_si256(
+        _mm256_cmpgt_epi16(t.alpha, _mm256_abs_epi16(_mm256_sub_epi16(p0, q0))),
+        _mm256_and_si256(_mm256_cmpgt_epi16(t.beta, _mm256_abs_epi16(_mm256_sub_epi16(p1, p0))),
+                         _mm256_cmpgt_epi16(t.beta, _mm256_abs_epi16(_mm256_sub_epi16(q1, q0)))));
+    __m256i sum = _mm256_add_epi16(_mm256_slli_epi16(_mm256_sub_epi16(q0, p0), 2),
+                                   _mm256_sub_epi16(p1, q1));
+    __m256i d = _mm256_srai_epi16(_mm256_add_epi16(sum, _mm256_set1_epi16(4)), 3);
+    d = _mm256_and_si256(_mm256_min_epi16(_mm256_max_epi16(d, t.minus_tc), t.tc), active);
+    return _mm256_permute4x64_epi64(
+        _mm256_packus_epi16(_mm256_add_epi16(p0, d), _mm256_sub_epi16(q0, d)), 0xD8);
+}
+
+/* 16 bytes at p as 16 lanes of 16 bits. */
+AVX2_INLINE __m256i widen16(const uint8_t *p)
+{
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* edge_lines 16 samples at a time (the last n % 16 by edge_lines). */
+FUSED static void edge_lines_avx2(const uint8_t *r1, uint8_t *r0, uint8_t *t0,
+                                  const uint8_t *t1, Py_ssize_t n, int alpha, int beta, int tc)
+{
+    EdgeLanes t = edge_lanes(alpha, beta, tc);
+    Py_ssize_t x = 0;
+    for (; x + 16 <= n; x += 16) {
+        __m256i both = edges16(widen16(r1 + x), widen16(r0 + x), widen16(t0 + x),
+                               widen16(t1 + x), t);
+        _mm_storeu_si128((__m128i *)(r0 + x), _mm256_castsi256_si128(both));
+        _mm_storeu_si128((__m128i *)(t0 + x), _mm256_extracti128_si256(both, 1));
+    }
+    if (x < n)
+        edge_lines(r1 + x, r0 + x, t0 + x, t1 + x, n - x, alpha, beta, tc);
+}
+
+/* 16 quads (p1 p0 q0 q1; a: the first 8, b: the last 8, 4 bytes each) filtered by edges16:
+   each vector's quads transposed in its 128-bit lanes (4x4 bytes: p1 p1 p1 p1 p0 .. q1), the
+   two vectors' dwords interleaved so that one holds p1 and p0 of all 16 (in the order 0-3,
+   8-11, 4-7, 12-15), the other q0 and q1; filtered; and every step undone in reverse. */
+AVX2_INLINE void quads16(__m256i *a, __m256i *b, EdgeLanes t)
+{
+    const __m256i transpose = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11,
+                                               15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3,
+                                               7, 11, 15);
+    __m256i x = _mm256_shuffle_epi8(*a, transpose), y = _mm256_shuffle_epi8(*b, transpose);
+    /* p1 (16 bytes) then p0; q0 then q1 */
+    __m256i ps = _mm256_permute4x64_epi64(_mm256_unpacklo_epi32(x, y), 0xD8);
+    __m256i qs = _mm256_permute4x64_epi64(_mm256_unpackhi_epi32(x, y), 0xD8);
+    __m256i both = edges16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(ps)),
+                           _mm256_cvtepu8_epi16(_mm256_extracti128_si256(ps, 1)),
+                           _mm256_cvtepu8_epi16(_mm256_castsi256_si128(qs)),
+                           _mm256_cvtepu8_epi16(_mm256_extracti128_si256(qs, 1)), t);
+    ps = _mm256_permute4x64_epi64(_mm256_permute2x128_si256(ps, both, 0x20), 0xD8);
+    qs = _mm256_permute4x64_epi64(_mm256_permute2x128_si256(both, qs, 0x31), 0xD8);
+    ps = _mm256_shuffle_epi32(ps, 0xD8);
+    qs = _mm256_shuffle_epi32(qs, 0xD8);
+    *a = _mm256_shuffle_epi8(_mm256_unpacklo_epi64(ps, qs), transpose);
+    *b = _mm256_shuffle_epi8(_mm256_unpackhi_epi64(ps, qs), transpose);
+}
+
+/* quads16 of the 16 quads one after another at q (64 bytes). */
+AVX2_INLINE void filter_quads16(uint8_t *q, EdgeLanes t)
+{
+    __m256i a = _mm256_loadu_si256((const __m256i *)q);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(q + 32));
+    quads16(&a, &b, t);
+    _mm256_storeu_si256((__m256i *)q, a);
+    _mm256_storeu_si256((__m256i *)(q + 32), b);
+}
+
+/* The 8 quads at g, g + step, ... g + 7 step as one vector. */
+AVX2_INLINE __m256i gather_quads8(const uint8_t *g, Py_ssize_t step)
+{
+    __m128i lo = _mm_cvtsi32_si128((int)ld_u32(g));
+    lo = _mm_insert_epi32(lo, (int)ld_u32(g + step), 1);
+    lo = _mm_insert_epi32(lo, (int)ld_u32(g + 2 * step), 2);
+    lo = _mm_insert_epi32(lo, (int)ld_u32(g + 3 * step), 3);
+    __m128i hi = _mm_cvtsi32_si128((int)ld_u32(g + 4 * step));
+    hi = _mm_insert_epi32(hi, (int)ld_u32(g + 5 * step), 1);
+    hi = _mm_insert_epi32(hi, (int)ld_u32(g + 6 * step), 2);
+    hi = _mm_insert_epi32(hi, (int)ld_u32(g + 7 * step), 3);
+    return _mm256_set_m128i(hi, lo);
+}
+
+/* gather_quads8 undone: the vector's 8 quads put back at g, g + step, ... */
+AVX2_INLINE void scatter_quads8(uint8_t *g, Py_ssize_t step, __m256i v)
+{
+    __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+    st_u32(g, (uint32_t)_mm_cvtsi128_si32(lo));
+    st_u32(g + step, (uint32_t)_mm_extract_epi32(lo, 1));
+    st_u32(g + 2 * step, (uint32_t)_mm_extract_epi32(lo, 2));
+    st_u32(g + 3 * step, (uint32_t)_mm_extract_epi32(lo, 3));
+    st_u32(g + 4 * step, (uint32_t)_mm_cvtsi128_si32(hi));
+    st_u32(g + 5 * step, (uint32_t)_mm_extract_epi32(hi, 1));
+    st_u32(g + 6 * step, (uint32_t)_mm_extract_epi32(hi, 2));
+    st_u32(g + 7 * step, (uint32_t)_mm_extract_epi32(hi, 3));
+}
+
+/* edge_delta of the 4 edges held as quads p1 p0 q0 q1 in 16 bytes at q, applied in place:
+   in each quad's four 16-bit lanes, v - (v rotated by one lane) = p1 - p0, p0 - q0, q0 - q1,
+   q1 - p1; the first three, made absolute, against beta, alpha, beta (the fourth against
+   32767, always below: an edge is active where its 64 bits all pass); 4 (q0 - p0) + (p1 - q1)
+   is the sum (p1 - p0) - 3 (p0 - q0) + (q0 - q1). */
+AVX2_INLINE void filter_quads4(uint8_t *q, __m256i thresholds, __m256i tc)
+{
+    const __m256i rotate = _mm256_setr_epi8(2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9,
+                                            2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8,
+                                            9);
+    const __m256i weights = _mm256_setr_epi16(1, -3, 1, 0, 1, -3, 1, 0, 1, -3, 1, 0, 1, -3, 1,
+                                              0);
+    /* the low 16 bits of each quad's first dword into its lanes 1 and 2, signed + and - */
+    const __m256i spread = _mm256_setr_epi8(-1, -1, 0, 1, 0, 1, -1, -1, -1, -1, 8, 9, 8, 9, -1,
+                                            -1, -1, -1, 0, 1, 0, 1, -1, -1, -1, -1, 8, 9, 8, 9,
+                                            -1, -1);
+    const __m256i signs = _mm256_setr_epi16(0, 1, -1, 0, 0, 1, -1, 0, 0, 1, -1, 0, 0, 1, -1, 0);
+    __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)q));
+    __m256i diff = _mm256_sub_epi16(v, _mm256_shuffle_epi8(v, rotate));
+    __m256i pass = _mm256_cmpgt_epi16(thresholds, _mm256_abs_epi16(diff));
+    __m256i active = _mm256_cmpeq_epi64(pass, _mm256_set1_epi32(-1));
+    __m256i pairs = _mm256_madd_epi16(diff, weights); /* per quad: (p1-p0) - 3(p0-q0), q0-q1 */
+    __m256i sum = _mm256_add_epi32(pairs, _mm256_shuffle_epi32(pairs, 0xB1));
+    __m256i d = _mm256_srai_epi32(_mm256_add_epi32(sum, _mm256_set1_epi32(4)), 3);
+    d = _mm256_min_epi32(_mm256_max_epi32(d, _mm256_sub_epi32(_mm256_setzero_si256(), tc)), tc);
+    d = _mm256_and_si256(d, active);
+    __m256i moved = _mm256_add_epi16(v, _mm256_sign_epi16(_mm256_shuffle_epi8(d, spread), signs));
+    __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(moved, moved), 0x08);
+    _mm_storeu_si128((__m128i *)q, _mm256_castsi256_si128(bytes));
+}
+
+/* `count` quads from q filtered: 16 at a time (filter_quads16), then 4 (filter_quads4), the
+   last count % 4 through a copy of 4. */
+FUSED static void filter_quads(uint8_t *q, Py_ssize_t count, int alpha, int beta, int tc)
+{
+    EdgeLanes lanes = edge_lanes(alpha, beta, tc);
+    Py_ssize_t j = 0;
+    for (; j + 16 <= count; j += 16)
+        filter_quads16(q + 4 * j, lanes);
+    const __m256i thresholds = _mm256_setr_epi16(
+        (short)beta, (short)alpha, (short)beta, 32767, (short)beta, (short)alpha, (short)beta,
+        32767, (short)beta, (short)alpha, (short)beta, 32767, (short)beta, (short)alpha,
+        (short)beta, 32767);
+    const __m256i vtc = _mm256_set1_epi32(tc);
+    for (; j + 4 <= count; j += 4)
+        filter_quads4(q + 4 * j, thresholds, vtc);
+    if (j == count)
+        return;
+    uint8_t tail[16] = {0};
+    memcpy(tail, q + 4 * j, (size_t)(4 * (count - j)));
+    filter_quads4(tail, thresholds, vtc);
+    memcpy(q + 4 * j, tail, (size_t)(4 * (count - j)));
+}
+
+/* edges_along by quads16: the edges' four samples are one quad after another for period 4
+   (filtered where they lie), else 16 at a time gathered into registers and put back, the last
+   count % 16 through `scratch` (64 bytes). */
+FUSED static void edges_along_avx2(uint8_t *s, Py_ssize_t n, Py_ssize_t period, int alpha,
+                                   int beta, int tc, uint8_t *scratch)
+{
+    Py_ssize_t count = n >= 2 ? (n - 2) / period : 0; /* e = (j + 1) period, e + 1 < n */
+    uint8_t *g = s + period - 2;
+    if (period == 4) {
+        filter_quads(g, count, alpha, beta, tc);
+        return;
+    }
+    EdgeLanes lanes = edge_lanes(alpha, beta, tc);
+    Py_ssize_t j = 0;
+    for (; j + 16 <= count; j += 16) {
+        uint8_t *at = g + j * period;
+        __m256i a = gather_quads8(at, period), b = gather_quads8(at + 8 * period, period);
+        quads16(&a, &b, lanes);
+        scatter_quads8(at, period, a);
+        scatter_quads8(at + 8 * period, period, b);
+    }
+    for (Py_ssize_t i = j; i < count; i++)
+        memcpy(scratch + 4 * (i - j), g + i * period, 4);
+    filter_quads(scratch, count - j, alpha, beta, tc);
+    for (Py_ssize_t i = j; i < count; i++)
+        memcpy(g + i * period, scratch + 4 * (i - j), 4);
+}
+
+#endif
+
+/* deblock_ycc's four steps on its ring of rows, by the kernels above (simd: simd_level; the
+   vertical and horizontal edges in AVX2 at either level) or the plain loops: the same bits. */
+
+/* The colour_rows level rows of c channels take in deblock_ycc: 0 (the plain loops), 1 (AVX2)
+   or 2 (AVX-512 for the rounding and the conversion). */
+static int simd_level(Py_ssize_t c)
+{
+#if FUSED_PRODUCT
+    return simd_rows(c) ? simd_colour : 0;
+#else
+    return simd_rows(c);
+#endif
+}
+
+/* Ring row of Y' bytes from a patch layout's pixel row (`at`: its first float; patch, per_row
+   as store_bytes takes them), rounded as store_bytes rounds it (offset 0). The AVX2 kernel
+   reads patches of 4 and 8 where they lie; other sides, and the plain loop, go through the
+   line `mline` (per_row * patch floats). */
+static void ring_luma(int simd, uint8_t *dst, Py_ssize_t w, const char *matrix, Py_ssize_t at,
+                      Py_ssize_t patch, Py_ssize_t per_row, float *mline)
+{
+#if FUSED_PRODUCT
+    void (*row_kernel)(uint8_t *, Py_ssize_t, const char *, Py_ssize_t, Py_ssize_t) =
+        simd == 2 ? luma_bytes_avx512 : luma_bytes_avx2;
+    if (simd && (patch == 4 || patch == 8)) {
+        row_kernel(dst, w, matrix + 4 * at, patch == 8 ? 4 * 64 : 4 * 32, patch == 8 ? 16 : 64);
+        return;
+    }
+#endif
+    patch_row(matrix, at, per_row, patch, (char *)mline);
+#if FUSED_PRODUCT
+    if (simd) {
+        row_kernel(dst, w, (const char *)mline, 32, 16);
+        return;
+    }
+#endif
+    bytes_row(dst, 1, w, (const char *)mline, 0.5f);
+}
+
+/* Ring rows of Cb and Cr bytes of output row y blended from the kept chroma (blue and red:
+   w floats of scratch for the plain loops); -1 as chroma_row. */
+static int ring_chroma(int simd, WideChroma *wc, Py_ssize_t y, uint8_t *cb, uint8_t *cr,
+                       Py_ssize_t w, float *blue, float *red)
+{
+#if FUSED_PRODUCT
+    if (simd) {
+        const float *b0, *b1;
+        double wt, wb;
+        if (blend_rows(wc, y, &b0, &b1, &wt, &wb) < 0)
+            return -1;
+        (simd == 2 ? chroma_bytes_avx512 : chroma_bytes_avx2)(cb, cr, w, b0, b1, b0 + wc->w,
+                                                              b1 + wc->w, wt, wb);
+        return 0;
+    }
+#endif
+    if (chroma_row(wc, y, blue, red) < 0)
+        return -1;
+    chroma_line_bytes(blue, w, cb);
+    chroma_line_bytes(red, w, cr);
+    return 0;
+}
+
+/* The vertical edges of a ring row of n bytes (scratch: n + 16 bytes for the AVX2 kernel). */
+static void ring_vertical(int simd, uint8_t *s, Py_ssize_t n, const EdgeFilter *f,
+                          uint8_t *scratch)
+{
+#if FUSED_PRODUCT
+    if (simd) {
+        edges_along_avx2(s, n, f->period, f->alpha, f->beta, f->tc, scratch);
+        return;
+    }
+#endif
+    (void)scratch;
+    edges_along(s, n, f->period, f->alpha, f->beta, f->tc);
+}
+
+/* One horizontal edge across four ring rows of n bytes. */
+static void ring_horizontal(int simd, const uint8_t *r1, uint8_t *r0, uint8_t *t0,
+                            const uint8_t *t1, Py_ssize_t n, const EdgeFilter *f)
+{
+#if FUSED_PRODUCT
+    if (simd) {
+        edge_lines_avx2(r1, r0, t0, t1, n, f->alpha, f->beta, f->tc);
+        return;
+    }
+#endif
+    edge_lines(r1, r0, t0, t1, n, f->alpha, f->beta, f->tc);
+}
+
+/* A pixel row of c channels converted from ring rows of Y', Cb and Cr bytes (luma, blue,
+   red: w floats and planar 3w bytes of scratch for the plain loops). */
+static void ring_convert(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, const uint8_t *y,
+                         const uint8_t *cb, const uint8_t *cr, const float *k, int pad,
+                         float *luma, float *blue, float *red, uint8_t *planar)
+{
+#if FUSED_PRODUCT
+    if (simd) {
+        (simd == 2 ? rgb_bytes_avx512 : rgb_bytes_avx2)(row, c, w, y, cb, cr, k, pad);
+        return;
+    }
+#endif
+    ycc_floats(y, cb, cr, w, luma, blue, red);
+    rgb_line(row, c, w, luma, blue, red, k, planar, pad);
+}
+
 PyDoc_STRVAR(deblock_ycc_doc,
 "deblock_ycc(out, y0, y1, filters, k, cb=None, cr=None) -> None\n\n"
 "Rows [y0, y1) of out ((h, w, >= 3) uint8 C-contiguous, Y' in channel 0) filtered (spec\n"
@@ -2761,40 +3243,39 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     } else {
         wc.w = w; /* no doubled rows: line_buffers gives the line buffers only */
     }
-    /* line buffers, then YCC_RING rows of each of Y', Cb and Cr as bytes (ring[ch][y % ring]) */
-    if (w > PY_SSIZE_T_MAX / (4 * 3 * YCC_RING)
-        || line_buffers(&wc, w + (3 * YCC_RING * w + 3) / 4) == NULL)
+    /* line buffers, then YCC_RING rows of each of Y', Cb and Cr as bytes (ring[ch][y % ring]),
+       then w + 16 bytes of scratch (ring_vertical) */
+    if (w > PY_SSIZE_T_MAX / (4 * (3 * YCC_RING + 1)) - 64
+        || line_buffers(&wc, w + ((3 * YCC_RING + 1) * w + 16 + 3) / 4) == NULL)
         goto done;
     float *blue = wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
     uint8_t *planar = (uint8_t *)(red + w), *rows = (uint8_t *)(luma + w);
+    uint8_t *scratch = rows + 3 * YCC_RING * w;
 #define RING(ch, y) (rows + ((ch) * YCC_RING + (y) % YCC_RING) * w)
     Py_ssize_t row = out.strides[0], step = out.strides[1];
     uint8_t *base = (uint8_t *)out.data;
-    int error = 0;
+    int error = 0, simd = simd_level(c);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *line = base + (y - top) * row;
-        if (mline != NULL) { /* Y' rounded as store_bytes rounds it (offset 0) */
+        if (mline != NULL) {
             Py_ssize_t gy = (y - top) / patch, py = (y - top) % patch;
-            patch_row(matrix.data, gy * per_row * patch * patch + py * patch, per_row, patch,
-                      (char *)mline);
-            bytes_row(RING(0, y), 1, w, (const char *)mline, 0.5f);
+            ring_luma(simd, RING(0, y), w, matrix.data, gy * per_row * patch * patch
+                      + py * patch, patch, per_row, mline);
         } else {
             channel_line(line, c, 0, w, RING(0, y));
         }
         if (chroma) {
-            error = chroma_row(&wc, y, blue, red);
+            error = ring_chroma(simd, &wc, y, RING(1, y), RING(2, y), w, blue, red);
             if (error)
                 break;
-            chroma_line_bytes(blue, w, RING(1, y));
-            chroma_line_bytes(red, w, RING(2, y));
         } else {
             channel_line(line, c, 1, w, RING(1, y));
             channel_line(line, c, 2, w, RING(2, y));
         }
         for (Py_ssize_t i = 0; i < nf; i++) {
             if (f[i].c < 3)
-                edges_along(RING(f[i].c, y), w, f[i].period, f[i].alpha, f[i].beta, f[i].tc);
+                ring_vertical(simd, RING(f[i].c, y), w, &f[i], scratch);
             else /* alpha: in place in out, which the conversion leaves alone */
                 deblock_row(line + f[i].c, step, w, f[i].period, f[i].alpha, f[i].beta,
                             f[i].tc);
@@ -2805,22 +3286,21 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
                 continue;
             Py_ssize_t ch = f[i].c;
             if (ch < 3)
-                edge_lines(RING(ch, y - 3), RING(ch, y - 2), RING(ch, y - 1), RING(ch, y), w,
-                           f[i].alpha, f[i].beta, f[i].tc);
+                ring_horizontal(simd, RING(ch, y - 3), RING(ch, y - 2), RING(ch, y - 1),
+                                RING(ch, y), w, &f[i]);
             else
                 deblock_edge_row(base + ch, row, step, y - 1 - top, 0, w, f[i].period,
                                  f[i].alpha, f[i].beta, f[i].tc, NULL);
         }
         if (y - YCC_LAG >= y0) {
             Py_ssize_t z = y - YCC_LAG;
-            ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
-            rgb_line(base + (z - top) * row, c, w, luma, blue, red, k, planar, (int)pad);
+            ring_convert(simd, base + (z - top) * row, c, w, RING(0, z), RING(1, z),
+                         RING(2, z), k, (int)pad, luma, blue, red, planar);
         }
     }
-    for (Py_ssize_t z = y1 - YCC_LAG > y0 ? y1 - YCC_LAG : y0; z < y1 && !error; z++) {
-        ycc_floats(RING(0, z), RING(1, z), RING(2, z), w, luma, blue, red);
-        rgb_line(base + (z - top) * row, c, w, luma, blue, red, k, planar, (int)pad);
-    }
+    for (Py_ssize_t z = y1 - YCC_LAG > y0 ? y1 - YCC_LAG : y0; z < y1 && !error; z++)
+        ring_convert(simd, base + (z - top) * row, c, w, RING(0, z), RING(1, z), RING(2, z),
+                     k, (int)pad, luma, blue, red, planar);
 #undef RING
     Py_END_ALLOW_THREADS
     if (error)

@@ -542,3 +542,64 @@ def test_fused_kernel_writes_pillows_x_byte_only_when_asked() -> None:
     assert np.all(padded[2:30, :, 3] == 255)
     np.testing.assert_array_equal(padded[[0, 1, 30, 31]], image[[0, 1, 30, 31]])
     np.testing.assert_array_equal(plain[..., 3], image[..., 3])
+
+
+def test_fused_kernel_gives_the_same_bits_at_every_colour_row_level() -> None:
+    """`deblock_ycc`'s AVX2 rows (colour_rows 1 and up: Y' and chroma rounded into bytes, the
+    vertical edges 16 and 4 at a time in place for period 4 and gathered for longer ones, the
+    horizontal edges 16 samples at a time, the conversion 8 pixels at a time) against its
+    plain loops (level 0) and against numpy's filter (`filter_lines`) between the plain
+    kernels' rounding and conversion: widths that leave every kind of leftover (pixels past a
+    multiple of 8 and 16, edges past a multiple of 16 and 4), periods 4 to 32, thresholds and
+    clamps at their ends, samples near 0 and 255, Y' from patches of 4, 8 and 16 (read in
+    place or copied) with rounding ties, NaN and values beyond the bytes, pad or alpha."""
+    compiled = compiled_kernels()
+    colour = kernel_module.colour_constants()
+    best = compiled.colour_rows()
+    rng = np.random.default_rng(97)
+    specials = np.array([np.nan, np.inf, -np.inf, -0.5, 0.5, 254.5, 255.5, 1e9], np.float32)
+    try:
+        for trial in range(160):
+            patch = int(rng.choice([4, 8, 16]))
+            w = int(rng.integers(1, 140) if trial % 3 else rng.integers(140, 700))
+            w += w % 2 if trial % 4 == 0 else 0
+            h = 2 * patch * int(rng.integers(1, 4))
+            c = int(rng.choice([3, 4]))
+            image = blocky(h, w, c, trial)
+            chosen = sorted(rng.choice(c, int(rng.integers(1, c + 1)), replace=False))
+            filters = [(int(ch), int(rng.choice([4, 8, 16, 32])),
+                        (int(rng.choice([0, 1, 255, *rng.integers(2, 255, 3)])),
+                         int(rng.choice([0, 1, 255, *rng.integers(2, 255, 3)])),
+                         int(rng.choice([0, 1, 255, *rng.integers(2, 40, 3)]))))
+                       for ch in chosen]
+            table = np.array([(ch, p, *q) for ch, p, q in filters], np.int64)
+            pad = 255 if c == 4 and 3 not in chosen and trial % 3 == 0 else -1
+            per_row = -(-w // patch)
+            luma = rng.normal(128, 90, (h // patch * per_row, patch * patch)).astype(np.float32)
+            pick = rng.random(luma.shape)
+            luma = np.where(pick < 0.1, rng.choice(specials, luma.shape), luma)
+            luma = np.where(pick > 0.9, np.round(luma * 2) / 2, luma).astype(np.float32)
+            from_patches = trial % 2 == 1
+            halves = (tuple(rng.normal(0, 60, (h // 2, w // 2)).astype(np.float32)
+                            for _ in range(2)) if w % 2 == 0 and trial % 3 else None)
+            want = image.copy()  # the plain kernels' rounding, numpy's filter, the conversion
+            if from_patches:
+                compiled.store_bytes(luma, want, 0, h, 0, 0, np.float32(0.0), patch, per_row)
+            if halves is not None:
+                compiled.double_chroma(want, 0, h, *halves)
+            deblock_channels(want, filters, None, threads=1)
+            compiled.convert_ycc(want, 0, h, colour)
+            if pad >= 0:
+                want[..., 3] = pad
+            cuts = band_cuts(h, [p for _, p, _ in filters], rng)
+            kwargs = ({"matrix": luma, "patch": patch, "per_row": per_row}
+                      if from_patches else {})
+            for level in range(best + 1):
+                compiled.colour_rows(level)
+                got = image.copy()
+                for y0, y1 in itertools.pairwise(cuts):
+                    compiled.deblock_ycc(got, y0, y1, table, colour, *(halves or ()),
+                                         height=h, pad=pad, **kwargs)
+                np.testing.assert_array_equal(got, want, err_msg=f"trial {trial} level {level}")
+    finally:
+        compiled.colour_rows(best)
