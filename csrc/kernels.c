@@ -2806,9 +2806,7 @@ WIDE512 static void luma_bytes_avx512(uint8_t *dst, Py_ssize_t w, const char *lu
     Py_ssize_t x = 0;
     const char *l = luma;
     for (; x + 16 <= w; x += 16, l += 2 * stride) {
-        __m512 lum = _mm512_castpd_ps(_mm512_insertf64x4(
-            _mm512_castps_pd(_mm512_castps256_ps512(luma8_512(l, half))),
-            _mm256_castps_pd(luma8_512(l + stride, half)), 1));
+        __m512 lum = luma16(l, stride, half);
         lum = _mm512_add_ps(lum, _mm512_set1_ps(0.5f));
         lum = _mm512_min_ps(_mm512_max_ps(lum, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
         _mm_storeu_si128((__m128i *)(dst + x), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(lum)));
