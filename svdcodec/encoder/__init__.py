@@ -128,9 +128,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     deblock (default False): True lets the decoder smooth the edges between patches of a
     plane of 8-bit samples with the filter the encoder chose where it brings the decoded image
     closer to the original (format version 4, spec §5.4; the factors' bytes are unchanged):
-    on Kodak about 5 % smaller files at equal PSNR and 8 % at equal luma SSIM, for about twice
-    the encode time and 1.3-1.9x the decode time. Off by default for that speed (issue #13);
-    False writes the lowest version without it, readable by readers of versions 1-3.
+    on Kodak about 5 % smaller files at equal PSNR and 8 % at equal luma SSIM, for 1.1-1.4x
+    the encode time (the encoder reads the whole image to judge the filter) and 1.1-1.2x the
+    decode time (docs/performance.md). Off by default for that speed (issue #13); False
+    writes the lowest version without it, readable by readers of versions 1-3.
 
     effort (1 or 2, default 1): 2 chooses U's integers by rate and distortion and compresses
     the kept factor blocks again at a slower zstd level: 8-14 % smaller files at the same
