@@ -243,8 +243,23 @@ def run_bands(task: Callable[[int], T], count: int, threads: int | None = None) 
                 return _shared(task, count, threads)
             with single_threaded():
                 return _shared(task, count, threads)
-    with np.errstate(all="ignore"):
+    if getattr(_worker, "quiet", False):  # inside a band of this thread's: warnings are off
         return [task(i) for i in range(count)]
+    with np.errstate(all="ignore"), _quieted():
+        return [task(i) for i in range(count)]
+
+
+@contextmanager
+def _quieted() -> Iterator[None]:
+    """Mark this thread's run_bands as inside np.errstate(all="ignore") for the duration, so
+    that the run_bands its tasks call skip entering it again (a small encode's passes nest
+    a few dozen; each errstate costs a context variable's set and reset). No task turns
+    warnings back on around a nested run_bands."""
+    _worker.quiet = True
+    try:
+        yield
+    finally:
+        _worker.quiet = False
 
 
 @contextmanager
@@ -308,7 +323,8 @@ class Deferred(Generic[T]):
     def __init__(self, call: Callable[[], T], threads: int) -> None:
         self._call = call
         self._claims = itertools.count()
-        self._done = threading.Event()
+        # only a pool thread's run is ever waited for (one band thread: no Event to make)
+        self._done = threading.Event() if threads > 1 else None
         self._cancelled = False
         self._value: T | None = None
         self._error: BaseException | None = None
@@ -328,7 +344,8 @@ class Deferred(Generic[T]):
             self._error = exc
         finally:
             _worker.busy = busy
-            self._done.set()
+            if self._done is not None:
+                self._done.set()
         return True
 
     def result(self) -> T:
@@ -336,6 +353,7 @@ class Deferred(Generic[T]):
         started it."""
         if not self._run():
             assert not self._cancelled, "the call was cancelled"
+            assert self._done is not None  # claimed by a pool thread: there is a pool
             self._done.wait()  # the thread that claimed it is running it
         if self._error is not None:
             raise self._error
