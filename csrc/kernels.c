@@ -2823,30 +2823,34 @@ done:
 /* ------------------------------------------------------------------------ encoding */
 
 /* One pixel row (w pixels of c channels, type T) as a plane row: the float32 sum of
-   weights[k] * channel k (three channels) or weight * channel `first`, times unit. */
+   weights[k] * channel k (three channels) or weight * channel `first`, times unit, less
+   offset (a second rounding, as a pass of its own would make it: the 8-bit Y'CbCr of an
+   image off the decoder's grid less its mean bias; 0 for the others, where y - 0 is y for
+   every product y: a product is never a signalling NaN). */
 #define DEFINE_PLANE_LINE(NAME, LOAD)                                                         \
     ALWAYS_INLINE void NAME##_body(const char *row, Py_ssize_t w, Py_ssize_t c, int three,     \
-                                   Py_ssize_t first, const float *wt, float unit, float *line) \
+                                   Py_ssize_t first, const float *wt, float unit,              \
+                                   float offset, float *line)                                  \
     {                                                                                          \
         if (three) {                                                                           \
             for (Py_ssize_t x = 0; x < w; x++)                                                 \
                 line[x] = (LOAD(row, c * x) * wt[0] + LOAD(row, c * x + 1) * wt[1]             \
-                           + LOAD(row, c * x + 2) * wt[2]) * unit;                             \
+                           + LOAD(row, c * x + 2) * wt[2]) * unit - offset;                    \
         } else {                                                                               \
             for (Py_ssize_t x = 0; x < w; x++)                                                 \
-                line[x] = LOAD(row, c * x + first) * wt[0] * unit;                             \
+                line[x] = LOAD(row, c * x + first) * wt[0] * unit - offset;                    \
         }                                                                                      \
     }                                                                                          \
     HOT static void NAME(const char *row, Py_ssize_t w, Py_ssize_t c, int three,               \
-                         Py_ssize_t first,                                                     \
-                     const float *wt, float unit, float *line)                                 \
+                         Py_ssize_t first, const float *wt, float unit, float offset,           \
+                         float *line)                                                          \
     {                                                                                          \
         if (three && c == 3) /* strides the compiler knows */                                  \
-            NAME##_body(row, w, 3, 1, 0, wt, unit, line);                                      \
+            NAME##_body(row, w, 3, 1, 0, wt, unit, offset, line);                              \
         else if (!three && c == 1)                                                             \
-            NAME##_body(row, w, 1, 0, 0, wt, unit, line);                                      \
+            NAME##_body(row, w, 1, 0, 0, wt, unit, offset, line);                              \
         else                                                                                   \
-            NAME##_body(row, w, c, three, first, wt, unit, line);                              \
+            NAME##_body(row, w, c, three, first, wt, unit, offset, line);                      \
     }
 
 #define LOAD_U8(p, i) ((float)((const uint8_t *)(p))[i])
@@ -3010,13 +3014,6 @@ HOT static void unbiased_line(const uint8_t *row, Py_ssize_t w, Py_ssize_t c, Py
         unbiased_line_body(row, w, c, plane, wt, unit, table, cell, weight, line);
 }
 
-/* line[x] -= offset for x < w (a loop of its own, compiled for AVX2 too). */
-HOT static void subtract_offset(float *RESTRICT line, Py_ssize_t w, float offset)
-{
-    for (Py_ssize_t x = 0; x < w; x++)
-        line[x] -= offset;
-}
-
 /* Patch rows of a line: flat[base + gx * patch^2 + p] = line[gx * patch + p]. */
 ALWAYS_INLINE void scatter_patches(char *flat, Py_ssize_t base, Py_ssize_t gw, Py_ssize_t patch,
                                    const float *line)
@@ -3101,13 +3098,11 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
             unbiased_line((const uint8_t *)row, w, c, plane, wt, unit,
                           (const float *)bias.data + 65536 * plane, cell, weight, line);
         else if (px.type == T_U8)
-            plane_line_u8(row, w, c, three, first, wt, unit, line);
+            plane_line_u8(row, w, c, three, first, wt, unit, offset, line);
         else if (px.type == T_U16)
-            plane_line_u16(row, w, c, three, first, wt, unit, line);
+            plane_line_u16(row, w, c, three, first, wt, unit, offset, line);
         else
-            plane_line_f32(row, w, c, three, first, wt, unit, line);
-        if (offset != 0.0f)
-            subtract_offset(line, w, offset);
+            plane_line_f32(row, w, c, three, first, wt, unit, offset, line);
         for (Py_ssize_t x = w; x < line_size; x++) /* w >= 1 here: line_size > 0 */
             line[x] = line[w - 1];
         Py_ssize_t gy = y / patch, py = y % patch;
