@@ -243,21 +243,15 @@ def run_bands(task: Callable[[int], T], count: int, threads: int | None = None) 
                 return _shared(task, count, threads)
             with single_threaded():
                 return _shared(task, count, threads)
-    if getattr(_worker, "quiet", False):  # inside a band of this thread's: warnings are off
+    # `quiet`: this thread is inside a serial run_bands' errstate, so a nested one (a small
+    # encode's passes nest a few dozen) does not enter it again: each costs a context
+    # variable's set and reset. No task turns warnings back on around a nested run_bands.
+    if getattr(_worker, "quiet", False):
         return [task(i) for i in range(count)]
-    with np.errstate(all="ignore"), _quieted():
-        return [task(i) for i in range(count)]
-
-
-@contextmanager
-def _quieted() -> Iterator[None]:
-    """Mark this thread's run_bands as inside np.errstate(all="ignore") for the duration, so
-    that the run_bands its tasks call skip entering it again (a small encode's passes nest
-    a few dozen; each errstate costs a context variable's set and reset). No task turns
-    warnings back on around a nested run_bands."""
     _worker.quiet = True
     try:
-        yield
+        with np.errstate(all="ignore"):
+            return [task(i) for i in range(count)]
     finally:
         _worker.quiet = False
 
@@ -323,8 +317,7 @@ class Deferred(Generic[T]):
     def __init__(self, call: Callable[[], T], threads: int) -> None:
         self._call = call
         self._claims = itertools.count()
-        # only a pool thread's run is ever waited for (one band thread: no Event to make)
-        self._done = threading.Event() if threads > 1 else None
+        self._done = threading.Event()
         self._cancelled = False
         self._value: T | None = None
         self._error: BaseException | None = None
@@ -344,8 +337,7 @@ class Deferred(Generic[T]):
             self._error = exc
         finally:
             _worker.busy = busy
-            if self._done is not None:
-                self._done.set()
+            self._done.set()
         return True
 
     def result(self) -> T:
@@ -353,7 +345,6 @@ class Deferred(Generic[T]):
         started it."""
         if not self._run():
             assert not self._cancelled, "the call was cancelled"
-            assert self._done is not None  # claimed by a pool thread: there is a pool
             self._done.wait()  # the thread that claimed it is running it
         if self._error is not None:
             raise self._error
