@@ -1728,7 +1728,8 @@ static int best_colour_rows;
 PyDoc_STRVAR(colour_rows_doc,
 "colour_rows(level=-1) -> int\n\n"
 "The row kernel of the colour output (store_rgb, upsample_ycc) in use: 0 plain C, 1 AVX2,\n"
-"2 AVX-512 (the best the CPU runs, chosen at import). level >= 0 chooses another one, at\n"
+"2 AVX-512 (the best the CPU runs, chosen at import); from 1, the encoder's bias-table rows\n"
+"(patch_plane with bias) take AVX2 too. level >= 0 chooses another one, at\n"
 "most the best (ValueError otherwise): for tests and benchmarks, which compare them; all\n"
 "give the same bits. Process-wide and unlocked: not while other threads decode. Returns the\n"
 "level in use before the call.");
@@ -3320,30 +3321,34 @@ done:
 /* ------------------------------------------------------------------------ encoding */
 
 /* One pixel row (w pixels of c channels, type T) as a plane row: the float32 sum of
-   weights[k] * channel k (three channels) or weight * channel `first`, times unit. */
+   weights[k] * channel k (three channels) or weight * channel `first`, times unit, less
+   offset (a second rounding, as a pass of its own would make it: the 8-bit Y'CbCr of an
+   image off the decoder's grid less its mean bias; 0 for the others, where y - 0 is y for
+   every product y: a product is never a signalling NaN). */
 #define DEFINE_PLANE_LINE(NAME, LOAD)                                                         \
     ALWAYS_INLINE void NAME##_body(const char *row, Py_ssize_t w, Py_ssize_t c, int three,     \
-                                   Py_ssize_t first, const float *wt, float unit, float *line) \
+                                   Py_ssize_t first, const float *wt, float unit,              \
+                                   float offset, float *line)                                  \
     {                                                                                          \
         if (three) {                                                                           \
             for (Py_ssize_t x = 0; x < w; x++)                                                 \
                 line[x] = (LOAD(row, c * x) * wt[0] + LOAD(row, c * x + 1) * wt[1]             \
-                           + LOAD(row, c * x + 2) * wt[2]) * unit;                             \
+                           + LOAD(row, c * x + 2) * wt[2]) * unit - offset;                    \
         } else {                                                                               \
             for (Py_ssize_t x = 0; x < w; x++)                                                 \
-                line[x] = LOAD(row, c * x + first) * wt[0] * unit;                             \
+                line[x] = LOAD(row, c * x + first) * wt[0] * unit - offset;                    \
         }                                                                                      \
     }                                                                                          \
     HOT static void NAME(const char *row, Py_ssize_t w, Py_ssize_t c, int three,               \
-                         Py_ssize_t first,                                                     \
-                     const float *wt, float unit, float *line)                                 \
+                         Py_ssize_t first, const float *wt, float unit, float offset,           \
+                         float *line)                                                          \
     {                                                                                          \
         if (three && c == 3) /* strides the compiler knows */                                  \
-            NAME##_body(row, w, 3, 1, 0, wt, unit, line);                                      \
+            NAME##_body(row, w, 3, 1, 0, wt, unit, offset, line);                              \
         else if (!three && c == 1)                                                             \
-            NAME##_body(row, w, 1, 0, 0, wt, unit, line);                                      \
+            NAME##_body(row, w, 1, 0, 0, wt, unit, offset, line);                              \
         else                                                                                   \
-            NAME##_body(row, w, c, three, first, wt, unit, line);                              \
+            NAME##_body(row, w, c, three, first, wt, unit, offset, line);                      \
     }
 
 #define LOAD_U8(p, i) ((float)((const uint8_t *)(p))[i])
@@ -3353,18 +3358,125 @@ DEFINE_PLANE_LINE(plane_line_u8, LOAD_U8)
 DEFINE_PLANE_LINE(plane_line_u16, LOAD_U16)
 DEFINE_PLANE_LINE(plane_line_f32, LOAD_F32)
 
+/* The bias table's bilinear reads of `unbiased_line_body` from pixel x on: line[x] less
+   table[k] w0, table[k + 1] w1, table[k + 256] w2 and table[k + 257] w3, k = cell[x] (at most
+   254 * 256 + 254: every read is in the table's 65536), in that order, in float32. */
+ALWAYS_INLINE void unbiased_table(const float *RESTRICT table, const int32_t *RESTRICT cell,
+                                  const float *RESTRICT weight, float *RESTRICT line,
+                                  Py_ssize_t w, Py_ssize_t x)
+{
+    for (; x < w; x++) {
+        int32_t k = cell[x];
+        float v = line[x];
+        v -= table[k] * weight[x];
+        v -= table[k + 1] * weight[w + x];
+        v -= table[k + 256] * weight[2 * w + x];
+        v -= table[k + 257] * weight[3 * w + x];
+        line[x] = v;
+    }
+}
+
+#if FUSED_PRODUCT
+/* `unbiased_table` of whole groups of 8 pixels by AVX2 gathers (the compiler does not
+   vectorize the table reads): in each lane the same multiplications and subtractions in the
+   same order, unfused, so the same bits. Returns the pixels done (the rest is the scalar
+   loop's). */
+static __attribute__((target("avx2"))) Py_ssize_t
+unbiased_table_avx2(const float *RESTRICT table, const int32_t *RESTRICT cell,
+                    const float *RESTRICT weight, float *RESTRICT line, Py_ssize_t w)
+{
+    Py_ssize_t x = 0;
+    for (; x + 8 <= w; x += 8) {
+        __m256i k = _mm256_loadu_si256((const __m256i *)(cell + x));
+        __m256 v = _mm256_loadu_ps(line + x);
+        v = _mm256_sub_ps(v, _mm256_mul_ps(_mm256_i32gather_ps(table, k, 4),
+                                           _mm256_loadu_ps(weight + x)));
+        v = _mm256_sub_ps(v, _mm256_mul_ps(_mm256_i32gather_ps(table + 1, k, 4),
+                                           _mm256_loadu_ps(weight + w + x)));
+        v = _mm256_sub_ps(v, _mm256_mul_ps(_mm256_i32gather_ps(table + 256, k, 4),
+                                           _mm256_loadu_ps(weight + 2 * w + x)));
+        v = _mm256_sub_ps(v, _mm256_mul_ps(_mm256_i32gather_ps(table + 257, k, 4),
+                                           _mm256_loadu_ps(weight + 3 * w + x)));
+        _mm256_storeu_ps(line + x, v);
+    }
+    return x;
+}
+#endif
+
+#if FUSED_PRODUCT
+/* The first loop of `unbiased_line_body` (c == 3) for groups of 8 pixels by AVX2: each
+   channel's 8 samples gathered as 32-bit words from the row and masked to their byte, then
+   lane by lane the same float32 operations in the same order (unfused; clamps as max/min of
+   finite values, the truncation of values >= 0 as the floor). A gather reads 4 bytes from a
+   sample on, so only pixels before the last are gathered (3 x + 5 < 3 w). Returns the pixels
+   done. */
+static __attribute__((target("avx2"))) Py_ssize_t
+unbiased_sums_avx2(const uint8_t *row, Py_ssize_t w, const float *mine, const float *wt,
+                   float unit, int32_t *RESTRICT cell, float *RESTRICT weight,
+                   float *RESTRICT line)
+{
+    const __m256i lanes = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+    const __m256i byte = _mm256_set1_epi32(0xFF), top = _mm256_set1_epi32(254);
+    const __m256 zero = _mm256_setzero_ps(), most = _mm256_set1_ps(255.0f);
+    const __m256 one = _mm256_set1_ps(1.0f), centre = _mm256_set1_ps(128.0f);
+    const __m256 u = _mm256_set1_ps(unit);
+    Py_ssize_t x = 0;
+    for (; x + 8 < w; x += 8) {
+        const int *at = (const int *)(const void *)(row + 3 * x);
+        __m256 r = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_i32gather_epi32(at, lanes, 1),
+                                                       byte));
+        __m256 g = _mm256_cvtepi32_ps(_mm256_and_si256(
+            _mm256_i32gather_epi32((const int *)(const void *)(row + 3 * x + 1), lanes, 1),
+            byte));
+        __m256 b = _mm256_cvtepi32_ps(_mm256_and_si256(
+            _mm256_i32gather_epi32((const int *)(const void *)(row + 3 * x + 2), lanes, 1),
+            byte));
+#define SUM3(k0, k1, k2)                                                                      \
+    _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(r, _mm256_set1_ps(k0)),          \
+                                              _mm256_mul_ps(g, _mm256_set1_ps(k1))),         \
+                                _mm256_mul_ps(b, _mm256_set1_ps(k2))),                       \
+                  u)
+        __m256 v = SUM3(mine[0], mine[1], mine[2]);
+        __m256 cb = _mm256_add_ps(SUM3(wt[3], wt[4], wt[5]), centre);
+        __m256 cr = _mm256_add_ps(SUM3(wt[6], wt[7], wt[8]), centre);
+#undef SUM3
+        cb = _mm256_min_ps(_mm256_max_ps(cb, zero), most);
+        cr = _mm256_min_ps(_mm256_max_ps(cr, zero), most);
+        __m256i ib = _mm256_min_epi32(_mm256_cvttps_epi32(cb), top);
+        __m256i ir = _mm256_min_epi32(_mm256_cvttps_epi32(cr), top);
+        __m256 fb = _mm256_sub_ps(cb, _mm256_cvtepi32_ps(ib));
+        __m256 fr = _mm256_sub_ps(cr, _mm256_cvtepi32_ps(ir));
+        __m256 gb = _mm256_sub_ps(one, fb), gr = _mm256_sub_ps(one, fr);
+        _mm256_storeu_si256((__m256i *)(cell + x),
+                            _mm256_add_epi32(_mm256_slli_epi32(ib, 8), ir));
+        _mm256_storeu_ps(weight + x, _mm256_mul_ps(gb, gr));
+        _mm256_storeu_ps(weight + w + x, _mm256_mul_ps(gb, fr));
+        _mm256_storeu_ps(weight + 2 * w + x, _mm256_mul_ps(fb, gr));
+        _mm256_storeu_ps(weight + 3 * w + x, _mm256_mul_ps(fb, fr));
+        _mm256_storeu_ps(line + x, v);
+    }
+    return x;
+}
+#endif
+
 /* One uint8 pixel row as Y', Cb or Cr (`plane`) less the decoder's rounding bias
    (codec.colour.unbiased): the three sums of wt[3 * i + k] * channel k, times unit, then the
    plane's bias table (65536 float32 by 8-bit Cb and Cr) read bilinearly at the pixel's chroma,
    every operation in float32 in numpy's order. Two loops: the sums, cell and weights (they
-   vectorize), then the table reads. `cell` and `weight` (4 per pixel) are scratch. */
+   vectorize), then the table reads (`unbiased_table`). `cell` and `weight` (4 per pixel) are
+   scratch. */
 ALWAYS_INLINE void unbiased_line_body(const uint8_t *row, Py_ssize_t w, Py_ssize_t c,
                                       Py_ssize_t plane, const float *wt, float unit,
                                       const float *RESTRICT table, int32_t *RESTRICT cell,
                                       float *RESTRICT weight, float *RESTRICT line)
 {
     const float *mine = wt + 3 * plane;
-    for (Py_ssize_t x = 0; x < w; x++) {
+    Py_ssize_t x = 0;
+#if FUSED_PRODUCT
+    if (simd_colour && c == 3)
+        x = unbiased_sums_avx2(row, w, mine, wt, unit, cell, weight, line);
+#endif
+    for (; x < w; x++) {
         float r = row[c * x], g = row[c * x + 1], b = row[c * x + 2];
         float v = (r * mine[0] + g * mine[1] + b * mine[2]) * unit;
         float cb = (r * wt[3] + g * wt[4] + b * wt[5]) * unit + 128.0f;
@@ -3382,15 +3494,12 @@ ALWAYS_INLINE void unbiased_line_body(const uint8_t *row, Py_ssize_t w, Py_ssize
         weight[3 * w + x] = fb * fr;
         line[x] = v;
     }
-    for (Py_ssize_t x = 0; x < w; x++) {
-        int32_t k = cell[x];
-        float v = line[x];
-        v -= table[k] * weight[x];
-        v -= table[k + 1] * weight[w + x];
-        v -= table[k + 256] * weight[2 * w + x];
-        v -= table[k + 257] * weight[3 * w + x];
-        line[x] = v;
-    }
+    x = 0;
+#if FUSED_PRODUCT
+    if (simd_colour) /* (the colour output's switch: AVX2 here, and tests turn it off) */
+        x = unbiased_table_avx2(table, cell, weight, line, w);
+#endif
+    unbiased_table(table, cell, weight, line, w, x);
 }
 
 HOT static void unbiased_line(const uint8_t *row, Py_ssize_t w, Py_ssize_t c, Py_ssize_t plane,
@@ -3401,13 +3510,6 @@ HOT static void unbiased_line(const uint8_t *row, Py_ssize_t w, Py_ssize_t c, Py
         unbiased_line_body(row, w, 3, plane, wt, unit, table, cell, weight, line);
     else
         unbiased_line_body(row, w, c, plane, wt, unit, table, cell, weight, line);
-}
-
-/* line[x] -= offset for x < w (a loop of its own, compiled for AVX2 too). */
-HOT static void subtract_offset(float *RESTRICT line, Py_ssize_t w, float offset)
-{
-    for (Py_ssize_t x = 0; x < w; x++)
-        line[x] -= offset;
 }
 
 /* Patch rows of a line: flat[base + gx * patch^2 + p] = line[gx * patch + p]. */
@@ -3494,13 +3596,11 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
             unbiased_line((const uint8_t *)row, w, c, plane, wt, unit,
                           (const float *)bias.data + 65536 * plane, cell, weight, line);
         else if (px.type == T_U8)
-            plane_line_u8(row, w, c, three, first, wt, unit, line);
+            plane_line_u8(row, w, c, three, first, wt, unit, offset, line);
         else if (px.type == T_U16)
-            plane_line_u16(row, w, c, three, first, wt, unit, line);
+            plane_line_u16(row, w, c, three, first, wt, unit, offset, line);
         else
-            plane_line_f32(row, w, c, three, first, wt, unit, line);
-        if (offset != 0.0f)
-            subtract_offset(line, w, offset);
+            plane_line_f32(row, w, c, three, first, wt, unit, offset, line);
         for (Py_ssize_t x = w; x < line_size; x++) /* w >= 1 here: line_size > 0 */
             line[x] = line[w - 1];
         Py_ssize_t gy = y / patch, py = y % patch;

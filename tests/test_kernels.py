@@ -191,6 +191,37 @@ def test_unbiased_colour_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
         assert not np.array_equal(np.sort(planes[0][0].ravel()), np.sort(plain[:, 0]))
 
 
+def test_unbiased_rows_by_every_kernel_level(compiled: Any) -> None:
+    """patch_plane with the bias table (an image on the decoder's grid) by every row kernel
+    this CPU runs (colour_rows: from level 1 the AVX2 sums and table gathers) gives numpy's
+    bits (`codec.colour.unbiased`), for each plane: widths below one group of 8 pixels, with
+    and without a tail, the last pixel of each row (left to the scalar loop), chroma clipped
+    at 0 and 255 and grey (the table's middle), in rows of 3 channels and of 4 (scalar)."""
+    rng = np.random.default_rng(29)
+    best = compiled.colour_rows()
+    weights = colour.YCC_WEIGHTS.ravel()
+    try:
+        for trial in range(120):
+            h, w, c = int(rng.integers(1, 6)), int(rng.integers(1, 70)), 3 + trial % 4 // 3
+            pixels = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+            if trial % 4 == 1:  # grey
+                pixels[..., 1:3] = pixels[..., :1]
+            elif trial % 4 == 2:  # saturated: Cb and Cr clipped
+                pixels[..., 0], pixels[..., 2] = 255 * (trial % 8 == 2), 255 * (trial % 8 != 2)
+            expected = colour.plain_ycc(pixels[..., :3])
+            for plane in range(3):
+                want = colour.unbiased(expected, plane)
+                for level in range(best + 1):
+                    compiled.colour_rows(level)
+                    out = np.empty((h * w, 1), np.float32)
+                    compiled.patch_plane(pixels, 0, h, np.arange(3), weights,
+                                         np.float32(colour.YCC_UNIT), 1, out,
+                                         colour.bias_table(), plane)
+                    assert out.reshape(h, w).tobytes() == want.tobytes(), (trial, plane, level)
+    finally:
+        compiled.colour_rows(best)
+
+
 @pytest.mark.parametrize("name,image,subsample", SOURCES, ids=[c[0] for c in SOURCES])
 def test_source_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image: np.ndarray,
                               subsample: bool) -> None:

@@ -45,6 +45,8 @@ YCC16_SHIFT = 16
 
 
 _FMAX = float(np.finfo(np.float32).max)
+#: `needs_float64`'s bound (np.finfo costs a few microseconds a call, several per encode).
+_FLOAT64_SCALES_BELOW = float(np.finfo(np.float32).tiny) * 2**10
 
 
 @functools.cache
@@ -173,7 +175,7 @@ def corrected(planes: np.ndarray, i: int, table: bool) -> np.ndarray:
 def needs_float64(scale: float) -> bool:
     """Scales of float images whose values are near float32's smallest normal numbers: 1/scale
     would overflow float32, so samples are divided (and multiplied back) in float64."""
-    return scale < float(np.finfo(np.float32).tiny) * 2**10
+    return scale < _FLOAT64_SCALES_BELOW
 
 
 def to_planes(pixels: np.ndarray, ycc: bool, subsample: bool, scale: float

@@ -146,11 +146,16 @@ class PlaneSource:
         compiled kernel if it reads these pixels. `table`: 8-bit Y'CbCr corrected by the
         decoder's bias table, or its mean (default: as `on_decoder_grid` says)."""
         table = self.on_decoder_grid if table is None else table
+        return self._full_rows_of(self.pixels[y0:y1], i, table)
+
+    def _full_rows_of(self, rows: np.ndarray, i: int, table: bool) -> np.ndarray:
+        """`full_rows` of these rows of the pixels (a band, or bands stacked: each row of a
+        plane is computed from its own row of pixels alone)."""
         compiled = self._compiled(i)
         if compiled is None or divides_in_float64(self.pixels, self.header):
-            return full_rows(self.pixels[y0:y1], self.header, i, table)
-        out = compiled_patches(compiled, self.pixels[y0:y1], self.header, i, 1, table)
-        return out.reshape(y1 - y0, self.pixels.shape[1])
+            return full_rows(rows, self.header, i, table)
+        out = compiled_patches(compiled, rows, self.header, i, 1, table)
+        return out.reshape(rows.shape[0], rows.shape[1])
 
     @functools.cached_property
     def on_decoder_grid(self) -> bool:
@@ -166,8 +171,9 @@ class PlaneSource:
             unit = self.header.scale
         else:
             return True
-        luma = np.concatenate([self.full_rows(0, y0, y1, True).ravel()
-                               for y0, y1 in grid_bands(self.pixels.shape[0])])
+        # the bands' pixels stacked, then one pass (the planes' rows, in the bands' order)
+        rows = np.concatenate([self.pixels[y0:y1] for y0, y1 in grid_bands(self.pixels.shape[0])])
+        luma = self._full_rows_of(rows, 0, True).ravel()
         return on_decoder_grid(luma * unit if unit != 1.0 else luma)
 
     def keep(self, i: int, bands: list[tuple[int, int]] | None = None) -> None:

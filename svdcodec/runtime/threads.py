@@ -243,8 +243,17 @@ def run_bands(task: Callable[[int], T], count: int, threads: int | None = None) 
                 return _shared(task, count, threads)
             with single_threaded():
                 return _shared(task, count, threads)
-    with np.errstate(all="ignore"):
+    # `quiet`: this thread is inside a serial run_bands' errstate, so a nested one (a small
+    # encode's passes nest a few dozen) does not enter it again: each costs a context
+    # variable's set and reset. No task turns warnings back on around a nested run_bands.
+    if getattr(_worker, "quiet", False):
         return [task(i) for i in range(count)]
+    _worker.quiet = True
+    try:
+        with np.errstate(all="ignore"):
+            return [task(i) for i in range(count)]
+    finally:
+        _worker.quiet = False
 
 
 @contextmanager
@@ -308,7 +317,10 @@ class Deferred(Generic[T]):
     def __init__(self, call: Callable[[], T], threads: int) -> None:
         self._call = call
         self._claims = itertools.count()
-        self._done = threading.Event()
+        # With no pool thread to start it, the call runs in the first result(), and only the
+        # thread that made the Deferred asks for it (`defer`'s callers): nothing ever waits,
+        # so no Event is made (a small encode makes several)
+        self._done = threading.Event() if threads > 1 else None
         self._cancelled = False
         self._value: T | None = None
         self._error: BaseException | None = None
@@ -328,7 +340,8 @@ class Deferred(Generic[T]):
             self._error = exc
         finally:
             _worker.busy = busy
-            self._done.set()
+            if self._done is not None:
+                self._done.set()
         return True
 
     def result(self) -> T:
@@ -336,7 +349,8 @@ class Deferred(Generic[T]):
         started it."""
         if not self._run():
             assert not self._cancelled, "the call was cancelled"
-            self._done.wait()  # the thread that claimed it is running it
+            if self._done is not None:  # else an earlier result() of this thread ran it
+                self._done.wait()  # the thread that claimed it is running it
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
@@ -350,5 +364,6 @@ class Deferred(Generic[T]):
 
 def defer(call: Callable[[], T]) -> Deferred[T]:
     """`call()` offered to an idle pool thread now (see `Deferred`); in the calling thread,
-    at `result()`, with one band thread or inside `serial()`."""
+    at `result()`, with one band thread or inside `serial()` (then only the calling thread
+    may ask for the result)."""
     return Deferred(call, band_workers())
