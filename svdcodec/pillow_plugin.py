@@ -2,7 +2,8 @@
 
 Modelled on Pillow's QoiImagePlugin. Opening reads only the signature, HEAD, PLAN and metadata
 chunks (up to the first factor block), so ``Image.open`` stays lazy and cheap and Pillow's
-DecompressionBombError check sees the size before any factor data is touched. ``load()`` then
+DecompressionBombError check sees the size before any factor data is touched (a small in-memory
+file is parsed whole, unless that check would warn or refuse: `PARSED_AT_OPEN_BYTES`). ``load()`` then
 checks the file and renders it band by band into Pillow's image (or, for the few kinds of
 file that need it, decodes the whole array first: see `SvdiImageFile.load_prepare`).
 Importing :mod:`svdcodec` registers the format; :func:`register` may be called again safely.
@@ -207,8 +208,11 @@ def _parsed_whole(fp: IO[bytes]) -> tuple[bytes, Container] | None:
     # a copy each call (a BytesIO with a buffer exported): holding one would hold the file twice
     if len(data) > PARSED_AT_OPEN_BYTES or data is not fp.getvalue():
         return None
+    # Not an image Pillow warns of or refuses as a decompression bomb: its check runs after
+    # _open, and such a file's blocks must not be parsed before it, as a larger file's are not
+    limit = Image.MAX_IMAGE_PIXELS
     try:
-        return data, unpack_checked(data)
+        return data, unpack_checked(data, None if limit is None else int(limit))
     except (SvdiError, SyntaxError, IndexError, TypeError, struct.error):
         # SvdiError: the file's errors as load() reports them. The others Image.open would
         # take for "not this format", hiding a decoder bug from the fuzzers: load() meets it.

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 import svdcodec
 from svdcodec import SvdiError
 from svdcodec import format as container
+from svdcodec.format import reader
 from support import REGRESSIONS, ROOT, make_vectors
 
 MV = make_vectors()
@@ -85,6 +86,22 @@ def test_pixel_limit_checked_before_any_block() -> None:
     assert_rejected_cheaply(data, "exceeds the limit of 1000 pixels", max_pixels=1000)
     with pytest.raises(Image.DecompressionBombError):
         Image.open(io.BytesIO(data))
+
+
+def test_pillow_parses_no_block_of_a_bomb_at_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Image.open parses a small in-memory file whole (pillow_plugin.PARSED_AT_OPEN_BYTES), but
+    not one of a size Pillow's decompression-bomb check, which runs after the plugin's _open,
+    refuses: its blocks are not read first (as a larger file's are not)."""
+    parsed: list[bytes] = []
+    parse_blocks = reader._parse_blocks
+    monkeypatch.setattr(reader, "_parse_blocks",
+                        lambda kind, *rest: parsed.append(kind) or parse_blocks(kind, *rest))
+    with Image.open(io.BytesIO(vector("l_13x7_plain"))):
+        assert parsed  # the hook sees an ordinary small file's parse at open
+    parsed.clear()
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(pixel_bomb()))
+    assert parsed == []
 
 
 def test_pixel_limit_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:

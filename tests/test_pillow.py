@@ -136,3 +136,28 @@ def test_register_is_idempotent() -> None:
     pillow_plugin.register()
     assert (list(Image.ID), dict(Image.OPEN), dict(Image.SAVE), dict(Image.EXTENSION)) == before
     assert Image.ID.count("SVDI") == 1
+
+
+def test_load_reads_what_the_in_memory_file_holds_at_load() -> None:
+    """Image.open's parse of a small in-memory file (pillow_plugin.PARSED_AT_OPEN_BYTES) serves
+    load() only while the file holds the very bytes it parsed: a file rewritten, or changed
+    through getbuffer(), after Image.open is read again, as a larger file is."""
+    data = encoded()
+    other = encoded(quality=20)  # the same width and height, other pixels
+    pixels, other_pixels = svdcodec.decode(data), svdcodec.decode(other)
+    assert not np.array_equal(pixels, other_pixels)
+    with Image.open(io.BytesIO(data)) as im:
+        assert np.array_equal(np.asarray(im), pixels)
+    fp = io.BytesIO(data)
+    with Image.open(fp) as im:
+        fp.seek(0)
+        fp.truncate()
+        fp.write(other)
+        assert np.array_equal(np.asarray(im), other_pixels)
+    fp = io.BytesIO(data)
+    with Image.open(fp) as im:
+        view = fp.getbuffer()
+        view[first_block_offset(data) + 20] ^= 0xFF  # inside the first block's payload
+        del view
+        with pytest.raises(OSError, match="broken SVDI file: CRC mismatch"):
+            im.load()

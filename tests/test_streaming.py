@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import io
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from support import photo
 import svdcodec
 from svdcodec import encoder
 from svdcodec import format as container
-from svdcodec.codec import coding, colour, layout, quantize
+from svdcodec.codec import coding, colour, layout, quantize, resample
 from svdcodec.codec.resample import Bilinear, Resampler
 from svdcodec.decoder import render as rendering
 from svdcodec.decoder.plane import PlaneReconstructor, bands_for
@@ -493,3 +494,23 @@ def test_encode_and_decode_leave_no_reference_cycles() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_resampling_coefficients_freed_with_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vertical coefficients of chroma that is not an exact half (an odd height) live as long
+    as the image's decode: none survives it, in svdcodec.decode nor through Pillow."""
+    made: list[weakref.ref[np.ndarray]] = []
+    compute = resample.coefficients
+
+    def recorded(*args: object) -> tuple[np.ndarray, np.ndarray]:
+        first, weights = compute(*args)  # type: ignore[arg-type]
+        made.extend((weakref.ref(first), weakref.ref(weights)))
+        return first, weights
+
+    monkeypatch.setattr(resample, "coefficients", recorded)
+    data = svdcodec.encode(photo(67, 90, 3))
+    svdcodec.decode(data)
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+    gc.collect()
+    assert made and all(ref() is None for ref in made)

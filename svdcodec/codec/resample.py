@@ -61,33 +61,6 @@ def exact_halving(n_in: int, n_out: int, kind: str) -> bool:
     return n_out == 2 * n_in if kind == "bilinear" else n_in == 2 * n_out
 
 
-# Computed only where an axis is not an exact 2x (the decoder's usual chroma never needs them,
-# and computing them costs as much as a small image's colour conversion); cached, read-only,
-# for the resamplers of an image and the rows its bands read (`source_rows`).
-@functools.lru_cache(maxsize=16)
-def vertical_coefficients(in_h: int, height: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """`coefficients` of the resize of in_h rows to height rows."""
-    first, weights = coefficients(in_h, height, kind)
-    first.flags.writeable = weights.flags.writeable = False
-    return first, weights
-
-
-def source_rows(in_h: int, height: int, y0: int, y1: int, kind: str = "bilinear"
-                ) -> tuple[int, int]:
-    """The input rows [lo, hi) that output rows y0..y1 (y0 < y1) of the resize of in_h rows to
-    height rows read: a function of the shapes, known before any row is (the band renderer
-    plans which chroma rows to reconstruct by it)."""
-    if in_h == height:
-        return y0, y1
-    if exact_halving(in_h, height, kind):
-        if kind == "box":
-            return 2 * y0, 2 * y1
-        # output row y reads rows (y - 1) // 2 and (y + 1) // 2
-        return max(y0 - 1, 0) // 2, min((y1 + 1) // 2 + 1, in_h)
-    first, weights = vertical_coefficients(in_h, height, kind)
-    return int(first[y0]), min(int(first[y1 - 1]) + weights.shape[1], in_h)
-
-
 class Resampler:
     """Rows of Pillow's resize((width, height), BILINEAR or BOX) of an "F" image, band by band.
 
@@ -101,13 +74,21 @@ class Resampler:
         self.in_h, self.in_w = in_shape
         self.height, self.width, self.kind = height, width, kind
 
+    # The coefficients only when an axis is not an exact 2x (the decoder's usual chroma never
+    # needs them, and computing them costs as much as a small image's colour conversion). Held
+    # by the resampler, so freed with its image: a module-wide cache would keep them after the
+    # decode (24 MiB for an image of 2^20 rows of odd height).
+    @functools.cached_property
+    def _vertical(self) -> tuple[np.ndarray, np.ndarray]:
+        return coefficients(self.in_h, self.height, self.kind)
+
     @property
     def vfirst(self) -> np.ndarray:
-        return vertical_coefficients(self.in_h, self.height, self.kind)[0]
+        return self._vertical[0]
 
     @property
     def vweights(self) -> np.ndarray:
-        return vertical_coefficients(self.in_h, self.height, self.kind)[1]
+        return self._vertical[1]
 
     @functools.cached_property
     def _across(self) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -136,8 +117,19 @@ class Resampler:
         return acc.astype(np.float32)
 
     def source_rows(self, y0: int, y1: int) -> tuple[int, int]:
-        """The input rows [lo, hi) that output rows y0..y1 (y0 < y1) read."""
-        return source_rows(self.in_h, self.height, y0, y1, self.kind)
+        """The input rows [lo, hi) that output rows y0..y1 (y0 < y1) read: a function of the
+        shapes, known before any row is (the band renderer plans which chroma rows to
+        reconstruct by it, before its `source` exists)."""
+        in_h, height = self.in_h, self.height
+        if in_h == height:
+            return y0, y1
+        if exact_halving(in_h, height, self.kind):
+            if self.kind == "box":
+                return 2 * y0, 2 * y1
+            # output row y reads rows (y - 1) // 2 and (y + 1) // 2
+            return max(y0 - 1, 0) // 2, min((y1 + 1) // 2 + 1, in_h)
+        return (int(self.vfirst[y0]),
+                min(int(self.vfirst[y1 - 1]) + self.vweights.shape[1], in_h))
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Output rows y0..y1 as float32 (y1 - y0, width)."""

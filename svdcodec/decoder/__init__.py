@@ -159,9 +159,10 @@ def uses_blas(container: Container) -> bool:
                                             for p in container.planes)
 
 
-def unpack_checked(data: bytes) -> Container:
-    """The file unpacked and its structure checked, any size (the caller checked it)."""
-    return _load(data, None, None)
+def unpack_checked(data: bytes, max_pixels: int | None = None) -> Container:
+    """The file unpacked and its structure checked, any size (the caller checked it), or at
+    most `max_pixels` pixels (refused on its HEAD chunk, before any block is read)."""
+    return _load(data, max_pixels, None)
 
 
 def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[PlaneFactors]:

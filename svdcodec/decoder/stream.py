@@ -38,7 +38,7 @@ import numpy as np
 
 from ..codec.colour import CHROMA_OFFSET, CHROMA_OFFSET_16
 from ..codec.deblock import filter_lines
-from ..codec.resample import Resampler, source_rows
+from ..codec.resample import Resampler
 from ..format import LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes
 from ..runtime.scratch import ThreadBuffers
@@ -283,6 +283,11 @@ class ChromaRows:
                     self.done.pop(k, None)
 
 
+def unplanned_rows(lo: int, hi: int) -> np.ndarray:
+    """A chroma Resampler's source while BandRenderer.prepare plans its rows."""
+    raise AssertionError("rows asked of a resampler before its rows were planned")
+
+
 def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
     """The plane's share of the pass budget, by its samples: the pieces of every plane, held
     at once, take what one plane's may take on the other path (spec §5, Resources)."""
@@ -368,7 +373,9 @@ class BandRenderer:
         chroma: dict[int, ChromaRows] = {}
         resamplers: dict[int, Resampler] = {}
         for p in plan.chroma:
-            needs = [source_rows(p.height, h, y0, y1) for y0, y1 in bands]  # each band's rows
+            # its source, the kept rows, is set below, once planned by the rows each band reads
+            resampler = Resampler(unplanned_rows, (p.height, p.width), h, w)
+            needs = [resampler.source_rows(y0, y1) for y0, y1 in bands]
             # Exact chroma in bands of twice the share of the plane of an output band: each
             # holds the rows about two output bands blend (smaller ones are cut by more output
             # bands, whose rows are then joined from two; larger ones are held longer).
@@ -385,7 +392,8 @@ class BandRenderer:
             kept = ChromaRows(rows, buffers if len(bands) == 1 else None)
             kept.expect(needs)
             chroma[p.index] = kept
-            resamplers[p.index] = Resampler(kept.between, (p.height, p.width), h, w)
+            resampler.source = kept.between
+            resamplers[p.index] = resampler
         seams = EdgeSeams(container.header, container.planes, plan, bands) if filtered else None
         return cls(container, plan, full, chroma, resamplers, bands, convert, seams)
 
