@@ -160,6 +160,12 @@ class SvdiImageFile(ImageFile.ImageFile):
         return super().reduce(factor, box)
 
 
+    def close(self) -> None:
+        """Pillow's close, and Image.open's parse let go (an image closed unloaded holds no
+        copy of its file)."""
+        self._parsed = None
+        super().close()
+
     def load_prepare(self) -> None:
         """Check the file before Pillow allocates the image: a file whose blocks break a
         rule is refused before that allocation (spec §5: a rejected file costs only the

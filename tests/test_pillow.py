@@ -138,6 +138,14 @@ def test_register_is_idempotent() -> None:
     assert Image.ID.count("SVDI") == 1
 
 
+def test_close_lets_go_of_the_parse_made_at_open() -> None:
+    """An image closed without load() keeps neither the file's bytes nor their parse."""
+    im = Image.open(io.BytesIO(encoded()))
+    assert im._parsed is not None  # a small in-memory file is parsed whole at open
+    im.close()
+    assert im._parsed is None
+
+
 def test_load_reads_what_the_in_memory_file_holds_at_load() -> None:
     """Image.open's parse of a small in-memory file (pillow_plugin.PARSED_AT_OPEN_BYTES) serves
     load() only while the file holds the very bytes it parsed: a file rewritten, or changed

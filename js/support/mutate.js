@@ -23,8 +23,8 @@ export function chunks(bytes) {
   return out;
 }
 
-/** Change 1–3 payload bytes of one non-empty chunk of `bytes` (in place, from offset 0 of its
- * buffer), each flipped in one bit or replaced, all chosen by `random`; the CRC recomputed. */
+/** Change 1–3 payload bytes of one non-empty chunk of `bytes` (in place), each flipped in one
+ * bit or replaced, all chosen by `random`; the CRC recomputed. */
 export function mutateChunk(bytes, random) {
   const list = chunks(bytes).filter((c) => c.length > 0);
   const c = list[Math.floor(random() * list.length)];
@@ -32,5 +32,5 @@ export function mutateChunk(bytes, random) {
     const at = c.pos + 8 + Math.floor(random() * c.length);
     bytes[at] = random() < 0.5 ? bytes[at] ^ (1 << Math.floor(random() * 8)) : Math.floor(random() * 256);
   }
-  new DataView(bytes.buffer).setUint32(c.pos + 8 + c.length, crc32(bytes, c.pos + 4, c.pos + 8 + c.length));
+  new DataView(bytes.buffer, bytes.byteOffset).setUint32(c.pos + 8 + c.length, crc32(bytes, c.pos + 4, c.pos + 8 + c.length));
 }
