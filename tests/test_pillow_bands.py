@@ -21,8 +21,8 @@ from support import photo
 
 import svdcodec
 from svdcodec import SvdiError, pillow_plugin
-from svdcodec.codec import coding
 from svdcodec import format as container
+from svdcodec.codec import coding
 from svdcodec.decoder import factors, stream
 from svdcodec.decoder.render import OutputPlan
 from svdcodec.runtime import band_sizes, kernels

@@ -314,7 +314,7 @@ class ChromaRows:
                 self.left[k] -= 1
                 if self.left[k] == 0:
                     values = self.done.pop(k, None)
-                    if values is not None and self.local is None:
+                    if values is not None and values.base is not None and self.local is None:
                         self.spare.append(values.base)
 
 
@@ -452,6 +452,7 @@ class BandRenderer:
         for c, rows in self.full.items():
             if (plan.direct or fused_luma is not None) and c == 0:
                 continue
+            assert out is not None  # asked for late only when Y' is the only full plane
             if header.dtype == np.uint8:
                 rows.store_bytes(out, c, CHROMA_OFFSET if plan.ycc and c in (1, 2) else 0.0,
                                  rows_here, i)
