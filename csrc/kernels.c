@@ -1232,26 +1232,33 @@ PyDoc_STRVAR(unpredict_into_doc,
 "out[gy * gw + gx, at + k] = float32(component k at grid (gy, gx)) * scale[k] for\n"
 "k < width, from a dense block's residuals (count * gh * gw, component-major):\n"
 "coding.unpredict (int64 prefix sums, wrapping alike) and the scaling of\n"
-"PlaneReconstructor._dense_whole in one pass.");
+"PlaneReconstructor._dense_whole in one pass.\n"
+"column (integers, width * gw, component-major; or None: zeros): the vertical predictors'\n"
+"column sums of the residuals of the grid rows before these, so that a range of grid\n"
+"rows unpredicts alone (`residuals` then holds those rows of each component).");
 
 static PyObject *unpredict_into(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"residuals", "gh", "gw", "predictor", "width", "out", "at",
-                            "scale", NULL};
-    PyObject *o_res, *o_out, *o_scale, *result = NULL;
+                            "scale", "column", NULL};
+    PyObject *o_res, *o_out, *o_scale, *o_column = Py_None, *result = NULL;
     Py_ssize_t gh, gw, predictor, width, at;
-    Arr res = {0}, out = {0}, scale = {0};
+    Arr res = {0}, out = {0}, scale = {0}, start = {0};
     uint64_t *column = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnnnOnO:unpredict_into", names, &o_res,
-                                     &gh, &gw, &predictor, &width, &o_out, &at, &o_scale))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnnnOnO|O:unpredict_into", names, &o_res,
+                                     &gh, &gw, &predictor, &width, &o_out, &at, &o_scale,
+                                     &o_column))
         return NULL;
     if (get_array(o_res, &res, "residuals", 1, T_INTS, 0) < 0
         || get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE) < 0
-        || get_array(o_scale, &scale, "scale", 1, T_F32, 0) < 0)
+        || get_array(o_scale, &scale, "scale", 1, T_F32, 0) < 0
+        || (o_column != Py_None && get_array(o_column, &start, "column", 1, T_SIGNED, 0) < 0))
         goto done;
     Py_ssize_t cells = mul_size(gh, gw), needed = mul_size(cells, width);
+    Py_ssize_t sums = mul_size(gw, width);
     if (cells < 0 || needed < 0 || needed > res.size || at < 0 || out.shape[0] < cells
-        || at > out.shape[1] || width > out.shape[1] - at || scale.size < width) {
+        || at > out.shape[1] || width > out.shape[1] - at || scale.size < width
+        || sums < 0 || (o_column != Py_None && start.size < sums)) {
         value_error("unpredict_into: sizes do not match the arrays");
         goto done;
     }
@@ -1267,7 +1274,12 @@ static PyObject *unpredict_into(PyObject *self, PyObject *args, PyObject *kwargs
         const char *base = res.data + k * cells * res.strides[0];
         float s = ld_f32(scale.data + k * scale.strides[0]);
         char *dst = out.data + (at + k) * out.strides[1];
-        memset(column, 0, sizeof(*column) * (size_t)gw);
+        if (o_column == Py_None)
+            memset(column, 0, sizeof(*column) * (size_t)gw);
+        else
+            for (Py_ssize_t gx = 0; gx < gw; gx++)
+                column[gx] = (uint64_t)ld_int(start.data + (k * gw + gx) * start.strides[0],
+                                             start.type);
         /* The usual residual types and predictors get loops of their own (same arithmetic). */
         if (res.type == T_I16 && vertical && horizontal)
             unpredict_grid(base, res.strides[0], T_I16, 1, 1, gh, gw, column, dst,
@@ -1289,6 +1301,7 @@ done:
     release(&res);
     release(&out);
     release(&scale);
+    release(&start);
     return result;
 }
 

@@ -25,7 +25,7 @@ from .format import SIGNATURE, Container, Header, read_prefix
 from .format.metadata import EXIF_PREFIX
 from .modes import PILLOW_MODES
 from .runtime import band_sizes
-from .runtime.scratch import ThreadBuffers
+from .runtime.scratch import LEFT, ThreadBuffers
 
 if TYPE_CHECKING:
     from .decoder.stream import BandRenderer, Sink
@@ -316,9 +316,14 @@ class PillowBands:
             self.rawmode = "RGBX"
         self.buffers = ThreadBuffers()
 
-    def band(self, y0: int, y1: int) -> np.ndarray:
+    def band(self, y0: int, y1: int, spent: ThreadBuffers | None = None) -> np.ndarray:
         channels = 4 if self.padded else self.channels
         size = (y1 - y0) * self.width * channels
+        if spent is not None:  # in the memory of the band's spent left factor (`Sink`)
+            nbytes = size * np.dtype(self.dtype).itemsize
+            spent.expect(LEFT, -(-nbytes // 4))
+            raw = spent.get(LEFT, -(-nbytes // 4)).view(np.uint8)[:nbytes]
+            return raw.view(self.dtype).reshape(y1 - y0, self.width, channels)
         return self.buffers.get("band", size, self.dtype).reshape(y1 - y0, self.width,
                                                                   channels)
 

@@ -25,6 +25,7 @@ from svdcodec import SvdiError  # noqa: E402
 from svdcodec import format as container  # noqa: E402
 from svdcodec.codec import coding, colour, quantize  # noqa: E402
 from svdcodec.codec.quantize import ColumnStats, entropy_bits  # noqa: E402
+from svdcodec.decoder.plane import column_sums
 from svdcodec.encoder.source import PlaneSource, image_header  # noqa: E402
 from svdcodec.modes import as_pixels  # noqa: E402
 from svdcodec.runtime import band_sizes, kernels  # noqa: E402
@@ -352,6 +353,36 @@ def test_dense_unprediction_matches_numpy(compiled: Any, dtype: type) -> None:
         compiled.unpredict_into(residuals.reshape(-1), gh, gw, predictor, 2, out, 2, scale)
         assert np.array_equal(out[:, 2:4], expected)
         assert np.all(out[:, [0, 1, 4]] == 7.0)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int64])
+def test_dense_unprediction_of_grid_rows_alone(compiled: Any, dtype: type) -> None:
+    """A range of grid rows unpredicts alone with the column sums above it (`column`), for
+    every predictor: the same values as the whole grid's rows, int64 wrapping alike; the
+    sums as `decoder.plane.column_sums` makes them, at any band starts."""
+    rng = np.random.default_rng(6)
+    info = np.iinfo(dtype)
+    count, gh, gw = 2, 11, 5
+    residuals = rng.integers(info.min, info.max, size=(count, gh * gw), endpoint=True,
+                             dtype=dtype)
+    scale = np.array([0.25, 2.0], dtype=np.float32)
+    starts = [0, 3, 4, 9]  # grid rows: bands [0, 3), [3, 4), [4, 9), [9, 11)
+    for predictor in (coding.NONE, coding.HORIZONTAL, coding.VERTICAL, coding.PLANAR):
+        whole = np.zeros((gh * gw, count), dtype=np.float32)
+        compiled.unpredict_into(residuals.reshape(-1), gh, gw, predictor, count, whole, 0,
+                                scale)
+        sums = column_sums(residuals, (gh, gw), predictor, [g * gw for g in starts])
+        assert (sums is None) == (predictor in (coding.NONE, coding.HORIZONTAL))
+        for i, (g0, g1) in enumerate(zip(starts, [*starts[1:], gh])):
+            part = np.zeros(((g1 - g0) * gw, count), dtype=np.float32)
+            for k in range(count):
+                compiled.unpredict_into(residuals[k, g0 * gw:g1 * gw], g1 - g0, gw, predictor,
+                                        1, part, k, scale[k:k + 1],
+                                        None if sums is None else sums[k, i])
+            assert np.array_equal(part, whole[g0 * gw:g1 * gw])
+    with pytest.raises(ValueError):  # fewer sums than columns
+        compiled.unpredict_into(residuals[0], gh, gw, coding.VERTICAL, 1, whole, 0, scale,
+                                np.zeros(gw - 1, np.int64))
 
 
 def test_symbols_and_entropy(monkeypatch: pytest.MonkeyPatch, compiled: Any) -> None:

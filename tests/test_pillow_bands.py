@@ -22,6 +22,7 @@ from support import photo
 import svdcodec
 from svdcodec import SvdiError, pillow_plugin
 from svdcodec import format as container
+from svdcodec.codec import coding
 from svdcodec.decoder import factors, stream
 from svdcodec.decoder.render import OutputPlan
 from svdcodec.runtime import band_sizes, kernels
@@ -382,3 +383,39 @@ def test_mapped_modes_render_into_the_images_memory(channels: int, compiled: boo
         im.load()
     assert copied and min(copied) == 0
     np.testing.assert_array_equal(np.asarray(im), expected)
+
+
+def test_even_bands_split_like_row_bands_with_sizes_within_a_unit() -> None:
+    for rows, unit, target in [(4096, 4, 57), (100, 8, 3), (17, 4, 4), (5, 4, 100), (1, 1, 1),
+                               (33, 8, 16), (0, 4, 10)]:
+        bands = band_sizes.even_bands(rows, unit, target)
+        assert len(bands) == len(band_sizes.row_bands(rows, unit, 1, target))
+        assert [y0 for y0, _ in bands[1:]] == [y1 for _, y1 in bands[:-1]]
+        assert all(y0 % unit == 0 for y0, _ in bands)
+        if bands:
+            assert bands[0][0] == 0 and bands[-1][1] == rows
+            sizes = [-(-(y1 - y0) // unit) for y0, y1 in bands]
+            assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+
+
+@pytest.mark.parametrize("piece_bytes", [64, 1 << 20])
+def test_vertically_predicted_dense_columns_unpredict_by_band(
+        piece_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dense column of a left factor with a vertical predictor is unpredicted by each band
+    from its residuals and the column sums above the band (where there are few enough sums),
+    its residuals dropped as the bands are done: the whole-array path's pixels."""
+    monkeypatch.setattr(band_sizes, "PIECE_BYTES", piece_bytes)
+    data = svdcodec.encode(photo(256, 384, 3, seed=7))
+    with kernels_on(True):
+        if kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        expected = whole_array(data, monkeypatch)
+        monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 384 * 32)  # 32 rows: 8 grid rows
+        renderer = stream.BandRenderer.prepare(container.unpack(data), lean=True)
+        assert renderer is not None and len(renderer.bands) > 1
+        luma = renderer.full[0]
+        vertical = [sums for block, _, _, sums in luma.dense_rows
+                    if block.predictor in (coding.VERTICAL, coding.PLANAR)]
+        assert vertical and all(sums is not None for sums in vertical)
+        assert luma.dense_u is None or not luma.dense_u[1]  # no column held as float32
+        np.testing.assert_array_equal(load_spied(data, monkeypatch)[0], as_opened(expected))

@@ -43,3 +43,13 @@ def test_arrays_beyond_the_bounds_last_only_as_long_as_their_user(
     assert np.shares_memory(a, scratch.ThreadBuffers().get("a", 100))
     assert not np.shares_memory(b, scratch.ThreadBuffers().get("b", 100))
     assert sum(x.nbytes for x in scratch._kept.__dict__.values()) <= 600
+
+
+def test_an_expected_size_makes_one_array_for_smaller_and_larger_asks() -> None:
+    user = scratch.ThreadBuffers()
+    user.expect("x", 300)
+    user.expect("x", 200)  # the largest expected size stands
+    small = user.get("x", 100)
+    assert small.size == 100
+    assert np.shares_memory(small, user.get("x", 300))  # no second array for the larger ask
+    assert user.get("x", 301).size == 301  # beyond it: a new array, as without `expect`

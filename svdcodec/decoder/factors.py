@@ -116,6 +116,48 @@ class SparsePieces:
             self.pages.madvise(mmap.MADV_DONTNEED, start, length)
 
 
+class DroppedRows:
+    """A dense block's residuals ((count, m), one component a row: `PlaneReconstructor`'s
+    `dense_rows`) whose pages are handed back to the system as the band renderer is done with
+    their matrix rows, as `SparsePieces` does for sparse streams: `values` is a copy in a
+    memory mapping of its own, and once every band up to one is done, each component's whole
+    pages below that band's first row are dropped (MADV_DONTNEED), band_sizes.PIECE_BYTES or
+    more at a time (a call per band cost more than the pages are worth)."""
+
+    def __init__(self, residuals: np.ndarray, bands: list[tuple[int, int]]) -> None:
+        self.pages, _, (copy,) = own_pages(np.ascontiguousarray(residuals).reshape(-1))
+        self.values = copy.reshape(residuals.shape)
+        count, self.m = residuals.shape
+        self.itemsize = residuals.dtype.itemsize
+        self.bands = bands
+        self.done = [False] * len(bands)
+        self.live = 0  # the first band not done
+        # Each component's pages dropped so far: from its first whole page up to here.
+        self.dropped = [-(-c * self.m * self.itemsize // mmap.PAGESIZE) * mmap.PAGESIZE
+                        for c in range(count)]
+        self.lock = threading.Lock()
+
+    def release(self, band: int) -> None:
+        """Band `band` is done with its rows."""
+        with self.lock:
+            self.done[band] = True
+            live = self.live
+            while live < len(self.bands) and self.done[live]:
+                live += 1
+            if live == self.live:
+                return
+            self.live = live
+            row = self.bands[live][0] if live < len(self.bands) else self.m
+            spans = []
+            for c, dropped in enumerate(self.dropped):
+                hi = (c * self.m + row) * self.itemsize // mmap.PAGESIZE * mmap.PAGESIZE
+                if hi - dropped >= band_sizes.PIECE_BYTES or (row == self.m and hi > dropped):
+                    spans.append((dropped, hi - dropped))
+                    self.dropped[c] = hi
+        for start, length in spans:
+            self.pages.madvise(mmap.MADV_DONTNEED, start, length)
+
+
 def own_pages(*arrays: np.ndarray) -> tuple[mmap.mmap, list[int], list[np.ndarray]]:
     """Copies of the arrays in one anonymous memory mapping of their own, each aligned for its
     items: the mapping, each copy's offset in it, the copies. (Copies by numpy would come from

@@ -25,15 +25,17 @@ from types import ModuleType
 import numpy as np
 
 from ..codec import exact as exact_rule
+from ..codec.coding import PLANAR, VERTICAL
 from ..codec.layout import band_pixels
 from ..errors import SvdiError
 from ..format import DENSE, LAYOUT_PATCH, Block, Container, Plane
 from ..runtime import band_sizes
-from ..runtime.band_sizes import row_bands
-from ..runtime.scratch import ThreadBuffers
+from ..runtime.band_sizes import even_bands, row_bands
+from ..runtime.scratch import LEFT, ThreadBuffers
 from ..runtime.threads import band_workers, run_bands
 from .factors import (
     CAN_DROP_PAGES,
+    DroppedRows,
     SparsePieces,
     SparseStream,
     fill_compiled,
@@ -152,11 +154,11 @@ class PlaneReconstructor:
         widths = sum(w for _, w in dense)
         self.local = (compiled is not None and self.patch > 0 and not streamed_u
                       and self.m * widths * 4 <= budget)
-        # Dense columns without a vertical predictor (each grid row is its own prefix sum)
-        # keep their residuals, a quarter of the float32 columns' bytes or less, and each band
-        # unpredicts its own rows.
-        self.dense_rows = [self._residual_rows(b, w) for b, w in dense
-                           if self.local and self._row_local(b)]
+        # Dense columns keep their residuals, a quarter of the float32 columns' bytes or less,
+        # and each band unpredicts its own rows (a vertical predictor from the column sums of
+        # the rows above the band: `column_sums`, once the bands' rows are known below).
+        dense_rows = [self._residual_rows(b, w) for b, w in dense
+                      if self.local and self._row_local(b)]
         whole = [(b, w) for b, w in dense if not (self.local and self._row_local(b))]
         self.dense_u = (self._dense_whole(whole, sum(w for _, w in whole)) if self.local
                         else None)
@@ -173,6 +175,15 @@ class PlaneReconstructor:
         self.buffers = ThreadBuffers() if buffers is None else buffers
         pieces = BandPlan.of(plane, rank, bands, budget, self.local, self.exact)
         self.mrows, self.passes, self.columns = pieces.mrows, pieces.passes, pieces.columns
+        self.dropped_rows: list[DroppedRows] = []  # (`release`)
+        self.dense_rows = [(b, w, residuals, column_sums(residuals, plane.grid, b.predictor,
+                                                         [r0 for r0, _ in self.mrows]))
+                           for b, w, residuals in dense_rows]
+        if self.reuse_product and self.mrows:  # each thread's arrays made once, at their largest
+            most = max(r1 - r0 for r0, r1 in self.mrows)
+            if self.local:
+                self.buffers.expect(LEFT, most * self.rank)
+            self.buffers.expect("product", most * max(j1 - j0 for j0, j1 in self.columns))
         # released (the band renderer, which reads each band once): the held sparse blocks of
         # a band-local left factor in pieces of rows, dropped as the bands are done (`release`).
         if released and self.local and CAN_DROP_PAGES:
@@ -181,6 +192,14 @@ class PlaneReconstructor:
                        if streams is not None and not isinstance(streams, SparseStream)
                        and b.raw_bytes > band_sizes.PIECE_BYTES else streams)
                       for b, w, streams in self.u]
+            # and the dense columns' residuals of more than a piece, dropped by rows as well
+            self.dropped_rows = [DroppedRows(residuals, self.mrows)
+                                 for _, _, residuals, _ in self.dense_rows
+                                 if residuals.nbytes > band_sizes.PIECE_BYTES]
+            dropped = iter(self.dropped_rows)
+            self.dense_rows = [(b, w, residuals if residuals.nbytes <= band_sizes.PIECE_BYTES
+                                else next(dropped).values, sums)
+                               for b, w, residuals, sums in self.dense_rows]
         self.left = self.Bt = np.zeros((0, 0), np.float32)
         self.B = self.Bt  # B of the loaded columns, (columns, rank), for exact_product
         self.base = 0  # matrix row of self.left[0]
@@ -301,10 +320,13 @@ class PlaneReconstructor:
         return out, where
 
     def _row_local(self, block: Block) -> bool:
-        """Whether a dense U block is unpredicted band by band (`dense_rows`): a predictor
-        with no vertical term, small enough to decompress whole."""
-        return (self.dense_by_band and block.predictor in (0, 1)
-                and block.count * self.m * 4 <= self.budget)
+        """Whether a dense U block is unpredicted band by band (`dense_rows`): small enough to
+        decompress whole, and with a vertical predictor, its column sums at the bands' starts
+        (`column_sums`, 8 bytes a grid column a band) no larger than its residuals' fewest
+        bytes (one a matrix row), a quarter of the float32 column held otherwise."""
+        few_sums = (block.predictor not in (VERTICAL, PLANAR)
+                    or len(self.bands) * self.plane.grid[1] * 8 <= self.m)
+        return self.dense_by_band and block.count * self.m * 4 <= self.budget and few_sums
 
     def _residual_rows(self, block: Block, width: int) -> tuple[Block, int, np.ndarray]:
         """(block, components used, its residuals as (count, m)): one component per row."""
@@ -318,7 +340,7 @@ class PlaneReconstructor:
         """The scaled left factor of band i's matrix rows, in this thread's buffer."""
         assert self.compiled is not None
         r0, r1 = self.mrows[i]
-        left = self.buffers.get("left", (r1 - r0) * self.rank).reshape(r1 - r0, self.rank)
+        left = self.buffers.get(LEFT, (r1 - r0) * self.rank).reshape(r1 - r0, self.rank)
         if not self.covered:
             left.fill(0)
         for block, width, streams in self.u:
@@ -331,11 +353,12 @@ class PlaneReconstructor:
             for first, width, at in where:
                 left[:, first:first + width] = columns[r0:r1, at:at + width]
         gw = self.plane.grid[1]
-        for block, width, residuals in self.dense_rows:  # whole grid rows: r0, r1 % gw == 0
+        for block, width, residuals, sums in self.dense_rows:  # whole grid rows of gw
             for k in range(block.first, block.first + width):
                 self.compiled.unpredict_into(residuals[k - block.first, r0:r1], (r1 - r0) // gw,
                                              gw, block.predictor, 1, left, k,
-                                             self.scale[k:k + 1])
+                                             self.scale[k:k + 1],
+                                             None if sums is None else sums[k - block.first, i])
         return left
 
     def release(self, i: int) -> None:
@@ -344,6 +367,8 @@ class PlaneReconstructor:
         for _, _, streams in self.u:
             if isinstance(streams, SparsePieces):
                 streams.release(i)
+        for dropped in self.dropped_rows:
+            dropped.release(i)
 
     def load_columns(self, k: int) -> None:
         """B^T of column range k, float32 (rank, columns), a transposed view exactly as in
@@ -483,6 +508,33 @@ class PlaneReconstructor:
 
 
 
+def column_sums(residuals: np.ndarray, grid: tuple[int, int], predictor: int,
+                starts: list[int]) -> np.ndarray | None:
+    """For a vertical predictor (VERTICAL, PLANAR): the sums down each grid column of a dense
+    block's residuals ((count, m), one component a row) above each matrix row of `starts`
+    (whole grid rows, in order), as (count, len(starts), grid width): where the running
+    column sums of `coding.unpredict` stand at each band's first row, so that each band
+    unpredicts its own rows. int64, wrapping as unpredict's sums do (int32 where no sum can
+    leave it: the held sums take half the bytes). None for the other predictors, and where
+    every band starts at row 0 (zero sums: the kernel's own start)."""
+    gh, gw = grid
+    rows = [r // gw for r in starts]
+    if predictor not in (VERTICAL, PLANAR) or not any(rows):  # no sums, or all zero
+        return None
+    count = residuals.shape[0]
+    cuts = sorted({0, *(r for r in rows if r < gh)})
+    grid_rows = residuals.reshape(count, gh, gw)
+    above = np.zeros((count, len(cuts) + 1, gw), np.int64)  # the sums above each cut
+    for j, (a, b) in enumerate(zip(cuts, [*cuts[1:], gh])):
+        # a cut at a time: numpy sums a slice in int64 through small buffers, where a
+        # reduceat of the whole block would first copy it all to int64
+        np.add(above[:, j], grid_rows[:, a:b].sum(axis=1, dtype=np.int64), out=above[:, j + 1])
+    sums = above[:, np.searchsorted(cuts, rows)]
+    bits = 8 * residuals.dtype.itemsize - (residuals.dtype.kind == "i")
+    bound = gh * (1 << bits)  # above any sum of gh residuals
+    return sums.astype(np.int32) if bound < 1 << 31 else sums
+
+
 def bands_for(planes: Iterable[Plane], height: int, width: int) -> list[tuple[int, int]]:
     """Pixel-row bands shared by planes of one size: whole patches of every plane, and at least
     band_sizes.MIN_BAND_ROWS matrix rows of each."""
@@ -502,10 +554,11 @@ def exact_bands_for(planes: Iterable[Plane], height: int, width: int, pixels: in
     """Pixel-row bands of band_sizes.EXACT_BAND_PIXELS for planes of one size that are all
     exact (version 2 planes, every plane of a version 5 file): whole patches of every plane,
     with no fewest rows, since an exact product's rows do not depend on how many rows it has
-    (`bands_for`'s MIN_BAND_ROWS guards BLAS's float rounding)."""
+    (`bands_for`'s MIN_BAND_ROWS guards BLAS's float rounding). Evenly sized (`even_bands`):
+    each band thread's buffers, sized by its first band, then fit every later one."""
     unit = max([p.patch for p in planes if p.layout == LAYOUT_PATCH], default=1)
     pixels = band_sizes.EXACT_BAND_PIXELS if pixels is None else pixels
-    return row_bands(height, unit, 1, max(1, -(-pixels // width)))
+    return even_bands(height, unit, max(1, -(-pixels // width)))
 
 
 def covering_bands(spans: Iterable[tuple[int, int]], unit: int, height: int

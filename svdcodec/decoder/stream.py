@@ -14,10 +14,12 @@ The arithmetic is the other path's (the same reconstructors and bands, rounding,
 and conversion kernels), so the pixels are the same. For the Pillow plugin (`prepare(...,
 lean=True)`), whose image takes 4 bytes a pixel for RGB, a file of exact planes (format version
 5) is cut into smaller bands (an exact product's rows do not depend on the band) and its held
-sparse streams are handed back piece by piece as the bands are done, so that little but the
-image is held when it is full. Taken by 8- and 16-bit files without
-residual blocks, whose planes' factors each fit one piece (one pass of the left factor and one
-column range of B^T within the plane's share of the budget): then any band can be
+sparse streams and dense residuals are handed back piece by piece as the bands are done, so
+that little but the image is held when it is full; each thread's band of RGB bytes then lives
+in the memory of the band's left factor, spent by the time the band is converted, and the
+chroma rows' arrays are reused from band to band (`ChromaRows`). Taken by 8- and 16-bit files
+without residual blocks, whose planes' factors each fit one piece (one pass of the left factor
+and one column range of B^T within the plane's share of the budget): then any band can be
 reconstructed at any time, in any thread. Version 4's deblocking filter (8-bit exact planes,
 edge periods of 4 and more) runs in the bands too: bands cut at multiples of every period, each
 filtered and converted as it is made, the four rows around each cut, whose edges two bands
@@ -52,9 +54,11 @@ class Sink(Protocol):
     """Where the output bands go: `band` gives the (y1 - y0, w, c) array of the output's type
     to fill with rows [y0, y1), `put` takes it back filled. Called from several threads at
     once, for different bands. A band of more channels than the image's (Pillow's RGB images
-    hold 4 bytes a pixel) gets 255 in the others (Pillow's X byte)."""
+    hold 4 bytes a pixel) gets 255 in the others (Pillow's X byte). `spent`: the renderer's
+    buffers, given when this thread's "left" array (a band's left factor) holds nothing
+    the band still needs: a band buffer may live there (`LEFT`)."""
 
-    def band(self, y0: int, y1: int) -> np.ndarray: ...
+    def band(self, y0: int, y1: int, spent: ThreadBuffers | None = None) -> np.ndarray: ...
 
     def put(self, y0: int, y1: int, band: np.ndarray) -> None: ...
 
@@ -65,7 +69,7 @@ class ArraySink:
     def __init__(self, out: np.ndarray) -> None:
         self.out = out
 
-    def band(self, y0: int, y1: int) -> np.ndarray:
+    def band(self, y0: int, y1: int, spent: ThreadBuffers | None = None) -> np.ndarray:
         return self.out[y0:y1]
 
     def put(self, y0: int, y1: int, band: np.ndarray) -> None:
@@ -222,13 +226,25 @@ def aligned_bands(bands: list[tuple[int, int]], unit: int, height: int
 class ChromaRows:
     """Rows of one subsampled plane as float32, reconstructed a band of the plane at a time
     when an output band first needs one of its rows, and dropped once every output band that
-    reads them is done (`release`)."""
+    reads them is done (`release`).
 
-    def __init__(self, rows: PlaneReconstructor, local: ThreadBuffers | None = None) -> None:
+    The arrays of dropped bands are reused by the bands made after them, and rows joined
+    from two bands go to a buffer of the thread that asks (`joins`): a decode of many bands
+    then allocates a few arrays of each size once, instead of one per band, whose freed
+    memory the C library keeps spread through its heap (a 19 MP load's heap grew by twice
+    what it held at once)."""
+
+    def __init__(self, rows: PlaneReconstructor, local: ThreadBuffers | None = None,
+                 joins: ThreadBuffers | None = None) -> None:
         self.rows = rows
         #: For an image of one output band (which one thread renders alone): the thread's
         #: buffers, which keep the plane's rows from one decode to the next.
         self.local = local
+        self.joins = joins
+        self.join_name = f"chroma join {rows.plane.index}"
+        #: samples of the plane's largest band, and arrays of that size no band holds now
+        self.most = max((y1 - y0 for y0, y1 in rows.bands), default=0) * rows.plane.width
+        self.spare: list[np.ndarray] = []
         self.starts = [y0 for y0, _ in rows.bands]
         self.needs: list[tuple[int, int]] = []  # rows [lo, hi) of each output band
         self.uses: list[range] = []  # plane bands of each output band
@@ -241,6 +257,9 @@ class ChromaRows:
         """The rows [lo, hi) each output band will read, in band order."""
         self.needs = needs
         self.uses = [self._covering(lo, hi) for lo, hi in needs]
+        if self.joins is not None:
+            self.joins.expect(self.join_name, max((hi - lo for lo, hi in needs), default=0)
+                              * self.rows.plane.width)
         for ks in self.uses:
             for k in ks:
                 self.left[k] += 1
@@ -256,7 +275,7 @@ class ChromaRows:
                 rows = self.rows
                 y0, y1 = rows.bands[k]
                 size = (y1 - y0) * rows.plane.width
-                values = (np.empty(size, dtype=np.float32) if self.local is None else
+                values = (self._array()[:size] if self.local is None else
                           self.local.get(f"chroma {rows.plane.index} {k}", size)
                           ).reshape(y1 - y0, rows.plane.width)
                 if rows.compiled is not None and rows.patch:
@@ -268,11 +287,25 @@ class ChromaRows:
                 self.done[k] = values
             return values
 
+    def _array(self) -> np.ndarray:
+        """An array of `most` samples: a dropped band's, else a new one."""
+        with self.count_lock:
+            if self.spare:
+                return self.spare.pop()
+        return np.empty(self.most, dtype=np.float32)
+
     def between(self, lo: int, hi: int) -> np.ndarray:
-        """Rows [lo, hi) as one C-contiguous float32 array (a view when one band holds them)."""
+        """Rows [lo, hi) as one C-contiguous float32 array: a view when one band holds them,
+        else joined in a buffer of this thread, valid until its next call for this plane."""
         parts = [self._band(k)[max(lo - self.starts[k], 0):hi - self.starts[k]]
                  for k in self._covering(lo, hi)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if len(parts) == 1:
+            return parts[0]
+        if self.joins is None:
+            return np.concatenate(parts)
+        width = self.rows.plane.width
+        out = self.joins.get(self.join_name, (hi - lo) * width).reshape(hi - lo, width)
+        return np.concatenate(parts, out=out)
 
     def release(self, i: int) -> None:
         """Output band i is done with its rows."""
@@ -280,7 +313,9 @@ class ChromaRows:
             for k in self.uses[i]:
                 self.left[k] -= 1
                 if self.left[k] == 0:
-                    self.done.pop(k, None)
+                    values = self.done.pop(k, None)
+                    if values is not None and values.base is not None and self.local is None:
+                        self.spare.append(values.base)
 
 
 def unplanned_rows(lo: int, hi: int) -> np.ndarray:
@@ -320,8 +355,10 @@ class BandRenderer:
     def __init__(self, container: Container, plan: OutputPlan,
                  full: dict[int, PlaneReconstructor], chroma: dict[int, ChromaRows],
                  resamplers: dict[int, Resampler], bands: list[tuple[int, int]],
-                 convert: bool = True, seams: EdgeSeams | None = None) -> None:
+                 convert: bool = True, seams: EdgeSeams | None = None,
+                 buffers: ThreadBuffers | None = None) -> None:
         self.header, self.plan, self.bands = container.header, plan, bands
+        self.buffers = ThreadBuffers() if buffers is None else buffers
         self.full, self.chroma, self.resamplers = full, chroma, resamplers
         self.convert, self.seams = convert, seams
         #: Whether rendering calls BLAS (decoder.rendering's `blas`): not when the kernels
@@ -389,13 +426,13 @@ class BandRenderer:
             rows = prepared(container, plan, p, chroma_bands, buffers, exact)
             if rows is None:
                 return None
-            kept = ChromaRows(rows, buffers if len(bands) == 1 else None)
+            kept = ChromaRows(rows, buffers if len(bands) == 1 else None, buffers)
             kept.expect(needs)
             chroma[p.index] = kept
             resampler.source = kept.between
             resamplers[p.index] = resampler
         seams = EdgeSeams(container.header, container.planes, plan, bands) if filtered else None
-        return cls(container, plan, full, chroma, resamplers, bands, convert, seams)
+        return cls(container, plan, full, chroma, resamplers, bands, convert, seams, buffers)
 
     def run(self, sink: Sink, threads: int | None = None) -> None:
         """Every band into `sink`, in threads. Once only: the chroma rows are dropped as the
@@ -406,7 +443,10 @@ class BandRenderer:
         """Output band i: every plane's rows, the chroma upsampled, the colour converted."""
         header, plan = self.header, self.plan
         y0, y1 = self.bands[i]
-        out = sink.band(y0, y1)
+        # Y' alone, converted as it is stored: the band is asked for once Y''s product is made
+        # (its left factor then spent), and may take the left factor's memory
+        late = plan.direct and self.seams is None and len(self.full) == 1
+        out = None if late else sink.band(y0, y1)
         rows_here = (0, y1 - y0)
         if plan.direct:  # the chroma rows first: one product at a time in this thread
             cb, cr = self.chroma[1], self.chroma[2]
@@ -418,20 +458,25 @@ class BandRenderer:
         for c, rows in self.full.items():
             if (plan.direct or fused_luma is not None) and c == 0:
                 continue
+            assert out is not None  # asked for late only when Y' is the only full plane
             if header.dtype == np.uint8:
                 rows.store_bytes(out, c, CHROMA_OFFSET if plan.ycc and c in (1, 2) else 0.0,
                                  rows_here, i)
             else:
                 store_scaled(rows, out, c, header.scale,
                              CHROMA_OFFSET_16 if plan.ycc and c in (1, 2) else 0, rows_here, i)
-        padded = out.shape[2] > header.channels
         halves: tuple[np.ndarray, np.ndarray, int] | None = None  # the fused filter's chroma
         if plan.direct:  # Y' converted with the doubled chroma as it is stored
             assert plan.compiled is not None and plan.colour is not None
             luma = self.full[0]
-            plan.compiled.store_rgb(luma.matrix(i), out, y0, y1, blue, red, plan.colour,
-                                    luma.patch, luma.per_row, top=y0, first=lo,
-                                    height=header.height, pad=255 if padded else -1)
+            matrix = luma.matrix(i)
+            if out is None:
+                out = sink.band(y0, y1, self.buffers)
+            plan.compiled.store_rgb(matrix, out, y0, y1, blue, red, plan.colour, luma.patch,
+                                    luma.per_row, top=y0, first=lo, height=header.height,
+                                    pad=255 if out.shape[2] > header.channels else -1)
+        elif out is None:
+            raise AssertionError("a band asked for late only on the direct path")
         elif (self.seams is not None or not self.convert) and plan.fused and self.chroma:
             # Y'CbCr kept (the filter's, or the encoder's samples): Cb and Cr doubled by the
             # kernels, as render_image doubles its whole halves; with the filter, as it filters
@@ -441,14 +486,16 @@ class BandRenderer:
             if self.seams is None:
                 plan.compiled.double_chroma(out, y0, y1, *halves[:2], top=y0, first=lo,
                                             height=header.height)
-            if padded and not (self.seams is not None and self.seams.fused):  # else the kernel
+            if (out.shape[2] > header.channels
+                    and not (self.seams is not None and self.seams.fused)):  # else the kernel
                 out[:, :, header.channels:] = 255
         else:
             for c, resampler in self.resamplers.items():
                 chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
             # Pillow's X byte: written by the compiled conversion as it stores each pixel, by
             # the fused filter, or here
-            pad = padded and not (self.seams is not None and self.seams.fused)
+            pad = (out.shape[2] > header.channels
+                   and not (self.seams is not None and self.seams.fused))
             if plan.ycc and self.convert and self.seams is None:
                 written = convert_rows(out, 0, y1 - y0, plan, {}, 255 if pad else -1)
                 pad = pad and not written

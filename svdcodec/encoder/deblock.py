@@ -38,6 +38,7 @@ from ..format import (
     unpack,
 )
 from ..runtime import kernels
+from ..runtime.scratch import ThreadBuffers
 from .residual import exact_container, pack_exact
 from .tuning import (
     DEBLOCK_PIECE_SAMPLES,
@@ -192,7 +193,7 @@ class StackedSink:
         sizes = [y1 - y0 for y0, y1 in bands]
         self.starts = dict(zip((y0 for y0, _ in bands), np.cumsum([0, *sizes[:-1]]).tolist()))
 
-    def band(self, y0: int, y1: int) -> np.ndarray:
+    def band(self, y0: int, y1: int, spent: ThreadBuffers | None = None) -> np.ndarray:
         start = self.starts[y0]
         return self.out[start:start + y1 - y0]
 

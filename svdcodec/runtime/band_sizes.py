@@ -13,9 +13,10 @@ from itertools import pairwise
 #: enough that a band's float temporaries stay in cache.
 BAND_PIXELS = 1 << 18
 #: Decoder, band renderer (`decoder.stream`): target pixels per band of a file whose planes are
-#: all exact (every file of format version 5), whose pixels do not depend on the bands. 2^16
-#: would keep a 19 MP load() within 1.5 x its raw pixels, but its per-band work made that decode
-#: 10-20 % slower; the speed was kept (docs/performance.md, "Smaller bands").
+#: all exact (every file of format version 5), whose pixels do not depend on the bands. 2^17
+#: keeps a 19 MP load() within 1.5 x its raw pixels (1.45-1.48 x, against 1.53-1.54 x), for 2 %
+#: more instructions per decode (per-band work); the speed was kept (docs/performance.md,
+#: "What a 19 MP load() holds").
 EXACT_BAND_PIXELS = 1 << 18
 #: Decoder, band renderer: bytes of symbols per piece of a held sparse block of a left factor
 #: (`decoder.factors.SparsePieces`), each dropped once the bands that read it are done.
@@ -71,4 +72,17 @@ def row_bands(rows: int, unit: int, min_units: int, target: int) -> list[tuple[i
     bounds = list(range(0, units, per)) + [units]
     if len(bounds) > 2 and bounds[-1] - bounds[-2] < per:
         del bounds[-2]  # a short last band joins the one before
+    return [(a * unit, min(b * unit, rows)) for a, b in pairwise(bounds)]
+
+
+def even_bands(rows: int, unit: int, target: int) -> list[tuple[int, int]]:
+    """Split rows into as many bands of whole units as `row_bands(rows, unit, 1, target)`,
+    their sizes within one unit of each other: no band larger than the others (the joined
+    short last band of `row_bands`), so that buffers sized by the first bands fit them all."""
+    units = -(-rows // unit)
+    if units == 0:
+        return []
+    count = max(1, units // max(-(-target // unit), 1))
+    size, larger = divmod(units, count)  # the first `larger` bands take a unit more
+    bounds = [k * size + min(k, larger) for k in range(count + 1)]
     return [(a * unit, min(b * unit, rows)) for a, b in pairwise(bounds)]

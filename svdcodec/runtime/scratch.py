@@ -24,6 +24,10 @@ _kept = threading.local()
 #: on each of a small decode's dozen calls
 _keys: dict[tuple[str, object], tuple[str, np.dtype]] = {}
 
+#: The name of each thread's buffer of a band's left factor (`decoder.plane`), which the
+#: band renderer's sink may take for the band once the factor is spent (`decoder.stream.Sink`).
+LEFT = "left"
+
 
 class ThreadBuffers:
     """Arrays by name for the calling thread: `get` returns the same memory to every caller in
@@ -31,6 +35,14 @@ class ThreadBuffers:
 
     def __init__(self) -> None:
         self._spill = threading.local()  # this object's arrays above KEEP_BYTES, per thread
+        self._least: dict[str, int] = {}  # name -> elements its first array gets (`expect`)
+
+    def expect(self, name: str, size: int) -> None:
+        """`name` will be asked for up to `size` elements: an array made for it gets at least
+        that many. Users of one name that ask for different sizes (the band renderer's planes,
+        the joined rows of a band) then make one array per thread, not a small one and then a
+        larger one, whose freed memory the C library keeps in the middle of its heap."""
+        self._least[name] = max(self._least.get(name, 0), size)
 
     def get(self, name: str, size: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
         """A 1-D array of `size` elements of `dtype`, contents undefined."""
@@ -47,11 +59,11 @@ class ThreadBuffers:
         array = spill.get(key)
         if array is not None and array.size >= size:
             return array[:size]
-        array = np.empty(size, dtype)
+        array = np.empty(max(size, self._least.get(name, 0)), dtype)
         others = sum(a.nbytes for k, a in kept.items() if k != key)
         if (array.nbytes <= band_sizes.KEEP_BYTES
                 and others + array.nbytes <= band_sizes.KEEP_THREAD_BYTES):
             kept[key] = array
         else:
             spill[key] = array
-        return array
+        return array[:size]
