@@ -551,7 +551,7 @@ def bands_for(planes: Iterable[Plane], height: int, width: int) -> list[tuple[in
 
 def exact_bands_for(planes: Iterable[Plane], height: int, width: int, pixels: int | None = None
                     ) -> list[tuple[int, int]]:
-    """Pixel-row bands of band_sizes.EXACT_BAND_PIXELS for planes of one size that are all
+    """Pixel-row bands of `pixels` (default band_sizes.EXACT_BAND_PIXELS) for planes of one size that are all
     exact (version 2 planes, every plane of a version 5 file): whole patches of every plane,
     with no fewest rows, since an exact product's rows do not depend on how many rows it has
     (`bands_for`'s MIN_BAND_ROWS guards BLAS's float rounding). Evenly sized (`even_bands`):

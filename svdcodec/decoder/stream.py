@@ -374,7 +374,7 @@ class BandRenderer:
         or a plane's factors in several pieces.
 
         lean (the Pillow plugin, whose image takes a third more than the raw pixels): a file
-        of exact planes is rendered in bands of EXACT_BAND_PIXELS and its held sparse streams
+        of exact planes is rendered in bands of `band_sizes.exact_band_pixels` and its held sparse streams
         are dropped piece by piece as the bands are done, so that little but the image is held
         at the end; it costs more calls and page faults than the whole-array path's bands.
 
@@ -391,7 +391,8 @@ class BandRenderer:
         # Others keep the other path's bands, to the row: a BLAS product's rows can depend on
         # how many rows it has, so other bands could round some samples differently.
         exact = lean and all(p.exact for p in container.planes)
-        bands = exact_bands_for(plan.full, h, w) if exact else plan.bands
+        band_pixels = band_sizes.exact_band_pixels(h, w)
+        bands = exact_bands_for(plan.full, h, w, band_pixels) if exact else plan.bands
         if sampled is not None:
             assert container.header.dtype == np.uint8 and all(p.exact for p in container.planes)
             bands = sampled
@@ -417,7 +418,7 @@ class BandRenderer:
             # holds the rows about two output bands blend (smaller ones are cut by more output
             # bands, whose rows are then joined from two; larger ones are held longer).
             chroma_bands = (exact_bands_for([p], p.height, p.width,
-                                            2 * band_sizes.EXACT_BAND_PIXELS * p.height
+                                            2 * band_pixels * p.height
                                             * p.width // (h * w)) if exact
                             else bands_for([p], p.height, p.width))
             if sampled is not None:  # just the rows the sampled bands blend

@@ -13,11 +13,22 @@ from itertools import pairwise
 #: enough that a band's float temporaries stay in cache.
 BAND_PIXELS = 1 << 18
 #: Decoder, band renderer (`decoder.stream`): target pixels per band of a file whose planes are
-#: all exact (every file of format version 5), whose pixels do not depend on the bands. 2^17
-#: keeps a 19 MP load() within 1.5 x its raw pixels (1.45-1.48 x, against 1.53-1.54 x), for 2 %
-#: more instructions per decode (per-band work); the speed was kept (docs/performance.md,
-#: "What a 19 MP load() holds").
+#: all exact (every file of format version 5), whose pixels do not depend on the bands. A
+#: photo of up to about 2^18 pixels a row band is then one band, rendered without a thread
+#: hand-off (docs/performance.md, "What a 19 MP load() holds").
 EXACT_BAND_PIXELS = 1 << 18
+#: Above LARGE_IMAGE_PIXELS, bands of LARGE_EXACT_BAND_PIXELS: what two threads' band buffers
+#: hold is then the part of a load()'s memory above the image itself that the band size sets
+#: (the issue's bound of 1.5 x the raw pixels at 19 MP), for a few more calls per image.
+LARGE_IMAGE_PIXELS = 1 << 22
+LARGE_EXACT_BAND_PIXELS = 1 << 17
+
+
+def exact_band_pixels(height: int, width: int) -> int:
+    """Target pixels per band of the band renderer for an image of exact planes."""
+    if height * width > LARGE_IMAGE_PIXELS:
+        return min(EXACT_BAND_PIXELS, LARGE_EXACT_BAND_PIXELS)
+    return EXACT_BAND_PIXELS
 #: Decoder, band renderer: bytes of symbols per piece of a held sparse block of a left factor
 #: (`decoder.factors.SparsePieces`), each dropped once the bands that read it are done.
 PIECE_BYTES = 1 << 18
