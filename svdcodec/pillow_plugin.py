@@ -35,6 +35,10 @@ EXTENSION = ".svdi"
 MIME = "image/x-svdi"
 DECODER = "svdi"
 
+#: Keys of `info` the reader sets from the file (its format version, each plane's rank); not
+#: save options, so that `im.save(f, **im.info)` of an image read from .svdi works.
+READ_INFO = ("svdi_version", "svdi_ranks")
+
 #: Raw modes whose byte layout matches the array we hand to set_as_raw.
 RAWMODES = {"I;16": "I;16", "F": "F;32F"}  # I;16 is little-endian; F;32F is native float32
 
@@ -105,8 +109,7 @@ class SvdiImageFile(ImageFile.ImageFile):
         if (header.dtype, header.channels) in WIDE_RGB_MODES:
             warn_reduced_depth(header.channels)
         self._size = (header.width, header.height)
-        self.info["svdi_version"] = header.version
-        self.info["svdi_ranks"] = tuple(p.rank for p in planes)
+        self.info.update(zip(READ_INFO, (header.version, tuple(p.rank for p in planes))))
         if metadata.exif is not None:
             self.info["exif"] = EXIF_PREFIX + metadata.exif
         for key in ("icc_profile", "xmp", "dpi"):
@@ -148,8 +151,14 @@ class SvdiImageFile(ImageFile.ImageFile):
                 and self.mode not in ALPHA_MODES
                 and self.fp is not None and len(self.tile) == 1 and self.tile[0].args == (1,)):
             self.fp.seek(0)
+            data = self.fp.read()
+            if getattr(self, "_exclusive_fp", False):
+                # Pillow's own reduce loads the image and so closes a file it opened; this one
+                # leaves the image unloaded, reading from the bytes already in memory
+                self.fp.close()
+                self.fp = io.BytesIO(data)
             try:
-                pixels = decode(self.fp.read(), reduce=factor, max_pixels=None)
+                pixels = decode(data, reduce=factor, max_pixels=None)
             except SvdiError as exc:
                 raise OSError(f"broken SVDI file: {exc}") from exc
             size = (-(-self.width // factor), -(-self.height // factor))
@@ -408,6 +417,8 @@ def save_options(im: Image.Image) -> dict[str, Any]:
     if info.pop("append", False):
         raise SvdiError("SVDI cannot append to an existing file (append=True)")
     info.pop("append_images", None)
+    for key in READ_INFO:  # what the reader told of the file it read: `im.save(f, **im.info)`
+        info.pop(key, None)
     unknown = sorted(set(info) - set(CODING_OPTIONS) - set(METADATA_OPTIONS))
     if unknown:
         raise SvdiError(f"SVDI has no save option {', '.join(unknown)}; its options are "

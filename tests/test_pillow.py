@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,34 @@ def test_register_is_idempotent() -> None:
     pillow_plugin.register()
     assert (list(Image.ID), dict(Image.OPEN), dict(Image.SAVE), dict(Image.EXTENSION)) == before
     assert Image.ID.count("SVDI") == 1
+
+
+def test_saving_with_the_info_of_an_svdi_image(tmp_path: Path) -> None:
+    """The keys the reader puts in info (svdi_version, svdi_ranks) are not refused as save
+    options: `im.save(f, **im.info)`, as for PNG and JPEG."""
+    src = tmp_path / "a.svdi"
+    src.write_bytes(encoded())
+    with Image.open(src) as im:
+        assert {"svdi_version", "svdi_ranks"} <= set(im.info)
+        im.save(tmp_path / "b.svdi", **im.info)
+    with Image.open(tmp_path / "b.svdi") as again:
+        assert again.size == im.size
+
+
+def test_reduce_of_an_unloaded_image_closes_the_file_it_opened(tmp_path: Path) -> None:
+    """reduce() decodes small without loading the image; like Pillow's own reduce (which
+    loads it), it leaves no file of Image.open's open, and the image still loads."""
+    src = tmp_path / "a.svdi"
+    data = encoded()
+    src.write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        im = Image.open(src)
+        opened = im.fp
+        small = im.reduce(2)
+        assert opened.closed
+        assert small.size == (-(-im.width // 2), -(-im.height // 2))
+        assert np.array_equal(np.asarray(im), svdcodec.decode(data))
 
 
 def test_close_lets_go_of_the_parse_made_at_open() -> None:
