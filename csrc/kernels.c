@@ -3494,8 +3494,12 @@ ALWAYS_INLINE void unbiased_line_body(const uint8_t *row, Py_ssize_t w, Py_ssize
         float v = (r * mine[0] + g * mine[1] + b * mine[2]) * unit;
         float cb = (r * wt[3] + g * wt[4] + b * wt[5]) * unit + 128.0f;
         float cr = (r * wt[6] + g * wt[7] + b * wt[8]) * unit + 128.0f;
-        cb = cb < 0.0f ? 0.0f : (cb > 255.0f ? 255.0f : cb);
-        cr = cr < 0.0f ? 0.0f : (cr > 255.0f ? 255.0f : cr);
+        /* max then min, as the AVX2 rows clamp: a NaN (a non-finite unit or weight) becomes
+           0, not an int32 conversion out of range and a cell outside the table */
+        cb = cb > 0.0f ? cb : 0.0f;
+        cb = cb < 255.0f ? cb : 255.0f;
+        cr = cr > 0.0f ? cr : 0.0f;
+        cr = cr < 255.0f ? cr : 255.0f;
         int32_t ib = (int32_t)cb, ir = (int32_t)cr; /* >= 0: the floor */
         ib = ib < 254 ? ib : 254;
         ir = ir < 254 ? ir : 254;

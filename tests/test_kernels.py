@@ -223,6 +223,31 @@ def test_unbiased_rows_by_every_kernel_level(compiled: Any) -> None:
         compiled.colour_rows(best)
 
 
+def test_unbiased_rows_of_non_finite_chroma_stay_in_the_table(compiled: Any) -> None:
+    """patch_plane with the bias table where Cb and Cr are not numbers (a NaN weight, an
+    infinite unit: inputs of the caller, not of a file) clamps them as the AVX2 rows do, so
+    the table reads stay in its 65536 (the plain loop converted NaN to int32 and read far
+    outside it) and every row kernel gives the same bits (Y' of finite weights: finite)."""
+    best = compiled.colour_rows()
+    pixels = np.random.default_rng(31).integers(0, 256, (3, 21, 3), dtype=np.uint8)
+    nan_cb = colour.YCC_WEIGHTS.ravel().copy()
+    nan_cb[3] = np.nan
+    cases = [(nan_cb, colour.YCC_UNIT, True), (colour.YCC_WEIGHTS.ravel(), np.inf, False)]
+    try:
+        for weights, unit, finite in cases:
+            results = []
+            for level in range(best + 1):
+                compiled.colour_rows(level)
+                out = np.empty((3 * 21, 1), np.float32)
+                compiled.patch_plane(pixels, 0, 3, np.arange(3), weights, np.float32(unit), 1,
+                                     out, colour.bias_table(), 0)
+                assert not finite or np.isfinite(out).all()
+                results.append(out.tobytes())
+            assert all(r == results[0] for r in results)
+    finally:
+        compiled.colour_rows(best)
+
+
 @pytest.mark.parametrize("name,image,subsample", SOURCES, ids=[c[0] for c in SOURCES])
 def test_source_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str, image: np.ndarray,
                               subsample: bool) -> None:
