@@ -1,0 +1,60 @@
+"""What a Pillow user's save costs against JPEG, beside the encode pair speed.py times.
+
+    python benchmarks/save_ratio.py --corpus KODAK [--rounds 6]
+
+speed.py's encode row times `svdcodec.encode(array)` against `Image.fromarray(array).save(f,
+"JPEG", quality=75)`, whose copy into a Pillow image counts on JPEG's side. A user who already
+holds a Pillow image calls `im.save(f, "SVDI")` against `im.save(f, "JPEG", quality=75)`. This
+times both pairs on the 19 MP mosaic of the Kodak photos (speed.py's), warm, in one process, the
+four operations in turn each round (the first round a warm-up, not counted), and prints the
+median and range of the per-round ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import _common
+from PIL import Image
+
+import svdcodec
+
+
+def seconds(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="the Kodak photos' folder")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds, the first not counted")
+    args = parser.parse_args()
+    print(_common.environment())
+    array = _common.build_mosaic(_common.kodak_paths(args.corpus))
+    image = Image.fromarray(array)
+    pairs: dict[str, list[float]] = {"im.save SVDI / im.save JPEG": [],
+                                     "encode(array) / fromarray + save JPEG": []}
+    for round_ in range(args.rounds):
+        svdi_save = seconds(lambda: image.save(io.BytesIO(), "SVDI"))
+        jpeg_save = seconds(lambda: image.save(io.BytesIO(), "JPEG", quality=75))
+        svdi_encode = seconds(lambda: svdcodec.encode(array))
+        jpeg_encode = seconds(lambda: Image.fromarray(array).save(io.BytesIO(), "JPEG",
+                                                                   quality=75))
+        if round_:
+            pairs["im.save SVDI / im.save JPEG"].append(svdi_save / jpeg_save)
+            pairs["encode(array) / fromarray + save JPEG"].append(svdi_encode / jpeg_encode)
+    print(f"{array.shape[1]} x {array.shape[0]} mosaic, {args.rounds - 1} rounds")
+    print(_common.table(["pair", "median", "range"],
+                        [[name, f"{statistics.median(r):.2f}", f"{min(r):.2f}-{max(r):.2f}"]
+                         for name, r in pairs.items()]))
+
+
+if __name__ == "__main__":
+    main()
