@@ -551,11 +551,12 @@ def bands_for(planes: Iterable[Plane], height: int, width: int) -> list[tuple[in
 
 def exact_bands_for(planes: Iterable[Plane], height: int, width: int, pixels: int | None = None
                     ) -> list[tuple[int, int]]:
-    """Pixel-row bands of `pixels` (default band_sizes.EXACT_BAND_PIXELS) for planes of one size that are all
-    exact (version 2 planes, every plane of a version 5 file): whole patches of every plane,
-    with no fewest rows, since an exact product's rows do not depend on how many rows it has
-    (`bands_for`'s MIN_BAND_ROWS guards BLAS's float rounding). Evenly sized (`even_bands`):
-    each band thread's buffers, sized by its first band, then fit every later one."""
+    """Pixel-row bands of `pixels` (default band_sizes.EXACT_BAND_PIXELS) for planes of one
+    size that are all exact (version 2 planes, every plane of a version 5 file): whole patches
+    of every plane, with no fewest rows, since an exact product's rows do not depend on how
+    many rows it has (`bands_for`'s MIN_BAND_ROWS guards BLAS's float rounding). Evenly sized
+    (`even_bands`): each band thread's buffers, sized by its first band, then fit every later
+    one."""
     unit = max([p.patch for p in planes if p.layout == LAYOUT_PATCH], default=1)
     pixels = band_sizes.EXACT_BAND_PIXELS if pixels is None else pixels
     return even_bands(height, unit, max(1, -(-pixels // width)))

@@ -374,9 +374,10 @@ class BandRenderer:
         or a plane's factors in several pieces.
 
         lean (the Pillow plugin, whose image takes a third more than the raw pixels): a file
-        of exact planes is rendered in bands of `band_sizes.exact_band_pixels` and its held sparse streams
-        are dropped piece by piece as the bands are done, so that little but the image is held
-        at the end; it costs more calls and page faults than the whole-array path's bands.
+        of exact planes is rendered in bands of `band_sizes.exact_band_pixels` and its held
+        sparse streams are dropped piece by piece as the bands are done, so that little but
+        the image is held at the end; it costs more calls and page faults than the whole-array
+        path's bands.
 
         sampled (8-bit files of exact planes only): these bands of rows alone (whole patches of
         every full-size plane, in order, apart or not), as Y'CbCr samples before the colour

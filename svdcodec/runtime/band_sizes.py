@@ -13,9 +13,9 @@ from itertools import pairwise
 #: enough that a band's float temporaries stay in cache.
 BAND_PIXELS = 1 << 18
 #: Decoder, band renderer (`decoder.stream`): target pixels per band of a file whose planes are
-#: all exact (every file of format version 5), whose pixels do not depend on the bands. A
-#: photo of up to about 2^18 pixels a row band is then one band, rendered without a thread
-#: hand-off (docs/performance.md, "What a 19 MP load() holds").
+#: all exact (every file of format version 5), whose pixels do not depend on the bands. An
+#: image below about 2^19 pixels (a 768 x 512 photo) is then one band, rendered without a
+#: thread hand-off (docs/performance.md, "What a 19 MP load() holds").
 EXACT_BAND_PIXELS = 1 << 18
 #: Above LARGE_IMAGE_PIXELS, bands of LARGE_EXACT_BAND_PIXELS: what two threads' band buffers
 #: hold is then the part of a load()'s memory above the image itself that the band size sets
