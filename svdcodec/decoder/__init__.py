@@ -19,7 +19,6 @@ from PIL import Image
 from ..errors import SvdiError
 from ..format import (
     COLOUR_NONE,
-    LAYOUT_PATCH,
     LAYOUT_PLAIN,
     Container,
     Header,
@@ -28,7 +27,7 @@ from ..format import (
 )
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import serial, single_threaded
-from .plane import PlaneReconstructor, pass_budget
+from .plane import PlaneReconstructor, kernel_multiplies, pass_budget
 from .render import check_image, render_image
 from .residuals import apply_residuals
 
@@ -153,10 +152,10 @@ def rendering(header: Header, blas: bool = True) -> Iterator[None]:
 
 def uses_blas(container: Container) -> bool:
     """Whether rendering the file whole (reduce=1) may call BLAS: not when the compiled
-    kernels multiply every plane (exact planes of a patch layout: every plane of the
-    encoder's version 5 files but the plain layouts, `PlaneReconstructor.exact_kernel`)."""
-    return kernels.get() is None or not all(p.exact and p.layout == LAYOUT_PATCH
-                                            for p in container.planes)
+    kernels multiply every plane (`kernel_multiplies`: every plane of the encoder's version 5
+    files but the plain layouts)."""
+    compiled = kernels.get()
+    return not all(kernel_multiplies(p, compiled) for p in container.planes)
 
 
 def unpack_checked(data: bytes, max_pixels: int | None = None) -> Container:

@@ -92,6 +92,14 @@ class BandPlan:
         return cls(mrows, passes, columns)
 
 
+def kernel_multiplies(plane: Plane, compiled: ModuleType | None) -> bool:
+    """Whether the compiled kernels multiply the plane's factors (`_kernels.exact_product`):
+    exact planes of a patch layout, a few dozen columns wide, where a loop over each row's
+    non-zero integers beats BLAS with its binary64 copies; plain layouts, as wide as the image,
+    keep BLAS. Both give the same bits: the product is exact."""
+    return plane.exact and compiled is not None and plane.layout == LAYOUT_PATCH
+
+
 class PlaneReconstructor:
     """Reconstructs bands of pixel rows of one plane, as float32 (rows, columns).
 
@@ -119,11 +127,7 @@ class PlaneReconstructor:
         # and multiplied with the integer weights in binary64.
         self.exact = plane.exact
         self.compiled, self.budget = compiled, budget
-        # Compiled patch layouts multiply in the kernel (a few dozen columns: a loop over each
-        # row's non-zero integers beats BLAS with its binary64 copies); plain layouts, as wide
-        # as the image, keep BLAS. Both give the same bits: the product is exact.
-        self.exact_kernel = (self.exact and self.exact_by_kernel and compiled is not None
-                             and plane.layout == LAYOUT_PATCH)
+        self.exact_kernel = self.exact_by_kernel and kernel_multiplies(plane, compiled)
         self.scratch = {} if scratch is None else scratch
         self.m, self.n = plane.matrix_shape
         self.patch = plane.patch if plane.layout == LAYOUT_PATCH else 0
