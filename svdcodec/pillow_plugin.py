@@ -2,9 +2,9 @@
 
 Modelled on Pillow's QoiImagePlugin. Opening reads only the signature, HEAD, PLAN and metadata
 chunks (up to the first factor block), so ``Image.open`` stays lazy and cheap and Pillow's
-DecompressionBombError check sees the size before any factor data is touched (a small in-memory
-file is parsed whole, unless that check would warn or refuse: `PARSED_AT_OPEN_BYTES`). ``load()`` then
-checks the file and renders it band by band into Pillow's image (or, for the few kinds of
+DecompressionBombError check sees the size before any factor data is touched (a small
+in-memory file is parsed whole, unless that check would warn or refuse:
+`PARSED_AT_OPEN_BYTES`). ``load()`` then checks the file and renders it band by band into Pillow's image (or, for the few kinds of
 file that need it, decodes the whole array first: see `SvdiImageFile.load_prepare`).
 Importing :mod:`svdcodec` registers the format; :func:`register` may be called again safely.
 """
@@ -168,7 +168,6 @@ class SvdiImageFile(ImageFile.ImageFile):
             return out
         return super().reduce(factor, box)
 
-
     def close(self) -> None:
         """Pillow's close, and Image.open's parse let go (an image closed unloaded holds no
         copy of its file)."""
@@ -212,9 +211,9 @@ def _file_bytes(fp: IO[bytes]) -> bytes:
 
 
 def _parsed_whole(fp: IO[bytes]) -> tuple[bytes, Container] | None:
-    """(bytes, `unpack` of them: `unpack_checked`) of an in-memory file of at most PARSED_AT_OPEN_BYTES that
-    hands out its own bytes object (BytesIO.getvalue shares its buffer: the parse, which
-    points into those bytes, holds no copy of the file), else None. None too where `unpack`
+    """(bytes, `unpack` of them: `unpack_checked`) of an in-memory file of at most
+    PARSED_AT_OPEN_BYTES that hands out its own bytes object (BytesIO.getvalue shares its
+    buffer: the parse, which points into those bytes, holds no copy of the file), else None. None too where `unpack`
     refuses the file: then Image.open and load() check it as they do a larger file, so that a
     broken file gives the same errors at the same step whatever its size."""
     if not isinstance(fp, io.BytesIO):
