@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import mmap
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -105,15 +105,10 @@ class SparsePieces:
             if live == self.live:
                 return
             self.live = live
-            after = self.starts[live] if live < len(self.rows) else self.ends
-            spans = []
-            for s, end in enumerate(after):  # whole pages below the first live piece
-                hi = end // mmap.PAGESIZE * mmap.PAGESIZE
-                if hi > self.dropped[s]:
-                    spans.append((self.dropped[s], hi - self.dropped[s]))
-                    self.dropped[s] = hi
-        for start, length in spans:
-            self.pages.madvise(mmap.MADV_DONTNEED, start, length)
+            # whole pages below the first live piece
+            spans = pages_below(self.dropped, self.starts[live] if live < len(self.rows)
+                                else self.ends)
+        drop_pages(self.pages, spans)
 
 
 class DroppedRows:
@@ -148,14 +143,30 @@ class DroppedRows:
                 return
             self.live = live
             row = self.bands[live][0] if live < len(self.bands) else self.m
-            spans = []
-            for c, dropped in enumerate(self.dropped):
-                hi = (c * self.m + row) * self.itemsize // mmap.PAGESIZE * mmap.PAGESIZE
-                if hi - dropped >= band_sizes.PIECE_BYTES or (row == self.m and hi > dropped):
-                    spans.append((dropped, hi - dropped))
-                    self.dropped[c] = hi
-        for start, length in spans:
-            self.pages.madvise(mmap.MADV_DONTNEED, start, length)
+            spans = pages_below(self.dropped, [(c * self.m + row) * self.itemsize
+                                               for c in range(len(self.dropped))],
+                                1 if row == self.m else band_sizes.PIECE_BYTES)
+        drop_pages(self.pages, spans)
+
+
+def pages_below(dropped: list[int], ends: Sequence[int], least: int = 1
+                ) -> list[tuple[int, int]]:
+    """(start, length) of the whole pages of each region of a mapping from its pages dropped so
+    far (`dropped`, advanced here) up to its end in `ends`, where they span `least` bytes or
+    more: what `drop_pages` hands back. Called under the owner's lock."""
+    spans = []
+    for s, end in enumerate(ends):
+        hi = end // mmap.PAGESIZE * mmap.PAGESIZE
+        if hi > dropped[s] and hi - dropped[s] >= least:
+            spans.append((dropped[s], hi - dropped[s]))
+            dropped[s] = hi
+    return spans
+
+
+def drop_pages(pages: mmap.mmap, spans: list[tuple[int, int]]) -> None:
+    """The spans' pages handed back to the system (read again, they would be zeros)."""
+    for start, length in spans:
+        pages.madvise(mmap.MADV_DONTNEED, start, length)
 
 
 def own_pages(*arrays: np.ndarray) -> tuple[mmap.mmap, list[int], list[np.ndarray]]:
