@@ -24,6 +24,7 @@ from types import ModuleType
 
 import numpy as np
 
+from ..codec import aq
 from ..codec import exact as exact_rule
 from ..codec.coding import PLANAR, VERTICAL
 from ..codec.layout import band_pixels
@@ -47,6 +48,7 @@ from .factors import (
     sparse_streams,
     unpredict_whole,
 )
+from .reference import row_multipliers
 
 
 def overflow_error(plane: Plane) -> SvdiError:
@@ -211,6 +213,11 @@ class PlaneReconstructor:
         # Centred columns (MEAN, spec §3.1): added to every row, binary64 in the exact rule
         self.means = container.column_means(plane.index)
         self.loaded_means: np.ndarray | None = None  # the means of the loaded columns
+        # Version 6 (spec §5.5): an adapted plane's M per matrix row, derived once, in a
+        # serial pass over the grid rows, before any band multiplies (A o M) with shift F + 4
+        self.row_m = row_multipliers(container, plane) if plane.adapted and rank else None
+        self.product_shift = (None if plane.shift is None
+                              else plane.shift + (aq.UNIT_BITS if self.row_m is not None else 0))
 
     def _held(self, blocks: list[Block], hold: int) -> set[int]:
         """Ids of the sparse blocks held whole for the plane: the smallest first, while their
@@ -409,6 +416,8 @@ class PlaneReconstructor:
             return self.zero_rank_rows(r1 - r0, self.cols[1] - self.cols[0])
         left = self._band_left(i) if self.local else self.left[r0 - self.base:r1 - self.base]
         if self.exact:
+            if self.row_m is not None:
+                left = aq.scaled_left(left, self.row_m[r0:r1])
             return self.exact_matrix(left)
         if self.reuse_product:  # the same BLAS call, into this thread's buffer
             columns = self.Bt.shape[1]
@@ -434,13 +443,13 @@ class PlaneReconstructor:
     def exact_matrix(self, left: np.ndarray) -> np.ndarray:
         """A band's rows by the exact rule (spec §5.1), after checking its bound on this
         pair of pieces (the pair holding both maxima breaks it if the plane does)."""
-        assert self.plane.shift is not None
+        assert self.product_shift is not None
         if self.exact_kernel:
             assert self.compiled is not None
             rows, columns = left.shape[0], self.B.shape[0]
             out = (self.buffers.get("product", rows * columns).reshape(rows, columns)
                    if self.reuse_product else np.empty((rows, columns), np.float32))
-            max_a = self.compiled.exact_product(left, self.weights, self.B, self.plane.shift,
+            max_a = self.compiled.exact_product(left, self.weights, self.B, self.product_shift,
                                                 self.loaded_means, self.largest_a, out)
             if max_a > self.largest_a:  # the kernel multiplied nothing: raises
                 exact_rule.check_bound(int(max_a), self.max_b, self.weight_sum,
@@ -448,7 +457,7 @@ class PlaneReconstructor:
             return out
         exact_rule.check_bound(exact_rule.magnitude(left), self.max_b, self.weight_sum,
                                f"plane {self.plane.index}")
-        return exact_rule.exact_product(left, self.weights, self.Bt, self.plane.shift,
+        return exact_rule.exact_product(left, self.weights, self.Bt, self.product_shift,
                                         self.loaded_means)
 
     def to_rows(self, matrix: np.ndarray, i: int) -> np.ndarray:
