@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from svdcodec import format as container  # noqa: E402  (structs and constants of the frozen layout)
-from svdcodec.decoder.reference import decode_reference  # noqa: E402  (version 6's pixels)
+from svdcodec.decoder.reference import decode_reference  # version 6 vectors' pixels
 from svdcodec.format.records import varint  # LEB128, spec §4.2
 
 NONE, HORIZONTAL, VERTICAL, PLANAR = 0, 1, 2, 3
@@ -1029,8 +1029,9 @@ def v2_invalid_vectors(valid: dict[str, bytes], v1: bytes) -> list[tuple[str, st
          "PLAN chunk has 23 bytes, expected 27"),
         # Before version 6 existed this file was refused for its version; it still is, for its
         # version 1 PLAN chunks (the bytes are unchanged).
-        ("unknown_version_6", "HEAD declares format version 6 over version 1's 23-byte PLAN "
-         "chunks", replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)),
+        ("unknown_version_6", ("HEAD declares format version 6 over version 1's 23-byte "
+                               "PLAN chunks"),
+         replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)),
          "PLAN chunk has 23 bytes, expected 30"),
         ("unknown_version_7", "HEAD declares format version 7", replace(
             v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=7)), "unsupported format version 7"),

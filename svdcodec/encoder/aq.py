@@ -20,7 +20,13 @@ import math
 import numpy as np
 
 from ..codec import aq
-from ..codec.quantize import FIRST_ROUNDING, RDOQ_ROUNDING, ROUNDING, ColumnStats, optimise_levels
+from ..codec.quantize import (
+    FIRST_ROUNDING,
+    RDOQ_ROUNDING,
+    ROUNDING,
+    ColumnStats,
+    optimise_levels,
+)
 
 
 def row_scale(multipliers: np.ndarray, columns: int) -> np.ndarray:

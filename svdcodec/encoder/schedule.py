@@ -16,7 +16,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..codec import exact as exact_rule
-from ..format import AQ_VERSION, END, LAYOUT_PATCH, Header, Plane, pack_header, pack_means
+from ..format import (
+    AQ_VERSION,
+    END,
+    LAYOUT_PATCH,
+    Header,
+    Plane,
+    pack_header,
+    pack_means,
+)
 from ..format.writer import factor_chunks
 from ..modes import Pixels
 from ..runtime.threads import run_bands
