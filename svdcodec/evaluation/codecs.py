@@ -244,6 +244,8 @@ CODECS: dict[str, Codec] = {
         # encode(aq=True): format version 6's adaptive quantization per patch of luma
         Codec("svdi-aq", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", aq=True)),
         Codec("svdi-deblock-aq", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True, aq=True)),
+        Codec("svdi-smallest-aq", _SVDI_QUALITIES, _SVDI_QUICK,
+              _svdi("auto", deblock=True, effort=2, aq=True)),
     )
 }
 """Every codec the comparison knows, in report order."""
