@@ -1,4 +1,4 @@
-// A decoder of the .svdi image format, versions 1 to 5, written from spec/svdi.md §1–5.
+// A decoder of the .svdi image format, versions 1 to 6, written from spec/svdi.md §1–5.
 //
 // An ES module for browsers (pages and module Workers) and Node ≥ 18. Untrusted bytes are parsed
 // in one place (`parseContainer`): every size is checked against the header and the spec's
@@ -17,7 +17,9 @@
 // Version 4 adds the deblocking filter (§5.4): integer edge filtering of the 8-bit samples
 // across patch edges, before the colour conversion and the residual blocks. Version 5 packs the
 // factor blocks compactly (§4.2): several block records to a chunk, LEB128 fields, zstd frames
-// without their magic number or small blocks stored raw.
+// without their magic number or small blocks stored raw. Version 6 adds adaptive quantization
+// per patch (§5.5): a multiplier per row of U, derived from the integers in a serial pass over
+// the patch grid (exact integers and fixed binary64 operations), applied in the exact product.
 
 import { zstdDecompress, zstdReady } from "./zstd.js";
 
