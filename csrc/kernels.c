@@ -4969,15 +4969,23 @@ done:
    here; its binary64 constants (the thresholds and the mean term's R_p, a fixed sequence of
    IEEE operations) come from codec.aq, so that one place computes them. */
 
-#define AQ_CLAMP 32767.0
 #define AQ_MAX_COMPONENTS 16
 static const int32_t aq_classes[7] = {10, 11, 13, 16, 19, 23, 26};
 
-/* min(|v|, 32767) of an integer held as float32 (any magnitude the file gives), exactly. */
-ALWAYS_INLINE int64_t aq_clamped(double v)
+/* An integer held as float32 (the factor blocks' integers: int32 at most) as int64, exactly;
+   any other value the caller might pass is kept within +-2^40, where the sums below stay
+   defined (they clamp every term to 32767 first). */
+ALWAYS_INLINE int64_t aq_integer(float v)
 {
-    double a = fabs(v);
-    return (int64_t)(a < AQ_CLAMP ? a : AQ_CLAMP);
+    const float top = 1099511627776.0f; /* 2^40 */
+    return (int64_t)(v > top ? top : v < -top ? -top : v == v ? v : 0.0f);
+}
+
+/* min(|d|, 32767) of an integer difference. */
+ALWAYS_INLINE int64_t aq_clamped(int64_t d)
+{
+    d = d < 0 ? -d : d;
+    return d < 32767 ? d : 32767;
 }
 
 PyDoc_STRVAR(aq_map_doc,
@@ -4993,7 +5001,7 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_ssize_t gw;
     double weight;
     Arr ints = {0}, limits = {0}, out = {0};
-    int64_t *energy = NULL;
+    int64_t *work = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOdO:aq_map", names, &o_ints, &gw,
                                      &o_limits, &weight, &o_out))
         return NULL;
@@ -5016,43 +5024,48 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
         result = Py_NewRef(Py_None);
         goto done;
     }
-    if (!(energy = PyMem_Malloc((size_t)gw * 2 * sizeof(int64_t)))) {
+    /* the patch means' integers (m), then two rows of energies (gw each) */
+    Py_ssize_t n = m > PY_SSIZE_T_MAX - 2 * gw ? -1 : m + 2 * gw;
+    if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(int64_t)
+        || !(work = PyMem_Malloc((size_t)n * sizeof(int64_t)))) {
         PyErr_NoMemory();
         goto done;
     }
     int32_t *o = (int32_t *)out.data;
     Py_BEGIN_ALLOW_THREADS
-    int64_t *previous = energy, *current = energy + gw;
+    int64_t *mu = work, *previous = work + m, *current = previous + gw;
     const Py_ssize_t rs = ints.strides[0], cs = ints.strides[1];
+    for (Py_ssize_t i = 0; i < m; i++)
+        mu[i] = aq_integer(ld_f32(ints.data + i * rs));
     for (Py_ssize_t y = 0; y < gh; y++) {
+        const int64_t *up = mu + (y > 0 ? y - 1 : 0) * gw, *row = mu + y * gw,
+                      *down = mu + (y + 1 < gh ? y + 1 : y) * gw;
         for (Py_ssize_t x = 0; x < gw; x++) {
-            const Py_ssize_t i = y * gw + x;
-            const double a0 = ld_f32(ints.data + i * rs);
-            int64_t sum = 0; /* < 8 * 2^30: the 8 neighbours' clamped mean differences, squared */
-            for (int dy = -1; dy <= 1; dy++) {
-                Py_ssize_t yy = y + dy < 0 ? 0 : y + dy >= gh ? gh - 1 : y + dy;
-                for (int dx = -1; dx <= 1; dx++) {
-                    if (!dy && !dx)
-                        continue;
-                    Py_ssize_t xx = x + dx < 0 ? 0 : x + dx >= gw ? gw - 1 : x + dx;
-                    int64_t d = aq_clamped(ld_f32(ints.data + (yy * gw + xx) * rs) - a0);
-                    sum += d * d;
-                }
-            }
+            const Py_ssize_t l = x > 0 ? x - 1 : 0, r = x + 1 < gw ? x + 1 : gw - 1;
+            const int64_t a0 = row[x];
+            int64_t d, sum = 0; /* < 8 * 2^30: the 8 neighbours' clamped differences squared */
+            d = aq_clamped(up[l] - a0), sum += d * d;
+            d = aq_clamped(up[x] - a0), sum += d * d;
+            d = aq_clamped(up[r] - a0), sum += d * d;
+            d = aq_clamped(row[l] - a0), sum += d * d;
+            d = aq_clamped(row[r] - a0), sum += d * d;
+            d = aq_clamped(down[l] - a0), sum += d * d;
+            d = aq_clamped(down[x] - a0), sum += d * d;
+            d = aq_clamped(down[r] - a0), sum += d * d;
             double e = (double)sum * weight; /* exact conversion, one rounding */
             if (y > 0) {
-                Py_ssize_t l = x > 0 ? x - 1 : 0, r = x + 1 < gw ? x + 1 : gw - 1;
                 double above = (double)(previous[l] + previous[x] + previous[r]); /* < 2^53 */
                 e = above > e ? above : e;
             }
             int c = 0;
             for (int j = 0; j < 6; j++)
                 c += e >= t[j];
-            const int32_t mult = aq_classes[c];
-            o[i] = mult;
+            const int64_t mult = aq_classes[c];
+            const Py_ssize_t i = y * gw + x;
+            o[i] = (int32_t)mult;
             int64_t own = 0; /* < 15 * 2^40 */
             for (Py_ssize_t k = 1; k < kk; k++) {
-                int64_t a = aq_clamped(ld_f32(ints.data + i * rs + k * cs)) * mult;
+                int64_t a = aq_clamped(aq_integer(ld_f32(ints.data + i * rs + k * cs))) * mult;
                 own += a * a;
             }
             current[x] = own;
@@ -5064,7 +5077,7 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    PyMem_Free(energy);
+    PyMem_Free(work);
     release(&ints);
     release(&limits);
     release(&out);
