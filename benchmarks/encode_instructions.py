@@ -3,12 +3,14 @@
 wall-clock times are not. docs/performance.md quotes it ("Encode stages").
 
     python benchmarks/encode_instructions.py IMAGE [...] [--crop] [--quality Q] [-n N] [--tree DIR]
+        [--aq]
 
 For each image, two processes run under `valgrind --tool=callgrind`: one encodes it 2 times
 (imports, caches and first-call work), the other 2 + N times; the difference divided by N is
 one warm `svdcodec.encode(array, Q)`. `--crop`: the 256 x 256 crop at (256, 256) instead of the
 whole image. `--tree DIR`: the svdcodec of that source tree (its C extension built in place)
-instead of the installed one, to count two versions. One thread (SVDCODEC_THREADS=1,
+instead of the installed one, to count two versions. `--aq`: `encode(..., aq=True)` (format
+version 6's adaptive quantization). One thread (SVDCODEC_THREADS=1,
 OPENBLAS_NUM_THREADS=1: no BLAS thread spinning between calls) and a fixed PYTHONHASHSEED, so
 that two runs of the same code count within about 0.1 %. valgrind runs the AVX2 copies of the
 kernels (it has no AVX-512).
@@ -30,16 +32,18 @@ import svdcodec
 pixels = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
 if sys.argv[4] == "crop":
     pixels = np.ascontiguousarray(pixels[256:512, 256:512])
+options = {"aq": True} if sys.argv[5] == "aq" else {}
 for _ in range(2 + int(sys.argv[2])):
-    svdcodec.encode(pixels, float(sys.argv[3]))
+    svdcodec.encode(pixels, float(sys.argv[3]), **options)
 """
 
 
-def instructions(path: Path, encodes: int, quality: float, crop: bool, tree: Path | None
-                 ) -> int:
+def instructions(path: Path, encodes: int, quality: float, crop: bool, tree: Path | None,
+                 aq: bool = False) -> int:
     """Instructions of a process that encodes `path` 2 + `encodes` times."""
     return _common.callgrind_instructions(
-        CHILD, [str(path), str(encodes), str(quality), "crop" if crop else "whole"], path,
+        CHILD, [str(path), str(encodes), str(quality), "crop" if crop else "whole",
+                "aq" if aq else "-"], path,
         pythonpath=tree, isolated=True)
 
 
@@ -50,10 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality", type=float, default=75.0)
     parser.add_argument("-n", type=int, default=5, help="warm encodes counted (default 5)")
     parser.add_argument("--tree", type=Path, help="source tree whose svdcodec is counted")
+    parser.add_argument("--aq", action="store_true", help="encode with aq=True")
     args = parser.parse_args(argv)
     for path in args.images:
-        count = [instructions(path, n, args.quality, args.crop, args.tree) for n in (0, args.n)]
-        print(f"{path.name}{' crop' if args.crop else ''}\tq{args.quality:g}\t"
+        count = [instructions(path, n, args.quality, args.crop, args.tree, args.aq)
+                 for n in (0, args.n)]
+        print(f"{path.name}{' crop' if args.crop else ''}{' aq' if args.aq else ''}\t"
+              f"q{args.quality:g}\t"
               f"{(count[1] - count[0]) / args.n / 1e6:.2f} M")
     return 0
 

@@ -1111,40 +1111,66 @@ HOT static float max_magnitude(const char *data, Py_ssize_t rows, Py_ssize_t col
 }
 
 PyDoc_STRVAR(exact_product_doc,
-"exact_product(left, weights, right, shift, means, limit, out) -> float\n\n"
+"exact_product(left, weights, right, shift, means, limit, out, multipliers=None) -> float\n\n"
 "codec.exact.exact_product(left, weights, right.T, shift, means) into out (float32,\n"
 "C-contiguous, (rows of left, rows of right)): left (rows, rank) and right (columns, rank)\n"
 "float32 integers, weights (rank,) and means (columns,) float64, or means None. Returns\n"
 "max|left| (exact_rule.magnitude); when it exceeds `limit` (the largest max|left| the\n"
 "bound allows with this right and these weights: exact_rule.largest_left) nothing is\n"
-"computed and the caller raises.");
+"computed and the caller raises. multipliers (rows,) int32: an adapted plane's M per row\n"
+"(format version 6, spec 5.5): left's column 0 times 16 and the others times the row's M\n"
+"(codec.aq.scaled_left, binary32), the shift F + 4, max|left| that of the scaled rows.");
 
 static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"left", "weights", "right", "shift", "means", "limit", "out", NULL};
-    PyObject *o_left, *o_weights, *o_right, *o_means, *o_out, *result = NULL;
+    static char *names[] = {"left", "weights", "right", "shift", "means", "limit", "out",
+                            "multipliers", NULL};
+    PyObject *o_left, *o_weights, *o_right, *o_means, *o_out, *o_mult = Py_None,
+             *result = NULL;
     Py_ssize_t shift;
     double limit;
-    Arr left = {0}, weights = {0}, right = {0}, means = {0}, out = {0};
+    Arr left = {0}, weights = {0}, right = {0}, means = {0}, out = {0}, mult = {0};
     double *bw = NULL, *mean = NULL;
     Py_ssize_t *terms = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOnOdO:exact_product", names, &o_left,
-                                     &o_weights, &o_right, &shift, &o_means, &limit, &o_out))
+    float *scaled = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOnOdO|O:exact_product", names, &o_left,
+                                     &o_weights, &o_right, &shift, &o_means, &limit, &o_out,
+                                     &o_mult))
         return NULL;
     if (get_array(o_left, &left, "left", 2, T_F32, 0) < 0
         || get_array(o_weights, &weights, "weights", 1, T_F64, 0) < 0
         || get_array(o_right, &right, "right", 2, T_F32, 0) < 0
         || (o_means != Py_None && get_array(o_means, &means, "means", 1, T_F64, 0) < 0)
-        || get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0)
+        || get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0
+        || (o_mult != Py_None && get_array(o_mult, &mult, "multipliers", 1, T_I32, 0) < 0))
         goto done;
     Py_ssize_t rows = left.shape[0], rank = left.shape[1], cols = right.shape[0];
     if (weights.size != rank || right.shape[1] != rank || out.shape[0] != rows
         || out.shape[1] != cols || (o_means != Py_None && means.size != cols)
-        || shift < 0 || shift > 63) {
+        || (o_mult != Py_None && mult.size != rows) || shift < 0 || shift > 63) {
         value_error("exact_product: needs left (rows, rank), weights (rank,), right "
                     "(columns, rank), means None or (columns,), out (rows, columns), "
-                    "0 <= shift <= 63");
+                    "multipliers None or (rows,), 0 <= shift <= 63");
         goto done;
+    }
+    if (o_mult != Py_None) {
+        /* an adapted plane (spec 5.5): the rows of A o M in binary32, as codec.aq.scaled_left
+           (exact below 2^24; a product at or above it stays there, and the limit refuses it) */
+        Py_ssize_t n = mul_size(rows, rank);
+        if (n < 0 || !(scaled = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(float)))) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < rows; i++) {
+            const float row_m = (float)ld_i32(mult.data + i * mult.strides[0]);
+            for (Py_ssize_t k = 0; k < rank; k++)
+                scaled[i * rank + k] = ld_f32(left.data + i * left.strides[0]
+                                              + k * left.strides[1]) * (k ? row_m : 16.0f);
+        }
+        left.data = (char *)scaled;
+        left.strides[0] = 4 * rank;
+        left.strides[1] = 4;
+        shift += 4;
     }
     float max_a;
     Py_BEGIN_ALLOW_THREADS
@@ -1196,6 +1222,8 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
 done:
     PyMem_Free(bw);
     PyMem_Free(terms);
+    PyMem_Free(scaled);
+    release(&mult);
     release(&left);
     release(&weights);
     release(&right);
@@ -4935,6 +4963,127 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------ adaptive quantization
+   Format version 6 (spec/svdi.md §5.5): an adapted plane's row multipliers M (the map) and the
+   left factor scaled by them for exact_product. The map's integer sums and comparisons are
+   here; its binary64 constants (the thresholds and the mean term's R_p, a fixed sequence of
+   IEEE operations) come from codec.aq, so that one place computes them. */
+
+#define AQ_MAX_COMPONENTS 16
+static const int32_t aq_classes[7] = {10, 11, 13, 16, 19, 23, 26};
+
+/* An integer held as float32 (the factor blocks' integers: int32 at most) as int64, exactly;
+   any other value the caller might pass is kept within +-2^40, where the sums below stay
+   defined (they clamp every term to 32767 first). */
+ALWAYS_INLINE int64_t aq_integer(float v)
+{
+    const float top = 1099511627776.0f; /* 2^40 */
+    return (int64_t)(v > top ? top : v < -top ? -top : v == v ? v : 0.0f);
+}
+
+/* min(|d|, 32767) of an integer difference. */
+ALWAYS_INLINE int64_t aq_clamped(int64_t d)
+{
+    d = d < 0 ? -d : d;
+    return d < 32767 ? d : 32767;
+}
+
+PyDoc_STRVAR(aq_map_doc,
+"aq_map(ints, grid_width, limits, mean_weight, out) -> None\n\n"
+"codec.aq.causal_map into out (int32, C-contiguous, m): ints (m, K') float32 integers of\n"
+"components 0..K'-1 (1 <= K' <= 16) of a patch grid of grid_width columns (m a multiple),\n"
+"limits (6,) float64 the thresholds t_j, mean_weight R_p.");
+
+static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"ints", "grid_width", "limits", "mean_weight", "out", NULL};
+    PyObject *o_ints, *o_limits, *o_out, *result = NULL;
+    Py_ssize_t gw;
+    double weight;
+    Arr ints = {0}, limits = {0}, out = {0};
+    int64_t *work = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOdO:aq_map", names, &o_ints, &gw,
+                                     &o_limits, &weight, &o_out))
+        return NULL;
+    if (get_array(o_ints, &ints, "ints", 2, T_F32, 0) < 0
+        || get_array(o_limits, &limits, "limits", 1, T_F64, 0) < 0
+        || get_array(o_out, &out, "out", 1, T_I32, A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t m = ints.shape[0], kk = ints.shape[1];
+    if (gw < 1 || m % gw != 0 || kk < 1 || kk > AQ_MAX_COMPONENTS || limits.size != 6
+        || out.size != m) {
+        value_error("aq_map: needs ints (m, K') with 1 <= K' <= 16 and m a multiple of "
+                    "grid_width >= 1, limits (6,), out (m,)");
+        goto done;
+    }
+    Py_ssize_t gh = m / gw;
+    double t[6];
+    for (int j = 0; j < 6; j++)
+        t[j] = ld_f64(limits.data + j * limits.strides[0]);
+    if (m == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* the patch means' integers (m), then two rows of energies (gw each) */
+    Py_ssize_t n = m > PY_SSIZE_T_MAX - 2 * gw ? -1 : m + 2 * gw;
+    if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(int64_t)
+        || !(work = PyMem_Malloc((size_t)n * sizeof(int64_t)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int32_t *o = (int32_t *)out.data;
+    Py_BEGIN_ALLOW_THREADS
+    int64_t *mu = work, *previous = work + m, *current = previous + gw;
+    const Py_ssize_t rs = ints.strides[0], cs = ints.strides[1];
+    for (Py_ssize_t i = 0; i < m; i++)
+        mu[i] = aq_integer(ld_f32(ints.data + i * rs));
+    for (Py_ssize_t y = 0; y < gh; y++) {
+        const int64_t *up = mu + (y > 0 ? y - 1 : 0) * gw, *row = mu + y * gw,
+                      *down = mu + (y + 1 < gh ? y + 1 : y) * gw;
+        for (Py_ssize_t x = 0; x < gw; x++) {
+            const Py_ssize_t l = x > 0 ? x - 1 : 0, r = x + 1 < gw ? x + 1 : gw - 1;
+            const int64_t a0 = row[x];
+            int64_t d, sum = 0; /* < 8 * 2^30: the 8 neighbours' clamped differences squared */
+            d = aq_clamped(up[l] - a0), sum += d * d;
+            d = aq_clamped(up[x] - a0), sum += d * d;
+            d = aq_clamped(up[r] - a0), sum += d * d;
+            d = aq_clamped(row[l] - a0), sum += d * d;
+            d = aq_clamped(row[r] - a0), sum += d * d;
+            d = aq_clamped(down[l] - a0), sum += d * d;
+            d = aq_clamped(down[x] - a0), sum += d * d;
+            d = aq_clamped(down[r] - a0), sum += d * d;
+            double e = (double)sum * weight; /* exact conversion, one rounding */
+            if (y > 0) {
+                double above = (double)(previous[l] + previous[x] + previous[r]); /* < 2^53 */
+                e = above > e ? above : e;
+            }
+            int c = 0;
+            for (int j = 0; j < 6; j++)
+                c += e >= t[j];
+            const int64_t mult = aq_classes[c];
+            const Py_ssize_t i = y * gw + x;
+            o[i] = (int32_t)mult;
+            int64_t own = 0; /* < 15 * 2^40 */
+            for (Py_ssize_t k = 1; k < kk; k++) {
+                int64_t a = aq_clamped(aq_integer(ld_f32(ints.data + i * rs + k * cs))) * mult;
+                own += a * a;
+            }
+            current[x] = own;
+        }
+        int64_t *swap = previous;
+        previous = current;
+        current = swap;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(work);
+    release(&ints);
+    release(&limits);
+    release(&out);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ module */
 
 #define METHOD(name) {#name, (PyCFunction)(void (*)(void))name, METH_VARARGS | METH_KEYWORDS, \
@@ -4942,6 +5091,7 @@ done:
 
 static PyMethodDef methods[] = {
     METHOD(index_sparse), METHOD(fill_sparse), METHOD(reduce_sparse), METHOD(exact_product),
+    METHOD(aq_map),
     METHOD(unpredict_into), METHOD(upsample_ycc),
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),

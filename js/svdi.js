@@ -1,4 +1,4 @@
-// A decoder of the .svdi image format, versions 1 to 5, written from spec/svdi.md §1–5.
+// A decoder of the .svdi image format, versions 1 to 6, written from spec/svdi.md §1–5.
 //
 // An ES module for browsers (pages and module Workers) and Node ≥ 18. Untrusted bytes are parsed
 // in one place (`parseContainer`): every size is checked against the header and the spec's
@@ -17,17 +17,30 @@
 // Version 4 adds the deblocking filter (§5.4): integer edge filtering of the 8-bit samples
 // across patch edges, before the colour conversion and the residual blocks. Version 5 packs the
 // factor blocks compactly (§4.2): several block records to a chunk, LEB128 fields, zstd frames
-// without their magic number or small blocks stored raw.
+// without their magic number or small blocks stored raw. Version 6 adds adaptive quantization
+// per patch (§5.5): a multiplier per row of U, derived from the integers in a serial pass over
+// the patch grid (exact integers and fixed binary64 operations), applied in the exact product.
 
 import { zstdDecompress, zstdReady } from "./zstd.js";
 
 export const SIGNATURE = Uint8Array.from([0x89, 0x53, 0x56, 0x44, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** The newest format version; this decoder reads every one of VERSIONS. */
-export const VERSION = 5;
-export const VERSIONS = [1, 2, 3, 4, 5];
+export const VERSION = 6;
+export const VERSIONS = [1, 2, 3, 4, 5, 6];
 /** The first version of the compact container (§4.2): several block records to a factor
  * chunk, LEB128 fields, zstd frames without their magic number or stored raw. */
 const COMPACT_VERSION = 5;
+/** The first version of adaptive quantization per patch (§5.5): PLAN's K and G. */
+const AQ_VERSION = 6;
+/** Version 6 (§5.5): largest K, the class multipliers M (1/16), C, the class boundaries as
+ * ratios to G (binary64 literals), the clamp of each integer's magnitude, the mean term's
+ * rational and the energy unit. */
+const MAX_AQ_COMPONENTS = 16;
+const AQ_CLASSES = [10, 11, 13, 16, 19, 23, 26];
+const AQ_FLOOR = 58.5;
+const AQ_RATIOS = [0.027048017531441957, 0.1146255054005839, 0.48576597057680293,
+  2.058604473286984, 8.724061861322062, 36.97128629991275];
+const AQ_CLAMP = 32767;
 const ZSTD_MAGIC = Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd]);
 export const MAX_DIMENSION = 2 ** 20;
 /** Most channels (planes) of a version 2 file (HEAD's u8 fields), and of a version 1 file. */
@@ -239,7 +252,7 @@ function planeShape(header, index) {
 }
 
 function parsePlan(b, start, end, header, index) {
-  const size = header.version >= 4 ? 27 : header.version >= 2 ? 24 : 23;
+  const size = header.version >= AQ_VERSION ? 30 : header.version >= 4 ? 27 : header.version >= 2 ? 24 : 23;
   if (end - start !== size) {
     throw new SvdiError(`PLAN chunk has ${end - start} bytes, expected ${size} (format version ${header.version})`);
   }
@@ -250,6 +263,8 @@ function parsePlan(b, start, end, header, index) {
     shift: header.version >= 2 ? b[start + 23] : null,
     // Version 4: the deblocking filter's alpha, beta and tc (§5.4); all 0: none.
     deblock: header.version >= 4 ? [b[start + 24], b[start + 25], b[start + 26]] : [0, 0, 0],
+    // Version 6: adaptive quantization's K (0: none) and G's binary16 bits (§5.5).
+    aq: header.version >= AQ_VERSION ? [b[start + 27], (b[start + 28] << 8) | b[start + 29]] : [0, 0],
   };
   if (plane.shift !== null && plane.shift > MAX_SHIFT) {
     throw new SvdiError(`plane ${index}: shift ${plane.shift} exceeds ${MAX_SHIFT}`);
@@ -291,6 +306,13 @@ function parsePlan(b, start, end, header, index) {
     if (Math.min(...plane.deblock) < 1) throw new SvdiError(`${what}: alpha, beta and tc must all be 0 (no filter) or all >= 1`);
     if (plane.layout !== 1) throw new SvdiError(`${what} on a plane of the plain layout (patch layouts only)`);
     if (header.sampleType !== 1) throw new SvdiError(`${what} on ${header.dtype} samples (8-bit samples only)`);
+  }
+  plane.adapted = plane.aq[0] !== 0;
+  if (plane.aq[0] !== 0 || plane.aq[1] !== 0) {
+    const what = `plane ${index}: adaptive quantization (K ${plane.aq[0]}, G 0x${plane.aq[1].toString(16).padStart(4, "0")})`;
+    if (!(plane.aq[0] >= 2 && plane.aq[0] <= MAX_AQ_COMPONENTS)) throw new SvdiError(`${what}: K must be 2..${MAX_AQ_COMPONENTS}, or K and G both 0 (off)`);
+    if (plane.aq[1] === 0 || plane.aq[1] >= 0x7c00) throw new SvdiError(`${what}: G must be a positive finite binary16`);
+    if (plane.layout !== 1) throw new SvdiError(`${what} on a plane of the plain layout (patch layouts only)`);
   }
   plane.layoutName = plane.layout === 1 ? `patch${plane.patch}` : "plain";
   return plane;
@@ -952,7 +974,7 @@ export function readHeader(data, { maxPixels = null } = {}) {
 function publicPlane(p) {
   return {
     index: p.index, layout: p.layoutName, patch: p.patch, height: p.height, width: p.width,
-    rank: p.rank, step: p.step, shift: p.shift, deblock: p.deblock, m: p.m, n: p.n, grid: p.grid,
+    rank: p.rank, step: p.step, shift: p.shift, deblock: p.deblock, aq: p.aq, m: p.m, n: p.n, grid: p.grid,
     vgrid: p.vgrid,
   };
 }
@@ -1132,6 +1154,71 @@ function gatherRowExact(A, row, k, weights, n, lefts, offsets) {
   return nz;
 }
 
+/** gatherRowExact for an adapted plane (§5.5): lefts[q] = A·M·W_c with M = 16 in component 0
+ * and the row's M in the others, an exact integer below 2^53 (the bound on A∘M was checked). */
+function gatherRowAdapted(A, row, k, weights, n, lefts, offsets, multiplier) {
+  let nz = 0;
+  for (let c = 0; c < k; c++) {
+    const a = A[row + c];
+    if (a === 0) continue;
+    lefts[nz] = a * (c === 0 ? 16 : multiplier) * weights[c];
+    offsets[nz++] = c * n;
+  }
+  return nz;
+}
+
+/** The binary16 of these bits, exactly. */
+function binary16(bits) {
+  const e = (bits >> 10) & 31, f = bits & 1023;
+  return e === 0 ? f * 2 ** -24 : (1024 + f) * 2 ** (e - 25);
+}
+
+/** M per matrix row of an adapted plane (§5.5), grid row by grid row, from its integers of
+ * components 0..kk − 1 (`ints`, row-major with `stride`): E = max(R·Σ_8 neighbours
+ * min(|a_q0 − a_p0|, clamp)², Σ_3 patches above Σ_k (min(|a_qk|, clamp)·M_q)²), class = how
+ * many thresholds E reaches. Every value is an exact integer below 2^53 but R·Σ and the
+ * thresholds, each one binary64 operation after another as the spec orders them. */
+function adaptiveMap(plane, ints, stride, kk) {
+  const [gh, gw] = plane.grid, p = plane.patch;
+  const g = binary16(plane.aq[1]), unit = 768 * p * p, square = plane.step * plane.step;
+  const limits = AQ_RATIOS.map((r) => ((g * r - AQ_FLOOR) * unit) / square);
+  const weight = (1568 * (p * p - 1)) / (300 * p * p);
+  const out = new Int32Array(gh * gw);
+  let previous = new Float64Array(gw), current = new Float64Array(gw);
+  for (let y = 0; y < gh; y++) {
+    for (let x = 0; x < gw; x++) {
+      const i = y * gw + x, a0 = ints[i * stride];
+      let sum = 0;
+      for (let dy = -1; dy <= 1; dy++) {
+        const yy = Math.min(Math.max(y + dy, 0), gh - 1);
+        for (let dx = -1; dx <= 1; dx++) {
+          if (!dy && !dx) continue;
+          const xx = Math.min(Math.max(x + dx, 0), gw - 1);
+          const d = Math.min(Math.abs(ints[(yy * gw + xx) * stride] - a0), AQ_CLAMP);
+          sum += d * d;
+        }
+      }
+      let energy = sum * weight;
+      if (y > 0) {
+        const above = previous[Math.max(x - 1, 0)] + previous[x] + previous[Math.min(x + 1, gw - 1)];
+        if (above > energy) energy = above;
+      }
+      let c = 0;
+      for (const t of limits) if (energy >= t) c++;
+      const m = AQ_CLASSES[c];
+      out[i] = m;
+      let own = 0;
+      for (let k = 1; k < kk; k++) {
+        const a = Math.min(Math.abs(ints[i * stride + k]), AQ_CLAMP) * m;
+        own += a * a;
+      }
+      current[x] = own;
+    }
+    [previous, current] = [current, previous];
+  }
+  return out;
+}
+
 /** acc[0, n) = Σ_q lefts[q] · Bt[offsets[q] + j], in component order. The sums of eight (then
  * four, then one) outputs stay in registers while the row's non-zeros are visited (2–2.5×
  * faster than adding each non-zero's row of Bᵀ into memory; the same bits, each sum taken in
@@ -1210,7 +1297,7 @@ function storeRunCentred(acc, count, out, at, unit, means) {
  * version 1 in binary32 factors, version 2 (plane.shift set) by the exact rule of §5.1 with
  * the plane's weights (whose bound the caller checked on the whole of A and B), plus the column
  * means of a centred plane (`means`, binary64, or null), also for k = 0 (every row is μ). */
-function reconstructPlane(plane, A, B, stride, k, means = null) {
+function reconstructPlane(plane, A, B, stride, k, means = null, rowM = null) {
   const { m, n, height: h, width: w } = plane;
   const out = new Float32Array(h * w);
   if (k === 0) {
@@ -1218,7 +1305,8 @@ function reconstructPlane(plane, A, B, stride, k, means = null) {
     return out;
   }
   const exact = plane.shift !== null;
-  const unit = exact ? 2 ** -plane.shift : 1;
+  // an adapted plane (§5.5): (A∘M)·diag(W)·Bᵀ·2^−(F+4)
+  const unit = exact ? 2 ** -(plane.shift + (rowM ? 4 : 0)) : 1;
   const coef = new Float64Array(k);
   if (exact) {
     coef.set(plane.weights.subarray(0, k));
@@ -1237,8 +1325,9 @@ function reconstructPlane(plane, A, B, stride, k, means = null) {
   const gw = plane.grid[1];
   const padding = new Float32Array(patch); // where a padded patch's cropped values go
   for (let i = 0; i < m; i++) {
-    const nz = exact ? gatherRowExact(A, i * stride, k, coef, n, lefts, offsets)
-      : gatherRow(A, i * stride, k, coef, n, lefts, offsets);
+    const nz = rowM ? gatherRowAdapted(A, i * stride, k, coef, n, lefts, offsets, rowM[i])
+      : exact ? gatherRowExact(A, i * stride, k, coef, n, lefts, offsets)
+        : gatherRow(A, i * stride, k, coef, n, lefts, offsets);
     accumulateRow(acc, nz, lefts, offsets, Bt, n);
     let bad = 0;
     if (means) {
@@ -1781,10 +1870,25 @@ export class SvdiImage {
       // preview's first k components with their weights.
       const stride = k;
       const A = integerFactor(container, p, "U", stride), B = integerFactor(container, p, "V", stride);
-      if (p.shift !== null) checkExactBound(p, A.largest, B.largest, k);
+      // An adapted plane (§5.5): M per row from components 0..min(K, rank) − 1 (read again
+      // if a preview has fewer), the bound on A∘M.
+      let rowM = null, largestA = A.largest;
+      if (p.adapted && p.rank > 0 && p.shift !== null) {
+        const kk = Math.min(p.aq[0], p.rank);
+        rowM = kk <= stride ? adaptiveMap(p, A.data, stride, kk)
+          : adaptiveMap(p, integerFactor(container, p, "U", kk).data, kk, kk);
+        largestA = 0;
+        for (let i = 0; i < p.m; i++) {
+          for (let c = 0; c < k; c++) {
+            const v = Math.abs(A.data[i * stride + c]) * (c === 0 ? 16 : rowM[i]);
+            if (v > largestA) largestA = v;
+          }
+        }
+      }
+      if (p.shift !== null) checkExactBound(p, largestA, B.largest, k);
       const meanBlock = container.means.get(p.index);
       const means = meanBlock ? readMeans(meanBlock, container.bytes) : null;
-      return { k, stride, A: A.data, B: B.data, means };
+      return { k, stride, A: A.data, B: B.data, means, rowM };
     });
   }
 
@@ -1817,7 +1921,7 @@ export class SvdiImage {
   planeValue(i, k = null) {
     const p = this.container.planes[i], f = this.factors[i];
     const kk = k == null ? f.k : Math.min(f.k, k);
-    return reconstructPlane(p, f.A, f.B, f.stride, kk, f.means);
+    return reconstructPlane(p, f.A, f.B, f.stride, kk, f.means, f.rowM);
   }
 
   /** The image from the first k components of every plane (all if k is null or undefined);
@@ -1862,12 +1966,14 @@ export class SvdiImage {
     if (this.container.residuals.length && header.dtype in FLOAT_MAX && this.isComplete()) this.reconstruct(null);
     else allocating(() => applyResiduals(this.container, null, header.dtype));
     return this.container.planes.map((p, i) => {
-      const { A, B, k, stride } = this.factors[i];
+      const { A, B, k, stride, rowM } = this.factors[i];
       const r = k;
       const inv = new Float32Array(r);
       for (let c = 0; c < r; c++) inv[c] = fround(p.step / p.sigma[c]);
       const U = includeU ? new Float32Array(p.m * r) : null, Vt = new Float32Array(r * p.n);
       if (U) for (let row = 0; row < p.m; row++) for (let c = 0; c < r; c++) U[row * r + c] = fround(A[row * stride + c] * inv[c]);
+      // an adapted plane's row p of components >= 1 times M_p / 16 (§5.5), in binary32
+      if (U && rowM) for (let row = 0; row < p.m; row++) for (let c = 1; c < r; c++) U[row * r + c] = fround(U[row * r + c] * (rowM[row] / 16));
       for (let j = 0; j < p.n; j++) for (let c = 0; c < r; c++) Vt[c * p.n + j] = fround(B[j * stride + c] * inv[c]);
       const S = new Float32Array(r);
       for (let c = 0; c < r; c++) S[c] = fround(p.sigma[c] * scale);

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from svdcodec import format as container  # noqa: E402  (structs and constants of the frozen layout)
+from svdcodec.decoder.reference import decode_reference  # version 6 vectors' pixels
 from svdcodec.format.records import varint  # LEB128, spec §4.2
 
 NONE, HORIZONTAL, VERTICAL, PLANAR = 0, 1, 2, 3
@@ -1026,8 +1027,14 @@ def v2_invalid_vectors(valid: dict[str, bytes], v1: bytes) -> list[tuple[str, st
         ("unknown_version_5", "HEAD declares format version 5 over version 1's 23-byte PLAN "
          "chunks", replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=5)),
          "PLAN chunk has 23 bytes, expected 27"),
-        ("unknown_version_6", "HEAD declares format version 6", replace(
-            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)), "unsupported format version 6"),
+        # Before version 6 existed this file was refused for its version; it still is, for its
+        # version 1 PLAN chunks (the bytes are unchanged).
+        ("unknown_version_6", ("HEAD declares format version 6 over version 1's 23-byte "
+                               "PLAN chunks"),
+         replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)),
+         "PLAN chunk has 23 bytes, expected 30"),
+        ("unknown_version_7", "HEAD declares format version 7", replace(
+            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=7)), "unsupported format version 7"),
         *v4_invalid_vectors(valid),
         ("v3_ycc16_in_v2", "16-bit Y'CbCr (a version 3 file) with HEAD's version 2", replace(
             valid["v3_rgb16_16x16_sub"], b"HEAD", patch_struct(container.HEAD_RECORD, f0=2)),
@@ -1477,6 +1484,60 @@ def as_version_5(data: bytes, edit: Callable[[list[Record]], None] | None = None
     return join_chunks(out[:place] + chunks + out[place:])
 
 
+#: Version 6 (§5.5): version 5 vectors whose plane 0 (patch layout) is adapted, with K and G.
+V6_SOURCES = {"v5_filter_rgb_16x16_sub_patch4": (4, 0x4F1B),
+              "v5_filter_off_rgb_16x16_patch8": (16, 0x4F1B)}
+
+
+def as_version_6(data: bytes, components: int, g_bits: int) -> bytes:
+    """A valid version 5 file as version 6 (§5.5): HEAD's version 6, PLAN chunks of 30 bytes,
+    plane 0 adapted with (K, G) and its shift lowered by 5 (M < 2^5: the bound holds for A o M
+    where it held for A), the other planes not adapted; the same blocks."""
+    chunks = split_chunks(data)
+    out = []
+    for kind, payload in chunks:
+        if kind == b"HEAD":
+            payload = patch_struct(container.HEAD_RECORD, f0=6)(payload)
+        elif kind == b"PLAN":
+            fields = list(container.PLAN_RECORD_V4.unpack(payload))
+            aq = (0, 0)
+            if fields[0] == 0:
+                fields[7] = max(0, fields[7] - 5)
+                aq = (components, g_bits)
+            payload = container.PLAN_RECORD_V6.pack(*fields, *aq)
+        out.append((kind, payload))
+    return join_chunks(out)
+
+
+def v6_invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]]:
+    """Broken PLAN fields of adaptive quantization (§3, §5.5)."""
+    base = valid["v6_aq_rgb_16x16_sub_patch4"]
+    plan = container.PLAN_RECORD_V6
+
+    def fields(**changes: object) -> bytes:
+        return replace(base, b"PLAN", patch_struct(plan, **changes))
+    what = "adaptive quantization"
+    return [
+        ("v6_aq_k1", "plane 0 adapted with K 1 (no component for the map)", fields(f11=1),
+         "K must be 2..16, or K and G both 0"),
+        ("v6_aq_k17", "plane 0 adapted with K 17", fields(f11=17), "K must be 2..16"),
+        ("v6_aq_g_zero", "K 4 with G 0", fields(f12=0), "G must be a positive finite binary16"),
+        ("v6_aq_g_infinite", "G = +infinity (0x7C00)", fields(f12=0x7C00),
+         "G must be a positive finite binary16"),
+        ("v6_aq_g_negative", "G = -1 (0xBC00)", fields(f12=0xBC00),
+         "G must be a positive finite binary16"),
+        ("v6_aq_g_without_k", "K 0 with G 1.0 on plane 1", replace(
+            base, b"PLAN", patch_struct(plan, f12=0x3C00), nth=1), f"{what} (K 0, G 0x3c00)"),
+        ("v6_aq_plan_size", "a version 6 file with version 5's 27-byte PLAN chunks",
+         as_version_5_plans(base), "PLAN chunk has 27 bytes, expected 30"),
+    ]
+
+
+def as_version_5_plans(data: bytes) -> bytes:
+    """A version 6 file with its PLAN chunks cut to version 5's 27 bytes (HEAD still 6)."""
+    return join_chunks([(k, p[:27] if k == b"PLAN" else p) for k, p in split_chunks(data)])
+
+
 def v5_invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]]:
     """Version 5 files that break one rule of the compact container each (§4.2)."""
     base = valid["v2_rgb_16x16_lossless"]  # dense and sparse, stored and zstd records
@@ -1600,8 +1661,19 @@ def build() -> tuple[dict[str, bytes], dict]:
         entries.append({**source, "file": f"{v5}.svdi", "expected": f"{v5}.npy",
                         "format_version": 5,
                         "description": f"version 5 container: {source['description']}"})
+    for name, (components, g_bits) in V6_SOURCES.items():  # version 6 (§5.5)
+        source = next(e for e in entries if e["file"] == f"{name}.svdi")
+        v6 = f"v6_aq_{name.split('_', 2)[2]}"
+        data = as_version_6(valid[name], components, g_bits)
+        valid[v6] = data
+        files[f"{v6}.svdi"] = data
+        files[f"{v6}.npy"] = npy_bytes(decode_reference(data))
+        entries.append({**source, "file": f"{v6}.svdi", "expected": f"{v6}.npy",
+                        "format_version": 6,
+                        "description": f"version 6, plane 0 adapted (K {components}, G "
+                                       f"0x{g_bits:04x}): {source['description']}"})
     invalid = invalid_vectors(valid) + v2_invalid_vectors(valid, valid["l_13x7_plain"]) \
-        + v5_invalid_vectors(valid)
+        + v5_invalid_vectors(valid) + v6_invalid_vectors(valid)
     for name, description, data, error in invalid:
         files[f"{name}.svdi"] = data
         entries.append({"file": f"{name}.svdi", "valid": False, "description": description,

@@ -427,13 +427,13 @@ ORIGINAL_QUANTIZE_U = encoder_plane.quantize_u
 
 def aq_quantize_u(source, candidate, rank: int, step: float, bands=None,
                   done=None, optimise: bool = False, first_only: bool = False,
-                  symbols: bool = True) -> QuantizedU:
+                  symbols: bool = True, adapt: int = 0) -> QuantizedU:
     """`encoder.plane.quantize_u` with `AQStats` in each band of an adapted plane (the same
     code, the row multipliers of the band's matrix rows given to the stats)."""
     rows_m = plane_map(source, candidate, step)
-    if rows_m is None:
+    if rows_m is None:  # (the production encoder's own AQ, `adapt`, is off in the study)
         return ORIGINAL_QUANTIZE_U(source, candidate, rank, step, bands, done, optimise,
-                                   first_only, symbols)
+                                   first_only, symbols, adapt)
     n = candidate.plane.matrix_shape[1]
     sparse = component_groups(rank, small_plane(candidate.plane))[1:] if optimise else None
     bands = plane_bands(source, candidate.plane.index) if bands is None else bands

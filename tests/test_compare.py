@@ -287,11 +287,11 @@ def test_lecture_rank_one_image_is_exact_at_rank_one() -> None:
 
 
 def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[int, str, bool, int]] = []
+    calls: list[tuple[int, str, bool, int, bool]] = []
 
     def fake_encode(array: np.ndarray, quality: int, layout: str, deblock: bool,
-                    effort: int) -> bytes:
-        calls.append((quality, layout, deblock, effort))
+                    effort: int, aq: bool) -> bytes:
+        calls.append((quality, layout, deblock, effort, aq))
         return array.tobytes()
 
     monkeypatch.setattr(svdcodec, "encode", fake_encode, raising=False)
@@ -300,11 +300,13 @@ def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> No
     )
     img = smooth_image()
     n_bytes, decoded = compare.run_svdi(img, 50, layout="plain")
-    assert (n_bytes, calls) == (img.nbytes, [(50, "plain", False, 1)])
+    assert (n_bytes, calls) == (img.nbytes, [(50, "plain", False, 1, False)])
     compare.run_svdi(img, 40, deblock=True)
-    assert calls[-1] == (40, "auto", True, 1)
+    assert calls[-1] == (40, "auto", True, 1, False)
     compare.run_svdi(img, 30, effort=2)
-    assert calls[-1] == (30, "auto", False, 2)
+    assert calls[-1] == (30, "auto", False, 2, False)
+    compare.run_svdi(img, 20, aq=True)
+    assert calls[-1] == (20, "auto", False, 1, True)
     assert np.array_equal(decoded, img)
 
 

@@ -22,7 +22,8 @@ test("the fixtures cover every layout, mode and sample type", () => {
   // Version 2: lossless and bounded, every sample type, plain and patch layouts, 4:2:0 and 4:4:4.
   // Every fixture is version 5 (the encoder writes the compact container, §4.2, for every
   // file); the groups below are the features versions 2-4 added, by the fixtures' names.
-  assert.ok(fixtures.every((f) => f.version === 5));
+  // (v6_: adaptive quantization, format version 6, §5.5, on plane 0 of every such fixture)
+  assert.ok(fixtures.every((f) => f.version === (f.name.startsWith("v6_") ? 6 : 5)));
   const v2 = fixtures.filter((f) => f.name.startsWith("v2_"));
   const v2kinds = new Set(v2.map((f) => `${f.dtype}/${f.shape.length === 2 ? 1 : f.shape[2]}`));
   for (const k of ["uint8/1", "uint8/2", "uint8/3", "uint8/4", "uint16/1", "float32/1"]) assert.ok(v2kinds.has(k), `version 2 ${k}`);
@@ -58,8 +59,14 @@ test("the fixtures cover every layout, mode and sample type", () => {
   const v4sub = new Set(v4.filter((f) => f.shape[2] === 3)
     .map((f) => svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).subsampling));
   assert.deepEqual([...v4sub].sort(), [0, 1], "version 4 with 4:2:0 and 4:4:4 chroma");
-  assert.ok(fixtures.filter((f) => !f.name.startsWith("v4_")).every((f) =>
+  assert.ok(fixtures.filter((f) => !f.name.startsWith("v4_") && !f.options.deblock).every((f) =>
     svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).planes.every((p) => p.deblock.every((v) => v === 0))));
+  // Version 6: every v6_ fixture adapts plane 0 (K 4) and no other plane; the others none.
+  for (const f of fixtures) {
+    const planes = svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).planes;
+    const adapted = planes.map((p) => p.aq[0] !== 0);
+    assert.deepEqual(adapted, planes.map((p) => f.name.startsWith("v6_") && p.index === 0), f.name);
+  }
 });
 
 /** The largest |decoded − source| per channel must be within the largest bound of the channel's

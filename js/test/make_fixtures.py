@@ -11,7 +11,7 @@ Every file is format version 5 (the encoder writes the compact container of spec
 all). The cases named v2_ use the features version 2 added (max_error, LA whose alpha the
 encoder makes exact, the array types int8, int16, int32, uint32, float64, centred columns and
 5-8 channels: residual blocks, MEAN chunks), v3_ version 3's (Y'CbCr of 16-bit samples), v4_
-version 4's (the deblocking filter). For those with residual blocks NAME.source.npy is
+version 4's (the deblocking filter), v6_ version 6's (adaptive quantization, aq=True). For those with residual blocks NAME.source.npy is
 the encoded image too, so that the tests also check the bound the encoder promised, not only
 agreement.
 """
@@ -163,6 +163,16 @@ CASES = [
     ("v4_rgba_q50_exact_alpha", "rgba", {"quality": 50}, [3]),
     ("v4_rgb_e3", "rgb", {"max_error": 3, "quality": 40}, [2]),
     ("v4_la_q40_auto", "la", {"quality": 40, "exact_alpha": False}, [2]),
+    # Format version 6: adaptive quantization per patch of plane 0 (aq=True), with and without
+    # the deblocking filter, effort 2, 4:2:0 and 4:4:4, grey, odd sizes, residual blocks over
+    # it, a preview below and above the map's components (K = 4); bit-exact at every k.
+    ("v6_rgb_q30_aq", "rgb", {"quality": 30, "aq": True}, [1, 2, 5]),
+    ("v6_rgb_q60_aq_deblock", "rgb", {"quality": 60, "aq": True, "deblock": True}, [3]),
+    ("v6_rgb_q50_aq_effort2", "rgb", {"quality": 50, "aq": True, "effort": 2}, [2]),
+    ("v6_rgb_q92_aq_444", "rgb", {"quality": 92, "aq": True}, [4]),
+    ("v6_odd_q40_aq", "odd", {"quality": 40, "aq": True}, [2]),
+    ("v6_l_q20_aq_patch4", "grey", {"quality": 20, "aq": True, "layout": "patch4"}, [1]),
+    ("v6_rgb_e3_aq", "rgb", {"max_error": 3, "quality": 40, "aq": True}, [2]),
 ]
 
 
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, source, options, components in CASES:
         # Version 4's cases ask for the deblocking filter; the others keep the versions they
         # test (the encoder's default is no filter, but say so, in case it changes).
-        options = {**options, "deblock": name.startswith("v4_")}
+        options = {**options, "deblock": name.startswith("v4_") or "deblock" in options}
         data = svdcodec.encode(images[source], **options)
         (out / f"{name}.svdi").write_bytes(data)
         expected = svdcodec.decode(data)

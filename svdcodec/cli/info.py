@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import format as container
+from ..codec.aq import binary16
 from ..modes import PILLOW_MODES
 
 EXPLANATION = ("The decoded image has the full size, but the file stores only r·(m+n+1) numbers "
@@ -93,6 +94,8 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
         means = unpacked.means.get(p.index)  # centred columns (MEAN, version 2)
         report["centred"] = means is not None
         report["deblock"] = list(p.deblock) if p.filtered else None  # version 4 (spec §5.4)
+        # version 6 (spec §5.5): adaptive quantization's K and G
+        report["aq"] = {"components": p.aq[0], "g": binary16(p.aq[1])} if p.adapted else None
         if means is not None:
             report["mean_bytes"] = len(means.frame) + 13
     return {
@@ -156,6 +159,9 @@ def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
         alpha, beta, tc = p["deblock"]
         lines.append(f"    deblocking filter across the patch edges: alpha {alpha}, beta {beta}, "
                      f"tc {tc} (8-bit levels)")
+    if p.get("aq"):
+        lines.append(f"    adaptive quantization per patch: the map from components "
+                     f"1..{p['aq']['components'] - 1} of the patches above, G {p['aq']['g']:g}")
     if verbose:
         lines += [f"      {blk['factor']}[{blk['first']}:{blk['first'] + blk['count']}] "
                   f"{blk['bytes']} B, {blk['coding']}"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..codec import aq
 from ..errors import SvdiError
 from ..format import (
     COLOUR_NONE,
@@ -199,6 +200,8 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
             sigma = container.singular_values(plane.index)[:plane.rank].astype(np.float32)
             inv = (plane.step / sigma).astype(np.float32) if sigma.size else sigma
             U = rows.factor("U", inv)
+            if rows.row_m is not None:  # version 6 (§5.5): row p of components >= 1 times M_p
+                U[:, 1:] *= (rows.row_m.astype(np.float32) / np.float32(aq.UNIT))[:, None]
             Vt = np.ascontiguousarray(rows.factor("V", inv).T)
             S = sigma * np.float32(scale)
             if not all(np.all(np.isfinite(x)) for x in (U, S, Vt)):

@@ -24,6 +24,7 @@ from types import ModuleType
 
 import numpy as np
 
+from ..codec import aq
 from ..codec import exact as exact_rule
 from ..codec.coding import PLANAR, VERTICAL
 from ..codec.layout import band_pixels
@@ -47,6 +48,7 @@ from .factors import (
     sparse_streams,
     unpredict_whole,
 )
+from .reference import row_multipliers
 
 
 def overflow_error(plane: Plane) -> SvdiError:
@@ -188,6 +190,11 @@ class PlaneReconstructor:
             if self.local:
                 self.buffers.expect(LEFT, most * self.rank)
             self.buffers.expect("product", most * max(j1 - j0 for j0, j1 in self.columns))
+        # Version 6 (spec §5.5): an adapted plane's M per matrix row, derived once, in a
+        # serial pass over the grid rows, before any band multiplies (A o M) with shift F + 4
+        self.row_m = self._row_multipliers(container) if plane.adapted and rank else None
+        self.product_shift = (None if plane.shift is None
+                              else plane.shift + (aq.UNIT_BITS if self.row_m is not None else 0))
         # released (the band renderer, which reads each band once): the held sparse blocks of
         # a band-local left factor in pieces of rows, dropped as the bands are done (`release`).
         if released and self.local and CAN_DROP_PAGES:
@@ -332,6 +339,24 @@ class PlaneReconstructor:
                     or len(self.bands) * self.plane.grid[1] * 8 <= self.m)
         return self.dense_by_band and block.count * self.m * 4 <= self.budget and few_sums
 
+    def _row_multipliers(self, container: Container) -> np.ndarray:
+        """An adapted plane's M per matrix row (int32, m; spec §5.5): compiled, from U's first
+        min(K, rank) components filled as the bands fill them (`_fill`) and `_kernels.aq_map`;
+        otherwise (or for a preview of fewer components) the reference's pass."""
+        plane = self.plane
+        components = min(plane.aq[0], plane.rank)
+        if self.compiled is None or components > self.rank:
+            return row_multipliers(container, plane).astype(np.int32)
+        first = [(b, min(w, components - b.first), streams) for b, w, streams in self.u
+                 if b.first < components]
+        ints = np.zeros((self.m, components), dtype=np.float32)
+        self._fill(ints, first, plane.grid, 0, self.m)
+        out = np.empty(self.m, dtype=np.int32)
+        self.compiled.aq_map(ints, plane.grid[1], aq.thresholds(plane.aq[1], plane.step,
+                                                                plane.patch),
+                             aq.mean_weight(plane.patch), out)
+        return out
+
     def _residual_rows(self, block: Block, width: int) -> tuple[Block, int, np.ndarray]:
         """(block, components used, its residuals as (count, m)): one component per row."""
         residuals = block.data()[0].reshape(-1)
@@ -409,7 +434,10 @@ class PlaneReconstructor:
             return self.zero_rank_rows(r1 - r0, self.cols[1] - self.cols[0])
         left = self._band_left(i) if self.local else self.left[r0 - self.base:r1 - self.base]
         if self.exact:
-            return self.exact_matrix(left)
+            rows_m = None if self.row_m is None else self.row_m[r0:r1]
+            if rows_m is not None and not self.exact_kernel:  # (the kernel scales them itself)
+                left = aq.scaled_left(left, rows_m)
+            return self.exact_matrix(left, rows_m)
         if self.reuse_product:  # the same BLAS call, into this thread's buffer
             columns = self.Bt.shape[1]
             out = self.buffers.get("product", (r1 - r0) * columns).reshape(r1 - r0, columns)
@@ -431,24 +459,27 @@ class PlaneReconstructor:
             out += self.loaded_means.astype(np.float32)
         return out
 
-    def exact_matrix(self, left: np.ndarray) -> np.ndarray:
+    def exact_matrix(self, left: np.ndarray, rows_m: np.ndarray | None = None) -> np.ndarray:
         """A band's rows by the exact rule (spec §5.1), after checking its bound on this
-        pair of pieces (the pair holding both maxima breaks it if the plane does)."""
-        assert self.plane.shift is not None
+        pair of pieces (the pair holding both maxima breaks it if the plane does). `rows_m`:
+        an adapted plane's M of these rows (spec §5.5), which the compiled product applies
+        (the numpy path's `left` is A o M already)."""
+        assert self.product_shift is not None
         if self.exact_kernel:
             assert self.compiled is not None
             rows, columns = left.shape[0], self.B.shape[0]
             out = (self.buffers.get("product", rows * columns).reshape(rows, columns)
                    if self.reuse_product else np.empty((rows, columns), np.float32))
+            assert self.plane.shift is not None
             max_a = self.compiled.exact_product(left, self.weights, self.B, self.plane.shift,
-                                                self.loaded_means, self.largest_a, out)
+                                                self.loaded_means, self.largest_a, out, rows_m)
             if max_a > self.largest_a:  # the kernel multiplied nothing: raises
                 exact_rule.check_bound(int(max_a), self.max_b, self.weight_sum,
                                        f"plane {self.plane.index}")
             return out
         exact_rule.check_bound(exact_rule.magnitude(left), self.max_b, self.weight_sum,
                                f"plane {self.plane.index}")
-        return exact_rule.exact_product(left, self.weights, self.Bt, self.plane.shift,
+        return exact_rule.exact_product(left, self.weights, self.Bt, self.product_shift,
                                         self.loaded_means)
 
     def to_rows(self, matrix: np.ndarray, i: int) -> np.ndarray:

@@ -3,7 +3,8 @@
 This is the decoder to read to understand the format, and the one a port to another language
 translates. Version 2 adds two steps: planes by the exact integer rule (§5.1) and the residual
 blocks applied to the samples (§5.3); version 4 one: the deblocking filter on the 8-bit samples
-before the colour conversion (§5.4). It holds every plane's integers and matrix whole, so it is for small files, tests and
+before the colour conversion (§5.4); version 6 one: the row multipliers of an adapted plane
+(§5.5), derived from the integers before the product. It holds every plane's integers and matrix whole, so it is for small files, tests and
 readers; `svdcodec.decode` gives the very same pixels band by band, in threads and with the
 compiled kernels (the tests hold it to this module bit for bit).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codec import aq
 from ..codec import exact as exact_rule
 from ..codec import residual as residuals
 from ..codec.coding import from_symbols, unpredict
@@ -50,6 +52,13 @@ def factor_integers(container: Container, plane: Plane, factor: str, rank: int) 
     return out
 
 
+def row_multipliers(container: Container, plane: Plane) -> np.ndarray:
+    """Version 6 (§5.5): M per matrix row of an adapted plane of rank >= 1, derived from its
+    integers of components 0..min(K, rank) - 1 (whatever a preview multiplies)."""
+    ints = factor_integers(container, plane, "U", min(plane.aq[0], plane.rank))
+    return aq.causal_map(ints, plane.grid, plane.patch, plane.step, plane.aq[1])
+
+
 def decode_plane(container: Container, plane: Plane, rank: int) -> np.ndarray:
     """Steps 1-3: one plane, float32 (height, width), from its first `rank` components."""
     A = factor_integers(container, plane, "U", rank)
@@ -58,12 +67,16 @@ def decode_plane(container: Container, plane: Plane, rank: int) -> np.ndarray:
     if plane.exact:  # version 2: V = A diag(W) B^T in integers, then V 2^-F rounded once
         assert plane.shift is not None
         what = f"plane {plane.index}"
+        shift = plane.shift
+        if plane.adapted and rank:  # version 6 (§5.5): (A o M) diag(W) B^T 2^-(F+4)
+            A = aq.scaled_left(A, row_multipliers(container, plane))
+            shift += aq.UNIT_BITS
         # the rule on what is multiplied: every component, or a preview's first `rank`
         w, total = exact_rule.weights(plane.step, sigma, plane.shift, what)
         exact_rule.check_bound(exact_rule.magnitude(A), exact_rule.magnitude(B), total, what)
         # centred columns (MEAN, §3.1): fl32(fl64(V 2^-F + mean_j))
         means = container.column_means(plane.index)
-        matrix = exact_rule.exact_product(A, w, B.T, plane.shift, means)
+        matrix = exact_rule.exact_product(A, w, B.T, shift, means)
     else:
         with np.errstate(all="ignore"):  # a hostile step or sigma overflows: checked next
             matrix = reconstruct(A, sigma, B, plane.step)  # (step A) diag(1/sigma) (step B)^T

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..codec.aq import COMPONENTS as AQ_COMPONENTS
 from ..codec.residual import ResidualRangeError
 from ..errors import SvdiError
 from ..format import (
@@ -99,7 +100,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
            dpi: tuple[float, float] | None = None, text: dict[str, str] | None = None,
            max_error: float | None = None, exact_alpha: bool = True,
            exact_constant: bool = True, centre: bool = False, deblock: bool = False,
-           effort: int = DEFAULT_EFFORT) -> bytes:
+           effort: int = DEFAULT_EFFORT, aq: bool = False) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
     quality (1..100, default 75) sets the quantizer step; target_psnr (dB) or max_bytes search
@@ -132,6 +133,12 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     the encode time (the encoder reads the whole image to judge the filter) and 1.1-1.2x the
     decode time (docs/performance.md). Off by default for that speed (issue #13); False
     writes the lowest version without it, readable by readers of versions 1-3.
+
+    aq (default False): True quantizes the luma plane (plane 0 of an 8-bit image) of a patch
+    layout with a step per patch, finer in flat and smooth patches and coarser in texture,
+    which the decoder derives from the integers it reads (format version 6, spec §5.5: 3
+    bytes in PLAN; a file without it keeps the version before): higher luma SSIM at the same
+    bytes, slightly lower RGB PSNR (docs/design-notes.md, "Adaptive quantization per patch").
 
     effort (1 or 2, default 1): 2 chooses U's integers by rate and distortion and compresses
     the kept factor blocks again at a slower zstd level: 8-14 % smaller files at the same
@@ -185,8 +192,9 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                    else DEFAULT_QUALITY)
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
+        adapt = AQ_COMPONENTS if aq and pixels.dtype == np.uint8 else 0
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
-                       bool(centre), bool(deblock), effort >= 2)
+                       bool(centre), bool(deblock), effort >= 2, adapt)
         if request.any:
             assert isinstance(pixels, np.ndarray), "a residual reads the whole array (above)"
             try:
@@ -198,7 +206,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 # samples at a low quality): the finest layer, then the same bound.
                 data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None, None,
                                               layout, bool(centre), bool(deblock),
-                                              effort >= 2), pixels, request)
+                                              effort >= 2, adapt), pixels, request)
             except SvdiError:
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
@@ -236,10 +244,10 @@ def overflow_error(pixels: np.ndarray) -> SvdiError:
 
 def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | None,
             target_psnr: float | None, max_bytes: int | None, layout: str,
-            centre: bool = False, deblock: bool = False, optimise_levels: bool = False
-            ) -> bytes:
+            centre: bool = False, deblock: bool = False, optimise_levels: bool = False,
+            adapt: int = 0) -> bytes:
     single_step = target_psnr is None and max_bytes is None
-    rule = RankRule(None if rank is None else int(rank), energy, optimise_levels)
+    rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt)
     enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
                   deblock)
     if single_step:
@@ -275,7 +283,7 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
 #: The keyword options of `encode` that set how the pixels are coded.
 CODING_OPTIONS = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout",
                   "max_error", "exact_alpha", "exact_constant", "centre", "deblock",
-                  "effort")
+                  "effort", "aq")
 #: The keyword options of `encode` that add metadata.
 METADATA_OPTIONS = ("exif", "icc_profile", "xmp", "dpi", "text")
 

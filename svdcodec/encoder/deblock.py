@@ -293,8 +293,9 @@ def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
                                            plane_period(p, header), judged[p.index])
             gain += saved
         chosen.append(replace(p, deblock=params))
-    extra = len(chosen) * (plan_record(4).size - plan_record(header.version).size)
+    filtered_plan = plan_record(unfiltered.header.version)  # version 4 or later (6: AQ)
+    extra = len(chosen) * (filtered_plan.size - plan_record(header.version).size)
     if all(not p.filtered for p in chosen) or gain <= LAYOUT_LAMBDA * step * step * 8 * extra:
         return layer
-    start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(chosen) * (12 + plan_record(4).size)
+    start = len(SIGNATURE) + 12 + HEAD_RECORD.size + len(chosen) * (12 + filtered_plan.size)
     return pack_header(unfiltered.header, chosen) + exact[start:]

@@ -11,11 +11,12 @@ images) keep their in-memory factors.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from ..codec import aq as adaptive
 from ..codec.coding import (
     END_OF_ROW,
     RUN_ESCAPE,
@@ -35,11 +36,12 @@ from ..codec.quantize import (
 )
 from ..codec.refine import fit_basis, projection, refitted_sigma, stored_basis
 from ..errors import SvdiError
-from ..format import LAYOUT_PATCH, MAX_RANK, SPARSE, Block, Plane
+from ..format import LAYOUT_PATCH, MAX_RANK, NO_AQ, SPARSE, Block, Plane
 from ..format.writer import pack_record
 from ..runtime import band_sizes
 from ..runtime.band_sizes import row_bands
 from ..runtime.threads import defer, run_bands, threaded_blas
+from . import aq as aq_encoder
 from . import tuning
 from .blocks import Symbols, component_groups, dense_block, plane_blocks, small_plane
 from .source import PlaneSource
@@ -101,6 +103,8 @@ class RankRule:
     rank: int | None = None
     energy: float | None = None
     optimise_levels: bool = False
+    #: adaptive quantization per patch of plane 0 (format version 6, spec §5.5): K, 0 for none
+    adapt: int = 0
 
     @property
     def fixed(self) -> bool:
@@ -148,6 +152,9 @@ class QuantizedU:
     symbols: dict[tuple[int, int], list[Symbols]]  # per sparse group, per band (streaming)
     parts: dict[Band, BandPart]  # per band (streaming)
     tail: np.ndarray | None = None  # (t, m): the last t columns, if `integers` lacks them
+    #: an adapted plane's M per matrix row (spec §5.5) and its G (binary16 bits), else None, 0
+    row_m: np.ndarray | None = None
+    g: int = 0
     #: per sparse group whose columns were asked for: `_by_column`
     _nonzero: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict)
@@ -386,7 +393,7 @@ def energy_rank(candidate: Candidate, fraction: float) -> int:
 def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float,
                bands: list[Band] | None = None, done: dict[Band, BandPart] | None = None,
                optimise: bool = False, first_only: bool = False,
-               symbols: bool = True) -> QuantizedU:
+               symbols: bool = True, adapt: int = 0) -> QuantizedU:
     """The integers of the U side, their stats, and (`symbols`) the symbols of each sparse
     group at full rank, band by band (while the band is in cache: the rank decision usually
     keeps them all).
@@ -395,7 +402,10 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     are: every band is computed on its own, so the result is the same (they hold symbols if
     these do). `first_only`: keep only the first and the last columns of the integers (a
     streaming candidate, with `symbols`): the others are in their groups' symbols (the whole U
-    of Y' of a 19 MP image is 36 MiB at 16-bit integers)."""
+    of Y' of a 19 MP image is 36 MiB at 16-bit integers). `adapt`: K of adaptive
+    quantization (spec §5.5; a streaming candidate), 0 for none: the bands are projected, the
+    map made of the first min(K, rank) components, then the bands quantized with it (`done`
+    is not taken: its bands were quantized with another map)."""
     n = candidate.plane.matrix_shape[1]
     # With `optimise`, a patch layout's run/level coded groups: their integers
     # rate-distortion optimised (`optimise_levels`). Not a fitted basis's, which must find a decoded image's integers
@@ -420,6 +430,8 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     longest = (float(np.linalg.norm(unit_basis, axis=0).max(initial=0.0))
                if candidate.fitted else 1.0)
     finest = step * (finest_step(rank) if own_steps else 1.0)
+    if adapt:  # the finest row's step
+        finest *= min(adaptive.CLASSES) / adaptive.UNIT
     small = math.sqrt(n) * 256.0 * longest / finest + 2 < INT16_MAX
     dtype = np.int16 if small else np.int32
     kept = min(rank, 1) if first_only else rank
@@ -429,16 +441,35 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     tail = (np.empty((max(1, rank // TAIL_PART), int(starts[-1])), dtype=dtype)
             if kept < rank else None)
     groups = component_groups(rank, small_plane(candidate.plane))[1:] if symbols else []
+    row_m, g = None, 0
+    if adapt and rank:
+        done = None
+        map_columns = min(adapt, rank)
+
+        def project(i: int) -> tuple[np.ndarray, float]:
+            a = source.patches(candidate.plane.index, *bands[i], patch)
+            return a @ unit_basis, aq_encoder.log_variance_sum(a)
+        projected = run_bands(project, len(bands))
+        g = aq_encoder.plane_g([x for _, x in projected], int(starts[-1]))
+        coefficients = [v for v, _ in projected]
+        row_m = aq_encoder.encoder_map(coefficients, (int(starts[-1]) // per_row, per_row),
+                                       patch, step, g, map_columns)
 
     def band(i: int) -> BandPart:
         y0, y1 = bands[i]
-        a = source.patches(candidate.plane.index, y0, y1, patch)
-        stats = ColumnStats(rank, step, sparse, own_steps)
+        if row_m is None:
+            a = source.patches(candidate.plane.index, y0, y1, patch)
+            stats = ColumnStats(rank, step, sparse, own_steps)
+            values = a @ unit_basis
+        else:
+            stats = aq_encoder.AQStats(rank, step, sparse, row_m[starts[i]:starts[i + 1]],
+                                       map_columns)
+            values = coefficients[i]
         mine = A[starts[i]:starts[i + 1]]
         if tail is None:
-            ints = stats.add(a @ unit_basis, out=mine)
+            ints = stats.add(values, out=mine)
         else:
-            ints = stats.add(a @ unit_basis, out=np.empty((a.shape[0], rank), dtype=dtype))
+            ints = stats.add(values, out=np.empty((values.shape[0], rank), dtype=dtype))
             keep_columns(ints, mine, tail, starts[i])
         return BandPart(mine, stats, [band_symbols(ints, lo, hi) for lo, hi in groups])
     done = done or {}
@@ -452,9 +483,9 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
             else:
                 keep_columns(done[b].integers, A[starts[i]:starts[i + 1]], tail, starts[i])
         parts.append(computed.get(i) or done[b])
-    symbols = {g: [p.symbols[k] for p in parts] for k, g in enumerate(groups)}
-    return QuantizedU(A, ColumnStats.combine([p.stats for p in parts]), symbols,
-                      dict(zip(bands, parts)), tail)
+    by_group = {g: [p.symbols[k] for p in parts] for k, g in enumerate(groups)}
+    return QuantizedU(A, ColumnStats.combine([p.stats for p in parts]), by_group,
+                      dict(zip(bands, parts)), tail, row_m=row_m, g=g)
 
 
 def keep_columns(ints: np.ndarray, first: np.ndarray, tail: np.ndarray, at: int) -> None:
@@ -480,8 +511,8 @@ def sample_rows(candidate: Candidate, bands: list[Band] | None) -> np.ndarray:
 
 def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: RankRule,
                measure: bool, sample: list[Band] | None = None,
-               done: dict[Band, BandPart] | None = None, keep_parts: bool = False
-               ) -> CodedPlane:
+               done: dict[Band, BandPart] | None = None, keep_parts: bool = False,
+               limit: int | None = None) -> CodedPlane:
     """The plane coded at `step`. With a sample of bands, only those rows are coded and the U
     side's error, bits and bytes are scaled up by the sampled fraction: an estimate of the
     plane's cost, for choosing its layout. `done`: the sample's band parts, when coding the
@@ -489,6 +520,7 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     `keep_parts`: return the band parts of a whole-plane coding too."""
     c = candidate
     rank = energy_rank(c, rule.energy) if rule.energy is not None else c.sigma.size
+    rank = rank if limit is None else min(rank, limit)  # (an adapted plane coded again)
     # A whole streaming plane whose band parts are not returned keeps U's first and last
     # columns only where U is large (DROP_U_BYTES); patch layouts only, whose sparse groups
     # are always run/level coded (a plain layout's may be coded dense, from the columns).
@@ -499,9 +531,10 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     large = c.P is None and c.plane.layout == LAYOUT_PATCH \
         and c.plane.matrix_shape[0] * rank * 2 >= DROP_U_BYTES
     first_only = sample is None and not keep_parts and large
+    adapt = adapted_components(c, rule)
     try:
         u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels, first_only,
-                       symbols=large)
+                       symbols=large, adapt=adapt)
         stats_b = ColumnStats(rank, step)
         B = stats_b.add(c.Q[:, :rank])
     except OverflowError:
@@ -537,11 +570,21 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     # A component whose quantized U or V is all zero contributes nothing: drop the tail.
     alive = np.flatnonzero(u.stats.nonzero()[:r] & stats_b.nonzero()[:r])
     r = int(alive[-1]) + 1 if alive.size else 0
+    if u.row_m is not None and sample is None and min(adapt, r) < min(adapt, rank):
+        # The decoder's map reads components 1..min(K, r) - 1: quantized again at this rank
+        # (its map made of those), or, if that rank does not hold, without adaptation.
+        again = replace(rule, rank=r, energy=None) if r else replace(rule, adapt=0)
+        coded = code_plane(source, c, step, again, measure, sample, None, keep_parts, r)
+        if coded.plane.rank != r and again.adapt:
+            coded = code_plane(source, c, step, replace(rule, adapt=0), measure, sample, None,
+                               keep_parts)
+        return coded
     distortion = 0.0
     if measure:  # the model of choose_rank: discarded energy plus quantization error
         gain = c.sigma[:r] ** 2 - error_a[:r] - stats_b.error[:r]
         distortion = c.total_energy - float(gain.sum())
-    plane = Plane(p.index, p.layout, p.patch, height, p.width, r, step)
+    aq_fields = (adapt, u.g) if u.row_m is not None and r else NO_AQ
+    plane = Plane(p.index, p.layout, p.patch, height, p.width, r, step, aq=aq_fields)
     # a component quantized at step * m_k is stored with sigma_k / m_k (`component_steps`)
     sigma = (c.sigma[:r] * (step / u.stats.steps[:r])).astype(np.float32)
     if tuning.REFIT_SIGMA and sample is None and p.layout == LAYOUT_PATCH and not c.fitted:
@@ -585,8 +628,21 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     groups = [[next(entries) for _ in group] for group in blocks]
     nbytes = sum(len(x) * (sampled if b.factor == "U" else 1.0) for b, x in zip(flat, packed))
     magnitudes = coded_magnitudes(u.stats, stats_b, r)
+    if plane.adapted:  # the exact rule's bound is on A o M (spec §5.5): M at most LARGEST
+        magnitudes = (magnitudes[0] * adaptive.LARGEST, magnitudes[1])
     return CodedPlane(plane, groups, round(nbytes), distortion,
                       u.parts if sample or keep_parts else {}, sigma, magnitudes)
+
+
+def adapted_components(candidate: Candidate, rule: RankRule) -> int:
+    """K of the candidate's adaptive quantization (spec §5.5), 0 for none: plane 0 of a
+    streaming patch layout with the eigenvector basis when the rule asks for it (a fitted
+    basis must find a decoded image's integers again, which a map would move)."""
+    p = candidate.plane
+    if not rule.adapt or p.index != 0 or p.layout != LAYOUT_PATCH or candidate.fitted \
+            or candidate.basis is None:
+        return 0
+    return rule.adapt
 
 
 def coded_magnitudes(stats_a: ColumnStats, stats_b: ColumnStats, rank: int) -> tuple[int, int]:

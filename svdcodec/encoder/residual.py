@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..codec import aq
 from ..codec import exact as exact_rule
 from ..codec import residual as rule
 from ..codec.coding import NONE, VALUE_ESCAPE, best_prediction, narrow, unpredict
@@ -135,6 +136,8 @@ def exact_container(container: Container, version: int) -> Container:
         shift = 0
         if p.rank:
             a = factor_magnitude(container, p, "U")
+            if p.adapted:  # the bound is on A o M (spec §5.5): M at most aq.LARGEST
+                a *= aq.LARGEST
             b = factor_magnitude(container, p, "V")
             shift = exact_rule.choose_shift(p.step, container.singular_values(p.index), a, b,
                                             f"plane {p.index}")

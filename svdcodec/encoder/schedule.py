@@ -16,7 +16,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..codec import exact as exact_rule
-from ..format import END, LAYOUT_PATCH, Header, Plane, pack_header, pack_means
+from ..format import (
+    AQ_VERSION,
+    END,
+    LAYOUT_PATCH,
+    Header,
+    Plane,
+    pack_header,
+    pack_means,
+)
 from ..format.writer import factor_chunks
 from ..modes import Pixels
 from ..runtime.threads import run_bands
@@ -219,6 +227,8 @@ class Encoder:
             coded.append(self.finish(work, choice))
         if header.version >= 2:  # the exact planes' shifts (§5.1): every file, version 5
             coded = [exact_plane(k) for k in coded]
+        if any(k.plane.adapted for k in coded):  # adaptive quantization (§5.5): version 6
+            header = replace(header, version=max(header.version, AQ_VERSION))
         data = interleave(header, coded, source.means)
         # 8-bit patch layouts: the deblocking filter where it helps (version 4, §5.4); not on
         # a Y'CbCr image svdi decoded (its patch edges were filtered once: filtering them

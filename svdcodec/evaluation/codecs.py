@@ -134,12 +134,12 @@ def run_lecture(img: Array, rank: int, level: int = 19) -> Encoded:
 
 
 def run_svdi(img: Array, quality: int, layout: str = "auto", deblock: bool = False,
-             effort: int = 1) -> Encoded:
+             effort: int = 1, aq: bool = False) -> Encoded:
     """Round trip through svdcodec itself (imported lazily: the core is optional here)."""
     import svdcodec
 
     data = svdcodec.encode(img, quality=int(quality), layout=layout, deblock=deblock,
-                           effort=effort)
+                           effort=effort, aq=aq)
     decoded = np.asarray(svdcodec.decode(data))
     if decoded.shape != np.shape(img) or decoded.dtype != np.uint8:
         raise RuntimeError(f"svdcodec.decode returned {decoded.shape} {decoded.dtype}, expected {np.shape(img)} uint8")
@@ -191,9 +191,9 @@ def _per_setting(runner: Callable[[Array, Any], Encoded]) -> SweepFn:
     return sweep
 
 
-def _svdi(layout: str, deblock: bool = False, effort: int = 1) -> SweepFn:
+def _svdi(layout: str, deblock: bool = False, effort: int = 1, aq: bool = False) -> SweepFn:
     return _per_setting(lambda img, q: run_svdi(img, int(q), layout=layout, deblock=deblock,
-                                                effort=effort))
+                                                effort=effort, aq=aq))
 
 
 @dataclass(frozen=True)
@@ -241,6 +241,11 @@ CODECS: dict[str, Codec] = {
         Codec("svdi-effort2", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", effort=2)),
         # both: the smallest files the encoder writes today, for the slowest encode and decode
         Codec("svdi-smallest", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True, effort=2)),
+        # encode(aq=True): format version 6's adaptive quantization per patch of luma
+        Codec("svdi-aq", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", aq=True)),
+        Codec("svdi-deblock-aq", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True, aq=True)),
+        Codec("svdi-smallest-aq", _SVDI_QUALITIES, _SVDI_QUICK,
+              _svdi("auto", deblock=True, effort=2, aq=True)),
     )
 }
 """Every codec the comparison knows, in report order."""

@@ -21,6 +21,7 @@ from .writer import (
 )
 
 __all__ = [
+    "AQ_VERSION",
     "BLOCK_RECORD",
     "COLOUR_NONE",
     "COLOUR_YCBCR",
@@ -34,6 +35,7 @@ __all__ = [
     "HEAD_RECORD",
     "LAYOUT_PATCH",
     "LAYOUT_PLAIN",
+    "MAX_AQ_COMPONENTS",
     "MAX_CHANNELS",
     "MAX_CHANNELS_V1",
     "MAX_CHUNK",
@@ -46,12 +48,14 @@ __all__ = [
     "MAX_WINDOW",
     "MAX_WORK",
     "MEAN_RECORD",
+    "NO_AQ",
     "NO_DEBLOCK",
     "NO_REFERENCE",
     "PATCH_SIZES",
     "PLAN_RECORD",
     "PLAN_RECORD_V2",
     "PLAN_RECORD_V4",
+    "PLAN_RECORD_V6",
     "PREDICTORS",
     "RESIDUAL_RECORD",
     "SAMPLE_CODES",

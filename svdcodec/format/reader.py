@@ -40,6 +40,7 @@ from .records import (
     HEAD_RECORD,
     LAYOUT_PATCH,
     LAYOUT_PLAIN,
+    MAX_AQ_COMPONENTS,
     MAX_CHANNELS,
     MAX_CHANNELS_V1,
     MAX_CHUNK,
@@ -50,6 +51,7 @@ from .records import (
     MAX_SHIFT,
     MAX_WORK,
     MEAN_RECORD,
+    NO_AQ,
     NO_DEBLOCK,
     NO_REFERENCE,
     PATCH_SIZES,
@@ -141,7 +143,8 @@ def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
     index_, layout, patch, height, width, rank, step = fields[:7]
     shift = fields[7] if len(fields) > 7 else None  # version 2
     filters = (fields[8], fields[9], fields[10]) if len(fields) > 8 else NO_DEBLOCK  # version 4
-    plane = Plane(index_, layout, patch, height, width, rank, step, shift, filters)
+    aq = (fields[11], fields[12]) if len(fields) > 11 else NO_AQ  # version 6
+    plane = Plane(index_, layout, patch, height, width, rank, step, shift, filters, aq)
     if plane.shift is not None and plane.shift > MAX_SHIFT:
         raise SvdiError(f"plane {index}: shift {plane.shift} exceeds {MAX_SHIFT}")
     if plane.index != index:
@@ -161,7 +164,22 @@ def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
         raise SvdiError(f"plane {index}: invalid quantizer step {plane.step}")
     if plane.filtered:
         _check_deblock(plane, header)
+    if plane.aq != NO_AQ:
+        _check_aq(plane)
     return plane
+
+
+def _check_aq(plane: Plane) -> None:
+    """An adapted plane (version 6, spec §5.5): K within 2..MAX_AQ_COMPONENTS, G a positive
+    finite binary16, a patch layout."""
+    components, bits = plane.aq
+    what = f"plane {plane.index}: adaptive quantization (K {components}, G 0x{bits:04x})"
+    if not 2 <= components <= MAX_AQ_COMPONENTS:
+        raise SvdiError(f"{what}: K must be 2..{MAX_AQ_COMPONENTS}, or K and G both 0 (off)")
+    if bits == 0 or bits >= 0x7C00:  # zero, or the sign bit, infinity or NaN
+        raise SvdiError(f"{what}: G must be a positive finite binary16")
+    if plane.layout != LAYOUT_PATCH:
+        raise SvdiError(f"{what} on a plane of the plain layout (patch layouts only)")
 
 
 def _check_deblock(plane: Plane, header: Header) -> None:

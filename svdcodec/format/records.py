@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import SvdiError
 
 __all__ = [
+    'AQ_VERSION',
     'BLOCK_RECORD',
     'COLOUR_NONE',
     'COLOUR_YCBCR',
@@ -27,6 +28,7 @@ __all__ = [
     'HEAD_RECORD',
     'LAYOUT_PATCH',
     'LAYOUT_PLAIN',
+    'MAX_AQ_COMPONENTS',
     'MAX_CHANNELS',
     'MAX_CHANNELS_V1',
     'MAX_CHUNK',
@@ -39,12 +41,14 @@ __all__ = [
     'MAX_WIDE_STEP',
     'MAX_WORK',
     'MEAN_RECORD',
+    'NO_AQ',
     'NO_DEBLOCK',
     'NO_REFERENCE',
     'PATCH_SIZES',
     'PLAN_RECORD',
     'PLAN_RECORD_V2',
     'PLAN_RECORD_V4',
+    'PLAN_RECORD_V6',
     'PREDICTORS',
     'RESIDUAL_RECORD',
     'SAMPLE_CODES',
@@ -67,11 +71,14 @@ __all__ = [
 
 SIGNATURE = b"\x89SVD\r\n\x1a\n"
 #: The newest format version, the one this reader knows best; it reads every one of VERSIONS.
-VERSION = 5
-VERSIONS = (1, 2, 3, 4, 5)
+VERSION = 6
+VERSIONS = (1, 2, 3, 4, 5, 6)
 #: The first version of the compact container (spec §4.2): several block records to a factor
 #: chunk, LEB128 fields, zstd frames without their magic number or stored raw.
 COMPACT_VERSION = 5
+#: The first version of adaptive quantization per patch (spec §5.5): PLAN's K and G. A file
+#: without an adapted plane is written in the version before it.
+AQ_VERSION = 6
 
 #: Largest width or height (and plane matrix side) a file may declare.
 MAX_DIMENSION = 1 << 20
@@ -128,6 +135,13 @@ PLAN_RECORD_V2 = struct.Struct(">BBBIIIdB")
 PLAN_RECORD_V4 = struct.Struct(">BBBIIIdBBBB")
 #: Version 4: the (alpha, beta, tc) of a plane that is not filtered.
 NO_DEBLOCK = (0, 0, 0)
+#: Payload of PLAN in version 6: version 4's, then adaptive quantization's K (0: off) and G
+#: (binary16 bits; spec §3, §5.5).
+PLAN_RECORD_V6 = struct.Struct(">BBBIIIdBBBBBH")
+#: Version 6: the (K, G bits) of a plane without adaptive quantization.
+NO_AQ = (0, 0)
+#: Version 6: largest K (the map reads components 1..K - 1; spec §5.5).
+MAX_AQ_COMPONENTS = 16
 #: Start of a residual block's payload (RBLK, version 2): channel, reference channel, first
 #: row, rows, step, bound, element type, predictor; the zstd frame follows.
 RESIDUAL_RECORD = struct.Struct(">BBIIddBB")
@@ -198,7 +212,9 @@ def coding_byte(coding: int, stored: bool, predictor: int, element: int) -> int:
 
 
 def plan_record(version: int) -> struct.Struct:
-    """The PLAN chunk's layout in a file of this version (spec §3): 23, 24 or 27 bytes."""
+    """The PLAN chunk's layout in a file of this version (spec §3): 23, 24, 27 or 30 bytes."""
+    if version >= AQ_VERSION:
+        return PLAN_RECORD_V6
     return PLAN_RECORD_V4 if version >= 4 else PLAN_RECORD_V2 if version >= 2 else PLAN_RECORD
 
 
@@ -224,7 +240,8 @@ class Header:
     scale: float  # sample value = scale * decoded plane value (before colour conversion)
     version: int = 1  # 2: exact planes and residual blocks; 3: also Y'CbCr of uint16 samples;
     # 4: also the deblocking filter (PLAN's last 3 bytes); 5: also the compact container
-    # (block records, spec §4.2; the reference encoder writes 5)
+    # (block records, spec §4.2; the reference encoder writes 5); 6: also adaptive
+    # quantization per patch (PLAN's K and G, spec §5.5; written only for adapted planes)
 
     @property
     def dtype(self) -> np.dtype:
@@ -252,6 +269,13 @@ class Plane:
     #: version 4: the deblocking filter's (alpha, beta, tc) in 8-bit sample units, NO_DEBLOCK
     #: for none (spec §5.4)
     deblock: tuple[int, int, int] = NO_DEBLOCK
+    #: version 6: adaptive quantization's (K, G as binary16 bits), NO_AQ for none (spec §5.5)
+    aq: tuple[int, int] = NO_AQ
+
+    @property
+    def adapted(self) -> bool:
+        """Whether the plane's left factor rows carry adaptive multipliers (version 6)."""
+        return self.aq[0] != 0
 
     @property
     def filtered(self) -> bool:

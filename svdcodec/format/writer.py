@@ -12,6 +12,7 @@ import zstandard
 from ..errors import SvdiError
 from .blocks import Block, Container, ResidualBlock
 from .records import (
+    AQ_VERSION,
     BLOCK_RECORD,
     COMPACT_VERSION,
     DENSE,
@@ -25,6 +26,7 @@ from .records import (
     PLAN_RECORD,
     PLAN_RECORD_V2,
     PLAN_RECORD_V4,
+    PLAN_RECORD_V6,
     RESIDUAL_RECORD,
     SIGNATURE,
     SPARSE_RECORD,
@@ -187,7 +189,15 @@ def pack_header(header: Header, planes: list[Plane]) -> bytes:
         fields = (p.index, p.layout, p.patch, p.height, p.width, p.rank, p.step)
         if p.filtered and h.version < 4:
             raise SvdiError(f"plane {p.index}: the deblocking filter needs format version 4")
-        if h.version >= 4:
+        if p.adapted and h.version < AQ_VERSION:
+            raise SvdiError(f"plane {p.index}: adaptive quantization needs format version "
+                            f"{AQ_VERSION}")
+        if h.version >= AQ_VERSION:
+            if p.shift is None:
+                raise SvdiError(f"plane {p.index}: a version {h.version} PLAN needs its shift")
+            parts.append(chunk(b"PLAN", PLAN_RECORD_V6.pack(*fields, p.shift, *p.deblock,
+                                                            *p.aq)))
+        elif h.version >= 4:
             if p.shift is None:
                 raise SvdiError(f"plane {p.index}: a version 4 PLAN needs its shift")
             parts.append(chunk(b"PLAN", PLAN_RECORD_V4.pack(*fields, p.shift, *p.deblock)))

@@ -1,0 +1,148 @@
+"""Quantizing an adapted plane's U (format version 6, spec §5.5; `codec.aq` has the rule).
+
+Row p of U's components >= 1 is quantized at its component's step times M_p / 16 (the dead
+zone as ever; component 0, the patch mean, as in every plane). The M_p are the decoder's: the
+map is made grid row by grid row from the integers of the rows above, as the decoder will find
+them, so the bands are projected first (in threads), the map is a serial pass over the first
+K' = min(K, rank) components, and the bands are then quantized with their rows' M (in
+threads). The quantizer of the map pass and of the bands is one function on the same float32
+coefficients: the integers the map reads are those coded.
+
+What the rank decision and the sigma refit read is taken as `codec.refine.refitted_sigma`
+needs it (`AQStats`): the squared error in plane units (row p's error in its own steps times
+(M_p / 16)^2) and the sum of squares of the integers as the decoder scales them, a M_p / 16.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..codec import aq
+from ..codec.quantize import (
+    FIRST_ROUNDING,
+    RDOQ_ROUNDING,
+    ROUNDING,
+    ColumnStats,
+    optimise_levels,
+)
+
+
+def row_scale(multipliers: np.ndarray, columns: int) -> np.ndarray:
+    """(rows, columns) float64: 1 in column 0, M_p / 16 in the others."""
+    scale = np.ones((multipliers.size, columns))
+    scale[:, 1:] = (multipliers.astype(np.float64) / aq.UNIT)[:, None]
+    return scale
+
+
+#: The classes' M, in order, as an index for per-class tables of each row's steps.
+CLASS_M = np.asarray(aq.CLASSES, dtype=np.int64)
+
+
+def class_index(multipliers: np.ndarray) -> np.ndarray:
+    """The position of each row's M in aq.CLASSES."""
+    return np.searchsorted(CLASS_M, multipliers)
+
+
+def adapted_integers(values: np.ndarray, inv_steps: np.ndarray, classes: np.ndarray,
+                     rounding: float) -> tuple[np.ndarray, np.ndarray]:
+    """(integers as int32 with their signs, |values| in each element's own steps, float32) of
+    float32 values (rows, c) at steps 1 / inv_steps times M / 16 (column 0: times 1) of each
+    row's class (`class_index`): the dead zone of `ColumnStats` with each row's step (column 0
+    rounds with FIRST_ROUNDING). A row's float32 inverse steps are taken from a table of the
+    seven classes' (each the binary64 quotient rounded once)."""
+    table = (inv_steps[None, :] / row_scale(CLASS_M, values.shape[1])).astype(np.float32)
+    offsets = np.full(values.shape[1], np.float32(rounding), dtype=np.float32)
+    offsets[:1] = FIRST_ROUNDING
+    scaled = np.abs(values)
+    scaled *= table[classes]
+    scaled += offsets
+    if scaled.size and float(scaled.max()) >= 2**31 - 1:
+        raise OverflowError("quantized value does not fit 32 bits")
+    ints = scaled.astype(np.int32)  # the floor of non-negative values
+    scaled -= offsets
+    negative = values.view(np.int32) >> 31  # -1 where the sign bit is set, else 0
+    ints ^= negative
+    ints -= negative  # two's complement negation where negative
+    return ints, scaled
+
+
+class AQStats(ColumnStats):
+    """`ColumnStats` of an adapted plane's band whose matrix rows have the multipliers
+    `multipliers` (M, 1/16). `map_columns`: the components the map reads (K'), which keep the
+    dead zone at effort 2 (the decoder's map is made of them): the run/level groups'
+    rate-distortion optimisation starts after them."""
+
+    def __init__(self, columns: int, step: float, sparse: list[tuple[int, int]] | None,
+                 multipliers: np.ndarray, map_columns: int) -> None:
+        super().__init__(columns, step, sparse, patches=True)
+        self.classes = class_index(multipliers)
+        self.map_columns = map_columns
+
+    def add(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float32)
+        assert self.inv_steps is not None and values.shape[0] == self.classes.size
+        rounding = ROUNDING if self.sparse is None else RDOQ_ROUNDING
+        ints, scaled = adapted_integers(values, self.inv_steps, self.classes, rounding)
+        squared_scale = np.square(row_scale(CLASS_M, self.columns))[self.classes]
+        # the error in each row's steps, times that step squared: plane units
+        errors = (scaled - np.abs(ints)).astype(np.float64)
+        errors *= errors
+        errors *= squared_scale
+        self.error += errors.sum(axis=0) * self.steps ** 2
+        if self.sparse is not None:
+            groups = [(max(lo, self.map_columns), hi) for lo, hi in self.sparse
+                      if hi > max(lo, self.map_columns)]
+            table = (self.inv_steps[None, :] / row_scale(CLASS_M, self.columns)
+                     ).astype(np.float32)
+            added = optimise_levels(ints, values * table[self.classes], 1.0, groups)
+            # in each row's steps: the band's mean (M / 16)^2 stands for the rows' (an
+            # estimate for the rank decision; the integers are exact either way)
+            self.error += added * self.steps ** 2 * squared_scale.mean(axis=0)
+        if ints.size:
+            np.maximum(self.top, np.abs(ints).max(axis=0), out=self.top)
+            # the integers as the decoder scales them, a M / 16 (`refitted_sigma`)
+            self.squares += np.square(ints * row_scale(CLASS_M, self.columns)[self.classes]
+                                      ).sum(axis=0)
+        self.rows += values.shape[0]
+        if out is None:
+            return ints
+        out[...] = ints
+        return out
+
+
+def log_variance_sum(patches: np.ndarray) -> float:
+    """The sum of log(variance + C) over a band's patches (rows), binary64."""
+    variance = patches.var(axis=1, dtype=np.float64)
+    return float(np.log(variance + aq.FLOOR).sum())
+
+
+def plane_g(log_sums: list[float], rows: int) -> int:
+    """G's binary16 bits: the geometric mean of the patches' variance + C."""
+    return aq.g_bits(math.exp(sum(log_sums) / max(rows, 1)))
+
+
+def encoder_map(values: list[np.ndarray], grid: tuple[int, int], patch: int, step: float,
+                g: int, components: int) -> np.ndarray:
+    """M per matrix row from the bands' coefficients (each (rows, >= components) float32, in
+    row order, whole grid rows), quantized grid row by grid row as `AQStats` will quantize
+    them: the integers of components 0..components - 1 are those the decoder reads."""
+    gh, gw = grid
+    first = np.concatenate([v[:, :components] for v in values])
+    inv_steps = ColumnStats(components, step, patches=True).inv_steps
+    assert inv_steps is not None
+    unit = class_index(np.full(first.shape[0], aq.UNIT, dtype=np.int64))
+    ints0, _ = adapted_integers(first[:, :1], inv_steps[:1], unit, ROUNDING)
+    limits = aq.thresholds(g, step, patch)
+    means = aq.mean_energy(ints0[:, 0], grid).astype(np.float64) * aq.mean_weight(patch)
+    out = np.empty((gh, gw), dtype=np.int64)
+    previous: np.ndarray | None = None
+    for y in range(gh):
+        energy = means[y] if previous is None else np.maximum(
+            means[y], aq.above_energy(previous).astype(np.float64))
+        out[y] = aq.row_classes(energy, limits)
+        rows = first[y * gw:(y + 1) * gw]
+        ints, _ = adapted_integers(rows, inv_steps, class_index(out[y]), ROUNDING)
+        previous = aq.row_energy(ints[:, 1:], out[y])
+    return out.reshape(-1)

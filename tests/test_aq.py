@@ -1,0 +1,224 @@
+"""Adaptive quantization per patch (format version 6, spec §5.5): the map rule, the encoder's
+map against the decoder's, every decoder path against the reference, the file's fields."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import svdcodec
+from svdcodec.codec import aq
+from svdcodec.codec import exact as exact_rule
+from svdcodec.codec.layout import from_matrix
+from svdcodec.decoder.reference import decode_plane, decode_reference, row_multipliers
+from svdcodec.encoder import aq as aq_encoder
+from svdcodec.errors import SvdiError
+from svdcodec.format import AQ_VERSION, COMPACT_VERSION, NO_AQ, pack_header, unpack
+from svdcodec.runtime import kernels
+
+
+def sample(size: tuple[int, int] | None = None) -> np.ndarray:
+    pixels = np.asarray(Image.open(svdcodec.__path__[0] + "/data/sample.png").convert("RGB"))
+    return pixels if size is None else np.ascontiguousarray(pixels[:size[0], :size[1]])
+
+
+def scalar_map(ints: np.ndarray, grid: tuple[int, int], patch: int, step: float,
+               g_bits: int) -> list[int]:
+    """The rule of spec §5.5 written out patch by patch in Python integers and floats."""
+    gh, gw = grid
+    g = aq.binary16(g_bits)
+    limits = [((g * r - 58.5) * (768 * patch * patch)) / (step * step) for r in aq.RATIOS]
+    weight = float(1568 * (patch * patch - 1)) / float(300 * patch * patch)
+
+    def clamp(v: int) -> int:
+        return min(abs(int(v)), 32767)
+
+    def at(y: int, x: int) -> list[int]:  # a neighbour outside the grid: the nearest inside
+        return ints[min(max(y, 0), gh - 1) * gw + min(max(x, 0), gw - 1)]
+    out: list[int] = []
+    energy: list[int] = []
+    for y in range(gh):
+        row_energy = []
+        for x in range(gw):
+            s = sum(clamp(at(y + dy, x + dx)[0] - at(y, x)[0]) ** 2
+                    for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+            e = s * weight
+            if y:
+                above = (energy[max(x - 1, 0)] + energy[x] + energy[min(x + 1, gw - 1)])
+                e = max(e, float(above))
+            m = aq.CLASSES[sum(e >= t for t in limits)]
+            out.append(m)
+            row_energy.append(sum((clamp(a) * m) ** 2 for a in at(y, x)[1:]))
+        energy = row_energy
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_map_rule(seed: int) -> None:
+    """codec.aq.causal_map and the compiled aq_map follow the rule patch by patch; the data
+    reach most classes (a rule that moved a threshold or a term would show)."""
+    rng = np.random.default_rng(seed)
+    gh, gw = int(rng.integers(1, 12)), int(rng.integers(1, 15))
+    components = int(rng.integers(1, 6))
+    patch = int(rng.choice([2, 4, 8, 16]))
+    # integers of every magnitude, clamps included, sparse as U is
+    ints = rng.integers(-6, 7, size=(gh * gw, components)) * (rng.random((gh * gw, components))
+                                                              < 0.6)
+    ints[rng.random(ints.shape) < 0.03] = 40000
+    ints[:, 0] = np.cumsum(rng.integers(-9, 10, size=gh * gw)) + 300
+    step = float(rng.uniform(2.0, 30.0))
+    g_bits = aq.g_bits(float(rng.uniform(20.0, 400.0)))
+    expected = scalar_map(ints.tolist(), (gh, gw), patch, step, g_bits)
+    found = aq.causal_map(ints, (gh, gw), patch, step, g_bits)
+    assert found.tolist() == expected
+    compiled = kernels.get()
+    if compiled is not None:
+        out = np.empty(gh * gw, dtype=np.int32)
+        compiled.aq_map(ints.astype(np.float32), gw, aq.thresholds(g_bits, step, patch),
+                        aq.mean_weight(patch), out)
+        assert out.tolist() == expected
+
+
+def test_map_reaches_every_class() -> None:
+    """With energies spread over the thresholds of a large G, every class of the table occurs
+    (a finer class needs G above 58.5 / ratio: the floor C keeps flat patches at 16 else)."""
+    rng = np.random.default_rng(1)
+    gh, gw = 12, 9
+    ints = np.zeros((gh * gw, 4), dtype=np.int64)
+    ints[:, 0] = rng.integers(0, 50, gh * gw)
+    ints[:, 1] = np.round(np.exp(rng.uniform(0, np.log(3000), gh * gw)))
+    found = aq.causal_map(ints, (gh, gw), 8, 4.0, aq.g_bits(20000.0))
+    assert set(found.tolist()) == set(aq.CLASSES)
+    assert found.tolist() == scalar_map(ints.tolist(), (gh, gw), 8, 4.0, aq.g_bits(20000.0))
+
+
+def test_thresholds_and_weight() -> None:
+    """The binary64 sequence of §5.5, and the ratios are 2^((j + 1/2)/0.48) to the last bits."""
+    assert np.allclose(aq.RATIOS, [2 ** ((j + 0.5) / 0.48) for j in range(-3, 3)], rtol=1e-15)
+    g = aq.g_bits(100.0)
+    assert aq.binary16(g) == 100.0
+    t = aq.thresholds(g, 3.0, 8)
+    assert t.tolist() == [((100.0 * r - 58.5) * 49152.0) / 9.0 for r in aq.RATIOS]
+    assert aq.mean_weight(8) == 1568 * 63 / (300 * 64)
+
+
+def test_default_encode_unchanged_and_version() -> None:
+    """aq=False is the default and writes version 5; aq=True version 6 with plane 0 adapted
+    only (K 4, G the source's), and a grey image's plane too; non-8-bit images never."""
+    pixels = sample((96, 128))
+    plain = svdcodec.encode(pixels, quality=50)
+    assert plain == svdcodec.encode(pixels, quality=50, aq=False)
+    assert unpack(plain).header.version == COMPACT_VERSION
+    data = svdcodec.encode(pixels, quality=50, aq=True)
+    c = unpack(data)
+    assert c.header.version == AQ_VERSION
+    assert c.planes[0].aq[0] == aq.COMPONENTS and 0 < c.planes[0].aq[1] < 0x7C00
+    assert [p.aq for p in c.planes[1:]] == [NO_AQ, NO_AQ]
+    grey = unpack(svdcodec.encode(pixels[:, :, 1], quality=50, aq=True))
+    assert grey.planes[0].adapted
+    wide = unpack(svdcodec.encode(pixels.astype(np.uint16) * 257, quality=50, aq=True))
+    assert wide.header.version == COMPACT_VERSION and not wide.planes[0].adapted
+
+
+CASES = [
+    ({"quality": 30}, None),
+    ({"quality": 75, "deblock": True}, None),
+    ({"quality": 50, "effort": 2}, None),
+    ({"quality": 92}, None),
+    ({"quality": 40, "layout": "patch4"}, None),
+    ({"quality": 60, "layout": "patch16"}, (256, 384)),
+    ({"quality": 40, "max_error": 3}, None),
+    ({"quality": 3}, (40, 56)),  # the rank falls below K: coded again at that rank
+]
+
+
+@pytest.mark.parametrize("options,size", CASES)
+def test_encoder_map_is_decoders(options: dict, size: tuple[int, int] | None,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The map the encoder quantized with is the one the decoder derives from the file, and
+    the band decoder (compiled or numpy, as the session runs) gives the reference's pixels,
+    previews included."""
+    made: list[np.ndarray] = []
+    original = aq_encoder.encoder_map
+
+    def recorded(*args, **kwargs):
+        made.append(original(*args, **kwargs))
+        return made[-1]
+    monkeypatch.setattr(aq_encoder, "encoder_map", recorded)
+    pixels = sample(size) if size else sample((128, 192))
+    data = svdcodec.encode(pixels, aq=True, **options)
+    c = unpack(data)
+    plane = c.planes[0]
+    assert plane.adapted
+    decoders = row_multipliers(c, plane)
+    assert any(m.shape == decoders.shape and np.array_equal(m, decoders) for m in made[-1:])
+    assert np.array_equal(svdcodec.decode(data), decode_reference(data))
+    for k in (1, 2, plane.rank + 1):
+        assert np.array_equal(svdcodec.decode(data, components=k),
+                              decode_reference(data, components=k))
+    if "max_error" in options:  # the residual still bounds every sample
+        assert int(np.abs(svdcodec.decode(data).astype(int) - pixels).max()) <= 3
+    if options["quality"] < 5:
+        assert plane.rank < aq.COMPONENTS
+
+
+def test_adaptation_changes_the_pixels() -> None:
+    """The multipliers matter: decoding an adapted file as if every M were 16 gives other
+    pixels, and a file whose G is changed (another map) too."""
+    data = svdcodec.encode(sample((96, 128)), quality=40, aq=True)
+    c = unpack(data)
+    p = c.planes[0]
+    assert len(set(row_multipliers(c, p).tolist())) > 1
+    other = replace(p, aq=(p.aq[0], aq.g_bits(aq.binary16(p.aq[1]) * 8)))
+    assert not np.array_equal(row_multipliers(c, p), row_multipliers(c, other))
+
+
+def test_compiled_product_with_multipliers() -> None:
+    """_kernels.exact_product with multipliers is the numpy product of A o M at F + 4, and
+    its max|A| is that of A o M (what the bound is checked on)."""
+    compiled = kernels.get()
+    if compiled is None:
+        pytest.skip("compiled kernels not built")
+    rng = np.random.default_rng(7)
+    rows, rank, cols = 37, 9, 64
+    left = rng.integers(-50, 51, size=(rows, rank)).astype(np.float32)
+    right = rng.integers(-200, 201, size=(cols, rank)).astype(np.float32)
+    weights = rng.integers(1, 1 << 20, size=rank).astype(np.float64)
+    m = rng.choice(aq.CLASSES, size=rows).astype(np.int32)
+    out = np.empty((rows, cols), np.float32)
+    max_a = compiled.exact_product(left, weights, right, 20, None, float(1 << 23), out, m)
+    scaled = aq.scaled_left(left, m)
+    assert max_a == exact_rule.magnitude(scaled)
+    assert np.array_equal(out, exact_rule.exact_product(scaled, weights, right.T, 24))
+    refused = compiled.exact_product(left, weights, right, 20, None, max_a - 1, out, m)
+    assert refused == max_a
+
+
+def test_read_factors_of_an_adapted_plane() -> None:
+    """read_factors' U carries M_p / 16 in components >= 1: U diag(S) V^T is the plane."""
+    data = svdcodec.encode(sample((96, 128)), quality=60, aq=True)
+    factors = svdcodec.read_factors(data)[0]
+    matrix = (factors.U.astype(np.float64) * factors.S) @ factors.Vt.astype(np.float64)
+    c = unpack(data)
+    p = c.planes[0]
+    plane = decode_plane(c, p, p.rank)
+    rebuilt = from_matrix(matrix.astype(np.float32), p.height, p.width, p.patch)
+    assert np.abs(rebuilt - plane).max() < 1e-2
+
+
+def test_writer_needs_version_6() -> None:
+    data = svdcodec.encode(sample((64, 64)), quality=50, aq=True)
+    c = unpack(data)
+    with pytest.raises(SvdiError, match="needs format version 6"):
+        pack_header(replace(c.header, version=5), c.planes)
+
+
+def test_pillow_option() -> None:
+    """aq=True as a Pillow save option (the encoder's coding options), read back as version 6."""
+    buffer = io.BytesIO()
+    Image.fromarray(sample((64, 96))).save(buffer, format="SVDI", aq=True, quality=50)
+    assert unpack(buffer.getvalue()).header.version == AQ_VERSION
