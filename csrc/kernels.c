@@ -3331,6 +3331,160 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------ decoding: restoration
+   Format version 6's restoration filter (spec §5.5, codec/restoration.py): per sample the
+   activity class from the 3x3 sum of |horizontal| + |vertical| Laplacian, then the
+   point-symmetric Wiener filter on the 7x7 diamond with that class's 12 coefficients, in
+   integers, reading the unfiltered channel with its edges replicated. */
+
+#define RESTORE_REACH 3
+#define RESTORE_TAPS 12
+#define RESTORE_CLASSES 4
+
+static const int restore_dy[RESTORE_TAPS] = {0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 3};
+static const int restore_dx[RESTORE_TAPS] = {1, 2, 3, -2, -1, 0, 1, 2, -1, 0, 1, 0};
+
+/* A band's rows y0 - 3 .. y1 + 2 of the channel (clamped to 0 .. height - 1, read from src's
+   row r - top), each with 3 replicated samples either side: (n + 6) rows of w + 6 bytes. */
+static void restore_pad(uint8_t *pad, const uint8_t *src, Py_ssize_t src_row, Py_ssize_t w,
+                        Py_ssize_t y0, Py_ssize_t n, Py_ssize_t top, Py_ssize_t height)
+{
+    Py_ssize_t pw = w + 2 * RESTORE_REACH;
+    for (Py_ssize_t i = 0; i < n + 2 * RESTORE_REACH; i++) {
+        Py_ssize_t y = y0 - RESTORE_REACH + i;
+        y = y < 0 ? 0 : y >= height ? height - 1 : y;
+        const uint8_t *s = src + (y - top) * src_row;
+        uint8_t *d = pad + i * pw;
+        memcpy(d + RESTORE_REACH, s, (size_t)w);
+        for (int k = 0; k < RESTORE_REACH; k++) {
+            d[k] = s[0];
+            d[RESTORE_REACH + w + k] = s[w - 1];
+        }
+    }
+}
+
+/* Rows [0, n) of the band from its padded rows: lap holds (n + 2) x (w + 2) Laplacian sums
+   (rows and columns -1 .. n, -1 .. w), col (w + 2) column sums of three of them. */
+static void restore_band_rows(const uint8_t *pad, Py_ssize_t w, Py_ssize_t n, uint8_t *out,
+                              Py_ssize_t out_row, Py_ssize_t out_step, const int64_t *bounds,
+                              Py_ssize_t classes, const int32_t *coef, int32_t *lap,
+                              int32_t *col)
+{
+    Py_ssize_t pw = w + 2 * RESTORE_REACH, lw = w + 2;
+    for (Py_ssize_t i = 0; i < n + 2; i++) {
+        const uint8_t *p = pad + (i + RESTORE_REACH - 1) * pw + RESTORE_REACH - 1;
+        int32_t *l = lap + i * lw;
+        for (Py_ssize_t j = 0; j < lw; j++) {
+            int32_t c2 = 2 * (int32_t)p[j];
+            int32_t hz = c2 - p[j - 1] - p[j + 1], vt = c2 - p[j - pw] - p[j + pw];
+            l[j] = (hz < 0 ? -hz : hz) + (vt < 0 ? -vt : vt);
+        }
+    }
+    Py_ssize_t offset[RESTORE_TAPS];
+    for (int k = 0; k < RESTORE_TAPS; k++)
+        offset[k] = restore_dy[k] * pw + restore_dx[k];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int32_t *l0 = lap + i * lw, *l1 = l0 + lw, *l2 = l1 + lw;
+        for (Py_ssize_t j = 0; j < lw; j++)
+            col[j] = l0[j] + l1[j] + l2[j];
+        const uint8_t *p = pad + (i + RESTORE_REACH) * pw + RESTORE_REACH;
+        uint8_t *o = out + i * out_row;
+        for (Py_ssize_t j = 0; j < w; j++) {
+            const int32_t *c = coef;
+            if (classes > 1) {
+                int64_t a = (int64_t)col[j] + col[j + 1] + col[j + 2];
+                Py_ssize_t k = 0;
+                while (k < classes - 1 && bounds[k] <= a)
+                    k++;
+                c = coef + k * RESTORE_TAPS;
+            }
+            int32_t centre = p[j], twice = 2 * centre, sum = 0;
+            for (int k = 0; k < RESTORE_TAPS; k++)
+                sum += c[k] * ((int32_t)p[j + offset[k]] + p[j - offset[k]] - twice);
+            int32_t v = centre + ((sum + 64) >> 7);
+            o[j * out_step] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+}
+
+PyDoc_STRVAR(restore_doc,
+"restore(src, out, y0, y1, top, height, bounds, coefficients) -> None\n\n"
+"codec.restoration.restore_rows into out ((y1 - y0, w) uint8, any strides): rows [y0, y1)\n"
+"of the restored channel of `height` rows, from src ((rows, w) uint8, C-contiguous: the\n"
+"channel's rows from row `top` on, holding rows max(y0 - 3, 0) .. min(y1 + 3, height) - 1);\n"
+"bounds int64 (classes - 1) non-decreasing, coefficients int64 (classes, 12) in -64..63,\n"
+"1 <= classes <= 4.");
+
+static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"src", "out", "y0", "y1", "top", "height", "bounds",
+                            "coefficients", NULL};
+    PyObject *o_src, *o_out, *o_bounds, *o_coef, *result = NULL;
+    Py_ssize_t y0, y1, top, height;
+    Arr src = {0}, out = {0}, ba = {0}, ca = {0};
+    uint8_t *pad = NULL;
+    int32_t *lap = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnnnOO:restore", names, &o_src, &o_out,
+                                     &y0, &y1, &top, &height, &o_bounds, &o_coef))
+        return NULL;
+    if (get_array(o_src, &src, "src", 2, T_U8, A_CONTIGUOUS) < 0
+        || get_array(o_out, &out, "out", 2, T_U8, A_WRITABLE) < 0
+        || get_array(o_bounds, &ba, "bounds", 1, T_I64, A_CONTIGUOUS) < 0
+        || get_array(o_coef, &ca, "coefficients", 2, T_I64, A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t w = src.shape[1], n = y1 - y0, classes = ca.shape[0];
+    Py_ssize_t need_lo = y0 - RESTORE_REACH < 0 ? 0 : y0 - RESTORE_REACH;
+    Py_ssize_t need_hi = y1 + RESTORE_REACH > height ? height : y1 + RESTORE_REACH;
+    if (height < 1 || w < 1 || y0 < 0 || y1 <= y0 || y1 > height || top < 0
+        || need_lo < top || need_hi - top > src.shape[0] || out.shape[0] != n
+        || out.shape[1] != w || classes < 1 || classes > RESTORE_CLASSES
+        || ca.shape[1] != RESTORE_TAPS || ba.shape[0] != classes - 1
+        || w > (PY_SSIZE_T_MAX >> 4) / (n + 2 * RESTORE_REACH)) {
+        value_error("restore: needs 0 <= y0 < y1 <= height, src holding rows y0 - 3 .. "
+                    "y1 + 2 (clamped) from row top, out (y1 - y0, w), 1..4 classes of 12 "
+                    "coefficients and classes - 1 bounds");
+        goto done;
+    }
+    int32_t coef[RESTORE_CLASSES * RESTORE_TAPS];
+    int64_t bounds[RESTORE_CLASSES];
+    const int64_t *cv = (const int64_t *)ca.data, *bv = (const int64_t *)ba.data;
+    for (Py_ssize_t i = 0; i < classes * RESTORE_TAPS; i++) {
+        if (cv[i] < -64 || cv[i] > 63) {
+            value_error("restore: coefficients must be in -64..63");
+            goto done;
+        }
+        coef[i] = (int32_t)cv[i];
+    }
+    for (Py_ssize_t i = 0; i < classes - 1; i++) {
+        if (i && bv[i] < bv[i - 1]) {
+            value_error("restore: bounds must not decrease");
+            goto done;
+        }
+        bounds[i] = bv[i];
+    }
+    size_t pw = (size_t)(w + 2 * RESTORE_REACH), lw = (size_t)(w + 2);
+    pad = malloc(pw * (size_t)(n + 2 * RESTORE_REACH));
+    lap = malloc(sizeof(int32_t) * (lw * (size_t)(n + 2) + lw));
+    if (pad == NULL || lap == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    restore_pad(pad, (const uint8_t *)src.data, src.strides[0], w, y0, n, top, height);
+    restore_band_rows(pad, w, n, (uint8_t *)out.data, out.strides[0], out.strides[1], bounds,
+                      classes, coef, lap, lap + lw * (size_t)(n + 2));
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(pad);
+    free(lap);
+    release(&src);
+    release(&out);
+    release(&ba);
+    release(&ca);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ encoding */
 
 /* One pixel row (w pixels of c channels, type T) as a plane row: the float32 sum of
@@ -4948,6 +5102,7 @@ static PyMethodDef methods[] = {
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits),
     METHOD(prediction_bits), METHOD(predicted), METHOD(lower_levels), METHOD(colour_rows),
+    METHOD(restore),
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},
 };

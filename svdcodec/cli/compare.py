@@ -151,7 +151,7 @@ def sweep(img: np.ndarray, image: str, progress: StepCounter | None = None) -> l
 
 
 #: Codecs of the benchmarks (benchmarks/rd.py) that the one-image comparison leaves out.
-BENCHMARK_ONLY = ("png", "svdi-deblock", "svdi-effort2", "svdi-smallest")
+BENCHMARK_ONLY = ("png", "svdi-deblock", "svdi-restore", "svdi-effort2", "svdi-smallest")
 
 
 def sweep_codecs() -> list[str]:

@@ -102,6 +102,9 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
         "colour": "YCbCr" if h.colour == container.COLOUR_YCBCR else "none",
         "subsampling": "4:2:0" if h.subsampling else "4:4:4",
         "planes": planes, "residuals": _residual_report(unpacked),
+        "restoration": {str(i): {"bounds": list(r.bounds),  # version 6 (spec §5.5)
+                                 "coefficients": [list(c) for c in r.coefficients]}
+                        for i, r in sorted(unpacked.restoration.items())},
         "metadata": _metadata_report(unpacked.metadata), "file_bytes": len(data),
         "header_bytes": len(data) - sum(b.stored for b in unpacked.blocks)
         - sum(b.stored for b in unpacked.residuals),

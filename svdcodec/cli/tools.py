@@ -494,6 +494,10 @@ def _encode_parser() -> argparse.ArgumentParser:
                              "(format version 4): about 5 %% smaller at equal PSNR, 8-10 %% "
                              "at equal SSIM, for about twice the encode time and up to 1.9x the "
                              "decode time")
+    parser.add_argument("--restore", action="store_true",
+                        help="let the decoder apply a restoration filter the encoder fits "
+                             "(format version 6; best with --deblock): about 180 bytes a "
+                             "file for sharper, closer pictures (docs/performance.md)")
     parser.add_argument("--effort", type=int, choices=(1, 2), metavar="{1,2}",
                         help="2: choose the factors' integers by rate and distortion and "
                              "compress them again at a slower zstd level: 8-14 %% smaller "
@@ -554,7 +558,8 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                              max_error=0.0 if args.lossless else args.max_error,
                              exact_alpha=False if args.lossy_alpha else None,
                              centre=True if args.centre else None, effort=args.effort,
-                             deblock=True if args.deblock else None)
+                             deblock=True if args.deblock else None,
+                             restore=True if args.restore else None)
     clashes = _collisions(parser.prog, args.inputs, dests)
     if not args.quiet:
         for src, dest in zip(args.inputs, dests):

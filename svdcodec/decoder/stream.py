@@ -81,7 +81,8 @@ def streamable(container: Container) -> bool:
     still declines a plane whose factors need more than one piece). A file with the
     deblocking filter: 8-bit exact planes whose edge periods are all 4 or more (`EdgeSeams`)."""
     header = container.header
-    if container.residuals:
+    if container.residuals or container.restoration:
+        # version 6's restoration filter runs on whole channels (`render_image`'s plane path)
         return False
     if any(p.filtered for p in container.planes):
         return (header.dtype == np.uint8 and all(p.exact for p in container.planes)

@@ -99,7 +99,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
            dpi: tuple[float, float] | None = None, text: dict[str, str] | None = None,
            max_error: float | None = None, exact_alpha: bool = True,
            exact_constant: bool = True, centre: bool = False, deblock: bool = False,
-           effort: int = DEFAULT_EFFORT) -> bytes:
+           restore: bool = False, effort: int = DEFAULT_EFFORT) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
     quality (1..100, default 75) sets the quantizer step; target_psnr (dB) or max_bytes search
@@ -133,6 +133,14 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     decode time (docs/performance.md). Off by default for that speed (issue #13); False
     writes the lowest version without it, readable by readers of versions 1-3.
 
+    restore (default False): True lets the decoder apply, after the deblocking filter, a
+    restoration filter the encoder fits to each colour channel of an 8-bit image where it
+    brings the decoded image closer to the original (format version 6, spec §5.5: an ALF-like
+    Wiener filter with 4 activity classes, about 180 bytes a file; the factors' bytes are
+    unchanged). Best with deblock=True. The encoder reads the whole image and decodes the file
+    once more to fit it; decoding filters every sample (docs/performance.md). False writes the
+    lowest version without it.
+
     effort (1 or 2, default 1): 2 chooses U's integers by rate and distortion and compresses
     the kept factor blocks again at a slower zstd level: 8-14 % smaller files at the same
     quality (about 0.3 dB lower PSNR), for an encode 1.3-3.5x as long (docs/performance.md).
@@ -152,8 +160,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
             raise SvdiError("the metadata alone exceeds max_bytes")
     # The encoder reads a large 8-bit Pillow image band by band, unless an option reads the
     # whole array (a residual, deblocking, rate control's PSNR)
-    rows = pixel_rows(image) if max_error is None and not deblock and target_psnr is None \
-        and max_bytes is None else None
+    rows = pixel_rows(image) if max_error is None and not deblock and not restore \
+        and target_psnr is None and max_bytes is None else None
     pixels: Pixels = rows if rows is not None else as_pixels(image)
     if rank is not None and (not isinstance(rank, (int, np.integer)) or rank < 0):
         raise SvdiError(f"rank must be a non-negative integer, got {rank!r}")
@@ -186,7 +194,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
-                       bool(centre), bool(deblock), effort >= 2)
+                       bool(centre), bool(deblock), effort >= 2, bool(restore))
         if request.any:
             assert isinstance(pixels, np.ndarray), "a residual reads the whole array (above)"
             try:
@@ -198,7 +206,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 # samples at a low quality): the finest layer, then the same bound.
                 data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None, None,
                                               layout, bool(centre), bool(deblock),
-                                              effort >= 2), pixels, request)
+                                              effort >= 2, bool(restore)), pixels, request)
             except SvdiError:
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
@@ -236,12 +244,12 @@ def overflow_error(pixels: np.ndarray) -> SvdiError:
 
 def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | None,
             target_psnr: float | None, max_bytes: int | None, layout: str,
-            centre: bool = False, deblock: bool = False, optimise_levels: bool = False
-            ) -> bytes:
+            centre: bool = False, deblock: bool = False, optimise_levels: bool = False,
+            restore: bool = False) -> bytes:
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy, optimise_levels)
     enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
-                  deblock)
+                  deblock, restore)
     if single_step:
         return enc.encode(step_for_quality(quality))
 
@@ -275,7 +283,7 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
 #: The keyword options of `encode` that set how the pixels are coded.
 CODING_OPTIONS = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout",
                   "max_error", "exact_alpha", "exact_constant", "centre", "deblock",
-                  "effort")
+                  "restore", "effort")
 #: The keyword options of `encode` that add metadata.
 METADATA_OPTIONS = ("exif", "icc_profile", "xmp", "dpi", "text")
 

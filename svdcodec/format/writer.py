@@ -26,10 +26,12 @@ from .records import (
     PLAN_RECORD_V2,
     PLAN_RECORD_V4,
     RESIDUAL_RECORD,
+    RESTORATION_VERSION,
     SIGNATURE,
     SPARSE_RECORD,
     Header,
     Plane,
+    Restoration,
     coding_byte,
     varint,
 )
@@ -230,6 +232,31 @@ def insert_after_head(data: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
     end = len(SIGNATURE) + 12 + HEAD_RECORD.size
     assert data[len(SIGNATURE) + 4:len(SIGNATURE) + 8] == b"HEAD"
     return b"".join([data[:end], *(chunk(kind, payload) for kind, payload in chunks), data[end:]])
+
+
+def insert_restoration(data: bytes, filters: list[Restoration]) -> bytes:
+    """A file of the encoder (HEAD, PLANs, MEAN chunks, blocks; version 5) with the RSTR chunk of
+    these filters after its PLAN and MEAN chunks and HEAD's version raised to 6 (spec §5.5);
+    the file itself if there are none."""
+    if not filters:
+        return data
+    at = len(SIGNATURE)
+    parts = [SIGNATURE]
+    while True:
+        length, kind = struct.unpack_from(">I4s", data, at)
+        if kind not in (b"HEAD", b"PLAN", b"MEAN"):
+            break
+        payload = data[at + 8:at + 8 + length]
+        if kind == b"HEAD":
+            payload = struct.pack(">H", max(RESTORATION_VERSION,
+                                            struct.unpack_from(">H", payload)[0])) + payload[2:]
+            parts.append(chunk(kind, payload))
+        else:
+            parts.append(data[at:at + 12 + length])
+        at += 12 + length
+    parts.append(chunk(b"RSTR", b"".join(f.pack() for f in sorted(filters, key=lambda f: f.plane))))
+    parts.append(data[at:])
+    return b"".join(parts)
 
 
 def pack(container: Container, level: int = 3) -> bytes:
