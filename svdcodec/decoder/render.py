@@ -24,10 +24,10 @@ from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import run_bands
 from .deblock import deblock_convert, deblock_image, fusable
-from .restoration import restore_image
 from .factors import factor_bytes
 from .plane import PlaneReconstructor, bands_for, pass_budget
 from .residuals import apply_residuals
+from .restoration import restore_image
 
 _FMAX = float(np.finfo(np.float32).max)
 

@@ -23,7 +23,6 @@ from ..runtime.threads import run_bands
 from . import tuning
 from .blocks import small_plane
 from .deblock import with_deblocking
-from .restoration import with_restoration
 from .plane import (
     Band,
     CachingSource,
@@ -38,6 +37,7 @@ from .plane import (
     plane_grams,
     predicted_side,
 )
+from .restoration import with_restoration
 from .source import image_header, ycc_8bit
 from .tuning import CHROMA_STEP, FIT_EXTRA_RANK, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
 

@@ -7,6 +7,7 @@ blocks stay compressed (`blocks.Block`) until the decoder asks for them.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import zlib
@@ -531,7 +532,7 @@ def _parse_restoration(payload: memoryview, header: Header, planes: list[Plane]
         if len(payload) - at < size:
             raise SvdiError(f"RSTR record of plane {index} truncated")
         bounds = struct.unpack_from(f">{classes - 1}H", payload, at + 2)
-        if any(a > b for a, b in zip(bounds, bounds[1:])):
+        if any(a > b for a, b in itertools.pairwise(bounds)):
             raise SvdiError(f"RSTR plane {index}: activity bounds decrease")
         flat = struct.unpack_from(f">{taps * classes}b", payload, at + 2 + 2 * (classes - 1))
         if any(not lo <= c <= hi for c in flat):
