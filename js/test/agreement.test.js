@@ -21,8 +21,12 @@ test("the fixtures cover every layout, mode and sample type", () => {
   for (const k of ["uint8/1", "uint8/2", "uint8/3", "uint8/4", "uint16/1", "float32/1"]) assert.ok(kinds.has(k), k);
   // Version 2: lossless and bounded, every sample type, plain and patch layouts, 4:2:0 and 4:4:4.
   // Every fixture is version 5 (the encoder writes the compact container, §4.2, for every
-  // file); the groups below are the features versions 2-4 added, by the fixtures' names.
-  assert.ok(fixtures.every((f) => f.version === 5));
+  // file) but the v6_ ones, version 6 for their restoration filter (§5.5); the groups below
+  // are the features versions 2-4 and 6 added, by the fixtures' names.
+  assert.ok(fixtures.every((f) => f.version === (f.name.startsWith("v6_") ? 6 : 5)), "versions");
+  const v6 = fixtures.filter((f) => f.name.startsWith("v6_"));
+  for (const c of [1, 3, 4]) assert.ok(v6.some((f) => (f.shape[2] ?? 1) === c), `version 6 uint8/${c}`);
+  assert.ok(v6.some((f) => f.source), "version 6 under residual blocks");
   const v2 = fixtures.filter((f) => f.name.startsWith("v2_"));
   const v2kinds = new Set(v2.map((f) => `${f.dtype}/${f.shape.length === 2 ? 1 : f.shape[2]}`));
   for (const k of ["uint8/1", "uint8/2", "uint8/3", "uint8/4", "uint16/1", "float32/1"]) assert.ok(v2kinds.has(k), `version 2 ${k}`);
@@ -58,7 +62,7 @@ test("the fixtures cover every layout, mode and sample type", () => {
   const v4sub = new Set(v4.filter((f) => f.shape[2] === 3)
     .map((f) => svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).subsampling));
   assert.deepEqual([...v4sub].sort(), [0, 1], "version 4 with 4:2:0 and 4:4:4 chroma");
-  assert.ok(fixtures.filter((f) => !f.name.startsWith("v4_")).every((f) =>
+  assert.ok(fixtures.filter((f) => !f.name.startsWith("v4_") && !f.name.startsWith("v6_")).every((f) =>
     svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).planes.every((p) => p.deblock.every((v) => v === 0))));
 });
 

@@ -228,7 +228,8 @@ test("version 2: RBLK in a version 1 file, before the PLAN chunks, before a fact
   rejects(fileOf([head({ version: 3, width: 6, height: 4 }), plan({ height: 4, width: 6, shift: null }), IEND]), /PLAN chunk has 23 bytes, expected 24/);
   rejects(fileOf([head({ version: 4, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /PLAN chunk has 24 bytes, expected 27/);
   rejects(fileOf([head({ version: 5, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /PLAN chunk has 24 bytes, expected 27/);
-  rejects(fileOf([head({ version: 6, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /unsupported format version 6/);
+  rejects(fileOf([head({ version: 6, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /PLAN chunk has 24 bytes, expected 27/);
+  rejects(fileOf([head({ version: 7, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /unsupported format version 7/);
 });
 
 test("version 4: the deblocking filter's PLAN bytes are checked", () => {

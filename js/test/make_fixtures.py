@@ -11,7 +11,7 @@ Every file is format version 5 (the encoder writes the compact container of spec
 all). The cases named v2_ use the features version 2 added (max_error, LA whose alpha the
 encoder makes exact, the array types int8, int16, int32, uint32, float64, centred columns and
 5-8 channels: residual blocks, MEAN chunks), v3_ version 3's (Y'CbCr of 16-bit samples), v4_
-version 4's (the deblocking filter). For those with residual blocks NAME.source.npy is
+version 4's (the deblocking filter), v6_ version 6's (the restoration filter after it). For those with residual blocks NAME.source.npy is
 the encoded image too, so that the tests also check the bound the encoder promised, not only
 agreement.
 """
@@ -163,6 +163,16 @@ CASES = [
     ("v4_rgba_q50_exact_alpha", "rgba", {"quality": 50}, [3]),
     ("v4_rgb_e3", "rgb", {"max_error": 3, "quality": 40}, [2]),
     ("v4_la_q40_auto", "la", {"quality": 40, "exact_alpha": False}, [2]),
+    # Format version 6: the restoration filter the encoder fits (restore=True, after the
+    # deblocking filter; at quality 90, 4:4:4, it does not repay its bytes on this picture),
+    # odd sizes, grey, under residual blocks and alpha.
+    ("v6_rgb_q30_restore", "rgb", {"quality": 30}, [1, 3]),
+    ("v6_rgb_q60_restore", "rgb", {"quality": 60}, [2]),
+    ("v6_rgb_q85_restore", "rgb", {"quality": 85}, [4]),
+    ("v6_odd_q40_restore", "odd", {"quality": 40}, [2]),
+    ("v6_l_q30_restore", "grey", {"quality": 30}, [2]),
+    ("v6_rgba_q50_restore", "rgba", {"quality": 50}, [3]),
+    ("v6_rgb_e3_restore", "rgb", {"max_error": 3, "quality": 40}, [2]),
 ]
 
 
@@ -175,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, source, options, components in CASES:
         # Version 4's cases ask for the deblocking filter; the others keep the versions they
         # test (the encoder's default is no filter, but say so, in case it changes).
-        options = {**options, "deblock": name.startswith("v4_")}
+        options = {**options, "deblock": name.startswith(("v4_", "v6_")),
+                   "restore": name.startswith("v6_")}
         data = svdcodec.encode(images[source], **options)
         (out / f"{name}.svdi").write_bytes(data)
         expected = svdcodec.decode(data)
