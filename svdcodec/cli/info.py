@@ -202,6 +202,9 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
     for p in r["planes"]:
         lines += _plane_text(p, verbose)
     lines += _residual_text(r.get("residuals") or [], verbose)
+    for plane, f in (r.get("restoration") or {}).items():  # version 6 (spec §5.5)
+        lines.append(f"  restoration filter on plane {plane}: {len(f['coefficients'])} "
+                     f"activity class(es), bounds {f['bounds']}")
     lines += [(f"  total: {r['file_bytes']} bytes in the file vs {r['raw_bytes']} bytes of raw "
               f"pixels: {r['compression_ratio']:.2f}:1 ({r['bits_per_pixel']:.3f} bits/pixel)"),
               f"  {EXPLANATION}"]

@@ -114,16 +114,25 @@ def restore_band(src: np.ndarray, out: np.ndarray, y0: int, y1: int, top: int, h
 
 def restore_channel(channel: np.ndarray, restoration: Restoration,
                     compiled: ModuleType | None, threads: int | None = None) -> None:
-    """The filter on a whole (h, w) uint8 channel (any strides), in place: from a copy of
-    it, band by band in threads."""
+    """The filter on a whole (h, w) uint8 channel (any strides), in place, band by band in
+    threads. Each band reads its own rows and 3 on either side unfiltered: the rows around
+    every cut are copied first, and each band copies its own rows before it writes them, so
+    that no copy of the whole channel is held."""
     h, w = channel.shape
     if h == 0 or w == 0:
         return
-    src = np.ascontiguousarray(channel).copy() if channel.flags.c_contiguous \
-        else np.ascontiguousarray(channel)
     spans = bands(h, w)
+    # the unfiltered rows within REACH of every cut, before any band writes them
+    edges = {y: np.ascontiguousarray(channel[y:min(y + REACH, h)])
+             for y0, y1 in spans for y in (max(y0 - REACH, 0), y1) if y < h}
 
     def run(i: int) -> None:
         y0, y1 = spans[i]
-        restore_band(src, channel[y0:y1], y0, y1, 0, h, restoration, compiled)
+        lo, hi = context_rows(y0, y1, h)
+        parts = [edges[lo]] if lo < y0 else []
+        parts.append(np.ascontiguousarray(channel[y0:y1]))
+        if hi > y1:
+            parts.append(edges[y1])
+        src = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        restore_band(src, channel[y0:y1], y0, y1, lo, h, restoration, compiled)
     run_bands(run, len(spans), threads)
