@@ -13,11 +13,22 @@ from PIL import Image
 
 import svdcodec
 from svdcodec import format as fmt
-from svdcodec.codec.restoration import REACH, restore_band, restore_channel, restore_rows
+from svdcodec.codec.restoration import (
+    REACH,
+    restore_band,
+    restore_channel,
+    restore_rows,
+)
 from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
 from svdcodec.runtime import kernels as kernel_module
-from tests.support import decode_everywhere, format_version, kernels, make_vectors, photo
+from tests.support import (
+    decode_everywhere,
+    format_version,
+    kernels,
+    make_vectors,
+    photo,
+)
 
 
 def compiled_kernels():  # type: ignore[no-untyped-def]
