@@ -19,6 +19,7 @@ from svdcodec.codec.restoration import (
     restore_channel,
     restore_rows,
 )
+from svdcodec.decoder.reference import decode_reference
 from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
 from svdcodec.runtime import kernels as kernel_module
@@ -270,3 +271,48 @@ def test_pillow_save_takes_restore() -> None:
     img.save(buf, "SVDI", quality=25, deblock=True, restore=True)
     assert format_version(buf.getvalue()) == 6
     assert buf.getvalue() == svdcodec.encode(img, quality=25, deblock=True, restore=True)
+
+
+@pytest.mark.parametrize("height,channels,options", [
+    (204, 3, {"quality": 30, "deblock": True}), (203, 3, {"quality": 30, "deblock": True}),
+    (204, 1, {"quality": 40, "deblock": True}), (205, 3, {"quality": 30}),
+    (204, 4, {"quality": 25, "layout": "patch4", "deblock": True, "exact_alpha": False}),
+    (204, 3, {"quality": 60, "layout": "patch16", "deblock": True})])
+def test_band_renderer_restores_band_by_band_as_the_whole_image(
+        height: int, channels: int, options: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small bands, so that the renderer cuts the image into many, each deblocked, restored
+    and converted with its seams (`stream.RestoreSeams`): the pixels of the reference, through
+    svdcodec.decode and through Pillow (its bands of exact planes), on both paths and in
+    threads; with and without the deblocking filter, 4:2:0 of even and odd sizes, grey, RGBA.
+    The filters are any valid ones (strong, every class), not the encoder's."""
+    from svdcodec.decoder.stream import BandRenderer, RestoreSeams
+    from svdcodec.runtime import band_sizes
+    from svdcodec.runtime.threads import threads
+
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 4096)
+    monkeypatch.setattr(band_sizes, "MIN_BAND_ROWS", 4)
+    monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 4096)
+    monkeypatch.setattr(band_sizes, "MAPPED_BYTES", 1 << 10)  # Pillow's bands, not mapped
+    image = photo(height, 150, channels, seed=channels + 30)
+    layer = svdcodec.encode(image, **options)
+    rng = np.random.default_rng(height + channels)
+    filters = [random_filter(rng, 4 - c, plane=c) for c in range(min(channels, 3))]
+    data = fmt.insert_restoration(layer, filters)
+    want = decode_reference(data)
+    assert not np.array_equal(want, decode_reference(layer))
+    for on in (True, False):
+        with kernels(on):
+            for lean in (False, True):
+                renderer = BandRenderer.prepare(fmt.unpack(data), lean=lean)
+                assert renderer is not None and isinstance(renderer.seams, RestoreSeams)
+                assert len(renderer.bands) > 3
+                assert all(y1 - y0 >= RestoreSeams.MIN_ROWS for y0, y1 in renderer.bands[:-1])
+            for n in (1, 3):
+                with threads(n):
+                    np.testing.assert_array_equal(svdcodec.decode(data), want)
+                    with Image.open(io.BytesIO(data)) as im:
+                        im.load()
+                        got = np.asarray(im)
+                        if channels == 3:
+                            got = got[:, :, :3] if got.ndim == 3 else got
+                        np.testing.assert_array_equal(got.reshape(want.shape), want)
