@@ -85,17 +85,23 @@ def fit_channel(samples: np.ndarray, goal: np.ndarray, index: int) -> Restoratio
     moment = np.zeros((RESTORATION_CLASSES, taps))
     count = np.zeros(RESTORATION_CLASSES, dtype=np.int64)
     for y0, y1, x, act in pieces:
+        # the samples in class order: each class's features are then one slice, whose normal
+        # equations are two BLAS products (12 x n rows of float64, the symmetric differences)
         cls = np.searchsorted(np.asarray(bounds), act, side="right").ravel()
-        features = np.stack([d.ravel() for d in symmetric_differences(x)], axis=1
-                            ).astype(np.float64)
+        order = np.argsort(cls, kind="stable")
+        ends = np.cumsum(np.bincount(cls, minlength=RESTORATION_CLASSES))
+        features = np.empty((taps, cls.size))
+        for k, d in enumerate(symmetric_differences(x)):
+            features[k] = d.ravel()[order]
         centre = x[REACH:REACH + y1 - y0, REACH:REACH + w].ravel()
-        error = goal[y0:y1].ravel().astype(np.float64) - centre
-        for k in range(RESTORATION_CLASSES):
-            mask = cls == k
-            f = features[mask]
-            gram[k] += f.T @ f
-            moment[k] += f.T @ error[mask]
-            count[k] += f.shape[0]
+        error = (goal[y0:y1].ravel().astype(np.float64) - centre)[order]
+        start = 0
+        for k, end in enumerate(ends):
+            f = features[:, start:end]
+            gram[k] += f @ f.T
+            moment[k] += f @ error[start:end]
+            count[k] += end - start
+            start = end
     coefficients = []
     for k in range(RESTORATION_CLASSES):
         if count[k] < MIN_SAMPLES_PER_TAP * taps:
