@@ -288,10 +288,12 @@ def test_lecture_rank_one_image_is_exact_at_rank_one() -> None:
 
 def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, str, bool, int]] = []
+    restored: list[bool] = []
 
     def fake_encode(array: np.ndarray, quality: int, layout: str, deblock: bool,
-                    effort: int) -> bytes:
+                    effort: int, restore: bool) -> bytes:
         calls.append((quality, layout, deblock, effort))
+        restored.append(restore)
         return array.tobytes()
 
     monkeypatch.setattr(svdcodec, "encode", fake_encode, raising=False)
@@ -305,6 +307,8 @@ def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> No
     assert calls[-1] == (40, "auto", True, 1)
     compare.run_svdi(img, 30, effort=2)
     assert calls[-1] == (30, "auto", False, 2)
+    compare.run_svdi(img, 30, deblock=True, restore=True)
+    assert calls[-1] == (30, "auto", True, 1) and restored == [False] * 3 + [True]
     assert np.array_equal(decoded, img)
 
 
