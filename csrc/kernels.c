@@ -3359,6 +3359,204 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------ decoding: restoration
+   Format version 6's restoration filter (spec §5.6, codec/restoration.py): per sample the
+   activity class from the 3x3 sum of |horizontal| + |vertical| Laplacian, then the
+   point-symmetric Wiener filter on the 7x7 diamond with that class's 12 coefficients, in
+   integers, reading the unfiltered channel with its edges replicated. */
+
+#define RESTORE_REACH 3
+#define RESTORE_TAPS 12
+#define RESTORE_CLASSES 4
+
+/* A band's rows y0 - 3 .. y1 + 2 of the channel (clamped to 0 .. height - 1, read from src's
+   row r - top), each with 3 replicated samples either side: (n + 6) rows of w + 6 bytes. */
+static void restore_pad(uint8_t *pad, const uint8_t *src, Py_ssize_t src_row, Py_ssize_t w,
+                        Py_ssize_t y0, Py_ssize_t n, Py_ssize_t top, Py_ssize_t height)
+{
+    Py_ssize_t pw = w + 2 * RESTORE_REACH;
+    for (Py_ssize_t i = 0; i < n + 2 * RESTORE_REACH; i++) {
+        Py_ssize_t y = y0 - RESTORE_REACH + i;
+        y = y < 0 ? 0 : y >= height ? height - 1 : y;
+        const uint8_t *s = src + (y - top) * src_row;
+        uint8_t *d = pad + i * pw;
+        memcpy(d + RESTORE_REACH, s, (size_t)w);
+        for (int k = 0; k < RESTORE_REACH; k++) {
+            d[k] = s[0];
+            d[RESTORE_REACH + w + k] = s[w - 1];
+        }
+    }
+}
+
+/* The filter sum of one sample from the 7 padded rows around it (r[3] its own row) with
+   coefficients c (12 taps, then their sum at c[12]): sum_k c_k (s[p + o_k] + s[p - o_k])
+   - 2 s[p] sum_k c_k, which is sum_k c_k (s[p + o_k] + s[p - o_k] - 2 s[p]) (spec §5.6). */
+#define RESTORE_SUM(r, j, c)                                                                   \
+    ((c)[0] * ((int32_t)(r)[3][(j) + 1] + (r)[3][(j) - 1])                                     \
+     + (c)[1] * ((int32_t)(r)[3][(j) + 2] + (r)[3][(j) - 2])                                   \
+     + (c)[2] * ((int32_t)(r)[3][(j) + 3] + (r)[3][(j) - 3])                                   \
+     + (c)[3] * ((int32_t)(r)[4][(j) - 2] + (r)[2][(j) + 2])                                   \
+     + (c)[4] * ((int32_t)(r)[4][(j) - 1] + (r)[2][(j) + 1])                                   \
+     + (c)[5] * ((int32_t)(r)[4][(j)] + (r)[2][(j)])                                           \
+     + (c)[6] * ((int32_t)(r)[4][(j) + 1] + (r)[2][(j) - 1])                                   \
+     + (c)[7] * ((int32_t)(r)[4][(j) + 2] + (r)[2][(j) - 2])                                   \
+     + (c)[8] * ((int32_t)(r)[5][(j) - 1] + (r)[1][(j) + 1])                                   \
+     + (c)[9] * ((int32_t)(r)[5][(j)] + (r)[1][(j)])                                           \
+     + (c)[10] * ((int32_t)(r)[5][(j) + 1] + (r)[1][(j) - 1])                                  \
+     + (c)[11] * ((int32_t)(r)[6][(j)] + (r)[0][(j)])                                          \
+     - 2 * (c)[12] * (int32_t)(r)[3][(j)])
+
+static inline uint8_t restore_clamp(int32_t centre, int32_t sum)
+{
+    int32_t v = centre + ((sum + 64) >> 7);
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* Rows [0, n) of the band from its padded rows: lap holds (n + 2) x (w + 2) Laplacian sums
+   (rows and columns -1 .. n, -1 .. w), col (w + 2) column sums of three of them, cls w
+   classes. coef: 16 per class (12 taps, their sum, 3 unused); bounds padded to 3 with a value
+   above every activity. The taps are written out (RESTORE_SUM) and every class's sum is
+   taken, then the sample's selected, so that the coefficients are loop-invariant and the
+   loops vectorize (HOT: an AVX2 copy where the CPU has it; the same integers). */
+HOT static void restore_band_rows(const uint8_t *pad, Py_ssize_t w, Py_ssize_t n, uint8_t *out,
+                              Py_ssize_t out_row, Py_ssize_t out_step, const int32_t *bounds,
+                              Py_ssize_t classes, const int32_t *coef, int32_t *lap,
+                              int32_t *col, uint8_t *cls, uint8_t *row)
+{
+    Py_ssize_t pw = w + 2 * RESTORE_REACH, lw = w + 2;
+    if (classes > 1) {
+        for (Py_ssize_t i = 0; i < n + 2; i++) {
+            const uint8_t *p = pad + (i + RESTORE_REACH - 1) * pw + RESTORE_REACH - 1;
+            int32_t *l = lap + i * lw;
+            for (Py_ssize_t j = 0; j < lw; j++) {
+                int32_t c2 = 2 * (int32_t)p[j];
+                int32_t hz = c2 - p[j - 1] - p[j + 1], vt = c2 - p[j - pw] - p[j + pw];
+                l[j] = (hz < 0 ? -hz : hz) + (vt < 0 ? -vt : vt);
+            }
+        }
+    }
+    int32_t b0 = bounds[0], b1 = bounds[1], b2 = bounds[2];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint8_t *r[7];
+        for (int k = 0; k < 7; k++)
+            r[k] = pad + (i + k) * pw + RESTORE_REACH;
+        /* a contiguous row, copied to a strided output (a channel of an image) after */
+        uint8_t *o = out_step == 1 ? out + i * out_row : row;
+        if (classes == 1) {
+            const int32_t *c = coef;
+            for (Py_ssize_t j = 0; j < w; j++)
+                o[j] = restore_clamp(r[3][j], RESTORE_SUM(r, j, c));
+        } else {
+            const int32_t *l0 = lap + i * lw, *l1 = l0 + lw, *l2 = l1 + lw;
+            for (Py_ssize_t j = 0; j < lw; j++)
+                col[j] = l0[j] + l1[j] + l2[j];
+            for (Py_ssize_t j = 0; j < w; j++) {
+                int32_t a = col[j] + col[j + 1] + col[j + 2];
+                cls[j] = (uint8_t)((a >= b0) + (a >= b1) + (a >= b2));
+            }
+            const int32_t *c0 = coef, *c1 = coef + 16, *c2 = coef + 32, *c3 = coef + 48;
+            for (Py_ssize_t j = 0; j < w; j++) {
+                int32_t s0 = RESTORE_SUM(r, j, c0), s1 = RESTORE_SUM(r, j, c1);
+                int32_t s2 = RESTORE_SUM(r, j, c2), s3 = RESTORE_SUM(r, j, c3);
+                int32_t k = cls[j];
+                int32_t sum = k == 0 ? s0 : k == 1 ? s1 : k == 2 ? s2 : s3;
+                o[j] = restore_clamp(r[3][j], sum);
+            }
+        }
+        if (out_step != 1) {
+            uint8_t *dst = out + i * out_row;
+            for (Py_ssize_t j = 0; j < w; j++)
+                dst[j * out_step] = row[j];
+        }
+    }
+}
+
+PyDoc_STRVAR(restore_doc,
+"restore(src, out, y0, y1, top, height, bounds, coefficients) -> None\n\n"
+"codec.restoration.restore_rows into out ((y1 - y0, w) uint8, any strides): rows [y0, y1)\n"
+"of the restored channel of `height` rows, from src ((rows, w) uint8, C-contiguous: the\n"
+"channel's rows from row `top` on, holding rows max(y0 - 3, 0) .. min(y1 + 3, height) - 1);\n"
+"bounds int64 (classes - 1) non-decreasing, coefficients int64 (classes, 12) in -64..63,\n"
+"1 <= classes <= 4.");
+
+static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"src", "out", "y0", "y1", "top", "height", "bounds",
+                            "coefficients", NULL};
+    PyObject *o_src, *o_out, *o_bounds, *o_coef, *result = NULL;
+    Py_ssize_t y0, y1, top, height;
+    Arr src = {0}, out = {0}, ba = {0}, ca = {0};
+    uint8_t *pad = NULL;
+    int32_t *lap = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnnnOO:restore", names, &o_src, &o_out,
+                                     &y0, &y1, &top, &height, &o_bounds, &o_coef))
+        return NULL;
+    if (get_array(o_src, &src, "src", 2, T_U8, A_CONTIGUOUS) < 0
+        || get_array(o_out, &out, "out", 2, T_U8, A_WRITABLE) < 0
+        || get_array(o_bounds, &ba, "bounds", 1, T_I64, A_CONTIGUOUS) < 0
+        || get_array(o_coef, &ca, "coefficients", 2, T_I64, A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t w = src.shape[1], n = y1 - y0, classes = ca.shape[0];
+    Py_ssize_t need_lo = y0 - RESTORE_REACH < 0 ? 0 : y0 - RESTORE_REACH;
+    Py_ssize_t need_hi = y1 + RESTORE_REACH > height ? height : y1 + RESTORE_REACH;
+    if (height < 1 || w < 1 || y0 < 0 || y1 <= y0 || y1 > height || top < 0
+        || need_lo < top || need_hi - top > src.shape[0] || out.shape[0] != n
+        || out.shape[1] != w || classes < 1 || classes > RESTORE_CLASSES
+        || ca.shape[1] != RESTORE_TAPS || ba.shape[0] != classes - 1
+        || w > (PY_SSIZE_T_MAX >> 4) / (n + 2 * RESTORE_REACH)) {
+        value_error("restore: needs 0 <= y0 < y1 <= height, src holding rows y0 - 3 .. "
+                    "y1 + 2 (clamped) from row top, out (y1 - y0, w), 1..4 classes of 12 "
+                    "coefficients and classes - 1 bounds");
+        goto done;
+    }
+    /* per class its 12 coefficients and their sum, 16 apart; the missing bounds above every
+       activity (at most 9 x 2 x 1020), so that a class is the count of bounds <= it */
+    int32_t coef[RESTORE_CLASSES * 16] = {0};
+    int32_t bounds[RESTORE_CLASSES - 1] = {INT32_MAX, INT32_MAX, INT32_MAX};
+    const int64_t *cv = (const int64_t *)ca.data, *bv = (const int64_t *)ba.data;
+    for (Py_ssize_t k = 0; k < classes; k++) {
+        for (Py_ssize_t t = 0; t < RESTORE_TAPS; t++) {
+            int64_t v = cv[k * RESTORE_TAPS + t];
+            if (v < -64 || v > 63) {
+                value_error("restore: coefficients must be in -64..63");
+                goto done;
+            }
+            coef[16 * k + t] = (int32_t)v;
+            coef[16 * k + RESTORE_TAPS] += (int32_t)v;
+        }
+    }
+    for (Py_ssize_t i = 0; i < classes - 1; i++) {
+        if ((i && bv[i] < bv[i - 1]) || bv[i] < 0) {
+            value_error("restore: bounds must not decrease, nor be negative");
+            goto done;
+        }
+        bounds[i] = bv[i] > INT32_MAX ? INT32_MAX : (int32_t)bv[i];
+    }
+    size_t pw = (size_t)(w + 2 * RESTORE_REACH), lw = (size_t)(w + 2);
+    pad = malloc(pw * (size_t)(n + 2 * RESTORE_REACH));
+    lap = malloc(sizeof(int32_t) * (lw * (size_t)(n + 2) + lw) + 2 * (size_t)w);
+    if (pad == NULL || lap == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    restore_pad(pad, (const uint8_t *)src.data, src.strides[0], w, y0, n, top, height);
+    restore_band_rows(pad, w, n, (uint8_t *)out.data, out.strides[0], out.strides[1], bounds,
+                      classes, coef, lap, lap + lw * (size_t)(n + 2),
+                      (uint8_t *)(lap + lw * (size_t)(n + 2) + lw),
+                      (uint8_t *)(lap + lw * (size_t)(n + 2) + lw) + w);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(pad);
+    free(lap);
+    release(&src);
+    release(&out);
+    release(&ba);
+    release(&ca);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ encoding */
 
 /* One pixel row (w pixels of c channels, type T) as a plane row: the float32 sum of
@@ -5098,6 +5296,7 @@ static PyMethodDef methods[] = {
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits),
     METHOD(prediction_bits), METHOD(predicted), METHOD(lower_levels), METHOD(colour_rows),
+    METHOD(restore),
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -20,6 +20,9 @@
 // without their magic number or small blocks stored raw. Version 6 adds adaptive quantization
 // per patch (§5.5): a multiplier per row of U, derived from the integers in a serial pass over
 // the patch grid (exact integers and fixed binary64 operations), applied in the exact product.
+// Version 6 also adds the restoration filter
+// (§5.6): an integer Wiener filter with activity classes on the 8-bit samples after the
+// deblocking filter (RSTR chunk).
 
 import { zstdDecompress, zstdReady } from "./zstd.js";
 
@@ -41,6 +44,11 @@ const AQ_FLOOR = 58.5;
 const AQ_RATIOS = [0.027048017531441957, 0.1146255054005839, 0.48576597057680293,
   2.058604473286984, 8.724061861322062, 36.97128629991275];
 const AQ_CLAMP = 32767;
+/** The first version with the restoration filter's RSTR chunk (§5.6). */
+const RESTORATION_VERSION = 6;
+/** §5.6's offsets o_j (dy, dx), in coefficient order: one of each point-symmetric pair of the
+ * 7 × 7 diamond. */
+const RESTORE_OFFSETS = [[0, 1], [0, 2], [0, 3], [1, -2], [1, -1], [1, 0], [1, 1], [1, 2], [2, -1], [2, 0], [2, 1], [3, 0]];
 const ZSTD_MAGIC = Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd]);
 export const MAX_DIMENSION = 2 ** 20;
 /** Most channels (planes) of a version 2 file (HEAD's u8 fields), and of a version 1 file. */
@@ -838,12 +846,49 @@ function readMeans(block, bytes) {
 
 /** Parse and validate a whole file (every chunk, CRC, order, limits, frame headers); decompress
  * only the singular values. */
+/** The RSTR chunk (version 6, §5.6): records of plane, class count K (1..4), K − 1
+ * non-decreasing u16 bounds and 12 signed coefficients per class in −64..63, planes
+ * increasing, nothing after the last. A Map plane -> { bounds, coefficients (Int32Array K × 12) }. */
+function parseRestoration(b, start, end, header, planes) {
+  if (header.version < RESTORATION_VERSION) throw new SvdiError(`restoration filter (RSTR) in a version ${header.version} file`);
+  if (header.dtype !== "uint8") throw new SvdiError(`restoration filter on ${header.dtype} samples (8-bit samples only)`);
+  if (start === end) throw new SvdiError("RSTR chunk without a record");
+  const out = new Map();
+  let at = start, last = -1;
+  while (at < end) {
+    if (end - at < 2) throw new SvdiError("RSTR record truncated");
+    const index = b[at], classes = b[at + 1];
+    if (index >= planes.length || index <= last) {
+      throw new SvdiError(`RSTR record for plane ${index}: no such plane, or not after the previous record's plane`);
+    }
+    if (classes < 1 || classes > 4) throw new SvdiError(`RSTR plane ${index}: ${classes} classes, not 1..4`);
+    const size = 2 + 2 * (classes - 1) + 12 * classes;
+    if (end - at < size) throw new SvdiError(`RSTR record of plane ${index} truncated`);
+    const bounds = [];
+    for (let k = 0; k < classes - 1; k++) bounds.push(u16(b, at + 2 + 2 * k));
+    for (let k = 1; k < bounds.length; k++) {
+      if (bounds[k] < bounds[k - 1]) throw new SvdiError(`RSTR plane ${index}: activity bounds decrease`);
+    }
+    const coefficients = new Int32Array(12 * classes);
+    for (let j = 0; j < coefficients.length; j++) {
+      const v = b[at + 2 + 2 * (classes - 1) + j];
+      coefficients[j] = v >= 128 ? v - 256 : v;
+      if (coefficients[j] < -64 || coefficients[j] > 63) throw new SvdiError(`RSTR plane ${index}: coefficient outside -64..63`);
+    }
+    out.set(index, { bounds, coefficients });
+    last = index;
+    at += size;
+  }
+  return out;
+}
+
 function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
   const bytes = asBytes(data);
   checkSignature(bytes);
   let header = null;
   const planes = [], blocks = [], residuals = [], cursor = new Map();
   const means = new Map(); // plane index -> its MEAN chunk (§3.1)
+  let restoration = null; // plane index -> its restoration filter (version 6, §5.6)
   const metadata = new MetadataReader();
   let order = null;
   for (const { type, start, end } of chunks(bytes)) {
@@ -870,6 +915,12 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
       }
       const block = parseMeans(bytes, start, end, header, planes, means);
       means.set(block.plane, block);
+    } else if (type === "RSTR") {
+      if (planes.length !== header.planeCount || blocks.length || residuals.length) {
+        throw new SvdiError("RSTR chunk outside its place: after the PLAN chunks, before the first block");
+      }
+      if (restoration !== null) throw new SvdiError("more than one RSTR chunk");
+      restoration = parseRestoration(bytes, start, end, header, planes);
     } else if (type === "RBLK") {
       if (header.version < 2) throw new SvdiError("residual block (RBLK) in a version 1 file");
       if (planes.length !== header.planeCount) throw new SvdiError("residual block before all PLAN chunks");
@@ -900,7 +951,7 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
     }
     if (p.shift !== null) Object.assign(p, exactWeights(p)); // §5.1: before reading U or V
   }
-  return { bytes, header, planes, blocks, residuals, means, metadata: metadata.metadata };
+  return { bytes, header, planes, blocks, residuals, means, restoration: restoration ?? new Map(), metadata: metadata.metadata };
 }
 
 /** The weights of an exact plane (spec §5.1): W_k = floor(2^F·y_k + ½) with
@@ -1539,6 +1590,39 @@ function deblockChannel(data, at, step, rowStep, w, h, period, [alpha, beta, tc]
   pass(w, h, step, rowStep);
 }
 
+/** The restoration filter (version 6, §5.6) in place on one channel of 8-bit samples, sample
+ * (y, x) at data[at + y·rowStep + x·step], w × h: each sample's activity class from the 3 × 3
+ * sum of |horizontal| + |vertical| Laplacian, then the symmetric 7 × 7-diamond filter of its
+ * class, both reading an unfiltered copy of the channel with its edges replicated (indices
+ * clamped). Every value is an integer below 2^20: exact in Numbers, >> the floor. */
+function restoreChannel(data, at, step, rowStep, w, h, { bounds, coefficients }) {
+  const s = new Int32Array(w * h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) s[y * w + x] = data[at + y * rowStep + x * step];
+  const get = (y, x) => s[(y < 0 ? 0 : y >= h ? h - 1 : y) * w + (x < 0 ? 0 : x >= w ? w - 1 : x)];
+  const lap = (y, x) => {
+    const c2 = 2 * get(y, x);
+    return Math.abs(c2 - get(y, x - 1) - get(y, x + 1)) + Math.abs(c2 - get(y - 1, x) - get(y + 1, x));
+  };
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let k = 0;
+      if (bounds.length) {
+        let a = 0;
+        for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) a += lap(y + dy, x + dx);
+        while (k < bounds.length && bounds[k] <= a) k++;
+      }
+      const centre = s[y * w + x];
+      let sum = 0;
+      for (let j = 0; j < 12; j++) {
+        const [dy, dx] = RESTORE_OFFSETS[j];
+        sum += coefficients[12 * k + j] * (get(y + dy, x + dx) + get(y - dy, x - dx) - 2 * centre);
+      }
+      const v = centre + ((sum + 64) >> 7);
+      data[at + y * rowStep + x * step] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+}
+
 /** A filtered plane's edge period in its output channel (§5.4): the patch side, twice that for
  * subsampled Cb and Cr. */
 function edgePeriod(header, p) {
@@ -1546,14 +1630,16 @@ function edgePeriod(header, p) {
 }
 
 /** A colour-1 image (§5.2): Y′CbCr planes (and alpha) as interleaved RGB(A) bytes, each
- * filtered plane deblocked first (version 4, §5.4). */
-function ycbcrImage(header, planes, plans) {
+ * filtered plane deblocked first (version 4, §5.4), then each restored one restored (version
+ * 6, §5.6). */
+function ycbcrImage(header, planes, plans, restoration) {
   const { width: w, height: h, channels } = header;
   const pixels = w * h;
   const data = new Uint8Array(pixels * channels);
   const [Y, Cb, Cr] = roundedYCbCr(header, planes);
   [Y, Cb, Cr].forEach((samples, c) => {
     if (plans[c].filtered) deblockChannel(samples, 0, 1, w, w, h, edgePeriod(header, plans[c]), plans[c].deblock);
+    if (restoration.has(c)) restoreChannel(samples, 0, 1, w, w, h, restoration.get(c));
   });
   const { crR, cbG, crG, cbB } = YCC_TABLES;
   for (let i = 0, o = 0; i < pixels; i++, o += channels) {
@@ -1568,6 +1654,7 @@ function ycbcrImage(header, planes, plans) {
     const A = planes[3];
     for (let i = 0; i < pixels; i++) data[4 * i + 3] = toUint8(A[i], half);
     if (plans[3].filtered) deblockChannel(data, 3, 4, 4 * w, w, h, edgePeriod(header, plans[3]), plans[3].deblock);
+    if (restoration.has(3)) restoreChannel(data, 3, 4, 4 * w, w, h, restoration.get(3));
   }
   return data;
 }
@@ -1934,7 +2021,7 @@ export class SvdiImage {
       if (this.header.colour === 1 && dtype === "uint16") {
         data = wideYcbcrImage(this.header, this.planeValues(k)); // version 3
       } else if (this.header.colour === 1) {
-        data = ycbcrImage(this.header, this.planeValues(k), this.container.planes); // the planes are released
+        data = ycbcrImage(this.header, this.planeValues(k), this.container.planes, this.container.restoration); // the planes are released
       } else {
         // Colour 0: each channel is its own plane, converted as it is reconstructed, so that at
         // most one binary32 plane is held besides the output (an image may have 255 channels).
@@ -1944,6 +2031,8 @@ export class SvdiImage {
           bad += storeSamples(this.planeValue(c, k), data, c, this.header);
           const p = this.container.planes[c];
           if (p.filtered) deblockChannel(data, c, channels, channels * width, width, height, edgePeriod(this.header, p), p.deblock);
+          const r = this.container.restoration.get(c);
+          if (r) restoreChannel(data, c, channels, channels * width, width, height, r);
         }
         if (bad !== 0) throw sampleOverflow(this.header);
       }

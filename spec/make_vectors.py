@@ -607,19 +607,77 @@ def deblock_samples(s: np.ndarray, period: int, alpha: int, beta: int, tc: int) 
     return s
 
 
+#: §5.6's offsets o_j, in coefficient order.
+RESTORE_OFFSETS = [(0, 1), (0, 2), (0, 3), (1, -2), (1, -1), (1, 0), (1, 1), (1, 2), (2, -1),
+                   (2, 0), (2, 1), (3, 0)]
+
+#: A plane's restoration filter (version 6, §5.6): the bounds, then K rows of 12 coefficients.
+RestoreSpec = tuple[list[int], list[list[int]]]
+
+
+def restore_activity(s: np.ndarray, y: int, x: int) -> int:
+    """§5.6 step 1 at (y, x), in Python's integers, edges replicated."""
+    h, w = s.shape
+
+    def at(i: int, j: int) -> int:
+        return int(s[min(max(i, 0), h - 1), min(max(j, 0), w - 1)])
+    total = 0
+    for i in (y - 1, y, y + 1):
+        for j in (x - 1, x, x + 1):
+            total += abs(2 * at(i, j) - at(i, j - 1) - at(i, j + 1))
+            total += abs(2 * at(i, j) - at(i - 1, j) - at(i + 1, j))
+    return total
+
+
+def restore_samples(s: np.ndarray, bounds: list[int], coefficients: list[list[int]]
+                    ) -> np.ndarray:
+    """§5.6 on one channel of 8-bit samples, sample by sample in Python's integers (>> is the
+    floor), every sample read from the unfiltered channel."""
+    h, w = s.shape
+    out = s.astype(np.int64).copy()
+
+    def at(i: int, j: int) -> int:
+        return int(s[min(max(i, 0), h - 1), min(max(j, 0), w - 1)])
+    for y in range(h):
+        for x in range(w):
+            a = restore_activity(s, y, x)
+            k = sum(1 for b in bounds if b <= a)
+            c = int(s[y, x])
+            total = sum(coefficients[k][j] * (at(y + dy, x + dx) + at(y - dy, x - dx) - 2 * c)
+                        for j, (dy, dx) in enumerate(RESTORE_OFFSETS))
+            out[y, x] = min(255, max(0, c + ((total + 64) >> 7)))
+    return out
+
+
+def restore_chunk(restoration: dict[int, RestoreSpec]) -> bytes:
+    """The RSTR chunk (§5.6) of these planes' filters."""
+    payload = b""
+    for index, (bounds, coefficients) in sorted(restoration.items()):
+        payload += struct.pack(">BB", index, len(coefficients))
+        payload += struct.pack(f">{len(bounds)}H", *bounds)
+        payload += struct.pack(f">{12 * len(coefficients)}b", *(c for row in coefficients
+                                                                for c in row))
+    return chunk(b"RSTR", payload)
+
+
 def exact_samples(v: Vector, planes: list[np.ndarray],
-                  deblock: dict[int, tuple[int, int, int]] | None = None) -> np.ndarray:
-    """The decoded samples (h, w, c) of a version 2, 3 or 4 file's planes, bit for bit (§5.2),
-    with version 4's deblocking filters {plane: (alpha, beta, tc)} on the 8-bit samples (§5.4)."""
+                  deblock: dict[int, tuple[int, int, int]] | None = None,
+                  restoration: dict[int, RestoreSpec] | None = None) -> np.ndarray:
+    """The decoded samples (h, w, c) of a version 2-6 file's planes, bit for bit (§5.2),
+    with version 4's deblocking filters {plane: (alpha, beta, tc)} on the 8-bit samples (§5.4)
+    and then version 6's restoration filters {plane: (bounds, coefficients)} (§5.6)."""
     if v.colour == container.COLOUR_YCBCR and v.stype == 2:
         return wide_ycc_samples(v, planes)
     deblock = deblock or {}
+    restoration = restoration or {}
 
     def filtered(c: int, samples: np.ndarray) -> np.ndarray:
-        if c not in deblock:
-            return samples
-        period = v.planes[c].patch * (2 if v.sub and c in (1, 2) else 1)
-        return deblock_samples(samples, period, *deblock[c])
+        if c in deblock:
+            period = v.planes[c].patch * (2 if v.sub and c in (1, 2) else 1)
+            samples = deblock_samples(samples, period, *deblock[c])
+        if c in restoration:
+            samples = restore_samples(samples, *restoration[c])
+        return samples
     if v.colour == container.COLOUR_YCBCR:
         chroma = [upsample2_exact(p) for p in planes[1:3]] if v.sub else planes[1:3]
         y = filtered(0, byte_samples(planes[0]))
@@ -631,7 +689,7 @@ def exact_samples(v: Vector, planes: list[np.ndarray],
         chans = [np.clip(c, 0, 255) for c in (r, g, b)]
         chans += [filtered(c, byte_samples(p)) for c, p in enumerate(planes[3:], start=3)]
         return np.stack(chans, -1).astype(np.uint8)
-    assert not deblock or v.stype == 1
+    assert not (deblock or restoration) or v.stype == 1
     if v.stype == 1:
         return np.stack([filtered(c, byte_samples(p)) for c, p in enumerate(planes)],
                         -1).astype(np.uint8)
@@ -722,8 +780,9 @@ class V2Vector:
     parts: dict[int, ResidualPart]
     near: bool = False
     means: dict[int, np.ndarray] = field(default_factory=dict)  # MEAN chunks by plane (§3.1)
-    version: int = 2  # 3: Y'CbCr of 16-bit samples; 4: deblocking filters
+    version: int = 2  # 3: Y'CbCr of 16-bit samples; 4: deblocking filters; 6: restoration
     deblock: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # version 4 (§5.4)
+    restoration: dict[int, RestoreSpec] = field(default_factory=dict)  # version 6 (§5.6)
 
     def __post_init__(self) -> None:
         if self.near and self.base.stype in FLOAT_TYPES:  # the layer plus small offsets
@@ -743,7 +802,7 @@ class V2Vector:
     def decoded_layer(self) -> np.ndarray:
         planes = [exact_plane(p, f, self.means.get(i))
                   for i, (p, f) in enumerate(zip(self.base.planes, self.shifts()))]
-        return exact_samples(self.base, planes, self.deblock)
+        return exact_samples(self.base, planes, self.deblock, self.restoration)
 
     def q_and_expected(self) -> tuple[dict[int, np.ndarray], dict[int, float], np.ndarray]:
         v = self.base
@@ -765,8 +824,9 @@ class V2Vector:
 
     def encode(self) -> bytes:
         v = self.base
+        # version 6: written as version 4, then in version 5's container with the RSTR chunk
         parts = [container.SIGNATURE, head(v.width, v.height, v.stype, v.channels, v.colour,
-                                           v.sub, v.scale, version=self.version)]
+                                           v.sub, v.scale, version=min(self.version, 4))]
         for i, (p, shift) in enumerate(zip(v.planes, self.shifts())):
             layout = container.LAYOUT_PATCH if p.patch else container.LAYOUT_PLAIN
             filters = self.deblock.get(i, (0, 0, 0)) if self.version >= 4 else None
@@ -798,6 +858,8 @@ class V2Vector:
                                   part.codes[j % len(part.codes)],
                                   part.predictors[j % len(part.predictors)]))
         parts.append(chunk(b"IEND", b""))
+        if self.version >= 6:
+            return as_restored_version_6(b"".join(parts), self.restoration)
         return b"".join(parts)
 
 
@@ -856,6 +918,7 @@ def v2_vectors() -> list[V2Vector]:
         *array_vectors(),
         *v3_vectors(),
         *v4_vectors(),
+        *v6_vectors(),
     ]
 
 
@@ -887,6 +950,61 @@ def v4_vectors() -> list[V2Vector]:
                  deblock={0: (80, 40, 6)}),
         V2Vector(off, np.zeros((16, 16, 3)), {}, version=4),
     ]
+
+
+def v6_vectors() -> list[V2Vector]:
+    """Version 6 (§5.6): the restoration filter after the deblocking filter on an RGB image
+    (Y' of 4 classes, Cb of 1, Cr of 2; every class used), on a 13 x 7 L plane of the plain
+    layout (coefficients that clamp at 0 and 255, a width below the diamond's), and under a
+    lossless residual, which corrects the restored samples."""
+    ycc = container.COLOUR_YCBCR
+    sub = Vector("v6_restore_rgb_16x16_sub_patch4", "RGB 16x16, Y'CbCr 4:2:0, patch 4: Y' "
+                 "deblocked then restored with 4 activity classes, Cb deblocked then restored "
+                 "with 1, Cr restored with 2", 16, 16, 1,
+                 [plane(16, 16, 2.0, [1.0, 2.0, 4.0, 4.0], 80, (4, 9), 3, patch=4),
+                  plane(8, 8, 1.0, [1.0, 1.0], 81, (-6, 6), 2, patch=4),
+                  plane(8, 8, 1.0, [1.0, 2.0], 82, (-6, 6), 2, patch=4)], colour=ycc, sub=1)
+    grey = Vector("v6_restore_l_13x7_plain", "L 13x7, plain, restored with 2 classes of strong "
+                  "coefficients (samples clamp at 0 and 255)", 13, 7, 1,
+                  [plane(7, 13, 2.0, [1.0, 2.0, 4.0], 86, (3, 8), 3)])
+    patch2 = Vector("v6_restore_l_12x10_patch2_lossless", "L 12x10, patch 2, deblocked and "
+                    "restored (3 classes), lossless: the residual is against the restored "
+                    "samples", 12, 10, 1,
+                    [plane(10, 12, 2.0, [1.0, 2.0, 4.0], 85, (3, 6), 1, patch=2,
+                           predictors=(PLANAR, NONE))])
+    luma = [[9, -3, 1, -2, 6, 10, -2, 1, 2, -3, 1, 0], [20, -8, 3, -4, 12, 22, -6, 2, 5, -9, 3, 1],
+            [-10, 4, -1, 3, -7, -12, 4, -2, -3, 5, -1, 0], [63, -64, 30, -20, 40, 63, -30, 10,
+                                                            25, -40, 15, 5]]
+    return [
+        V2Vector(sub, np.zeros((16, 16, 3)), {}, version=6,
+                 deblock={0: (60, 30, 4), 1: (40, 20, 2)},
+                 restoration={0: ([1100, 1470, 1700], luma),
+                              1: ([], [[12, -4, 2, -3, 8, 14, -3, 1, 3, -4, 1, 1]]),
+                              2: ([114], [[0] * 12, [-20, 5, 0, 4, -9, -21, 5, -1, -4, 6, 0, 0]])}),
+        V2Vector(grey, np.zeros((7, 13, 1)), {}, version=6,
+                 restoration={0: ([1288], [[63, 63, 40, -64, 63, 63, -64, 63, 40, 63, -64, 63],
+                                          [-64, -64, 20, 63, -64, -64, 63, -64, 10, -64, 63, -64]])}),
+        V2Vector(patch2, pattern((10, 12, 1), 84, 0, 255),
+                 {0: ResidualPart(0, predictors=(PLANAR,), codes=(INT16,))}, version=6,
+                 deblock={0: (80, 40, 6)},
+                 restoration={0: ([150, 240], [[8, -2, 1, -1, 5, 9, -2, 1, 2, -3, 1, 0],
+                                               [16, -6, 2, -3, 10, 18, -4, 2, 4, -6, 2, 1],
+                                               [-8, 2, 0, 2, -5, -9, 2, -1, -2, 3, 0, 0]])}),
+    ]
+
+
+def as_restored_version_6(data: bytes, restoration: dict[int, RestoreSpec]) -> bytes:
+    """A valid version 4 file as version 6: version 5's container (§4.2), HEAD's version 6,
+    version 6's PLAN chunks with no plane adapted (§3) and the RSTR chunk of these filters
+    right after the PLAN (and MEAN) chunks."""
+    chunks = split_chunks(as_version_5(data))
+    chunks[0] = (b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)(chunks[0][1]))
+    chunks = [(kind, container.PLAN_RECORD_V6.pack(*container.PLAN_RECORD_V4.unpack(payload),
+                                                   *container.NO_AQ))
+              if kind == b"PLAN" else (kind, payload) for kind, payload in chunks]
+    at = max(i for i, (kind, _) in enumerate(chunks) if kind in (b"PLAN", b"MEAN")) + 1
+    rstr = split_chunks(container.SIGNATURE + restore_chunk(restoration))
+    return join_chunks(chunks[:at] + rstr + chunks[at:])
 
 
 def v3_vectors() -> list[V2Vector]:
@@ -1489,7 +1607,7 @@ V6_SOURCES = {"v5_filter_rgb_16x16_sub_patch4": (4, 0x4F1B),
               "v5_filter_off_rgb_16x16_patch8": (16, 0x4F1B)}
 
 
-def as_version_6(data: bytes, components: int, g_bits: int) -> bytes:
+def as_adapted_version_6(data: bytes, components: int, g_bits: int) -> bytes:
     """A valid version 5 file as version 6 (§5.5): HEAD's version 6, PLAN chunks of 30 bytes,
     plane 0 adapted with (K, G) and its shift lowered by 5 (M < 2^5: the bound holds for A o M
     where it held for A), the other planes not adapted; the same blocks."""
@@ -1509,7 +1627,7 @@ def as_version_6(data: bytes, components: int, g_bits: int) -> bytes:
     return join_chunks(out)
 
 
-def v6_invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]]:
+def v6_aq_invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]]:
     """Broken PLAN fields of adaptive quantization (§3, §5.5)."""
     base = valid["v6_aq_rgb_16x16_sub_patch4"]
     plan = container.PLAN_RECORD_V6
@@ -1613,6 +1731,57 @@ def v5_invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, s
     ]
 
 
+def v6_restoration_invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]]:
+    """Files that break one rule of version 6's RSTR chunk each (§5.6)."""
+    rgb = valid["v6_restore_rgb_16x16_sub_patch4"]
+    chunks = split_chunks(rgb)
+    at = next(i for i, (kind, _) in enumerate(chunks) if kind == b"RSTR")
+    rstr = chunks[at]
+    payload = rstr[1]
+    luma = 2 + 2 * 3 + 12 * 4  # the first record (Y', 4 classes)
+    first_block = next(i for i, (kind, _) in enumerate(chunks)
+                       if kind in container.FACTOR_TYPES)
+    without = chunks[:at] + chunks[at + 1:]
+    v5 = split_chunks(valid["v5_filter_rgb_16x16_sub_patch4"])
+    v5_place = max(i for i, (kind, _) in enumerate(v5) if kind == b"PLAN") + 1
+
+    def edited(new: bytes) -> bytes:
+        return join_chunks(chunks[:at] + [(b"RSTR", new)] + chunks[at + 1:])
+    wide = split_chunks(valid["v5_rgb16_16x16_e100"])
+    wide[0] = (b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)(wide[0][1]))
+    wide = [(kind, container.PLAN_RECORD_V6.pack(*container.PLAN_RECORD_V4.unpack(payload),
+                                                 *container.NO_AQ))
+            if kind == b"PLAN" else (kind, payload) for kind, payload in wide]
+    wide_place = max(i for i, (kind, _) in enumerate(wide) if kind == b"PLAN") + 1
+    return [
+        ("v6_rstr_in_v5", "an RSTR chunk in a version 5 file", join_chunks(
+            v5[:v5_place] + [rstr] + v5[v5_place:]), "restoration filter (RSTR) in a version 5 file"),
+        ("v6_rstr_twice", "two RSTR chunks", join_chunks(chunks[:at] + [rstr, rstr]
+                                                        + chunks[at + 1:]), "more than one RSTR chunk"),
+        ("v6_rstr_after_block", "the RSTR chunk after the first factor block", join_chunks(
+            without[:first_block] + [rstr] + without[first_block:]), "RSTR chunk outside its place"),
+        ("v6_rstr_empty", "an RSTR chunk without a record", edited(b""),
+         "RSTR chunk without a record"),
+        ("v6_rstr_truncated", "the last record one coefficient short", edited(payload[:-1]),
+         "truncated"),
+        ("v6_rstr_classes", "a record of 5 classes", edited(payload[:1] + bytes([5])
+                                                           + payload[2:]), "classes, not 1..4"),
+        ("v6_rstr_no_classes", "a record of 0 classes", edited(payload[:1] + bytes([0])
+                                                              + payload[2:]), "classes, not 1..4"),
+        ("v6_rstr_bounds", "activity bounds 1470, 1100, 1700 (decreasing)", edited(
+            payload[:2] + struct.pack(">3H", 1470, 1100, 1700) + payload[8:]), "activity bounds decrease"),
+        ("v6_rstr_coefficient", "a coefficient of 64 (7 bits signed: -64..63)", edited(
+            payload[:8] + bytes([64]) + payload[9:]), "coefficient outside -64..63"),
+        ("v6_rstr_plane_order", "the records of Y' and Cb swapped (planes not increasing)",
+         edited(payload[luma:luma + 2 + 12] + payload[:luma] + payload[luma + 14:]),
+         "not after the previous record's plane"),
+        ("v6_rstr_plane_range", "a record for plane 3 of a 3-plane file", edited(
+            payload + bytes([3, 1]) + bytes(12)), "no such plane"),
+        ("v6_rstr_uint16", "an RSTR chunk in a 16-bit Y'CbCr file", join_chunks(
+            wide[:wide_place] + [rstr] + wide[wide_place:]), "restoration filter on uint16 samples"),
+    ]
+
+
 # ----------------------------------------------------------------------------- output
 
 
@@ -1664,7 +1833,7 @@ def build() -> tuple[dict[str, bytes], dict]:
     for name, (components, g_bits) in V6_SOURCES.items():  # version 6 (§5.5)
         source = next(e for e in entries if e["file"] == f"{name}.svdi")
         v6 = f"v6_aq_{name.split('_', 2)[2]}"
-        data = as_version_6(valid[name], components, g_bits)
+        data = as_adapted_version_6(valid[name], components, g_bits)
         valid[v6] = data
         files[f"{v6}.svdi"] = data
         files[f"{v6}.npy"] = npy_bytes(decode_reference(data))
@@ -1673,7 +1842,8 @@ def build() -> tuple[dict[str, bytes], dict]:
                         "description": f"version 6, plane 0 adapted (K {components}, G "
                                        f"0x{g_bits:04x}): {source['description']}"})
     invalid = invalid_vectors(valid) + v2_invalid_vectors(valid, valid["l_13x7_plain"]) \
-        + v5_invalid_vectors(valid) + v6_invalid_vectors(valid)
+        + v5_invalid_vectors(valid) + v6_aq_invalid_vectors(valid) \
+        + v6_restoration_invalid_vectors(valid)
     for name, description, data, error in invalid:
         files[f"{name}.svdi"] = data
         entries.append({"file": f"{name}.svdi", "valid": False, "description": description,

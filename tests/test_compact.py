@@ -216,7 +216,7 @@ def test_versions_1_to_4_still_decode() -> None:
         b = svdcodec.decode((VECTORS / name).read_bytes())
         np.testing.assert_array_equal(a, b)
     versions = {container.unpack((VECTORS / n).read_bytes()).header.version for n in names}
-    assert versions == {1, 2, 3, 4, 5, 6}
+    assert versions == {1, 2, 3, 4, 5, 6}  # 6: adaptive quantization's and the restoration filter's vectors
 
 
 def test_recompressing_keeps_records_and_stored_blocks() -> None:

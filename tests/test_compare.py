@@ -288,10 +288,12 @@ def test_lecture_rank_one_image_is_exact_at_rank_one() -> None:
 
 def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, str, bool, int, bool]] = []
+    restored: list[bool] = []
 
     def fake_encode(array: np.ndarray, quality: int, layout: str, deblock: bool,
-                    effort: int, aq: bool) -> bytes:
+                    effort: int, aq: bool, restore: bool) -> bytes:
         calls.append((quality, layout, deblock, effort, aq))
+        restored.append(restore)
         return array.tobytes()
 
     monkeypatch.setattr(svdcodec, "encode", fake_encode, raising=False)
@@ -307,6 +309,8 @@ def test_run_svdi_wires_encode_and_decode(monkeypatch: pytest.MonkeyPatch) -> No
     assert calls[-1] == (30, "auto", False, 2, False)
     compare.run_svdi(img, 20, aq=True)
     assert calls[-1] == (20, "auto", False, 1, True)
+    compare.run_svdi(img, 30, deblock=True, restore=True)
+    assert calls[-1] == (30, "auto", True, 1, False) and restored[-1] and not any(restored[:-1])
     assert np.array_equal(decoded, img)
 
 

@@ -21,9 +21,13 @@ test("the fixtures cover every layout, mode and sample type", () => {
   for (const k of ["uint8/1", "uint8/2", "uint8/3", "uint8/4", "uint16/1", "float32/1"]) assert.ok(kinds.has(k), k);
   // Version 2: lossless and bounded, every sample type, plain and patch layouts, 4:2:0 and 4:4:4.
   // Every fixture is version 5 (the encoder writes the compact container, §4.2, for every
-  // file); the groups below are the features versions 2-4 added, by the fixtures' names.
-  // (v6_: adaptive quantization, format version 6, §5.5, on plane 0 of every such fixture)
-  assert.ok(fixtures.every((f) => f.version === (f.name.startsWith("v6_") ? 6 : 5)));
+  // file) but the v6 ones; the groups below are the features versions 2-4 and 6 added, by the
+  // fixtures' names (v6_: adaptive quantization, §5.5, on plane 0 of every such fixture; v6r_:
+  // the restoration filter, §5.6).
+  assert.ok(fixtures.every((f) => f.version === (f.name.startsWith("v6") ? 6 : 5)), "versions");
+  const v6r = fixtures.filter((f) => f.name.startsWith("v6r_"));
+  for (const c of [1, 3, 4]) assert.ok(v6r.some((f) => (f.shape[2] ?? 1) === c), `version 6 restored uint8/${c}`);
+  assert.ok(v6r.some((f) => f.source), "version 6 restored under residual blocks");
   const v2 = fixtures.filter((f) => f.name.startsWith("v2_"));
   const v2kinds = new Set(v2.map((f) => `${f.dtype}/${f.shape.length === 2 ? 1 : f.shape[2]}`));
   for (const k of ["uint8/1", "uint8/2", "uint8/3", "uint8/4", "uint16/1", "float32/1"]) assert.ok(v2kinds.has(k), `version 2 ${k}`);

@@ -105,6 +105,9 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
         "colour": "YCbCr" if h.colour == container.COLOUR_YCBCR else "none",
         "subsampling": "4:2:0" if h.subsampling else "4:4:4",
         "planes": planes, "residuals": _residual_report(unpacked),
+        "restoration": {str(i): {"bounds": list(r.bounds),  # version 6 (spec §5.6)
+                                 "coefficients": [list(c) for c in r.coefficients]}
+                        for i, r in sorted(unpacked.restoration.items())},
         "metadata": _metadata_report(unpacked.metadata), "file_bytes": len(data),
         "header_bytes": len(data) - sum(b.stored for b in unpacked.blocks)
         - sum(b.stored for b in unpacked.residuals),
@@ -205,6 +208,9 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
     for p in r["planes"]:
         lines += _plane_text(p, verbose)
     lines += _residual_text(r.get("residuals") or [], verbose)
+    for plane, f in (r.get("restoration") or {}).items():  # version 6 (spec §5.6)
+        lines.append(f"  restoration filter on plane {plane}: {len(f['coefficients'])} "
+                     f"activity class(es), bounds {f['bounds']}")
     lines += [(f"  total: {r['file_bytes']} bytes in the file vs {r['raw_bytes']} bytes of raw "
               f"pixels: {r['compression_ratio']:.2f}:1 ({r['bits_per_pixel']:.3f} bits/pixel)"),
               f"  {EXPLANATION}"]

@@ -31,6 +31,7 @@ from ..format import (
     unpack,
 )
 from .deblock import deblock_image
+from .restoration import restore_image
 
 
 def factor_integers(container: Container, plane: Plane, factor: str, rank: int) -> np.ndarray:
@@ -94,8 +95,9 @@ def decode_reference(data: bytes, components: int | None = None) -> np.ndarray:
               for p in container.planes]
     def deblock(samples: np.ndarray) -> None:  # version 4 (§5.4): the 8-bit samples, in place
         deblock_image(samples, header, container.planes, None, 1)
+        restore_image(samples, container, None, 1)  # version 6 (§5.6): after the deblocking
 
-    filtered = any(p.filtered for p in container.planes)
+    filtered = any(p.filtered for p in container.planes) or bool(container.restoration)
     with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow is checked below
         pixels = from_planes(planes, header.height, header.width, header.dtype,
                              header.colour == COLOUR_YCBCR, bool(header.subsampling), header.scale,

@@ -27,6 +27,7 @@ from .deblock import deblock_convert, deblock_image, fusable
 from .factors import factor_bytes
 from .plane import PlaneReconstructor, bands_for, pass_budget
 from .residuals import apply_residuals
+from .restoration import restore_image
 
 _FMAX = float(np.finfo(np.float32).max)
 
@@ -53,6 +54,9 @@ class OutputPlan:
     - `filter_convert` (deblock, compiled 8-bit Y'CbCr, every edge period >= 4): the chroma
       doubling, the filter and the conversion in one pass over each band of the output
       (`deblock_ycc`), which then holds Y' and, off the fused path, Cb and Cr, before it.
+    - `restore` (version 6, an RSTR chunk): the restoration filter on the 8-bit samples after
+      the deblocking filter (spec §5.6), in the output before the colour conversion as the
+      plain `deblock` path does (neither direct nor `filter_convert`).
     """
 
     ranks: list[int]  # components decoded per plane
@@ -65,6 +69,7 @@ class OutputPlan:
     direct: bool
     deblock: bool
     filter_convert: bool
+    restore: bool
     compiled: ModuleType | None
     colour: np.ndarray | None  # the kernels' colour constants (compiled Y'CbCr only)
 
@@ -83,14 +88,15 @@ class OutputPlan:
         colour = (kernels.colour_constants()
                   if compiled is not None and ycc and header.dtype == np.uint8 else None)
         deblock = any(p.filtered for p in container.planes)
+        restore = bool(container.restoration)
         fused = colour is not None and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
         direct = fused and bool(chroma) and container.planes[0].layout == LAYOUT_PATCH \
-            and convert and not deblock
-        filter_convert = deblock and convert and colour is not None \
+            and convert and not deblock and not restore
+        filter_convert = deblock and convert and colour is not None and not restore \
             and fusable(header, container.planes)
         out_bytes = h * w * header.channels * header.dtype.itemsize
         return cls(ranks, bands_for(full, h, w), pass_budget(out_bytes), full, chroma, ycc,
-                   fused, direct, deblock, filter_convert, compiled, colour)
+                   fused, direct, deblock, filter_convert, restore, compiled, colour)
 
     def chroma_jobs(self, container: Container) -> bool:
         """Whether the chroma planes decode as jobs beside Y's set-up (`render_image`'s plane
@@ -109,8 +115,8 @@ def render_image(container: Container, components: int | None = None,
     the file (no whole chroma plane held); else plane after plane and band by band (see
     `OutputPlan` for the paths), so that large factors are in memory one plane at a time.
 
-    colour=False (8-bit Y'CbCr only): the samples before the colour conversion, deblocked as
-    the file says, without residual blocks: what the encoder measures its filter on."""
+    colour=False (8-bit Y'CbCr only): the samples before the colour conversion, deblocked and
+    restored as the file says, without residual blocks: what the encoder measures its filter on."""
     header = container.header
     shape = (header.height, header.width, header.channels)
     if colour:
@@ -146,11 +152,14 @@ def render_image(container: Container, components: int | None = None,
         deblock_convert(out, header, container.planes, plan.compiled, plan.colour, halves,
                         threads)
     else:
-        if halves and (plan.deblock or not colour):  # the filter works on bytes of Cb and Cr
+        # the filters work on bytes of Cb and Cr
+        if halves and (plan.deblock or plan.restore or not colour):
             double_chroma(out, plan, halves, threads)
             halves.clear()
         if plan.deblock:
             deblock_image(out, header, container.planes, plan.compiled, threads)
+        if plan.restore:
+            restore_image(out, container, plan.compiled, threads)
         if not colour:
             assert not plan.direct and header.dtype == np.uint8
             return out

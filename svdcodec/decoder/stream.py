@@ -23,7 +23,9 @@ and one column range of B^T within the plane's share of the budget): then any ba
 reconstructed at any time, in any thread. Version 4's deblocking filter (8-bit exact planes,
 edge periods of 4 and more) runs in the bands too: bands cut at multiples of every period, each
 filtered and converted as it is made, the four rows around each cut, whose edges two bands
-share, finished by the second of the two (`EdgeSeams`). Other files take `render_image`'s
+share, finished by the second of the two (`EdgeSeams`); with version 6's restoration filter,
+wider seams (the rows whose restoration reads a row a boundary's edge writes) and the
+separate deblocking, restoration and conversion kernels (`RestoreSeams`). Other files take `render_image`'s
 plane-by-plane path: version 2's residual phase reads its streams in row order over the whole
 output, float samples are checked whole.
 """
@@ -41,6 +43,7 @@ import numpy as np
 from ..codec.colour import CHROMA_OFFSET, CHROMA_OFFSET_16
 from ..codec.deblock import filter_lines
 from ..codec.resample import Resampler
+from ..codec.restoration import REACH, restore_band
 from ..format import LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes
 from ..runtime.scratch import ThreadBuffers
@@ -83,7 +86,8 @@ def streamable(container: Container) -> bool:
     header = container.header
     if container.residuals:
         return False
-    if any(p.filtered for p in container.planes):
+    if any(p.filtered for p in container.planes) or container.restoration:
+        # the seams' rows (`EdgeSeams`, `RestoreSeams`) come from any band: exact planes
         return (header.dtype == np.uint8 and all(p.exact for p in container.planes)
                 and fusable(header, container.planes))
     return header.dtype in (np.dtype(np.uint8), np.dtype(np.uint16))
@@ -207,6 +211,126 @@ class EdgeSeams:
                 filter_lines(rows[:b, :, c], period, alpha, beta, tc, axis=0)
         if plan.ycc:
             convert_rows(rows, a, b, plan, {})
+
+
+class RestoreSeams:
+    """Version 6's restoration filter (spec §5.6), after the deblocking filter, in the bands:
+    each band holds its rows as Y'CbCr bytes, deblocks them (every edge inside it), restores
+    and converts its rows but the HALF rows either side of each band boundary b, and keeps its
+    HALF + REACH rows there, deblocked but not restored. Whichever of the two bands is done
+    second finishes the seam: the edge at b (rows b - 2 .. b + 1: boundaries are multiples of
+    every edge period), then rows b - HALF .. b + HALF - 1 restored from the rows around them,
+    and converted. No band waits for another, no row is reconstructed twice. Bands are at
+    least MIN_ROWS rows (but the last), so a seam's rows come from its two bands alone.
+
+    Unlike `EdgeSeams` this takes the separate kernels (deblock, restore, convert), not the
+    fused `deblock_ycc`: the restoration needs the deblocked bytes before the conversion."""
+
+    #: Rows either side of a boundary that the seam restores: the rows whose restoration
+    #: reads a row the boundary's edge filter writes (b - 1, b), at most REACH away.
+    HALF = REACH + 1
+    #: Rows a seam holds from each band: HALF restored rows and the REACH rows they read.
+    HELD = HALF + REACH
+    MIN_ROWS = 2 * HALF
+
+    def __init__(self, container: Container, plan: OutputPlan,
+                 bands: list[tuple[int, int]]) -> None:
+        header = container.header
+        self.plan, self.bands, self.height = plan, bands, header.height
+        self.filters = edge_filters(header, container.planes)
+        self.table = np.array([(c, period, *params) for c, period, params in self.filters],
+                              np.int64).reshape(-1, 5)
+        self.restoration = sorted(container.restoration.items())
+        self.halves: dict[int, np.ndarray] = {}  # boundary -> the first band's rows
+        self.lock = threading.Lock()
+
+    def band(self, i: int, out: np.ndarray, sink: Sink,
+             chroma: tuple[np.ndarray, np.ndarray, int] | None = None) -> None:
+        """Band i's rows in `out` (Y'CbCr bytes; with `chroma`, the halved Cb and Cr rows
+        from a row on, doubled here first): deblocked, restored and converted but the seams'
+        rows, which go to the seams with the rows they read."""
+        y0, y1 = self.bands[i]
+        n, last = y1 - y0, i == len(self.bands) - 1
+        compiled = self.plan.compiled
+        if chroma is not None:
+            assert compiled is not None
+            blue, red, first = chroma
+            compiled.double_chroma(out, y0, y1, blue, red, top=y0, first=first,
+                                   height=self.height)
+        self.deblock_inside(out)
+        # the seams' rows before this band restores any (`out` may be a buffer a seam reuses)
+        above = out[:min(self.HELD, n)].copy() if i else None
+        below = out[max(n - self.HELD, 0):].copy() if not last else None
+        top = 0 if i == 0 else min(self.HALF, n)
+        bottom = max(n if last else n - self.HALF, top)
+        self.finish(out, top, bottom, y0)
+        if bottom > top:
+            sink.put(y0 + top, y0 + bottom, out[top:bottom])
+        if above is not None:
+            self.seam(y0, above, False, sink)
+        if below is not None:
+            self.seam(y1, below, True, sink)
+
+    def deblock_inside(self, rows: np.ndarray) -> None:
+        """The deblocking filter's edges within `rows` (from a multiple of every period)."""
+        compiled = self.plan.compiled
+        if not self.filters:
+            return
+        if compiled is not None:
+            compiled.deblock(rows, self.table, 1, 0, rows.shape[0])
+            compiled.deblock(rows, self.table, 0, 0, rows.shape[1])
+            return
+        for c, period, (alpha, beta, tc) in self.filters:
+            filter_lines(rows[:, :, c], period, alpha, beta, tc, axis=1)
+            filter_lines(rows[:, :, c], period, alpha, beta, tc, axis=0)
+
+    def seam(self, b: int, half: np.ndarray, upper: bool, sink: Sink) -> None:
+        """One band's rows at boundary b (upper: the rows above b), finished once the other
+        band's are in."""
+        with self.lock:
+            other = self.halves.pop(b, None)
+            if other is None:
+                self.halves[b] = half
+                return
+        above, below = (half, other) if upper else (other, half)
+        rows = np.concatenate([above, below])
+        start = b - above.shape[0]  # image row of rows[0]
+        if below.shape[0] >= 2:  # the edge at b (spec §5.4: e + 1 < height)
+            edge = rows[above.shape[0] - 2:above.shape[0] + 2]
+            for c, _, (alpha, beta, tc) in self.filters:
+                filter_lines(edge[:, :, c], 2, alpha, beta, tc, axis=0)  # one edge, at 2
+        lo, hi = max(b - self.HALF, 0), min(b + self.HALF, self.height)
+        self.finish(rows, lo - start, hi - start, start)
+        out = sink.band(lo, hi)
+        out[:] = rows[lo - start:hi - start]
+        sink.put(lo, hi, out)
+
+    def finish(self, rows: np.ndarray, a: int, b: int, top: int) -> None:
+        """Rows [a, b) of `rows` (image rows from `top` on, deblocked, held with the REACH
+        rows either side that the image has): restored, then converted, in place."""
+        if a >= b:
+            return
+        plan = self.plan
+        lo, hi = max(a - REACH, 0), min(b + REACH, rows.shape[0])
+        for c, restoration in self.restoration:
+            src = np.ascontiguousarray(rows[lo:hi, :, c])
+            restore_band(src, rows[a:b, :, c], top + a, top + b, top + lo, self.height,
+                         restoration, plan.compiled)
+        if plan.ycc:
+            convert_rows(rows, a, b, plan, {})
+
+
+def long_bands(bands: list[tuple[int, int]], rows: int) -> list[tuple[int, int]]:
+    """The bands with each one shorter than `rows` (but the last) joined to the next."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for y0, y1 in bands:
+        if y1 - start >= rows or y1 == bands[-1][1]:
+            out.append((start, y1))
+            start = y1
+    if start < bands[-1][1]:
+        out.append((start, bands[-1][1]))
+    return out
 
 
 def seam_unit(header: Header, planes: list[Plane]) -> int:
@@ -355,7 +479,7 @@ class BandRenderer:
     def __init__(self, container: Container, plan: OutputPlan,
                  full: dict[int, PlaneReconstructor], chroma: dict[int, ChromaRows],
                  resamplers: dict[int, Resampler], bands: list[tuple[int, int]],
-                 convert: bool = True, seams: EdgeSeams | None = None,
+                 convert: bool = True, seams: EdgeSeams | RestoreSeams | None = None,
                  buffers: ThreadBuffers | None = None) -> None:
         self.header, self.plan, self.bands = container.header, plan, bands
         self.buffers = ThreadBuffers() if buffers is None else buffers
@@ -398,10 +522,13 @@ class BandRenderer:
             assert container.header.dtype == np.uint8 and all(p.exact for p in container.planes)
             bands = sampled
         filtered = any(p.filtered for p in container.planes) and sampled is None
-        if filtered:  # exact planes (`streamable`): any whole patches give the same rows
+        restored = bool(container.restoration) and sampled is None
+        if filtered or restored:  # exact planes (`streamable`): any whole patches, same rows
             unit = math.lcm(seam_unit(container.header, container.planes),
                             *(p.patch for p in plan.full if p.layout == LAYOUT_PATCH))
             bands = aligned_bands(bands, unit, h)
+        if restored:
+            bands = long_bands(bands, RestoreSeams.MIN_ROWS)
         buffers = ThreadBuffers()
         full: dict[int, PlaneReconstructor] = {}
         for p in plan.full:
@@ -433,7 +560,11 @@ class BandRenderer:
             chroma[p.index] = kept
             resampler.source = kept.between
             resamplers[p.index] = resampler
-        seams = EdgeSeams(container.header, container.planes, plan, bands) if filtered else None
+        seams: EdgeSeams | RestoreSeams | None = None
+        if restored:
+            seams = RestoreSeams(container, plan, bands)
+        elif filtered:
+            seams = EdgeSeams(container.header, container.planes, plan, bands)
         return cls(container, plan, full, chroma, resamplers, bands, convert, seams, buffers)
 
     def run(self, sink: Sink, threads: int | None = None) -> None:
@@ -455,8 +586,9 @@ class BandRenderer:
             lo, hi = cb.needs[i]
             blue, red = cb.between(lo, hi), cr.between(lo, hi)
         # the fused filter rounds Y' itself (`EdgeSeams.band`)
-        fused_luma = (self.full.get(0) if self.seams is not None and self.seams.fused
-                      and 0 in self.full and self.full[0].patch else None)
+        fused = isinstance(self.seams, EdgeSeams) and self.seams.fused
+        fused_luma = (self.full.get(0) if fused and 0 in self.full and self.full[0].patch
+                      else None)
         for c, rows in self.full.items():
             if (plan.direct or fused_luma is not None) and c == 0:
                 continue
@@ -488,22 +620,22 @@ class BandRenderer:
             if self.seams is None:
                 plan.compiled.double_chroma(out, y0, y1, *halves[:2], top=y0, first=lo,
                                             height=header.height)
-            if (out.shape[2] > header.channels
-                    and not (self.seams is not None and self.seams.fused)):  # else the kernel
+            if out.shape[2] > header.channels and not fused:  # else the kernel
                 out[:, :, header.channels:] = 255
         else:
             for c, resampler in self.resamplers.items():
                 chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
             # Pillow's X byte: written by the compiled conversion as it stores each pixel, by
             # the fused filter, or here
-            pad = (out.shape[2] > header.channels
-                   and not (self.seams is not None and self.seams.fused))
+            pad = out.shape[2] > header.channels and not fused
             if plan.ycc and self.convert and self.seams is None:
                 written = convert_rows(out, 0, y1 - y0, plan, {}, 255 if pad else -1)
                 pad = pad and not written
             if pad:
                 out[:, :, header.channels:] = 255
-        if self.seams is not None:  # filtered and converted, put in pieces
+        if isinstance(self.seams, RestoreSeams):  # restored and converted, put in pieces
+            self.seams.band(i, out, sink, halves)
+        elif self.seams is not None:  # filtered and converted, put in pieces
             self.seams.band(i, out, sink, halves, fused_luma)
         for kept in self.chroma.values():
             kept.release(i)

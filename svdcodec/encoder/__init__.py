@@ -100,7 +100,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
            dpi: tuple[float, float] | None = None, text: dict[str, str] | None = None,
            max_error: float | None = None, exact_alpha: bool = True,
            exact_constant: bool = True, centre: bool = False, deblock: bool = False,
-           effort: int = DEFAULT_EFFORT, aq: bool = False) -> bytes:
+           restore: bool = False, effort: int = DEFAULT_EFFORT, aq: bool = False) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
     quality (1..100, default 75) sets the quantizer step; target_psnr (dB) or max_bytes search
@@ -134,6 +134,14 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     decode time (docs/performance.md). Off by default for that speed (issue #13); False
     writes the lowest version without it, readable by readers of versions 1-3.
 
+    restore (default False): True lets the decoder apply, after the deblocking filter, a
+    restoration filter the encoder fits to each colour channel of an 8-bit image where it
+    brings the decoded image closer to the original (format version 6, spec §5.6: an ALF-like
+    Wiener filter with 4 activity classes, about 180 bytes a file; the factors' bytes are
+    unchanged). Best with deblock=True. The encoder reads the whole image and decodes the file
+    once more to fit it; decoding filters every sample (docs/performance.md). False writes the
+    lowest version without it.
+
     aq (default False): True quantizes the luma plane (plane 0 of an 8-bit image) of a patch
     layout with a step per patch, finer in flat and smooth patches and coarser in texture,
     which the decoder derives from the integers it reads (format version 6, spec §5.5: 3
@@ -159,8 +167,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
             raise SvdiError("the metadata alone exceeds max_bytes")
     # The encoder reads a large 8-bit Pillow image band by band, unless an option reads the
     # whole array (a residual, deblocking, rate control's PSNR)
-    rows = pixel_rows(image) if max_error is None and not deblock and target_psnr is None \
-        and max_bytes is None else None
+    rows = pixel_rows(image) if max_error is None and not deblock and not restore \
+        and target_psnr is None and max_bytes is None else None
     pixels: Pixels = rows if rows is not None else as_pixels(image)
     if rank is not None and (not isinstance(rank, (int, np.integer)) or rank < 0):
         raise SvdiError(f"rank must be a non-negative integer, got {rank!r}")
@@ -194,7 +202,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
         adapt = AQ_COMPONENTS if aq and pixels.dtype == np.uint8 else 0
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
-                       bool(centre), bool(deblock), effort >= 2, adapt)
+                       bool(centre), bool(deblock), effort >= 2, adapt, bool(restore))
         if request.any:
             assert isinstance(pixels, np.ndarray), "a residual reads the whole array (above)"
             try:
@@ -206,7 +214,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 # samples at a low quality): the finest layer, then the same bound.
                 data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None, None,
                                               layout, bool(centre), bool(deblock),
-                                              effort >= 2, adapt), pixels, request)
+                                              effort >= 2, adapt, bool(restore)), pixels,
+                                     request)
             except SvdiError:
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
@@ -245,11 +254,11 @@ def overflow_error(pixels: np.ndarray) -> SvdiError:
 def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | None,
             target_psnr: float | None, max_bytes: int | None, layout: str,
             centre: bool = False, deblock: bool = False, optimise_levels: bool = False,
-            adapt: int = 0) -> bytes:
+            adapt: int = 0, restore: bool = False) -> bytes:
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt)
     enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
-                  deblock)
+                  deblock, restore)
     if single_step:
         return enc.encode(step_for_quality(quality))
 
@@ -283,7 +292,7 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
 #: The keyword options of `encode` that set how the pixels are coded.
 CODING_OPTIONS = ("quality", "rank", "energy", "target_psnr", "max_bytes", "layout",
                   "max_error", "exact_alpha", "exact_constant", "centre", "deblock",
-                  "effort", "aq")
+                  "restore", "effort", "aq")
 #: The keyword options of `encode` that add metadata.
 METADATA_OPTIONS = ("exif", "icc_profile", "xmp", "dpi", "text")
 

@@ -45,6 +45,7 @@ from .plane import (
     plane_grams,
     predicted_side,
 )
+from .restoration import with_restoration
 from .source import image_header, ycc_8bit
 from .tuning import CHROMA_STEP, FIT_EXTRA_RANK, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
 
@@ -79,10 +80,12 @@ class Encoder:
     """
 
     def __init__(self, pixels: Pixels, layouts: list[tuple[int, int]], rule: RankRule,
-                 single_step: bool = False, centre: bool = False, deblock: bool = False) -> None:
+                 single_step: bool = False, centre: bool = False, deblock: bool = False,
+                 restore: bool = False) -> None:
         self.pixels = pixels
         self.centre = centre
         self.deblock = deblock
+        self.restore = restore
         self.layouts = layouts
         self.rule = rule
         self.single_step = single_step
@@ -236,7 +239,11 @@ class Encoder:
         # samples are integers either way and cannot tell)
         if self.deblock and not (ycc_8bit(header, 0) and source.on_decoder_grid):
             assert isinstance(self.pixels, np.ndarray), "encode() passes deblocking an array"
-            return with_deblocking(data, self.pixels, step)
+            data = with_deblocking(data, self.pixels, step)
+        # 8-bit images: the restoration filter fitted to the decoded samples (version 6, §5.6)
+        if self.restore:
+            assert isinstance(self.pixels, np.ndarray), "encode() passes restoration an array"
+            data = with_restoration(data, self.pixels, step)
         return data
 
 

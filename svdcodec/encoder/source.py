@@ -24,7 +24,7 @@ from ..codec.colour import (
 )
 from ..codec.layout import patch_rows
 from ..codec.resample import least_squares_half
-from ..format import COLOUR_NONE, COLOUR_YCBCR, COMPACT_VERSION, SAMPLE_CODES, Header
+from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, WRITTEN_VERSION, Header
 from ..modes import ImageRows, Pixels
 from ..runtime import kernels
 
@@ -63,7 +63,7 @@ def image_header(pixels: Pixels, subsample: bool) -> Header:
                                         TOP_FLOAT64_SCALE_EXP))
     # Every file is version 5: the compact container (spec §4.2) holds versions 2-4's features
     return Header(w, h, SAMPLE_CODES[dtype], c, colour,
-                  int(subsample and colour == COLOUR_YCBCR), scale, COMPACT_VERSION)
+                  int(subsample and colour == COLOUR_YCBCR), scale, WRITTEN_VERSION)
 
 
 def wide_colour(header: Header, i: int) -> bool:

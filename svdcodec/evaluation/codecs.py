@@ -134,12 +134,12 @@ def run_lecture(img: Array, rank: int, level: int = 19) -> Encoded:
 
 
 def run_svdi(img: Array, quality: int, layout: str = "auto", deblock: bool = False,
-             effort: int = 1, aq: bool = False) -> Encoded:
+             effort: int = 1, restore: bool = False, aq: bool = False) -> Encoded:
     """Round trip through svdcodec itself (imported lazily: the core is optional here)."""
     import svdcodec
 
     data = svdcodec.encode(img, quality=int(quality), layout=layout, deblock=deblock,
-                           effort=effort, aq=aq)
+                           effort=effort, restore=restore, aq=aq)
     decoded = np.asarray(svdcodec.decode(data))
     if decoded.shape != np.shape(img) or decoded.dtype != np.uint8:
         raise RuntimeError(f"svdcodec.decode returned {decoded.shape} {decoded.dtype}, expected {np.shape(img)} uint8")
@@ -191,9 +191,10 @@ def _per_setting(runner: Callable[[Array, Any], Encoded]) -> SweepFn:
     return sweep
 
 
-def _svdi(layout: str, deblock: bool = False, effort: int = 1, aq: bool = False) -> SweepFn:
+def _svdi(layout: str, deblock: bool = False, effort: int = 1, restore: bool = False,
+          aq: bool = False) -> SweepFn:
     return _per_setting(lambda img, q: run_svdi(img, int(q), layout=layout, deblock=deblock,
-                                                effort=effort, aq=aq))
+                                                effort=effort, restore=restore, aq=aq))
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,9 @@ CODECS: dict[str, Codec] = {
         # encode(deblock=True): format version 4's deblocking filter (benchmarks only: the
         # one-image comparison, svdi-compare, shows the defaults)
         Codec("svdi-deblock", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True)),
+        # encode(deblock=True, restore=True): and format version 6's restoration filter
+        Codec("svdi-restore", _SVDI_QUALITIES, _SVDI_QUICK,
+              _svdi("auto", deblock=True, restore=True)),
         # encode(effort=2): levels chosen by rate and distortion, blocks at zstd level 15
         Codec("svdi-effort2", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", effort=2)),
         # both: the smallest files the encoder writes today, for the slowest encode and decode

@@ -14,7 +14,7 @@ import numpy as np
 import zstandard
 
 from ..errors import SvdiError
-from .records import Header, Plane
+from .records import Header, Plane, Restoration
 
 #: Largest zstd window a block's frame may declare (spec §4): zstd levels 1-19 never use more,
 #: and a decompression context costs about this much plus 128 KiB, whatever the content size.
@@ -345,6 +345,8 @@ class Container:
     metadata: Any = None  # metadata.Metadata of the file's metadata chunks (set by unpack)
     residuals: list[ResidualBlock] = field(default_factory=list)  # RBLK chunks, file order
     means: dict[int, MeanBlock] = field(default_factory=dict)  # MEAN chunks by plane
+    #: version 6: the RSTR chunk's restoration filters by plane (spec §5.6)
+    restoration: dict[int, Restoration] = field(default_factory=dict)
 
     def column_means(self, plane: int) -> np.ndarray | None:
         """The plane's column means, float32 (n,), or None if its columns are not centred."""

@@ -7,6 +7,7 @@ blocks stay compressed (`blocks.Block`) until the decoder asks for them.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import zlib
@@ -57,6 +58,10 @@ from .records import (
     PATCH_SIZES,
     PREDICTORS,
     RESIDUAL_RECORD,
+    RESTORATION_CLASSES,
+    RESTORATION_COEFFICIENT_RANGE,
+    RESTORATION_OFFSETS,
+    RESTORATION_VERSION,
     SAMPLE_TYPES,
     SAMPLE_TYPES_V1,
     SIGNATURE,
@@ -66,6 +71,7 @@ from .records import (
     VERSIONS,
     Header,
     Plane,
+    Restoration,
     plan_record,
     read_varint,
     residual_step_limit,
@@ -516,6 +522,45 @@ def _parse_means(payload: memoryview, header: Header, planes: list[Plane],
 _SKIP_PIECE = 1 << 20
 
 
+def _parse_restoration(payload: memoryview, header: Header, planes: list[Plane]
+                       ) -> dict[int, Restoration]:
+    """The RSTR chunk (version 6, spec §5.6): one record per filtered plane, planes in
+    increasing order, each: plane, class count 1..4, class count - 1 non-decreasing u16
+    activity bounds, 12 signed coefficients per class in -64..63; nothing after the last."""
+    if header.version < RESTORATION_VERSION:
+        raise SvdiError(f"restoration filter (RSTR) in a version {header.version} file")
+    if header.dtype != np.uint8:
+        raise SvdiError(f"restoration filter on {header.dtype} samples (8-bit samples only)")
+    taps = len(RESTORATION_OFFSETS)
+    lo, hi = RESTORATION_COEFFICIENT_RANGE
+    out: dict[int, Restoration] = {}
+    at = 0
+    if not len(payload):
+        raise SvdiError("RSTR chunk without a record")
+    while at < len(payload):
+        if len(payload) - at < 2:
+            raise SvdiError("RSTR record truncated")
+        index, classes = payload[at], payload[at + 1]
+        if index >= len(planes) or (out and index <= max(out)):
+            raise SvdiError(f"RSTR record for plane {index}: no such plane, or not after the "
+                            "previous record's plane")
+        if not 1 <= classes <= RESTORATION_CLASSES:
+            raise SvdiError(f"RSTR plane {index}: {classes} classes, not 1..{RESTORATION_CLASSES}")
+        size = 2 + 2 * (classes - 1) + taps * classes
+        if len(payload) - at < size:
+            raise SvdiError(f"RSTR record of plane {index} truncated")
+        bounds = struct.unpack_from(f">{classes - 1}H", payload, at + 2)
+        if any(a > b for a, b in itertools.pairwise(bounds)):
+            raise SvdiError(f"RSTR plane {index}: activity bounds decrease")
+        flat = struct.unpack_from(f">{taps * classes}b", payload, at + 2 + 2 * (classes - 1))
+        if any(not lo <= c <= hi for c in flat):
+            raise SvdiError(f"RSTR plane {index}: coefficient outside {lo}..{hi}")
+        out[index] = Restoration(index, bounds, tuple(tuple(flat[k * taps:(k + 1) * taps])
+                                                      for k in range(classes)))
+        at += size
+    return out
+
+
 def _read_payload(fp: IO[bytes], kind: bytes, length: int, keep: bool) -> bytes:
     """A chunk's payload (or b"" when not `keep`: read in pieces, never held whole) after
     checking its CRC; the file position ends after the CRC."""
@@ -641,7 +686,8 @@ def scan_descriptors(fp: IO[bytes], header: Header, planes: list[Plane], length:
 def _scanned(kind: bytes) -> bool:
     """Whether `scan_descriptors` reads past a chunk of this type: factor blocks, MEAN and
     ancillary chunks (the scan stops at anything else)."""
-    return kind in FACTOR_TYPES or kind == b"MEAN" or (97 <= kind[0] <= 122 and kind.isalpha())
+    return kind in FACTOR_TYPES or kind in (b"MEAN", b"RSTR") \
+        or (97 <= kind[0] <= 122 and kind.isalpha())
 
 
 def _scan_bytes(rest: bytes, header: Header, planes: list[Plane], length: int, kind: bytes,
@@ -700,6 +746,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     cursor: dict[tuple[int, str], int] = {}
     residuals: list[ResidualBlock] = []
     means: dict[int, MeanBlock] = {}
+    restoration: dict[int, Restoration] | None = None
     meta = MetadataReader()
     for kind, payload in _chunks(data):
         if header is None:
@@ -731,6 +778,13 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                                 "the first block")
             block = _parse_means(payload, header, planes, means)
             means[block.plane] = block
+        elif kind == b"RSTR":
+            if len(planes) != nplanes or blocks or residuals:
+                raise SvdiError("RSTR chunk outside its place: after the PLAN chunks, before "
+                                "the first block")
+            if restoration is not None:
+                raise SvdiError("more than one RSTR chunk")
+            restoration = _parse_restoration(payload, header, planes)
         elif kind == b"RBLK":
             if header.version < 2:
                 raise SvdiError("residual block (RBLK) in a version 1 file")
@@ -753,4 +807,4 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                 raise SvdiError(f"plane {p.index}: {factor} blocks cover "
                                 f"{cursor.get((p.index, factor), 0)} of {p.rank} components")
     order.finish()
-    return Container(header, planes, blocks, meta.metadata, residuals, means)
+    return Container(header, planes, blocks, meta.metadata, residuals, means, restoration or {})

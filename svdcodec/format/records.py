@@ -51,6 +51,10 @@ __all__ = [
     'PLAN_RECORD_V6',
     'PREDICTORS',
     'RESIDUAL_RECORD',
+    'RESTORATION_CLASSES',
+    'RESTORATION_COEFFICIENT_RANGE',
+    'RESTORATION_OFFSETS',
+    'RESTORATION_VERSION',
     'SAMPLE_CODES',
     'SAMPLE_TYPES',
     'SAMPLE_TYPES_V1',
@@ -60,8 +64,10 @@ __all__ = [
     'STORED',
     'VERSION',
     'VERSIONS',
+    'WRITTEN_VERSION',
     'Header',
     'Plane',
+    'Restoration',
     'coding_byte',
     'plan_record',
     'read_varint',
@@ -76,6 +82,22 @@ VERSIONS = (1, 2, 3, 4, 5, 6)
 #: The first version of the compact container (spec §4.2): several block records to a factor
 #: chunk, LEB128 fields, zstd frames without their magic number or stored raw.
 COMPACT_VERSION = 5
+#: The version the reference encoder writes unless a file needs a later one (the lowest that
+#: holds the file: a file without a restoration filter stays version 5, byte for byte).
+WRITTEN_VERSION = 5
+
+# Format version 6's restoration filter (spec §5.6): an RSTR chunk of per-plane records, each
+# a point-symmetric Wiener filter on the 7x7 diamond with up to 4 coefficient sets chosen by
+# local activity.
+#: The first version with the RSTR chunk.
+RESTORATION_VERSION = 6
+#: One offset (dy, dx) of each point-symmetric pair of the 7x7 diamond, in coefficient order.
+RESTORATION_OFFSETS = ((0, 1), (0, 2), (0, 3), (1, -2), (1, -1), (1, 0), (1, 1), (1, 2),
+                       (2, -1), (2, 0), (2, 1), (3, 0))
+#: Most coefficient sets (activity classes) of a plane's filter.
+RESTORATION_CLASSES = 4
+#: Coefficients are integers in 1/128 (7 bits, signed): this inclusive range.
+RESTORATION_COEFFICIENT_RANGE = (-64, 63)
 #: The first version of adaptive quantization per patch (spec §5.5): PLAN's K and G. A file
 #: without an adapted plane is written in the version before it.
 AQ_VERSION = 6
@@ -240,8 +262,9 @@ class Header:
     scale: float  # sample value = scale * decoded plane value (before colour conversion)
     version: int = 1  # 2: exact planes and residual blocks; 3: also Y'CbCr of uint16 samples;
     # 4: also the deblocking filter (PLAN's last 3 bytes); 5: also the compact container
-    # (block records, spec §4.2; the reference encoder writes 5); 6: also adaptive
-    # quantization per patch (PLAN's K and G, spec §5.5; written only for adapted planes)
+    # (block records, spec §4.2; the reference encoder writes 5); 6: also the restoration
+    # filter (RSTR chunk, spec §5.6) and adaptive quantization per patch (PLAN's K and G,
+    # spec §5.5); written only for files that use one of them
 
     @property
     def dtype(self) -> np.dtype:
@@ -308,3 +331,28 @@ class Plane:
         object.__setattr__(self, "vgrid", vgrid)
         object.__setattr__(self, "matrix_shape", (grid[0] * grid[1], vgrid[0] * vgrid[1]))
 
+
+
+@dataclass(frozen=True)
+class Restoration:
+    """One plane's record of the RSTR chunk (version 6, spec §5.6): the activity bounds
+    (non-decreasing; a sample's class is how many are <= its activity) and per class the 12
+    coefficients in 1/128 of RESTORATION_OFFSETS' symmetric pairs."""
+
+    plane: int
+    bounds: tuple[int, ...]
+    coefficients: tuple[tuple[int, ...], ...]
+
+    @property
+    def classes(self) -> int:
+        return len(self.coefficients)
+
+    def pack(self) -> bytes:
+        return (struct.pack(">BB", self.plane, self.classes)
+                + struct.pack(f">{len(self.bounds)}H", *self.bounds)
+                + struct.pack(f">{self.classes * len(RESTORATION_OFFSETS)}b",
+                              *(c for row in self.coefficients for c in row)))
+
+    def table(self) -> np.ndarray:
+        """The coefficients as int64 (classes, 12), for the filter kernels."""
+        return np.array(self.coefficients, dtype=np.int64).reshape(-1, len(RESTORATION_OFFSETS))

@@ -23,15 +23,18 @@ from .records import (
     HEAD_RECORD,
     MAX_CHUNK,
     MEAN_RECORD,
+    NO_AQ,
     PLAN_RECORD,
     PLAN_RECORD_V2,
     PLAN_RECORD_V4,
     PLAN_RECORD_V6,
     RESIDUAL_RECORD,
+    RESTORATION_VERSION,
     SIGNATURE,
     SPARSE_RECORD,
     Header,
     Plane,
+    Restoration,
     coding_byte,
     varint,
 )
@@ -240,6 +243,35 @@ def insert_after_head(data: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
     end = len(SIGNATURE) + 12 + HEAD_RECORD.size
     assert data[len(SIGNATURE) + 4:len(SIGNATURE) + 8] == b"HEAD"
     return b"".join([data[:end], *(chunk(kind, payload) for kind, payload in chunks), data[end:]])
+
+
+def insert_restoration(data: bytes, filters: list[Restoration]) -> bytes:
+    """A file of the encoder (HEAD, PLANs, MEAN chunks, blocks; version 5 or 6) with the RSTR
+    chunk of these filters after its PLAN and MEAN chunks and HEAD's version raised to 6 (spec
+    §5.6), its version 5 PLANs then in version 6's layout (no plane adapted, spec §3); the file
+    itself if there are none."""
+    if not filters:
+        return data
+    at = len(SIGNATURE)
+    parts = [SIGNATURE]
+    version = struct.unpack_from(">H", data, at + 8)[0]  # HEAD comes first (spec §2)
+    while True:
+        length, kind = struct.unpack_from(">I4s", data, at)
+        if kind not in (b"HEAD", b"PLAN", b"MEAN"):
+            break
+        payload = data[at + 8:at + 8 + length]
+        if kind == b"HEAD":
+            payload = struct.pack(">H", max(RESTORATION_VERSION, version)) + payload[2:]
+            parts.append(chunk(kind, payload))
+        elif kind == b"PLAN" and version < AQ_VERSION:
+            parts.append(chunk(kind, PLAN_RECORD_V6.pack(*PLAN_RECORD_V4.unpack(payload),
+                                                         *NO_AQ)))
+        else:
+            parts.append(data[at:at + 12 + length])
+        at += 12 + length
+    parts.append(chunk(b"RSTR", b"".join(f.pack() for f in sorted(filters, key=lambda f: f.plane))))
+    parts.append(data[at:])
+    return b"".join(parts)
 
 
 def pack(container: Container, level: int = 3) -> bytes:
