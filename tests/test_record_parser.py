@@ -279,3 +279,56 @@ def test_every_frame_header_byte(monkeypatch: pytest.MonkeyPatch) -> None:
                             declines=bool(fhd & 0x1B))
                 accepted += ok
     assert accepted > 100
+
+
+def _python_chunks(data: bytes) -> Any:
+    try:
+        return [(kind, bytes(payload)) for kind, payload in reader._chunks(data)]
+    except SvdiError:
+        return None
+
+
+def test_chunk_table_is_the_python_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`chunk_table` gives `_chunks`' chunks or declines where `_chunks` raises: files with a
+    byte flipped anywhere, a length changed, cut, lengthened, an ancillary chunk of every size
+    up to 70 bytes (the CRC's 8-byte steps and tail) with its CRC right or wrong."""
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    compiled = kernels.get()
+    assert compiled is not None
+    rng = random.Random(7)
+    candidates = []
+    for data in _files():
+        candidates.append(data)
+        for _ in range(60):
+            mutated = bytearray(data)
+            how = rng.randrange(4)
+            if how == 0:
+                mutated[rng.randrange(8, len(data))] ^= 1 << rng.randrange(8)
+            elif how == 1:
+                at = rng.choice([pos for pos, _ in _factor_chunks(data)]) - 8
+                mutated[at + rng.randrange(4)] = rng.choice([0, 1, 0x7F, 0x80, 0xFF])
+            elif how == 2:
+                del mutated[rng.randrange(8, len(data)):]
+            else:
+                mutated += bytes(rng.randrange(1, 13))
+            candidates.append(bytes(mutated))
+    for size in range(71):
+        payload = bytes(rng.randrange(256) for _ in range(size))
+        crc = zlib.crc32(payload, zlib.crc32(b"teSt"))
+        for wrong in (0, 1 << rng.randrange(32)):
+            chunk = struct.pack(">I", size) + b"teSt" + payload + struct.pack(">I", crc ^ wrong)
+            candidates.append(candidates[0][:8] + chunk + candidates[0][8:])
+    accepted = 0
+    for data in candidates:
+        expected = _python_chunks(data)
+        table = compiled.chunk_table(data, 8, reader.MAX_CHUNK)
+        if expected is None:
+            assert table is None
+        else:
+            assert [(kind, bytes(payload)) for kind, payload in table] == expected
+            accepted += 1
+    assert 80 < accepted < len(candidates) - 200
+    with pytest.raises(ValueError):
+        compiled.chunk_table(candidates[0], len(candidates[0]) + 1, reader.MAX_CHUNK)
+    with pytest.raises(TypeError):
+        compiled.chunk_table(bytearray(candidates[0]), 8, reader.MAX_CHUNK)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import IO, BinaryIO, NamedTuple
 
@@ -97,6 +97,18 @@ def _chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
                 raise SvdiError(f"{len(data) - pos} bytes of data after IEND")
             return
         yield kind, payload
+
+
+def _chunk_walk(data: bytes) -> Iterable[tuple[bytes, memoryview]]:
+    """`_chunks(data)`: from the compiled kernels' table where they accept the whole file (every
+    length, type and CRC checked in one call, `chunk_table`), else the Python walk, which
+    raises its error at the chunk where it finds it."""
+    compiled = kernels.get()
+    if compiled is not None:
+        table = compiled.chunk_table(data, len(SIGNATURE), MAX_CHUNK)
+        if table is not None:
+            return table
+    return _chunks(data)
 
 
 def _parse_header(payload: memoryview) -> tuple[Header, int]:
@@ -738,7 +750,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     residuals: list[ResidualBlock] = []
     means: dict[int, MeanBlock] = {}
     meta = MetadataReader()
-    for kind, payload in _chunks(data):
+    for kind, payload in _chunk_walk(data):
         if header is None:
             if kind != b"HEAD":
                 raise SvdiError("first chunk must be HEAD")
