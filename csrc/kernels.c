@@ -5086,27 +5086,50 @@ static int record_one(const uint8_t *p, size_t len, size_t at, int factor,
 }
 
 PyDoc_STRVAR(parse_records_doc,
-"parse_records(payload, factor, shapes, cursor) -> list | None\n\n"
-"The block records of a version 5 factor chunk (format.reader._parse_blocks): factor 0, 1, 2\n"
-"for U, S, V; shapes a tuple per plane of (rank, grid rows, grid columns) of that factor;\n"
-"cursor a tuple per plane of the next component of that factor. Per block, in order:\n"
-"(plane, first, count, coding, predictor, element or escape type, symbols, run escapes,\n"
-"value escapes, record offset, frame offset, frame end, stored, content bytes), every field\n"
-"and zstd frame header checked; None where the Python reader must parse the chunk again.");
+"parse_records(payload, factor, shapes, cursor, names) -> list | None\n\n"
+"The blocks of a version 5 factor chunk (format.reader._parse_blocks), every record field\n"
+"and zstd frame header checked: factor 0, 1, 2 for U, S, V; shapes a tuple per plane of\n"
+"(rank, grid rows, grid columns) of that factor; cursor a tuple per plane of the next\n"
+"component of that factor; names (factor name, the element dtypes by type code 0-4, the\n"
+"symbol and run escape dtypes, the stored and magicless forms). Per block, in order, the\n"
+"arguments of format.blocks.Block: (factor, plane, first, count, coding, None, predictor,\n"
+"bytes in the file, frame (a slice of payload), parts, form, content bytes). None where the\n"
+"Python reader must parse the chunk again.");
+
+/* The `parts` of a block (reader._dense_parts, reader._sparse_parts): ((dtype, shape), ...). */
+static PyObject *record_parts(const int64_t f[14], int factor, const int64_t *shape,
+                              PyObject *types, PyObject *symbol, PyObject *run)
+{
+    PyObject *element = PyTuple_GET_ITEM(types, f[5]);
+    if (f[3] == 0) {
+        PyObject *dims = factor == 1 ? Py_BuildValue("(L)", (long long)f[2])
+            : Py_BuildValue("(LLL)", (long long)f[2], (long long)shape[1], (long long)shape[2]);
+        return dims == NULL ? NULL : Py_BuildValue("((ON))", element, dims);
+    }
+    return Py_BuildValue("((O(L))(O(L))(O(L)))", symbol, (long long)f[6], run,
+                         (long long)f[7], element, (long long)f[8]);
+}
 
 static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kw[] = {"payload", "factor", "shapes", "cursor", NULL};
+    static char *kw[] = {"payload", "factor", "shapes", "cursor", "names", NULL};
     Py_buffer view;
     int factor;
-    PyObject *o_shapes, *o_cursor, *result = NULL;
+    PyObject *payload, *o_shapes, *o_cursor, *name, *types, *symbol, *run, *stored_form,
+             *magicless, *result = NULL, *list = NULL;
     int64_t shapes[3 * 256], cursor[256];
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*iO!O!", kw, &view, &factor,
-                                     &PyTuple_Type, &o_shapes, &PyTuple_Type, &o_cursor))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OiO!O!(UO!OOUU)", kw, &payload, &factor,
+                                     &PyTuple_Type, &o_shapes, &PyTuple_Type, &o_cursor,
+                                     &name, &PyTuple_Type, &types, &symbol, &run,
+                                     &stored_form, &magicless))
+        return NULL;
+    if (PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     Py_ssize_t nplanes = PyTuple_GET_SIZE(o_shapes);
-    if (factor < 0 || factor > 2 || nplanes > 256 || PyTuple_GET_SIZE(o_cursor) != nplanes) {
-        value_error("parse_records: factor 0..2, at most 256 planes, a cursor per plane");
+    if (factor < 0 || factor > 2 || nplanes > 256 || PyTuple_GET_SIZE(o_cursor) != nplanes
+        || PyTuple_GET_SIZE(types) != 5) {
+        value_error("parse_records: factor 0..2, at most 256 planes, a cursor per plane, "
+                    "5 element types");
         goto done;
     }
     for (Py_ssize_t i = 0; i < nplanes; i++) {
@@ -5133,36 +5156,37 @@ static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     const uint8_t *p = (const uint8_t *)view.buf;
     size_t len = (size_t)view.len, at = 0;
-    int64_t fields[14];
-    PyObject *list = PyList_New(0);
+    int64_t f[14];
+    list = PyList_New(0);
     if (list == NULL)
         goto done;
     do {
-        if (record_one(p, len, at, factor, shapes, cursor, nplanes, fields) < 0) {
-            Py_DECREF(list);
+        if (record_one(p, len, at, factor, shapes, cursor, nplanes, f) < 0) {
             Py_INCREF(Py_None);
             result = Py_None;
             goto done;
         }
-        PyObject *row = PyTuple_New(14);
+        PyObject *frame = PySequence_GetSlice(payload, (Py_ssize_t)f[10], (Py_ssize_t)f[11]);
+        PyObject *parts = frame == NULL ? NULL
+            : record_parts(f, factor, shapes + 3 * f[0], types, symbol, run);
+        PyObject *row = parts == NULL ? NULL
+            : Py_BuildValue("(OLLLLOLLOOOL)", name, (long long)f[0], (long long)f[1],
+                            (long long)f[2], (long long)f[3], Py_None, (long long)f[4],
+                            (long long)(f[11] - f[9]), frame, parts,
+                            f[12] ? stored_form : magicless, (long long)f[13]);
+        Py_XDECREF(frame);
+        Py_XDECREF(parts);
         if (row == NULL || PyList_Append(list, row) < 0) {
             Py_XDECREF(row);
-            Py_DECREF(list);
             goto done;
         }
         Py_DECREF(row);
-        for (int j = 0; j < 14; j++) {
-            PyObject *v = PyLong_FromLongLong(fields[j]);
-            if (v == NULL) {
-                Py_DECREF(list);
-                goto done;
-            }
-            PyTuple_SET_ITEM(row, j, v);
-        }
-        at = (size_t)fields[11];
+        at = (size_t)f[11];
     } while (at != len);
     result = list;
+    list = NULL;
 done:
+    Py_XDECREF(list);
     PyBuffer_Release(&view);
     return result;
 }

@@ -152,15 +152,20 @@ def test_arguments_are_checked() -> None:
     compiled = kernels.get()
     if compiled is None:
         pytest.skip("numpy path")
+    names = ("U", *reader._RECORD_NAMES)
     with pytest.raises(ValueError):
-        compiled.parse_records(b"\0\1\0", 3, ((1, 1, 1),), (0,))
+        compiled.parse_records(b"\0\1\0", 3, ((1, 1, 1),), (0,), names)
     with pytest.raises(ValueError):
-        compiled.parse_records(b"\0\1\0", 0, ((1, 1, 1),), (2,))  # cursor past the rank
+        compiled.parse_records(b"\0\1\0", 0, ((1, 1, 1),), (2,), names)  # cursor past the rank
     with pytest.raises(ValueError):
-        compiled.parse_records(b"\0\1\0", 0, ((1, 1 << 40, 1),), (0,))
+        compiled.parse_records(b"\0\1\0", 0, ((1, 1 << 40, 1),), (0,), names)
+    with pytest.raises(ValueError):
+        compiled.parse_records(b"\0\1\0", 0, ((1, 1, 1),), (0,), ("U", (None,), *names[2:]))
     with pytest.raises(TypeError):
-        compiled.parse_records(b"\0\1\0", 0, [(1, 1, 1)], (0,))
-    assert compiled.parse_records(b"", 0, ((1, 1, 1),), (0,)) is None
+        compiled.parse_records(b"\0\1\0", 0, [(1, 1, 1)], (0,), names)
+    with pytest.raises(TypeError):
+        compiled.parse_records(b"\0\1\0", 0, ((1, 1, 1),), (0,), names[1:])
+    assert compiled.parse_records(b"", 0, ((1, 1, 1),), (0,), names) is None
 
 
 # Hand-made records: every coding byte, count, sparse stream size and frame header byte of a

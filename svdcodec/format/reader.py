@@ -422,15 +422,20 @@ def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list
 
 #: A factor's code in the compiled record parser (kernels.parse_records).
 _FACTOR_CODES = {"U": 0, "S": 1, "V": 2}
+#: The names the compiled record parser puts in the blocks' fields: the element dtypes by type
+#: code, the sparse streams' dtypes and the two forms of a version 5 block.
+_RECORD_NAMES = ((None, *(ELEMENT_TYPES[code] for code in (1, 2, 3, 4))), _SYMBOL_TYPE,
+                 _RUN_ESCAPE_TYPE, STORED_RAW, MAGICLESS)
 
 
 def _compiled_blocks(compiled: ModuleType, kind: bytes, payload: memoryview,
                      planes: list[Plane], cursor: dict[tuple[int, str], int]
                      ) -> list[Block] | None:
     """`_parse_blocks` of a version 5 chunk whose records and frame headers the compiled
-    parser accepts (`parse_records`: one call where the records took a dozen Python calls
-    each), the same blocks; None where it does not (`cursor` then untouched), and the Python
-    parser, the reference, reads the chunk again and raises its own error."""
+    parser accepts (`parse_records`: one call where each record took a dozen Python calls, and
+    it makes the blocks' fields), the same blocks; None where it does not (`cursor` then
+    untouched), and the Python parser, the reference, reads the chunk again and raises its
+    own error."""
     factor = FACTOR_TYPES[kind]
     if factor == "U":
         shapes = tuple((p.rank, *p.grid) for p in planes)
@@ -439,32 +444,33 @@ def _compiled_blocks(compiled: ModuleType, kind: bytes, payload: memoryview,
     else:
         shapes = tuple((p.rank, 1, 1) for p in planes)
     starts = tuple(cursor.get((p.index, factor), 0) for p in planes)
-    rows = compiled.parse_records(payload, _FACTOR_CODES[factor], shapes, starts)
+    rows = compiled.parse_records(payload, _FACTOR_CODES[factor], shapes, starts,
+                                  (factor, *_RECORD_NAMES))
     if rows is None:
         return None
-    out = []
-    for (index, first, count, coding, predictor, code, nsym, nxrun, nxval, record_at,
-         frame_at, frame_end, stored, nbytes) in rows:
-        frame = payload[frame_at:frame_end]
-        form = STORED_RAW if stored else MAGICLESS
-        if factor == "S":
-            what = f"plane {index} S block at component {first}"
-            data = np.frombuffer(decompress(frame, nbytes, what, checked=True, form=form),
-                                 dtype=ELEMENT_TYPES[code])
-            values = data.tolist()  # as in the Python parser below
-            if not (all(map(math.isfinite, values)) and min(values) > 0):
-                raise SvdiError(f"{what}: singular values must be finite and positive")
-            out.append(Block(factor, index, first, count, coding, (data,), predictor,
-                             stored=frame_end - record_at, form=form))
-        else:
-            shape = shapes[index]
-            parts = ((ELEMENT_TYPES[code], (count, shape[1], shape[2])),) if coding == DENSE \
-                else ((_SYMBOL_TYPE, (nsym,)), (_RUN_ESCAPE_TYPE, (nxrun,)),
-                      (ELEMENT_TYPES[code], (nxval,)))
-            out.append(Block(factor, index, first, count, coding, None, predictor,
-                             frame_end - record_at, frame, parts, form, nbytes))
-        cursor[(index, factor)] = first + count
+    if factor == "S":
+        out = [_singular_values(*row) for row in rows]
+    else:
+        out = [Block(*row) for row in rows]
+    for block in out:
+        cursor[(block.plane, factor)] = block.first + block.count
     return out
+
+
+def _singular_values(factor: str, index: int, first: int, count: int, coding: int, _: None,
+                     predictor: int, stored: int, frame: memoryview,
+                     parts: tuple[tuple[np.dtype, tuple[int, ...]], ...], form: str,
+                     nbytes: int) -> Block:
+    """An S block of the compiled record parser, decompressed and its values checked as the
+    Python parser does (`_parse_blocks`)."""
+    what = f"plane {index} S block at component {first}"
+    data = np.frombuffer(decompress(frame, nbytes, what, checked=True, form=form),
+                         dtype=parts[0][0])
+    values = data.tolist()
+    if not (all(map(math.isfinite, values)) and min(values) > 0):
+        raise SvdiError(f"{what}: singular values must be finite and positive")
+    return Block(factor, index, first, count, coding, (data,), predictor, stored=stored,
+                 form=form)
 
 
 class ResidualOrder:
