@@ -4947,7 +4947,7 @@ done:
    raising its own error (or accepting what only this parser refused). Every length and
    offset read from the payload is checked against the payload before it is used. */
 
-#define RECORD_WINDOW 18 /* records.MAX_RECORD_BYTES: a record's fields lie within it */
+#define RECORD_WINDOW 28 /* records.MAX_RECORD_BYTES: a record's fields lie within it */
 #define RECORD_MAX_WINDOW (1u << 23) /* blocks.MAX_WINDOW */
 #define RECORD_ZSTD_BLOCK (1u << 17) /* blocks.ZSTD_BLOCK */
 

@@ -337,3 +337,23 @@ def test_chunk_table_is_the_python_walk(monkeypatch: pytest.MonkeyPatch) -> None
         compiled.chunk_table(candidates[0], len(candidates[0]) + 1, reader.MAX_CHUNK)
     with pytest.raises(TypeError):
         compiled.chunk_table(bytearray(candidates[0]), 8, reader.MAX_CHUNK)
+
+
+def test_a_record_of_long_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sparse record whose fields take 21 bytes (three 5-byte stream sizes: a plane of 2^28
+    patches), its frame zstd blocks of repeated bytes: the compiled parser takes it."""
+    planes = [Plane(0, LAYOUT_PATCH, 4, 1 << 16, 1 << 16, 32, 1.0, 0)]
+    rows, big = 1 << 28, 1 << 28
+    nsym, nxrun, nxval = rows + big, big, big
+    content = nsym + 2 * nxrun + 2 * nxval
+    piece = 1 << 17
+    frame = bytes([0x80, 13 << 3]) + content.to_bytes(4, "little")  # window 8 MiB
+    for i in range(content // piece):
+        frame += ((i == content // piece - 1) | 1 << 1 | piece << 3).to_bytes(3, "little") + b"\0"
+    record = (bytes([0]) + varint(32) + bytes([1 | 2 << 4]) + varint(nsym) + varint(nxrun)
+              + varint(nxval) + varint(len(frame)))
+    assert len(record) == 21 and content % piece == 0
+    monkeypatch.setattr(__import__(__name__), "_PLANES", planes)
+    expected = _python_blocks(monkeypatch, b"UBLK", record + frame)
+    assert expected is not None
+    assert _compiled_blocks(monkeypatch, b"UBLK", record + frame) == expected
