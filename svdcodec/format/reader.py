@@ -11,12 +11,14 @@ import itertools
 import math
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from types import ModuleType
 from typing import IO, BinaryIO, NamedTuple
 
 import numpy as np
 
 from ..errors import SvdiError
+from ..runtime import kernels
 from .blocks import (
     MAGICLESS,
     STORED_RAW,
@@ -103,6 +105,18 @@ def _chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
                 raise SvdiError(f"{len(data) - pos} bytes of data after IEND")
             return
         yield kind, payload
+
+
+def _chunk_walk(data: bytes) -> Iterable[tuple[bytes, memoryview]]:
+    """`_chunks(data)`: from the compiled kernels' table where they accept the whole file (every
+    length, type and CRC checked in one call, `chunk_table`), else the Python walk, which
+    raises its error at the chunk where it finds it."""
+    compiled = kernels.get()
+    if compiled is not None:
+        table = compiled.chunk_table(data, len(SIGNATURE), MAX_CHUNK)
+        if table is not None:
+            return table
+    return _chunks(data)
 
 
 def _parse_header(payload: memoryview) -> tuple[Header, int]:
@@ -401,6 +415,12 @@ def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list
     """The blocks of a factor chunk, each frame checked against its descriptor; S blocks
     decompressed and checked, U and V blocks left compressed. A block's `stored` is its bytes
     in the file: the whole chunk before version 5, its record and frame in version 5."""
+    if header.version >= COMPACT_VERSION:
+        compiled = kernels.get()
+        if compiled is not None:
+            blocks = _compiled_blocks(compiled, kind, payload, planes, cursor)
+            if blocks is not None:
+                return blocks
     out = []
     for d in block_descriptors(kind, payload, header, planes, cursor):
         frame = payload[d.frame_at:d.frame_end]
@@ -422,6 +442,59 @@ def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list
         out.append(Block(d.factor, d.index, d.first, d.count, d.coding, (data,), d.predictor,
                          stored=size, form=d.form))
     return out
+
+
+#: A factor's code in the compiled record parser (kernels.parse_records).
+_FACTOR_CODES = {"U": 0, "S": 1, "V": 2}
+#: The names the compiled record parser puts in the blocks' fields: the element dtypes by type
+#: code, the sparse streams' dtypes and the two forms of a version 5 block.
+_RECORD_NAMES = ((None, *(ELEMENT_TYPES[code] for code in (1, 2, 3, 4))), _SYMBOL_TYPE,
+                 _RUN_ESCAPE_TYPE, STORED_RAW, MAGICLESS)
+
+
+def _compiled_blocks(compiled: ModuleType, kind: bytes, payload: memoryview,
+                     planes: list[Plane], cursor: dict[tuple[int, str], int]
+                     ) -> list[Block] | None:
+    """`_parse_blocks` of a version 5 chunk whose records and frame headers the compiled
+    parser accepts (`parse_records`: one call where each record took a dozen Python calls, and
+    it makes the blocks' fields), the same blocks; None where it does not (`cursor` then
+    untouched), and the Python parser, the reference, reads the chunk again and raises its
+    own error."""
+    factor = FACTOR_TYPES[kind]
+    if factor == "U":
+        shapes = tuple((p.rank, *p.grid) for p in planes)
+    elif factor == "V":
+        shapes = tuple((p.rank, *p.vgrid) for p in planes)
+    else:
+        shapes = tuple((p.rank, 1, 1) for p in planes)
+    starts = tuple(cursor.get((p.index, factor), 0) for p in planes)
+    rows = compiled.parse_records(payload, _FACTOR_CODES[factor], shapes, starts,
+                                  (factor, *_RECORD_NAMES))
+    if rows is None:
+        return None
+    if factor == "S":
+        out = [_singular_values(*row) for row in rows]
+    else:
+        out = [Block(*row) for row in rows]
+    for block in out:
+        cursor[(block.plane, factor)] = block.first + block.count
+    return out
+
+
+def _singular_values(factor: str, index: int, first: int, count: int, coding: int, _: None,
+                     predictor: int, stored: int, frame: memoryview,
+                     parts: tuple[tuple[np.dtype, tuple[int, ...]], ...], form: str,
+                     nbytes: int) -> Block:
+    """An S block of the compiled record parser, decompressed and its values checked as the
+    Python parser does (`_parse_blocks`)."""
+    what = f"plane {index} S block at component {first}"
+    data = np.frombuffer(decompress(frame, nbytes, what, checked=True, form=form),
+                         dtype=parts[0][0])
+    values = data.tolist()
+    if not (all(map(math.isfinite, values)) and min(values) > 0):
+        raise SvdiError(f"{what}: singular values must be finite and positive")
+    return Block(factor, index, first, count, coding, (data,), predictor, stored=stored,
+                 form=form)
 
 
 class ResidualOrder:
@@ -748,7 +821,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     means: dict[int, MeanBlock] = {}
     restoration: dict[int, Restoration] | None = None
     meta = MetadataReader()
-    for kind, payload in _chunks(data):
+    for kind, payload in _chunk_walk(data):
         if header is None:
             if kind != b"HEAD":
                 raise SvdiError("first chunk must be HEAD")
