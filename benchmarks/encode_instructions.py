@@ -2,12 +2,13 @@
 """Instructions per encode, counted by callgrind (valgrind): stable on a shared machine where
 wall-clock times are not. docs/performance.md quotes it ("Encode stages").
 
-    python benchmarks/encode_instructions.py IMAGE [...] [--crop] [--quality Q] [-n N] [--tree DIR]
+    python benchmarks/encode_instructions.py IMAGE [...] [--crop] [--deblock] [--quality Q] [-n N]
+        [--tree DIR]
 
 For each image, two processes run under `valgrind --tool=callgrind`: one encodes it 2 times
 (imports, caches and first-call work), the other 2 + N times; the difference divided by N is
 one warm `svdcodec.encode(array, Q)`. `--crop`: the 256 x 256 crop at (256, 256) instead of the
-whole image. `--tree DIR`: the svdcodec of that source tree (its C extension built in place)
+whole image. `--deblock`: `deblock=True`. `--tree DIR`: the svdcodec of that source tree (its C extension built in place)
 instead of the installed one, to count two versions. One thread (SVDCODEC_THREADS=1,
 OPENBLAS_NUM_THREADS=1: no BLAS thread spinning between calls) and a fixed PYTHONHASHSEED, so
 that two runs of the same code count within about 0.1 %. valgrind runs the AVX2 copies of the
@@ -31,15 +32,16 @@ pixels = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
 if sys.argv[4] == "crop":
     pixels = np.ascontiguousarray(pixels[256:512, 256:512])
 for _ in range(2 + int(sys.argv[2])):
-    svdcodec.encode(pixels, float(sys.argv[3]))
+    svdcodec.encode(pixels, float(sys.argv[3]), deblock=sys.argv[5] == "deblock")
 """
 
 
-def instructions(path: Path, encodes: int, quality: float, crop: bool, tree: Path | None
-                 ) -> int:
+def instructions(path: Path, encodes: int, quality: float, crop: bool, tree: Path | None,
+                 deblock: bool = False) -> int:
     """Instructions of a process that encodes `path` 2 + `encodes` times."""
     return _common.callgrind_instructions(
-        CHILD, [str(path), str(encodes), str(quality), "crop" if crop else "whole"], path,
+        CHILD, [str(path), str(encodes), str(quality), "crop" if crop else "whole",
+         "deblock" if deblock else "plain"], path,
         pythonpath=tree, isolated=True)
 
 
@@ -47,13 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--crop", action="store_true", help="the 256 x 256 crop at (256, 256)")
+    parser.add_argument("--deblock", action="store_true", help="encode with deblock=True")
     parser.add_argument("--quality", type=float, default=75.0)
     parser.add_argument("-n", type=int, default=5, help="warm encodes counted (default 5)")
     parser.add_argument("--tree", type=Path, help="source tree whose svdcodec is counted")
     args = parser.parse_args(argv)
     for path in args.images:
-        count = [instructions(path, n, args.quality, args.crop, args.tree) for n in (0, args.n)]
-        print(f"{path.name}{' crop' if args.crop else ''}\tq{args.quality:g}\t"
+        count = [instructions(path, n, args.quality, args.crop, args.tree, args.deblock)
+                 for n in (0, args.n)]
+        print(f"{path.name}{' crop' if args.crop else ''}{' deblock' if args.deblock else ''}"
+              f"\tq{args.quality:g}\t"
               f"{(count[1] - count[0]) / args.n / 1e6:.2f} M")
     return 0
 
