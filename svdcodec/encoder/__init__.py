@@ -129,8 +129,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     plane of 8-bit samples with the filter the encoder chose where it brings the decoded image
     closer to the original (format version 4, spec §5.4; the factors' bytes are unchanged):
     on Kodak about 5 % smaller files at equal PSNR and 8 % at equal luma SSIM, for 1.1-1.4x
-    the encode time (the encoder reads the whole image to judge the filter) and 1.1-1.2x the
-    decode time (docs/performance.md). Off by default for that speed (issue #13); False
+    the encode time (the encoder decodes a sample of bands to judge the filter) and 1.1-1.2x
+    the decode time (docs/performance.md). Off by default for that speed (issue #13); False
     writes the lowest version without it, readable by readers of versions 1-3.
 
     effort (1 or 2, default 1): 2 chooses U's integers by rate and distortion and compresses
@@ -151,8 +151,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         if max_bytes < 1:
             raise SvdiError("the metadata alone exceeds max_bytes")
     # The encoder reads a large 8-bit Pillow image band by band, unless an option reads the
-    # whole array (a residual, deblocking, rate control's PSNR)
-    rows = pixel_rows(image) if max_error is None and not deblock and target_psnr is None \
+    # whole array (a residual, rate control's PSNR); deblocking reads the rows it judges
+    rows = pixel_rows(image) if max_error is None and target_psnr is None \
         and max_bytes is None else None
     pixels: Pixels = rows if rows is not None else as_pixels(image)
     if rank is not None and (not isinstance(rank, (int, np.integer)) or rank < 0):

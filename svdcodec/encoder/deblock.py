@@ -37,6 +37,7 @@ from ..format import (
     plan_record,
     unpack,
 )
+from ..modes import Pixels
 from ..runtime import kernels
 from ..runtime.scratch import ThreadBuffers
 from .residual import exact_container, pack_exact
@@ -222,11 +223,12 @@ def sampled_samples(container: Container, bands: list[tuple[int, int]]) -> np.nd
     return out
 
 
-def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels: np.ndarray,
+def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels: Pixels,
                    colour: int, plane: Plane, period: int, judged: list[tuple[int, int]] | None
                    ) -> tuple[tuple[int, int, int], float]:
     """`best_strength` of one plane's channel of the stacked samples of the `rendered` bands
-    against the (h, w, c) image, judged on `judged` (`judged_bands`; None: the whole plane):
+    against the (h, w, c) image (an array, or a Pillow image's `ImageRows`: only the judged
+    bands' rows are read), judged on `judged` (`judged_bands`; None: the whole plane):
     the error it saves, scaled to the whole plane. The judged bands go in pieces of about
     DEBLOCK_PIECE_SAMPLES samples: their temporaries (indices, targets and errors in 8 bytes
     a sample) stay small beside the image."""
@@ -264,9 +266,10 @@ def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[i
     return pieces
 
 
-def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
+def with_deblocking(layer: bytes, pixels: Pixels, step: float) -> bytes:
     """The encoder's file (no metadata, no residual yet) with the deblocking filter of each
-    plane that gains from one (version 4), or `layer` itself."""
+    plane that gains from one (version 4), or `layer` itself. `pixels`: the (h, w, c) image,
+    of which only the judged bands' rows are read (`pixels[y0:y1]`)."""
     container = unpack(layer)
     header = container.header
     if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
@@ -284,7 +287,7 @@ def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     unit = math.lcm(*(p.patch for p in full if p.layout == LAYOUT_PATCH))
     rendered = rendered_bands(list(judged.values()), header.height, unit)
     samples = sampled_samples(unfiltered, rendered)
-    pixels = pixels.reshape(header.height, header.width, header.channels)
+    assert pixels.shape == (header.height, header.width, header.channels)
     chosen, gain = [], 0.0
     for p in unfiltered.planes:
         params = NO_DEBLOCK
