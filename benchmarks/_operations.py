@@ -26,6 +26,7 @@ OPERATIONS = {
     "JPEG save Pillow": 'image.save(buffer, "JPEG", quality=75)',
     "WebP encode": 'Image.fromarray(array).save(buffer, "WEBP") (Pillow default quality 80)',
     "svdi-deblock encode": "svdcodec.encode(array, deblock=True)",
+    "svdi-deblock save Pillow": 'image.save(buffer, "SVDI", deblock=True)',
     "svdi decode Pillow": "Image.open(file).load()",
     "svdi decode numpy": "svdcodec.decode(file bytes)",
     "svdi-deblock decode Pillow": "Image.open(file).load() of a deblock=True file",
@@ -39,7 +40,8 @@ OPERATIONS = {
 SOURCE_CODEC = {name: name.split()[0] for name in OPERATIONS}
 
 #: Pillow's save arguments for the comparison codecs.
-PILLOW_SAVE = {"JPEG": ("JPEG", {"quality": 75}), "WebP": ("WEBP", {}), "svdi": ("SVDI", {})}
+PILLOW_SAVE = {"JPEG": ("JPEG", {"quality": 75}), "WebP": ("WEBP", {}), "svdi": ("SVDI", {}),
+               "svdi-deblock": ("SVDI", {"deblock": True})}
 
 
 def is_encode(name: str) -> bool:
