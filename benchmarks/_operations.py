@@ -26,10 +26,14 @@ OPERATIONS = {
     "JPEG save Pillow": 'image.save(buffer, "JPEG", quality=75)',
     "WebP encode": 'Image.fromarray(array).save(buffer, "WEBP") (Pillow default quality 80)',
     "svdi-deblock encode": "svdcodec.encode(array, deblock=True)",
+    "svdi-deblock save Pillow": 'image.save(buffer, "SVDI", deblock=True)',
+    "svdi-nodeblock encode": "svdcodec.encode(array, deblock=False)",
     "svdi decode Pillow": "Image.open(file).load()",
     "svdi decode numpy": "svdcodec.decode(file bytes)",
     "svdi-deblock decode Pillow": "Image.open(file).load() of a deblock=True file",
     "svdi-deblock decode numpy": "svdcodec.decode(file bytes) of a deblock=True file",
+    "svdi-nodeblock decode Pillow": "Image.open(file).load() of a deblock=False file",
+    "svdi-nodeblock decode numpy": "svdcodec.decode(file bytes) of a deblock=False file",
     "JPEG decode Pillow": "Image.open(file).load()",
     "JPEG decode numpy": "numpy.asarray(Image.open(file))",
     "WebP decode Pillow": "Image.open(file).load()",
@@ -39,7 +43,11 @@ OPERATIONS = {
 SOURCE_CODEC = {name: name.split()[0] for name in OPERATIONS}
 
 #: Pillow's save arguments for the comparison codecs.
-PILLOW_SAVE = {"JPEG": ("JPEG", {"quality": 75}), "WebP": ("WEBP", {}), "svdi": ("SVDI", {})}
+PILLOW_SAVE = {"JPEG": ("JPEG", {"quality": 75}), "WebP": ("WEBP", {}), "svdi": ("SVDI", {}),
+               "svdi-deblock": ("SVDI", {"deblock": True}),
+               "svdi-nodeblock": ("SVDI", {"deblock": False})}
+#: The svdi codecs: the default (the deblocking filter since 2026-12-03), and either setting.
+SVDI_CODECS = {"svdi": None, "svdi-deblock": True, "svdi-nodeblock": False}
 
 
 def is_encode(name: str) -> bool:
@@ -57,12 +65,13 @@ def prepare(name: str) -> Callable[[Any], Any]:
         raise ValueError(f"unknown operation {name!r}; known: {', '.join(OPERATIONS)}")
     codec, kind, *path = name.split()
     via = path[0] if path else "numpy"
-    if codec in ("svdi", "svdi-deblock") and via == "numpy":
+    if codec in SVDI_CODECS and via == "numpy":
         import svdcodec
 
         if kind == "encode":
-            if codec == "svdi-deblock":  # the deblocking filter (benchmarks/deblock_cost.py)
-                return lambda array: svdcodec.encode(array, deblock=True)
+            deblock = SVDI_CODECS[codec]
+            if deblock is not None:  # either setting (benchmarks/deblock_cost.py)
+                return lambda array: svdcodec.encode(array, deblock=deblock)
             return svdcodec.encode
 
         def decode_numpy(source: Any) -> Any:
@@ -77,7 +86,7 @@ def prepare(name: str) -> Callable[[Any], Any]:
 
     from PIL import Image
 
-    if codec in ("svdi", "svdi-deblock"):
+    if codec in SVDI_CODECS:
         import svdcodec
     Image.MAX_IMAGE_PIXELS = None  # as above: the 100 MP image is no decompression bomb here
 

@@ -31,8 +31,8 @@ Runner = Callable[[np.ndarray, int], tuple[int, np.ndarray]]
 
 # (label, runner, lowest and highest quality searched)
 CODECS: dict[str, tuple[str, Runner, int, int]] = {
-    "svdi": ("svdi", compare.run_svdi, 1, 100),
-    "svdi-deblock": ("svdi, deblock=True", partial(compare.run_svdi, deblock=True), 1, 100),
+    "svdi": ("svdi (defaults: deblocking filter on)", compare.run_svdi, 1, 100),
+    "svdi-nodeblock": ("svdi, deblock=False", partial(compare.run_svdi, deblock=False), 1, 100),
     "jpeg": ("JPEG (Pillow, 4:2:0)", compare.run_jpeg, 1, 100),
     "webp": ("WebP (Pillow, method 4)", compare.run_webp, 0, 100),
 }
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=parse_crop, default=(392, 104, 192, 144),
                         help="x,y,width,height of the crop (default 392,104,192,144: kodim23's red macaw)")
     parser.add_argument("--zoom", type=int, default=3, help="magnification, nearest-neighbour (default 3)")
-    parser.add_argument("--codecs", default="svdi,svdi-deblock,jpeg,webp", help=f"subset of {','.join(CODECS)}")
+    parser.add_argument("--codecs", default="svdi,svdi-nodeblock,jpeg,webp", help=f"subset of {','.join(CODECS)}")
     parser.add_argument("--out", type=Path, help="PNG to write (default docs/img/crops-IMAGE-BPPbpp.png)")
     args = parser.parse_args(argv)
 

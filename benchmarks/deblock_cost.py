@@ -89,9 +89,9 @@ def measure(name: str, images: list[np.ndarray], rounds: int) -> dict[str, Any]:
     return out
 
 
-MEMORY_OPERATIONS = ("svdi encode", "svdi-deblock encode", "svdi decode numpy",
-                     "svdi-deblock decode numpy", "svdi decode Pillow",
-                     "svdi-deblock decode Pillow")
+MEMORY_OPERATIONS = ("svdi-nodeblock encode", "svdi-deblock encode",
+                     "svdi-nodeblock decode numpy", "svdi-deblock decode numpy",
+                     "svdi-nodeblock decode Pillow", "svdi-deblock decode Pillow")
 
 
 def memory(image: np.ndarray) -> dict[str, float]:
@@ -101,8 +101,9 @@ def memory(image: np.ndarray) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         npy = Path(tmp) / "image.npy"
         np.save(npy, image)
-        sources = {"svdi": Path(tmp) / "off.svdi", "svdi-deblock": Path(tmp) / "on.svdi"}
-        sources["svdi"].write_bytes(svdcodec.encode(image))
+        sources = {"svdi-nodeblock": Path(tmp) / "off.svdi",
+                   "svdi-deblock": Path(tmp) / "on.svdi"}
+        sources["svdi-nodeblock"].write_bytes(svdcodec.encode(image, deblock=False))
         sources["svdi-deblock"].write_bytes(svdcodec.encode(image, deblock=True))
         for name in MEMORY_OPERATIONS:
             source = npy if name.split()[1] == "encode" else sources[name.split()[0]]

@@ -324,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {len(images)} images, codecs {','.join(codecs)}, jobs {args.jobs}, quick={args.quick}")
 
     # Slow codecs first so the pool does not end waiting on one long task.
-    slow_first = sorted(codecs, key=lambda c: c not in ("svdi", "svdi-plain", "svdi-deblock",
-                                                        "svdi-smallest", "avif", "lecture"))
+    slow_first = sorted(codecs, key=lambda c: not c.startswith("svdi")
+                        and c not in ("avif", "lecture"))
     tasks: list[Task] = [(path, codec, args.quick) for codec in slow_first for path in images]
     rows = run_all(tasks, args.jobs)
 

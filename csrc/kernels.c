@@ -3557,6 +3557,142 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------ encoding: deblocking strengths */
+
+/* The goal's bound in deblock_gains (|g| < 2^26): every term below then fits its int32 and
+   int64 lanes. */
+#define GAIN_GOAL_LIMIT (1 << 26)
+
+/* Sum over a row of w samples of (n - o) (2^16 (n + o) - 2 g): 2^16 times the change of the
+   squared error sum (v - g / 2^16)^2 when the samples o become n, in integers (|g| < 2^26:
+   |2^16 (n + o) - 2 g| < 2^28, each term under 2^36). Branch-free, so that it vectorizes (32
+   x 32 -> 64-bit products); unchanged samples add 0. */
+HOT static int64_t error_change_row(const uint8_t *RESTRICT n, const uint8_t *RESTRICT o,
+                                    const int32_t *RESTRICT g, Py_ssize_t w)
+{
+    int64_t sum = 0;
+    for (Py_ssize_t x = 0; x < w; x++) {
+        int32_t d = (int32_t)n[x] - (int32_t)o[x];
+        int32_t s = (((int32_t)n[x] + (int32_t)o[x]) << 16) - 2 * g[x];
+        sum += (int64_t)d * (int64_t)s;
+    }
+    return sum;
+}
+
+PyDoc_STRVAR(deblock_gains_doc,
+"deblock_gains(samples, goal, counted, period, strengths, out) -> None\n\n"
+"The encoder's trial of deblocking strengths on one channel (samples: (h, w) uint8,\n"
+"C-contiguous; edge period 2 .. 2^20): for each filter i of strengths (int64 (k, 3): alpha,\n"
+"beta, tc in 0..255), both passes of `deblock` on a copy of the samples, then out[i] (int64\n"
+"(k,)) = the sum over the rows whose counted ((h,) uint8) is nonzero of (n - o)(2^16 (n + o)\n"
+"- 2 g) over every sample o that the filter made n, g the goal ((h, w) int32, the target in\n"
+"units of 2^-16, |g| < 2^26): 2^16 times the squared error the filter adds there. The sums\n"
+"wrap modulo 2^64 (exact below 2^27 samples). encoder.deblock.EdgeSamples holds the numpy\n"
+"path.");
+
+static PyObject *deblock_gains(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"samples", "goal", "counted", "period", "strengths", "out", NULL};
+    PyObject *o_samples, *o_goal, *o_counted, *o_strengths, *o_out, *result = NULL;
+    Py_ssize_t period;
+    Arr sa = {0}, ga = {0}, ca = {0}, fa = {0}, oa = {0};
+    uint8_t *trial = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOnOO:deblock_gains", names, &o_samples,
+                                     &o_goal, &o_counted, &period, &o_strengths, &o_out))
+        return NULL;
+    if (get_array(o_samples, &sa, "samples", 2, T_U8, A_CONTIGUOUS) < 0
+        || get_array(o_goal, &ga, "goal", 2, T_I32, A_CONTIGUOUS) < 0
+        || get_array(o_counted, &ca, "counted", 1, T_U8, A_CONTIGUOUS) < 0
+        || get_array(o_strengths, &fa, "strengths", 2, T_I64, A_CONTIGUOUS) < 0
+        || get_array(o_out, &oa, "out", 1, T_I64, A_CONTIGUOUS | A_WRITABLE) < 0)
+        goto done;
+    Py_ssize_t h = sa.shape[0], w = sa.shape[1], k = fa.shape[0];
+    if (ga.shape[0] != h || ga.shape[1] != w || ca.shape[0] != h || fa.shape[1] != 3
+        || oa.shape[0] != k || period < 2 || period > (1 << 20)) {
+        value_error("deblock_gains: needs goal (h, w), counted (h,), strengths (k, 3), out (k,) "
+                    "and period 2 .. 2^20");
+        goto done;
+    }
+    const int64_t *sv = (const int64_t *)fa.data;
+    for (Py_ssize_t i = 0; i < 3 * k; i++)
+        if (sv[i] < 0 || sv[i] > 255) {
+            value_error("deblock_gains: alpha, beta and tc must be in 0..255");
+            goto done;
+        }
+    const int32_t *goal = (const int32_t *)ga.data;
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < h * w; i++)
+        bad |= goal[i] <= -GAIN_GOAL_LIMIT || goal[i] >= GAIN_GOAL_LIMIT;
+    if (bad) {
+        value_error("deblock_gains: every goal must be within +-2^26");
+        goto done;
+    }
+    /* the trial channel, then a row of scratch: period 2's saved q0 row, or edges_along_avx2's
+       64 bytes */
+    trial = malloc((size_t)(h * w) + (size_t)w + 64);
+    if (trial == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint8_t *scratch = trial + h * w;
+    const uint8_t *samples = (const uint8_t *)sa.data, *counted = (const uint8_t *)ca.data;
+    int64_t *out = (int64_t *)oa.data;
+    int simd = 0;
+#if FUSED_PRODUCT
+    simd = simd_colour != 0;
+#endif
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < k; i++) {
+        EdgeFilter f = {0, period, (int)sv[3 * i], (int)sv[3 * i + 1], (int)sv[3 * i + 2]};
+        if (h * w > 0)
+            memcpy(trial, samples, (size_t)(h * w));
+        /* `deblock`'s two passes: the same bits (ring_vertical and ring_horizontal are
+           deblock_ycc's, for periods of 4 and more; deblock_row and deblock_edge_row for 2) */
+        for (Py_ssize_t y = 0; y < h; y++) {
+            if (period >= 4)
+                ring_vertical(simd, trial + y * w, w, &f, scratch);
+            else
+                deblock_row(trial + y * w, 1, w, period, f.alpha, f.beta, f.tc);
+        }
+        for (Py_ssize_t e = period; e + 1 < h; e += period) {
+            if (period >= 4)
+                ring_horizontal(simd, trial + (e - 2) * w, trial + (e - 1) * w, trial + e * w,
+                                trial + (e + 1) * w, w, &f);
+            else
+                deblock_edge_row(trial, w, 1, e, 0, w, period, f.alpha, f.beta, f.tc, scratch);
+        }
+        uint64_t total = 0; /* wraps, as numpy's int64 sum */
+        for (Py_ssize_t y = 0; y < h; y++) {
+            if (!counted[y])
+                continue;
+            const uint8_t *n = trial + y * w, *o = samples + y * w;
+            const int32_t *g = goal + y * w;
+            Py_ssize_t r = y % period;
+            if (period < 8 || r == 0 || r == period - 1) { /* a horizontal edge's p0 or q0 */
+                total += (uint64_t)error_change_row(n, o, g, w);
+                continue;
+            }
+            /* elsewhere only the vertical edges' p0 and q0 move (the same sum, fewer terms) */
+            for (Py_ssize_t e = period; e + 1 < w; e += period)
+                for (Py_ssize_t x = e - 1; x <= e; x++)
+                    total += (uint64_t)((int64_t)((int32_t)n[x] - (int32_t)o[x])
+                                        * (int64_t)((((int32_t)n[x] + (int32_t)o[x]) << 16)
+                                                    - 2 * g[x]));
+        }
+        out[i] = (int64_t)total;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(trial);
+    release(&sa);
+    release(&ga);
+    release(&ca);
+    release(&fa);
+    release(&oa);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ encoding */
 
 /* One pixel row (w pixels of c channels, type T) as a plane row: the float32 sum of
@@ -5664,9 +5800,9 @@ static PyMethodDef methods[] = {
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
-    METHOD(double_chroma), METHOD(deblock_ycc), METHOD(column_entropy_bits),
-    METHOD(prediction_bits), METHOD(predicted), METHOD(lower_levels), METHOD(colour_rows),
-    METHOD(restore),
+    METHOD(double_chroma), METHOD(deblock_ycc), METHOD(deblock_gains),
+    METHOD(column_entropy_bits), METHOD(prediction_bits), METHOD(predicted),
+    METHOD(lower_levels), METHOD(colour_rows), METHOD(restore),
     METHOD(parse_records), METHOD(chunk_table),
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},

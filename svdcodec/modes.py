@@ -93,8 +93,9 @@ class ImageRows:
     them all (`raw_array`) would be a second full-size copy, held for the whole encode. The
     encoder's passes (Gram matrix, projection, chroma halving) read a band at a time, so each
     band is unpacked again when a pass needs it, which costs a copy of the band, not of the
-    image. Only what `encode` reads band by band takes it: an option that needs the whole
-    array (a residual, deblocking, rate control) gets `array()`.
+    image (the deblocking filter's judgement reads the rows of the bands it judges). Only what
+    `encode` reads band by band takes it: an option that needs the whole array (a residual,
+    rate control) gets `array()`.
     """
 
     ndim = 3

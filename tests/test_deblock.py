@@ -16,8 +16,11 @@ from svdcodec.codec.colour import CHROMA_OFFSET, plain_ycc
 from svdcodec.codec.deblock import deblock_channels, filter_lines
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.encoder.deblock import (
+    GOAL_SCALE,
+    EdgeSamples,
     band_rows,
     filter_gain,
+    goal_units,
     judged_bands,
     strengths,
     target_channel,
@@ -166,6 +169,66 @@ def test_judged_bands_filter_as_in_the_whole_channel(period: int) -> None:
     full = filter_gain(np.ascontiguousarray(decoded[rows]),
                        target_channel(image[rows], fmt.COLOUR_YCBCR, 0), period, params)
     assert full != gain
+
+
+def test_strength_trials_are_exact_integers_on_both_paths() -> None:
+    """`deblock_gains` (every colour_rows level: AVX2 edges and the plain loops) and the
+    numpy path give the same integers, which are 2^16 times the change of the squared error
+    against the goal in units of 2^-16, counted rows only: channels of odd widths (edges past
+    a multiple of 16), periods 2 to 32, thresholds and clamps at their ends, samples near 0
+    and 255, goals at the ends of the 8-bit range."""
+    compiled = compiled_kernels()
+    best = compiled.colour_rows()
+    rng = np.random.default_rng(41)
+    try:
+        for trial in range(60):
+            period = int(rng.choice([2, 3, 4, 6, 8, 16, 32]))
+            h, w = int(rng.integers(1, 70)), int(rng.integers(1, 300))
+            decoded = np.ascontiguousarray(blocky(h, w, 1, trial)[..., 0])
+            target = (decoded + rng.normal(0, 4, (h, w))).clip(-1, 257).astype(np.float32)
+            counted = rng.random(h) < 0.7
+            candidates = [(int(rng.choice([0, 1, 255, *rng.integers(2, 255, 2)])),
+                           int(rng.choice([0, 1, 255, *rng.integers(2, 255, 2)])),
+                           int(rng.choice([0, 1, 255, *rng.integers(2, 40, 2)])))
+                          for _ in range(4)]
+            judged = EdgeSamples(decoded, period, goal_units(target), counted)
+            with kernels(False):
+                want = judged.changes(candidates)
+            goal = goal_units(target).astype(np.float64) / GOAL_SCALE
+            for params, change in zip(candidates, want):
+                filtered = decoded[..., None].copy()
+                deblock_channels(filtered, [(0, period, params)], None)
+                moved = filtered[counted, :, 0].astype(np.float64)
+                was = decoded[counted].astype(np.float64)
+                exact = np.sum((moved - goal[counted]) ** 2) - np.sum((was - goal[counted]) ** 2)
+                assert change == pytest.approx(exact * GOAL_SCALE, abs=1e-3)
+            for level in range(best + 1):
+                compiled.colour_rows(level)
+                with kernels(True):
+                    assert judged.changes(candidates) == want, (trial, level)
+    finally:
+        compiled.colour_rows(best)
+
+
+def test_strength_trials_check_their_arguments() -> None:
+    compiled = compiled_kernels()
+    samples = np.zeros((8, 9), np.uint8)
+    goal = np.zeros((8, 9), np.int32)
+    counted = np.ones(8, np.uint8)
+    table = np.array([(4, 2, 1)], np.int64)
+    out = np.zeros(1, np.int64)
+    compiled.deblock_gains(samples, goal, counted, 4, table, out)
+    assert out[0] == 0
+    bad_goal = goal.copy()
+    bad_goal[3, 4] = 1 << 26
+    for args, match in [((samples, bad_goal, counted, 4, table, out), "goal"),
+                        ((samples, goal, counted, 4, table * 100, out), "0..255"),
+                        ((samples, goal, counted, 1, table, out), "period"),
+                        ((samples, goal[:7], counted, 4, table, out), "goal"),
+                        ((samples, goal, counted[:7], 4, table, out), "counted"),
+                        ((samples, goal, counted, 4, table, np.zeros(2, np.int64)), "out")]:
+        with pytest.raises(ValueError, match=match):
+            compiled.deblock_gains(*args)
 
 
 def test_strengths_are_bytes_of_at_least_one() -> None:
@@ -500,7 +563,7 @@ def test_encoder_renders_only_the_judged_bands() -> None:
     from svdcodec.encoder.tuning import DEBLOCK_SAMPLE_PIXELS
 
     image = photo(520, 90, 3, seed=3)
-    container = fmt.unpack(svdcodec.encode(image, quality=30))
+    container = fmt.unpack(svdcodec.encode(image, quality=30, deblock=False))  # unfiltered
     bands = judged_bands(520, 16, 90)
     assert bands is not None
     rendered = rendered_bands([bands, judged_bands(520, 8, 90)], 520, 8)

@@ -14,9 +14,9 @@ from support import photo
 
 import svdcodec
 from svdcodec import SvdiError, cli
+from svdcodec import format as container
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.evaluation.metrics import psnr
-from svdcodec import format as container
 from svdcodec.format import FACTOR_CHUNKS
 from svdcodec.format.recompress import recompress_blocks
 
@@ -100,16 +100,17 @@ def test_pillow_save_and_the_cli_take_effort(tmp_path) -> None:  # type: ignore[
     assert cli.encode_main([str(tmp_path / "in.png"), "--effort", "3", "-f"]) == 2
 
 
-def test_the_cli_turns_the_deblocking_filter_on(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """--deblock writes what encode(deblock=True) writes (a filtered plane on a photo); by
-    default no filter."""
+def test_the_cli_turns_the_deblocking_filter_on_and_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """By default and with --deblock the CLI writes what encode() and encode(deblock=True)
+    write (a filtered plane on a photo); --no-deblock what encode(deblock=False) writes."""
     pixels = photo(96, 128, 3)
     Image.fromarray(pixels).save(tmp_path / "in.png")
-    assert cli.encode_main([str(tmp_path / "in.png"), "--deblock", "--quiet"]) == 0
-    data = (tmp_path / "in.svdi").read_bytes()
-    assert data == svdcodec.encode(pixels, deblock=True)
-    assert any(p.filtered for p in container.unpack(data).planes)
-    assert cli.encode_main([str(tmp_path / "in.png"), "-f", "--quiet"]) == 0
+    for flags in ([], ["--deblock"]):
+        assert cli.encode_main([str(tmp_path / "in.png"), *flags, "-f", "--quiet"]) == 0
+        data = (tmp_path / "in.svdi").read_bytes()
+        assert data == svdcodec.encode(pixels) == svdcodec.encode(pixels, deblock=True)
+        assert any(p.filtered for p in container.unpack(data).planes)
+    assert cli.encode_main([str(tmp_path / "in.png"), "--no-deblock", "-f", "--quiet"]) == 0
     plain = (tmp_path / "in.svdi").read_bytes()
-    assert plain == svdcodec.encode(pixels) == svdcodec.encode(pixels, deblock=False)
+    assert plain == svdcodec.encode(pixels, deblock=False)
     assert not any(p.filtered for p in container.unpack(plain).planes)

@@ -1,5 +1,5 @@
 """What an encode holds: a Pillow image read band by band (`modes.ImageRows`) instead of copied
-whole, the halved chroma converted to float32 in its own buffer, one chroma plane halved at a
+whole (the deblocking filter judged on its bands' rows), the halved chroma converted to float32 in its own buffer, one chroma plane halved at a
 time, a large plane's U kept at its first and last columns (the others as symbols), and
 svdi-encode's input bytes let go before the encode. Each gives the same bytes as before."""
 
@@ -27,7 +27,7 @@ from svdcodec.encoder import source as encoder_source
 from svdcodec.encoder import step_for_quality
 from svdcodec.encoder.blocks import component_groups, small_plane
 from svdcodec.encoder.source import PlaneSource, image_header
-from svdcodec.format import LAYOUT_PATCH
+from svdcodec.format import LAYOUT_PATCH, unpack
 from svdcodec.modes import ImageRows, raw_array
 from svdcodec.runtime import band_sizes, threads
 
@@ -77,7 +77,8 @@ def test_image_rows_take_only_l_and_rgb() -> None:
 
 
 OPTIONS = [{}, {"quality": 30}, {"quality": 95}, {"layout": "plain"}, {"layout": "patch4"},
-           {"rank": 5}, {"centre": True}, {"effort": 2}]
+           {"rank": 5}, {"centre": True}, {"effort": 2}, {"deblock": True},
+           {"deblock": True, "quality": 30}]
 
 
 @pytest.mark.parametrize("options", OPTIONS)
@@ -93,18 +94,23 @@ def test_pillow_image_read_by_band_encodes_as_its_array(
     assert data == svdcodec.encode(pixels, **options)
 
 
+@pytest.mark.parametrize("deblock", [False, True])
 def test_no_whole_copy_of_a_large_pillow_image(rows_always: list[tuple[int, int]],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """The patch layouts read bands, never the whole image at once."""
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                deblock: bool) -> None:
+    """The patch layouts read bands, never the whole image at once; the deblocking filter's
+    judgement too (the rows of the bands it judges, a plane of 256 rows and more)."""
     def refused(image: Image.Image) -> np.ndarray:
         raise AssertionError("the whole image was copied")
     monkeypatch.setattr(modes, "raw_array", refused)
     pixels = photo(320, 240, 3)
-    assert saved(Image.fromarray(pixels)) == svdcodec.encode(pixels)
+    data = saved(Image.fromarray(pixels), deblock=deblock)
+    assert data == svdcodec.encode(pixels, deblock=deblock)
+    assert any(p.filtered for p in unpack(data).planes) == deblock
     assert max(y1 - y0 for y0, y1 in rows_always) < 320
 
 
-@pytest.mark.parametrize("options", [{"max_error": 2}, {"deblock": True}, {"target_psnr": 30},
+@pytest.mark.parametrize("options", [{"max_error": 2}, {"target_psnr": 30},
                                      {"max_bytes": 3000}])
 def test_options_reading_the_whole_array_get_it(options: dict,
                                                 rows_always: list[tuple[int, int]]) -> None:

@@ -151,8 +151,8 @@ def sweep(img: np.ndarray, image: str, progress: StepCounter | None = None) -> l
 
 
 #: Codecs of the benchmarks (benchmarks/rd.py) that the one-image comparison leaves out.
-BENCHMARK_ONLY = ("png", "svdi-deblock", "svdi-restore", "svdi-effort2", "svdi-smallest",
-                  "svdi-aq", "svdi-deblock-aq", "svdi-smallest-aq")
+BENCHMARK_ONLY = ("png", "svdi-nodeblock", "svdi-deblock", "svdi-restore", "svdi-effort2",
+                  "svdi-smallest", "svdi-aq", "svdi-deblock-aq", "svdi-smallest-aq", "svdi-best")
 
 
 def sweep_codecs() -> list[str]:

@@ -489,18 +489,20 @@ def _encode_parser() -> argparse.ArgumentParser:
                             "low-rank layer, format version 2; -q sets the layer)")
     exact.add_argument("--lossless", action="store_true",
                        help="decode to exactly the input samples (--max-error 0)")
-    parser.add_argument("--deblock", action="store_true",
-                        help="let the decoder smooth the patch edges with a deblocking filter "
-                             "(format version 4): about 5 %% smaller at equal PSNR, 8-10 %% "
-                             "at equal SSIM, for about twice the encode time and up to 1.9x the "
-                             "decode time")
+    filtering = parser.add_mutually_exclusive_group()
+    filtering.add_argument("--deblock", dest="deblock", action="store_true", default=None,
+                           help="let the decoder smooth the patch edges with a deblocking "
+                                "filter (format version 4; the default): about 5 %% smaller at "
+                                "equal PSNR, 8-10 %% at equal SSIM")
+    filtering.add_argument("--no-deblock", dest="deblock", action="store_false",
+                           help="no deblocking filter: a slightly faster encode and decode")
     parser.add_argument("--aq", action="store_true",
                         help="adaptive quantization per patch of the luma plane (format "
                              "version 6): higher luma SSIM at the same bytes, slightly lower "
                              "RGB PSNR")
     parser.add_argument("--restore", action="store_true",
                         help="let the decoder apply a restoration filter the encoder fits "
-                             "(format version 6; best with --deblock): about 180 bytes a "
+                             "(format version 6; after the deblocking filter): about 180 bytes a "
                              "file for sharper, closer pictures (docs/performance.md)")
     parser.add_argument("--effort", type=int, choices=(1, 2), metavar="{1,2}",
                         help="2: choose the factors' integers by rate and distortion and "
@@ -562,7 +564,7 @@ def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                              max_error=0.0 if args.lossless else args.max_error,
                              exact_alpha=False if args.lossy_alpha else None,
                              centre=True if args.centre else None, effort=args.effort,
-                             deblock=True if args.deblock else None,
+                             deblock=args.deblock,
                              aq=True if args.aq else None,
                              restore=True if args.restore else None)
     clashes = _collisions(parser.prog, args.inputs, dests)

@@ -37,6 +37,7 @@ from ..format import (
     plan_record,
     unpack,
 )
+from ..modes import Pixels
 from ..runtime import kernels
 from ..runtime.scratch import ThreadBuffers
 from .residual import exact_container, pack_exact
@@ -70,75 +71,77 @@ def target_channel(pixels: np.ndarray, colour: int, channel: int) -> np.ndarray:
     return ycc + np.float32(CHROMA_OFFSET if channel else 0.0)
 
 
-def movable(shape: tuple[int, int], period: int, counted: np.ndarray | None = None
-            ) -> np.ndarray:
-    """Flat indices of the samples of an (h, w) channel that a filter of this edge period can
-    move (spec §5.4: only p0 and q0, the rows and columns e - 1 and e of each edge e, e + 1
-    inside), on the `counted` rows if given: the only samples whose error a strength changes."""
-    def edge_lines(n: int) -> np.ndarray:
-        at = np.zeros(n, dtype=bool)
-        edges = np.arange(period, n - 1, period)
-        at[edges - 1] = at[edges] = True
-        return at
-    h, w = shape
-    rows = edge_lines(h)
-    mask = rows[:, None] | edge_lines(w)[None, :]
-    if counted is not None:
-        mask &= counted[:, None]
-    return np.flatnonzero(mask)
+#: The goal's unit in the strengths' trials: a target in units of 2^-16 is an integer, so
+#: that every error change is summed exactly, in any order, on both kernel paths.
+GOAL_SCALE = 1 << 16
+
+
+def goal_units(target: np.ndarray) -> np.ndarray:
+    """The target (float32) as the nearest integer multiple of 2^-16, int32 (8-bit targets
+    lie within +-2^9, far inside the C kernel's bound of 2^26 units)."""
+    return np.rint(target * np.float32(GOAL_SCALE)).astype(np.int32)
 
 
 class EdgeSamples:
-    """One decoded channel (C-contiguous (h, w) bytes) ready to judge strengths on: its error
-    against the target at the samples a filter of `period` can move (`movable`), so that each
-    strength costs one filter pass and a gather of those samples, not a pass over every
-    sample and the whole target."""
+    """One decoded channel (C-contiguous (h, w) bytes) ready to judge strengths on: its goal
+    in units of 2^-16 (`goal_units`) and the rows whose error counts (all, or `counted`).
 
-    def __init__(self, samples: np.ndarray, period: int, where: np.ndarray,
-                 goal: np.ndarray) -> None:
-        self.samples, self.period, self.where = samples, period, where
-        self.goal = goal.astype(np.float64)
-        before = samples.ravel()[where] - self.goal
-        self.before = float(np.dot(before, before))
+    Each strength costs one filter pass over the channel and one integer pass over its
+    counted rows: the error changes only where the filter moved a sample from o to n, by
+    (n - g)^2 - (o - g)^2 = (n - o)(n + o - 2 g), summed in integers times 2^16 (`changes`),
+    so no gather of the movable samples and no float sum whose order could differ."""
 
-    def gain(self, params: tuple[int, int, int]) -> float:
-        """The squared error the filter `params` saves on the judged samples (negative: it
-        adds error)."""
-        if self.where.size == 0:
-            return 0.0
-        trial = self.samples[..., None].copy()
+    def __init__(self, samples: np.ndarray, period: int, goal: np.ndarray,
+                 counted: np.ndarray | None = None) -> None:
+        self.samples, self.period = samples, period
+        self.goal = goal.reshape(samples.shape)
+        self.counted = (np.ones(samples.shape[0], dtype=bool) if counted is None
+                        else counted)
+
+    def changes(self, candidates: list[tuple[int, int, int]]) -> list[int]:
+        """2^16 times the squared error each filter adds on the counted rows (negative: it
+        saves error), exact integers: the C kernel `deblock_gains`, or the filter of
+        codec.deblock and the same sum in numpy."""
         compiled = kernels.get()
-        if compiled is not None:  # both passes in one call each (a small channel: no bands)
-            table = np.array([(0, self.period, *params)], np.int64)
-            compiled.deblock(trial, table, 1, 0, trial.shape[0])
-            compiled.deblock(trial, table, 0, 0, trial.shape[1])
-        else:
+        if compiled is not None:
+            out = np.zeros(len(candidates), dtype=np.int64)
+            compiled.deblock_gains(self.samples, self.goal, self.counted.view(np.uint8),
+                                   self.period, np.array(candidates, np.int64).reshape(-1, 3),
+                                   out)
+            return [int(v) for v in out]
+        old = self.samples[self.counted].astype(np.int64)
+        goal = 2 * self.goal[self.counted].astype(np.int64)
+        found = []
+        for params in candidates:
+            trial = self.samples[..., None].copy()
             deblock_channels(trial, [(0, self.period, params)], None)
-        after = trial.ravel()[self.where] - self.goal
-        return self.before - float(np.dot(after, after))
+            new = trial[self.counted, :, 0].astype(np.int64)
+            found.append(int(np.sum((new - old) * (((new + old) << 16) - goal))))
+        return found
 
 
 def filter_gain(samples: np.ndarray, target: np.ndarray, period: int,
                 params: tuple[int, int, int], counted: np.ndarray | None = None) -> float:
     """The squared error one filter saves on a decoded channel (C-contiguous, against the
-    flat `target`; negative: it adds error), summed over the samples it can change, the only
-    ones whose error changes; with `counted` (a bool per row), on those rows only."""
-    where = movable(samples.shape, period, counted)
-    return EdgeSamples(samples, period, where, target[where]).gain(params)
+    `target`, to within 2^-17 per moved sample: the target's rounding to `goal_units`;
+    negative: it adds error); with `counted` (a bool per row), on those rows only."""
+    change = EdgeSamples(samples, period, goal_units(target), counted).changes([params])[0]
+    return -change / GOAL_SCALE
 
 
 def best_strength(judged: Iterable[EdgeSamples], step: float
                   ) -> tuple[tuple[int, int, int], float]:
     """(alpha, beta, tc) that saves the most squared error on one decoded channel's judged
-    samples (given in pieces, one held at a time: the sum of their gains; NO_DEBLOCK if none
-    saves any) and the error it saves."""
+    samples (given in pieces, one held at a time: the sum of their exact error changes;
+    NO_DEBLOCK if none saves any) and the error it saves."""
     candidates = strengths(step)
-    gains = [0.0] * len(candidates)
+    totals = [0] * len(candidates)
     for piece in judged:
-        for k, params in enumerate(candidates):
-            gains[k] += piece.gain(params)
+        for k, change in enumerate(piece.changes(candidates)):
+            totals[k] += change
     best, saved = NO_DEBLOCK, 0.0
-    for params, gain in zip(candidates, gains):
+    for params, total in zip(candidates, totals):
+        gain = -total / GOAL_SCALE
         if gain > saved:
             best, saved = params, gain
     return best, saved
@@ -222,14 +225,15 @@ def sampled_samples(container: Container, bands: list[tuple[int, int]]) -> np.nd
     return out
 
 
-def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels: np.ndarray,
+def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels: Pixels,
                    colour: int, plane: Plane, period: int, judged: list[tuple[int, int]] | None
                    ) -> tuple[tuple[int, int, int], float]:
     """`best_strength` of one plane's channel of the stacked samples of the `rendered` bands
-    against the (h, w, c) image, judged on `judged` (`judged_bands`; None: the whole plane):
+    against the (h, w, c) image (an array, or a Pillow image's `ImageRows`: only the judged
+    bands' rows are read), judged on `judged` (`judged_bands`; None: the whole plane):
     the error it saves, scaled to the whole plane. The judged bands go in pieces of about
-    DEBLOCK_PIECE_SAMPLES samples: their temporaries (indices, targets and errors in 8 bytes
-    a sample) stay small beside the image."""
+    DEBLOCK_PIECE_SAMPLES samples: their temporaries (the target and its integers, the trial
+    channel: 10 bytes a sample) stay small beside the image."""
     h, w = pixels.shape[:2]
     stacked = np.concatenate([np.arange(y0, y1) for y0, y1 in rendered])
     pieces = [[(0, h)]] if judged is None else judged_pieces(judged, w)
@@ -239,11 +243,10 @@ def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels:
         picked = (slice(None) if stacked.size == rows.size  # the same rows: no gather
                   else np.searchsorted(stacked, rows))
         channel = np.ascontiguousarray(samples[picked, :, plane.index])
-        where = movable(channel.shape, period, counted)
         # the target band by band (no copy of the judged pixels, no (n, 3) floats of them)
-        goal = np.concatenate([target_channel(pixels[y0:y1], colour, plane.index)
-                               for y0, y1 in bands])[where]
-        return EdgeSamples(channel, period, where, goal)
+        goal = np.concatenate([goal_units(target_channel(pixels[y0:y1], colour, plane.index))
+                               for y0, y1 in bands])
+        return EdgeSamples(channel, period, goal, counted)
     params, saved = best_strength((piece(bands) for bands in pieces), plane.step)
     if judged is None:
         return params, saved
@@ -264,9 +267,10 @@ def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[i
     return pieces
 
 
-def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
+def with_deblocking(layer: bytes, pixels: Pixels, step: float) -> bytes:
     """The encoder's file (no metadata, no residual yet) with the deblocking filter of each
-    plane that gains from one (version 4), or `layer` itself."""
+    plane that gains from one (version 4), or `layer` itself. `pixels`: the (h, w, c) image,
+    of which only the judged bands' rows are read (`pixels[y0:y1]`)."""
     container = unpack(layer)
     header = container.header
     if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
@@ -284,7 +288,7 @@ def with_deblocking(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     unit = math.lcm(*(p.patch for p in full if p.layout == LAYOUT_PATCH))
     rendered = rendered_bands(list(judged.values()), header.height, unit)
     samples = sampled_samples(unfiltered, rendered)
-    pixels = pixels.reshape(header.height, header.width, header.channels)
+    assert pixels.shape == (header.height, header.width, header.channels)
     chosen, gain = [], 0.0
     for p in unfiltered.planes:
         params = NO_DEBLOCK

@@ -75,8 +75,8 @@ class Encoder:
     """Holds everything that does not depend on the step, so rate control can iterate cheaply.
 
     `single_step`: only one step will be coded, so planes kept for later steps can go as soon
-    as they are coded. `pixels`: an array, or the rows of a Pillow image (`modes.ImageRows`)
-    when there is no deblocking, which reads the whole array.
+    as they are coded. `pixels`: an array, or the rows of a Pillow image (`modes.ImageRows`),
+    read a band of rows at a time (deblocking too: the rows of the bands it judges).
     """
 
     def __init__(self, pixels: Pixels, layouts: list[tuple[int, int]], rule: RankRule,
@@ -238,7 +238,6 @@ class Encoder:
         # again at every generation blurs it cycle after cycle, docs/design-notes.md; grey
         # samples are integers either way and cannot tell)
         if self.deblock and not (ycc_8bit(header, 0) and source.on_decoder_grid):
-            assert isinstance(self.pixels, np.ndarray), "encode() passes deblocking an array"
             data = with_deblocking(data, self.pixels, step)
         # 8-bit images: the restoration filter fitted to the decoded samples (version 6, §5.6)
         if self.restore:

@@ -133,7 +133,7 @@ def run_lecture(img: Array, rank: int, level: int = 19) -> Encoded:
     return n_bytes, decoded
 
 
-def run_svdi(img: Array, quality: int, layout: str = "auto", deblock: bool = False,
+def run_svdi(img: Array, quality: int, layout: str = "auto", deblock: bool = True,
              effort: int = 1, restore: bool = False, aq: bool = False) -> Encoded:
     """Round trip through svdcodec itself (imported lazily: the core is optional here)."""
     import svdcodec
@@ -191,7 +191,7 @@ def _per_setting(runner: Callable[[Array, Any], Encoded]) -> SweepFn:
     return sweep
 
 
-def _svdi(layout: str, deblock: bool = False, effort: int = 1, restore: bool = False,
+def _svdi(layout: str, deblock: bool = True, effort: int = 1, restore: bool = False,
           aq: bool = False) -> SweepFn:
     return _per_setting(lambda img, q: run_svdi(img, int(q), layout=layout, deblock=deblock,
                                                 effort=effort, restore=restore, aq=aq))
@@ -233,23 +233,31 @@ CODECS: dict[str, Codec] = {
         Codec("png", (6,), (6,), _per_setting(run_png), "zlib"),
         Codec("lecture", (4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 320, 384), (16, 48, 128, 256, 384),
               lambda img, ranks: list(lecture_sweep(img, [int(r) for r in ranks]))),
+        # the encoder's defaults (the deblocking filter on)
         Codec("svdi", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto")),
         Codec("svdi-plain", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("plain")),
-        # encode(deblock=True): format version 4's deblocking filter (benchmarks only: the
-        # one-image comparison, svdi-compare, shows the defaults)
+        # encode(deblock=False): without format version 4's deblocking filter (benchmarks only:
+        # the one-image comparison, svdi-compare, shows the defaults)
+        Codec("svdi-nodeblock", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=False)),
+        # encode(deblock=True), the default since 2026-12-03, by name for older commands
         Codec("svdi-deblock", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True)),
-        # encode(deblock=True, restore=True): and format version 6's restoration filter
-        Codec("svdi-restore", _SVDI_QUALITIES, _SVDI_QUICK,
-              _svdi("auto", deblock=True, restore=True)),
+        # encode(restore=True): and format version 6's restoration filter
+        Codec("svdi-restore", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", restore=True)),
         # encode(effort=2): levels chosen by rate and distortion, blocks at zstd level 15
         Codec("svdi-effort2", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", effort=2)),
-        # both: the smallest files the encoder writes today, for the slowest encode and decode
+        # effort 2 with the deblocking filter (the same as svdi-effort2 since the filter is the
+        # default), by name for older commands
         Codec("svdi-smallest", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True, effort=2)),
-        # encode(aq=True): format version 6's adaptive quantization per patch of luma
-        Codec("svdi-aq", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", aq=True)),
+        # encode(aq=True): format version 6's adaptive quantization per patch of luma, without
+        # and with the deblocking filter, and with effort 2
+        Codec("svdi-aq", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=False, aq=True)),
         Codec("svdi-deblock-aq", _SVDI_QUALITIES, _SVDI_QUICK, _svdi("auto", deblock=True, aq=True)),
         Codec("svdi-smallest-aq", _SVDI_QUALITIES, _SVDI_QUICK,
               _svdi("auto", deblock=True, effort=2, aq=True)),
+        # every tool of format version 6 at effort 2: the smallest files svdi writes, for the
+        # slowest encode and decode
+        Codec("svdi-best", _SVDI_QUALITIES, _SVDI_QUICK,
+              _svdi("auto", deblock=True, effort=2, aq=True, restore=True)),
     )
 }
 """Every codec the comparison knows, in report order."""
