@@ -1139,10 +1139,30 @@ HOT static float max_magnitude(const char *data, Py_ssize_t rows, Py_ssize_t col
     return f;
 }
 
-/* max |A o M| (spec 5.5) of float32 integers with M per row (mult) over the binary32
-   products codec.aq.scaled_left makes (column 0 times 16, the others times M), compared as
-   max_magnitude does, by the bits of non-negative floats; 16 columns at a time, a running
-   maximum per column, so that the loop over a row's columns vectorizes. */
+/* The running maxima top[k] of |A[i, k0 + k]| M_ik over a block's rows (binary32 products as
+   codec.aq.scaled_left makes them: M_i0 = 16, else M_i), as bits of non-negative floats;
+   inlined with width 16 and contiguous columns, where the loop over k vectorizes. */
+ALWAYS_INLINE void max_adapted_columns(const char *data, Py_ssize_t rows, Py_ssize_t k0,
+                                       Py_ssize_t width, Py_ssize_t row_stride,
+                                       Py_ssize_t col_stride, const int32_t *mult,
+                                       int32_t *top)
+{
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        const char *row = data + i * row_stride + k0 * col_stride;
+        const float row_m = fabsf((float)mult[i]);
+        for (Py_ssize_t k = 0; k < width; k++) {
+            float a, scaled;
+            int32_t bits = magnitude_bits(row + k * col_stride), x;
+            memcpy(&a, &bits, 4);
+            scaled = a * (k0 + k == 0 ? 16.0f : row_m);
+            memcpy(&x, &scaled, 4);
+            top[k] = x > top[k] ? x : top[k];
+        }
+    }
+}
+
+/* max |A o M| (spec 5.5) of float32 integers with M per row (mult), compared as
+   max_magnitude does, 16 columns at a time. */
 HOT static float max_adapted(const char *data, Py_ssize_t rows, Py_ssize_t rank,
                              Py_ssize_t row_stride, Py_ssize_t col_stride, const int32_t *mult)
 {
@@ -1150,18 +1170,10 @@ HOT static float max_adapted(const char *data, Py_ssize_t rows, Py_ssize_t rank,
     for (Py_ssize_t k0 = 0; k0 < rank; k0 += 16) {
         const Py_ssize_t width = rank - k0 < 16 ? rank - k0 : 16;
         int32_t top[16] = {0};
-        for (Py_ssize_t i = 0; i < rows; i++) {
-            const char *row = data + i * row_stride + k0 * col_stride;
-            const float row_m = fabsf((float)mult[i]);
-            for (Py_ssize_t k = 0; k < width; k++) {
-                float a, scaled;
-                int32_t bits = magnitude_bits(row + k * col_stride), x;
-                memcpy(&a, &bits, 4);
-                scaled = a * (k0 + k == 0 ? 16.0f : row_m);
-                memcpy(&x, &scaled, 4);
-                top[k] = x > top[k] ? x : top[k];
-            }
-        }
+        if (width == 16 && col_stride == 4)
+            max_adapted_columns(data, rows, k0, 16, row_stride, 4, mult, top);
+        else
+            max_adapted_columns(data, rows, k0, width, row_stride, col_stride, mult, top);
         for (Py_ssize_t k = 0; k < width; k++)
             m = top[k] > m ? top[k] : m;
     }
