@@ -459,8 +459,11 @@ class PlaneReconstructor:
         left = scratch_array(self.scratch, "left", (r1 - r0, self.rank), self.compiled is None)
         self._fill(left, self.u, self.plane.grid, r0, r1, self.scale)
         self.left, self.base = left, r0
-        if self.map_from_left and self.row_m is None:  # the one pass: every row, integers
-            self.row_m = self._map(left[:, :min(self.plane.aq[0], self.plane.rank)])
+        if self.map_from_left and self.row_m is None:  # the one pass, integers
+            # bands of every row (a decode) give the map's rows; bands of some rows only
+            # (the encoder's deblocking judgement) fill the map's components apart
+            self.row_m = (self._map(left[:, :min(self.plane.aq[0], self.plane.rank)])
+                          if r0 == 0 and r1 == self.m else self._row_multipliers(self.container))
 
     def matrix(self, i: int) -> np.ndarray:
         """Matrix rows of band i (in the loaded pass), loaded columns, float32."""
