@@ -14,6 +14,7 @@ import svdcodec
 from svdcodec.codec import aq
 from svdcodec.codec import exact as exact_rule
 from svdcodec.codec.layout import from_matrix
+from svdcodec.decoder.plane import PlaneReconstructor
 from svdcodec.decoder.reference import decode_plane, decode_reference, row_multipliers
 from svdcodec.encoder import aq as aq_encoder
 from svdcodec.errors import SvdiError
@@ -235,3 +236,16 @@ def test_pillow_option() -> None:
     buffer = io.BytesIO()
     Image.fromarray(sample((64, 96))).save(buffer, format="SVDI", aq=True, quality=50)
     assert unpack(buffer.getvalue()).header.version == AQ_VERSION
+
+
+def test_bands_of_some_rows() -> None:
+    """A plane reconstructed for some bands only (as the encoder's deblocking judgement reads
+    it) gives those rows of the reference decoder's plane: its map still covers every row."""
+    data = svdcodec.encode(sample((192, 256)), quality=30, aq=True)
+    c = unpack(data)
+    p = c.planes[0]
+    whole = decode_plane(c, p, p.rank)
+    rows = PlaneReconstructor(c, p, p.rank, [(64, 128)], 1 << 24, compiled=kernels.get())
+    found: dict[int, np.ndarray] = {}
+    rows.each_band(lambda i: found.__setitem__(i, rows.float_rows(i).copy()), None)
+    assert np.array_equal(found[0], whole[64:128])
