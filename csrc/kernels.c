@@ -930,21 +930,25 @@ done:
    are listed without a branch (an index written at every k, the count advanced by whether
    A[i, k] is non-zero): a branch on the data mispredicts more than the work it saves.
    Inlined for patch 8's 64 columns, whose sums are local arrays (in registers as far as they
-   fit); other counts use sums0 and sums1 (cols each); patch 4's 16 take exact_rows16. */
+   fit); other counts use sums0 and sums1 (cols each); patch 4's 16 take exact_rows16.
+   An adapted plane (spec 5.5, mult: M per row; rank >= 1) sums components >= 1 alone, then
+   V = M * sum + (16 A[i, 0]) bw[j]: the same integers as summing A o M's terms, every product
+   and partial sum again an integer within the bound (M <= max|A o M| / max|A[i, k >= 1]|). */
 ALWAYS_INLINE void exact_rows(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
                               Py_ssize_t rows, Py_ssize_t rank, const double *RESTRICT bw,
                               const Py_ssize_t cols, double unit, const double *means,
                               double *RESTRICT values, Py_ssize_t *RESTRICT terms,
                               double *RESTRICT sums0, double *RESTRICT sums1, char *out,
-                              Py_ssize_t out_row, const int fused)
+                              Py_ssize_t out_row, const int32_t *mult, const int fused)
 {
     double local[2][64];
     double *RESTRICT s0 = cols <= 64 ? local[0] : sums0;
     double *RESTRICT s1 = cols <= 64 ? local[1] : sums1;
+    const Py_ssize_t first = mult != NULL; /* adapted: column 0 added at the end */
     for (Py_ssize_t i = 0; i < rows; i++) {
         const char *a = left + i * left_row;
         Py_ssize_t n = 0;
-        for (Py_ssize_t k = 0; k < rank; k++) {
+        for (Py_ssize_t k = first; k < rank; k++) {
             double ak = (double)ld_f32(a + k * left_col);
             values[n] = ak;
             terms[n] = k * cols;
@@ -970,6 +974,13 @@ ALWAYS_INLINE void exact_rows(const char *left, Py_ssize_t left_row, Py_ssize_t 
                 s0[j] = MULTIPLY_ADD(fused, s0[j], a0, b0[j]);
         }
         char *o = out + i * out_row;
+        if (mult != NULL) {
+            const double m = mult[i], a0 = 16.0 * (double)ld_f32(a);
+            for (Py_ssize_t j = 0; j < cols; j++)
+                s0[j] = MULTIPLY_ADD(fused, (s0[j] + s1[j]) * m, a0, bw[j]);
+            for (Py_ssize_t j = 0; j < cols; j++)
+                s1[j] = 0.0;
+        }
         if (means != NULL) {
             for (Py_ssize_t j = 0; j < cols; j++)
                 st_f32(o + 4 * j, (float)((s0[j] + s1[j]) * unit + means[j]));
@@ -987,8 +998,9 @@ ALWAYS_INLINE void exact_rows(const char *left, Py_ssize_t left_row, Py_ssize_t 
 ALWAYS_INLINE void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
                                 Py_ssize_t rows, Py_ssize_t rank, const double *RESTRICT bw,
                                 double unit, const double *means, char *out,
-                                Py_ssize_t out_row, const int fused)
+                                Py_ssize_t out_row, const int32_t *mult, const int fused)
 {
+    const Py_ssize_t first = mult != NULL; /* adapted (see exact_rows): column 0 at the end */
     Py_ssize_t i = 0;
     for (; i + 4 <= rows; i += 4) {
         const char *a0 = left + i * left_row, *a1 = a0 + left_row, *a2 = a1 + left_row,
@@ -996,7 +1008,7 @@ ALWAYS_INLINE void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_
         double s0[16], s1[16], s2[16], s3[16];
         for (Py_ssize_t j = 0; j < 16; j++)
             s0[j] = s1[j] = s2[j] = s3[j] = 0.0;
-        for (Py_ssize_t k = 0; k < rank; k++) {
+        for (Py_ssize_t k = first; k < rank; k++) {
             const double *RESTRICT b = bw + k * 16;
             const double x0 = ld_f32(a0 + k * left_col), x1 = ld_f32(a1 + k * left_col),
                          x2 = ld_f32(a2 + k * left_col), x3 = ld_f32(a3 + k * left_col);
@@ -1005,6 +1017,17 @@ ALWAYS_INLINE void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_
                 s1[j] = MULTIPLY_ADD(fused, s1[j], x1, b[j]);
                 s2[j] = MULTIPLY_ADD(fused, s2[j], x2, b[j]);
                 s3[j] = MULTIPLY_ADD(fused, s3[j], x3, b[j]);
+            }
+        }
+        if (mult != NULL) {
+            const double m0 = mult[i], m1 = mult[i + 1], m2 = mult[i + 2], m3 = mult[i + 3];
+            const double x0 = 16.0 * (double)ld_f32(a0), x1 = 16.0 * (double)ld_f32(a1),
+                         x2 = 16.0 * (double)ld_f32(a2), x3 = 16.0 * (double)ld_f32(a3);
+            for (Py_ssize_t j = 0; j < 16; j++) {
+                s0[j] = MULTIPLY_ADD(fused, s0[j] * m0, x0, bw[j]);
+                s1[j] = MULTIPLY_ADD(fused, s1[j] * m1, x1, bw[j]);
+                s2[j] = MULTIPLY_ADD(fused, s2[j] * m2, x2, bw[j]);
+                s3[j] = MULTIPLY_ADD(fused, s3[j] * m3, x3, bw[j]);
             }
         }
         double *sums[4] = {s0, s1, s2, s3};
@@ -1025,10 +1048,15 @@ ALWAYS_INLINE void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_
         double sg[16];
         for (Py_ssize_t j = 0; j < 16; j++)
             sg[j] = 0.0;
-        for (Py_ssize_t k = 0; k < rank; k++) {
+        for (Py_ssize_t k = first; k < rank; k++) {
             const double x = ld_f32(a + k * left_col);
             for (Py_ssize_t j = 0; j < 16; j++)
                 sg[j] = MULTIPLY_ADD(fused, sg[j], x, bw[k * 16 + j]);
+        }
+        if (mult != NULL) {
+            const double m = mult[i], x = 16.0 * (double)ld_f32(a);
+            for (Py_ssize_t j = 0; j < 16; j++)
+                sg[j] = MULTIPLY_ADD(fused, sg[j] * m, x, bw[j]);
         }
         char *o = out + i * out_row;
         for (Py_ssize_t j = 0; j < 16; j++)
@@ -1043,17 +1071,17 @@ ALWAYS_INLINE void exact_product_rows(const char *left, Py_ssize_t left_row,
                                       const double *bw, Py_ssize_t cols, double unit,
                                       const double *means, double *values, Py_ssize_t *terms,
                                       double *sums0, double *sums1, char *out,
-                                      Py_ssize_t out_row, const int fused)
+                                      Py_ssize_t out_row, const int32_t *mult, const int fused)
 {
     if (cols == 16)
         exact_rows16(left, left_row, left_col, rows, rank, bw, unit, means, out, out_row,
-                     fused);
+                     mult, fused);
     else if (cols == 64)
         exact_rows(left, left_row, left_col, rows, rank, bw, 64, unit, means, values, terms,
-                   sums0, sums1, out, out_row, fused);
+                   sums0, sums1, out, out_row, mult, fused);
     else
         exact_rows(left, left_row, left_col, rows, rank, bw, cols, unit, means, values, terms,
-                   sums0, sums1, out, out_row, fused);
+                   sums0, sums1, out, out_row, mult, fused);
 }
 
 /* One compiled copy of exact_product_rows: `attributes` choose the instruction sets it is
@@ -1063,10 +1091,11 @@ ALWAYS_INLINE void exact_product_rows(const char *left, Py_ssize_t left_row,
                                 Py_ssize_t rows, Py_ssize_t rank, const double *bw,            \
                                 Py_ssize_t cols, double unit, const double *means,             \
                                 double *values, Py_ssize_t *terms, double *sums0,              \
-                                double *sums1, char *out, Py_ssize_t out_row)                  \
+                                double *sums1, char *out, Py_ssize_t out_row,                  \
+                                const int32_t *mult)                                           \
     {                                                                                          \
         exact_product_rows(left, left_row, left_col, rows, rank, bw, cols, unit, means,        \
-                           values, terms, sums0, sums1, out, out_row, fused);                  \
+                           values, terms, sums0, sums1, out, out_row, mult, fused);            \
     }
 
 DEFINE_EXACT_RUN(HOT_WIDE, exact_run, 0)
@@ -1110,6 +1139,49 @@ HOT static float max_magnitude(const char *data, Py_ssize_t rows, Py_ssize_t col
     return f;
 }
 
+/* The running maxima top[k] of |A[i, k0 + k]| M_ik over a block's rows (binary32 products as
+   codec.aq.scaled_left makes them: M_i0 = 16, else M_i), as bits of non-negative floats;
+   inlined with width 16 and contiguous columns, where the loop over k vectorizes. */
+ALWAYS_INLINE void max_adapted_columns(const char *data, Py_ssize_t rows, Py_ssize_t k0,
+                                       Py_ssize_t width, Py_ssize_t row_stride,
+                                       Py_ssize_t col_stride, const int32_t *mult,
+                                       int32_t *top)
+{
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        const char *row = data + i * row_stride + k0 * col_stride;
+        const float row_m = fabsf((float)mult[i]);
+        for (Py_ssize_t k = 0; k < width; k++) {
+            float a, scaled;
+            int32_t bits = magnitude_bits(row + k * col_stride), x;
+            memcpy(&a, &bits, 4);
+            scaled = a * (k0 + k == 0 ? 16.0f : row_m);
+            memcpy(&x, &scaled, 4);
+            top[k] = x > top[k] ? x : top[k];
+        }
+    }
+}
+
+/* max |A o M| (spec 5.5) of float32 integers with M per row (mult), compared as
+   max_magnitude does, 16 columns at a time. */
+HOT static float max_adapted(const char *data, Py_ssize_t rows, Py_ssize_t rank,
+                             Py_ssize_t row_stride, Py_ssize_t col_stride, const int32_t *mult)
+{
+    int32_t m = 0;
+    for (Py_ssize_t k0 = 0; k0 < rank; k0 += 16) {
+        const Py_ssize_t width = rank - k0 < 16 ? rank - k0 : 16;
+        int32_t top[16] = {0};
+        if (width == 16 && col_stride == 4)
+            max_adapted_columns(data, rows, k0, 16, row_stride, 4, mult, top);
+        else
+            max_adapted_columns(data, rows, k0, width, row_stride, col_stride, mult, top);
+        for (Py_ssize_t k = 0; k < width; k++)
+            m = top[k] > m ? top[k] : m;
+    }
+    float f;
+    memcpy(&f, &m, 4);
+    return f;
+}
+
 PyDoc_STRVAR(exact_product_doc,
 "exact_product(left, weights, right, shift, means, limit, out, multipliers=None) -> float\n\n"
 "codec.exact.exact_product(left, weights, right.T, shift, means) into out (float32,\n"
@@ -1132,7 +1204,7 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
     Arr left = {0}, weights = {0}, right = {0}, means = {0}, out = {0}, mult = {0};
     double *bw = NULL, *mean = NULL;
     Py_ssize_t *terms = NULL;
-    float *scaled = NULL;
+    const int32_t *row_m = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOnOdO|O:exact_product", names, &o_left,
                                      &o_weights, &o_right, &shift, &o_means, &limit, &o_out,
                                      &o_mult))
@@ -1142,7 +1214,8 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
         || get_array(o_right, &right, "right", 2, T_F32, 0) < 0
         || (o_means != Py_None && get_array(o_means, &means, "means", 1, T_F64, 0) < 0)
         || get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0
-        || (o_mult != Py_None && get_array(o_mult, &mult, "multipliers", 1, T_I32, 0) < 0))
+        || (o_mult != Py_None
+            && get_array(o_mult, &mult, "multipliers", 1, T_I32, A_CONTIGUOUS) < 0))
         goto done;
     Py_ssize_t rows = left.shape[0], rank = left.shape[1], cols = right.shape[0];
     if (weights.size != rank || right.shape[1] != rank || out.shape[0] != rows
@@ -1153,28 +1226,20 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
                     "multipliers None or (rows,), 0 <= shift <= 63");
         goto done;
     }
-    if (o_mult != Py_None) {
-        /* an adapted plane (spec 5.5): the rows of A o M in binary32, as codec.aq.scaled_left
-           (exact below 2^24; a product at or above it stays there, and the limit refuses it) */
-        Py_ssize_t n = mul_size(rows, rank);
-        if (n < 0 || !(scaled = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(float)))) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        for (Py_ssize_t i = 0; i < rows; i++) {
-            const float row_m = (float)ld_i32(mult.data + i * mult.strides[0]);
-            for (Py_ssize_t k = 0; k < rank; k++)
-                scaled[i * rank + k] = ld_f32(left.data + i * left.strides[0]
-                                              + k * left.strides[1]) * (k ? row_m : 16.0f);
-        }
-        left.data = (char *)scaled;
-        left.strides[0] = 4 * rank;
-        left.strides[1] = 4;
+    if (o_mult != Py_None && rank > 0) {
+        /* an adapted plane (spec 5.5): A o M applied in the row loop (exact_rows), its bound
+           on the binary32 products of codec.aq.scaled_left (exact below 2^24; one at or
+           above it stays there, and the limit refuses it) */
+        row_m = (const int32_t *)mult.data;
         shift += 4;
+    } else if (o_mult != Py_None) {
+        shift += 4; /* rank 0: nothing multiplied */
     }
     float max_a;
     Py_BEGIN_ALLOW_THREADS
-    max_a = max_magnitude(left.data, rows, rank, left.strides[0], left.strides[1]);
+    max_a = row_m != NULL
+        ? max_adapted(left.data, rows, rank, left.strides[0], left.strides[1], row_m)
+        : max_magnitude(left.data, rows, rank, left.strides[0], left.strides[1]);
     Py_END_ALLOW_THREADS
     if (!((double)max_a <= limit) || rows == 0 || cols == 0) {
         result = PyFloat_FromDouble(max_a);
@@ -1209,20 +1274,21 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
 #if FUSED_PRODUCT
     if (__builtin_cpu_supports("avx512f"))
         exact_run_fused_wide(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
-                             unit, mean, values, terms, sums0, sums1, out.data, out.strides[0]);
+                             unit, mean, values, terms, sums0, sums1, out.data, out.strides[0],
+                             row_m);
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         exact_run_fused(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
-                        unit, mean, values, terms, sums0, sums1, out.data, out.strides[0]);
+                        unit, mean, values, terms, sums0, sums1, out.data, out.strides[0],
+                        row_m);
     else
 #endif
         exact_run(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols, unit,
-                  mean, values, terms, sums0, sums1, out.data, out.strides[0]);
+                  mean, values, terms, sums0, sums1, out.data, out.strides[0], row_m);
     Py_END_ALLOW_THREADS
     result = PyFloat_FromDouble(max_a);
 done:
     PyMem_Free(bw);
     PyMem_Free(terms);
-    PyMem_Free(scaled);
     release(&mult);
     release(&left);
     release(&weights);
@@ -5306,20 +5372,52 @@ done:
 #define AQ_MAX_COMPONENTS 16
 static const int32_t aq_classes[7] = {10, 11, 13, 16, 19, 23, 26};
 
-/* An integer held as float32 (the factor blocks' integers: int32 at most) as int64, exactly;
-   any other value the caller might pass is kept within +-2^40, where the sums below stay
-   defined (they clamp every term to 32767 first). */
-ALWAYS_INLINE int64_t aq_integer(float v)
+/* The map in binary64, row after row of the grid, in loops over x the compiler vectorizes:
+   every value is an integer below 2^53 (spec 5.5), so binary64 holds the integer rule's sums
+   exactly, and so is min(|a - b|, 32767) of two float32 values: a difference below 32767 in
+   magnitude is exact in binary64 (Sterbenz, or both below 2^53), and one at or above it
+   rounds to at least 32767. No float is converted to an integer type: any value is defined. */
+ALWAYS_INLINE double aq_clamped(double d)
 {
-    const float top = 1099511627776.0f; /* 2^40 */
-    return (int64_t)(v > top ? top : v < -top ? -top : v == v ? v : 0.0f);
+    d = fabs(d);
+    return d < 32767.0 ? d : 32767.0;
 }
 
-/* min(|d|, 32767) of an integer difference. */
-ALWAYS_INLINE int64_t aq_clamped(int64_t d)
+/* D_i's sum of the 8 neighbours' clamped squared differences, from three rows of patch means
+   padded by one repeated value at each end (up, row, down: x - 1 .. x + 1 at x .. x + 2). */
+HOT static void aq_mean_row(const double *RESTRICT up, const double *RESTRICT row,
+                            const double *RESTRICT down, Py_ssize_t gw, double weight,
+                            double *RESTRICT out)
 {
-    d = d < 0 ? -d : d;
-    return d < 32767 ? d : 32767;
+    for (Py_ssize_t x = 0; x < gw; x++) {
+        const double a0 = row[x + 1];
+        double d, sum;
+        d = aq_clamped(up[x] - a0), sum = d * d;
+        d = aq_clamped(up[x + 1] - a0), sum += d * d;
+        d = aq_clamped(up[x + 2] - a0), sum += d * d;
+        d = aq_clamped(row[x] - a0), sum += d * d;
+        d = aq_clamped(row[x + 2] - a0), sum += d * d;
+        d = aq_clamped(down[x] - a0), sum += d * d;
+        d = aq_clamped(down[x + 1] - a0), sum += d * d;
+        d = aq_clamped(down[x + 2] - a0), sum += d * d;
+        out[x] = sum * weight; /* the sum exact (< 2^34), one rounding */
+    }
+}
+
+/* A grid row's classes: E = max(D, T) (T from the row above's energies, padded as above;
+   none in row 0), c = #{j : E >= t_j}. */
+HOT static void aq_class_row(const double *RESTRICT mean, const double *RESTRICT previous,
+                             Py_ssize_t gw, const double *t, int32_t *RESTRICT cls)
+{
+    for (Py_ssize_t x = 0; x < gw; x++) {
+        double e = mean[x];
+        if (previous != NULL) {
+            const double above = previous[x] + previous[x + 1] + previous[x + 2]; /* < 2^53 */
+            e = above > e ? above : e;
+        }
+        cls[x] = (e >= t[0]) + (e >= t[1]) + (e >= t[2]) + (e >= t[3]) + (e >= t[4])
+                 + (e >= t[5]);
+    }
 }
 
 PyDoc_STRVAR(aq_map_doc,
@@ -5335,7 +5433,7 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_ssize_t gw;
     double weight;
     Arr ints = {0}, limits = {0}, out = {0};
-    int64_t *work = NULL;
+    double *work = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOdO:aq_map", names, &o_ints, &gw,
                                      &o_limits, &weight, &o_out))
         return NULL;
@@ -5358,53 +5456,48 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
         result = Py_NewRef(Py_None);
         goto done;
     }
-    /* the patch means' integers (m), then two rows of energies (gw each) */
-    Py_ssize_t n = m > PY_SSIZE_T_MAX - 2 * gw ? -1 : m + 2 * gw;
-    if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(int64_t)
-        || !(work = PyMem_Malloc((size_t)n * sizeof(int64_t)))) {
+    /* the patch means, each grid row padded (gh x (gw + 2)); two rows of energies, padded
+       (2 x (gw + 2)); a row's mean terms (gw); its classes (gw int32, in a row of doubles) */
+    Py_ssize_t padded = gw + 2, n = mul_size(gh + 2, padded);
+    n = n < 0 || n > PY_SSIZE_T_MAX - 2 * gw ? -1 : n + 2 * gw;
+    if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double)
+        || !(work = PyMem_Malloc((size_t)n * sizeof(double)))) {
         PyErr_NoMemory();
         goto done;
     }
     int32_t *o = (int32_t *)out.data;
     Py_BEGIN_ALLOW_THREADS
-    int64_t *mu = work, *previous = work + m, *current = previous + gw;
+    double *mu = work, *previous = mu + gh * padded, *current = previous + padded,
+           *mean = current + padded;
+    int32_t *cls = (int32_t *)(mean + gw);
     const Py_ssize_t rs = ints.strides[0], cs = ints.strides[1];
-    for (Py_ssize_t i = 0; i < m; i++)
-        mu[i] = aq_integer(ld_f32(ints.data + i * rs));
     for (Py_ssize_t y = 0; y < gh; y++) {
-        const int64_t *up = mu + (y > 0 ? y - 1 : 0) * gw, *row = mu + y * gw,
-                      *down = mu + (y + 1 < gh ? y + 1 : y) * gw;
-        for (Py_ssize_t x = 0; x < gw; x++) {
-            const Py_ssize_t l = x > 0 ? x - 1 : 0, r = x + 1 < gw ? x + 1 : gw - 1;
-            const int64_t a0 = row[x];
-            int64_t d, sum = 0; /* < 8 * 2^30: the 8 neighbours' clamped differences squared */
-            d = aq_clamped(up[l] - a0), sum += d * d;
-            d = aq_clamped(up[x] - a0), sum += d * d;
-            d = aq_clamped(up[r] - a0), sum += d * d;
-            d = aq_clamped(row[l] - a0), sum += d * d;
-            d = aq_clamped(row[r] - a0), sum += d * d;
-            d = aq_clamped(down[l] - a0), sum += d * d;
-            d = aq_clamped(down[x] - a0), sum += d * d;
-            d = aq_clamped(down[r] - a0), sum += d * d;
-            double e = (double)sum * weight; /* exact conversion, one rounding */
-            if (y > 0) {
-                double above = (double)(previous[l] + previous[x] + previous[r]); /* < 2^53 */
-                e = above > e ? above : e;
+        double *row = mu + y * padded;
+        const char *src = ints.data + y * gw * rs;
+        for (Py_ssize_t x = 0; x < gw; x++)
+            row[x + 1] = ld_f32(src + x * rs);
+        row[0] = row[1];
+        row[gw + 1] = row[gw];
+    }
+    for (Py_ssize_t y = 0; y < gh; y++) {
+        aq_mean_row(mu + (y > 0 ? y - 1 : 0) * padded, mu + y * padded,
+                    mu + (y + 1 < gh ? y + 1 : y) * padded, gw, weight, mean);
+        aq_class_row(mean, y > 0 ? previous : NULL, gw, t, cls);
+        int32_t *row_m = o + y * gw;
+        for (Py_ssize_t x = 0; x < gw; x++)
+            row_m[x] = aq_classes[cls[x]];
+        /* this row's energies N = sum_k (c(A_k) M)^2 (< 2^46), for the row below */
+        for (Py_ssize_t x = 0; x < gw; x++)
+            current[x + 1] = 0.0;
+        const char *src = ints.data + y * gw * rs;
+        for (Py_ssize_t k = 1; k < kk; k++)
+            for (Py_ssize_t x = 0; x < gw; x++) {
+                const double a = aq_clamped(ld_f32(src + x * rs + k * cs)) * row_m[x];
+                current[x + 1] += a * a;
             }
-            int c = 0;
-            for (int j = 0; j < 6; j++)
-                c += e >= t[j];
-            const int64_t mult = aq_classes[c];
-            const Py_ssize_t i = y * gw + x;
-            o[i] = (int32_t)mult;
-            int64_t own = 0; /* < 15 * 2^40 */
-            for (Py_ssize_t k = 1; k < kk; k++) {
-                int64_t a = aq_clamped(aq_integer(ld_f32(ints.data + i * rs + k * cs))) * mult;
-                own += a * a;
-            }
-            current[x] = own;
-        }
-        int64_t *swap = previous;
+        current[0] = current[1];
+        current[gw + 1] = current[gw];
+        double *swap = previous;
         previous = current;
         current = swap;
     }

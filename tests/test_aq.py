@@ -14,6 +14,7 @@ import svdcodec
 from svdcodec.codec import aq
 from svdcodec.codec import exact as exact_rule
 from svdcodec.codec.layout import from_matrix
+from svdcodec.decoder.plane import PlaneReconstructor
 from svdcodec.decoder.reference import decode_plane, decode_reference, row_multipliers
 from svdcodec.encoder import aq as aq_encoder
 from svdcodec.errors import SvdiError
@@ -70,6 +71,7 @@ def test_map_rule(seed: int) -> None:
                                                               < 0.6)
     ints[rng.random(ints.shape) < 0.03] = 40000
     ints[:, 0] = np.cumsum(rng.integers(-9, 10, size=gh * gw)) + 300
+    ints[rng.random(gh * gw) < 0.05, 0] += 50000  # mean differences past the clamp
     step = float(rng.uniform(2.0, 30.0))
     g_bits = aq.g_bits(float(rng.uniform(20.0, 400.0)))
     expected = scalar_map(ints.tolist(), (gh, gw), patch, step, g_bits)
@@ -79,6 +81,13 @@ def test_map_rule(seed: int) -> None:
     if compiled is not None:
         out = np.empty(gh * gw, dtype=np.int32)
         compiled.aq_map(ints.astype(np.float32), gw, aq.thresholds(g_bits, step, patch),
+                        aq.mean_weight(patch), out)
+        assert out.tolist() == expected
+        # the decoder's columns of its whole left factor: a view with a wider row stride
+        wide = np.zeros((gh * gw, components + 3), dtype=np.float32)
+        wide[:, :components] = ints
+        out[:] = 0
+        compiled.aq_map(wide[:, :components], gw, aq.thresholds(g_bits, step, patch),
                         aq.mean_weight(patch), out)
         assert out.tolist() == expected
 
@@ -177,14 +186,16 @@ def test_adaptation_changes_the_pixels() -> None:
     assert not np.array_equal(row_multipliers(c, p), row_multipliers(c, other))
 
 
-def test_compiled_product_with_multipliers() -> None:
+@pytest.mark.parametrize("cols, rank", [(64, 9), (16, 9), (16, 20), (9, 3), (16, 1)])
+def test_compiled_product_with_multipliers(cols: int, rank: int) -> None:
     """_kernels.exact_product with multipliers is the numpy product of A o M at F + 4, and
-    its max|A| is that of A o M (what the bound is checked on)."""
+    its max|A| is that of A o M (what the bound is checked on): patch 4's 16 columns (rows
+    four at a time and the last one alone), patch 8's 64 and other counts."""
     compiled = kernels.get()
     if compiled is None:
         pytest.skip("compiled kernels not built")
-    rng = np.random.default_rng(7)
-    rows, rank, cols = 37, 9, 64
+    rng = np.random.default_rng(7 + cols + rank)
+    rows = 37
     left = rng.integers(-50, 51, size=(rows, rank)).astype(np.float32)
     right = rng.integers(-200, 201, size=(cols, rank)).astype(np.float32)
     weights = rng.integers(1, 1 << 20, size=rank).astype(np.float64)
@@ -194,6 +205,9 @@ def test_compiled_product_with_multipliers() -> None:
     scaled = aq.scaled_left(left, m)
     assert max_a == exact_rule.magnitude(scaled)
     assert np.array_equal(out, exact_rule.exact_product(scaled, weights, right.T, 24))
+    means = rng.integers(-300, 301, size=cols).astype(np.float64)
+    compiled.exact_product(left, weights, right, 20, means, float(1 << 23), out, m)
+    assert np.array_equal(out, exact_rule.exact_product(scaled, weights, right.T, 24, means))
     refused = compiled.exact_product(left, weights, right, 20, None, max_a - 1, out, m)
     assert refused == max_a
 
@@ -222,3 +236,16 @@ def test_pillow_option() -> None:
     buffer = io.BytesIO()
     Image.fromarray(sample((64, 96))).save(buffer, format="SVDI", aq=True, quality=50)
     assert unpack(buffer.getvalue()).header.version == AQ_VERSION
+
+
+def test_bands_of_some_rows() -> None:
+    """A plane reconstructed for some bands only (as the encoder's deblocking judgement reads
+    it) gives those rows of the reference decoder's plane: its map still covers every row."""
+    data = svdcodec.encode(sample((192, 256)), quality=30, aq=True)
+    c = unpack(data)
+    p = c.planes[0]
+    whole = decode_plane(c, p, p.rank)
+    rows = PlaneReconstructor(c, p, p.rank, [(64, 128)], 1 << 24, compiled=kernels.get())
+    found: dict[int, np.ndarray] = {}
+    rows.each_band(lambda i: found.__setitem__(i, rows.float_rows(i).copy()), None)
+    assert np.array_equal(found[0], whole[64:128])

@@ -200,8 +200,9 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
             sigma = container.singular_values(plane.index)[:plane.rank].astype(np.float32)
             inv = (plane.step / sigma).astype(np.float32) if sigma.size else sigma
             U = rows.factor("U", inv)
-            if rows.row_m is not None:  # version 6 (§5.5): row p of components >= 1 times M_p
-                U[:, 1:] *= (rows.row_m.astype(np.float32) / np.float32(aq.UNIT))[:, None]
+            row_m = rows.multipliers()
+            if row_m is not None:  # version 6 (§5.5): row p of components >= 1 times M_p
+                U[:, 1:] *= (row_m.astype(np.float32) / np.float32(aq.UNIT))[:, None]
             Vt = np.ascontiguousarray(rows.factor("V", inv).T)
             S = sigma * np.float32(scale)
             if not all(np.all(np.isfinite(x)) for x in (U, S, Vt)):

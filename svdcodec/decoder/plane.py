@@ -158,8 +158,15 @@ class PlaneReconstructor:
         # at most `budget` bytes).
         dense = [(b, w) for b, w, streams in self.u if streams is None]
         widths = sum(w for _, w in dense)
+        # Version 6 (spec §5.5): an adapted plane's map reads U's first K' = min(K, rank)
+        # components of every row before any band multiplies. Where the whole left factor fits
+        # one pass, it is filled whole (`load`) and the map made from it: the blocks are
+        # walked once. Otherwise the map's components are filled apart (`_row_multipliers`).
+        components = min(plane.aq[0], plane.rank) if plane.adapted and rank else 0
+        self.map_from_left = bool(components and compiled is not None and components <= rank
+                                  and self.m * rank * 4 <= budget)
         self.local = (compiled is not None and self.patch > 0 and not streamed_u
-                      and self.m * widths * 4 <= budget)
+                      and self.m * widths * 4 <= budget and not self.map_from_left)
         # Dense columns keep their residuals, a quarter of the float32 columns' bytes or less,
         # and each band unpredicts its own rows (a vertical predictor from the column sums of
         # the rows above the band: `column_sums`, once the bands' rows are known below).
@@ -192,9 +199,13 @@ class PlaneReconstructor:
             self.buffers.expect("product", most * max(j1 - j0 for j0, j1 in self.columns))
         # Version 6 (spec §5.5): an adapted plane's M per matrix row, derived once, in a
         # serial pass over the grid rows, before any band multiplies (A o M) with shift F + 4
-        self.row_m = self._row_multipliers(container) if plane.adapted and rank else None
+        # (`load` makes it from the filled rows where `map_from_left`)
+        self.adapted = bool(components)
+        self.container = container
+        self.row_m = (self._row_multipliers(container) if components and not self.map_from_left
+                      else None)
         self.product_shift = (None if plane.shift is None
-                              else plane.shift + (aq.UNIT_BITS if self.row_m is not None else 0))
+                              else plane.shift + (aq.UNIT_BITS if components else 0))
         # released (the band renderer, which reads each band once): the held sparse blocks of
         # a band-local left factor in pieces of rows, dropped as the bands are done (`release`).
         if released and self.local and CAN_DROP_PAGES:
@@ -273,14 +284,22 @@ class PlaneReconstructor:
         ones = np.ones(self.rank, dtype=np.float32) if scale is None else scale
         pieces = 1 if (r1 - r0) * self.rank * 4 <= band_sizes.THREAD_BYTES else band_workers()
         parts = row_bands(r1 - r0, 1, 1, -(-(r1 - r0) // pieces))
+        # Where the held blocks cover every column of out (the dense ones written whole
+        # below), each sparse block zeroes its own columns as it fills them: no zeroing pass.
+        spans = sorted((b.first, b.first + w) for b, w, streams in factor
+                       if not isinstance(streams, SparseStream))
+        ends = [0] + [hi for _, hi in spans]
+        covered = (all(lo == end for (lo, _), end in zip(spans, ends))
+                   and ends[-1] == out.shape[1])
 
         def fill(i: int) -> None:
             a, b = parts[i]
-            out[a:b] = 0
+            if not covered:
+                out[a:b] = 0
             for block, width, streams in factor:
                 if streams is not None and not isinstance(streams, SparseStream):
                     fill_compiled(compiled, out[a:b], block, width, streams, r0 + a, r0 + b,
-                                   ones)
+                                   ones, zero=covered)
         if len(parts) == 1:  # no hand-off for one piece
             fill(0)
         else:
@@ -351,6 +370,20 @@ class PlaneReconstructor:
                  if b.first < components]
         ints = np.zeros((self.m, components), dtype=np.float32)
         self._fill(ints, first, plane.grid, 0, self.m)
+        return self._map(ints)
+
+    def multipliers(self) -> np.ndarray | None:
+        """An adapted plane's M per matrix row (int32, m), made now if no pass has been
+        loaded; None for other planes."""
+        if self.adapted and self.row_m is None:
+            self.row_m = self._row_multipliers(self.container)
+        return self.row_m
+
+    def _map(self, ints: np.ndarray) -> np.ndarray:
+        """M per matrix row (int32, m) from the float32 integers (m, K') of components
+        0..K'-1 of every row: `_kernels.aq_map`, its thresholds from `codec.aq`."""
+        assert self.compiled is not None
+        plane = self.plane
         out = np.empty(self.m, dtype=np.int32)
         self.compiled.aq_map(ints, plane.grid[1], aq.thresholds(plane.aq[1], plane.step,
                                                                 plane.patch),
@@ -426,6 +459,11 @@ class PlaneReconstructor:
         left = scratch_array(self.scratch, "left", (r1 - r0, self.rank), self.compiled is None)
         self._fill(left, self.u, self.plane.grid, r0, r1, self.scale)
         self.left, self.base = left, r0
+        if self.map_from_left and self.row_m is None:  # the one pass, integers
+            # bands of every row (a decode) give the map's rows; bands of some rows only
+            # (the encoder's deblocking judgement) fill the map's components apart
+            self.row_m = (self._map(left[:, :min(self.plane.aq[0], self.plane.rank)])
+                          if r0 == 0 and r1 == self.m else self._row_multipliers(self.container))
 
     def matrix(self, i: int) -> np.ndarray:
         """Matrix rows of band i (in the loaded pass), loaded columns, float32."""
@@ -434,6 +472,7 @@ class PlaneReconstructor:
             return self.zero_rank_rows(r1 - r0, self.cols[1] - self.cols[0])
         left = self._band_left(i) if self.local else self.left[r0 - self.base:r1 - self.base]
         if self.exact:
+            assert self.row_m is not None or self.product_shift == self.plane.shift  # (`load`)
             rows_m = None if self.row_m is None else self.row_m[r0:r1]
             if rows_m is not None and not self.exact_kernel:  # (the kernel scales them itself)
                 left = aq.scaled_left(left, rows_m)
