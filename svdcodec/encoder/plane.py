@@ -254,6 +254,8 @@ class CodedPlane:
     #: exact reconstruction's shift is chosen from (spec §5.1)
     sigma: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     magnitudes: tuple[int, int] = (0, 0)
+    #: an adapted plane's M per matrix row (spec §5.5), what its parts' integers are scaled by
+    row_m: np.ndarray | None = None
 
 
 def streams(layout: int, patch: int, height: int, width: int) -> bool:
@@ -631,7 +633,8 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     if plane.adapted:  # the exact rule's bound is on A o M (spec §5.5): M at most LARGEST
         magnitudes = (magnitudes[0] * adaptive.LARGEST, magnitudes[1])
     return CodedPlane(plane, groups, round(nbytes), distortion,
-                      u.parts if sample or keep_parts else {}, sigma, magnitudes)
+                      u.parts if sample or keep_parts else {}, sigma, magnitudes,
+                      u.row_m if plane.adapted else None)
 
 
 def adapted_components(candidate: Candidate, rule: RankRule) -> int:
@@ -699,7 +702,12 @@ def coded_error(source: PlaneSource, candidate: Candidate, coded: CodedPlane) ->
     total, rows = 0.0, 0
     for (y0, y1), part in coded.parts.items():
         a = source.patches(plane.index, y0, y1, plane.patch)
-        a = a - (part.integers[:, :r] * steps) @ basis_t
+        values = part.integers[:, :r] * steps
+        if coded.row_m is not None:  # an adapted plane's rows (its parts' rows in band order)
+            # at M / 16 of their steps in components >= 1 (`quantize_u`)
+            m = coded.row_m[rows:rows + values.shape[0]].astype(np.float32) / adaptive.UNIT
+            values[:, 1:] *= m[:, None]
+        a = a - values @ basis_t
         total += float(np.einsum("ij,ij->", a, a, dtype=np.float64))
         rows += a.shape[0]
     return total * whole_rows / max(rows, 1) if r else candidate.total_energy
