@@ -421,7 +421,7 @@ def save_options(im: Image.Image) -> dict[str, Any]:
     unknown = sorted(set(info) - set(CODING_OPTIONS) - set(METADATA_OPTIONS))
     if unknown:
         raise SvdiError(f"SVDI has no save option {', '.join(unknown)}; its options are "
-                        f"{', '.join(CODING_OPTIONS + METADATA_OPTIONS)}")
+                        f"{', '.join((*CODING_OPTIONS, 'lossless', *METADATA_OPTIONS))}")
     if "icc_profile" not in info and im.info.get("icc_profile"):
         info["icc_profile"] = im.info["icc_profile"]
     return encode_options(**info)

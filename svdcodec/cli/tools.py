@@ -497,12 +497,13 @@ def _encode_parser() -> argparse.ArgumentParser:
     filtering.add_argument("--no-deblock", dest="deblock", action="store_false",
                            help="no deblocking filter: a slightly faster encode and decode")
     parser.add_argument("--aq", action="store_true",
-                        help="adaptive quantization per patch of the luma plane (format "
-                             "version 6): higher luma SSIM at the same bytes, slightly lower "
-                             "RGB PSNR")
+                        help="adaptive quantization per patch of the luma plane of an 8-bit "
+                             "image (format version 6): higher luma SSIM at the same bytes, "
+                             "slightly lower RGB PSNR")
     parser.add_argument("--restore", action="store_true",
-                        help="let the decoder apply a restoration filter the encoder fits "
-                             "(format version 6; after the deblocking filter): about 180 bytes a "
+                        help="let the decoder apply a restoration filter the encoder fits to an "
+                             "8-bit image (format version 6; after the deblocking filter): about "
+                             "180 bytes a "
                              "file for sharper, closer pictures (docs/performance.md)")
     parser.add_argument("--effort", type=int, choices=(1, 2), metavar="{1,2}",
                         help="2: choose the factors' integers by rate and distortion and "

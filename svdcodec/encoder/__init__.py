@@ -131,8 +131,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     to the original (format version 4, spec §5.4; the factors' bytes are unchanged): on Kodak
     about 5 % smaller files at equal PSNR and 8 % at equal luma SSIM, for about 1.35x the
     encode's instructions (the encoder decodes a sample of bands to judge the filter) and
-    1.12-1.14x the decode's (docs/performance.md). False writes the file without it (readable by readers of
-    versions 1-3 where nothing else needs a later version), decoded a little faster.
+    1.12-1.14x the decode's (docs/performance.md). False writes the file without it (every
+    plane's filter fields 0), decoded a little faster.
 
     restore (default False): True lets the decoder apply, after the deblocking filter, a
     restoration filter the encoder fits to each colour channel of an 8-bit image where it
