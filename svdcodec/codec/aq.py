@@ -72,11 +72,15 @@ def mean_weight(patch: int) -> float:
 def thresholds(g_bits_: int, step: float, patch: int) -> np.ndarray:
     """T_j = fl64(fl64(fl64(fl64(G ratio_j) - C) u) / fl64(step step)), u = 768 p^2: the
     energy at which class j + 1 starts (binary64, one rounding per operation)."""
-    g = binary16(g_bits_)
-    unit = float(ENERGY_UNIT * patch * patch)
-    square = step * step
+    # numpy's binary64 scalars: the same roundings as Python's floats, and IEEE's results
+    # where Python raises (a step whose square underflows to 0 gives infinite or NaN
+    # thresholds, as in C and JavaScript; spec §5.5 step 3)
+    g = np.float64(binary16(g_bits_))
+    unit = np.float64(ENERGY_UNIT * patch * patch)
+    square = np.float64(step) * np.float64(step)
     with np.errstate(all="ignore"):
-        return np.array([((g * r - FLOOR) * unit) / square for r in RATIOS], dtype=np.float64)
+        return np.array([((g * np.float64(r) - np.float64(FLOOR)) * unit) / square
+                         for r in RATIOS], dtype=np.float64)
 
 
 def mean_energy(first: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
