@@ -249,3 +249,20 @@ def test_bands_of_some_rows() -> None:
     found: dict[int, np.ndarray] = {}
     rows.each_band(lambda i: found.__setitem__(i, rows.float_rows(i).copy()), None)
     assert np.array_equal(found[0], whole[64:128])
+
+
+@pytest.mark.parametrize("kernels_on", ["1", "0"])
+def test_a_step_whose_square_underflows(kernels_on: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A valid step (finite, > 0) below 2^-537 squares to 0 in binary64: the thresholds are then
+    IEEE's infinities (as in C and JavaScript), not Python's ZeroDivisionError, and every
+    decoder gives the same pixels."""
+    assert aq.thresholds(aq.g_bits(100.0), 1e-300, 8).tolist() == [-np.inf] * 3 + [np.inf] * 3
+    monkeypatch.setenv("SVDCODEC_KERNELS", kernels_on)
+    data = svdcodec.encode(sample((64, 96))[:, :, 1], quality=40, aq=True)
+    c = unpack(data)
+    head = pack_header(c.header, c.planes)
+    assert data.startswith(head)
+    tiny = pack_header(c.header, [replace(c.planes[0], step=1e-300)] + c.planes[1:])
+    hostile = tiny + data[len(head):]
+    decoded = svdcodec.decode(hostile)
+    assert np.array_equal(decoded, decode_reference(hostile).reshape(decoded.shape))

@@ -72,9 +72,11 @@ def mean_weight(patch: int) -> float:
 def thresholds(g_bits_: int, step: float, patch: int) -> np.ndarray:
     """T_j = fl64(fl64(fl64(fl64(G ratio_j) - C) u) / fl64(step step)), u = 768 p^2: the
     energy at which class j + 1 starts (binary64, one rounding per operation)."""
-    g = binary16(g_bits_)
-    unit = float(ENERGY_UNIT * patch * patch)
-    square = step * step
+    # In numpy's binary64, not Python floats: a valid step below 2^-537 squares to 0, and the
+    # division must then give IEEE's infinity (as C and JavaScript do), not ZeroDivisionError.
+    g = np.float64(binary16(g_bits_))
+    unit = np.float64(ENERGY_UNIT * patch * patch)
+    square = np.float64(step) * np.float64(step)
     with np.errstate(all="ignore"):
         return np.array([((g * r - FLOOR) * unit) / square for r in RATIOS], dtype=np.float64)
 
