@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     listing = []
     for name, source, options, components in CASES:
         # Version 4's cases ask for the deblocking filter; the others keep the versions they
-        # test (the encoder's default is no filter, but say so, in case it changes).
+        # test: deblock=False, since the encoder's default (deblock=True) would filter them.
         options = {**options, "deblock": name.startswith(("v4_", "v6r_")) or "deblock" in options}
         data = svdcodec.encode(images[source], **options)
         (out / f"{name}.svdi").write_bytes(data)
