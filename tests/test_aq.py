@@ -133,11 +133,11 @@ def test_default_encode_unchanged_and_version() -> None:
     assert wide.header.version == COMPACT_VERSION and not wide.planes[0].adapted
 
 
-CASES = [
-    ({"quality": 30}, None),
+CASES = [  # with and without the deblocking filter (the encoder's default is the filter)
+    ({"quality": 30, "deblock": False}, None),
     ({"quality": 75, "deblock": True}, None),
     ({"quality": 50, "effort": 2}, None),
-    ({"quality": 92}, None),
+    ({"quality": 92, "deblock": False}, None),
     ({"quality": 40, "layout": "patch4"}, None),
     ({"quality": 60, "layout": "patch16"}, (256, 384)),
     ({"quality": 40, "max_error": 3}, None),
@@ -163,6 +163,8 @@ def test_encoder_map_is_decoders(options: dict, size: tuple[int, int] | None,
     c = unpack(data)
     plane = c.planes[0]
     assert plane.adapted
+    if options.get("deblock") is False:
+        assert not any(p.filtered for p in c.planes)
     decoders = row_multipliers(c, plane)
     assert any(m.shape == decoders.shape and np.array_equal(m, decoders) for m in made[-1:])
     assert np.array_equal(svdcodec.decode(data), decode_reference(data))
