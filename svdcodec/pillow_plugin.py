@@ -429,10 +429,9 @@ def save_options(im: Image.Image) -> dict[str, Any]:
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """Save with options from ``im.save(..., quality=, rank=, energy=, target_psnr=,
-    max_bytes=, layout=, max_error=, lossless=, exact_alpha=, exact_constant=, deblock=,
-    restore=, effort=, exif=,
-    icc_profile=, xmp=, dpi=, text=)``; invalid or unknown options
-    and modes raise SvdiError (a ValueError)."""
+    max_bytes=, layout=, max_error=, lossless=, exact_alpha=, exact_constant=, deblock=
+    (default True), restore=, effort=, aq=, exif=, icc_profile=, xmp=, dpi=, text=)``; invalid
+    or unknown options and modes raise SvdiError (a ValueError)."""
     from .encoder import encode  # the encoder loads when an image is saved, not on open
 
     fp.write(encode(im, **save_options(im)))

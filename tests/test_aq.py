@@ -133,11 +133,11 @@ def test_default_encode_unchanged_and_version() -> None:
     assert wide.header.version == COMPACT_VERSION and not wide.planes[0].adapted
 
 
-CASES = [
-    ({"quality": 30}, None),
+CASES = [  # with and without the deblocking filter (the encoder's default is the filter)
+    ({"quality": 30, "deblock": False}, None),
     ({"quality": 75, "deblock": True}, None),
     ({"quality": 50, "effort": 2}, None),
-    ({"quality": 92}, None),
+    ({"quality": 92, "deblock": False}, None),
     ({"quality": 40, "layout": "patch4"}, None),
     ({"quality": 60, "layout": "patch16"}, (256, 384)),
     ({"quality": 40, "max_error": 3}, None),
@@ -163,6 +163,8 @@ def test_encoder_map_is_decoders(options: dict, size: tuple[int, int] | None,
     c = unpack(data)
     plane = c.planes[0]
     assert plane.adapted
+    if options.get("deblock") is False:
+        assert not any(p.filtered for p in c.planes)
     decoders = row_multipliers(c, plane)
     assert any(m.shape == decoders.shape and np.array_equal(m, decoders) for m in made[-1:])
     assert np.array_equal(svdcodec.decode(data), decode_reference(data))
@@ -262,3 +264,20 @@ def test_bands_of_some_rows() -> None:
     found: dict[int, np.ndarray] = {}
     rows.each_band(lambda i: found.__setitem__(i, rows.float_rows(i).copy()), None)
     assert np.array_equal(found[0], whole[64:128])
+
+
+@pytest.mark.parametrize("kernels_on", ["1", "0"])
+def test_a_step_whose_square_underflows(kernels_on: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A valid step (finite, > 0) below 2^-537 squares to 0 in binary64: the thresholds are then
+    IEEE's infinities (as in C and JavaScript), not Python's ZeroDivisionError, and every
+    decoder gives the same pixels."""
+    assert aq.thresholds(aq.g_bits(100.0), 1e-300, 8).tolist() == [-np.inf] * 3 + [np.inf] * 3
+    monkeypatch.setenv("SVDCODEC_KERNELS", kernels_on)
+    data = svdcodec.encode(sample((64, 96))[:, :, 1], quality=40, aq=True)
+    c = unpack(data)
+    head = pack_header(c.header, c.planes)
+    assert data.startswith(head)
+    tiny = pack_header(c.header, [replace(c.planes[0], step=1e-300)] + c.planes[1:])
+    hostile = tiny + data[len(head):]
+    decoded = svdcodec.decode(hostile)
+    assert np.array_equal(decoded, decode_reference(hostile).reshape(decoded.shape))

@@ -184,11 +184,13 @@ def sample(mode: str) -> np.ndarray:
     return np.asarray(Image.open(SAMPLE_PATH).convert(mode))
 
 
-@pytest.mark.parametrize("options", [{}, {"layout": "plain"}, {"deblock": True}])
+@pytest.mark.parametrize("options", [{"deblock": False}, {"layout": "plain"}, {"deblock": True}])
 def test_grey_and_rgba_restore_alike_everywhere(options: dict) -> None:
     grey = sample("L")
     data = svdcodec.encode(grey, quality=25, restore=True, **options)
     assert format_version(data) == 6
+    # with and without the deblocking filter (the encoder's default is the filter)
+    assert any(p.filtered for p in fmt.unpack(data).planes) == options.get("deblock", False)
     decode_everywhere(data)
     rgb = sample("RGB")
     rgba = np.dstack([rgb, np.linspace(0, 255, rgb.shape[1]).astype(np.uint8)[None, :]
@@ -282,7 +284,7 @@ def test_pillow_save_takes_restore() -> None:
 
 @pytest.mark.parametrize("height,channels,options", [
     (204, 3, {"quality": 30, "deblock": True}), (203, 3, {"quality": 30, "deblock": True}),
-    (204, 1, {"quality": 40, "deblock": True}), (205, 3, {"quality": 30}),
+    (204, 1, {"quality": 40, "deblock": True}), (205, 3, {"quality": 30, "deblock": False}),
     (204, 4, {"quality": 25, "layout": "patch4", "deblock": True, "exact_alpha": False}),
     (204, 3, {"quality": 60, "layout": "patch16", "deblock": True})])
 def test_band_renderer_restores_band_by_band_as_the_whole_image(
@@ -302,6 +304,8 @@ def test_band_renderer_restores_band_by_band_as_the_whole_image(
     monkeypatch.setattr(band_sizes, "MAPPED_BYTES", 1 << 10)  # Pillow's bands, not mapped
     image = photo(height, 150, channels, seed=channels + 30)
     layer = svdcodec.encode(image, **options)
+    # "without the deblocking filter" says so: the encoder's default is the filter
+    assert any(p.filtered for p in fmt.unpack(layer).planes) == options["deblock"]
     rng = np.random.default_rng(height + channels)
     filters = [random_filter(rng, 4 - c, plane=c) for c in range(min(channels, 3))]
     data = fmt.insert_restoration(layer, filters)

@@ -28,6 +28,9 @@ test("the fixtures cover every layout, mode and sample type", () => {
   const v6r = fixtures.filter((f) => f.name.startsWith("v6r_"));
   for (const c of [1, 3, 4]) assert.ok(v6r.some((f) => (f.shape[2] ?? 1) === c), `version 6 restored uint8/${c}`);
   assert.ok(v6r.some((f) => f.source), "version 6 restored under residual blocks");
+  assert.ok(fixtures.some((f) => f.name.startsWith("v6_")
+    && svdi.open(readFileSync(`${FIXTURES}/${f.file}`)).container.restoration.size > 0),
+  "version 6 adapted and restored in one file");
   const v2 = fixtures.filter((f) => f.name.startsWith("v2_"));
   const v2kinds = new Set(v2.map((f) => `${f.dtype}/${f.shape.length === 2 ? 1 : f.shape[2]}`));
   for (const k of ["uint8/1", "uint8/2", "uint8/3", "uint8/4", "uint16/1", "float32/1"]) assert.ok(v2kinds.has(k), `version 2 ${k}`);

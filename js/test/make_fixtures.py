@@ -173,6 +173,10 @@ CASES = [
     ("v6_odd_q40_aq", "odd", {"quality": 40, "aq": True}, [2]),
     ("v6_l_q20_aq_patch4", "grey", {"quality": 20, "aq": True, "layout": "patch4"}, [1]),
     ("v6_rgb_e3_aq", "rgb", {"max_error": 3, "quality": 40, "aq": True}, [2]),
+    # Both tools of version 6 in one file (an adapted plane 0 and an RSTR chunk, after the
+    # deblocking filter): the map's product, then the filters.
+    ("v6_rgb_q40_aq_restore", "rgb", {"quality": 40, "aq": True, "restore": True,
+                                      "deblock": True}, [2, 5]),
     # Format version 6: the restoration filter the encoder fits (restore=True, after the
     # deblocking filter; at quality 90, 4:4:4, it does not repay its bytes on this picture),
     # odd sizes, grey, under residual blocks and alpha.
@@ -194,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     listing = []
     for name, source, options, components in CASES:
         # Version 4's cases ask for the deblocking filter; the others keep the versions they
-        # test (the encoder's default is no filter, but say so, in case it changes).
+        # test: deblock=False, since the encoder's default (deblock=True) would filter them.
         options = {**options, "deblock": name.startswith(("v4_", "v6r_")) or "deblock" in options}
         data = svdcodec.encode(images[source], **options)
         (out / f"{name}.svdi").write_bytes(data)
