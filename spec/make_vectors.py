@@ -421,6 +421,14 @@ def metadata_vector(planes: list[PlaneSpec]) -> Vector:
                   late_metadata=late, expected_metadata=expected)
 
 
+def rgb_sub_patch4_planes() -> list[PlaneSpec]:
+    """Y' 16x16 and Cb, Cr 8x8, patch 4: the planes the deblocking filter (version 4) and the
+    restoration filter (version 6) are shown on."""
+    return [plane(16, 16, 2.0, [1.0, 2.0, 4.0, 4.0], 80, (4, 9), 3, patch=4),
+            plane(8, 8, 1.0, [1.0, 1.0], 81, (-6, 6), 2, patch=4),
+            plane(8, 8, 1.0, [1.0, 2.0], 82, (-6, 6), 2, patch=4)]
+
+
 def rgb_patch8_planes() -> list[PlaneSpec]:
     return [plane(16, 16, 2.0, [1.0, 1.0, 2.0], 5, (4, 7), 4, patch=8, code=INT16,
                   predictors=(PLANAR, HORIZONTAL)),
@@ -931,9 +939,7 @@ def v4_vectors() -> list[V2Vector]:
     sub = Vector("v4_filter_rgb_16x16_sub_patch4", "RGB 16x16, Y'CbCr 4:2:0, patch 4: Y' "
                  "filtered (alpha 60, beta 30, tc 4), Cb filtered at period 8 (40, 20, 2), Cr "
                  "not", 16, 16, 1,
-                 [plane(16, 16, 2.0, [1.0, 2.0, 4.0, 4.0], 80, (4, 9), 3, patch=4),
-                  plane(8, 8, 1.0, [1.0, 1.0], 81, (-6, 6), 2, patch=4),
-                  plane(8, 8, 1.0, [1.0, 2.0], 82, (-6, 6), 2, patch=4)], colour=ycc, sub=1)
+                 rgb_sub_patch4_planes(), colour=ycc, sub=1)
     patch2 = Vector("v4_filter_l_12x10_patch2_lossless", "L 12x10, patch 2, filtered (alpha "
                     "80, beta 40, tc 6; 35 samples differ from filtering edge after edge in "
                     "place), lossless: the residual is against the filtered samples", 12, 10, 1,
@@ -961,9 +967,7 @@ def v6_vectors() -> list[V2Vector]:
     sub = Vector("v6_restore_rgb_16x16_sub_patch4", "RGB 16x16, Y'CbCr 4:2:0, patch 4: Y' "
                  "deblocked then restored with 4 activity classes, Cb deblocked then restored "
                  "with 1, Cr restored with 2", 16, 16, 1,
-                 [plane(16, 16, 2.0, [1.0, 2.0, 4.0, 4.0], 80, (4, 9), 3, patch=4),
-                  plane(8, 8, 1.0, [1.0, 1.0], 81, (-6, 6), 2, patch=4),
-                  plane(8, 8, 1.0, [1.0, 2.0], 82, (-6, 6), 2, patch=4)], colour=ycc, sub=1)
+                 rgb_sub_patch4_planes(), colour=ycc, sub=1)
     grey = Vector("v6_restore_l_13x7_plain", "L 13x7, plain, restored with 2 classes of strong "
                   "coefficients (samples clamp at 0 and 255)", 13, 7, 1,
                   [plane(7, 13, 2.0, [1.0, 2.0, 4.0], 86, (3, 8), 3)])
