@@ -59,6 +59,14 @@ def kernels(on: bool) -> Iterator[None]:
             os.environ["SVDCODEC_KERNELS"] = before
 
 
+def compiled_kernels():  # type: ignore[no-untyped-def]
+    """The compiled module, also when the suite runs on the numpy path (SVDCODEC_KERNELS=0)."""
+    from svdcodec.runtime import kernels as kernel_module
+
+    with kernels(True):
+        return kernel_module.get()
+
+
 def decode_everywhere(data: bytes, components: int | None = None) -> np.ndarray:
     """The decoded samples (of the first `components` components: a preview), the same on the
     compiled path, the numpy path and the reference."""

@@ -30,18 +30,13 @@ from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
 from svdcodec.runtime import kernels as kernel_module
 from tests.support import (
+    compiled_kernels,
     decode_everywhere,
     format_version,
     kernels,
     make_vectors,
     photo,
 )
-
-
-def compiled_kernels():  # type: ignore[no-untyped-def]
-    """The compiled module, also when the suite runs on the numpy path (SVDCODEC_KERNELS=0)."""
-    with kernels(True):
-        return kernel_module.get()
 
 
 def filtered_by_the_words(s: np.ndarray, period: int, alpha: int, beta: int, tc: int
