@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+from abc import ABC, abstractmethod
 from bisect import bisect_right
 from typing import Protocol
 
@@ -93,7 +94,50 @@ def streamable(container: Container) -> bool:
     return header.dtype in (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
-class EdgeSeams:
+class Seams(ABC):
+    """What `EdgeSeams` and `RestoreSeams` share: the deblocking filter's edges of the image
+    (`table`, as the kernels take them), and the meeting at each band boundary, where the
+    band done first leaves its rows and the one done second finishes the seam from both."""
+
+    def __init__(self, header: Header, planes: list[Plane], plan: OutputPlan,
+                 bands: list[tuple[int, int]]) -> None:
+        self.plan, self.bands, self.height = plan, bands, header.height
+        self.filters = edge_filters(header, planes)
+        self.table = np.array([(c, period, *params) for c, period, params in self.filters],
+                              np.int64).reshape(-1, 5)
+        self.halves: dict[int, np.ndarray] = {}  # boundary -> the first band's rows
+        self.lock = threading.Lock()
+
+    def meet(self, b: int, half: np.ndarray, upper: bool
+             ) -> tuple[np.ndarray, np.ndarray] | None:
+        """A band's rows at boundary b (upper: the rows above b): None if the other band's
+        are not in yet (these are kept for it), else both, the rows above b first."""
+        with self.lock:
+            other = self.halves.pop(b, None)
+            if other is None:
+                self.halves[b] = half
+                return None
+        return (half, other) if upper else (other, half)
+
+    def hand_over(self, out: np.ndarray, band: tuple[int, int], top: int, bottom: int,
+                  above: np.ndarray | None, below: np.ndarray | None, sink: Sink) -> None:
+        """A band's finished rows [top, bottom) of `out` to the sink, and its rows at the
+        boundaries above and below it to their seams."""
+        y0, y1 = band
+        if bottom > top:
+            sink.put(y0 + top, y0 + bottom, out[top:bottom])
+        if above is not None:
+            self.seam(y0, above, False, sink)
+        if below is not None:
+            self.seam(y1, below, True, sink)
+
+    @abstractmethod
+    def seam(self, b: int, half: np.ndarray, upper: bool, sink: Sink) -> None:
+        """One band's rows at boundary b (upper: the rows above b), finished once the other
+        band's are in (`meet`)."""
+
+
+class EdgeSeams(Seams):
     """Version 4's deblocking filter (spec §5.4) fused into the bands: each band filters and
     converts its own rows but the two either side of each band boundary, which the boundary's
     horizontal edges (rows b - 2 .. b + 1) share with the next band. Those four rows, a seam,
@@ -105,15 +149,10 @@ class EdgeSeams:
 
     def __init__(self, header: Header, planes: list[Plane], plan: OutputPlan,
                  bands: list[tuple[int, int]]) -> None:
-        self.plan, self.bands, self.height = plan, bands, header.height
-        self.filters = edge_filters(header, planes)
-        self.table = np.array([(c, period, *params) for c, period, params in self.filters],
-                              np.int64).reshape(-1, 5)
+        super().__init__(header, planes, plan, bands)
         self.unit = seam_unit(header, planes)
         self.fused = plan.colour is not None and header.channels >= 3  # deblock_ycc
         self.channels = header.channels
-        self.halves: dict[int, np.ndarray] = {}  # boundary -> the first band's half
-        self.lock = threading.Lock()
 
     def band(self, i: int, out: np.ndarray, sink: Sink,
              chroma: tuple[np.ndarray, np.ndarray, int] | None = None,
@@ -149,22 +188,15 @@ class EdgeSeams:
         above = out[:top].copy() if i else None
         below = out[bottom:].copy() if not last else None
         self.finish(out, y0 + top, y0 + bottom, y0, chroma, patches)
-        if bottom > top:
-            sink.put(y0 + top, y0 + bottom, out[top:bottom])
-        if above is not None:
-            self.seam(y0, above, False, sink)
-        if below is not None:
-            self.seam(y1, below, True, sink)
+        self.hand_over(out, (y0, y1), top, bottom, above, below, sink)
 
     def seam(self, b: int, half: np.ndarray, upper: bool, sink: Sink) -> None:
         """One band's half of the seam at boundary b (upper: rows b - 2, b - 1), finished once
         the other half is in."""
-        with self.lock:
-            other = self.halves.pop(b, None)
-            if other is None:
-                self.halves[b] = half
-                return
-        rows = np.concatenate([half, other] if upper else [other, half])
+        met = self.meet(b, half, upper)
+        if met is None:
+            return
+        rows = np.concatenate(met)
         y0, y1 = b - 2, b - 2 + rows.shape[0]
         if self.fused:  # the kernel takes rows from any image row on
             self.finish(rows, y0, y1, y0)
@@ -213,7 +245,7 @@ class EdgeSeams:
             convert_rows(rows, a, b, plan, {})
 
 
-class RestoreSeams:
+class RestoreSeams(Seams):
     """Version 6's restoration filter (spec §5.6), after the deblocking filter, in the bands:
     each band holds its rows as Y'CbCr bytes, deblocks them (every edge inside it), restores
     and converts its rows but the HALF rows either side of each band boundary b, and keeps its
@@ -235,14 +267,8 @@ class RestoreSeams:
 
     def __init__(self, container: Container, plan: OutputPlan,
                  bands: list[tuple[int, int]]) -> None:
-        header = container.header
-        self.plan, self.bands, self.height = plan, bands, header.height
-        self.filters = edge_filters(header, container.planes)
-        self.table = np.array([(c, period, *params) for c, period, params in self.filters],
-                              np.int64).reshape(-1, 5)
+        super().__init__(container.header, container.planes, plan, bands)
         self.restoration = sorted(container.restoration.items())
-        self.halves: dict[int, np.ndarray] = {}  # boundary -> the first band's rows
-        self.lock = threading.Lock()
 
     def band(self, i: int, out: np.ndarray, sink: Sink,
              chroma: tuple[np.ndarray, np.ndarray, int] | None = None) -> None:
@@ -264,12 +290,7 @@ class RestoreSeams:
         top = 0 if i == 0 else min(self.HALF, n)
         bottom = max(n if last else n - self.HALF, top)
         self.finish(out, top, bottom, y0)
-        if bottom > top:
-            sink.put(y0 + top, y0 + bottom, out[top:bottom])
-        if above is not None:
-            self.seam(y0, above, False, sink)
-        if below is not None:
-            self.seam(y1, below, True, sink)
+        self.hand_over(out, (y0, y1), top, bottom, above, below, sink)
 
     def deblock_inside(self, rows: np.ndarray) -> None:
         """The deblocking filter's edges within `rows` (from a multiple of every period)."""
@@ -287,13 +308,11 @@ class RestoreSeams:
     def seam(self, b: int, half: np.ndarray, upper: bool, sink: Sink) -> None:
         """One band's rows at boundary b (upper: the rows above b), finished once the other
         band's are in."""
-        with self.lock:
-            other = self.halves.pop(b, None)
-            if other is None:
-                self.halves[b] = half
-                return
-        above, below = (half, other) if upper else (other, half)
-        rows = np.concatenate([above, below])
+        met = self.meet(b, half, upper)
+        if met is None:
+            return
+        above, below = met
+        rows = np.concatenate(met)
         start = b - above.shape[0]  # image row of rows[0]
         if below.shape[0] >= 2:  # the edge at b (spec §5.4: e + 1 < height)
             edge = rows[above.shape[0] - 2:above.shape[0] + 2]
