@@ -704,9 +704,9 @@ def coded_error(source: PlaneSource, candidate: Candidate, coded: CodedPlane) ->
         a = source.patches(plane.index, y0, y1, plane.patch)
         values = part.integers[:, :r] * steps
         if coded.row_m is not None:  # an adapted plane's rows (its parts' rows in band order)
-            # at M / 16 of their steps in components >= 1 (`quantize_u`)
-            m = coded.row_m[rows:rows + values.shape[0]].astype(np.float32) / adaptive.UNIT
-            values[:, 1:] *= m[:, None]
+            # at M / 16 of their steps in components >= 1 (`quantize_u`); exact in binary32
+            m = coded.row_m[rows:rows + values.shape[0]]
+            values *= aq_encoder.row_scale(m, r).astype(np.float32)
         a = a - values @ basis_t
         total += float(np.einsum("ij,ij->", a, a, dtype=np.float64))
         rows += a.shape[0]
