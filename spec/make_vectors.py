@@ -997,15 +997,20 @@ def v6_vectors() -> list[V2Vector]:
     ]
 
 
+def unadapted_version_6(chunks: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A version 5 file's chunks (HEAD first) as version 6's: HEAD's version 6, and each PLAN
+    in version 6's 30 bytes with no plane adapted (K = G = 0, §3)."""
+    head = (b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)(chunks[0][1]))
+    return [head] + [(kind, container.PLAN_RECORD_V6.pack(
+        *container.PLAN_RECORD_V4.unpack(payload), *container.NO_AQ))
+        if kind == b"PLAN" else (kind, payload) for kind, payload in chunks[1:]]
+
+
 def as_restored_version_6(data: bytes, restoration: dict[int, RestoreSpec]) -> bytes:
     """A valid version 4 file as version 6: version 5's container (§4.2), HEAD's version 6,
     version 6's PLAN chunks with no plane adapted (§3) and the RSTR chunk of these filters
     right after the PLAN (and MEAN) chunks."""
-    chunks = split_chunks(as_version_5(data))
-    chunks[0] = (b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)(chunks[0][1]))
-    chunks = [(kind, container.PLAN_RECORD_V6.pack(*container.PLAN_RECORD_V4.unpack(payload),
-                                                   *container.NO_AQ))
-              if kind == b"PLAN" else (kind, payload) for kind, payload in chunks]
+    chunks = unadapted_version_6(split_chunks(as_version_5(data)))
     at = max(i for i, (kind, _) in enumerate(chunks) if kind in (b"PLAN", b"MEAN")) + 1
     rstr = split_chunks(container.SIGNATURE + restore_chunk(restoration))
     return join_chunks(chunks[:at] + rstr + chunks[at:])
@@ -1751,11 +1756,7 @@ def v6_restoration_invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, s
 
     def edited(new: bytes) -> bytes:
         return join_chunks(chunks[:at] + [(b"RSTR", new)] + chunks[at + 1:])
-    wide = split_chunks(valid["v5_rgb16_16x16_e100"])
-    wide[0] = (b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)(wide[0][1]))
-    wide = [(kind, container.PLAN_RECORD_V6.pack(*container.PLAN_RECORD_V4.unpack(payload),
-                                                 *container.NO_AQ))
-            if kind == b"PLAN" else (kind, payload) for kind, payload in wide]
+    wide = unadapted_version_6(split_chunks(valid["v5_rgb16_16x16_e100"]))
     wide_place = max(i for i, (kind, _) in enumerate(wide) if kind == b"PLAN") + 1
     return [
         ("v6_rstr_in_v5", "an RSTR chunk in a version 5 file", join_chunks(
