@@ -154,14 +154,17 @@ class EdgeSeams(Seams):
         self.fused = plan.colour is not None and header.channels >= 3  # deblock_ycc
         self.channels = header.channels
 
-    def band(self, i: int, out: np.ndarray, sink: Sink,
+    def band(self, i: int, out: np.ndarray | None, sink: Sink,
              chroma: tuple[np.ndarray, np.ndarray, int] | None = None,
-             luma: PlaneReconstructor | None = None) -> None:
+             luma: PlaneReconstructor | None = None, spent: ThreadBuffers | None = None
+             ) -> None:
         """Band i's rows in `out` (its first row a multiple of every period), filtered and
         converted, all but the seams' (finished with them). `out` holds the Y'CbCr bytes, but
         on the fused path: with `chroma` (Cb and Cr rows of the halved planes from a row on)
         and `luma` (Y' in patches), the kernel doubles the chroma and rounds Y' as it filters,
-        and only the seams' rows are stored as bytes first."""
+        and only the seams' rows are stored as bytes first. out None (Y' the only full-size
+        plane): the band is asked of the sink once Y''s product is made, with `spent`, the
+        renderer's buffers, whose left factor Y' no longer needs (`Sink`)."""
         y0, y1 = self.bands[i]
         n, last = y1 - y0, i == len(self.bands) - 1
         top = min(2 if i else 0, n)
@@ -171,12 +174,15 @@ class EdgeSeams(Seams):
         if luma is not None:  # Y' of the seams' patch rows as bytes, as the seams take them
             assert compiled is not None
             matrix, patch, per_row = luma.matrix(i), luma.patch, luma.per_row
+            if out is None:
+                out = sink.band(y0, y1, spent)
             for a, b in ((0, top), (bottom, n)):
                 if b > a:
                     a, b = a // patch * patch, min(-(-b // patch) * patch, n)
                     compiled.store_bytes(matrix[a // patch * per_row:], out, a, b, 0, 0,
                                          np.float32(0.0), patch, per_row)
             patches = (matrix, patch, per_row)
+        assert out is not None  # (given, or asked for above)
         if chroma is not None:  # the seams' rows as bytes of Y'CbCr, as the seams take them
             assert compiled is not None
             blue, red, first = chroma
@@ -595,19 +601,22 @@ class BandRenderer:
         """Output band i: every plane's rows, the chroma upsampled, the colour converted."""
         header, plan = self.header, self.plan
         y0, y1 = self.bands[i]
-        # Y' alone, converted as it is stored: the band is asked for once Y''s product is made
-        # (its left factor then spent), and may take the left factor's memory
-        late = plan.direct and self.seams is None and len(self.full) == 1
+        # the fused filter rounds Y' itself (`EdgeSeams.band`)
+        fused = isinstance(self.seams, EdgeSeams) and self.seams.fused
+        fused_luma = (self.full.get(0) if fused and 0 in self.full and self.full[0].patch
+                      else None)
+        # Y' alone, converted (or filtered) as it is stored: the band is asked for once Y''s
+        # product is made (its left factor then spent), and may take the left factor's memory,
+        # on the direct path and on the fused filter's (where `EdgeSeams.band` asks for it)
+        late = len(self.full) == 1 and ((plan.direct and self.seams is None)
+                                        or (fused_luma is not None and plan.fused
+                                            and bool(self.chroma)))
         out = None if late else sink.band(y0, y1)
         rows_here = (0, y1 - y0)
         if plan.direct:  # the chroma rows first: one product at a time in this thread
             cb, cr = self.chroma[1], self.chroma[2]
             lo, hi = cb.needs[i]
             blue, red = cb.between(lo, hi), cr.between(lo, hi)
-        # the fused filter rounds Y' itself (`EdgeSeams.band`)
-        fused = isinstance(self.seams, EdgeSeams) and self.seams.fused
-        fused_luma = (self.full.get(0) if fused and 0 in self.full and self.full[0].patch
-                      else None)
         for c, rows in self.full.items():
             if (plan.direct or fused_luma is not None) and c == 0:
                 continue
@@ -628,8 +637,8 @@ class BandRenderer:
             plan.compiled.store_rgb(matrix, out, y0, y1, blue, red, plan.colour, luma.patch,
                                     luma.per_row, top=y0, first=lo, height=header.height,
                                     pad=255 if out.shape[2] > header.channels else -1)
-        elif out is None:
-            raise AssertionError("a band asked for late only on the direct path")
+        elif out is None and not late:
+            raise AssertionError("a band asked for late only on the direct and fused paths")
         elif (self.seams is not None or not self.convert) and plan.fused and self.chroma:
             # Y'CbCr kept (the filter's, or the encoder's samples): Cb and Cr doubled by the
             # kernels, as render_image doubles its whole halves; with the filter, as it filters
@@ -637,11 +646,13 @@ class BandRenderer:
             lo, hi = self.chroma[1].needs[i]
             halves = (self.chroma[1].between(lo, hi), self.chroma[2].between(lo, hi), lo)
             if self.seams is None:
+                assert out is not None
                 plan.compiled.double_chroma(out, y0, y1, *halves[:2], top=y0, first=lo,
                                             height=header.height)
-            if out.shape[2] > header.channels and not fused:  # else the kernel
+            if not fused and out is not None and out.shape[2] > header.channels:  # else the kernel
                 out[:, :, header.channels:] = 255
         else:
+            assert out is not None  # (late: the branch above)
             for c, resampler in self.resamplers.items():
                 chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
             # Pillow's X byte: written by the compiled conversion as it stores each pixel, by
@@ -653,13 +664,15 @@ class BandRenderer:
             if pad:
                 out[:, :, header.channels:] = 255
         if isinstance(self.seams, RestoreSeams):  # restored and converted, put in pieces
+            assert out is not None
             self.seams.band(i, out, sink, halves)
         elif self.seams is not None:  # filtered and converted, put in pieces
-            self.seams.band(i, out, sink, halves, fused_luma)
+            self.seams.band(i, out, sink, halves, fused_luma, self.buffers)
         for kept in self.chroma.values():
             kept.release(i)
         for rows in self.full.values():
             rows.release(i)
         if self.seams is None:
+            assert out is not None
             sink.put(y0, y1, out)
 
