@@ -398,6 +398,28 @@ def test_even_bands_split_like_row_bands_with_sizes_within_a_unit() -> None:
             assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
+def test_staggered_chroma_bands_split_half_the_output_bands_rows() -> None:
+    """The lean path's chroma bands: whole units covering the plane, and (bands of 32 output
+    rows, 16 chroma rows, as a 19 MP load() cuts them) only every second output band's rows
+    split between two chroma bands, where bands cut at multiples of two output bands' share
+    split every one."""
+    def splits(bands: list[tuple[int, int]], needs: list[tuple[int, int]]) -> int:
+        return sum(any(lo < y0 < hi for y0, _ in bands) for lo, hi in needs)
+
+    for height, per_band, unit in [(2048, 16, 8), (2048, 16, 4), (1000, 12, 4), (37, 8, 8),
+                                   (16, 16, 8)]:
+        needs = [(max(lo - 1, 0), min(lo + per_band + 1, height))
+                 for lo in range(0, height, per_band)]
+        bands = stream.staggered_bands(needs, unit, height)
+        assert bands[0][0] == 0 and bands[-1][1] == height
+        assert [y0 for y0, _ in bands[1:]] == [y1 for _, y1 in bands[:-1]]
+        assert all(y0 % unit == 0 and y1 > y0 for y0, y1 in bands)
+        if (height, per_band, unit) == (2048, 16, 8):
+            aligned = list(itertools.pairwise(range(0, height + 1, 2 * per_band)))
+            assert splits(aligned, needs) >= len(needs) - 2  # all but the first and last
+            assert splits(bands, needs) <= len(needs) // 2 + 1  # (the clipped last band's)
+
+
 @pytest.mark.parametrize("piece_bytes", [64, 1 << 20])
 def test_vertically_predicted_dense_columns_unpredict_by_band(
         piece_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -372,6 +372,20 @@ def aligned_bands(bands: list[tuple[int, int]], unit: int, height: int
     return list(itertools.pairwise(bounds))
 
 
+def staggered_bands(needs: list[tuple[int, int]], unit: int, height: int
+                    ) -> list[tuple[int, int]]:
+    """Bands of a subsampled plane's rows (whole multiples of `unit` rows, the last may end at
+    `height`) for output bands that read its rows `needs` [lo, hi) (in order, each
+    overlapping the next by the rows both blend): cut at the middle of every second output
+    band's rows. Any cut splits the rows of the output bands that read the rows either side
+    of it, which a ChromaRows then joins from two bands (a copy); a cut at a band boundary
+    splits two bands' rows, one inside an output band's rows (more than a row from its ends)
+    only that band's: half the joins for bands of two output bands' share."""
+    cuts = {(lo + hi) // 2 // unit * unit for lo, hi in needs[1::2]}
+    bounds = [0, *sorted(c for c in cuts if 0 < c < height), height]
+    return list(itertools.pairwise(bounds))
+
+
 class ChromaRows:
     """Rows of one subsampled plane as float32, reconstructed a band of the plane at a time
     when an output band first needs one of its rows, and dropped once every output band that
@@ -567,12 +581,12 @@ class BandRenderer:
             # its source, the kept rows, is set below, once planned by the rows each band reads
             resampler = Resampler(unplanned_rows, (p.height, p.width), h, w)
             needs = [resampler.source_rows(y0, y1) for y0, y1 in bands]
-            # Exact chroma in bands of twice the share of the plane of an output band: each
-            # holds the rows about two output bands blend (smaller ones are cut by more output
-            # bands, whose rows are then joined from two; larger ones are held longer).
-            chroma_bands = (exact_bands_for([p], p.height, p.width,
-                                            2 * band_pixels * p.height
-                                            * p.width // (h * w)) if exact
+            # Exact chroma in bands of about twice the share of the plane of an output band:
+            # each holds the rows about two output bands blend (smaller ones are cut by more
+            # output bands, whose rows are then joined from two; larger ones are held longer),
+            # cut inside every second output band's rows (`staggered_bands`).
+            chroma_bands = (staggered_bands(needs, p.patch if p.layout == LAYOUT_PATCH else 1,
+                                            p.height) if exact
                             else bands_for([p], p.height, p.width))
             if sampled is not None:  # just the rows the sampled bands blend
                 chroma_bands = covering_bands(
