@@ -5886,7 +5886,6 @@ done:
 /* Bounds of deblock_goal: 255 (|w_0| + ... + |w_c-1|) + |offset| stays below GAIN_GOAL_LIMIT,
    so every partial sum fits int32 and every goal is one deblock_gains takes. */
 #define GOAL_WEIGHT_LIMIT (1 << 17)
-#define GOAL_CHANNELS 4
 
 static void goal_row_packed3(const uint8_t *RESTRICT row, Py_ssize_t w,
                              const int32_t *RESTRICT weight, int32_t base,
@@ -5901,7 +5900,7 @@ static void goal_row_packed3(const uint8_t *RESTRICT row, Py_ssize_t w,
 PyDoc_STRVAR(deblock_goal_doc,
 "deblock_goal(pixels, weights, offset, out) -> None\n\n"
 "The goal deblock_gains judges a channel against, in units of 2^-16, from 8-bit pixels\n"
-"((rows, w, c) uint8, any strides, c <= 4): out[y, x] ((rows, w) int32, C-contiguous) =\n"
+"((rows, w, c) uint8, any strides): out[y, x] ((rows, w) int32, C-contiguous) =\n"
 "offset + sum_k weights[k] pixels[y, x, k] (weights int64 (c,)), in integers. The numpy\n"
 "path (encoder.deblock.goal_rows) computes the same sums; with the Y'CbCr weights they are\n"
 "the float32 target of encoder.deblock.target_channel times 2^16, exactly.");
@@ -5912,6 +5911,7 @@ static PyObject *deblock_goal(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *o_pixels, *o_weights, *o_out, *result = NULL;
     long long offset;
     Arr pa = {0}, wa = {0}, oa = {0};
+    int32_t *weight = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLO:deblock_goal", names, &o_pixels,
                                      &o_weights, &offset, &o_out))
         return NULL;
@@ -5920,22 +5920,23 @@ static PyObject *deblock_goal(PyObject *self, PyObject *args, PyObject *kwargs)
         || get_array(o_out, &oa, "out", 2, T_I32, A_CONTIGUOUS | A_WRITABLE) < 0)
         goto done;
     Py_ssize_t rows = pa.shape[0], w = pa.shape[1], c = pa.shape[2];
-    if (c < 1 || c > GOAL_CHANNELS || wa.shape[0] != c || oa.shape[0] != rows
-        || oa.shape[1] != w) {
-        value_error("deblock_goal: needs pixels (rows, w, c) with 1 <= c <= 4, weights (c,) "
-                    "and out (rows, w)");
+    if (c < 1 || wa.shape[0] != c || oa.shape[0] != rows || oa.shape[1] != w) {
+        value_error("deblock_goal: needs pixels (rows, w, c) with c >= 1, weights (c,) and "
+                    "out (rows, w)");
         goto done;
     }
     const int64_t *wv = (const int64_t *)wa.data;
-    int32_t weight[GOAL_CHANNELS] = {0};
+    weight = malloc(sizeof(int32_t) * (size_t)c);
+    if (weight == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     int64_t reach = offset < 0 ? -(int64_t)offset : (int64_t)offset;
     int bad = offset <= -GAIN_GOAL_LIMIT || offset >= GAIN_GOAL_LIMIT;
     for (Py_ssize_t k = 0; k < c; k++) {
         bad |= wv[k] <= -GOAL_WEIGHT_LIMIT || wv[k] >= GOAL_WEIGHT_LIMIT;
-        if (!bad) {
-            weight[k] = (int32_t)wv[k];
-            reach += 255 * (wv[k] < 0 ? -wv[k] : wv[k]);
-        }
+        weight[k] = bad ? 0 : (int32_t)wv[k];
+        reach += bad ? 0 : 255 * (wv[k] < 0 ? -wv[k] : wv[k]);
     }
     if (bad || reach >= GAIN_GOAL_LIMIT) {
         value_error("deblock_goal: 255 times the sum of |weights| plus |offset| must be "
@@ -5949,7 +5950,7 @@ static PyObject *deblock_goal(PyObject *self, PyObject *args, PyObject *kwargs)
     for (Py_ssize_t y = 0; y < rows; y++) {
         int32_t *out = (int32_t *)oa.data + y * w;
         const char *row = px + y * sy;
-        if (sc == 1 && sx == 3) /* packed RGB rows: the channel count a constant */
+        if (c == 3 && sc == 1 && sx == 3) /* packed RGB rows: the channel count a constant */
             goal_row_packed3((const uint8_t *)row, w, weight, base, out);
         else
             for (Py_ssize_t x = 0; x < w; x++) {
@@ -5963,6 +5964,7 @@ static PyObject *deblock_goal(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
+    free(weight);
     release(&pa);
     release(&wa);
     release(&oa);

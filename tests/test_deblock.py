@@ -236,9 +236,11 @@ def test_goal_in_integers_is_the_float_target_on_both_paths() -> None:
     every = np.stack([(v >> 16) & 255, (v >> 8) & 255, v & 255], axis=1).astype(np.uint8)
     rgb = every.reshape(2048, 8192, 3)
     alpha = np.dstack([rgb[:64, :100], rgb[64:128, :100, :1]])
+    five = np.dstack([alpha, rgb[128:192, :100, 1:2]])
     strided = rgb[1:200:3, ::7]
     cases = [(rgb, fmt.COLOUR_YCBCR, c) for c in range(3)] + [(rgb, 0, 1)]
     cases += [(alpha, fmt.COLOUR_YCBCR, c) for c in range(4)] + [(strided, fmt.COLOUR_YCBCR, 2)]
+    cases += [(five, 0, c) for c in range(5)]
     for pixels, colour, channel in cases:
         want = goal_units(target_channel(pixels, colour, channel)).reshape(pixels.shape[:2])
         for compiled in (True, False):
@@ -257,7 +259,7 @@ def test_goal_kernel_checks_its_arguments() -> None:
     assert (out == 7).all()
     for args, match in [((pixels, weights, 7, out[:3]), "out"),
                         ((pixels, weights[:2], 7, out), "weights"),
-                        ((np.zeros((4, 5, 5), np.uint8), np.ones(5, np.int64), 0, out), "c"),
+                        ((np.zeros((4, 5, 0), np.uint8), np.ones(0, np.int64), 0, out), "c"),
                         ((pixels, weights * (1 << 16), 0, out), "2\\^26"),
                         ((pixels, weights, 1 << 26, out), "2\\^26")]:
         with pytest.raises(ValueError, match=match):
