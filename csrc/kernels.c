@@ -5887,7 +5887,7 @@ done:
    so every partial sum fits int32 and every goal is one deblock_gains takes. */
 #define GOAL_WEIGHT_LIMIT (1 << 17)
 
-static void goal_row_packed3(const uint8_t *RESTRICT row, Py_ssize_t w,
+HOT static void goal_row_packed3(const uint8_t *RESTRICT row, Py_ssize_t w,
                              const int32_t *RESTRICT weight, int32_t base,
                              int32_t *RESTRICT out)
 {
