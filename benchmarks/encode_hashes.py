@@ -3,6 +3,7 @@
 and after (or on both kernel paths) and compare the two files. docs/performance.md quotes it.
 
     python benchmarks/encode_hashes.py --corpus KODAK --out before.txt
+    python benchmarks/encode_hashes.py --corpus KODAK --out before.txt --variants
     SVDCODEC_KERNELS=0 python benchmarks/encode_hashes.py --corpus KODAK --out numpy.txt
     cmp before.txt after.txt
 
@@ -13,8 +14,10 @@ crop, q 30/75/90) and through Pillow in modes L, LA, RGB, RGBA and I;16; odd siz
 3 x 5, 255 x 257, single rows and columns ...) of noise, a resized photo and its grey, at q 10,
 75, 100; the plain and patch16 layouts, rank, energy, max_error (bounded and lossless),
 target_psnr, max_bytes, a constant image, a decoded image encoded again (the decoder-grid
-path) and a 2048 x 2304 tiling (streaming planes, band threads). One line per encode:
-name, size, sha256.
+path) and a 2048 x 2304 tiling (streaming planes, band threads). `--variants` adds every
+photo and its crop at quality 30, 75 and 90 with deblock=False, effort=2 and aq=True, and
+through Pillow's save at each quality (all 24 photos). One line per encode: name, size,
+sha256.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--variants", action="store_true",
+                        help="also deblock=False, effort=2, aq=True and Pillow at q 30/75/90")
     args = parser.parse_args(argv)
     photos = [np.asarray(Image.open(p).convert("RGB"))
               for p in sorted(args.corpus.glob("*.png"))]
@@ -43,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     def record(name: str, data: bytes) -> None:
         lines.append(f"{name} {len(data)} {hashlib.sha256(data).hexdigest()}")
 
-    def pillow(image: Image.Image) -> bytes:
+    def pillow(image: Image.Image, **options: float) -> bytes:
         buffer = io.BytesIO()
-        image.save(buffer, "SVDI")
+        image.save(buffer, "SVDI", **options)
         return buffer.getvalue()
 
     qualities = (10, 30, 75, 90)
@@ -60,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
             record(f"crop{i}-deblock", svdcodec.encode(crop, 50, deblock=True))
         if i % 6 == 0:
             record(f"pillow{i}", pillow(Image.fromarray(photo)))
+        if args.variants:
+            for q in (30, 75, 90):
+                for label, kw in (("nodeblock", {"deblock": False}), ("effort2", {"effort": 2}),
+                                  ("aq", {"aq": True})):
+                    record(f"photo{i}-q{q}-{label}", svdcodec.encode(photo, q, **kw))
+                    record(f"crop{i}-q{q}-{label}", svdcodec.encode(crop, q, **kw))
+                record(f"pillow{i}-q{q}", pillow(Image.fromarray(photo), quality=q))
+                record(f"pillow-crop{i}-q{q}", pillow(Image.fromarray(crop), quality=q))
     rng = np.random.default_rng(1)
     base = photos[min(2, len(photos) - 1)]
     grey = np.asarray(Image.fromarray(base).convert("L"))

@@ -5881,6 +5881,96 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------ encoding: deblocking goal (target) */
+
+/* Bounds of deblock_goal: 255 (|w_0| + ... + |w_c-1|) + |offset| stays below GAIN_GOAL_LIMIT,
+   so every partial sum fits int32 and every goal is one deblock_gains takes. */
+#define GOAL_WEIGHT_LIMIT (1 << 17)
+
+HOT static void goal_row_packed3(const uint8_t *RESTRICT row, Py_ssize_t w,
+                             const int32_t *RESTRICT weight, int32_t base,
+                             int32_t *RESTRICT out)
+{
+    int32_t w0 = weight[0], w1 = weight[1], w2 = weight[2];
+    for (Py_ssize_t x = 0; x < w; x++)
+        out[x] = base + w0 * (int32_t)row[3 * x] + w1 * (int32_t)row[3 * x + 1]
+                 + w2 * (int32_t)row[3 * x + 2];
+}
+
+PyDoc_STRVAR(deblock_goal_doc,
+"deblock_goal(pixels, weights, offset, out) -> None\n\n"
+"The goal deblock_gains judges a channel against, in units of 2^-16, from 8-bit pixels\n"
+"((rows, w, c) uint8, any strides): out[y, x] ((rows, w) int32, C-contiguous) =\n"
+"offset + sum_k weights[k] pixels[y, x, k] (weights int64 (c,)), in integers. The numpy\n"
+"path (encoder.deblock.goal_rows) computes the same sums; with the Y'CbCr weights they are\n"
+"the float32 target of encoder.deblock.target_channel times 2^16, exactly.");
+
+static PyObject *deblock_goal(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"pixels", "weights", "offset", "out", NULL};
+    PyObject *o_pixels, *o_weights, *o_out, *result = NULL;
+    long long offset;
+    Arr pa = {0}, wa = {0}, oa = {0};
+    int32_t *weight = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLO:deblock_goal", names, &o_pixels,
+                                     &o_weights, &offset, &o_out))
+        return NULL;
+    if (get_array(o_pixels, &pa, "pixels", 3, T_U8, 0) < 0
+        || get_array(o_weights, &wa, "weights", 1, T_I64, A_CONTIGUOUS) < 0
+        || get_array(o_out, &oa, "out", 2, T_I32, A_CONTIGUOUS | A_WRITABLE) < 0)
+        goto done;
+    Py_ssize_t rows = pa.shape[0], w = pa.shape[1], c = pa.shape[2];
+    if (c < 1 || wa.shape[0] != c || oa.shape[0] != rows || oa.shape[1] != w) {
+        value_error("deblock_goal: needs pixels (rows, w, c) with c >= 1, weights (c,) and "
+                    "out (rows, w)");
+        goto done;
+    }
+    const int64_t *wv = (const int64_t *)wa.data;
+    weight = malloc(sizeof(int32_t) * (size_t)c);
+    if (weight == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t reach = offset < 0 ? -(int64_t)offset : (int64_t)offset;
+    int bad = offset <= -GAIN_GOAL_LIMIT || offset >= GAIN_GOAL_LIMIT;
+    for (Py_ssize_t k = 0; k < c; k++) {
+        bad |= wv[k] <= -GOAL_WEIGHT_LIMIT || wv[k] >= GOAL_WEIGHT_LIMIT;
+        weight[k] = bad ? 0 : (int32_t)wv[k];
+        reach += bad ? 0 : 255 * (wv[k] < 0 ? -wv[k] : wv[k]);
+    }
+    if (bad || reach >= GAIN_GOAL_LIMIT) {
+        value_error("deblock_goal: 255 times the sum of |weights| plus |offset| must be "
+                    "below 2^26");
+        goto done;
+    }
+    const char *px = pa.data;
+    Py_ssize_t sy = pa.strides[0], sx = pa.strides[1], sc = pa.strides[2];
+    int32_t base = (int32_t)offset;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t y = 0; y < rows; y++) {
+        int32_t *out = (int32_t *)oa.data + y * w;
+        const char *row = px + y * sy;
+        if (c == 3 && sc == 1 && sx == 3) /* packed RGB rows: the channel count a constant */
+            goal_row_packed3((const uint8_t *)row, w, weight, base, out);
+        else
+            for (Py_ssize_t x = 0; x < w; x++) {
+                const uint8_t *p = (const uint8_t *)(row + x * sx);
+                int32_t sum = base;
+                for (Py_ssize_t k = 0; k < c; k++)
+                    sum += weight[k] * (int32_t)p[k * sc];
+                out[x] = sum;
+            }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(weight);
+    release(&pa);
+    release(&wa);
+    release(&oa);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ module */
 
 #define METHOD(name) {#name, (PyCFunction)(void (*)(void))name, METH_VARARGS | METH_KEYWORDS, \
@@ -5894,6 +5984,7 @@ static PyMethodDef methods[] = {
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(deblock_gains),
+    METHOD(deblock_goal),
     METHOD(column_entropy_bits), METHOD(prediction_bits), METHOD(predicted),
     METHOD(lower_levels), METHOD(colour_rows), METHOD(restore),
     METHOD(parse_records), METHOD(chunk_table),

@@ -20,6 +20,7 @@ from svdcodec.encoder.deblock import (
     EdgeSamples,
     band_rows,
     filter_gain,
+    goal_rows,
     goal_units,
     judged_bands,
     strengths,
@@ -224,6 +225,45 @@ def test_strength_trials_check_their_arguments() -> None:
                         ((samples, goal, counted, 4, table, np.zeros(2, np.int64)), "out")]:
         with pytest.raises(ValueError, match=match):
             compiled.deblock_gains(*args)
+
+
+def test_goal_in_integers_is_the_float_target_on_both_paths() -> None:
+    """`goal_rows` (the C kernel `deblock_goal` and the numpy integers) gives exactly
+    `goal_units(target_channel(...))` for every RGB colour (the Y'CbCr weights are integers:
+    no float32 step of the target rounds), for alpha and for plain channels, on strided
+    pixels too."""
+    v = np.arange(1 << 24, dtype=np.uint32)
+    every = np.stack([(v >> 16) & 255, (v >> 8) & 255, v & 255], axis=1).astype(np.uint8)
+    rgb = every.reshape(2048, 8192, 3)
+    alpha = np.dstack([rgb[:64, :100], rgb[64:128, :100, :1]])
+    five = np.dstack([alpha, rgb[128:192, :100, 1:2]])
+    strided = rgb[1:200:3, ::7]
+    cases = [(rgb, fmt.COLOUR_YCBCR, c) for c in range(3)] + [(rgb, 0, 1)]
+    cases += [(alpha, fmt.COLOUR_YCBCR, c) for c in range(4)] + [(strided, fmt.COLOUR_YCBCR, 2)]
+    cases += [(five, 0, c) for c in range(5)]
+    for pixels, colour, channel in cases:
+        want = goal_units(target_channel(pixels, colour, channel)).reshape(pixels.shape[:2])
+        for compiled in (True, False):
+            out = np.empty(pixels.shape[:2], dtype=np.int32)
+            with kernels(compiled):
+                goal_rows(pixels, colour, channel, out)
+            assert np.array_equal(out, want), (colour, channel, compiled)
+
+
+def test_goal_kernel_checks_its_arguments() -> None:
+    compiled = compiled_kernels()
+    pixels = np.zeros((4, 5, 3), np.uint8)
+    weights = np.array([1, 2, 3], np.int64)
+    out = np.zeros((4, 5), np.int32)
+    compiled.deblock_goal(pixels, weights, 7, out)
+    assert (out == 7).all()
+    for args, match in [((pixels, weights, 7, out[:3]), "out"),
+                        ((pixels, weights[:2], 7, out), "weights"),
+                        ((np.zeros((4, 5, 0), np.uint8), np.ones(0, np.int64), 0, out), "c"),
+                        ((pixels, weights * (1 << 16), 0, out), "2\\^26"),
+                        ((pixels, weights, 1 << 26, out), "2\\^26")]:
+        with pytest.raises(ValueError, match=match):
+            compiled.deblock_goal(*args)
 
 
 def test_strengths_are_bytes_of_at_least_one() -> None:

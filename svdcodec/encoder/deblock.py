@@ -82,6 +82,35 @@ def goal_units(target: np.ndarray) -> np.ndarray:
     return np.rint(target * np.float32(GOAL_SCALE)).astype(np.int32)
 
 
+def goal_weights(colour: int, channel: int, channels: int) -> tuple[np.ndarray, int]:
+    """(weights (int64, one per channel), offset) with which `goal_rows` makes the goal of
+    decoded channel `channel` from 8-bit pixels: offset + pixels @ weights is
+    `goal_units(target_channel(...))` exactly. The Y'CbCr weights are integers, 255 times
+    the sum of their magnitudes is 2^24 at most and YCC_UNIT is 2^-16, so every float32 sum
+    and product of `target_channel` (in any order, fused or not) is an exact integer times
+    2^-16 and needs no rounding."""
+    weights = np.zeros(channels, dtype=np.int64)
+    if colour != COLOUR_YCBCR or channel > 2:
+        weights[channel] = GOAL_SCALE
+        return weights, 0
+    weights[:3] = YCC_WEIGHTS[channel].astype(np.int64)
+    return weights, int(CHROMA_OFFSET * GOAL_SCALE) if channel else 0
+
+
+def goal_rows(pixels: np.ndarray, colour: int, channel: int, out: np.ndarray) -> None:
+    """`goal_units(target_channel(pixels, colour, channel))` of a band of 8-bit pixels
+    ((rows, w, c) uint8) into `out` ((rows, w) int32, C-contiguous), in integers (see
+    `goal_weights`): the C kernel `deblock_goal` in one pass, or numpy channel by channel."""
+    weights, offset = goal_weights(colour, channel, pixels.shape[-1])
+    compiled = kernels.get()
+    if compiled is not None:
+        compiled.deblock_goal(pixels, weights, offset, out)
+        return
+    out[...] = offset
+    for k in np.flatnonzero(weights):
+        out += pixels[..., k].astype(np.int32) * np.int32(weights[k])
+
+
 class EdgeSamples:
     """One decoded channel (C-contiguous (h, w) bytes) ready to judge strengths on: its goal
     in units of 2^-16 (`goal_units`) and the rows whose error counts (all, or `counted`).
@@ -243,9 +272,12 @@ def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels:
         picked = (slice(None) if stacked.size == rows.size  # the same rows: no gather
                   else np.searchsorted(stacked, rows))
         channel = np.ascontiguousarray(samples[picked, :, plane.index])
-        # the target band by band (no copy of the judged pixels, no (n, 3) floats of them)
-        goal = np.concatenate([goal_units(target_channel(pixels[y0:y1], colour, plane.index))
-                               for y0, y1 in bands])
+        # the goal band by band, in integers (no copy of the judged pixels, no floats)
+        goal = np.empty(channel.shape, dtype=np.int32)
+        at = 0
+        for y0, y1 in bands:
+            goal_rows(pixels[y0:y1], colour, plane.index, goal[at:at + y1 - y0])
+            at += y1 - y0
         return EdgeSamples(channel, period, goal, counted)
     params, saved = best_strength((piece(bands) for bands in pieces), plane.step)
     if judged is None:
