@@ -75,9 +75,11 @@ class ColumnStats:
     """
 
     def __init__(self, columns: int, step: float,
-                 sparse: list[tuple[int, int]] | None = None, patches: bool = False) -> None:
+                 sparse: list[tuple[int, int]] | None = None, patches: bool = False,
+                 rdoq_lambda: float | None = None) -> None:
         """`sparse`: the run/level coded column ranges, whose integers `optimise_levels` then
-        chooses (when RDOQ_LAMBDA is set); else the plain dead-zone quantizer. `patches`:
+        chooses (when RDOQ_LAMBDA, or `rdoq_lambda` instead, is set); else the plain
+        dead-zone quantizer. `patches`:
         the U of a patch layout, each component at its own step (`component_steps`); else
         every component at `step`. `steps` holds each column's step, `error` is in plane
         units either way."""
@@ -90,7 +92,8 @@ class ColumnStats:
         self.top = np.zeros(columns)
         self.squares = np.zeros(columns)
         self.rows = 0
-        self.sparse = sparse if RDOQ_LAMBDA else None
+        self.rdoq_lambda = RDOQ_LAMBDA if rdoq_lambda is None else rdoq_lambda
+        self.sparse = sparse if self.rdoq_lambda else None
 
     def add(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Quantize a band (rows, columns) of float32 values with `quantize`'s rule (or, with
@@ -102,9 +105,10 @@ class ColumnStats:
         top = np.zeros(self.columns)
         ints = self._dead_zone(values, out, RDOQ_ROUNDING, top, None)
         if self.inv_steps is None:
-            added = optimise_levels(ints, values, self.step, self.sparse)
+            added = optimise_levels(ints, values, self.step, self.sparse, self.rdoq_lambda)
         else:  # values in each column's steps: |v| * inv_j, the same bits as the dead zone's
-            added = optimise_levels(ints, values * self.inv_steps, 1.0, self.sparse)
+            added = optimise_levels(ints, values * self.inv_steps, 1.0, self.sparse,
+                                    self.rdoq_lambda)
         self.error += added * self.steps ** 2
         if ints.size:
             np.maximum(self.top, np.abs(ints).max(axis=0), out=self.top)
@@ -284,14 +288,15 @@ def symbol_bits(counts: np.ndarray) -> np.ndarray:
 
 
 def optimise_levels(ints: np.ndarray, values: np.ndarray, step: float,
-                    groups: list[tuple[int, int]]) -> np.ndarray:
+                    groups: list[tuple[int, int]], lam: float | None = None) -> np.ndarray:
     """Rate-distortion optimised quantization of a band (rows, columns) of integers quantized
     with RDOQ_ROUNDING: in each run/level coded column range of `groups`, RDOQ_ROUNDS rounds of
     `lower_levels`, each with bits estimated from the symbol frequencies at its start.
 
     `ints` is changed in place; returns the change of each column's squared error (step^2
-    units, float64). Both kernel paths give the same integers and sums."""
-    lam = float(RDOQ_LAMBDA or 0.0)
+    units, float64). Both kernel paths give the same integers and sums. `lam`: the Lagrange
+    multiplier, RDOQ_LAMBDA if None."""
+    lam = float((RDOQ_LAMBDA if lam is None else lam) or 0.0)
     added = np.zeros(ints.shape[1])
     inv_step = np.float32(1.0 / step)
     compiled = kernels.get()

@@ -35,6 +35,7 @@ from .residual import residual_request, with_residuals
 from .schedule import Encoder
 from .source import image_header
 from .tuning import (
+    AQ_RDOQ_LAMBDA,
     AUTO_LAYOUTS,
     DEFAULT_EFFORT,
     DEFAULT_PATCH,
@@ -147,6 +148,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     which the decoder derives from the integers it reads (format version 6, spec §5.5: 3
     bytes in PLAN; a file without it keeps the version before): higher luma SSIM at the same
     bytes, slightly lower RGB PSNR (docs/design-notes.md, "Adaptive quantization per patch").
+    It also tunes the rest of the encode for luma SSIM (no other format change): chroma
+    coarser than the default at high qualities and finer at low ones, more patches in the
+    finer classes, and effort 2's RDOQ at a lower lambda (`tuning.AQ_CHROMA_STEP`,
+    `AQ_G_SCALE`, `AQ_RDOQ_LAMBDA`; docs/design-notes.md, "Tuning aq=True for luma SSIM").
 
     effort (1 or 2, default 1): 2 chooses U's integers by rate and distortion and compresses
     the kept factor blocks again at a slower zstd level: 8-14 % smaller files at the same
@@ -257,7 +262,8 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
             centre: bool = False, deblock: bool = False, optimise_levels: bool = False,
             adapt: int = 0, restore: bool = False) -> bytes:
     single_step = target_psnr is None and max_bytes is None
-    rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt)
+    rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt,
+                    AQ_RDOQ_LAMBDA if adapt else None)
     enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
                   deblock, restore)
     if single_step:

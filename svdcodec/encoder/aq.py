@@ -27,6 +27,7 @@ from ..codec.quantize import (
     ColumnStats,
     optimise_levels,
 )
+from .tuning import AQ_G_SCALE
 
 
 def row_scale(multipliers: np.ndarray, columns: int) -> np.ndarray:
@@ -75,8 +76,9 @@ class AQStats(ColumnStats):
     rate-distortion optimisation starts after them."""
 
     def __init__(self, columns: int, step: float, sparse: list[tuple[int, int]] | None,
-                 multipliers: np.ndarray, map_columns: int) -> None:
-        super().__init__(columns, step, sparse, patches=True)
+                 multipliers: np.ndarray, map_columns: int,
+                 rdoq_lambda: float | None = None) -> None:
+        super().__init__(columns, step, sparse, patches=True, rdoq_lambda=rdoq_lambda)
         self.classes = class_index(multipliers)
         self.map_columns = map_columns
 
@@ -96,7 +98,8 @@ class AQStats(ColumnStats):
                       if hi > max(lo, self.map_columns)]
             table = (self.inv_steps[None, :] / row_scale(CLASS_M, self.columns)
                      ).astype(np.float32)
-            added = optimise_levels(ints, values * table[self.classes], 1.0, groups)
+            added = optimise_levels(ints, values * table[self.classes], 1.0, groups,
+                                    self.rdoq_lambda)
             # in each row's steps: the band's mean (M / 16)^2 stands for the rows' (an
             # estimate for the rank decision; the integers are exact either way)
             self.error += added * self.steps ** 2 * squared_scale.mean(axis=0)
@@ -119,8 +122,9 @@ def log_variance_sum(patches: np.ndarray) -> float:
 
 
 def plane_g(log_sums: list[float], rows: int) -> int:
-    """G's binary16 bits: the geometric mean of the patches' variance + C."""
-    return aq.g_bits(math.exp(sum(log_sums) / max(rows, 1)))
+    """G's binary16 bits: AQ_G_SCALE times the geometric mean of the patches' variance + C
+    (every class threshold scales with G: above 1 more patches take the finer classes)."""
+    return aq.g_bits(AQ_G_SCALE * math.exp(sum(log_sums) / max(rows, 1)))
 
 
 def encoder_map(values: list[np.ndarray], grid: tuple[int, int], patch: int, step: float,

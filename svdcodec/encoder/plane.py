@@ -105,6 +105,8 @@ class RankRule:
     optimise_levels: bool = False
     #: adaptive quantization per patch of plane 0 (format version 6, spec §5.5): K, 0 for none
     adapt: int = 0
+    #: the Lagrange multiplier of `optimise_levels` (None: codec.quantize.RDOQ_LAMBDA)
+    rdoq_lambda: float | None = None
 
     @property
     def fixed(self) -> bool:
@@ -343,13 +345,14 @@ def layout_features(grams: dict[int, np.ndarray], rows: dict[int, int], step: fl
 
 
 def predicted_side(grams: dict[int, np.ndarray], rows: dict[int, int], step: float,
-                   chroma: bool) -> int | None:
+                   chroma: bool, bias: float = 0.0) -> int | None:
     """The patch side, 4 or 8, whose coding at `step` `tuning.LAYOUT_MODEL` predicts to cost
     less (D + lambda R), from the two Gram matrices' eigenvalues alone: no eigenvectors of
     the other side, no coding in both (`layout_features`; studies/layout_model.py fits it).
-    None where the score is within LAYOUT_MODEL_MARGIN of the boundary: too close to call."""
+    None where the score is within LAYOUT_MODEL_MARGIN of the boundary: too close to call.
+    `bias` is added to the score (positive: towards patch 4)."""
     x = layout_features(grams, rows, step, chroma)
-    score = sum(w * value for w, value in zip(tuning.LAYOUT_MODEL, x))
+    score = sum(w * value for w, value in zip(tuning.LAYOUT_MODEL, x)) + bias
     if abs(score) <= tuning.LAYOUT_MODEL_MARGIN:
         return None
     return 4 if score > 0 else 8
@@ -395,7 +398,8 @@ def energy_rank(candidate: Candidate, fraction: float) -> int:
 def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float,
                bands: list[Band] | None = None, done: dict[Band, BandPart] | None = None,
                optimise: bool = False, first_only: bool = False,
-               symbols: bool = True, adapt: int = 0) -> QuantizedU:
+               symbols: bool = True, adapt: int = 0,
+               rdoq_lambda: float | None = None) -> QuantizedU:
     """The integers of the U side, their stats, and (`symbols`) the symbols of each sparse
     group at full rank, band by band (while the band is in cache: the rank decision usually
     keeps them all).
@@ -420,7 +424,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     # too, `fit_basis` finds a decoded image's integers at those steps); not in a plain layout.
     own_steps = in_patches
     if candidate.P is not None:  # factorized whole (a plane too narrow to stream)
-        stats = ColumnStats(rank, step, sparse, own_steps)
+        stats = ColumnStats(rank, step, sparse, own_steps, rdoq_lambda)
         return QuantizedU(stats.add(sample_rows(candidate, bands)[:, :rank]), stats, {}, {})
     assert candidate.basis is not None
     bands = plane_bands(source, candidate.plane.index) if bands is None else bands
@@ -461,11 +465,11 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
         y0, y1 = bands[i]
         if row_m is None:
             a = source.patches(candidate.plane.index, y0, y1, patch)
-            stats = ColumnStats(rank, step, sparse, own_steps)
+            stats = ColumnStats(rank, step, sparse, own_steps, rdoq_lambda)
             values = a @ unit_basis
         else:
             stats = aq_encoder.AQStats(rank, step, sparse, row_m[starts[i]:starts[i + 1]],
-                                       map_columns)
+                                       map_columns, rdoq_lambda)
             values = coefficients[i]
         mine = A[starts[i]:starts[i + 1]]
         if tail is None:
@@ -536,7 +540,7 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     adapt = adapted_components(c, rule)
     try:
         u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels, first_only,
-                       symbols=large, adapt=adapt)
+                       symbols=large, adapt=adapt, rdoq_lambda=rule.rdoq_lambda)
         stats_b = ColumnStats(rank, step)
         B = stats_b.add(c.Q[:, :rank])
     except OverflowError:

@@ -11,6 +11,7 @@ small plane) in each.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -47,7 +48,15 @@ from .plane import (
 )
 from .restoration import with_restoration
 from .source import image_header, ycc_8bit
-from .tuning import CHROMA_STEP, FIT_EXTRA_RANK, LAYOUT_LAMBDA, SUBSAMPLE_FROM_STEP
+from .tuning import (
+    AQ_CHROMA_STEP,
+    AQ_PATCH4_BIAS,
+    AQ_PATCH4_MAX_STEP,
+    CHROMA_STEP,
+    FIT_EXTRA_RANK,
+    LAYOUT_LAMBDA,
+    SUBSAMPLE_FROM_STEP,
+)
 
 
 @dataclass
@@ -112,7 +121,11 @@ class Encoder:
             rows = {side: Plane(index, LAYOUT_PATCH, side, h, w, 0, 1.0).matrix_shape[0]
                     for side in (4, 8)}
             chroma = bool(work.header.colour) and index in (1, 2)
-            side = predicted_side(work.grams[index], rows, step, chroma)
+            # an adapted plane at effort 2 leans towards patch 4 (AQ_PATCH4_BIAS: finer
+            # patches, finer map), except at low rates
+            bias = AQ_PATCH4_BIAS if self.rule.adapt and self.rule.optimise_levels \
+                and index == 0 and step <= AQ_PATCH4_MAX_STEP else 0.0
+            side = predicted_side(work.grams[index], rows, step, chroma, bias)
             layouts = layouts if side is None else [(LAYOUT_PATCH, side)]
         known = work.candidates.setdefault(index, {})
         missing = [layout for layout in layouts if layout not in known]
@@ -137,7 +150,8 @@ class Encoder:
         whole planes and `allow_whole` is false. A streaming layout's basis fitted to its
         quantized coefficients replaces the eigenvectors where it costs less (`fit_choice`)."""
         header = work.header
-        plane_step = step * CHROMA_STEP if (header.colour and index in (1, 2)) else step
+        plane_step = step * chroma_step_ratio(step, bool(self.rule.adapt)) \
+            if (header.colour and index in (1, 2)) else step
         candidates = self._candidates(work, index, plane_step)
         fits = not self.rule.fixed and candidates[0].basis is not None \
             and work.source.on_decoder_grid
@@ -244,6 +258,17 @@ class Encoder:
             assert isinstance(self.pixels, np.ndarray), "encode() passes restoration an array"
             data = with_restoration(data, self.pixels, step)
         return data
+
+
+def chroma_step_ratio(step: float, adapted: bool) -> float:
+    """The chroma planes' step over the luma step `step`: CHROMA_STEP, or with adaptive
+    quantization (`adapted`, aq=True) AQ_CHROMA_STEP's ratio at this step, log-linear in the
+    step between its two points and constant beyond them."""
+    if not adapted:
+        return CHROMA_STEP
+    (lo, fine), (hi, coarse) = AQ_CHROMA_STEP
+    t = min(max((math.log(step) - math.log(lo)) / (math.log(hi) - math.log(lo)), 0.0), 1.0)
+    return fine + (coarse - fine) * t
 
 
 def rd_cost(coded: CodedPlane, step: float) -> float:

@@ -33,6 +33,23 @@ SUBSAMPLE_FROM_STEP = 6.0
 #: RGB PSNR 28-38 dB -21.6 -> -21.9 %, luma SSIM -0.2 -> -3.4 % (0.85 alone: -20.6 / -3.0 %;
 #: studies/adaptive_quant_study.py).
 CHROMA_STEP = 0.85
+#: aq=True (adaptive quantization, 8-bit images) tunes the encoder for luma SSIM, not only
+#: the luma plane's steps (issue #16; studies/ssim_tune_study.py, docs/design-notes.md,
+#: "Tuning aq=True for luma SSIM"; studied on 6 Kodak photos, confirmed on all 24 and the
+#: held-out photos): the chroma step ratio by the luma step, AQ_CHROMA_STEP's first ratio up
+#: to its step, its second from its step on, log-linear in the step between (coarser chroma
+#: where luma SSIM's window lies, finer at low rates, where chroma's error weighs most in RGB
+#: PSNR); G written AQ_G_SCALE times the plane's geometric mean (spec §5.5: more patches in
+#: the finer classes); effort 2's RDOQ at AQ_RDOQ_LAMBDA instead of RDOQ_LAMBDA (0.10); and
+#: plane 0's layout prediction (`encoder.plane.predicted_side`, fitted without AQ) leaning
+#: towards patch 4 by AQ_PATCH4_BIAS in score units (LAYOUT_MODEL_MARGIN is 1) at effort 2 and
+#: luma steps up to AQ_PATCH4_MAX_STEP: at larger steps (low rates) patch 4 costs more than it
+#: gives, and at effort 1 (no RDOQ) it costs RGB PSNR and SSIM.
+AQ_CHROMA_STEP = ((16.0, 0.95), (64.0, 0.70))
+AQ_G_SCALE = 1.2
+AQ_RDOQ_LAMBDA = 0.07
+AQ_PATCH4_BIAS = 2.5
+AQ_PATCH4_MAX_STEP = 64.0
 #: Default patch side of the "patch" layout.
 DEFAULT_PATCH = 8
 #: Layouts that layout="auto" tries for each plane.

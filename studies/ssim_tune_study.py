@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Encoder-side choices of svdi-best (effort 2, aq, restore, deblock) for luma SSIM (issue #16).
+
+    python studies/ssim_tune_study.py --corpus DIR [--images kodim01 kodim03 ...]
+        [--only NAME ...] [--rows CSV] [--quick]
+
+No format change: each variant sets encoder-side choices (the AQ plane's G and K, the chroma
+step by the luma step, the rank decision's and RDOQ's lambda, the patch mean's step, the
+deblocking strengths, the layouts and the layout prediction's lean) for the whole sweep, encodes every image at rd.py's svdi qualities with
+`encode(effort=2, aq=True, restore=True, deblock=True)` (rd.py's svdi-best) and decodes with
+today's decoder, so every file is one every decoder reads. "before" is what aq=True wrote at
+ee585a3 (chroma 0.85 of the luma step, G the geometric mean, RDOQ lambda 0.10, no lean to
+patch 4), "best" what it writes now (`encoder.tuning.AQ_CHROMA_STEP`, `AQ_G_SCALE`,
+`AQ_RDOQ_LAMBDA`, `AQ_PATCH4_BIAS`); the others are
+"before" with one change, or a few. BD-rates vs Pillow JPEG 4:2:0 exactly as benchmarks/rd.py
+takes them (`evaluation.codecs.bd_results_per_image`): RGB PSNR 28-38 dB / 24-30 dB / luma
+SSIM over JPEG's 28-38 dB window, the mean over the images; "points" against "before" in the
+same run. Rows are appended to --rows (default /tmp/ssim_tune_rows.csv) and read back, so that
+variants measured in earlier runs are not encoded again. Figures: docs/design-notes.md,
+"Tuning aq=True for luma SSIM".
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import svdcodec.encoder.aq as aq_encoder
+from svdcodec import encoder
+from svdcodec.codec import quantize
+from svdcodec.encoder import deblock, schedule
+from svdcodec.evaluation import codecs as compare
+
+Patch = Callable[[], Callable[[], None]]  # applies a change, returns its undo
+
+
+def setting(module: object, name: str, value: object) -> Patch:
+    def apply() -> Callable[[], None]:
+        old = getattr(module, name)
+        setattr(module, name, value)
+        return lambda: setattr(module, name, old)
+    return apply
+
+
+#: What ee585a3 wrote with aq=True (svdi-best before this study): the chroma step 0.85 at every
+#: step, G the geometric mean, RDOQ at 0.10, no lean to patch 4.
+BEFORE: list[Patch] = [setting(schedule, "AQ_CHROMA_STEP", ((16.0, 0.85), (64.0, 0.85))),
+                       setting(aq_encoder, "AQ_G_SCALE", 1.0),
+                       setting(encoder, "AQ_RDOQ_LAMBDA", 0.10),
+                       setting(schedule, "AQ_PATCH4_BIAS", 0.0),
+                       setting(schedule, "AQ_PATCH4_MAX_STEP", 1e9)]
+
+
+def chroma(fine: float, lo: float, coarse: float, hi: float) -> Patch:
+    """The chroma step ratio `fine` up to luma step `lo`, `coarse` from `hi`, log-linear
+    between (`schedule.chroma_step_ratio`)."""
+    return setting(schedule, "AQ_CHROMA_STEP", ((lo, fine), (hi, coarse)))
+
+
+def g_scale(factor: float) -> Patch:
+    """G written `factor` times the geometric mean (every class threshold scaled alike: factor
+    2^(1/(4 s)) ~ 4.2 would move every patch one class finer)."""
+    return setting(aq_encoder, "AQ_G_SCALE", factor)
+
+
+def rdoq(lam: float) -> Patch:
+    return setting(encoder, "AQ_RDOQ_LAMBDA", lam)
+
+
+def flat(c: float) -> Patch:
+    return chroma(c, 16.0, c, 64.0)
+
+
+def patch4_bias(bias: float) -> Patch:
+    """The layout model's score of plane 0 raised by `bias` (towards patch 4)."""
+    return setting(schedule, "AQ_PATCH4_BIAS", bias)
+
+
+VARIANTS: dict[str, list[Patch]] = {
+    "before": BEFORE,
+    "G x0.5": [*BEFORE, g_scale(0.5)],
+    "G x2": [*BEFORE, g_scale(2.0)],
+    "K 2": [*BEFORE, setting(encoder, "AQ_COMPONENTS", 2)],
+    "K 8": [*BEFORE, setting(encoder, "AQ_COMPONENTS", 8)],
+    "chroma 1.0": [*BEFORE, flat(1.0)],
+    "chroma 0.7": [*BEFORE, flat(0.7)],
+    "rank lambda 0.09": [*BEFORE, setting(quantize, "LAMBDA", 0.09)],
+    "rank lambda 0.04": [*BEFORE, setting(quantize, "LAMBDA", 0.04)],
+    "rdoq lambda 0.05": [*BEFORE, rdoq(0.05)],
+    "rdoq lambda 0.06": [*BEFORE, rdoq(0.06)],
+    "rdoq lambda 0.07": [*BEFORE, rdoq(0.07)],
+    "rdoq lambda 0.14": [*BEFORE, rdoq(0.14)],
+    "mean step 0.6": [*BEFORE, setting(quantize, "MEAN_STEP", 0.6)],
+    "mean step 0.8": [*BEFORE, setting(quantize, "MEAN_STEP", 0.8)],
+    "deblock strong": [*BEFORE, setting(deblock, "DEBLOCK_STRENGTHS",
+                                        ((2.0, 1.0, 0.1), (4.0, 2.0, 0.1), (2.0, 1.0, 0.2),
+                                         (4.0, 2.0, 0.2), (4.0, 2.0, 0.35), (6.0, 3.0, 0.35)))],
+    "chroma 1.0->0.7 (16..64)": [*BEFORE, chroma(1.0, 16, 0.7, 64)],
+    "chroma 1.0->0.85 (16..64)": [*BEFORE, chroma(1.0, 16, 0.85, 64)],
+    "chroma 0.85->0.7 (32..128)": [*BEFORE, chroma(0.85, 32, 0.7, 128)],
+    "rdoq 0.07 + chroma 1.0->0.7": [*BEFORE, rdoq(0.07), chroma(1.0, 16, 0.7, 64)],
+    "rdoq 0.07 + chroma 0.95->0.7": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64)],
+    "rdoq 0.07 + chroma 1.0->0.6 (20..80)": [*BEFORE, rdoq(0.07), chroma(1.0, 20, 0.6, 80)],
+    "rdoq 0.07 + chroma 1.1->0.7 (10..64)": [*BEFORE, rdoq(0.07), chroma(1.1, 10, 0.7, 64)],
+    "rdoq 0.06 + chroma 0.9->0.65 (16..80)": [*BEFORE, rdoq(0.06), chroma(0.9, 16, 0.65, 80)],
+    "R + rank 0.09": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
+                      setting(quantize, "LAMBDA", 0.09)],
+    "R + G x1.2": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64), g_scale(1.2)],
+    "R + G x1.4": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64), g_scale(1.4)],
+    "patch4 only": [*BEFORE, setting(encoder, "AUTO_LAYOUTS", ("patch4",))],
+    "patch8 only": [*BEFORE, setting(encoder, "AUTO_LAYOUTS", ("patch8",))],
+    "luma patch4 bias +1.5": [*BEFORE, patch4_bias(1.5)],
+    "luma patch4 bias +4": [*BEFORE, patch4_bias(4.0)],
+    "luma patch4 bias -1.5": [*BEFORE, patch4_bias(-1.5)],
+    "R + G x1.2 + luma patch4 bias +0.75": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
+                                            g_scale(1.2), patch4_bias(0.75)],
+    "R + G x1.2 + luma patch4 bias +1.5": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
+                                           g_scale(1.2), patch4_bias(1.5)],
+    "R + G x1.2 + luma patch4 bias +2.5": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
+                                           g_scale(1.2), patch4_bias(2.5)],
+    "R + G x1.2 + bias +1.5 to step 64": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
+                                          g_scale(1.2), patch4_bias(1.5),
+                                          setting(schedule, "AQ_PATCH4_MAX_STEP", 64.0)],
+    "R + G x1.2 + bias +2.5 to step 64": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
+                                          g_scale(1.2), patch4_bias(2.5),
+                                          setting(schedule, "AQ_PATCH4_MAX_STEP", 64.0)],
+    "R + G x1.2 + bias +4 to step 64": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
+                                        g_scale(1.2), patch4_bias(4.0),
+                                        setting(schedule, "AQ_PATCH4_MAX_STEP", 64.0)],
+    "R + G x1.2 + bias +2.5 to step 40": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
+                                          g_scale(1.2), patch4_bias(2.5),
+                                          setting(schedule, "AQ_PATCH4_MAX_STEP", 40.0)],
+    # today's aq=True (encoder.tuning: AQ_CHROMA_STEP, AQ_G_SCALE, AQ_RDOQ_LAMBDA,
+    # AQ_PATCH4_BIAS, AQ_PATCH4_MAX_STEP): "R + G x1.2 + bias +2.5 to step 64"
+    "best": [],
+}
+
+
+@contextmanager
+def variant(name: str) -> Iterator[None]:
+    undo = [apply() for apply in VARIANTS[name]]
+    try:
+        yield
+    finally:
+        for u in reversed(undo):
+            u()
+
+
+FIELDS = [f for f in compare.RDPoint.__dataclass_fields__]
+
+
+def read_rows(path: Path) -> list[compare.RDPoint]:
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [compare.RDPoint(r["image"], r["codec"], float(r["setting"]), int(r["n_bytes"]),
+                                float(r["bpp"]), float(r["psnr"]), float(r["ssim"]))
+                for r in csv.DictReader(f)]
+
+
+def append_rows(path: Path, rows: list[compare.RDPoint]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        if new:
+            w.writeheader()
+        w.writerows(asdict(r) for r in rows)
+
+
+def sweep(img: np.ndarray, image: str, codec: str, settings: tuple) -> list[compare.RDPoint]:
+    if codec == "jpeg":
+        runs = [(q, *compare.run_jpeg(img, int(q))) for q in settings]
+    else:
+        with variant(codec):
+            runs = [(q, *compare.run_svdi(img, int(q), effort=2, aq=True, restore=True))
+                    for q in settings]
+    return [compare.RDPoint(image, codec, q, n, compare.bpp(n, img), compare.psnr(img, d),
+                            compare.ssim(img, d)) for q, n, d in runs]
+
+
+WINDOWS = (("psnr", 28.0, 38.0), ("psnr", 24.0, 30.0), ("ssim", 28.0, 38.0))
+
+
+def table(rows: list[compare.RDPoint], names: list[str], images: list[str]) -> None:
+    rows = [r for r in rows if r.image in images]
+    means = {}
+    for measure, lo, hi in WINDOWS:
+        per = compare.bd_results_per_image(rows, "jpeg", lo, hi, measure)  # type: ignore[arg-type]
+        for name in names:
+            vals = [per.get(name, {}).get(i) for i in images]
+            bd = [v.bd_rate for v in vals if v is not None and np.isfinite(v.bd_rate)]
+            means[(name, measure, lo)] = float(np.mean(bd)) if bd else float("nan")
+    print(f"{len(images)} images; BD vs JPEG 28-38 / 24-30 / luma SSIM; points vs before")
+    for name in names:
+        cells = [means[(name, m, lo)] for m, lo, _ in WINDOWS]
+        base = [means.get(("before", m, lo), float("nan")) for m, lo, _ in WINDOWS]
+        pts = " / ".join(f"{c - b:+.2f}" for c, b in zip(cells, base))
+        print(f"  {name:28s} {' / '.join(f'{c:+.2f}' for c in cells)} %   ({pts})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("--images", nargs="*", help="image stems (default: every PNG)")
+    ap.add_argument("--only", nargs="*", help="variants (default: all)")
+    ap.add_argument("--rows", type=Path, default=Path("/tmp/ssim_tune_rows.csv"))
+    ap.add_argument("--quick", action="store_true", help="rd.py's quick qualities")
+    args = ap.parse_args()
+    paths = sorted(args.corpus.glob("*.png"))
+    if args.images:
+        paths = [p for p in paths if p.stem in args.images]
+    names = ["before", *[n for n in (args.only or VARIANTS) if n != "before"]]
+    done = {(r.image, r.codec) for r in read_rows(args.rows)}
+    for p in paths:
+        img = np.asarray(Image.open(p).convert("RGB"))
+        for codec in ["jpeg", *names]:
+            if (p.stem, codec) in done:
+                continue
+            c = compare.CODECS["jpeg" if codec == "jpeg" else "svdi-best"]
+            append_rows(args.rows, sweep(img, p.stem, codec,
+                                         c.quick_settings if args.quick else c.settings))
+            print(f"{p.stem} {codec}", flush=True)
+    table(read_rows(args.rows), names, [p.stem for p in paths])
+
+
+if __name__ == "__main__":
+    main()

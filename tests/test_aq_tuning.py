@@ -1,0 +1,147 @@
+"""aq=True tunes the encoder for luma SSIM beyond the luma plane's steps (encoder only, no
+format change; encoder.tuning AQ_CHROMA_STEP, AQ_G_SCALE, AQ_RDOQ_LAMBDA, AQ_PATCH4_BIAS):
+the chroma step by the luma step, G above the plane's geometric mean, effort 2's RDOQ lambda,
+the luma plane's layout prediction leaning towards patch 4."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import svdcodec
+from svdcodec.codec import aq, quantize
+from svdcodec.decoder.reference import decode_reference
+from svdcodec.encoder import aq as aq_encoder
+from svdcodec.encoder import schedule, step_for_quality, tuning
+from svdcodec.format import unpack
+
+
+def sample(size: tuple[int, int]) -> np.ndarray:
+    pixels = np.asarray(Image.open(svdcodec.__path__[0] + "/data/sample.png").convert("RGB"))
+    return np.ascontiguousarray(pixels[:size[0], :size[1]])
+
+
+def test_chroma_step_ratio() -> None:
+    """Without aq the fixed CHROMA_STEP; with it AQ_CHROMA_STEP's first ratio up to its step,
+    its second from its step on, log-linear between (the geometric mean of the two steps
+    takes the mean of the two ratios), never outside them."""
+    (lo, fine), (hi, coarse) = tuning.AQ_CHROMA_STEP
+    assert lo < hi and coarse < fine  # coarser chroma at high rates, finer at low
+    for step in (0.5, lo, math.sqrt(lo * hi), hi, 400.0):
+        assert schedule.chroma_step_ratio(step, False) == tuning.CHROMA_STEP
+    assert schedule.chroma_step_ratio(0.5, True) == schedule.chroma_step_ratio(lo, True) == fine
+    assert schedule.chroma_step_ratio(hi, True) == schedule.chroma_step_ratio(400.0, True) \
+        == coarse
+    assert schedule.chroma_step_ratio(math.sqrt(lo * hi), True) == pytest.approx(
+        (fine + coarse) / 2)
+    ratios = [schedule.chroma_step_ratio(s, True) for s in np.geomspace(lo, hi, 9)]
+    assert all(a > b for a, b in itertools.pairwise(ratios))
+
+
+@pytest.mark.parametrize("quality", [10, 30, 85])
+def test_chroma_planes_step(quality: int) -> None:
+    """The chroma planes of a colour image take the luma step times the ratio: the fixed one
+    without aq, the step's own with it; the files decode as the reference decoder does."""
+    pixels = sample((96, 128))
+    step = step_for_quality(quality)
+    for adapted in (False, True):
+        data = svdcodec.encode(pixels, quality=quality, aq=adapted)
+        planes = unpack(data).planes
+        assert planes[0].step == step
+        ratio = schedule.chroma_step_ratio(step, adapted)
+        assert [p.step for p in planes[1:]] == [step * ratio] * 2
+        assert np.array_equal(svdcodec.decode(data), decode_reference(data))
+
+
+def test_g_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The G an adapted plane is written with is AQ_G_SCALE times the geometric mean of its
+    patches' variance + C (binary16), which the map then reads: other G, other files."""
+    assert tuning.AQ_G_SCALE > 1.0
+    log_sums, rows = [100.0, 120.0], 50
+    mean = math.exp(sum(log_sums) / rows)
+    assert aq_encoder.plane_g(log_sums, rows) == aq.g_bits(tuning.AQ_G_SCALE * mean)
+    pixels = sample((96, 128))
+    data = svdcodec.encode(pixels, quality=40, aq=True)
+    monkeypatch.setattr(aq_encoder, "AQ_G_SCALE", 1.0)
+    unscaled = svdcodec.encode(pixels, quality=40, aq=True)
+    g = aq.binary16(unpack(data).planes[0].aq[1])
+    g1 = aq.binary16(unpack(unscaled).planes[0].aq[1])
+    assert g / g1 == pytest.approx(tuning.AQ_G_SCALE, rel=2e-3)
+    assert data != unscaled
+
+
+@pytest.mark.parametrize("adapted", [False, True])
+def test_rdoq_lambda(adapted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At effort 2 every run/level optimisation of an aq encode (every plane) runs at
+    AQ_RDOQ_LAMBDA, of any other encode at RDOQ_LAMBDA."""
+    seen: list[float | None] = []
+    original = quantize.optimise_levels
+
+    def recorded(*args, **kwargs):
+        seen.append(args[4] if len(args) > 4 else kwargs.get("lam"))
+        return original(*args, **kwargs)
+    monkeypatch.setattr(quantize, "optimise_levels", recorded)
+    monkeypatch.setattr(aq_encoder, "optimise_levels", recorded)
+    svdcodec.encode(sample((96, 128)), quality=50, effort=2, aq=adapted)
+    assert seen
+    expected = tuning.AQ_RDOQ_LAMBDA if adapted else quantize.RDOQ_LAMBDA
+    assert {quantize.RDOQ_LAMBDA if lam is None else lam for lam in seen} == {expected}
+
+
+def test_rdoq_lambda_of_column_stats() -> None:
+    """ColumnStats' own lambda: 0 leaves the dead zone's integers (no optimisation), a larger
+    one lowers more levels than RDOQ_LAMBDA; None is RDOQ_LAMBDA."""
+    rng = np.random.default_rng(5)
+    values = (rng.laplace(size=(400, 24)) * 3).astype(np.float32)
+    groups = [(1, 24)]
+
+    def nonzeros(lam: float | None) -> int:
+        stats = quantize.ColumnStats(24, 1.0, groups, rdoq_lambda=lam)
+        return int(np.count_nonzero(stats.add(values)))
+    dead_zone = int(np.count_nonzero(quantize.ColumnStats(24, 1.0).add(values)))
+    assert quantize.ColumnStats(24, 1.0, groups, rdoq_lambda=0.0).sparse is None
+    assert nonzeros(0.0) == dead_zone
+    assert nonzeros(None) == nonzeros(quantize.RDOQ_LAMBDA) < dead_zone
+    assert nonzeros(4 * quantize.RDOQ_LAMBDA) < nonzeros(quantize.RDOQ_LAMBDA)
+
+
+def test_patch4_bias_moves_the_prediction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bias is added to the layout model's score: a score of -2 predicts patch 8, with a
+    bias of 1.5 it is within the margin (both coded), with 3.5 patch 4."""
+    from svdcodec.encoder import plane as plane_coding
+    grams = {side: np.diag(np.linspace(1.0, 100.0, side * side)) for side in (4, 8)}
+    rows = {4: 400, 8: 100}
+    constant = [0.0] * 9 + [-2.0, 0.0, 0.0]  # the constant's weight alone: a score of -2
+    monkeypatch.setattr(tuning, "LAYOUT_MODEL", tuple(constant))
+    assert plane_coding.predicted_side(grams, rows, 2.0, False) == 8
+    assert plane_coding.predicted_side(grams, rows, 2.0, False, 1.5) is None
+    assert plane_coding.predicted_side(grams, rows, 2.0, False, 3.5) == 4
+
+
+def test_patch4_bias_only_for_the_adapted_plane(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder passes AQ_PATCH4_BIAS for plane 0 of an aq encode at effort 2 and luma
+    steps up to AQ_PATCH4_MAX_STEP only: chroma planes, larger steps, effort 1 and encodes
+    without aq predict as before."""
+    calls: list[tuple[bool, float]] = []
+    original = schedule.predicted_side
+
+    def recorded(grams, rows, step, chroma, bias=0.0):  # type: ignore[no-untyped-def]
+        calls.append((chroma, bias))
+        return original(grams, rows, step, chroma, bias)
+    monkeypatch.setattr(schedule, "predicted_side", recorded)
+    pixels = sample((256, 256))
+    svdcodec.encode(pixels, quality=50)
+    assert calls and {b for _, b in calls} == {0.0}
+    calls.clear()
+    assert step_for_quality(50) <= tuning.AQ_PATCH4_MAX_STEP < step_for_quality(10)
+    svdcodec.encode(pixels, quality=50, aq=True, effort=2)
+    assert (False, tuning.AQ_PATCH4_BIAS) in calls
+    assert {b for chroma, b in calls if chroma} == {0.0}
+    for options in ({"quality": 10, "effort": 2}, {"quality": 50, "effort": 1}):
+        calls.clear()
+        svdcodec.encode(pixels, aq=True, **options)  # a low rate, effort 1: no lean
+        assert calls and {b for _, b in calls} == {0.0}
