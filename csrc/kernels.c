@@ -2039,6 +2039,11 @@ static void chroma_bytes(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *
     }
 }
 
+#if FUSED_PRODUCT
+static int chroma_row_bytes(int simd, WideChroma *wc, Py_ssize_t y, uint8_t *row, Py_ssize_t c,
+                            Py_ssize_t w, uint8_t *lines);
+#endif
+
 PyDoc_STRVAR(double_chroma_doc,
 "double_chroma(out, y0, y1, cb, cr) -> None\n\n"
 "Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous get Cb + 128 and Cr + 128 in channels\n"
@@ -2072,8 +2077,17 @@ static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
     float *blue = wc.wide + 4 * w, *red = blue + w;
     int error = 0;
     Py_BEGIN_ALLOW_THREADS
+#if FUSED_PRODUCT
+    int simd = simd_rows(c) ? simd_colour : 0;
+#endif
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *row = (uint8_t *)out.data + (y - top) * out.strides[0];
+#if FUSED_PRODUCT
+        if (simd) {  /* blue's floats hold the two lines of bytes */
+            error = chroma_row_bytes(simd, &wc, y, row, c, w, (uint8_t *)blue);
+            continue;
+        }
+#endif
         error = chroma_row(&wc, y, blue, red);
         if (!error)
             chroma_bytes(row, c, w, blue, red);
@@ -2232,6 +2246,11 @@ static void ycc_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k, f
     rgb_line(row, c, w, luma, blue, red, k, planar, pad);
 }
 
+#if FUSED_PRODUCT
+static void ycc_line_bytes(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k,
+                           uint8_t *lines, int pad);
+#endif
+
 PyDoc_STRVAR(convert_ycc_doc,
 "convert_ycc(out, y0, y1, k, pad=-1) -> None\n\n"
 "Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous from Y'CbCr to RGB in place, as\n"
@@ -2259,9 +2278,17 @@ static PyObject *convert_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     float *red = blue + w, *luma = red + w;
     uint8_t *planar = (uint8_t *)(luma + w);
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t y = y0; y < y1; y++)
-        ycc_line((uint8_t *)out.data + y * out.strides[0], c, w, k, luma, blue, red, planar,
-                 pad >= 0 && pad <= 255 ? (int)pad : -1);
+#if FUSED_PRODUCT
+    int simd = simd_rows(c) ? simd_colour : 0;
+    if (simd)
+        for (Py_ssize_t y = y0; y < y1; y++)
+            ycc_line_bytes(simd, (uint8_t *)out.data + y * out.strides[0], c, w, k, planar,
+                           pad >= 0 && pad <= 255 ? (int)pad : -1);
+    else
+#endif
+        for (Py_ssize_t y = y0; y < y1; y++)
+            ycc_line((uint8_t *)out.data + y * out.strides[0], c, w, k, luma, blue, red, planar,
+                     pad >= 0 && pad <= 255 ? (int)pad : -1);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
@@ -3228,6 +3255,30 @@ static int ring_chroma(int simd, WideChroma *wc, Py_ssize_t y, uint8_t *cb, uint
     return 0;
 }
 
+#if FUSED_PRODUCT
+/* double_chroma's row on CPUs with AVX2 and FMA (simd: simd_rows' level, c = 3 or 4): Cb and
+   Cr blended into lines of bytes (2 w) as deblock_ycc blends them (ring_chroma: the bits of
+   chroma_row and chroma_bytes, in registers), then put into channels 1 and 2 of the row. */
+static int chroma_row_bytes(int simd, WideChroma *wc, Py_ssize_t y, uint8_t *row, Py_ssize_t c,
+                            Py_ssize_t w, uint8_t *lines)
+{
+    uint8_t *cb = lines, *cr = lines + w;
+    if (ring_chroma(simd, wc, y, cb, cr, w, NULL, NULL) < 0)
+        return -1;
+    if (c == 3) /* strides the compiler knows */
+        for (Py_ssize_t x = 0; x < w; x++) {
+            row[3 * x + 1] = cb[x];
+            row[3 * x + 2] = cr[x];
+        }
+    else
+        for (Py_ssize_t x = 0; x < w; x++) {
+            row[4 * x + 1] = cb[x];
+            row[4 * x + 2] = cr[x];
+        }
+    return 0;
+}
+#endif
+
 /* The vertical edges of a ring row of n bytes (scratch: n + 16 bytes for the AVX2 kernel). */
 static void ring_vertical(int simd, uint8_t *s, Py_ssize_t n, const EdgeFilter *f,
                           uint8_t *scratch)
@@ -3270,6 +3321,30 @@ static void ring_convert(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, con
     ycc_floats(y, cb, cr, w, luma, blue, red);
     rgb_line(row, c, w, luma, blue, red, k, planar, pad);
 }
+
+#if FUSED_PRODUCT
+/* ycc_line on CPUs with AVX2 and FMA (simd: simd_rows' level, c = 3 or 4): the row's Y', Cb
+   and Cr bytes split into lines (3 w bytes), converted back into it by deblock_ycc's
+   conversion (ring_convert: the bits of ycc_floats and rgb_line, in registers). */
+static void ycc_line_bytes(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k,
+                           uint8_t *lines, int pad)
+{
+    uint8_t *y = lines, *cb = y + w, *cr = cb + w;
+    if (c == 3) /* strides the compiler knows */
+        for (Py_ssize_t x = 0; x < w; x++) {
+            y[x] = row[3 * x];
+            cb[x] = row[3 * x + 1];
+            cr[x] = row[3 * x + 2];
+        }
+    else
+        for (Py_ssize_t x = 0; x < w; x++) {
+            y[x] = row[4 * x];
+            cb[x] = row[4 * x + 1];
+            cr[x] = row[4 * x + 2];
+        }
+    ring_convert(simd, row, c, w, y, cb, cr, k, pad, NULL, NULL, NULL, NULL);
+}
+#endif
 
 PyDoc_STRVAR(deblock_ycc_doc,
 "deblock_ycc(out, y0, y1, filters, k, cb=None, cr=None) -> None\n\n"
