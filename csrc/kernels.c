@@ -2663,6 +2663,11 @@ static EdgeFilter *edge_filters(const Arr *fa, Py_ssize_t channels, const char *
     return f;
 }
 
+#if FUSED_PRODUCT
+static void deblock_row_lines(uint8_t *row, int step, Py_ssize_t w, const EdgeFilter *f,
+                              Py_ssize_t k, uint8_t *line);
+#endif
+
 PyDoc_STRVAR(deblock_doc,
 "deblock(out, filters, axis, lo, hi) -> None\n\n"
 "codec.deblock.filter_lines on the channels of out ((h, w, channels) uint8, C-contiguous)\n"
@@ -2692,7 +2697,8 @@ static PyObject *deblock(PyObject *self, PyObject *args, PyObject *kwargs)
                     "filters (k <= channels, 5)");
         goto done;
     }
-    saved = malloc((size_t)((hi - lo) * k + 1));
+    /* the horizontal edges' saved q0s; for deblock_row_lines a line and its scratch */
+    saved = malloc((size_t)((hi - lo) * k + 1) + (size_t)(2 * w + 96));
     if (saved == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -2702,6 +2708,12 @@ static PyObject *deblock(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_ssize_t row = out.strides[0], step = out.strides[1];
     uint8_t *base = (uint8_t *)out.data;
     Py_BEGIN_ALLOW_THREADS
+#if FUSED_PRODUCT
+    if (axis == 1 && simd_colour && (step == 3 || step == 4) && w >= 17) {
+        for (Py_ssize_t y = lo; y < hi; y++)
+            deblock_row_lines(base + y * row, (int)step, w, f, k, saved);
+    } else
+#endif
     if (axis == 1) {
         for (Py_ssize_t y = lo; y < hi; y++)
             for (Py_ssize_t i = 0; i < k; i++)
@@ -3728,6 +3740,45 @@ static void restore_gather(__m128i *shuffle, int step)
             bytes[j] = q >= 0 && q < 16 ? (int8_t)q : (int8_t)-128;
         }
         memcpy(&shuffle[m], bytes, 16);
+    }
+}
+
+/* deblock's vertical edges of a row of w >= 17 interleaved pixels (step 3 or 4 channels) on
+   CPUs with AVX2 and FMA: each filtered channel of period >= 4 gathered into a line
+   (restore_gather's shuffles), its edges filtered there by deblock_ycc's kernel
+   (ring_vertical: the bits of deblock_row), put back (restore_scatter's blends; the bytes of the other channels kept).
+   line: 2 w + 96 bytes (the line, the kernel's scratch). */
+__attribute__((target("avx2"))) static void deblock_row_lines(uint8_t *row, int step,
+                                                               Py_ssize_t w,
+                                                               const EdgeFilter *f,
+                                                               Py_ssize_t k, uint8_t *line)
+{
+    __m128i gather[4];
+    restore_gather(gather, step);
+    RestoreScatter sc = restore_scatter(step);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        uint8_t *s = row + f[i].c;
+        if (f[i].period < 4) {  /* deblock_ycc's kernel takes periods >= 4 */
+            deblock_row(s, step, w, f[i].period, f[i].alpha, f[i].beta, f[i].tc);
+            continue;
+        }
+        Py_ssize_t x = 0;
+        for (; x + 16 < w; x += 16) {  /* the span goes on to a 17th sample: in the row */
+            const uint8_t *c = s + x * step;
+            __m128i v = _mm_setzero_si128();
+            for (int m = 0; m < step; m++)
+                v = _mm_or_si128(v, _mm_shuffle_epi8(
+                    _mm_loadu_si128((const __m128i *)(c + 16 * m)), gather[m]));
+            _mm_storeu_si128((__m128i *)(line + x), v);
+        }
+        for (; x < w; x++)
+            line[x] = s[x * step];
+        edges_along_avx2(line, w, f[i].period, f[i].alpha, f[i].beta, f[i].tc, line + w);
+        for (x = 0; x + 16 < w; x += 16)
+            restore_store16(s + x * step, _mm_loadu_si128((const __m128i *)(line + x)), step, 1,
+                            &sc);
+        for (; x < w; x++)
+            s[x * step] = line[x];
     }
 }
 

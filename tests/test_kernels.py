@@ -405,6 +405,38 @@ def test_chroma_doubling_by_every_kernel_level(compiled: Any) -> None:
         compiled.colour_rows(best)
 
 
+def test_vertical_edges_by_every_kernel_level(compiled: Any) -> None:
+    """deblock's vertical edges (axis 1) by every colour_rows level this CPU runs (from 1 the
+    channels of rows of 3 and 4 channels gathered into lines, filtered by deblock_ycc's
+    kernel, put back) give the plain loops' bytes: periods 2 to 16 (below 4 the plain loop),
+    widths around the 16 samples of a step, 1 to 4 channels, some channels unfiltered."""
+    rng = np.random.default_rng(43)
+    best = compiled.colour_rows()
+    changed = 0
+    try:
+        for trial in range(300):
+            h, w, c = int(rng.integers(1, 6)), int(rng.integers(1, 90)), (3, 4, 1, 2)[trial % 4]
+            image = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+            if trial % 3 == 0:  # smooth: most edges filtered
+                image = np.clip(np.cumsum(rng.integers(-3, 4, (h, w, c)), 1) + 128, 0,
+                                255).astype(np.uint8)
+            channels = rng.permutation(c)[: int(rng.integers(1, c + 1))]
+            filters = np.array([(ch, int(rng.choice([2, 3, 4, 5, 8, 16])),
+                                 *(int(v) for v in rng.integers(0, 256, 3)))
+                                for ch in channels], np.int64)
+            results = []
+            for level in range(best + 1):
+                compiled.colour_rows(level)
+                out = image.copy()
+                compiled.deblock(out, filters, 1, 0, h)
+                results.append(out.tobytes())
+            assert results == [results[0]] * len(results), trial
+            changed += results[0] != image.tobytes()
+    finally:
+        compiled.colour_rows(best)
+    assert changed > 100  # the filter acts
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32])
 def test_dense_unprediction_matches_numpy(compiled: Any, dtype: type) -> None:
     """unpredict_into = coding.unpredict, cast to float32 and scaled, for every predictor
