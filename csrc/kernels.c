@@ -2249,6 +2249,8 @@ static void ycc_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k, f
 #if FUSED_PRODUCT
 static void ycc_line_bytes(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k,
                            uint8_t *lines, int pad);
+static void channel_line_get(const uint8_t *s, int step, Py_ssize_t w, uint8_t *line);
+static void channel_line_put(uint8_t *s, int step, Py_ssize_t w, const uint8_t *line);
 #endif
 
 PyDoc_STRVAR(convert_ycc_doc,
@@ -3277,16 +3279,8 @@ static int chroma_row_bytes(int simd, WideChroma *wc, Py_ssize_t y, uint8_t *row
     uint8_t *cb = lines, *cr = lines + w;
     if (ring_chroma(simd, wc, y, cb, cr, w, NULL, NULL) < 0)
         return -1;
-    if (c == 3) /* strides the compiler knows */
-        for (Py_ssize_t x = 0; x < w; x++) {
-            row[3 * x + 1] = cb[x];
-            row[3 * x + 2] = cr[x];
-        }
-    else
-        for (Py_ssize_t x = 0; x < w; x++) {
-            row[4 * x + 1] = cb[x];
-            row[4 * x + 2] = cr[x];
-        }
+    channel_line_put(row + 1, (int)c, w, cb);
+    channel_line_put(row + 2, (int)c, w, cr);
     return 0;
 }
 #endif
@@ -3342,18 +3336,9 @@ static void ycc_line_bytes(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, c
                            uint8_t *lines, int pad)
 {
     uint8_t *y = lines, *cb = y + w, *cr = cb + w;
-    if (c == 3) /* strides the compiler knows */
-        for (Py_ssize_t x = 0; x < w; x++) {
-            y[x] = row[3 * x];
-            cb[x] = row[3 * x + 1];
-            cr[x] = row[3 * x + 2];
-        }
-    else
-        for (Py_ssize_t x = 0; x < w; x++) {
-            y[x] = row[4 * x];
-            cb[x] = row[4 * x + 1];
-            cr[x] = row[4 * x + 2];
-        }
+    channel_line_get(row, (int)c, w, y);
+    channel_line_get(row + 1, (int)c, w, cb);
+    channel_line_get(row + 2, (int)c, w, cr);
     ring_convert(simd, row, c, w, y, cb, cr, k, pad, NULL, NULL, NULL, NULL);
 }
 #endif
@@ -3743,6 +3728,54 @@ static void restore_gather(__m128i *shuffle, int step)
     }
 }
 
+/* restore_gather's and restore_scatter's masks for steps 3 and 4 (channel_masks[step - 3]),
+   set once by the module's initialization. */
+static __m128i channel_gathers[2][4];
+static RestoreScatter channel_scatters[2];
+
+static void channel_masks(void)
+{
+    for (int step = 3; step <= 4; step++) {
+        restore_gather(channel_gathers[step - 3], step);
+        channel_scatters[step - 3] = restore_scatter(step);
+    }
+}
+
+/* One channel of a row of w interleaved pixels of step (3 or 4) channels, s its first
+   sample, into line (w bytes): 16 at a time where the span goes on to a 17th sample (in the
+   row), the rest one by one. */
+__attribute__((target("avx2"))) static void channel_line_get(const uint8_t *s, int step,
+                                                              Py_ssize_t w, uint8_t *line)
+{
+    const __m128i *gather = channel_gathers[step - 3];
+    Py_ssize_t x = 0;
+    for (; x + 16 < w; x += 16) {
+        const uint8_t *c = s + x * step;
+        __m128i v = _mm_or_si128(
+            _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)c), gather[0]),
+            _mm_or_si128(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(c + 16)), gather[1]),
+                         _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(c + 32)), gather[2])));
+        if (step == 4)
+            v = _mm_or_si128(v, _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(c + 48)),
+                                                 gather[3]));
+        _mm_storeu_si128((__m128i *)(line + x), v);
+    }
+    for (; x < w; x++)
+        line[x] = s[x * step];
+}
+
+/* channel_line_get's inverse: line (w bytes) into the channel, its other bytes kept. */
+__attribute__((target("avx2"))) static void channel_line_put(uint8_t *s, int step,
+                                                              Py_ssize_t w, const uint8_t *line)
+{
+    Py_ssize_t x = 0;
+    for (; x + 16 < w; x += 16)
+        restore_store16(s + x * step, _mm_loadu_si128((const __m128i *)(line + x)), step, 1,
+                        &channel_scatters[step - 3]);
+    for (; x < w; x++)
+        s[x * step] = line[x];
+}
+
 /* deblock's vertical edges of a row of w >= 17 interleaved pixels (step 3 or 4 channels) on
    CPUs with AVX2 and FMA: each filtered channel of period >= 4 gathered into a line
    (restore_gather's shuffles), its edges filtered there by deblock_ycc's kernel
@@ -3753,66 +3786,30 @@ __attribute__((target("avx2"))) static void deblock_row_lines(uint8_t *row, int 
                                                                const EdgeFilter *f,
                                                                Py_ssize_t k, uint8_t *line)
 {
-    __m128i gather[4];
-    restore_gather(gather, step);
-    RestoreScatter sc = restore_scatter(step);
     for (Py_ssize_t i = 0; i < k; i++) {
         uint8_t *s = row + f[i].c;
         if (f[i].period < 4) {  /* deblock_ycc's kernel takes periods >= 4 */
             deblock_row(s, step, w, f[i].period, f[i].alpha, f[i].beta, f[i].tc);
             continue;
         }
-        Py_ssize_t x = 0;
-        for (; x + 16 < w; x += 16) {  /* the span goes on to a 17th sample: in the row */
-            const uint8_t *c = s + x * step;
-            __m128i v = _mm_setzero_si128();
-            for (int m = 0; m < step; m++)
-                v = _mm_or_si128(v, _mm_shuffle_epi8(
-                    _mm_loadu_si128((const __m128i *)(c + 16 * m)), gather[m]));
-            _mm_storeu_si128((__m128i *)(line + x), v);
-        }
-        for (; x < w; x++)
-            line[x] = s[x * step];
+        channel_line_get(s, step, w, line);
         edges_along_avx2(line, w, f[i].period, f[i].alpha, f[i].beta, f[i].tc, line + w);
-        for (x = 0; x + 16 < w; x += 16)
-            restore_store16(s + x * step, _mm_loadu_si128((const __m128i *)(line + x)), step, 1,
-                            &sc);
-        for (; x < w; x++)
-            s[x * step] = line[x];
+        channel_line_put(s, step, w, line);
     }
 }
 
-/* restore_pad with src a channel of RGB or RGBX rows (step 3 or 4): 16 samples at a time
-   where the span goes on to a 17th sample (its bytes between two samples of a row, so in
-   the array), the rest one by one. */
+/* restore_pad with src a channel of RGB or RGBX rows (step 3 or 4), each row by
+   channel_line_get. */
 __attribute__((target("avx2"))) static void restore_pad_avx2(
     uint8_t *pad, const uint8_t *src, Py_ssize_t src_row, int step, Py_ssize_t w, Py_ssize_t y0,
     Py_ssize_t n, Py_ssize_t top, Py_ssize_t height)
 {
     Py_ssize_t pw = w + 2 * RESTORE_REACH;
-    __m128i shuffle[4];
-    restore_gather(shuffle, step);
     for (Py_ssize_t i = 0; i < n + 2 * RESTORE_REACH; i++) {
         Py_ssize_t y = y0 - RESTORE_REACH + i;
         y = y < 0 ? 0 : y >= height ? height - 1 : y;
-        const uint8_t *s = src + (y - top) * src_row;
         uint8_t *d = pad + i * pw + RESTORE_REACH;
-        Py_ssize_t x = 0;
-        for (; x + 16 < w; x += 16) {
-            const uint8_t *c = s + x * step;
-            __m128i v = _mm_or_si128(
-                _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)c), shuffle[0]),
-                _mm_or_si128(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(c + 16)),
-                                              shuffle[1]),
-                             _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(c + 32)),
-                                              shuffle[2])));
-            if (step == 4)
-                v = _mm_or_si128(v, _mm_shuffle_epi8(
-                    _mm_loadu_si128((const __m128i *)(c + 48)), shuffle[3]));
-            _mm_storeu_si128((__m128i *)(d + x), v);
-        }
-        for (; x < w; x++)
-            d[x] = s[x * step];
+        channel_line_get(src + (y - top) * src_row, step, w, d);
         for (int k = 1; k <= RESTORE_REACH; k++) {
             d[-k] = d[0];
             d[w - 1 + k] = d[w - 1];
@@ -6355,6 +6352,7 @@ PyMODINIT_FUNC PyInit__kernels(void)
 #if FUSED_PRODUCT
     fused_colour = !__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
                    && __builtin_cpu_supports("fma");
+    channel_masks();
     simd_colour = best_colour_rows = !__builtin_cpu_supports("avx2")
                                      || !__builtin_cpu_supports("fma") ? 0
         : __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? 2 : 1;
