@@ -2047,7 +2047,8 @@ static int chroma_row_bytes(int simd, WideChroma *wc, Py_ssize_t y, uint8_t *row
 PyDoc_STRVAR(double_chroma_doc,
 "double_chroma(out, y0, y1, cb, cr) -> None\n\n"
 "Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous get Cb + 128 and Cr + 128 in channels\n"
-"1 and 2: the cb and cr planes (h/2, w/2 float32) doubled as resample.Bilinear does and\n"
+"1 and 2 (with AVX2 and FMA, rows of 3 or 4 channels: their other bytes written back as they\n"
+"were, so no other thread may write those rows meanwhile): the cb and cr planes (h/2, w/2 float32) doubled as resample.Bilinear does and\n"
 "rounded as decoder.render rounds them (upsample_ycc without the conversion: the samples the\n"
 "deblocking filter of format version 4 works on).\n"
 "Rows of a band alone (as store_rgb): out's row 0 is the image's row `top`, cb and cr hold\n"
@@ -2675,7 +2676,8 @@ PyDoc_STRVAR(deblock_doc,
 "codec.deblock.filter_lines on the channels of out ((h, w, channels) uint8, C-contiguous)\n"
 "that filters lists (int64 (k, 5): channel, period >= 2, alpha, beta, tc in 0..255; each\n"
 "channel once), in place, all channels while their rows are in cache: axis 1 the vertical\n"
-"edges of rows [lo, hi), axis 0 the horizontal edges of columns [lo, hi).");
+"edges of rows [lo, hi), axis 0 the horizontal edges of columns [lo, hi). (Axis 1 with AVX2\n"
+"and FMA, 3 or 4 channels: the rows' unfiltered bytes are written back as they were.)");
 
 static PyObject *deblock(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -3952,7 +3954,8 @@ PyDoc_STRVAR(restore_doc,
 "every row of it read before out is written, so out may be rows of src); bounds int64\n"
 "(classes - 1) non-decreasing, coefficients int64 (classes, 12) in -64..63, 1 <= classes\n"
 "<= 4. From colour_rows level 1 the AVX2 rows (rows of 16 samples and more), else the plain\n"
-"loops: the same bits.");
+"loops: the same bits. Where out is a channel of RGB or RGBX rows, the bytes between its\n"
+"samples are written back as they were: no other thread may write them meanwhile.");
 
 static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
 {
