@@ -2039,10 +2039,16 @@ static void chroma_bytes(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *
     }
 }
 
+#if FUSED_PRODUCT
+static int chroma_row_bytes(int simd, WideChroma *wc, Py_ssize_t y, uint8_t *row, Py_ssize_t c,
+                            Py_ssize_t w, uint8_t *lines);
+#endif
+
 PyDoc_STRVAR(double_chroma_doc,
 "double_chroma(out, y0, y1, cb, cr) -> None\n\n"
 "Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous get Cb + 128 and Cr + 128 in channels\n"
-"1 and 2: the cb and cr planes (h/2, w/2 float32) doubled as resample.Bilinear does and\n"
+"1 and 2 (with AVX2 and FMA, rows of 3 or 4 channels: their other bytes written back as they\n"
+"were, so no other thread may write those rows meanwhile): the cb and cr planes (h/2, w/2 float32) doubled as resample.Bilinear does and\n"
 "rounded as decoder.render rounds them (upsample_ycc without the conversion: the samples the\n"
 "deblocking filter of format version 4 works on).\n"
 "Rows of a band alone (as store_rgb): out's row 0 is the image's row `top`, cb and cr hold\n"
@@ -2072,8 +2078,17 @@ static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
     float *blue = wc.wide + 4 * w, *red = blue + w;
     int error = 0;
     Py_BEGIN_ALLOW_THREADS
+#if FUSED_PRODUCT
+    int simd = simd_rows(c) ? simd_colour : 0;
+#endif
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *row = (uint8_t *)out.data + (y - top) * out.strides[0];
+#if FUSED_PRODUCT
+        if (simd) {  /* blue's floats hold the two lines of bytes */
+            error = chroma_row_bytes(simd, &wc, y, row, c, w, (uint8_t *)blue);
+            continue;
+        }
+#endif
         error = chroma_row(&wc, y, blue, red);
         if (!error)
             chroma_bytes(row, c, w, blue, red);
@@ -2232,6 +2247,13 @@ static void ycc_line(uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k, f
     rgb_line(row, c, w, luma, blue, red, k, planar, pad);
 }
 
+#if FUSED_PRODUCT
+static void ycc_line_bytes(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k,
+                           uint8_t *lines, int pad);
+static void channel_line_get(const uint8_t *s, int step, Py_ssize_t w, uint8_t *line);
+static void channel_line_put(uint8_t *s, int step, Py_ssize_t w, const uint8_t *line);
+#endif
+
 PyDoc_STRVAR(convert_ycc_doc,
 "convert_ycc(out, y0, y1, k, pad=-1) -> None\n\n"
 "Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous from Y'CbCr to RGB in place, as\n"
@@ -2259,9 +2281,17 @@ static PyObject *convert_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     float *red = blue + w, *luma = red + w;
     uint8_t *planar = (uint8_t *)(luma + w);
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t y = y0; y < y1; y++)
-        ycc_line((uint8_t *)out.data + y * out.strides[0], c, w, k, luma, blue, red, planar,
-                 pad >= 0 && pad <= 255 ? (int)pad : -1);
+#if FUSED_PRODUCT
+    int simd = simd_rows(c) ? simd_colour : 0;
+    if (simd)
+        for (Py_ssize_t y = y0; y < y1; y++)
+            ycc_line_bytes(simd, (uint8_t *)out.data + y * out.strides[0], c, w, k, planar,
+                           pad >= 0 && pad <= 255 ? (int)pad : -1);
+    else
+#endif
+        for (Py_ssize_t y = y0; y < y1; y++)
+            ycc_line((uint8_t *)out.data + y * out.strides[0], c, w, k, luma, blue, red, planar,
+                     pad >= 0 && pad <= 255 ? (int)pad : -1);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
@@ -2636,12 +2666,18 @@ static EdgeFilter *edge_filters(const Arr *fa, Py_ssize_t channels, const char *
     return f;
 }
 
+#if FUSED_PRODUCT
+static void deblock_row_lines(uint8_t *row, int step, Py_ssize_t w, const EdgeFilter *f,
+                              Py_ssize_t k, uint8_t *line);
+#endif
+
 PyDoc_STRVAR(deblock_doc,
 "deblock(out, filters, axis, lo, hi) -> None\n\n"
 "codec.deblock.filter_lines on the channels of out ((h, w, channels) uint8, C-contiguous)\n"
 "that filters lists (int64 (k, 5): channel, period >= 2, alpha, beta, tc in 0..255; each\n"
 "channel once), in place, all channels while their rows are in cache: axis 1 the vertical\n"
-"edges of rows [lo, hi), axis 0 the horizontal edges of columns [lo, hi).");
+"edges of rows [lo, hi), axis 0 the horizontal edges of columns [lo, hi). (Axis 1 with AVX2\n"
+"and FMA, 3 or 4 channels: the rows' unfiltered bytes are written back as they were.)");
 
 static PyObject *deblock(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -2665,7 +2701,8 @@ static PyObject *deblock(PyObject *self, PyObject *args, PyObject *kwargs)
                     "filters (k <= channels, 5)");
         goto done;
     }
-    saved = malloc((size_t)((hi - lo) * k + 1));
+    /* the horizontal edges' saved q0s; for deblock_row_lines a line and its scratch */
+    saved = malloc((size_t)((hi - lo) * k + 1) + (size_t)(2 * w + 96));
     if (saved == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -2675,6 +2712,12 @@ static PyObject *deblock(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_ssize_t row = out.strides[0], step = out.strides[1];
     uint8_t *base = (uint8_t *)out.data;
     Py_BEGIN_ALLOW_THREADS
+#if FUSED_PRODUCT
+    if (axis == 1 && simd_colour && (step == 3 || step == 4) && w >= 17) {
+        for (Py_ssize_t y = lo; y < hi; y++)
+            deblock_row_lines(base + y * row, (int)step, w, f, k, saved);
+    } else
+#endif
     if (axis == 1) {
         for (Py_ssize_t y = lo; y < hi; y++)
             for (Py_ssize_t i = 0; i < k; i++)
@@ -3228,6 +3271,22 @@ static int ring_chroma(int simd, WideChroma *wc, Py_ssize_t y, uint8_t *cb, uint
     return 0;
 }
 
+#if FUSED_PRODUCT
+/* double_chroma's row on CPUs with AVX2 and FMA (simd: simd_rows' level, c = 3 or 4): Cb and
+   Cr blended into lines of bytes (2 w) as deblock_ycc blends them (ring_chroma: the bits of
+   chroma_row and chroma_bytes, in registers), then put into channels 1 and 2 of the row. */
+static int chroma_row_bytes(int simd, WideChroma *wc, Py_ssize_t y, uint8_t *row, Py_ssize_t c,
+                            Py_ssize_t w, uint8_t *lines)
+{
+    uint8_t *cb = lines, *cr = lines + w;
+    if (ring_chroma(simd, wc, y, cb, cr, w, NULL, NULL) < 0)
+        return -1;
+    channel_line_put(row + 1, (int)c, w, cb);
+    channel_line_put(row + 2, (int)c, w, cr);
+    return 0;
+}
+#endif
+
 /* The vertical edges of a ring row of n bytes (scratch: n + 16 bytes for the AVX2 kernel). */
 static void ring_vertical(int simd, uint8_t *s, Py_ssize_t n, const EdgeFilter *f,
                           uint8_t *scratch)
@@ -3270,6 +3329,21 @@ static void ring_convert(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, con
     ycc_floats(y, cb, cr, w, luma, blue, red);
     rgb_line(row, c, w, luma, blue, red, k, planar, pad);
 }
+
+#if FUSED_PRODUCT
+/* ycc_line on CPUs with AVX2 and FMA (simd: simd_rows' level, c = 3 or 4): the row's Y', Cb
+   and Cr bytes split into lines (3 w bytes), converted back into it by deblock_ycc's
+   conversion (ring_convert: the bits of ycc_floats and rgb_line, in registers). */
+static void ycc_line_bytes(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, const float *k,
+                           uint8_t *lines, int pad)
+{
+    uint8_t *y = lines, *cb = y + w, *cr = cb + w;
+    channel_line_get(row, (int)c, w, y);
+    channel_line_get(row + 1, (int)c, w, cb);
+    channel_line_get(row + 2, (int)c, w, cr);
+    ring_convert(simd, row, c, w, y, cb, cr, k, pad, NULL, NULL, NULL, NULL);
+}
+#endif
 
 PyDoc_STRVAR(deblock_ycc_doc,
 "deblock_ycc(out, y0, y1, filters, k, cb=None, cr=None) -> None\n\n"
@@ -3437,8 +3511,9 @@ done:
 
 /* A band's rows y0 - 3 .. y1 + 2 of the channel (clamped to 0 .. height - 1, read from src's
    row r - top), each with 3 replicated samples either side: (n + 6) rows of w + 6 bytes. */
-static void restore_pad(uint8_t *pad, const uint8_t *src, Py_ssize_t src_row, Py_ssize_t w,
-                        Py_ssize_t y0, Py_ssize_t n, Py_ssize_t top, Py_ssize_t height)
+static void restore_pad(uint8_t *pad, const uint8_t *src, Py_ssize_t src_row,
+                        Py_ssize_t src_step, Py_ssize_t w, Py_ssize_t y0, Py_ssize_t n,
+                        Py_ssize_t top, Py_ssize_t height)
 {
     Py_ssize_t pw = w + 2 * RESTORE_REACH;
     for (Py_ssize_t i = 0; i < n + 2 * RESTORE_REACH; i++) {
@@ -3446,10 +3521,14 @@ static void restore_pad(uint8_t *pad, const uint8_t *src, Py_ssize_t src_row, Py
         y = y < 0 ? 0 : y >= height ? height - 1 : y;
         const uint8_t *s = src + (y - top) * src_row;
         uint8_t *d = pad + i * pw;
-        memcpy(d + RESTORE_REACH, s, (size_t)w);
+        if (src_step == 1)
+            memcpy(d + RESTORE_REACH, s, (size_t)w);
+        else  /* a channel of an image's rows, read where it lies */
+            for (Py_ssize_t x = 0; x < w; x++)
+                d[RESTORE_REACH + x] = s[x * src_step];
         for (int k = 0; k < RESTORE_REACH; k++) {
-            d[k] = s[0];
-            d[RESTORE_REACH + w + k] = s[w - 1];
+            d[k] = d[RESTORE_REACH];
+            d[RESTORE_REACH + w + k] = d[RESTORE_REACH + w - 1];
         }
     }
 }
@@ -3537,13 +3616,346 @@ HOT static void restore_band_rows(const uint8_t *pad, Py_ssize_t w, Py_ssize_t n
     }
 }
 
+#if FUSED_PRODUCT
+/* restore_band_rows in AVX2 (where simd_colour is set: colour_rows >= 1), 16 samples at a time
+   and the same integers: per sample the 12 symmetric pair sums s[p + o] + s[p - o] (0 .. 510)
+   once, in 16-bit lanes, paired with the next tap's into 32-bit lanes, and the dot product
+   with the sample's own class's coefficients by _mm256_madd_epi16, the coefficient pairs
+   picked per lane by _mm256_permutevar8x32_epi32 from a table of the 4 classes. The seventh
+   pair is (s[p], 1) with (-2 sum_k c_k, 64): the centre term and the rounding. Every product
+   is a signed 16 x 16-bit one (|c| <= 64, |-2 sum c| <= 1536) and each madd sums two into
+   32 bits, exact; the total (< 2^21) >> 7 fits 16 bits again (< 2^14), so the add of s[p] and
+   the clamp are a 16-bit add and an unsigned saturating pack. The activity (<= 9180) is summed
+   in 16-bit lanes too: per row of Laplacians the sums of three across, then three such rows
+   down. Rows narrower than 16 take the plain loops. */
+
+/* 16 bytes at p as 16 lanes of 16 bits (as widen16, for the restoration's own target). */
+static inline __attribute__((target("avx2"), always_inline)) __m256i restore_widen(const uint8_t *p)
+{
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* A row's Laplacians |2 s - left - right| + |2 s - up - down| at columns -1 .. w (w + 2 of
+   them, from the pad row p's column -1 on), then their sums of three across into h3 (w). */
+__attribute__((target("avx2"))) static void restore_activity_row_avx2(const uint8_t *p,
+                                                                       Py_ssize_t pw,
+                                                                       Py_ssize_t w,
+                                                                       int16_t *lap,
+                                                                       int16_t *h3)
+{
+    Py_ssize_t lw = w + 2;
+    for (Py_ssize_t j = 0;; j += 16) {
+        if (j + 16 > lw)
+            j = lw - 16;  /* the last 16, overlapping: the same values again */
+        __m256i c = restore_widen(p + j), c2 = _mm256_add_epi16(c, c);
+        __m256i hz = _mm256_sub_epi16(_mm256_sub_epi16(c2, restore_widen(p + j - 1)),
+                                      restore_widen(p + j + 1));
+        __m256i vt = _mm256_sub_epi16(_mm256_sub_epi16(c2, restore_widen(p + j - pw)),
+                                      restore_widen(p + j + pw));
+        _mm256_storeu_si256((__m256i *)(lap + j),
+                            _mm256_add_epi16(_mm256_abs_epi16(hz), _mm256_abs_epi16(vt)));
+        if (j + 16 == lw)
+            break;
+    }
+    for (Py_ssize_t j = 0;; j += 16) {
+        if (j + 16 > w)
+            j = w - 16;
+        __m256i s = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)(lap + j)),
+                                     _mm256_loadu_si256((const __m256i *)(lap + j + 1)));
+        s = _mm256_add_epi16(s, _mm256_loadu_si256((const __m256i *)(lap + j + 2)));
+        _mm256_storeu_si256((__m256i *)(h3 + j), s);
+        if (j + 16 == w)
+            break;
+    }
+}
+
+/* The byte shuffles and blend masks that put 16 samples into their bytes of `step` (3 or 4)
+   16-byte chunks from the first sample's byte on (a channel of interleaved pixels): byte q
+   of the span takes sample q / step where q % step == 0 and is kept otherwise. */
+typedef struct {
+    __m128i shuffle[4], select[4];
+} RestoreScatter;
+
+static RestoreScatter restore_scatter(int step)
+{
+    RestoreScatter sc;
+    for (int m = 0; m < 4; m++) {
+        int8_t shuffle[16], select[16];
+        for (int b = 0; b < 16; b++) {
+            int q = 16 * m + b, own = q % step == 0 && q / step < 16;
+            shuffle[b] = own ? (int8_t)(q / step) : (int8_t)-128;
+            select[b] = own ? -1 : 0;
+        }
+        memcpy(&sc.shuffle[m], shuffle, 16);
+        memcpy(&sc.select[m], select, 16);
+    }
+    return sc;
+}
+
+/* 16 samples v into o, o + step, ..., o + 15 step: with step 3 or 4, where the span goes
+   on to a 17th sample (its bytes all between two samples of the row, so in the array),
+   by rewriting the span's chunks with the other bytes kept as they are; else one by one. */
+static inline __attribute__((target("avx2"), always_inline)) void restore_store16(
+    uint8_t *o, __m128i v, int step, int inside, const RestoreScatter *sc)
+{
+    if (step == 1) {
+        _mm_storeu_si128((__m128i *)o, v);
+    } else if ((step == 3 || step == 4) && inside) {
+        for (int m = 0; m < step; m++) {
+            __m128i *d = (__m128i *)(o + 16 * m);
+            __m128i kept = _mm_loadu_si128(d);
+            _mm_storeu_si128(d, _mm_blendv_epi8(kept, _mm_shuffle_epi8(v, sc->shuffle[m]),
+                                                sc->select[m]));
+        }
+    } else {
+        uint8_t bytes[16];
+        _mm_storeu_si128((__m128i *)bytes, v);
+        for (int j = 0; j < 16; j++)
+            o[j * step] = bytes[j];
+    }
+}
+
+/* The byte shuffles that gather 16 samples, every step-th byte (3 or 4) from the first
+   on, out of the span's `step` 16-byte chunks: chunk m gives sample j where 0 <= j step -
+   16 m < 16; OR-ed together. */
+static void restore_gather(__m128i *shuffle, int step)
+{
+    for (int m = 0; m < step; m++) {
+        int8_t bytes[16];
+        for (int j = 0; j < 16; j++) {
+            int q = j * step - 16 * m;
+            bytes[j] = q >= 0 && q < 16 ? (int8_t)q : (int8_t)-128;
+        }
+        memcpy(&shuffle[m], bytes, 16);
+    }
+}
+
+/* restore_gather's and restore_scatter's masks for steps 3 and 4 (channel_masks[step - 3]),
+   set once by the module's initialization. */
+static __m128i channel_gathers[2][4];
+static RestoreScatter channel_scatters[2];
+
+static void channel_masks(void)
+{
+    for (int step = 3; step <= 4; step++) {
+        restore_gather(channel_gathers[step - 3], step);
+        channel_scatters[step - 3] = restore_scatter(step);
+    }
+}
+
+/* One channel of a row of w interleaved pixels of step (3 or 4) channels, s its first
+   sample, into line (w bytes): 16 at a time where the span goes on to a 17th sample (in the
+   row), the rest one by one. */
+__attribute__((target("avx2"))) static void channel_line_get(const uint8_t *s, int step,
+                                                              Py_ssize_t w, uint8_t *line)
+{
+    const __m128i *gather = channel_gathers[step - 3];
+    Py_ssize_t x = 0;
+    for (; x + 16 < w; x += 16) {
+        const uint8_t *c = s + x * step;
+        __m128i v = _mm_or_si128(
+            _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)c), gather[0]),
+            _mm_or_si128(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(c + 16)), gather[1]),
+                         _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(c + 32)), gather[2])));
+        if (step == 4)
+            v = _mm_or_si128(v, _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(c + 48)),
+                                                 gather[3]));
+        _mm_storeu_si128((__m128i *)(line + x), v);
+    }
+    for (; x < w; x++)
+        line[x] = s[x * step];
+}
+
+/* channel_line_get's inverse: line (w bytes) into the channel, its other bytes kept. */
+__attribute__((target("avx2"))) static void channel_line_put(uint8_t *s, int step,
+                                                              Py_ssize_t w, const uint8_t *line)
+{
+    Py_ssize_t x = 0;
+    for (; x + 16 < w; x += 16)
+        restore_store16(s + x * step, _mm_loadu_si128((const __m128i *)(line + x)), step, 1,
+                        &channel_scatters[step - 3]);
+    for (; x < w; x++)
+        s[x * step] = line[x];
+}
+
+/* deblock's vertical edges of a row of w >= 17 interleaved pixels (step 3 or 4 channels) on
+   CPUs with AVX2 and FMA: each filtered channel of period >= 4 gathered into a line
+   (restore_gather's shuffles), its edges filtered there by deblock_ycc's kernel
+   (ring_vertical: the bits of deblock_row), put back (restore_scatter's blends; the bytes of the other channels kept).
+   line: 2 w + 96 bytes (the line, the kernel's scratch). */
+__attribute__((target("avx2"))) static void deblock_row_lines(uint8_t *row, int step,
+                                                               Py_ssize_t w,
+                                                               const EdgeFilter *f,
+                                                               Py_ssize_t k, uint8_t *line)
+{
+    for (Py_ssize_t i = 0; i < k; i++) {
+        uint8_t *s = row + f[i].c;
+        if (f[i].period < 4) {  /* deblock_ycc's kernel takes periods >= 4 */
+            deblock_row(s, step, w, f[i].period, f[i].alpha, f[i].beta, f[i].tc);
+            continue;
+        }
+        channel_line_get(s, step, w, line);
+        edges_along_avx2(line, w, f[i].period, f[i].alpha, f[i].beta, f[i].tc, line + w);
+        channel_line_put(s, step, w, line);
+    }
+}
+
+/* restore_pad with src a channel of RGB or RGBX rows (step 3 or 4), each row by
+   channel_line_get. */
+__attribute__((target("avx2"))) static void restore_pad_avx2(
+    uint8_t *pad, const uint8_t *src, Py_ssize_t src_row, int step, Py_ssize_t w, Py_ssize_t y0,
+    Py_ssize_t n, Py_ssize_t top, Py_ssize_t height)
+{
+    Py_ssize_t pw = w + 2 * RESTORE_REACH;
+    for (Py_ssize_t i = 0; i < n + 2 * RESTORE_REACH; i++) {
+        Py_ssize_t y = y0 - RESTORE_REACH + i;
+        y = y < 0 ? 0 : y >= height ? height - 1 : y;
+        uint8_t *d = pad + i * pw + RESTORE_REACH;
+        channel_line_get(src + (y - top) * src_row, step, w, d);
+        for (int k = 1; k <= RESTORE_REACH; k++) {
+            d[-k] = d[0];
+            d[w - 1 + k] = d[w - 1];
+        }
+    }
+}
+
+/* Two terms of 16 samples' sums (lo_sum: samples 0-3 and 8-11, hi_sum: 4-7 and 12-15, as
+   _mm256_unpacklo/hi_epi16 pair them): first * c + second * c' with (c, c') the pair's
+   coefficients, of each sample's class (select: lo_class / hi_class, 32-bit) or tab's. */
+static inline __attribute__((target("avx2"), always_inline)) void restore_term(
+    __m256i *lo_sum, __m256i *hi_sum, __m256i first, __m256i second, __m256i tab, int select,
+    __m256i lo_class, __m256i hi_class)
+{
+    __m256i lo_c = select ? _mm256_permutevar8x32_epi32(tab, lo_class) : tab;
+    __m256i hi_c = select ? _mm256_permutevar8x32_epi32(tab, hi_class) : tab;
+    *lo_sum = _mm256_add_epi32(*lo_sum, _mm256_madd_epi16(_mm256_unpacklo_epi16(first, second),
+                                                          lo_c));
+    *hi_sum = _mm256_add_epi32(*hi_sum, _mm256_madd_epi16(_mm256_unpackhi_epi16(first, second),
+                                                          hi_c));
+}
+
+/* One output row of w >= 16 samples into o (every step-th byte) from its 7 pad rows r (r[3]
+   its own, each at column 0), h3 the 3 rows of activity sums across (NULL with one class),
+   tab the 7 coefficient-pair tables, bm the bounds - 1 (16-bit). */
+static inline __attribute__((target("avx2"), always_inline)) void restore_row_avx2(
+    uint8_t *o, int step, const RestoreScatter *sc, const uint8_t *const *r, Py_ssize_t w,
+    const int16_t *const *h3, const __m256i *tab, const __m256i *bm)
+{
+    for (Py_ssize_t x = 0;; x += 16) {
+        if (x + 16 > w)
+            x = w - 16;  /* the last 16, overlapping: read from the pad rows, not from o */
+        __m256i lo_class = _mm256_setzero_si256(), hi_class = lo_class;
+        const int select = h3 != NULL;
+        if (select) {
+            __m256i a = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)(h3[0] + x)),
+                                         _mm256_loadu_si256((const __m256i *)(h3[1] + x)));
+            a = _mm256_add_epi16(a, _mm256_loadu_si256((const __m256i *)(h3[2] + x)));
+            /* minus the class: -1 for each bound <= a (a > bound - 1) */
+            __m256i k = _mm256_add_epi16(_mm256_add_epi16(_mm256_cmpgt_epi16(a, bm[0]),
+                                                          _mm256_cmpgt_epi16(a, bm[1])),
+                                         _mm256_cmpgt_epi16(a, bm[2]));
+            k = _mm256_sub_epi16(_mm256_setzero_si256(), k);
+            /* as 32-bit lanes, in the order of the unpacked pairs below */
+            lo_class = _mm256_unpacklo_epi16(k, _mm256_setzero_si256());
+            hi_class = _mm256_unpackhi_epi16(k, _mm256_setzero_si256());
+        }
+        __m256i centre = restore_widen(r[3] + x);
+        __m256i lo_sum = _mm256_setzero_si256(), hi_sum = lo_sum;
+        /* the tap pairs (0, 1) .. (10, 11) of the offsets (dy, dx) in the spec's order
+           (RESTORE_SUM), then (centre, 1), written out: each pair's sums used as soon as
+           they are loaded */
+#define RESTORE_PAIR(dy, dx)                                                                   \
+    _mm256_add_epi16(restore_widen(r[3 + (dy)] + x + (dx)), restore_widen(r[3 - (dy)] + x - (dx)))
+        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(0, 1), RESTORE_PAIR(0, 2), tab[0], select,
+                     lo_class, hi_class);
+        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(0, 3), RESTORE_PAIR(1, -2), tab[1], select,
+                     lo_class, hi_class);
+        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(1, -1), RESTORE_PAIR(1, 0), tab[2], select,
+                     lo_class, hi_class);
+        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(1, 1), RESTORE_PAIR(1, 2), tab[3], select,
+                     lo_class, hi_class);
+        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(2, -1), RESTORE_PAIR(2, 0), tab[4], select,
+                     lo_class, hi_class);
+        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(2, 1), RESTORE_PAIR(3, 0), tab[5], select,
+                     lo_class, hi_class);
+#undef RESTORE_PAIR
+        restore_term(&lo_sum, &hi_sum, centre, _mm256_set1_epi16(1), tab[6], select, lo_class,
+                     hi_class);
+        __m256i v = _mm256_packs_epi32(_mm256_srai_epi32(lo_sum, 7), _mm256_srai_epi32(hi_sum, 7));
+        v = _mm256_add_epi16(v, centre);
+        restore_store16(o + x * step, _mm_packus_epi16(_mm256_castsi256_si128(v),
+                                                       _mm256_extracti128_si256(v, 1)),
+                        step, x + 16 < w, sc);
+        if (x + 16 == w)
+            break;
+    }
+}
+
+/* restore_band_rows for w >= 16 (arguments as there; act: (n + 2) x w + (w + 2) int16). */
+__attribute__((target("avx2"))) static void restore_band_rows_avx2(
+    const uint8_t *pad, Py_ssize_t w, Py_ssize_t n, uint8_t *out, Py_ssize_t out_row,
+    Py_ssize_t out_step, const int32_t *bounds, Py_ssize_t classes, const int32_t *coef,
+    int16_t *act, uint8_t *row)
+{
+    Py_ssize_t pw = w + 2 * RESTORE_REACH;
+    __m256i tab[7], bm[3];
+    for (int t = 0; t < 7; t++) {
+        int32_t lanes[8];
+        for (int k = 0; k < 8; k++) {
+            /* lane k (and k + 4) class k's pair, permuted per sample; with one class, every
+               lane class 0's, taken as it is */
+            const int32_t *c = coef + 16 * (classes == 1 ? 0 : k % RESTORE_CLASSES);
+            int32_t first = t < 6 ? c[2 * t] : -2 * c[RESTORE_TAPS];
+            int32_t second = t < 6 ? c[2 * t + 1] : 64;
+            lanes[k] = (int32_t)((uint32_t)(uint16_t)first | (uint32_t)(uint16_t)second << 16);
+        }
+        tab[t] = _mm256_loadu_si256((const __m256i *)lanes);
+    }
+    for (int i = 0; i < 3; i++)  /* every activity <= 9180: a bound above 32767 is never met */
+        bm[i] = _mm256_set1_epi16((int16_t)((bounds[i] > 32767 ? 32767 : bounds[i]) - 1));
+    int16_t *lap = act + (size_t)(n + 2) * (size_t)w;
+    if (classes > 1)
+        for (Py_ssize_t i = 0; i < n + 2; i++)  /* rows -1 .. n */
+            restore_activity_row_avx2(pad + (i + RESTORE_REACH - 1) * pw + RESTORE_REACH - 1,
+                                      pw, w, lap, act + i * w);
+    RestoreScatter sc = restore_scatter(out_step == 3 ? 3 : 4);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint8_t *r[7];
+        for (int k = 0; k < 7; k++)
+            r[k] = pad + (i + k) * pw + RESTORE_REACH;
+        const int16_t *h3[3] = {act + i * w, act + (i + 1) * w, act + (i + 2) * w};
+        uint8_t *o = out + i * out_row;
+        /* a copy of the row's loop for each step (a channel of RGB or RGBX rows; any other
+           through `row`) and for one class (no activity, no selection) */
+#define RESTORE_ROW(o, step)                                                                   \
+    (classes > 1 ? restore_row_avx2((o), (step), &sc, r, w, h3, tab, bm)                       \
+                 : restore_row_avx2((o), (step), &sc, r, w, NULL, tab, bm))
+        if (out_step == 1)
+            RESTORE_ROW(o, 1);
+        else if (out_step == 3)
+            RESTORE_ROW(o, 3);
+        else if (out_step == 4)
+            RESTORE_ROW(o, 4);
+        else
+            RESTORE_ROW(row, 1);
+#undef RESTORE_ROW
+        if (out_step != 1 && out_step != 3 && out_step != 4)
+            for (Py_ssize_t j = 0; j < w; j++)
+                o[j * out_step] = row[j];
+    }
+}
+#endif
+
 PyDoc_STRVAR(restore_doc,
 "restore(src, out, y0, y1, top, height, bounds, coefficients) -> None\n\n"
 "codec.restoration.restore_rows into out ((y1 - y0, w) uint8, any strides): rows [y0, y1)\n"
-"of the restored channel of `height` rows, from src ((rows, w) uint8, C-contiguous: the\n"
-"channel's rows from row `top` on, holding rows max(y0 - 3, 0) .. min(y1 + 3, height) - 1);\n"
-"bounds int64 (classes - 1) non-decreasing, coefficients int64 (classes, 12) in -64..63,\n"
-"1 <= classes <= 4.");
+"of the restored channel of `height` rows, from src ((rows, w) uint8, any strides: the\n"
+"channel's rows from row `top` on, holding rows max(y0 - 3, 0) .. min(y1 + 3, height) - 1;\n"
+"every row of it read before out is written, so out may be rows of src); bounds int64\n"
+"(classes - 1) non-decreasing, coefficients int64 (classes, 12) in -64..63, 1 <= classes\n"
+"<= 4. From colour_rows level 1 the AVX2 rows (rows of 16 samples and more), else the plain\n"
+"loops: the same bits. Where out is a channel of RGB or RGBX rows, the bytes between its\n"
+"samples are written back as they were: no other thread may write them meanwhile.");
 
 static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -3557,7 +3969,7 @@ static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnnnOO:restore", names, &o_src, &o_out,
                                      &y0, &y1, &top, &height, &o_bounds, &o_coef))
         return NULL;
-    if (get_array(o_src, &src, "src", 2, T_U8, A_CONTIGUOUS) < 0
+    if (get_array(o_src, &src, "src", 2, T_U8, 0) < 0
         || get_array(o_out, &out, "out", 2, T_U8, A_WRITABLE) < 0
         || get_array(o_bounds, &ba, "bounds", 1, T_I64, A_CONTIGUOUS) < 0
         || get_array(o_coef, &ca, "coefficients", 2, T_I64, A_CONTIGUOUS) < 0)
@@ -3599,18 +4011,40 @@ static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
         bounds[i] = bv[i] > INT32_MAX ? INT32_MAX : (int32_t)bv[i];
     }
     size_t pw = (size_t)(w + 2 * RESTORE_REACH), lw = (size_t)(w + 2);
+#if FUSED_PRODUCT
+    int simd = simd_colour && w >= 16;
+#else
+    int simd = 0;
+#endif
     pad = malloc(pw * (size_t)(n + 2 * RESTORE_REACH));
-    lap = malloc(sizeof(int32_t) * (lw * (size_t)(n + 2) + lw) + 2 * (size_t)w);
+    /* the plain loops: Laplacians, column sums (int32), classes, a row; AVX2: the activity
+       sums across (int16, rows -1 .. n), a row of Laplacians, a row */
+    lap = malloc(simd ? sizeof(int16_t) * ((size_t)w * (size_t)(n + 2) + lw) + (size_t)w
+                      : sizeof(int32_t) * (lw * (size_t)(n + 2) + lw) + 2 * (size_t)w);
     if (pad == NULL || lap == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    restore_pad(pad, (const uint8_t *)src.data, src.strides[0], w, y0, n, top, height);
-    restore_band_rows(pad, w, n, (uint8_t *)out.data, out.strides[0], out.strides[1], bounds,
-                      classes, coef, lap, lap + lw * (size_t)(n + 2),
-                      (uint8_t *)(lap + lw * (size_t)(n + 2) + lw),
-                      (uint8_t *)(lap + lw * (size_t)(n + 2) + lw) + w);
+#if FUSED_PRODUCT
+    if (simd && (src.strides[1] == 3 || src.strides[1] == 4))
+        restore_pad_avx2(pad, (const uint8_t *)src.data, src.strides[0], (int)src.strides[1],
+                         w, y0, n, top, height);
+    else
+#endif
+        restore_pad(pad, (const uint8_t *)src.data, src.strides[0], src.strides[1], w, y0, n,
+                    top, height);
+#if FUSED_PRODUCT
+    if (simd)
+        restore_band_rows_avx2(pad, w, n, (uint8_t *)out.data, out.strides[0], out.strides[1],
+                               bounds, classes, coef, (int16_t *)lap,
+                               (uint8_t *)((int16_t *)lap + (size_t)w * (size_t)(n + 2) + lw));
+    else
+#endif
+        restore_band_rows(pad, w, n, (uint8_t *)out.data, out.strides[0], out.strides[1],
+                          bounds, classes, coef, lap, lap + lw * (size_t)(n + 2),
+                          (uint8_t *)(lap + lw * (size_t)(n + 2) + lw),
+                          (uint8_t *)(lap + lw * (size_t)(n + 2) + lw) + w);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
@@ -6012,6 +6446,7 @@ PyMODINIT_FUNC PyInit__kernels(void)
 #if FUSED_PRODUCT
     fused_colour = !__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
                    && __builtin_cpu_supports("fma");
+    channel_masks();
     simd_colour = best_colour_rows = !__builtin_cpu_supports("avx2")
                                      || !__builtin_cpu_supports("fma") ? 0
         : __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? 2 : 1;

@@ -341,24 +341,100 @@ def test_mutated_sparse_blocks_same_outcome(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_colour_conversion_is_pillows(compiled: Any) -> None:
-    """Every (Y', Cb, Cr) converts as Pillow converts it."""
+    """Every (Y', Cb, Cr) converts as Pillow converts it, by every colour_rows level this CPU
+    runs (from 1 the rows split into Y', Cb and Cr lines and converted as deblock_ycc
+    converts them), rows of a width with a tail of the 8 or 16 pixels too."""
     k = kernels.colour_constants()
     assert k is not None
     ycc = np.stack(np.meshgrid(np.arange(256), np.arange(256), np.arange(256), indexing="ij"),
                    -1).astype(np.uint8).reshape(4096, 4096, 3)
     expected = np.asarray(Image.fromarray(ycc, "YCbCr").convert("RGB"))
-    out = ycc.copy()
-    compiled.convert_ycc(out, 0, out.shape[0], k)
-    assert np.array_equal(out, expected)
-    # 4 channels: with a pad, channel 3 becomes it (Pillow's RGBX); without, it is kept (RGBA)
-    rows = slice(0, 64)
-    four = np.concatenate([ycc[rows], np.arange(64 * 4096, dtype=np.uint8).reshape(64, 4096, 1)],
-                          axis=2)
-    for pad, fourth in ((255, np.full((64, 4096), 255, np.uint8)), (-1, four[:, :, 3].copy())):
-        out = four.copy()
-        compiled.convert_ycc(out, 0, 64, k, pad)
-        assert np.array_equal(out[:, :, :3], expected[rows])
-        assert np.array_equal(out[:, :, 3], fourth)
+    best = compiled.colour_rows()
+    try:
+        for level in range(best + 1):
+            compiled.colour_rows(level)
+            out = ycc.copy()
+            compiled.convert_ycc(out, 0, out.shape[0], k)
+            assert np.array_equal(out, expected), level
+            odd = ycc.reshape(-1, 3)[:500 * 4093].reshape(500, 4093, 3).copy()
+            want = expected.reshape(-1, 3)[:500 * 4093].reshape(500, 4093, 3)
+            compiled.convert_ycc(odd, 0, 500, k)
+            assert np.array_equal(odd, want), level
+            # 4 channels: with a pad, channel 3 becomes it (Pillow's RGBX); without, it is
+            # kept (RGBA)
+            rows = slice(0, 64)
+            four = np.concatenate(
+                [ycc[rows], np.arange(64 * 4096, dtype=np.uint8).reshape(64, 4096, 1)], axis=2)
+            for pad, fourth in ((255, np.full((64, 4096), 255, np.uint8)),
+                                (-1, four[:, :, 3].copy())):
+                out = four.copy()
+                compiled.convert_ycc(out, 0, 64, k, pad)
+                assert np.array_equal(out[:, :, :3], expected[rows]), level
+                assert np.array_equal(out[:, :, 3], fourth), level
+    finally:
+        compiled.colour_rows(best)
+
+
+def test_chroma_doubling_by_every_kernel_level(compiled: Any) -> None:
+    """double_chroma by every colour_rows level this CPU runs (from 1 Cb and Cr blended into
+    lines of bytes as deblock_ycc blends them, then put into the row) gives the plain loops'
+    bytes: rows of 3 and 4 channels, widths with and without a tail of 8 or 16, bands held alone, chroma beyond the
+    byte range (clamped), the other channels untouched."""
+    rng = np.random.default_rng(41)
+    best = compiled.colour_rows()
+    try:
+        for trial in range(40):
+            h, w, c = 2 * int(rng.integers(1, 10)), 2 * int(rng.integers(1, 35)), 3 + trial % 2
+            halves = [rng.normal(0, (60, 200)[trial % 3 == 0], (h // 2, w // 2)).astype(np.float32)
+                      for _ in range(2)]
+            image = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+            y0 = int(rng.integers(0, h))
+            y1 = int(rng.integers(y0 + 1, h + 1))
+            results = []
+            for level in range(best + 1):
+                compiled.colour_rows(level)
+                band = image[y0:y1].copy()
+                compiled.double_chroma(band, y0, y1, *halves, top=y0, height=h)
+                results.append(band)
+            for level, band in enumerate(results):
+                assert band.tobytes() == results[0].tobytes(), (trial, level)
+            np.testing.assert_array_equal(results[0][..., 0], image[y0:y1, :, 0])
+            if c == 4:
+                np.testing.assert_array_equal(results[0][..., 3], image[y0:y1, :, 3])
+    finally:
+        compiled.colour_rows(best)
+
+
+def test_vertical_edges_by_every_kernel_level(compiled: Any) -> None:
+    """deblock's vertical edges (axis 1) by every colour_rows level this CPU runs (from 1 the
+    channels of rows of 3 and 4 channels gathered into lines, filtered by deblock_ycc's
+    kernel, put back) give the plain loops' bytes: periods 2 to 16 (below 4 the plain loop),
+    widths around the 16 samples of a step, 1 to 4 channels, some channels unfiltered."""
+    rng = np.random.default_rng(43)
+    best = compiled.colour_rows()
+    changed = 0
+    try:
+        for trial in range(300):
+            h, w, c = int(rng.integers(1, 6)), int(rng.integers(1, 90)), (3, 4, 1, 2)[trial % 4]
+            image = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+            if trial % 3 == 0:  # smooth: most edges filtered
+                image = np.clip(np.cumsum(rng.integers(-3, 4, (h, w, c)), 1) + 128, 0,
+                                255).astype(np.uint8)
+            channels = rng.permutation(c)[: int(rng.integers(1, c + 1))]
+            filters = np.array([(ch, int(rng.choice([2, 3, 4, 5, 8, 16])),
+                                 *(int(v) for v in rng.integers(0, 256, 3)))
+                                for ch in channels], np.int64)
+            results = []
+            for level in range(best + 1):
+                compiled.colour_rows(level)
+                out = image.copy()
+                compiled.deblock(out, filters, 1, 0, h)
+                results.append(out.tobytes())
+            assert results == [results[0]] * len(results), trial
+            changed += results[0] != image.tobytes()
+    finally:
+        compiled.colour_rows(best)
+    assert changed > 100  # the filter acts
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32])

@@ -129,6 +129,59 @@ def test_compiled_kernel_checks_its_arguments() -> None:
             k.restore(*args, *table)
 
 
+def test_every_kernel_level_restores_channels_where_they_lie() -> None:
+    """The compiled kernel by every colour_rows level this CPU runs (from 1 the AVX2 rows:
+    pair sums and per-sample coefficients in 16-bit lanes, the activity in 16-bit lanes) gives
+    numpy's bits: widths around the 16 samples of a step, 1 to 4 classes, every coefficient
+    at -64 or 63 (the largest sums), bounds beyond the activity, noise, a checkerboard of 0
+    and 255 and ramps; src and out channels of interleaved rows (steps 1 to 5, reversed),
+    whose other bytes stay as they were, out also rows of src itself."""
+    k = compiled_kernels()
+    rng = np.random.default_rng(31)
+    best = k.colour_rows()
+    try:
+        for trial in range(300):
+            h, w = int(rng.integers(1, 12)), int(rng.integers(1, 60))
+            if trial % 3 == 0:
+                s = rng.integers(0, 256, (h, w), dtype=np.uint8)
+            elif trial % 3 == 1:
+                s = ((np.indices((h, w)).sum(0) % 2) * 255).astype(np.uint8)
+            else:
+                s = textured(h, w, trial)
+            classes = int(rng.integers(1, 5))
+            coefficients = (np.full((classes, 12), (-64, 63)[trial % 2], np.int64)
+                            if trial % 5 == 0 else rng.integers(-64, 64, (classes, 12)))
+            bounds = np.sort(rng.integers(0, (12000, 65536)[trial % 2], classes - 1))
+            r = fmt.Restoration(0, tuple(int(b) for b in bounds),
+                                tuple(tuple(int(c) for c in row) for row in coefficients))
+            expected = restore_rows(s, 0, h, 0, h, r)
+            y0 = int(rng.integers(0, h))
+            y1 = int(rng.integers(y0 + 1, h + 1))
+            lo, hi = max(y0 - REACH, 0), min(y1 + REACH, h)
+            step = (1, 3, 4, 2, 5)[trial % 5]
+            reverse, in_place = trial % 7 == 0, trial % 7 == 3
+            for level in range(best + 1):
+                k.colour_rows(level)
+                image = rng.integers(0, 256, (h, w + trial % 2, step), dtype=np.uint8)
+                c = int(rng.integers(0, step))
+                image[:, :w, c] = s[:, ::-1] if reverse else s
+                src = image[lo:hi, w - 1::-1, c] if reverse else image[lo:hi, :w, c]
+                target = rng.integers(0, 256, (y1 - y0, w + 1, 4), dtype=np.uint8)
+                out = (image[y0:y1, :w, c] if in_place
+                       else target[:, w - 1::-1, 3 - trial % 4] if reverse
+                       else target[:, :w, 3 - trial % 4])
+                before = (image if in_place else target).copy()
+                k.restore(src, out, y0, y1, lo, h, np.array(r.bounds, np.int64), r.table())
+                assert out.tobytes() == expected[y0:y1].tobytes(), (trial, level)
+                out[:] = before[y0:y1, :w, c] if in_place else (
+                    before[:, w - 1::-1, 3 - trial % 4] if reverse
+                    else before[:, :w, 3 - trial % 4])
+                assert (image if in_place else target).tobytes() == before.tobytes(), (
+                    trial, level)  # no other byte written
+    finally:
+        k.colour_rows(best)
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 def test_channel_in_threaded_bands_as_whole(compiled: bool) -> None:
     """restore_channel (bands in threads, in place on a strided channel) = the whole filter."""

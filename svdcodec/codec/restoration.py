@@ -104,7 +104,8 @@ def bands(height: int, width: int) -> list[tuple[int, int]]:
 def restore_band(src: np.ndarray, out: np.ndarray, y0: int, y1: int, top: int, height: int,
                  restoration: Restoration, compiled: ModuleType | None) -> None:
     """Rows [y0, y1) of the filtered channel into `out` ((y1 - y0, w) uint8, any strides),
-    from `src` as `restore_rows` takes it."""
+    from `src` as `restore_rows` takes it (any strides too): every row of src is read before
+    out is written, so out may be rows of src."""
     if compiled is not None:
         compiled.restore(src, out, y0, y1, top, height, np.asarray(restoration.bounds, np.int64),
                          restoration.table())

@@ -338,9 +338,9 @@ class RestoreSeams(Seams):
         plan = self.plan
         lo, hi = max(a - REACH, 0), min(b + REACH, rows.shape[0])
         for c, restoration in self.restoration:
-            src = np.ascontiguousarray(rows[lo:hi, :, c])
-            restore_band(src, rows[a:b, :, c], top + a, top + b, top + lo, self.height,
-                         restoration, plan.compiled)
+            # the channel read where it lies: restore_band reads every row before it writes
+            restore_band(rows[lo:hi, :, c], rows[a:b, :, c], top + a, top + b, top + lo,
+                         self.height, restoration, plan.compiled)
         if plan.ycc:
             convert_rows(rows, a, b, plan, {})
 
