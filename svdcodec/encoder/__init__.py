@@ -277,23 +277,50 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
 
     peak = 255.0 if pixels.dtype == np.uint8 else 255.0 * image_header(pixels, False).scale
     lo, hi = math.log2(FINEST_SEARCHED_STEP), math.log2(4096.0)
+    coded: dict[float, bytes] = {}
+
+    def encoded(log_step: float) -> bytes:
+        if log_step not in coded:
+            coded[log_step] = enc.encode(2 ** log_step)
+        return coded[log_step]
+
+    def quality(log_step: float) -> float:
+        decoded = decode(encoded(log_step), max_pixels=None)
+        return psnr(pixels, decoded.reshape(pixels.shape), peak)
+
     if target_psnr is not None:
         def good(log_step: float) -> bool:
-            decoded = decode(enc.encode(2 ** log_step), max_pixels=None)
-            return psnr(pixels, decoded.reshape(pixels.shape), peak) >= target_psnr
+            return quality(log_step) >= target_psnr
         if not good(lo):
-            raise SvdiError(f"target PSNR {target_psnr} dB is not reachable")
-        return enc.encode(2 ** _bisect(good, lo, hi))
+            lo = _finest_faithful_step(quality, lo)
+            if not good(lo):
+                raise SvdiError(f"target PSNR {target_psnr} dB is not reachable")
+        return encoded(_bisect(good, lo, hi))
     assert max_bytes is not None
-    sizes: dict[float, bytes] = {}
 
     def fits(log_step: float) -> bool:
-        sizes[log_step] = enc.encode(2 ** log_step)
-        return len(sizes[log_step]) <= max_bytes
+        return len(encoded(log_step)) <= max_bytes
     if fits(hi):
-        best = _bisect(lambda s: fits(s), hi, lo) if not fits(lo) else lo
-        return sizes[best] if best in sizes else enc.encode(2 ** best)
-    raise SvdiError(f"no file fits in {max_bytes} bytes (the smallest is {len(sizes[hi])})")
+        best = _bisect(fits, hi, lo) if not fits(lo) else _finest_faithful_step(quality, lo)
+        return encoded(best)
+    raise SvdiError(f"no file fits in {max_bytes} bytes (the smallest is {len(coded[hi])})")
+
+
+def _finest_faithful_step(quality: Callable[[float], float], lo: float) -> float:
+    """The log-step from `lo` up, in whole halvings, below which the decoded quality stops
+    rising: an image's factors at steps far below 1 grow past what the exact products resolve
+    (tuning.FINEST_SEARCHED_STEP), and sooner with adaptive quantization, whose finer rows
+    take a fraction of the step, so the finest step searched can decode worse than coarser
+    ones; the rate searches assume quality falls as the step grows, true from this step on."""
+    best, best_quality = lo, quality(lo)
+    step = lo + 1.0
+    while step <= 0.0:
+        q = quality(step)
+        if q <= best_quality:
+            break
+        best, best_quality = step, q
+        step += 1.0
+    return best
 
 
 #: The keyword options of `encode` that set how the pixels are coded.
