@@ -145,3 +145,20 @@ def test_patch4_bias_only_for_the_adapted_plane(monkeypatch: pytest.MonkeyPatch)
         calls.clear()
         svdcodec.encode(pixels, aq=True, **options)  # a low rate, effort 1: no lean
         assert calls and {b for _, b in calls} == {0.0}
+
+
+def test_rate_control_with_aq_searches_from_its_own_finest_step() -> None:
+    """target_psnr and max_bytes with aq=True search steps from AQ_FINEST_SEARCHED_STEP: at
+    FINEST_SEARCHED_STEP an adapted plane's exact product resolves its factors too coarsely
+    (A o M's 4 bits), so the search refused a target that quality 100 reaches and a roomy
+    max_bytes took that coarse file."""
+    from svdcodec.evaluation.metrics import psnr
+
+    pixels = sample((64, 64))
+    assert tuning.AQ_FINEST_SEARCHED_STEP < step_for_quality(100)
+    best = psnr(pixels, svdcodec.decode(svdcodec.encode(pixels, quality=100, aq=True)))
+    data = svdcodec.encode(pixels, aq=True, target_psnr=best - 1)
+    assert unpack(data).planes[0].adapted
+    assert psnr(pixels, svdcodec.decode(data)) >= best - 1
+    roomy = svdcodec.encode(pixels, aq=True, max_bytes=1 << 24)
+    assert psnr(pixels, svdcodec.decode(roomy)) >= best - 0.5

@@ -35,6 +35,7 @@ from .residual import residual_request, with_residuals
 from .schedule import Encoder
 from .source import image_header
 from .tuning import (
+    AQ_FINEST_SEARCHED_STEP,
     AQ_RDOQ_LAMBDA,
     AUTO_LAYOUTS,
     DEFAULT_EFFORT,
@@ -276,7 +277,9 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
     from ..evaluation.metrics import psnr
 
     peak = 255.0 if pixels.dtype == np.uint8 else 255.0 * image_header(pixels, False).scale
-    lo, hi = math.log2(FINEST_SEARCHED_STEP), math.log2(4096.0)
+    # (the search assumes the quality falls as the step grows: with aq only from its floor on)
+    finest = AQ_FINEST_SEARCHED_STEP if adapt else FINEST_SEARCHED_STEP
+    lo, hi = math.log2(finest), math.log2(4096.0)
     coded: dict[float, bytes] = {}
 
     def encoded(log_step: float) -> bytes:
@@ -308,10 +311,10 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
 
 def _finest_faithful_step(quality: Callable[[float], float], lo: float) -> float:
     """The log-step from `lo` up, in whole halvings, below which the decoded quality stops
-    rising: an image's factors at steps far below 1 grow past what the exact products resolve
-    (tuning.FINEST_SEARCHED_STEP), and sooner with adaptive quantization, whose finer rows
-    take a fraction of the step, so the finest step searched can decode worse than coarser
-    ones; the rate searches assume quality falls as the step grows, true from this step on."""
+    rising: an image's factors at steps far below 1 can grow past what the exact products
+    resolve even above tuning.FINEST_SEARCHED_STEP (AQ_FINEST_SEARCHED_STEP with adaptive
+    quantization), so the finest step searched can decode worse than coarser ones; the rate
+    searches assume quality falls as the step grows, true from this step on."""
     best, best_quality = lo, quality(lo)
     step = lo + 1.0
     while step <= 0.0:

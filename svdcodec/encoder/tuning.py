@@ -18,10 +18,15 @@ LOSSLESS_WIDE_QUALITY = 90
 #: 32-bit or float samples at a low quality), the encoder codes the layer at this quality.
 FINEST_QUALITY = 100
 #: Finest step target_psnr and max_bytes search (quality 100 is step 0.5): every file is
-#: version 5, reconstructed by the exact rule (spec §5.1), whose integer products resolve the
-#: factors of steps far below this too coarsely (32.5 dB at step 0.001 on svdcodec's sample
-#: photo, 52.9 dB at step 0.01, where quality 100 gives 51 dB).
+#: reconstructed by the exact rule (spec §5.1), whose integer products resolve the factors of
+#: steps far below this too coarsely (32.5 dB at step 0.001 on svdcodec's sample photo, 52.9 dB
+#: at step 0.01, where quality 100 gives 51 dB).
 FINEST_SEARCHED_STEP = 2.0 ** -6
+#: The same with aq=True: an adapted plane's product takes A o M (spec §5.5: column 0 times 16,
+#: the others times M >= 16), whose 4 more bits the exact rule's bound takes from the factors'
+#: precision, so the quality falls off 16 times sooner (the sample photo: 32.8 / 43.8 / 50.7 /
+#: 52.9 / 52.7 dB at steps 2^-6 .. 2^-2, without aq 52.8-52.9 dB at each).
+AQ_FINEST_SEARCHED_STEP = FINEST_SEARCHED_STEP * 16
 #: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
 SUBSAMPLE_FROM_STEP = 6.0
 #: Chroma step relative to the luma step: 0.70, fewer bytes on chroma, which luma SSIM (what
