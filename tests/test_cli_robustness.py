@@ -212,3 +212,19 @@ def test_pillow_errors_on_damaged_inputs_are_one_line(error: Exception, tmp_path
     assert f"damaged image file ({type(error).__name__}" in captured.err
     assert "Traceback" not in captured.err
     assert (tmp_path / "out" / "good.svdi").exists() and not (tmp_path / "out" / "bad.svdi").exists()
+
+
+def test_verbose_encode_names_the_tools_not_used(tmp_path: Path) -> None:
+    """--aq and --restore are 8-bit tools: a 16-bit image is written without them, and -v says
+    so instead of leaving the user to find out from the file's version."""
+    deep = tmp_path / "deep.npy"
+    np.save(deep, np.random.default_rng(3).integers(0, 65535, (24, 40, 3)).astype(np.uint16))
+    options = {"aq": True, "restore": True}
+    result = tools.encode_one(tools.EncodeJob(str(deep), str(tmp_path / "deep.svdi"), options,
+                                              verbose=True))
+    assert result.ok and "not used: --aq" in result.message and "--restore" in result.message
+    photo = tmp_path / "photo.png"
+    Image.open(svdcodec.__path__[0] + "/data/sample.png").convert("RGB").save(photo)
+    result = tools.encode_one(tools.EncodeJob(str(photo), str(tmp_path / "photo.svdi"),
+                                              {"aq": True}, verbose=True))
+    assert result.ok and "not used" not in result.message

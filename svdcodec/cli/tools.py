@@ -421,7 +421,20 @@ def _encode_summary(job: EncodeJob, data: bytes) -> str:
         layouts = "/".join("plain" if p.layout == container.LAYOUT_PLAIN else f"patch{p.patch}"
                            for p in planes)
         text += f" (layout {layouts}, ranks {ranks}, step {planes[0].step:.3g})"
+        text += _unused_tools(job.options, data, planes)
     return text
+
+
+def _unused_tools(options: dict[str, Any], data: bytes, planes: list[container.Plane]) -> str:
+    """A note for --aq or --restore asked for and not in the file: both are 8-bit tools
+    (format version 6), and the encoder keeps a restoration filter only where it pays, so a
+    16-bit, float or plain-layout image is written without them, which -v says."""
+    unused = []
+    if options.get("aq") and not any(p.adapted for p in planes):
+        unused.append("--aq (8-bit images in a patch layout only)")
+    if options.get("restore") and not container.unpack(data, max_pixels=None).restoration:
+        unused.append("--restore (8-bit images only, and only where the filter repays its bytes)")
+    return "; not used: " + ", ".join(unused) if unused else ""
 
 
 def encode_one(job: EncodeJob) -> Result:
