@@ -19,6 +19,8 @@ change on its own: this one only reads the decoded samples of the finished layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..codec.restoration import (
@@ -71,8 +73,23 @@ def quantized(c: np.ndarray) -> tuple[int, ...]:
     return tuple(int(v) for v in np.clip(np.round(c * UNIT), lo, hi))
 
 
-def fit_channel(samples: np.ndarray, goal: np.ndarray, index: int) -> Restoration:
-    """The filter of one (h, w) uint8 channel against `goal` (float32, (h, w))."""
+#: Rows [y0, y1) of what a channel should be: float32, (y1 - y0, w).
+GoalRows = Callable[[int, int], np.ndarray]
+
+
+def goal_rows(pixels: np.ndarray, colour: int, channel: int) -> GoalRows:
+    """`target_channel` of the (h, w, c) pixels, a band of rows at a time: each value is one
+    pixel's own products, so a band's rows are bit for bit the whole channel's, without the
+    whole image's float32 copies (12 bytes a pixel for the Y'CbCr products, 4 for the goal)."""
+    width = pixels.shape[1]
+
+    def rows(y0: int, y1: int) -> np.ndarray:
+        return target_channel(pixels[y0:y1], colour, channel).reshape(y1 - y0, width)
+    return rows
+
+
+def fit_channel(samples: np.ndarray, goal: GoalRows, index: int) -> Restoration:
+    """The filter of one (h, w) uint8 channel against the rows of `goal`."""
     h, w = samples.shape
     spans = fitted_rows(h, w)
     pieces = []
@@ -94,7 +111,7 @@ def fit_channel(samples: np.ndarray, goal: np.ndarray, index: int) -> Restoratio
         for k, d in enumerate(symmetric_differences(x)):
             features[k] = d.ravel()[order]
         centre = x[REACH:REACH + y1 - y0, REACH:REACH + w].ravel()
-        error = (goal[y0:y1].ravel().astype(np.float64) - centre)[order]
+        error = (goal(y0, y1).ravel().astype(np.float64) - centre)[order]
         start = 0
         for k, end in enumerate(ends):
             f = features[:, start:end]
@@ -114,10 +131,10 @@ def fit_channel(samples: np.ndarray, goal: np.ndarray, index: int) -> Restoratio
     return Restoration(index, bounds, tuple(coefficients))
 
 
-def squared_error(channel: np.ndarray, goal: np.ndarray) -> float:
+def squared_error(channel: np.ndarray, goal: GoalRows) -> float:
     total = 0.0
     for y0, y1 in bands(*channel.shape):
-        d = channel[y0:y1].astype(np.float64) - goal[y0:y1]
+        d = channel[y0:y1].astype(np.float64) - goal(y0, y1)
         total += float(np.einsum("ij,ij->", d, d))
     return total
 
@@ -149,7 +166,7 @@ def with_restoration(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     compiled = kernels.get()
     filters, gain = [], 0.0
     for c in chosen:
-        goal = target_channel(pixels, header.colour, c).reshape(header.height, header.width)
+        goal = goal_rows(pixels, header.colour, c)
         channel = np.ascontiguousarray(samples[:, :, c])
         restoration = fit_channel(channel, goal, c)
         before = squared_error(channel, goal)
