@@ -54,11 +54,32 @@ MIN_SAMPLES_PER_TAP = 4
 UNIT = 128
 
 
-def channel_bounds(act: np.ndarray) -> tuple[int, ...]:
+#: The largest activity: 9 samples' two Laplacians of at most 2 * 255 each.
+MAX_ACTIVITY = 9 * 2 * 2 * 255
+
+
+def channel_bounds(histogram: np.ndarray) -> tuple[int, ...]:
     """RESTORATION_CLASSES - 1 bounds at the activity's quartiles, rounded up to integers
-    (u16), non-decreasing."""
-    q = np.quantile(act, [k / RESTORATION_CLASSES for k in range(1, RESTORATION_CLASSES)])
-    return tuple(int(min(np.ceil(v), 0xFFFF)) for v in q)
+    (u16), non-decreasing, from the count of each activity value.
+
+    The quantiles are np.quantile's (linear interpolation between the order statistics at
+    (n - 1) k / RESTORATION_CLASSES), in integers: with 4 classes that index and its fraction
+    are multiples of 1/4 and the activities small integers, so np.quantile computes them
+    exactly too; a histogram holds neither the fitted samples' activities nor their sort."""
+    cumulative = np.cumsum(histogram)
+    n = int(cumulative[-1])
+
+    def order_statistic(i: int) -> int:
+        return int(np.searchsorted(cumulative, i, side="right"))
+    bounds = []
+    for k in range(1, RESTORATION_CLASSES):
+        below, part = divmod((n - 1) * k, RESTORATION_CLASSES)
+        lo = order_statistic(below)
+        hi = order_statistic(min(below + 1, n - 1))
+        # the ceiling of lo + (hi - lo) * part / RESTORATION_CLASSES
+        scaled = lo * RESTORATION_CLASSES + (hi - lo) * part
+        bounds.append(min(-(-scaled // RESTORATION_CLASSES), 0xFFFF))
+    return tuple(bounds)
 
 
 def fitted_rows(height: int, width: int) -> list[tuple[int, int]]:
@@ -92,20 +113,24 @@ def fit_channel(samples: np.ndarray, goal: GoalRows, index: int) -> Restoration:
     """The filter of one (h, w) uint8 channel against the rows of `goal`."""
     h, w = samples.shape
     spans = fitted_rows(h, w)
-    pieces = []
+    # two passes over the fitted bands (the classes' bounds, then the sums), each band's
+    # padded rows and activities made again in the second: no copy of the fitted samples
+    histogram = np.zeros(MAX_ACTIVITY + 1, dtype=np.int64)
     for y0, y1 in spans:
-        x = padded_rows(samples, y0, y1, 0, h)
-        pieces.append((y0, y1, x, activity(x)))
-    bounds = channel_bounds(np.concatenate([a.ravel() for *_, a in pieces]))
+        act = activity(padded_rows(samples, y0, y1, 0, h))
+        histogram += np.bincount(act.ravel(), minlength=MAX_ACTIVITY + 1)
+    bounds = channel_bounds(histogram)
     taps = len(RESTORATION_OFFSETS)
     gram = np.zeros((RESTORATION_CLASSES, taps, taps))
     moment = np.zeros((RESTORATION_CLASSES, taps))
     count = np.zeros(RESTORATION_CLASSES, dtype=np.int64)
-    for y0, y1, x, act in pieces:
+    for y0, y1 in spans:
+        x = padded_rows(samples, y0, y1, 0, h)
         # the samples in class order: each class's features are then one slice, whose normal
-        # equations are two BLAS products (12 x n rows of float64, the symmetric differences)
-        cls = np.searchsorted(np.asarray(bounds), act, side="right").ravel()
-        order = np.argsort(cls, kind="stable")
+        # equations are two BLAS products (12 x n rows of float64, the symmetric differences);
+        # as uint8 the classes' stable order is a radix sort (the same order as any stable one)
+        cls = np.searchsorted(np.asarray(bounds), activity(x), side="right").ravel()
+        order = np.argsort(cls.astype(np.uint8), kind="stable")
         ends = np.cumsum(np.bincount(cls, minlength=RESTORATION_CLASSES))
         features = np.empty((taps, cls.size))
         for k, d in enumerate(symmetric_differences(x)):
