@@ -20,6 +20,8 @@ from svdcodec.codec.restoration import (
     restore_rows,
 )
 from svdcodec.decoder.reference import decode_reference
+from svdcodec.encoder.deblock import target_channel
+from svdcodec.encoder.restoration import MAX_ACTIVITY, channel_bounds, goal_rows
 from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
 from tests.support import (
@@ -246,6 +248,30 @@ def test_grey_and_rgba_restore_alike_everywhere(options: dict) -> None:
     assert sorted(fmt.unpack(data).restoration) == [0, 1, 2]  # alpha is exact by its residual
     decoded = decode_everywhere(data)
     np.testing.assert_array_equal(decoded[:, :, 3], rgba[:, :, 3])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bounds_from_the_histogram_are_the_activity_quartiles_rounded_up(seed: int) -> None:
+    # the readable definition: np.quantile's (linear) quartiles of the activities, ceiled
+    rng = np.random.default_rng(seed)
+    for n in (1, 2, 3, 4, 5, 7, 10, 101, 4099):
+        top = int(rng.choice([1, 2, 5, 300, MAX_ACTIVITY + 1]))
+        act = rng.integers(0, top, n)
+        q = np.quantile(act, [0.25, 0.5, 0.75])
+        expected = tuple(int(min(np.ceil(v), 0xFFFF)) for v in q)
+        assert channel_bounds(np.bincount(act, minlength=MAX_ACTIVITY + 1)) == expected
+
+
+@pytest.mark.parametrize("colour", [fmt.COLOUR_YCBCR, 0])
+def test_goal_rows_are_the_whole_channels_target(colour: int) -> None:
+    pixels = photo(37, 53, 3)
+    h, w, _ = pixels.shape
+    for channel in range(3):
+        whole = target_channel(pixels, colour, channel).reshape(h, w)
+        rows = goal_rows(pixels, colour, channel)
+        bands = np.concatenate([rows(y, min(y + 5, h)) for y in range(0, h, 5)])
+        assert bands.dtype == np.float32
+        assert np.array_equal(bands.view(np.uint32), whole.view(np.uint32))
 
 
 def test_small_gains_do_not_pay_for_the_chunk() -> None:

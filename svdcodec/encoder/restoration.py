@@ -19,6 +19,8 @@ change on its own: this one only reads the decoded samples of the finished layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..codec.restoration import (
@@ -52,11 +54,32 @@ MIN_SAMPLES_PER_TAP = 4
 UNIT = 128
 
 
-def channel_bounds(act: np.ndarray) -> tuple[int, ...]:
+#: The largest activity: 9 samples' two Laplacians of at most 2 * 255 each.
+MAX_ACTIVITY = 9 * 2 * 2 * 255
+
+
+def channel_bounds(histogram: np.ndarray) -> tuple[int, ...]:
     """RESTORATION_CLASSES - 1 bounds at the activity's quartiles, rounded up to integers
-    (u16), non-decreasing."""
-    q = np.quantile(act, [k / RESTORATION_CLASSES for k in range(1, RESTORATION_CLASSES)])
-    return tuple(int(min(np.ceil(v), 0xFFFF)) for v in q)
+    (u16), non-decreasing, from the count of each activity value.
+
+    The quantiles are np.quantile's (linear interpolation between the order statistics at
+    (n - 1) k / RESTORATION_CLASSES), in integers: with 4 classes that index and its fraction
+    are multiples of 1/4 and the activities small integers, so np.quantile computes them
+    exactly too; a histogram holds neither the fitted samples' activities nor their sort."""
+    cumulative = np.cumsum(histogram)
+    n = int(cumulative[-1])
+
+    def order_statistic(i: int) -> int:
+        return int(np.searchsorted(cumulative, i, side="right"))
+    bounds = []
+    for k in range(1, RESTORATION_CLASSES):
+        below, part = divmod((n - 1) * k, RESTORATION_CLASSES)
+        lo = order_statistic(below)
+        hi = order_statistic(min(below + 1, n - 1))
+        # the ceiling of lo + (hi - lo) * part / RESTORATION_CLASSES
+        scaled = lo * RESTORATION_CLASSES + (hi - lo) * part
+        bounds.append(min(-(-scaled // RESTORATION_CLASSES), 0xFFFF))
+    return tuple(bounds)
 
 
 def fitted_rows(height: int, width: int) -> list[tuple[int, int]]:
@@ -71,30 +94,49 @@ def quantized(c: np.ndarray) -> tuple[int, ...]:
     return tuple(int(v) for v in np.clip(np.round(c * UNIT), lo, hi))
 
 
-def fit_channel(samples: np.ndarray, goal: np.ndarray, index: int) -> Restoration:
-    """The filter of one (h, w) uint8 channel against `goal` (float32, (h, w))."""
+#: Rows [y0, y1) of what a channel should be: float32, (y1 - y0, w).
+GoalRows = Callable[[int, int], np.ndarray]
+
+
+def goal_rows(pixels: np.ndarray, colour: int, channel: int) -> GoalRows:
+    """`target_channel` of the (h, w, c) pixels, a band of rows at a time: each value is one
+    pixel's own products, so a band's rows are bit for bit the whole channel's, without the
+    whole image's float32 copies (12 bytes a pixel for the Y'CbCr products, 4 for the goal)."""
+    width = pixels.shape[1]
+
+    def rows(y0: int, y1: int) -> np.ndarray:
+        return target_channel(pixels[y0:y1], colour, channel).reshape(y1 - y0, width)
+    return rows
+
+
+def fit_channel(samples: np.ndarray, goal: GoalRows, index: int) -> Restoration:
+    """The filter of one (h, w) uint8 channel against the rows of `goal`."""
     h, w = samples.shape
     spans = fitted_rows(h, w)
-    pieces = []
+    # two passes over the fitted bands (the classes' bounds, then the sums), each band's
+    # padded rows and activities made again in the second: no copy of the fitted samples
+    histogram = np.zeros(MAX_ACTIVITY + 1, dtype=np.int64)
     for y0, y1 in spans:
-        x = padded_rows(samples, y0, y1, 0, h)
-        pieces.append((y0, y1, x, activity(x)))
-    bounds = channel_bounds(np.concatenate([a.ravel() for *_, a in pieces]))
+        act = activity(padded_rows(samples, y0, y1, 0, h))
+        histogram += np.bincount(act.ravel(), minlength=MAX_ACTIVITY + 1)
+    bounds = channel_bounds(histogram)
     taps = len(RESTORATION_OFFSETS)
     gram = np.zeros((RESTORATION_CLASSES, taps, taps))
     moment = np.zeros((RESTORATION_CLASSES, taps))
     count = np.zeros(RESTORATION_CLASSES, dtype=np.int64)
-    for y0, y1, x, act in pieces:
+    for y0, y1 in spans:
+        x = padded_rows(samples, y0, y1, 0, h)
         # the samples in class order: each class's features are then one slice, whose normal
-        # equations are two BLAS products (12 x n rows of float64, the symmetric differences)
-        cls = np.searchsorted(np.asarray(bounds), act, side="right").ravel()
-        order = np.argsort(cls, kind="stable")
+        # equations are two BLAS products (12 x n rows of float64, the symmetric differences);
+        # as uint8 the classes' stable order is a radix sort (the same order as any stable one)
+        cls = np.searchsorted(np.asarray(bounds), activity(x), side="right").ravel()
+        order = np.argsort(cls.astype(np.uint8), kind="stable")
         ends = np.cumsum(np.bincount(cls, minlength=RESTORATION_CLASSES))
         features = np.empty((taps, cls.size))
         for k, d in enumerate(symmetric_differences(x)):
             features[k] = d.ravel()[order]
         centre = x[REACH:REACH + y1 - y0, REACH:REACH + w].ravel()
-        error = (goal[y0:y1].ravel().astype(np.float64) - centre)[order]
+        error = (goal(y0, y1).ravel().astype(np.float64) - centre)[order]
         start = 0
         for k, end in enumerate(ends):
             f = features[:, start:end]
@@ -114,10 +156,10 @@ def fit_channel(samples: np.ndarray, goal: np.ndarray, index: int) -> Restoratio
     return Restoration(index, bounds, tuple(coefficients))
 
 
-def squared_error(channel: np.ndarray, goal: np.ndarray) -> float:
+def squared_error(channel: np.ndarray, goal: GoalRows) -> float:
     total = 0.0
     for y0, y1 in bands(*channel.shape):
-        d = channel[y0:y1].astype(np.float64) - goal[y0:y1]
+        d = channel[y0:y1].astype(np.float64) - goal(y0, y1)
         total += float(np.einsum("ij,ij->", d, d))
     return total
 
@@ -149,7 +191,7 @@ def with_restoration(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     compiled = kernels.get()
     filters, gain = [], 0.0
     for c in chosen:
-        goal = target_channel(pixels, header.colour, c).reshape(header.height, header.width)
+        goal = goal_rows(pixels, header.colour, c)
         channel = np.ascontiguousarray(samples[:, :, c])
         restoration = fit_channel(channel, goal, c)
         before = squared_error(channel, goal)
