@@ -90,6 +90,12 @@ def patch4_bias(bias: float) -> Patch:
     return setting(schedule, "AQ_PATCH4_BIAS", bias)
 
 
+#: "R" in the variants' names: RDOQ at 0.07 and the chroma ratio 0.95 -> 0.7 over luma steps 16..64;
+#: R_G: R with G written 1.2 times the geometric mean.
+R: list[Patch] = [rdoq(0.07), chroma(0.95, 16, 0.7, 64)]
+R_G: list[Patch] = [*R, g_scale(1.2)]
+
+
 VARIANTS: dict[str, list[Patch]] = {
     "before": BEFORE,
     "G x0.5": [*BEFORE, g_scale(0.5)],
@@ -113,36 +119,28 @@ VARIANTS: dict[str, list[Patch]] = {
     "chroma 1.0->0.85 (16..64)": [*BEFORE, chroma(1.0, 16, 0.85, 64)],
     "chroma 0.85->0.7 (32..128)": [*BEFORE, chroma(0.85, 32, 0.7, 128)],
     "rdoq 0.07 + chroma 1.0->0.7": [*BEFORE, rdoq(0.07), chroma(1.0, 16, 0.7, 64)],
-    "rdoq 0.07 + chroma 0.95->0.7": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64)],
+    "rdoq 0.07 + chroma 0.95->0.7": [*BEFORE, *R],
     "rdoq 0.07 + chroma 1.0->0.6 (20..80)": [*BEFORE, rdoq(0.07), chroma(1.0, 20, 0.6, 80)],
     "rdoq 0.07 + chroma 1.1->0.7 (10..64)": [*BEFORE, rdoq(0.07), chroma(1.1, 10, 0.7, 64)],
     "rdoq 0.06 + chroma 0.9->0.65 (16..80)": [*BEFORE, rdoq(0.06), chroma(0.9, 16, 0.65, 80)],
-    "R + rank 0.09": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
-                      setting(quantize, "LAMBDA", 0.09)],
-    "R + G x1.2": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64), g_scale(1.2)],
-    "R + G x1.4": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64), g_scale(1.4)],
+    "R + rank 0.09": [*BEFORE, *R, setting(quantize, "LAMBDA", 0.09)],
+    "R + G x1.2": [*BEFORE, *R_G],
+    "R + G x1.4": [*BEFORE, *R, g_scale(1.4)],
     "patch4 only": [*BEFORE, setting(encoder, "AUTO_LAYOUTS", ("patch4",))],
     "patch8 only": [*BEFORE, setting(encoder, "AUTO_LAYOUTS", ("patch8",))],
     "luma patch4 bias +1.5": [*BEFORE, patch4_bias(1.5)],
     "luma patch4 bias +4": [*BEFORE, patch4_bias(4.0)],
     "luma patch4 bias -1.5": [*BEFORE, patch4_bias(-1.5)],
-    "R + G x1.2 + luma patch4 bias +0.75": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
-                                            g_scale(1.2), patch4_bias(0.75)],
-    "R + G x1.2 + luma patch4 bias +1.5": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
-                                           g_scale(1.2), patch4_bias(1.5)],
-    "R + G x1.2 + luma patch4 bias +2.5": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
-                                           g_scale(1.2), patch4_bias(2.5)],
-    "R + G x1.2 + bias +1.5 to step 64": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
-                                          g_scale(1.2), patch4_bias(1.5),
+    "R + G x1.2 + luma patch4 bias +0.75": [*BEFORE, *R_G, patch4_bias(0.75)],
+    "R + G x1.2 + luma patch4 bias +1.5": [*BEFORE, *R_G, patch4_bias(1.5)],
+    "R + G x1.2 + luma patch4 bias +2.5": [*BEFORE, *R_G, patch4_bias(2.5)],
+    "R + G x1.2 + bias +1.5 to step 64": [*BEFORE, *R_G, patch4_bias(1.5),
                                           setting(schedule, "AQ_PATCH4_MAX_STEP", 64.0)],
-    "R + G x1.2 + bias +2.5 to step 64": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
-                                          g_scale(1.2), patch4_bias(2.5),
+    "R + G x1.2 + bias +2.5 to step 64": [*BEFORE, *R_G, patch4_bias(2.5),
                                           setting(schedule, "AQ_PATCH4_MAX_STEP", 64.0)],
-    "R + G x1.2 + bias +4 to step 64": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
-                                        g_scale(1.2), patch4_bias(4.0),
+    "R + G x1.2 + bias +4 to step 64": [*BEFORE, *R_G, patch4_bias(4.0),
                                         setting(schedule, "AQ_PATCH4_MAX_STEP", 64.0)],
-    "R + G x1.2 + bias +2.5 to step 40": [*BEFORE, rdoq(0.07), chroma(0.95, 16, 0.7, 64),
-                                          g_scale(1.2), patch4_bias(2.5),
+    "R + G x1.2 + bias +2.5 to step 40": [*BEFORE, *R_G, patch4_bias(2.5),
                                           setting(schedule, "AQ_PATCH4_MAX_STEP", 40.0)],
     # today's aq=True (encoder.tuning: AQ_CHROMA_STEP, AQ_G_SCALE, AQ_RDOQ_LAMBDA,
     # AQ_PATCH4_BIAS, AQ_PATCH4_MAX_STEP): "R + G x1.2 + bias +2.5 to step 64"
