@@ -21,7 +21,7 @@ from svdcodec.codec.restoration import (
 )
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.encoder.deblock import target_channel
-from svdcodec.encoder.restoration import MAX_ACTIVITY, channel_bounds, goal_rows
+from svdcodec.encoder.restoration import MAX_ACTIVITY, channel_bounds, target_bands
 from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
 from tests.support import (
@@ -263,12 +263,12 @@ def test_bounds_from_the_histogram_are_the_activity_quartiles_rounded_up(seed: i
 
 
 @pytest.mark.parametrize("colour", [fmt.COLOUR_YCBCR, 0])
-def test_goal_rows_are_the_whole_channels_target(colour: int) -> None:
+def test_target_bands_are_the_whole_channels_target(colour: int) -> None:
     pixels = photo(37, 53, 3)
     h, w, _ = pixels.shape
     for channel in range(3):
         whole = target_channel(pixels, colour, channel).reshape(h, w)
-        rows = goal_rows(pixels, colour, channel)
+        rows = target_bands(pixels, colour, channel)
         bands = np.concatenate([rows(y, min(y + 5, h)) for y in range(0, h, 5)])
         assert bands.dtype == np.float32
         assert np.array_equal(bands.view(np.uint32), whole.view(np.uint32))

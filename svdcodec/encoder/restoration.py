@@ -98,7 +98,7 @@ def quantized(c: np.ndarray) -> tuple[int, ...]:
 GoalRows = Callable[[int, int], np.ndarray]
 
 
-def goal_rows(pixels: np.ndarray, colour: int, channel: int) -> GoalRows:
+def target_bands(pixels: np.ndarray, colour: int, channel: int) -> GoalRows:
     """`target_channel` of the (h, w, c) pixels, a band of rows at a time: each value is one
     pixel's own products, so a band's rows are bit for bit the whole channel's, without the
     whole image's float32 copies (12 bytes a pixel for the Y'CbCr products, 4 for the goal)."""
@@ -191,7 +191,7 @@ def with_restoration(layer: bytes, pixels: np.ndarray, step: float) -> bytes:
     compiled = kernels.get()
     filters, gain = [], 0.0
     for c in chosen:
-        goal = goal_rows(pixels, header.colour, c)
+        goal = target_bands(pixels, header.colour, c)
         channel = np.ascontiguousarray(samples[:, :, c])
         restoration = fit_channel(channel, goal, c)
         before = squared_error(channel, goal)
