@@ -212,6 +212,21 @@ def test_invalid_options(options: dict[str, float]) -> None:
         svdcodec.encode(smooth(8, 8).astype(np.uint8), **options)
 
 
+@pytest.mark.parametrize("name", ["exact_alpha", "exact_constant", "centre", "deblock",
+                                  "restore", "aq"])
+@pytest.mark.parametrize("value", ["no", "False", 2, 0.5, None])
+def test_switches_refuse_what_is_not_on_or_off(name: str, value: object) -> None:
+    with pytest.raises(SvdiError, match=f"{name} must be True or False"):
+        svdcodec.encode(smooth(8, 8).astype(np.uint8), **{name: value})
+
+
+@pytest.mark.parametrize("value", [True, False, 1, 0, np.True_, np.False_])
+def test_switches_take_bools_and_one_or_zero(value: object) -> None:
+    image = smooth(16, 16).astype(np.uint8)
+    assert svdcodec.encode(image, deblock=value, aq=value) == \
+        svdcodec.encode(image, deblock=bool(value), aq=bool(value))
+
+
 def test_constant_and_zero_images() -> None:
     for value in (0, 77, 255):
         img = np.full((9, 13, 3), value, dtype=np.uint8)

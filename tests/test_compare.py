@@ -503,3 +503,13 @@ def test_images_are_compared_at_8_bits_with_a_note_for_each_change(tmp_path: Pat
     Image.fromarray(ramp.astype(np.int32) * 1000, mode="I").save(tmp_path / "i32.tif")
     with pytest.raises(ValueError, match="8-bit images"):
         compare_cli.load_image(str(tmp_path / "i32.tif"))
+
+
+def test_every_tool_adds_svdi_best_to_the_sweep_and_is_not_another_codec() -> None:
+    assert "svdi-best" not in compare_cli.sweep_codecs()
+    assert compare_cli.sweep_codecs(every_tool=True) == [*compare_cli.sweep_codecs(), "svdi-best"]
+    rows = [{"codec": "svdi", "quality": 75, "bytes": 1000, "size_vs_jpeg": 0.8}]
+    # svdi with every tool is svdi, not one of the codecs that are "smaller still"
+    assert compare_cli.answer(rows, 5000, {"svdi": -19.0, "svdi-best": -22.0, "webp": -34.0}) == (
+        "svdi files are 19.0 % smaller than JPEG at the same PSNR on this image (average over "
+        "28-38 dB); WebP is smaller still. PNG (lossless) is 5.0x the size of svdi at quality 75.")

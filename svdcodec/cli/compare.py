@@ -33,8 +33,11 @@ DEFAULT_QUALITY = 75  # svdcodec.encode's default, which the PNG comparison is m
 
 #: How each codec of the comparison is named for a reader, and what the unfamiliar ones are.
 LABELS = {"svdi": "svdi", "svdi-plain": "svdi, plain layout", "jpeg": "JPEG", "webp": "WebP",
-          "avif": "AVIF", "jp2": "JPEG 2000", "png": "PNG", "lecture": "textbook SVD"}
+          "avif": "AVIF", "jp2": "JPEG 2000", "png": "PNG", "lecture": "textbook SVD",
+          "svdi-best": "svdi, every tool"}
 EXPLAINED = {
+    "svdi-best": "svdi with effort=2, aq=True and restore=True (--effort 2 --aq --restore): "
+                 "smaller files, a slower encode and decode",
     "svdi-plain": "svdi with each colour plane stored as one whole matrix, as in the textbook "
                   "demo (--layout plain)",
     "lecture": "the demo of the linear-algebra course: np.linalg.svd of each RGB channel, "
@@ -87,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
                                                       "(needs matplotlib)")
     parser.add_argument("--no-bd", action="store_true",
                         help="skip the sweep of all codecs at many settings (faster)")
+    parser.add_argument("--every-tool", action="store_true",
+                        help="also sweep svdi with every tool on (--effort 2 --aq --restore; "
+                             "a slower encode)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--version", action=VersionAction)
     parser.add_argument("-v", "--verbose", action="store_true", help="also list every point")
@@ -136,13 +142,14 @@ def side_by_side(img: np.ndarray, qualities: Sequence[int],
     return rows
 
 
-def sweep(img: np.ndarray, image: str, progress: StepCounter | None = None) -> list[cmp.RDPoint]:
+def sweep(img: np.ndarray, image: str, progress: StepCounter | None = None,
+          every_tool: bool = False) -> list[cmp.RDPoint]:
     """Every available lossy codec at its full list of settings, one codec per step.
 
     PNG is left out: it is lossless, one size with no curve, already in the table.
     """
     points: list[cmp.RDPoint] = []
-    for codec in sweep_codecs():
+    for codec in sweep_codecs(every_tool):
         if progress:
             n = len(cmp.CODECS[codec].settings)
             progress.start(f"{LABELS[codec]} at {n} settings, for the average size difference")
@@ -155,8 +162,9 @@ BENCHMARK_ONLY = ("png", "svdi-nodeblock", "svdi-deblock", "svdi-restore", "svdi
                   "svdi-smallest", "svdi-aq", "svdi-deblock-aq", "svdi-smallest-aq", "svdi-best")
 
 
-def sweep_codecs() -> list[str]:
-    return [c for c in cmp.available_codecs() if c not in BENCHMARK_ONLY]
+def sweep_codecs(every_tool: bool = False) -> list[str]:
+    codecs = [c for c in cmp.available_codecs() if c not in BENCHMARK_ONLY]
+    return codecs + ["svdi-best"] if every_tool else codecs
 
 
 def _jpeg_cell(row: dict[str, object]) -> str:
@@ -216,7 +224,7 @@ def answer(rows: list[dict[str, object]], png_bytes: int,
     svdi_rows = [r for r in rows if r["codec"] == "svdi"]
     svdi_bd = bd.get("svdi") if bd else None
     if bd and svdi_bd is not None:
-        others = ("jpeg", "svdi", "svdi-plain", "lecture")
+        others = ("jpeg", "svdi", "svdi-plain", "svdi-best", "lecture")
         better = [LABELS[c] for v, c in sorted((v, c) for c, v in bd.items() if v is not None)
                   if c not in others and v < svdi_bd]
         jpeg = (f"svdi files are {_percent(1 + svdi_bd / 100)} JPEG at the same PSNR on this "
@@ -262,13 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for note in notes:
         print(f"svdi-compare: {path}: {note}", file=sys.stderr)
     with_sweep = not args.no_bd or bool(args.plot)
-    progress = StepCounter(2 * len(qualities) + 1 + (len(sweep_codecs()) if with_sweep else 0),
+    progress = StepCounter(2 * len(qualities) + 1
+                           + (len(sweep_codecs(args.every_tool)) if with_sweep else 0),
                            sys.stderr, not args.quiet)
     try:
         rows = side_by_side(img, qualities, progress)
         progress.start("PNG, lossless")
         png_bytes, _ = cmp.run_png(img)
-        points = sweep(img, path, progress) if with_sweep else []
+        points = sweep(img, path, progress, args.every_tool) if with_sweep else []
     finally:
         progress.clear()
     report: dict[str, object] = {"image": path, "width": img.shape[1], "height": img.shape[0],
@@ -317,8 +326,9 @@ def _print_report(args: argparse.Namespace, path: str, img: np.ndarray,
         missing = [LABELS[c] for c, v in bd.items() if v is None]
         if missing:
             print(f"  ({_join(missing)}: no PSNR range shared with JPEG in 28-38 dB)")
-        if "lecture" in bd and not args.quiet:
-            print(_explain("lecture"))
+        for codec in ("svdi-best", "lecture"):
+            if codec in bd and not args.quiet:
+                print(_explain(codec))
     if args.verbose:
         for p in points:
             print(f"  {LABELS[p.codec]:<18} {p.setting!s:>5} {p.n_bytes:>9} {p.bpp:.3f} bpp "

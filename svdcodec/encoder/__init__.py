@@ -167,6 +167,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     max_bytes counts the metadata too.
     """
     meta = metadata_chunks(exif, icc_profile, xmp, dpi, text)  # checked before the slow part
+    exact_alpha, exact_constant, centre, deblock, restore, aq = (
+        _switch(name, value) for name, value in (
+            ("exact_alpha", exact_alpha), ("exact_constant", exact_constant),
+            ("centre", centre), ("deblock", deblock), ("restore", restore), ("aq", aq)))
     if max_bytes is not None and meta:
         max_bytes -= sum(12 + len(payload) for _, payload in meta)
         if max_bytes < 1:
@@ -198,7 +202,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     if effort not in EFFORT_LEVELS or isinstance(effort, bool):
         raise SvdiError(f"effort must be one of {', '.join(map(str, EFFORT_LEVELS))}, "
                         f"got {effort!r}")
-    request = residual_request(pixels, max_error, bool(exact_alpha), bool(exact_constant))
+    request = residual_request(pixels, max_error, exact_alpha, exact_constant)
     if request.any and isinstance(pixels, ImageRows):  # a constant channel's residual
         pixels = pixels.array()
     near_top = near_float64_top(pixels)
@@ -209,7 +213,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
         adapt = AQ_COMPONENTS if aq and pixels.dtype == np.uint8 else 0
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
-                       bool(centre), bool(deblock), effort >= 2, adapt, bool(restore))
+                       centre, deblock, effort >= 2, adapt, restore)
         if request.any:
             assert isinstance(pixels, np.ndarray), "a residual reads the whole array (above)"
             try:
@@ -220,8 +224,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 # The layer is too coarse for the residual's 31-bit q (large 32-bit or float
                 # samples at a low quality): the finest layer, then the same bound.
                 data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None, None,
-                                              layout, bool(centre), bool(deblock),
-                                              effort >= 2, adapt, bool(restore)), pixels,
+                                              layout, centre, deblock,
+                                              effort >= 2, adapt, restore), pixels,
                                      request)
             except SvdiError:
                 if near_top:  # the layer under the residual overflowed
@@ -324,6 +328,15 @@ def _finest_faithful_step(quality: Callable[[float], float], lo: float) -> float
         best, best_quality = step, q
         step += 1.0
     return best
+
+
+def _switch(name: str, value: Any) -> bool:
+    """An on/off option: True, False (numpy's too) or 1/0; anything else is refused, so that a
+    string such as "no" from a form or a config file is not taken as on."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer))
+                                              and value in (0, 1)):
+        return bool(value)
+    raise SvdiError(f"{name} must be True or False, got {value!r}")
 
 
 #: The keyword options of `encode` that set how the pixels are coded.
