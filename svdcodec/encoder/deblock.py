@@ -233,10 +233,14 @@ class StackedSink:
         pass
 
 
-def sampled_samples(container: Container, bands: list[tuple[int, int]]) -> np.ndarray:
+def sampled_samples(container: Container, bands: list[tuple[int, int]],
+                    integers: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+                    ) -> np.ndarray:
     """The decoder's 8-bit samples before the colour conversion (`render_image(colour=False)`,
     unfiltered) of these bands of rows only, stacked: the band renderer reconstructs only
-    their rows (and the chroma rows they blend). Whole, then cut, where it declines the file."""
+    their rows (and the chroma rows they blend). Whole, then cut, where it declines the file.
+    `integers`: the integers (A, B) of some planes by index, which the encoder holds, used
+    instead of reading those planes' blocks back (the same samples)."""
     from ..decoder.render import (
         render_image,  # the decoder's samples, before the filter
     )
@@ -245,7 +249,7 @@ def sampled_samples(container: Container, bands: list[tuple[int, int]]) -> np.nd
     header = container.header
     rows = sum(y1 - y0 for y0, y1 in bands)
     with np.errstate(all="ignore"):
-        renderer = BandRenderer.prepare(container, sampled=bands)
+        renderer = BandRenderer.prepare(container, sampled=bands, integers=integers)
         if renderer is None:
             whole = render_image(container, colour=False)
             return np.concatenate([whole[y0:y1] for y0, y1 in bands])
@@ -299,10 +303,12 @@ def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[i
     return pieces
 
 
-def with_deblocking(layer: bytes, pixels: Pixels, step: float) -> bytes:
+def with_deblocking(layer: bytes, pixels: Pixels, step: float,
+                    integers: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> bytes:
     """The encoder's file (no metadata, no residual yet) with the deblocking filter of each
     plane that gains from one (version 4), or `layer` itself. `pixels`: the (h, w, c) image,
-    of which only the judged bands' rows are read (`pixels[y0:y1]`)."""
+    of which only the judged bands' rows are read (`pixels[y0:y1]`). `integers`: the integers
+    (A, B) the encoder holds of some planes by index, rendered instead of their blocks."""
     container = unpack(layer)
     header = container.header
     if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
@@ -319,7 +325,7 @@ def with_deblocking(layer: bytes, pixels: Pixels, step: float) -> bytes:
     full = [p for p in unfiltered.planes if (p.height, p.width) == (header.height, header.width)]
     unit = math.lcm(*(p.patch for p in full if p.layout == LAYOUT_PATCH))
     rendered = rendered_bands(list(judged.values()), header.height, unit)
-    samples = sampled_samples(unfiltered, rendered)
+    samples = sampled_samples(unfiltered, rendered, integers)
     assert pixels.shape == (header.height, header.width, header.channels)
     chosen, gain = [], 0.0
     for p in unfiltered.planes:
