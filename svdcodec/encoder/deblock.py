@@ -15,6 +15,7 @@ per plane; otherwise it is returned as it came (version 1 stays version 1, byte 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import replace
@@ -54,10 +55,17 @@ from .tuning import (
 def strengths(step: float) -> list[tuple[int, int, int]]:
     """The (alpha, beta, tc) tried on a plane of this quantizer step: multiples of the step
     (tuning.DEBLOCK_STRENGTHS, from studies/deblock_study.py), each an integer 1..255."""
+    return list(_strengths(step))
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _strengths(step: float) -> tuple[tuple[int, int, int], ...]:
+    """`strengths`, made once per step (and its type, whose arithmetic `level` uses): every
+    plane of an encode asks for one of two steps."""
     def level(k: float) -> int:
         return min(255, max(1, int(k * step)))
     found = [(level(a), level(b), level(t)) for a, b, t in DEBLOCK_STRENGTHS]
-    return list(dict.fromkeys(found))
+    return tuple(dict.fromkeys(found))
 
 
 def target_channel(pixels: np.ndarray, colour: int, channel: int) -> np.ndarray:
@@ -204,6 +212,11 @@ def band_rows(bands: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     return rows, counted
 
 
+def counted_rows(bands: list[tuple[int, int]]) -> int:
+    """How many rows `band_rows` counts: every row of a band but its first and last."""
+    return sum(max(y1 - y0 - 2, 0) for y0, y1 in bands)
+
+
 def rendered_bands(bands: list[list[tuple[int, int]] | None], height: int, unit: int
                    ) -> list[tuple[int, int]]:
     """The bands of rows to render for every plane's `judged_bands` (None: the whole plane):
@@ -286,7 +299,7 @@ def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels:
     params, saved = best_strength((piece(bands) for bands in pieces), plane.step)
     if judged is None:
         return params, saved
-    return params, saved * h / np.count_nonzero(band_rows(judged)[1])
+    return params, saved * h / counted_rows(judged)
 
 
 def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[int, int]]]:
