@@ -9,17 +9,22 @@ versions run side by side meet the same load. Same sets as encode_cpu.py (48 cro
 Each package directory (its C extension built in place) is copied under another name into a
 temporary directory and imported from there; the two must write the same bytes (checked on a
 crop). Prints, per set, the median and the least CPU time per image of each version over the
-rounds, A and B alternating which runs first.
+rounds, A and B alternating which runs first. `--jpeg`: Pillow's JPEG q75 encode
+(`Image.fromarray(image).save(f, "JPEG", quality=75)`, issue #13's reference) takes part in the
+rotation, and each version's ratio to it per round is printed too (median and range, wall
+and CPU time), as speed.py's warm ratios but for the two versions side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -33,11 +38,31 @@ def load(package: Path, name: str, into: Path) -> ModuleType:
     return importlib.import_module(name)
 
 
-def cpu_ms(module: ModuleType, images: list[np.ndarray]) -> float:
-    start = time.process_time()
+def timed(encode: Callable[[np.ndarray], object], images: list[np.ndarray]
+          ) -> tuple[float, float]:
+    """(wall, CPU) milliseconds per image of encoding `images` one after the other."""
+    wall, cpu = time.perf_counter(), time.process_time()
     for image in images:
-        module.encode(image)
-    return (time.process_time() - start) / len(images) * 1e3
+        encode(image)
+    return ((time.perf_counter() - wall) / len(images) * 1e3,
+            (time.process_time() - cpu) / len(images) * 1e3)
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    """Pillow's JPEG q75 encode of an array, as a Pillow user writes it."""
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "JPEG", quality=75)
+    return out.getvalue()
+
+
+def jpeg_ratios(name: str, times: dict[str, list[tuple[float, float]]]) -> None:
+    """Each version's time over JPEG's in the same round: median and range, wall and CPU."""
+    for key in ("A", "B"):
+        wall = [v[0] / j[0] for v, j in zip(times[key], times["JPEG"])]
+        cpu = [v[1] / j[1] for v, j in zip(times[key], times["JPEG"])]
+        print(f"{name:>14}: {key} / JPEG wall {np.median(wall):.2f}x "
+              f"({min(wall):.2f}-{max(wall):.2f}), CPU {np.median(cpu):.2f}x "
+              f"({min(cpu):.2f}-{max(cpu):.2f})", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--a", required=True, type=Path, help="package directory of version A")
     parser.add_argument("--b", required=True, type=Path, help="package directory of version B")
     parser.add_argument("--rounds", type=int, default=20, help="rounds of the crops (photos: half)")
+    parser.add_argument("--jpeg", action="store_true",
+                        help="time Pillow's JPEG q75 in the rotation and print the ratios to it")
     args = parser.parse_args(argv)
     photos = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(args.corpus.glob("*.png"))]
     crops = [np.ascontiguousarray(p[y:y + 256, x:x + 256]) for p in photos
@@ -57,20 +84,28 @@ def main(argv: list[str] | None = None) -> int:
         for module in versions.values():  # warm: lazy imports, caches
             for image in crops[:4]:
                 module.encode(image)
+        jpeg(crops[0])  # Pillow's JPEG plugin, loaded on first use
         if versions["A"].encode(crops[5]) != versions["B"].encode(crops[5]):
             print("note: A and B write different bytes", flush=True)
         for name, images, rounds in (("256x256 crops", crops, args.rounds),
                                      ("Kodak photos", photos, max(1, args.rounds // 2))):
-            times: dict[str, list[float]] = {"A": [], "B": []}
-            for r in range(rounds):
-                for key in ("A", "B") if r % 2 == 0 else ("B", "A"):
-                    times[key].append(cpu_ms(versions[key], images))
+            encoders = {key: module.encode for key, module in versions.items()}
+            if args.jpeg:
+                encoders["JPEG"] = jpeg
+            order = list(encoders)
+            spent: dict[str, list[tuple[float, float]]] = {key: [] for key in encoders}
+            for r in range(rounds):  # each round starts with the next encoder
+                for key in order[r % len(order):] + order[:r % len(order)]:
+                    spent[key].append(timed(encoders[key], images))
+            times = {key: [cpu for _, cpu in spent[key]] for key in ("A", "B")}
             median = {k: float(np.median(v)) for k, v in times.items()}
             least = {k: min(v) for k, v in times.items()}
             print(f"{name:>14} x{len(images)}: median A {median['A']:.2f} B {median['B']:.2f} ms "
                   f"({median['B'] / median['A'] - 1:+.1%}), least A {least['A']:.2f} "
                   f"B {least['B']:.2f} ms ({least['B'] / least['A'] - 1:+.1%}) per image (CPU)",
                   flush=True)
+            if args.jpeg:
+                jpeg_ratios(name, spent)
     return 0
 
 

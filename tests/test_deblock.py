@@ -618,6 +618,50 @@ def test_encoder_renders_only_the_judged_bands() -> None:
         assert bands == [(128, 160)], (width, bands)
 
 
+@pytest.mark.parametrize("shape, quality, options", [
+    ((200, 152, 3), 30, {}),             # chroma halved
+    ((136, 104, 3), 92, {}),             # full-size chroma
+    ((520, 90, 3), 75, {"effort": 2}),   # judged on a sample of bands; RDOQ's integers
+    ((120, 96, 1), 75, {}),
+    ((90, 130, 4), 50, {"aq": True}),    # the adapted luma plane's blocks are read
+])
+def test_judgement_renders_the_encoders_own_integers(monkeypatch: pytest.MonkeyPatch,
+                                                     shape: tuple[int, int, int],
+                                                     quality: int, options: dict) -> None:
+    """The integers the encoder hands the deblocking judgement are those its blocks code,
+    and the samples rendered from them are those rendered from the file, on both paths."""
+    from svdcodec.decoder.plane import PlaneReconstructor
+    from svdcodec.encoder import schedule
+    from svdcodec.encoder.deblock import sampled_samples
+
+    given: list[tuple[bytes, dict]] = []
+    judge = schedule.with_deblocking
+
+    def spy(layer: bytes, pixels: object, step: float, integers: dict | None = None) -> bytes:
+        given.append((layer, dict(integers or {})))
+        return judge(layer, pixels, step, integers)
+    monkeypatch.setattr(schedule, "with_deblocking", spy)
+    image = photo(shape[0], shape[1], shape[2], seed=sum(shape))[..., :shape[2]]
+    for on in (True, False):
+        with kernels(on):
+            given.clear()
+            svdcodec.encode(image.squeeze(), quality, **options)
+            (layer, integers), = given
+            container = fmt.unpack(layer)
+            assert set(integers) == {p.index for p in container.planes if not p.adapted}
+            for p in container.planes:
+                if p.index not in integers:
+                    continue
+                a, b = integers[p.index]
+                read = PlaneReconstructor(container, p, p.rank, [(0, p.height)], 1 << 30)
+                ones = np.ones(p.rank, dtype=np.float32)
+                np.testing.assert_array_equal(read.factor("U", ones), a)
+                np.testing.assert_array_equal(read.factor("V", ones), b)
+            rows = [(0, shape[0])] if not options.get("effort") else [(64, 128), (256, 320)]
+            np.testing.assert_array_equal(sampled_samples(container, rows, integers),
+                                          sampled_samples(container, rows))
+
+
 def test_a_plane_wider_than_the_judging_budget_encodes_with_the_filter() -> None:
     """65536 columns: one band of 32 rows is already over DEBLOCK_SAMPLE_PIXELS."""
     image = np.tile(photo(256, 256, 1, seed=5), (1, 256, 1))[..., 0]

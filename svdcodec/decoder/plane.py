@@ -582,6 +582,46 @@ class PlaneReconstructor:
 
 
 
+class IntegerReconstructor(PlaneReconstructor):
+    """A PlaneReconstructor of an exact plane whose integers are given, not read: A (m, rank)
+    and B (n, rank), the very integers its blocks code losslessly (the encoder's own, for its
+    deblocking judgement: the file it has just written needs no parse, no decompression and
+    no entropy decoding). Each band's left factor and B are float32 copies of them, what the
+    blocks fill (the exact rule's scale is one), so the pixels are the same. Not for an
+    adapted plane (spec §5.5), whose map the blocks give."""
+
+    def __init__(self, integers: tuple[np.ndarray, np.ndarray], container: Container,
+                 plane: Plane, rank: int, bands: list[tuple[int, int]], budget: int,
+                 scratch: dict[str, np.ndarray] | None = None,
+                 compiled: ModuleType | None = None,
+                 buffers: ThreadBuffers | None = None) -> None:
+        assert plane.exact and not plane.adapted
+        self.integers_u, self.integers_v = integers
+        assert self.integers_u.shape == (plane.matrix_shape[0], plane.rank)
+        assert self.integers_v.shape == (plane.matrix_shape[1], plane.rank)
+        super().__init__(container, plane, rank, bands, budget, scratch, compiled, buffers)
+
+    def _held(self, blocks: list[Block], hold: int) -> set[int]:
+        return set()
+
+    def _factor(self, blocks: list[Block], factor: str, rows: int, held: set[int]
+                ) -> list[tuple]:
+        return []  # no block is read: `_fill` and `_band_left` copy the integers
+
+    def _fill(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
+              r0: int, r1: int, scale: np.ndarray | None = None) -> None:
+        integers = self.integers_u if factor is self.u else self.integers_v
+        out[...] = integers[r0:r1, :out.shape[1]]
+        if scale is not None:
+            out *= scale
+
+    def _band_left(self, i: int) -> np.ndarray:
+        r0, r1 = self.mrows[i]
+        left = self.buffers.get(LEFT, (r1 - r0) * self.rank).reshape(r1 - r0, self.rank)
+        left[...] = self.integers_u[r0:r1, :self.rank]  # (the exact rule's scale is one)
+        return left
+
+
 def column_sums(residuals: np.ndarray, grid: tuple[int, int], predictor: int,
                 starts: list[int]) -> np.ndarray | None:
     """For a vertical predictor (VERTICAL, PLANAR): the sums down each grid column of a dense

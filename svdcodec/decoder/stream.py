@@ -50,7 +50,13 @@ from ..runtime import band_sizes
 from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import run_bands
 from .deblock import edge_filters, fusable
-from .plane import PlaneReconstructor, bands_for, covering_bands, exact_bands_for
+from .plane import (
+    IntegerReconstructor,
+    PlaneReconstructor,
+    bands_for,
+    covering_bands,
+    exact_bands_for,
+)
 from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
 
 
@@ -494,15 +500,19 @@ def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
 
 
 def prepared(container: Container, plan: OutputPlan, plane: Plane,
-             bands: list[tuple[int, int]], buffers: ThreadBuffers, lean: bool = False
+             bands: list[tuple[int, int]], buffers: ThreadBuffers, lean: bool = False,
+             integers: tuple[np.ndarray, np.ndarray] | None = None
              ) -> PlaneReconstructor | None:
     """The plane's reconstructor with its factors loaded for every band, or None if they need
     more than one piece. `buffers`: the threads' band buffers, shared by the planes (the
     products too: each band consumes its planes' products one after the other). lean: its
-    held streams dropped as the bands are done (`PlaneReconstructor.release`)."""
-    rows = PlaneReconstructor(container, plane, plan.ranks[plane.index], bands,
-                              plane_budget(plan, container, plane), {}, plan.compiled,
-                              buffers, released=lean)
+    held streams dropped as the bands are done (`PlaneReconstructor.release`). integers: the
+    plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`)."""
+    budget = plane_budget(plan, container, plane)
+    rows = (PlaneReconstructor(container, plane, plan.ranks[plane.index], bands, budget, {},
+                               plan.compiled, buffers, released=lean) if integers is None
+            else IntegerReconstructor(integers, container, plane, plan.ranks[plane.index],
+                                      bands, budget, {}, plan.compiled, buffers))
     if len(rows.columns) != 1 or not (rows.local or len(rows.passes) == 1):
         return None
     rows.load_columns(0)
@@ -531,7 +541,8 @@ class BandRenderer:
 
     @classmethod
     def prepare(cls, container: Container, components: int | None = None,
-                lean: bool = False, sampled: list[tuple[int, int]] | None = None
+                lean: bool = False, sampled: list[tuple[int, int]] | None = None,
+                integers: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
                 ) -> BandRenderer | None:
         """The renderer, or None where the file needs the whole-array path: not `streamable`,
         or a plane's factors in several pieces.
@@ -545,7 +556,9 @@ class BandRenderer:
         sampled (8-bit files of exact planes only): these bands of rows alone (whole patches of
         every full-size plane, in order, apart or not), as Y'CbCr samples before the colour
         conversion: what `render_image(colour=False)` gives on those rows (an exact product's
-        rows do not depend on the band), for the encoder's deblocking strengths."""
+        rows do not depend on the band), for the encoder's deblocking strengths. integers
+        (with `sampled`): the integers (A, B) of some planes by index, which the encoder
+        holds: those planes' blocks are not read (`IntegerReconstructor`)."""
         if not streamable(container):
             return None
         h, w = container.header.height, container.header.width
@@ -560,6 +573,7 @@ class BandRenderer:
         if sampled is not None:
             assert container.header.dtype == np.uint8 and all(p.exact for p in container.planes)
             bands = sampled
+        given = integers if sampled is not None and integers is not None else {}
         filtered = any(p.filtered for p in container.planes) and sampled is None
         restored = bool(container.restoration) and sampled is None
         if filtered or restored:  # exact planes (`streamable`): any whole patches, same rows
@@ -571,7 +585,7 @@ class BandRenderer:
         buffers = ThreadBuffers()
         full: dict[int, PlaneReconstructor] = {}
         for p in plan.full:
-            rows = prepared(container, plan, p, bands, buffers, exact)
+            rows = prepared(container, plan, p, bands, buffers, exact, given.get(p.index))
             if rows is None:
                 return None
             full[p.index] = rows
@@ -591,7 +605,8 @@ class BandRenderer:
             if sampled is not None:  # just the rows the sampled bands blend
                 chroma_bands = covering_bands(
                     needs, p.patch if p.layout == LAYOUT_PATCH else 1, p.height)
-            rows = prepared(container, plan, p, chroma_bands, buffers, exact)
+            rows = prepared(container, plan, p, chroma_bands, buffers, exact,
+                            given.get(p.index))
             if rows is None:
                 return None
             kept = ChromaRows(rows, buffers if len(bands) == 1 else None, buffers)

@@ -15,6 +15,7 @@ per plane; otherwise it is returned as it came (version 1 stays version 1, byte 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import replace
@@ -54,10 +55,17 @@ from .tuning import (
 def strengths(step: float) -> list[tuple[int, int, int]]:
     """The (alpha, beta, tc) tried on a plane of this quantizer step: multiples of the step
     (tuning.DEBLOCK_STRENGTHS, from studies/deblock_study.py), each an integer 1..255."""
+    return list(_strengths(step))
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _strengths(step: float) -> tuple[tuple[int, int, int], ...]:
+    """`strengths`, made once per step (and its type, whose arithmetic `level` uses): every
+    plane of an encode asks for one of two steps."""
     def level(k: float) -> int:
         return min(255, max(1, int(k * step)))
     found = [(level(a), level(b), level(t)) for a, b, t in DEBLOCK_STRENGTHS]
-    return list(dict.fromkeys(found))
+    return tuple(dict.fromkeys(found))
 
 
 def target_channel(pixels: np.ndarray, colour: int, channel: int) -> np.ndarray:
@@ -204,6 +212,11 @@ def band_rows(bands: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     return rows, counted
 
 
+def counted_rows(bands: list[tuple[int, int]]) -> int:
+    """How many rows `band_rows` counts: every row of a band but its first and last."""
+    return sum(max(y1 - y0 - 2, 0) for y0, y1 in bands)
+
+
 def rendered_bands(bands: list[list[tuple[int, int]] | None], height: int, unit: int
                    ) -> list[tuple[int, int]]:
     """The bands of rows to render for every plane's `judged_bands` (None: the whole plane):
@@ -233,10 +246,14 @@ class StackedSink:
         pass
 
 
-def sampled_samples(container: Container, bands: list[tuple[int, int]]) -> np.ndarray:
+def sampled_samples(container: Container, bands: list[tuple[int, int]],
+                    integers: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+                    ) -> np.ndarray:
     """The decoder's 8-bit samples before the colour conversion (`render_image(colour=False)`,
     unfiltered) of these bands of rows only, stacked: the band renderer reconstructs only
-    their rows (and the chroma rows they blend). Whole, then cut, where it declines the file."""
+    their rows (and the chroma rows they blend). Whole, then cut, where it declines the file.
+    `integers`: the integers (A, B) of some planes by index, which the encoder holds, used
+    instead of reading those planes' blocks back (the same samples)."""
     from ..decoder.render import (
         render_image,  # the decoder's samples, before the filter
     )
@@ -245,7 +262,7 @@ def sampled_samples(container: Container, bands: list[tuple[int, int]]) -> np.nd
     header = container.header
     rows = sum(y1 - y0 for y0, y1 in bands)
     with np.errstate(all="ignore"):
-        renderer = BandRenderer.prepare(container, sampled=bands)
+        renderer = BandRenderer.prepare(container, sampled=bands, integers=integers)
         if renderer is None:
             whole = render_image(container, colour=False)
             return np.concatenate([whole[y0:y1] for y0, y1 in bands])
@@ -282,7 +299,7 @@ def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels:
     params, saved = best_strength((piece(bands) for bands in pieces), plane.step)
     if judged is None:
         return params, saved
-    return params, saved * h / np.count_nonzero(band_rows(judged)[1])
+    return params, saved * h / counted_rows(judged)
 
 
 def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[int, int]]]:
@@ -299,10 +316,12 @@ def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[i
     return pieces
 
 
-def with_deblocking(layer: bytes, pixels: Pixels, step: float) -> bytes:
+def with_deblocking(layer: bytes, pixels: Pixels, step: float,
+                    integers: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> bytes:
     """The encoder's file (no metadata, no residual yet) with the deblocking filter of each
     plane that gains from one (version 4), or `layer` itself. `pixels`: the (h, w, c) image,
-    of which only the judged bands' rows are read (`pixels[y0:y1]`)."""
+    of which only the judged bands' rows are read (`pixels[y0:y1]`). `integers`: the integers
+    (A, B) the encoder holds of some planes by index, rendered instead of their blocks."""
     container = unpack(layer)
     header = container.header
     if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
@@ -319,7 +338,7 @@ def with_deblocking(layer: bytes, pixels: Pixels, step: float) -> bytes:
     full = [p for p in unfiltered.planes if (p.height, p.width) == (header.height, header.width)]
     unit = math.lcm(*(p.patch for p in full if p.layout == LAYOUT_PATCH))
     rendered = rendered_bands(list(judged.values()), header.height, unit)
-    samples = sampled_samples(unfiltered, rendered)
+    samples = sampled_samples(unfiltered, rendered, integers)
     assert pixels.shape == (header.height, header.width, header.channels)
     chosen, gain = [], 0.0
     for p in unfiltered.planes:

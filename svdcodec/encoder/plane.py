@@ -258,6 +258,10 @@ class CodedPlane:
     magnitudes: tuple[int, int] = (0, 0)
     #: an adapted plane's M per matrix row (spec §5.5), what its parts' integers are scaled by
     row_m: np.ndarray | None = None
+    #: (A, B) of the kept components, the integers the blocks code, where the whole plane's
+    #: are held anyway (at most DROP_U_BYTES of U; not an adapted plane's): the deblocking
+    #: judgement renders from them instead of reading the file back
+    integers: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def streams(layout: int, patch: int, height: int, width: int) -> bool:
@@ -636,9 +640,11 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     magnitudes = coded_magnitudes(u.stats, stats_b, r)
     if plane.adapted:  # the exact rule's bound is on A o M (spec §5.5): M at most LARGEST
         magnitudes = (magnitudes[0] * adaptive.LARGEST, magnitudes[1])
+    held = (A[:, :r], B[:, :r]) if sample is None and u.tail is None \
+        and not plane.adapted and A.shape[1] >= r and A.nbytes < DROP_U_BYTES else None
     return CodedPlane(plane, groups, round(nbytes), distortion,
                       u.parts if sample or keep_parts else {}, sigma, magnitudes,
-                      u.row_m if plane.adapted else None)
+                      u.row_m if plane.adapted else None, held)
 
 
 def adapted_components(candidate: Candidate, rule: RankRule) -> int:

@@ -252,7 +252,9 @@ class Encoder:
         # again at every generation blurs it cycle after cycle, docs/design-notes.md; grey
         # samples are integers either way and cannot tell)
         if self.deblock and not (ycc_8bit(header, 0) and source.on_decoder_grid):
-            data = with_deblocking(data, self.pixels, step)
+            data = with_deblocking(data, self.pixels, step,
+                                   {k.plane.index: k.integers for k in coded
+                                    if k.integers is not None})
         # 8-bit images: the restoration filter fitted to the decoded samples (version 6, §5.6)
         if self.restore:
             assert isinstance(self.pixels, np.ndarray), "encode() passes restoration an array"
