@@ -929,8 +929,9 @@ done:
    conversion are the two roundings of codec.exact.exact_product. The non-zero terms of a row
    are listed without a branch (an index written at every k, the count advanced by whether
    A[i, k] is non-zero): a branch on the data mispredicts more than the work it saves.
-   Inlined for patch 8's 64 columns, whose sums are local arrays (in registers as far as they
-   fit); other counts use sums0 and sums1 (cols each); patch 4's 16 take exact_rows16.
+   Patch 4's 16 columns take exact_rows16, multiples of 32 (patch 8's 64, patch 16's 256)
+   exact_rows32; other counts up to 64 sum in local arrays, larger ones in sums0 and sums1
+   (cols each).
    An adapted plane (spec 5.5, mult: M per row; rank >= 1) sums components >= 1 alone, then
    V = M * sum + (16 A[i, 0]) bw[j]: the same integers as summing A o M's terms, every product
    and partial sum again an integer within the bound (M <= max|A o M| / max|A[i, k >= 1]|). */
@@ -991,10 +992,62 @@ ALWAYS_INLINE void exact_rows(const char *left, Py_ssize_t left_row, Py_ssize_t 
     }
 }
 
-/* exact_rows for 16 columns (patch 4): four rows at a time and every term, zero or not (with
-   so few columns a row's list of non-zero terms costs more than the terms it skips). The four
-   rows' sums are written out as four arrays of 16, which the compiler keeps in registers:
-   independent chains of additions, each B row loaded once for four rows. */
+/* exact_rows for a multiple of 32 columns (patch 8's 64, patch 16's 256): a row's non-zero
+   terms listed once, then added 32 columns at a time into one sum per column, which the
+   compiler keeps in registers (eight AVX2 vectors) across the terms. exact_rows' two sums of
+   64 columns are 32 vectors, twice AVX2's registers, so most of its additions load and store
+   their sum. Exact integers again (see exact_rows): one chain per column instead of two gives
+   the same bits, and a zero sum is +0 as there. */
+ALWAYS_INLINE void exact_rows32(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
+                                Py_ssize_t rows, Py_ssize_t rank, const double *RESTRICT bw,
+                                const Py_ssize_t cols, double unit, const double *means,
+                                double *RESTRICT values, Py_ssize_t *RESTRICT terms, char *out,
+                                Py_ssize_t out_row, const int32_t *mult, const int fused)
+{
+    const Py_ssize_t first = mult != NULL; /* adapted: column 0 added at the end */
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        const char *a = left + i * left_row;
+        Py_ssize_t n = 0;
+        for (Py_ssize_t k = first; k < rank; k++) {
+            double ak = (double)ld_f32(a + k * left_col);
+            values[n] = ak;
+            terms[n] = k * cols;
+            n += ak != 0.0;
+        }
+        char *o = out + i * out_row;
+        const double m = mult != NULL ? (double)mult[i] : 0.0;
+        const double a0 = mult != NULL ? 16.0 * (double)ld_f32(a) : 0.0;
+        for (Py_ssize_t j0 = 0; j0 < cols; j0 += 32) {
+            double s[32];
+            for (Py_ssize_t j = 0; j < 32; j++)
+                s[j] = 0.0;
+            for (Py_ssize_t t = 0; t < n; t++) {
+                const double at = values[t];
+                const double *RESTRICT b = bw + terms[t] + j0;
+                for (Py_ssize_t j = 0; j < 32; j++)
+                    s[j] = MULTIPLY_ADD(fused, s[j], at, b[j]);
+            }
+            if (mult != NULL) {
+                for (Py_ssize_t j = 0; j < 32; j++)
+                    s[j] = MULTIPLY_ADD(fused, s[j] * m, a0, bw[j0 + j]);
+            }
+            if (means != NULL) {
+                for (Py_ssize_t j = 0; j < 32; j++)
+                    st_f32(o + 4 * (j0 + j), (float)(s[j] * unit + means[j0 + j]));
+            } else {
+                for (Py_ssize_t j = 0; j < 32; j++)
+                    st_f32(o + 4 * (j0 + j), (float)(s[j] * unit));
+            }
+        }
+    }
+}
+
+/* exact_rows for 16 columns (patch 4): three rows at a time and every term, zero or not (with
+   so few columns a row's list of non-zero terms costs more than the terms it skips). The three
+   rows' sums are written out as three arrays of 16, which the compiler keeps in registers
+   (twelve AVX2 vectors, with room for a factor: four rows' 16 vectors took every register, so
+   that additions loaded and stored their sums): independent chains of additions, each B row
+   read once for three rows. */
 ALWAYS_INLINE void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
                                 Py_ssize_t rows, Py_ssize_t rank, const double *RESTRICT bw,
                                 double unit, const double *means, char *out,
@@ -1002,36 +1055,33 @@ ALWAYS_INLINE void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_
 {
     const Py_ssize_t first = mult != NULL; /* adapted (see exact_rows): column 0 at the end */
     Py_ssize_t i = 0;
-    for (; i + 4 <= rows; i += 4) {
-        const char *a0 = left + i * left_row, *a1 = a0 + left_row, *a2 = a1 + left_row,
-                   *a3 = a2 + left_row;
-        double s0[16], s1[16], s2[16], s3[16];
+    for (; i + 3 <= rows; i += 3) {
+        const char *a0 = left + i * left_row, *a1 = a0 + left_row, *a2 = a1 + left_row;
+        double s0[16], s1[16], s2[16];
         for (Py_ssize_t j = 0; j < 16; j++)
-            s0[j] = s1[j] = s2[j] = s3[j] = 0.0;
+            s0[j] = s1[j] = s2[j] = 0.0;
         for (Py_ssize_t k = first; k < rank; k++) {
             const double *RESTRICT b = bw + k * 16;
             const double x0 = ld_f32(a0 + k * left_col), x1 = ld_f32(a1 + k * left_col),
-                         x2 = ld_f32(a2 + k * left_col), x3 = ld_f32(a3 + k * left_col);
+                         x2 = ld_f32(a2 + k * left_col);
             for (Py_ssize_t j = 0; j < 16; j++) {
                 s0[j] = MULTIPLY_ADD(fused, s0[j], x0, b[j]);
                 s1[j] = MULTIPLY_ADD(fused, s1[j], x1, b[j]);
                 s2[j] = MULTIPLY_ADD(fused, s2[j], x2, b[j]);
-                s3[j] = MULTIPLY_ADD(fused, s3[j], x3, b[j]);
             }
         }
         if (mult != NULL) {
-            const double m0 = mult[i], m1 = mult[i + 1], m2 = mult[i + 2], m3 = mult[i + 3];
+            const double m0 = mult[i], m1 = mult[i + 1], m2 = mult[i + 2];
             const double x0 = 16.0 * (double)ld_f32(a0), x1 = 16.0 * (double)ld_f32(a1),
-                         x2 = 16.0 * (double)ld_f32(a2), x3 = 16.0 * (double)ld_f32(a3);
+                         x2 = 16.0 * (double)ld_f32(a2);
             for (Py_ssize_t j = 0; j < 16; j++) {
                 s0[j] = MULTIPLY_ADD(fused, s0[j] * m0, x0, bw[j]);
                 s1[j] = MULTIPLY_ADD(fused, s1[j] * m1, x1, bw[j]);
                 s2[j] = MULTIPLY_ADD(fused, s2[j] * m2, x2, bw[j]);
-                s3[j] = MULTIPLY_ADD(fused, s3[j] * m3, x3, bw[j]);
             }
         }
-        double *sums[4] = {s0, s1, s2, s3};
-        for (Py_ssize_t g = 0; g < 4; g++) {
+        double *sums[3] = {s0, s1, s2};
+        for (Py_ssize_t g = 0; g < 3; g++) {
             char *o = out + (i + g) * out_row;
             const double *sg = sums[g];
             if (means != NULL) {
@@ -1064,8 +1114,9 @@ ALWAYS_INLINE void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_
     }
 }
 
-/* The product's rows: patch 4's 16 columns in exact_rows16, patch 8's 64 and other counts
-   in exact_rows (which takes values, terms, sums0 and sums1: see there). */
+/* The product's rows: patch 4's 16 columns in exact_rows16, multiples of 32 (patch 8's 64,
+   patch 16's 256) in exact_rows32, other counts in exact_rows (which takes values, terms,
+   sums0 and sums1: see there). */
 ALWAYS_INLINE void exact_product_rows(const char *left, Py_ssize_t left_row,
                                       Py_ssize_t left_col, Py_ssize_t rows, Py_ssize_t rank,
                                       const double *bw, Py_ssize_t cols, double unit,
@@ -1077,8 +1128,11 @@ ALWAYS_INLINE void exact_product_rows(const char *left, Py_ssize_t left_row,
         exact_rows16(left, left_row, left_col, rows, rank, bw, unit, means, out, out_row,
                      mult, fused);
     else if (cols == 64)
-        exact_rows(left, left_row, left_col, rows, rank, bw, 64, unit, means, values, terms,
-                   sums0, sums1, out, out_row, mult, fused);
+        exact_rows32(left, left_row, left_col, rows, rank, bw, 64, unit, means, values, terms,
+                     out, out_row, mult, fused);
+    else if (cols % 32 == 0)
+        exact_rows32(left, left_row, left_col, rows, rank, bw, cols, unit, means, values, terms,
+                     out, out_row, mult, fused);
     else
         exact_rows(left, left_row, left_col, rows, rank, bw, cols, unit, means, values, terms,
                    sums0, sums1, out, out_row, mult, fused);

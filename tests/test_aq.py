@@ -202,16 +202,18 @@ def test_grey_image_is_adapted(quality: int) -> None:
     assert len(adapted) < 1.05 * len(plain)
 
 
-@pytest.mark.parametrize("cols, rank", [(64, 9), (16, 9), (16, 20), (9, 3), (16, 1)])
-def test_compiled_product_with_multipliers(cols: int, rank: int) -> None:
+@pytest.mark.parametrize("cols, rank, rows", [(64, 9, 37), (16, 9, 37), (16, 20, 37),
+                                               (16, 9, 38), (9, 3, 37), (16, 1, 37),
+                                               (256, 5, 37)])
+def test_compiled_product_with_multipliers(cols: int, rank: int, rows: int) -> None:
     """_kernels.exact_product with multipliers is the numpy product of A o M at F + 4, and
     its max|A| is that of A o M (what the bound is checked on): patch 4's 16 columns (rows
-    four at a time and the last one alone), patch 8's 64 and other counts."""
+    three at a time and the last one or two alone), patch 8's 64 and patch 16's 256 (32
+    columns at a time), and other counts."""
     compiled = kernels.get()
     if compiled is None:
         pytest.skip("compiled kernels not built")
-    rng = np.random.default_rng(7 + cols + rank)
-    rows = 37
+    rng = np.random.default_rng(7 + cols + rank + rows)
     left = rng.integers(-50, 51, size=(rows, rank)).astype(np.float32)
     right = rng.integers(-200, 201, size=(cols, rank)).astype(np.float32)
     weights = rng.integers(1, 1 << 20, size=rank).astype(np.float64)
