@@ -2,7 +2,7 @@
 """Encoder-side choices of svdi-best (effort 2, aq, restore, deblock) for luma SSIM (issue #16).
 
     python studies/ssim_tune_study.py --corpus DIR [--images kodim01 kodim03 ...]
-        [--only NAME ...] [--rows CSV] [--quick]
+        [--only NAME ...] [--reference NAME] [--rows CSV [CSV ...]] [--quick]
 
 No format change: each variant sets encoder-side choices (the AQ plane's G and K, the chroma
 step by the luma step, the rank decision's and RDOQ's lambda, the patch mean's step, the
@@ -15,9 +15,17 @@ patch 4), "best" what it writes now (`encoder.tuning.AQ_CHROMA_STEP`, `AQ_G_SCAL
 "before" with one change, or a few. BD-rates vs Pillow JPEG 4:2:0 exactly as benchmarks/rd.py
 takes them (`evaluation.codecs.bd_results_per_image`): RGB PSNR 28-38 dB / 24-30 dB / luma
 SSIM over JPEG's 28-38 dB window, the mean over the images; "points" against "before" in the
-same run. Rows are appended to --rows (default /tmp/ssim_tune_rows.csv) and read back, so that
-variants measured in earlier runs are not encoded again. Figures: docs/design-notes.md,
-"Tuning aq=True for luma SSIM".
+same run (--reference: another variant). Rows are appended to the first --rows file (default
+/tmp/ssim_tune_rows.csv) and read back from all of them, so that variants measured in earlier
+runs are not encoded again. Figures: docs/design-notes.md, "Tuning aq=True for luma SSIM".
+
+2026-12-04 ("Luma SSIM on photos never tuned on"): "12-03" is what aq=True wrote at a9dfe94
+(the adapted plane's patch mean at codec.quantize.MEAN_STEP at every step), the "12-03 + ..."
+variants one change on it (prototypes where the encoder has no setting: the refitted weights,
+the trailing components' steps, the patch mean's step by the luma step); "best" now takes the
+patch mean of effort 2's adapted plane at `tuning.AQ_MEAN_STEP` up to `AQ_MEAN_STEP_UP_TO`:
+`--reference 12-03 --only best`. The restoration fit and the deblocking choice weighted for
+SSIM were prototypes in the encoder's modules, removed (figures in the notes).
 """
 
 from __future__ import annotations
@@ -40,8 +48,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import svdcodec.encoder.aq as aq_encoder
+import svdcodec.encoder.plane as plane_encoder
 from svdcodec import encoder
-from svdcodec.codec import quantize
+from svdcodec.codec import quantize, refine
 from svdcodec.encoder import deblock, schedule
 from svdcodec.evaluation import codecs as compare
 
@@ -88,6 +97,50 @@ def flat(c: float) -> Patch:
 def patch4_bias(bias: float) -> Patch:
     """The layout model's score of plane 0 raised by `bias` (towards patch 4)."""
     return setting(schedule, "AQ_PATCH4_BIAS", bias)
+
+
+def weight_gain(gain: float) -> Patch:
+    """Every patch plane's refitted component weights (`codec.refine.refitted_sigma`: the
+    least-squares scale of what was stored) times `gain` (prototype: a contrast above the
+    least-squares one, for SSIM's contrast term), the patch mean's (component 0) as it was."""
+    fit = plane_encoder.refitted_sigma
+
+    def scaled(*args, **kwargs):  # type: ignore[no-untyped-def]
+        sigma = fit(*args, **kwargs).copy()
+        sigma[1:] /= np.float32(gain)  # not component 0: the patch means' scale
+        return sigma
+    return setting(plane_encoder, "refitted_sigma", scaled)
+
+
+def ac_ramp(slope: float, top: float) -> list[Patch]:
+    """Component k >= 1 of every patch plane quantized at min(1 + slope k, top) times the step
+    (`codec.quantize.component_steps`, read by the quantizer, the refit and the encoder's
+    planes; prototype): the trailing components coarser, kept longer."""
+    def steps(columns: int) -> np.ndarray:
+        out = np.minimum(1.0 + slope * np.arange(columns), top)
+        out[:1] = quantize.MEAN_STEP
+        return out
+    return [setting(m, "component_steps", steps) for m in (quantize, refine, plane_encoder)]
+
+
+def mean_step_to(ratio: float, largest: float) -> Patch:
+    """The patch mean's step (`codec.quantize.MEAN_STEP`, 0.7) `ratio` times the step in the
+    encodes at luma steps up to `largest` (prototype: `schedule.Encoder.encode` wrapped)."""
+    encode = schedule.Encoder.encode
+
+    def wrapped(self, step, *args, **kwargs):  # type: ignore[no-untyped-def]
+        old = quantize.MEAN_STEP
+        quantize.MEAN_STEP = ratio if step <= largest else old
+        try:
+            return encode(self, step, *args, **kwargs)
+        finally:
+            quantize.MEAN_STEP = old
+    return setting(schedule.Encoder, "encode", wrapped)
+
+
+#: What aq=True wrote at a9dfe94 (2026-12-03): the adapted plane's patch mean at
+#: `codec.quantize.MEAN_STEP` (0.7) at every step, as every other plane's.
+AQ_1203: list[Patch] = [setting(aq_encoder, "AQ_MEAN_STEP_UP_TO", -1.0)]
 
 
 #: "R" in the variants' names: RDOQ at 0.07 and the chroma ratio 0.95 -> 0.7 over luma steps 16..64;
@@ -142,6 +195,24 @@ VARIANTS: dict[str, list[Patch]] = {
                                         setting(schedule, "AQ_PATCH4_MAX_STEP", 64.0)],
     "R + G x1.2 + bias +2.5 to step 40": [*BEFORE, *R_G, patch4_bias(2.5),
                                           setting(schedule, "AQ_PATCH4_MAX_STEP", 40.0)],
+    # 2026-12-04, from what aq=True wrote at a9dfe94 ("12-03": the patch mean at 0.7 step):
+    # today's aq=True with G written 1.4 / 1.6 times the geometric mean, the rank decision's
+    # lambda (`codec.quantize.LAMBDA`, 0.06) raised
+    "12-03 + G x1.4": [*AQ_1203, g_scale(1.4)],
+    "12-03 + G x1.6": [*AQ_1203, g_scale(1.6)],
+    "12-03 + rank 0.08": [*AQ_1203, setting(quantize, "LAMBDA", 0.08)],
+    "12-03 + lean to step 100": [*AQ_1203, setting(schedule, "AQ_PATCH4_MAX_STEP", 100.0)],
+    "12-03 + mean step 0.8": [*AQ_1203, setting(quantize, "MEAN_STEP", 0.8)],
+    "12-03 + AC ramp 0.01 to 1.5": [*AQ_1203, *ac_ramp(0.01, 1.5)],
+    "12-03 + AC ramp 0.02 to 1.5": [*AQ_1203, *ac_ramp(0.02, 1.5)],
+    "12-03 + mean step 0.8 to step 45": [*AQ_1203, mean_step_to(0.8, 45.0)],
+    "12-03 + mean step 0.9 to step 45": [*AQ_1203, mean_step_to(0.9, 45.0)],
+    "12-03 + mean step 1.0 to step 45": [*AQ_1203, mean_step_to(1.0, 45.0)],
+    "12-03 + mean step 1.1 to step 45": [*AQ_1203, mean_step_to(1.1, 45.0)],
+    "12-03 + AC weights x1.03": [*AQ_1203, weight_gain(1.03)],
+    "12-03 + AC weights x1.08": [*AQ_1203, weight_gain(1.08)],
+    "12-03": AQ_1203,
+    "best + G x1.4": [g_scale(1.4)],
     # today's aq=True (encoder.tuning: AQ_CHROMA_STEP, AQ_G_SCALE, AQ_RDOQ_LAMBDA,
     # AQ_PATCH4_BIAS, AQ_PATCH4_MAX_STEP): "R + G x1.2 + bias +2.5 to step 64"
     "best": [],
@@ -193,7 +264,8 @@ def sweep(img: np.ndarray, image: str, codec: str, settings: tuple) -> list[comp
 WINDOWS = (("psnr", 28.0, 38.0), ("psnr", 24.0, 30.0), ("ssim", 28.0, 38.0))
 
 
-def table(rows: list[compare.RDPoint], names: list[str], images: list[str]) -> None:
+def table(rows: list[compare.RDPoint], names: list[str], images: list[str],
+          reference: str = "before") -> None:
     rows = [r for r in rows if r.image in images]
     means = {}
     for measure, lo, hi in WINDOWS:
@@ -202,10 +274,10 @@ def table(rows: list[compare.RDPoint], names: list[str], images: list[str]) -> N
             vals = [per.get(name, {}).get(i) for i in images]
             bd = [v.bd_rate for v in vals if v is not None and np.isfinite(v.bd_rate)]
             means[(name, measure, lo)] = float(np.mean(bd)) if bd else float("nan")
-    print(f"{len(images)} images; BD vs JPEG 28-38 / 24-30 / luma SSIM; points vs before")
+    print(f"{len(images)} images; BD vs JPEG 28-38 / 24-30 / luma SSIM; points vs {reference}")
     for name in names:
         cells = [means[(name, m, lo)] for m, lo, _ in WINDOWS]
-        base = [means.get(("before", m, lo), float("nan")) for m, lo, _ in WINDOWS]
+        base = [means.get((reference, m, lo), float("nan")) for m, lo, _ in WINDOWS]
         pts = " / ".join(f"{c - b:+.2f}" for c, b in zip(cells, base))
         print(f"  {name:28s} {' / '.join(f'{c:+.2f}' for c in cells)} %   ({pts})")
 
@@ -215,24 +287,33 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--images", nargs="*", help="image stems (default: every PNG)")
     ap.add_argument("--only", nargs="*", help="variants (default: all)")
-    ap.add_argument("--rows", type=Path, default=Path("/tmp/ssim_tune_rows.csv"))
+    ap.add_argument("--rows", type=Path, nargs="+", default=[Path("/tmp/ssim_tune_rows.csv")],
+                    help="CSV the new rows go to (the first) and rows are read from (all)")
+    ap.add_argument("--reference", default="before",
+                    help="the variant the points are taken against (always measured)")
     ap.add_argument("--quick", action="store_true", help="rd.py's quick qualities")
     args = ap.parse_args()
     paths = sorted(args.corpus.glob("*.png"))
     if args.images:
         paths = [p for p in paths if p.stem in args.images]
-    names = ["before", *[n for n in (args.only or VARIANTS) if n != "before"]]
-    done = {(r.image, r.codec) for r in read_rows(args.rows)}
+    names = [args.reference, *[n for n in (args.only or VARIANTS) if n != args.reference]]
+
+    def rows() -> list[compare.RDPoint]:
+        found: dict[tuple[str, str, float], compare.RDPoint] = {}
+        for path in args.rows:
+            found.update({(r.image, r.codec, r.setting): r for r in read_rows(path)})
+        return list(found.values())
+    done = {(r.image, r.codec) for r in rows()}
     for p in paths:
         img = np.asarray(Image.open(p).convert("RGB"))
         for codec in ["jpeg", *names]:
             if (p.stem, codec) in done:
                 continue
             c = compare.CODECS["jpeg" if codec == "jpeg" else "svdi-best"]
-            append_rows(args.rows, sweep(img, p.stem, codec,
+            append_rows(args.rows[0], sweep(img, p.stem, codec,
                                          c.quick_settings if args.quick else c.settings))
             print(f"{p.stem} {codec}", flush=True)
-    table(read_rows(args.rows), names, [p.stem for p in paths])
+    table(rows(), names, [p.stem for p in paths], args.reference)
 
 
 if __name__ == "__main__":

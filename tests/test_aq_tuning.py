@@ -1,7 +1,8 @@
 """aq=True tunes the encoder for luma SSIM beyond the luma plane's steps (encoder only, no
-format change; encoder.tuning AQ_CHROMA_STEP, AQ_G_SCALE, AQ_RDOQ_LAMBDA, AQ_PATCH4_BIAS):
-the chroma step by the luma step, G above the plane's geometric mean, effort 2's RDOQ lambda,
-the luma plane's layout prediction leaning towards patch 4."""
+format change; encoder.tuning AQ_CHROMA_STEP, AQ_G_SCALE, AQ_RDOQ_LAMBDA, AQ_PATCH4_BIAS,
+AQ_MEAN_STEP): the chroma step by the luma step, G above the plane's geometric mean, effort 2's
+RDOQ lambda, the luma plane's layout prediction leaning towards patch 4, and at effort 2 the
+adapted plane's patch mean step at the higher rates."""
 
 from __future__ import annotations
 
@@ -162,3 +163,48 @@ def test_rate_control_with_aq_searches_from_its_own_finest_step() -> None:
     assert psnr(pixels, svdcodec.decode(data)) >= best - 1
     roomy = svdcodec.encode(pixels, aq=True, max_bytes=1 << 24)
     assert psnr(pixels, svdcodec.decode(roomy)) >= best - 0.5
+
+
+def test_mean_step_rule() -> None:
+    """An adapted plane's patch mean: AQ_MEAN_STEP up to AQ_MEAN_STEP_UP_TO at effort 2 (its
+    levels optimised), else None, which ColumnStats takes as MEAN_STEP, as in every plane."""
+    up_to = tuning.AQ_MEAN_STEP_UP_TO
+    assert tuning.AQ_MEAN_STEP != quantize.MEAN_STEP
+    assert aq_encoder.mean_step(up_to, True) == aq_encoder.mean_step(1.0, True) \
+        == tuning.AQ_MEAN_STEP
+    assert aq_encoder.mean_step(up_to * 1.01, True) is None
+    assert aq_encoder.mean_step(1.0, False) is None
+    for mean, expected in ((None, quantize.MEAN_STEP), (tuning.AQ_MEAN_STEP, tuning.AQ_MEAN_STEP)):
+        stats = quantize.ColumnStats(5, 4.0, patches=True, mean_step=mean)
+        assert list(stats.steps) == [4.0 * expected] + [4.0] * 4
+    assert quantize.finest_step(5, 1.5) == 1.0 and quantize.finest_step(5) == quantize.MEAN_STEP
+
+
+def test_mean_step_only_for_the_adapted_plane_at_effort_2(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """The adapted plane's quantizer (AQStats) and its map take the patch mean at
+    AQ_MEAN_STEP times the step at effort 2 and steps up to AQ_MEAN_STEP_UP_TO, MEAN_STEP at
+    larger steps and at effort 1; the files decode as the reference decoder does, and differ
+    from those written with the mean at MEAN_STEP."""
+    seen: list[float] = []
+    original = aq_encoder.AQStats
+
+    class Recorded(original):  # type: ignore[misc, valid-type]
+        def __init__(self, columns, step, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(columns, step, *args, **kwargs)
+            seen.append(round(float(self.steps[0]) / step, 6))
+    monkeypatch.setattr(aq_encoder, "AQStats", Recorded)
+    pixels = sample((256, 256))
+    assert step_for_quality(50) <= tuning.AQ_MEAN_STEP_UP_TO < step_for_quality(20)
+    cases = (({"quality": 50, "effort": 2}, tuning.AQ_MEAN_STEP),
+             ({"quality": 20, "effort": 2}, quantize.MEAN_STEP),
+             ({"quality": 50, "effort": 1}, quantize.MEAN_STEP))
+    for options, expected in cases:
+        seen.clear()
+        data = svdcodec.encode(pixels, aq=True, **options)
+        assert unpack(data).planes[0].adapted
+        assert seen and set(seen) == {expected}
+        assert np.array_equal(svdcodec.decode(data), decode_reference(data))
+    data = svdcodec.encode(pixels, quality=50, aq=True, effort=2)
+    monkeypatch.setattr(aq_encoder, "AQ_MEAN_STEP_UP_TO", -1.0)
+    assert svdcodec.encode(pixels, quality=50, aq=True, effort=2) != data

@@ -130,7 +130,8 @@ def test_stored_sigma_carries_the_component_steps(monkeypatch: pytest.MonkeyPatc
     error = {}
     for own in (False, True):
         if not own:
-            monkeypatch.setattr(quantize, "component_steps", lambda columns: np.ones(columns))
+            monkeypatch.setattr(quantize, "component_steps",
+                                lambda columns, mean_step=None: np.ones(columns))
             monkeypatch.setattr(plane, "component_steps", quantize.component_steps)
         data = svdcodec.encode(pixels, quality=60)
         assert all(layout == LAYOUT_PATCH for layout, _ in stored(data))

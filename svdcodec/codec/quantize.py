@@ -37,16 +37,17 @@ LAMBDA = 0.06
 MEAN_STEP = 0.7
 
 
-def component_steps(columns: int) -> np.ndarray:
-    """The step multiplier of each of `columns` components of a patch layout's U (float64)."""
+def component_steps(columns: int, mean_step: float | None = None) -> np.ndarray:
+    """The step multiplier of each of `columns` components of a patch layout's U (float64):
+    the patch mean's `mean_step` (None: MEAN_STEP), 1 for the others."""
     steps = np.ones(columns)
-    steps[:1] = MEAN_STEP
+    steps[:1] = MEAN_STEP if mean_step is None else mean_step
     return steps
 
 
-def finest_step(columns: int) -> float:
+def finest_step(columns: int, mean_step: float | None = None) -> float:
     """The smallest multiplier of `component_steps` (1 without components)."""
-    return float(component_steps(columns).min(initial=1.0))
+    return float(component_steps(columns, mean_step).min(initial=1.0))
 
 
 def quantize(values: np.ndarray, step: float, rounding: float | None = None) -> np.ndarray:
@@ -76,15 +77,15 @@ class ColumnStats:
 
     def __init__(self, columns: int, step: float,
                  sparse: list[tuple[int, int]] | None = None, patches: bool = False,
-                 rdoq_lambda: float | None = None) -> None:
+                 rdoq_lambda: float | None = None, mean_step: float | None = None) -> None:
         """`sparse`: the run/level coded column ranges, whose integers `optimise_levels` then
         chooses (when RDOQ_LAMBDA, or `rdoq_lambda` instead, is set); else the plain
         dead-zone quantizer. `patches`:
         the U of a patch layout, each component at its own step (`component_steps`); else
-        every component at `step`. `steps` holds each column's step, `error` is in plane
-        units either way."""
+        every component at `step` (`mean_step`: the patch mean's multiplier, None:
+        MEAN_STEP). `steps` holds each column's step, `error` is in plane units either way."""
         self.columns, self.step = columns, step
-        self.steps = (component_steps(columns) * step if patches
+        self.steps = (component_steps(columns, mean_step) * step if patches
                       else np.full(columns, float(step)))
         # float32 inverses, as the kernel takes them; None: one step (the kernel's scalar)
         self.inv_steps = (1.0 / self.steps).astype(np.float32) if patches else None

@@ -27,7 +27,14 @@ from ..codec.quantize import (
     ColumnStats,
     optimise_levels,
 )
-from .tuning import AQ_G_SCALE
+from .tuning import AQ_G_SCALE, AQ_MEAN_STEP, AQ_MEAN_STEP_UP_TO
+
+
+def mean_step(step: float, optimised: bool) -> float | None:
+    """The patch mean's step multiplier of an adapted plane quantized at `step`, its levels
+    rate-distortion optimised (effort 2) or not: with them AQ_MEAN_STEP up to the step
+    AQ_MEAN_STEP_UP_TO; else None (`codec.quantize.MEAN_STEP`, as in every other plane)."""
+    return AQ_MEAN_STEP if optimised and step <= AQ_MEAN_STEP_UP_TO else None
 
 
 def row_scale(multipliers: np.ndarray, columns: int) -> np.ndarray:
@@ -77,8 +84,9 @@ class AQStats(ColumnStats):
 
     def __init__(self, columns: int, step: float, sparse: list[tuple[int, int]] | None,
                  multipliers: np.ndarray, map_columns: int,
-                 rdoq_lambda: float | None = None) -> None:
-        super().__init__(columns, step, sparse, patches=True, rdoq_lambda=rdoq_lambda)
+                 rdoq_lambda: float | None = None, mean_step: float | None = None) -> None:
+        super().__init__(columns, step, sparse, patches=True, rdoq_lambda=rdoq_lambda,
+                         mean_step=mean_step)
         self.classes = class_index(multipliers)
         self.map_columns = map_columns
 
@@ -128,13 +136,13 @@ def plane_g(log_sums: list[float], rows: int) -> int:
 
 
 def encoder_map(values: list[np.ndarray], grid: tuple[int, int], patch: int, step: float,
-                g: int, components: int) -> np.ndarray:
+                g: int, components: int, mean_step: float | None = None) -> np.ndarray:
     """M per matrix row from the bands' coefficients (each (rows, >= components) float32, in
     row order, whole grid rows), quantized grid row by grid row as `AQStats` will quantize
     them: the integers of components 0..components - 1 are those the decoder reads."""
     gh, gw = grid
     first = np.concatenate([v[:, :components] for v in values])
-    inv_steps = ColumnStats(components, step, patches=True).inv_steps
+    inv_steps = ColumnStats(components, step, patches=True, mean_step=mean_step).inv_steps
     assert inv_steps is not None
     unit = class_index(np.full(first.shape[0], aq.UNIT, dtype=np.int64))
     ints0, _ = adapted_integers(first[:, :1], inv_steps[:1], unit, ROUNDING)

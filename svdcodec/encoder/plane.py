@@ -258,6 +258,8 @@ class CodedPlane:
     magnitudes: tuple[int, int] = (0, 0)
     #: an adapted plane's M per matrix row (spec §5.5), what its parts' integers are scaled by
     row_m: np.ndarray | None = None
+    #: an adapted plane's patch mean multiplier (`encoder.aq.mean_step`; None: MEAN_STEP)
+    mean_step: float | None = None
     #: (A, B) of the kept components, the integers the blocks code, where the whole plane's
     #: are held anyway (at most DROP_U_BYTES of U; not an adapted plane's): the deblocking
     #: judgement renders from them instead of reading the file back
@@ -403,7 +405,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
                bands: list[Band] | None = None, done: dict[Band, BandPart] | None = None,
                optimise: bool = False, first_only: bool = False,
                symbols: bool = True, adapt: int = 0,
-               rdoq_lambda: float | None = None) -> QuantizedU:
+               rdoq_lambda: float | None = None, mean_step: float | None = None) -> QuantizedU:
     """The integers of the U side, their stats, and (`symbols`) the symbols of each sparse
     group at full rank, band by band (while the band is in cache: the rank decision usually
     keeps them all).
@@ -415,7 +417,8 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     of Y' of a 19 MP image is 36 MiB at 16-bit integers). `adapt`: K of adaptive
     quantization (spec §5.5; a streaming candidate), 0 for none: the bands are projected, the
     map made of the first min(K, rank) components, then the bands quantized with it (`done`
-    is not taken: its bands were quantized with another map)."""
+    is not taken: its bands were quantized with another map); `mean_step`: the adapted
+    plane's patch mean multiplier (`encoder.aq.mean_step`; None: MEAN_STEP)."""
     n = candidate.plane.matrix_shape[1]
     # With `optimise`, a patch layout's run/level coded groups: their integers
     # rate-distortion optimised (`optimise_levels`). Not a fitted basis's, which must find a decoded image's integers
@@ -439,7 +442,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     # scaled samples too; the columns are unit vectors unless the basis is fitted).
     longest = (float(np.linalg.norm(unit_basis, axis=0).max(initial=0.0))
                if candidate.fitted else 1.0)
-    finest = step * (finest_step(rank) if own_steps else 1.0)
+    finest = step * (finest_step(rank, mean_step if adapt else None) if own_steps else 1.0)
     if adapt:  # the finest row's step
         finest *= min(adaptive.CLASSES) / adaptive.UNIT
     small = math.sqrt(n) * 256.0 * longest / finest + 2 < INT16_MAX
@@ -463,7 +466,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
         g = aq_encoder.plane_g([x for _, x in projected], int(starts[-1]))
         coefficients = [v for v, _ in projected]
         row_m = aq_encoder.encoder_map(coefficients, (int(starts[-1]) // per_row, per_row),
-                                       patch, step, g, map_columns)
+                                       patch, step, g, map_columns, mean_step)
 
     def band(i: int) -> BandPart:
         y0, y1 = bands[i]
@@ -473,7 +476,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
             values = a @ unit_basis
         else:
             stats = aq_encoder.AQStats(rank, step, sparse, row_m[starts[i]:starts[i + 1]],
-                                       map_columns, rdoq_lambda)
+                                       map_columns, rdoq_lambda, mean_step)
             values = coefficients[i]
         mine = A[starts[i]:starts[i + 1]]
         if tail is None:
@@ -542,9 +545,11 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
         and c.plane.matrix_shape[0] * rank * 2 >= DROP_U_BYTES
     first_only = sample is None and not keep_parts and large
     adapt = adapted_components(c, rule)
+    mean_step = aq_encoder.mean_step(step, rule.optimise_levels) if adapt else None
     try:
         u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels, first_only,
-                       symbols=large, adapt=adapt, rdoq_lambda=rule.rdoq_lambda)
+                       symbols=large, adapt=adapt, rdoq_lambda=rule.rdoq_lambda,
+                       mean_step=mean_step)
         stats_b = ColumnStats(rank, step)
         B = stats_b.add(c.Q[:, :rank])
     except OverflowError:
@@ -644,7 +649,8 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
         and not plane.adapted and A.shape[1] >= r and A.nbytes < DROP_U_BYTES else None
     return CodedPlane(plane, groups, round(nbytes), distortion,
                       u.parts if sample or keep_parts else {}, sigma, magnitudes,
-                      u.row_m if plane.adapted else None, held)
+                      u.row_m if plane.adapted else None,
+                      mean_step if plane.adapted else None, held)
 
 
 def adapted_components(candidate: Candidate, rule: RankRule) -> int:
@@ -708,7 +714,7 @@ def coded_error(source: PlaneSource, candidate: Candidate, coded: CodedPlane) ->
                                    dtype=np.float32)
     # each component's own step (`quantize_u`)
     steps = (np.float32(step) if plane.layout != LAYOUT_PATCH
-             else (component_steps(r) * step).astype(np.float32))
+             else (component_steps(r, coded.mean_step) * step).astype(np.float32))
     total, rows = 0.0, 0
     for (y0, y1), part in coded.parts.items():
         a = source.patches(plane.index, y0, y1, plane.patch)

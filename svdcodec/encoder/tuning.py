@@ -49,12 +49,20 @@ CHROMA_STEP = 0.85
 #: plane 0's layout prediction (`encoder.plane.predicted_side`, fitted without AQ) leaning
 #: towards patch 4 by AQ_PATCH4_BIAS in score units (LAYOUT_MODEL_MARGIN is 1) at effort 2 and
 #: luma steps up to AQ_PATCH4_MAX_STEP: at larger steps (low rates) patch 4 costs more than it
-#: gives, and at effort 1 (no RDOQ) it costs RGB PSNR and SSIM.
+#: gives, and at effort 1 (no RDOQ) it costs RGB PSNR and SSIM. At effort 2 the adapted
+#: plane's patch mean is quantized at AQ_MEAN_STEP times the step (`encoder.aq.mean_step`,
+#: stored in sigma as every component step is) where the step is at most AQ_MEAN_STEP_UP_TO
+#: (quality 30 and above), MEAN_STEP above: there the finer mean no longer paid for its
+#: bytes beside the map's finer classes, in RGB PSNR 28-38 dB nor in luma SSIM, while at
+#: larger steps (the 24-30 dB window) it still does (docs/design-notes.md, "Luma SSIM on
+#: photos never tuned on").
 AQ_CHROMA_STEP = ((16.0, 0.95), (64.0, 0.70))
 AQ_G_SCALE = 1.2
 AQ_RDOQ_LAMBDA = 0.07
 AQ_PATCH4_BIAS = 2.5
 AQ_PATCH4_MAX_STEP = 64.0
+AQ_MEAN_STEP = 0.9
+AQ_MEAN_STEP_UP_TO = 45.0
 #: Default patch side of the "patch" layout.
 DEFAULT_PATCH = 8
 #: Layouts that layout="auto" tries for each plane.
