@@ -3690,12 +3690,14 @@ static inline __attribute__((target("avx2"), always_inline)) __m256i restore_wid
 }
 
 /* A row's Laplacians |2 s - left - right| + |2 s - up - down| at columns -1 .. w (w + 2 of
-   them, from the pad row p's column -1 on), then their sums of three across into h3 (w). */
-__attribute__((target("avx2"))) static void restore_activity_row_avx2(const uint8_t *p,
-                                                                       Py_ssize_t pw,
-                                                                       Py_ssize_t w,
-                                                                       int16_t *lap,
-                                                                       int16_t *h3)
+   them, from the padded row p's column -1 on; up and down: the padded rows above and below
+   it, from their column -1 on), then their sums of three across into h3 (w). */
+__attribute__((target("avx2"))) static void restore_activity_lines_avx2(const uint8_t *up,
+                                                                         const uint8_t *p,
+                                                                         const uint8_t *down,
+                                                                         Py_ssize_t w,
+                                                                         int16_t *lap,
+                                                                         int16_t *h3)
 {
     Py_ssize_t lw = w + 2;
     for (Py_ssize_t j = 0;; j += 16) {
@@ -3704,8 +3706,8 @@ __attribute__((target("avx2"))) static void restore_activity_row_avx2(const uint
         __m256i c = restore_widen(p + j), c2 = _mm256_add_epi16(c, c);
         __m256i hz = _mm256_sub_epi16(_mm256_sub_epi16(c2, restore_widen(p + j - 1)),
                                       restore_widen(p + j + 1));
-        __m256i vt = _mm256_sub_epi16(_mm256_sub_epi16(c2, restore_widen(p + j - pw)),
-                                      restore_widen(p + j + pw));
+        __m256i vt = _mm256_sub_epi16(_mm256_sub_epi16(c2, restore_widen(up + j)),
+                                      restore_widen(down + j));
         _mm256_storeu_si256((__m256i *)(lap + j),
                             _mm256_add_epi16(_mm256_abs_epi16(hz), _mm256_abs_epi16(vt)));
         if (j + 16 == lw)
@@ -3945,14 +3947,13 @@ static inline __attribute__((target("avx2"), always_inline)) void restore_row_av
     }
 }
 
-/* restore_band_rows for w >= 16 (arguments as there; act: (n + 2) x w + (w + 2) int16). */
-__attribute__((target("avx2"))) static void restore_band_rows_avx2(
-    const uint8_t *pad, Py_ssize_t w, Py_ssize_t n, uint8_t *out, Py_ssize_t out_row,
-    Py_ssize_t out_step, const int32_t *bounds, Py_ssize_t classes, const int32_t *coef,
-    int16_t *act, uint8_t *row)
+/* restore_row_avx2's coefficient-pair tables (tab, 7) and bounds - 1 (bm, 3) of a channel's
+   filter (coef, bounds: as restore_band_rows takes them). */
+__attribute__((target("avx2"))) static void restore_tables(const int32_t *coef,
+                                                            Py_ssize_t classes,
+                                                            const int32_t *bounds, __m256i *tab,
+                                                            __m256i *bm)
 {
-    Py_ssize_t pw = w + 2 * RESTORE_REACH;
-    __m256i tab[7], bm[3];
     for (int t = 0; t < 7; t++) {
         int32_t lanes[8];
         for (int k = 0; k < 8; k++) {
@@ -3967,11 +3968,24 @@ __attribute__((target("avx2"))) static void restore_band_rows_avx2(
     }
     for (int i = 0; i < 3; i++)  /* every activity <= 9180: a bound above 32767 is never met */
         bm[i] = _mm256_set1_epi16((int16_t)((bounds[i] > 32767 ? 32767 : bounds[i]) - 1));
+}
+
+/* restore_band_rows for w >= 16 (arguments as there; act: (n + 2) x w + (w + 2) int16). */
+__attribute__((target("avx2"))) static void restore_band_rows_avx2(
+    const uint8_t *pad, Py_ssize_t w, Py_ssize_t n, uint8_t *out, Py_ssize_t out_row,
+    Py_ssize_t out_step, const int32_t *bounds, Py_ssize_t classes, const int32_t *coef,
+    int16_t *act, uint8_t *row)
+{
+    Py_ssize_t pw = w + 2 * RESTORE_REACH;
+    __m256i tab[7], bm[3];
+    restore_tables(coef, classes, bounds, tab, bm);
     int16_t *lap = act + (size_t)(n + 2) * (size_t)w;
     if (classes > 1)
         for (Py_ssize_t i = 0; i < n + 2; i++)  /* rows -1 .. n */
-            restore_activity_row_avx2(pad + (i + RESTORE_REACH - 1) * pw + RESTORE_REACH - 1,
-                                      pw, w, lap, act + i * w);
+        {
+            const uint8_t *p = pad + (i + RESTORE_REACH - 1) * pw + RESTORE_REACH - 1;
+            restore_activity_lines_avx2(p - pw, p, p + pw, w, lap, act + i * w);
+        }
     RestoreScatter sc = restore_scatter(out_step == 3 ? 3 : 4);
     for (Py_ssize_t i = 0; i < n; i++) {
         const uint8_t *r[7];
@@ -3999,6 +4013,54 @@ __attribute__((target("avx2"))) static void restore_band_rows_avx2(
     }
 }
 #endif
+
+/* One channel's restoration filter as the kernels take it: per class its 12 coefficients and
+   their sum, 16 apart; the missing bounds above every activity (at most 9 x 2 x 1020), so
+   that a class is the count of bounds <= it. c: its channel (restore_ycc). */
+typedef struct {
+    Py_ssize_t c, classes;
+    int32_t coef[RESTORE_CLASSES * 16];
+    int32_t bounds[RESTORE_CLASSES - 1];
+} RestoreFilter;
+
+/* rf from bounds (int64 (classes - 1,), C-contiguous) and coefficients (int64 (classes, 12),
+   C-contiguous): -1 with ValueError unless 1 <= classes <= 4, every coefficient is in
+   -64..63 and the bounds are >= 0 and do not decrease. */
+static int restore_filter(const Arr *ba, const Arr *ca, RestoreFilter *rf, const char *who)
+{
+    Py_ssize_t classes = ca->shape[0];
+    if (classes < 1 || classes > RESTORE_CLASSES || ca->shape[1] != RESTORE_TAPS
+        || ba->shape[0] != classes - 1) {
+        PyErr_Format(PyExc_ValueError, "%s: needs 1..4 classes of 12 coefficients and "
+                     "classes - 1 bounds", who);
+        return -1;
+    }
+    memset(rf, 0, sizeof(*rf));
+    rf->classes = classes;
+    for (int i = 0; i < RESTORE_CLASSES - 1; i++)
+        rf->bounds[i] = INT32_MAX;
+    const int64_t *cv = (const int64_t *)ca->data, *bv = (const int64_t *)ba->data;
+    for (Py_ssize_t k = 0; k < classes; k++) {
+        for (Py_ssize_t t = 0; t < RESTORE_TAPS; t++) {
+            int64_t v = cv[k * RESTORE_TAPS + t];
+            if (v < -64 || v > 63) {
+                PyErr_Format(PyExc_ValueError, "%s: coefficients must be in -64..63", who);
+                return -1;
+            }
+            rf->coef[16 * k + t] = (int32_t)v;
+            rf->coef[16 * k + RESTORE_TAPS] += (int32_t)v;
+        }
+    }
+    for (Py_ssize_t i = 0; i < classes - 1; i++) {
+        if ((i && bv[i] < bv[i - 1]) || bv[i] < 0) {
+            PyErr_Format(PyExc_ValueError, "%s: bounds must not decrease, nor be negative",
+                         who);
+            return -1;
+        }
+        rf->bounds[i] = bv[i] > INT32_MAX ? INT32_MAX : (int32_t)bv[i];
+    }
+    return 0;
+}
 
 PyDoc_STRVAR(restore_doc,
 "restore(src, out, y0, y1, top, height, bounds, coefficients) -> None\n\n"
@@ -4028,42 +4090,22 @@ static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
         || get_array(o_bounds, &ba, "bounds", 1, T_I64, A_CONTIGUOUS) < 0
         || get_array(o_coef, &ca, "coefficients", 2, T_I64, A_CONTIGUOUS) < 0)
         goto done;
-    Py_ssize_t w = src.shape[1], n = y1 - y0, classes = ca.shape[0];
+    Py_ssize_t w = src.shape[1], n = y1 - y0;
     Py_ssize_t need_lo = y0 - RESTORE_REACH < 0 ? 0 : y0 - RESTORE_REACH;
     Py_ssize_t need_hi = y1 + RESTORE_REACH > height ? height : y1 + RESTORE_REACH;
     if (height < 1 || w < 1 || y0 < 0 || y1 <= y0 || y1 > height || top < 0
         || need_lo < top || need_hi - top > src.shape[0] || out.shape[0] != n
-        || out.shape[1] != w || classes < 1 || classes > RESTORE_CLASSES
-        || ca.shape[1] != RESTORE_TAPS || ba.shape[0] != classes - 1
-        || w > (PY_SSIZE_T_MAX >> 4) / (n + 2 * RESTORE_REACH)) {
+        || out.shape[1] != w || w > (PY_SSIZE_T_MAX >> 4) / (n + 2 * RESTORE_REACH)) {
         value_error("restore: needs 0 <= y0 < y1 <= height, src holding rows y0 - 3 .. "
                     "y1 + 2 (clamped) from row top, out (y1 - y0, w), 1..4 classes of 12 "
                     "coefficients and classes - 1 bounds");
         goto done;
     }
-    /* per class its 12 coefficients and their sum, 16 apart; the missing bounds above every
-       activity (at most 9 x 2 x 1020), so that a class is the count of bounds <= it */
-    int32_t coef[RESTORE_CLASSES * 16] = {0};
-    int32_t bounds[RESTORE_CLASSES - 1] = {INT32_MAX, INT32_MAX, INT32_MAX};
-    const int64_t *cv = (const int64_t *)ca.data, *bv = (const int64_t *)ba.data;
-    for (Py_ssize_t k = 0; k < classes; k++) {
-        for (Py_ssize_t t = 0; t < RESTORE_TAPS; t++) {
-            int64_t v = cv[k * RESTORE_TAPS + t];
-            if (v < -64 || v > 63) {
-                value_error("restore: coefficients must be in -64..63");
-                goto done;
-            }
-            coef[16 * k + t] = (int32_t)v;
-            coef[16 * k + RESTORE_TAPS] += (int32_t)v;
-        }
-    }
-    for (Py_ssize_t i = 0; i < classes - 1; i++) {
-        if ((i && bv[i] < bv[i - 1]) || bv[i] < 0) {
-            value_error("restore: bounds must not decrease, nor be negative");
-            goto done;
-        }
-        bounds[i] = bv[i] > INT32_MAX ? INT32_MAX : (int32_t)bv[i];
-    }
+    RestoreFilter rf;
+    if (restore_filter(&ba, &ca, &rf, "restore") < 0)
+        goto done;
+    const int32_t *coef = rf.coef, *bounds = rf.bounds;
+    Py_ssize_t classes = rf.classes;
     size_t pw = (size_t)(w + 2 * RESTORE_REACH), lw = (size_t)(w + 2);
 #if FUSED_PRODUCT
     int simd = simd_colour && w >= 16;
@@ -4108,6 +4150,393 @@ done:
     release(&out);
     release(&ba);
     release(&ca);
+    return result;
+}
+
+/* ------------------------------------------------ decoding: deblocking, restoration, colour
+   restore_ycc: deblock_ycc's pass with the restoration filter between the deblocking filter
+   and the conversion, on a ring of rows of each of Y', Cb and Cr (as bytes, each with 3
+   replicated samples either side, as restore_pad pads them). A row is deblocked as it comes
+   in (vertical edges, then the horizontal edge whose fourth row it is); once no edge writes
+   it any more it is final, and once the rows 3 below a row are final the row is restored and
+   converted. */
+
+/* Rows of each channel's ring: rows z - 3 .. z + 5 are held when row z is restored (row
+   z + 5 in, z + 3 final); a power of two. */
+#define RESTORE_RING 16
+/* Rows after which a row is final: horizontal edge e is filtered once row e + 1 is in and
+   writes rows e - 1 and e, so row y - 2 is final once row y's edges are done. */
+#define RESTORE_LAG 2
+
+/* The plain loops of restore_activity_lines_avx2 (the same integers). */
+static void restore_activity_lines(const uint8_t *up, const uint8_t *p, const uint8_t *down,
+                                   Py_ssize_t w, int16_t *lap, int16_t *h3)
+{
+    for (Py_ssize_t j = 0; j < w + 2; j++) {
+        int32_t c2 = 2 * (int32_t)p[j];
+        int32_t hz = c2 - p[j - 1] - p[j + 1], vt = c2 - up[j] - down[j];
+        lap[j] = (int16_t)((hz < 0 ? -hz : hz) + (vt < 0 ? -vt : vt));
+    }
+    for (Py_ssize_t j = 0; j < w; j++)
+        h3[j] = (int16_t)(lap[j] + lap[j + 1] + lap[j + 2]);
+}
+
+/* One restored line of w samples into o from the 7 padded lines r around it (r[3] its own,
+   each at column 0) and h3 the 3 rows of activity sums across (NULL with one class): the
+   plain loops of restore_band_rows, one sample at a time. */
+static void restore_line(uint8_t *o, const uint8_t *const *r, Py_ssize_t w,
+                         const int16_t *const *h3, const RestoreFilter *rf)
+{
+    for (Py_ssize_t j = 0; j < w; j++) {
+        int32_t k = 0;
+        if (h3 != NULL) {
+            int32_t a = (int32_t)h3[0][j] + h3[1][j] + h3[2][j];
+            k = (a >= rf->bounds[0]) + (a >= rf->bounds[1]) + (a >= rf->bounds[2]);
+        }
+        const int32_t *c = rf->coef + 16 * k;
+        o[j] = restore_clamp(r[3][j], RESTORE_SUM(r, j, c));
+    }
+}
+
+#if FUSED_PRODUCT
+/* restore_line on CPUs with AVX2 (w >= 16), by restore_row_avx2 (tab, bm: restore_tables). */
+__attribute__((target("avx2"))) static void restore_line_avx2(uint8_t *o,
+                                                               const uint8_t *const *r,
+                                                               Py_ssize_t w,
+                                                               const int16_t *const *h3,
+                                                               const __m256i *tab,
+                                                               const __m256i *bm)
+{
+    if (h3 != NULL)
+        restore_row_avx2(o, 1, &channel_scatters[0], r, w, h3, tab, bm);
+    else
+        restore_row_avx2(o, 1, &channel_scatters[0], r, w, NULL, tab, bm);
+}
+#endif
+
+/* Channel ch of a row of w pixels of c channels into a line (simd: c is 3 or 4). */
+static void ring_get(int simd, const uint8_t *row, Py_ssize_t c, Py_ssize_t ch, Py_ssize_t w,
+                     uint8_t *line)
+{
+#if FUSED_PRODUCT
+    if (simd) {
+        channel_line_get(row + ch, (int)c, w, line);
+        return;
+    }
+#endif
+    channel_line(row, c, ch, w, line);
+}
+
+/* A line into channel ch of a row of w pixels of c channels, the other bytes kept. */
+static void ring_put(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t ch, Py_ssize_t w,
+                     const uint8_t *line)
+{
+#if FUSED_PRODUCT
+    if (simd) {
+        channel_line_put(row + ch, (int)c, w, line);
+        return;
+    }
+#endif
+    for (Py_ssize_t x = 0; x < w; x++)
+        row[c * x + ch] = line[x];
+}
+
+/* Rows held as deblocked Y'CbCr bytes (restore_ycc's above and below): image rows
+   [first, first + rows) into `data`, row_bytes apart. */
+typedef struct {
+    uint8_t *data;
+    Py_ssize_t first, rows, row_bytes;
+} HeldRows;
+
+/* held from an (n, w, c) uint8 C-contiguous array (None: no rows) holding image rows from
+   `first` on, all inside [y0, y1). */
+static int held_rows(PyObject *obj, Arr *a, HeldRows *held, Py_ssize_t first, int below,
+                     Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t w, Py_ssize_t c)
+{
+    held->data = NULL;
+    held->rows = 0;
+    if (obj == Py_None)
+        return 0;
+    if (get_array(obj, a, below ? "below" : "above", 3, T_U8, A_WRITABLE | A_CONTIGUOUS) < 0)
+        return -1;
+    Py_ssize_t n = a->shape[0];
+    if (below)
+        first = y1 - n;
+    if (a->shape[1] != w || a->shape[2] != c || n > y1 - y0 || first < y0 || first + n > y1)
+        return value_error("restore_ycc: above and below must be (n, w, c) rows inside y0..y1");
+    held->data = (uint8_t *)a->data;
+    held->first = first;
+    held->rows = n;
+    held->row_bytes = a->strides[0];
+    return 0;
+}
+
+PyDoc_STRVAR(restore_ycc_doc,
+"restore_ycc(out, y0, y1, r0, r1, filters, restorations, k, cb=None, cr=None, top=0,\n"
+"            first=0, height=-1, above=None, below=None, pad=-1, matrix=None, patch=0,\n"
+"            per_row=0) -> None\n\n"
+"Rows [y0, y1) of out ((rows, w, c) uint8 C-contiguous, c = 3 or 4, Y'CbCr bytes in\n"
+"channels 0..2; out's row 0 is the image's row `top`, the image has `height` rows, -1: out's)\n"
+"deblocked (spec section 5.4: every vertical edge, and the horizontal edges whose four rows\n"
+"are all in [y0, y1); filters as `deblock` takes them, channels 0..2, every period >= 4),\n"
+"then rows [r0, r1) restored (spec section 5.6; restorations: (channel 0..2, bounds,\n"
+"coefficients) as `restore` takes them, each channel once) and converted to RGB in place\n"
+"(k as convert_ycc; pad as deblock_ycc's), in one pass over a ring of rows: the bits of\n"
+"`deblock`, `restore` and `convert_ycc` one after the other. The restoration reads rows\n"
+"r0 - 3 .. r1 + 2 (clamped to the image), which must lie in [y0, y1). With cb and cr (as\n"
+"deblock_ycc takes them), Cb and Cr are doubled from them instead of read from out. above\n"
+"and below ((n, w, c) uint8 arrays): rows y0 .. y0 + n - 1 and y1 - n .. y1 - 1, deblocked\n"
+"but neither restored nor converted, written into their channels 0..2 (a band's rows at its\n"
+"boundaries, which the rows of the next band filter and restore further). With matrix (as\n"
+"deblock_ycc takes it), Y' comes from it instead of from out.");
+
+static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"out", "y0", "y1", "r0", "r1", "filters", "restorations", "k", "cb",
+                            "cr", "top", "first", "height", "above", "below", "pad", "matrix",
+                            "patch", "per_row", NULL};
+    PyObject *o_out, *o_filters, *o_rest, *o_k, *o_cb = Py_None, *o_cr = Py_None,
+             *o_above = Py_None, *o_below = Py_None, *o_matrix = Py_None, *rest = NULL,
+             *result = NULL;
+    Py_ssize_t y0, y1, r0, r1, top = 0, first = 0, height = -1, pad = -1, nr = 0, patch = 0,
+               per_row = 0;
+    Arr out = {0}, fa = {0}, cb = {0}, cr = {0}, matrix = {0}, held_arrays[2],
+        rest_arrays[2 * 3];
+    float *mline = NULL;
+    HeldRows held[2];
+    WideChroma wc = {0};
+    EdgeFilter *f = NULL;
+    RestoreFilter rf[3];
+    uint8_t *ring = NULL;
+    int16_t *act = NULL;
+    float k[4];
+    memset(held_arrays, 0, sizeof(held_arrays));
+    memset(rest_arrays, 0, sizeof(rest_arrays));
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnnnOOO|OOnnnOOnOnn:restore_ycc", names,
+                                     &o_out, &y0, &y1, &r0, &r1, &o_filters, &o_rest, &o_k,
+                                     &o_cb, &o_cr, &top, &first, &height, &o_above, &o_below,
+                                     &pad, &o_matrix, &patch, &per_row))
+        return NULL;
+    if (pad < 0 || pad > 255)
+        pad = -1;
+    if (top < 0 || y0 < top || (height < 0 && top != 0)) {
+        value_error("restore_ycc: needs 0 <= top <= y0, and top = 0 without height");
+        return NULL;
+    }
+    int chroma = o_cb != Py_None || o_cr != Py_None;
+    if (get_image(o_out, &out, y0 - top, y1 - top) < 0 || get_constants(o_k, k) < 0
+        || get_array(o_filters, &fa, "filters", 2, T_I64, A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t h = height < 0 ? out.shape[0] : height, w = out.shape[1], c = out.shape[2],
+               nf = fa.shape[0];
+    Py_ssize_t need_lo = r0 - RESTORE_REACH < 0 ? 0 : r0 - RESTORE_REACH;
+    Py_ssize_t need_hi = r1 + RESTORE_REACH > h ? h : r1 + RESTORE_REACH;
+    if (fa.shape[1] != 5 || nf > 3 || c > 4 || w < 1 || y0 >= y1 || y1 > h || r0 < y0
+        || r1 > y1 || (r0 < r1 && (need_lo < y0 || need_hi > y1))) {
+        value_error("restore_ycc: needs filters (k <= 3, 5), out of 3 or 4 channels, "
+                    "y0 < y1 <= height, and rows r0 - 3 .. r1 + 2 (clamped) inside [y0, y1)");
+        goto done;
+    }
+    if ((f = edge_filters(&fa, c, "restore_ycc")) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < nf; i++)
+        if (f[i].period < 4 || f[i].c > 2) {
+            value_error("restore_ycc: every filter's period must be >= 4, its channel 0..2");
+            goto done;
+        }
+    if ((rest = PySequence_Fast(o_rest, "restore_ycc: restorations must be a sequence"))
+        == NULL)
+        goto done;
+    nr = PySequence_Fast_GET_SIZE(rest);
+    if (nr > 3) {
+        value_error("restore_ycc: at most 3 restorations");
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < nr; j++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(rest, j), *o_ch, *o_b, *o_c;
+        if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "OOO", &o_ch, &o_b, &o_c)) {
+            PyErr_Clear();
+            value_error("restore_ycc: each restoration must be (channel, bounds, coefficients)");
+            goto done;
+        }
+        Py_ssize_t ch = PyNumber_AsSsize_t(o_ch, PyExc_OverflowError);
+        if (ch == -1 && PyErr_Occurred())
+            goto done;
+        if (get_array(o_b, &rest_arrays[2 * j], "bounds", 1, T_I64, A_CONTIGUOUS) < 0
+            || get_array(o_c, &rest_arrays[2 * j + 1], "coefficients", 2, T_I64,
+                         A_CONTIGUOUS) < 0
+            || restore_filter(&rest_arrays[2 * j], &rest_arrays[2 * j + 1], &rf[j],
+                              "restore_ycc") < 0)
+            goto done;
+        int repeated = 0;
+        for (Py_ssize_t i = 0; i < j; i++)
+            repeated |= rf[i].c == ch;
+        if (ch < 0 || ch > 2 || repeated) {
+            value_error("restore_ycc: each restoration's channel must be 0..2, and once");
+            goto done;
+        }
+        rf[j].c = ch;
+    }
+    if (o_matrix != Py_None) { /* Y' from a band's patches, from the image's row `top` */
+        if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
+            || check_patches(&matrix, y1 - top, patch, per_row) < 0)
+            goto done;
+        if (mul_size(per_row, patch) < w) {
+            value_error("restore_ycc: per_row * patch must cover the image width");
+            goto done;
+        }
+        if ((mline = malloc(sizeof(float) * (size_t)(mul_size(per_row, patch) + 1))) == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    if (held_rows(o_above, &held_arrays[0], &held[0], y0, 0, y0, y1, w, c) < 0
+        || held_rows(o_below, &held_arrays[1], &held[1], y0, 1, y0, y1, w, c) < 0)
+        goto done;
+    if (chroma) {
+        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, first, h, &wc) < 0)
+            goto done;
+    } else {
+        wc.w = w;
+    }
+    if (w > PY_SSIZE_T_MAX / (4 * 3 * RESTORE_RING) - 64 || line_buffers(&wc, w) == NULL)
+        goto done;
+    float *blue = wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
+    uint8_t *planar = (uint8_t *)(red + w);
+    /* the rings (3 channels of RESTORE_RING padded rows), a restored line per channel (w + 16
+       bytes), the vertical edges' scratch (w + 16); per restored channel of more than one
+       class its 4 rows of activity sums (by row + 1 mod 4), then a row of Laplacians */
+    Py_ssize_t pw = w + 2 * RESTORE_REACH;
+    size_t ring_bytes = (size_t)(3 * RESTORE_RING) * (size_t)pw;
+    ring = malloc(ring_bytes + 4 * ((size_t)w + 16));
+    act = malloc(sizeof(int16_t) * ((size_t)(4 * nr) * (size_t)w + (size_t)w + 2 + 16));
+    if (ring == NULL || act == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint8_t *restored = ring + ring_bytes, *scratch = restored + 3 * ((size_t)w + 16);
+    int16_t *lap = act + (size_t)(4 * nr) * (size_t)w;
+#define LINE(ch, y) (ring + ((ch) * RESTORE_RING + ((y) & (RESTORE_RING - 1))) * pw + RESTORE_REACH)
+#define CLAMPED(ch, y) LINE(ch, (y) < 0 ? 0 : (y) >= h ? h - 1 : (y))
+#define SUMS(j, q) (act + ((j) * 4 + (((q) + 1) & 3)) * w)
+    int simd = simd_level(c), error = 0;
+#if FUSED_PRODUCT
+    int rsimd = simd && w >= 16;
+    __m256i tab[3][7], bm[3][3];
+    for (Py_ssize_t j = 0; rsimd && j < nr; j++)
+        restore_tables(rf[j].coef, rf[j].classes, rf[j].bounds, tab[j], bm[j]);
+#endif
+    Py_ssize_t row = out.strides[0], next = r0, summed[3] = {r0 - 1, r0 - 1, r0 - 1};
+    uint8_t *base = (uint8_t *)out.data;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t y = y0; y < y1 + RESTORE_LAG && !error; y++) {
+        if (y < y1) {
+            const uint8_t *line = base + (y - top) * row;
+            if (mline != NULL) {
+                Py_ssize_t gy = (y - top) / patch, py = (y - top) % patch;
+                ring_luma(simd, LINE(0, y), w, matrix.data, gy * per_row * patch * patch
+                          + py * patch, patch, per_row, mline);
+            } else {
+                ring_get(simd, line, c, 0, w, LINE(0, y));
+            }
+            if (chroma) {
+                error = ring_chroma(simd, &wc, y, LINE(1, y), LINE(2, y), w, blue, red);
+                if (error)
+                    break;
+            } else {
+                ring_get(simd, line, c, 1, w, LINE(1, y));
+                ring_get(simd, line, c, 2, w, LINE(2, y));
+            }
+            for (Py_ssize_t i = 0; i < nf; i++)
+                ring_vertical(simd, LINE(f[i].c, y), w, &f[i], scratch);
+            /* edge e = y - 1, its rows e - 2 .. e + 1 all in [y0, y1) */
+            for (Py_ssize_t i = 0; i < nf; i++) {
+                Py_ssize_t e = y - 1, ch = f[i].c;
+                if (e - 2 >= y0 && e % f[i].period == 0)
+                    ring_horizontal(simd, LINE(ch, y - 3), LINE(ch, y - 2), LINE(ch, y - 1),
+                                    LINE(ch, y), w, &f[i]);
+            }
+        }
+        Py_ssize_t q = y - RESTORE_LAG;  /* final now */
+        if (q < y0)
+            continue;
+        for (Py_ssize_t ch = 0; ch < 3; ch++) {  /* its edges replicated, as restore_pad's */
+            uint8_t *d = LINE(ch, q);
+            for (int i = 1; i <= RESTORE_REACH; i++) {
+                d[-i] = d[0];
+                d[w - 1 + i] = d[w - 1];
+            }
+        }
+        for (int b = 0; b < 2; b++)
+            if (q >= held[b].first && q < held[b].first + held[b].rows)
+                for (Py_ssize_t ch = 0; ch < 3; ch++)
+                    ring_put(simd, held[b].data + (q - held[b].first) * held[b].row_bytes, c,
+                             ch, w, LINE(ch, q));
+        /* every row z whose rows z - 3 .. z + 3 (clamped) are final */
+        for (; next < r1 && (next + RESTORE_REACH < h ? next + RESTORE_REACH : h - 1) <= q;
+             next++) {
+            Py_ssize_t z = next;
+            const uint8_t *lines[3] = {LINE(0, z), LINE(1, z), LINE(2, z)};
+            for (Py_ssize_t j = 0; j < nr; j++) {
+                Py_ssize_t ch = rf[j].c;
+                const uint8_t *r[7];
+                for (int t = 0; t < 7; t++)
+                    r[t] = CLAMPED(ch, z - RESTORE_REACH + t);
+                const int16_t *h3[3] = {NULL, NULL, NULL};
+                if (rf[j].classes > 1) {
+                    /* the activity sums of rows z - 1 .. z + 1, each made once */
+                    for (; summed[j] <= z + 1; summed[j]++) {
+                        Py_ssize_t v = summed[j];
+                        const uint8_t *up = CLAMPED(ch, v - 1) - 1, *mid = CLAMPED(ch, v) - 1,
+                                      *down = CLAMPED(ch, v + 1) - 1;
+#if FUSED_PRODUCT
+                        if (rsimd)
+                            restore_activity_lines_avx2(up, mid, down, w, lap, SUMS(j, v));
+                        else
+#endif
+                            restore_activity_lines(up, mid, down, w, lap, SUMS(j, v));
+                    }
+                    h3[0] = SUMS(j, z - 1);
+                    h3[1] = SUMS(j, z);
+                    h3[2] = SUMS(j, z + 1);
+                }
+                uint8_t *o = restored + (size_t)ch * ((size_t)w + 16);
+#if FUSED_PRODUCT
+                if (rsimd)
+                    restore_line_avx2(o, r, w, rf[j].classes > 1 ? h3 : NULL, tab[j], bm[j]);
+                else
+#endif
+                    restore_line(o, r, w, rf[j].classes > 1 ? h3 : NULL, &rf[j]);
+                lines[ch] = o;
+            }
+            ring_convert(simd, base + (z - top) * row, c, w, lines[0], lines[1], lines[2], k,
+                         (int)pad, luma, blue, red, planar);
+        }
+    }
+#undef LINE
+#undef CLAMPED
+#undef SUMS
+    Py_END_ALLOW_THREADS
+    if (error)
+        PyErr_SetString(PyExc_RuntimeError, "restore_ycc: chroma row out of range");
+    else
+        result = Py_NewRef(Py_None);
+done:
+    free(wc.wide);
+    free(f);
+    free(ring);
+    free(act);
+    free(mline);
+    release(&matrix);
+    Py_XDECREF(rest);
+    release(&out);
+    release(&fa);
+    release(&cb);
+    release(&cr);
+    for (int i = 0; i < 2; i++)
+        release(&held_arrays[i]);
+    for (int i = 0; i < 6; i++)
+        release(&rest_arrays[i]);
     return result;
 }
 
@@ -6474,7 +6903,7 @@ static PyMethodDef methods[] = {
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(deblock_gains),
     METHOD(deblock_goal),
     METHOD(column_entropy_bits), METHOD(prediction_bits), METHOD(predicted),
-    METHOD(lower_levels), METHOD(colour_rows), METHOD(restore),
+    METHOD(lower_levels), METHOD(colour_rows), METHOD(restore), METHOD(restore_ycc),
     METHOD(parse_records), METHOD(chunk_table),
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},

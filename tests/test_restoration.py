@@ -400,3 +400,97 @@ def test_band_renderer_restores_band_by_band_as_the_whole_image(
                         if channels == 3:
                             got = got[:, :, :3] if got.ndim == 3 else got
                         np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def test_one_pass_kernel_gives_the_separate_kernels_bits() -> None:
+    """restore_ycc (deblocking, restoration and conversion on a ring of rows, `RestoreSeams`'
+    one pass) by every colour_rows level this CPU runs: the bits of double_chroma, deblock,
+    restore and convert_ycc one after the other, on bands of an image (from a multiple of
+    every period, and a seam's rows from any row without filters), widths around the 16
+    samples of a step, 1 to 4 classes on some of Y', Cb and Cr, RGB and RGBX rows; the rows
+    held above and below deblocked, out's other rows untouched."""
+    from svdcodec.codec.deblock import filter_lines
+    from svdcodec.runtime import kernels as kernel_module
+
+    k = compiled_kernels()
+    colour = kernel_module.colour_constants()
+    rng = np.random.default_rng(47)
+    best = k.colour_rows()
+    try:
+        for trial in range(120):
+            h = 2 * int(rng.integers(4, 40))
+            w = 2 * int(rng.integers(1, 30))
+            c = 3 + trial % 2
+            image = np.dstack([textured(h, w, trial), textured(h, w, trial + 1),
+                               textured(h, w, trial + 2),
+                               rng.integers(0, 256, (h, w, 1), dtype=np.uint8)])[:, :, :c]
+            image = np.ascontiguousarray(image)
+            seam = trial % 4 == 3
+            channels = [ch for ch in range(3) if rng.random() < 0.7] or [0]
+            periods = (4, 8, 16)
+            table = (np.zeros((0, 5), np.int64) if seam else np.array(
+                [(ch, periods[int(rng.integers(0, 3))], 40, 12, 6) for ch in channels
+                 if rng.random() < 0.8], np.int64).reshape(-1, 5))
+            restorations = [(ch, np.sort(rng.integers(0, 3000, n - 1)).astype(np.int64),
+                             rng.integers(-64, 64, (n, 12)).astype(np.int64))
+                            for ch in channels for n in [int(rng.integers(1, 5))]]
+            if seam:
+                y0 = int(rng.integers(0, h - 1))
+            else:
+                y0 = 16 * int(rng.integers(0, h // 16 + 1))
+                y0 = min(y0, h - 1)
+                y0 -= y0 % 16
+            y1 = int(rng.integers(y0 + 1, h + 1))
+            lo = y0 if y0 == 0 else y0 + REACH
+            hi = y1 if y1 == h else y1 - REACH
+            r0 = int(rng.integers(lo, hi + 1)) if hi > lo else y0  # else none restored
+            r1 = int(rng.integers(r0, hi + 1)) if hi > lo else y0
+            halves = None
+            if trial % 3 == 0 and not seam:
+                halves = (rng.normal(0, 30, (h // 2, w // 2)).astype(np.float32),
+                          rng.normal(0, 30, (h // 2, w // 2)).astype(np.float32))
+            pad = 255 if c == 4 and trial % 4 < 2 else -1
+            # the separate kernels
+            want = image.copy()
+            if halves is not None:
+                k.double_chroma(want, y0, y1, *halves)
+            band = want[y0:y1]
+            for ch, period, alpha, beta, tc in table:
+                filter_lines(band[:, :, ch], int(period), int(alpha), int(beta), int(tc), 1)
+                if y0 % 16 == 0:
+                    filter_lines(band[:, :, ch], int(period), int(alpha), int(beta), int(tc), 0)
+            deblocked = want.copy()
+            for ch, bounds, coefficients in restorations:
+                if r1 > r0:
+                    k.restore(np.ascontiguousarray(deblocked[y0:y1, :, ch]),
+                              want[r0:r1, :, ch], r0, r1, y0, h, bounds, coefficients)
+            if r1 > r0:
+                k.convert_ycc(want, r0, r1, colour, pad)
+            for level in range(best + 1):
+                k.colour_rows(level)
+                got = image.copy()
+                n_above, n_below = int(rng.integers(0, y1 - y0 + 1)), int(
+                    rng.integers(0, y1 - y0 + 1))
+                above = np.zeros((n_above, w, c), np.uint8)
+                below = np.zeros((n_below, w, c), np.uint8)
+                top = int(rng.integers(0, y0 + 1))
+                part = got[top:]
+                k.restore_ycc(part, y0, y1, r0, r1, table, restorations, colour,
+                              *(halves if halves is not None else (None, None)), top=top,
+                              height=h, above=above, below=below, pad=pad)
+                assert got.tobytes() == np.concatenate([image[:r0], want[r0:r1],
+                                                        image[r1:]]).tobytes(), (trial, level)
+                np.testing.assert_array_equal(above[:, :, :3], deblocked[y0:y0 + n_above, :, :3])
+                np.testing.assert_array_equal(below[:, :, :3],
+                                              deblocked[y1 - n_below:y1, :, :3])
+        with pytest.raises(ValueError):  # rows the restoration reads outside [y0, y1)
+            k.restore_ycc(image, 8, 20, 9, 19, np.zeros((0, 5), np.int64), restorations,
+                          colour, height=h)
+        with pytest.raises(ValueError):  # a filter on the alpha channel
+            k.restore_ycc(image, 0, 16, 0, 16, np.array([(3, 4, 1, 1, 1)], np.int64), [],
+                          colour, height=h)
+        with pytest.raises(ValueError):  # a channel restored twice
+            k.restore_ycc(image, 0, 16, 0, 16, np.zeros((0, 5), np.int64),
+                          restorations[:1] * 2, colour, height=h)
+    finally:
+        k.colour_rows(best)

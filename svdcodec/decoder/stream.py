@@ -24,8 +24,9 @@ reconstructed at any time, in any thread. Version 4's deblocking filter (8-bit e
 edge periods of 4 and more) runs in the bands too: bands cut at multiples of every period, each
 filtered and converted as it is made, the four rows around each cut, whose edges two bands
 share, finished by the second of the two (`EdgeSeams`); with version 6's restoration filter,
-wider seams (the rows whose restoration reads a row a boundary's edge writes) and the
-separate deblocking, restoration and conversion kernels (`RestoreSeams`). Other files take `render_image`'s
+wider seams (the rows whose restoration reads a row a boundary's edge writes), each band
+deblocked, restored and converted in one pass over a ring of rows where the kernels take it
+(`RestoreSeams`). Other files take `render_image`'s
 plane-by-plane path: version 2's residual phase reads its streams in row order over the whole
 output, float samples are checked whole.
 """
@@ -267,8 +268,10 @@ class RestoreSeams(Seams):
     and converted. No band waits for another, no row is reconstructed twice. Bands are at
     least MIN_ROWS rows (but the last), so a seam's rows come from its two bands alone.
 
-    Unlike `EdgeSeams` this takes the separate kernels (deblock, restore, convert), not the
-    fused `deblock_ycc`: the restoration needs the deblocked bytes before the conversion."""
+    Compiled, for 8-bit Y'CbCr with its filters on Y', Cb and Cr (`fused`), a band is one
+    pass of `restore_ycc` over a ring of rows, as `deblock_ycc` is for `EdgeSeams`; else
+    the separate kernels (deblock, restore, convert) or numpy, one after the other: the
+    restoration needs the deblocked bytes before the conversion."""
 
     #: Rows either side of a boundary that the seam restores: the rows whose restoration
     #: reads a row the boundary's edge filter writes (b - 1, b), at most REACH away.
@@ -281,12 +284,29 @@ class RestoreSeams(Seams):
                  bands: list[tuple[int, int]]) -> None:
         super().__init__(container.header, container.planes, plan, bands)
         self.restoration = sorted(container.restoration.items())
+        self.channels = container.header.channels
+        #: One pass per band (the compiled `restore_ycc`: deblocking, restoration and
+        #: conversion on a ring of rows, the chroma doubled on the way) for 8-bit Y'CbCr whose
+        #: filters are all on Y', Cb and Cr; else the separate kernels (or numpy) one after
+        #: the other.
+        self.fused = (plan.compiled is not None and plan.colour is not None and plan.ycc
+                      and self.channels == 3 and all(c < 3 for c, _ in self.restoration)
+                      and all(c < 3 for c, _, _ in self.filters))
+        self.restorations = [(c, np.asarray(r.bounds, np.int64), r.table())
+                             for c, r in self.restoration]
 
-    def band(self, i: int, out: np.ndarray, sink: Sink,
-             chroma: tuple[np.ndarray, np.ndarray, int] | None = None) -> None:
+    def band(self, i: int, out: np.ndarray | None, sink: Sink,
+             chroma: tuple[np.ndarray, np.ndarray, int] | None = None,
+             luma: PlaneReconstructor | None = None, spent: ThreadBuffers | None = None
+             ) -> None:
         """Band i's rows in `out` (Y'CbCr bytes; with `chroma`, the halved Cb and Cr rows
         from a row on, doubled here first): deblocked, restored and converted but the seams'
-        rows, which go to the seams with the rows they read."""
+        rows, which go to the seams with the rows they read. `luma`, `spent` and out None:
+        as `EdgeSeams.band` takes them (the one pass only)."""
+        if self.fused:
+            self.fused_band(i, out, sink, chroma, luma, spent)
+            return
+        assert out is not None
         y0, y1 = self.bands[i]
         n, last = y1 - y0, i == len(self.bands) - 1
         compiled = self.plan.compiled
@@ -303,6 +323,39 @@ class RestoreSeams(Seams):
         bottom = max(n if last else n - self.HALF, top)
         self.finish(out, top, bottom, y0)
         self.hand_over(out, (y0, y1), top, bottom, above, below, sink)
+
+    def fused_band(self, i: int, out: np.ndarray | None, sink: Sink,
+                   chroma: tuple[np.ndarray, np.ndarray, int] | None,
+                   luma: PlaneReconstructor | None, spent: ThreadBuffers | None) -> None:
+        """`band` in one pass (`restore_ycc`): the seams' HELD rows either side come out of
+        it deblocked, as Y'CbCr bytes, into arrays of their own. With `luma` (Y' in patches)
+        the kernel rounds Y' from its product; out None: the band is asked of the sink once
+        that product is made, with `spent`."""
+        y0, y1 = self.bands[i]
+        n, last = y1 - y0, i == len(self.bands) - 1
+        plan = self.plan
+        assert plan.compiled is not None
+        patches: dict[str, object] = {}
+        if luma is not None:
+            patches = {"matrix": luma.matrix(i), "patch": luma.patch, "per_row": luma.per_row}
+            if out is None:
+                out = sink.band(y0, y1, spent)
+        assert out is not None  # (given, or asked for above)
+        held = (min(self.HELD, n), *out.shape[1:])
+        above = np.empty(held, np.uint8) if i else None
+        below = np.empty(held, np.uint8) if not last else None
+        top = 0 if i == 0 else min(self.HALF, n)
+        bottom = max(n if last else n - self.HALF, top)
+        blue, red, first = chroma if chroma is not None else (None, None, 0)
+        plan.compiled.restore_ycc(out, y0, y1, y0 + top, y0 + bottom, self.table,
+                                  self.restorations, plan.colour, blue, red, top=y0,
+                                  first=first, height=self.height, above=above, below=below,
+                                  pad=self.pad(out), **patches)
+        self.hand_over(out, (y0, y1), top, bottom, above, below, sink)
+
+    def pad(self, rows: np.ndarray) -> int:
+        """Pillow's X byte for rows of more channels than the image's, else -1 (none)."""
+        return 255 if rows.shape[2] > self.channels else -1
 
     def deblock_inside(self, rows: np.ndarray) -> None:
         """The deblocking filter's edges within `rows` (from a multiple of every period)."""
@@ -331,7 +384,14 @@ class RestoreSeams(Seams):
             for c, _, (alpha, beta, tc) in self.filters:
                 filter_lines(edge[:, :, c], 2, alpha, beta, tc, axis=0)  # one edge, at 2
         lo, hi = max(b - self.HALF, 0), min(b + self.HALF, self.height)
-        self.finish(rows, lo - start, hi - start, start)
+        if self.fused:  # the edge at b filtered above: no filters in the pass
+            plan = self.plan
+            assert plan.compiled is not None
+            plan.compiled.restore_ycc(rows, start, start + rows.shape[0], lo, hi,
+                                      self.table[:0], self.restorations, plan.colour,
+                                      top=start, height=self.height, pad=self.pad(rows))
+        else:
+            self.finish(rows, lo - start, hi - start, start)
         out = sink.band(lo, hi)
         out[:] = rows[lo - start:hi - start]
         sink.put(lo, hi, out)
@@ -630,9 +690,11 @@ class BandRenderer:
         """Output band i: every plane's rows, the chroma upsampled, the colour converted."""
         header, plan = self.header, self.plan
         y0, y1 = self.bands[i]
-        # the fused filter rounds Y' itself (`EdgeSeams.band`)
         fused = isinstance(self.seams, EdgeSeams) and self.seams.fused
-        fused_luma = (self.full.get(0) if fused and 0 in self.full and self.full[0].patch
+        # the filters' one-pass kernels round Y' themselves (`EdgeSeams.band`,
+        # `RestoreSeams.fused_band`), and write Pillow's X byte as they convert
+        pads = fused or (isinstance(self.seams, RestoreSeams) and self.seams.fused)
+        fused_luma = (self.full.get(0) if pads and 0 in self.full and self.full[0].patch
                       else None)
         # Y' alone, converted (or filtered) as it is stored: the band is asked for once Y''s
         # product is made (its left factor then spent), and may take the left factor's memory,
@@ -678,7 +740,7 @@ class BandRenderer:
                 assert out is not None
                 plan.compiled.double_chroma(out, y0, y1, *halves[:2], top=y0, first=lo,
                                             height=header.height)
-            if not fused and out is not None and out.shape[2] > header.channels:  # else the kernel
+            if not pads and out is not None and out.shape[2] > header.channels:  # else the kernel
                 out[:, :, header.channels:] = 255
         else:
             assert out is not None  # (late: the branch above)
@@ -686,16 +748,13 @@ class BandRenderer:
                 chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
             # Pillow's X byte: written by the compiled conversion as it stores each pixel, by
             # the fused filter, or here
-            pad = out.shape[2] > header.channels and not fused
+            pad = out.shape[2] > header.channels and not pads
             if plan.ycc and self.convert and self.seams is None:
                 written = convert_rows(out, 0, y1 - y0, plan, {}, 255 if pad else -1)
                 pad = pad and not written
             if pad:
                 out[:, :, header.channels:] = 255
-        if isinstance(self.seams, RestoreSeams):  # restored and converted, put in pieces
-            assert out is not None
-            self.seams.band(i, out, sink, halves)
-        elif self.seams is not None:  # filtered and converted, put in pieces
+        if self.seams is not None:  # filtered (and restored) and converted, put in pieces
             self.seams.band(i, out, sink, halves, fused_luma, self.buffers)
         for kept in self.chroma.values():
             kept.release(i)
