@@ -404,11 +404,12 @@ def save_options(im: Image.Image) -> dict[str, Any]:
         CODING_OPTIONS,
         METADATA_OPTIONS,
         encode_options,
+        on_off,
     )
 
     info = dict(im.encoderinfo)
     if "lossless" in info:  # Pillow's WebP keyword: max_error=0 (a residual, version 2)
-        lossless = info.pop("lossless")
+        lossless = on_off("lossless", info.pop("lossless"))
         if lossless and info.get("max_error") not in (None, 0):
             raise SvdiError(f"lossless=True contradicts max_error={info['max_error']}")
         if lossless:

@@ -204,7 +204,8 @@ def test_invalid_encoder_input(bad: np.ndarray, message: str) -> None:
         svdcodec.encode(bad)
 
 
-@pytest.mark.parametrize("options", [{"quality": 0}, {"quality": 101}, {"rank": -1},
+@pytest.mark.parametrize("options", [{"quality": 0}, {"quality": 101}, {"quality": "high"},
+                                     {"quality": True}, {"quality": float("nan")}, {"rank": -1},
                                      {"energy": 0}, {"energy": 1.5},
                                      {"target_psnr": 30, "max_bytes": 1000}])
 def test_invalid_options(options: dict[str, float]) -> None:

@@ -163,6 +163,13 @@ def test_pillow_lossless_contradiction_refused() -> None:
         Image.new("L", (4, 4)).save(io.BytesIO(), "SVDI", lossless=True, max_error=2)
 
 
+@pytest.mark.parametrize("value", ["no", "False", 2])
+def test_pillow_lossless_takes_only_on_or_off(value: object) -> None:
+    """lossless="no" is refused, not taken as on (it wrote a lossless file)."""
+    with pytest.raises(SvdiError, match="lossless must be True or False"):
+        Image.new("L", (4, 4)).save(io.BytesIO(), "SVDI", lossless=value)
+
+
 def test_pillow_max_error() -> None:
     image = photo(30, 20, 3, seed=5)
     buf = io.BytesIO()

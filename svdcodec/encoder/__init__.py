@@ -50,14 +50,15 @@ from .tuning import (
     ZSTD_LEVEL,
 )
 
-__all__ = ["CODING_OPTIONS", "METADATA_OPTIONS", "encode", "encode_options", "parse_layout",
-           "step_for_quality"]
+__all__ = ["CODING_OPTIONS", "METADATA_OPTIONS", "encode", "encode_options", "on_off",
+           "parse_layout", "step_for_quality"]
 
 
 def step_for_quality(quality: float) -> float:
     """Quantizer step in 8-bit units for quality 1..100; strictly decreasing in quality."""
-    if not 1 <= quality <= 100:
-        raise SvdiError(f"quality must be within 1..100, got {quality}")
+    if isinstance(quality, bool) or not isinstance(quality, (int, float, np.number)) \
+            or not 1 <= quality <= 100:
+        raise SvdiError(f"quality must be a number within 1..100, got {quality!r}")
     factor = 5000.0 / quality if quality < 50 else 200.0 - 2.0 * quality
     return STEP_MIN + STEP_SCALE * factor
 
@@ -168,7 +169,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     """
     meta = metadata_chunks(exif, icc_profile, xmp, dpi, text)  # checked before the slow part
     exact_alpha, exact_constant, centre, deblock, restore, aq = (
-        _switch(name, value) for name, value in (
+        on_off(name, value) for name, value in (
             ("exact_alpha", exact_alpha), ("exact_constant", exact_constant),
             ("centre", centre), ("deblock", deblock), ("restore", restore), ("aq", aq)))
     if max_bytes is not None and meta:
@@ -330,7 +331,7 @@ def _finest_faithful_step(quality: Callable[[float], float], lo: float) -> float
     return best
 
 
-def _switch(name: str, value: Any) -> bool:
+def on_off(name: str, value: Any) -> bool:
     """An on/off option: True, False (numpy's too) or 1/0; anything else is refused, so that a
     string such as "no" from a form or a config file is not taken as on."""
     if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer))
