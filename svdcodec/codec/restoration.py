@@ -123,8 +123,10 @@ def restore_channel(channel: np.ndarray, restoration: Restoration,
     if h == 0 or w == 0:
         return
     spans = bands(h, w)
-    # the unfiltered rows within REACH of every cut, before any band writes them
-    edges = {y: np.ascontiguousarray(channel[y:min(y + REACH, h)])
+    # the unfiltered rows within REACH of every cut, before any band writes them: copies
+    # (np.ascontiguousarray would return a contiguous channel's own rows, which the band
+    # above then overwrites before the band below reads them)
+    edges = {y: channel[y:min(y + REACH, h)].copy()
              for y0, y1 in spans for y in (max(y0 - REACH, 0), y1) if y < h}
 
     def run(i: int) -> None:

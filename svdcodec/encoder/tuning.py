@@ -52,7 +52,7 @@ CHROMA_STEP = 0.85
 #: gives, and at effort 1 (no RDOQ) it costs RGB PSNR and SSIM. At effort 2 the adapted
 #: plane's patch mean is quantized at AQ_MEAN_STEP times the step (`encoder.aq.mean_step`,
 #: stored in sigma as every component step is) where the step is at most AQ_MEAN_STEP_UP_TO
-#: (quality 30 and above), MEAN_STEP above: there the finer mean no longer paid for its
+#: (quality 29 and above), MEAN_STEP above: there the finer mean no longer paid for its
 #: bytes beside the map's finer classes, in RGB PSNR 28-38 dB nor in luma SSIM, while at
 #: larger steps (the 24-30 dB window) it still does (docs/design-notes.md, "Luma SSIM on
 #: photos never tuned on").
