@@ -132,7 +132,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     deblock (default True): the decoder smooths the edges between patches of a plane of
     8-bit samples with the filter the encoder chose where it brings the decoded image closer
     to the original (format version 4, spec §5.4; the factors' bytes are unchanged): on Kodak
-    about 4 % smaller files at equal PSNR and 8-10 % at equal luma SSIM, for about 1.23x the
+    about 4 % smaller files at equal PSNR and 8-10 % at equal luma SSIM, for about 1.22x the
     encode's instructions (the encoder decodes a sample of bands to judge the filter) and
     1.12-1.14x the decode's (docs/performance.md). False writes the file without it (every
     plane's filter fields 0), decoded a little faster.
