@@ -2194,6 +2194,32 @@ static int check_patches(const Arr *matrix, Py_ssize_t rows, Py_ssize_t patch,
     return 0;
 }
 
+/* A one-pass kernel's Y' from a band's patches (`matrix`, from the image's row `top`), as
+   deblock_ycc and restore_ycc take it: the matrix checked to hold rows [0, rows) and its
+   patches to cover the image width w, and *mline a line buffer of per_row * patch + 1
+   floats for `ring_luma`. 0 (with *mline NULL) when no matrix is given; -1 with an
+   exception set otherwise. */
+static int patch_luma(PyObject *o_matrix, Arr *matrix, Py_ssize_t rows, Py_ssize_t patch,
+                      Py_ssize_t per_row, Py_ssize_t w, const char *who, float **mline)
+{
+    *mline = NULL;
+    if (o_matrix == Py_None)
+        return 0;
+    if (get_array(o_matrix, matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
+        || check_patches(matrix, rows, patch, per_row) < 0)
+        return -1;
+    Py_ssize_t n = mul_size(per_row, patch);
+    if (n < w) {
+        PyErr_Format(PyExc_ValueError, "%s: per_row * patch must cover the image width", who);
+        return -1;
+    }
+    if ((*mline = malloc(sizeof(float) * (size_t)(n + 1))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(store_rgb_doc,
 "store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row, top=0, first=0, height=-1, pad=-1)\n"
 "-> None\n\n"
@@ -3457,20 +3483,8 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         }
     if (check_boundary(y0, h, f, nf) < 0 || check_boundary(y1, h, f, nf) < 0)
         goto done;
-    if (o_matrix != Py_None) { /* Y' from a band's patches, from the image's row `top` */
-        if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
-            || check_patches(&matrix, y1 - top, patch, per_row) < 0)
-            goto done;
-        Py_ssize_t n = mul_size(per_row, patch);
-        if (n < w) {
-            value_error("deblock_ycc: per_row * patch must cover the image width");
-            goto done;
-        }
-        if ((mline = malloc(sizeof(float) * (size_t)(n + 1))) == NULL) {
-            PyErr_NoMemory();
-            goto done;
-        }
-    }
+    if (patch_luma(o_matrix, &matrix, y1 - top, patch, per_row, w, "deblock_ycc", &mline) < 0)
+        goto done;
     if (chroma) {
         if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, first, h, &wc) < 0)
             goto done;
@@ -4377,19 +4391,8 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         }
         rf[j].c = ch;
     }
-    if (o_matrix != Py_None) { /* Y' from a band's patches, from the image's row `top` */
-        if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
-            || check_patches(&matrix, y1 - top, patch, per_row) < 0)
-            goto done;
-        if (mul_size(per_row, patch) < w) {
-            value_error("restore_ycc: per_row * patch must cover the image width");
-            goto done;
-        }
-        if ((mline = malloc(sizeof(float) * (size_t)(mul_size(per_row, patch) + 1))) == NULL) {
-            PyErr_NoMemory();
-            goto done;
-        }
-    }
+    if (patch_luma(o_matrix, &matrix, y1 - top, patch, per_row, w, "restore_ycc", &mline) < 0)
+        goto done;
     if (held_rows(o_above, &held_arrays[0], &held[0], y0, 0, y0, y1, w, c) < 0
         || held_rows(o_below, &held_arrays[1], &held[1], y0, 1, y0, y1, w, c) < 0)
         goto done;
