@@ -291,7 +291,19 @@ def environment() -> dict[str, Any]:
         "svdcodec_at": str(Path(svdcodec.__file__).parent), "git": git_commit(),
         "SVDCODEC_KERNELS": os.environ.get("SVDCODEC_KERNELS"),
         "kernel_path": kernel_path(), "blas": blas_info(),
+        "bytecode_cached": bytecode_cached(),
     }
+
+
+def bytecode_cached() -> bool:
+    """Whether svdcodec's modules load from cached bytecode, as after `pip install .` (pip
+    compiles them): without it (PYTHONDONTWRITEBYTECODE in a source tree) every fresh process
+    compiles the package again, and import times measure the compiler."""
+    import importlib.util
+
+    import svdcodec.format.reader as probe
+
+    return Path(importlib.util.cache_from_source(probe.__file__)).exists()
 
 
 # ----------------------------------------------------------------------------- output

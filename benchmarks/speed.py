@@ -390,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"svdcodec {env['svdcodec']} from {env['svdcodec_at']} (this clone at {env['git']}); "
           f"SVDCODEC_KERNELS="
           f"{env['SVDCODEC_KERNELS'] or '(unset)'}; kernels: {env['kernel_path']}")
+    if not env["bytecode_cached"]:
+        print("note: svdcodec has no cached bytecode here (PYTHONDONTWRITEBYTECODE in a source "
+              "tree?): fresh processes compile it, so the import and 'imports + operation' "
+              "figures are not what an installed package gives")
     results: dict[str, Any] = {"command": command, "environment": env, "rows": {},
                                "operations": _operations.OPERATIONS}
 
