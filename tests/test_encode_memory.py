@@ -186,7 +186,7 @@ def test_halving_in_threaded_bands_is_one_band(shape: tuple[int, int]) -> None:
 
 def test_chroma_planes_halved_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cb and Cr are prepared by concurrent jobs, but only one holds its float64 plane."""
-    monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 0)
+    monkeypatch.setattr(band_sizes, "ENCODE_SERIAL_SAMPLES", 0)
     real = encoder_source.least_squares_half
     lock = threading.Lock()
     running, most, calls = [0], [0], [0]

@@ -41,6 +41,7 @@ def small_bands(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(band_sizes, "CHECKPOINT_ROWS", 16)
     monkeypatch.setattr(band_sizes, "PIECE_BYTES", 64)
     monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 0)
+    monkeypatch.setattr(band_sizes, "ENCODE_SERIAL_SAMPLES", 0)
 
 
 def gradient16(h: int, w: int, channels: int) -> np.ndarray:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from svdcodec import SvdiError
-from svdcodec.codec import coding, colour, layout, quantize
+from svdcodec.codec import coding, colour, exact, layout, quantize
 from svdcodec.decoder.plane import BandPlan
+from svdcodec.encoder.plane import plane_with
 from svdcodec.format import LAYOUT_PATCH, LAYOUT_PLAIN, Plane
 
 RNG = np.random.default_rng(7)
@@ -175,6 +176,35 @@ def test_column_stats_with_sparse_groups_optimise_them(monkeypatch: pytest.Monke
     monkeypatch.setattr(quantize, "RDOQ_LAMBDA", None)  # off: the dead-zone quantizer
     assert np.array_equal(quantize.ColumnStats(24, step, [(1, 24)]).add(values),
                           quantize.quantize(values, step))
+
+
+def test_plane_with_is_replace() -> None:
+    """The encoder's copy of a PLAN record with its shift or filter set is dataclasses.replace
+    of those fields, every other field kept."""
+    from dataclasses import replace
+
+    p = Plane(2, LAYOUT_PATCH, 8, 37, 51, 5, 3.5, 7, (3, 4, 5), (4, 15360))
+    assert plane_with(p, shift=9) == replace(p, shift=9)
+    assert plane_with(p, deblock=(1, 2, 3)) == replace(p, deblock=(1, 2, 3))
+    assert plane_with(p, shift=0, deblock=(0, 0, 0)) == replace(p, shift=0, deblock=(0, 0, 0))
+    q = Plane(1, LAYOUT_PLAIN, 0, 9, 4, 3, 1.0)
+    assert plane_with(q, shift=2) == replace(q, shift=2)
+    assert plane_with(q, shift=2).grid == replace(q, shift=2).grid
+
+
+@pytest.mark.parametrize("shift", [0, 1, 20, 40, 63])
+def test_exact_weight_sum_one_value_at_a_time_is_numpys(shift: int) -> None:
+    """The encoder's sum(W) of a few dozen weights in Python floats is that of `weights`,
+    and None exactly where `weights` refuses the shift."""
+    for _ in range(200):
+        sigma = np.exp(RNG.uniform(-20, 30, size=int(RNG.integers(0, 40))))
+        step = float(np.exp(RNG.uniform(-8, 6)))
+        y = exact.weight_terms(step, sigma)
+        try:
+            expected = exact.weights(step, sigma, shift, "plane")[1]
+        except SvdiError:
+            expected = None
+        assert exact.scalar_weight_sum(y, shift) == expected
 
 
 def test_reconstruct_is_the_spec_product() -> None:

@@ -64,6 +64,8 @@ def test_one_thread_gives_the_same_bytes_and_pixels(monkeypatch) -> None:
     BLAS rounding)."""
     with Image.open(resources.files("svdcodec") / "data" / "sample.png") as im:
         rgb = np.tile(np.asarray(im), (2, 2, 1))  # 768 x 512
+    # (encoded in threads by default, as a larger image is)
+    monkeypatch.setattr(band_sizes, "ENCODE_SERIAL_SAMPLES", 0)
     data = svdcodec.encode(rgb, 80)
     plain = svdcodec.encode(rgb, 80, layout="plain")
     pixels = svdcodec.decode(data)
@@ -148,3 +150,25 @@ def test_cancelled_deferred_does_not_run() -> None:
     with svdcodec.threads(1):
         runtime.defer(lambda: calls.append(1)).cancel()
     assert calls == []
+
+
+def test_small_encodes_stay_in_the_calling_thread(monkeypatch) -> None:
+    """An image of at most band_sizes.ENCODE_SERIAL_SAMPLES samples is encoded without a pool
+    thread (on 2 cores a second thread shortens no such encode); a larger one uses the pool
+    (two threads asked for), and writes the same bytes."""
+    with Image.open(resources.files("svdcodec") / "data" / "sample.png") as im:
+        rgb = np.asarray(im)
+    monkeypatch.setattr(band_sizes, "ENCODE_SERIAL_SAMPLES", rgb.size)
+    pools = []
+    real_pool = runtime._pool
+
+    def recording_pool(count: int):
+        pools.append(count)
+        return real_pool(count)
+    monkeypatch.setattr(runtime, "_pool", recording_pool)
+    with svdcodec.threads(2):
+        data = svdcodec.encode(rgb, 75)
+        assert pools == []
+        monkeypatch.setattr(band_sizes, "ENCODE_SERIAL_SAMPLES", rgb.size - 1)
+        assert svdcodec.encode(rgb, 75) == data
+    assert pools

@@ -11,7 +11,9 @@ once to binary32.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 
 import numpy as np
 
@@ -77,18 +79,19 @@ def weight_terms(step: float, sigma: np.ndarray) -> list[float]:
 def scalar_weight_sum(y: list[float], shift: int) -> int | None:
     """sum(W) of `weights` at this shift from its y_k (`weight_terms`), or None where `weights`
     raises. The same IEEE operations one value at a time: `choose_shift` tries several shifts
-    of a few dozen weights, where numpy's per-call cost is most of the work."""
-    total = 0
-    for value in y:
-        try:
-            scaled = math.ldexp(value, shift)  # exact: a power of two
-        except OverflowError:  # numpy's inf, refused as such
-            return None
-        if not math.isfinite(scaled) or scaled > EXACT_LIMIT:
-            return None
-        whole = math.floor(scaled)
-        total += whole + (scaled - whole >= 0.5)  # floor(x + 1/2) exactly, as `weights`
-    return total
+    of a few dozen weights, where numpy's per-call cost is most of the work (and C loops over
+    the lists, as `_scalar_weights`, where a loop in bytecode would be)."""
+    ldexp = math.ldexp
+    try:
+        scaled = [ldexp(value, shift) for value in y]  # exact: a power of two
+    except OverflowError:  # numpy's inf, refused as such
+        return None
+    if not all(map(math.isfinite, scaled)) or (scaled and max(scaled) > EXACT_LIMIT):
+        return None
+    wholes = list(map(math.floor, scaled))
+    # floor(x + 1/2) exactly, as `weights`: the floors, plus one where x - floor(x) >= 1/2
+    fractions = map(operator.sub, scaled, wholes)
+    return sum(wholes) + sum(map(operator.ge, fractions, itertools.repeat(0.5)))
 
 
 def check_bound(max_a: int, max_b: int, weight_sum: int, what: str) -> None:

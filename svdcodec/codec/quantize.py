@@ -234,13 +234,15 @@ def choose_rank(sigma: np.ndarray, error_a: np.ndarray, error_b: np.ndarray,
     Normalised by sigma^2: the image-domain error of component i is ||eP_i||^2 + ||eQ_i||^2
     only because P_i / sigma_i and Q_i / sigma_i are unit vectors.
     """
-    gain = sigma ** 2 - error_a - error_b
+    # as Python floats: the same binary64 operations, without a numpy scalar per element read
+    gain = (sigma ** 2 - error_a - error_b).tolist()
+    most = np.asarray(most_bits_a, dtype=np.float64).tolist()
     slope = LAMBDA * step * step
-    for i in range(sigma.size - 1, -1, -1):  # one iteration per component, not per sample
+    for i in range(len(gain) - 1, -1, -1):  # one iteration per component, not per sample
         fixed = bits_b(i) + 32
         if gain[i] <= slope * fixed:
             continue
-        if gain[i] > slope * (most_bits_a[i] + fixed) or gain[i] > slope * (bits_a(i) + fixed):
+        if gain[i] > slope * (most[i] + fixed) or gain[i] > slope * (bits_a(i) + fixed):
             return i + 1
     return 0
 

@@ -211,7 +211,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         quality = (LOSSLESS_WIDE_QUALITY if max_error == 0 and pixels.dtype != np.uint8
                    else DEFAULT_QUALITY)
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
-    with single_threaded(), serial(pixels.size <= band_sizes.SERIAL_SAMPLES):
+    with single_threaded(), serial(pixels.size <= band_sizes.ENCODE_SERIAL_SAMPLES):
         adapt = AQ_COMPONENTS if aq and pixels.dtype == np.uint8 else 0
         data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
                        centre, deblock, effort >= 2, adapt, restore)

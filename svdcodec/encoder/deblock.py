@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable
-from dataclasses import replace
 
 import numpy as np
 
@@ -41,6 +40,7 @@ from ..format import (
 from ..modes import Pixels
 from ..runtime import kernels
 from ..runtime.scratch import ThreadBuffers
+from .plane import plane_with
 from .residual import exact_container, pack_exact
 from .tuning import (
     DEBLOCK_PIECE_SAMPLES,
@@ -347,7 +347,7 @@ def with_deblocking(layer: bytes, pixels: Pixels, step: float,
             params, saved = plane_strength(samples, rendered, pixels, header.colour, p,
                                            plane_period(p, header), judged[p.index])
             gain += saved
-        chosen.append(replace(p, deblock=params))
+        chosen.append(plane_with(p, deblock=params))
     filtered_plan = plan_record(unfiltered.header.version)  # version 4 or later (6: AQ)
     extra = len(chosen) * (filtered_plan.size - plan_record(header.version).size)
     if all(not p.filtered for p in chosen) or gain <= LAYOUT_LAMBDA * step * step * 8 * extra:

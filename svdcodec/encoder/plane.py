@@ -11,7 +11,7 @@ images) keep their in-memory factors.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -264,6 +264,22 @@ class CodedPlane:
     #: are held anyway (at most DROP_U_BYTES of U; not an adapted plane's): the deblocking
     #: judgement renders from them instead of reading the file back
     integers: tuple[np.ndarray, np.ndarray] | None = None
+
+
+#: Plane's fields, in the order its constructor takes them: what `plane_with` copies.
+PLANE_FIELDS = ("index", "layout", "patch", "height", "width", "rank", "step", "shift",
+                "deblock", "aq")
+if tuple(f.name for f in fields(Plane) if f.init) != PLANE_FIELDS:  # (not an assert: -O)
+    raise ImportError("format.Plane's fields changed: update encoder.plane.PLANE_FIELDS")
+
+
+def plane_with(p: Plane, *, shift: int | None = None,
+               deblock: tuple[int, int, int] | None = None) -> Plane:
+    """`p` with its exact shift and/or deblocking filter set: dataclasses.replace of these
+    fields, without its generic walk over every field (a few per plane of every encode)."""
+    return Plane(p.index, p.layout, p.patch, p.height, p.width, p.rank, p.step,
+                 p.shift if shift is None else shift,
+                 p.deblock if deblock is None else deblock, p.aq)
 
 
 def streams(layout: int, patch: int, height: int, width: int) -> bool:
@@ -569,7 +585,8 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     def first_u() -> Block:
         """U's first column as its dense block (on the whole patch grid: a large plane's
         largest block), packed; it does not depend on the rank."""
-        grid = Plane(p.index, p.layout, p.patch, height, p.width, 0, step).grid
+        grid = (-(-height // p.patch), -(-p.width // p.patch)) if p.layout == LAYOUT_PATCH \
+            else (height, 1)  # Plane.grid of the coded rows
         block = dense_block("U", p.index, 0, A[:, :1], grid)
         pack(block)
         return block

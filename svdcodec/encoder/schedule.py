@@ -22,7 +22,6 @@ from ..format import (
     END,
     LAYOUT_PATCH,
     Header,
-    Plane,
     pack_header,
     pack_means,
 )
@@ -44,6 +43,7 @@ from .plane import (
     fitted_candidate,
     layout_sample,
     plane_grams,
+    plane_with,
     predicted_side,
 )
 from .restoration import with_restoration
@@ -118,8 +118,7 @@ class Encoder:
         layouts = self.layouts
         if self.predicts(work, index):
             h, w = work.source.shapes[index]
-            rows = {side: Plane(index, LAYOUT_PATCH, side, h, w, 0, 1.0).matrix_shape[0]
-                    for side in (4, 8)}
+            rows = {side: -(-h // side) * -(-w // side) for side in (4, 8)}  # patches
             chroma = bool(work.header.colour) and index in (1, 2)
             # an adapted plane at effort 2 leans towards patch 4 (AQ_PATCH4_BIAS: finer
             # patches, finer map), except at low rates
@@ -243,7 +242,8 @@ class Encoder:
             assert choice is not None  # whole-plane codings allowed: always a choice
             coded.append(self.finish(work, choice))
         if header.version >= 2:  # the exact planes' shifts (§5.1): every file, version 5
-            coded = [exact_plane(k) for k in coded]
+            for k in coded:
+                exact_plane(k)
         if any(k.plane.adapted for k in coded):  # adaptive quantization (§5.5): version 6
             header = replace(header, version=max(header.version, AQ_VERSION))
         data = interleave(header, coded, source.means)
@@ -278,14 +278,14 @@ def rd_cost(coded: CodedPlane, step: float) -> float:
     return coded.distortion + LAYOUT_LAMBDA * step * step * 8 * coded.nbytes
 
 
-def exact_plane(coded: CodedPlane) -> CodedPlane:
-    """The coded plane with the largest shift F that keeps the exact rule's bound (spec §5.1),
-    from the integers it codes: what `residual.exact_container` chooses from the written
-    file, without reading it back."""
+def exact_plane(coded: CodedPlane) -> None:
+    """Gives the coded plane (this step's own) the largest shift F that keeps the exact rule's
+    bound (spec §5.1), from the integers it codes: what `residual.exact_container` chooses
+    from the written file, without reading it back."""
     p = coded.plane
     shift = exact_rule.choose_shift(p.step, coded.sigma, *coded.magnitudes,
                                     f"plane {p.index}") if p.rank else 0
-    return replace(coded, plane=replace(p, shift=shift))
+    coded.plane = plane_with(p, shift=shift)
 
 
 def interleave(header: Header, coded: list[CodedPlane],
@@ -303,6 +303,6 @@ def interleave(header: Header, coded: list[CodedPlane],
     ordered = [record for g in range(depth) for factor in "SVU" for k in groups if g < len(k)
                for record in k[g] if record[0] == factor]
     planes = [k.plane if header.version < 2 or k.plane.shift is not None
-              else replace(k.plane, shift=0) for k in coded]
+              else plane_with(k.plane, shift=0) for k in coded]
     centred = [pack_means(i, mean) for i, mean in sorted((means or {}).items())]
     return b"".join([pack_header(header, planes), *centred, *factor_chunks(ordered), END])

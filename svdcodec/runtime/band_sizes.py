@@ -62,9 +62,15 @@ KEEP_THREAD_BYTES = 1 << 23
 #: rendered into band buffers that Pillow copies into its own memory. numpy's threshold for
 #: huge pages (docs/performance.md, "Decode without page faults or copies").
 MAPPED_BYTES = 1 << 22
-#: Images of at most this many samples (pixels x channels) are coded and decoded in the
-#: calling thread: their bands are too few and too small to repay the hand-off to other threads.
+#: Decoder: images of at most this many samples (pixels x channels) are decoded in the calling
+#: thread: their bands are too few and too small to repay the hand-off to other threads.
 SERIAL_SAMPLES = 1 << 19
+#: Encoder: images of at most this many samples (pixels x channels) are coded in the calling
+#: thread, with no hand-off to other threads. Measured on 2 cores (docs/performance.md, "The
+#: encoder's one-thread threshold"): a second thread shortens a 768 x 512 RGB photo's encode
+#: not at all, one of 1.6-2.4 M samples by 5 % at most, each for 30-50 % more CPU; one of
+#: 2.65 M samples by 2-7 %, from 1 MP RGB (3.1 M samples) on by 9-26 %.
+ENCODE_SERIAL_SAMPLES = 5 << 19
 #: Encoder: target samples per band of the streaming passes (rows of a plane, whole patch rows).
 BAND_SAMPLES = 1 << 18
 #: Encoder: Pillow images (8-bit L and RGB) of at least this many samples are read band by
