@@ -6126,6 +6126,81 @@ static PyObject *all_finite(PyObject *self, PyObject *arg)
     return PyBool_FromLong(ok);
 }
 
+/* ------------------------------------------------------------------------ exact weights
+   (codec.exact.weights, spec §5.1) */
+
+/* W_k = floor(2^F y_k + 1/2), y_k = fl64(fl64(step * step) / sigma_k), into w[0..n), and their
+   sum: 0, or -1 wherever the Python rule decides instead (a 2^F y_k not finite, negative or
+   above 2^53, or a sum beyond 64 bits): the same IEEE operations one value at a time. */
+static int exact_weights_run(const char *sigma, Py_ssize_t stride, int is_double,
+                             Py_ssize_t n, double step, int shift, double *w, uint64_t *total)
+{
+    const double square = step * step;
+    uint64_t sum = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        double value;
+        if (is_double) {
+            memcpy(&value, sigma + k * stride, sizeof value);
+        } else {
+            float single;
+            memcpy(&single, sigma + k * stride, sizeof single);
+            value = single;
+        }
+        double scaled = ldexp(square / value, shift); /* exact: a power of two */
+        if (!(scaled >= 0.0 && scaled <= 9007199254740992.0)) /* also NaN */
+            return -1;
+        double whole = floor(scaled);
+        double weight = whole + (scaled - whole >= 0.5 ? 1.0 : 0.0); /* floor(x + 1/2) */
+        uint64_t integer = (uint64_t)weight;
+        if (integer > UINT64_MAX - sum)
+            return -1;
+        sum += integer;
+        w[k] = weight;
+    }
+    *total = sum;
+    return 0;
+}
+
+PyDoc_STRVAR(exact_weights_doc,
+"exact_weights(sigma, step, shift) -> (weights, sum) or None\n\n"
+"codec.exact.weights of a plane's singular values (float32 or float64, 1-D): the weights W_k\n"
+"as float64 and their sum as an int; None wherever a W_k is not finite, is negative or\n"
+"exceeds 2^53, or the sum exceeds 64 bits (the Python rule then decides, and raises).");
+
+static PyObject *exact_weights(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"sigma", "step", "shift", NULL};
+    PyObject *o_sigma, *o_weights = NULL, *result = NULL;
+    double step;
+    Py_ssize_t shift;
+    Arr sigma = {0}, weights = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Odn:exact_weights", names, &o_sigma,
+                                     &step, &shift))
+        return NULL;
+    if (get_array(o_sigma, &sigma, "sigma", 1, T_F32 | T_F64, 0) < 0)
+        goto done;
+    if (shift < -4096 || shift > 4096) { /* beyond any finite 2^F y_k's exponent range */
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (!(o_weights = new_array(numpy_empty, sigma.size, "float64", &weights)))
+        goto done;
+    uint64_t total = 0;
+    int error;
+    Py_BEGIN_ALLOW_THREADS
+    error = exact_weights_run(sigma.data, sigma.strides[0], sigma.type == T_F64, sigma.size,
+                              step, (int)shift, (double *)weights.data, &total);
+    Py_END_ALLOW_THREADS
+    release(&weights);
+    result = error ? Py_NewRef(Py_None)
+                   : Py_BuildValue("(OK)", o_weights, (unsigned long long)total);
+done:
+    release(&sigma);
+    release(&weights);
+    Py_XDECREF(o_weights);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ rate-distortion
    optimised quantization (codec.quantize.lower_levels) */
 
@@ -6907,7 +6982,7 @@ static PyMethodDef methods[] = {
     METHOD(deblock_goal),
     METHOD(column_entropy_bits), METHOD(prediction_bits), METHOD(predicted),
     METHOD(lower_levels), METHOD(colour_rows), METHOD(restore), METHOD(restore_ycc),
-    METHOD(parse_records), METHOD(chunk_table),
+    METHOD(parse_records), METHOD(chunk_table), METHOD(exact_weights),
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},
 };

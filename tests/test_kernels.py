@@ -850,6 +850,39 @@ def test_exact_product_is_the_exact_rule(compiled: Any) -> None:
     assert exact_rule.largest_left(0, 5) == (1 << 24) - 1
 
 
+def test_exact_weights_are_the_exact_rule(compiled: Any) -> None:
+    """exact_weights gives the weights of spec §5.1 as the numpy rule computes them (float64
+    bits and their integer sum) for float32 and float64 singular values, strided or not, and
+    declines (None) wherever the rule refuses: a weight not finite or above 2^53."""
+    rng = np.random.default_rng(47)
+    specials = [np.array([0.0]), np.array([np.inf, 1.0]), np.array([2.0, np.nan]),
+                np.array([1e-45]), np.zeros(0)]
+    for trial in range(400):
+        if trial < len(specials):
+            sigma = specials[trial]
+        else:
+            rank = int(rng.integers(1, 60))
+            sigma = np.exp(rng.uniform(-30, 40, 2 * rank))
+        sigma = sigma.astype(np.float32 if trial % 2 else np.float64)
+        if trial % 3 == 0:
+            sigma = sigma[::2]  # strided
+        step = float(rng.choice([0.25, 7.5, 11.05, 13.0, 1e-3, 900.0]))
+        shift = int(rng.integers(0, 64))
+        with np.errstate(all="ignore"):
+            y = np.float64(step) * np.float64(step) / sigma.astype(np.float64)
+            scaled = np.ldexp(y, shift)
+        found = compiled.exact_weights(sigma, step, shift)
+        if not (np.all(np.isfinite(scaled)) and (scaled.size == 0 or scaled.max() <= 2.0 ** 53)):
+            assert found is None, (sigma, step, shift)
+            continue
+        whole = np.floor(scaled)
+        expected = whole + (scaled - whole >= 0.5)
+        assert found is not None, (sigma, step, shift)
+        weights, total = found
+        assert weights.dtype == np.float64 and weights.tobytes() == expected.tobytes()
+        assert type(total) is int and total == sum(int(w) for w in expected.tolist())
+
+
 def test_unaligned_and_strided_arrays(compiled: Any) -> None:
     """Side streams sliced from a decompressed buffer at odd offsets are unaligned; strided
     values (a column range of a factor) are read through their strides."""

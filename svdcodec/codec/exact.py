@@ -18,6 +18,7 @@ import operator
 import numpy as np
 
 from ..errors import SvdiError
+from ..runtime import kernels
 
 #: Every partial sum of V stays below this (binary64 holds every integer up to it exactly).
 EXACT_LIMIT = 1 << 53
@@ -36,6 +37,11 @@ def weights(step: float, sigma: np.ndarray, shift: int, what: str) -> tuple[np.n
     """W_k = floor(2^F y_k + 1/2) with y_k = fl64(fl64(step * step) / sigma_k), as binary64
     integers, and their sum (exact). Raises SvdiError if a y_k is not finite or a W_k exceeds
     2^53 (spec §5.1)."""
+    compiled = kernels.get()
+    if compiled is not None:  # one call for the loop below, where it accepts the values
+        found = compiled.exact_weights(sigma, float(step), shift)
+        if found is not None:
+            return found
     scalar = _scalar_weights(step, sigma, shift)
     if scalar is not None:
         return scalar
@@ -121,7 +127,9 @@ def magnitude(values: np.ndarray) -> int:
     """max |value| of an integer-valued array, as a Python int (0 if empty)."""
     if values.size == 0:
         return 0
-    return int(max(abs(float(values.max())), abs(float(values.min()))))
+    # the ufuncs' reductions: ndarray.max and .min go through numpy's Python wrappers
+    return int(max(abs(float(np.maximum.reduce(values, axis=None))),
+                   abs(float(np.minimum.reduce(values, axis=None)))))
 
 
 def choose_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int, what: str) -> int:

@@ -43,7 +43,12 @@ def deblock_image(image: np.ndarray, header: Header, planes: list[Plane],
 
 def fusable(header: Header, planes: list[Plane]) -> bool:
     """Whether `deblock_ycc` takes these planes' filters (every edge period >= 4)."""
-    return all(period >= FUSED_MIN_PERIOD for _, period, _ in edge_filters(header, planes))
+    return fusable_filters(edge_filters(header, planes))
+
+
+def fusable_filters(filters: list[tuple[int, int, tuple[int, int, int]]]) -> bool:
+    """`fusable` of the planes' `edge_filters`."""
+    return all(period >= FUSED_MIN_PERIOD for _, period, _ in filters)
 
 
 def fused_bands(height: int, row_bytes: int, periods: list[int]) -> list[tuple[int, int]]:

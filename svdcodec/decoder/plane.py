@@ -134,7 +134,8 @@ class PlaneReconstructor:
         self.m, self.n = plane.matrix_shape
         self.patch = plane.patch if plane.layout == LAYOUT_PATCH else 0
         self.per_row = plane.grid[1] if self.patch else 1  # matrix rows per band unit
-        blocks = [b for b in container.blocks if b.plane == plane.index]
+        u_blocks = container.factor_blocks(plane.index, "U")
+        v_blocks = container.factor_blocks(plane.index, "V")
         sigma = container.singular_values(plane.index)[:rank]
         if self.exact:
             assert plane.shift is not None
@@ -147,17 +148,23 @@ class PlaneReconstructor:
             self.scale = np.float32(plane.step * plane.step) / sigma.astype(np.float32)
         if rank and not self.exact and not np.all(np.isfinite(self.scale)):  # exact: ones
             raise overflow_error(plane)
-        held = self._held(blocks, budget // 2)
-        self.u = self._factor(blocks, "U", self.m, held)
-        self.v = self._factor(blocks, "V", self.n, held)
-        streamed_u = any(isinstance(s, SparseStream) for _, _, s in self.u)
+        # what `_fill` scales B's columns by (and A's without a scale): made once a plane
+        self.ones = self.scale if self.exact else np.ones(rank, dtype=np.float32)
+        held = self._held(u_blocks, v_blocks, budget // 2)
+        self.u = self._factor(u_blocks, self.m, held)
+        self.v = self._factor(v_blocks, self.n, held)
         # Compiled patch layouts fill each band's rows of the left factor in the band's task,
         # while they are in cache, instead of a pass of bands at a time. Only the dense
         # columns, whose predictors run down the whole plane, are decoded whole first, into
         # the pass buffer this path does not use (one column per plane in the encoder's files;
         # at most `budget` bytes).
-        dense = [(b, w) for b, w, streams in self.u if streams is None]
-        widths = sum(w for _, w in dense)
+        dense, widths, streamed_u = [], 0, False
+        for block, width, streams in self.u:
+            if streams is None:
+                dense.append((block, width))
+                widths += width
+            elif isinstance(streams, SparseStream):
+                streamed_u = True
         # Version 6 (spec §5.5): an adapted plane's map reads U's first K' = min(K, rank)
         # components of every row before any band multiplies. Where the whole left factor fits
         # one pass, it is filled whole (`load`) and the map made from it: the blocks are
@@ -170,16 +177,15 @@ class PlaneReconstructor:
         # Dense columns keep their residuals, a quarter of the float32 columns' bytes or less,
         # and each band unpredicts its own rows (a vertical predictor from the column sums of
         # the rows above the band: `column_sums`, once the bands' rows are known below).
-        dense_rows = [self._residual_rows(b, w) for b, w in dense
-                      if self.local and self._row_local(b)]
-        whole = [(b, w) for b, w in dense if not (self.local and self._row_local(b))]
+        by_band = [self.local and self._row_local(b) for b, _ in dense]
+        dense_rows = [self._residual_rows(b, w) for (b, w), banded in zip(dense, by_band)
+                      if banded]
+        whole = [(b, w) for (b, w), banded in zip(dense, by_band) if not banded]
         self.dense_u = (self._dense_whole(whole, sum(w for _, w in whole)) if self.local
                         else None)
         # Whether the blocks cover every component: then each band's buffer needs no zeroing
         # pass, the sparse kernel zeroes its columns row by row (in cache) as it fills them.
-        spans = sorted((b.first, b.first + w) for b, w, _ in self.u)
-        ends = [0] + [hi for _, hi in spans]
-        self.covered = all(lo == end for (lo, _), end in zip(spans, ends)) and ends[-1] == rank
+        self.covered = covers(self.u, rank)
         # Each thread's buffer of a band's left factor (`_band_left`), which planes rendered
         # band by band together share: a band's product is done with it before it returns.
         # Given buffers (the band renderer's), `matrix` also returns its product in them:
@@ -230,13 +236,15 @@ class PlaneReconstructor:
         self.means = container.column_means(plane.index)
         self.loaded_means: np.ndarray | None = None  # the means of the loaded columns
 
-    def _held(self, blocks: list[Block], hold: int) -> set[int]:
-        """Ids of the sparse blocks held whole for the plane: the smallest first, while their
-        streams and index (`held_bytes`) fit `hold` bytes in all; the others are streamed by
-        rows for each pass (`SparseStream`), their index sized to a piece."""
-        used = sorted(((held_bytes(b, self.m if b.factor == "U" else self.n, self.compiled), id(b))
-                       for b in blocks if b.factor != "S" and b.coding != DENSE
-                       and b.first < self.rank), key=lambda t: t[0])
+    def _held(self, u_blocks: list[Block], v_blocks: list[Block], hold: int) -> set[int]:
+        """Ids of the sparse blocks held whole for the plane (its U and V blocks): the
+        smallest first, while their streams and index (`held_bytes`) fit `hold` bytes in all;
+        the others are streamed by rows for each pass (`SparseStream`), their index sized to a
+        piece."""
+        used = sorted([(held_bytes(b, rows, self.compiled), id(b))
+                       for blocks, rows in ((u_blocks, self.m), (v_blocks, self.n))
+                       for b in blocks if b.coding != DENSE and b.first < self.rank],
+                      key=lambda t: t[0])
         held, total = set(), 0
         for size, key in used:
             if total + size > hold:
@@ -245,22 +253,24 @@ class PlaneReconstructor:
             total += size
         return held
 
-    def _factor(self, blocks: list[Block], factor: str, rows: int, held: set[int]
-                ) -> list[tuple]:
+    def _factor(self, blocks: list[Block], rows: int, held: set[int]) -> list[tuple]:
         """(block, components used, sparse streams, a SparseStream or None) of one factor's
         blocks, the held blocks decompressed and indexed in threads."""
-        used = [(b, min(b.count, self.rank - b.first)) for b in blocks
-                if b.factor == factor and b.first < self.rank]
+        used, total = [], 0
+        for block in blocks:
+            if block.first < self.rank:
+                used.append((block, min(block.count, self.rank - block.first)))
+                total += block.raw_bytes
 
-        def streams(i: int) -> tuple | SparseStream | None:
-            block = used[i][0]
+        def streams(block: Block) -> tuple | SparseStream | None:
             if block.coding == DENSE:
                 return None
             if id(block) not in held:
                 return SparseStream(block, rows)
             return sparse_streams(block, rows, self.compiled)
-        small = sum(b.raw_bytes for b, _ in used) <= band_sizes.THREAD_BYTES
-        found = [streams(i) for i in range(len(used))] if small else run_bands(streams, len(used))
+        if total <= band_sizes.THREAD_BYTES:  # small blocks: no hand-off to threads
+            return [(b, w, streams(b)) for b, w in used]
+        found = run_bands(lambda i: streams(used[i][0]), len(used))
         return [(b, w, s) for (b, w), s in zip(used, found)]
 
     def _fill(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
@@ -281,16 +291,15 @@ class PlaneReconstructor:
                 out *= scale
             return
         compiled = self.compiled
-        ones = np.ones(self.rank, dtype=np.float32) if scale is None else scale
-        pieces = 1 if (r1 - r0) * self.rank * 4 <= band_sizes.THREAD_BYTES else band_workers()
-        parts = row_bands(r1 - r0, 1, 1, -(-(r1 - r0) // pieces))
+        ones = self.ones if scale is None else scale
+        if (r1 - r0) * self.rank * 4 <= band_sizes.THREAD_BYTES:  # one piece
+            parts = [(0, r1 - r0)] if r1 > r0 else []
+        else:
+            parts = row_bands(r1 - r0, 1, 1, -(-(r1 - r0) // band_workers()))
         # Where the held blocks cover every column of out (the dense ones written whole
         # below), each sparse block zeroes its own columns as it fills them: no zeroing pass.
-        spans = sorted((b.first, b.first + w) for b, w, streams in factor
-                       if not isinstance(streams, SparseStream))
-        ends = [0] + [hi for _, hi in spans]
-        covered = (all(lo == end for (lo, _), end in zip(spans, ends))
-                   and ends[-1] == out.shape[1])
+        covered = covers([f for f in factor if not isinstance(f[2], SparseStream)],
+                         out.shape[1])
 
         def fill(i: int) -> None:
             a, b = parts[i]
@@ -601,11 +610,10 @@ class IntegerReconstructor(PlaneReconstructor):
         assert self.integers_v.shape == (plane.matrix_shape[1], plane.rank)
         super().__init__(container, plane, rank, bands, budget, scratch, compiled, buffers)
 
-    def _held(self, blocks: list[Block], hold: int) -> set[int]:
+    def _held(self, u_blocks: list[Block], v_blocks: list[Block], hold: int) -> set[int]:
         return set()
 
-    def _factor(self, blocks: list[Block], factor: str, rows: int, held: set[int]
-                ) -> list[tuple]:
+    def _factor(self, blocks: list[Block], rows: int, held: set[int]) -> list[tuple]:
         return []  # no block is read: `_fill` and `_band_left` copy the integers
 
     def _fill(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
@@ -620,6 +628,19 @@ class IntegerReconstructor(PlaneReconstructor):
         left = self.buffers.get(LEFT, (r1 - r0) * self.rank).reshape(r1 - r0, self.rank)
         left[...] = self.integers_u[r0:r1, :self.rank]  # (the exact rule's scale is one)
         return left
+
+
+def covers(factor: list[tuple], width: int) -> bool:
+    """Whether a factor's blocks ((block, components used, streams) each) cover its
+    components [0, width) one after the other. The reader keeps each factor's blocks in
+    component order, without a gap (spec §4); blocks in another order count as not
+    covering (their callers then zero the buffer first: the same pixels)."""
+    end = 0
+    for block, used, _ in factor:
+        if block.first != end:
+            return False
+        end += used
+    return end == width
 
 
 def column_sums(residuals: np.ndarray, grid: tuple[int, int], predictor: int,

@@ -23,7 +23,7 @@ from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import run_bands
-from .deblock import deblock_convert, deblock_image, fusable
+from .deblock import deblock_convert, deblock_image, edge_filters, fusable_filters
 from .factors import factor_bytes
 from .plane import PlaneReconstructor, bands_for, pass_budget
 from .residuals import apply_residuals
@@ -57,6 +57,8 @@ class OutputPlan:
     - `restore` (version 6, an RSTR chunk): the restoration filter on the 8-bit samples after
       the deblocking filter (spec §5.6), in the output before the colour conversion as the
       plain `deblock` path does (neither direct nor `filter_convert`).
+    - `filters`: the deblocking filter's `edge_filters` (none without `deblock`), made once
+      for the band renderer's seams.
     """
 
     ranks: list[int]  # components decoded per plane
@@ -72,6 +74,7 @@ class OutputPlan:
     restore: bool
     compiled: ModuleType | None
     colour: np.ndarray | None  # the kernels' colour constants (compiled Y'CbCr only)
+    filters: list[tuple[int, int, tuple[int, int, int]]]
 
     @classmethod
     def of(cls, container: Container, components: int | None, convert: bool = True
@@ -87,16 +90,17 @@ class OutputPlan:
         # the fused paths are 8-bit's (16-bit Y'CbCr is rounded into the output, then converted)
         colour = (kernels.colour_constants()
                   if compiled is not None and ycc and header.dtype == np.uint8 else None)
-        deblock = any(p.filtered for p in container.planes)
+        filters = edge_filters(header, container.planes)
+        deblock = bool(filters)
         restore = bool(container.restoration)
         fused = colour is not None and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)
         direct = fused and bool(chroma) and container.planes[0].layout == LAYOUT_PATCH \
             and convert and not deblock and not restore
         filter_convert = deblock and convert and colour is not None and not restore \
-            and fusable(header, container.planes)
+            and fusable_filters(filters)
         out_bytes = h * w * header.channels * header.dtype.itemsize
         return cls(ranks, bands_for(full, h, w), pass_budget(out_bytes), full, chroma, ycc,
-                   fused, direct, deblock, filter_convert, restore, compiled, colour)
+                   fused, direct, deblock, filter_convert, restore, compiled, colour, filters)
 
     def chroma_jobs(self, container: Container) -> bool:
         """Whether the chroma planes decode as jobs beside Y's set-up (`render_image`'s plane

@@ -50,7 +50,7 @@ from ..format import LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes
 from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import run_bands
-from .deblock import edge_filters, fusable
+from .deblock import fusable
 from .plane import (
     IntegerReconstructor,
     PlaneReconstructor,
@@ -109,7 +109,7 @@ class Seams(ABC):
     def __init__(self, header: Header, planes: list[Plane], plan: OutputPlan,
                  bands: list[tuple[int, int]]) -> None:
         self.plan, self.bands, self.height = plan, bands, header.height
-        self.filters = edge_filters(header, planes)
+        self.filters = plan.filters
         self.table = np.array([(c, period, *params) for c, period, params in self.filters],
                               np.int64).reshape(-1, 5)
         self.halves: dict[int, np.ndarray] = {}  # boundary -> the first band's rows
@@ -157,7 +157,7 @@ class EdgeSeams(Seams):
     def __init__(self, header: Header, planes: list[Plane], plan: OutputPlan,
                  bands: list[tuple[int, int]]) -> None:
         super().__init__(header, planes, plan, bands)
-        self.unit = seam_unit(header, planes)
+        self.unit = seam_unit(self.filters)
         self.fused = plan.colour is not None and header.channels >= 3  # deblock_ycc
         self.channels = header.channels
 
@@ -424,9 +424,10 @@ def long_bands(bands: list[tuple[int, int]], rows: int) -> list[tuple[int, int]]
     return out
 
 
-def seam_unit(header: Header, planes: list[Plane]) -> int:
-    """What `EdgeSeams` cuts bands at multiples of: every edge period (each >= 4)."""
-    return math.lcm(*(period for _, period, _ in edge_filters(header, planes)))
+def seam_unit(filters: list[tuple[int, int, tuple[int, int, int]]]) -> int:
+    """What `EdgeSeams` cuts bands at multiples of: every edge period (each >= 4) of the
+    planes' `edge_filters`."""
+    return math.lcm(*(period for _, period, _ in filters))
 
 
 def aligned_bands(bands: list[tuple[int, int]], unit: int, height: int
@@ -637,7 +638,7 @@ class BandRenderer:
         filtered = any(p.filtered for p in container.planes) and sampled is None
         restored = bool(container.restoration) and sampled is None
         if filtered or restored:  # exact planes (`streamable`): any whole patches, same rows
-            unit = math.lcm(seam_unit(container.header, container.planes),
+            unit = math.lcm(seam_unit(plan.filters),
                             *(p.patch for p in plan.full if p.layout == LAYOUT_PATCH))
             bands = aligned_bands(bands, unit, h)
         if restored:

@@ -7,7 +7,7 @@ import io
 import math
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -111,12 +111,14 @@ def new_decompressor(form: str = ZSTD) -> zstandard.ZstdDecompressor:
 def decompressor(form: str = ZSTD) -> zstandard.ZstdDecompressor:
     """`new_decompressor(form)`, one per thread and form (a decompressor is not thread-safe;
     making one costs tens of microseconds, as much as a small block's decompression)."""
+    try:  # the usual case first: this thread has one
+        return _local.decompressors[form]
+    except (AttributeError, KeyError):
+        pass
     cache = getattr(_local, "decompressors", None)
     if cache is None:
         cache = _local.decompressors = {}
-    d = cache.get(form)
-    if d is None:
-        d = cache[form] = new_decompressor(form)
+    d = cache[form] = new_decompressor(form)
     return d
 
 
@@ -128,14 +130,23 @@ def decompress(frame: memoryview, nbytes: int, what: str, checked: bool = False,
     with no window buffer and no copy. A stored block's bytes are its content."""
     if not checked:
         check_frame(frame, nbytes, what, form)
+    raw = one_shot(frame, nbytes, form)
+    if isinstance(raw, str):
+        raise SvdiError(f"{what}: {raw}")
+    return raw
+
+
+def one_shot(frame: memoryview, nbytes: int, form: str) -> bytes | str:
+    """`decompress` of a checked frame: its content, or what is wrong with it (a str), so
+    that a caller whose description of the frame takes work makes it only for an error."""
     if form == STORED_RAW:
         return bytes(frame)
     try:
         raw = decompressor(form).decompress(frame, max_output_size=max(nbytes, 1))
     except (zstandard.ZstdError, MemoryError) as exc:
-        raise SvdiError(f"{what}: corrupt zstd data ({exc})") from None
+        return f"corrupt zstd data ({exc})"
     if len(raw) != nbytes:
-        raise SvdiError(f"{what}: zstd frame is incomplete or followed by extra data")
+        return "zstd frame is incomplete or followed by extra data"
     return raw
 
 
@@ -209,6 +220,15 @@ class Block:
     #: Bytes of `parts` in all, if known (the reader's descriptor counted them), else -1.
     nbytes: int = field(default=-1, repr=False, compare=False)
 
+    @classmethod
+    def of_fields(cls, values: tuple[Any, ...]) -> Block:
+        """The block of every field in declaration order (a row of the compiled record
+        parser), set in one update instead of the generated __init__'s one assignment per
+        field: a small file's decode makes a dozen blocks."""
+        block = object.__new__(cls)
+        block.__dict__.update(zip(_BLOCK_FIELDS, values))
+        return block
+
     @property
     def what(self) -> str:
         return f"plane {self.plane} {self.factor} block at component {self.first}"
@@ -233,17 +253,19 @@ class Block:
         if self.arrays is not None:
             return self.arrays
         assert self.frame is not None, "a block has arrays or a frame"
-        if len(self.parts) == 1 and self.nbytes >= 0:  # a dense block: one array, all bytes
-            (dtype, shape), = self.parts
-            raw = decompress(self.frame, self.nbytes, self.what, checked=True, form=self.form)
-            return (np.frombuffer(raw, dtype).reshape(shape),)
-        sizes = [dtype.itemsize * math.prod(shape) for dtype, shape in self.parts]
         # `frame` is set by the reader only, after check_frame.
-        raw = decompress(self.frame, sum(sizes), self.what, checked=True, form=self.form)
+        raw = one_shot(self.frame, self.nbytes if self.nbytes >= 0 else self.raw_bytes,
+                       self.form)
+        if isinstance(raw, str):
+            raise SvdiError(f"{self.what}: {raw}")
+        if len(self.parts) == 1:  # a dense block: one array, all bytes
+            (dtype, shape), = self.parts
+            return (np.frombuffer(raw, dtype).reshape(shape),)
         out, at = [], 0
-        for (dtype, shape), size in zip(self.parts, sizes):
-            out.append(np.frombuffer(raw, dtype, size // dtype.itemsize, at).reshape(shape))
-            at += size
+        for dtype, shape in self.parts:
+            count = math.prod(shape)
+            out.append(np.frombuffer(raw, dtype, count, at).reshape(shape))
+            at += count * dtype.itemsize
         return tuple(out)
 
     def grid_rows(self, grid: tuple[int, int], rows: int, whole_up_to: int = 0
@@ -268,6 +290,9 @@ class Block:
                 raw = reader.exactly(min(rows, gh - a) * gw * dtype.itemsize)
                 yield k, a, np.frombuffer(raw, dtype).reshape(-1, gw)
         reader.finish()
+
+
+_BLOCK_FIELDS = tuple(f.name for f in fields(Block))
 
 
 @dataclass
@@ -347,6 +372,21 @@ class Container:
     means: dict[int, MeanBlock] = field(default_factory=dict)  # MEAN chunks by plane
     #: version 6: the RSTR chunk's restoration filters by plane (spec §5.6)
     restoration: dict[int, Restoration] = field(default_factory=dict)
+    #: (plane, factor) -> its blocks in file order, made by the first `factor_blocks` call
+    _by_factor: dict[tuple[int, str], list[Block]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+
+    def factor_blocks(self, plane: int, factor: str) -> list[Block]:
+        """The plane's blocks of one factor ("U", "S" or "V"), in file order: indexed once,
+        since a decode asks for each plane's several times. The index is built whole before
+        it is kept, so threads that ask at once at worst build it twice."""
+        index = self._by_factor
+        if index is None:
+            index = {}
+            for b in self.blocks:
+                index.setdefault((b.plane, b.factor), []).append(b)
+            self._by_factor = index
+        return index.get((plane, factor), [])
 
     def column_means(self, plane: int) -> np.ndarray | None:
         """The plane's column means, float32 (n,), or None if its columns are not centred."""
@@ -355,7 +395,7 @@ class Container:
 
     def singular_values(self, plane: int) -> np.ndarray:
         """The plane's S blocks joined, float32 (unpack checked they cover 0..rank in order)."""
-        parts = [b.data()[0] for b in self.blocks if b.plane == plane and b.factor == "S"]
+        parts = [b.data()[0] for b in self.factor_blocks(plane, "S")]
         if len(parts) == 1:  # the usual single block, not copied (callers only read it)
             return parts[0]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

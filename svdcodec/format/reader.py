@@ -475,7 +475,7 @@ def _compiled_blocks(compiled: ModuleType, kind: bytes, payload: memoryview,
     if factor == "S":
         out = [_singular_values(*row) for row in rows]
     else:
-        out = [Block(*row) for row in rows]
+        out = list(map(Block.of_fields, rows))
     for block in out:
         cursor[(block.plane, factor)] = block.first + block.count
     return out

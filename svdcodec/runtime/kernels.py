@@ -72,7 +72,11 @@ def get() -> ModuleType | None:
     """The compiled kernels, or None for the numpy path (SVDCODEC_KERNELS=0, or not built).
     The extension is cheap enough to load for the smallest image (docs/c-kernels.md). Raises
     KernelsUnavailable under SVDCODEC_KERNELS=1 if it is not built."""
-    setting = _setting()
+    if _ENVIRON is not None:  # `_setting`, inline: a small decode asks a dozen times
+        value = _ENVIRON.get(_SETTING_KEY)
+        setting = "0" if value == _OFF else "1" if value == _ON else ""
+    else:
+        setting = _setting()
     if setting == "0":
         return None
     module = _loaded["c"] if "c" in _loaded else _compiled()
