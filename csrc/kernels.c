@@ -3703,6 +3703,29 @@ static inline __attribute__((target("avx2"), always_inline)) __m256i restore_wid
     return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
 }
 
+/* 16 Laplacians |2 s - left - right| + |2 s - up - down| into lap from the samples at p
+   (up, down: the same columns of the rows above and below). */
+static inline __attribute__((target("avx2"), always_inline)) void restore_laplacians16(
+    const uint8_t *up, const uint8_t *p, const uint8_t *down, int16_t *lap)
+{
+    __m256i c = restore_widen(p), c2 = _mm256_add_epi16(c, c);
+    __m256i hz = _mm256_sub_epi16(_mm256_sub_epi16(c2, restore_widen(p - 1)),
+                                  restore_widen(p + 1));
+    __m256i vt = _mm256_sub_epi16(_mm256_sub_epi16(c2, restore_widen(up)), restore_widen(down));
+    _mm256_storeu_si256((__m256i *)lap,
+                        _mm256_add_epi16(_mm256_abs_epi16(hz), _mm256_abs_epi16(vt)));
+}
+
+/* 16 sums of three Laplacians across (lap[j] + lap[j + 1] + lap[j + 2]) into h3. */
+static inline __attribute__((target("avx2"), always_inline)) void restore_across16(
+    const int16_t *lap, int16_t *h3)
+{
+    __m256i s = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)lap),
+                                 _mm256_loadu_si256((const __m256i *)(lap + 1)));
+    s = _mm256_add_epi16(s, _mm256_loadu_si256((const __m256i *)(lap + 2)));
+    _mm256_storeu_si256((__m256i *)h3, s);
+}
+
 /* A row's Laplacians |2 s - left - right| + |2 s - up - down| at columns -1 .. w (w + 2 of
    them, from the padded row p's column -1 on; up and down: the padded rows above and below
    it, from their column -1 on), then their sums of three across into h3 (w). */
@@ -3713,30 +3736,15 @@ __attribute__((target("avx2"))) static void restore_activity_lines_avx2(const ui
                                                                          int16_t *lap,
                                                                          int16_t *h3)
 {
-    Py_ssize_t lw = w + 2;
-    for (Py_ssize_t j = 0;; j += 16) {
-        if (j + 16 > lw)
-            j = lw - 16;  /* the last 16, overlapping: the same values again */
-        __m256i c = restore_widen(p + j), c2 = _mm256_add_epi16(c, c);
-        __m256i hz = _mm256_sub_epi16(_mm256_sub_epi16(c2, restore_widen(p + j - 1)),
-                                      restore_widen(p + j + 1));
-        __m256i vt = _mm256_sub_epi16(_mm256_sub_epi16(c2, restore_widen(up + j)),
-                                      restore_widen(down + j));
-        _mm256_storeu_si256((__m256i *)(lap + j),
-                            _mm256_add_epi16(_mm256_abs_epi16(hz), _mm256_abs_epi16(vt)));
-        if (j + 16 == lw)
-            break;
-    }
-    for (Py_ssize_t j = 0;; j += 16) {
-        if (j + 16 > w)
-            j = w - 16;
-        __m256i s = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)(lap + j)),
-                                     _mm256_loadu_si256((const __m256i *)(lap + j + 1)));
-        s = _mm256_add_epi16(s, _mm256_loadu_si256((const __m256i *)(lap + j + 2)));
-        _mm256_storeu_si256((__m256i *)(h3 + j), s);
-        if (j + 16 == w)
-            break;
-    }
+    Py_ssize_t lw = w + 2, j;
+    for (j = 0; j + 16 <= lw; j += 16)
+        restore_laplacians16(up + j, p + j, down + j, lap + j);
+    if (j < lw)  /* the last 16, overlapping: the same values again */
+        restore_laplacians16(up + lw - 16, p + lw - 16, down + lw - 16, lap + lw - 16);
+    for (j = 0; j + 16 <= w; j += 16)
+        restore_across16(lap + j, h3 + j);
+    if (j < w)
+        restore_across16(lap + w - 16, h3 + w - 16);
 }
 
 /* The byte shuffles and blend masks that put 16 samples into their bytes of `step` (3 or 4)
@@ -3904,61 +3912,95 @@ static inline __attribute__((target("avx2"), always_inline)) void restore_term(
                                                           hi_c));
 }
 
-/* One output row of w >= 16 samples into o (every step-th byte) from its 7 pad rows r (r[3]
-   its own, each at column 0), h3 the 3 rows of activity sums across (NULL with one class),
-   tab the 7 coefficient-pair tables, bm the bounds - 1 (16-bit). */
+/* The 7 pad rows around an output row as 16-bit samples (row[3] its own, each at column 0)
+   and its 3 rows of activity sums across, held in locals by restore_row_avx2: a store
+   through uint8_t * may alias any object, so pointers read through an array would be read
+   again after every store. */
+typedef struct {
+    const int16_t *row[7];
+    const int16_t *sums[3];
+} RestoreRows;
+
+/* n >= 16 bytes of a pad row as 16-bit samples into wide (restore_row_avx2's rows: each
+   sample is read 25 times, by the diamonds of the samples around it, so it is widened once
+   and a pair sum is a load and an add). */
+__attribute__((target("avx2"))) static void restore_widen_row(const uint8_t *p, Py_ssize_t n,
+                                                               int16_t *wide)
+{
+    Py_ssize_t j;
+    for (j = 0; j + 16 <= n; j += 16)
+        _mm256_storeu_si256((__m256i *)(wide + j), restore_widen(p + j));
+    if (j < n)  /* the last 16, overlapping */
+        _mm256_storeu_si256((__m256i *)(wide + n - 16), restore_widen(p + n - 16));
+}
+
+/* 16 restored samples from column x on (rows, sums, tab, bm: restore_row_avx2's). */
+static inline __attribute__((target("avx2"), always_inline)) __m128i restore_block16(
+    const RestoreRows *rr, Py_ssize_t x, int select, const __m256i *tab, const __m256i *bm)
+{
+    __m256i lo_class = _mm256_setzero_si256(), hi_class = lo_class;
+    if (select) {
+        __m256i a = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)(rr->sums[0] + x)),
+                                     _mm256_loadu_si256((const __m256i *)(rr->sums[1] + x)));
+        a = _mm256_add_epi16(a, _mm256_loadu_si256((const __m256i *)(rr->sums[2] + x)));
+        /* minus the class (-1 for each bound <= a, a > bound - 1) as 32-bit lanes in the
+           order of the unpacked pairs below: 0, 0xffff, 0xfffe, 0xfffd, whose low 3 bits
+           pick lanes 0, 7, 6, 5 of tab (restore_tables puts classes 0..3 there) */
+        __m256i k = _mm256_add_epi16(_mm256_add_epi16(_mm256_cmpgt_epi16(a, bm[0]),
+                                                      _mm256_cmpgt_epi16(a, bm[1])),
+                                     _mm256_cmpgt_epi16(a, bm[2]));
+        lo_class = _mm256_unpacklo_epi16(k, _mm256_setzero_si256());
+        hi_class = _mm256_unpackhi_epi16(k, _mm256_setzero_si256());
+    }
+    const int16_t *const *r = rr->row;
+    __m256i lo_sum = _mm256_setzero_si256(), hi_sum = lo_sum;
+    /* the tap pairs (0, 1) .. (10, 11) of the offsets (dy, dx) in the spec's order
+       (RESTORE_SUM), then (centre, 1), written out: each pair's sums used as soon as they
+       are loaded */
+#define RESTORE_PAIR(dy, dx)                                                                   \
+    _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)(r[3 + (dy)] + x + (dx))),            \
+                     _mm256_loadu_si256((const __m256i *)(r[3 - (dy)] + x - (dx))))
+    restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(0, 1), RESTORE_PAIR(0, 2), tab[0], select,
+                 lo_class, hi_class);
+    restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(0, 3), RESTORE_PAIR(1, -2), tab[1], select,
+                 lo_class, hi_class);
+    restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(1, -1), RESTORE_PAIR(1, 0), tab[2], select,
+                 lo_class, hi_class);
+    restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(1, 1), RESTORE_PAIR(1, 2), tab[3], select,
+                 lo_class, hi_class);
+    restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(2, -1), RESTORE_PAIR(2, 0), tab[4], select,
+                 lo_class, hi_class);
+    restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(2, 1), RESTORE_PAIR(3, 0), tab[5], select,
+                 lo_class, hi_class);
+#undef RESTORE_PAIR
+    __m256i centre = _mm256_loadu_si256((const __m256i *)(r[3] + x));
+    restore_term(&lo_sum, &hi_sum, centre, _mm256_set1_epi16(1), tab[6], select, lo_class,
+                 hi_class);
+    __m256i v = _mm256_packs_epi32(_mm256_srai_epi32(lo_sum, 7), _mm256_srai_epi32(hi_sum, 7));
+    v = _mm256_add_epi16(v, centre);
+    return _mm_packus_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+}
+
+/* One output row of w >= 16 samples into o (every step-th byte) from its 7 pad rows r as
+   16-bit samples (restore_widen_row; r[3] its own, each at column 0), h3 the 3 rows of
+   activity sums across (NULL with one class), tab the 7 coefficient-pair tables, bm the
+   bounds - 1 (16-bit). */
 static inline __attribute__((target("avx2"), always_inline)) void restore_row_avx2(
-    uint8_t *o, int step, const RestoreScatter *sc, const uint8_t *const *r, Py_ssize_t w,
+    uint8_t *o, int step, const RestoreScatter *sc, const int16_t *const *r, Py_ssize_t w,
     const int16_t *const *h3, const __m256i *tab, const __m256i *bm)
 {
-    for (Py_ssize_t x = 0;; x += 16) {
-        if (x + 16 > w)
-            x = w - 16;  /* the last 16, overlapping: read from the pad rows, not from o */
-        __m256i lo_class = _mm256_setzero_si256(), hi_class = lo_class;
-        const int select = h3 != NULL;
-        if (select) {
-            __m256i a = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)(h3[0] + x)),
-                                         _mm256_loadu_si256((const __m256i *)(h3[1] + x)));
-            a = _mm256_add_epi16(a, _mm256_loadu_si256((const __m256i *)(h3[2] + x)));
-            /* minus the class: -1 for each bound <= a (a > bound - 1) */
-            __m256i k = _mm256_add_epi16(_mm256_add_epi16(_mm256_cmpgt_epi16(a, bm[0]),
-                                                          _mm256_cmpgt_epi16(a, bm[1])),
-                                         _mm256_cmpgt_epi16(a, bm[2]));
-            k = _mm256_sub_epi16(_mm256_setzero_si256(), k);
-            /* as 32-bit lanes, in the order of the unpacked pairs below */
-            lo_class = _mm256_unpacklo_epi16(k, _mm256_setzero_si256());
-            hi_class = _mm256_unpackhi_epi16(k, _mm256_setzero_si256());
-        }
-        __m256i centre = restore_widen(r[3] + x);
-        __m256i lo_sum = _mm256_setzero_si256(), hi_sum = lo_sum;
-        /* the tap pairs (0, 1) .. (10, 11) of the offsets (dy, dx) in the spec's order
-           (RESTORE_SUM), then (centre, 1), written out: each pair's sums used as soon as
-           they are loaded */
-#define RESTORE_PAIR(dy, dx)                                                                   \
-    _mm256_add_epi16(restore_widen(r[3 + (dy)] + x + (dx)), restore_widen(r[3 - (dy)] + x - (dx)))
-        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(0, 1), RESTORE_PAIR(0, 2), tab[0], select,
-                     lo_class, hi_class);
-        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(0, 3), RESTORE_PAIR(1, -2), tab[1], select,
-                     lo_class, hi_class);
-        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(1, -1), RESTORE_PAIR(1, 0), tab[2], select,
-                     lo_class, hi_class);
-        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(1, 1), RESTORE_PAIR(1, 2), tab[3], select,
-                     lo_class, hi_class);
-        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(2, -1), RESTORE_PAIR(2, 0), tab[4], select,
-                     lo_class, hi_class);
-        restore_term(&lo_sum, &hi_sum, RESTORE_PAIR(2, 1), RESTORE_PAIR(3, 0), tab[5], select,
-                     lo_class, hi_class);
-#undef RESTORE_PAIR
-        restore_term(&lo_sum, &hi_sum, centre, _mm256_set1_epi16(1), tab[6], select, lo_class,
-                     hi_class);
-        __m256i v = _mm256_packs_epi32(_mm256_srai_epi32(lo_sum, 7), _mm256_srai_epi32(hi_sum, 7));
-        v = _mm256_add_epi16(v, centre);
-        restore_store16(o + x * step, _mm_packus_epi16(_mm256_castsi256_si128(v),
-                                                       _mm256_extracti128_si256(v, 1)),
-                        step, x + 16 < w, sc);
-        if (x + 16 == w)
-            break;
-    }
+    const int select = h3 != NULL;
+    RestoreRows rr;
+    for (int k = 0; k < 7; k++)
+        rr.row[k] = r[k];
+    for (int k = 0; k < 3; k++)
+        rr.sums[k] = select ? h3[k] : NULL;
+    Py_ssize_t x = 0;
+    for (; x + 16 < w; x += 16)  /* each span followed by a sample of the row */
+        restore_store16(o + x * step, restore_block16(&rr, x, select, tab, bm), step, 1, sc);
+    /* the last 16, overlapping: read from the pad rows, not from o */
+    x = w - 16;
+    restore_store16(o + x * step, restore_block16(&rr, x, select, tab, bm), step, 0, sc);
 }
 
 /* restore_row_avx2's coefficient-pair tables (tab, 7) and bounds - 1 (bm, 3) of a channel's
@@ -3968,12 +4010,15 @@ __attribute__((target("avx2"))) static void restore_tables(const int32_t *coef,
                                                             const int32_t *bounds, __m256i *tab,
                                                             __m256i *bm)
 {
+    /* the class whose pairs lane k holds: lanes 0, 7, 6, 5 are picked by minus classes 0..3
+       (restore_block16); the others are never picked */
+    static const int lane_class[8] = {0, 0, 0, 0, 0, 3, 2, 1};
     for (int t = 0; t < 7; t++) {
         int32_t lanes[8];
         for (int k = 0; k < 8; k++) {
-            /* lane k (and k + 4) class k's pair, permuted per sample; with one class, every
-               lane class 0's, taken as it is */
-            const int32_t *c = coef + 16 * (classes == 1 ? 0 : k % RESTORE_CLASSES);
+            /* lane k lane_class[k]'s pair, permuted per sample; with one class, every lane
+               class 0's, taken as it is */
+            const int32_t *c = coef + 16 * (classes == 1 ? 0 : lane_class[k]);
             int32_t first = t < 6 ? c[2 * t] : -2 * c[RESTORE_TAPS];
             int32_t second = t < 6 ? c[2 * t + 1] : 64;
             lanes[k] = (int32_t)((uint32_t)(uint16_t)first | (uint32_t)(uint16_t)second << 16);
@@ -3984,15 +4029,17 @@ __attribute__((target("avx2"))) static void restore_tables(const int32_t *coef,
         bm[i] = _mm256_set1_epi16((int16_t)((bounds[i] > 32767 ? 32767 : bounds[i]) - 1));
 }
 
-/* restore_band_rows for w >= 16 (arguments as there; act: (n + 2) x w + (w + 2) int16). */
+/* restore_band_rows for w >= 16 (arguments as there; act: (n + 2) x w + (w + 2) int16;
+   wide: the pad's (n + 6) x (w + 6) samples as int16). */
 __attribute__((target("avx2"))) static void restore_band_rows_avx2(
     const uint8_t *pad, Py_ssize_t w, Py_ssize_t n, uint8_t *out, Py_ssize_t out_row,
     Py_ssize_t out_step, const int32_t *bounds, Py_ssize_t classes, const int32_t *coef,
-    int16_t *act, uint8_t *row)
+    int16_t *act, uint8_t *row, int16_t *wide)
 {
     Py_ssize_t pw = w + 2 * RESTORE_REACH;
     __m256i tab[7], bm[3];
     restore_tables(coef, classes, bounds, tab, bm);
+    restore_widen_row(pad, pw * (n + 2 * RESTORE_REACH), wide);
     int16_t *lap = act + (size_t)(n + 2) * (size_t)w;
     if (classes > 1)
         for (Py_ssize_t i = 0; i < n + 2; i++)  /* rows -1 .. n */
@@ -4002,9 +4049,9 @@ __attribute__((target("avx2"))) static void restore_band_rows_avx2(
         }
     RestoreScatter sc = restore_scatter(out_step == 3 ? 3 : 4);
     for (Py_ssize_t i = 0; i < n; i++) {
-        const uint8_t *r[7];
+        const int16_t *r[7];
         for (int k = 0; k < 7; k++)
-            r[k] = pad + (i + k) * pw + RESTORE_REACH;
+            r[k] = wide + (i + k) * pw + RESTORE_REACH;
         const int16_t *h3[3] = {act + i * w, act + (i + 1) * w, act + (i + 2) * w};
         uint8_t *o = out + i * out_row;
         /* a copy of the row's loop for each step (a channel of RGB or RGBX rows; any other
@@ -4096,6 +4143,7 @@ static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
     Arr src = {0}, out = {0}, ba = {0}, ca = {0};
     uint8_t *pad = NULL;
     int32_t *lap = NULL;
+    int16_t *wide = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnnnnOO:restore", names, &o_src, &o_out,
                                      &y0, &y1, &top, &height, &o_bounds, &o_coef))
         return NULL;
@@ -4128,10 +4176,12 @@ static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
 #endif
     pad = malloc(pw * (size_t)(n + 2 * RESTORE_REACH));
     /* the plain loops: Laplacians, column sums (int32), classes, a row; AVX2: the activity
-       sums across (int16, rows -1 .. n), a row of Laplacians, a row */
+       sums across (int16, rows -1 .. n), a row of Laplacians, a row, and the pad as int16 */
     lap = malloc(simd ? sizeof(int16_t) * ((size_t)w * (size_t)(n + 2) + lw) + (size_t)w
                       : sizeof(int32_t) * (lw * (size_t)(n + 2) + lw) + 2 * (size_t)w);
-    if (pad == NULL || lap == NULL) {
+    if (simd)
+        wide = malloc(sizeof(int16_t) * pw * (size_t)(n + 2 * RESTORE_REACH));
+    if (pad == NULL || lap == NULL || (simd && wide == NULL)) {
         PyErr_NoMemory();
         goto done;
     }
@@ -4148,7 +4198,8 @@ static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
     if (simd)
         restore_band_rows_avx2(pad, w, n, (uint8_t *)out.data, out.strides[0], out.strides[1],
                                bounds, classes, coef, (int16_t *)lap,
-                               (uint8_t *)((int16_t *)lap + (size_t)w * (size_t)(n + 2) + lw));
+                               (uint8_t *)((int16_t *)lap + (size_t)w * (size_t)(n + 2) + lw),
+                               wide);
     else
 #endif
         restore_band_rows(pad, w, n, (uint8_t *)out.data, out.strides[0], out.strides[1],
@@ -4160,6 +4211,7 @@ static PyObject *restore(PyObject *self, PyObject *args, PyObject *kwargs)
 done:
     free(pad);
     free(lap);
+    free(wide);
     release(&src);
     release(&out);
     release(&ba);
@@ -4213,9 +4265,10 @@ static void restore_line(uint8_t *o, const uint8_t *const *r, Py_ssize_t w,
 }
 
 #if FUSED_PRODUCT
-/* restore_line on CPUs with AVX2 (w >= 16), by restore_row_avx2 (tab, bm: restore_tables). */
+/* restore_line on CPUs with AVX2 (w >= 16), by restore_row_avx2 (r: the lines as 16-bit
+   samples; tab, bm: restore_tables). */
 __attribute__((target("avx2"))) static void restore_line_avx2(uint8_t *o,
-                                                               const uint8_t *const *r,
+                                                               const int16_t *const *r,
                                                                Py_ssize_t w,
                                                                const int16_t *const *h3,
                                                                const __m256i *tab,
@@ -4322,7 +4375,7 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     EdgeFilter *f = NULL;
     RestoreFilter rf[3];
     uint8_t *ring = NULL;
-    int16_t *act = NULL;
+    int16_t *act = NULL, *wide = NULL;
     float k[4];
     memset(held_arrays, 0, sizeof(held_arrays));
     memset(rest_arrays, 0, sizeof(rest_arrays));
@@ -4428,6 +4481,13 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     __m256i tab[3][7], bm[3][3];
     for (Py_ssize_t j = 0; rsimd && j < nr; j++)
         restore_tables(rf[j].coef, rf[j].classes, rf[j].bounds, tab[j], bm[j]);
+    /* the restored channels' rings as 16-bit samples too (restore_row_avx2's rows) */
+    if (rsimd && nr > 0 && (wide = malloc(sizeof(int16_t) * ring_bytes)) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+#define WIDE(ch, y) (wide + ((ch) * RESTORE_RING + ((y) & (RESTORE_RING - 1))) * pw + RESTORE_REACH)
+#define WIDE_CLAMPED(ch, y) WIDE(ch, (y) < 0 ? 0 : (y) >= h ? h - 1 : (y))
 #endif
     Py_ssize_t row = out.strides[0], next = r0, summed[3] = {r0 - 1, r0 - 1, r0 - 1};
     uint8_t *base = (uint8_t *)out.data;
@@ -4470,6 +4530,11 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
                 d[w - 1 + i] = d[w - 1];
             }
         }
+#if FUSED_PRODUCT
+        for (Py_ssize_t j = 0; wide != NULL && j < nr; j++)
+            restore_widen_row(LINE(rf[j].c, q) - RESTORE_REACH, pw,
+                              WIDE(rf[j].c, q) - RESTORE_REACH);
+#endif
         for (int b = 0; b < 2; b++)
             if (q >= held[b].first && q < held[b].first + held[b].rows)
                 for (Py_ssize_t ch = 0; ch < 3; ch++)
@@ -4505,9 +4570,12 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
                 }
                 uint8_t *o = restored + (size_t)ch * ((size_t)w + 16);
 #if FUSED_PRODUCT
-                if (rsimd)
-                    restore_line_avx2(o, r, w, rf[j].classes > 1 ? h3 : NULL, tab[j], bm[j]);
-                else
+                if (rsimd) {
+                    const int16_t *rw[7];
+                    for (int t = 0; t < 7; t++)
+                        rw[t] = WIDE_CLAMPED(ch, z - RESTORE_REACH + t);
+                    restore_line_avx2(o, rw, w, rf[j].classes > 1 ? h3 : NULL, tab[j], bm[j]);
+                } else
 #endif
                     restore_line(o, r, w, rf[j].classes > 1 ? h3 : NULL, &rf[j]);
                 lines[ch] = o;
@@ -4519,6 +4587,10 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
 #undef LINE
 #undef CLAMPED
 #undef SUMS
+#if FUSED_PRODUCT
+#undef WIDE
+#undef WIDE_CLAMPED
+#endif
     Py_END_ALLOW_THREADS
     if (error)
         PyErr_SetString(PyExc_RuntimeError, "restore_ycc: chroma row out of range");
@@ -4529,6 +4601,7 @@ done:
     free(f);
     free(ring);
     free(act);
+    free(wide);
     free(mline);
     release(&matrix);
     Py_XDECREF(rest);
