@@ -85,10 +85,12 @@ typedef int64_t half_i64 __attribute__((vector_size(32)));
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define RESTRICT __restrict__
 #define TRAILING_ZEROS(x) __builtin_ctzll(x)
+#define RARELY(x) __builtin_expect(!!(x), 0) /* a branch laid out off the straight path */
 #else
 #include <intrin.h>
 #define ALWAYS_INLINE static __forceinline
 #define RESTRICT __restrict
+#define RARELY(x) (x)
 static __forceinline int TRAILING_ZEROS(uint64_t x)
 {
     unsigned long k;
@@ -473,14 +475,14 @@ static void zero_columns(const SparseFill *f, int64_t row)
         st_f32(p + j * f->out_col, 0.0f);
 }
 
-/* What reduce_sparse_run needs of a symbol byte, looked up once: the value of a literal (low
-   nibble - 8; 0 for the row end), the run of zeros before it (high nibble), whether it ends the
-   row (end, and keep = end - 1, the mask that keeps the column), and whether it leaves the
-   straight path: a run escape (high nibble 15), a value escape (low nibble 0) or an invalid low
-   nibble 8 (other than the row end); `stop` is end or special (fill_rows' one test). */
+/* What fill_rows and reduce_sparse_run need of a symbol byte, looked up once: the value of a
+   literal (low nibble - 8; 0 for the row end), the run of zeros before it (high nibble), whether
+   it ends the row (end, and keep = end - 1, the mask that keeps the column), and whether it
+   leaves the straight path: a run escape (high nibble 15), a value escape (low nibble 0) or an
+   invalid low nibble 8 (other than the row end). */
 typedef struct {
     float value;
-    uint8_t run, end, special, stop;
+    uint8_t run, end, special;
     int64_t keep;
 } SymbolEntry;
 
@@ -493,7 +495,7 @@ static void fill_symbol_table(void)
         int special = code >= 0xF0 || low == 0 || (low == 8 && code != 0x08);
         symbol_table[code] = (SymbolEntry){
             (float)((int)low - 8), (uint8_t)(code >> 4), code == 0x08, (uint8_t)special,
-            code == 0x08 || special, code == 0x08 ? 0 : -1,
+            code == 0x08 ? 0 : -1,
         };
     }
 }
@@ -521,38 +523,51 @@ ALWAYS_INLINE void zero_floats(char *p, int64_t n)
     }
 }
 
-/* fill_sparse_run's rows when every component of the block is filled (width = count), the
-   symbols are contiguous and out's and scale's columns are contiguous floats (a band's
+/* Rows that fill_rows zeroes ahead of the symbols that fill them: a few of a band's buffer,
+   still in the cache when their symbols are stored. */
+#define FILL_ZERO_ROWS 16
+
+/* fill_sparse_run's rows when every component of the block is filled (width = count >= 1),
+   the symbols are contiguous and out's and scale's columns are contiguous floats (a band's
    buffer): `rows` rows from the checkpoint state (s, a, v), which is at the first of them.
-   Each symbol is looked up once in symbol_table (its value, run and whether it ends the row
-   or leaves the straight path: one test), and the errors are found in fill_sparse_run's
-   order, so both give the same result on any input. */
+   Each symbol is looked up once in symbol_table, and a row end runs the same instructions as
+   a literal (no branch on it: where a row ends is the data's, and a branch on it mispredicted
+   about once a row): it stores its value, 0, into `sink` instead of the row (the address
+   chosen by its keep mask), moves `line` on by its mask and restarts the column count. The
+   escapes and invalid codes (special: a few in a hundred symbols) take a branch. The rows are
+   zeroed FILL_ZERO_ROWS at a time before their symbols, where zero. The errors are found in
+   fill_sparse_run's order (a row end's column is at most count, so its check never fails, as
+   there it is not made), so both give the same result on any input. */
 ALWAYS_INLINE int fill_rows(const SparseFill *f, int64_t s, int64_t a, int64_t v, int64_t rows)
 {
-    const uint8_t *sym = (const uint8_t *)f->symbols;
-    const int64_t n = f->n_symbols, count = f->count, n_xrun = f->n_xrun, n_xval = f->n_xval;
+    const uint8_t *sym = (const uint8_t *)f->symbols + s;
+    const uint8_t *const last = (const uint8_t *)f->symbols + f->n_symbols;
+    const int64_t count = f->count;
     const Py_ssize_t out_row = f->out_row;
     const char *scale = f->scale + 4 * f->first;
     const int zero = f->zero;
     char *line = f->out + 4 * f->first;
-    for (int64_t i = 0; i < rows; i++, line += out_row) {
+    float sink;
+    const uintptr_t sink_at = (uintptr_t)&sink;
+    int64_t col = 0;
+    while (rows > 0) {
+        int64_t left = rows < FILL_ZERO_ROWS ? rows : FILL_ZERO_ROWS;
+        rows -= left;
         if (zero)
-            zero_floats(line, count);
-        int64_t col = 0;
-        for (;;) {
-            if (s >= n)
+            for (int64_t r = 0; r < left; r++)
+                zero_floats(line + r * out_row, count);
+        do {
+            if (RARELY(sym >= last))
                 return 1;
-            unsigned code = sym[s++];
+            const unsigned code = *sym++;
             const SymbolEntry *e = &symbol_table[code];
             int64_t c = col + e->run;
             float value = e->value;
-            if (e->stop) {
-                if (e->end)
-                    break;
+            if (RARELY(e->special)) {
                 if ((code & 15) == 8)
                     return 3;
                 if (code >= 0xF0) {
-                    if (a >= n_xrun)
+                    if (a >= f->n_xrun)
                         return 2;
                     /* At most 32 bits (checked), and col < count <= 2^32: no overflow. */
                     c += ld_int(f->xrun + a * f->xrun_stride, f->xrun_type);
@@ -561,7 +576,7 @@ ALWAYS_INLINE int fill_rows(const SparseFill *f, int64_t s, int64_t a, int64_t v
                 if ((uint64_t)c >= (uint64_t)count) /* negative only from a signed run array */
                     return 4;
                 if ((code & 15) == 0) {
-                    if (v >= n_xval)
+                    if (v >= f->n_xval)
                         return 2;
                     int64_t escaped = ld_int(f->xval + v * f->xval_stride, f->xval_type);
                     v++;
@@ -569,12 +584,19 @@ ALWAYS_INLINE int fill_rows(const SparseFill *f, int64_t s, int64_t a, int64_t v
                         return 5;
                     value = (float)escaped;
                 }
-            } else if ((uint64_t)c >= (uint64_t)count) {
+            } else if (RARELY((uint64_t)c >= (uint64_t)(count + e->end))) {
                 return 4;
             }
-            st_f32(line + 4 * c, value * ld_f32(scale + 4 * c));
-            col = c + 1;
-        }
+            /* The address by masks, not a conditional (which GCC compiles to a branch); a row
+               end's column may be count: it reads scale[0] instead. */
+            const int64_t keep = e->keep; /* all ones, or 0 for the row end */
+            char *at = (char *)(((uintptr_t)(line + 4 * c) & (uintptr_t)keep)
+                                | (sink_at & ~(uintptr_t)keep));
+            st_f32(at, value * ld_f32(scale + 4 * (c & keep)));
+            line += out_row & ~keep;
+            left -= e->end;
+            col = (c + 1) & keep;
+        } while (left > 0);
     }
     return 0;
 }
@@ -592,7 +614,8 @@ HOT static int fill_sparse_run(const SparseFill *f)
     const char *scale = f->scale;
     const int zero = f->zero;
     int64_t s = f->s, a = f->a, v = f->v, row = f->row, col = 0;
-    const int fast = stride == 1 && out_col == 4 && scale_stride == 4 && width == count;
+    const int fast = stride == 1 && out_col == 4 && scale_stride == 4 && width == count
+        && count > 0;
     if (zero && !fast && row == r0 && r0 < r1)
         zero_columns(f, 0);
     while (row < r0) { /* between the checkpoint and r0: only count the escapes */

@@ -1025,6 +1025,65 @@ def test_reduce_sparse_is_the_reduced_product(compiled: Any) -> None:
                                       count, count, scale, basis[:, :1].copy()) == fill
 
 
+def test_fill_sparse_rows_walk_as_symbol_by_symbol(compiled: Any) -> None:
+    """fill_sparse's straight path (contiguous symbols, a band's buffer, the whole block: row
+    ends without a branch, rows zeroed ahead) fills and refuses as its symbol-by-symbol walk
+    (the same symbols through a strided view): the same bits of every row and column, zeroing
+    or not, and the same error code for mutated symbols, escapes and truncated streams; neither
+    writes outside the block's columns."""
+    rng = np.random.default_rng(13)
+
+    def both(symbols: np.ndarray, xrun: np.ndarray, xval: np.ndarray, rows: int, r0: int,
+             r1: int, first: int, count: int, columns: int, zero: bool) -> int:
+        # a broken stream's index stops where its count fails: both walks start from it
+        marks = compiled.index_sparse(symbols, rows, xrun.size, xval.size, 4)[:3]
+        scale = rng.uniform(-2, 3, columns).astype(np.float32)
+        strided = np.repeat(symbols, 2)[::2]
+        start = rng.normal(0, 9, (r1 - r0, columns)).astype(np.float32)
+        outs, errors = [], []
+        for stream in (symbols, strided):
+            out = start.copy()
+            errors.append(compiled.fill_sparse(stream, xrun, xval, *marks, 4, r0, r1, out,
+                                               first, count, count, scale, zero))
+            outs.append(out)
+        assert errors[0] == errors[1], (r0, r1, first, count, zero)
+        for out in outs:  # nothing outside the block's columns, error or not
+            assert out[:, :first].tobytes() == start[:, :first].tobytes()
+            assert out[:, first + count:].tobytes() == start[:, first + count:].tobytes()
+        if errors[0] == 0:
+            assert outs[0].tobytes() == outs[1].tobytes(), (r0, r1, first, count, zero)
+        return int(errors[0])
+
+    found: set[int] = set()
+    for rows, count, first, columns in ((300, 23, 2, 27), (200, 1, 0, 1), (150, 16, 0, 16),
+                                        (90, 5, 3, 8)):
+        symbols, xrun, xval = coding.to_symbols(_sparse_matrix(rng, rows, count))
+        for zero in (True, False):
+            for r0, r1 in ((0, rows), (5, 66), (rows - 1, rows), (17, 17)):
+                assert both(symbols, xrun, xval, rows, r0, r1, first, count, columns, zero) == 0
+        for _ in range(150):  # mutated symbols and side streams
+            broken, run_escapes, values = symbols.copy(), xrun.copy(), xval.copy()
+            for _ in range(int(rng.integers(1, 4))):
+                broken[rng.integers(broken.size)] = rng.integers(256)
+            if run_escapes.size and rng.random() < 0.3:
+                run_escapes[rng.integers(run_escapes.size)] = rng.integers(-40, 40)
+            if values.size and rng.random() < 0.3:
+                values[rng.integers(values.size)] = 0
+            cut = broken[:int(rng.integers(broken.size + 1))] if rng.random() < 0.2 else broken
+            r0, r1 = sorted(int(r) for r in rng.integers(0, rows + 1, 2))
+            found.add(both(cut, run_escapes, values, rows, r0, r1, first, count, columns,
+                           bool(rng.random() < 0.5)))
+    for count in (1, 5, 14):  # a row's last column, and one past it: a literal then a row end
+        none16, none32 = np.zeros(0, np.uint16), np.zeros(0, np.int32)
+        full = np.array([0x09] * count + [0x08], np.uint8)  # every column, then the row end
+        for run, error in ((count - 1, 0), (count, 4), (count + 1, 4)):
+            if run < 15:
+                row = np.array([run << 4 | 0x09, 0x08], np.uint8)
+                stream = np.concatenate([full, row, full])
+                assert both(stream, none16, none32, 3, 0, 3, 1, count, count + 2, True) == error
+    assert found == {0, 1, 2, 3, 4, 5}  # every verdict met
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
 def test_column_entropies_and_prediction_costs(monkeypatch: pytest.MonkeyPatch,
                                                dtype: type) -> None:
