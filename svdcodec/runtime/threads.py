@@ -23,7 +23,9 @@ async context only), `set_threads(n)` (process-wide), the environment variable S
 one thread inside a Dask worker process (its scheduler already runs one task per thread; a
 codec that started its own threads in each would fight it), else the usable cores, at most 4.
 With one thread, band work runs in the calling thread and whole-plane factorizations keep BLAS
-single-threaded too. (docs/arrays.md, "Threads".)
+single-threaded too. Small images (encodes of at most band_sizes.ENCODE_SERIAL_SAMPLES
+samples, decodes of at most SERIAL_SAMPLES) run in the calling thread whatever the count.
+(docs/arrays.md, "Threads".)
 """
 
 from __future__ import annotations
@@ -156,7 +158,8 @@ def set_threads(n: int | None) -> int | None:
 @contextmanager
 def threads(n: int) -> Iterator[None]:
     """svdcodec uses `n` threads for the calls made inside this block, in this thread (or
-    asyncio task) only; other threads keep their own setting."""
+    asyncio task) only; other threads keep their own setting. At most `n`: small images run in
+    the calling thread (`band_sizes.ENCODE_SERIAL_SAMPLES`, `SERIAL_SAMPLES`)."""
     token = _scoped_threads.set(_check_count(n, "thread count"))
     try:
         yield
