@@ -8,17 +8,17 @@ with one BLAS thread: with one file per core, more BLAS threads only make the wo
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from typing import NamedTuple, TextIO, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TextIO, TypeVar
 
 from . import safe_io
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 Job = TypeVar("Job")
 
@@ -82,6 +82,12 @@ def _pool_pass(fn: Callable[[Job], Result], jobs: Sequence[Job], names: Sequence
 
     On any exception, ^C or Terminated, the workers are sent SIGTERM (they remove their
     temporary files and exit, `safe_io.exit_on_signals`) before the pool is shut down."""
+    # Imported here, not at the top: they cost a one-file command (svdi-info, svdi-decode of
+    # one image) a third of its start-up, and only a run of several files starts a pool.
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(size, mp_context=context, initializer=_start_worker)
     try:

@@ -32,7 +32,6 @@ import errno
 import functools
 import os
 import re
-import secrets
 import signal
 import stat
 import sys
@@ -357,7 +356,7 @@ def _open_temporary(dest: Path) -> tuple[str, int]:
     can arrive after the file is created and before its name is returned: the name then stays
     pending, and the caller's remove_pending() removes the file."""
     for _ in range(100):
-        name = str(dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp")
+        name = str(dest.parent / f".{dest.name}.{os.urandom(4).hex()}.tmp")
         _pending.add(name)
         try:
             return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
