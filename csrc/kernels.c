@@ -6261,7 +6261,8 @@ PyDoc_STRVAR(exact_weights_doc,
 "exact_weights(sigma, step, shift) -> (weights, sum) or None\n\n"
 "codec.exact.weights of a plane's singular values (float32 or float64, 1-D): the weights W_k\n"
 "as float64 and their sum as an int; None wherever a W_k is not finite, is negative or\n"
-"exceeds 2^53, or the sum exceeds 64 bits (the Python rule then decides, and raises).");
+"exceeds 2^53, or the sum exceeds 64 bits. The Python rule then decides: it raises where a W_k\n"
+"is not finite or exceeds 2^53 and computes the weights otherwise.");
 
 static PyObject *exact_weights(PyObject *self, PyObject *args, PyObject *kwargs)
 {
