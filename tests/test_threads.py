@@ -58,6 +58,19 @@ def test_not_a_dask_worker_here() -> None:
     assert not runtime.in_dask_worker()
 
 
+def recorded_pools(monkeypatch) -> list[int]:
+    """The thread count of every pool the runtime is asked for from now on (the pools still
+    run)."""
+    pools: list[int] = []
+    real_pool = runtime._pool
+
+    def recording_pool(count: int):
+        pools.append(count)
+        return real_pool(count)
+    monkeypatch.setattr(runtime, "_pool", recording_pool)
+    return pools
+
+
 def test_one_thread_gives_the_same_bytes_and_pixels(monkeypatch) -> None:
     """With threads(1) no pool thread runs (band work stays in the calling thread), and the
     file and the pixels are those of the default thread count (the plain layout's: within
@@ -69,13 +82,7 @@ def test_one_thread_gives_the_same_bytes_and_pixels(monkeypatch) -> None:
     data = svdcodec.encode(rgb, 80)
     plain = svdcodec.encode(rgb, 80, layout="plain")
     pixels = svdcodec.decode(data)
-    pools = []
-    real_pool = runtime._pool
-
-    def recording_pool(count: int):
-        pools.append(count)
-        return real_pool(count)
-    monkeypatch.setattr(runtime, "_pool", recording_pool)
+    pools = recorded_pools(monkeypatch)
     with svdcodec.threads(1):
         assert svdcodec.encode(rgb, 80) == data
         # The plain layout factorizes the whole plane with OpenBLAS's own threads (one large
@@ -159,13 +166,7 @@ def test_small_encodes_stay_in_the_calling_thread(monkeypatch) -> None:
     with Image.open(resources.files("svdcodec") / "data" / "sample.png") as im:
         rgb = np.asarray(im)
     monkeypatch.setattr(band_sizes, "ENCODE_SERIAL_SAMPLES", rgb.size)
-    pools = []
-    real_pool = runtime._pool
-
-    def recording_pool(count: int):
-        pools.append(count)
-        return real_pool(count)
-    monkeypatch.setattr(runtime, "_pool", recording_pool)
+    pools = recorded_pools(monkeypatch)
     with svdcodec.threads(2):
         data = svdcodec.encode(rgb, 75)
         assert pools == []
