@@ -25,6 +25,7 @@ from ..codec.coding import (
     join_symbols,
 )
 from ..codec.factorize import basis, energy, factorize, sub_gram, tiles_exactly
+from ..codec.layout import grid as patch_grid
 from ..codec.layout import quarter_patches, to_matrix
 from ..codec.quantize import (
     ColumnStats,
@@ -585,8 +586,8 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     def first_u() -> Block:
         """U's first column as its dense block (on the whole patch grid: a large plane's
         largest block), packed; it does not depend on the rank."""
-        grid = (-(-height // p.patch), -(-p.width // p.patch)) if p.layout == LAYOUT_PATCH \
-            else (height, 1)  # Plane.grid of the coded rows
+        # Plane.grid of the coded rows
+        grid = patch_grid(height, p.width, p.patch if p.layout == LAYOUT_PATCH else 0)
         block = dense_block("U", p.index, 0, A[:, :1], grid)
         pack(block)
         return block
