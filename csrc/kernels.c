@@ -3448,6 +3448,81 @@ static void ycc_line_bytes(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, c
 }
 #endif
 
+/* The arguments deblock_ycc and restore_ycc share (the "ycc band arguments": out, y0, y1,
+   filters, k, cb, cr, top, first, height, matrix, patch, per_row, pad) and what ycc_band_open
+   makes of them. Zeroed before the arguments are parsed into it; ycc_band_release frees it
+   whatever ycc_band_open reached. */
+typedef struct {
+    PyObject *o_out, *o_filters, *o_k, *o_cb, *o_cr, *o_matrix;
+    Py_ssize_t y0, y1, top, first, height, patch, per_row, pad;
+    Arr out, fa, cb, cr, matrix;
+    /* h: the image's rows, of which out holds [top, top + out's rows); nf: the filters */
+    Py_ssize_t h, w, c, nf;
+    int chroma;
+    float k[4];
+    EdgeFilter *f;
+    float *mline;  /* patch_luma's line buffer, NULL without matrix */
+    WideChroma wc; /* the chroma rows (get_chroma), or only wc.w without cb and cr */
+} YccBand;
+
+/* Check the ycc band arguments of `who` (deblock_ycc, restore_ycc) as both take them: pad
+   (outside 0..255: none), 0 <= top <= y0 (top = 0 without height), out's rows [y0, y1), k,
+   filters (int64 (nf, 5), nf <= out's channels, y1 <= h; a distinct channel each, below
+   `channels` too, every period >= 4), matrix (`patch_luma`) and cb, cr (`get_chroma`). -1
+   with an exception set if one is wrong. */
+static int ycc_band_open(YccBand *b, const char *who, Py_ssize_t channels)
+{
+    if (b->pad < 0 || b->pad > 255)  /* no pad; the row kernels take it as an int */
+        b->pad = -1;
+    if (b->top < 0 || b->y0 < b->top || (b->height < 0 && b->top != 0)) {
+        PyErr_Format(PyExc_ValueError, "%s: needs 0 <= top <= y0, and top = 0 without height",
+                     who);
+        return -1;
+    }
+    b->chroma = b->o_cb != Py_None || b->o_cr != Py_None;
+    if (get_image(b->o_out, &b->out, b->y0 - b->top, b->y1 - b->top) < 0
+        || get_constants(b->o_k, b->k) < 0
+        || get_array(b->o_filters, &b->fa, "filters", 2, T_I64, A_CONTIGUOUS) < 0)
+        return -1;
+    b->h = b->height < 0 ? b->out.shape[0] : b->height;
+    b->w = b->out.shape[1];
+    b->c = b->out.shape[2];
+    b->nf = b->fa.shape[0];
+    if (b->fa.shape[1] != 5 || b->nf > b->c || b->y1 > b->h) {
+        PyErr_Format(PyExc_ValueError, "%s: filters must be (k <= channels, 5), y1 <= height",
+                     who);
+        return -1;
+    }
+    if ((b->f = edge_filters(&b->fa, b->c, who)) == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < b->nf; i++)
+        if (b->f[i].period < 4 || b->f[i].c >= channels) {
+            PyErr_Format(PyExc_ValueError, "%s: every filter's period must be >= 4, its "
+                         "channel below %zd", who, channels < b->c ? channels : b->c);
+            return -1;
+        }
+    if (patch_luma(b->o_matrix, &b->matrix, b->y1 - b->top, b->patch, b->per_row, b->w, who,
+                   &b->mline) < 0)
+        return -1;
+    if (b->chroma)
+        return get_chroma(b->o_cb, b->o_cr, &b->cb, &b->cr, &b->out, b->y0, b->y1, b->first,
+                          b->h, &b->wc);
+    b->wc.w = b->w; /* no doubled rows: line_buffers gives the line buffers only */
+    return 0;
+}
+
+static void ycc_band_release(YccBand *b)
+{
+    free(b->wc.wide);
+    free(b->f);
+    free(b->mline);
+    release(&b->out);
+    release(&b->fa);
+    release(&b->cb);
+    release(&b->cr);
+    release(&b->matrix);
+}
+
 PyDoc_STRVAR(deblock_ycc_doc,
 "deblock_ycc(out, y0, y1, filters, k, cb=None, cr=None) -> None\n\n"
 "Rows [y0, y1) of out ((h, w, >= 3) uint8 C-contiguous, Y' in channel 0) filtered (spec\n"
@@ -3468,76 +3543,49 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"out", "y0", "y1", "filters", "k", "cb", "cr", "top", "first",
                             "height", "matrix", "patch", "per_row", "pad", NULL};
-    PyObject *o_out, *o_filters, *o_k, *o_cb = Py_None, *o_cr = Py_None, *o_matrix = Py_None,
-             *result = NULL;
-    Py_ssize_t y0, y1, top = 0, first = 0, height = -1, patch = 0, per_row = 0, pad = -1;
-    Arr out = {0}, fa = {0}, cb = {0}, cr = {0}, matrix = {0};
-    float *mline = NULL;
-    WideChroma wc = {0};
-    EdgeFilter *f = NULL;
-    float k[4];
+    YccBand b = {.o_cb = Py_None, .o_cr = Py_None, .o_matrix = Py_None, .height = -1,
+                 .pad = -1};
+    PyObject *result = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|OOnnnOnnn:deblock_ycc", names,
-                                     &o_out, &y0, &y1, &o_filters, &o_k, &o_cb, &o_cr, &top,
-                                     &first, &height, &o_matrix, &patch, &per_row, &pad))
+                                     &b.o_out, &b.y0, &b.y1, &b.o_filters, &b.o_k, &b.o_cb,
+                                     &b.o_cr, &b.top, &b.first, &b.height, &b.o_matrix,
+                                     &b.patch, &b.per_row, &b.pad))
         return NULL;
-    if (pad < 0 || pad > 255)  /* no pad; the row kernels take it as an int */
-        pad = -1;
-    if (top < 0 || y0 < top || (height < 0 && top != 0)) {
-        value_error("deblock_ycc: needs 0 <= top <= y0, and top = 0 without height");
-        return NULL;
-    }
-    int chroma = o_cb != Py_None || o_cr != Py_None;
-    if (get_image(o_out, &out, y0 - top, y1 - top) < 0 || get_constants(o_k, k) < 0
-        || get_array(o_filters, &fa, "filters", 2, T_I64, A_CONTIGUOUS) < 0)
+    /* filters of any of out's channels (alpha too) */
+    if (ycc_band_open(&b, "deblock_ycc", PY_SSIZE_T_MAX) < 0
+        || check_boundary(b.y0, b.h, b.f, b.nf) < 0 || check_boundary(b.y1, b.h, b.f, b.nf) < 0)
         goto done;
-    /* h: the image's rows, of which out holds [top, top + out's rows) */
-    Py_ssize_t h = height < 0 ? out.shape[0] : height, w = out.shape[1], c = out.shape[2],
-               nf = fa.shape[0];
-    if (fa.shape[1] != 5 || nf > c || y1 > h) {
-        value_error("deblock_ycc: filters must be (k <= channels, 5), y1 <= height");
-        goto done;
-    }
-    if ((f = edge_filters(&fa, c, "deblock_ycc")) == NULL)
-        goto done;
-    for (Py_ssize_t i = 0; i < nf; i++)
-        if (f[i].period < 4) {
-            value_error("deblock_ycc: every period must be >= 4");
-            goto done;
-        }
-    if (check_boundary(y0, h, f, nf) < 0 || check_boundary(y1, h, f, nf) < 0)
-        goto done;
-    if (patch_luma(o_matrix, &matrix, y1 - top, patch, per_row, w, "deblock_ycc", &mline) < 0)
-        goto done;
-    if (chroma) {
-        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, first, h, &wc) < 0)
-            goto done;
-    } else {
-        wc.w = w; /* no doubled rows: line_buffers gives the line buffers only */
-    }
+    /* the loop's values as locals (b's address escaped: a call could change its fields) */
+    Py_ssize_t y0 = b.y0, y1 = b.y1, top = b.top, w = b.w, c = b.c, nf = b.nf,
+               patch = b.patch, per_row = b.per_row, pad = b.pad;
+    int chroma = b.chroma;
+    const EdgeFilter *f = b.f;
+    const float *k = b.k;
+    float *mline = b.mline;
     /* line buffers, then YCC_RING rows of each of Y', Cb and Cr as bytes (ring[ch][y % ring]),
        then w + 16 bytes of scratch (ring_vertical) */
     if (w > PY_SSIZE_T_MAX / (4 * (3 * YCC_RING + 1)) - 64
-        || line_buffers(&wc, w + ((3 * YCC_RING + 1) * w + 16 + 3) / 4) == NULL)
+        || line_buffers(&b.wc, w + ((3 * YCC_RING + 1) * w + 16 + 3) / 4) == NULL)
         goto done;
-    float *blue = wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
+    float *blue = b.wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
     uint8_t *planar = (uint8_t *)(red + w), *rows = (uint8_t *)(luma + w);
     uint8_t *scratch = rows + 3 * YCC_RING * w;
 #define RING(ch, y) (rows + ((ch) * YCC_RING + (y) % YCC_RING) * w)
-    Py_ssize_t row = out.strides[0], step = out.strides[1];
-    uint8_t *base = (uint8_t *)out.data;
+    Py_ssize_t row = b.out.strides[0], step = b.out.strides[1];
+    uint8_t *base = (uint8_t *)b.out.data;
     int error = 0, simd = simd_level(c);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1 && !error; y++) {
         uint8_t *line = base + (y - top) * row;
         if (mline != NULL) {
             Py_ssize_t gy = (y - top) / patch, py = (y - top) % patch;
-            ring_luma(simd, RING(0, y), w, matrix.data, gy * per_row * patch * patch
+            ring_luma(simd, RING(0, y), w, b.matrix.data, gy * per_row * patch * patch
                       + py * patch, patch, per_row, mline);
         } else {
             channel_line(line, c, 0, w, RING(0, y));
         }
         if (chroma) {
-            error = ring_chroma(simd, &wc, y, RING(1, y), RING(2, y), w, blue, red);
+            error = ring_chroma(simd, &b.wc, y, RING(1, y), RING(2, y), w, blue, red);
             if (error)
                 break;
         } else {
@@ -3579,14 +3627,7 @@ static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     else
         result = Py_NewRef(Py_None);
 done:
-    free(wc.wide);
-    free(f);
-    free(mline);
-    release(&out);
-    release(&fa);
-    release(&cb);
-    release(&cr);
-    release(&matrix);
+    ycc_band_release(&b);
     return result;
 }
 
@@ -4385,55 +4426,41 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     static char *names[] = {"out", "y0", "y1", "r0", "r1", "filters", "restorations", "k", "cb",
                             "cr", "top", "first", "height", "above", "below", "pad", "matrix",
                             "patch", "per_row", NULL};
-    PyObject *o_out, *o_filters, *o_rest, *o_k, *o_cb = Py_None, *o_cr = Py_None,
-             *o_above = Py_None, *o_below = Py_None, *o_matrix = Py_None, *rest = NULL,
-             *result = NULL;
-    Py_ssize_t y0, y1, r0, r1, top = 0, first = 0, height = -1, pad = -1, nr = 0, patch = 0,
-               per_row = 0;
-    Arr out = {0}, fa = {0}, cb = {0}, cr = {0}, matrix = {0}, held_arrays[2],
-        rest_arrays[2 * 3];
-    float *mline = NULL;
+    YccBand b = {.o_cb = Py_None, .o_cr = Py_None, .o_matrix = Py_None, .height = -1,
+                 .pad = -1};
+    PyObject *o_rest, *o_above = Py_None, *o_below = Py_None, *rest = NULL, *result = NULL;
+    Py_ssize_t r0, r1, nr = 0;
+    Arr held_arrays[2], rest_arrays[2 * 3];
     HeldRows held[2];
-    WideChroma wc = {0};
-    EdgeFilter *f = NULL;
     RestoreFilter rf[3];
     uint8_t *ring = NULL;
     int16_t *act = NULL, *wide = NULL;
-    float k[4];
     memset(held_arrays, 0, sizeof(held_arrays));
     memset(rest_arrays, 0, sizeof(rest_arrays));
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnnnOOO|OOnnnOOnOnn:restore_ycc", names,
-                                     &o_out, &y0, &y1, &r0, &r1, &o_filters, &o_rest, &o_k,
-                                     &o_cb, &o_cr, &top, &first, &height, &o_above, &o_below,
-                                     &pad, &o_matrix, &patch, &per_row))
+                                     &b.o_out, &b.y0, &b.y1, &r0, &r1, &b.o_filters, &o_rest,
+                                     &b.o_k, &b.o_cb, &b.o_cr, &b.top, &b.first, &b.height,
+                                     &o_above, &o_below, &b.pad, &b.o_matrix, &b.patch,
+                                     &b.per_row))
         return NULL;
-    if (pad < 0 || pad > 255)
-        pad = -1;
-    if (top < 0 || y0 < top || (height < 0 && top != 0)) {
-        value_error("restore_ycc: needs 0 <= top <= y0, and top = 0 without height");
-        return NULL;
-    }
-    int chroma = o_cb != Py_None || o_cr != Py_None;
-    if (get_image(o_out, &out, y0 - top, y1 - top) < 0 || get_constants(o_k, k) < 0
-        || get_array(o_filters, &fa, "filters", 2, T_I64, A_CONTIGUOUS) < 0)
+    /* the deblocking filters of Y', Cb and Cr only (the ring holds those channels) */
+    if (ycc_band_open(&b, "restore_ycc", 3) < 0)
         goto done;
-    Py_ssize_t h = height < 0 ? out.shape[0] : height, w = out.shape[1], c = out.shape[2],
-               nf = fa.shape[0];
+    /* the loop's values as locals (b's address escaped: a call could change its fields) */
+    Py_ssize_t y0 = b.y0, y1 = b.y1, top = b.top, h = b.h, w = b.w, c = b.c, nf = b.nf,
+               patch = b.patch, per_row = b.per_row, pad = b.pad;
+    int chroma = b.chroma;
+    const EdgeFilter *f = b.f;
+    const float *k = b.k;
+    float *mline = b.mline;
     Py_ssize_t need_lo = r0 - RESTORE_REACH < 0 ? 0 : r0 - RESTORE_REACH;
     Py_ssize_t need_hi = r1 + RESTORE_REACH > h ? h : r1 + RESTORE_REACH;
-    if (fa.shape[1] != 5 || nf > 3 || c > 4 || w < 1 || y0 >= y1 || y1 > h || r0 < y0
-        || r1 > y1 || (r0 < r1 && (need_lo < y0 || need_hi > y1))) {
+    if (nf > 3 || c > 4 || w < 1 || y0 >= y1 || r0 < y0 || r1 > y1
+        || (r0 < r1 && (need_lo < y0 || need_hi > y1))) {
         value_error("restore_ycc: needs filters (k <= 3, 5), out of 3 or 4 channels, "
                     "y0 < y1 <= height, and rows r0 - 3 .. r1 + 2 (clamped) inside [y0, y1)");
         goto done;
     }
-    if ((f = edge_filters(&fa, c, "restore_ycc")) == NULL)
-        goto done;
-    for (Py_ssize_t i = 0; i < nf; i++)
-        if (f[i].period < 4 || f[i].c > 2) {
-            value_error("restore_ycc: every filter's period must be >= 4, its channel 0..2");
-            goto done;
-        }
     if ((rest = PySequence_Fast(o_rest, "restore_ycc: restorations must be a sequence"))
         == NULL)
         goto done;
@@ -4467,20 +4494,12 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
         }
         rf[j].c = ch;
     }
-    if (patch_luma(o_matrix, &matrix, y1 - top, patch, per_row, w, "restore_ycc", &mline) < 0)
-        goto done;
     if (held_rows(o_above, &held_arrays[0], &held[0], y0, 0, y0, y1, w, c) < 0
         || held_rows(o_below, &held_arrays[1], &held[1], y0, 1, y0, y1, w, c) < 0)
         goto done;
-    if (chroma) {
-        if (get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, first, h, &wc) < 0)
-            goto done;
-    } else {
-        wc.w = w;
-    }
-    if (w > PY_SSIZE_T_MAX / (4 * 3 * RESTORE_RING) - 64 || line_buffers(&wc, w) == NULL)
+    if (w > PY_SSIZE_T_MAX / (4 * 3 * RESTORE_RING) - 64 || line_buffers(&b.wc, w) == NULL)
         goto done;
-    float *blue = wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
+    float *blue = b.wc.wide + 4 * w, *red = blue + w, *luma = red + 2 * w;
     uint8_t *planar = (uint8_t *)(red + w);
     /* the rings (3 channels of RESTORE_RING padded rows), a restored line per channel (w + 16
        bytes), the vertical edges' scratch (w + 16); per restored channel of more than one
@@ -4512,21 +4531,21 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
 #define WIDE(ch, y) (wide + ((ch) * RESTORE_RING + ((y) & (RESTORE_RING - 1))) * pw + RESTORE_REACH)
 #define WIDE_CLAMPED(ch, y) WIDE(ch, (y) < 0 ? 0 : (y) >= h ? h - 1 : (y))
 #endif
-    Py_ssize_t row = out.strides[0], next = r0, summed[3] = {r0 - 1, r0 - 1, r0 - 1};
-    uint8_t *base = (uint8_t *)out.data;
+    Py_ssize_t row = b.out.strides[0], next = r0, summed[3] = {r0 - 1, r0 - 1, r0 - 1};
+    uint8_t *base = (uint8_t *)b.out.data;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t y = y0; y < y1 + RESTORE_LAG && !error; y++) {
         if (y < y1) {
             const uint8_t *line = base + (y - top) * row;
             if (mline != NULL) {
                 Py_ssize_t gy = (y - top) / patch, py = (y - top) % patch;
-                ring_luma(simd, LINE(0, y), w, matrix.data, gy * per_row * patch * patch
+                ring_luma(simd, LINE(0, y), w, b.matrix.data, gy * per_row * patch * patch
                           + py * patch, patch, per_row, mline);
             } else {
                 ring_get(simd, line, c, 0, w, LINE(0, y));
             }
             if (chroma) {
-                error = ring_chroma(simd, &wc, y, LINE(1, y), LINE(2, y), w, blue, red);
+                error = ring_chroma(simd, &b.wc, y, LINE(1, y), LINE(2, y), w, blue, red);
                 if (error)
                     break;
             } else {
@@ -4620,18 +4639,11 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
     else
         result = Py_NewRef(Py_None);
 done:
-    free(wc.wide);
-    free(f);
+    ycc_band_release(&b);
     free(ring);
     free(act);
     free(wide);
-    free(mline);
-    release(&matrix);
     Py_XDECREF(rest);
-    release(&out);
-    release(&fa);
-    release(&cb);
-    release(&cr);
     for (int i = 0; i < 2; i++)
         release(&held_arrays[i]);
     for (int i = 0; i < 6; i++)

@@ -393,12 +393,15 @@ PILLOW_SAVE_KEYWORDS = ("append_images", "append")
 def save_options(im: Image.Image) -> dict[str, Any]:
     """The encode() options of ``im.save(...)``: every keyword must be one svdcodec knows.
 
-    ``lossless=True`` (as for WebP) is ``max_error=0``. Options another format has
+    None for any option means its default, the option left out (Pillow's convention; encode()
+    takes None alike). ``lossless=True`` (as for WebP) is ``max_error=0``. Options another format has
     (subsampling=, optimize=...) raise SvdiError instead
     of being ignored: a file that silently differs from what was asked is worse than an error.
     Like Pillow's PNG and TIFF writers the image's own ICC profile is kept unless
-    ``icc_profile=`` is given (b"" drops it); like its JPEG and WebP writers, EXIF, XMP, DPI and
-    text are written only when passed (``exif=im.info["exif"]`` or ``im.getexif()``).
+    ``icc_profile=`` is given (b"" drops it, and so does None, as in Pillow's PNG writer: the
+    one option where None is not the option left out); like its JPEG and WebP writers, EXIF,
+    XMP, DPI and text are written only when passed (``exif=im.info["exif"]`` or
+    ``im.getexif()``).
     """
     from .encoder import (  # only to save
         CODING_OPTIONS,
@@ -408,8 +411,9 @@ def save_options(im: Image.Image) -> dict[str, Any]:
     )
 
     info = dict(im.encoderinfo)
-    if "lossless" in info:  # Pillow's WebP keyword: max_error=0 (a residual, version 2)
-        lossless = on_off("lossless", info.pop("lossless"))
+    lossless = info.pop("lossless", None)
+    if lossless is not None:  # Pillow's WebP keyword: max_error=0 (a residual, version 2)
+        lossless = on_off("lossless", lossless)
         if lossless and info.get("max_error") not in (None, 0):
             raise SvdiError(f"lossless=True contradicts max_error={info['max_error']}")
         if lossless:

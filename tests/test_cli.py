@@ -69,6 +69,15 @@ def test_encode_options_reach_the_encoder(png: Path, tmp_path: Path) -> None:
     assert small.stat().st_size <= 1500
 
 
+def test_rank_zero_means_what_it_means_to_encode(png: Path, tmp_path: Path) -> None:
+    """--rank 0 is rank=0 (it was refused: "0 is outside [1, inf]"): with --lossless the file
+    is the residual alone, byte for byte encode's."""
+    out = tmp_path / "residual.svdi"
+    assert cli.encode_main([str(png), "-o", str(out), "--rank", "0", "--lossless"]) == 0
+    assert out.read_bytes() == svdcodec.encode(rgb(), rank=0, max_error=0)
+    assert cli.encode_main([str(png), "-o", str(out), "-f", "--rank", "-1"]) == 2
+
+
 def test_decode_components_preview_and_format(svdi: Path, tmp_path: Path) -> None:
     full, preview = tmp_path / "full.npy", tmp_path / "one.tiff"
     assert cli.decode_main([str(svdi), "-o", str(full)]) == 0

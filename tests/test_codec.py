@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from importlib import resources
 
 import numpy as np
@@ -215,10 +216,58 @@ def test_invalid_options(options: dict[str, float]) -> None:
 
 @pytest.mark.parametrize("name", ["exact_alpha", "exact_constant", "centre", "deblock",
                                   "restore", "aq"])
-@pytest.mark.parametrize("value", ["no", "False", 2, 0.5, None])
+@pytest.mark.parametrize("value", ["no", "False", 2, 0.5])
 def test_switches_refuse_what_is_not_on_or_off(name: str, value: object) -> None:
     with pytest.raises(SvdiError, match=f"{name} must be True or False"):
         svdcodec.encode(smooth(8, 8).astype(np.uint8), **{name: value})
+
+
+def test_none_is_every_options_default_in_encode_and_the_plugin() -> None:
+    """None means the option's default, as Pillow's save options take it: encode(a, aq=None)
+    is encode(a), and the Pillow plugin writes the same bytes (it refused nothing, encode
+    refused the on/off options, effort and layout)."""
+    from svdcodec.encoder import CODING_OPTIONS, METADATA_OPTIONS
+
+    image = smooth(24, 40, 3).astype(np.uint8)
+    default = svdcodec.encode(image)
+    for name in (*CODING_OPTIONS, *METADATA_OPTIONS):
+        assert svdcodec.encode(image, **{name: None}) == default, name
+        saved = io.BytesIO()
+        Image.fromarray(image).save(saved, "SVDI", **{name: None})
+        assert saved.getvalue() == default, name
+    saved = io.BytesIO()
+    Image.fromarray(image).save(saved, "SVDI", lossless=None)  # the plugin's own option
+    assert saved.getvalue() == default
+
+
+@pytest.mark.parametrize("options", [{"rank": True}, {"rank": False}, {"energy": True},
+                                     {"energy": "0.5"}, {"target_psnr": False},
+                                     {"target_psnr": 0}, {"target_psnr": -3},
+                                     {"target_psnr": float("inf")}, {"max_bytes": False},
+                                     {"max_bytes": 0}, {"max_bytes": "2000"},
+                                     {"max_bytes": 2000.5}, {"max_error": True},
+                                     {"effort": True}, {"layout": False}, {"layout": 8}])
+def test_number_and_layout_options_refuse_switches_and_other_types(
+        options: dict[str, object]) -> None:
+    """True and False are not numbers to these options (rank=False was rank 0, energy=True
+    was 1.0, target_psnr=False and 0 wrote the smallest file), nor a str's text a number
+    (TypeError before); a layout is a str (AttributeError before)."""
+    name = next(iter(options))
+    with pytest.raises(SvdiError, match=name):
+        svdcodec.encode(smooth(8, 8).astype(np.uint8), **options)
+
+
+def test_rank_zero_keeps_no_component() -> None:
+    """rank=0: no component in any plane; the file holds what the residual or the column means
+    put in it (lossless, or the means), and alone decodes to zeros."""
+    image = smooth(16, 24, 3).astype(np.uint8)
+    residual_only = svdcodec.encode(image, rank=0, max_error=0)
+    assert [f.S.size for f in svdcodec.read_factors(residual_only)] == [0, 0, 0]
+    np.testing.assert_array_equal(svdcodec.decode(residual_only), image)
+    grey = image[..., 0]
+    means = svdcodec.decode(svdcodec.encode(grey, rank=0, centre=True)).astype(float)
+    assert np.abs(means - grey.mean(axis=0)).max() <= 1
+    assert not svdcodec.decode(svdcodec.encode(grey, rank=0)).any()
 
 
 @pytest.mark.parametrize("value", [True, False, 1, 0, np.True_, np.False_])

@@ -509,7 +509,16 @@ def test_every_tool_adds_svdi_best_to_the_sweep_and_is_not_another_codec() -> No
     assert "svdi-best" not in compare_cli.sweep_codecs()
     assert compare_cli.sweep_codecs(every_tool=True) == [*compare_cli.sweep_codecs(), "svdi-best"]
     rows = [{"codec": "svdi", "quality": 75, "bytes": 1000, "size_vs_jpeg": 0.8}]
-    # svdi with every tool is svdi, not one of the codecs that are "smaller still"
+    # svdi with every tool is svdi, not one of the codecs that are "smaller still": the answer
+    # gives its figure beside the defaults'
     assert compare_cli.answer(rows, 5000, {"svdi": -19.0, "svdi-best": -22.0, "webp": -34.0}) == (
         "svdi files are 19.0 % smaller than JPEG at the same PSNR on this image (average over "
-        "28-38 dB); WebP is smaller still. PNG (lossless) is 5.0x the size of svdi at quality 75.")
+        "28-38 dB), 22.0 % smaller with every tool on (--effort 2 --aq --restore); WebP is "
+        "smaller still. PNG (lossless) is 5.0x the size of svdi at quality 75.")
+    # "smaller still": smaller than svdi with every tool too
+    assert compare_cli.answer(rows, 5000, {"svdi": -19.0, "svdi-best": -22.0, "avif": -20.0}) \
+        .startswith("svdi files are 19.0 % smaller than JPEG at the same PSNR on this image "
+                    "(average over 28-38 dB), 22.0 % smaller with every tool on (--effort 2 "
+                    "--aq --restore). PNG")
+    # no figure where every tool's curve shares no PSNR range with JPEG's
+    assert "every tool" not in compare_cli.answer(rows, 5000, {"svdi": -19.0, "svdi-best": None})

@@ -285,6 +285,8 @@ def test_encoder_filters_where_it_helps_and_every_decoder_agrees(channels: int,
     # The factor blocks are the same: HEAD's version, PLAN's shift and filter and the residual
     # blocks (against the filtered image) differ.
     assert factor_chunks(data) == factor_chunks(plain)
+    if not container.residuals:  # then the file's size is the same: the filter's fields only
+        assert len(data) == len(plain)
     decoded = decode_everywhere(data)
     colour = min(3, channels)
     assert psnr(image[..., :colour], decoded.reshape(image.shape)[..., :colour]) > \
@@ -547,6 +549,70 @@ def test_fused_kernels_check_their_windows() -> None:
                              patch=4, per_row=3)
     compiled.deblock_ycc(band, 2, 4, table, colour, top=0, height=32, matrix=matrix, patch=4,
                          per_row=4)
+
+
+#: Wrong "ycc band arguments" (the arguments deblock_ycc and restore_ycc share), each with
+#: what is wrong.
+WRONG_BAND_ARGUMENTS = [
+    ({"top": 1}, "top without height"),
+    ({"top": -1, "height": 32}, "top < 0"),
+    ({"y0": 4, "top": 5, "height": 32}, "y0 above out's first row"),
+    ({"y1": 33}, "rows past out"),
+    ({"height": 30}, "y1 past the image's height"),
+    ({"out": np.zeros((32, 16, 2), np.uint8)}, "two channels"),
+    ({"out": np.zeros((32, 32, 3), np.uint8)[:, ::2]}, "not C-contiguous"),
+    ({"k": np.full(4, np.nan, np.float32)}, "constants not finite"),
+    ({"k": np.zeros(3, np.float32)}, "three constants"),
+    ({"filters": np.array([[0, 8, 1, 1]], np.int64)}, "four values a filter"),
+    ({"filters": np.array([[0, 8, 1, 1, 1]], np.int32)}, "not int64"),
+    ({"filters": np.array([[0, 8, 1, 1, 1], [1, 8, 1, 1, 1], [2, 8, 1, 1, 1],
+                           [0, 16, 1, 1, 1]], np.int64)}, "more filters than channels"),
+    ({"filters": np.array([[0, 2, 1, 1, 1]], np.int64)}, "period below 4"),
+    ({"filters": np.array([[0, 8, 1, 1, 1], [0, 16, 1, 1, 1]], np.int64)}, "channel twice"),
+    ({"filters": np.array([[0, 8, 256, 1, 1]], np.int64)}, "alpha above 255"),
+    ({"filters": np.array([[3, 8, 1, 1, 1]], np.int64)}, "channel past out's"),
+    ({"matrix": np.zeros((4, 16), np.float32), "patch": 4, "per_row": 4}, "too few patches"),
+    ({"matrix": np.zeros((32, 16), np.float32), "patch": 4, "per_row": 3},
+     "patches narrower than the image"),
+    ({"matrix": np.zeros((32, 16), np.float64), "patch": 4, "per_row": 4}, "not float32"),
+    ({"matrix": np.zeros((32, 16), np.float32), "patch": 0, "per_row": 4}, "patch 0"),
+    ({"cb": np.zeros((16, 8), np.float32), "cr": np.zeros((8, 8), np.float32)},
+     "cb and cr of different sizes"),
+    ({"cb": np.zeros((16, 4), np.float32), "cr": np.zeros((16, 4), np.float32)},
+     "chroma not half the width"),
+    ({"cb": np.zeros((16, 8), np.float32), "cr": np.zeros((16, 8), np.float32), "first": 1,
+      "height": 32}, "chroma rows past the plane"),
+    ({"cb": np.zeros((16, 8), np.float32)}, "cb without cr"),
+]
+
+
+@pytest.mark.parametrize("wrong", [w for w, _ in WRONG_BAND_ARGUMENTS],
+                         ids=[why for _, why in WRONG_BAND_ARGUMENTS])
+def test_both_fused_kernels_refuse_the_same_band_arguments(wrong: dict[str, object]) -> None:
+    """deblock_ycc and restore_ycc check the arguments they share in one place: each wrong one
+    is refused by both with the same error, and the same call with it right runs in both (with
+    chroma planes and a band's patches too)."""
+    compiled = compiled_kernels()
+    colour = kernel_module.colour_constants()
+
+    def call(kernel: str, **changed: object) -> None:
+        args: dict[str, object] = {"out": np.zeros((32, 16, 3), np.uint8), "y0": 0, "y1": 32,
+                                   "filters": np.array([[0, 8, 1, 1, 1]], np.int64),
+                                   "k": colour, **changed}
+        if kernel == "restore_ycc":  # every row restored, by no filter
+            args.update(r0=args["y0"], r1=args["y1"], restorations=[])
+        getattr(compiled, kernel)(**args)
+
+    right = [{}, {"cb": np.zeros((16, 8), np.float32), "cr": np.zeros((16, 8), np.float32)},
+             {"matrix": np.zeros((32, 16), np.float32), "patch": 4, "per_row": 4}]
+    errors = []
+    for kernel in ("deblock_ycc", "restore_ycc"):
+        for changed in right:
+            call(kernel, **changed)
+        with pytest.raises((TypeError, ValueError)) as refused:
+            call(kernel, **wrong)
+        errors.append((type(refused.value), str(refused.value).removeprefix(f"{kernel}: ")))
+    assert errors[0] == errors[1]
 
 
 @pytest.mark.parametrize("height,channels,options", [

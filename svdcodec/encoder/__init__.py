@@ -98,19 +98,29 @@ def _bisect(predicate: Callable[[float], bool], lo: float, hi: float, iters: int
 def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
            rank: int | None = None,
            energy: float | None = None, target_psnr: float | None = None,
-           max_bytes: int | None = None, layout: str = "auto", exif: Any = None,
+           max_bytes: int | None = None, layout: str | None = "auto", exif: Any = None,
            icc_profile: bytes | None = None, xmp: bytes | str | None = None,
            dpi: tuple[float, float] | None = None, text: dict[str, str] | None = None,
-           max_error: float | None = None, exact_alpha: bool = True,
-           exact_constant: bool = True, centre: bool = False, deblock: bool = True,
-           restore: bool = False, effort: int = DEFAULT_EFFORT, aq: bool = False) -> bytes:
+           max_error: float | None = None, exact_alpha: bool | None = True,
+           exact_constant: bool | None = True, centre: bool | None = False,
+           deblock: bool | None = True, restore: bool | None = False,
+           effort: int | None = DEFAULT_EFFORT, aq: bool | None = False) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
-    quality (1..100, default 75) sets the quantizer step; target_psnr (dB) or max_bytes search
-    the step instead. rank keeps at most that many components per plane: fewer where the matrix has
-    lower rank, and a trailing component whose factors quantize to zero at this quality is
-    dropped (it would add nothing to the picture; raise the quality to keep it). energy keeps
-    the fewest components holding that fraction of sum(sigma^2), with the same proviso.
+    Every option also takes None, which means its default, as Pillow's save options do
+    (``encode(a, aq=None)`` is ``encode(a)``; the Pillow plugin and svdi-encode leave an option
+    they are not given to this default). The on/off options (exact_alpha, exact_constant,
+    centre, deblock, restore, aq) take True or False (1 or 0, numpy's bools); the others refuse
+    True and False, which are not numbers there.
+
+    quality (1..100, default 75) sets the quantizer step; target_psnr (dB, > 0) or max_bytes
+    (an integer >= 1) search the step instead. rank keeps at most that many components per
+    plane: fewer where the matrix has lower rank, and a trailing component whose factors
+    quantize to zero at this quality is dropped (it would add nothing to the picture; raise the
+    quality to keep it). rank=0 keeps none: the file then holds only what max_error's residual,
+    centre's column means or the exact alpha and constant channels put in it (alone, a plane
+    decodes to zeros); svdi-encode's --rank 0 is the same. energy keeps the fewest components
+    holding that fraction of sum(sigma^2), with the same proviso.
 
     max_error=E codes a residual after the low-rank layer (format version 2, spec §4.1) so that
     every decoded sample is within E of the original (absolute, in sample units; floored to an
@@ -131,11 +141,15 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
 
     deblock (default True): the decoder smooths the edges between patches of a plane of
     8-bit samples with the filter the encoder chose where it brings the decoded image closer
-    to the original (format version 4, spec §5.4; the factors' bytes are unchanged): on Kodak
-    about 4 % smaller files at equal PSNR and 8-10 % at equal luma SSIM, for about 1.22x the
-    encode's instructions (the encoder decodes a sample of bands to judge the filter) and
-    1.12-1.14x the decode's (docs/performance.md). False writes the file without it (every
-    plane's filter fields 0), decoded a little faster.
+    to the original (format version 4, spec §5.4). The file is the same size either way (but
+    for a residual, max_error's or exact alpha's, which corrects the filtered picture): the
+    filter's strengths are fields every PLAN record has, and the factors' bytes do not change.
+    What changes is the decoded picture, closer to the original, which on Kodak is worth about
+    4 % of the bytes at equal PSNR and 8-10 % at equal luma SSIM (BD-rate), for about 1.22x
+    the encode's instructions (the encoder decodes a sample of bands to judge the filter) and
+    1.12-1.14x the decode's (docs/performance.md). False writes every plane's filter fields 0:
+    the same bytes but for those, decoded a little faster and a little further from the
+    original.
 
     restore (default False): True lets the decoder apply, after the deblocking filter, a
     restoration filter the encoder fits to each colour channel of an 8-bit image where it
@@ -168,10 +182,22 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     max_bytes counts the metadata too.
     """
     meta = metadata_chunks(exif, icc_profile, xmp, dpi, text)  # checked before the slow part
+    # None is the option's default, as in Pillow's save options: im.save(f, "SVDI", aq=None)
+    # and encode(image, aq=None) write the same file
     exact_alpha, exact_constant, centre, deblock, restore, aq = (
-        on_off(name, value) for name, value in (
+        on_off(name, _DEFAULTS[name] if value is None else value) for name, value in (
             ("exact_alpha", exact_alpha), ("exact_constant", exact_constant),
             ("centre", centre), ("deblock", deblock), ("restore", restore), ("aq", aq)))
+    layout = _DEFAULTS["layout"] if layout is None else layout
+    effort = _DEFAULTS["effort"] if effort is None else effort
+    if not isinstance(layout, str):
+        raise SvdiError(f"layout must be a str (auto, plain, patch or patch4/8/16), got "
+                        f"{layout!r}")
+    if target_psnr is not None and not (is_number(target_psnr) and math.isfinite(target_psnr)
+                                         and target_psnr > 0):
+        raise SvdiError(f"target_psnr must be a finite number of dB > 0, got {target_psnr!r}")
+    if max_bytes is not None and not (is_integer(max_bytes) and max_bytes >= 1):
+        raise SvdiError(f"max_bytes must be an integer >= 1, got {max_bytes!r}")
     if max_bytes is not None and meta:
         max_bytes -= sum(12 + len(payload) for _, payload in meta)
         if max_bytes < 1:
@@ -182,10 +208,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     rows = pixel_rows(image) if max_error is None and not restore and target_psnr is None \
         and max_bytes is None else None
     pixels: Pixels = rows if rows is not None else as_pixels(image)
-    if rank is not None and (not isinstance(rank, (int, np.integer)) or rank < 0):
+    if rank is not None and not (is_integer(rank) and rank >= 0):
         raise SvdiError(f"rank must be a non-negative integer, got {rank!r}")
-    if energy is not None and not 0 < energy <= 1:
-        raise SvdiError(f"energy must be within (0, 1], got {energy}")
+    if energy is not None and not (is_number(energy) and 0 < energy <= 1):
+        raise SvdiError(f"energy must be a number within (0, 1], got {energy!r}")
     if sum(x is not None for x in (target_psnr, max_bytes)) > 1:
         raise SvdiError("give at most one of target_psnr and max_bytes")
     if max_error is not None:
@@ -329,6 +355,21 @@ def _finest_faithful_step(quality: Callable[[float], float], lo: float) -> float
         best, best_quality = step, q
         step += 1.0
     return best
+
+
+#: encode's keyword-only defaults, which an option given as None takes.
+_DEFAULTS: dict[str, Any] = dict(encode.__kwdefaults__ or {})
+
+
+def is_number(value: Any) -> bool:
+    """A real number; not True or False (a switch given to a number option is a mistake)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, bool)
+
+
+def is_integer(value: Any) -> bool:
+    """An integer (numpy's too); not True or False."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def on_off(name: str, value: Any) -> bool:
