@@ -728,6 +728,36 @@ def test_judgement_renders_the_encoders_own_integers(monkeypatch: pytest.MonkeyP
                                           sampled_samples(container, rows))
 
 
+@pytest.mark.parametrize("shape, quality, options", [
+    ((200, 152, 3), 30, {}),             # chroma halved
+    ((120, 96, 1), 75, {}),
+    ((90, 130, 4), 50, {"aq": True}),    # version 6 (an adapted plane)
+    ((64, 80, 3), 75, {"centre": True}),  # plain layout, MEAN chunks after the PLANs
+])
+def test_judgement_takes_the_layer_as_its_exact_file(monkeypatch: pytest.MonkeyPatch,
+                                                    shape: tuple[int, int, int], quality: int,
+                                                    options: dict) -> None:
+    """The layer the judgement receives is its own exact file (`with_deblocking` reads it as
+    such instead of writing its header and PLANs again): its planes are exact, and
+    `pack_exact` of it gives the same bytes."""
+    from svdcodec.encoder import schedule
+    from svdcodec.encoder.residual import pack_exact
+
+    given: list[bytes] = []
+    judge = schedule.with_deblocking
+
+    def spy(layer: bytes, pixels: object, step: float, integers: dict | None = None) -> bytes:
+        given.append(layer)
+        return judge(layer, pixels, step, integers)
+    monkeypatch.setattr(schedule, "with_deblocking", spy)
+    image = photo(shape[0], shape[1], shape[2], seed=sum(shape))[..., :shape[2]]
+    svdcodec.encode(image.squeeze(), quality, **options)
+    (layer,) = given
+    container = fmt.unpack(layer)
+    assert container.header.version >= 4 and all(p.exact for p in container.planes)
+    assert pack_exact(layer, container, container) + fmt.END == layer
+
+
 def test_a_plane_wider_than_the_judging_budget_encodes_with_the_filter() -> None:
     """65536 columns: one band of 32 rows is already over DEBLOCK_SAMPLE_PIXELS."""
     image = np.tile(photo(256, 256, 1, seed=5), (1, 256, 1))[..., 0]

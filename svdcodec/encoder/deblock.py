@@ -68,6 +68,15 @@ def _strengths(step: float) -> tuple[tuple[int, int, int], ...]:
     return tuple(dict.fromkeys(found))
 
 
+@functools.lru_cache(maxsize=64, typed=True)
+def strength_table(step: float) -> np.ndarray:
+    """`strengths(step)` as the (k, 3) int64 array `deblock_gains` takes (read-only), made
+    once per step as `strengths` is."""
+    table = np.array(_strengths(step), dtype=np.int64).reshape(-1, 3)
+    table.flags.writeable = False
+    return table
+
+
 def target_channel(pixels: np.ndarray, colour: int, channel: int) -> np.ndarray:
     """What decoded channel `channel` should be, flat float32: the image's Y', Cb + 128 or
     Cr + 128 for colour 1 (as `codec.colour.plain_ycc` computes them), its samples otherwise
@@ -90,19 +99,24 @@ def goal_units(target: np.ndarray) -> np.ndarray:
     return np.rint(target * np.float32(GOAL_SCALE)).astype(np.int32)
 
 
+@functools.lru_cache(maxsize=256)
 def goal_weights(colour: int, channel: int, channels: int) -> tuple[np.ndarray, int]:
     """(weights (int64, one per channel), offset) with which `goal_rows` makes the goal of
     decoded channel `channel` from 8-bit pixels: offset + pixels @ weights is
     `goal_units(target_channel(...))` exactly. The Y'CbCr weights are integers, 255 times
     the sum of their magnitudes is 2^24 at most and YCC_UNIT is 2^-16, so every float32 sum
     and product of `target_channel` (in any order, fused or not) is an exact integer times
-    2^-16 and needs no rounding."""
+    2^-16 and needs no rounding. Made once per argument set (read-only): `goal_rows` asks
+    for them band by band, for every judged plane."""
     weights = np.zeros(channels, dtype=np.int64)
+    offset = 0
     if colour != COLOUR_YCBCR or channel > 2:
         weights[channel] = GOAL_SCALE
-        return weights, 0
-    weights[:3] = YCC_WEIGHTS[channel].astype(np.int64)
-    return weights, int(CHROMA_OFFSET * GOAL_SCALE) if channel else 0
+    else:
+        weights[:3] = YCC_WEIGHTS[channel].astype(np.int64)
+        offset = int(CHROMA_OFFSET * GOAL_SCALE) if channel else 0
+    weights.flags.writeable = False
+    return weights, offset
 
 
 def goal_rows(pixels: np.ndarray, colour: int, channel: int, out: np.ndarray) -> None:
@@ -135,17 +149,20 @@ class EdgeSamples:
         self.counted = (np.ones(samples.shape[0], dtype=bool) if counted is None
                         else counted)
 
-    def changes(self, candidates: list[tuple[int, int, int]]) -> list[int]:
+    def changes(self, candidates: list[tuple[int, int, int]],
+                table: np.ndarray | None = None) -> list[int]:
         """2^16 times the squared error each filter adds on the counted rows (negative: it
         saves error), exact integers: the C kernel `deblock_gains`, or the filter of
-        codec.deblock and the same sum in numpy."""
+        codec.deblock and the same sum in numpy. `table`: the candidates as a (k, 3) int64
+        array, if made already (`strength_table`)."""
         compiled = kernels.get()
         if compiled is not None:
             out = np.zeros(len(candidates), dtype=np.int64)
             compiled.deblock_gains(self.samples, self.goal, self.counted.view(np.uint8),
-                                   self.period, np.array(candidates, np.int64).reshape(-1, 3),
-                                   out)
-            return [int(v) for v in out]
+                                   self.period,
+                                   np.array(candidates, np.int64).reshape(-1, 3)
+                                   if table is None else table, out)
+            return out.tolist()
         old = self.samples[self.counted].astype(np.int64)
         goal = 2 * self.goal[self.counted].astype(np.int64)
         found = []
@@ -172,9 +189,10 @@ def best_strength(judged: Iterable[EdgeSamples], step: float
     samples (given in pieces, one held at a time: the sum of their exact error changes;
     NO_DEBLOCK if none saves any) and the error it saves."""
     candidates = strengths(step)
+    table = strength_table(step)
     totals = [0] * len(candidates)
     for piece in judged:
-        for k, change in enumerate(piece.changes(candidates)):
+        for k, change in enumerate(piece.changes(candidates, table)):
             totals[k] += change
     best, saved = NO_DEBLOCK, 0.0
     for params, total in zip(candidates, totals):
@@ -271,32 +289,57 @@ def sampled_samples(container: Container, bands: list[tuple[int, int]],
     return out
 
 
+class JudgedPiece:
+    """One piece of a plane's judged rows (`judged_pieces`): its bands of image rows, where
+    their rows lie in the stacked samples of the rendered bands (`picked`: a slice when they
+    are all of them, else their indices) and which of them count (`band_rows`; None: all)."""
+
+    def __init__(self, bands: list[tuple[int, int]], picked: slice | np.ndarray,
+                 counted: np.ndarray | None) -> None:
+        self.bands, self.picked, self.counted = bands, picked, counted
+
+
+def judged_rows(rendered: list[tuple[int, int]], height: int, width: int,
+                judged: list[tuple[int, int]] | None) -> list[JudgedPiece]:
+    """The pieces in which a plane judged on `judged` (`judged_bands`; None: the whole
+    plane) is read from the stacked samples of the `rendered` bands: the same for every
+    plane judged on the same bands (`with_deblocking` makes them once for those)."""
+    stacked = np.concatenate([np.arange(y0, y1) for y0, y1 in rendered])
+    pieces = [[(0, height)]] if judged is None else judged_pieces(judged, width)
+    out = []
+    for bands in pieces:
+        rows, counted = (np.arange(height), None) if judged is None else band_rows(bands)
+        picked = (slice(None) if stacked.size == rows.size  # the same rows: no gather
+                  else np.searchsorted(stacked, rows))
+        out.append(JudgedPiece(bands, picked, counted))
+    return out
+
+
 def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels: Pixels,
-                   colour: int, plane: Plane, period: int, judged: list[tuple[int, int]] | None
+                   colour: int, plane: Plane, period: int, judged: list[tuple[int, int]] | None,
+                   pieces: list[JudgedPiece] | None = None
                    ) -> tuple[tuple[int, int, int], float]:
     """`best_strength` of one plane's channel of the stacked samples of the `rendered` bands
     against the (h, w, c) image (an array, or a Pillow image's `ImageRows`: only the judged
     bands' rows are read), judged on `judged` (`judged_bands`; None: the whole plane):
     the error it saves, scaled to the whole plane. The judged bands go in pieces of about
     DEBLOCK_PIECE_SAMPLES samples: their temporaries (the target and its integers, the trial
-    channel: 10 bytes a sample) stay small beside the image."""
+    channel: 10 bytes a sample) stay small beside the image. `pieces`: `judged_rows` of
+    these bands, if made already."""
     h, w = pixels.shape[:2]
-    stacked = np.concatenate([np.arange(y0, y1) for y0, y1 in rendered])
-    pieces = [[(0, h)]] if judged is None else judged_pieces(judged, w)
+    if pieces is None:
+        pieces = judged_rows(rendered, h, w, judged)
 
-    def piece(bands: list[tuple[int, int]]) -> EdgeSamples:
-        rows, counted = (np.arange(h), None) if judged is None else band_rows(bands)
-        picked = (slice(None) if stacked.size == rows.size  # the same rows: no gather
-                  else np.searchsorted(stacked, rows))
-        channel = np.ascontiguousarray(samples[picked, :, plane.index])
+    def piece(part: JudgedPiece) -> EdgeSamples:
+        channel = np.ascontiguousarray(samples[part.picked, :, plane.index])
         # the goal band by band, in integers (no copy of the judged pixels, no floats)
         goal = np.empty(channel.shape, dtype=np.int32)
         at = 0
-        for y0, y1 in bands:
+        for y0, y1 in part.bands:
             goal_rows(pixels[y0:y1], colour, plane.index, goal[at:at + y1 - y0])
             at += y1 - y0
-        return EdgeSamples(channel, period, goal, counted)
-    params, saved = best_strength((piece(bands) for bands in pieces), plane.step)
+        return EdgeSamples(channel, period, goal, part.counted)
+    params, saved = best_strength((piece(part) for part in pieces), plane.step)
     if judged is None:
         return params, saved
     return params, saved * h / counted_rows(judged)
@@ -331,7 +374,9 @@ def with_deblocking(layer: bytes, pixels: Pixels, step: float,
     # (the encoder gave each its shift: schedule.exact_plane, what exact_container chooses).
     unfiltered = (container if header.version >= 4 and all(p.exact for p in container.planes)
                   else exact_container(container, 4))
-    exact = pack_exact(layer, container, unfiltered) + END
+    # the exact file: the layer itself where its planes are exact already (its header and
+    # PLANs are those pack_exact would write again)
+    exact = layer if unfiltered is container else pack_exact(layer, container, unfiltered) + END
     judged_planes = [p for p in unfiltered.planes if p.layout == LAYOUT_PATCH and p.rank]
     judged = {p.index: judged_bands(header.height, plane_period(p, header), header.width)
               for p in judged_planes}
@@ -341,11 +386,17 @@ def with_deblocking(layer: bytes, pixels: Pixels, step: float,
     samples = sampled_samples(unfiltered, rendered, integers)
     assert pixels.shape == (header.height, header.width, header.channels)
     chosen, gain = [], 0.0
+    # each set of judged bands read in the same pieces by every plane judged on it
+    pieces: dict[tuple[tuple[int, int], ...] | None, list[JudgedPiece]] = {}
     for p in unfiltered.planes:
         params = NO_DEBLOCK
         if p in judged_planes:
+            bands = judged[p.index]
+            key = None if bands is None else tuple(bands)
+            if key not in pieces:
+                pieces[key] = judged_rows(rendered, header.height, header.width, bands)
             params, saved = plane_strength(samples, rendered, pixels, header.colour, p,
-                                           plane_period(p, header), judged[p.index])
+                                           plane_period(p, header), bands, pieces[key])
             gain += saved
         chosen.append(plane_with(p, deblock=params))
     filtered_plan = plan_record(unfiltered.header.version)  # version 4 or later (6: AQ)
