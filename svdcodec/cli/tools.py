@@ -377,6 +377,9 @@ def _mode_name(dtype: np.dtype, channels: int) -> str:
 
 @dataclass(frozen=True)
 class EncodeJob:
+    """One input file to encode, with the encoder's options and the tool's switches (a unit of
+    a batch, sent to its worker processes)."""
+
     src: str
     dest: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -603,6 +606,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
 
 @dataclass(frozen=True)
 class DecodeJob:
+    """One .svdi file to decode, with the output format and the tool's switches (a unit of a
+    batch)."""
+
     src: str
     dest: str
     format: str  # a Pillow format name, or "NPY"
@@ -790,6 +796,8 @@ def decode_main(argv: Sequence[str] | None = None) -> int:
 
 @dataclass(frozen=True)
 class InfoJob:
+    """One file to describe, as text or JSON (a unit of a batch)."""
+
     src: str
     as_json: bool = False
     verbose: bool = False
