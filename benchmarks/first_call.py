@@ -41,6 +41,9 @@ from typing import Any
 import _common
 
 OPERATIONS = ("encode", "decode", "load")
+#: The timings' columns, and those also given as ratios to JPEG's.
+COLUMNS = ("import_ms", "import_cpu_ms", "op_ms", "faults", "cpu_ms", "total_ms", "total_cpu_ms")
+RATIOS = ("op_ms", "cpu_ms", "total_ms", "total_cpu_ms")
 COMMANDS = ("cli encode", "cli decode")
 
 
@@ -51,12 +54,12 @@ def child(operation: str, codec: str, path: str) -> None:
     def faults() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     import numpy as np
     from PIL import Image
     if codec == "svdi":
         import svdcodec
-    imported = time.perf_counter()
+    imported, imported_cpu = time.perf_counter(), time.process_time()
     source: Any = np.load(path) if operation == "encode" else path
     if operation == "decode" and codec == "svdi":
         with open(path, "rb") as f:  # read before the clock, like np.load for an encode
@@ -74,6 +77,7 @@ def child(operation: str, codec: str, path: str) -> None:
     else:
         Image.open(source).load()
     print(json.dumps({"import_ms": 1e3 * (imported - started),
+                      "import_cpu_ms": 1e3 * (imported_cpu - started_cpu),
                       "op_ms": 1e3 * (time.perf_counter() - wall),
                       "cpu_ms": 1e3 * (time.process_time() - cpu), "faults": faults() - paged}))
 
@@ -126,11 +130,17 @@ def run_child(python: str, args: list[str]) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_command(command: list[str]) -> float:
-    """Wall milliseconds of a whole command."""
-    started = time.perf_counter()
+def run_command(command: list[str]) -> dict[str, float]:
+    """Wall and CPU milliseconds (user + system, all threads) of a whole command."""
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+    started, started_cpu = time.perf_counter(), cpu()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
-    elapsed = 1e3 * (time.perf_counter() - started)
+    elapsed = {"total_ms": 1e3 * (time.perf_counter() - started),
+               "total_cpu_ms": 1e3 * (cpu() - started_cpu)}
     if result.returncode:
         raise SystemExit(f"{command} failed:\n{result.stderr[-2000:]}")
     return elapsed
@@ -215,30 +225,31 @@ def timings(pythons: list[str], files: dict[str, Path], out: Path, rounds: int) 
                         continue
                     key = (python, operation, codec)
                     if operation in COMMANDS:
-                        ms = run_command(commands(python, files, out)[operation, codec])
-                        result = {"total_ms": ms}
+                        result = run_command(commands(python, files, out)[operation, codec])
                     else:
                         source = files["npy" if operation == "encode" else
                                        "svdi" if codec == "svdi" else "jpg"]
                         result = run_child(python, [operation, codec, str(source)])
                         result["total_ms"] = result["import_ms"] + result["op_ms"]
+                        result["total_cpu_ms"] = result["import_cpu_ms"] + result["cpu_ms"]
                     runs.setdefault(key, []).append(result)
     rows = []
     for (python, operation, codec), results in runs.items():
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
         jpeg = runs[(pythons[0], operation, "JPEG")]
         ratio = {k: statistics.median(r[k] for r in results) /
-                 statistics.median(j[k] for j in jpeg) for k in ("op_ms", "total_ms")
-                 if k in results[0]}
+                 statistics.median(j[k] for j in jpeg) for k in RATIOS if k in results[0]}
         label = f"{operation} {codec}" + (f" [{pythons.index(python) + 1}]"
                                           if len(pythons) > 1 and codec == "svdi" else "")
-        rows.append([label, *(f"{med[k]:.1f}" if k in med else "" for k in
-                              ("import_ms", "op_ms", "cpu_ms", "faults", "total_ms")),
+        rows.append([label, *(f"{med[k]:.1f}" if k in med else "" for k in COLUMNS),
                      *(f"{ratio[k]:.2f}" if k in ratio and codec == "svdi" else ""
-                       for k in ("op_ms", "total_ms"))])
-    print(f"medians of {rounds} fresh processes each; [n]: the n-th --python")
-    print(_common.table(["", "imports ms", "op ms", "op CPU ms", "op faults",
-                         "imports+op ms", "op / JPEG", "total / JPEG"], rows))
+                       for k in RATIOS)])
+    print(f"medians of {rounds} fresh processes each; [n]: the n-th --python; ms wall, CPU:"
+          " user + system of all threads; total: the imports and the operation, or the whole"
+          " command")
+    print(_common.table(["", "imports", "imports CPU", "op", "op faults", "op CPU", "total",
+                         "total CPU", "op / JPEG", "op CPU / JPEG", "total / JPEG",
+                         "total CPU / JPEG"], rows))
 
 
 def breakdown(pythons: list[str], files: dict[str, Path], rounds: int) -> None:

@@ -622,11 +622,22 @@ class DecodeJob:
 
 
 def _output_format(suffix: str) -> str | None:
-    """The Pillow format that writes files with this suffix ("NPY" for .npy), or None."""
+    """The Pillow format that writes files with this suffix ("NPY" for .npy), or None.
+
+    Looked up as Image.save looks it up: among the plugins imported so far (.svdi's), then
+    after Pillow's common ones (`preinit`: PNG, JPEG, BMP, GIF, PPM), and only then after
+    all of them (`registered_extensions`: a few dozen imports, which every svdi-encode and
+    svdi-decode paid for this check). No plugin maps a suffix that another already has
+    (tests/test_cli.py checks Pillow's)."""
     suffix = suffix.lower()
     if suffix == ".npy":
         return "NPY"
-    fmt = Image.registered_extensions().get(suffix)
+    fmt = Image.EXTENSION.get(suffix)
+    if fmt is None:
+        Image.preinit()
+        fmt = Image.EXTENSION.get(suffix)
+    if fmt is None:
+        fmt = Image.registered_extensions().get(suffix)
     return fmt if fmt in Image.SAVE else None
 
 
