@@ -95,10 +95,15 @@ def breakdown_child(operation: str, path: str) -> None:
     array = np.load(path) if operation == "encode" else None
     data = Path(path).read_bytes() if operation == "decode" else b""
     h, w = array.shape[:2] if array is not None else (0, 0)
+    def blas_lookup() -> None:
+        with threads.single_threaded():
+            pass
+
     shared: list[tuple[str, Any]] = [
         ("import svdcodec.decoder.stream", lambda: __import__("svdcodec.decoder.stream")),
         ("C extension loaded", kernels.get),
-        ("thread pool and BLAS thread lookup", lambda: threads.run_bands(int, 2, threads=2)),
+        ("OpenBLAS's thread-count API looked up", blas_lookup),
+        ("thread pool (used above a size: not here)", lambda: threads.run_bands(int, 2, 2)),
         ("Pillow probe and the kernels' colour check", kernels.colour_constants),
     ]
     if operation == "decode":
