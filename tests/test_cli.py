@@ -87,6 +87,41 @@ def test_decode_components_preview_and_format(svdi: Path, tmp_path: Path) -> Non
                           svdcodec.decode(svdi.read_bytes(), components=1))
 
 
+
+#: In a fresh interpreter: the output formats the tools find for common suffixes before
+#: Pillow has imported all its plugins, then every suffix's format once it has.
+OUTPUT_FORMATS = """
+import json, sys
+from PIL import Image
+from svdcodec.cli import tools
+early = {s: tools._output_format(s) for s in (".svdi", ".png", ".jpg", ".jpeg", ".gif")}
+partial = "PIL.TiffImagePlugin" not in sys.modules
+steps = [dict(Image.EXTENSION)]
+Image.preinit()
+steps.append(dict(Image.EXTENSION))
+full = Image.registered_extensions()
+print(json.dumps({"early": early, "partial": partial, "steps": steps, "full": full,
+                  "writers": sorted(Image.SAVE), "late": tools._output_format(".tiff")}))
+"""
+
+
+def test_output_format_found_without_importing_every_plugin() -> None:
+    """The tools' check of an output suffix finds .svdi, PNG and JPEG among the plugins
+    already imported or Pillow's common ones, without the few dozen imports of all of them,
+    and gives what the full registry gives: no later plugin maps a suffix an earlier one has."""
+    out = subprocess.run([sys.executable, "-c", OUTPUT_FORMATS], capture_output=True,
+                         text=True, check=True)
+    found = json.loads(out.stdout)
+    assert found["partial"]
+    full, writers = found["full"], set(found["writers"])
+    for step in found["steps"]:
+        assert all(full[suffix] == fmt for suffix, fmt in step.items())
+    for suffix, fmt in found["early"].items():
+        assert fmt == (full[suffix] if full[suffix] in writers else None)
+    assert found["early"][".svdi"] == "SVDI" and found["early"][".png"] == "PNG"
+    assert found["late"] == "TIFF"
+
+
 @pytest.mark.parametrize("argv", [
     ["encode", "X", "-q", "200"], ["encode", "X", "--psnr", "30", "--max-bytes", "9"],
     ["encode", "X", "Y", "-o", "Z"], ["encode", "X", "--layout", "diagonal"],

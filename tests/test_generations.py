@@ -14,7 +14,13 @@ from svdcodec.codec import colour
 from svdcodec.codec.factorize import basis
 from svdcodec.codec.quantize import component_steps, quantize
 from svdcodec.codec.refine import fit_basis, projection, stored_basis
-from svdcodec.codec.resample import Bilinear, coefficients, least_squares_half
+from svdcodec.codec.resample import (
+    Bilinear,
+    banded_cholesky,
+    coefficients,
+    halving_tables,
+    least_squares_half,
+)
 from svdcodec.encoder.source import PlaneSource, image_header
 
 
@@ -42,6 +48,50 @@ def test_least_squares_half_is_the_pseudo_inverse(shape: tuple[int, int]) -> Non
     np.testing.assert_allclose(back, small, atol=1e-3)
 
 
+def by_diagonals(matrix: np.ndarray, width: int) -> np.ndarray:
+    """A symmetric banded matrix's lower diagonals: [k, i] holds matrix[i, i - k]."""
+    n = matrix.shape[0]
+    out = np.zeros((width, n))
+    for k in range(min(width, n)):
+        out[k, k:] = np.diagonal(matrix, -k)
+    return out
+
+
+@pytest.mark.parametrize("n_big, width", [(1, 2), (2, 2), (9, 2), (768, 2), (1999, 2),
+                                          (40, 3), (300, 4)])
+def test_banded_cholesky_is_the_recurrence_on_numpy_scalars(n_big: int, width: int) -> None:
+    """The Cholesky factor the chroma halving solves with: the same bits as the textbook
+    recurrence computed on numpy's float64 scalars, on the decoder's upsampling (U^T U,
+    bidiagonal) and on wider random bands; and L L^T is the matrix."""
+    n = (n_big + 1) // 2
+    if width == 2:
+        u = upsampling_matrix(n, n_big)
+        matrix = u.T @ u
+    else:
+        rng = np.random.default_rng(n_big)
+        band = np.tril(np.triu(rng.uniform(-1, 1, (n, n)), -(width - 1)))
+        matrix = band @ band.T + np.eye(n) * width
+        width = 2 * width - 1  # band @ band.T is twice as wide
+    gram = by_diagonals(matrix, width)
+    expected = np.zeros_like(gram)
+    for i in range(n):
+        for k in range(min(width - 1, i), -1, -1):
+            j = i - k
+            total = gram[k, i] - sum(expected[k + m, i] * expected[m, j]
+                                     for m in range(1, min(width - k, j + 1)))
+            expected[k, i] = np.sqrt(total) if k == 0 else total / expected[0, j]
+    got = banded_cholesky(gram)
+    assert got.flags.c_contiguous and got.tobytes() == expected.tobytes()
+    dense = np.zeros((n, n))
+    for k in range(width):
+        dense[np.arange(k, n), np.arange(n - k)] = got[k, k:]
+    np.testing.assert_allclose(dense @ dense.T, matrix, atol=1e-9)
+    if width == 2:  # the halving's own factor is of the same matrix (narrower if diagonal)
+        own = halving_tables(n, n_big)[2]
+        np.testing.assert_allclose(own, got[:len(own)], rtol=1e-12)
+        assert not got[len(own):].any()
+
+
 def test_decoded_colours_convert_back_to_themselves(monkeypatch: pytest.MonkeyPatch) -> None:
     """8-bit Y'CbCr decoded to RGB by the decoder (Pillow), then converted by the encoder:
     the planes the encoder sees decode to the same RGB on average; without the correction,
@@ -57,6 +107,31 @@ def test_decoded_colours_convert_back_to_themselves(monkeypatch: pytest.MonkeyPa
     assert drift() == pytest.approx(0, abs=0.05)
     monkeypatch.setattr(colour, "corrected", lambda planes, i, table: planes[..., i].copy())
     assert drift() < -0.3
+
+
+@pytest.mark.parametrize("step", [1, 32, 256])
+def test_decoder_bias_is_pillows_rounding(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """The bias table, made a few Cb at a time from the probe the kernels' check shares, is
+    bit for bit the table made in one piece from Pillow's conversions at Y' = 0 and 255: the
+    term Pillow adds, less the exact inverse of the weights, in plane units."""
+    cb, cr = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+
+    def rgb(luma: int) -> np.ndarray:
+        ycc = np.stack([np.full_like(cb, luma), cb, cr], axis=-1).astype(np.uint8)
+        return np.asarray(Image.fromarray(ycc, "YCbCr").convert("RGB")).astype(np.float64)
+    low, high = rgb(0), rgb(255)
+    term = np.where(low > 0, low, high - 255.0)
+    forward = colour.YCC_WEIGHTS.astype(np.float64) * colour.YCC_UNIT
+    exact = np.stack([cb - 128.0, cr - 128.0], axis=-1) @ np.linalg.inv(forward)[:, 1:].T
+    expected = ((term - exact) @ forward.T).astype(np.float32)
+    monkeypatch.setattr(colour, "BIAS_CB_STEP", step)
+    colour.decoder_bias.cache_clear()
+    try:
+        got = colour.decoder_bias()
+    finally:
+        colour.decoder_bias.cache_clear()
+    assert got.dtype == np.float32 and got.tobytes() == expected.tobytes()
+    assert abs(float(np.mean(got[..., 0])) + 0.48) < 0.01  # Pillow rounds down: darker
 
 
 def test_decoded_images_are_on_the_decoders_grid() -> None:

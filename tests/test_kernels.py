@@ -340,6 +340,66 @@ def test_mutated_sparse_blocks_same_outcome(monkeypatch: pytest.MonkeyPatch) -> 
     assert decided["pixels"] > 20 and decided["SvdiError"] > 20  # both branches exercised
 
 
+def _pillow_rgb(luma: int) -> np.ndarray:
+    """Pillow's Y'CbCr -> RGB of every 8-bit (Cb, Cr) at one luma, (256, 256, 3) int16."""
+    cb, cr = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8),
+                         indexing="ij")
+    ycc = np.stack([np.full_like(cb, luma), cb, cr], axis=-1)
+    return np.asarray(Image.fromarray(ycc, "YCbCr").convert("RGB")).astype(np.int16)
+
+
+@pytest.mark.parametrize("step", [1, 64, 256])
+def test_pillow_terms_are_read_off_pillow(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """The probe that the kernels' colour check and the encoder's bias table share, in any
+    number of pieces, is Pillow's conversion at luma 0 (at 255 where the term is negative),
+    whole; Y' + term clamped is Pillow's at luma 128; and the tables follow from it."""
+    monkeypatch.setattr(kernels, "PROBE_CB_STEP", step)
+    kernels.pillow_terms.cache_clear()
+    try:
+        table, additive = kernels.pillow_terms()
+    finally:
+        kernels.pillow_terms.cache_clear()
+    dark, bright, middle = _pillow_rgb(0), _pillow_rgb(255), _pillow_rgb(128)
+    expected = np.where(dark > 0, dark, bright - 255)
+    assert table.dtype == np.int16 and not table.flags.writeable
+    assert np.array_equal(table, expected)
+    assert additive and np.array_equal(np.clip(expected + 128, 0, 255), middle)
+    rt, gt, bt = kernels.pillow_tables()
+    assert np.array_equal(np.broadcast_to(rt[None, :], (256, 256)), expected[..., 0])  # by Cr
+    assert np.array_equal(gt, expected[..., 1])
+    assert np.array_equal(np.broadcast_to(bt[:, None], (256, 256)), expected[..., 2])  # by Cb
+
+
+def test_kernels_do_not_convert_colour_for_another_conversion(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Pillow whose conversion is not Y' + term at the third luma, or whose terms are not of
+    the kernels' form, gets no tables: the kernels then leave colour to Pillow."""
+    real = Image.Image.convert
+
+    def off_by_one_at(luma: int, channel: int) -> Callable[..., Image.Image]:
+        def convert(self: Image.Image, mode: str | None = None, *args: Any, **kw: Any
+                    ) -> Image.Image:
+            out = real(self, mode, *args, **kw)
+            if self.mode != "YCbCr" or mode != "RGB":
+                return out
+            y = np.asarray(self)[..., 0]
+            rgb = np.asarray(out).copy()
+            hit = (y == luma) & (rgb[..., channel] > 0) & (rgb[..., channel] < 255)
+            first = np.argwhere(hit)[0]
+            rgb[first[0], first[1], channel] += 1
+            return Image.fromarray(rgb, "RGB")
+        return convert
+    try:
+        for luma, channel in ((128, 1), (0, 0)):
+            monkeypatch.setattr(Image.Image, "convert", off_by_one_at(luma, channel))
+            kernels.pillow_terms.cache_clear()
+            assert kernels.pillow_tables() is None, (luma, channel)
+    finally:
+        monkeypatch.undo()
+        kernels.pillow_terms.cache_clear()
+    assert kernels.pillow_tables() is not None
+
+
 def test_colour_conversion_is_pillows(compiled: Any) -> None:
     """Every (Y', Cb, Cr) converts as Pillow converts it, by every colour_rows level this CPU
     runs (from 1 the rows split into Y', Cb and Cr lines and converted as deblock_ycc

@@ -377,6 +377,9 @@ def _mode_name(dtype: np.dtype, channels: int) -> str:
 
 @dataclass(frozen=True)
 class EncodeJob:
+    """One input file to encode, with the encoder's options and the tool's switches (a unit of
+    a batch, sent to its worker processes)."""
+
     src: str
     dest: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -607,6 +610,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
 
 @dataclass(frozen=True)
 class DecodeJob:
+    """One .svdi file to decode, with the output format and the tool's switches (a unit of a
+    batch)."""
+
     src: str
     dest: str
     format: str  # a Pillow format name, or "NPY"
@@ -620,11 +626,22 @@ class DecodeJob:
 
 
 def _output_format(suffix: str) -> str | None:
-    """The Pillow format that writes files with this suffix ("NPY" for .npy), or None."""
+    """The Pillow format that writes files with this suffix ("NPY" for .npy), or None.
+
+    Looked up as Image.save looks it up: among the plugins imported so far (.svdi's), then
+    after Pillow's common ones (`preinit`: PNG, JPEG, BMP, GIF, PPM), and only then after
+    all of them (`registered_extensions`: a few dozen imports, which every svdi-encode and
+    svdi-decode paid for this check). No plugin maps a suffix that another already has
+    (tests/test_cli.py checks Pillow's)."""
     suffix = suffix.lower()
     if suffix == ".npy":
         return "NPY"
-    fmt = Image.registered_extensions().get(suffix)
+    fmt = Image.EXTENSION.get(suffix)
+    if fmt is None:
+        Image.preinit()
+        fmt = Image.EXTENSION.get(suffix)
+    if fmt is None:
+        fmt = Image.registered_extensions().get(suffix)
     return fmt if fmt in Image.SAVE else None
 
 
@@ -794,6 +811,8 @@ def decode_main(argv: Sequence[str] | None = None) -> int:
 
 @dataclass(frozen=True)
 class InfoJob:
+    """One file to describe, as text or JSON (a unit of a batch)."""
+
     src: str
     as_json: bool = False
     verbose: bool = False

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from ..runtime import kernels
 from .resample import least_squares_half
 
 # JPEG (JFIF) full-range Y'CbCr, chroma centred on zero, as integer weights in units of
@@ -49,6 +50,10 @@ _FMAX = float(np.finfo(np.float32).max)
 _FLOAT64_SCALES_BELOW = float(np.finfo(np.float32).tiny) * 2**10
 
 
+#: Cb values per step of `decoder_bias` (a divisor of 256).
+BIAS_CB_STEP = 32
+
+
 @functools.cache
 def decoder_bias() -> np.ndarray:
     """(256, 256, 3) float32: what the decoder's Y'CbCr -> RGB conversion (Pillow's, spec
@@ -60,21 +65,21 @@ def decoder_bias() -> np.ndarray:
     that ignored it would see every decoded image half a level darker than the one it coded,
     and a decoded image encoded again would darken again, generation after generation. The
     term does not depend on Y' (outside clipping): it is read at Y' = 0, or at 255 where it
-    is negative.
+    is negative (`runtime.kernels.pillow_terms`, the conversion the kernels are checked
+    against, made once per process).
     """
-    cb, cr = (a.astype(np.uint8) for a in np.meshgrid(np.arange(256), np.arange(256),
-                                                      indexing="ij"))
-
-    def rgb(luma: int) -> np.ndarray:
-        ycc = Image.merge("YCbCr", [Image.fromarray(np.full_like(cb, luma)),
-                                    Image.fromarray(cb), Image.fromarray(cr)])
-        return np.asarray(ycc.convert("RGB")).astype(np.float64)
-    low, high = rgb(0), rgb(255)
-    term = np.where(low > 0, low, high - 255.0)
+    term = kernels.pillow_terms()[0]
     forward = YCC_WEIGHTS.astype(np.float64) * YCC_UNIT
-    exact = np.stack([cb - CHROMA_OFFSET, cr - CHROMA_OFFSET], axis=-1) \
-        @ np.linalg.inv(forward)[:, 1:].T
-    return ((term - exact) @ forward.T).astype(np.float32)
+    inverse = np.linalg.inv(forward)[:, 1:].T
+    out = np.empty((256, 256, 3), dtype=np.float32)
+    # A few Cb at a time: the same products (one per Cb, over every Cr) as on the whole table,
+    # with float64 temporaries small enough to be reused instead of each being new pages.
+    cr = np.arange(256.0) - CHROMA_OFFSET
+    for lo in range(0, 256, BIAS_CB_STEP):
+        cb = np.arange(lo, lo + BIAS_CB_STEP, dtype=np.float64) - CHROMA_OFFSET
+        chroma = np.stack(np.broadcast_arrays(cb[:, None], cr[None, :]), axis=-1)
+        out[lo:lo + BIAS_CB_STEP] = (term[lo:lo + BIAS_CB_STEP] - chroma @ inverse) @ forward.T
+    return out
 
 
 def unbiased(planes: np.ndarray, i: int) -> np.ndarray:

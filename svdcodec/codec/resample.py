@@ -13,6 +13,7 @@ machinery.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -250,14 +251,30 @@ def _normal_cholesky(index: np.ndarray, weights: np.ndarray, n_small: int) -> np
             k = index[:, s] - index[:, t]
             lower = k >= 0
             np.add.at(gram, (k[lower], index[lower, s]), weights[lower, s] * weights[lower, t])
-    chol = np.zeros_like(gram)
-    for i in range(n_small):  # one step per sample of the short axis, not per pixel
+    return banded_cholesky(gram)
+
+
+def banded_cholesky(gram: np.ndarray) -> np.ndarray:
+    """The Cholesky factor L of a positive definite banded matrix, both stored by diagonals
+    (`gram[k, i]` and the result's `[k, i]` hold row i, column i - k), float64.
+
+    One step per row (a sample of the halved axis, not a pixel), on Python floats: the same binary64
+    operations in the same order as on numpy's scalars (a sum from zero, then one rounded
+    square root or division), without boxing each into an array scalar."""
+    width, n = gram.shape
+    rows = gram.T.tolist()
+    column = [[0.0] * width for _ in range(n)]  # column[i][k] is L[i, i - k]
+    for i in range(n):
+        here = column[i]
         for k in range(min(width - 1, i), -1, -1):
             j = i - k
-            total = gram[k, i] - sum(chol[k + m, i] * chol[m, j]
-                                     for m in range(1, min(width - k, j + 1)))
-            chol[k, i] = np.sqrt(total) if k == 0 else total / chol[0, j]
-    return chol
+            there = column[j]
+            products = 0.0
+            for m in range(1, min(width - k, j + 1)):
+                products += here[k + m] * there[m]
+            total = rows[i][k] - products
+            here[k] = math.sqrt(total) if k == 0 else total / there[0]
+    return np.ascontiguousarray(np.array(column, dtype=np.float64).reshape(n, width).T)
 
 
 def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[int, int],

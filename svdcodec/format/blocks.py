@@ -364,6 +364,10 @@ class MeanBlock:
 
 @dataclass
 class Container:
+    """A file as the reader parsed it (`format.reader.unpack`): the header, the plane records,
+    the factor blocks, the metadata and the ancillary chunks' records. (A docstring of its
+    own: a dataclass without one has it made from its signature on import.)"""
+
     header: Header
     planes: list[Plane]
     blocks: list[Block]

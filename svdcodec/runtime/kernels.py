@@ -18,6 +18,7 @@ if it is not built). `backend()` says which runs.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from types import ModuleType
@@ -132,23 +133,49 @@ def _checked_constants() -> np.ndarray | None:
 
 def pillow_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Pillow's Y'CbCr -> RGB conversion as R = Y' + rt[Cr], G = Y' + gt[Cb, Cr],
-    B = Y' + bt[Cb] (clamped), read off Pillow itself; None if Pillow's conversion is not of
-    that form for every Cb, Cr and two luma values (then the kernels do not convert colour).
-    One conversion of the three luma values' images stacked, in int16 (every value is within
-    -255..510): the first decode of a process pays for it."""
-    from PIL import Image
-    cb, cr = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8),
-                         indexing="ij")
-    lumas = np.repeat(np.array([0, 255, 128], dtype=np.uint8), 256 * 256).reshape(768, 256)
-    planes = [Image.fromarray(lumas), Image.fromarray(np.tile(cb, (3, 1))),
-              Image.fromarray(np.tile(cr, (3, 1)))]
-    rgb = np.asarray(Image.merge("YCbCr", planes).convert("RGB")).astype(np.int16)
-    dark, bright, middle = rgb[:256], rgb[256:512], rgb[512:]
-    table = np.where(dark > 0, dark, bright - 255)  # no clamp at one end or the other
-    centred = table + 128
-    if not np.array_equal(np.minimum(np.maximum(centred, 0), 255), middle):
+    B = Y' + bt[Cb] (clamped), from `pillow_terms`; None if Pillow's conversion is not of
+    that form for every Cb, Cr and three luma values (then the kernels do not convert
+    colour)."""
+    table, additive = pillow_terms()
+    if not additive:
         return None
     rt, gt, bt = table[..., 0], table[..., 1], table[..., 2]
     if not (np.all(rt == rt[:1]) and np.all(bt == bt[:, :1])):
         return None
     return rt[0].astype(np.int32), gt.copy(), bt[:, 0].astype(np.int32)
+
+
+#: Cb values per Pillow conversion of `pillow_terms` (a divisor of 256).
+PROBE_CB_STEP = 32
+
+
+@functools.cache
+def pillow_terms() -> tuple[np.ndarray, bool]:
+    """What Pillow's Y'CbCr -> RGB conversion adds to Y' in each of R, G and B, by the 8-bit
+    Cb and Cr: (256, 256, 3) int16 [Cb, Cr, channel], read-only, read off Pillow itself at
+    Y' = 0 (or at 255 where the term is negative: no clamp at one end or the other); and
+    whether the conversion is Y' + term, clamped, at a third luma (128) too.
+
+    Converted once per process, a few Cb at a time, the three luma values' images stacked:
+    the kernels' check (`pillow_tables`) and the encoder's correction
+    (`codec.colour.decoder_bias`) both read it, so a process that encodes (and decodes a
+    sample to judge the deblocking filter) converts once, not once for each."""
+    from PIL import Image
+    step = PROBE_CB_STEP
+    table = np.empty((256, 256, 3), dtype=np.int16)  # every term is within -255..255
+    additive = True
+    lumas = np.repeat(np.array([0, 255, 128], dtype=np.uint8), step * 256).reshape(3 * step, 256)
+    cr = Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (3 * step, 1)))
+    for lo in range(0, 256, step):  # a few Cb at a time: buffers reused, not new pages each
+        cb = np.repeat(np.tile(np.arange(lo, lo + step, dtype=np.uint8), 3), 256)
+        planes = [Image.fromarray(lumas), Image.fromarray(cb.reshape(3 * step, 256)), cr]
+        rgb = np.asarray(Image.merge("YCbCr", planes).convert("RGB"))
+        dark, bright, middle = rgb[:step], rgb[step:2 * step], rgb[2 * step:]
+        part = table[lo:lo + step]
+        part[...] = bright
+        part -= 255
+        np.copyto(part, dark, where=dark > 0)
+        centred = part + 128
+        additive = additive and np.array_equal(np.clip(centred, 0, 255, out=centred), middle)
+    table.flags.writeable = False
+    return table, additive

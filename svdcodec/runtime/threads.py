@@ -53,9 +53,9 @@ _api: tuple[Any, Any] | None = None
 _looked_up = False
 
 
-def _candidates() -> list[str]:
-    import glob  # only when BLAS threads are first set: not on import
-
+def _candidates() -> Iterator[str]:
+    """Files that may be OpenBLAS: the libraries this process has mapped, then numpy's bundled
+    copies, looked for (and glob imported) only if none of the mapped ones has the API."""
     paths: list[str] = []
     try:
         with open("/proc/self/maps") as maps:
@@ -63,8 +63,11 @@ def _candidates() -> list[str]:
                             if "openblas" in line.lower() and ".so" in line})
     except OSError:
         pass
+    yield from paths
+    import glob
+
     libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    return paths + sorted(glob.glob(os.path.join(libs, "*openblas*")))
+    yield from sorted(glob.glob(os.path.join(libs, "*openblas*")))
 
 
 def openblas_thread_api() -> tuple[Any, Any] | None:
