@@ -1476,6 +1476,218 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------- decoding: a plane's factors */
+
+/* One block of a factor as plane_factors takes it: components [first, first + width) of
+   `count`, dense (predictor 0..3, one residual array of count grids) or sparse (predictor
+   -1: symbols, run escapes, value escapes). */
+typedef struct {
+    Py_ssize_t first, width, count;
+    int predictor;
+    Arr arrays[3];
+} FactorBlock;
+
+/* A factor's matrix rows (gh * gw of them) into out (rows, rank: C-contiguous float32), the
+   integers themselves (an exact plane's scale is one): what PlaneReconstructor fills for a
+   whole band from the same blocks (sparse_streams' checks, then fill_sparse; unpredict_whole),
+   in block order. ones: rank floats of 1. Returns 0, or an error code (kernels.SPARSE_ERRORS,
+   PLANE_DENSE_SIZE for a dense block of the wrong size) and the failing block in *failed. */
+#define PLANE_DENSE_SIZE 6
+static int plane_factor_run(FactorBlock *blocks, Py_ssize_t count, Py_ssize_t gh,
+                            Py_ssize_t gw, char *out, Py_ssize_t rank, const float *ones,
+                            Py_ssize_t *failed)
+{
+    const Py_ssize_t rows = gh * gw; /* checked against out's rows by the caller */
+    Py_ssize_t end = 0;
+    int covered = 1;
+    for (Py_ssize_t b = 0; b < count; b++) { /* the blocks cover [0, rank) one after another */
+        covered &= blocks[b].first == end;
+        end = blocks[b].first + blocks[b].width;
+    }
+    covered &= end == rank;
+    if (!covered) /* else every row's columns are written by a block */
+        memset(out, 0, (size_t)rows * (size_t)rank * 4);
+    for (Py_ssize_t b = 0; b < count; b++) {
+        FactorBlock *k = &blocks[b];
+        *failed = b;
+        if (k->predictor < 0) {
+            const Arr *sym = &k->arrays[0], *xrun = &k->arrays[1], *xval = &k->arrays[2];
+            /* one checkpoint past the last row: only the checks (row ends, side streams) */
+            int64_t start = 0, runs = 0, values = 0;
+            int error = index_sparse_run(sym->data, sym->strides[0], sym->size, rows,
+                                         xrun->size, xval->size, (int64_t)rows + 1, &start,
+                                         &runs, &values);
+            if (error)
+                return error;
+            SparseFill f = {
+                sym->data, sym->size, sym->strides[0],
+                xrun->data, xrun->size, xrun->strides[0], xrun->type,
+                xval->data, xval->size, xval->strides[0], xval->type,
+                0, 0, 0, 0, 0, rows,
+                out, rank * 4, 4,
+                k->first, k->width, k->count,
+                (const char *)ones, 4, covered,
+                NULL, 0, 0, 0,
+            };
+            error = fill_sparse_run(&f);
+            if (error)
+                return error;
+            continue;
+        }
+        const Arr *res = &k->arrays[0];
+        if (mul_size(k->count, rows) != res->size)
+            return PLANE_DENSE_SIZE;
+        const int vertical = k->predictor == 2 || k->predictor == 3;
+        const int horizontal = k->predictor == 1 || k->predictor == 3;
+        uint64_t *column = malloc(sizeof(*column) * (size_t)(gw > 0 ? gw : 1));
+        if (column == NULL)
+            return -1;
+        for (Py_ssize_t c = 0; c < k->width; c++) {
+            const char *base = res->data + c * rows * res->strides[0];
+            char *dst = out + (k->first + c) * 4;
+            memset(column, 0, sizeof(*column) * (size_t)gw);
+            /* the encoder's residual types and predictor get loops of their own */
+            if (res->type == T_I8 && vertical && horizontal)
+                unpredict_grid(base, res->strides[0], T_I8, 1, 1, gh, gw, column, dst,
+                               rank * 4, 1.0f);
+            else if (res->type == T_I16 && vertical && horizontal)
+                unpredict_grid(base, res->strides[0], T_I16, 1, 1, gh, gw, column, dst,
+                               rank * 4, 1.0f);
+            else
+                unpredict_grid(base, res->strides[0], res->type, vertical, horizontal, gh, gw,
+                               column, dst, rank * 4, 1.0f);
+        }
+        free(column);
+    }
+    return 0;
+}
+
+/* obj's buffer as a flat array (C-contiguous, any number of dimensions: a dense block's
+   residuals come as (count, gh, gw)); -1 with an exception set on failure. */
+static int get_flat(PyObject *obj, Arr *a, const char *name, int types)
+{
+    memset(a, 0, sizeof(*a));
+    if (PyObject_GetBuffer(obj, &a->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous array", name);
+        return -1;
+    }
+    a->held = 1;
+    a->type = format_type(a->view.format, a->view.itemsize);
+    if (!(a->type & types)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s array not supported here", name,
+                     type_name(a->type));
+        release(a);
+        return -1;
+    }
+    a->data = a->view.buf;
+    a->ndim = 1;
+    a->size = a->shape[0] = a->view.len / a->view.itemsize;
+    a->strides[0] = a->view.itemsize;
+    return 0;
+}
+
+/* blocks (a sequence of (first, width, count, predictor, arrays)) into n FactorBlocks, each
+   checked against rank; -1 with an exception set on failure (the arrays taken so far, in
+   blocks[0 .. *taken), are released by the caller). */
+static int plane_blocks_get(PyObject *seq, FactorBlock *blocks, Py_ssize_t n, Py_ssize_t rank,
+                            Py_ssize_t *taken)
+{
+    for (Py_ssize_t b = 0; b < n; b++) {
+        FactorBlock *k = &blocks[b];
+        PyObject *entry = PySequence_Fast_GET_ITEM(seq, b), *arrays;
+        memset(k, 0, sizeof(*k));
+        *taken = b + 1;
+        if (!PyArg_ParseTuple(entry, "nnniO:plane_factors block", &k->first, &k->width,
+                              &k->count, &k->predictor, &arrays))
+            return -1;
+        if (k->first < 0 || k->width < 0 || k->width > k->count || k->first > rank
+            || k->width > rank - k->first || k->count > ((Py_ssize_t)1 << 32)
+            || k->predictor < -1 || k->predictor > 3 || !PyTuple_Check(arrays)
+            || PyTuple_GET_SIZE(arrays) != (k->predictor < 0 ? 3 : 1))
+            return value_error("plane_factors: a block needs 0 <= first, 0 <= width <= count "
+                               "<= 2^32, first + width <= rank, -1 <= predictor <= 3 and "
+                               "its arrays (three sparse, one dense)");
+        if (k->predictor < 0) {
+            if (get_array(PyTuple_GET_ITEM(arrays, 0), &k->arrays[0], "symbols", 1, T_U8, 0) < 0
+                || get_array(PyTuple_GET_ITEM(arrays, 1), &k->arrays[1], "xrun", 1, T_INTS32,
+                             0) < 0
+                || get_array(PyTuple_GET_ITEM(arrays, 2), &k->arrays[2], "xval", 1, T_INTS, 0)
+                   < 0)
+                return -1;
+        } else if (get_flat(PyTuple_GET_ITEM(arrays, 0), &k->arrays[0], "residuals", T_INTS)
+                   < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(plane_factors_doc,
+"plane_factors(blocks, gh, gw, out, magnitude=False) -> (error, block, max|out|)\n\n"
+"A factor of an exact plane whole, from its blocks: out (gh * gw, rank), C-contiguous\n"
+"float32, gets every matrix row's integers (components the blocks do not cover are 0).\n"
+"blocks: (first, width, count, predictor, arrays) each, in the file's order: components\n"
+"[first, first + width) of the block's count; predictor -1 and arrays (symbols, xrun, xval)\n"
+"for a run/level block, checked as decoder.factors.sparse_streams checks it and filled as\n"
+"fill_sparse fills it; else the dense block's predictor and (residuals,), count grids of\n"
+"gh x gw, unpredicted as unpredict_into does. Returns 0, or an error code\n"
+"(kernels.SPARSE_ERRORS, 6 for a dense block of another size) and the index of the block\n"
+"that has it; and max|out| (exact_rule.magnitude) where magnitude is true, else 0.");
+
+static PyObject *plane_factors(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"blocks", "gh", "gw", "out", "magnitude", NULL};
+    PyObject *o_blocks, *o_out, *seq = NULL, *result = NULL;
+    Py_ssize_t gh, gw, n = 0, taken = 0, failed = -1;
+    int magnitude = 0;
+    Arr out = {0};
+    FactorBlock *blocks = NULL;
+    float *ones = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnO|p:plane_factors", names, &o_blocks,
+                                     &gh, &gw, &o_out, &magnitude))
+        return NULL;
+    if (get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0
+        || !(seq = PySequence_Fast(o_blocks, "plane_factors: blocks must be a sequence")))
+        goto done;
+    Py_ssize_t rows = mul_size(gh, gw), rank = out.shape[1];
+    if (rows < 0 || rows != out.shape[0]) {
+        value_error("plane_factors: out must have gh * gw rows");
+        goto done;
+    }
+    n = PySequence_Fast_GET_SIZE(seq);
+    blocks = PyMem_Calloc((size_t)(n ? n : 1), sizeof(*blocks));
+    ones = PyMem_Malloc(sizeof(*ones) * (size_t)(rank ? rank : 1));
+    if (blocks == NULL || ones == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < rank; k++)
+        ones[k] = 1.0f;
+    if (plane_blocks_get(seq, blocks, n, rank, &taken) < 0)
+        goto done;
+    int error;
+    float top = 0.0f;
+    Py_BEGIN_ALLOW_THREADS
+    error = plane_factor_run(blocks, n, gh, gw, out.data, rank, ones, &failed);
+    if (error == 0 && magnitude)
+        top = max_magnitude(out.data, rows, rank, rank * 4, 4);
+    Py_END_ALLOW_THREADS
+    if (error < 0)
+        PyErr_NoMemory();
+    else
+        result = Py_BuildValue("(ind)", error, error ? failed : -1, (double)top);
+done:
+    for (Py_ssize_t b = 0; b < taken; b++)
+        for (int j = 0; j < 3; j++)
+            release(&blocks[b].arrays[j]);
+    PyMem_Free(blocks);
+    PyMem_Free(ones);
+    Py_XDECREF(seq);
+    release(&out);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ decoding: colour */
 
 /* out = Pillow's exact 2x bilinear of row a (n float32): 2i is a[i-1]/4 + 3a[i]/4 and 2i+1 is
@@ -7092,6 +7304,7 @@ static PyMethodDef methods[] = {
     METHOD(column_entropy_bits), METHOD(prediction_bits), METHOD(predicted),
     METHOD(lower_levels), METHOD(colour_rows), METHOD(restore), METHOD(restore_ycc),
     METHOD(parse_records), METHOD(chunk_table), METHOD(exact_weights),
+    METHOD(plane_factors),
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},
 };

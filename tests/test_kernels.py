@@ -1347,3 +1347,175 @@ def test_colour_row_kernels_give_the_plain_kernels_bits(compiled: Any) -> None:
                 np.testing.assert_array_equal(written[level][1], written[0][1])
     finally:
         compiled.colour_rows(best)
+
+
+def _general_fill(compiled: Any, blocks: list[tuple], gh: int, gw: int, rank: int
+                  ) -> tuple[int, int, np.ndarray]:
+    """What PlaneReconstructor's general path makes of a factor's blocks for one band of every
+    row: each sparse block indexed (`index_sparse`) and filled (`fill_sparse`), each dense one
+    unpredicted (`unpredict_into`), in order; (error, failing block, out)."""
+    rows, ones = gh * gw, np.ones(rank, np.float32)
+    out = np.zeros((rows, rank), np.float32)
+    for b, (first, width, count, predictor, arrays) in enumerate(blocks):
+        if predictor < 0:
+            symbols, xrun, xval = arrays
+            *marks, error = compiled.index_sparse(symbols, rows, xrun.size, xval.size,
+                                                  band_sizes.CHECKPOINT_ROWS)
+            if not error:
+                error = compiled.fill_sparse(symbols, xrun, xval, *marks,
+                                             band_sizes.CHECKPOINT_ROWS, 0, rows, out, first,
+                                             width, count, ones)
+            if error:
+                return error, b, out
+        elif arrays[0].size != count * rows:
+            return 6, b, out
+        else:
+            compiled.unpredict_into(arrays[0].reshape(-1), gh, gw, predictor, width, out,
+                                    first, ones)
+    return 0, -1, out
+
+
+def test_plane_factors_is_the_general_fill(compiled: Any) -> None:
+    """plane_factors (a whole factor in one call, `decoder.plane.WholePlane`) fills what the
+    general path's kernels fill from the same blocks, with the same verdict on mutated, cut
+    and mis-sized streams (the first failing block's error code); blocks that leave
+    components uncovered leave zeros; max|out| is exact_rule.magnitude's."""
+    from svdcodec.codec import exact as exact_rule
+
+    rng = np.random.default_rng(17)
+    gh, gw = 9, 7
+    rows = gh * gw
+    found: set[int] = set()
+
+    def check(blocks: list[tuple], rank: int) -> int:
+        error, failed, out = _general_fill(compiled, blocks, gh, gw, rank)
+        mine = np.full((rows, rank), np.nan, np.float32)  # every element must be written
+        got, got_failed, top = compiled.plane_factors(blocks, gh, gw, mine, magnitude=True)
+        assert (got, got_failed) == (error, failed)
+        if not error:
+            assert mine.tobytes() == out.tobytes()
+            assert top == exact_rule.magnitude(out)
+        found.add(int(got))
+        return int(got)
+
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        residuals = rng.integers(max(info.min, -3000), min(info.max, 3000), (1, gh, gw),
+                                 endpoint=True, dtype=dtype)
+        predictor = int(rng.integers(4))
+        sparse = [coding.to_symbols(_sparse_matrix(rng, rows, count)) for count in (5, 3)]
+        whole = [(0, 1, 1, predictor, (residuals,)), (1, 5, 5, -1, sparse[0]),
+                 (6, 3, 3, -1, sparse[1])]
+        assert check(whole, 9) == 0
+        assert check(whole[:2] + [(6, 2, 3, -1, sparse[1])], 8) == 0  # a preview inside
+        assert check(whole[:1] + whole[2:], 9) == 0  # a gap: components 1..5 stay zero
+        short = np.ascontiguousarray(residuals[:, :, 1:])  # a grid of another size
+        assert check([(0, 1, 1, predictor, (short,))] + whole[1:], 9) == 6
+        longer = np.concatenate([residuals.reshape(-1), residuals[0, 0]])  # a row too many
+        assert check([(0, 1, 1, predictor, (longer,))] + whole[1:], 9) == 6
+        for _ in range(120):  # mutated symbols and side streams of either sparse block
+            k = int(rng.integers(2))
+            symbols, xrun, xval = (a.copy() for a in sparse[k])
+            kind = int(rng.integers(5))
+            if kind == 0:
+                symbols[rng.integers(symbols.size)] = rng.integers(256)
+            elif kind == 1:  # a symbol past the last row end, or the last row end gone
+                symbols = (np.append(symbols, np.uint8(rng.choice([0x08, 0x09, 0x19])))
+                           if rng.random() < 0.5 else symbols[:-1])
+            elif kind == 2:  # one escape more or fewer than the symbols use
+                xval = (np.append(xval, xval.dtype.type(5)) if rng.random() < 0.5
+                        else xval[:-1])
+            elif kind == 3 and xval.size:
+                xval[rng.integers(xval.size)] = 0
+            else:
+                symbols = symbols[:int(rng.integers(symbols.size + 1))]
+            blocks = list(whole)
+            blocks[1 + k] = (*whole[1 + k][:4], (symbols, xrun, xval))
+            check(blocks, 9)
+    assert found == {0, 1, 2, 3, 4, 5, 6}  # every verdict met
+    out = np.zeros((rows, 4), np.float32)
+    dense = (0, 1, 1, 0, (np.zeros((1, gh, gw), np.int8),))
+    for bad in ((0, 2, 1, 0, dense[4]),  # width beyond count
+                (3, 2, 2, 0, (np.zeros((2, gh, gw), np.int8),)),  # beyond the rank
+                (0, 1, 1, 4, dense[4]),  # no such predictor
+                (0, 1, 1, -1, dense[4]),  # a sparse block needs three arrays
+                (-1, 1, 1, 0, dense[4])):
+        with pytest.raises(ValueError):
+            compiled.plane_factors([bad], gh, gw, out)
+    with pytest.raises(ValueError):  # out of another row count
+        compiled.plane_factors([dense], gh, gw + 1, out)
+    with pytest.raises(TypeError):  # float residuals
+        compiled.plane_factors([(0, 1, 1, 0, (np.zeros((1, gh, gw), np.float32),))], gh, gw,
+                               out)
+
+
+def test_whole_planes_decode_as_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files whose planes take `WholePlane` (one band, the encoder's blocks) decode to the
+    same pixels, or the same refusal, through it, through the general PlaneReconstructor
+    and on the numpy path: valid files, previews, and files with mutated sparse streams
+    (symbols, escapes, a symbol past the last row end, one escape too many)."""
+    from svdcodec.decoder import plane as planes
+    from svdcodec.decoder import stream
+
+    taken: list[int] = []
+    whole = stream.whole_plane
+
+    def counted(*args: Any) -> Any:
+        try:
+            made = whole(*args)
+        except SvdiError:  # the plane taken, and its blocks refused
+            taken.append(True)
+            raise
+        taken.append(made is not None)
+        return made
+
+    def verdicts(data: bytes, **options: Any) -> str:
+        monkeypatch.setattr(stream, "whole_plane", counted)
+        taken.clear()
+        mine = with_kernels(monkeypatch, True,
+                            lambda: outcome(lambda: svdcodec.decode(data, **options)))
+        assert taken and all(taken)  # every plane set up whole, by the new path
+        monkeypatch.setattr(stream, "whole_plane", lambda *args: None)
+        general = with_kernels(monkeypatch, True,
+                               lambda: outcome(lambda: svdcodec.decode(data, **options)))
+        monkeypatch.setattr(stream, "whole_plane", whole)
+        assert mine[0] == general[0]
+        if mine[0] == "pixels":
+            assert np.array_equal(mine[1], general[1])
+        assert same_outcome(monkeypatch, data, **options) == mine[0]  # and numpy's
+        return mine[0]
+
+    assert issubclass(planes.WholePlane, planes.PlaneReconstructor)
+    for image, options in ((photo(48, 64, 3), {"quality": 70}),
+                           (photo(40, 56, 3), {"quality": 95}),
+                           (photo(33, 47, 1), {"quality": 60})):
+        data = svdcodec.encode(image, **options)
+        assert verdicts(data) == "pixels"
+        assert verdicts(data, components=2) == "pixels"
+    data = svdcodec.encode(photo(48, 64, 3), quality=70)
+    box = container.unpack(data)
+    sparse = [i for i, b in enumerate(box.blocks) if b.coding == container.SPARSE]
+    rng = random.Random(23)
+    decided = {"pixels": 0, "SvdiError": 0}
+    for _ in range(120):
+        index = rng.choice(sparse)
+        block = box.blocks[index]
+        symbols, xrun, xval = (a.copy() for a in block.data())
+        kind = rng.randrange(5)
+        literals = np.flatnonzero(((symbols & 15) != 0) & ((symbols & 15) != 8))
+        if kind == 0:
+            symbols[rng.randrange(symbols.size)] = rng.randrange(256)
+        elif kind == 1:
+            symbols = np.append(symbols, np.uint8(rng.choice([0x08, 0x09])))
+        elif kind == 4 and literals.size:  # another level, the same place: a valid stream
+            at = rng.choice(literals.tolist())
+            symbols[at] = symbols[at] & 0xF0 | rng.choice([1, 2, 3, 5, 7, 9, 12, 15])
+        elif kind == 2:
+            xval = np.append(xval, xval.dtype.type(9))
+        elif kind == 3:
+            symbols[rng.randrange(symbols.size)] = rng.choice([0xF0, 0x00, 0x08, 0xF8])
+        mutated = container.Block(block.factor, block.plane, block.first, block.count,
+                                  container.SPARSE, (symbols, xrun, xval))
+        blocks = [mutated if i == index else b for i, b in enumerate(box.blocks)]
+        decided[verdicts(container.pack(dataclasses.replace(box, blocks=blocks), 1))] += 1
+    assert decided["pixels"] > 10 and decided["SvdiError"] > 10

@@ -30,7 +30,7 @@ from ..codec.coding import PLANAR, VERTICAL
 from ..codec.layout import band_pixels
 from ..errors import SvdiError
 from ..format import DENSE, LAYOUT_PATCH, Block, Container, Plane
-from ..runtime import band_sizes
+from ..runtime import band_sizes, kernels
 from ..runtime.band_sizes import even_bands, row_bands
 from ..runtime.scratch import LEFT, ThreadBuffers
 from ..runtime.threads import band_workers, run_bands
@@ -589,6 +589,102 @@ class PlaneReconstructor:
                 run_bands(one, len(bands), threads)
         self.left = self.Bt = np.zeros((0, 0), np.float32)
 
+
+
+class WholePlane(PlaneReconstructor):
+    """A PlaneReconstructor of a plane rendered in one band (every row of a small image), the
+    default encode's case: an exact plane of a patch layout, not adapted, whose blocks all
+    fit the budget held at once. Each factor is filled whole at set-up in one compiled call
+    (`_kernels.plane_factors`: the sparse blocks' checks and fill, the dense blocks'
+    unpredicting, max|B|), instead of the general set-up's dozens of steps per plane (blocks
+    held or streamed, their index, the band plan, passes and column ranges, the dense columns
+    per band). The blocks, the checks and the integers are the same, so are the pixels; the
+    product is the same `_kernels.exact_product` call. Made by `whole_plane`, which says which
+    planes qualify."""
+
+    def __init__(self, container: Container, plane: Plane, rank: int,
+                 factors: tuple[list[tuple], list[tuple]], compiled: ModuleType,
+                 buffers: ThreadBuffers) -> None:
+        # Not PlaneReconstructor.__init__: the attributes its band methods read, for one band
+        # of every matrix row, one column range and no pass to load.
+        self.plane, self.rank, self.bands = plane, rank, [(0, plane.height)]
+        self.exact = self.exact_kernel = True
+        self.compiled, self.buffers, self.reuse_product = compiled, buffers, True
+        self.m, self.n = m, n = plane.matrix_shape
+        self.patch, self.per_row = plane.patch, plane.grid[1]
+        self.mrows, self.passes, self.columns = [(0, m)], [[0]], [(0, n)]
+        self.local, self.adapted, self.row_m = False, False, None
+        self.product_shift = plane.shift
+        self.u, self.dropped_rows = [], []  # (`release`: nothing held by rows)
+        self.container, self.scratch = container, {}
+        buffers.expect("product", m * n)
+        assert plane.shift is not None
+        sigma = container.singular_values(plane.index)[:rank]
+        self.weights, self.weight_sum = exact_rule.weights(plane.step, sigma, plane.shift,
+                                                           f"plane {plane.index}")
+        u_blocks, v_blocks = factors
+        # B, and its bound's half: the largest max|A| the exact rule allows with it
+        self.B = np.empty((n, rank), dtype=np.float32)
+        self.Bt, self.cols = self.B.T, (0, n)
+        self.max_b = self._fill_whole("V", v_blocks, plane.vgrid, self.B)
+        self.largest_a = exact_rule.largest_left(self.max_b, self.weight_sum)
+        # A, in this thread's array for the plane, kept for the next decode (`ThreadBuffers`)
+        self.left = buffers.get(f"{LEFT} {plane.index}", m * rank).reshape(m, rank)
+        self._fill_whole("U", u_blocks, plane.grid, self.left)
+        self.base = 0
+        self.means = container.column_means(plane.index)
+        self.loaded_means = None if self.means is None else self.means.astype(np.float64)
+
+    def _fill_whole(self, factor: str, blocks: list[tuple], grid: tuple[int, int],
+                    out: np.ndarray) -> int:
+        """out = a factor's integers from its blocks' entries (`whole_plane`); max|out| for
+        B."""
+        error, failed, top = self.compiled.plane_factors(blocks, grid[0], grid[1], out,
+                                                         magnitude=out is self.B)
+        if error:
+            what = f"plane {self.plane.index} {factor} block at component {blocks[failed][0]}"
+            if error == WHOLE_DENSE_SIZE:
+                count, rows = blocks[failed][2], grid[0] * grid[1]
+                raise SvdiError(f"{what}: {blocks[failed][4][0].size} values for "
+                                f"{count} x {rows}")
+            raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
+        return int(top)
+
+    def load_columns(self, k: int) -> None:
+        """Nothing to load: B is whole (one column range)."""
+
+    def load(self, k: int) -> None:
+        """Nothing to load: A is whole (one pass)."""
+
+
+#: `_kernels.plane_factors`' error for a dense block of another size than its grid's
+WHOLE_DENSE_SIZE = 6
+
+
+def whole_plane(container: Container, plane: Plane, rank: int, bands: list[tuple[int, int]],
+                budget: int, compiled: ModuleType | None, buffers: ThreadBuffers
+                ) -> WholePlane | None:
+    """The plane's `WholePlane` where it qualifies: the kernels, an exact plane of a patch
+    layout (`kernel_multiplies`), not adapted (its map needs a pass of its own), a rank of at
+    least one, one band of every row, and A (m x rank float32) and every block it reads,
+    decompressed, within the budget, as the general path holds a pass and its held blocks.
+    None otherwise: the general PlaneReconstructor."""
+    if (compiled is None or not plane.exact or plane.layout != LAYOUT_PATCH or plane.adapted
+            or rank < 1 or len(bands) != 1 or bands[0] != (0, plane.height)
+            or plane.matrix_shape[0] * rank * 4 > budget):
+        return None
+    factors: tuple[list[tuple], list[tuple]] = ([], [])
+    held = 0
+    for which, entries in zip("UV", factors):
+        for block in container.factor_blocks(plane.index, which):
+            if block.first >= rank:
+                continue
+            held += block.raw_bytes
+            if held > budget // 2:
+                return None
+            entries.append((block.first, min(block.count, rank - block.first), block.count,
+                            block.predictor if block.coding == DENSE else -1, block.data()))
+    return WholePlane(container, plane, rank, factors, compiled, buffers)
 
 
 class IntegerReconstructor(PlaneReconstructor):

@@ -57,6 +57,7 @@ from .plane import (
     bands_for,
     covering_bands,
     exact_bands_for,
+    whole_plane,
 )
 from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
 
@@ -570,6 +571,11 @@ def prepared(container: Container, plan: OutputPlan, plane: Plane,
     held streams dropped as the bands are done (`PlaneReconstructor.release`). integers: the
     plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`)."""
     budget = plane_budget(plan, container, plane)
+    if integers is None:  # the usual small file: each factor whole in one compiled call
+        whole = whole_plane(container, plane, plan.ranks[plane.index], bands, budget,
+                            plan.compiled, buffers)
+        if whole is not None:
+            return whole
     rows = (PlaneReconstructor(container, plane, plan.ranks[plane.index], bands, budget, {},
                                plan.compiled, buffers, released=lean) if integers is None
             else IntegerReconstructor(integers, container, plane, plan.ranks[plane.index],
