@@ -19,7 +19,7 @@ from .runtime import band_sizes
 
 MODES = {  # Pillow mode -> (dtype, channels)
     "L": (np.uint8, 1), "LA": (np.uint8, 2), "RGB": (np.uint8, 3), "RGBA": (np.uint8, 4),
-    "I;16": (np.uint16, 1), "F": (np.float32, 1),
+    "I;16": (np.uint16, 1), "I": (np.int32, 1), "F": (np.float32, 1),
 }
 
 #: (numpy dtype, channels) -> Pillow mode; every other combination is numpy-only.
@@ -28,25 +28,74 @@ PILLOW_MODES: dict[tuple[np.dtype, int], str] = {
 }
 
 
+#: Pillow's 16-bit grey modes other than I;16 (little-endian, read by `raw_array`): their
+#: samples are read as numpy reads them, in the mode's own byte order. Pillow's convert("I;16")
+#: from these modes clips every sample to 0..255.
+GREY_16_MODES = ("I;16L", "I;16B", "I;16N")
+
+
 def image_to_array(image: Image.Image) -> np.ndarray:
-    """A Pillow image as an array in one of the stored modes, converting where needed."""
+    """A Pillow image as an array in one of the stored modes, converting where needed.
+
+    Mode I (32-bit signed) becomes uint16 where every sample is within 0..65535 (16-bit grey
+    that Pillow opened as I), else int32 (format version 2), the type of its samples, so that
+    max_error keeps its bound at every magnitude (float32 would round those above 2^24)."""
     mode = image.mode
-    if mode in ("1", "I;16L", "I;16B", "I;16N"):
-        image = image.convert("L" if mode == "1" else "I;16")
+    if mode in GREY_16_MODES:
+        return np.asarray(image).astype(np.uint16)  # native order from the mode's own
+    if mode == "I":
+        arr = np.asarray(image)
+        if arr.size and 0 <= int(arr.min()) and int(arr.max()) <= 65535:
+            return arr.astype(np.uint16)
+        return arr.astype(np.int32)
+    if mode == "1":
+        image = image.convert("L")
     elif mode in ("P", "PA"):
         image = image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB")
     elif mode == "La":
         image = image.convert("LA")
     elif mode == "RGBa":
         image = image.convert("RGBA")
-    elif mode == "I":
-        arr = np.asarray(image)
-        if arr.size and 0 <= int(arr.min()) and int(arr.max()) <= 65535:
-            return arr.astype(np.uint16)
-        return arr.astype(np.float32)
     elif mode not in MODES:
         image = image.convert("RGB")
     return raw_array(image)
+
+
+#: The ICC colour space (header bytes 16..19) a profile must declare to describe an image of
+#: this many stored channels: grey with or without alpha, RGB with or without alpha.
+PROFILE_SPACES = {1: b"GRAY", 2: b"GRAY", 3: b"RGB ", 4: b"RGB "}
+
+
+def stored_channels(image: Image.Image) -> int:
+    """How many channels `image_to_array` gives for this Pillow image (without reading it)."""
+    mode = image.mode
+    if mode in ("P", "PA"):
+        return 4 if mode == "PA" or "transparency" in image.info else 3
+    if mode in ("La", "RGBa"):
+        return len(mode)
+    if mode in MODES:
+        return MODES[mode][1]
+    return 1 if mode in ("1", "I", *GREY_16_MODES) else 3
+
+
+def profile_fits(profile: bytes, channels: int) -> bool:
+    """Whether an ICC profile describes samples with this many channels: its colour space is
+    grey for 1 or 2 channels, RGB for 3 or 4; any profile for more channels (numpy only, whose
+    meaning the caller knows). A CMYK photo converted to RGB keeps its CMYK profile in
+    Pillow's info, which would tell a viewer to read RGB samples as CMYK. Bytes that are not
+    an ICC profile at all are left to the metadata's own check, which names them."""
+    space = PROFILE_SPACES.get(channels)
+    return space is None or bytes(profile[16:20]) == space or bytes(profile[36:40]) != b"acsp"
+
+
+def inherited_profile(image: Image.Image) -> bytes | None:
+    """The ICC profile of a Pillow image that its stored samples can carry: None where it has
+    none, or one of another colour space (its CMYK profile once a CMYK image is converted to
+    RGB, as Pillow's own convert("RGB") converts it, without colour management)."""
+    profile = image.info.get("icc_profile")
+    if not profile or not profile_fits(profile, stored_channels(image)):
+        return None
+    return profile
 
 
 def raw_array(image: Image.Image) -> np.ndarray:

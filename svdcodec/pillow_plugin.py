@@ -23,7 +23,7 @@ from .decoder import decode, decode_container, rendering, unpack_checked, uses_b
 from .errors import SvdiError
 from .format import SIGNATURE, Container, Header, read_prefix
 from .format.metadata import EXIF_PREFIX
-from .modes import PILLOW_MODES
+from .modes import PILLOW_MODES, inherited_profile
 from .runtime import band_sizes
 from .runtime.scratch import LEFT, ThreadBuffers
 
@@ -40,7 +40,7 @@ DECODER = "svdi"
 READ_INFO = ("svdi_version", "svdi_ranks")
 
 #: Raw modes whose byte layout matches the array we hand to set_as_raw.
-RAWMODES = {"I;16": "I;16", "F": "F;32F"}  # I;16 is little-endian; F;32F is native float32
+RAWMODES = {"I;16": "I;16", "I": "I", "F": "F;32F"}  # I;16 little-endian; I, F;32F native
 
 #: Modes Pillow reduces with each colour weighted by its alpha (premultiplied).
 ALPHA_MODES = ("LA", "RGBA")
@@ -399,9 +399,11 @@ def save_options(im: Image.Image) -> dict[str, Any]:
     of being ignored: a file that silently differs from what was asked is worse than an error.
     Like Pillow's PNG and TIFF writers the image's own ICC profile is kept unless
     ``icc_profile=`` is given (b"" drops it, and so does None, as in Pillow's PNG writer: the
-    one option where None is not the option left out); like its JPEG and WebP writers, EXIF,
-    XMP, DPI and text are written only when passed (``exif=im.info["exif"]`` or
-    ``im.getexif()``).
+    one option where None is not the option left out), and unless its colour space is not the
+    stored samples' (`modes.inherited_profile`: a CMYK image is stored as RGB, converted as
+    Pillow's convert("RGB") does, and its CMYK profile is dropped); like its JPEG and WebP
+    writers, EXIF, XMP, DPI and text are written only when passed (``exif=im.info["exif"]``
+    or ``im.getexif()``).
     """
     from .encoder import (  # only to save
         CODING_OPTIONS,
@@ -427,8 +429,9 @@ def save_options(im: Image.Image) -> dict[str, Any]:
     if unknown:
         raise SvdiError(f"SVDI has no save option {', '.join(unknown)}; its options are "
                         f"{', '.join((*CODING_OPTIONS, 'lossless', *METADATA_OPTIONS))}")
-    if "icc_profile" not in info and im.info.get("icc_profile"):
-        info["icc_profile"] = im.info["icc_profile"]
+    profile = inherited_profile(im)
+    if "icc_profile" not in info and profile:
+        info["icc_profile"] = profile
     return encode_options(**info)
 
 

@@ -235,8 +235,9 @@ def test_exif_orientation_is_stored_not_applied(orientation: int, tmp_path: Path
 
 def test_pillow_keeps_icc_by_default_and_exif_only_when_passed() -> None:
     """As Pillow's own writers: the ICC profile follows the image (PNG, TIFF), EXIF, XMP and DPI
-    are written when passed (JPEG, WebP, PNG)."""
-    icc = icc_profiles()["LAB"]
+    are written when passed (JPEG, WebP, PNG). The profile must describe RGB samples to follow
+    an RGB image (tests/test_input_modes.py)."""
+    icc = icc_profiles()["sRGB"]
     src = io.BytesIO()
     Image.fromarray(picture()).save(src, "PNG", icc_profile=icc, exif=exif_with(6), dpi=(90, 90))
     with Image.open(src) as im:
@@ -326,12 +327,12 @@ def test_cli_pixel_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def jpeg_with_metadata(tmp_path: Path) -> Path:
     path = tmp_path / "photo.jpg"
     Image.fromarray(picture()).save(path, quality=95, exif=exif_with(6),
-                                    icc_profile=icc_profiles()["LAB"], dpi=(300, 300), xmp=XMP)
+                                    icc_profile=icc_profiles()["sRGB"], dpi=(300, 300), xmp=XMP)
     return path
 
 
 def test_cli_keeps_metadata_from_input_to_every_output(jpeg_with_metadata: Path) -> None:
-    icc = icc_profiles()["LAB"]
+    icc = icc_profiles()["sRGB"]
     svdi = jpeg_with_metadata.with_suffix(".svdi")
     assert cli.encode_main([str(jpeg_with_metadata), "--quiet"]) == 0
     meta = svdcodec.read_metadata(svdi.read_bytes())
@@ -436,7 +437,7 @@ def test_cli_info_lists_metadata(jpeg_with_metadata: Path,
     assert cli.info_main([str(svdi), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["metadata"]) == {"exif", "icc_profile", "xmp", "dpi"}
-    assert report["metadata"]["icc_profile"]["size"] == len(icc_profiles()["LAB"])
+    assert report["metadata"]["icc_profile"]["size"] == len(icc_profiles()["sRGB"])
     assert cli.info_main([str(svdi)]) == 0
     assert "metadata: EXIF" in capsys.readouterr().out
 

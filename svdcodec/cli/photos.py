@@ -18,6 +18,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import SvdiError
 from ..format.metadata import EXIF_PREFIX, metadata_chunks
+from ..modes import inherited_profile
 
 #: PNG's iTXt keyword for an XMP packet (Pillow's PNG reader also puts it in info["xmp"]).
 PNG_XMP_KEY = "XML:com.adobe.xmp"
@@ -121,8 +122,9 @@ def image_metadata(image: Image.Image) -> dict[str, Any]:
     exif = info.get("exif") or (_tiff_exif(image) if image.format == "TIFF" else b"")
     if exif:
         out["exif"] = exif
-    if info.get("icc_profile"):
-        out["icc_profile"] = info["icc_profile"]
+    profile = inherited_profile(image)  # not a CMYK profile on the RGB samples stored
+    if profile:
+        out["icc_profile"] = profile
     xmp = info.get("xmp") or info.get(PNG_XMP_KEY)
     if xmp:
         out["xmp"] = xmp
@@ -188,14 +190,15 @@ def save_options(fmt: str, metadata: dict[str, Any]) -> tuple[dict[str, Any], li
 
 def default_suffix(pixels_dtype: np.dtype, channels: int) -> str:
     """The output suffix when none is asked for: PNG holds 8-bit and 16-bit grey, and 16-bit
-    colour with the 16bit extra; TIFF a float (F) image; .npy what no Pillow mode holds."""
+    colour with the 16bit extra; TIFF a float (F) or int32 (I) image; .npy what no Pillow mode
+    holds."""
     from ..modes import PILLOW_MODES
     from .deep_images import writes_deep
 
     mode = PILLOW_MODES.get((np.dtype(pixels_dtype), channels))
     if mode is None:
         return ".png" if writes_deep(pixels_dtype, channels) else ".npy"
-    return ".tiff" if mode == "F" else ".png"
+    return ".tiff" if mode in ("F", "I") else ".png"  # PNG holds neither
 
 
 def caught_warnings(record: list[warnings.WarningMessage]) -> str:

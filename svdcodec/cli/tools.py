@@ -645,6 +645,10 @@ def _output_format(suffix: str) -> str | None:
     return fmt if fmt in Image.SAVE else None
 
 
+#: The formats that hold the samples of Pillow's 32-bit modes exactly.
+WIDE_GREY_FORMATS = {"F": ("TIFF",), "I": ("TIFF",)}
+
+
 def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = None) -> bytes:
     """Decoded pixels as a file of format `fmt`, in memory (so nothing partial hits the disk);
     `options` go to Pillow's writer (the metadata)."""
@@ -657,6 +661,11 @@ def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = 
         raise ValueError(f"{channels} channels of {pixels.dtype} have no Pillow mode; "
                          "decode to .npy instead")
     image = Image.fromarray(pixels)
+    if image.mode in WIDE_GREY_FORMATS and fmt not in WIDE_GREY_FORMATS[image.mode]:
+        # Pillow's WebP and PPM writers convert these modes (to 8-bit RGB, to 16 bits) without
+        # a word: refused, as PNG and JPEG refuse them
+        raise ValueError(f"{fmt} cannot hold mode {image.mode} ({pixels.dtype}) samples; "
+                         f"decode a {image.mode} image to .tiff instead")
     try:
         image.save(buf, format=fmt, **(options or {}))
     except (OSError, KeyError) as exc:  # e.g. "cannot write mode F as PNG"

@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import zstandard
 
 from ..errors import SvdiError
-from .coding import HORIZONTAL, PLANAR, VERTICAL
+from .coding import HORIZONTAL, PLANAR, VERTICAL, narrow
 
 
 class ResidualRangeError(SvdiError):
@@ -109,13 +110,71 @@ def quantize_floats(x: np.ndarray, decoded: np.ndarray, bound: float
 
     bound > 0: step 2E; where rounding breaks the bound the neighbouring q are tried, and if
     some sample still fails the step halves (a step of E always has a q within E / 2 of x
-    before rounding, so that fl32 keeps it within E). bound = 0: exact, with the step a power
-    of two dividing every x and decoded value; refused where q would not fit 31 bits."""
+    before rounding, so that fl32 keeps it within E). Where 2E is finer than the spacing of
+    the largest samples, the exact coding below keeps the bound too: it is taken when its q
+    are estimated to cost fewer bytes (`residual_bytes`), and where step 2E would need q
+    beyond 31 bits.
+    bound = 0: exact, with the step a power of two dividing every x and decoded value;
+    refused where q would not fit 31 bits."""
     x64, d64 = x.astype(np.float64), decoded.astype(np.float64)
     if not (np.all(np.isfinite(x64)) and np.all(np.isfinite(d64))):
         raise SvdiError(f"max_error needs finite {x.dtype} samples")
     if bound == 0:
         return _exact_floats(x, decoded)
+    try:
+        bounded = _bounded_floats(x, decoded, bound)
+    except ResidualRangeError:
+        return _exact_instead(x, decoded, bound)
+    if 2.0 * bound > _coarsest_spacing(x64, d64, x.dtype):
+        return bounded  # coarser than every sample's own resolution: the exact q are larger
+    try:
+        exact = _exact_floats(x, decoded)
+    except SvdiError:
+        return bounded
+    return exact if residual_bytes(exact[0]) < residual_bytes(bounded[0]) else bounded
+
+
+def _exact_instead(x: np.ndarray, decoded: np.ndarray, bound: float
+                   ) -> tuple[np.ndarray, float]:
+    """The exact coding, for a bound whose step 2E would need q beyond 31 bits."""
+    try:
+        return _exact_floats(x, decoded)
+    except SvdiError:
+        raise ResidualRangeError(f"max_error {bound} is too small for these {x.dtype} "
+                                 "samples' range (residuals beyond 2^31 steps)") from None
+
+
+def _coarsest_spacing(x64: np.ndarray, d64: np.ndarray, dtype: np.dtype) -> float:
+    """The spacing of the type's values at the largest magnitude among x and decoded, the
+    coarsest any of these samples has: a step 2E above it is coarser than every sample's own,
+    so the exact coding's q (at the finest sample's spacing) are the larger."""
+    largest = max(float(np.abs(x64).max(initial=0.0)), float(np.abs(d64).max(initial=0.0)))
+    return float(np.spacing(np.asarray(largest, dtype=dtype)))
+
+
+def residual_bytes(q: np.ndarray) -> int:
+    """An estimate of what q costs once coded: the bytes of zstd at a fast level of q's
+    differences along each row (the horizontal predictor, one of those the coder tries), in
+    the narrowest type, as the coder stores them. The q's magnitudes alone (sum of
+    log2(1 + |d|)) chose the larger file for 0..1 float32 at E = 1e-10 ... 1e-8."""
+    rows = q.reshape(q.shape[0], -1) if q.ndim > 1 else q.reshape(1, -1)
+    d = np.diff(rows, axis=1, prepend=0)
+    try:
+        d = narrow(d)
+    except OverflowError:
+        d = d.astype(np.int64)
+    return len(zstandard.ZstdCompressor(level=ESTIMATE_ZSTD_LEVEL).compress(d.tobytes()))
+
+
+#: zstd level of `residual_bytes`' estimate (the residual blocks themselves are coded at
+#: tuning.RESIDUAL_ZSTD_LEVEL).
+ESTIMATE_ZSTD_LEVEL = 3
+
+
+def _bounded_floats(x: np.ndarray, decoded: np.ndarray, bound: float
+                    ) -> tuple[np.ndarray, float]:
+    """(q, step) for a bound E > 0: step 2E, halved while some sample stays outside E."""
+    x64, d64 = x.astype(np.float64), decoded.astype(np.float64)
     step = 2.0 * bound
     for _ in range(8):
         with np.errstate(over="ignore", invalid="ignore"):

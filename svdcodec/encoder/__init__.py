@@ -107,6 +107,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
            effort: int | None = DEFAULT_EFFORT, aq: bool | None = False) -> bytes:
     """Encode an image or a 2-D/3-D array to .svdi bytes.
 
+    A Pillow image is read in its mode's samples (`modes.image_to_array`): I;16, I;16L, I;16B
+    and I;16N as uint16, each in its own byte order; I as uint16 where every sample is within
+    0..65535, else int32; CMYK and the other colour modes as Pillow's convert("RGB").
+
     Every option also takes None, which means its default, as Pillow's save options do
     (``encode(a, aq=None)`` is ``encode(a)``; the Pillow plugin and svdi-encode leave an option
     they are not given to this default). The on/off options (exact_alpha, exact_constant,
@@ -125,9 +129,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     max_error=E codes a residual after the low-rank layer (format version 2, spec §4.1) so that
     every decoded sample is within E of the original (absolute, in sample units; floored to an
     integer for integer samples). max_error=0 is lossless (float32 too where the samples'
-    range allows; otherwise SvdiError asks for E > 0). quality then sets the low-rank layer:
-    by default 75, or 90 for lossless uint16 and float32 samples (the smallest files measured,
-    docs/lossless.md).
+    range allows; otherwise SvdiError asks for E > 0); a float E finer than the samples
+    resolve is coded exactly where that is estimated smaller (or where step 2E would need
+    residuals beyond 31 bits). quality then sets the low-rank layer: by default 75, or 90 for
+    lossless uint16 and float32 samples (the smallest files measured, docs/lossless.md).
     exact_alpha (default True): the alpha channel of LA and RGBA images decodes exactly (also
     under max_error); exact_constant (default True): a channel whose samples are all equal
     decodes exactly. Each adds a residual only where the low-rank layer alone is not exact;
@@ -176,9 +181,11 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
 
     Metadata, stored in ancillary chunks (spec §1.1) and read back by `read_metadata`:
     exif (bytes, with or without Pillow's "Exif\\0\\0" prefix, or a PIL.Image.Exif; the
-    orientation is stored, not applied), icc_profile (bytes), xmp (bytes or str), dpi (x, y),
-    rounded to whole dots per inch as JPEG does, text ({keyword: str}). Nothing is taken from
-    a Pillow image's own info here: pass it (the Pillow plugin and svdi-encode do).
+    orientation is stored, not applied), icc_profile (bytes), xmp (bytes or str), dpi (x, y):
+    whole dots per inch where both are within 0.0127 of whole numbers, else whole pixels per
+    metre as PNG stores them (300.5 reads back as 300.5074), text ({keyword: str}). Nothing
+    is taken from a Pillow image's own info here: pass it (the Pillow plugin and svdi-encode
+    do).
     max_bytes counts the metadata too.
     """
     meta = metadata_chunks(exif, icc_profile, xmp, dpi, text)  # checked before the slow part

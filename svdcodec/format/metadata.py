@@ -11,6 +11,7 @@ two accept and reject the same files.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -262,14 +263,31 @@ def _text_bytes(value: Any, what: str) -> bytes:
     raise SvdiError(f"{what} must be bytes or str, got {type(value).__name__}")
 
 
+#: Half a pixel per metre, in dots per inch: how far PNG's pHYs (whole pixels per metre) may
+#: put a whole number of dots per inch (300 dpi reads back from a PNG as 299.9994).
+PNG_DPI_RESOLUTION = 0.5 * 0.0254
+
+
 def _dpi_record(dpi: Any) -> bytes:
+    """pHYs for (x, y) dots per inch: whole dots per inch (unit 2) where both values are within
+    PNG_DPI_RESOLUTION of whole numbers, so that 300 from a JPEG or TIFF (or 299.9994 from a
+    PNG) comes back as exactly 300; else whole pixels per metre (unit 1, as PNG), so that 300.5
+    is kept to within that resolution (it reads back as 0.0254 x 11831 = 300.5074, as from a
+    PNG) instead of being rounded to 300."""
     try:
-        x, y = (round(float(v)) for v in dpi)
+        x, y = (float(v) for v in dpi)
     except (TypeError, ValueError):
         raise SvdiError(f"dpi must be a pair of numbers, got {dpi!r}") from None
-    if not (1 <= x < 1 << 32 and 1 <= y < 1 << 32):
-        raise SvdiError(f"dpi must round to whole numbers within 1..2^32-1, got {dpi!r}")
-    return PHYS_RECORD.pack(x, y, UNIT_INCH)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise SvdiError(f"dpi must be a pair of finite numbers, got {dpi!r}")
+    if max(abs(x - round(x)), abs(y - round(y))) <= PNG_DPI_RESOLUTION:
+        values, unit = (round(x), round(y)), UNIT_INCH
+    else:
+        values, unit = (round(x / 0.0254), round(y / 0.0254)), UNIT_METRE
+    if not all(1 <= v < 1 << 32 for v in values):
+        raise SvdiError(f"dpi must round to whole numbers of dots per inch or pixels per metre "
+                        f"within 1..2^32-1, got {dpi!r}")
+    return PHYS_RECORD.pack(*values, unit)
 
 
 def _text_record(key: Any, value: Any) -> bytes:

@@ -63,7 +63,7 @@ V2_MODES = [(4, 1, 0, 0), (5, 2, 0, 0), (6, 1, 0, 0), (7, 1, 0, 0), (8, 3, 0, 0)
 V3_MODES = [(2, 3, 1, 0), (2, 3, 1, 1), (2, 4, 1, 0), (2, 4, 1, 1)]
 #: Modes Pillow opens with the decoder's samples (spec §2: the others are numpy arrays only;
 #: 16-bit RGB(A) opens rounded to 8 bits, which tests/test_colour16.py checks).
-PILLOW_MODES = {(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (3, 1)}
+PILLOW_MODES = {(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (3, 1), (6, 1)}  # 6, 1: int32 as I
 LAYOUTS = [(fmt.LAYOUT_PLAIN, 0)] + [(fmt.LAYOUT_PATCH, p) for p in fmt.PATCH_SIZES]
 ELEMENT_LIMITS = {1: 127, 2: 32767, 3: 2**31 - 1}
 
