@@ -522,3 +522,62 @@ def test_every_tool_adds_svdi_best_to_the_sweep_and_is_not_another_codec() -> No
                     "--aq --restore). PNG")
     # no figure where every tool's curve shares no PSNR range with JPEG's
     assert "every tool" not in compare_cli.answer(rows, 5000, {"svdi": -19.0, "svdi-best": None})
+
+
+# ---------------------------------------------------------------- large images, --plot
+
+
+def test_centre_crop_keeps_the_aspect_and_the_pixel_budget() -> None:
+    # a phone photo: 12.2 MP to a Kodak photo's pixel count, 4:3 kept, corner on the 8 x 8 grid
+    assert compare_cli.centre_crop(3024, 4032, 768 * 512) == (1240, 1648, 543, 724)
+    assert compare_cli.centre_crop(512, 768, 768 * 512) is None
+    assert compare_cli.centre_crop(3024, 4032, 0) is None
+    for h, w, budget in ((1001, 3, 500), (7, 100_003, 1000), (999, 1001, 123_457)):
+        top, left, ch, cw = compare_cli.centre_crop(h, w, budget)
+        assert 0 < ch * cw <= budget and top % 8 == 0 and left % 8 == 0
+        assert top + ch <= h and left + cw <= w
+        # the crop is centred to within the 8-sample rounding of its corner
+        assert abs((h - ch) / 2 - top) < 8 and abs((w - cw) / 2 - left) < 8
+
+
+def test_a_large_image_is_compared_on_its_centre_crop_said_up_front(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "wide.png"
+    with Image.open(SAMPLE) as im:
+        im.crop((0, 0, 160, 96)).save(path)
+    assert compare_cli.main([str(path), "--no-bd", "-q", "75", "--max-pixels", "4000",
+                             "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "160x96 (0.0 MP) is more than --max-pixels 4000: compared on its centre 81x49 crop" \
+        in captured.err and "of CPU (the whole image: --max-pixels 0" in captured.err
+    report = _strict_json(captured.out)
+    assert (report["width"], report["height"]) == (160, 96)
+    assert report["crop"] == {"top": 16, "left": 32, "height": 49, "width": 81}
+    row = report["side_by_side"][0]
+    assert row["bpp"] == pytest.approx(row["bytes"] * 8 / (81 * 49))
+    with Image.open(path) as im:
+        whole = np.asarray(im.convert("RGB"))
+    n, decoded = compare.run_svdi(whole, 75, "auto")
+    assert report["whole_image"]["bytes"] == n
+    assert report["whole_image"]["psnr"] == pytest.approx(compare.psnr(whole, decoded))
+    assert "on this image's centre crop" in report["answer"]
+    # the same image under the budget is compared whole, with nothing said
+    assert compare_cli.main([str(path), "--no-bd", "-q", "75", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "crop" not in _strict_json(captured.out)
+
+
+def test_plot_is_refused_before_any_work(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the comparison started")
+
+    monkeypatch.setattr(compare, "run_svdi", no_work)
+    with pytest.raises(SystemExit) as exc:
+        compare_cli.main(["--plot", "rd.png", "--no-bd"])
+    assert exc.value.code == 2
+    assert "--plot draws the curves of the sweep that --no-bd skips" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    assert compare_cli.main(["--plot", "rd.png"]) == 1
+    err = capsys.readouterr().err
+    assert "--plot needs matplotlib" in err and "pip install matplotlib" in err

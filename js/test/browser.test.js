@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import puppeteer from "puppeteer-core";
 import * as svdi from "../svdi.js";
-import { channelAsGrey } from "../viewer/draw.js";
+import { channelAsGrey, exifOrientation, orientRgba } from "../viewer/draw.js";
 import { readNpy } from "../support/npy.js";
 import { compareSamples, compareYCbCr } from "../support/compare.js";
 import { FIXTURES, loadFixtures } from "../support/fixtures.js";
@@ -72,6 +72,12 @@ async function canvasPixels() {
     return { width: c.width, height: c.height, data: Array.from(d) };
   });
   return { width, height, rgba: Uint8Array.from(data) };
+}
+
+function rgbaOf(rgb) {
+  const out = new Uint8ClampedArray((rgb.length / 3) * 4);
+  for (let i = 0, o = 0; i < rgb.length; i += 3, o += 4) out.set([rgb[i], rgb[i + 1], rgb[i + 2], 255], o);
+  return out;
 }
 
 function rgbOf(rgba) {
@@ -159,7 +165,9 @@ test("spec vectors opened with the file picker: valid ones shown, invalid ones r
     const { width, height, rgba } = await canvasPixels();
     const expected = readNpy(readFileSync(VECTORS + v.expected)).data;
     const channels = v.shape.length === 2 ? 1 : v.shape[2];
-    assert.deepEqual([width, height], [v.shape[1], v.shape[0]]);
+    // A picture with an EXIF orientation is shown upright (rgb_16x16_metadata.svdi: 6).
+    const orientation = array ? 1 : exifOrientation(svdi.open(readFileSync(VECTORS + v.file)).container.metadata.exif);
+    assert.deepEqual([width, height], orientation >= 5 ? [v.shape[0], v.shape[1]] : [v.shape[1], v.shape[0]]);
     if (array) {
       // Version 2's arrays: channel 0 as grey, from the reference's samples (exact).
       const want = channelAsGrey({ width, height, channels, data: expected }, 0);
@@ -169,7 +177,9 @@ test("spec vectors opened with the file picker: valid ones shown, invalid ones r
     }
     if (channels === 2 || channels === 4) continue; // alpha < 255 is premultiplied in a canvas
     const rgb = rgbOf(rgba);
-    const want = channels === 1 ? Uint8Array.from(expected.flatMap?.((x) => [x, x, x]) ?? Array.from(expected).flatMap((x) => [x, x, x])) : expected;
+    const stored = channels === 1 ? Uint8Array.from(expected.flatMap?.((x) => [x, x, x]) ?? Array.from(expected).flatMap((x) => [x, x, x])) : expected;
+    const want = rgbOf(orientRgba(rgbaOf(stored), v.shape[1], v.shape[0], orientation).rgba);
+    if (orientation !== 1) assert.match(message, new RegExp(`EXIF orientation ${orientation}`), v.file);
     const { max } = compareSamples(rgb, want, 1);
     // Version 2 is exact (spec §5.3): the canvas shows the reference's samples.
     const allowed = svdi.readHeader(readFileSync(VECTORS + v.file)).version === 2 ? 0 : 1;

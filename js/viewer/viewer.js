@@ -95,7 +95,8 @@ worker.onmessage = (event) => {
       `(${m.lo} … ${m.hi} → black … white; an array has no colours)`;
     setState("ready", `${file.name}: ${h.width}×${h.height}, ${h.channels} channel(s) ${h.dtype}` +
       `${h.colour === 1 ? `, Y′CbCr${h.subsampling ? " 4:2:0" : " 4:4:4"}` : ""}` +
-      `${centredNote()}${residualNote(shown)}${channelNote}; ` +
+      `${centredNote()}${residualNote(shown)}${channelNote}` +
+      `${m.orientation > 1 ? `; turned upright as its EXIF orientation ${m.orientation} asks` : ""}; ` +
       `opened in ${file.openMs.toFixed(0)} ms, ${shown} components rendered in ${m.ms.toFixed(0)} ms`);
     if (pending !== null) {
       const k = pending;

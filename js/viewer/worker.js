@@ -1,9 +1,10 @@
 // The viewer's decoder, off the main thread: opens a file once (factors decoded to integers),
 // then reconstructs with any number of components on request.
 import * as svdi from "../svdi.js";
-import { channelAsGrey, drawsAsPicture } from "./draw.js";
+import { channelAsGrey, drawsAsPicture, exifOrientation, orientRgba } from "./draw.js";
 
 let image = null;
+let orientation = 1; // EXIF orientation of the open file's picture (arrays are shown as stored)
 let last = null; // the last reconstruction {k, decoded}, kept to show another channel of it
 
 /** Samples of a picture (drawsAsPicture) as RGBA bytes for a canvas. uint16 shows its high
@@ -33,7 +34,8 @@ function render(k, channel) {
   const { decoded } = last;
   const message = { type: "image", k, width: decoded.width, height: decoded.height, channel: null };
   if (drawsAsPicture(image.header)) {
-    message.rgba = toRgba(decoded, image.header);
+    const upright = orientRgba(toRgba(decoded, image.header), decoded.width, decoded.height, orientation);
+    Object.assign(message, upright, { orientation });
   } else {
     Object.assign(message, channelAsGrey(decoded, channel), { channel });
   }
@@ -50,6 +52,7 @@ onmessage = (event) => {
       // memory; every real photo is below it.
       image = svdi.open(new Uint8Array(message.bytes));
       last = null;
+      orientation = exifOrientation(image.container.metadata.exif);
       const openMs = performance.now() - t0;
       const factors = image.readFactors({ includeU: false });
       const bytes = image.blockBytes();

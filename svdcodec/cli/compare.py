@@ -3,8 +3,12 @@
 With no argument it runs on the sample photograph shipped in the package. It prints svdi at a
 few qualities beside the smallest JPEG of the same PSNR and PNG's lossless size, then every
 codec's average size difference to JPEG at equal PSNR (the BD-rate over 28-38 dB), and ends
-with a one-line answer. It optionally draws the rate-distortion plot. The work takes seconds to
-tens of seconds, so on a terminal it shows which step it is on (on stderr; --quiet hides it).
+with a one-line answer. It optionally draws the rate-distortion plot. On an image up to
+--max-pixels (default: a Kodak photo's 768 x 512) the work takes seconds to a minute or two, so
+on a terminal it shows which step it is on (on stderr; --quiet hides it). A larger image (a
+phone's 12 MP photo would take about twenty CPU minutes) is compared on its centre crop of that
+many pixels, said up front with the time to expect, plus svdi at the default quality against
+JPEG on the whole image, which is cheap.
 """
 
 from __future__ import annotations
@@ -30,6 +34,16 @@ from .tools import VersionAction
 
 QUALITIES = (30, 50, 75, 90)
 DEFAULT_QUALITY = 75  # svdcodec.encode's default, which the PNG comparison is made against
+#: Larger images are compared on a centre crop of this many pixels: a Kodak photo's 768 x 512,
+#: the size of the README's figures, and about a minute of CPU for the whole comparison.
+MAX_PIXELS = 768 * 512
+#: CPU seconds of each part, (fixed, per megapixel), fitted to runs on the bundled sample,
+#: kodim05 and a 12 MP photo on a loaded 2-core x86-64 host (docs/performance.md,
+#: "svdi-compare on a large photo"): only for saying up front roughly how long it takes.
+SECONDS_TABLE = (2.0, 28.0)  # the four qualities of the table, and PNG
+SECONDS_SWEEP = (15.0, 85.0)
+SECONDS_EVERY_TOOL = (0.5, 8.0)
+SECONDS_WHOLE_IMAGE_ROW = (1.0, 0.7)
 
 #: How each codec of the comparison is named for a reader, and what the unfamiliar ones are.
 LABELS = {"svdi": "svdi", "svdi-plain": "svdi, plain layout", "jpeg": "JPEG", "webp": "WebP",
@@ -88,10 +102,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("image", nargs="?", help="an image Pillow can read (default: sample)")
     parser.add_argument("-q", "--qualities", default=",".join(map(str, QUALITIES)),
                         help="svdi qualities for the side-by-side table (default %(default)s)")
-    parser.add_argument("--plot", metavar="PNG", help="draw the rate-distortion plot here "
-                                                      "(needs matplotlib)")
+    parser.add_argument("--plot", metavar="PNG", help="draw the rate-distortion plot of the "
+                        "sweep here (needs matplotlib; not with --no-bd)")
     parser.add_argument("--no-bd", action="store_true",
                         help="skip the sweep of all codecs at many settings (faster)")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                        help="compare an image of more pixels on its centre crop of about N "
+                             "pixels, same aspect ratio (default %(default)s, 768 x 512; 0: the "
+                             "whole image, which takes about 100 CPU seconds per megapixel). A "
+                             "crop, not a downscale: a downscaled photo is smoother and denser "
+                             "in detail than the original, and its noise and sharpness are "
+                             "no longer the camera's, so codecs would be compared on another "
+                             "picture; a crop keeps the original's pixels as they are. svdi at "
+                             "the default quality and JPEG of the same PSNR are also measured "
+                             "on the whole image")
     parser.add_argument("--every-tool", action="store_true",
                         help="also sweep svdi with every tool on (--effort 2 --aq --restore; "
                              "a slower encode)")
@@ -169,6 +193,68 @@ def sweep_codecs(every_tool: bool = False) -> list[str]:
     return codecs + ["svdi-best"] if every_tool else codecs
 
 
+def centre_crop(height: int, width: int, max_pixels: int) -> tuple[int, int, int, int] | None:
+    """(top, left, crop height, crop width) of the centre crop of at most ``max_pixels`` pixels
+    with about the image's aspect ratio; None if the image is not larger (or max_pixels is 0).
+
+    The corner is rounded down to a multiple of 8, so that a JPEG original's 8 x 8 blocks keep
+    their place on the codecs' patch and block grids, as they have in the whole image.
+    """
+    if max_pixels <= 0 or height * width <= max_pixels:
+        return None
+    crop_w = max(1, min(width, max_pixels, math.isqrt(max_pixels * width // height)))
+    crop_h = max(1, min(height, max_pixels // crop_w))
+    crop_w = min(width, max_pixels // crop_h)  # a very wide image: one row, max_pixels long
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return top - top % 8, left - left % 8, crop_h, crop_w
+
+
+def expected_seconds(pixels: int, compared_pixels: int, with_sweep: bool, every_tool: bool,
+                     n_qualities: int) -> float:
+    """Rough CPU seconds of the whole run, from the pixel counts (constants above)."""
+    def cost(part: tuple[float, float], megapixels: float) -> float:
+        return part[0] + part[1] * megapixels
+
+    compared = compared_pixels / 1e6
+    seconds = cost(SECONDS_TABLE, compared) * n_qualities / len(QUALITIES)
+    if with_sweep:
+        seconds += cost(SECONDS_SWEEP, compared)
+    if with_sweep and every_tool:
+        seconds += cost(SECONDS_EVERY_TOOL, compared)
+    if compared_pixels < pixels:
+        seconds += cost(SECONDS_WHOLE_IMAGE_ROW, pixels / 1e6)
+    return seconds
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(5, round(seconds / 5) * 5):.0f} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60):.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def full_size_row(img: np.ndarray) -> dict[str, object]:
+    """svdi at the default quality and layout on the whole image, beside JPEG of its PSNR."""
+    n, decoded = cmp.run_svdi(img, DEFAULT_QUALITY, "auto")
+    db = cmp.psnr(img, decoded)
+    jpeg = cmp.jpeg_at_psnr(img, db)
+    return {"codec": "svdi", "quality": DEFAULT_QUALITY, "bytes": n, "bpp": cmp.bpp(n, img),
+            "psnr": db if math.isfinite(db) else None,
+            "jpeg_quality": jpeg.quality if jpeg else None,
+            "jpeg_bytes": jpeg.n_bytes if jpeg else None,
+            "size_vs_jpeg": n / jpeg.n_bytes if jpeg else None}
+
+
+def _matplotlib_missing() -> str | None:
+    """Why --plot cannot draw (before any work is done), or None."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        return f"--plot needs matplotlib ({exc}): pip install matplotlib, or leave out --plot"
+    return None
+
+
 def _jpeg_cell(row: dict[str, object]) -> str:
     if row["jpeg_bytes"] is None:
         return "JPEG can't reach it"
@@ -222,7 +308,7 @@ def _percent(ratio: float) -> str:
 
 
 def answer(rows: list[dict[str, object]], png_bytes: int,
-           bd: dict[str, float | None] | None) -> str:
+           bd: dict[str, float | None] | None, where: str = "this image") -> str:
     """The one-line answer to "how does it compare to JPEG and PNG?" on this image.
 
     Against JPEG: svdi's BD-rate when the sweep ran and gave one, and svdi's with every tool
@@ -238,8 +324,8 @@ def answer(rows: list[dict[str, object]], png_bytes: int,
         smallest = svdi_bd if best_bd is None else min(svdi_bd, best_bd)
         better = [LABELS[c] for v, c in sorted((v, c) for c, v in bd.items() if v is not None)
                   if c not in others and v < smallest]
-        jpeg = (f"svdi files are {_percent(1 + svdi_bd / 100)} JPEG at the same PSNR on this "
-                "image (average over 28-38 dB)")
+        jpeg = (f"svdi files are {_percent(1 + svdi_bd / 100)} JPEG at the same PSNR on "
+                f"{where} (average over 28-38 dB)")
         if best_bd is not None:
             jpeg += f", {_change(1 + best_bd / 100)} with every tool on ({EVERY_TOOL})"
         if better:
@@ -250,11 +336,11 @@ def answer(rows: list[dict[str, object]], png_bytes: int,
             ratios = [cast(float, r["size_vs_jpeg"]) for r in matched]
             mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
             qualities = _join([str(r["quality"]) for r in matched])
-            where = (f"at quality {qualities}" if len(matched) == 1 else
-                     f"geometric mean over qualities {qualities}")
-            jpeg = f"svdi files are {_percent(mean)} JPEG at the same PSNR on this image ({where})"
+            over = (f"at quality {qualities}" if len(matched) == 1 else
+                    f"geometric mean over qualities {qualities}")
+            jpeg = f"svdi files are {_percent(mean)} JPEG at the same PSNR on {where} ({over})"
         else:
-            jpeg = "JPEG cannot match svdi's PSNR at any of these qualities on this image"
+            jpeg = f"JPEG cannot match svdi's PSNR at any of these qualities on {where}"
     near = min(svdi_rows, key=lambda r: abs(cast(int, r["quality"]) - DEFAULT_QUALITY))
     png = png_bytes / cast(int, near["bytes"])
     size = f"{png:.1f}x the size of" if png >= 1 else f"smaller here, by {1 / png:.1f}x, than"
@@ -274,6 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError
     except ValueError:
         parser.error(f"--qualities must be integers in 1..100, got {args.qualities!r}")
+    if args.plot and args.no_bd:
+        parser.error("--plot draws the curves of the sweep that --no-bd skips: leave out one "
+                     "of them")
+    if args.max_pixels < 0:
+        parser.error(f"--max-pixels must be 0 (no limit) or more, got {args.max_pixels}")
+    if args.plot and (why := _matplotlib_missing()):
+        print(f"svdi-compare: {why}", file=sys.stderr)
+        return 1
     path = args.image or sample_path()
     try:
         img, notes = load_image(path)
@@ -282,36 +376,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for note in notes:
         print(f"svdi-compare: {path}: {note}", file=sys.stderr)
-    with_sweep = not args.no_bd or bool(args.plot)
-    progress = StepCounter(2 * len(qualities) + 1
+    with_sweep = not args.no_bd
+    whole = img
+    height, width = whole.shape[:2]
+    crop = centre_crop(height, width, args.max_pixels)
+    if crop is not None:
+        top, left, crop_h, crop_w = crop
+        img = whole[top:top + crop_h, left:left + crop_w]
+    seconds = expected_seconds(whole.shape[0] * whole.shape[1], img.shape[0] * img.shape[1],
+                               with_sweep, args.every_tool, len(qualities))
+    size = f"{width}x{height} ({width * height / 1e6:.1f} MP)"
+    if crop is not None:  # a change to what is compared: said even with --quiet, as notes are
+        whole_s = expected_seconds(width * height, width * height, with_sweep, args.every_tool,
+                                   len(qualities))
+        print(f"svdi-compare: {path}: {size} is more than --max-pixels {args.max_pixels}: "
+              f"compared on its centre {img.shape[1]}x{img.shape[0]} crop (x {crop[1]}, "
+              f"y {crop[0]}), and svdi at quality {DEFAULT_QUALITY} against JPEG on the whole "
+              f"image; about {_duration(seconds)} of CPU (the whole image: --max-pixels 0, "
+              f"about {_duration(whole_s)})", file=sys.stderr)
+    elif seconds >= 120 and not args.quiet:  # --max-pixels 0 or raised, on a large image
+        print(f"svdi-compare: {path}: {size}: about {_duration(seconds)} of CPU "
+              f"(--max-pixels {MAX_PIXELS} compares a centre crop"
+              f"{', --no-bd skips the sweep' if with_sweep else ''})", file=sys.stderr)
+    progress = StepCounter(2 * len(qualities) + 1 + (crop is not None)
                            + (len(sweep_codecs(args.every_tool)) if with_sweep else 0),
                            sys.stderr, not args.quiet)
+    full: dict[str, object] | None = None
     try:
+        if crop is not None:
+            progress.start(f"svdi at quality {DEFAULT_QUALITY} on the whole image, and JPEG at "
+                           "its PSNR")
+            full = full_size_row(whole)
         rows = side_by_side(img, qualities, progress)
         progress.start("PNG, lossless")
         png_bytes, _ = cmp.run_png(img)
         points = sweep(img, path, progress, args.every_tool) if with_sweep else []
     finally:
         progress.clear()
-    report: dict[str, object] = {"image": path, "width": img.shape[1], "height": img.shape[0],
+    report: dict[str, object] = {"image": path, "width": width, "height": height,
                                  "side_by_side": rows, "png_bytes": png_bytes}
+    if crop is not None:
+        report["crop"] = {"top": crop[0], "left": crop[1], "height": crop[2], "width": crop[3]}
+        report["whole_image"] = full
     bd: dict[str, float | None] | None = None
     if with_sweep:
         # A codec whose curve does not overlap JPEG's in 28-38 dB has no BD-rate: None, not NaN.
         bd = {codec: s.mean if math.isfinite(s.mean) else None
               for codec, s in cmp.mean_bd_rates(points).items()}
         report["bd_rate_vs_jpeg_28_38dB"] = bd
-    report["answer"] = answer(rows, png_bytes, bd)
+    report["answer"] = answer(rows, png_bytes, bd,
+                              "this image" if crop is None else "this image's centre crop")
     if args.plot:
-        try:
-            cmp.plot_rd(points, args.plot, lo=28, hi=38, title=f"Rate–distortion: {path}")
-        except ImportError as exc:
-            print(f"svdi-compare: {exc}", file=sys.stderr)
-            return 1
+        title = f"Rate–distortion: {path}" + (" (centre crop)" if crop is not None else "")
+        cmp.plot_rd(points, args.plot, lo=28, hi=38, title=title)
     if args.json:
         print(json.dumps(report))
         return 0
-    _print_report(args, path, img, rows, png_bytes, bd, points)
+    _print_report(args, path, whole, img, rows, png_bytes, bd, points, full)
     print(f"\n{report['answer']}")
     return 0
 
@@ -321,17 +442,29 @@ def _explain(codec: str) -> str:
                          subsequent_indent="    ")
 
 
-def _print_report(args: argparse.Namespace, path: str, img: np.ndarray,
+def _print_report(args: argparse.Namespace, path: str, whole: np.ndarray, img: np.ndarray,
                   rows: list[dict[str, object]], png_bytes: int,
-                  bd: dict[str, float | None] | None, points: list[cmp.RDPoint]) -> None:
+                  bd: dict[str, float | None] | None, points: list[cmp.RDPoint],
+                  full: dict[str, object] | None) -> None:
+    cropped = img.shape != whole.shape
     if not args.quiet:
         what = " (the sample photo shipped with svdcodec)" if not args.image else ""
-        print(f"{path}: {img.shape[1]}x{img.shape[0]}, {img.nbytes} raw bytes{what}\n")
-        print("svdi at a few qualities, beside the smallest JPEG of the same PSNR:")
+        print(f"{path}: {whole.shape[1]}x{whole.shape[0]}, {whole.nbytes} raw bytes{what}")
+        if cropped:
+            print(f"compared on its centre {img.shape[1]}x{img.shape[0]} crop (more pixels than "
+                  f"--max-pixels {args.max_pixels}; --max-pixels 0 compares the whole image)")
+        print("\nsvdi at a few qualities, beside the smallest JPEG of the same PSNR"
+              f"{' (on the crop)' if cropped else ''}:")
     print(_table(rows, png_bytes, img))
     if not args.quiet:
         print(TABLE_NOTES)
         print(_explain("svdi-plain"))
+    if full is not None:
+        jpeg = ("JPEG can't reach that PSNR" if full["jpeg_bytes"] is None else
+                f"the smallest JPEG of that PSNR {full['jpeg_bytes']} bytes (q"
+                f"{full['jpeg_quality']}), svdi/JPEG {full['size_vs_jpeg']:.2f}")
+        print(f"\nOn the whole image: svdi at quality {full['quality']} {full['bytes']} bytes "
+              f"({full['bpp']:.3f} bpp, PSNR {_psnr_cell(full['psnr'])} dB);\n  {jpeg}")
     if bd is not None:
         print("\nFile size against JPEG at equal PSNR, averaged over 28-38 dB (the BD-rate;\n"
               "negative: smaller files than JPEG's):" if not args.quiet else "\nBD-rate:")
