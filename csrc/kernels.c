@@ -1598,6 +1598,10 @@ static int plane_blocks_get(PyObject *seq, FactorBlock *blocks, Py_ssize_t n, Py
         PyObject *entry = PySequence_Fast_GET_ITEM(seq, b), *arrays;
         memset(k, 0, sizeof(*k));
         *taken = b + 1;
+        if (!PyTuple_Check(entry)) { /* PyArg_ParseTuple takes only a tuple */
+            PyErr_SetString(PyExc_TypeError, "plane_factors: each block must be a tuple");
+            return -1;
+        }
         if (!PyArg_ParseTuple(entry, "nnniO:plane_factors block", &k->first, &k->width,
                               &k->count, &k->predictor, &arrays))
             return -1;

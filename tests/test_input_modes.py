@@ -216,13 +216,18 @@ def test_an_int32_grey_file_opens_in_pillow_as_mode_i(tmp_path: Path) -> None:
 ])
 def test_svdi_decode_writes_32_bit_grey_only_where_it_fits(tmp_path: Path,
                                                            samples: np.ndarray) -> None:
-    """WebP and PPM would take mode I and F through 8-bit RGB or 16 bits in silence."""
+    """WebP would take mode I and F through 8-bit RGB and PPM mode I through 16 bits in
+    silence; PPM writes mode F as PFM, exactly, and TIFF holds both."""
     (tmp_path / "x.svdi").write_bytes(svdcodec.encode(samples, max_error=0))
-    for ext in ("webp", "ppm", "png", "jpg"):
+    exact = ("tif", "pfm", "ppm") if samples.dtype == np.float32 else ("tif",)
+    for ext in ("webp", "ppm", "png", "jpg", "pfm"):
+        if ext in exact:
+            continue
         assert cli.decode_main([str(tmp_path / "x.svdi"), "-o", str(tmp_path / f"x.{ext}"),
                                 "--quiet"]) == 1, ext
         assert not (tmp_path / f"x.{ext}").exists()
-    assert cli.decode_main([str(tmp_path / "x.svdi"), "-o", str(tmp_path / "x.tif"),
-                            "--quiet"]) == 0
-    with Image.open(tmp_path / "x.tif") as tiff:
-        np.testing.assert_array_equal(np.asarray(tiff), samples)
+    for ext in exact:
+        assert cli.decode_main([str(tmp_path / "x.svdi"), "-o", str(tmp_path / f"x.{ext}"),
+                                "--quiet"]) == 0, ext
+        with Image.open(tmp_path / f"x.{ext}") as written:
+            np.testing.assert_array_equal(np.asarray(written), samples)

@@ -35,7 +35,8 @@ from .tools import VersionAction
 QUALITIES = (30, 50, 75, 90)
 DEFAULT_QUALITY = 75  # svdcodec.encode's default, which the PNG comparison is made against
 #: Larger images are compared on a centre crop of this many pixels: a Kodak photo's 768 x 512,
-#: the size of the README's figures, and about a minute of CPU for the whole comparison.
+#: the size of the README's figures; the comparison's cost grows with the pixels (`SECONDS_*`),
+#: so a phone photo compared whole would keep a user waiting for many minutes.
 MAX_PIXELS = 768 * 512
 #: CPU seconds of each part, (fixed, per megapixel), fitted to runs on the bundled sample,
 #: kodim05 and a 12 MP photo on a loaded 2-core x86-64 host (docs/performance.md,

@@ -646,7 +646,7 @@ def _output_format(suffix: str) -> str | None:
 
 
 #: The formats that hold the samples of Pillow's 32-bit modes exactly.
-WIDE_GREY_FORMATS = {"F": ("TIFF",), "I": ("TIFF",)}
+WIDE_GREY_FORMATS = {"F": ("TIFF", "PPM"), "I": ("TIFF",)}
 
 
 def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = None) -> bytes:
@@ -662,8 +662,9 @@ def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = 
                          "decode to .npy instead")
     image = Image.fromarray(pixels)
     if image.mode in WIDE_GREY_FORMATS and fmt not in WIDE_GREY_FORMATS[image.mode]:
-        # Pillow's WebP and PPM writers convert these modes (to 8-bit RGB, to 16 bits) without
-        # a word: refused, as PNG and JPEG refuse them
+        # Pillow's WebP writer turns both modes into 8-bit RGB and its PPM writer clips I to
+        # 16 bits (F it writes as PFM, exactly) without a word: refused, as PNG and JPEG
+        # refuse them
         raise ValueError(f"{fmt} cannot hold mode {image.mode} ({pixels.dtype}) samples; "
                          f"decode a {image.mode} image to .tiff instead")
     try:

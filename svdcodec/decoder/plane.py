@@ -600,7 +600,9 @@ class WholePlane(PlaneReconstructor):
     held or streamed, their index, the band plan, passes and column ranges, the dense columns
     per band). The blocks, the checks and the integers are the same, so are the pixels; the
     product is the same `_kernels.exact_product` call. Made by `whole_plane`, which says which
-    planes qualify."""
+    planes qualify. A lives in the thread's kept array for its plane index (`ThreadBuffers`),
+    so a thread holds one live WholePlane per plane index: a decode prepares and renders its
+    planes in one call."""
 
     def __init__(self, container: Container, plane: Plane, rank: int,
                  factors: tuple[list[tuple], list[tuple]], compiled: ModuleType,
@@ -642,13 +644,17 @@ class WholePlane(PlaneReconstructor):
         error, failed, top = self.compiled.plane_factors(blocks, grid[0], grid[1], out,
                                                          magnitude=out is self.B)
         if error:
-            what = f"plane {self.plane.index} {factor} block at component {blocks[failed][0]}"
             if error == WHOLE_DENSE_SIZE:
+                what = f"plane {self.plane.index} {factor} block at component {blocks[failed][0]}"
                 count, rows = blocks[failed][2], grid[0] * grid[1]
                 raise SvdiError(f"{what}: {blocks[failed][4][0].size} values for "
                                 f"{count} x {rows}")
             raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
         return int(top)
+
+    def factor(self, which: str, scale: np.ndarray) -> np.ndarray:
+        """Not kept here: `read_factors` reads factors through a PlaneReconstructor."""
+        raise NotImplementedError("a WholePlane renders; read factors with PlaneReconstructor")
 
     def load_columns(self, k: int) -> None:
         """Nothing to load: B is whole (one column range)."""
@@ -669,7 +675,7 @@ def whole_plane(container: Container, plane: Plane, rank: int, bands: list[tuple
     least one, one band of every row, and A (m x rank float32) and every block it reads,
     decompressed, within the budget, as the general path holds a pass and its held blocks.
     None otherwise: the general PlaneReconstructor."""
-    if (compiled is None or not plane.exact or plane.layout != LAYOUT_PATCH or plane.adapted
+    if (not kernel_multiplies(plane, compiled) or plane.adapted
             or rank < 1 or len(bands) != 1 or bands[0] != (0, plane.height)
             or plane.matrix_shape[0] * rank * 4 > budget):
         return None

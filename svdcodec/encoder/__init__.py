@@ -10,6 +10,7 @@ re-quantizes while it searches for the step.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -118,7 +119,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     True and False, which are not numbers there.
 
     quality (1..100, default 75) sets the quantizer step; target_psnr (dB, > 0) or max_bytes
-    (an integer >= 1) search the step instead. rank keeps at most that many components per
+    (a number >= 1; the file takes at most its whole bytes) search the step instead. rank keeps at most that many components per
     plane: fewer where the matrix has lower rank, and a trailing component whose factors
     quantize to zero at this quality is dropped (it would add nothing to the picture; raise the
     quality to keep it). rank=0 keeps none: the file then holds only what max_error's residual,
@@ -203,8 +204,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     if target_psnr is not None and not (is_number(target_psnr) and math.isfinite(target_psnr)
                                          and target_psnr > 0):
         raise SvdiError(f"target_psnr must be a finite number of dB > 0, got {target_psnr!r}")
-    if max_bytes is not None and not (is_integer(max_bytes) and max_bytes >= 1):
-        raise SvdiError(f"max_bytes must be an integer >= 1, got {max_bytes!r}")
+    if max_bytes is not None:
+        if not (is_number(max_bytes) and math.isfinite(max_bytes) and max_bytes >= 1):
+            raise SvdiError(f"max_bytes must be a number >= 1, got {max_bytes!r}")
+        max_bytes = math.floor(max_bytes)  # a budget such as 0.8 * len(jpeg): whole bytes
     if max_bytes is not None and meta:
         max_bytes -= sum(12 + len(payload) for _, payload in meta)
         if max_bytes < 1:
@@ -369,9 +372,11 @@ _DEFAULTS: dict[str, Any] = dict(encode.__kwdefaults__ or {})
 
 
 def is_number(value: Any) -> bool:
-    """A real number; not True or False (a switch given to a number option is a mistake)."""
-    return isinstance(value, (int, float, np.integer, np.floating)) \
-        and not isinstance(value, bool)
+    """A real number (Python's, numpy's, a Fraction, a 0-d numeric array); not True or False
+    (a switch given to a number option is a mistake)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.dtype.kind in "iuf"
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def is_integer(value: Any) -> bool:
