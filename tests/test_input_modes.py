@@ -14,6 +14,7 @@ from support import decode_everywhere, make_vectors, photo
 
 import svdcodec
 from svdcodec import cli
+from svdcodec.cli import tools
 
 MV = make_vectors()
 
@@ -110,6 +111,15 @@ def test_cmyk_profile_is_not_kept_on_the_rgb_samples(tmp_path: Path) -> None:
                             "--quiet"]) == 0
     with Image.open(tmp_path / "x.png") as png:
         assert png.mode == "RGB" and "icc_profile" not in png.info
+
+
+def test_svdi_encode_says_when_it_leaves_the_inputs_profile_out(tmp_path: Path) -> None:
+    path = cmyk_jpeg(tmp_path)
+    result = tools.encode_one(tools.EncodeJob(src=str(path), dest=str(tmp_path / "c.svdi")))
+    assert result.ok and "icc_profile not kept (a CMYK profile" in result.message
+    stripped = tools.encode_one(tools.EncodeJob(src=str(path), dest=str(tmp_path / "s.svdi"),
+                                                strip=True))
+    assert stripped.ok and "icc_profile" not in stripped.message
 
 
 @pytest.mark.parametrize("mode, space, kept", [

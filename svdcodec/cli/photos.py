@@ -18,7 +18,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import SvdiError
 from ..format.metadata import EXIF_PREFIX, metadata_chunks
-from ..modes import inherited_profile
+from ..modes import inherited_profile, stored_channels
 
 #: PNG's iTXt keyword for an XMP packet (Pillow's PNG reader also puts it in info["xmp"]).
 PNG_XMP_KEY = "XML:com.adobe.xmp"
@@ -113,6 +113,15 @@ def _tiff_exif(image: Image.Image) -> bytes:
         if tag in tags:
             exif[tag] = tags[tag]
     return exif.tobytes() if len(exif) else b""
+
+
+def dropped_profile(image: Image.Image) -> str:
+    """A note when the input's own ICC profile is left out because it describes another colour
+    space than the samples stored (a CMYK JPEG's profile on its RGB samples), else ""."""
+    if image.info.get("icc_profile") and inherited_profile(image) is None:
+        return (f"icc_profile not kept (a {image.mode} profile; the samples are stored "
+                f"as {'grey' if stored_channels(image) < 3 else 'RGB'})")
+    return ""
 
 
 def image_metadata(image: Image.Image) -> dict[str, Any]:
