@@ -1398,6 +1398,27 @@ ALWAYS_INLINE void unpredict_grid(const char *base, Py_ssize_t stride, int type,
     }
 }
 
+/* One component's grid (unpredict_grid), the usual residual types and predictors in loops
+   of their own (the same arithmetic): unpredict_into's and plane_factors' dense blocks. */
+static void unpredict_component(const char *base, Py_ssize_t stride, int type, int vertical,
+                                int horizontal, Py_ssize_t gh, Py_ssize_t gw, uint64_t *column,
+                                char *dst, Py_ssize_t out_stride, float s)
+{
+    if (type == T_I16 && vertical && horizontal)
+        unpredict_grid(base, stride, T_I16, 1, 1, gh, gw, column, dst, out_stride, s);
+    else if (type == T_I8 && vertical && horizontal)
+        unpredict_grid(base, stride, T_I8, 1, 1, gh, gw, column, dst, out_stride, s);
+    else if (type == T_I16)
+        unpredict_grid(base, stride, T_I16, vertical, horizontal, gh, gw, column, dst,
+                       out_stride, s);
+    else if (type == T_I8)
+        unpredict_grid(base, stride, T_I8, vertical, horizontal, gh, gw, column, dst,
+                       out_stride, s);
+    else
+        unpredict_grid(base, stride, type, vertical, horizontal, gh, gw, column, dst,
+                       out_stride, s);
+}
+
 PyDoc_STRVAR(unpredict_into_doc,
 "unpredict_into(residuals, gh, gw, predictor, width, out, at, scale) -> None\n\n"
 "out[gy * gw + gx, at + k] = float32(component k at grid (gy, gx)) * scale[k] for\n"
@@ -1451,19 +1472,8 @@ static PyObject *unpredict_into(PyObject *self, PyObject *args, PyObject *kwargs
             for (Py_ssize_t gx = 0; gx < gw; gx++)
                 column[gx] = (uint64_t)ld_int(start.data + (k * gw + gx) * start.strides[0],
                                              start.type);
-        /* The usual residual types and predictors get loops of their own (same arithmetic). */
-        if (res.type == T_I16 && vertical && horizontal)
-            unpredict_grid(base, res.strides[0], T_I16, 1, 1, gh, gw, column, dst,
-                           out.strides[0], s);
-        else if (res.type == T_I16)
-            unpredict_grid(base, res.strides[0], T_I16, vertical, horizontal, gh, gw, column,
-                           dst, out.strides[0], s);
-        else if (res.type == T_I8)
-            unpredict_grid(base, res.strides[0], T_I8, vertical, horizontal, gh, gw, column,
-                           dst, out.strides[0], s);
-        else
-            unpredict_grid(base, res.strides[0], res.type, vertical, horizontal, gh, gw, column,
-                           dst, out.strides[0], s);
+        unpredict_component(base, res.strides[0], res.type, vertical, horizontal, gh, gw,
+                            column, dst, out.strides[0], s);
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
@@ -1546,16 +1556,8 @@ static int plane_factor_run(FactorBlock *blocks, Py_ssize_t count, Py_ssize_t gh
             const char *base = res->data + c * rows * res->strides[0];
             char *dst = out + (k->first + c) * 4;
             memset(column, 0, sizeof(*column) * (size_t)gw);
-            /* the encoder's residual types and predictor get loops of their own */
-            if (res->type == T_I8 && vertical && horizontal)
-                unpredict_grid(base, res->strides[0], T_I8, 1, 1, gh, gw, column, dst,
-                               rank * 4, 1.0f);
-            else if (res->type == T_I16 && vertical && horizontal)
-                unpredict_grid(base, res->strides[0], T_I16, 1, 1, gh, gw, column, dst,
-                               rank * 4, 1.0f);
-            else
-                unpredict_grid(base, res->strides[0], res->type, vertical, horizontal, gh, gw,
-                               column, dst, rank * 4, 1.0f);
+            unpredict_component(base, res->strides[0], res->type, vertical, horizontal, gh, gw,
+                                column, dst, rank * 4, 1.0f);
         }
         free(column);
     }
