@@ -307,6 +307,16 @@ def _chunks(data: bytes) -> list[tuple[int, bytes, int]]:
     return out
 
 
+def with_sparse_block(box: container.Container, index: int, streams: tuple) -> bytes:
+    """The file written again with block `index` replaced by a sparse block of these streams
+    (symbols, run escapes, value escapes): valid zstd and CRCs around whatever they hold."""
+    block = box.blocks[index]
+    mutated = container.Block(block.factor, block.plane, block.first, block.count,
+                              container.SPARSE, streams)
+    blocks = [mutated if i == index else b for i, b in enumerate(box.blocks)]
+    return container.pack(dataclasses.replace(box, blocks=blocks), 1)
+
+
 def test_mutated_sparse_blocks_same_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sparse U blocks re-packed with mutated symbol streams (valid zstd, valid CRC): the
     kernels must reject exactly what numpy rejects and decode the rest to the same pixels."""
@@ -330,11 +340,7 @@ def test_mutated_sparse_blocks_same_outcome(monkeypatch: pytest.MonkeyPatch) -> 
             xrun[rng.randrange(xrun.size)] = rng.randrange(65536)
         elif xval.size:
             xval[rng.randrange(xval.size)] = rng.choice([0, 1, -1, 32767, -32768])
-        mutated = container.Block(block.factor, block.plane, block.first, block.count, container.SPARSE,
-                          (symbols, xrun, xval))
-        # The file written again with the block replaced by the mutated one.
-        blocks = [mutated if i == index else b for i, b in enumerate(box.blocks)]
-        candidate = container.pack(dataclasses.replace(box, blocks=blocks), 1)
+        candidate = with_sparse_block(box, index, (symbols, xrun, xval))
         decided[same_outcome(monkeypatch, candidate)] += 1
         same_outcome(monkeypatch, candidate, reduce=2)  # a thumbnail's verdict too
     assert decided["pixels"] > 20 and decided["SvdiError"] > 20  # both branches exercised
@@ -1514,8 +1520,5 @@ def test_whole_planes_decode_as_the_general_path(monkeypatch: pytest.MonkeyPatch
             xval = np.append(xval, xval.dtype.type(9))
         elif kind == 3:
             symbols[rng.randrange(symbols.size)] = rng.choice([0xF0, 0x00, 0x08, 0xF8])
-        mutated = container.Block(block.factor, block.plane, block.first, block.count,
-                                  container.SPARSE, (symbols, xrun, xval))
-        blocks = [mutated if i == index else b for i, b in enumerate(box.blocks)]
-        decided[verdicts(container.pack(dataclasses.replace(box, blocks=blocks), 1))] += 1
+        decided[verdicts(with_sparse_block(box, index, (symbols, xrun, xval)))] += 1
     assert decided["pixels"] > 10 and decided["SvdiError"] > 10
