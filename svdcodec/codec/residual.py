@@ -120,25 +120,25 @@ def quantize_floats(x: np.ndarray, decoded: np.ndarray, bound: float
     if not (np.all(np.isfinite(x64)) and np.all(np.isfinite(d64))):
         raise SvdiError(f"max_error needs finite {x.dtype} samples")
     if bound == 0:
-        return _exact_floats(x, decoded)
+        return _exact_floats(x, decoded, x64, d64)
     try:
-        bounded = _bounded_floats(x, decoded, bound)
+        bounded = _bounded_floats(x, decoded, x64, d64, bound)
     except ResidualRangeError:
-        return _exact_instead(x, decoded, bound)
+        return _exact_instead(x, decoded, x64, d64, bound)
     if 2.0 * bound > _coarsest_spacing(x64, d64, x.dtype):
         return bounded  # coarser than every sample's own resolution: the exact q are larger
     try:
-        exact = _exact_floats(x, decoded)
+        exact = _exact_floats(x, decoded, x64, d64)
     except SvdiError:
         return bounded
     return exact if residual_bytes(exact[0]) < residual_bytes(bounded[0]) else bounded
 
 
-def _exact_instead(x: np.ndarray, decoded: np.ndarray, bound: float
-                   ) -> tuple[np.ndarray, float]:
+def _exact_instead(x: np.ndarray, decoded: np.ndarray, x64: np.ndarray, d64: np.ndarray,
+                   bound: float) -> tuple[np.ndarray, float]:
     """The exact coding, for a bound whose step 2E would need q beyond 31 bits."""
     try:
-        return _exact_floats(x, decoded)
+        return _exact_floats(x, decoded, x64, d64)
     except SvdiError:
         raise ResidualRangeError(f"max_error {bound} is too small for these {x.dtype} "
                                  "samples' range (residuals beyond 2^31 steps)") from None
@@ -171,10 +171,10 @@ def residual_bytes(q: np.ndarray) -> int:
 ESTIMATE_ZSTD_LEVEL = 3
 
 
-def _bounded_floats(x: np.ndarray, decoded: np.ndarray, bound: float
-                    ) -> tuple[np.ndarray, float]:
-    """(q, step) for a bound E > 0: step 2E, halved while some sample stays outside E."""
-    x64, d64 = x.astype(np.float64), decoded.astype(np.float64)
+def _bounded_floats(x: np.ndarray, decoded: np.ndarray, x64: np.ndarray, d64: np.ndarray,
+                    bound: float) -> tuple[np.ndarray, float]:
+    """(q, step) for a bound E > 0: step 2E, halved while some sample stays outside E (x64,
+    d64: x and decoded in binary64, made once by the caller)."""
     step = 2.0 * bound
     for _ in range(8):
         with np.errstate(over="ignore", invalid="ignore"):
@@ -210,13 +210,13 @@ def lowest_bit(values: np.ndarray) -> int:
     return int((exponent - 53 + position - 1).min())
 
 
-def _exact_floats(x: np.ndarray, decoded: np.ndarray) -> tuple[np.ndarray, float]:
+def _exact_floats(x: np.ndarray, decoded: np.ndarray, x64: np.ndarray, d64: np.ndarray
+                  ) -> tuple[np.ndarray, float]:
     """Lossless floats: step 2^e, e the smallest ulp exponent among the non-zero samples and
     reconstructions, so that x - decoded is an exact multiple of the step. Refused where a
     difference exceeds 2^31 - 1 steps: float64 samples almost always (their 53-bit
     significands against the low-rank layer's binary32 planes), unless they lie on a coarse
-    grid (integers, fixed-point values)."""
-    x64, d64 = x.astype(np.float64), decoded.astype(np.float64)
+    grid (integers, fixed-point values). x64, d64 as in `_bounded_floats`."""
     info = np.finfo(x.dtype)
     values = np.concatenate([x64.reshape(-1), d64.reshape(-1)])
     values = np.abs(values[values != 0])
