@@ -48,17 +48,20 @@ def image_to_array(image: Image.Image) -> np.ndarray:
         if arr.size and 0 <= int(arr.min()) and int(arr.max()) <= 65535:
             return arr.astype(np.uint16)
         return arr.astype(np.int32)
-    if mode == "1":
-        image = image.convert("L")
-    elif mode in ("P", "PA"):
-        image = image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB")
-    elif mode == "La":
-        image = image.convert("LA")
-    elif mode == "RGBa":
-        image = image.convert("RGBA")
-    elif mode not in MODES:
-        image = image.convert("RGB")
-    return raw_array(image)
+    target = stored_mode(image)
+    return raw_array(image if target == mode else image.convert(target))
+
+
+def stored_mode(image: Image.Image) -> str:
+    """The mode of MODES whose samples `image_to_array` stores for this Pillow image (read
+    without converting it): the 16-bit grey modes as I;16, 1 as L, palettes as RGB or RGBA
+    (with transparency), premultiplied La and RGBa unpremultiplied, any other mode as RGB."""
+    mode = image.mode
+    if mode in GREY_16_MODES:
+        return "I;16"
+    if mode in ("P", "PA"):
+        return "RGBA" if mode == "PA" or "transparency" in image.info else "RGB"
+    return {"1": "L", "La": "LA", "RGBa": "RGBA"}.get(mode, mode if mode in MODES else "RGB")
 
 
 #: The ICC colour space (header bytes 16..19) a profile must declare to describe an image of
@@ -68,14 +71,7 @@ PROFILE_SPACES = {1: b"GRAY", 2: b"GRAY", 3: b"RGB ", 4: b"RGB "}
 
 def stored_channels(image: Image.Image) -> int:
     """How many channels `image_to_array` gives for this Pillow image (without reading it)."""
-    mode = image.mode
-    if mode in ("P", "PA"):
-        return 4 if mode == "PA" or "transparency" in image.info else 3
-    if mode in ("La", "RGBa"):
-        return len(mode)
-    if mode in MODES:
-        return MODES[mode][1]
-    return 1 if mode in ("1", "I", *GREY_16_MODES) else 3
+    return MODES[stored_mode(image)][1]
 
 
 def profile_fits(profile: bytes, channels: int) -> bool:
