@@ -156,17 +156,22 @@ def side_by_side(img: np.ndarray, qualities: Sequence[int],
             codec = "svdi" if layout == "auto" else "svdi-plain"
             if progress:
                 progress.start(f"{LABELS[codec]} at quality {q}, and JPEG at its PSNR")
-            n, decoded = cmp.run_svdi(img, q, layout)
-            db = cmp.psnr(img, decoded)
-            jpeg = cmp.jpeg_at_psnr(img, db)
-            rows.append({"codec": codec, "quality": q,
-                         "bytes": n, "bpp": cmp.bpp(n, img),
-                         # exact (a constant image is, by default): None in strict JSON
-                         "psnr": db if math.isfinite(db) else None,
-                         "jpeg_quality": jpeg.quality if jpeg else None,
-                         "jpeg_bytes": jpeg.n_bytes if jpeg else None,
-                         "size_vs_jpeg": n / jpeg.n_bytes if jpeg else None})
+            rows.append(svdi_row(img, q, layout))
     return rows
+
+
+def svdi_row(img: np.ndarray, quality: int, layout: str) -> dict[str, object]:
+    """svdi at one quality and layout, beside the smallest JPEG of its PSNR: a table row."""
+    n, decoded = cmp.run_svdi(img, quality, layout)
+    db = cmp.psnr(img, decoded)
+    jpeg = cmp.jpeg_at_psnr(img, db)
+    return {"codec": "svdi" if layout == "auto" else "svdi-plain", "quality": quality,
+            "bytes": n, "bpp": cmp.bpp(n, img),
+            # exact (a constant image is, by default): None in strict JSON
+            "psnr": db if math.isfinite(db) else None,
+            "jpeg_quality": jpeg.quality if jpeg else None,
+            "jpeg_bytes": jpeg.n_bytes if jpeg else None,
+            "size_vs_jpeg": n / jpeg.n_bytes if jpeg else None}
 
 
 def sweep(img: np.ndarray, image: str, progress: StepCounter | None = None,
@@ -233,18 +238,6 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{round(seconds / 60):.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def full_size_row(img: np.ndarray) -> dict[str, object]:
-    """svdi at the default quality and layout on the whole image, beside JPEG of its PSNR."""
-    n, decoded = cmp.run_svdi(img, DEFAULT_QUALITY, "auto")
-    db = cmp.psnr(img, decoded)
-    jpeg = cmp.jpeg_at_psnr(img, db)
-    return {"codec": "svdi", "quality": DEFAULT_QUALITY, "bytes": n, "bpp": cmp.bpp(n, img),
-            "psnr": db if math.isfinite(db) else None,
-            "jpeg_quality": jpeg.quality if jpeg else None,
-            "jpeg_bytes": jpeg.n_bytes if jpeg else None,
-            "size_vs_jpeg": n / jpeg.n_bytes if jpeg else None}
 
 
 def _matplotlib_missing() -> str | None:
@@ -407,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if crop is not None:
             progress.start(f"svdi at quality {DEFAULT_QUALITY} on the whole image, and JPEG at "
                            "its PSNR")
-            full = full_size_row(whole)
+            full = svdi_row(whole, DEFAULT_QUALITY, "auto")
         rows = side_by_side(img, qualities, progress)
         progress.start("PNG, lossless")
         png_bytes, _ = cmp.run_png(img)
