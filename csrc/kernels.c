@@ -110,7 +110,9 @@ enum {
 #define T_INTS (T_SIGNED | T_U8 | T_U16 | T_U32 | T_U64)
 #define T_INTS32 (T_I8 | T_U8 | T_I16 | T_U16 | T_I32 | T_U32)
 
-enum { A_WRITABLE = 1, A_CONTIGUOUS = 2 };
+/* A_FLAT: a C-contiguous buffer of any number of dimensions, seen as one (ndim 1): a dense
+   block's residuals come as (count, gh, gw). */
+enum { A_WRITABLE = 1, A_CONTIGUOUS = 2, A_FLAT = 4 };
 
 typedef struct {
     Py_buffer view;
@@ -193,11 +195,12 @@ static void release(Arr *a)
     }
 }
 
-/* Fill `a` from obj: ndim dimensions, one of `types`, writable and C-contiguous if flags say.
-   -1 with an exception set on failure. */
+/* Fill `a` from obj: ndim dimensions (A_FLAT: any number, seen as one), one of `types`,
+   writable and C-contiguous if flags say. -1 with an exception set on failure. */
 static int get_array(PyObject *obj, Arr *a, const char *name, int ndim, int types, int flags)
 {
-    int request = PyBUF_STRIDES | PyBUF_FORMAT | ((flags & A_WRITABLE) ? PyBUF_WRITABLE : 0);
+    int request = ((flags & A_FLAT) ? PyBUF_C_CONTIGUOUS : PyBUF_STRIDES) | PyBUF_FORMAT
+                  | ((flags & A_WRITABLE) ? PyBUF_WRITABLE : 0);
     memset(a, 0, sizeof(*a));
     if (!PyObject_CheckBuffer(obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be an array, not %.100s", name,
@@ -206,8 +209,8 @@ static int get_array(PyObject *obj, Arr *a, const char *name, int ndim, int type
     }
     if (PyObject_GetBuffer(obj, &a->view, request) < 0) {
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s must be a%s array", name,
-                     (flags & A_WRITABLE) ? " writable" : "n");
+        PyErr_Format(PyExc_TypeError, "%s must be a%s array", name, (flags & A_FLAT)
+                     ? " C-contiguous" : (flags & A_WRITABLE) ? " writable" : "n");
         return -1;
     }
     a->held = 1;
@@ -216,6 +219,13 @@ static int get_array(PyObject *obj, Arr *a, const char *name, int ndim, int type
         PyErr_Format(PyExc_TypeError, "%s: %s array not supported here", name,
                      type_name(a->type));
         goto fail;
+    }
+    a->data = a->view.buf;
+    if (flags & A_FLAT) {
+        a->ndim = 1;
+        a->size = a->shape[0] = a->view.len / a->view.itemsize;
+        a->strides[0] = a->view.itemsize;
+        return 0;
     }
     if (a->view.ndim != ndim) {
         PyErr_Format(PyExc_ValueError, "%s must have %d dimension(s), not %d", name, ndim,
@@ -226,7 +236,6 @@ static int get_array(PyObject *obj, Arr *a, const char *name, int ndim, int type
         PyErr_Format(PyExc_ValueError, "%s must be C-contiguous", name);
         goto fail;
     }
-    a->data = a->view.buf;
     a->ndim = ndim;
     a->size = 1;
     for (int i = 0; i < ndim; i++) {
@@ -1564,31 +1573,6 @@ static int plane_factor_run(FactorBlock *blocks, Py_ssize_t count, Py_ssize_t gh
     return 0;
 }
 
-/* obj's buffer as a flat array (C-contiguous, any number of dimensions: a dense block's
-   residuals come as (count, gh, gw)); -1 with an exception set on failure. */
-static int get_flat(PyObject *obj, Arr *a, const char *name, int types)
-{
-    memset(a, 0, sizeof(*a));
-    if (PyObject_GetBuffer(obj, &a->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous array", name);
-        return -1;
-    }
-    a->held = 1;
-    a->type = format_type(a->view.format, a->view.itemsize);
-    if (!(a->type & types)) {
-        PyErr_Format(PyExc_TypeError, "%s: %s array not supported here", name,
-                     type_name(a->type));
-        release(a);
-        return -1;
-    }
-    a->data = a->view.buf;
-    a->ndim = 1;
-    a->size = a->shape[0] = a->view.len / a->view.itemsize;
-    a->strides[0] = a->view.itemsize;
-    return 0;
-}
-
 /* blocks (a sequence of (first, width, count, predictor, arrays)) into n FactorBlocks, each
    checked against rank; -1 with an exception set on failure (the arrays taken so far, in
    blocks[0 .. *taken), are released by the caller). */
@@ -1621,8 +1605,8 @@ static int plane_blocks_get(PyObject *seq, FactorBlock *blocks, Py_ssize_t n, Py
                 || get_array(PyTuple_GET_ITEM(arrays, 2), &k->arrays[2], "xval", 1, T_INTS, 0)
                    < 0)
                 return -1;
-        } else if (get_flat(PyTuple_GET_ITEM(arrays, 0), &k->arrays[0], "residuals", T_INTS)
-                   < 0) {
+        } else if (get_array(PyTuple_GET_ITEM(arrays, 0), &k->arrays[0], "residuals", 1, T_INTS,
+                             A_FLAT) < 0) {
             return -1;
         }
     }
