@@ -5478,16 +5478,17 @@ done:
     return result;
 }
 
-/* y (n, b) <- x with L L^T x = y along axis 0: row by row of n, each step vectorized along
-   the b columns, in numpy's order (codec.resample.solve_normal). */
+/* y (n, b) <- x with L L^T x = y along axis 0, rows `stride` values apart: row by row of n,
+   each step vectorized along the b columns, in numpy's order (codec.resample.solve_normal).
+   Each column's values take the same operations whichever columns are solved with it. */
 HOT static void solve_columns(double *RESTRICT data, Py_ssize_t n, Py_ssize_t b,
-                              const double *RESTRICT L, Py_ssize_t width)
+                              Py_ssize_t stride, const double *RESTRICT L, Py_ssize_t width)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
-        double *RESTRICT y = data + i * b;
+        double *RESTRICT y = data + i * stride;
         for (Py_ssize_t k = 1; k < width && k <= i; k++) {
             double c = L[k * n + i];
-            const double *RESTRICT u = data + (i - k) * b;
+            const double *RESTRICT u = data + (i - k) * stride;
             for (Py_ssize_t x = 0; x < b; x++)
                 y[x] -= c * u[x];
         }
@@ -5496,10 +5497,10 @@ HOT static void solve_columns(double *RESTRICT data, Py_ssize_t n, Py_ssize_t b,
             y[x] /= d;
     }
     for (Py_ssize_t i = n - 1; i >= 0; i--) {
-        double *RESTRICT y = data + i * b;
+        double *RESTRICT y = data + i * stride;
         for (Py_ssize_t k = 1; k < width && k < n - i; k++) {
             double c = L[k * n + i + k];
-            const double *RESTRICT u = data + (i + k) * b;
+            const double *RESTRICT u = data + (i + k) * stride;
             for (Py_ssize_t x = 0; x < b; x++)
                 y[x] -= c * u[x];
         }
@@ -5548,21 +5549,24 @@ HOT static void transpose(const double *in, double *out, Py_ssize_t a, Py_ssize_
 }
 
 PyDoc_STRVAR(banded_solve_doc,
-"banded_solve(z, chol, axis) -> None\n\n"
+"banded_solve(z, chol, axis, start=0, stop=-1) -> None\n\n"
 "codec.resample.solve_normal in place: z (a, b) float64 C-contiguous solved by L L^T along axis 0\n"
 "(columns of length a) or 1 (rows of length b), L banded (chol (width, n) float64, L[i, i - k]\n"
 "at [k, i]): forward then backward substitution, each step in numpy's order (axis 1 on a\n"
-"transposed copy, the same operations on every element).");
+"transposed copy, the same operations on every element). Along axis 0, only the columns\n"
+"[start, stop) (stop -1: b), whose values are those of the whole call: threads can solve\n"
+"ranges of columns apart.");
 
 static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"z", "chol", "axis", NULL};
+    static char *names[] = {"z", "chol", "axis", "start", "stop", NULL};
     PyObject *o_z, *o_chol, *result = NULL;
     int axis;
+    Py_ssize_t start = 0, stop = -1;
     Arr z = {0}, ch = {0};
     double *flipped = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOi:banded_solve", names, &o_z, &o_chol,
-                                     &axis))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOi|nn:banded_solve", names, &o_z, &o_chol,
+                                     &axis, &start, &stop))
         return NULL;
     if (get_array(o_z, &z, "z", 2, T_F64, A_WRITABLE | A_CONTIGUOUS) < 0
         || get_array(o_chol, &ch, "chol", 2, T_F64, A_CONTIGUOUS) < 0)
@@ -5570,6 +5574,12 @@ static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_ssize_t a = z.shape[0], b = z.shape[1], width = ch.shape[0], n = ch.shape[1];
     if (!(axis == 0 || axis == 1) || n != (axis == 0 ? a : b) || width < 1) {
         value_error("banded_solve: axis 0 or 1, chol of (width >= 1, length of that axis)");
+        goto done;
+    }
+    if (stop == -1)
+        stop = b;
+    if (start < 0 || start > stop || stop > b || (axis == 1 && (start != 0 || stop != b))) {
+        value_error("banded_solve: columns 0 <= start <= stop <= b, along axis 0 only");
         goto done;
     }
     const Py_ssize_t block = 16; /* rows solved together along axis 1, transposed */
@@ -5584,12 +5594,12 @@ static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
     double *data = (double *)z.data;
     Py_BEGIN_ALLOW_THREADS
     if (axis == 0) {
-        solve_columns(data, n, b, L, width);
+        solve_columns(data + start, n, stop - start, b, L, width);
     } else {
         for (Py_ssize_t r0 = 0; r0 < a; r0 += block) {
             Py_ssize_t rows = a - r0 < block ? a - r0 : block;
             transpose(data + r0 * b, flipped, rows, b);
-            solve_columns(flipped, n, rows, L, width);
+            solve_columns(flipped, n, rows, rows, L, width);
             transpose(flipped, data + r0 * b, b, rows);
         }
     }
@@ -6369,9 +6379,13 @@ static PyObject *predicted(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     int64_t *r = g + n, lo = 0, hi = 0;
+    /* without the GIL, as prediction_bits: a large plane's first column of U is predicted
+       in a pool thread while the calling thread joins and packs the other blocks */
+    Py_BEGIN_ALLOW_THREADS
     load_grids(&a, g);
     if (n > 0)
         predict_grids(g, r, a.shape[0], a.shape[1], a.shape[2], predictor, &lo, &hi);
+    Py_END_ALLOW_THREADS
     int64_t least = itemsize == 1 ? INT8_MIN : itemsize == 2 ? INT16_MIN : INT32_MIN;
     int64_t most = itemsize == 1 ? INT8_MAX : itemsize == 2 ? INT16_MAX : INT32_MAX;
     if (lo < least || hi > most) {
@@ -6388,7 +6402,9 @@ static PyObject *predicted(PyObject *self, PyObject *args, PyObject *kwargs)
         value_error("predicted: unexpected result array");
         goto done;
     }
+    Py_BEGIN_ALLOW_THREADS
     narrow_into(r, n, itemsize, out.data);
+    Py_END_ALLOW_THREADS
     result = array;
 done:
     free(g);

@@ -155,7 +155,7 @@ def test_small_noisy_images_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (2, 4), (9, 11), (40, 66), (131, 97),
-                                   (64, 256)])
+                                   (64, 256), (10, 2100)])  # 1050 columns: 3 column solves
 def test_least_squares_half_matches_numpy(monkeypatch: pytest.MonkeyPatch,
                                           shape: tuple[int, int]) -> None:
     """The compiled gather and banded solves give numpy's bits, for any band of output rows."""
@@ -167,6 +167,29 @@ def test_least_squares_half_matches_numpy(monkeypatch: pytest.MonkeyPatch,
         halves.append(least_squares_half(lambda lo, hi: x[lo:hi], shape, (shape[0] + 1) // 2,
                                          (shape[1] + 1) // 2, band=band))
     assert all(h.tobytes() == halves[0].tobytes() for h in halves[1:])
+
+
+def test_banded_solve_column_ranges() -> None:
+    """Down the columns, ranges of columns solved apart (in any order) give the whole call's
+    bits, and a range leaves the other columns alone."""
+    from svdcodec.codec.resample import halving_tables
+    compiled = kernels.get()
+    if compiled is None:
+        pytest.skip("no compiled kernels")
+    z = np.random.default_rng(5).normal(0, 60, (37, 29))
+    chol = halving_tables(37, 73)[2]
+    whole = z.copy()
+    compiled.banded_solve(whole, chol, 0)
+    pieces = z.copy()
+    for start, stop in ((20, 29), (0, 7), (7, 7), (7, 20)):
+        compiled.banded_solve(pieces, chol, 0, start, stop)
+    assert pieces.tobytes() == whole.tobytes()
+    part = z.copy()
+    compiled.banded_solve(part, chol, 0, 3, 11)
+    assert part[:, 3:11].tobytes() == whole[:, 3:11].tobytes()
+    assert part[:, :3].tobytes() == z[:, :3].tobytes()
+    assert part[:, 11:].tobytes() == z[:, 11:].tobytes()
+    assert not np.array_equal(part[:, 3:11], z[:, 3:11])
 
 
 def test_unbiased_colour_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -820,6 +843,14 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
                                      np.ones((3, 1)), np.zeros((1, 4))), ValueError),  # 4 columns
         (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 0), ValueError),
         (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 2), ValueError),
+        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 4)), 0, 2, 4),
+         ValueError),  # stop past the 3 columns
+        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 4)), 0, 2, 1),
+         ValueError),  # start after stop
+        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 4)), 0, -1, 2),
+         ValueError),  # negative start
+        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 1, 1, 3),
+         ValueError),  # a range along rows
         (lambda: compiled.quantize(np.zeros((3, 4), f32), f32(1), f32(0.5),
                                    np.zeros((3, 3), np.int32), np.zeros(4), np.zeros(4)),
          ValueError),

@@ -293,8 +293,9 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
     (`rows(lo, hi)`); then the banded normal equations solved along each axis. The
     compiled kernels (`lsq_gather`, `banded_solve`) give the same bits as numpy's order here.
 
-    The bands of the gather, and those of the solve along rows (each row on its own), run in
-    threads (`run_bands`): the whole float64 plane is the largest buffer of an encode, so the
+    The bands of the gather, those of the solve along rows (each row on its own) and ranges of
+    columns of the solve down the columns (SOLVE_COLUMNS) run in threads (`run_bands`): the
+    whole float64 plane is the largest buffer of an encode, so the
     encoder halves its chroma planes one after the other, each on every thread, rather than
     holding two of them at once (`encoder.source.PlaneSource.keep`).
     """
@@ -327,8 +328,12 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
         else:
             solve_normal(h_chol, z[k0:k1].T)
     run_bands(gather, len(bands))
-    if compiled is not None:  # down each column: every row at once (the kernel's one pass)
-        compiled.banded_solve(z, v_chol, 0)
+    if compiled is not None:  # down each column: every row at once (the kernel's one pass),
+        # in threads by ranges of SOLVE_COLUMNS columns (a large plane's otherwise serial step)
+        starts = list(range(0, width, SOLVE_COLUMNS))
+        run_bands(lambda k: compiled.banded_solve(z, v_chol, 0, starts[k],
+                                                  min(starts[k] + SOLVE_COLUMNS, width)),
+                  len(starts))
     else:
         solve_normal(v_chol, z)
     run_bands(across, len(bands))
@@ -341,6 +346,9 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
 IN_PLACE_BYTES = 1 << 22
 #: Rows the compiled solve along rows (`banded_solve`, axis 1) transposes and solves together.
 ROW_BLOCK = 16
+#: Columns of one thread's share of the compiled solve down the columns (`banded_solve`,
+#: axis 0): whole cache lines of float64 on each row; a plane at most this wide takes one call.
+SOLVE_COLUMNS = 512
 
 
 def float32_in_place(z: np.ndarray) -> np.ndarray:

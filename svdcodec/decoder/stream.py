@@ -650,14 +650,10 @@ class BandRenderer:
         if restored:
             bands = long_bands(bands, RestoreSeams.MIN_ROWS)
         buffers = ThreadBuffers()
-        full: dict[int, PlaneReconstructor] = {}
-        for p in plan.full:
-            rows = prepared(container, plan, p, bands, buffers, exact, given.get(p.index))
-            if rows is None:
-                return None
-            full[p.index] = rows
-        chroma: dict[int, ChromaRows] = {}
-        resamplers: dict[int, Resampler] = {}
+        # every plane's rows to load: the full-size planes' are the output bands, a chroma
+        # plane's those its resampler reads for them
+        loads: list[tuple[Plane, list[tuple[int, int]]]] = [(p, bands) for p in plan.full]
+        chroma_needs: list[tuple[Resampler, list[tuple[int, int]]]] = []
         for p in plan.chroma:
             # its source, the kept rows, is set below, once planned by the rows each band reads
             resampler = Resampler(unplanned_rows, (p.height, p.width), h, w)
@@ -672,10 +668,36 @@ class BandRenderer:
             if sampled is not None:  # just the rows the sampled bands blend
                 chroma_bands = covering_bands(
                     needs, p.patch if p.layout == LAYOUT_PATCH else 1, p.height)
-            rows = prepared(container, plan, p, chroma_bands, buffers, exact,
-                            given.get(p.index))
-            if rows is None:
+            loads.append((p, chroma_bands))
+            chroma_needs.append((resampler, needs))
+        def load(k: int) -> PlaneReconstructor | None:
+            plane, rows_of = loads[k]
+            return prepared(container, plan, plane, rows_of, buffers, exact,
+                            given.get(plane.index))
+        # The encoder's sampled rows load each plane in a job of its own, on every thread:
+        # a plane's few bands alone leave the threads idle in its serial steps. A decode
+        # loads them one after the other and stops at the first that needs the other path:
+        # concurrent planes would hold every plane's temporaries at once, where its memory
+        # is at the goal's line.
+        loaded: list[PlaneReconstructor | None]
+        if sampled is not None:
+            loaded = run_bands(load, len(loads))
+            if any(rows is None for rows in loaded):
                 return None
+        else:
+            loaded = []
+            for k in range(len(loads)):
+                rows = load(k)
+                if rows is None:
+                    return None
+                loaded.append(rows)
+        full: dict[int, PlaneReconstructor] = {}
+        chroma: dict[int, ChromaRows] = {}
+        resamplers: dict[int, Resampler] = {}
+        for (p, _), rows in zip(loads[:len(plan.full)], loaded):
+            full[p.index] = rows
+        for (p, _), rows, (resampler, needs) in zip(loads[len(plan.full):],
+                                                     loaded[len(plan.full):], chroma_needs):
             kept = ChromaRows(rows, buffers if len(bands) == 1 else None, buffers)
             kept.expect(needs)
             chroma[p.index] = kept

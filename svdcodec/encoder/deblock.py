@@ -40,6 +40,7 @@ from ..format import (
 from ..modes import Pixels
 from ..runtime import kernels
 from ..runtime.scratch import ThreadBuffers
+from ..runtime.threads import run_bands
 from .plane import plane_with
 from .residual import exact_container, pack_exact
 from .tuning import (
@@ -183,16 +184,15 @@ def filter_gain(samples: np.ndarray, target: np.ndarray, period: int,
     return -change / GOAL_SCALE
 
 
-def best_strength(judged: Iterable[EdgeSamples], step: float
+def best_strength(candidates: list[tuple[int, int, int]], changes: Iterable[list[int]]
                   ) -> tuple[tuple[int, int, int], float]:
-    """(alpha, beta, tc) that saves the most squared error on one decoded channel's judged
-    samples (given in pieces, one held at a time: the sum of their exact error changes;
-    NO_DEBLOCK if none saves any) and the error it saves."""
-    candidates = strengths(step)
-    table = strength_table(step)
+    """The candidate (alpha, beta, tc) that saves the most squared error on one decoded
+    channel's judged samples, from each piece's `EdgeSamples.changes` (exact integers:
+    their sum does not depend on the order the pieces were measured in; NO_DEBLOCK if none
+    saves any), and the error it saves."""
     totals = [0] * len(candidates)
-    for piece in judged:
-        for k, change in enumerate(piece.changes(candidates, table)):
+    for piece in changes:
+        for k, change in enumerate(piece):
             totals[k] += change
     best, saved = NO_DEBLOCK, 0.0
     for params, total in zip(candidates, totals):
@@ -339,7 +339,10 @@ def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels:
             goal_rows(pixels[y0:y1], colour, plane.index, goal[at:at + y1 - y0])
             at += y1 - y0
         return EdgeSamples(channel, period, goal, part.counted)
-    params, saved = best_strength((piece(part) for part in pieces), plane.step)
+    # the pieces on every thread, each piece's temporaries freed as its changes are made
+    candidates, table = strengths(plane.step), strength_table(plane.step)
+    params, saved = best_strength(candidates, run_bands(
+        lambda k: piece(pieces[k]).changes(candidates, table), len(pieces)))
     if judged is None:
         return params, saved
     return params, saved * h / counted_rows(judged)
