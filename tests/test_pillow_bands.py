@@ -232,6 +232,40 @@ def test_held_streams_are_dropped_piece_by_piece(piece_bytes: int,
     np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("piece_bytes", [1, 5, 100, 1 << 18])
+def test_pieces_start_at_the_first_checkpoint_past_piece_bytes(
+        piece_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A held block's pieces (`SparsePieces`): a new piece at each first checkpoint inside the
+    rows whose symbols start PIECE_BYTES or more past the last piece's, and each band reads
+    the pieces its matrix rows overlap (empty bands and rows past the last checkpoint too)."""
+    monkeypatch.setattr(band_sizes, "PIECE_BYTES", piece_bytes)
+    rng = np.random.default_rng(piece_bytes)
+    for _ in range(60):
+        every = int(rng.choice([1, 4, 256]))
+        rows = int(rng.integers(0, 2000))
+        checkpoints = rows // every + 1 - int(rng.integers(0, 2))  # the last may be missing
+        steps = rng.integers(0, int(rng.choice([3, 60, 40000])), max(checkpoints - 1, 0))
+        starts = np.concatenate([[0], np.cumsum(steps)]).astype(np.int64)
+        escapes = np.zeros(len(starts), np.int64)
+        streams = (np.zeros(int(starts[-1]) + 1, np.uint8), np.zeros(3, np.int16),
+                   np.zeros(2, np.int16), starts, escapes, escapes, every)
+        cuts = sorted({0, rows, *(int(r) for r in rng.integers(0, rows + 1, 6))})
+        bands = [*itertools.pairwise(cuts), (rows // 2, rows // 2)]
+        pieces = factors.SparsePieces(rows, streams, bands)
+        expected, last = [0], 0
+        for k in range(1, len(starts)):
+            if k * every < rows and starts[k] - starts[last] >= piece_bytes:
+                expected.append(k)
+                last = k
+        assert [q0 for q0, _ in pieces.rows] == [k * every for k in expected]
+        assert pieces.rows[-1][1] == rows
+        for band, (r0, r1) in enumerate(bands):
+            assert list(pieces.uses[band]) == [j for j, (q0, q1) in enumerate(pieces.rows)
+                                               if r0 < q1 and q0 < r1]
+        assert pieces.left == [sum(j in used for used in pieces.uses)
+                               for j in range(len(pieces.rows))]
+
+
 def test_files_of_float_products_keep_the_whole_array_paths_bands(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Version 1 planes are binary32 BLAS products, whose rows may round differently in a

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import mmap
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any
@@ -71,12 +72,9 @@ class SparsePieces:
         symbols, xrun, xval, starts, xr, xv, every = streams
         self.pages, offsets, copies = own_pages(symbols, xrun, xval)
         self.streams = (*copies, starts, xr, xv, every)
-        inside = [k for k in range(1, len(starts)) if k * every < rows]
-        cuts, last = [0], 0
-        for k in inside:  # a new piece at the first checkpoint past PIECE_BYTES of symbols
-            if int(starts[k]) - int(starts[last]) >= band_sizes.PIECE_BYTES:
-                cuts.append(k)
-                last = k
+        # the checkpoints inside the rows (k * every < rows), found by binary search: a large
+        # plane's block has thousands, read by a hundred bands or more
+        cuts = piece_cuts(starts[:max(1, min(len(starts), -(-rows // every)))])
         self.rows = [(k * every, cuts[j + 1] * every if j + 1 < len(cuts) else rows)
                      for j, k in enumerate(cuts)]
         # Where each piece's streams start in the mapping (symbols, run and value escapes).
@@ -86,10 +84,15 @@ class SparsePieces:
                      offsets[2] + xval.nbytes)
         # Each stream's pages dropped so far: from its first whole page up to here.
         self.dropped = [-(-at // mmap.PAGESIZE) * mmap.PAGESIZE for at in offsets]
-        # Bands still to read each piece (a band's rows given as matrix rows).
-        self.left = [sum(1 for r0, r1 in bands if r0 < q1 and q0 < r1) for q0, q1 in self.rows]
-        self.uses = [[j for j, (q0, q1) in enumerate(self.rows) if r0 < q1 and q0 < r1]
+        # The pieces each band reads (a band's rows given as matrix rows), and the bands
+        # still to read each piece: pieces j with q0 < r1 and r0 < q1, the pieces in order.
+        firsts, lasts = [q0 for q0, _ in self.rows], [q1 for _, q1 in self.rows]
+        self.uses = [range(bisect_right(lasts, r0), bisect_left(firsts, r1))
                      for r0, r1 in bands]
+        self.left = [0] * len(self.rows)
+        for used in self.uses:
+            for j in used:
+                self.left[j] += 1
         self.live = 0  # the first piece some band still reads
         self.lock = threading.Lock()
 
@@ -109,6 +112,22 @@ class SparsePieces:
             spans = pages_below(self.dropped, self.starts[live] if live < len(self.rows)
                                 else self.ends)
         drop_pages(self.pages, spans)
+
+
+def piece_cuts(starts: np.ndarray) -> list[int]:
+    """The checkpoints (indices into `starts`, the symbol offsets of a sparse block's
+    checkpoints inside its rows, which never decrease) where `SparsePieces` starts its
+    pieces: the first, then each first checkpoint at least band_sizes.PIECE_BYTES of
+    symbols past the one before."""
+    cuts = [0]
+    while cuts[-1] + 1 < len(starts):
+        last = cuts[-1]
+        after = starts[last + 1:]
+        k = last + 1 + int(np.searchsorted(after, int(starts[last]) + band_sizes.PIECE_BYTES))
+        if k >= len(starts):
+            break
+        cuts.append(k)
+    return cuts
 
 
 class DroppedRows:
