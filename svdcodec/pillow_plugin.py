@@ -158,7 +158,7 @@ class SvdiImageFile(ImageFile.ImageFile):
                 self.fp.close()
                 self.fp = io.BytesIO(data)
             try:
-                pixels = decode(data, reduce=factor, max_pixels=None)
+                pixels = decode(data, reduce=factor, max_pixels=None, truncated=_truncated())
             except SvdiError as exc:
                 raise OSError(f"broken SVDI file: {exc}") from exc
             size = (-(-self.width // factor), -(-self.height // factor))
@@ -240,20 +240,25 @@ def _reusable(fp: IO[bytes], parsed: tuple[bytes, Container] | None) -> Containe
     return None
 
 
+def _truncated() -> str:
+    """decode's `truncated=` for Pillow's ImageFile.LOAD_TRUNCATED_IMAGES (read at load time,
+    as Pillow's own plugins read it): what arrived of a file that ends early, or the error."""
+    return "fill" if ImageFile.LOAD_TRUNCATED_IMAGES else "raise"
+
+
 def _prepared(fp: IO[bytes], factor: int, parsed: tuple[bytes, Container] | None = None
               ) -> np.ndarray | BandRenderer:
     """The renderer of a file SvdiDecoder renders band by band, else the decoded pixels.
     `parsed`: Image.open's parse (`_parsed_whole`), used if the file is unchanged."""
     try:  # Image.open checked the size
         container = _reusable(fp, parsed)
-        if factor != 1:
-            if container is None:
-                return decode(_file_bytes(fp), reduce=factor, max_pixels=None)
+        if container is None:
+            container = unpack_checked(_file_bytes(fp), truncated=_truncated())
+        if factor != 1 or container.truncation is not None:
+            # a file that ends early: decoded whole, what arrived (decode's truncated="fill")
             return decode_container(container, reduce=factor)
         from .decoder.stream import BandRenderer  # on load, not on import
 
-        if container is None:
-            container = unpack_checked(_file_bytes(fp))
         with rendering(container.header, uses_blas(container)):
             renderer = BandRenderer.prepare(container, lean=True)
         return renderer if renderer is not None else decode_container(container)
@@ -263,7 +268,7 @@ def _prepared(fp: IO[bytes], factor: int, parsed: tuple[bytes, Container] | None
 
 def _decoded(fp: IO[bytes], factor: int) -> np.ndarray:
     try:  # Image.open checked the size
-        return decode(_file_bytes(fp), reduce=factor, max_pixels=None)
+        return decode(_file_bytes(fp), reduce=factor, max_pixels=None, truncated=_truncated())
     except SvdiError as exc:  # Pillow reports broken image data as OSError
         raise OSError(f"broken SVDI file: {exc}") from exc
 

@@ -169,7 +169,7 @@ SIZES: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
     "component count": ("l_13x7_plain", _field(b"UBLK", container.BLOCK_RECORD, f2=2**32 - 1),
                         "out of order or past rank 3"),
     "chunk length": ("l_13x7_plain", lambda d: d[:8] + b"\xff\xff\xff\xf0" + d[12:],
-                     "truncated file: HEAD chunk of 4294967280 bytes"),
+                     "HEAD chunk of 4294967280 bytes at byte 8 exceeds the chunk limit"),
     "plane count": ("l_13x7_plain", _field(b"HEAD", container.HEAD_RECORD, f7=200),
                     "invalid channel count 1 with 200 planes"),
     "zstd frame of unknown size": ("l_13x7_plain", lambda d: MV.replace(

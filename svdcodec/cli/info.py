@@ -82,8 +82,11 @@ def _metadata_report(meta: container.Metadata | None) -> dict[str, Any]:
 
 
 def info_report(name: str, data: bytes) -> dict[str, Any]:
-    """Everything svdi-info shows, as plain data (the --json output)."""
-    unpacked = container.unpack(data)
+    """Everything svdi-info shows, as plain data (the --json output). A file that ends early
+    is described as far as it arrived: "truncated" says where it ends and what a decode of it
+    gives (None for a whole file); its planes' blocks and σ are those that arrived."""
+    unpacked = container.unpack(data, truncated=True)
+    cut = unpacked.truncation
     h = unpacked.header
     pixels = h.width * h.height
     raw = pixels * h.channels * h.dtype.itemsize
@@ -109,6 +112,10 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
                                  "coefficients": [list(c) for c in r.coefficients]}
                         for i, r in sorted(unpacked.restoration.items())},
         "metadata": _metadata_report(unpacked.metadata), "file_bytes": len(data),
+        "truncated": None if cut is None else {
+            "where": cut.where(), "chunk": cut.chunk, "chunk_start": cut.start,
+            "components": list(cut.components), "residual_rows": cut.residual_rows,
+            "arrived": cut.arrived(unpacked.planes, bool(unpacked.residuals))},
         "header_bytes": len(data) - sum(b.stored for b in unpacked.blocks)
         - sum(b.stored for b in unpacked.residuals),
         "raw_bytes": raw, "compression_ratio": raw / len(data),
@@ -185,7 +192,9 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
     sub = ("4:2:0 (chroma planes halved in both directions)" if r["subsampling"] == "4:2:0"
            else "4:4:4 (none)")
     depth = WIDE_NOTE if r["mode"] in ("RGB", "RGBA") and r["sample_type"] == "uint16" else ""
-    lines = [f"{r['file']}: .svdi format version {r['format_version']}",
+    cut = r.get("truncated")
+    lines = [f"{r['file']}: .svdi format version {r['format_version']}"
+             + (" -- TRUNCATED: described as far as it arrived" if cut else ""),
              (f"  image: {r['width']}x{r['height']}, mode {r['mode'] or 'none (numpy only)'}"
              f"{depth}, "
              f"{r['channels']} channel(s) of {r['sample_type']}"),
@@ -211,6 +220,8 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
     for plane, f in (r.get("restoration") or {}).items():  # version 6 (spec §5.6)
         lines.append(f"  restoration filter on plane {plane}: {len(f['coefficients'])} "
                      f"activity class(es), bounds {f['bounds']}")
+    if cut:
+        lines.append(f"  truncated: {cut['where']}; a decode gives {cut['arrived']}")
     lines += [(f"  total: {r['file_bytes']} bytes in the file vs {r['raw_bytes']} bytes of raw "
               f"pixels: {r['compression_ratio']:.2f}:1 ({r['bits_per_pixel']:.3f} bits/pixel)"),
               f"  {EXPLANATION}"]

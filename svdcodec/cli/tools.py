@@ -36,7 +36,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .. import FORMAT_VERSION, __version__, dicom
 from .. import format as container
-from ..decoder import decode, read_metadata
+from ..decoder import decode_container, read_metadata, unpack_checked
 from ..encoder import encode, encode_options
 from ..modes import PILLOW_MODES
 from ..runtime.threads import cores
@@ -624,6 +624,7 @@ class DecodeJob:
     strip: bool = False  # do not write the file's metadata into the output
     reduce: int = 1  # decode at 1/reduce of the size
     eight_bit: bool = False  # round 16-bit samples to 8 bits
+    truncated: str = "raise"  # as decode()'s truncated=: "fill" decodes what arrived
 
 
 def _output_format(suffix: str) -> str | None:
@@ -714,8 +715,8 @@ def decode_one(job: DecodeJob) -> Result:
         data = read_input(job.src)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", Image.DecompressionBombWarning)
-            pixels = decode(data, components=job.components, reduce=job.reduce,
-                            max_pixels=job.max_pixels)
+            unpacked = unpack_checked(data, job.max_pixels, job.truncated)
+            pixels = decode_container(unpacked, components=job.components, reduce=job.reduce)
         rounded = job.eight_bit and pixels.dtype == np.uint16
         if rounded:
             pixels = deep_images.to_8bit(pixels)
@@ -735,6 +736,9 @@ def decode_one(job: DecodeJob) -> Result:
         text += "" if job.reduce == 1 else f", at 1/{job.reduce} size"
         if len(dropped) < len(metadata):
             text += f"; metadata written: {', '.join(sorted(set(metadata) - set(dropped)))}"
+    if unpacked.truncation is not None:
+        text += (f"; truncated: {unpacked.truncation.where()}; decoded "
+                 + unpacked.truncation.arrived(unpacked.planes, bool(unpacked.residuals)))
     if fmt == "NPY" and deep_images.is_deep(pixels) and deep_images.missing():
         text += f" as .npy (16-bit PNG and TIFF need the 16bit extra: {deep_images.INSTALL})"
     if dropped:
@@ -765,6 +769,11 @@ def _decode_parser() -> argparse.ArgumentParser:
                         help="round 16-bit samples to 8 bits (v/257), for formats that hold 8 "
                              "(JPEG, WebP...); 16-bit colour is otherwise written only to PNG "
                              f"and TIFF (with the 16bit extra: {deep_images.INSTALL}) or .npy")
+    parser.add_argument("--truncated", choices=("raise", "fill"), default="raise",
+                        help="a file that ends early (a download cut short): raise (the "
+                             "default) reports where it ends; fill writes what arrived, as "
+                             "Pillow's LOAD_TRUNCATED_IMAGES does: the components every plane "
+                             "has whole, or zeros")
     _add_max_pixels(parser, "refuse larger images")
     return parser
 
@@ -805,7 +814,7 @@ def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     clashes = _collisions(parser.prog, args.inputs, dests)
     reduce = int(args.scale.split("/")[-1]) if "/" in args.scale else 1
     jobs = [DecodeJob(src, dest, str(fmt), args.components, limit, args.force, args.verbose,
-                      args.strip, reduce, args.eight_bit)
+                      args.strip, reduce, args.eight_bit, args.truncated)
             for i, (src, dest, fmt) in enumerate(zip(args.inputs, dests, formats))
             if i not in clashes]
     return _report(parser.prog, _batch(decode_one, jobs, args), args.quiet, len(clashes))
@@ -829,18 +838,26 @@ class InfoJob:
     verbose: bool = False
 
 
-def info_one(job: InfoJob) -> Result:
+def info_one(job: InfoJob) -> list[Result]:
     """Describe one file; never raises for bad data, returns (ok, message) instead.
 
     The text names the file printably (undecodable bytes as \\xNN); JSON keeps the name as
-    Python holds it, so that json.loads and os.fsencode give back its exact bytes."""
+    Python holds it, so that json.loads and os.fsencode give back its exact bytes. A file that
+    ends early is described as far as it arrived, then reported as an error saying where it
+    ends (a second result: the exit status says the file is broken)."""
     try:
         data = read_input(job.src)
         name = display(job.src) if not job.as_json or job.src == STDIO else job.src
         report = info_report(name, data)
     except DATA_ERRORS as exc:
-        return Result(False, f"{display(job.src)}: {_describe(exc)}")
-    return Result(True, json.dumps(report) if job.as_json else info_text(report, job.verbose))
+        return [Result(False, f"{display(job.src)}: {_describe(exc)}")]
+    described = Result(True, json.dumps(report) if job.as_json
+                       else info_text(report, job.verbose))
+    cut = report["truncated"]
+    if cut is None:
+        return [described]
+    return [described, Result(False, f"{display(job.src)}: truncated file: {cut['where']}; "
+                                     f"a decode gives {cut['arrived']}")]
 
 
 def _info_parser() -> argparse.ArgumentParser:
@@ -895,7 +912,8 @@ def _info(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.plot is not None:
         return _info_plot(parser, args)
     jobs = [InfoJob(src, args.json, args.verbose) for src in args.inputs]
-    return _report(parser.prog, map(info_one, jobs), args.quiet, out=sys.stdout)
+    results = (result for job in jobs for result in info_one(job))
+    return _report(parser.prog, results, args.quiet, out=sys.stdout)
 
 
 def info_main(argv: Sequence[str] | None = None) -> int:

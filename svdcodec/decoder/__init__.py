@@ -10,7 +10,7 @@ import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from ..errors import SvdiError
 from ..format import (
     COLOUR_NONE,
     LAYOUT_PLAIN,
+    NO_REFERENCE,
     Container,
     Header,
     read_prefix,
@@ -30,7 +31,7 @@ from ..runtime import band_sizes, kernels
 from ..runtime.threads import serial, single_threaded
 from .plane import PlaneReconstructor, kernel_multiplies, pass_budget
 from .render import check_image, render_image
-from .residuals import apply_residuals
+from .residuals import apply_group, apply_residuals, band_bounds
 
 
 @dataclass
@@ -73,12 +74,21 @@ def _pixel_limits(max_pixels: int | None | bool) -> tuple[int | None, int | None
     raise SvdiError(f"max_pixels must be True, None or a pixel count, got {max_pixels!r}")
 
 
-def _load(data: bytes, max_pixels: int | None | bool, components: int | None) -> Container:
+#: decode's `truncated=` values: what to do with a file that ends early
+TRUNCATED_CHOICES = ("raise", "fill")
+
+
+def _load(data: bytes, max_pixels: int | None | bool, components: int | None,
+          truncated: str = "raise") -> Container:
     if components is not None and components < 0:
         raise SvdiError("components must be non-negative")
+    if truncated not in TRUNCATED_CHOICES:
+        raise SvdiError(f"truncated must be one of {', '.join(map(repr, TRUNCATED_CHOICES))}, "
+                        f"got {truncated!r}")
     warn, refuse, why = _pixel_limits(max_pixels)
     # The pixel limit is checked on the HEAD chunk, before any factor block is decompressed.
-    container = unpack(data, max_pixels=refuse, limit_note=why)
+    container = unpack(data, max_pixels=refuse, limit_note=why,
+                       truncated=truncated == "fill")
     h = container.header
     if warn is not None and h.width * h.height > warn:
         warnings.warn(f"image of {h.width}x{h.height} = {h.width * h.height} pixels exceeds "
@@ -103,7 +113,7 @@ def read_metadata(data: bytes) -> dict[str, Any]:
 
 
 def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
-           max_pixels: int | None | bool = True) -> np.ndarray:
+           max_pixels: int | None | bool = True, truncated: str = "raise") -> np.ndarray:
     """Decode .svdi bytes to an array of shape (h, w) or (h, w, c) and the stored sample type.
 
     components: decode only the first k components of every plane (a preview).
@@ -112,6 +122,14 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
     max_pixels: True (default) does what Pillow's Image.open does with PIL.Image.MAX_IMAGE_PIXELS
     (read at call time): above it a DecompressionBombWarning, above twice it SvdiError. A number
     refuses images of more pixels than that; None decodes any size.
+    truncated: what to do with a file that ends early (a download cut short). "raise" (the
+    default): SvdiError saying where it ends. "fill": what arrived, as Pillow gives a PNG or
+    a progressive JPEG with ImageFile.LOAD_TRUNCATED_IMAGES: the first k components of
+    every plane whose blocks all arrived (exactly `decode(whole, components=k)`); with all of
+    them, the residual blocks (version 2) that arrived applied to their rows, the other rows
+    left as the low-rank layer; before any component, zeros (black, transparent).
+    A file that ends before its HEAD and PLAN chunks are whole still raises; every chunk that
+    arrived whole is checked as in a whole file (CRCs, limits).
     """
     if reduce != 1:
         from .reduced import FACTORS  # thumbnails only
@@ -119,13 +137,16 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
         if reduce not in FACTORS:
             raise SvdiError(f"reduce must be one of {', '.join(map(str, FACTORS))}, "
                             f"got {reduce!r}")
-    container = _load(data, max_pixels, components)
+    container = _load(data, max_pixels, components, truncated)
     return decode_container(container, components=components, reduce=reduce)
 
 
 def decode_container(container: Container, *, components: int | None = None,
                      reduce: int = 1) -> np.ndarray:
-    """`decode` of a file already unpacked (its structure checked)."""
+    """`decode` of a file already unpacked (its structure checked); of a file that ends early
+    (`unpack(..., truncated=True)`), what arrived (`decode`'s truncated="fill")."""
+    if container.truncation is not None:
+        return _decode_arrived(container, components, reduce)
     with rendering(container.header, blas=reduce != 1 or uses_blas(container)):
         if reduce == 1:
             pixels = render_image(container, components)
@@ -136,6 +157,44 @@ def decode_container(container: Container, *, components: int | None = None,
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow {pixels.dtype} (sample scale {container.header.scale})")
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+
+
+def _decode_arrived(container: Container, components: int | None, reduce: int) -> np.ndarray:
+    """What a file that ends early holds: the components every plane has whole, as a
+    preview of that many; with every factor block in, the image with the residual blocks
+    that arrived applied to their rows, the other rows the uncorrected layer (spec §5.3).
+    Nothing allocated that the whole file's decode would not allocate."""
+    truncation = container.truncation
+    assert truncation is not None
+    header = container.header
+    whole = truncation.components_in(container.planes)
+    if whole == 0:
+        # No component of some plane: nothing of the image arrived. Zeros, as Pillow leaves
+        # a PNG that ends before its first row.
+        h, w = header.height, header.width
+        if reduce != 1:
+            h, w = -(-h // reduce), -(-w // reduce)
+        shape = (h, w) if header.channels == 1 else (h, w, header.channels)
+        return np.zeros(shape, dtype=header.dtype)
+    if whole is not None:
+        components = whole if components is None else min(components, whole)
+    layer = replace(container, residuals=[], truncation=None)
+    pixels = decode_container(layer, components=components, reduce=reduce)
+    if container.residuals and components is None and reduce == 1:
+        out = pixels.reshape(header.height, header.width, header.channels)
+        reference = {b.channel: b.reference for b in container.residuals}
+        for c, rows in enumerate(truncation.residual_rows):
+            if not rows:
+                continue
+            # Channel c's rows whose residual blocks arrived (and so its reference's: spec
+            # §4.1, the reference's block of the same rows comes first), corrected as in the
+            # whole file; the residual phase run on those rows alone.
+            read = [c] if reference[c] == NO_REFERENCE else [reference[c], c]
+            arrived = replace(container, header=replace(header, height=rows), truncation=None,
+                              residuals=[b for b in container.residuals if b.channel in read
+                                         and b.first + b.rows <= rows])
+            apply_group(arrived, out[:rows], band_bounds(arrived), {c}, read)
+    return pixels
 
 
 @contextmanager
@@ -159,10 +218,13 @@ def uses_blas(container: Container) -> bool:
     return not all(kernel_multiplies(p, compiled) for p in container.planes)
 
 
-def unpack_checked(data: bytes, max_pixels: int | None = None) -> Container:
+def unpack_checked(data: bytes, max_pixels: int | None = None, truncated: str = "raise"
+                   ) -> Container:
     """The file unpacked and its structure checked, any size (the caller checked it), or at
-    most `max_pixels` pixels (refused on its HEAD chunk, before any block is read)."""
-    return _load(data, max_pixels, None)
+    most `max_pixels` pixels (refused on its HEAD chunk, before any block is read).
+    truncated: as `decode`'s ("fill": a file that ends early is taken as far as it arrived,
+    for `decode_container`)."""
+    return _load(data, max_pixels, None, truncated)
 
 
 def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[PlaneFactors]:

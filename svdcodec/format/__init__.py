@@ -6,7 +6,16 @@ the reader checked; `writer` packs records and blocks into chunks (`pack_header`
 version 5's block records: `pack_record`, `factor_chunks`).
 """
 
-from .blocks import MAX_WINDOW, Block, Container, FrameReader, MeanBlock, ResidualBlock
+from .blocks import (
+    MAX_WINDOW,
+    TRUNCATED_HINT,
+    Block,
+    Container,
+    FrameReader,
+    MeanBlock,
+    ResidualBlock,
+    Truncation,
+)
 from .metadata import Metadata, metadata_chunks
 from .reader import read_headers, read_prefix, unpack
 from .records import *
@@ -69,6 +78,7 @@ __all__ = [
     "SIGNATURE",
     "SPARSE",
     "SPARSE_RECORD",
+    "TRUNCATED_HINT",
     "VERSION",
     "VERSIONS",
     "WRITTEN_VERSION",
@@ -81,6 +91,7 @@ __all__ = [
     "Plane",
     "ResidualBlock",
     "Restoration",
+    "Truncation",
     "insert_after_head",
     "insert_restoration",
     "metadata_chunks",

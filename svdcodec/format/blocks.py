@@ -362,6 +362,62 @@ class MeanBlock:
         return mean
 
 
+#: What a message about a truncated file says the reader can do about it.
+TRUNCATED_HINT = ("svdcodec.decode(data, truncated='fill'), Pillow with "
+                  "PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True or svdi-decode --truncated fill "
+                  "decode what arrived")
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """Where a file that ends early ends (`unpack(..., truncated=True)`), and what of it is
+    whole: its complete chunks are read and checked as in a whole file, the chunk it ends in
+    is dropped (its CRC cannot be checked)."""
+
+    size: int  # the bytes the file has
+    start: int  # the byte where the chunk it ends in (or that chunk's header) starts
+    chunk: str | None  # that chunk's type, None if its 8-byte header did not arrive
+    length: int | None  # that chunk's payload bytes, as its header says
+    #: per plane, the components whose U, S and V blocks all arrived (the plane's rank if whole)
+    components: tuple[int, ...] = ()
+    #: per channel, the rows [0, n) whose residual blocks arrived (version 2; 0 for a channel
+    #: of none, which may have none in the whole file either)
+    residual_rows: tuple[int, ...] = ()
+
+    def where(self) -> str:
+        """The file's end, in words: the byte and the chunk it falls in."""
+        if self.chunk is None:
+            return (f"the file ends at byte {self.size}, inside the header of the chunk at "
+                    f"byte {self.start}" if self.size > self.start else
+                    f"the file ends at byte {self.size}, where a chunk header was expected")
+        return (f"the file ends at byte {self.size}, inside the {self.chunk} chunk at byte "
+                f"{self.start} ({self.length} bytes of payload, "
+                f"{self.size - self.start} of its {12 + (self.length or 0)} bytes present)")
+
+    def arrived(self, planes: list[Plane], residuals: bool) -> str:
+        """What a decode of the file gives (`decode`'s truncated="fill"), in words.
+        residuals: whether any residual block arrived."""
+        k = self.components_in(planes)
+        if k == 0:
+            return "zeros (some plane's component 0 has not arrived)"
+        if k is not None:
+            return (f"the first {k} component{'s' if k > 1 else ''} of every plane "
+                    "(a preview)")
+        if residuals:
+            rows = ", ".join(f"0..{n} of channel {c}"
+                             for c, n in enumerate(self.residual_rows) if n)
+            return (f"every factor block, and the residual blocks that arrived (rows {rows}; "
+                    "the other rows uncorrected)")
+        return "every factor block (any residual blocks after them are missing)"
+
+    def components_in(self, planes: list[Plane]) -> int | None:
+        """The most components every plane has whole (None: every plane whole): a preview
+        of that many components is what the file's factor blocks give (spec §4: blocks come
+        most important first, so a prefix of the file holds the first components)."""
+        short = [k for k, p in zip(self.components, planes) if k < p.rank]
+        return min(short) if short else None
+
+
 @dataclass
 class Container:
     """A file as the reader parsed it (`format.reader.unpack`): the header, the plane records,
@@ -376,6 +432,8 @@ class Container:
     means: dict[int, MeanBlock] = field(default_factory=dict)  # MEAN chunks by plane
     #: version 6: the RSTR chunk's restoration filters by plane (spec §5.6)
     restoration: dict[int, Restoration] = field(default_factory=dict)
+    #: where a file that ends early ends (unpack(..., truncated=True)); None for a whole file
+    truncation: Truncation | None = None
     #: (plane, factor) -> its blocks in file order, made by the first `factor_blocks` call
     _by_factor: dict[tuple[int, str], list[Block]] | None = field(
         default=None, init=False, repr=False, compare=False)

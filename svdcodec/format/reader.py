@@ -12,6 +12,7 @@ import math
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from types import ModuleType
 from typing import IO, BinaryIO, NamedTuple
 
@@ -22,11 +23,13 @@ from ..runtime import kernels
 from .blocks import (
     MAGICLESS,
     STORED_RAW,
+    TRUNCATED_HINT,
     ZSTD,
     Block,
     Container,
     MeanBlock,
     ResidualBlock,
+    Truncation,
     check_frame,
     decompress,
 )
@@ -80,19 +83,40 @@ from .records import (
 )
 
 
-def _chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
-    """Yield (type, payload) of every chunk up to IEND, verifying lengths and CRCs."""
+def _chunks(data: bytes, cut: list[Truncation] | None = None
+            ) -> Iterator[tuple[bytes, memoryview]]:
+    """Yield (type, payload) of every chunk up to IEND, verifying lengths and CRCs.
+
+    cut: a file that ends early then ends the walk instead of raising: where it ends is
+    appended to `cut` (components and residual rows left for `unpack` to count). A chunk that
+    does not arrive whole is not yielded: its CRC cannot be checked."""
     view = memoryview(data)
     pos = len(SIGNATURE)
     while True:
         if len(data) - pos < 12:
-            raise SvdiError(f"truncated file: chunk header expected at byte {pos}")
+            if len(data) - pos >= 8:
+                (length,) = struct.unpack_from(">I", data, pos)
+                ended = Truncation(len(data), pos, bytes(view[pos + 4:pos + 8]).decode(
+                    errors="replace"), length)
+            else:
+                ended = Truncation(len(data), pos, None, None)
+            if cut is None:
+                raise SvdiError(f"truncated file: {ended.where()}; {TRUNCATED_HINT}")
+            cut.append(ended)
+            return
         (length,) = struct.unpack_from(">I", data, pos)
         kind = bytes(view[pos + 4:pos + 8])
         if not kind.isalpha():  # ASCII letters only (bytes.isalpha knows no other letters)
             raise SvdiError(f"invalid chunk type {kind!r} at byte {pos}")
-        if length > MAX_CHUNK or length > len(data) - pos - 12:
-            raise SvdiError(f"truncated file: {kind.decode()} chunk of {length} bytes at byte {pos}")
+        if length > MAX_CHUNK:  # a limit, whatever follows
+            raise SvdiError(f"{kind.decode()} chunk of {length} bytes at byte {pos} exceeds "
+                            f"the chunk limit of {MAX_CHUNK} bytes")
+        if length > len(data) - pos - 12:
+            ended = Truncation(len(data), pos, kind.decode(), length)
+            if cut is None:
+                raise SvdiError(f"truncated file: {ended.where()}; {TRUNCATED_HINT}")
+            cut.append(ended)
+            return
         payload = view[pos + 8:pos + 8 + length]
         (crc,) = struct.unpack_from(">I", data, pos + 8 + length)
         if zlib.crc32(payload, zlib.crc32(kind)) != crc:
@@ -107,16 +131,18 @@ def _chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
         yield kind, payload
 
 
-def _chunk_walk(data: bytes) -> Iterable[tuple[bytes, memoryview]]:
-    """`_chunks(data)`: from the compiled kernels' table where they accept the whole file (every
-    length, type and CRC checked in one call, `chunk_table`), else the Python walk, which
-    raises its error at the chunk where it finds it."""
+def _chunk_walk(data: bytes, cut: list[Truncation] | None = None
+                ) -> Iterable[tuple[bytes, memoryview]]:
+    """`_chunks(data, cut)`: from the compiled kernels' table where they accept the whole file
+    (every length, type and CRC checked in one call, `chunk_table`), else the Python walk,
+    which raises its error at the chunk where it finds it (or, with `cut`, ends the walk where
+    the file ends early)."""
     compiled = kernels.get()
     if compiled is not None:
         table = compiled.chunk_table(data, len(SIGNATURE), MAX_CHUNK)
         if table is not None:
             return table
-    return _chunks(data)
+    return _chunks(data, cut)
 
 
 def _parse_header(payload: memoryview) -> tuple[Header, int]:
@@ -738,6 +764,8 @@ def scan_descriptors(fp: IO[bytes], header: Header, planes: list[Plane], length:
         if length > MAX_CHUNK:
             raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
         start = fp.tell()
+        if start + length + 4 > end:  # the file ends inside the chunk: unpack says so
+            return
         if kind in FACTOR_TYPES and header.version < COMPACT_VERSION:
             _descriptor(kind, fp.read(min(length, DESCRIPTOR_BYTES)), planes, cursor)
         elif kind in FACTOR_TYPES:
@@ -772,12 +800,12 @@ def _scan_bytes(rest: bytes, header: Header, planes: list[Plane], length: int, k
     while _scanned(kind):
         if length > MAX_CHUNK:
             raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
+        if len(rest) - pos < length + 4:  # the file ends inside the chunk: unpack says so
+            return
         if kind in FACTOR_TYPES and header.version < COMPACT_VERSION:
             _descriptor(kind, view[pos:pos + min(length, DESCRIPTOR_BYTES)], planes, cursor)
         elif kind in FACTOR_TYPES:
             payload = view[pos:pos + length]
-            if len(payload) < length:  # the file ends inside the chunk: unpack says so
-                return
             for _ in block_descriptors(kind, payload, header, planes, cursor):
                 pass
         pos += length + 4
@@ -801,11 +829,18 @@ def _check_work(planes: list[Plane], max_work: int) -> None:
 
 
 def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
-           limit_note: str = "") -> Container:
+           limit_note: str = "", truncated: bool = False) -> Container:
     """Parse and validate a whole file. Raises SvdiError for anything that is not a valid .svdi.
 
     max_pixels: refuse images of more pixels, checked on HEAD before any block is read (the
     message ends with `limit_note`, which says where the limit came from).
+
+    truncated: a file that ends early (a download cut short) is taken as far as it is whole:
+    its complete chunks are checked as in a whole file, the chunk it ends in is dropped, and
+    the container's `truncation` says where it ends and what of it is whole. Only the rules
+    that the missing bytes could still satisfy are left unchecked (blocks covering every
+    component while no residual block has come, residual blocks covering every row, IEND);
+    a file that ends before its HEAD and PLAN chunks are whole is refused all the same.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SvdiError(f"expected bytes, got {type(data).__name__}")
@@ -821,7 +856,8 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     means: dict[int, MeanBlock] = {}
     restoration: dict[int, Restoration] | None = None
     meta = MetadataReader()
-    for kind, payload in _chunk_walk(data):
+    cut: list[Truncation] | None = [] if truncated else None
+    for kind, payload in _chunk_walk(data, cut):
         if header is None:
             if kind != b"HEAD":
                 raise SvdiError("first chunk must be HEAD")
@@ -870,14 +906,26 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
             meta.add(kind, payload)  # metadata is checked; unknown ancillary chunks skipped
         else:
             raise SvdiError(f"unknown critical chunk {kind.decode(errors='replace')}")
-    if header is None:
-        raise SvdiError("no HEAD chunk")
-    if len(planes) != nplanes:
+    ended = cut[0] if cut else None
+    if header is None or len(planes) != nplanes:
+        if ended is not None:  # no size and mode, or planes to decode: nothing to give
+            raise SvdiError(f"truncated file: {ended.where()}, before its HEAD and PLAN "
+                            "chunks are whole")
+        if header is None:
+            raise SvdiError("no HEAD chunk")
         raise SvdiError(f"{nplanes - len(planes)} PLAN chunks missing")
-    for p in planes:
-        for factor in "USV":
-            if cursor.get((p.index, factor), 0) != p.rank:
-                raise SvdiError(f"plane {p.index}: {factor} blocks cover "
-                                f"{cursor.get((p.index, factor), 0)} of {p.rank} components")
-    order.finish()
-    return Container(header, planes, blocks, meta.metadata, residuals, means, restoration or {})
+    whole = [min(cursor.get((p.index, f), 0) for f in "USV") for p in planes]
+    if ended is None or residuals:  # (no factor block may follow a residual block)
+        for p in planes:
+            for factor in "USV":
+                if cursor.get((p.index, factor), 0) != p.rank:
+                    raise SvdiError(f"plane {p.index}: {factor} blocks cover "
+                                    f"{cursor.get((p.index, factor), 0)} of {p.rank} "
+                                    "components")
+    if ended is None:
+        order.finish()
+    else:
+        rows = tuple(order.cursor.get(c, 0) for c in range(header.channels))
+        ended = replace(ended, components=tuple(whole), residual_rows=rows)
+    return Container(header, planes, blocks, meta.metadata, residuals, means, restoration or {},
+                     truncation=ended)

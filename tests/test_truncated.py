@@ -1,0 +1,240 @@
+"""Files that end early (a download cut short): by default `decode` raises SvdiError saying
+where the file ends and how to decode what arrived; with truncated="fill" (Pillow:
+ImageFile.LOAD_TRUNCATED_IMAGES) it gives what arrived, and every part it gives is exactly
+what the whole file gives there: the first k components of every plane (a preview of the
+whole file), with every factor block the rows whose residual blocks arrived, before any
+component zeros. Every cut point of small files, on the compiled and the numpy path."""
+
+from __future__ import annotations
+
+import functools
+import io
+import struct
+import subprocess
+import sys
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile, UnidentifiedImageError
+from support import kernels, photo
+
+import svdcodec
+from svdcodec import SvdiError
+from svdcodec.encoder import tuning
+from svdcodec.format import SIGNATURE, Plane, unpack
+
+HINT = "LOAD_TRUNCATED_IMAGES"
+
+
+def chunks(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(start, end, type) of every chunk of a whole file."""
+    pos = len(SIGNATURE)
+    while pos < len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        yield pos, pos + 12 + length, kind
+        pos += 12 + length
+
+
+def without(data: bytes, kind: bytes) -> bytes:
+    """The file with every chunk of one type left out (a valid file for RBLK: spec §4.1)."""
+    return SIGNATURE + b"".join(data[a:b] for a, b, k in chunks(data) if k != kind)
+
+
+def headers_end(data: bytes) -> int:
+    """The byte where the HEAD and PLAN chunks are all in."""
+    return max(b for a, b, k in chunks(data) if k in (b"HEAD", b"PLAN"))
+
+
+def residual_file() -> bytes:
+    """A lossless RGB file whose residual blocks are 4 rows each (the encoder's blocks are
+    4 Mi samples: these are as valid, and a cut falls between and inside them)."""
+    before = tuning.RESIDUAL_BLOCK_SAMPLES
+    tuning.RESIDUAL_BLOCK_SAMPLES = 4 * 10
+    try:
+        return svdcodec.encode(photo(15, 10, 3, seed=4), max_error=0)
+    finally:
+        tuning.RESIDUAL_BLOCK_SAMPLES = before
+
+
+FILES = {
+    "rgb": svdcodec.encode(photo(12, 14, 3), quality=60),
+    "l plain": svdcodec.encode(photo(11, 9, 1, seed=1)[..., 0], quality=80, layout="plain"),
+    "rgba": svdcodec.encode(photo(9, 10, 4, seed=2), quality=50),
+    "rgb residual": residual_file(),
+}
+
+
+@functools.cache
+def planes_of(data: bytes) -> list[Plane]:
+    return unpack(data).planes
+
+
+def check_cut(data: bytes, cut: int, whole: np.ndarray, layer: np.ndarray) -> str:
+    """Decode data[:cut] both ways and check what comes out; what it was, in a word."""
+    part = data[:cut]
+    with pytest.raises(SvdiError) as raised:
+        svdcodec.decode(part)
+    if cut < len(SIGNATURE):
+        assert "not an SVDI file" in str(raised.value)
+        return "not svdi"
+    message = str(raised.value)
+    assert message.startswith("truncated file: the file ends at byte") and HINT in message
+    assert f"ends at byte {cut}" in message
+    if cut < headers_end(data):
+        with pytest.raises(SvdiError, match="before its HEAD and PLAN chunks are whole"):
+            svdcodec.decode(part, truncated="fill")
+        return "headers"
+    out = svdcodec.decode(part, truncated="fill")
+    assert out.shape == whole.shape and out.dtype == whole.dtype
+    truncation = unpack(part, truncated=True).truncation
+    assert truncation is not None and truncation.size == cut
+    k = truncation.components_in(planes_of(data))
+    if k == 0:
+        assert not out.any()
+        return "zeros"
+    if k is not None:
+        np.testing.assert_array_equal(out, svdcodec.decode(data, components=k))
+        return f"k={k}"
+    # each channel's rows whose residual blocks arrived as in the whole file, the rest the
+    # low-rank layer (a channel without residual blocks: the same)
+    channels = out.reshape(*out.shape[:2], -1)
+    for c, rows in enumerate(truncation.residual_rows):
+        np.testing.assert_array_equal(channels[:rows, :, c],
+                                      whole.reshape(channels.shape)[:rows, :, c])
+        np.testing.assert_array_equal(channels[rows:, :, c],
+                                      layer.reshape(channels.shape)[rows:, :, c])
+    return "all" if np.array_equal(out, whole) else "rows"
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernels", "numpy"])
+@pytest.mark.parametrize("name", FILES)
+def test_every_cut(name: str, compiled: bool) -> None:
+    data = FILES[name]
+    with kernels(compiled):
+        whole = svdcodec.decode(data)
+        layer = svdcodec.decode(without(data, b"RBLK"))
+        seen = [check_cut(data, cut, whole, layer) for cut in range(len(data))]
+    # each outcome over one run of cut points, in the order of the file's parts
+    order = ["not svdi", "headers", "zeros", "all"]
+    if b"RBLK" in (kind for _, _, kind in chunks(data)):  # (RGBA: exact alpha's residual)
+        order = ["not svdi", "headers", "zeros", "rows", "all"]
+    assert [o for i, o in enumerate(seen) if i == 0 or seen[i - 1] != o] == order
+    # cut inside IEND, or before it: every factor block and residual block is in
+    iend = len(data) - 12
+    assert seen[iend:] == ["all"] * 12
+
+
+def test_cut_inside_a_residual_block_keeps_the_rows_before_it() -> None:
+    data = FILES["rgb residual"]
+    whole = svdcodec.decode(data)
+    layer = svdcodec.decode(without(data, b"RBLK"))
+    blocks = [(a, b) for a, b, k in chunks(data) if k == b"RBLK"]
+    assert len(blocks) == 4 * 3  # rows 0-4, 4-8, 8-12, 12-15 of three channels
+    # blocks of rows 8-12: channel 1 (the others' reference), then channel 0, cut in the
+    # middle: channel 1 is corrected to row 12, channels 0 and 2 to row 8
+    a, b = blocks[7]
+    out = svdcodec.decode(data[:(a + b) // 2], truncated="fill")
+    for c, rows in enumerate((8, 12, 8)):
+        np.testing.assert_array_equal(out[:rows, :, c], whole[:rows, :, c])
+        np.testing.assert_array_equal(out[rows:, :, c], layer[rows:, :, c])
+        assert not np.array_equal(out[rows:, :, c], whole[rows:, :, c])  # (a lossy layer)
+    with pytest.raises(SvdiError, match=f"inside the RBLK chunk at byte {a} "):
+        svdcodec.decode(data[:(a + b) // 2])
+
+
+def test_groups_of_a_large_plane_give_previews() -> None:
+    """A plane of 2^18 samples or more: component 0, then 1-15, then the rest (spec §4), so
+    a cut gives previews of 1 and 16 components on the way, like a progressive JPEG."""
+    data = svdcodec.encode(photo(512, 768, 1, seed=3)[..., 0], quality=75)
+    whole = svdcodec.decode(data)
+    ends = [b for a, b, k in chunks(data)]
+    seen = []
+    for end in ends[2:]:  # after HEAD and PLAN
+        for cut in (end - 1, end) if end < len(data) else (end - 1,):
+            seen.append(check_cut(data, cut, whole, whole))
+    assert {"zeros", "k=1", "k=16", "all"} <= set(seen)
+
+
+def test_truncated_decode_allocates_no_more_than_the_whole_file() -> None:
+    data = svdcodec.encode(photo(512, 520, 3, seed=5), quality=50)
+
+    def peak(part: bytes, **options: str) -> int:
+        tracemalloc.start()
+        try:
+            svdcodec.decode(part, **options)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    whole = peak(data)
+    for cut in np.linspace(headers_end(data), len(data), 9).astype(int):
+        assert peak(data[:cut], truncated="fill") <= whole + (64 << 10)
+
+
+def test_refusals_stay() -> None:
+    data = FILES["rgb"]
+    start, end, _ = next(c for c in chunks(data) if c[2] in (b"SBLK", b"VBLK", b"UBLK"))
+    damaged = bytearray(data[:end + 5])
+    damaged[end - 6] ^= 1  # a complete chunk with a bad CRC
+    with pytest.raises(SvdiError, match="CRC mismatch"):
+        svdcodec.decode(bytes(damaged), truncated="fill")
+    huge = data[:start] + struct.pack(">I", 0xFFFFFFF0) + data[start + 4:start + 40]
+    with pytest.raises(SvdiError, match="exceeds the chunk limit"):
+        svdcodec.decode(huge, truncated="fill")
+    with pytest.raises(SvdiError, match="truncated must be one of 'raise', 'fill'"):
+        svdcodec.decode(data, truncated="ignore")
+    # a factor block after a residual block is no truncation: refused as in a whole file
+    rblk = FILES["rgb residual"]
+    first = next(c for c in chunks(rblk) if c[2] == b"RBLK")
+    ublk = next(c for c in chunks(rblk) if c[2] == b"UBLK")
+    moved = rblk[:ublk[0]] + rblk[first[0]:first[1]] + rblk[ublk[0]:ublk[1]]
+    with pytest.raises(SvdiError, match="factor block after a residual block"):
+        svdcodec.decode(moved, truncated="fill")
+
+
+def test_pillow_raises_by_default_and_loads_what_arrived_when_asked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = svdcodec.encode(photo(512, 768, 3, seed=6), quality=75)
+    ublk = [a for a, b, k in chunks(data) if k == b"UBLK"]
+    cut = data[:ublk[1] + 100]  # inside the second group's U: component 0 whole
+    with pytest.raises(OSError, match=HINT):
+        Image.open(io.BytesIO(cut)).load()
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    im = Image.open(io.BytesIO(cut))
+    im.load()
+    np.testing.assert_array_equal(np.asarray(im), svdcodec.decode(data, components=1))
+    small = Image.open(io.BytesIO(cut))
+    small.draft("RGB", (192, 128))
+    np.testing.assert_array_equal(np.asarray(small),
+                                  svdcodec.decode(data, components=1, reduce=4))
+    nothing = Image.open(io.BytesIO(data[:headers_end(data) + 10]))
+    assert nothing.size == (768, 512) and not np.asarray(nothing).any()
+    with pytest.raises(UnidentifiedImageError):  # as Pillow's PNG cut before IHDR is whole
+        Image.open(io.BytesIO(data[:headers_end(data) - 3]))
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "svdcodec", *args], capture_output=True,
+                          text=True, check=False)
+
+
+def test_tools_say_where_the_file_ends(tmp_path: Path) -> None:
+    data = svdcodec.encode(photo(512, 768, 3, seed=7), quality=75)
+    ublk = [a for a, b, k in chunks(data) if k == b"UBLK"]
+    src = tmp_path / "cut.svdi"
+    src.write_bytes(data[:ublk[1] + 100])
+    where = f"the file ends at byte {ublk[1] + 100}, inside the UBLK chunk at byte {ublk[1]}"
+    info = run_tool("info", str(src))
+    assert info.returncode == 1 and where in info.stderr
+    assert "rank r = " in info.stdout and "TRUNCATED" in info.stdout
+    assert "the first 1 component of every plane" in info.stdout
+    refused = run_tool("decode", str(src), "-o", str(tmp_path / "a.png"))
+    assert refused.returncode == 1 and where in refused.stderr
+    assert "--truncated fill" in refused.stderr and not (tmp_path / "a.png").exists()
+    filled = run_tool("decode", "--truncated", "fill", str(src), "-o", str(tmp_path / "b.png"))
+    assert filled.returncode == 0 and where in filled.stderr
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "b.png")),
+                                  svdcodec.decode(data, components=1))
