@@ -9,8 +9,9 @@
 # blocks, the committed files), the deblocking filter's rows (tests/test_deblock.py), the spec
 # vectors (tests/test_vectors.py), the block records (tests/test_record_parser.py), the
 # restoration filter (tests/test_restoration.py: every class, band windows and the argument
-# checks of its kernel), adaptive quantization's map and product (tests/test_aq.py) and the fuzz corpus
-# and regression files (tests/test_fuzz_corpus.py). Any out-of-bounds access or undefined
+# checks of its kernel), adaptive quantization's map and product (tests/test_aq.py), the fuzz corpus
+# and regression files (tests/test_fuzz_corpus.py) and the one-band plane fuzzer's smoke
+# (tests/test_plane_fuzz.py: mutated blocks through `_kernels.plane_factors`). Any out-of-bounds access or undefined
 # behaviour aborts the run with the sanitizer's report; the exit status is pytest's.
 # --replay DIR also decodes every file in DIR through tests/fuzz/fuzz_decode.py's target, e.g.
 # the corpus a fuzzing run grew (the fuzzer runs the optimized build, whose bad reads may go
@@ -58,7 +59,7 @@ sys.exit(0 if k.__file__ == sys.argv[1] else f'imported {k.__file__}, not the sa
   "$module"
 echo "sanitized kernels: $module"
 "$python" -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_deblock.py tests/test_restoration.py tests/test_vectors.py \
-  tests/test_record_parser.py tests/test_fuzz_corpus.py tests/test_aq.py "$@"
+  tests/test_record_parser.py tests/test_fuzz_corpus.py tests/test_aq.py tests/test_plane_fuzz.py "$@"
 for dir in "${replay[@]}"; do
   echo "replaying $dir"
   "$python" - "$dir" <<'EOF'

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, features
+from PIL import Image, ImageOps, features
 
 import svdcodec
 from svdcodec.cli import compare as compare_cli
@@ -503,6 +503,43 @@ def test_images_are_compared_at_8_bits_with_a_note_for_each_change(tmp_path: Pat
     Image.fromarray(ramp.astype(np.int32) * 1000, mode="I").save(tmp_path / "i32.tif")
     with pytest.raises(ValueError, match="8-bit images"):
         compare_cli.load_image(str(tmp_path / "i32.tif"))
+
+
+@pytest.mark.parametrize("orientation", [6, 3, 5])
+def test_a_phone_photo_is_compared_upright(tmp_path: Path, orientation: int,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A phone's JPEG stores its pixels as the sensor read them and an EXIF orientation that
+    turns them upright in a viewer: svdi-compare turns them too (ImageOps.exif_transpose),
+    so its centre crop and side-by-side are of the photo as taken, and says so."""
+    with Image.open(SAMPLE) as im:
+        stored = im.convert("RGB").crop((0, 0, 160, 96))
+    exif = Image.Exif()
+    exif[compare_cli.EXIF_ORIENTATION] = orientation
+    path = tmp_path / "phone.jpg"
+    stored.save(path, quality=90, exif=exif.tobytes())
+    pixels, notes = compare_cli.load_image(str(path))
+    with Image.open(path) as im:
+        upright = np.asarray(ImageOps.exif_transpose(im))
+        as_stored = np.asarray(im)
+    np.testing.assert_array_equal(pixels, upright)
+    assert pixels.shape == ((160, 96, 3) if orientation in (5, 6) else (96, 160, 3))
+    if orientation == 3:  # half a turn: the same shape, other pixels
+        assert not np.array_equal(pixels, as_stored)
+    turn = "160x96 stored, 96x160 upright" if orientation in (5, 6) else \
+        "160x96 stored, 160x96 upright"
+    assert notes == [(f"EXIF orientation {orientation}: compared upright, as viewers show "
+                      f"it ({turn})")]
+    # the whole run: the report's size and centre crop are the upright photo's
+    assert compare_cli.main([str(path), "--no-bd", "-q", "75", "--max-pixels", "4000",
+                             "--json"]) == 0
+    report = _strict_json(capsys.readouterr().out)
+    assert (report["height"], report["width"]) == pixels.shape[:2]
+    top, left, h, w = compare_cli.centre_crop(*pixels.shape[:2], 4000)
+    assert report["crop"] == {"top": top, "left": left, "height": h, "width": w}
+    # a photo stored upright (orientation 1, or none) is read as it is, with nothing said
+    exif[compare_cli.EXIF_ORIENTATION] = 1
+    stored.save(path, quality=90, exif=exif.tobytes())
+    assert compare_cli.load_image(str(path))[1] == []
 
 
 def test_every_tool_adds_svdi_best_to_the_sweep_and_is_not_another_codec() -> None:

@@ -83,10 +83,21 @@ def test_effort_2_keeps_metadata_and_a_byte_budget() -> None:
     assert svdcodec.read_metadata(data)["text"] == {"a": "b"}
 
 
-@pytest.mark.parametrize("effort", [0, 3, 1.5, "2", True])
+@pytest.mark.parametrize("effort", [0, 3, 1.5, "2", True, 2.0, 1.0, np.float64(2)])
 def test_an_unknown_effort_is_refused(effort: object) -> None:
+    """effort is an integer choice, as rank is an integer: 2.0 is refused as rank=2.0 is
+    (it was taken as 2), and by the Pillow plugin and svdi-encode (--effort 2.0) alike."""
     with pytest.raises(SvdiError, match="effort must be one of 1, 2"):
         svdcodec.encode(photo(8, 8, 3), effort=effort)  # type: ignore[arg-type]
+    with pytest.raises(SvdiError, match="effort must be one of 1, 2"):
+        Image.fromarray(photo(8, 8, 3)).save(io.BytesIO(), "SVDI", effort=effort)
+
+
+def test_effort_takes_numpy_integers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    image = photo(16, 24, 3)
+    assert svdcodec.encode(image, effort=np.int64(2)) == svdcodec.encode(image, effort=2)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    assert cli.encode_main([str(tmp_path / "in.png"), "--effort", "2.0", "-f"]) == 2
 
 
 def test_pillow_save_and_the_cli_take_effort(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -101,6 +101,32 @@ def test_bad_metadata_is_refused_before_encoding(options: dict[str, Any], messag
         svdcodec.encode(picture(), **options)
 
 
+@pytest.mark.parametrize("name, value", [
+    ("icc_profile", False), ("icc_profile", 0), ("icc_profile", "a profile"),
+    ("icc_profile", [b"x"]), ("xmp", False), ("xmp", 0), ("xmp", {"a": "b"}),
+    ("text", False), ("text", 0), ("text", [("Title", "x")]), ("text", "Title"),
+    ("text", {"Title": 5}), ("exif", False), ("exif", 0),
+])
+def test_metadata_of_a_wrong_type_is_a_type_error(name: str, value: object) -> None:
+    """False and 0 are not empty metadata (they were taken as none: `if icc_profile:`), nor
+    is any type but the documented ones (icc_profile bytes, xmp bytes or str, text a dict of
+    str, exif bytes or an Exif): a TypeError naming the option, which is an SvdiError too;
+    the Pillow plugin's save refuses them alike."""
+    for error in (TypeError, SvdiError):
+        with pytest.raises(error, match=name if name != "text" else "text"):
+            svdcodec.encode(picture(), **{name: value})
+        with pytest.raises(error, match=name):
+            Image.fromarray(picture()).save(io.BytesIO(), "SVDI", **{name: value})
+
+
+def test_none_and_empty_metadata_write_nothing() -> None:
+    plain = svdcodec.encode(picture())
+    for options in ({"icc_profile": b""}, {"xmp": b""}, {"xmp": ""}, {"text": {}},
+                    {"exif": b""}, {"icc_profile": None, "xmp": None, "text": None}):
+        assert svdcodec.encode(picture(), **options) == plain, options
+    assert svdcodec.encode(picture(), xmp=bytearray(XMP)) == svdcodec.encode(picture(), xmp=XMP)
+
+
 def test_unknown_numpy_keyword_raises() -> None:
     with pytest.raises(TypeError, match="lossless"):
         svdcodec.encode(picture(), lossless=True)  # type: ignore[call-arg]

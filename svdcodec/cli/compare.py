@@ -25,7 +25,7 @@ from importlib import resources
 from typing import TextIO, cast
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..evaluation import codecs as cmp
 from ..pillow_plugin import to_8_bits
@@ -67,14 +67,28 @@ def sample_path() -> str:
     return str(resources.files("svdcodec") / "data" / "sample.png")
 
 
+#: EXIF's orientation tag, and its values other than 1 (stored upright): mirrored or turned
+EXIF_ORIENTATION = 0x0112
+TURNED = range(2, 9)
+
+
 def load_image(path: str) -> tuple[np.ndarray, list[str]]:
     """The 8-bit grey or RGB image every codec of the comparison takes (JPEG and WebP have 8
-    bits and no alpha), and what it took to get there: a note for each change, never silent."""
+    bits and no alpha), upright as a viewer shows it (a phone's EXIF orientation applied, so
+    that the centre crop and the side-by-side are of the photo as taken), and what it took to
+    get there: a note for each change, never silent."""
     with open(path, "rb") if path != "-" else nullcontext(sys.stdin.buffer) as f:
         raw = f.read()
-    with Image.open(io.BytesIO(raw)) as im:
-        im.load()
+    with Image.open(io.BytesIO(raw)) as stored:
+        stored.load()
         notes = []
+        orientation = stored.getexif().get(EXIF_ORIENTATION, 1)
+        # (Pillow applies a TIFF's orientation as it loads it and drops the tag: no second turn)
+        im = ImageOps.exif_transpose(stored) if orientation in TURNED else stored
+        if im is not stored:
+            notes.append(f"EXIF orientation {orientation}: compared upright, as viewers show "
+                         f"it ({stored.width}x{stored.height} stored, {im.width}x{im.height} "
+                         f"upright)")
         deep = deep_images.deep_format(raw, im)
         if deep is not None:  # Pillow reads these at 8 bits itself
             notes.append(f"a {deep}: compared at 8 bits (as Pillow reads it)")

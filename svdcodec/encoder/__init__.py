@@ -175,7 +175,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     finer classes, and effort 2's RDOQ at a lower lambda (`tuning.AQ_CHROMA_STEP`,
     `AQ_G_SCALE`, `AQ_RDOQ_LAMBDA`; docs/design-notes.md, "Tuning aq=True for luma SSIM").
 
-    effort (1 or 2, default 1): 2 chooses U's integers by rate and distortion and compresses
+    effort (the integer 1 or 2, default 1; 2.0 is refused, as rank=2.0 is): 2 chooses U's integers by rate and distortion and compresses
     the kept factor blocks again at a slower zstd level: 8-14 % smaller files at the same
     quality (about 0.3 dB lower PSNR), for an encode 1.3-3.5x as long (docs/performance.md).
     Decoding is not slower.
@@ -184,9 +184,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     exif (bytes, with or without Pillow's "Exif\\0\\0" prefix, or a PIL.Image.Exif; the
     orientation is stored, not applied), icc_profile (bytes), xmp (bytes or str), dpi (x, y):
     whole dots per inch where both are within 0.0127 of whole numbers, else whole pixels per
-    metre as PNG stores them (300.5 reads back as 300.5074), text ({keyword: str}). Nothing
-    is taken from a Pillow image's own info here: pass it (the Pillow plugin and svdi-encode
-    do).
+    metre as PNG stores them (300.5 reads back as 300.5074), text ({keyword: str}). None or
+    an empty value (b"", "", {}) writes none; any other type, False and 0 among them, raises
+    a TypeError (`format.metadata.MetadataTypeError`, an SvdiError too). Nothing is taken
+    from a Pillow image's own info here: pass it (the Pillow plugin and svdi-encode do).
     max_bytes counts the metadata too.
     """
     meta = metadata_chunks(exif, icc_profile, xmp, dpi, text)  # checked before the slow part
@@ -236,7 +237,9 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
             raise SvdiError(f"centre=True centres the columns of the plain layout; got layout "
                             f"{layout!r}")
         layout = "plain"
-    if effort not in EFFORT_LEVELS or isinstance(effort, bool):
+    # An integer choice, as rank is an integer: 2.0 is refused as rank=2.0 is (and as
+    # svdi-encode's --effort 2.0 is)
+    if not is_integer(effort) or effort not in EFFORT_LEVELS:
         raise SvdiError(f"effort must be one of {', '.join(map(str, EFFORT_LEVELS))}, "
                         f"got {effort!r}")
     request = residual_request(pixels, max_error, exact_alpha, exact_constant)

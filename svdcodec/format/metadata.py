@@ -245,22 +245,33 @@ def _parse_text(raw: bytes) -> tuple[str, str]:
 # ----------------------------------------------------------------------------- writing
 
 
+class MetadataTypeError(SvdiError, TypeError):
+    """A metadata option of a type it does not take (False, 0, a list...): a TypeError, and
+    an SvdiError as every refusal of the encoder's input is."""
+
+
+BYTES_TYPES = (bytes, bytearray, memoryview)
+
+
 def _exif_bytes(exif: Any) -> bytes:
     """EXIF as bytes, from bytes (with or without "Exif\\0\\0") or a PIL.Image.Exif."""
     if hasattr(exif, "tobytes"):
         exif = exif.tobytes()
-    if isinstance(exif, str) or not isinstance(exif, (bytes, bytearray, memoryview)):
-        raise SvdiError(f"exif must be bytes or PIL.Image.Exif, got {type(exif).__name__}")
+    if not isinstance(exif, BYTES_TYPES):
+        raise MetadataTypeError(f"exif must be bytes or PIL.Image.Exif, got "
+                                f"{type(exif).__name__} {exif!r:.40}")
     raw = bytes(exif)
     return raw.removeprefix(EXIF_PREFIX)
 
 
-def _text_bytes(value: Any, what: str) -> bytes:
-    if isinstance(value, str):
+def _bytes(value: Any, what: str, text: bool = False) -> bytes:
+    """A bytes option's bytes (text: a str too, as UTF-8)."""
+    if text and isinstance(value, str):
         return value.encode("utf-8")
-    if isinstance(value, (bytes, bytearray, memoryview)):
+    if isinstance(value, BYTES_TYPES):
         return bytes(value)
-    raise SvdiError(f"{what} must be bytes or str, got {type(value).__name__}")
+    raise MetadataTypeError(f"{what} must be bytes{' or str' if text else ''}, got "
+                            f"{type(value).__name__} {value!r:.40}")
 
 
 #: Half a pixel per metre, in dots per inch: how far PNG's pHYs (whole pixels per metre) may
@@ -292,7 +303,8 @@ def _dpi_record(dpi: Any) -> bytes:
 
 def _text_record(key: Any, value: Any) -> bytes:
     if not isinstance(key, str) or not isinstance(value, str):
-        raise SvdiError(f"text keys and values must be str, got {key!r}: {type(value).__name__}")
+        raise MetadataTypeError(f"text keys and values must be str, got {key!r}: "
+                                f"{type(value).__name__}")
     try:
         raw_key = key.encode("latin-1")
     except UnicodeEncodeError:
@@ -311,11 +323,15 @@ def metadata_chunks(exif: Any = None, icc_profile: Any = None, xmp: Any = None,
                     ) -> list[tuple[bytes, bytes]]:
     """(type, payload) of the chunks for the given metadata, each checked as a reader would.
 
-    Empty values (b"", {}, None) write nothing, as Pillow's writers do for exif=b"".
+    None and empty values (b"", "", {}) write nothing, as Pillow's writers do for exif=b"".
+    Any other type (False and 0 among them, which are not empty metadata) raises
+    MetadataTypeError, a TypeError and an SvdiError: exif is bytes or a PIL.Image.Exif,
+    icc_profile bytes, xmp bytes or str, text a mapping of str to str.
     """
     chunks: list[tuple[bytes, bytes]] = []
-    if icc_profile:
-        profile = _check_icc(_text_bytes(icc_profile, "icc_profile"), "icc_profile")
+    profile = b"" if icc_profile is None else _bytes(icc_profile, "icc_profile")
+    if profile:
+        profile = _check_icc(profile, "icc_profile")
         frame = zstandard.ZstdCompressor(level=19, write_content_size=True).compress(profile)
         chunks.append((ICC_CHUNK, ICC_NAME.encode("latin-1") + b"\0" + bytes([ICC_METHOD_ZSTD])
                        + frame))
@@ -325,10 +341,12 @@ def metadata_chunks(exif: Any = None, icc_profile: Any = None, xmp: Any = None,
         raw = _exif_bytes(exif)
         if raw:
             chunks.append((EXIF_CHUNK, _check_exif(raw, "exif")))
-    if xmp:
-        chunks.append((XMP_CHUNK, _check_xmp(_text_bytes(xmp, "xmp"), "xmp")))
-    if text:
+    packet = b"" if xmp is None else _bytes(xmp, "xmp", text=True)
+    if packet:
+        chunks.append((XMP_CHUNK, _check_xmp(packet, "xmp")))
+    if text is not None:
         if not isinstance(text, Mapping):
-            raise SvdiError(f"text must be a mapping of keyword to str, got {type(text).__name__}")
+            raise MetadataTypeError(f"text must be a mapping of keyword to str, got "
+                                    f"{type(text).__name__} {text!r:.40}")
         chunks += [(TEXT_CHUNK, _text_record(k, v)) for k, v in text.items()]
     return chunks
