@@ -1146,6 +1146,15 @@ ALWAYS_INLINE void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_
     }
 }
 
+#if FUSED_PRODUCT
+/* exact_product's AVX2 copy of exact_rows32, with the intrinsics after <immintrin.h> below */
+FUSED static void exact_rows32_avx2(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
+                                    Py_ssize_t rows, Py_ssize_t rank, const double *bw,
+                                    Py_ssize_t cols, double unit, const double *means,
+                                    double *values, Py_ssize_t *terms, char *out,
+                                    Py_ssize_t out_row);
+#endif
+
 /* The product's rows: patch 4's 16 columns in exact_rows16, multiples of 32 (patch 8's 64,
    patch 16's 256) in exact_rows32, other counts in exact_rows (which takes values, terms,
    sums0 and sums1: see there). */
@@ -1362,6 +1371,10 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
         exact_run_fused_wide(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
                              unit, mean, values, terms, sums0, sums1, out.data, out.strides[0],
                              row_m);
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+             && cols % 32 == 0 && row_m == NULL)
+        exact_rows32_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
+                          unit, mean, values, terms, out.data, out.strides[0]);
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         exact_run_fused(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
                         unit, mean, values, terms, sums0, sums1, out.data, out.strides[0],
@@ -1900,6 +1913,53 @@ static int chroma_row(WideChroma *wc, Py_ssize_t y, float *blue, float *red)
 
 #if FUSED_PRODUCT
 #include <immintrin.h>
+
+/* ------------------------------------------------ decoding: exact product, AVX2 (kodakdec) */
+
+/* exact_run_fused's exact_rows32 (a multiple of 32 columns) for a plane that is not adapted,
+   on CPUs with AVX2 and FMA but not AVX-512 (exact_product picks it): a row's 32 sums held
+   as eight AVX2 vectors. The same operations in the same order (the row's non-zero terms
+   listed as exact_rows32 lists them, each sum +0 then one fused multiply-add per term, then
+   s * unit + mean rounded to float32), so the same bits. GCC compiled exact_rows32's
+   `double s[32]` into a `rep stos` per 32 columns and kept the sums on the stack across its
+   unrolled pairs of terms; on the chroma planes' rows (patch 8: 64 columns, a few non-zero
+   terms each) that set-up and those loads and stores were most of the work. */
+FUSED static void exact_rows32_avx2(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
+                                    Py_ssize_t rows, Py_ssize_t rank, const double *bw,
+                                    Py_ssize_t cols, double unit, const double *means,
+                                    double *values, Py_ssize_t *terms, char *out,
+                                    Py_ssize_t out_row)
+{
+    const __m256d vunit = _mm256_set1_pd(unit);
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        const char *a = left + i * left_row;
+        Py_ssize_t n = 0;
+        for (Py_ssize_t k = 0; k < rank; k++) {
+            double ak = (double)ld_f32(a + k * left_col);
+            values[n] = ak;
+            terms[n] = k * cols;
+            n += ak != 0.0;
+        }
+        float *o = (float *)(out + i * out_row);
+        for (Py_ssize_t j0 = 0; j0 < cols; j0 += 32) {
+            __m256d s[8];
+            for (int q = 0; q < 8; q++)
+                s[q] = _mm256_setzero_pd();
+            for (Py_ssize_t t = 0; t < n; t++) {
+                const __m256d at = _mm256_set1_pd(values[t]);
+                const double *b = bw + terms[t] + j0;
+                for (int q = 0; q < 8; q++)
+                    s[q] = _mm256_fmadd_pd(at, _mm256_loadu_pd(b + 4 * q), s[q]);
+            }
+            for (int q = 0; q < 8; q++) {
+                __m256d v = _mm256_mul_pd(s[q], vunit);
+                if (means != NULL)
+                    v = _mm256_add_pd(v, _mm256_loadu_pd(means + j0 + 4 * q));
+                _mm_storeu_ps(o + j0 + 4 * q, _mm256_cvtpd_ps(v));
+            }
+        }
+    }
+}
 
 /* The colour output in one pass per row on CPUs with AVX2 and FMA (`ycc_row_avx2`; set once,
    by the module's initialization): the chroma blend, the rounding of Y', the conversion and

@@ -912,7 +912,8 @@ def test_exact_product_is_the_exact_rule(compiled: Any) -> None:
     rng = np.random.default_rng(31)
     for rows, rank, cols, density in ((700, 16, 16, 0.3), (257, 19, 64, 0.6), (64, 5, 7, 1.0),
                                       (33, 40, 256, 0.1), (9, 3, 16, 0.0), (38, 12, 16, 0.5),
-                                      (2, 7, 16, 1.0), (5, 30, 64, 0.0)):
+                                      (2, 7, 16, 1.0), (5, 30, 64, 0.0), (40, 9, 32, 0.2),
+                                      (11, 6, 96, 0.5)):
         top_a, top_b = 1 << int(rng.integers(1, 23)), 1 << int(rng.integers(1, 23))
         left = np.where(rng.random((rows, rank)) < density,
                         rng.integers(-top_a, top_a + 1, (rows, rank)), 0).astype(np.float32)
