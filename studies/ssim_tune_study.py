@@ -26,6 +26,12 @@ the trailing components' steps, the patch mean's step by the luma step); "best" 
 patch mean of effort 2's adapted plane at `tuning.AQ_MEAN_STEP` up to `AQ_MEAN_STEP_UP_TO`:
 `--reference 12-03 --only best`. The restoration fit and the deblocking choice weighted for
 SSIM were prototypes in the encoder's modules, removed (figures in the notes).
+
+2026-12-05 ("Luma SSIM on photos never tuned on: RDOQ from nearest and G x 1.6"): "12-04" is
+what aq=True wrote at a6cb2a6 (G x 1.2, effort 2's RDOQ from the dead zone in one round);
+"best" starts every plane's RDOQ from nearest in two rounds with G x 1.6 (effort 2's,
+`tuning.AQ_EFFORT2_G_SCALE`): `--images kodim01
+... kodim08 --reference 12-04 --only best "12-04 + G x1.6" ...`.
 """
 
 from __future__ import annotations
@@ -65,13 +71,20 @@ def setting(module: object, name: str, value: object) -> Patch:
     return apply
 
 
+#: effort 2's RDOQ of an aq encode as before 2026-12-05: from the dead zone
+#: (`codec.quantize.RDOQ_ROUNDING`), one round (`RDOQ_ROUNDS`).
+DEAD_ZONE_RDOQ: list[Patch] = [setting(encoder, "AQ_RDOQ_ROUNDING", None),
+                               setting(encoder, "AQ_RDOQ_ROUNDS", None)]
+
+
 #: What ee585a3 wrote with aq=True (svdi-best before this study): the chroma step 0.85 at every
 #: step, G the geometric mean, RDOQ at 0.10, no lean to patch 4.
 BEFORE: list[Patch] = [setting(schedule, "AQ_CHROMA_STEP", ((16.0, 0.85), (64.0, 0.85))),
-                       setting(aq_encoder, "AQ_G_SCALE", 1.0),
+                       setting(aq_encoder, "AQ_EFFORT2_G_SCALE", 1.0),
                        setting(encoder, "AQ_RDOQ_LAMBDA", 0.10),
                        setting(schedule, "AQ_PATCH4_BIAS", 0.0),
-                       setting(schedule, "AQ_PATCH4_MAX_STEP", 1e9)]
+                       setting(schedule, "AQ_PATCH4_MAX_STEP", 1e9),
+                       *DEAD_ZONE_RDOQ]
 
 
 def chroma(fine: float, lo: float, coarse: float, hi: float) -> Patch:
@@ -81,9 +94,9 @@ def chroma(fine: float, lo: float, coarse: float, hi: float) -> Patch:
 
 
 def g_scale(factor: float) -> Patch:
-    """G written `factor` times the geometric mean (every class threshold scaled alike: factor
-    2^(1/(4 s)) ~ 4.2 would move every patch one class finer)."""
-    return setting(aq_encoder, "AQ_G_SCALE", factor)
+    """G written `factor` times the geometric mean at effort 2 (every class threshold scaled
+    alike: factor 2^(1/(4 s)) ~ 4.2 would move every patch one class finer)."""
+    return setting(aq_encoder, "AQ_EFFORT2_G_SCALE", factor)
 
 
 def rdoq(lam: float) -> Patch:
@@ -140,7 +153,23 @@ def mean_step_to(ratio: float, largest: float) -> Patch:
 
 #: What aq=True wrote at a9dfe94 (2026-12-03): the adapted plane's patch mean at
 #: `codec.quantize.MEAN_STEP` (0.7) at every step, as every other plane's.
-AQ_1203: list[Patch] = [setting(aq_encoder, "AQ_MEAN_STEP_UP_TO", -1.0)]
+AQ_1203: list[Patch] = [setting(aq_encoder, "AQ_MEAN_STEP_UP_TO", -1.0), g_scale(1.2),
+                        *DEAD_ZONE_RDOQ]
+#: What aq=True wrote at a6cb2a6 (2026-12-04): G 1.2 times the geometric mean, effort 2's RDOQ
+#: from the dead zone in one round.
+AQ_1204: list[Patch] = [g_scale(1.2), *DEAD_ZONE_RDOQ]
+
+
+def adapted_plane_rdoq_from(rounding: float) -> Patch:
+    """Only the adapted plane's RDOQ starts from `rounding` (prototype: the chroma planes'
+    from the dead zone)."""
+    original = aq_encoder.AQStats
+
+    class Started(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            kwargs["rdoq_rounding"] = rounding
+            super().__init__(*args, **kwargs)
+    return setting(aq_encoder, "AQStats", Started)
 
 
 #: "R" in the variants' names: RDOQ at 0.07 and the chroma ratio 0.95 -> 0.7 over luma steps 16..64;
@@ -212,9 +241,21 @@ VARIANTS: dict[str, list[Patch]] = {
     "12-03 + AC weights x1.03": [*AQ_1203, weight_gain(1.03)],
     "12-03 + AC weights x1.08": [*AQ_1203, weight_gain(1.08)],
     "12-03": AQ_1203,
-    "best + G x1.4": [g_scale(1.4)],
+    "12-04 + G x1.4": [*AQ_1204, g_scale(1.4)],
+    # 2026-12-05, from what aq=True wrote at a6cb2a6 ("12-04"): effort 2's RDOQ from nearest
+    # in two rounds (every plane, or the adapted plane only), in one round, and G on top
+    "12-04": AQ_1204,
+    "12-04 + G x1.6": [*AQ_1204, g_scale(1.6)],
+    "12-04 + RDOQ nearest, 2 rounds": [g_scale(1.2)],
+    "12-04 + RDOQ nearest, 1 round": [g_scale(1.2), setting(encoder, "AQ_RDOQ_ROUNDS", None)],
+    "12-04 + RDOQ nearest, 2 rounds, luma only": [*AQ_1204, adapted_plane_rdoq_from(0.5),
+                                                  setting(encoder, "AQ_RDOQ_ROUNDS", 2)],
+    "12-04 + RDOQ nearest, 2 rounds + G x1.4": [g_scale(1.4)],
+    "12-04 + RDOQ nearest, 2 rounds + G x2.0": [g_scale(2.0)],
+    "best + G x1.8": [g_scale(1.8)],
     # today's aq=True (encoder.tuning: AQ_CHROMA_STEP, AQ_G_SCALE, AQ_RDOQ_LAMBDA,
-    # AQ_PATCH4_BIAS, AQ_PATCH4_MAX_STEP): "R + G x1.2 + bias +2.5 to step 64"
+    # AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS, AQ_PATCH4_BIAS, AQ_PATCH4_MAX_STEP, AQ_MEAN_STEP):
+    # "12-04 + RDOQ nearest, 2 rounds + G x1.6"
     "best": [],
 }
 

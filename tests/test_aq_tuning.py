@@ -1,8 +1,10 @@
 """aq=True tunes the encoder for luma SSIM beyond the luma plane's steps (encoder only, no
-format change; encoder.tuning AQ_CHROMA_STEP, AQ_G_SCALE, AQ_RDOQ_LAMBDA, AQ_PATCH4_BIAS,
-AQ_MEAN_STEP): the chroma step by the luma step, G above the plane's geometric mean, effort 2's
-RDOQ lambda, the luma plane's layout prediction leaning towards patch 4, and at effort 2 the
-adapted plane's patch mean step at the higher rates."""
+format change; encoder.tuning AQ_CHROMA_STEP, AQ_G_SCALE, AQ_EFFORT2_G_SCALE, AQ_RDOQ_LAMBDA,
+AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS, AQ_PATCH4_BIAS, AQ_MEAN_STEP): the chroma step by the luma
+step, G above the plane's geometric mean (more at effort 2), effort 2's RDOQ lambda, start and
+rounds, the luma plane's layout
+prediction leaning towards patch 4, and at effort 2 the adapted plane's patch mean step at the
+higher rates."""
 
 from __future__ import annotations
 
@@ -58,39 +60,107 @@ def test_chroma_planes_step(quality: int) -> None:
         assert np.array_equal(svdcodec.decode(data), decode_reference(data))
 
 
-def test_g_scale(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The G an adapted plane is written with is AQ_G_SCALE times the geometric mean of its
-    patches' variance + C (binary16), which the map then reads: other G, other files."""
-    assert tuning.AQ_G_SCALE > 1.0
+@pytest.mark.parametrize("effort", [1, 2])
+def test_g_scale(effort: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The G an adapted plane is written with is AQ_G_SCALE (effort 2: AQ_EFFORT2_G_SCALE)
+    times the geometric mean of its patches' variance + C (binary16), which the map then
+    reads: other G, other files."""
+    assert 1.0 < tuning.AQ_G_SCALE < tuning.AQ_EFFORT2_G_SCALE
+    scale, name = ((tuning.AQ_G_SCALE, "AQ_G_SCALE") if effort == 1
+                   else (tuning.AQ_EFFORT2_G_SCALE, "AQ_EFFORT2_G_SCALE"))
     log_sums, rows = [100.0, 120.0], 50
     mean = math.exp(sum(log_sums) / rows)
-    assert aq_encoder.plane_g(log_sums, rows) == aq.g_bits(tuning.AQ_G_SCALE * mean)
+    assert aq_encoder.plane_g(log_sums, rows, effort == 2) == aq.g_bits(scale * mean)
     pixels = sample((96, 128))
-    data = svdcodec.encode(pixels, quality=40, aq=True)
-    monkeypatch.setattr(aq_encoder, "AQ_G_SCALE", 1.0)
-    unscaled = svdcodec.encode(pixels, quality=40, aq=True)
+    data = svdcodec.encode(pixels, quality=40, aq=True, effort=effort)
+    monkeypatch.setattr(aq_encoder, name, 1.0)
+    unscaled = svdcodec.encode(pixels, quality=40, aq=True, effort=effort)
     g = aq.binary16(unpack(data).planes[0].aq[1])
     g1 = aq.binary16(unpack(unscaled).planes[0].aq[1])
-    assert g / g1 == pytest.approx(tuning.AQ_G_SCALE, rel=2e-3)
+    assert g / g1 == pytest.approx(scale, rel=2e-3)
     assert data != unscaled
 
 
 @pytest.mark.parametrize("adapted", [False, True])
 def test_rdoq_lambda(adapted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """At effort 2 every run/level optimisation of an aq encode (every plane) runs at
-    AQ_RDOQ_LAMBDA, of any other encode at RDOQ_LAMBDA."""
-    seen: list[float | None] = []
+    AQ_RDOQ_LAMBDA for AQ_RDOQ_ROUNDS rounds, of any other encode at RDOQ_LAMBDA for
+    RDOQ_ROUNDS."""
+    seen: list[tuple[float | None, int | None]] = []
     original = quantize.optimise_levels
 
     def recorded(*args, **kwargs):
-        seen.append(args[4] if len(args) > 4 else kwargs.get("lam"))
+        seen.append((args[4] if len(args) > 4 else kwargs.get("lam"),
+                     args[5] if len(args) > 5 else kwargs.get("rounds")))
         return original(*args, **kwargs)
     monkeypatch.setattr(quantize, "optimise_levels", recorded)
     monkeypatch.setattr(aq_encoder, "optimise_levels", recorded)
     svdcodec.encode(sample((96, 128)), quality=50, effort=2, aq=adapted)
     assert seen
-    expected = tuning.AQ_RDOQ_LAMBDA if adapted else quantize.RDOQ_LAMBDA
-    assert {quantize.RDOQ_LAMBDA if lam is None else lam for lam in seen} == {expected}
+    expected = ((tuning.AQ_RDOQ_LAMBDA, tuning.AQ_RDOQ_ROUNDS) if adapted
+                else (quantize.RDOQ_LAMBDA, quantize.RDOQ_ROUNDS))
+    assert {(quantize.RDOQ_LAMBDA if lam is None else lam,
+             quantize.RDOQ_ROUNDS if rounds is None else rounds) for lam, rounds in seen} \
+        == {expected}
+
+
+@pytest.mark.parametrize("adapted", [False, True])
+def test_rdoq_rounding(adapted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At effort 2 every plane's quantizer of an aq encode starts the optimised levels from
+    AQ_RDOQ_ROUNDING (rounding to nearest), of any other encode from RDOQ_ROUNDING (the dead
+    zone)."""
+    assert tuning.AQ_RDOQ_ROUNDING != quantize.RDOQ_ROUNDING
+    seen: set[float] = set()
+    original = quantize.ColumnStats.__init__
+
+    def recorded(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        if self.sparse is not None:
+            seen.add(self.rdoq_rounding)
+    monkeypatch.setattr(quantize.ColumnStats, "__init__", recorded)
+    svdcodec.encode(sample((96, 128)), quality=50, effort=2, aq=adapted)
+    assert seen == {tuning.AQ_RDOQ_ROUNDING if adapted else quantize.RDOQ_ROUNDING}
+
+
+def test_rdoq_rounding_and_rounds_of_column_stats() -> None:
+    """ColumnStats' own start and rounds: from nearest more levels are non-zero before the
+    optimisation lowers them, a second round lowers at least as many as one, and None is
+    RDOQ_ROUNDING and RDOQ_ROUNDS."""
+    rng = np.random.default_rng(6)
+    values = (rng.laplace(size=(400, 24)) * 3).astype(np.float32)
+    groups = [(1, 24)]
+
+    def nonzeros(rounding: float | None, rounds: int | None, lam: float = 0.10) -> int:
+        stats = quantize.ColumnStats(24, 1.0, groups, rdoq_lambda=lam, rdoq_rounding=rounding,
+                                     rdoq_rounds=rounds)
+        return int(np.count_nonzero(stats.add(values)))
+    assert nonzeros(None, None) == nonzeros(quantize.RDOQ_ROUNDING, quantize.RDOQ_ROUNDS)
+    # a lambda too small to lower any level leaves each rounding's own integers
+    nearest = int(np.count_nonzero(quantize.quantize(values, 1.0, rounding=0.5)))
+    dead_zone = int(np.count_nonzero(quantize.quantize(values, 1.0)))
+    assert nonzeros(0.5, 1, lam=1e-9) == nearest > dead_zone == nonzeros(None, 1, lam=1e-9)
+    assert nonzeros(0.5, 2) <= nonzeros(0.5, 1) < nearest
+
+
+def test_map_columns_keep_the_dead_zone() -> None:
+    """An adapted band's components the map reads are quantized at ROUNDING whatever the
+    RDOQ's start (the decoder's map is made of them, as `encoder_map` quantizes them), the
+    later ones from AQ_RDOQ_ROUNDING."""
+    rng = np.random.default_rng(7)
+    values = (rng.laplace(size=(300, 12)) * 4).astype(np.float32)
+    multipliers = rng.choice(aq.CLASSES, size=300)
+    stats = aq_encoder.AQStats(12, 1.0, [(1, 12)], multipliers, 4,
+                               rdoq_lambda=1e-9, rdoq_rounding=tuning.AQ_RDOQ_ROUNDING)
+    ints = stats.add(values)
+    classes = aq_encoder.class_index(multipliers)
+    assert stats.inv_steps is not None
+    dead_zone, _ = aq_encoder.adapted_integers(values, stats.inv_steps, classes,
+                                               quantize.ROUNDING)
+    nearest, _ = aq_encoder.adapted_integers(values, stats.inv_steps, classes,
+                                             tuning.AQ_RDOQ_ROUNDING)
+    assert np.array_equal(ints[:, :4], dead_zone[:, :4])
+    assert np.array_equal(ints[:, 4:], nearest[:, 4:])
+    assert not np.array_equal(dead_zone[:, 4:], nearest[:, 4:])
 
 
 def test_rdoq_lambda_of_column_stats() -> None:

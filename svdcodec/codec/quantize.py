@@ -77,10 +77,12 @@ class ColumnStats:
 
     def __init__(self, columns: int, step: float,
                  sparse: list[tuple[int, int]] | None = None, patches: bool = False,
-                 rdoq_lambda: float | None = None, mean_step: float | None = None) -> None:
+                 rdoq_lambda: float | None = None, mean_step: float | None = None,
+                 rdoq_rounding: float | None = None, rdoq_rounds: int | None = None) -> None:
         """`sparse`: the run/level coded column ranges, whose integers `optimise_levels` then
-        chooses (when RDOQ_LAMBDA, or `rdoq_lambda` instead, is set); else the plain
-        dead-zone quantizer. `patches`:
+        chooses (when RDOQ_LAMBDA, or `rdoq_lambda` instead, is set), starting from the
+        rounding `rdoq_rounding` (None: RDOQ_ROUNDING) in `rdoq_rounds` rounds (None:
+        RDOQ_ROUNDS); else the plain dead-zone quantizer. `patches`:
         the U of a patch layout, each component at its own step (`component_steps`); else
         every component at `step` (`mean_step`: the patch mean's multiplier, None:
         MEAN_STEP). `steps` holds each column's step, `error` is in plane units either way."""
@@ -94,6 +96,8 @@ class ColumnStats:
         self.squares = np.zeros(columns)
         self.rows = 0
         self.rdoq_lambda = RDOQ_LAMBDA if rdoq_lambda is None else rdoq_lambda
+        self.rdoq_rounding = RDOQ_ROUNDING if rdoq_rounding is None else rdoq_rounding
+        self.rdoq_rounds = RDOQ_ROUNDS if rdoq_rounds is None else rdoq_rounds
         self.sparse = sparse if self.rdoq_lambda else None
 
     def add(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -104,12 +108,13 @@ class ColumnStats:
         if self.sparse is None:
             return self._dead_zone(values, out, ROUNDING, self.top, self.squares)
         top = np.zeros(self.columns)
-        ints = self._dead_zone(values, out, RDOQ_ROUNDING, top, None)
+        ints = self._dead_zone(values, out, self.rdoq_rounding, top, None)
         if self.inv_steps is None:
-            added = optimise_levels(ints, values, self.step, self.sparse, self.rdoq_lambda)
+            added = optimise_levels(ints, values, self.step, self.sparse, self.rdoq_lambda,
+                                    self.rdoq_rounds)
         else:  # values in each column's steps: |v| * inv_j, the same bits as the dead zone's
             added = optimise_levels(ints, values * self.inv_steps, 1.0, self.sparse,
-                                    self.rdoq_lambda)
+                                    self.rdoq_lambda, self.rdoq_rounds)
         self.error += added * self.steps ** 2
         if ints.size:
             np.maximum(self.top, np.abs(ints).max(axis=0), out=self.top)
@@ -262,7 +267,8 @@ def reconstruct(A: np.ndarray, sigma: np.ndarray, B: np.ndarray, step: float) ->
 RDOQ_LAMBDA: float | None = 0.10
 #: Rounding of the integers `optimise_levels` starts from: the dead zone's. From nearest (0.5)
 #: it would need a second round (symbol costs counted again after the first) to gain 0.4 point
-#: more, for twice the time (studies/rdoq_study.py).
+#: more, for twice the time (studies/rdoq_study.py); aq=True's encodes take that
+#: (`encoder.tuning.AQ_RDOQ_ROUNDING`).
 RDOQ_ROUNDING = ROUNDING
 #: Estimated extra bits of an escaped run or value (its uint16/int16 side-stream entry).
 ESCAPE_BITS = 12.0
@@ -291,22 +297,25 @@ def symbol_bits(counts: np.ndarray) -> np.ndarray:
 
 
 def optimise_levels(ints: np.ndarray, values: np.ndarray, step: float,
-                    groups: list[tuple[int, int]], lam: float | None = None) -> np.ndarray:
+                    groups: list[tuple[int, int]], lam: float | None = None,
+                    rounds: int | None = None) -> np.ndarray:
     """Rate-distortion optimised quantization of a band (rows, columns) of integers quantized
-    with RDOQ_ROUNDING: in each run/level coded column range of `groups`, RDOQ_ROUNDS rounds of
-    `lower_levels`, each with bits estimated from the symbol frequencies at its start.
+    with RDOQ_ROUNDING or another offset (`ColumnStats`' `rdoq_rounding`): in each run/level
+    coded column range of `groups`, `rounds` (None: RDOQ_ROUNDS) rounds of `lower_levels`,
+    each with bits estimated from the symbol frequencies at its start.
 
     `ints` is changed in place; returns the change of each column's squared error (step^2
     units, float64). Both kernel paths give the same integers and sums. `lam`: the Lagrange
     multiplier, RDOQ_LAMBDA if None."""
     lam = float((RDOQ_LAMBDA if lam is None else lam) or 0.0)
+    rounds = RDOQ_ROUNDS if rounds is None else rounds
     added = np.zeros(ints.shape[1])
     inv_step = np.float32(1.0 / step)
     compiled = kernels.get()
     for lo, hi in groups:
         if hi <= lo or not ints.shape[0]:
             continue
-        for _ in range(RDOQ_ROUNDS):
+        for _ in range(rounds):
             if compiled is None:
                 changed, cost = lower_levels(ints, values, inv_step, lo, hi, lam)
             else:

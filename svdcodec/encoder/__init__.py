@@ -38,6 +38,8 @@ from .source import image_header
 from .tuning import (
     AQ_FINEST_SEARCHED_STEP,
     AQ_RDOQ_LAMBDA,
+    AQ_RDOQ_ROUNDING,
+    AQ_RDOQ_ROUNDS,
     AUTO_LAYOUTS,
     DEFAULT_EFFORT,
     DEFAULT_PATCH,
@@ -172,8 +174,11 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     bytes, slightly lower RGB PSNR (docs/design-notes.md, "Adaptive quantization per patch").
     It also tunes the rest of the encode for luma SSIM (no other format change): chroma
     coarser than the default at high qualities and finer at low ones, more patches in the
-    finer classes, and effort 2's RDOQ at a lower lambda (`tuning.AQ_CHROMA_STEP`,
-    `AQ_G_SCALE`, `AQ_RDOQ_LAMBDA`; docs/design-notes.md, "Tuning aq=True for luma SSIM").
+    finer classes (more at effort 2), and effort 2's RDOQ at a lower lambda, from rounding to
+    nearest, in two rounds (`tuning.AQ_CHROMA_STEP`, `AQ_G_SCALE`, `AQ_EFFORT2_G_SCALE`,
+    `AQ_RDOQ_LAMBDA`, `AQ_RDOQ_ROUNDING`, `AQ_RDOQ_ROUNDS`; docs/design-notes.md, "Tuning
+    aq=True for luma SSIM" and "Luma SSIM on photos never tuned on: RDOQ from nearest and
+    G x 1.6").
 
     effort (the integer 1 or 2, default 1; 2.0 is refused, as rank=2.0 is): 2 chooses U's integers by rate and distortion and compresses
     the kept factor blocks again at a slower zstd level: 8-14 % smaller files at the same
@@ -308,7 +313,7 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
             adapt: int = 0, restore: bool = False) -> bytes:
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt,
-                    AQ_RDOQ_LAMBDA if adapt else None)
+                    *((AQ_RDOQ_LAMBDA, AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS) if adapt else ()))
     enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
                   deblock, restore)
     if single_step:

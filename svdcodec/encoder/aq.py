@@ -22,12 +22,11 @@ import numpy as np
 from ..codec import aq
 from ..codec.quantize import (
     FIRST_ROUNDING,
-    RDOQ_ROUNDING,
     ROUNDING,
     ColumnStats,
     optimise_levels,
 )
-from .tuning import AQ_G_SCALE, AQ_MEAN_STEP, AQ_MEAN_STEP_UP_TO
+from .tuning import AQ_EFFORT2_G_SCALE, AQ_G_SCALE, AQ_MEAN_STEP, AQ_MEAN_STEP_UP_TO
 
 
 def mean_step(step: float, optimised: bool) -> float | None:
@@ -54,14 +53,16 @@ def class_index(multipliers: np.ndarray) -> np.ndarray:
 
 
 def adapted_integers(values: np.ndarray, inv_steps: np.ndarray, classes: np.ndarray,
-                     rounding: float) -> tuple[np.ndarray, np.ndarray]:
+                     rounding: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(integers as int32 with their signs, |values| in each element's own steps, float32) of
     float32 values (rows, c) at steps 1 / inv_steps times M / 16 (column 0: times 1) of each
-    row's class (`class_index`): the dead zone of `ColumnStats` with each row's step (column 0
-    rounds with FIRST_ROUNDING). A row's float32 inverse steps are taken from a table of the
-    seven classes' (each the binary64 quotient rounded once)."""
+    row's class (`class_index`): the dead zone of `ColumnStats` with each row's step, offset
+    `rounding` (one, or one per column; column 0 rounds with FIRST_ROUNDING). A row's float32
+    inverse steps are taken from a table of the seven classes' (each the binary64 quotient
+    rounded once)."""
     table = (inv_steps[None, :] / row_scale(CLASS_M, values.shape[1])).astype(np.float32)
-    offsets = np.full(values.shape[1], np.float32(rounding), dtype=np.float32)
+    offsets = np.empty(values.shape[1], dtype=np.float32)
+    offsets[:] = rounding
     offsets[:1] = FIRST_ROUNDING
     scaled = np.abs(values)
     scaled *= table[classes]
@@ -79,21 +80,26 @@ def adapted_integers(values: np.ndarray, inv_steps: np.ndarray, classes: np.ndar
 class AQStats(ColumnStats):
     """`ColumnStats` of an adapted plane's band whose matrix rows have the multipliers
     `multipliers` (M, 1/16). `map_columns`: the components the map reads (K'), which keep the
-    dead zone at effort 2 (the decoder's map is made of them): the run/level groups'
-    rate-distortion optimisation starts after them."""
+    dead zone at effort 2 (the decoder's map is made of them, `encoder_map` quantizes them at
+    ROUNDING): the run/level groups' rate-distortion optimisation, and its own rounding,
+    start after them."""
 
     def __init__(self, columns: int, step: float, sparse: list[tuple[int, int]] | None,
                  multipliers: np.ndarray, map_columns: int,
-                 rdoq_lambda: float | None = None, mean_step: float | None = None) -> None:
+                 rdoq_lambda: float | None = None, mean_step: float | None = None,
+                 rdoq_rounding: float | None = None, rdoq_rounds: int | None = None) -> None:
         super().__init__(columns, step, sparse, patches=True, rdoq_lambda=rdoq_lambda,
-                         mean_step=mean_step)
+                         mean_step=mean_step, rdoq_rounding=rdoq_rounding,
+                         rdoq_rounds=rdoq_rounds)
         self.classes = class_index(multipliers)
         self.map_columns = map_columns
 
     def add(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         values = np.asarray(values, dtype=np.float32)
         assert self.inv_steps is not None and values.shape[0] == self.classes.size
-        rounding = ROUNDING if self.sparse is None else RDOQ_ROUNDING
+        rounding = np.full(self.columns, ROUNDING, dtype=np.float32)
+        if self.sparse is not None:
+            rounding[self.map_columns:] = self.rdoq_rounding
         ints, scaled = adapted_integers(values, self.inv_steps, self.classes, rounding)
         squared_scale = np.square(row_scale(CLASS_M, self.columns))[self.classes]
         # the error in each row's steps, times that step squared: plane units
@@ -107,7 +113,7 @@ class AQStats(ColumnStats):
             table = (self.inv_steps[None, :] / row_scale(CLASS_M, self.columns)
                      ).astype(np.float32)
             added = optimise_levels(ints, values * table[self.classes], 1.0, groups,
-                                    self.rdoq_lambda)
+                                    self.rdoq_lambda, self.rdoq_rounds)
             # in each row's steps: the band's mean (M / 16)^2 stands for the rows' (an
             # estimate for the rank decision; the integers are exact either way)
             self.error += added * self.steps ** 2 * squared_scale.mean(axis=0)
@@ -129,10 +135,12 @@ def log_variance_sum(patches: np.ndarray) -> float:
     return float(np.log(variance + aq.FLOOR).sum())
 
 
-def plane_g(log_sums: list[float], rows: int) -> int:
+def plane_g(log_sums: list[float], rows: int, optimised: bool = False) -> int:
     """G's binary16 bits: AQ_G_SCALE times the geometric mean of the patches' variance + C
-    (every class threshold scales with G: above 1 more patches take the finer classes)."""
-    return aq.g_bits(AQ_G_SCALE * math.exp(sum(log_sums) / max(rows, 1)))
+    (every class threshold scales with G: above 1 more patches take the finer classes), or
+    AQ_EFFORT2_G_SCALE times it where the levels are rate-distortion optimised (effort 2)."""
+    scale = AQ_EFFORT2_G_SCALE if optimised else AQ_G_SCALE
+    return aq.g_bits(scale * math.exp(sum(log_sums) / max(rows, 1)))
 
 
 def encoder_map(values: list[np.ndarray], grid: tuple[int, int], patch: int, step: float,

@@ -106,8 +106,11 @@ class RankRule:
     optimise_levels: bool = False
     #: adaptive quantization per patch of plane 0 (format version 6, spec §5.5): K, 0 for none
     adapt: int = 0
-    #: the Lagrange multiplier of `optimise_levels` (None: codec.quantize.RDOQ_LAMBDA)
+    #: the Lagrange multiplier of `optimise_levels` (None: codec.quantize.RDOQ_LAMBDA), the
+    #: rounding its integers start from (None: RDOQ_ROUNDING) and its rounds (None: RDOQ_ROUNDS)
     rdoq_lambda: float | None = None
+    rdoq_rounding: float | None = None
+    rdoq_rounds: int | None = None
 
     @property
     def fixed(self) -> bool:
@@ -421,8 +424,8 @@ def energy_rank(candidate: Candidate, fraction: float) -> int:
 def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float,
                bands: list[Band] | None = None, done: dict[Band, BandPart] | None = None,
                optimise: bool = False, first_only: bool = False,
-               symbols: bool = True, adapt: int = 0,
-               rdoq_lambda: float | None = None, mean_step: float | None = None) -> QuantizedU:
+               symbols: bool = True, adapt: int = 0, rule: RankRule | None = None,
+               mean_step: float | None = None) -> QuantizedU:
     """The integers of the U side, their stats, and (`symbols`) the symbols of each sparse
     group at full rank, band by band (while the band is in cache: the rank decision usually
     keeps them all).
@@ -434,9 +437,14 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     of Y' of a 19 MP image is 36 MiB at 16-bit integers). `adapt`: K of adaptive
     quantization (spec §5.5; a streaming candidate), 0 for none: the bands are projected, the
     map made of the first min(K, rank) components, then the bands quantized with it (`done`
-    is not taken: its bands were quantized with another map); `mean_step`: the adapted
-    plane's patch mean multiplier (`encoder.aq.mean_step`; None: MEAN_STEP)."""
+    is not taken: its bands were quantized with another map); `rule`: whose RDOQ settings
+    (`rdoq_lambda`, `rdoq_rounding`, `rdoq_rounds`) `optimise` takes (None: the defaults);
+    `mean_step`: the adapted plane's patch mean multiplier (`encoder.aq.mean_step`; None:
+    MEAN_STEP)."""
     n = candidate.plane.matrix_shape[1]
+    rdoq = ({} if rule is None else
+            {"rdoq_lambda": rule.rdoq_lambda, "rdoq_rounding": rule.rdoq_rounding,
+             "rdoq_rounds": rule.rdoq_rounds})
     # With `optimise`, a patch layout's run/level coded groups: their integers
     # rate-distortion optimised (`optimise_levels`). Not a fitted basis's, which must find a decoded image's integers
     # again (generation stability), nor a plain layout's, whose factors keep the dead zone's
@@ -448,7 +456,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
     # too, `fit_basis` finds a decoded image's integers at those steps); not in a plain layout.
     own_steps = in_patches
     if candidate.P is not None:  # factorized whole (a plane too narrow to stream)
-        stats = ColumnStats(rank, step, sparse, own_steps, rdoq_lambda)
+        stats = ColumnStats(rank, step, sparse, own_steps, **rdoq)
         return QuantizedU(stats.add(sample_rows(candidate, bands)[:, :rank]), stats, {}, {})
     assert candidate.basis is not None
     bands = plane_bands(source, candidate.plane.index) if bands is None else bands
@@ -480,7 +488,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
             a = source.patches(candidate.plane.index, *bands[i], patch)
             return a @ unit_basis, aq_encoder.log_variance_sum(a)
         projected = run_bands(project, len(bands))
-        g = aq_encoder.plane_g([x for _, x in projected], int(starts[-1]))
+        g = aq_encoder.plane_g([x for _, x in projected], int(starts[-1]), optimise)
         coefficients = [v for v, _ in projected]
         row_m = aq_encoder.encoder_map(coefficients, (int(starts[-1]) // per_row, per_row),
                                        patch, step, g, map_columns, mean_step)
@@ -489,11 +497,11 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
         y0, y1 = bands[i]
         if row_m is None:
             a = source.patches(candidate.plane.index, y0, y1, patch)
-            stats = ColumnStats(rank, step, sparse, own_steps, rdoq_lambda)
+            stats = ColumnStats(rank, step, sparse, own_steps, **rdoq)
             values = a @ unit_basis
         else:
             stats = aq_encoder.AQStats(rank, step, sparse, row_m[starts[i]:starts[i + 1]],
-                                       map_columns, rdoq_lambda, mean_step)
+                                       map_columns, mean_step=mean_step, **rdoq)
             values = coefficients[i]
         mine = A[starts[i]:starts[i + 1]]
         if tail is None:
@@ -565,8 +573,7 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     mean_step = aq_encoder.mean_step(step, rule.optimise_levels) if adapt else None
     try:
         u = quantize_u(source, c, rank, step, sample, done, rule.optimise_levels, first_only,
-                       symbols=large, adapt=adapt, rdoq_lambda=rule.rdoq_lambda,
-                       mean_step=mean_step)
+                       symbols=large, adapt=adapt, rule=rule, mean_step=mean_step)
         stats_b = ColumnStats(rank, step)
         B = stats_b.add(c.Q[:, :rank])
     except OverflowError:

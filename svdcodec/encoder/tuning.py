@@ -56,9 +56,18 @@ CHROMA_STEP = 0.85
 #: bytes beside the map's finer classes, in RGB PSNR 28-38 dB nor in luma SSIM, while at
 #: larger steps (the 24-30 dB window) it still does (docs/design-notes.md, "Luma SSIM on
 #: photos never tuned on").
+#: At effort 2 (2026-12-05, docs/design-notes.md, "Luma SSIM on photos never tuned on: RDOQ
+#: from nearest and G x 1.6"), every plane's RDOQ starts from rounding to nearest
+#: (AQ_RDOQ_ROUNDING; the adapted plane's map components keep the dead zone, the map is made
+#: of them) and runs AQ_RDOQ_ROUNDS rounds: the RGB PSNR it gains pays for G at
+#: AQ_EFFORT2_G_SCALE times the geometric mean (more luma SSIM); effort 1, without that gain,
+#: keeps AQ_G_SCALE.
 AQ_CHROMA_STEP = ((16.0, 0.95), (64.0, 0.70))
 AQ_G_SCALE = 1.2
+AQ_EFFORT2_G_SCALE = 1.6
 AQ_RDOQ_LAMBDA = 0.07
+AQ_RDOQ_ROUNDING = 0.5
+AQ_RDOQ_ROUNDS = 2
 AQ_PATCH4_BIAS = 2.5
 AQ_PATCH4_MAX_STEP = 64.0
 AQ_MEAN_STEP = 0.9
