@@ -28,8 +28,13 @@ import { zstdDecompress, zstdReady } from "./zstd.js";
 
 export const SIGNATURE = Uint8Array.from([0x89, 0x53, 0x56, 0x44, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** The newest format version; this decoder reads every one of VERSIONS. */
-export const VERSION = 6;
-export const VERSIONS = [1, 2, 3, 4, 5, 6];
+export const VERSION = 7;
+export const VERSIONS = [1, 2, 3, 4, 5, 6, 7];
+/** The first version of the wrapped residual blocks (§4.1): int16 elements of 16-bit samples,
+ * q and the sample taken modulo 2^16. */
+const WRAPPED_VERSION = 7;
+/** The RBLK element type of a wrapped block (its elements are int16). */
+const WRAPPED_ELEMENT = 5;
 /** The first version of the compact container (§4.2): several block records to a factor
  * chunk, LEB128 fields, zstd frames without their magic number or stored raw. */
 const COMPACT_VERSION = 5;
@@ -761,12 +766,17 @@ function parseResidual(b, start, end, header) {
     }
   }
   if (!(Number.isFinite(bound) && bound >= 0)) throw new SvdiError(`${what}: invalid bound ${pyFloat(bound)}`);
-  if (!(elementType in INTEGER_TYPES)) throw new SvdiError(`${what}: invalid element type ${elementType}`);
+  const wrapped = elementType === WRAPPED_ELEMENT && header.version >= WRAPPED_VERSION;
+  if (!(elementType in INTEGER_TYPES) && !wrapped) throw new SvdiError(`${what}: invalid element type ${elementType}`);
+  if (wrapped && header.dtype !== "uint16" && header.dtype !== "int16") {
+    throw new SvdiError(`${what}: wrapped residuals (element type ${elementType}) of ${header.dtype} samples (uint16 or int16 only)`);
+  }
   if (predictor > 3) throw new SvdiError(`${what}: invalid predictor ${predictor}`);
-  const rawBytes = rows * header.width * ELEMENT_BYTES[elementType];
+  const elementCode = wrapped ? 2 : elementType; // a wrapped block's elements are int16
+  const rawBytes = rows * header.width * ELEMENT_BYTES[elementCode];
   checkFrame(b, start + 28, end, rawBytes, what);
   return {
-    channel, reference, first, rows, step, bound, elementType, predictor, what, rawBytes,
+    channel, reference, first, rows, step, bound, elementType, elementCode, wrapped, predictor, what, rawBytes,
     frameStart: start + 28, frameEnd: end, stored: end - start + 12,
   };
 }
@@ -1805,12 +1815,13 @@ class ResidualCursor {
     const width = this.width;
     if (this.elements === null) {
       const raw = decompressFrame(block, this.container.bytes);
-      this.elements = littleEndian(INTEGER_TYPES[block.elementType], raw, 0, block.rows * width);
+      this.elements = littleEndian(INTEGER_TYPES[block.elementCode], raw, 0, block.rows * width);
       this.carry.fill(0);
     }
     const from = (y0 - block.first) * width, count = (y1 - y0) * width;
     const q = this.q.subarray(0, count);
-    unpredictRows(this.elements.subarray(from, from + count), y1 - y0, width, block.predictor, this.carry, q);
+    unpredictRows(this.elements.subarray(from, from + count), y1 - y0, width, block.predictor, this.carry, q,
+      block.wrapped);
     if (y1 === block.first + block.rows) {
       this.elements = null;
       this.index++;
@@ -1826,9 +1837,25 @@ class ResidualCursor {
  * along a row is itself the d of a sample, so it must stay below 2^32 in magnitude (|q| ≤ 2^31 − 1
  * with |q_ref| ≤ 2^31 − 1). The first partial sum that passes 2^53 is computed as at least 2^53
  * (rounding is monotone), so the band holding it is refused as the reference refuses it; wrapping
- * needs sums of 2^63, beyond that. */
-function unpredictRows(d, rows, width, predictor, carry, q) {
+ * needs sums of 2^63, beyond that. A wrapped block's sums (version 7) are taken modulo 2^16 as
+ * they go (`(v << 16) >> 16`, the int16 congruent to v): they stay small, and equal modulo 2^16
+ * the spec's 64-bit sums, which is all its q keeps. */
+function unpredictRows(d, rows, width, predictor, carry, q, wrapped) {
   const vertical = predictor === 2 || predictor === 3, horizontal = predictor === 1 || predictor === 3;
+  if (wrapped) {
+    for (let y = 0; y < rows; y++) {
+      const at = y * width;
+      if (vertical) {
+        for (let x = 0; x < width; x++) q[at + x] = carry[x] = ((carry[x] + d[at + x]) << 16) >> 16;
+      } else {
+        for (let x = 0; x < width; x++) q[at + x] = d[at + x];
+      }
+      if (!horizontal) continue;
+      let sum = 0;
+      for (let x = 0; x < width; x++) q[at + x] = sum = ((sum + q[at + x]) << 16) >> 16;
+    }
+    return;
+  }
   for (let y = 0; y < rows; y++) {
     const at = y * width;
     if (vertical) {
@@ -1897,6 +1924,8 @@ function applyResidualGroup(container, data, dtype, bands, applied, read) {
         const base = qOf.get(block.reference);
         for (let i = 0; i < q.length; i++) q[i] += base[i];
       }
+      // a wrapped block's q: the int16 congruent modulo 2^16 (exact integers below 2^53 here)
+      if (block.wrapped) for (let i = 0; i < q.length; i++) q[i] = (q[i] << 16) >> 16;
       for (let i = 0; i < q.length; i++) {
         if (q[i] > MAX_RESIDUAL || q[i] < -MAX_RESIDUAL) throw new SvdiError(`${block.what}: residual beyond 2^31 - 1`);
       }
@@ -1931,6 +1960,13 @@ function correctSamples(data, at, channels, q, block, dtype) {
     return;
   }
   const [lo, hi] = SAMPLE_RANGES[dtype];
+  if (block.wrapped) { // version 7: the sample of the type congruent to x̂ + q·t modulo 2^16
+    for (let i = 0, o = at; i < q.length; i++, o += channels) {
+      const v = (data[o] + q[i] * t - lo) % 65536;
+      data[o] = (v < 0 ? v + 65536 : v) + lo;
+    }
+    return;
+  }
   for (let i = 0, o = at; i < q.length; i++, o += channels) {
     const v = data[o] + q[i] * t;
     data[o] = v <= lo ? lo : v >= hi ? hi : v;
@@ -1992,7 +2028,7 @@ export class SvdiImage {
     return this.container.residuals.map((b) => ({
       channel: b.channel, reference: b.reference === NO_REFERENCE ? null : b.reference,
       first: b.first, rows: b.rows, step: b.step, bound: b.bound,
-      elementType: { 1: "int8", 2: "int16", 3: "int32" }[b.elementType], predictor: b.predictor,
+      elementType: { 1: "int8", 2: "int16", 3: "int32", 5: "wrapped int16" }[b.elementType], predictor: b.predictor,
       stored: b.stored,
     }));
   }

@@ -25,6 +25,7 @@ import struct
 import sys
 import zlib
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,12 +40,14 @@ from svdcodec.format.records import varint  # LEB128, spec §4.2
 
 NONE, HORIZONTAL, VERTICAL, PLANAR = 0, 1, 2, 3
 INT8, INT16, INT32, FLOAT32 = 1, 2, 3, 4
+WRAPPED = 5  # RBLK element type of version 7: int16 residuals modulo 2^16 (16-bit samples)
 ZSTD_MAGIC = 0xFD2FB528
 ZSTD_BLOCK = 1 << 17  # largest zstd block (128 KiB)
 MODES = {(1, 1): "L", (1, 2): "LA", (1, 3): "RGB", (1, 4): "RGBA", (2, 1): "I;16", (3, 1): "F"}
 ESCAPE_LIMIT = 7  # run/level symbols hold values -7..7; others escape
 ELEMENT_TYPES: dict[int, np.dtype[Any]] = {  # element type codes of the block descriptors
-    INT8: np.dtype("<i1"), INT16: np.dtype("<i2"), INT32: np.dtype("<i4"), FLOAT32: np.dtype("<f4")}
+    INT8: np.dtype("<i1"), INT16: np.dtype("<i2"), INT32: np.dtype("<i4"), FLOAT32: np.dtype("<f4"),
+    WRAPPED: np.dtype("<i2")}
 #: HEAD sample types (spec §2): 1-3 in both versions, 4-8 in version 2.
 SAMPLES: dict[int, np.dtype[Any]] = {
     1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 3: np.dtype(np.float32), 4: np.dtype(np.int8),
@@ -753,6 +756,16 @@ def residual_q(x: np.ndarray, decoded: np.ndarray, bound: float, stype: int
     return (x.astype(np.int64) - decoded.astype(np.int64) + e) // step, float(step)
 
 
+def wrap16(values: np.ndarray) -> np.ndarray:
+    """The integers of -2^15 .. 2^15 - 1 congruent to these modulo 2^16 (§4.1, version 7)."""
+    return (values.astype(np.int64) + (1 << 15)) % (1 << 16) - (1 << 15)
+
+
+def wrapped_residual(decoded: np.ndarray, q: np.ndarray, step: float, low: int) -> np.ndarray:
+    """The sample of a 16-bit type congruent to x + q step modulo 2^16 (§5.3, version 7)."""
+    return (decoded.astype(np.int64) + q * int(step) - low) % (1 << 16) + low
+
+
 def float_residual(decoded: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
     """fl32(fl64(x + fl64(q step))) for float32 samples, fl64(x + fl64(q step)) for float64
     (§5.3)."""
@@ -770,6 +783,8 @@ def rblk(channel: int, reference: int, first: int, grid: np.ndarray, step: float
          code: int, predictor: int, declared: int | None = None) -> bytes:
     """An RBLK chunk of a grid of q (rows, width), predicted here."""
     res = residuals(grid[None], predictor)[0]
+    if code == WRAPPED:  # §4.1: the elements are the residuals modulo 2^16
+        res = wrap16(res)
     data = np.ascontiguousarray(res, dtype=ELEMENT_TYPES[code])
     assert np.array_equal(data.astype(np.int64), res)
     return chunk(b"RBLK", container.RESIDUAL_RECORD.pack(channel, reference, first,
@@ -812,6 +827,19 @@ class V2Vector:
                   for i, (p, f) in enumerate(zip(self.base.planes, self.shifts()))]
         return exact_samples(self.base, planes, self.deblock, self.restoration)
 
+    def wrapped_rows(self, c: int) -> np.ndarray:
+        """Per row, whether channel c's block there is wrapped (version 7)."""
+        part = self.parts[c]
+        edges = [0, *part.cuts, self.base.height]
+        rows = np.zeros(self.base.height, dtype=bool)
+        for j, (a, b) in enumerate(pairwise(edges)):
+            rows[a:b] = part.codes[j % len(part.codes)] == WRAPPED
+        return rows
+
+    def decoded_q(self, c: int, q: np.ndarray) -> np.ndarray:
+        """The q a decoder finds for channel c: modulo 2^16 in its wrapped blocks."""
+        return np.where(self.wrapped_rows(c)[:, None], wrap16(q), q)
+
     def q_and_expected(self) -> tuple[dict[int, np.ndarray], dict[int, float], np.ndarray]:
         v = self.base
         layer = self.decoded_layer()
@@ -825,6 +853,10 @@ class V2Vector:
             else:
                 expected[..., c] = integer_residual(layer[..., c], q, step,
                                                     *type_range(v.stype))
+                wrapped = self.wrapped_rows(c)
+                expected[wrapped, :, c] = wrapped_residual(
+                    layer[wrapped, :, c], self.decoded_q(c, q)[wrapped], step,
+                    type_range(v.stype)[0])
             diff = np.abs(expected[..., c].astype(np.float64)
                           - self.original[..., c].astype(np.float64))
             assert diff.max() <= part.bound, (self.name, c)
@@ -861,11 +893,15 @@ class V2Vector:
                 j = mine.index(y0)
                 grid = qs[c][y0:end]
                 if part.reference != 255:
-                    grid = grid - qs[part.reference][y0:end]
+                    grid = grid - self.decoded_q(part.reference, qs[part.reference])[y0:end]
                 parts.append(rblk(c, part.reference, y0, grid, steps[c], part.bound,
                                   part.codes[j % len(part.codes)],
                                   part.predictors[j % len(part.predictors)]))
         parts.append(chunk(b"IEND", b""))
+        if self.version == 7:  # version 6's container and PLAN chunks, HEAD's version 7
+            chunks = unadapted_version_6(split_chunks(as_version_5(b"".join(parts))))
+            chunks[0] = (b"HEAD", patch_struct(container.HEAD_RECORD, f0=7)(chunks[0][1]))
+            return join_chunks(chunks)
         if self.version >= 6:
             return as_restored_version_6(b"".join(parts), self.restoration)
         return b"".join(parts)
@@ -927,7 +963,32 @@ def v2_vectors() -> list[V2Vector]:
         *v3_vectors(),
         *v4_vectors(),
         *v6_vectors(),
+        *v7_vectors(),
     ]
+
+
+def v7_vectors() -> list[V2Vector]:
+    """Version 7 (§4.1, §5.3): wrapped residual blocks of 16-bit samples, q and the sample
+    modulo 2^16: lossless residuals of full-range samples over a small layer (17-bit
+    differences stored in int16 elements, sums x + q that leave 0 .. 65535 and come back),
+    a reference to a wrapped channel, and a step of 5 (max error 2) whose channel mixes a wrapped
+    block and an int32 one referring to the wrapped q."""
+    u16x3 = Vector("v7_u16x3_12x10_wrapped", "uint16 x 3 12x10, colour 0, scale 257: channel 1 "
+                   "lossless in wrapped blocks (horizontal, planar), channel 0 lossless wrapped "
+                   "less channel 1's q, channel 2 max error 2 (step 5) less channel 1's q, one "
+                   "block wrapped and one int32", 12, 10, 2,
+                   [plane(10, 12, 2.0, [1.0, 2.0], 90 + i, (4, 7), 3) for i in range(3)],
+                   scale=257.0)
+    original = pattern((10, 12, 3), 93, 0, 65535)
+    original[..., 2] = np.clip(original[..., 2], 2, 65533)  # sums within the type: error <= 2
+    original[0, :4, 1] = (0, 65535, 0, 65535)  # differences of 2^16 - 1 along the first row
+    return [V2Vector(u16x3, original,
+                     {1: ResidualPart(0, cuts=(6,), predictors=(HORIZONTAL, PLANAR),
+                                      codes=(WRAPPED,)),
+                      0: ResidualPart(0, cuts=(6,), predictors=(VERTICAL, NONE),
+                                      codes=(WRAPPED,), reference=1),
+                      2: ResidualPart(2, cuts=(6,), predictors=(PLANAR, HORIZONTAL),
+                                      codes=(WRAPPED, INT32), reference=1)}, version=7)]
 
 
 def v4_vectors() -> list[V2Vector]:
@@ -994,6 +1055,19 @@ def v6_vectors() -> list[V2Vector]:
                  restoration={0: ([150, 240], [[8, -2, 1, -1, 5, 9, -2, 1, 2, -3, 1, 0],
                                                [16, -6, 2, -3, 10, 18, -4, 2, 4, -6, 2, 1],
                                                [-8, 2, 0, 2, -5, -9, 2, -1, -2, 3, 0, 0]])}),
+    ]
+
+
+def v7_invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]]:
+    """Wrapped residual blocks (§4.1) where they are not allowed."""
+    wrapped = valid["v7_u16x3_12x10_wrapped"]
+    return [
+        ("v7_wrapped_in_v6", "a wrapped residual block (element type 5) in a version 6 file",
+         replace(wrapped, b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)),
+         "invalid element type 5"),
+        ("v7_wrapped_int32", "a wrapped residual block of int32 samples (16-bit types only)",
+         replace(wrapped, b"HEAD", patch_struct(container.HEAD_RECORD, f3=6)),
+         "uint16 or int16 only"),
     ]
 
 
@@ -1160,8 +1234,14 @@ def v2_invalid_vectors(valid: dict[str, bytes], v1: bytes) -> list[tuple[str, st
                                "PLAN chunks"),
          replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=6)),
          "PLAN chunk has 23 bytes, expected 30"),
-        ("unknown_version_7", "HEAD declares format version 7", replace(
-            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=7)), "unsupported format version 7"),
+        # Before version 7 existed this file was refused for its version; it still is, for its
+        # version 1 PLAN chunks (the bytes are unchanged).
+        ("unknown_version_7", ("HEAD declares format version 7 over version 1's 23-byte "
+                               "PLAN chunks"),
+         replace(v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=7)),
+         "PLAN chunk has 23 bytes, expected 30"),
+        ("unknown_version_8", "HEAD declares format version 8", replace(
+            v1, b"HEAD", patch_struct(container.HEAD_RECORD, f0=8)), "unsupported format version 8"),
         *v4_invalid_vectors(valid),
         ("v3_ycc16_in_v2", "16-bit Y'CbCr (a version 3 file) with HEAD's version 2", replace(
             valid["v3_rgb16_16x16_sub"], b"HEAD", patch_struct(container.HEAD_RECORD, f0=2)),
@@ -1848,7 +1928,7 @@ def build() -> tuple[dict[str, bytes], dict]:
                                        f"0x{g_bits:04x}): {source['description']}"})
     invalid = invalid_vectors(valid) + v2_invalid_vectors(valid, valid["l_13x7_plain"]) \
         + v5_invalid_vectors(valid) + v6_aq_invalid_vectors(valid) \
-        + v6_restoration_invalid_vectors(valid)
+        + v6_restoration_invalid_vectors(valid) + v7_invalid_vectors(valid)
     for name, description, data, error in invalid:
         files[f"{name}.svdi"] = data
         entries.append({"file": f"{name}.svdi", "valid": False, "description": description,

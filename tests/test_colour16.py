@@ -75,8 +75,10 @@ def test_quality_means_what_it_means_for_8_bits() -> None:
 def test_residuals_bound_the_rgb_channels(bound: int) -> None:
     image = wide(33, 41, 3, 2)
     data = svdcodec.encode(image, max_error=bound)
-    assert format_version(data) == 5
     blocks = unpack(data).residuals
+    # version 7 where a block is wrapped (lossless: this small picture's layer does not pay for
+    # itself, and its residual over no layer spans 17 bits)
+    assert format_version(data) == (7 if any(b.wrapped for b in blocks) else 5)
     assert {b.channel: b.reference for b in blocks} == {1: 255, 0: 1, 2: 1}  # subtract green
     decoded = decode_everywhere(data)
     assert int(np.abs(decoded.astype(np.int64) - image).max()) <= bound

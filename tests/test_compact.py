@@ -219,7 +219,7 @@ def test_versions_1_to_4_still_decode() -> None:
         b = svdcodec.decode((VECTORS / name).read_bytes())
         np.testing.assert_array_equal(a, b)
     versions = {container.unpack((VECTORS / n).read_bytes()).header.version for n in names}
-    assert versions == {1, 2, 3, 4, 5, 6}  # 6: adaptive quantization's and the restoration filter's vectors
+    assert versions == {1, 2, 3, 4, 5, 6, 7}  # 6: adaptive quantization's and the restoration filter's vectors; 7: wrapped residuals
 
 
 def test_recompressing_keeps_records_and_stored_blocks() -> None:

@@ -23,8 +23,18 @@ test("the fixtures cover every layout, mode and sample type", () => {
   // Every fixture is version 5 (the encoder writes the compact container, §4.2, for every
   // file) but the v6 ones; the groups below are the features versions 2-4 and 6 added, by the
   // fixtures' names (v6_: adaptive quantization, §5.5, on plane 0 of every such fixture; v6r_:
-  // the restoration filter, §5.6).
-  assert.ok(fixtures.every((f) => f.version === (f.name.startsWith("v6") ? 6 : 5)), "versions");
+  // the restoration filter, §5.6) and those with wrapped residual blocks (version 7: the v7_
+  // fixtures of 16-bit noise, and 16-bit lossless ones whose residual spans 17 bits).
+  const wrapped = (f) => svdi.open(readFileSync(`${FIXTURES}/${f.file}`)).residualBlocks()
+    .some((b) => b.elementType === "wrapped int16");
+  const written = (f) => (wrapped(f) ? 7 : f.name.startsWith("v6") ? 6 : 5);
+  assert.ok(fixtures.every((f) => f.version === written(f)), "versions");
+  // Version 7: wrapped blocks (element type 5) of uint16 with 1, 3 and 4 channels, lossless and
+  // bounded, over no layer and over one.
+  const v7 = fixtures.filter((f) => f.name.startsWith("v7_"));
+  assert.ok(v7.every(wrapped), "version 7 fixtures hold wrapped blocks");
+  for (const c of [1, 3, 4]) assert.ok(v7.some((f) => (f.shape[2] ?? 1) === c), `version 7 uint16/${c}`);
+  assert.ok(v7.some((f) => f.options.max_error > 0) && v7.some((f) => f.options.rank > 0));
   const v6r = fixtures.filter((f) => f.name.startsWith("v6r_"));
   for (const c of [1, 3, 4]) assert.ok(v6r.some((f) => (f.shape[2] ?? 1) === c), `version 6 restored uint8/${c}`);
   assert.ok(v6r.some((f) => f.source), "version 6 restored under residual blocks");

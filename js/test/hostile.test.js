@@ -229,7 +229,8 @@ test("version 2: RBLK in a version 1 file, before the PLAN chunks, before a fact
   rejects(fileOf([head({ version: 4, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /PLAN chunk has 24 bytes, expected 27/);
   rejects(fileOf([head({ version: 5, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /PLAN chunk has 24 bytes, expected 27/);
   rejects(fileOf([head({ version: 6, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /PLAN chunk has 24 bytes, expected 30/);
-  rejects(fileOf([head({ version: 7, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /unsupported format version 7/);
+  rejects(fileOf([head({ version: 7, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /PLAN chunk has 24 bytes, expected 30/);
+  rejects(fileOf([head({ version: 8, width: 6, height: 4 }), plan({ height: 4, width: 6 }), IEND]), /unsupported format version 8/);
 });
 
 test("version 4: the deblocking filter's PLAN bytes are checked", () => {

@@ -11,7 +11,8 @@ Every file is format version 5 (the encoder writes the compact container of spec
 all). The cases named v2_ use the features version 2 added (max_error, LA whose alpha the
 encoder makes exact, the array types int8, int16, int32, uint32, float64, centred columns and
 5-8 channels: residual blocks, MEAN chunks), v3_ version 3's (Y'CbCr of 16-bit samples), v4_
-version 4's (the deblocking filter), v6_ version 6's adaptive quantization (aq=True), v6r_ version 6's restoration filter (restore=True, after the deblocking filter). For those with residual blocks NAME.source.npy is
+version 4's (the deblocking filter), v6_ version 6's adaptive quantization (aq=True), v6r_ version 6's restoration filter (restore=True, after the deblocking filter), v7_ version 7's
+wrapped residual blocks (lossless 16-bit noise). For those with residual blocks NAME.source.npy is
 the encoded image too, so that the tests also check the bound the encoder promised, not only
 agreement.
 """
@@ -71,7 +72,15 @@ def sources() -> dict[str, np.ndarray]:
     low = (column % 251)[..., None] + (row % 7)[..., None]
     rgb16 = (rgb.astype(np.int64) * 257 - low).clip(0, 65535).astype(np.uint16)
     rgba16 = np.dstack([rgb16, (ramp.astype(np.uint16) * 257)[..., None]])
-    return {"rgb16": rgb16, "rgba16": rgba16, "odd16": rgb16[:251, :383],
+    # Version 7: 16-bit samples as noisy as the residual can get (uniform over the whole
+    # range, a fixed seed), where the encoder writes wrapped residual blocks, and a sensor-like
+    # frame: the 16-bit picture plus wide Gaussian noise, clipped.
+    rng = np.random.default_rng(7)
+    noise16 = rng.integers(0, 1 << 16, (h // 2, w // 2, 4), dtype=np.uint16)
+    sensor = (wide.astype(np.float64) + rng.normal(0, 6000, wide.shape)).clip(0, 65535)
+    version7 = {"u16_noise": noise16[..., 0], "rgb16_noise": noise16[..., :3],
+                "rgba16_noise": noise16, "u16_sensor": np.rint(sensor).astype(np.uint16)}
+    return {"rgb16": rgb16, "rgba16": rgba16, "odd16": rgb16[:251, :383], **version7,
             "rgb": rgb, "grey": grey, "rgba": rgba, "odd": odd, "u16": wide, "f32": floats,
             "la": np.dstack([grey, 255 - grey]), "cutout": np.dstack([rgb, disc]), **arrays}
 
@@ -187,6 +196,14 @@ CASES = [
     ("v6r_l_q30_restore", "grey", {"quality": 30, "restore": True}, [2]),
     ("v6r_rgba_q50_restore", "rgba", {"quality": 50, "restore": True}, [3]),
     ("v6r_rgb_e3_restore", "rgb", {"max_error": 3, "quality": 40, "restore": True}, [2]),
+    # Format version 7: wrapped residual blocks (q and the samples modulo 2^16) of 16-bit noise
+    # over no layer (rank 0), with red and blue referring to green, under an exact alpha beside
+    # a bound, and over a layer (the sensor frame).
+    ("v7_u16_noise_lossless", "u16_noise", {"max_error": 0}, []),
+    ("v7_rgb16_noise_lossless", "rgb16_noise", {"max_error": 0}, []),
+    ("v7_rgba16_noise_e3", "rgba16_noise", {"max_error": 3}, []),
+    ("v7_u16_sensor_lossless", "u16_sensor", {"max_error": 0}, []),
+    ("v7_u16_sensor_lossless_rank3", "u16_sensor", {"max_error": 0, "rank": 3}, [1, 2]),
 ]
 
 

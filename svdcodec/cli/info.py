@@ -126,7 +126,8 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
 def _residual_report(unpacked: container.Container) -> list[dict[str, Any]]:
     """The residual blocks (version 2): one entry per block, in file order."""
     return [{"channel": b.channel, "first_row": b.first, "rows": b.rows, "step": b.step,
-             "bound": b.bound, "element_type": str(b.element.newbyteorder("=")),
+             "bound": b.bound,
+             "element_type": ("wrapped " if b.wrapped else "") + str(b.element.newbyteorder("=")),
              "predictor": b.predictor,
              "reference": None if b.reference == container.NO_REFERENCE else b.reference,
              "bytes": b.stored} for b in unpacked.residuals]

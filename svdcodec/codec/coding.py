@@ -80,6 +80,19 @@ def best_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
     return predictor, res
 
 
+def best_wrapped_prediction(grids: np.ndarray) -> tuple[int, np.ndarray]:
+    """`best_prediction` of int16 grids whose residuals are kept modulo 2^16 (a wrapped
+    residual block, spec §4.1): the predictor of lowest entropy among those int16 residuals."""
+    candidates = (NONE, HORIZONTAL, VERTICAL, PLANAR) if grids.shape[2] > 1 else (NONE, VERTICAL)
+
+    def score(k: int) -> tuple[float, int, np.ndarray]:
+        res = predict(grids, candidates[k]).astype(np.int16)  # the low 16 bits: modulo 2^16
+        return entropy_bits(res), candidates[k], res
+    scored = run_bands(score, len(candidates), None if grids.size >= SYMBOL_BAND else 1)
+    _, predictor, res = min(scored, key=lambda t: t[:2])
+    return predictor, res
+
+
 # ----------------------------------------------------------------------------- sparse
 
 

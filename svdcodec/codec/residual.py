@@ -60,9 +60,19 @@ def check_q(q: np.ndarray, what: str) -> None:
         raise SvdiError(f"{what}: residual beyond 2^31 - 1")
 
 
-def apply(samples: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
+def wrap16(values: np.ndarray) -> np.ndarray:
+    """The int16 congruent to each value modulo 2^16 (a wrapped block's q, spec §4.1)."""
+    return values.astype(np.int16)  # numpy's narrowing cast of integers keeps the low 16 bits
+
+
+def apply(samples: np.ndarray, q: np.ndarray, step: float, wrapped: bool = False
+          ) -> np.ndarray:
     """The corrected samples (spec §5.3), in the samples' type; float results are checked by
-    the caller (a non-finite sample makes the file invalid)."""
+    the caller (a non-finite sample makes the file invalid). `wrapped` (16-bit samples): the
+    sample of the type congruent to x + q * step modulo 2^16 instead of the clamped sum."""
+    if wrapped:
+        wide = np.add(samples, q if step == 1 else q * int(step), dtype=np.int64)
+        return wide.astype(samples.dtype)  # the low 16 bits: the congruent value of the type
     if samples.dtype.kind == "f":
         with np.errstate(over="ignore", invalid="ignore"):
             wide = samples.astype(np.float64) + q.astype(np.float64) * step
@@ -169,6 +179,13 @@ def residual_bytes(q: np.ndarray) -> int:
 #: zstd level of `residual_bytes`' estimate (the residual blocks themselves are coded at
 #: tuning.RESIDUAL_ZSTD_LEVEL).
 ESTIMATE_ZSTD_LEVEL = 3
+
+
+def frame_bytes(residuals: np.ndarray) -> int:
+    """An estimate of what a residual block's elements cost: zstd at a fast level of their
+    bytes as stored (the choice between a block's int32 and wrapped int16 forms)."""
+    raw = np.ascontiguousarray(residuals).tobytes()
+    return len(zstandard.ZstdCompressor(level=ESTIMATE_ZSTD_LEVEL).compress(raw))
 
 
 def _bounded_floats(x: np.ndarray, decoded: np.ndarray, x64: np.ndarray, d64: np.ndarray,

@@ -112,6 +112,11 @@ def decode_reference(data: bytes, components: int | None = None) -> np.ndarray:
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
 
 
+#: Wrapped residual blocks (version 7, spec §4.1, §5.3): q and the sample modulo 2^16.
+WRAP_MODULUS = 1 << 16
+WRAP_HALF = 1 << 15
+
+
 def apply_residuals(container: Container, pixels: np.ndarray) -> None:
     """Step 7 (version 2): each residual block's q, the reference channel's q added, applied to
     its rows of its channel, in place (blocks in file order: a reference comes first)."""
@@ -120,10 +125,17 @@ def apply_residuals(container: Container, pixels: np.ndarray) -> None:
         q, _ = residuals.unpredict_rows(block.grid(), block.predictor, None)
         if block.reference != NO_REFERENCE:
             q = q + q_of[(block.reference, block.first, block.rows)]
+        if block.wrapped:  # version 7: q is the integer of -2^15 .. 2^15 - 1 congruent to it
+            q = (q + WRAP_HALF) % WRAP_MODULUS - WRAP_HALF
         residuals.check_q(q, block.what)
         q_of[(block.channel, block.first, block.rows)] = q
         rows = slice(block.first, block.first + block.rows)
-        corrected = residuals.apply(pixels[rows, :, block.channel], q, block.step)
+        if block.wrapped:  # the sample of the type's range congruent to x + q * step
+            low = int(np.iinfo(pixels.dtype).min)
+            wide = pixels[rows, :, block.channel].astype(np.int64) + q * int(block.step)
+            corrected = ((wide - low) % WRAP_MODULUS + low).astype(pixels.dtype)
+        else:
+            corrected = residuals.apply(pixels[rows, :, block.channel], q, block.step)
         if corrected.dtype.kind == "f" and not np.all(np.isfinite(corrected)):
             raise SvdiError(f"{block.what}: corrected samples overflow {corrected.dtype}")
         pixels[rows, :, block.channel] = corrected

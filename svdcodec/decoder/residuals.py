@@ -116,11 +116,13 @@ def apply_group(container: Container, out: np.ndarray | None, bands: list[tuple[
             block, q = cursor.rows(y0, y1)
             if block.reference != NO_REFERENCE:
                 q += q_of[block.reference]
+            if block.wrapped:
+                q = rule.wrap16(q).astype(np.int64)
             rule.check_q(q, block.what)
             q_of[c] = q
             if out is None or c not in applied:
                 continue
-            corrected = rule.apply(out[y0:y1, :, c], q, block.step)
+            corrected = rule.apply(out[y0:y1, :, c], q, block.step, block.wrapped)
             if corrected.dtype.kind == "f" and not np.all(np.isfinite(corrected)):
                 raise SvdiError(f"{block.what}: corrected samples overflow {corrected.dtype}")
             out[y0:y1, :, c] = corrected

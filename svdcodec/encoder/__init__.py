@@ -32,7 +32,7 @@ from ..modes import ImageRows, Pixels, as_pixels, pixel_rows
 from ..runtime import band_sizes
 from ..runtime.threads import serial, single_threaded
 from .plane import RankRule
-from .residual import residual_request, with_residuals
+from .residual import ResidualRequest, residual_request, with_residuals
 from .schedule import Encoder
 from .source import image_header
 from .tuning import (
@@ -136,6 +136,9 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     resolve is coded exactly where that is estimated smaller (or where step 2E would need
     residuals beyond 31 bits). quality then sets the low-rank layer: by default 75, or 90 for
     lossless uint16 and float32 samples (the smallest files measured, docs/lossless.md).
+    16-bit samples whose file with a layer would be larger than the raw samples (noise) are
+    coded with no layer (rank 0), and residuals of 16-bit samples that span 17 bits are stored
+    modulo 2^16 (format version 7, spec §4.1) where that is smaller.
     exact_alpha (default True): the alpha channel of LA and RGBA images decodes exactly (also
     under max_error); exact_constant (default True): a channel whose samples are all equal
     decodes exactly. Each adds a residual only where the low-rank layer alone is not exact;
@@ -276,6 +279,12 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
                 raise
+            if rank != 0 and layer_does_not_pay(data, pixels, request):
+                # Noise, or samples close to it: the residual over no layer at all (rank 0),
+                # which wrapped residual blocks store in about the samples' own bytes.
+                bare = with_residuals(_encode(pixels, quality, 0, None, None, None, layout,
+                                              centre, deblock), pixels, request)
+                data = min(data, bare, key=len)
         if EFFORT_LEVELS[effort] != ZSTD_LEVEL:
             data = recompress_blocks(data, EFFORT_LEVELS[effort])
     if near_top:
@@ -286,6 +295,14 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         except SvdiError:
             raise overflow_error(pixels) from None
     return insert_after_head(data, meta)
+
+
+def layer_does_not_pay(data: bytes, pixels: Pixels, request: ResidualRequest) -> bool:
+    """A 16-bit file whose every channel has a residual and which is larger than its samples:
+    the low-rank layer costs more than it saves the residual, and the encoder tries the file
+    without one."""
+    return pixels.dtype in (np.uint16, np.int16) and len(data) > pixels.nbytes \
+        and all(b is not None for b in request.bounds)
 
 
 #: float64 magnitudes from which a reconstruction's overshoot may pass the largest float64.

@@ -17,7 +17,14 @@ import numpy as np
 from ..codec import aq
 from ..codec import exact as exact_rule
 from ..codec import residual as rule
-from ..codec.coding import NONE, VALUE_ESCAPE, best_prediction, narrow, unpredict
+from ..codec.coding import (
+    NONE,
+    VALUE_ESCAPE,
+    best_prediction,
+    best_wrapped_prediction,
+    narrow,
+    unpredict,
+)
 from ..errors import SvdiError
 from ..format import (
     DENSE,
@@ -25,6 +32,7 @@ from ..format import (
     HEAD_RECORD,
     NO_REFERENCE,
     SIGNATURE,
+    WRAPPED_VERSION,
     Block,
     Container,
     Plane,
@@ -183,26 +191,61 @@ def grid_prediction(grid: np.ndarray) -> tuple[int, np.ndarray]:
 
 
 def residual_blocks(q: dict[int, np.ndarray], steps: dict[int, tuple[float, float]],
-                    references: dict[int, int], height: int, width: int) -> list[bytes]:
+                    references: dict[int, int], height: int, width: int,
+                    wrappable: dict[int, np.ndarray]) -> tuple[list[bytes], bool]:
     """The RBLK chunks: row blocks of at most tuning.RESIDUAL_BLOCK_SAMPLES samples, in each the
-    reference channels first; every block with the predictor of lowest entropy."""
+    reference channels first; every block with the predictor of lowest entropy. A block whose
+    residuals need int32 is coded wrapped instead (version 7) where `wrappable` (per channel,
+    per row: its samples come back the same modulo 2^16) allows and a fast estimate finds the
+    wrapped residuals smaller. Returns the chunks and whether any is wrapped."""
     per = max(1, tuning.RESIDUAL_BLOCK_SAMPLES // width)
     order = sorted(q, key=lambda c: (c in references, c))
     jobs = [(y, c) for y in range(0, height, per) for c in order]
+    # The q a decoder finds for a wrapped block is q modulo 2^16: a channel referring to it adds
+    # that, so the referenced blocks are coded first.
+    decoded_q: dict[tuple[int, int], np.ndarray] = {}
 
-    def pack(i: int) -> bytes:
-        y, c = jobs[i]
+    def pack(y: int, c: int) -> tuple[bytes, bool]:
         rows = min(per, height - y)
         grid = q[c][y:y + rows]
         ref = references.get(c, NO_REFERENCE)
         if ref != NO_REFERENCE:
-            grid = grid - q[ref][y:y + rows]
+            grid = grid - decoded_q[(y, ref)]
         predictor, residuals = grid_prediction(grid)
         step, bound = steps[c]
         block = ResidualBlock(c, ref, y, rows, width, step, bound, residuals.dtype,
                               predictor, array=residuals[0])
-        return pack_residual(block, tuning.RESIDUAL_ZSTD_LEVEL)
-    return run_bands(pack, len(jobs))
+        if residuals.dtype.itemsize > 2 and c in wrappable and wrappable[c][y:y + rows].all():
+            # chosen by a fast estimate, not by coding both forms at the blocks' level
+            predictor, wrapped = best_wrapped_prediction(rule.wrap16(grid)[None])
+            if rule.frame_bytes(wrapped) < rule.frame_bytes(residuals):
+                block = replace(block, element=wrapped.dtype, predictor=predictor,
+                                array=wrapped[0], wrapped=True)
+        decoded_q[(y, c)] = (rule.wrap16(q[c][y:y + rows]).astype(np.int64) if block.wrapped
+                             else q[c][y:y + rows])
+        return pack_residual(block, tuning.RESIDUAL_ZSTD_LEVEL), block.wrapped
+
+    packed: dict[tuple[int, int], tuple[bytes, bool]] = {}
+    for phase in (False, True):  # the referenced channels, then those referring to them
+        todo = [job for job in jobs if (job[1] in references) == phase]
+        done = run_bands(lambda i, todo=todo: pack(*todo[i]), len(todo))
+        packed.update(zip(todo, done, strict=True))
+    chunks = [packed[job][0] for job in jobs]
+    return chunks, any(packed[job][1] for job in jobs)
+
+
+def wrappable_rows(x: np.ndarray, decoded: np.ndarray, q: np.ndarray, step: float
+                   ) -> np.ndarray | None:
+    """Per row, whether a wrapped block gives this channel's samples back (spec §5.3): 16-bit
+    samples whose every decoded + q * step lies in the type's range, where the wrapped sum
+    equals the clamped one (always for step 1: the sum is the sample). None for other types."""
+    if x.dtype not in (np.uint16, np.int16):
+        return None
+    if step == 1:
+        return np.ones(x.shape[0], dtype=bool)
+    info = np.iinfo(x.dtype)
+    total = decoded.astype(np.int64) + q * int(step)
+    return ((total >= int(info.min)) & (total <= int(info.max))).all(axis=1)
 
 
 def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -> bytes:
@@ -224,6 +267,7 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -
     decoded = decode(exact + END, max_pixels=None).reshape(pixels.shape)
     q: dict[int, np.ndarray] = {}
     steps: dict[int, tuple[float, float]] = {}
+    wrappable: dict[int, np.ndarray] = {}
     for c in wanted:
         if c in request.if_needed and np.array_equal(decoded[..., c], pixels[..., c]):
             continue
@@ -241,10 +285,16 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -
             # decodes it, and the encode succeeds as it did before version 2.
             continue
         q[c], steps[c] = residual, (step, promised)
+        rows_ok = wrappable_rows(pixels[..., c], decoded[..., c], residual, step)
+        if rows_ok is not None:
+            wrappable[c] = rows_ok
     if not q:  # every default exactness fell back: the layer itself, version 1
         return layer
     # RGB (8- and 16-bit, the colour-1 images): red and blue residuals less green's (WebP's
     # "subtract green"; docs/lossless.md)
     references = ({0: 1, 2: 1} if pixels.dtype in (np.uint8, np.uint16) and channels in (3, 4)
                   and {0, 1, 2} <= set(q) else {})
-    return exact + b"".join(residual_blocks(q, steps, references, h, w)) + END
+    chunks, wrapped = residual_blocks(q, steps, references, h, w, wrappable)
+    if wrapped:  # the same layer, in the version of the wrapped blocks
+        exact = exact_layer(layer, WRAPPED_VERSION)
+    return exact + b"".join(chunks) + END

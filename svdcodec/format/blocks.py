@@ -302,7 +302,8 @@ class ResidualBlock:
     whose size the reader checked (`frame`), or given as an array (`array`, when writing).
 
     q = unpredicted grid (+ the reference channel's q); the sample becomes x + q * step (spec
-    §5.3). `bound` is the encoder's promise, informative."""
+    §5.3). `bound` is the encoder's promise, informative. A `wrapped` block (version 7, int16
+    elements of 16-bit samples) takes q and the sample modulo 2^16."""
 
     channel: int
     reference: int  # NO_REFERENCE or a channel whose q is added
@@ -316,6 +317,7 @@ class ResidualBlock:
     stored: int = 0  # bytes of the chunk in the file, filled in when parsed
     frame: memoryview | None = field(default=None, repr=False, compare=False)
     array: np.ndarray | None = field(default=None, repr=False, compare=False)
+    wrapped: bool = False
 
     @property
     def what(self) -> str:

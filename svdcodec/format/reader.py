@@ -74,6 +74,9 @@ from .records import (
     SPARSE_RECORD,
     STORED,
     VERSIONS,
+    WRAPPED_ELEMENT,
+    WRAPPED_SAMPLE_TYPES,
+    WRAPPED_VERSION,
     Header,
     Plane,
     Restoration,
@@ -584,15 +587,19 @@ def _parse_residual(payload: memoryview, header: Header) -> ResidualBlock:
             raise SvdiError(f"{what}: step {step} is not an integer in 1..{top}")
     if not (math.isfinite(bound) and bound >= 0):
         raise SvdiError(f"{what}: invalid bound {bound}")
-    if code not in (1, 2, 3):
+    wrapped = code == WRAPPED_ELEMENT and header.version >= WRAPPED_VERSION
+    if code not in (1, 2, 3) and not wrapped:
         raise SvdiError(f"{what}: invalid element type {code}")
+    if wrapped and header.sample_type not in WRAPPED_SAMPLE_TYPES:
+        raise SvdiError(f"{what}: wrapped residuals (element type {code}) of "
+                        f"{header.dtype} samples (uint16 or int16 only)")
     if predictor not in PREDICTORS:
         raise SvdiError(f"{what}: invalid predictor {predictor}")
-    element = ELEMENT_TYPES[code]
+    element = ELEMENT_TYPES[2 if wrapped else code]
     frame = payload[RESIDUAL_RECORD.size:]
     check_frame(frame, rows * header.width * element.itemsize, what)
     return ResidualBlock(channel, reference, first, rows, header.width, step, bound, element,
-                         predictor, len(payload) + 12, frame)
+                         predictor, len(payload) + 12, frame, wrapped=wrapped)
 
 
 def _parse_means(payload: memoryview, header: Header, planes: list[Plane],

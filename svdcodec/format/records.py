@@ -64,6 +64,9 @@ __all__ = [
     'STORED',
     'VERSION',
     'VERSIONS',
+    'WRAPPED_ELEMENT',
+    'WRAPPED_SAMPLE_TYPES',
+    'WRAPPED_VERSION',
     'WRITTEN_VERSION',
     'Header',
     'Plane',
@@ -77,8 +80,8 @@ __all__ = [
 
 SIGNATURE = b"\x89SVD\r\n\x1a\n"
 #: The newest format version, the one this reader knows best; it reads every one of VERSIONS.
-VERSION = 6
-VERSIONS = (1, 2, 3, 4, 5, 6)
+VERSION = 7
+VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 #: The first version of the compact container (spec §4.2): several block records to a factor
 #: chunk, LEB128 fields, zstd frames without their magic number or stored raw.
 COMPACT_VERSION = 5
@@ -101,6 +104,15 @@ RESTORATION_COEFFICIENT_RANGE = (-64, 63)
 #: The first version of adaptive quantization per patch (spec §5.5): PLAN's K and G. A file
 #: without an adapted plane is written in the version before it.
 AQ_VERSION = 6
+#: The first version of the wrapped residual element (spec §4.1, §5.3): int16 residuals of
+#: 16-bit samples taken modulo 2^16, so that a residual of 17 bits (the difference of two 16-bit
+#: values) is stored in 16. A file without a wrapped block is written in an earlier version.
+WRAPPED_VERSION = 7
+#: The RBLK element type of the wrapped residuals (int16 elements; 4 is float32 in factor
+#: blocks and never an RBLK's type).
+WRAPPED_ELEMENT = 5
+#: Sample types whose residual blocks may be wrapped: those of 2^16 values (uint16, int16).
+WRAPPED_SAMPLE_TYPES = (2, 5)
 
 #: Largest width or height (and plane matrix side) a file may declare.
 MAX_DIMENSION = 1 << 20

@@ -32,6 +32,7 @@ from .records import (
     RESTORATION_VERSION,
     SIGNATURE,
     SPARSE_RECORD,
+    WRAPPED_ELEMENT,
     Header,
     Plane,
     Restoration,
@@ -217,8 +218,9 @@ def pack_residual(block: ResidualBlock, level: int) -> bytes:
     """The RBLK chunk of a residual block given as an array (spec §4.1)."""
     assert block.array is not None, "a residual block to write holds its grid"
     grid = np.ascontiguousarray(block.array)
-    code = _element_code(grid)
-    raw = grid.astype(ELEMENT_TYPES[code]).tobytes()
+    # wrapped: the grid holds int16 values (q and its predictor's residuals modulo 2^16)
+    code = WRAPPED_ELEMENT if block.wrapped else _element_code(grid)
+    raw = grid.astype(ELEMENT_TYPES[2 if block.wrapped else code]).tobytes()
     head = RESIDUAL_RECORD.pack(block.channel, block.reference, block.first, block.rows,
                                 block.step, block.bound, code, block.predictor)
     frame = compressor(level, size=len(raw)).compress(raw)

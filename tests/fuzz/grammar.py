@@ -12,6 +12,9 @@ third of the files of versions 2 and 3 are version 4: their PLANs carry the debl
 the files of versions 2-4 are version 5 (spec §4.2): their blocks are records, most runs of one
 factor sharing a chunk, their frames without the magic number, some blocks stored raw; the
 "record" defect writes a count in a longer LEB128 form or sets the coding byte's reserved bit.
+Half of the version 5 files of 16-bit samples (uint16, int16) are version 7 (30-byte PLANs, no
+plane adapted), where half of the residual blocks are wrapped (element type 5: int16 elements,
+q modulo 2^16, spec §4.1).
 
 Every file is built as the spec describes it — HEAD, PLANs, S/U/V blocks (dense with each
 element type and predictor, sparse with valid run/level streams from an integer matrix with
@@ -312,6 +315,8 @@ def residual_blocks(c: Choices, header: fmt.Header, notes: list[str]) -> list[Re
     target = channels[0]
     references = {ch: target for ch in channels[1:] if c.chance(0.3)}
     floats = header.dtype.kind == "f"
+    wrappable = header.version >= fmt.WRAPPED_VERSION \
+        and header.sample_type in fmt.WRAPPED_SAMPLE_TYPES
     top = 0 if floats else fmt.residual_step_limit(header.dtype)
     steps = {ch: (pick(c, [0.01, 1.0, 0.5, 1e-30, 3e4]) if floats
                   else float(pick(c, [1, 3, 5, top]))) for ch in channels}
@@ -328,6 +333,9 @@ def residual_blocks(c: Choices, header: fmt.Header, notes: list[str]) -> list[Re
                 residual, predictor = q, 0
             code = max(element_code(residual), pick(c, [1, 2, 3]))
             content = residual.astype(fmt.ELEMENT_TYPES[code]).tobytes()
+            if wrappable and c.chance(0.5):  # the residuals modulo 2^16 (numpy keeps 16 bits)
+                code = fmt.WRAPPED_ELEMENT
+                content = predict(q[None], predictor)[0].astype("<i2").tobytes()
             step = steps[ch]
             bound = (step - 1) / 2 if not floats else step / 2
             out.append(ResidualSpec([ch, references.get(ch, fmt.NO_REFERENCE), first,
@@ -352,6 +360,8 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
         version = 4
     if version >= 2 and c.chance(1 / 2):  # version 5: version 4 in the compact container
         version = 5
+    if version == 5 and stype in fmt.WRAPPED_SAMPLE_TYPES and c.chance(1 / 2):
+        version = fmt.WRAPPED_VERSION  # version 6's PLANs (no plane adapted), wrapped residuals
     header = fmt.Header(width, height, stype, channels, colour, sub, scale, version)
     notes = [f"{width}x{height} scale {scale:g} version {version}"]
     chunks: list[tuple[bytes, bytes]] = [
@@ -397,6 +407,10 @@ def generate(c: Choices, *, max_pixels: int = 1 << 12, max_rank: int = 48,
         if stype == 1 and layout == fmt.LAYOUT_PATCH and c.chance(0.7):
             params = tuple(boundary(c, 1, 255) for _ in range(3))
             notes.append(f"plane {index} deblock {params}")
+        if version >= fmt.AQ_VERSION:
+            chunks.append((b"PLAN", fmt.PLAN_RECORD_V6.pack(*fields, shift, *params,
+                                                            *fmt.NO_AQ)))
+            continue
         chunks.append((b"PLAN", fmt.PLAN_RECORD_V4.pack(*fields, shift, *params)))
     if version >= 2:  # centred columns (MEAN, spec §3.1) on some plain planes
         for index, name in enumerate(layouts):
@@ -620,7 +634,7 @@ def d_head_field(c: Choices, chunks: list, body: Body) -> str:
     fields = list(fmt.HEAD_RECORD.unpack(chunks[0][1]))
     i = c.int(0, 8)
     old = fields[i]
-    limits = {0: [0, 1, 2, 3, 4, 5], 1: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
+    limits = {0: [0, 1, 2, 3, 4, 5, 6, 7, 8], 1: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
               2: [0, fmt.MAX_DIMENSION, fmt.MAX_DIMENSION + 1, old + 1],
               3: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 4: [0, 1, 2, 3, 4, 5, 6, 255],
               5: [0, 1, 2], 6: [0, 1, 2], 7: [0, old + 1, 5, 255],
@@ -637,7 +651,7 @@ def d_plan_field(c: Choices, chunks: list, body: Body) -> str:
         return "no PLAN"
     at = pick(c, plans)
     record = {r.size: r for r in (fmt.PLAN_RECORD, fmt.PLAN_RECORD_V2,
-                                  fmt.PLAN_RECORD_V4)}[len(chunks[at][1])]
+                                  fmt.PLAN_RECORD_V4, fmt.PLAN_RECORD_V6)}[len(chunks[at][1])]
     fields = list(record.unpack(chunks[at][1]))
     i = c.int(0, len(fields) - 1)
     old = fields[i]
@@ -646,7 +660,9 @@ def d_plan_field(c: Choices, chunks: list, body: Body) -> str:
               6: [0.0, -1.0, float("nan"), float("inf"), 1e30, 1e20, 1e-20, 5e-324],
               7: [0, 63, 64, 255, old + 1],
               # version 4's filter: none in one byte of three, or any strength
-              8: [0, 1, 255, old + 1], 9: [0, 1, 255, old + 1], 10: [0, 1, 255, old + 1]}
+              8: [0, 1, 255, old + 1], 9: [0, 1, 255, old + 1], 10: [0, 1, 255, old + 1],
+              # version 6's adaptive quantization (K, G bits): on, past its limit, or G alone
+              11: [1, fmt.MAX_AQ_COMPONENTS + 1, 255], 12: [0x3C00, 0x7C00, 1]}
     fields[i] = in_field(record, i, pick(c, limits[i]))
     chunks[at] = (b"PLAN", record.pack(*fields))
     return f"PLAN field {i} {old} -> {fields[i]}"

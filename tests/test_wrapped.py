@@ -1,0 +1,128 @@
+"""Wrapped residual blocks (format version 7, spec §4.1, §5.3): 16-bit residuals modulo 2^16, so
+that lossless 16-bit noise is no larger than its raw samples, on every decode path."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import svdcodec
+from svdcodec import SvdiError
+from svdcodec import format as container
+from svdcodec.decoder import residuals as residual_phase
+from svdcodec.decoder.reference import decode_reference
+from svdcodec.encoder.residual import wrappable_rows
+
+VECTORS = Path(__file__).resolve().parents[1] / "spec" / "vectors"
+
+#: Bytes a small file spends besides its samples: signature, HEAD and IEND, then per channel its
+#: PLAN, its RBLK's fields and the zstd frame's headers (raw blocks of incompressible data).
+FILE_OVERHEAD, CHANNEL_OVERHEAD = 100, 120
+
+
+def noise(shape: tuple[int, ...], dtype: type, seed: int = 0) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.random.default_rng(seed).integers(int(info.min), int(info.max) + 1, shape,
+                                                dtype=dtype)
+
+
+def decoded_everywhere(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """The samples of `data`, checked equal from the decoder and the reference decoder."""
+    out = svdcodec.decode(data).reshape(shape)
+    np.testing.assert_array_equal(decode_reference(data).reshape(shape), out)
+    return out
+
+
+@pytest.mark.parametrize(("shape", "dtype"), [((64, 48), np.uint16), ((64, 48), np.int16),
+                                              ((40, 36, 3), np.uint16), ((40, 36, 4), np.uint16),
+                                              ((33, 20, 2), np.uint16)])
+def test_lossless_noise_is_no_larger_than_raw(shape: tuple[int, ...], dtype: type) -> None:
+    image = noise(shape, dtype)
+    data = svdcodec.encode(image, max_error=0)
+    channels = shape[2] if len(shape) == 3 else 1
+    assert len(data) <= image.nbytes + FILE_OVERHEAD + channels * CHANNEL_OVERHEAD
+    np.testing.assert_array_equal(decoded_everywhere(data, shape), image)
+
+
+def test_uint16_noise_is_version_7_with_wrapped_blocks() -> None:
+    image = noise((64, 48), np.uint16, seed=1)
+    unpacked = container.unpack(svdcodec.encode(image, max_error=0))
+    assert unpacked.header.version == container.WRAPPED_VERSION
+    assert unpacked.residuals and all(b.wrapped for b in unpacked.residuals)
+    assert all(p.rank == 0 for p in unpacked.planes)  # the layer did not pay for itself
+
+
+def test_rgb16_noise_wraps_the_referencing_channels() -> None:
+    """Red and blue refer to green's q: the decoded (reduced) q, whichever blocks are wrapped."""
+    image = noise((30, 26, 3), np.uint16, seed=2)
+    data = svdcodec.encode(image, max_error=0)
+    blocks = container.unpack(data).residuals
+    assert {b.reference for b in blocks if b.channel != 1} == {1}
+    assert any(b.wrapped for b in blocks)
+    np.testing.assert_array_equal(decoded_everywhere(data, image.shape), image)
+
+
+def test_sixteen_bit_noise_within_a_bound() -> None:
+    image = noise((48, 40, 4), np.uint16, seed=3)
+    data = svdcodec.encode(image, max_error=3)
+    out = decoded_everywhere(data, image.shape).astype(np.int64)
+    error = np.abs(out - image.astype(np.int64))
+    assert error[..., :3].max() <= 3 and error[..., 3].max() == 0  # alpha exact by default
+
+
+def test_photo_like_sixteen_bit_files_keep_their_version() -> None:
+    """A smooth 12-bit picture's residuals fit int16 unwrapped: the file stays version 5."""
+    yy, xx = np.mgrid[0:64, 0:80]
+    image = (2000 + 1500 * np.sin(xx / 9.0) * np.cos(yy / 7.0)).astype(np.uint16)
+    data = svdcodec.encode(image, max_error=0)
+    assert container.unpack(data).header.version == container.WRITTEN_VERSION
+    np.testing.assert_array_equal(svdcodec.decode(data), image)
+
+
+def test_lossy_noise_keeps_its_layer() -> None:
+    """Without a residual on every channel (lossy RGBA: alpha exact alone) the encoder never
+    drops the layer, whatever the size."""
+    image = noise((32, 32, 4), np.uint16, seed=4)
+    unpacked = container.unpack(svdcodec.encode(image, quality=90))
+    assert any(p.rank for p in unpacked.planes)
+
+
+def test_wrappable_rows() -> None:
+    """A wrapped block gives the clamped rule's samples where every x + q t is in range: for
+    step 1 always, for a wider step only those rows; never for other types."""
+    x = np.array([[0, 65535], [3, 65532]], dtype=np.uint16)
+    decoded = np.array([[1, 65532], [3, 65530]], dtype=np.uint16)
+    q = (x.astype(np.int64) - decoded + 2) // 5  # max error 2, step 5
+    assert wrappable_rows(x, decoded, x.astype(np.int64) - decoded, 1.0).all()
+    assert wrappable_rows(x, decoded, q, 5.0).tolist() == [False, True]  # 65532 + 5 > 65535
+    assert wrappable_rows(x.astype(np.int32), decoded, q, 5.0) is None
+
+
+def test_wrapped_block_only_in_version_7_and_16_bit_samples() -> None:
+    data = svdcodec.encode(noise((16, 12), np.uint16, seed=5), max_error=0)
+    at = data.index(b"HEAD") + 4
+    for field, value, message in ((0, 6, "invalid element type 5"),
+                                  (10, 6, "uint16 or int16 only")):
+        head = bytearray(data[at:at + container.HEAD_RECORD.size])
+        if field == 0:
+            head[0:2] = value.to_bytes(2, "big")
+        else:
+            head[field] = value
+        edited = data[:at] + bytes(head) + data[at + len(head):]
+        crc_at = at + len(head)
+        crc = zlib.crc32(b"HEAD" + bytes(head)).to_bytes(4, "big")
+        edited = edited[:crc_at] + crc + edited[crc_at + 4:]
+        with pytest.raises(SvdiError, match=message):
+            svdcodec.decode(edited)
+
+
+def test_wrapped_vector_in_bands_of_two_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The version 7 vector (wrapped blocks with the vertical and planar predictors, references,
+    a step of 5) read two rows at a time: the predictors' carry between bands, modulo 2^16."""
+    vector = VECTORS / "v7_u16x3_12x10_wrapped.svdi"
+    expected = np.load(VECTORS / "v7_u16x3_12x10_wrapped.npy")
+    monkeypatch.setattr(residual_phase, "BAND_SAMPLES", 24)
+    np.testing.assert_array_equal(svdcodec.decode(vector.read_bytes()), expected)
