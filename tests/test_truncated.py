@@ -195,6 +195,33 @@ def test_refusals_stay() -> None:
         svdcodec.decode(moved, truncated="fill")
 
 
+def test_the_chunk_a_file_ends_in_is_refused_where_no_byte_could_make_it_valid() -> None:
+    data = FILES["rgb"]
+    first = next(c[0] for c in chunks(data) if c[2] in (b"SBLK", b"VBLK", b"UBLK"))
+    last = max(b for a, b, k in chunks(data) if k != b"IEND")
+    for cut, why in (
+            (data[:first] + struct.pack(">I4s", 100, b"ZZZZ") + b"x" * 20, "ZZZZ"),
+            (data[:first] + struct.pack(">I4s", 100, b"HEAD") + b"x" * 20, "HEAD"),
+            (data[:last] + struct.pack(">I4s", 50, b"PLAN") + b"y" * 10, "PLAN"),
+            (data[:first] + b"\xff\xff\xff\xffUBLK\x00\x00\x00", "exceeds the chunk limit"),
+            (data[:first] + b"\x00\x00\x00\x10\x00\x01\x02\x03\x04", "invalid chunk type")):
+        for mode in ("raise", "fill"):
+            with pytest.raises(SvdiError, match=why):
+                svdcodec.decode(cut, truncated=mode)
+    # a cut inside a chunk that may come there stays a cut
+    assert svdcodec.decode(data[:last - 3], truncated="fill").shape == (12, 14, 3)
+
+
+def test_every_component_asked_of_a_cut_file_applies_the_residuals_that_arrived() -> None:
+    data = FILES["rgb residual"]
+    a, b = [(a, b) for a, b, k in chunks(data) if k == b"RBLK"][7]
+    rank = max(p.rank for p in planes_of(data))
+    whole = svdcodec.decode(data, components=rank + 1000)  # every component: the residuals too
+    out = svdcodec.decode(data[:(a + b) // 2], truncated="fill", components=rank + 1000)
+    for c, rows in enumerate((8, 12, 8)):
+        np.testing.assert_array_equal(out[:rows, :, c], whole[:rows, :, c])
+
+
 def test_pillow_raises_by_default_and_loads_what_arrived_when_asked(
         monkeypatch: pytest.MonkeyPatch) -> None:
     data = svdcodec.encode(photo(512, 768, 3, seed=6), quality=75)

@@ -163,7 +163,7 @@ def _decode_arrived(container: Container, components: int | None, reduce: int) -
     """What a file that ends early holds: the components every plane has whole, as a
     preview of that many; with every factor block in, the image with the residual blocks
     that arrived applied to their rows, the other rows the uncorrected layer (spec §5.3).
-    Nothing allocated that the whole file's decode would not allocate."""
+    Nothing allocated beyond the output and what decoding the arrived blocks allocates."""
     truncation = container.truncation
     assert truncation is not None
     header = container.header
@@ -180,7 +180,8 @@ def _decode_arrived(container: Container, components: int | None, reduce: int) -
         components = whole if components is None else min(components, whole)
     layer = replace(container, residuals=[], truncation=None)
     pixels = decode_container(layer, components=components, reduce=reduce)
-    if container.residuals and components is None and reduce == 1:
+    full = components is None or all(components >= p.rank for p in container.planes)
+    if container.residuals and full and reduce == 1:  # as render_image: every rank
         out = pixels.reshape(header.height, header.width, header.channels)
         reference = {b.channel: b.reference for b in container.residuals}
         for c, rows in enumerate(truncation.residual_rows):

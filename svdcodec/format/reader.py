@@ -96,19 +96,15 @@ def _chunks(data: bytes, cut: list[Truncation] | None = None
     view = memoryview(data)
     pos = len(SIGNATURE)
     while True:
-        if len(data) - pos < 12:
-            if len(data) - pos >= 8:
-                (length,) = struct.unpack_from(">I", data, pos)
-                ended = Truncation(len(data), pos, bytes(view[pos + 4:pos + 8]).decode(
-                    errors="replace"), length)
-            else:
-                ended = Truncation(len(data), pos, None, None)
+        if len(data) - pos < 8:
+            ended = Truncation(len(data), pos, None, None)
             if cut is None:
                 raise SvdiError(f"truncated file: {ended.where()}; {TRUNCATED_HINT}")
             cut.append(ended)
             return
         (length,) = struct.unpack_from(">I", data, pos)
         kind = bytes(view[pos + 4:pos + 8])
+        # the type and length are checked as soon as they arrived: no later byte mends them
         if not kind.isalpha():  # ASCII letters only (bytes.isalpha knows no other letters)
             raise SvdiError(f"invalid chunk type {kind!r} at byte {pos}")
         if length > MAX_CHUNK:  # a limit, whatever follows
@@ -835,6 +831,23 @@ def _check_work(planes: list[Plane], max_work: int) -> None:
         raise SvdiError(f"reconstruction work {work} exceeds the limit {max_work}")
 
 
+def _check_cut_chunk(ended: Truncation, chunk: str, header: Header, blocks: bool,
+                     residuals: bool) -> None:
+    """The chunk a file ends in, after its PLAN chunks: refused, as in a whole file, if its
+    type cannot come there (its bytes that did not arrive cannot change that)."""
+    kind = chunk.encode()
+    if kind[0] >= 97 or kind == b"IEND":
+        return
+    if kind in FACTOR_TYPES and not residuals:
+        return
+    if kind == b"RBLK" and header.version >= 2:
+        return
+    if kind in (b"MEAN", b"RSTR") and not blocks and not residuals:
+        return
+    raise SvdiError(f"{ended.chunk} chunk at byte {ended.start} out of place or unknown "
+                    f"(the file ends inside it at byte {ended.size})")
+
+
 def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
            limit_note: str = "", truncated: bool = False) -> Container:
     """Parse and validate a whole file. Raises SvdiError for anything that is not a valid .svdi.
@@ -914,6 +927,9 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
         else:
             raise SvdiError(f"unknown critical chunk {kind.decode(errors='replace')}")
     ended = cut[0] if cut else None
+    if ended is not None and ended.chunk is not None and header is not None \
+            and len(planes) == nplanes:
+        _check_cut_chunk(ended, ended.chunk, header, bool(blocks), bool(residuals))
     if header is None or len(planes) != nplanes:
         if ended is not None:  # no size and mode, or planes to decode: nothing to give
             raise SvdiError(f"truncated file: {ended.where()}, before its HEAD and PLAN "
