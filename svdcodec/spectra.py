@@ -34,6 +34,7 @@ from PIL import Image
 
 from .codec.factorize import RANDOMIZED_ABOVE, RANDOMIZED_RANK, randomized
 from .codec.layout import to_matrix
+from .decoder import kept_sigma
 from .encoder import encode
 from .encoder.plane import patch_grams
 from .encoder.source import PlaneSource
@@ -169,7 +170,7 @@ def stored_spectrum(data: bytes) -> list[PlaneSpectrum]:
     scale = box.header.scale if box.header.colour == COLOUR_NONE else 1.0
     out = []
     for plane in box.planes:
-        sigma = box.singular_values(plane.index)[:plane.rank].astype(np.float64) * scale
+        sigma = kept_sigma(box, plane).astype(np.float64) * scale
         out.append(PlaneSpectrum(plane.index, _layout_name(plane), plane.matrix_shape, sigma,
                                  None, plane.rank, plane.rank >= min(plane.matrix_shape)))
     return out
