@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 import svdcodec
 from svdcodec import cli
 from svdcodec import format as container
-from svdcodec.cli import batch, safe_io
+from svdcodec.cli import batch, photos, safe_io
 
 H, W = 23, 37
 
@@ -398,3 +398,42 @@ def test_encode_notes_a_likely_mix_up_with_decode(png: Path, svdi: Path, tmp_pat
     assert cli.encode_main([str(png), "-o", str(tmp_path / "q.png"), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "will hold" not in err and "already an .svdi" not in err
+
+
+def _metadata_read_back(image: Image.Image) -> set[str]:
+    info = image.info
+    found = {k for k in ("exif", "icc_profile", "xmp") if info.get(k)}
+    if len(image.getexif()):
+        found.add("exif")
+    if "dpi" in info and round(info["dpi"][0]) == 300:
+        found.add("dpi")
+    if getattr(image, "text", None) or isinstance(info.get("text"), dict):
+        found.add("text")
+    return found
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF", "BMP", "SVDI", "GIF"])
+def test_writable_metadata_is_what_pillow_keeps(fmt: str, monkeypatch) -> None:
+    """svdi-decode's "cannot hold" comes from photos.WRITABLE: each item it lists is read back
+    from the file its options write, and each it leaves out is not (BMP keeps dpi, SVDI
+    everything; both were reported as dropped)."""
+    exif = Image.Exif()
+    exif[271] = "Camera"
+    metadata = {"exif": exif.tobytes().removeprefix(photos.EXIF_PREFIX), "icc_profile": ImageCms.ImageCmsProfile(
+        ImageCms.createProfile("sRGB")).tobytes(), "xmp": b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>",
+        "dpi": (300, 300), "text": {"Comment": "kept"}}
+    writable = set(photos.WRITABLE.get(fmt, ()))
+    monkeypatch.setitem(photos.WRITABLE, fmt, tuple(metadata))  # ask Pillow for everything
+    kept = set()
+    for key, value in metadata.items():
+        options, _ = photos.save_options(fmt, {key: value})
+        buf = io.BytesIO()
+        try:
+            Image.new("RGB", (16, 16), (90, 120, 150)).save(buf, format=fmt, **options)
+        except (ValueError, TypeError, OSError):  # a writer that refuses the keyword
+            continue
+        buf.seek(0)
+        with Image.open(buf) as image:
+            if key in _metadata_read_back(image):
+                kept.add(key)
+    assert kept == writable

@@ -30,6 +30,8 @@ WRITABLE: dict[str, tuple[str, ...]] = {
     "JPEG": ("exif", "icc_profile", "xmp", "dpi"),
     "WEBP": ("exif", "icc_profile", "xmp"),
     "TIFF": ("exif", "icc_profile", "xmp", "dpi"),
+    "BMP": ("dpi",),
+    "SVDI": ("exif", "icc_profile", "xmp", "dpi", "text"),
 }
 
 
@@ -179,7 +181,9 @@ def save_options(fmt: str, metadata: dict[str, Any]) -> tuple[dict[str, Any], li
         options["icc_profile"] = kept["icc_profile"]
     if "dpi" in kept:
         options["dpi"] = kept["dpi"]
-    if fmt == "PNG" and ("text" in kept or "xmp" in kept):
+    if fmt == "SVDI":  # the encoder's own keywords
+        options.update({k: v for k, v in kept.items() if k != "exif"})
+    elif fmt == "PNG" and ("text" in kept or "xmp" in kept):
         info = PngImagePlugin.PngInfo()
         for key, value in kept.get("text", {}).items():
             info.add_itxt(key, value)

@@ -737,6 +737,8 @@ def decode_one(job: DecodeJob) -> Result:
             text += f"; metadata written: {', '.join(sorted(set(metadata) - set(dropped)))}"
     if fmt == "NPY" and deep_images.is_deep(pixels) and deep_images.missing():
         text += f" as .npy (16-bit PNG and TIFF need the 16bit extra: {deep_images.INSTALL})"
+    if fmt == "SVDI":
+        text += "; re-encoded lossily at svdcodec.encode's defaults (quality 75)"
     if dropped:
         label = f"16-bit {fmt}" if deep_images.is_deep(pixels) else fmt
         text += f"; {label} output cannot hold the file's {', '.join(dropped)} (not written)"
