@@ -437,3 +437,27 @@ def test_writable_metadata_is_what_pillow_keeps(fmt: str, monkeypatch) -> None:
             if key in _metadata_read_back(image):
                 kept.add(key)
     assert kept == writable
+
+
+def test_a_batch_ends_with_the_count_of_failures(tmp_path, capsys) -> None:
+    """usage.md: with several inputs the tools go on past a bad file and report it at the
+    end: a closing line counts the failures; one input, or none failed, has no such line."""
+    good = []
+    for i in range(3):
+        good.append(tmp_path / f"g{i}.png")
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(good[-1])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a picture")
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [*map(str, good), str(bad), str(tmp_path / "missing.png"), "-d", str(out), "-j", "1"]
+    assert cli.encode_main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.rstrip().splitlines()[-1] == "svdi-encode: 2 of 5 files failed"
+    assert cli.encode_main([str(bad), "-d", str(out)]) == 1
+    assert "files failed" not in capsys.readouterr().err
+    svdi = sorted(map(str, out.glob("*.svdi")))
+    assert cli.decode_main([*svdi, str(bad), "-d", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.rstrip().endswith("svdi-decode: 1 of 4 files failed")
+    assert cli.decode_main([*svdi, "-d", str(tmp_path), "-f"]) == 0
+    assert "failed" not in capsys.readouterr().err

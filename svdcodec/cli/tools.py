@@ -213,8 +213,12 @@ def _make_outdir(prog: str, outdir: str | None) -> bool:
 def _report(prog: str, results: Iterable[Result], quiet: bool, failed: int = 0,
             out: Any = None) -> int:
     """Print every result (successes to `out`, default stderr; notes to stderr even when
-    quiet) and return the exit status."""
+    quiet), then, for several inputs of which some failed, how many (failures are printed as
+    they happen, and in a long batch they scroll away), and return the exit status. `failed`:
+    inputs refused before the batch ran (not among `results`)."""
+    total = failed
     for ok, message, notes in results:
+        total += 1
         if not ok:
             failed += 1
             print(f"{prog}: {message}", file=sys.stderr)
@@ -222,6 +226,8 @@ def _report(prog: str, results: Iterable[Result], quiet: bool, failed: int = 0,
             print(message, file=out or sys.stderr)
         for note in notes:
             print(f"{prog}: {note}", file=sys.stderr)
+    if failed and total > 1:
+        print(f"{prog}: {failed} of {total} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
