@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -461,3 +462,29 @@ def test_a_batch_ends_with_the_count_of_failures(tmp_path, capsys) -> None:
     assert capsys.readouterr().err.rstrip().endswith("svdi-decode: 1 of 4 files failed")
     assert cli.decode_main([*svdi, "-d", str(tmp_path), "-f"]) == 0
     assert "failed" not in capsys.readouterr().err
+
+
+def _png_with_chunks(path: Path, chunks: list[tuple[bytes, bytes]]) -> None:
+    """A small RGB PNG with these ancillary chunks after IHDR (Pillow writes no gAMA)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (30, 60, 90)).save(buf, format="PNG")
+    data = buf.getvalue()
+    extra = b"".join(len(body).to_bytes(4, "big") + kind + body
+                     + zlib.crc32(kind + body).to_bytes(4, "big") for kind, body in chunks)
+    path.write_bytes(data[:33] + extra + data[33:])  # signature (8) + IHDR (25)
+
+
+def test_png_colour_tags_are_said_not_kept(tmp_path, capsys) -> None:
+    """A PNG's gAMA, sRGB and cHRM have no field in an .svdi file: svdi-encode's line says so,
+    as it says a dropped ICC profile (a gAMA of 1.0, linear light, was dropped silently)."""
+    linear = tmp_path / "linear.png"
+    _png_with_chunks(linear, [(b"gAMA", (100000).to_bytes(4, "big"))])
+    assert Image.open(linear).info["gamma"] == 1.0
+    assert cli.encode_main([str(linear), "-o", str(tmp_path / "a.svdi")]) == 0
+    assert "gamma 1 not kept" in capsys.readouterr().err
+    tagged = tmp_path / "tagged.png"
+    _png_with_chunks(tagged, [(b"sRGB", b"\x00"), (b"cHRM", bytes(32))])
+    assert cli.encode_main([str(tagged), "-o", str(tmp_path / "b.svdi")]) == 0
+    assert "sRGB intent, chromaticities not kept" in capsys.readouterr().err
+    assert cli.encode_main([str(linear), "-o", str(tmp_path / "c.svdi"), "--strip"]) == 0
+    assert "not kept" not in capsys.readouterr().err

@@ -126,6 +126,22 @@ def dropped_profile(image: Image.Image) -> str:
     return ""
 
 
+#: Colour tags of an input (Pillow's info keys, a PNG's gAMA, sRGB and cHRM chunks) that an
+#: .svdi file has no field for: said on the line instead of dropped silently (a gAMA of 1.0,
+#: linear light, decodes to a file that viewers show with sRGB's gamma).
+COLOUR_TAGS = {"gamma": "gamma", "srgb": "sRGB intent", "chromaticity": "chromaticities"}
+
+
+def dropped_colour_tags(image: Image.Image) -> str:
+    """A note naming the input's colour tags that are not kept (COLOUR_TAGS), else ""."""
+    info = image.info
+    names = [f"{name} {info[key]:g}" if key == "gamma" and isinstance(info[key], (int, float))
+             else name for key, name in COLOUR_TAGS.items() if info.get(key) is not None]
+    if not names:
+        return ""
+    return f"{', '.join(names)} not kept (SVDI keeps an ICC profile, not these tags)"
+
+
 def image_metadata(image: Image.Image) -> dict[str, Any]:
     """encode() keyword arguments for the metadata Pillow read from an input image."""
     info = image.info
