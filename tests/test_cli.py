@@ -488,3 +488,31 @@ def test_png_colour_tags_are_said_not_kept(tmp_path, capsys) -> None:
     assert "sRGB intent, chromaticities not kept" in capsys.readouterr().err
     assert cli.encode_main([str(linear), "-o", str(tmp_path / "c.svdi"), "--strip"]) == 0
     assert "not kept" not in capsys.readouterr().err
+
+
+def test_outdir_errors_and_no_empty_outdir(tmp_path, capsys) -> None:
+    """-d naming a file says "not a directory" (it said "File exists"); -d of a new folder
+    where nothing is written leaves no empty folder behind; one written into stays."""
+    png = tmp_path / "x.png"
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(png)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    assert cli.encode_main([str(png), "-d", str(notes)]) == 1
+    assert "notes.txt: not a directory" in capsys.readouterr().err
+    assert notes.read_text() == "keep"
+    empty = tmp_path / "w1"
+    assert cli.encode_main([str(tmp_path / "missing.png"), "-d", str(empty)]) == 1
+    assert cli.decode_main([str(tmp_path / "missing.svdi"), "-d", str(empty)]) == 1
+    assert not empty.exists()
+    assert cli.encode_main([str(png), "-d", str(empty)]) == 0
+    assert (empty / "x.svdi").is_file()
+
+
+def test_help_texts_say_what_the_tools_do(capsys) -> None:
+    """--version prints the folder svdcodec runs from, as its help says; --effort's help gives
+    the docs' 6-14 %."""
+    assert cli.encode_main(["--version"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(
+        f"from {Path(svdcodec.__file__).resolve().parent}")
+    assert cli.encode_main(["--help"]) == 0
+    assert "6-14 % smaller" in " ".join(capsys.readouterr().out.split())
