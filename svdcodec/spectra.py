@@ -150,14 +150,16 @@ def _plane_spectrum(source: PlaneSource, header: Header, plane: Plane,
 def spectrum(image: np.ndarray | Image.Image, quality: float = 75, *, layout: str = "auto",
              rank: int | None = None, energy: float | None = None,
              target_psnr: float | None = None, max_bytes: int | None = None,
-             centre: bool = False) -> list[PlaneSpectrum]:
+             centre: bool = False, effort: int | None = None, aq: bool | None = None
+             ) -> list[PlaneSpectrum]:
     """Every plane's singular values, cumulative energy and the rank `encode` keeps with these
-    options (the same arguments as `svdcodec.encode`; the layout of each plane is the one the
-    encoder chose; with centre=True the spectrum of the centred columns, the PCA's). See the
-    module's docstring for what is computed for each layout."""
+    options (`svdcodec.encode`'s arguments that choose the layout and the kept rank; the
+    layout of each plane is the one the encoder chose; with centre=True the spectrum of the
+    centred columns, the PCA's). See the module's docstring for what is computed for each
+    layout."""
     pixels = as_pixels(image)
     data = encode(pixels, quality, rank=rank, energy=energy, target_psnr=target_psnr,
-                  max_bytes=max_bytes, layout=layout, centre=centre)
+                  max_bytes=max_bytes, layout=layout, centre=centre, effort=effort, aq=aq)
     box = unpack(data)
     source = PlaneSource(pixels, box.header, bool(centre))
     with single_threaded():  # band threads: see runtime.threads

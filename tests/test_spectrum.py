@@ -213,3 +213,19 @@ def test_large_plain_matrices_give_the_leading_values(monkeypatch) -> None:
     # float32 plane units (x / scale, rounded) make the only difference
     assert s.total_energy == pytest.approx(float(np.sum(want ** 2)), rel=1e-6)
     assert s.energy[-1] < 1.0
+
+
+@pytest.mark.parametrize("options", [{"effort": 2}, {"aq": True}, {"effort": 2, "aq": True}])
+def test_spectrum_takes_encodes_rank_options(options: dict) -> None:
+    """arrays.md: spectrum takes encode's options that choose the layout and the kept rank
+    (effort raised TypeError); its kept rank is the one that encode keeps."""
+    grey = sample()
+    (s,) = svdcodec.spectrum(grey, 40, layout="patch8", **options)
+    (f,) = svdcodec.read_factors(svdcodec.encode(grey, 40, layout="patch8", **options))
+    assert s.kept == f.S.size
+
+
+def test_dir_shows_no_typing_names() -> None:
+    names = dir(svdcodec)
+    assert not {"Any", "TYPE_CHECKING", "annotations"} & set(names)
+    assert {"encode", "decode", "spectrum", "read_factors"} <= set(names)
