@@ -184,7 +184,7 @@ def test_patch_factors_give_singular_values(layout: str, quality: int, monkeypat
     assert np.array_equal(stored.sigma, f.S.astype(np.float64))
     report = info_report("x.svdi", data)
     assert np.array_equal(report["planes"][0]["sigma"], f.S.astype(float))
-    monkeypatch.setattr(decoder, "unit_rows", lambda plane, sigma, Vt: sigma)
+    monkeypatch.setattr(decoder, "unit_rows", lambda plane, sigma, Vt, scale=1.0: sigma * scale)
     (raw,) = svdcodec.read_factors(data)  # the stored weights, as the decoder uses them
     assert not np.allclose(raw.S[0], f.S[0], rtol=0.1)
     product = (f.U.astype(np.float64) * f.S) @ f.Vt

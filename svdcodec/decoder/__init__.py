@@ -162,19 +162,25 @@ def uses_blas(container: Container) -> bool:
     return not all(kernel_multiplies(p, compiled) for p in container.planes)
 
 
-def unit_rows(plane: Plane, sigma: np.ndarray, Vt: np.ndarray) -> np.ndarray:
-    """A patch layout's S with its rows of Vt (float32, in place) scaled to unit norm; the
-    stored sigma of a plain layout. A patch layout's stored sigma is only the decoder's weight
-    (spec §6, "Stored σ"): the reference encoder stores the patch mean's sigma / 0.7 (its finer
-    step) and refits the others, which scales the dequantized V by the inverse. Moving that
-    scale into S gives back singular values of the stored product; U @ diag(S) @ Vt is the
-    same matrix to float32 rounding."""
+def unit_rows(plane: Plane, sigma: np.ndarray, Vt: np.ndarray,
+              scale: float | np.floating = 1.0) -> np.ndarray:
+    """S = sigma x the sample `scale` (float32), for a patch layout with its rows of Vt
+    (float32, in place) scaled to unit norm and S carrying their norms. A patch layout's
+    stored sigma is only the decoder's weight (spec §6, "Stored σ"): the reference encoder
+    stores the patch mean's sigma / 0.7 (its finer step) and refits the others, which scales
+    the dequantized V by the inverse. Moving that scale into S gives back singular values of
+    the stored product; U @ diag(S) @ Vt is the same matrix to float32 rounding. A row that is
+    all zeros, or whose S would not be finite in float32 (a hostile file's), keeps the stored
+    weight, so that read_factors refuses exactly the files it did."""
+    plain = sigma * np.float32(scale)
     if plane.layout == LAYOUT_PLAIN or not sigma.size:
-        return sigma
+        return plain
     norms = np.sqrt(np.sum(np.square(Vt, dtype=np.float64), axis=1))
-    nonzero = norms > 0  # a component whose V integers are all zero keeps its weight
-    Vt[nonzero] = (Vt[nonzero] / norms[nonzero, None]).astype(np.float32)
-    return np.where(nonzero, sigma * norms, sigma).astype(np.float32)
+    with np.errstate(all="ignore"):
+        moved = (sigma * norms).astype(np.float32) * np.float32(scale)
+    rows = (norms > 0) & np.isfinite(moved)
+    Vt[rows] = (Vt[rows] / norms[rows, None]).astype(np.float32)
+    return np.where(rows, moved, plain)
 
 
 def kept_sigma(container: Container, plane: Plane) -> np.ndarray:
@@ -236,7 +242,7 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
             if row_m is not None:  # version 6 (§5.5): row p of components >= 1 times M_p
                 U[:, 1:] *= (row_m.astype(np.float32) / np.float32(aq.UNIT))[:, None]
             Vt = np.ascontiguousarray(rows.factor("V", inv).T)
-            S = unit_rows(plane, sigma, Vt) * np.float32(scale)
+            S = unit_rows(plane, sigma, Vt, scale)
             if not all(np.all(np.isfinite(x)) for x in (U, S, Vt)):
                 raise SvdiError(f"plane {plane.index}: factors overflow float32 (step "
                                 f"{plane.step}, singular values or scale out of range)")
