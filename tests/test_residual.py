@@ -34,9 +34,9 @@ from svdcodec import SvdiError
 from svdcodec.codec import exact as exact_rule
 from svdcodec.codec import residual as residual_rule
 from svdcodec.decoder import residuals as residual_phase
-from svdcodec.format import unpack
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.encoder import tuning
+from svdcodec.format import unpack
 from svdcodec.runtime import band_sizes
 
 VECTORS = ROOT / "spec" / "vectors"
