@@ -233,7 +233,8 @@ def test_outdir_continues_past_a_bad_file(png: Path, tmp_path: Path,
     assert cli.encode_main(argv) == 1
     err = capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["grey.svdi", "photo.svdi"]
-    assert err.count("svdi-encode: ") == 1 and f"svdi-encode: {tmp_path / 'bad.png'}: " in err
+    assert err.count("svdi-encode: ") == 2 and f"svdi-encode: {tmp_path / 'bad.png'}: " in err
+    assert err.rstrip().endswith("svdi-encode: 1 of 3 files failed")
 
 
 def test_outdir_name_clash_is_reported(png: Path, tmp_path: Path) -> None:
@@ -326,7 +327,8 @@ def test_python_m_cli_in_a_subprocess(png: Path, tmp_path: Path) -> None:
     assert run.returncode == 1
     assert (tmp_path / "out" / "photo.svdi").read_bytes().startswith(container.SIGNATURE)
     errors = [line for line in run.stderr.splitlines() if line.startswith("svdi-encode: ")]
-    assert len(errors) == 1 and "bad.png" in errors[0] and "Traceback" not in run.stderr
+    assert len(errors) == 2 and "bad.png" in errors[0] and "Traceback" not in run.stderr
+    assert errors[1] == "svdi-encode: 1 of 2 files failed"
 
 
 # ----------------------------------------------------------------------------- batch
