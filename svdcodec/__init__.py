@@ -56,8 +56,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+#: Names this module imports for its own annotations, not part of the package.
+_TYPING_NAMES = {"Any", "TYPE_CHECKING", "annotations"}
+
+
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted((set(globals()) | set(_LAZY)) - _TYPING_NAMES)
 
 
 def check(data: bytes) -> bool:

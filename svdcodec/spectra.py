@@ -34,6 +34,7 @@ from PIL import Image
 
 from .codec.factorize import RANDOMIZED_ABOVE, RANDOMIZED_RANK, randomized
 from .codec.layout import to_matrix
+from .decoder import kept_sigma
 from .encoder import encode
 from .encoder.plane import patch_grams
 from .encoder.source import PlaneSource
@@ -149,14 +150,16 @@ def _plane_spectrum(source: PlaneSource, header: Header, plane: Plane,
 def spectrum(image: np.ndarray | Image.Image, quality: float = 75, *, layout: str = "auto",
              rank: int | None = None, energy: float | None = None,
              target_psnr: float | None = None, max_bytes: int | None = None,
-             centre: bool = False) -> list[PlaneSpectrum]:
+             centre: bool = False, effort: int | None = None, aq: bool | None = None
+             ) -> list[PlaneSpectrum]:
     """Every plane's singular values, cumulative energy and the rank `encode` keeps with these
-    options (the same arguments as `svdcodec.encode`; the layout of each plane is the one the
-    encoder chose; with centre=True the spectrum of the centred columns, the PCA's). See the
-    module's docstring for what is computed for each layout."""
+    options (`svdcodec.encode`'s arguments that choose the layout and the kept rank; the
+    layout of each plane is the one the encoder chose; with centre=True the spectrum of the
+    centred columns, the PCA's). See the module's docstring for what is computed for each
+    layout."""
     pixels = as_pixels(image)
     data = encode(pixels, quality, rank=rank, energy=energy, target_psnr=target_psnr,
-                  max_bytes=max_bytes, layout=layout, centre=centre)
+                  max_bytes=max_bytes, layout=layout, centre=centre, effort=effort, aq=aq)
     box = unpack(data)
     source = PlaneSource(pixels, box.header, bool(centre))
     with single_threaded():  # band threads: see runtime.threads
@@ -169,7 +172,7 @@ def stored_spectrum(data: bytes) -> list[PlaneSpectrum]:
     scale = box.header.scale if box.header.colour == COLOUR_NONE else 1.0
     out = []
     for plane in box.planes:
-        sigma = box.singular_values(plane.index)[:plane.rank].astype(np.float64) * scale
+        sigma = kept_sigma(box, plane).astype(np.float64) * scale
         out.append(PlaneSpectrum(plane.index, _layout_name(plane), plane.matrix_shape, sigma,
                                  None, plane.rank, plane.rank >= min(plane.matrix_shape)))
     return out

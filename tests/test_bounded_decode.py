@@ -317,7 +317,8 @@ def test_memory_bound_with_streams_larger_than_the_budget(
                                   "la_8x8_patch2", "rgba_9x5_plain"])
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_read_factors_values(name: str, kernels: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """float32 factors equal to the integers times step / sigma, computed whole."""
+    """float32 factors equal to the integers times step / sigma, computed whole; for patch
+    layouts with the rows of Vt scaled to unit norm and S carrying their norms."""
     monkeypatch.setenv("SVDCODEC_KERNELS", kernels)
     data = vector(name)
     box = container.unpack(data)
@@ -327,7 +328,13 @@ def test_read_factors_values(name: str, kernels: str, monkeypatch: pytest.Monkey
         inv = (plane.step / sigma).astype(np.float32)
         U = factor_integers(box, plane, "U", plane.rank).astype(np.float32) * inv
         V = factor_integers(box, plane, "V", plane.rank).astype(np.float32) * inv
-        for a, b in ((got.U, U), (got.Vt, V.T), (got.S, sigma * np.float32(scale))):
+        S = sigma * np.float32(scale)
+        if plane.layout != container.LAYOUT_PLAIN:
+            norms = np.sqrt(np.sum(V.astype(np.float64) ** 2, axis=0))
+            rows = norms > 0  # a component whose V integers are all 0 keeps its weight
+            S[rows] = (sigma[rows] * norms[rows]).astype(np.float32) * np.float32(scale)
+            V[:, rows] = (V[:, rows] / norms[rows]).astype(np.float32)
+        for a, b in ((got.U, U), (got.Vt, V.T), (got.S, S)):
             assert a.dtype == np.float32 and a.flags.c_contiguous
             np.testing.assert_array_equal(a, b)
 

@@ -7,16 +7,17 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 import svdcodec
 from svdcodec import cli
 from svdcodec import format as container
-from svdcodec.cli import batch, safe_io
+from svdcodec.cli import batch, photos, safe_io
 
 H, W = 23, 37
 
@@ -232,7 +233,8 @@ def test_outdir_continues_past_a_bad_file(png: Path, tmp_path: Path,
     assert cli.encode_main(argv) == 1
     err = capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["grey.svdi", "photo.svdi"]
-    assert err.count("svdi-encode: ") == 1 and f"svdi-encode: {tmp_path / 'bad.png'}: " in err
+    assert err.count("svdi-encode: ") == 2 and f"svdi-encode: {tmp_path / 'bad.png'}: " in err
+    assert err.rstrip().endswith("svdi-encode: 1 of 3 files failed")
 
 
 def test_outdir_name_clash_is_reported(png: Path, tmp_path: Path) -> None:
@@ -325,7 +327,8 @@ def test_python_m_cli_in_a_subprocess(png: Path, tmp_path: Path) -> None:
     assert run.returncode == 1
     assert (tmp_path / "out" / "photo.svdi").read_bytes().startswith(container.SIGNATURE)
     errors = [line for line in run.stderr.splitlines() if line.startswith("svdi-encode: ")]
-    assert len(errors) == 1 and "bad.png" in errors[0] and "Traceback" not in run.stderr
+    assert len(errors) == 2 and "bad.png" in errors[0] and "Traceback" not in run.stderr
+    assert errors[1] == "svdi-encode: 1 of 2 files failed"
 
 
 # ----------------------------------------------------------------------------- batch
@@ -398,3 +401,120 @@ def test_encode_notes_a_likely_mix_up_with_decode(png: Path, svdi: Path, tmp_pat
     assert cli.encode_main([str(png), "-o", str(tmp_path / "q.png"), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "will hold" not in err and "already an .svdi" not in err
+
+
+def _metadata_read_back(image: Image.Image) -> set[str]:
+    info = image.info
+    found = {k for k in ("exif", "icc_profile", "xmp") if info.get(k)}
+    if len(image.getexif()):
+        found.add("exif")
+    if "dpi" in info and round(info["dpi"][0]) == 300:
+        found.add("dpi")
+    if getattr(image, "text", None) or isinstance(info.get("text"), dict):
+        found.add("text")
+    return found
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF", "BMP", "SVDI", "GIF"])
+def test_writable_metadata_is_what_pillow_keeps(fmt: str, monkeypatch) -> None:
+    """svdi-decode's "cannot hold" comes from photos.WRITABLE: each item it lists is read back
+    from the file its options write, and each it leaves out is not (BMP keeps dpi, SVDI
+    everything; both were reported as dropped)."""
+    exif = Image.Exif()
+    exif[271] = "Camera"
+    metadata = {"exif": exif.tobytes().removeprefix(photos.EXIF_PREFIX), "icc_profile": ImageCms.ImageCmsProfile(
+        ImageCms.createProfile("sRGB")).tobytes(), "xmp": b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>",
+        "dpi": (300, 300), "text": {"Comment": "kept"}}
+    writable = set(photos.WRITABLE.get(fmt, ()))
+    monkeypatch.setitem(photos.WRITABLE, fmt, tuple(metadata))  # ask Pillow for everything
+    kept = set()
+    for key, value in metadata.items():
+        options, _ = photos.save_options(fmt, {key: value})
+        buf = io.BytesIO()
+        try:
+            Image.new("RGB", (16, 16), (90, 120, 150)).save(buf, format=fmt, **options)
+        except (ValueError, TypeError, OSError):  # a writer that refuses the keyword
+            continue
+        buf.seek(0)
+        with Image.open(buf) as image:
+            if key in _metadata_read_back(image):
+                kept.add(key)
+    assert kept == writable
+
+
+def test_a_batch_ends_with_the_count_of_failures(tmp_path, capsys) -> None:
+    """usage.md: with several inputs the tools go on past a bad file and report it at the
+    end: a closing line counts the failures; one input, or none failed, has no such line."""
+    good = []
+    for i in range(3):
+        good.append(tmp_path / f"g{i}.png")
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(good[-1])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a picture")
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [*map(str, good), str(bad), str(tmp_path / "missing.png"), "-d", str(out), "-j", "1"]
+    assert cli.encode_main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.rstrip().splitlines()[-1] == "svdi-encode: 2 of 5 files failed"
+    assert cli.encode_main([str(bad), "-d", str(out)]) == 1
+    assert "files failed" not in capsys.readouterr().err
+    svdi = sorted(map(str, out.glob("*.svdi")))
+    assert cli.decode_main([*svdi, str(bad), "-d", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.rstrip().endswith("svdi-decode: 1 of 4 files failed")
+    assert cli.decode_main([*svdi, "-d", str(tmp_path), "-f"]) == 0
+    assert "failed" not in capsys.readouterr().err
+
+
+def _png_with_chunks(path: Path, chunks: list[tuple[bytes, bytes]]) -> None:
+    """A small RGB PNG with these ancillary chunks after IHDR (Pillow writes no gAMA)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (30, 60, 90)).save(buf, format="PNG")
+    data = buf.getvalue()
+    extra = b"".join(len(body).to_bytes(4, "big") + kind + body
+                     + zlib.crc32(kind + body).to_bytes(4, "big") for kind, body in chunks)
+    path.write_bytes(data[:33] + extra + data[33:])  # signature (8) + IHDR (25)
+
+
+def test_png_colour_tags_are_said_not_kept(tmp_path, capsys) -> None:
+    """A PNG's gAMA, sRGB and cHRM have no field in an .svdi file: svdi-encode's line says so,
+    as it says a dropped ICC profile (a gAMA of 1.0, linear light, was dropped silently)."""
+    linear = tmp_path / "linear.png"
+    _png_with_chunks(linear, [(b"gAMA", (100000).to_bytes(4, "big"))])
+    assert Image.open(linear).info["gamma"] == 1.0
+    assert cli.encode_main([str(linear), "-o", str(tmp_path / "a.svdi")]) == 0
+    assert "gamma 1 not kept" in capsys.readouterr().err
+    tagged = tmp_path / "tagged.png"
+    _png_with_chunks(tagged, [(b"sRGB", b"\x00"), (b"cHRM", bytes(32))])
+    assert cli.encode_main([str(tagged), "-o", str(tmp_path / "b.svdi")]) == 0
+    assert "sRGB intent, chromaticities not kept" in capsys.readouterr().err
+    assert cli.encode_main([str(linear), "-o", str(tmp_path / "c.svdi"), "--strip"]) == 0
+    assert "not kept" not in capsys.readouterr().err
+
+
+def test_outdir_errors_and_no_empty_outdir(tmp_path, capsys) -> None:
+    """-d naming a file says "not a directory" (it said "File exists"); -d of a new folder
+    where nothing is written leaves no empty folder behind; one written into stays."""
+    png = tmp_path / "x.png"
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(png)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    assert cli.encode_main([str(png), "-d", str(notes)]) == 1
+    assert "notes.txt: not a directory" in capsys.readouterr().err
+    assert notes.read_text() == "keep"
+    empty = tmp_path / "w1"
+    assert cli.encode_main([str(tmp_path / "missing.png"), "-d", str(empty)]) == 1
+    assert cli.decode_main([str(tmp_path / "missing.svdi"), "-d", str(empty)]) == 1
+    assert not empty.exists()
+    assert cli.encode_main([str(png), "-d", str(empty)]) == 0
+    assert (empty / "x.svdi").is_file()
+
+
+def test_help_texts_say_what_the_tools_do(capsys) -> None:
+    """--version prints the folder svdcodec runs from, as its help says; --effort's help gives
+    the docs' 6-14 %."""
+    assert cli.encode_main(["--version"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(
+        f"from {Path(svdcodec.__file__).resolve().parent}")
+    assert cli.encode_main(["--help"]) == 0
+    assert "6-14 % smaller" in " ".join(capsys.readouterr().out.split())

@@ -65,7 +65,8 @@ def test_a_killed_worker_costs_only_its_file(tmp_path: Path) -> None:
     assert run.returncode == 1 and "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == [f"f{i}.svdi" for i in (0, 1, 3, 4, 5)]
     lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"svdi-encode: {inputs[2]}: ")
+    assert len(lines) == 2 and lines[0].startswith(f"svdi-encode: {inputs[2]}: ")
+    assert lines[1] == "svdi-encode: 1 of 6 files failed"
     assert "worker process died" in lines[0]
     for i in (0, 1, 3, 4, 5):  # the survivors are the files a serial run writes
         expected = svdcodec.encode(np.asarray(Image.open(inputs[i])))

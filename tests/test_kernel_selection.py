@@ -4,6 +4,9 @@ Runs whether or not the extension is built: its absence is simulated."""
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 import numpy as np
 import pytest
 
@@ -43,3 +46,39 @@ def test_compiled_path_from_the_first_call(monkeypatch: pytest.MonkeyPatch) -> N
     pytest.importorskip("svdcodec.runtime._kernels")
     monkeypatch.delenv("SVDCODEC_KERNELS", raising=False)
     assert kernels.get() is not None and kernels.backend() == "c"
+
+
+@pytest.fixture
+def failing_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extension not imported yet, and its import failing as where it was not built."""
+    monkeypatch.setattr(kernels, "_loaded", {})
+    monkeypatch.setattr(kernels, "_import_error", [])
+    monkeypatch.setitem(sys.modules, "svdcodec.runtime._kernels", None)  # ImportError
+    monkeypatch.delattr(svdcodec.runtime, "_kernels", raising=False)  # else `from` finds it
+
+
+def test_a_failed_import_is_said_once(monkeypatch: pytest.MonkeyPatch, failing_import: None
+                                      ) -> None:
+    """`pip install .` without a compiler installs the numpy path: the first encode says so
+    (how to silence it included), later calls do not."""
+    monkeypatch.delenv("SVDCODEC_KERNELS", raising=False)
+    image = np.arange(24 * 20, dtype=np.uint8).reshape(24, 20)
+    with pytest.warns(RuntimeWarning, match="numpy path.*SVDCODEC_KERNELS=0"):
+        data = svdcodec.encode(image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert svdcodec.decode(data).shape == image.shape
+        assert kernels.get() is None and kernels.backend() == "numpy"
+
+
+def test_no_warning_when_the_numpy_path_is_chosen(monkeypatch: pytest.MonkeyPatch,
+                                                  failing_import: None) -> None:
+    monkeypatch.setenv("SVDCODEC_KERNELS", "0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        svdcodec.decode(svdcodec.encode(np.zeros((16, 16), np.uint8)))
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(kernels.KernelsUnavailable):
+            kernels.get()

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import svdcodec
+from svdcodec import decoder
 from svdcodec.cli import info_main
 from svdcodec.cli.info import info_report
 from svdcodec.codec.colour import to_planes
@@ -165,6 +166,32 @@ def test_svdi_info_prints_and_plots_the_kept_sigma(tmp_path, capsys) -> None:
     assert info_main(["--plot", str(picture), "-f", str(path)]) == 0
 
 
+@pytest.mark.parametrize("quality", [30, 75, 90])
+@pytest.mark.parametrize("layout", ["patch4", "patch8", "patch16"])
+def test_patch_factors_give_singular_values(layout: str, quality: int, monkeypatch) -> None:
+    """A patch layout stores the patch mean's sigma / 0.7 (its finer step) and refitted sigma
+    for the others (spec §6): read_factors moves those scales out of Vt, whose rows are unit,
+    so S is the spectrum's leading values; stored_spectrum and svdi-info give the same S, and
+    the product is the stored one."""
+    grey = sample()
+    data = svdcodec.encode(grey, quality, layout=layout)
+    (f,) = svdcodec.read_factors(data)
+    (s,) = svdcodec.spectrum(grey, quality, layout=layout)
+    assert np.allclose(np.sum(np.square(f.Vt, dtype=np.float64), axis=1), 1.0, atol=1e-5)
+    assert np.allclose(f.S[:3], s.sigma[:3], rtol=0.02)  # the mean's was 1 / 0.7 = 1.43 x
+    assert np.allclose(np.linalg.norm(f.U[:, :3], axis=0), 1.0, atol=0.05)  # dead zone
+    (stored,) = svdcodec.stored_spectrum(data)
+    assert np.array_equal(stored.sigma, f.S.astype(np.float64))
+    report = info_report("x.svdi", data)
+    assert np.array_equal(report["planes"][0]["sigma"], f.S.astype(float))
+    monkeypatch.setattr(decoder, "unit_rows", lambda plane, sigma, Vt, scale=1.0: sigma * scale)
+    (raw,) = svdcodec.read_factors(data)  # the stored weights, as the decoder uses them
+    assert not np.allclose(raw.S[0], f.S[0], rtol=0.1)
+    product = (f.U.astype(np.float64) * f.S) @ f.Vt
+    stored = (raw.U.astype(np.float64) * raw.S) @ raw.Vt
+    assert np.max(np.abs(product - stored)) < 1e-4 * np.max(np.abs(stored))
+
+
 def test_large_plain_matrices_give_the_leading_values(monkeypatch) -> None:
     """Above RANDOMIZED_ABOVE on the short side the encoder factorizes with a randomized range
     finder; the spectrum then holds its leading values (complete=False) and the exact total
@@ -186,3 +213,19 @@ def test_large_plain_matrices_give_the_leading_values(monkeypatch) -> None:
     # float32 plane units (x / scale, rounded) make the only difference
     assert s.total_energy == pytest.approx(float(np.sum(want ** 2)), rel=1e-6)
     assert s.energy[-1] < 1.0
+
+
+@pytest.mark.parametrize("options", [{"effort": 2}, {"aq": True}, {"effort": 2, "aq": True}])
+def test_spectrum_takes_encodes_rank_options(options: dict) -> None:
+    """arrays.md: spectrum takes encode's options that choose the layout and the kept rank
+    (effort raised TypeError); its kept rank is the one that encode keeps."""
+    grey = sample()
+    (s,) = svdcodec.spectrum(grey, 40, layout="patch8", **options)
+    (f,) = svdcodec.read_factors(svdcodec.encode(grey, 40, layout="patch8", **options))
+    assert s.kept == f.S.size
+
+
+def test_dir_shows_no_typing_names() -> None:
+    names = dir(svdcodec)
+    assert not {"Any", "TYPE_CHECKING", "annotations"} & set(names)
+    assert {"encode", "decode", "spectrum", "read_factors"} <= set(names)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import format as container
 from ..codec.aq import binary16
+from ..decoder import kept_sigma
 from ..modes import PILLOW_MODES
 
 EXPLANATION = ("The decoded image has the full size, but the file stores only r·(m+n+1) numbers "
@@ -39,7 +40,7 @@ def _kept_sigma(unpacked: container.Container, plane: container.Plane) -> list[f
     """The plane's kept singular values, in read_factors' units (sample units without a colour
     transform, 8-bit Y'CbCr units with it)."""
     scale = unpacked.header.scale if unpacked.header.colour == container.COLOUR_NONE else 1.0
-    sigma = unpacked.singular_values(plane.index)[:plane.rank].astype(float) * scale
+    sigma = kept_sigma(unpacked, plane).astype(float) * scale
     return [float(s) for s in sigma]
 
 

@@ -30,6 +30,8 @@ WRITABLE: dict[str, tuple[str, ...]] = {
     "JPEG": ("exif", "icc_profile", "xmp", "dpi"),
     "WEBP": ("exif", "icc_profile", "xmp"),
     "TIFF": ("exif", "icc_profile", "xmp", "dpi"),
+    "BMP": ("dpi",),
+    "SVDI": ("exif", "icc_profile", "xmp", "dpi", "text"),
 }
 
 
@@ -124,6 +126,22 @@ def dropped_profile(image: Image.Image) -> str:
     return ""
 
 
+#: Colour tags of an input (Pillow's info keys, a PNG's gAMA, sRGB and cHRM chunks) that an
+#: .svdi file has no field for: said on the line instead of dropped silently (a gAMA of 1.0,
+#: linear light, decodes to a file that viewers show with sRGB's gamma).
+COLOUR_TAGS = {"gamma": "gamma", "srgb": "sRGB intent", "chromaticity": "chromaticities"}
+
+
+def dropped_colour_tags(image: Image.Image) -> str:
+    """A note naming the input's colour tags that are not kept (COLOUR_TAGS), else ""."""
+    info = image.info
+    names = [f"{name} {info[key]:g}" if key == "gamma" and isinstance(info[key], (int, float))
+             else name for key, name in COLOUR_TAGS.items() if info.get(key) is not None]
+    if not names:
+        return ""
+    return f"{', '.join(names)} not kept (SVDI keeps an ICC profile, not these tags)"
+
+
 def image_metadata(image: Image.Image) -> dict[str, Any]:
     """encode() keyword arguments for the metadata Pillow read from an input image."""
     info = image.info
@@ -179,7 +197,9 @@ def save_options(fmt: str, metadata: dict[str, Any]) -> tuple[dict[str, Any], li
         options["icc_profile"] = kept["icc_profile"]
     if "dpi" in kept:
         options["dpi"] = kept["dpi"]
-    if fmt == "PNG" and ("text" in kept or "xmp" in kept):
+    if fmt == "SVDI":  # the encoder's own keywords
+        options.update({k: v for k, v in kept.items() if k != "exif"})
+    elif fmt == "PNG" and ("text" in kept or "xmp" in kept):
         info = PngImagePlugin.PngInfo()
         for key, value in kept.get("text", {}).items():
             info.add_itxt(key, value)

@@ -26,7 +26,8 @@ import os
 import struct
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,9 @@ def version_line() -> str:
 
     path = ("C kernels" if kernels.backend() == "c"
             else "numpy path: the C kernels are not built or are switched off")
-    return f"svdcodec {__version__} (.svdi format version {FORMAT_VERSION}; {path})"
+    where = os.path.dirname(os.path.abspath(kernels.__file__ or "."))
+    return (f"svdcodec {__version__} (.svdi format version {FORMAT_VERSION}; {path}) from "
+            f"{os.path.dirname(where)}")
 
 
 class VersionAction(argparse.Action):
@@ -111,7 +114,8 @@ class VersionAction(argparse.Action):
     def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
                  **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
-                         help="show the versions and the codec's path, and exit")
+                         help="show the versions, the path the codec runs (C kernels or numpy) "
+                              "and the folder svdcodec is imported from, and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
@@ -199,22 +203,43 @@ def _collisions(prog: str, inputs: Sequence[str], dests: Sequence[str]) -> dict[
     return clashes
 
 
-def _make_outdir(prog: str, outdir: str | None) -> bool:
+@contextmanager
+def _outdir(prog: str, outdir: str | None) -> Iterator[bool]:
+    """-d DIR for the batch inside: True if it is there to write into (made if missing), False
+    after saying why not. A folder made here and left empty (every input failed) is removed
+    again, so that a failed run leaves nothing behind."""
     if outdir is None:
-        return True
+        yield True
+        return
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        print(f"{prog}: {display(outdir)}: not a directory (-d names the folder the outputs "
+              "go into)", file=sys.stderr)
+        yield False
+        return
+    made = not os.path.lexists(outdir)
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as exc:
         print(f"{prog}: {display(outdir)}: {_describe(exc)}", file=sys.stderr)
-        return False
-    return True
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        if made:
+            with suppress(OSError):  # not empty (something was written) or already gone
+                os.rmdir(outdir)
 
 
 def _report(prog: str, results: Iterable[Result], quiet: bool, failed: int = 0,
             out: Any = None) -> int:
     """Print every result (successes to `out`, default stderr; notes to stderr even when
-    quiet) and return the exit status."""
+    quiet), then, for several inputs of which some failed, how many (failures are printed as
+    they happen, and in a long batch they scroll away), and return the exit status. `failed`:
+    inputs refused before the batch ran (not among `results`)."""
+    total = failed
     for ok, message, notes in results:
+        total += 1
         if not ok:
             failed += 1
             print(f"{prog}: {message}", file=sys.stderr)
@@ -222,6 +247,8 @@ def _report(prog: str, results: Iterable[Result], quiet: bool, failed: int = 0,
             print(message, file=out or sys.stderr)
         for note in notes:
             print(f"{prog}: {note}", file=sys.stderr)
+    if failed and total > 1:
+        print(f"{prog}: {failed} of {total} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -465,8 +492,10 @@ def encode_one(job: EncodeJob) -> Result:
                 image, note = photos.open_image(raw, job.frame, job.max_pixels)
                 metadata = {} if job.strip else photos.image_metadata(image)
                 profile_note = "" if job.strip else photos.dropped_profile(image)
+                colour_note = "" if job.strip else photos.dropped_colour_tags(image)
                 image, depth_note = _full_depth(raw, image, job.eight_bit)
-                note = "; ".join(n for n in (note, depth_note, profile_note) if n)
+                note = "; ".join(n for n in (note, depth_note, profile_note, colour_note)
+                                 if n)
         metadata, problems = photos.storable(metadata)
         del raw  # the input file's bytes, no longer needed: not held through the encode
         photos.release_file(image)
@@ -528,7 +557,7 @@ def _encode_parser() -> argparse.ArgumentParser:
                              "file for sharper, closer pictures (docs/performance.md)")
     parser.add_argument("--effort", type=int, choices=(1, 2), metavar="{1,2}",
                         help="2: choose the factors' integers by rate and distortion and "
-                             "compress them again at a slower zstd level: 8-14 %% smaller "
+                             "compress them again at a slower zstd level: 6-14 %% smaller "
                              "at the same quality, encode 1.3-3.5x as long (default 1)")
     parser.add_argument("--centre", action="store_true",
                         help="subtract each column's mean before the SVD and store the means "
@@ -579,8 +608,12 @@ def _encode_name_notes(src: str, dest: str) -> list[str]:
 
 def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     dests = _destinations(parser, args, ".svdi")
-    if not _make_outdir(parser.prog, args.outdir):
-        return 1
+    with _outdir(parser.prog, args.outdir) as ready:
+        return _encode_into(parser, args, dests) if ready else 1
+
+
+def _encode_into(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 dests: list[str]) -> int:
     options = encode_options(quality=args.quality, rank=args.rank, energy=args.energy,
                              target_psnr=args.psnr, max_bytes=args.max_bytes, layout=args.layout,
                              max_error=0.0 if args.lossless else args.max_error,
@@ -741,6 +774,8 @@ def decode_one(job: DecodeJob) -> Result:
                  + unpacked.truncation.arrived(unpacked.planes, bool(unpacked.residuals)))
     if fmt == "NPY" and deep_images.is_deep(pixels) and deep_images.missing():
         text += f" as .npy (16-bit PNG and TIFF need the 16bit extra: {deep_images.INSTALL})"
+    if fmt == "SVDI":
+        text += "; re-encoded lossily at svdcodec.encode's defaults (quality 75)"
     if dropped:
         label = f"16-bit {fmt}" if deep_images.is_deep(pixels) else fmt
         text += f"; {label} output cannot hold the file's {', '.join(dropped)} (not written)"
@@ -808,8 +843,12 @@ def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if None in formats:
         parser.error(f"no image format writes {dests[formats.index(None)]!r}; "
                      "use a suffix such as .png, .tiff or .npy")
-    if not _make_outdir(parser.prog, args.outdir):
-        return 1
+    with _outdir(parser.prog, args.outdir) as ready:
+        return _decode_into(parser, args, dests, formats) if ready else 1
+
+
+def _decode_into(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 dests: list[str], formats: list[str | None]) -> int:
     limit = _pixel_limit(args.max_pixels)
     clashes = _collisions(parser.prog, args.inputs, dests)
     reduce = int(args.scale.split("/")[-1]) if "/" in args.scale else 1

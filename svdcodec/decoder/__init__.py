@@ -24,6 +24,7 @@ from ..format import (
     NO_REFERENCE,
     Container,
     Header,
+    Plane,
     read_prefix,
     unpack,
 )
@@ -41,7 +42,9 @@ class PlaneFactors:
     For layout "plain" the matrix is the plane itself; for "patch" its rows are the p x p patches
     in raster order. Values are in sample units (S includes the header's scale) for images without
     a colour transform and for 16-bit Y'CbCr (its units, chroma centred on 0), and in 8-bit
-    Y'CbCr units (chroma centred on 0) for 8-bit RGB(A).
+    Y'CbCr units (chroma centred on 0) for 8-bit RGB(A). S is descending-ish singular values:
+    for "plain" the stored ones; for "patch" the rows of Vt are scaled to unit norm and S
+    carries their scale (see `unit_rows`).
     """
 
     U: np.ndarray  # (m, r) float32
@@ -219,6 +222,41 @@ def uses_blas(container: Container) -> bool:
     return not all(kernel_multiplies(p, compiled) for p in container.planes)
 
 
+def unit_rows(plane: Plane, sigma: np.ndarray, Vt: np.ndarray,
+              scale: float | np.floating = 1.0) -> np.ndarray:
+    """S = sigma x the sample `scale` (float32), for a patch layout with its rows of Vt
+    (float32, in place) scaled to unit norm and S carrying their norms. A patch layout's
+    stored sigma is only the decoder's weight (spec §6, "Stored σ"): the reference encoder
+    stores the patch mean's sigma / 0.7 (its finer step) and refits the others, which scales
+    the dequantized V by the inverse. Moving that scale into S gives back singular values of
+    the stored product; U @ diag(S) @ Vt is the same matrix to float32 rounding. A row that is
+    all zeros, or whose S would not be finite in float32 (a hostile file's), keeps the stored
+    weight, so that read_factors refuses exactly the files it did."""
+    plain = sigma * np.float32(scale)
+    if plane.layout == LAYOUT_PLAIN or not sigma.size:
+        return plain
+    norms = np.sqrt(np.sum(np.square(Vt, dtype=np.float64), axis=1))
+    with np.errstate(all="ignore"):
+        moved = (sigma * norms).astype(np.float32) * np.float32(scale)
+    rows = (norms > 0) & np.isfinite(moved)
+    Vt[rows] = (Vt[rows] / norms[rows, None]).astype(np.float32)
+    return np.where(rows, moved, plain)
+
+
+def kept_sigma(container: Container, plane: Plane) -> np.ndarray:
+    """The plane's S as read_factors gives it, float32, before the sample scale: for a patch
+    layout that reads its V factor (p x p rows), not U."""
+    sigma = container.singular_values(plane.index)[:plane.rank].astype(np.float32)
+    if plane.layout == LAYOUT_PLAIN or not sigma.size:
+        return sigma
+    with np.errstate(all="ignore"), single_threaded():
+        rows = PlaneReconstructor(container, plane, plane.rank, [(0, plane.height)],
+                                  pass_budget(4 * (plane.matrix_shape[1] + 1) * plane.rank),
+                                  {}, kernels.get())
+        Vt = np.ascontiguousarray(rows.factor("V", (plane.step / sigma).astype(np.float32)).T)
+        return unit_rows(plane, sigma, Vt)
+
+
 def unpack_checked(data: bytes, max_pixels: int | None = None, truncated: str = "raise"
                    ) -> Container:
     """The file unpacked and its structure checked, any size (the caller checked it), or at
@@ -267,7 +305,7 @@ def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[P
             if row_m is not None:  # version 6 (§5.5): row p of components >= 1 times M_p
                 U[:, 1:] *= (row_m.astype(np.float32) / np.float32(aq.UNIT))[:, None]
             Vt = np.ascontiguousarray(rows.factor("V", inv).T)
-            S = sigma * np.float32(scale)
+            S = unit_rows(plane, sigma, Vt, scale)
             if not all(np.all(np.isfinite(x)) for x in (U, S, Vt)):
                 raise SvdiError(f"plane {plane.index}: factors overflow float32 (step "
                                 f"{plane.step}, singular values or scale out of range)")

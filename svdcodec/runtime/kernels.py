@@ -13,7 +13,8 @@ returns it when it is importable, else None: callers then take the numpy path, w
 reference. Both give the same integers, bytes and pixels (tests/test_kernels.py compares them);
 the encoder's error sums differ in the last bits (float64 here, float32 per band there).
 SVDCODEC_KERNELS=0 forces the numpy path; =1 requires the compiled one (`KernelsUnavailable`
-if it is not built). `backend()` says which runs.
+if it is not built); unset, a failed import is said once (a RuntimeWarning,
+NUMPY_PATH_WARNING). `backend()` says which runs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import warnings
 from types import ModuleType
 
 import numpy as np
@@ -94,6 +96,16 @@ def backend() -> str:
         else "c"
 
 
+#: Said once a process where the extension does not import: `pip install .` without a C
+#: compiler succeeds (the extension is optional) and nothing else would say that this install
+#: runs several times slower.
+NUMPY_PATH_WARNING = (
+    "svdcodec's C kernels (svdcodec.runtime._kernels) did not import ({error}): running the "
+    "numpy path, the same bytes and pixels 4-10 times slower. Reinstall svdcodec with a C "
+    "compiler available (pip install -v . shows the build), or set SVDCODEC_KERNELS=0 to "
+    "choose the numpy path and silence this warning.")
+
+
 def _compiled() -> ModuleType | None:
     """The extension module, imported once; None if it is not built."""
     if "c" not in _loaded:
@@ -104,6 +116,9 @@ def _compiled() -> ModuleType | None:
                 except ImportError as error:
                     _import_error.append(str(error))
                     _loaded["c"] = None
+                    if _setting() == "":  # "1" raises KernelsUnavailable; "0" never imports
+                        warnings.warn(NUMPY_PATH_WARNING.format(error=error), RuntimeWarning,
+                                      stacklevel=4)
                 else:
                     _loaded["c"] = _kernels
     return _loaded["c"]
