@@ -258,6 +258,9 @@ def test_tools_say_where_the_file_ends(tmp_path: Path) -> None:
     assert info.returncode == 1 and where in info.stderr
     assert "rank r = " in info.stdout and "TRUNCATED" in info.stdout
     assert "the first 1 component of every plane" in info.stdout
+    assert "files failed" not in info.stderr  # one file, described and refused: one input
+    assert run_tool("info", str(src), str(src)).stderr.rstrip().endswith(
+        "svdi-info: 2 of 2 files failed")
     refused = run_tool("decode", str(src), "-o", str(tmp_path / "a.png"))
     assert refused.returncode == 1 and where in refused.stderr
     assert "--truncated fill" in refused.stderr and not (tmp_path / "a.png").exists()

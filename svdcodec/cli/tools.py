@@ -232,14 +232,15 @@ def _outdir(prog: str, outdir: str | None) -> Iterator[bool]:
 
 
 def _report(prog: str, results: Iterable[Result], quiet: bool, failed: int = 0,
-            out: Any = None) -> int:
+            out: Any = None, files: int | None = None) -> int:
     """Print every result (successes to `out`, default stderr; notes to stderr even when
     quiet), then, for several inputs of which some failed, how many (failures are printed as
     they happen, and in a long batch they scroll away), and return the exit status. `failed`:
-    inputs refused before the batch ran (not among `results`)."""
+    inputs refused before the batch ran (not among `results`). `files`: how many inputs the
+    results are of, where an input may give more than one (default: one result each)."""
     total = failed
     for ok, message, notes in results:
-        total += 1
+        total += 1 if files is None else 0
         if not ok:
             failed += 1
             print(f"{prog}: {message}", file=sys.stderr)
@@ -247,6 +248,7 @@ def _report(prog: str, results: Iterable[Result], quiet: bool, failed: int = 0,
             print(message, file=out or sys.stderr)
         for note in notes:
             print(f"{prog}: {note}", file=sys.stderr)
+    total += files or 0
     if failed and total > 1:
         print(f"{prog}: {failed} of {total} files failed", file=sys.stderr)
     return 1 if failed else 0
@@ -952,7 +954,7 @@ def _info(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return _info_plot(parser, args)
     jobs = [InfoJob(src, args.json, args.verbose) for src in args.inputs]
     results = (result for job in jobs for result in info_one(job))
-    return _report(parser.prog, results, args.quiet, out=sys.stdout)
+    return _report(parser.prog, results, args.quiet, out=sys.stdout, files=len(jobs))
 
 
 def info_main(argv: Sequence[str] | None = None) -> int:
