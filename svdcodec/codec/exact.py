@@ -60,7 +60,7 @@ def _scalar_weights(step: float, sigma: np.ndarray, shift: int
     """`weights` of a valid plane one value at a time, in Python floats (the same IEEE
     binary64 operations: a decoder's few dozen weights cost less than numpy's per-call work),
     or None wherever `weights` raises (it then raises with its own message)."""
-    square = float(np.float64(step) * np.float64(step))
+    square = float(step) * float(step)  # IEEE binary64 as numpy's, inf without a warning
     ldexp = math.ldexp
     try:
         # exact: a power of two
