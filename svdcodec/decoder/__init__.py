@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,6 +20,7 @@ from ..codec import aq
 from ..errors import SvdiError
 from ..format import (
     COLOUR_NONE,
+    LAYOUT_PATCH,
     LAYOUT_PLAIN,
     NO_REFERENCE,
     Container,
@@ -29,8 +30,8 @@ from ..format import (
     unpack,
 )
 from ..runtime import band_sizes, kernels
-from ..runtime.threads import serial, single_threaded
-from .plane import PlaneReconstructor, kernel_multiplies, pass_budget
+from ..runtime.threads import QuietSerial, single_threaded
+from .plane import PlaneReconstructor, pass_budget
 from .render import check_image, render_image
 from .residuals import apply_group, apply_residuals, band_bounds
 
@@ -201,16 +202,21 @@ def _decode_arrived(container: Container, components: int | None, reduce: int) -
     return pixels
 
 
-@contextmanager
-def rendering(header: Header, blas: bool = True) -> Iterator[None]:
+def rendering(header: Header, blas: bool = True) -> AbstractContextManager[None]:
     """How the decoder runs: a hostile step, singular value or scale can overflow float32, so
     no warnings (the render checks); BLAS stays single-threaded throughout, as in the encoder
     (see runtime.threads), where the render calls it (`blas`, see `uses_blas`: elsewhere
     reading and setting OpenBLAS's thread count, three foreign calls, is all a small image's
     decode would do with it, twice through Pillow); small images decode in this thread
-    alone."""
-    small = header.width * header.height * header.channels <= band_sizes.SERIAL_SAMPLES
-    with np.errstate(all="ignore"), single_threaded() if blas else nullcontext(), serial(small):
+    alone. Without `blas`, one context manager object (`QuietSerial`), not a generator's."""
+    quiet = QuietSerial(header.width * header.height * header.channels
+                        <= band_sizes.SERIAL_SAMPLES)
+    return _blas_single_threaded(quiet) if blas else quiet
+
+
+@contextmanager
+def _blas_single_threaded(inner: QuietSerial) -> Iterator[None]:
+    with single_threaded(), inner:
         yield
 
 
@@ -218,8 +224,10 @@ def uses_blas(container: Container) -> bool:
     """Whether rendering the file whole (reduce=1) may call BLAS: not when the compiled
     kernels multiply every plane (`kernel_multiplies`: every plane of the encoder's version 5
     files but the plain layouts)."""
-    compiled = kernels.get()
-    return not all(kernel_multiplies(p, compiled) for p in container.planes)
+    if kernels.get() is None:
+        return True
+    # `kernel_multiplies` of every plane, inline (the kernels are there)
+    return not all(p.exact and p.layout == LAYOUT_PATCH for p in container.planes)
 
 
 def unit_rows(plane: Plane, sigma: np.ndarray, Vt: np.ndarray,

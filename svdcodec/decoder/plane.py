@@ -604,26 +604,33 @@ class WholePlane(PlaneReconstructor):
     so a thread holds one live WholePlane per plane index: a decode prepares and renders its
     planes in one call."""
 
+    # PlaneReconstructor's attributes that are the same for every WholePlane (never set
+    # on an instance): exact, compiled product, product into this thread's buffer, no
+    # pass of its own per band, not adapted (no map), A whole from row 0.
+    exact = exact_kernel = reuse_product = True
+    local = adapted = False
+    row_m = None
+    base = 0
+
     def __init__(self, container: Container, plane: Plane, rank: int,
                  factors: tuple[list[tuple], list[tuple]], compiled: ModuleType,
                  buffers: ThreadBuffers) -> None:
         # Not PlaneReconstructor.__init__: the attributes its band methods read, for one band
         # of every matrix row, one column range and no pass to load.
         self.plane, self.rank, self.bands = plane, rank, [(0, plane.height)]
-        self.exact = self.exact_kernel = True
-        self.compiled, self.buffers, self.reuse_product = compiled, buffers, True
+        self.compiled, self.buffers = compiled, buffers
         self.m, self.n = m, n = plane.matrix_shape
         self.patch, self.per_row = plane.patch, plane.grid[1]
         self.mrows, self.passes, self.columns = [(0, m)], [[0]], [(0, n)]
-        self.local, self.adapted, self.row_m = False, False, None
         self.product_shift = plane.shift
-        self.u, self.dropped_rows = [], []  # (`release`: nothing held by rows)
         self.container, self.scratch = container, {}
         buffers.expect("product", m * n)
         assert plane.shift is not None
         sigma = container.singular_values(plane.index)[:rank]
-        self.weights, self.weight_sum = exact_rule.weights(plane.step, sigma, plane.shift,
-                                                           f"plane {plane.index}")
+        # `exact_rule.weights`' compiled loop, asked here (the kernels are given), else the rule
+        found = compiled.exact_weights(sigma, float(plane.step), plane.shift)
+        self.weights, self.weight_sum = (found if found is not None else exact_rule.weights(
+            plane.step, sigma, plane.shift, f"plane {plane.index}"))
         u_blocks, v_blocks = factors
         # B, and its bound's half: the largest max|A| the exact rule allows with it
         self.B = np.empty((n, rank), dtype=np.float32)
@@ -633,7 +640,6 @@ class WholePlane(PlaneReconstructor):
         # A, in this thread's array for the plane, kept for the next decode (`ThreadBuffers`)
         self.left = buffers.get(f"{LEFT} {plane.index}", m * rank).reshape(m, rank)
         self._fill_whole("U", u_blocks, plane.grid, self.left)
-        self.base = 0
         self.means = container.column_means(plane.index)
         self.loaded_means = None if self.means is None else self.means.astype(np.float64)
 
@@ -661,6 +667,9 @@ class WholePlane(PlaneReconstructor):
 
     def load(self, k: int) -> None:
         """Nothing to load: A is whole (one pass)."""
+
+    def release(self, i: int) -> None:
+        """Nothing to drop: no stream or dense column is held by rows."""
 
 
 #: `_kernels.plane_factors`' error for a dense block of another size than its grid's
@@ -775,6 +784,8 @@ def column_sums(residuals: np.ndarray, grid: tuple[int, int], predictor: int,
 def bands_for(planes: Iterable[Plane], height: int, width: int) -> list[tuple[int, int]]:
     """Pixel-row bands shared by planes of one size: whole patches of every plane, and at least
     band_sizes.MIN_BAND_ROWS matrix rows of each."""
+    if 0 < height <= -(-band_sizes.BAND_PIXELS // width):  # one band, whatever `need` is
+        return [(0, height)]
     unit, need = 1, 1
     for p in planes:
         if p.layout == LAYOUT_PATCH:

@@ -77,20 +77,24 @@ class OutputPlan:
     filters: list[tuple[int, int, tuple[int, int, int]]]
 
     @classmethod
-    def of(cls, container: Container, components: int | None, convert: bool = True
-           ) -> OutputPlan:
+    def of(cls, container: Container, components: int | None, convert: bool = True,
+           filters: list[tuple[int, int, tuple[int, int, int]]] | None = None) -> OutputPlan:
+        """The plan of the file (`filters`: its planes' `edge_filters`, if the caller has
+        them)."""
         header = container.header
         h, w = header.height, header.width
         ranks = [p.rank if components is None else min(p.rank, components)
                  for p in container.planes]
-        full = [p for p in container.planes if (p.height, p.width) == (h, w)]
-        chroma = [p for p in container.planes if p not in full]
+        full = [p for p in container.planes if p.height == h and p.width == w]
+        # (by size, not `not in full`: a dataclass's == compares every field)
+        chroma = [p for p in container.planes if p.height != h or p.width != w]
         ycc = header.colour == COLOUR_YCBCR
         compiled = kernels.get()
         # the fused paths are 8-bit's (16-bit Y'CbCr is rounded into the output, then converted)
         colour = (kernels.colour_constants()
                   if compiled is not None and ycc and header.dtype == np.uint8 else None)
-        filters = edge_filters(header, container.planes)
+        if filters is None:
+            filters = edge_filters(header, container.planes)
         deblock = bool(filters)
         restore = bool(container.restoration)
         fused = colour is not None and all((2 * p.height, 2 * p.width) == (h, w) for p in chroma)

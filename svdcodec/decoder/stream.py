@@ -50,7 +50,7 @@ from ..format import LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes
 from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import run_bands
-from .deblock import fusable
+from .deblock import edge_filters, fusable, fusable_filters
 from .plane import (
     IntegerReconstructor,
     PlaneReconstructor,
@@ -88,17 +88,20 @@ class ArraySink:
         pass
 
 
-def streamable(container: Container) -> bool:
+def streamable(container: Container,
+               filters: list[tuple[int, int, tuple[int, int, int]]] | None = None) -> bool:
     """Whether `BandRenderer` may take the file, from its header and plan alone (`prepare`
     still declines a plane whose factors need more than one piece). A file with the
-    deblocking filter: 8-bit exact planes whose edge periods are all 4 or more (`EdgeSeams`)."""
+    deblocking filter: 8-bit exact planes whose edge periods are all 4 or more (`EdgeSeams`).
+    `filters`: the planes' `edge_filters`, if the caller has them."""
     header = container.header
     if container.residuals:
         return False
     if any(p.filtered for p in container.planes) or container.restoration:
         # the seams' rows (`EdgeSeams`, `RestoreSeams`) come from any band: exact planes
         return (header.dtype == np.uint8 and all(p.exact for p in container.planes)
-                and fusable(header, container.planes))
+                and (fusable(header, container.planes) if filters is None
+                     else fusable_filters(filters)))
     return header.dtype in (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
@@ -449,6 +452,8 @@ def staggered_bands(needs: list[tuple[int, int]], unit: int, height: int
     of it, which a ChromaRows then joins from two bands (a copy); a cut at a band boundary
     splits two bands' rows, one inside an output band's rows (more than a row from its ends)
     only that band's: half the joins for bands of two output bands' share."""
+    if len(needs) < 2:  # no second output band: no cut (what the lines below give)
+        return [(0, height)]
     cuts = {(lo + hi) // 2 // unit * unit for lo, hi in needs[1::2]}
     bounds = [0, *sorted(c for c in cuts if 0 < c < height), height]
     return list(itertools.pairwise(bounds))
@@ -549,28 +554,70 @@ class ChromaRows:
                         self.spare.append(values.base)
 
 
+class WholeChroma(ChromaRows):
+    """`ChromaRows` of a plane held in one band, for an image of one output band (a small
+    image's, which one thread renders alone): the plane's rows reconstructed whole into the
+    thread's buffer on the first `between`, every call a view of them, dropped by `release`.
+    The same rows, buffer and calls on the reconstructor as `ChromaRows` with `local`, without
+    its per-band bookkeeping (locks, counts, spare arrays and joins), which one band never
+    uses."""
+
+    def __init__(self, rows: PlaneReconstructor, local: ThreadBuffers) -> None:
+        # Not ChromaRows.__init__: the attributes the methods below read.
+        self.rows, self.local = rows, local
+        self.needs: list[tuple[int, int]] = []
+        self.values: np.ndarray | None = None
+
+    def expect(self, needs: list[tuple[int, int]]) -> None:
+        self.needs = needs
+
+    def between(self, lo: int, hi: int) -> np.ndarray:
+        values = self.values
+        top = self.rows.bands[0][0]  # (the encoder's sampled rows: not always 0)
+        if values is None:
+            rows = self.rows
+            height, width = rows.bands[0][1] - top, rows.plane.width
+            values = self.local.get(f"chroma {rows.plane.index} 0", height * width
+                                    ).reshape(height, width)
+            if rows.compiled is not None and rows.patch:
+                rows.compiled.store_floats(rows.matrix(0), values, 0, height, rows.patch,
+                                           rows.per_row)
+            else:
+                values[:] = rows.float_rows(0)
+            rows.release(0)
+            self.values = values
+        return values[max(lo - top, 0):hi - top]
+
+    def release(self, i: int) -> None:
+        self.values = None
+
+
 def unplanned_rows(lo: int, hi: int) -> np.ndarray:
     """A chroma Resampler's source while BandRenderer.prepare plans its rows."""
     raise AssertionError("rows asked of a resampler before its rows were planned")
 
 
-def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
+def plane_budget(plan: OutputPlan, container: Container, plane: Plane,
+                 total: int | None = None) -> int:
     """The plane's share of the pass budget, by its samples: the pieces of every plane, held
-    at once, take what one plane's may take on the other path (spec §5, Resources)."""
-    total = sum(p.height * p.width for p in container.planes)
+    at once, take what one plane's may take on the other path (spec §5, Resources). `total`:
+    the samples of every plane, if the caller has them."""
+    if total is None:
+        total = sum(p.height * p.width for p in container.planes)
     return max(1, plan.budget * plane.height * plane.width // max(total, 1))
 
 
 def prepared(container: Container, plan: OutputPlan, plane: Plane,
              bands: list[tuple[int, int]], buffers: ThreadBuffers, lean: bool = False,
-             integers: tuple[np.ndarray, np.ndarray] | None = None
-             ) -> PlaneReconstructor | None:
+             integers: tuple[np.ndarray, np.ndarray] | None = None,
+             samples: int | None = None) -> PlaneReconstructor | None:
     """The plane's reconstructor with its factors loaded for every band, or None if they need
     more than one piece. `buffers`: the threads' band buffers, shared by the planes (the
     products too: each band consumes its planes' products one after the other). lean: its
     held streams dropped as the bands are done (`PlaneReconstructor.release`). integers: the
-    plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`)."""
-    budget = plane_budget(plan, container, plane)
+    plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`).
+    samples: every plane's samples (`plane_budget`'s total)."""
+    budget = plane_budget(plan, container, plane, samples)
     if integers is None:  # the usual small file: each factor whole in one compiled call
         whole = whole_plane(container, plane, plan.ranks[plane.index], bands, budget,
                             plan.compiled, buffers)
@@ -626,11 +673,12 @@ class BandRenderer:
         rows do not depend on the band), for the encoder's deblocking strengths. integers
         (with `sampled`): the integers (A, B) of some planes by index, which the encoder
         holds: those planes' blocks are not read (`IntegerReconstructor`)."""
-        if not streamable(container):
+        filters = edge_filters(container.header, container.planes)
+        if not streamable(container, filters):
             return None
         h, w = container.header.height, container.header.width
         convert = sampled is None
-        plan = OutputPlan.of(container, components, convert=convert)
+        plan = OutputPlan.of(container, components, convert=convert, filters=filters)
         # Exact planes (every plane of a version 5 file) give the same pixels in any band.
         # Others keep the other path's bands, to the row: a BLAS product's rows can depend on
         # how many rows it has, so other bands could round some samples differently.
@@ -670,10 +718,12 @@ class BandRenderer:
                     needs, p.patch if p.layout == LAYOUT_PATCH else 1, p.height)
             loads.append((p, chroma_bands))
             chroma_needs.append((resampler, needs))
+        samples = sum(p.height * p.width for p in container.planes)
+
         def load(k: int) -> PlaneReconstructor | None:
             plane, rows_of = loads[k]
             return prepared(container, plan, plane, rows_of, buffers, exact,
-                            given.get(plane.index))
+                            given.get(plane.index), samples)
         # The encoder's sampled rows load each plane in a job of its own, on every thread:
         # a plane's few bands alone leave the threads idle in its serial steps. A decode
         # loads them one after the other and stops at the first that needs the other path:
@@ -698,7 +748,8 @@ class BandRenderer:
             full[p.index] = rows
         for (p, _), rows, (resampler, needs) in zip(loads[len(plan.full):],
                                                      loaded[len(plan.full):], chroma_needs):
-            kept = ChromaRows(rows, buffers if len(bands) == 1 else None, buffers)
+            kept = (WholeChroma(rows, buffers) if len(bands) == 1 and len(rows.bands) == 1
+                    else ChromaRows(rows, buffers if len(bands) == 1 else None, buffers))
             kept.expect(needs)
             chroma[p.index] = kept
             resampler.source = kept.between

@@ -141,8 +141,12 @@ def one_shot(frame: memoryview, nbytes: int, form: str) -> bytes | str:
     that a caller whose description of the frame takes work makes it only for an error."""
     if form == STORED_RAW:
         return bytes(frame)
+    try:  # `decompressor(form)`'s usual case inline: this thread has one
+        zstd = _local.decompressors[form]
+    except (AttributeError, KeyError):
+        zstd = decompressor(form)
     try:
-        raw = decompressor(form).decompress(frame, max_output_size=max(nbytes, 1))
+        raw = zstd.decompress(frame, max_output_size=max(nbytes, 1))
     except (zstandard.ZstdError, MemoryError) as exc:
         return f"corrupt zstd data ({exc})"
     if len(raw) != nbytes:

@@ -32,6 +32,7 @@ from .blocks import (
     Truncation,
     check_frame,
     decompress,
+    one_shot,
 )
 from .metadata import MAX_PAYLOAD, METADATA_CHUNKS, Metadata, MetadataReader
 from .records import (
@@ -130,13 +131,13 @@ def _chunks(data: bytes, cut: list[Truncation] | None = None
         yield kind, payload
 
 
-def _chunk_walk(data: bytes, cut: list[Truncation] | None = None
-                ) -> Iterable[tuple[bytes, memoryview]]:
+def _chunk_walk(data: bytes, cut: list[Truncation] | None = None,
+                compiled: ModuleType | None = None) -> Iterable[tuple[bytes, memoryview]]:
     """`_chunks(data, cut)`: from the compiled kernels' table where they accept the whole file
     (every length, type and CRC checked in one call, `chunk_table`), else the Python walk,
     which raises its error at the chunk where it finds it (or, with `cut`, ends the walk where
-    the file ends early)."""
-    compiled = kernels.get()
+    the file ends early). `compiled`: the kernels, as `kernels.get()` gives them (None: the
+    Python walk)."""
     if compiled is not None:
         table = compiled.chunk_table(data, len(SIGNATURE), MAX_CHUNK)
         if table is not None:
@@ -189,7 +190,8 @@ def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
     shift = fields[7] if len(fields) > 7 else None  # version 2
     filters = (fields[8], fields[9], fields[10]) if len(fields) > 8 else NO_DEBLOCK  # version 4
     aq = (fields[11], fields[12]) if len(fields) > 11 else NO_AQ  # version 6
-    plane = Plane(index_, layout, patch, height, width, rank, step, shift, filters, aq)
+    plane = Plane.of_fields(index_, layout, patch, height, width, rank, step, shift, filters,
+                            aq)
     if plane.shift is not None and plane.shift > MAX_SHIFT:
         raise SvdiError(f"plane {index}: shift {plane.shift} exceeds {MAX_SHIFT}")
     if plane.index != index:
@@ -436,16 +438,16 @@ def _descriptor(kind: bytes, payload: memoryview | bytes, planes: list[Plane],
 
 
 def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list[Plane],
-                  cursor: dict[tuple[int, str], int]) -> list[Block]:
+                  cursor: dict[tuple[int, str], int], compiled: ModuleType | None = None
+                  ) -> list[Block]:
     """The blocks of a factor chunk, each frame checked against its descriptor; S blocks
     decompressed and checked, U and V blocks left compressed. A block's `stored` is its bytes
-    in the file: the whole chunk before version 5, its record and frame in version 5."""
-    if header.version >= COMPACT_VERSION:
-        compiled = kernels.get()
-        if compiled is not None:
-            blocks = _compiled_blocks(compiled, kind, payload, planes, cursor)
-            if blocks is not None:
-                return blocks
+    in the file: the whole chunk before version 5, its record and frame in version 5.
+    `compiled`: the kernels, as `kernels.get()` gives them (None: the Python parser)."""
+    if header.version >= COMPACT_VERSION and compiled is not None:
+        blocks = _compiled_blocks(compiled, kind, payload, planes, cursor)
+        if blocks is not None:
+            return blocks
     out = []
     for d in block_descriptors(kind, payload, header, planes, cursor):
         frame = payload[d.frame_at:d.frame_end]
@@ -512,14 +514,17 @@ def _singular_values(factor: str, index: int, first: int, count: int, coding: in
                      nbytes: int) -> Block:
     """An S block of the compiled record parser, decompressed and its values checked as the
     Python parser does (`_parse_blocks`)."""
-    what = f"plane {index} S block at component {first}"
-    data = np.frombuffer(decompress(frame, nbytes, what, checked=True, form=form),
-                         dtype=parts[0][0])
+    raw = one_shot(frame, nbytes, form)  # `decompress` of a checked frame
+    if isinstance(raw, str):
+        raise SvdiError(f"plane {index} S block at component {first}: {raw}")
+    data = np.frombuffer(raw, dtype=parts[0][0])
     values = data.tolist()
     if not (all(map(math.isfinite, values)) and min(values) > 0):
-        raise SvdiError(f"{what}: singular values must be finite and positive")
-    return Block(factor, index, first, count, coding, (data,), predictor, stored=stored,
-                 form=form)
+        raise SvdiError(f"plane {index} S block at component {first}: singular values must "
+                        "be finite and positive")
+    # Block(factor, index, first, count, coding, (data,), predictor, stored=stored, form=form)
+    return Block.of_fields((factor, index, first, count, coding, (data,), predictor, stored,
+                            None, (), form, -1))
 
 
 class ResidualOrder:
@@ -877,7 +882,8 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     restoration: dict[int, Restoration] | None = None
     meta = MetadataReader()
     cut: list[Truncation] | None = [] if truncated else None
-    for kind, payload in _chunk_walk(data, cut):
+    compiled = kernels.get()  # asked once: each chunk's parser takes it
+    for kind, payload in _chunk_walk(data, cut, compiled):
         if header is None:
             if kind != b"HEAD":
                 raise SvdiError("first chunk must be HEAD")
@@ -899,7 +905,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                 raise SvdiError("factor block before all PLAN chunks")
             if residuals:
                 raise SvdiError("factor block after a residual block")
-            blocks.extend(_parse_blocks(kind, payload, header, planes, cursor))
+            blocks.extend(_parse_blocks(kind, payload, header, planes, cursor, compiled))
             meta.blocks_seen = True
         elif kind == b"MEAN":
             if len(planes) != nplanes or blocks or residuals:
@@ -937,7 +943,6 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
         if header is None:
             raise SvdiError("no HEAD chunk")
         raise SvdiError(f"{nplanes - len(planes)} PLAN chunks missing")
-    whole = [min(cursor.get((p.index, f), 0) for f in "USV") for p in planes]
     if ended is None or residuals:  # (no factor block may follow a residual block)
         for p in planes:
             for factor in "USV":
@@ -945,9 +950,10 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                     raise SvdiError(f"plane {p.index}: {factor} blocks cover "
                                     f"{cursor.get((p.index, factor), 0)} of {p.rank} "
                                     "components")
-    if ended is None:
+    if ended is None and residuals:
         order.finish()
-    else:
+    elif ended is not None:
+        whole = [min(cursor.get((p.index, f), 0) for f in "USV") for p in planes]
         rows = tuple(order.cursor.get(c, 0) for c in range(header.channels))
         ended = replace(ended, components=tuple(whole), residual_rows=rows)
     return Container(header, planes, blocks, meta.metadata, residuals, means, restoration or {},

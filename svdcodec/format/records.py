@@ -307,42 +307,66 @@ class Plane:
     #: version 6: adaptive quantization's (K, G as binary16 bits), NO_AQ for none (spec §5.5)
     aq: tuple[int, int] = NO_AQ
 
-    @property
-    def adapted(self) -> bool:
-        """Whether the plane's left factor rows carry adaptive multipliers (version 6)."""
-        return self.aq[0] != 0
-
-    @property
-    def filtered(self) -> bool:
-        """Whether the decoder applies the deblocking filter to this plane (version 4)."""
-        return self.deblock != NO_DEBLOCK
-
-    @property
-    def exact(self) -> bool:
-        """Whether the plane is reconstructed by the exact integer rule (version 2)."""
-        return self.shift is not None
-
     #: Shape that one column of U takes for prediction: the patch grid, or a column.
     grid: tuple[int, int] = field(init=False, repr=False, compare=False)
     #: Shape that one row of V^T takes for prediction: the patch, or a column.
     vgrid: tuple[int, int] = field(init=False, repr=False, compare=False)
     matrix_shape: tuple[int, int] = field(init=False, repr=False, compare=False)
+    #: Whether the plane's left factor rows carry adaptive multipliers (version 6).
+    adapted: bool = field(init=False, repr=False, compare=False)
+    #: Whether the decoder applies the deblocking filter to this plane (version 4).
+    filtered: bool = field(init=False, repr=False, compare=False)
+    #: Whether the plane is reconstructed by the exact integer rule (version 2).
+    exact: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Read per block and band: set once here (functools.cached_property takes a lock on
-        # every first read, three per plane of every file opened). A patch layout without a
-        # patch side has none of them: the reader refuses it before it reads them.
-        if self.layout == LAYOUT_PATCH and self.patch < 1:
-            return
-        if self.layout == LAYOUT_PATCH:
-            grid = (-(-self.height // self.patch), -(-self.width // self.patch))
-            vgrid = (self.patch, self.patch)
-        else:
-            grid, vgrid = (self.height, 1), (self.width, 1)
-        object.__setattr__(self, "grid", grid)  # a frozen dataclass's own fields
-        object.__setattr__(self, "vgrid", vgrid)
-        object.__setattr__(self, "matrix_shape", (grid[0] * grid[1], vgrid[0] * vgrid[1]))
+        # every first read, three per plane of every file opened; a property is a call at
+        # each of a decode's dozens of reads).
+        self.__dict__.update(_derived(self.layout, self.patch, self.height, self.width,
+                                      self.shift, self.deblock, self.aq))
 
+    @classmethod
+    def of_fields(cls, index: int, layout: int, patch: int, height: int, width: int,
+                  rank: int, step: float, shift: int | None, deblock: tuple[int, int, int],
+                  aq: tuple[int, int]) -> Plane:
+        """The plane of these fields, as the constructor makes it, without the frozen
+        dataclass's __init__, which stores each field through object.__setattr__ (the reader
+        makes every plane of every file it opens)."""
+        if layout == LAYOUT_PATCH:
+            if patch < 1:  # no grid (refused by the reader): as the constructor makes it
+                return cls(index, layout, patch, height, width, rank, step, shift, deblock, aq)
+            grid = (-(-height // patch), -(-width // patch))
+            vgrid = (patch, patch)
+        else:
+            grid, vgrid = (height, 1), (width, 1)
+        plane = object.__new__(cls)
+        plane.__dict__.update(index=index, layout=layout, patch=patch, height=height,
+                              width=width, rank=rank, step=step, shift=shift, deblock=deblock,
+                              aq=aq, grid=grid, vgrid=vgrid,
+                              matrix_shape=(grid[0] * grid[1], vgrid[0] * vgrid[1]),
+                              adapted=aq[0] != 0, filtered=deblock != NO_DEBLOCK,
+                              exact=shift is not None)
+        return plane
+
+
+def _derived(layout: int, patch: int, height: int, width: int, shift: int | None,
+             deblock: tuple[int, int, int], aq: tuple[int, int]) -> dict[str, object]:
+    """A plane's fields made from the others (`Plane`'s init=False fields; `Plane.of_fields`
+    makes the same inline). A patch layout without a patch side has no grid, vgrid or
+    matrix_shape: the reader refuses it before it reads them."""
+    flags: dict[str, object] = {"adapted": aq[0] != 0, "filtered": deblock != NO_DEBLOCK,
+                                "exact": shift is not None}
+    if layout == LAYOUT_PATCH:
+        if patch < 1:
+            return flags
+        grid = (-(-height // patch), -(-width // patch))
+        vgrid = (patch, patch)
+    else:
+        grid, vgrid = (height, 1), (width, 1)
+    flags["grid"], flags["vgrid"] = grid, vgrid
+    flags["matrix_shape"] = (grid[0] * grid[1], vgrid[0] * vgrid[1])
+    return flags
 
 
 @dataclass(frozen=True)

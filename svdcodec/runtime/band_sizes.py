@@ -84,6 +84,8 @@ BAND_UNIT = 32
 def row_bands(rows: int, unit: int, min_units: int, target: int) -> list[tuple[int, int]]:
     """Split rows into bands of whole units (patch rows) of about `target` rows, none smaller
     than min_units units unless the whole is."""
+    if 0 < rows <= target:  # one band (what the lines below give: units <= per)
+        return [(0, rows)]
     units = -(-rows // unit)
     per = max(min_units, -(-target // unit), 1)
     bounds = list(range(0, units, per)) + [units]
@@ -96,6 +98,8 @@ def even_bands(rows: int, unit: int, target: int) -> list[tuple[int, int]]:
     """Split rows into as many bands of whole units as `row_bands(rows, unit, 1, target)`,
     their sizes within one unit of each other: no band larger than the others (the joined
     short last band of `row_bands`), so that buffers sized by the first bands fit them all."""
+    if 0 < rows <= target:  # one band (what the lines below give: count 1)
+        return [(0, rows)]
     units = -(-rows // unit)
     if units == 0:
         return []

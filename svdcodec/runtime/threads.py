@@ -274,6 +274,31 @@ def serial(enabled: bool = True) -> Iterator[None]:
         _worker.serial = before
 
 
+class QuietSerial:
+    """`np.errstate(all="ignore")` and `serial(enabled)` as one context manager of this thread,
+    which also counts as `run_bands`' own errstate (`quiet`): a run_bands inside it does not
+    enter another. A class, not a generator (`contextlib.contextmanager` makes a helper
+    object and steps a generator twice on every use: a small decode enters this once, or
+    twice through Pillow). Not re-entrant: one `with` per instance."""
+
+    __slots__ = ("before", "enabled", "errors")
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.errors = np.errstate(all="ignore")
+        self.before: tuple[bool, bool] = (False, False)
+
+    def __enter__(self) -> None:
+        self.errors.__enter__()
+        self.before = (getattr(_worker, "serial", False), getattr(_worker, "quiet", False))
+        _worker.serial = self.before[0] or self.enabled
+        _worker.quiet = True
+
+    def __exit__(self, *exc: object) -> None:
+        _worker.serial, _worker.quiet = self.before
+        self.errors.__exit__(*exc)
+
+
 def _quiet(task: Callable[[int], T], i: int) -> T:
     _worker.busy = True
     try:
