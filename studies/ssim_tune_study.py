@@ -32,6 +32,12 @@ what aq=True wrote at a6cb2a6 (G x 1.2, effort 2's RDOQ from the dead zone in on
 "best" starts every plane's RDOQ from nearest in two rounds with G x 1.6 (effort 2's,
 `tuning.AQ_EFFORT2_G_SCALE`): `--images kodim01
 ... kodim08 --reference 12-04 --only best "12-04 + G x1.6" ...`.
+
+2026-12-05, round 2 ("Luma SSIM on photos never tuned on: G by the step"): "12-05" is what
+aq=True wrote at ace1c23 (G x1.6 at every step); "best" writes effort 2's G 3.0 times the
+geometric mean at luma steps up to 10, 1.6 times from 30, log-linear between:
+`--images kodim01 ... kodim08 --reference 12-05 --only best "12-05 + G x2.0" ...`, with
+--proxy (restore off; its rows in their own --rows file) for the first sweeps.
 """
 
 from __future__ import annotations
@@ -80,7 +86,7 @@ DEAD_ZONE_RDOQ: list[Patch] = [setting(encoder, "AQ_RDOQ_ROUNDING", None),
 #: What ee585a3 wrote with aq=True (svdi-best before this study): the chroma step 0.85 at every
 #: step, G the geometric mean, RDOQ at 0.10, no lean to patch 4.
 BEFORE: list[Patch] = [setting(schedule, "AQ_CHROMA_STEP", ((16.0, 0.85), (64.0, 0.85))),
-                       setting(aq_encoder, "AQ_EFFORT2_G_SCALE", 1.0),
+                       setting(aq_encoder, "AQ_EFFORT2_G_SCALE", ((1.0, 1.0),)),
                        setting(encoder, "AQ_RDOQ_LAMBDA", 0.10),
                        setting(schedule, "AQ_PATCH4_BIAS", 0.0),
                        setting(schedule, "AQ_PATCH4_MAX_STEP", 1e9),
@@ -94,9 +100,15 @@ def chroma(fine: float, lo: float, coarse: float, hi: float) -> Patch:
 
 
 def g_scale(factor: float) -> Patch:
-    """G written `factor` times the geometric mean at effort 2 (every class threshold scaled
-    alike: factor 2^(1/(4 s)) ~ 4.2 would move every patch one class finer)."""
-    return setting(aq_encoder, "AQ_EFFORT2_G_SCALE", factor)
+    """G written `factor` times the geometric mean at effort 2, at every step (every class
+    threshold scaled alike: factor 2^(1/(4 s)) ~ 4.2 would move every patch one class finer)."""
+    return setting(aq_encoder, "AQ_EFFORT2_G_SCALE", ((1.0, factor),))
+
+
+def g_by_step(*points: tuple[float, float]) -> Patch:
+    """Effort 2's G scale by the luma step: (step, scale) points, log-linear between them
+    (`encoder.aq.effort2_g_scale`)."""
+    return setting(aq_encoder, "AQ_EFFORT2_G_SCALE", tuple(points))
 
 
 def rdoq(lam: float) -> Patch:
@@ -253,9 +265,42 @@ VARIANTS: dict[str, list[Patch]] = {
     "12-04 + RDOQ nearest, 2 rounds + G x1.4": [g_scale(1.4)],
     "12-04 + RDOQ nearest, 2 rounds + G x2.0": [g_scale(2.0)],
     "best + G x1.8": [g_scale(1.8)],
+    # 2026-12-05, round 2, from what aq=True wrote at ace1c23 ("12-05": G x1.6 at every
+    # step): effort 2's G by the luma step (`tuning.AQ_EFFORT2_G_SCALE`'s points), other
+    # constant G, and (restore off: --proxy) the chroma step, RDOQ and rank lambdas and K
+    "12-05": [g_scale(1.6)],
+    "12-05 + G x1.8": [g_scale(1.8)],
+    "12-05 + G x2.0": [g_scale(2.0)],
+    "12-05 + G x2.4": [g_scale(2.4)],
+    "12-05 + G 1.6@40 -> 2.4@100": [g_by_step((40, 1.6), (100, 2.4))],
+    "12-05 + G 1.6@60 -> 2.6@150": [g_by_step((60, 1.6), (150, 2.6))],
+    "12-05 + G 1.6@40 -> 1.2@100": [g_by_step((40, 1.6), (100, 1.2))],
+    "12-05 + G 2.0@15 -> 1.6@40": [g_by_step((15, 2.0), (40, 1.6))],
+    "12-05 + G 2.0@15 -> 1.6@40 -> 1.2@100": [g_by_step((15, 2.0), (40, 1.6), (100, 1.2))],
+    "12-05 + G 2.0@20 -> 1.6@60": [g_by_step((20, 2.0), (60, 1.6))],
+    "12-05 + G 2.0@10 -> 1.6@25": [g_by_step((10, 2.0), (25, 1.6))],
+    "12-05 + G 2.4@10 -> 1.6@30": [g_by_step((10, 2.4), (30, 1.6))],
+    "12-05 + G 2.4@15 -> 1.6@40": [g_by_step((15, 2.4), (40, 1.6))],
+    "12-05 + G 2.4@10 -> 2.0@20 -> 1.6@40": [g_by_step((10, 2.4), (20, 2.0), (40, 1.6))],
+    "12-05 + G 2.4@10 -> 1.6@30 -> 1.3@80": [g_by_step((10, 2.4), (30, 1.6), (80, 1.3))],
+    "12-05 + G 3.0@10 -> 1.6@30 -> 1.3@80": [g_by_step((10, 3.0), (30, 1.6), (80, 1.3))],
+    "12-05 + G 3.0@10 -> 1.6@40": [g_by_step((10, 3.0), (40, 1.6))],
+    "12-05 + G 3.0@15 -> 1.6@40": [g_by_step((15, 3.0), (40, 1.6))],
+    "12-05 + G 3.0@10 -> 2.0@25 -> 1.6@50": [g_by_step((10, 3.0), (25, 2.0), (50, 1.6))],
+    "12-05 + G 4.0@10 -> 1.6@30": [g_by_step((10, 4.0), (30, 1.6))],
+    "12-05 + G 4.0@10 -> 2.4@20 -> 1.6@40": [g_by_step((10, 4.0), (20, 2.4), (40, 1.6))],
+    "12-05 + chroma 0.90->0.65": [g_scale(1.6), chroma(0.90, 16, 0.65, 64)],
+    "12-05 + chroma 0.95->0.60": [g_scale(1.6), chroma(0.95, 16, 0.60, 64)],
+    "12-05 + rdoq 0.06": [g_scale(1.6), rdoq(0.06)],
+    "12-05 + rdoq 0.08": [g_scale(1.6), rdoq(0.08)],
+    "12-05 + rank 0.07": [g_scale(1.6), setting(quantize, "LAMBDA", 0.07)],
+    "12-05 + K 2": [g_scale(1.6), setting(encoder, "AQ_COMPONENTS", 2)],
+    "12-05 + K 6": [g_scale(1.6), setting(encoder, "AQ_COMPONENTS", 6)],
+    "12-05 + G 2.0@15 -> 1.6@40 + rank 0.07": [g_by_step((15, 2.0), (40, 1.6)),
+                                               setting(quantize, "LAMBDA", 0.07)],
     # today's aq=True (encoder.tuning: AQ_CHROMA_STEP, AQ_G_SCALE, AQ_RDOQ_LAMBDA,
     # AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS, AQ_PATCH4_BIAS, AQ_PATCH4_MAX_STEP, AQ_MEAN_STEP):
-    # "12-04 + RDOQ nearest, 2 rounds + G x1.6"
+    # "12-05 + G 3.0@10 -> 1.6@30" (G x1.6 at every step until 2026-12-05's round 2)
     "best": [],
 }
 
@@ -291,12 +336,13 @@ def append_rows(path: Path, rows: list[compare.RDPoint]) -> None:
         w.writerows(asdict(r) for r in rows)
 
 
-def sweep(img: np.ndarray, image: str, codec: str, settings: tuple) -> list[compare.RDPoint]:
+def sweep(img: np.ndarray, image: str, codec: str, settings: tuple,
+          restore: bool = True) -> list[compare.RDPoint]:
     if codec == "jpeg":
         runs = [(q, *compare.run_jpeg(img, int(q))) for q in settings]
     else:
         with variant(codec):
-            runs = [(q, *compare.run_svdi(img, int(q), effort=2, aq=True, restore=True))
+            runs = [(q, *compare.run_svdi(img, int(q), effort=2, aq=True, restore=restore))
                     for q in settings]
     return [compare.RDPoint(image, codec, q, n, compare.bpp(n, img), compare.psnr(img, d),
                             compare.ssim(img, d)) for q, n, d in runs]
@@ -333,6 +379,8 @@ def main() -> None:
     ap.add_argument("--reference", default="before",
                     help="the variant the points are taken against (always measured)")
     ap.add_argument("--quick", action="store_true", help="rd.py's quick qualities")
+    ap.add_argument("--proxy", action="store_true",
+                    help="restore=False (6-10 times faster; keep its rows in their own --rows file)")
     args = ap.parse_args()
     paths = sorted(args.corpus.glob("*.png"))
     if args.images:
@@ -352,7 +400,8 @@ def main() -> None:
                 continue
             c = compare.CODECS["jpeg" if codec == "jpeg" else "svdi-best"]
             append_rows(args.rows[0], sweep(img, p.stem, codec,
-                                         c.quick_settings if args.quick else c.settings))
+                                         c.quick_settings if args.quick else c.settings,
+                                         not args.proxy))
             print(f"{p.stem} {codec}", flush=True)
     table(rows(), names, [p.stem for p in paths], args.reference)
 

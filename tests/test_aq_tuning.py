@@ -1,10 +1,9 @@
 """aq=True tunes the encoder for luma SSIM beyond the luma plane's steps (encoder only, no
 format change; encoder.tuning AQ_CHROMA_STEP, AQ_G_SCALE, AQ_EFFORT2_G_SCALE, AQ_RDOQ_LAMBDA,
 AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS, AQ_PATCH4_BIAS, AQ_MEAN_STEP): the chroma step by the luma
-step, G above the plane's geometric mean (more at effort 2), effort 2's RDOQ lambda, start and
-rounds, the luma plane's layout
-prediction leaning towards patch 4, and at effort 2 the adapted plane's patch mean step at the
-higher rates."""
+step, G above the plane's geometric mean (more at effort 2, by the luma step), effort 2's RDOQ
+lambda, start and rounds, the luma plane's layout prediction leaning towards patch 4, and at
+effort 2 the adapted plane's patch mean step at the higher rates."""
 
 from __future__ import annotations
 
@@ -60,25 +59,45 @@ def test_chroma_planes_step(quality: int) -> None:
         assert np.array_equal(svdcodec.decode(data), decode_reference(data))
 
 
-@pytest.mark.parametrize("effort", [1, 2])
-def test_g_scale(effort: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The G an adapted plane is written with is AQ_G_SCALE (effort 2: AQ_EFFORT2_G_SCALE)
-    times the geometric mean of its patches' variance + C (binary16), which the map then
-    reads: other G, other files."""
-    assert 1.0 < tuning.AQ_G_SCALE < tuning.AQ_EFFORT2_G_SCALE
-    scale, name = ((tuning.AQ_G_SCALE, "AQ_G_SCALE") if effort == 1
-                   else (tuning.AQ_EFFORT2_G_SCALE, "AQ_EFFORT2_G_SCALE"))
+@pytest.mark.parametrize(("effort", "quality"), [(1, 40), (2, 40), (2, 70)])
+def test_g_scale(effort: int, quality: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The G an adapted plane is written with is AQ_G_SCALE (effort 2: effort2_g_scale at the
+    luma step) times the geometric mean of its patches' variance + C (binary16), which the
+    map then reads: other G, other files."""
+    step = step_for_quality(quality)
+    scale = tuning.AQ_G_SCALE if effort == 1 else aq_encoder.effort2_g_scale(step)
+    assert 1.0 < tuning.AQ_G_SCALE < aq_encoder.effort2_g_scale(step)
     log_sums, rows = [100.0, 120.0], 50
     mean = math.exp(sum(log_sums) / rows)
-    assert aq_encoder.plane_g(log_sums, rows, effort == 2) == aq.g_bits(scale * mean)
+    assert aq_encoder.plane_g(log_sums, rows, step, effort == 2) == aq.g_bits(scale * mean)
     pixels = sample((96, 128))
-    data = svdcodec.encode(pixels, quality=40, aq=True, effort=effort)
-    monkeypatch.setattr(aq_encoder, name, 1.0)
-    unscaled = svdcodec.encode(pixels, quality=40, aq=True, effort=effort)
+    data = svdcodec.encode(pixels, quality=quality, aq=True, effort=effort)
+    if effort == 1:
+        monkeypatch.setattr(aq_encoder, "AQ_G_SCALE", 1.0)
+    else:
+        monkeypatch.setattr(aq_encoder, "AQ_EFFORT2_G_SCALE", ((step, 1.0),))
+    unscaled = svdcodec.encode(pixels, quality=quality, aq=True, effort=effort)
     g = aq.binary16(unpack(data).planes[0].aq[1])
     g1 = aq.binary16(unpack(unscaled).planes[0].aq[1])
     assert g / g1 == pytest.approx(scale, rel=2e-3)
     assert data != unscaled
+
+
+def test_effort2_g_scale_by_step() -> None:
+    """Effort 2's G scale is each of AQ_EFFORT2_G_SCALE's points' scale at its step, the end
+    points' beyond them, and between two points the geometric interpolation in the step (at
+    their steps' geometric mean: their scales' geometric mean); never below effort 1's."""
+    points = tuning.AQ_EFFORT2_G_SCALE
+    assert [s for s, _ in points] == sorted(s for s, _ in points)
+    for s, g in points:
+        assert aq_encoder.effort2_g_scale(s) == pytest.approx(g, rel=1e-12)
+    assert aq_encoder.effort2_g_scale(points[0][0] / 3) == pytest.approx(points[0][1], rel=1e-12)
+    assert aq_encoder.effort2_g_scale(points[-1][0] * 3) == pytest.approx(points[-1][1], rel=1e-12)
+    for (s0, g0), (s1, g1) in itertools.pairwise(points):
+        assert aq_encoder.effort2_g_scale(math.sqrt(s0 * s1)) == pytest.approx(math.sqrt(g0 * g1),
+                                                                             rel=1e-12)
+    scales = [aq_encoder.effort2_g_scale(step_for_quality(q)) for q in range(1, 101)]
+    assert min(scales) > tuning.AQ_G_SCALE
 
 
 @pytest.mark.parametrize("adapted", [False, True])

@@ -177,11 +177,11 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     bytes, slightly lower RGB PSNR (docs/design-notes.md, "Adaptive quantization per patch").
     It also tunes the rest of the encode for luma SSIM (no other format change): chroma
     coarser than the default at high qualities and finer at low ones, more patches in the
-    finer classes (more at effort 2), and effort 2's RDOQ at a lower lambda, from rounding to
-    nearest, in two rounds (`tuning.AQ_CHROMA_STEP`, `AQ_G_SCALE`, `AQ_EFFORT2_G_SCALE`,
-    `AQ_RDOQ_LAMBDA`, `AQ_RDOQ_ROUNDING`, `AQ_RDOQ_ROUNDS`; docs/design-notes.md, "Tuning
-    aq=True for luma SSIM" and "Luma SSIM on photos never tuned on: RDOQ from nearest and
-    G x 1.6").
+    finer classes (more at effort 2, most at its high qualities), and effort 2's RDOQ at a
+    lower lambda, from rounding to nearest, in two rounds (`tuning.AQ_CHROMA_STEP`,
+    `AQ_G_SCALE`, `AQ_EFFORT2_G_SCALE`, `AQ_RDOQ_LAMBDA`, `AQ_RDOQ_ROUNDING`,
+    `AQ_RDOQ_ROUNDS`; docs/design-notes.md, "Tuning aq=True for luma SSIM", "Luma SSIM on
+    photos never tuned on: RDOQ from nearest and G x 1.6" and "...: G by the step").
 
     effort (the integer 1 or 2, default 1; 2.0 is refused, as rank=2.0 is): 2 chooses U's integers by rate and distortion and compresses
     the kept factor blocks again at a slower zstd level: 8-14 % smaller files at the same

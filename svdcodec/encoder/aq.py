@@ -135,11 +135,20 @@ def log_variance_sum(patches: np.ndarray) -> float:
     return float(np.log(variance + aq.FLOOR).sum())
 
 
-def plane_g(log_sums: list[float], rows: int, optimised: bool = False) -> int:
+def effort2_g_scale(step: float) -> float:
+    """Effort 2's G scale at luma step `step`: AQ_EFFORT2_G_SCALE's points, log-linear (log
+    scale against log step) between them, the end points' scales beyond them."""
+    steps = [math.log(s) for s, _ in AQ_EFFORT2_G_SCALE]
+    scales = [math.log(g) for _, g in AQ_EFFORT2_G_SCALE]
+    return math.exp(float(np.interp(math.log(step), steps, scales)))
+
+
+def plane_g(log_sums: list[float], rows: int, step: float, optimised: bool = False) -> int:
     """G's binary16 bits: AQ_G_SCALE times the geometric mean of the patches' variance + C
     (every class threshold scales with G: above 1 more patches take the finer classes), or
-    AQ_EFFORT2_G_SCALE times it where the levels are rate-distortion optimised (effort 2)."""
-    scale = AQ_EFFORT2_G_SCALE if optimised else AQ_G_SCALE
+    `effort2_g_scale(step)` times it where the levels are rate-distortion optimised (effort 2)
+    at luma step `step`."""
+    scale = effort2_g_scale(step) if optimised else AQ_G_SCALE
     return aq.g_bits(scale * math.exp(sum(log_sums) / max(rows, 1)))
 
 

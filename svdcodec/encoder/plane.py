@@ -488,7 +488,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
             a = source.patches(candidate.plane.index, *bands[i], patch)
             return a @ unit_basis, aq_encoder.log_variance_sum(a)
         projected = run_bands(project, len(bands))
-        g = aq_encoder.plane_g([x for _, x in projected], int(starts[-1]), optimise)
+        g = aq_encoder.plane_g([x for _, x in projected], int(starts[-1]), step, optimise)
         coefficients = [v for v, _ in projected]
         row_m = aq_encoder.encoder_map(coefficients, (int(starts[-1]) // per_row, per_row),
                                        patch, step, g, map_columns, mean_step)

@@ -62,9 +62,14 @@ CHROMA_STEP = 0.85
 #: of them) and runs AQ_RDOQ_ROUNDS rounds: the RGB PSNR it gains pays for G at
 #: AQ_EFFORT2_G_SCALE times the geometric mean (more luma SSIM); effort 1, without that gain,
 #: keeps AQ_G_SCALE.
+#: Since 2026-12-05 (docs/design-notes.md, "Luma SSIM on photos never tuned on: G by the
+#: step"), effort 2's G scale depends on the luma step: AQ_EFFORT2_G_SCALE's (step, scale)
+#: points, log-linear in both between them and constant beyond them. At small steps (the top
+#: of the 28-38 dB window) finer classes buy luma SSIM for less RGB PSNR than at large ones,
+#: where a larger G only costs bytes in the 24-30 dB window.
 AQ_CHROMA_STEP = ((16.0, 0.95), (64.0, 0.70))
 AQ_G_SCALE = 1.2
-AQ_EFFORT2_G_SCALE = 1.6
+AQ_EFFORT2_G_SCALE = ((10.0, 3.0), (30.0, 1.6))
 AQ_RDOQ_LAMBDA = 0.07
 AQ_RDOQ_ROUNDING = 0.5
 AQ_RDOQ_ROUNDS = 2
