@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import warnings
 from typing import IO, TYPE_CHECKING, Any
 
@@ -47,10 +48,10 @@ ALPHA_MODES = ("LA", "RGBA")
 
 #: Modes of 8-bit files whose pixels the band renderer writes into Pillow's image itself: the
 #: image maps a numpy array laid out as Pillow lays out the mode (Image.core.map_buffer, as
-#: Pillow maps an uncompressed file), bytes per pixel. RGB is RGBX in Pillow's memory. Only
-#: up to band_sizes.MAPPED_BYTES: a larger array is one that numpy asks the kernel to back
-#: with huge pages, whose faults stalled 19 MP loads on a busy machine (compaction), and in
-#: ordinary pages its faults cost more than Pillow's own image memory and the copy into it.
+#: Pillow maps an uncompressed file; the image stays writable, which Image.fromarrow's
+#: borrowed memory would not), bytes per pixel. RGB is RGBX in Pillow's memory. Images up to
+#: band_sizes.MAPPED_BYTES (every size by default): a large array takes huge pages where
+#: Pillow's own memory would be faulted in page by page, and no band is copied.
 MAPPED_MODES = {"L": 1, "RGB": 4, "RGBA": 4}
 
 #: In-memory files (io.BytesIO) of at most this many bytes are parsed and checked whole by
@@ -191,15 +192,57 @@ class SvdiImageFile(ImageFile.ImageFile):
             parsed, self._parsed = self._parsed, None  # held until load() only
             work = _prepared(self.fp, args[0], parsed)
             if (not isinstance(work, np.ndarray) and work.header.dtype == np.uint8
-                    and self.mode in MAPPED_MODES and self.width * self.height
-                    * MAPPED_MODES[self.mode] <= band_sizes.MAPPED_BYTES):
+                    and self.mode in MAPPED_MODES and _mapped(self.width * self.height
+                                                              * MAPPED_MODES[self.mode])):
                 # The image's memory is an array the bands are rendered into: no band
                 # buffers, no copy of every row by Pillow's raw decoder.
-                pixels = np.empty((self.height, self.width, MAPPED_MODES[self.mode]), np.uint8)
+                pixels = image_array((self.height, self.width, MAPPED_MODES[self.mode]))
                 self.im = Image.core.map_buffer(pixels, self.size, "raw", 0, (self.mode, 0, 1))
                 work = (work, pixels)
             self.tile = [tile._replace(args=(args[0], work))]
         super().load_prepare()
+
+
+def _mapped(nbytes: int) -> bool:
+    """Whether load() renders an image of this many bytes into an array the image maps."""
+    return band_sizes.MAPPED_BYTES is None or nbytes <= band_sizes.MAPPED_BYTES
+
+
+#: The memory (a uint8 array) of the last mapped image of a size in band_sizes.KEEP_IMAGE_BYTES:
+#: at most one, for the next `image_array` it fits once nothing else uses it.
+_kept_memory: list[np.ndarray] = []
+
+
+def _popped(kept: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    """The last array of `kept`, taken out, and its reference count there."""
+    memory = kept.pop()
+    return memory, sys.getrefcount(memory)
+
+
+#: What `_popped` counts for an array nothing else refers to (this interpreter's own count:
+#: calibrated, not assumed).
+_UNUSED_REFS = _popped([np.empty(0, np.uint8)])[1] if hasattr(sys, "getrefcount") else -1
+
+
+def image_array(shape: tuple[int, int, int]) -> np.ndarray:
+    """An uninitialized uint8 array for a mapped image (every byte is rendered). Of a size in
+    band_sizes.KEEP_IMAGE_BYTES it is the memory of the last such image, if that image is gone
+    and it fits (at least this size, at most twice): its pages are in, where a new array's
+    would be faulted in and zeroed again. Gone means nothing refers to that memory: every
+    numpy view of an array (the image's own buffer included) refers to the array that owns
+    the memory, so its reference count says whether anything still uses it."""
+    nbytes = shape[0] * shape[1] * shape[2]
+    least, most = band_sizes.KEEP_IMAGE_BYTES
+    if not least <= nbytes <= most or _UNUSED_REFS < 0:
+        return np.empty(shape, np.uint8)
+    try:  # popped first, so that two threads cannot both take it
+        memory, refs = _popped(_kept_memory)
+    except IndexError:
+        memory, refs = None, 0
+    if memory is None or refs > _UNUSED_REFS or not nbytes <= memory.nbytes <= 2 * nbytes:
+        memory = np.empty(nbytes, np.uint8)
+    _kept_memory[:] = [memory]  # in place of any other: that one is freed with its image
+    return memory[:nbytes].reshape(shape)
 
 
 def _file_bytes(fp: IO[bytes]) -> bytes:
@@ -315,11 +358,12 @@ class SvdiDecoder(ImageFile.PyDecoder):
 
 class PillowBands:
     """A `Sink` into Pillow's image where it is not mapped (other modes than MAPPED_MODES,
-    images above band_sizes.MAPPED_BYTES): each band rendered into a buffer of this thread,
-    then copied into its rows of the image by Pillow's raw decoder (which releases the GIL, so
-    the band threads copy in parallel). An 8-bit RGB band is rendered as RGBX, Pillow's own
-    layout of RGB, so that the copy is a plain copy of each row (raw mode "RGBX") rather than
-    a spread of 3 bytes a pixel into 4; the renderer writes the X byte as it stores."""
+    images above band_sizes.MAPPED_BYTES where that is set): each band rendered into a buffer
+    of this thread, then copied into its rows of the image by Pillow's raw decoder (which
+    releases the GIL, so the band threads copy in parallel). An 8-bit RGB band is rendered as
+    RGBX, Pillow's own layout of RGB, so that the copy is a plain copy of each row (raw mode
+    "RGBX") rather than a spread of 3 bytes a pixel into 4; the renderer writes the X byte as
+    it stores."""
 
     def __init__(self, im: Any, mode: str, header: Header) -> None:
         self.im, self.mode, self.rawmode = im, mode, RAWMODES.get(mode, mode)

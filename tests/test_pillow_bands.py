@@ -420,6 +420,160 @@ def test_mapped_modes_render_into_the_images_memory(channels: int, compiled: boo
     np.testing.assert_array_equal(np.asarray(im), expected)
 
 
+def spy_mapping(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The sizes of the images load() maps onto an array, as they are mapped."""
+    mapped: list[tuple[int, int]] = []
+    map_buffer = Image.core.map_buffer
+
+    def counting_map(data: Any, size: tuple[int, int], *args: Any) -> Any:
+        mapped.append(size)
+        return map_buffer(data, size, *args)
+    monkeypatch.setattr(Image.core, "map_buffer", counting_map)
+    return mapped
+
+
+def test_images_of_any_size_are_mapped_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a MAPPED_BYTES limit an RGB image above 4 MiB in Pillow's layout (the limit
+    before it was lifted) is rendered into the array its image maps, not copied by bands."""
+    monkeypatch.undo()  # the default band sizes: this is about the default configuration
+    assert band_sizes.MAPPED_BYTES is None
+    width, height = 1040, 1024  # 4.06 MiB of RGBX
+    pixels = np.repeat(np.repeat(photo(height // 8, width // 8, 3), 8, 0), 8, 1)
+    data = svdcodec.encode(pixels)
+    mapped = spy_mapping(monkeypatch)
+    copied: list[int] = []
+    put = pillow_plugin.PillowBands.put
+
+    def spy(self: pillow_plugin.PillowBands, y0: int, y1: int, band: np.ndarray) -> None:
+        copied.append(y0)
+        put(self, y0, y1, band)
+    monkeypatch.setattr(pillow_plugin.PillowBands, "put", spy)
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        # (the numpy path's colour conversion maps its own smaller arrays too)
+        assert mapped.count((width, height)) == 1 and copied == []
+        np.testing.assert_array_equal(np.asarray(im), svdcodec.decode(data))
+
+
+@pytest.mark.parametrize("limit", [None, 0], ids=["mapped", "band copies"])
+def test_a_loaded_image_behaves_as_any_pillow_image(limit: int | None,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether load() maps an array or copies bands into Pillow's own memory, the image is a
+    plain writable Pillow image: load() twice gives a writable pixel access, im.im is set,
+    drawing, paste, copy, save, pickle and numpy see the pixels, info is what open gave."""
+    import pickle
+
+    from PIL import ImageDraw
+
+    monkeypatch.setattr(band_sizes, "MAPPED_BYTES", limit)
+    mapped = spy_mapping(monkeypatch)
+    data = svdcodec.encode(photo(64, 80, 3))
+    expected = svdcodec.decode(data)
+    with Image.open(io.BytesIO(data)) as im:
+        info = dict(im.info)
+        access = im.load()
+        assert im.load() is not None and im.im is not None and not im.readonly
+        assert mapped.count((80, 64)) == (limit is None)
+        assert im.info == info and im.mode == "RGB" and im.size == (80, 64)
+        np.testing.assert_array_equal(np.asarray(im), expected)
+        copy = im.copy()
+        assert access is not None
+        access[1, 2] = (1, 2, 3)
+        im.putpixel((3, 4), (4, 5, 6))
+        ImageDraw.Draw(im).rectangle((10, 10, 19, 19), fill=(200, 0, 0))
+        im.paste((0, 0, 255), (30, 30, 40, 40))
+        changed = expected.copy()
+        changed[2, 1], changed[4, 3] = (1, 2, 3), (4, 5, 6)
+        changed[10:20, 10:20], changed[30:40, 30:40] = (200, 0, 0), (0, 0, 255)
+        np.testing.assert_array_equal(np.asarray(im), changed)
+        np.testing.assert_array_equal(np.asarray(copy), expected)  # the copy kept its pixels
+        np.testing.assert_array_equal(np.asarray(pickle.loads(pickle.dumps(im))), changed)
+        saved = io.BytesIO()
+        im.save(saved, "PNG")
+        np.testing.assert_array_equal(np.asarray(Image.open(saved)), changed)
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["freed", "kept"])
+@pytest.mark.parametrize("how", ["close", "garbage collected"])
+def test_a_mapped_images_memory_is_freed_with_it(how: str, kept: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The array a loaded image maps lives as long as the image: closing it, or dropping the
+    last reference to it, frees the array (numpy's allocations are traced by tracemalloc) or,
+    for the sizes in KEEP_IMAGE_BYTES, keeps that one array for the next image: after three
+    images loaded and dropped in turn, one image's memory at most is held."""
+    import gc
+    import tracemalloc
+
+    monkeypatch.setattr(band_sizes, "KEEP_IMAGE_BYTES", (1, 1 << 28) if kept else (0, 0))
+    monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 1 << 40)  # as in the test below
+    data = svdcodec.encode(photo(200, 300, 3))
+    image_bytes = 200 * 300 * 4
+    Image.open(io.BytesIO(data)).load()  # lazy imports and thread buffers before counting
+    pillow_plugin._kept_memory.clear()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(3):
+            im = Image.open(io.BytesIO(data))
+            im.load()
+            held = tracemalloc.get_traced_memory()[0] - before
+            assert held >= image_bytes
+            if how == "close":
+                im.close()
+            else:
+                del im
+            gc.collect()
+        after = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        pillow_plugin._kept_memory.clear()
+    assert after < image_bytes // 4 + (image_bytes if kept else 0)
+
+
+def test_a_gone_images_memory_is_reused_and_a_live_ones_never(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mapped image's memory is rendered into again only once nothing refers to it: not
+    while its image is open, nor while any array of that memory lives; the images keep their
+    own pixels whichever memory they were given, and a smaller image takes a larger memory."""
+    monkeypatch.setattr(band_sizes, "KEEP_IMAGE_BYTES", (1, 1 << 28))
+    # In the calling thread: a band task a pool thread never started is let go of (with the
+    # image's array it refers to) only once that thread next wakes, so a closed image's memory
+    # may be in use a moment longer; this test is about when it is reused, not about threads.
+    monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 1 << 40)
+    first, second = (svdcodec.encode(photo(60, 90, 3, seed=seed)) for seed in (1, 2))
+    smaller = svdcodec.encode(photo(50, 90, 3, seed=3))
+
+    def loaded(data: bytes) -> tuple[Image.Image, int]:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+        return im, pillow_plugin._kept_memory[0].__array_interface__["data"][0]
+
+    def same_pixels(im: Image.Image, data: bytes) -> None:
+        np.testing.assert_array_equal(np.asarray(im), svdcodec.decode(data))
+
+    im1, memory1 = loaded(first)
+    im2, memory2 = loaded(second)  # im1 is open: not its memory
+    assert memory2 != memory1
+    same_pixels(im1, first)
+    same_pixels(im2, second)
+    im1.close()
+    im3, memory3 = loaded(second)  # the kept memory is im2's, still open
+    assert memory3 != memory2  # (im1's freed memory may come back from the C heap)
+    same_pixels(im2, second)
+    row = pillow_plugin._kept_memory[0][:10]  # an array of im3's memory outlives im3
+    im3.close()
+    im4, memory4 = loaded(first)
+    assert memory4 != memory3
+    del row
+    im4.close()
+    im5, memory5 = loaded(smaller)  # im4 is gone: its memory, which is large enough
+    assert memory5 == memory4
+    same_pixels(im5, smaller)
+    same_pixels(im2, second)
+    pillow_plugin._kept_memory.clear()
+
+
 def test_even_bands_split_like_row_bands_with_sizes_within_a_unit() -> None:
     for rows, unit, target in [(4096, 4, 57), (100, 8, 3), (17, 4, 4), (5, 4, 100), (1, 1, 1),
                                (33, 8, 16), (0, 4, 10)]:

@@ -58,10 +58,19 @@ KEEP_BYTES = 1 << 22
 #: Decoder: most bytes of work arrays a thread keeps in all (`runtime.scratch`).
 KEEP_THREAD_BYTES = 1 << 23
 #: Pillow plugin: largest image memory (bytes, in Pillow's layout) that `load()` renders into
-#: directly, as an array the image maps (`pillow_plugin.MAPPED_MODES`); larger images are
-#: rendered into band buffers that Pillow copies into its own memory. numpy's threshold for
-#: huge pages (docs/performance.md, "Decode without page faults or copies").
-MAPPED_BYTES = 1 << 22
+#: directly, as an array the image maps (`pillow_plugin.MAPPED_MODES`); None: every size.
+#: A larger image is rendered into band buffers that Pillow copies into its own memory. A large
+#: numpy array gets transparent huge pages where the kernel allows them (numpy madvises it),
+#: where Pillow's own image memory is faulted in 4 KiB page by page, and without huge pages
+#: the array's faults cost what Pillow's do, the copy and the band buffers saved
+#: (docs/performance.md, "The 19 MP `load()` into a mapped array").
+MAPPED_BYTES: int | None = None
+#: Pillow plugin: sizes in bytes (least, most) of a mapped image's array that is kept once its
+#: image is gone, one at a time, for the next load() to render into (`pillow_plugin.image_array`):
+#: a new large array's pages are faulted in and zeroed by the kernel again for every image,
+#: which Pillow's own image memory escapes when the C heap hands its freed blocks back.
+#: Smaller arrays come from the C heap, which keeps freed memory itself.
+KEEP_IMAGE_BYTES = (1 << 22, 1 << 28)
 #: Decoder: images of at most this many samples (pixels x channels) are decoded in the calling
 #: thread: their bands are too few and too small to repay the hand-off to other threads.
 SERIAL_SAMPLES = 1 << 19
