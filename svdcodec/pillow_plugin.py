@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import struct
-import sys
 import warnings
 from typing import IO, TYPE_CHECKING, Any
 
@@ -196,7 +195,7 @@ class SvdiImageFile(ImageFile.ImageFile):
                                                               * MAPPED_MODES[self.mode])):
                 # The image's memory is an array the bands are rendered into: no band
                 # buffers, no copy of every row by Pillow's raw decoder.
-                pixels = image_array((self.height, self.width, MAPPED_MODES[self.mode]))
+                pixels = np.empty((self.height, self.width, MAPPED_MODES[self.mode]), np.uint8)
                 self.im = Image.core.map_buffer(pixels, self.size, "raw", 0, (self.mode, 0, 1))
                 work = (work, pixels)
             self.tile = [tile._replace(args=(args[0], work))]
@@ -206,43 +205,6 @@ class SvdiImageFile(ImageFile.ImageFile):
 def _mapped(nbytes: int) -> bool:
     """Whether load() renders an image of this many bytes into an array the image maps."""
     return band_sizes.MAPPED_BYTES is None or nbytes <= band_sizes.MAPPED_BYTES
-
-
-#: The memory (a uint8 array) of the last mapped image of a size in band_sizes.KEEP_IMAGE_BYTES:
-#: at most one, for the next `image_array` it fits once nothing else uses it.
-_kept_memory: list[np.ndarray] = []
-
-
-def _popped(kept: list[np.ndarray]) -> tuple[np.ndarray, int]:
-    """The last array of `kept`, taken out, and its reference count there."""
-    memory = kept.pop()
-    return memory, sys.getrefcount(memory)
-
-
-#: What `_popped` counts for an array nothing else refers to (this interpreter's own count:
-#: calibrated, not assumed).
-_UNUSED_REFS = _popped([np.empty(0, np.uint8)])[1] if hasattr(sys, "getrefcount") else -1
-
-
-def image_array(shape: tuple[int, int, int]) -> np.ndarray:
-    """An uninitialized uint8 array for a mapped image (every byte is rendered). Of a size in
-    band_sizes.KEEP_IMAGE_BYTES it is the memory of the last such image, if that image is gone
-    and it fits (at least this size, at most twice): its pages are in, where a new array's
-    would be faulted in and zeroed again. Gone means nothing refers to that memory: every
-    numpy view of an array (the image's own buffer included) refers to the array that owns
-    the memory, so its reference count says whether anything still uses it."""
-    nbytes = shape[0] * shape[1] * shape[2]
-    least, most = band_sizes.KEEP_IMAGE_BYTES
-    if not least <= nbytes <= most or _UNUSED_REFS < 0:
-        return np.empty(shape, np.uint8)
-    try:  # popped first, so that two threads cannot both take it
-        memory, refs = _popped(_kept_memory)
-    except IndexError:
-        memory, refs = None, 0
-    if memory is None or refs > _UNUSED_REFS or not nbytes <= memory.nbytes <= 2 * nbytes:
-        memory = np.empty(nbytes, np.uint8)
-    _kept_memory[:] = [memory]  # in place of any other: that one is freed with its image
-    return memory[:nbytes].reshape(shape)
 
 
 def _file_bytes(fp: IO[bytes]) -> bytes:

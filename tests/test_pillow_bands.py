@@ -493,23 +493,21 @@ def test_a_loaded_image_behaves_as_any_pillow_image(limit: int | None,
         np.testing.assert_array_equal(np.asarray(Image.open(saved)), changed)
 
 
-@pytest.mark.parametrize("kept", [False, True], ids=["freed", "kept"])
 @pytest.mark.parametrize("how", ["close", "garbage collected"])
-def test_a_mapped_images_memory_is_freed_with_it(how: str, kept: bool,
+def test_a_mapped_images_memory_is_freed_with_it(how: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The array a loaded image maps lives as long as the image: closing it, or dropping the
-    last reference to it, frees the array (numpy's allocations are traced by tracemalloc) or,
-    for the sizes in KEEP_IMAGE_BYTES, keeps that one array for the next image: after three
-    images loaded and dropped in turn, one image's memory at most is held."""
+    last reference to it, frees the array (numpy's allocations are traced by tracemalloc);
+    nothing of it is kept for later loads."""
     import gc
     import tracemalloc
 
-    monkeypatch.setattr(band_sizes, "KEEP_IMAGE_BYTES", (1, 1 << 28) if kept else (0, 0))
-    monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 1 << 40)  # as in the test below
+    # In the calling thread: a band task a pool thread never started is let go of (with the
+    # image's array it refers to) only once that thread next wakes.
+    monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 1 << 40)
     data = svdcodec.encode(photo(200, 300, 3))
     image_bytes = 200 * 300 * 4
     Image.open(io.BytesIO(data)).load()  # lazy imports and thread buffers before counting
-    pillow_plugin._kept_memory.clear()
     gc.collect()
     tracemalloc.start()
     try:
@@ -527,51 +525,7 @@ def test_a_mapped_images_memory_is_freed_with_it(how: str, kept: bool,
         after = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-        pillow_plugin._kept_memory.clear()
-    assert after < image_bytes // 4 + (image_bytes if kept else 0)
-
-
-def test_a_gone_images_memory_is_reused_and_a_live_ones_never(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A mapped image's memory is rendered into again only once nothing refers to it: not
-    while its image is open, nor while any array of that memory lives; the images keep their
-    own pixels whichever memory they were given, and a smaller image takes a larger memory."""
-    monkeypatch.setattr(band_sizes, "KEEP_IMAGE_BYTES", (1, 1 << 28))
-    # In the calling thread: a band task a pool thread never started is let go of (with the
-    # image's array it refers to) only once that thread next wakes, so a closed image's memory
-    # may be in use a moment longer; this test is about when it is reused, not about threads.
-    monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 1 << 40)
-    first, second = (svdcodec.encode(photo(60, 90, 3, seed=seed)) for seed in (1, 2))
-    smaller = svdcodec.encode(photo(50, 90, 3, seed=3))
-
-    def loaded(data: bytes) -> tuple[Image.Image, int]:
-        im = Image.open(io.BytesIO(data))
-        im.load()
-        return im, pillow_plugin._kept_memory[0].__array_interface__["data"][0]
-
-    def same_pixels(im: Image.Image, data: bytes) -> None:
-        np.testing.assert_array_equal(np.asarray(im), svdcodec.decode(data))
-
-    im1, memory1 = loaded(first)
-    im2, memory2 = loaded(second)  # im1 is open: not its memory
-    assert memory2 != memory1
-    same_pixels(im1, first)
-    same_pixels(im2, second)
-    im1.close()
-    im3, memory3 = loaded(second)  # the kept memory is im2's, still open
-    assert memory3 != memory2  # (im1's freed memory may come back from the C heap)
-    same_pixels(im2, second)
-    row = pillow_plugin._kept_memory[0][:10]  # an array of im3's memory outlives im3
-    im3.close()
-    im4, memory4 = loaded(first)
-    assert memory4 != memory3
-    del row
-    im4.close()
-    im5, memory5 = loaded(smaller)  # im4 is gone: its memory, which is large enough
-    assert memory5 == memory4
-    same_pixels(im5, smaller)
-    same_pixels(im2, second)
-    pillow_plugin._kept_memory.clear()
+    assert after < image_bytes // 4
 
 
 def test_even_bands_split_like_row_bands_with_sizes_within_a_unit() -> None:

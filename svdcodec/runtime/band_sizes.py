@@ -65,12 +65,6 @@ KEEP_THREAD_BYTES = 1 << 23
 #: the array's faults cost what Pillow's do, the copy and the band buffers saved
 #: (docs/performance.md, "The 19 MP `load()` into a mapped array").
 MAPPED_BYTES: int | None = None
-#: Pillow plugin: sizes in bytes (least, most) of a mapped image's array that is kept once its
-#: image is gone, one at a time, for the next load() to render into (`pillow_plugin.image_array`):
-#: a new large array's pages are faulted in and zeroed by the kernel again for every image,
-#: which Pillow's own image memory escapes when the C heap hands its freed blocks back.
-#: Smaller arrays come from the C heap, which keeps freed memory itself.
-KEEP_IMAGE_BYTES = (1 << 22, 1 << 28)
 #: Decoder: images of at most this many samples (pixels x channels) are decoded in the calling
 #: thread: their bands are too few and too small to repay the hand-off to other threads.
 SERIAL_SAMPLES = 1 << 19
