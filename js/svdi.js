@@ -177,11 +177,19 @@ function chunkName(b, at) {
   return String.fromCharCode(b[at], b[at + 1], b[at + 2], b[at + 3]);
 }
 
-/** Every chunk up to IEND as {type, start, end} (payload offsets), lengths and CRCs checked. */
-function* chunks(bytes) {
+/** Every chunk up to IEND as {type, start, end} (payload offsets), lengths and CRCs checked.
+ * cut: for a file that ends early (decode's truncated: "fill"), an array the walk appends where
+ * the file ends to, ending there instead of raising: {size, start, chunk, length} (chunk null if
+ * its 8-byte header did not arrive). The chunk it ends in is not yielded (its CRC cannot be
+ * checked), once its type and length, which no later byte mends, are checked. */
+function* chunks(bytes, cut = null) {
   let pos = SIGNATURE.length;
   for (;;) {
-    if (bytes.length - pos < 12) throw new SvdiError(`truncated file: chunk header expected at byte ${pos}`);
+    if (cut !== null && bytes.length - pos < 8) {
+      cut.push({ size: bytes.length, start: pos, chunk: null, length: null });
+      return;
+    }
+    if (cut === null && bytes.length - pos < 12) throw new SvdiError(`truncated file: chunk header expected at byte ${pos}`);
     const length = u32(bytes, pos);
     for (let i = pos + 4; i < pos + 8; i++) {
       const c = bytes[i];
@@ -190,6 +198,13 @@ function* chunks(bytes) {
       }
     }
     const type = chunkName(bytes, pos + 4);
+    if (cut !== null && length > MAX_CHUNK) {
+      throw new SvdiError(`${type} chunk of ${length} bytes at byte ${pos} exceeds the chunk limit of ${MAX_CHUNK} bytes`);
+    }
+    if (cut !== null && length > bytes.length - pos - 12) {
+      cut.push({ size: bytes.length, start: pos, chunk: type, length });
+      return;
+    }
     if (length > MAX_CHUNK || length > bytes.length - pos - 12) {
       throw new SvdiError(`truncated file: ${type} chunk of ${length} bytes at byte ${pos}`);
     }
@@ -892,16 +907,52 @@ function parseRestoration(b, start, end, header, planes) {
   return out;
 }
 
-function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
+/** Where a file that ends early ends, in words (as the reference decoder says it). */
+function cutWhere({ size, start, chunk, length }) {
+  if (chunk === null) {
+    return size > start ? `the file ends at byte ${size}, inside the header of the chunk at byte ${start}`
+      : `the file ends at byte ${size}, where a chunk header was expected`;
+  }
+  return `the file ends at byte ${size}, inside the ${chunk} chunk at byte ${start} ` +
+    `(${length} bytes of payload, ${size - start} of its ${12 + length} bytes present)`;
+}
+
+/** The chunk a file ends in, after its PLAN chunks: refused, as in a whole file, where its type
+ * cannot come there (the bytes that did not arrive cannot change that). */
+function checkCutChunk(ended, header, blocks, residuals) {
+  const type = ended.chunk;
+  if (type.charCodeAt(0) >= 97 || type === "IEND") return;
+  if (type in FACTOR_TYPES && !residuals) return;
+  if (type === "RBLK" && header.version >= 2) return;
+  if ((type === "MEAN" || type === "RSTR") && !blocks && !residuals) return;
+  throw new SvdiError(`${type} chunk at byte ${ended.start} out of place or unknown (the file ends inside it at byte ${ended.size})`);
+}
+
+/** The most components every plane of a file that ends early has whole (U, S and V blocks all
+ * in), null if every plane is whole: the blocks come most important first (§4), so that many
+ * components is what its factor blocks give, a preview. */
+function componentsArrived(truncation, planes) {
+  const short = truncation.components.filter((k, i) => k < planes[i].rank);
+  return short.length ? Math.min(...short) : null;
+}
+
+/** Parse and validate a file. truncated: a file that ends early is taken as far as it arrived
+ * (decode's truncated: "fill"): its whole chunks checked as in a whole file, the chunk it ends
+ * in dropped, the container's `truncation` saying where it ends, how many components of each
+ * plane and how many rows of each channel's residual blocks arrived. Only the rules the missing
+ * bytes could still satisfy go unchecked; a file that ends before its HEAD and PLAN chunks are
+ * whole is refused. */
+function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS, truncated = false } = {}) {
   const bytes = asBytes(data);
   checkSignature(bytes);
+  const cut = truncated ? [] : null;
   let header = null;
   const planes = [], blocks = [], residuals = [], cursor = new Map();
   const means = new Map(); // plane index -> its MEAN chunk (§3.1)
   let restoration = null; // plane index -> its restoration filter (version 6, §5.6)
   const metadata = new MetadataReader();
   let order = null;
-  for (const { type, start, end } of chunks(bytes)) {
+  for (const { type, start, end } of chunks(bytes, cut)) {
     if (header === null) {
       if (type !== "HEAD") throw new SvdiError("first chunk must be HEAD");
       header = parseHead(bytes, start, end);
@@ -943,36 +994,63 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS } = {}) {
       throw new SvdiError(`unknown critical chunk ${type}`);
     }
   }
+  const ended = cut !== null && cut.length ? cut[0] : null;
+  if (ended !== null && ended.chunk !== null && header !== null && planes.length === header.planeCount) {
+    checkCutChunk(ended, header, blocks.length > 0, residuals.length > 0);
+  }
+  if (header === null || planes.length !== header.planeCount) {
+    // no size and mode, or planes to decode: nothing to give
+    if (ended !== null) throw new SvdiError(`truncated file: ${cutWhere(ended)}, before its HEAD and PLAN chunks are whole`);
+  }
   if (header === null) throw new SvdiError("no HEAD chunk");
   if (planes.length !== header.planeCount) throw new SvdiError(`${header.planeCount - planes.length} PLAN chunks missing`);
-  for (const p of planes) {
-    for (const factor of "USV") {
-      const covered = cursor.get(`${p.index}${factor}`) || 0;
-      if (covered !== p.rank) {
-        throw new SvdiError(`plane ${p.index}: ${factor} blocks cover ${covered} of ${p.rank} components`);
+  if (ended === null || residuals.length) { // (no factor block may follow a residual block)
+    for (const p of planes) {
+      for (const factor of "USV") {
+        const covered = cursor.get(`${p.index}${factor}`) || 0;
+        if (covered !== p.rank) {
+          throw new SvdiError(`plane ${p.index}: ${factor} blocks cover ${covered} of ${p.rank} components`);
+        }
       }
     }
   }
-  order.finish();
+  let truncation = null;
+  if (ended === null) {
+    order.finish();
+  } else {
+    truncation = {
+      ...ended,
+      components: planes.map((p) => Math.min(...[..."USV"].map((f) => cursor.get(`${p.index}${f}`) || 0))),
+      residualRows: Array.from({ length: header.channels }, (_, c) => order.cursor.get(c) ?? 0),
+    };
+  }
+  // A file that ends early: the weights of the components it is decoded with (every plane's
+  // first `arrived`), as a whole file's preview of that many has them.
+  const arrived = truncation === null ? null : componentsArrived(truncation, planes);
   for (const p of planes) {
     p.sigma = new Float32Array(p.rank);
     for (const blk of blocks) {
       if (blk.plane === p.index && blk.factor === "S") p.sigma.set(readSigma(blk, bytes), blk.first);
     }
-    if (p.shift !== null) Object.assign(p, exactWeights(p)); // §5.1: before reading U or V
+    // §5.1: before reading U or V
+    if (p.shift !== null) Object.assign(p, exactWeights(p, Math.min(p.rank, arrived ?? p.rank)));
   }
-  return { bytes, header, planes, blocks, residuals, means, restoration: restoration ?? new Map(), metadata: metadata.metadata };
+  return {
+    bytes, header, planes, blocks, residuals, means, restoration: restoration ?? new Map(),
+    metadata: metadata.metadata, truncation,
+  };
 }
 
 /** The weights of an exact plane (spec §5.1): W_k = floor(2^F·y_k + ½) with
- * y_k = fl64(fl64(Δ·Δ)/σ_k), as binary64 integers, and their sum (a BigInt: up to 4096 × 2^53).
+ * y_k = fl64(fl64(Δ·Δ)/σ_k), as binary64 integers, and their sum (a BigInt: up to 4096 × 2^53),
+ * of the first `count` components (a file that ends early: those it is decoded with).
  * 2^F·y_k is exact (a power of two), and so is its fractional part, so the floor of the real
  * number x + ½ is floor(x) plus one where that part is at least ½. */
-function exactWeights(plane) {
+function exactWeights(plane, count = plane.rank) {
   const weights = new Float64Array(plane.rank);
   const delta2 = plane.step * plane.step, unit = 2 ** plane.shift;
   let weightSum = 0n;
-  for (let k = 0; k < plane.rank; k++) {
+  for (let k = 0; k < count; k++) {
     const scaled = (delta2 / plane.sigma[k]) * unit;
     if (!(scaled <= EXACT_LIMIT)) {
       throw new SvdiError(`plane ${plane.index}: exact weight exceeds 2^53 (step ${pyFloat(plane.step)}, shift ${plane.shift})`);
@@ -1935,6 +2013,23 @@ function applyResidualGroup(container, data, dtype, bands, applied, read) {
   }
 }
 
+/** The residual blocks of a file that ends early with every factor block in (§5.3 on what
+ * arrived): each channel's rows [0, n) whose blocks arrived (and so its reference channel's: §4.1
+ * puts the reference's block of the same rows first) corrected as in the whole file, the residual
+ * phase run on those rows alone; the other rows stay the low-rank layer. */
+function applyArrivedResiduals(container, data, dtype) {
+  const { header, residuals, truncation } = container;
+  const reference = new Map(residuals.map((b) => [b.channel, b.reference]));
+  truncation.residualRows.forEach((rows, c) => {
+    if (!rows) return;
+    const read = reference.get(c) === NO_REFERENCE ? [c] : [reference.get(c), c];
+    const arrivedHeader = { ...header, height: rows };
+    const blocks = residuals.filter((b) => read.includes(b.channel) && b.first + b.rows <= rows);
+    const arrived = { ...container, header: arrivedHeader, residuals: blocks };
+    applyResidualGroup(arrived, data, dtype, residualBands(arrivedHeader, blocks), new Set([c]), read);
+  });
+}
+
 /** sample = clamp(x̂ + q·t, min, max) for integer samples, exact in binary64: |q·t| < 2^52
  * (|q| < 2^31, the step limits of §4.1) and |x̂| ≤ 2^32, so every value is an integer below
  * 2^53. Floats: fl32(x̂ + fl64(q·t)) for float32, fl64(x̂ + fl64(q·t)) for float64, where a
@@ -1987,7 +2082,15 @@ export class SvdiImage {
     // centred: the plane has column means (MEAN, §3.1), added to every reconstruction.
     this.planes = planes.map((p) => ({ ...publicPlane(p), centred: container.means.has(p.index) }));
     this.fileBytes = container.bytes.length;
+    // A file opened with truncated: "fill" that ended early: where ({size, start, chunk, length,
+    // components, residualRows}), and the components every plane has whole (null: all).
+    this.truncation = container.truncation;
+    const arrived = this.truncation ? componentsArrived(this.truncation, planes) : null;
+    if (arrived !== null) components = components == null ? arrived : Math.min(components, arrived);
+    // Nothing of the image arrived (some plane's component 0 is missing): zeros, no block read.
+    this.nothing = arrived === 0;
     this.factors = planes.map((p) => {
+      if (this.nothing) return { k: 0, stride: 0, A: null, B: null, means: null, rowM: null };
       const k = components == null ? p.rank : Math.min(p.rank, components);
       // An exact plane's bound (§5.1) is checked on what is multiplied: all of A and B, or a
       // preview's first k components with their weights.
@@ -2043,6 +2146,7 @@ export class SvdiImage {
   /** planeValues(k)[i] alone. */
   planeValue(i, k = null) {
     const p = this.container.planes[i], f = this.factors[i];
+    if (this.nothing) return new Float32Array(p.height * p.width); // (a file cut before any component)
     const kk = k == null ? f.k : Math.min(f.k, k);
     return reconstructPlane(p, f.A, f.B, f.stride, kk, f.means, f.rowM);
   }
@@ -2053,6 +2157,7 @@ export class SvdiImage {
     return allocating(() => {
       const { width, height, channels, dtype } = this.header;
       if (k != null && !(Number.isInteger(k) && k >= 0)) throw new SvdiError("components must be a non-negative integer");
+      if (this.nothing) return { width, height, channels, dtype, data: new SAMPLE_ARRAYS[dtype](width * height * channels) };
       let data;
       if (this.header.colour === 1 && dtype === "uint16") {
         data = wideYcbcrImage(this.header, this.planeValues(k)); // version 3
@@ -2072,7 +2177,10 @@ export class SvdiImage {
         }
         if (bad !== 0) throw sampleOverflow(this.header);
       }
-      if (this.isComplete(k)) applyResiduals(this.container, data, dtype);
+      if (this.isComplete(k)) {
+        if (this.truncation) applyArrivedResiduals(this.container, data, dtype);
+        else applyResiduals(this.container, data, dtype);
+      }
       return { width, height, channels, dtype, data };
     });
   }
@@ -2083,6 +2191,9 @@ export class SvdiImage {
    * (null), for callers that need only the spectrum and the basis (the viewer). */
   readFactors({ includeU = true } = {}) {
     const { header } = this;
+    if (this.truncation) {
+      throw new SvdiError(`readFactors reads whole files; this one ends early (truncated file: ${cutWhere(this.truncation)})`);
+    }
     const scale = header.colour === 0 || header.dtype !== "uint8" ? fround(header.scale) : 1;
     // A version 2 file's residual blocks are read and checked as a decode checks them (the same
     // verdict; the factors are version 1's dequantized ones, as the reference's read_factors).
@@ -2123,13 +2234,21 @@ export class SvdiImage {
   }
 }
 
+/** decode's and open's `truncated` values: what to do with a file that ends early. */
+export const TRUNCATED_CHOICES = ["raise", "fill"];
+
 /** Parse, validate and decode the factors: an SvdiImage. Options: components (decode only the
- * first k components of every plane), maxPixels (default Pillow's 89478485; null: no limit). */
-export function open(data, { components = null, maxPixels = DEFAULT_MAX_PIXELS } = {}) {
+ * first k components of every plane), maxPixels (default Pillow's 89478485; null: no limit),
+ * truncated ("raise", the default: a file that ends early is an SvdiError saying where it ends;
+ * "fill": what arrived, as the reference decoder's decode(data, truncated="fill") gives it). */
+export function open(data, { components = null, maxPixels = DEFAULT_MAX_PIXELS, truncated = "raise" } = {}) {
   if (components != null && !(Number.isInteger(components) && components >= 0)) {
     throw new SvdiError("components must be a non-negative integer");
   }
-  return allocating(() => new SvdiImage(parseContainer(data, { maxPixels }), components));
+  if (!TRUNCATED_CHOICES.includes(truncated)) {
+    throw new SvdiError(`truncated must be one of 'raise', 'fill', got ${JSON.stringify(truncated)}`);
+  }
+  return allocating(() => new SvdiImage(parseContainer(data, { maxPixels, truncated: truncated === "fill" }), components));
 }
 
 /** Run f, reporting a failed allocation (RangeError from a typed array the engine cannot
@@ -2144,9 +2263,10 @@ function allocating(f) {
 }
 
 /** Decode .svdi bytes: {width, height, channels, dtype, data} with data a Uint8Array,
- * Uint16Array or Float32Array of height × width × channels interleaved samples. */
-export function decode(data, { components = null, maxPixels = DEFAULT_MAX_PIXELS } = {}) {
-  return open(data, { components, maxPixels }).reconstruct(components);
+ * Uint16Array or Float32Array of height × width × channels interleaved samples. With
+ * truncated: "fill", a file that ends early gives what arrived (see open, and js/README.md). */
+export function decode(data, { components = null, maxPixels = DEFAULT_MAX_PIXELS, truncated = "raise" } = {}) {
+  return open(data, { components, maxPixels, truncated }).reconstruct(components);
 }
 
 /** Each plane's dequantized factors (see SvdiImage.readFactors). */

@@ -29,6 +29,7 @@ from .decoder import PlaneFactors, decode, read_factors, read_metadata
 from .errors import SvdiError
 from .format import SIGNATURE
 from .format import VERSION as FORMAT_VERSION
+from .format.inputs import FileInput, file_prefix
 from .runtime.threads import set_threads, threads
 
 if TYPE_CHECKING:
@@ -57,16 +58,19 @@ def __getattr__(name: str) -> Any:
 
 
 #: Names this module imports for its own annotations, not part of the package.
-_TYPING_NAMES = {"Any", "TYPE_CHECKING", "annotations"}
+_TYPING_NAMES = {"Any", "FileInput", "TYPE_CHECKING", "annotations", "file_prefix"}
 
 
 def __dir__() -> list[str]:
     return sorted((set(globals()) | set(_LAZY)) - _TYPING_NAMES)
 
 
-def check(data: bytes) -> bool:
-    """True if `data` starts with the .svdi signature (cheap; does not validate the file)."""
-    return bytes(data[:len(SIGNATURE)]) == SIGNATURE
+def check(data: FileInput) -> bool:
+    """True if the file starts with the .svdi signature (cheap; does not validate the file).
+
+    `data` as `decode` takes it; of a path or a file object only the signature's bytes are
+    read, and a file object that can seek is put back where it was."""
+    return file_prefix(data, len(SIGNATURE), "check") == SIGNATURE
 
 
 from . import pillow_plugin  # noqa: F401  (import side effect: registers SVDI with Pillow)

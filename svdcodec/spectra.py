@@ -40,6 +40,7 @@ from .encoder.plane import patch_grams
 from .encoder.source import PlaneSource
 from .errors import SvdiError
 from .format import COLOUR_NONE, LAYOUT_PLAIN, Header, Plane, unpack
+from .format.inputs import FileInput, file_bytes
 from .modes import as_pixels
 from .runtime.threads import single_threaded, threaded_blas
 
@@ -166,9 +167,10 @@ def spectrum(image: np.ndarray | Image.Image, quality: float = 75, *, layout: st
         return [_plane_spectrum(source, box.header, plane, rank) for plane in box.planes]
 
 
-def stored_spectrum(data: bytes) -> list[PlaneSpectrum]:
-    """The singular values an .svdi file stores (the kept ones, as read_factors gives them)."""
-    box = unpack(data)
+def stored_spectrum(data: FileInput) -> list[PlaneSpectrum]:
+    """The singular values an .svdi file stores (the kept ones, as read_factors gives them);
+    `data` as `decode` takes it."""
+    box = unpack(file_bytes(data, "stored_spectrum"))
     scale = box.header.scale if box.header.colour == COLOUR_NONE else 1.0
     out = []
     for plane in box.planes:

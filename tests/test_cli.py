@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -518,3 +519,50 @@ def test_help_texts_say_what_the_tools_do(capsys) -> None:
         f"from {Path(svdcodec.__file__).resolve().parent}")
     assert cli.encode_main(["--help"]) == 0
     assert "6-14 % smaller" in " ".join(capsys.readouterr().out.split())
+
+
+# ----------------------------------------------------------------------------- wildcards
+
+
+def test_wildcards_are_expanded_when_no_file_has_the_name(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    """Windows shells pass `*.png` on unexpanded (docs/usage.md, "Wildcards"): the tools
+    expand it, in sorted order; a file whose name holds the wildcard is taken as it is."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("b.png", "a.png", "[x].png"):
+        Image.fromarray(rgb()).save(name)
+    assert cli.encode_main(["*.png", "--quiet"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.svdi")) == ["[x].svdi", "a.svdi", "b.svdi"]
+    assert cli.info_main(["?.svdi"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("a.svdi:") < out.index("b.svdi:") and "[x].svdi" not in out
+    # "[x].png" exists: the file itself, not the pattern (which would match "x.png")
+    assert cli.decode_main(["[x].svdi", "-o", "x.png"]) == 0 and Path("x.png").is_file()
+    assert cli.decode_main(["[ab].svdi", "-d", "out"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.svdi.png", "b.svdi.png"]
+
+
+def test_a_pattern_that_matches_nothing_is_a_usage_error_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(rgb()).save("a.png")
+    for main in (cli.encode_main, cli.decode_main, cli.info_main):
+        assert main(["a.png", "*.tif"] if main is cli.encode_main else ["*.svdi"]) == 2
+        err = capsys.readouterr().err
+        assert "no file matches this pattern" in err and ("*.tif" in err or "*.svdi" in err)
+    assert not list(tmp_path.glob("*.svdi"))  # refused before any file was written
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["compare", "*.jpg"])
+    assert exc.value.code == 2 and "*.jpg: no file matches" in capsys.readouterr().err
+    Image.fromarray(rgb()).save("b.png")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["compare", "*.png"])
+    assert exc.value.code == 2 and "matches 2 files" in capsys.readouterr().err
+    from svdcodec.cli import wildcards
+
+    parser = argparse.ArgumentParser(prog="svdi-compare")
+    assert wildcards.expand_one(parser, "a*.png") == "a.png"
+    assert wildcards.expand_one(parser, None) is None

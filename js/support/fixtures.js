@@ -22,3 +22,15 @@ export function loadFixtures() {
   }
   return JSON.parse(readFileSync(listing, "utf8")).fixtures;
 }
+
+/** The truncated="fill" fixtures (make_fixtures.py's truncated_fixtures): files, and for each
+ * cut the reference decoder's output or error. */
+export function loadTruncatedFixtures() {
+  loadFixtures(); // makes them if they are missing
+  const listing = JSON.parse(readFileSync(`${FIXTURES}/fixtures.json`, "utf8"));
+  if (!listing.truncated) {
+    throw new Error(`${FIXTURES}/fixtures.json has no truncated fixtures: made by an older ` +
+      "make_fixtures.py; run it again");
+  }
+  return listing.truncated;
+}

@@ -4,7 +4,9 @@ for the JS decoder's agreement tests (js/test/agreement.test.js) and the browser
     python js/test/make_fixtures.py [OUT]       (default js/test-artifacts/fixtures)
 
 Writes NAME.svdi, NAME.npy (svdcodec.decode) and NAME.kK.npy (decode(components=K)) for every
-case, and fixtures.json listing them. Only svdcodec/data/sample.png (384 x 256 RGB, shipped with
+case, and fixtures.json listing them; and, for js/test/truncated.test.js, files cut at many
+points, each cut's decode(part, truncated="fill") (NAME.cut-HASH.npy, one per distinct result)
+or its error, listed under "truncated". Only svdcodec/data/sample.png (384 x 256 RGB, shipped with
 the package) is read; the other modes and sample types are derived from it.
 
 Every file is format version 5 (the encoder writes the compact container of spec §4.2 for
@@ -19,6 +21,7 @@ agreement.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -27,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 import svdcodec
+from svdcodec.encoder import tuning
 from svdcodec.format import unpack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,6 +211,109 @@ CASES = [
 ]
 
 
+def truncated_sources(images: dict[str, np.ndarray]) -> list[tuple[str, bytes]]:
+    """Files to cut for the truncated="fill" fixtures: whatever the file's parts, a cut among
+    them gives zeros, a preview of the first k components (a plane of 2^18 samples or more
+    stores components 0, 1-15 and the rest in separate groups, spec §4), the residual blocks of
+    some rows (blocks of a few rows here, where the encoder's hold 4 Mi samples: as valid, and a
+    cut falls between and inside them; with a reference channel; wrapped, version 7) or all."""
+    grey, rgb = images["grey"], images["rgb"]
+    before = tuning.RESIDUAL_BLOCK_SAMPLES
+    try:
+        tuning.RESIDUAL_BLOCK_SAMPLES = 8 * 48
+        rows = svdcodec.encode(rgb[:40, :48], max_error=0, deblock=False)
+        tuning.RESIDUAL_BLOCK_SAMPLES = 6 * 32
+        wrapped = svdcodec.encode(images["rgb16_noise"][:24, :32], max_error=0)
+        many = svdcodec.encode(images["i16x5"][:30, :32], max_error=2)
+    finally:
+        tuning.RESIDUAL_BLOCK_SAMPLES = before
+    return [
+        ("cut_l_groups", svdcodec.encode(np.tile(grey, (2, 2)), quality=75, layout="patch8",
+                                         deblock=False)),
+        ("cut_rgb_groups", svdcodec.encode(np.tile(rgb, (2, 2, 1)), quality=60, layout="patch8",
+                                           deblock=False)),
+        ("cut_rgb_residual_rows", rows),
+        ("cut_rgb16_wrapped", wrapped),
+        ("cut_i16x5_e2", many),
+        ("cut_rgba_exact_alpha", svdcodec.encode(images["rgba"][:48, :64], quality=50,
+                                                 deblock=False)),
+        ("cut_rgb_aq", svdcodec.encode(rgb[:128, :192], quality=30, aq=True, deblock=False)),
+        ("cut_rgb_restore", svdcodec.encode(rgb[:96, :128], quality=50, restore=True)),
+        ("cut_f32_centred", svdcodec.encode(images["f32_centred"][:64, :96], quality=80,
+                                            centre=True, deblock=False)),
+        ("cut_l_metadata", svdcodec.encode(grey[:40, :56], quality=60, deblock=False,
+                                           text={"Title": "cut short"}, xmp=b"<x/>")),
+    ]
+
+
+def chunk_spans(data: bytes) -> list[tuple[str, int, int]]:
+    """(type, first byte, byte after the CRC) of each chunk of a whole file."""
+    spans, pos = [], len(svdcodec.SIGNATURE)
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        spans.append((data[pos + 4:pos + 8].decode(), pos, pos + 12 + length))
+        pos += 12 + length
+    return spans
+
+
+def cut_points(data: bytes) -> list[int]:
+    """Cuts in the signature, in HEAD and PLAN, and in every other chunk: inside its 8-byte
+    header, with its header in and its payload not, halfway, without the CRC's last byte, and
+    at its end (where the next chunk's header is expected)."""
+    cuts = {4, 20}
+    for kind, a, b in chunk_spans(data):
+        if kind in ("HEAD", "PLAN"):
+            cuts.add(b - 1)
+            continue
+        cuts.update((a + 4, a + 8, a + 10, (a + b) // 2, b - 1, b))
+    cuts.update(components_cuts(data))
+    return sorted(c for c in cuts if c < len(data))
+
+
+def components_cuts(data: bytes) -> tuple[int, int]:
+    """Where components= is asked of a cut as well (halfway, and in the last chunk but IEND)."""
+    return len(data) // 2, len(data) - 20
+
+
+def truncated_fixtures(out: Path, images: dict[str, np.ndarray]) -> list[dict]:
+    """Each file's cuts decoded by svdcodec.decode(part, truncated="fill") (and by default, which
+    must refuse them): the expected array (one .npy per distinct result) or the error message."""
+    listing = []
+    for name, data in truncated_sources(images):
+        (out / f"{name}.svdi").write_bytes(data)
+        ranks = max(p.rank for p in unpack(data).planes)
+        cuts = []
+        for at in cut_points(data):
+            for components in (None, 1, ranks + 1000):
+                if components is not None and at not in components_cuts(data):
+                    continue  # components= at two cuts of each file
+                case: dict = {"at": at, "components": components}
+                try:
+                    svdcodec.decode(data[:at])
+                except svdcodec.SvdiError as exc:
+                    case["default_error"] = str(exc)
+                else:
+                    raise AssertionError(f"{name}: a cut at {at} decoded by default")
+                try:
+                    pixels = svdcodec.decode(data[:at], truncated="fill", components=components)
+                except svdcodec.SvdiError as exc:
+                    case["error"] = str(exc)
+                else:
+                    digest = hashlib.sha1(pixels.tobytes() + str(pixels.dtype).encode()
+                                          + str(pixels.shape).encode()).hexdigest()[:12]
+                    case["expected"] = f"{name}.cut-{digest}.npy"
+                    if not (out / case["expected"]).exists():
+                        np.save(out / case["expected"], pixels)
+                    truncation = unpack(data[:at], truncated=True).truncation
+                    assert truncation is not None
+                    case["arrived"] = truncation.arrived(unpack(data).planes,
+                                                         bool(unpack(data[:at],
+                                                                     truncated=True).residuals))
+                cuts.append(case)
+        listing.append({"name": name, "file": f"{name}.svdi", "bytes": len(data), "cuts": cuts})
+    return listing
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0]) if args else ROOT / "js" / "test-artifacts" / "fixtures"
@@ -237,8 +344,11 @@ def main(argv: list[str] | None = None) -> int:
             entry["means"] = f"{name}.means.npy"
             np.save(out / entry["means"], np.stack([f.mean for f in factors]))
         listing.append(entry)
-    (out / "fixtures.json").write_text(json.dumps({"fixtures": listing}, indent=1))
-    print(f"{len(listing)} fixtures in {out}")
+    truncated = truncated_fixtures(out, images)
+    (out / "fixtures.json").write_text(json.dumps({"fixtures": listing, "truncated": truncated},
+                                                  indent=1))
+    print(f"{len(listing)} fixtures and {sum(len(t['cuts']) for t in truncated)} cuts of "
+          f"{len(truncated)} files in {out}")
     return 0
 
 

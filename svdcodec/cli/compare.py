@@ -31,6 +31,7 @@ from ..evaluation import codecs as cmp
 from ..pillow_plugin import to_8_bits
 from . import deep_images
 from .tools import VersionAction
+from .wildcards import expand_one
 
 QUALITIES = (30, 50, 75, 90)
 DEFAULT_QUALITY = 75  # svdcodec.encode's default, which the PNG comparison is made against
@@ -362,6 +363,7 @@ def _join(names: list[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.image = expand_one(parser, args.image)
     try:
         qualities = [int(q) for q in args.qualities.split(",")]
         if not all(1 <= q <= 100 for q in qualities):

@@ -41,7 +41,7 @@ from ..decoder import decode_container, read_metadata, unpack_checked
 from ..encoder import encode, encode_options
 from ..modes import PILLOW_MODES
 from ..runtime.threads import cores
-from . import batch, deep_images, photos
+from . import batch, deep_images, photos, wildcards
 from .info import info_report, info_text
 from .safe_io import (
     STDIO,
@@ -369,11 +369,17 @@ def _guarded(prog: str, body: Callable[[], int]) -> int:
         remove_pending()
 
 
+def _expanded(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """The parsed arguments with wildcards in the file arguments expanded (`wildcards`)."""
+    args.inputs = wildcards.expand(parser, args.inputs)
+    return args
+
+
 def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
          argv: Sequence[str] | None) -> int:
     """Parse and run under _guarded; argparse's exits become statuses 0 and 2."""
     try:
-        return _guarded(parser.prog, lambda: body(parser.parse_args(argv)))
+        return _guarded(parser.prog, lambda: body(_expanded(parser, parser.parse_args(argv))))
     except SystemExit as exc:  # -h and --version (0), usage errors (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
 

@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from .wildcards import expand_one
+
 #: Files of js/ the page loads, by URL path (relative to js/).
 PAGE_FILES = ("viewer/index.html", "viewer/viewer.js", "viewer/worker.js", "viewer/draw.js",
               "svdi.js", "zstd.js")
@@ -96,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-browser", action="store_true",
                         help="print the address and serve, without opening a browser")
     args = parser.parse_args(argv)
+    args.file = expand_one(parser, args.file)
     image = None
     if args.file is not None:
         image = Path(args.file).resolve()

@@ -29,6 +29,7 @@ from ..format import (
     read_prefix,
     unpack,
 )
+from ..format.inputs import FileInput, file_bytes, is_path
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import QuietSerial, single_threaded
 from .plane import PlaneReconstructor, pass_budget
@@ -102,23 +103,32 @@ def _load(data: bytes, max_pixels: int | None | bool, components: int | None,
     return container
 
 
-def read_metadata(data: bytes) -> dict[str, Any]:
+def read_metadata(data: FileInput) -> dict[str, Any]:
     """The metadata stored in .svdi bytes, without decoding any pixels (spec §1.1).
 
     Returns only what the file holds, of: "exif" (the TIFF structure, without Pillow's
     "Exif\\0\\0" prefix), "icc_profile", "xmp" (bytes), "dpi" ((x, y) dots per inch) and
     "text" ({keyword: str}). Reads the chunks up to the first factor block, checking each;
-    raises SvdiError for a malformed file or metadata chunk.
+    raises SvdiError for a malformed file or metadata chunk. `data` as `decode` takes it; of a
+    path only the chunks up to the first factor block are read.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise SvdiError(f"expected bytes, got {type(data).__name__}")
-    _, _, metadata = read_prefix(io.BytesIO(data))
+    if is_path(data):
+        with open(data, "rb") as fp:
+            _, _, metadata = read_prefix(fp)
+    else:
+        _, _, metadata = read_prefix(io.BytesIO(file_bytes(data, "read_metadata")))
     return metadata.as_dict()
 
 
-def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
+def decode(data: FileInput, *, components: int | None = None, reduce: int = 1,
            max_pixels: int | None | bool = True, truncated: str = "raise") -> np.ndarray:
-    """Decode .svdi bytes to an array of shape (h, w) or (h, w, c) and the stored sample type.
+    """Decode an .svdi file to an array of shape (h, w) or (h, w, c) and the stored sample type.
+
+    data: the file's bytes (bytes, bytearray, memoryview, mmap, a numpy uint8 array: any buffer
+    of bytes), a path (str or os.PathLike) or a binary file object (read from its position to
+    its end). The argument's type decides, never its content: bytes are always the file's
+    contents and a str always a path. Anything else is a TypeError (an SvdiError too) naming
+    what is accepted.
 
     components: decode only the first k components of every plane (a preview).
     reduce: 2, 4 or 8 decode at that fraction of the size, ceil(h / reduce) x ceil(w / reduce)
@@ -141,7 +151,7 @@ def decode(data: bytes, *, components: int | None = None, reduce: int = 1,
         if reduce not in FACTORS:
             raise SvdiError(f"reduce must be one of {', '.join(map(str, FACTORS))}, "
                             f"got {reduce!r}")
-    container = _load(data, max_pixels, components, truncated)
+    container = _load(file_bytes(data, "decode"), max_pixels, components, truncated)
     return decode_container(container, components=components, reduce=reduce)
 
 
@@ -274,19 +284,20 @@ def unpack_checked(data: bytes, max_pixels: int | None = None, truncated: str = 
     return _load(data, max_pixels, None, truncated)
 
 
-def read_factors(data: bytes, *, max_pixels: int | None | bool = True) -> list[PlaneFactors]:
+def read_factors(data: FileInput, *, max_pixels: int | None | bool = True) -> list[PlaneFactors]:
     """Each plane's dequantized U_r, S_r, V_r^T, for people who want the factors themselves.
 
     Accepts and rejects exactly the files `decode` does (every band is reconstructed and
     checked as decode checks it, so it takes about a decode's time), and raises SvdiError
     where a factor is not finite in float32. Memory: the factors (float32, the output) plus
-    the decoder's bounded pieces, sized from the factors' bytes (spec §5, Resources).
+    the decoder's bounded pieces, sized from the factors' bytes (spec §5, Resources). `data`
+    as `decode` takes it.
 
     Version 2 files: the same dequantized factors (the binary32 formula of version 1; the exact
     integer weights and the residual blocks make the samples, not the factorization). Their
     residual blocks are read and checked as decode checks them; for float32 samples, whose
     residual can overflow, that takes decoding the image (memory: + the output's size)."""
-    container = _load(data, max_pixels, None)
+    container = _load(file_bytes(data, "read_factors"), max_pixels, None)
     header = container.header
     # 8-bit Y'CbCr in its own units (HEAD's scale is not applied to uint8 samples); 16-bit
     # Y'CbCr (version 3) and every colour-0 image in sample units

@@ -31,7 +31,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import importlib.util
 import io
 import os
 import struct
@@ -46,23 +45,25 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-if __name__ == "__main__" and sys.argv[1:2] != ["--save"]:  # fuzzing: instrument svdcodec
-    import atheris
+from harness_common import (
+    Mismatch,
+    check_agreement,
+    instrumented,
+    kernel_settings,
+    kernels_restored,
+)
 
-    with atheris.instrument_imports(include=["svdcodec"]):
-        import svdcodec
-        from svdcodec import SvdiError
-        from svdcodec import format as fmt
-        from svdcodec.codec import coding
-        from svdcodec.decoder import stream
-        from svdcodec.decoder.reference import decode_reference
-else:  # imported by tests/test_plane_fuzz.py, which needs no atheris
+#: Fuzzing (not imported by tests/test_plane_fuzz.py, which needs no atheris, nor --save)
+FUZZING = __name__ == "__main__" and sys.argv[1:2] != ["--save"]
+with instrumented(FUZZING):
     import svdcodec
     from svdcodec import SvdiError
     from svdcodec import format as fmt
     from svdcodec.codec import coding
     from svdcodec.decoder import stream
     from svdcodec.decoder.reference import decode_reference
+if FUZZING:
+    import atheris
 
 import grammar
 import numpy as np
@@ -72,11 +73,7 @@ from PIL import Image
 #: Decoded images are at most this many pixels (a mutated PLAN or HEAD may declare more: the
 #: same refusal on every path).
 MAX_PIXELS = 1 << 16
-KERNELS = ["1", "0"] if importlib.util.find_spec("svdcodec.runtime._kernels") else ["0"]
-
-
-class Mismatch(AssertionError):
-    pass
+KERNELS = kernel_settings(first="1")
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -506,8 +503,7 @@ def verdicts(data: bytes) -> dict[str, str]:
     else:
         PLANES["declared"] += header.channels
     small = header is None or header.width * header.height <= MAX_PIXELS
-    previous = os.environ.get("SVDCODEC_KERNELS")
-    try:
+    with kernels_restored():
         for kernels in KERNELS:
             os.environ["SVDCODEC_KERNELS"] = kernels
             with counted() if kernels == "1" else contextlib.nullcontext():
@@ -518,18 +514,7 @@ def verdicts(data: bytes) -> dict[str, str]:
             found["reference"], pixels["reference"] = _run(lambda: decode_reference(data))
             if header is None or (header.sample_type, header.channels) in grammar.PILLOW_MODES:
                 found["pillow"], _ = _run(lambda: _pillow(data))
-    finally:
-        if previous is None:
-            os.environ.pop("SVDCODEC_KERNELS", None)
-        else:
-            os.environ["SVDCODEC_KERNELS"] = previous
-    if len(set(found.values())) != 1:
-        raise Mismatch(f"verdicts differ: {found}")
-    decoded = {k: v for k, v in pixels.items() if v is not None}
-    first = next(iter(decoded.values()), None)
-    for name, p in decoded.items():
-        if p.shape != first.shape or p.dtype != first.dtype or not np.array_equal(p, first):
-            raise Mismatch(f"pixels of {name} differ from decode/{KERNELS[0]}")
+    check_agreement(found, pixels)
     return found
 
 

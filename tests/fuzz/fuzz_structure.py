@@ -18,7 +18,6 @@ between paths, or pixels that differ between the decoders.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import sys
@@ -30,21 +29,24 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-if __name__ == "__main__":  # fuzzing: instrument svdcodec as it is imported
-    import atheris
+from harness_common import (
+    Mismatch,
+    check_agreement,
+    instrumented,
+    kernel_settings,
+    kernels_restored,
+)
 
-    with atheris.instrument_imports(include=["svdcodec"]):
-        import svdcodec
-        from svdcodec import SvdiError
-        from svdcodec.decoder import plane as plane_module
-        from svdcodec.decoder.reference import decode_reference
-        from svdcodec.runtime import band_sizes
-else:  # imported by tests/test_structure_fuzz.py, which needs no atheris
+#: Fuzzing (not imported by tests/test_structure_fuzz.py, which needs no atheris)
+FUZZING = __name__ == "__main__"
+with instrumented(FUZZING):
     import svdcodec
     from svdcodec import SvdiError
     from svdcodec.decoder import plane as plane_module
     from svdcodec.decoder.reference import decode_reference
     from svdcodec.runtime import band_sizes
+if FUZZING:
+    import atheris
 
 import grammar
 import numpy as np
@@ -53,11 +55,7 @@ from PIL import Image
 #: The generator's images are at most this many pixels; decode refuses more (the same limit
 #: on every path, so a file declaring more is a rejection everywhere).
 MAX_PIXELS = 1 << 12
-KERNELS = ["0", "1"] if importlib.util.find_spec("svdcodec.runtime._kernels") else ["0"]
-
-
-class Mismatch(AssertionError):
-    pass
+KERNELS = kernel_settings(first="0")
 
 
 def _run(call: Any) -> tuple[str, Any]:
@@ -130,8 +128,7 @@ def verdicts(data: bytes, pillow: bool = True, extras: Extras = Extras()) -> dic
     large = header is not None and header.width * header.height > MAX_PIXELS
     pillow = pillow and (header is None or (header.sample_type, header.channels)
                          in grammar.PILLOW_MODES)
-    previous = os.environ.get("SVDCODEC_KERNELS")
-    try:
+    with kernels_restored():
         for kernels in KERNELS:
             os.environ["SVDCODEC_KERNELS"] = kernels
             found[f"decode/{kernels}"], pixels[f"decode/{kernels}"] = _run(
@@ -149,18 +146,7 @@ def verdicts(data: bytes, pillow: bool = True, extras: Extras = Extras()) -> dic
             found["reference"], pixels["reference"] = _run(lambda: decode_reference(data))
         if pillow and not large:
             found["pillow"], pixels["pillow"] = _run(lambda: _pillow(data))
-    finally:
-        if previous is None:
-            os.environ.pop("SVDCODEC_KERNELS", None)
-        else:
-            os.environ["SVDCODEC_KERNELS"] = previous
-    if len(set(found.values())) != 1:
-        raise Mismatch(f"verdicts differ: {found}")
-    decoded = {k: v for k, v in pixels.items() if v is not None and k != "pillow"}
-    first = next(iter(decoded.values()), None)
-    for name, p in decoded.items():
-        if p.shape != first.shape or p.dtype != first.dtype or not np.array_equal(p, first):
-            raise Mismatch(f"pixels of {name} differ from decode/{KERNELS[0]}")
+    check_agreement(found, {k: v for k, v in pixels.items() if k != "pillow"})
     return found
 
 

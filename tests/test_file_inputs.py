@@ -1,0 +1,120 @@
+"""What the read functions take as a file (docs/usage.md, "What the read functions take"):
+any buffer of bytes, a numpy uint8 array, a path or a binary file object; anything else a
+TypeError naming what is accepted (an SvdiError too, as before)."""
+
+from __future__ import annotations
+
+import array
+import io
+import mmap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from support import photo
+
+import svdcodec
+
+TEXT = {"Title": "inputs"}
+
+
+@pytest.fixture(scope="module")
+def data() -> bytes:
+    return svdcodec.encode(photo(24, 40, 3), quality=60, text=TEXT)
+
+
+def readers() -> dict[str, Callable[[Any], Any]]:
+    return {"decode": svdcodec.decode, "read_factors": svdcodec.read_factors,
+            "read_metadata": svdcodec.read_metadata, "check": svdcodec.check,
+            "stored_spectrum": svdcodec.stored_spectrum}
+
+
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(
+            all(np.array_equal(getattr(x, k), getattr(y, k)) for k in ("U", "S", "Vt"))
+            if hasattr(x, "U") else np.array_equal(x.sigma, y.sigma) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def forms(data: bytes, path: Path) -> dict[str, Callable[[], Any]]:
+    """Each accepted kind of argument, made afresh for each call (a file object is read)."""
+    return {
+        "bytearray": lambda: bytearray(data),
+        "memoryview": lambda: memoryview(data),
+        "memoryview slice": lambda: memoryview(b"xx" + data)[2:],
+        "numpy uint8": lambda: np.frombuffer(data, np.uint8),
+        "numpy uint8 strided": lambda: np.repeat(np.frombuffer(data, np.uint8), 2)[::2],
+        "array.array": lambda: array.array("B", data),
+        "str path": lambda: str(path),
+        "pathlib.Path": lambda: path,
+        "BytesIO": lambda: io.BytesIO(data),
+        "open file": lambda: path.open("rb"),
+    }
+
+
+@pytest.mark.parametrize("name", list(readers()))
+def test_every_accepted_kind_reads_the_same_file(name: str, data: bytes,
+                                                 tmp_path: Path) -> None:
+    path = tmp_path / "image.svdi"
+    path.write_bytes(data)
+    read = readers()[name]
+    expected = read(data)
+    for kind, make in forms(data, path).items():
+        given = make()
+        try:
+            assert same(read(given), expected), kind
+        finally:
+            if hasattr(given, "close") and not isinstance(given, memoryview):
+                given.close()
+    with path.open("rb") as fp, mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        assert same(read(mapped), expected)
+
+
+def test_a_file_object_is_read_from_its_position(data: bytes) -> None:
+    fp = io.BytesIO(b"header of another format" + data)
+    fp.seek(24)
+    assert np.array_equal(svdcodec.decode(fp), svdcodec.decode(data))
+    fp.seek(24)
+    assert svdcodec.check(fp) and fp.tell() == 24  # check puts a seekable file back
+    assert not svdcodec.check(io.BytesIO(b"header of another format" + data))
+
+
+def test_bytes_are_never_a_path_and_a_str_never_data(data: bytes, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The argument's type decides: b"image.svdi" is data even where such a file exists."""
+    (tmp_path / "image.svdi").write_bytes(data)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(svdcodec.SvdiError, match="signature"):
+        svdcodec.decode(b"image.svdi")
+    assert not svdcodec.check(b"image.svdi")
+    assert svdcodec.check("image.svdi")
+    with pytest.raises(FileNotFoundError):
+        svdcodec.decode("missing.svdi")
+
+
+@pytest.mark.parametrize("name", list(readers()))
+@pytest.mark.parametrize("value, says", [
+    (None, "got NoneType"), (5, "got int"), ([1, 2], "got list"),
+    (np.zeros(8), "dtype uint8"), (array.array("i", [1, 2]), "item size 1"),
+])
+def test_anything_else_is_a_type_error_naming_what_is_accepted(name: str, value: object,
+                                                               says: str) -> None:
+    with pytest.raises(TypeError, match=says) as refused:
+        readers()[name](value)
+    assert isinstance(refused.value, svdcodec.SvdiError)  # what these raised before
+    if "got" in says:
+        assert "bytes" in str(refused.value) and "path" in str(refused.value)
+        assert "numpy uint8 array" in str(refused.value)
+
+
+@pytest.mark.parametrize("name", list(readers()))
+def test_a_text_mode_file_is_a_type_error(name: str, data: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "image.svdi"
+    path.write_bytes(data)
+    with path.open() as text, pytest.raises(TypeError, match="text mode"):
+        readers()[name](text)
