@@ -84,6 +84,20 @@ def test_a_file_object_is_read_from_its_position(data: bytes) -> None:
     assert not svdcodec.check(io.BytesIO(b"header of another format" + data))
 
 
+def test_check_of_a_buffer_copies_only_the_signatures_bytes(data: bytes) -> None:
+    """`check` is cheap for buffers as for paths: it copies the signature's bytes, not the
+    whole buffer (a view of 2**50 bytes, or 2**25 x 2**25, could not be copied), and reads
+    them in the buffer's logical order whatever its strides or shape."""
+    huge = np.broadcast_to(np.uint8(0), (1 << 50,))
+    assert not svdcodec.check(huge) and not svdcodec.check(memoryview(huge))
+    assert not svdcodec.check(np.broadcast_to(np.uint8(0), (1 << 25, 1 << 25)))
+    strided = np.repeat(np.frombuffer(data, np.uint8), 2)[::2]
+    assert svdcodec.check(strided) and svdcodec.check(memoryview(strided))
+    assert svdcodec.check(np.frombuffer(data[:24], np.uint8).reshape(4, 6))
+    assert not svdcodec.check(np.frombuffer(data[:24], np.uint8).reshape(4, 6).T)
+    assert not svdcodec.check(np.uint8(137)) and not svdcodec.check(np.array(137, np.uint8))
+
+
 def test_bytes_are_never_a_path_and_a_str_never_data(data: bytes, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The argument's type decides: b"image.svdi" is data even where such a file exists."""

@@ -2,7 +2,7 @@
 `stored_spectrum`) take as a file, and turning it into bytes.
 
 The kind of argument decides, never its content: bytes-like objects are always the file's
-bytes (b"photo.svdi" is eight bytes of data, not a name), a str or an os.PathLike is always a
+bytes (b"photo.svdi" is ten bytes of data, not a name), a str or an os.PathLike is always a
 path, and an object with a read() method is a binary file read from where it stands.
 """
 
@@ -34,16 +34,18 @@ def is_path(data: Any) -> bool:
     return isinstance(data, (str, os.PathLike))
 
 
-def _buffer_bytes(data: Any, what: str) -> bytes | None:
-    """The bytes of a buffer of bytes (item size 1), None for an object without the buffer
-    protocol; a buffer of wider items is refused (its bytes are rarely a file)."""
+def _buffer_bytes(data: Any, what: str, size: int | None = None) -> bytes | None:
+    """The bytes of a buffer of bytes (item size 1), or its first `size` bytes (None: all),
+    None for an object without the buffer protocol; a buffer of wider items is refused (its
+    bytes are rarely a file). Only the bytes asked for are copied: `check` of a large mmap
+    or array reads its signature, not the whole."""
     if isinstance(data, bytes):
-        return data
+        return data if size is None else data[:size]
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
             raise InputTypeError(f"{what} takes a numpy array of dtype uint8 (the file's "
                                  f"bytes), got dtype {data.dtype}")
-        return data.tobytes()
+        return data.tobytes() if size is None else data.flat[:size].tobytes()
     try:
         view = memoryview(data)
     except TypeError:
@@ -52,7 +54,10 @@ def _buffer_bytes(data: Any, what: str) -> bytes | None:
         if view.itemsize != 1:
             raise InputTypeError(f"{what} takes a buffer of bytes (item size 1), got "
                                  f"{type(data).__name__} of format {view.format!r}")
-        return view.tobytes()
+        if size is not None and view.ndim == 1:
+            return view[:size].tobytes()
+        # (a memoryview slices only its first dimension, and none of a scalar's)
+        return view.tobytes() if size is None else view.tobytes()[:size]
 
 
 def file_bytes(data: Any, what: str) -> bytes:
@@ -75,9 +80,9 @@ def file_prefix(data: Any, size: int, what: str) -> bytes:
     """The first `size` bytes of the file (fewer if it is shorter), reading no more of a path;
     a file object is read from its position and put back there when it can seek, as
     imghdr-style checks do."""
-    content = _buffer_bytes(data, what)
-    if content is not None:
-        return content[:size]
+    prefix = _buffer_bytes(data, what, size)
+    if prefix is not None:
+        return prefix
     if is_path(data):
         with open(data, "rb") as fp:
             return fp.read(size)
