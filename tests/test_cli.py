@@ -566,3 +566,23 @@ def test_a_pattern_that_matches_nothing_is_a_usage_error_naming_it(
     parser = argparse.ArgumentParser(prog="svdi-compare")
     assert wildcards.expand_one(parser, "a*.png") == "a.png"
     assert wildcards.expand_one(parser, None) is None
+
+
+def test_a_double_star_matches_any_depth_of_folders(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`**/*.svdi` as zsh or bash's globstar match it: this folder's files and those of every
+    folder below (non-recursive, ** is *, which left out both); a wildcard in a folder's name
+    works as in a file's."""
+    monkeypatch.chdir(tmp_path)
+    data = svdcodec.encode(rgb())
+    for name in ("top.svdi", "d1/a.svdi", "d1/deep/b.svdi", "d2/c.svdi"):
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_bytes(data)
+    assert cli.info_main(["**/*.svdi"]) == 0
+    out = capsys.readouterr().out
+    assert [name for name in ("top.svdi", "d1/a.svdi", "d1/deep/b.svdi", "d2/c.svdi")
+            if f"{name}:" in out] == ["top.svdi", "d1/a.svdi", "d1/deep/b.svdi", "d2/c.svdi"]
+    assert cli.info_main(["d?/*.svdi"]) == 0
+    out = capsys.readouterr().out
+    assert "d1/a.svdi:" in out and "d2/c.svdi:" in out and "b.svdi" not in out

@@ -5,7 +5,10 @@ shell does too when the pattern matches nothing or is quoted. An argument that n
 existing file (or is "-") is taken as it is, whatever characters it holds; any other argument
 with glob's wildcards (*, ? and [...]) is replaced by the files it matches, in sorted order,
 as Python's glob module matches them (a leading * or ? does not match a name starting with a
-dot). A pattern that matches nothing is a usage error that names it, as a shell's failglob.
+dot), with ** as a whole path component matching any depth of directories, as in zsh or
+bash's globstar (without it, **/*.png would silently leave out the top folder and every
+deeper one). A pattern that matches nothing is a usage error that names it, as a shell's
+failglob.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def expand(parser: argparse.ArgumentParser, arguments: Sequence[str]) -> list[st
         if not is_pattern(argument):
             out.append(argument)
             continue
-        matches = sorted(glob.glob(argument))
+        matches = sorted(glob.glob(argument, recursive=True))
         if not matches:
             parser.error(f"{argument}: no file matches this pattern")
         out.extend(matches)
