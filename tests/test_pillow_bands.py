@@ -395,13 +395,7 @@ def test_mapped_modes_render_into_the_images_memory(channels: int, compiled: boo
     with kernels_on(compiled):
         if compiled and kernels.get() is None:
             pytest.skip("no compiled kernels")
-        copied: list[int] = []
-        put = pillow_plugin.PillowBands.put
-
-        def spy(self: pillow_plugin.PillowBands, y0: int, y1: int, band: np.ndarray) -> None:
-            copied.append(y0)
-            put(self, y0, y1, band)
-        monkeypatch.setattr(pillow_plugin.PillowBands, "put", spy)
+        copied = spy_band_copies(monkeypatch)
         im = Image.open(io.BytesIO(data))
         im.load()
         expected = svdcodec.decode(data)
@@ -418,6 +412,19 @@ def test_mapped_modes_render_into_the_images_memory(channels: int, compiled: boo
         im.load()
     assert copied and min(copied) == 0
     np.testing.assert_array_equal(np.asarray(im), expected)
+
+
+def spy_band_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The first rows of the bands load() copies into Pillow's own memory, as they are
+    copied."""
+    copied: list[int] = []
+    put = pillow_plugin.PillowBands.put
+
+    def spy(self: pillow_plugin.PillowBands, y0: int, y1: int, band: np.ndarray) -> None:
+        copied.append(y0)
+        put(self, y0, y1, band)
+    monkeypatch.setattr(pillow_plugin.PillowBands, "put", spy)
+    return copied
 
 
 def spy_mapping(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
@@ -441,13 +448,7 @@ def test_images_of_any_size_are_mapped_by_default(monkeypatch: pytest.MonkeyPatc
     pixels = np.repeat(np.repeat(photo(height // 8, width // 8, 3), 8, 0), 8, 1)
     data = svdcodec.encode(pixels)
     mapped = spy_mapping(monkeypatch)
-    copied: list[int] = []
-    put = pillow_plugin.PillowBands.put
-
-    def spy(self: pillow_plugin.PillowBands, y0: int, y1: int, band: np.ndarray) -> None:
-        copied.append(y0)
-        put(self, y0, y1, band)
-    monkeypatch.setattr(pillow_plugin.PillowBands, "put", spy)
+    copied = spy_band_copies(monkeypatch)
     with Image.open(io.BytesIO(data)) as im:
         im.load()
         # (the numpy path's colour conversion maps its own smaller arrays too)
@@ -491,6 +492,51 @@ def test_a_loaded_image_behaves_as_any_pillow_image(limit: int | None,
         saved = io.BytesIO()
         im.save(saved, "PNG")
         np.testing.assert_array_equal(np.asarray(Image.open(saved)), changed)
+
+
+def test_what_is_made_of_a_mapped_image_outlives_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The images Pillow makes of a mapped one (copy, crop, transpose, convert, reduce), its
+    core image kept alone and arrays of it keep their pixels once it is closed and collected
+    and its memory reused; images loaded in several threads at once each map their own."""
+    import gc
+    import threading
+
+    mapped = spy_mapping(monkeypatch)
+    data = svdcodec.encode(photo(64, 80, 3))
+    expected = svdcodec.decode(data)
+    makers: dict[str, Any] = {
+        "copy": lambda im: im.copy(), "crop": lambda im: im.crop((3, 5, 50, 41)),
+        "transpose": lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        "convert": lambda im: im.convert("RGBA"), "reduce": lambda im: im.reduce(2),
+        "array": np.asarray, "core": lambda im: im.im}
+    made = {}
+    for name, make in makers.items():
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            made[name] = make(im)
+            wanted = make(Image.fromarray(expected))
+        del im
+        gc.collect()
+        overwrite = [np.full((64, 80, 4), 13, np.uint8) for _ in range(20)]
+        if name == "core":  # Pillow's core image alone, the one that holds the mapped array
+            assert made[name].size == (80, 64) and overwrite
+            made[name] = Image.new("RGB", (1, 1))._new(made[name])
+            wanted = Image.fromarray(expected)
+        np.testing.assert_array_equal(np.asarray(made[name]), np.asarray(wanted), err_msg=name)
+    assert mapped.count((80, 64)) == len(makers)
+
+    def load_and_compare(results: list[bool]) -> None:
+        for _ in range(5):
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                results.append(bool(np.array_equal(np.asarray(im), expected)))
+    results: list[bool] = []
+    threads = [threading.Thread(target=load_and_compare, args=(results,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [True] * 20
 
 
 @pytest.mark.parametrize("how", ["close", "garbage collected"])
