@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,3 +83,30 @@ def test_no_warning_when_the_numpy_path_is_chosen(monkeypatch: pytest.MonkeyPatc
         warnings.simplefilter("error")
         with pytest.raises(kernels.KernelsUnavailable):
             kernels.get()
+
+
+def test_the_advice_names_a_clone_imported_ahead_of_the_install(tmp_path: Path
+                                                                 ) -> None:
+    """Python run in a clone's top folder imports the clone's unbuilt svdcodec/, not the copy
+    `pip install .` built: the warning then says so, since reinstalling would not help."""
+    installed = tmp_path / "site-packages"
+    (installed / "svdcodec").mkdir(parents=True)
+    assert kernels.how_to_build(installed).startswith("Reinstall svdcodec with a C compiler")
+    clone = tmp_path / "clone"
+    (clone / "csrc").mkdir(parents=True)
+    (clone / "setup.py").write_text("")
+    (clone / "csrc" / "kernels.c").write_text("")
+    advice = kernels.how_to_build(clone)
+    assert str(clone / "svdcodec") in advice and "run it from another folder" in advice
+    assert "pip install -e ." in advice
+    message = kernels.NUMPY_PATH_WARNING.format(error="no module", advice=advice)
+    assert message.endswith("or set SVDCODEC_KERNELS=0 to choose the numpy path and silence "
+                            "this warning.")
+
+
+def test_the_warning_carries_the_advice(monkeypatch: pytest.MonkeyPatch, failing_import: None
+                                        ) -> None:
+    monkeypatch.delenv("SVDCODEC_KERNELS", raising=False)
+    monkeypatch.setattr(kernels, "how_to_build", lambda: "ADVICE")
+    with pytest.warns(RuntimeWarning, match=r"4-10 times slower\. ADVICE; or set SVDCODEC"):
+        kernels.get()

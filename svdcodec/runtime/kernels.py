@@ -23,6 +23,7 @@ import functools
 import os
 import threading
 import warnings
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -86,7 +87,7 @@ def get() -> ModuleType | None:
     if module is None and setting == "1":
         raise KernelsUnavailable(
             "SVDCODEC_KERNELS=1 but the C extension svdcodec.runtime._kernels is not built "
-            f"({_import_error[0]}); reinstall svdcodec with a C compiler available")
+            f"({_import_error[0]}); {how_to_build()}")
     return module
 
 
@@ -101,9 +102,27 @@ def backend() -> str:
 #: runs several times slower.
 NUMPY_PATH_WARNING = (
     "svdcodec's C kernels (svdcodec.runtime._kernels) did not import ({error}): running the "
-    "numpy path, the same bytes and pixels 4-10 times slower. Reinstall svdcodec with a C "
-    "compiler available (pip install -v . shows the build), or set SVDCODEC_KERNELS=0 to "
-    "choose the numpy path and silence this warning.")
+    "numpy path, the same bytes and pixels 4-10 times slower. {advice}; or set "
+    "SVDCODEC_KERNELS=0 to choose the numpy path and silence this warning.")
+
+
+#: The folder holding this `svdcodec` package: site-packages, or the top folder of a clone.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def how_to_build(package_root: Path = PACKAGE_ROOT) -> str:
+    """What to do where the extension did not import. Python run inside a clone imports the
+    clone's unbuilt `svdcodec/` (the current folder comes first on sys.path) rather than the
+    copy `pip install .` built: reinstalling would change nothing there, so the advice names
+    the clone."""
+    if (package_root / "setup.py").is_file() and (package_root / "csrc" / "kernels.c").is_file():
+        return (f"This svdcodec is the source tree of a clone ({package_root / 'svdcodec'}), "
+                "imported ahead of any installed copy when Python runs in the clone's top "
+                "folder: run it from another folder to use the installed package, or build "
+                "the clone's own extension (pip install -e . or python setup.py build_ext "
+                "--inplace)")
+    return ("Reinstall svdcodec with a C compiler available (pip install -v . shows the "
+            "build)")
 
 
 def _compiled() -> ModuleType | None:
@@ -117,8 +136,8 @@ def _compiled() -> ModuleType | None:
                     _import_error.append(str(error))
                     _loaded["c"] = None
                     if _setting() == "":  # "1" raises KernelsUnavailable; "0" never imports
-                        warnings.warn(NUMPY_PATH_WARNING.format(error=error), RuntimeWarning,
-                                      stacklevel=4)
+                        message = NUMPY_PATH_WARNING.format(error=error, advice=how_to_build())
+                        warnings.warn(message, RuntimeWarning, stacklevel=4)
                 else:
                     _loaded["c"] = _kernels
     return _loaded["c"]
