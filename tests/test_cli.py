@@ -186,6 +186,19 @@ def test_no_partial_output_after_a_failure(tmp_path: Path) -> None:
     assert cli.decode_main([str(tmp_path / "f.svdi"), "--format", "tiff", "--quiet"]) == 0
 
 
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+def test_a_float_image_refused_for_png_names_the_suffixes_that_hold_it(
+        suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The refusal of mode F names both outputs that hold it whole (.tiff and .pfm) in plain
+    words ("decode mode F to", not "a F image")."""
+    data = svdcodec.encode(np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W))
+    (tmp_path / "f.svdi").write_bytes(data)
+    capsys.readouterr()
+    assert cli.decode_main([str(tmp_path / "f.svdi"), "-o", str(tmp_path / f"f{suffix}")]) == 1
+    assert "decode mode F to .tiff or .pfm instead" in capsys.readouterr().err
+    assert cli.decode_main([str(tmp_path / "f.svdi"), "-o", str(tmp_path / "f.pfm")]) == 0
+
+
 def test_interrupt_during_write_leaves_nothing(png: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*args: object) -> None:

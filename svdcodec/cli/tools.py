@@ -690,6 +690,8 @@ def _output_format(suffix: str) -> str | None:
 
 #: The formats that hold the samples of Pillow's 32-bit modes exactly.
 WIDE_GREY_FORMATS = {"F": ("TIFF", "PPM"), "I": ("TIFF",)}
+#: The output suffixes that hold each of those modes whole, as the refusal names them.
+WIDE_GREY_SUFFIXES = {"F": ".tiff or .pfm", "I": ".tiff"}
 
 
 def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = None) -> bytes:
@@ -709,11 +711,11 @@ def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = 
         # 16 bits (F it writes as PFM, exactly) without a word: refused, as PNG and JPEG
         # refuse them
         raise ValueError(f"{fmt} cannot hold mode {image.mode} ({pixels.dtype}) samples; "
-                         f"decode a {image.mode} image to .tiff instead")
+                         f"decode mode {image.mode} to {WIDE_GREY_SUFFIXES[image.mode]} instead")
     try:
         image.save(buf, format=fmt, **(options or {}))
     except (OSError, KeyError) as exc:  # e.g. "cannot write mode F as PNG"
-        raise ValueError(f"{_describe(exc)}; decode a {image.mode} image to "
+        raise ValueError(f"{_describe(exc)}; decode mode {image.mode} to "
                          f"{photos.default_suffix(pixels.dtype, channels)} instead"
                          + (" (or round it to 8 bits with --8bit)"
                             if pixels.dtype == np.uint16 else "")) from None
