@@ -20,7 +20,6 @@ from ..codec import aq
 from ..errors import SvdiError
 from ..format import (
     COLOUR_NONE,
-    LAYOUT_PATCH,
     LAYOUT_PLAIN,
     NO_REFERENCE,
     Container,
@@ -32,7 +31,7 @@ from ..format import (
 from ..format.inputs import FileInput, file_bytes, is_path
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import QuietSerial, single_threaded
-from .plane import PlaneReconstructor, pass_budget
+from .plane import PlaneReconstructor, kernel_multiplies, pass_budget
 from .render import check_image, render_image
 from .residuals import apply_group, apply_residuals, band_bounds
 
@@ -234,10 +233,8 @@ def uses_blas(container: Container) -> bool:
     """Whether rendering the file whole (reduce=1) may call BLAS: not when the compiled
     kernels multiply every plane (`kernel_multiplies`: every plane of the encoder's version 5
     files but the plain layouts)."""
-    if kernels.get() is None:
-        return True
-    # `kernel_multiplies` of every plane, inline (the kernels are there)
-    return not all(p.exact and p.layout == LAYOUT_PATCH for p in container.planes)
+    compiled = kernels.get()
+    return not all(kernel_multiplies(p, compiled) for p in container.planes)
 
 
 def unit_rows(plane: Plane, sigma: np.ndarray, Vt: np.ndarray,

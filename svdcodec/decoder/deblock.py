@@ -32,10 +32,7 @@ def plane_period(plane: Plane, header: Header) -> int:
 def edge_filters(header: Header, planes: list[Plane]
                  ) -> list[tuple[int, int, tuple[int, int, int]]]:
     """(channel, edge period, (alpha, beta, tc)) of every filtered plane."""
-    h, w = header.height, header.width
-    # `plane_period` inline: a decode asks this of every plane
-    return [(p.index, edge_period(p.patch, p.height != h or p.width != w), p.deblock)
-            for p in planes if p.filtered]
+    return [(p.index, plane_period(p, header), p.deblock) for p in planes if p.filtered]
 
 
 def deblock_image(image: np.ndarray, header: Header, planes: list[Plane],

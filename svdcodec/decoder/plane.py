@@ -627,10 +627,8 @@ class WholePlane(PlaneReconstructor):
         buffers.expect("product", m * n)
         assert plane.shift is not None
         sigma = container.singular_values(plane.index)[:rank]
-        # `exact_rule.weights`' compiled loop, asked here (the kernels are given), else the rule
-        found = compiled.exact_weights(sigma, float(plane.step), plane.shift)
-        self.weights, self.weight_sum = (found if found is not None else exact_rule.weights(
-            plane.step, sigma, plane.shift, f"plane {plane.index}"))
+        self.weights, self.weight_sum = exact_rule.weights(plane.step, sigma, plane.shift,
+                                                           f"plane {plane.index}")
         u_blocks, v_blocks = factors
         # B, and its bound's half: the largest max|A| the exact rule allows with it
         self.B = np.empty((n, rank), dtype=np.float32)

@@ -597,27 +597,23 @@ def unplanned_rows(lo: int, hi: int) -> np.ndarray:
     raise AssertionError("rows asked of a resampler before its rows were planned")
 
 
-def plane_budget(plan: OutputPlan, container: Container, plane: Plane,
-                 total: int | None = None) -> int:
+def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
     """The plane's share of the pass budget, by its samples: the pieces of every plane, held
-    at once, take what one plane's may take on the other path (spec §5, Resources). `total`:
-    the samples of every plane, if the caller has them."""
-    if total is None:
-        total = sum(p.height * p.width for p in container.planes)
+    at once, take what one plane's may take on the other path (spec §5, Resources)."""
+    total = sum(p.height * p.width for p in container.planes)
     return max(1, plan.budget * plane.height * plane.width // max(total, 1))
 
 
 def prepared(container: Container, plan: OutputPlan, plane: Plane,
              bands: list[tuple[int, int]], buffers: ThreadBuffers, lean: bool = False,
-             integers: tuple[np.ndarray, np.ndarray] | None = None,
-             samples: int | None = None) -> PlaneReconstructor | None:
+             integers: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> PlaneReconstructor | None:
     """The plane's reconstructor with its factors loaded for every band, or None if they need
     more than one piece. `buffers`: the threads' band buffers, shared by the planes (the
     products too: each band consumes its planes' products one after the other). lean: its
     held streams dropped as the bands are done (`PlaneReconstructor.release`). integers: the
-    plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`).
-    samples: every plane's samples (`plane_budget`'s total)."""
-    budget = plane_budget(plan, container, plane, samples)
+    plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`)."""
+    budget = plane_budget(plan, container, plane)
     if integers is None:  # the usual small file: each factor whole in one compiled call
         whole = whole_plane(container, plane, plan.ranks[plane.index], bands, budget,
                             plan.compiled, buffers)
@@ -718,12 +714,10 @@ class BandRenderer:
                     needs, p.patch if p.layout == LAYOUT_PATCH else 1, p.height)
             loads.append((p, chroma_bands))
             chroma_needs.append((resampler, needs))
-        samples = sum(p.height * p.width for p in container.planes)
-
         def load(k: int) -> PlaneReconstructor | None:
             plane, rows_of = loads[k]
             return prepared(container, plan, plane, rows_of, buffers, exact,
-                            given.get(plane.index), samples)
+                            given.get(plane.index))
         # The encoder's sampled rows load each plane in a job of its own, on every thread:
         # a plane's few bands alone leave the threads idle in its serial steps. A decode
         # loads them one after the other and stops at the first that needs the other path:

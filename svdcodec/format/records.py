@@ -333,27 +333,18 @@ class Plane:
         """The plane of these fields, as the constructor makes it, without the frozen
         dataclass's __init__, which stores each field through object.__setattr__ (the reader
         makes every plane of every file it opens)."""
-        if layout == LAYOUT_PATCH:
-            if patch < 1:  # no grid (refused by the reader): as the constructor makes it
-                return cls(index, layout, patch, height, width, rank, step, shift, deblock, aq)
-            grid = (-(-height // patch), -(-width // patch))
-            vgrid = (patch, patch)
-        else:
-            grid, vgrid = (height, 1), (width, 1)
         plane = object.__new__(cls)
         plane.__dict__.update(index=index, layout=layout, patch=patch, height=height,
                               width=width, rank=rank, step=step, shift=shift, deblock=deblock,
-                              aq=aq, grid=grid, vgrid=vgrid,
-                              matrix_shape=(grid[0] * grid[1], vgrid[0] * vgrid[1]),
-                              adapted=aq[0] != 0, filtered=deblock != NO_DEBLOCK,
-                              exact=shift is not None)
+                              aq=aq)
+        plane.__dict__.update(_derived(layout, patch, height, width, shift, deblock, aq))
         return plane
 
 
 def _derived(layout: int, patch: int, height: int, width: int, shift: int | None,
              deblock: tuple[int, int, int], aq: tuple[int, int]) -> dict[str, object]:
-    """A plane's fields made from the others (`Plane`'s init=False fields; `Plane.of_fields`
-    makes the same inline). A patch layout without a patch side has no grid, vgrid or
+    """A plane's fields made from the others (`Plane`'s init=False fields, for the constructor
+    and `Plane.of_fields`). A patch layout without a patch side has no grid, vgrid or
     matrix_shape: the reader refuses it before it reads them."""
     flags: dict[str, object] = {"adapted": aq[0] != 0, "filtered": deblock != NO_DEBLOCK,
                                 "exact": shift is not None}
