@@ -102,14 +102,17 @@ def _seekable(fp: Any) -> bool:
         return False
 
 
+def _text_mode(what: str) -> InputTypeError:
+    return InputTypeError(f"{what} takes a binary file object; this one is open in text mode "
+                          "(open it with 'rb')")
+
+
 def _read_binary(fp: Any, size: int, what: str) -> bytes:
     if isinstance(fp, io.TextIOBase):  # refused before read() tries to decode the bytes
-        raise InputTypeError(f"{what} takes a binary file object; this one is open in text "
-                             "mode (open it with 'rb')")
+        raise _text_mode(what)
     content = fp.read(size)
     if isinstance(content, str):
-        raise InputTypeError(f"{what} takes a binary file object; this one is open in text "
-                             "mode (open it with 'rb')")
+        raise _text_mode(what)
     out = _buffer_bytes(content, what)
     if out is None:
         raise InputTypeError(f"{what}: the file object's read() gave "
