@@ -50,13 +50,14 @@ def headers_end(data: bytes) -> int:
 
 def residual_file() -> bytes:
     """A lossless RGB file whose residual blocks are 4 rows each (the encoder's blocks are
-    4 Mi samples: these are as valid, and a cut falls between and inside them)."""
-    before = tuning.RESIDUAL_BLOCK_SAMPLES
-    tuning.RESIDUAL_BLOCK_SAMPLES = 4 * 10
+    4 Mi samples: these are as valid, and a cut falls between and inside them), over a layer
+    (the encoder would store so small an image with none: BARE_RETRY_BELOW 0 keeps it)."""
+    before = tuning.RESIDUAL_BLOCK_SAMPLES, tuning.BARE_RETRY_BELOW
+    tuning.RESIDUAL_BLOCK_SAMPLES, tuning.BARE_RETRY_BELOW = 4 * 10, 0.0
     try:
         return svdcodec.encode(photo(15, 10, 3, seed=4), max_error=0)
     finally:
-        tuning.RESIDUAL_BLOCK_SAMPLES = before
+        tuning.RESIDUAL_BLOCK_SAMPLES, tuning.BARE_RETRY_BELOW = before
 
 
 FILES = {

@@ -31,8 +31,14 @@ from ..format.recompress import recompress_blocks
 from ..modes import ImageRows, Pixels, as_pixels, pixel_rows
 from ..runtime import band_sizes
 from ..runtime.threads import serial, single_threaded
+from . import tuning
 from .plane import RankRule
-from .residual import ResidualRequest, residual_request, with_residuals
+from .residual import (
+    ResidualRequest,
+    bare_residual_bytes,
+    residual_request,
+    with_residuals,
+)
 from .schedule import Encoder
 from .source import image_header
 from .tuning import (
@@ -136,8 +142,9 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     resolve is coded exactly where that is estimated smaller (or where step 2E would need
     residuals beyond 31 bits). quality then sets the low-rank layer: by default 75, or 90 for
     lossless uint16 and float32 samples (the smallest files measured, docs/lossless.md).
-    16-bit samples whose file with a layer would be larger than the raw samples (noise) are
-    coded with no layer (rank 0), and residuals of 16-bit samples that span 17 bits are stored
+    16-bit samples whose file with a layer would be larger than the raw samples (noise), and
+    8- and 16-bit samples whose file without a layer is estimated clearly smaller, are also
+    coded with no layer (rank 0), the smaller file kept; residuals of 16-bit samples that span 17 bits are stored
     modulo 2^16 (format version 7, spec §4.1) where that is smaller.
     exact_alpha (default True): the alpha channel of LA and RGBA images decodes exactly (also
     under max_error); exact_constant (default True): a channel whose samples are all equal
@@ -281,7 +288,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 raise
             if rank != 0 and layer_does_not_pay(data, pixels, request):
                 # Noise, or samples close to it: the residual over no layer at all (rank 0),
-                # which wrapped residual blocks store in about the samples' own bytes.
+                # which wrapped residual blocks store in about the samples' own bytes, or
+                # which the estimate finds smaller than the file with its layer.
                 bare = with_residuals(_encode(pixels, quality, 0, None, None, None, layout,
                                               centre, deblock), pixels, request)
                 data = min(data, bare, key=len)
@@ -297,12 +305,18 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     return insert_after_head(data, meta)
 
 
-def layer_does_not_pay(data: bytes, pixels: Pixels, request: ResidualRequest) -> bool:
-    """A 16-bit file whose every channel has a residual and which is larger than its samples:
-    the low-rank layer costs more than it saves the residual, and the encoder tries the file
-    without one."""
-    return pixels.dtype in (np.uint16, np.int16) and len(data) > pixels.nbytes \
-        and all(b is not None for b in request.bounds)
+def layer_does_not_pay(data: bytes, pixels: np.ndarray, request: ResidualRequest) -> bool:
+    """Whether the low-rank layer may cost more than it saves the residual, so that the
+    encoder tries the file without one (and keeps the smaller): a 16-bit file whose every
+    channel has a residual and which is larger than its samples, or an 8- or 16-bit one
+    clearly larger than the estimate of its residual over no layer (`bare_residual_bytes`,
+    below tuning.BARE_RETRY_BELOW of it: noise, the noisy low bits of a scan; the estimate
+    overshoots photos, whose layer pays)."""
+    if all(b is not None for b in request.bounds) and pixels.dtype in (np.uint16, np.int16) \
+            and len(data) > pixels.nbytes:
+        return True
+    bare = bare_residual_bytes(pixels, request)
+    return bare is not None and bare < tuning.BARE_RETRY_BELOW * len(data)
 
 
 #: float64 magnitudes from which a reconstruction's overshoot may pass the largest float64.

@@ -248,6 +248,37 @@ def wrappable_rows(x: np.ndarray, decoded: np.ndarray, q: np.ndarray, step: floa
     return ((total >= int(info.min)) & (total <= int(info.max))).all(axis=1)
 
 
+#: Sample types whose residual over no layer fits the residual blocks (31-bit q) whatever
+#: the bound: the types the bare retry is estimated for.
+BARE_TYPES = (np.uint8, np.int8, np.uint16, np.int16)
+
+
+def bare_residual_bytes(pixels: np.ndarray, request: ResidualRequest) -> int | None:
+    """An estimate of the residual blocks of a file with no layer (rank 0): the residual of
+    every channel over zero samples (red and blue less green, as `with_residuals` codes RGB),
+    with the predictor of lowest entropy, at zstd's fast level (`rule.frame_bytes`), on one
+    band of rows in tuning.BARE_SAMPLE_EVERY (a small image whole), scaled to the image.
+    Unlike the encoder's level 19 it finds no long matches, so it overestimates smooth
+    samples (photos) and is close for noise, which it is for. None for the types outside
+    BARE_TYPES and for requests other than max_error's, a residual on every channel (the
+    default exactness of alpha and constant channels leaves a lossy file's layer alone)."""
+    if pixels.dtype not in BARE_TYPES or request.if_needed \
+            or any(b is None for b in request.bounds):
+        return None
+    h, _, channels = pixels.shape
+    period = tuning.BARE_SAMPLE_ROWS * tuning.BARE_SAMPLE_EVERY
+    rows = (np.arange(h) if h < 2 * period else
+            np.flatnonzero(np.arange(h) % period < tuning.BARE_SAMPLE_ROWS))
+    sample = pixels[rows]
+    zeros = np.zeros(sample.shape[:2], dtype=pixels.dtype)
+    q = {c: channel_residual(sample[..., c], zeros, request.bounds[c])[0]  # type: ignore[arg-type]
+         for c in range(channels)}
+    if pixels.dtype in (np.uint8, np.uint16) and channels in (3, 4):
+        q[0], q[2] = q[0] - q[1], q[2] - q[1]
+    estimate = sum(rule.frame_bytes(grid_prediction(grid)[1]) for grid in q.values())
+    return estimate * h // len(rows)
+
+
 def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -> bytes:
     """The encoder's file for this request: `layer` itself (version 1) when no channel needs a
     residual, else version 2 with the residual blocks."""

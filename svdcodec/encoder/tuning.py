@@ -136,6 +136,18 @@ DEFAULT_EFFORT = 1
 #: block (rows of one channel; larger grids cost a little memory for a little compression).
 RESIDUAL_ZSTD_LEVEL = 19
 RESIDUAL_BLOCK_SAMPLES = 1 << 22
+#: The estimate of a file's residual over no layer (encoder.residual.bare_residual_bytes, which
+#: decides whether the encoder tries that file too) codes one band of BARE_SAMPLE_ROWS rows in
+#: every BARE_SAMPLE_EVERY: an eighth of the samples, spread over the image, a fraction of the
+#: estimate's time on the whole.
+BARE_SAMPLE_ROWS = 16
+BARE_SAMPLE_EVERY = 8
+#: The encoder tries that file where the estimate is below this fraction of the file with its
+#: layer. The estimate is within 1 % of noise's bare file and 7-17 % above most photos' (zstd's
+#: fast level finds no long matches), but it reaches 0.96-0.99 of two Kodak photos whose bare
+#: file is no smaller or 0.6 % smaller, for an encode several times as long: the margin leaves
+#: them alone (docs/lossless.md).
+BARE_RETRY_BELOW = 0.95
 #: Deblocking filter (format version 4, spec §5.4): the (alpha, beta, tc) the encoder tries on
 #: each patch-layout plane, in multiples of the plane's quantizer step; it keeps the one of
 #: least squared error, or none. studies/deblock_study.py: alpha 2-4, beta 1-2, tc 0.1 step
