@@ -51,13 +51,13 @@ def headers_end(data: bytes) -> int:
 def residual_file() -> bytes:
     """A lossless RGB file whose residual blocks are 4 rows each (the encoder's blocks are
     4 Mi samples: these are as valid, and a cut falls between and inside them), over a layer
-    (the encoder would store so small an image with none: BARE_RETRY_BELOW 0 keeps it)."""
-    before = tuning.RESIDUAL_BLOCK_SAMPLES, tuning.BARE_RETRY_BELOW
-    tuning.RESIDUAL_BLOCK_SAMPLES, tuning.BARE_RETRY_BELOW = 4 * 10, 0.0
+    (the encoder would store so small an image with none: the quality asks for the layer)."""
+    before = tuning.RESIDUAL_BLOCK_SAMPLES
+    tuning.RESIDUAL_BLOCK_SAMPLES = 4 * 10
     try:
-        return svdcodec.encode(photo(15, 10, 3, seed=4), max_error=0)
+        return svdcodec.encode(photo(15, 10, 3, seed=4), max_error=0, quality=75)
     finally:
-        tuning.RESIDUAL_BLOCK_SAMPLES, tuning.BARE_RETRY_BELOW = before
+        tuning.RESIDUAL_BLOCK_SAMPLES = before
 
 
 FILES = {

@@ -161,3 +161,17 @@ def test_photos_keep_the_layer_that_pays() -> None:
         lossless = ResidualRequest((0.0,) * pixels.shape[2], frozenset())
         bare = bare_residual_bytes(pixels, lossless)
         assert bare is not None and bare > len(data)
+
+
+@pytest.mark.parametrize("options", [{"quality": 75}, {"rank": 6}, {"energy": 0.9},
+                                     {"layout": "plain"}, {"centre": True}, {"aq": True},
+                                     {"restore": True}])
+def test_options_about_the_layer_keep_it(options: dict) -> None:
+    """An option about the low-rank layer (its quality, rank, energy, layout, the column
+    means of centre=True, aq, restore) asks for that layer: the estimate's rank-0 retry leaves
+    it, where the same noise encoded with max_error alone goes without one (above)."""
+    image = np.random.default_rng(8).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert all(p.rank == 0 for p in container.unpack(svdcodec.encode(image, max_error=0)).planes)
+    data = svdcodec.encode(image, max_error=0, **options)
+    assert any(p.rank > 0 for p in container.unpack(data).planes)
+    np.testing.assert_array_equal(svdcodec.decode(data), image)

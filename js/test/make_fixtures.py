@@ -126,16 +126,17 @@ CASES = [
     ("v2_rgba_cutout_e4", "cutout", {"max_error": 4, "quality": 50}, [2]),
     ("v2_rgba_exact_alpha", "rgba", {"quality": 70}, [3]),  # alpha alone has residual blocks
     ("v2_la_e1", "la", {"max_error": 1}, [2]),
-    ("v2_u16_e2", "u16", {"max_error": 2}, [3]),
+    ("v2_u16_e2", "u16", {"max_error": 2, "quality": 75}, [3]),
     ("v2_u16_lossless_plain", "u16", {"max_error": 0, "layout": "plain"}, [6]),
     ("v2_f32_e001", "f32", {"max_error": 0.01}, [3]),
     ("v2_f32_e0001_plain", "f32", {"max_error": 0.001, "layout": "plain", "quality": 90}, [8]),
     # Format version 2's arrays: sample types 4-8 (lossless and bounded), centred columns (MEAN),
     # 5-8 channels. Bit-exact agreement, at every k.
-    ("v2_i8_lossless", "i8", {"max_error": 0}, [2]),
+    ("v2_i8_lossless", "i8", {"max_error": 0, "quality": 90}, [2]),
+    ("v2_i8_lossless_rank0", "i8", {"max_error": 0}, []),
     ("v2_i8_q60", "i8", {"quality": 60, "layout": "plain"}, [4]),
     ("v2_i8_e2", "i8", {"max_error": 2, "quality": 50}, [3]),
-    ("v2_i16_e3", "i16", {"max_error": 3}, [3]),
+    ("v2_i16_e3", "i16", {"max_error": 3, "quality": 75}, [3]),
     ("v2_i16_lossless_plain", "i16", {"max_error": 0, "layout": "plain"}, [5]),
     ("v2_i32_lossless", "i32", {"max_error": 0}, [2]),
     ("v2_i32_e1000_plain", "i32", {"max_error": 1000, "layout": "plain"}, [6]),
@@ -150,7 +151,7 @@ CASES = [
     ("v2_i16_centred_lossless", "i16", {"centre": True, "max_error": 0}, [2]),
     ("v2_u8x6_lossless", "u8x6", {"max_error": 0}, [3]),
     ("v2_u8x6_q70_plain", "u8x6", {"quality": 70, "layout": "plain"}, [5]),
-    ("v2_i16x5_e2", "i16x5", {"max_error": 2}, [2]),
+    ("v2_i16x5_e2", "i16x5", {"max_error": 2, "quality": 75}, [2]),
     ("v2_f32x8_e001", "f32x8", {"max_error": 0.01, "quality": 60}, [3]),
     ("v2_f32x8_centred", "f32x8", {"centre": True, "quality": 70}, [2]),
     # Format version 3: Y'CbCr of 16-bit RGB(A), 4:2:0 and 4:4:4, odd sizes, alpha exact by
@@ -161,7 +162,7 @@ CASES = [
     ("v3_odd16_q60", "odd16", {"quality": 60}, [3]),
     ("v3_rgba16_q70", "rgba16", {"quality": 70}, [3]),
     ("v3_rgb16_e64", "rgb16", {"max_error": 64}, [2]),
-    ("v3_rgb16_lossless", "rgb16", {"max_error": 0}, [1]),
+    ("v3_rgb16_lossless", "rgb16", {"max_error": 0, "quality": 90}, [1]),
     # Format version 4: the deblocking filter the encoder chooses (8-bit patch layouts), under
     # residual blocks too, 4:2:0 (period 2p) and 4:4:4, patch 2 (period 2), odd sizes; bit-exact
     # agreement at every k. These are encoded with deblock=True, the cases above with
@@ -221,10 +222,10 @@ def truncated_sources(images: dict[str, np.ndarray]) -> list[tuple[str, bytes]]:
     before = tuning.RESIDUAL_BLOCK_SAMPLES
     try:
         tuning.RESIDUAL_BLOCK_SAMPLES = 8 * 48
-        rows = svdcodec.encode(rgb[:40, :48], max_error=0, deblock=False)
+        rows = svdcodec.encode(rgb[:40, :48], max_error=0, quality=75, deblock=False)
         tuning.RESIDUAL_BLOCK_SAMPLES = 6 * 32
         wrapped = svdcodec.encode(images["rgb16_noise"][:24, :32], max_error=0)
-        many = svdcodec.encode(images["i16x5"][:30, :32], max_error=2)
+        many = svdcodec.encode(images["i16x5"][:30, :32], max_error=2, quality=75)
     finally:
         tuning.RESIDUAL_BLOCK_SAMPLES = before
     return [

@@ -144,8 +144,11 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     lossless uint16 and float32 samples (the smallest files measured, docs/lossless.md).
     16-bit samples whose file with a layer would be larger than the raw samples (noise), and
     8- and 16-bit samples whose file without a layer is estimated clearly smaller, are also
-    coded with no layer (rank 0), the smaller file kept; residuals of 16-bit samples that span 17 bits are stored
-    modulo 2^16 (format version 7, spec §4.1) where that is smaller.
+    coded with no layer (rank 0), the smaller file kept; the estimate is not made where the
+    call asks something of the layer (quality, rank, energy, a layout other than "auto",
+    centre, aq or restore: the caller wants that layer's factors). Residuals of 16-bit
+    samples that span 17 bits are stored modulo 2^16 (format version 7, spec §4.1) where
+    that is smaller.
     exact_alpha (default True): the alpha channel of LA and RGBA images decodes exactly (also
     under max_error); exact_constant (default True): a channel whose samples are all equal
     decodes exactly. Each adds a residual only where the low-rank layer alone is not exact;
@@ -261,6 +264,11 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     if request.any and isinstance(pixels, ImageRows):  # a constant channel's residual
         pixels = pixels.array()
     near_top = near_float64_top(pixels)
+    # Under max_error these options are about the low-rank layer itself (its quality, rank,
+    # layout, the column means of a PCA, its quantization and filters): a caller who gives one
+    # wants that layer, so the estimate's rank-0 retry (layer_does_not_pay) leaves it.
+    layer_asked = (quality is not None or rank is not None or energy is not None
+                   or layout != "auto" or centre or aq or restore)
     if quality is None:
         quality = (LOSSLESS_WIDE_QUALITY if max_error == 0 and pixels.dtype != np.uint8
                    else DEFAULT_QUALITY)
@@ -286,7 +294,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
                 raise
-            if rank != 0 and layer_does_not_pay(data, pixels, request):
+            if rank != 0 and layer_does_not_pay(data, pixels, request,
+                                                estimate=not layer_asked):
                 # Noise, or samples close to it: the residual over no layer at all (rank 0),
                 # which wrapped residual blocks store in about the samples' own bytes, or
                 # which the estimate finds smaller than the file with its layer.
@@ -305,16 +314,19 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     return insert_after_head(data, meta)
 
 
-def layer_does_not_pay(data: bytes, pixels: np.ndarray, request: ResidualRequest) -> bool:
+def layer_does_not_pay(data: bytes, pixels: np.ndarray, request: ResidualRequest,
+                       estimate: bool = True) -> bool:
     """Whether the low-rank layer may cost more than it saves the residual, so that the
     encoder tries the file without one (and keeps the smaller): a 16-bit file whose every
-    channel has a residual and which is larger than its samples, or an 8- or 16-bit one
-    clearly larger than the estimate of its residual over no layer (`bare_residual_bytes`,
-    below tuning.BARE_RETRY_BELOW of it: noise, the noisy low bits of a scan; the estimate
-    overshoots photos, whose layer pays)."""
+    channel has a residual and which is larger than its samples, or (`estimate`: the caller
+    asked nothing of the layer) an 8- or 16-bit one clearly larger than the estimate of its
+    residual over no layer (`bare_residual_bytes`, below tuning.BARE_RETRY_BELOW of it: noise,
+    the noisy low bits of a scan; the estimate overshoots photos, whose layer pays)."""
     if all(b is not None for b in request.bounds) and pixels.dtype in (np.uint16, np.int16) \
             and len(data) > pixels.nbytes:
         return True
+    if not estimate:
+        return False
     bare = bare_residual_bytes(pixels, request)
     return bare is not None and bare < tuning.BARE_RETRY_BELOW * len(data)
 
