@@ -84,6 +84,34 @@ def test_a_file_object_is_read_from_its_position(data: bytes) -> None:
     assert not svdcodec.check(io.BytesIO(b"header of another format" + data))
 
 
+class OneByteReads(io.RawIOBase):
+    """An unbuffered, unseekable file object (a pipe's, a socket's) that gives at most one
+    byte per read, as a raw read may give fewer bytes than asked before the end."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.pos >= len(self.data) or len(buffer) == 0:
+            return 0
+        buffer[0] = self.data[self.pos]
+        self.pos += 1
+        return 1
+
+
+def test_a_raw_file_giving_one_byte_per_read_is_read_to_the_size_asked(data: bytes) -> None:
+    """check() reads the signature's 8 bytes until it has them or the file ends, and no
+    further; decode reads the whole file."""
+    raw = OneByteReads(data)
+    assert svdcodec.check(raw) and raw.pos == len(svdcodec.SIGNATURE)
+    assert not svdcodec.check(OneByteReads(data[:5]))
+    assert not svdcodec.check(OneByteReads(b""))
+    assert np.array_equal(svdcodec.decode(OneByteReads(data)), svdcodec.decode(data))
+
+
 def test_check_of_a_buffer_copies_only_the_signatures_bytes(data: bytes) -> None:
     """`check` is cheap for buffers as for paths: it copies the signature's bytes, not the
     whole buffer (a view of 2**50 bytes, or 2**25 x 2**25, could not be copied), and reads

@@ -108,8 +108,26 @@ def _text_mode(what: str) -> InputTypeError:
 
 
 def _read_binary(fp: Any, size: int, what: str) -> bytes:
+    """`size` bytes of `fp` (fewer at its end; -1: all of it). A raw, unbuffered file object
+    (a pipe's, a socket's) may return fewer bytes than asked before its end: it is read again
+    until it has given `size` bytes or an empty read says it has ended."""
     if isinstance(fp, io.TextIOBase):  # refused before read() tries to decode the bytes
         raise _text_mode(what)
+    out = _read_once(fp, size, what)
+    if size < 0 or len(out) >= size or not out:
+        return out
+    parts = [out]
+    got = len(out)
+    while got < size:
+        part = _read_once(fp, size - got, what)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _read_once(fp: Any, size: int, what: str) -> bytes:
     content = fp.read(size)
     if isinstance(content, str):
         raise _text_mode(what)
