@@ -400,6 +400,29 @@ def test_the_viewer_finds_js_in_the_clone_it_runs_in(tmp_path: Path,
     assert view.find_js_dir() == clone / "js"
 
 
+def test_the_viewer_that_cannot_run_here_exits_with_status_1(
+        svdi: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without the viewer's files (outside a clone, or before npm ci) or without the file it
+    is to show, svdi-view says why and exits with 1, the status of what cannot be done here
+    (docs/usage.md, "Exit status"); 2 stays for a wrong command line."""
+    from svdcodec.cli import view
+
+    monkeypatch.setattr(view, "find_js_dir", lambda: None)
+    assert view.main([str(svdi), "--no-browser"]) == 1
+    assert "SVDI_VIEWER_DIR" in capsys.readouterr().err
+    bare = tmp_path / "js"
+    (bare / "viewer").mkdir(parents=True)
+    monkeypatch.setattr(view, "find_js_dir", lambda: bare)
+    assert view.main([str(svdi), "--no-browser"]) == 1
+    assert "npm ci --prefix" in capsys.readouterr().err
+    assert view.main([str(tmp_path / "absent.svdi"), "--no-browser"]) == 1
+    assert "absent.svdi: No such file or directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        view.main(["--port", "many"])
+    assert usage.value.code == 2
+
+
 def test_encode_notes_a_likely_mix_up_with_decode(png: Path, svdi: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     # -o photo.png gets .svdi bytes (written, as cwebp writes any name), with a note

@@ -99,22 +99,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the address and serve, without opening a browser")
     args = parser.parse_args(argv)
     args.file = expand_one(parser, args.file)
+    # Status 1, as every tool answers for a file it cannot read or a thing it cannot do here
+    # (docs/usage.md, "Exit status"); 2 stays for a command line that is wrong as typed.
     image = None
     if args.file is not None:
         image = Path(args.file).resolve()
         if not image.is_file():
-            parser.error(f"{args.file}: no such file")
+            reason = "not a file" if image.exists() else "No such file or directory"
+            print(f"svdi-view: {args.file}: {reason}", file=sys.stderr)
+            return 1
     js_dir = find_js_dir()
     if js_dir is None:
         print("svdi-view: the viewer's files (the repository's js/ folder) are not installed "
               "with the Python package; run it inside a clone of the repository, or set "
               "SVDI_VIEWER_DIR to a js/ folder", file=sys.stderr)
-        return 2
+        return 1
     missing = [name for name in ZSTD_FILES if not (js_dir / name).is_file()]
     if missing:
         print(f"svdi-view: {js_dir / missing[0]} is missing: run `npm ci --prefix {js_dir}` "
               "once (the page decodes zstd with that package)", file=sys.stderr)
-        return 2
+        return 1
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(routes(js_dir, image)))
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(url, flush=True)
