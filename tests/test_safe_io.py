@@ -270,11 +270,62 @@ def test_missing_output_folder_is_an_error_not_a_file(png: Path, tmp_path: Path,
 # ----------------------------------------------------------------------------- signals
 
 
+def scaled(seconds: float) -> float:
+    """A wait for a child process: `seconds` times the machine's load per CPU where that is
+    above 1 (a machine shared with other jobs runs the child that much slower), times
+    $SVDCODEC_TEST_TIMEOUT_SCALE where set (a slow emulator, a sanitizer build)."""
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return seconds * max(1.0, load) * float(os.environ.get("SVDCODEC_TEST_TIMEOUT_SCALE", "1"))
+
+
 def _wait_for(predicate: object, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while not predicate():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+#: A shell without job control (a script's `pytest ... &`) starts its background commands
+#: with SIGINT and SIGQUIT ignored, and a child inherits that: Python then installs no
+#: KeyboardInterrupt handler and the CLI leaves an ignored SIGQUIT ignored
+#: (safe_io.terminate_on_signals), so the signal the test sends would do nothing.
+INHERITED_IGNORED = (signal.SIGINT, signal.SIGQUIT)
+
+
+def spawn_with_default_signals(args: list[str], **options: Any) -> subprocess.Popen[str]:
+    """Popen with SIGINT and SIGQUIT at their defaults in the child, however this process
+    was started: exec resets a signal this process handles (not one it ignores) to its
+    default, so each is handled here while the child starts (SIGINT by Python's own
+    handler), and put back after. preexec_fn would do it in the child, but is not safe with
+    the threads numpy's BLAS runs."""
+    saved = {signum: signal.getsignal(signum) for signum in INHERITED_IGNORED}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    try:
+        return subprocess.Popen(args, **options)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def test_a_child_gets_default_signals_when_this_process_ignores_them() -> None:
+    """The helper's point: with SIGINT and SIGQUIT ignored here (as under `pytest &` in a
+    script), the child still has them at their defaults."""
+    probe = ("import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler,"
+             " signal.getsignal(signal.SIGQUIT) == signal.SIG_DFL)")
+    saved = {signum: signal.signal(signum, signal.SIG_IGN) for signum in INHERITED_IGNORED}
+    try:
+        ignoring = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                  text=True, check=True)
+        child = spawn_with_default_signals([sys.executable, "-c", probe],
+                                           stdout=subprocess.PIPE, text=True)
+        out, _ = child.communicate(timeout=scaled(60))
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert ignoring.stdout.split() == ["False", "False"]  # what a plain Popen gives then
+    assert out.split() == ["True", "True"]
+    assert {signum: signal.getsignal(signum) for signum in INHERITED_IGNORED} == saved
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT,
@@ -282,14 +333,15 @@ def _wait_for(predicate: object, timeout: float = 120.0) -> None:
 def test_a_signal_mid_write_removes_the_temporary_file(png: Path, tmp_path: Path,
                                                        signum: int) -> None:
     out = tmp_path / "out.svdi"
-    proc = subprocess.Popen([sys.executable, "-m", "svdcodec", "encode", str(png), "-o",
-                             str(out)], stderr=subprocess.PIPE, text=True,
-                            env={**ENV, safe_io.PAUSE_HOOK: "120"})
+    pause = scaled(120)  # the child waits with its temporary file written for the signal
+    proc = spawn_with_default_signals(
+        [sys.executable, "-m", "svdcodec", "encode", str(png), "-o", str(out)],
+        stderr=subprocess.PIPE, text=True, env={**ENV, safe_io.PAUSE_HOOK: str(pause)})
     try:
         _wait_for(lambda: leftovers(tmp_path) or proc.poll() is not None)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         proc.send_signal(signum)
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=scaled(120))
     finally:
         proc.kill()
     assert proc.returncode == 128 + signum
@@ -348,13 +400,13 @@ def test_a_signal_to_a_batch_removes_every_workers_temporary_file(tmp_path: Path
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "svdcodec", "encode", *inputs, "-d",
                              str(out), "-j", "2"], stderr=subprocess.PIPE, text=True,
-                            env={**ENV, safe_io.PAUSE_HOOK: "120"})
+                            env={**ENV, safe_io.PAUSE_HOOK: str(scaled(120))})
     try:
         _wait_for(lambda: (out.is_dir() and len(leftovers(out)) == 2)
                   or proc.poll() is not None)
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=scaled(120))
     finally:
         proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM
