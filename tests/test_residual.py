@@ -136,6 +136,54 @@ def test_float32_lossless_refusal_is_clear() -> None:
         svdcodec.encode(image, max_error=0)
 
 
+FLOAT_IMAGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "0...255": lambda u8: u8.astype(np.float32),
+    "k / 255": lambda u8: u8.astype(np.float32) / 255,
+    "k * (1/255) in float32": lambda u8: u8.astype(np.float32) * np.float32(1 / 255),
+    "16-bit k / 65535": lambda u8: (u8.astype(np.float32) * 257 + 3) / 65535,
+}
+
+
+def dark_and_noisy(channels: int) -> np.ndarray:
+    """8-bit samples with a dark third (0...3: reconstructions near zero) and a third of noise
+    (differences from the layer of up to half the range)."""
+    source = photo(96, 128, channels, seed=2)
+    source[:, :40] //= 64
+    source[:, 80:] = np.random.default_rng(2).integers(0, 256, source[:, 80:].shape)
+    return source if channels > 1 else source[..., 0]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("kind", list(FLOAT_IMAGES))
+def test_float32_images_of_integers_and_of_0_to_1_are_lossless(kind: str,
+                                                               channels: int) -> None:
+    """Ordinary float32 images, integers 0...255 or samples scaled to 0...1, at max_error=0:
+    a layer's reconstructions near zero need a step so fine that the large differences pass
+    31 bits (RGB refused before: "exceed the 31-bit residuals"), and the encoder codes them
+    with no layer, the step a grid every sample lies on (1, 1/255 or 1/65535: q the
+    integers)."""
+    image = FLOAT_IMAGES[kind](dark_and_noisy(channels))
+    data = svdcodec.encode(image, max_error=0)
+    np.testing.assert_array_equal(decode_everywhere(data).reshape(image.shape), image)
+    container = unpack(data)
+    if all(p.rank == 0 for p in container.planes):
+        grids = {1.0, 1 / 255, float(np.float32(1 / 255)), 1 / 65535}
+        assert {r.step for r in container.residuals} <= grids
+        assert len(data) < image.nbytes / 2  # q the integers, not 2^23 times them
+
+
+def test_float32_lossless_without_a_grid_is_refused_saying_what_to_do() -> None:
+    """Samples on no grid the 31-bit residuals reach (0...1 of many magnitudes, some below
+    1e-9) are refused with the message naming what works instead; a call that asks for the
+    layer is refused over it, the message saying the encoder would try without one."""
+    values = (np.random.default_rng(5).random((24, 32, 3)) ** 6).astype(np.float32)
+    with pytest.raises(SvdiError, match=r"give max_error > 0 .*integer samples"):
+        svdcodec.encode(values, max_error=0)
+    integers = dark_and_noisy(3).astype(np.float32)
+    with pytest.raises(SvdiError, match="leave quality, rank, energy, layout and centre"):
+        svdcodec.encode(integers, 90, max_error=0)
+
+
 @pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "1", True])
 def test_max_error_checked(bad: Any) -> None:
     with pytest.raises(SvdiError, match="max_error"):

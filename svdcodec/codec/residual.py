@@ -5,7 +5,8 @@ fl64(x + fl64(q * step)) for float64. Encoding chooses q so that |sample - origi
 every sample: for integers with step 2E + 1 (E = 0: q is the difference, lossless); for floats
 with step 2E, every q checked with the decoder's own formula and moved where rounding would
 break the bound, or, for E = 0, with a power-of-two step that divides every sample and
-reconstruction (exact, where the differences fit 31 bits).
+reconstruction (exact, where the differences fit 31 bits), or over no layer (rank 0) with a
+step of a grid every sample lies on (`grid_steps`).
 All whole-array numpy: no loop over samples.
 """
 
@@ -131,6 +132,8 @@ def quantize_floats(x: np.ndarray, decoded: np.ndarray, bound: float
     if not (np.all(np.isfinite(x64)) and np.all(np.isfinite(d64))):
         raise SvdiError(f"max_error needs finite {x.dtype} samples")
     if bound == 0:
+        if not d64.any():  # no layer (rank 0): the samples alone set the step
+            return _samples_on_a_grid(x)
         return _exact_floats(x, decoded, x64, d64)
     try:
         bounded = _bounded_floats(x, decoded, x64, d64, bound)
@@ -250,6 +253,57 @@ def lowest_bit(values: np.ndarray) -> int:
     return int((exponent - 53 + position - 1).min())
 
 
+#: Bit depths b whose integers scaled to 0...1 (k / (2^b - 1)) `grid_quantize` finds:
+#: 8-bit and 16-bit images as floats, and the depths of scientific sensors between.
+GRID_DEPTHS = (8, 10, 12, 14, 16)
+
+
+def grid_steps(x64: np.ndarray, dtype: np.dtype) -> list[float]:
+    """The steps a lossless residual over no layer may take, coarsest first: the largest power
+    of two dividing every sample (1 for integers, 2^-8 for k / 256), and 1 / (2^b - 1) for the
+    GRID_DEPTHS, in binary64 and rounded to the type (k / 255 computed as a division, or as
+    k times the type's 1 / 255)."""
+    values = np.abs(x64[x64 != 0])
+    steps = {math.ldexp(1.0, lowest_bit(values))} if values.size else {1.0}
+    for depth in GRID_DEPTHS:
+        scale = 1.0 / ((1 << depth) - 1)
+        steps.update((scale, float(np.asarray(scale, dtype=dtype))))
+    return sorted(steps, reverse=True)
+
+
+def grid_quantize(x: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """(q, step) of float samples over no layer (reconstructions all zero): the coarsest of
+    `grid_steps` whose q = rint(x / step), within 31 bits, give back every sample by the
+    decoder's formula fl(q * step); None where none does. Integers in float32 take step 1 (q
+    the integers themselves), 8-bit samples scaled to 0...1 step 1/255 (q = 0...255)."""
+    x64 = x.astype(np.float64)
+    if not np.all(np.isfinite(x64)):
+        return None
+    zeros = np.zeros(x.shape, dtype=x.dtype)
+    largest = float(np.abs(x64).max(initial=0.0))
+    for step in grid_steps(x64, x.dtype):
+        if largest / step > MAX_Q:
+            continue
+        q = np.rint(x64 / step).astype(np.int64)
+        if np.array_equal(apply(zeros, q, step), x):
+            return q, step
+    return None
+
+
+def _samples_on_a_grid(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Lossless floats over no layer: `grid_quantize`, where the exact step of a layer's
+    differences may need q beyond 31 bits. Refused, saying what to do, where no step does."""
+    found = grid_quantize(x)
+    if found is not None:
+        return found
+    raise ResidualRangeError(
+        f"max_error=0 cannot code these {x.dtype} samples exactly: no step of the format's "
+        "31-bit residuals reaches them all (neither a power of two dividing every sample nor "
+        f"1/(2^b - 1) for b in {', '.join(map(str, GRID_DEPTHS))}); give max_error > 0 "
+        "(half the finest difference that matters keeps the values within it), or integer "
+        "samples (uint8, uint16) if they come from integers")
+
+
 def _exact_floats(x: np.ndarray, decoded: np.ndarray, x64: np.ndarray, d64: np.ndarray
                   ) -> tuple[np.ndarray, float]:
     """Lossless floats: step 2^e, e the smallest ulp exponent among the non-zero samples and
@@ -269,9 +323,13 @@ def _exact_floats(x: np.ndarray, decoded: np.ndarray, x64: np.ndarray, d64: np.n
         step = math.ldexp(1.0, max(int(exponent) - info.nmant - 1, info.minexp - info.nmant))
     q = (x64 - d64) / step  # exact: both are multiples of the step
     if np.any(np.abs(q) > MAX_Q):
-        raise ResidualRangeError(f"max_error=0 cannot code these {x.dtype} samples exactly: "
-                                 "their differences from the low-rank layer exceed the 31-bit "
-                                 "residuals of the format (give max_error > 0)")
+        # Reconstructions near zero have fine spacings: a step dividing them all leaves the
+        # large differences beyond 31 bits (0...255 or 0...1 in float32, at any quality).
+        raise ResidualRangeError(f"max_error=0 cannot code these {x.dtype} samples exactly "
+                                 "over a low-rank layer: their differences from it exceed the "
+                                 "31-bit residuals of the format (give max_error > 0, or leave "
+                                 "quality, rank, energy, layout and centre to the encoder, "
+                                 "which then codes them with no layer where it can)")
     q = q.astype(np.int64)
     if not np.array_equal(apply(decoded, q, step), x):
         raise SvdiError(f"max_error=0: {x.dtype} samples not reproduced exactly")

@@ -282,14 +282,24 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
             try:
                 data = with_residuals(data, pixels, request)
             except ResidualRangeError:
-                if quality >= FINEST_QUALITY:
-                    raise
                 # The layer is too coarse for the residual's 31-bit q (large 32-bit or float
-                # samples at a low quality): the finest layer, then the same bound.
-                data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None, None,
-                                              layout, centre, deblock,
-                                              effort >= 2, adapt, restore), pixels,
-                                     request)
+                # samples at a low quality): the finest layer, then the same bound. Lossless
+                # floats whose differences from any layer need finer steps than 31 bits reach
+                # (reconstructions near zero): no layer, where the samples alone set the step
+                # (codec.residual.grid_steps), unless the call asked for the layer.
+                bare_floats = max_error == 0 and pixels.dtype.kind == "f" and not layer_asked
+                try:
+                    if quality >= FINEST_QUALITY:
+                        raise
+                    data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None,
+                                                  None, layout, centre, deblock,
+                                                  effort >= 2, adapt, restore), pixels,
+                                          request)
+                except ResidualRangeError:
+                    if not bare_floats:
+                        raise
+                    data = with_residuals(_encode(pixels, quality, 0, None, None, None, layout,
+                                                  centre, deblock), pixels, request)
             except SvdiError:
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
