@@ -166,11 +166,14 @@ def test_photos_keep_the_layer_that_pays() -> None:
 @pytest.mark.parametrize("options", [{"quality": 75}, {"rank": 6}, {"energy": 0.9},
                                      {"layout": "plain"}, {"centre": True}, {"aq": True},
                                      {"restore": True}])
-def test_options_about_the_layer_keep_it(options: dict) -> None:
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_options_about_the_layer_keep_it(options: dict, dtype: type) -> None:
     """An option about the low-rank layer (its quality, rank, energy, layout, the column
-    means of centre=True, aq, restore) asks for that layer: the estimate's rank-0 retry leaves
-    it, where the same noise encoded with max_error alone goes without one (above)."""
-    image = np.random.default_rng(8).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    means of centre=True, aq, restore) asks for that layer: neither rank-0 retry drops it
+    (the estimate's, which 8-bit noise meets, and the older one of 16-bit files larger than
+    their samples), where the same noise encoded with max_error alone goes without one."""
+    top = np.iinfo(dtype).max + 1
+    image = np.random.default_rng(8).integers(0, top, (64, 64, 3), dtype=dtype)
     assert all(p.rank == 0 for p in container.unpack(svdcodec.encode(image, max_error=0)).planes)
     data = svdcodec.encode(image, max_error=0, **options)
     assert any(p.rank > 0 for p in container.unpack(data).planes)

@@ -144,9 +144,9 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     lossless uint16 and float32 samples (the smallest files measured, docs/lossless.md).
     16-bit samples whose file with a layer would be larger than the raw samples (noise), and
     8- and 16-bit samples whose file without a layer is estimated clearly smaller, are also
-    coded with no layer (rank 0), the smaller file kept; the estimate is not made where the
-    call asks something of the layer (quality, rank, energy, a layout other than "auto",
-    centre, aq or restore: the caller wants that layer's factors). Residuals of 16-bit
+    coded with no layer (rank 0), the smaller file kept; neither where the call asks
+    something of the layer (quality, rank, energy, a layout other than "auto", centre, aq or
+    restore: the caller wants that layer's factors). Residuals of 16-bit
     samples that span 17 bits are stored modulo 2^16 (format version 7, spec §4.1) where
     that is smaller.
     exact_alpha (default True): the alpha channel of LA and RGBA images decodes exactly (also
@@ -266,7 +266,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     near_top = near_float64_top(pixels)
     # Under max_error these options are about the low-rank layer itself (its quality, rank,
     # layout, the column means of a PCA, its quantization and filters): a caller who gives one
-    # wants that layer, so the estimate's rank-0 retry (layer_does_not_pay) leaves it.
+    # wants that layer, so the encoder never drops it for a file without one
+    # (layer_does_not_pay, and lossless floats off a layer's grid).
     layer_asked = (quality is not None or rank is not None or energy is not None
                    or layout != "auto" or centre or aq or restore)
     if quality is None:
@@ -304,8 +305,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
                 raise
-            if rank != 0 and layer_does_not_pay(data, pixels, request,
-                                                estimate=not layer_asked):
+            if rank != 0 and not layer_asked and layer_does_not_pay(data, pixels, request):
                 # Noise, or samples close to it: the residual over no layer at all (rank 0),
                 # which wrapped residual blocks store in about the samples' own bytes, or
                 # which the estimate finds smaller than the file with its layer.
@@ -324,19 +324,16 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     return insert_after_head(data, meta)
 
 
-def layer_does_not_pay(data: bytes, pixels: np.ndarray, request: ResidualRequest,
-                       estimate: bool = True) -> bool:
+def layer_does_not_pay(data: bytes, pixels: np.ndarray, request: ResidualRequest) -> bool:
     """Whether the low-rank layer may cost more than it saves the residual, so that the
     encoder tries the file without one (and keeps the smaller): a 16-bit file whose every
-    channel has a residual and which is larger than its samples, or (`estimate`: the caller
-    asked nothing of the layer) an 8- or 16-bit one clearly larger than the estimate of its
-    residual over no layer (`bare_residual_bytes`, below tuning.BARE_RETRY_BELOW of it: noise,
-    the noisy low bits of a scan; the estimate overshoots photos, whose layer pays)."""
+    channel has a residual and which is larger than its samples, or an 8- or 16-bit one
+    clearly larger than the estimate of its residual over no layer (`bare_residual_bytes`,
+    below tuning.BARE_RETRY_BELOW of it: noise, the noisy low bits of a scan; the estimate
+    overshoots photos, whose layer pays)."""
     if all(b is not None for b in request.bounds) and pixels.dtype in (np.uint16, np.int16) \
             and len(data) > pixels.nbytes:
         return True
-    if not estimate:
-        return False
     bare = bare_residual_bytes(pixels, request)
     return bare is not None and bare < tuning.BARE_RETRY_BELOW * len(data)
 
