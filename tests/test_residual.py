@@ -172,6 +172,27 @@ def test_float32_images_of_integers_and_of_0_to_1_are_lossless(kind: str,
         assert len(data) < image.nbytes / 2  # q the integers, not 2^23 times them
 
 
+def test_float32_on_a_grid_goes_without_a_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lossless floats on a grid (here k / 255 of a photo's grey, which a layer's exact
+    residual took at the spacing of its smallest reconstruction, 2^-30 and finer) go without
+    a layer, their q the integers: a fraction of the layered file, which a quality given
+    still asks for. A sample off the grid where the check does not look (one sample in 50)
+    sends the image to the layered path, lossless all the same."""
+    image = photo(64, 96, 1, seed=3)[..., 0].astype(np.float32) / 255
+    data = svdcodec.encode(image, max_error=0)
+    assert all(p.rank == 0 for p in unpack(data).planes)
+    assert {r.step for r in unpack(data).residuals} == {1 / 255}
+    layered = svdcodec.encode(image, 90, max_error=0)
+    assert all(p.rank > 0 for p in unpack(layered).planes)
+    assert len(data) < len(layered) / 2
+    np.testing.assert_array_equal(decode_everywhere(data), image)
+    from svdcodec.encoder import residual as encoder_residual
+    monkeypatch.setattr(encoder_residual, "GRID_SAMPLE", image.size // 50)
+    off = image.copy()
+    off[0, 1] = np.nextafter(off[0, 1], np.float32(2))
+    np.testing.assert_array_equal(decode_everywhere(svdcodec.encode(off, max_error=0)), off)
+
+
 def test_float32_lossless_without_a_grid_is_refused_saying_what_to_do() -> None:
     """Samples on no grid the 31-bit residuals reach (0...1 of many magnitudes, some below
     1e-9) are refused with the message naming what works instead; a call that asks for the

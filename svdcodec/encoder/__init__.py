@@ -36,6 +36,7 @@ from .plane import RankRule
 from .residual import (
     ResidualRequest,
     bare_residual_bytes,
+    on_a_grid,
     residual_request,
     with_residuals,
 )
@@ -276,9 +277,22 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     # BLAS single-threaded: see runtime.threads; small images in this thread alone.
     with single_threaded(), serial(pixels.size <= band_sizes.ENCODE_SERIAL_SAMPLES):
         adapt = AQ_COMPONENTS if aq and pixels.dtype == np.uint8 else 0
-        data = _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout,
-                       centre, deblock, effort >= 2, adapt, restore)
-        if request.any:
+        # Lossless floats (unless the call asked for the layer) whose samples lie on a grid
+        # (integers, k / 255: codec.residual.grid_quantize) go without a layer, the q then the
+        # integers: a layer's exact residual takes the spacing of its smallest reconstruction
+        # as its step, 2^16 and more times finer (docs/lossless.md, "float32 at max_error=0").
+        bare_floats = max_error == 0 and pixels.dtype.kind == "f" and not layer_asked
+        gridded = None
+        if bare_floats and isinstance(pixels, np.ndarray) and on_a_grid(pixels):
+            try:
+                gridded = with_residuals(_encode(pixels, quality, 0, None, None, None, layout,
+                                                 centre, deblock), pixels, request)
+            except ResidualRangeError:  # a sample on_a_grid skipped is off the grid
+                pass
+        data = gridded if gridded is not None else \
+            _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout, centre,
+                    deblock, effort >= 2, adapt, restore)
+        if request.any and gridded is None:
             assert isinstance(pixels, np.ndarray), "a residual reads the whole array (above)"
             try:
                 data = with_residuals(data, pixels, request)
@@ -288,7 +302,6 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 # floats whose differences from any layer need finer steps than 31 bits reach
                 # (reconstructions near zero): no layer, where the samples alone set the step
                 # (codec.residual.grid_steps), unless the call asked for the layer.
-                bare_floats = max_error == 0 and pixels.dtype.kind == "f" and not layer_asked
                 try:
                     if quality >= FINEST_QUALITY:
                         raise

@@ -279,6 +279,22 @@ def bare_residual_bytes(pixels: np.ndarray, request: ResidualRequest) -> int | N
     return estimate * h // len(rows)
 
 
+#: Samples of each channel `on_a_grid` checks (spread over the channel), of a larger image.
+GRID_SAMPLE = 1 << 16
+
+
+def on_a_grid(pixels: np.ndarray) -> bool:
+    """Whether GRID_SAMPLE samples of each channel of these floats, spread over it, lie on a
+    grid of the lossless residual over no layer (`rule.grid_quantize`: integers, k / 255 ...):
+    a sign that all do, which the residual itself then verifies at every sample."""
+    for c in range(pixels.shape[2]):
+        channel = pixels[..., c].reshape(-1)
+        sample = channel[::max(1, channel.size // GRID_SAMPLE)]
+        if rule.grid_quantize(sample) is None:
+            return False
+    return True
+
+
 def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -> bytes:
     """The encoder's file for this request: `layer` itself (version 1) when no channel needs a
     residual, else version 2 with the residual blocks."""
