@@ -203,7 +203,8 @@ CASES = [
     ("v6r_rgb_e3_restore", "rgb", {"max_error": 3, "quality": 40, "restore": True}, [2]),
     # Format version 7: wrapped residual blocks (q and the samples modulo 2^16) of 16-bit noise
     # over no layer (rank 0), with red and blue referring to green, under an exact alpha beside
-    # a bound, and over a layer (the sensor frame).
+    # a bound, and over a layer (the sensor frame at rank 3; at the default, whose layer does
+    # not pay, over none).
     ("v7_u16_noise_lossless", "u16_noise", {"max_error": 0}, []),
     ("v7_rgb16_noise_lossless", "rgb16_noise", {"max_error": 0}, []),
     ("v7_rgba16_noise_e3", "rgba16_noise", {"max_error": 3}, []),
