@@ -30,12 +30,13 @@ test("the fixtures cover every layout, mode and sample type", () => {
   const written = (f) => (wrapped(f) ? 7 : f.name.startsWith("v6") ? 6 : 5);
   assert.ok(fixtures.every((f) => f.version === written(f)), "versions");
   // Residual blocks over a layer: every fixture with residual blocks has a plane of rank > 0
-  // but the v7_ noise (and its sensor frame) and v2_i8_lossless_rank0, which the encoder codes
-  // with no layer; the cases about the layer under a residual give an option that keeps it.
+  // but the v7_ noise (and its sensor frame) and the _rank0 ones (8-bit samples, and float32
+  // on the grid of 1/255), which the encoder codes with no layer; the cases about the layer
+  // under a residual give an option that keeps it.
   const layered = (f) => svdi.readHeader(readFileSync(`${FIXTURES}/${f.file}`)).planes.some((p) => p.rank > 0);
   const bare = fixtures.filter((f) => f.source && !layered(f)).map((f) => f.name);
   assert.ok(bare.every((n) => n.startsWith("v7_") || n.endsWith("_rank0")), `residual blocks over no layer: ${bare}`);
-  assert.ok(bare.includes("v2_i8_lossless_rank0"), "8-bit residual blocks over no layer");
+  for (const name of ["v2_i8_lossless_rank0", "v2_f32_unit_lossless_rank0"]) assert.ok(bare.includes(name), name);
   // Version 7: wrapped blocks (element type 5) of uint16 with 1, 3 and 4 channels, lossless and
   // bounded, over no layer and over one.
   const v7 = fixtures.filter((f) => f.name.startsWith("v7_"));

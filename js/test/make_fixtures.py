@@ -62,6 +62,7 @@ def sources() -> dict[str, np.ndarray]:
         "i32": ((g - 128) * (1 << 22) + column * 4099 - row * 7).astype(np.int32),
         "u32": (g * (1 << 24) + column * 65537 + row).astype(np.uint32),
         "f64": g.astype(np.float64) / 4.0 + 1000.0,
+        "f32_unit": g.astype(np.float32) / 255,  # 8-bit samples as 0...1: on a grid of 1/255
         "f64_fine": (g.astype(np.float64) - 100.0) / 37.5 + np.sin(column / 7.0) * 1e-3,
         # Many channels: the RGB planes, grey, its negative, a ramp and two shifted greys.
         "u8x6": np.dstack([rgb, grey, 255 - grey, ramp]),
@@ -143,7 +144,8 @@ CASES = [
     ("v2_u32_e7", "u32", {"max_error": 7, "quality": 80}, [3]),
     ("v2_u32_q75", "u32", {"quality": 75}, [1]),
     ("v2_u32_lossless_plain", "u32", {"max_error": 0, "layout": "plain"}, [2]),
-    ("v2_f64_lossless", "f64", {"max_error": 0}, [2]),
+    ("v2_f64_lossless", "f64", {"max_error": 0, "quality": 90}, [2]),
+    ("v2_f32_unit_lossless_rank0", "f32_unit", {"max_error": 0}, []),
     ("v2_f64_e1e-6_plain", "f64_fine", {"max_error": 1e-6, "layout": "plain"}, [5]),
     ("v2_f64_q85", "f64_fine", {"quality": 85}, [3]),
     ("v2_f32_centred", "f32_centred", {"centre": True, "quality": 80}, [0, 4]),
