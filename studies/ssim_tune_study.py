@@ -11,7 +11,7 @@ deblocking strengths, the layouts and the layout prediction's lean) for the whol
 today's decoder, so every file is one every decoder reads. "before" is what aq=True wrote at
 ee585a3 (chroma 0.85 of the luma step, G the geometric mean, RDOQ lambda 0.10, no lean to
 patch 4), "best" what it writes now (`encoder.tuning.AQ_CHROMA_STEP`, `AQ_G_SCALE`,
-`AQ_RDOQ_LAMBDA`, `AQ_PATCH4_BIAS`); the others are
+`AQ_RDOQ_LAMBDA`, and the lean to patch 4, `AQ_PATCH4_BIAS` until round 3); the others are
 "before" with one change, or a few. BD-rates vs Pillow JPEG 4:2:0 exactly as benchmarks/rd.py
 takes them (`evaluation.codecs.bd_results_per_image`): RGB PSNR 28-38 dB / 24-30 dB / luma
 SSIM over JPEG's 28-38 dB window, the mean over the images; "points" against "before" in the
@@ -38,6 +38,13 @@ aq=True wrote at ace1c23 (G x1.6 at every step); "best" writes effort 2's G 3.0 
 geometric mean at luma steps up to 10, 1.6 times from 30, log-linear between:
 `--images kodim01 ... kodim08 --reference 12-05 --only best "12-05 + G x2.0" ...`, with
 --proxy (restore off; its rows in their own --rows file) for the first sweeps.
+
+2026-12-05, round 3 ("Luma SSIM on photos never tuned on: the adapted plane's layout costed"):
+"12-05b" is what aq=True wrote at 5057244 (round 2's rule: `ROUND2`, plane 0's layout
+predicted and leant, which every variant of the earlier rounds now starts from); "best" codes
+effort 2's adapted plane in both patch sides with patch 8's cost leant, rounds its map
+components from 0.44 and takes coarser chroma above quality 70: `--images kodim01 ... kodim08
+--reference 12-05b --only best "12-05b + costed layout" ...` (the `ROUND3` variants).
 """
 
 from __future__ import annotations
@@ -83,12 +90,52 @@ DEAD_ZONE_RDOQ: list[Patch] = [setting(encoder, "AQ_RDOQ_ROUNDING", None),
                                setting(encoder, "AQ_RDOQ_ROUNDS", None)]
 
 
+class _Lean:
+    """The predicted layout's lean towards patch 4 (score units) of the rule before
+    2026-12-05's third round (`PREDICTED_LAYOUT`), 2.5 then."""
+    bias = 2.5
+
+
+def _leant_prediction(grams, rows, step, chroma, bias=0.0):  # type: ignore[no-untyped-def]
+    lean = _Lean.bias if not chroma and step <= schedule.AQ_PATCH4_MAX_STEP else 0.0
+    return plane_encoder.predicted_side(grams, rows, step, chroma, bias + lean)
+
+
+#: Plane 0 of an effort-2 aq encode predicted (`plane.predicted_side`) with the lean
+#: `_Lean.bias` up to AQ_PATCH4_MAX_STEP, as before 2026-12-05's third round, instead of coded
+#: in both patch sides with patch 8's cost leant (`schedule.Encoder.layout_lean`).
+PREDICTED_LAYOUT: list[Patch] = [
+    setting(schedule.Encoder, "adapted_effort2", lambda self, index: False),
+    setting(schedule, "predicted_side", _leant_prediction)]
+
+
+def patch4_bias(bias: float) -> Patch:
+    """The layout model's score of plane 0 raised by `bias` (towards patch 4; with
+    PREDICTED_LAYOUT)."""
+    return setting(_Lean, "bias", bias)
+
+
+_chroma_step_ratio = schedule.chroma_step_ratio
+
+
+def _effort1_chroma(step, adapted, optimised=False):  # type: ignore[no-untyped-def]
+    return _chroma_step_ratio(step, adapted)
+
+
+#: What effort 2 with aq=True wrote before 2026-12-05's third round (5057244, "12-05b"): plane
+#: 0's layout predicted and leant (PREDICTED_LAYOUT), the map components from ROUNDING, the
+#: chroma ratio of effort 1 (AQ_CHROMA_STEP). Every variant before that round starts from it.
+ROUND2: list[Patch] = [*PREDICTED_LAYOUT,
+                       setting(aq_encoder, "AQ_MAP_ROUNDING", quantize.ROUNDING),
+                       setting(schedule, "chroma_step_ratio", _effort1_chroma)]
+
+
 #: What ee585a3 wrote with aq=True (svdi-best before this study): the chroma step 0.85 at every
 #: step, G the geometric mean, RDOQ at 0.10, no lean to patch 4.
 BEFORE: list[Patch] = [setting(schedule, "AQ_CHROMA_STEP", ((16.0, 0.85), (64.0, 0.85))),
                        setting(aq_encoder, "AQ_EFFORT2_G_SCALE", ((1.0, 1.0),)),
                        setting(encoder, "AQ_RDOQ_LAMBDA", 0.10),
-                       setting(schedule, "AQ_PATCH4_BIAS", 0.0),
+                       setting(_Lean, "bias", 0.0),
                        setting(schedule, "AQ_PATCH4_MAX_STEP", 1e9),
                        *DEAD_ZONE_RDOQ]
 
@@ -118,10 +165,6 @@ def rdoq(lam: float) -> Patch:
 def flat(c: float) -> Patch:
     return chroma(c, 16.0, c, 64.0)
 
-
-def patch4_bias(bias: float) -> Patch:
-    """The layout model's score of plane 0 raised by `bias` (towards patch 4)."""
-    return setting(schedule, "AQ_PATCH4_BIAS", bias)
 
 
 def weight_gain(gain: float) -> Patch:
@@ -298,11 +341,57 @@ VARIANTS: dict[str, list[Patch]] = {
     "12-05 + K 6": [g_scale(1.6), setting(encoder, "AQ_COMPONENTS", 6)],
     "12-05 + G 2.0@15 -> 1.6@40 + rank 0.07": [g_by_step((15, 2.0), (40, 1.6)),
                                                setting(quantize, "LAMBDA", 0.07)],
-    # today's aq=True (encoder.tuning: AQ_CHROMA_STEP, AQ_G_SCALE, AQ_RDOQ_LAMBDA,
-    # AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS, AQ_PATCH4_BIAS, AQ_PATCH4_MAX_STEP, AQ_MEAN_STEP):
-    # "12-05 + G 3.0@10 -> 1.6@30" (G x1.6 at every step until 2026-12-05's round 2)
+    # 2026-12-05, round 2's rule ("12-05 + G 3.0@10 -> 1.6@30"): what 5057244 wrote
+    "12-05b": [],
+}
+# every variant above starts from the rule before round 3 (ROUND2)
+VARIANTS = {name: [*ROUND2, *patches] for name, patches in VARIANTS.items()}
+
+
+def map_rounding(rounding: float) -> Patch:
+    """Effort 2's map components rounded from `rounding` (`tuning.AQ_MAP_ROUNDING`)."""
+    return setting(aq_encoder, "AQ_MAP_ROUNDING", rounding)
+
+
+def effort2_chroma(*points: tuple[float, float]) -> Patch:
+    """Effort 2's chroma ratio by the luma step (`tuning.AQ_EFFORT2_CHROMA_STEP`'s points)."""
+    return setting(schedule, "AQ_EFFORT2_CHROMA_STEP", tuple(points))
+
+
+#: effort 1's chroma ratio at effort 2 (AQ_CHROMA_STEP), as before round 3
+EFFORT1_CHROMA: Patch = setting(schedule, "chroma_step_ratio", _effort1_chroma)
+#: 2026-12-05, round 3, from "12-05b": the layout of plane 0 costed in both patch sides with
+#: patch 8's cost leant (`tuning.AQ_PATCH8_LEAN`), the map components' rounding, effort 2's
+#: chroma table (--proxy: restore off, for the first sweeps)
+ROUND3: dict[str, list[Patch]] = {
+    "12-05b + map rounding 0.40": [*ROUND2, map_rounding(0.40)],
+    "12-05b + map rounding 0.42": [*ROUND2, map_rounding(0.42)],
+    "12-05b + map rounding 0.45": [*ROUND2, map_rounding(0.45)],
+    "12-05b + chroma 1.2@10": [*ROUND2[:-1], effort2_chroma((10, 1.2), (16, 0.95), (64, 0.7))],
+    "12-05b + costed layout, no lean": [map_rounding(quantize.ROUNDING), EFFORT1_CHROMA,
+                                        setting(schedule, "AQ_PATCH8_LEAN", 0.0)],
+    "12-05b + costed layout, lean 0.03": [map_rounding(quantize.ROUNDING), EFFORT1_CHROMA,
+                                          setting(schedule, "AQ_PATCH8_LEAN", 0.03)],
+    "12-05b + costed layout": [map_rounding(quantize.ROUNDING), EFFORT1_CHROMA],
+    "12-05b + costed layout, lean 0.12": [map_rounding(quantize.ROUNDING), EFFORT1_CHROMA,
+                                          setting(schedule, "AQ_PATCH8_LEAN", 0.12)],
+    "12-05b + costed layout + map rounding 0.42": [EFFORT1_CHROMA, map_rounding(0.42)],
+    "12-05b + costed layout + map rounding 0.44": [EFFORT1_CHROMA, map_rounding(0.44)],
+    "12-05b + costed layout + map rounding 0.45": [EFFORT1_CHROMA, map_rounding(0.45)],
+    "12-05b + costed layout + map rounding 0.46": [EFFORT1_CHROMA, map_rounding(0.46)],
+    "12-05b + costed layout + chroma 1.2@10": [
+        map_rounding(quantize.ROUNDING), effort2_chroma((10, 1.2), (16, 0.95), (64, 0.7))],
+    "12-05b + costed layout + map rounding 0.42 + chroma 1.2@10": [
+        map_rounding(0.42), effort2_chroma((10, 1.2), (16, 0.95), (64, 0.7))],
+    "12-05b + costed layout + map rounding 0.42 + chroma 1.4@10": [
+        map_rounding(0.42), effort2_chroma((10, 1.4), (16, 0.95), (64, 0.7))],
+    # today's aq=True (encoder.tuning: AQ_CHROMA_STEP, AQ_EFFORT2_CHROMA_STEP, AQ_G_SCALE,
+    # AQ_EFFORT2_G_SCALE, AQ_RDOQ_LAMBDA, AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS, AQ_PATCH8_LEAN,
+    # AQ_PATCH4_MAX_STEP, AQ_MEAN_STEP, AQ_MAP_ROUNDING): "12-05b + costed layout + map
+    # rounding 0.44 + chroma 1.1@10"
     "best": [],
 }
+VARIANTS.update(ROUND3)
 
 
 @contextmanager

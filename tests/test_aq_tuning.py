@@ -1,9 +1,11 @@
 """aq=True tunes the encoder for luma SSIM beyond the luma plane's steps (encoder only, no
-format change; encoder.tuning AQ_CHROMA_STEP, AQ_G_SCALE, AQ_EFFORT2_G_SCALE, AQ_RDOQ_LAMBDA,
-AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS, AQ_PATCH4_BIAS, AQ_MEAN_STEP): the chroma step by the luma
-step, G above the plane's geometric mean (more at effort 2, by the luma step), effort 2's RDOQ
-lambda, start and rounds, the luma plane's layout prediction leaning towards patch 4, and at
-effort 2 the adapted plane's patch mean step at the higher rates."""
+format change; encoder.tuning AQ_CHROMA_STEP, AQ_EFFORT2_CHROMA_STEP, AQ_G_SCALE,
+AQ_EFFORT2_G_SCALE, AQ_RDOQ_LAMBDA, AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS, AQ_PATCH8_LEAN,
+AQ_MEAN_STEP, AQ_MAP_ROUNDING): the chroma step by the luma step (effort 2's own table), G
+above the plane's geometric mean (more at effort 2, by the luma step), effort 2's RDOQ lambda,
+start and rounds, at effort 2 the luma plane's layout costed in both patch sides with a lean
+towards patch 4, the adapted plane's patch mean step at the higher rates and its map
+components' rounding."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 import svdcodec
 from svdcodec.codec import aq, quantize
@@ -42,6 +44,27 @@ def test_chroma_step_ratio() -> None:
         (fine + coarse) / 2)
     ratios = [schedule.chroma_step_ratio(s, True) for s in np.geomspace(lo, hi, 9)]
     assert all(a > b for a, b in itertools.pairwise(ratios))
+
+
+def test_effort2_chroma_step_ratio() -> None:
+    """At effort 2 with aq AQ_EFFORT2_CHROMA_STEP's points, log-linear in the step between
+    them (the geometric mean of two neighbouring steps takes the mean of their ratios) and
+    constant beyond them: coarser chroma than effort 1's above its first point, the same ratio
+    from effort 1's first point on; without aq the fixed CHROMA_STEP."""
+    points = tuning.AQ_EFFORT2_CHROMA_STEP
+    (first, top), (last, bottom) = points[0], points[-1]
+    assert schedule.chroma_step_ratio(0.5, True, True) == top
+    assert schedule.chroma_step_ratio(400.0, True, True) == bottom
+    assert schedule.chroma_step_ratio(10.0, False, True) == tuning.CHROMA_STEP
+    for (s0, r0), (s1, r1) in itertools.pairwise(points):
+        assert schedule.chroma_step_ratio(s0, True, True) == pytest.approx(r0)
+        assert schedule.chroma_step_ratio(math.sqrt(s0 * s1), True, True) == pytest.approx(
+            (r0 + r1) / 2)
+    assert schedule.chroma_step_ratio(first, True, True) > schedule.chroma_step_ratio(first, True)
+    lo = tuning.AQ_CHROMA_STEP[0][0]
+    for step in np.geomspace(lo, last * 2, 7):
+        assert schedule.chroma_step_ratio(step, True, True) == pytest.approx(
+            schedule.chroma_step_ratio(step, True))
 
 
 @pytest.mark.parametrize("quality", [10, 30, 85])
@@ -161,25 +184,34 @@ def test_rdoq_rounding_and_rounds_of_column_stats() -> None:
     assert nonzeros(0.5, 2) <= nonzeros(0.5, 1) < nearest
 
 
-def test_map_columns_keep_the_dead_zone() -> None:
-    """An adapted band's components the map reads are quantized at ROUNDING whatever the
-    RDOQ's start (the decoder's map is made of them, as `encoder_map` quantizes them), the
-    later ones from AQ_RDOQ_ROUNDING."""
+@pytest.mark.parametrize("map_rounding", [quantize.ROUNDING, tuning.AQ_MAP_ROUNDING])
+def test_map_columns_keep_a_dead_zone(map_rounding: float) -> None:
+    """An adapted band's components the map reads are quantized from their own offset (ROUNDING
+    at effort 1, AQ_MAP_ROUNDING at effort 2) whatever the RDOQ's start (the decoder's map is
+    made of them, as `encoder_map` quantizes them), the later ones from AQ_RDOQ_ROUNDING."""
     rng = np.random.default_rng(7)
     values = (rng.laplace(size=(300, 12)) * 4).astype(np.float32)
     multipliers = rng.choice(aq.CLASSES, size=300)
     stats = aq_encoder.AQStats(12, 1.0, [(1, 12)], multipliers, 4,
-                               rdoq_lambda=1e-9, rdoq_rounding=tuning.AQ_RDOQ_ROUNDING)
+                               rdoq_lambda=1e-9, rdoq_rounding=tuning.AQ_RDOQ_ROUNDING,
+                               map_rounding=map_rounding)
     ints = stats.add(values)
     classes = aq_encoder.class_index(multipliers)
     assert stats.inv_steps is not None
-    dead_zone, _ = aq_encoder.adapted_integers(values, stats.inv_steps, classes,
-                                               quantize.ROUNDING)
+    dead_zone, _ = aq_encoder.adapted_integers(values, stats.inv_steps, classes, map_rounding)
     nearest, _ = aq_encoder.adapted_integers(values, stats.inv_steps, classes,
                                              tuning.AQ_RDOQ_ROUNDING)
     assert np.array_equal(ints[:, :4], dead_zone[:, :4])
     assert np.array_equal(ints[:, 4:], nearest[:, 4:])
     assert not np.array_equal(dead_zone[:, 4:], nearest[:, 4:])
+
+
+def test_map_rounding_rule() -> None:
+    """Effort 2 (levels optimised) rounds the map components from AQ_MAP_ROUNDING, closer to
+    nearest than effort 1's dead zone (ROUNDING), which keeps its bytes."""
+    assert aq_encoder.map_rounding(False) == quantize.ROUNDING
+    assert aq_encoder.map_rounding(True) == tuning.AQ_MAP_ROUNDING
+    assert quantize.ROUNDING < tuning.AQ_MAP_ROUNDING < 0.5
 
 
 def test_rdoq_lambda_of_column_stats() -> None:
@@ -212,29 +244,57 @@ def test_patch4_bias_moves_the_prediction(monkeypatch: pytest.MonkeyPatch) -> No
     assert plane_coding.predicted_side(grams, rows, 2.0, False, 3.5) == 4
 
 
-def test_patch4_bias_only_for_the_adapted_plane(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The encoder passes AQ_PATCH4_BIAS for plane 0 of an aq encode at effort 2 and luma
-    steps up to AQ_PATCH4_MAX_STEP only: chroma planes, larger steps, effort 1 and encodes
-    without aq predict as before."""
-    calls: list[tuple[bool, float]] = []
+def test_effort2_adapted_plane_costs_both_layouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At effort 2 with aq plane 0 is coded in patch 4 and patch 8 (not predicted) and patch
+    8's D + lambda R taken 1 + AQ_PATCH8_LEAN times up to AQ_PATCH4_MAX_STEP; the chroma
+    planes, effort 1 and encodes without aq predict as before, without a lean."""
+    predicted: list[bool] = []
     original = schedule.predicted_side
 
     def recorded(grams, rows, step, chroma, bias=0.0):  # type: ignore[no-untyped-def]
-        calls.append((chroma, bias))
+        predicted.append(chroma)
         return original(grams, rows, step, chroma, bias)
     monkeypatch.setattr(schedule, "predicted_side", recorded)
+    leans: list[tuple[int, int, float]] = []
+    lean = schedule.Encoder.layout_lean
+
+    def recorded_lean(self, index, step, patch):  # type: ignore[no-untyped-def]
+        leans.append((index, patch, lean(self, index, step, patch)))
+        return leans[-1][2]
+    monkeypatch.setattr(schedule.Encoder, "layout_lean", recorded_lean)
     pixels = sample((256, 256))
-    svdcodec.encode(pixels, quality=50)
-    assert calls and {b for _, b in calls} == {0.0}
-    calls.clear()
     assert step_for_quality(50) <= tuning.AQ_PATCH4_MAX_STEP < step_for_quality(10)
     svdcodec.encode(pixels, quality=50, aq=True, effort=2)
-    assert (False, tuning.AQ_PATCH4_BIAS) in calls
-    assert {b for chroma, b in calls if chroma} == {0.0}
-    for options in ({"quality": 10, "effort": 2}, {"quality": 50, "effort": 1}):
-        calls.clear()
-        svdcodec.encode(pixels, aq=True, **options)  # a low rate, effort 1: no lean
-        assert calls and {b for _, b in calls} == {0.0}
+    assert predicted and all(predicted)  # only the chroma planes predicted
+    assert (0, 8, 1.0 + tuning.AQ_PATCH8_LEAN) in leans and (0, 4, 1.0) in leans
+    assert {f for i, _, f in leans if i} <= {1.0}
+    leans.clear()
+    svdcodec.encode(pixels, quality=10, aq=True, effort=2)  # a low rate: no lean
+    assert (0, 8, 1.0) in leans and {f for _, _, f in leans} == {1.0}
+    for options in ({"quality": 50, "effort": 2, "aq": False}, {"quality": 50, "aq": True}):
+        predicted.clear()
+        leans.clear()
+        svdcodec.encode(pixels, **options)
+        assert False in predicted  # plane 0 predicted
+        assert {f for _, _, f in leans} <= {1.0}
+
+
+def test_the_lean_moves_the_choice_to_patch_4(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large lean makes plane 0 of an effort-2 aq encode patch 4 where it is patch 8
+    without one (the choice is by the leant cost, not only a recorded factor): the sample
+    photo blurred, which patch 8 codes more cheaply."""
+    image = Image.fromarray(sample((256, 256))).filter(ImageFilter.GaussianBlur(1))
+    pixels = np.asarray(image)
+    monkeypatch.setattr(schedule, "AQ_PATCH8_LEAN", 0.0)
+    sides = set()
+    for quality in (30, 50, 70):
+        plane = unpack(svdcodec.encode(pixels, quality=quality, aq=True, effort=2)).planes[0]
+        sides.add(plane.patch)
+    assert 8 in sides
+    monkeypatch.setattr(schedule, "AQ_PATCH8_LEAN", 10.0)
+    for quality in (30, 50, 70):
+        plane = unpack(svdcodec.encode(pixels, quality=quality, aq=True, effort=2)).planes[0]
+        assert plane.patch == 4
 
 
 def test_rate_control_with_aq_searches_from_its_own_finest_step() -> None:

@@ -26,7 +26,13 @@ from ..codec.quantize import (
     ColumnStats,
     optimise_levels,
 )
-from .tuning import AQ_EFFORT2_G_SCALE, AQ_G_SCALE, AQ_MEAN_STEP, AQ_MEAN_STEP_UP_TO
+from .tuning import (
+    AQ_EFFORT2_G_SCALE,
+    AQ_G_SCALE,
+    AQ_MAP_ROUNDING,
+    AQ_MEAN_STEP,
+    AQ_MEAN_STEP_UP_TO,
+)
 
 
 def mean_step(step: float, optimised: bool) -> float | None:
@@ -34,6 +40,13 @@ def mean_step(step: float, optimised: bool) -> float | None:
     rate-distortion optimised (effort 2) or not: with them AQ_MEAN_STEP up to the step
     AQ_MEAN_STEP_UP_TO; else None (`codec.quantize.MEAN_STEP`, as in every other plane)."""
     return AQ_MEAN_STEP if optimised and step <= AQ_MEAN_STEP_UP_TO else None
+
+
+def map_rounding(optimised: bool) -> float:
+    """The rounding offset of an adapted plane's map components 1 .. K' - 1 (their integers
+    keep a dead zone: the decoder's map is made of them, no RDOQ runs on them), its levels
+    rate-distortion optimised (effort 2) or not: AQ_MAP_ROUNDING with them, else ROUNDING."""
+    return AQ_MAP_ROUNDING if optimised else ROUNDING
 
 
 def row_scale(multipliers: np.ndarray, columns: int) -> np.ndarray:
@@ -79,25 +92,28 @@ def adapted_integers(values: np.ndarray, inv_steps: np.ndarray, classes: np.ndar
 
 class AQStats(ColumnStats):
     """`ColumnStats` of an adapted plane's band whose matrix rows have the multipliers
-    `multipliers` (M, 1/16). `map_columns`: the components the map reads (K'), which keep the
-    dead zone at effort 2 (the decoder's map is made of them, `encoder_map` quantizes them at
-    ROUNDING): the run/level groups' rate-distortion optimisation, and its own rounding,
-    start after them."""
+    `multipliers` (M, 1/16). `map_columns`: the components the map reads (K'), which keep a
+    dead zone, offset `map_rounding` (the decoder's map is made of them, `encoder_map`
+    quantizes them alike): the run/level groups' rate-distortion optimisation, and its own
+    rounding, start after them."""
 
     def __init__(self, columns: int, step: float, sparse: list[tuple[int, int]] | None,
                  multipliers: np.ndarray, map_columns: int,
                  rdoq_lambda: float | None = None, mean_step: float | None = None,
-                 rdoq_rounding: float | None = None, rdoq_rounds: int | None = None) -> None:
+                 rdoq_rounding: float | None = None, rdoq_rounds: int | None = None,
+                 map_rounding: float = ROUNDING) -> None:
         super().__init__(columns, step, sparse, patches=True, rdoq_lambda=rdoq_lambda,
                          mean_step=mean_step, rdoq_rounding=rdoq_rounding,
                          rdoq_rounds=rdoq_rounds)
         self.classes = class_index(multipliers)
         self.map_columns = map_columns
+        self.map_rounding = map_rounding
 
     def add(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         values = np.asarray(values, dtype=np.float32)
         assert self.inv_steps is not None and values.shape[0] == self.classes.size
         rounding = np.full(self.columns, ROUNDING, dtype=np.float32)
+        rounding[:self.map_columns] = self.map_rounding
         if self.sparse is not None:
             rounding[self.map_columns:] = self.rdoq_rounding
         ints, scaled = adapted_integers(values, self.inv_steps, self.classes, rounding)
@@ -153,10 +169,12 @@ def plane_g(log_sums: list[float], rows: int, step: float, optimised: bool = Fal
 
 
 def encoder_map(values: list[np.ndarray], grid: tuple[int, int], patch: int, step: float,
-                g: int, components: int, mean_step: float | None = None) -> np.ndarray:
+                g: int, components: int, mean_step: float | None = None,
+                rounding: float = ROUNDING) -> np.ndarray:
     """M per matrix row from the bands' coefficients (each (rows, >= components) float32, in
     row order, whole grid rows), quantized grid row by grid row as `AQStats` will quantize
-    them: the integers of components 0..components - 1 are those the decoder reads."""
+    them (components >= 1 from the offset `rounding`, its `map_rounding`): the integers of
+    components 0..components - 1 are those the decoder reads."""
     gh, gw = grid
     first = np.concatenate([v[:, :components] for v in values])
     inv_steps = ColumnStats(components, step, patches=True, mean_step=mean_step).inv_steps
@@ -172,6 +190,6 @@ def encoder_map(values: list[np.ndarray], grid: tuple[int, int], patch: int, ste
             means[y], aq.above_energy(previous).astype(np.float64))
         out[y] = aq.row_classes(energy, limits)
         rows = first[y * gw:(y + 1) * gw]
-        ints, _ = adapted_integers(rows, inv_steps, class_index(out[y]), ROUNDING)
+        ints, _ = adapted_integers(rows, inv_steps, class_index(out[y]), rounding)
         previous = aq.row_energy(ints[:, 1:], out[y])
     return out.reshape(-1)

@@ -480,6 +480,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
             if kept < rank else None)
     groups = component_groups(rank, small_plane(candidate.plane))[1:] if symbols else []
     row_m, g = None, 0
+    map_rounding = aq_encoder.map_rounding(optimise)
     if adapt and rank:
         done = None
         map_columns = min(adapt, rank)
@@ -491,7 +492,7 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
         g = aq_encoder.plane_g([x for _, x in projected], int(starts[-1]), step, optimise)
         coefficients = [v for v, _ in projected]
         row_m = aq_encoder.encoder_map(coefficients, (int(starts[-1]) // per_row, per_row),
-                                       patch, step, g, map_columns, mean_step)
+                                       patch, step, g, map_columns, mean_step, map_rounding)
 
     def band(i: int) -> BandPart:
         y0, y1 = bands[i]
@@ -501,7 +502,8 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
             values = a @ unit_basis
         else:
             stats = aq_encoder.AQStats(rank, step, sparse, row_m[starts[i]:starts[i + 1]],
-                                       map_columns, mean_step=mean_step, **rdoq)
+                                       map_columns, mean_step=mean_step,
+                                       map_rounding=map_rounding, **rdoq)
             values = coefficients[i]
         mine = A[starts[i]:starts[i + 1]]
         if tail is None:

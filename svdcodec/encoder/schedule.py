@@ -50,8 +50,9 @@ from .restoration import with_restoration
 from .source import image_header, ycc_8bit
 from .tuning import (
     AQ_CHROMA_STEP,
-    AQ_PATCH4_BIAS,
+    AQ_EFFORT2_CHROMA_STEP,
     AQ_PATCH4_MAX_STEP,
+    AQ_PATCH8_LEAN,
     CHROMA_STEP,
     FIT_EXTRA_RANK,
     LAYOUT_LAMBDA,
@@ -120,11 +121,7 @@ class Encoder:
             h, w = work.source.shapes[index]
             rows = {side: -(-h // side) * -(-w // side) for side in (4, 8)}  # patches
             chroma = bool(work.header.colour) and index in (1, 2)
-            # an adapted plane at effort 2 leans towards patch 4 (AQ_PATCH4_BIAS: finer
-            # patches, finer map), except at low rates
-            bias = AQ_PATCH4_BIAS if self.rule.adapt and self.rule.optimise_levels \
-                and index == 0 and step <= AQ_PATCH4_MAX_STEP else 0.0
-            side = predicted_side(work.grams[index], rows, step, chroma, bias)
+            side = predicted_side(work.grams[index], rows, step, chroma)
             layouts = layouts if side is None else [(LAYOUT_PATCH, side)]
         known = work.candidates.setdefault(index, {})
         missing = [layout for layout in layouts if layout not in known]
@@ -140,7 +137,22 @@ class Encoder:
         they were decoded from reproduces them)."""
         return tuning.PREDICT_LAYOUT and not self.rule.fixed \
             and sorted(self.layouts) == [(LAYOUT_PATCH, 4), (LAYOUT_PATCH, 8)] \
-            and sorted(work.grams[index]) == [4, 8] and not work.source.on_decoder_grid
+            and sorted(work.grams[index]) == [4, 8] and not work.source.on_decoder_grid \
+            and not self.adapted_effort2(index)
+
+    def adapted_effort2(self, index: int) -> bool:
+        """Whether plane `index` is the adapted plane of an aq encode at effort 2: coded in
+        both patch layouts (on a sample) and chosen with a lean towards patch 4
+        (`layout_lean`) instead of predicted, whose model was fitted without AQ."""
+        return bool(self.rule.adapt) and self.rule.optimise_levels and index == 0
+
+    def layout_lean(self, index: int, step: float, patch: int) -> float:
+        """The factor on a candidate's D + lambda R in the layout choice: 1 + AQ_PATCH8_LEAN
+        for patch 8 of an effort-2 adapted plane at luma steps up to AQ_PATCH4_MAX_STEP (finer
+        patches, a finer map: more luma SSIM than their cost in D + lambda R says; at larger
+        steps, low rates, patch 4 costs more than it gives), else 1."""
+        lean = self.adapted_effort2(index) and patch == 8 and step <= AQ_PATCH4_MAX_STEP
+        return 1.0 + AQ_PATCH8_LEAN if lean else 1.0
 
     def choose_layout(self, work: Prepared, index: int, step: float,
                       allow_whole: bool = True) -> LayoutChoice | None:
@@ -149,7 +161,8 @@ class Encoder:
         whole planes and `allow_whole` is false. A streaming layout's basis fitted to its
         quantized coefficients replaces the eigenvectors where it costs less (`fit_choice`)."""
         header = work.header
-        plane_step = step * chroma_step_ratio(step, bool(self.rule.adapt)) \
+        plane_step = step * chroma_step_ratio(step, bool(self.rule.adapt),
+                                              self.rule.optimise_levels) \
             if (header.colour and index in (1, 2)) else step
         candidates = self._candidates(work, index, plane_step)
         fits = not self.rule.fixed and candidates[0].basis is not None \
@@ -161,7 +174,8 @@ class Encoder:
             return None
         coded = [code_plane(work.source, c, plane_step, self.rule, True, sample)
                  for c in candidates]
-        best = min(range(len(coded)), key=lambda k: rd_cost(coded[k], plane_step))
+        best = min(range(len(coded)), key=lambda k: rd_cost(coded[k], plane_step)
+                   * self.layout_lean(index, step, coded[k].plane.patch))
         choice = LayoutChoice(candidates[best], plane_step, coded[best], sample is None)
         if choice.candidate.basis is not None and not self.rule.fixed \
                 and work.source.on_decoder_grid:
@@ -262,12 +276,17 @@ class Encoder:
         return data
 
 
-def chroma_step_ratio(step: float, adapted: bool) -> float:
+def chroma_step_ratio(step: float, adapted: bool, optimised: bool = False) -> float:
     """The chroma planes' step over the luma step `step`: CHROMA_STEP, or with adaptive
     quantization (`adapted`, aq=True) AQ_CHROMA_STEP's ratio at this step, log-linear in the
-    step between its two points and constant beyond them."""
+    step between its two points and constant beyond them; at effort 2 (`optimised`: the levels
+    rate-distortion optimised) AQ_EFFORT2_CHROMA_STEP's, log-linear between its points."""
     if not adapted:
         return CHROMA_STEP
+    if optimised:
+        steps = [math.log(s) for s, _ in AQ_EFFORT2_CHROMA_STEP]
+        ratios = [r for _, r in AQ_EFFORT2_CHROMA_STEP]
+        return float(np.interp(math.log(step), steps, ratios))
     (lo, fine), (hi, coarse) = AQ_CHROMA_STEP
     t = min(max((math.log(step) - math.log(lo)) / (math.log(hi) - math.log(lo)), 0.0), 1.0)
     return fine + (coarse - fine) * t

@@ -46,10 +46,14 @@ CHROMA_STEP = 0.85
 #: where luma SSIM's window lies, finer at low rates, where chroma's error weighs most in RGB
 #: PSNR); G written AQ_G_SCALE times the plane's geometric mean (spec §5.5: more patches in
 #: the finer classes); effort 2's RDOQ at AQ_RDOQ_LAMBDA instead of RDOQ_LAMBDA (0.10); and
-#: plane 0's layout prediction (`encoder.plane.predicted_side`, fitted without AQ) leaning
-#: towards patch 4 by AQ_PATCH4_BIAS in score units (LAYOUT_MODEL_MARGIN is 1) at effort 2 and
-#: luma steps up to AQ_PATCH4_MAX_STEP: at larger steps (low rates) patch 4 costs more than it
-#: gives, and at effort 1 (no RDOQ) it costs RGB PSNR and SSIM. At effort 2 the adapted
+#: at effort 2 plane 0's layout leaning towards patch 4 at luma steps up to
+#: AQ_PATCH4_MAX_STEP: at larger steps (low rates) patch 4 costs more than it gives, and at
+#: effort 1 (no RDOQ) it costs RGB PSNR and SSIM. Since 2026-12-05's third round
+#: (docs/design-notes.md, "Luma SSIM on photos never tuned on: the adapted plane's layout
+#: costed"), that plane is not predicted (`encoder.plane.predicted_side`, whose model was
+#: fitted without AQ and leant by 2.5 score units before) but coded in both patch layouts on a
+#: sample, patch 8's D + lambda R taken 1 + AQ_PATCH8_LEAN times (`Encoder.layout_lean`): the
+#: prediction's misses had cost RGB PSNR and luma SSIM alike. At effort 2 the adapted
 #: plane's patch mean is quantized at AQ_MEAN_STEP times the step (`encoder.aq.mean_step`,
 #: stored in sigma as every component step is) where the step is at most AQ_MEAN_STEP_UP_TO
 #: (quality 29 and above), MEAN_STEP above: there the finer mean no longer paid for its
@@ -67,16 +71,26 @@ CHROMA_STEP = 0.85
 #: points, log-linear in both between them and constant beyond them. At small steps (the top
 #: of the 28-38 dB window) finer classes buy luma SSIM for less RGB PSNR than at large ones,
 #: where a larger G only costs bytes in the 24-30 dB window.
+#: Since 2026-12-05's third round (the same section as the costed layout), effort 2 also
+#: rounds the adapted plane's map components (1 .. K' - 1, no RDOQ on them) from
+#: AQ_MAP_ROUNDING instead of ROUNDING (0.38), in the map pass and in the bands alike
+#: (`encoder.aq.map_rounding`): fewer of the main components' small values zeroed, more
+#: texture kept, and the map's energies read from those integers; and takes the chroma step
+#: ratio from AQ_EFFORT2_CHROMA_STEP's (step, ratio) points, log-linear between them: coarser
+#: chroma above quality 70 (luma step 16), where the luma SSIM window reaches further than the
+#: RGB PSNR one. The PSNR the costed layout gains pays for both.
 AQ_CHROMA_STEP = ((16.0, 0.95), (64.0, 0.70))
+AQ_EFFORT2_CHROMA_STEP = ((10.0, 1.1), (16.0, 0.95), (64.0, 0.70))
 AQ_G_SCALE = 1.2
 AQ_EFFORT2_G_SCALE = ((10.0, 3.0), (30.0, 1.6))
 AQ_RDOQ_LAMBDA = 0.07
 AQ_RDOQ_ROUNDING = 0.5
 AQ_RDOQ_ROUNDS = 2
-AQ_PATCH4_BIAS = 2.5
+AQ_PATCH8_LEAN = 0.06
 AQ_PATCH4_MAX_STEP = 64.0
 AQ_MEAN_STEP = 0.9
 AQ_MEAN_STEP_UP_TO = 45.0
+AQ_MAP_ROUNDING = 0.44
 #: Default patch side of the "patch" layout.
 DEFAULT_PATCH = 8
 #: Layouts that layout="auto" tries for each plane.
