@@ -1691,6 +1691,473 @@ done:
     return result;
 }
 
+/* ------------------------------------------------ decoding: a plane's factors from its blocks */
+
+/* What whole_factor and factor_bytes read of a format.blocks.Block, by attribute. */
+static PyObject *s_first, *s_count, *s_coding, *s_predictor, *s_arrays, *s_frame, *s_form,
+    *s_nbytes, *s_parts, *s_plane, *s_factor, *s_decompress, *s_str, *kw_max_output;
+
+static int block_names(void)
+{
+    if (s_first != NULL)
+        return 0;
+    return (s_first = PyUnicode_InternFromString("first")) && (s_count =
+        PyUnicode_InternFromString("count")) && (s_coding = PyUnicode_InternFromString("coding"))
+        && (s_predictor = PyUnicode_InternFromString("predictor"))
+        && (s_arrays = PyUnicode_InternFromString("arrays"))
+        && (s_frame = PyUnicode_InternFromString("frame"))
+        && (s_form = PyUnicode_InternFromString("form"))
+        && (s_nbytes = PyUnicode_InternFromString("nbytes"))
+        && (s_parts = PyUnicode_InternFromString("parts"))
+        && (s_plane = PyUnicode_InternFromString("plane"))
+        && (s_factor = PyUnicode_InternFromString("factor"))
+        && (s_decompress = PyUnicode_InternFromString("decompress"))
+        && (s_str = PyUnicode_InternFromString("str"))
+        && (kw_max_output = Py_BuildValue("(s)", "max_output_size")) ? 0 : -1;
+}
+
+/* An integer attribute of a block into *value: 1 if it is an int that fits, 0 if it is not
+   (the block is not one this kernel takes), -1 with an exception set. */
+static int block_int(PyObject *block, PyObject *name, Py_ssize_t *value)
+{
+    PyObject *o = PyObject_GetAttr(block, name);
+    if (o == NULL)
+        return -1;
+    int taken = 0;
+    if (PyLong_CheckExact(o)) {
+        *value = PyLong_AsSsize_t(o);
+        taken = !(*value == -1 && PyErr_Occurred());
+        PyErr_Clear(); /* an int beyond Py_ssize_t is not taken */
+    }
+    Py_DECREF(o);
+    return taken;
+}
+
+/* The T_ flag of a numpy dtype of the elements a block's frame holds (little-endian integers
+   of 1, 2 or 4 bytes, from its `str`: "|i1", "<i2", "<u2" ...) and its itemsize, or 0 for any
+   other dtype; -1 with an exception set. */
+static int dtype_type(PyObject *dtype, Py_ssize_t *itemsize)
+{
+    PyObject *o = PyObject_GetAttr(dtype, s_str);
+    if (o == NULL)
+        return -1;
+    const char *t = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
+    int type = 0;
+    if (t == NULL)
+        PyErr_Clear();
+    else if (strlen(t) == 3 && (t[0] == '|' || (PY_LITTLE_ENDIAN && t[0] == '<'))
+             && (t[1] == 'i' || t[1] == 'u') && (t[2] == '1' || t[2] == '2' || t[2] == '4')) {
+        *itemsize = t[2] - '0';
+        type = t[1] == 'i' ? (*itemsize == 1 ? T_I8 : *itemsize == 2 ? T_I16 : T_I32)
+                           : (*itemsize == 1 ? T_U8 : *itemsize == 2 ? T_U16 : T_U32);
+    }
+    Py_DECREF(o);
+    return type;
+}
+
+/* factor_bytes' and whole_factor's verdict on a block: a lazily read one (`arrays` None, a
+   frame, `nbytes` >= 0), or not (0). */
+static int lazy_block(PyObject *block, Py_ssize_t *first, Py_ssize_t *nbytes)
+{
+    int got = block_int(block, s_first, first);
+    if (got <= 0)
+        return got;
+    got = block_int(block, s_nbytes, nbytes);
+    if (got <= 0)
+        return got;
+    PyObject *arrays = PyObject_GetAttr(block, s_arrays);
+    if (arrays == NULL)
+        return -1;
+    Py_DECREF(arrays);
+    return arrays == Py_None && *nbytes >= 0 && *first >= 0;
+}
+
+PyDoc_STRVAR(factor_bytes_doc,
+"factor_bytes(u_blocks, v_blocks, rank) -> int\n\n"
+"Bytes of the decompressed arrays of the blocks (format.blocks.Block) of either sequence\n"
+"whose first component is below rank: what a WholePlane holds of them (Block.raw_bytes);\n"
+"-1 where a block is not one the reader left compressed (its arrays held, or no nbytes).");
+
+static PyObject *factor_bytes(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"u_blocks", "v_blocks", "rank", NULL};
+    PyObject *lists[2], *seq = NULL;
+    Py_ssize_t rank, held = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOn:factor_bytes", names, &lists[0],
+                                     &lists[1], &rank) || block_names() < 0)
+        return NULL;
+    for (int j = 0; j < 2; j++) {
+        if (!(seq = PySequence_Fast(lists[j], "factor_bytes: blocks must be a sequence")))
+            return NULL;
+        for (Py_ssize_t b = 0; b < PySequence_Fast_GET_SIZE(seq); b++) {
+            Py_ssize_t first, nbytes;
+            int lazy = lazy_block(PySequence_Fast_GET_ITEM(seq, b), &first, &nbytes);
+            if (lazy <= 0) {
+                Py_DECREF(seq);
+                return lazy < 0 ? NULL : PyLong_FromLong(-1);
+            }
+            if (first < rank)
+                held = nbytes > PY_SSIZE_T_MAX - held ? PY_SSIZE_T_MAX : held + nbytes;
+        }
+        Py_CLEAR(seq);
+    }
+    return PyLong_FromSsize_t(held);
+}
+
+/* One block of whole_factor: its FactorBlock, and what its arrays' memory belongs to (the
+   decompressed bytes, or the frame's buffer for a stored block). */
+typedef struct {
+    PyObject *raw;
+    Py_buffer frame;
+    int held;
+} HeldBlock;
+
+static void held_release(HeldBlock *h)
+{
+    Py_CLEAR(h->raw);
+    if (h->held) {
+        PyBuffer_Release(&h->frame);
+        h->held = 0;
+    }
+}
+
+/* The content of a block's frame of `form` that the reader checked (its size declared as
+   nbytes): decompressed by decompressors[form] (a zstd decompressor; None: stored, the frame's
+   bytes are its content) into h, whose memory *content and *length then point to. 1 if it
+   gives exactly nbytes; 0 if not (no decompressor for the form, zstd's error or MemoryError,
+   another size: the Python reader then reads the block and raises its error); -1 with an
+   exception set (not an Exception: KeyboardInterrupt ...). h is released by the caller. */
+static int block_content(PyObject *frame, PyObject *form, Py_ssize_t nbytes,
+                         PyObject *decompressors, HeldBlock *h, const char **content,
+                         Py_ssize_t *length)
+{
+    PyObject *zstd = PyUnicode_Check(form) ? PyDict_GetItemWithError(decompressors, form) : NULL;
+    if (zstd == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (zstd == Py_None) { /* a stored block: the frame's bytes are its content */
+        if (PyObject_GetBuffer(frame, &h->frame, PyBUF_C_CONTIGUOUS) < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        h->held = 1;
+        *content = h->frame.buf;
+        *length = h->frame.len;
+        return *length == nbytes;
+    }
+    PyObject *size = PyLong_FromSsize_t(nbytes > 1 ? nbytes : 1);
+    if (size == NULL)
+        return -1;
+    PyObject *call[3] = {zstd, frame, size};
+    h->raw = PyObject_VectorcallMethod(s_decompress, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                       kw_max_output);
+    Py_DECREF(size);
+    if (h->raw == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return -1;
+        PyErr_Clear(); /* zstd's error, MemoryError */
+        return 0;
+    }
+    if (!PyBytes_CheckExact(h->raw))
+        return 0;
+    *content = PyBytes_AS_STRING(h->raw);
+    *length = PyBytes_GET_SIZE(h->raw);
+    return *length == nbytes;
+}
+
+/* Decompressed content of a lazily read block into h and its arrays into k: 1 if taken, 0 if
+   this kernel does not take the block (any failure to decompress it to exactly nbytes, a
+   field or part of another kind or size), -1 with an exception set. The parts are checked
+   against the content's length here: a frame's bytes are file data. h is released here
+   unless the block is taken. */
+static int whole_block(PyObject *block, Py_ssize_t rank, PyObject *decompressors,
+                       FactorBlock *k, HeldBlock *h)
+{
+    Py_ssize_t first, nbytes, count, coding, predictor;
+    int got = lazy_block(block, &first, &nbytes);
+    if (got > 0)
+        got = block_int(block, s_count, &count);
+    if (got > 0)
+        got = block_int(block, s_coding, &coding);
+    if (got > 0)
+        got = block_int(block, s_predictor, &predictor);
+    if (got <= 0)
+        return got;
+    if (count < 1 || count > ((Py_ssize_t)1 << 32) || first >= rank || (coding != 0 && coding != 1)
+        || (coding == 0 && (predictor < 0 || predictor > 3)) || (coding == 1 && predictor != 0))
+        return 0;
+    k->first = first;
+    k->count = count;
+    k->width = count < rank - first ? count : rank - first;
+    k->predictor = coding == 1 ? -1 : (int)predictor;
+    PyObject *frame = NULL, *form = NULL, *parts = NULL;
+    int taken = -1;
+    if (!(frame = PyObject_GetAttr(block, s_frame)) || !(form = PyObject_GetAttr(block, s_form))
+        || !(parts = PyObject_GetAttr(block, s_parts)))
+        goto done;
+    const char *content = NULL;
+    Py_ssize_t length = 0;
+    taken = block_content(frame, form, nbytes, decompressors, h, &content, &length);
+    if (taken <= 0)
+        goto done;
+    taken = 0;
+    if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != (k->predictor < 0 ? 3 : 1))
+        goto done;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(parts); j++) {
+        PyObject *part = PyTuple_GET_ITEM(parts, j), *shape;
+        Py_ssize_t itemsize = 0, elements = 1;
+        if (!PyTuple_Check(part) || PyTuple_GET_SIZE(part) != 2
+            || !PyTuple_Check(shape = PyTuple_GET_ITEM(part, 1)))
+            goto done;
+        int type = dtype_type(PyTuple_GET_ITEM(part, 0), &itemsize);
+        if (type < 0) {
+            taken = -1;
+            goto done;
+        }
+        /* the arrays plane_factors takes: u8 symbols, run escapes of up to 32 bits, signed
+           residuals or value escapes */
+        int allowed = k->predictor >= 0 ? T_SIGNED : j == 0 ? T_U8 : j == 1 ? T_INTS32
+                                                                         : T_SIGNED;
+        if (!(type & allowed))
+            goto done;
+        for (Py_ssize_t d = 0; d < PyTuple_GET_SIZE(shape); d++) {
+            PyObject *dim = PyTuple_GET_ITEM(shape, d);
+            Py_ssize_t n = PyLong_CheckExact(dim) ? PyLong_AsSsize_t(dim) : -1;
+            if (n == -1 && PyErr_Occurred())
+                PyErr_Clear();
+            elements = mul_size(elements, n);
+            if (elements < 0)
+                goto done;
+        }
+        Py_ssize_t bytes = mul_size(elements, itemsize);
+        if (bytes < 0 || bytes > length - at)
+            goto done;
+        Arr *a = &k->arrays[j];
+        a->data = (char *)content + at;
+        a->ndim = 1;
+        a->size = a->shape[0] = elements;
+        a->strides[0] = itemsize;
+        a->type = type;
+        at += bytes;
+    }
+    taken = at == length;
+done:
+    if (taken != 1)
+        held_release(h);
+    Py_XDECREF(frame);
+    Py_XDECREF(form);
+    Py_XDECREF(parts);
+    return taken;
+}
+
+PyDoc_STRVAR(whole_factor_doc,
+"whole_factor(blocks, gh, gw, out, decompressors, magnitude=False) -> (status, max|out|)\n\n"
+"plane_factors of a factor's blocks as the reader leaves them (format.blocks.Block, their\n"
+"frames compressed): the blocks whose first component is below rank (out's columns) are\n"
+"decompressed (decompressors: the block's form -> a zstd decompressor, or None for a stored\n"
+"block), their content checked against their parts, and filled into out (gh * gw, rank),\n"
+"C-contiguous float32, as plane_factors fills the same arrays. status 0: filled, and\n"
+"max|out| where magnitude is true (else 0); 1: not filled here (a block this kernel does\n"
+"not take, a frame that does not decompress to its size, or streams that plane_factors\n"
+"refuses): the caller reads the blocks the general way, which raises the error.");
+
+static PyObject *whole_factor(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"blocks", "gh", "gw", "out", "decompressors", "magnitude", NULL};
+    PyObject *o_blocks, *o_out, *decompressors, *seq = NULL, *result = NULL;
+    Py_ssize_t gh, gw, n = 0, used = 0, failed = -1;
+    int magnitude = 0, status = 1;
+    Arr out = {0};
+    FactorBlock *blocks = NULL;
+    HeldBlock *held = NULL;
+    float *ones = NULL, top = 0.0f;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO!|p:whole_factor", names, &o_blocks,
+                                     &gh, &gw, &o_out, &PyDict_Type, &decompressors, &magnitude)
+        || block_names() < 0)
+        return NULL;
+    if (get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0
+        || !(seq = PySequence_Fast(o_blocks, "whole_factor: blocks must be a sequence")))
+        goto done;
+    Py_ssize_t rows = mul_size(gh, gw), rank = out.shape[1];
+    if (rows < 0 || rows != out.shape[0]) {
+        value_error("whole_factor: out must have gh * gw rows");
+        goto done;
+    }
+    n = PySequence_Fast_GET_SIZE(seq);
+    blocks = PyMem_Calloc((size_t)(n ? n : 1), sizeof(*blocks));
+    held = PyMem_Calloc((size_t)(n ? n : 1), sizeof(*held));
+    ones = PyMem_Malloc(sizeof(*ones) * (size_t)(rank ? rank : 1));
+    if (blocks == NULL || held == NULL || ones == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < rank; k++)
+        ones[k] = 1.0f;
+    for (Py_ssize_t b = 0; b < n; b++) {
+        PyObject *block = PySequence_Fast_GET_ITEM(seq, b);
+        Py_ssize_t first;
+        int got = block_int(block, s_first, &first);
+        if (got > 0 && first >= rank) /* beyond a preview's rank: not read */
+            continue;
+        if (got > 0)
+            got = whole_block(block, rank, decompressors, &blocks[used], &held[used]);
+        used += got > 0;
+        if (got < 0)
+            goto done;
+        if (got == 0)
+            goto verdict;
+    }
+    int error;
+    Py_BEGIN_ALLOW_THREADS
+    error = plane_factor_run(blocks, used, gh, gw, out.data, rank, ones, &failed);
+    if (error == 0 && magnitude)
+        top = max_magnitude(out.data, rows, rank, rank * 4, 4);
+    Py_END_ALLOW_THREADS
+    if (error < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    status = error != 0;
+verdict:
+    result = Py_BuildValue("(id)", status, status ? 0.0 : (double)top);
+done:
+    for (Py_ssize_t b = 0; b < used; b++)
+        held_release(&held[b]);
+    PyMem_Free(blocks);
+    PyMem_Free(held);
+    PyMem_Free(ones);
+    Py_XDECREF(seq);
+    release(&out);
+    return result;
+}
+
+/* ------------------------------------------------------------ reading: records of a small file */
+
+PyDoc_STRVAR(factor_index_doc,
+"factor_index(blocks) -> dict\n\n"
+"format.blocks.Container's index of its blocks: (plane, factor) -> the blocks of that plane\n"
+"and factor in the order of `blocks` (Container.factor_blocks).");
+
+static PyObject *factor_index(PyObject *self, PyObject *o_blocks)
+{
+    if (block_names() < 0)
+        return NULL;
+    PyObject *seq = PySequence_Fast(o_blocks, "factor_index: blocks must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    PyObject *index = PyDict_New();
+    for (Py_ssize_t b = 0; index != NULL && b < PySequence_Fast_GET_SIZE(seq); b++) {
+        PyObject *block = PySequence_Fast_GET_ITEM(seq, b), *key = NULL, *list;
+        PyObject *plane = PyObject_GetAttr(block, s_plane), *factor = NULL;
+        int ok = plane != NULL && (factor = PyObject_GetAttr(block, s_factor)) != NULL
+                 && (key = PyTuple_Pack(2, plane, factor)) != NULL;
+        Py_XDECREF(plane);
+        Py_XDECREF(factor);
+        if (ok) {
+            list = PyDict_GetItemWithError(index, key);
+            if (list == NULL && !PyErr_Occurred()) {
+                list = PyList_New(0);
+                ok = list != NULL && PyDict_SetItem(index, key, list) == 0;
+                Py_XDECREF(list); /* the index holds it */
+            }
+            ok = ok && list != NULL && PyList_Append(list, block) == 0;
+        }
+        Py_XDECREF(key);
+        if (!ok)
+            Py_CLEAR(index);
+    }
+    Py_DECREF(seq);
+    return index;
+}
+
+/* A big-endian unsigned integer of n bytes at p. */
+static uint64_t be_uint(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+PyDoc_STRVAR(parse_plan_doc,
+"parse_plan(payload, version, index, height, width, subsampling, sample_type) -> dict | None\n\n"
+"The fields of plane `index`'s PLAN chunk (format.records.Plane's, those it derives\n"
+"included) where the chunk passes every check of format.reader._parse_plane for an image of\n"
+"height x width, this chroma subsampling (planes 1 and 2 halved) and sample type (spec 3,\n"
+"5.4, 5.5); None where it does not (the Python parser then says why).");
+
+static PyObject *parse_plan(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kw[] = {"payload", "version", "index", "height", "width", "subsampling",
+                         "sample_type", NULL};
+    Py_buffer view;
+    int version, index, subsampling, sample_type;
+    Py_ssize_t height, width;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*iinnii:parse_plan", kw, &view, &version,
+                                     &index, &height, &width, &subsampling, &sample_type))
+        return NULL;
+    /* PLAN_RECORD(_V2, _V4, _V6): >BBBIIId, then F (version 2), the filter's alpha, beta, tc
+       (version 4), K and G (version 6) */
+    const Py_ssize_t size = version >= 6 ? 30 : version >= 4 ? 27 : version >= 2 ? 24 : 23;
+    const uint8_t *p = view.buf;
+    PyObject *result = NULL;
+    if (view.len != size || version < 1 || height < 1 || width < 1)
+        goto refused;
+    const int layout = p[1], patch = p[2];
+    const int64_t h = (int64_t)be_uint(p + 3, 4), w = (int64_t)be_uint(p + 7, 4),
+                  rank = (int64_t)be_uint(p + 11, 4);
+    uint64_t bits = be_uint(p + 15, 8);
+    double step;
+    memcpy(&step, &bits, 8);
+    const int shift = version >= 2 ? p[23] : -1;
+    const int alpha = version >= 4 ? p[24] : 0, beta = version >= 4 ? p[25] : 0,
+              tc = version >= 4 ? p[26] : 0;
+    const int aq_k = version >= 6 ? p[27] : 0, aq_g = version >= 6 ? (int)be_uint(p + 28, 2) : 0;
+    const int halved = subsampling && (index == 1 || index == 2);
+    if (shift > 63 || p[0] != index || h != (halved ? (height + 1) / 2 : height)
+        || w != (halved ? (width + 1) / 2 : width))
+        goto refused;
+    int64_t gh, gw, vgh, vgw;
+    if (layout == 1) {
+        if (patch != 2 && patch != 4 && patch != 8 && patch != 16 && patch != 32)
+            goto refused;
+        gh = (h + patch - 1) / patch;
+        gw = (w + patch - 1) / patch;
+        vgh = vgw = patch;
+    } else if (layout == 0 && patch == 0) {
+        gh = h;
+        gw = 1;
+        vgh = w;
+        vgw = 1;
+    } else {
+        goto refused;
+    }
+    const int64_t m = gh * gw, n = vgh * vgw; /* each below 2^64: sides below 2^32 */
+    if (rank > m || rank > n || rank > 4096 || !isfinite(step) || !(step > 0))
+        goto refused;
+    const int filtered = alpha || beta || tc, adapted = aq_k || aq_g;
+    if (filtered && (alpha < 1 || beta < 1 || tc < 1 || layout != 1 || sample_type != 1))
+        goto refused;
+    if (adapted && (aq_k < 2 || aq_k > 16 || aq_g == 0 || aq_g >= 0x7C00 || layout != 1))
+        goto refused;
+    PyObject *o_shift = shift < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(shift);
+    if (o_shift != NULL)
+        result = Py_BuildValue(
+            "{s:i,s:i,s:i,s:L,s:L,s:L,s:d,s:N,s:(iii),s:(ii),s:O,s:O,s:O,s:(LL),s:(LL),s:(LL)}",
+            "index", index, "layout", layout, "patch", patch, "height", (long long)h,
+            "width", (long long)w, "rank", (long long)rank, "step", step, "shift", o_shift,
+            "deblock", alpha, beta, tc, "aq", aq_k, aq_g,
+            "adapted", aq_k != 0 ? Py_True : Py_False,
+            "filtered", filtered ? Py_True : Py_False,
+            "exact", shift >= 0 ? Py_True : Py_False, "grid", (long long)gh, (long long)gw,
+            "vgrid", (long long)vgh, (long long)vgw, "matrix_shape", (long long)m, (long long)n);
+    PyBuffer_Release(&view);
+    return result;
+refused:
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------------ decoding: colour */
 
 /* out = Pillow's exact 2x bilinear of row a (n float32): 2i is a[i-1]/4 + 3a[i]/4 and 2i+1 is
@@ -7043,8 +7510,138 @@ static int record_one(const uint8_t *p, size_t len, size_t at, int factor,
     return 0;
 }
 
+/* An S block's values (reader._singular_values): its content (block_content), float32, each
+   finite and positive, as a new float32 array; None where they are not (or the content is not
+   theirs: the Python reader then reads the block and raises its error), NULL with an exception
+   set. */
+static PyObject *singular_values(PyObject *frame, PyObject *form, Py_ssize_t nbytes,
+                                 PyObject *decompressors)
+{
+#if !PY_LITTLE_ENDIAN
+    Py_RETURN_NONE; /* the file's binary32 are little-endian: the Python reader swaps them */
+#else
+    HeldBlock h = {0};
+    const char *content = NULL;
+    Py_ssize_t length = 0;
+    PyObject *result = NULL;
+    int got = block_content(frame, form, nbytes, decompressors, &h, &content, &length);
+    if (got < 0)
+        goto done;
+    if (got == 0 || length < 4 || length % 4) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < length / 4; i++) {
+        float v = ld_f32(content + 4 * i);
+        if (!isfinite(v) || !(v > 0.0f)) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    Arr values;
+    result = new_array(numpy_empty, length / 4, "<f4", &values);
+    if (result != NULL) {
+        memcpy(values.data, content, (size_t)length);
+        release(&values);
+    }
+done:
+    held_release(&h);
+    return result;
+#endif
+}
+
+/* A new object of class cls (format.blocks.Block) whose attributes `fields` (names) are the
+   items of row, set in its __dict__ as Block.of_fields sets them. */
+static PyObject *record_block(PyObject *cls, PyObject *fields, PyObject *row)
+{
+    PyObject *block = PyType_GenericNew((PyTypeObject *)cls, NULL, NULL), *dict;
+    if (block == NULL)
+        return NULL;
+    if (!(dict = PyObject_GenericGetDict(block, NULL))) {
+        Py_DECREF(block);
+        return NULL;
+    }
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(fields); j++)
+        if (PyDict_SetItem(dict, PyTuple_GET_ITEM(fields, j), PyTuple_GET_ITEM(row, j)) < 0) {
+            Py_CLEAR(block);
+            break;
+        }
+    Py_DECREF(dict);
+    return block;
+}
+
+/* parse_records' rows as Blocks (`block`: the class and its 12 field names), the S blocks'
+   values read and checked (singular_values), and `advance` (the reader's cursor dict:
+   (plane, factor name) -> next component) moved past them: 1, or 0 where an S block's values
+   are refused (nothing changed), -1 with an exception set. */
+static int record_blocks(PyObject *list, int factor, PyObject *name, PyObject *block,
+                         PyObject *decompressors, PyObject *advance)
+{
+    PyObject *cls, *fields;
+    if (block_names() < 0)
+        return -1;
+    if (!PyArg_ParseTuple(block, "O!O!:parse_records block", &PyType_Type, &cls,
+                          &PyTuple_Type, &fields))
+        return -1;
+    if (PyTuple_GET_SIZE(fields) != 12 || ((PyTypeObject *)cls)->tp_dictoffset == 0
+        || !PyDict_Check(decompressors) || !PyDict_Check(advance)) {
+        value_error("parse_records: block is (a class with a __dict__, its 12 field names), "
+                    "decompressors and advance dicts");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(list, i), *made = NULL;
+        if (factor == 1) { /* (factor, plane, first, count, coding, (values,), predictor,
+                              stored, None, (), form, -1), as reader._singular_values */
+            PyObject *values = singular_values(PyTuple_GET_ITEM(row, 8),
+                                               PyTuple_GET_ITEM(row, 10),
+                                               PyLong_AsSsize_t(PyTuple_GET_ITEM(row, 11)),
+                                               decompressors);
+            if (values == NULL || values == Py_None) {
+                Py_XDECREF(values);
+                return values == NULL ? -1 : 0;
+            }
+            PyObject *s_row = Py_BuildValue(
+                "(OOOOO(N)OOO()Oi)", PyTuple_GET_ITEM(row, 0), PyTuple_GET_ITEM(row, 1),
+                PyTuple_GET_ITEM(row, 2), PyTuple_GET_ITEM(row, 3), PyTuple_GET_ITEM(row, 4),
+                values, PyTuple_GET_ITEM(row, 6), PyTuple_GET_ITEM(row, 7), Py_None,
+                PyTuple_GET_ITEM(row, 10), -1);
+            if (s_row == NULL)
+                return -1;
+            made = record_block(cls, fields, s_row);
+            Py_DECREF(s_row);
+        } else {
+            made = record_block(cls, fields, row);
+        }
+        if (made == NULL)
+            return -1;
+        PyList_SET_ITEM(list, i, made); /* the row's reference goes */
+        Py_DECREF(row);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) { /* reader._compiled_blocks' cursor, block by block */
+        PyObject *b = PyList_GET_ITEM(list, i), *plane, *first, *count, *key, *end;
+        if (!(plane = PyObject_GetAttr(b, s_plane)))
+            return -1;
+        key = PyTuple_Pack(2, plane, name);
+        Py_DECREF(plane);
+        first = key ? PyObject_GetAttr(b, s_first) : NULL;
+        count = first ? PyObject_GetAttr(b, s_count) : NULL;
+        end = count ? PyNumber_Add(first, count) : NULL;
+        int ok = end != NULL && PyDict_SetItem(advance, key, end) == 0;
+        Py_XDECREF(key);
+        Py_XDECREF(first);
+        Py_XDECREF(count);
+        Py_XDECREF(end);
+        if (!ok)
+            return -1;
+    }
+    return 1;
+}
+
 PyDoc_STRVAR(parse_records_doc,
-"parse_records(payload, factor, shapes, cursor, names) -> list | None\n\n"
+"parse_records(payload, factor, shapes, cursor, names, block=None, decompressors=None,\n"
+"              advance=None) -> list | None\n\n"
 "The blocks of a version 5 factor chunk (format.reader._parse_blocks), every record field\n"
 "and zstd frame header checked: factor 0, 1, 2 for U, S, V; shapes a tuple per plane of\n"
 "(rank, grid rows, grid columns) of that factor; cursor a tuple per plane of the next\n"
@@ -7052,7 +7649,10 @@ PyDoc_STRVAR(parse_records_doc,
 "symbol and run escape dtypes, the stored and magicless forms). Per block, in order, the\n"
 "arguments of format.blocks.Block: (factor, plane, first, count, coding, None, predictor,\n"
 "bytes in the file, frame (a slice of payload), parts, form, content bytes). None where the\n"
-"Python reader must parse the chunk again.");
+"Python reader must parse the chunk again. block: (format.blocks.Block, its field names):\n"
+"then the blocks themselves, an S block's values read (decompressors: form -> zstd\n"
+"decompressor, None for stored) and checked as reader._singular_values checks them (None\n"
+"where they are refused), and `advance` (the reader's cursor) moved past the blocks.");
 
 /* The `parts` of a block (reader._dense_parts, reader._sparse_parts): ((dtype, shape), ...). */
 static PyObject *record_parts(const int64_t f[14], int factor, const int64_t *shape,
@@ -7070,16 +7670,19 @@ static PyObject *record_parts(const int64_t f[14], int factor, const int64_t *sh
 
 static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kw[] = {"payload", "factor", "shapes", "cursor", "names", NULL};
+    static char *kw[] = {"payload", "factor", "shapes", "cursor", "names", "block",
+                         "decompressors", "advance", NULL};
     Py_buffer view;
     int factor;
     PyObject *payload, *o_shapes, *o_cursor, *name, *types, *symbol, *run, *stored_form,
-             *magicless, *result = NULL, *list = NULL;
+             *magicless, *result = NULL, *list = NULL, *block = Py_None,
+             *decompressors = Py_None, *advance = Py_None;
     int64_t shapes[3 * 256], cursor[256];
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OiO!O!(UO!OOUU)", kw, &payload, &factor,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OiO!O!(UO!OOUU)|OOO", kw, &payload, &factor,
                                      &PyTuple_Type, &o_shapes, &PyTuple_Type, &o_cursor,
                                      &name, &PyTuple_Type, &types, &symbol, &run,
-                                     &stored_form, &magicless))
+                                     &stored_form, &magicless, &block, &decompressors,
+                                     &advance))
         return NULL;
     if (PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -7141,6 +7744,13 @@ static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)
         Py_DECREF(row);
         at = (size_t)f[11];
     } while (at != len);
+    if (block != Py_None) {
+        int made = record_blocks(list, factor, name, block, decompressors, advance);
+        if (made <= 0) {
+            result = made < 0 ? NULL : Py_NewRef(Py_None);
+            goto done;
+        }
+    }
     result = list;
     list = NULL;
 done:
@@ -7370,7 +7980,8 @@ static PyMethodDef methods[] = {
     METHOD(column_entropy_bits), METHOD(prediction_bits), METHOD(predicted),
     METHOD(lower_levels), METHOD(colour_rows), METHOD(restore), METHOD(restore_ycc),
     METHOD(parse_records), METHOD(chunk_table), METHOD(exact_weights),
-    METHOD(plane_factors),
+    METHOD(plane_factors), METHOD(whole_factor), METHOD(factor_bytes), METHOD(parse_plan),
+    {"factor_index", (PyCFunction)factor_index, METH_O, factor_index_doc},
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
     {NULL, NULL, 0, NULL},
 };

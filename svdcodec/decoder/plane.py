@@ -30,6 +30,7 @@ from ..codec.coding import PLANAR, VERTICAL
 from ..codec.layout import band_pixels
 from ..errors import SvdiError
 from ..format import DENSE, LAYOUT_PATCH, Block, Container, Plane
+from ..format.blocks import decompressors
 from ..runtime import band_sizes, kernels
 from ..runtime.band_sizes import even_bands, row_bands
 from ..runtime.scratch import LEFT, ThreadBuffers
@@ -613,7 +614,7 @@ class WholePlane(PlaneReconstructor):
     base = 0
 
     def __init__(self, container: Container, plane: Plane, rank: int,
-                 factors: tuple[list[tuple], list[tuple]], compiled: ModuleType,
+                 factors: tuple[list[Block], list[Block]], compiled: ModuleType,
                  buffers: ThreadBuffers) -> None:
         # Not PlaneReconstructor.__init__: the attributes its band methods read, for one band
         # of every matrix row, one column range and no pass to load.
@@ -627,8 +628,9 @@ class WholePlane(PlaneReconstructor):
         buffers.expect("product", m * n)
         assert plane.shift is not None
         sigma = container.singular_values(plane.index)[:rank]
-        self.weights, self.weight_sum = exact_rule.weights(plane.step, sigma, plane.shift,
-                                                           f"plane {plane.index}")
+        found = compiled.exact_weights(sigma, float(plane.step), plane.shift)
+        self.weights, self.weight_sum = (found if found is not None else exact_rule.weights(
+            plane.step, sigma, plane.shift, f"plane {plane.index}"))  # (which raises)
         u_blocks, v_blocks = factors
         # B, and its bound's half: the largest max|A| the exact rule allows with it
         self.B = np.empty((n, rank), dtype=np.float32)
@@ -641,17 +643,30 @@ class WholePlane(PlaneReconstructor):
         self.means = container.column_means(plane.index)
         self.loaded_means = None if self.means is None else self.means.astype(np.float64)
 
-    def _fill_whole(self, factor: str, blocks: list[tuple], grid: tuple[int, int],
+    def _fill_whole(self, factor: str, blocks: list[Block], grid: tuple[int, int],
                     out: np.ndarray) -> int:
-        """out = a factor's integers from its blocks' entries (`whole_plane`); max|out| for
-        B."""
-        error, failed, top = self.compiled.plane_factors(blocks, grid[0], grid[1], out,
-                                                         magnitude=out is self.B)
+        """out = a factor's integers from its blocks (those of a component below the rank);
+        max|out| for B. The blocks as the reader left them are opened and filled in one
+        compiled call (`_kernels.whole_factor`); where it does not fill them (blocks given
+        with their arrays, or any block it does not take or that is broken), the blocks'
+        arrays are read here and filled by `_kernels.plane_factors`, which says what is
+        wrong."""
+        magnitude = out is self.B
+        status, top = self.compiled.whole_factor(blocks, grid[0], grid[1], out,
+                                                 decompressors(), magnitude)
+        if not status:
+            return int(top)
+        rank = self.rank
+        entries = [(b.first, min(b.count, rank - b.first), b.count,
+                    b.predictor if b.coding == DENSE else -1, b.data())
+                   for b in blocks if b.first < rank]
+        error, failed, top = self.compiled.plane_factors(entries, grid[0], grid[1], out,
+                                                         magnitude=magnitude)
         if error:
             if error == WHOLE_DENSE_SIZE:
-                what = f"plane {self.plane.index} {factor} block at component {blocks[failed][0]}"
-                count, rows = blocks[failed][2], grid[0] * grid[1]
-                raise SvdiError(f"{what}: {blocks[failed][4][0].size} values for "
+                what = f"plane {self.plane.index} {factor} block at component {entries[failed][0]}"
+                count, rows = entries[failed][2], grid[0] * grid[1]
+                raise SvdiError(f"{what}: {entries[failed][4][0].size} values for "
                                 f"{count} x {rows}")
             raise SvdiError(f"sparse block: {kernels.SPARSE_ERRORS[error]}")
         return int(top)
@@ -686,17 +701,15 @@ def whole_plane(container: Container, plane: Plane, rank: int, bands: list[tuple
             or rank < 1 or len(bands) != 1 or bands[0] != (0, plane.height)
             or plane.matrix_shape[0] * rank * 4 > budget):
         return None
-    factors: tuple[list[tuple], list[tuple]] = ([], [])
-    held = 0
-    for which, entries in zip("UV", factors):
-        for block in container.factor_blocks(plane.index, which):
-            if block.first >= rank:
-                continue
-            held += block.raw_bytes
-            if held > budget // 2:
-                return None
-            entries.append((block.first, min(block.count, rank - block.first), block.count,
-                            block.predictor if block.coding == DENSE else -1, block.data()))
+    assert compiled is not None  # (`kernel_multiplies`)
+    factors = (container.factor_blocks(plane.index, "U"),
+               container.factor_blocks(plane.index, "V"))
+    held = compiled.factor_bytes(*factors, rank)
+    if held < 0:  # blocks given with their arrays: counted here
+        held = sum(block.raw_bytes for blocks in factors for block in blocks
+                   if block.first < rank)
+    if held > budget // 2:
+        return None
     return WholePlane(container, plane, rank, factors, compiled, buffers)
 
 

@@ -122,6 +122,18 @@ def decompressor(form: str = ZSTD) -> zstandard.ZstdDecompressor:
     return d
 
 
+def decompressors() -> dict[str, zstandard.ZstdDecompressor | None]:
+    """This thread's `decompressor` of each form of a factor block, and None for a stored
+    block: what the compiled whole-factor fill (`_kernels.whole_factor`) opens blocks with."""
+    try:
+        return _local.by_form  # type: ignore[no-any-return]
+    except AttributeError:
+        pass
+    forms = _local.by_form = {ZSTD: decompressor(ZSTD), MAGICLESS: decompressor(MAGICLESS),
+                              STORED_RAW: None}
+    return forms
+
+
 def decompress(frame: memoryview, nbytes: int, what: str, checked: bool = False,
                form: str = ZSTD) -> bytes:
     """Decompress one zstd frame to exactly `nbytes`, never allocating what the frame claims:

@@ -12,6 +12,7 @@ import math
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from types import ModuleType
 from typing import IO, BinaryIO, NamedTuple
@@ -32,7 +33,7 @@ from .blocks import (
     Truncation,
     check_frame,
     decompress,
-    one_shot,
+    decompressors,
 )
 from .metadata import MAX_PAYLOAD, METADATA_CHUNKS, Metadata, MetadataReader
 from .records import (
@@ -180,7 +181,18 @@ def _parse_header(payload: memoryview) -> tuple[Header, int]:
     return header, nplanes
 
 
-def _parse_plane(payload: memoryview, header: Header, index: int) -> Plane:
+def _parse_plane(payload: memoryview, header: Header, index: int,
+                 compiled: ModuleType | None = None) -> Plane:
+    """Plane `index`'s PLAN chunk, checked (spec §3, §5.4, §5.5). `compiled`: the kernels,
+    as `kernels.get()` gives them, whose `parse_plan` makes the plane's fields in one call
+    where the chunk passes every check below (else this parser, the reference, says why)."""
+    if compiled is not None:
+        fields = compiled.parse_plan(payload, header.version, index, header.height,
+                                     header.width, header.subsampling, header.sample_type)
+        if fields is not None:  # (`Plane.of_fields` without its calls)
+            plane = object.__new__(Plane)
+            plane.__dict__.update(fields)
+            return plane
     record = plan_record(header.version)
     if len(payload) != record.size:
         raise SvdiError(f"PLAN chunk has {len(payload)} bytes, expected {record.size} "
@@ -471,6 +483,8 @@ def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list
     return out
 
 
+#: What the compiled record parser makes its blocks with: the class and its fields in order.
+_BLOCK_MAKER = (Block, tuple(f.name for f in dataclass_fields(Block)))
 #: A factor's code in the compiled record parser (kernels.parse_records).
 _FACTOR_CODES = {"U": 0, "S": 1, "V": 2}
 #: The names the compiled record parser puts in the blocks' fields: the element dtypes by type
@@ -483,48 +497,21 @@ def _compiled_blocks(compiled: ModuleType, kind: bytes, payload: memoryview,
                      planes: list[Plane], cursor: dict[tuple[int, str], int]
                      ) -> list[Block] | None:
     """`_parse_blocks` of a version 5 chunk whose records and frame headers the compiled
-    parser accepts (`parse_records`: one call where each record took a dozen Python calls, and
-    it makes the blocks' fields), the same blocks; None where it does not (`cursor` then
-    untouched), and the Python parser, the reference, reads the chunk again and raises its
-    own error."""
+    parser accepts (`parse_records`: one call where each record took a dozen Python calls; it
+    makes the blocks, reads and checks the S blocks' values as `_parse_blocks` does and
+    advances `cursor`), the same blocks; None where it does not (`cursor` then untouched),
+    and the Python parser, the reference, reads the chunk again and raises its own error."""
     factor = FACTOR_TYPES[kind]
     if factor == "U":
-        shapes = tuple((p.rank, *p.grid) for p in planes)
+        shapes = tuple([(p.rank, *p.grid) for p in planes])
     elif factor == "V":
-        shapes = tuple((p.rank, *p.vgrid) for p in planes)
+        shapes = tuple([(p.rank, *p.vgrid) for p in planes])
     else:
-        shapes = tuple((p.rank, 1, 1) for p in planes)
-    starts = tuple(cursor.get((p.index, factor), 0) for p in planes)
-    rows = compiled.parse_records(payload, _FACTOR_CODES[factor], shapes, starts,
-                                  (factor, *_RECORD_NAMES))
-    if rows is None:
-        return None
-    if factor == "S":
-        out = [_singular_values(*row) for row in rows]
-    else:
-        out = list(map(Block.of_fields, rows))
-    for block in out:
-        cursor[(block.plane, factor)] = block.first + block.count
-    return out
-
-
-def _singular_values(factor: str, index: int, first: int, count: int, coding: int, _: None,
-                     predictor: int, stored: int, frame: memoryview,
-                     parts: tuple[tuple[np.dtype, tuple[int, ...]], ...], form: str,
-                     nbytes: int) -> Block:
-    """An S block of the compiled record parser, decompressed and its values checked as the
-    Python parser does (`_parse_blocks`)."""
-    raw = one_shot(frame, nbytes, form)  # `decompress` of a checked frame
-    if isinstance(raw, str):
-        raise SvdiError(f"plane {index} S block at component {first}: {raw}")
-    data = np.frombuffer(raw, dtype=parts[0][0])
-    values = data.tolist()
-    if not (all(map(math.isfinite, values)) and min(values) > 0):
-        raise SvdiError(f"plane {index} S block at component {first}: singular values must "
-                        "be finite and positive")
-    # Block(factor, index, first, count, coding, (data,), predictor, stored=stored, form=form)
-    return Block.of_fields((factor, index, first, count, coding, (data,), predictor, stored,
-                            None, (), form, -1))
+        shapes = tuple([(p.rank, 1, 1) for p in planes])
+    starts = tuple([cursor.get((p.index, factor), 0) for p in planes])
+    return compiled.parse_records(payload, _FACTOR_CODES[factor], shapes, starts,
+                                  (factor, *_RECORD_NAMES), _BLOCK_MAKER, decompressors(),
+                                  cursor)
 
 
 class ResidualOrder:
@@ -897,7 +884,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
         elif kind == b"PLAN":
             if len(planes) >= nplanes or blocks:
                 raise SvdiError("unexpected PLAN chunk")
-            planes.append(_parse_plane(payload, header, len(planes)))
+            planes.append(_parse_plane(payload, header, len(planes), compiled))
             if len(planes) == nplanes:
                 _check_work(planes, max_work)
         elif kind in FACTOR_TYPES:
@@ -956,5 +943,8 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
         whole = [min(cursor.get((p.index, f), 0) for f in "USV") for p in planes]
         rows = tuple(order.cursor.get(c, 0) for c in range(header.channels))
         ended = replace(ended, components=tuple(whole), residual_rows=rows)
-    return Container(header, planes, blocks, meta.metadata, residuals, means, restoration or {},
-                     truncation=ended)
+    container = Container(header, planes, blocks, meta.metadata, residuals, means,
+                          restoration or {}, truncation=ended)
+    if compiled is not None:  # `Container.factor_blocks`' index, made in one call
+        container._by_factor = compiled.factor_index(blocks)
+    return container
