@@ -44,7 +44,8 @@ module="$work/svdcodec/runtime/_kernels$suffix"
   -fno-omit-frame-pointer -ffp-contract=off -fno-trapping-math -std=c11 -Wall -Wextra -Wno-unused-parameter \
   -Wno-missing-field-initializers -fPIC -shared -I"$include" "$root/csrc/kernels.c" -o "$module"
 
-nm -D "$module" | grep -q __asan_report || { echo "no ASan instrumentation in $module"; exit 1; }
+# grep reads all of nm's output (no -q): under pipefail an early exit would SIGPIPE nm and fail the check.
+nm -D "$module" | grep __asan_report > /dev/null || { echo "no ASan instrumentation in $module"; exit 1; }
 
 preload="$("$cc" -print-file-name=libasan.so)"
 if [ "${cc##*/}" = gcc ]; then  # gcc links UBSan's runtime separately
