@@ -164,6 +164,9 @@ class EdgeSeams(Seams):
         self.unit = seam_unit(self.filters)
         self.fused = plan.colour is not None and header.channels >= 3  # deblock_ycc
         self.channels = header.channels
+        #: Whether Y''s left factor of each band lives in the band's own rows of the sink,
+        #: asked for before Y''s product (`band`; set by `BandRenderer.prepare`).
+        self.left_in_band = False
 
     def band(self, i: int, out: np.ndarray | None, sink: Sink,
              chroma: tuple[np.ndarray, np.ndarray, int] | None = None,
@@ -175,7 +178,10 @@ class EdgeSeams(Seams):
         and `luma` (Y' in patches), the kernel doubles the chroma and rounds Y' as it filters,
         and only the seams' rows are stored as bytes first. out None (Y' the only full-size
         plane): the band is asked of the sink once Y''s product is made, with `spent`, the
-        renderer's buffers, whose left factor Y' no longer needs (`Sink`)."""
+        renderer's buffers, whose left factor Y' no longer needs (`Sink`); with
+        `left_in_band`, the band is asked for first and Y''s left factor made in its memory
+        (4 bytes a pixel, as a band's float32 left factor of a patch layout takes at most), which
+        the conversion then overwrites: no left factor buffer per thread."""
         y0, y1 = self.bands[i]
         n, last = y1 - y0, i == len(self.bands) - 1
         top = min(2 if i else 0, n)
@@ -184,7 +190,11 @@ class EdgeSeams(Seams):
         patches = None
         if luma is not None:  # Y' of the seams' patch rows as bytes, as the seams take them
             assert compiled is not None
-            matrix, patch, per_row = luma.matrix(i), luma.patch, luma.per_row
+            lent = None
+            if out is None and self.left_in_band:
+                out = sink.band(y0, y1)
+                lent = float_memory(out)
+            matrix, patch, per_row = luma.matrix(i, lent), luma.patch, luma.per_row
             if out is None:
                 out = sink.band(y0, y1, spent)
             for a, b in ((0, top), (bottom, n)):
@@ -260,6 +270,15 @@ class EdgeSeams(Seams):
                 filter_lines(rows[:b, :, c], period, alpha, beta, tc, axis=0)
         if plan.ycc:
             convert_rows(rows, a, b, plan, {})
+
+
+def float_memory(band: np.ndarray) -> np.ndarray | None:
+    """A band's bytes as 1-D float32 (the same memory), or None where they are not one
+    C-contiguous run of whole, aligned float32s."""
+    if (band.dtype != np.uint8 or not band.flags.c_contiguous or band.nbytes % 4
+            or band.ctypes.data % 4):
+        return None
+    return band.reshape(-1).view(np.float32)
 
 
 class RestoreSeams(Seams):
@@ -606,13 +625,14 @@ def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
 
 def prepared(container: Container, plan: OutputPlan, plane: Plane,
              bands: list[tuple[int, int]], buffers: ThreadBuffers, lean: bool = False,
-             integers: tuple[np.ndarray, np.ndarray] | None = None
+             integers: tuple[np.ndarray, np.ndarray] | None = None, left_given: bool = False
              ) -> PlaneReconstructor | None:
     """The plane's reconstructor with its factors loaded for every band, or None if they need
     more than one piece. `buffers`: the threads' band buffers, shared by the planes (the
     products too: each band consumes its planes' products one after the other). lean: its
     held streams dropped as the bands are done (`PlaneReconstructor.release`). integers: the
-    plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`)."""
+    plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`).
+    left_given: each band's left factor is made in memory the caller gives (`matrix`)."""
     budget = plane_budget(plan, container, plane)
     if integers is None:  # the usual small file: each factor whole in one compiled call
         whole = whole_plane(container, plane, plan.ranks[plane.index], bands, budget,
@@ -620,7 +640,8 @@ def prepared(container: Container, plan: OutputPlan, plane: Plane,
         if whole is not None:
             return whole
     rows = (PlaneReconstructor(container, plane, plan.ranks[plane.index], bands, budget, {},
-                               plan.compiled, buffers, released=lean) if integers is None
+                               plan.compiled, buffers, released=lean, left_given=left_given)
+            if integers is None
             else IntegerReconstructor(integers, container, plane, plan.ranks[plane.index],
                                       bands, budget, {}, plan.compiled, buffers))
     if len(rows.columns) != 1 or not (rows.local or len(rows.passes) == 1):
@@ -714,10 +735,20 @@ class BandRenderer:
                     needs, p.patch if p.layout == LAYOUT_PATCH else 1, p.height)
             loads.append((p, chroma_bands))
             chroma_needs.append((resampler, needs))
+        # The lean fused filter (`EdgeSeams.left_in_band`): Y''s left factor of each band in
+        # the band's own rows of the sink, 4 bytes a pixel (Pillow's RGBX and RGBA), which a
+        # band's float32 left factor of a patch layout never exceeds; one band (a small image,
+        # `whole_plane`) keeps its buffer.
+        left_in_band = (exact and filtered and not restored and len(bands) > 1
+                        and container.header.dtype == np.uint8 and plan.colour is not None
+                        and container.header.channels >= 3 and plan.fused and bool(plan.chroma)
+                        and len(plan.full) == 1 and plan.full[0].index == 0
+                        and plan.full[0].layout == LAYOUT_PATCH)
+
         def load(k: int) -> PlaneReconstructor | None:
             plane, rows_of = loads[k]
             return prepared(container, plan, plane, rows_of, buffers, exact,
-                            given.get(plane.index))
+                            given.get(plane.index), left_in_band and plane.index == 0)
         # The encoder's sampled rows load each plane in a job of its own, on every thread:
         # a plane's few bands alone leave the threads idle in its serial steps. A decode
         # loads them one after the other and stops at the first that needs the other path:
@@ -753,6 +784,7 @@ class BandRenderer:
             seams = RestoreSeams(container, plan, bands)
         elif filtered:
             seams = EdgeSeams(container.header, container.planes, plan, bands)
+            seams.left_in_band = left_in_band
         return cls(container, plan, full, chroma, resamplers, bands, convert, seams, buffers)
 
     def run(self, sink: Sink, threads: int | None = None) -> None:
