@@ -389,15 +389,37 @@ def test_band_sink_copies_each_band_once(monkeypatch: pytest.MonkeyPatch) -> Non
     assert all(a[1] == b[0] for a, b in itertools.pairwise(rows))
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["", "large"])
 @pytest.mark.parametrize("mapped", [True, False], ids=["mapped", "band buffers"])
-def test_luma_left_factor_is_made_in_the_bands_rows(mapped: bool,
+def test_luma_left_factor_is_made_in_the_bands_rows(mapped: bool, large: bool,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """On the lean fused filter's bands (an 8-bit RGB file with the deblocking filter, several
     bands), Y''s left factor of every band is made in the band's own rows (of the mapped
     image, or of the band buffer the Pillow sink copies), never in a thread's buffer
-    (`EdgeSeams.left_in_band`), and the pixels are the whole-array path's."""
+    (`EdgeSeams.left_in_band`); the chroma rows of an output band that two chroma bands hold
+    go to the kernels as two pieces, not joined (`ChromaRows.pieces`), and a large image's
+    chroma bands are cut inside every output band's rows; the pixels are the whole-array
+    path's."""
     if not mapped:
         monkeypatch.setattr(band_sizes, "MAPPED_BYTES", 0)
+    if large:
+        monkeypatch.setattr(band_sizes, "LARGE_IMAGE_PIXELS", 0)
+    split: list[bool] = []
+    pieces = stream.ChromaRows.pieces
+
+    def spy_pieces(self: stream.ChromaRows, lo: int, hi: int
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+        got = pieces(self, lo, hi)
+        split.append(got[1] is not None)
+        return got
+    monkeypatch.setattr(stream.ChromaRows, "pieces", spy_pieces)
+    every: list[int] = []  # staggered_bands' cuts: in every output band's rows, or every second's
+    staggered = stream.staggered_bands
+
+    def spy_bands(*args: Any) -> list[tuple[int, int]]:
+        every.append(args[3] if len(args) > 3 else 2)
+        return staggered(*args)
+    monkeypatch.setattr(stream, "staggered_bands", spy_bands)
     data = svdcodec.encode(photo(96, 128, 3), deblock=True, quality=40)
     expected = whole_array(data, monkeypatch)
     in_band: list[bool] = []
@@ -415,6 +437,7 @@ def test_luma_left_factor_is_made_in_the_bands_rows(mapped: bool,
         monkeypatch.setattr(plane_module.PlaneReconstructor, "_left_memory", spy)
         pixels, banded = load_spied(data, monkeypatch)
     assert banded and len(in_band) > 2 and all(in_band)
+    assert any(split) and every == [1 if large else 2] * 2
     np.testing.assert_array_equal(pixels, expected)
 
 
