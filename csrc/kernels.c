@@ -2272,8 +2272,12 @@ typedef struct {
     float *wide; /* [2 slots][Cb, Cr][w] */
     Py_ssize_t tag[2]; /* the chroma row each slot holds, -1 for none */
     const char *cb, *cr;
+    /* rows [split, first + rows) are in a second pair of arrays (NULL: none), so that an
+       output band whose chroma rows lie in two bands of the plane reads them where they are */
+    const char *cb2, *cr2;
     Py_ssize_t row_bytes, cw, ph, w;
     Py_ssize_t first, rows; /* the chroma plane's rows the arrays hold: [first, first + rows) */
+    Py_ssize_t split;
     int fused; /* the FUSED copies of double_row and chroma_line (fused_colour) */
 } WideChroma;
 
@@ -2297,13 +2301,18 @@ static const float *wide_row(WideChroma *wc, Py_ssize_t i)
 {
     float *slot = wc->wide + (i & 1) * 2 * wc->w;
     if (wc->tag[i & 1] != i) {
+        const char *cb = wc->cb, *cr = wc->cr;
         Py_ssize_t at = (i - wc->first) * wc->row_bytes;
+        if (i >= wc->split) {
+            cb = wc->cb2, cr = wc->cr2;
+            at = (i - wc->split) * wc->row_bytes;
+        }
         if (wc->fused) {
-            double_row_fused(wc->cb + at, wc->cw, slot);
-            double_row_fused(wc->cr + at, wc->cw, slot + wc->w);
+            double_row_fused(cb + at, wc->cw, slot);
+            double_row_fused(cr + at, wc->cw, slot + wc->w);
         } else {
-            double_row(wc->cb + at, wc->cw, slot);
-            double_row(wc->cr + at, wc->cw, slot + wc->w);
+            double_row(cb + at, wc->cw, slot);
+            double_row(cr + at, wc->cw, slot + wc->w);
         }
         wc->tag[i & 1] = i;
     }
@@ -2732,17 +2741,37 @@ static int get_image(PyObject *obj, Arr *out, Py_ssize_t y0, Py_ssize_t y1)
 
 /* Cb and Cr rows [first, first + rows) of chroma planes of exactly half the size of an image
    of `height` rows and out's width, C-contiguous float32, and the range of their rows that
-   output rows [y0, y1) blend, which must lie inside the rows given. */
-static int get_chroma(PyObject *o_cb, PyObject *o_cr, Arr *cb, Arr *cr, const Arr *out,
+   output rows [y0, y1) blend, which must lie inside the rows given. o_cb2 and o_cr2 (NULL or
+   None: none): the rows that follow cb's and cr's, in arrays of their own, as wide. */
+static int get_chroma(PyObject *o_cb, PyObject *o_cr, PyObject *o_cb2, PyObject *o_cr2,
+                      Arr *cb, Arr *cr, Arr *cb2, Arr *cr2, const Arr *out,
                       Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t first, Py_ssize_t height,
                       WideChroma *wc)
 {
     if (get_array(o_cb, cb, "cb", 2, T_F32, A_CONTIGUOUS) < 0
         || get_array(o_cr, cr, "cr", 2, T_F32, A_CONTIGUOUS) < 0)
         return -1;
-    if (cb->shape[0] != cr->shape[0] || cb->shape[1] != cr->shape[1]
-        || 2 * cb->shape[1] != out->shape[1] || height < 0 || height % 2 != 0 || first < 0
-        || first > height / 2 - cb->shape[0] || y1 > height)
+    if (cb->shape[0] != cr->shape[0] || cb->shape[1] != cr->shape[1])
+        return value_error("cb and cr must be rows of planes half the size of the image");
+    Py_ssize_t rows = cb->shape[0];
+    int second = o_cb2 != NULL && o_cb2 != Py_None;
+    wc->cb2 = wc->cr2 = NULL;
+    if (second != (o_cr2 != NULL && o_cr2 != Py_None))
+        return value_error("cb2 and cr2 are given together");
+    if (second) {
+        if (get_array(o_cb2, cb2, "cb2", 2, T_F32, A_CONTIGUOUS) < 0
+            || get_array(o_cr2, cr2, "cr2", 2, T_F32, A_CONTIGUOUS) < 0)
+            return -1;
+        if (cb2->shape[0] != cr2->shape[0] || cb2->shape[1] != cb->shape[1]
+            || cr2->shape[1] != cb->shape[1])
+            return value_error("cb2 and cr2 must be rows as wide as cb and cr");
+        /* (each array's rows times 4 bytes fit a Py_ssize_t: their sum does) */
+        rows += cb2->shape[0];
+        wc->cb2 = cb2->data;
+        wc->cr2 = cr2->data;
+    }
+    if (2 * cb->shape[1] != out->shape[1] || height < 0 || height % 2 != 0 || first < 0
+        || first > height / 2 - rows || y1 > height)
         return value_error("cb and cr must be rows of planes half the size of the image");
     wc->ph = height / 2;
     wc->w = out->shape[1];
@@ -2752,10 +2781,11 @@ static int get_chroma(PyObject *o_cb, PyObject *o_cr, Arr *cb, Arr *cr, const Ar
     wc->cw = cb->shape[1];
     wc->tag[0] = wc->tag[1] = -1;
     wc->first = first;
-    wc->rows = cb->shape[0];
+    wc->rows = rows;
+    wc->split = first + cb->shape[0];
     Py_ssize_t lo = (y0 - 1 > 0 ? y0 - 1 : 0) / 2;
     Py_ssize_t hi = (y1 + 1) / 2 + 1 < wc->ph ? (y1 + 1) / 2 + 1 : wc->ph;
-    if (y1 > y0 && (lo < first || hi > first + cb->shape[0]))
+    if (y1 > y0 && (lo < first || hi > first + rows))
         return value_error("cb and cr must hold the chroma rows that rows y0..y1 blend");
     wc->wide = NULL;
 #if FUSED_PRODUCT
@@ -2800,7 +2830,8 @@ static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &y1, &o_cb, &o_cr, &o_k))
         return NULL;
     if (get_image(o_out, &out, y0, y1) < 0 || get_constants(o_k, k) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, 0, out.shape[0], &wc) < 0
+        || get_chroma(o_cb, o_cr, NULL, NULL, &cb, &cr, NULL, NULL, &out, y0, y1, 0,
+                      out.shape[0], &wc) < 0
         || line_buffers(&wc, out.shape[1]) == NULL)
         goto done;
     Py_ssize_t w = out.shape[1], c = out.shape[2];
@@ -2859,24 +2890,27 @@ PyDoc_STRVAR(double_chroma_doc,
 "deblocking filter of format version 4 works on).\n"
 "Rows of a band alone (as store_rgb): out's row 0 is the image's row `top`, cb and cr hold\n"
 "the chroma planes' rows from `first` on, and the image has `height` rows (-1: out's rows,\n"
-"top = 0).");
+"top = 0). cb2 and cr2 (as wide as cb and cr): the chroma rows that follow cb's and cr's,\n"
+"where an output band's rows lie in two bands of the chroma planes (no joined copy).");
 
 static PyObject *double_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"out", "y0", "y1", "cb", "cr", "top", "first", "height", NULL};
-    PyObject *o_out, *o_cb, *o_cr, *result = NULL;
+    static char *names[] = {"out", "y0", "y1", "cb", "cr", "top", "first", "height", "cb2",
+                            "cr2", NULL};
+    PyObject *o_out, *o_cb, *o_cr, *o_cb2 = Py_None, *o_cr2 = Py_None, *result = NULL;
     Py_ssize_t y0, y1, top = 0, first = 0, height = -1;
-    Arr out = {0}, cb = {0}, cr = {0};
+    Arr out = {0}, cb = {0}, cr = {0}, cb2 = {0}, cr2 = {0};
     WideChroma wc = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|nnn:double_chroma", names, &o_out,
-                                     &y0, &y1, &o_cb, &o_cr, &top, &first, &height))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|nnnOO:double_chroma", names, &o_out,
+                                     &y0, &y1, &o_cb, &o_cr, &top, &first, &height, &o_cb2,
+                                     &o_cr2))
         return NULL;
     if (top < 0 || y0 < top || (height < 0 && top != 0)) {
         value_error("double_chroma: needs 0 <= top <= y0, and top = 0 without height");
         return NULL;
     }
     if (get_image(o_out, &out, y0 - top, y1 - top) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, first,
+        || get_chroma(o_cb, o_cr, o_cb2, o_cr2, &cb, &cr, &cb2, &cr2, &out, y0, y1, first,
                       height < 0 ? out.shape[0] : height, &wc) < 0
         || line_buffers(&wc, 0) == NULL)
         goto done;
@@ -2909,6 +2943,8 @@ done:
     release(&out);
     release(&cb);
     release(&cr);
+    release(&cb2);
+    release(&cr2);
     return result;
 }
 
@@ -3004,7 +3040,7 @@ static PyObject *store_rgb(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     if (get_array(o_matrix, &matrix, "matrix", 2, T_F32, A_CONTIGUOUS) < 0
         || get_image(o_out, &out, y0 - top, y1 - top) < 0 || get_constants(o_k, k) < 0
-        || get_chroma(o_cb, o_cr, &cb, &cr, &out, y0, y1, first,
+        || get_chroma(o_cb, o_cr, NULL, NULL, &cb, &cr, NULL, NULL, &out, y0, y1, first,
                       height < 0 ? out.shape[0] : height, &wc) < 0
         || check_patches(&matrix, y1 - y0, patch, per_row) < 0)
         goto done;
@@ -4182,9 +4218,9 @@ static void ycc_line_bytes(int simd, uint8_t *row, Py_ssize_t c, Py_ssize_t w, c
    makes of them. Zeroed before the arguments are parsed into it; ycc_band_release frees it
    whatever ycc_band_open reached. */
 typedef struct {
-    PyObject *o_out, *o_filters, *o_k, *o_cb, *o_cr, *o_matrix;
+    PyObject *o_out, *o_filters, *o_k, *o_cb, *o_cr, *o_matrix, *o_cb2, *o_cr2;
     Py_ssize_t y0, y1, top, first, height, patch, per_row, pad;
-    Arr out, fa, cb, cr, matrix;
+    Arr out, fa, cb, cr, matrix, cb2, cr2;
     /* h: the image's rows, of which out holds [top, top + out's rows); nf: the filters */
     Py_ssize_t h, w, c, nf;
     int chroma;
@@ -4234,7 +4270,8 @@ static int ycc_band_open(YccBand *b, const char *who, Py_ssize_t channels)
                    &b->mline) < 0)
         return -1;
     if (b->chroma)
-        return get_chroma(b->o_cb, b->o_cr, &b->cb, &b->cr, &b->out, b->y0, b->y1, b->first,
+        return get_chroma(b->o_cb, b->o_cr, b->o_cb2, b->o_cr2, &b->cb, &b->cr, &b->cb2,
+                          &b->cr2, &b->out, b->y0, b->y1, b->first,
                           b->h, &b->wc);
     b->wc.w = b->w; /* no doubled rows: line_buffers gives the line buffers only */
     return 0;
@@ -4249,6 +4286,8 @@ static void ycc_band_release(YccBand *b)
     release(&b->fa);
     release(&b->cb);
     release(&b->cr);
+    release(&b->cb2);
+    release(&b->cr2);
     release(&b->matrix);
 }
 
@@ -4266,19 +4305,20 @@ PyDoc_STRVAR(deblock_ycc_doc,
 "top = 0); y0, y1 and the edges are the image's rows. With matrix (a patch layout's band from\n"
 "row `top` on, as store_bytes takes it), Y' comes from it, rounded as store_bytes rounds it,\n"
 "instead of from out. pad (0..255, out of 4 channels): channel 3 of every row converted\n"
-"becomes pad, as store_rgb writes Pillow's RGBX (else it is left as it is: alpha).");
+"becomes pad, as store_rgb writes Pillow's RGBX (else it is left as it is: alpha). cb2 and\n"
+"cr2: the chroma rows that follow cb's and cr's, as double_chroma takes them.");
 
 static PyObject *deblock_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"out", "y0", "y1", "filters", "k", "cb", "cr", "top", "first",
-                            "height", "matrix", "patch", "per_row", "pad", NULL};
+                            "height", "matrix", "patch", "per_row", "pad", "cb2", "cr2", NULL};
     YccBand b = {.o_cb = Py_None, .o_cr = Py_None, .o_matrix = Py_None, .height = -1,
-                 .pad = -1};
+                 .pad = -1, .o_cb2 = Py_None, .o_cr2 = Py_None};
     PyObject *result = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|OOnnnOnnn:deblock_ycc", names,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|OOnnnOnnnOO:deblock_ycc", names,
                                      &b.o_out, &b.y0, &b.y1, &b.o_filters, &b.o_k, &b.o_cb,
                                      &b.o_cr, &b.top, &b.first, &b.height, &b.o_matrix,
-                                     &b.patch, &b.per_row, &b.pad))
+                                     &b.patch, &b.per_row, &b.pad, &b.o_cb2, &b.o_cr2))
         return NULL;
     /* filters of any of out's channels (alpha too) */
     if (ycc_band_open(&b, "deblock_ycc", PY_SSIZE_T_MAX) < 0
@@ -5156,7 +5196,7 @@ static PyObject *restore_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
                             "cr", "top", "first", "height", "above", "below", "pad", "matrix",
                             "patch", "per_row", NULL};
     YccBand b = {.o_cb = Py_None, .o_cr = Py_None, .o_matrix = Py_None, .height = -1,
-                 .pad = -1};
+                 .pad = -1, .o_cb2 = Py_None, .o_cr2 = Py_None};
     PyObject *o_rest, *o_above = Py_None, *o_below = Py_None, *rest = NULL, *result = NULL;
     Py_ssize_t r0, r1, nr = 0;
     Arr held_arrays[2], rest_arrays[2 * 3];

@@ -488,8 +488,9 @@ def test_a_filtered_image_of_several_bands_decodes_alike_everywhere() -> None:
 
 def test_fused_kernel_on_a_window_gives_the_bits_of_the_whole() -> None:
     """`deblock_ycc` and `double_chroma` on a band held alone (out's row 0 the image's row
-    `top`, the chroma rows from `first` on), and `deblock_ycc` rounding Y' from a band's
-    patches (`matrix`), as on the whole image."""
+    `top`, the chroma rows from `first` on, in one array each or split in two, `cb2` and
+    `cr2`, at any row), and `deblock_ycc` rounding Y' from a band's patches (`matrix`), as on
+    the whole image."""
     compiled = compiled_kernels()
     colour = kernel_module.colour_constants()
     rng = np.random.default_rng(71)
@@ -524,6 +525,21 @@ def test_fused_kernel_on_a_window_gives_the_bits_of_the_whole() -> None:
                 band[..., 0] = 0
             compiled.deblock_ycc(band, y0, y1, filters, colour, *window, **kwargs)
             np.testing.assert_array_equal(band[y0 - top:], want[y0:y1])
+            # the same rows in two pieces (ChromaRows.pieces: two bands of the chroma planes)
+            split = int(rng.integers(0, last - first + 1))
+            blue, red = window
+            pieces = {"cb2": np.ascontiguousarray(blue[split:]),
+                      "cr2": np.ascontiguousarray(red[split:])}
+            firsts = (np.ascontiguousarray(blue[:split]), np.ascontiguousarray(red[:split]))
+            band = image[top:y1].copy()
+            compiled.double_chroma(band, y0, y1, *firsts, top=top, first=first, height=h,
+                                   **pieces)
+            np.testing.assert_array_equal(band[y0 - top:], doubled[y0:y1])
+            band = image[top:y1].copy()
+            if "matrix" in kwargs:
+                band[..., 0] = 0
+            compiled.deblock_ycc(band, y0, y1, filters, colour, *firsts, **kwargs, **pieces)
+            np.testing.assert_array_equal(band[y0 - top:], want[y0:y1])
 
 
 def test_fused_kernels_check_their_windows() -> None:
@@ -540,6 +556,25 @@ def test_fused_kernels_check_their_windows() -> None:
             compiled.double_chroma(band, 2, 10, half, half, **kwargs)
     with pytest.raises(ValueError):  # rows past the band
         compiled.deblock_ycc(band, 2, 11, table, colour, top=2, height=32)
+    # the chroma rows in two pieces: both pieces or neither, as wide, together enough rows
+    kwargs = {"top": 2, "first": 0, "height": 32}
+    for pieces in [{"cb2": half}, {"cr2": half}, {"cb2": half[:, :4], "cr2": half[:, :4]},
+                   {"cb2": half, "cr2": half[:2]}, {"cb2": half[:0], "cr2": half[:0]}]:
+        with pytest.raises(ValueError):
+            compiled.deblock_ycc(band, 2, 10, table, colour, half[:3], half[:3], **kwargs,
+                                 **pieces)
+        with pytest.raises(ValueError):
+            compiled.double_chroma(band, 2, 10, half[:3], half[:3], **kwargs, **pieces)
+    six = np.zeros((6, 8), np.float32)  # chroma rows 0..5, which rows 2..10 blend
+    for split in range(7):  # in two pieces split anywhere
+        compiled.deblock_ycc(band, 2, 10, table, colour, six[:split], six[:split], **kwargs,
+                             cb2=six[split:], cr2=six[split:])
+        compiled.double_chroma(band, 2, 10, six[:split], six[:split], **kwargs,
+                               cb2=six[split:], cr2=six[split:])
+        short = min(split, 5)
+        with pytest.raises(ValueError):  # one row short
+            compiled.double_chroma(band, 2, 10, six[:short], six[:short], **kwargs,
+                                   cb2=six[short:5], cr2=six[short:5])
     matrix = np.zeros((4, 16), np.float32)  # one patch row of 4 patches of 4
     with pytest.raises(ValueError):  # too few patches for 8 rows
         compiled.deblock_ycc(band, 2, 8, table, colour, top=0, height=32, matrix=matrix,

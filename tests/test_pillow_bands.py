@@ -24,6 +24,7 @@ from svdcodec import SvdiError, pillow_plugin
 from svdcodec import format as container
 from svdcodec.codec import coding
 from svdcodec.decoder import factors, stream
+from svdcodec.decoder import plane as plane_module
 from svdcodec.decoder.render import OutputPlan
 from svdcodec.runtime import band_sizes, kernels
 
@@ -198,7 +199,8 @@ def test_held_streams_are_dropped_piece_by_piece(piece_bytes: int,
     piece by piece, once every band that reads a piece (and those before it) is done: by the
     last band every piece is gone, and the pixels are the whole-array path's wherever the
     pieces' edges fall (one checkpoint a piece, a few); a block of at most PIECE_BYTES is
-    held as it is."""
+    held as it is. The pages are handed back, not only unmapped: they read as zeros after
+    (a shared mapping's would still hold the streams, the system keeping them)."""
     monkeypatch.setattr(band_sizes, "PIECE_BYTES", piece_bytes)
     data = svdcodec.encode(photo(200, 300, 3, seed=4))  # streams of several pages
     expected = whole_array(data, monkeypatch)
@@ -211,6 +213,7 @@ def test_held_streams_are_dropped_piece_by_piece(piece_bytes: int,
                                      *(kept.rows for kept in renderer.chroma.values())]
                 for _, _, streams in rows.u if isinstance(streams, factors.SparsePieces)]
         dropped: list[tuple[int, int]] = []
+        held_before: list[bool] = []  # whether each dropped span held a non-zero byte
 
         class Recorded:  # the mapping, its madvise calls recorded
             def __init__(self, pages: Any) -> None:
@@ -218,7 +221,9 @@ def test_held_streams_are_dropped_piece_by_piece(piece_bytes: int,
 
             def madvise(self, option: int, start: int, length: int) -> None:
                 dropped.append((start, length))
+                held_before.append(any(self.pages[start:start + length]))
                 self.pages.madvise(option, start, length)
+                assert not any(self.pages[start:start + length])
         if piece_bytes >= 1 << 20:
             assert not held
         else:
@@ -228,7 +233,7 @@ def test_held_streams_are_dropped_piece_by_piece(piece_bytes: int,
         out = np.empty_like(expected)
         renderer.run(stream.ArraySink(out))
         assert all(p.live == len(p.rows) for p in held)
-        assert bool(dropped) == bool(held)
+        assert bool(dropped) == bool(held) and any(held_before) == bool(held)
     np.testing.assert_array_equal(out, expected)
 
 
@@ -382,6 +387,58 @@ def test_band_sink_copies_each_band_once(monkeypatch: pytest.MonkeyPatch) -> Non
     rows.sort()
     assert len(rows) >= 3 and rows[0][0] == 0 and rows[-1][1] == 70
     assert all(a[1] == b[0] for a, b in itertools.pairwise(rows))
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["", "large"])
+@pytest.mark.parametrize("mapped", [True, False], ids=["mapped", "band buffers"])
+def test_luma_left_factor_is_made_in_the_bands_rows(mapped: bool, large: bool,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the lean fused filter's bands (an 8-bit RGB file with the deblocking filter, several
+    bands), Y''s left factor of every band is made in the band's own rows (of the mapped
+    image, or of the band buffer the Pillow sink copies), never in a thread's buffer
+    (`EdgeSeams.left_in_band`); the chroma rows of an output band that two chroma bands hold
+    go to the kernels as two pieces, not joined (`ChromaRows.pieces`), and a large image's
+    chroma bands are cut inside every output band's rows; the pixels are the whole-array
+    path's."""
+    if not mapped:
+        monkeypatch.setattr(band_sizes, "MAPPED_BYTES", 0)
+    if large:
+        monkeypatch.setattr(band_sizes, "LARGE_IMAGE_PIXELS", 0)
+    split: list[bool] = []
+    pieces = stream.ChromaRows.pieces
+
+    def spy_pieces(self: stream.ChromaRows, lo: int, hi: int
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+        got = pieces(self, lo, hi)
+        split.append(got[1] is not None)
+        return got
+    monkeypatch.setattr(stream.ChromaRows, "pieces", spy_pieces)
+    every: list[int] = []  # staggered_bands' cuts: in every output band's rows, or every second's
+    staggered = stream.staggered_bands
+
+    def spy_bands(*args: Any) -> list[tuple[int, int]]:
+        every.append(args[3] if len(args) > 3 else 2)
+        return staggered(*args)
+    monkeypatch.setattr(stream, "staggered_bands", spy_bands)
+    data = svdcodec.encode(photo(96, 128, 3), deblock=True, quality=40)
+    expected = whole_array(data, monkeypatch)
+    in_band: list[bool] = []
+    left_memory = plane_module.PlaneReconstructor._left_memory
+
+    def spy(self: plane_module.PlaneReconstructor, rows: int,
+            memory: np.ndarray | None) -> np.ndarray:
+        left = left_memory(self, rows, memory)
+        if self.plane.index == 0:
+            in_band.append(memory is not None and np.shares_memory(left, memory))
+        return left
+    with kernels_on(True):
+        if kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        monkeypatch.setattr(plane_module.PlaneReconstructor, "_left_memory", spy)
+        pixels, banded = load_spied(data, monkeypatch)
+    assert banded and len(in_band) > 2 and all(in_band)
+    assert any(split) and every == [1 if large else 2] * 2
+    np.testing.assert_array_equal(pixels, expected)
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])

@@ -124,7 +124,8 @@ class PlaneReconstructor:
                  bands: list[tuple[int, int]], budget: int,
                  scratch: dict[str, np.ndarray] | None = None,
                  compiled: ModuleType | None = None,
-                 buffers: ThreadBuffers | None = None, released: bool = False) -> None:
+                 buffers: ThreadBuffers | None = None, released: bool = False,
+                 left_given: bool = False) -> None:
         self.plane, self.rank, self.bands = plane, rank, bands
         # Version 2 planes are exact (spec §5.1): the factors are held as integers (in float32)
         # and multiplied with the integer weights in binary64.
@@ -201,7 +202,7 @@ class PlaneReconstructor:
                            for b, w, residuals in dense_rows]
         if self.reuse_product and self.mrows:  # each thread's arrays made once, at their largest
             most = max(r1 - r0 for r0, r1 in self.mrows)
-            if self.local:
+            if self.local and not left_given:  # (given: each band's in memory of the caller's)
                 self.buffers.expect(LEFT, most * self.rank)
             self.buffers.expect("product", most * max(j1 - j0 for j0, j1 in self.columns))
         # Version 6 (spec §5.5): an adapted plane's M per matrix row, derived once, in a
@@ -408,11 +409,12 @@ class PlaneReconstructor:
                             f"{block.count} x {self.m}")
         return block, width, residuals.reshape(block.count, self.m)
 
-    def _band_left(self, i: int) -> np.ndarray:
-        """The scaled left factor of band i's matrix rows, in this thread's buffer."""
+    def _band_left(self, i: int, memory: np.ndarray | None = None) -> np.ndarray:
+        """The scaled left factor of band i's matrix rows, in `memory` (1-D float32) where it
+        fits, else in this thread's buffer."""
         assert self.compiled is not None
         r0, r1 = self.mrows[i]
-        left = self.buffers.get(LEFT, (r1 - r0) * self.rank).reshape(r1 - r0, self.rank)
+        left = self._left_memory(r1 - r0, memory)
         if not self.covered:
             left.fill(0)
         for block, width, streams in self.u:
@@ -432,6 +434,14 @@ class PlaneReconstructor:
                                              self.scale[k:k + 1],
                                              None if sums is None else sums[k - block.first, i])
         return left
+
+    def _left_memory(self, rows: int, memory: np.ndarray | None) -> np.ndarray:
+        """(rows, rank) float32 for a band's left factor: in `memory` where it fits, else in
+        this thread's buffer."""
+        size = rows * self.rank
+        if memory is not None and memory.size >= size:
+            return memory[:size].reshape(rows, self.rank)
+        return self.buffers.get(LEFT, size).reshape(rows, self.rank)
 
     def release(self, i: int) -> None:
         """Band i is rendered and will not be read again (a `released` reconstructor): the
@@ -475,12 +485,15 @@ class PlaneReconstructor:
             self.row_m = (self._map(left[:, :min(self.plane.aq[0], self.plane.rank)])
                           if r0 == 0 and r1 == self.m else self._row_multipliers(self.container))
 
-    def matrix(self, i: int) -> np.ndarray:
-        """Matrix rows of band i (in the loaded pass), loaded columns, float32."""
+    def matrix(self, i: int, left_memory: np.ndarray | None = None) -> np.ndarray:
+        """Matrix rows of band i (in the loaded pass), loaded columns, float32. left_memory:
+        1-D float32 memory the band's left factor may take (`_band_left`), spent once this
+        returns."""
         r0, r1 = self.mrows[i]
         if self.rank == 0:
             return self.zero_rank_rows(r1 - r0, self.cols[1] - self.cols[0])
-        left = self._band_left(i) if self.local else self.left[r0 - self.base:r1 - self.base]
+        left = (self._band_left(i, left_memory) if self.local
+                else self.left[r0 - self.base:r1 - self.base])
         if self.exact:
             assert self.row_m is not None or self.product_shift == self.plane.shift  # (`load`)
             rows_m = None if self.row_m is None else self.row_m[r0:r1]
@@ -745,9 +758,9 @@ class IntegerReconstructor(PlaneReconstructor):
         if scale is not None:
             out *= scale
 
-    def _band_left(self, i: int) -> np.ndarray:
+    def _band_left(self, i: int, memory: np.ndarray | None = None) -> np.ndarray:
         r0, r1 = self.mrows[i]
-        left = self.buffers.get(LEFT, (r1 - r0) * self.rank).reshape(r1 - r0, self.rank)
+        left = self._left_memory(r1 - r0, memory)
         left[...] = self.integers_u[r0:r1, :self.rank]  # (the exact rule's scale is one)
         return left
 

@@ -164,18 +164,28 @@ class EdgeSeams(Seams):
         self.unit = seam_unit(self.filters)
         self.fused = plan.colour is not None and header.channels >= 3  # deblock_ycc
         self.channels = header.channels
+        #: The lean fused filter's bands (set by `BandRenderer.prepare`): Y''s left factor of
+        #: each band lives in the band's own rows of the sink, asked for before Y''s product
+        #: (`band`), and an output band's chroma rows come in pieces from two chroma bands
+        #: (`BandRenderer.band`).
+        self.left_in_band = False
 
     def band(self, i: int, out: np.ndarray | None, sink: Sink,
              chroma: tuple[np.ndarray, np.ndarray, int] | None = None,
-             luma: PlaneReconstructor | None = None, spent: ThreadBuffers | None = None
-             ) -> None:
+             luma: PlaneReconstructor | None = None, spent: ThreadBuffers | None = None,
+             second: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Band i's rows in `out` (its first row a multiple of every period), filtered and
         converted, all but the seams' (finished with them). `out` holds the Y'CbCr bytes, but
         on the fused path: with `chroma` (Cb and Cr rows of the halved planes from a row on)
         and `luma` (Y' in patches), the kernel doubles the chroma and rounds Y' as it filters,
         and only the seams' rows are stored as bytes first. out None (Y' the only full-size
         plane): the band is asked of the sink once Y''s product is made, with `spent`, the
-        renderer's buffers, whose left factor Y' no longer needs (`Sink`)."""
+        renderer's buffers, whose left factor Y' no longer needs (`Sink`). second (fused):
+        the Cb and Cr rows that follow `chroma`'s, in a second band of the chroma planes,
+        which the kernels read where they are (`ChromaRows.pieces`). With
+        `left_in_band`, the band is asked for first and Y''s left factor made in its memory
+        (4 bytes a pixel, as a band's float32 left factor of a patch layout takes at most), which
+        the conversion then overwrites: no left factor buffer per thread."""
         y0, y1 = self.bands[i]
         n, last = y1 - y0, i == len(self.bands) - 1
         top = min(2 if i else 0, n)
@@ -184,7 +194,11 @@ class EdgeSeams(Seams):
         patches = None
         if luma is not None:  # Y' of the seams' patch rows as bytes, as the seams take them
             assert compiled is not None
-            matrix, patch, per_row = luma.matrix(i), luma.patch, luma.per_row
+            lent = None
+            if out is None and self.left_in_band:
+                out = sink.band(y0, y1)
+                lent = float_memory(out)
+            matrix, patch, per_row = luma.matrix(i, lent), luma.patch, luma.per_row
             if out is None:
                 out = sink.band(y0, y1, spent)
             for a, b in ((0, top), (bottom, n)):
@@ -197,14 +211,16 @@ class EdgeSeams(Seams):
         if chroma is not None:  # the seams' rows as bytes of Y'CbCr, as the seams take them
             assert compiled is not None
             blue, red, first = chroma
+            blue2, red2 = second if second is not None else (None, None)
             for a, b in ((0, top), (bottom, n)):
                 if b > a:
                     compiled.double_chroma(out, y0 + a, y0 + b, blue, red, top=y0,
-                                           first=first, height=self.height)
+                                           first=first, height=self.height, cb2=blue2,
+                                           cr2=red2)
         # the seams' halves first: `out` may be the thread's buffer a seam's output reuses
         above = out[:top].copy() if i else None
         below = out[bottom:].copy() if not last else None
-        self.finish(out, y0 + top, y0 + bottom, y0, chroma, patches)
+        self.finish(out, y0 + top, y0 + bottom, y0, chroma, patches, second)
         self.hand_over(out, (y0, y1), top, bottom, above, below, sink)
 
     def seam(self, b: int, half: np.ndarray, upper: bool, sink: Sink) -> None:
@@ -233,22 +249,25 @@ class EdgeSeams(Seams):
 
     def finish(self, rows: np.ndarray, y0: int, y1: int, top: int,
                chroma: tuple[np.ndarray, np.ndarray, int] | None = None,
-               patches: tuple[np.ndarray, int, int] | None = None) -> None:
+               patches: tuple[np.ndarray, int, int] | None = None,
+               second: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Image rows [y0, y1), held in `rows` (C-contiguous) from image row `top` on (off
         the fused path a multiple of every period), no edge across y0 or y1: the vertical
         edges, the horizontal edges within, the conversion. Fused: `chroma` and `patches`
-        (Y': matrix, patch, per_row, from row `top`) as `band` takes them."""
+        (Y': matrix, patch, per_row, from row `top`) and `second` as `band` takes them."""
         if y0 >= y1:
             return
         plan, compiled = self.plan, self.plan.compiled
         if self.fused:
             assert compiled is not None and plan.colour is not None
             blue, red, first = chroma if chroma is not None else (None, None, 0)
+            blue2, red2 = second if second is not None else (None, None)
             matrix, patch, per_row = patches if patches is not None else (None, 0, 0)
             compiled.deblock_ycc(rows, y0, y1, self.table, plan.colour, blue, red, top=top,
                                  first=first, height=self.height, matrix=matrix, patch=patch,
                                  per_row=per_row,
-                                 pad=255 if rows.shape[2] > self.channels else -1)
+                                 pad=255 if rows.shape[2] > self.channels else -1,
+                                 cb2=blue2, cr2=red2)
             return
         a, b = y0 - top, y1 - top
         if compiled is not None:
@@ -260,6 +279,15 @@ class EdgeSeams(Seams):
                 filter_lines(rows[:b, :, c], period, alpha, beta, tc, axis=0)
         if plan.ycc:
             convert_rows(rows, a, b, plan, {})
+
+
+def float_memory(band: np.ndarray) -> np.ndarray | None:
+    """A band's bytes as 1-D float32 (the same memory), or None where they are not one
+    C-contiguous run of whole, aligned float32s."""
+    if (band.dtype != np.uint8 or not band.flags.c_contiguous or band.nbytes % 4
+            or band.ctypes.data % 4):
+        return None
+    return band.reshape(-1).view(np.float32)
 
 
 class RestoreSeams(Seams):
@@ -443,18 +471,19 @@ def aligned_bands(bands: list[tuple[int, int]], unit: int, height: int
     return list(itertools.pairwise(bounds))
 
 
-def staggered_bands(needs: list[tuple[int, int]], unit: int, height: int
+def staggered_bands(needs: list[tuple[int, int]], unit: int, height: int, every: int = 2
                     ) -> list[tuple[int, int]]:
     """Bands of a subsampled plane's rows (whole multiples of `unit` rows, the last may end at
     `height`) for output bands that read its rows `needs` [lo, hi) (in order, each
     overlapping the next by the rows both blend): cut at the middle of every second output
-    band's rows. Any cut splits the rows of the output bands that read the rows either side
-    of it, which a ChromaRows then joins from two bands (a copy); a cut at a band boundary
+    band's rows (`every`: of every band, or every third...). Any cut splits the rows of the
+    output bands that read the rows either side of it, which a ChromaRows then joins from two
+    bands (a copy) or hands out as two pieces (`ChromaRows.pieces`); a cut at a band boundary
     splits two bands' rows, one inside an output band's rows (more than a row from its ends)
     only that band's: half the joins for bands of two output bands' share."""
     if len(needs) < 2:  # no second output band: no cut (what the lines below give)
         return [(0, height)]
-    cuts = {(lo + hi) // 2 // unit * unit for lo, hi in needs[1::2]}
+    cuts = {(lo + hi) // 2 // unit * unit for lo, hi in needs[every - 1::every]}
     bounds = [0, *sorted(c for c in cuts if 0 < c < height), height]
     return list(itertools.pairwise(bounds))
 
@@ -543,6 +572,17 @@ class ChromaRows:
         out = self.joins.get(self.join_name, (hi - lo) * width).reshape(hi - lo, width)
         return np.concatenate(parts, out=out)
 
+    def pieces(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows [lo, hi) as views of the bands that hold them, where one or two do: the first
+        band's rows and the second's (None: one band holds them all); else joined, as
+        `between` joins them, and None."""
+        ks = self._covering(lo, hi)
+        if len(ks) != 2:
+            return self.between(lo, hi), None
+        k = ks[0]
+        return (self._band(k)[lo - self.starts[k]:],
+                self._band(k + 1)[:hi - self.starts[k + 1]])
+
     def release(self, i: int) -> None:
         """Output band i is done with its rows."""
         with self.count_lock:
@@ -606,13 +646,14 @@ def plane_budget(plan: OutputPlan, container: Container, plane: Plane) -> int:
 
 def prepared(container: Container, plan: OutputPlan, plane: Plane,
              bands: list[tuple[int, int]], buffers: ThreadBuffers, lean: bool = False,
-             integers: tuple[np.ndarray, np.ndarray] | None = None
+             integers: tuple[np.ndarray, np.ndarray] | None = None, left_given: bool = False
              ) -> PlaneReconstructor | None:
     """The plane's reconstructor with its factors loaded for every band, or None if they need
     more than one piece. `buffers`: the threads' band buffers, shared by the planes (the
     products too: each band consumes its planes' products one after the other). lean: its
     held streams dropped as the bands are done (`PlaneReconstructor.release`). integers: the
-    plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`)."""
+    plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`).
+    left_given: each band's left factor is made in memory the caller gives (`matrix`)."""
     budget = plane_budget(plan, container, plane)
     if integers is None:  # the usual small file: each factor whole in one compiled call
         whole = whole_plane(container, plane, plan.ranks[plane.index], bands, budget,
@@ -620,7 +661,8 @@ def prepared(container: Container, plan: OutputPlan, plane: Plane,
         if whole is not None:
             return whole
     rows = (PlaneReconstructor(container, plane, plan.ranks[plane.index], bands, budget, {},
-                               plan.compiled, buffers, released=lean) if integers is None
+                               plan.compiled, buffers, released=lean, left_given=left_given)
+            if integers is None
             else IntegerReconstructor(integers, container, plane, plan.ranks[plane.index],
                                       bands, budget, {}, plan.compiled, buffers))
     if len(rows.columns) != 1 or not (rows.local or len(rows.passes) == 1):
@@ -644,6 +686,9 @@ class BandRenderer:
         self.buffers = ThreadBuffers() if buffers is None else buffers
         self.full, self.chroma, self.resamplers = full, chroma, resamplers
         self.convert, self.seams = convert, seams
+        #: The lean fused filter's bands: an output band's chroma rows handed to the kernels in
+        #: pieces where two chroma bands hold them (`EdgeSeams.left_in_band`, `chroma_pieces`)
+        self.pieces = isinstance(seams, EdgeSeams) and seams.left_in_band
         #: Whether rendering calls BLAS (decoder.rendering's `blas`): not when the kernels
         #: multiply every plane
         self.blas = not all(rows.exact_kernel for rows in
@@ -697,6 +742,19 @@ class BandRenderer:
         # every plane's rows to load: the full-size planes' are the output bands, a chroma
         # plane's those its resampler reads for them
         loads: list[tuple[Plane, list[tuple[int, int]]]] = [(p, bands) for p in plan.full]
+        # The lean fused filter (`EdgeSeams.left_in_band`): Y''s left factor of each band in
+        # the band's own rows of the sink, 4 bytes a pixel (Pillow's RGBX and RGBA), which a
+        # band's float32 left factor of a patch layout never exceeds; one band (a small image,
+        # `whole_plane`) keeps its buffer. Its kernels also read an output band's chroma rows
+        # from two chroma bands where they are (`ChromaRows.pieces`): a large image's chroma
+        # bands are then cut inside every output band's rows, each holding about one output
+        # band's rows (less held at once, no joined copies).
+        left_in_band = (len(bands) > 1 and exact and filtered and not restored
+                        and container.header.dtype == np.uint8 and plan.colour is not None
+                        and container.header.channels >= 3 and plan.fused and bool(plan.chroma)
+                        and len(plan.full) == 1 and plan.full[0].index == 0
+                        and plan.full[0].layout == LAYOUT_PATCH)
+        cut_every = 1 if left_in_band and h * w > band_sizes.LARGE_IMAGE_PIXELS else 2
         chroma_needs: list[tuple[Resampler, list[tuple[int, int]]]] = []
         for p in plan.chroma:
             # its source, the kept rows, is set below, once planned by the rows each band reads
@@ -705,9 +763,9 @@ class BandRenderer:
             # Exact chroma in bands of about twice the share of the plane of an output band:
             # each holds the rows about two output bands blend (smaller ones are cut by more
             # output bands, whose rows are then joined from two; larger ones are held longer),
-            # cut inside every second output band's rows (`staggered_bands`).
+            # cut inside every second output band's rows (`staggered_bands`; `cut_every`).
             chroma_bands = (staggered_bands(needs, p.patch if p.layout == LAYOUT_PATCH else 1,
-                                            p.height) if exact
+                                            p.height, cut_every) if exact
                             else bands_for([p], p.height, p.width))
             if sampled is not None:  # just the rows the sampled bands blend
                 chroma_bands = covering_bands(
@@ -717,7 +775,7 @@ class BandRenderer:
         def load(k: int) -> PlaneReconstructor | None:
             plane, rows_of = loads[k]
             return prepared(container, plan, plane, rows_of, buffers, exact,
-                            given.get(plane.index))
+                            given.get(plane.index), left_in_band and plane.index == 0)
         # The encoder's sampled rows load each plane in a job of its own, on every thread:
         # a plane's few bands alone leave the threads idle in its serial steps. A decode
         # loads them one after the other and stops at the first that needs the other path:
@@ -753,12 +811,27 @@ class BandRenderer:
             seams = RestoreSeams(container, plan, bands)
         elif filtered:
             seams = EdgeSeams(container.header, container.planes, plan, bands)
+            seams.left_in_band = left_in_band
         return cls(container, plan, full, chroma, resamplers, bands, convert, seams, buffers)
 
     def run(self, sink: Sink, threads: int | None = None) -> None:
         """Every band into `sink`, in threads. Once only: the chroma rows are dropped as the
         bands are done."""
         run_bands(lambda i: self.band(i, sink), len(self.bands), threads)
+
+    def chroma_pieces(self, lo: int, hi: int
+                      ) -> tuple[tuple[np.ndarray, np.ndarray, int],
+                                 tuple[np.ndarray, np.ndarray] | None]:
+        """Cb and Cr rows [lo, hi) for the fused filter's kernels: (Cb, Cr, lo) in one array
+        each, and None; or where two chroma bands hold them, the first band's rows of each and
+        (Cb, Cr) of the second's, read where they are (no joined copy)."""
+        cb, cr = self.chroma[1], self.chroma[2]
+        (blue, blue2), (red, red2) = cb.pieces(lo, hi), cr.pieces(lo, hi)
+        if blue2 is not None and red2 is not None:
+            return (blue, red, lo), (blue2, red2)
+        if blue2 is not None or red2 is not None:  # (not met: the planes' bands are alike)
+            blue, red = cb.between(lo, hi), cr.between(lo, hi)
+        return (blue, red, lo), None
 
     def band(self, i: int, sink: Sink) -> None:
         """Output band i: every plane's rows, the chroma upsampled, the colour converted."""
@@ -793,6 +866,7 @@ class BandRenderer:
                 store_scaled(rows, out, c, header.scale,
                              CHROMA_OFFSET_16 if plan.ycc and c in (1, 2) else 0, rows_here, i)
         halves: tuple[np.ndarray, np.ndarray, int] | None = None  # the fused filter's chroma
+        second: tuple[np.ndarray, np.ndarray] | None = None  # (`chroma_pieces`)
         if plan.direct:  # Y' converted with the doubled chroma as it is stored
             assert plan.compiled is not None and plan.colour is not None
             luma = self.full[0]
@@ -809,7 +883,10 @@ class BandRenderer:
             # kernels, as render_image doubles its whole halves; with the filter, as it filters
             assert plan.compiled is not None
             lo, hi = self.chroma[1].needs[i]
-            halves = (self.chroma[1].between(lo, hi), self.chroma[2].between(lo, hi), lo)
+            if self.pieces:
+                halves, second = self.chroma_pieces(lo, hi)
+            else:
+                halves = (self.chroma[1].between(lo, hi), self.chroma[2].between(lo, hi), lo)
             if self.seams is None:
                 assert out is not None
                 plan.compiled.double_chroma(out, y0, y1, *halves[:2], top=y0, first=lo,
@@ -828,7 +905,10 @@ class BandRenderer:
                 pad = pad and not written
             if pad:
                 out[:, :, header.channels:] = 255
-        if self.seams is not None:  # filtered (and restored) and converted, put in pieces
+        if second is not None:  # (`pieces`: EdgeSeams)
+            assert isinstance(self.seams, EdgeSeams)
+            self.seams.band(i, out, sink, halves, fused_luma, self.buffers, second)
+        elif self.seams is not None:  # filtered (and restored) and converted, put in pieces
             self.seams.band(i, out, sink, halves, fused_luma, self.buffers)
         for kept in self.chroma.values():
             kept.release(i)

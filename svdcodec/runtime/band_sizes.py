@@ -19,9 +19,10 @@ BAND_PIXELS = 1 << 18
 EXACT_BAND_PIXELS = 1 << 18
 #: Above LARGE_IMAGE_PIXELS, bands of LARGE_EXACT_BAND_PIXELS: what two threads' band buffers
 #: hold is then the part of a load()'s memory above the image itself that the band size sets
-#: (the issue's bound of 1.5 x the raw pixels at 19 MP), for a few more calls per image.
+#: (the issue's bound of 1.5 x the raw pixels at 19 MP), for a few more calls per image: 48
+#: rows of a 4608-pixel-wide image (docs/performance.md, "The 19 MP `load()` in larger bands").
 LARGE_IMAGE_PIXELS = 1 << 22
-LARGE_EXACT_BAND_PIXELS = 1 << 17
+LARGE_EXACT_BAND_PIXELS = 3 << 16
 
 
 def exact_band_pixels(height: int, width: int) -> int:
