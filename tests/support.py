@@ -11,10 +11,27 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REGRESSIONS = ROOT / "tests" / "regressions"
 CORPUS = ROOT / "tests" / "fuzz" / "corpus"
+
+
+def kernels_built() -> bool:
+    """Whether the C extension svdcodec.runtime._kernels is built."""
+    try:
+        import svdcodec.runtime._kernels  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: The mark of a module of compiled-kernel tests: skipped where the extension is not built,
+#: unless CI requires it (SVDCODEC_REQUIRE_KERNELS=1: there they fail instead).
+NEEDS_KERNELS = pytest.mark.skipif(not kernels_built()
+                                   and os.environ.get("SVDCODEC_REQUIRE_KERNELS") != "1",
+                                   reason="the C extension is not built")
 
 
 def load_module(path: Path) -> ModuleType:

@@ -9,7 +9,6 @@ on file data below is reached by a crafted input."""
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import struct
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zstandard
-from support import photo
+from support import NEEDS_KERNELS, photo
 
 import svdcodec
 from svdcodec import SvdiError
@@ -27,17 +26,7 @@ from svdcodec.format.blocks import MAGICLESS, STORED_RAW, ZSTD, Block, decompres
 from svdcodec.format.records import Header
 from svdcodec.runtime import kernels
 
-
-def _built() -> bool:
-    try:
-        import svdcodec.runtime._kernels  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _built() and os.environ.get("SVDCODEC_REQUIRE_KERNELS")
-                                != "1", reason="the C extension is not built")
+pytestmark = NEEDS_KERNELS
 
 
 @pytest.fixture
@@ -348,7 +337,11 @@ def test_record_blocks_arguments(compiled: Any) -> None:
     made = compiled.parse_records(payload, 1, ((1, 1, 1),), (0,), names, reader._BLOCK_MAKER,
                                   decompressors(), cursor := {})
     assert len(made) == 1 and made[0].arrays[0].tolist() == [2.0] and cursor == {(0, "S"): 1}
-    for value in (0.0, -2.0, float("inf"), float("nan")):
+    tiny = b"\0\1" + bytes([0x42]) + struct.pack("<I", 1)  # the smallest subnormal: positive
+    made = compiled.parse_records(tiny, 1, ((1, 1, 1),), (0,), names, reader._BLOCK_MAKER,
+                                  decompressors(), {})
+    assert made[0].arrays[0].view("<u4").tolist() == [1]
+    for value in (0.0, -0.0, -2.0, float("inf"), float("nan")):
         refused = b"\0\1" + bytes([0x42]) + struct.pack("<f", value)
         assert compiled.parse_records(refused, 1, ((1, 1, 1),), (0,), names,
                                       reader._BLOCK_MAKER, decompressors(), cursor := {}) is None

@@ -29,28 +29,19 @@ from svdcodec.decoder.plane import column_sums
 from svdcodec.encoder.source import PlaneSource, image_header  # noqa: E402
 from svdcodec.modes import as_pixels  # noqa: E402
 from svdcodec.runtime import band_sizes, kernels  # noqa: E402
-from support import CORPUS, REGRESSIONS, ROOT  # noqa: E402
+from support import CORPUS, NEEDS_KERNELS, REGRESSIONS, ROOT, kernels_built  # noqa: E402
 
 VECTORS = ROOT / "spec" / "vectors"
-
-
-def _built() -> bool:
-    try:
-        import svdcodec.runtime._kernels  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def test_extension_built_when_required() -> None:
     """CI sets SVDCODEC_REQUIRE_KERNELS=1: there the extension must have been built."""
     if os.environ.get("SVDCODEC_REQUIRE_KERNELS") != "1":
         pytest.skip("SVDCODEC_REQUIRE_KERNELS is not set")
-    assert _built(), "the C extension svdcodec.runtime._kernels is not built"
+    assert kernels_built(), "the C extension svdcodec.runtime._kernels is not built"
 
 
-pytestmark = pytest.mark.skipif(not _built() and os.environ.get("SVDCODEC_REQUIRE_KERNELS")
-                                != "1", reason="the C extension is not built")
+pytestmark = NEEDS_KERNELS
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ accepts a chunk the Python reader refuses."""
 
 from __future__ import annotations
 
-import os
 import random
 import struct
 import zlib
@@ -13,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support import photo
+from support import NEEDS_KERNELS, photo
 
 import svdcodec
 from svdcodec import SvdiError
@@ -21,17 +20,7 @@ from svdcodec.format import reader
 from svdcodec.format.records import FACTOR_TYPES, LAYOUT_PATCH, Header, Plane, varint
 from svdcodec.runtime import kernels
 
-
-def _built() -> bool:
-    try:
-        import svdcodec.runtime._kernels  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _built() and os.environ.get("SVDCODEC_REQUIRE_KERNELS")
-                                != "1", reason="the C extension is not built")
+pytestmark = NEEDS_KERNELS
 
 
 def _files() -> list[bytes]:

@@ -193,6 +193,41 @@ def test_float32_on_a_grid_goes_without_a_layer(monkeypatch: pytest.MonkeyPatch)
     np.testing.assert_array_equal(decode_everywhere(svdcodec.encode(off, max_error=0)), off)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_lossless_is_bit_for_bit_but_negative_zero(dtype: type) -> None:
+    """max_error=0 of floats over no layer (k / 255) gives every sample back bit for bit,
+    subnormals included, except -0.0, which comes back as +0.0: the decoder's fl(x + q * step)
+    never yields -0.0 (-0.0 + 0.0 is +0.0), and max_error bounds values, in which the two
+    zeros are equal (docs/lossless.md)."""
+    image = photo(32, 48, 1, seed=4)[..., 0].astype(dtype) / 255
+    image[0, :3] = -0.0
+    tiny = np.zeros((16, 24), dtype)  # subnormals: on the grid of the smallest one
+    tiny[::3, ::5] = np.finfo(dtype).smallest_subnormal * np.arange(1, 41).reshape(8, 5)[:6]
+    for samples in (image, tiny):
+        decoded = decode_everywhere(svdcodec.encode(samples, max_error=0))
+        unsigned = np.dtype(f"u{samples.itemsize}")
+        expected = np.where(samples == 0, dtype(0), samples)  # -0.0 as +0.0, the rest as is
+        assert np.array_equal(decoded.reshape(samples.shape).view(unsigned),
+                              expected.view(unsigned))
+    assert np.signbit(image[0, :3]).all()
+
+
+def test_float64_division_by_255_takes_a_finer_grid() -> None:
+    """float64 k / 255 computed as a division (numpy's `u8 / 255`) is not fl(k * step) for
+    any one step near 1/255 (24 of the 256 k differ from fl(k * fl(1/255))), so it goes over no
+    layer on the grid 1/65535 (q = 257 k), lossless all the same; the float32 division takes
+    1/255 itself (docs/lossless.md)."""
+    u8 = photo(32, 48, 1, seed=5)[..., 0]
+    k = np.arange(256)
+    assert not np.array_equal(k * (1 / 255), k / 255)
+    data = svdcodec.encode(u8 / 255, max_error=0)
+    assert all(p.rank == 0 for p in unpack(data).planes)
+    assert {r.step for r in unpack(data).residuals} == {1 / 65535}
+    np.testing.assert_array_equal(decode_everywhere(data), u8 / 255)
+    single = svdcodec.encode(u8.astype(np.float32) / 255, max_error=0)
+    assert {r.step for r in unpack(single).residuals} == {1 / 255}
+
+
 def test_float32_lossless_without_a_grid_is_refused_saying_what_to_do() -> None:
     """Samples on no grid the 31-bit residuals reach (0...1 of many magnitudes, some below
     1e-9) are refused with the message naming what works instead; a call that asks for the
