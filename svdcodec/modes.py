@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from .format import (
     SAMPLE_CODES,
     SAMPLE_TYPES_V1,
 )
+from .format.inputs import InputTypeError
 from .runtime import band_sizes
 
 MODES = {  # Pillow mode -> (dtype, channels)
@@ -178,6 +180,12 @@ def as_pixels(data: np.ndarray | Image.Image) -> np.ndarray:
     """Validate an encoder input and return it as (h, w, c) of a stored sample type: uint8,
     uint16, float32 (Pillow's modes), or, numpy arrays only, int8, int16, int32, uint32 and
     float64 with 1 to MAX_CHANNELS channels (format version 2, docs/arrays.md)."""
+    if isinstance(data, (str, bytes, os.PathLike)):
+        # decode takes a path or a file's bytes, so encode is tried with them too; np.asarray
+        # would make a 0-d string array and the error would name a sample type "<U9".
+        raise InputTypeError(f"an image to encode is a numpy array or a Pillow image, not "
+                             f"{type(data).__name__}: open the file first, e.g. "
+                             "np.asarray(Image.open(path)) or Image.open(path).save(out, 'SVDI')")
     arr = image_to_array(data) if isinstance(data, Image.Image) else np.asarray(data)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * np.uint8(255)

@@ -55,6 +55,40 @@ def test_psnr_known_values() -> None:
     assert compare.psnr(a, a + 2, peak=2.0) == pytest.approx(0.0)
 
 
+def test_psnr_of_integers_is_the_float64_formula_in_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The banded exact integer sum gives the whole-image float64 mean's very value."""
+    rng = np.random.default_rng(5)
+    for dtype, peak in ((np.uint8, 255.0), (np.uint16, 65535.0), (np.int16, 32767.0)):
+        info = np.iinfo(dtype)
+        a = rng.integers(info.min, info.max, (37, 29, 3), endpoint=True).astype(dtype)
+        b = rng.integers(info.min, info.max, (37, 29, 3), endpoint=True).astype(dtype)
+        whole = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+        expected = 10.0 * math.log10(peak * peak / whole)
+        for band in (1, 29 * 3 * 5, 1 << 20):   # a row, 5 rows, the whole image per band
+            monkeypatch.setattr(metrics, "_ERROR_BAND_SAMPLES", band)
+            assert metrics.psnr(a, b, peak) == expected
+            assert metrics.psnr(a[5:30, 3:20], b[5:30, 3:20], peak) == 10.0 * math.log10(
+                peak * peak / float(np.mean((a[5:30, 3:20].astype(np.float64)
+                                             - b[5:30, 3:20].astype(np.float64)) ** 2)))
+
+
+def test_psnr_of_a_large_image_needs_no_float64_copy() -> None:
+    """svdi-compare measures whole 24 MP photos: PSNR must not hold float64 copies of them."""
+    import tracemalloc
+
+    rng = np.random.default_rng(6)
+    a = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    b = a ^ rng.integers(0, 4, a.shape, dtype=np.uint8)
+    tracemalloc.start()
+    try:
+        db = metrics.psnr(a, b)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert db == 10.0 * math.log10(255.0**2 / float(np.mean((a.astype(np.float64) - b) ** 2)))
+    assert peak < a.size * 8 // 2      # half of one float64 copy of the image
+
+
 def test_psnr_shape_mismatch() -> None:
     with pytest.raises(ValueError):
         compare.psnr(np.zeros((2, 2)), np.zeros((2, 3)))

@@ -241,3 +241,13 @@ def test_svdi_decode_writes_32_bit_grey_only_where_it_fits(tmp_path: Path,
                                 "--quiet"]) == 0, ext
         with Image.open(tmp_path / f"x.{ext}") as written:
             np.testing.assert_array_equal(np.asarray(written), samples)
+
+
+@pytest.mark.parametrize("image", ["photo.png", Path("photo.png"), b"\x89PNG\r\n\x1a\n"])
+def test_encode_of_a_path_or_bytes_says_to_open_the_file(image: object) -> None:
+    """decode takes paths and bytes, so a new user tries encode with them: the error must say
+    what encode takes (it said "unsupported sample type <U9"), before any file is read."""
+    for call in (svdcodec.encode, svdcodec.spectrum):
+        with pytest.raises(TypeError, match=r"numpy array or a Pillow image.*Image\.open") as info:
+            call(image)
+        assert isinstance(info.value, svdcodec.SvdiError)   # what encode raised for them before
