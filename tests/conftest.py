@@ -16,11 +16,24 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("fast", max_examples=50, deadline=None)
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The C kernels' module, with SVDCODEC_KERNELS=1 for the test (for modules marked
+    support.NEEDS_KERNELS)."""
+    from svdcodec.runtime import kernels
+
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    module = kernels.get()
+    assert module is not None
+    return module
 
 
 def pytest_report_header() -> str:

@@ -29,14 +29,6 @@ from svdcodec.runtime import kernels
 pytestmark = NEEDS_KERNELS
 
 
-@pytest.fixture
-def compiled(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
-    module = kernels.get()
-    assert module is not None
-    return module
-
-
 GH, GW = 9, 7
 ROWS = GH * GW
 

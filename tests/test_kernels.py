@@ -44,14 +44,6 @@ def test_extension_built_when_required() -> None:
 pytestmark = NEEDS_KERNELS
 
 
-@pytest.fixture
-def compiled(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
-    module = kernels.get()
-    assert module is not None
-    return module
-
-
 def with_kernels(monkeypatch: pytest.MonkeyPatch, on: bool, call: Callable[[], Any]) -> Any:
     monkeypatch.setenv("SVDCODEC_KERNELS", "1" if on else "0")
     return call()
