@@ -1626,6 +1626,45 @@ static int plane_blocks_get(PyObject *seq, FactorBlock *blocks, Py_ssize_t n, Py
     return 0;
 }
 
+/* What plane_factors and whole_factor check and hold alike: `out` (gh * gw rows of C-contiguous,
+   writable float32), the blocks as a sequence (*seq), and *ones, the fill's rank unit weights.
+   0, or -1 with an exception set; the caller releases what was taken either way. */
+static int factor_target(PyObject *o_out, PyObject *o_blocks, Py_ssize_t gh, Py_ssize_t gw,
+                         const char *not_a_sequence, const char *wrong_rows, Arr *out,
+                         PyObject **seq, float **ones)
+{
+    if (get_array(o_out, out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0
+        || !(*seq = PySequence_Fast(o_blocks, not_a_sequence)))
+        return -1;
+    Py_ssize_t rows = mul_size(gh, gw), rank = out->shape[1];
+    if (rows < 0 || rows != out->shape[0])
+        return value_error(wrong_rows);
+    *ones = PyMem_Malloc(sizeof(**ones) * (size_t)(rank ? rank : 1));
+    if (*ones == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < rank; k++)
+        (*ones)[k] = 1.0f;
+    return 0;
+}
+
+/* plane_factor_run into `out` (as factor_target checked it) without the GIL, and max|out| into
+   *top where `magnitude` is set and the fill succeeded; plane_factor_run's value. */
+static int factor_fill(FactorBlock *blocks, Py_ssize_t count, Py_ssize_t gh, Py_ssize_t gw,
+                       const Arr *out, const float *ones, int magnitude, Py_ssize_t *failed,
+                       float *top)
+{
+    const Py_ssize_t rows = out->shape[0], rank = out->shape[1];
+    int error;
+    Py_BEGIN_ALLOW_THREADS
+    error = plane_factor_run(blocks, count, gh, gw, out->data, rank, ones, failed);
+    if (error == 0 && magnitude)
+        *top = max_magnitude(out->data, rows, rank, rank * 4, 4);
+    Py_END_ALLOW_THREADS
+    return error;
+}
+
 PyDoc_STRVAR(plane_factors_doc,
 "plane_factors(blocks, gh, gw, out, magnitude=False) -> (error, block, max|out|)\n\n"
 "A factor of an exact plane whole, from its blocks: out (gh * gw, rank), C-contiguous\n"
@@ -1650,32 +1689,19 @@ static PyObject *plane_factors(PyObject *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnO|p:plane_factors", names, &o_blocks,
                                      &gh, &gw, &o_out, &magnitude))
         return NULL;
-    if (get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0
-        || !(seq = PySequence_Fast(o_blocks, "plane_factors: blocks must be a sequence")))
+    if (factor_target(o_out, o_blocks, gh, gw, "plane_factors: blocks must be a sequence",
+                      "plane_factors: out must have gh * gw rows", &out, &seq, &ones) < 0)
         goto done;
-    Py_ssize_t rows = mul_size(gh, gw), rank = out.shape[1];
-    if (rows < 0 || rows != out.shape[0]) {
-        value_error("plane_factors: out must have gh * gw rows");
-        goto done;
-    }
     n = PySequence_Fast_GET_SIZE(seq);
     blocks = PyMem_Calloc((size_t)(n ? n : 1), sizeof(*blocks));
-    ones = PyMem_Malloc(sizeof(*ones) * (size_t)(rank ? rank : 1));
-    if (blocks == NULL || ones == NULL) {
+    if (blocks == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t k = 0; k < rank; k++)
-        ones[k] = 1.0f;
-    if (plane_blocks_get(seq, blocks, n, rank, &taken) < 0)
+    if (plane_blocks_get(seq, blocks, n, out.shape[1], &taken) < 0)
         goto done;
-    int error;
     float top = 0.0f;
-    Py_BEGIN_ALLOW_THREADS
-    error = plane_factor_run(blocks, n, gh, gw, out.data, rank, ones, &failed);
-    if (error == 0 && magnitude)
-        top = max_magnitude(out.data, rows, rank, rank * 4, 4);
-    Py_END_ALLOW_THREADS
+    int error = factor_fill(blocks, n, gh, gw, &out, ones, magnitude, &failed, &top);
     if (error < 0)
         PyErr_NoMemory();
     else
@@ -1975,24 +2001,17 @@ static PyObject *whole_factor(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &gh, &gw, &o_out, &PyDict_Type, &decompressors, &magnitude)
         || block_names() < 0)
         return NULL;
-    if (get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0
-        || !(seq = PySequence_Fast(o_blocks, "whole_factor: blocks must be a sequence")))
+    if (factor_target(o_out, o_blocks, gh, gw, "whole_factor: blocks must be a sequence",
+                      "whole_factor: out must have gh * gw rows", &out, &seq, &ones) < 0)
         goto done;
-    Py_ssize_t rows = mul_size(gh, gw), rank = out.shape[1];
-    if (rows < 0 || rows != out.shape[0]) {
-        value_error("whole_factor: out must have gh * gw rows");
-        goto done;
-    }
+    Py_ssize_t rank = out.shape[1];
     n = PySequence_Fast_GET_SIZE(seq);
     blocks = PyMem_Calloc((size_t)(n ? n : 1), sizeof(*blocks));
     held = PyMem_Calloc((size_t)(n ? n : 1), sizeof(*held));
-    ones = PyMem_Malloc(sizeof(*ones) * (size_t)(rank ? rank : 1));
-    if (blocks == NULL || held == NULL || ones == NULL) {
+    if (blocks == NULL || held == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t k = 0; k < rank; k++)
-        ones[k] = 1.0f;
     for (Py_ssize_t b = 0; b < n; b++) {
         PyObject *block = PySequence_Fast_GET_ITEM(seq, b);
         Py_ssize_t first;
@@ -2007,12 +2026,7 @@ static PyObject *whole_factor(PyObject *self, PyObject *args, PyObject *kwargs)
         if (got == 0)
             goto verdict;
     }
-    int error;
-    Py_BEGIN_ALLOW_THREADS
-    error = plane_factor_run(blocks, used, gh, gw, out.data, rank, ones, &failed);
-    if (error == 0 && magnitude)
-        top = max_magnitude(out.data, rows, rank, rank * 4, 4);
-    Py_END_ALLOW_THREADS
+    int error = factor_fill(blocks, used, gh, gw, &out, ones, magnitude, &failed, &top);
     if (error < 0) {
         PyErr_NoMemory();
         goto done;
