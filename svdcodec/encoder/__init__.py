@@ -282,11 +282,16 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         # integers: a layer's exact residual takes the spacing of its smallest reconstruction
         # as its step, 2^16 and more times finer (docs/lossless.md, "float32 at max_error=0").
         bare_floats = max_error == 0 and pixels.dtype.kind == "f" and not layer_asked
+
+        def without_layer() -> bytes:
+            """The file of the residual over no layer (rank 0): the samples alone."""
+            return with_residuals(_encode(pixels, quality, 0, None, None, None, layout, centre,
+                                          deblock), pixels, request)
+
         gridded = None
         if bare_floats and isinstance(pixels, np.ndarray) and on_a_grid(pixels):
             try:
-                gridded = with_residuals(_encode(pixels, quality, 0, None, None, None, layout,
-                                                 centre, deblock), pixels, request)
+                gridded = without_layer()
             except ResidualRangeError:  # a sample on_a_grid skipped is off the grid
                 pass
         data = gridded if gridded is not None else \
@@ -312,8 +317,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 except ResidualRangeError:
                     if not bare_floats:
                         raise
-                    data = with_residuals(_encode(pixels, quality, 0, None, None, None, layout,
-                                                  centre, deblock), pixels, request)
+                    data = without_layer()
             except SvdiError:
                 if near_top:  # the layer under the residual overflowed
                     raise overflow_error(pixels) from None
@@ -322,8 +326,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 # Noise, or samples close to it: the residual over no layer at all (rank 0),
                 # which wrapped residual blocks store in about the samples' own bytes, or
                 # which the estimate finds smaller than the file with its layer.
-                bare = with_residuals(_encode(pixels, quality, 0, None, None, None, layout,
-                                              centre, deblock), pixels, request)
+                bare = without_layer()
                 data = min(data, bare, key=len)
         if EFFORT_LEVELS[effort] != ZSTD_LEVEL:
             data = recompress_blocks(data, EFFORT_LEVELS[effort])
