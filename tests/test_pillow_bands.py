@@ -26,6 +26,7 @@ from svdcodec.codec import coding
 from svdcodec.decoder import factors, stream
 from svdcodec.decoder import plane as plane_module
 from svdcodec.decoder.render import OutputPlan
+from svdcodec.encoder import schedule
 from svdcodec.runtime import band_sizes, kernels
 
 
@@ -438,6 +439,35 @@ def test_luma_left_factor_is_made_in_the_bands_rows(mapped: bool, large: bool,
         pixels, banded = load_spied(data, monkeypatch)
     assert banded and len(in_band) > 2 and all(in_band)
     assert any(split) and every == [1 if large else 2] * 2
+    np.testing.assert_array_equal(pixels, expected)
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["", "large"])
+def test_chroma_planes_of_two_patch_sizes_are_cut_alike(large: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file whose Cb is in patch 8 and Cr in patch 4 (each plane has its own layout) loads
+    on the lean fused filter's bands: both chroma planes are cut at the same rows, whole
+    patches of each, so the kernels take Cb's and Cr's pieces in pairs (they refused pieces
+    of different lengths with a ValueError); the pixels are the whole-array path's."""
+    if large:
+        monkeypatch.setattr(band_sizes, "LARGE_IMAGE_PIXELS", 0)
+    candidates = schedule.Encoder._candidates
+
+    def mixed(self: schedule.Encoder, work: Any, index: int, step: float) -> list[Any]:
+        side = {1: 8, 2: 4}.get(index)
+        found = candidates(self, work, index, step)
+        return [c for c in found if c.plane.patch == side] or found
+    with monkeypatch.context() as m:
+        m.setattr(schedule.Encoder, "predicts", lambda self, work, index: False)
+        m.setattr(schedule.Encoder, "_candidates", mixed)
+        data = svdcodec.encode(photo(96, 128, 3), deblock=True, quality=40)
+    assert [p.patch for p in container.read_headers(io.BytesIO(data))[1]][1:] == [8, 4]
+    expected = whole_array(data, monkeypatch)
+    with kernels_on(True):
+        if kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        pixels, banded = load_spied(data, monkeypatch)
+    assert banded
     np.testing.assert_array_equal(pixels, expected)
 
 

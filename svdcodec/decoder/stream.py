@@ -756,6 +756,9 @@ class BandRenderer:
                         and plan.full[0].layout == LAYOUT_PATCH)
         cut_every = 1 if left_in_band and h * w > band_sizes.LARGE_IMAGE_PIXELS else 2
         chroma_needs: list[tuple[Resampler, list[tuple[int, int]]]] = []
+        # Every chroma plane cut at the same rows, whole patches of each (a file may hold Cb in
+        # patch 8 and Cr in patch 4): the kernels take Cb's and Cr's pieces in pairs.
+        chroma_unit = math.lcm(*(p.patch if p.layout == LAYOUT_PATCH else 1 for p in plan.chroma))
         for p in plan.chroma:
             # its source, the kept rows, is set below, once planned by the rows each band reads
             resampler = Resampler(unplanned_rows, (p.height, p.width), h, w)
@@ -764,8 +767,7 @@ class BandRenderer:
             # each holds the rows about two output bands blend (smaller ones are cut by more
             # output bands, whose rows are then joined from two; larger ones are held longer),
             # cut inside every second output band's rows (`staggered_bands`; `cut_every`).
-            chroma_bands = (staggered_bands(needs, p.patch if p.layout == LAYOUT_PATCH else 1,
-                                            p.height, cut_every) if exact
+            chroma_bands = (staggered_bands(needs, chroma_unit, p.height, cut_every) if exact
                             else bands_for([p], p.height, p.width))
             if sampled is not None:  # just the rows the sampled bands blend
                 chroma_bands = covering_bands(
@@ -829,7 +831,7 @@ class BandRenderer:
         (blue, blue2), (red, red2) = cb.pieces(lo, hi), cr.pieces(lo, hi)
         if blue2 is not None and red2 is not None:
             return (blue, red, lo), (blue2, red2)
-        if blue2 is not None or red2 is not None:  # (not met: the planes' bands are alike)
+        if blue2 is not None or red2 is not None:  # (not met: the planes are cut alike)
             blue, red = cb.between(lo, hi), cr.between(lo, hi)
         return (blue, red, lo), None
 
