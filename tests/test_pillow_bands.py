@@ -177,10 +177,11 @@ def test_exact_files_give_the_same_pixels_in_any_band(name: str, compiled: bool,
         counts = []
         for size in EXACT_BAND_SIZES:
             monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", size)
-            renderer = stream.BandRenderer.prepare(container.unpack(data), lean=True)
+            with svdcodec.threads(1):  # (one band is not split into a band per thread)
+                renderer = stream.BandRenderer.prepare(container.unpack(data), lean=True)
+                default = stream.BandRenderer.prepare(container.unpack(data))
             assert renderer is not None
             counts.append(len(renderer.bands))
-            default = stream.BandRenderer.prepare(container.unpack(data))
             assert default is not None
             if default.seams is None:
                 assert default.bands == OutputPlan.of(container.unpack(data), None).bands
@@ -440,6 +441,51 @@ def test_luma_left_factor_is_made_in_the_bands_rows(mapped: bool, large: bool,
     assert banded and len(in_band) > 2 and all(in_band)
     assert any(split) and every == [1 if large else 2] * 2
     np.testing.assert_array_equal(pixels, expected)
+
+
+#: Files the band renderer takes, and two more whose planes are not all whole
+SPLIT_CASES = {name: case for name, case in CASES.items() if case[2]} | {
+    "version 6 restoration": (lambda: photo(96, 128, 3), {"restore": True, "quality": 40},
+                              True),
+    "version 6 aq": (lambda: photo(96, 128, 3), {"aq": True, "quality": 40}, True),
+}
+
+
+@pytest.mark.parametrize("name", list(SPLIT_CASES))
+def test_one_band_images_split_into_a_band_per_thread(name: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image of one band (a small photo's) whose planes are all whole (exact planes of a
+    patch layout, not adapted) is set up as one job a plane and rendered in a band per thread
+    (`stream.whole_jobs`); the pixels of `decode`, of a preview and of Pillow's `load()` are
+    the whole-array path's and one thread's. Files of other planes keep one band."""
+    make, options, _ = SPLIT_CASES[name]
+    data = svdcodec.encode(make(), **options)
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 1 << 20)
+    monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 1 << 20)
+    expected = whole_array(data, monkeypatch)
+    preview = whole_array(data, monkeypatch, components=2)
+    planes = container.read_headers(io.BytesIO(data))[1]
+    whole = all(p.exact and p.layout == container.LAYOUT_PATCH and not p.adapted and p.rank
+                for p in planes)
+    jobs: list[int] = []
+    whole_jobs = stream.whole_jobs
+
+    def spy(*args: Any) -> list[Any]:
+        jobs.append(len(args[2]))
+        return whole_jobs(*args)
+    with kernels_on(True):
+        if kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        with svdcodec.threads(1):
+            np.testing.assert_array_equal(svdcodec.decode(data), expected)
+        monkeypatch.setattr(stream, "whole_jobs", spy)
+        with svdcodec.threads(2):
+            np.testing.assert_array_equal(svdcodec.decode(data), expected)
+            np.testing.assert_array_equal(svdcodec.decode(data, components=2), preview)
+            pixels, banded = load_spied(data, monkeypatch)
+    assert banded
+    np.testing.assert_array_equal(pixels, as_opened(expected))
+    assert jobs == ([len(planes)] * 3 if whole else [])
 
 
 @pytest.mark.parametrize("large", [False, True], ids=["", "large"])

@@ -9,6 +9,7 @@ from importlib import resources
 import numpy as np
 import pytest
 from PIL import Image
+from support import photo
 
 import svdcodec
 from svdcodec.evaluation.metrics import psnr
@@ -176,3 +177,28 @@ def test_small_encodes_stay_in_the_calling_thread(monkeypatch) -> None:
         monkeypatch.setattr(band_sizes, "ENCODE_SERIAL_SAMPLES", rgb.size - 1)
         assert svdcodec.encode(rgb, 75) == data
     assert pools
+
+
+def test_concurrent_decodes_keep_their_own_planes(monkeypatch) -> None:
+    """Decodes in several threads at once, each of small images whose planes are set up in
+    the shared pool's threads (`decoder.stream.whole_jobs`) and rendered in a band per
+    thread: each gives its own file's pixels (a plane set up in a pool thread lives in the
+    memory of the thread that asked, not in the pool thread's, which its next job reuses)."""
+    monkeypatch.setattr(band_sizes, "SERIAL_SAMPLES", 0)
+    files = [svdcodec.encode(photo(64 + 16 * k, 96, 3, seed=k), 60 + 10 * k) for k in range(4)]
+    with svdcodec.threads(1):
+        expected = [svdcodec.decode(data) for data in files]
+    wrong: list[int] = []
+
+    def decode_all(first: int) -> None:
+        with svdcodec.threads(2):
+            for k in range(24):
+                i = (first + k) % len(files)
+                if not np.array_equal(svdcodec.decode(files[i]), expected[i]):
+                    wrong.append(i)
+    workers = [threading.Thread(target=decode_all, args=(t,)) for t in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert wrong == []

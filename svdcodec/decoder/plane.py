@@ -616,7 +616,10 @@ class WholePlane(PlaneReconstructor):
     product is the same `_kernels.exact_product` call. Made by `whole_plane`, which says which
     planes qualify. A lives in the thread's kept array for its plane index (`ThreadBuffers`),
     so a thread holds one live WholePlane per plane index: a decode prepares and renders its
-    planes in one call."""
+    planes in one call. `bands` (whole patch rows, in order): the output bands of a small image
+    cut one per thread, each multiplied from the one A (`BandRenderer.prepare`'s `split`);
+    `left`: A's memory, given by the thread that renders (a plane set up in a pool thread must
+    not leave A in that thread's kept array, which its next job reuses)."""
 
     # PlaneReconstructor's attributes that are the same for every WholePlane (never set
     # on an instance): exact, compiled product, product into this thread's buffer, no
@@ -628,14 +631,21 @@ class WholePlane(PlaneReconstructor):
 
     def __init__(self, container: Container, plane: Plane, rank: int,
                  factors: tuple[list[Block], list[Block]], compiled: ModuleType,
-                 buffers: ThreadBuffers) -> None:
-        # Not PlaneReconstructor.__init__: the attributes its band methods read, for one band
-        # of every matrix row, one column range and no pass to load.
-        self.plane, self.rank, self.bands = plane, rank, [(0, plane.height)]
-        self.compiled, self.buffers = compiled, buffers
+                 buffers: ThreadBuffers, bands: list[tuple[int, int]] | None = None,
+                 left: np.ndarray | None = None) -> None:
+        # Not PlaneReconstructor.__init__: the attributes its band methods read, for bands of
+        # one A (of every matrix row), one column range and no pass to load.
         self.m, self.n = m, n = plane.matrix_shape
-        self.patch, self.per_row = plane.patch, plane.grid[1]
-        self.mrows, self.passes, self.columns = [(0, m)], [[0]], [(0, n)]
+        self.patch, self.per_row = patch, per_row = plane.patch, plane.grid[1]
+        if bands is None or len(bands) == 1:
+            self.bands, self.mrows = [(0, plane.height)], [(0, m)]
+        else:
+            self.bands = bands
+            self.mrows = [(y0 // patch * per_row, min(-(-y1 // patch) * per_row, m))
+                          for y0, y1 in bands]
+        self.plane, self.rank = plane, rank
+        self.compiled, self.buffers = compiled, buffers
+        self.passes, self.columns = [list(range(len(self.bands)))], [(0, n)]
         self.product_shift = plane.shift
         self.container, self.scratch = container, {}
         buffers.expect("product", m * n)
@@ -651,7 +661,8 @@ class WholePlane(PlaneReconstructor):
         self.max_b = self._fill_whole("V", v_blocks, plane.vgrid, self.B)
         self.largest_a = exact_rule.largest_left(self.max_b, self.weight_sum)
         # A, in this thread's array for the plane, kept for the next decode (`ThreadBuffers`)
-        self.left = buffers.get(f"{LEFT} {plane.index}", m * rank).reshape(m, rank)
+        self.left = (buffers.get(f"{LEFT} {plane.index}", m * rank) if left is None
+                     else left[:m * rank]).reshape(m, rank)
         self._fill_whole("U", u_blocks, plane.grid, self.left)
         self.means = container.column_means(plane.index)
         self.loaded_means = None if self.means is None else self.means.astype(np.float64)
@@ -705,13 +716,24 @@ WHOLE_DENSE_SIZE = 6
 def whole_plane(container: Container, plane: Plane, rank: int, bands: list[tuple[int, int]],
                 budget: int, compiled: ModuleType | None, buffers: ThreadBuffers
                 ) -> WholePlane | None:
-    """The plane's `WholePlane` where it qualifies: the kernels, an exact plane of a patch
-    layout (`kernel_multiplies`), not adapted (its map needs a pass of its own), a rank of at
-    least one, one band of every row, and A (m x rank float32) and every block it reads,
-    decompressed, within the budget, as the general path holds a pass and its held blocks.
-    None otherwise: the general PlaneReconstructor."""
-    if (not kernel_multiplies(plane, compiled) or plane.adapted
-            or rank < 1 or len(bands) != 1 or bands[0] != (0, plane.height)
+    """The plane's `WholePlane` where it qualifies (`whole_factors`) and is rendered in one
+    band of every row; None otherwise: the general PlaneReconstructor."""
+    if len(bands) != 1 or bands[0] != (0, plane.height):
+        return None
+    factors = whole_factors(container, plane, rank, budget, compiled)
+    if factors is None:
+        return None
+    assert compiled is not None  # (`whole_factors`)
+    return WholePlane(container, plane, rank, factors, compiled, buffers)
+
+
+def whole_factors(container: Container, plane: Plane, rank: int, budget: int,
+                  compiled: ModuleType | None) -> tuple[list[Block], list[Block]] | None:
+    """The plane's U and V blocks where a `WholePlane` may take it: the kernels, an exact plane
+    of a patch layout (`kernel_multiplies`), not adapted (its map needs a pass of its own), a
+    rank of at least one, and A (m x rank float32) and every block it reads, decompressed,
+    within the budget, as the general path holds a pass and its held blocks. Else None."""
+    if (not kernel_multiplies(plane, compiled) or plane.adapted or rank < 1
             or plane.matrix_shape[0] * rank * 4 > budget):
         return None
     assert compiled is not None  # (`kernel_multiplies`)
@@ -721,9 +743,7 @@ def whole_plane(container: Container, plane: Plane, rank: int, bands: list[tuple
     if held < 0:  # blocks given with their arrays: counted here
         held = sum(block.raw_bytes for blocks in factors for block in blocks
                    if block.first < rank)
-    if held > budget // 2:
-        return None
-    return WholePlane(container, plane, rank, factors, compiled, buffers)
+    return factors if held <= budget // 2 else None
 
 
 class IntegerReconstructor(PlaneReconstructor):

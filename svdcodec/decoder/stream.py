@@ -46,17 +46,19 @@ from ..codec.colour import CHROMA_OFFSET, CHROMA_OFFSET_16
 from ..codec.deblock import filter_lines
 from ..codec.resample import Resampler
 from ..codec.restoration import REACH, restore_band
-from ..format import LAYOUT_PATCH, Container, Header, Plane
+from ..format import LAYOUT_PATCH, Block, Container, Header, Plane
 from ..runtime import band_sizes
-from ..runtime.scratch import ThreadBuffers
-from ..runtime.threads import run_bands
+from ..runtime.scratch import LEFT, ThreadBuffers
+from ..runtime.threads import band_workers, run_bands
 from .deblock import edge_filters, fusable, fusable_filters
 from .plane import (
     IntegerReconstructor,
     PlaneReconstructor,
+    WholePlane,
     bands_for,
     covering_bands,
     exact_bands_for,
+    whole_factors,
     whole_plane,
 )
 from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
@@ -602,11 +604,14 @@ class WholeChroma(ChromaRows):
     its per-band bookkeeping (locks, counts, spare arrays and joins), which one band never
     uses."""
 
-    def __init__(self, rows: PlaneReconstructor, local: ThreadBuffers) -> None:
+    def __init__(self, rows: PlaneReconstructor, local: ThreadBuffers,
+                 made: np.ndarray | None = None) -> None:
         # Not ChromaRows.__init__: the attributes the methods below read.
         self.rows, self.local = rows, local
         self.needs: list[tuple[int, int]] = []
-        self.values: np.ndarray | None = None
+        self.values: np.ndarray | None = made
+        #: made whole before the bands (`whole_jobs`), which all read it: kept until the end
+        self.made = made is not None
 
     def expect(self, needs: list[tuple[int, int]]) -> None:
         self.needs = needs
@@ -619,17 +624,63 @@ class WholeChroma(ChromaRows):
             height, width = rows.bands[0][1] - top, rows.plane.width
             values = self.local.get(f"chroma {rows.plane.index} 0", height * width
                                     ).reshape(height, width)
-            if rows.compiled is not None and rows.patch:
-                rows.compiled.store_floats(rows.matrix(0), values, 0, height, rows.patch,
-                                           rows.per_row)
-            else:
-                values[:] = rows.float_rows(0)
-            rows.release(0)
+            whole_rows(rows, values)
             self.values = values
         return values[max(lo - top, 0):hi - top]
 
     def release(self, i: int) -> None:
-        self.values = None
+        if not self.made:
+            self.values = None
+
+
+def whole_rows(rows: PlaneReconstructor, values: np.ndarray) -> None:
+    """A plane of one band reconstructed into `values` (its rows, float32)."""
+    if rows.compiled is not None and rows.patch:
+        rows.compiled.store_floats(rows.matrix(0), values, 0, values.shape[0], rows.patch,
+                                   rows.per_row)
+    else:
+        values[:] = rows.float_rows(0)
+    rows.release(0)
+
+
+def whole_image(container: Container, plan: OutputPlan
+                ) -> dict[int, tuple[list[Block], list[Block]]] | None:
+    """Every plane's U and V blocks where each plane is a `WholePlane` (`whole_factors`), each
+    within its share of the budget; None where one is not."""
+    found = {}
+    for p in container.planes:
+        factors = whole_factors(container, p, plan.ranks[p.index],
+                                plane_budget(plan, container, p), plan.compiled)
+        if factors is None:
+            return None
+        found[p.index] = factors
+    return found
+
+
+def whole_jobs(container: Container, plan: OutputPlan,
+               loads: list[tuple[Plane, list[tuple[int, int]]]],
+               whole: dict[int, tuple[list[Block], list[Block]]], buffers: ThreadBuffers,
+               made: dict[int, np.ndarray]) -> list[PlaneReconstructor | None]:
+    """Each plane's `WholePlane`, set up as concurrent jobs (one a plane, on every thread), a
+    chroma plane also reconstructed whole into `made`. A and the chroma planes live in this
+    thread's buffers, asked for here: a pool thread's kept arrays are reused by its next job,
+    which may be another decode's while this one's bands still read them."""
+    compiled = plan.compiled
+    assert compiled is not None  # (`whole_factors`)
+    lefts = [buffers.get(f"{LEFT} {p.index}", p.matrix_shape[0] * plan.ranks[p.index])
+             for p, _ in loads]
+    for p in plan.chroma:
+        made[p.index] = buffers.get(f"chroma {p.index} 0", p.height * p.width
+                                    ).reshape(p.height, p.width)
+
+    def set_up(k: int) -> PlaneReconstructor:
+        p, bands = loads[k]
+        rows = WholePlane(container, p, plan.ranks[p.index], whole[p.index], compiled,
+                          buffers, bands, lefts[k])
+        if p.index in made:
+            whole_rows(rows, made[p.index])
+        return rows
+    return list(run_bands(set_up, len(loads)))
 
 
 def unplanned_rows(lo: int, hi: int) -> np.ndarray:
@@ -713,7 +764,13 @@ class BandRenderer:
         conversion: what `render_image(colour=False)` gives on those rows (an exact product's
         rows do not depend on the band), for the encoder's deblocking strengths. integers
         (with `sampled`): the integers (A, B) of some planes by index, which the encoder
-        holds: those planes' blocks are not read (`IntegerReconstructor`)."""
+        holds: those planes' blocks are not read (`IntegerReconstructor`).
+
+        A small image (one band: a photo of a few megapixels) whose planes are all whole
+        (`whole_image`), decoded with more than one thread (`band_workers`: above
+        band_sizes.SERIAL_SAMPLES samples), has its planes set up as concurrent jobs, the chroma
+        planes made whole in them (`whole_jobs`), and its rows cut into a band per thread:
+        the same rows as one band (exact planes), on every core."""
         filters = edge_filters(container.header, container.planes)
         if not streamable(container, filters):
             return None
@@ -730,6 +787,13 @@ class BandRenderer:
             assert container.header.dtype == np.uint8 and all(p.exact for p in container.planes)
             bands = sampled
         given = integers if sampled is not None and integers is not None else {}
+        # A small image (one band) of whole planes (`whole_factors`) on several threads: its
+        # planes set up as concurrent jobs, its rows cut into a band per thread (`split`)
+        threads = band_workers()
+        whole = (whole_image(container, plan) if sampled is None and len(bands) == 1
+                 and threads > 1 else None)
+        if whole is not None:
+            bands = exact_bands_for(plan.full, h, w, -(-h * w // threads))
         filtered = any(p.filtered for p in container.planes) and sampled is None
         restored = bool(container.restoration) and sampled is None
         if filtered or restored:  # exact planes (`streamable`): any whole patches, same rows
@@ -749,7 +813,7 @@ class BandRenderer:
         # from two chroma bands where they are (`ChromaRows.pieces`): a large image's chroma
         # bands are then cut inside every output band's rows, each holding about one output
         # band's rows (less held at once, no joined copies).
-        left_in_band = (len(bands) > 1 and exact and filtered and not restored
+        left_in_band = (len(bands) > 1 and exact and whole is None and filtered and not restored
                         and container.header.dtype == np.uint8 and plan.colour is not None
                         and container.header.channels >= 3 and plan.fused and bool(plan.chroma)
                         and len(plan.full) == 1 and plan.full[0].index == 0
@@ -772,6 +836,8 @@ class BandRenderer:
             if sampled is not None:  # just the rows the sampled bands blend
                 chroma_bands = covering_bands(
                     needs, p.patch if p.layout == LAYOUT_PATCH else 1, p.height)
+            if whole is not None:  # made whole once, read by every band
+                chroma_bands = [(0, p.height)]
             loads.append((p, chroma_bands))
             chroma_needs.append((resampler, needs))
         def load(k: int) -> PlaneReconstructor | None:
@@ -784,7 +850,10 @@ class BandRenderer:
         # concurrent planes would hold every plane's temporaries at once, where its memory
         # is at the goal's line.
         loaded: list[PlaneReconstructor | None]
-        if sampled is not None:
+        made: dict[int, np.ndarray] = {}  # whole chroma planes (`whole`)
+        if whole is not None:
+            loaded = whole_jobs(container, plan, loads, whole, buffers, made)
+        elif sampled is not None:
             loaded = run_bands(load, len(loads))
             if any(rows is None for rows in loaded):
                 return None
@@ -802,8 +871,12 @@ class BandRenderer:
             full[p.index] = rows
         for (p, _), rows, (resampler, needs) in zip(loads[len(plan.full):],
                                                      loaded[len(plan.full):], chroma_needs):
-            kept = (WholeChroma(rows, buffers) if len(bands) == 1 and len(rows.bands) == 1
-                    else ChromaRows(rows, buffers if len(bands) == 1 else None, buffers))
+            if p.index in made:
+                kept: ChromaRows = WholeChroma(rows, buffers, made[p.index])
+            elif len(bands) == 1 and len(rows.bands) == 1:
+                kept = WholeChroma(rows, buffers)
+            else:
+                kept = ChromaRows(rows, buffers if len(bands) == 1 else None, buffers)
             kept.expect(needs)
             chroma[p.index] = kept
             resampler.source = kept.between
