@@ -202,3 +202,40 @@ def test_concurrent_decodes_keep_their_own_planes(monkeypatch) -> None:
     for worker in workers:
         worker.join()
     assert wrong == []
+
+
+def test_pool_runs_each_call_once_on_at_most_its_size_of_threads() -> None:
+    """The runtime's own pool (no concurrent.futures): each call runs once, in a pool thread,
+    and gives its value or raises its exception in result(); no more threads start than its
+    size, and none while one is idle; a call cancelled before any thread took it never runs."""
+    pool = runtime.Pool(2)
+    where: list[int] = []
+    jobs = [pool.submit(lambda k: where.append(threading.get_ident()) or k * k, k)
+            for k in range(8)]
+    assert [job.result(timeout=60) for job in jobs] == [k * k for k in range(8)]
+    assert len(where) == 8 and threading.get_ident() not in where
+    assert len(set(where)) <= 2 and len(pool.threads) <= 2
+
+    def fails() -> None:
+        raise KeyError("inside")
+    with pytest.raises(KeyError, match="inside"):
+        pool.submit(fails).result(timeout=60)
+    release, started = threading.Event(), threading.Event()
+
+    def occupy() -> None:
+        started.set()
+        assert release.wait(60)
+    busy = [pool.submit(occupy) for _ in range(2)]
+    assert started.wait(60)
+    calls: list[int] = []
+    queued = pool.submit(calls.append, 1)
+    assert queued.cancel() and not queued.cancel()
+    release.set()
+    for job in busy:
+        job.result(timeout=60)
+    assert pool.submit(int).result(timeout=60) == 0 and calls == []
+    assert len(pool.threads) == 2
+    one = runtime.Pool(4)
+    for _ in range(5):  # one call at a time: the idle thread takes each
+        one.submit(int).result(timeout=60)
+    assert len(one.threads) == 1

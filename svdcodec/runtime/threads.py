@@ -37,12 +37,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from queue import SimpleQueue
 
 T = TypeVar("T")
 
@@ -206,7 +207,92 @@ def workers() -> int:
     return count if count is not None else max(1, min(cores(), 4))
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+class Job(Generic[T]):
+    """A call handed to a `Pool`: run once by a pool thread unless cancelled first (a
+    `concurrent.futures.Future`'s `cancel` and `result`, no more)."""
+
+    __slots__ = ("call", "claims", "finished", "value", "error")
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self.call = call
+        self.claims = itertools.count()
+        self.finished = threading.Lock()  # held until the call has run
+        self.finished.acquire()
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> bool:
+        """In a pool thread: the call, unless `cancel` came first; whether it ran (then
+        `finish` tells the waiting thread)."""
+        if next(self.claims):  # atomic under the GIL
+            return False
+        try:
+            self.value = self.call()
+        except BaseException as exc:  # noqa: BLE001 (raised by result(), in its caller)
+            self.error = exc
+        return True
+
+    def finish(self) -> None:
+        self.finished.release()
+
+    def cancel(self) -> bool:
+        """True if the call will never run (no pool thread had started it)."""
+        return not next(self.claims)
+
+    def result(self, timeout: float = -1) -> T:
+        """The call's value once it has run (its exception raised here); TimeoutError after
+        `timeout` seconds (default: no limit). Not for a cancelled job."""
+        if not self.finished.acquire(timeout=timeout):
+            raise TimeoutError("the pool's call has not ended")
+        self.finished.release()
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+class Pool:
+    """Threads that run the calls handed to them in turn: what `run_bands` and `defer` ask of
+    a pool (a job that can be cancelled before it starts, or waited for), with nothing but
+    `threading` and a queue: `concurrent.futures`' executor costs a small image's decode
+    again in imports the first time a process uses it. The threads start as calls arrive
+    while none is idle, up to `size`; they are daemons, idle between calls (every call
+    handed to them is cancelled or waited for by the thread that handed it)."""
+
+    def __init__(self, size: int) -> None:
+        from queue import SimpleQueue  # (once a process uses threads)
+
+        self.size = size
+        self.queue: SimpleQueue[Job[Any] | None] = SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.idle = 0
+        self.lock = threading.Lock()
+
+    def submit(self, call: Callable[..., T], *args: Any) -> Job[T]:
+        job = Job(partial(call, *args) if args else call)
+        with self.lock:
+            if self.idle:
+                self.idle -= 1  # (that thread counts itself idle again after this call)
+            elif len(self.threads) < self.size:
+                thread = threading.Thread(target=self._serve, daemon=True,
+                                          name=f"svdcodec_{len(self.threads)}")
+                self.threads.append(thread)
+                thread.start()
+        self.queue.put(job)
+        return job
+
+    def _serve(self) -> None:
+        while True:
+            job = self.queue.get()
+            if job is None:
+                return
+            ran = job.run()
+            with self.lock:  # idle before the caller hears of it: its next call comes here
+                self.idle += 1
+            if ran:
+                job.finish()
+
+
+_pools: dict[int, Pool] = {}
 _pools_lock = threading.Lock()
 _worker = threading.local()
 
@@ -219,14 +305,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pools)
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
+def _pool(threads: int) -> Pool:
     """A process-wide pool per size: creating one per call costs as much as a small image's
     band pass."""
-    from concurrent.futures import ThreadPoolExecutor
-
     with _pools_lock:
         if threads not in _pools:
-            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="svdcodec")
+            _pools[threads] = Pool(threads)
         return _pools[threads]
 
 
@@ -355,7 +439,7 @@ class Deferred(Generic[T]):
         self._cancelled = False
         self._value: T | None = None
         self._error: BaseException | None = None
-        self._started: Future[bool] | None = (_pool(threads).submit(self._run)
+        self._started: Job[bool] | None = (_pool(threads).submit(self._run)
                                               if threads > 1 else None)
 
     def _run(self) -> bool:
