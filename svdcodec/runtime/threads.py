@@ -211,7 +211,7 @@ class Job(Generic[T]):
     """A call handed to a `Pool`: run once by a pool thread unless cancelled first (a
     `concurrent.futures.Future`'s `cancel` and `result`, no more)."""
 
-    __slots__ = ("call", "claims", "finished", "value", "error")
+    __slots__ = ("call", "claims", "error", "finished", "value")
 
     def __init__(self, call: Callable[[], T]) -> None:
         self.call = call
