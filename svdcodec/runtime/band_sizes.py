@@ -69,12 +69,23 @@ MAPPED_BYTES: int | None = None
 #: Decoder: images of at most this many samples (pixels x channels) are decoded in the calling
 #: thread: their bands are too few and too small to repay the hand-off to other threads.
 SERIAL_SAMPLES = 1 << 19
-#: Encoder: images of at most this many samples (pixels x channels) are coded in the calling
-#: thread, with no hand-off to other threads. Measured on 2 cores (docs/performance.md, "The
-#: encoder's one-thread threshold"): a second thread shortens a 768 x 512 RGB photo's encode
-#: not at all, one of 1.6-2.4 M samples by 5 % at most, each for 30-50 % more CPU; one of
-#: 2.65 M samples by 2-7 %, from 1 MP RGB (3.1 M samples) on by 9-26 %.
+#: Encoder: images of at most this many samples (pixels x channels) run their bands in the
+#: calling thread, with no hand-off to other threads (but for their plane jobs: below).
+#: Measured on 2 cores (docs/performance.md, "The encoder's one-thread threshold"): bands in
+#: a second thread shorten a 768 x 512 RGB photo's encode not at all, one of 1.6-2.4 M
+#: samples by 5 % at most, each for 30-50 % more CPU; one of 2.65 M samples by 2-7 %, from
+#: 1 MP RGB (3.1 M samples) on by 9-26 %.
 ENCODE_SERIAL_SAMPLES = 5 << 19
+#: Encoder: images of ENCODE_PLANE_JOB_MIN_SAMPLES to ENCODE_PLANE_JOB_MAX_SAMPLES samples
+#: code their planes (of patch layouts) concurrently, each plane whole in a job of one thread
+#: with its bands in that thread (`threads.run_jobs`): one hand-off per plane, where the bands
+#: are too small to repay a hand-off each (ENCODE_SERIAL_SAMPLES) or barely repay it. Measured
+#: on 2 cores (docs/performance.md, "A photo's planes on two cores"): a 768 x 512 RGB photo's
+#: encode 20-25 % shorter than in one thread, 1152 x 768 to 1920 x 1080 13-19 % shorter than
+#: band by band in threads, each for less CPU; a 256 x 256 crop's 7 % longer (below MIN);
+#: from about 7 M samples on, within a few % of the bands (above MAX).
+ENCODE_PLANE_JOB_MIN_SAMPLES = 1 << 18
+ENCODE_PLANE_JOB_MAX_SAMPLES = 3 << 21
 #: Encoder: target samples per band of the streaming passes (rows of a plane, whole patch rows).
 BAND_SAMPLES = 1 << 18
 #: Encoder: Pillow images (8-bit L and RGB) of at least this many samples are read band by
