@@ -81,9 +81,10 @@ ENCODE_SERIAL_SAMPLES = 5 << 19
 #: with its bands in that thread (`threads.run_jobs`): one hand-off per plane, where the bands
 #: are too small to repay a hand-off each (ENCODE_SERIAL_SAMPLES) or barely repay it. Measured
 #: on 2 cores (docs/performance.md, "A photo's planes on two cores"): a 768 x 512 RGB photo's
-#: encode 20-25 % shorter than in one thread, 1152 x 768 to 1920 x 1080 13-19 % shorter than
-#: band by band in threads, each for less CPU; a 256 x 256 crop's 7 % longer (below MIN);
-#: from about 7 M samples on, within a few % of the bands (above MAX).
+#: encode 11-23 % shorter than in one thread (for 8-31 % more CPU), 1024 x 768 28-32 %;
+#: 1152 x 768 to 1920 x 1080 13-21 % shorter than band by band in threads, for less CPU; a
+#: 256 x 256 crop's not shorter (-2 to +7 %: below MIN); from about 7 M samples on, within
+#: a few % of the bands (above MAX).
 ENCODE_PLANE_JOB_MIN_SAMPLES = 1 << 18
 ENCODE_PLANE_JOB_MAX_SAMPLES = 3 << 21
 #: Encoder: target samples per band of the streaming passes (rows of a plane, whole patch rows).
