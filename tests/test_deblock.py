@@ -738,9 +738,10 @@ def test_judgement_renders_the_encoders_own_integers(monkeypatch: pytest.MonkeyP
     given: list[tuple[bytes, dict]] = []
     judge = schedule.with_deblocking
 
-    def spy(layer: bytes, pixels: object, step: float, integers: dict | None = None) -> bytes:
+    def spy(layer: bytes, pixels: object, step: float, integers: dict | None = None,
+            **options: object) -> bytes:
         given.append((layer, dict(integers or {})))
-        return judge(layer, pixels, step, integers)
+        return judge(layer, pixels, step, integers, **options)
     monkeypatch.setattr(schedule, "with_deblocking", spy)
     image = photo(shape[0], shape[1], shape[2], seed=sum(shape))[..., :shape[2]]
     for on in (True, False):
@@ -781,9 +782,10 @@ def test_judgement_takes_the_layer_as_its_exact_file(monkeypatch: pytest.MonkeyP
     given: list[bytes] = []
     judge = schedule.with_deblocking
 
-    def spy(layer: bytes, pixels: object, step: float, integers: dict | None = None) -> bytes:
+    def spy(layer: bytes, pixels: object, step: float, integers: dict | None = None,
+            **options: object) -> bytes:
         given.append(layer)
-        return judge(layer, pixels, step, integers)
+        return judge(layer, pixels, step, integers, **options)
     monkeypatch.setattr(schedule, "with_deblocking", spy)
     image = photo(shape[0], shape[1], shape[2], seed=sum(shape))[..., :shape[2]]
     svdcodec.encode(image.squeeze(), quality, **options)

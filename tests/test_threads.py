@@ -78,8 +78,9 @@ def test_one_thread_gives_the_same_bytes_and_pixels(monkeypatch) -> None:
     BLAS rounding)."""
     with Image.open(resources.files("svdcodec") / "data" / "sample.png") as im:
         rgb = np.tile(np.asarray(im), (2, 2, 1))  # 768 x 512
-    # (encoded in threads by default, as a larger image is)
+    # (encoded in threads by default, as a larger image is, band by band: not in plane jobs)
     monkeypatch.setattr(band_sizes, "ENCODE_SERIAL_SAMPLES", 0)
+    monkeypatch.setattr(band_sizes, "ENCODE_PLANE_JOB_MAX_SAMPLES", 0)
     data = svdcodec.encode(rgb, 80)
     plain = svdcodec.encode(rgb, 80, layout="plain")
     # Decoded in several bands: a photo of one band sets each plane up whole in the calling
@@ -164,12 +165,14 @@ def test_cancelled_deferred_does_not_run() -> None:
 
 
 def test_small_encodes_stay_in_the_calling_thread(monkeypatch) -> None:
-    """An image of at most band_sizes.ENCODE_SERIAL_SAMPLES samples is encoded without a pool
-    thread (on 2 cores a second thread shortens no such encode); a larger one uses the pool
-    (two threads asked for), and writes the same bytes."""
+    """An image of at most band_sizes.ENCODE_SERIAL_SAMPLES samples, below the plane jobs'
+    ENCODE_PLANE_JOB_MIN_SAMPLES, is encoded without a pool thread (on 2 cores a second
+    thread shortens no such encode); a larger one uses the pool (two threads asked for), and
+    writes the same bytes."""
     with Image.open(resources.files("svdcodec") / "data" / "sample.png") as im:
         rgb = np.asarray(im)
     monkeypatch.setattr(band_sizes, "ENCODE_SERIAL_SAMPLES", rgb.size)
+    monkeypatch.setattr(band_sizes, "ENCODE_PLANE_JOB_MIN_SAMPLES", rgb.size + 1)
     pools = recorded_pools(monkeypatch)
     with svdcodec.threads(2):
         data = svdcodec.encode(rgb, 75)
@@ -239,3 +242,60 @@ def test_pool_runs_each_call_once_on_at_most_its_size_of_threads() -> None:
     for _ in range(5):  # one call at a time: the idle thread takes each
         one.submit(int).result(timeout=60)
     assert len(one.threads) == 1
+
+
+@pytest.mark.parametrize("quality", [75, 95])  # Cb and Cr halved; all three planes full-size
+def test_plane_jobs_write_the_same_bytes(monkeypatch, quality: int) -> None:
+    """An image in the plane jobs' range (band_sizes.ENCODE_PLANE_JOB_MIN_SAMPLES to
+    ENCODE_PLANE_JOB_MAX_SAMPLES) has each plane coded, and its deblocking strengths tried, in
+    a job of one thread: with two threads the jobs go to the pool, and the file is the one of
+    one thread, and the one of the planes coded one after the other with no jobs."""
+    with Image.open(resources.files("svdcodec") / "data" / "sample.png") as im:
+        rgb = np.asarray(im)  # 384 x 256: 294,912 samples
+    assert band_sizes.ENCODE_PLANE_JOB_MIN_SAMPLES <= rgb.size \
+        <= min(band_sizes.ENCODE_PLANE_JOB_MAX_SAMPLES, band_sizes.ENCODE_SERIAL_SAMPLES)
+    with svdcodec.threads(1):
+        one = svdcodec.encode(rgb, quality)
+    job_threads: set[int] = set()
+    real_run_jobs = runtime.run_jobs
+
+    def recorded(task, count):
+        def job(i):
+            job_threads.add(threading.get_ident())
+            assert runtime.band_workers() == 1  # the job's own bands stay in its thread
+            return task(i)
+        return real_run_jobs(job, count)
+    from svdcodec.encoder import deblock, schedule
+    monkeypatch.setattr(schedule, "run_jobs", recorded)
+    monkeypatch.setattr(deblock, "run_jobs", recorded)
+    pools = recorded_pools(monkeypatch)
+    with svdcodec.threads(2):
+        assert svdcodec.encode(rgb, quality) == one
+        assert pools and job_threads  # the jobs were offered to a pool thread
+        monkeypatch.setattr(band_sizes, "ENCODE_PLANE_JOB_MAX_SAMPLES", rgb.size - 1)
+        job_threads.clear()
+        assert svdcodec.encode(rgb, quality) == one
+        assert not job_threads
+
+
+def test_run_jobs_in_order_each_job_serial(monkeypatch) -> None:
+    """Each job runs whole in one thread with its bands there; results in job order, and the
+    first failing job's error reaches the caller."""
+    def job(i: int) -> tuple[int, int]:
+        return i, runtime.band_workers()
+    pools = recorded_pools(monkeypatch)
+    with svdcodec.threads(2), runtime.serial():  # jobs go to threads inside serial() too
+        assert runtime.run_jobs(job, 3) == [(0, 1), (1, 1), (2, 1)]
+        assert runtime.band_workers() == 1  # the caller's own setting is back
+    assert pools == [2]
+    with svdcodec.threads(2):
+        assert runtime.run_jobs(job, 3) == [(0, 1), (1, 1), (2, 1)]
+        assert runtime.band_workers() == 2
+
+    def fails(i: int) -> int:
+        if i == 1:
+            raise ValueError(f"job {i} failed")
+        return i
+    for count in (1, 2):
+        with svdcodec.threads(count), pytest.raises(ValueError, match="job 1 failed"):
+            runtime.run_jobs(fails, 2)

@@ -274,7 +274,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     if quality is None:
         quality = (LOSSLESS_WIDE_QUALITY if max_error == 0 and pixels.dtype != np.uint8
                    else DEFAULT_QUALITY)
-    # BLAS single-threaded: see runtime.threads; small images in this thread alone.
+    # BLAS single-threaded: see runtime.threads; small images' bands in this thread alone
+    # (their planes may go to other threads, a job each: schedule.Encoder.plane_jobs).
     with single_threaded(), serial(pixels.size <= band_sizes.ENCODE_SERIAL_SAMPLES):
         adapt = AQ_COMPONENTS if aq and pixels.dtype == np.uint8 else 0
         # Lossless floats (unless the call asked for the layer) whose samples lie on a grid

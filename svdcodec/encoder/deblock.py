@@ -40,7 +40,7 @@ from ..format import (
 from ..modes import Pixels
 from ..runtime import kernels
 from ..runtime.scratch import ThreadBuffers
-from ..runtime.threads import run_bands
+from ..runtime.threads import run_bands, run_jobs
 from .plane import plane_with
 from .residual import exact_container, pack_exact
 from .tuning import (
@@ -363,11 +363,13 @@ def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[i
 
 
 def with_deblocking(layer: bytes, pixels: Pixels, step: float,
-                    integers: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> bytes:
+                    integers: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+                    plane_jobs: bool = False) -> bytes:
     """The encoder's file (no metadata, no residual yet) with the deblocking filter of each
     plane that gains from one (version 4), or `layer` itself. `pixels`: the (h, w, c) image,
     of which only the judged bands' rows are read (`pixels[y0:y1]`). `integers`: the integers
-    (A, B) the encoder holds of some planes by index, rendered instead of their blocks."""
+    (A, B) the encoder holds of some planes by index, rendered instead of their blocks.
+    `plane_jobs`: each plane's strength trials in a job of one thread (`threads.run_jobs`)."""
     container = unpack(layer)
     header = container.header
     if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
@@ -388,20 +390,30 @@ def with_deblocking(layer: bytes, pixels: Pixels, step: float,
     rendered = rendered_bands(list(judged.values()), header.height, unit)
     samples = sampled_samples(unfiltered, rendered, integers)
     assert pixels.shape == (header.height, header.width, header.channels)
-    chosen, gain = [], 0.0
     # each set of judged bands read in the same pieces by every plane judged on it
     pieces: dict[tuple[tuple[int, int], ...] | None, list[JudgedPiece]] = {}
-    for p in unfiltered.planes:
-        params = NO_DEBLOCK
-        if p in judged_planes:
-            bands = judged[p.index]
-            key = None if bands is None else tuple(bands)
-            if key not in pieces:
-                pieces[key] = judged_rows(rendered, header.height, header.width, bands)
-            params, saved = plane_strength(samples, rendered, pixels, header.colour, p,
-                                           plane_period(p, header), bands, pieces[key])
-            gain += saved
-        chosen.append(plane_with(p, deblock=params))
+    for p in judged_planes:
+        bands = judged[p.index]
+        key = None if bands is None else tuple(bands)
+        if key not in pieces:
+            pieces[key] = judged_rows(rendered, header.height, header.width, bands)
+
+    def strength(k: int) -> tuple[tuple[int, int, int], float]:
+        p = judged_planes[k]
+        bands = judged[p.index]
+        return plane_strength(samples, rendered, pixels, header.colour, p,
+                              plane_period(p, header), bands,
+                              pieces[None if bands is None else tuple(bands)])
+    # plane_jobs (an image whose planes the encoder coded in jobs): a plane's trials in a job
+    # of one thread; else plane after plane, each plane's pieces on every thread
+    judgements = (run_jobs(strength, len(judged_planes)) if plane_jobs
+                  else [strength(k) for k in range(len(judged_planes))])
+    found = {p.index: judgement for p, judgement in zip(judged_planes, judgements)}
+    chosen = [plane_with(p, deblock=found[p.index][0] if p.index in found else NO_DEBLOCK)
+              for p in unfiltered.planes]
+    gain = 0.0
+    for _, saved in judgements:  # one by one in plane order (sum() compensates from 3.12)
+        gain += saved
     filtered_plan = plan_record(unfiltered.header.version)  # version 4 or later (6: AQ)
     extra = len(chosen) * (filtered_plan.size - plan_record(header.version).size)
     if all(not p.filtered for p in chosen) or gain <= LAYOUT_LAMBDA * step * step * 8 * extra:

@@ -27,7 +27,8 @@ from ..format import (
 )
 from ..format.writer import factor_chunks
 from ..modes import Pixels
-from ..runtime.threads import run_bands
+from ..runtime import band_sizes
+from ..runtime.threads import run_bands, run_jobs
 from . import tuning
 from .blocks import small_plane
 from .deblock import with_deblocking
@@ -93,6 +94,10 @@ class Encoder:
                  single_step: bool = False, centre: bool = False, deblock: bool = False,
                  restore: bool = False) -> None:
         self.pixels = pixels
+        # an image whose planes are worth a hand-off each, but not its bands: one job per
+        # plane, each job's bands in its own thread
+        self.plane_jobs = band_sizes.ENCODE_PLANE_JOB_MIN_SAMPLES <= pixels.size \
+            <= band_sizes.ENCODE_PLANE_JOB_MAX_SAMPLES
         self.centre = centre
         self.deblock = deblock
         self.restore = restore
@@ -216,6 +221,17 @@ class Encoder:
         return code_plane(work.source, choice.candidate, choice.step, self.rule, False,
                           done=done)
 
+    def coded_in_jobs(self, work: Prepared, step: float) -> list[CodedPlane]:
+        """Every plane coded whole, each in a job of one thread (`threads.run_jobs`, which
+        hands each job over once; a job's bands stay in its thread): a small image's planes,
+        whose bands are too small to repay a hand-off each."""
+        def job(index: int) -> CodedPlane:
+            coded = self.finish(work, self.choose_layout(work, index, step))
+            if self.single_step and work.source.shapes[index] != work.source.shapes[0]:
+                work.source.release([index])  # no other step codes it again
+            return coded
+        return run_jobs(job, len(work.source.shapes))
+
     def encode(self, step: float) -> bytes:
         """The file at one quantizer step (8-bit units).
 
@@ -227,7 +243,10 @@ class Encoder:
         U's integers: `plane.quantize_u`), follows on its own, after the kept chroma planes
         are dropped if no other step will need them: concurrency where memory is small, one
         plane at a time where it is large. A plain layout holds its whole plane as a matrix:
-        those go one at a time.
+        those go one at a time. An image of band_sizes.ENCODE_PLANE_JOB_MIN_SAMPLES to
+        ENCODE_PLANE_JOB_MAX_SAMPLES (`plane_jobs`) codes each patch-layout plane whole in a
+        job of one thread instead (`coded_in_jobs`): its bands are too small to repay a
+        hand-off each, its planes are not; the deblocking judgement too.
         """
         work = self._prepare(step >= SUBSAMPLE_FROM_STEP)
         header, source = work.header, work.source
@@ -244,7 +263,9 @@ class Encoder:
                 source.release([index])  # not after them all (unmapping it is serial work)
             return coded
         concurrent = all(layout == LAYOUT_PATCH for layout, _ in self.layouts)
-        started = run_bands(start, header.channels, None if concurrent else 1)
+        started: list[LayoutChoice | CodedPlane | None] = (
+            list(self.coded_in_jobs(work, step)) if self.plane_jobs and concurrent
+            else run_bands(start, header.channels, None if concurrent else 1))
         if self.single_step:
             source.release([i for i in range(header.channels) if not full[i]])
         coded: list[CodedPlane] = []
@@ -268,7 +289,7 @@ class Encoder:
         if self.deblock and not (ycc_8bit(header, 0) and source.on_decoder_grid):
             data = with_deblocking(data, self.pixels, step,
                                    {k.plane.index: k.integers for k in coded
-                                    if k.integers is not None})
+                                    if k.integers is not None}, plane_jobs=self.plane_jobs)
         # 8-bit images: the restoration filter fitted to the decoded samples (version 6, §5.6)
         if self.restore:
             assert isinstance(self.pixels, np.ndarray), "encode() passes restoration an array"

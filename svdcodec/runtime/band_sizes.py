@@ -73,12 +73,24 @@ MAPPED_BYTES: int | None = None
 #: photo's decode takes two thirds of one thread's wall time, a 384 x 384 crop's about the same
 #: as one thread's for half as much CPU again, a 256 x 256 crop's a third longer.
 SERIAL_SAMPLES = 1 << 19
-#: Encoder: images of at most this many samples (pixels x channels) are coded in the calling
-#: thread, with no hand-off to other threads. Measured on 2 cores (docs/performance.md, "The
-#: encoder's one-thread threshold"): a second thread shortens a 768 x 512 RGB photo's encode
-#: not at all, one of 1.6-2.4 M samples by 5 % at most, each for 30-50 % more CPU; one of
-#: 2.65 M samples by 2-7 %, from 1 MP RGB (3.1 M samples) on by 9-26 %.
+#: Encoder: images of at most this many samples (pixels x channels) run their bands in the
+#: calling thread, with no hand-off to other threads (but for their plane jobs: below).
+#: Measured on 2 cores (docs/performance.md, "The encoder's one-thread threshold"): bands in
+#: a second thread shorten a 768 x 512 RGB photo's encode not at all, one of 1.6-2.4 M
+#: samples by 5 % at most, each for 30-50 % more CPU; one of 2.65 M samples by 2-7 %, from
+#: 1 MP RGB (3.1 M samples) on by 9-26 %.
 ENCODE_SERIAL_SAMPLES = 5 << 19
+#: Encoder: images of ENCODE_PLANE_JOB_MIN_SAMPLES to ENCODE_PLANE_JOB_MAX_SAMPLES samples
+#: code their planes (of patch layouts) concurrently, each plane whole in a job of one thread
+#: with its bands in that thread (`threads.run_jobs`): one hand-off per plane, where the bands
+#: are too small to repay a hand-off each (ENCODE_SERIAL_SAMPLES) or barely repay it. Measured
+#: on 2 cores (docs/performance.md, "A photo's planes on two cores"): a 768 x 512 RGB photo's
+#: encode 11-23 % shorter than in one thread (for 8-31 % more CPU), 1024 x 768 28-32 %;
+#: 1152 x 768 to 1920 x 1080 13-21 % shorter than band by band in threads, for less CPU; a
+#: 256 x 256 crop's not shorter (-2 to +7 %: below MIN); from about 7 M samples on, within
+#: a few % of the bands (above MAX).
+ENCODE_PLANE_JOB_MIN_SAMPLES = 1 << 18
+ENCODE_PLANE_JOB_MAX_SAMPLES = 3 << 21
 #: Encoder: target samples per band of the streaming passes (rows of a plane, whole patch rows).
 BAND_SAMPLES = 1 << 18
 #: Encoder: Pillow images (8-bit L and RGB) of at least this many samples are read band by

@@ -24,7 +24,9 @@ one thread inside a Dask worker process (its scheduler already runs one task per
 codec that started its own threads in each would fight it), else the usable cores, at most 4.
 With one thread, band work runs in the calling thread and whole-plane factorizations keep BLAS
 single-threaded too. Small images (encodes of at most band_sizes.ENCODE_SERIAL_SAMPLES
-samples, decodes of at most SERIAL_SAMPLES) run in the calling thread whatever the count.
+samples, decodes of at most SERIAL_SAMPLES) run their bands in the calling thread whatever the
+count; an encode of at least ENCODE_PLANE_JOB_MIN_SAMPLES hands each plane to a thread once
+(`run_jobs`).
 (docs/arrays.md, "Threads".)
 """
 
@@ -163,7 +165,8 @@ def set_threads(n: int | None) -> int | None:
 def threads(n: int) -> Iterator[None]:
     """svdcodec uses `n` threads for the calls made inside this block, in this thread (or
     asyncio task) only; other threads keep their own setting. At most `n`: small images run in
-    the calling thread (`band_sizes.ENCODE_SERIAL_SAMPLES`, `SERIAL_SAMPLES`)."""
+    the calling thread (`band_sizes.ENCODE_SERIAL_SAMPLES`, `SERIAL_SAMPLES`), but for an
+    encode's plane jobs (`band_sizes.ENCODE_PLANE_JOB_MIN_SAMPLES`)."""
     token = _scoped_threads.set(_check_count(n, "thread count"))
     try:
         yield
@@ -344,6 +347,26 @@ def run_bands(task: Callable[[int], T], count: int, threads: int | None = None) 
             return [task(i) for i in range(count)]
     finally:
         _worker.quiet = False
+
+
+def run_jobs(task: Callable[[int], T], count: int) -> list[T]:
+    """[task(0), ..., task(count - 1)] for a few independent jobs, each run whole in one
+    thread with its own band passes in that thread (`serial`): one hand-off per job, for work
+    whose bands are too small to repay handing each over (a small image's planes). The jobs
+    are claimed in order by this thread and idle pool threads, as `run_bands`' bands are,
+    inside `serial()` too (the caller's own bands stay serial); with one worker, all in the
+    calling thread; the first error (by index) propagates."""
+    threads = min(workers(), count)
+    if threads < 2:
+        return run_bands(task, count)
+
+    def job(i: int) -> T:
+        with QuietSerial():
+            return task(i)
+    if getattr(_worker, "busy", False):
+        return _shared(job, count, threads)
+    with single_threaded():
+        return _shared(job, count, threads)
 
 
 @contextmanager
