@@ -562,6 +562,29 @@ def test_broken_split_images_give_one_bands_error(name: str,
     assert jobs == [len(container.unpack(data).planes)] * 2  # (decode, load)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_load_again_after_a_failed_load_reads_the_file_again(
+        threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """load() of a broken file refused after its set-up (the exact rule, checked as the bands
+    multiply), then a decode of another file in the same thread, then load() again: refused
+    again with the same error. The failed load()'s renderer, left in the image's tile, held
+    A in this thread's kept arrays, which the other decode filled with its own: the second
+    load() rendered with them and gave pixels of neither file."""
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 1 << 20)
+    monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 1 << 20)
+    data = svdcodec.encode(photo(96, 130, 1)[:, :, 0])
+    m = container.unpack(data).planes[0].matrix_shape[0]
+    broken = with_left_values(data, {0: {m - 1: 1 << 23}})
+    other = svdcodec.encode(photo(96, 130, 1, seed=5)[:, :, 0])
+    with kernels_on(True), svdcodec.threads(threads), Image.open(io.BytesIO(broken)) as im:
+        with pytest.raises(OSError, match="exact reconstruction bound") as first:
+            im.load()
+        svdcodec.decode(other)
+        with pytest.raises(OSError) as again:
+            im.load()
+    assert str(again.value) == str(first.value)
+
+
 @pytest.mark.parametrize("large", [False, True], ids=["", "large"])
 def test_chroma_planes_of_two_patch_sizes_are_cut_alike(large: bool,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
