@@ -199,6 +199,12 @@ class SvdiImageFile(ImageFile.ImageFile):
                 self.im = Image.core.map_buffer(pixels, self.size, "raw", 0, (self.mode, 0, 1))
                 work = (work, pixels)
             self.tile = [tile._replace(args=(args[0], work))]
+        elif (tile is not None and tile.codec_name == DECODER and isinstance(args, tuple)
+              and len(args) == 2):
+            # Work of a load() that failed: a renderer's factors live in the kept arrays of
+            # the thread that prepared them (`ThreadBuffers`), which a decode since then may
+            # have filled with another file's. SvdiDecoder decodes the file again.
+            self.tile = [tile._replace(args=args[:1])]
         super().load_prepare()
 
 

@@ -6,6 +6,7 @@ Pillow allocates the image."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import itertools
 import struct
@@ -486,6 +487,102 @@ def test_one_band_images_split_into_a_band_per_thread(name: str,
     assert banded
     np.testing.assert_array_equal(pixels, as_opened(expected))
     assert jobs == ([len(planes)] * 3 if whole else [])
+
+
+def with_left_values(data: bytes, values: dict[int, dict[int, int]]) -> bytes:
+    """The file with the first component of U of each plane in `values` (its dense block)
+    stored raw (no predictor): 1 in every matrix row but the rows given ({row: value})."""
+    box = container.unpack(data)
+    blocks = list(box.blocks)
+    for index, rows in values.items():
+        at, block = next((i, b) for i, b in enumerate(blocks) if b.plane == index
+                         and b.factor == "U" and b.coding == container.DENSE and b.first == 0)
+        column = np.ones(block.count * box.planes[index].matrix_shape[0], np.int32)
+        for row, value in rows.items():
+            column[row] = value
+        blocks[at] = container.Block(arrays=(column,), factor="U", plane=index, first=0,
+                                     count=block.count, coding=container.DENSE, predictor=0)
+    return container.pack(dataclasses.replace(box, blocks=blocks), 1)
+
+
+#: name -> (image, encode options, {plane: {matrix row, counted from the last if negative:
+#: max|A|}}): files whose left factors break the exact rule (spec §5.1) in rows of the first
+#: and of the last band of a split
+BROKEN_SPLITS = {
+    # one plane: the whole plane's max|A| in one band's message, or 2^24 reached in the last
+    "L, two rows": (lambda: photo(96, 130, 1)[:, :, 0], {}, {0: {0: 1 << 22, -1: 1 << 23}}),
+    "L, 2^24": (lambda: photo(96, 130, 1)[:, :, 0], {}, {0: {0: 1 << 22, -1: 1 << 24}}),
+    # Y' in the first band, alpha in the last: one band stores alpha before Y'
+    "RGBA": (lambda: photo(96, 130, 4), {"exact_alpha": False}, {0: {0: 1 << 23},
+                                                                  3: {-1: 1 << 23}}),
+    # Y' and Cb: one band stores Y' before it reads the chroma rows
+    "16-bit RGB": (lambda: gradient16(96, 130, 3), {}, {0: {-1: 1 << 23}, 1: {0: 1 << 23}}),
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN_SPLITS))
+def test_broken_split_images_give_one_bands_error(name: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken file of one band cut into a band per thread (`stream.whole_jobs`) is refused
+    with the error one thread gives, by decode and by Pillow's load(): not the error of the
+    first band that breaks the rule (another max|A|, or another plane), nor of a chroma plane
+    multiplied with its set-up before the full-size planes."""
+    make, options, broken = BROKEN_SPLITS[name]
+    data = svdcodec.encode(make(), **options)
+    m = container.unpack(data).planes[0].matrix_shape[0]
+    data = with_left_values(data, {index: {row % m: value for row, value in rows.items()}
+                                   for index, rows in broken.items()})
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 1 << 20)
+    monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 1 << 20)
+    jobs: list[int] = []
+    whole_jobs = stream.whole_jobs
+
+    def spy(*args: Any) -> list[Any]:
+        jobs.append(len(args[2]))
+        return whole_jobs(*args)
+
+    def errors() -> list[str]:
+        """decode's error and load()'s."""
+        with pytest.raises(SvdiError) as refused:
+            svdcodec.decode(data)
+        with (pytest.warns(pillow_plugin.ReducedDepthWarning) if is_wide_rgb(data)
+              else contextlib.nullcontext()):
+            im = Image.open(io.BytesIO(data))
+        with im, pytest.raises(OSError) as refused_load:
+            im.load()
+        return [str(refused.value), str(refused_load.value)]
+    with kernels_on(True):
+        if kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        with svdcodec.threads(1):
+            expected = errors()
+        monkeypatch.setattr(stream, "whole_jobs", spy)
+        with svdcodec.threads(2):
+            assert errors() == expected
+    assert jobs == [len(container.unpack(data).planes)] * 2  # (decode, load)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_load_again_after_a_failed_load_reads_the_file_again(
+        threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """load() of a broken file refused after its set-up (the exact rule, checked as the bands
+    multiply), then a decode of another file in the same thread, then load() again: refused
+    again with the same error. The failed load()'s renderer, left in the image's tile, held
+    A in this thread's kept arrays, which the other decode filled with its own: the second
+    load() rendered with them and gave pixels of neither file."""
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 1 << 20)
+    monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 1 << 20)
+    data = svdcodec.encode(photo(96, 130, 1)[:, :, 0])
+    m = container.unpack(data).planes[0].matrix_shape[0]
+    broken = with_left_values(data, {0: {m - 1: 1 << 23}})
+    other = svdcodec.encode(photo(96, 130, 1, seed=5)[:, :, 0])
+    with kernels_on(True), svdcodec.threads(threads), Image.open(io.BytesIO(broken)) as im:
+        with pytest.raises(OSError, match="exact reconstruction bound") as first:
+            im.load()
+        svdcodec.decode(other)
+        with pytest.raises(OSError) as again:
+            im.load()
+    assert str(again.value) == str(first.value)
 
 
 @pytest.mark.parametrize("large", [False, True], ids=["", "large"])

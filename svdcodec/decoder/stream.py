@@ -46,10 +46,11 @@ from ..codec.colour import CHROMA_OFFSET, CHROMA_OFFSET_16
 from ..codec.deblock import filter_lines
 from ..codec.resample import Resampler
 from ..codec.restoration import REACH, restore_band
+from ..errors import SvdiError
 from ..format import LAYOUT_PATCH, Block, Container, Header, Plane
 from ..runtime import band_sizes
 from ..runtime.scratch import LEFT, ThreadBuffers
-from ..runtime.threads import band_workers, run_bands
+from ..runtime.threads import band_workers, run_bands, serial
 from .deblock import edge_filters, fusable, fusable_filters
 from .plane import (
     IntegerReconstructor,
@@ -683,6 +684,17 @@ def whole_jobs(container: Container, plan: OutputPlan,
     return list(run_bands(set_up, len(loads)))
 
 
+def one_band(container: Container, components: int | None, lean: bool
+             ) -> BandRenderer | None:
+    """`BandRenderer.prepare` of a small image in one band, as one thread renders it: what a
+    broken file that `whole_jobs` cut into a band per thread is refused by. Its error then
+    does not depend on the thread count: the plane that fails first, and the max|A| the
+    exact rule's message gives, would otherwise depend on how the rows were cut (the chroma
+    planes multiplied before the full-size ones, each band's rows checked apart)."""
+    with serial():
+        return BandRenderer.prepare(container, components, lean)
+
+
 def unplanned_rows(lo: int, hi: int) -> np.ndarray:
     """A chroma Resampler's source while BandRenderer.prepare plans its rows."""
     raise AssertionError("rows asked of a resampler before its rows were planned")
@@ -744,6 +756,9 @@ class BandRenderer:
         #: multiply every plane
         self.blas = not all(rows.exact_kernel for rows in
                             [*full.values(), *(kept.rows for kept in chroma.values())])
+        #: A small image cut into a band per thread (`whole_jobs`): `prepare`'s arguments, from
+        #: which `run` refuses a broken file as one band does (`one_band`)
+        self.split: tuple[Container, int | None, bool] | None = None
 
     @classmethod
     def prepare(cls, container: Container, components: int | None = None,
@@ -852,7 +867,10 @@ class BandRenderer:
         loaded: list[PlaneReconstructor | None]
         made: dict[int, np.ndarray] = {}  # whole chroma planes (`whole`)
         if whole is not None:
-            loaded = whole_jobs(container, plan, loads, whole, buffers, made)
+            try:
+                loaded = whole_jobs(container, plan, loads, whole, buffers, made)
+            except SvdiError:
+                return one_band(container, components, lean)
         elif sampled is not None:
             loaded = run_bands(load, len(loads))
             if any(rows is None for rows in loaded):
@@ -887,12 +905,26 @@ class BandRenderer:
         elif filtered:
             seams = EdgeSeams(container.header, container.planes, plan, bands)
             seams.left_in_band = left_in_band
-        return cls(container, plan, full, chroma, resamplers, bands, convert, seams, buffers)
+        renderer = cls(container, plan, full, chroma, resamplers, bands, convert, seams, buffers)
+        if whole is not None:
+            renderer.split = (container, components, lean)
+        return renderer
 
     def run(self, sink: Sink, threads: int | None = None) -> None:
         """Every band into `sink`, in threads. Once only: the chroma rows are dropped as the
-        bands are done."""
-        run_bands(lambda i: self.band(i, sink), len(self.bands), threads)
+        bands are done. A broken file cut into a band per thread is refused as one band
+        refuses it (`one_band`)."""
+        try:
+            run_bands(lambda i: self.band(i, sink), len(self.bands), threads)
+            return
+        except SvdiError as exc:
+            if self.split is None:
+                raise
+            failed = exc
+        renderer = one_band(*self.split)
+        if renderer is not None:
+            renderer.run(sink)  # raises where the bands did
+        raise failed
 
     def chroma_pieces(self, lo: int, hi: int
                       ) -> tuple[tuple[np.ndarray, np.ndarray, int],
