@@ -617,7 +617,7 @@ class WholePlane(PlaneReconstructor):
     planes qualify. A lives in the thread's kept array for its plane index (`ThreadBuffers`),
     so a thread holds one live WholePlane per plane index: a decode prepares and renders its
     planes in one call. `bands` (whole patch rows, in order): the output bands of a small image
-    cut one per thread, each multiplied from the one A (`BandRenderer.prepare`'s `split`);
+    cut one per thread, each multiplied from the one A (`decoder.stream.whole_jobs`);
     `left`: A's memory, given by the thread that renders (a plane set up in a pool thread must
     not leave A in that thread's kept array, which its next job reuses)."""
 
@@ -648,7 +648,7 @@ class WholePlane(PlaneReconstructor):
         self.passes, self.columns = [list(range(len(self.bands)))], [(0, n)]
         self.product_shift = plane.shift
         self.container, self.scratch = container, {}
-        buffers.expect("product", m * n)
+        buffers.expect("product", max(r1 - r0 for r0, r1 in self.mrows) * n)
         assert plane.shift is not None
         sigma = container.singular_values(plane.index)[:rank]
         found = compiled.exact_weights(sigma, float(plane.step), plane.shift)

@@ -803,12 +803,14 @@ class BandRenderer:
             bands = sampled
         given = integers if sampled is not None and integers is not None else {}
         # A small image (one band) of whole planes (`whole_factors`) on several threads: its
-        # planes set up as concurrent jobs, its rows cut into a band per thread (`split`)
+        # planes set up as concurrent jobs (`whole_jobs`), its rows cut into a band per
+        # thread, of whole patch rows (rounded down: an odd count of them still gives two)
         threads = band_workers()
         whole = (whole_image(container, plan) if sampled is None and len(bands) == 1
                  and threads > 1 else None)
         if whole is not None:
-            bands = exact_bands_for(plan.full, h, w, -(-h * w // threads))
+            unit = max([p.patch for p in plan.full if p.layout == LAYOUT_PATCH], default=1)
+            bands = exact_bands_for(plan.full, h, w, max(1, -(-h // unit) // threads) * unit * w)
         filtered = any(p.filtered for p in container.planes) and sampled is None
         restored = bool(container.restoration) and sampled is None
         if filtered or restored:  # exact planes (`streamable`): any whole patches, same rows

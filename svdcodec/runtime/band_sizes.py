@@ -68,10 +68,9 @@ KEEP_THREAD_BYTES = 1 << 23
 MAPPED_BYTES: int | None = None
 #: Decoder: images of at most this many samples (pixels x channels) are decoded in the calling
 #: thread: their bands are too few and too small to repay the hand-off to other threads. A
-#: larger image of one band is cut into a band per thread (`decoder.stream.whole_jobs`).
-#: Measured on 2 cores (docs/performance.md, "A photo's decode on both cores"): a 768 x 512
-#: photo's decode takes two thirds of one thread's wall time, a 384 x 384 crop's about the same
-#: as one thread's for half as much CPU again, a 256 x 256 crop's a third longer.
+#: larger image of one band is cut into a band per thread (`decoder.stream.whole_jobs`): on 2
+#: cores that shortens a 768 x 512 photo's decode, not a 384 x 384 crop's, and lengthens a
+#: 256 x 256 crop's (docs/performance.md, "A photo's decode on both cores").
 SERIAL_SAMPLES = 1 << 19
 #: Encoder: images of at most this many samples (pixels x channels) run their bands in the
 #: calling thread, with no hand-off to other threads (but for their plane jobs: below).
