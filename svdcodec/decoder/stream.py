@@ -50,7 +50,7 @@ from ..errors import SvdiError
 from ..format import LAYOUT_PATCH, Block, Container, Header, Plane
 from ..runtime import band_sizes
 from ..runtime.scratch import LEFT, ThreadBuffers
-from ..runtime.threads import band_workers, run_bands, serial
+from ..runtime.threads import band_workers, pool_ready, run_bands, serial
 from .deblock import edge_filters, fusable, fusable_filters
 from .plane import (
     IntegerReconstructor,
@@ -807,7 +807,7 @@ class BandRenderer:
         # thread, of whole patch rows (rounded down: an odd count of them still gives two)
         threads = band_workers()
         whole = (whole_image(container, plan) if sampled is None and len(bands) == 1
-                 and threads > 1 else None)
+                 and threads > 1 and pool_ready(threads) else None)
         if whole is not None:
             unit = max([p.patch for p in plan.full if p.layout == LAYOUT_PATCH], default=1)
             bands = exact_bands_for(plan.full, h, w, max(1, -(-h // unit) // threads) * unit * w)

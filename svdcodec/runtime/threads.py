@@ -283,6 +283,21 @@ class Pool:
         self.queue.put(job)
         return job
 
+    def ready(self, count: int) -> bool:
+        """Whether `count` threads (at most the size) are running; if not, they are started
+        now, idle, and False."""
+        count = min(count, self.size)
+        with self.lock:
+            if len(self.threads) >= count:
+                return True
+            while len(self.threads) < count:
+                thread = threading.Thread(target=self._serve, daemon=True,
+                                          name=f"svdcodec_{len(self.threads)}")
+                self.threads.append(thread)
+                self.idle += 1
+                thread.start()
+        return False
+
     def _serve(self) -> None:
         while True:
             job = self.queue.get()
@@ -349,6 +364,15 @@ def run_bands(task: Callable[[int], T], count: int, threads: int | None = None) 
         _worker.quiet = False
 
 
+def pool_ready(threads: int) -> bool:
+    """Whether the pool of `threads` has its threads running (`threads` - 1: the caller is the
+    other); if not, they start now, idle, and False. For work that is split over threads only
+    to finish sooner, and is small (a photo's decode or encode): in a new process a new
+    thread's first job costs more than it saves (its memory is all new pages), so the first
+    such call runs in the caller while the threads start, for the next ones."""
+    return _pool(threads).ready(threads - 1)
+
+
 def run_jobs(task: Callable[[int], T], count: int) -> list[T]:
     """[task(0), ..., task(count - 1)] for a few independent jobs, each run whole in one
     thread with its own band passes in that thread (`serial`): one hand-off per job, for work
@@ -357,7 +381,7 @@ def run_jobs(task: Callable[[int], T], count: int) -> list[T]:
     inside `serial()` too (the caller's own bands stay serial); with one worker, all in the
     calling thread; the first error (by index) propagates."""
     threads = min(workers(), count)
-    if threads < 2:
+    if threads < 2 or not pool_ready(threads):
         return run_bands(task, count)
 
     def job(i: int) -> T:
