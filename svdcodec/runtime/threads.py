@@ -37,15 +37,14 @@ import itertools
 import os
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from queue import SimpleQueue
 
 T = TypeVar("T")
 
@@ -117,10 +116,13 @@ def single_threaded() -> Iterator[None]:
 @contextmanager
 def threaded_blas() -> Iterator[None]:
     """OpenBLAS's own thread count again inside an enclosing `single_threaded()` block, for
-    one large product run from the calling thread alone (a whole-plane factorization)."""
+    one large product run from the calling thread alone (a whole-plane factorization). Not
+    inside a `run_jobs` job: the setting is process-wide, so another job's products, run
+    meanwhile, would change their rounding with it (and the file's bytes with the jobs'
+    timing); a job's products keep one BLAS thread, as with `threads(1)`."""
     with _lock:
         put = (_api[1] if _api is not None and _users > 0 and _saved != 1 and workers() > 1
-               else None)
+               and not getattr(_worker, "job", False) else None)
         if put is not None:
             put(_saved)
     try:
@@ -256,16 +258,16 @@ class Job(Generic[T]):
 class Pool:
     """Threads that run the calls handed to them in turn: what `run_bands` and `defer` ask of
     a pool (a job that can be cancelled before it starts, or waited for), with nothing but
-    `threading` and a queue: `concurrent.futures`' executor costs a small image's decode
+    `threading` and a deque: `concurrent.futures`' executor costs a small image's decode
     again in imports the first time a process uses it. The threads start as calls arrive
     while none is idle, up to `size`; they are daemons, idle between calls (every call
     handed to them is cancelled or waited for by the thread that handed it)."""
 
     def __init__(self, size: int) -> None:
-        from queue import SimpleQueue  # (once a process uses threads)
-
         self.size = size
-        self.queue: SimpleQueue[Job[Any] | None] = SimpleQueue()
+        # the jobs in order, and their count for the threads to wait on (no `queue` import)
+        self.jobs: deque[Job[Any]] = deque()
+        self.waiting = threading.Semaphore(0)
         self.threads: list[threading.Thread] = []
         self.idle = 0
         self.lock = threading.Lock()
@@ -276,11 +278,9 @@ class Pool:
             if self.idle:
                 self.idle -= 1  # (that thread counts itself idle again after this call)
             elif len(self.threads) < self.size:
-                thread = threading.Thread(target=self._serve, daemon=True,
-                                          name=f"svdcodec_{len(self.threads)}")
-                self.threads.append(thread)
-                thread.start()
-        self.queue.put(job)
+                self._start()
+        self.jobs.append(job)
+        self.waiting.release()
         return job
 
     def ready(self, count: int) -> bool:
@@ -291,18 +291,21 @@ class Pool:
             if len(self.threads) >= count:
                 return True
             while len(self.threads) < count:
-                thread = threading.Thread(target=self._serve, daemon=True,
-                                          name=f"svdcodec_{len(self.threads)}")
-                self.threads.append(thread)
+                self._start()
                 self.idle += 1
-                thread.start()
         return False
+
+    def _start(self) -> None:
+        """A thread more (the caller holds the lock)."""
+        thread = threading.Thread(target=self._serve, daemon=True,
+                                  name=f"svdcodec_{len(self.threads)}")
+        self.threads.append(thread)
+        thread.start()
 
     def _serve(self) -> None:
         while True:
-            job = self.queue.get()
-            if job is None:
-                return
+            self.waiting.acquire()
+            job = self.jobs.popleft()
             ran = job.run()
             with self.lock:  # idle before the caller hears of it: its next call comes here
                 self.idle += 1
@@ -382,15 +385,26 @@ def run_jobs(task: Callable[[int], T], count: int) -> list[T]:
     calling thread; the first error (by index) propagates."""
     threads = min(workers(), count)
     if threads < 2 or not pool_ready(threads):
-        return run_bands(task, count)
+        return run_bands(partial(_as_job, task), count)
 
     def job(i: int) -> T:
         with QuietSerial():
-            return task(i)
+            return _as_job(task, i)
     if getattr(_worker, "busy", False):
         return _shared(job, count, threads)
     with single_threaded():
         return _shared(job, count, threads)
+
+
+def _as_job(task: Callable[[int], T], i: int) -> T:
+    """task(i) as a `run_jobs` job, wherever it runs (`threaded_blas` then leaves BLAS at one
+    thread: the same bytes whether the jobs run in threads or not)."""
+    before = getattr(_worker, "job", False)
+    _worker.job = True
+    try:
+        return task(i)
+    finally:
+        _worker.job = before
 
 
 @contextmanager
