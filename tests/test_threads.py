@@ -13,7 +13,7 @@ from support import photo
 
 import svdcodec
 from svdcodec.evaluation.metrics import psnr
-from svdcodec.runtime import band_sizes
+from svdcodec.runtime import band_sizes, kernels
 from svdcodec.runtime import threads as runtime
 
 
@@ -325,10 +325,11 @@ def test_a_new_processs_first_small_decode_and_encode_start_the_threads(monkeypa
         assert svdcodec.encode(rgb) == data and len(runtime._pools[2].threads) == 1
         monkeypatch.setattr(runtime, "_pools", {})
         ran.clear()
+        split = kernels.get() is not None  # (the split needs the compiled planes)
         np.testing.assert_array_equal(svdcodec.decode(data), pixels)
-        assert ran == [] and len(runtime._pools[2].threads) == 1
+        assert ran == [] and len(runtime._pools.get(2, runtime.Pool(2)).threads) == split
         np.testing.assert_array_equal(svdcodec.decode(data), pixels)
-        assert ran
+        assert bool(ran) == split
         ran.clear()
         assert svdcodec.encode(rgb) == data and ran
 

@@ -807,7 +807,9 @@ class BandRenderer:
         # thread, of whole patch rows (rounded down: an odd count of them still gives two)
         threads = band_workers()
         whole = (whole_image(container, plan) if sampled is None and len(bands) == 1
-                 and threads > 1 and pool_ready(threads) else None)
+                 and threads > 1 else None)
+        if whole is not None and not pool_ready(threads):
+            whole = None  # a process's first: in this thread, while the threads start
         if whole is not None:
             unit = max([p.patch for p in plan.full if p.layout == LAYOUT_PATCH], default=1)
             bands = exact_bands_for(plan.full, h, w, max(1, -(-h // unit) // threads) * unit * w)
