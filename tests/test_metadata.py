@@ -3,6 +3,7 @@ the tools; the pixel limit; several frames; options that svdcodec does not have.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
@@ -42,9 +43,11 @@ def exif_with(orientation: int) -> Image.Exif:
     return exif
 
 
+@functools.cache
 def icc_profiles() -> dict[str, bytes]:
     """sRGB and a non-sRGB profile, from Pillow's littlecms where it is built in, else the
-    vector generator's header-only profile (which the format accepts as well)."""
+    vector generator's header-only profile (which the format accepts as well). Made once:
+    littlecms stamps each new profile with the time, so two made a second apart differ."""
     if features.check("littlecms2"):
         from PIL import ImageCms
 
