@@ -219,7 +219,7 @@ class Job(Generic[T]):
     __slots__ = ("call", "claims", "error", "finished", "value")
 
     def __init__(self, call: Callable[[], T]) -> None:
-        self.call = call
+        self.call: Callable[[], T] | None = call
         self.claims = itertools.count()
         self.finished = threading.Lock()  # held until the call has run
         self.finished.acquire()
@@ -229,10 +229,11 @@ class Job(Generic[T]):
     def run(self) -> bool:
         """In a pool thread: the call, unless `cancel` came first; whether it ran (then
         `finish` tells the waiting thread)."""
+        call, self.call = self.call, None  # what it holds (a band's arrays) goes with it
         if next(self.claims):  # atomic under the GIL
             return False
         try:
-            self.value = self.call()
+            self.value = call()
         except BaseException as exc:  # noqa: BLE001 (raised by result(), in its caller)
             self.error = exc
         return True
@@ -311,6 +312,7 @@ class Pool:
                 self.idle += 1
             if ran:
                 job.finish()
+            del job  # nothing of it held while this thread waits for the next
 
 
 _pools: dict[int, Pool] = {}
