@@ -45,7 +45,6 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-
 T = TypeVar("T")
 
 _lock = threading.Lock()
