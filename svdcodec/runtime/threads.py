@@ -320,7 +320,9 @@ _worker = threading.local()
 
 
 def _forget_pools() -> None:
-    _pools.clear()  # a forked child has none of the parent's threads
+    global _pools_lock
+    _pools.clear()  # a forked child has none of the parent's threads,
+    _pools_lock = threading.Lock()  # and a lock one of them held would stay held
 
 
 if hasattr(os, "register_at_fork"):
