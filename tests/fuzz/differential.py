@@ -33,6 +33,7 @@ import collections
 import contextlib
 import io
 import json
+import os
 import sys
 import time
 import traceback
@@ -44,6 +45,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness_common import kernels_restored
 
 #: Image kinds: (dtype, channels).
 KINDS = {"L": (np.uint8, 1), "LA": (np.uint8, 2), "RGB": (np.uint8, 3), "RGBA": (np.uint8, 4),
@@ -276,17 +280,10 @@ def patched(obj: Any, **values: Any) -> Iterator[None]:
 
 @contextlib.contextmanager
 def kernels(compiled: bool) -> Iterator[None]:
-    import os
-
-    before = os.environ.get("SVDCODEC_KERNELS")
-    os.environ["SVDCODEC_KERNELS"] = "1" if compiled else "0"
-    try:
+    """The compiled kernels (or numpy) for the calls inside, SVDCODEC_KERNELS restored after."""
+    with kernels_restored():
+        os.environ["SVDCODEC_KERNELS"] = "1" if compiled else "0"
         yield
-    finally:
-        if before is None:
-            del os.environ["SVDCODEC_KERNELS"]
-        else:
-            os.environ["SVDCODEC_KERNELS"] = before
 
 
 @contextlib.contextmanager
