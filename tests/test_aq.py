@@ -14,13 +14,15 @@ import svdcodec
 from svdcodec.codec import aq
 from svdcodec.codec import exact as exact_rule
 from svdcodec.codec.layout import from_matrix
-from svdcodec.decoder.plane import PlaneReconstructor
+from svdcodec.decoder.plane import PlaneReconstructor, WholePlane
 from svdcodec.decoder.reference import decode_plane, decode_reference, row_multipliers
 from svdcodec.encoder import aq as aq_encoder
 from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
 from svdcodec.format import AQ_VERSION, COMPACT_VERSION, NO_AQ, pack_header, unpack
 from svdcodec.runtime import kernels
+from support import NEEDS_KERNELS, photo
+from support import kernels as kernels_on
 
 
 def sample(size: tuple[int, int] | None = None) -> np.ndarray:
@@ -308,3 +310,34 @@ def test_large_budget_with_aq_is_not_worse() -> None:
     data = svdcodec.encode(pixels, max_bytes=10 ** 7, aq=True)
     assert len(data) <= 10 ** 7
     assert psnr(pixels, svdcodec.decode(data)) >= psnr(pixels, svdcodec.decode(best)) - 0.5
+
+
+@NEEDS_KERNELS
+@pytest.mark.parametrize("size,threads", [((96, 128), 1), ((512, 768), 2), ((512, 768), 1)])
+def test_adapted_plane_set_up_whole(size: tuple[int, int], threads: int,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapted plane within the budget is set up whole (`WholePlane`, its map from the
+    whole A), and, above the one-thread size, its rows cut into a band per thread: the
+    reference's pixels, through `decode` and Pillow, with one thread or two; a preview of
+    fewer components than the map reads takes the general path, also the reference's."""
+    made: list[bool] = []
+    original = WholePlane.__init__
+
+    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        made.append(self.adapted)
+    monkeypatch.setattr(WholePlane, "__init__", counted)
+    data = svdcodec.encode(photo(*size, 3), aq=True)
+    plane = unpack(data).planes[0]
+    assert plane.adapted and plane.rank >= 2
+    expected = decode_reference(data)
+    with kernels_on(True), svdcodec.threads(threads):
+        assert np.array_equal(svdcodec.decode(data), expected)
+        assert True in made  # plane 0, adapted, set up whole
+        with Image.open(io.BytesIO(data)) as im:
+            assert np.array_equal(np.asarray(im), expected)
+        made.clear()
+        k = min(aq.COMPONENTS, plane.rank) - 1  # one short of the map's components
+        assert np.array_equal(svdcodec.decode(data, components=k),
+                              decode_reference(data, components=k))
+        assert True not in made

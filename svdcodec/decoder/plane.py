@@ -607,8 +607,8 @@ class PlaneReconstructor:
 
 class WholePlane(PlaneReconstructor):
     """A PlaneReconstructor of a plane rendered in one band (every row of a small image), the
-    default encode's case: an exact plane of a patch layout, not adapted, whose blocks all
-    fit the budget held at once. Each factor is filled whole at set-up in one compiled call
+    default encode's case: an exact plane of a patch layout whose blocks all fit the budget
+    held at once (an adapted plane's too, spec §5.5: its map made from the whole A). Each factor is filled whole at set-up in one compiled call
     (`_kernels.plane_factors`: the sparse blocks' checks and fill, the dense blocks'
     unpredicting, max|B|), instead of the general set-up's dozens of steps per plane (blocks
     held or streamed, their index, the band plan, passes and column ranges, the dense columns
@@ -623,7 +623,7 @@ class WholePlane(PlaneReconstructor):
 
     # PlaneReconstructor's attributes that are the same for every WholePlane (never set
     # on an instance): exact, compiled product, product into this thread's buffer, no
-    # pass of its own per band, not adapted (no map), A whole from row 0.
+    # pass of its own per band, A whole from row 0. Not adapted, unless __init__ says so.
     exact = exact_kernel = reuse_product = True
     local = adapted = False
     row_m = None
@@ -664,6 +664,10 @@ class WholePlane(PlaneReconstructor):
         self.left = (buffers.get(f"{LEFT} {plane.index}", m * rank) if left is None
                      else left[:m * rank]).reshape(m, rank)
         self._fill_whole("U", u_blocks, plane.grid, self.left)
+        if plane.adapted:  # version 6 (spec §5.5): M per matrix row from U's first K' columns
+            self.adapted = True  # of the whole A (`whole_factors`: K' <= rank), as `load` does
+            self.row_m = self._map(self.left[:, :min(plane.aq[0], plane.rank)])
+            self.product_shift = plane.shift + aq.UNIT_BITS
         self.means = container.column_means(plane.index)
         self.loaded_means = None if self.means is None else self.means.astype(np.float64)
 
@@ -730,10 +734,13 @@ def whole_plane(container: Container, plane: Plane, rank: int, bands: list[tuple
 def whole_factors(container: Container, plane: Plane, rank: int, budget: int,
                   compiled: ModuleType | None) -> tuple[list[Block], list[Block]] | None:
     """The plane's U and V blocks where a `WholePlane` may take it: the kernels, an exact plane
-    of a patch layout (`kernel_multiplies`), not adapted (its map needs a pass of its own), a
-    rank of at least one, and A (m x rank float32) and every block it reads, decompressed,
-    within the budget, as the general path holds a pass and its held blocks. Else None."""
-    if (not kernel_multiplies(plane, compiled) or plane.adapted or rank < 1
+    of a patch layout (`kernel_multiplies`), a rank of at least one (an adapted plane's: at
+    least the K' = min(K, rank) components its map reads, spec §5.5; a preview of fewer takes
+    the general path, which fills the map's components apart), and A (m x rank float32) and
+    every block it reads, decompressed, within the budget, as the general path holds a pass
+    and its held blocks. Else None."""
+    if (not kernel_multiplies(plane, compiled) or rank < 1
+            or (plane.adapted and min(plane.aq[0], plane.rank) > rank)
             or plane.matrix_shape[0] * rank * 4 > budget):
         return None
     assert compiled is not None  # (`kernel_multiplies`)
