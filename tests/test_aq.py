@@ -9,6 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PIL import Image
+from support import NEEDS_KERNELS, photo
+from support import kernels as kernels_on
 
 import svdcodec
 from svdcodec.codec import aq
@@ -21,8 +23,6 @@ from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
 from svdcodec.format import AQ_VERSION, COMPACT_VERSION, NO_AQ, pack_header, unpack
 from svdcodec.runtime import kernels
-from support import NEEDS_KERNELS, photo
-from support import kernels as kernels_on
 
 
 def sample(size: tuple[int, int] | None = None) -> np.ndarray:
