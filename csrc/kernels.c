@@ -78,6 +78,7 @@ typedef uint32_t strip_u32 __attribute__((vector_size(32)));
 typedef int16_t strip_i16 __attribute__((vector_size(16)));
 typedef double half_f64 __attribute__((vector_size(32)));
 typedef int64_t half_i64 __attribute__((vector_size(32)));
+typedef float quarter_f32 __attribute__((vector_size(16))); /* a half_f64 narrowed */
 #endif
 #endif
 
@@ -6091,8 +6092,29 @@ HOT static void solve_columns(double *RESTRICT data, Py_ssize_t n, Py_ssize_t b,
     }
 }
 
+#ifdef VECTOR_TYPES
+/* The 4 x 4 block at in (rows b values apart) transposed: c[t] holds its column t (four
+   loads, eight shuffles). */
+ALWAYS_INLINE void transpose_4x4(const double *in, Py_ssize_t b, half_f64 c[4])
+{
+    half_f64 r0, r1, r2, r3;
+    memcpy(&r0, in, sizeof r0);
+    memcpy(&r1, in + b, sizeof r1);
+    memcpy(&r2, in + 2 * b, sizeof r2);
+    memcpy(&r3, in + 3 * b, sizeof r3);
+    half_f64 t0 = __builtin_shufflevector(r0, r1, 0, 4, 2, 6);
+    half_f64 t1 = __builtin_shufflevector(r0, r1, 1, 5, 3, 7);
+    half_f64 t2 = __builtin_shufflevector(r2, r3, 0, 4, 2, 6);
+    half_f64 t3 = __builtin_shufflevector(r2, r3, 1, 5, 3, 7);
+    c[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+    c[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+    c[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+    c[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+}
+#endif
+
 /* out (b, a) = in (a, b) transposed, in tiles that stay in cache; with vector types, 4 x 4
-   blocks in registers (four loads, eight shuffles, four stores), the edges value by value. */
+   blocks in registers, the edges value by value. */
 HOT static void transpose(const double *in, double *out, Py_ssize_t a, Py_ssize_t b)
 {
     const Py_ssize_t tile = 32;
@@ -6104,28 +6126,42 @@ HOT static void transpose(const double *in, double *out, Py_ssize_t a, Py_ssize_
             i4 = i0 + (i1 - i0) / 4 * 4, j4 = j0 + (j1 - j0) / 4 * 4;
             for (Py_ssize_t i = i0; i < i4; i += 4)
                 for (Py_ssize_t j = j0; j < j4; j += 4) {
-                    half_f64 r0, r1, r2, r3;
-                    memcpy(&r0, in + i * b + j, sizeof r0);
-                    memcpy(&r1, in + (i + 1) * b + j, sizeof r1);
-                    memcpy(&r2, in + (i + 2) * b + j, sizeof r2);
-                    memcpy(&r3, in + (i + 3) * b + j, sizeof r3);
-                    half_f64 t0 = __builtin_shufflevector(r0, r1, 0, 4, 2, 6);
-                    half_f64 t1 = __builtin_shufflevector(r0, r1, 1, 5, 3, 7);
-                    half_f64 t2 = __builtin_shufflevector(r2, r3, 0, 4, 2, 6);
-                    half_f64 t3 = __builtin_shufflevector(r2, r3, 1, 5, 3, 7);
-                    half_f64 c0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
-                    half_f64 c1 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
-                    half_f64 c2 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
-                    half_f64 c3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
-                    memcpy(out + j * a + i, &c0, sizeof c0);
-                    memcpy(out + (j + 1) * a + i, &c1, sizeof c1);
-                    memcpy(out + (j + 2) * a + i, &c2, sizeof c2);
-                    memcpy(out + (j + 3) * a + i, &c3, sizeof c3);
+                    half_f64 c[4];
+                    transpose_4x4(in + i * b + j, b, c);
+                    for (int t = 0; t < 4; t++)
+                        memcpy(out + (j + t) * a + i, &c[t], sizeof c[t]);
                 }
 #endif
             for (Py_ssize_t i = i0; i < i1; i++) /* the edges: rows i4.., columns j4.. */
                 for (Py_ssize_t j = i < i4 ? j4 : j0; j < j1; j++)
                     out[j * a + i] = in[i * b + j];
+        }
+}
+
+/* `transpose` into float32: out (b, a) = (float)in (a, b) transposed, each value rounded to
+   nearest as numpy's astype(float32) rounds it. */
+HOT static void transpose_to_float(const double *in, float *out, Py_ssize_t a, Py_ssize_t b)
+{
+    const Py_ssize_t tile = 32;
+    for (Py_ssize_t i0 = 0; i0 < a; i0 += tile)
+        for (Py_ssize_t j0 = 0; j0 < b; j0 += tile) {
+            Py_ssize_t i1 = i0 + tile < a ? i0 + tile : a, j1 = j0 + tile < b ? j0 + tile : b;
+            Py_ssize_t i4 = i0, j4 = j0; /* the ends of the 4 x 4 blocks */
+#ifdef VECTOR_TYPES
+            i4 = i0 + (i1 - i0) / 4 * 4, j4 = j0 + (j1 - j0) / 4 * 4;
+            for (Py_ssize_t i = i0; i < i4; i += 4)
+                for (Py_ssize_t j = j0; j < j4; j += 4) {
+                    half_f64 c[4];
+                    transpose_4x4(in + i * b + j, b, c);
+                    for (int t = 0; t < 4; t++) {
+                        quarter_f32 f = __builtin_convertvector(c[t], quarter_f32);
+                        memcpy(out + (j + t) * a + i, &f, sizeof f);
+                    }
+                }
+#endif
+            for (Py_ssize_t i = i0; i < i1; i++) /* the edges: rows i4.., columns j4.. */
+                for (Py_ssize_t j = i < i4 ? j4 : j0; j < j1; j++)
+                    out[j * a + i] = (float)in[i * b + j];
         }
 }
 
@@ -6136,21 +6172,26 @@ PyDoc_STRVAR(banded_solve_doc,
 "at [k, i]): forward then backward substitution, each step in numpy's order (axis 1 on a\n"
 "transposed copy, the same operations on every element). Along axis 0, only the columns\n"
 "[start, stop) (stop -1: b), whose values are those of the whole call: threads can solve\n"
-"ranges of columns apart.");
+"ranges of columns apart. Along axis 1 with out (a, b) float32 C-contiguous, the results go\n"
+"to out as float32 (numpy's astype) instead of back to z, 16 rows at a time, each block's\n"
+"rows read before its results are written: out may share z's buffer where each block's\n"
+"float32 rows end before the next block's rows of z begin (out starting at or before z).");
 
 static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"z", "chol", "axis", "start", "stop", NULL};
-    PyObject *o_z, *o_chol, *result = NULL;
+    static char *names[] = {"z", "chol", "axis", "start", "stop", "out", NULL};
+    PyObject *o_z, *o_chol, *o_out = Py_None, *result = NULL;
     int axis;
     Py_ssize_t start = 0, stop = -1;
-    Arr z = {0}, ch = {0};
+    Arr z = {0}, ch = {0}, out = {0};
     double *flipped = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOi|nn:banded_solve", names, &o_z, &o_chol,
-                                     &axis, &start, &stop))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOi|nnO:banded_solve", names, &o_z,
+                                     &o_chol, &axis, &start, &stop, &o_out))
         return NULL;
     if (get_array(o_z, &z, "z", 2, T_F64, A_WRITABLE | A_CONTIGUOUS) < 0
-        || get_array(o_chol, &ch, "chol", 2, T_F64, A_CONTIGUOUS) < 0)
+        || get_array(o_chol, &ch, "chol", 2, T_F64, A_CONTIGUOUS) < 0
+        || (o_out != Py_None
+            && get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0))
         goto done;
     Py_ssize_t a = z.shape[0], b = z.shape[1], width = ch.shape[0], n = ch.shape[1];
     if (!(axis == 0 || axis == 1) || n != (axis == 0 ? a : b) || width < 1) {
@@ -6161,6 +6202,10 @@ static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
         stop = b;
     if (start < 0 || start > stop || stop > b || (axis == 1 && (start != 0 || stop != b))) {
         value_error("banded_solve: columns 0 <= start <= stop <= b, along axis 0 only");
+        goto done;
+    }
+    if (out.held && (axis != 1 || out.shape[0] != a || out.shape[1] != b)) {
+        value_error("banded_solve: out along axis 1 only, of z's shape");
         goto done;
     }
     const Py_ssize_t block = 16; /* rows solved together along axis 1, transposed */
@@ -6181,7 +6226,10 @@ static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
             Py_ssize_t rows = a - r0 < block ? a - r0 : block;
             transpose(data + r0 * b, flipped, rows, b);
             solve_columns(flipped, n, rows, rows, L, width);
-            transpose(flipped, data + r0 * b, b, rows);
+            if (out.held) /* the block's rows of z are all in `flipped` by now */
+                transpose_to_float(flipped, (float *)out.data + r0 * b, b, rows);
+            else
+                transpose(flipped, data + r0 * b, b, rows);
         }
     }
     Py_END_ALLOW_THREADS
@@ -6190,6 +6238,7 @@ done:
     free(flipped);
     release(&z);
     release(&ch);
+    release(&out);
     return result;
 }
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 
@@ -298,6 +300,12 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
     whole float64 plane is the largest buffer of an encode, so the
     encoder halves its chroma planes one after the other, each on every thread, rather than
     holding two of them at once (`encoder.source.PlaneSource.keep`).
+
+    The result is float32 in the front of the float64 plane's own buffer, which is then shrunk
+    to it (never both at once): the compiled solve along rows writes each band's float32 rows
+    there itself (`solve_rows_to_float32`), which spares a pass over the plane; the numpy path
+    narrows the solved plane afterwards (`float32_in_place`, or `astype` below
+    IN_PLACE_BYTES), with the same bits.
     """
     in_h, in_w = in_shape
     v_index, v_weight, v_chol = halving_tables(height, in_h)
@@ -323,26 +331,66 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
 
     def across(k: int) -> None:  # rows are C-contiguous: a band of them is a matrix of its own
         k0, k1 = bands[k]
-        if compiled is not None:
-            compiled.banded_solve(z[k0:k1], h_chol, 1)
-        else:
-            solve_normal(h_chol, z[k0:k1].T)
+        solve_normal(h_chol, z[k0:k1].T)
     run_bands(gather, len(bands))
-    if compiled is not None:  # down each column: every row at once (the kernel's one pass),
-        # in threads by ranges of SOLVE_COLUMNS columns (a large plane's otherwise serial step)
-        starts = list(range(0, width, SOLVE_COLUMNS))
-        run_bands(lambda k: compiled.banded_solve(z, v_chol, 0, starts[k],
-                                                  min(starts[k] + SOLVE_COLUMNS, width)),
-                  len(starts))
-    else:
+    if compiled is None:
         solve_normal(v_chol, z)
-    run_bands(across, len(bands))
-    return float32_in_place(z) if z.nbytes >= IN_PLACE_BYTES else z.astype(np.float32)
+        run_bands(across, len(bands))
+        return float32_in_place(z) if z.nbytes >= IN_PLACE_BYTES else z.astype(np.float32)
+    # down each column: every row at once (the kernel's one pass), in threads by ranges of
+    # SOLVE_COLUMNS columns (a large plane's otherwise serial step)
+    starts = list(range(0, width, SOLVE_COLUMNS))
+    run_bands(lambda k: compiled.banded_solve(z, v_chol, 0, starts[k],
+                                              min(starts[k] + SOLVE_COLUMNS, width)),
+              len(starts))
+    return solve_rows_to_float32(compiled, z, h_chol, band)
 
 
-#: float64 planes of at least this many bytes are narrowed to float32 in their own buffer
-#: (`float32_in_place`); a smaller one by `astype`, which takes a fraction of the time and
-#: briefly adds only half its size.
+def solve_rows_to_float32(compiled: ModuleType, z: np.ndarray, chol: np.ndarray,
+                          band: int) -> np.ndarray:
+    """z (float64, C order, owning its buffer, no other view of it) solved along its rows
+    (`banded_solve`, axis 1) in bands of `band` rows in threads, as float32 in the front of
+    its own buffer, which is then shrunk to them: `float32_in_place(z)` after the solve, the
+    same bits, without that pass over the plane.
+
+    Band k's float32 rows [k0, k1) land on float64 rows [k0 / 2, k1 / 2), which the earlier
+    bands holding them must have read first (`overwritten_bands`); within a band the kernel
+    reads each block of rows before it writes that block's results. `run_bands` starts bands
+    in index order and runs every band it starts, so a band waits only for bands already
+    started: no deadlock, even after an error in one (which then propagates)."""
+    height, width = z.shape
+    n = z.size
+    narrow = z.reshape(-1).view(np.float32)[:n].reshape(height, width)
+    solved = [threading.Event() for _ in range(0, height, band)]
+
+    def solve(k: int) -> None:
+        k0, k1 = k * band, min((k + 1) * band, height)
+        try:
+            for j in overwritten_bands(k, band, width):
+                solved[j].wait()
+            compiled.banded_solve(z[k0:k1], chol, 1, out=narrow[k0:k1])
+        finally:
+            solved[k].set()
+    run_bands(solve, len(solved))
+    del narrow
+    z.resize(((n + 1) // 2,), refcheck=False)  # realloc: keeps the first half in place
+    return z.view(np.float32)[:n].reshape(height, width)
+
+
+def overwritten_bands(k: int, band: int, width: int) -> range:
+    """The bands before band k (bands of `band` rows of `width` float64 values) whose rows
+    band k's float32 rows overwrite when a plane is narrowed to the front of its own buffer.
+    Band k's own rows are not among them (its rows are read before they are written over)."""
+    k0 = k * band
+    first = k0 // 2  # float64 rows [first, last] hold float32 rows [k0, k0 + band)
+    last = ((k0 + band) * width - 1) // (2 * width)
+    return range(first // band, min(last // band + 1, k))
+
+
+#: On the numpy path, float64 planes of at least this many bytes are narrowed to float32 in
+#: their own buffer (`float32_in_place`); a smaller one by `astype`, which takes a fraction of
+#: the time and briefly adds only half its size. (The compiled path narrows every plane in its
+#: solve along rows.)
 IN_PLACE_BYTES = 1 << 22
 #: Rows the compiled solve along rows (`banded_solve`, axis 1) transposes and solves together.
 ROW_BLOCK = 16
