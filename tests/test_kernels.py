@@ -13,23 +13,24 @@ import dataclasses
 import os
 import random
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+from support import CORPUS, NEEDS_KERNELS, REGRESSIONS, ROOT, kernels_built
 
-import svdcodec  # noqa: E402
-from svdcodec import SvdiError  # noqa: E402
-from svdcodec import format as container  # noqa: E402
-from svdcodec.codec import coding, colour, quantize  # noqa: E402
-from svdcodec.codec.quantize import ColumnStats, entropy_bits  # noqa: E402
+import svdcodec
+from svdcodec import SvdiError
+from svdcodec import format as container
+from svdcodec.codec import coding, colour, quantize
+from svdcodec.codec.quantize import ColumnStats, entropy_bits
 from svdcodec.decoder.plane import column_sums
-from svdcodec.encoder.source import PlaneSource, image_header  # noqa: E402
-from svdcodec.modes import as_pixels  # noqa: E402
-from svdcodec.runtime import band_sizes, kernels  # noqa: E402
-from support import CORPUS, NEEDS_KERNELS, REGRESSIONS, ROOT, kernels_built  # noqa: E402
+from svdcodec.encoder.source import PlaneSource, image_header
+from svdcodec.modes import as_pixels
+from svdcodec.runtime import band_sizes, kernels
 
 VECTORS = ROOT / "spec" / "vectors"
 

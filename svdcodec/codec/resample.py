@@ -360,7 +360,6 @@ def solve_rows_to_float32(compiled: ModuleType, z: np.ndarray, chol: np.ndarray,
     started: no deadlock, even after an error in one (which then propagates)."""
     height, width = z.shape
     n = z.size
-    narrow = z.reshape(-1).view(np.float32)[:n].reshape(height, width)
     solved = [threading.Event() for _ in range(0, height, band)]
 
     def solve(k: int) -> None:
@@ -368,11 +367,12 @@ def solve_rows_to_float32(compiled: ModuleType, z: np.ndarray, chol: np.ndarray,
         try:
             for j in overwritten_bands(k, band, width):
                 solved[j].wait()
-            compiled.banded_solve(z[k0:k1], chol, 1, out=narrow[k0:k1])
+            # (a view made here: none of z's buffer outlives the bands, which resize frees)
+            narrow = z.reshape(-1).view(np.float32)[k0 * width:k1 * width]
+            compiled.banded_solve(z[k0:k1], chol, 1, out=narrow.reshape(k1 - k0, width))
         finally:
             solved[k].set()
     run_bands(solve, len(solved))
-    del narrow
     z.resize(((n + 1) // 2,), refcheck=False)  # realloc: keeps the first half in place
     return z.view(np.float32)[:n].reshape(height, width)
 
