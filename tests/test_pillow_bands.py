@@ -456,9 +456,11 @@ SPLIT_CASES = {name: case for name, case in CASES.items() if case[2]} | {
 def test_one_band_images_split_into_a_band_per_thread(name: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """An image of one band (a small photo's) whose planes are all whole (exact planes of a
-    patch layout, not adapted) is set up as one job a plane and rendered in a band per thread
-    (`stream.whole_jobs`); the pixels of `decode`, of a preview and of Pillow's `load()` are
-    the whole-array path's and one thread's. Files of other planes keep one band."""
+    patch layout; an adapted plane's when its map's components are decoded, spec §5.5) is
+    set up as one job a plane and rendered in a band per thread (`stream.whole_jobs`); the
+    pixels of `decode`, of a preview and of Pillow's `load()` are the whole-array path's and
+    one thread's. Files of other planes keep one band, and so does a preview of fewer
+    components than an adapted plane's map reads."""
     make, options, _ = SPLIT_CASES[name]
     data = svdcodec.encode(make(), **options)
     monkeypatch.setattr(band_sizes, "BAND_PIXELS", 1 << 20)
@@ -466,8 +468,8 @@ def test_one_band_images_split_into_a_band_per_thread(name: str,
     expected = whole_array(data, monkeypatch)
     preview = whole_array(data, monkeypatch, components=2)
     planes = container.read_headers(io.BytesIO(data))[1]
-    whole = all(p.exact and p.layout == container.LAYOUT_PATCH and not p.adapted and p.rank
-                for p in planes)
+    whole = all(p.exact and p.layout == container.LAYOUT_PATCH and p.rank for p in planes)
+    preview_whole = whole and all(min(p.aq[0], p.rank) <= 2 for p in planes if p.adapted)
     jobs: list[int] = []
     whole_jobs = stream.whole_jobs
 
@@ -486,7 +488,7 @@ def test_one_band_images_split_into_a_band_per_thread(name: str,
             pixels, banded = load_spied(data, monkeypatch)
     assert banded
     np.testing.assert_array_equal(pixels, as_opened(expected))
-    assert jobs == ([len(planes)] * 3 if whole else [])
+    assert jobs == [len(planes)] * (whole + preview_whole + whole)
 
 
 def with_left_values(data: bytes, values: dict[int, dict[int, int]]) -> bytes:
