@@ -637,15 +637,23 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
         sigma = refitted_sigma(c.sigma[:r], c.Q[:, :r], B[:, :r], u.stats.squares[:r],
                                stats_b.squares[:r], u.stats.error[:r], step, u.stats.steps[:r])
     small = small_plane(c.plane)
-    known = [g for g in component_groups(r, small)[1:] if g in u.symbols]
+    sparse_groups = component_groups(r, small)[1:]
+    known = [g for g in sparse_groups if g in u.symbols]
     # largest first, so that no large group starts last while the other threads idle
     known.sort(key=lambda g: -sum(part[0].size for part in u.symbols[g]))
+    # then the groups the rank decision cut whose integers were dropped: rebuilt from their
+    # whole group's symbols (`group_symbols`) in the same bands, so that a large plane's
+    # last group is rebuilt and packed by a thread that is done while another packs the first
+    known += [g for g in sparse_groups if g not in u.symbols and g[1] > A.shape[1]]
 
     def joined(k: int) -> Block | Symbols:
-        """Group k's symbols joined; in a patch layout, as its block, packed (the sparse
-        groups' records, a large plane's largest, made while U's first column is)."""
+        """Group k's symbols joined (or, cut by the rank, rebuilt); in a patch layout, as its
+        block, packed (the sparse groups' records, a large plane's largest, made while U's
+        first column is)."""
         lo, hi = known[k]
-        symbols = join_symbols(u.symbols[known[k]])
+        symbols = (join_symbols(u.symbols[known[k]]) if known[k] in u.symbols
+                   else u.group_symbols(lo, hi))
+        assert symbols is not None  # (its integers were dropped: `group_symbols` makes them)
         if p.layout != LAYOUT_PATCH:  # a plain layout's group may be coded dense instead
             return symbols
         block = Block("U", p.index, lo, hi - lo, SPARSE, symbols)
@@ -654,7 +662,7 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     made = dict(zip(known, run_bands(joined, len(known)))) if known else {}
     u_blocks = {g: x for g, x in made.items() if isinstance(x, Block)}
     u_symbols = {g: x for g, x in made.items() if not isinstance(x, Block)}
-    for lo, hi in component_groups(r, small)[1:]:
+    for lo, hi in sparse_groups:
         cut = None if (lo, hi) in made else u.group_symbols(lo, hi)
         if cut is not None:
             u_symbols[(lo, hi)] = cut
