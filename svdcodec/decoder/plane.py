@@ -608,7 +608,8 @@ class PlaneReconstructor:
 class WholePlane(PlaneReconstructor):
     """A PlaneReconstructor of a plane rendered in one band (every row of a small image), the
     default encode's case: an exact plane of a patch layout whose blocks all fit the budget
-    held at once (an adapted plane's too, spec §5.5: its map made from the whole A). Each factor is filled whole at set-up in one compiled call
+    held at once (an adapted plane's too, spec §5.5: its map made from the whole A). Each
+    factor is filled whole at set-up in one compiled call
     (`_kernels.plane_factors`: the sparse blocks' checks and fill, the dense blocks'
     unpredicting, max|B|), instead of the general set-up's dozens of steps per plane (blocks
     held or streamed, their index, the band plan, passes and column ranges, the dense columns

@@ -5,7 +5,7 @@ against the numpy path, on mutations of files the encoder made.
     PYTHONPATH=. python tests/fuzz/fuzz_plane.py /tmp/svdi-plane tests/fuzz/corpus_plane
 
 WholePlane fills a plane's factors in one compiled call where the plane qualifies: exact, a
-patch layout, not adapted, rendered in one band (a small image of 8 or 16 bits, without a
+patch layout (adapted or not), rendered in one band (a small image of 8 or 16 bits, without a
 residual). The structure fuzzer's files rarely qualify (its residual blocks, array modes and
 version 1 planes take other paths), so this harness starts from `SEEDS`: small files the
 encoder makes of every plane kind that takes WholePlane (luma and chroma, 4:2:0 and full-size,
@@ -150,10 +150,10 @@ class Draft:
         return grammar.pick(c, pool) if pool else None
 
     def whole(self, index: int) -> bool:
-        """Whether plane `index` is of a kind WholePlane takes (exact, patches, not adapted)."""
+        """Whether plane `index` is of a kind WholePlane takes (exact, patches; adapted or
+        not, spec §5.5)."""
         plane = next((p for p in self.planes if p.index == index), None)
-        return (plane is not None and plane.exact and plane.layout == fmt.LAYOUT_PATCH
-                and not plane.adapted)
+        return plane is not None and plane.exact and plane.layout == fmt.LAYOUT_PATCH
 
     def replace(self, i: int, arrays: tuple[np.ndarray, ...], **changes: Any) -> None:
         """Block i with these arrays (and fields `changes`)."""
