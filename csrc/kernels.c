@@ -6860,61 +6860,87 @@ static PyObject *column_entropy_bits(PyObject *self, PyObject *args, PyObject *k
     return out;
 }
 
-/* Residuals of predictor 0..3 (none, horizontal, vertical, planar: codec.coding.predict) of
-   grids g (count, gh, gw) into r, in wrapping 64-bit arithmetic as numpy's int64. */
 /* r = residuals of the grids g (count, gh, gw) under a predictor of codec.coding (0 none,
-   1 horizontal, 2 vertical, 3 planar), with wrapping int64 arithmetic, and their smallest and
-   largest value (n >= 1). A loop per predictor, each grid row's first sample apart, so that
-   the loops along a row have no branch. */
-HOT static void predict_grids(const int64_t *RESTRICT g, int64_t *RESTRICT r, Py_ssize_t count,
-                              Py_ssize_t gh, Py_ssize_t gw, int predictor, int64_t *lo,
-                              int64_t *hi)
-{
-    int horizontal = predictor == 1 || predictor == 3, vertical = predictor == 2 || predictor == 3;
-    for (Py_ssize_t c = 0; c < count; c++) {
-        const int64_t *RESTRICT grid = g + c * gh * gw;
-        int64_t *RESTRICT res = r + c * gh * gw;
-        for (Py_ssize_t y = 0; y < gh; y++) {
-            const uint64_t *RESTRICT at = (const uint64_t *)grid + y * gw;
-            int64_t *RESTRICT out = res + y * gw;
-            if (vertical && y > 0) {
-                const uint64_t *RESTRICT up = at - gw;
-                out[0] = (int64_t)(at[0] - up[0]);
-                if (horizontal)
-                    for (Py_ssize_t x = 1; x < gw; x++)
-                        out[x] = (int64_t)(at[x] - at[x - 1] - up[x] + up[x - 1]);
-                else
-                    for (Py_ssize_t x = 1; x < gw; x++)
-                        out[x] = (int64_t)(at[x] - up[x]);
-            } else {
-                out[0] = (int64_t)at[0];
-                if (horizontal)
-                    for (Py_ssize_t x = 1; x < gw; x++)
-                        out[x] = (int64_t)(at[x] - at[x - 1]);
-                else
-                    for (Py_ssize_t x = 1; x < gw; x++)
-                        out[x] = (int64_t)at[x];
-            }
-        }
+   1 horizontal, 2 vertical, 3 planar), and their smallest and largest value (n >= 1). A loop
+   per predictor, each grid row's first sample apart, so that the loops along a row have no
+   branch. Two copies (`predict_grids` on int64 in wrapping arithmetic as numpy's int64, and
+   `predict_grids32` on int32 for grids of 8- and 16-bit integers, whose residuals, sums and
+   differences of at most four of them, are exact in int32: the same values in half the
+   memory). U is the unsigned type of T: its wrapping differences. */
+#define DEFINE_PREDICT_GRIDS(NAME, T, U)                                                      \
+    HOT static void NAME(const T *RESTRICT g, T *RESTRICT r, Py_ssize_t count, Py_ssize_t gh,  \
+                         Py_ssize_t gw, int predictor, int64_t *lo, int64_t *hi)               \
+    {                                                                                          \
+        int horizontal = predictor == 1 || predictor == 3;                                     \
+        int vertical = predictor == 2 || predictor == 3;                                       \
+        for (Py_ssize_t c = 0; c < count; c++) {                                               \
+            const T *RESTRICT grid = g + c * gh * gw;                                          \
+            T *RESTRICT res = r + c * gh * gw;                                                 \
+            for (Py_ssize_t y = 0; y < gh; y++) {                                              \
+                const U *RESTRICT at = (const U *)grid + y * gw;                               \
+                T *RESTRICT out = res + y * gw;                                                \
+                if (vertical && y > 0) {                                                       \
+                    const U *RESTRICT up = at - gw;                                            \
+                    out[0] = (T)(U)(at[0] - up[0]);                                            \
+                    if (horizontal)                                                            \
+                        for (Py_ssize_t x = 1; x < gw; x++)                                    \
+                            out[x] = (T)(U)(at[x] - at[x - 1] - up[x] + up[x - 1]);            \
+                    else                                                                       \
+                        for (Py_ssize_t x = 1; x < gw; x++)                                    \
+                            out[x] = (T)(U)(at[x] - up[x]);                                    \
+                } else {                                                                       \
+                    out[0] = (T)at[0];                                                         \
+                    if (horizontal)                                                            \
+                        for (Py_ssize_t x = 1; x < gw; x++)                                    \
+                            out[x] = (T)(U)(at[x] - at[x - 1]);                                \
+                    else                                                                       \
+                        for (Py_ssize_t x = 1; x < gw; x++)                                    \
+                            out[x] = (T)at[x];                                                 \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        T a = r[0], b = r[0];                                                                  \
+        Py_ssize_t n = count * gh * gw;                                                        \
+        for (Py_ssize_t i = 1; i < n; i++) {                                                   \
+            a = r[i] < a ? r[i] : a;                                                           \
+            b = r[i] > b ? r[i] : b;                                                           \
+        }                                                                                      \
+        *lo = (int64_t)a, *hi = (int64_t)b;                                                    \
     }
-    int64_t a = r[0], b = r[0];
-    Py_ssize_t n = count * gh * gw;
-    for (Py_ssize_t i = 1; i < n; i++) {
-        a = r[i] < a ? r[i] : a;
-        b = r[i] > b ? r[i] : b;
-    }
-    *lo = a, *hi = b;
-}
 
-/* The integer grids (count, gh, gw), any strides, as int64 in C order (n of them). */
-static void load_grids(const Arr *a, int64_t *g)
+DEFINE_PREDICT_GRIDS(predict_grids, int64_t, uint64_t)
+DEFINE_PREDICT_GRIDS(predict_grids32, int32_t, uint32_t)
+
+/* The integer grids (count, gh, gw), any strides, in C order (n of them): as int64, or
+   (`load_grids32`, for 8- and 16-bit grids only) as int32. */
+#define DEFINE_LOAD_GRIDS(NAME, T)                                                            \
+    static void NAME(const Arr *a, T *g)                                                       \
+    {                                                                                          \
+        Py_ssize_t k = 0;                                                                      \
+        for (Py_ssize_t c = 0; c < a->shape[0]; c++)                                           \
+            for (Py_ssize_t y = 0; y < a->shape[1]; y++)                                       \
+                for (Py_ssize_t x = 0; x < a->shape[2]; x++)                                   \
+                    g[k++] = (T)ld_int(a->data + c * a->strides[0] + y * a->strides[1]         \
+                                       + x * a->strides[2], a->type);                          \
+    }
+
+DEFINE_LOAD_GRIDS(load_grids, int64_t)
+DEFINE_LOAD_GRIDS(load_grids32, int32_t)
+
+/* Grids whose predictions run in int32 (`predict_grids32`): 8- and 16-bit integers. */
+#define T_NARROW_GRIDS (T_I8 | T_U8 | T_I16 | T_U16)
+
+/* The residuals of predictor p of the grids in a (count, gh, gw) into r, from g, which holds
+   them as `load_grids` or (narrow: T_NARROW_GRIDS) `load_grids32` does; their range. */
+static void predict_any(const Arr *a, int narrow, const void *g, void *r, int p, int64_t *lo,
+                        int64_t *hi)
 {
-    Py_ssize_t k = 0;
-    for (Py_ssize_t c = 0; c < a->shape[0]; c++)
-        for (Py_ssize_t y = 0; y < a->shape[1]; y++)
-            for (Py_ssize_t x = 0; x < a->shape[2]; x++)
-                g[k++] = ld_int(a->data + c * a->strides[0] + y * a->strides[1]
-                                + x * a->strides[2], a->type);
+    if (narrow)
+        predict_grids32((const int32_t *)g, (int32_t *)r, a->shape[0], a->shape[1],
+                        a->shape[2], p, lo, hi);
+    else
+        predict_grids((const int64_t *)g, (int64_t *)r, a->shape[0], a->shape[1], a->shape[2],
+                      p, lo, hi);
 }
 
 PyDoc_STRVAR(prediction_bits_doc,
@@ -6934,26 +6960,32 @@ static PyObject *prediction_bits(PyObject *self, PyObject *args, PyObject *kwarg
         return NULL;
     if (get_array(o_grids, &a, "grids", 3, T_INTS, 0) < 0)
         return NULL;
-    Py_ssize_t count = a.shape[0], gh = a.shape[1], gw = a.shape[2], n = a.size;
-    int64_t *g = malloc(sizeof(int64_t) * (size_t)(2 * n + 1));
+    Py_ssize_t n = a.size;
+    const int narrow = (a.type & T_NARROW_GRIDS) != 0;
+    const size_t unit = narrow ? sizeof(int32_t) : sizeof(int64_t);
+    char *g = malloc(unit * (size_t)(2 * n + 1));
     if (g == NULL) {
         release(&a);
         return PyErr_NoMemory();
     }
-    int64_t *r = g + n;
+    char *r = g + unit * (size_t)n;
     double bits[4];
     int sizes[4], no_memory = 0;
     Py_BEGIN_ALLOW_THREADS
-    load_grids(&a, g);
+    if (narrow)
+        load_grids32(&a, (int32_t *)g);
+    else
+        load_grids(&a, (int64_t *)g);
     for (int p = 0; p < 4 && !no_memory; p++) {
         int64_t lo = 0, hi = 0;
         if (n > 0)
-            predict_grids(g, r, count, gh, gw, p, &lo, &hi);
+            predict_any(&a, narrow, g, r, p, &lo, &hi);
         sizes[p] = (lo >= INT8_MIN && hi <= INT8_MAX) ? 1
                    : (lo >= INT16_MIN && hi <= INT16_MAX) ? 2
                    : (lo >= INT32_MIN && hi <= INT32_MAX) ? 4 : 0;
-        bits[p] = n > 0 ? entropy_in_range((const char *)r, sizeof(int64_t), T_I64, n, lo, hi,
-                                           slack, &no_memory) : 0.0;
+        /* the same values in either width: the same histogram and sum */
+        bits[p] = n > 0 ? entropy_in_range(r, (Py_ssize_t)unit, narrow ? T_I32 : T_I64, n, lo,
+                                           hi, slack, &no_memory) : 0.0;
     }
     Py_END_ALLOW_THREADS
     free(g);
@@ -6964,20 +6996,23 @@ static PyObject *prediction_bits(PyObject *self, PyObject *args, PyObject *kwarg
                          sizes[2], bits[3], sizes[3]);
 }
 
-/* r (n int64 values that fit) into 1-, 2- or 4-byte integers at out: a loop per width. */
-HOT static void narrow_into(const int64_t *RESTRICT r, Py_ssize_t n, int itemsize,
-                            char *RESTRICT out)
-{
-    if (itemsize == 1)
-        for (Py_ssize_t i = 0; i < n; i++)
-            ((int8_t *)out)[i] = (int8_t)r[i];
-    else if (itemsize == 2)
-        for (Py_ssize_t i = 0; i < n; i++)
-            ((int16_t *)out)[i] = (int16_t)r[i];
-    else
-        for (Py_ssize_t i = 0; i < n; i++)
-            ((int32_t *)out)[i] = (int32_t)r[i];
-}
+/* r (n values that fit, of type T) into 1-, 2- or 4-byte integers at out: a loop per width. */
+#define DEFINE_NARROW_INTO(NAME, T)                                                           \
+    HOT static void NAME(const T *RESTRICT r, Py_ssize_t n, int itemsize, char *RESTRICT out)  \
+    {                                                                                          \
+        if (itemsize == 1)                                                                     \
+            for (Py_ssize_t i = 0; i < n; i++)                                                 \
+                ((int8_t *)out)[i] = (int8_t)r[i];                                             \
+        else if (itemsize == 2)                                                                \
+            for (Py_ssize_t i = 0; i < n; i++)                                                 \
+                ((int16_t *)out)[i] = (int16_t)r[i];                                           \
+        else                                                                                   \
+            for (Py_ssize_t i = 0; i < n; i++)                                                 \
+                ((int32_t *)out)[i] = (int32_t)r[i];                                           \
+    }
+
+DEFINE_NARROW_INTO(narrow_into, int64_t)
+DEFINE_NARROW_INTO(narrow_into32, int32_t)
 
 PyDoc_STRVAR(predicted_doc,
 "predicted(grids, predictor, itemsize) -> ndarray\n\n"
@@ -6992,7 +7027,7 @@ static PyObject *predicted(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *o_grids, *result = NULL;
     int predictor, itemsize;
     Arr a = {0}, out = {0};
-    int64_t *g = NULL;
+    char *g = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Oii:predicted", names, &o_grids,
                                      &predictor, &itemsize))
         return NULL;
@@ -7003,18 +7038,24 @@ static PyObject *predicted(PyObject *self, PyObject *args, PyObject *kwargs)
     if (get_array(o_grids, &a, "grids", 3, T_INTS, 0) < 0)
         return NULL;
     Py_ssize_t n = a.size;
-    g = malloc(sizeof(int64_t) * (size_t)(2 * n + 1));
+    const int narrow = (a.type & T_NARROW_GRIDS) != 0;
+    const size_t unit = narrow ? sizeof(int32_t) : sizeof(int64_t);
+    g = malloc(unit * (size_t)(2 * n + 1));
     if (g == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    int64_t *r = g + n, lo = 0, hi = 0;
+    char *r = g + unit * (size_t)n;
+    int64_t lo = 0, hi = 0;
     /* without the GIL, as prediction_bits: a large plane's first column of U is predicted
        in a pool thread while the calling thread joins and packs the other blocks */
     Py_BEGIN_ALLOW_THREADS
-    load_grids(&a, g);
+    if (narrow)
+        load_grids32(&a, (int32_t *)g);
+    else
+        load_grids(&a, (int64_t *)g);
     if (n > 0)
-        predict_grids(g, r, a.shape[0], a.shape[1], a.shape[2], predictor, &lo, &hi);
+        predict_any(&a, narrow, g, r, predictor, &lo, &hi);
     Py_END_ALLOW_THREADS
     int64_t least = itemsize == 1 ? INT8_MIN : itemsize == 2 ? INT16_MIN : INT32_MIN;
     int64_t most = itemsize == 1 ? INT8_MAX : itemsize == 2 ? INT16_MAX : INT32_MAX;
@@ -7033,7 +7074,10 @@ static PyObject *predicted(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    narrow_into(r, n, itemsize, out.data);
+    if (narrow)
+        narrow_into32((const int32_t *)r, n, itemsize, out.data);
+    else
+        narrow_into((const int64_t *)r, n, itemsize, out.data);
     Py_END_ALLOW_THREADS
     result = array;
 done:

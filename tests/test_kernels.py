@@ -1244,7 +1244,7 @@ def test_fill_sparse_rows_walk_as_symbol_by_symbol(compiled: Any) -> None:
     assert found == {0, 1, 2, 3, 4, 5}  # every verdict met
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16])
 def test_column_entropies_and_prediction_costs(monkeypatch: pytest.MonkeyPatch,
                                                dtype: type) -> None:
     """The encoder's one-call estimates (every column's entropy for the rank decision, every
@@ -1262,6 +1262,8 @@ def test_column_entropies_and_prediction_costs(monkeypatch: pytest.MonkeyPatch,
              np.zeros((1, 4, 4), dtype),
              rng.integers(-top, top, size=(2, 6, 7)).astype(dtype),
              np.clip(smooth, -top, top).astype(dtype)[:, ::2, 1:]]
+    info = np.iinfo(dtype)  # the type's extremes in a checkerboard: the widest residuals
+    grids.append(np.where(np.indices((2, 5, 6)).sum(axis=0) % 2, info.max, info.min).astype(dtype))
     if dtype == np.int64:
         grids.append(np.array([[[2**40, -2**40], [0, 5]]], dtype))
     matrix = (rng.laplace(size=(64, 33)) * rng.random(33) * 6).astype(dtype)
@@ -1291,7 +1293,7 @@ def test_column_entropies_and_prediction_costs(monkeypatch: pytest.MonkeyPatch,
         assert reference[-1] == "overflow"
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16])
 def test_predicted_is_predict_narrowed(compiled: Any, dtype: type) -> None:
     """`predicted` gives `coding.predict`'s residuals in the type asked for, for every
     predictor, grids of one row or column, strided views and no grid at all; residuals that
