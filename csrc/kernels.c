@@ -2665,11 +2665,11 @@ static int best_colour_rows;
 PyDoc_STRVAR(colour_rows_doc,
 "colour_rows(level=-1) -> int\n\n"
 "The row kernel of the colour output (store_rgb, upsample_ycc) in use: 0 plain C, 1 AVX2,\n"
-"2 AVX-512 (the best the CPU runs, chosen at import); from 1, the encoder's bias-table rows\n"
-"(patch_plane with bias) take AVX2 too. level >= 0 chooses another one, at\n"
-"most the best (ValueError otherwise): for tests and benchmarks, which compare them; all\n"
-"give the same bits. Process-wide and unlocked: not while other threads decode. Returns the\n"
-"level in use before the call.");
+"2 AVX-512 (the best the CPU runs, chosen at import); from 1, the encoder's rows of 8-bit\n"
+"pixels of 3 or 4 channels (patch_plane, with the bias table or not) take AVX2 too.\n"
+"level >= 0 chooses another one, at most the best (ValueError otherwise): for tests and\n"
+"benchmarks, which compare them; all give the same bits. Process-wide and unlocked: not\n"
+"while other threads decode. Returns the level in use before the call.");
 
 static PyObject *colour_rows(PyObject *self, PyObject *args, PyObject *kwargs)
 {
