@@ -2665,11 +2665,11 @@ static int best_colour_rows;
 PyDoc_STRVAR(colour_rows_doc,
 "colour_rows(level=-1) -> int\n\n"
 "The row kernel of the colour output (store_rgb, upsample_ycc) in use: 0 plain C, 1 AVX2,\n"
-"2 AVX-512 (the best the CPU runs, chosen at import); from 1, the encoder's bias-table rows\n"
-"(patch_plane with bias) take AVX2 too. level >= 0 chooses another one, at\n"
-"most the best (ValueError otherwise): for tests and benchmarks, which compare them; all\n"
-"give the same bits. Process-wide and unlocked: not while other threads decode. Returns the\n"
-"level in use before the call.");
+"2 AVX-512 (the best the CPU runs, chosen at import); from 1, the encoder's rows of 8-bit\n"
+"pixels of 3 or 4 channels (patch_plane, with the bias table or not) take AVX2 too.\n"
+"level >= 0 chooses another one, at most the best (ValueError otherwise): for tests and\n"
+"benchmarks, which compare them; all give the same bits. Process-wide and unlocked: not\n"
+"while other threads decode. Returns the level in use before the call.");
 
 static PyObject *colour_rows(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -5611,6 +5611,78 @@ DEFINE_PLANE_LINE(plane_line_u8, LOAD_U8)
 DEFINE_PLANE_LINE(plane_line_u16, LOAD_U16)
 DEFINE_PLANE_LINE(plane_line_f32, LOAD_F32)
 
+#if FUSED_PRODUCT
+/* The byte shuffle that widens channel k of the 8 pixels of `plane_line_c8_avx2`'s two
+   16-byte loads to 32-bit integers: pixel i of a half at byte start + c i + k of its lane (start
+   0, then `second_start`), zeros above (-1: bit 7 makes a zero byte). */
+static __attribute__((target("avx2"))) __m256i channel_bytes(Py_ssize_t c, Py_ssize_t k,
+                                                               Py_ssize_t second_start)
+{
+    uint8_t index[32];
+    memset(index, 0x80, sizeof index);
+    for (Py_ssize_t i = 0; i < 4; i++) {
+        index[4 * i] = (uint8_t)(c * i + k);
+        index[16 + 4 * i] = (uint8_t)(second_start + c * i + k);
+    }
+    return _mm256_loadu_si256((const __m256i *)(const void *)index);
+}
+
+/* `plane_line_u8_body` for rows of c == 3 or 4 interleaved channels (the three, or the one
+   `first`), whole groups of 8 pixels by AVX2: lane by lane the same float32 operations in
+   the same order, unfused (((r wt[0] + g wt[1]) + b wt[2]) or s wt[0], times unit, less
+   offset), so the same bits. Pixels 0-3 of a group are read by a 16-byte load from its first
+   byte, pixels 4-7 by one from byte 4 c - 4 (c == 3: the 16 bytes that end with the group,
+   pixel 4 at their byte 4) or 4 c (c == 4), so no byte past the row's last is read; one byte
+   shuffle per channel widens each half's 4 samples to 32-bit integers in their lane (not
+   gathers as `unbiased_sums_avx2`: they cost more per pixel than the arithmetic on this kind
+   of CPU). Returns the pixels done (the rest is the scalar loop's). */
+static __attribute__((target("avx2"))) Py_ssize_t
+plane_line_c8_avx2(const uint8_t *row, Py_ssize_t w, Py_ssize_t c, int three,
+                   Py_ssize_t first, const float *wt, float unit, float offset,
+                   float *RESTRICT line)
+{
+    const __m256 w0 = _mm256_set1_ps(wt[0]), w1 = _mm256_set1_ps(wt[1]),
+                 w2 = _mm256_set1_ps(wt[2]), u = _mm256_set1_ps(unit),
+                 off = _mm256_set1_ps(offset);
+    Py_ssize_t second = c == 3 ? 8 : 16, second_start = c == 3 ? 4 : 0;
+    const __m256i red = channel_bytes(c, three ? 0 : first, second_start),
+                  green = channel_bytes(c, 1, second_start),
+                  blue = channel_bytes(c, 2, second_start);
+    Py_ssize_t x = 0;
+    for (; x + 8 <= w; x += 8) {
+        const uint8_t *p = row + c * x;
+        __m256i both = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p)),
+            _mm_loadu_si128((const __m128i *)(const void *)(p + second)), 1);
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(both, red)), w0);
+        if (three) {
+            __m256 g = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(both, green));
+            __m256 b = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(both, blue));
+            v = _mm256_add_ps(_mm256_add_ps(v, _mm256_mul_ps(g, w1)), _mm256_mul_ps(b, w2));
+        }
+        _mm256_storeu_ps(line + x, _mm256_sub_ps(_mm256_mul_ps(v, u), off));
+    }
+    return x;
+}
+#endif
+
+/* `plane_line_u8`, whose rows of 3 or 4 channels take `plane_line_c8_avx2` where the colour
+   switch is on (`colour_rows` >= 1; tests turn it off to compare), then the plain loop for the
+   rest of the row. */
+static void plane_line_u8_any(const char *row, Py_ssize_t w, Py_ssize_t c, int three,
+                              Py_ssize_t first, const float *wt, float unit, float offset,
+                              float *line)
+{
+    Py_ssize_t x = 0;
+#if FUSED_PRODUCT
+    if (simd_colour && (c == 3 || c == 4))
+        x = plane_line_c8_avx2((const uint8_t *)row, w, c, three, first, wt, unit, offset,
+                               line);
+#endif
+    if (x < w)
+        plane_line_u8(row + c * x, w - x, c, three, first, wt, unit, offset, line + x);
+}
+
 /* The bias table's bilinear reads of `unbiased_line_body` from pixel x on: line[x] less
    table[k] w0, table[k + 1] w1, table[k + 256] w2 and table[k + 257] w3, k = cell[x] (at most
    254 * 256 + 254: every read is in the table's 65536), in that order, in float32. */
@@ -5853,7 +5925,7 @@ static PyObject *patch_plane(PyObject *self, PyObject *args, PyObject *kwargs)
             unbiased_line((const uint8_t *)row, w, c, plane, wt, unit,
                           (const float *)bias.data + 65536 * plane, cell, weight, line);
         else if (px.type == T_U8)
-            plane_line_u8(row, w, c, three, first, wt, unit, offset, line);
+            plane_line_u8_any(row, w, c, three, first, wt, unit, offset, line);
         else if (px.type == T_U16)
             plane_line_u16(row, w, c, three, first, wt, unit, offset, line);
         else

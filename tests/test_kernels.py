@@ -296,6 +296,47 @@ def test_unbiased_rows_by_every_kernel_level(compiled: Any) -> None:
         compiled.colour_rows(best)
 
 
+def test_colour_rows_of_bytes_by_every_kernel_level(compiled: Any) -> None:
+    """patch_plane without the bias table on rows of 8-bit pixels of 3 and 4 channels, three
+    channels or one (every one), by every row kernel this CPU runs (colour_rows: from level 1
+    groups of 8 pixels by AVX2, the rest of the row by the plain loop) gives the float32 bits
+    of numpy's operations in the same order: widths 1 to 40 (below one group, with and
+    without a tail) and longer rows, random weights, units and offsets and the real Y'CbCr
+    weights, unit and mean bias."""
+    rng = np.random.default_rng(37)
+    best = compiled.colour_rows()
+    f32 = np.float32
+    try:
+        for trial in range(400):
+            c, three = 3 + trial % 2, trial % 5 != 4
+            w = 1 + trial % 40 if trial < 320 else int(rng.integers(41, 400))
+            h = int(rng.integers(1, 4))
+            pixels = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+            if trial % 3 == 0:  # the encoder's Y'CbCr rows off the decoder's grid
+                plane = trial % 9 // 3
+                weights = colour.YCC_WEIGHTS[plane].astype(f32)
+                unit, offset = f32(colour.YCC_UNIT), f32(colour.mean_bias()[plane])
+            else:
+                weights = rng.normal(0.0, 2.0, 3).astype(f32)
+                unit, offset = f32(rng.uniform(-3.0, 3.0)), f32(rng.normal(0.0, 100.0))
+            first = int(rng.integers(0, c))
+            channels = np.arange(3) if three else np.array([first])
+            s = pixels.astype(f32)
+            if three:
+                want = ((s[..., 0] * weights[0] + s[..., 1] * weights[1])
+                        + s[..., 2] * weights[2]) * unit - offset
+            else:
+                want = s[..., first] * weights[0] * unit - offset
+            for level in range(best + 1):
+                compiled.colour_rows(level)
+                out = np.empty((h * w, 1), f32)
+                compiled.patch_plane(pixels, 0, h, channels, weights[:channels.size], unit, 1,
+                                     out, offset=offset)
+                assert out.reshape(h, w).tobytes() == want.tobytes(), (trial, c, w, level)
+    finally:
+        compiled.colour_rows(best)
+
+
 def test_unbiased_rows_of_non_finite_chroma_stay_in_the_table(compiled: Any) -> None:
     """patch_plane with the bias table where Cb and Cr are not numbers (a NaN weight, an
     infinite unit: inputs of the caller, not of a file) clamps them as the AVX2 rows do, so
