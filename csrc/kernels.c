@@ -6186,33 +6186,11 @@ ALWAYS_INLINE void transpose_4x4(const double *in, Py_ssize_t b, half_f64 c[4])
 #endif
 
 /* out (b, a) = in (a, b) transposed, in tiles that stay in cache; with vector types, 4 x 4
-   blocks in registers, the edges value by value. */
-HOT static void transpose(const double *in, double *out, Py_ssize_t a, Py_ssize_t b)
-{
-    const Py_ssize_t tile = 32;
-    for (Py_ssize_t i0 = 0; i0 < a; i0 += tile)
-        for (Py_ssize_t j0 = 0; j0 < b; j0 += tile) {
-            Py_ssize_t i1 = i0 + tile < a ? i0 + tile : a, j1 = j0 + tile < b ? j0 + tile : b;
-            Py_ssize_t i4 = i0, j4 = j0; /* the ends of the 4 x 4 blocks */
-#ifdef VECTOR_TYPES
-            i4 = i0 + (i1 - i0) / 4 * 4, j4 = j0 + (j1 - j0) / 4 * 4;
-            for (Py_ssize_t i = i0; i < i4; i += 4)
-                for (Py_ssize_t j = j0; j < j4; j += 4) {
-                    half_f64 c[4];
-                    transpose_4x4(in + i * b + j, b, c);
-                    for (int t = 0; t < 4; t++)
-                        memcpy(out + (j + t) * a + i, &c[t], sizeof c[t]);
-                }
-#endif
-            for (Py_ssize_t i = i0; i < i1; i++) /* the edges: rows i4.., columns j4.. */
-                for (Py_ssize_t j = i < i4 ? j4 : j0; j < j1; j++)
-                    out[j * a + i] = in[i * b + j];
-        }
-}
-
-/* `transpose` into float32: out (b, a) = (float)in (a, b) transposed, each value rounded to
-   nearest as numpy's astype(float32) rounds it. */
-HOT static void transpose_to_float(const double *in, float *out, Py_ssize_t a, Py_ssize_t b)
+   blocks in registers, the edges value by value. Into doubles (out64) or, with out64 NULL,
+   into floats (out32: each value rounded to nearest, as numpy's astype(float32) rounds it);
+   the callers below pass one of them as a constant, so each is compiled for its own. */
+ALWAYS_INLINE void transpose_into(const double *in, double *out64, float *out32, Py_ssize_t a,
+                                  Py_ssize_t b)
 {
     const Py_ssize_t tile = 32;
     for (Py_ssize_t i0 = 0; i0 < a; i0 += tile)
@@ -6226,15 +6204,34 @@ HOT static void transpose_to_float(const double *in, float *out, Py_ssize_t a, P
                     half_f64 c[4];
                     transpose_4x4(in + i * b + j, b, c);
                     for (int t = 0; t < 4; t++) {
-                        quarter_f32 f = __builtin_convertvector(c[t], quarter_f32);
-                        memcpy(out + (j + t) * a + i, &f, sizeof f);
+                        if (out64 != NULL) {
+                            memcpy(out64 + (j + t) * a + i, &c[t], sizeof c[t]);
+                        } else {
+                            quarter_f32 f = __builtin_convertvector(c[t], quarter_f32);
+                            memcpy(out32 + (j + t) * a + i, &f, sizeof f);
+                        }
                     }
                 }
 #endif
             for (Py_ssize_t i = i0; i < i1; i++) /* the edges: rows i4.., columns j4.. */
-                for (Py_ssize_t j = i < i4 ? j4 : j0; j < j1; j++)
-                    out[j * a + i] = (float)in[i * b + j];
+                for (Py_ssize_t j = i < i4 ? j4 : j0; j < j1; j++) {
+                    if (out64 != NULL)
+                        out64[j * a + i] = in[i * b + j];
+                    else
+                        out32[j * a + i] = (float)in[i * b + j];
+                }
         }
+}
+
+HOT static void transpose(const double *in, double *out, Py_ssize_t a, Py_ssize_t b)
+{
+    transpose_into(in, out, NULL, a, b);
+}
+
+/* `transpose` into float32 (banded_solve's `out`). */
+HOT static void transpose_to_float(const double *in, float *out, Py_ssize_t a, Py_ssize_t b)
+{
+    transpose_into(in, NULL, out, a, b);
 }
 
 PyDoc_STRVAR(banded_solve_doc,
