@@ -1147,8 +1147,17 @@ ALWAYS_INLINE void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_
     }
 }
 
+/* The entries beyond the rank that exact_product's `values` and `terms` hold for
+   exact_rows32_avx2, whose packed stores write 8 entries past a row's last term. */
+#define ROW_TERMS_SLACK 8
+
 #if FUSED_PRODUCT
-/* exact_product's AVX2 copy of exact_rows32, with the intrinsics after <immintrin.h> below */
+/* exact_product's AVX2 copies of exact_rows16 and exact_rows32, with the intrinsics after
+   <immintrin.h> below */
+FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
+                                    Py_ssize_t rows, Py_ssize_t rank, const double *bw,
+                                    double unit, const double *means, char *out,
+                                    Py_ssize_t out_row);
 FUSED static void exact_rows32_avx2(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
                                     Py_ssize_t rows, Py_ssize_t rank, const double *bw,
                                     Py_ssize_t cols, double unit, const double *means,
@@ -1342,12 +1351,12 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     /* bw (rank x cols), the means (cols), two sums of a row (2 x cols) and a row's non-zero
-       values (rank); terms (rank) apart */
+       values (rank, and 8 more for exact_rows32_avx2's packed stores); terms (as many) apart */
     Py_ssize_t n = mul_size(rank + 3, cols);
-    n = n < 0 || rank > PY_SSIZE_T_MAX - n ? -1 : n + rank;
+    n = n < 0 || rank > PY_SSIZE_T_MAX - n - ROW_TERMS_SLACK ? -1 : n + rank + ROW_TERMS_SLACK;
     if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double)
         || !(bw = PyMem_Malloc((size_t)n * sizeof(double)))
-        || !(terms = PyMem_Malloc((size_t)(rank ? rank : 1) * sizeof(Py_ssize_t)))) {
+        || !(terms = PyMem_Malloc((size_t)(rank + ROW_TERMS_SLACK) * sizeof(Py_ssize_t)))) {
         PyErr_NoMemory();
         goto done;
     }
@@ -1373,7 +1382,11 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
                              unit, mean, values, terms, sums0, sums1, out.data, out.strides[0],
                              row_m);
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-             && cols % 32 == 0 && row_m == NULL)
+             && cols == 16 && rank <= 16 && row_m == NULL)
+        exact_rows16_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, unit,
+                          mean, out.data, out.strides[0]);
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+             && cols % 32 == 0 && rank <= INT32_MAX - ROW_TERMS_SLACK && row_m == NULL)
         exact_rows32_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
                           unit, mean, values, terms, out.data, out.strides[0]);
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
@@ -2407,6 +2420,198 @@ static int chroma_row(WideChroma *wc, Py_ssize_t y, float *blue, float *red)
 
 /* ------------------------------------------------ decoding: exact product, AVX2 (kodakdec) */
 
+/* left_pack8[m]: the order of 8 lanes that puts those whose bit is set in m first, then the
+   others, each in their order (filled by the module's initialization). */
+static uint8_t left_pack8[256][8];
+
+static void fill_left_pack8(void)
+{
+    for (int m = 0; m < 256; m++) {
+        int n = 0;
+        for (int t = 0; t < 8; t++)
+            if (m >> t & 1)
+                left_pack8[m][n++] = (uint8_t)t;
+        for (int t = 0; t < 8; t++)
+            if (!(m >> t & 1))
+                left_pack8[m][n++] = (uint8_t)t;
+    }
+}
+
+/* One row's terms for exact_rows16_avx2: its 16 components x (zero beyond the rank) as
+   float64 values with their offsets into bw (k * 16; 0 beyond the rank, where the value is 0),
+   the non-zero ones first in the order of k, then the zeros; returns how many are non-zero
+   (a NaN counts as non-zero, as `x != 0` has it). Branch-free: 8 lanes at a time packed by
+   left_pack8. */
+FUSED static inline int row_terms16(__m256 x0, __m256 x1, __m256i k0, __m256i k1,
+                                    double *values, int32_t *offsets)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    const int m0 = _mm256_movemask_ps(_mm256_cmp_ps(x0, zero, _CMP_NEQ_UQ));
+    const int m1 = _mm256_movemask_ps(_mm256_cmp_ps(x1, zero, _CMP_NEQ_UQ));
+    const __m256i p0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)left_pack8[m0]));
+    const __m256i p1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)left_pack8[m1]));
+    const int n0 = __builtin_popcount((unsigned)m0);
+    const __m256 v0 = _mm256_permutevar8x32_ps(x0, p0), v1 = _mm256_permutevar8x32_ps(x1, p1);
+    /* the second eight after the first's non-zero ones; [n0 + 8, 16) stays zero from here */
+    _mm256_storeu_pd(values + 8, _mm256_setzero_pd());
+    _mm256_storeu_pd(values + 12, _mm256_setzero_pd());
+    _mm256_storeu_si256((__m256i *)(offsets + 8), _mm256_setzero_si256());
+    _mm256_storeu_pd(values, _mm256_cvtps_pd(_mm256_castps256_ps128(v0)));
+    _mm256_storeu_pd(values + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(v0, 1)));
+    _mm256_storeu_si256((__m256i *)offsets, _mm256_permutevar8x32_epi32(k0, p0));
+    _mm256_storeu_pd(values + n0, _mm256_cvtps_pd(_mm256_castps256_ps128(v1)));
+    _mm256_storeu_pd(values + n0 + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(v1, 1)));
+    _mm256_storeu_si256((__m256i *)(offsets + n0), _mm256_permutevar8x32_epi32(k1, p1));
+    return n0 + __builtin_popcount((unsigned)m1);
+}
+
+/* A row's 16 components (a: its first) as two vectors of 8 floats, zero beyond the rank (at
+   most 16): contiguous ones loaded under `lanes` (lane t of the pair: -1 where t < rank),
+   which reads no component beyond the rank. */
+FUSED static inline void row_components16(const char *a, Py_ssize_t left_col, Py_ssize_t rank,
+                                          const __m256i *lanes, __m256 *x0, __m256 *x1)
+{
+    if (left_col == 4 && rank == 16) {
+        *x0 = _mm256_loadu_ps((const float *)a);
+        *x1 = _mm256_loadu_ps((const float *)(a + 32));
+        return;
+    }
+    if (left_col == 4) {
+        *x0 = _mm256_maskload_ps((const float *)a, lanes[0]);
+        *x1 = rank > 8 ? _mm256_maskload_ps((const float *)(a + 32), lanes[1])
+                       : _mm256_setzero_ps();
+        return;
+    }
+    float x[16] = {0};
+    for (Py_ssize_t k = 0; k < rank; k++)
+        x[k] = ld_f32(a + k * left_col);
+    *x0 = _mm256_loadu_ps(x);
+    *x1 = _mm256_loadu_ps(x + 8);
+}
+
+/* s * unit + mean (mean: four vectors, or NULL) rounded to float32 at o: a row's 16 outputs. */
+FUSED static inline void store_row16(float *o, const __m256d *s, __m256d unit,
+                                     const __m256d *mean)
+{
+    for (int q = 0; q < 4; q++) {
+        __m256d v = _mm256_mul_pd(s[q], unit);
+        if (mean != NULL)
+            v = _mm256_add_pd(v, mean[q]);
+        _mm_storeu_ps(o + 4 * q, _mm256_cvtpd_ps(v));
+    }
+}
+
+/* exact_run_fused's exact_rows16 (patch 4's 16 columns, a rank of at most 16) for a plane that
+   is not adapted, on CPUs with AVX2 and FMA but not AVX-512 (exact_product picks it): three
+   rows at a time, each row's 16 sums held as four AVX2 vectors, adding only as many terms as
+   the row of the three with the most non-zero components has (a photo's luma rows hold about
+   a quarter of their components non-zero; exact_rows16 multiplied every one). The terms
+   are listed without a branch (`row_terms16`) and the three rows run the same count, so
+   that the loop does not mispredict per row. The same bits: a zero term adds +0 or -0 to a
+   sum that is never -0 (it starts at +0, and an exact sum of integers that cancels is +0),
+   which leaves it as it is; each other term is the same fused multiply-add, in the same
+   order, then s * unit (a power of two: exact) + mean rounded to float32. */
+FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
+                                    Py_ssize_t rows, Py_ssize_t rank, const double *bw,
+                                    double unit, const double *means, char *out,
+                                    Py_ssize_t out_row)
+{
+    const __m256d vunit = _mm256_set1_pd(unit);
+    __m256d mean[4];
+    for (int q = 0; q < 4; q++)
+        mean[q] = means != NULL ? _mm256_loadu_pd(means + 4 * q) : _mm256_setzero_pd();
+    const __m256d *row_mean = means != NULL ? mean : NULL;
+    /* each lane's offset into bw (k * 16), 0 beyond the rank, where the component is 0 */
+    int32_t k_offsets[16];
+    for (int k = 0; k < 16; k++)
+        k_offsets[k] = k < rank ? 16 * k : 0;
+    const __m256i k0 = _mm256_loadu_si256((const __m256i *)k_offsets);
+    const __m256i k1 = _mm256_loadu_si256((const __m256i *)(k_offsets + 8));
+    int32_t in_rank[16];
+    for (int k = 0; k < 16; k++)
+        in_rank[k] = k < rank ? -1 : 0;
+    const __m256i lanes[2] = {_mm256_loadu_si256((const __m256i *)in_rank),
+                              _mm256_loadu_si256((const __m256i *)(in_rank + 8))};
+    double values[3][16];
+    int32_t offsets[3][16];
+    Py_ssize_t i = 0;
+    for (; i + 3 <= rows; i += 3) {
+        int n = 0;
+        for (int r = 0; r < 3; r++) {
+            __m256 x0, x1;
+            row_components16(left + (i + r) * left_row, left_col, rank, lanes, &x0, &x1);
+            const int found = row_terms16(x0, x1, k0, k1, values[r], offsets[r]);
+            n = found > n ? found : n;
+        }
+        __m256d s[3][4];
+        for (int r = 0; r < 3; r++)
+            for (int q = 0; q < 4; q++)
+                s[r][q] = _mm256_setzero_pd();
+        for (int t = 0; t < n; t++)
+            for (int r = 0; r < 3; r++) {
+                const __m256d at = _mm256_broadcast_sd(&values[r][t]);
+                const double *b = bw + offsets[r][t];
+                for (int q = 0; q < 4; q++)
+                    s[r][q] = _mm256_fmadd_pd(at, _mm256_loadu_pd(b + 4 * q), s[r][q]);
+            }
+        for (int r = 0; r < 3; r++)
+            store_row16((float *)(out + (i + r) * out_row), s[r], vunit, row_mean);
+    }
+    for (; i < rows; i++) { /* the last rows, one at a time */
+        __m256 x0, x1;
+        row_components16(left + i * left_row, left_col, rank, lanes, &x0, &x1);
+        const int n = row_terms16(x0, x1, k0, k1, values[0], offsets[0]);
+        __m256d s[4];
+        for (int q = 0; q < 4; q++)
+            s[q] = _mm256_setzero_pd();
+        for (int t = 0; t < n; t++) {
+            const __m256d at = _mm256_broadcast_sd(&values[0][t]);
+            const double *b = bw + offsets[0][t];
+            for (int q = 0; q < 4; q++)
+                s[q] = _mm256_fmadd_pd(at, _mm256_loadu_pd(b + 4 * q), s[q]);
+        }
+        store_row16((float *)(out + i * out_row), s, vunit, row_mean);
+    }
+}
+
+/* A row's non-zero components (a: its first; the rank below 2^31) as float64 values with
+   their indices k, in the order of k, without a branch: 8 components at a time, their
+   non-zero lanes moved to the front by left_pack8 and stored at the list's end (values and
+   ks hold rank + ROW_TERMS_SLACK entries: each store writes 8); returns how many. A NaN
+   counts as non-zero, as `x != 0` has it. */
+FUSED static inline Py_ssize_t row_terms(const char *a, Py_ssize_t col, Py_ssize_t rank,
+                                         double *values, int32_t *ks)
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    Py_ssize_t n = 0;
+    for (Py_ssize_t k0 = 0; k0 < rank; k0 += 8) {
+        __m256 x;
+        if (col == 4 && k0 + 8 <= rank) {
+            x = _mm256_loadu_ps((const float *)(a + 4 * k0));
+        } else if (col == 4) { /* the last components, none read beyond the rank */
+            x = _mm256_maskload_ps((const float *)(a + 4 * k0),
+                                   _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(rank - k0)),
+                                                      iota));
+        } else {
+            float t[8] = {0};
+            for (Py_ssize_t e = 0; e < 8 && k0 + e < rank; e++)
+                t[e] = ld_f32(a + (k0 + e) * col);
+            x = _mm256_loadu_ps(t);
+        }
+        const int m = _mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+        const __m256i p =
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)left_pack8[m]));
+        const __m256 v = _mm256_permutevar8x32_ps(x, p);
+        _mm256_storeu_pd(values + n, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+        _mm256_storeu_pd(values + n + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+        _mm256_storeu_si256((__m256i *)(ks + n),
+                            _mm256_permutevar8x32_epi32(
+                                _mm256_add_epi32(iota, _mm256_set1_epi32((int)k0)), p));
+        n += __builtin_popcount((unsigned)m);
+    }
+    return n;
+}
+
 /* exact_run_fused's exact_rows32 (a multiple of 32 columns) for a plane that is not adapted,
    on CPUs with AVX2 and FMA but not AVX-512 (exact_product picks it): a row's 32 sums held
    as eight AVX2 vectors. The same operations in the same order (the row's non-zero terms
@@ -2422,23 +2627,18 @@ FUSED static void exact_rows32_avx2(const char *left, Py_ssize_t left_row, Py_ss
                                     Py_ssize_t out_row)
 {
     const __m256d vunit = _mm256_set1_pd(unit);
+    int32_t *ks = (int32_t *)terms; /* (rank + ROW_TERMS_SLACK entries of Py_ssize_t) */
     for (Py_ssize_t i = 0; i < rows; i++) {
         const char *a = left + i * left_row;
-        Py_ssize_t n = 0;
-        for (Py_ssize_t k = 0; k < rank; k++) {
-            double ak = (double)ld_f32(a + k * left_col);
-            values[n] = ak;
-            terms[n] = k * cols;
-            n += ak != 0.0;
-        }
+        const Py_ssize_t n = row_terms(a, left_col, rank, values, ks);
         float *o = (float *)(out + i * out_row);
         for (Py_ssize_t j0 = 0; j0 < cols; j0 += 32) {
             __m256d s[8];
             for (int q = 0; q < 8; q++)
                 s[q] = _mm256_setzero_pd();
             for (Py_ssize_t t = 0; t < n; t++) {
-                const __m256d at = _mm256_set1_pd(values[t]);
-                const double *b = bw + terms[t] + j0;
+                const __m256d at = _mm256_broadcast_sd(values + t);
+                const double *b = bw + (Py_ssize_t)ks[t] * cols + j0;
                 for (int q = 0; q < 8; q++)
                     s[q] = _mm256_fmadd_pd(at, _mm256_loadu_pd(b + 4 * q), s[q]);
             }
@@ -8001,9 +8201,78 @@ static void fill_crc_tables(void)
                                ^ (crc_tables[t - 1][n] >> 8);
 }
 
+#if FUSED_PRODUCT
+/* Whether the CPU has PCLMULQDQ and SSE4.1 (crc32_fold's instructions; set once, by the
+   module's initialization). */
+static int crc_folds;
+
+/* The CRC-32 register (inverted, as crc32_update holds it) after n bytes at p, n a multiple
+   of 16 and at least 64: four 128-bit lanes folded forward 64 bytes a step by carry-less
+   multiplication, then into one, then 16 bytes a step, and reduced to 32 bits (Barrett),
+   as in V. Gopal, E. Ozturk et al., "Fast CRC Computation for Generic Polynomials Using
+   PCLMULQDQ Instruction" (Intel, 2009), with the constants of its bit-reflected CRC-32
+   (those of zlib's and Chromium's folding copies). The same CRC as the tables': the
+   fold is exact arithmetic on the same polynomial (tests/test_kernels.py compares it with
+   zlib's on every length up to a few hundred bytes). */
+__attribute__((target("sse4.1,pclmul")))
+static uint32_t crc32_fold(uint32_t crc, const uint8_t *p, size_t n)
+{
+    const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596, 0x0154442bd4);
+    const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
+    const __m128i k5k0 = _mm_set_epi64x(0, 0x0163cd6124);
+    const __m128i poly = _mm_set_epi64x(0x01f7011641, 0x01db710641);
+    const __m128i low32 = _mm_setr_epi32(-1, 0, -1, 0);
+    __m128i x1 = _mm_loadu_si128((const __m128i *)p),
+            x2 = _mm_loadu_si128((const __m128i *)(p + 16)),
+            x3 = _mm_loadu_si128((const __m128i *)(p + 32)),
+            x4 = _mm_loadu_si128((const __m128i *)(p + 48)), x5;
+    x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
+    for (p += 64, n -= 64; n >= 64; p += 64, n -= 64) {
+        __m128i f1 = _mm_clmulepi64_si128(x1, k1k2, 0x00), f2 = _mm_clmulepi64_si128(x2, k1k2, 0x00),
+                f3 = _mm_clmulepi64_si128(x3, k1k2, 0x00), f4 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k1k2, 0x11), f1),
+                           _mm_loadu_si128((const __m128i *)p));
+        x2 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x2, k1k2, 0x11), f2),
+                           _mm_loadu_si128((const __m128i *)(p + 16)));
+        x3 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x3, k1k2, 0x11), f3),
+                           _mm_loadu_si128((const __m128i *)(p + 32)));
+        x4 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x4, k1k2, 0x11), f4),
+                           _mm_loadu_si128((const __m128i *)(p + 48)));
+    }
+    /* the four lanes into one, then the 16-byte blocks left */
+    const __m128i next[3] = {x2, x3, x4};
+    for (int i = 0; i < 3; i++) {
+        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), next[i]), x5);
+    }
+    for (; n >= 16; p += 16, n -= 16) {
+        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11),
+                                         _mm_loadu_si128((const __m128i *)p)), x5);
+    }
+    /* 128 bits to 64, then Barrett's reduction to 32 */
+    x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
+    x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
+    x2 = _mm_srli_si128(x1, 4);
+    x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, low32), k5k0, 0x00), x2);
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, low32), poly, 0x10);
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x2, low32), poly, 0x00);
+    x1 = _mm_xor_si128(x1, x2);
+    return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+#endif
+
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
 {
     crc = ~crc;
+#if FUSED_PRODUCT
+    if (crc_folds && n >= 64) {
+        const size_t whole = n & ~(size_t)15;
+        crc = crc32_fold(crc, p, whole);
+        p += whole;
+        n -= whole;
+    }
+#endif
     for (; n >= 8; n -= 8, p += 8) {
         uint32_t lo = ld_u32(p) ^ crc, hi = ld_u32(p + 4);
         crc = crc_tables[7][lo & 0xFF] ^ crc_tables[6][(lo >> 8) & 0xFF]
@@ -8220,9 +8489,11 @@ PyMODINIT_FUNC PyInit__kernels(void)
     fill_symbol_table();
     fill_crc_tables();
 #if FUSED_PRODUCT
+    crc_folds = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
     fused_colour = !__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
                    && __builtin_cpu_supports("fma");
     channel_masks();
+    fill_left_pack8();
     simd_colour = best_colour_rows = !__builtin_cpu_supports("avx2")
                                      || !__builtin_cpu_supports("fma") ? 0
         : __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? 2 : 1;

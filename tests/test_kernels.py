@@ -1008,15 +1008,17 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
 def test_exact_product_is_the_exact_rule(compiled: Any) -> None:
     """exact_product gives the bits of codec.exact.exact_product (BLAS dgemm in pieces) for
     factors at the bound's edge, zero rows and columns, means or none, the patch layouts'
-    column counts and others, strided factors; past the bound it multiplies nothing and
-    returns max|A|, which check_bound refuses (largest_left is check_bound's edge)."""
+    column counts and others (16 columns: ranks below 16 and of 16, rows three at a time
+    and the last one or two alone, and a rank above 16), strided factors; past the bound it
+    multiplies nothing and returns max|A|, which check_bound refuses (largest_left is
+    check_bound's edge)."""
     from svdcodec.codec import exact as exact_rule
 
     rng = np.random.default_rng(31)
     for rows, rank, cols, density in ((700, 16, 16, 0.3), (257, 19, 64, 0.6), (64, 5, 7, 1.0),
                                       (33, 40, 256, 0.1), (9, 3, 16, 0.0), (38, 12, 16, 0.5),
                                       (2, 7, 16, 1.0), (5, 30, 64, 0.0), (40, 9, 32, 0.2),
-                                      (11, 6, 96, 0.5)):
+                                      (11, 6, 96, 0.5), (20, 18, 16, 0.4), (301, 16, 16, 0.05)):
         top_a, top_b = 1 << int(rng.integers(1, 23)), 1 << int(rng.integers(1, 23))
         left = np.where(rng.random((rows, rank)) < density,
                         rng.integers(-top_a, top_a + 1, (rows, rank)), 0).astype(np.float32)
