@@ -1536,12 +1536,14 @@ typedef struct {
 /* A factor's matrix rows (gh * gw of them) into out (rows, rank: C-contiguous float32), the
    integers themselves (an exact plane's scale is one): what PlaneReconstructor fills for a
    whole band from the same blocks (sparse_streams' checks, then fill_sparse; unpredict_whole),
-   in block order. ones: rank floats of 1. Returns 0, or an error code (kernels.SPARSE_ERRORS,
-   PLANE_DENSE_SIZE for a dense block of the wrong size) and the failing block in *failed. */
+   in block order. ones: rank floats of 1. partial: the blocks' columns alone are written
+   (another call writes the others), as where the blocks cover every column: no other column
+   is zeroed. Returns 0, or an error code (kernels.SPARSE_ERRORS, PLANE_DENSE_SIZE for a dense
+   block of the wrong size) and the failing block in *failed. */
 #define PLANE_DENSE_SIZE 6
 static int plane_factor_run(FactorBlock *blocks, Py_ssize_t count, Py_ssize_t gh,
                             Py_ssize_t gw, char *out, Py_ssize_t rank, const float *ones,
-                            Py_ssize_t *failed)
+                            int partial, Py_ssize_t *failed)
 {
     const Py_ssize_t rows = gh * gw; /* checked against out's rows by the caller */
     Py_ssize_t end = 0;
@@ -1550,8 +1552,8 @@ static int plane_factor_run(FactorBlock *blocks, Py_ssize_t count, Py_ssize_t gh
         covered &= blocks[b].first == end;
         end = blocks[b].first + blocks[b].width;
     }
-    covered &= end == rank;
-    if (!covered) /* else every row's columns are written by a block */
+    covered = partial || (covered && end == rank);
+    if (!covered) /* else every row's columns are written by a block (or another call) */
         memset(out, 0, (size_t)rows * (size_t)rank * 4);
     for (Py_ssize_t b = 0; b < count; b++) {
         FactorBlock *k = &blocks[b];
@@ -1666,13 +1668,13 @@ static int factor_target(PyObject *o_out, PyObject *o_blocks, Py_ssize_t gh, Py_
 /* plane_factor_run into `out` (as factor_target checked it) without the GIL, and max|out| into
    *top where `magnitude` is set and the fill succeeded; plane_factor_run's value. */
 static int factor_fill(FactorBlock *blocks, Py_ssize_t count, Py_ssize_t gh, Py_ssize_t gw,
-                       const Arr *out, const float *ones, int magnitude, Py_ssize_t *failed,
-                       float *top)
+                       const Arr *out, const float *ones, int magnitude, int partial,
+                       Py_ssize_t *failed, float *top)
 {
     const Py_ssize_t rows = out->shape[0], rank = out->shape[1];
     int error;
     Py_BEGIN_ALLOW_THREADS
-    error = plane_factor_run(blocks, count, gh, gw, out->data, rank, ones, failed);
+    error = plane_factor_run(blocks, count, gh, gw, out->data, rank, ones, partial, failed);
     if (error == 0 && magnitude)
         *top = max_magnitude(out->data, rows, rank, rank * 4, 4);
     Py_END_ALLOW_THREADS
@@ -1715,7 +1717,7 @@ static PyObject *plane_factors(PyObject *self, PyObject *args, PyObject *kwargs)
     if (plane_blocks_get(seq, blocks, n, out.shape[1], &taken) < 0)
         goto done;
     float top = 0.0f;
-    int error = factor_fill(blocks, n, gh, gw, &out, ones, magnitude, &failed, &top);
+    int error = factor_fill(blocks, n, gh, gw, &out, ones, magnitude, 0, &failed, &top);
     if (error < 0)
         PyErr_NoMemory();
     else
@@ -1991,7 +1993,8 @@ done:
 }
 
 PyDoc_STRVAR(whole_factor_doc,
-"whole_factor(blocks, gh, gw, out, decompressors, magnitude=False) -> (status, max|out|)\n\n"
+"whole_factor(blocks, gh, gw, out, decompressors, magnitude=False, partial=False)\n"
+"    -> (status, max|out|)\n\n"
 "plane_factors of a factor's blocks as the reader leaves them (format.blocks.Block, their\n"
 "frames compressed): the blocks whose first component is below rank (out's columns) are\n"
 "decompressed (decompressors: the block's form -> a zstd decompressor, or None for a stored\n"
@@ -1999,20 +2002,25 @@ PyDoc_STRVAR(whole_factor_doc,
 "C-contiguous float32, as plane_factors fills the same arrays. status 0: filled, and\n"
 "max|out| where magnitude is true (else 0); 1: not filled here (a block this kernel does\n"
 "not take, a frame that does not decompress to its size, or streams that plane_factors\n"
-"refuses): the caller reads the blocks the general way, which raises the error.");
+"refuses): the caller reads the blocks the general way, which raises the error.\n"
+"partial: the blocks' columns of out alone are written (another call, which may run at the\n"
+"same time, writes the others: the two sets of blocks together cover every column); no\n"
+"max|out|.");
 
 static PyObject *whole_factor(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"blocks", "gh", "gw", "out", "decompressors", "magnitude", NULL};
+    static char *names[] = {"blocks", "gh", "gw", "out", "decompressors", "magnitude",
+                            "partial", NULL};
     PyObject *o_blocks, *o_out, *decompressors, *seq = NULL, *result = NULL;
     Py_ssize_t gh, gw, n = 0, used = 0, failed = -1;
-    int magnitude = 0, status = 1;
+    int magnitude = 0, partial = 0, status = 1;
     Arr out = {0};
     FactorBlock *blocks = NULL;
     HeldBlock *held = NULL;
     float *ones = NULL, top = 0.0f;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO!|p:whole_factor", names, &o_blocks,
-                                     &gh, &gw, &o_out, &PyDict_Type, &decompressors, &magnitude)
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO!|pp:whole_factor", names, &o_blocks,
+                                     &gh, &gw, &o_out, &PyDict_Type, &decompressors, &magnitude,
+                                     &partial)
         || block_names() < 0)
         return NULL;
     if (factor_target(o_out, o_blocks, gh, gw, "whole_factor: blocks must be a sequence",
@@ -2040,7 +2048,8 @@ static PyObject *whole_factor(PyObject *self, PyObject *args, PyObject *kwargs)
         if (got == 0)
             goto verdict;
     }
-    int error = factor_fill(blocks, used, gh, gw, &out, ones, magnitude, &failed, &top);
+    int error = factor_fill(blocks, used, gh, gw, &out, ones, magnitude && !partial, partial,
+                            &failed, &top);
     if (error < 0) {
         PyErr_NoMemory();
         goto done;

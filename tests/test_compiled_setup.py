@@ -111,6 +111,32 @@ def test_whole_factor_fills_what_plane_factors_fills(compiled: Any) -> None:
         assert status == 0 and not out[:, 1:6].any()
 
 
+def test_whole_factor_in_parts_fills_each_parts_columns_alone(compiled: Any) -> None:
+    """partial=True (`plane.fill_apart` beside a WholePlane's own fill): each call writes its
+    blocks' columns and no other (here NaN stays NaN), and the parts together give the whole
+    fill; without partial a call of some of the blocks zeroes the columns they do not cover."""
+    rng = np.random.default_rng(11)
+    blocks = _valid_blocks(rng, np.int16, MAGICLESS)
+    whole = np.empty((ROWS, 9), np.float32)
+    assert compiled.whole_factor(blocks, GH, GW, whole, decompressors())[0] == 0
+    for parts in ([blocks[:1], blocks[1:]], [blocks[1:2], blocks[::2]],
+                  [blocks[2:], blocks[:2]]):
+        out = np.full((ROWS, 9), np.nan, np.float32)
+        for part in parts:
+            before = out.copy()
+            status, top = compiled.whole_factor(part, GH, GW, out, decompressors(), True, True)
+            assert status == 0 and top == 0.0  # (no max|out| of a part)
+            columns = np.zeros(9, bool)
+            for b in part:
+                columns[b.first:b.first + b.count] = True
+            assert out[:, columns].tobytes() == whole[:, columns].tobytes()
+            assert np.array_equal(out[:, ~columns], before[:, ~columns], equal_nan=True)
+        assert out.tobytes() == whole.tobytes()
+    out = np.full((ROWS, 9), np.nan, np.float32)
+    assert compiled.whole_factor(blocks[1:2], GH, GW, out, decompressors())[0] == 0
+    assert not out[:, :1].any() and not out[:, 6:].any()
+
+
 def test_whole_factor_declines_each_bad_block(compiled: Any) -> None:
     """Each check of whole_factor on a block's fields, frame and parts, reached by a crafted
     block: declined (status 1), where the general path raises or reads the block itself."""

@@ -564,6 +564,86 @@ def test_broken_split_images_give_one_bands_error(name: str,
     assert jobs == [len(container.unpack(data).planes)] * 2  # (decode, load)
 
 
+def with_broken_runs(data: bytes, index: int) -> bytes:
+    """The file with the run/level U block of plane `index` broken in its last matrix rows:
+    a symbol there made an invalid code (low nibble 8 with a run, spec §4.2)."""
+    box = container.unpack(data)
+    blocks = list(box.blocks)
+    at, block = next((i, b) for i, b in enumerate(blocks) if b.plane == index
+                     and b.factor == "U" and b.coding == container.SPARSE)
+    symbols, runs, values = (np.array(a) for a in block.data())
+    symbols[-3] = 0x18
+    blocks[at] = container.Block(arrays=(symbols, runs, values), factor="U", plane=index,
+                                 first=block.first, count=block.count,
+                                 coding=container.SPARSE, predictor=0)
+    return container.pack(dataclasses.replace(box, blocks=blocks), 1)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["", "broken"])
+def test_a_planes_run_level_blocks_fill_apart(broken: bool,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A photo cut into a band per thread (`stream.whole_jobs`) fills its luma's run/level U
+    block in a job of its own beside the rest of its set-up (`plane.blocks_apart`): the same
+    pixels as one thread, by decode and by Pillow's load(). A file whose block is broken
+    there is set up again on one thread, which refuses it with one thread's error."""
+    data = svdcodec.encode(photo(96, 130, 3))  # 4:2:0: Y' alone is full-size
+    runs = [(b.first, b.count) for b in container.unpack(data).factor_blocks(0, "U")
+            if b.coding == container.SPARSE]
+    if broken:
+        data = with_broken_runs(data, 0)
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 1 << 20)
+    monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 1 << 20)
+    apart: list[str] = []
+    fill_apart = stream.fill_apart
+    other = svdcodec.encode(photo(96, 130, 3, seed=5))
+
+    def spy(compiled: Any, plane: Any, blocks: list[Any], left: np.ndarray) -> None:
+        try:
+            fill_apart(compiled, plane, blocks, left)
+        except plane_module.SetUpDeclined:
+            apart.append("declined")
+            raise
+        apart.append(f"{plane.index} {[(b.first, b.count) for b in blocks]}")
+
+    def decode_other() -> None:
+        """A decode of another photo, whose A then fills A's kept array (a column of `data`'s
+        A left unfilled would show), not counted among the jobs."""
+        count = len(apart)
+        svdcodec.decode(other)
+        del apart[count:]
+
+    def results() -> list[Any]:
+        """decode's pixels or error, load()'s, each after `decode_other`."""
+        found: list[Any] = []
+        decode_other()
+        try:
+            found.append(svdcodec.decode(data))
+        except SvdiError as exc:
+            found.append(str(exc))
+        decode_other()
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                found.append(np.asarray(im))
+        except OSError as exc:
+            found.append(str(exc))
+        return found
+    with kernels_on(True):
+        if kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        with svdcodec.threads(1):
+            expected = results()
+        monkeypatch.setattr(stream, "fill_apart", spy)
+        with svdcodec.threads(2):
+            found = results()
+    assert runs and apart == (["declined"] * 2 if broken else [f"0 {runs}"] * 2)
+    for one, two in zip(expected, found):
+        if broken:
+            assert isinstance(one, str) and "sparse block" in one and two == one
+        else:
+            np.testing.assert_array_equal(two, one)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_load_again_after_a_failed_load_reads_the_file_again(
         threads: int, monkeypatch: pytest.MonkeyPatch) -> None:

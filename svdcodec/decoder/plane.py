@@ -609,13 +609,15 @@ class WholePlane(PlaneReconstructor):
     """A PlaneReconstructor of a plane rendered in one band (every row of a small image), the
     default encode's case: an exact plane of a patch layout whose blocks all fit the budget
     held at once (an adapted plane's too, spec §5.5: its map made from the whole A). Each
-    factor is filled whole at set-up in one compiled call
-    (`_kernels.plane_factors`: the sparse blocks' checks and fill, the dense blocks'
-    unpredicting, max|B|), instead of the general set-up's dozens of steps per plane (blocks
+    factor is filled whole at set-up in one compiled call (`_kernels.whole_factor`: the
+    blocks' decompression, the sparse blocks' checks and fill, the dense blocks'
+    unpredicting, max|B|; U in two, where `apart`), instead of the general set-up's dozens of steps per plane (blocks
     held or streamed, their index, the band plan, passes and column ranges, the dense columns
     per band). The blocks, the checks and the integers are the same, so are the pixels; the
     product is the same `_kernels.exact_product` call. Made by `whole_plane`, which says which
-    planes qualify. A lives in the thread's kept array for its plane index (`ThreadBuffers`),
+    planes qualify. `apart`: U's run/level blocks are filled by another job meanwhile
+    (`blocks_apart`, `fill_apart`; `decoder.stream.whole_jobs`), this one its dense
+    blocks. A lives in the thread's kept array for its plane index (`ThreadBuffers`),
     so a thread holds one live WholePlane per plane index: a decode prepares and renders its
     planes in one call. `bands` (whole patch rows, in order): the output bands of a small image
     cut one per thread, each multiplied from the one A (`decoder.stream.whole_jobs`);
@@ -633,7 +635,7 @@ class WholePlane(PlaneReconstructor):
     def __init__(self, container: Container, plane: Plane, rank: int,
                  factors: tuple[list[Block], list[Block]], compiled: ModuleType,
                  buffers: ThreadBuffers, bands: list[tuple[int, int]] | None = None,
-                 left: np.ndarray | None = None) -> None:
+                 left: np.ndarray | None = None, apart: bool = False) -> None:
         # Not PlaneReconstructor.__init__: the attributes its band methods read, for bands of
         # one A (of every matrix row), one column range and no pass to load.
         self.m, self.n = m, n = plane.matrix_shape
@@ -664,7 +666,7 @@ class WholePlane(PlaneReconstructor):
         # A, in this thread's array for the plane, kept for the next decode (`ThreadBuffers`)
         self.left = (buffers.get(f"{LEFT} {plane.index}", m * rank) if left is None
                      else left[:m * rank]).reshape(m, rank)
-        self._fill_whole("U", u_blocks, plane.grid, self.left)
+        self._fill_whole("U", u_blocks, plane.grid, self.left, apart)
         if plane.adapted:  # version 6 (spec §5.5): M per matrix row from U's first K' columns
             self.adapted = True  # of the whole A (`whole_factors`: K' <= rank), as `load` does
             self.row_m = self._map(self.left[:, :min(plane.aq[0], plane.rank)])
@@ -673,18 +675,22 @@ class WholePlane(PlaneReconstructor):
         self.loaded_means = None if self.means is None else self.means.astype(np.float64)
 
     def _fill_whole(self, factor: str, blocks: list[Block], grid: tuple[int, int],
-                    out: np.ndarray) -> int:
+                    out: np.ndarray, apart: bool = False) -> int:
         """out = a factor's integers from its blocks (those of a component below the rank);
         max|out| for B. The blocks as the reader left them are opened and filled in one
         compiled call (`_kernels.whole_factor`); where it does not fill them (blocks given
         with their arrays, or any block it does not take or that is broken), the blocks'
         arrays are read here and filled by `_kernels.plane_factors`, which says what is
-        wrong."""
+        wrong. apart: the factor's other blocks are filled by another job at the same time
+        (`fill_apart`): these blocks' columns alone are written, and where the kernel does
+        not fill them the set-up is declined (`SetUpDeclined`)."""
         magnitude = out is self.B
         status, top = self.compiled.whole_factor(blocks, grid[0], grid[1], out,
-                                                 decompressors(), magnitude)
+                                                 decompressors(), magnitude, apart)
         if not status:
             return int(top)
+        if apart:
+            raise SetUpDeclined(f"plane {self.plane.index} {factor}")
         rank = self.rank
         entries = [(b.first, min(b.count, rank - b.first), b.count,
                     b.predictor if b.coding == DENSE else -1, b.data())
@@ -716,6 +722,45 @@ class WholePlane(PlaneReconstructor):
 
 #: `_kernels.plane_factors`' error for a dense block of another size than its grid's
 WHOLE_DENSE_SIZE = 6
+
+
+class SetUpDeclined(SvdiError):
+    """A plane's U blocks split between two jobs (`blocks_apart`) that the kernel did not fill
+    (a block it does not take, or a broken one): the caller sets the image up on one thread
+    instead, which fills them the general way or raises the file's error."""
+
+
+def blocks_apart(plane: Plane, rank: int, u_blocks: list[Block]
+                 ) -> tuple[list[Block], list[Block]]:
+    """A whole plane's U blocks as two jobs fill them (`decoder.stream.whole_jobs`): (the
+    blocks its `WholePlane` fills, those `fill_apart` fills at the same time). Apart: the
+    run/level blocks of a plane that also has a dense block (a photo's luma: the dense
+    first column, then one run/level block of the others, which is most of a small image's
+    set-up), where the blocks cover the rank's components one after another (each job's
+    columns then written by that job alone, and every column by one); else none. Not an
+    adapted plane's, whose map reads U whole at set-up."""
+    end = 0
+    for b in u_blocks:
+        if b.first != end:
+            return u_blocks, []
+        end = b.first + b.count
+    if plane.adapted or end != rank:
+        return u_blocks, []
+    kept = [b for b in u_blocks if b.coding == DENSE]
+    if not kept or len(kept) == len(u_blocks):
+        return u_blocks, []
+    return kept, [b for b in u_blocks if b.coding != DENSE]
+
+
+def fill_apart(compiled: ModuleType, plane: Plane, blocks: list[Block], left: np.ndarray
+               ) -> None:
+    """The columns of U's `blocks` in left (m x rank, float32: the plane's A), while its
+    WholePlane fills the others (`blocks_apart`); SetUpDeclined where the kernel does not
+    fill them."""
+    status, _ = compiled.whole_factor(blocks, plane.grid[0], plane.grid[1], left,
+                                      decompressors(), False, True)
+    if status:
+        raise SetUpDeclined(f"plane {plane.index} U")
 
 
 def whole_plane(container: Container, plane: Plane, rank: int, bands: list[tuple[int, int]],

@@ -38,6 +38,8 @@ import math
 import threading
 from abc import ABC, abstractmethod
 from bisect import bisect_right
+from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -57,8 +59,10 @@ from .plane import (
     PlaneReconstructor,
     WholePlane,
     bands_for,
+    blocks_apart,
     covering_bands,
     exact_bands_for,
+    fill_apart,
     whole_factors,
     whole_plane,
 )
@@ -663,7 +667,10 @@ def whole_jobs(container: Container, plan: OutputPlan,
                whole: dict[int, tuple[list[Block], list[Block]]], buffers: ThreadBuffers,
                made: dict[int, np.ndarray]) -> list[PlaneReconstructor | None]:
     """Each plane's `WholePlane`, set up as concurrent jobs (one a plane, on every thread), a
-    chroma plane also reconstructed whole into `made`. A and the chroma planes live in this
+    chroma plane also reconstructed whole into `made`. A full-size plane's run/level U blocks
+    (a photo's luma: most of the set-up) are filled by a job of their own, first, beside the
+    rest of its set-up (`blocks_apart`): the other thread sets up the chroma planes and the
+    rest of that plane meanwhile, instead of idling. A and the chroma planes live in this
     thread's buffers, asked for here: a pool thread's kept arrays are reused by its next job,
     which may be another decode's while this one's bands still read them."""
     compiled = plan.compiled
@@ -673,15 +680,35 @@ def whole_jobs(container: Container, plan: OutputPlan,
     for p in plan.chroma:
         made[p.index] = buffers.get(f"chroma {p.index} 0", p.height * p.width
                                     ).reshape(p.height, p.width)
+    # (the chroma planes' products run in their set-up: their U is filled whole there)
+    split = [blocks_apart(p, plan.ranks[p.index], whole[p.index][0]) if p.index not in made
+             else (whole[p.index][0], []) for p, _ in loads]
 
     def set_up(k: int) -> PlaneReconstructor:
         p, bands = loads[k]
-        rows = WholePlane(container, p, plan.ranks[p.index], whole[p.index], compiled,
-                          buffers, bands, lefts[k])
+        kept, apart = split[k]
+        rows = WholePlane(container, p, plan.ranks[p.index], (kept, whole[p.index][1]),
+                          compiled, buffers, bands, lefts[k], bool(apart))
         if p.index in made:
             whole_rows(rows, made[p.index])
         return rows
-    return list(run_bands(set_up, len(loads)))
+
+    def apart_job(k: int) -> None:
+        p = loads[k][0]
+        m, rank = p.matrix_shape[0], plan.ranks[p.index]
+        fill_apart(compiled, p, split[k][1], lefts[k][:m * rank].reshape(m, rank))
+    # The long apart jobs first, then the planes whose U is whole in their job (the chroma
+    # planes, with their products), the planes of an apart job last: while one thread fills
+    # the apart blocks, the other takes the rest.
+    order = sorted(range(len(loads)), key=lambda k: bool(split[k][1]))
+    apart_jobs = [partial(apart_job, k) for k in range(len(loads)) if split[k][1]]
+    jobs: list[Callable[[], PlaneReconstructor | None]] = [
+        *apart_jobs, *(partial(set_up, k) for k in order)]
+    done = run_bands(lambda i: jobs[i](), len(jobs))
+    planes: list[PlaneReconstructor | None] = [None] * len(loads)
+    for k, rows in zip(order, done[len(apart_jobs):]):
+        planes[k] = rows
+    return planes
 
 
 def one_band(container: Container, components: int | None, lean: bool
