@@ -1053,6 +1053,34 @@ def test_exact_product_is_the_exact_rule(compiled: Any) -> None:
     assert exact_rule.largest_left(0, 5) == (1 << 24) - 1
 
 
+def test_exact_product_of_rows_of_unlike_term_counts(compiled: Any) -> None:
+    """Rows whose non-zero counts differ from row to row (a full row beside a sparse one, as a
+    photo's patches are): 16 columns' product runs three rows with the most terms of the
+    three, the others' lists padded with zeros, which must be zeros of this row and not a
+    previous row's terms; -0 entries too. The bits of codec.exact.exact_product."""
+    from svdcodec.codec import exact as exact_rule
+
+    rng = np.random.default_rng(41)
+    for rank in (9, 13, 16):
+        rows = 61
+        density = rng.random((rows, 1)) ** 2
+        left = np.where(rng.random((rows, rank)) < density,
+                        rng.integers(-500, 501, (rows, rank)), 0).astype(np.float32)
+        left[rng.random(rows) < 0.2] *= -1.0
+        right = rng.integers(-500, 501, (16, rank)).astype(np.float32)
+        sigma = rng.uniform(1, 5000, rank)
+        max_a, max_b = exact_rule.magnitude(left), exact_rule.magnitude(right)
+        shift = exact_rule.choose_shift(7.5, sigma, max(max_a, 1), max_b, "test")
+        w, total = exact_rule.weights(7.5, sigma, shift, "test")
+        largest = exact_rule.largest_left(max_b, total)
+        for means in (None, rng.normal(0, 300, 16)):
+            out = np.full((rows, 16), np.nan, np.float32)
+            assert compiled.exact_product(left, w, right, shift, means, largest, out) == max_a
+            expected = exact_rule.exact_product(left, w, right.T.astype(np.float64), shift,
+                                                means)
+            assert out.tobytes() == expected.tobytes(), rank
+
+
 def test_exact_weights_are_the_exact_rule(compiled: Any) -> None:
     """exact_weights gives the weights of spec §5.1 as the numpy rule computes them (float64
     bits and their integer sum) for float32 and float64 singular values, strided or not, and

@@ -584,8 +584,9 @@ def test_a_planes_run_level_blocks_fill_apart(broken: bool,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A photo cut into a band per thread (`stream.whole_jobs`) fills its luma's run/level U
     block in a job of its own beside the rest of its set-up (`plane.blocks_apart`): the same
-    pixels as one thread, by decode and by Pillow's load(). A file whose block is broken
-    there is set up again on one thread, which refuses it with one thread's error."""
+    pixels as one thread, by decode and by Pillow's load(); a preview of two components keeps
+    one job a plane, with one thread's pixels too. A file whose block is broken there is set
+    up again on one thread, which refuses it with one thread's error."""
     data = svdcodec.encode(photo(96, 130, 3))  # 4:2:0: Y' alone is full-size
     runs = [(b.first, b.count) for b in container.unpack(data).factor_blocks(0, "U")
             if b.coding == container.SPARSE]
@@ -613,13 +614,15 @@ def test_a_planes_run_level_blocks_fill_apart(broken: bool,
         del apart[count:]
 
     def results() -> list[Any]:
-        """decode's pixels or error, load()'s, each after `decode_other`."""
+        """decode's pixels or error, a preview's (components=2: one job a plane), load()'s,
+        each after `decode_other`."""
         found: list[Any] = []
-        decode_other()
-        try:
-            found.append(svdcodec.decode(data))
-        except SvdiError as exc:
-            found.append(str(exc))
+        for components in (None, 2):
+            decode_other()
+            try:
+                found.append(svdcodec.decode(data, components=components))
+            except SvdiError as exc:
+                found.append(str(exc))
         decode_other()
         try:
             with Image.open(io.BytesIO(data)) as im:

@@ -611,9 +611,9 @@ class WholePlane(PlaneReconstructor):
     held at once (an adapted plane's too, spec §5.5: its map made from the whole A). Each
     factor is filled whole at set-up in one compiled call (`_kernels.whole_factor`: the
     blocks' decompression, the sparse blocks' checks and fill, the dense blocks'
-    unpredicting, max|B|; U in two, where `apart`), instead of the general set-up's dozens of steps per plane (blocks
-    held or streamed, their index, the band plan, passes and column ranges, the dense columns
-    per band). The blocks, the checks and the integers are the same, so are the pixels; the
+    unpredicting, max|B|; U in two, where `apart`), instead of the general set-up's dozens
+    of steps per plane (blocks held or streamed, their index, the band plan, passes and
+    column ranges, the dense columns per band). The blocks, the checks and the integers are the same, so are the pixels; the
     product is the same `_kernels.exact_product` call. Made by `whole_plane`, which says which
     planes qualify. `apart`: U's run/level blocks are filled by another job meanwhile
     (`blocks_apart`, `fill_apart`; `decoder.stream.whole_jobs`), this one its dense
@@ -737,7 +737,9 @@ def blocks_apart(plane: Plane, rank: int, u_blocks: list[Block]
     run/level blocks of a plane that also has a dense block (a photo's luma: the dense
     first column, then one run/level block of the others, which is most of a small image's
     set-up), where the blocks cover the rank's components one after another (each job's
-    columns then written by that job alone, and every column by one); else none. Not an
+    columns then written by that job alone, and every column by one); else none. A preview
+    of fewer components keeps one job: its blocks would be cut at the rank as the reader
+    leaves them covering the plane's, which the split does not need to rely on. Not an
     adapted plane's, whose map reads U whole at set-up."""
     end = 0
     for b in u_blocks:
