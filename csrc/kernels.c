@@ -1287,6 +1287,35 @@ HOT static float max_adapted(const char *data, Py_ssize_t rows, Py_ssize_t rank,
     return f;
 }
 
+/* exact_product's kernels: 0 the plain loops (exact_run), 1 with fused multiply-adds on CPUs
+   with AVX2 and FMA (exact_rows16_avx2, exact_rows32_avx2, exact_run_fused), 2 AVX-512
+   (exact_run_fused_wide). best_product is the CPU's, chosen at import; product_level the one
+   in use (`product_kernel`: tests compare them). All give the same bits. */
+static int best_product, product_level;
+
+PyDoc_STRVAR(product_kernel_doc,
+"product_kernel(level=-1) -> int\n\n"
+"The kernel of exact_product in use: 0 plain C, 1 AVX2 with FMA (each row's non-zero terms),\n"
+"2 AVX-512 (the best the CPU runs, chosen at import). level >= 0 chooses another one, at\n"
+"most the best (ValueError otherwise): for tests and benchmarks, which compare them; all\n"
+"give the same bits. Process-wide and unlocked: not while other threads decode. Returns the\n"
+"level in use before the call.");
+
+static PyObject *product_kernel(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"level", NULL};
+    int level = -1, before = product_level;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i:product_kernel", names, &level))
+        return NULL;
+    if (level > best_product) {
+        value_error("product_kernel: level above what this CPU runs");
+        return NULL;
+    }
+    if (level >= 0)
+        product_level = level;
+    return PyLong_FromLong(before);
+}
+
 PyDoc_STRVAR(exact_product_doc,
 "exact_product(left, weights, right, shift, means, limit, out, multipliers=None) -> float\n\n"
 "codec.exact.exact_product(left, weights, right.T, shift, means) into out (float32,\n"
@@ -1377,19 +1406,18 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
     double unit = ldexp(1.0, -(int)shift);
     Py_BEGIN_ALLOW_THREADS
 #if FUSED_PRODUCT
-    if (__builtin_cpu_supports("avx512f"))
+    if (product_level == 2)
         exact_run_fused_wide(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
                              unit, mean, values, terms, sums0, sums1, out.data, out.strides[0],
                              row_m);
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-             && cols == 16 && rank <= 16 && row_m == NULL)
+    else if (product_level == 1 && cols == 16 && rank <= 16 && row_m == NULL)
         exact_rows16_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, unit,
                           mean, out.data, out.strides[0]);
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-             && cols % 32 == 0 && rank <= INT32_MAX - ROW_TERMS_SLACK && row_m == NULL)
+    else if (product_level == 1 && cols % 32 == 0 && rank <= INT32_MAX - ROW_TERMS_SLACK
+             && row_m == NULL)
         exact_rows32_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
                           unit, mean, values, terms, out.data, out.strides[0]);
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    else if (product_level == 1)
         exact_run_fused(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
                         unit, mean, values, terms, sums0, sums1, out.data, out.strides[0],
                         row_m);
@@ -8210,10 +8238,11 @@ static void fill_crc_tables(void)
                                ^ (crc_tables[t - 1][n] >> 8);
 }
 
+/* Whether the CPU has PCLMULQDQ and SSE4.1 (crc32_fold's instructions; found by the module's
+   initialization), and whether crc32_update folds (`crc_kernel`: tests compare both). */
+static int best_crc, crc_folds;
+
 #if FUSED_PRODUCT
-/* Whether the CPU has PCLMULQDQ and SSE4.1 (crc32_fold's instructions; set once, by the
-   module's initialization). */
-static int crc_folds;
 
 /* The CRC-32 register (inverted, as crc32_update holds it) after n bytes at p, n a multiple
    of 16 and at least 64: four 128-bit lanes folded forward 64 bytes a step by carry-less
@@ -8292,6 +8321,28 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
     for (; n; n--, p++)
         crc = crc_tables[0][(crc ^ *p) & 0xFF] ^ (crc >> 8);
     return ~crc;
+}
+
+PyDoc_STRVAR(crc_kernel_doc,
+"crc_kernel(level=-1) -> int\n\n"
+"The CRC-32 of chunk_table in use: 0 tables (8 bytes a step), 1 folding by carry-less\n"
+"multiplication (PCLMULQDQ; the best the CPU runs, chosen at import). level >= 0 chooses\n"
+"another one, at most the best (ValueError otherwise): for tests, which compare them. Process-\n"
+"wide and unlocked. Returns the level in use before the call.");
+
+static PyObject *crc_kernel(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"level", NULL};
+    int level = -1, before = crc_folds;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i:crc_kernel", names, &level))
+        return NULL;
+    if (level > best_crc) {
+        value_error("crc_kernel: level above what this CPU runs");
+        return NULL;
+    }
+    if (level >= 0)
+        crc_folds = level;
+    return PyLong_FromLong(before);
 }
 
 ALWAYS_INLINE uint32_t ld_be32(const uint8_t *p)
@@ -8472,7 +8523,7 @@ static PyMethodDef methods[] = {
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(deblock_gains),
     METHOD(deblock_goal),
     METHOD(column_entropy_bits), METHOD(prediction_bits), METHOD(predicted),
-    METHOD(lower_levels), METHOD(colour_rows), METHOD(restore), METHOD(restore_ycc),
+    METHOD(lower_levels), METHOD(colour_rows), METHOD(product_kernel), METHOD(crc_kernel), METHOD(restore), METHOD(restore_ycc),
     METHOD(parse_records), METHOD(chunk_table), METHOD(exact_weights),
     METHOD(plane_factors), METHOD(whole_factor), METHOD(factor_bytes), METHOD(parse_plan),
     {"factor_index", (PyCFunction)factor_index, METH_O, factor_index_doc},
@@ -8498,7 +8549,10 @@ PyMODINIT_FUNC PyInit__kernels(void)
     fill_symbol_table();
     fill_crc_tables();
 #if FUSED_PRODUCT
-    crc_folds = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+    crc_folds = best_crc = __builtin_cpu_supports("pclmul")
+                           && __builtin_cpu_supports("sse4.1");
+    product_level = best_product = __builtin_cpu_supports("avx512f") ? 2
+        : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
     fused_colour = !__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
                    && __builtin_cpu_supports("fma");
     channel_masks();

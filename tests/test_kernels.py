@@ -1005,13 +1005,30 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
                                   basis) == 1
 
 
+@pytest.mark.parametrize("case", ["rule", "unlike counts"])
+def test_exact_product_at_every_kernel(compiled: Any, case: str) -> None:
+    """The exact product's tests below at each kernel this CPU runs (`product_kernel`: 0 plain
+    C, 1 AVX2 with FMA, 2 AVX-512; all give the same bits), the best one again afterwards."""
+    test = (test_exact_product_is_the_exact_rule if case == "rule"
+            else test_exact_product_of_rows_of_unlike_term_counts)
+    best = compiled.product_kernel()
+    try:
+        for level in range(best + 1):
+            compiled.product_kernel(level)
+            test(compiled)
+    finally:
+        compiled.product_kernel(best)
+    with pytest.raises(ValueError):
+        compiled.product_kernel(best + 1)
+
+
 def test_exact_product_is_the_exact_rule(compiled: Any) -> None:
     """exact_product gives the bits of codec.exact.exact_product (BLAS dgemm in pieces) for
     factors at the bound's edge, zero rows and columns, means or none, the patch layouts'
     column counts and others (16 columns: ranks below 16 and of 16, rows three at a time
     and the last one or two alone, and a rank above 16), strided factors; past the bound it
     multiplies nothing and returns max|A|, which check_bound refuses (largest_left is
-    check_bound's edge)."""
+    check_bound's edge). At the kernel in use (every one: `test_exact_product_at_every_kernel`)."""
     from svdcodec.codec import exact as exact_rule
 
     rng = np.random.default_rng(31)
@@ -1057,7 +1074,8 @@ def test_exact_product_of_rows_of_unlike_term_counts(compiled: Any) -> None:
     """Rows whose non-zero counts differ from row to row (a full row beside a sparse one, as a
     photo's patches are): 16 columns' product runs three rows with the most terms of the
     three, the others' lists padded with zeros, which must be zeros of this row and not a
-    previous row's terms; -0 entries too. The bits of codec.exact.exact_product."""
+    previous row's terms; -0 entries too. The bits of codec.exact.exact_product (at every
+    kernel: `test_exact_product_at_every_kernel`)."""
     from svdcodec.codec import exact as exact_rule
 
     rng = np.random.default_rng(41)

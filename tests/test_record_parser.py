@@ -285,7 +285,8 @@ def test_chunk_table_is_the_python_walk(monkeypatch: pytest.MonkeyPatch) -> None
     """`chunk_table` gives `_chunks`' chunks or declines where `_chunks` raises: files with a
     byte flipped anywhere, a length changed, cut, lengthened, an ancillary chunk of every size
     up to 300 bytes and some larger ones (the CRC's folding 64 and 16 bytes a step where the
-    CPU has PCLMULQDQ, its 8-byte steps and tail) with its CRC right or wrong."""
+    CPU has PCLMULQDQ, its 8-byte steps and tail) with its CRC right or wrong; by the tables
+    and by folding (`crc_kernel`)."""
     monkeypatch.setenv("SVDCODEC_KERNELS", "1")
     compiled = kernels.get()
     assert compiled is not None
@@ -312,16 +313,22 @@ def test_chunk_table_is_the_python_walk(monkeypatch: pytest.MonkeyPatch) -> None
         for wrong in (0, 1 << rng.randrange(32)):
             chunk = struct.pack(">I", size) + b"teSt" + payload + struct.pack(">I", crc ^ wrong)
             candidates.append(candidates[0][:8] + chunk + candidates[0][8:])
-    accepted = 0
-    for data in candidates:
-        expected = _python_chunks(data)
-        table = compiled.chunk_table(data, 8, reader.MAX_CHUNK)
-        if expected is None:
-            assert table is None
-        else:
-            assert [(kind, bytes(payload)) for kind, payload in table] == expected
-            accepted += 1
-    assert 80 < accepted < len(candidates) - 200
+    best = compiled.crc_kernel()
+    try:
+        for level in range(best + 1):  # the tables, and folding where the CPU has it
+            compiled.crc_kernel(level)
+            accepted = 0
+            for data in candidates:
+                expected = _python_chunks(data)
+                table = compiled.chunk_table(data, 8, reader.MAX_CHUNK)
+                if expected is None:
+                    assert table is None
+                else:
+                    assert [(kind, bytes(payload)) for kind, payload in table] == expected
+                    accepted += 1
+            assert 80 < accepted < len(candidates) - 200
+    finally:
+        compiled.crc_kernel(best)
     with pytest.raises(ValueError):
         compiled.chunk_table(candidates[0], len(candidates[0]) + 1, reader.MAX_CHUNK)
     with pytest.raises(TypeError):
