@@ -1157,7 +1157,7 @@ ALWAYS_INLINE void exact_rows16(const char *left, Py_ssize_t left_row, Py_ssize_
 FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
                                     Py_ssize_t rows, Py_ssize_t rank, const double *bw,
                                     double unit, const double *means, char *out,
-                                    Py_ssize_t out_row);
+                                    Py_ssize_t out_row, const int32_t *mult);
 FUSED static void exact_rows32_avx2(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
                                     Py_ssize_t rows, Py_ssize_t rank, const double *bw,
                                     Py_ssize_t cols, double unit, const double *means,
@@ -1410,9 +1410,9 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
         exact_run_fused_wide(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
                              unit, mean, values, terms, sums0, sums1, out.data, out.strides[0],
                              row_m);
-    else if (product_level == 1 && cols == 16 && rank <= 16 && row_m == NULL)
+    else if (product_level == 1 && cols == 16 && rank <= 16)
         exact_rows16_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, unit,
-                          mean, out.data, out.strides[0]);
+                          mean, out.data, out.strides[0], row_m);
     else if (product_level == 1 && cols % 32 == 0 && rank <= INT32_MAX - ROW_TERMS_SLACK
              && row_m == NULL)
         exact_rows32_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
@@ -2526,6 +2526,15 @@ FUSED static inline void row_components16(const char *a, Py_ssize_t left_col, Py
     *x1 = _mm256_loadu_ps(x + 8);
 }
 
+/* An adapted plane's row sums (of components 1 onwards) made whole as exact_rows16 makes them:
+   s * M + (16 A[i, 0]) W_0 B[j, 0] (a: the row's first component, bw: W_k B[j, k]). */
+FUSED static inline void adapted_row16(__m256d *s, const char *a, int32_t m, const double *bw)
+{
+    const __m256d vm = _mm256_set1_pd((double)m), x = _mm256_set1_pd(16.0 * (double)ld_f32(a));
+    for (int q = 0; q < 4; q++)
+        s[q] = _mm256_fmadd_pd(x, _mm256_loadu_pd(bw + 4 * q), _mm256_mul_pd(s[q], vm));
+}
+
 /* s * unit + mean (mean: four vectors, or NULL) rounded to float32 at o: a row's 16 outputs. */
 FUSED static inline void store_row16(float *o, const __m256d *s, __m256d unit,
                                      const __m256d *mean)
@@ -2538,20 +2547,21 @@ FUSED static inline void store_row16(float *o, const __m256d *s, __m256d unit,
     }
 }
 
-/* exact_run_fused's exact_rows16 (patch 4's 16 columns, a rank of at most 16) for a plane that
-   is not adapted, on CPUs with AVX2 and FMA but not AVX-512 (exact_product picks it): three
-   rows at a time, each row's 16 sums held as four AVX2 vectors, adding only as many terms as
+/* exact_run_fused's exact_rows16 (patch 4's 16 columns, a rank of at most 16) on CPUs with
+   AVX2 and FMA but not AVX-512 (exact_product picks it): three rows at a time, each row's 16 sums held as four AVX2 vectors, adding only as many terms as
    the row of the three with the most non-zero components has (a photo's luma rows hold about
    a quarter of their components non-zero; exact_rows16 multiplied every one). The terms
    are listed without a branch (`row_terms16`) and the three rows run the same count, so
    that the loop does not mispredict per row. The same bits: a zero term adds +0 or -0 to a
    sum that is never -0 (it starts at +0, and an exact sum of integers that cancels is +0),
    which leaves it as it is; each other term is the same fused multiply-add, in the same
-   order, then s * unit (a power of two: exact) + mean rounded to float32. */
+   order, then s * unit (a power of two: exact) + mean rounded to float32. An adapted plane's
+   rows (mult: M per row, spec 5.5) add their terms from component 1 (lane 0 left out of the
+   list), then, as exact_rows16, s * M + 16 A[i, 0] W_0 B[j, 0] in one fused multiply-add. */
 FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
                                     Py_ssize_t rows, Py_ssize_t rank, const double *bw,
                                     double unit, const double *means, char *out,
-                                    Py_ssize_t out_row)
+                                    Py_ssize_t out_row, const int32_t *mult)
 {
     const __m256d vunit = _mm256_set1_pd(unit);
     __m256d mean[4];
@@ -2569,6 +2579,9 @@ FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ss
         in_rank[k] = k < rank ? -1 : 0;
     const __m256i lanes[2] = {_mm256_loadu_si256((const __m256i *)in_rank),
                               _mm256_loadu_si256((const __m256i *)(in_rank + 8))};
+    /* an adapted plane's component 0 is added apart, after the multiplier */
+    const __m256 listed = _mm256_castsi256_ps(_mm256_setr_epi32(mult != NULL ? 0 : -1, -1, -1,
+                                                                -1, -1, -1, -1, -1));
     double values[3][16];
     int32_t offsets[3][16];
     Py_ssize_t i = 0;
@@ -2577,7 +2590,8 @@ FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ss
         for (int r = 0; r < 3; r++) {
             __m256 x0, x1;
             row_components16(left + (i + r) * left_row, left_col, rank, lanes, &x0, &x1);
-            const int found = row_terms16(x0, x1, k0, k1, values[r], offsets[r]);
+            const int found = row_terms16(_mm256_and_ps(x0, listed), x1, k0, k1, values[r],
+                                          offsets[r]);
             n = found > n ? found : n;
         }
         __m256d s[3][4];
@@ -2591,13 +2605,16 @@ FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ss
                 for (int q = 0; q < 4; q++)
                     s[r][q] = _mm256_fmadd_pd(at, _mm256_loadu_pd(b + 4 * q), s[r][q]);
             }
-        for (int r = 0; r < 3; r++)
+        for (int r = 0; r < 3; r++) {
+            if (mult != NULL)
+                adapted_row16(s[r], left + (i + r) * left_row, mult[i + r], bw);
             store_row16((float *)(out + (i + r) * out_row), s[r], vunit, row_mean);
+        }
     }
     for (; i < rows; i++) { /* the last rows, one at a time */
         __m256 x0, x1;
         row_components16(left + i * left_row, left_col, rank, lanes, &x0, &x1);
-        const int n = row_terms16(x0, x1, k0, k1, values[0], offsets[0]);
+        const int n = row_terms16(_mm256_and_ps(x0, listed), x1, k0, k1, values[0], offsets[0]);
         __m256d s[4];
         for (int q = 0; q < 4; q++)
             s[q] = _mm256_setzero_pd();
@@ -2607,6 +2624,8 @@ FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ss
             for (int q = 0; q < 4; q++)
                 s[q] = _mm256_fmadd_pd(at, _mm256_loadu_pd(b + 4 * q), s[q]);
         }
+        if (mult != NULL)
+            adapted_row16(s, left + i * left_row, mult[i], bw);
         store_row16((float *)(out + i * out_row), s, vunit, row_mean);
     }
 }

@@ -4,6 +4,7 @@ map against the decoder's, every decoder path against the reference, the file's 
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -214,25 +215,37 @@ def test_compiled_product_with_multipliers(cols: int, rank: int, rows: int) -> N
     """_kernels.exact_product with multipliers is the numpy product of A o M at F + 4, and
     its max|A| is that of A o M (what the bound is checked on): patch 4's 16 columns (rows
     three at a time and the last one or two alone), patch 8's 64 and patch 16's 256 (32
-    columns at a time), and other counts."""
+    columns at a time), and other counts; A dense, and A of rows with few non-zero
+    components and many (a photo's, whose zero terms the AVX2 kernel leaves out), at every
+    product kernel the CPU runs (`product_kernel`)."""
     compiled = kernels.get()
     if compiled is None:
         pytest.skip("compiled kernels not built")
     rng = np.random.default_rng(7 + cols + rank + rows)
-    left = rng.integers(-50, 51, size=(rows, rank)).astype(np.float32)
+    dense = rng.integers(-50, 51, size=(rows, rank)).astype(np.float32)
+    sparse = np.where(rng.random((rows, rank)) < rng.random((rows, 1)) ** 2, dense,
+                      0).astype(np.float32)
     right = rng.integers(-200, 201, size=(cols, rank)).astype(np.float32)
     weights = rng.integers(1, 1 << 20, size=rank).astype(np.float64)
     m = rng.choice(aq.CLASSES, size=rows).astype(np.int32)
-    out = np.empty((rows, cols), np.float32)
-    max_a = compiled.exact_product(left, weights, right, 20, None, float(1 << 23), out, m)
-    scaled = aq.scaled_left(left, m)
-    assert max_a == exact_rule.magnitude(scaled)
-    assert np.array_equal(out, exact_rule.exact_product(scaled, weights, right.T, 24))
     means = rng.integers(-300, 301, size=cols).astype(np.float64)
-    compiled.exact_product(left, weights, right, 20, means, float(1 << 23), out, m)
-    assert np.array_equal(out, exact_rule.exact_product(scaled, weights, right.T, 24, means))
-    refused = compiled.exact_product(left, weights, right, 20, None, max_a - 1, out, m)
-    assert refused == max_a
+    out = np.empty((rows, cols), np.float32)
+    best = compiled.product_kernel()
+    try:
+        for level, left in itertools.product(range(best + 1), (dense, sparse)):
+            compiled.product_kernel(level)
+            max_a = compiled.exact_product(left, weights, right, 20, None, float(1 << 23), out,
+                                           m)
+            scaled = aq.scaled_left(left, m)
+            assert max_a == exact_rule.magnitude(scaled)
+            assert np.array_equal(out, exact_rule.exact_product(scaled, weights, right.T, 24))
+            compiled.exact_product(left, weights, right, 20, means, float(1 << 23), out, m)
+            assert np.array_equal(out, exact_rule.exact_product(scaled, weights, right.T, 24,
+                                                                means))
+            refused = compiled.exact_product(left, weights, right, 20, None, max_a - 1, out, m)
+            assert refused == max_a
+    finally:
+        compiled.product_kernel(best)
 
 
 def test_read_factors_of_an_adapted_plane() -> None:
