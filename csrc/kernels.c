@@ -275,6 +275,25 @@ static int value_error(const char *message)
     return -1;
 }
 
+/* A kernel switch for tests and benchmarks (colour_rows, product_kernel, crc_kernel): the
+   argument `level`, when >= 0 and at most `best`, becomes *in_use (ValueError `too_high`
+   above best); returns the level in use before the call. */
+static PyObject *switch_level(PyObject *args, PyObject *kwargs, const char *format,
+                              int *in_use, int best, const char *too_high)
+{
+    static char *names[] = {"level", NULL};
+    int level = -1, before = *in_use;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, names, &level))
+        return NULL;
+    if (level > best) {
+        value_error(too_high);
+        return NULL;
+    }
+    if (level >= 0)
+        *in_use = level;
+    return PyLong_FromLong(before);
+}
+
 /* a * b for non-negative sizes, or -1 when it would exceed PY_SSIZE_T_MAX. */
 static Py_ssize_t mul_size(Py_ssize_t a, Py_ssize_t b)
 {
@@ -1303,17 +1322,8 @@ PyDoc_STRVAR(product_kernel_doc,
 
 static PyObject *product_kernel(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"level", NULL};
-    int level = -1, before = product_level;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i:product_kernel", names, &level))
-        return NULL;
-    if (level > best_product) {
-        value_error("product_kernel: level above what this CPU runs");
-        return NULL;
-    }
-    if (level >= 0)
-        product_level = level;
-    return PyLong_FromLong(before);
+    return switch_level(args, kwargs, "|i:product_kernel", &product_level, best_product,
+                        "product_kernel: level above what this CPU runs");
 }
 
 PyDoc_STRVAR(exact_product_doc,
@@ -2474,32 +2484,33 @@ static void fill_left_pack8(void)
     }
 }
 
+/* The non-zero lanes of x (a NaN counts as non-zero, as `x != 0` has it) first, then the
+   others, each in their order, by left_pack8: x's values as float64 at values and the same
+   lanes of `index` at indices (8 entries each); returns how many are non-zero. */
+FUSED static inline int pack_lanes8(__m256 x, __m256i index, double *values, int32_t *indices)
+{
+    const int m = _mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+    const __m256i p = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)left_pack8[m]));
+    const __m256 v = _mm256_permutevar8x32_ps(x, p);
+    _mm256_storeu_pd(values, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    _mm256_storeu_pd(values + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    _mm256_storeu_si256((__m256i *)indices, _mm256_permutevar8x32_epi32(index, p));
+    return __builtin_popcount((unsigned)m);
+}
+
 /* One row's terms for exact_rows16_avx2: its 16 components x (zero beyond the rank) as
    float64 values with their offsets into bw (k * 16; 0 beyond the rank, where the value is 0),
    the non-zero ones first in the order of k, then the zeros; returns how many are non-zero
-   (a NaN counts as non-zero, as `x != 0` has it). Branch-free: 8 lanes at a time packed by
-   left_pack8. */
+   (a NaN counts as non-zero). Branch-free: 8 lanes at a time (`pack_lanes8`). */
 FUSED static inline int row_terms16(__m256 x0, __m256 x1, __m256i k0, __m256i k1,
                                     double *values, int32_t *offsets)
 {
-    const __m256 zero = _mm256_setzero_ps();
-    const int m0 = _mm256_movemask_ps(_mm256_cmp_ps(x0, zero, _CMP_NEQ_UQ));
-    const int m1 = _mm256_movemask_ps(_mm256_cmp_ps(x1, zero, _CMP_NEQ_UQ));
-    const __m256i p0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)left_pack8[m0]));
-    const __m256i p1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)left_pack8[m1]));
-    const int n0 = __builtin_popcount((unsigned)m0);
-    const __m256 v0 = _mm256_permutevar8x32_ps(x0, p0), v1 = _mm256_permutevar8x32_ps(x1, p1);
     /* the second eight after the first's non-zero ones; [n0 + 8, 16) stays zero from here */
     _mm256_storeu_pd(values + 8, _mm256_setzero_pd());
     _mm256_storeu_pd(values + 12, _mm256_setzero_pd());
     _mm256_storeu_si256((__m256i *)(offsets + 8), _mm256_setzero_si256());
-    _mm256_storeu_pd(values, _mm256_cvtps_pd(_mm256_castps256_ps128(v0)));
-    _mm256_storeu_pd(values + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(v0, 1)));
-    _mm256_storeu_si256((__m256i *)offsets, _mm256_permutevar8x32_epi32(k0, p0));
-    _mm256_storeu_pd(values + n0, _mm256_cvtps_pd(_mm256_castps256_ps128(v1)));
-    _mm256_storeu_pd(values + n0 + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(v1, 1)));
-    _mm256_storeu_si256((__m256i *)(offsets + n0), _mm256_permutevar8x32_epi32(k1, p1));
-    return n0 + __builtin_popcount((unsigned)m1);
+    const int n0 = pack_lanes8(x0, k0, values, offsets);
+    return n0 + pack_lanes8(x1, k1, values + n0, offsets + n0);
 }
 
 /* A row's 16 components (a: its first) as two vectors of 8 floats, zero beyond the rank (at
@@ -2548,9 +2559,10 @@ FUSED static inline void store_row16(float *o, const __m256d *s, __m256d unit,
 }
 
 /* exact_run_fused's exact_rows16 (patch 4's 16 columns, a rank of at most 16) on CPUs with
-   AVX2 and FMA but not AVX-512 (exact_product picks it): three rows at a time, each row's 16 sums held as four AVX2 vectors, adding only as many terms as
-   the row of the three with the most non-zero components has (a photo's luma rows hold about
-   a quarter of their components non-zero; exact_rows16 multiplied every one). The terms
+   AVX2 and FMA but not AVX-512 (exact_product picks it): three rows at a time, each row's 16
+   sums held as four AVX2 vectors, adding only as many terms as the row of the three with the
+   most non-zero components has (a photo's luma rows hold about a quarter of their components
+   non-zero; exact_rows16 multiplied every one). The terms
    are listed without a branch (`row_terms16`) and the three rows run the same count, so
    that the loop does not mispredict per row. The same bits: a zero term adds +0 or -0 to a
    sum that is never -0 (it starts at +0, and an exact sum of integers that cancels is +0),
@@ -2631,10 +2643,9 @@ FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ss
 }
 
 /* A row's non-zero components (a: its first; the rank below 2^31) as float64 values with
-   their indices k, in the order of k, without a branch: 8 components at a time, their
-   non-zero lanes moved to the front by left_pack8 and stored at the list's end (values and
-   ks hold rank + ROW_TERMS_SLACK entries: each store writes 8); returns how many. A NaN
-   counts as non-zero, as `x != 0` has it. */
+   their indices k, in the order of k, without a branch: 8 components at a time, packed
+   (`pack_lanes8`) at the list's end (values and ks hold rank + ROW_TERMS_SLACK entries: each
+   pack writes 8); returns how many. */
 FUSED static inline Py_ssize_t row_terms(const char *a, Py_ssize_t col, Py_ssize_t rank,
                                          double *values, int32_t *ks)
 {
@@ -2654,16 +2665,8 @@ FUSED static inline Py_ssize_t row_terms(const char *a, Py_ssize_t col, Py_ssize
                 t[e] = ld_f32(a + (k0 + e) * col);
             x = _mm256_loadu_ps(t);
         }
-        const int m = _mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ));
-        const __m256i p =
-            _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)left_pack8[m]));
-        const __m256 v = _mm256_permutevar8x32_ps(x, p);
-        _mm256_storeu_pd(values + n, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-        _mm256_storeu_pd(values + n + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-        _mm256_storeu_si256((__m256i *)(ks + n),
-                            _mm256_permutevar8x32_epi32(
-                                _mm256_add_epi32(iota, _mm256_set1_epi32((int)k0)), p));
-        n += __builtin_popcount((unsigned)m);
+        n += pack_lanes8(x, _mm256_add_epi32(iota, _mm256_set1_epi32((int)k0)), values + n,
+                         ks + n);
     }
     return n;
 }
@@ -2929,24 +2932,14 @@ PyDoc_STRVAR(colour_rows_doc,
 
 static PyObject *colour_rows(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"level", NULL};
-    int level = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i:colour_rows", names, &level))
-        return NULL;
 #if FUSED_PRODUCT
-    int before = simd_colour;
+    int *in_use = &simd_colour;
 #else
-    int before = 0;
+    static int plain; /* the plain loops, the only ones built */
+    int *in_use = &plain;
 #endif
-    if (level > best_colour_rows) {
-        value_error("colour_rows: level above what this CPU runs");
-        return NULL;
-    }
-#if FUSED_PRODUCT
-    if (level >= 0)
-        simd_colour = level;
-#endif
-    return PyLong_FromLong(before);
+    return switch_level(args, kwargs, "|i:colour_rows", in_use, best_colour_rows,
+                        "colour_rows: level above what this CPU runs");
 }
 
 /* Whether rows of c channels take ycc_row_avx2 (`simd_row`). */
@@ -8269,8 +8262,18 @@ static int best_crc, crc_folds;
    as in V. Gopal, E. Ozturk et al., "Fast CRC Computation for Generic Polynomials Using
    PCLMULQDQ Instruction" (Intel, 2009), with the constants of its bit-reflected CRC-32
    (those of zlib's and Chromium's folding copies). The same CRC as the tables': the
-   fold is exact arithmetic on the same polynomial (tests/test_kernels.py compares it with
-   zlib's on every length up to a few hundred bytes). */
+   fold is exact arithmetic on the same polynomial (tests/test_record_parser.py compares
+   chunk_table's CRC, folded and by the tables, with zlib's at every length up to 300 bytes
+   and larger ones). */
+/* One 128-bit lane folded forward over the distance the constants k stand for, onto `next`
+   (the data there, or the lane it is folded into). */
+__attribute__((target("sse4.1,pclmul")))
+static inline __m128i fold128(__m128i x, __m128i k, __m128i next)
+{
+    return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x11), next),
+                         _mm_clmulepi64_si128(x, k, 0x00));
+}
+
 __attribute__((target("sse4.1,pclmul")))
 static uint32_t crc32_fold(uint32_t crc, const uint8_t *p, size_t n)
 {
@@ -8282,31 +8285,18 @@ static uint32_t crc32_fold(uint32_t crc, const uint8_t *p, size_t n)
     __m128i x1 = _mm_loadu_si128((const __m128i *)p),
             x2 = _mm_loadu_si128((const __m128i *)(p + 16)),
             x3 = _mm_loadu_si128((const __m128i *)(p + 32)),
-            x4 = _mm_loadu_si128((const __m128i *)(p + 48)), x5;
+            x4 = _mm_loadu_si128((const __m128i *)(p + 48));
     x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
     for (p += 64, n -= 64; n >= 64; p += 64, n -= 64) {
-        __m128i f1 = _mm_clmulepi64_si128(x1, k1k2, 0x00), f2 = _mm_clmulepi64_si128(x2, k1k2, 0x00),
-                f3 = _mm_clmulepi64_si128(x3, k1k2, 0x00), f4 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
-        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k1k2, 0x11), f1),
-                           _mm_loadu_si128((const __m128i *)p));
-        x2 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x2, k1k2, 0x11), f2),
-                           _mm_loadu_si128((const __m128i *)(p + 16)));
-        x3 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x3, k1k2, 0x11), f3),
-                           _mm_loadu_si128((const __m128i *)(p + 32)));
-        x4 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x4, k1k2, 0x11), f4),
-                           _mm_loadu_si128((const __m128i *)(p + 48)));
+        x1 = fold128(x1, k1k2, _mm_loadu_si128((const __m128i *)p));
+        x2 = fold128(x2, k1k2, _mm_loadu_si128((const __m128i *)(p + 16)));
+        x3 = fold128(x3, k1k2, _mm_loadu_si128((const __m128i *)(p + 32)));
+        x4 = fold128(x4, k1k2, _mm_loadu_si128((const __m128i *)(p + 48)));
     }
     /* the four lanes into one, then the 16-byte blocks left */
-    const __m128i next[3] = {x2, x3, x4};
-    for (int i = 0; i < 3; i++) {
-        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), next[i]), x5);
-    }
-    for (; n >= 16; p += 16, n -= 16) {
-        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11),
-                                         _mm_loadu_si128((const __m128i *)p)), x5);
-    }
+    x1 = fold128(fold128(fold128(x1, k3k4, x2), k3k4, x3), k3k4, x4);
+    for (; n >= 16; p += 16, n -= 16)
+        x1 = fold128(x1, k3k4, _mm_loadu_si128((const __m128i *)p));
     /* 128 bits to 64, then Barrett's reduction to 32 */
     x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
     x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
@@ -8351,17 +8341,8 @@ PyDoc_STRVAR(crc_kernel_doc,
 
 static PyObject *crc_kernel(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"level", NULL};
-    int level = -1, before = crc_folds;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i:crc_kernel", names, &level))
-        return NULL;
-    if (level > best_crc) {
-        value_error("crc_kernel: level above what this CPU runs");
-        return NULL;
-    }
-    if (level >= 0)
-        crc_folds = level;
-    return PyLong_FromLong(before);
+    return switch_level(args, kwargs, "|i:crc_kernel", &crc_folds, best_crc,
+                        "crc_kernel: level above what this CPU runs");
 }
 
 ALWAYS_INLINE uint32_t ld_be32(const uint8_t *p)

@@ -491,6 +491,20 @@ def test_one_band_images_split_into_a_band_per_thread(name: str,
     assert jobs == [len(planes)] * (whole + preview_whole + whole)
 
 
+def one_then_two_threads(run: Callable[[], Any], monkeypatch: pytest.MonkeyPatch,
+                         spied: str, spy: Callable[..., Any]) -> tuple[Any, Any]:
+    """run() on the compiled path with one thread, then with two and `stream.<spied>` replaced
+    by `spy`: both results."""
+    with kernels_on(True):
+        if kernels.get() is None:
+            pytest.skip("no compiled kernels")
+        with svdcodec.threads(1):
+            one = run()
+        monkeypatch.setattr(stream, spied, spy)
+        with svdcodec.threads(2):
+            return one, run()
+
+
 def with_left_values(data: bytes, values: dict[int, dict[int, int]]) -> bytes:
     """The file with the first component of U of each plane in `values` (its dense block)
     stored raw (no predictor): 1 in every matrix row but the rows given ({row: value})."""
@@ -553,14 +567,8 @@ def test_broken_split_images_give_one_bands_error(name: str,
         with im, pytest.raises(OSError) as refused_load:
             im.load()
         return [str(refused.value), str(refused_load.value)]
-    with kernels_on(True):
-        if kernels.get() is None:
-            pytest.skip("no compiled kernels")
-        with svdcodec.threads(1):
-            expected = errors()
-        monkeypatch.setattr(stream, "whole_jobs", spy)
-        with svdcodec.threads(2):
-            assert errors() == expected
+    expected, found = one_then_two_threads(errors, monkeypatch, "whole_jobs", spy)
+    assert found == expected
     assert jobs == [len(container.unpack(data).planes)] * 2  # (decode, load)
 
 
@@ -631,14 +639,7 @@ def test_a_planes_run_level_blocks_fill_apart(broken: bool,
         except OSError as exc:
             found.append(str(exc))
         return found
-    with kernels_on(True):
-        if kernels.get() is None:
-            pytest.skip("no compiled kernels")
-        with svdcodec.threads(1):
-            expected = results()
-        monkeypatch.setattr(stream, "fill_apart", spy)
-        with svdcodec.threads(2):
-            found = results()
+    expected, found = one_then_two_threads(results, monkeypatch, "fill_apart", spy)
     assert runs and apart == (["declined"] * 2 if broken else [f"0 {runs}"] * 2)
     for one, two in zip(expected, found):
         if broken:

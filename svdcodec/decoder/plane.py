@@ -666,7 +666,10 @@ class WholePlane(PlaneReconstructor):
         # A, in this thread's array for the plane, kept for the next decode (`ThreadBuffers`)
         self.left = (buffers.get(f"{LEFT} {plane.index}", m * rank) if left is None
                      else left[:m * rank]).reshape(m, rank)
-        self._fill_whole("U", u_blocks, plane.grid, self.left, apart)
+        if apart:  # the others' columns are another job's (`fill_apart`)
+            fill_apart(compiled, plane, u_blocks, self.left)
+        else:
+            self._fill_whole("U", u_blocks, plane.grid, self.left)
         if plane.adapted:  # version 6 (spec §5.5): M per matrix row from U's first K' columns
             self.adapted = True  # of the whole A (`whole_factors`: K' <= rank), as `load` does
             self.row_m = self._map(self.left[:, :min(plane.aq[0], plane.rank)])
@@ -675,22 +678,18 @@ class WholePlane(PlaneReconstructor):
         self.loaded_means = None if self.means is None else self.means.astype(np.float64)
 
     def _fill_whole(self, factor: str, blocks: list[Block], grid: tuple[int, int],
-                    out: np.ndarray, apart: bool = False) -> int:
+                    out: np.ndarray) -> int:
         """out = a factor's integers from its blocks (those of a component below the rank);
         max|out| for B. The blocks as the reader left them are opened and filled in one
         compiled call (`_kernels.whole_factor`); where it does not fill them (blocks given
         with their arrays, or any block it does not take or that is broken), the blocks'
         arrays are read here and filled by `_kernels.plane_factors`, which says what is
-        wrong. apart: the factor's other blocks are filled by another job at the same time
-        (`fill_apart`): these blocks' columns alone are written, and where the kernel does
-        not fill them the set-up is declined (`SetUpDeclined`)."""
+        wrong."""
         magnitude = out is self.B
         status, top = self.compiled.whole_factor(blocks, grid[0], grid[1], out,
-                                                 decompressors(), magnitude, apart)
+                                                 decompressors(), magnitude)
         if not status:
             return int(top)
-        if apart:
-            raise SetUpDeclined(f"plane {self.plane.index} {factor}")
         rank = self.rank
         entries = [(b.first, min(b.count, rank - b.first), b.count,
                     b.predictor if b.coding == DENSE else -1, b.data())
@@ -756,9 +755,9 @@ def blocks_apart(plane: Plane, rank: int, u_blocks: list[Block]
 
 def fill_apart(compiled: ModuleType, plane: Plane, blocks: list[Block], left: np.ndarray
                ) -> None:
-    """The columns of U's `blocks` in left (m x rank, float32: the plane's A), while its
-    WholePlane fills the others (`blocks_apart`); SetUpDeclined where the kernel does not
-    fill them."""
+    """The columns of U's `blocks` in left (m x rank, float32: the plane's A) alone, while
+    another job fills the others (`blocks_apart`: the run/level blocks' job, and the plane's
+    WholePlane with its dense blocks); SetUpDeclined where the kernel does not fill them."""
     status, _ = compiled.whole_factor(blocks, plane.grid[0], plane.grid[1], left,
                                       decompressors(), False, True)
     if status:
