@@ -6208,19 +6208,19 @@ done:
 
 PyDoc_STRVAR(lsq_gather_doc,
 "lsq_gather(rows, lo, v_index, v_weight, h_index, h_weight, out) -> None\n\n"
-"codec.resample.least_squares_half's Uv^T X Uh for output rows k of out (k, n_w) float64, C-contiguous:\n"
+"codec.resample.least_squares_half's Uv^T X Uh for output rows k of out (k, n_w) float32, C-contiguous:\n"
 "out[k] = sum over s of v_weight[k, s] * H[v_index[k, s] - lo], H[y][j] = sum over t of\n"
 "h_weight[j, t] * rows[y, h_index[j, t]] (rows (n, in_w) float32, C-contiguous), each sum\n"
-"from 0.0 in index order, in float64. Index tables int64, weights float64, C-contiguous.");
+"from 0.0 in index order, in float32. Index tables int64, weights float32, C-contiguous.");
 
 /* H[j] for j in [j0, j1) of one input row x, by the tables as they are (any taps). */
-static void across_any(const float *x, const int64_t *h_index, const double *h_weight,
-                       Py_ssize_t hs, Py_ssize_t j0, Py_ssize_t j1, double *hy)
+static void across_any(const float *x, const int64_t *h_index, const float *h_weight,
+                       Py_ssize_t hs, Py_ssize_t j0, Py_ssize_t j1, float *hy)
 {
     for (Py_ssize_t j = j0; j < j1; j++) {
-        double h = 0.0;
+        float h = 0.0f;
         for (Py_ssize_t t = 0; t < hs; t++)
-            h += h_weight[j * hs + t] * (double)x[h_index[j * hs + t]];
+            h += h_weight[j * hs + t] * x[h_index[j * hs + t]];
         hy[j] = h;
     }
 }
@@ -6231,19 +6231,18 @@ static void across_any(const float *x, const int64_t *h_index, const double *h_w
    nw + j]), so that the loop over j reads contiguous arrays and vectorizes; each H[j] is
    `across_any`'s operations in its order (from 0.0, tap after tap, no contraction): the same
    bits. The caller has checked that 2 j0 - 1 >= 0 and 2 (j1 - 1) + 2 < the row's length. */
-HOT static void across_halving(const float *RESTRICT x, const double *RESTRICT wt,
+HOT static void across_halving(const float *RESTRICT x, const float *RESTRICT wt,
                                Py_ssize_t nw, Py_ssize_t j0, Py_ssize_t j1,
-                               double *RESTRICT even, double *RESTRICT odd,
-                               double *RESTRICT hy)
+                               float *RESTRICT even, float *RESTRICT odd, float *RESTRICT hy)
 {
     for (Py_ssize_t m = j0 - 1; m < j1; m++) { /* odd[m] = x[2m + 1]: m = j - 1 and j */
-        odd[m] = (double)x[2 * m + 1];
-        even[m + 1] = (double)x[2 * m + 2]; /* even[j] and even[j + 1] */
+        odd[m] = x[2 * m + 1];
+        even[m + 1] = x[2 * m + 2]; /* even[j] and even[j + 1] */
     }
-    const double *RESTRICT w0 = wt, *RESTRICT w1 = wt + nw, *RESTRICT w2 = wt + 2 * nw,
-                           *RESTRICT w3 = wt + 3 * nw;
+    const float *RESTRICT w0 = wt, *RESTRICT w1 = wt + nw, *RESTRICT w2 = wt + 2 * nw,
+                          *RESTRICT w3 = wt + 3 * nw;
     for (Py_ssize_t j = j0; j < j1; j++) {
-        double h = 0.0;
+        float h = 0.0f;
         h += w0[j] * odd[j - 1];
         h += w1[j] * even[j];
         h += w2[j] * odd[j];
@@ -6252,40 +6251,54 @@ HOT static void across_halving(const float *RESTRICT x, const double *RESTRICT w
     }
 }
 
-/* out[k] = sum over s of v_weight[k, s] * H[v_index[k, s] - lo], from 0.0 in s order (with
-   four taps, each z[j]'s sum in a register: the same operations in the same order). */
-HOT static void gather_down(const double *RESTRICT hrow, Py_ssize_t lo, const int64_t *v_index,
-                            const double *v_weight, Py_ssize_t vs, Py_ssize_t kk,
-                            Py_ssize_t nw, double *RESTRICT out)
+/* z[j] = sum over s of w[s] * h[s][j], from 0.0 in s order (with four taps, each z[j]'s sum
+   in a register: the same operations in the same order). */
+HOT static void gather_down(const float *const *h, const float *w, Py_ssize_t vs,
+                            Py_ssize_t nw, float *RESTRICT z)
 {
-    for (Py_ssize_t k = 0; k < kk; k++) {
-        double *RESTRICT z = out + k * nw;
-        if (vs == 4) { /* the halving's taps: the four terms of z[j] added in registers */
-            const double *RESTRICT h0 = hrow + (v_index[k * 4] - lo) * nw,
-                         *RESTRICT h1 = hrow + (v_index[k * 4 + 1] - lo) * nw,
-                         *RESTRICT h2 = hrow + (v_index[k * 4 + 2] - lo) * nw,
-                         *RESTRICT h3 = hrow + (v_index[k * 4 + 3] - lo) * nw;
-            const double w0 = v_weight[k * 4], w1 = v_weight[k * 4 + 1],
-                         w2 = v_weight[k * 4 + 2], w3 = v_weight[k * 4 + 3];
-            for (Py_ssize_t j = 0; j < nw; j++) {
-                double a = 0.0;
-                a += w0 * h0[j];
-                a += w1 * h1[j];
-                a += w2 * h2[j];
-                a += w3 * h3[j];
-                z[j] = a;
-            }
-            continue;
+    if (vs == 4) { /* the halving's taps: the four terms of z[j] added in registers */
+        const float *RESTRICT h0 = h[0], *RESTRICT h1 = h[1], *RESTRICT h2 = h[2],
+                    *RESTRICT h3 = h[3];
+        const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+        for (Py_ssize_t j = 0; j < nw; j++) {
+            float a = 0.0f;
+            a += w0 * h0[j];
+            a += w1 * h1[j];
+            a += w2 * h2[j];
+            a += w3 * h3[j];
+            z[j] = a;
         }
-        for (Py_ssize_t j = 0; j < nw; j++)
-            z[j] = 0.0;
-        for (Py_ssize_t s = 0; s < vs; s++) {
-            const double *RESTRICT hy = hrow + (v_index[k * vs + s] - lo) * nw;
-            double wk = v_weight[k * vs + s];
-            for (Py_ssize_t j = 0; j < nw; j++)
-                z[j] += wk * hy[j];
-        }
+        return;
     }
+    for (Py_ssize_t j = 0; j < nw; j++)
+        z[j] = 0.0f;
+    for (Py_ssize_t s = 0; s < vs; s++) {
+        const float *RESTRICT hy = h[s];
+        float ws = w[s];
+        for (Py_ssize_t j = 0; j < nw; j++)
+            z[j] += ws * hy[j];
+    }
+}
+
+/* How many rows of H lsq_gather keeps at once: the most rows one output row's taps span, if
+   the first and the last of those rows never move up from one output row to the next (the
+   halving's tables: each row of H is then made once, when first needed, into a ring of that
+   many rows that stays in cache); 0 if they do (every row of H is then made first). */
+static Py_ssize_t ring_rows(const int64_t *v_index, Py_ssize_t kk, Py_ssize_t vs)
+{
+    Py_ssize_t span = 1, last_lo = 0, last_hi = 0;
+    for (Py_ssize_t k = 0; k < kk; k++) {
+        Py_ssize_t a = v_index[k * vs], b = a;
+        for (Py_ssize_t s = 1; s < vs; s++) {
+            a = v_index[k * vs + s] < a ? v_index[k * vs + s] : a;
+            b = v_index[k * vs + s] > b ? v_index[k * vs + s] : b;
+        }
+        if (k > 0 && (a < last_lo || b < last_hi))
+            return 0;
+        span = b - a + 1 > span ? b - a + 1 : span;
+        last_lo = a, last_hi = b;
+    }
+    return span;
 }
 
 /* Whether output j's taps are 2j-1, 2j, 2j+1, 2j+2 (`across_halving`'s case). */
@@ -6306,16 +6319,17 @@ static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *o[6], *result = NULL;
     Py_ssize_t lo;
     Arr rows = {0}, vi = {0}, vw = {0}, hi = {0}, hw = {0}, out = {0};
-    double *work = NULL;
+    float *work = NULL;
+    const float **taps = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOO:lsq_gather", names, &o[0], &lo,
                                      &o[1], &o[2], &o[3], &o[4], &o[5]))
         return NULL;
     if (get_array(o[0], &rows, "rows", 2, T_F32, A_CONTIGUOUS) < 0
         || get_array(o[1], &vi, "v_index", 2, T_I64, A_CONTIGUOUS) < 0
-        || get_array(o[2], &vw, "v_weight", 2, T_F64, A_CONTIGUOUS) < 0
+        || get_array(o[2], &vw, "v_weight", 2, T_F32, A_CONTIGUOUS) < 0
         || get_array(o[3], &hi, "h_index", 2, T_I64, A_CONTIGUOUS) < 0
-        || get_array(o[4], &hw, "h_weight", 2, T_F64, A_CONTIGUOUS) < 0
-        || get_array(o[5], &out, "out", 2, T_F64, A_WRITABLE | A_CONTIGUOUS) < 0)
+        || get_array(o[4], &hw, "h_weight", 2, T_F32, A_CONTIGUOUS) < 0
+        || get_array(o[5], &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0)
         goto done;
     Py_ssize_t n = rows.shape[0], in_w = rows.shape[1], kk = out.shape[0], nw = out.shape[1];
     Py_ssize_t vs = vi.shape[1], hs = hi.shape[1];
@@ -6343,34 +6357,56 @@ static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_ssize_t j1 = j0;
     while (j1 < nw && halving_taps(h_index, hs, j1))
         j1++;
-    /* H of every row given, once (each feeds about two output rows); the weights by tap and
-       a row's even and odd samples for `across_halving` */
+    /* Each row of H made once (each feeds about two output rows): as the output rows come to
+       need it, into a ring of `ring` rows, or all of them first where the tables do not
+       move down in order. The weights by tap and a row's even and odd samples for
+       `across_halving`. */
+    Py_ssize_t ring = vs > 0 ? ring_rows(v_index, kk, vs) : 1;
+    int whole = ring == 0 || ring >= n;
+    if (whole)
+        ring = n > 0 ? n : 1;
     Py_ssize_t half = in_w / 2 + 1;
-    size_t cells = (size_t)n * (size_t)nw + 4 * (size_t)nw + 2 * (size_t)half + 1;
-    work = malloc(sizeof(double) * cells);
-    if (work == NULL) {
+    size_t cells = (size_t)ring * (size_t)nw + 4 * (size_t)nw + 2 * (size_t)half + 1;
+    work = malloc(sizeof(float) * cells);
+    if (work == NULL || (vs > 0 && (taps = malloc(sizeof(float *) * (size_t)vs)) == NULL)) {
         PyErr_NoMemory();
         goto done;
     }
-    double *hrow = work, *wt = hrow + n * nw, *even = wt + 4 * nw, *odd = even + half;
-    const double *v_weight = (const double *)vw.data, *h_weight = (const double *)hw.data;
+    float *hrow = work, *wt = hrow + ring * nw, *even = wt + 4 * nw, *odd = even + half;
+    const float *v_weight = (const float *)vw.data, *h_weight = (const float *)hw.data;
     Py_BEGIN_ALLOW_THREADS
     if (j1 > j0)
         for (Py_ssize_t j = j0; j < j1; j++)
             for (Py_ssize_t t = 0; t < 4; t++)
                 wt[t * nw + j] = h_weight[j * 4 + t];
-    for (Py_ssize_t y = 0; y < n; y++) {
-        const float *x = (const float *)rows.data + y * in_w;
-        double *hy = hrow + y * nw;
-        across_any(x, h_index, h_weight, hs, 0, j0, hy);
-        if (j1 > j0)
-            across_halving(x, wt, nw, j0, j1, even, odd, hy);
-        across_any(x, h_index, h_weight, hs, j1, nw, hy);
+    Py_ssize_t next = lo; /* the first input row whose H is not made */
+    for (Py_ssize_t k = 0; k < kk; k++) {
+        const int64_t *vk = v_index + k * vs;
+        Py_ssize_t last = whole ? lo + n - 1 : lo - 1;
+        for (Py_ssize_t s = 0; s < vs; s++)
+            last = vk[s] > last ? vk[s] : last;
+        if (!whole) { /* rows above this output row's window are never needed */
+            Py_ssize_t first = vk[0];
+            for (Py_ssize_t s = 1; s < vs; s++)
+                first = vk[s] < first ? vk[s] : first;
+            next = first > next ? first : next;
+        }
+        for (; next <= last; next++) {
+            const float *x = (const float *)rows.data + (next - lo) * in_w;
+            float *hy = hrow + (next - lo) % ring * nw;
+            across_any(x, h_index, h_weight, hs, 0, j0, hy);
+            if (j1 > j0)
+                across_halving(x, wt, nw, j0, j1, even, odd, hy);
+            across_any(x, h_index, h_weight, hs, j1, nw, hy);
+        }
+        for (Py_ssize_t s = 0; s < vs; s++)
+            taps[s] = hrow + (vk[s] - lo) % ring * nw;
+        gather_down(taps, v_weight + k * vs, vs, nw, (float *)out.data + k * nw);
     }
-    gather_down(hrow, lo, v_index, v_weight, vs, kk, nw, (double *)out.data);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
+    free(taps);
     free(work);
     release(&rows);
     release(&vi);
@@ -6384,62 +6420,38 @@ done:
 /* y (n, b) <- x with L L^T x = y along axis 0, rows `stride` values apart: row by row of n,
    each step vectorized along the b columns, in numpy's order (codec.resample.solve_normal).
    Each column's values take the same operations whichever columns are solved with it. */
-HOT static void solve_columns(double *RESTRICT data, Py_ssize_t n, Py_ssize_t b,
-                              Py_ssize_t stride, const double *RESTRICT L, Py_ssize_t width)
+HOT static void solve_columns(float *RESTRICT data, Py_ssize_t n, Py_ssize_t b,
+                              Py_ssize_t stride, const float *RESTRICT L, Py_ssize_t width)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
-        double *RESTRICT y = data + i * stride;
+        float *RESTRICT y = data + i * stride;
         for (Py_ssize_t k = 1; k < width && k <= i; k++) {
-            double c = L[k * n + i];
-            const double *RESTRICT u = data + (i - k) * stride;
+            float c = L[k * n + i];
+            const float *RESTRICT u = data + (i - k) * stride;
             for (Py_ssize_t x = 0; x < b; x++)
                 y[x] -= c * u[x];
         }
-        double d = L[i];
+        float d = L[i];
         for (Py_ssize_t x = 0; x < b; x++)
             y[x] /= d;
     }
     for (Py_ssize_t i = n - 1; i >= 0; i--) {
-        double *RESTRICT y = data + i * stride;
+        float *RESTRICT y = data + i * stride;
         for (Py_ssize_t k = 1; k < width && k < n - i; k++) {
-            double c = L[k * n + i + k];
-            const double *RESTRICT u = data + (i + k) * stride;
+            float c = L[k * n + i + k];
+            const float *RESTRICT u = data + (i + k) * stride;
             for (Py_ssize_t x = 0; x < b; x++)
                 y[x] -= c * u[x];
         }
-        double d = L[i];
+        float d = L[i];
         for (Py_ssize_t x = 0; x < b; x++)
             y[x] /= d;
     }
 }
 
-#ifdef VECTOR_TYPES
-/* The 4 x 4 block at in (rows b values apart) transposed: c[t] holds its column t (four
-   loads, eight shuffles). */
-ALWAYS_INLINE void transpose_4x4(const double *in, Py_ssize_t b, half_f64 c[4])
-{
-    half_f64 r0, r1, r2, r3;
-    memcpy(&r0, in, sizeof r0);
-    memcpy(&r1, in + b, sizeof r1);
-    memcpy(&r2, in + 2 * b, sizeof r2);
-    memcpy(&r3, in + 3 * b, sizeof r3);
-    half_f64 t0 = __builtin_shufflevector(r0, r1, 0, 4, 2, 6);
-    half_f64 t1 = __builtin_shufflevector(r0, r1, 1, 5, 3, 7);
-    half_f64 t2 = __builtin_shufflevector(r2, r3, 0, 4, 2, 6);
-    half_f64 t3 = __builtin_shufflevector(r2, r3, 1, 5, 3, 7);
-    c[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
-    c[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
-    c[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
-    c[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
-}
-#endif
-
 /* out (b, a) = in (a, b) transposed, in tiles that stay in cache; with vector types, 4 x 4
-   blocks in registers, the edges value by value. Into doubles (out64) or, with out64 NULL,
-   into floats (out32: each value rounded to nearest, as numpy's astype(float32) rounds it);
-   the callers below pass one of them as a constant, so each is compiled for its own. */
-ALWAYS_INLINE void transpose_into(const double *in, double *out64, float *out32, Py_ssize_t a,
-                                  Py_ssize_t b)
+   blocks in registers (four loads, eight shuffles), the edges value by value. */
+HOT static void transpose(const float *in, float *out, Py_ssize_t a, Py_ssize_t b)
 {
     const Py_ssize_t tile = 32;
     for (Py_ssize_t i0 = 0; i0 < a; i0 += tile)
@@ -6450,66 +6462,51 @@ ALWAYS_INLINE void transpose_into(const double *in, double *out64, float *out32,
             i4 = i0 + (i1 - i0) / 4 * 4, j4 = j0 + (j1 - j0) / 4 * 4;
             for (Py_ssize_t i = i0; i < i4; i += 4)
                 for (Py_ssize_t j = j0; j < j4; j += 4) {
-                    half_f64 c[4];
-                    transpose_4x4(in + i * b + j, b, c);
-                    for (int t = 0; t < 4; t++) {
-                        if (out64 != NULL) {
-                            memcpy(out64 + (j + t) * a + i, &c[t], sizeof c[t]);
-                        } else {
-                            quarter_f32 f = __builtin_convertvector(c[t], quarter_f32);
-                            memcpy(out32 + (j + t) * a + i, &f, sizeof f);
-                        }
-                    }
+                    quarter_f32 r0, r1, r2, r3;
+                    memcpy(&r0, in + i * b + j, sizeof r0);
+                    memcpy(&r1, in + (i + 1) * b + j, sizeof r1);
+                    memcpy(&r2, in + (i + 2) * b + j, sizeof r2);
+                    memcpy(&r3, in + (i + 3) * b + j, sizeof r3);
+                    quarter_f32 t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5);
+                    quarter_f32 t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+                    quarter_f32 t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5);
+                    quarter_f32 t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+                    quarter_f32 c[4] = {__builtin_shufflevector(t0, t2, 0, 1, 4, 5),
+                                        __builtin_shufflevector(t0, t2, 2, 3, 6, 7),
+                                        __builtin_shufflevector(t1, t3, 0, 1, 4, 5),
+                                        __builtin_shufflevector(t1, t3, 2, 3, 6, 7)};
+                    for (int t = 0; t < 4; t++)
+                        memcpy(out + (j + t) * a + i, &c[t], sizeof c[t]);
                 }
 #endif
             for (Py_ssize_t i = i0; i < i1; i++) /* the edges: rows i4.., columns j4.. */
-                for (Py_ssize_t j = i < i4 ? j4 : j0; j < j1; j++) {
-                    if (out64 != NULL)
-                        out64[j * a + i] = in[i * b + j];
-                    else
-                        out32[j * a + i] = (float)in[i * b + j];
-                }
+                for (Py_ssize_t j = i < i4 ? j4 : j0; j < j1; j++)
+                    out[j * a + i] = in[i * b + j];
         }
-}
-
-HOT static void transpose(const double *in, double *out, Py_ssize_t a, Py_ssize_t b)
-{
-    transpose_into(in, out, NULL, a, b);
-}
-
-/* `transpose` into float32 (banded_solve's `out`). */
-HOT static void transpose_to_float(const double *in, float *out, Py_ssize_t a, Py_ssize_t b)
-{
-    transpose_into(in, NULL, out, a, b);
 }
 
 PyDoc_STRVAR(banded_solve_doc,
 "banded_solve(z, chol, axis, start=0, stop=-1) -> None\n\n"
-"codec.resample.solve_normal in place: z (a, b) float64 C-contiguous solved by L L^T along axis 0\n"
-"(columns of length a) or 1 (rows of length b), L banded (chol (width, n) float64, L[i, i - k]\n"
-"at [k, i]): forward then backward substitution, each step in numpy's order (axis 1 on a\n"
-"transposed copy, the same operations on every element). Along axis 0, only the columns\n"
-"[start, stop) (stop -1: b), whose values are those of the whole call: threads can solve\n"
-"ranges of columns apart. Along axis 1 with out (a, b) float32 C-contiguous, the results go\n"
-"to out as float32 (numpy's astype) instead of back to z, 16 rows at a time, each block's\n"
-"rows read before its results are written: out may share z's buffer where each block's\n"
-"float32 rows end before the next block's rows of z begin (out starting at or before z).");
+"codec.resample.solve_normal in place: z (a, b) float32 C-contiguous solved by L L^T along axis 0\n"
+"(columns of length a) or 1 (rows of length b), L banded (chol (width, n) float32, L[i, i - k]\n"
+"at [k, i]): forward then backward substitution, each step in numpy's order (axis 1 on\n"
+"transposed blocks of rows, the same operations on every element). Along axis 0, only the\n"
+"columns [start, stop) (stop -1: b), whose values are those of the whole call: threads can\n"
+"solve ranges of columns apart.");
 
 static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"z", "chol", "axis", "start", "stop", "out", NULL};
-    PyObject *o_z, *o_chol, *o_out = Py_None, *result = NULL;
+    static char *names[] = {"z", "chol", "axis", "start", "stop", NULL};
+    PyObject *o_z, *o_chol, *result = NULL;
     int axis;
     Py_ssize_t start = 0, stop = -1;
-    Arr z = {0}, ch = {0}, out = {0};
-    double *flipped = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOi|nnO:banded_solve", names, &o_z,
-                                     &o_chol, &axis, &start, &stop, &o_out))
+    Arr z = {0}, ch = {0};
+    float *flipped = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOi|nn:banded_solve", names, &o_z,
+                                     &o_chol, &axis, &start, &stop))
         return NULL;
-    if (get_array(o_z, &z, "z", 2, T_F64, A_WRITABLE | A_CONTIGUOUS) < 0
-        || get_array(o_chol, &ch, "chol", 2, T_F64, A_CONTIGUOUS) < 0
-        || (o_out != Py_None
-            && get_array(o_out, &out, "out", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0))
+    if (get_array(o_z, &z, "z", 2, T_F32, A_WRITABLE | A_CONTIGUOUS) < 0
+        || get_array(o_chol, &ch, "chol", 2, T_F32, A_CONTIGUOUS) < 0)
         goto done;
     Py_ssize_t a = z.shape[0], b = z.shape[1], width = ch.shape[0], n = ch.shape[1];
     if (!(axis == 0 || axis == 1) || n != (axis == 0 ? a : b) || width < 1) {
@@ -6522,20 +6519,18 @@ static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
         value_error("banded_solve: columns 0 <= start <= stop <= b, along axis 0 only");
         goto done;
     }
-    if (out.held && (axis != 1 || out.shape[0] != a || out.shape[1] != b)) {
-        value_error("banded_solve: out along axis 1 only, of z's shape");
-        goto done;
-    }
-    const Py_ssize_t block = 16; /* rows solved together along axis 1, transposed */
+    /* rows solved together along axis 1, transposed: eight vectors of the divisions' chain
+       in flight at each step */
+    const Py_ssize_t block = 32;
     if (axis == 1) {
-        flipped = malloc(sizeof(double) * (size_t)(block * b + 1));
+        flipped = malloc(sizeof(float) * (size_t)(block * b + 1));
         if (flipped == NULL) {
             PyErr_NoMemory();
             goto done;
         }
     }
-    const double *L = (const double *)ch.data;
-    double *data = (double *)z.data;
+    const float *L = (const float *)ch.data;
+    float *data = (float *)z.data;
     Py_BEGIN_ALLOW_THREADS
     if (axis == 0) {
         solve_columns(data + start, n, stop - start, b, L, width);
@@ -6544,10 +6539,7 @@ static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
             Py_ssize_t rows = a - r0 < block ? a - r0 : block;
             transpose(data + r0 * b, flipped, rows, b);
             solve_columns(flipped, n, rows, rows, L, width);
-            if (out.held) /* the block's rows of z are all in `flipped` by now */
-                transpose_to_float(flipped, (float *)out.data + r0 * b, b, rows);
-            else
-                transpose(flipped, data + r0 * b, b, rows);
+            transpose(flipped, data + r0 * b, b, rows);
         }
     }
     Py_END_ALLOW_THREADS
@@ -6556,7 +6548,6 @@ done:
     free(flipped);
     release(&z);
     release(&ch);
-    release(&out);
     return result;
 }
 

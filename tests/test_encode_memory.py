@@ -21,7 +21,7 @@ from svdcodec import modes
 from svdcodec.cli import encode_main, photos
 from svdcodec.codec import coding
 from svdcodec.codec.quantize import entropy_bits
-from svdcodec.codec.resample import float32_in_place, least_squares_half
+from svdcodec.codec.resample import least_squares_half
 from svdcodec.encoder import plane as encoder_plane
 from svdcodec.encoder import source as encoder_source
 from svdcodec.encoder import step_for_quality
@@ -129,20 +129,6 @@ def test_constant_channel_found_from_pillow_extrema(rows_always: list[tuple[int,
     assert (0, 64) in rows_always  # the whole array, for the residual
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 3), (3, 5), (64, 77), (257, 103)])
-def test_float32_in_place_is_astype(shape: tuple[int, int]) -> None:
-    rng = np.random.default_rng(5)
-    z = rng.standard_normal(shape) * 10.0 ** rng.integers(-30, 30, shape)
-    expected = z.astype(np.float32)
-    out = float32_in_place(z)
-    assert out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous
-    assert np.array_equal(out.view(np.uint32), expected.view(np.uint32))
-    owner = out
-    while isinstance(owner.base, np.ndarray):
-        owner = owner.base
-    assert owner.nbytes <= out.nbytes + 4  # the float64 buffer shrank to the float32 values
-
-
 def test_release_file_lets_the_input_bytes_go(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     Image.fromarray(photo(40, 30, 3)).save(buffer, "PNG")
@@ -185,7 +171,8 @@ def test_halving_in_threaded_bands_is_one_band(shape: tuple[int, int]) -> None:
 
 
 def test_chroma_planes_halved_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cb and Cr are prepared by concurrent jobs, but only one holds its float64 plane."""
+    """Cb and Cr are prepared by concurrent jobs, but halved one at a time (each on every
+    thread)."""
     monkeypatch.setattr(band_sizes, "ENCODE_SERIAL_SAMPLES", 0)
     real = encoder_source.least_squares_half
     lock = threading.Lock()

@@ -156,12 +156,12 @@ def test_least_squares_half_matches_numpy(monkeypatch: pytest.MonkeyPatch,
 def test_banded_solve_column_ranges() -> None:
     """Down the columns, ranges of columns solved apart (in any order) give the whole call's
     bits, and a range leaves the other columns alone."""
-    from svdcodec.codec.resample import halving_tables
+    from svdcodec.codec.resample import halving_tables32
     compiled = kernels.get()
     if compiled is None:
         pytest.skip("no compiled kernels")
-    z = np.random.default_rng(5).normal(0, 60, (37, 29))
-    chol = halving_tables(37, 73)[2]
+    z = np.random.default_rng(5).normal(0, 60, (37, 29)).astype(np.float32)
+    chol = halving_tables32(37, 73)[2]
     whole = z.copy()
     compiled.banded_solve(whole, chol, 0)
     pieces = z.copy()
@@ -176,40 +176,31 @@ def test_banded_solve_column_ranges() -> None:
     assert not np.array_equal(part[:, 3:11], z[:, 3:11])
 
 
-def test_banded_solve_out_is_the_solve_narrowed(compiled: Any) -> None:
-    """Along rows with `out`, the float32 results are astype's of the solve in place, also
-    into the front of z's own buffer (the halving's narrowing), and z's rows past those the
-    results cover are left alone; a read-only out is refused."""
-    from svdcodec.codec.resample import halving_tables
+def test_banded_solve_is_solve_normal(compiled: Any) -> None:
+    """Along either axis, the compiled solve gives `solve_normal`'s bits (along rows: blocks of
+    32 rows transposed, a part block at the end, the 4 x 4 transposes' edges), on values of
+    every magnitude float32 holds."""
+    from svdcodec.codec.resample import halving_tables32, solve_normal
     rng = np.random.default_rng(6)
-    for a, b in ((37, 29), (16, 5), (1, 1), (50, 64)):
-        z = rng.normal(0, 60, (a, b)) * 10.0 ** rng.integers(-40, 40, (a, b))
-        chol = halving_tables(b, 2 * b - 1)[2]
-        solved = z.copy()
-        compiled.banded_solve(solved, chol, 1)
-        with np.errstate(over="ignore"):  # values past float32's range: inf, as in C
-            expected = solved.astype(np.float32).tobytes()
-        out = np.full((a, b), np.nan, np.float32)
-        compiled.banded_solve(z.copy(), chol, 1, out=out)
-        assert out.tobytes() == expected
-        shared = z.copy()
-        front = shared.reshape(-1).view(np.float32)[:a * b].reshape(a, b)
-        compiled.banded_solve(shared, chol, 1, out=front)
-        assert front.tobytes() == expected
-        half = (a * b + 1) // 2  # float64 values holding the float32 results
-        assert shared.reshape(-1)[half:].tobytes() == z.reshape(-1)[half:].tobytes()
-    readonly = np.zeros((4, 3), np.float32)
-    readonly.setflags(write=False)
-    with pytest.raises(TypeError):
-        compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 1, out=readonly)
+    for a, b in ((37, 29), (16, 5), (1, 1), (50, 64), (67, 3), (4, 130)):
+        z = (rng.normal(0, 60, (a, b)) * 10.0 ** rng.integers(-30, 30, (a, b))).astype(
+            np.float32)
+        for axis, n in ((0, a), (1, b)):
+            chol = halving_tables32(n, 2 * n - 1)[2]
+            expected = z.copy()
+            with np.errstate(over="ignore", under="ignore"):
+                solve_normal(chol, expected if axis == 0 else expected.T)
+            got = z.copy()
+            compiled.banded_solve(got, chol, axis)
+            assert got.tobytes() == expected.tobytes(), (a, b, axis)
 
 
 @pytest.mark.parametrize("shape", [(131, 97), (67, 41), (9, 11), (3, 5), (64, 256)])
-def test_threaded_halving_narrowed_in_place_matches_numpy(monkeypatch: pytest.MonkeyPatch,
-                                                          shape: tuple[int, int]) -> None:
-    """The compiled halving, whose bands in threads write their float32 rows over the rows of
-    earlier bands (`solve_rows_to_float32`), gives the numpy path's bits for any band height
-    on any number of threads."""
+def test_threaded_halving_matches_numpy(monkeypatch: pytest.MonkeyPatch,
+                                        shape: tuple[int, int]) -> None:
+    """The compiled halving, its gather and its row solve in bands on threads and its column
+    solve in ranges of columns, gives the numpy path's bits for any band height on any number
+    of threads."""
     from svdcodec.codec.resample import least_squares_half
     from svdcodec.runtime import threads
     x = np.random.default_rng(8).normal(0, 60, shape).astype(np.float32)
@@ -226,20 +217,6 @@ def test_threaded_halving_narrowed_in_place_matches_numpy(monkeypatch: pytest.Mo
                 got = halved(band)
                 assert got.shape == half and got.dtype == np.float32 and got.flags.c_contiguous
                 assert got.tobytes() == expected.tobytes(), (count, band)
-
-
-@pytest.mark.parametrize("band", [1, 2, 3, 7, 16])
-@pytest.mark.parametrize("width", [1, 2, 5, 64])
-def test_overwritten_bands_are_those_written_over(band: int, width: int) -> None:
-    """overwritten_bands(k) is every earlier band whose float64 bytes hold some of band k's
-    float32 bytes, and no other."""
-    from svdcodec.codec.resample import overwritten_bands
-    for k in range(40):
-        written = range(4 * k * band * width, 4 * (k + 1) * band * width)
-        expected = [j for j in range(k)
-                    if range(max(written.start, 8 * j * band * width),
-                             min(written.stop, 8 * (j + 1) * band * width))]
-        assert list(overwritten_bands(k, band, width)) == expected, k
 
 
 def test_unbiased_colour_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -924,36 +901,45 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
                                       f32(1), 4, np.zeros((4, 16), f32),
                                       colour.bias_table()[:, :-1], 0), ValueError),  # short table
         (lambda: compiled.lsq_gather(np.zeros((4, 6), f32), 2, np.array([[1, 2]]),
-                                     np.ones((1, 2)), np.zeros((3, 1), np.int64),
-                                     np.ones((3, 1)), np.zeros((1, 3))), ValueError),  # row 1
+                                     np.ones((1, 2), f32), np.zeros((3, 1), np.int64),
+                                     np.ones((3, 1), f32), np.zeros((1, 3), f32)),
+         ValueError),  # row 1
         (lambda: compiled.lsq_gather(np.zeros((4, 6), f32), 0, np.array([[1, 2]]),
-                                     np.ones((1, 2)), np.full((3, 1), 6, np.int64),
-                                     np.ones((3, 1)), np.zeros((1, 3))), ValueError),  # column 6
+                                     np.ones((1, 2), f32), np.full((3, 1), 6, np.int64),
+                                     np.ones((3, 1), f32), np.zeros((1, 3), f32)),
+         ValueError),  # column 6
+        (lambda: compiled.lsq_gather(np.zeros((4, 6), f32), 0, np.array([[1, 2]]),
+                                     np.ones((1, 2), f32), np.zeros((3, 1), np.int64),
+                                     np.ones((3, 1), f32), np.zeros((1, 4), f32)),
+         ValueError),  # 4 columns
         (lambda: compiled.lsq_gather(np.zeros((4, 6), f32), 0, np.array([[1, 2]]),
                                      np.ones((1, 2)), np.zeros((3, 1), np.int64),
-                                     np.ones((3, 1)), np.zeros((1, 4))), ValueError),  # 4 columns
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 0), ValueError),
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 2), ValueError),
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 4)), 0, 2, 4),
+                                     np.ones((3, 1), f32), np.zeros((1, 3), f32)),
+         TypeError),  # float64 weights
+        (lambda: compiled.lsq_gather(np.zeros((4, 6), f32), 0, np.array([[1, 2]]),
+                                     np.ones((1, 2), f32), np.zeros((3, 1), np.int64),
+                                     np.ones((3, 1), f32), np.zeros((1, 3))),
+         TypeError),  # float64 out
+        (lambda: compiled.banded_solve(np.ones((4, 3), f32), np.ones((2, 3), f32), 0),
+         ValueError),
+        (lambda: compiled.banded_solve(np.ones((4, 3), f32), np.ones((2, 3), f32), 2),
+         ValueError),
+        (lambda: compiled.banded_solve(np.ones((4, 3), f32), np.ones((2, 4), f32), 0, 2, 4),
          ValueError),  # stop past the 3 columns
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 4)), 0, 2, 1),
+        (lambda: compiled.banded_solve(np.ones((4, 3), f32), np.ones((2, 4), f32), 0, 2, 1),
          ValueError),  # start after stop
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 4)), 0, -1, 2),
+        (lambda: compiled.banded_solve(np.ones((4, 3), f32), np.ones((2, 4), f32), 0, -1, 2),
          ValueError),  # negative start
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 1, 1, 3),
+        (lambda: compiled.banded_solve(np.ones((4, 3), f32), np.ones((2, 3), f32), 1, 1, 3),
          ValueError),  # a range along rows
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 1,
-                                       out=np.zeros((4, 3))), TypeError),  # float64 out
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 1,
-                                       out=np.zeros((4, 2), f32)), ValueError),  # 2 columns
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 1,
-                                       out=np.zeros((3, 3), f32)), ValueError),  # 3 rows
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 1,
-                                       out=np.zeros(12, f32)), ValueError),  # 1 dimension
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3)), 1,
-                                       out=np.zeros((4, 6), f32)[:, ::2]), ValueError),  # strided
-        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 4)), 0,
-                                       out=np.zeros((4, 3), f32)), ValueError),  # along axis 0
+        (lambda: compiled.banded_solve(np.ones((4, 3), f32), np.ones((2, 3), f32), 1, 0, 3,
+                                       np.zeros((4, 3), f32)), TypeError),  # no out now
+        (lambda: compiled.banded_solve(np.ones((4, 3)), np.ones((2, 3), f32), 1),
+         TypeError),  # float64 z
+        (lambda: compiled.banded_solve(np.ones((4, 3), f32), np.ones((2, 3)), 1),
+         TypeError),  # float64 chol
+        (lambda: compiled.banded_solve(np.ones((4, 6), f32)[:, ::2], np.ones((2, 3), f32), 1),
+         ValueError),  # strided z
         (lambda: compiled.quantize(np.zeros((3, 4), f32), f32(1), f32(0.5),
                                    np.zeros((3, 3), np.int32), np.zeros(4), np.zeros(4)),
          ValueError),

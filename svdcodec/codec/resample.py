@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from collections.abc import Callable
-from types import ModuleType
 
 import numpy as np
 
@@ -289,32 +287,28 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
     generation. The least-squares plane is the pseudo-inverse of the upsampling: a plane that
     the decoder doubled comes back as itself (up to the rounding of the pixels), and the
     doubled plane is the closest to the input the decoder can produce. Computed as
-    (Uv^T Uv)^-1 Uv^T X Uh (Uh^T Uh)^-1 in float64: Uv^T X Uh by gather tables
-    (`halving_tables`), output rows in bands of `band` (default: about
-    `band_sizes.BAND_SAMPLES` input samples), each reading only the input rows it needs
-    (`rows(lo, hi)`); then the banded normal equations solved along each axis. The
+    (Uv^T Uv)^-1 Uv^T X Uh (Uh^T Uh)^-1: Uv^T X Uh by gather tables (`halving_tables`), output
+    rows in bands of `band` (default: about `band_sizes.BAND_SAMPLES` input samples), each
+    reading only the input rows it needs (`rows(lo, hi)`); then the banded normal equations
+    solved along each axis. In float32, the plane's own type: the tables and the Cholesky
+    factors are computed in float64 and narrowed; U^T U is well conditioned (tridiagonal, 5/4
+    beside 3/8 away from the edges: its eigenvalues lie in [1/2, 2]), so the float32 sums and
+    substitutions stay within a few units in the last place of the samples, far below the
+    rounding of the pixels. The
     compiled kernels (`lsq_gather`, `banded_solve`) give the same bits as numpy's order here.
 
-    The bands of the gather, those of the solve along rows (each row on its own) and ranges of
-    columns of the solve down the columns (SOLVE_COLUMNS) run in threads (`run_bands`): the
-    whole float64 plane is the largest buffer of an encode, so the
-    encoder halves its chroma planes one after the other, each on every thread, rather than
-    holding two of them at once (`encoder.source.PlaneSource.keep`).
-
-    The result is float32 in the front of the float64 plane's own buffer, which is then shrunk
-    to it (never both at once): the compiled solve along rows writes each band's float32 rows
-    there itself (`solve_rows_to_float32`), which spares a pass over the plane; the numpy path
-    narrows the solved plane afterwards (`float32_in_place`, or `astype` below
-    IN_PLACE_BYTES), with the same bits.
+    The bands of the gather, those of the solve along rows and ranges of columns of the solve
+    down the columns (SOLVE_COLUMNS) run in threads (`run_bands`). The encoder halves its
+    chroma planes one after the other, each on every thread (`encoder.source.PlaneSource.keep`).
     """
     in_h, in_w = in_shape
-    v_index, v_weight, v_chol = halving_tables(height, in_h)
-    h_index, h_weight, h_chol = halving_tables(width, in_w)
+    v_index, v_weight, v_chol = halving_tables32(height, in_h)
+    h_index, h_weight, h_chol = halving_tables32(width, in_w)
     compiled = kernels.get()
-    z = np.empty((height, width))
+    z = np.empty((height, width), dtype=np.float32)
     # About BAND_SAMPLES input samples a band (a thread's input rows are float32: 1 MiB), in
-    # whole blocks of the row solve (16 rows: a part block costs it more). A band reads two
-    # input rows per output row and two more, which its neighbour reads again: 3 % at 32 rows
+    # whole blocks of the row solve (a part block costs it more). A band reads two input rows
+    # per output row and two more, which its neighbour reads again: 3 % at 32 rows
     band = band or ROW_BLOCK * -(-band_sizes.BAND_SAMPLES // (2 * ROW_BLOCK * max(in_w, 1)))
     bands = [(k0, min(k0 + band, height)) for k0 in range(0, height, band)]
 
@@ -331,98 +325,47 @@ def least_squares_half(rows: Callable[[int, int], np.ndarray], in_shape: tuple[i
 
     def across(k: int) -> None:  # rows are C-contiguous: a band of them is a matrix of its own
         k0, k1 = bands[k]
-        solve_normal(h_chol, z[k0:k1].T)
+        if compiled is not None:
+            compiled.banded_solve(z[k0:k1], h_chol, 1)
+        else:
+            solve_normal(h_chol, z[k0:k1].T)
     run_bands(gather, len(bands))
     if compiled is None:
         solve_normal(v_chol, z)
-        run_bands(across, len(bands))
-        return float32_in_place(z) if z.nbytes >= IN_PLACE_BYTES else z.astype(np.float32)
-    # down each column: every row at once (the kernel's one pass), in threads by ranges of
-    # SOLVE_COLUMNS columns (a large plane's otherwise serial step)
-    starts = list(range(0, width, SOLVE_COLUMNS))
-    run_bands(lambda k: compiled.banded_solve(z, v_chol, 0, starts[k],
-                                              min(starts[k] + SOLVE_COLUMNS, width)),
-              len(starts))
-    return solve_rows_to_float32(compiled, z, h_chol, band)
+    else:
+        # down each column: every row at once (the kernel's one pass), in threads by ranges
+        # of SOLVE_COLUMNS columns (a large plane's otherwise serial step)
+        starts = list(range(0, width, SOLVE_COLUMNS))
+        run_bands(lambda k: compiled.banded_solve(z, v_chol, 0, starts[k],
+                                                  min(starts[k] + SOLVE_COLUMNS, width)),
+                  len(starts))
+    run_bands(across, len(bands))
+    return z
 
 
-def solve_rows_to_float32(compiled: ModuleType, z: np.ndarray, chol: np.ndarray,
-                          band: int) -> np.ndarray:
-    """z (float64, C order, owning its buffer, no other view of it) solved along its rows
-    (`banded_solve`, axis 1) in bands of `band` rows in threads, as float32 in the front of
-    its own buffer, which is then shrunk to them: `float32_in_place(z)` after the solve, the
-    same bits, without that pass over the plane.
-
-    Band k's float32 rows [k0, k1) land on float64 rows [k0 / 2, k1 / 2), which the earlier
-    bands holding them must have read first (`overwritten_bands`); within a band the kernel
-    reads each block of rows before it writes that block's results. `run_bands` starts bands
-    in index order and runs every band it starts, so a band waits only for bands already
-    started: no deadlock, even after an error in one (which then propagates)."""
-    height, width = z.shape
-    n = z.size
-    solved = [threading.Event() for _ in range(0, height, band)]
-
-    def solve(k: int) -> None:
-        k0, k1 = k * band, min((k + 1) * band, height)
-        try:
-            for j in overwritten_bands(k, band, width):
-                solved[j].wait()
-            # (a view made here: none of z's buffer outlives the bands, which resize frees)
-            narrow = z.reshape(-1).view(np.float32)[k0 * width:k1 * width]
-            compiled.banded_solve(z[k0:k1], chol, 1, out=narrow.reshape(k1 - k0, width))
-        finally:
-            solved[k].set()
-    run_bands(solve, len(solved))
-    z.resize(((n + 1) // 2,), refcheck=False)  # realloc: keeps the first half in place
-    return z.view(np.float32)[:n].reshape(height, width)
+@functools.lru_cache(maxsize=16)
+def halving_tables32(n_small: int, n_big: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`halving_tables` with the weights and the Cholesky factor narrowed to float32, the
+    halving's arithmetic (cached with it)."""
+    index, weight, chol = halving_tables(n_small, n_big)
+    return index, weight.astype(np.float32), chol.astype(np.float32)
 
 
-def overwritten_bands(k: int, band: int, width: int) -> range:
-    """The bands before band k (bands of `band` rows of `width` float64 values) whose rows
-    band k's float32 rows overwrite when a plane is narrowed to the front of its own buffer.
-    Band k's own rows are not among them (its rows are read before they are written over)."""
-    k0 = k * band
-    first = k0 // 2  # float64 rows [first, last] hold float32 rows [k0, k0 + band)
-    last = ((k0 + band) * width - 1) // (2 * width)
-    return range(first // band, min(last // band + 1, k))
-
-
-#: On the numpy path, float64 planes of at least this many bytes are narrowed to float32 in
-#: their own buffer (`float32_in_place`); a smaller one by `astype`, which takes a fraction of
-#: the time and briefly adds only half its size. (The compiled path narrows every plane in its
-#: solve along rows.)
-IN_PLACE_BYTES = 1 << 22
 #: Rows the compiled solve along rows (`banded_solve`, axis 1) transposes and solves together.
-ROW_BLOCK = 16
+ROW_BLOCK = 32
 #: Columns of one thread's share of the compiled solve down the columns (`banded_solve`,
-#: axis 0): whole cache lines of float64 on each row; a plane at most this wide takes one call.
-SOLVE_COLUMNS = 512
-
-
-def float32_in_place(z: np.ndarray) -> np.ndarray:
-    """float64 array z (C order, owning its buffer, no other view of it) as float32, in the
-    first half of its own buffer, which is then shrunk to that half: z.astype(np.float32)
-    would hold both at once (1.5 times z; z is the size of the raw image for both chroma
-    planes of 8-bit RGB halved together). The values are z.astype(np.float32)'s."""
-    n, shape = z.size, z.shape
-    flat = z.reshape(-1)
-    narrow = flat.view(np.float32)
-    piece = 1 << 16
-    for a in range(0, n, piece):  # float32 i sits below float64 i: no input is overwritten
-        b = min(a + piece, n)
-        narrow[a:b] = flat[a:b]  # numpy buffers the overlap of the first pieces
-    del flat, narrow
-    z.resize(((n + 1) // 2,), refcheck=False)  # realloc: keeps the first half in place
-    return z.view(np.float32)[:n].reshape(shape)
+#: axis 0): whole cache lines on each row; a plane at most this wide takes one call.
+SOLVE_COLUMNS = 1024
 
 
 def gather_rows(x: np.ndarray, lo: int, v_index: np.ndarray, v_weight: np.ndarray,
                 h_index: np.ndarray, h_weight: np.ndarray) -> np.ndarray:
-    """Uv^T X Uh for some output rows (`lsq_gather`'s numpy twin): X's rows lo.. are x."""
-    across = np.zeros((x.shape[0], h_index.shape[0]))
+    """Uv^T X Uh for some output rows (`lsq_gather`'s numpy twin): X's rows lo.. are x, the
+    weights float32, as the sums."""
+    across = np.zeros((x.shape[0], h_index.shape[0]), dtype=np.float32)
     for t in range(h_index.shape[1]):
-        across += h_weight[:, t] * x[:, h_index[:, t]].astype(np.float64)
-    out = np.zeros((v_index.shape[0], h_index.shape[0]))
+        across += h_weight[:, t] * x[:, h_index[:, t]]
+    out = np.zeros((v_index.shape[0], h_index.shape[0]), dtype=np.float32)
     for s in range(v_index.shape[1]):
         out += v_weight[:, s, None] * across[v_index[:, s] - lo]
     return out

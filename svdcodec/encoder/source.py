@@ -101,8 +101,8 @@ class PlaneSource:
         self._halves = {i for i in range(c) if self.shapes[i] != (h, w)}
         self._kept: dict[int, np.ndarray] = {}
         # one lock per plane: Cb and Cr are prepared concurrently; and one for all planes:
-        # they are halved one after the other (each halving runs on every thread), so that
-        # only one whole float64 plane exists at a time (1.33 x the raw bytes for two)
+        # they are halved one after the other, each halving on every thread (two at once
+        # would only share the same cores)
         self._keeping = {i: threading.Lock() for i in range(c)}
         self._halving = threading.Lock()
         #: centre: each plane's column means (float32), subtracted from its rows (MEAN chunks)
@@ -179,8 +179,9 @@ class PlaneSource:
     def keep(self, i: int, bands: list[tuple[int, int]] | None = None) -> None:
         """Compute subsampled plane i once and keep it (a quarter of the size: 2/3 of the raw
         bytes for both chroma planes): it is the least-squares inverse of the decoder's
-        upsampling (`codec.resample.least_squares_half`), which needs the whole plane in
-        float64: one plane at a time, on every thread. `bands`: unused, the plane is computed
+        upsampling (`codec.resample.least_squares_half`), which needs the whole plane at once
+        (its normal equations are solved down every column): one plane at a time, on every
+        thread. `bands`: unused, the plane is computed
         in bands of its own."""
         with self._keeping[i]:  # planes may be prepared concurrently
             if i in self._kept:
