@@ -275,7 +275,8 @@ static int value_error(const char *message)
     return -1;
 }
 
-/* A kernel switch for tests and benchmarks (colour_rows, product_kernel, crc_kernel): the
+/* A kernel switch for tests and benchmarks (colour_rows, product_kernel, crc_kernel,
+   encoder_kernels): the
    argument `level`, when >= 0 and at most `best`, becomes *in_use (ValueError `too_high`
    above best); returns the level in use before the call. */
 static PyObject *switch_level(PyObject *args, PyObject *kwargs, const char *format,
@@ -6665,6 +6666,71 @@ DEFINE_QUANTIZE_STRIP(quantize_strip_i16, int16_t)
 DEFINE_QUANTIZE_STRIP(quantize_strip_i32, int32_t)
 #endif
 
+#if FUSED_PRODUCT
+/* `quantize_strip_i16`/`_i32` by AVX2 intrinsics (`encoder_kernels` 1): the same operations
+   lane by lane, unfused, so the same bits. The generic vector code widens each half of a
+   strip to float64 through the stack (a store, then two 2-lane conversions of the reloaded
+   halves, which wait on the store); here one vcvtps2pd/vcvtdq2pd each. The truncation is
+   cvttps2dq's, whose "integer indefinite" 0x80000000 for NaN and values out of range is the
+   generic code's INT32_MIN; the int16 stores keep the low 16 bits (wrapping, as the
+   generic __builtin_convertvector). */
+static __attribute__((target("avx2"))) int32_t
+quantize_strip_avx2(const Quantize *z, Py_ssize_t c0, Py_ssize_t r0, Py_ssize_t r1, int i16)
+{
+    const __m256 ceiling = _mm256_set1_ps(2147483520.0f), zero = _mm256_setzero_ps();
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256i low16 = _mm256_set1_epi32(0xFFFF);
+    const __m256 inv = _mm256_loadu_ps(z->inv_steps + c0);
+    const __m256 rounding = _mm256_loadu_ps(z->roundings + c0);
+    __m256d error0 = _mm256_loadu_pd(z->error + c0), error1 = _mm256_loadu_pd(z->error + c0 + 4);
+    __m256d top0 = _mm256_loadu_pd(z->top + c0), top1 = _mm256_loadu_pd(z->top + c0 + 4);
+    __m256d squares0 = _mm256_loadu_pd(z->squares + c0);
+    __m256d squares1 = _mm256_loadu_pd(z->squares + c0 + 4);
+    __m256 over = zero;
+    for (Py_ssize_t i = r0; i < r1; i++) {
+        __m256 x = _mm256_loadu_ps((const float *)(const void *)(z->values + i * z->v_row) + c0);
+        __m256 scaled = _mm256_add_ps(_mm256_mul_ps(_mm256_and_ps(x, magnitude), inv),
+                                      rounding);
+        __m256 high = _mm256_cmp_ps(ceiling, scaled, _CMP_LT_OQ);
+        over = _mm256_or_ps(over, high);
+        __m256i t = _mm256_cvttps_epi32(_mm256_blendv_ps(scaled, ceiling, high));
+        __m256 d = _mm256_sub_ps(_mm256_sub_ps(scaled, _mm256_cvtepi32_ps(t)), rounding);
+        __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(d));
+        __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1));
+        __m256d m0 = _mm256_cvtepi32_pd(_mm256_castsi256_si128(t));
+        __m256d m1 = _mm256_cvtepi32_pd(_mm256_extracti128_si256(t, 1));
+        squares0 = _mm256_add_pd(squares0, _mm256_mul_pd(m0, m0));
+        squares1 = _mm256_add_pd(squares1, _mm256_mul_pd(m1, m1));
+        error0 = _mm256_add_pd(error0, _mm256_mul_pd(d0, d0));
+        error1 = _mm256_add_pd(error1, _mm256_mul_pd(d1, d1));
+        top0 = _mm256_blendv_pd(top0, m0, _mm256_cmp_pd(m0, top0, _CMP_GT_OQ));
+        top1 = _mm256_blendv_pd(top1, m1, _mm256_cmp_pd(m1, top1, _CMP_GT_OQ));
+        __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(x, zero, _CMP_LT_OQ));
+        __m256i s = _mm256_sub_epi32(_mm256_xor_si256(t, negative), negative);
+        char *out = z->ints + i * z->i_row;
+        if (i16) {
+            __m256i packed = _mm256_permute4x64_epi64(
+                _mm256_packus_epi32(_mm256_and_si256(s, low16), _mm256_setzero_si256()), 0xD8);
+            _mm_storeu_si128((__m128i *)(void *)(out + 2 * c0), _mm256_castsi256_si128(packed));
+        } else {
+            _mm256_storeu_si256((__m256i *)(void *)(out + 4 * c0), s);
+        }
+    }
+    _mm256_storeu_pd(z->error + c0, error0);
+    _mm256_storeu_pd(z->error + c0 + 4, error1);
+    _mm256_storeu_pd(z->top + c0, top0);
+    _mm256_storeu_pd(z->top + c0 + 4, top1);
+    _mm256_storeu_pd(z->squares + c0, squares0);
+    _mm256_storeu_pd(z->squares + c0 + 4, squares1);
+    return _mm256_movemask_ps(over) != 0;
+}
+#endif
+
+/* The encoder's loops in use (`encoder_kernels` switches, for tests): 0 the generic ones, 1
+   those by AVX2 intrinsics (`quantize_strip_avx2` for quantize's strips, `symbols_i16_rows16`
+   for symbols' rows of at most 16 16-bit integers), the best the CPU runs, chosen at import. */
+static int best_encoder, encoder_level;
+
 /* The loops of `quantize`. A contiguous, aligned float32 matrix into contiguous int16 or
    int32 rows (the encoder's U and V) goes in strips of STRIP columns; the other columns, and
    other layouts, row after row, value after value (int64 keeps the negation's 33rd bit). */
@@ -6687,9 +6753,16 @@ HOT static int quantize_run(const Quantize *z)
            once, the strips after the first from the cache */
         for (Py_ssize_t r0 = 0; r0 < z->rows; r0 += STRIP_ROWS) {
             Py_ssize_t r1 = z->rows - r0 < STRIP_ROWS ? z->rows : r0 + STRIP_ROWS;
-            for (Py_ssize_t c0 = 0; c0 < done; c0 += STRIP)
+            for (Py_ssize_t c0 = 0; c0 < done; c0 += STRIP) {
+#if FUSED_PRODUCT
+                if (encoder_level) {
+                    over |= quantize_strip_avx2(z, c0, r0, r1, i16);
+                    continue;
+                }
+#endif
                 over |= i16 ? quantize_strip_i16(z, c0, r0, r1)
                             : quantize_strip_i32(z, c0, r0, r1);
+            }
         }
     }
 #else
@@ -6857,41 +6930,49 @@ DEFINE_NONZERO_MASK(uint32_t)
 DEFINE_NONZERO_MASK(int64_t)
 DEFINE_NONZERO_MASK(uint64_t)
 
-/* coding.band_symbols of one integer type T: each row is scanned 64 columns at a time for a
-   bit mask of its non-zeros, then only the set bits are visited (most values are zero). */
+/* coding.band_symbols of one row of integer type T (`count` values col_stride bytes apart
+   from `row`): scanned 64 columns at a time for a bit mask of its non-zeros, then only the set
+   bits are visited (most values are zero); its symbols and escapes appended at z's counts
+   n, a and v (kept by the caller in locals). */
 #define DEFINE_SYMBOLS(NAME, T)                                                               \
+    ALWAYS_INLINE void NAME##_row(Symbols *z, const char *row, Py_ssize_t col_stride,          \
+                                  Py_ssize_t *n_, Py_ssize_t *a_, Py_ssize_t *v_)              \
+    {                                                                                          \
+        Py_ssize_t n = *n_, a = *a_, v = *v_;                                                  \
+        Py_ssize_t last = -1; /* column of the previous non-zero */                            \
+        for (Py_ssize_t base = 0; base < z->count; base += 64) {                               \
+            Py_ssize_t size = z->count - base < 64 ? z->count - base : 64;                     \
+            const char *part = row + base * col_stride;                                        \
+            uint64_t mask = nonzero_mask_##T(part, size, col_stride);                          \
+            while (mask) {                                                                     \
+                Py_ssize_t k = TRAILING_ZEROS(mask);                                           \
+                mask &= mask - 1;                                                              \
+                Py_ssize_t run = base + k - last - 1;                                          \
+                last = base + k;                                                               \
+                T x;                                                                           \
+                memcpy(&x, part + k * col_stride, sizeof(T));                                  \
+                int64_t value = (int64_t)x;                                                    \
+                unsigned code = run >= 15 ? 15 : (unsigned)run;                                \
+                if (run >= 15)                                                                 \
+                    z->xrun[a++] = (uint16_t)(run - 15);                                       \
+                if (-7 <= value && value <= 7) {                                               \
+                    z->out[n] = (uint8_t)((code << 4) | (unsigned)(value + 8));                \
+                } else {                                                                       \
+                    z->out[n] = (uint8_t)(code << 4);                                          \
+                    z->xval[v++] = (int32_t)value;                                             \
+                }                                                                              \
+                n++;                                                                           \
+            }                                                                                  \
+        }                                                                                      \
+        z->out[n++] = 0x08;                                                                    \
+        *n_ = n, *a_ = a, *v_ = v;                                                             \
+    }                                                                                          \
     ALWAYS_INLINE void NAME##_body(Symbols *z, Py_ssize_t col_stride)                          \
     {                                                                                          \
         Py_ssize_t n = 0, a = 0, v = 0;                                                        \
-        for (Py_ssize_t i = 0; i < z->rows; i++) {                                             \
-            const char *row = z->matrix + i * z->row_stride + z->lo * col_stride;              \
-            Py_ssize_t last = -1; /* column of the previous non-zero */                        \
-            for (Py_ssize_t base = 0; base < z->count; base += 64) {                           \
-                Py_ssize_t size = z->count - base < 64 ? z->count - base : 64;                 \
-                const char *part = row + base * col_stride;                                    \
-                uint64_t mask = nonzero_mask_##T(part, size, col_stride);                      \
-                while (mask) {                                                                 \
-                    Py_ssize_t k = TRAILING_ZEROS(mask);                                       \
-                    mask &= mask - 1;                                                          \
-                    Py_ssize_t run = base + k - last - 1;                                      \
-                    last = base + k;                                                           \
-                    T x;                                                                       \
-                    memcpy(&x, part + k * col_stride, sizeof(T));                              \
-                    int64_t value = (int64_t)x;                                                \
-                    unsigned code = run >= 15 ? 15 : (unsigned)run;                            \
-                    if (run >= 15)                                                             \
-                        z->xrun[a++] = (uint16_t)(run - 15);                                   \
-                    if (-7 <= value && value <= 7) {                                           \
-                        z->out[n] = (uint8_t)((code << 4) | (unsigned)(value + 8));            \
-                    } else {                                                                   \
-                        z->out[n] = (uint8_t)(code << 4);                                      \
-                        z->xval[v++] = (int32_t)value;                                         \
-                    }                                                                          \
-                    n++;                                                                       \
-                }                                                                              \
-            }                                                                                  \
-            z->out[n++] = 0x08;                                                                \
-        }                                                                                      \
+        for (Py_ssize_t i = 0; i < z->rows; i++)                                               \
+            NAME##_row(z, z->matrix + i * z->row_stride + z->lo * col_stride, col_stride, &n,  \
+                       &a, &v);                                                                \
         z->n = n, z->a = a, z->v = v;                                                          \
     }                                                                                          \
     HOT static void NAME(Symbols *z)                                                           \
@@ -6910,6 +6991,93 @@ DEFINE_SYMBOLS(symbols_i32, int32_t)
 DEFINE_SYMBOLS(symbols_u32, uint32_t)
 DEFINE_SYMBOLS(symbols_i64, int64_t)
 DEFINE_SYMBOLS(symbols_u64, uint64_t)
+
+#if FUSED_PRODUCT
+/* set_lanes8[m]: the lanes whose bit is set in m, in order, then 0x80 (a zero from pshufb) up
+   to 16 bytes;
+   place8[k]: the pshufb order that moves 8 bytes to bytes k..k + 7 and zeros the others
+   (both filled by the module's initialization). */
+static uint8_t set_lanes8[256][16], place8[9][16];
+
+static void fill_symbol_lanes(void)
+{
+    for (int m = 0; m < 256; m++) {
+        int n = 0;
+        for (int t = 0; t < 8; t++)
+            if (m >> t & 1)
+                set_lanes8[m][n++] = (uint8_t)t;
+        while (n < 16)
+            set_lanes8[m][n++] = 0x80;
+    }
+    for (int k = 0; k <= 8; k++)
+        for (int j = 0; j < 16; j++)
+            place8[k][j] = j >= k && j < k + 8 ? (uint8_t)(j - k) : 0x80;
+}
+
+/* `symbols_i16` of rows of at most 16 contiguous values (`count`; a photo's luma group after
+   the first component is 15, a chroma plane's first group too), row by row without a branch
+   on the values: the 16 values narrowed to bytes (saturated: the non-zeros and the values
+   outside -7..7 stay so), the non-zeros' lanes and values packed to the front by two 8-lane
+   tables and a placement of the second half after the first's, the runs as the differences
+   of consecutive lanes, and the 16 symbols stored at once (the bytes past the row's are
+   overwritten by the next row's, or lie in the buffer's slack). A row with an escape (a
+   value outside -7..7, or a run of 15: its one non-zero in lane 15) takes `symbols_i16_row`.
+   Rows [0, safe) are read 32 bytes at a time from their first value (the caller has checked
+   that these reads stay inside the matrix); the rest take `symbols_i16_row` too. The same
+   symbols and escapes, in the same order. */
+static __attribute__((target("avx2,popcnt"))) void symbols_i16_rows16(Symbols *z,
+                                                                      Py_ssize_t safe)
+{
+    Py_ssize_t n = 0, a = 0, v = 0;
+    const __m128i zero = _mm_setzero_si128(), seven = _mm_set1_epi8(7),
+                  low_seven = _mm_set1_epi8(-7), eight = _mm_set1_epi8(8),
+                  one = _mm_set1_epi8(1), high_nibble = _mm_set1_epi8((char)0xF0),
+                  lanes = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                  before_first = _mm_setr_epi8(-1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m128i upper_lanes = _mm_srli_si128(lanes, 8);
+    const unsigned valid = (unsigned)((1u << z->count) - 1u);
+    for (Py_ssize_t i = 0; i < z->rows; i++) {
+        const char *row = z->matrix + i * z->row_stride + 2 * z->lo;
+        if (i >= safe) {
+            symbols_i16_row(z, row, 2, &n, &a, &v);
+            continue;
+        }
+        __m128i bytes = _mm_packs_epi16(_mm_loadu_si128((const __m128i *)(const void *)row),
+                                        _mm_loadu_si128((const __m128i *)(const void *)(row + 16)));
+        unsigned nonzero = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, zero)) & valid;
+        unsigned escape = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            _mm_cmpgt_epi8(bytes, seven), _mm_cmplt_epi8(bytes, low_seven))) & valid;
+        if (RARELY(escape || nonzero == 0x8000u)) {
+            symbols_i16_row(z, row, 2, &n, &a, &v);
+            continue;
+        }
+        unsigned low = nonzero & 0xFFu, high = nonzero >> 8;
+        int in_low = _mm_popcnt_u32(low);
+        __m128i pick_low = _mm_loadu_si128((const __m128i *)(const void *)set_lanes8[low]);
+        __m128i pick_high = _mm_loadu_si128((const __m128i *)(const void *)set_lanes8[high]);
+        __m128i place = _mm_loadu_si128((const __m128i *)(const void *)place8[in_low]);
+        __m128i at = _mm_or_si128(_mm_shuffle_epi8(lanes, pick_low),
+                                  _mm_shuffle_epi8(_mm_shuffle_epi8(upper_lanes, pick_high),
+                                                   place));
+        __m128i value = _mm_or_si128(
+            _mm_shuffle_epi8(bytes, pick_low),
+            _mm_shuffle_epi8(_mm_shuffle_epi8(_mm_srli_si128(bytes, 8), pick_high), place));
+        /* run = lane - previous non-zero's lane - 1 (-1 before the first): below 15 here */
+        __m128i previous = _mm_or_si128(_mm_slli_si128(at, 1), before_first);
+        __m128i run = _mm_sub_epi8(_mm_sub_epi8(at, previous), one);
+        __m128i symbol = _mm_or_si128(_mm_and_si128(_mm_slli_epi16(run, 4), high_nibble),
+                                      _mm_add_epi8(value, eight));
+        _mm_storeu_si128((__m128i *)(void *)(z->out + n), symbol);
+        n += _mm_popcnt_u32(nonzero);
+        z->out[n++] = 0x08;
+    }
+    z->n = n, z->a = a, z->v = v;
+}
+#endif
+
+/* The bytes `symbols` keeps past its worst case of symbols: the slack of
+   `symbols_i16_rows16`'s 16-byte stores. */
+#define SYMBOL_SLACK 16
 
 /* A new numpy array holding a copy of n items of `data`. */
 static PyObject *array_copy(const void *data, Py_ssize_t n, Py_ssize_t itemsize,
@@ -6954,18 +7122,40 @@ static PyObject *symbols(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     z = (Symbols){matrix.data, rows, matrix.strides[0], matrix.strides[1], lo, count,
                   matrix.type};
-    z.out = malloc((size_t)n_out + 1);
+    z.out = malloc((size_t)n_out + SYMBOL_SLACK);
     z.xrun = malloc(sizeof(uint16_t) * (size_t)(n_esc + 1));
     z.xval = malloc(sizeof(int32_t) * (size_t)(n_esc + 1));
     if (!z.out || !z.xrun || !z.xval) {
         PyErr_NoMemory();
         goto done;
     }
+    /* symbols_i16_rows16 reads 32 bytes from each row's first value: rows [0, safe) whose
+       reads end inside the values known to exist (up to the last row's value hi - 1) */
+    Py_ssize_t safe = 0;
+#if FUSED_PRODUCT
+    if (encoder_level && matrix.type == T_I16 && z.col_stride == 2 && count >= 1 && count <= 16
+        && z.row_stride > 0 && rows > 0) {
+        Py_ssize_t end = (rows - 1) * z.row_stride + 2 * hi; /* bytes from matrix.data */
+        Py_ssize_t reach = 2 * lo + 32;                       /* a row's read, from its start */
+        safe = end >= reach ? (end - reach) / z.row_stride + 1 : 0;
+        safe = safe < rows ? safe : rows;
+    }
+#endif
     Py_BEGIN_ALLOW_THREADS
     switch (matrix.type) {
+#if FUSED_PRODUCT
+    case T_I16:
+        if (safe > 0)
+            symbols_i16_rows16(&z, safe);
+        else
+            symbols_i16(&z);
+        break;
+#endif
     case T_I8: symbols_i8(&z); break;
     case T_U8: symbols_u8(&z); break;
+#if !FUSED_PRODUCT
     case T_I16: symbols_i16(&z); break;
+#endif
     case T_U16: symbols_u16(&z); break;
     case T_I32: symbols_i32(&z); break;
     case T_U32: symbols_u32(&z); break;
@@ -8323,6 +8513,19 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
     return ~crc;
 }
 
+PyDoc_STRVAR(encoder_kernels_doc,
+"encoder_kernels(level=-1) -> int\n\n"
+"The encoder's loops in use: 0 the generic ones, 1 AVX2 (quantize's strips, symbols' rows of\n"
+"at most 16 16-bit integers; the best the CPU runs, chosen at import). level >= 0 chooses\n"
+"another one, at most the best (ValueError otherwise): for tests, which compare them.\n"
+"Process-wide and unlocked. Returns the level in use before the call.");
+
+static PyObject *encoder_kernels(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return switch_level(args, kwargs, "|i:encoder_kernels", &encoder_level, best_encoder,
+                        "encoder_kernels: level above what this CPU runs");
+}
+
 PyDoc_STRVAR(crc_kernel_doc,
 "crc_kernel(level=-1) -> int\n\n"
 "The CRC-32 of chunk_table in use: 0 tables (8 bytes a step), 1 folding by carry-less\n"
@@ -8514,7 +8717,7 @@ static PyMethodDef methods[] = {
     METHOD(double_chroma), METHOD(deblock_ycc), METHOD(deblock_gains),
     METHOD(deblock_goal),
     METHOD(column_entropy_bits), METHOD(prediction_bits), METHOD(predicted),
-    METHOD(lower_levels), METHOD(colour_rows), METHOD(product_kernel), METHOD(crc_kernel), METHOD(restore), METHOD(restore_ycc),
+    METHOD(lower_levels), METHOD(colour_rows), METHOD(product_kernel), METHOD(crc_kernel), METHOD(encoder_kernels), METHOD(restore), METHOD(restore_ycc),
     METHOD(parse_records), METHOD(chunk_table), METHOD(exact_weights),
     METHOD(plane_factors), METHOD(whole_factor), METHOD(factor_bytes), METHOD(parse_plan),
     {"factor_index", (PyCFunction)factor_index, METH_O, factor_index_doc},
@@ -8540,6 +8743,9 @@ PyMODINIT_FUNC PyInit__kernels(void)
     fill_symbol_table();
     fill_crc_tables();
 #if FUSED_PRODUCT
+    encoder_level = best_encoder = __builtin_cpu_supports("avx2")
+                                   && __builtin_cpu_supports("popcnt");
+    fill_symbol_lanes();
     crc_folds = best_crc = __builtin_cpu_supports("pclmul")
                            && __builtin_cpu_supports("sse4.1");
     product_level = best_product = __builtin_cpu_supports("avx512f") ? 2

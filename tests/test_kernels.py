@@ -1159,27 +1159,78 @@ def test_unaligned_and_strided_arrays(compiled: Any) -> None:
 @pytest.mark.parametrize("out_type", [np.int16, np.int32, np.int64])
 def test_quantize_strips_match_value_by_value(compiled: Any, out_type: type) -> None:
     """A contiguous matrix into contiguous int16 or int32 rows is quantized in strips of 8
-    columns (vector code), anything else value by value: the same integers and the same bits
-    of every sum, with each column's own step, the first column's own rounding, the columns
-    after the last strip and negative zeros."""
+    columns (vector code: the generic one and, where the CPU runs it, AVX2's), anything else
+    value by value: the same integers and the same bits of every sum, with each column's own
+    step, the first column's own rounding, the columns after the last strip, negative zeros,
+    and values past int32 (NaN, infinities, 3e9: the overflow flag, INT32_MIN)."""
     rng = np.random.default_rng(7)
     values = (rng.standard_normal((77, 21)) * 30).astype(np.float32)
     values[3, :4] = -0.0
     inv_steps = (1.0 / rng.uniform(0.5, 3.0, 21)).astype(np.float32)
-    results = []
-    for source in (values, np.asfortranarray(values)):  # strips, value by value
-        ints = np.zeros(values.shape, out_type)
-        top, error, squares = np.zeros(21), np.zeros(21), np.zeros(21)
-        assert compiled.quantize(source, np.float32(1.0), np.float32(0.38), ints, top, error,
-                                 np.float32(0.5), squares, inv_steps)
-        results.append((ints, top, error, squares))
-    for a, b in zip(*results):
-        assert np.array_equal(a, b)
+    best = compiled.encoder_kernels()
+    try:
+        for wild in (False, True):
+            if wild:
+                values[5, 1:6] = [np.nan, np.inf, -np.inf, 3e9, -3e9]
+            results = []
+            for source, level in ((np.asfortranarray(values), best),  # value by value
+                                  *((values, level) for level in range(best + 1))):  # strips
+                compiled.encoder_kernels(level)
+                ints = np.zeros(values.shape, out_type)
+                top, error, squares = np.zeros(21), np.zeros(21), np.zeros(21)
+                ok = compiled.quantize(source, np.float32(1.0), np.float32(0.38), ints, top,
+                                       error, np.float32(0.5), squares, inv_steps)
+                assert ok != wild
+                results.append((ints, top, error, squares))
+            for got in results[1:]:
+                for a, b in zip(results[0], got):
+                    assert np.array_equal(a, b, equal_nan=True)
+    finally:
+        compiled.encoder_kernels(best)
     ints = results[0][0]
+    values[5, 1:6] = 0
+    ints[5, 1:6] = 0
     scaled = np.abs(values) * inv_steps + np.where(np.arange(21) == 0, np.float32(0.5),
                                                    np.float32(0.38)).astype(np.float32)
     assert np.array_equal(np.abs(ints), scaled.astype(np.int32))
     assert np.array_equal(np.signbit(values) & (ints != 0), ints < 0)
+
+
+def test_symbols_of_short_16_bit_rows_at_every_level(compiled: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of at most 16 contiguous int16 values (`symbols_i16_rows16` where the CPU runs AVX2:
+    16 values a row without a branch) give the symbols and escapes of the generic loop: every
+    column range of up to 16, escapes of values (|v| > 7, saturating at the byte narrowing),
+    a run of 15 (the one non-zero in lane 15), empty rows, rows wider than the range (the
+    values after it must not count), the last rows (read apart: no read past the array),
+    strided and reversed rows."""
+    rng = np.random.default_rng(12)
+    best = compiled.encoder_kernels()
+    try:
+        for trial in range(400):
+            rows, cols = int(rng.integers(1, 60)), int(rng.integers(1, 40))
+            m = rng.choice([0, 0, 0, 0, 0, 1, -1, 2, -3, 7, -7, 8, -8, 127, -128, 300, -30000],
+                           (rows, cols)).astype(np.int16)
+            m[rng.random(rows) < 0.2] = 0
+            if trial % 5 == 0 and cols >= 16:
+                m[:, :15] = 0  # lane 15 alone: a run of 15
+            if trial % 3 == 0:
+                m = np.where(np.abs(m) > 7, 0, m).astype(np.int16)  # no escapes
+            lo = int(rng.integers(0, cols))
+            hi = int(rng.integers(lo, min(cols, lo + 16) + 1))
+            for source in (m, np.pad(m, ((0, 0), (0, 5)))[:, :cols], m[::-1], m[::2]):
+                got = []
+                for level in range(best + 1):
+                    compiled.encoder_kernels(level)
+                    got.append(compiled.symbols(source, lo, hi))
+                monkeypatch.setenv("SVDCODEC_KERNELS", "0")
+                expected = coding.band_symbols(source, lo, hi)  # numpy's
+                monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+                for result in got:
+                    for a, b in zip(result, expected):
+                        assert np.array_equal(a, b), (trial, rows, cols, lo, hi)
+    finally:
+        compiled.encoder_kernels(best)
 
 
 def _sparse_matrix(rng: np.random.Generator, rows: int, count: int) -> np.ndarray:
