@@ -113,8 +113,8 @@ def breakdown_child(operation: str, path: str) -> None:
         steps = [("import svdcodec.encoder", lambda: __import__("svdcodec.encoder")), *shared,
                  ("decoder_bias and bias_table", colour.bias_table),
                  ("mean_bias", colour.mean_bias),
-                 ("chroma halving tables", lambda: (resample.halving_tables((h + 1) // 2, h),
-                                                    resample.halving_tables((w + 1) // 2, w)))]
+                 ("chroma halving tables", lambda: (resample.halving_tables32((h + 1) // 2, h),
+                                                    resample.halving_tables32((w + 1) // 2, w)))]
         call = lambda: svdcodec.encode(array)
     steps += [("first call, after the steps above", call), ("second call", call)]
     out = {}

@@ -78,7 +78,7 @@ typedef uint32_t strip_u32 __attribute__((vector_size(32)));
 typedef int16_t strip_i16 __attribute__((vector_size(16)));
 typedef double half_f64 __attribute__((vector_size(32)));
 typedef int64_t half_i64 __attribute__((vector_size(32)));
-typedef float quarter_f32 __attribute__((vector_size(16))); /* a half_f64 narrowed */
+typedef float quarter_f32 __attribute__((vector_size(16)));
 #endif
 #endif
 
@@ -6340,8 +6340,8 @@ static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     const int64_t *v_index = (const int64_t *)vi.data, *h_index = (const int64_t *)hi.data;
-    for (Py_ssize_t i = 0; i < vi.size; i++)
-        if (v_index[i] < lo || v_index[i] - lo >= n) {
+    for (Py_ssize_t i = 0; i < vi.size; i++) /* the difference as uint64: exact, no overflow */
+        if (v_index[i] < lo || (uint64_t)v_index[i] - (uint64_t)lo >= (uint64_t)n) {
             value_error("lsq_gather: a row index outside the rows given");
             goto done;
         }
@@ -6380,28 +6380,30 @@ static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
         for (Py_ssize_t j = j0; j < j1; j++)
             for (Py_ssize_t t = 0; t < 4; t++)
                 wt[t * nw + j] = h_weight[j * 4 + t];
-    Py_ssize_t next = lo; /* the first input row whose H is not made */
+    /* rows by their offset from lo (checked above to lie in [0, n)): no sum of an index
+       and lo, which could pass int64's range */
+    Py_ssize_t next = 0; /* the first row whose H is not made */
     for (Py_ssize_t k = 0; k < kk; k++) {
         const int64_t *vk = v_index + k * vs;
-        Py_ssize_t last = whole ? lo + n - 1 : lo - 1;
-        for (Py_ssize_t s = 0; s < vs; s++)
-            last = vk[s] > last ? vk[s] : last;
-        if (!whole) { /* rows above this output row's window are never needed */
-            Py_ssize_t first = vk[0];
-            for (Py_ssize_t s = 1; s < vs; s++)
-                first = vk[s] < first ? vk[s] : first;
-            next = first > next ? first : next;
+        Py_ssize_t first = n, last = -1; /* this output row's taps */
+        for (Py_ssize_t s = 0; s < vs; s++) {
+            Py_ssize_t r = (Py_ssize_t)((uint64_t)vk[s] - (uint64_t)lo);
+            first = r < first ? r : first;
+            last = r > last ? r : last;
+            taps[s] = hrow + r % ring * nw;
         }
+        if (whole)
+            last = n - 1;
+        else if (vs > 0 && first > next) /* rows above this output row's taps: never needed */
+            next = first;
         for (; next <= last; next++) {
-            const float *x = (const float *)rows.data + (next - lo) * in_w;
-            float *hy = hrow + (next - lo) % ring * nw;
+            const float *x = (const float *)rows.data + next * in_w;
+            float *hy = hrow + next % ring * nw;
             across_any(x, h_index, h_weight, hs, 0, j0, hy);
             if (j1 > j0)
                 across_halving(x, wt, nw, j0, j1, even, odd, hy);
             across_any(x, h_index, h_weight, hs, j1, nw, hy);
         }
-        for (Py_ssize_t s = 0; s < vs; s++)
-            taps[s] = hrow + (vk[s] - lo) % ring * nw;
         gather_down(taps, v_weight + k * vs, vs, nw, (float *)out.data + k * nw);
     }
     Py_END_ALLOW_THREADS
@@ -6520,8 +6522,8 @@ static PyObject *banded_solve(PyObject *self, PyObject *args, PyObject *kwargs)
         value_error("banded_solve: columns 0 <= start <= stop <= b, along axis 0 only");
         goto done;
     }
-    /* rows solved together along axis 1, transposed: eight vectors of the divisions' chain
-       in flight at each step */
+    /* rows solved together along axis 1, transposed: 32 divisions' chains in flight at each
+       step (four AVX2 vectors), where 16 waited on the divisions' latency */
     const Py_ssize_t block = 32;
     if (axis == 1) {
         flipped = malloc(sizeof(float) * (size_t)(block * b + 1));
@@ -6590,10 +6592,12 @@ typedef struct {
         (out) = (SIGNED) && (x) < 0 ? (int32_t)(0u - (uint32_t)t_) : t_;                       \
     } while (0)
 
-#ifdef VECTOR_TYPES
+/* Columns of a strip of `quantize` (8 float32 to a 32-byte vector), and the rows quantized
+   strip after strip (a few KiB of values: they stay in L1) */
 #define STRIP 8
-/* Rows quantized strip after strip (a few KiB of values: they stay in L1) */
 #define STRIP_ROWS 64
+
+#ifdef VECTOR_TYPES
 
 /* The sums of half H (0: columns 0-3, 1: columns 4-7) of a strip updated by its values'
    errors d and integers t (a macro: vector arguments of a function change the psABI). */
@@ -6746,28 +6750,31 @@ HOT static int quantize_run(const Quantize *z)
               && (uintptr_t)z->ints % 4 == 0;
     int32_t over = 0;
     Py_ssize_t done = 0; /* columns quantized in strips */
-#ifdef VECTOR_TYPES
-    if (direct_in && (i16 || i32)) {
-        done = cols / STRIP * STRIP;
-        /* every strip of STRIP_ROWS rows before the next rows: each row is read from memory
-           once, the strips after the first from the cache */
+    int strips = direct_in && (i16 || i32), stripped = 0;
+    /* every strip of STRIP_ROWS rows before the next rows: each row is read from memory once,
+       the strips after the first from the cache */
+#if FUSED_PRODUCT
+    if (strips && encoder_level) {
+        done = cols / STRIP * STRIP, stripped = 1;
         for (Py_ssize_t r0 = 0; r0 < z->rows; r0 += STRIP_ROWS) {
             Py_ssize_t r1 = z->rows - r0 < STRIP_ROWS ? z->rows : r0 + STRIP_ROWS;
-            for (Py_ssize_t c0 = 0; c0 < done; c0 += STRIP) {
-#if FUSED_PRODUCT
-                if (encoder_level) {
-                    over |= quantize_strip_avx2(z, c0, r0, r1, i16);
-                    continue;
-                }
-#endif
-                over |= i16 ? quantize_strip_i16(z, c0, r0, r1)
-                            : quantize_strip_i32(z, c0, r0, r1);
-            }
+            for (Py_ssize_t c0 = 0; c0 < done; c0 += STRIP)
+                over |= quantize_strip_avx2(z, c0, r0, r1, i16);
         }
     }
-#else
-    (void)direct_in, (void)i16, (void)i32;
 #endif
+#ifdef VECTOR_TYPES
+    if (strips && !stripped) {
+        done = cols / STRIP * STRIP;
+        for (Py_ssize_t r0 = 0; r0 < z->rows; r0 += STRIP_ROWS) {
+            Py_ssize_t r1 = z->rows - r0 < STRIP_ROWS ? z->rows : r0 + STRIP_ROWS;
+            for (Py_ssize_t c0 = 0; c0 < done; c0 += STRIP)
+                over |= i16 ? quantize_strip_i16(z, c0, r0, r1)
+                            : quantize_strip_i32(z, c0, r0, r1);
+        }
+    }
+#endif
+    (void)strips, (void)stripped;
     for (Py_ssize_t i = 0; i < z->rows && done < cols; i++) {
         const char *v = z->values + i * z->v_row;
         char *out = z->ints + i * z->i_row;
@@ -7129,10 +7136,12 @@ static PyObject *symbols(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         goto done;
     }
-    /* symbols_i16_rows16 reads 32 bytes from each row's first value: rows [0, safe) whose
-       reads end inside the values known to exist (up to the last row's value hi - 1) */
-    Py_ssize_t safe = 0;
 #if FUSED_PRODUCT
+    /* symbols_i16_rows16 reads 32 bytes from each row's first value: rows [0, safe) whose
+       reads end inside the values known to exist (up to the last row's value hi - 1; a
+       strided view's rows are read across the values between them, which numpy's buffer
+       holds) */
+    Py_ssize_t safe = 0;
     if (encoder_level && matrix.type == T_I16 && z.col_stride == 2 && count >= 1 && count <= 16
         && z.row_stride > 0 && rows > 0) {
         Py_ssize_t end = (rows - 1) * z.row_stride + 2 * hi; /* bytes from matrix.data */
@@ -7143,19 +7152,17 @@ static PyObject *symbols(PyObject *self, PyObject *args, PyObject *kwargs)
 #endif
     Py_BEGIN_ALLOW_THREADS
     switch (matrix.type) {
-#if FUSED_PRODUCT
-    case T_I16:
-        if (safe > 0)
-            symbols_i16_rows16(&z, safe);
-        else
-            symbols_i16(&z);
-        break;
-#endif
     case T_I8: symbols_i8(&z); break;
     case T_U8: symbols_u8(&z); break;
-#if !FUSED_PRODUCT
-    case T_I16: symbols_i16(&z); break;
+    case T_I16:
+#if FUSED_PRODUCT
+        if (safe > 0) {
+            symbols_i16_rows16(&z, safe);
+            break;
+        }
 #endif
+        symbols_i16(&z);
+        break;
     case T_U16: symbols_u16(&z); break;
     case T_I32: symbols_i32(&z); break;
     case T_U32: symbols_u32(&z); break;

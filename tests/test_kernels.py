@@ -178,8 +178,8 @@ def test_banded_solve_column_ranges() -> None:
 
 def test_banded_solve_is_solve_normal(compiled: Any) -> None:
     """Along either axis, the compiled solve gives `solve_normal`'s bits (along rows: blocks of
-    32 rows transposed, a part block at the end, the 4 x 4 transposes' edges), on values of
-    every magnitude float32 holds."""
+    32 rows transposed, a part block at the end, the 4 x 4 transposes' edges), on values from
+    1e-30 to 1e32 in magnitude."""
     from svdcodec.codec.resample import halving_tables32, solve_normal
     rng = np.random.default_rng(6)
     for a, b in ((37, 29), (16, 5), (1, 1), (50, 64), (67, 3), (4, 130)):
@@ -195,7 +195,8 @@ def test_banded_solve_is_solve_normal(compiled: Any) -> None:
             assert got.tobytes() == expected.tobytes(), (a, b, axis)
 
 
-@pytest.mark.parametrize("shape", [(131, 97), (67, 41), (9, 11), (3, 5), (64, 256)])
+@pytest.mark.parametrize("shape", [(131, 97), (67, 41), (9, 11), (3, 5), (64, 256),
+                                   (9, 2100)])  # 1050 columns: 3 column ranges
 def test_threaded_halving_matches_numpy(monkeypatch: pytest.MonkeyPatch,
                                         shape: tuple[int, int]) -> None:
     """The compiled halving, its gather and its row solve in bands on threads and its column
@@ -1209,15 +1210,19 @@ def test_symbols_of_short_16_bit_rows_at_every_level(compiled: Any,
     try:
         for trial in range(400):
             rows, cols = int(rng.integers(1, 60)), int(rng.integers(1, 40))
-            m = rng.choice([0, 0, 0, 0, 0, 1, -1, 2, -3, 7, -7, 8, -8, 127, -128, 300, -30000],
-                           (rows, cols)).astype(np.int16)
+            # 256, 263 and -249: escapes whose low byte is 0, 7 and 7 (a narrowing that
+            # kept the low byte instead of saturating would take them for small values)
+            m = rng.choice([0, 0, 0, 0, 0, 1, -1, 2, -3, 7, -7, 8, -8, 127, -128, 256, 263,
+                            -249, 300, -30000], (rows, cols)).astype(np.int16)
             m[rng.random(rows) < 0.2] = 0
             if trial % 5 == 0 and cols >= 16:
-                m[:, :15] = 0  # lane 15 alone: a run of 15
+                m[:, :15] = 0  # lane 15 alone: a run of 15 where lo = 0 and hi = 16
             if trial % 3 == 0:
                 m = np.where(np.abs(m) > 7, 0, m).astype(np.int16)  # no escapes
             lo = int(rng.integers(0, cols))
             hi = int(rng.integers(lo, min(cols, lo + 16) + 1))
+            if trial % 5 == 0 and cols >= 16:
+                lo, hi = 0, 16
             for source in (m, np.pad(m, ((0, 0), (0, 5)))[:, :cols], m[::-1], m[::2]):
                 got = []
                 for level in range(best + 1):
@@ -1231,6 +1236,55 @@ def test_symbols_of_short_16_bit_rows_at_every_level(compiled: Any,
                         assert np.array_equal(a, b), (trial, rows, cols, lo, hi)
     finally:
         compiled.encoder_kernels(best)
+
+
+def test_symbols_run_of_15_in_a_short_row(compiled: Any) -> None:
+    """A row whose one non-zero is in lane 15 of 16 has a run of 15: an escape, at every level."""
+    m = np.zeros((3, 16), np.int16)
+    m[1, 15] = 3
+    best = compiled.encoder_kernels()
+    try:
+        for level in range(best + 1):
+            compiled.encoder_kernels(level)
+            symbols, xrun, xval = compiled.symbols(m, 0, 16)
+            assert list(symbols) == [8, 0xF0 | 11, 8, 8] and list(xrun) == [0], level
+            assert xval.size == 0
+    finally:
+        compiled.encoder_kernels(best)
+
+
+def test_lsq_gather_of_any_tables_is_gather_rows(compiled: Any) -> None:
+    """`lsq_gather` with tables other than the halving's (taps out of order, rows that move
+    up, any number of taps, none) gives `gather_rows`'s bits: its ring of rows holds only
+    where the taps' rows never move up, and it falls back to every row; an index given
+    relative to an offset at int64's ends is read as an offset, not added to it."""
+    from svdcodec.codec.resample import gather_rows
+    rng = np.random.default_rng(13)
+    for trial in range(300):
+        n, in_w = int(rng.integers(1, 12)), int(rng.integers(1, 20))
+        kk, nw = int(rng.integers(1, 9)), int(rng.integers(1, 10))
+        vs, hs = int(rng.integers(0, 5)), int(rng.integers(1, 5))
+        lo = int(rng.integers(-5, 5))
+        x = rng.normal(0, 50, (n, in_w)).astype(np.float32)
+        if trial % 2:  # rows that only move down, as the halving's
+            starts = np.sort(rng.integers(0, n, kk))
+            v_index = np.minimum(starts[:, None] + np.arange(vs), n - 1) + lo
+        else:
+            v_index = rng.integers(0, n, (kk, vs)) + lo
+        v_weight = rng.normal(0, 1, (kk, vs)).astype(np.float32)
+        h_index = rng.integers(0, in_w, (nw, hs))
+        h_weight = rng.normal(0, 1, (nw, hs)).astype(np.float32)
+        out = np.full((kk, nw), np.nan, np.float32)
+        compiled.lsq_gather(x, lo, v_index.astype(np.int64), v_weight, h_index, h_weight, out)
+        expected = gather_rows(x, lo, v_index, v_weight, h_index, h_weight)
+        assert out.tobytes() == expected.tobytes(), trial
+    for lo in (2**63 - 4, -2**63):  # the row offsets are 0..3 of the 4 rows given
+        x = np.ones((4, 3), np.float32)
+        v_index = np.array([[lo, lo + 1], [lo + 2, lo + 3]], np.int64)
+        out = np.zeros((2, 3), np.float32)
+        compiled.lsq_gather(x, lo, v_index, np.ones((2, 2), np.float32),
+                            np.zeros((3, 1), np.int64), np.ones((3, 1), np.float32), out)
+        assert np.all(out == 2.0)
 
 
 def _sparse_matrix(rng: np.random.Generator, rows: int, count: int) -> np.ndarray:
