@@ -43,7 +43,10 @@
    whose float64 blends and conversions take a quarter less time per pixel than AVX2's
    (docs/performance.md); contraction stays off, so the bits are the same there too. Where
    the CPU has AVX2 and FMA, the colour output's rows run instead in one pass of intrinsics
-   (ycc_row_avx2, ycc_row_avx512), the same operations lane by lane. */
+   (ycc_row_avx2, ycc_row_avx512), the same operations lane by lane. FUSED_PRODUCT, named after
+   the first of them (the exact product's fused multiply-adds), guards every hand-written x86
+   intrinsic, with or without FMA: they need this compiler's target attributes and
+   __builtin_cpu_supports, which choose them at import. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
 #define HOT __attribute__((target_clones("avx2", "default")))
 #define HOT_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
