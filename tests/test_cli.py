@@ -149,6 +149,12 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["--version"]) == 0
         out = capsys.readouterr().out
         assert svdcodec.__version__ in out and f"format version {svdcodec.FORMAT_VERSION}" in out
+    from svdcodec.cli import view
+    with pytest.raises(SystemExit) as exited:  # argparse's exit, as for its -h
+        view.main(["--version"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("svdi-view: svdcodec ") and svdcodec.__version__ in out
 
 
 # ----------------------------------------------------------------------------- data safety
