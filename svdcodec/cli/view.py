@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from .tools import VersionAction
 from .wildcards import expand_one
 
 #: Files of js/ the page loads, by URL path (relative to js/).
@@ -91,26 +92,9 @@ def make_handler(table: dict[str, Path]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Version(argparse.Action):
-    """--version, as the other tools print it (`tools.VersionAction`), whose module is imported
-    only when asked: serving the page needs none of the codec's tools."""
-
-    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
-                 **kwargs: object) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
-                         help="show the versions, the path the codec runs (C kernels or numpy) "
-                              "and the folder svdcodec is imported from, and exit")
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: object, option_string: str | None = None) -> None:
-        from .tools import version_line
-        print(f"{parser.prog}: {version_line()}")
-        parser.exit()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svdi-view", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action=_Version)
+    parser.add_argument("--version", action=VersionAction)
     parser.add_argument("file", nargs="?", help=".svdi file to show (else the page opens empty)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--no-browser", action="store_true",
