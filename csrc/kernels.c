@@ -6738,6 +6738,34 @@ quantize_strip_avx2(const Quantize *z, Py_ssize_t c0, Py_ssize_t r0, Py_ssize_t 
    for symbols' rows of at most 16 16-bit integers), the best the CPU runs, chosen at import. */
 static int best_encoder, encoder_level;
 
+/* Whether this build quantizes strips at `level` (`quantize_strip`; else value by value). */
+static int quantize_strips(int level)
+{
+#ifdef VECTOR_TYPES
+    (void)level;
+    return 1;
+#else
+    return FUSED_PRODUCT && level;
+#endif
+}
+
+/* One strip of `quantize` (columns c0..c0 + STRIP of rows r0..r1): by AVX2 at `level` 1, else
+   by the generic vector code; where `quantize_strips(level)` is true. */
+static int32_t quantize_strip(const Quantize *z, Py_ssize_t c0, Py_ssize_t r0, Py_ssize_t r1,
+                              int i16, int level)
+{
+#if FUSED_PRODUCT
+    if (level)
+        return quantize_strip_avx2(z, c0, r0, r1, i16);
+#endif
+#ifdef VECTOR_TYPES
+    return i16 ? quantize_strip_i16(z, c0, r0, r1) : quantize_strip_i32(z, c0, r0, r1);
+#else
+    (void)z, (void)c0, (void)r0, (void)r1, (void)i16, (void)level;
+    return 0; /* not reached: quantize_strips(level) is false */
+#endif
+}
+
 /* The loops of `quantize`. A contiguous, aligned float32 matrix into contiguous int16 or
    int32 rows (the encoder's U and V) goes in strips of STRIP columns; the other columns, and
    other layouts, row after row, value after value (int64 keeps the negation's 33rd bit). */
@@ -6753,31 +6781,16 @@ HOT static int quantize_run(const Quantize *z)
               && (uintptr_t)z->ints % 4 == 0;
     int32_t over = 0;
     Py_ssize_t done = 0; /* columns quantized in strips */
-    int strips = direct_in && (i16 || i32), stripped = 0;
-    /* every strip of STRIP_ROWS rows before the next rows: each row is read from memory once,
-       the strips after the first from the cache */
-#if FUSED_PRODUCT
-    if (strips && encoder_level) {
-        done = cols / STRIP * STRIP, stripped = 1;
-        for (Py_ssize_t r0 = 0; r0 < z->rows; r0 += STRIP_ROWS) {
-            Py_ssize_t r1 = z->rows - r0 < STRIP_ROWS ? z->rows : r0 + STRIP_ROWS;
-            for (Py_ssize_t c0 = 0; c0 < done; c0 += STRIP)
-                over |= quantize_strip_avx2(z, c0, r0, r1, i16);
-        }
-    }
-#endif
-#ifdef VECTOR_TYPES
-    if (strips && !stripped) {
+    if (direct_in && (i16 || i32) && quantize_strips(encoder_level)) {
         done = cols / STRIP * STRIP;
+        /* every strip of STRIP_ROWS rows before the next rows: each row is read from memory
+           once, the strips after the first from the cache */
         for (Py_ssize_t r0 = 0; r0 < z->rows; r0 += STRIP_ROWS) {
             Py_ssize_t r1 = z->rows - r0 < STRIP_ROWS ? z->rows : r0 + STRIP_ROWS;
             for (Py_ssize_t c0 = 0; c0 < done; c0 += STRIP)
-                over |= i16 ? quantize_strip_i16(z, c0, r0, r1)
-                            : quantize_strip_i32(z, c0, r0, r1);
+                over |= quantize_strip(z, c0, r0, r1, i16, encoder_level);
         }
     }
-#endif
-    (void)strips, (void)stripped;
     for (Py_ssize_t i = 0; i < z->rows && done < cols; i++) {
         const char *v = z->values + i * z->v_row;
         char *out = z->ints + i * z->i_row;
