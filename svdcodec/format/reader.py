@@ -132,6 +132,12 @@ def _chunks(data: bytes, cut: list[Truncation] | None = None
         yield kind, payload
 
 
+def _not_svdi(start: bytes) -> str:
+    """The error of data that does not start with the signature."""
+    return ("empty file (0 bytes): not an SVDI file" if not start
+            else "not an SVDI file (bad signature)")
+
+
 def _chunk_walk(data: bytes, cut: list[Truncation] | None = None,
                 compiled: ModuleType | None = None) -> Iterable[tuple[bytes, memoryview]]:
     """`_chunks(data, cut)`: from the compiled kernels' table where they accept the whole file
@@ -689,8 +695,9 @@ def read_prefix(fp: IO[bytes], descriptors: bool = False) -> tuple[Header, list[
     Image.open refuses a file whose blocks cannot fit its planes before load() allocates the
     image.
     """
-    if fp.read(len(SIGNATURE)) != SIGNATURE:
-        raise SvdiError("not an SVDI file (bad signature)")
+    signature = fp.read(len(SIGNATURE))
+    if signature != SIGNATURE:
+        raise SvdiError(_not_svdi(signature))
     header: Header | None = None
     planes: list[Plane] = []
     nplanes = 0
@@ -858,7 +865,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
         raise SvdiError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
     if not data.startswith(SIGNATURE):
-        raise SvdiError("not an SVDI file (bad signature)")
+        raise SvdiError(_not_svdi(data))
     header: Header | None = None
     nplanes = 0
     planes: list[Plane] = []
@@ -868,7 +875,9 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     means: dict[int, MeanBlock] = {}
     restoration: dict[int, Restoration] | None = None
     meta = MetadataReader()
-    cut: list[Truncation] | None = [] if truncated else None
+    # Where the file ends early; without `truncated` that is raised after the walk, which
+    # then knows whether HEAD and the PLANs arrived (what decoding what arrived needs)
+    cut: list[Truncation] = []
     compiled = kernels.get()  # asked once: each chunk's parser takes it
     for kind, payload in _chunk_walk(data, cut, compiled):
         if header is None:
@@ -920,6 +929,11 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
         else:
             raise SvdiError(f"unknown critical chunk {kind.decode(errors='replace')}")
     ended = cut[0] if cut else None
+    if ended is not None and not truncated:  # the hint only where "fill" has something to give
+        raise SvdiError(f"truncated file: {ended.where()}; {TRUNCATED_HINT}"
+                        if header is not None and len(planes) == nplanes else
+                        f"truncated file: {ended.where()}, before its HEAD and PLAN chunks "
+                        "are whole")
     if ended is not None and ended.chunk is not None and header is not None \
             and len(planes) == nplanes:
         _check_cut_chunk(ended, ended.chunk, header, bool(blocks), bool(residuals))
