@@ -20,7 +20,8 @@ In-process rows print the imports (numpy, PIL.Image, and svdcodec for svdi), the
 wall and CPU time (all threads) and its page faults, medians over the rounds, and each svdi
 median / JPEG's. `--breakdown` instead times, in fresh processes, each thing a first call pays
 that later ones do not, one at a time before the first call: the encoder's modules, the
-Pillow conversion probe and the tables built from it, the chroma halving tables, the thread
+colour conversion's tables (an install before 2026-12-06: the Pillow conversion probe),
+the encoder's bias tables, the chroma halving tables, the thread
 pool and the BLAS thread lookup; then the first call (what is left: page faults of new
 buffers) and a second one.
 """
@@ -104,13 +105,17 @@ def breakdown_child(operation: str, path: str) -> None:
         ("C extension loaded", kernels.get),
         ("OpenBLAS's thread-count API looked up", blas_lookup),
         ("thread pool (used above a size: not here)", lambda: threads.run_bands(int, 2, 2)),
-        ("Pillow probe and the kernels' colour check", kernels.colour_constants),
     ]
+    probe = getattr(kernels, "colour_constants", None)  # an install before 2026-12-06
+    if probe is not None:
+        shared.append(("Pillow probe and the kernels' colour check", probe))
     if operation == "decode":
         steps = shared
         call = lambda: svdcodec.decode(data)
     else:
+        terms = getattr(colour, "ycc_terms", None)  # spec §5's, since 2026-12-06
         steps = [("import svdcodec.encoder", lambda: __import__("svdcodec.encoder")), *shared,
+                 *([("the colour conversion's terms (ycc_terms)", terms)] if terms else []),
                  ("decoder_bias and bias_table", colour.bias_table),
                  ("mean_bias", colour.mean_bias),
                  ("chroma halving tables", lambda: (resample.halving_tables32((h + 1) // 2, h),

@@ -2263,8 +2263,8 @@ HOT_WIDE static void double_row(const char *a, Py_ssize_t n, float *out)
 
 /* Pixels from Y' (float32, rounded as store_bytes rounds: Y' read from a uint8 channel comes
    back unchanged) and blue = Cb - 128, red = Cr - 128 (integer-valued float32) to RGB, as
-   Pillow converts: its tables hold trunc(k * x + 1/2) for x = Cb - 128 or Cr - 128
-   (kernels.colour_constants), then R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR) >> 6),
+   Pillow converts (spec §5): its tables hold trunc(k * x + 1/2) for x = Cb - 128 or Cr - 128
+   (k: codec.colour.YCC_MULTIPLIERS), then R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR) >> 6),
    B = Y' + (t_B >> 6), clamped. k is checked to |k| <= 2^16, so each t fits an int. Into
    three planar lines: contiguous stores vectorize, interleaved ones do not. */
 HOT_WIDE static void rgb_planes(Py_ssize_t w, const float *RESTRICT luma,
@@ -3084,7 +3084,7 @@ PyDoc_STRVAR(upsample_ycc_doc,
 "upsample_ycc(out, y0, y1, cb, cr, k) -> None\n\n"
 "Rows [y0, y1) of out (h, w, >= 3) uint8 C-contiguous, holding Y' in channel 0, become\n"
 "RGB: Cb and Cr (h/2, w/2 float32 planes) are doubled as resample.Bilinear does and\n"
-"converted as Pillow converts Y'CbCr (k: kernels.colour_constants()).");
+"converted as the spec (section 5) and Pillow convert Y'CbCr (k: codec.colour.YCC_MULTIPLIERS).");
 
 static PyObject *upsample_ycc(PyObject *self, PyObject *args, PyObject *kwargs)
 {

@@ -12,7 +12,7 @@ import pytest
 
 import svdcodec
 from svdcodec import format as fmt
-from svdcodec.codec.colour import CHROMA_OFFSET, plain_ycc
+from svdcodec.codec.colour import CHROMA_OFFSET, YCC_MULTIPLIERS, plain_ycc
 from svdcodec.codec.deblock import deblock_channels, filter_lines
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.encoder.deblock import (
@@ -29,7 +29,6 @@ from svdcodec.encoder.deblock import (
 from svdcodec.encoder.tuning import DEBLOCK_SAMPLE_EVERY, DEBLOCK_SAMPLE_ROWS
 from svdcodec.errors import SvdiError
 from svdcodec.evaluation.metrics import psnr
-from svdcodec.runtime import kernels as kernel_module
 from tests.support import (
     compiled_kernels,
     decode_everywhere,
@@ -407,7 +406,7 @@ def passes_one_after_the_other(image: np.ndarray, filters: list, halves: tuple |
                                compiled) -> np.ndarray:  # type: ignore[no-untyped-def]
     """`double_chroma`, `deblock` (both passes) and `convert_ycc` on the whole image."""
     out = image.copy()
-    h, colour = out.shape[0], kernel_module.colour_constants()
+    h, colour = out.shape[0], YCC_MULTIPLIERS
     if halves is not None:
         compiled.double_chroma(out, 0, h, *halves)
     deblock_channels(out, filters, compiled, threads=1)
@@ -429,7 +428,7 @@ def test_fused_filter_and_conversion_gives_the_bits_of_the_passes() -> None:
     band, the conversion a few rows behind) against the kernels one after the other, on any
     cut of the rows into bands that keeps each horizontal edge whole."""
     compiled = compiled_kernels()
-    colour = kernel_module.colour_constants()
+    colour = YCC_MULTIPLIERS
     rng = np.random.default_rng(54)
     for trial in range(40):
         h, w = 2 * int(rng.integers(1, 40)), 2 * int(rng.integers(1, 30))
@@ -455,7 +454,7 @@ def test_fused_filter_and_conversion_gives_the_bits_of_the_passes() -> None:
 
 def test_fused_kernel_checks_its_arguments() -> None:
     compiled = compiled_kernels()
-    colour = kernel_module.colour_constants()
+    colour = YCC_MULTIPLIERS
     image = np.zeros((32, 16, 3), np.uint8)
     half = np.zeros((16, 8), np.float32)
     good = [0, 8, 1, 1, 1]
@@ -492,7 +491,7 @@ def test_fused_kernel_on_a_window_gives_the_bits_of_the_whole() -> None:
     `cr2`, at any row), and `deblock_ycc` rounding Y' from a band's patches (`matrix`), as on
     the whole image."""
     compiled = compiled_kernels()
-    colour = kernel_module.colour_constants()
+    colour = YCC_MULTIPLIERS
     rng = np.random.default_rng(71)
     for trial in range(30):
         patch = int(rng.choice([4, 8]))
@@ -544,7 +543,7 @@ def test_fused_kernel_on_a_window_gives_the_bits_of_the_whole() -> None:
 
 def test_fused_kernels_check_their_windows() -> None:
     compiled = compiled_kernels()
-    colour = kernel_module.colour_constants()
+    colour = YCC_MULTIPLIERS
     band = np.zeros((8, 16, 3), np.uint8)
     half = np.zeros((4, 8), np.float32)
     table = np.array([[0, 8, 1, 1, 1]], np.int64)
@@ -628,7 +627,7 @@ def test_both_fused_kernels_refuse_the_same_band_arguments(wrong: dict[str, obje
     is refused by both with the same error, and the same call with it right runs in both (with
     chroma planes and a band's patches too)."""
     compiled = compiled_kernels()
-    colour = kernel_module.colour_constants()
+    colour = YCC_MULTIPLIERS
 
     def call(kernel: str, **changed: object) -> None:
         args: dict[str, object] = {"out": np.zeros((32, 16, 3), np.uint8), "y0": 0, "y1": 32,
@@ -806,7 +805,7 @@ def test_fused_kernel_writes_pillows_x_byte_only_when_asked() -> None:
     """pad: channel 3 of every converted row becomes pad (Pillow's RGBX), the RGB as without;
     without pad channel 3 is alpha, filtered in place if a filter is given it."""
     compiled = compiled_kernels()
-    colour = kernel_module.colour_constants()
+    colour = YCC_MULTIPLIERS
     image = blocky(32, 24, 4, 3)
     filters = np.array([(0, 8, 40, 20, 3)], np.int64)
     plain = image.copy()
@@ -829,7 +828,7 @@ def test_fused_kernel_gives_the_same_bits_at_every_colour_row_level() -> None:
     clamps at their ends, samples near 0 and 255, Y' from patches of 4, 8 and 16 (read in
     place or copied) with rounding ties, NaN and values beyond the bytes, pad or alpha."""
     compiled = compiled_kernels()
-    colour = kernel_module.colour_constants()
+    colour = YCC_MULTIPLIERS
     best = compiled.colour_rows()
     rng = np.random.default_rng(97)
     specials = np.array([np.nan, np.inf, -np.inf, -0.5, 0.5, 254.5, 255.5, 1e9], np.float32)

@@ -21,13 +21,16 @@ import numpy as np
 import pytest
 from PIL import Image
 from support import CORPUS, NEEDS_KERNELS, REGRESSIONS, ROOT, kernels_built
+from support import kernels as kernels_path
 
 import svdcodec
 from svdcodec import SvdiError
 from svdcodec import format as container
 from svdcodec.codec import coding, colour, quantize
+from svdcodec.codec.colour import YCC_MULTIPLIERS, ycc_terms, ycc_to_rgb
 from svdcodec.codec.quantize import ColumnStats, entropy_bits
 from svdcodec.decoder.plane import column_sums
+from svdcodec.decoder.reference import decode_reference
 from svdcodec.encoder.source import PlaneSource, image_header
 from svdcodec.modes import as_pixels
 from svdcodec.runtime import band_sizes, kernels
@@ -446,63 +449,75 @@ def _pillow_rgb(luma: int) -> np.ndarray:
     return np.asarray(Image.fromarray(ycc, "YCbCr").convert("RGB")).astype(np.int16)
 
 
-@pytest.mark.parametrize("step", [1, 64, 256])
-def test_pillow_terms_are_read_off_pillow(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
-    """The probe that the kernels' colour check and the encoder's bias table share, in any
-    number of pieces, is Pillow's conversion at luma 0 (at 255 where the term is negative),
-    whole; Y' + term clamped is Pillow's at luma 128; and the tables follow from it."""
-    monkeypatch.setattr(kernels, "PROBE_CB_STEP", step)
-    kernels.pillow_terms.cache_clear()
-    try:
-        table, additive = kernels.pillow_terms()
-    finally:
-        kernels.pillow_terms.cache_clear()
+def test_ycc_terms_are_pillows() -> None:
+    """Spec §5's conversion terms, written out in codec.colour, are what Pillow's conversion
+    adds to Y': read off Pillow at luma 0 (at 255 where the term is negative), and Y' + term
+    clamped is Pillow's at luma 128 too. (Pillow is not asked at run time: this says the spec's
+    conversion is still Pillow's.)"""
+    table = ycc_terms()
     dark, bright, middle = _pillow_rgb(0), _pillow_rgb(255), _pillow_rgb(128)
-    expected = np.where(dark > 0, dark, bright - 255)
     assert table.dtype == np.int16 and not table.flags.writeable
-    assert np.array_equal(table, expected)
-    assert additive and np.array_equal(np.clip(expected + 128, 0, 255), middle)
-    rt, gt, bt = kernels.pillow_tables()
-    assert np.array_equal(np.broadcast_to(rt[None, :], (256, 256)), expected[..., 0])  # by Cr
-    assert np.array_equal(gt, expected[..., 1])
-    assert np.array_equal(np.broadcast_to(bt[:, None], (256, 256)), expected[..., 2])  # by Cb
+    assert np.array_equal(table, np.where(dark > 0, dark, bright - 255))
+    assert np.array_equal(np.clip(table + 128, 0, 255), middle)
+    assert table.min() == -227 and table.max() == 225  # as ycc_to_rgb's int16 sums assume
+    assert np.all(table[..., 0] == table[:1, :, 0]) and np.all(table[..., 2] == table[:, :1, 2])
 
 
-def test_kernels_do_not_convert_colour_for_another_conversion(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Pillow whose conversion is not Y' + term at the third luma, or whose terms are not of
-    the kernels' form, gets no tables: the kernels then leave colour to Pillow."""
+def test_decoders_do_not_ask_pillow_to_convert_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 8-bit Y'CbCr -> RGB of every decoder (the compiled and numpy paths, the reference,
+    a thumbnail) and the encoder's bias table are spec §5's arithmetic, not a call to Pillow:
+    a Pillow whose conversion were different changes no pixel and no byte."""
+    rng = np.random.default_rng(5)
+    image = np.clip(rng.normal(128, 60, (40, 56, 3)), 0, 255).astype(np.uint8)
+    with kernels_path(True):
+        data = svdcodec.encode(image, quality=60)
+        expected = svdcodec.decode(data)
     real = Image.Image.convert
 
-    def off_by_one_at(luma: int, channel: int) -> Callable[..., Image.Image]:
-        def convert(self: Image.Image, mode: str | None = None, *args: Any, **kw: Any
-                    ) -> Image.Image:
-            out = real(self, mode, *args, **kw)
-            if self.mode != "YCbCr" or mode != "RGB":
-                return out
-            y = np.asarray(self)[..., 0]
-            rgb = np.asarray(out).copy()
-            hit = (y == luma) & (rgb[..., channel] > 0) & (rgb[..., channel] < 255)
-            first = np.argwhere(hit)[0]
-            rgb[first[0], first[1], channel] += 1
-            return Image.fromarray(rgb, "RGB")
-        return convert
+    def off_by_one(self: Image.Image, mode: str | None = None, *args: Any, **kw: Any
+                   ) -> Image.Image:
+        out = real(self, mode, *args, **kw)
+        if self.mode == "YCbCr" and mode == "RGB":
+            return Image.fromarray(np.asarray(out) ^ np.uint8(1), "RGB")
+        return out
+    monkeypatch.setattr(Image.Image, "convert", off_by_one)
+    colour.decoder_bias.cache_clear()
+    colour.bias_table.cache_clear()
+    colour.mean_bias.cache_clear()
     try:
-        for luma, channel in ((128, 1), (0, 0)):
-            monkeypatch.setattr(Image.Image, "convert", off_by_one_at(luma, channel))
-            kernels.pillow_terms.cache_clear()
-            assert kernels.pillow_tables() is None, (luma, channel)
+        for compiled_path in (True, False):
+            with kernels_path(compiled_path):
+                assert svdcodec.encode(image, quality=60) == data, compiled_path
+                assert np.array_equal(svdcodec.decode(data), expected), compiled_path
+                thumb = svdcodec.decode(data, reduce=2)
+                assert thumb.shape == (20, 28, 3)
+        assert np.array_equal(decode_reference(data), expected)
     finally:
-        monkeypatch.undo()
-        kernels.pillow_terms.cache_clear()
-    assert kernels.pillow_tables() is not None
+        colour.decoder_bias.cache_clear()
+        colour.bias_table.cache_clear()
+        colour.mean_bias.cache_clear()
+
+
+def test_ycc_to_rgb_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numpy conversion gives Pillow's RGB of every (Y', Cb, Cr), in pieces of any size
+    (one pixel, a few, more than the image)."""
+    ycc = np.stack(np.meshgrid(np.arange(256), np.arange(256), np.arange(0, 256, 5),
+                               indexing="ij"), -1).astype(np.uint8)
+    expected = np.asarray(Image.fromarray(ycc.reshape(256, -1, 3), "YCbCr").convert("RGB"))
+    for size in (1, 7, 1 << 16, 1 << 22):
+        monkeypatch.setattr(colour, "YCC_PIXELS_AT_ONCE", size)
+        part = ycc[:3] if size == 1 else ycc
+        got = ycc_to_rgb(part)
+        assert got.shape == part.shape and got.dtype == np.uint8
+        assert np.array_equal(got.reshape(-1, 3),
+                              expected.reshape(ycc.shape)[:part.shape[0]].reshape(-1, 3)), size
 
 
 def test_colour_conversion_is_pillows(compiled: Any) -> None:
     """Every (Y', Cb, Cr) converts as Pillow converts it, by every colour_rows level this CPU
     runs (from 1 the rows split into Y', Cb and Cr lines and converted as deblock_ycc
     converts them), rows of a width with a tail of the 8 or 16 pixels too."""
-    k = kernels.colour_constants()
+    k = YCC_MULTIPLIERS
     assert k is not None
     ycc = np.stack(np.meshgrid(np.arange(256), np.arange(256), np.arange(256), indexing="ij"),
                    -1).astype(np.uint8).reshape(4096, 4096, 3)
@@ -818,7 +833,7 @@ def test_inconsistent_arguments_are_refused(compiled: Any) -> None:
     out = np.zeros((3, 4), f32)
     sums, basis = np.zeros((3, 2), f32), np.ones((4, 2), f32)
     image = np.zeros((8, 6, 3), u8)
-    k = kernels.colour_constants()
+    k = YCC_MULTIPLIERS
     half = np.zeros((4, 3), f32)
     refused: list[tuple[Callable[[], Any], type]] = [
         (lambda: compiled.index_sparse(symbols, 3, 0, 0, 0), ValueError),  # every 0
@@ -1532,7 +1547,7 @@ def _store_rgb_image(compiled: Any, seed: int, h: int, w: int, patch: int
     per_row = w // patch
     matrix = rng.uniform(-20, 280, ((h // patch) * per_row, patch * patch)).astype(np.float32)
     cb, cr = (rng.uniform(-140, 140, (h // 2, w // 2)).astype(np.float32) for _ in range(2))
-    k = kernels.colour_constants()
+    k = YCC_MULTIPLIERS
     rgb = np.zeros((h, w, 3), np.uint8)
     compiled.store_rgb(matrix, rgb, 0, h, cb, cr, k, patch, per_row)
     return matrix, cb, cr, k, per_row, rgb
@@ -1598,7 +1613,7 @@ def test_colour_row_kernels_give_the_plain_kernels_bits(compiled: Any) -> None:
     tail, patch sides read in place (4, 8) or copied, 3, 4 and 5 channels, pad or alpha,
     Y' read unaligned, and samples on every rounding tie and beyond every range."""
     rng = np.random.default_rng(13)
-    k = kernels.colour_constants()
+    k = YCC_MULTIPLIERS
     best = compiled.colour_rows()
     with pytest.raises(ValueError):
         compiled.colour_rows(best + 1)

@@ -13,6 +13,7 @@ from PIL import Image
 
 import svdcodec
 from svdcodec import format as fmt
+from svdcodec.codec.colour import YCC_MULTIPLIERS
 from svdcodec.codec.restoration import (
     REACH,
     restore_band,
@@ -427,10 +428,9 @@ def test_one_pass_kernel_gives_the_separate_kernels_bits() -> None:
     samples of a step, 1 to 4 classes on some of Y', Cb and Cr, RGB and RGBX rows; the rows
     held above and below deblocked, out's other rows untouched."""
     from svdcodec.codec.deblock import filter_lines
-    from svdcodec.runtime import kernels as kernel_module
 
     k = compiled_kernels()
-    colour = kernel_module.colour_constants()
+    colour = YCC_MULTIPLIERS
     rng = np.random.default_rng(47)
     best = k.colour_rows()
     try:

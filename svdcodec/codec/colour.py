@@ -6,9 +6,9 @@ Y'CbCr with chroma centred on zero, optionally with both chroma planes halved; 1
 images are divided by the header's sample scale. The forward transform is a fixed-point matrix
 (`YCC_WEIGHTS`), for 8 bits corrected for the rounding of the decoder's inverse (`unbiased`);
 chroma is halved by the least-squares inverse of the decoder's doubling
-(`resample.least_squares_half`); the inverse transform and chroma doubling are Pillow's, so that
-decoders can use Pillow's C code (16-bit: the same doubling, then the integer inverse of
-`wide_ycc_to_rgb`, which rounds to nearest and needs no correction). The encoder's choices make a
+(`resample.least_squares_half`); the inverse transform (`ycc_to_rgb`, spec §5) and chroma
+doubling are Pillow's arithmetic, written out here (16-bit: the same doubling, then the integer
+inverse of `wide_ycc_to_rgb`, which rounds to nearest and needs no correction). The encoder's choices make a
 decoded image encode again to nearly itself (issue #15).
 """
 
@@ -20,7 +20,6 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from ..runtime import kernels
 from .resample import least_squares_half
 
 # JPEG (JFIF) full-range Y'CbCr, chroma centred on zero, as integer weights in units of
@@ -34,6 +33,54 @@ YCC_WEIGHTS = np.array([[19595, 38470, 7471],
 YCC_UNIT = 2.0 ** -16
 #: Chroma planes are stored centred on zero; 8-bit chroma samples are centred on this.
 CHROMA_OFFSET = 128.0
+
+# 8-bit Y'CbCr -> RGB (spec §5): JFIF's coefficients of Cr (R), Cb and Cr (G) and Cb (B) in 6-bit
+# fixed point, as Pillow's conversion tables hold them: t_c(x) = trunc(fl32(fl32(64 c) x) + 1/2)
+# in binary32 for x = Cb - 128 or Cr - 128, then R = Y' + (t_R >> 6), G = Y' + ((t_GB + t_GR)
+# >> 6), B = Y' + (t_B >> 6), clamped. Written out rather than asked of Pillow: the decoders and
+# the encoder's correction follow the spec whatever Pillow is installed (tests/test_kernels.py
+# checks that Pillow's own conversion gives the same samples).
+JFIF_COEFFICIENTS = (1.402, -0.34414, -0.71414, 1.772)
+#: The binary32 multipliers fl32(64 c) of the conversion's terms, as the compiled kernels take
+#: them (their colour argument `k`).
+YCC_MULTIPLIERS = np.array(JFIF_COEFFICIENTS, dtype=np.float32) * np.float32(64)
+YCC_MULTIPLIERS.flags.writeable = False
+#: Pixels `ycc_to_rgb` converts at a time: its int16 terms and intp indices take 14 bytes a
+#: pixel, kept small beside the image.
+YCC_PIXELS_AT_ONCE = 1 << 16
+
+
+@functools.cache
+def ycc_terms() -> np.ndarray:
+    """What the 8-bit Y'CbCr -> RGB conversion (spec §5) adds to Y' in each of R, G and B, by
+    the 8-bit Cb and Cr: (256, 256, 3) int16 [Cb, Cr, channel], read-only (before the clamp:
+    every term is within -227..225)."""
+    x = np.arange(-128, 128, dtype=np.float32)
+    t = [np.trunc(k * x + np.float32(0.5)).astype(np.int32) for k in YCC_MULTIPLIERS]
+    table = np.empty((256, 256, 3), dtype=np.int16)
+    table[..., 0] = (t[0] >> 6)[None, :]  # by Cr
+    table[..., 1] = (t[1][:, None] + t[2][None, :]) >> 6
+    table[..., 2] = (t[3] >> 6)[:, None]  # by Cb
+    table.flags.writeable = False
+    return table
+
+
+def ycc_to_rgb(samples: np.ndarray) -> np.ndarray:
+    """8-bit Y'CbCr samples (..., 3) uint8 -> RGB (..., 3) uint8, spec §5's conversion: Y' plus
+    the terms of its Cb and Cr (`ycc_terms`), clamped; a piece of YCC_PIXELS_AT_ONCE pixels at
+    a time."""
+    flat = samples.reshape(-1, 3)
+    out = np.empty_like(flat)
+    terms = ycc_terms().reshape(-1, 3)
+    for lo in range(0, flat.shape[0], YCC_PIXELS_AT_ONCE):
+        part = flat[lo:lo + YCC_PIXELS_AT_ONCE]
+        index = part[:, 1].astype(np.intp) << 8
+        index |= part[:, 2]
+        rgb = terms[index]  # int16: Y' + term stays within -227..480
+        rgb += part[:, :1]
+        np.clip(rgb, 0, 255, out=rgb)
+        out[lo:lo + YCC_PIXELS_AT_ONCE] = rgb
+    return out.reshape(samples.shape)
 
 # Version 3: Y'CbCr of 16-bit samples (spec §5.2). Chroma samples are centred on 32768, and
 # Y'CbCr -> RGB is in integers with 16 fractional bits: the inverse of YCC_WEIGHTS rounded to
@@ -56,19 +103,17 @@ BIAS_CB_STEP = 32
 
 @functools.cache
 def decoder_bias() -> np.ndarray:
-    """(256, 256, 3) float32: what the decoder's Y'CbCr -> RGB conversion (Pillow's, spec
-    §5) adds to each of Y', Cb, Cr, in plane units, beyond the exact inverse of YCC_WEIGHTS,
+    """(256, 256, 3) float32: what the decoder's Y'CbCr -> RGB conversion (spec §5, Pillow's)
+    adds to each of Y', Cb, Cr, in plane units, beyond the exact inverse of YCC_WEIGHTS,
     by the 8-bit Cb and Cr it converts.
 
-    Pillow adds to Y' a term per Cb and Cr from fixed-point tables, shifted right: rounded
-    down, half a level on average in each of R, G and B (zero for neutral chroma). An encoder
-    that ignored it would see every decoded image half a level darker than the one it coded,
-    and a decoded image encoded again would darken again, generation after generation. The
-    term does not depend on Y' (outside clipping): it is read at Y' = 0, or at 255 where it
-    is negative (`runtime.kernels.pillow_terms`, the conversion the kernels are checked
-    against, made once per process).
+    The conversion adds to Y' a term per Cb and Cr from fixed-point tables, shifted right:
+    rounded down, half a level on average in each of R, G and B (zero for neutral chroma). An
+    encoder that ignored it would see every decoded image half a level darker than the one it
+    coded, and a decoded image encoded again would darken again, generation after generation.
+    The term does not depend on Y' (outside clipping): `ycc_terms`.
     """
-    term = kernels.pillow_terms()[0]
+    term = ycc_terms()
     forward = YCC_WEIGHTS.astype(np.float64) * YCC_UNIT
     inverse = np.linalg.inv(forward)[:, 1:].T
     out = np.empty((256, 256, 3), dtype=np.float32)
@@ -258,8 +303,7 @@ def from_planes(planes: list[np.ndarray], height: int, width: int, dtype: np.dty
                             *(to_uint8(p) for p in planes[3:])], axis=2)
         if deblock is not None:
             deblock(samples)
-        ycc_images = [Image.fromarray(np.ascontiguousarray(samples[..., i])) for i in range(3)]
-        rgb = np.asarray(Image.merge("YCbCr", ycc_images).convert("RGB"))
+        rgb = ycc_to_rgb(samples[..., :3])
         if channels == 3:
             return rgb
         out = np.empty((h, w, channels), dtype=np.uint8)

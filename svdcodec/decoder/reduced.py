@@ -24,7 +24,7 @@ from functools import partial
 
 import numpy as np
 
-from ..codec.colour import CHROMA_OFFSET, from_planes
+from ..codec.colour import CHROMA_OFFSET, YCC_MULTIPLIERS, from_planes
 from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Plane
 from ..runtime import band_sizes, kernels
@@ -225,7 +225,7 @@ def render_reduced(container: Container, factor: int, components: int | None = N
     """The image reduced by `factor` (one of FACTORS), (h', w', c) of the stored sample type.
 
     Compiled 8-bit Y'CbCr: each plane's bands are rounded to bytes straight into their channel
-    of the output, then converted to RGB in place (`convert_ycc`, Pillow's bits); otherwise
+    of the output, then converted to RGB in place (`convert_ycc`, spec §5's bits); otherwise
     float32 planes through `from_planes`."""
     header = container.header
     if factor not in FACTORS:
@@ -234,7 +234,7 @@ def render_reduced(container: Container, factor: int, components: int | None = N
     budget = pass_budget(height * width * header.channels * header.dtype.itemsize)
     compiled = kernels.get()
     ycc = header.colour == COLOUR_YCBCR
-    colour = kernels.colour_constants() if compiled is not None and ycc else None
+    colour = YCC_MULTIPLIERS if compiled is not None and ycc else None
     direct = colour is not None and header.dtype == np.uint8
     out = np.empty((height, width, header.channels), dtype=np.uint8) if direct else None
     jobs = []

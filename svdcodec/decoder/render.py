@@ -8,15 +8,16 @@ from functools import partial
 from types import ModuleType
 
 import numpy as np
-from PIL import Image
 
 from ..codec.colour import (
     CHROMA_OFFSET,
     CHROMA_OFFSET_16,
     YCC16_INVERSE,
+    YCC_MULTIPLIERS,
     integer_samples,
     needs_float64,
     wide_ycc_to_rgb,
+    ycc_to_rgb,
 )
 from ..codec.resample import Bilinear
 from ..errors import SvdiError
@@ -91,7 +92,7 @@ class OutputPlan:
         ycc = header.colour == COLOUR_YCBCR
         compiled = kernels.get()
         # the fused paths are 8-bit's (16-bit Y'CbCr is rounded into the output, then converted)
-        colour = (kernels.colour_constants()
+        colour = (YCC_MULTIPLIERS
                   if compiled is not None and ycc and header.dtype == np.uint8 else None)
         if filters is None:
             filters = edge_filters(header, container.planes)
@@ -298,7 +299,7 @@ def double_chroma(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarra
 def convert_colour(out: np.ndarray, plan: OutputPlan, halves: dict[int, np.ndarray],
                    threads: int | None) -> None:
     """Y'CbCr bytes in the output -> RGB in place, band by band: compiled (doubling the kept
-    chroma on the way when fused), or with Pillow's own conversion. 16-bit samples (version 3)
+    chroma on the way when fused), or by `codec.colour.ycc_to_rgb`, the same bytes. 16-bit samples (version 3)
     by the compiled kernel or `codec.colour.wide_ycc_to_rgb`, the same integers."""
     def convert(i: int) -> None:
         convert_rows(out, *plan.bands[i], plan, halves)
@@ -323,7 +324,5 @@ def convert_rows(out: np.ndarray, y0: int, y1: int, plan: OutputPlan,
             return False
         compiled.convert_ycc(out, y0, y1, colour, pad)
         return 0 <= pad <= 255 and out.shape[2] == 4
-    planes = [Image.fromarray(np.ascontiguousarray(out[y0:y1, :, c])) for c in range(3)]
-    rgb = Image.merge("YCbCr", planes).convert("RGB")
-    out[y0:y1, :, :3] = np.frombuffer(rgb.tobytes(), np.uint8).reshape(y1 - y0, out.shape[1], 3)
+    out[y0:y1, :, :3] = ycc_to_rgb(out[y0:y1, :, :3])
     return False

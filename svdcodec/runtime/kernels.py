@@ -2,9 +2,9 @@
 work that numpy does in many passes.
 
 Why: run/level symbols and the Y'CbCr output stage are sequential per row. numpy does them
-with a dozen whole-array passes (cumulative sums, masks, scatters) and Pillow's colour
-conversion needs planar copies and a repack; one compiled pass per sample is several times
-faster (benchmarks/kernel_parity.py --time). The encoder's input stage likewise:
+with a dozen whole-array passes (cumulative sums, masks, scatters, and a table gather per
+pixel for the colour conversion); one compiled pass per sample is several times faster
+(benchmarks/kernel_parity.py --time). The encoder's input stage likewise:
 colour conversion, chroma halving, edge padding and the patch transpose are one pass from the
 uint8 pixels instead of four over float32 temporaries.
 
@@ -19,14 +19,12 @@ NUMPY_PATH_WARNING). `backend()` says which runs.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import warnings
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
 
 
 class KernelsUnavailable(ImportError):
@@ -45,11 +43,6 @@ SPARSE_ERRORS = {
 _lock = threading.Lock()
 _loaded: dict[str, ModuleType | None] = {}
 _import_error: list[str] = []  # why the extension did not import
-_colour: dict[str, np.ndarray | None] = {}
-
-#: JFIF's Y'CbCr -> RGB coefficients of Cr (R), Cb and Cr (G) and Cb (B), as Pillow's tables
-#: scale them: 6 fractional bits.
-JFIF_COEFFICIENTS = (1.402, -0.34414, -0.71414, 1.772)
 
 
 #: The environment as os.environ stores it (POSIX: bytes keys and values), read directly by
@@ -141,75 +134,3 @@ def _compiled() -> ModuleType | None:
                 else:
                     _loaded["c"] = _kernels
     return _loaded["c"]
-
-
-def colour_constants() -> np.ndarray | None:
-    """The kernels' Y'CbCr -> RGB multipliers (float32 JFIF coefficients x 64), computed once,
-    or None if their arithmetic (csrc/kernels.c, rgb_pixel: t = trunc(k * x + 1/2) in float32,
-    x = Cb - 128 or Cr - 128) does not give `pillow_tables()` for every Cb and Cr: then the
-    kernels do not convert colour."""
-    with _lock:
-        if "ycc" not in _colour:
-            _colour["ycc"] = _checked_constants()
-    return _colour["ycc"]
-
-
-def _checked_constants() -> np.ndarray | None:
-    tables = pillow_tables()
-    k = np.array(JFIF_COEFFICIENTS, dtype=np.float32) * np.float32(64)
-    if tables is None:
-        return None
-    x = np.arange(-128, 128, dtype=np.float32)
-    t = [np.trunc(kk * x + np.float32(0.5)).astype(np.int32) for kk in k]
-    ours = (t[0] >> 6, (t[1][:, None] + t[2][None, :]) >> 6, t[3] >> 6)
-    return k if all(np.array_equal(a, b) for a, b in zip(ours, tables)) else None
-
-
-def pillow_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Pillow's Y'CbCr -> RGB conversion as R = Y' + rt[Cr], G = Y' + gt[Cb, Cr],
-    B = Y' + bt[Cb] (clamped), from `pillow_terms`; None if Pillow's conversion is not of
-    that form for every Cb, Cr and three luma values (then the kernels do not convert
-    colour)."""
-    table, additive = pillow_terms()
-    if not additive:
-        return None
-    rt, gt, bt = table[..., 0], table[..., 1], table[..., 2]
-    if not (np.all(rt == rt[:1]) and np.all(bt == bt[:, :1])):
-        return None
-    return rt[0].astype(np.int32), gt.copy(), bt[:, 0].astype(np.int32)
-
-
-#: Cb values per Pillow conversion of `pillow_terms` (a divisor of 256).
-PROBE_CB_STEP = 32
-
-
-@functools.cache
-def pillow_terms() -> tuple[np.ndarray, bool]:
-    """What Pillow's Y'CbCr -> RGB conversion adds to Y' in each of R, G and B, by the 8-bit
-    Cb and Cr: (256, 256, 3) int16 [Cb, Cr, channel], read-only, read off Pillow itself at
-    Y' = 0 (or at 255 where the term is negative: no clamp at one end or the other); and
-    whether the conversion is Y' + term, clamped, at a third luma (128) too.
-
-    Converted once per process, a few Cb at a time, the three luma values' images stacked:
-    the kernels' check (`pillow_tables`) and the encoder's correction
-    (`codec.colour.decoder_bias`) both read it, so a process that encodes (and decodes a
-    sample to judge the deblocking filter) converts once, not once for each."""
-    from PIL import Image
-    step = PROBE_CB_STEP
-    table = np.empty((256, 256, 3), dtype=np.int16)  # every term is within -255..255
-    additive = True
-    lumas = np.repeat(np.array([0, 255, 128], dtype=np.uint8), step * 256).reshape(3 * step, 256)
-    cr = Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (3 * step, 1)))
-    for lo in range(0, 256, step):  # a few Cb at a time: buffers reused, not new pages each
-        cb = np.repeat(np.tile(np.arange(lo, lo + step, dtype=np.uint8), 3), 256)
-        planes = [Image.fromarray(lumas), Image.fromarray(cb.reshape(3 * step, 256)), cr]
-        rgb = np.asarray(Image.merge("YCbCr", planes).convert("RGB"))
-        dark, bright, middle = rgb[:step], rgb[step:2 * step], rgb[2 * step:]
-        part = table[lo:lo + step]
-        part[...] = bright
-        part -= 255
-        np.copyto(part, dark, where=dark > 0)
-        centred = part + 128
-        additive = additive and np.array_equal(np.clip(centred, 0, 255, out=centred), middle)
-    table.flags.writeable = False
-    return table, additive
