@@ -45,8 +45,8 @@ JFIF_COEFFICIENTS = (1.402, -0.34414, -0.71414, 1.772)
 #: them (their colour argument `k`).
 YCC_MULTIPLIERS = np.array(JFIF_COEFFICIENTS, dtype=np.float32) * np.float32(64)
 YCC_MULTIPLIERS.flags.writeable = False
-#: Pixels `ycc_to_rgb` converts at a time: its int16 terms and intp indices take 14 bytes a
-#: pixel, kept small beside the image.
+#: Pixels `ycc_to_rgb` converts at a time: its int16 terms and intp indices take about 20
+#: bytes a pixel, kept small beside the image (and in cache).
 YCC_PIXELS_AT_ONCE = 1 << 16
 
 
@@ -65,21 +65,33 @@ def ycc_terms() -> np.ndarray:
     return table
 
 
+@functools.cache
+def _ycc_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`ycc_terms` as `ycc_to_rgb` gathers them: R's by Cr, G's by Cb * 256 + Cr, B's by Cb."""
+    terms = ycc_terms()
+    return (terms[0, :, 0].copy(), terms[..., 1].reshape(-1).copy(), terms[:, 0, 2].copy())
+
+
 def ycc_to_rgb(samples: np.ndarray) -> np.ndarray:
     """8-bit Y'CbCr samples (..., 3) uint8 -> RGB (..., 3) uint8, spec §5's conversion: Y' plus
     the terms of its Cb and Cr (`ycc_terms`), clamped; a piece of YCC_PIXELS_AT_ONCE pixels at
-    a time."""
+    a time, each channel gathered from its own table (R's and B's of 256 terms, G's of 65,536)."""
     flat = samples.reshape(-1, 3)
     out = np.empty_like(flat)
-    terms = ycc_terms().reshape(-1, 3)
+    red, green, blue = _ycc_tables()
     for lo in range(0, flat.shape[0], YCC_PIXELS_AT_ONCE):
-        part = flat[lo:lo + YCC_PIXELS_AT_ONCE]
-        index = part[:, 1].astype(np.intp) << 8
-        index |= part[:, 2]
-        rgb = terms[index]  # int16: Y' + term stays within -227..480
-        rgb += part[:, :1]
-        np.clip(rgb, 0, 255, out=rgb)
-        out[lo:lo + YCC_PIXELS_AT_ONCE] = rgb
+        part, rgb = flat[lo:lo + YCC_PIXELS_AT_ONCE], out[lo:lo + YCC_PIXELS_AT_ONCE]
+        luma = part[:, 0].astype(np.int16)  # Y' + a term stays within -227..480
+        cb, cr = part[:, 1].astype(np.intp), part[:, 2].astype(np.intp)
+        for channel, table, index in ((0, red, cr), (2, blue, cb)):
+            value = table[index]
+            value += luma
+            rgb[:, channel] = np.clip(value, 0, 255, out=value)
+        cb <<= 8
+        cb |= cr
+        value = green[cb]
+        value += luma
+        rgb[:, 1] = np.clip(value, 0, 255, out=value)
     return out.reshape(samples.shape)
 
 # Version 3: Y'CbCr of 16-bit samples (spec §5.2). Chroma samples are centred on 32768, and
