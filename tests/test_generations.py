@@ -111,7 +111,7 @@ def test_decoded_colours_convert_back_to_themselves(monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize("step", [1, 32, 256])
 def test_decoder_bias_is_pillows_rounding(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
-    """The bias table, made a few Cb at a time from the probe the kernels' check shares, is
+    """The bias table, made a few Cb at a time from the conversion's terms (`ycc_terms`), is
     bit for bit the table made in one piece from Pillow's conversions at Y' = 0 and 255: the
     term Pillow adds, less the exact inverse of the weights, in plane units."""
     cb, cr = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")

@@ -471,7 +471,7 @@ def test_decoders_do_not_ask_pillow_to_convert_colour(monkeypatch: pytest.Monkey
     image = np.clip(rng.normal(128, 60, (40, 56, 3)), 0, 255).astype(np.uint8)
     with kernels_path(True):
         data = svdcodec.encode(image, quality=60)
-        expected = svdcodec.decode(data)
+        expected, thumb = svdcodec.decode(data), svdcodec.decode(data, reduce=2)
     real = Image.Image.convert
 
     def off_by_one(self: Image.Image, mode: str | None = None, *args: Any, **kw: Any
@@ -489,8 +489,7 @@ def test_decoders_do_not_ask_pillow_to_convert_colour(monkeypatch: pytest.Monkey
             with kernels_path(compiled_path):
                 assert svdcodec.encode(image, quality=60) == data, compiled_path
                 assert np.array_equal(svdcodec.decode(data), expected), compiled_path
-                thumb = svdcodec.decode(data, reduce=2)
-                assert thumb.shape == (20, 28, 3)
+                assert np.array_equal(svdcodec.decode(data, reduce=2), thumb), compiled_path
         assert np.array_equal(decode_reference(data), expected)
     finally:
         colour.decoder_bias.cache_clear()
@@ -499,18 +498,28 @@ def test_decoders_do_not_ask_pillow_to_convert_colour(monkeypatch: pytest.Monkey
 
 
 def test_ycc_to_rgb_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The numpy conversion gives Pillow's RGB of every (Y', Cb, Cr), in pieces of any size
-    (one pixel, a few, more than the image)."""
-    ycc = np.stack(np.meshgrid(np.arange(256), np.arange(256), np.arange(0, 256, 5),
-                               indexing="ij"), -1).astype(np.uint8)
-    expected = np.asarray(Image.fromarray(ycc.reshape(256, -1, 3), "YCbCr").convert("RGB"))
-    for size in (1, 7, 1 << 16, 1 << 22):
+    """The numpy conversion gives Pillow's RGB of every (Y', Cb, Cr) in pieces of the default
+    size; in pieces of one pixel, of seven (a last piece shorter) and of more than the image
+    on the first lumas; any layout of samples (a view of RGBA, a transpose)."""
+    levels = np.arange(256, dtype=np.uint8)
+    ycc = np.empty((256, 256, 256, 3), np.uint8)  # [Y', Cb, Cr]
+    ycc[..., 0], ycc[..., 1], ycc[..., 2] = (levels[:, None, None], levels[None, :, None],
+                                             levels[None, None, :])
+    expected = np.asarray(Image.fromarray(ycc.reshape(4096, 4096, 3), "YCbCr").convert("RGB")
+                          ).reshape(ycc.shape)
+    for size, lumas, cbs in ((1, 1, 32), (7, 2, 256), (colour.YCC_PIXELS_AT_ONCE, 256, 256),
+                             (1 << 20, 8, 256)):
         monkeypatch.setattr(colour, "YCC_PIXELS_AT_ONCE", size)
-        part = ycc[:3] if size == 1 else ycc
-        got = ycc_to_rgb(part)
-        assert got.shape == part.shape and got.dtype == np.uint8
-        assert np.array_equal(got.reshape(-1, 3),
-                              expected.reshape(ycc.shape)[:part.shape[0]].reshape(-1, 3)), size
+        got = ycc_to_rgb(ycc[:lumas, :cbs])
+        assert got.shape == ycc[:lumas, :cbs].shape and got.dtype == np.uint8
+        assert np.array_equal(got, expected[:lumas, :cbs]), size
+    monkeypatch.undo()
+    rgba = np.concatenate([ycc[100], np.full((256, 256, 1), 7, np.uint8)], axis=2)
+    assert np.array_equal(ycc_to_rgb(rgba[:, :, :3]), expected[100])
+    assert np.array_equal(ycc_to_rgb(ycc[100].transpose(1, 0, 2)),
+                          expected[100].transpose(1, 0, 2))
+    with pytest.raises(ValueError):
+        ycc_to_rgb(ycc[0].astype(np.int16))
 
 
 def test_colour_conversion_is_pillows(compiled: Any) -> None:
@@ -518,7 +527,6 @@ def test_colour_conversion_is_pillows(compiled: Any) -> None:
     runs (from 1 the rows split into Y', Cb and Cr lines and converted as deblock_ycc
     converts them), rows of a width with a tail of the 8 or 16 pixels too."""
     k = YCC_MULTIPLIERS
-    assert k is not None
     ycc = np.stack(np.meshgrid(np.arange(256), np.arange(256), np.arange(256), indexing="ij"),
                    -1).astype(np.uint8).reshape(4096, 4096, 3)
     expected = np.asarray(Image.fromarray(ycc, "YCbCr").convert("RGB"))

@@ -76,6 +76,9 @@ def ycc_to_rgb(samples: np.ndarray) -> np.ndarray:
     """8-bit Y'CbCr samples (..., 3) uint8 -> RGB (..., 3) uint8, spec §5's conversion: Y' plus
     the terms of its Cb and Cr (`ycc_terms`), clamped; a piece of YCC_PIXELS_AT_ONCE pixels at
     a time, each channel gathered from its own table (R's and B's of 256 terms, G's of 65,536)."""
+    if samples.dtype != np.uint8 or samples.shape[-1:] != (3,):
+        raise ValueError(f"expected 8-bit Y'CbCr samples (..., 3), got {samples.dtype} "
+                         f"{samples.shape}")
     flat = samples.reshape(-1, 3)
     out = np.empty_like(flat)
     red, green, blue = _ycc_tables()

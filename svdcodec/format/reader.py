@@ -705,6 +705,8 @@ def read_prefix(fp: IO[bytes], descriptors: bool = False) -> tuple[Header, list[
     while True:
         head = fp.read(8)
         if len(head) < 8:
+            if header is not None and len(planes) == nplanes:
+                break  # all that opening needs: the missing blocks are load()'s to report
             raise SvdiError("truncated file: chunk header expected")
         length, kind = struct.unpack(">I4s", head)
         if not kind.isalpha():  # ASCII letters only
