@@ -26,7 +26,6 @@ from pathlib import Path
 from types import ModuleType
 
 
-
 class KernelsUnavailable(ImportError):
     """SVDCODEC_KERNELS=1 asks for the compiled kernels and they are not built."""
 
