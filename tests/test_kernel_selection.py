@@ -4,6 +4,8 @@ Runs whether or not the extension is built: its absence is simulated."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -110,3 +112,24 @@ def test_the_warning_carries_the_advice(monkeypatch: pytest.MonkeyPatch, failing
     monkeypatch.setattr(kernels, "how_to_build", lambda: "ADVICE")
     with pytest.warns(RuntimeWarning, match=r"4-10 times slower\. ADVICE; or set SVDCODEC"):
         kernels.get()
+
+
+def test_import_leaves_the_encoder_and_pathlib_for_later(tmp_path: Path) -> None:
+    """`import svdcodec` (issue #13: at most 50 ms above numpy and Pillow) imports what a decode
+    needs: not the encoder (the first encode imports it), nor pathlib and the urllib.parse and
+    ipaddress it brings, which the kernels' build advice once pulled in. (In a new interpreter
+    of this svdcodec without `site`, whose .pth files may import pathlib themselves (an
+    editable install's finder does); what numpy and Pillow import first does not count.)"""
+    import PIL
+    import zstandard
+
+    code = ("import sys, numpy, PIL.Image; before = set(sys.modules); import svdcodec; "
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    folders = dict.fromkeys(os.path.dirname(os.path.dirname(module.__file__ or ""))
+                            for module in (svdcodec, np, PIL, zstandard))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(folders)}
+    added = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                           check=True, cwd=tmp_path, env=env).stdout.split()
+    assert "svdcodec.runtime.kernels" in added and "svdcodec.pillow_plugin" in added
+    assert not {"pathlib", "urllib.parse", "ipaddress"} & set(added), added
+    assert not [name for name in added if name.startswith("svdcodec.encoder")], added

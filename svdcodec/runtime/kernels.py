@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from pathlib import Path
 from types import ModuleType
 
 
@@ -99,16 +98,19 @@ NUMPY_PATH_WARNING = (
 
 
 #: The folder holding this `svdcodec` package: site-packages, or the top folder of a clone.
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+#: (os.path, not pathlib: `import svdcodec` would pull in pathlib and urllib.parse for this.)
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
-def how_to_build(package_root: Path = PACKAGE_ROOT) -> str:
+def how_to_build(package_root: str | os.PathLike[str] = PACKAGE_ROOT) -> str:
     """What to do where the extension did not import. Python run inside a clone imports the
     clone's unbuilt `svdcodec/` (the current folder comes first on sys.path) rather than the
     copy `pip install .` built: reinstalling would change nothing there, so the advice names
     the clone."""
-    if (package_root / "setup.py").is_file() and (package_root / "csrc" / "kernels.c").is_file():
-        return (f"This svdcodec is the source tree of a clone ({package_root / 'svdcodec'}), "
+    if (os.path.isfile(os.path.join(package_root, "setup.py"))
+            and os.path.isfile(os.path.join(package_root, "csrc", "kernels.c"))):
+        return (f"This svdcodec is the source tree of a clone "
+                f"({os.path.join(package_root, 'svdcodec')}), "
                 "imported ahead of any installed copy when Python runs in the clone's top "
                 "folder: run it from another folder to use the installed package, or build "
                 "the clone's own extension (pip install -e . or python setup.py build_ext "
