@@ -535,6 +535,20 @@ def test_png_colour_tags_are_said_not_kept(tmp_path, capsys) -> None:
     assert "not kept" not in capsys.readouterr().err
 
 
+def test_a_jpeg_comment_is_said_not_kept(tmp_path, capsys) -> None:
+    """A JPEG's COM comment has no field in an .svdi file: svdi-encode's line says so (it was
+    dropped silently), not with --strip, and not for a JPEG without one."""
+    commented, plain = tmp_path / "commented.jpg", tmp_path / "plain.jpg"
+    Image.new("RGB", (16, 16), (30, 60, 90)).save(commented, comment=b"a comment")
+    Image.new("RGB", (16, 16), (30, 60, 90)).save(plain)
+    assert Image.open(commented).info["comment"] == b"a comment"
+    assert cli.encode_main([str(commented), "-o", str(tmp_path / "a.svdi")]) == 0
+    assert "comment not kept" in capsys.readouterr().err
+    for args in ([str(commented), "--strip"], [str(plain)]):
+        assert cli.encode_main([*args, "-o", str(tmp_path / "b.svdi"), "-f"]) == 0
+        assert "not kept" not in capsys.readouterr().err, args
+
+
 def test_outdir_errors_and_no_empty_outdir(tmp_path, capsys) -> None:
     """-d naming a file says "not a directory" (it said "File exists"); -d of a new folder
     where nothing is written leaves no empty folder behind; one written into stays."""

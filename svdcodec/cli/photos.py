@@ -142,6 +142,14 @@ def dropped_colour_tags(image: Image.Image) -> str:
     return f"{', '.join(names)} not kept (SVDI keeps an ICC profile, not these tags)"
 
 
+def dropped_comment(image: Image.Image) -> str:
+    """A note when the input carries a comment (a JPEG's COM segment, a GIF's comment
+    extension: Pillow's info["comment"]), which an .svdi file has no field for, else ""."""
+    if image.info.get("comment"):
+        return "comment not kept (SVDI keeps text as keyword: value, not a bare comment)"
+    return ""
+
+
 def image_metadata(image: Image.Image) -> dict[str, Any]:
     """encode() keyword arguments for the metadata Pillow read from an input image."""
     info = image.info

@@ -501,9 +501,10 @@ def encode_one(job: EncodeJob) -> Result:
                 metadata = {} if job.strip else photos.image_metadata(image)
                 profile_note = "" if job.strip else photos.dropped_profile(image)
                 colour_note = "" if job.strip else photos.dropped_colour_tags(image)
+                comment_note = "" if job.strip else photos.dropped_comment(image)
                 image, depth_note = _full_depth(raw, image, job.eight_bit)
-                note = "; ".join(n for n in (note, depth_note, profile_note, colour_note)
-                                 if n)
+                note = "; ".join(n for n in (note, depth_note, profile_note, colour_note,
+                                             comment_note) if n)
         metadata, problems = photos.storable(metadata)
         del raw  # the input file's bytes, no longer needed: not held through the encode
         photos.release_file(image)
