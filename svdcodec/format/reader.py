@@ -931,14 +931,11 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
         else:
             raise SvdiError(f"unknown critical chunk {kind.decode(errors='replace')}")
     ended = cut[0] if cut else None
-    if ended is not None and not truncated:  # the hint only where "fill" has something to give
-        raise SvdiError(f"truncated file: {ended.where()}; {TRUNCATED_HINT}"
-                        if header is not None and len(planes) == nplanes else
-                        f"truncated file: {ended.where()}, before its HEAD and PLAN chunks "
-                        "are whole")
-    if ended is not None and ended.chunk is not None and header is not None \
-            and len(planes) == nplanes:
-        _check_cut_chunk(ended, ended.chunk, header, bool(blocks), bool(residuals))
+    if ended is not None and header is not None and len(planes) == nplanes:
+        if not truncated:  # the hint where "fill" has something to give (below: nothing)
+            raise SvdiError(f"truncated file: {ended.where()}; {TRUNCATED_HINT}")
+        if ended.chunk is not None:
+            _check_cut_chunk(ended, ended.chunk, header, bool(blocks), bool(residuals))
     if header is None or len(planes) != nplanes:
         if ended is not None:  # no size and mode, or planes to decode: nothing to give
             raise SvdiError(f"truncated file: {ended.where()}, before its HEAD and PLAN "
