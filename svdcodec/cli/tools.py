@@ -499,12 +499,11 @@ def encode_one(job: EncodeJob) -> Result:
             else:
                 image, note = photos.open_image(raw, job.frame, job.max_pixels)
                 metadata = {} if job.strip else photos.image_metadata(image)
-                profile_note = "" if job.strip else photos.dropped_profile(image)
-                colour_note = "" if job.strip else photos.dropped_colour_tags(image)
-                comment_note = "" if job.strip else photos.dropped_comment(image)
+                dropped = [] if job.strip else [photos.dropped_profile(image),
+                                                photos.dropped_colour_tags(image),
+                                                photos.dropped_comment(image)]
                 image, depth_note = _full_depth(raw, image, job.eight_bit)
-                note = "; ".join(n for n in (note, depth_note, profile_note, colour_note,
-                                             comment_note) if n)
+                note = "; ".join(n for n in (note, depth_note, *dropped) if n)
         metadata, problems = photos.storable(metadata)
         del raw  # the input file's bytes, no longer needed: not held through the encode
         photos.release_file(image)
