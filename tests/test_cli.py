@@ -168,6 +168,32 @@ def test_existing_output_needs_force(png: Path, svdi: Path) -> None:
     assert svdi.read_bytes().startswith(container.SIGNATURE)
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_skip_existing_does_the_rest_of_a_batch(png: Path, tmp_path: Path, jobs: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A batch run again with --skip-existing leaves the inputs whose output exists (status 0,
+    one line each) and writes the others; --force and --skip-existing exclude each other."""
+    second = tmp_path / "second.png"
+    Image.fromarray(rgb()[::-1]).save(second)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "photo.svdi").write_bytes(b"earlier run")
+    argv = [str(png), str(second), "-d", str(out), "-j", jobs, "--skip-existing"]
+    assert cli.encode_main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"{png}: output {out / 'photo.svdi'} exists, skipped" in err
+    assert (out / "photo.svdi").read_bytes() == b"earlier run"
+    assert (out / "second.svdi").read_bytes().startswith(container.SIGNATURE)
+    assert cli.encode_main(argv + ["--quiet"]) == 0 and capsys.readouterr().err == ""
+    assert cli.decode_main([str(out / "second.svdi"), "--skip-existing", "--quiet"]) == 0
+    decoded = (out / "second.svdi.png").read_bytes()
+    assert cli.decode_main([str(out / "second.svdi"), "--skip-existing"]) == 0
+    assert "second.svdi.png exists, skipped" in capsys.readouterr().err
+    assert (out / "second.svdi.png").read_bytes() == decoded
+    assert cli.encode_main(argv + ["--force"]) == 2
+    assert "not allowed with argument --skip-existing" in capsys.readouterr().err
+
+
 def test_output_is_input_refused_even_with_force(svdi: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     original = svdi.read_bytes()

@@ -379,6 +379,19 @@ def test_plot_rd_writes_png(tmp_path: Path) -> None:
         assert im.format == "PNG" and im.size[0] > 100
 
 
+def test_plot_rd_names_the_codecs_as_the_tables_do(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+    saved: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: saved.append(fig))
+    rows = [compare.RDPoint("x", codec, q, 100 * q, q / 10, 25 + q / 10)
+            for codec in ("jp2", "svdi-best", "lecture", "mine") for q in (10, 50)]
+    compare.plot_rd(rows, tmp_path / "rd.png")
+    legend = [text.get_text() for text in saved[0].axes[0].get_legend().get_texts()]
+    assert sorted(legend) == ["JPEG 2000", "mine", "svdi, every tool", "textbook SVD"]
+
+
 # ---------------------------------------------------------------- svdi-compare's report
 
 UNEXPLAINED = ("svdi-plain", "lecture", "unreachable", "nan", "inf")
@@ -456,7 +469,7 @@ def test_codecs_without_a_bd_rate_are_named_in_words(tmp_path: Path,
     Image.fromarray(np.full((32, 48, 3), (90, 140, 200), np.uint8)).save(flat)
     assert compare_cli.main([str(flat), "-q", "50", "--json"]) == 0
     bd = _strict_json(capsys.readouterr().out)["bd_rate_vs_jpeg_28_38dB"]
-    missing = [compare_cli.LABELS[c] for c, v in bd.items() if v is None]
+    missing = [compare.CODEC_LABELS[c] for c, v in bd.items() if v is None]
     assert missing
     assert compare_cli.main([str(flat), "-q", "50"]) == 0
     out = capsys.readouterr().out

@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,11 @@ def _add_outputs(parser: argparse.ArgumentParser, default: str) -> None:
                         help=f'output file, "-" for stdout (default: input with {default})')
     parser.add_argument("-d", "--outdir", metavar="DIR",
                         help="write each output into DIR (for several inputs)")
-    parser.add_argument("-f", "--force", action="store_true",
-                        help="overwrite existing output files")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("-f", "--force", action="store_true",
+                          help="overwrite existing output files")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="leave an input whose output file exists (a batch run again)")
     parser.add_argument("-j", "--jobs", type=_number(int, 1), metavar="N",
                         default=cores(),
                         help="files processed in parallel (default: all cores, %(default)s)")
@@ -186,6 +190,19 @@ def _destinations(parser: argparse.ArgumentParser, args: argparse.Namespace,
     if STDIO in dests and sys.stdout.isatty():
         parser.error("refusing to write binary data to a terminal; use -o FILE or redirect")
     return dests
+
+
+def _existing(args: argparse.Namespace, dests: Sequence[str], clashes: dict[int, str]
+              ) -> dict[int, Result]:
+    """With --skip-existing, the inputs whose output is a file already, by index, each with
+    the line that says so: the tools leave them (a batch stopped half-way and run again does
+    the rest). Outputs are whole or absent (written under a temporary name, then renamed), so an
+    existing one is a finished output, not one cut short."""
+    if not args.skip_existing:
+        return {}
+    return {i: Result(True, f"{display(src)}: output {display(dest)} exists, skipped")
+            for i, (src, dest) in enumerate(zip(args.inputs, dests))
+            if i not in clashes and dest != STDIO and os.path.isfile(dest)}
 
 
 def _collisions(prog: str, inputs: Sequence[str], dests: Sequence[str]) -> dict[int, str]:
@@ -631,14 +648,17 @@ def _encode_into(parser: argparse.ArgumentParser, args: argparse.Namespace,
                              aq=True if args.aq else None,
                              restore=True if args.restore else None)
     clashes = _collisions(parser.prog, args.inputs, dests)
+    skipped = _existing(args, dests, clashes)
     if not args.quiet:
-        for src, dest in zip(args.inputs, dests):
-            for note in _encode_name_notes(src, dest):
+        for i, (src, dest) in enumerate(zip(args.inputs, dests)):
+            for note in _encode_name_notes(src, dest) if i not in skipped else ():
                 print(f"{parser.prog}: {note}", file=sys.stderr)
     jobs = [EncodeJob(src, dest, options, args.force, args.verbose, args.strip, args.frame,
                       _pixel_limit(args.max_pixels), args.eight_bit)
-            for i, (src, dest) in enumerate(zip(args.inputs, dests)) if i not in clashes]
-    return _report(parser.prog, _batch(encode_one, jobs, args), args.quiet, len(clashes))
+            for i, (src, dest) in enumerate(zip(args.inputs, dests))
+            if i not in clashes and i not in skipped]
+    return _report(parser.prog, chain(skipped.values(), _batch(encode_one, jobs, args)),
+                   args.quiet, len(clashes))
 
 
 def encode_main(argv: Sequence[str] | None = None) -> int:
@@ -861,12 +881,14 @@ def _decode_into(parser: argparse.ArgumentParser, args: argparse.Namespace,
                  dests: list[str], formats: list[str | None]) -> int:
     limit = _pixel_limit(args.max_pixels)
     clashes = _collisions(parser.prog, args.inputs, dests)
+    skipped = _existing(args, dests, clashes)
     reduce = int(args.scale.split("/")[-1]) if "/" in args.scale else 1
     jobs = [DecodeJob(src, dest, str(fmt), args.components, limit, args.force, args.verbose,
                       args.strip, reduce, args.eight_bit, args.truncated)
             for i, (src, dest, fmt) in enumerate(zip(args.inputs, dests, formats))
-            if i not in clashes]
-    return _report(parser.prog, _batch(decode_one, jobs, args), args.quiet, len(clashes))
+            if i not in clashes and i not in skipped]
+    return _report(parser.prog, chain(skipped.values(), _batch(decode_one, jobs, args)),
+                   args.quiet, len(clashes))
 
 
 def decode_main(argv: Sequence[str] | None = None) -> int:

@@ -285,6 +285,11 @@ Measure = Literal["psnr", "ssim"]
 """A quality measure of a point: RGB PSNR, luma SSIM."""
 
 MEASURE_LABELS: dict[str, str] = {"psnr": "RGB PSNR (dB)", "ssim": "luma SSIM"}
+#: How each codec is named for a reader, in tables and plots (other names as they are).
+CODEC_LABELS: dict[str, str] = {
+    "svdi": "svdi", "svdi-plain": "svdi, plain layout", "svdi-best": "svdi, every tool",
+    "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "jp2": "JPEG 2000", "png": "PNG",
+    "lecture": "textbook SVD"}
 
 
 def quality_of(point: RDPoint, measure: Measure) -> float:
@@ -465,7 +470,7 @@ def plot_rd(
         finite = [(b, q) for _, b, q in points if math.isfinite(q) and (measure == "psnr" or q < 1.0)]
         if finite:
             xs, ys = zip(*sorted(finite))
-            ax.plot(xs, ys, marker="o", markersize=3, label=codec)
+            ax.plot(xs, ys, marker="o", markersize=3, label=CODEC_LABELS.get(codec, codec))
     if measure == "psnr":
         windows = ([(lo, hi)] if lo is not None and hi is not None else []) + list(bands)
         for i, (a, b) in enumerate(windows):  # see-through, so that overlapping windows both show
