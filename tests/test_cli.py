@@ -298,7 +298,7 @@ def test_info_text(svdi: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.info_main([str(svdi)]) == 0
     out = capsys.readouterr().out
     assert "37x23" in out and "mode RGB" in out and "format version 5" in out
-    assert "stores only r·(m+n+1) numbers per plane" in out
+    assert "the file stores r·(m+n+1) numbers per plane" in out
     assert out.count("blocks: U ") == 3
 
 

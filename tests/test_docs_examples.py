@@ -1,7 +1,8 @@
 """The docs' examples print what the docs say they print.
 
 docs/how-it-works.md and README.md quote svdi-info on the bundled sample; docs/arrays.md's
-time x sensors example states its file sizes and figures in comments. Each is run here, so a
+time x sensors example and how-it-works' classroom demo state their file sizes and figures in
+comments. Each is run here, so a
 change of the encoder that moves a figure fails a test instead of leaving the page stale.
 """
 
@@ -72,29 +73,48 @@ def _matches(value: object, figure: str) -> bool:
     return round(float(value), decimals) == float(figure.replace(",", ""))  # type: ignore[arg-type]
 
 
-def test_arrays_time_by_sensors_example_prints_its_comments() -> None:
-    block = next(b for b in code_blocks(ROOT / "docs/arrays.md", "python")
-                 if "seen by 64 sensors" in b)
+def _flat(values: object) -> list[object]:
+    """(256, 50), 384 -> [256, 50, 384]."""
+    if isinstance(values, tuple):
+        return [v for item in values for v in _flat(item)]
+    return [values]
+
+
+def run_commented_example(page: str, marker: str, samples: str) -> int:
+    """Run the python block of `page` holding `marker` statement by statement and check the
+    figures its comments state: after an assignment "# N bytes for M", the bytes of what it
+    assigns and of the array named `samples`; after an expression "# 7, 0.9999912", its
+    values. Returns how many comments were checked."""
+    block = next(b for b in code_blocks(ROOT / page, "python") if marker in b)
     lines = block.splitlines()
     namespace: dict[str, object] = {}
     checked = 0
     for statement in ast.parse(block).body:
         code = "\n".join(lines[statement.lineno - 1:statement.end_lineno])
-        exec(compile(ast.Module([statement], []), "docs/arrays.md", "exec"), namespace)  # noqa: S102 (the docs example is the code under test)
+        exec(compile(ast.Module([statement], []), page, "exec"), namespace)  # noqa: S102 (the docs example is the code under test)
         comment = lines[statement.end_lineno - 1].partition("#")[2]
         if isinstance(statement, ast.Assign) and "bytes" in comment:
             # "data = svdcodec.encode(...)  # 38,006 bytes for 5,120,000 (134:1)"
             name = ast.unparse(statement.targets[0])
             size, raw = _figures(comment)[:2]
             assert _matches(len(namespace[name]), size), f"{code}: {len(namespace[name])} bytes"
-            assert _matches(namespace["x"].nbytes, raw)  # type: ignore[attr-defined]
+            assert _matches(namespace[samples].nbytes, raw)  # type: ignore[attr-defined]
             checked += 1
         elif isinstance(statement, ast.Expr) and re.match(r"\s*\d", comment):
             # "s.kept, s.kept_energy  # 7, 0.9999912"
-            values = eval(compile(ast.Expression(statement.value), "docs/arrays.md", "eval"),
-                          namespace)
-            values = values if isinstance(values, tuple) else (values,)
+            values = _flat(eval(compile(ast.Expression(statement.value), page, "eval"),
+                                namespace))
             figures = _figures(comment)[:len(values)]
-            assert all(map(_matches, values, figures)), f"{code}: {values}, docs say {figures}"
+            assert len(figures) == len(values) and all(map(_matches, values, figures)), \
+                f"{code}: {values}, {page} says {figures}"
             checked += 1
-    assert checked >= 2
+    return checked
+
+
+def test_arrays_time_by_sensors_example_prints_its_comments() -> None:
+    assert run_commented_example("docs/arrays.md", "seen by 64 sensors", "x") >= 2
+
+
+def test_the_classroom_demo_prints_its_comments() -> None:
+    """how-it-works' demo: the file's factors and rank-r pictures are the demo's."""
+    assert run_commented_example("docs/how-it-works.md", "np.linalg.svd(X.astype", "X") >= 6

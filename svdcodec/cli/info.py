@@ -16,8 +16,9 @@ from ..codec.aq import binary16
 from ..decoder import kept_sigma
 from ..modes import PILLOW_MODES
 
-EXPLANATION = ("The decoded image has the full size, but the file stores only r·(m+n+1) numbers "
-               "per plane, quantized to small integers and entropy-coded.")
+EXPLANATION = ("The decoded image has the full size; the file stores r·(m+n+1) numbers per plane "
+               "(fewer than its m·n samples where the rank is low), quantized to small "
+               "integers, most of them 0, which the entropy coder packs into the bytes above.")
 
 
 #: Kept singular values svdi-info prints per plane (all of them in --json).
