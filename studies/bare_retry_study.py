@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Sizes of max_error files with whichever svdcodec is on the path, for the encoder's retry
 without a layer (encoder.residual.bare_residual_bytes, docs/lossless.md): benchmarks/lossless.py's
-sets (Kodak lossless, the 16-bit set at E = 0, 1, 2, 4) and noise of 8 and 16 bits. One JSON
-line per file; run it once per tree and compare.
+sets (Kodak lossless, the 16-bit set at E = 0, 1, 2, 4), noise of 8 and 16 bits, and smooth
+synthetic fields (ramps, whose bounded residuals are staircases). One JSON line per file; run it
+once per tree and compare.
 
-    PYTHONPATH=TREE python studies/bare_retry_study.py --corpus DIR {noise,medical,kodak}
+    PYTHONPATH=TREE python studies/bare_retry_study.py --corpus DIR {noise,medical,kodak,smooth}
 """
 
 from __future__ import annotations
@@ -37,10 +38,20 @@ def noise_cases(kodim05: np.ndarray) -> list[tuple[str, np.ndarray]]:
              np.clip(k + rng.normal(0, 12, k.shape), 0, 255).astype(np.uint8))]
 
 
+def smooth_cases() -> list[tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:512, 0:640]
+    wave = 20000 + 8000 * np.sin(x / 50) * np.cos(y / 70)
+    return [("u16 ramp 512x640", (x * 100 + y * 20).astype(np.uint16)),
+            ("u16 waves + N(0,30)", (wave + rng.normal(0, 30, x.shape)).astype(np.uint16)),
+            ("u16 waves", wave.astype(np.uint16)),
+            ("u8 ramp rgb", np.stack([x // 3, y // 2, (x + y) // 5], -1).astype(np.uint8))]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)
-    parser.add_argument("set", choices=["noise", "medical", "kodak"])
+    parser.add_argument("set", choices=["noise", "medical", "kodak", "smooth"])
     args = parser.parse_args()
     paths = sorted(args.corpus.glob("kodim*.png"))
     if args.set == "kodak":
@@ -55,6 +66,9 @@ def main() -> int:
     if args.set == "medical":
         cases = [(name, image, bound) for name, image in bench.medical_images(paths, 6)
                  for bound in bench.BOUNDS]
+    elif args.set == "smooth":
+        cases = [(name, image, bound) for name, image in smooth_cases()
+                 for bound in (0, 1, 4, 16, 64, 256)]
     else:
         kodim05 = np.asarray(Image.open(paths[4]).convert("RGB"))
         cases = [(name, image, bound) for name, image in noise_cases(kodim05)

@@ -185,11 +185,11 @@ def residual_bytes(q: np.ndarray) -> int:
 ESTIMATE_ZSTD_LEVEL = 3
 
 
-def frame_bytes(residuals: np.ndarray) -> int:
+def frame_bytes(residuals: np.ndarray, level: int = ESTIMATE_ZSTD_LEVEL) -> int:
     """An estimate of what a residual block's elements cost: zstd at a fast level of their
     bytes as stored (the choice between a block's int32 and wrapped int16 forms)."""
     raw = np.ascontiguousarray(residuals).tobytes()
-    return len(zstandard.ZstdCompressor(level=ESTIMATE_ZSTD_LEVEL).compress(raw))
+    return len(zstandard.ZstdCompressor(level=level).compress(raw))
 
 
 #: How many times `_bounded_floats` may halve the step 2E.

@@ -256,10 +256,11 @@ BARE_TYPES = (np.uint8, np.int8, np.uint16, np.int16)
 def bare_residual_bytes(pixels: np.ndarray, request: ResidualRequest) -> int | None:
     """An estimate of the residual blocks of a file with no layer (rank 0): the residual of
     every channel over zero samples (red and blue less green, as `with_residuals` codes RGB),
-    with the predictor of lowest entropy, at zstd's fast level (`rule.frame_bytes`), on one
-    band of rows in tuning.BARE_SAMPLE_EVERY (a small image whole), scaled to the image.
-    Unlike the encoder's level 19 it finds no long matches, so it overestimates smooth
-    samples (photos) and is close for noise, which it is for. None for the types outside
+    with the predictor of lowest entropy, at zstd's fast levels (`rule.frame_bytes` at each
+    of tuning.BARE_ESTIMATE_LEVELS, the smallest), on one band of rows in
+    tuning.BARE_SAMPLE_EVERY (a small image whole), scaled to the image. Unlike the encoder's
+    level 19 it finds no long matches, so it overestimates smooth samples (photos) and is
+    close for noise, which it is for. None for the types outside
     BARE_TYPES and for requests other than max_error's, a residual on every channel (the
     default exactness of alpha and constant channels leaves a lossy file's layer alone)."""
     if pixels.dtype not in BARE_TYPES or request.if_needed \
@@ -275,7 +276,8 @@ def bare_residual_bytes(pixels: np.ndarray, request: ResidualRequest) -> int | N
          for c in range(channels)}
     if pixels.dtype in (np.uint8, np.uint16) and channels in (3, 4):
         q[0], q[2] = q[0] - q[1], q[2] - q[1]
-    estimate = sum(rule.frame_bytes(grid_prediction(grid)[1]) for grid in q.values())
+    estimate = sum(min(rule.frame_bytes(grid_prediction(grid)[1], level)
+                       for level in tuning.BARE_ESTIMATE_LEVELS) for grid in q.values())
     return estimate * h // len(rows)
 
 

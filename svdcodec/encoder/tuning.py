@@ -156,6 +156,11 @@ RESIDUAL_BLOCK_SAMPLES = 1 << 22
 #: estimate's time on the whole.
 BARE_SAMPLE_ROWS = 16
 BARE_SAMPLE_EVERY = 8
+#: The zstd levels of that estimate, the smallest kept: level 3 is within 1 % of noise's bare
+#: file; the residual of a ramp under a bound is a staircase, whose repeats level 6 finds and
+#: level 3 does not (a 16-bit ramp at max_error=16: level 3 5.8 x the bare file, kept its layer
+#: at 3.7 x; level 6 1.9 x). Level 6 alone overshoots noise by 3 % (docs/lossless.md).
+BARE_ESTIMATE_LEVELS = (3, 6)
 #: The encoder tries that file where the estimate is below this fraction of the file with its
 #: layer. The estimate is within 1 % of noise's bare file and 7-17 % above most photos' (zstd's
 #: fast level finds no long matches), but it reaches 0.96-0.99 of two Kodak photos whose bare
