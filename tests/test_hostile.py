@@ -227,6 +227,20 @@ def test_encode_refuses_non_finite_floats(value: float, dtype: type) -> None:
         Image.fromarray(pixels.astype(np.float32), "F").save(io.BytesIO(), format="SVDI")
 
 
+def test_singular_values_of_a_huge_adapted_plane_read_v_alone() -> None:
+    """svdi-info and stored_spectrum read no pixel limit (a file of any size is described):
+    the σ they print of a patch plane come from V alone. An 8 KB file declaring a 32768²
+    adapted plane (version 6, K = 2) made svdi-info build the plane's map from all of U:
+    5 GB; at 65536², 21 GB (a reviewer's hostile file, tests/regressions)."""
+    data = (REGRESSIONS / "adapted_map_info_bomb.svdi").read_bytes()
+    from svdcodec.cli.info import info_report
+    for call in (lambda: info_report("bomb.svdi", data), lambda: svdcodec.stored_spectrum(data)):
+        error, peak = traced_peak(call)
+        assert error is None and peak < 4 * 1024 * 1024, (error, peak)
+    (plane,) = container.unpack(data).planes
+    assert plane.adapted and plane.height * plane.width == 1 << 30
+
+
 # ----------------------------------------------------------------------------- regressions
 
 

@@ -32,6 +32,7 @@ from ..format.inputs import FileInput, file_bytes, is_path
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import QuietSerial, single_threaded
 from .plane import PlaneReconstructor, kernel_multiplies, pass_budget
+from .reference import factor_integers
 from .render import check_image, render_image
 from .residuals import apply_group, apply_residuals, band_bounds
 
@@ -260,15 +261,15 @@ def unit_rows(plane: Plane, sigma: np.ndarray, Vt: np.ndarray,
 
 def kept_sigma(container: Container, plane: Plane) -> np.ndarray:
     """The plane's S as read_factors gives it, float32, before the sample scale: for a patch
-    layout that reads its V factor (p x p rows), not U."""
+    layout that reads its V factor (p x p rows) alone, never U nor an adapted plane's map,
+    whose memory grows with the image (svdi-info and stored_spectrum take files of any size)."""
     sigma = container.singular_values(plane.index)[:plane.rank].astype(np.float32)
     if plane.layout == LAYOUT_PLAIN or not sigma.size:
         return sigma
-    with np.errstate(all="ignore"), single_threaded():
-        rows = PlaneReconstructor(container, plane, plane.rank, [(0, plane.height)],
-                                  pass_budget(4 * (plane.matrix_shape[1] + 1) * plane.rank),
-                                  {}, kernels.get())
-        Vt = np.ascontiguousarray(rows.factor("V", (plane.step / sigma).astype(np.float32)).T)
+    with np.errstate(all="ignore"):
+        integers = factor_integers(container, plane, "V", plane.rank)
+        Vt = np.ascontiguousarray(
+            (integers.astype(np.float32) * (plane.step / sigma).astype(np.float32)).T)
         return unit_rows(plane, sigma, Vt)
 
 
