@@ -352,10 +352,15 @@ function checkWork(planes) {
   if (work > MAX_WORK) throw new SvdiError(`reconstruction work ${work} exceeds the limit ${MAX_WORK}`);
 }
 
+// The pixels the limit counts: an image of more than 4 channels once for every 4 (a Pillow
+// pixel holds at most 4 samples), as the reference decoder counts them (spec §3, Limits).
 function checkPixels(header, maxPixels) {
-  if (maxPixels != null && header.width * header.height > maxPixels) {
-    throw new SvdiError(`image of ${header.width}x${header.height} pixels exceeds the limit of ` +
-      `${maxPixels} pixels (maxPixels)`);
+  const counted = header.width * header.height * Math.ceil(header.channels / 4);
+  if (maxPixels != null && counted > maxPixels) {
+    const note = header.channels <= 4 ? "" :
+      ` of ${header.channels} channels (counted as ${counted} pixels, one for every 4 channels)`;
+    throw new SvdiError(`image of ${header.width}x${header.height} pixels${note} exceeds the ` +
+      `limit of ${maxPixels} pixels (maxPixels)`);
   }
 }
 

@@ -126,6 +126,6 @@ def decode_chunk(data: bytes, shape: tuple[int, ...] | None = None,
                         f"does not hold a chunk of shape {tuple(shape)}")
     if dtype is not None and header.dtype != supported_dtype(dtype):
         raise SvdiError(f"stored samples are {header.dtype}, the chunk's are {np.dtype(dtype)}")
-    pixels = decode(data, max_pixels=header.width * header.height)
+    pixels = decode(data, max_pixels=header.counted_pixels)
     out = pixels.reshape(shape)
     return out if dtype is None else out.astype(np.dtype(dtype), copy=False)

@@ -120,6 +120,27 @@ def test_pixel_limit_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
     assert svdcodec.decode(data).shape == (7, 13)
 
 
+def test_pixel_limit_counts_every_4_channels_as_a_pixel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pixel of Pillow holds at most 4 samples: an image of more channels counts once for
+    every 4, so that the limit bounds the samples. A 51 KB file declaring 2^20 x 64 pixels of
+    255 channels (67 M pixels, under the limit as pixels) made decode allocate 16 GiB and
+    fail with numpy's MemoryError (a reviewer's hostile file, tests/regressions)."""
+    bomb = (REGRESSIONS / "wide_channels_pixel_count.svdi").read_bytes()
+    header, _ = container.read_headers(io.BytesIO(bomb))
+    assert (header.width * header.height, header.channels) == (1 << 26, 255)
+    assert_rejected_cheaply(bomb, "of 255 channels (counted as 4294967296 pixels, one for every "
+                                  "4 channels) exceeds the limit")
+    data = svdcodec.encode(np.arange(7 * 13 * 5, dtype=np.uint8).reshape(7, 13, 5))
+    assert_rejected_cheaply(data, "13x7 pixels of 5 channels (counted as 182 pixels, one for "
+                                  "every 4 channels) exceeds the limit of 181", max_pixels=181)
+    assert svdcodec.decode(data, max_pixels=182).shape == (7, 13, 5)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 181)
+    with pytest.warns(Image.DecompressionBombWarning, match="counted as 182 pixels"):
+        svdcodec.decode(data)
+    four = svdcodec.encode(np.zeros((7, 13, 4), np.uint8))
+    assert svdcodec.decode(four, max_pixels=91).shape == (7, 13, 4)
+
+
 # ----------------------------------------------------------------------------- work
 
 

@@ -95,8 +95,9 @@ def _load(data: bytes, max_pixels: int | None | bool, components: int | None,
     container = unpack(data, max_pixels=refuse, limit_note=why,
                        truncated=truncated == "fill")
     h = container.header
-    if warn is not None and h.width * h.height > warn:
-        warnings.warn(f"image of {h.width}x{h.height} = {h.width * h.height} pixels exceeds "
+    if warn is not None and h.counted_pixels > warn:
+        warnings.warn(f"image of {h.width}x{h.height} = {h.width * h.height} pixels"
+                      f"{h.counted_note()} exceeds "
                       f"PIL.Image.MAX_IMAGE_PIXELS = {warn}: could be a decompression bomb "
                       "(max_pixels=None silences this)", Image.DecompressionBombWarning,
                       stacklevel=3)

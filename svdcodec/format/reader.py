@@ -849,12 +849,20 @@ def _check_cut_chunk(ended: Truncation, chunk: str, header: Header, blocks: bool
                     f"(the file ends inside it at byte {ended.size})")
 
 
+def _check_pixels(header: Header, max_pixels: int, limit_note: str) -> None:
+    """Refuse an image of more than `max_pixels` (`Header.counted_pixels`)."""
+    if header.counted_pixels > max_pixels:
+        raise SvdiError(f"image of {header.width}x{header.height} pixels{header.counted_note()} "
+                        f"exceeds the limit of {max_pixels} pixels{limit_note}")
+
+
 def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
            limit_note: str = "", truncated: bool = False) -> Container:
     """Parse and validate a whole file. Raises SvdiError for anything that is not a valid .svdi.
 
-    max_pixels: refuse images of more pixels, checked on HEAD before any block is read (the
-    message ends with `limit_note`, which says where the limit came from).
+    max_pixels: refuse images of more pixels (`Header.counted_pixels`: more than 4 channels
+    count once for every 4), checked on HEAD before any block is read (the message ends with
+    `limit_note`, which says where the limit came from).
 
     truncated: a file that ends early (a download cut short) is taken as far as it is whole:
     its complete chunks are checked as in a whole file, the chunk it ends in is dropped, and
@@ -881,15 +889,21 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     # then knows whether HEAD and the PLANs arrived (what decoding what arrived needs)
     cut: list[Truncation] = []
     compiled = kernels.get()  # asked once: each chunk's parser takes it
+    if max_pixels is not None and compiled is not None:
+        # The limit on a whole first HEAD before the compiled table of every chunk, whose
+        # memory grows with their count: a refused file costs nothing beyond its bytes. (The
+        # Python walk reaches HEAD first anyway; a first chunk it would refuse, it refuses.)
+        first = next(iter(_chunks(data, [])), None)
+        if first is not None and first[0] == b"HEAD":
+            _check_pixels(_parse_header(first[1])[0], max_pixels, limit_note)
     for kind, payload in _chunk_walk(data, cut, compiled):
         if header is None:
             if kind != b"HEAD":
                 raise SvdiError("first chunk must be HEAD")
             header, nplanes = _parse_header(payload)
             order = ResidualOrder(header)
-            if max_pixels is not None and header.width * header.height > max_pixels:
-                raise SvdiError(f"image of {header.width}x{header.height} pixels exceeds the "
-                                f"limit of {max_pixels} pixels{limit_note}")
+            if max_pixels is not None:
+                _check_pixels(header, max_pixels, limit_note)
         elif kind == b"HEAD":
             raise SvdiError("more than one HEAD chunk")
         elif kind == b"PLAN":

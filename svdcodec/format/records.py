@@ -282,6 +282,20 @@ class Header:
     def dtype(self) -> np.dtype:
         return SAMPLE_TYPES[self.sample_type]
 
+    @property
+    def counted_pixels(self) -> int:
+        """The pixels a decoder's limit (max_pixels) counts: width x height, an image of more
+        than 4 channels counted once for every 4 (a Pillow pixel holds at most 4 samples), so
+        that the limit bounds the samples of any file as it does of Pillow's images."""
+        return self.width * self.height * -(-self.channels // 4)
+
+    def counted_note(self) -> str:
+        """How counted_pixels was counted, for the message of a refusal ("" up to 4 channels)."""
+        if self.channels <= 4:
+            return ""
+        return (f" of {self.channels} channels (counted as {self.counted_pixels} pixels, one "
+                "for every 4 channels)")
+
     def plane_shape(self, index: int) -> tuple[int, int]:
         """Height and width of plane `index`, implied by the image size and the subsampling."""
         if self.subsampling and index in (1, 2):
