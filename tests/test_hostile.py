@@ -30,6 +30,9 @@ VECTORS = ROOT / "spec" / "vectors"
 #: A rejected input may use this much traced memory beyond its own bytes.
 BUDGET = 64 * 1024
 REGRESSION_FILES = sorted(REGRESSIONS.glob("*.svdi"))
+#: Files only a limit stops (decoded without one they take gigabytes): not in REGRESSIONS,
+#: which other tests decode with max_pixels=None.
+LIMITS = ROOT / "tests" / "limits"
 
 
 def vector(name: str) -> bytes:
@@ -124,8 +127,8 @@ def test_pixel_limit_counts_every_4_channels_as_a_pixel(monkeypatch: pytest.Monk
     """A pixel of Pillow holds at most 4 samples: an image of more channels counts once for
     every 4, so that the limit bounds the samples. A 51 KB file declaring 2^20 x 64 pixels of
     255 channels (67 M pixels, under the limit as pixels) made decode allocate 16 GiB and
-    fail with numpy's MemoryError (a reviewer's hostile file, tests/regressions)."""
-    bomb = (REGRESSIONS / "wide_channels_pixel_count.svdi").read_bytes()
+    fail with numpy's MemoryError (a reviewer's hostile file, tests/limits)."""
+    bomb = (LIMITS / "wide_channels_pixel_count.svdi").read_bytes()
     header, _ = container.read_headers(io.BytesIO(bomb))
     assert (header.width * header.height, header.channels) == (1 << 26, 255)
     assert_rejected_cheaply(bomb, "of 255 channels (counted as 4294967296 pixels, one for every "
@@ -252,8 +255,8 @@ def test_singular_values_of_a_huge_adapted_plane_read_v_alone() -> None:
     """svdi-info and stored_spectrum read no pixel limit (a file of any size is described):
     the σ they print of a patch plane come from V alone. An 8 KB file declaring a 32768²
     adapted plane (version 6, K = 2) made svdi-info build the plane's map from all of U:
-    5 GB; at 65536², 21 GB (a reviewer's hostile file, tests/regressions)."""
-    data = (REGRESSIONS / "adapted_map_info_bomb.svdi").read_bytes()
+    5 GB; at 65536², 21 GB (a reviewer's hostile file, tests/limits)."""
+    data = (LIMITS / "adapted_map_info_bomb.svdi").read_bytes()
     from svdcodec.cli.info import info_report
     for call in (lambda: info_report("bomb.svdi", data), lambda: svdcodec.stored_spectrum(data)):
         error, peak = traced_peak(call)

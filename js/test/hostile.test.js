@@ -140,10 +140,10 @@ test("the pixel limit is checked on HEAD, before any block", () => {
 });
 
 test("the pixel limit counts an image of more than 4 channels once for every 4", () => {
-  // 2^20 x 64 pixels of 255 channels in 51 KB: 67 M pixels, 4.3 G counted (the reference
-  // decoder's regression file); uncounted, the decoder allocated 2.4 GB
+  // 2^20 x 64 pixels of 255 channels in 51 KB: 67 M pixels, 4.3 G counted (tests/limits/,
+  // shared with the reference decoder's tests); uncounted, this decoder allocated 2.4 GB
   const wide = new Uint8Array(readFileSync(fileURLToPath(
-    new URL("../../tests/regressions/wide_channels_pixel_count.svdi", import.meta.url))));
+    new URL("../../tests/limits/wide_channels_pixel_count.svdi", import.meta.url))));
   assert.throws(() => svdi.decode(wide), (e) => e instanceof svdi.SvdiError &&
     /1048576x64 pixels of 255 channels \(counted as 4294967296 pixels, one for every 4 channels\) exceeds the limit of 89478485 pixels/.test(e.message));
   assert.throws(() => svdi.readHeader(wide, { maxPixels: 4294967295 }), /counted as 4294967296/);
