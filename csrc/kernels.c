@@ -7939,31 +7939,45 @@ HOT static void aq_class_row(const double *RESTRICT mean, const double *RESTRICT
 }
 
 PyDoc_STRVAR(aq_map_doc,
-"aq_map(ints, grid_width, limits, mean_weight, out) -> None\n\n"
+"aq_map(ints, grid_width, limits, mean_weight, out, carry=None, top=True) -> None\n\n"
 "codec.aq.causal_map into out (int32, C-contiguous, m): ints (m, K') float32 integers of\n"
 "components 0..K'-1 (1 <= K' <= 16) of a patch grid of grid_width columns (m a multiple),\n"
-"limits (6,) float64 the thresholds t_j, mean_weight R_p.");
+"limits (6,) float64 the thresholds t_j, mean_weight R_p.\n\n"
+"With carry (float64, C-contiguous, 2 x (grid_width + 2)), out is a band of the grid's rows\n"
+"and ints holds them and, where the band does not end the grid, one row more: the row below,\n"
+"of which only component 0 (the patch means) is read. top: the band starts the grid; else\n"
+"carry holds the padded patch means (row 0) and energies (row 1) of the row above the band,\n"
+"as the previous band's call left them; on return carry holds the band's last row's.");
 
 static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"ints", "grid_width", "limits", "mean_weight", "out", NULL};
-    PyObject *o_ints, *o_limits, *o_out, *result = NULL;
+    static char *names[] = {"ints", "grid_width", "limits", "mean_weight", "out", "carry",
+                            "top", NULL};
+    PyObject *o_ints, *o_limits, *o_out, *o_carry = Py_None, *result = NULL;
     Py_ssize_t gw;
     double weight;
-    Arr ints = {0}, limits = {0}, out = {0};
+    int top = 1;
+    Arr ints = {0}, limits = {0}, out = {0}, carry = {0};
     double *work = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOdO:aq_map", names, &o_ints, &gw,
-                                     &o_limits, &weight, &o_out))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOdO|Op:aq_map", names, &o_ints, &gw,
+                                     &o_limits, &weight, &o_out, &o_carry, &top))
         return NULL;
+    const int banded = o_carry != Py_None;
     if (get_array(o_ints, &ints, "ints", 2, T_F32, 0) < 0
         || get_array(o_limits, &limits, "limits", 1, T_F64, 0) < 0
-        || get_array(o_out, &out, "out", 1, T_I32, A_WRITABLE | A_CONTIGUOUS) < 0)
+        || get_array(o_out, &out, "out", 1, T_I32, A_WRITABLE | A_CONTIGUOUS) < 0
+        || (banded && get_array(o_carry, &carry, "carry", 2, T_F64,
+                                A_WRITABLE | A_CONTIGUOUS) < 0))
         goto done;
-    Py_ssize_t m = ints.shape[0], kk = ints.shape[1];
+    Py_ssize_t m = out.size, rows_in = ints.shape[0], kk = ints.shape[1];
     if (gw < 1 || m % gw != 0 || kk < 1 || kk > AQ_MAX_COMPONENTS || limits.size != 6
-        || out.size != m) {
+        || !(rows_in == m || (banded && m > 0 && gw <= PY_SSIZE_T_MAX - m
+                              && rows_in == m + gw))
+        || (banded && (carry.shape[0] != 2 || carry.shape[1] != gw + 2))
+        || (!banded && !top)) {
         value_error("aq_map: needs ints (m, K') with 1 <= K' <= 16 and m a multiple of "
-                    "grid_width >= 1, limits (6,), out (m,)");
+                    "grid_width >= 1, limits (6,), out (m,); with carry (2, grid_width + 2), "
+                    "ints may hold one grid row more than out; top=False needs carry");
         goto done;
     }
     Py_ssize_t gh = m / gw;
@@ -7974,9 +7988,10 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
         result = Py_NewRef(Py_None);
         goto done;
     }
-    /* the patch means, each grid row padded (gh x (gw + 2)); two rows of energies, padded
-       (2 x (gw + 2)); a row's mean terms (gw); its classes (gw int32, in a row of doubles) */
-    Py_ssize_t padded = gw + 2, n = mul_size(gh + 2, padded);
+    /* the patch means, each grid row padded: the row above the band, its gh rows, the row
+       below ((gh + 2) x (gw + 2)); two rows of energies, padded (2 x (gw + 2)); a row's mean
+       terms (gw); its classes (gw int32, in a row of doubles) */
+    Py_ssize_t padded = gw + 2, n = mul_size(gh + 4, padded);
     n = n < 0 || n > PY_SSIZE_T_MAX - 2 * gw ? -1 : n + 2 * gw;
     if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double)
         || !(work = PyMem_Malloc((size_t)n * sizeof(double)))) {
@@ -7984,23 +7999,33 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     int32_t *o = (int32_t *)out.data;
+    double *state = banded ? (double *)carry.data : NULL;
+    const int below = rows_in > m;
     Py_BEGIN_ALLOW_THREADS
-    double *mu = work, *previous = mu + gh * padded, *current = previous + padded,
+    double *mu = work, *previous = mu + (gh + 2) * padded, *current = previous + padded,
            *mean = current + padded;
     int32_t *cls = (int32_t *)(mean + gw);
     const Py_ssize_t rs = ints.strides[0], cs = ints.strides[1];
-    for (Py_ssize_t y = 0; y < gh; y++) {
-        double *row = mu + y * padded;
+    for (Py_ssize_t y = 0; y < gh + below; y++) { /* mu row y + 1: the band's row y */
+        double *row = mu + (y + 1) * padded;
         const char *src = ints.data + y * gw * rs;
         for (Py_ssize_t x = 0; x < gw; x++)
             row[x + 1] = ld_f32(src + x * rs);
         row[0] = row[1];
         row[gw + 1] = row[gw];
     }
+    if (!below) /* the grid's last row: its own means below it */
+        memcpy(mu + (gh + 1) * padded, mu + gh * padded, (size_t)padded * sizeof(double));
+    if (top) /* the grid's first row: its own means above it, and no energies */
+        memcpy(mu, mu + padded, (size_t)padded * sizeof(double));
+    else {
+        memcpy(mu, state, (size_t)padded * sizeof(double));
+        memcpy(previous, state + padded, (size_t)padded * sizeof(double));
+    }
     for (Py_ssize_t y = 0; y < gh; y++) {
-        aq_mean_row(mu + (y > 0 ? y - 1 : 0) * padded, mu + y * padded,
-                    mu + (y + 1 < gh ? y + 1 : y) * padded, gw, weight, mean);
-        aq_class_row(mean, y > 0 ? previous : NULL, gw, t, cls);
+        aq_mean_row(mu + y * padded, mu + (y + 1) * padded, mu + (y + 2) * padded, gw, weight,
+                    mean);
+        aq_class_row(mean, y > 0 || !top ? previous : NULL, gw, t, cls);
         int32_t *row_m = o + y * gw;
         for (Py_ssize_t x = 0; x < gw; x++)
             row_m[x] = aq_classes[cls[x]];
@@ -8019,6 +8044,10 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
         previous = current;
         current = swap;
     }
+    if (state != NULL) { /* the band's last row, for the band below */
+        memcpy(state, mu + gh * padded, (size_t)padded * sizeof(double));
+        memcpy(state + padded, previous, (size_t)padded * sizeof(double));
+    }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
@@ -8026,6 +8055,7 @@ done:
     release(&ints);
     release(&limits);
     release(&out);
+    release(&carry);
     return result;
 }
 

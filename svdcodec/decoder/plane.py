@@ -206,12 +206,13 @@ class PlaneReconstructor:
                 self.buffers.expect(LEFT, most * self.rank)
             self.buffers.expect("product", most * max(j1 - j0 for j0, j1 in self.columns))
         # Version 6 (spec §5.5): an adapted plane's M per matrix row, derived once, in a
-        # serial pass over the grid rows, before any band multiplies (A o M) with shift F + 4
-        # (`load` makes it from the filled rows where `map_from_left`)
+        # serial pass over the grid rows, before any band multiplies (A o M) with shift F + 4:
+        # by the first `load_columns` (`load` makes it from the filled rows where
+        # `map_from_left`), not here: a caller that only looks at the plan (the band
+        # renderer's, which may choose another path) makes no map.
         self.adapted = bool(components)
         self.container = container
-        self.row_m = (self._row_multipliers(container) if components and not self.map_from_left
-                      else None)
+        self.row_m: np.ndarray | None = None
         self.product_shift = (None if plane.shift is None
                               else plane.shift + (aq.UNIT_BITS if components else 0))
         # released (the band renderer, which reads each band once): the held sparse blocks of
@@ -371,17 +372,35 @@ class PlaneReconstructor:
 
     def _row_multipliers(self, container: Container) -> np.ndarray:
         """An adapted plane's M per matrix row (int32, m; spec §5.5): compiled, from U's first
-        min(K, rank) components filled as the bands fill them (`_fill`) and `_kernels.aq_map`;
-        otherwise (or for a preview of fewer components) the reference's pass."""
+        min(K, rank) components filled as the bands fill them (`_fill`) and `_kernels.aq_map`,
+        in bands of grid rows within the pass budget (each band's integers, one grid row
+        more for the patch means below it, and the kernel's binary64 means), the rule's state
+        carried from band to band: the map's memory is then its own int32 per row, not the
+        components' of every row; otherwise (or for a preview of fewer components) the
+        reference's pass."""
         plane = self.plane
         components = min(plane.aq[0], plane.rank)
         if self.compiled is None or components > self.rank:
             return row_multipliers(container, plane).astype(np.int32)
-        first = [(b, min(w, components - b.first), streams) for b, w, streams in self.u
-                 if b.first < components]
-        ints = np.zeros((self.m, components), dtype=np.float32)
-        self._fill(ints, first, plane.grid, 0, self.m)
-        return self._map(ints)
+        # (the held streams whole: the map reads every row before any band is released)
+        first = [(b, min(w, components - b.first),
+                  streams.streams if isinstance(streams, SparsePieces) else streams)
+                 for b, w, streams in self.u if b.first < components]
+        gw = plane.grid[1]
+        per = max(1, self.budget // ((4 * components + 8) * gw)) * gw
+        limits = aq.thresholds(plane.aq[1], plane.step, plane.patch)
+        weight = aq.mean_weight(plane.patch)
+        out = np.empty(self.m, dtype=np.int32)
+        carry = np.zeros((2, gw + 2))
+        ints = np.empty((min(per + gw, self.m), components), dtype=np.float32)
+        for r0 in range(0, self.m, per):
+            r1 = min(r0 + per, self.m)
+            below = min(r1 + gw, self.m)  # and the grid row below the band, if any
+            band = ints[:below - r0]
+            band[:] = 0
+            self._fill(band, first, plane.grid, r0, below)
+            self.compiled.aq_map(band, gw, limits, weight, out[r0:r1], carry, r0 == 0)
+        return out
 
     def multipliers(self) -> np.ndarray | None:
         """An adapted plane's M per matrix row (int32, m), made now if no pass has been
@@ -469,6 +488,8 @@ class PlaneReconstructor:
                 self.B = B
             else:
                 self.Bt = B.T.astype(np.float64)  # the binary64 copy of the exact product
+        if self.adapted and not self.map_from_left:
+            self.multipliers()  # before any band multiplies, in this thread
 
     def load(self, k: int) -> None:
         """The scaled left factor of the matrix rows of pass k's bands (unless each band
