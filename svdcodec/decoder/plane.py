@@ -376,12 +376,15 @@ class PlaneReconstructor:
         in bands of grid rows within the pass budget (each band's integers, one grid row
         more for the patch means below it, and the kernel's binary64 means), the rule's state
         carried from band to band: the map's memory is then its own int32 per row, not the
-        components' of every row; otherwise (or for a preview of fewer components) the
-        reference's pass."""
+        components' of every row (a preview of fewer components: through a reconstructor of
+        the map's); on the numpy path, the reference's pass."""
         plane = self.plane
         components = min(plane.aq[0], plane.rank)
-        if self.compiled is None or components > self.rank:
+        if self.compiled is None:
             return row_multipliers(container, plane).astype(np.int32)
+        if components > self.rank:  # a preview of fewer components than the map reads
+            return PlaneReconstructor(container, plane, components, [(0, plane.height)],
+                                      self.budget, {}, self.compiled)._row_multipliers(container)
         # (the held streams whole: the map reads every row before any band is released)
         first = [(b, min(w, components - b.first),
                   streams.streams if isinstance(streams, SparsePieces) else streams)
