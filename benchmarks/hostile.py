@@ -60,7 +60,7 @@ from PIL import Image, UnidentifiedImageError
 import svdcodec
 from svdcodec import SvdiError
 from svdcodec import format as fmt
-from svdcodec.codec import exact
+from svdcodec.codec import aq, exact
 from svdcodec.decoder.reference import decode_reference
 
 VECTORS = REPO / "spec" / "vectors"
@@ -208,13 +208,15 @@ def residual_chunks(header: fmt.Header, rows_per_block: int) -> Iterator[bytes]:
 
 def worst(name: str, mode: str, width: int, height: int, layout: str, content: str,
           rank: int | None = None, residual_rows: int | None = None,
-          deblock: bool = False) -> Case:
+          deblock: bool = False, adapted: bool = False) -> Case:
     """A valid file at the caps; with `residual_rows`, a version 2 file (exact planes) with
     residual blocks of that many rows on every channel; with `deblock`, version 4 with the
-    deblocking filter on every plane, thresholds 255 (every edge is tested and moved)."""
+    deblocking filter on every plane, thresholds 255 (every edge is tested and moved); with
+    `adapted`, version 6 with adaptive quantization on every plane, K = 16 (the map reads
+    min(16, rank) components of every row: the most its pass reads)."""
     stype, channels, colour, sub = MODES[mode]
     version = 3 if stype == 2 and colour else 1 if residual_rows is None else 2
-    version = 4 if deblock else version
+    version = 4 if deblock or adapted else version  # adapted: written as 4, then made 6
     header = fmt.Header(width, height, stype, channels, colour, sub, 1.0, version)
     kind, patch = (fmt.LAYOUT_PLAIN, 0) if layout == "plain" else (fmt.LAYOUT_PATCH,
                                                                     int(layout[5:]))
@@ -226,6 +228,7 @@ def worst(name: str, mode: str, width: int, height: int, layout: str, content: s
             planes = [dataclasses.replace(p, shift=exact_shift(p, content)) for p in planes]
         if deblock:
             planes = [dataclasses.replace(p, deblock=(255, 255, 255)) for p in planes]
+
         with open(path, "wb") as f:
             f.write(fmt.pack_header(header, planes))
             for p in planes:
@@ -234,9 +237,17 @@ def worst(name: str, mode: str, width: int, height: int, layout: str, content: s
             if residual_rows is not None:
                 f.writelines(residual_chunks(header, residual_rows))
             f.write(fmt.END)
+        if adapted:  # version 6 packs its blocks as records (spec §4.2): written again
+            box = fmt.unpack(path.read_bytes())
+            # A o M has up to 5 bits more than A (M <= 26 in 1/16): the shift 5 bits smaller
+            planes = [dataclasses.replace(p, aq=(16, aq.g_bits(100.0)),
+                                          shift=max(0, (p.shift or 0) - 5)) for p in box.planes]
+            path.write_bytes(fmt.pack(dataclasses.replace(
+                box, header=dataclasses.replace(box.header, version=6), planes=planes), 1))
     ranks = "max" if rank is None else rank
     extra = "" if residual_rows is None else f", RBLK int32 of {residual_rows} rows per block"
     extra += ", deblocking filter on every plane" if deblock else ""
+    extra += ", adaptive quantization (K = 16) on every plane" if adapted else ""
     return Case(name, f"{mode} {width}x{height} {layout} rank {ranks}, {content}{extra}", build)
 
 
@@ -312,6 +323,12 @@ def cases() -> list[Case]:
     out.append(worst("v4_p2_RGBA_deblock", "RGBA", S, S, "patch2", "dense8", None, None, True))
     out.append(worst("v4_p8_YCC420_deblock_rblk", "YCC420", S, S, "patch8", "sparse1", 64, S,
                      True))
+    # Version 6: adaptive quantization, whose map reads up to 16 components of every matrix
+    # row before any band: patch 2 (a row every 4 pixels: the largest map), dense and sparse.
+    out.append(worst("v6_p2_L_aq_dense8", "L", S, S, "patch2", "dense8", adapted=True))
+    out.append(worst("v6_p2_L_aq_sparse1", "L", S, S, "patch2", "sparse1", adapted=True))
+    out.append(worst("v6_p4_RGBA_aq_escapes", "RGBA", S, S, "patch4", "escapes", 16,
+                     adapted=True))
     out.append(encoded("enc_rgb_4000x3000_q75", 4000, 3000, 75, False))
     out.append(encoded("enc_grey_6144_q100", 6144, 6144, 100, True))
     return out

@@ -96,12 +96,12 @@ def test_map_rule(seed: int) -> None:
         assert out.tolist() == expected
 
 
-@NEEDS_KERNELS
 @pytest.mark.parametrize("seed", range(4))
 def test_map_in_bands_is_the_whole_map(seed: int) -> None:
-    """The compiled map in bands of grid rows (the rule's state carried in `carry`, each band
-    given the grid row below it) gives the whole map's classes at every cut, bands of one
-    row included; bad band arguments are refused."""
+    """The map in bands of grid rows (the rule's state carried in `carry`, each band given the
+    grid row below it), compiled (`aq_map`) and in numpy (`codec.aq.map_band`), gives the
+    whole map's classes at every cut, bands of one row included; the kernel refuses bad band
+    arguments."""
     rng = np.random.default_rng(10 + seed)
     gh, gw, components = int(rng.integers(2, 14)), int(rng.integers(1, 12)), 4
     # flat, textured and busy patches: their energies carried to the row below decide classes
@@ -110,43 +110,51 @@ def test_map_in_bands_is_the_whole_map(seed: int) -> None:
     ints[:, 0] = np.cumsum(rng.integers(-30, 31, size=gh * gw)) + 300
     limits, weight = aq.thresholds(aq.g_bits(200.0), 10.0, 4), aq.mean_weight(4)
     compiled = kernels.get()
-    whole = np.empty(gh * gw, dtype=np.int32)
-    compiled.aq_map(ints, gw, limits, weight, whole)
-    assert whole.tolist() == aq.causal_map(ints.astype(np.int64), (gh, gw), 4, 10.0,
-                                           aq.g_bits(200.0)).tolist()
+    whole = aq.causal_map(ints.astype(np.int64), (gh, gw), 4, 10.0, aq.g_bits(200.0))
     assert len(set(whole.tolist())) >= 3  # classes that a wrong carry would move
-    for cuts in ([1], list(range(1, gh)), sorted(set(rng.integers(1, gh, size=3).tolist()))):
-        out = np.full(gh * gw, -1, dtype=np.int32)
-        carry = np.full((2, gw + 2), np.nan)  # the first band must not read it
-        for y0, y1 in itertools.pairwise([0, *cuts, gh]):
-            rows = ints[y0 * gw:min(y1 + 1, gh) * gw]
-            compiled.aq_map(rows, gw, limits, weight, out[y0 * gw:y1 * gw], carry, y0 == 0)
-        assert out.tolist() == whole.tolist(), cuts
+    makers = [aq.map_band] + ([compiled.aq_map] if compiled is not None else [])
+    for make in makers:
+        for cuts in ([], [1], list(range(1, gh)),
+                     sorted(set(rng.integers(1, gh, size=3).tolist()))):
+            out = np.full(gh * gw, -1, dtype=np.int32)
+            carry = np.full((2, gw + 2), np.nan)  # the first band must not read it
+            for y0, y1 in itertools.pairwise([0, *cuts, gh]):
+                rows = ints[y0 * gw:min(y1 + 1, gh) * gw]
+                make(rows, gw, limits, weight, out[y0 * gw:y1 * gw], carry, y0 == 0)
+            assert out.tolist() == whole.tolist(), (make, cuts)
+    if compiled is None:
+        return
     out = np.empty(gw, dtype=np.int32)
-    for bad in [dict(carry=np.zeros((2, gw + 1))), dict(top=False),
-                dict(carry=np.zeros((2, gw + 2)), ints=ints[:3 * gw])]:
-        args = dict(ints=ints[:2 * gw], grid_width=gw, limits=limits, mean_weight=weight,
-                    out=out) | bad
+    for bad in [{"carry": np.zeros((2, gw + 1))}, {"top": False},
+                {"carry": np.zeros((2, gw + 2)), "ints": ints[:3 * gw]}]:
+        args = {"ints": ints[:2 * gw], "grid_width": gw, "limits": limits,
+                "mean_weight": weight, "out": out} | bad
         with pytest.raises(ValueError, match="aq_map"):
             compiled.aq_map(**args)
 
 
-@NEEDS_KERNELS
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("quality", [30, 90])
-def test_map_of_a_plane_larger_than_its_budget(quality: int) -> None:
+def test_map_of_a_plane_larger_than_its_budget(quality: int, compiled: bool) -> None:
     """A plane whose map's integers exceed the pass budget makes the map in bands of grid
-    rows (`PlaneReconstructor._row_multipliers`): the reference's multipliers and rows, with
-    sparse (quality 30) and dense (90) first columns."""
+    rows (`PlaneReconstructor._row_multipliers`), compiled and in numpy: the reference's
+    multipliers and rows, with sparse (quality 30) and dense (90) first columns."""
+    if compiled and kernels.get() is None:
+        pytest.skip("the C kernels are not built")
     c = unpack(svdcodec.encode(photo(192, 256, 3), aq=True, quality=quality))
     p = c.planes[0]
     assert p.adapted
     whole = decode_plane(c, p, p.rank)
     for budget in (3000, 20000, 1 << 24):
         rows = PlaneReconstructor(c, p, p.rank, [(0, 96), (96, 192)], budget,
-                                  compiled=kernels.get())
+                                  compiled=kernels.get() if compiled else None)
         assert np.array_equal(rows.multipliers(), row_multipliers(c, p))
         found: dict[int, np.ndarray] = {}
-        rows.each_band(lambda i: found.__setitem__(i, rows.float_rows(i).copy()), None)
+
+        def keep(i: int, rows: PlaneReconstructor = rows,
+                 found: dict[int, np.ndarray] = found) -> None:
+            found[i] = rows.float_rows(i).copy()
+        rows.each_band(keep, None)
         assert np.array_equal(np.concatenate([found[0], found[1]]), whole)
     assert 3000 // (4 * min(p.aq[0], p.rank) + 8) < p.grid[0] * p.grid[1] // 4  # 4+ bands
 

@@ -133,6 +133,41 @@ def causal_map(ints: np.ndarray, grid: tuple[int, int], patch: int, step: float,
     return out.reshape(-1)
 
 
+def map_band(ints: np.ndarray, gw: int, limits: np.ndarray, weight: float, out: np.ndarray,
+             carry: np.ndarray, top: bool) -> None:
+    """`causal_map` for a band of grid rows, as the compiled `aq_map` makes it with a carry:
+    out (int32, n grid rows) the band's M; ints (float32 or int64) its rows' components
+    0..K'-1 and, unless the band ends the grid, one row more (the patch means below it);
+    top: the band starts the grid, else carry (float64, 2 x (gw + 2)) holds the row above's
+    padded patch means and energies, which this leaves for the band below. The same binary64
+    values as `causal_map`: every sum is an integer below 2^53."""
+    n = out.size // gw
+    rows = ints.shape[0] // gw
+    mu = ints[:, 0].astype(np.float64).reshape(rows, gw)
+    above = mu[:1] if top else carry[0:1, 1:-1]
+    below = mu[n:n + 1] if rows > n else mu[n - 1:n]
+    padded = np.pad(np.concatenate([above, mu[:n], below]), ((0, 0), (1, 1)), mode="edge")
+    centre = padded[1:n + 1, 1:gw + 1]
+    means = np.zeros((n, gw))
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                d = np.minimum(np.abs(padded[1 + dy:1 + dy + n, 1 + dx:1 + dx + gw] - centre),
+                               CLAMP)
+                means += d * d
+    means *= weight
+    previous = None if top else carry[1]
+    for y in range(n):  # a serial pass over the grid rows, each row in numpy
+        energy = means[y] if previous is None else np.maximum(
+            means[y], previous[:-2] + previous[1:-1] + previous[2:])
+        row_m = row_classes(energy, limits)
+        out[y * gw:(y + 1) * gw] = row_m
+        previous = np.pad(row_energy(ints[y * gw:(y + 1) * gw, 1:], row_m).astype(np.float64),
+                          1, mode="edge")
+    carry[0] = np.pad(mu[n - 1], 1, mode="edge")
+    carry[1] = previous
+
+
 def scaled_left(left: np.ndarray, multipliers: np.ndarray) -> np.ndarray:
     """A o M of a band's left factor (rows, r) integers (float32 or int64: a copy of the same
     type): column 0 times 16, columns >= 1 times the row's M. In binary32 every product

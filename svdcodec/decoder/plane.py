@@ -49,7 +49,6 @@ from .factors import (
     sparse_streams,
     unpredict_whole,
 )
-from .reference import row_multipliers
 
 
 def overflow_error(plane: Plane) -> SvdiError:
@@ -371,17 +370,15 @@ class PlaneReconstructor:
         return self.dense_by_band and block.count * self.m * 4 <= self.budget and few_sums
 
     def _row_multipliers(self, container: Container) -> np.ndarray:
-        """An adapted plane's M per matrix row (int32, m; spec §5.5): compiled, from U's first
+        """An adapted plane's M per matrix row (int32, m; spec §5.5), from U's first
         min(K, rank) components filled as the bands fill them (`_fill`) and `_kernels.aq_map`,
         in bands of grid rows within the pass budget (each band's integers, one grid row
         more for the patch means below it, and the kernel's binary64 means), the rule's state
         carried from band to band: the map's memory is then its own int32 per row, not the
         components' of every row (a preview of fewer components: through a reconstructor of
-        the map's); on the numpy path, the reference's pass."""
+        the map's); on the numpy path `codec.aq.map_band`, the same rule in numpy."""
         plane = self.plane
         components = min(plane.aq[0], plane.rank)
-        if self.compiled is None:
-            return row_multipliers(container, plane).astype(np.int32)
         if components > self.rank:  # a preview of fewer components than the map reads
             return PlaneReconstructor(container, plane, components, [(0, plane.height)],
                                       self.budget, {}, self.compiled)._row_multipliers(container)
@@ -402,7 +399,10 @@ class PlaneReconstructor:
             band = ints[:below - r0]
             band[:] = 0
             self._fill(band, first, plane.grid, r0, below)
-            self.compiled.aq_map(band, gw, limits, weight, out[r0:r1], carry, r0 == 0)
+            if self.compiled is not None:
+                self.compiled.aq_map(band, gw, limits, weight, out[r0:r1], carry, r0 == 0)
+            else:
+                aq.map_band(band, gw, limits, weight, out[r0:r1], carry, r0 == 0)
         return out
 
     def multipliers(self) -> np.ndarray | None:

@@ -849,6 +849,17 @@ def _check_cut_chunk(ended: Truncation, chunk: str, header: Header, blocks: bool
                     f"(the file ends inside it at byte {ended.size})")
 
 
+def _head_may_exceed(data: bytes, max_pixels: int) -> bool:
+    """Whether the bytes of a HEAD chunk right after the signature, before any check, declare
+    more pixels than `max_pixels` (`Header.counted_pixels`): a glance that costs a decode
+    nothing, after which the chunk is read and checked whole."""
+    at = len(SIGNATURE)
+    if len(data) < at + 8 + HEAD_RECORD.size or data[at + 4:at + 8] != b"HEAD":
+        return False
+    _, width, height, _, channels, *_ = HEAD_RECORD.unpack_from(data, at + 8)
+    return width * height * -(-channels // 4) > max_pixels
+
+
 def _check_pixels(header: Header, max_pixels: int, limit_note: str) -> None:
     """Refuse an image of more than `max_pixels` (`Header.counted_pixels`)."""
     if header.counted_pixels > max_pixels:
@@ -889,7 +900,7 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     # then knows whether HEAD and the PLANs arrived (what decoding what arrived needs)
     cut: list[Truncation] = []
     compiled = kernels.get()  # asked once: each chunk's parser takes it
-    if max_pixels is not None and compiled is not None:
+    if max_pixels is not None and compiled is not None and _head_may_exceed(data, max_pixels):
         # The limit on a whole first HEAD before the compiled table of every chunk, whose
         # memory grows with their count: a refused file costs nothing beyond its bytes. (The
         # Python walk reaches HEAD first anyway; a first chunk it would refuse, it refuses.)

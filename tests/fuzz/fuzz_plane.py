@@ -502,7 +502,7 @@ def verdicts(data: bytes) -> dict[str, str]:
         header = None
     else:
         PLANES["declared"] += header.channels
-    small = header is None or header.width * header.height <= MAX_PIXELS
+    small = header is None or header.counted_pixels <= MAX_PIXELS  # as the decoders count
     with kernels_restored():
         for kernels in KERNELS:
             os.environ["SVDCODEC_KERNELS"] = kernels

@@ -125,7 +125,7 @@ def verdicts(data: bytes, pillow: bool = True, extras: Extras = Extras()) -> dic
     found: dict[str, str] = {}
     pixels: dict[str, np.ndarray] = {}
     header = _header(data)
-    large = header is not None and header.width * header.height > MAX_PIXELS
+    large = header is not None and header.counted_pixels > MAX_PIXELS  # as the decoders count
     pillow = pillow and (header is None or (header.sample_type, header.channels)
                          in grammar.PILLOW_MODES)
     with kernels_restored():
