@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 import itertools
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from support import NEEDS_KERNELS, photo
+from support import NEEDS_KERNELS, load_module, photo
 from support import kernels as kernels_on
 
 import svdcodec
@@ -157,6 +158,31 @@ def test_map_of_a_plane_larger_than_its_budget(quality: int, compiled: bool) -> 
         rows.each_band(keep, None)
         assert np.array_equal(np.concatenate([found[0], found[1]]), whole)
     assert 3000 // (4 * min(p.aq[0], p.rank) + 8) < p.grid[0] * p.grid[1] // 4  # 4+ bands
+
+
+@pytest.mark.parametrize("kernels_on_", ["1", "0"])
+def test_preview_map_reads_u_alone(kernels_on_: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preview of fewer components than the map reads (spec §5.5: U's first K′) reads U's
+    blocks for the map, never V's blocks or the weights of components it does not multiply:
+    a broken V block of component 1 leaves components=1 decodable, as the reference decodes
+    it (a reviewer's case: a helper reconstructor of K′ components refused it)."""
+    y, x = np.mgrid[0:48, 0:64]
+    noise = np.random.default_rng(7).normal(0, 1, (48, 64)) * np.where(x > 32, 25, 2)
+    image = np.clip(120 + 60 * np.sin(x / 17.0) * np.cos(y / 23.0) + noise, 0, 255)
+    data = svdcodec.encode(image.astype(np.uint8), 75, aq=True)
+    p = unpack(data).planes[0]
+    assert min(p.aq[0], p.rank) >= 2
+    v = next(b for b in unpack(data).factor_blocks(0, "V") if b.first >= 1)
+    at = data.find(bytes(v.frame))
+    broken = bytearray(data)
+    broken[at + len(v.frame) // 2] ^= 0xFF
+    crc_fix = load_module(Path(__file__).parent / "fuzz" / "crc_fix.py")
+    broken = crc_fix.fix_crcs(bytes(broken))
+    monkeypatch.setenv("SVDCODEC_KERNELS", kernels_on_)
+    with pytest.raises(SvdiError):
+        svdcodec.decode(broken)
+    assert np.array_equal(svdcodec.decode(broken, components=1),
+                          decode_reference(broken, components=1))
 
 
 def test_map_reaches_every_class() -> None:

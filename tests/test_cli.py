@@ -192,6 +192,10 @@ def test_skip_existing_does_the_rest_of_a_batch(png: Path, tmp_path: Path, jobs:
     assert (out / "second.svdi.png").read_bytes() == decoded
     assert cli.encode_main(argv + ["--force"]) == 2
     assert "not allowed with argument --skip-existing" in capsys.readouterr().err
+    # an output that is the input is refused, not skipped as a finished output
+    assert cli.encode_main([str(out / "second.svdi"), "-o", str(out / "second.svdi"),
+                            "--skip-existing"]) == 1
+    assert "exists, skipped" not in capsys.readouterr().err
 
 
 def test_output_is_input_refused_even_with_force(svdi: Path, tmp_path: Path,

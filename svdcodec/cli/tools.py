@@ -202,7 +202,18 @@ def _existing(args: argparse.Namespace, dests: Sequence[str], clashes: dict[int,
         return {}
     return {i: Result(True, f"{display(src)}: output {display(dest)} exists, skipped")
             for i, (src, dest) in enumerate(zip(args.inputs, dests))
-            if i not in clashes and dest != STDIO and os.path.isfile(dest)}
+            if i not in clashes and dest != STDIO and os.path.isfile(dest)
+            and _replaceable(dest, src)}
+
+
+def _replaceable(dest: str, src: str) -> bool:
+    """Whether --force could write `dest`: not the input itself (through links too), which
+    the job then refuses (status 1) rather than skipping it as a finished output."""
+    try:
+        check_output(dest, [src] if src != STDIO else [], force=True)
+    except UnsafeOutput:
+        return False
+    return True
 
 
 def _collisions(prog: str, inputs: Sequence[str], dests: Sequence[str]) -> dict[int, str]:
@@ -933,7 +944,9 @@ def info_one(job: InfoJob) -> list[Result]:
 
 def _info_parser() -> argparse.ArgumentParser:
     parser = _parser("svdi-info", "Show what an .svdi file stores and how much each part "
-                                  "costs. The whole file is validated; --quiet only checks.")
+                                  "costs. The whole file's structure is checked (chunks, CRCs, "
+                                  "headers, block descriptors; svdi-decode checks the factors' "
+                                  "contents); --quiet only checks.")
     parser.add_argument("inputs", nargs="+", metavar="FILE", help='.svdi file, "-" for stdin')
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per file and line")

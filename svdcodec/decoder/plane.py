@@ -375,19 +375,17 @@ class PlaneReconstructor:
         in bands of grid rows within the pass budget (each band's integers, one grid row
         more for the patch means below it, and the kernel's binary64 means), the rule's state
         carried from band to band: the map's memory is then its own int32 per row, not the
-        components' of every row (a preview of fewer components: through a reconstructor of
-        the map's); on the numpy path `codec.aq.map_band`, the same rule in numpy."""
+        components' of every row (a preview of fewer components reads U's blocks alone:
+        `_map_factor`); on the numpy path `codec.aq.map_band`, the same rule in numpy."""
         plane = self.plane
         components = min(plane.aq[0], plane.rank)
-        if components > self.rank:  # a preview of fewer components than the map reads
-            return PlaneReconstructor(container, plane, components, [(0, plane.height)],
-                                      self.budget, {}, self.compiled)._row_multipliers(container)
-        # (the held streams whole: the map reads every row before any band is released)
-        first = [(b, min(w, components - b.first),
-                  streams.streams if isinstance(streams, SparsePieces) else streams)
-                 for b, w, streams in self.u if b.first < components]
+        first = self._map_factor(container, components)
         gw = plane.grid[1]
-        per = max(1, self.budget // ((4 * components + 8) * gw)) * gw
+        # a band row's bytes: the integers and the kernel's binary64 patch mean; numpy's
+        # map_band holds about eight binary64 temporaries a row besides
+        row_bytes = 4 * components + (8 if self.compiled is not None else 72)
+        per = max(1, self.budget // (row_bytes * gw)) * gw
+        ones = np.ones(components, dtype=np.float32)  # (exact planes: the integers themselves)
         limits = aq.thresholds(plane.aq[1], plane.step, plane.patch)
         weight = aq.mean_weight(plane.patch)
         out = np.empty(self.m, dtype=np.int32)
@@ -398,11 +396,32 @@ class PlaneReconstructor:
             below = min(r1 + gw, self.m)  # and the grid row below the band, if any
             band = ints[:below - r0]
             band[:] = 0
-            self._fill(band, first, plane.grid, r0, below)
+            self._fill(band, first, plane.grid, r0, below, ones)
             if self.compiled is not None:
                 self.compiled.aq_map(band, gw, limits, weight, out[r0:r1], carry, r0 == 0)
             else:
                 aq.map_band(band, gw, limits, weight, out[r0:r1], carry, r0 == 0)
+        return out
+
+    def _map_factor(self, container: Container, components: int) -> list[tuple]:
+        """U's blocks of components 0..K'-1 as `_fill` takes them: the plane's own (their held
+        streams whole: the map reads every row before any band is released), or, for a preview
+        of fewer components than the map reads, U's blocks read here alone (spec §5.5: the map
+        reads U only, never V's blocks or weights a preview does not multiply)."""
+        if components <= self.rank:
+            return [(b, min(w, components - b.first),
+                     streams.streams if isinstance(streams, SparsePieces) else streams)
+                    for b, w, streams in self.u if b.first < components]
+        out = []
+        for block in container.factor_blocks(self.plane.index, "U"):
+            if block.first >= components:
+                continue
+            streams: tuple | SparseStream | None = None
+            if block.coding != DENSE:
+                streams = (sparse_streams(block, self.m, self.compiled)
+                           if held_bytes(block, self.m, self.compiled) <= self.budget // 2
+                           else SparseStream(block, self.m))
+            out.append((block, min(block.count, components - block.first), streams))
         return out
 
     def multipliers(self) -> np.ndarray | None:
