@@ -192,6 +192,11 @@ def test_skip_existing_does_the_rest_of_a_batch(png: Path, tmp_path: Path, jobs:
     assert (out / "second.svdi.png").read_bytes() == decoded
     assert cli.encode_main(argv + ["--force"]) == 2
     assert "not allowed with argument --skip-existing" in capsys.readouterr().err
+    # run again without either option: the existing outputs fail, and the last line says how
+    assert cli.encode_main(argv[:-1]) == 1
+    assert capsys.readouterr().err.rstrip().endswith(
+        "2 output(s) existed before this run: --skip-existing leaves their inputs (a batch run "
+        "again does the rest), --force overwrites them")
     # an output that is the input is refused, not skipped as a finished output
     assert cli.encode_main([str(out / "second.svdi"), "-o", str(out / "second.svdi"),
                             "--skip-existing"]) == 1
