@@ -119,53 +119,41 @@ def above_energy(previous: np.ndarray) -> np.ndarray:
 def causal_map(ints: np.ndarray, grid: tuple[int, int], patch: int, step: float,
                g_bits_: int) -> np.ndarray:
     """M per matrix row (int64, m) of an adapted plane from its integers of components
-    0..K'-1 ((m, K'), K' = min(K, rank)): the rule of spec §5.5, grid row by grid row."""
+    0..K'-1 ((m, K'), K' = min(K, rank)): the rule of spec §5.5, grid row by grid row
+    (`map_band` over the whole grid)."""
     gh, gw = grid
-    limits = thresholds(g_bits_, step, patch)
-    means = mean_energy(ints[:, 0], grid).astype(np.float64) * mean_weight(patch)
-    out = np.empty((gh, gw), dtype=np.int64)
-    previous: np.ndarray | None = None
-    for y in range(gh):  # a serial pass over the grid rows, each row in numpy
-        energy = means[y] if previous is None else np.maximum(
-            means[y], above_energy(previous).astype(np.float64))
-        out[y] = row_classes(energy, limits)
-        previous = row_energy(ints[y * gw:(y + 1) * gw, 1:], out[y])
-    return out.reshape(-1)
+    out = np.empty(gh * gw, dtype=np.int64)
+    if out.size:
+        map_band(ints, gw, thresholds(g_bits_, step, patch), mean_weight(patch), out,
+                 np.zeros((2, gw + 2)), True)
+    return out
 
 
 def map_band(ints: np.ndarray, gw: int, limits: np.ndarray, weight: float, out: np.ndarray,
              carry: np.ndarray, top: bool) -> None:
-    """`causal_map` for a band of grid rows, as the compiled `aq_map` makes it with a carry:
-    out (int32, n grid rows) the band's M; ints (float32 or int64) its rows' components
-    0..K'-1 and, unless the band ends the grid, one row more (the patch means below it);
-    top: the band starts the grid, else carry (float64, 2 x (gw + 2)) holds the row above's
-    padded patch means and energies, which this leaves for the band below. The same binary64
-    values as `causal_map`: every sum is an integer below 2^53."""
+    """The rule of spec §5.5 for a band of n >= 1 grid rows, as the compiled `aq_map` makes it
+    with a carry: out (integers, n grid rows) the band's M; ints (float32 or int64) its rows'
+    components 0..K'-1 and, unless the band ends the grid, one row more (the patch means below
+    it); top: the band starts the grid, else carry (float64, 2 x (gw + 2)) holds the row
+    above's padded patch means and energies, which this leaves for the band below (integers
+    below 2^53: exact in binary64)."""
     n = out.size // gw
-    rows = ints.shape[0] // gw
-    mu = ints[:, 0].astype(np.float64).reshape(rows, gw)
-    above = mu[:1] if top else carry[0:1, 1:-1]
-    below = mu[n:n + 1] if rows > n else mu[n - 1:n]
-    padded = np.pad(np.concatenate([above, mu[:n], below]), ((0, 0), (1, 1)), mode="edge")
-    centre = padded[1:n + 1, 1:gw + 1]
-    means = np.zeros((n, gw))
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy or dx:
-                d = np.minimum(np.abs(padded[1 + dy:1 + dy + n, 1 + dx:1 + dx + gw] - centre),
-                               CLAMP)
-                means += d * d
-    means *= weight
-    previous = None if top else carry[1]
+    firsts = ints[:, 0].astype(np.int64)
+    above = firsts[:gw] if top else carry[0, 1:-1].astype(np.int64)
+    below = firsts[n * gw:(n + 1) * gw] if firsts.size > n * gw else firsts[(n - 1) * gw:n * gw]
+    # the band's rows between the row above and the row below: their edges are those rows,
+    # and mean_energy's own edge rows, dropped, are never read
+    means = mean_energy(np.concatenate([above, firsts[:n * gw], below]), (n + 2, gw))
+    means = means[1:n + 1].astype(np.float64) * weight
+    previous = None if top else carry[1, 1:-1].astype(np.int64)
     for y in range(n):  # a serial pass over the grid rows, each row in numpy
         energy = means[y] if previous is None else np.maximum(
-            means[y], previous[:-2] + previous[1:-1] + previous[2:])
+            means[y], above_energy(previous).astype(np.float64))
         row_m = row_classes(energy, limits)
         out[y * gw:(y + 1) * gw] = row_m
-        previous = np.pad(row_energy(ints[y * gw:(y + 1) * gw, 1:], row_m).astype(np.float64),
-                          1, mode="edge")
-    carry[0] = np.pad(mu[n - 1], 1, mode="edge")
-    carry[1] = previous
+        previous = row_energy(ints[y * gw:(y + 1) * gw, 1:], row_m)
+    carry[0] = np.pad(firsts[(n - 1) * gw:n * gw], 1, mode="edge")
+    carry[1] = np.pad(previous, 1, mode="edge")
 
 
 def scaled_left(left: np.ndarray, multipliers: np.ndarray) -> np.ndarray:
