@@ -206,23 +206,6 @@ def _existing(args: argparse.Namespace, dests: Sequence[str], clashes: dict[int,
             and _replaceable(dest, src)}
 
 
-def _existing_hint(prog: str, args: argparse.Namespace, dests: Sequence[str]
-                   ) -> Callable[[], None]:
-    """What to say after the batch when outputs existed before it and neither --force nor
-    --skip-existing was given (each such input fails "already exists"): a batch run again
-    names the option that does the rest. Returns the printer (the outputs are counted now,
-    before the batch writes any)."""
-    existed = 0 if args.force or args.skip_existing else sum(
-        1 for dest in dests if dest != STDIO and os.path.isfile(dest))
-
-    def say() -> None:
-        if existed:
-            print(f"{prog}: {existed} output(s) existed before this run: --skip-existing "
-                  "leaves their inputs (a batch run again does the rest), --force overwrites "
-                  "them", file=sys.stderr)
-    return say
-
-
 def _replaceable(dest: str, src: str) -> bool:
     """Whether --force could write `dest`: not the input itself (through links too), which
     the job then refuses (status 1) rather than skipping it as a finished output."""
@@ -297,6 +280,24 @@ def _report(prog: str, results: Iterable[Result], quiet: bool, failed: int = 0,
     if failed and total > 1:
         print(f"{prog}: {failed} of {total} files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _run_jobs(prog: str, args: argparse.Namespace, dests: Sequence[str],
+              fn: Callable[[Any], Result], jobs: Sequence[Any], clashes: dict[int, str],
+              skipped: dict[int, Result]) -> int:
+    """Run the jobs and report them after the skipped inputs' lines; return the exit status.
+    A run that met existing outputs without --force or --skip-existing (each such input fails
+    "already exists") ends by saying what each option does: the outputs are counted before
+    the batch writes any."""
+    existed = 0 if args.force or args.skip_existing else sum(
+        1 for dest in dests if dest != STDIO and os.path.isfile(dest))
+    status = _report(prog, chain(skipped.values(), _batch(fn, jobs, args)), args.quiet,
+                     len(clashes))
+    if existed:
+        print(f"{prog}: {existed} output(s) existed before this run: --skip-existing leaves "
+              "their inputs (a batch run again does the rest), --force overwrites them",
+              file=sys.stderr)
+    return status
 
 
 def _batch(fn: Callable[[Any], Result], jobs: Sequence[Any], args: argparse.Namespace
@@ -685,11 +686,7 @@ def _encode_into(parser: argparse.ArgumentParser, args: argparse.Namespace,
                       _pixel_limit(args.max_pixels), args.eight_bit)
             for i, (src, dest) in enumerate(zip(args.inputs, dests))
             if i not in clashes and i not in skipped]
-    hint = _existing_hint(parser.prog, args, dests)
-    status = _report(parser.prog, chain(skipped.values(), _batch(encode_one, jobs, args)),
-                     args.quiet, len(clashes))
-    hint()
-    return status
+    return _run_jobs(parser.prog, args, dests, encode_one, jobs, clashes, skipped)
 
 
 def encode_main(argv: Sequence[str] | None = None) -> int:
@@ -918,11 +915,7 @@ def _decode_into(parser: argparse.ArgumentParser, args: argparse.Namespace,
                       args.strip, reduce, args.eight_bit, args.truncated)
             for i, (src, dest, fmt) in enumerate(zip(args.inputs, dests, formats))
             if i not in clashes and i not in skipped]
-    hint = _existing_hint(parser.prog, args, dests)
-    status = _report(parser.prog, chain(skipped.values(), _batch(decode_one, jobs, args)),
-                     args.quiet, len(clashes))
-    hint()
-    return status
+    return _run_jobs(parser.prog, args, dests, decode_one, jobs, clashes, skipped)
 
 
 def decode_main(argv: Sequence[str] | None = None) -> int:
