@@ -82,6 +82,7 @@ from .records import (
     Header,
     Plane,
     Restoration,
+    counted_pixels,
     plan_record,
     read_varint,
     residual_step_limit,
@@ -857,7 +858,7 @@ def _head_may_exceed(data: bytes, max_pixels: int) -> bool:
     if len(data) < at + 8 + HEAD_RECORD.size or data[at + 4:at + 8] != b"HEAD":
         return False
     _, width, height, _, channels, *_ = HEAD_RECORD.unpack_from(data, at + 8)
-    return width * height * -(-channels // 4) > max_pixels
+    return counted_pixels(width, height, channels) > max_pixels
 
 
 def _check_pixels(header: Header, max_pixels: int, limit_note: str) -> None:

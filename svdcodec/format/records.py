@@ -287,7 +287,7 @@ class Header:
         """The pixels a decoder's limit (max_pixels) counts: width x height, an image of more
         than 4 channels counted once for every 4 (a Pillow pixel holds at most 4 samples), so
         that the limit bounds the samples of any file as it does of Pillow's images."""
-        return self.width * self.height * -(-self.channels // 4)
+        return counted_pixels(self.width, self.height, self.channels)
 
     def counted_note(self) -> str:
         """How counted_pixels was counted, for the message of a refusal ("" up to 4 channels)."""
@@ -301,6 +301,11 @@ class Header:
         if self.subsampling and index in (1, 2):
             return (self.height + 1) // 2, (self.width + 1) // 2
         return self.height, self.width
+
+
+def counted_pixels(width: int, height: int, channels: int) -> int:
+    """`Header.counted_pixels` of these fields (also of a HEAD not yet checked)."""
+    return width * height * -(-channels // 4)
 
 
 @dataclass(frozen=True)
