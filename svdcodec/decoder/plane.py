@@ -238,14 +238,16 @@ class PlaneReconstructor:
         self.means = container.column_means(plane.index)
         self.loaded_means: np.ndarray | None = None  # the means of the loaded columns
 
-    def _held(self, u_blocks: list[Block], v_blocks: list[Block], hold: int) -> set[int]:
-        """Ids of the sparse blocks held whole for the plane (its U and V blocks): the
-        smallest first, while their streams and index (`held_bytes`) fit `hold` bytes in all;
-        the others are streamed by rows for each pass (`SparseStream`), their index sized to a
-        piece."""
+    def _held(self, u_blocks: list[Block], v_blocks: list[Block], hold: int,
+              rank: int | None = None) -> set[int]:
+        """Ids of the sparse blocks held whole for the plane (its U and V blocks of the
+        components below `rank`, default the reconstructor's): the smallest first, while their
+        streams and index (`held_bytes`) fit `hold` bytes in all; the others are streamed by
+        rows for each pass (`SparseStream`), their index sized to a piece."""
+        rank = self.rank if rank is None else rank
         used = sorted([(held_bytes(b, rows, self.compiled), id(b))
                        for blocks, rows in ((u_blocks, self.m), (v_blocks, self.n))
-                       for b in blocks if b.coding != DENSE and b.first < self.rank],
+                       for b in blocks if b.coding != DENSE and b.first < rank],
                       key=lambda t: t[0])
         held, total = set(), 0
         for size, key in used:
@@ -255,13 +257,16 @@ class PlaneReconstructor:
             total += size
         return held
 
-    def _factor(self, blocks: list[Block], rows: int, held: set[int]) -> list[tuple]:
+    def _factor(self, blocks: list[Block], rows: int, held: set[int],
+                rank: int | None = None) -> list[tuple]:
         """(block, components used, sparse streams, a SparseStream or None) of one factor's
-        blocks, the held blocks decompressed and indexed in threads."""
+        blocks of the components below `rank` (default the reconstructor's), the held blocks
+        decompressed and indexed in threads."""
+        rank = self.rank if rank is None else rank
         used, total = [], 0
         for block in blocks:
-            if block.first < self.rank:
-                used.append((block, min(block.count, self.rank - block.first)))
+            if block.first < rank:
+                used.append((block, min(block.count, rank - block.first)))
                 total += block.raw_bytes
 
         def streams(block: Block) -> tuple | SparseStream | None:
@@ -412,17 +417,9 @@ class PlaneReconstructor:
             return [(b, min(w, components - b.first),
                      streams.streams if isinstance(streams, SparsePieces) else streams)
                     for b, w, streams in self.u if b.first < components]
-        out = []
-        for block in container.factor_blocks(self.plane.index, "U"):
-            if block.first >= components:
-                continue
-            streams: tuple | SparseStream | None = None
-            if block.coding != DENSE:
-                streams = (sparse_streams(block, self.m, self.compiled)
-                           if held_bytes(block, self.m, self.compiled) <= self.budget // 2
-                           else SparseStream(block, self.m))
-            out.append((block, min(block.count, components - block.first), streams))
-        return out
+        blocks = container.factor_blocks(self.plane.index, "U")
+        return self._factor(blocks, self.m, self._held(blocks, [], self.budget // 2, components),
+                            components)
 
     def multipliers(self) -> np.ndarray | None:
         """An adapted plane's M per matrix row (int32, m), made now if no pass has been
@@ -862,10 +859,12 @@ class IntegerReconstructor(PlaneReconstructor):
         assert self.integers_v.shape == (plane.matrix_shape[1], plane.rank)
         super().__init__(container, plane, rank, bands, budget, scratch, compiled, buffers)
 
-    def _held(self, u_blocks: list[Block], v_blocks: list[Block], hold: int) -> set[int]:
+    def _held(self, u_blocks: list[Block], v_blocks: list[Block], hold: int,
+              rank: int | None = None) -> set[int]:
         return set()
 
-    def _factor(self, blocks: list[Block], rows: int, held: set[int]) -> list[tuple]:
+    def _factor(self, blocks: list[Block], rows: int, held: set[int],
+                rank: int | None = None) -> list[tuple]:
         return []  # no block is read: `_fill` and `_band_left` copy the integers
 
     def _fill(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
