@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..evaluation import codecs as cmp
+from ..evaluation.codecs import CODEC_LABELS
 from ..pillow_plugin import to_8_bits
 from . import deep_images
 from .tools import VersionAction
@@ -166,7 +167,7 @@ def side_by_side(img: np.ndarray, qualities: Sequence[int],
         for layout in ("auto", "plain"):
             codec = "svdi" if layout == "auto" else "svdi-plain"
             if progress:
-                progress.start(f"{cmp.CODEC_LABELS[codec]} at quality {q}, and JPEG at its PSNR")
+                progress.start(f"{CODEC_LABELS[codec]} at quality {q}, and JPEG at its PSNR")
             rows.append(svdi_row(img, q, layout))
     return rows
 
@@ -195,7 +196,8 @@ def sweep(img: np.ndarray, image: str, progress: StepCounter | None = None,
     for codec in sweep_codecs(every_tool):
         if progress:
             n = len(cmp.CODECS[codec].settings)
-            progress.start(f"{cmp.CODEC_LABELS[codec]} at {n} settings, for the average size difference")
+            progress.start(f"{CODEC_LABELS[codec]} at {n} settings, for the average size "
+                           "difference")
         points += cmp.sweep_image(img, [codec], image=image)
     return points
 
@@ -275,7 +277,7 @@ def _table(rows: list[dict[str, object]], png_bytes: int, img: np.ndarray) -> st
              f"{'JPEG same PSNR':>19} {'svdi/JPEG':>9}")]
     for r in rows:
         ratio = f"{r['size_vs_jpeg']:.2f}" if r["size_vs_jpeg"] else "-"
-        lines.append(f"{cmp.CODEC_LABELS[str(r['codec'])]:<18} {r['quality']:>7} {r['bytes']:>9} "
+        lines.append(f"{CODEC_LABELS[str(r['codec'])]:<18} {r['quality']:>7} {r['bytes']:>9} "
                      f"{r['bpp']:>6.3f} {_psnr_cell(r['psnr']):>8}   {_jpeg_cell(r):>19} "
                      f"{ratio:>9}")
     lines.append(f"{'PNG (lossless)':<18} {'':>7} {png_bytes:>9} {cmp.bpp(png_bytes, img):>6.3f} "
@@ -294,8 +296,8 @@ TABLE_NOTES = """\
 
 def _bd_lines(bd: dict[str, float | None]) -> list[str]:
     ranked = sorted(((v, c) for c, v in bd.items() if v is not None))
-    width = max(len(cmp.CODEC_LABELS[c]) for _, c in ranked) if ranked else 0
-    return [f"  {cmp.CODEC_LABELS[c]:<{width}} {v:+8.1f} %" for v, c in ranked]
+    width = max(len(CODEC_LABELS[c]) for _, c in ranked) if ranked else 0
+    return [f"  {CODEC_LABELS[c]:<{width}} {v:+8.1f} %" for v, c in ranked]
 
 
 def _change(ratio: float) -> str:
@@ -327,7 +329,7 @@ def answer(rows: list[dict[str, object]], png_bytes: int,
         others = ("jpeg", "svdi", "svdi-plain", "svdi-best", "lecture")
         best_bd = bd.get("svdi-best")
         smallest = svdi_bd if best_bd is None else min(svdi_bd, best_bd)
-        better = [cmp.CODEC_LABELS[c] for v, c in sorted((v, c) for c, v in bd.items() if v is not None)
+        better = [CODEC_LABELS[c] for v, c in sorted((v, c) for c, v in bd.items() if v is not None)
                   if c not in others and v < smallest]
         jpeg = (f"svdi files are {_percent(1 + svdi_bd / 100)} JPEG at the same PSNR on "
                 f"{where} (average over 28-38 dB)")
@@ -444,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _explain(codec: str) -> str:
-    return textwrap.fill(f"{cmp.CODEC_LABELS[codec]}: {EXPLAINED[codec]}.", 96, initial_indent="  ",
+    return textwrap.fill(f"{CODEC_LABELS[codec]}: {EXPLAINED[codec]}.", 96, initial_indent="  ",
                          subsequent_indent="    ")
 
 
@@ -475,7 +477,7 @@ def _print_report(args: argparse.Namespace, path: str, whole: np.ndarray, img: n
         print("\nFile size against JPEG at equal PSNR, averaged over 28-38 dB (the BD-rate;\n"
               "negative: smaller files than JPEG's):" if not args.quiet else "\nBD-rate:")
         print("\n".join(_bd_lines(bd)))
-        missing = [cmp.CODEC_LABELS[c] for c, v in bd.items() if v is None]
+        missing = [CODEC_LABELS[c] for c, v in bd.items() if v is None]
         if missing:
             print(f"  ({_join(missing)}: no PSNR range shared with JPEG in 28-38 dB)")
         for codec in ("svdi-best", "lecture"):
@@ -483,7 +485,7 @@ def _print_report(args: argparse.Namespace, path: str, whole: np.ndarray, img: n
                 print(_explain(codec))
     if args.verbose:
         for p in points:
-            print(f"  {cmp.CODEC_LABELS[p.codec]:<18} {p.setting!s:>5} {p.n_bytes:>9} {p.bpp:.3f} bpp "
+            print(f"  {CODEC_LABELS[p.codec]:<18} {p.setting!s:>5} {p.n_bytes:>9} {p.bpp:.3f} bpp "
                   f"{p.psnr:.2f} dB")
     if args.plot and not args.quiet:
         print(f"plot written to {args.plot}")
