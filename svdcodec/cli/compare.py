@@ -329,7 +329,8 @@ def answer(rows: list[dict[str, object]], png_bytes: int,
         others = ("jpeg", "svdi", "svdi-plain", "svdi-best", "lecture")
         best_bd = bd.get("svdi-best")
         smallest = svdi_bd if best_bd is None else min(svdi_bd, best_bd)
-        better = [CODEC_LABELS[c] for v, c in sorted((v, c) for c, v in bd.items() if v is not None)
+        better = [CODEC_LABELS[c]
+                  for v, c in sorted((v, c) for c, v in bd.items() if v is not None)
                   if c not in others and v < smallest]
         jpeg = (f"svdi files are {_percent(1 + svdi_bd / 100)} JPEG at the same PSNR on "
                 f"{where} (average over 28-38 dB)")

@@ -276,8 +276,11 @@ def bare_residual_bytes(pixels: np.ndarray, request: ResidualRequest) -> int | N
          for c in range(channels)}
     if pixels.dtype in (np.uint8, np.uint16) and channels in (3, 4):
         q[0], q[2] = q[0] - q[1], q[2] - q[1]
-    estimate = sum(min(rule.frame_bytes(grid_prediction(grid)[1], level)
-                       for level in tuning.BARE_ESTIMATE_LEVELS) for grid in q.values())
+    estimate = 0
+    for grid in q.values():
+        residuals = grid_prediction(grid)[1]
+        estimate += min(rule.frame_bytes(residuals, level)
+                        for level in tuning.BARE_ESTIMATE_LEVELS)
     return estimate * h // len(rows)
 
 
