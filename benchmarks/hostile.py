@@ -228,7 +228,6 @@ def worst(name: str, mode: str, width: int, height: int, layout: str, content: s
             planes = [dataclasses.replace(p, shift=exact_shift(p, content)) for p in planes]
         if deblock:
             planes = [dataclasses.replace(p, deblock=(255, 255, 255)) for p in planes]
-
         with open(path, "wb") as f:
             f.write(fmt.pack_header(header, planes))
             for p in planes:
