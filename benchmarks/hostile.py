@@ -17,7 +17,7 @@ builds itself from the format's grammar, and print the tables of docs/reliabilit
    given them).
 2. Accepted input: for every block type (dense int8 / int32 zeros, sparse all-zero rows,
    sparse all-ones rows = the most symbols, sparse rows of value escapes = the most stream
-   bytes, one-component sparse blocks = the most blocks), every layout (plain, patch 2..32)
+   bytes, one-component blocks of U, S and V = the most blocks), every layout (plain, patch 2..32)
    and every mode (L, LA, RGBA, Y'CbCr 4:4:4 and 4:2:0, I;16, F, uint16 x 4), a VALID file at
    the caps (PIL.Image.MAX_IMAGE_PIXELS, MAX_WORK = 2^36, MAX_RANK), plus two encoder outputs;
    and version 2 files (exact planes) with residual blocks (RBLK, int32, planar predictor,
@@ -76,7 +76,8 @@ SIDE = 9456  # 9456^2 = 89,415,936 <= MAX_IMAGE_PIXELS = 89,478,485, a multiple 
 MODES = {  # name: (sample type, channels, colour, subsampling)
     "L": (1, 1, 0, 0), "LA": (1, 2, 0, 0), "RGBA": (1, 4, 0, 0), "YCC444": (1, 3, 1, 0),
     "YCC420": (1, 3, 1, 1), "I16": (2, 1, 0, 0), "F": (3, 1, 0, 0), "U16x4": (2, 4, 0, 0),
-    "YCC420_16": (2, 3, 1, 1), "YCCA_16": (2, 4, 1, 0)}  # the last two: version 3 only
+    "YCC420_16": (2, 3, 1, 1), "YCCA_16": (2, 4, 1, 0),  # these two: version 3 only
+    "C255": (1, 255, 0, 0)}  # the most planes (version 2 and later)
 
 
 def table(head: list[str], rows: list[list[Any]]) -> str:
@@ -145,8 +146,11 @@ def dense_rows(rows: int, count: int, element: int) -> tuple[bytes, Callable[[],
 
 def factor_chunks(plane: fmt.Plane, content: str) -> Iterator[bytes]:
     r = plane.rank
-    yield _pack(b"SBLK", plane.index, 0, r, fmt.DENSE, fmt.DENSE_RECORD.pack(4, 0, r),
-                np.full(r, 1e6 if content == "escapes" else 1.0, np.float32).tobytes())
+    sigma = np.full(r, 1e6 if content == "escapes" else 1.0, np.float32)
+    # S in one block, or in one block a component (blocks1: the most blocks, S's too)
+    for first, count in ([(k, 1) for k in range(r)] if content == "blocks1" else [(0, r)]):
+        yield _pack(b"SBLK", plane.index, first, count, fmt.DENSE,
+                    fmt.DENSE_RECORD.pack(4, 0, count), sigma[first:first + count].tobytes())
     for kind, grid in ((b"VBLK", plane.vgrid), (b"UBLK", plane.grid)):
         rows = grid[0] * grid[1]
         if content in ("dense8", "dense32"):
@@ -208,14 +212,15 @@ def residual_chunks(header: fmt.Header, rows_per_block: int) -> Iterator[bytes]:
 
 def worst(name: str, mode: str, width: int, height: int, layout: str, content: str,
           rank: int | None = None, residual_rows: int | None = None,
-          deblock: bool = False, adapted: bool = False) -> Case:
+          deblock: bool = False, adapted: bool = False, compact: bool = False) -> Case:
     """A valid file at the caps; with `residual_rows`, a version 2 file (exact planes) with
     residual blocks of that many rows on every channel; with `deblock`, version 4 with the
     deblocking filter on every plane, thresholds 255 (every edge is tested and moved); with
     `adapted`, version 6 with adaptive quantization on every plane, K = 16 (the map reads
-    min(16, rank) components of every row: the most its pass reads)."""
+    min(16, rank) components of every row: the most its pass reads); with `compact`, version 5
+    (its blocks as records: a few bytes each, the most blocks a file of a size can hold)."""
     stype, channels, colour, sub = MODES[mode]
-    version = 3 if stype == 2 and colour else 1 if residual_rows is None else 2
+    version = 3 if stype == 2 and colour else 1 if residual_rows is None and not compact else 2
     version = 4 if deblock or adapted else version  # adapted: written as 4, then made 6
     header = fmt.Header(width, height, stype, channels, colour, sub, 1.0, version)
     kind, patch = (fmt.LAYOUT_PLAIN, 0) if layout == "plain" else (fmt.LAYOUT_PATCH,
@@ -236,17 +241,20 @@ def worst(name: str, mode: str, width: int, height: int, layout: str, content: s
             if residual_rows is not None:
                 f.writelines(residual_chunks(header, residual_rows))
             f.write(fmt.END)
-        if adapted:  # version 6 packs its blocks as records (spec §4.2): written again
+        if adapted or compact:  # versions 5 and 6 pack blocks as records (spec §4.2): again
             box = fmt.unpack(path.read_bytes())
-            # A o M has up to 5 bits more than A (M <= 26 in 1/16): the shift 5 bits smaller
-            planes = [dataclasses.replace(p, aq=(16, aq.g_bits(100.0)),
-                                          shift=max(0, (p.shift or 0) - 5)) for p in box.planes]
+            planes = box.planes
+            if adapted:  # A o M has up to 5 bits more than A (M <= 26 in 1/16): shift - 5
+                planes = [dataclasses.replace(p, aq=(16, aq.g_bits(100.0)),
+                                              shift=max(0, (p.shift or 0) - 5)) for p in planes]
             path.write_bytes(fmt.pack(dataclasses.replace(
-                box, header=dataclasses.replace(box.header, version=6), planes=planes), 1))
+                box, header=dataclasses.replace(box.header, version=6 if adapted else 5),
+                planes=planes), 1))
     ranks = "max" if rank is None else rank
     extra = "" if residual_rows is None else f", RBLK int32 of {residual_rows} rows per block"
     extra += ", deblocking filter on every plane" if deblock else ""
     extra += ", adaptive quantization (K = 16) on every plane" if adapted else ""
+    extra += ", version 5 records" if compact else ""
     return Case(name, f"{mode} {width}x{height} {layout} rank {ranks}, {content}{extra}", build)
 
 
@@ -328,6 +336,10 @@ def cases() -> list[Case]:
     out.append(worst("v6_p2_L_aq_sparse1", "L", S, S, "patch2", "sparse1", adapted=True))
     out.append(worst("v6_p4_RGBA_aq_escapes", "RGBA", S, S, "patch4", "escapes", 16,
                      adapted=True))
+    # Version 5: 255 planes at the work cap, every block one component of a few bytes (a
+    # record each): the most blocks a file holds for its output (3 x 255 x 640 = 489,600).
+    out.append(worst("v5_plain_C255_blocks1", "C255", 640, 640, "plain", "blocks1",
+                     compact=True))
     out.append(encoded("enc_rgb_4000x3000_q75", 4000, 3000, 75, False))
     out.append(encoded("enc_grey_6144_q100", 6144, 6144, 100, True))
     return out

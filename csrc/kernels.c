@@ -8249,23 +8249,19 @@ done:
 #endif
 }
 
-/* A new object of class cls (format.blocks.Block) whose attributes `fields` (names) are the
-   items of row, set in its __dict__ as Block.of_fields sets them. */
+/* A new object of class cls (format.blocks.Block, a class with slots) whose attributes
+   `fields` (names) are the items of row, as Block.of_fields sets them. */
 static PyObject *record_block(PyObject *cls, PyObject *fields, PyObject *row)
 {
-    PyObject *block = PyType_GenericNew((PyTypeObject *)cls, NULL, NULL), *dict;
+    PyObject *block = PyType_GenericNew((PyTypeObject *)cls, NULL, NULL);
     if (block == NULL)
         return NULL;
-    if (!(dict = PyObject_GenericGetDict(block, NULL))) {
-        Py_DECREF(block);
-        return NULL;
-    }
     for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(fields); j++)
-        if (PyDict_SetItem(dict, PyTuple_GET_ITEM(fields, j), PyTuple_GET_ITEM(row, j)) < 0) {
+        if (PyObject_GenericSetAttr(block, PyTuple_GET_ITEM(fields, j),
+                                    PyTuple_GET_ITEM(row, j)) < 0) {
             Py_CLEAR(block);
             break;
         }
-    Py_DECREF(dict);
     return block;
 }
 
@@ -8282,9 +8278,9 @@ static int record_blocks(PyObject *list, int factor, PyObject *name, PyObject *b
     if (!PyArg_ParseTuple(block, "O!O!:parse_records block", &PyType_Type, &cls,
                           &PyTuple_Type, &fields))
         return -1;
-    if (PyTuple_GET_SIZE(fields) != 12 || ((PyTypeObject *)cls)->tp_dictoffset == 0
-        || !PyDict_Check(decompressors) || !PyDict_Check(advance)) {
-        value_error("parse_records: block is (a class with a __dict__, its 12 field names), "
+    if (PyTuple_GET_SIZE(fields) != 12 || !PyDict_Check(decompressors)
+        || !PyDict_Check(advance)) {
+        value_error("parse_records: block is (a class, its 12 field names), "
                     "decompressors and advance dicts");
         return -1;
     }
@@ -8367,6 +8363,40 @@ static PyObject *record_parts(const int64_t f[14], int factor, const int64_t *sh
                          (long long)f[7], element, (long long)f[8]);
 }
 
+/* Most kinds of `parts` one parse_records call shares: a chunk of thousands of one-component
+   blocks has a few kinds of record, and each parts tuple costs about 400 bytes a block; an
+   attacker's chunk of blocks of distinct sizes gains nothing from more kinds kept. */
+#define PARTS_SHARED 1024
+
+/* record_parts, the same tuple for every block of the same sizes (`cache`: the call's dict of
+   them, by the sizes' bytes). A new reference. */
+static PyObject *shared_parts(PyObject *cache, const int64_t f[14], int factor,
+                              const int64_t *shape, PyObject *types, PyObject *symbol,
+                              PyObject *run)
+{
+    int dense = f[3] == 0, grid = dense && factor != 1;
+    int64_t key[5] = {f[3], f[5], dense ? f[2] : f[6], dense ? (grid ? shape[1] : 0) : f[7],
+                      dense ? (grid ? shape[2] : 0) : f[8]};
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, sizeof key);
+    if (k == NULL)
+        return NULL;
+    PyObject *parts = PyDict_GetItemWithError(cache, k); /* borrowed */
+    if (parts != NULL) {
+        Py_DECREF(k);
+        return Py_NewRef(parts);
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(k);
+        return NULL;
+    }
+    parts = record_parts(f, factor, shape, types, symbol, run);
+    if (parts != NULL && PyDict_GET_SIZE(cache) < PARTS_SHARED
+        && PyDict_SetItem(cache, k, parts) < 0)
+        Py_CLEAR(parts);
+    Py_DECREF(k);
+    return parts;
+}
+
 static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kw[] = {"payload", "factor", "shapes", "cursor", "names", "block",
@@ -8374,7 +8404,7 @@ static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_buffer view;
     int factor;
     PyObject *payload, *o_shapes, *o_cursor, *name, *types, *symbol, *run, *stored_form,
-             *magicless, *result = NULL, *list = NULL, *block = Py_None,
+             *magicless, *result = NULL, *list = NULL, *shared = NULL, *block = Py_None,
              *decompressors = Py_None, *advance = Py_None;
     int64_t shapes[3 * 256], cursor[256];
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OiO!O!(UO!OOUU)|OOO", kw, &payload, &factor,
@@ -8418,7 +8448,8 @@ static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)
     size_t len = (size_t)view.len, at = 0;
     int64_t f[14];
     list = PyList_New(0);
-    if (list == NULL)
+    shared = PyDict_New();
+    if (list == NULL || shared == NULL)
         goto done;
     do {
         if (record_one(p, len, at, factor, shapes, cursor, nplanes, f) < 0) {
@@ -8428,7 +8459,7 @@ static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)
         }
         PyObject *frame = PySequence_GetSlice(payload, (Py_ssize_t)f[10], (Py_ssize_t)f[11]);
         PyObject *parts = frame == NULL ? NULL
-            : record_parts(f, factor, shapes + 3 * f[0], types, symbol, run);
+            : shared_parts(shared, f, factor, shapes + 3 * f[0], types, symbol, run);
         PyObject *row = parts == NULL ? NULL
             : Py_BuildValue("(OLLLLOLLOOOL)", name, (long long)f[0], (long long)f[1],
                             (long long)f[2], (long long)f[3], Py_None, (long long)f[4],
@@ -8454,6 +8485,7 @@ static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)
     list = NULL;
 done:
     Py_XDECREF(list);
+    Py_XDECREF(shared);
     PyBuffer_Release(&view);
     return result;
 }

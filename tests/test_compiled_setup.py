@@ -8,6 +8,7 @@ on file data below is reached by a crafted input."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import struct
@@ -202,8 +203,9 @@ def test_whole_factor_declines_each_bad_block(compiled: Any) -> None:
 def dataclass_replace(block: Block, **changes: Any) -> Block:
     """The block with some fields changed, made without the dataclass's checks (as the
     reader's `Block.of_fields` makes blocks)."""
-    values = dict(block.__dict__, **changes)
-    return Block.of_fields(tuple(values[name] for name in block.__dict__))
+    names = [f.name for f in dataclasses.fields(Block)]
+    values = dict({name: getattr(block, name) for name in names}, **changes)
+    return Block.of_fields(tuple(values[name] for name in names))
 
 
 def test_whole_factor_arguments(compiled: Any) -> None:

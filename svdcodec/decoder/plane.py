@@ -50,6 +50,9 @@ from .factors import (
     unpredict_whole,
 )
 
+#: The streams of a held run/level block not opened yet (`PlaneReconstructor.opens_whole`).
+UNOPENED = "unopened"
+
 
 def overflow_error(plane: Plane) -> SvdiError:
     return SvdiError(f"plane {plane.index}: reconstruction overflows (step {plane.step} or "
@@ -115,6 +118,12 @@ class PlaneReconstructor:
     #: Whether dense columns without a vertical predictor are unpredicted by each band
     #: (`dense_rows`) rather than held whole as float32 (`dense_u`).
     dense_by_band = True
+    #: Whether compiled exact planes of a plain layout leave their held run/level blocks
+    #: UNOPENED until `_fill`, which fills a factor in one piece from them in one compiled
+    #: call (`_opened`), instead of decompressing and indexing each block at set-up and
+    #: filling it by a call of its own: a file of many blocks of one component (each a few
+    #: bytes) then costs no Python steps per block (a subclass that reads the streams itself).
+    opens_whole = True
     #: Whether compiled exact planes of a patch layout multiply in `_kernels.exact_product`
     #: (the factors as they are) rather than in BLAS (a subclass that changes B^T).
     exact_by_kernel = True
@@ -152,8 +161,10 @@ class PlaneReconstructor:
         # what `_fill` scales B's columns by (and A's without a scale): made once a plane
         self.ones = self.scale if self.exact else np.ones(rank, dtype=np.float32)
         held = self._held(u_blocks, v_blocks, budget // 2)
-        self.u = self._factor(u_blocks, self.m, held)
-        self.v = self._factor(v_blocks, self.n, held)
+        defer = (self.opens_whole and compiled is not None and self.exact
+                 and plane.layout != LAYOUT_PATCH and not plane.adapted)
+        self.u = self._factor(u_blocks, self.m, held, defer=defer)
+        self.v = self._factor(v_blocks, self.n, held, defer=defer)
         # Compiled patch layouts fill each band's rows of the left factor in the band's task,
         # while they are in cache, instead of a pass of bands at a time. Only the dense
         # columns, whose predictors run down the whole plane, are decoded whole first, into
@@ -258,10 +269,11 @@ class PlaneReconstructor:
         return held
 
     def _factor(self, blocks: list[Block], rows: int, held: set[int],
-                rank: int | None = None) -> list[tuple]:
+                rank: int | None = None, defer: bool = False) -> list[tuple]:
         """(block, components used, sparse streams, a SparseStream or None) of one factor's
         blocks of the components below `rank` (default the reconstructor's), the held blocks
-        decompressed and indexed in threads."""
+        decompressed and indexed in threads; `defer`: UNOPENED instead of their streams, opened
+        by `_fill` (`opens_whole`)."""
         rank = self.rank if rank is None else rank
         used, total = [], 0
         for block in blocks:
@@ -274,8 +286,12 @@ class PlaneReconstructor:
                 return None
             if id(block) not in held:
                 return SparseStream(block, rows)
-            return sparse_streams(block, rows, self.compiled)
-        if total <= band_sizes.THREAD_BYTES:  # small blocks: no hand-off to threads
+            return UNOPENED if defer else sparse_streams(block, rows, self.compiled)
+        # Small blocks, or many blocks of a few bytes each (whose Python steps outweigh their
+        # compiled ones: two threads would mostly wait for the interpreter's lock in turn),
+        # are opened in this thread
+        if defer or total <= max(band_sizes.THREAD_BYTES,
+                                 len(used) * band_sizes.THREAD_BLOCK_BYTES):
             return [(b, w, streams(b)) for b, w in used]
         found = run_bands(lambda i: streams(used[i][0]), len(used))
         return [(b, w, s) for (b, w), s in zip(used, found)]
@@ -299,6 +315,9 @@ class PlaneReconstructor:
             return
         compiled = self.compiled
         ones = self.ones if scale is None else scale
+        # (an exact plane's `load` gives its scale, ones: the integers themselves)
+        if self._opened(out, factor, grid, r0, r1, scale is None or scale is self.scale):
+            return
         if (r1 - r0) * self.rank * 4 <= band_sizes.THREAD_BYTES:  # one piece
             parts = [(0, r1 - r0)] if r1 > r0 else []
         else:
@@ -336,6 +355,27 @@ class PlaneReconstructor:
                 fill_dense(out, block, width, grid, r0 // grid[1], r1 // grid[1], self.scratch)
                 if scale is not None:
                     out[:, columns] *= scale[columns]
+
+    def _opened(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
+                r0: int, r1: int, integers: bool) -> bool:
+        """Whether out (the factor's rows [r0, r1)) is filled here from a factor whose held
+        blocks are UNOPENED: where it is the whole factor and its integers (`integers`: the
+        exact rule's scale of one) of blocks that cover out's columns, in one compiled call
+        that opens every block (`_kernels.whole_factor`); otherwise, or where that call does
+        not fill them, the blocks are opened here, in `factor`, and the caller fills out."""
+        if not any(streams is UNOPENED for _, _, streams in factor):
+            return False
+        assert self.compiled is not None
+        rows = grid[0] * grid[1]
+        if integers and r0 == 0 and r1 == rows and covers(factor, out.shape[1]):
+            status, _ = self.compiled.whole_factor([b for b, _, _ in factor], grid[0],
+                                                   grid[1], out, decompressors())
+            if not status:
+                return True
+        for j, (block, width, streams) in enumerate(factor):  # (raises the file's error)
+            if streams is UNOPENED:
+                factor[j] = (block, width, sparse_streams(block, rows, self.compiled))
+        return False
 
     def factor(self, which: str, scale: np.ndarray) -> np.ndarray:
         """The whole factor A ("U", m x rank) or B ("V", n x rank), float32, times `scale` per
@@ -864,7 +904,7 @@ class IntegerReconstructor(PlaneReconstructor):
         return set()
 
     def _factor(self, blocks: list[Block], rows: int, held: set[int],
-                rank: int | None = None) -> list[tuple]:
+                rank: int | None = None, defer: bool = False) -> list[tuple]:
         return []  # no block is read: `_fill` and `_band_left` copy the integers
 
     def _fill(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],

@@ -77,6 +77,7 @@ class ReducedPlane(PlaneReconstructor):
     """A plane's bands reconstructed with B^T averaged over cells of `cell` x `cell` pixels."""
 
     dense_by_band = False  # band_sums adds the dense columns component by component
+    opens_whole = False  # band_sums reads the sparse blocks' streams
     exact_by_kernel = False  # B^T is averaged over cells after load_columns
 
     def __init__(self, container: Container, plane: Plane, rank: int,

@@ -468,14 +468,20 @@ def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list
         if blocks is not None:
             return blocks
     out = []
+    kinds: dict[tuple, tuple] = {}  # the blocks of one size share their parts
     for d in block_descriptors(kind, payload, header, planes, cursor):
         frame = payload[d.frame_at:d.frame_end]
         size = len(payload) + 12 if header.version < COMPACT_VERSION \
             else d.frame_end - d.record_at
         if d.factor != "S":  # decompressed when the decoder needs it
             check_frame(frame, d.nbytes, d.what, d.form)
+            parts = kinds.get(d.parts)
+            if parts is None:
+                parts = d.parts
+                if len(kinds) < _SHARED_PARTS:
+                    kinds[parts] = parts
             out.append(Block(d.factor, d.index, d.first, d.count, d.coding, None, d.predictor,
-                             size, frame, d.parts, d.form, d.nbytes))
+                             size, frame, parts, d.form, d.nbytes))
             continue
         data = np.frombuffer(decompress(frame, d.nbytes, d.what, form=d.form),
                              dtype=d.parts[0][0])
@@ -490,6 +496,10 @@ def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list
     return out
 
 
+#: Most kinds of block sizes one factor chunk's blocks share their `parts` tuples among (the
+#: compiled parser's PARTS_SHARED): a chunk of thousands of one-component blocks has a few
+#: kinds, and a parts tuple costs about 400 bytes a block.
+_SHARED_PARTS = 1024
 #: What the compiled record parser makes its blocks with: the class and its fields in order.
 _BLOCK_MAKER = (Block, tuple(f.name for f in dataclass_fields(Block)))
 #: A factor's code in the compiled record parser (kernels.parse_records).
