@@ -52,6 +52,15 @@ from .factors import (
 
 #: The streams of a held run/level block not opened yet (`PlaneReconstructor.opens_whole`).
 UNOPENED = "unopened"
+#: An exact plane of at least this rank and this many matrix columns (patch 16 and 32) whose
+#: band's left factor has more than this share of non-zero integers is multiplied by BLAS in
+#: binary64, not by `_kernels.exact_product`: above about half non-zero, BLAS is the faster
+#: of the two there, and the kernel's loop over each row's non-zero integers below it and at
+#: 64 columns (patch 8) whatever the share (docs/performance.md, "The exact product of dense
+#: factors"). Both give the same bits: the product is exact.
+BLAS_PRODUCT_RANK = 64
+BLAS_PRODUCT_COLUMNS = 256
+BLAS_PRODUCT_SHARE = 0.5
 
 
 def overflow_error(plane: Plane) -> SvdiError:
@@ -127,6 +136,9 @@ class PlaneReconstructor:
     #: Whether compiled exact planes of a patch layout multiply in `_kernels.exact_product`
     #: (the factors as they are) rather than in BLAS (a subclass that changes B^T).
     exact_by_kernel = True
+    #: Such a plane's B^T in binary64, where its rank may make BLAS the faster product of a
+    #: band (`binary64_copy`), else None.
+    Bt64: np.ndarray | None = None
 
     def __init__(self, container: Container, plane: Plane, rank: int,
                  bands: list[tuple[int, int]], budget: int,
@@ -545,6 +557,7 @@ class PlaneReconstructor:
             self.largest_a = exact_rule.largest_left(self.max_b, self.weight_sum)
             if self.exact_kernel:  # the kernel reads B's float32 integers itself
                 self.B = B
+                self.Bt64 = binary64_copy(B, self.rank)
             else:
                 self.Bt = B.T.astype(np.float64)  # the binary64 copy of the exact product
         if self.adapted and not self.map_from_left:
@@ -607,7 +620,9 @@ class PlaneReconstructor:
         an adapted plane's M of these rows (spec §5.5), which the compiled product applies
         (the numpy path's `left` is A o M already)."""
         assert self.product_shift is not None
-        if self.exact_kernel:
+        by_blas = self.exact_kernel and self.Bt64 is not None and (
+            np.count_nonzero(left) > left.size * BLAS_PRODUCT_SHARE)
+        if self.exact_kernel and not by_blas:
             assert self.compiled is not None
             rows, columns = left.shape[0], self.B.shape[0]
             out = (self.buffers.get("product", rows * columns).reshape(rows, columns)
@@ -619,9 +634,15 @@ class PlaneReconstructor:
                 exact_rule.check_bound(int(max_a), self.max_b, self.weight_sum,
                                        f"plane {self.plane.index}")
             return out
+        right_t = self.Bt
+        if by_blas:  # as a plane the kernels do not multiply: A o M made here, B^T in binary64
+            assert self.Bt64 is not None
+            right_t = self.Bt64
+            if rows_m is not None:
+                left = aq.scaled_left(left, rows_m)
         exact_rule.check_bound(exact_rule.magnitude(left), self.max_b, self.weight_sum,
                                f"plane {self.plane.index}")
-        return exact_rule.exact_product(left, self.weights, self.Bt, self.product_shift,
+        return exact_rule.exact_product(left, self.weights, right_t, self.product_shift,
                                         self.loaded_means)
 
     def to_rows(self, matrix: np.ndarray, i: int) -> np.ndarray:
@@ -742,6 +763,7 @@ class WholePlane(PlaneReconstructor):
         self.B = np.empty((n, rank), dtype=np.float32)
         self.Bt, self.cols = self.B.T, (0, n)
         self.max_b = self._fill_whole("V", v_blocks, plane.vgrid, self.B)
+        self.Bt64 = binary64_copy(self.B, rank)
         self.largest_a = exact_rule.largest_left(self.max_b, self.weight_sum)
         # A, in this thread's array for the plane, kept for the next decode (`ThreadBuffers`)
         self.left = (buffers.get(f"{LEFT} {plane.index}", m * rank) if left is None
@@ -919,6 +941,16 @@ class IntegerReconstructor(PlaneReconstructor):
         left = self._left_memory(r1 - r0, memory)
         left[...] = self.integers_u[r0:r1, :self.rank]  # (the exact rule's scale is one)
         return left
+
+
+def binary64_copy(B: np.ndarray, rank: int) -> np.ndarray | None:
+    """B^T (rank, columns) in binary64 for a plane of rank BLAS_PRODUCT_RANK or more and
+    BLAS_PRODUCT_COLUMNS columns or more, whose dense bands BLAS multiplies
+    (`PlaneReconstructor.exact_matrix`); None for the others (spec §5 counts this copy in an
+    exact plane's column range: 12 bytes a column and component)."""
+    if rank < BLAS_PRODUCT_RANK or B.shape[0] < BLAS_PRODUCT_COLUMNS:
+        return None
+    return B.T.astype(np.float64)
 
 
 def covers(factor: list[tuple], width: int) -> bool:

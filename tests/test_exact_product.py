@@ -1,0 +1,120 @@
+"""Which product multiplies an exact plane's band on the compiled path: `_kernels.exact_product`
+(a loop over each row's non-zero integers) for bands of a low rank or mostly zeros, BLAS in
+binary64 for dense bands of rank BLAS_PRODUCT_RANK and more (hostile files of dense factors at
+rank 1024 took 23 s in the kernel, 6 s by BLAS). The product is exact, so the pixels are the
+reference decoder's either way."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from support import NEEDS_KERNELS, photo
+
+import svdcodec
+from svdcodec.codec import aq, exact
+from svdcodec.decoder import plane
+from svdcodec.decoder.reference import decode_reference
+from svdcodec.format import pack, unpack
+
+pytestmark = NEEDS_KERNELS
+
+
+def _blas_products(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows of every product BLAS makes from now on (`codec.exact.exact_product`)."""
+    rows: list[int] = []
+    real = exact.exact_product
+
+    def counted(left: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+        rows.append(left.shape[0])
+        return real(left, *args, **kwargs)
+    monkeypatch.setattr(exact, "exact_product", counted)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def noisy() -> np.ndarray:
+    rng = np.random.default_rng(4)
+    base = photo(160, 192, 3, seed=4).astype(np.int16)
+    return np.clip(base + rng.integers(-40, 41, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("options", [
+    {"layout": "patch16", "quality": 100},
+    {"layout": "patch16", "quality": 100, "deblock": False},
+])
+def test_dense_bands_of_a_high_rank_by_blas(noisy: np.ndarray, options: dict,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    data = svdcodec.encode(noisy, **options)
+    assert max(p.rank for p in unpack(data).planes) >= plane.BLAS_PRODUCT_RANK
+    expected = decode_reference(data)
+    rows = _blas_products(monkeypatch)
+    assert np.array_equal(svdcodec.decode(data), expected)
+    assert rows, "no band was multiplied by BLAS"
+    with Image.open(io.BytesIO(data)) as im:
+        assert np.array_equal(np.asarray(im), expected)
+    for k in (1, 70):  # previews, of a rank below the copy's threshold and above it
+        assert np.array_equal(svdcodec.decode(data, components=k),
+                              decode_reference(data, components=k))
+
+
+def test_adapted_plane_by_blas(noisy: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version 6 plane of patch 16 with adaptive quantization (the encoder adapts patch 4 and
+    8 only; the format allows any): BLAS multiplies A o M, as the reference does."""
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    box = unpack(svdcodec.encode(noisy[..., 0], 100, layout="patch16"))
+    # A o M has up to 5 bits more than A (M <= 26 in 1/16): the shift 5 bits smaller
+    planes = [dataclasses.replace(p, aq=(16, aq.g_bits(100.0)), shift=max(0, p.shift - 5))
+              for p in box.planes]
+    data = pack(dataclasses.replace(box, header=dataclasses.replace(box.header, version=6),
+                                    planes=planes), 1)
+    assert unpack(data).planes[0].adapted and planes[0].rank >= plane.BLAS_PRODUCT_RANK
+    expected = decode_reference(data)
+    rows = _blas_products(monkeypatch)
+    scaled = []
+    real = aq.scaled_left
+    monkeypatch.setattr(aq, "scaled_left", lambda *a: scaled.append(1) or real(*a))
+    assert np.array_equal(svdcodec.decode(data), expected)
+    assert rows and scaled
+
+
+def test_patch8_bands_by_the_kernel(noisy: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Patch 8 (64 columns), even dense and at rank 64: the kernel is faster there."""
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    data = svdcodec.encode(noisy, 99, layout="patch8")
+    assert max(p.rank for p in unpack(data).planes) == 64
+    expected = decode_reference(data)
+    rows = _blas_products(monkeypatch)
+    assert np.array_equal(svdcodec.decode(data), expected)
+    assert rows == []
+
+
+def test_sparse_bands_by_the_kernel(noisy: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A photo's usual layouts (patch 4 and 8, ranks below 64) never go to BLAS."""
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    data = svdcodec.encode(photo(160, 192, 3, seed=5), 75, layout="patch8")
+    expected = decode_reference(data)  # (the reference multiplies by BLAS: before counting)
+    rows = _blas_products(monkeypatch)
+    assert np.array_equal(svdcodec.decode(data), expected)
+    assert rows == []
+
+
+def test_threshold_is_the_share_of_non_zero_integers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A band goes to BLAS when more than BLAS_PRODUCT_SHARE of its integers are non-zero: with
+    the share set to 1, no band does, and the pixels are the same."""
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    rng = np.random.default_rng(4)
+    base = photo(192, 256, 1, seed=4)[..., 0].astype(np.int16)
+    data = svdcodec.encode(np.clip(base + rng.integers(-40, 41, base.shape), 0, 255)
+                           .astype(np.uint8), 100, layout="patch16")
+    rows = _blas_products(monkeypatch)
+    by_blas = svdcodec.decode(data)
+    assert rows
+    monkeypatch.setattr(plane, "BLAS_PRODUCT_SHARE", 1.0)
+    rows.clear()
+    assert np.array_equal(svdcodec.decode(data), by_blas)
+    assert rows == []
