@@ -17,7 +17,8 @@ builds itself from the format's grammar, and print the tables of docs/reliabilit
    given them).
 2. Accepted input: for every block type (dense int8 / int32 zeros, sparse all-zero rows,
    sparse all-ones rows = the most symbols, sparse rows of value escapes = the most stream
-   bytes, one-component blocks of U, S and V = the most blocks), every layout (plain, patch 2..32)
+   bytes, one-component blocks of U, S and V = the most blocks, of one size or each of its
+   own), every layout (plain, patch 2..32)
    and every mode (L, LA, RGBA, Y'CbCr 4:4:4 and 4:2:0, I;16, F, uint16 x 4), a VALID file at
    the caps (PIL.Image.MAX_IMAGE_PIXELS, MAX_WORK = 2^36, MAX_RANK), plus two encoder outputs;
    and version 2 files (exact planes) with residual blocks (RBLK, int32, planar predictor,
@@ -148,7 +149,8 @@ def factor_chunks(plane: fmt.Plane, content: str) -> Iterator[bytes]:
     r = plane.rank
     sigma = np.full(r, 1e6 if content == "escapes" else 1.0, np.float32)
     # S in one block, or in one block a component (blocks1: the most blocks, S's too)
-    for first, count in ([(k, 1) for k in range(r)] if content == "blocks1" else [(0, r)]):
+    for first, count in ([(k, 1) for k in range(r)] if content.startswith("blocks1")
+                         else [(0, r)]):
         yield _pack(b"SBLK", plane.index, first, count, fmt.DENSE,
                     fmt.DENSE_RECORD.pack(4, 0, count), sigma[first:first + count].tobytes())
     for kind, grid in ((b"VBLK", plane.vgrid), (b"UBLK", plane.grid)):
@@ -165,6 +167,12 @@ def factor_chunks(plane: fmt.Plane, content: str) -> Iterator[bytes]:
             frame = b"".join(pieces())
             for first in range(r):
                 yield _pack(kind, plane.index, first, 1, fmt.SPARSE, descriptor, frame)
+        elif content == "blocks1d":  # and each of its own sizes: no two alike in a chunk
+            for first in range(r):
+                ones = first % rows  # rows + ones symbols: ones rows of a one, then zeros
+                symbols = b"\x09\x08" * ones + b"\x08" * (rows - ones)
+                yield _pack(kind, plane.index, first, 1, fmt.SPARSE,
+                            fmt.SPARSE_RECORD.pack(3, len(symbols), 0, 0), symbols)
         else:
             descriptor, pieces = sparse_rows(rows, r, content)
             yield _pack(kind, plane.index, 0, r, fmt.SPARSE, descriptor, pieces)
@@ -261,7 +269,7 @@ def worst(name: str, mode: str, width: int, height: int, layout: str, content: s
 def exact_shift(plane: fmt.Plane, content: str) -> int:
     """The largest shift keeping spec §5.1's bound for factor_chunks' content."""
     sigma = np.full(plane.rank, 1e6 if content == "escapes" else 1.0)
-    top = {"sparse0": 0, "sparse1": 1, "escapes": 100_000, "blocks1": 0,
+    top = {"sparse0": 0, "sparse1": 1, "escapes": 100_000, "blocks1": 0, "blocks1d": 1,
            "dense8": 0, "dense32": 0}[content]
     return exact.choose_shift(plane.step, sigma, top, top, "hostile case")
 
@@ -339,6 +347,9 @@ def cases() -> list[Case]:
     # Version 5: 255 planes at the work cap, every block one component of a few bytes (a
     # record each): the most blocks a file holds for its output (3 x 255 x 640 = 489,600).
     out.append(worst("v5_plain_C255_blocks1", "C255", 640, 640, "plain", "blocks1",
+                     compact=True))
+    # ... and every block of a chunk of its own sizes (no record shares its parts' tuples)
+    out.append(worst("v5_plain_C255_blocks1d", "C255", 640, 640, "plain", "blocks1d",
                      compact=True))
     out.append(encoded("enc_rgb_4000x3000_q75", 4000, 3000, 75, False))
     out.append(encoded("enc_grey_6144_q100", 6144, 6144, 100, True))

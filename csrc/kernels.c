@@ -8367,9 +8367,36 @@ static PyObject *record_parts(const int64_t f[14], int factor, const int64_t *sh
    blocks has a few kinds of record, and each parts tuple costs about 400 bytes a block; an
    attacker's chunk of blocks of distinct sizes gains nothing from more kinds kept. */
 #define PARTS_SHARED 1024
+/* Most bytes of a block's frame that parse_records copies (format.reader.SMALL_FRAME). */
+#define SMALL_FRAME 128
+
+/* A sparse block's part (dtype, (n,)), the same tuple for every block of `cache` (the call's
+   dict) with the same stream `tag` (1 symbols, 2 run escapes, 3 value escapes), element type
+   code and n: blocks of distinct symbol counts mostly share their empty escape streams' parts.
+   A new reference. */
+static PyObject *shared_part(PyObject *cache, int64_t tag, int64_t code, int64_t n,
+                             PyObject *dtype)
+{
+    int64_t key[3] = {tag, code, n}; /* 24 bytes: never a parts key (40 bytes) */
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, sizeof key);
+    if (k == NULL)
+        return NULL;
+    PyObject *part = PyDict_GetItemWithError(cache, k); /* borrowed */
+    if (part != NULL || PyErr_Occurred()) {
+        Py_DECREF(k);
+        return part == NULL ? NULL : Py_NewRef(part);
+    }
+    part = Py_BuildValue("(O(L))", dtype, (long long)n);
+    if (part != NULL && PyDict_GET_SIZE(cache) < PARTS_SHARED
+        && PyDict_SetItem(cache, k, part) < 0)
+        Py_CLEAR(part);
+    Py_DECREF(k);
+    return part;
+}
 
 /* record_parts, the same tuple for every block of the same sizes (`cache`: the call's dict of
-   them, by the sizes' bytes). A new reference. */
+   them, by the sizes' bytes; a sparse block's parts made of `shared_part`s). A new
+   reference. */
 static PyObject *shared_parts(PyObject *cache, const int64_t f[14], int factor,
                               const int64_t *shape, PyObject *types, PyObject *symbol,
                               PyObject *run)
@@ -8389,7 +8416,18 @@ static PyObject *shared_parts(PyObject *cache, const int64_t f[14], int factor,
         Py_DECREF(k);
         return NULL;
     }
-    parts = record_parts(f, factor, shape, types, symbol, run);
+    if (dense) {
+        parts = record_parts(f, factor, shape, types, symbol, run);
+    } else {
+        PyObject *a = shared_part(cache, 1, 0, f[6], symbol);
+        PyObject *b = a == NULL ? NULL : shared_part(cache, 2, 0, f[7], run);
+        PyObject *c = b == NULL ? NULL
+            : shared_part(cache, 3, f[5], f[8], PyTuple_GET_ITEM(types, f[5]));
+        parts = c == NULL ? NULL : PyTuple_Pack(3, a, b, c);
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_XDECREF(c);
+    }
     if (parts != NULL && PyDict_GET_SIZE(cache) < PARTS_SHARED
         && PyDict_SetItem(cache, k, parts) < 0)
         Py_CLEAR(parts);
@@ -8457,7 +8495,12 @@ static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)
             result = Py_None;
             goto done;
         }
-        PyObject *frame = PySequence_GetSlice(payload, (Py_ssize_t)f[10], (Py_ssize_t)f[11]);
+        /* a small frame copied (reader.SMALL_FRAME: a bytes object of a few dozen bytes is
+           smaller than a memoryview of them), a larger one a slice of the payload */
+        Py_ssize_t frame_bytes = (Py_ssize_t)(f[11] - f[10]);
+        PyObject *frame = frame_bytes <= SMALL_FRAME
+            ? PyBytes_FromStringAndSize((const char *)p + f[10], frame_bytes)
+            : PySequence_GetSlice(payload, (Py_ssize_t)f[10], (Py_ssize_t)f[11]);
         PyObject *parts = frame == NULL ? NULL
             : shared_parts(shared, f, factor, shapes + 3 * f[0], types, symbol, run);
         PyObject *row = parts == NULL ? NULL

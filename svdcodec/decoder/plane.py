@@ -173,10 +173,16 @@ class PlaneReconstructor:
         # what `_fill` scales B's columns by (and A's without a scale): made once a plane
         self.ones = self.scale if self.exact else np.ones(rank, dtype=np.float32)
         held = self._held(u_blocks, v_blocks, budget // 2)
+        # (only a factor that `_fill` fills whole, in one piece: U in one pass of every row, V
+        # in one column range, as BandPlan cuts them; the others' blocks are opened here, so
+        # that a broken one is refused at set-up, before the band renderer allocates)
         defer = (self.opens_whole and compiled is not None and self.exact
                  and plane.layout != LAYOUT_PATCH and not plane.adapted)
-        self.u = self._factor(u_blocks, self.m, held, defer=defer)
-        self.v = self._factor(v_blocks, self.n, held, defer=defer)
+        row_bytes = 4 * max(rank, 1)
+        self.u = self._factor(u_blocks, self.m, held,
+                              defer=defer and self.m * row_bytes <= budget)
+        self.v = self._factor(v_blocks, self.n, held,
+                              defer=defer and self.n <= budget // (3 * row_bytes))
         # Compiled patch layouts fill each band's rows of the left factor in the band's task,
         # while they are in cache, instead of a pass of bands at a time. Only the dense
         # columns, whose predictors run down the whole plane, are decoded whole first, into
@@ -379,7 +385,12 @@ class PlaneReconstructor:
             return False
         assert self.compiled is not None
         rows = grid[0] * grid[1]
-        if integers and r0 == 0 and r1 == rows and covers(factor, out.shape[1]):
+        # every block decompressed at once: only where the general fill would hold them all
+        # too (no streamed block, each dense block within the budget)
+        within = all(streams is UNOPENED if streams is not None
+                     else block.count * rows * 4 <= self.budget
+                     for block, _, streams in factor)
+        if integers and r0 == 0 and r1 == rows and within and covers(factor, out.shape[1]):
             status, _ = self.compiled.whole_factor([b for b, _, _ in factor], grid[0],
                                                    grid[1], out, decompressors())
             if not status:

@@ -32,7 +32,7 @@ ZSTD, MAGICLESS, STORED_RAW = "zstd", "magicless", "stored"
 _FRAME_HEADER_MAX = 18
 
 
-def frame_parameters(frame: memoryview, what: str, form: str = ZSTD
+def frame_parameters(frame: memoryview | bytes, what: str, form: str = ZSTD
                      ) -> tuple[int, zstandard.FrameParameters]:
     """(header bytes, parameters) of the zstd frame at the start of `frame`; a magicless frame
     (version 5) is read as the frame with its magic number, and its header is 4 bytes
@@ -49,7 +49,7 @@ def frame_parameters(frame: memoryview, what: str, form: str = ZSTD
     return header - 4 * (form == MAGICLESS), params
 
 
-def frame_length(frame: memoryview, what: str, form: str = ZSTD,
+def frame_length(frame: memoryview | bytes, what: str, form: str = ZSTD,
                  parsed: tuple[int, zstandard.FrameParameters] | None = None) -> int:
     """Bytes of the zstd frame at the start of `frame`, from its header and block headers
     (RFC 8878 §3.1.1), without decompressing: so that every reader can refuse what follows a
@@ -75,7 +75,7 @@ def frame_length(frame: memoryview, what: str, form: str = ZSTD,
     return pos + 4 * params.has_checksum
 
 
-def check_frame(frame: memoryview, nbytes: int, what: str, form: str = ZSTD) -> None:
+def check_frame(frame: memoryview | bytes, nbytes: int, what: str, form: str = ZSTD) -> None:
     """The decompression policy of spec §4, checked before any byte is decompressed: the chunk
     holds exactly one zstd frame (no skippable frame, second frame or trailing byte), with the
     content size `nbytes` the descriptor implies and a window of at most MAX_WINDOW. A stored
@@ -134,7 +134,7 @@ def decompressors() -> dict[str, zstandard.ZstdDecompressor | None]:
     return forms
 
 
-def decompress(frame: memoryview, nbytes: int, what: str, checked: bool = False,
+def decompress(frame: memoryview | bytes, nbytes: int, what: str, checked: bool = False,
                form: str = ZSTD) -> bytes:
     """Decompress one zstd frame to exactly `nbytes`, never allocating what the frame claims:
     the frame is checked first (`check_frame`, unless `checked`: the reader did; the caller has
@@ -148,7 +148,7 @@ def decompress(frame: memoryview, nbytes: int, what: str, checked: bool = False,
     return raw
 
 
-def one_shot(frame: memoryview, nbytes: int, form: str) -> bytes | str:
+def one_shot(frame: memoryview | bytes, nbytes: int, form: str) -> bytes | str:
     """`decompress` of a checked frame: its content, or what is wrong with it (a str), so
     that a caller whose description of the frame takes work makes it only for an error."""
     if form == STORED_RAW:
@@ -172,7 +172,7 @@ class FrameReader:
     workspace). `finish` reads to the frame's end, so that its checksum is verified exactly as
     `decompress` verifies it."""
 
-    def __init__(self, frame: memoryview, what: str, form: str = ZSTD) -> None:
+    def __init__(self, frame: memoryview | bytes, what: str, form: str = ZSTD) -> None:
         self.what = what
         # Its own decompressor: a stream reader keeps its decompressor's context, and a block's
         # three streams are read through three contexts at once. A stored block (version 5)
@@ -229,7 +229,7 @@ class Block:
     arrays: tuple[np.ndarray, ...] | None = field(repr=False)
     predictor: int = 0
     stored: int = 0  # bytes of the chunk in the file, filled in when parsed
-    frame: memoryview | None = field(default=None, repr=False, compare=False)
+    frame: memoryview | bytes | None = field(default=None, repr=False, compare=False)
     #: (dtype, shape) of each array the frame holds, in order (set with `frame`).
     parts: tuple[tuple[np.dtype, tuple[int, ...]], ...] = field(default=(), repr=False,
                                                                 compare=False)

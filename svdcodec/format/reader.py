@@ -468,16 +468,19 @@ def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list
         if blocks is not None:
             return blocks
     out = []
-    kinds: dict[tuple, tuple] = {}  # the blocks of one size share their parts
+    kinds: dict[tuple, tuple] = {}  # the blocks of one size share their parts, and parts
     for d in block_descriptors(kind, payload, header, planes, cursor):
-        frame = payload[d.frame_at:d.frame_end]
+        frame: memoryview | bytes = payload[d.frame_at:d.frame_end]
+        if len(frame) <= SMALL_FRAME:
+            frame = bytes(frame)
         size = len(payload) + 12 if header.version < COMPACT_VERSION \
             else d.frame_end - d.record_at
         if d.factor != "S":  # decompressed when the decoder needs it
             check_frame(frame, d.nbytes, d.what, d.form)
             parts = kinds.get(d.parts)
-            if parts is None:
-                parts = d.parts
+            if parts is None:  # a new kind, of parts shared with the kinds before it
+                parts = tuple([kinds.setdefault(p, p) if len(kinds) < _SHARED_PARTS
+                               else kinds.get(p, p) for p in d.parts])
                 if len(kinds) < _SHARED_PARTS:
                     kinds[parts] = parts
             out.append(Block(d.factor, d.index, d.first, d.count, d.coding, None, d.predictor,
@@ -496,9 +499,14 @@ def _parse_blocks(kind: bytes, payload: memoryview, header: Header, planes: list
     return out
 
 
-#: Most kinds of block sizes one factor chunk's blocks share their `parts` tuples among (the
-#: compiled parser's PARTS_SHARED): a chunk of thousands of one-component blocks has a few
-#: kinds, and a parts tuple costs about 400 bytes a block.
+#: Most bytes of a block's frame that the parsers copy: a memoryview of the file costs 184
+#: bytes, a bytes object 33 bytes and its content, and a file may hold 490,000 blocks of a
+#: few dozen bytes (the compiled parser's SMALL_FRAME).
+SMALL_FRAME = 128
+#: Most kinds of block sizes (and of their parts: a stream's (dtype, shape)) one factor
+#: chunk's blocks share their `parts` tuples among (the compiled parser's PARTS_SHARED): a
+#: chunk of thousands of one-component blocks has a few kinds, or blocks of distinct symbol
+#: counts whose empty escape streams are alike, and a parts tuple costs about 400 bytes.
 _SHARED_PARTS = 1024
 #: What the compiled record parser makes its blocks with: the class and its fields in order.
 _BLOCK_MAKER = (Block, tuple(f.name for f in dataclass_fields(Block)))
