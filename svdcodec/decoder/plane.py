@@ -136,9 +136,6 @@ class PlaneReconstructor:
     #: Whether compiled exact planes of a patch layout multiply in `_kernels.exact_product`
     #: (the factors as they are) rather than in BLAS (a subclass that changes B^T).
     exact_by_kernel = True
-    #: Such a plane's B^T in binary64, where its rank may make BLAS the faster product of a
-    #: band (`binary64_copy`), else None.
-    Bt64: np.ndarray | None = None
 
     def __init__(self, container: Container, plane: Plane, rank: int,
                  bands: list[tuple[int, int]], budget: int,
@@ -173,16 +170,17 @@ class PlaneReconstructor:
         # what `_fill` scales B's columns by (and A's without a scale): made once a plane
         self.ones = self.scale if self.exact else np.ones(rank, dtype=np.float32)
         held = self._held(u_blocks, v_blocks, budget // 2)
-        # (only a factor that `_fill` fills whole, in one piece: U in one pass of every row, V
-        # in one column range, as BandPlan cuts them; the others' blocks are opened here, so
-        # that a broken one is refused at set-up, before the band renderer allocates)
+        # (only where `_fill` fills both factors whole, in one piece: U in one pass of every
+        # row and V in one column range, as BandPlan cuts them, the band renderer's case;
+        # otherwise the blocks are opened here, so that a broken one is refused at set-up,
+        # before the renderer, which declines a plane in pieces, and its fallback allocate)
         defer = (self.opens_whole and compiled is not None and self.exact
                  and plane.layout != LAYOUT_PATCH and not plane.adapted)
         row_bytes = 4 * max(rank, 1)
-        self.u = self._factor(u_blocks, self.m, held,
-                              defer=defer and self.m * row_bytes <= budget)
-        self.v = self._factor(v_blocks, self.n, held,
-                              defer=defer and self.n <= budget // (3 * row_bytes))
+        defer = (defer and self.m * row_bytes <= budget
+                 and self.n <= budget // (3 * row_bytes))
+        self.u = self._factor(u_blocks, self.m, held, defer=defer)
+        self.v = self._factor(v_blocks, self.n, held, defer=defer)
         # Compiled patch layouts fill each band's rows of the left factor in the band's task,
         # while they are in cache, instead of a pass of bands at a time. Only the dense
         # columns, whose predictors run down the whole plane, are decoded whole first, into
@@ -568,7 +566,6 @@ class PlaneReconstructor:
             self.largest_a = exact_rule.largest_left(self.max_b, self.weight_sum)
             if self.exact_kernel:  # the kernel reads B's float32 integers itself
                 self.B = B
-                self.Bt64 = binary64_copy(B, self.rank)
             else:
                 self.Bt = B.T.astype(np.float64)  # the binary64 copy of the exact product
         if self.adapted and not self.map_from_left:
@@ -631,8 +628,9 @@ class PlaneReconstructor:
         an adapted plane's M of these rows (spec §5.5), which the compiled product applies
         (the numpy path's `left` is A o M already)."""
         assert self.product_shift is not None
-        by_blas = self.exact_kernel and self.Bt64 is not None and (
-            np.count_nonzero(left) > left.size * BLAS_PRODUCT_SHARE)
+        by_blas = (self.exact_kernel and self.rank >= BLAS_PRODUCT_RANK
+                   and self.B.shape[0] >= BLAS_PRODUCT_COLUMNS
+                   and np.count_nonzero(left) > left.size * BLAS_PRODUCT_SHARE)
         if self.exact_kernel and not by_blas:
             assert self.compiled is not None
             rows, columns = left.shape[0], self.B.shape[0]
@@ -647,8 +645,9 @@ class PlaneReconstructor:
             return out
         right_t = self.Bt
         if by_blas:  # as a plane the kernels do not multiply: A o M made here, B^T in binary64
-            assert self.Bt64 is not None
-            right_t = self.Bt64
+            # copied for this band alone: a copy kept with each plane would hold 8 bytes a
+            # column and component of every plane of the band renderer at once
+            right_t = self.B.T.astype(np.float64)
             if rows_m is not None:
                 left = aq.scaled_left(left, rows_m)
         exact_rule.check_bound(exact_rule.magnitude(left), self.max_b, self.weight_sum,
@@ -774,7 +773,6 @@ class WholePlane(PlaneReconstructor):
         self.B = np.empty((n, rank), dtype=np.float32)
         self.Bt, self.cols = self.B.T, (0, n)
         self.max_b = self._fill_whole("V", v_blocks, plane.vgrid, self.B)
-        self.Bt64 = binary64_copy(self.B, rank)
         self.largest_a = exact_rule.largest_left(self.max_b, self.weight_sum)
         # A, in this thread's array for the plane, kept for the next decode (`ThreadBuffers`)
         self.left = (buffers.get(f"{LEFT} {plane.index}", m * rank) if left is None
@@ -952,16 +950,6 @@ class IntegerReconstructor(PlaneReconstructor):
         left = self._left_memory(r1 - r0, memory)
         left[...] = self.integers_u[r0:r1, :self.rank]  # (the exact rule's scale is one)
         return left
-
-
-def binary64_copy(B: np.ndarray, rank: int) -> np.ndarray | None:
-    """B^T (rank, columns) in binary64 for a plane of rank BLAS_PRODUCT_RANK or more and
-    BLAS_PRODUCT_COLUMNS columns or more, whose dense bands BLAS multiplies
-    (`PlaneReconstructor.exact_matrix`); None for the others (spec §5 counts this copy in an
-    exact plane's column range: 12 bytes a column and component)."""
-    if rank < BLAS_PRODUCT_RANK or B.shape[0] < BLAS_PRODUCT_COLUMNS:
-        return None
-    return B.T.astype(np.float64)
 
 
 def covers(factor: list[tuple], width: int) -> bool:
