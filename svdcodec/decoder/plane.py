@@ -171,14 +171,15 @@ class PlaneReconstructor:
         self.ones = self.scale if self.exact else np.ones(rank, dtype=np.float32)
         held = self._held(u_blocks, v_blocks, budget // 2)
         # (only where `_fill` fills both factors whole, in one piece: U in one pass of every
-        # row and V in one column range, as BandPlan cuts them, the band renderer's case;
-        # otherwise the blocks are opened here, so that a broken one is refused at set-up,
-        # before the renderer, which declines a plane in pieces, and its fallback allocate)
+        # row and V in one column range, the band renderer's case, as BandPlan cuts a plain
+        # layout, never `local`; otherwise the blocks are opened here, so that a broken one is
+        # refused at set-up, before the renderer, which declines a plane in pieces, and its
+        # fallback allocate)
         defer = (self.opens_whole and compiled is not None and self.exact
                  and plane.layout != LAYOUT_PATCH and not plane.adapted)
-        row_bytes = 4 * max(rank, 1)
-        defer = (defer and self.m * row_bytes <= budget
-                 and self.n <= budget // (3 * row_bytes))
+        if defer:
+            plan = BandPlan.of(plane, rank, bands, budget, False, self.exact)
+            defer = len(plan.passes) == 1 and len(plan.columns) == 1
         self.u = self._factor(u_blocks, self.m, held, defer=defer)
         self.v = self._factor(v_blocks, self.n, held, defer=defer)
         # Compiled patch layouts fill each band's rows of the left factor in the band's task,

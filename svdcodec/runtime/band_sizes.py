@@ -52,8 +52,8 @@ JOB_BYTES = 1 << 24
 #: to other threads: a smaller job runs in the calling thread, where it costs less than the
 #: hand-off (the usual small block, a patch layout's V).
 THREAD_BYTES = 1 << 18
-#: Decoder: fewest bytes a plane's sparse blocks must average for their opening (decompressed
-#: and indexed) to be shared with other threads: a block of a few hundred bytes costs more in
+#: Decoder: fewest bytes a factor's blocks must average for the opening of its sparse ones
+#: (decompressed and indexed) to be shared with other threads: a block of a few hundred bytes costs more in
 #: Python steps than in compiled ones, and threads taking such blocks in turn wait for the
 #: interpreter's lock more than they work (a file of many one-component records).
 THREAD_BLOCK_BYTES = 1 << 14
