@@ -351,6 +351,17 @@ def cases() -> list[Case]:
     # ... and every block of a chunk of its own sizes (no record shares its parts' tuples)
     out.append(worst("v5_plain_C255_blocks1d", "C255", 640, 640, "plain", "blocks1d",
                      compact=True))
+    # 255 patch-32 planes at rank 512: each plane's B^T (2 MiB, 6 with the binary64 copy) above
+    # its share of the pass budget, which the band renderer holds for every plane at once
+    out.append(worst("v5_p32_C255_sparse0", "C255", 1024, 512, "patch32", "sparse0",
+                     compact=True))
+    # One patch-32 plane at the work cap (rank 1024), its dense blocks 64 times the budget:
+    # each pass of the left factor unpredicts U's grid rows up to its own
+    out.append(worst("v5_p32_L8192_dense8", "L", 8192, 8192, "patch32", "dense8", compact=True))
+    # ... and a plain one (rank 4096): U in passes, V in column ranges, each reading its dense
+    # block's every component, a single column each
+    out.append(worst("v5_plain4096_L_dense32", "L", 4096, 4096, "plain", "dense32",
+                     compact=True))
     out.append(encoded("enc_rgb_4000x3000_q75", 4000, 3000, 75, False))
     out.append(encoded("enc_grey_6144_q100", 6144, 6144, 100, True))
     return out

@@ -19,6 +19,7 @@ from svdcodec.codec import aq, exact
 from svdcodec.decoder import plane
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.format import pack, unpack
+from svdcodec.runtime import band_sizes
 
 pytestmark = NEEDS_KERNELS
 
@@ -80,6 +81,32 @@ def test_adapted_plane_by_blas(noisy: np.ndarray, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(aq, "scaled_left", lambda *a: scaled.append(1) or real(*a))
     assert np.array_equal(svdcodec.decode(data), expected)
     assert rows and scaled
+
+
+def test_binary64_copy_made_once_a_plane(noisy: np.ndarray,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bᵀ in binary64 is made by a plane's first dense band and used by its others (a copy per
+    band was made and dropped again by every band): at most one copy a plane, which spec §5's
+    12 bytes a column and component count."""
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    data = svdcodec.encode(noisy, layout="patch16", quality=100)
+    planes = len(unpack(data).planes)
+    expected = decode_reference(data)
+    monkeypatch.setattr(band_sizes, "EXACT_BAND_PIXELS", 1 << 12)
+    monkeypatch.setattr(band_sizes, "BAND_PIXELS", 1 << 12)
+    monkeypatch.setattr(band_sizes, "MIN_BAND_ROWS", 16)
+    rights: list[np.ndarray] = []  # held: no copy's id is reused by the next
+    real = exact.exact_product
+
+    def counted(left: np.ndarray, w: np.ndarray, right_t: np.ndarray, *args: object
+                ) -> np.ndarray:
+        rights.append(right_t)
+        return real(left, w, right_t, *args)
+    monkeypatch.setattr(exact, "exact_product", counted)
+    assert np.array_equal(svdcodec.decode(data), expected)
+    assert len(rights) > planes, "too few bands to tell"
+    assert len({id(r) for r in rights}) <= planes
+    assert all(r.dtype == np.float64 for r in rights)
 
 
 def test_patch8_bands_by_the_kernel(noisy: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -416,43 +416,72 @@ def scratch_array(scratch: dict[str, np.ndarray], key: str, shape: tuple[int, in
     return out
 
 
+def dense_pieces(block: Block, width: int, grid: tuple[int, int], g0: int, g1: int
+                 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Grid rows [g0, g1) of the components k < width of a dense block, a piece at a time as
+    `Block.grid_pieces` streams them (rows of one component, or the whole grids of several),
+    each piece's int64 work within band_sizes.CHUNK_BYTES: (its first component, its first
+    grid row, its residuals (components, rows, grid width), each component's vertical
+    predictor's column sums of its residuals above the piece (components, grid width): int64,
+    wrapping like `coding.unpredict`'s cumsum; zeros for the other predictors). The rows above
+    g0 are only summed; the sums are updated once the next piece is asked for."""
+    gh, gw = grid
+    vertical = block.predictor in (VERTICAL, PLANAR)
+    sums = np.zeros((1, gw), dtype=np.int64)
+    for k, a, residuals in block.grid_pieces(grid, max(1, band_sizes.CHUNK_BYTES // (8 * gw)),
+                                             band_sizes.CHUNK_BYTES):
+        b = a + residuals.shape[1]
+        if k >= width or a >= g1 or (b <= g0 and not vertical):
+            continue
+        residuals = residuals[:width - k]
+        if a == 0:
+            sums = np.zeros((residuals.shape[0], gw), dtype=np.int64)
+        lo, hi = max(a, g0), min(b, g1)
+        if vertical and lo > a:
+            sums += residuals[:, :lo - a].sum(axis=1, dtype=np.int64)
+        if lo < hi:
+            yield k, lo, residuals[:, lo - a:hi - a], sums
+        if vertical and b < min(gh, g1):  # the component's next piece is read (lo..b here)
+            sums += residuals[:, lo - a:].sum(axis=1, dtype=np.int64)
+
+
 def fill_dense(out: np.ndarray, block: Block, width: int, grid: tuple[int, int],
-                g0: int, g1: int, scratch: dict[str, np.ndarray], at: int | None = None
-                ) -> None:
+               g0: int, g1: int, scratch: dict[str, np.ndarray], at: int | None = None
+               ) -> None:
     """out[:, at + k] = grid rows [g0, g1) of component k of a dense block, unpredicted,
-    for k < width (at: the block's first component unless given). Streams the block a few
-    rows at a time: the vertical and planar predictors' running column sums are carried from
-    chunk to chunk (int64, wrapping exactly like `unpredict`'s whole-array cumsum). Components
-    are gathered in a component-major float32 copy and transposed into `out` at the end:
-    writing one column at a time is slow."""
+    for k < width (at: the block's first component unless given), a piece at a time
+    (`dense_pieces`). Components are gathered in a component-major float32 copy and
+    transposed into `out` at the end: writing one column at a time is slow."""
     gw = grid[1]
     gathered = scratch_array(scratch, "gathered", (width, (g1 - g0) * gw)).reshape(width, -1, gw)
     vertical = block.predictor in (VERTICAL, PLANAR)
     horizontal = block.predictor in (HORIZONTAL, PLANAR)
-    carry = np.zeros(gw, dtype=np.int64)
-    for k, a, residuals in block.grid_rows(grid, max(1, band_sizes.CHUNK_BYTES // (8 * gw)),
-                                            band_sizes.CHUNK_BYTES):
-        b = a + residuals.shape[0]
-        if a == 0:
-            carry = np.zeros(gw, dtype=np.int64)
-        if k >= width or a >= g1 or (b <= g0 and not vertical):
-            continue
+    for k, lo, residuals, sums in dense_pieces(block, width, grid, g0, g1):
         g = residuals.astype(np.int64)
         if vertical:
-            g = np.cumsum(g, axis=0, out=g)
-            g += carry
-            carry = g[-1].copy()
-            if b <= g0:
-                continue
-        lo, hi = max(a, g0), min(b, g1)
-        g = g[lo - a:hi - a]
+            np.cumsum(g, axis=1, out=g)
+            g += sums[:, None, :]
         if horizontal:
-            g = np.cumsum(g, axis=1)
-        gathered[k, lo - g0:hi - g0] = g
+            g = np.cumsum(g, axis=2)
+        gathered[k:k + g.shape[0], lo - g0:lo - g0 + g.shape[1]] = g
     at = block.first if at is None else at
     out[:, at:at + width] = gathered.reshape(width, -1).T
 
 
+def fill_dense_compiled(compiled: ModuleType, out: np.ndarray, block: Block, width: int,
+                        grid: tuple[int, int], g0: int, g1: int, scale: np.ndarray,
+                        at: int | None = None) -> None:
+    """`fill_dense` times scale[k] per component, by the kernels: each piece unpredicted and
+    scaled straight into its rows of out (`_kernels.unpredict_into`, as `unpredict_whole`
+    does a whole block), from its column sums. The same integers and float32 products as
+    `fill_dense` and the caller's scaling, without the int64 copies."""
+    gw = grid[1]
+    at = block.first if at is None else at
+    for k, lo, residuals, sums in dense_pieces(block, width, grid, g0, g1):
+        n, rows = residuals.shape[:2]
+        compiled.unpredict_into(np.ascontiguousarray(residuals).reshape(-1), rows, gw,
+                                block.predictor, n, out[(lo - g0) * gw:(lo - g0 + rows) * gw],
+                                at + k, scale[k:k + n], sums.reshape(-1))
 
 
 def factor_bytes(container: Container, plane: Plane) -> int:

@@ -18,6 +18,7 @@ weights W, multiplied in binary64 (`codec.exact`; with the C kernels, patch layo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
@@ -42,6 +43,7 @@ from .factors import (
     SparseStream,
     fill_compiled,
     fill_dense,
+    fill_dense_compiled,
     fill_sparse,
     fill_streamed,
     held_bytes,
@@ -76,8 +78,11 @@ class BandPlan:
     - `mrows`: the matrix rows [r0, r1) of each band (the last one includes the padding rows);
     - `passes`: consecutive bands whose scaled left factor fits `budget` bytes, loaded together
       (one pass per band when each band fills its own: `local`);
-    - `columns`: ranges of matrix columns whose B^T fits `budget` bytes (one range for a patch
-      layout, whose n is at most 1024; a plain layout's V can be four times the output).
+    - `columns`: ranges of matrix columns whose B^T, with an exact plane's binary64 copy
+      (`column_bytes`), fits `budget` bytes (a plain layout's V can be four times the output);
+      one range for a patch layout, whose bands are whole patches: its n is at most 1024, its
+      B^T at most 12 MiB, within the pass budget's floor (the band renderer, which holds
+      every plane's B^T at once, declines a plane whose B^T is above its share).
     """
 
     mrows: list[tuple[int, int]]
@@ -99,11 +104,16 @@ class BandPlan:
                 passes[-1].append(i)
             else:
                 passes.append([i])
-        # An exact plane's B^T is also held in binary64 (spec §5 Resources, version 2).
-        column_bytes = 3 * row_bytes if exact else row_bytes
-        step = n if patch else max(1, budget // column_bytes)
+        step = n if patch else max(1, budget // column_bytes(rank, exact))
         columns = [(j, min(j + step, n)) for j in range(0, n, step)]
         return cls(mrows, passes, columns)
+
+
+def column_bytes(rank: int, exact: bool) -> int:
+    """Bytes a matrix column of B^T takes held: rank float32 values, and for an exact plane
+    their binary64 copy (spec §5 Resources, version 2: the numpy path's product, or the BLAS
+    product of a compiled plane's dense bands, `PlaneReconstructor.binary64_right`)."""
+    return 4 * max(rank, 1) * (3 if exact else 1)
 
 
 def kernel_multiplies(plane: Plane, compiled: ModuleType | None) -> bool:
@@ -260,6 +270,8 @@ class PlaneReconstructor:
                                for b, w, residuals, sums in self.dense_rows]
         self.left = self.Bt = np.zeros((0, 0), np.float32)
         self.B = self.Bt  # B of the loaded columns, (columns, rank), for exact_product
+        self.right64: np.ndarray | None = None  # (`binary64_right`)
+        self.right64_lock = threading.Lock()
         self.base = 0  # matrix row of self.left[0]
         self.cols = (0, self.n)  # matrix columns of self.Bt
         # Centred columns (MEAN, spec §3.1): added to every row, binary64 in the exact rule
@@ -369,9 +381,8 @@ class PlaneReconstructor:
                     unpredict_whole(compiled, out, block, width, grid, block.first,
                                     ones[columns])
                     continue
-                fill_dense(out, block, width, grid, r0 // grid[1], r1 // grid[1], self.scratch)
-                if scale is not None:
-                    out[:, columns] *= scale[columns]
+                fill_dense_compiled(compiled, out, block, width, grid, r0 // grid[1],
+                                    r1 // grid[1], ones[columns])
 
     def _opened(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
                 r0: int, r1: int, integers: bool) -> bool:
@@ -420,6 +431,8 @@ class PlaneReconstructor:
             # Small enough to decompress whole (the usual single column): one compiled pass.
             if self.compiled is not None and block.count * self.m * 4 <= self.budget:
                 unpredict_whole(self.compiled, out, block, width, g, at, scale)
+            elif self.compiled is not None:  # in pieces of grid rows
+                fill_dense_compiled(self.compiled, out, block, width, g, 0, g[0], scale, at)
             else:
                 fill_dense(out, block, width, g, 0, g[0], self.scratch, at=at)
                 out[:, at:at + width] *= scale
@@ -558,7 +571,7 @@ class PlaneReconstructor:
         j0, j1 = self.columns[k]
         B = scratch_array(self.scratch, "B", (j1 - j0, self.rank), self.compiled is None)
         self._fill(B, self.v, self.plane.vgrid, j0, j1)
-        self.Bt, self.cols = B.T, (j0, j1)
+        self.Bt, self.cols, self.right64 = B.T, (j0, j1), None
         if self.means is not None:
             self.loaded_means = (self.means[j0:j1].astype(np.float64) if self.exact
                                  else self.means[j0:j1])
@@ -646,15 +659,23 @@ class PlaneReconstructor:
             return out
         right_t = self.Bt
         if by_blas:  # as a plane the kernels do not multiply: A o M made here, B^T in binary64
-            # copied for this band alone: a copy kept with each plane would hold 8 bytes a
-            # column and component of every plane of the band renderer at once
-            right_t = self.B.T.astype(np.float64)
+            right_t = self.binary64_right()
             if rows_m is not None:
                 left = aq.scaled_left(left, rows_m)
         exact_rule.check_bound(exact_rule.magnitude(left), self.max_b, self.weight_sum,
                                f"plane {self.plane.index}")
         return exact_rule.exact_product(left, self.weights, right_t, self.product_shift,
                                         self.loaded_means)
+
+    def binary64_right(self) -> np.ndarray:
+        """B^T of the loaded columns in binary64, for the BLAS product of a compiled plane's
+        dense bands: made by the first such band, once for the plane (its 8 bytes a column
+        and component are in BandPlan's count, `column_bytes`), none for a plane whose bands
+        the kernel multiplies."""
+        with self.right64_lock:
+            if self.right64 is None:
+                self.right64 = self.B.T.astype(np.float64)
+            return self.right64
 
     def to_rows(self, matrix: np.ndarray, i: int) -> np.ndarray:
         """Matrix rows of band i (C-contiguous, any dtype) as the band's pixel rows."""
@@ -773,6 +794,7 @@ class WholePlane(PlaneReconstructor):
         # B, and its bound's half: the largest max|A| the exact rule allows with it
         self.B = np.empty((n, rank), dtype=np.float32)
         self.Bt, self.cols = self.B.T, (0, n)
+        self.right64, self.right64_lock = None, threading.Lock()  # (`binary64_right`)
         self.max_b = self._fill_whole("V", v_blocks, plane.vgrid, self.B)
         self.largest_a = exact_rule.largest_left(self.max_b, self.weight_sum)
         # A, in this thread's array for the plane, kept for the next decode (`ThreadBuffers`)
@@ -895,12 +917,14 @@ def whole_factors(container: Container, plane: Plane, rank: int, budget: int,
     """The plane's U and V blocks where a `WholePlane` may take it: the kernels, an exact plane
     of a patch layout (`kernel_multiplies`), a rank of at least one (an adapted plane's: at
     least the K' = min(K, rank) components its map reads, spec §5.5; a preview of fewer takes
-    the general path, which fills the map's components apart), and A (m x rank float32) and
-    every block it reads, decompressed, within the budget, as the general path holds a pass
-    and its held blocks. Else None."""
+    the general path, which fills the map's components apart), and A (m x rank float32), B
+    with its binary64 copy (`column_bytes`) and every block it reads, decompressed, within
+    the budget, as the general path holds a pass, a column range and its held blocks. Else
+    None."""
+    m, n = plane.matrix_shape
     if (not kernel_multiplies(plane, compiled) or rank < 1
             or (plane.adapted and min(plane.aq[0], plane.rank) > rank)
-            or plane.matrix_shape[0] * rank * 4 > budget):
+            or m * rank * 4 > budget or n * column_bytes(rank, True) > budget):
         return None
     assert compiled is not None  # (`kernel_multiplies`)
     factors = (container.factor_blocks(plane.index, "U"),

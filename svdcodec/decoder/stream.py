@@ -60,6 +60,7 @@ from .plane import (
     WholePlane,
     bands_for,
     blocks_apart,
+    column_bytes,
     covering_bands,
     exact_bands_for,
     fill_apart,
@@ -745,6 +746,9 @@ def prepared(container: Container, plan: OutputPlan, plane: Plane,
     plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`).
     left_given: each band's left factor is made in memory the caller gives (`matrix`)."""
     budget = plane_budget(plan, container, plane)
+    if (plane.layout == LAYOUT_PATCH and plane.matrix_shape[1]
+            * column_bytes(plan.ranks[plane.index], plane.exact) > budget):
+        return None  # a patch layout's B^T is whole (BandPlan): one plane at a time, then
     if integers is None:  # the usual small file: each factor whole in one compiled call
         whole = whole_plane(container, plane, plan.ranks[plane.index], bands, budget,
                             plan.compiled, buffers)

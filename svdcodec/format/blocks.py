@@ -215,7 +215,7 @@ class Block:
     the run/level symbols described in codec/coding.py.
 
     `unpack` leaves U and V blocks compressed (`arrays` None, `frame` set, sizes checked): a
-    decoder calls `data()` or `grid_rows()` when it needs them, so that all the blocks of a
+    decoder calls `data()` or `grid_pieces()` when it needs them, so that all the blocks of a
     file never sit decompressed in memory at once. Slotted: a file may hold 300,000 blocks of
     one component (a few bytes each in the file), where a dictionary of attributes per block
     took 460 bytes of the 1.2 KB a block cost.
@@ -286,27 +286,32 @@ class Block:
             at += count * dtype.itemsize
         return tuple(out)
 
-    def grid_rows(self, grid: tuple[int, int], rows: int, whole_up_to: int = 0
-                  ) -> Iterator[tuple[int, int, np.ndarray]]:
-        """A dense U or V block of components shaped `grid`, in file order, `rows` grid rows at
-        a time: (component, first row, residuals (rows, grid width)). A compressed block is
-        read with zstd's streaming decoder, so a large int32 block never exists whole; its
-        errors raise SvdiError. A block of at most `whole_up_to` bytes is decompressed whole
-        instead (one call, no stream context to set up: the usual small block)."""
+    def grid_pieces(self, grid: tuple[int, int], rows: int, whole_up_to: int = 0
+                    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """A dense U or V block of components shaped `grid`, in file order, in pieces of at
+        most `rows` grid rows: (first component, first row, residuals (components, rows, grid
+        width)). A component of more than `rows` rows comes `rows` rows at a time; smaller
+        ones come whole, as many at a time as fit `rows` rows in all (a plain layout's
+        components are single columns: one at a time cost a Python step per column). A
+        compressed block is read with zstd's streaming decoder, so a large int32 block never
+        exists whole; its errors raise SvdiError. A block of at most `whole_up_to` bytes is
+        decompressed whole instead (one call, no stream context to set up: the usual small
+        block)."""
         gh, gw = grid
+        together = max(1, rows // gh) if gh <= rows else 1  # components a piece
+        pieces = [(k, a, min(together, self.count - k), min(rows, gh - a))
+                  for k in range(0, self.count, together) for a in range(0, gh, rows)]
         if self.arrays is not None or self.raw_bytes <= whole_up_to or self.form == STORED_RAW:
             data = self.data()[0].reshape(self.count, gh, gw)
-            for k in range(self.count):
-                for a in range(0, gh, rows):
-                    yield k, a, data[k, a:a + rows]
+            for k, a, n, r in pieces:
+                yield k, a, data[k:k + n, a:a + r]
             return
         assert self.frame is not None, "a block has arrays or a frame"
         dtype = self.parts[0][0]
         reader = FrameReader(self.frame, self.what, self.form)
-        for k in range(self.count):
-            for a in range(0, gh, rows):
-                raw = reader.exactly(min(rows, gh - a) * gw * dtype.itemsize)
-                yield k, a, np.frombuffer(raw, dtype).reshape(-1, gw)
+        for k, a, n, r in pieces:
+            raw = reader.exactly(n * r * gw * dtype.itemsize)
+            yield k, a, np.frombuffer(raw, dtype).reshape(n, r, gw)
         reader.finish()
 
 
