@@ -8370,6 +8370,32 @@ static PyObject *record_parts(const int64_t f[14], int factor, const int64_t *sh
 /* Most bytes of a block's frame that parse_records copies (format.reader.SMALL_FRAME). */
 #define SMALL_FRAME 128
 
+/* cache[key] (`size` bytes) as a new reference where the cache holds it; else NULL, with *k
+   the key's bytes (a new reference, for `kept`), or with *k NULL on an error. */
+static PyObject *cached(PyObject *cache, const void *key, Py_ssize_t size, PyObject **k)
+{
+    *k = PyBytes_FromStringAndSize((const char *)key, size);
+    if (*k == NULL)
+        return NULL;
+    PyObject *value = PyDict_GetItemWithError(cache, *k); /* borrowed */
+    if (value != NULL || PyErr_Occurred()) {
+        Py_CLEAR(*k);
+        return Py_XNewRef(value);
+    }
+    return NULL;
+}
+
+/* value (a new reference, or NULL on an error) stored under k (released here) while the
+   cache holds fewer than PARTS_SHARED entries: value, or NULL if storing it failed. */
+static PyObject *kept(PyObject *cache, PyObject *k, PyObject *value)
+{
+    if (value != NULL && PyDict_GET_SIZE(cache) < PARTS_SHARED
+        && PyDict_SetItem(cache, k, value) < 0)
+        Py_CLEAR(value);
+    Py_DECREF(k);
+    return value;
+}
+
 /* A sparse block's part (dtype, (n,)), the same tuple for every block of `cache` (the call's
    dict) with the same stream `tag` (1 symbols, 2 run escapes, 3 value escapes), element type
    code and n: blocks of distinct symbol counts mostly share their empty escape streams' parts.
@@ -8378,20 +8404,10 @@ static PyObject *shared_part(PyObject *cache, int64_t tag, int64_t code, int64_t
                              PyObject *dtype)
 {
     int64_t key[3] = {tag, code, n}; /* 24 bytes: never a parts key (40 bytes) */
-    PyObject *k = PyBytes_FromStringAndSize((const char *)key, sizeof key);
-    if (k == NULL)
-        return NULL;
-    PyObject *part = PyDict_GetItemWithError(cache, k); /* borrowed */
-    if (part != NULL || PyErr_Occurred()) {
-        Py_DECREF(k);
-        return part == NULL ? NULL : Py_NewRef(part);
-    }
-    part = Py_BuildValue("(O(L))", dtype, (long long)n);
-    if (part != NULL && PyDict_GET_SIZE(cache) < PARTS_SHARED
-        && PyDict_SetItem(cache, k, part) < 0)
-        Py_CLEAR(part);
-    Py_DECREF(k);
-    return part;
+    PyObject *k, *part = cached(cache, key, sizeof key, &k);
+    if (k == NULL) /* found, or an error */
+        return part;
+    return kept(cache, k, Py_BuildValue("(O(L))", dtype, (long long)n));
 }
 
 /* record_parts, the same tuple for every block of the same sizes (`cache`: the call's dict of
@@ -8404,18 +8420,9 @@ static PyObject *shared_parts(PyObject *cache, const int64_t f[14], int factor,
     int dense = f[3] == 0, grid = dense && factor != 1;
     int64_t key[5] = {f[3], f[5], dense ? f[2] : f[6], dense ? (grid ? shape[1] : 0) : f[7],
                       dense ? (grid ? shape[2] : 0) : f[8]};
-    PyObject *k = PyBytes_FromStringAndSize((const char *)key, sizeof key);
-    if (k == NULL)
-        return NULL;
-    PyObject *parts = PyDict_GetItemWithError(cache, k); /* borrowed */
-    if (parts != NULL) {
-        Py_DECREF(k);
-        return Py_NewRef(parts);
-    }
-    if (PyErr_Occurred()) {
-        Py_DECREF(k);
-        return NULL;
-    }
+    PyObject *k, *parts = cached(cache, key, sizeof key, &k);
+    if (k == NULL) /* found, or an error */
+        return parts;
     if (dense) {
         parts = record_parts(f, factor, shape, types, symbol, run);
     } else {
@@ -8428,11 +8435,7 @@ static PyObject *shared_parts(PyObject *cache, const int64_t f[14], int factor,
         Py_XDECREF(b);
         Py_XDECREF(c);
     }
-    if (parts != NULL && PyDict_GET_SIZE(cache) < PARTS_SHARED
-        && PyDict_SetItem(cache, k, parts) < 0)
-        Py_CLEAR(parts);
-    Py_DECREF(k);
-    return parts;
+    return kept(cache, k, parts);
 }
 
 static PyObject *parse_records(PyObject *self, PyObject *args, PyObject *kwargs)

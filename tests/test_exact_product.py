@@ -16,8 +16,9 @@ from support import NEEDS_KERNELS, photo
 
 import svdcodec
 from svdcodec.codec import aq, exact
-from svdcodec.decoder import plane
+from svdcodec.decoder import plane, uses_blas
 from svdcodec.decoder.reference import decode_reference
+from svdcodec.decoder.stream import BandRenderer
 from svdcodec.format import pack, unpack
 from svdcodec.runtime import band_sizes
 
@@ -107,6 +108,20 @@ def test_binary64_copy_made_once_a_plane(noisy: np.ndarray,
     assert len(rights) > planes, "too few bands to tell"
     assert len({id(r) for r in rights}) <= planes
     assert all(r.dtype == np.float64 for r in rights)
+
+
+def test_blas_held_to_one_thread_where_dense_bands_may_use_it(
+        noisy: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a plane's dense bands may go to BLAS, decoding holds BLAS to one thread around the
+    render (decoder.rendering's `blas`), as for a plane BLAS multiplies: the band threads call
+    it. A photo's default file, every product the kernel's, is rendered without that step."""
+    monkeypatch.setenv("SVDCODEC_KERNELS", "1")
+    for options, blas in (({"layout": "patch16", "quality": 100}, True),
+                          ({"layout": "patch8", "quality": 75}, False)):
+        box = unpack(svdcodec.encode(noisy, **options))
+        assert uses_blas(box) is blas
+        renderer = BandRenderer.prepare(box)
+        assert renderer is not None and renderer.blas is blas
 
 
 def test_patch8_bands_by_the_kernel(noisy: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,7 +31,12 @@ from ..format import (
 from ..format.inputs import FileInput, file_bytes, is_path
 from ..runtime import band_sizes, kernels
 from ..runtime.threads import QuietSerial, single_threaded
-from .plane import PlaneReconstructor, kernel_multiplies, pass_budget
+from .plane import (
+    PlaneReconstructor,
+    blas_takes_dense_bands,
+    kernel_multiplies,
+    pass_budget,
+)
 from .reference import factor_integers
 from .render import check_image, render_image
 from .residuals import apply_group, apply_residuals, band_bounds
@@ -234,9 +239,11 @@ def _blas_single_threaded(inner: QuietSerial) -> Iterator[None]:
 def uses_blas(container: Container) -> bool:
     """Whether rendering the file whole (reduce=1) may call BLAS: not when the compiled
     kernels multiply every plane (`kernel_multiplies`: every plane of the encoder's version 5
-    files but the plain layouts)."""
+    files but the plain layouts), and none of them sends its dense bands to BLAS
+    (`blas_takes_dense_bands`: patch 16 and 32 at ranks of 64 and more)."""
     compiled = kernels.get()
-    return not all(kernel_multiplies(p, compiled) for p in container.planes)
+    return not all(kernel_multiplies(p, compiled) and not blas_takes_dense_bands(p, p.rank)
+                   for p in container.planes)
 
 
 def unit_rows(plane: Plane, sigma: np.ndarray, Vt: np.ndarray,

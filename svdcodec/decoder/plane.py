@@ -116,6 +116,13 @@ def column_bytes(rank: int, exact: bool) -> int:
     return 4 * max(rank, 1) * (3 if exact else 1)
 
 
+def blas_takes_dense_bands(plane: Plane, rank: int) -> bool:
+    """Whether the dense bands of a plane the kernels multiply (`kernel_multiplies`) go to
+    BLAS in binary64 (`PlaneReconstructor.exact_matrix`): a rank of BLAS_PRODUCT_RANK and
+    more, BLAS_PRODUCT_COLUMNS columns and more (patch 16 and 32)."""
+    return rank >= BLAS_PRODUCT_RANK and plane.matrix_shape[1] >= BLAS_PRODUCT_COLUMNS
+
+
 def kernel_multiplies(plane: Plane, compiled: ModuleType | None) -> bool:
     """Whether the compiled kernels multiply the plane's factors (`_kernels.exact_product`):
     exact planes of a patch layout, a few dozen columns wide, where a loop over each row's
@@ -375,7 +382,7 @@ class PlaneReconstructor:
         for block, width, streams in factor:
             if streams is None:  # dense columns: not touched by the sparse blocks
                 columns = slice(block.first, block.first + width)
-                if whole and block.count * r1 * 4 <= self.budget:
+                if whole and self.whole_grid_fits(block, r1):
                     # the whole grid of a block that fits the budget: decompressed once and
                     # unpredicted and scaled in one compiled pass, as `_dense_whole`
                     unpredict_whole(compiled, out, block, width, grid, block.first,
@@ -383,6 +390,12 @@ class PlaneReconstructor:
                     continue
                 fill_dense_compiled(compiled, out, block, width, grid, r0 // grid[1],
                                     r1 // grid[1], ones[columns])
+
+    def whole_grid_fits(self, block: Block, rows: int) -> bool:
+        """Whether a dense block's whole grid of `rows` matrix rows, decompressed at once and
+        unpredicted in one compiled pass (`unpredict_whole`), fits the budget: else it is
+        read in pieces of grid rows (`fill_dense_compiled`)."""
+        return block.count * rows * 4 <= self.budget
 
     def _opened(self, out: np.ndarray, factor: list[tuple], grid: tuple[int, int],
                 r0: int, r1: int, integers: bool) -> bool:
@@ -398,7 +411,7 @@ class PlaneReconstructor:
         # every block decompressed at once: only where the general fill would hold them all
         # too (no streamed block, each dense block within the budget)
         within = all(streams is UNOPENED if streams is not None
-                     else block.count * rows * 4 <= self.budget
+                     else self.whole_grid_fits(block, rows)
                      for block, _, streams in factor)
         if integers and r0 == 0 and r1 == rows and within and covers(factor, out.shape[1]):
             status, _ = self.compiled.whole_factor([b for b, _, _ in factor], grid[0],
@@ -429,7 +442,7 @@ class PlaneReconstructor:
         for block, width in dense:
             scale = self.scale[block.first:block.first + width]
             # Small enough to decompress whole (the usual single column): one compiled pass.
-            if self.compiled is not None and block.count * self.m * 4 <= self.budget:
+            if self.compiled is not None and self.whole_grid_fits(block, self.m):
                 unpredict_whole(self.compiled, out, block, width, g, at, scale)
             elif self.compiled is not None:  # in pieces of grid rows
                 fill_dense_compiled(self.compiled, out, block, width, g, 0, g[0], scale, at)
@@ -642,8 +655,7 @@ class PlaneReconstructor:
         an adapted plane's M of these rows (spec §5.5), which the compiled product applies
         (the numpy path's `left` is A o M already)."""
         assert self.product_shift is not None
-        by_blas = (self.exact_kernel and self.rank >= BLAS_PRODUCT_RANK
-                   and self.B.shape[0] >= BLAS_PRODUCT_COLUMNS
+        by_blas = (self.exact_kernel and blas_takes_dense_bands(self.plane, self.rank)
                    and np.count_nonzero(left) > left.size * BLAS_PRODUCT_SHARE)
         if self.exact_kernel and not by_blas:
             assert self.compiled is not None

@@ -59,6 +59,7 @@ from .plane import (
     PlaneReconstructor,
     WholePlane,
     bands_for,
+    blas_takes_dense_bands,
     blocks_apart,
     column_bytes,
     covering_bands,
@@ -784,9 +785,10 @@ class BandRenderer:
         #: pieces where two chroma bands hold them (`EdgeSeams.left_in_band`, `chroma_pieces`)
         self.pieces = isinstance(seams, EdgeSeams) and seams.left_in_band
         #: Whether rendering calls BLAS (decoder.rendering's `blas`): not when the kernels
-        #: multiply every plane
-        self.blas = not all(rows.exact_kernel for rows in
-                            [*full.values(), *(kept.rows for kept in chroma.values())])
+        #: multiply every plane, none of whose dense bands go to BLAS
+        planes = [*full.values(), *(kept.rows for kept in chroma.values())]
+        self.blas = not all(rows.exact_kernel and not blas_takes_dense_bands(rows.plane, rows.rank)
+                            for rows in planes)
         #: A small image cut into a band per thread (`whole_jobs`): `prepare`'s arguments, from
         #: which `run` refuses a broken file as one band does (`one_band`)
         self.split: tuple[Container, int | None, bool] | None = None
