@@ -134,14 +134,23 @@ def sparse_rows(rows: int, count: int, content: str) -> tuple[bytes, Callable[[]
     return fmt.SPARSE_RECORD.pack(3, rows * len(row), 0, rows * nx), pieces
 
 
-def dense_rows(rows: int, count: int, element: int) -> tuple[bytes, Callable[[], Iterator[bytes]]]:
+def dense_rows(rows: int, count: int, element: int, ones: bool = False
+               ) -> tuple[bytes, Callable[[], Iterator[bytes]]]:
+    """Dense residuals of `count` components of `rows` elements, the planar predictor: zeros,
+    or with `ones` a one first in each component (whose integers are then all ones: every
+    integer non-zero, an exact plane's bands multiplied by BLAS where its rank allows)."""
     itemsize = fmt.ELEMENT_TYPES[element].itemsize
     total = rows * count * itemsize
 
     def pieces() -> Iterator[bytes]:
         step = 1 << 24
         for a in range(0, total, step):
-            yield bytes(min(step, total - a))
+            piece = bytearray(min(step, total - a))
+            if ones:  # the first byte of each component's first element (little-endian)
+                first = -(-a // (rows * itemsize)) * rows * itemsize
+                piece[first - a::rows * itemsize] = b"\x01" * len(range(first - a, len(piece),
+                                                                        rows * itemsize))
+            yield bytes(piece)
     return fmt.DENSE_RECORD.pack(element, 3, rows * count), pieces
 
 
@@ -155,12 +164,12 @@ def factor_chunks(plane: fmt.Plane, content: str) -> Iterator[bytes]:
                     fmt.DENSE_RECORD.pack(4, 0, count), sigma[first:first + count].tobytes())
     for kind, grid in ((b"VBLK", plane.vgrid), (b"UBLK", plane.grid)):
         rows = grid[0] * grid[1]
-        if content in ("dense8", "dense32"):
-            element = 1 if content == "dense8" else 3
+        if content in ("dense8", "dense32", "ones8"):
+            element = 3 if content == "dense32" else 1
             per = max(1, (2**32 - 1) // rows)
             for first in range(0, r, per):
                 count = min(per, r - first)
-                descriptor, pieces = dense_rows(rows, count, element)
+                descriptor, pieces = dense_rows(rows, count, element, content == "ones8")
                 yield _pack(kind, plane.index, first, count, fmt.DENSE, descriptor, pieces)
         elif content == "blocks1":  # one component per block: the most blocks
             descriptor, pieces = sparse_rows(rows, 1, "sparse0")
@@ -270,7 +279,7 @@ def exact_shift(plane: fmt.Plane, content: str) -> int:
     """The largest shift keeping spec §5.1's bound for factor_chunks' content."""
     sigma = np.full(plane.rank, 1e6 if content == "escapes" else 1.0)
     top = {"sparse0": 0, "sparse1": 1, "escapes": 100_000, "blocks1": 0, "blocks1d": 1,
-           "dense8": 0, "dense32": 0}[content]
+           "dense8": 0, "dense32": 0, "ones8": 1}[content]
     return exact.choose_shift(plane.step, sigma, top, top, "hostile case")
 
 
@@ -355,9 +364,10 @@ def cases() -> list[Case]:
     # its share of the pass budget, which the band renderer holds for every plane at once
     out.append(worst("v5_p32_C255_sparse0", "C255", 1024, 512, "patch32", "sparse0",
                      compact=True))
-    # One patch-32 plane at the work cap (rank 1024), its dense blocks 64 times the budget:
-    # each pass of the left factor unpredicts U's grid rows up to its own
-    out.append(worst("v5_p32_L8192_dense8", "L", 8192, 8192, "patch32", "dense8", compact=True))
+    # One patch-32 plane at the work cap (rank 1024), its integers all ones (every band to
+    # BLAS), U's dense block 8 times the budget in float32: each pass of the left factor
+    # unpredicts U's grid rows up to its own
+    out.append(worst("v5_p32_L8192_ones8", "L", 8192, 8192, "patch32", "ones8", compact=True))
     # ... and a plain one (rank 4096): U in passes, V in column ranges, each reading its dense
     # block's every component, a single column each
     out.append(worst("v5_plain4096_L_dense32", "L", 4096, 4096, "plain", "dense32",

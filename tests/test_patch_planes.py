@@ -9,6 +9,7 @@ rendered a plane at a time. A reviewer's 37 KB file of 255 patch-32 planes at ra
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import tracemalloc
 
@@ -17,7 +18,7 @@ import pytest
 
 import svdcodec
 from svdcodec import format as fmt
-from svdcodec.codec.coding import PLANAR, VERTICAL, to_symbols
+from svdcodec.codec.coding import END_OF_ROW, PLANAR, VERTICAL, to_symbols
 from svdcodec.decoder import plane as plane_module
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.decoder.stream import BandRenderer
@@ -83,6 +84,36 @@ def test_band_renderer_takes_a_patch_plane_whose_factors_fit_its_share(
     assert BandRenderer.prepare(fmt.unpack(many)) is not None
     monkeypatch.setattr(band_sizes, "MIN_PASS_BYTES", 16 << 20)
     assert BandRenderer.prepare(fmt.unpack(many)) is None
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_declined_file_refused_from_its_blocks_before_the_output(
+        many: bytes, kernels: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The band renderer declines a plane for its Bᵀ once the plane's blocks are read and
+    checked: a U block of plane 0 with three row ends too few is refused before the
+    plane-by-plane path allocates the output (a first version declined first: 2.1 MiB traced,
+    the output's 2 MiB among them)."""
+    monkeypatch.setenv("SVDCODEC_KERNELS", kernels)
+    monkeypatch.setattr(band_sizes, "MIN_PASS_BYTES", 1 << 20)
+    box = fmt.unpack(many)
+    blocks = []
+    for block in box.blocks:
+        if (block.plane, block.factor) == (0, "U"):
+            symbols, runs, values = (a.copy() for a in block.data())
+            symbols[np.flatnonzero(symbols == END_OF_ROW)[:3]] = END_OF_ROW + 1
+            block = dataclasses.replace(block, arrays=(symbols, runs, values), frame=None)
+        blocks.append(block)
+    broken = fmt.pack(dataclasses.replace(box, blocks=blocks), 1)
+    with pytest.raises(svdcodec.SvdiError, match="row ends"):
+        svdcodec.decode(broken)
+    tracemalloc.start()
+    try:
+        with pytest.raises(svdcodec.SvdiError, match="row ends"):
+            svdcodec.decode(broken)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 256 * 256 // 2, peak
 
 
 def dense_plane(side: int, rank: int, patch: int) -> bytes:

@@ -109,11 +109,12 @@ class BandPlan:
         return cls(mrows, passes, columns)
 
 
-def column_bytes(rank: int, exact: bool) -> int:
-    """Bytes a matrix column of B^T takes held: rank float32 values, and for an exact plane
-    their binary64 copy (spec §5 Resources, version 2: the numpy path's product, or the BLAS
-    product of a compiled plane's dense bands, `PlaneReconstructor.binary64_right`)."""
-    return 4 * max(rank, 1) * (3 if exact else 1)
+def column_bytes(rank: int, binary64: bool) -> int:
+    """Bytes a matrix column of B^T takes held: rank float32 values, and with `binary64` their
+    binary64 copy (spec §5 Resources, version 2: an exact plane's BLAS product, of every band
+    where the kernels do not multiply the plane, of its dense bands where they do and
+    `blas_takes_dense_bands`: `PlaneReconstructor.binary64_right`)."""
+    return 4 * max(rank, 1) * (3 if binary64 else 1)
 
 
 def blas_takes_dense_bands(plane: Plane, rank: int) -> bool:
@@ -679,6 +680,13 @@ class PlaneReconstructor:
         return exact_rule.exact_product(left, self.weights, right_t, self.product_shift,
                                         self.loaded_means)
 
+    def right_bytes(self) -> int:
+        """Bytes the largest column range of B^T takes held (`column_bytes`): with its
+        binary64 copy where this plane's product makes one."""
+        binary64 = self.exact and (not self.exact_kernel
+                                   or blas_takes_dense_bands(self.plane, self.rank))
+        return max(j1 - j0 for j0, j1 in self.columns) * column_bytes(self.rank, binary64)
+
     def binary64_right(self) -> np.ndarray:
         """B^T of the loaded columns in binary64, for the BLAS product of a compiled plane's
         dense bands: made by the first such band, once for the plane (its 8 bytes a column
@@ -747,6 +755,7 @@ class PlaneReconstructor:
                     task(bands[t])
                 run_bands(one, len(bands), threads)
         self.left = self.Bt = np.zeros((0, 0), np.float32)
+        self.right64 = None  # (the next plane's set-up and the filters come after)
 
 
 
@@ -936,7 +945,8 @@ def whole_factors(container: Container, plane: Plane, rank: int, budget: int,
     m, n = plane.matrix_shape
     if (not kernel_multiplies(plane, compiled) or rank < 1
             or (plane.adapted and min(plane.aq[0], plane.rank) > rank)
-            or m * rank * 4 > budget or n * column_bytes(rank, True) > budget):
+            or m * rank * 4 > budget
+            or n * column_bytes(rank, blas_takes_dense_bands(plane, rank)) > budget):
         return None
     assert compiled is not None  # (`kernel_multiplies`)
     factors = (container.factor_blocks(plane.index, "U"),

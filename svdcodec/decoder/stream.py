@@ -61,7 +61,6 @@ from .plane import (
     bands_for,
     blas_takes_dense_bands,
     blocks_apart,
-    column_bytes,
     covering_bands,
     exact_bands_for,
     fill_apart,
@@ -747,9 +746,6 @@ def prepared(container: Container, plan: OutputPlan, plane: Plane,
     plane's (A, B), given instead of read from its blocks (`IntegerReconstructor`).
     left_given: each band's left factor is made in memory the caller gives (`matrix`)."""
     budget = plane_budget(plan, container, plane)
-    if (plane.layout == LAYOUT_PATCH and plane.matrix_shape[1]
-            * column_bytes(plan.ranks[plane.index], plane.exact) > budget):
-        return None  # a patch layout's B^T is whole (BandPlan): one plane at a time, then
     if integers is None:  # the usual small file: each factor whole in one compiled call
         whole = whole_plane(container, plane, plan.ranks[plane.index], bands, budget,
                             plan.compiled, buffers)
@@ -760,7 +756,11 @@ def prepared(container: Container, plan: OutputPlan, plane: Plane,
             if integers is None
             else IntegerReconstructor(integers, container, plane, plan.ranks[plane.index],
                                       bands, budget, {}, plan.compiled, buffers))
-    if len(rows.columns) != 1 or not (rows.local or len(rows.passes) == 1):
+    # (declined once its blocks are read and checked, so that a broken one is refused before
+    # the other path allocates the output; a patch layout's B^T is one range, which may not
+    # fit the plane's share: then the planes are decoded one at a time)
+    if (len(rows.columns) != 1 or not (rows.local or len(rows.passes) == 1)
+            or rows.right_bytes() > budget):
         return None
     rows.load_columns(0)
     rows.load(0)
