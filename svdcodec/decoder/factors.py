@@ -455,7 +455,8 @@ def fill_dense(out: np.ndarray, block: Block, width: int, grid: tuple[int, int],
     gw = grid[1]
     gathered = scratch_array(scratch, "gathered", (width, (g1 - g0) * gw)).reshape(width, -1, gw)
     vertical = block.predictor in (VERTICAL, PLANAR)
-    horizontal = block.predictor in (HORIZONTAL, PLANAR)
+    # (a grid one column wide, a plain layout's: the running sum along a row is the row)
+    horizontal = block.predictor in (HORIZONTAL, PLANAR) and gw > 1
     for k, lo, residuals, sums in dense_pieces(block, width, grid, g0, g1):
         g = residuals.astype(np.int64)
         if vertical:
