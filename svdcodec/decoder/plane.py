@@ -680,11 +680,16 @@ class PlaneReconstructor:
         return exact_rule.exact_product(left, self.weights, right_t, self.product_shift,
                                         self.loaded_means)
 
+    @property
+    def calls_blas(self) -> bool:
+        """Whether this plane's product may call BLAS: every band where the kernels do not
+        multiply the plane, its dense bands where they do and `blas_takes_dense_bands`."""
+        return not self.exact_kernel or blas_takes_dense_bands(self.plane, self.rank)
+
     def right_bytes(self) -> int:
-        """Bytes the largest column range of B^T takes held (`column_bytes`): with its
-        binary64 copy where this plane's product makes one."""
-        binary64 = self.exact and (not self.exact_kernel
-                                   or blas_takes_dense_bands(self.plane, self.rank))
+        """Bytes the largest column range of B^T takes held (`column_bytes`): with the
+        binary64 copy an exact plane's BLAS product makes."""
+        binary64 = self.exact and self.calls_blas
         return max(j1 - j0 for j0, j1 in self.columns) * column_bytes(self.rank, binary64)
 
     def binary64_right(self) -> np.ndarray:

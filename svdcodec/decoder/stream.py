@@ -59,7 +59,6 @@ from .plane import (
     PlaneReconstructor,
     WholePlane,
     bands_for,
-    blas_takes_dense_bands,
     blocks_apart,
     covering_bands,
     exact_bands_for,
@@ -786,9 +785,8 @@ class BandRenderer:
         self.pieces = isinstance(seams, EdgeSeams) and seams.left_in_band
         #: Whether rendering calls BLAS (decoder.rendering's `blas`): not when the kernels
         #: multiply every plane, none of whose dense bands go to BLAS
-        planes = [*full.values(), *(kept.rows for kept in chroma.values())]
-        self.blas = not all(rows.exact_kernel and not blas_takes_dense_bands(rows.plane, rows.rank)
-                            for rows in planes)
+        self.blas = any(rows.calls_blas for rows in
+                        [*full.values(), *(kept.rows for kept in chroma.values())])
         #: A small image cut into a band per thread (`whole_jobs`): `prepare`'s arguments, from
         #: which `run` refuses a broken file as one band does (`one_band`)
         self.split: tuple[Container, int | None, bool] | None = None

@@ -299,8 +299,8 @@ class Block:
         block)."""
         gh, gw = grid
         together = max(1, rows // gh) if gh <= rows else 1  # components a piece
-        pieces = [(k, a, min(together, self.count - k), min(rows, gh - a))
-                  for k in range(0, self.count, together) for a in range(0, gh, rows)]
+        pieces = ((k, a, min(together, self.count - k), min(rows, gh - a))
+                  for k in range(0, self.count, together) for a in range(0, gh, rows))
         if self.arrays is not None or self.raw_bytes <= whole_up_to or self.form == STORED_RAW:
             data = self.data()[0].reshape(self.count, gh, gw)
             for k, a, n, r in pieces:
