@@ -1185,7 +1185,7 @@ FUSED static void exact_rows32_avx2(const char *left, Py_ssize_t left_row, Py_ss
                                     Py_ssize_t rows, Py_ssize_t rank, const double *bw,
                                     Py_ssize_t cols, double unit, const double *means,
                                     double *values, Py_ssize_t *terms, char *out,
-                                    Py_ssize_t out_row);
+                                    Py_ssize_t out_row, const int32_t *mult);
 #endif
 
 /* The product's rows: patch 4's 16 columns in exact_rows16, multiples of 32 (patch 8's 64,
@@ -1228,9 +1228,9 @@ ALWAYS_INLINE void exact_product_rows(const char *left, Py_ssize_t left_row,
 
 DEFINE_EXACT_RUN(HOT_WIDE, exact_run, 0)
 #if FUSED_PRODUCT
-/* With fused multiply-adds, for CPUs with AVX-512 (FUSED_WIDE: without it the AVX2 copy ran
-   1.4 times exact_run's AVX-512 clone's time on this project's machine) and for CPUs with AVX2
-   and FMA. */
+/* With fused multiply-adds, for CPUs with AVX-512 (FUSED_WIDE: the column counts the AVX2 row
+   kernels do not take, where the AVX2 copy ran longer than the AVX-512 clone) and for CPUs
+   with AVX2 and FMA. */
 DEFINE_EXACT_RUN(FUSED_WIDE, exact_run_fused_wide, 1)
 DEFINE_EXACT_RUN(FUSED, exact_run_fused, 1)
 #endif
@@ -1311,15 +1311,17 @@ HOT static float max_adapted(const char *data, Py_ssize_t rows, Py_ssize_t rank,
 }
 
 /* exact_product's kernels: 0 the plain loops (exact_run), 1 with fused multiply-adds on CPUs
-   with AVX2 and FMA (exact_rows16_avx2, exact_rows32_avx2, exact_run_fused), 2 AVX-512
-   (exact_run_fused_wide). best_product is the CPU's, chosen at import; product_level the one
+   with AVX2 and FMA (exact_rows16_avx2, exact_rows32_avx2, exact_run_fused), 2 on AVX-512
+   CPUs (the same AVX2 row kernels where they apply, else exact_run_fused_wide). best_product is the CPU's, chosen at import; product_level the one
    in use (`product_kernel`: tests compare them). All give the same bits. */
 static int best_product, product_level;
 
 PyDoc_STRVAR(product_kernel_doc,
 "product_kernel(level=-1) -> int\n\n"
 "The kernel of exact_product in use: 0 plain C, 1 AVX2 with FMA (each row's non-zero terms),\n"
-"2 AVX-512 (the best the CPU runs, chosen at import). level >= 0 chooses another one, at\n"
+"2 on AVX-512 CPUs: level 1's row kernels where they apply (16 columns, multiples of 32),\n"
+"an AVX-512 loop for the other column counts (the best the CPU runs, chosen at import).\n"
+"level >= 0 chooses another one, at\n"
 "most the best (ValueError otherwise): for tests and benchmarks, which compare them; all\n"
 "give the same bits. Process-wide and unlocked: not while other threads decode. Returns the\n"
 "level in use before the call.");
@@ -1420,17 +1422,20 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
     double unit = ldexp(1.0, -(int)shift);
     Py_BEGIN_ALLOW_THREADS
 #if FUSED_PRODUCT
-    if (product_level == 2)
+    /* The AVX2 row kernels on AVX-512 CPUs too, where they apply: they hold a row's sums in
+       registers and add its non-zero terms only, which the AVX-512 clone of the plain loops
+       does not, and measured faster there (docs/c-kernels.md, "The exact product on AVX-512
+       CPUs"); the clone keeps the other column counts. */
+    if (product_level >= 1 && cols == 16 && rank <= 16)
+        exact_rows16_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, unit,
+                          mean, out.data, out.strides[0], row_m);
+    else if (product_level >= 1 && cols % 32 == 0 && rank <= INT32_MAX - ROW_TERMS_SLACK)
+        exact_rows32_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
+                          unit, mean, values, terms, out.data, out.strides[0], row_m);
+    else if (product_level == 2)
         exact_run_fused_wide(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
                              unit, mean, values, terms, sums0, sums1, out.data, out.strides[0],
                              row_m);
-    else if (product_level == 1 && cols == 16 && rank <= 16)
-        exact_rows16_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, unit,
-                          mean, out.data, out.strides[0], row_m);
-    else if (product_level == 1 && cols % 32 == 0 && rank <= INT32_MAX - ROW_TERMS_SLACK
-             && row_m == NULL)
-        exact_rows32_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
-                          unit, mean, values, terms, out.data, out.strides[0]);
     else if (product_level == 1)
         exact_run_fused(left.data, left.strides[0], left.strides[1], rows, rank, bw, cols,
                         unit, mean, values, terms, sums0, sums1, out.data, out.strides[0],
@@ -2563,8 +2568,8 @@ FUSED static inline void store_row16(float *o, const __m256d *s, __m256d unit,
 }
 
 /* exact_run_fused's exact_rows16 (patch 4's 16 columns, a rank of at most 16) on CPUs with
-   AVX2 and FMA but not AVX-512 (exact_product picks it): three rows at a time, each row's 16
-   sums held as four AVX2 vectors, adding only as many terms as the row of the three with the
+   AVX2 and FMA (exact_product picks it, on AVX-512 CPUs too): three rows at a time, each
+   row's 16 sums held as four AVX2 vectors, adding only as many terms as the row of the three with the
    most non-zero components has (a photo's luma rows hold about a quarter of their components
    non-zero; exact_rows16 multiplied every one). The terms
    are listed without a branch (`row_terms16`) and the three rows run the same count, so
@@ -2649,11 +2654,15 @@ FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ss
 /* A row's non-zero components (a: its first; the rank below 2^31) as float64 values with
    their indices k, in the order of k, without a branch: 8 components at a time, packed
    (`pack_lanes8`) at the list's end (values and ks hold rank + ROW_TERMS_SLACK entries: each
-   pack writes 8); returns how many. */
+   pack writes 8); returns how many. `first`: those from component 1 with 1 (an adapted
+   plane's, whose component 0 is added after the row's multiplier), from 0 with 0. */
 FUSED static inline Py_ssize_t row_terms(const char *a, Py_ssize_t col, Py_ssize_t rank,
-                                         double *values, int32_t *ks)
+                                         int first, double *values, int32_t *ks)
 {
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    /* lane 0 of the first eight, kept or cleared: a cleared lane packs as a zero does */
+    const __m256 listed = _mm256_castsi256_ps(_mm256_setr_epi32(first ? 0 : -1, -1, -1, -1,
+                                                                -1, -1, -1, -1));
     Py_ssize_t n = 0;
     for (Py_ssize_t k0 = 0; k0 < rank; k0 += 8) {
         __m256 x;
@@ -2669,31 +2678,34 @@ FUSED static inline Py_ssize_t row_terms(const char *a, Py_ssize_t col, Py_ssize
                 t[e] = ld_f32(a + (k0 + e) * col);
             x = _mm256_loadu_ps(t);
         }
+        if (k0 == 0)
+            x = _mm256_and_ps(x, listed);
         n += pack_lanes8(x, _mm256_add_epi32(iota, _mm256_set1_epi32((int)k0)), values + n,
                          ks + n);
     }
     return n;
 }
 
-/* exact_run_fused's exact_rows32 (a multiple of 32 columns) for a plane that is not adapted,
-   on CPUs with AVX2 and FMA but not AVX-512 (exact_product picks it): a row's 32 sums held
-   as eight AVX2 vectors. The same operations in the same order (the row's non-zero terms
-   listed as exact_rows32 lists them, each sum +0 then one fused multiply-add per term, then
-   s * unit + mean rounded to float32), so the same bits. GCC compiled exact_rows32's
-   `double s[32]` into a `rep stos` per 32 columns and kept the sums on the stack across its
-   unrolled pairs of terms; on the chroma planes' rows (patch 8: 64 columns, a few non-zero
-   terms each) that set-up and those loads and stores were most of the work. */
+/* exact_run_fused's exact_rows32 (a multiple of 32 columns) on CPUs with AVX2 and FMA
+   (exact_product picks it, on AVX-512 CPUs too): a row's 32 sums held as eight AVX2 vectors.
+   The same operations in the same order (the row's non-zero terms listed as exact_rows32
+   lists them, each sum +0 then one fused multiply-add per term; an adapted plane's (mult: M
+   per row, spec 5.5) from component 1, then s * M + 16 A[i, 0] W_0 B[j, 0] in one fused
+   multiply-add; then s * unit + mean rounded to float32), so the same bits. GCC compiled
+   exact_rows32's `double s[32]` into a `rep stos` per 32 columns and kept the sums on the
+   stack across its unrolled pairs of terms; on the chroma planes' rows (patch 8: 64 columns,
+   a few non-zero terms each) that set-up and those loads and stores were most of the work. */
 FUSED static void exact_rows32_avx2(const char *left, Py_ssize_t left_row, Py_ssize_t left_col,
                                     Py_ssize_t rows, Py_ssize_t rank, const double *bw,
                                     Py_ssize_t cols, double unit, const double *means,
                                     double *values, Py_ssize_t *terms, char *out,
-                                    Py_ssize_t out_row)
+                                    Py_ssize_t out_row, const int32_t *mult)
 {
     const __m256d vunit = _mm256_set1_pd(unit);
     int32_t *ks = (int32_t *)terms; /* (rank + ROW_TERMS_SLACK entries of Py_ssize_t) */
     for (Py_ssize_t i = 0; i < rows; i++) {
         const char *a = left + i * left_row;
-        const Py_ssize_t n = row_terms(a, left_col, rank, values, ks);
+        const Py_ssize_t n = row_terms(a, left_col, rank, mult != NULL, values, ks);
         float *o = (float *)(out + i * out_row);
         for (Py_ssize_t j0 = 0; j0 < cols; j0 += 32) {
             __m256d s[8];
@@ -2704,6 +2716,13 @@ FUSED static void exact_rows32_avx2(const char *left, Py_ssize_t left_row, Py_ss
                 const double *b = bw + (Py_ssize_t)ks[t] * cols + j0;
                 for (int q = 0; q < 8; q++)
                     s[q] = _mm256_fmadd_pd(at, _mm256_loadu_pd(b + 4 * q), s[q]);
+            }
+            if (mult != NULL) {
+                const __m256d vm = _mm256_set1_pd((double)mult[i]);
+                const __m256d a0 = _mm256_set1_pd(16.0 * (double)ld_f32(a));
+                for (int q = 0; q < 8; q++)
+                    s[q] = _mm256_fmadd_pd(a0, _mm256_loadu_pd(bw + j0 + 4 * q),
+                                           _mm256_mul_pd(s[q], vm));
             }
             for (int q = 0; q < 8; q++) {
                 __m256d v = _mm256_mul_pd(s[q], vunit);

@@ -73,6 +73,18 @@ def _matches(value: object, figure: str) -> bool:
     return round(float(value), decimals) == float(figure.replace(",", ""))  # type: ignore[arg-type]
 
 
+#: How far an encoded size may be from the page's figure: a plain layout's factors are LAPACK's
+#: SVD, whose last bits differ between builds of numpy's BLAS (the sensors example's file is
+#: 38,006 bytes with one, 38,004 with another), and a few integers move with them.
+SIZE_TOLERANCE = 0.001
+
+
+def _near(size: int, figure: str) -> bool:
+    """Whether an encoded size is the page's figure, within SIZE_TOLERANCE of it."""
+    stated = int(figure.replace(",", ""))
+    return abs(size - stated) <= SIZE_TOLERANCE * stated
+
+
 def _flat(values: object) -> list[object]:
     """(256, 50), 384 -> [256, 50, 384]."""
     if isinstance(values, tuple):
@@ -97,7 +109,7 @@ def run_commented_example(page: str, marker: str, samples: str) -> int:
             # "data = svdcodec.encode(...)  # 38,006 bytes for 5,120,000 (134:1)"
             name = ast.unparse(statement.targets[0])
             size, raw = _figures(comment)[:2]
-            assert _matches(len(namespace[name]), size), f"{code}: {len(namespace[name])} bytes"
+            assert _near(len(namespace[name]), size), f"{code}: {len(namespace[name])} bytes"
             assert _matches(namespace[samples].nbytes, raw)  # type: ignore[attr-defined]
             checked += 1
         elif isinstance(statement, ast.Expr) and re.match(r"\s*\d", comment):
