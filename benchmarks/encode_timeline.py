@@ -4,6 +4,7 @@
     python benchmarks/encode_timeline.py --corpus DIR             # the 19 MP Kodak mosaic, warm
     python benchmarks/encode_timeline.py --corpus DIR --fresh     # its first encode in a process
     python benchmarks/encode_timeline.py --corpus DIR --rounds 9  # wall and CPU, beside JPEG q75
+    python benchmarks/encode_timeline.py --image PHOTO --min-ms 0.2   # one photo instead
     sudo chrt -f 10 python benchmarks/encode_timeline.py ...      # on a shared, busy machine
 
 The timeline: every band of `run_bands` and the schedule's main steps, per thread, with wall
@@ -41,6 +42,7 @@ _depth = threading.local()
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, help="Kodak photos (kodim*.png) for the mosaic")
+    ap.add_argument("--image", type=Path, help="this image (RGB) instead of the mosaic")
     ap.add_argument("--quality", type=float, default=75)
     ap.add_argument("--fresh", action="store_true",
                     help="trace the first large encode of the process (after a tiny one)")
@@ -203,7 +205,8 @@ def rounds(args: argparse.Namespace, array: np.ndarray) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    array = _common.build_mosaic(_common.kodak_paths(args.corpus))
+    array = (_common.load_image(args.image) if args.image is not None
+             else _common.build_mosaic(_common.kodak_paths(args.corpus)))
     (rounds if args.rounds else timeline)(args, array)
     return 0
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """`_kernels.exact_product` at each kernel family the CPU runs (`product_kernel`: 0 plain C, 1
-AVX2 with FMA, 2 AVX-512), timed on the same integers in one process, for the patch layouts'
-column counts (16, 64, 256) and others, adapted planes (multipliers, format version 6) and
-not, at shares of non-zero integers in the left factor; the outputs are compared (exits 1 if
-any differs). What chooses the family each column count takes on an AVX-512 CPU
-(docs/c-kernels.md, "The exact product on AVX-512 CPUs").
+AVX2 with FMA, 2 on AVX-512 CPUs: level 1's row kernels for 16 columns and multiples of 32, an
+AVX-512 loop for other counts), timed on the same integers in one process, for the patch
+layouts' column counts (4, 16, 64, 256) and one no layout has, adapted planes (multipliers,
+format version 6) and not, at shares of non-zero integers in the left factor; the outputs are
+compared (exits 1 if any differs). What chose the family each column count takes on an
+AVX-512 CPU (docs/performance.md, "The exact product on AVX-512 CPUs").
 
     python benchmarks/product_kernels.py [--rounds 5]
 
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from svdcodec.runtime import kernels
 
 #: (columns, rank, rows): patch 4's luma and chroma of a Kodak photo, patch 8's, patch 16's,
-#: patch 2's and a plain layout's (any count).
+#: patch 2's, and a count no patch layout has (the generic loops of each family).
 SHAPES = ((16, 16, 4096), (16, 10, 1024), (64, 30, 6144), (64, 8, 1536), (256, 60, 1536),
           (4, 4, 20000), (100, 50, 3000))
 SHARES = (0.1, 0.3, 0.7)

@@ -1312,7 +1312,8 @@ HOT static float max_adapted(const char *data, Py_ssize_t rows, Py_ssize_t rank,
 
 /* exact_product's kernels: 0 the plain loops (exact_run), 1 with fused multiply-adds on CPUs
    with AVX2 and FMA (exact_rows16_avx2, exact_rows32_avx2, exact_run_fused), 2 on AVX-512
-   CPUs (the same AVX2 row kernels where they apply, else exact_run_fused_wide). best_product is the CPU's, chosen at import; product_level the one
+   CPUs that have AVX2 and FMA too (the same AVX2 row kernels where they apply, else
+   exact_run_fused_wide). best_product is the CPU's, chosen at import; product_level the one
    in use (`product_kernel`: tests compare them). All give the same bits. */
 static int best_product, product_level;
 
@@ -1321,10 +1322,9 @@ PyDoc_STRVAR(product_kernel_doc,
 "The kernel of exact_product in use: 0 plain C, 1 AVX2 with FMA (each row's non-zero terms),\n"
 "2 on AVX-512 CPUs: level 1's row kernels where they apply (16 columns, multiples of 32),\n"
 "an AVX-512 loop for the other column counts (the best the CPU runs, chosen at import).\n"
-"level >= 0 chooses another one, at\n"
-"most the best (ValueError otherwise): for tests and benchmarks, which compare them; all\n"
-"give the same bits. Process-wide and unlocked: not while other threads decode. Returns the\n"
-"level in use before the call.");
+"level >= 0 chooses another one, at most the best (ValueError otherwise): for tests and\n"
+"benchmarks, which compare them; all give the same bits. Process-wide and unlocked: not\n"
+"while other threads decode. Returns the level in use before the call.");
 
 static PyObject *product_kernel(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -1424,8 +1424,8 @@ static PyObject *exact_product(PyObject *self, PyObject *args, PyObject *kwargs)
 #if FUSED_PRODUCT
     /* The AVX2 row kernels on AVX-512 CPUs too, where they apply: they hold a row's sums in
        registers and add its non-zero terms only, which the AVX-512 clone of the plain loops
-       does not, and measured faster there (docs/c-kernels.md, "The exact product on AVX-512
-       CPUs"); the clone keeps the other column counts. */
+       does not, and measured faster there (docs/performance.md, "The exact product on AVX-512
+       CPUs"); the clone keeps the other column counts (patch 2's 4). */
     if (product_level >= 1 && cols == 16 && rank <= 16)
         exact_rows16_avx2(left.data, left.strides[0], left.strides[1], rows, rank, bw, unit,
                           mean, out.data, out.strides[0], row_m);
@@ -2569,10 +2569,10 @@ FUSED static inline void store_row16(float *o, const __m256d *s, __m256d unit,
 
 /* exact_run_fused's exact_rows16 (patch 4's 16 columns, a rank of at most 16) on CPUs with
    AVX2 and FMA (exact_product picks it, on AVX-512 CPUs too): three rows at a time, each
-   row's 16 sums held as four AVX2 vectors, adding only as many terms as the row of the three with the
-   most non-zero components has (a photo's luma rows hold about a quarter of their components
-   non-zero; exact_rows16 multiplied every one). The terms
-   are listed without a branch (`row_terms16`) and the three rows run the same count, so
+   row's 16 sums held as four AVX2 vectors, adding only as many terms as the row of the three
+   with the most non-zero components has (a photo's luma rows hold about a quarter of their
+   components non-zero; exact_rows16 multiplied every one). The terms are listed without a
+   branch (`row_terms16`) and the three rows run the same count, so
    that the loop does not mispredict per row. The same bits: a zero term adds +0 or -0 to a
    sum that is never -0 (it starts at +0, and an exact sum of integers that cancels is +0),
    which leaves it as it is; each other term is the same fused multiply-add, in the same
@@ -8898,8 +8898,9 @@ PyMODINIT_FUNC PyInit__kernels(void)
     fill_symbol_lanes();
     crc_folds = best_crc = __builtin_cpu_supports("pclmul")
                            && __builtin_cpu_supports("sse4.1");
-    product_level = best_product = __builtin_cpu_supports("avx512f") ? 2
-        : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+    /* level 2 runs level 1's AVX2 row kernels too: AVX2 and FMA as well as AVX-512F */
+    const int fma2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    product_level = best_product = fma2 && __builtin_cpu_supports("avx512f") ? 2 : fma2;
     fused_colour = !__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
                    && __builtin_cpu_supports("fma");
     channel_masks();
