@@ -233,12 +233,13 @@ def test_rdoq_lambda_of_column_stats() -> None:
 
 def test_patch4_bias_moves_the_prediction(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bias is added to the layout model's score: a score of -2 predicts patch 8, with a
-    bias of 1.5 it is within the margin (both coded), with 3.5 patch 4."""
+    bias of 1.5 it is within a margin of 1 (both coded), with 3.5 patch 4."""
     from svdcodec.encoder import plane as plane_coding
     grams = {side: np.diag(np.linspace(1.0, 100.0, side * side)) for side in (4, 8)}
     rows = {4: 400, 8: 100}
     constant = [0.0] * 9 + [-2.0, 0.0, 0.0]  # the constant's weight alone: a score of -2
     monkeypatch.setattr(tuning, "LAYOUT_MODEL", tuple(constant))
+    monkeypatch.setattr(tuning, "LAYOUT_MODEL_MARGIN", 1.0)
     assert plane_coding.predicted_side(grams, rows, 2.0, False) == 8
     assert plane_coding.predicted_side(grams, rows, 2.0, False, 1.5) is None
     assert plane_coding.predicted_side(grams, rows, 2.0, False, 3.5) == 4

@@ -230,7 +230,9 @@ def test_every_component_asked_of_a_cut_file_applies_the_residuals_that_arrived(
 
 def test_pillow_raises_by_default_and_loads_what_arrived_when_asked(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    data = svdcodec.encode(photo(512, 768, 3, seed=6), quality=75)
+    # patch 8: U in several component groups, several UBLK chunks (whatever layout the
+    # prediction would choose for this picture)
+    data = svdcodec.encode(photo(512, 768, 3, seed=6), quality=75, layout="patch8")
     ublk = [a for a, b, k in chunks(data) if k == b"UBLK"]
     cut = data[:ublk[1] + 100]  # inside the second group's U: component 0 whole
     with pytest.raises(OSError, match=HINT):
@@ -258,7 +260,7 @@ def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_tools_say_where_the_file_ends(tmp_path: Path) -> None:
-    data = svdcodec.encode(photo(512, 768, 3, seed=7), quality=75)
+    data = svdcodec.encode(photo(512, 768, 3, seed=7), quality=75, layout="patch8")  # (above)
     ublk = [a for a, b, k in chunks(data) if k == b"UBLK"]
     src = tmp_path / "cut.svdi"
     src.write_bytes(data[:ublk[1] + 100])
