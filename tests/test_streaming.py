@@ -420,6 +420,7 @@ def test_predicted_side_follows_the_score(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(tuning, "LAYOUT_MODEL", tuple(-3 * w for w in bias))
     assert plane_coding.predicted_side(grams, rows, 2.0, False) == 8
     monkeypatch.setattr(tuning, "LAYOUT_MODEL", tuple(1 * w for w in bias))
+    monkeypatch.setattr(tuning, "LAYOUT_MODEL_MARGIN", 0.0)
     assert plane_coding.predicted_side(grams, rows, 2.0, False) == 4  # margin 0: every score
     monkeypatch.setattr(tuning, "LAYOUT_MODEL_MARGIN", 1.0)
     assert plane_coding.predicted_side(grams, rows, 2.0, False) is None  # within the margin
