@@ -2546,12 +2546,14 @@ FUSED static inline void row_components16(const char *a, Py_ssize_t left_col, Py
     *x1 = _mm256_loadu_ps(x + 8);
 }
 
-/* An adapted plane's row sums (of components 1 onwards) made whole as exact_rows16 makes them:
-   s * M + (16 A[i, 0]) W_0 B[j, 0] (a: the row's first component, bw: W_k B[j, k]). */
-FUSED static inline void adapted_row16(__m256d *s, const char *a, int32_t m, const double *bw)
+/* An adapted plane's row sums (of components 1 onwards) made whole as exact_rows16 and
+   exact_rows32 make them: s * M + (16 A[i, 0]) W_0 B[j, 0] for `vectors` AVX2 vectors of sums
+   (a: the row's first component, bw: W_0 B[j, 0] of the sums' first column). */
+FUSED static inline void adapted_sums(__m256d *s, int vectors, const char *a, int32_t m,
+                                      const double *bw)
 {
     const __m256d vm = _mm256_set1_pd((double)m), x = _mm256_set1_pd(16.0 * (double)ld_f32(a));
-    for (int q = 0; q < 4; q++)
+    for (int q = 0; q < vectors; q++)
         s[q] = _mm256_fmadd_pd(x, _mm256_loadu_pd(bw + 4 * q), _mm256_mul_pd(s[q], vm));
 }
 
@@ -2628,7 +2630,7 @@ FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ss
             }
         for (int r = 0; r < 3; r++) {
             if (mult != NULL)
-                adapted_row16(s[r], left + (i + r) * left_row, mult[i + r], bw);
+                adapted_sums(s[r], 4, left + (i + r) * left_row, mult[i + r], bw);
             store_row16((float *)(out + (i + r) * out_row), s[r], vunit, row_mean);
         }
     }
@@ -2646,7 +2648,7 @@ FUSED static void exact_rows16_avx2(const char *left, Py_ssize_t left_row, Py_ss
                 s[q] = _mm256_fmadd_pd(at, _mm256_loadu_pd(b + 4 * q), s[q]);
         }
         if (mult != NULL)
-            adapted_row16(s, left + i * left_row, mult[i], bw);
+            adapted_sums(s, 4, left + i * left_row, mult[i], bw);
         store_row16((float *)(out + i * out_row), s, vunit, row_mean);
     }
 }
@@ -2717,13 +2719,8 @@ FUSED static void exact_rows32_avx2(const char *left, Py_ssize_t left_row, Py_ss
                 for (int q = 0; q < 8; q++)
                     s[q] = _mm256_fmadd_pd(at, _mm256_loadu_pd(b + 4 * q), s[q]);
             }
-            if (mult != NULL) {
-                const __m256d vm = _mm256_set1_pd((double)mult[i]);
-                const __m256d a0 = _mm256_set1_pd(16.0 * (double)ld_f32(a));
-                for (int q = 0; q < 8; q++)
-                    s[q] = _mm256_fmadd_pd(a0, _mm256_loadu_pd(bw + j0 + 4 * q),
-                                           _mm256_mul_pd(s[q], vm));
-            }
+            if (mult != NULL)
+                adapted_sums(s, 8, a, mult[i], bw + j0);
             for (int q = 0; q < 8; q++) {
                 __m256d v = _mm256_mul_pd(s[q], vunit);
                 if (means != NULL)

@@ -83,9 +83,10 @@ SIZE_TOLERANCE = 0.001
 def _near(size: int, figure: str, code: str) -> bool:
     """Whether an encoded size is the page's figure: within SIZE_TOLERANCE of it for a plain
     layout's file (`code`: the statement that made it), exactly otherwise."""
+    if 'layout="plain"' not in code and "centre=True" not in code:
+        return _matches(size, figure)
     stated = int(figure.replace(",", ""))
-    plain = 'layout="plain"' in code or "centre=True" in code
-    return abs(size - stated) <= SIZE_TOLERANCE * stated if plain else size == stated
+    return abs(size - stated) <= SIZE_TOLERANCE * stated
 
 
 def _flat(values: object) -> list[object]:
