@@ -3292,6 +3292,214 @@ static int patch_luma(PyObject *o_matrix, Arr *matrix, Py_ssize_t rows, Py_ssize
     return 0;
 }
 
+
+/* Output line `line` (w float32) of a vertical pass: sum over t < vt of k[t] * row
+   min(local + t, n - 1) of rows (n x w float32), in float64 from the first tap's product, tap
+   after tap, rounded to float32. Two and three taps (the bilinear filter's) with the rows
+   fixed before the loop over the line, so that it vectorizes; the same operations. */
+HOT static void vertical_taps(const float *rows, Py_ssize_t w, Py_ssize_t n, Py_ssize_t local,
+                              const double *k, Py_ssize_t vt, float *RESTRICT line)
+{
+    const float *r0 = rows + local * w;
+    const float *r1 = rows + (local + 1 < n - 1 ? local + 1 : n - 1) * w;
+    const float *r2 = rows + (local + 2 < n - 1 ? local + 2 : n - 1) * w;
+    if (vt == 2) {
+        const double k0 = k[0], k1 = k[1];
+        for (Py_ssize_t j = 0; j < w; j++) {
+            double sum = (double)r0[j] * k0;
+            sum += (double)r1[j] * k1;
+            line[j] = (float)sum;
+        }
+        return;
+    }
+    if (vt == 3) {
+        const double k0 = k[0], k1 = k[1], k2 = k[2];
+        for (Py_ssize_t j = 0; j < w; j++) {
+            double sum = (double)r0[j] * k0;
+            sum += (double)r1[j] * k1;
+            sum += (double)r2[j] * k2;
+            line[j] = (float)sum;
+        }
+        return;
+    }
+    for (Py_ssize_t j = 0; j < w; j++) {
+        double sum = (double)r0[j] * k[0];
+        for (Py_ssize_t t = 1; t < vt; t++) {
+            Py_ssize_t at = local + t < n - 1 ? local + t : n - 1;
+            sum += (double)rows[at * w + j] * k[t];
+        }
+        line[j] = (float)sum;
+    }
+}
+
+static void bytes_row(uint8_t *row, Py_ssize_t channels, Py_ssize_t width, const char *src,
+                      float add);
+
+/* One row's horizontal pass: to[j] = sum over t < ht of weight[t * w + j] * x[index[t * w + j]]
+   (index and weights by tap), in float64 from the first tap's product, tap after tap, rounded
+   to float32; two and three taps with each tap's arrays fixed, so that it vectorizes. */
+HOT static void horizontal_taps(const float *x, const int64_t *index, const double *weight,
+                                Py_ssize_t w, Py_ssize_t ht, float *RESTRICT to)
+{
+    const int64_t *i0 = index, *i1 = index + w, *i2 = index + 2 * w;
+    const double *k0 = weight, *k1 = weight + w, *k2 = weight + 2 * w;
+    if (ht == 2) {
+        for (Py_ssize_t j = 0; j < w; j++) {
+            double sum = (double)x[i0[j]] * k0[j];
+            sum += (double)x[i1[j]] * k1[j];
+            to[j] = (float)sum;
+        }
+        return;
+    }
+    if (ht == 3) {
+        for (Py_ssize_t j = 0; j < w; j++) {
+            double sum = (double)x[i0[j]] * k0[j];
+            sum += (double)x[i1[j]] * k1[j];
+            sum += (double)x[i2[j]] * k2[j];
+            to[j] = (float)sum;
+        }
+        return;
+    }
+    for (Py_ssize_t j = 0; j < w; j++) {
+        double sum = (double)x[index[j]] * weight[j];
+        for (Py_ssize_t t = 1; t < ht; t++)
+            sum += (double)x[index[t * w + j]] * weight[t * w + j];
+        to[j] = (float)sum;
+    }
+}
+
+PyDoc_STRVAR(resample_chroma_doc,
+"resample_chroma(out, channel, y0, y1, src, lo, vfirst, vweights, hindex, hweights) -> None\n\n"
+"Rows [y0, y1) of a chroma plane resized by Pillow's BILINEAR filter (codec.resample.Resampler:\n"
+"the sizes the fused kernels do not take, an odd side) and rounded into channel `channel` of\n"
+"out's rows 0 .. y1 - y0 (out (>= y1 - y0, w, >= 3) uint8 C-contiguous) as decoder.render's\n"
+"chroma_samples rounds them: + 128.5 in float32, clamped to 0..255, truncated.\n"
+"src (n, in_w) float32 C-contiguous: the plane's rows lo .. lo + n, the rows the resampler's\n"
+"source_rows(y0, y1) gives. Along each axis the resampler's tables, or None where the axis\n"
+"keeps its size: vfirst (>= y1,) int64 and vweights (>= y1, taps) float64, output row y of\n"
+"sum over t of vweights[y, t] * row min(vfirst[y] - lo + t, n - 1); hindex (taps, w) int64\n"
+"and hweights (w, taps) float64, column x of sum over t of hweights[x, t] * column\n"
+"hindex[t, x]. Each sum in float64 from its first tap's product, tap after tap (no\n"
+"contraction), rounded to float32: the horizontal pass first, on every row of src, then the\n"
+"vertical pass, as the numpy resampler's passes: the same bytes for finite samples (an exactly\n"
+"doubled axis's tables hold a tap of weight 0, which makes an infinite sample NaN). Every\n"
+"index is checked.");
+
+static PyObject *resample_chroma(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"out", "channel", "y0", "y1", "src", "lo", "vfirst", "vweights",
+                            "hindex", "hweights", NULL};
+    PyObject *o_out, *o_src, *o_vf, *o_vw, *o_hi, *o_hw, *result = NULL;
+    Py_ssize_t channel, y0, y1, lo;
+    Arr out = {0}, src = {0}, vf = {0}, vw = {0}, hi = {0}, hw = {0};
+    float *across = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnnOnOOOO:resample_chroma", names, &o_out,
+                                     &channel, &y0, &y1, &o_src, &lo, &o_vf, &o_vw, &o_hi,
+                                     &o_hw))
+        return NULL;
+    int vertical = o_vf != Py_None, horizontal = o_hi != Py_None;
+    if ((o_vw != Py_None) != vertical || (o_hw != Py_None) != horizontal) {
+        value_error("resample_chroma: each axis's index and weights given together");
+        return NULL;
+    }
+    if (y0 < 0 || y1 < y0) {
+        value_error("resample_chroma: needs 0 <= y0 <= y1");
+        return NULL;
+    }
+    if (get_image(o_out, &out, 0, y1 - y0) < 0
+        || get_array(o_src, &src, "src", 2, T_F32, A_CONTIGUOUS) < 0
+        || (vertical && (get_array(o_vf, &vf, "vfirst", 1, T_I64, A_CONTIGUOUS) < 0
+                         || get_array(o_vw, &vw, "vweights", 2, T_F64, A_CONTIGUOUS) < 0))
+        || (horizontal && (get_array(o_hi, &hi, "hindex", 2, T_I64, A_CONTIGUOUS) < 0
+                           || get_array(o_hw, &hw, "hweights", 2, T_F64, A_CONTIGUOUS) < 0)))
+        goto done;
+    Py_ssize_t n = src.shape[0], in_w = src.shape[1], w = out.shape[1], c = out.shape[2];
+    Py_ssize_t vt = vertical ? vw.shape[1] : 1, ht = horizontal ? hw.shape[1] : 1;
+    if (channel < 0 || channel >= c) {
+        value_error("resample_chroma: channel beyond out's");
+        goto done;
+    }
+    if (ht < 1 || vt < 1) {
+        value_error("resample_chroma: tables of no taps");
+        goto done;
+    }
+    if (horizontal ? (hi.shape[0] != ht || hi.shape[1] != w || hw.shape[0] != w) : in_w != w) {
+        value_error("resample_chroma: horizontal tables of another width than out's");
+        goto done;
+    }
+    const int64_t *h_index = horizontal ? (const int64_t *)hi.data : NULL;
+    for (Py_ssize_t i = 0; horizontal && i < hi.size; i++)
+        if (h_index[i] < 0 || h_index[i] >= in_w) {
+            value_error("resample_chroma: a column index outside src");
+            goto done;
+        }
+    const int64_t *v_first = vertical ? (const int64_t *)vf.data : NULL;
+    if (vertical) {
+        if (vf.shape[0] < y1 || vw.shape[0] != vf.shape[0]) {
+            value_error("resample_chroma: vertical tables shorter than y1");
+            goto done;
+        }
+        for (Py_ssize_t y = y0; y < y1; y++) /* as uint64: exact, no overflow */
+            if (v_first[y] < lo || (uint64_t)v_first[y] - (uint64_t)lo >= (uint64_t)n) {
+                value_error("resample_chroma: a row outside src");
+                goto done;
+            }
+    } else if (y0 < y1 && (y0 < lo || (uint64_t)(y1 - 1) - (uint64_t)lo >= (uint64_t)n)) {
+        value_error("resample_chroma: a row outside src");
+        goto done;
+    }
+    if (y0 == y1) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* One block: the horizontal pass's rows (float32), one line of the vertical pass, then
+       the horizontal weights by tap (float64, from a multiple of 8 bytes on). */
+    Py_ssize_t pass = horizontal ? mul_size(n, w) : 0, taps = horizontal ? mul_size(ht, w) : 0;
+    Py_ssize_t floats = pass < 0 || pass > PY_SSIZE_T_MAX - w - 1 ? -1 : pass + w + 1;
+    Py_ssize_t head = floats < 0 ? -1 : mul_size((floats + 1) / 2, 8); /* whole doubles */
+    Py_ssize_t bytes = head < 0 || taps < 0 ? -1 : mul_size(taps, 8);
+    if (bytes < 0 || bytes > PY_SSIZE_T_MAX - head
+        || (across = malloc((size_t)(head + bytes))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    float *across_line = across + pass;
+    double *by_tap = (double *)(void *)((char *)across + head);
+    const float *rows = horizontal ? across : (const float *)src.data;
+    const double *v_weight = vertical ? (const double *)vw.data : NULL;
+    const double *h_weight = horizontal ? (const double *)hw.data : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (horizontal) {
+        for (Py_ssize_t j = 0; j < w; j++) /* the weights by tap, as the indices are */
+            for (Py_ssize_t t = 0; t < ht; t++)
+                by_tap[t * w + j] = h_weight[j * ht + t];
+        for (Py_ssize_t r = 0; r < n; r++)
+            horizontal_taps((const float *)src.data + r * in_w, h_index, by_tap, w, ht,
+                            across + r * w);
+    }
+    for (Py_ssize_t y = y0; y < y1; y++) {
+        uint8_t *row = (uint8_t *)out.data + (y - y0) * out.strides[0] + channel;
+        Py_ssize_t local = (vertical ? (Py_ssize_t)((uint64_t)v_first[y] - (uint64_t)lo)
+                                     : y - lo);
+        const float *line = rows + local * w;
+        if (vertical) { /* the taps' rows, clamped to the last as the numpy pass clamps them */
+            vertical_taps(rows, w, n, local, v_weight + y * vt, vt, across_line);
+            line = across_line;
+        }
+        bytes_row(row, c, w, (const char *)line, 128.5f); /* chroma_samples' rounding */
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(across);
+    release(&out);
+    release(&src);
+    release(&vf);
+    release(&vw);
+    release(&hi);
+    release(&hw);
+    return result;
+}
 PyDoc_STRVAR(store_rgb_doc,
 "store_rgb(matrix, out, y0, y1, cb, cr, k, patch, per_row, top=0, first=0, height=-1, pad=-1)\n"
 "-> None\n\n"
@@ -3539,20 +3747,38 @@ ALWAYS_INLINE void bytes_row_body(uint8_t *RESTRICT row, Py_ssize_t channels,
         row[channels * x] = (uint8_t)(int)clamp_f(ld_f32(src + 4 * x) + add, 0.0f, 255.0f);
 }
 
-/* row[channels * x] = float32 src[x] + add, clipped to 0..255 and truncated, x < width. */
+/* row[channels * x] = float32 src[x] + add, clipped to 0..255 (NaN: 0) and truncated,
+   x < width. One channel: contiguous bytes, one loop that vectorizes. Several: the values of a
+   piece of the row first (a loop that vectorizes), then its bytes stored every channels-th
+   byte (byte stores at a stride do not vectorize, and the two in one loop left the
+   arithmetic scalar too). */
+ALWAYS_INLINE void bytes_row_pieces(uint8_t *RESTRICT row, Py_ssize_t channels,
+                                    Py_ssize_t width, const char *RESTRICT src, float add)
+{
+    enum { PIECE = 256 };
+    int32_t values[PIECE];
+    for (Py_ssize_t x0 = 0; x0 < width; x0 += PIECE) {
+        Py_ssize_t count = width - x0 < PIECE ? width - x0 : PIECE;
+        for (Py_ssize_t x = 0; x < count; x++)
+            values[x] = (int)clamp_f(ld_f32(src + 4 * (x0 + x)) + add, 0.0f, 255.0f);
+        for (Py_ssize_t x = 0; x < count; x++)
+            row[channels * (x0 + x)] = (uint8_t)values[x];
+    }
+}
+
 HOT static void bytes_row(uint8_t *row, Py_ssize_t channels, Py_ssize_t width,
                           const char *src, float add)
 {
     /* strides the compiler knows: 3 (svdcodec.decode's RGB), 4 (Pillow's RGBX and RGBA),
-       1 (L); a variable stride's byte stores do not vectorize */
-    if (channels == 3)
-        bytes_row_body(row, 3, width, src, add);
-    else if (channels == 4)
-        bytes_row_body(row, 4, width, src, add);
-    else if (channels == 1)
+       1 (L, contiguous bytes: one loop that vectorizes) */
+    if (channels == 1)
         bytes_row_body(row, 1, width, src, add);
+    else if (channels == 3)
+        bytes_row_pieces(row, 3, width, src, add);
+    else if (channels == 4)
+        bytes_row_pieces(row, 4, width, src, add);
     else
-        bytes_row_body(row, channels, width, src, add);
+        bytes_row_pieces(row, channels, width, src, add);
 }
 
 PyDoc_STRVAR(store_bytes_doc,
@@ -6573,6 +6799,82 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(banded_cholesky_doc,
+"banded_cholesky(gram, out) -> None\n\n"
+"codec.resample.banded_cholesky into out: the Cholesky factor L of the positive definite banded\n"
+"matrix gram ((width, n) float64, C-contiguous, gram[k, i] its row i, column i - k), L stored\n"
+"alike in out ((width, n) float64, C-contiguous, writable, apart from gram). Each entry the Python\n"
+"twin's binary64 operations in its order: a sum of products from 0.0, subtracted from the\n"
+"entry, then one square root (k = 0) or division by L[j, j]. ValueError where a square root's\n"
+"argument is negative, ZeroDivisionError for a zero divisor, as the twin's math.sqrt and /.");
+
+static PyObject *banded_cholesky(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"gram", "out", NULL};
+    PyObject *o_gram, *o_out, *result = NULL;
+    Arr gram = {0}, out = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:banded_cholesky", names, &o_gram,
+                                     &o_out))
+        return NULL;
+    if (get_array(o_gram, &gram, "gram", 2, T_F64, A_CONTIGUOUS) < 0
+        || get_array(o_out, &out, "out", 2, T_F64, A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t width = gram.shape[0], n = gram.shape[1];
+    if (out.shape[0] != width || out.shape[1] != n) {
+        value_error("banded_cholesky: gram and out of different shapes");
+        goto done;
+    }
+    if (width == 0 || n == 0) { /* nothing to factor (the twin's loop makes no step) */
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    size_t span = sizeof(double) * (size_t)width * (size_t)n; /* both hold width * n */
+    if ((char *)out.data < gram.data + span && gram.data < (char *)out.data + span) {
+        value_error("banded_cholesky: out overlaps gram");
+        goto done;
+    }
+    const double *a = (const double *)gram.data;
+    double *L = (double *)out.data;
+    int failed = 0; /* 1: a negative square root, 2: a zero divisor */
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < width * n; i++)
+        L[i] = 0.0;
+    for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        for (Py_ssize_t k = (width - 1 < i ? width - 1 : i); k >= 0; k--) {
+            Py_ssize_t j = i - k;
+            Py_ssize_t stop = width - k < j + 1 ? width - k : j + 1;
+            double products = 0.0;
+            for (Py_ssize_t m = 1; m < stop; m++)
+                products += L[(k + m) * n + i] * L[m * n + j];
+            double total = a[k * n + i] - products;
+            if (k == 0) {
+                if (total < 0.0) {
+                    failed = 1;
+                    break;
+                }
+                L[i] = sqrt(total);
+            } else {
+                if (L[j] == 0.0) {
+                    failed = 2;
+                    break;
+                }
+                L[k * n + i] = total / L[j];
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed == 1)
+        PyErr_SetString(PyExc_ValueError, "math domain error");
+    else if (failed == 2)
+        PyErr_SetString(PyExc_ZeroDivisionError, "float division by zero");
+    else
+        result = Py_NewRef(Py_None);
+done:
+    release(&gram);
+    release(&out);
+    return result;
+}
+
 /* float32 -> int32 as x86's truncating conversion (numpy's): INT32_MIN for NaN and values
    below the range (values above it are clamped by the caller). */
 ALWAYS_INLINE int32_t to_int32(float v)
@@ -8860,8 +9162,9 @@ static PyMethodDef methods[] = {
     METHOD(unpredict_into), METHOD(upsample_ycc),
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
-    METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(deblock),
-    METHOD(double_chroma), METHOD(deblock_ycc), METHOD(deblock_gains),
+    METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(banded_cholesky),
+    METHOD(deblock),
+    METHOD(double_chroma), METHOD(resample_chroma), METHOD(deblock_ycc), METHOD(deblock_gains),
     METHOD(deblock_goal),
     METHOD(column_entropy_bits), METHOD(prediction_bits), METHOD(predicted),
     METHOD(lower_levels), METHOD(colour_rows), METHOD(product_kernel), METHOD(crc_kernel), METHOD(encoder_kernels), METHOD(restore), METHOD(restore_ycc),

@@ -10,10 +10,12 @@ SVDCODEC_REQUIRE_KERNELS=1 (CI), which makes its absence a failure.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import random
 import struct
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +198,120 @@ def test_banded_solve_is_solve_normal(compiled: Any) -> None:
             got = z.copy()
             compiled.banded_solve(got, chol, axis)
             assert got.tobytes() == expected.tobytes(), (a, b, axis)
+
+
+def test_banded_cholesky_is_the_python_recurrence(compiled: Any) -> None:
+    """The compiled Cholesky factor of the halving's normal matrix gives
+    `codec.resample.banded_cholesky`'s bits: on U^T U of every axis length up to 600 and some
+    camera sizes (odd and even, the clamped edge taps), on wider random bands, and it fails
+    where the twin does (a negative square root, a zero divisor) with the same exception."""
+    from svdcodec.codec.resample import _upsampling, banded_cholesky, normal_gram
+    rng = np.random.default_rng(12)
+    grams = [normal_gram(*_upsampling((n_big + 1) // 2, n_big), (n_big + 1) // 2)
+             for n_big in [*range(1, 601), 4000, 4608, 6000]]
+    for width, n in ((1, 7), (3, 40), (4, 300), (6, 5)):
+        band = np.tril(np.triu(rng.uniform(-1, 1, (n, n)), -(width - 1)))
+        matrix = band @ band.T + np.eye(n) * width
+        gram = np.zeros((2 * width - 1, n))
+        for k in range(min(2 * width - 1, n)):
+            gram[k, k:] = np.diagonal(matrix, -k)
+        grams.append(gram)
+    for gram in grams:
+        got = np.full_like(gram, np.nan)
+        compiled.banded_cholesky(gram, got)
+        assert got.tobytes() == banded_cholesky(gram).tobytes(), gram.shape
+    for broken, error in ((np.array([[1.0, -1.0], [2.0, 0.0]]), ValueError),  # 1 - 4 < 0
+                          (np.array([[0.0, 1.0], [0.0, 1.0]]), ZeroDivisionError)):
+        with pytest.raises(error):
+            banded_cholesky(broken)
+        with pytest.raises(error):
+            compiled.banded_cholesky(broken, np.empty_like(broken))
+    gram = grams[10]
+    with pytest.raises(ValueError, match="shapes"):
+        compiled.banded_cholesky(gram, np.empty((2, gram.shape[1] + 1)))
+    with pytest.raises(ValueError, match="overlaps gram"):
+        compiled.banded_cholesky(gram, gram)
+    both = np.zeros(2 * gram.size + 1)  # out one element into gram
+    with pytest.raises(ValueError, match="overlaps gram"):
+        compiled.banded_cholesky(both[:gram.size].reshape(gram.shape),
+                                 both[gram.size - 1:2 * gram.size - 1].reshape(gram.shape))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (2, 3), (3, 2), (7, 9), (9, 8),
+                                   (8, 9), (40, 66), (77, 101), (130, 31)])
+def test_resample_chroma_is_the_numpy_resampler(compiled: Any, shape: tuple[int, int]) -> None:
+    """The compiled upsampling of a chroma plane to an image of any size (an odd side: the
+    sizes the fused kernels do not take) gives `chroma_samples(Resampler.rows(...))`'s bytes,
+    for bands of 1, 2, 3, half and all of the rows, channels 1 and 2 of 3 and 1 of 4, on values
+    well past the bytes' range (the clamps) and exactly on the rounding's edges (x.5 less the
+    offset); and it refuses tables or rows that do not fit."""
+    from svdcodec.codec.resample import Resampler
+    from svdcodec.decoder.render import chroma_samples
+    h, w = shape
+    small = ((h + 1) // 2, (w + 1) // 2)
+    rng = np.random.default_rng(h * 1000 + w)
+    plane = rng.normal(0, 90, small).astype(np.float32)
+    plane.flat[::3] = np.round(plane.flat[::3]) - 0.5  # + 128.5: on an integer
+    # (a copy: chroma_samples adds the offset in place, to rows that may be the plane's)
+    resampler = Resampler(lambda lo, hi: plane[lo:hi].copy(), small, h, w)
+    for cut in sorted({1, 2, 3, max(1, h // 2), h}):
+        for channels, c in ((3, 1), (3, 2), (4, 1)):
+            expected = np.full((h, w, channels), 7, dtype=np.uint8)
+            got = expected.copy()
+            for y0 in range(0, h, cut):
+                y1 = min(h, y0 + cut)
+                chroma_samples(resampler.rows(y0, y1), expected[y0:y1], c, image_header_stub(),
+                               (0, y1 - y0))
+                lo, hi = resampler.source_rows(y0, y1)
+                compiled.resample_chroma(got[y0:y1], c, y0, y1, plane[lo:hi], lo,
+                                         *resampler.tables)
+            assert got.tobytes() == expected.tobytes(), (cut, channels, c)
+    vfirst, vweights, hindex, hweights = resampler.tables
+    out = np.zeros((h, w, 3), dtype=np.uint8)
+    lo, hi = resampler.source_rows(0, h)
+    if vfirst is not None:
+        with pytest.raises(ValueError, match="row outside"):  # rows from lo + 1 on only
+            compiled.resample_chroma(out, 1, 0, h, plane[lo + 1:hi], lo + 1, vfirst, vweights,
+                                     hindex, hweights)
+        with pytest.raises(ValueError, match="shorter"):
+            compiled.resample_chroma(out, 1, 0, h, plane[lo:hi], lo, vfirst[:h - 1],
+                                     vweights[:h - 1], hindex, hweights)
+    if hindex is not None:
+        broken = hindex.copy()
+        broken[-1, -1] = small[1]
+        with pytest.raises(ValueError, match="column index"):
+            compiled.resample_chroma(out, 1, 0, h, plane[lo:hi], lo, vfirst, vweights, broken,
+                                     hweights)
+    with pytest.raises(ValueError, match="channel"):
+        compiled.resample_chroma(out, 3, 0, h, plane[lo:hi], lo, vfirst, vweights, hindex,
+                                 hweights)
+    with pytest.raises(ValueError):
+        compiled.resample_chroma(out[:-1], 1, 0, h, plane[lo:hi], lo, vfirst, vweights, hindex,
+                                 hweights)
+
+
+def image_header_stub() -> Any:
+    """An 8-bit header, all that `chroma_samples` reads of one (its dtype, for the rounding)."""
+    return image_header(np.zeros((2, 2, 3), dtype=np.uint8), True)
+
+
+@pytest.mark.parametrize("shape", [(511, 767), (512, 767), (511, 768), (33, 2), (1, 9)])
+@pytest.mark.parametrize("deblock", [True, False])
+def test_odd_sizes_decode_as_numpy(monkeypatch: pytest.MonkeyPatch, shape: tuple[int, int],
+                                   deblock: bool) -> None:
+    """Files of an odd width or height (chroma upsampled by `resample_chroma`) decode to the
+    numpy path's pixels, through svdcodec.decode and Pillow, RGB and RGBA."""
+    for channels in (3, 4):
+        image = photo(*shape, channels, seed=shape[0])
+        data = svdcodec.encode(image, quality=45, deblock=deblock)
+        same_outcome(monkeypatch, data)
+        loads = [with_kernels(monkeypatch, on, partial(pillow_rgba, data)) for on in (False, True)]
+        assert np.array_equal(*loads)
+
+
+def pillow_rgba(data: bytes) -> np.ndarray:
+    """The file opened and loaded by Pillow, as RGBA."""
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
 
 
 @pytest.mark.parametrize("shape", [(131, 97), (67, 41), (9, 11), (3, 5), (64, 256),

@@ -500,8 +500,10 @@ def test_encode_and_decode_leave_no_reference_cycles() -> None:
 
 
 def test_resampling_coefficients_freed_with_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The vertical coefficients of chroma that is not an exact half (an odd height) live as long
-    as the image's decode: none survives it, in svdcodec.decode nor through Pillow."""
+    """The coefficients of chroma that is not an exact half (an odd height) along an axis
+    longer than KEPT_COEFFICIENT_SAMPLES live as long as the image's decode: none survives it,
+    in svdcodec.decode nor through Pillow (the kept sizes' stand in for them here: 67 rows
+    beyond a limit of 32)."""
     made: list[weakref.ref[np.ndarray]] = []
     compute = resample.coefficients
 
@@ -511,9 +513,22 @@ def test_resampling_coefficients_freed_with_the_image(monkeypatch: pytest.Monkey
         return first, weights
 
     monkeypatch.setattr(resample, "coefficients", recorded)
+    monkeypatch.setattr(resample, "KEPT_COEFFICIENT_SAMPLES", 32)
     data = svdcodec.encode(photo(67, 90, 3))
     svdcodec.decode(data)
     with Image.open(io.BytesIO(data)) as im:
         im.load()
     gc.collect()
     assert made and all(ref() is None for ref in made)
+
+
+def test_kept_coefficients_are_few_and_read_only() -> None:
+    """The filter taps kept between images (`resample.kept_coefficients`, axes of up to
+    KEPT_COEFFICIENT_SAMPLES) are those of a few sizes only, whatever sizes are decoded, and
+    nothing can write to them."""
+    for height in range(33, 61, 2):  # 14 odd heights
+        svdcodec.decode(svdcodec.encode(photo(height, 12, 3), quality=40))
+    info = resample._kept_coefficients.cache_info()
+    assert 0 < info.currsize <= info.maxsize <= 8
+    first, weights = resample.kept_coefficients(33, 65)
+    assert not first.flags.writeable and not weights.flags.writeable

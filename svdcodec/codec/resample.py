@@ -56,6 +56,28 @@ def coefficients(in_size: int, out_size: int, kind: str = "bilinear"
     return first, weights
 
 
+#: Longest axis (output samples) whose filter taps `kept_coefficients` keeps between images:
+#: the taps of a 16,384-sample axis take about half a megabyte.
+KEPT_COEFFICIENT_SAMPLES = 1 << 14
+
+
+def kept_coefficients(in_size: int, out_size: int, kind: str = "bilinear"
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """`coefficients`, read-only, kept for the last few sizes of at most
+    KEPT_COEFFICIENT_SAMPLES outputs (both chroma planes of an image, and images of one
+    size, ask for the same axes; a longer axis's taps are made for its resampler alone)."""
+    if out_size > KEPT_COEFFICIENT_SAMPLES:
+        return coefficients(in_size, out_size, kind)
+    return _kept_coefficients(in_size, out_size, kind)
+
+
+@functools.lru_cache(maxsize=8)
+def _kept_coefficients(in_size: int, out_size: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    first, weights = coefficients(in_size, out_size, kind)
+    first.flags.writeable = weights.flags.writeable = False
+    return first, weights
+
+
 def exact_halving(n_in: int, n_out: int, kind: str) -> bool:
     """Whether an axis resized from n_in to n_out samples takes the fast path: an exact 2x, up
     (bilinear) or down (box)."""
@@ -75,13 +97,15 @@ class Resampler:
         self.in_h, self.in_w = in_shape
         self.height, self.width, self.kind = height, width, kind
 
-    # The coefficients only when an axis is not an exact 2x (the decoder's usual chroma never
-    # needs them, and computing them costs as much as a small image's colour conversion). Held
-    # by the resampler, so freed with its image: a module-wide cache would keep them after the
-    # decode (24 MiB for an image of 2^20 rows of odd height).
+    # The coefficients only when an axis is not an exact 2x or the compiled kernel reads them
+    # (`tables`): the decoder's usual chroma never needs them, and computing them costs as much
+    # as a small image's colour conversion. An axis of up to KEPT_COEFFICIENT_SAMPLES keeps them
+    # for the next image of its size (`kept_coefficients`); a longer one's are held by the
+    # resampler and freed with its image, as a module-wide cache of every size would hold them
+    # after the decode (24 MiB for an image of 2^20 rows of odd height).
     @functools.cached_property
     def _vertical(self) -> tuple[np.ndarray, np.ndarray]:
-        return coefficients(self.in_h, self.height, self.kind)
+        return kept_coefficients(self.in_h, self.height, self.kind)
 
     @property
     def vfirst(self) -> np.ndarray:
@@ -93,7 +117,7 @@ class Resampler:
 
     @functools.cached_property
     def _across(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        first, weights = coefficients(self.in_w, self.width, self.kind)
+        first, weights = kept_coefficients(self.in_w, self.width, self.kind)
         # Column indices per tap, clamped: a tap past the window has weight 0 anyway.
         return weights, [np.minimum(first + t, self.in_w - 1) for t in range(weights.shape[1])]
 
@@ -104,6 +128,20 @@ class Resampler:
     @property
     def hindex(self) -> list[np.ndarray]:
         return self._across[1]
+
+    @functools.cached_property
+    def tables(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None,
+                              np.ndarray | None]:
+        """(vfirst, vweights, hindex (taps, width) int64, hweights): the filter's taps along
+        each axis, None along an axis that keeps its size, as `_kernels.resample_chroma`
+        reads them. Pillow's weights on every axis: where `rows` doubles an axis exactly
+        (`_double`), they are 1/4 and 3/4 (one sample, weight 1, at the ends) and an extra tap
+        of weight 0, so the sums of finite samples are `_double`'s (up to the sign of a zero;
+        the decoder's samples are finite)."""
+        vertical = (None, None) if self.in_h == self.height else (self.vfirst, self.vweights)
+        if self.in_w == self.width:
+            return (*vertical, None, None)
+        return (*vertical, np.ascontiguousarray(np.stack(self.hindex)), self.hweights)
 
     def _horizontal(self, rows: np.ndarray) -> np.ndarray:
         if rows.shape[1] == self.width:  # Pillow skips a pass that does not change the size
@@ -242,7 +280,21 @@ def halving_tables(n_small: int, n_big: int) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _normal_cholesky(index: np.ndarray, weights: np.ndarray, n_small: int) -> np.ndarray:
-    """The Cholesky factor L (lower, banded: L[i, i - k] stored at [k, i]) of U^T U."""
+    """The Cholesky factor L (lower, banded: L[i, i - k] stored at [k, i]) of U^T U, by the
+    compiled kernel where there is one (`banded_cholesky`'s bits: an image of a new size
+    computes two of these before its chroma is halved, one step per sample of an axis)."""
+    gram = normal_gram(index, weights, n_small)
+    compiled = kernels.get()
+    if compiled is None:
+        return banded_cholesky(gram)
+    out = np.empty_like(gram)
+    compiled.banded_cholesky(gram, out)
+    return out
+
+
+def normal_gram(index: np.ndarray, weights: np.ndarray, n_small: int) -> np.ndarray:
+    """U^T U of the upsampling (`_upsampling`'s index and weights), banded: its row i, column
+    i - k at [k, i]."""
     taps = index.shape[1]
     width = int((index.max(axis=1) - index.min(axis=1)).max()) + 1 if taps else 1
     gram = np.zeros((width, n_small))
@@ -251,7 +303,7 @@ def _normal_cholesky(index: np.ndarray, weights: np.ndarray, n_small: int) -> np
             k = index[:, s] - index[:, t]
             lower = k >= 0
             np.add.at(gram, (k[lower], index[lower, s]), weights[lower, s] * weights[lower, t])
-    return banded_cholesky(gram)
+    return gram
 
 
 def banded_cholesky(gram: np.ndarray) -> np.ndarray:

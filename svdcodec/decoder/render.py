@@ -19,7 +19,7 @@ from ..codec.colour import (
     wide_ycc_to_rgb,
     ycc_to_rgb,
 )
-from ..codec.resample import Bilinear
+from ..codec.resample import Bilinear, Resampler
 from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes, kernels
@@ -201,8 +201,22 @@ def render_chroma(container: Container, plan: OutputPlan, p: Plane, out: np.ndar
 
     def upsample(i: int) -> None:
         y0, y1 = plan.bands[i]
-        chroma_samples(small.rows(y0, y1), out, p.index, container.header, (y0, y1))
+        resampled_chroma(small, out[y0:y1], p.index, container.header, y0, y1, plan.compiled)
     run_bands(upsample, len(plan.bands), threads)
+
+
+def resampled_chroma(resampler: Resampler, out: np.ndarray, c: int, header: Header,
+                     y0: int, y1: int, compiled: ModuleType | None) -> None:
+    """Rows y0..y1 of a chroma plane upsampled by `resampler` into channel c of out's rows
+    0..y1 - y0: `chroma_samples(resampler.rows(y0, y1), ...)`, by the compiled kernel for
+    8-bit samples (the sizes the fused kernels do not take: an odd width or height, whose
+    numpy passes took most of such a photo's decode), the same bytes."""
+    if compiled is None or out.dtype != np.uint8 or resampler.kind != "bilinear":
+        chroma_samples(resampler.rows(y0, y1), out, c, header, (0, y1 - y0))
+        return
+    lo, hi = resampler.source_rows(y0, y1)
+    src = np.ascontiguousarray(resampler.source(lo, hi), dtype=np.float32)
+    compiled.resample_chroma(out, c, y0, y1, src, lo, *resampler.tables)
 
 
 def chroma_samples(chroma: np.ndarray, out: np.ndarray, c: int, header: Header,

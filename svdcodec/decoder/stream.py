@@ -66,7 +66,7 @@ from .plane import (
     whole_factors,
     whole_plane,
 )
-from .render import OutputPlan, chroma_samples, convert_rows, store_scaled
+from .render import OutputPlan, convert_rows, resampled_chroma, store_scaled
 
 
 class Sink(Protocol):
@@ -1038,7 +1038,7 @@ class BandRenderer:
         else:
             assert out is not None  # (late: the branch above)
             for c, resampler in self.resamplers.items():
-                chroma_samples(resampler.rows(y0, y1), out, c, header, rows_here)
+                resampled_chroma(resampler, out, c, header, y0, y1, plan.compiled)
             # Pillow's X byte: written by the compiled conversion as it stores each pixel, by
             # the fused filter, or here
             pad = out.shape[2] > header.channels and not pads
