@@ -6612,9 +6612,15 @@ static PyObject *lsq_gather(PyObject *self, PyObject *args, PyObject *kwargs)
     if (whole)
         ring = n > 0 ? n : 1;
     Py_ssize_t half = in_w / 2 + 1;
-    size_t cells = (size_t)ring * (size_t)nw + 4 * (size_t)nw + 2 * (size_t)half + 1;
-    work = malloc(sizeof(float) * cells);
-    if (work == NULL || (vs > 0 && (taps = malloc(sizeof(float *) * (size_t)vs)) == NULL)) {
+    /* the ring, the weights by tap, the even and odd samples, in floats (sizes checked: the
+       ring of a tall table times a wide output could pass a 32-bit size_t) */
+    Py_ssize_t ring_cells = mul_size(ring, nw), tap_cells = mul_size(4, nw);
+    Py_ssize_t cells = ring_cells < 0 || tap_cells < 0
+                       || ring_cells > PY_SSIZE_T_MAX / 2 - tap_cells - half - 1
+                       ? -1 : ring_cells + tap_cells + 2 * half + 1;
+    Py_ssize_t work_bytes = cells < 0 ? -1 : mul_size(cells, (Py_ssize_t)sizeof(float));
+    if (work_bytes < 0 || (work = malloc((size_t)work_bytes)) == NULL
+        || (vs > 0 && (taps = malloc(sizeof(float *) * (size_t)vs)) == NULL)) {
         PyErr_NoMemory();
         goto done;
     }
