@@ -8,8 +8,8 @@ row, all photos of two sizes, never pays them.
 
     python benchmarks/many_sizes.py --corpus KODAK [--rounds 3]
 
-Each round crops the photos to new sizes (no axis length twice in a run of up to 20 rounds
-of the 24 photos); printed are the medians
+Each round crops the photos to new sizes (no axis length twice in a run: at most 10 rounds of
+the 24 photos); printed are the medians
 over the photos and rounds of each encode's wall time, of the first less the second encode of
 one array, and the ratios to JPEG, and how long the halving tables of one size take to make
 (docs/performance.md, "Odd sizes and images of many sizes").
@@ -33,10 +33,10 @@ from svdcodec.codec import resample
 
 
 def sizes(height: int, width: int, round_: int, index: int, photos: int) -> tuple[int, int]:
-    """Rows and columns both cut by k = 1, 2, ..., one k per (round, photo): no axis length
-    twice in a run of up to 500 / photos rounds (a landscape photo's width and a portrait
-    one's height share a length only at the same k), so every first encode makes the tables
-    of both axes."""
+    """Rows and columns both cut by k = 1, 2, ..., one k per (round, photo), so every first
+    encode makes the tables of both axes: two lengths cut from the same side (768 or 512)
+    differ as their k do, and one cut from each side meet only where the k differ by
+    768 - 512 = 256, which `main` keeps the run below."""
     k = round_ * photos + index + 1
     return height - k, width - k
 
@@ -59,8 +59,11 @@ def main() -> int:
     cli.add_argument("--rounds", type=int, default=3)
     args = cli.parse_args()
     photos = [_common.load_image(p) for p in _common.kodak_paths(args.corpus)]
-    if args.rounds * len(photos) >= min(min(p.shape[:2]) for p in photos):
-        raise SystemExit("too many rounds: the photos would be cut to nothing")
+    sides = {side for p in photos for side in p.shape[:2]}
+    gap = max(sides) - min(sides) or max(sides)  # k apart at which two cut sides meet
+    if args.rounds * len(photos) >= gap:
+        raise SystemExit(f"at most {(gap - 1) // len(photos)} rounds of these photos: more "
+                         "would cut two axes to the same length")
     print(f"# svdcodec {svdcodec.__file__} ({_common.kernel_path()} kernels), "
           f"{len(photos)} photos x {args.rounds} rounds")
     for photo in photos[:2]:  # the encoder's modules, per-process tables, thread pool

@@ -3456,7 +3456,7 @@ static PyObject *resample_chroma(PyObject *self, PyObject *args, PyObject *kwarg
        the horizontal weights by tap (float64, from a multiple of 8 bytes on). */
     Py_ssize_t pass = horizontal ? mul_size(n, w) : 0, taps = horizontal ? mul_size(ht, w) : 0;
     Py_ssize_t floats = pass < 0 || pass > PY_SSIZE_T_MAX - w - 1 ? -1 : pass + w + 1;
-    Py_ssize_t head = floats < 0 ? -1 : mul_size((floats + 1) / 2, 8); /* whole doubles */
+    Py_ssize_t head = floats < 0 ? -1 : mul_size(floats / 2 + floats % 2, 8); /* whole doubles */
     Py_ssize_t bytes = head < 0 || taps < 0 ? -1 : mul_size(taps, 8);
     if (bytes < 0 || bytes > PY_SSIZE_T_MAX - head
         || (across = malloc((size_t)(head + bytes))) == NULL) {
