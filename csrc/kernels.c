@@ -3378,7 +3378,7 @@ PyDoc_STRVAR(resample_chroma_doc,
 "source_rows(y0, y1) gives. Along each axis the resampler's tables, or None where the axis\n"
 "keeps its size: vfirst (>= y1,) int64 and vweights (>= y1, taps) float64, output row y of\n"
 "sum over t of vweights[y, t] * row min(vfirst[y] - lo + t, n - 1); hindex (taps, w) int64\n"
-"and hweights (w, taps) float64, column x of sum over t of hweights[x, t] * column\n"
+"and hweights (taps, w) float64, column x of sum over t of hweights[t, x] * column\n"
 "hindex[t, x]. Each sum in float64 from its first tap's product, tap after tap (no\n"
 "contraction), rounded to float32: the horizontal pass first, on every row of src, then the\n"
 "vertical pass, as the numpy resampler's passes: the same bytes for finite samples (an exactly\n"
@@ -3414,7 +3414,7 @@ static PyObject *resample_chroma(PyObject *self, PyObject *args, PyObject *kwarg
                            || get_array(o_hw, &hw, "hweights", 2, T_F64, A_CONTIGUOUS) < 0)))
         goto done;
     Py_ssize_t n = src.shape[0], in_w = src.shape[1], w = out.shape[1], c = out.shape[2];
-    Py_ssize_t vt = vertical ? vw.shape[1] : 1, ht = horizontal ? hw.shape[1] : 1;
+    Py_ssize_t vt = vertical ? vw.shape[1] : 1, ht = horizontal ? hw.shape[0] : 1;
     if (channel < 0 || channel >= c) {
         value_error("resample_chroma: channel beyond out's");
         goto done;
@@ -3423,7 +3423,7 @@ static PyObject *resample_chroma(PyObject *self, PyObject *args, PyObject *kwarg
         value_error("resample_chroma: tables of no taps");
         goto done;
     }
-    if (horizontal ? (hi.shape[0] != ht || hi.shape[1] != w || hw.shape[0] != w) : in_w != w) {
+    if (horizontal ? (hi.shape[0] != ht || hi.shape[1] != w || hw.shape[1] != w) : in_w != w) {
         value_error("resample_chroma: horizontal tables of another width than out's");
         goto done;
     }
@@ -3452,31 +3452,22 @@ static PyObject *resample_chroma(PyObject *self, PyObject *args, PyObject *kwarg
         result = Py_NewRef(Py_None);
         goto done;
     }
-    /* One block: the horizontal pass's rows (float32), one line of the vertical pass, then
-       the horizontal weights by tap (float64, from a multiple of 8 bytes on). */
-    Py_ssize_t pass = horizontal ? mul_size(n, w) : 0, taps = horizontal ? mul_size(ht, w) : 0;
+    /* the horizontal pass's rows, then one line of the vertical pass (float32) */
+    Py_ssize_t pass = horizontal ? mul_size(n, w) : 0;
     Py_ssize_t floats = pass < 0 || pass > PY_SSIZE_T_MAX - w - 1 ? -1 : pass + w + 1;
-    Py_ssize_t head = floats < 0 ? -1 : mul_size(floats / 2 + floats % 2, 8); /* whole doubles */
-    Py_ssize_t bytes = head < 0 || taps < 0 ? -1 : mul_size(taps, 8);
-    if (bytes < 0 || bytes > PY_SSIZE_T_MAX - head
-        || (across = malloc((size_t)(head + bytes))) == NULL) {
+    Py_ssize_t bytes = floats < 0 ? -1 : mul_size(floats, (Py_ssize_t)sizeof(float));
+    if (bytes < 0 || (across = malloc((size_t)bytes)) == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     float *across_line = across + pass;
-    double *by_tap = (double *)(void *)((char *)across + head);
     const float *rows = horizontal ? across : (const float *)src.data;
     const double *v_weight = vertical ? (const double *)vw.data : NULL;
     const double *h_weight = horizontal ? (const double *)hw.data : NULL;
     Py_BEGIN_ALLOW_THREADS
-    if (horizontal) {
-        for (Py_ssize_t j = 0; j < w; j++) /* the weights by tap, as the indices are */
-            for (Py_ssize_t t = 0; t < ht; t++)
-                by_tap[t * w + j] = h_weight[j * ht + t];
-        for (Py_ssize_t r = 0; r < n; r++)
-            horizontal_taps((const float *)src.data + r * in_w, h_index, by_tap, w, ht,
-                            across + r * w);
-    }
+    for (Py_ssize_t r = 0; horizontal && r < n; r++)
+        horizontal_taps((const float *)src.data + r * in_w, h_index, h_weight, w, ht,
+                        across + r * w);
     for (Py_ssize_t y = y0; y < y1; y++) {
         uint8_t *row = (uint8_t *)out.data + (y - y0) * out.strides[0] + channel;
         Py_ssize_t local = (vertical ? (Py_ssize_t)((uint64_t)v_first[y] - (uint64_t)lo)

@@ -132,16 +132,18 @@ class Resampler:
     @functools.cached_property
     def tables(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None,
                               np.ndarray | None]:
-        """(vfirst, vweights, hindex (taps, width) int64, hweights): the filter's taps along
-        each axis, None along an axis that keeps its size, as `_kernels.resample_chroma`
-        reads them. Pillow's weights on every axis: where `rows` doubles an axis exactly
+        """(vfirst, vweights, hindex, hweights), hindex and hweights by tap ((taps, width),
+        int64 and float64): the filter's taps along each axis, None along an axis that keeps
+        its size, as `_kernels.resample_chroma` reads them (made once per resampler, not per
+        band). Pillow's weights on every axis: where `rows` doubles an axis exactly
         (`_double`), they are 1/4 and 3/4 (one sample, weight 1, at the ends) and an extra tap
         of weight 0, so the sums of finite samples are `_double`'s (up to the sign of a zero;
         the decoder's samples are finite)."""
         vertical = (None, None) if self.in_h == self.height else (self.vfirst, self.vweights)
         if self.in_w == self.width:
             return (*vertical, None, None)
-        return (*vertical, np.ascontiguousarray(np.stack(self.hindex)), self.hweights)
+        return (*vertical, np.ascontiguousarray(np.stack(self.hindex)),
+                np.ascontiguousarray(self.hweights.T))
 
     def _horizontal(self, rows: np.ndarray) -> np.ndarray:
         if rows.shape[1] == self.width:  # Pillow skips a pass that does not change the size
