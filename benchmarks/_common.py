@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,13 @@ KODAK_HELP = (
     "the Kodak Lossless True Color Image Suite: 24 PNGs kodim01.png .. kodim24.png "
     "(768x512 or 512x768), e.g. from https://r0k.us/graphics/kodak/ ; put them in one "
     "directory and pass it as --corpus DIR (see benchmarks/README.md)")
+
+
+def seconds(call: Callable[[], object]) -> float:
+    """The wall time of one call, in seconds."""
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
 def progress(message: str) -> None:

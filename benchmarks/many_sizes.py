@@ -42,15 +42,11 @@ def sizes(height: int, width: int, round_: int, index: int, photos: int) -> tupl
 
 
 def jpeg(array: np.ndarray) -> float:
-    start = time.perf_counter()
-    Image.fromarray(array).save(io.BytesIO(), "JPEG", quality=75)
-    return time.perf_counter() - start
+    return _common.seconds(lambda: Image.fromarray(array).save(io.BytesIO(), "JPEG", quality=75))
 
 
 def encode(array: np.ndarray) -> float:
-    start = time.perf_counter()
-    svdcodec.encode(array)
-    return time.perf_counter() - start
+    return _common.seconds(lambda: svdcodec.encode(array))
 
 
 def main() -> int:

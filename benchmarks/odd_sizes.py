@@ -21,9 +21,7 @@ import argparse
 import io
 import statistics
 import sys
-import time
 from collections import defaultdict
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -42,12 +40,6 @@ KINDS = (("even (the photo)", 0, 0), ("odd height", 1, 0), ("odd width", 0, 1),
 def load(data: bytes) -> None:
     """Image.open(...).load() of a file in memory."""
     Image.open(io.BytesIO(data)).load()
-
-
-def timed(call: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
 
 
 def main() -> int:
@@ -76,7 +68,7 @@ def main() -> int:
             for what, call in runs.items():
                 if args.cold:
                     resample._kept_coefficients.cache_clear()
-                seconds = timed(call)
+                seconds = _common.seconds(call)
                 if r:
                     times[(name, what)].append(seconds)
     rows = []

@@ -15,20 +15,12 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import _common
 from PIL import Image
 
 import svdcodec
-
-
-def seconds(call: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -42,10 +34,10 @@ def main() -> None:
     pairs: dict[str, list[float]] = {"im.save SVDI / im.save JPEG": [],
                                      "encode(array) / fromarray + save JPEG": []}
     for round_ in range(args.rounds):
-        svdi_save = seconds(lambda: image.save(io.BytesIO(), "SVDI"))
-        jpeg_save = seconds(lambda: image.save(io.BytesIO(), "JPEG", quality=75))
-        svdi_encode = seconds(lambda: svdcodec.encode(array))
-        jpeg_encode = seconds(lambda: Image.fromarray(array).save(io.BytesIO(), "JPEG",
+        svdi_save = _common.seconds(lambda: image.save(io.BytesIO(), "SVDI"))
+        jpeg_save = _common.seconds(lambda: image.save(io.BytesIO(), "JPEG", quality=75))
+        svdi_encode = _common.seconds(lambda: svdcodec.encode(array))
+        jpeg_encode = _common.seconds(lambda: Image.fromarray(array).save(io.BytesIO(), "JPEG",
                                                                    quality=75))
         if round_:
             pairs["im.save SVDI / im.save JPEG"].append(svdi_save / jpeg_save)
