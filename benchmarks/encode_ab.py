@@ -8,7 +8,9 @@ versions run side by side meet the same load. Same sets as encode_cpu.py (48 cro
 
 Each package directory (its C extension built in place) is copied under another name into a
 temporary directory and imported from there; the two must write the same bytes (checked on a
-crop). Prints, per set, the median and the least CPU time per image of each version over the
+crop). `--mode L` converts the photos to greyscale first (a grey image's planes are coded
+with the fitted-basis trial, `encoder.schedule.Encoder.fit_choice`), `--mode I;16` to 16-bit
+grey (the grey samples times 257; no JPEG to compare with). Prints, per set, the median and the least CPU time per image of each version over the
 rounds, A and B alternating which runs first. `--jpeg`: Pillow's JPEG q75 encode
 (`Image.fromarray(image).save(f, "JPEG", quality=75)`, issue #13's reference) takes part in the
 rotation, and each version's ratio to it per round is printed too (median and range, wall
@@ -71,10 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--a", required=True, type=Path, help="package directory of version A")
     parser.add_argument("--b", required=True, type=Path, help="package directory of version B")
     parser.add_argument("--rounds", type=int, default=20, help="rounds of the crops (photos: half)")
+    parser.add_argument("--mode", choices=("RGB", "L", "I;16"), default="RGB",
+                        help="Pillow mode the photos are converted to (default RGB; I;16: "
+                        "the grey samples times 257)")
     parser.add_argument("--jpeg", action="store_true",
                         help="time Pillow's JPEG q75 in the rotation and print the ratios to it")
     args = parser.parse_args(argv)
-    photos = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(args.corpus.glob("*.png"))]
+    photos = [np.asarray(Image.open(p).convert("L" if args.mode == "I;16" else args.mode))
+              for p in sorted(args.corpus.glob("*.png"))]
+    if args.mode == "I;16":
+        if args.jpeg:
+            parser.error("--jpeg: Pillow's JPEG has no 16-bit grey")
+        photos = [p.astype(np.uint16) * 257 for p in photos]
     crops = [np.ascontiguousarray(p[y:y + 256, x:x + 256]) for p in photos
              for y, x in ((0, 0), (256, 256))]
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         for module in versions.values():  # warm: lazy imports, caches
             for image in crops[:4]:
                 module.encode(image)
-        jpeg(crops[0])  # Pillow's JPEG plugin, loaded on first use
+        if args.jpeg:
+            jpeg(crops[0])  # Pillow's JPEG plugin, loaded on first use
         if versions["A"].encode(crops[5]) != versions["B"].encode(crops[5]):
             print("note: A and B write different bytes", flush=True)
         for name, images, rounds in (("256x256 crops", crops, args.rounds),

@@ -319,6 +319,7 @@ ALWAYS_INLINE int32_t ld_i32(const char *p) { int32_t v; memcpy(&v, p, 4); retur
 ALWAYS_INLINE int64_t ld_i64(const char *p) { int64_t v; memcpy(&v, p, 8); return v; }
 ALWAYS_INLINE void st_f32(char *p, float v) { memcpy(p, &v, 4); }
 ALWAYS_INLINE void st_f64(char *p, double v) { memcpy(p, &v, 8); }
+ALWAYS_INLINE void st_i32(char *p, int32_t v) { memcpy(p, &v, 4); }
 
 /* An integer element of any integer type as int64 (uint64 wraps, as numpy's int64 cast). */
 ALWAYS_INLINE int64_t ld_int(const char *p, int type)
@@ -7167,7 +7168,9 @@ static PyObject *quantize(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     /* top, error and squares (cols doubles each), then the inverse steps and roundings */
-    sums = malloc((3 * sizeof(double) + 2 * sizeof(float)) * (size_t)(cols + 1));
+    Py_ssize_t sum_bytes = mul_size(cols + 1, 3 * (Py_ssize_t)sizeof(double)
+                                               + 2 * (Py_ssize_t)sizeof(float));
+    sums = sum_bytes < 0 ? NULL : malloc((size_t)sum_bytes);
     if (sums == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -7205,6 +7208,139 @@ done:
     release(&error);
     release(&squares);
     release(&inv_steps);
+    return result;
+}
+
+PyDoc_STRVAR(lattice_integers_doc,
+"lattice_integers(coefficients, steps, rounding, first_rounding, ints, largest, nonzero)\n"
+"    -> bool\n\n"
+"codec.quantize.quantize_columns and what codec.refine.fit_basis reads of a round: ints\n"
+"(rows, cols) int32 = the floor of |c / steps[j]| plus the column's offset (first_rounding\n"
+"in column 0, rounding in the others, both rounded to float32), negated where c / steps[j]\n"
+"< 0, in binary64 as numpy computes it, of float32 coefficients (rows, cols, any strides)\n"
+"and float64 steps (one per column); largest (rows) float32 = each row's largest |c| beyond\n"
+"column 0 (0 for one column); nonzero (cols) bool = whether the column has an integer other\n"
+"than 0. False (the outputs then partly written) if a value is NaN or does not fit int32.");
+
+/* One row of `lattice_integers` on contiguous coefficients and integers: the loop without a
+   branch, so that it vectorizes (the division and the truncation lane by lane, the same IEEE
+   operations); returns the row's largest |c| beyond column 0 as float32 bits (the bits of
+   values >= 0 order as the values do; a NaN fails `fits` before they count). */
+HOT static uint32_t lattice_row(const float *RESTRICT c, int32_t *RESTRICT q,
+                                const double *RESTRICT step, const double *RESTRICT offset,
+                                uint8_t *RESTRICT used, Py_ssize_t cols, int *ok)
+{
+    uint32_t top = 0;
+    int fits_all = 1;
+    for (Py_ssize_t j = 0; j < cols; j++) {
+        double v = (double)c[j] / step[j];
+        /* |v| + offset >= 0: its floor, and whether that fits int32 (floor(x) < 2^31 - 1
+           exactly where x < 2^31 - 1), as numpy's path checks; NaN fails it too */
+        double x = fabs(v) + offset[j];
+        int fits = x < 2147483647.0;
+        fits_all &= fits;
+        int32_t k = (int32_t)(fits ? x : 0.0); /* truncation: the floor of x >= 0 */
+        q[j] = v < 0 ? -k : k;
+        used[j] |= k != 0;
+        uint32_t bits;
+        float magnitude = fabsf(c[j]);
+        memcpy(&bits, &magnitude, 4);
+        bits = j ? bits : 0;
+        top = bits > top ? bits : top;
+    }
+    *ok &= fits_all;
+    return top;
+}
+
+/* A fitted basis's coefficients to its own lattice, each round of `codec.refine.fit_basis`:
+   one pass instead of numpy's dozen over binary64 temporaries and row-wise reductions. */
+static PyObject *lattice_integers(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"coefficients", "steps", "rounding", "first_rounding", "ints",
+                            "largest", "nonzero", NULL};
+    PyObject *o_values, *o_steps, *o_ints, *o_largest, *o_nonzero, *result = NULL;
+    float rounding, first_rounding;
+    Arr values = {0}, steps = {0}, ints = {0}, largest = {0}, nonzero = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOffOOO:lattice_integers", names,
+                                     &o_values, &o_steps, &rounding, &first_rounding, &o_ints,
+                                     &o_largest, &o_nonzero))
+        return NULL;
+    if (get_array(o_values, &values, "coefficients", 2, T_F32, 0) < 0
+        || get_array(o_steps, &steps, "steps", 1, T_F64, 0) < 0
+        || get_array(o_ints, &ints, "ints", 2, T_I32, A_WRITABLE) < 0
+        || get_array(o_largest, &largest, "largest", 1, T_F32, A_WRITABLE) < 0
+        || get_array(o_nonzero, &nonzero, "nonzero", 1, T_BOOL, A_WRITABLE) < 0)
+        goto done;
+    Py_ssize_t rows = values.shape[0], cols = values.shape[1];
+    if (ints.shape[0] != rows || ints.shape[1] != cols || steps.size != cols
+        || largest.size != rows || nonzero.size != cols) {
+        value_error("lattice_integers: ints must have the coefficients' shape, steps and "
+                    "nonzero one value per column, largest one per row");
+        goto done;
+    }
+    /* offsets in [0, 1): |v| + offset >= 0, whose truncation is its floor */
+    if (!(rounding >= 0.0f && rounding < 1.0f && first_rounding >= 0.0f
+          && first_rounding < 1.0f)) {
+        value_error("lattice_integers: rounding and first_rounding must lie in [0, 1)");
+        goto done;
+    }
+    /* each column's step and offset (binary64), and its nonzero flag, read once */
+    Py_ssize_t column_bytes = mul_size(cols + 1, 2 * (Py_ssize_t)sizeof(double) + 1);
+    double *column = column_bytes < 0 ? NULL : malloc((size_t)column_bytes);
+    if (column == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double *offset = column + cols;
+    uint8_t *used = (uint8_t *)(offset + cols);
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < cols; j++) {
+        column[j] = ld_f64(steps.data + j * steps.strides[0]);
+        offset[j] = (double)(j ? rounding : first_rounding);
+        used[j] = 0;
+    }
+    /* rows of contiguous, aligned elements (a numpy array's own): `lattice_row` */
+    const int contiguous = values.strides[1] == 4 && ints.strides[1] == 4
+                           && (uintptr_t)values.data % 4 == 0 && values.strides[0] % 4 == 0
+                           && (uintptr_t)ints.data % 4 == 0 && ints.strides[0] % 4 == 0;
+    for (Py_ssize_t i = 0; i < rows && ok; i++) {
+        const char *c = values.data + i * values.strides[0];
+        char *q = ints.data + i * ints.strides[0];
+        if (contiguous) {
+            uint32_t bits = lattice_row((const float *)c, (int32_t *)q, column, offset, used,
+                                        cols, &ok);
+            float top;
+            memcpy(&top, &bits, 4);
+            st_f32(largest.data + i * largest.strides[0], top);
+            continue;
+        }
+        float top = 0.0f;
+        for (Py_ssize_t j = 0; j < cols; j++) {
+            float value = ld_f32(c + j * values.strides[1]);
+            double v = (double)value / column[j];
+            double x = fabs(v) + offset[j]; /* as `lattice_row` */
+            int fits = x < 2147483647.0;
+            ok &= fits;
+            int32_t k = (int32_t)(fits ? x : 0.0);
+            st_i32(q + j * ints.strides[1], v < 0 ? -k : k);
+            used[j] |= k != 0;
+            float magnitude = fabsf(value);
+            top = j && magnitude > top ? magnitude : top;
+        }
+        st_f32(largest.data + i * largest.strides[0], top);
+    }
+    for (Py_ssize_t j = 0; j < cols; j++)
+        nonzero.data[j * nonzero.strides[0]] = (char)used[j];
+    Py_END_ALLOW_THREADS
+    free(column);
+    result = PyBool_FromLong(ok);
+done:
+    release(&values);
+    release(&steps);
+    release(&ints);
+    release(&largest);
+    release(&nonzero);
     return result;
 }
 
@@ -9158,7 +9294,7 @@ static PyMethodDef methods[] = {
     METHOD(aq_map),
     METHOD(unpredict_into), METHOD(upsample_ycc),
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
-    METHOD(quantize), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
+    METHOD(quantize), METHOD(lattice_integers), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(banded_cholesky),
     METHOD(deblock),
     METHOD(double_chroma), METHOD(resample_chroma), METHOD(deblock_ycc), METHOD(deblock_gains),

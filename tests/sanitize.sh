@@ -3,8 +3,9 @@
 #
 #     tests/sanitize.sh [--replay DIR]... [extra pytest arguments]
 #
-# Builds csrc/kernels.c with -fsanitize=address,undefined into a temporary copy of the package
-# (the worktree's own build is left alone) and runs, on the compiled path (SVDCODEC_KERNELS=1),
+# Builds csrc/kernels.c with -fsanitize=address,undefined,float-cast-overflow (GCC's
+# "undefined" leaves out float-to-integer conversions out of range) into a temporary copy of
+# the package (the worktree's own build is left alone) and runs, on the compiled path (SVDCODEC_KERNELS=1),
 # the kernel tests (tests/test_kernels.py: both paths on every mode and layout, mutated sparse
 # blocks, the committed files), the deblocking filter's rows (tests/test_deblock.py), the spec
 # vectors (tests/test_vectors.py), the block records (tests/test_record_parser.py), the
@@ -40,7 +41,8 @@ rm -f "$work"/svdcodec/runtime/_kernels*.so "$work"/svdcodec/runtime/_kernels*.p
 include="$("$python" -c "import sysconfig; print(sysconfig.get_paths()['include'])")"
 suffix="$("$python" -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")"
 module="$work/svdcodec/runtime/_kernels$suffix"
-"$cc" -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+"$cc" -O2 -g -fsanitize=address,undefined,float-cast-overflow \
+  -fno-sanitize-recover=undefined,float-cast-overflow \
   -fno-omit-frame-pointer -ffp-contract=off -fno-trapping-math -std=c11 -Wall -Wextra -Wno-unused-parameter \
   -Wno-missing-field-initializers -fPIC -shared -I"$include" "$root/csrc/kernels.c" -o "$module"
 

@@ -834,6 +834,114 @@ def test_quantize_matches_numpy(monkeypatch: pytest.MonkeyPatch, patches: bool) 
         ColumnStats(1, 1e-30).add(np.array([[1e10]], dtype=np.float32))
 
 
+def test_lattice_integers_are_quantize_of_the_quotients(compiled: Any) -> None:
+    """`_kernels.lattice_integers` (a round of `codec.refine.fit_basis`) gives
+    quantize(coefficients / steps, 1.0) and the row maxima and column flags numpy computes,
+    on C-ordered, Fortran-ordered and strided coefficients, empty and one-column shapes, ±0
+    and values near a rounding boundary; it refuses NaN and integers beyond int32 (False),
+    and arrays of other shapes (ValueError)."""
+    from svdcodec.codec.quantize import FIRST_ROUNDING, ROUNDING
+    rng = np.random.default_rng(9)
+    for case in range(400):
+        rows, cols = int(rng.integers(0, 200)), int(rng.integers(1, 70))
+        scale = float(rng.choice([0.01, 1.0, 30.0, 1e4]))
+        c = (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
+        c[rng.random(c.shape) < 0.05] = 0.0
+        c[rng.random(c.shape) < 0.02] = -0.0
+        steps = np.full(cols, float(rng.choice([0.3, 1.0, 2.7, 13.0])))
+        steps[0] *= 0.7
+        # quotients just below, at and above the points where |v| + offset reaches an integer
+        near = rng.random(c.shape) < 0.05
+        k = rng.integers(-5, 6, c.shape)
+        edge = (k + np.sign(k) * (1 - ROUNDING)) * steps
+        c[near] = edge[near].astype(np.float32)
+        if case % 4 == 1:
+            c = np.asfortranarray(c)
+        elif case % 4 == 2:
+            c = np.repeat(c, 2, axis=1)[:, ::2]
+        elif case % 4 == 3:  # unaligned: the kernel's element-by-element loop
+            buffer = np.zeros(c.nbytes + 1, np.uint8)
+            unaligned = np.frombuffer(buffer.data, np.float32, c.size, 1).reshape(c.shape)
+            unaligned[...] = c
+            c = unaligned
+        ints = np.empty((rows, cols), np.int32)
+        largest = np.empty(rows, np.float32)
+        nonzero = np.empty(cols, bool)
+        assert compiled.lattice_integers(c, steps, ROUNDING, FIRST_ROUNDING, ints, largest,
+                                         nonzero)
+        expected = quantize.quantize(c / steps, 1.0)
+        assert np.array_equal(ints, expected)
+        beyond = np.abs(c[:, 1:]).max(axis=1, initial=0.0)
+        assert np.array_equal(largest, beyond)
+        assert np.array_equal(nonzero, np.any(expected != 0, axis=0))
+    steps = np.ones(4)
+    for bad in (np.nan, 3e9, -3e9, np.inf):
+        c = np.ones((3, 4), np.float32)
+        c[1, 2] = bad
+        assert not compiled.lattice_integers(c, steps, ROUNDING, FIRST_ROUNDING,
+                                             np.empty((3, 4), np.int32),
+                                             np.empty(3, np.float32), np.empty(4, bool))
+    c = np.ones((3, 4), np.float32)
+    for ints, largest, nonzero, step in (((3, 5), 3, 4, 4), ((3, 4), 2, 4, 4),
+                                         ((3, 4), 3, 3, 4), ((3, 4), 3, 4, 5)):
+        with pytest.raises(ValueError):
+            compiled.lattice_integers(c, np.ones(step), ROUNDING, FIRST_ROUNDING,
+                                      np.empty(ints, np.int32), np.empty(largest, np.float32),
+                                      np.empty(nonzero, bool))
+    outputs = (np.empty((3, 4), np.int32), np.empty(3, np.float32), np.empty(4, bool))
+    for rounding, first in ((-0.5, 0.5), (0.38, -1e30), (1.0, 0.5), (0.38, np.nan)):
+        with pytest.raises(ValueError):  # an offset whose truncation would not be the floor
+            compiled.lattice_integers(c, np.ones(4), rounding, first, *outputs)
+    # a column count whose work buffer would overflow a size (stride-0 arrays hold no memory)
+    huge = 1 << 59  # (cols + 1) * 17 bytes: beyond 2^63
+    wide = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (0, huge), (0, 0))
+    with pytest.raises(MemoryError):
+        compiled.lattice_integers(
+            wide, np.lib.stride_tricks.as_strided(np.ones(1), (huge,), (0,)), ROUNDING,
+            FIRST_ROUNDING, np.lib.stride_tricks.as_strided(np.zeros(1, np.int32), (0, huge),
+                                                            (0, 0), writeable=True),
+            np.empty(0, np.float32),
+            np.lib.stride_tricks.as_strided(np.zeros(1, bool), (huge,), (0,), writeable=True))
+
+
+def test_fitted_basis_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`codec.refine.fit_basis` on both paths (its rounds' lattice by the kernel or by numpy):
+    the same integers and singular values, on a decoded photo's patches and an original's."""
+    from svdcodec.codec.factorize import basis
+    from svdcodec.codec.refine import fit_basis
+    pixels = np.asarray(Image.open(ROOT / "svdcodec" / "data" / "sample.png").convert("L"))
+    decoded = svdcodec.decode(svdcodec.encode(pixels, quality=50))
+    for image, side in ((pixels, 8), (decoded, 8), (decoded, 4)):
+        h, w = (s - s % side for s in image.shape)
+        rows = image[:h, :w].reshape(h // side, side, w // side, side).swapaxes(1, 2)
+        rows = rows.reshape(-1, side * side).astype(np.float32)
+        sigma, unit = basis(rows.T.astype(np.float64) @ rows, side * side)
+        got = []
+        for on in ("0", "1"):
+            monkeypatch.setenv("SVDCODEC_KERNELS", on)
+            got.append(fit_basis(rows, unit, sigma, 6.0))
+        (b0, s0), (b1, s1) = got
+        assert b0.shape == b1.shape and b0.shape[1] > 0
+        assert np.array_equal(b0, b1) and s0.tobytes() == s1.tobytes()
+
+
+def test_fitted_basis_of_coefficients_below_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows whose every coefficient quantizes to zero (small against the step, while their
+    singular values, summed over many rows, give a basis with integers): nothing is left to
+    fit, on both paths, and the encoder makes no fitted candidate of them."""
+    from svdcodec.codec.factorize import basis
+    from svdcodec.codec.refine import fit_basis
+    rows = np.random.default_rng(3).normal(0.0, 0.3, (4000, 16)).astype(np.float32)
+    sigma, unit = basis(rows.T.astype(np.float64) @ rows, 16)
+    steps = quantize.component_steps(16) * 10.0
+    assert not quantize.quantize((rows @ unit) / steps, 1.0).any()  # the first round's
+    assert quantize.quantize(unit * (sigma / 10.0), step=1.0).any()  # a basis to start from
+    for on in ("0", "1"):
+        monkeypatch.setenv("SVDCODEC_KERNELS", on)
+        B, s = fit_basis(rows, unit, sigma, 10.0)
+        assert s.size == 0
+
+
 @pytest.mark.parametrize("patches", [False, True])
 def test_optimised_quantization_matches_numpy(monkeypatch: pytest.MonkeyPatch,
                                               patches: bool) -> None:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .quantize import component_steps, quantize
+from ..runtime import kernels
+from .quantize import FIRST_ROUNDING, ROUNDING, component_steps, quantize
 
 #: Largest |coefficient|, in steps, of the rows each round of `fit_basis` fits the basis to
 #: (components beyond the first); the rounds after the last finite limit use every row.
@@ -51,6 +52,7 @@ def fit_basis(rows: np.ndarray, unit_basis: np.ndarray, sigma: np.ndarray, step:
     quantized coefficients, from the unit eigenvectors (n, r) and singular values; components
     whose basis vector or coefficients quantize to zero are dropped."""
     a = np.ascontiguousarray(rows, dtype=np.float32)
+    a64 = a.astype(np.float64)  # what `refit` solves with, converted once for every round
     B, sigma = usable(quantize(unit_basis.astype(np.float64) * (sigma / step), step=1.0),
                       np.asarray(sigma, dtype=np.float64))
     for trust in TRUST_STEPS:
@@ -61,17 +63,54 @@ def fit_basis(rows: np.ndarray, unit_basis: np.ndarray, sigma: np.ndarray, step:
         # each component at its own step, as the encoder quantizes a patch layout's U: a
         # decoded image's coefficients are multiples of those steps
         steps = component_steps(sigma.size) * step
-        A = quantize(coefficients / steps, 1.0)
-        used = np.flatnonzero(np.any(A != 0, axis=0))
-        A, sigma, W, steps = A[:, used], sigma[used], W[:, used], steps[used]
-        if not used.size:
+        A, largest, nonzero = lattice(coefficients, steps)
+        used = np.flatnonzero(nonzero)
+        if not used.size:  # every integer zero: nothing of the basis is left to fit
+            sigma = sigma[used]
             break
-        trusted = np.abs(coefficients[:, used[1:]]).max(axis=1, initial=0.0) <= trust * step
+        if used.size < sigma.size:  # (the copies only where a component drops out)
+            A, sigma, W, steps = A[:, used], sigma[used], W[:, used], steps[used]
+            largest = largest_beyond_first(coefficients[:, used])
+        trusted = largest <= trust * step
         if np.count_nonzero(trusted) < MIN_ROWS_PER_COMPONENT * used.size:
             trusted[:] = True
-        W = refit(A[trusted], a[trusted], W, steps)
+        W = refit(A, a64, W, steps) if trusted.all() else \
+            refit(A[trusted], a64[trusted], W, steps)
         B, sigma = usable(quantize(W * (sigma / step), step=1.0), sigma)
     return B, sigma
+
+
+def lattice(coefficients: np.ndarray, steps: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a round of `fit_basis` reads of the coefficients (rows, r) float32 at their steps
+    (r,) float64: A = quantize(coefficients / steps, 1.0) (int32), each row's largest
+    |coefficient| beyond the first component (`largest_beyond_first`) and whether each column
+    of A holds a non-zero integer; in one pass on the compiled path. OverflowError where an
+    integer does not fit int32, or a coefficient is NaN."""
+    compiled = kernels.get()
+    if compiled is None:
+        v = coefficients / steps
+        if np.isnan(v).any():  # (quantize would cast NaN to an arbitrary integer)
+            raise OverflowError("NaN coefficient")
+        A = quantize(v, 1.0)
+        return A, largest_beyond_first(coefficients), np.any(A != 0, axis=0)
+    rows, columns = coefficients.shape
+    A = np.empty((rows, columns), dtype=np.int32)
+    largest = np.empty(rows, dtype=np.float32)
+    nonzero = np.empty(columns, dtype=bool)
+    if not compiled.lattice_integers(coefficients, steps, ROUNDING, FIRST_ROUNDING, A, largest,
+                                     nonzero):
+        raise OverflowError("quantized value does not fit 32 bits, or NaN")
+    return A, largest, nonzero
+
+
+def largest_beyond_first(coefficients: np.ndarray) -> np.ndarray:
+    """Each row's largest |coefficient| beyond the first component (0 for a single one): the
+    larger of the row's maximum and its negated minimum, without a copy of the columns."""
+    if coefficients.shape[1] < 2:
+        return np.zeros(coefficients.shape[0], dtype=coefficients.dtype)
+    rest = coefficients[:, 1:]
+    return np.maximum(rest.max(axis=1), -rest.min(axis=1))
 
 
 def refit(A: np.ndarray, rows: np.ndarray, W: np.ndarray, steps: np.ndarray | float
@@ -80,13 +119,14 @@ def refit(A: np.ndarray, rows: np.ndarray, W: np.ndarray, steps: np.ndarray | fl
     one per component or one for all), for the components with a non-zero integer; the
     others, and all if the integers are degenerate, keep W's."""
     seen = np.flatnonzero(np.any(A != 0, axis=0))
-    Af = A[:, seen].astype(np.float64) * np.broadcast_to(np.asarray(steps, dtype=np.float64),
-                                                         (A.shape[1],))[seen]
+    every = seen.size == A.shape[1]  # (the copies only where a component has no integer)
+    Af = (A if every else A[:, seen]).astype(np.float64)
+    Af *= np.broadcast_to(np.asarray(steps, dtype=np.float64), (A.shape[1],))[seen]
     gram = Af.T @ Af
     if np.linalg.matrix_rank(gram) < seen.size:
         return W
     out = W.copy()
-    out[:, seen] = np.linalg.solve(gram, Af.T @ rows.astype(np.float64)).T
+    out[:, seen] = np.linalg.solve(gram, Af.T @ np.asarray(rows, dtype=np.float64)).T
     return out
 
 

@@ -177,14 +177,22 @@ class Encoder:
         sample = layout_sample(work.source, index)
         if sample is None and not allow_whole:
             return None
-        coded = [code_plane(work.source, c, plane_step, self.rule, True, sample)
-                 for c in candidates]
-        best = min(range(len(coded)), key=lambda k: rd_cost(coded[k], plane_step)
-                   * self.layout_lean(index, step, coded[k].plane.patch))
-        choice = LayoutChoice(candidates[best], plane_step, coded[best], sample is None)
+        # a whole plane that `fit_choice` will try again keeps its band parts, which that
+        # measures the eigenvectors' coding on
+        keep = sample is None and fits
+        coded = [code_plane(work.source, c, plane_step, self.rule, True, sample,
+                            keep_parts=keep) for c in candidates]
+        costs = [rd_cost(c, plane_step) * self.layout_lean(index, step, c.plane.patch)
+                 for c in coded]
+        best = min(range(len(costs)), key=costs.__getitem__)
+        chosen = coded[best]
+        choice = LayoutChoice(candidates[best], plane_step, chosen, sample is None)
+        del coded  # (the other layouts' codings and their kept parts, before the fit's own)
         if choice.candidate.basis is not None and not self.rule.fixed \
                 and work.source.on_decoder_grid:
-            choice = self.fit_choice(work, choice, sample)
+            return self.fit_choice(work, choice, sample)
+        if keep:
+            chosen.parts = {}
         return choice
 
     def fit_choice(self, work: Prepared, choice: LayoutChoice, sample: list[Band] | None
@@ -196,10 +204,12 @@ class Encoder:
         assert eigen is not None
         rank = min(eigen.plane.rank + FIT_EXTRA_RANK, choice.candidate.sigma.size)
         fitted = fitted_candidate(work.source, choice.candidate, choice.step, rank)
-        if fitted is None:
-            return choice
         whole = sample is None
-        if whole:  # the eigenvectors' whole-plane coding again, with its band parts
+        if fitted is None:
+            if whole:
+                eigen.parts = {}
+            return choice
+        if whole and not eigen.parts:  # (kept by `choose_layout` where it saw a fit coming)
             eigen = code_plane(work.source, choice.candidate, choice.step, self.rule, False,
                                keep_parts=True)
         coded = code_plane(work.source, fitted, choice.step, self.rule, False, sample,
