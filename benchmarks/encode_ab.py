@@ -10,7 +10,8 @@ Each package directory (its C extension built in place) is copied under another 
 temporary directory and imported from there; the two must write the same bytes (checked on a
 crop). `--mode L` converts the photos to greyscale first (a grey image's planes are coded
 with the fitted-basis trial, `encoder.schedule.Encoder.fit_choice`), `--mode I;16` to 16-bit
-grey (the grey samples times 257; no JPEG to compare with). Prints, per set, the median and the least CPU time per image of each version over the
+grey (the grey samples times 257; no JPEG to compare with). `--aq` and `--effort 2` pass
+those options to both versions' encode. Prints, per set, the median and the least CPU time per image of each version over the
 rounds, A and B alternating which runs first. `--jpeg`: Pillow's JPEG q75 encode
 (`Image.fromarray(image).save(f, "JPEG", quality=75)`, issue #13's reference) takes part in the
 rotation, and each version's ratio to it per round is printed too (median and range, wall
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -73,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--a", required=True, type=Path, help="package directory of version A")
     parser.add_argument("--b", required=True, type=Path, help="package directory of version B")
     parser.add_argument("--rounds", type=int, default=20, help="rounds of the crops (photos: half)")
+    parser.add_argument("--aq", action="store_true", help="encode(..., aq=True)")
+    parser.add_argument("--effort", type=int, choices=(1, 2), default=1,
+                        help="encode(..., effort=N)")
     parser.add_argument("--mode", choices=("RGB", "L", "I;16"), default="RGB",
                         help="Pillow mode the photos are converted to (default RGB; I;16: "
                         "the grey samples times 257)")
@@ -91,16 +96,20 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, tmp)
         versions = {"A": load(args.a, "svdcodec_a", Path(tmp)),
                     "B": load(args.b, "svdcodec_b", Path(tmp))}
+        # only the options asked for: a version older than an option still runs without it
+        options = {**({"aq": True} if args.aq else {}),
+                   **({"effort": args.effort} if args.effort != 1 else {})}
         for module in versions.values():  # warm: lazy imports, caches
             for image in crops[:4]:
-                module.encode(image)
+                module.encode(image, **options)
         if args.jpeg:
             jpeg(crops[0])  # Pillow's JPEG plugin, loaded on first use
-        if versions["A"].encode(crops[5]) != versions["B"].encode(crops[5]):
+        if versions["A"].encode(crops[5], **options) != versions["B"].encode(crops[5], **options):
             print("note: A and B write different bytes", flush=True)
         for name, images, rounds in (("256x256 crops", crops, args.rounds),
                                      ("Kodak photos", photos, max(1, args.rounds // 2))):
-            encoders = {key: module.encode for key, module in versions.items()}
+            encoders = {key: partial(module.encode, **options)
+                        for key, module in versions.items()}
             if args.jpeg:
                 encoders["JPEG"] = jpeg
             order = list(encoders)

@@ -8389,6 +8389,145 @@ HOT static void aq_class_row(const double *RESTRICT mean, const double *RESTRICT
     }
 }
 
+PyDoc_STRVAR(aq_encoder_map_doc,
+"aq_encoder_map(values, table, offsets, grid_width, limits, mean_weight, out) -> bool\n\n"
+"encoder.aq.encoder_map into out (int64, C-contiguous, m): values (m, K) float32 coefficients\n"
+"of components 0..K-1 (1 <= K <= 16, any strides) of a patch grid of grid_width columns (m a\n"
+"multiple), quantized grid row by grid row as the map of that row says, as\n"
+"encoder.aq.adapted_integers does: |v| * table[class][k] + offsets[k] in float32, its\n"
+"truncation (table (7, K) float32: each class's inverse steps; offsets (K,) float32); the\n"
+"map from their integers by spec 5.5's rule (limits (6,) float64 the thresholds, mean_weight\n"
+"R_p), the patch means from column 0 at the unit class. False (out then undefined) where a\n"
+"quantized value is NaN or does not fit int32.");
+
+/* The encoder's side of the map: codec.aq's rule (`aq_mean_row`, `aq_class_row`) on the
+   integers the encoder quantizes as it goes, each grid row at the classes the rows above give
+   it (encoder.aq.encoder_map, a Python loop over the grid rows on the numpy path). */
+static PyObject *aq_encoder_map(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"values", "table", "offsets", "grid_width", "limits",
+                            "mean_weight", "out", NULL};
+    PyObject *o_values, *o_table, *o_offsets, *o_limits, *o_out, *result = NULL;
+    Py_ssize_t gw;
+    double weight;
+    Arr values = {0}, table = {0}, offsets = {0}, limits = {0}, out = {0};
+    double *work = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOnOdO:aq_encoder_map", names, &o_values,
+                                     &o_table, &o_offsets, &gw, &o_limits, &weight, &o_out))
+        return NULL;
+    if (get_array(o_values, &values, "values", 2, T_F32, 0) < 0
+        || get_array(o_table, &table, "table", 2, T_F32, 0) < 0
+        || get_array(o_offsets, &offsets, "offsets", 1, T_F32, 0) < 0
+        || get_array(o_limits, &limits, "limits", 1, T_F64, 0) < 0
+        || get_array(o_out, &out, "out", 1, T_I64, A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t m = out.size, kk = values.shape[1];
+    if (gw < 1 || m % gw != 0 || values.shape[0] != m || kk < 1 || kk > AQ_MAX_COMPONENTS
+        || table.shape[0] != 7 || table.shape[1] != kk || offsets.size != kk
+        || limits.size != 6) {
+        value_error("aq_encoder_map: needs values (m, K) with 1 <= K <= 16 and m a multiple "
+                    "of grid_width >= 1, table (7, K), offsets (K,), limits (6,), out (m,)");
+        goto done;
+    }
+    Py_ssize_t gh = m / gw;
+    double t[6];
+    for (int j = 0; j < 6; j++)
+        t[j] = ld_f64(limits.data + j * limits.strides[0]);
+    float steps[7][AQ_MAX_COMPONENTS], offset[AQ_MAX_COMPONENTS];
+    int valid = 1; /* entries >= 0 (NaN fails): a truncated value is then a floor, >= 0 */
+    for (Py_ssize_t k = 0; k < kk; k++) {
+        offset[k] = ld_f32(offsets.data + k * offsets.strides[0]);
+        valid &= offset[k] >= 0.0f && offset[k] < 1.0f;
+        for (int c = 0; c < 7; c++) {
+            steps[c][k] = ld_f32(table.data + c * table.strides[0] + k * table.strides[1]);
+            valid &= steps[c][k] >= 0.0f;
+        }
+    }
+    if (!valid) {
+        value_error("aq_encoder_map: table entries must be >= 0 and offsets in [0, 1)");
+        goto done;
+    }
+    if (m == 0) {
+        result = Py_NewRef(Py_True);
+        goto done;
+    }
+    /* as aq_map's: the padded patch means ((gh + 2) x (gw + 2)), two rows of energies,
+       a row's mean terms (gw) and its classes (gw int32, in a row of doubles) */
+    Py_ssize_t padded = gw + 2, n = mul_size(gh + 4, padded);
+    n = n < 0 || n > PY_SSIZE_T_MAX - 2 * gw ? -1 : n + 2 * gw;
+    if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double)
+        || !(work = PyMem_Malloc((size_t)n * sizeof(double)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS
+    double *mu = work, *previous = mu + (gh + 2) * padded, *current = previous + padded,
+           *mean = current + padded;
+    int32_t *cls = (int32_t *)(mean + gw);
+    const Py_ssize_t rs = values.strides[0], cs = values.strides[1];
+    const int unit = 3; /* M = 16, aq_classes[3]: the patch means' class */
+    for (Py_ssize_t y = 0; y < gh; y++) { /* the signed patch-mean integers, padded */
+        double *row = mu + (y + 1) * padded;
+        const char *src = values.data + y * gw * rs;
+        for (Py_ssize_t x = 0; x < gw; x++) {
+            const float v = ld_f32(src + x * rs);
+            float scaled = fabsf(v) * steps[unit][0];
+            scaled = scaled + offset[0];
+            const int fits = (double)scaled < 2147483647.0;
+            ok &= fits;
+            const double a = (double)(int32_t)(fits ? scaled : 0.0f);
+            row[x + 1] = signbit(v) ? -a : a;
+        }
+        row[0] = row[1];
+        row[gw + 1] = row[gw];
+    }
+    memcpy(mu + (gh + 1) * padded, mu + gh * padded, (size_t)padded * sizeof(double));
+    memcpy(mu, mu + padded, (size_t)padded * sizeof(double));
+    for (Py_ssize_t y = 0; y < gh; y++) {
+        aq_mean_row(mu + y * padded, mu + (y + 1) * padded, mu + (y + 2) * padded, gw, weight,
+                    mean);
+        aq_class_row(mean, y > 0 ? previous : NULL, gw, t, cls);
+        char *row_m = out.data + y * gw * (Py_ssize_t)sizeof(int64_t);
+        const char *src = values.data + y * gw * rs;
+        for (Py_ssize_t x = 0; x < gw; x++) {
+            const int c = cls[x];
+            const int64_t multiplier = aq_classes[c];
+            memcpy(row_m + x * (Py_ssize_t)sizeof(int64_t), &multiplier, sizeof(int64_t));
+            /* the row's integers at its class (every column checked, as numpy's quantizer
+               checks them), and its energy sum_k (min(|a_k|, 32767) M)^2 over k >= 1 */
+            double energy = 0.0;
+            for (Py_ssize_t k = 0; k < kk; k++) {
+                float scaled = fabsf(ld_f32(src + x * rs + k * cs)) * steps[c][k];
+                scaled = scaled + offset[k];
+                const int fits = (double)scaled < 2147483647.0;
+                ok &= fits;
+                if (k) {
+                    const double a = aq_clamped((double)(int32_t)(fits ? scaled : 0.0f))
+                                     * (double)multiplier;
+                    energy += a * a;
+                }
+            }
+            current[x + 1] = energy;
+        }
+        current[0] = current[1];
+        current[gw + 1] = current[gw];
+        double *swap = previous;
+        previous = current;
+        current = swap;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(ok);
+done:
+    PyMem_Free(work);
+    release(&values);
+    release(&table);
+    release(&offsets);
+    release(&limits);
+    release(&out);
+    return result;
+}
+
 PyDoc_STRVAR(aq_map_doc,
 "aq_map(ints, grid_width, limits, mean_weight, out, carry=None, top=True) -> None\n\n"
 "codec.aq.causal_map into out (int32, C-contiguous, m): ints (m, K') float32 integers of\n"
@@ -9291,7 +9430,7 @@ done:
 
 static PyMethodDef methods[] = {
     METHOD(index_sparse), METHOD(fill_sparse), METHOD(reduce_sparse), METHOD(exact_product),
-    METHOD(aq_map),
+    METHOD(aq_map), METHOD(aq_encoder_map),
     METHOD(unpredict_into), METHOD(upsample_ycc),
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(lattice_integers), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),

@@ -938,8 +938,61 @@ def test_fitted_basis_of_coefficients_below_the_step(monkeypatch: pytest.MonkeyP
     assert quantize.quantize(unit * (sigma / 10.0), step=1.0).any()  # a basis to start from
     for on in ("0", "1"):
         monkeypatch.setenv("SVDCODEC_KERNELS", on)
-        B, s = fit_basis(rows, unit, sigma, 10.0)
+        _, s = fit_basis(rows, unit, sigma, 10.0)
         assert s.size == 0
+
+
+def test_encoder_aq_map_matches_numpy(monkeypatch: pytest.MonkeyPatch, compiled: Any) -> None:
+    """`encoder.aq.encoder_map` (the map an aq=True encode quantizes its luma by, grid row by
+    grid row) by `_kernels.aq_encoder_map` and by the numpy loop: the same multipliers on random
+    grids, components, patch sides, steps, G, roundings and coefficients (±0, on the lattice,
+    split into bands); both refuse a value beyond int32; the kernel checks its arguments."""
+    from svdcodec.codec import aq
+    from svdcodec.encoder import aq as encoder_aq
+    rng = np.random.default_rng(5)
+    for case in range(150):
+        gw, gh, k = int(rng.integers(1, 40)), int(rng.integers(1, 30)), int(rng.integers(1, 17))
+        patch, step = int(rng.choice([4, 8, 16])), float(rng.choice([0.5, 2.0, 13.0, 40.0]))
+        scale = float(rng.choice([1, 100, 1e5])) * np.geomspace(3, 0.3, k)
+        values = (rng.standard_normal((gh * gw, k)) * scale).astype(np.float32)
+        values[rng.random(values.shape) < 0.05] *= -0.0
+        if case % 5 == 0:
+            values = np.round(values / step) * step
+        if case % 4 == 1:  # coefficients of more components than the map reads: strided
+            values = np.repeat(values, 2, axis=1)[:, ::2]
+        args = (np.array_split(values, int(rng.integers(1, 4))), (gh, gw), patch, step,
+                aq.g_bits(float(rng.choice([10, 1000, 5000]))), k,
+                None if case % 2 else 0.6, float(rng.choice([0.38, 0.44])))
+        maps = []
+        for on in ("0", "1"):
+            monkeypatch.setenv("SVDCODEC_KERNELS", on)
+            maps.append(encoder_aq.encoder_map(*args))
+        assert maps[0].dtype == maps[1].dtype == np.int64
+        assert np.array_equal(maps[0], maps[1]), case
+    for column in (0, 1):  # the patch means', or a later row's component beyond int32
+        huge = np.ones((6, 2), np.float32)
+        huge[4, column] = 1e12
+        for on in ("0", "1"):
+            monkeypatch.setenv("SVDCODEC_KERNELS", on)
+            with pytest.raises(OverflowError):
+                encoder_aq.encoder_map([huge], (2, 3), 8, 0.5, aq.g_bits(100.0), 2)
+    values = np.ones((6, 2), np.float32)
+    good = {"values": values, "table": np.ones((7, 2), np.float32),
+            "offsets": np.full(2, 0.5, np.float32), "grid_width": 3, "limits": np.zeros(6),
+            "mean_weight": 1.0, "out": np.empty(6, np.int64)}
+    negative = np.ones((7, 2), np.float32)
+    negative[6, 1] = -1.0
+    for name, bad in (("values", np.ones((5, 2), np.float32)),
+                      ("values", np.ones((6, 17), np.float32)),
+                      ("table", np.ones((6, 2), np.float32)), ("table", negative),
+                      ("offsets", np.ones(3, np.float32)),
+                      ("offsets", np.array([0.5, -np.inf], np.float32)),
+                      ("offsets", np.array([0.5, np.nan], np.float32)), ("grid_width", 4),
+                      ("grid_width", 0), ("limits", np.zeros(5)),
+                      ("out", np.empty(6, np.int32))):
+        with pytest.raises((ValueError, TypeError)):
+            compiled.aq_encoder_map(**{**good, name: bad})
+    assert compiled.aq_encoder_map(**good)
 
 
 @pytest.mark.parametrize("patches", [False, True])

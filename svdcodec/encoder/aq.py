@@ -26,6 +26,7 @@ from ..codec.quantize import (
     ColumnStats,
     optimise_levels,
 )
+from ..runtime import kernels
 from .tuning import (
     AQ_EFFORT2_G_SCALE,
     AQ_G_SCALE,
@@ -65,6 +66,20 @@ def class_index(multipliers: np.ndarray) -> np.ndarray:
     return np.searchsorted(CLASS_M, multipliers)
 
 
+def class_table(inv_steps: np.ndarray, columns: int) -> np.ndarray:
+    """(7, columns) float32: each class's inverse steps, the binary64 quotient of inv_steps
+    by `row_scale` rounded once (column 0: inv_steps' own)."""
+    return (inv_steps[None, :] / row_scale(CLASS_M, columns)).astype(np.float32)
+
+
+def column_offsets(rounding: float | np.ndarray, columns: int) -> np.ndarray:
+    """(columns,) float32: `rounding` (one, or one per column), FIRST_ROUNDING in column 0."""
+    offsets = np.empty(columns, dtype=np.float32)
+    offsets[:] = rounding
+    offsets[:1] = FIRST_ROUNDING
+    return offsets
+
+
 def adapted_integers(values: np.ndarray, inv_steps: np.ndarray, classes: np.ndarray,
                      rounding: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(integers as int32 with their signs, |values| in each element's own steps, float32) of
@@ -73,14 +88,12 @@ def adapted_integers(values: np.ndarray, inv_steps: np.ndarray, classes: np.ndar
     `rounding` (one, or one per column; column 0 rounds with FIRST_ROUNDING). A row's float32
     inverse steps are taken from a table of the seven classes' (each the binary64 quotient
     rounded once)."""
-    table = (inv_steps[None, :] / row_scale(CLASS_M, values.shape[1])).astype(np.float32)
-    offsets = np.empty(values.shape[1], dtype=np.float32)
-    offsets[:] = rounding
-    offsets[:1] = FIRST_ROUNDING
+    table = class_table(inv_steps, values.shape[1])
+    offsets = column_offsets(rounding, values.shape[1])
     scaled = np.abs(values)
     scaled *= table[classes]
     scaled += offsets
-    if scaled.size and float(scaled.max()) >= 2**31 - 1:
+    if scaled.size and not float(scaled.max()) < 2**31 - 1:  # (NaN too, as the kernel)
         raise OverflowError("quantized value does not fit 32 bits")
     ints = scaled.astype(np.int32)  # the floor of non-negative values
     scaled -= offsets
@@ -179,9 +192,17 @@ def encoder_map(values: list[np.ndarray], grid: tuple[int, int], patch: int, ste
     first = np.concatenate([v[:, :components] for v in values])
     inv_steps = ColumnStats(components, step, patches=True, mean_step=mean_step).inv_steps
     assert inv_steps is not None
+    limits = aq.thresholds(g, step, patch)
+    compiled = kernels.get()
+    if compiled is not None:  # the loop below in one call
+        out = np.empty(gh * gw, dtype=np.int64)
+        if not compiled.aq_encoder_map(first, class_table(inv_steps, components),
+                                       column_offsets(rounding, components), gw, limits,
+                                       aq.mean_weight(patch), out):
+            raise OverflowError("quantized value does not fit 32 bits")
+        return out
     unit = class_index(np.full(first.shape[0], aq.UNIT, dtype=np.int64))
     ints0, _ = adapted_integers(first[:, :1], inv_steps[:1], unit, ROUNDING)
-    limits = aq.thresholds(g, step, patch)
     means = aq.mean_energy(ints0[:, 0], grid).astype(np.float64) * aq.mean_weight(patch)
     out = np.empty((gh, gw), dtype=np.int64)
     previous: np.ndarray | None = None

@@ -36,6 +36,9 @@ def quantize(values: np.ndarray, inv_step: float, rounding: float, ints: np.ndar
 def lattice_integers(coefficients: np.ndarray, steps: np.ndarray, rounding: float,
                      first_rounding: float, ints: np.ndarray, largest: np.ndarray,
                      nonzero: np.ndarray) -> bool: ...
+def aq_encoder_map(values: np.ndarray, table: np.ndarray, offsets: np.ndarray,
+                   grid_width: int, limits: np.ndarray, mean_weight: float,
+                   out: np.ndarray) -> bool: ...
 def symbols(matrix: np.ndarray, lo: int, hi: int
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def store_bytes(matrix: np.ndarray, out: np.ndarray, y0: int, y1: int, x0: int, c: int,
