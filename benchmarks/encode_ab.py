@@ -8,14 +8,14 @@ versions run side by side meet the same load. Same sets as encode_cpu.py (48 cro
 
 Each package directory (its C extension built in place) is copied under another name into a
 temporary directory and imported from there; the two must write the same bytes (checked on a
-crop). `--mode L` converts the photos to greyscale first (a grey image's planes are coded
-with the fitted-basis trial, `encoder.schedule.Encoder.fit_choice`), `--mode I;16` to 16-bit
-grey (the grey samples times 257; no JPEG to compare with). `--aq` and `--effort 2` pass
-those options to both versions' encode. Prints, per set, the median and the least CPU time per image of each version over the
-rounds, A and B alternating which runs first. `--jpeg`: Pillow's JPEG q75 encode
-(`Image.fromarray(image).save(f, "JPEG", quality=75)`, issue #13's reference) takes part in the
-rotation, and each version's ratio to it per round is printed too (median and range, wall
-and CPU time), as speed.py's warm ratios but for the two versions side by side.
+crop). `--mode L` converts the photos to greyscale first (a grey image's planes are coded with
+the fitted-basis trial, `encoder.schedule.Encoder.fit_choice`), `--mode I;16` to 16-bit grey
+(the grey samples times 257; no JPEG to compare with). `--aq` and `--effort 2` pass those
+options to both versions' encode. Prints, per set, the median and the least CPU time per image
+of each version over the rounds, A and B alternating which runs first. `--jpeg`: Pillow's JPEG
+q75 encode (`Image.fromarray(image).save(f, "JPEG", quality=75)`, issue #13's reference) takes
+part in the rotation, and each version's ratio to it per round is printed too (median and range,
+wall and CPU time), as speed.py's warm ratios but for the two versions side by side.
 """
 
 from __future__ import annotations

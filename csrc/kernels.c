@@ -7222,8 +7222,8 @@ PyDoc_STRVAR(lattice_integers_doc,
 "column 0 (0 for one column); nonzero (cols) bool = whether the column has an integer other\n"
 "than 0. False (the outputs then partly written) if a value is NaN or does not fit int32.");
 
-/* One row of `lattice_integers` on contiguous coefficients and integers: the loop without a
-   branch, so that it vectorizes (the division and the truncation lane by lane, the same IEEE
+/* One row of `lattice_integers` (contiguous coefficients and integers, the row's own or
+   gathered): the loop without a branch, so that it vectorizes (the division and the truncation lane by lane, the same IEEE
    operations); returns the row's largest |c| beyond column 0 as float32 bits (the bits of
    values >= 0 order as the values do; a NaN fails `fits` before they count). */
 HOT static uint32_t lattice_row(const float *RESTRICT c, int32_t *RESTRICT q,
@@ -7284,15 +7284,20 @@ static PyObject *lattice_integers(PyObject *self, PyObject *args, PyObject *kwar
         value_error("lattice_integers: rounding and first_rounding must lie in [0, 1)");
         goto done;
     }
-    /* each column's step and offset (binary64), and its nonzero flag, read once */
-    Py_ssize_t column_bytes = mul_size(cols + 1, 2 * (Py_ssize_t)sizeof(double) + 1);
+    /* each column's step and offset (binary64), read once; a row's coefficients and
+       integers where they are not contiguous (float32, int32); each column's nonzero flag */
+    Py_ssize_t column_bytes = mul_size(cols + 1, 2 * (Py_ssize_t)sizeof(double)
+                                                 + (Py_ssize_t)sizeof(float)
+                                                 + (Py_ssize_t)sizeof(int32_t) + 1);
     double *column = column_bytes < 0 ? NULL : malloc((size_t)column_bytes);
     if (column == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     double *offset = column + cols;
-    uint8_t *used = (uint8_t *)(offset + cols);
+    float *row_values = (float *)(offset + cols);
+    int32_t *row_ints = (int32_t *)(row_values + cols);
+    uint8_t *used = (uint8_t *)(row_ints + cols);
     int ok = 1;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < cols; j++) {
@@ -7307,27 +7312,17 @@ static PyObject *lattice_integers(PyObject *self, PyObject *args, PyObject *kwar
     for (Py_ssize_t i = 0; i < rows && ok; i++) {
         const char *c = values.data + i * values.strides[0];
         char *q = ints.data + i * ints.strides[0];
-        if (contiguous) {
-            uint32_t bits = lattice_row((const float *)c, (int32_t *)q, column, offset, used,
-                                        cols, &ok);
-            float top;
-            memcpy(&top, &bits, 4);
-            st_f32(largest.data + i * largest.strides[0], top);
-            continue;
-        }
-        float top = 0.0f;
-        for (Py_ssize_t j = 0; j < cols; j++) {
-            float value = ld_f32(c + j * values.strides[1]);
-            double v = (double)value / column[j];
-            double x = fabs(v) + offset[j]; /* as `lattice_row` */
-            int fits = x < 2147483647.0;
-            ok &= fits;
-            int32_t k = (int32_t)(fits ? x : 0.0);
-            st_i32(q + j * ints.strides[1], v < 0 ? -k : k);
-            used[j] |= k != 0;
-            float magnitude = fabsf(value);
-            top = j && magnitude > top ? magnitude : top;
-        }
+        if (!contiguous) /* the row gathered, its integers scattered after */
+            for (Py_ssize_t j = 0; j < cols; j++)
+                row_values[j] = ld_f32(c + j * values.strides[1]);
+        uint32_t bits = lattice_row(contiguous ? (const float *)c : row_values,
+                                    contiguous ? (int32_t *)q : row_ints, column, offset, used,
+                                    cols, &ok);
+        if (!contiguous)
+            for (Py_ssize_t j = 0; j < cols; j++)
+                st_i32(q + j * ints.strides[1], row_ints[j]);
+        float top;
+        memcpy(&top, &bits, 4);
         st_f32(largest.data + i * largest.strides[0], top);
     }
     for (Py_ssize_t j = 0; j < cols; j++)
@@ -8389,6 +8384,71 @@ HOT static void aq_class_row(const double *RESTRICT mean, const double *RESTRICT
     }
 }
 
+/* The thresholds t_j from a limits array (6 binary64, checked by the caller). */
+static void aq_thresholds(const Arr *limits, double t[6])
+{
+    for (int j = 0; j < 6; j++)
+        t[j] = ld_f64(limits->data + j * limits->strides[0]);
+}
+
+/* The map's work rows (aq_map, aq_encoder_map), in one block: the patch means, each grid row
+   padded by one repeated value at each end, with a row above and one below
+   ((gh + 2) x (gw + 2)); two rows of energies, padded (2 x (gw + 2)); a row's mean terms (gw);
+   its classes (gw int32, in a row of doubles). */
+typedef struct {
+    double *block, *mu, *previous, *current, *mean;
+    int32_t *cls;
+    Py_ssize_t padded;
+} AqRows;
+
+/* The rows for a grid of gh x gw (gw >= 1): 0, or -1 with MemoryError set. */
+static int aq_rows(AqRows *w, Py_ssize_t gh, Py_ssize_t gw)
+{
+    Py_ssize_t padded = gw + 2, n = mul_size(gh + 4, padded);
+    n = n < 0 || n > PY_SSIZE_T_MAX - 2 * gw ? -1 : n + 2 * gw;
+    if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double)
+        || !(w->block = PyMem_Malloc((size_t)n * sizeof(double)))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    w->padded = padded;
+    w->mu = w->block;
+    w->previous = w->mu + (gh + 2) * padded;
+    w->current = w->previous + padded;
+    w->mean = w->current + padded;
+    w->cls = (int32_t *)(w->mean + gw);
+    return 0;
+}
+
+/* A padded row's ends: its first and last values repeated. */
+ALWAYS_INLINE void aq_pad(double *row, Py_ssize_t gw)
+{
+    row[0] = row[1];
+    row[gw + 1] = row[gw];
+}
+
+/* A grid row's energies done (w->current, values at 1..gw): padded, they become the row
+   above's (w->previous), and the other row is free for the next. */
+ALWAYS_INLINE void aq_row_done(AqRows *w, Py_ssize_t gw)
+{
+    double *row = w->current;
+    aq_pad(row, gw);
+    w->current = w->previous;
+    w->previous = row;
+}
+
+/* |v|'s integer at an adapted row's step, as `encoder.aq.adapted_integers` makes it: |v| times
+   the inverse step plus the offset in float32 (both >= 0), truncated (its floor); 0, and *ok
+   cleared, where that is NaN or does not fit int32 (numpy's quantizer raises there). */
+ALWAYS_INLINE double aq_level(float v, float inverse, float offset, int *ok)
+{
+    float scaled = fabsf(v) * inverse;
+    scaled = scaled + offset;
+    const int fits = (double)scaled < 2147483647.0;
+    *ok &= fits;
+    return (double)(int32_t)(fits ? scaled : 0.0f);
+}
+
 PyDoc_STRVAR(aq_encoder_map_doc,
 "aq_encoder_map(values, table, offsets, grid_width, limits, mean_weight, out) -> bool\n\n"
 "encoder.aq.encoder_map into out (int64, C-contiguous, m): values (m, K) float32 coefficients\n"
@@ -8411,7 +8471,7 @@ static PyObject *aq_encoder_map(PyObject *self, PyObject *args, PyObject *kwargs
     Py_ssize_t gw;
     double weight;
     Arr values = {0}, table = {0}, offsets = {0}, limits = {0}, out = {0};
-    double *work = NULL;
+    AqRows w = {0};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOnOdO:aq_encoder_map", names, &o_values,
                                      &o_table, &o_offsets, &gw, &o_limits, &weight, &o_out))
         return NULL;
@@ -8431,8 +8491,7 @@ static PyObject *aq_encoder_map(PyObject *self, PyObject *args, PyObject *kwargs
     }
     Py_ssize_t gh = m / gw;
     double t[6];
-    for (int j = 0; j < 6; j++)
-        t[j] = ld_f64(limits.data + j * limits.strides[0]);
+    aq_thresholds(&limits, t);
     float steps[7][AQ_MAX_COMPONENTS], offset[AQ_MAX_COMPONENTS];
     int valid = 1; /* entries >= 0 (NaN fails): a truncated value is then a floor, >= 0 */
     for (Py_ssize_t k = 0; k < kk; k++) {
@@ -8451,75 +8510,54 @@ static PyObject *aq_encoder_map(PyObject *self, PyObject *args, PyObject *kwargs
         result = Py_NewRef(Py_True);
         goto done;
     }
-    /* as aq_map's: the padded patch means ((gh + 2) x (gw + 2)), two rows of energies,
-       a row's mean terms (gw) and its classes (gw int32, in a row of doubles) */
-    Py_ssize_t padded = gw + 2, n = mul_size(gh + 4, padded);
-    n = n < 0 || n > PY_SSIZE_T_MAX - 2 * gw ? -1 : n + 2 * gw;
-    if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double)
-        || !(work = PyMem_Malloc((size_t)n * sizeof(double)))) {
-        PyErr_NoMemory();
+    if (aq_rows(&w, gh, gw) < 0)
         goto done;
-    }
     int ok = 1;
     Py_BEGIN_ALLOW_THREADS
-    double *mu = work, *previous = mu + (gh + 2) * padded, *current = previous + padded,
-           *mean = current + padded;
-    int32_t *cls = (int32_t *)(mean + gw);
-    const Py_ssize_t rs = values.strides[0], cs = values.strides[1];
+    double *mu = w.mu;
+    const Py_ssize_t padded = w.padded, rs = values.strides[0], cs = values.strides[1];
     const int unit = 3; /* M = 16, aq_classes[3]: the patch means' class */
     for (Py_ssize_t y = 0; y < gh; y++) { /* the signed patch-mean integers, padded */
         double *row = mu + (y + 1) * padded;
         const char *src = values.data + y * gw * rs;
         for (Py_ssize_t x = 0; x < gw; x++) {
             const float v = ld_f32(src + x * rs);
-            float scaled = fabsf(v) * steps[unit][0];
-            scaled = scaled + offset[0];
-            const int fits = (double)scaled < 2147483647.0;
-            ok &= fits;
-            const double a = (double)(int32_t)(fits ? scaled : 0.0f);
+            const double a = aq_level(v, steps[unit][0], offset[0], &ok);
             row[x + 1] = signbit(v) ? -a : a;
         }
-        row[0] = row[1];
-        row[gw + 1] = row[gw];
+        aq_pad(row, gw);
     }
     memcpy(mu + (gh + 1) * padded, mu + gh * padded, (size_t)padded * sizeof(double));
     memcpy(mu, mu + padded, (size_t)padded * sizeof(double));
     for (Py_ssize_t y = 0; y < gh; y++) {
         aq_mean_row(mu + y * padded, mu + (y + 1) * padded, mu + (y + 2) * padded, gw, weight,
-                    mean);
-        aq_class_row(mean, y > 0 ? previous : NULL, gw, t, cls);
+                    w.mean);
+        aq_class_row(w.mean, y > 0 ? w.previous : NULL, gw, t, w.cls);
         char *row_m = out.data + y * gw * (Py_ssize_t)sizeof(int64_t);
         const char *src = values.data + y * gw * rs;
         for (Py_ssize_t x = 0; x < gw; x++) {
-            const int c = cls[x];
+            const int c = w.cls[x];
             const int64_t multiplier = aq_classes[c];
             memcpy(row_m + x * (Py_ssize_t)sizeof(int64_t), &multiplier, sizeof(int64_t));
             /* the row's integers at its class (every column checked, as numpy's quantizer
                checks them), and its energy sum_k (min(|a_k|, 32767) M)^2 over k >= 1 */
             double energy = 0.0;
             for (Py_ssize_t k = 0; k < kk; k++) {
-                float scaled = fabsf(ld_f32(src + x * rs + k * cs)) * steps[c][k];
-                scaled = scaled + offset[k];
-                const int fits = (double)scaled < 2147483647.0;
-                ok &= fits;
+                const double level = aq_level(ld_f32(src + x * rs + k * cs), steps[c][k],
+                                              offset[k], &ok);
                 if (k) {
-                    const double a = aq_clamped((double)(int32_t)(fits ? scaled : 0.0f))
-                                     * (double)multiplier;
+                    const double a = aq_clamped(level) * (double)multiplier;
                     energy += a * a;
                 }
             }
-            current[x + 1] = energy;
+            w.current[x + 1] = energy;
         }
-        current[0] = current[1];
-        current[gw + 1] = current[gw];
-        double *swap = previous;
-        previous = current;
-        current = swap;
+        aq_row_done(&w, gw);
     }
     Py_END_ALLOW_THREADS
     result = PyBool_FromLong(ok);
 done:
-    PyMem_Free(work);
+    PyMem_Free(w.block);
     release(&values);
     release(&table);
     release(&offsets);
@@ -8548,7 +8586,7 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
     double weight;
     int top = 1;
     Arr ints = {0}, limits = {0}, out = {0}, carry = {0};
-    double *work = NULL;
+    AqRows w = {0};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOdO|Op:aq_map", names, &o_ints, &gw,
                                      &o_limits, &weight, &o_out, &o_carry, &top))
         return NULL;
@@ -8572,37 +8610,26 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     Py_ssize_t gh = m / gw;
     double t[6];
-    for (int j = 0; j < 6; j++)
-        t[j] = ld_f64(limits.data + j * limits.strides[0]);
+    aq_thresholds(&limits, t);
     if (m == 0) {
         result = Py_NewRef(Py_None);
         goto done;
     }
-    /* the patch means, each grid row padded: the row above the band, its gh rows, the row
-       below ((gh + 2) x (gw + 2)); two rows of energies, padded (2 x (gw + 2)); a row's mean
-       terms (gw); its classes (gw int32, in a row of doubles) */
-    Py_ssize_t padded = gw + 2, n = mul_size(gh + 4, padded);
-    n = n < 0 || n > PY_SSIZE_T_MAX - 2 * gw ? -1 : n + 2 * gw;
-    if (n < 0 || n > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double)
-        || !(work = PyMem_Malloc((size_t)n * sizeof(double)))) {
-        PyErr_NoMemory();
+    /* the patch means' rows: the row above the band, its gh rows, the row below */
+    if (aq_rows(&w, gh, gw) < 0)
         goto done;
-    }
     int32_t *o = (int32_t *)out.data;
     double *state = banded ? (double *)carry.data : NULL;
     const int below = rows_in > m;
     Py_BEGIN_ALLOW_THREADS
-    double *mu = work, *previous = mu + (gh + 2) * padded, *current = previous + padded,
-           *mean = current + padded;
-    int32_t *cls = (int32_t *)(mean + gw);
-    const Py_ssize_t rs = ints.strides[0], cs = ints.strides[1];
+    double *mu = w.mu;
+    const Py_ssize_t padded = w.padded, rs = ints.strides[0], cs = ints.strides[1];
     for (Py_ssize_t y = 0; y < gh + below; y++) { /* mu row y + 1: the band's row y */
         double *row = mu + (y + 1) * padded;
         const char *src = ints.data + y * gw * rs;
         for (Py_ssize_t x = 0; x < gw; x++)
             row[x + 1] = ld_f32(src + x * rs);
-        row[0] = row[1];
-        row[gw + 1] = row[gw];
+        aq_pad(row, gw);
     }
     if (!below) /* the grid's last row: its own means below it */
         memcpy(mu + (gh + 1) * padded, mu + gh * padded, (size_t)padded * sizeof(double));
@@ -8610,16 +8637,17 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
         memcpy(mu, mu + padded, (size_t)padded * sizeof(double));
     else {
         memcpy(mu, state, (size_t)padded * sizeof(double));
-        memcpy(previous, state + padded, (size_t)padded * sizeof(double));
+        memcpy(w.previous, state + padded, (size_t)padded * sizeof(double));
     }
     for (Py_ssize_t y = 0; y < gh; y++) {
         aq_mean_row(mu + y * padded, mu + (y + 1) * padded, mu + (y + 2) * padded, gw, weight,
-                    mean);
-        aq_class_row(mean, y > 0 || !top ? previous : NULL, gw, t, cls);
+                    w.mean);
+        aq_class_row(w.mean, y > 0 || !top ? w.previous : NULL, gw, t, w.cls);
         int32_t *row_m = o + y * gw;
         for (Py_ssize_t x = 0; x < gw; x++)
-            row_m[x] = aq_classes[cls[x]];
+            row_m[x] = aq_classes[w.cls[x]];
         /* this row's energies N = sum_k (c(A_k) M)^2 (< 2^46), for the row below */
+        double *current = w.current;
         for (Py_ssize_t x = 0; x < gw; x++)
             current[x + 1] = 0.0;
         const char *src = ints.data + y * gw * rs;
@@ -8628,20 +8656,16 @@ static PyObject *aq_map(PyObject *self, PyObject *args, PyObject *kwargs)
                 const double a = aq_clamped(ld_f32(src + x * rs + k * cs)) * row_m[x];
                 current[x + 1] += a * a;
             }
-        current[0] = current[1];
-        current[gw + 1] = current[gw];
-        double *swap = previous;
-        previous = current;
-        current = swap;
+        aq_row_done(&w, gw);
     }
     if (state != NULL) { /* the band's last row, for the band below */
         memcpy(state, mu + gh * padded, (size_t)padded * sizeof(double));
-        memcpy(state + padded, previous, (size_t)padded * sizeof(double));
+        memcpy(state + padded, w.previous, (size_t)padded * sizeof(double));
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    PyMem_Free(work);
+    PyMem_Free(w.block);
     release(&ints);
     release(&limits);
     release(&out);
