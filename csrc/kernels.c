@@ -1459,6 +1459,95 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------ decoding: residual rows */
+
+/* Rows of a residual grid with the predictor undone (codec.residual.unpredict_rows): each
+   element widened, summed down its column from `column` (vertical, planar), then along its
+   row (horizontal, planar); unsigned, so that the int64 sums wrap as numpy's do. Inlined for
+   each element type and predictor it is called with. */
+ALWAYS_INLINE void residual_rows(const char *base, Py_ssize_t row_stride, Py_ssize_t stride,
+                                 int type, int vertical, int horizontal, Py_ssize_t rows,
+                                 Py_ssize_t width, uint64_t *column, uint64_t *out)
+{
+    for (Py_ssize_t y = 0; y < rows; y++) {
+        const char *row = base + y * row_stride;
+        uint64_t *o = out + y * width;
+        if (vertical)
+            for (Py_ssize_t x = 0; x < width; x++)
+                o[x] = column[x] += (uint64_t)ld_int(row + x * stride, type);
+        else
+            for (Py_ssize_t x = 0; x < width; x++)
+                o[x] = (uint64_t)ld_int(row + x * stride, type);
+        if (horizontal) {
+            uint64_t run = 0;
+            for (Py_ssize_t x = 0; x < width; x++)
+                o[x] = run += o[x];
+        }
+    }
+}
+
+/* residual_rows on unpredict_rows' arrays, with constant type and predictor flags */
+#define RESIDUAL_ROWS(T, V, H) \
+    residual_rows(d.data, d.strides[0], d.strides[1], T, V, H, rows, width, sums, \
+                  (uint64_t *)out.data)
+
+PyDoc_STRVAR(unpredict_rows_doc,
+"unpredict_rows(d, predictor, column, out) -> None\n\n"
+"Rows of a residual grid with its predictor undone, as codec.residual.unpredict_rows:\n"
+"out (int64, C-contiguous, d's shape) = d (int8, int16 or int32, rows x width) summed down\n"
+"each column from `column` (predictors 2 and 3; int64, width, C-contiguous: the column sums\n"
+"of the block's rows before these, updated in place; None for predictors 0 and 1), then\n"
+"along each row (predictors 1 and 3); int64 sums wrap. Releases the GIL.");
+
+static PyObject *unpredict_rows(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"d", "predictor", "column", "out", NULL};
+    PyObject *o_d, *o_column, *o_out, *result = NULL;
+    Py_ssize_t predictor;
+    Arr d = {0}, column = {0}, out = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOO:unpredict_rows", names, &o_d,
+                                     &predictor, &o_column, &o_out))
+        return NULL;
+    if (predictor < 0 || predictor > 3) {
+        value_error("unpredict_rows: predictor must be 0, 1, 2 or 3");
+        return NULL;
+    }
+    int vertical = predictor == 2 || predictor == 3;
+    int horizontal = predictor == 1 || predictor == 3;
+    if (get_array(o_d, &d, "d", 2, T_I8 | T_I16 | T_I32, 0) < 0
+        || get_array(o_out, &out, "out", 2, T_I64, A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    if (vertical && get_array(o_column, &column, "column", 1, T_I64,
+                              A_WRITABLE | A_CONTIGUOUS) < 0)
+        goto done;
+    Py_ssize_t rows = d.shape[0], width = d.shape[1];
+    if (out.shape[0] != rows || out.shape[1] != width || (vertical && column.shape[0] != width)) {
+        value_error("unpredict_rows: sizes do not match the arrays");
+        goto done;
+    }
+    uint64_t *sums = vertical ? (uint64_t *)column.data : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    /* the usual types and predictors (planar, horizontal) in loops of their own */
+    if (d.type == T_I8 && vertical && horizontal)
+        RESIDUAL_ROWS(T_I8, 1, 1);
+    else if (d.type == T_I8 && horizontal)
+        RESIDUAL_ROWS(T_I8, 0, 1);
+    else if (d.type == T_I16 && vertical && horizontal)
+        RESIDUAL_ROWS(T_I16, 1, 1);
+    else if (d.type == T_I16 && horizontal)
+        RESIDUAL_ROWS(T_I16, 0, 1);
+    else
+        RESIDUAL_ROWS(d.type, vertical, horizontal);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    release(&d);
+    release(&column);
+    release(&out);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ decoding: dense */
 
 /* One component's grid of a dense block: coding.unpredict's prefix sums (vertical, then
@@ -9455,7 +9544,7 @@ done:
 static PyMethodDef methods[] = {
     METHOD(index_sparse), METHOD(fill_sparse), METHOD(reduce_sparse), METHOD(exact_product),
     METHOD(aq_map), METHOD(aq_encoder_map),
-    METHOD(unpredict_into), METHOD(upsample_ycc),
+    METHOD(unpredict_into), METHOD(unpredict_rows), METHOD(upsample_ycc),
     METHOD(store_rgb), METHOD(convert_ycc), METHOD(patch_plane), METHOD(lsq_gather),
     METHOD(quantize), METHOD(lattice_integers), METHOD(symbols), METHOD(store_bytes), METHOD(store_floats),
     METHOD(entropy_bits), METHOD(convert_wide_ycc), METHOD(banded_solve), METHOD(banded_cholesky),

@@ -1891,6 +1891,17 @@ class ResidualCursor {
     this.q = new Float64Array(bandSamples);
   }
 
+  /** Skip the blocks before row y0, unread (each is a frame of its own): a reference channel
+   * read only at the rows of the blocks that refer to it, which start where a block of its own
+   * starts (§4.1). Never inside a block begun. */
+  seek(y0, what) {
+    if (this.elements !== null) return;
+    while (this.index < this.blocks.length && this.blocks[this.index].first + this.blocks[this.index].rows <= y0) this.index++;
+    if (this.index === this.blocks.length || this.blocks[this.index].first !== y0) {
+      throw new SvdiError(`${what}: no block of its reference channel starts at row ${y0}`);
+    }
+  }
+
   /** The block holding rows [y0, y1) (a band never straddles two) and its q for those rows
    * without the reference channel's: the grid's rows with the predictor undone, exact. */
   rows(y0, y1) {
@@ -1956,25 +1967,25 @@ function unpredictRows(d, rows, width, predictor, carry, q, wrapped) {
  * reference decoder: an image of up to 255 channels is corrected in groups of channels. */
 const OPEN_STREAMS = 4;
 
-/** [channels to correct, channels to read (those and their references, referenced first)] for
- * groups whose streams number at most OPEN_STREAMS, in residualChannels' order (the reference
- * decoder's groups: a channel whose reference is in an earlier group reads it again). */
-function residualGroups(residuals) {
-  const referenceOf = new Map();
-  for (const b of residuals) if (b.reference !== NO_REFERENCE) referenceOf.set(b.channel, b.reference);
+/** `channels` (default: every channel with residual blocks), in residualChannels' order, in
+ * groups that open at most OPEN_STREAMS streams in any band: a channel's own, and one more for a
+ * channel whose blocks refer to a channel outside its group (read at those blocks' rows alone;
+ * a channel's blocks may refer to different channels). The reference decoder's groups. */
+function residualGroups(residuals, channels = null) {
+  const references = new Map();
+  for (const b of residuals) {
+    if (b.reference === NO_REFERENCE) continue;
+    if (!references.has(b.channel)) references.set(b.channel, new Set());
+    references.get(b.channel).add(b.reference);
+  }
+  const streams = (group) => group.length +
+    group.filter((c) => [...(references.get(c) ?? [])].some((r) => !group.includes(r))).length;
   const groups = [];
   for (const c of residualChannels(residuals)) {
-    const need = referenceOf.has(c) ? [referenceOf.get(c), c] : [c];
+    if (channels !== null && !channels.includes(c)) continue;
     const last = groups[groups.length - 1];
-    if (last) {
-      const more = need.filter((x) => !last[1].includes(x));
-      if (last[1].length + more.length <= OPEN_STREAMS) {
-        last[0].push(c);
-        last[1].push(...more);
-        continue;
-      }
-    }
-    groups.push([[c], need]);
+    if (last && streams([...last, c]) <= OPEN_STREAMS) last.push(c);
+    else groups.push([c]);
   }
   return groups;
 }
@@ -1987,33 +1998,45 @@ function applyResiduals(container, data, dtype) {
   const { header, residuals } = container;
   if (!residuals.length) return;
   const bands = residualBands(header, residuals);
-  for (const [applied, read] of residualGroups(residuals)) {
-    applyResidualGroup(container, data, dtype, bands, new Set(applied), read);
-  }
+  for (const group of residualGroups(residuals)) applyResidualGroup(container, data, dtype, bands, group);
 }
 
-function applyResidualGroup(container, data, dtype, bands, applied, read) {
+/** One group's residuals, band by band; a reference channel outside the group is read only at
+ * the rows of the blocks that refer to it (its own blocks of the same rows, §4.1). */
+function applyResidualGroup(container, data, dtype, bands, group) {
   const { header, residuals } = container;
   const { width, channels } = header;
   const bandSamples = Math.max(...bands.map(([y0, y1]) => (y1 - y0) * width));
-  const cursors = read.map((c) =>
-    [c, new ResidualCursor(container, residuals.filter((b) => b.channel === c), bandSamples)]);
+  const cursor = (c) => new ResidualCursor(container, residuals.filter((b) => b.channel === c), bandSamples);
+  const cursors = group.map((c) => [c, cursor(c)]);
+  const outside = new Map();
   const qOf = new Map();
+  const final = (block, q) => {
+    if (block.reference !== NO_REFERENCE) {
+      const base = qOf.get(block.reference);
+      for (let i = 0; i < q.length; i++) q[i] += base[i];
+    }
+    // a wrapped block's q: the int16 congruent modulo 2^16 (exact integers below 2^53 here)
+    if (block.wrapped) for (let i = 0; i < q.length; i++) q[i] = (q[i] << 16) >> 16;
+    for (let i = 0; i < q.length; i++) {
+      if (q[i] > MAX_RESIDUAL || q[i] < -MAX_RESIDUAL) throw new SvdiError(`${block.what}: residual beyond 2^31 - 1`);
+    }
+    return q;
+  };
   for (const [y0, y1] of bands) {
     qOf.clear();
-    for (const [c, cursor] of cursors) {
-      const { block, q } = cursor.rows(y0, y1);
-      if (block.reference !== NO_REFERENCE) {
-        const base = qOf.get(block.reference);
-        for (let i = 0; i < q.length; i++) q[i] += base[i];
+    for (const [c, reader] of cursors) {
+      const { block, q } = reader.rows(y0, y1);
+      const r = block.reference;
+      if (r !== NO_REFERENCE && !qOf.has(r)) {
+        if (!outside.has(r)) outside.set(r, cursor(r));
+        const other = outside.get(r);
+        other.seek(y0, block.what);
+        const got = other.rows(y0, y1);
+        qOf.set(r, final(got.block, got.q));
       }
-      // a wrapped block's q: the int16 congruent modulo 2^16 (exact integers below 2^53 here)
-      if (block.wrapped) for (let i = 0; i < q.length; i++) q[i] = (q[i] << 16) >> 16;
-      for (let i = 0; i < q.length; i++) {
-        if (q[i] > MAX_RESIDUAL || q[i] < -MAX_RESIDUAL) throw new SvdiError(`${block.what}: residual beyond 2^31 - 1`);
-      }
-      qOf.set(c, q);
-      if (data !== null && applied.has(c)) correctSamples(data, y0 * width * channels + c, channels, q, block, dtype);
+      qOf.set(c, final(block, q));
+      if (data !== null) correctSamples(data, y0 * width * channels + c, channels, q, block, dtype);
     }
   }
 }
@@ -2022,17 +2045,33 @@ function applyResidualGroup(container, data, dtype, bands, applied, read) {
  * arrived): each channel's rows [0, n) whose blocks arrived (and so its reference channel's: §4.1
  * puts the reference's block of the same rows first) corrected as in the whole file, the residual
  * phase run on those rows alone; the other rows stay the low-rank layer. */
-function applyArrivedResiduals(container, data, dtype) {
+function applyArrivedResiduals(container, data, dtype, only = null) {
   const { header, residuals, truncation } = container;
-  const reference = new Map(residuals.map((b) => [b.channel, b.reference]));
   truncation.residualRows.forEach((rows, c) => {
-    if (!rows) return;
-    const read = reference.get(c) === NO_REFERENCE ? [c] : [reference.get(c), c];
+    if (!rows || (only !== null && !only.has(c))) return;
     const arrivedHeader = { ...header, height: rows };
-    const blocks = residuals.filter((b) => read.includes(b.channel) && b.first + b.rows <= rows);
+    const blocks = residuals.filter((b) => b.first + b.rows <= rows);
     const arrived = { ...container, header: arrivedHeader, residuals: blocks };
-    applyResidualGroup(arrived, data, dtype, residualBands(arrivedHeader, blocks), new Set([c]), read);
+    applyResidualGroup(arrived, data, dtype, residualBands(arrivedHeader, blocks), [c]);
   });
+}
+
+/** The channels with residual blocks whose layer is one constant sample (§5.3): every plane
+ * they are made from (colour 1: the three of Y′CbCr for R, G and B; else the channel's own) has
+ * rank 0 and no MEAN chunk, deblocking or restoration. A preview applies their residual: it
+ * does not depend on the other planes' components. */
+function bareChannels(container) {
+  const { header, planes, residuals, means, restoration } = container;
+  const flat = (i) => planes[i].rank === 0 && !means.has(i) && !planes[i].filtered && !restoration.has(i);
+  const sources = (c) => (header.colour === 1 && c < 3 ? [0, 1, 2] : [c]);
+  return residualChannels(residuals).filter((c) => sources(c).every(flat));
+}
+
+/** The residuals of `channels` applied to a preview's samples, in residualGroups. */
+function applyBareResiduals(container, data, dtype, channels) {
+  const { header, residuals } = container;
+  const bands = residualBands(header, residuals);
+  for (const group of residualGroups(residuals, channels)) applyResidualGroup(container, data, dtype, bands, group);
 }
 
 /** sample = clamp(x̂ + q·t, min, max) for integer samples, exact in binary64: |q·t| < 2^52
@@ -2129,6 +2168,11 @@ export class SvdiImage {
     return this.factors.every((f, i) => Math.min(f.k, k ?? Infinity) >= this.planes[i].rank);
   }
 
+  /** The channels with no layer (§5.3): their residual applies in a preview too. */
+  noLayerChannels() {
+    return bareChannels(this.container);
+  }
+
   /** The residual blocks (version 2, §4.1) in file order: channel, reference channel (null for
    * none), first row, rows, step, bound (the largest error the encoder promises for them),
    * element type, predictor and bytes stored. */
@@ -2185,6 +2229,11 @@ export class SvdiImage {
       if (this.isComplete(k)) {
         if (this.truncation) applyArrivedResiduals(this.container, data, dtype);
         else applyResiduals(this.container, data, dtype);
+      } else if (this.container.residuals.length) {
+        // a preview: the channels with no layer are whole (§5.3)
+        const bare = bareChannels(this.container);
+        if (this.truncation) applyArrivedResiduals(this.container, data, dtype, new Set(bare));
+        else if (bare.length) applyBareResiduals(this.container, data, dtype, bare);
       }
       return { width, height, channels, dtype, data };
     });

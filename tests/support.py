@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -103,3 +104,35 @@ def decode_everywhere(data: bytes, components: int | None = None) -> np.ndarray:
 def format_version(data: bytes) -> int:
     """The HEAD chunk's version field of .svdi bytes (spec §2)."""
     return int.from_bytes(data[16:18], "big")
+
+
+class StreamCount:
+    """How many residual blocks' zstd streams are open at once (spec §5 Resources), counted by
+    wrapping `ResidualBlock.reader` (`watch`): `most` since the last `reset`."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.most = 0
+
+    def reset(self) -> None:
+        self.most = self.open
+
+    def watch(self, monkeypatch: Any) -> StreamCount:
+        from svdcodec.format import blocks
+
+        reader = blocks.ResidualBlock.reader
+
+        def counted(block: blocks.ResidualBlock) -> blocks.FrameReader:
+            stream = reader(block)
+            finish = stream.finish
+            self.open += 1
+            self.most = max(self.most, self.open)
+
+            def finished() -> None:
+                self.open -= 1
+                finish()
+            stream.finish = finished  # type: ignore[method-assign]
+            return stream
+
+        monkeypatch.setattr(blocks.ResidualBlock, "reader", counted)
+        return self

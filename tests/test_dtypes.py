@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import decode_everywhere, format_version, photo
+from support import StreamCount, decode_everywhere, format_version, photo
 
 import svdcodec
 from svdcodec import SvdiError
@@ -185,21 +185,18 @@ def test_255_channels_and_not_256() -> None:
 
 def test_many_channels_open_at_most_four_residual_streams(monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
-    """The residual phase of a 9-channel file: groups of at most OPEN_STREAMS channels (the
-    references read again where needed); the same samples as the reference decoder."""
-    opened: list[int] = []
-    original = residual_phase.apply_group
-
-    def counting(container, out, bands, applied, read):  # type: ignore[no-untyped-def]
-        opened.append(len(read))
-        return original(container, out, bands, applied, read)
-    monkeypatch.setattr(residual_phase, "apply_group", counting)
+    """The residual phase of a 9-channel file: groups of channels whose streams number at most
+    OPEN_STREAMS at once (the references read again where needed); the same samples as the
+    reference decoder."""
+    streams = StreamCount().watch(monkeypatch)
+    # bands of 3 rows: a block spans several, so every stream of a group is open at once
+    monkeypatch.setattr(residual_phase, "BAND_SAMPLES", 3 * 12)
     image = np.random.default_rng(3).integers(0, 255, (10, 12, 9), dtype=np.uint8)
     data = svdcodec.encode(image, max_error=0)
     np.testing.assert_array_equal(decode_everywhere(data), image)
-    assert len(opened) >= 3 and max(opened) <= residual_phase.OPEN_STREAMS
+    assert 1 <= streams.most <= 4 and streams.open == 0  # spec §5 Resources
     groups = residual_phase.channel_groups(unpack(data))
-    assert sorted(c for applied, _ in groups for c in applied) == list(range(9))
+    assert len(groups) >= 3 and sorted(c for group in groups for c in group) == list(range(9))
 
 
 def test_spectrum_and_read_factors_of_new_types() -> None:

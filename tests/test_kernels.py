@@ -753,6 +753,66 @@ def test_dense_unprediction_matches_numpy(compiled: Any, dtype: type) -> None:
         assert np.all(out[:, [0, 1, 4]] == 7.0)
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32])
+def test_residual_rows_unpredict_as_numpy(compiled: Any, dtype: type) -> None:
+    """unpredict_rows = codec.residual.unpredict_rows' numpy path, for every predictor, a
+    block read in bands with the column sums carried (extreme carries: int64 wrapping alike),
+    strided rows; the carry updated in place."""
+    from svdcodec.codec import residual
+
+    rng = np.random.default_rng(11)
+    info = np.iinfo(dtype)
+    for trial in range(40):
+        grid = rng.integers(info.min, info.max, size=(int(rng.integers(1, 12)),
+                                                      int(rng.integers(1, 50))),
+                            endpoint=True, dtype=dtype)
+        if trial % 4 == 1:
+            grid = grid[:, ::2]  # strided rows
+        for predictor in (coding.NONE, coding.HORIZONTAL, coding.VERTICAL, coding.PLANAR):
+            start = (rng.integers(-2 ** 62, 2 ** 62, grid.shape[1]) if trial % 3 == 2
+                     else None)
+            with kernels_path(False):
+                expected, carry = residual.unpredict_rows(
+                    grid, predictor, None if start is None else start.copy())
+            column = None
+            if predictor in (coding.VERTICAL, coding.PLANAR):
+                column = np.zeros(grid.shape[1], np.int64) if start is None else start.copy()
+            out = np.full(grid.shape, 7, np.int64)
+            compiled.unpredict_rows(grid, predictor, column, out)
+            assert np.array_equal(out, expected), (trial, predictor)
+            if column is not None:
+                assert np.array_equal(column, carry)
+            # in two bands, the carry between them
+            cut = grid.shape[0] // 2
+            with kernels_path(True):
+                top, between = residual.unpredict_rows(
+                    grid[:cut], predictor, None if start is None else start.copy())
+                bottom, _ = residual.unpredict_rows(grid[cut:], predictor, between)
+            assert np.array_equal(np.concatenate([top, bottom]), out)
+
+
+def test_residual_rows_refuse_what_does_not_fit(compiled: Any) -> None:
+    grid = np.zeros((3, 5), np.int16)
+    out = np.zeros((3, 5), np.int64)
+    with pytest.raises(ValueError, match="predictor"):
+        compiled.unpredict_rows(grid, 4, None, out)
+    with pytest.raises(TypeError):
+        compiled.unpredict_rows(grid, coding.VERTICAL, None, out)  # no column sums
+    with pytest.raises(ValueError, match="sizes"):
+        compiled.unpredict_rows(grid, coding.VERTICAL, np.zeros(4, np.int64), out)
+    with pytest.raises(ValueError, match="sizes"):
+        compiled.unpredict_rows(grid, coding.NONE, None, np.zeros((3, 4), np.int64))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        compiled.unpredict_rows(grid, coding.NONE, None, np.zeros((3, 10), np.int64)[:, ::2])
+    with pytest.raises(TypeError):
+        compiled.unpredict_rows(grid.astype(np.int64), coding.NONE, None, out)
+    with pytest.raises(TypeError):
+        compiled.unpredict_rows(grid, coding.NONE, None, out.astype(np.int32))
+    empty = np.zeros((0, 5), np.int64)
+    compiled.unpredict_rows(np.zeros((0, 5), np.int8), coding.PLANAR, np.zeros(5, np.int64),
+                            empty)
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int64])
 def test_dense_unprediction_of_grid_rows_alone(compiled: Any, dtype: type) -> None:
     """A range of grid rows unpredicts alone with the column sums above it (`column`), for

@@ -125,8 +125,9 @@ CASES = [
     ("v2_odd_e1", "odd", {"max_error": 1, "quality": 60}, [2]),
     ("v2_rgba_cutout_lossless", "cutout", {"max_error": 0}, [3]),
     ("v2_rgba_cutout_e4", "cutout", {"max_error": 4, "quality": 50}, [2]),
-    ("v2_rgba_exact_alpha", "rgba", {"quality": 70}, [3]),  # alpha alone has residual blocks
-    ("v2_la_e1", "la", {"max_error": 1}, [2]),
+    # alpha alone has residual blocks, over no layer: a preview applies them (spec §5.3)
+    ("v2_rgba_exact_alpha", "rgba", {"quality": 70}, [3]),
+    ("v2_la_e1", "la", {"max_error": 1, "quality": 75}, [2]),  # L over a layer, alpha without
     ("v2_u16_e2", "u16", {"max_error": 2, "quality": 75}, [3]),
     ("v2_u16_lossless_plain", "u16", {"max_error": 0, "layout": "plain"}, [6]),
     ("v2_f32_e001", "f32", {"max_error": 0.01}, [3]),

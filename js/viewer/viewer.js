@@ -204,7 +204,9 @@ function residualNote(shown) {
   const all = channels.length === file.header.channels;
   const promise = bound === 0 ? (all ? "lossless" : "exact in some channels") : `within ±${bound}${all ? "" : " in some channels"}`;
   const v = `format version ${file.header.version}`;
-  return shown >= maxRank() ? `, ${v}: ${promise}` : `, ${v}: low-rank layer only (the residual applies at every component)`;
+  if (shown >= maxRank()) return `, ${v}: ${promise}`;
+  const exact = file.noLayer.length ? `; channel${file.noLayer.length > 1 ? "s" : ""} ${file.noLayer.join(", ")} exact (no layer)` : "";
+  return `, ${v}: low-rank layer only (the residual applies at every component)${exact}`;
 }
 
 function drawResiduals() {

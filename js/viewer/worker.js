@@ -64,7 +64,8 @@ onmessage = (event) => {
       // Version 2: the residual blocks (channel, rows, step, the encoder's bound, bytes), applied
       // when every component is shown.
       postMessage({ type: "opened", name: message.name, header: image.header, planes,
-        residuals: image.residualBlocks(), fileBytes: image.fileBytes, openMs });
+        residuals: image.residualBlocks(), noLayer: image.noLayerChannels(),
+        fileBytes: image.fileBytes, openMs });
       render(null, 0);
     } else if (message.type === "render") {
       if (image) render(message.k, message.channel);

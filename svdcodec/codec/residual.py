@@ -7,7 +7,8 @@ with step 2E, every q checked with the decoder's own formula and moved where rou
 break the bound, or, for E = 0, with a power-of-two step that divides every sample and
 reconstruction (exact, where the differences fit 31 bits), or over no layer (rank 0) with a
 step of a grid every sample lies on (`grid_steps`).
-All whole-array numpy: no loop over samples.
+All whole-array numpy, no loop over samples (the decoder's `unpredict_rows` in C where the
+extension is built).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import zstandard
 
 from ..errors import SvdiError
+from ..runtime import kernels
 from .coding import HORIZONTAL, PLANAR, VERTICAL, narrow
 
 
@@ -36,13 +38,24 @@ WIDE_STEP = (1 << 21) - 1
 
 # ----------------------------------------------------------------------------- decoding
 
+#: The element types of residual blocks (spec §4.1), which `unpredict_rows` compiles.
+RESIDUAL_ELEMENTS = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32))
+
 
 def unpredict_rows(d: np.ndarray, predictor: int, carry: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows of one residual grid with the predictor undone, in int64 (wrapping), given the
     `carry` of the rows before them in the same block (None at the block's first row): the
     previous row of the grid (vertical) or of its column sums (planar). Returns the rows and
-    the carry for the next ones."""
+    the carry for the next ones (the compiled path updates the carry given in place)."""
+    compiled = kernels.get()
+    if compiled is not None and d.ndim == 2 and d.dtype in RESIDUAL_ELEMENTS:
+        g = np.empty(d.shape, dtype=np.int64)
+        if predictor in (VERTICAL, PLANAR) and carry is None:
+            carry = np.zeros(d.shape[1], dtype=np.int64)
+        compiled.unpredict_rows(d, predictor, carry if predictor in (VERTICAL, PLANAR)
+                                else None, g)
+        return g, carry
     if predictor in (VERTICAL, PLANAR):
         g = np.cumsum(d, axis=0, dtype=np.int64)  # widened as it sums: one pass, a new array
         if carry is not None:

@@ -21,7 +21,6 @@ from ..errors import SvdiError
 from ..format import (
     COLOUR_NONE,
     LAYOUT_PLAIN,
-    NO_REFERENCE,
     Container,
     Header,
     Plane,
@@ -39,7 +38,14 @@ from .plane import (
 )
 from .reference import factor_integers
 from .render import check_image, render_image
-from .residuals import apply_group, apply_residuals, band_bounds
+from .residuals import (
+    apply_bare,
+    apply_group,
+    apply_residuals,
+    band_bounds,
+    bare_channels,
+    reduce_bare,
+)
 
 
 @dataclass
@@ -145,9 +151,11 @@ def decode(data: FileInput, *, components: int | None = None, reduce: int = 1,
     truncated: what to do with a file that ends early (a download cut short). "raise" (the
     default): SvdiError saying where it ends. "fill": what arrived, as Pillow gives a PNG or
     a progressive JPEG with ImageFile.LOAD_TRUNCATED_IMAGES: the first k components of
-    every plane whose blocks all arrived (exactly `decode(whole, components=k)`); with all of
-    them, the residual blocks (version 2) that arrived applied to their rows, the other rows
-    left as the low-rank layer; before any component, zeros (black, transparent).
+    every plane whose blocks all arrived (exactly `decode(whole, components=k)`, but for a
+    channel with no layer, such as an exact alpha: spec §5.3, its rows whose residual blocks
+    arrived); with all of them, the residual blocks (version 2) that arrived applied to their
+    rows, the other rows left as the low-rank layer; before any component, zeros (black,
+    transparent).
     A file that ends before its HEAD and PLAN chunks are whole still raises; every chunk that
     arrived whole is checked as in a whole file (CRCs, limits).
     """
@@ -174,6 +182,7 @@ def decode_container(container: Container, *, components: int | None = None,
             from .reduced import render_reduced  # thumbnails only
 
             pixels = render_reduced(container, reduce, components)
+            reduce_bare(container, pixels, reduce)
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow {pixels.dtype} (sample scale {container.header.scale})")
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
@@ -201,20 +210,28 @@ def _decode_arrived(container: Container, components: int | None, reduce: int) -
     layer = replace(container, residuals=[], truncation=None)
     pixels = decode_container(layer, components=components, reduce=reduce)
     full = components is None or all(components >= p.rank for p in container.planes)
-    if container.residuals and full and reduce == 1:  # as render_image: every rank
+    if container.residuals and not (full and reduce == 1):
+        # a preview or a thumbnail: the arrived rows of the channels with no layer, which do
+        # not depend on the other planes' components (spec §5.3)
+        out = pixels.reshape(*pixels.shape[:2], header.channels)
+        for c in bare_channels(container):
+            rows = truncation.residual_rows[c]
+            if rows and reduce == 1:
+                apply_bare(container, out, [c], rows)
+            elif rows:
+                reduce_bare(container, out, reduce, [c], rows)
+    elif container.residuals:  # as render_image: every rank
         out = pixels.reshape(header.height, header.width, header.channels)
-        reference = {b.channel: b.reference for b in container.residuals}
         for c, rows in enumerate(truncation.residual_rows):
             if not rows:
                 continue
-            # Channel c's rows whose residual blocks arrived (and so its reference's: spec
-            # §4.1, the reference's block of the same rows comes first), corrected as in the
+            # Channel c's rows whose residual blocks arrived (and so its references': spec
+            # §4.1, a reference's block of the same rows comes first), corrected as in the
             # whole file; the residual phase run on those rows alone.
-            read = [c] if reference[c] == NO_REFERENCE else [reference[c], c]
             arrived = replace(container, header=replace(header, height=rows), truncation=None,
-                              residuals=[b for b in container.residuals if b.channel in read
-                                         and b.first + b.rows <= rows])
-            apply_group(arrived, out[:rows], band_bounds(arrived), {c}, read)
+                              residuals=[b for b in container.residuals
+                                         if b.first + b.rows <= rows])
+            apply_group(arrived, out[:rows], band_bounds(arrived), [c])
     return pixels
 
 

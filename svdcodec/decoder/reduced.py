@@ -84,7 +84,8 @@ class ReducedPlane(PlaneReconstructor):
                  bands: list[tuple[int, int]], budget: int, cell: int) -> None:
         # Exact planes (version 2) keep their integer weights and checks, so that a thumbnail
         # refuses what a full decode refuses; the averaged B^T makes the product approximate,
-        # and the thumbnail shows the low-rank layer without the residual (spec §5.3).
+        # and the thumbnail shows the low-rank layer without the residual (spec §5.3), but
+        # on the channels with no layer (`residuals.reduce_bare`).
         super().__init__(container, plane, rank, bands, budget, {}, kernels.get())
         self.cell = cell
         if not self.patch:  # column ranges of whole cells

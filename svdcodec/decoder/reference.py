@@ -104,12 +104,28 @@ def decode_reference(data: bytes, components: int | None = None) -> np.ndarray:
                              deblock if filtered else None)
     if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
         raise SvdiError(f"samples overflow {header.dtype} (sample scale {header.scale})")
+    if container.residuals and not pixels.flags.writeable:
+        pixels = pixels.copy()
     if components is None or all(components >= p.rank for p in container.planes):
         # the residual belongs to the full reconstruction (§5.3)
-        if container.residuals and not pixels.flags.writeable:
-            pixels = pixels.copy()
         apply_residuals(container, pixels)
+    elif container.residuals:  # a preview: the residual of the channels with no layer (§5.3)
+        apply_residuals(container, pixels, channels_with_no_layer(container))
     return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+
+
+def channels_with_no_layer(container: Container) -> set[int]:
+    """§5.3: the channels with residual blocks every plane of which they are made (colour 1:
+    R, G and B from planes 0-2; else channel c from plane c) has rank 0, no MEAN chunk, no
+    deblocking and no restoration record."""
+    def flat(i: int) -> bool:
+        p = container.planes[i]
+        return (p.rank == 0 and i not in container.means and p.deblock == (0, 0, 0)
+                and i not in container.restoration)
+
+    ycc = container.header.colour == COLOUR_YCBCR
+    return {c for c in {b.channel for b in container.residuals}
+            if all(flat(i) for i in ((0, 1, 2) if ycc and c < 3 else (c,)))}
 
 
 #: Wrapped residual blocks (version 7, spec §4.1, §5.3): q and the sample modulo 2^16.
@@ -117,11 +133,19 @@ WRAP_MODULUS = 1 << 16
 WRAP_HALF = 1 << 15
 
 
-def apply_residuals(container: Container, pixels: np.ndarray) -> None:
+def apply_residuals(container: Container, pixels: np.ndarray,
+                    channels: set[int] | None = None) -> None:
     """Step 7 (version 2): each residual block's q, the reference channel's q added, applied to
-    its rows of its channel, in place (blocks in file order: a reference comes first)."""
+    its rows of its channel, in place (blocks in file order: a reference comes first); only
+    to those of `channels` if given, reading then their blocks and the blocks they refer to
+    (§5.3), no others."""
     q_of: dict[tuple[int, int, int], np.ndarray] = {}
+    referred = {(b.reference, b.first, b.rows) for b in container.residuals
+                if channels is not None and b.channel in channels}
     for block in container.residuals:
+        if channels is not None and block.channel not in channels \
+                and (block.channel, block.first, block.rows) not in referred:
+            continue  # neither applied nor referred to: not read
         q, _ = residuals.unpredict_rows(block.grid(), block.predictor, None)
         if block.reference != NO_REFERENCE:
             q = q + q_of[(block.reference, block.first, block.rows)]
@@ -129,6 +153,8 @@ def apply_residuals(container: Container, pixels: np.ndarray) -> None:
             q = (q + WRAP_HALF) % WRAP_MODULUS - WRAP_HALF
         residuals.check_q(q, block.what)
         q_of[(block.channel, block.first, block.rows)] = q
+        if channels is not None and block.channel not in channels:
+            continue
         rows = slice(block.first, block.first + block.rows)
         if block.wrapped:  # the sample of the type's range congruent to x + q * step
             low = int(np.iinfo(pixels.dtype).min)

@@ -27,7 +27,7 @@ from ..runtime.threads import run_bands
 from .deblock import deblock_convert, deblock_image, edge_filters, fusable_filters
 from .factors import factor_bytes
 from .plane import PlaneReconstructor, bands_for, pass_budget
-from .residuals import apply_residuals
+from .residuals import apply_bare, apply_residuals
 from .restoration import restore_image
 
 _FMAX = float(np.finfo(np.float32).max)
@@ -180,6 +180,8 @@ def render_image(container: Container, components: int | None = None,
         if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
             raise SvdiError(f"samples overflow {header.dtype} (sample scale {header.scale})")
         apply_residuals(container, out)
+    elif container.residuals:  # a preview: the channels with no layer are whole
+        apply_bare(container, out)
     return out
 
 

@@ -12,6 +12,7 @@ again.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..codec import residual as rule
 from ..errors import SvdiError
-from ..format import NO_REFERENCE, Container, FrameReader, ResidualBlock
+from ..format import COLOUR_YCBCR, NO_REFERENCE, Container, FrameReader, ResidualBlock
 
 #: Samples per channel of one band of the residual phase.
 BAND_SAMPLES = 1 << 18
@@ -36,6 +37,18 @@ class ChannelCursor:
     index: int = 0
     reader: FrameReader | None = None
     carry: np.ndarray | None = field(default=None, repr=False)
+
+    def seek(self, y0: int, what: str) -> None:
+        """Skip the blocks before row y0, unread (each block is a frame of its own): a
+        reference channel read only at the rows of the blocks that refer to it, which start
+        where a block of its own starts (spec §4.1). Never inside a block begun."""
+        if self.reader is not None:
+            return
+        while self.index < len(self.blocks) and \
+                self.blocks[self.index].first + self.blocks[self.index].rows <= y0:
+            self.index += 1
+        if self.index == len(self.blocks) or self.blocks[self.index].first != y0:
+            raise SvdiError(f"{what}: no block of its reference channel starts at row {y0}")
 
     def rows(self, y0: int, y1: int) -> tuple[ResidualBlock, np.ndarray]:
         """The block holding rows [y0, y1) (the band never straddles two) and its unpredicted
@@ -75,22 +88,29 @@ def channel_order(container: Container) -> list[int]:
                                                             if c in referencing]
 
 
-def channel_groups(container: Container) -> list[tuple[list[int], list[int]]]:
-    """(channels to correct, channels to read: those and their references, referenced ones
-    first) for groups whose streams number at most OPEN_STREAMS, in channel_order."""
-    reference = {b.channel: b.reference for b in container.residuals
-                 if b.reference != NO_REFERENCE}
-    groups: list[tuple[list[int], list[int]]] = []
+def channel_groups(container: Container, channels: list[int] | None = None
+                   ) -> list[list[int]]:
+    """`channels` (default: every channel with residual blocks), in channel_order, in groups
+    that open at most OPEN_STREAMS streams in any band: a channel's own, and one more for a
+    channel whose blocks refer to a channel outside its group (read at those blocks' rows
+    alone, `band_residuals`; a channel's blocks may refer to different channels)."""
+    references: dict[int, set[int]] = {}
+    for b in container.residuals:
+        if b.reference != NO_REFERENCE:
+            references.setdefault(b.channel, set()).add(b.reference)
+    wanted = None if channels is None else set(channels)
+    groups: list[list[int]] = []
+
+    def streams(group: list[int]) -> int:
+        return len(group) + sum(1 for c in group if not references.get(c, set()) <= set(group))
+
     for c in channel_order(container):
-        need = [reference[c], c] if c in reference else [c]
-        if groups:
-            applied, read = groups[-1]
-            more = [x for x in need if x not in read]
-            if len(read) + len(more) <= OPEN_STREAMS:
-                applied.append(c)
-                read += more
-                continue
-        groups.append(([c], need))
+        if wanted is not None and c not in wanted:
+            continue
+        if groups and streams(groups[-1] + [c]) <= OPEN_STREAMS:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
     return groups
 
 
@@ -100,29 +120,149 @@ def apply_residuals(container: Container, out: np.ndarray | None) -> None:
     if not container.residuals:
         return
     bands = band_bounds(container)
-    for applied, read in channel_groups(container):
-        apply_group(container, out, bands, set(applied), read)
+    for group in channel_groups(container):
+        apply_group(container, out, bands, group)
+
+
+def band_residuals(container: Container, bands: list[tuple[int, int]], channels: list[int]
+                   ) -> Iterator[tuple[int, int, dict[int, tuple[ResidualBlock, np.ndarray]]]]:
+    """Per band (y0, y1), each of `channels` (in channel_order: referenced ones first) with its
+    block there and final q (its reference's added, wrapped where the block is, checked). A
+    reference channel outside `channels` is read only at the rows of the blocks that refer to
+    it, which its own blocks of the same rows cover (spec §4.1)."""
+    def cursor(c: int) -> ChannelCursor:
+        return ChannelCursor([b for b in container.residuals if b.channel == c])
+
+    cursors = {c: cursor(c) for c in channels}
+    outside: dict[int, ChannelCursor] = {}  # reference channels not in `channels`
+
+    def final(block: ResidualBlock, q: np.ndarray, q_of: dict[int, np.ndarray]) -> np.ndarray:
+        if block.reference != NO_REFERENCE:
+            q += q_of[block.reference]
+        if block.wrapped:
+            q = rule.wrap16(q).astype(np.int64)
+        rule.check_q(q, block.what)
+        return q
+
+    for y0, y1 in bands:
+        q_of: dict[int, np.ndarray] = {}
+        found: dict[int, tuple[ResidualBlock, np.ndarray]] = {}
+        for c in channels:
+            block, q = cursors[c].rows(y0, y1)
+            r = block.reference
+            if r != NO_REFERENCE and r not in q_of:
+                reader = outside.setdefault(r, cursor(r))
+                reader.seek(y0, block.what)
+                r_block, r_q = reader.rows(y0, y1)
+                q_of[r] = final(r_block, r_q, q_of)
+            q_of[c] = final(block, q, q_of)
+            found[c] = block, q_of[c]
+        yield y0, y1, found
+
+
+def corrected(samples: np.ndarray, block: ResidualBlock, q: np.ndarray) -> np.ndarray:
+    """`samples` (rows of one channel) corrected by a block's q; SvdiError where a float
+    sample overflows (the file is invalid, spec §5.3)."""
+    fixed = rule.apply(samples, q, block.step, block.wrapped)
+    if fixed.dtype.kind == "f" and not np.all(np.isfinite(fixed)):
+        raise SvdiError(f"{block.what}: corrected samples overflow {fixed.dtype}")
+    return fixed
 
 
 def apply_group(container: Container, out: np.ndarray | None, bands: list[tuple[int, int]],
-                applied: set[int], read: list[int]) -> None:
-    """The residuals of the channels `applied`, reading the streams of the channels `read`
-    (referenced ones first), band by band."""
-    cursors = {c: ChannelCursor([b for b in container.residuals if b.channel == c])
-               for c in read}
-    for y0, y1 in bands:
-        q_of: dict[int, np.ndarray] = {}
-        for c, cursor in cursors.items():
-            block, q = cursor.rows(y0, y1)
-            if block.reference != NO_REFERENCE:
-                q += q_of[block.reference]
-            if block.wrapped:
-                q = rule.wrap16(q).astype(np.int64)
-            rule.check_q(q, block.what)
-            q_of[c] = q
-            if out is None or c not in applied:
-                continue
-            corrected = rule.apply(out[y0:y1, :, c], q, block.step, block.wrapped)
-            if corrected.dtype.kind == "f" and not np.all(np.isfinite(corrected)):
-                raise SvdiError(f"{block.what}: corrected samples overflow {corrected.dtype}")
-            out[y0:y1, :, c] = corrected
+                channels: list[int]) -> None:
+    """The residuals of `channels` (a group of `channel_groups`), band by band."""
+    for y0, y1, q_of in band_residuals(container, bands, channels):
+        if out is None:
+            continue
+        for c, (block, q) in q_of.items():
+            out[y0:y1, :, c] = corrected(out[y0:y1, :, c], block, q)
+
+
+# ------------------------------------------------------------------ channels with no layer
+
+
+def bare_channels(container: Container) -> list[int]:
+    """The channels with residual blocks whose layer is one constant sample (spec §5.3): every
+    plane they are made from (colour 1: Y'CbCr's three for R, G and B; else the channel's own)
+    has rank 0 and no MEAN chunk, deblocking or restoration. An image's alpha as the encoder
+    codes it, or every channel of a file with no layer. Their residual is the same whatever
+    the other planes' components, so a preview and a reduced decode apply it too."""
+    header = container.header
+
+    def flat(i: int) -> bool:
+        p = container.planes[i]
+        return (p.rank == 0 and i not in container.means and not p.filtered
+                and i not in container.restoration)
+
+    def sources(c: int) -> range:
+        return range(3) if header.colour == COLOUR_YCBCR and c < 3 else range(c, c + 1)
+
+    return [c for c in channel_order(container) if all(flat(i) for i in sources(c))]
+
+
+def apply_bare(container: Container, out: np.ndarray, channels: list[int] | None = None,
+               rows: int | None = None) -> None:
+    """The residuals of `channels` (default: `bare_channels`) applied to `out` (h, w, c), a
+    preview's image, in place; `rows`: only the first rows (those whose blocks arrived)."""
+    bands = [(y0, y1) for y0, y1 in band_bounds(container) if rows is None or y1 <= rows]
+    for group in channel_groups(container, bare_channels(container) if channels is None
+                                else channels):
+        apply_group(container, out, bands, group)
+
+
+def reduce_bare(container: Container, out: np.ndarray, factor: int,
+                channels: list[int] | None = None, rows: int | None = None) -> None:
+    """A reduced decode's `out` (h', w', c) with each of `channels` (default: `bare_channels`)
+    replaced by the means of its exact samples over factor x factor cells (`cell_samples`);
+    `rows`: the residual of the first rows only (a cell they do not fill keeps the layer's
+    constant). Band by band and in `channel_groups`: a band's rows of a channel at full size,
+    never the whole channel."""
+    header = container.header
+    height = header.height if rows is None else min(rows, header.height)
+    bands = [(y0, y1) for y0, y1 in band_bounds(container) if y1 <= height]
+    for group in channel_groups(container, bare_channels(container) if channels is None
+                                else channels):
+        # the layer's constant sample of each channel: the same in every cell
+        constant = {c: np.asarray(out[0, 0, c]) for c in group}
+        carry = {c: np.empty((0, header.width), out.dtype) for c in group}
+        done = 0  # reduced rows written
+        for y0, y1, q_of in band_residuals(container, bands, group):
+            whole = y1 // factor * factor  # full-size rows up to the last whole cell
+            for c, (block, q) in q_of.items():
+                layer = np.broadcast_to(constant[c], (y1 - y0, header.width))
+                samples = np.concatenate([carry[c], corrected(layer, block, q)])
+                # the image's last band: its partial cell too
+                cut = len(samples) if y1 == header.height else len(samples) - (y1 - whole)
+                cells = cell_samples(samples[:cut], factor, out.dtype)
+                out[done:done + len(cells), :, c] = cells
+                carry[c] = samples[cut:]
+            done = whole // factor
+
+
+def cell_samples(samples: np.ndarray, factor: int, dtype: np.dtype) -> np.ndarray:
+    """The samples (of `dtype`) of the cells of factor x factor samples (partial at the last row
+    and column) of `samples` (h, w), spec §5.3: integer types, the cell's exact sum divided by
+    its count, rounded half up and clamped to the type; float types, the binary64 sum from +0,
+    row by row and left to right in the cell, of each sample divided by the count, clamped to
+    the type's finite range (no overflow, whatever the samples)."""
+    h, w = samples.shape
+    rows, columns = -(-h // factor), -(-w // factor)
+    row_counts = np.minimum(factor, h - factor * np.arange(rows))  # samples of each cell
+    column_counts = np.minimum(factor, w - factor * np.arange(columns))
+    counts = row_counts[:, None] * column_counts[None, :]
+    padded = np.zeros((rows * factor, columns * factor), np.float64)
+    if dtype.kind == "f":  # each sample over its cell's count
+        padded[:h, :w] = samples / (np.repeat(row_counts, factor)[:h, None]
+                                    * np.repeat(column_counts, factor)[None, :w])
+    else:
+        padded[:h, :w] = samples  # integers of at most 32 bits: every sum exact in binary64
+    sums = np.zeros((rows, columns), np.float64)
+    for dy in range(factor):
+        for dx in range(factor):
+            sums += padded[dy::factor, dx::factor]
+    if dtype.kind == "f":
+        top = float(np.finfo(dtype).max)
+        return np.clip(sums, -top, top).astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.floor(sums / counts + 0.5), info.min, info.max).astype(dtype)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,9 @@ from .plane import RankRule
 from .residual import (
     ResidualRequest,
     bare_residual_bytes,
+    layer_source,
     on_a_grid,
+    residual_bytes_of,
     residual_request,
     with_residuals,
 )
@@ -127,8 +129,9 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     centre, deblock, restore, aq) take True or False (1 or 0, numpy's bools); the others refuse
     True and False, which are not numbers there.
 
-    quality (1..100, default 75) sets the quantizer step; target_psnr (dB, > 0) or max_bytes
-    (a number >= 1; the file takes at most its whole bytes) search the step instead. rank keeps at most that many components per
+    quality (1..100, default 75) sets the quantizer step; target_psnr (dB, > 0; of the channels
+    but an exact alpha, which decodes exactly) or max_bytes (a number >= 1; the file takes at
+    most its whole bytes, a residual aside) search the step instead. rank keeps at most that many components per
     plane: fewer where the matrix has lower rank, and a trailing component whose factors
     quantize to zero at this quality is dropped (it would add nothing to the picture; raise the
     quality to keep it). rank=0 keeps none: the file then holds only what max_error's residual,
@@ -153,7 +156,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     exact_alpha (default True): the alpha channel of LA and RGBA images decodes exactly (also
     under max_error); exact_constant (default True): a channel whose samples are all equal
     decodes exactly. Each adds a residual only where the low-rank layer alone is not exact;
-    with neither needed the file is version 1, byte for byte what it was without them.
+    with neither needed the file is version 1, byte for byte what it was without them. An
+    exact alpha that varies is coded with no layer (its plane of rank 0, the residual its
+    samples: a mask costs about what PNG takes for it; docs/lossless.md, "Alpha"), and shows
+    in previews and thumbnails too (spec §5.3).
 
     centre=True subtracts each matrix column's mean before the SVD and stores the means
     (format version 2, MEAN chunks, spec §3.1): with the plain layout (the only one it takes;
@@ -287,7 +293,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         def without_layer() -> bytes:
             """The file of the residual over no layer (rank 0): the samples alone."""
             return with_residuals(_encode(pixels, quality, 0, None, None, None, layout, centre,
-                                          deblock), pixels, request)
+                                          deblock), pixels, request, effort)
+
+        # the samples of the layer: an exact alpha that varies is coded with no layer
+        source = layer_source(pixels, request)
 
         gridded = None
         if bare_floats and isinstance(pixels, np.ndarray) and on_a_grid(pixels):
@@ -296,12 +305,12 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
             except ResidualRangeError:  # a sample on_a_grid skipped is off the grid
                 pass
         data = gridded if gridded is not None else \
-            _encode(pixels, quality, rank, energy, target_psnr, max_bytes, layout, centre,
-                    deblock, effort >= 2, adapt, restore)
+            _encode(source, quality, rank, energy, target_psnr, max_bytes, layout, centre,
+                    deblock, effort >= 2, adapt, restore, sorted(request.no_layer))
         if request.any and gridded is None:
             assert isinstance(pixels, np.ndarray), "a residual reads the whole array (above)"
             try:
-                data = with_residuals(data, pixels, request)
+                data = with_residuals(data, pixels, request, effort)
             except ResidualRangeError:
                 # The layer is too coarse for the residual's 31-bit q (large 32-bit or float
                 # samples at a low quality): the finest layer, then the same bound. Lossless
@@ -311,10 +320,10 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 try:
                     if quality >= FINEST_QUALITY:
                         raise
-                    data = with_residuals(_encode(pixels, FINEST_QUALITY, rank, energy, None,
+                    data = with_residuals(_encode(source, FINEST_QUALITY, rank, energy, None,
                                                   None, layout, centre, deblock,
                                                   effort >= 2, adapt, restore), pixels,
-                                          request)
+                                          request, effort)
                 except ResidualRangeError:
                     if not bare_floats:
                         raise
@@ -352,7 +361,10 @@ def layer_does_not_pay(data: bytes, pixels: np.ndarray, request: ResidualRequest
             and len(data) > pixels.nbytes:
         return True
     bare = bare_residual_bytes(pixels, request)
-    return bare is not None and bare < tuning.BARE_RETRY_BELOW * len(data)
+    # the channels with no layer cost the same in both files: left out of both sides
+    layered = len(data) - residual_bytes_of(data, request.no_layer) if request.no_layer \
+        else len(data)
+    return bare is not None and bare < tuning.BARE_RETRY_BELOW * layered
 
 
 #: float64 magnitudes from which a reconstruction's overshoot may pass the largest float64.
@@ -377,12 +389,15 @@ def overflow_error(pixels: np.ndarray) -> SvdiError:
 def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | None,
             target_psnr: float | None, max_bytes: int | None, layout: str,
             centre: bool = False, deblock: bool = False, optimise_levels: bool = False,
-            adapt: int = 0, restore: bool = False) -> bytes:
+            adapt: int = 0, restore: bool = False, exact: Sequence[int] = ()) -> bytes:
+    """The file of the low-rank layer. `exact`: channels that the residual will make exact
+    with no layer (zeros here, their planes of the same index): target_psnr is the PSNR of
+    the others, and centre leaves them out."""
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt,
                     *((AQ_RDOQ_LAMBDA, AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS) if adapt else ()))
     enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
-                  deblock, restore)
+                  deblock, restore, exact)
     if single_step:
         return enc.encode(step_for_quality(quality))
 
@@ -403,9 +418,13 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
             coded[log_step] = enc.encode(2 ** log_step)
         return coded[log_step]
 
+    scored = [c for c in range(pixels.shape[2]) if c not in exact]
+
     def quality(log_step: float) -> float:
-        decoded = decode(encoded(log_step), max_pixels=None)
-        return psnr(pixels, decoded.reshape(pixels.shape), peak)
+        decoded = decode(encoded(log_step), max_pixels=None).reshape(pixels.shape)
+        if len(scored) < pixels.shape[2]:
+            return psnr(pixels[..., scored], decoded[..., scored], peak)
+        return psnr(pixels, decoded, peak)
 
     if target_psnr is not None:
         def good(log_step: float) -> bool:

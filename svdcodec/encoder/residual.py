@@ -49,11 +49,13 @@ from . import tuning
 
 @dataclass(frozen=True)
 class ResidualRequest:
-    """The bound of each channel (None: no residual) and the channels whose residual is
-    written only where the low-rank layer is not already exact (bound 0)."""
+    """The bound of each channel (None: no residual), the channels whose residual is written
+    only where the low-rank layer is not already exact (bound 0), and the channels coded with
+    no layer (their plane of rank 0, the residual the samples themselves)."""
 
     bounds: tuple[float | None, ...]
     if_needed: frozenset[int]
+    no_layer: frozenset[int] = frozenset()
 
     @property
     def any(self) -> bool:
@@ -63,17 +65,32 @@ class ResidualRequest:
 def residual_request(pixels: Pixels, max_error: float | None, exact_alpha: bool,
                      exact_constant: bool) -> ResidualRequest:
     """Which channels get a residual: all with max_error (alpha exact if exact_alpha); without
-    it, alpha (LA, RGBA) and constant channels, each only if needed."""
+    it, alpha (LA, RGBA) and constant channels, each only if needed. An exact alpha that
+    varies goes with no layer: a mask's samples predicted from their neighbours are mostly
+    zeros, which the layer's smooth approximation would turn into a residual that is not
+    (docs/lossless.md, "Alpha")."""
     channels = pixels.shape[2]
     alpha = {channels - 1} if exact_alpha and (pixels.dtype == np.uint8 and channels in (2, 4)
                                                 or is_wide_rgba(pixels)) else set()
+    constant = constant_channels(pixels) if (alpha or exact_constant) and pixels.size else set()
+    no_layer = frozenset(alpha - constant)
     if max_error is not None:
         bounds = [0.0 if c in alpha else float(max_error) for c in range(channels)]
-        return ResidualRequest(tuple(bounds), frozenset())
-    constant = constant_channels(pixels) if exact_constant and pixels.size else set()
-    needed = alpha | constant
+        return ResidualRequest(tuple(bounds), frozenset(), no_layer)
+    needed = alpha | (constant if exact_constant else set())
     bounds = [0.0 if c in needed else None for c in range(channels)]
-    return ResidualRequest(tuple(bounds), frozenset(needed))
+    return ResidualRequest(tuple(bounds), frozenset(needed), no_layer)
+
+
+def layer_source(pixels: Pixels, request: ResidualRequest) -> Pixels:
+    """The samples the low-rank layer is coded from: `pixels`, with the channels of no layer
+    set to zero (a copy; a zero plane has rank 0)."""
+    if not request.no_layer:
+        return pixels
+    assert isinstance(pixels, np.ndarray), "a residual reads the whole array"
+    source = pixels.copy()
+    source[..., sorted(request.no_layer)] = 0
+    return source
 
 
 def constant_channels(pixels: Pixels) -> set[int]:
@@ -192,9 +209,11 @@ def grid_prediction(grid: np.ndarray) -> tuple[int, np.ndarray]:
 
 def residual_blocks(q: dict[int, np.ndarray], steps: dict[int, tuple[float, float]],
                     references: dict[int, int], height: int, width: int,
-                    wrappable: dict[int, np.ndarray]) -> tuple[list[bytes], bool]:
+                    wrappable: dict[int, np.ndarray], levels: dict[int, int]
+                    ) -> tuple[list[bytes], bool]:
     """The RBLK chunks: row blocks of at most tuning.RESIDUAL_BLOCK_SAMPLES samples, in each the
-    reference channels first; every block with the predictor of lowest entropy. A block whose
+    reference channels first; every block with the predictor of lowest entropy, each channel's
+    at its zstd level (`levels`). A block whose
     residuals need int32 is coded wrapped instead (version 7) where `wrappable` (per channel,
     per row: its samples come back the same modulo 2^16) allows and a fast estimate finds the
     wrapped residuals smaller. Returns the chunks and whether any is wrapped."""
@@ -223,7 +242,7 @@ def residual_blocks(q: dict[int, np.ndarray], steps: dict[int, tuple[float, floa
                                 array=wrapped[0], wrapped=True)
         decoded_q[(y, c)] = (rule.wrap16(q[c][y:y + rows]).astype(np.int64) if block.wrapped
                              else q[c][y:y + rows])
-        return pack_residual(block, tuning.RESIDUAL_ZSTD_LEVEL), block.wrapped
+        return pack_residual(block, levels[c]), block.wrapped
 
     packed: dict[tuple[int, int], tuple[bytes, bool]] = {}
     for phase in (False, True):  # the referenced channels, then those referring to them
@@ -255,7 +274,8 @@ BARE_TYPES = (np.uint8, np.int8, np.uint16, np.int16)
 
 def bare_residual_bytes(pixels: np.ndarray, request: ResidualRequest) -> int | None:
     """An estimate of the residual blocks of a file with no layer (rank 0): the residual of
-    every channel over zero samples (red and blue less green, as `with_residuals` codes RGB),
+    every channel but those coded with no layer in any case (`request.no_layer`: the same
+    blocks either way) over zero samples (red and blue less green, as `with_residuals` codes RGB),
     with the predictor of lowest entropy, at zstd's fast levels (`rule.frame_bytes` at each
     of tuning.BARE_ESTIMATE_LEVELS, the smallest), on one band of rows in
     tuning.BARE_SAMPLE_EVERY (a small image whole), scaled to the image. Unlike the encoder's
@@ -267,14 +287,15 @@ def bare_residual_bytes(pixels: np.ndarray, request: ResidualRequest) -> int | N
             or any(b is None for b in request.bounds):
         return None
     h, _, channels = pixels.shape
+    layered = [c for c in range(channels) if c not in request.no_layer]
     period = tuning.BARE_SAMPLE_ROWS * tuning.BARE_SAMPLE_EVERY
     rows = (np.arange(h) if h < 2 * period else
             np.flatnonzero(np.arange(h) % period < tuning.BARE_SAMPLE_ROWS))
     sample = pixels[rows]
     zeros = np.zeros(sample.shape[:2], dtype=pixels.dtype)
     q = {c: channel_residual(sample[..., c], zeros, request.bounds[c])[0]  # type: ignore[arg-type]
-         for c in range(channels)}
-    if pixels.dtype in (np.uint8, np.uint16) and channels in (3, 4):
+         for c in layered}
+    if pixels.dtype in (np.uint8, np.uint16) and channels in (3, 4) and {0, 1, 2} <= set(q):
         q[0], q[2] = q[0] - q[1], q[2] - q[1]
     estimate = 0
     for grid in q.values():
@@ -300,9 +321,17 @@ def on_a_grid(pixels: np.ndarray) -> bool:
     return True
 
 
-def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -> bytes:
+def residual_bytes_of(data: bytes, channels: frozenset[int]) -> int:
+    """The bytes of a file's residual blocks (RBLK chunks) of these channels."""
+    return sum(b.stored for b in unpack(data).residuals if b.channel in channels)
+
+
+def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest,
+                   effort: int = 1) -> bytes:
     """The encoder's file for this request: `layer` itself (version 1) when no channel needs a
-    residual, else version 2 with the residual blocks."""
+    residual, else version 2 with the residual blocks, at the effort's
+    tuning.NO_LAYER_ZSTD_LEVELS (a channel with no layer exact by default, without max_error)
+    or tuning.RESIDUAL_ZSTD_LEVEL."""
     from ..decoder import (
         decode,  # the decoder's exact samples, which every decoder computes
     )
@@ -311,7 +340,7 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -
     wanted = [c for c in range(channels) if request.bounds[c] is not None]
     if not wanted:
         return layer
-    if set(wanted) <= request.if_needed:
+    if set(wanted) <= request.if_needed and not request.no_layer:
         first = decode(layer, max_pixels=None).reshape(pixels.shape)
         if all(np.array_equal(first[..., c], pixels[..., c]) for c in wanted):
             return layer
@@ -346,7 +375,11 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest) -
     # "subtract green"; docs/lossless.md)
     references = ({0: 1, 2: 1} if pixels.dtype in (np.uint8, np.uint16) and channels in (3, 4)
                   and {0, 1, 2} <= set(q) else {})
-    chunks, wrapped = residual_blocks(q, steps, references, h, w, wrappable)
+    # a default exact alpha's at the effort's level; what max_error asks for at the slowest
+    levels = {c: tuning.NO_LAYER_ZSTD_LEVELS[effort]
+              if c in request.no_layer and c in request.if_needed
+              else tuning.RESIDUAL_ZSTD_LEVEL for c in q}
+    chunks, wrapped = residual_blocks(q, steps, references, h, w, wrappable, levels)
     if wrapped:  # the same layer, in the version of the wrapped blocks
         exact = exact_layer(layer, WRAPPED_VERSION)
     return exact + b"".join(chunks) + END

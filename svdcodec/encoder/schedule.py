@@ -12,6 +12,7 @@ small plane) in each.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -92,13 +93,14 @@ class Encoder:
 
     def __init__(self, pixels: Pixels, layouts: list[tuple[int, int]], rule: RankRule,
                  single_step: bool = False, centre: bool = False, deblock: bool = False,
-                 restore: bool = False) -> None:
+                 restore: bool = False, uncentred: Collection[int] = ()) -> None:
         self.pixels = pixels
         # an image whose planes are worth a hand-off each, but not its bands: one job per
         # plane, each job's bands in its own thread
         self.plane_jobs = band_sizes.ENCODE_PLANE_JOB_MIN_SAMPLES <= pixels.size \
             <= band_sizes.ENCODE_PLANE_JOB_MAX_SAMPLES
         self.centre = centre
+        self.uncentred = uncentred
         self.deblock = deblock
         self.restore = restore
         self.layouts = layouts
@@ -112,7 +114,7 @@ class Encoder:
             if self.centre:  # column means: a chunk of version 2 (16-bit Y'CbCr: 3 already)
                 header = replace(header, version=max(header.version, 2))
             self._prepared[subsample] = Prepared(
-                header, CachingSource(self.pixels, header, self.centre), {})
+                header, CachingSource(self.pixels, header, self.centre, self.uncentred), {})
         return self._prepared[subsample]
 
     def _candidates(self, work: Prepared, index: int, step: float) -> list[Candidate]:

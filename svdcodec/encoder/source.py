@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from collections.abc import Collection
 from functools import partial
 from types import ModuleType
 
@@ -92,7 +93,8 @@ class PlaneSource:
     (`self.pixels[y0:y1]`): a view of an array, or the rows of a Pillow image (`ImageRows`).
     """
 
-    def __init__(self, pixels: Pixels, header: Header, centre: bool = False) -> None:
+    def __init__(self, pixels: Pixels, header: Header, centre: bool = False,
+                 uncentred: Collection[int] = ()) -> None:
         self.pixels, self.header = pixels, header
         # ImageRows bands are new C-order arrays; an array's row bands are C-order if it is
         self._c_order = isinstance(pixels, ImageRows) or pixels.flags.c_contiguous
@@ -105,8 +107,11 @@ class PlaneSource:
         # would only share the same cores)
         self._keeping = {i: threading.Lock() for i in range(c)}
         self._halving = threading.Lock()
-        #: centre: each plane's column means (float32), subtracted from its rows (MEAN chunks)
-        self.means = {i: self._column_means(i) for i in range(c)} if centre else {}
+        #: centre: each plane's column means (float32), subtracted from its rows (MEAN chunks),
+        #: but `uncentred`'s (a channel with no layer: its zero plane stays rank 0 and without
+        #: a MEAN chunk, spec §5.3)
+        self.means = {i: self._column_means(i) for i in range(c)
+                      if i not in uncentred} if centre else {}
 
     def _column_means(self, i: int) -> np.ndarray:
         """Plane i's column means, summed in binary64 band by band, rounded to float32."""
