@@ -17,6 +17,7 @@ from svdcodec.decoder import residuals as residual_phase
 from svdcodec.decoder.reference import decode_reference
 from svdcodec.decoder.residuals import bare_channels
 from svdcodec.encoder import tuning
+from svdcodec.evaluation.metrics import psnr
 from svdcodec.format import unpack
 
 
@@ -248,3 +249,33 @@ def test_previews_and_thumbnails_keep_to_four_streams(monkeypatch: pytest.Monkey
         assert 1 <= streams.most <= 4 and streams.open == 0, (options, streams.most)
         if "reduce" not in options:
             np.testing.assert_array_equal(decoded, image)
+
+
+@pytest.mark.parametrize("name", ["rgba", "la"])
+def test_max_bytes_counts_the_exact_alpha(name: str) -> None:
+    """max_bytes holds the whole file, the alpha's residual blocks included (before, only the
+    layer was searched to fit)."""
+    image = IMAGES[name]()
+    alpha = len(svdcodec.encode(image, quality=1)) - len(svdcodec.encode(image[..., :-1].copy(),
+                                                                          quality=1))
+    for budget in (alpha + 900, alpha + 3000):
+        data = svdcodec.encode(image, max_bytes=budget)
+        assert len(data) <= budget
+        np.testing.assert_array_equal(svdcodec.decode(data)[..., -1], image[..., -1])
+    with pytest.raises(svdcodec.SvdiError, match="no file fits"):
+        svdcodec.encode(image, max_bytes=alpha // 2)
+
+
+def test_max_bytes_with_a_constant_channel_residual() -> None:
+    """A constant channel the layer misses takes a residual that depends on the layer: the
+    search measures the whole file, and finds about what a quality setting of that size
+    gives."""
+    image = photo(64, 80, 3, 12)
+    image[..., 2] = 3  # constant blue, which a lossy layer does not decode exactly
+    for budget, quality in ((2000, 20), (2500, 40)):  # at quality 20: 1627 bytes; 40: 2473
+        data = svdcodec.encode(image, max_bytes=budget)
+        decoded = svdcodec.decode(data)
+        assert len(data) <= budget
+        np.testing.assert_array_equal(decoded[..., 2], 3)
+        reference = svdcodec.decode(svdcodec.encode(image, quality=quality))
+        assert psnr(decoded, image) >= psnr(reference, image) - 1.0

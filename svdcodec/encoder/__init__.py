@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -131,7 +132,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
 
     quality (1..100, default 75) sets the quantizer step; target_psnr (dB, > 0; of the channels
     but an exact alpha, which decodes exactly) or max_bytes (a number >= 1; the file takes at
-    most its whole bytes, a residual aside) search the step instead. rank keeps at most that many components per
+    most its whole bytes, the residual blocks of an exact alpha or constant channel included)
+    search the step instead. rank keeps at most that many components per
     plane: fewer where the matrix has lower rank, and a trailing component whose factors
     quantize to zero at this quality is dropped (it would add nothing to the picture; raise the
     quality to keep it). rank=0 keeps none: the file then holds only what max_error's residual,
@@ -304,10 +306,14 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 gridded = without_layer()
             except ResidualRangeError:  # a sample on_a_grid skipped is off the grid
                 pass
+        # max_bytes with residual blocks (an exact alpha or constant channel; max_error is
+        # refused with max_bytes): the search measures the whole file, residual included
+        finish = partial(with_residuals, pixels=pixels, request=request, effort=effort) \
+            if max_bytes is not None and request.any else None
         data = gridded if gridded is not None else \
             _encode(source, quality, rank, energy, target_psnr, max_bytes, layout, centre,
-                    deblock, effort >= 2, adapt, restore, sorted(request.no_layer))
-        if request.any and gridded is None:
+                    deblock, effort >= 2, adapt, restore, sorted(request.no_layer), finish)
+        if request.any and gridded is None and finish is None:
             assert isinstance(pixels, np.ndarray), "a residual reads the whole array (above)"
             try:
                 data = with_residuals(data, pixels, request, effort)
@@ -389,10 +395,12 @@ def overflow_error(pixels: np.ndarray) -> SvdiError:
 def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | None,
             target_psnr: float | None, max_bytes: int | None, layout: str,
             centre: bool = False, deblock: bool = False, optimise_levels: bool = False,
-            adapt: int = 0, restore: bool = False, exact: Sequence[int] = ()) -> bytes:
+            adapt: int = 0, restore: bool = False, exact: Sequence[int] = (),
+            finish: Callable[[bytes], bytes] | None = None) -> bytes:
     """The file of the low-rank layer. `exact`: channels that the residual will make exact
     with no layer (zeros here, their planes of the same index): target_psnr is the PSNR of
-    the others, and centre leaves them out."""
+    the others, and centre leaves them out. `finish`: what each layer the rate search codes
+    becomes (its residual blocks added), the file the search measures and returns."""
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt,
                     *((AQ_RDOQ_LAMBDA, AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS) if adapt else ()))
@@ -415,7 +423,8 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
 
     def encoded(log_step: float) -> bytes:
         if log_step not in coded:
-            coded[log_step] = enc.encode(2 ** log_step)
+            layer = enc.encode(2 ** log_step)
+            coded[log_step] = layer if finish is None else finish(layer)
         return coded[log_step]
 
     scored = [c for c in range(pixels.shape[2]) if c not in exact]
