@@ -345,17 +345,22 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest,
         if all(np.array_equal(first[..., c], pixels[..., c]) for c in wanted):
             return layer
     exact = exact_layer(layer)
-    decoded = decode(exact + END, max_pixels=None).reshape(pixels.shape)
+    # A channel with no layer decodes to zeros under its residual (its zero plane's samples):
+    # the layer is decoded for the others alone (an RGBA image's alpha: not at all).
+    decoded = decode(exact + END, max_pixels=None).reshape(pixels.shape) \
+        if any(c not in request.no_layer for c in wanted) else None
+    zeros = np.zeros(pixels.shape[:2], dtype=pixels.dtype)
     q: dict[int, np.ndarray] = {}
     steps: dict[int, tuple[float, float]] = {}
     wrappable: dict[int, np.ndarray] = {}
     for c in wanted:
-        if c in request.if_needed and np.array_equal(decoded[..., c], pixels[..., c]):
+        under = zeros if decoded is None or c in request.no_layer else decoded[..., c]
+        if c in request.if_needed and np.array_equal(under, pixels[..., c]):
             continue
         bound = request.bounds[c]
         assert bound is not None
         try:
-            residual, step, promised = channel_residual(pixels[..., c], decoded[..., c], bound)
+            residual, step, promised = channel_residual(pixels[..., c], under, bound)
             if not np.all(np.abs(residual) <= rule.MAX_Q):
                 raise rule.ResidualRangeError(f"channel {c}: residuals beyond 2^31 steps")
         except SvdiError:
@@ -366,7 +371,7 @@ def with_residuals(layer: bytes, pixels: np.ndarray, request: ResidualRequest,
             # decodes it, and the encode succeeds as it did before version 2.
             continue
         q[c], steps[c] = residual, (step, promised)
-        rows_ok = wrappable_rows(pixels[..., c], decoded[..., c], residual, step)
+        rows_ok = wrappable_rows(pixels[..., c], under, residual, step)
         if rows_ok is not None:
             wrappable[c] = rows_ok
     if not q:  # every default exactness fell back: the layer itself, version 1
