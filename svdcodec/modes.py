@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -97,34 +98,60 @@ def inherited_profile(image: Image.Image) -> bytes | None:
 
 
 def raw_array(image: Image.Image) -> np.ndarray:
-    """The samples of an image in one of the stored modes, written piece by piece by Pillow's
-    raw encoder into one array: np.asarray(image) would first build the whole image as bytes
-    (twice the raw size at its peak) and keep that copy."""
+    """The samples of an image in one of the stored modes, written by Pillow's raw encoder
+    straight into the bytes the array wraps: np.asarray(image) would first build the whole
+    image as bytes, then copy them (twice the raw size at its peak)."""
     image.load()
     return raw_rows(image, 0, image.height)
 
 
+#: The most bytes Pillow's encoder writes in one call (its buffer size is a C int), and the
+#: pieces read beyond that.
+ONE_CALL_BYTES = (1 << 31) - 1
+PIECE_BYTES = 1 << 24
+
+
 def raw_rows(image: Image.Image, y0: int, y1: int) -> np.ndarray:
-    """Rows y0..y1 of a loaded image in one of the stored modes, as `raw_array` reads them."""
+    """Rows y0..y1 of a loaded image in one of the stored modes, as `raw_array` reads them:
+    a read-only array over the bytes Pillow's raw encoder wrote them into, in one call (its
+    buffer is the bytes object it returns: no copy); piece by piece into a new array above
+    ONE_CALL_BYTES."""
     dtype, channels = MODES[image.mode]
     shape = (y1 - y0, image.width) + ((channels,) if channels > 1 else ())
-    out = np.empty(shape, dtype=np.dtype(dtype).newbyteorder("<"))
-    if not out.size:
-        return out
-    flat = memoryview(out).cast("B")  # type: ignore[arg-type]  # numpy's stub lacks __buffer__
+    stored = np.dtype(dtype).newbyteorder("<")
+    size = math.prod(shape) * stored.itemsize
+    if not size:
+        return np.empty(shape, dtype=stored)
     encoder = Image._getencoder(image.mode, "raw", image.mode)  # as Image.tobytes does
-    piece, at, status = max(1 << 16, image.width * 4), 0, 0
     try:
         encoder.setimage(image.im, (0, y0, image.width, y1))
-        while not status:
-            _, status, data = encoder.encode(piece)
-            flat[at:at + len(data)] = data
-            at += len(data)
+        if size <= ONE_CALL_BYTES:
+            _, status, data = encoder.encode(size)
+            if status != 1 or len(data) != size:
+                raise ValueError(f"cannot read the samples of a {image.mode} image "
+                                 f"(status {status})")
+            out = np.frombuffer(data, dtype=stored).reshape(shape)
+        else:
+            out = pieces(encoder, image.mode, shape, stored)
     finally:
         encoder.cleanup()
-    if status < 0 or at != len(flat):
-        raise ValueError(f"cannot read the samples of a {image.mode} image (status {status})")
     return out if out.dtype.isnative else out.astype(out.dtype.newbyteorder("="))
+
+
+def pieces(encoder: Any, mode: str, shape: tuple[int, ...], stored: np.dtype) -> np.ndarray:
+    """What a raw encoder set to an image's rows writes, copied piece by piece into a new
+    array of this shape and type."""
+    out = np.empty(shape, dtype=stored)
+    flat = memoryview(out).cast("B")  # type: ignore[arg-type]  # numpy's stub lacks __buffer__
+    at, status = 0, 0
+    piece = max(PIECE_BYTES, len(flat) // shape[0])  # at least a row
+    while not status:
+        _, status, data = encoder.encode(piece)
+        flat[at:at + len(data)] = data
+        at += len(data)
+    if status < 0 or at != len(flat):
+        raise ValueError(f"cannot read the samples of a {mode} image (status {status})")
+    return out
 
 
 #: Pillow modes whose images the encoder can read band by band (`ImageRows`): 8-bit samples,

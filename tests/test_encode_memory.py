@@ -71,6 +71,31 @@ def test_image_rows_are_the_samples(channels: int) -> None:
                               for c in range(channels)]
 
 
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "I;16"])
+@pytest.mark.parametrize("one_call", [True, False])
+def test_raw_rows_in_one_call_and_in_pieces(mode: str, one_call: bool,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows come from one call of Pillow's raw encoder (a read-only array over its bytes), or,
+    above ONE_CALL_BYTES, piece by piece into a new array: the same samples either way."""
+    if not one_call:
+        monkeypatch.setattr(modes, "ONE_CALL_BYTES", 16)  # below a row
+        monkeypatch.setattr(modes, "PIECE_BYTES", 8)  # a row a call
+    rng = np.random.default_rng(7)
+    channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "I;16": 1}[mode]
+    if mode == "I;16":
+        pixels = rng.integers(0, 65536, (29, 37), dtype=np.uint16)
+        image = Image.fromarray(pixels)
+    else:
+        pixels = rng.integers(0, 256, (29, 37, channels), dtype=np.uint8)
+        image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
+    whole = pixels.reshape(29, 37, -1)
+    assert image.mode == mode
+    for y0, y1 in [(0, 29), (3, 17), (28, 29)]:
+        rows = modes.raw_rows(image, y0, y1)
+        assert rows.dtype == pixels.dtype and rows.flags.writeable != one_call
+        assert np.array_equal(rows.reshape(y1 - y0, 37, -1), whole[y0:y1])
+
+
 def test_image_rows_take_only_l_and_rgb() -> None:
     with pytest.raises(ValueError, match="RGBA"):
         ImageRows(Image.new("RGBA", (4, 4)))
