@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import numpy as np
 
@@ -364,12 +364,13 @@ def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[i
 
 def with_deblocking(layer: bytes, pixels: Pixels, step: float,
                     integers: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
-                    plane_jobs: bool = False) -> bytes:
+                    plane_jobs: bool = False, unfiltered_planes: Collection[int] = ()) -> bytes:
     """The encoder's file (no metadata, no residual yet) with the deblocking filter of each
     plane that gains from one (version 4), or `layer` itself. `pixels`: the (h, w, c) image,
     of which only the judged bands' rows are read (`pixels[y0:y1]`). `integers`: the integers
     (A, B) the encoder holds of some planes by index, rendered instead of their blocks.
-    `plane_jobs`: each plane's strength trials in a job of one thread (`threads.run_jobs`)."""
+    `plane_jobs`: each plane's strength trials in a job of one thread (`threads.run_jobs`).
+    `unfiltered_planes`: planes not judged (left without a filter) by index."""
     container = unpack(layer)
     header = container.header
     if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
@@ -382,7 +383,10 @@ def with_deblocking(layer: bytes, pixels: Pixels, step: float,
     # the exact file: the layer itself where its planes are exact already (its header and
     # PLANs are those pack_exact would write again)
     exact = layer if unfiltered is container else pack_exact(layer, container, unfiltered) + END
-    judged_planes = [p for p in unfiltered.planes if p.layout == LAYOUT_PATCH and p.rank]
+    judged_planes = [p for p in unfiltered.planes if p.layout == LAYOUT_PATCH and p.rank
+                     and p.index not in unfiltered_planes]
+    if not judged_planes:
+        return layer
     judged = {p.index: judged_bands(header.height, plane_period(p, header), header.width)
               for p in judged_planes}
     full = [p for p in unfiltered.planes if (p.height, p.width) == (header.height, header.width)]

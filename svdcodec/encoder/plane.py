@@ -268,6 +268,9 @@ class CodedPlane:
     #: are held anyway (at most DROP_U_BYTES of U; not an adapted plane's): the deblocking
     #: judgement renders from them instead of reading the file back
     integers: tuple[np.ndarray, np.ndarray] | None = None
+    #: coded with a basis fitted to its quantized coefficients (`fitted_candidate`), which
+    #: wins only on an image svdi decoded
+    fitted: bool = False
 
 
 #: Plane's fields, in the order its constructor takes them: what `plane_with` copies.
@@ -685,7 +688,7 @@ def code_plane(source: PlaneSource, candidate: Candidate, step: float, rule: Ran
     return CodedPlane(plane, groups, round(nbytes), distortion,
                       u.parts if sample or keep_parts else {}, sigma, magnitudes,
                       u.row_m if plane.adapted else None,
-                      mean_step if plane.adapted else None, held)
+                      mean_step if plane.adapted else None, held, c.fitted)
 
 
 def adapted_components(candidate: Candidate, rule: RankRule) -> int:

@@ -93,8 +93,10 @@ class Encoder:
 
     def __init__(self, pixels: Pixels, layouts: list[tuple[int, int]], rule: RankRule,
                  single_step: bool = False, centre: bool = False, deblock: bool = False,
-                 restore: bool = False, uncentred: Collection[int] = ()) -> None:
+                 restore: bool = False, uncentred: Collection[int] = (),
+                 apart: bool = False) -> None:
         self.pixels = pixels
+        self.apart = apart  # RGB(A) coded channel by channel (`source.image_header`)
         # an image whose planes are worth a hand-off each, but not its bands: one job per
         # plane, each job's bands in its own thread
         self.plane_jobs = band_sizes.ENCODE_PLANE_JOB_MIN_SAMPLES <= pixels.size \
@@ -110,7 +112,7 @@ class Encoder:
 
     def _prepare(self, subsample: bool) -> Prepared:
         if subsample not in self._prepared:
-            header = image_header(self.pixels, subsample)
+            header = image_header(self.pixels, subsample, self.apart)
             if self.centre:  # column means: a chunk of version 2 (16-bit Y'CbCr: 3 already)
                 header = replace(header, version=max(header.version, 2))
             self._prepared[subsample] = Prepared(
@@ -295,13 +297,15 @@ class Encoder:
             header = replace(header, version=max(header.version, AQ_VERSION))
         data = interleave(header, coded, source.means)
         # 8-bit patch layouts: the deblocking filter where it helps (version 4, §5.4); not on
-        # a Y'CbCr image svdi decoded (its patch edges were filtered once: filtering them
-        # again at every generation blurs it cycle after cycle, docs/design-notes.md; grey
-        # samples are integers either way and cannot tell)
+        # an image svdi decoded (its patch edges were filtered once: filtering them again at
+        # every generation blurs it cycle after cycle, docs/design-notes.md). A Y'CbCr one
+        # is told by its samples (`on_decoder_grid`); a grey one's are integers either way,
+        # so its planes are told by their coding: a plane that kept the fitted basis.
         if self.deblock and not (ycc_8bit(header, 0) and source.on_decoder_grid):
             data = with_deblocking(data, self.pixels, step,
                                    {k.plane.index: k.integers for k in coded
-                                    if k.integers is not None}, plane_jobs=self.plane_jobs)
+                                    if k.integers is not None}, plane_jobs=self.plane_jobs,
+                                   unfiltered_planes={k.plane.index for k in coded if k.fitted})
         # 8-bit images: the restoration filter fitted to the decoded samples (version 6, §5.6)
         if self.restore:
             assert isinstance(self.pixels, np.ndarray), "encode() passes restoration an array"

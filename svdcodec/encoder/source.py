@@ -37,14 +37,15 @@ COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 TOP_FLOAT64_SCALE_EXP = math.floor(math.log2(float(np.finfo(np.float64).max) / 255.0))
 
 
-def image_header(pixels: Pixels, subsample: bool) -> Header:
+def image_header(pixels: Pixels, subsample: bool, apart: bool = False) -> Header:
     """The HEAD record of an image (h, w, c): Y'CbCr for 8- and 16-bit RGB(A) (16-bit: format
-    version 3), chroma halved if asked; sample types other than uint8 scaled so that their
-    largest magnitude is 255 plane units (16-bit Y'CbCr too: Y' then spans 0..255 as for 8
-    bits, so that quality means the same)."""
+    version 3) unless `apart` (each channel its own plane, `colours_apart`), chroma halved if
+    asked; sample types other than uint8 scaled so that their largest magnitude is 255 plane
+    units (16-bit Y'CbCr too: Y' then spans 0..255 as for 8 bits, so that quality means the
+    same)."""
     h, w, c = pixels.shape
     dtype = pixels.dtype
-    ycc = dtype in (np.uint8, np.uint16) and c in (3, 4)
+    ycc = dtype in (np.uint8, np.uint16) and c in (3, 4) and not apart
     colour = COLOUR_YCBCR if ycc else COLOUR_NONE
     scale = 1.0
     if dtype != np.uint8:
