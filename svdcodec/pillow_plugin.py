@@ -168,6 +168,32 @@ class SvdiImageFile(ImageFile.ImageFile):
             return out
         return super().reduce(factor, box)
 
+    def verify(self) -> None:
+        """Check the file without decoding it, as Pillow's PNG reader checks its chunks: the
+        signature, every chunk's length and CRC-32, and the structure of the records the
+        decoder would read (what `svdi-info --quiet` checks); SyntaxError("broken SVDI file:
+        ...") if it breaks a rule. As for PNG, the image must be opened again to be loaded."""
+        if self.fp is None:
+            raise RuntimeError("verify must be called directly after open")
+        try:
+            unpack_checked(_file_bytes(self.fp))  # open checked the size
+        except SvdiError as exc:
+            raise SyntaxError(f"broken SVDI file: {exc}") from exc
+        finally:
+            self._parsed = None
+            if getattr(self, "_exclusive_fp", False):
+                self.fp.close()
+            self.fp = None
+
+    def load_seek(self, pos: int) -> None:
+        """Seek the file, as load() does without this method. Its presence tells Pillow's
+        incremental reader (`ImageFile.Parser`) that the file cannot be decoded as its bytes
+        arrive (the factors are global, and SvdiDecoder reads the whole file itself): the
+        parser then opens the image again from all of them on close(), as it does for WebP
+        and AVIF, instead of preparing a decoder on a file it has already closed."""
+        assert self.fp is not None
+        self.fp.seek(pos)
+
     def close(self) -> None:
         """Pillow's close, and Image.open's parse let go (an image closed unloaded holds no
         copy of its file)."""

@@ -79,6 +79,46 @@ def test_truncated_file_opens_but_fails_to_load() -> None:
         im.load()
 
 
+def test_verify_checks_every_chunk_as_pngs_does(tmp_path: Path) -> None:
+    """verify() reads the whole file and checks it without decoding, as PNG's checks its
+    chunks' CRCs (the usual check of an upload): a damaged block fails it, whole files pass,
+    and the image is reopened to be loaded."""
+    data = encoded("RGBA")
+    Image.open(io.BytesIO(data)).verify()
+    damaged = bytearray(data)
+    damaged[first_block_offset(data) + 20] ^= 0xFF
+    path = tmp_path / "damaged.svdi"
+    path.write_bytes(bytes(damaged))
+    im = Image.open(path)
+    with pytest.raises(SyntaxError, match="broken SVDI file: CRC mismatch"):
+        im.verify()
+    assert im.fp is None  # the file it opened is closed, as PNG's verify() leaves it
+    with pytest.raises(SyntaxError, match="truncated"):
+        Image.open(io.BytesIO(data[:-30])).verify()
+    with pytest.raises(RuntimeError, match="directly after open"):
+        im.verify()
+
+
+@pytest.mark.parametrize("piece", [None, 4096, 97])
+def test_image_file_parser_reads_the_whole_file(piece: int | None) -> None:
+    """Pillow's incremental reader (`ImageFile.Parser`, behind Django's image fields) fed the
+    file whole or piece by piece gives the image Image.open does; a file cut short fails on
+    close() as load() does."""
+    from PIL import ImageFile
+
+    data = encoded()
+    parser = ImageFile.Parser()
+    for at in range(0, len(data), piece or len(data)):
+        parser.feed(data[at:at + (piece or len(data))])
+    image = parser.close()
+    assert image.size == (W, H)
+    assert np.array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(data))))
+    cut = ImageFile.Parser()
+    cut.feed(data[:len(data) // 2])
+    with pytest.raises(OSError, match="truncated"):
+        cut.close()
+
+
 @pytest.mark.parametrize("data", [b"not an image at all", b"\x89SVD\r\n\x1a\x00almost",
                                   container.SIGNATURE + b"\x00\x00\x00\x02HEAD\x00\x01"])
 def test_non_svdi_or_damaged_header_is_unidentified(data: bytes) -> None:
