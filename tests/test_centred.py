@@ -127,7 +127,7 @@ def test_svdi_encode_centre(tmp_path) -> None:  # type: ignore[no-untyped-def]
     (f,) = svdcodec.read_factors((tmp_path / "x.svdi").read_bytes())
     np.testing.assert_allclose(f.mean, sensors(200, 12).mean(axis=0), rtol=1e-6)
     assert encode_main(["--centre", "--layout", "patch8", "--quiet", "-f",
-                        str(tmp_path / "x.npy")]) == 1
+                        str(tmp_path / "x.npy")]) == 2  # a usage error
 
 
 def test_thumbnail_of_a_centred_rank_0_plane_is_its_means() -> None:

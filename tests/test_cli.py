@@ -19,6 +19,7 @@ import svdcodec
 from svdcodec import cli
 from svdcodec import format as container
 from svdcodec.cli import batch, photos, safe_io
+from svdcodec.cli import compare as compare_cli
 
 H, W = 23, 37
 
@@ -368,6 +369,65 @@ def test_compare_usage_and_data_errors(tmp_path: Path) -> None:
     assert exc.value.code == 2
     (tmp_path / "bad.png").write_bytes(b"junk")
     assert cli.main(["compare", str(tmp_path / "bad.png")]) == 1
+
+
+def test_option_combinations_the_encoder_refuses_are_usage_errors(
+        png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Status 2 before any work, as for options of one mutually exclusive group."""
+    out = tmp_path / "out"
+    for options, message in ((["--centre", "--layout", "patch8"], "--centre centres"),
+                             (["--lossless", "--psnr", "40"], "--lossless bounds every sample"),
+                             (["--max-error", "1", "--max-bytes", "900"], "--max-error bounds")):
+        assert cli.encode_main([str(png), "-d", str(out), *options]) == 2
+        assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_plot_of_a_type_matplotlib_cannot_write_is_refused_first(
+        png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    for tool in (cli.info_main, cli.compare_main):
+        try:  # svdi-info returns argparse's status, svdi-compare exits with it
+            status = tool(["--plot", str(tmp_path / "spectrum.txt"), str(png)])
+        except SystemExit as exc:
+            status = exc.code
+        err = capsys.readouterr()
+        assert status == 2 and "matplotlib writes no .txt files" in err.err
+        assert not err.out  # nothing done before the refusal
+
+
+def test_an_output_that_is_its_input_is_not_counted_as_existing(
+        png: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--force cannot write an input over itself, so the closing hint does not offer it."""
+    assert cli.encode_main([str(png), "-o", str(png)]) == 1
+    err = capsys.readouterr().err
+    assert "is the input file" in err and "existed before this run" not in err
+
+
+def test_python_m_svdcodec_names_an_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bogus"]) == 2
+    assert "no command 'bogus'" in capsys.readouterr().err
+
+
+def test_compare_says_what_is_wrong_with_an_input(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The other tools' wording for files that are not images or not there (no Python
+    objects, no errno), an array sent to svdi-encode, and a note on an .svdi input."""
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    np.save(tmp_path / "a.npy", np.zeros((4, 4)))
+    (tmp_path / "folder").mkdir()
+    expected = {"bad.png": "bad.png: not an image file in a format Pillow can read",
+                "a.npy": "a.npy: a numpy array: svdi-compare compares images",
+                "missing.png": "missing.png: No such file or directory",
+                "folder": "folder: Is a directory"}
+    for name, message in expected.items():
+        assert cli.main(["compare", str(tmp_path / name), "--no-bd"]) == 1
+        err = capsys.readouterr().err
+        assert message in err and "<_io" not in err and "[Errno" not in err
+    data = svdcodec.encode(np.zeros((16, 16, 3), np.uint8) + 100)
+    (tmp_path / "x.svdi").write_bytes(data)
+    _, notes = compare_cli.load_image(str(tmp_path / "x.svdi"))
+    assert any(n.startswith("an .svdi file: compared as decoded") for n in notes)
 
 
 # ----------------------------------------------------------------------------- real process

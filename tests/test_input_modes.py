@@ -116,7 +116,7 @@ def test_cmyk_profile_is_not_kept_on_the_rgb_samples(tmp_path: Path) -> None:
 def test_svdi_encode_says_when_it_leaves_the_inputs_profile_out(tmp_path: Path) -> None:
     path = cmyk_jpeg(tmp_path)
     result = tools.encode_one(tools.EncodeJob(src=str(path), dest=str(tmp_path / "c.svdi")))
-    assert result.ok and "icc_profile not kept (a CMYK profile" in result.message
+    assert result.ok and "icc_profile not kept (a profile for CMYK" in result.message
     stripped = tools.encode_one(tools.EncodeJob(src=str(path), dest=str(tmp_path / "s.svdi"),
                                                 strip=True))
     assert stripped.ok and "icc_profile" not in stripped.message
@@ -139,6 +139,15 @@ def test_pillow_keeps_a_profile_only_of_the_stored_colour_space(mode: str, space
     image.save(buf, "SVDI")
     assert svdcodec.read_metadata(buf.getvalue()).get("icc_profile") == (profile if kept
                                                                           else None)
+
+
+def test_the_note_names_the_dropped_profiles_own_colour_space(tmp_path: Path) -> None:
+    """An RGB profile on a grey image: the note names RGB (the profile's space), not L."""
+    path = tmp_path / "grey.png"
+    Image.fromarray(photo(16, 24, 1)[..., 0]).save(path, icc_profile=MV.icc_header_only(b"RGB "))
+    result = tools.encode_one(tools.EncodeJob(src=str(path), dest=str(tmp_path / "g.svdi")))
+    assert result.ok and ("icc_profile not kept (a profile for RGB; the samples are stored as "
+                          "grey)") in result.message
 
 
 def test_a_profile_given_explicitly_is_written_as_given() -> None:

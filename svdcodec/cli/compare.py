@@ -25,13 +25,14 @@ from importlib import resources
 from typing import TextIO, cast
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..evaluation import codecs as cmp
 from ..evaluation.codecs import CODEC_LABELS
+from ..format import SIGNATURE
 from ..pillow_plugin import to_8_bits
 from . import deep_images
-from .tools import VersionAction
+from .tools import NPY_MAGIC, VersionAction, describe_error, unwritable_plot
 from .wildcards import expand_one
 
 QUALITIES = (30, 50, 75, 90)
@@ -77,9 +78,20 @@ def load_image(path: str) -> tuple[np.ndarray, list[str]]:
     get there: a note for each change, never silent."""
     with open(path, "rb") if path != "-" else nullcontext(sys.stdin.buffer) as f:
         raw = f.read()
-    with Image.open(io.BytesIO(raw)) as stored:
+    if raw.startswith(NPY_MAGIC):
+        raise ValueError("a numpy array: svdi-compare compares images with JPEG (8-bit grey or "
+                         "colour); svdi-encode stores arrays")
+    try:
+        opened = Image.open(io.BytesIO(raw))
+    except UnidentifiedImageError:
+        raise ValueError("not an image file in a format Pillow can read") from None
+    with opened as stored:
         stored.load()
         notes = []
+        if raw.startswith(SIGNATURE):
+            notes.append("an .svdi file: compared as decoded, which svdi codes again at little "
+                         "cost (the fitted basis finds its integers again), so the figures "
+                         "favour svdi; compare the original instead")
         orientation = stored.getexif().get(EXIF_ORIENTATION, 1)
         # (Pillow applies a TIFF's orientation as it loads it and drops the tag: no second turn)
         im = ImageOps.exif_transpose(stored) if orientation in TURNED else stored
@@ -289,8 +301,9 @@ TABLE_NOTES = """\
   bytes: size of the file; bpp: bits per pixel (bytes x 8 / pixels).
   PSNR: how close the decoded picture is to the original, in dB; higher is closer (around
     30 dB compression shows, above 40 dB it is hard to see).
-  JPEG same PSNR: the smallest JPEG (Pillow, libjpeg quality q) at least that close to the
-    original; "can't reach it": not even JPEG quality 100 is that close.
+  JPEG same PSNR: the smallest JPEG (Pillow, libjpeg quality q, its default 4:2:0 chroma)
+    at least that close to the original; "can't reach it": not even quality 100 is that close
+    (with full-size chroma, subsampling=0, JPEG goes higher).
   svdi/JPEG: svdi's size divided by that JPEG's; below 1 means svdi is smaller."""
 
 
@@ -377,11 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot and (why := _matplotlib_missing()):
         print(f"svdi-compare: {why}", file=sys.stderr)
         return 1
+    if args.plot and (why := unwritable_plot(args.plot)):
+        parser.error(why)
     path = args.image or sample_path()
     try:
         img, notes = load_image(path)
     except (OSError, ValueError) as exc:
-        print(f"svdi-compare: {path}: {exc}", file=sys.stderr)
+        print(f"svdi-compare: {path}: {describe_error(exc)}", file=sys.stderr)
         return 1
     for note in notes:
         print(f"svdi-compare: {path}: {note}", file=sys.stderr)

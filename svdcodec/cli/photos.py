@@ -120,10 +120,17 @@ def _tiff_exif(image: Image.Image) -> bytes:
 def dropped_profile(image: Image.Image) -> str:
     """A note when the input's own ICC profile is left out because it describes another colour
     space than the samples stored (a CMYK JPEG's profile on its RGB samples), else ""."""
-    if image.info.get("icc_profile") and inherited_profile(image) is None:
-        return (f"icc_profile not kept (a {image.mode} profile; the samples are stored "
-                f"as {'grey' if stored_channels(image) < 3 else 'RGB'})")
+    profile = image.info.get("icc_profile")
+    if profile and inherited_profile(image) is None:
+        return (f"icc_profile not kept (a profile for {profile_space(profile)}; the samples are "
+                f"stored as {'grey' if stored_channels(image) < 3 else 'RGB'})")
     return ""
+
+
+def profile_space(profile: bytes) -> str:
+    """The colour space an ICC profile declares (header bytes 16..19: "RGB", "GRAY",
+    "CMYK"...), as a name for a message."""
+    return bytes(profile[16:20]).decode("ascii", "replace").strip() or "?"
 
 
 #: Colour tags of an input (Pillow's info keys, a PNG's gAMA, sRGB and cHRM chunks) that an

@@ -72,7 +72,7 @@ Result = batch.Result
 # ----------------------------------------------------------------------------- shared helpers
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """One-line description of a data or I/O error, without repeating the file name."""
     if isinstance(exc, MemoryError):
         return "out of memory"
@@ -248,7 +248,7 @@ def _outdir(prog: str, outdir: str | None) -> Iterator[bool]:
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as exc:
-        print(f"{prog}: {display(outdir)}: {_describe(exc)}", file=sys.stderr)
+        print(f"{prog}: {display(outdir)}: {describe_error(exc)}", file=sys.stderr)
         yield False
         return
     try:
@@ -288,9 +288,10 @@ def _run_jobs(prog: str, args: argparse.Namespace, dests: Sequence[str],
     """Run the jobs and report them after the skipped inputs' lines; return the exit status.
     A run that met existing outputs without --force or --skip-existing (each such input fails
     "already exists") ends by saying what each option does: the outputs are counted before
-    the batch writes any."""
-    existed = 0 if args.force or args.skip_existing else sum(
-        1 for dest in dests if dest != STDIO and os.path.isfile(dest))
+    the batch writes any, but for an output that is its own input, which no option writes."""
+    existed = 0 if args.force or args.skip_existing else len(
+        file_ids(dest for dest in dests if dest != STDIO and os.path.isfile(dest))
+        - file_ids(job.src for job in jobs if job.src != STDIO))
     status = _report(prog, chain(skipped.values(), _batch(fn, jobs, args)), args.quiet,
                      len(clashes))
     if existed:
@@ -298,6 +299,18 @@ def _run_jobs(prog: str, args: argparse.Namespace, dests: Sequence[str],
               "their inputs (a batch run again does the rest), --force overwrites them",
               file=sys.stderr)
     return status
+
+
+def file_ids(names: Iterable[str]) -> set[tuple[int, int]]:
+    """(st_dev, st_ino) of each file that exists among `names`."""
+    ids = set()
+    for name in names:
+        try:
+            st = os.stat(name)
+        except OSError:
+            continue
+        ids.add((st.st_dev, st.st_ino))
+    return ids
 
 
 def _batch(fn: Callable[[Any], Result], jobs: Sequence[Any], args: argparse.Namespace
@@ -404,11 +417,11 @@ def _guarded(prog: str, body: Callable[[], int]) -> int:
         return CLOSED_PIPE_STATUS
     except _StdoutFailed as exc:  # e.g. > /dev/full
         _drop_stdout()
-        _say(prog, f"cannot write to standard output: {_describe(exc.error)}")
+        _say(prog, f"cannot write to standard output: {describe_error(exc.error)}")
         return 1
     except OSError as exc:
-        _say(prog, _describe(exc) if exc.filename is None
-             else f"{display(exc.filename)}: {_describe(exc)}")
+        _say(prog, describe_error(exc) if exc.filename is None
+             else f"{display(exc.filename)}: {describe_error(exc)}")
         return 1
     finally:
         sys.stdout = stdout
@@ -556,7 +569,7 @@ def encode_one(job: EncodeJob) -> Result:
         data = encode(image, **job.options, **metadata)
         notes = write_output(job.dest, data, [job.src], force=job.force)
     except DATA_ERRORS as exc:
-        return Result(False, f"{display(job.src)}: {_describe(exc)}")
+        return Result(False, f"{display(job.src)}: {describe_error(exc)}")
     text = _encode_summary(job, data)
     if note:
         text += f"; {note}"
@@ -660,7 +673,23 @@ def _encode_name_notes(src: str, dest: str) -> list[str]:
     return notes
 
 
+def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors (status 2) for the options the encoder refuses together, before any work
+    (as the mutually exclusive groups' are)."""
+    exact = "--lossless" if args.lossless else "--max-error" if args.max_error is not None \
+        else None
+    rate = "--psnr" if args.psnr is not None else "--max-bytes" if args.max_bytes is not None \
+        else None
+    if exact and rate:
+        parser.error(f"{exact} bounds every sample, which {rate} would trade away: give one "
+                     "of them")
+    if args.centre and args.layout not in ("auto", "plain"):
+        parser.error(f"--centre centres the columns of the plain layout: leave out --layout "
+                     f"{args.layout} or give --layout plain")
+
+
 def _encode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    _check_combinations(parser, args)
     dests = _destinations(parser, args, ".svdi")
     with _outdir(parser.prog, args.outdir) as ready:
         return _encode_into(parser, args, dests) if ready else 1
@@ -763,7 +792,7 @@ def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = 
     try:
         image.save(buf, format=fmt, **(options or {}))
     except (OSError, KeyError) as exc:  # e.g. "cannot write mode F as PNG"
-        raise ValueError(f"{_describe(exc)}; decode mode {image.mode} to "
+        raise ValueError(f"{describe_error(exc)}; decode mode {image.mode} to "
                          f"{photos.default_suffix(pixels.dtype, channels)} instead"
                          + (" (or round it to 8 bits with --8bit)"
                             if pixels.dtype == np.uint16 else "")) from None
@@ -817,7 +846,7 @@ def decode_one(job: DecodeJob) -> Result:
         image_file, dropped = _output_bytes(pixels, fmt, metadata)
         notes = write_output(job.dest, image_file, [job.src], force=job.force)
     except DATA_ERRORS as exc:
-        return Result(False, f"{display(job.src)}: {_describe(exc)}")
+        return Result(False, f"{display(job.src)}: {describe_error(exc)}")
     text = (f"{display(job.src)} -> {display(job.dest, '<stdout>')}: "
             f"{pixels.shape[1]}x{pixels.shape[0]} {_mode_name(pixels.dtype, channels)}"
             + (" (16-bit samples rounded to 8 bits: --8bit)" if rounded else ""))
@@ -948,7 +977,7 @@ def info_one(job: InfoJob) -> list[Result]:
         name = display(job.src) if not job.as_json or job.src == STDIO else job.src
         report = info_report(name, data)
     except DATA_ERRORS as exc:
-        return [Result(False, f"{display(job.src)}: {_describe(exc)}")]
+        return [Result(False, f"{display(job.src)}: {describe_error(exc)}")]
     described = Result(True, json.dumps(report) if job.as_json
                        else info_text(report, job.verbose))
     cut = report["truncated"]
@@ -976,12 +1005,29 @@ def _info_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unwritable_plot(dest: str) -> str | None:
+    """Why matplotlib cannot write a --plot file of this name (a file type it has no writer
+    for), checked before any work; None if it can, or if matplotlib is missing (said where
+    the plot is drawn)."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return None
+    kind = Path(dest).suffix.lstrip(".").lower() or "png"
+    if kind in FigureCanvasBase.get_supported_filetypes():
+        return None
+    return (f"--plot {dest}: matplotlib writes no .{kind} files; give a name ending in .png, "
+            ".svg or .pdf")
+
+
 def _info_plot(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """svdi-info --plot IMAGE FILE: the spectrum of one file, drawn (see spectra.py)."""
     from ..spectra import plot_spectrum, spectrum, stored_spectrum
 
     if len(args.inputs) != 1:
         parser.error("--plot takes one FILE")
+    if why := unwritable_plot(args.plot):
+        parser.error(why)
     src, dest = args.inputs[0], args.plot
     try:
         check_output(dest, [src] if src != STDIO else [], force=args.force)
@@ -994,7 +1040,7 @@ def _info_plot(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         write_output(dest, picture.getvalue(), [src] if src != STDIO else [],
                      force=args.force)
     except DATA_ERRORS as exc:  # SvdiError is a ValueError
-        print(f"{parser.prog}: {display(src)}: {_describe(exc)}", file=sys.stderr)
+        print(f"{parser.prog}: {display(src)}: {describe_error(exc)}", file=sys.stderr)
         return 1
     if not args.quiet:
         what = "stored σ" if stored else "all σ (svdi-encode's defaults)"
@@ -1060,6 +1106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(version_line())
         return 0
     print(USAGE, file=sys.stderr)
+    if args:
+        print(f"python -m svdcodec: no command {args[0]!r}: give one of "
+              f"{', '.join(COMMANDS)}", file=sys.stderr)
     return 2
 
 
