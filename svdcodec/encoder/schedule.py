@@ -246,8 +246,14 @@ class Encoder:
             return coded
         return run_jobs(job, len(work.source.shapes))
 
-    def encode(self, step: float) -> bytes:
-        """The file at one quantizer step (8-bit units).
+    @property
+    def halves_chroma(self) -> bool:
+        """Whether this image's chroma is halved at coarse steps (8- and 16-bit Y'CbCr)."""
+        return bool(self._prepare(True).header.subsampling)
+
+    def encode(self, step: float, subsample: bool | None = None) -> bytes:
+        """The file at one quantizer step (8-bit units), its chroma halved from
+        SUBSAMPLE_FROM_STEP up unless `subsample` says.
 
         Patch layouts: the planes' factorizations and layout samples, and the whole coding of
         subsampled chroma, run as concurrent jobs whose bands idle threads share (one plane's
@@ -262,7 +268,7 @@ class Encoder:
         job of one thread instead (`coded_in_jobs`): its bands are too small to repay a
         hand-off each, its planes are not; the deblocking judgement too.
         """
-        work = self._prepare(step >= SUBSAMPLE_FROM_STEP)
+        work = self._prepare(step >= SUBSAMPLE_FROM_STEP if subsample is None else subsample)
         header, source = work.header, work.source
         full = [source.shapes[i] == source.shapes[0] for i in range(header.channels)]
 
