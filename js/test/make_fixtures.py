@@ -85,7 +85,12 @@ def sources() -> dict[str, np.ndarray]:
     sensor = (wide.astype(np.float64) + rng.normal(0, 6000, wide.shape)).clip(0, 65535)
     version7 = {"u16_noise": noise16[..., 0], "rgb16_noise": noise16[..., :3],
                 "rgba16_noise": noise16, "u16_sensor": np.rint(sensor).astype(np.uint16)}
-    return {"rgb16": rgb16, "rgba16": rgba16, "odd16": rgb16[:251, :383], **version7,
+    # A red/green overlay (blue constant), which the encoder codes channel by channel
+    # (colour 0), with and without a cut-out's alpha.
+    overlay = rgb.copy()
+    overlay[..., 2] = 0
+    return {"overlay": overlay, "overlay_cutout": np.dstack([overlay, disc]),
+            "rgb16": rgb16, "rgba16": rgba16, "odd16": rgb16[:251, :383], **version7,
             "rgb": rgb, "grey": grey, "rgba": rgba, "odd": odd, "u16": wide, "f32": floats,
             "la": np.dstack([grey, 255 - grey]), "cutout": np.dstack([rgb, disc]), **arrays}
 
@@ -104,6 +109,9 @@ CASES = [
     ("rgb_rank12_plain", "rgb", {"rank": 12}, [5]),
     ("odd_q60_auto", "odd", {"quality": 60}, [2]),
     ("odd_q60_plain", "odd", {"quality": 60, "layout": "plain"}, [7]),
+    # colour 0 for 8-bit RGB(A): a constant colour channel kept exact (encoder.colours_apart)
+    ("rgb_overlay_q60_apart", "overlay", {"quality": 60}, [1, 3]),
+    ("rgba_overlay_q50_apart", "overlay_cutout", {"quality": 50}, [2]),
     ("rgba_q70_auto", "rgba", {"quality": 70, "exact_alpha": False}, [3]),
     # exact_alpha=False: version 1 (by default the encoder adds a residual making alpha exact).
     ("rgba_q95_plain", "rgba", {"quality": 95, "layout": "plain", "exact_alpha": False}, [9]),
