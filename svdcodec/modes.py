@@ -99,23 +99,26 @@ def inherited_profile(image: Image.Image) -> bytes | None:
 
 def raw_array(image: Image.Image) -> np.ndarray:
     """The samples of an image in one of the stored modes, written by Pillow's raw encoder
-    straight into the bytes the array wraps: np.asarray(image) would first build the whole
+    piece by piece into one array (`raw_rows`): np.asarray(image) would first build the whole
     image as bytes, then copy them (twice the raw size at its peak)."""
     image.load()
     return raw_rows(image, 0, image.height)
 
 
-#: The most bytes Pillow's encoder writes in one call (its buffer size is a C int), and the
-#: pieces read beyond that.
-ONE_CALL_BYTES = (1 << 31) - 1
-PIECE_BYTES = 1 << 24
+#: Rows of up to this many bytes are read in one call of Pillow's raw encoder, into the bytes
+#: it returns; larger reads go piece by piece (PIECE_BYTES, at least a row) into an array:
+#: bytes beyond the C library's largest heap block (32 MiB) are a fresh mapping whose every
+#: page faults, where numpy's large arrays take huge pages, and small pieces stay in the
+#: cache (docs/performance.md, "A Pillow image's rows").
+ONE_CALL_BYTES = 1 << 22
+PIECE_BYTES = 1 << 16
 
 
 def raw_rows(image: Image.Image, y0: int, y1: int) -> np.ndarray:
     """Rows y0..y1 of a loaded image in one of the stored modes, as `raw_array` reads them:
-    a read-only array over the bytes Pillow's raw encoder wrote them into, in one call (its
-    buffer is the bytes object it returns: no copy); piece by piece into a new array above
-    ONE_CALL_BYTES."""
+    up to ONE_CALL_BYTES (an encoder's band), a read-only array over the bytes Pillow's raw
+    encoder wrote them into in one call (its buffer is the bytes object it returns: no copy
+    of them); above, a new array written piece by piece."""
     dtype, channels = MODES[image.mode]
     shape = (y1 - y0, image.width) + ((channels,) if channels > 1 else ())
     stored = np.dtype(dtype).newbyteorder("<")

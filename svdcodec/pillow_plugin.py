@@ -170,9 +170,10 @@ class SvdiImageFile(ImageFile.ImageFile):
 
     def verify(self) -> None:
         """Check the file without decoding it, as Pillow's PNG reader checks its chunks: the
-        signature, every chunk's length and CRC-32, and the structure of the records the
-        decoder would read (what `svdi-info --quiet` checks); SyntaxError("broken SVDI file:
-        ...") if it breaks a rule. As for PNG, the image must be opened again to be loaded."""
+        signature, every chunk's length and CRC-32, and the chunks' records (HEAD, PLAN, the
+        block records' fields and sizes); SyntaxError("broken SVDI file: ...") if it breaks a
+        rule. Not the blocks' compressed contents, which load() checks as it decodes them
+        (`svdi-info --quiet` reads those too). As for PNG, open the image again to load it."""
         if self.fp is None:
             raise RuntimeError("verify must be called directly after open")
         try:
@@ -210,6 +211,10 @@ class SvdiImageFile(ImageFile.ImageFile):
         whole first, and the decoded array and the image are held together only once the
         decode is done. What the decoder works from reaches SvdiDecoder through the tile's
         arguments."""
+        if self._im is None and self.fp is not None and getattr(self.fp, "closed", False):
+            # (ImageFile.Parser.close() loads the image it opened from a prefix of the bytes
+            # in a file it has closed since, when the whole file fails to open)
+            raise OSError("cannot load an SVDI image whose file is closed")
         tile = self.tile[0] if len(self.tile) == 1 else None
         args = tile.args if tile is not None else None
         if (self._im is None and self.fp is not None and tile is not None

@@ -117,6 +117,13 @@ def test_image_file_parser_reads_the_whole_file(piece: int | None) -> None:
     cut.feed(data[:len(data) // 2])
     with pytest.raises(OSError, match="truncated"):
         cut.close()
+    # Parser.close() loads the image it opened from a prefix once the whole file fails to
+    # open, from a file it has closed since: an OSError as for any broken image
+    fp = io.BytesIO(data)
+    stale = Image.open(fp)
+    fp.close()
+    with pytest.raises(OSError, match="file is closed"):
+        stale.load()
 
 
 @pytest.mark.parametrize("data", [b"not an image at all", b"\x89SVD\r\n\x1a\x00almost",

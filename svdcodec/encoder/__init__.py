@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any
 
@@ -359,17 +359,18 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     return insert_after_head(data, meta)
 
 
-def colours_apart(pixels: Pixels, request: ResidualRequest) -> bool:
-    """Whether an 8- or 16-bit RGB(A) image is coded channel by channel rather than as
-    Y'CbCr: where a colour channel is constant and kept exact (`exact_constant`, no
-    max_error) while another varies (a red/green overlay, a false-colour map). Through Y'CbCr
-    the constant channel comes back with the other channels' error, which its exact residual
-    then codes sample by sample (2.4-3.3 x the size of the same photo in full colour); apart,
-    its plane is one value, exact, and the others' planes are not halved."""
+def colours_apart(pixels: Pixels, request: ResidualRequest) -> frozenset[int]:
+    """The constant colour channels of an 8- or 16-bit RGB(A) image coded channel by channel
+    rather than as Y'CbCr (empty: Y'CbCr): where a colour channel is constant and kept exact
+    (`exact_constant`, no max_error) while another varies (a red/green overlay, a false-colour
+    map). Through Y'CbCr the constant channel comes back with the other channels' error,
+    which its exact residual then codes sample by sample (2.5-4.4 x the size of the same
+    photo in full colour, docs/lossless.md); apart, its plane is one value, and the others'
+    planes are not halved."""
     if pixels.dtype not in (np.uint8, np.uint16) or pixels.shape[2] not in (3, 4):
-        return False
+        return frozenset()
     constant = request.if_needed & {0, 1, 2}  # (empty under max_error)
-    return 0 < len(constant) < 3
+    return constant if len(constant) < 3 else frozenset()
 
 
 def layer_does_not_pay(data: bytes, pixels: np.ndarray, request: ResidualRequest) -> bool:
@@ -412,17 +413,19 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
             target_psnr: float | None, max_bytes: int | None, layout: str,
             centre: bool = False, deblock: bool = False, optimise_levels: bool = False,
             adapt: int = 0, restore: bool = False, exact: Sequence[int] = (),
-            finish: Callable[[bytes], bytes] | None = None, apart: bool = False) -> bytes:
+            finish: Callable[[bytes], bytes] | None = None,
+            apart: Collection[int] = ()) -> bytes:
     """The file of the low-rank layer. `exact`: channels that the residual will make exact
     with no layer (zeros here, their planes of the same index): target_psnr is the PSNR of
     the others, and centre leaves them out. `finish`: what each layer the rate search codes
     becomes (its residual blocks added), the file the search measures and returns. `apart`:
-    RGB(A) coded channel by channel, not as Y'CbCr (`colours_apart`)."""
+    an RGB(A) image's constant colour channels, for which it is coded channel by channel,
+    not as Y'CbCr (`colours_apart`): exact, and left out of target_psnr's PSNR too."""
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt,
                     *((AQ_RDOQ_LAMBDA, AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS) if adapt else ()))
     enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
-                  deblock, restore, exact, apart)
+                  deblock, restore, exact, bool(apart))
     if single_step:
         return enc.encode(step_for_quality(quality))
 
@@ -444,7 +447,7 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
             coded[log_step, subsample] = layer if finish is None else finish(layer)
         return coded[log_step, subsample]
 
-    scored = [c for c in range(pixels.shape[2]) if c not in exact]
+    scored = [c for c in range(pixels.shape[2]) if c not in exact and c not in apart]
 
     def quality(log_step: float, subsample: bool | None = None) -> float:
         decoded = decode(encoded(log_step, subsample), max_pixels=None).reshape(pixels.shape)
@@ -468,7 +471,7 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
             # The PSNR jumps where the chroma stops being halved. A target inside the jump
             # (the search ends just under the step where halving starts) would get the
             # full-size chroma's file there, larger than a file of halved chroma at a finer
-            # step that meets it too (4-10 % on Kodak at 41 dB): that one, if smaller.
+            # step that meets it too (docs/usage.md): that one, if smaller.
             def good_halved(log_step: float) -> bool:
                 return quality(log_step, True) >= target_psnr
             if good_halved(lo):

@@ -50,6 +50,7 @@ from .tuning import (
     DEBLOCK_SAMPLE_ROWS,
     DEBLOCK_STRENGTHS,
     LAYOUT_LAMBDA,
+    REFILTERED_SHARE,
 )
 
 
@@ -173,6 +174,13 @@ class EdgeSamples:
             new = trial[self.counted, :, 0].astype(np.int64)
             found.append(int(np.sum((new - old) * (((new + old) << 16) - goal))))
         return found
+
+
+    def error(self) -> float:
+        """The squared error of the counted rows against the goal, in sample units."""
+        diff = (self.samples[self.counted].astype(np.int64) * GOAL_SCALE
+                - self.goal[self.counted]).astype(np.float64)
+        return float(np.einsum("ij,ij->", diff, diff)) / GOAL_SCALE ** 2
 
 
 def filter_gain(samples: np.ndarray, target: np.ndarray, period: int,
@@ -317,12 +325,14 @@ def judged_rows(rendered: list[tuple[int, int]], height: int, width: int,
 
 def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels: Pixels,
                    colour: int, plane: Plane, period: int, judged: list[tuple[int, int]] | None,
-                   pieces: list[JudgedPiece] | None = None
+                   pieces: list[JudgedPiece] | None = None, fitted: bool = False
                    ) -> tuple[tuple[int, int, int], float]:
     """`best_strength` of one plane's channel of the stacked samples of the `rendered` bands
     against the (h, w, c) image (an array, or a Pillow image's `ImageRows`: only the judged
     bands' rows are read), judged on `judged` (`judged_bands`; None: the whole plane):
-    the error it saves, scaled to the whole plane. The judged bands go in pieces of about
+    the error it saves, scaled to the whole plane. `fitted`: the plane is coded with the
+    basis fitted to its integers; NO_DEBLOCK where the filter would remove more than
+    REFILTERED_SHARE of its error (an image svdi decoded with the filter: not filtered again). The judged bands go in pieces of about
     DEBLOCK_PIECE_SAMPLES samples: their temporaries (the target and its integers, the trial
     channel: 10 bytes a sample) stay small beside the image. `pieces`: `judged_rows` of
     these bands, if made already."""
@@ -341,8 +351,14 @@ def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels:
         return EdgeSamples(channel, period, goal, part.counted)
     # the pieces on every thread, each piece's temporaries freed as its changes are made
     candidates, table = strengths(plane.step), strength_table(plane.step)
-    params, saved = best_strength(candidates, run_bands(
-        lambda k: piece(pieces[k]).changes(candidates, table), len(pieces)))
+
+    def judge(k: int) -> tuple[list[int], float]:
+        edges = piece(pieces[k])
+        return edges.changes(candidates, table), edges.error() if fitted else 0.0
+    judgements = run_bands(judge, len(pieces))
+    params, saved = best_strength(candidates, [changes for changes, _ in judgements])
+    if fitted and saved > REFILTERED_SHARE * sum(error for _, error in judgements):
+        return NO_DEBLOCK, 0.0
     if judged is None:
         return params, saved
     return params, saved * h / counted_rows(judged)
@@ -364,13 +380,14 @@ def judged_pieces(bands: list[tuple[int, int]], width: int) -> list[list[tuple[i
 
 def with_deblocking(layer: bytes, pixels: Pixels, step: float,
                     integers: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
-                    plane_jobs: bool = False, unfiltered_planes: Collection[int] = ()) -> bytes:
+                    plane_jobs: bool = False, fitted_planes: Collection[int] = ()) -> bytes:
     """The encoder's file (no metadata, no residual yet) with the deblocking filter of each
     plane that gains from one (version 4), or `layer` itself. `pixels`: the (h, w, c) image,
     of which only the judged bands' rows are read (`pixels[y0:y1]`). `integers`: the integers
     (A, B) the encoder holds of some planes by index, rendered instead of their blocks.
     `plane_jobs`: each plane's strength trials in a job of one thread (`threads.run_jobs`).
-    `unfiltered_planes`: planes not judged (left without a filter) by index."""
+    `fitted_planes`: the planes coded with the basis fitted to their integers, by index (see
+    `plane_strength`)."""
     container = unpack(layer)
     header = container.header
     if header.dtype != np.uint8 or not any(p.layout == LAYOUT_PATCH and p.rank
@@ -383,10 +400,7 @@ def with_deblocking(layer: bytes, pixels: Pixels, step: float,
     # the exact file: the layer itself where its planes are exact already (its header and
     # PLANs are those pack_exact would write again)
     exact = layer if unfiltered is container else pack_exact(layer, container, unfiltered) + END
-    judged_planes = [p for p in unfiltered.planes if p.layout == LAYOUT_PATCH and p.rank
-                     and p.index not in unfiltered_planes]
-    if not judged_planes:
-        return layer
+    judged_planes = [p for p in unfiltered.planes if p.layout == LAYOUT_PATCH and p.rank]
     judged = {p.index: judged_bands(header.height, plane_period(p, header), header.width)
               for p in judged_planes}
     full = [p for p in unfiltered.planes if (p.height, p.width) == (header.height, header.width)]
@@ -407,7 +421,8 @@ def with_deblocking(layer: bytes, pixels: Pixels, step: float,
         bands = judged[p.index]
         return plane_strength(samples, rendered, pixels, header.colour, p,
                               plane_period(p, header), bands,
-                              pieces[None if bands is None else tuple(bands)])
+                              pieces[None if bands is None else tuple(bands)],
+                              p.index in fitted_planes)
     # plane_jobs (an image whose planes the encoder coded in jobs): a plane's trials in a job
     # of one thread; else plane after plane, each plane's pieces on every thread
     judgements = (run_jobs(strength, len(judged_planes)) if plane_jobs

@@ -268,8 +268,8 @@ class CodedPlane:
     #: are held anyway (at most DROP_U_BYTES of U; not an adapted plane's): the deblocking
     #: judgement renders from them instead of reading the file back
     integers: tuple[np.ndarray, np.ndarray] | None = None
-    #: coded with a basis fitted to its quantized coefficients (`fitted_candidate`), which
-    #: wins only on an image svdi decoded
+    #: coded with a basis fitted to its quantized coefficients (`fitted_candidate`): an image
+    #: svdi decoded codes so, and some others (rendered graphics, photos once JPEGs)
     fitted: bool = False
 
 

@@ -306,12 +306,13 @@ class Encoder:
         # an image svdi decoded (its patch edges were filtered once: filtering them again at
         # every generation blurs it cycle after cycle, docs/design-notes.md). A Y'CbCr one
         # is told by its samples (`on_decoder_grid`); a grey one's are integers either way,
-        # so its planes are told by their coding: a plane that kept the fitted basis.
+        # so its planes are told by their coding and the filter together: one that kept the
+        # fitted basis, whose error the filter would mostly remove (`plane_strength`).
         if self.deblock and not (ycc_8bit(header, 0) and source.on_decoder_grid):
             data = with_deblocking(data, self.pixels, step,
                                    {k.plane.index: k.integers for k in coded
                                     if k.integers is not None}, plane_jobs=self.plane_jobs,
-                                   unfiltered_planes={k.plane.index for k in coded if k.fitted})
+                                   fitted_planes={k.plane.index for k in coded if k.fitted})
         # 8-bit images: the restoration filter fitted to the decoded samples (version 6, §5.6)
         if self.restore:
             assert isinstance(self.pixels, np.ndarray), "encode() passes restoration an array"

@@ -192,3 +192,11 @@ DEBLOCK_SAMPLE_PIXELS = 1 << 20
 #: Samples judged at once (a piece of the judged bands): their float64 errors and indices
 #: take 16 bytes a sample, which must stay small beside a large image's peak.
 DEBLOCK_PIECE_SAMPLES = 1 << 18
+#: A plane coded with the basis fitted to its own integers takes no filter where the best
+#: filter would remove more than this share of its error on the judged samples: then its
+#: image is one svdi decoded with that filter (its edges are the filter's, not the coding's),
+#: which filtering again at every generation blurs without end. Measured (fitted planes, the
+#: error the filter removes): grey Kodak photos decoded from filtered files 31-85 %; originals
+#: where the fit wins, rendered text, charts and UI 6-18 %, photos once JPEGs 0.3-4 %
+#: (docs/design-notes.md, "Deblocking filter").
+REFILTERED_SHARE = 0.25
