@@ -98,9 +98,9 @@ def inherited_profile(image: Image.Image) -> bytes | None:
 
 
 def raw_array(image: Image.Image) -> np.ndarray:
-    """The samples of an image in one of the stored modes, written by Pillow's raw encoder
-    piece by piece into one array (`raw_rows`): np.asarray(image) would first build the whole
-    image as bytes, then copy them (twice the raw size at its peak)."""
+    """The samples of an image in one of the stored modes as `raw_rows` reads them (one call
+    up to ONE_CALL_BYTES, pieces into one array above): np.asarray(image) would first build
+    the whole image as bytes, then copy them (twice the raw size at its peak)."""
     image.load()
     return raw_rows(image, 0, image.height)
 

@@ -315,7 +315,7 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
         data = gridded if gridded is not None else \
             _encode(source, quality, rank, energy, target_psnr, max_bytes, layout, centre,
                     deblock, effort >= 2, adapt, restore, sorted(request.no_layer), finish,
-                    apart)
+                    apart, request.if_needed)
         if request.any and gridded is None and finish is None:
             assert isinstance(pixels, np.ndarray), "a residual reads the whole array (above)"
             try:
@@ -332,7 +332,8 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                     data = with_residuals(_encode(source, FINEST_QUALITY, rank, energy, None,
                                                   None, layout, centre, deblock,
                                                   effort >= 2, adapt, restore,
-                                                  apart=apart), pixels, request, effort)
+                                                  apart=apart), pixels, request,
+                                          effort)
                 except ResidualRangeError:
                     if not bare_floats:
                         raise
@@ -359,18 +360,17 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
     return insert_after_head(data, meta)
 
 
-def colours_apart(pixels: Pixels, request: ResidualRequest) -> frozenset[int]:
-    """The constant colour channels of an 8- or 16-bit RGB(A) image coded channel by channel
-    rather than as Y'CbCr (empty: Y'CbCr): where a colour channel is constant and kept exact
-    (`exact_constant`, no max_error) while another varies (a red/green overlay, a false-colour
-    map). Through Y'CbCr the constant channel comes back with the other channels' error,
+def colours_apart(pixels: Pixels, request: ResidualRequest) -> bool:
+    """Whether an 8- or 16-bit RGB(A) image is coded channel by channel rather than as
+    Y'CbCr: where a colour channel is constant and kept exact (`exact_constant`, no
+    max_error) while another varies (a red/green overlay, a false-colour map). Through Y'CbCr the constant channel comes back with the other channels' error,
     which its exact residual then codes sample by sample (2.5-4.4 x the size of the same
     photo in full colour, docs/lossless.md); apart, its plane is one value, and the others'
     planes are not halved."""
     if pixels.dtype not in (np.uint8, np.uint16) or pixels.shape[2] not in (3, 4):
-        return frozenset()
+        return False
     constant = request.if_needed & {0, 1, 2}  # (empty under max_error)
-    return constant if len(constant) < 3 else frozenset()
+    return 0 < len(constant) < 3
 
 
 def layer_does_not_pay(data: bytes, pixels: np.ndarray, request: ResidualRequest) -> bool:
@@ -413,19 +413,20 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
             target_psnr: float | None, max_bytes: int | None, layout: str,
             centre: bool = False, deblock: bool = False, optimise_levels: bool = False,
             adapt: int = 0, restore: bool = False, exact: Sequence[int] = (),
-            finish: Callable[[bytes], bytes] | None = None,
-            apart: Collection[int] = ()) -> bytes:
+            finish: Callable[[bytes], bytes] | None = None, apart: bool = False,
+            unscored: Collection[int] = ()) -> bytes:
     """The file of the low-rank layer. `exact`: channels that the residual will make exact
     with no layer (zeros here, their planes of the same index): target_psnr is the PSNR of
     the others, and centre leaves them out. `finish`: what each layer the rate search codes
     becomes (its residual blocks added), the file the search measures and returns. `apart`:
-    an RGB(A) image's constant colour channels, for which it is coded channel by channel,
-    not as Y'CbCr (`colours_apart`): exact, and left out of target_psnr's PSNR too."""
+    RGB(A) coded channel by channel, not as Y'CbCr (`colours_apart`). `unscored`: channels
+    that decode exactly whatever the layer (constant ones, an exact alpha), left out of
+    target_psnr's PSNR too (unless every channel is)."""
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt,
                     *((AQ_RDOQ_LAMBDA, AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS) if adapt else ()))
     enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
-                  deblock, restore, exact, bool(apart))
+                  deblock, restore, exact, apart)
     if single_step:
         return enc.encode(step_for_quality(quality))
 
@@ -447,7 +448,8 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
             coded[log_step, subsample] = layer if finish is None else finish(layer)
         return coded[log_step, subsample]
 
-    scored = [c for c in range(pixels.shape[2]) if c not in exact and c not in apart]
+    scored = [c for c in range(pixels.shape[2]) if c not in exact and c not in unscored] \
+        or list(range(pixels.shape[2]))
 
     def quality(log_step: float, subsample: bool | None = None) -> float:
         decoded = decode(encoded(log_step, subsample), max_pixels=None).reshape(pixels.shape)

@@ -194,9 +194,11 @@ DEBLOCK_SAMPLE_PIXELS = 1 << 20
 DEBLOCK_PIECE_SAMPLES = 1 << 18
 #: A plane coded with the basis fitted to its own integers takes no filter where the best
 #: filter would remove more than this share of its error on the judged samples: then its
-#: image is one svdi decoded with that filter (its edges are the filter's, not the coding's),
-#: which filtering again at every generation blurs without end. Measured (fitted planes, the
-#: error the filter removes): grey Kodak photos decoded from filtered files 31-85 %; originals
-#: where the fit wins, rendered text, charts and UI 6-18 %, photos once JPEGs 0.3-4 %
-#: (docs/design-notes.md, "Deblocking filter").
-REFILTERED_SHARE = 0.25
+#: image is most likely one svdi decoded with that filter (its error is the edges the filter
+#: moved), which filtering again at every generation blurs without end. No share separates
+#: the two kinds (docs/design-notes.md, "Deblocking filter"): grey Kodak photos decoded from
+#: default files 18.7-89 %, from effort 2, aq or restore files 12-85 %, from patch16 files
+#: 0.4-3 %; originals the fit wins on: rendered text, charts and UI 5.6-18 %, a striped
+#: pattern 30-31 %, photos once JPEGs at most 6.3 %. This one keeps every default file's
+#: decode unfiltered and every JPEG-sourced photo filtered.
+REFILTERED_SHARE = 0.15
