@@ -28,11 +28,11 @@ from pathlib import Path
 
 os.environ.setdefault("SVDCODEC_THREADS", "1")  # the counters below are not thread-safe
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-import svdcodec  # noqa: E402
-from svdcodec.encoder import deblock  # noqa: E402
+import svdcodec
+from svdcodec.encoder import deblock
 
 #: per fitted plane judged: (share removed, error after / step^2, error before / step^2)
 FOUND: list[tuple[float, float, float]] = []
@@ -135,7 +135,7 @@ def main() -> None:
             once = np.asarray(Image.open(io.BytesIO(buffer.getvalue())))
             for q in (50, 75):
                 jpeg += planes_of(once, quality=q)
-    for name, image in rendered().items():
+    for image in rendered().values():
         for q in (20, 30, 50, 75, 90):
             drawn += planes_of(image, quality=q)
     show("decoded from default files", decoded)

@@ -175,7 +175,6 @@ class EdgeSamples:
             found.append(int(np.sum((new - old) * (((new + old) << 16) - goal))))
         return found
 
-
     def error(self) -> float:
         """The squared error of the counted rows against the goal, in sample units, summed a
         few rows at a time (a plane judged whole is one piece: no copies of it all)."""
@@ -337,12 +336,12 @@ def plane_strength(samples: np.ndarray, rendered: list[tuple[int, int]], pixels:
     """`best_strength` of one plane's channel of the stacked samples of the `rendered` bands
     against the (h, w, c) image (an array, or a Pillow image's `ImageRows`: only the judged
     bands' rows are read), judged on `judged` (`judged_bands`; None: the whole plane):
-    the error it saves, scaled to the whole plane. `fitted`: the plane is coded with the
-    basis fitted to its integers; NO_DEBLOCK where the filter would remove more than
-    REFILTERED_SHARE of its error (an image svdi decoded with the filter: not filtered again). The judged bands go in pieces of about
+    the error it saves, scaled to the whole plane. The judged bands go in pieces of about
     DEBLOCK_PIECE_SAMPLES samples: their temporaries (the target and its integers, the trial
     channel: 10 bytes a sample) stay small beside the image. `pieces`: `judged_rows` of
-    these bands, if made already."""
+    these bands, if made already. `fitted`: the plane is coded with the basis fitted to its
+    integers; NO_DEBLOCK where the filter would remove more than REFILTERED_SHARE of its
+    error (most likely an image svdi decoded with the filter: not filtered again)."""
     h, w = pixels.shape[:2]
     if pieces is None:
         pieces = judged_rows(rendered, h, w, judged)
