@@ -303,14 +303,28 @@ def environment() -> dict[str, Any]:
 
 
 def bytecode_cached() -> bool:
-    """Whether svdcodec's modules load from cached bytecode, as after `pip install .` (pip
-    compiles them): without it (PYTHONDONTWRITEBYTECODE in a source tree) every fresh process
-    compiles the package again, and import times measure the compiler."""
+    """Whether every svdcodec module loads from cached bytecode of its current source, as
+    after `pip install .` (pip compiles them): without it (PYTHONDONTWRITEBYTECODE in a source
+    tree, or sources edited since their bytecode was written) every fresh process compiles
+    those modules again, and the fresh-process times (the encoder's modules load on the first
+    encode) measure the compiler. `python -m compileall -q svdcodec` writes it."""
     import importlib.util
 
-    import svdcodec.format.reader as probe
+    import svdcodec
 
-    return Path(importlib.util.cache_from_source(probe.__file__)).exists()
+    for source in Path(svdcodec.__file__).parent.rglob("*.py"):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        try:
+            header = cached.read_bytes()[:16]
+        except OSError:
+            return False
+        stat = source.stat()
+        # the pyc header (PEP 552, timestamp-based): flags, then the source's mtime and size
+        if (len(header) < 16 or int.from_bytes(header[4:8], "little") != 0
+                or int.from_bytes(header[8:12], "little") != int(stat.st_mtime) & 0xFFFFFFFF
+                or int.from_bytes(header[12:16], "little") != stat.st_size & 0xFFFFFFFF):
+            return False
+    return True
 
 
 # ----------------------------------------------------------------------------- output

@@ -391,9 +391,11 @@ def main(argv: list[str] | None = None) -> int:
           f"SVDCODEC_KERNELS="
           f"{env['SVDCODEC_KERNELS'] or '(unset)'}; kernels: {env['kernel_path']}")
     if not env["bytecode_cached"]:
-        print("note: svdcodec has no cached bytecode here (PYTHONDONTWRITEBYTECODE in a source "
-              "tree?): fresh processes compile it, so the import and 'imports + operation' "
-              "figures are not what an installed package gives")
+        print("note: some svdcodec module has no cached bytecode of its current source here "
+              "(PYTHONDONTWRITEBYTECODE in a source tree, or edited since): fresh processes "
+              "compile it, so the import and fresh-process figures (the encoder loads on the "
+              "first encode) are not what an installed package gives; `python -m compileall "
+              "-q svdcodec` writes it")
     results: dict[str, Any] = {"command": command, "environment": env, "rows": {},
                                "operations": _operations.OPERATIONS}
 
