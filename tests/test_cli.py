@@ -241,6 +241,24 @@ def test_a_float_image_refused_for_png_names_the_suffixes_that_hold_it(
     assert cli.decode_main([str(tmp_path / "f.svdi"), "-o", str(tmp_path / "f.pfm")]) == 0
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+def test_signed_grey_decodes_to_a_tiff_of_32_bit_integers(
+        dtype: type, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CT slice's int16 (or int8) has no Pillow mode: .npy by default; asked for a TIFF,
+    mode I holds every value exactly; PNG refused, naming both."""
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(3).integers(info.min, info.max, (H, W), endpoint=True).astype(dtype)
+    (tmp_path / "s.svdi").write_bytes(svdcodec.encode(x, max_error=0))
+    assert cli.decode_main([str(tmp_path / "s.svdi"), "-o", str(tmp_path / "s.tiff"),
+                            "--quiet"]) == 0
+    with Image.open(tmp_path / "s.tiff") as tiff:
+        assert tiff.mode == "I" and np.array_equal(np.asarray(tiff), x.astype(np.int32))
+    assert cli.decode_main([str(tmp_path / "s.svdi"), "-o", str(tmp_path / "s.png")]) == 1
+    assert "decode to .npy instead (or to .tiff" in capsys.readouterr().err
+    assert cli.decode_main([str(tmp_path / "s.svdi"), "--quiet"]) == 0
+    assert np.array_equal(np.load(tmp_path / "s.svdi.npy"), x)  # photo.svdi -> photo.svdi.png
+
+
 def test_interrupt_during_write_leaves_nothing(png: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*args: object) -> None:
