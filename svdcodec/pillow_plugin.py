@@ -177,7 +177,8 @@ class SvdiImageFile(ImageFile.ImageFile):
         if self.fp is None:
             raise RuntimeError("verify must be called directly after open")
         try:
-            unpack_checked(_file_bytes(self.fp))  # open checked the size
+            if _reusable(self.fp, self._parsed) is None:  # else open's parse checked it all
+                unpack_checked(_file_bytes(self.fp))  # open checked the size
         except SvdiError as exc:
             raise SyntaxError(f"broken SVDI file: {exc}") from exc
         finally:

@@ -779,15 +779,15 @@ def _image_bytes(pixels: np.ndarray, fmt: str, options: dict[str, Any] | None = 
         np.save(buf, pixels, allow_pickle=False)
         return buf.getvalue()
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    if fmt == "TIFF" and channels == 1 and pixels.dtype in (np.int8, np.int16):
-        # signed grey (a CT slice's int16) has no Pillow mode of its own; mode I (32-bit
-        # signed) holds every value, and a TIFF of mode I keeps it
+    # signed grey (a CT slice's int16) has no Pillow mode of its own; mode I (32-bit signed)
+    # holds every value, and a TIFF of mode I keeps it
+    signed_grey = channels == 1 and pixels.dtype in (np.int8, np.int16)
+    if fmt == "TIFF" and signed_grey:
         pixels = pixels.reshape(pixels.shape[:2]).astype(np.int32)
     if (pixels.dtype, channels) not in PILLOW_MODES:
         raise ValueError(f"{channels} channels of {pixels.dtype} have no Pillow mode; "
                          "decode to .npy instead"
-                         + (" (or to .tiff, as 32-bit integers)" if channels == 1
-                            and pixels.dtype in (np.int8, np.int16) else ""))
+                         + (" (or to .tiff, as 32-bit integers)" if signed_grey else ""))
     image = Image.fromarray(pixels)
     if image.mode in WIDE_GREY_FORMATS and fmt not in WIDE_GREY_FORMATS[image.mode]:
         # Pillow's WebP writer turns both modes into 8-bit RGB and its PPM writer clips I to

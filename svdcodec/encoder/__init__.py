@@ -363,10 +363,11 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
 def colours_apart(pixels: Pixels, request: ResidualRequest) -> bool:
     """Whether an 8- or 16-bit RGB(A) image is coded channel by channel rather than as
     Y'CbCr: where a colour channel is constant and kept exact (`exact_constant`, no
-    max_error) while another varies (a red/green overlay, a false-colour map). Through Y'CbCr the constant channel comes back with the other channels' error,
-    which its exact residual then codes sample by sample (2.5-4.4 x the size of the same
-    photo in full colour, docs/lossless.md); apart, its plane is one value, and the others'
-    planes are not halved."""
+    max_error) while another varies (a red/green overlay, a false-colour map). Through
+    Y'CbCr the constant channel comes back with the other channels' error, which its exact
+    residual then codes sample by sample (2.5-4.4 x the size of the same photo in full
+    colour, docs/lossless.md); apart, its plane is one value, and the others' planes are not
+    halved."""
     if pixels.dtype not in (np.uint8, np.uint16) or pixels.shape[2] not in (3, 4):
         return False
     constant = request.if_needed & {0, 1, 2}  # (empty under max_error)
