@@ -53,3 +53,13 @@ def test_an_expected_size_makes_one_array_for_smaller_and_larger_asks() -> None:
     assert small.size == 100
     assert np.shares_memory(small, user.get("x", 300))  # no second array for the larger ask
     assert user.get("x", 301).size == 301  # beyond it: a new array, as without `expect`
+
+
+def test_arrays_not_kept_are_reused_by_their_user_alone() -> None:
+    user = scratch.ThreadBuffers(kept=False)  # the encoder's bands of one pass
+    first = user.get("x", 100)
+    assert np.shares_memory(first, user.get("x", 80))  # the next band's
+    assert not scratch._kept.__dict__  # none kept for the next decode
+    assert not np.shares_memory(first, scratch.ThreadBuffers(kept=False).get("x", 100))
+    kept = scratch.ThreadBuffers().get("x", 100)
+    assert not np.shares_memory(kept, user.get("x", 100))  # nor taken from the kept ones

@@ -41,6 +41,7 @@ from ..format import LAYOUT_PATCH, MAX_RANK, NO_AQ, SPARSE, Block, Plane
 from ..format.writer import pack_record
 from ..runtime import band_sizes
 from ..runtime.band_sizes import row_bands
+from ..runtime.scratch import ThreadBuffers
 from ..runtime.threads import defer, run_bands, threaded_blas
 from . import aq as aq_encoder
 from . import tuning
@@ -63,6 +64,9 @@ DROP_U_BYTES = 1 << 22
 #: The last columns kept: rank // TAIL_PART of them (at least one), those the rank decision
 #: reads first, scanning from the last component down (it rebuilds any other it reads).
 TAIL_PART = 4
+#: Names of a band's arrays in a `ThreadBuffers` (`quantize_u`): its patches projected on the
+#: basis, and their integers where only some columns are kept.
+PROJECTED, INTEGERS = "encoder projected", "encoder integers"
 
 
 class CachingSource(PlaneSource):
@@ -74,10 +78,11 @@ class CachingSource(PlaneSource):
         super().__init__(*args, **kwargs)
         self._patches: dict[tuple[int, int], np.ndarray] = {}
 
-    def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
+    def patches(self, i: int, y0: int, y1: int, side: int,
+                scratch: ThreadBuffers | None = None) -> np.ndarray:
         h, w = self.shapes[i]
         if h * w > CACHED_PATCH_SAMPLES or y0 % side or (y1 % side and y1 != h):
-            return super().patches(i, y0, y1, side)
+            return super().patches(i, y0, y1, side, scratch)
         whole = self._patches.get((i, side))
         if whole is None:  # planes run concurrently, never the same plane's first band
             big = self._patches.get((i, 2 * side))
@@ -323,8 +328,11 @@ def patch_grams(source: PlaneSource, index: int, sides: list[int]) -> dict[int, 
     derived = [s for s in sides if 2 * s in sides and tiles_exactly(s, h, w)]
     direct = [s for s in sides if s not in derived]
 
+    scratch = ThreadBuffers(kept=False)  # one array of each per thread for the bands
+
     def gram(i: int) -> list[np.ndarray]:
-        return [(a.T @ a) for a in (source.patches(index, *bands[i], side) for side in direct)]
+        return [(a.T @ a) for a in (source.patches(index, *bands[i], side, scratch)
+                                    for side in direct)]
     totals = [np.zeros((side * side, side * side)) for side in direct]
     for part in run_bands(gram, len(bands)):
         for total, g in zip(totals, part):
@@ -497,12 +505,15 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
         row_m = aq_encoder.encoder_map(coefficients, (int(starts[-1]) // per_row, per_row),
                                        patch, step, g, map_columns, mean_step, map_rounding)
 
+    scratch = ThreadBuffers(kept=False)  # one array of each per thread for the bands
+
     def band(i: int) -> BandPart:
         y0, y1 = bands[i]
         if row_m is None:
-            a = source.patches(candidate.plane.index, y0, y1, patch)
+            a = source.patches(candidate.plane.index, y0, y1, patch, scratch)
             stats = ColumnStats(rank, step, sparse, own_steps, **rdoq)
-            values = a @ unit_basis
+            values = np.matmul(a, unit_basis, out=scratch.get(
+                PROJECTED, a.shape[0] * rank).reshape(a.shape[0], rank))
         else:
             stats = aq_encoder.AQStats(rank, step, sparse, row_m[starts[i]:starts[i + 1]],
                                        map_columns, mean_step=mean_step,
@@ -512,7 +523,8 @@ def quantize_u(source: PlaneSource, candidate: Candidate, rank: int, step: float
         if tail is None:
             ints = stats.add(values, out=mine)
         else:
-            ints = stats.add(values, out=np.empty((values.shape[0], rank), dtype=dtype))
+            ints = stats.add(values, out=scratch.get(INTEGERS, values.size, dtype).reshape(
+                values.shape))
             keep_columns(ints, mine, tail, starts[i])
         return BandPart(mine, stats, [band_symbols(ints, lo, hi) for lo, hi in groups])
     done = done or {}

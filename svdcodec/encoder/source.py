@@ -28,6 +28,7 @@ from ..codec.resample import least_squares_half
 from ..format import COLOUR_NONE, COLOUR_YCBCR, SAMPLE_CODES, WRITTEN_VERSION, Header
 from ..modes import ImageRows, Pixels
 from ..runtime import kernels
+from ..runtime.scratch import ThreadBuffers
 
 #: Sample types the compiled kernels read (the others are converted by numpy).
 COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -129,8 +130,10 @@ class PlaneSource:
         return (kernels.get() if self._c_order and self.pixels.dtype in COMPILED
                 and not wide_colour(self.header, i) else None)
 
-    def patches(self, i: int, y0: int, y1: int, side: int) -> np.ndarray:
-        """`patch_rows(self.rows(i, y0, y1), side)`."""
+    def patches(self, i: int, y0: int, y1: int, side: int,
+                scratch: ThreadBuffers | None = None) -> np.ndarray:
+        """`patch_rows(self.rows(i, y0, y1), side)`; in `scratch`'s PATCHES array of this
+        thread where given and the kernels make them."""
         assert i not in self.means, "centred planes are coded in the plain layout"
         compiled = kernels.get() if i in self._kept else (
             self._compiled(i) if i not in self._halves
@@ -139,13 +142,12 @@ class PlaneSource:
             return patch_rows(self.rows(i, y0, y1), side)
         if i in self._kept:  # one float32 channel, times 1
             kept = self._kept[i]
-            out = np.empty((-(-(y1 - y0) // side) * -(-kept.shape[1] // side), side * side),
-                           dtype=np.float32)
+            out = patch_array(-(-(y1 - y0) // side) * -(-kept.shape[1] // side), side, scratch)
             compiled.patch_plane(kept[:, :, None], y0, y1, np.zeros(1, np.intp),
                                  np.ones(1, np.float32), np.float32(1.0), side, out)
             return out
         return compiled_patches(compiled, self.pixels[y0:y1], self.header, i, side,
-                                self.on_decoder_grid)
+                                self.on_decoder_grid, scratch)
 
     def full_rows(self, i: int, y0: int, y1: int, table: bool | None = None) -> np.ndarray:
         """Rows y0..y1 of full-size plane i (before halving), float32: `full_rows`, by the
@@ -222,13 +224,21 @@ class PlaneSource:
         return full_rows(self.pixels[y0:y1], self.header, i, self.on_decoder_grid)
 
 
+def patch_array(count: int, side: int, scratch: ThreadBuffers | None) -> np.ndarray:
+    """An array for `count` patches of `side` x `side` float32 samples: this thread's
+    PATCHES array of `scratch`, else a new one."""
+    if scratch is None:
+        return np.empty((count, side * side), dtype=np.float32)
+    return scratch.get(PATCHES, count * side * side).reshape(count, side * side)
+
+
 def compiled_patches(compiled: ModuleType, rows: np.ndarray, header: Header, i: int, side: int,
-                     table: bool) -> np.ndarray:
+                     table: bool, scratch: ThreadBuffers | None = None) -> np.ndarray:
     """`patch_rows(full_rows(...), side)` of these rows of pixels by the compiled kernel (side
-    1: the rows)."""
+    1: the rows), in `scratch`'s PATCHES array of this thread where given."""
     channels, weights, unit = recipe(header, i)
     h, w = rows.shape[:2]
-    out = np.empty((-(-h // side) * -(-w // side), side * side), dtype=np.float32)
+    out = patch_array(-(-h // side) * -(-w // side), side, scratch)
     if ycc_8bit(header, i) and table:
         compiled.patch_plane(rows, 0, h, channels, YCC_WEIGHTS.ravel(), np.float32(unit),
                              side, out, bias_table(), i)
@@ -238,6 +248,10 @@ def compiled_patches(compiled: ModuleType, rows: np.ndarray, header: Header, i: 
     else:
         compiled.patch_plane(rows, 0, h, channels, weights, np.float32(unit), side, out)
     return out
+
+
+#: The name of a band's patches in a `ThreadBuffers` (`PlaneSource.patches`).
+PATCHES = "encoder patches"
 
 
 def ycc_8bit(header: Header, i: int) -> bool:

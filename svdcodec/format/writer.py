@@ -64,10 +64,11 @@ def block_content(block: Block) -> tuple[int, bytes]:
         return code, np.ascontiguousarray(data, dtype=ELEMENT_TYPES[code]).tobytes()
     symbols, xrun, xval = block.data()
     code = _element_code(xval)
-    # (no copy of an array already of its type: tobytes reads it as it is)
-    return code, b"".join((symbols.astype(np.uint8, copy=False).tobytes(),
-                           xrun.astype("<u2", copy=False).tobytes(),
-                           xval.astype(ELEMENT_TYPES[code], copy=False).tobytes()))
+    # joined from the arrays themselves (buffers of their bytes, no copy of an array already
+    # contiguous and of its type): one copy of the streams, not one more per array
+    return code, b"".join((np.ascontiguousarray(symbols, dtype=np.uint8),
+                           np.ascontiguousarray(xrun, dtype="<u2"),
+                           np.ascontiguousarray(xval, dtype=ELEMENT_TYPES[code])))
 
 
 def pack_block(block: Block, level: int = 3) -> bytes:

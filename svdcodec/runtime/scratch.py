@@ -31,11 +31,15 @@ LEFT = "left"
 
 class ThreadBuffers:
     """Arrays by name for the calling thread: `get` returns the same memory to every caller in
-    that thread, so a caller is done with an array before it asks for the same name again."""
+    that thread, so a caller is done with an array before it asks for the same name again.
+    `kept=False`: none is kept for later decodes, each lasts as long as this object (the
+    encoder's band arrays: reused by the bands of one pass, without taking the room the
+    decoder's kept arrays have in each thread)."""
 
-    def __init__(self) -> None:
-        self._spill = threading.local()  # this object's arrays above KEEP_BYTES, per thread
+    def __init__(self, kept: bool = True) -> None:
+        self._spill = threading.local()  # this object's arrays not kept, per thread
         self._least: dict[str, int] = {}  # name -> elements its first array gets (`expect`)
+        self._keeps = kept
 
     def expect(self, name: str, size: int) -> None:
         """`name` will be asked for up to `size` elements: an array made for it gets at least
@@ -52,7 +56,7 @@ class ThreadBuffers:
             found = _keys[(name, dtype)] = (f"{name}:{exact.str}", exact)
         key, dtype = found
         kept: dict[str, np.ndarray] = _kept.__dict__
-        array = kept.get(key)
+        array = kept.get(key) if self._keeps else None
         if array is not None and array.size >= size:
             return array[:size]
         spill: dict[str, np.ndarray] = self._spill.__dict__
@@ -61,7 +65,7 @@ class ThreadBuffers:
             return array[:size]
         array = np.empty(max(size, self._least.get(name, 0)), dtype)
         others = sum(a.nbytes for k, a in kept.items() if k != key)
-        if (array.nbytes <= band_sizes.KEEP_BYTES
+        if (self._keeps and array.nbytes <= band_sizes.KEEP_BYTES
                 and others + array.nbytes <= band_sizes.KEEP_THREAD_BYTES):
             kept[key] = array
         else:
