@@ -43,10 +43,19 @@ from .records import (
 
 def chunk(kind: bytes, payload: bytes) -> bytes:
     """length, type, payload, CRC-32 of type and payload (spec §1)."""
-    if len(payload) > MAX_CHUNK:
-        raise SvdiError(f"{kind.decode()} chunk of {len(payload)} bytes exceeds the chunk limit")
-    crc = zlib.crc32(payload, zlib.crc32(kind))
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+    return b"".join(chunk_parts(kind, [payload]))
+
+
+def chunk_parts(kind: bytes, payload: list[bytes]) -> list[bytes]:
+    """`chunk` of the payload joined from these parts, as parts: the caller joins them with
+    what is around them, so that a large payload is copied once, into the file."""
+    length = sum(len(part) for part in payload)
+    if length > MAX_CHUNK:
+        raise SvdiError(f"{kind.decode()} chunk of {length} bytes exceeds the chunk limit")
+    crc = zlib.crc32(kind)
+    for part in payload:
+        crc = zlib.crc32(part, crc)
+    return [struct.pack(">I", length) + kind, *payload, struct.pack(">I", crc)]
 
 
 def _element_code(data: np.ndarray) -> int:
@@ -103,19 +112,20 @@ def pack_record(block: Block, level: int = 3) -> bytes:
 
 
 def factor_chunks(records: list[tuple[str, bytes]]) -> list[bytes]:
-    """Version 5's factor chunks (spec §4.2) of (factor, record) pairs in file order: each run
-    of records of one factor in one chunk (several chunks if it passes the chunk limit)."""
+    """Version 5's factor chunks (spec §4.2) of (factor, record) pairs in file order, as the
+    parts of the file they make (`chunk_parts`): each run of records of one factor in one
+    chunk (several chunks if it passes the chunk limit)."""
     out: list[bytes] = []
     run: list[bytes] = []
     size = 0
     for i, (factor, record) in enumerate(records):
         if run and size + len(record) > MAX_CHUNK:
-            out.append(chunk(FACTOR_CHUNKS[factor], b"".join(run)))
+            out += chunk_parts(FACTOR_CHUNKS[factor], run)
             run, size = [], 0
         run.append(record)
         size += len(record)
         if i + 1 == len(records) or records[i + 1][0] != factor:
-            out.append(chunk(FACTOR_CHUNKS[factor], b"".join(run)))
+            out += chunk_parts(FACTOR_CHUNKS[factor], run)
             run, size = [], 0
     return out
 
