@@ -12,6 +12,12 @@ back the array's own type.
 
 Stacked slices share the plain layout's V (the columns) and the patch layouts' patch grid:
 slices whose height is a multiple of 8 keep every patch inside one slice.
+
+A codec that hands back bytes (numcodecs, read by zarr format 2 as the chunk's memory in the
+array's own byte order and memory order) must give back a chunk's own layout: a chunk in
+column-major (Fortran) order or in the byte order that is not this machine's is coded by its
+values as any other, and its file records its layout in an iTXt chunk (LAYOUT_KEYWORD, spec
+§1.1: ancillary, the pixels are the same without it), which `decode_chunk` restores.
 """
 
 from __future__ import annotations
@@ -25,7 +31,12 @@ import numpy as np
 from .decoder import decode
 from .encoder import encode, parse_layout
 from .errors import SvdiError
-from .format import MAX_CHANNELS, MAX_DIMENSION, SAMPLE_CODES, read_headers
+from .format import MAX_CHANNELS, MAX_DIMENSION, SAMPLE_CODES, read_headers, read_prefix
+
+#: The iTXt keyword of a chunk's memory layout where it is not C order in this machine's byte
+#: order: words "order=F", "shape=4x128x128" (with order=F: the chunk's shape, which the
+#: stacked image does not keep) and "byteorder=big" or "byteorder=little".
+LAYOUT_KEYWORD = "svdcodec chunk layout"
 
 
 def supported_dtype(dtype: np.dtype) -> np.dtype:
@@ -100,24 +111,72 @@ class ChunkOptions:
         return out
 
 
-def encode_chunk(chunk: Any, options: ChunkOptions) -> bytes:
-    """One chunk as .svdi bytes."""
+def encode_chunk(chunk: Any, options: ChunkOptions, keep_layout: bool = False) -> bytes:
+    """One chunk as .svdi bytes. keep_layout (a codec of bytes): its memory layout recorded
+    where it is not C order in this machine's byte order (`memory_layout`)."""
     array = np.asarray(chunk)
     dtype = supported_dtype(array.dtype)
     image = np.ascontiguousarray(array, dtype=dtype).reshape(
         image_shape(array.shape, options.channels_last))
-    return encode(image, options.quality, rank=options.rank, energy=options.energy,
-                  layout=options.layout, max_error=options.max_error)
+    layout = memory_layout(array) if keep_layout else None
+    try:
+        return encode(image, options.quality, rank=options.rank, energy=options.energy,
+                      layout=options.layout, max_error=options.max_error,
+                      text=None if layout is None else {LAYOUT_KEYWORD: layout})
+    except SvdiError as exc:
+        if dtype.kind == "f" and not np.isfinite(image).all():
+            raise SvdiError(f"{exc} (zarr fills the parts of a chunk outside the array, and "
+                            "those not written yet, with the array's fill_value: give the "
+                            "array a finite one, such as 0)") from exc
+        raise
+
+
+def memory_layout(array: np.ndarray) -> str | None:
+    """LAYOUT_KEYWORD's text for the array, or None for C order in this machine's byte order
+    (an array both C- and F-contiguous, such as one row, counts as C order)."""
+    words = []
+    if array.flags.f_contiguous and not array.flags.c_contiguous:
+        words += ["order=F", "shape=" + "x".join(str(n) for n in array.shape)]
+    if not array.dtype.isnative:
+        words.append("byteorder=" + ("big" if array.dtype.byteorder == ">" else "little"))
+    return " ".join(words) or None
+
+
+def with_layout(pixels: np.ndarray, text: str) -> np.ndarray:
+    """The decoded stacked image in the layout LAYOUT_KEYWORD's `text` records: the chunk's
+    shape in column-major order, its samples in the recorded byte order."""
+    words = dict(word.partition("=")[::2] for word in text.split())
+    unknown = set(words) - {"order", "shape", "byteorder"}
+    if unknown or words.get("order", "F") != "F" or words.get("byteorder", "big") not in (
+            "big", "little") or ("order" in words) != ("shape" in words):
+        raise SvdiError(f"unreadable chunk layout {text!r}")
+    if "byteorder" in words:
+        pixels = pixels.astype(pixels.dtype.newbyteorder(
+            ">" if words["byteorder"] == "big" else "<"))
+    if "order" in words:
+        try:
+            shape = tuple(int(n) for n in words["shape"].split("x"))
+        except ValueError:
+            raise SvdiError(f"unreadable chunk layout {text!r}") from None
+        if any(n < 1 for n in shape) or int(np.prod(shape, dtype=object)) != pixels.size:
+            raise SvdiError(f"chunk layout {text!r} does not hold the stored "
+                            f"{' x '.join(str(n) for n in pixels.shape)} samples")
+        pixels = np.asfortranarray(pixels.reshape(shape))
+    return pixels
 
 
 def decode_chunk(data: bytes, shape: tuple[int, ...] | None = None,
-                 dtype: np.dtype | None = None, channels_last: bool = False) -> np.ndarray:
+                 dtype: np.dtype | None = None, channels_last: bool = False,
+                 order: str = "C") -> np.ndarray:
     """.svdi bytes back to an array: of `shape` and `dtype` when they are given, checked against
-    the file's header before any factor is decompressed; else the stacked image (2-D, or 3-D
-    with channels), with decode's default pixel limit."""
+    the file's header before any factor is decompressed, in memory `order` ("C" or "F");
+    else the stacked image (2-D, or 3-D with channels), with decode's default pixel limit, or
+    the chunk in the layout its file records (`LAYOUT_KEYWORD`)."""
     data = bytes(data)
     if shape is None:
-        return decode(data)
+        layout = read_prefix(io.BytesIO(data))[2].text.get(LAYOUT_KEYWORD)
+        pixels = decode(data)
+        return pixels if layout is None else with_layout(pixels, layout)
     want = image_shape(tuple(shape), channels_last)
     header, _ = read_headers(io.BytesIO(data))
     got = (header.height, header.width) + ((header.channels,) if channels_last else ())
@@ -128,4 +187,5 @@ def decode_chunk(data: bytes, shape: tuple[int, ...] | None = None,
         raise SvdiError(f"stored samples are {header.dtype}, the chunk's are {np.dtype(dtype)}")
     pixels = decode(data, max_pixels=header.counted_pixels)
     out = pixels.reshape(shape)
-    return out if dtype is None else out.astype(np.dtype(dtype), copy=False)
+    out = out if dtype is None else out.astype(np.dtype(dtype), copy=False)
+    return np.asfortranarray(out) if order == "F" else out

@@ -48,17 +48,22 @@ class Svdi(Codec):  # type: ignore[misc]  # numcodecs is untyped
     max_error = property(lambda self: self._options.max_error)
 
     def encode(self, buf: Any) -> bytes:
-        return encode_chunk(buf, self._options)
+        # its memory layout kept: zarr format 2 reads the decoded chunk's bytes as they lie
+        return encode_chunk(buf, self._options, keep_layout=True)
 
     def decode(self, buf: Any, out: Any = None) -> Any:
-        """The decoded chunk: into `out` (any shape holding the same samples) if given, else
-        the stacked image, (rows, w) or (rows, w, c)."""
+        """The decoded chunk: into `out` (any shape holding the same samples, in either memory
+        order) if given; else the stacked image, (rows, w) or (rows, w, c), or a chunk that
+        was not C order in this machine's byte order in its own shape, order and byte order
+        (its bytes as they were given to encode, which zarr format 2 reads)."""
         data = bytes(ensure_contiguous_ndarray(buf))
         if out is None:
             return decode_chunk(data)
         shape = getattr(out, "shape", None)
         if shape is not None and len(shape) >= (3 if self.channels_last else 2):
-            decoded = decode_chunk(data, tuple(shape), out.dtype, self.channels_last)
+            # ndarray_copy copies the bytes in out's memory order
+            order = "F" if out.flags.f_contiguous and not out.flags.c_contiguous else "C"
+            decoded = decode_chunk(data, tuple(shape), out.dtype, self.channels_last, order)
         else:  # a flat buffer: the file's own shape, checked by ndarray_copy's reshape
             decoded = decode_chunk(data)
         return ndarray_copy(decoded, out)

@@ -127,6 +127,49 @@ def test_big_endian_and_shape_errors() -> None:
         codec.decode(codec.encode(x), out=np.zeros((128, 384), np.uint16))
 
 
+def test_a_chunk_comes_back_in_its_own_memory_order_and_byte_order() -> None:
+    """A codec of bytes gives back the bytes it was given (zarr format 2 reads them as the
+    chunk's memory, in its own order and byte order): a column-major or byte-swapped chunk
+    comes back so, each sample within max_error; a C-order native chunk's file is as before."""
+    codec = numcodecs.get_codec({"id": "svdi", "max_error": 3})
+    stack = grey_stack()[:, :64, :96]
+    for dtype in ("<u2", ">u2", "uint8", "float32"):
+        x = stack.astype(dtype)
+        for chunk in (x, np.asfortranarray(x), np.asfortranarray(x[0]),
+                      np.asfortranarray(np.stack([x[0]] * 3, axis=-1).astype(dtype))):
+            data = codec.encode(chunk)
+            back = np.asarray(codec.decode(data))
+            as_bytes = np.frombuffer(back.tobytes(order="A"), chunk.dtype).reshape(
+                chunk.shape, order="F" if chunk.flags.f_contiguous and chunk.ndim > 1
+                and not chunk.flags.c_contiguous else "C")
+            assert np.abs(as_bytes.astype(float) - chunk.astype(float)).max() <= 3
+            for order in "CF":  # into out= of either order
+                out = np.zeros(chunk.shape, dtype=dtype, order=order)
+                codec.decode(data, out=out)
+                assert np.abs(out.astype(float) - chunk.astype(float)).max() <= 3
+    native = stack.astype(np.uint16)
+    assert svdcodec.read_metadata(codec.encode(native)) == {}  # no layout to record
+    assert svdcodec.read_metadata(codec.encode(np.asfortranarray(native)))["text"] == {
+        "svdcodec chunk layout": "order=F shape=2x64x96"}
+
+
+@pytest.mark.parametrize("text", ["order=C", "order=F", "order=F shape=2x64x97",
+                                  "order=F shape=0x1", "shape=2x64x96", "byteorder=middle",
+                                  "order=F shape=2xx96", "colour=blue"])
+def test_a_chunk_layout_that_does_not_fit_is_refused(text: str) -> None:
+    data = svdcodec.encode(grey_stack()[:, :64, :96].reshape(128, 96),
+                           text={"svdcodec chunk layout": text})
+    with pytest.raises(svdcodec.SvdiError, match="chunk layout"):
+        numcodecs.get_codec({"id": "svdi"}).decode(data)
+
+
+def test_a_nan_fill_value_is_named_with_its_remedy() -> None:
+    chunk = np.full((64, 64), np.nan, np.float32)
+    chunk[:50, :40] = 1.0  # zarr's padding of an edge chunk by a NaN fill_value
+    with pytest.raises(svdcodec.SvdiError, match="finite one"):
+        numcodecs.get_codec({"id": "svdi"}).encode(chunk)
+
+
 # ----------------------------------------------------------------------------- zarr v3
 
 
@@ -190,6 +233,21 @@ def test_zarr_format_2_with_the_numcodecs_codec(tmp_path) -> None:
     assert reopened.metadata.compressor.get_config() == codec.get_config()
     y = reopened[:]
     assert psnr(x.astype(np.float64), y.astype(np.float64), 65535.0) >= PSNR_FLOOR[90]
+
+
+@needs_zarr
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [">u2", "<u2", "float32"])
+def test_zarr_format_2_in_either_memory_order_and_byte_order(tmp_path, order: str,
+                                                              dtype: str) -> None:
+    x = grey_stack()[:, :200, :300].astype(dtype)
+    path = str(tmp_path / "v2.zarr")
+    codec = numcodecs.get_codec({"id": "svdi", "max_error": 2})
+    z = zarr.create_array(path, shape=x.shape, chunks=(2, 128, 128), dtype=dtype,
+                          zarr_format=2, order=order, compressors=codec, filters=None)
+    z[:] = x
+    y = zarr.open_array(path, mode="r")[:]
+    assert np.abs(y.astype(float) - x.astype(float)).max() <= 2
 
 
 @needs_zarr
