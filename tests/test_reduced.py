@@ -203,3 +203,28 @@ def test_reduced_pixels_on_every_path(case: tuple, monkeypatch: pytest.MonkeyPat
             with kernels(on):
                 small = svdcodec.decode(data, reduce=k)
             assert small.tobytes() == expected[k, None].tobytes(), (on, k)
+
+
+def test_an_exact_planes_thumbnail_sums_its_blocks_and_keeps_the_bound(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version 5 file's planes are exact: its thumbnail adds U's blocks straight into the
+    reduced sums (no exact product of U's rows at the image's width) and still refuses what a
+    full decode refuses, the exact rule's bound (spec §5.1)."""
+    from svdcodec.codec import exact
+    from svdcodec.decoder import plane as plane_module
+
+    data = svdcodec.encode(photo(203, 157, 3))
+    full = svdcodec.decode(data)
+
+    def no_exact_product(*args: object) -> None:
+        raise AssertionError("a thumbnail's exact product")
+    with monkeypatch.context() as patched:
+        patched.setattr(plane_module.PlaneReconstructor, "exact_matrix", no_exact_product)
+        for k in (2, 4, 8):
+            small = svdcodec.decode(data, reduce=k)
+            error = np.abs(small.astype(np.float64) - cell_means(full, k))[:-1, :-1]
+            assert error.mean() <= 2.5 and error.max() <= 25  # as CASES' 4:2:0
+    monkeypatch.setattr(exact, "EXACT_LIMIT", 1 << 20)  # a bound every plane breaks
+    for k in (1, 4):
+        with pytest.raises(SvdiError, match="exact (reconstruction bound|weight)"):
+            svdcodec.decode(data, reduce=k)

@@ -24,6 +24,7 @@ from functools import partial
 
 import numpy as np
 
+from ..codec import exact as exact_rule
 from ..codec.colour import CHROMA_OFFSET, YCC_MULTIPLIERS, from_planes
 from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Plane
@@ -35,6 +36,8 @@ from .plane import PlaneReconstructor, overflow_error, pass_budget
 
 #: The scale factors a reduced decode offers (as JPEG's draft mode does).
 FACTORS = (1, 2, 4, 8)
+#: The largest |level| a run/level symbol holds itself (larger ones are escaped).
+SMALL_LEVEL = 7
 
 
 def reduced_size(height: int, width: int, factor: int) -> tuple[int, int]:
@@ -88,6 +91,12 @@ class ReducedPlane(PlaneReconstructor):
         # on the channels with no layer (`residuals.reduce_bare`).
         super().__init__(container, plane, rank, bands, budget, {}, kernels.get())
         self.cell = cell
+        # An exact patch plane's (every plane of a version 5 file) weights W_k 2^-F go into
+        # its averaged B^T, and its product is the float32 sums of `reduced_product` as any
+        # patch plane's, U's sparse blocks decoded straight into them: the cell means are not
+        # the exact rule's bits anyway. Not an adapted plane's, whose rows the map scales.
+        self.summed = bool(self.exact and self.patch and not self.adapted)
+        self.left_magnitude: int | None = None  # max|A| of a summed plane's blocks
         if not self.patch:  # column ranges of whole cells
             step = max(cell, self.columns[0][1] - self.columns[0][1] % cell)
             self.columns = [(j, min(j + step, self.n)) for j in range(0, self.n, step)]
@@ -102,6 +111,8 @@ class ReducedPlane(PlaneReconstructor):
             self.Bt = np.zeros((0, count), np.float32)
             return
         B = self.Bt.T  # (columns, rank): the patch's pixels, or image columns
+        if self.summed:  # binary64 integers times W_k 2^-F, exact products of two binary64
+            B = B * np.ldexp(self.weights.astype(np.float64), -self.product_shift)
         if self.patch:
             p, g = self.patch, self.cell
             pooled = B.reshape(p // g, g, p // g, g, -1).mean(axis=(1, 3), dtype=np.float64)
@@ -113,18 +124,47 @@ class ReducedPlane(PlaneReconstructor):
         if self.rank == 0:  # rows of the pooled width (the base class's is the full one)
             r0, r1 = self.mrows[i]
             return self.zero_rank_rows(r1 - r0, self.Bt.shape[1])
-        if self.exact or not self.patch:  # a product as wide as the image: BLAS
+        if (self.exact and not self.summed) or not self.patch:  # as wide as the image: BLAS
             return super().matrix(i)
         r0, r1 = self.mrows[i]
         if self.local:
+            if self.summed:
+                self.check_bound()
             out = self.band_sums(i)
         else:
-            out = reduced_product(self.left[r0 - self.base:r1 - self.base], self.Bt)
+            left = self.left[r0 - self.base:r1 - self.base]
+            if self.summed:
+                exact_rule.check_bound(exact_rule.magnitude(left), self.max_b, self.weight_sum,
+                                       f"plane {self.plane.index}")
+            out = reduced_product(left, self.Bt)
         if self.loaded_means is not None:
             out += self.loaded_means
         if not (np.isfinite(out.min()) and np.isfinite(out.max())):
             raise overflow_error(self.plane)
         return out
+
+    def check_bound(self) -> None:
+        """The exact rule's bound (spec §5.1) on the largest |A| of the blocks a summed plane's
+        bands read (its dense columns, its sparse blocks' values: the escaped ones, and the
+        small ones only where the bound is below them), so that its thumbnail refuses what a
+        full decode refuses. Found once; threads that meet it unset find the same."""
+        if self.left_magnitude is None:
+            assert self.dense_u is not None
+            top = exact_rule.magnitude(self.dense_u[0])
+            for _, _, streams in self.u:
+                if streams is not None:
+                    symbols, _, escaped = streams[:3]
+                    top = max(top, exact_rule.magnitude(escaped))
+                    if self.largest_a < SMALL_LEVEL <= top or not symbols.size:
+                        continue
+                    if self.largest_a < SMALL_LEVEL:  # each small level, |nibble - 8|
+                        nibbles = (symbols & 15).astype(np.int16) - 8
+                        top = max(top, exact_rule.magnitude(nibbles))
+                    else:
+                        top = max(top, SMALL_LEVEL)
+            self.left_magnitude = top
+        exact_rule.check_bound(self.left_magnitude, self.max_b, self.weight_sum,
+                               f"plane {self.plane.index}")
 
     def band_sums(self, i: int) -> np.ndarray:
         """`reduced_product` of band i's matrix rows, compiled, straight from the blocks in
