@@ -490,6 +490,21 @@ def test_cli_frames(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert np.abs(decoded - second).mean() < np.abs(decoded - first).mean() / 3
 
 
+def test_cli_takes_the_photo_of_a_cameras_mpo(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A JPEG with a second picture (a preview, a depth map), which Pillow opens as MPO of 2
+    frames: svdi-encode keeps the photo, as Pillow's save does, and says so."""
+    photo = Image.fromarray(picture())
+    mpo = tmp_path / "phone.jpg"
+    photo.save(mpo, "MPO", save_all=True, append_images=[photo.resize((32, 24))], quality=95)
+    with Image.open(mpo) as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    assert cli.encode_main([str(mpo)]) == 0
+    assert "first of its 2 MPO pictures" in capsys.readouterr().err
+    decoded = svdcodec.decode(mpo.with_suffix(".svdi").read_bytes())
+    assert decoded.shape == np.asarray(photo).shape
+
+
 def test_cli_decode_default_names(tmp_path: Path) -> None:
     """photo.png -> photo.svdi -> photo.svdi.png, never over the photo.png it came from; a float
     image to TIFF, a numpy-only one to .npy."""

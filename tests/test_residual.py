@@ -726,3 +726,12 @@ def test_written_shift_is_the_one_the_file_gives(quality: int, layout: str,
         a, b = factor_magnitude(container, p, "U"), factor_magnitude(container, p, "V")
         assert p.shift == exact_rule.choose_shift(p.step, container.singular_values(p.index),
                                                   a, b, "t")
+
+
+def test_rank_zero_32_bit_samples_beyond_the_residual_say_what_to_drop() -> None:
+    """rank=0 leaves the residual the samples themselves: 32-bit ones beyond 2^31 steps are
+    refused with the remedy; the same array without rank=0 is coded losslessly."""
+    big = np.full((7, 5), 3_366_433_354, np.uint32)
+    with pytest.raises(svdcodec.SvdiError, match="without rank=0"):
+        svdcodec.encode(big, max_error=0, rank=0)
+    assert np.array_equal(svdcodec.decode(svdcodec.encode(big, max_error=0)), big)

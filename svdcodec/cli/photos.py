@@ -45,7 +45,8 @@ def open_image(data: bytes, frame: int | None, max_pixels: int | None | bool
 
     max_pixels: True follows Pillow (warn above PIL.Image.MAX_IMAGE_PIXELS, refuse above twice
     that); a number is a hard limit; None none. Several frames are refused unless `frame` picks
-    one: an .svdi file holds one image.
+    one: an .svdi file holds one image (but for an MPO, a camera's JPEG with other pictures
+    beside the photo: the photo).
     """
     try:
         return _open_image(data, frame, max_pixels)
@@ -78,6 +79,11 @@ def _open_image(data: bytes, frame: int | None, max_pixels: int | None | bool
                          f"--max-pixels {max_pixels}")
     frames = getattr(image, "n_frames", 1)
     note = ""
+    if frame is None and frames > 1 and image.format == "MPO":
+        # a camera's JPEG with pictures beside the photo (a preview, a depth map): the photo,
+        # as Pillow's own save and JPEG readers take it
+        note = f"the first of its {frames} MPO pictures ({frames - 1} not encoded)"
+        frames = 1
     if frame is None and frames > 1:
         raise ValueError(f"has {frames} frames (animated or multi-page) and .svdi stores one "
                          f"image: choose one with --frame N (0..{frames - 1})")

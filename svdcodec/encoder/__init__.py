@@ -334,7 +334,12 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                                                   effort >= 2, adapt, restore,
                                                   apart=apart), pixels, request,
                                           effort)
-                except ResidualRangeError:
+                except ResidualRangeError as exc:
+                    if rank == 0 and not bare_floats:
+                        raise ResidualRangeError(
+                            f"{exc}: with rank=0 the residual holds the samples themselves, "
+                            "and these reach beyond 2^31 of its steps; without rank=0 a layer "
+                            "takes the large values and the residual codes what is left")
                     if not bare_floats:
                         raise
                     data = without_layer()
