@@ -12,6 +12,7 @@ import json
 import math
 import re
 import struct
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -735,3 +736,10 @@ def test_rank_zero_32_bit_samples_beyond_the_residual_say_what_to_drop() -> None
     with pytest.raises(svdcodec.SvdiError, match="without rank=0"):
         svdcodec.encode(big, max_error=0, rank=0)
     assert np.array_equal(svdcodec.decode(svdcodec.encode(big, max_error=0)), big)
+
+
+def test_float32_at_its_largest_value_warns_of_nothing() -> None:
+    top = np.full((8, 8), np.finfo(np.float32).max, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(svdcodec.decode(svdcodec.encode(top, max_error=1.0)), top)

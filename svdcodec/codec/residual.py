@@ -176,7 +176,8 @@ def _coarsest_spacing(x64: np.ndarray, d64: np.ndarray, dtype: np.dtype) -> floa
     coarsest any of these samples has: a step 2E above it is coarser than every sample's own,
     so the exact coding's q (at the finest sample's spacing) are the larger."""
     largest = max(float(np.abs(x64).max(initial=0.0)), float(np.abs(d64).max(initial=0.0)))
-    return float(np.spacing(np.asarray(largest, dtype=dtype)))
+    with np.errstate(over="ignore"):  # the type's largest value: infinite, no step is coarser
+        return float(np.spacing(np.asarray(largest, dtype=dtype)))
 
 
 def residual_bytes(q: np.ndarray) -> int:
