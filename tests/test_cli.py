@@ -456,7 +456,7 @@ def test_python_m_cli_in_a_subprocess(png: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(svdcodec.__file__).parent.parent)}
     run = subprocess.run([sys.executable, "-m", "svdcodec", "encode", str(png),
                           str(tmp_path / "bad.png"), "-d", str(tmp_path / "out")],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert run.returncode == 1
     assert (tmp_path / "out" / "photo.svdi").read_bytes().startswith(container.SIGNATURE)
     errors = [line for line in run.stderr.splitlines() if line.startswith("svdi-encode: ")]

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,13 +24,16 @@ from svdcodec.cli import batch, tools
 
 ROOT = Path(svdcodec.__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "LC_ALL": "C.UTF-8"}
+#: The children's working folder: not a clone's, whose sources `python -m` would import before
+#: the svdcodec these tests import (an installed one, its kernels built)
+OUTSIDE = tempfile.gettempdir()
 NON_UTF8 = os.fsdecode(b"caf\xe9-\xff.svdi")  # a Latin-1 name: not valid UTF-8
 
 
 def tool(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
     """Run `python -m svdcodec.cli ARGS` (standard streams captured unless given)."""
     options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE,
-                                  "env": ENV, "timeout": 600, **kwargs}
+                                  "env": ENV, "timeout": 600, "cwd": OUTSIDE, **kwargs}
     return subprocess.run([sys.executable, "-m", "svdcodec", *args],  # type: ignore
                           check=False, **options)
 

@@ -16,6 +16,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,6 +32,9 @@ from svdcodec.cli import safe_io
 
 ROOT = Path(svdcodec.__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+#: The children's working folder: not a clone's, whose sources `python -m` would import before
+#: the svdcodec these tests import (an installed one, its kernels built)
+OUTSIDE = tempfile.gettempdir()
 
 
 @pytest.fixture
@@ -127,7 +131,7 @@ def test_dev_stdout_is_written_where_the_shell_pointed_it(png: Path, tmp_path: P
             run = subprocess.run([sys.executable, "-m", "svdcodec", "encode", str(png),
                                   "-o", dest, "--force", "--quiet"],
                                  stdout=out, stderr=subprocess.PIPE, env=ENV, timeout=300,
-                                 check=False)
+                                 check=False, cwd=OUTSIDE)
         assert run.returncode == 0, run.stderr
     data = encoded(png)
     assert log.read_bytes() == b"before" + data + data
@@ -336,7 +340,8 @@ def test_a_signal_mid_write_removes_the_temporary_file(png: Path, tmp_path: Path
     pause = scaled(120)  # the child waits with its temporary file written for the signal
     proc = spawn_with_default_signals(
         [sys.executable, "-m", "svdcodec", "encode", str(png), "-o", str(out)],
-        stderr=subprocess.PIPE, text=True, env={**ENV, safe_io.PAUSE_HOOK: str(pause)})
+        stderr=subprocess.PIPE, text=True, env={**ENV, safe_io.PAUSE_HOOK: str(pause)},
+        cwd=OUTSIDE)
     try:
         _wait_for(lambda: leftovers(tmp_path) or proc.poll() is not None)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
@@ -400,7 +405,7 @@ def test_a_signal_to_a_batch_removes_every_workers_temporary_file(tmp_path: Path
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "svdcodec", "encode", *inputs, "-d",
                              str(out), "-j", "2"], stderr=subprocess.PIPE, text=True,
-                            env={**ENV, safe_io.PAUSE_HOOK: str(scaled(120))})
+                            env={**ENV, safe_io.PAUSE_HOOK: str(scaled(120))}, cwd=OUTSIDE)
     try:
         _wait_for(lambda: (out.is_dir() and len(leftovers(out)) == 2)
                   or proc.poll() is not None)

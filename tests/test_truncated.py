@@ -12,6 +12,7 @@ import io
 import struct
 import subprocess
 import sys
+import tempfile
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,8 +256,9 @@ def test_pillow_raises_by_default_and_loads_what_arrived_when_asked(
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    # (outside any clone: `python -m` would import its sources before the installed package)
     return subprocess.run([sys.executable, "-m", "svdcodec", *args], capture_output=True,
-                          text=True, check=False)
+                          text=True, check=False, cwd=tempfile.gettempdir())
 
 
 def test_tools_say_where_the_file_ends(tmp_path: Path) -> None:
