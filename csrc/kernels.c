@@ -9381,20 +9381,43 @@ ALWAYS_INLINE uint32_t ld_be32(const uint8_t *p)
 ALWAYS_INLINE int ascii_letter(uint8_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 
 PyDoc_STRVAR(chunk_table_doc,
-"chunk_table(data, start, max_chunk) -> list | None\n\n"
+"chunk_table(data, start, max_chunk, listed=None) -> list | None\n\n"
 "The chunks of a file from byte `start` (after the signature), as format.reader._chunks\n"
 "yields them: (type, payload memoryview) of each chunk before IEND, every length within\n"
 "max_chunk and the data, every type ASCII letters, every CRC-32 right, an empty IEND that\n"
-"ends the data; None where it is not so (the Python walk then raises its error).");
+"ends the data; None where it is not so (the Python walk then raises its error).\n"
+"listed (bytes of 4-byte types): the ancillary chunks (lower-case first letter) to list;\n"
+"the others are checked and left out, but for the first chunk (the reader refuses an\n"
+"ancillary chunk before HEAD): a file of many unknown chunks, which the reader skips,\n"
+"costs no table row each.");
+
+/* Whether the 4-byte `kind` is one of the `count` types packed in `listed`. */
+static int listed_type(const uint8_t *kind, const uint8_t *listed, Py_ssize_t count)
+{
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (memcmp(kind, listed + 4 * i, 4) == 0)
+            return 1;
+    return 0;
+}
 
 static PyObject *chunk_table(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kw[] = {"data", "start", "max_chunk", NULL};
-    PyObject *data, *view = NULL, *list = NULL, *result = NULL;
+    static char *kw[] = {"data", "start", "max_chunk", "listed", NULL};
+    PyObject *data, *view = NULL, *list = NULL, *result = NULL, *listed_arg = Py_None;
     Py_ssize_t start, max_chunk;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!nn", kw, &PyBytes_Type, &data, &start,
-                                     &max_chunk))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!nn|O", kw, &PyBytes_Type, &data, &start,
+                                     &max_chunk, &listed_arg))
         return NULL;
+    const uint8_t *listed = NULL;
+    Py_ssize_t listed_count = -1; /* -1: every chunk listed */
+    if (listed_arg != Py_None) {
+        if (!PyBytes_Check(listed_arg) || PyBytes_GET_SIZE(listed_arg) % 4) {
+            value_error("chunk_table: listed is bytes of 4-byte chunk types");
+            return NULL;
+        }
+        listed = (const uint8_t *)PyBytes_AS_STRING(listed_arg);
+        listed_count = PyBytes_GET_SIZE(listed_arg) / 4;
+    }
     const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(data);
     size_t len = (size_t)PyBytes_GET_SIZE(data), pos;
     if (start < 0 || (size_t)start > len || max_chunk < 0) {
@@ -9420,6 +9443,11 @@ static PyObject *chunk_table(PyObject *self, PyObject *args, PyObject *kwargs)
             if (length == 0 && pos + 12 == len)
                 break;
             goto decline;
+        }
+        if (listed_count >= 0 && kind[0] >= 'a' && pos != (size_t)start
+            && !listed_type(kind, listed, listed_count)) {
+            pos += 12 + (size_t)length; /* an ancillary chunk the reader skips */
+            continue;
         }
         PyObject *type = PyBytes_FromStringAndSize((const char *)kind, 4);
         PyObject *payload = type == NULL ? NULL

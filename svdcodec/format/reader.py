@@ -139,6 +139,11 @@ def _not_svdi(start: bytes) -> str:
             else "not an SVDI file (bad signature)")
 
 
+#: The ancillary chunks the compiled chunk table lists (the reader parses them); the other
+#: ancillary chunks it checks and leaves out.
+LISTED_ANCILLARY = b"".join(METADATA_CHUNKS)
+
+
 def _chunk_walk(data: bytes, cut: list[Truncation] | None = None,
                 compiled: ModuleType | None = None) -> Iterable[tuple[bytes, memoryview]]:
     """`_chunks(data, cut)`: from the compiled kernels' table where they accept the whole file
@@ -146,8 +151,8 @@ def _chunk_walk(data: bytes, cut: list[Truncation] | None = None,
     which raises its error at the chunk where it finds it (or, with `cut`, ends the walk where
     the file ends early). `compiled`: the kernels, as `kernels.get()` gives them (None: the
     Python walk)."""
-    if compiled is not None:
-        table = compiled.chunk_table(data, len(SIGNATURE), MAX_CHUNK)
+    if compiled is not None:  # (unknown ancillary chunks, which the reader skips, left out)
+        table = compiled.chunk_table(data, len(SIGNATURE), MAX_CHUNK, LISTED_ANCILLARY)
         if table is not None:
             return table
     return _chunks(data, cut)
