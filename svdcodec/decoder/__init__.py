@@ -231,7 +231,7 @@ def _decode_arrived(container: Container, components: int | None, reduce: int) -
             arrived = replace(container, header=replace(header, height=rows), truncation=None,
                               residuals=[b for b in container.residuals
                                          if b.first + b.rows <= rows])
-            apply_group(arrived, out[:rows], band_bounds(arrived), [c])
+            apply_group(arrived, out[:rows], band_bounds(arrived, [c]), [c])
     return pixels
 
 

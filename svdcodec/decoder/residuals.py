@@ -66,12 +66,21 @@ class ChannelCursor:
         return block, g
 
 
-def band_bounds(container: Container) -> list[tuple[int, int]]:
-    """Bands of rows of at most BAND_SAMPLES samples that never straddle a block boundary."""
+def band_bounds(container: Container, channels: list[int] | None = None
+                ) -> list[tuple[int, int]]:
+    """Bands of rows of at most BAND_SAMPLES samples that never straddle a boundary of a block
+    of `channels` (default: every channel) or of a channel they refer to: a group's bands are
+    cut where its own blocks are, so that one channel of many short blocks does not cut every
+    other group's rows as finely (a numpy step per band and channel)."""
     header = container.header
     cuts = {0, header.height}
+    read = None if channels is None else set(channels)
+    if read is not None:
+        read |= {b.reference for b in container.residuals
+                 if b.channel in read and b.reference != NO_REFERENCE}
     for block in container.residuals:
-        cuts.update((block.first, block.first + block.rows))
+        if read is None or block.channel in read:
+            cuts.update((block.first, block.first + block.rows))
     per = max(1, BAND_SAMPLES // header.width)
     edges = sorted(cuts)
     bands = []
@@ -119,9 +128,8 @@ def apply_residuals(container: Container, out: np.ndarray | None) -> None:
     only read and check the blocks (read_factors: the same streams and |q| rule, no samples)."""
     if not container.residuals:
         return
-    bands = band_bounds(container)
     for group in channel_groups(container):
-        apply_group(container, out, bands, group)
+        apply_group(container, out, band_bounds(container, group), group)
 
 
 def band_residuals(container: Container, bands: list[tuple[int, int]], channels: list[int]
@@ -205,9 +213,10 @@ def apply_bare(container: Container, out: np.ndarray, channels: list[int] | None
                rows: int | None = None) -> None:
     """The residuals of `channels` (default: `bare_channels`) applied to `out` (h, w, c), a
     preview's image, in place; `rows`: only the first rows (those whose blocks arrived)."""
-    bands = [(y0, y1) for y0, y1 in band_bounds(container) if rows is None or y1 <= rows]
     for group in channel_groups(container, bare_channels(container) if channels is None
                                 else channels):
+        bands = [(y0, y1) for y0, y1 in band_bounds(container, group)
+                 if rows is None or y1 <= rows]
         apply_group(container, out, bands, group)
 
 
@@ -220,9 +229,9 @@ def reduce_bare(container: Container, out: np.ndarray, factor: int,
     never the whole channel."""
     header = container.header
     height = header.height if rows is None else min(rows, header.height)
-    bands = [(y0, y1) for y0, y1 in band_bounds(container) if y1 <= height]
     for group in channel_groups(container, bare_channels(container) if channels is None
                                 else channels):
+        bands = [(y0, y1) for y0, y1 in band_bounds(container, group) if y1 <= height]
         # the layer's constant sample of each channel: the same in every cell
         constant = {c: np.asarray(out[0, 0, c]) for c in group}
         carry = {c: np.empty((0, header.width), out.dtype) for c in group}
