@@ -429,10 +429,25 @@ def warn_reduced_depth(channels: int) -> None:
                   "16-bit samples", ReducedDepthWarning, stacklevel=6)  # Image.open's caller
 
 
+#: Samples `to_8_bits` rounds at a time (its 32-bit sums: a piece of the image, not two
+#: copies of the whole at 4 bytes a sample).
+TO_8_BITS_SAMPLES = 1 << 18
+
+
 def to_8_bits(pixels: np.ndarray) -> np.ndarray:
     """16-bit samples rounded to 8 bits: round(v * 255 / 65535) = floor((v + 128) / 257), never
-    a tie (65535 = 255 x 257)."""
-    return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    a tie (65535 = 255 x 257); rows at a time."""
+    out = np.empty(pixels.shape, np.uint8)
+    if pixels.ndim == 0 or not pixels.size:
+        out[...] = (pixels.astype(np.uint32) + 128) // 257
+        return out
+    per = max(1, TO_8_BITS_SAMPLES * pixels.shape[0] // pixels.size)
+    for y in range(0, pixels.shape[0], per):
+        part = pixels[y:y + per].astype(np.uint32)
+        part += 128
+        part //= 257
+        out[y:y + per] = part
+    return out
 
 
 #: Keywords Pillow's Image.save itself reads (save_all is taken out before a plugin sees it).

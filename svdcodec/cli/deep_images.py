@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from ..format.metadata import EXIF_PREFIX
+from ..pillow_plugin import to_8_bits
 from .photos import TIFF_EXIF_TAGS
 
 #: The command that installs what this module needs.
@@ -322,7 +323,7 @@ def to_8bit(pixels: np.ndarray) -> np.ndarray:
     they are."""
     if pixels.dtype != np.uint16:
         return pixels
-    return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return to_8_bits(pixels)
 
 
 # ----------------------------------------------------------------------------- writing
