@@ -243,7 +243,9 @@ def reduced_plane(container: Container, plane: Plane, rank: int, factor: int, bu
     cell = min(factor, plane.patch) if patch else factor
     rest = factor // cell
     unit = max(plane.patch, factor) if patch else cell
-    target = max(band_sizes.MIN_BAND_ROWS, -(-band_sizes.BAND_PIXELS // plane.width))
+    target = -(-band_sizes.BAND_PIXELS // plane.width)
+    if not patch:  # image rows are matrix rows, the BLAS product's (MIN_BAND_ROWS)
+        target = max(band_sizes.MIN_BAND_ROWS, target)
     bands = row_bands(plane.height, unit, 1, target)
     rows = ReducedPlane(container, plane, rank, bands, budget, cell)
     if out is None:
