@@ -972,7 +972,8 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS, truncated = fals
     } else if (type in FACTOR_TYPES) {
       if (planes.length !== header.planeCount) throw new SvdiError("factor block before all PLAN chunks");
       if (residuals.length) throw new SvdiError("factor block after a residual block");
-      if (header.version >= COMPACT_VERSION) blocks.push(...parseRecords(type, bytes, start, end, planes, cursor));
+      // (a loop, not push(...records): a chunk may hold more records than a call takes arguments)
+      if (header.version >= COMPACT_VERSION) for (const record of parseRecords(type, bytes, start, end, planes, cursor)) blocks.push(record);
       else blocks.push(parseBlock(type, bytes, start, end, planes, cursor));
       metadata.blocksSeen = true;
     } else if (type === "MEAN") {
@@ -2006,7 +2007,8 @@ function applyResiduals(container, data, dtype) {
 function applyResidualGroup(container, data, dtype, bands, group) {
   const { header, residuals } = container;
   const { width, channels } = header;
-  const bandSamples = Math.max(...bands.map(([y0, y1]) => (y1 - y0) * width));
+  // (reduce, not Math.max(...): there may be more bands than a call takes arguments)
+  const bandSamples = bands.reduce((most, [y0, y1]) => Math.max(most, (y1 - y0) * width), 0);
   const cursor = (c) => new ResidualCursor(container, residuals.filter((b) => b.channel === c), bandSamples);
   const cursors = group.map((c) => [c, cursor(c)]);
   const outside = new Map();

@@ -225,6 +225,20 @@ test("version 2: the valid base of these cases decodes", () => {
   assert.deepEqual(Array.from(svdi.decode(residualFile({ channels: 2 })).data), grid(4, 12));
 });
 
+test("version 2: more residual bands than a call takes arguments decode (a valid file)", () => {
+  // 150,000 one-row blocks, one band each: the band sizes' maximum is no Math.max(...bands)
+  const height = 150000, one = rblk({ rows: 1, element: "int8", grid: [3] });
+  const blocks = Array.from({ length: height }, (_, y) => {
+    const [type, payload] = one;
+    const copy = payload.slice();
+    new DataView(copy.buffer).setUint32(2, y);
+    return [type, copy];
+  });
+  const image = svdi.decode(residualFile({ blocks, width: 1, height }));
+  assert.equal(image.height, height);
+  assert.ok(image.data.every((x) => x === 3));
+});
+
 test("version 2: RBLK in a version 1 file, before the PLAN chunks, before a factor block", () => {
   rejects(residualFile({ version: 1 }), /residual block \(RBLK\) in a version 1 file/);
   const h = head({ width: 6, height: 4, channels: 2 });
