@@ -318,7 +318,7 @@ class Block:
 _BLOCK_FIELDS = tuple(f.name for f in fields(Block))
 
 
-@dataclass
+@dataclass(slots=True)
 class ResidualBlock:
     """One RBLK chunk (spec §4.1, version 2): the residual integers of rows [first, first +
     rows) of one channel, a grid of rows x width elements after a predictor, in one zstd frame
