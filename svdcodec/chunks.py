@@ -15,14 +15,17 @@ slices whose height is a multiple of 8 keep every patch inside one slice.
 
 A codec that hands back bytes (numcodecs, read by zarr format 2 as the chunk's memory in the
 array's own byte order and memory order) must give back a chunk's own layout: a chunk in
-column-major (Fortran) order or in the byte order that is not this machine's is coded by its
-values as any other, and its file records its layout in an iTXt chunk (LAYOUT_KEYWORD, spec
-§1.1: ancillary, the pixels are the same without it), which `decode_chunk` restores.
+column-major (Fortran) order or of big-endian samples is coded by its values as any other, and
+its file records its layout in an iTXt chunk (LAYOUT_KEYWORD, spec §1.1: ancillary, the pixels
+are the same without it), which `decode_chunk` restores.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,35 +134,51 @@ def encode_chunk(chunk: Any, options: ChunkOptions, keep_layout: bool = False) -
         raise
 
 
+#: Longest LAYOUT_KEYWORD text read, and most axes of its shape (numpy's own limit is 64).
+LAYOUT_TEXT_LIMIT, LAYOUT_AXES = 400, 32
+
+
 def memory_layout(array: np.ndarray) -> str | None:
-    """LAYOUT_KEYWORD's text for the array, or None for C order in this machine's byte order
-    (an array both C- and F-contiguous, such as one row, counts as C order)."""
+    """LAYOUT_KEYWORD's text for the array, or None for C order in little-endian samples (an
+    array both C- and F-contiguous, such as one row, counts as C order). Big-endian samples are
+    recorded whatever the machine, so that a store moves between machines of either order."""
     words = []
     if array.flags.f_contiguous and not array.flags.c_contiguous:
         words += ["order=F", "shape=" + "x".join(str(n) for n in array.shape)]
-    if not array.dtype.isnative:
-        words.append("byteorder=" + ("big" if array.dtype.byteorder == ">" else "little"))
+    if big_endian(array.dtype):
+        words.append("byteorder=big")
     return " ".join(words) or None
 
 
-def with_layout(pixels: np.ndarray, text: str) -> np.ndarray:
-    """The decoded stacked image in the layout LAYOUT_KEYWORD's `text` records: the chunk's
-    shape in column-major order, its samples in the recorded byte order."""
-    words = dict(word.partition("=")[::2] for word in text.split())
-    unknown = set(words) - {"order", "shape", "byteorder"}
-    if unknown or words.get("order", "F") != "F" or words.get("byteorder", "big") not in (
-            "big", "little") or ("order" in words) != ("shape" in words):
-        raise SvdiError(f"unreadable chunk layout {text!r}")
-    if "byteorder" in words:
-        pixels = pixels.astype(pixels.dtype.newbyteorder(
-            ">" if words["byteorder"] == "big" else "<"))
+def big_endian(dtype: np.dtype) -> bool:
+    """Whether samples of `dtype` are big-endian (this machine's order or not)."""
+    return dtype.itemsize > 1 and (dtype.byteorder == ">" or (
+        dtype.byteorder == "=" and sys.byteorder == "big"))
+
+
+def with_layout(pixels: np.ndarray, text: str | None) -> np.ndarray:
+    """The decoded stacked image in the layout LAYOUT_KEYWORD's `text` records (None: C order,
+    little-endian): the chunk's shape in column-major order, its samples in the recorded byte
+    order. A text that is not one `memory_layout` writes is refused."""
+    words = {} if text is None else dict(word.partition("=")[::2] for word in
+                                         text[:LAYOUT_TEXT_LIMIT + 1].split())
+    unreadable = SvdiError(f"unreadable chunk layout {(text or '')[:80]!r}")
+    if text is not None and (len(text) > LAYOUT_TEXT_LIMIT or set(words) - {
+            "order", "shape", "byteorder"} or words.get("order", "F") != "F" or words.get(
+            "byteorder", "big") not in ("big", "little") or ("order" in words) != (
+            "shape" in words)):
+        raise unreadable
+    big = words.get("byteorder", "little") == "big"
+    if pixels.dtype.itemsize > 1 and big_endian(pixels.dtype) != big:
+        pixels = pixels.astype(pixels.dtype.newbyteorder(">" if big else "<"))
     if "order" in words:
-        try:
-            shape = tuple(int(n) for n in words["shape"].split("x"))
-        except ValueError:
-            raise SvdiError(f"unreadable chunk layout {text!r}") from None
-        if any(n < 1 for n in shape) or int(np.prod(shape, dtype=object)) != pixels.size:
-            raise SvdiError(f"chunk layout {text!r} does not hold the stored "
+        sides = words["shape"].split("x")
+        if len(sides) > LAYOUT_AXES or not all(re.fullmatch(r"[1-9][0-9]{0,9}", n)
+                                               for n in sides):
+            raise unreadable
+        shape = tuple(int(n) for n in sides)
+        if any(n > pixels.size for n in shape) or math.prod(shape) != pixels.size:
+            raise SvdiError(f"chunk layout {text[:80]!r} does not hold the stored "
                             f"{' x '.join(str(n) for n in pixels.shape)} samples")
         pixels = np.asfortranarray(pixels.reshape(shape))
     return pixels
@@ -175,8 +194,7 @@ def decode_chunk(data: bytes, shape: tuple[int, ...] | None = None,
     data = bytes(data)
     if shape is None:
         layout = read_prefix(io.BytesIO(data))[2].text.get(LAYOUT_KEYWORD)
-        pixels = decode(data)
-        return pixels if layout is None else with_layout(pixels, layout)
+        return with_layout(decode(data), layout)
     want = image_shape(tuple(shape), channels_last)
     header, _ = read_headers(io.BytesIO(data))
     got = (header.height, header.width) + ((header.channels,) if channels_last else ())

@@ -53,8 +53,8 @@ class Svdi(Codec):  # type: ignore[misc]  # numcodecs is untyped
 
     def decode(self, buf: Any, out: Any = None) -> Any:
         """The decoded chunk: into `out` (any shape holding the same samples, in either memory
-        order) if given; else the stacked image, (rows, w) or (rows, w, c), or a chunk that
-        was not C order in this machine's byte order in its own shape, order and byte order
+        order) if given; else the stacked image, (rows, w) or (rows, w, c), or a chunk in
+        column-major order or of big-endian samples in its own shape, order and byte order
         (its bytes as they were given to encode, which zarr format 2 reads)."""
         data = bytes(ensure_contiguous_ndarray(buf))
         if out is None:

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import svdcodec
+from svdcodec import chunks as chunk_convention
 from svdcodec.evaluation.metrics import psnr
 
 numcodecs = pytest.importorskip("numcodecs")
@@ -147,15 +148,21 @@ def test_a_chunk_comes_back_in_its_own_memory_order_and_byte_order() -> None:
                 out = np.zeros(chunk.shape, dtype=dtype, order=order)
                 codec.decode(data, out=out)
                 assert np.abs(out.astype(float) - chunk.astype(float)).max() <= 3
-    native = stack.astype(np.uint16)
+    native = stack.astype("<u2")
     assert svdcodec.read_metadata(codec.encode(native)) == {}  # no layout to record
+    # big-endian samples are recorded on a machine of either order: a store moves between them
+    assert chunk_convention.memory_layout(stack.astype(">u2")) == "byteorder=big"
+    assert chunk_convention.memory_layout(stack.astype("<u2")) is None
     assert svdcodec.read_metadata(codec.encode(np.asfortranarray(native)))["text"] == {
         "svdcodec chunk layout": "order=F shape=2x64x96"}
 
 
 @pytest.mark.parametrize("text", ["order=C", "order=F", "order=F shape=2x64x97",
                                   "order=F shape=0x1", "shape=2x64x96", "byteorder=middle",
-                                  "order=F shape=2xx96", "colour=blue"])
+                                  "order=F shape=2xx96", "colour=blue",
+                                  "order=F shape=" + "1x" * 64 + "12288",  # 65 axes
+                                  "order=F shape=\u0662x64x96",  # a digit numpy would take
+                                  "order=F shape=" + "9" * 4000 + "x1"])
 def test_a_chunk_layout_that_does_not_fit_is_refused(text: str) -> None:
     data = svdcodec.encode(grey_stack()[:, :64, :96].reshape(128, 96),
                            text={"svdcodec chunk layout": text})

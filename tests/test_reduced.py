@@ -228,3 +228,36 @@ def test_an_exact_planes_thumbnail_sums_its_blocks_and_keeps_the_bound(
     for k in (1, 4):
         with pytest.raises(SvdiError, match="exact (reconstruction bound|weight)"):
             svdcodec.decode(data, reduce=k)
+
+
+def test_a_small_level_coded_as_an_escape_is_no_level_of_8() -> None:
+    """An exact patch plane whose bound allows levels up to 3 (sum W = 2^51), its levels 1
+    and 2, one 2 coded as a value escape (the grammar allows it): every reduced decode accepts
+    it as the full decode does (a value escape's symbol, nibble 0, is not a level of 8)."""
+    import zstandard
+
+    from svdcodec import format as fmt
+
+    def block(kind: bytes, coding: int, descriptor: bytes, content: bytes) -> bytes:
+        frame = zstandard.ZstdCompressor(level=1, write_content_size=True).compress(content)
+        return fmt.writer.chunk(kind, fmt.BLOCK_RECORD.pack(0, 0, 2, coding) + descriptor
+                                + frame)
+
+    header = fmt.Header(64, 64, 1, 1, 0, 0, 1.0, 2)  # L, version 2: exact planes
+    plane = fmt.Plane(0, fmt.LAYOUT_PATCH, 8, 64, 64, 2, 1.0, shift=50)
+    parts = [fmt.pack_header(header, [plane]),
+             block(b"SBLK", fmt.DENSE, fmt.DENSE_RECORD.pack(4, 0, 2),
+                   np.ones(2, np.float32).tobytes())]
+    for kind, grid in ((b"VBLK", plane.vgrid), (b"UBLK", plane.grid)):
+        rows = grid[0] * grid[1]
+        symbols, escapes = b"\x09\x09\x08" * rows, b""  # levels 1, 1, end of row
+        if kind == b"UBLK":  # the first row's 2 as a value escape
+            symbols, escapes = b"\x00\x09\x08" + symbols[3:], np.int16(2).tobytes()
+        parts.append(block(kind, fmt.SPARSE, fmt.SPARSE_RECORD.pack(2, len(symbols), 0,
+                                                                    len(escapes) // 2),
+                           symbols + escapes))
+    data = b"".join(parts + [fmt.END])
+    full = svdcodec.decode(data)
+    for k in (2, 8):
+        assert svdcodec.decode(data, reduce=k).shape == (64 // k, 64 // k)
+    assert full.shape == (64, 64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -256,9 +257,11 @@ def test_pillow_raises_by_default_and_loads_what_arrived_when_asked(
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
-    # (outside any clone: `python -m` would import its sources before the installed package)
+    # the svdcodec this suite imports, run outside any clone (`python -m` would import the
+    # clone's sources before it)
+    env = {**os.environ, "PYTHONPATH": str(Path(svdcodec.__file__).resolve().parent.parent)}
     return subprocess.run([sys.executable, "-m", "svdcodec", *args], capture_output=True,
-                          text=True, check=False, cwd=tempfile.gettempdir())
+                          text=True, check=False, cwd=tempfile.gettempdir(), env=env)
 
 
 def test_tools_say_where_the_file_ends(tmp_path: Path) -> None:

@@ -95,7 +95,10 @@ class ReducedPlane(PlaneReconstructor):
         # its averaged B^T, and its product is the float32 sums of `reduced_product` as any
         # patch plane's, U's sparse blocks decoded straight into them: the cell means are not
         # the exact rule's bits anyway. Not an adapted plane's, whose rows the map scales.
-        self.summed = bool(self.exact and self.patch and not self.adapted)
+        # A preview of fewer components than the plane's (`components=`) keeps the exact
+        # product too: its blocks' levels beyond the rank are not the decode's to check.
+        self.summed = bool(self.exact and self.patch and not self.adapted
+                           and rank == plane.rank)
         self.left_magnitude: int | None = None  # max|A| of a summed plane's blocks
         if not self.patch:  # column ranges of whole cells
             step = max(cell, self.columns[0][1] - self.columns[0][1] % cell)
@@ -158,7 +161,9 @@ class ReducedPlane(PlaneReconstructor):
                     if self.largest_a < SMALL_LEVEL <= top or not symbols.size:
                         continue
                     if self.largest_a < SMALL_LEVEL:  # each small level, |nibble - 8|
-                        nibbles = (symbols & 15).astype(np.int16) - 8
+                        levels = symbols & 15
+                        # (nibble 0 is a value escape's, its value among the escaped above)
+                        nibbles = levels[levels != 0].astype(np.int16) - 8
                         top = max(top, exact_rule.magnitude(nibbles))
                     else:
                         top = max(top, SMALL_LEVEL)

@@ -74,12 +74,14 @@ def band_bounds(container: Container, channels: list[int] | None = None
     other group's rows as finely (a numpy step per band and channel)."""
     header = container.header
     cuts = {0, header.height}
-    read = None if channels is None else set(channels)
-    if read is not None:
-        read |= {b.reference for b in container.residuals
-                 if b.channel in read and b.reference != NO_REFERENCE}
-    for block in container.residuals:
-        if read is None or block.channel in read:
+    if channels is None:
+        read = {b.channel for b in container.residuals}
+    else:
+        read = set(channels) | {b.reference for c in channels
+                                for b in container.residual_blocks(c)
+                                if b.reference != NO_REFERENCE}
+    for c in read:
+        for block in container.residual_blocks(c):
             cuts.update((block.first, block.first + block.rows))
     per = max(1, BAND_SAMPLES // header.width)
     edges = sorted(cuts)
@@ -139,7 +141,7 @@ def band_residuals(container: Container, bands: list[tuple[int, int]], channels:
     reference channel outside `channels` is read only at the rows of the blocks that refer to
     it, which its own blocks of the same rows cover (spec §4.1)."""
     def cursor(c: int) -> ChannelCursor:
-        return ChannelCursor([b for b in container.residuals if b.channel == c])
+        return ChannelCursor(container.residual_blocks(c))
 
     cursors = {c: cursor(c) for c in channels}
     outside: dict[int, ChannelCursor] = {}  # reference channels not in `channels`

@@ -462,6 +462,20 @@ class Container:
     #: (plane, factor) -> its blocks in file order, made by the first `factor_blocks` call
     _by_factor: dict[tuple[int, str], list[Block]] | None = field(
         default=None, init=False, repr=False, compare=False)
+    #: channel -> its residual blocks in file order, made by the first `residual_blocks` call
+    _by_channel: dict[int, list[ResidualBlock]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+
+    def residual_blocks(self, channel: int) -> list[ResidualBlock]:
+        """The channel's residual blocks, in file order (row order): indexed once, as
+        `factor_blocks`, since the residual phase asks for each channel's in every group."""
+        index = self._by_channel
+        if index is None:
+            index = {}
+            for b in self.residuals:
+                index.setdefault(b.channel, []).append(b)
+            self._by_channel = index
+        return index.get(channel, [])
 
     def factor_blocks(self, plane: int, factor: str) -> list[Block]:
         """The plane's blocks of one factor ("U", "S" or "V"), in file order: indexed once,
