@@ -749,7 +749,8 @@ def test_one_channels_short_blocks_do_not_cut_the_other_channels_bands(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Residual bands are cut per group of channels: one channel of one-row blocks among 12
     makes its own group's bands one row high, not every group's (a numpy step per band and
-    channel: 255 channels of 4096 rows took 14 s), and the samples are as before."""
+    channel: each group of 255 channels then took a step per row), and the samples are as
+    before."""
     from support import make_vectors
 
     from svdcodec.decoder import residuals
