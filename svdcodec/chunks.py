@@ -36,9 +36,9 @@ from .encoder import encode, parse_layout
 from .errors import SvdiError
 from .format import MAX_CHANNELS, MAX_DIMENSION, SAMPLE_CODES, read_headers, read_prefix
 
-#: The iTXt keyword of a chunk's memory layout where it is not C order in this machine's byte
-#: order: words "order=F", "shape=4x128x128" (with order=F: the chunk's shape, which the
-#: stacked image does not keep) and "byteorder=big" or "byteorder=little".
+#: The iTXt keyword of a chunk's memory layout where it is not C order of little-endian
+#: samples: words "order=F", "shape=4x128x128" (with order=F: the chunk's shape, which the
+#: stacked image does not keep) and "byteorder=big" (a reader also takes "byteorder=little").
 LAYOUT_KEYWORD = "svdcodec chunk layout"
 
 
@@ -116,7 +116,7 @@ class ChunkOptions:
 
 def encode_chunk(chunk: Any, options: ChunkOptions, keep_layout: bool = False) -> bytes:
     """One chunk as .svdi bytes. keep_layout (a codec of bytes): its memory layout recorded
-    where it is not C order in this machine's byte order (`memory_layout`)."""
+    where it is not C order of little-endian samples (`memory_layout`)."""
     array = np.asarray(chunk)
     dtype = supported_dtype(array.dtype)
     image = np.ascontiguousarray(array, dtype=dtype).reshape(
