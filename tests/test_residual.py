@@ -774,3 +774,28 @@ def test_one_channels_short_blocks_do_not_cut_the_other_channels_bands(
                         lambda self, y0, y1: steps.append(1) or real(self, y0, y1))
     assert np.array_equal(svdcodec.decode(data), q.astype(np.uint8))
     assert len(steps) == residuals.OPEN_STREAMS * height + (channels - residuals.OPEN_STREAMS)
+
+
+def test_residual_blocks_read_through_a_few_decompressors() -> None:
+    """A file of many residual blocks (64 one-row blocks) reads them through the thread's
+    spare decompressors (each reader's, once its frame is read whole), not one new
+    decompressor a block; the samples are those of each block's own frame."""
+    from support import make_vectors
+
+    from svdcodec.format import NO_REFERENCE, blocks
+
+    mv = make_vectors()
+    height, width = 64, 5
+    q = np.random.default_rng(9).integers(0, 100, (height, width))
+    parts = [svdcodec.format.SIGNATURE, mv.head(width, height, 1, 1, version=2),
+             mv.plan_v2(0, svdcodec.format.LAYOUT_PLAIN, 0, height, width, 0, 1.0, 0)]
+    parts += [mv.rblk(0, NO_REFERENCE, y, q[y:y + 1], 1.0, 0.0, mv.INT8, 0)
+              for y in range(height)]
+    data = b"".join(parts + [mv.chunk(b"IEND", b"")])
+    made = []
+    real = blocks.new_decompressor
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(blocks, "new_decompressor", lambda *a: made.append(1) or real(*a))
+        for _ in range(3):
+            assert np.array_equal(svdcodec.decode(data), q.astype(np.uint8))
+    assert len(made) <= blocks.SPARE_DECOMPRESSORS

@@ -176,9 +176,16 @@ class FrameReader:
         self.what = what
         # Its own decompressor: a stream reader keeps its decompressor's context, and a block's
         # three streams are read through three contexts at once. A stored block (version 5)
-        # is read as it is.
-        self.reader: Any = io.BytesIO(frame) if form == STORED_RAW else \
-            new_decompressor(form).stream_reader(frame, read_across_frames=False)
+        # is read as it is. The decompressor comes from this thread's spares where one is
+        # left by a reader that finished its frame: a file of many small residual blocks
+        # makes one a block otherwise, which costs more than reading the block.
+        self.form, self.decompressor = form, None
+        if form == STORED_RAW:
+            self.reader: Any = io.BytesIO(frame)
+        else:
+            spares = _spare_decompressors(form)
+            self.decompressor = spares.pop() if spares else new_decompressor(form)
+            self.reader = self.decompressor.stream_reader(frame, read_across_frames=False)
 
     def read(self, n: int) -> bytes:
         """Exactly n bytes, or fewer only at the frame's end."""
@@ -204,6 +211,23 @@ class FrameReader:
         if self.read(1):
             raise SvdiError(f"{self.what}: zstd frame holds more than its descriptor declares")
         self.reader.close()
+        spares = _spare_decompressors(self.form) if self.decompressor is not None else None
+        if spares is not None and len(spares) < SPARE_DECOMPRESSORS:
+            spares.append(self.decompressor)  # its frame read whole and checked: reusable
+        self.decompressor = None
+
+
+#: Most decompressors a thread keeps of each form for the next `FrameReader`.
+SPARE_DECOMPRESSORS = 8
+
+
+def _spare_decompressors(form: str) -> list[zstandard.ZstdDecompressor]:
+    """This thread's decompressors of `form` that no reader holds."""
+    try:
+        spares = _local.spare_decompressors
+    except AttributeError:
+        spares = _local.spare_decompressors = {}
+    return spares.setdefault(form, [])
 
 
 @dataclass(slots=True)

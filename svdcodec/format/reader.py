@@ -154,8 +154,16 @@ def _chunk_walk(data: bytes, cut: list[Truncation] | None = None,
     if compiled is not None:  # (unknown ancillary chunks, which the reader skips, left out)
         table = compiled.chunk_table(data, len(SIGNATURE), MAX_CHUNK, LISTED_ANCILLARY)
         if table is not None:
-            return table
+            return _handed_out(table)
     return _chunks(data, cut)
+
+
+def _handed_out(table: list[tuple[bytes, memoryview]]) -> Iterator[tuple[bytes, memoryview]]:
+    """The table's rows in order, each let go once handed out: a file of many small chunks
+    holds no row of a chunk already parsed (what a parsed block keeps is its own)."""
+    table.reverse()
+    while table:
+        yield table.pop()
 
 
 def _parse_header(payload: memoryview) -> tuple[Header, int]:
