@@ -143,11 +143,17 @@ def memory_layout(array: np.ndarray) -> str | None:
     array both C- and F-contiguous, such as one row, counts as C order). Big-endian samples are
     recorded whatever the machine, so that a store moves between machines of either order."""
     words = []
-    if array.flags.f_contiguous and not array.flags.c_contiguous:
+    if column_major(array):
         words += ["order=F", "shape=" + "x".join(str(n) for n in array.shape)]
     if big_endian(array.dtype):
         words.append("byteorder=big")
     return " ".join(words) or None
+
+
+def column_major(array: np.ndarray) -> bool:
+    """Whether the array's memory is in column-major (Fortran) order and not also in C order
+    (one row or one column is both)."""
+    return bool(array.flags.f_contiguous and not array.flags.c_contiguous)
 
 
 def big_endian(dtype: np.dtype) -> bool:

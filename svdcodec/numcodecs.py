@@ -23,7 +23,7 @@ from numcodecs.compat import (  # type: ignore[import-untyped]
     ndarray_copy,
 )
 
-from .chunks import ChunkOptions, decode_chunk, encode_chunk
+from .chunks import ChunkOptions, column_major, decode_chunk, encode_chunk
 
 __all__ = ["Svdi"]
 
@@ -62,7 +62,7 @@ class Svdi(Codec):  # type: ignore[misc]  # numcodecs is untyped
         shape = getattr(out, "shape", None)
         if shape is not None and len(shape) >= (3 if self.channels_last else 2):
             # ndarray_copy copies the bytes in out's memory order
-            order = "F" if out.flags.f_contiguous and not out.flags.c_contiguous else "C"
+            order = "F" if column_major(out) else "C"
             decoded = decode_chunk(data, tuple(shape), out.dtype, self.channels_last, order)
         else:  # a flat buffer: the file's own shape, checked by ndarray_copy's reshape
             decoded = decode_chunk(data)

@@ -12,6 +12,7 @@ Importing :mod:`svdcodec` registers the format; :func:`register` may be called a
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 from typing import IO, TYPE_CHECKING, Any
@@ -438,10 +439,7 @@ def to_8_bits(pixels: np.ndarray) -> np.ndarray:
     """16-bit samples rounded to 8 bits: round(v * 255 / 65535) = floor((v + 128) / 257), never
     a tie (65535 = 255 x 257); rows at a time."""
     out = np.empty(pixels.shape, np.uint8)
-    if pixels.ndim == 0 or not pixels.size:
-        out[...] = (pixels.astype(np.uint32) + 128) // 257
-        return out
-    per = max(1, TO_8_BITS_SAMPLES * pixels.shape[0] // pixels.size)
+    per = max(1, TO_8_BITS_SAMPLES // max(1, math.prod(pixels.shape[1:])))
     for y in range(0, pixels.shape[0], per):
         part = pixels[y:y + per].astype(np.uint32)
         part += 128

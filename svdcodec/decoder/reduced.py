@@ -158,15 +158,14 @@ class ReducedPlane(PlaneReconstructor):
                 if streams is not None:
                     symbols, _, escaped = streams[:3]
                     top = max(top, exact_rule.magnitude(escaped))
-                    if self.largest_a < SMALL_LEVEL <= top or not symbols.size:
+                    if not symbols.size or top > self.largest_a:  # (broken already)
                         continue
-                    if self.largest_a < SMALL_LEVEL:  # each small level, |nibble - 8|
+                    if self.largest_a >= SMALL_LEVEL:  # the bound allows any small level
+                        top = max(top, SMALL_LEVEL)
+                    else:  # each small level, |nibble - 8|; nibble 0 is a value escape's
                         levels = symbols & 15
-                        # (nibble 0 is a value escape's, its value among the escaped above)
                         nibbles = levels[levels != 0].astype(np.int16) - 8
                         top = max(top, exact_rule.magnitude(nibbles))
-                    else:
-                        top = max(top, SMALL_LEVEL)
             self.left_magnitude = top
         exact_rule.check_bound(self.left_magnitude, self.max_b, self.weight_sum,
                                f"plane {self.plane.index}")

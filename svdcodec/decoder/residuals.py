@@ -66,20 +66,15 @@ class ChannelCursor:
         return block, g
 
 
-def band_bounds(container: Container, channels: list[int] | None = None
-                ) -> list[tuple[int, int]]:
+def band_bounds(container: Container, channels: list[int]) -> list[tuple[int, int]]:
     """Bands of rows of at most BAND_SAMPLES samples that never straddle a boundary of a block
-    of `channels` (default: every channel) or of a channel they refer to: a group's bands are
-    cut where its own blocks are, so that one channel of many short blocks does not cut every
-    other group's rows as finely (a numpy step per band and channel)."""
+    of `channels` (a group of `channel_groups`) or of a channel they refer to: a group's bands
+    are cut where its own blocks are, so that one channel of many short blocks does not cut
+    every other group's rows as finely (a numpy step per band and channel)."""
     header = container.header
     cuts = {0, header.height}
-    if channels is None:
-        read = {b.channel for b in container.residuals}
-    else:
-        read = set(channels) | {b.reference for c in channels
-                                for b in container.residual_blocks(c)
-                                if b.reference != NO_REFERENCE}
+    read = set(channels) | {b.reference for c in channels for b in container.residual_blocks(c)
+                            if b.reference != NO_REFERENCE}
     for c in read:
         for block in container.residual_blocks(c):
             cuts.update((block.first, block.first + block.rows))

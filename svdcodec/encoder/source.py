@@ -32,6 +32,8 @@ from ..runtime.scratch import ThreadBuffers
 
 #: Sample types the compiled kernels read (the others are converted by numpy).
 COMPILED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+#: The name of a band's patches in a `ThreadBuffers` (`PlaneSource.patches`).
+PATCHES = "encoder patches"
 
 
 #: log2 of the largest power-of-two scale of float64 samples: HEAD allows scale <= max / 255.
@@ -248,10 +250,6 @@ def compiled_patches(compiled: ModuleType, rows: np.ndarray, header: Header, i: 
     else:
         compiled.patch_plane(rows, 0, h, channels, weights, np.float32(unit), side, out)
     return out
-
-
-#: The name of a band's patches in a `ThreadBuffers` (`PlaneSource.patches`).
-PATCHES = "encoder patches"
 
 
 def ycc_8bit(header: Header, i: int) -> bool:

@@ -211,10 +211,11 @@ class FrameReader:
         if self.read(1):
             raise SvdiError(f"{self.what}: zstd frame holds more than its descriptor declares")
         self.reader.close()
-        spares = _spare_decompressors(self.form) if self.decompressor is not None else None
-        if spares is not None and len(spares) < SPARE_DECOMPRESSORS:
-            spares.append(self.decompressor)  # its frame read whole and checked: reusable
-        self.decompressor = None
+        if self.decompressor is not None:  # its frame read whole and checked: reusable
+            spares = _spare_decompressors(self.form)
+            if len(spares) < SPARE_DECOMPRESSORS:
+                spares.append(self.decompressor)
+            self.decompressor = None
 
 
 #: Most decompressors a thread keeps of each form for the next `FrameReader`.

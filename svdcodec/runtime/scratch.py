@@ -64,9 +64,9 @@ class ThreadBuffers:
         if array is not None and array.size >= size:
             return array[:size]
         array = np.empty(max(size, self._least.get(name, 0)), dtype)
-        others = sum(a.nbytes for k, a in kept.items() if k != key)
         if (self._keeps and array.nbytes <= band_sizes.KEEP_BYTES
-                and others + array.nbytes <= band_sizes.KEEP_THREAD_BYTES):
+                and sum(a.nbytes for k, a in kept.items() if k != key) + array.nbytes
+                <= band_sizes.KEEP_THREAD_BYTES):
             kept[key] = array
         else:
             spill[key] = array
