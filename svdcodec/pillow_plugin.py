@@ -26,6 +26,7 @@ from .format import SIGNATURE, Container, Header, read_prefix
 from .format.metadata import EXIF_PREFIX
 from .modes import PILLOW_MODES, inherited_profile
 from .runtime import band_sizes
+from .runtime.pages import base_page_array
 from .runtime.scratch import LEFT, ThreadBuffers
 
 if TYPE_CHECKING:
@@ -50,8 +51,8 @@ ALPHA_MODES = ("LA", "RGBA")
 #: image maps a numpy array laid out as Pillow lays out the mode (Image.core.map_buffer, as
 #: Pillow maps an uncompressed file; the image stays writable, which Image.fromarrow's
 #: borrowed memory would not), bytes per pixel. RGB is RGBX in Pillow's memory. Images up to
-#: band_sizes.MAPPED_BYTES (every size by default): a large array takes huge pages where
-#: Pillow's own memory would be faulted in page by page, and no band is copied.
+#: band_sizes.MAPPED_BYTES (every size by default): no band buffer, no band copied. The
+#: array is in base pages as Pillow's own memory is (`runtime.pages.base_page_array`).
 MAPPED_MODES = {"L": 1, "RGB": 4, "RGBA": 4}
 
 #: In-memory files (io.BytesIO) of at most this many bytes are parsed and checked whole by
@@ -228,7 +229,8 @@ class SvdiImageFile(ImageFile.ImageFile):
                                                               * MAPPED_MODES[self.mode])):
                 # The image's memory is an array the bands are rendered into: no band
                 # buffers, no copy of every row by Pillow's raw decoder.
-                pixels = np.empty((self.height, self.width, MAPPED_MODES[self.mode]), np.uint8)
+                pixels = base_page_array((self.height, self.width, MAPPED_MODES[self.mode]),
+                                         np.uint8)
                 self.im = Image.core.map_buffer(pixels, self.size, "raw", 0, (self.mode, 0, 1))
                 work = (work, pixels)
             self.tile = [tile._replace(args=(args[0], work))]

@@ -890,6 +890,55 @@ def test_a_mapped_images_memory_is_freed_with_it(how: str,
     assert after < image_bytes // 4
 
 
+def test_a_large_images_memory_is_a_mapping_of_its_own_freed_with_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image of 4 MiB or more in Pillow's layout, where a numpy array would take huge pages,
+    is rendered into a private mapping of base pages (`runtime.pages.base_page_array`) that
+    lives as long as the image: what was made of it keeps its pixels, and the mapping goes
+    with the image. Below that size the array is numpy's."""
+    import gc
+    import mmap
+    import weakref
+
+    monkeypatch.undo()  # the default band sizes
+    width, height = 1040, 1024  # 4.06 MiB of RGBX
+    pixels = np.repeat(np.repeat(photo(height // 8, width // 8, 3), 8, 0), 8, 1)
+    data = svdcodec.encode(pixels)
+    expected = svdcodec.decode(data)
+    arrays: list[np.ndarray] = []
+    base_page_array = pillow_plugin.base_page_array
+
+    def spy(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        arrays.append(base_page_array(shape, dtype))
+        return arrays[-1]
+    monkeypatch.setattr(pillow_plugin, "base_page_array", spy)
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    (array,) = arrays
+    arrays.clear()
+    assert array.shape == (height, width, 4) and array.flags.c_contiguous and array.flags.writeable
+    if hasattr(mmap, "MAP_PRIVATE"):
+        owner = array.base
+        while isinstance(owner, np.ndarray):
+            owner = owner.base
+        owner = owner.obj if isinstance(owner, memoryview) else owner
+        assert isinstance(owner, mmap.mmap)
+        mapping = weakref.ref(owner)
+        del owner
+    del array
+    crop = im.crop((5, 7, 300, 200))
+    im.putpixel((0, 0), (1, 2, 3))
+    np.testing.assert_array_equal(np.asarray(im)[1:], expected[1:])
+    im.close()
+    del im
+    gc.collect()
+    if hasattr(mmap, "MAP_PRIVATE"):
+        assert mapping() is None
+    np.testing.assert_array_equal(np.asarray(crop), expected[7:200, 5:300])
+    small = pillow_plugin.base_page_array((64, 80, 4), np.uint8)
+    assert small.base is None and small.shape == (64, 80, 4)
+
+
 def test_even_bands_split_like_row_bands_with_sizes_within_a_unit() -> None:
     for rows, unit, target in [(4096, 4, 57), (100, 8, 3), (17, 4, 4), (5, 4, 100), (1, 1, 1),
                                (33, 8, 16), (0, 4, 10)]:

@@ -26,6 +26,7 @@ from ..codec.coding import (
 from ..errors import SvdiError
 from ..format import DENSE, Block, Container, FrameReader, Plane
 from ..runtime import band_sizes, kernels
+from ..runtime.pages import drop_pages, own_pages
 
 
 def sparse_streams(block: Block, rows: int, compiled: ModuleType | None = None,
@@ -48,14 +49,6 @@ def sparse_streams(block: Block, rows: int, compiled: ModuleType | None = None,
             or np.count_nonzero((symbols & 15) == VALUE_ESCAPE) != xval.size):
         raise SvdiError("sparse block: escape counts do not match the side streams")
     return symbols, xrun, xval, ends
-
-
-#: Whether this system can hand back pages of a mapping (madvise: not on Windows), which
-#: `SparsePieces` needs; elsewhere the held streams stay whole.
-CAN_DROP_PAGES = (hasattr(mmap, "MADV_DONTNEED") and hasattr(mmap.mmap, "madvise")
-                  and hasattr(mmap, "MAP_PRIVATE"))
-#: `own_pages`' mapping: private anonymous memory, whose dropped pages the system gets back.
-PRIVATE_PAGES = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
 
 
 class SparsePieces:
@@ -183,32 +176,6 @@ def pages_below(dropped: list[int], ends: Sequence[int], least: int = 1
             spans.append((dropped[s], hi - dropped[s]))
             dropped[s] = hi
     return spans
-
-
-def drop_pages(pages: mmap.mmap, spans: list[tuple[int, int]]) -> None:
-    """The spans' pages handed back to the system (read again, they would be zeros)."""
-    for start, length in spans:
-        pages.madvise(mmap.MADV_DONTNEED, start, length)
-
-
-def own_pages(*arrays: np.ndarray) -> tuple[mmap.mmap, list[int], list[np.ndarray]]:
-    """Copies of the arrays in one anonymous memory mapping of their own, each aligned for its
-    items: the mapping, each copy's offset in it, the copies. (Copies by numpy would come from
-    the C heap, whose pages a piece of an array cannot be handed back from.) The mapping is
-    private: a shared one (mmap's default) is shared memory, whose pages MADV_DONTNEED only
-    unmaps from the process, the system keeping them until the mapping is closed."""
-    offsets, total = [], 0
-    for a in arrays:
-        total = -(-total // 8) * 8
-        offsets.append(total)
-        total += a.nbytes
-    pages = mmap.mmap(-1, max(total, 1), flags=PRIVATE_PAGES)
-    copies = []
-    for a, at in zip(arrays, offsets):
-        copy = np.frombuffer(pages, a.dtype, a.size, at)
-        copy[:] = a
-        copies.append(copy)
-    return pages, offsets, copies
 
 
 def held_bytes(block: Block, rows: int, compiled: ModuleType | None) -> int:

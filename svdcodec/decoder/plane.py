@@ -34,10 +34,10 @@ from ..format import DENSE, LAYOUT_PATCH, Block, Container, Plane
 from ..format.blocks import decompressors
 from ..runtime import band_sizes, kernels
 from ..runtime.band_sizes import even_bands, row_bands
+from ..runtime.pages import CAN_DROP_PAGES
 from ..runtime.scratch import LEFT, ThreadBuffers
 from ..runtime.threads import band_workers, run_bands
 from .factors import (
-    CAN_DROP_PAGES,
     DroppedRows,
     SparsePieces,
     SparseStream,

@@ -65,11 +65,9 @@ KEEP_BYTES = 1 << 22
 KEEP_THREAD_BYTES = 1 << 23
 #: Pillow plugin: largest image memory (bytes, in Pillow's layout) that `load()` renders into
 #: directly, as an array the image maps (`pillow_plugin.MAPPED_MODES`); None: every size.
-#: A larger image is rendered into band buffers that Pillow copies into its own memory. A large
-#: numpy array gets transparent huge pages where the kernel allows them (numpy madvises it),
-#: where Pillow's own image memory is faulted in 4 KiB page by page, and without huge pages
-#: the array's faults cost what Pillow's do, the copy and the band buffers saved
-#: (docs/performance.md, "The 19 MP `load()` into a mapped array").
+#: A larger image is rendered into band buffers that Pillow copies into its own memory. The
+#: array is faulted in page by page as Pillow's own memory is, the copy and the band buffers
+#: saved (docs/performance.md, "The 19 MP `load()` into a mapped array").
 MAPPED_BYTES: int | None = None
 #: Decoder: images of at most this many samples (pixels x channels) are decoded in the calling
 #: thread: their bands are too few and too small to repay the hand-off to other threads. A
