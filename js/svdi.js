@@ -1033,18 +1033,31 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS, truncated = fals
   // A file that ends early: the weights of the components it is decoded with (every plane's
   // first `arrived`), as a whole file's preview of that many has them.
   const arrived = truncation === null ? null : componentsArrived(truncation, planes);
+  const factorBlocks = blocksByFactor(blocks);
   for (const p of planes) {
     p.sigma = new Float32Array(p.rank);
-    for (const blk of blocks) {
-      if (blk.plane === p.index && blk.factor === "S") p.sigma.set(readSigma(blk, bytes), blk.first);
-    }
+    for (const blk of factorBlocks.get(`${p.index}S`) ?? []) p.sigma.set(readSigma(blk, bytes), blk.first);
     // §5.1: before reading U or V
     if (p.shift !== null) Object.assign(p, exactWeights(p, Math.min(p.rank, arrived ?? p.rank)));
   }
   return {
-    bytes, header, planes, blocks, residuals, means, restoration: restoration ?? new Map(),
+    bytes, header, planes, blocks, factorBlocks, residuals, means, restoration: restoration ?? new Map(),
     metadata: metadata.metadata, truncation,
   };
+}
+
+/** Each plane's blocks of each factor, in file order (which is component order, §4), under
+ * the key `${plane}${factor}`: indexed once, not looked for among every block of the file for
+ * each plane (a file may hold 255 planes of thousands of records). */
+function blocksByFactor(blocks) {
+  const index = new Map();
+  for (const blk of blocks) {
+    const key = `${blk.plane}${blk.factor}`;
+    const list = index.get(key);
+    if (list === undefined) index.set(key, [blk]);
+    else list.push(blk);
+  }
+  return index;
 }
 
 /** The weights of an exact plane (spec §5.1): W_k = floor(2^F·y_k + ½) with
@@ -1260,8 +1273,8 @@ function integerFactor(container, plane, factor, k) {
   const grid = factor === "U" ? plane.grid : plane.vgrid;
   const data = new Float32Array(rows * k);
   let largest = 0;
-  for (const blk of container.blocks) {
-    if (blk.plane !== plane.index || blk.factor !== factor || blk.first >= k) continue;
+  for (const blk of container.factorBlocks.get(`${plane.index}${factor}`) ?? []) {
+    if (blk.first >= k) break; // (in component order)
     const raw = decompressFrame(blk, container.bytes);
     const stored = blk.coding === 0 ? denseIntoFactor(blk, raw, grid, data, k)
       : sparseIntoFactor(blk, raw, rows, data, k);
@@ -1998,18 +2011,29 @@ function residualGroups(residuals, channels = null) {
 function applyResiduals(container, data, dtype) {
   const { header, residuals } = container;
   if (!residuals.length) return;
-  const bands = residualBands(header, residuals);
-  for (const group of residualGroups(residuals)) applyResidualGroup(container, data, dtype, bands, group);
+  const bands = residualBands(header, residuals), byChannel = residualsByChannel(residuals);
+  for (const group of residualGroups(residuals)) applyResidualGroup(container, data, dtype, bands, group, byChannel);
+}
+
+/** Each channel's residual blocks in file order (row order): indexed once, not looked for
+ * among every block of the file for each channel. */
+function residualsByChannel(residuals) {
+  const index = new Map();
+  for (const b of residuals) {
+    const list = index.get(b.channel);
+    if (list === undefined) index.set(b.channel, [b]);
+    else list.push(b);
+  }
+  return index;
 }
 
 /** One group's residuals, band by band; a reference channel outside the group is read only at
  * the rows of the blocks that refer to it (its own blocks of the same rows, §4.1). */
-function applyResidualGroup(container, data, dtype, bands, group) {
-  const { header, residuals } = container;
-  const { width, channels } = header;
+function applyResidualGroup(container, data, dtype, bands, group, byChannel) {
+  const { width, channels } = container.header;
   // (reduce, not Math.max(...): there may be more bands than a call takes arguments)
   const bandSamples = bands.reduce((most, [y0, y1]) => Math.max(most, (y1 - y0) * width), 0);
-  const cursor = (c) => new ResidualCursor(container, residuals.filter((b) => b.channel === c), bandSamples);
+  const cursor = (c) => new ResidualCursor(container, byChannel.get(c) ?? [], bandSamples);
   const cursors = group.map((c) => [c, cursor(c)]);
   const outside = new Map();
   const qOf = new Map();
@@ -2054,7 +2078,7 @@ function applyArrivedResiduals(container, data, dtype, only = null) {
     const arrivedHeader = { ...header, height: rows };
     const blocks = residuals.filter((b) => b.first + b.rows <= rows);
     const arrived = { ...container, header: arrivedHeader, residuals: blocks };
-    applyResidualGroup(arrived, data, dtype, residualBands(arrivedHeader, blocks), [c]);
+    applyResidualGroup(arrived, data, dtype, residualBands(arrivedHeader, blocks), [c], residualsByChannel(blocks));
   });
 }
 
@@ -2072,8 +2096,8 @@ function bareChannels(container) {
 /** The residuals of `channels` applied to a preview's samples, in residualGroups. */
 function applyBareResiduals(container, data, dtype, channels) {
   const { header, residuals } = container;
-  const bands = residualBands(header, residuals);
-  for (const group of residualGroups(residuals, channels)) applyResidualGroup(container, data, dtype, bands, group);
+  const bands = residualBands(header, residuals), byChannel = residualsByChannel(residuals);
+  for (const group of residualGroups(residuals, channels)) applyResidualGroup(container, data, dtype, bands, group, byChannel);
 }
 
 /** sample = clamp(x̂ + q·t, min, max) for integer samples, exact in binary64: |q·t| < 2^52

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as svdi from "../svdi.js";
-import { IEND, denseBlock, fileOf, head, meanChunk, plan, rawFrame, rblk } from "../support/build.js";
+import { IEND, concat, denseBlock, fileOf, head, meanChunk, plan, rawFrame, rblk } from "../support/build.js";
 import { chunks, mutateChunk, seededRandom } from "../support/mutate.js";
 
 const dir = fileURLToPath(new URL("../../spec/vectors/", import.meta.url));
@@ -237,6 +237,26 @@ test("version 2: more residual bands than a call takes arguments decode (a valid
   const image = svdi.decode(residualFile({ blocks, width: 1, height }));
   assert.equal(image.height, height);
   assert.ok(image.data.every((x) => x === 3));
+});
+
+test("version 5: more records in one chunk than a call takes arguments parse (a valid file)", () => {
+  // 255 planes of 512 x 512 at rank 512, every S record one component (130,560 in one SBLK
+  // chunk), U and V one sparse record of zeros a plane: the records are no push(...records)
+  const planes = 255, size = 512;
+  const leb = (n) => (n < 128 ? [n] : [(n & 127) | 128, n >> 7]);
+  const sigma = new Uint8Array(4);
+  new DataView(sigma.buffer).setFloat32(0, 1, true);
+  const sRecord = (plane) => Uint8Array.of(plane, 1, 0x42, ...sigma); // count 1, dense stored binary32
+  const rows = rawFrame(new Uint8Array(size).fill(0x08)).subarray(4); // every row ends at once; no magic
+  const zeros = (plane) => Uint8Array.of(plane, ...leb(size), 0x31, ...leb(size), 0, 0, ...leb(rows.length), ...rows);
+  const records = (make, count) => concat(Array.from({ length: planes * count }, (_, i) => make(i % planes)));
+  const file = fileOf([
+    head({ version: 5, width: size, height: size, channels: planes }),
+    ...Array.from({ length: planes }, (_, index) => plan({ index, height: size, width: size, rank: size, deblock: [0, 0, 0] })),
+    ["SBLK", records(sRecord, size)], ["VBLK", records(zeros, 1)], ["UBLK", records(zeros, 1)], IEND]);
+  const image = svdi.open(file, { components: 0 });
+  assert.equal(image.planes.length, planes);
+  assert.ok(image.planes.every((p) => p.rank === size));
 });
 
 test("version 2: RBLK in a version 1 file, before the PLAN chunks, before a factor block", () => {
