@@ -1,14 +1,15 @@
-"""Where Image.open().load() of the 19 MP mosaic spends more than svdcodec.decode: per decode,
-the wall time, the CPU time of all threads (user and system, from getrusage), the minor page
-faults and the transparent huge pages faulted in (/proc/vmstat's thp_fault_alloc, system-wide;
-Linux) of load() (the image mapped onto an array of base pages: no band buffers, no copy), of
-load() into a numpy array (numpy's huge pages: the default from 2026-12-05 to 2026-12-07), of
-load() with band buffers copied into Pillow's own image (band_sizes.MAPPED_BYTES set below the
-image, the default before 2026-12-05), of svdcodec.decode and of Pillow's JPEG (quality 75),
-interleaved in one process; medians over rounds (docs/performance.md, "Smaller bands and dropped
-streams", "The 19 MP `load()` into a mapped array", "The image memory of a Pillow `load()`").
+"""Where Image.open().load() of the 19 MP mosaic (or a crop of it: --side) spends more than
+svdcodec.decode: per decode, the wall time, the CPU time of all threads (user and system, from
+getrusage), the minor page faults and the transparent huge pages faulted in (/proc/vmstat's
+thp_fault_alloc, system-wide; Linux) of load() (the image mapped onto numpy's array, its pages
+advised back to base pages: no band buffers, no copy), of load() into numpy's array as it is
+(huge pages: the default from 2026-12-05 to 2026-12-07), of load() with band buffers copied
+into Pillow's own image (band_sizes.MAPPED_BYTES set below the image, the default before
+2026-12-05), of svdcodec.decode and of Pillow's JPEG (quality 75), interleaved in one process;
+medians over rounds (docs/performance.md, "Smaller bands and dropped streams", "The 19 MP
+`load()` into a mapped array", "The image memory of a Pillow `load()`").
 
-    python benchmarks/pillow_load.py --corpus KODAK [--rounds 7] [--pause 3]
+    python benchmarks/pillow_load.py --corpus KODAK [--rounds 7] [--pause 3] [--side 2048]
 
 --pause S waits S seconds before each operation, as a process does between images when it has
 other work: on a virtual machine whose balloon reports free memory to its host, memory freed
@@ -77,8 +78,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--pause", type=float, default=0.0,
                         help="seconds to wait before each operation (default 0)")
+    parser.add_argument("--side", type=int,
+                        help="the mosaic's top-left SIDE x SIDE crop instead of the whole")
     args = parser.parse_args()
     mosaic = build_mosaic(kodak_paths(args.corpus))
+    if args.side:
+        mosaic = np.ascontiguousarray(mosaic[:args.side, :args.side])
     svdi = svdcodec.encode(mosaic)
     buffer = io.BytesIO()
     Image.fromarray(mosaic).save(buffer, "JPEG", quality=75)
@@ -95,7 +100,7 @@ def main() -> None:
         for name, operation in operations.items():
             time.sleep(args.pause)
             times[name].append(measure(operation))
-    print(f"19 MP mosaic {mosaic.shape[1]}x{mosaic.shape[0]}, medians of {args.rounds} rounds, "
+    print(f"mosaic {mosaic.shape[1]}x{mosaic.shape[0]}, medians of {args.rounds} rounds, "
           f"{args.pause:g} s before each operation")
     print(f"{'operation':22s} {'wall ms':>8s} {'user ms':>8s} {'sys ms':>7s} {'faults':>7s} "
           f"{'huge':>5s}  {'wall ms of each round':s}")

@@ -34,6 +34,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 /* The hot loops are compiled twice on x86-64 Linux (glibc resolves which one runs, once):
    for the baseline SSE2 and for AVX2, where the loops do twice the work per instruction. The
@@ -8183,6 +8187,35 @@ static PyObject *all_finite(PyObject *self, PyObject *arg)
     return PyBool_FromLong(ok);
 }
 
+/* ------------------------------------------------------------------------ memory pages */
+
+PyDoc_STRVAR(base_pages_doc,
+"base_pages(a) -> bool\n\n"
+"Asks the system to back the whole pages inside a (a writable C-contiguous buffer) with pages\n"
+"of its base size, not transparent huge pages (madvise MADV_NOHUGEPAGE, Linux): numpy asks\n"
+"for huge pages for every array of 4 MiB or more (runtime.pages.base_page_array says why\n"
+"an image's memory should not have them). The pages at a's edges, which it may share with\n"
+"other memory, are left as they are. False where the system has no such advice or refused it.");
+
+static PyObject *base_pages(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    int advised = 0;
+#if defined(__linux__) && defined(MADV_NOHUGEPAGE)
+    const long size = sysconf(_SC_PAGESIZE);
+    if (size > 0) {
+        const uintptr_t page = (uintptr_t)size, at = (uintptr_t)view.buf;
+        const uintptr_t first = (at + page - 1) / page * page;
+        const uintptr_t end = (at + (uintptr_t)view.len) / page * page;
+        advised = end <= first || madvise((void *)first, end - first, MADV_NOHUGEPAGE) == 0;
+    }
+#endif
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(advised);
+}
+
 /* ------------------------------------------------------------------------ exact weights
    (codec.exact.weights, spec §5.1) */
 
@@ -9585,6 +9618,7 @@ static PyMethodDef methods[] = {
     METHOD(plane_factors), METHOD(whole_factor), METHOD(factor_bytes), METHOD(parse_plan),
     {"factor_index", (PyCFunction)factor_index, METH_O, factor_index_doc},
     {"all_finite", (PyCFunction)all_finite, METH_O, all_finite_doc},
+    {"base_pages", (PyCFunction)base_pages, METH_O, base_pages_doc},
     {NULL, NULL, 0, NULL},
 };
 

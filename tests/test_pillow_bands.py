@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from support import NEEDS_KERNELS, compiled_kernels, photo
 from support import kernels as kernels_on
-from support import photo
 
 import svdcodec
 from svdcodec import SvdiError, pillow_plugin
@@ -890,15 +890,32 @@ def test_a_mapped_images_memory_is_freed_with_it(how: str,
     assert after < image_bytes // 4
 
 
-def test_a_large_images_memory_is_a_mapping_of_its_own_freed_with_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """An image of 4 MiB or more in Pillow's layout, where a numpy array would take huge pages,
-    is rendered into a private mapping of base pages (`runtime.pages.base_page_array`) that
-    lives as long as the image: what was made of it keeps its pixels, and the mapping goes
-    with the image. Below that size the array is numpy's."""
+def vm_flags(address: int) -> list[str] | None:
+    """The VmFlags of the memory mapping holding `address` (/proc/self/smaps), None where the
+    system has no such file."""
+    try:
+        with open("/proc/self/smaps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    inside = False
+    for line in lines:
+        first = line.split(" ", 1)[0]
+        if "-" in first and ":" not in first:
+            low, high = (int(x, 16) for x in first.split("-"))
+            inside = low <= address < high
+        elif inside and line.startswith("VmFlags:"):
+            return line.split()[1:]
+    return None
+
+
+def test_a_large_images_memory_is_kept_out_of_huge_pages(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """An image of 4 MiB or more in Pillow's layout, for which numpy asks for transparent huge
+    pages, is rendered into numpy's array with its pages advised back to base pages (Linux,
+    compiled kernels: MADV_NOHUGEPAGE, "nh" in the mapping's flags); what is made of the
+    image keeps its pixels once it is gone. A smaller array is numpy's as it is."""
     import gc
-    import mmap
-    import weakref
 
     monkeypatch.undo()  # the default band sizes
     width, height = 1040, 1024  # 4.06 MiB of RGBX
@@ -917,14 +934,10 @@ def test_a_large_images_memory_is_a_mapping_of_its_own_freed_with_it(
     (array,) = arrays
     arrays.clear()
     assert array.shape == (height, width, 4) and array.flags.c_contiguous and array.flags.writeable
-    if hasattr(mmap, "MAP_PRIVATE"):
-        owner = array.base
-        while isinstance(owner, np.ndarray):
-            owner = owner.base
-        owner = owner.obj if isinstance(owner, memoryview) else owner
-        assert isinstance(owner, mmap.mmap)
-        mapping = weakref.ref(owner)
-        del owner
+    middle = array.ctypes.data + array.nbytes // 2  # a whole page inside the array
+    flags = vm_flags(middle)
+    if flags is not None and kernels.get() is not None:
+        assert "nh" in flags and "hg" not in flags
     del array
     crop = im.crop((5, 7, 300, 200))
     im.putpixel((0, 0), (1, 2, 3))
@@ -932,11 +945,31 @@ def test_a_large_images_memory_is_a_mapping_of_its_own_freed_with_it(
     im.close()
     del im
     gc.collect()
-    if hasattr(mmap, "MAP_PRIVATE"):
-        assert mapping() is None
     np.testing.assert_array_equal(np.asarray(crop), expected[7:200, 5:300])
-    small = pillow_plugin.base_page_array((64, 80, 4), np.uint8)
-    assert small.base is None and small.shape == (64, 80, 4)
+
+
+@NEEDS_KERNELS
+def test_base_pages_advises_only_the_whole_pages_inside_a_buffer() -> None:
+    """The compiled `base_pages` on views of any size and alignment: the whole pages inside
+    are advised, a page the view shares with other memory is not, a view of less than a page
+    has nothing to advise (True); a read-only buffer is refused. Linux with transparent huge
+    pages only (elsewhere it advises nothing and says False)."""
+    import os
+
+    if vm_flags(id(object())) is None or not os.path.exists(
+            "/sys/kernel/mm/transparent_hugepage/enabled"):
+        pytest.skip("no /proc/self/smaps or no transparent huge pages")
+    compiled = compiled_kernels()
+    memory = np.zeros(5 << 20, np.uint8)  # numpy asks for huge pages ("hg")
+    page = 4096
+    skew = (-memory.ctypes.data) % page  # memory[skew] starts a page
+    for start, size in [(skew + 1, 3 << 20), (skew + page + 10, 100), (0, 0)]:
+        assert compiled.base_pages(memory[start:start + size]) is True
+    assert "nh" in vm_flags(memory.ctypes.data + skew + 8 * page)  # inside the first view
+    assert "nh" not in vm_flags(memory.ctypes.data + skew)  # shared with the byte before
+    assert "nh" not in vm_flags(memory.ctypes.data + skew + (4 << 20))  # past every view
+    with pytest.raises((BufferError, TypeError, ValueError)):
+        compiled.base_pages(bytes(10))
 
 
 def test_even_bands_split_like_row_bands_with_sizes_within_a_unit() -> None:

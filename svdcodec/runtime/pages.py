@@ -1,13 +1,14 @@
-"""Memory of the system's base page size, mapped by svdcodec itself instead of taken from numpy.
+"""Memory pages: the private mappings of the decoder's held sparse streams, whose pages it hands
+back as it goes (`own_pages`, `drop_pages`), and arrays kept out of transparent huge pages
+(`base_page_array`).
 
 numpy asks the kernel for transparent huge pages for every array of 4 MiB or more (it madvises
 MADV_HUGEPAGE). A huge page is zeroed whole when first touched, and on a virtual machine whose
 balloon reports free memory to its host (Firecracker, crosvm, QEMU's free page reporting: the
-kernel reports free blocks of huge-page size) that first touch is also the host's fault: on such
-a machine a large array's first touch took several times what the same bytes in base pages take
+kernel reports free blocks of huge-page size) that first touch is also the host's page fault:
+there a large array's first touch took several times what the same bytes in base pages take
 (docs/performance.md, "The image memory of a Pillow `load()`"). Pillow's own image memory, and
-the C libraries' buffers, are base pages. Where the mapping below is not available (Windows),
-numpy's memory is used.
+the C libraries' buffers, are base pages.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import mmap
 
 import numpy as np
+
+from . import kernels
 
 #: Whether this system can hand back pages of a mapping (madvise: not on Windows), which
 #: `decoder.factors.SparsePieces` needs; elsewhere the held streams stay whole.
@@ -53,13 +56,12 @@ def own_pages(*arrays: np.ndarray) -> tuple[mmap.mmap, list[int], list[np.ndarra
 
 
 def base_page_array(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
-    """An uninitialised C-order array in base pages where numpy's would take huge pages (a
-    private mapping of its own, unmapped once the array and every view of it are gone);
-    numpy's `np.empty` below that size, or where the system has no private mappings."""
-    dtype = np.dtype(dtype)
-    nbytes = dtype.itemsize
-    for n in shape:
-        nbytes *= n
-    if nbytes < NUMPY_HUGE_PAGE_BYTES or not hasattr(mmap, "MAP_PRIVATE"):
-        return np.empty(shape, dtype)
-    return np.frombuffer(mmap.mmap(-1, nbytes, flags=PRIVATE_PAGES), dtype).reshape(shape)
+    """An uninitialised array from numpy (so that a warm process reuses freed memory as it does
+    for any array) whose whole pages the system backs with base pages, not huge ones, where
+    numpy would have asked for those (4 MiB or more): the compiled `base_pages`, on Linux. On
+    the numpy path, or another system, numpy's array as it is."""
+    array = np.empty(shape, dtype)
+    compiled = kernels.get() if array.nbytes >= NUMPY_HUGE_PAGE_BYTES else None
+    if compiled is not None:
+        compiled.base_pages(array)
+    return array
