@@ -1033,7 +1033,8 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS, truncated = fals
   // A file that ends early: the weights of the components it is decoded with (every plane's
   // first `arrived`), as a whole file's preview of that many has them.
   const arrived = truncation === null ? null : componentsArrived(truncation, planes);
-  const factorBlocks = blocksByFactor(blocks);
+  // each plane's blocks of each factor, in file order (component order, §4)
+  const factorBlocks = groupBy(blocks, (blk) => `${blk.plane}${blk.factor}`);
   for (const p of planes) {
     p.sigma = new Float32Array(p.rank);
     for (const blk of factorBlocks.get(`${p.index}S`) ?? []) p.sigma.set(readSigma(blk, bytes), blk.first);
@@ -1046,18 +1047,17 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS, truncated = fals
   };
 }
 
-/** Each plane's blocks of each factor, in file order (which is component order, §4), under
- * the key `${plane}${factor}`: indexed once, not looked for among every block of the file for
- * each plane (a file may hold 255 planes of thousands of records). */
-function blocksByFactor(blocks) {
-  const index = new Map();
-  for (const blk of blocks) {
-    const key = `${blk.plane}${blk.factor}`;
-    const list = index.get(key);
-    if (list === undefined) index.set(key, [blk]);
-    else list.push(blk);
+/** The items grouped by key(item), each group in the items' order: an index made once, where
+ * looking among all of a file's blocks for each plane or channel would cost planes × blocks (a
+ * file may hold 255 planes of thousands of records, or of channels of residual blocks). */
+function groupBy(items, key) {
+  const groups = new Map();
+  for (const item of items) {
+    const k = key(item), group = groups.get(k);
+    if (group === undefined) groups.set(k, [item]);
+    else group.push(item);
   }
-  return index;
+  return groups;
 }
 
 /** The weights of an exact plane (spec §5.1): W_k = floor(2^F·y_k + ½) with
@@ -2011,24 +2011,13 @@ function residualGroups(residuals, channels = null) {
 function applyResiduals(container, data, dtype) {
   const { header, residuals } = container;
   if (!residuals.length) return;
-  const bands = residualBands(header, residuals), byChannel = residualsByChannel(residuals);
+  const bands = residualBands(header, residuals), byChannel = groupBy(residuals, (b) => b.channel);
   for (const group of residualGroups(residuals)) applyResidualGroup(container, data, dtype, bands, group, byChannel);
 }
 
-/** Each channel's residual blocks in file order (row order): indexed once, not looked for
- * among every block of the file for each channel. */
-function residualsByChannel(residuals) {
-  const index = new Map();
-  for (const b of residuals) {
-    const list = index.get(b.channel);
-    if (list === undefined) index.set(b.channel, [b]);
-    else list.push(b);
-  }
-  return index;
-}
-
 /** One group's residuals, band by band; a reference channel outside the group is read only at
- * the rows of the blocks that refer to it (its own blocks of the same rows, §4.1). */
+ * the rows of the blocks that refer to it (its own blocks of the same rows, §4.1). byChannel:
+ * each channel's blocks in row order. */
 function applyResidualGroup(container, data, dtype, bands, group, byChannel) {
   const { width, channels } = container.header;
   // (reduce, not Math.max(...): there may be more bands than a call takes arguments)
@@ -2073,12 +2062,23 @@ function applyResidualGroup(container, data, dtype, bands, group, byChannel) {
  * phase run on those rows alone; the other rows stay the low-rank layer. */
 function applyArrivedResiduals(container, data, dtype, only = null) {
   const { header, residuals, truncation } = container;
+  const byChannel = groupBy(residuals, (b) => b.channel);
+  // a channel's blocks within its first `rows` rows: a prefix of them (they are in row order)
+  const within = (c, rows) => {
+    const blocks = byChannel.get(c) ?? [];
+    let n = 0;
+    while (n < blocks.length && blocks[n].first + blocks[n].rows <= rows) n++;
+    return blocks.slice(0, n);
+  };
   truncation.residualRows.forEach((rows, c) => {
     if (!rows || (only !== null && !only.has(c))) return;
     const arrivedHeader = { ...header, height: rows };
-    const blocks = residuals.filter((b) => b.first + b.rows <= rows);
-    const arrived = { ...container, header: arrivedHeader, residuals: blocks };
-    applyResidualGroup(arrived, data, dtype, residualBands(arrivedHeader, blocks), [c], residualsByChannel(blocks));
+    const arrived = new Map([[c, within(c, rows)]]);
+    for (const b of arrived.get(c)) {
+      if (b.reference !== NO_REFERENCE && !arrived.has(b.reference)) arrived.set(b.reference, within(b.reference, rows));
+    }
+    const bands = residualBands(arrivedHeader, [...arrived.values()].flat());
+    applyResidualGroup({ ...container, header: arrivedHeader }, data, dtype, bands, [c], arrived);
   });
 }
 
@@ -2096,7 +2096,7 @@ function bareChannels(container) {
 /** The residuals of `channels` applied to a preview's samples, in residualGroups. */
 function applyBareResiduals(container, data, dtype, channels) {
   const { header, residuals } = container;
-  const bands = residualBands(header, residuals), byChannel = residualsByChannel(residuals);
+  const bands = residualBands(header, residuals), byChannel = groupBy(residuals, (b) => b.channel);
   for (const group of residualGroups(residuals, channels)) applyResidualGroup(container, data, dtype, bands, group, byChannel);
 }
 

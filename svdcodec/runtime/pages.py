@@ -25,7 +25,7 @@ CAN_DROP_PAGES = (hasattr(mmap, "MADV_DONTNEED") and hasattr(mmap.mmap, "madvise
                   and hasattr(mmap, "MAP_PRIVATE"))
 #: Private anonymous memory: its dropped pages go back to the system (a shared mapping, mmap's
 #: default, is shared memory, whose pages MADV_DONTNEED only unmaps from the process, the
-#: system keeping them until the mapping is closed), and it gets no huge pages unless asked.
+#: system keeping them until the mapping is closed).
 PRIVATE_PAGES = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
 #: Arrays from this many bytes up get huge pages from numpy (its `madvise_hugepage` threshold).
 NUMPY_HUGE_PAGE_BYTES = 1 << 22
