@@ -5,7 +5,8 @@ thp_fault_alloc, system-wide; Linux) of load() (the image mapped onto numpy's ar
 advised back to base pages: no band buffers, no copy), of load() into numpy's array as it is
 (huge pages: the default from 2026-12-05 to 2026-12-07), of load() with band buffers copied
 into Pillow's own image (band_sizes.MAPPED_BYTES set below the image, the default before
-2026-12-05), of svdcodec.decode and of Pillow's JPEG (quality 75), interleaved in one process;
+2026-12-05), of svdcodec.decode (its output advised to base pages as well, and as numpy's
+array as it is) and of Pillow's JPEG (quality 75), interleaved in one process;
 medians over rounds (docs/performance.md, "Smaller bands and dropped streams", "The 19 MP
 `load()` into a mapped array", "The image memory of a Pillow `load()`").
 
@@ -34,6 +35,7 @@ from PIL import Image
 
 import svdcodec
 from svdcodec import pillow_plugin
+from svdcodec.decoder import render
 from svdcodec.runtime import band_sizes
 
 
@@ -72,6 +74,16 @@ def load(data: bytes, band_copies: bool = False, numpy_memory: bool = False) -> 
         band_sizes.MAPPED_BYTES, pillow_plugin.base_page_array = saved
 
 
+def decode(data: bytes, numpy_memory: bool = False) -> None:
+    saved = render.base_page_array
+    if numpy_memory:
+        render.base_page_array = np.empty
+    try:
+        svdcodec.decode(data)
+    finally:
+        render.base_page_array = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True)
@@ -92,7 +104,8 @@ def main() -> None:
         "load()": lambda: load(svdi),
         "load(), numpy array": lambda: load(svdi, numpy_memory=True),
         "load(), band copies": lambda: load(svdi, band_copies=True),
-        "svdcodec.decode": lambda: svdcodec.decode(svdi),
+        "svdcodec.decode": lambda: decode(svdi),
+        "decode, numpy array": lambda: decode(svdi, numpy_memory=True),
         "JPEG load()": lambda: load(jpeg),
     }
     times: dict[str, list[tuple[float, float, float, int, int]]] = {k: [] for k in operations}

@@ -23,6 +23,7 @@ from ..codec.resample import Bilinear, Resampler
 from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, LAYOUT_PATCH, Container, Header, Plane
 from ..runtime import band_sizes, kernels
+from ..runtime.pages import base_page_array
 from ..runtime.threads import run_bands
 from .deblock import deblock_convert, deblock_image, edge_filters, fusable_filters
 from .factors import factor_bytes
@@ -133,11 +134,11 @@ def render_image(container: Container, components: int | None = None,
 
         renderer = BandRenderer.prepare(container, components)
         if renderer is not None:  # the blocks read and checked: now the output
-            out = np.empty(shape, dtype=header.dtype)
+            out = base_page_array(shape, header.dtype)
             renderer.run(ArraySink(out), threads)
             return out
     plan = OutputPlan.of(container, components, convert=colour)
-    out = np.empty(shape, dtype=header.dtype)
+    out = base_page_array(shape, header.dtype)
     scratch: dict[str, np.ndarray] = {}  # factor buffers shared by the planes
     halves: dict[int, np.ndarray] = {}  # whole chroma planes kept for the fused conversion
     prepared: dict[int, PlaneReconstructor] = {}

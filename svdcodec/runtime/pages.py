@@ -1,6 +1,6 @@
 """Memory pages: the private mappings of the decoder's held sparse streams, whose pages it hands
 back as it goes (`own_pages`, `drop_pages`), and arrays kept out of transparent huge pages
-(`base_page_array`).
+(`base_page_array`: a decoded image, `svdcodec.decode`'s or the one a Pillow image maps).
 
 numpy asks the kernel for transparent huge pages for every array of 4 MiB or more (it madvises
 MADV_HUGEPAGE). A huge page is zeroed whole when first touched, and on a virtual machine whose
