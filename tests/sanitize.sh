@@ -13,8 +13,9 @@
 # checks of its kernel), adaptive quantization's map and product (tests/test_aq.py), the fuzz corpus
 # and regression files (tests/test_fuzz_corpus.py) and the one-band plane fuzzer's smoke
 # (tests/test_plane_fuzz.py: mutated blocks through `_kernels.plane_factors` and
-# `_kernels.whole_factor`) and the compiled set-up's refusals (tests/test_compiled_setup.py:
-# crafted blocks, PLAN chunks and S values). Any out-of-bounds access or undefined
+# `_kernels.whole_factor`), the compiled set-up's refusals (tests/test_compiled_setup.py:
+# crafted blocks, PLAN chunks and S values) and the page advice of large decoded images
+# (tests/test_pillow_bands.py's two tests of `base_pages`). Any out-of-bounds access or undefined
 # behaviour aborts the run with the sanitizer's report; the exit status is pytest's.
 # --replay DIR also decodes every file in DIR through tests/fuzz/fuzz_decode.py's target, e.g.
 # the corpus a fuzzing run grew (the fuzzer runs the optimized build, whose bad reads may go
@@ -65,7 +66,9 @@ sys.exit(0 if k.__file__ == sys.argv[1] else f'imported {k.__file__}, not the sa
 echo "sanitized kernels: $module"
 "$python" -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_deblock.py tests/test_restoration.py tests/test_vectors.py \
   tests/test_record_parser.py tests/test_fuzz_corpus.py tests/test_aq.py tests/test_plane_fuzz.py \
-  tests/test_compiled_setup.py "$@"
+  tests/test_compiled_setup.py \
+  tests/test_pillow_bands.py::test_base_pages_advises_only_the_whole_pages_inside_a_buffer \
+  tests/test_pillow_bands.py::test_a_large_images_memory_is_kept_out_of_huge_pages "$@"
 for dir in "${replay[@]}"; do
   echo "replaying $dir"
   "$python" - "$dir" <<'EOF'
