@@ -42,6 +42,7 @@ from .residuals import (
     apply_bare,
     apply_group,
     apply_residuals,
+    arrived_blocks,
     band_bounds,
     bare_channels,
     reduce_bare,
@@ -229,8 +230,7 @@ def _decode_arrived(container: Container, components: int | None, reduce: int) -
             # §4.1, a reference's block of the same rows comes first), corrected as in the
             # whole file; the residual phase run on those rows alone.
             arrived = replace(container, header=replace(header, height=rows), truncation=None,
-                              residuals=[b for b in container.residuals
-                                         if b.first + b.rows <= rows])
+                              residuals=arrived_blocks(container, c, rows))
             apply_group(arrived, out[:rows], band_bounds(arrived, [c]), [c])
     return pixels
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import pairwise, takewhile
 
 import numpy as np
 
@@ -84,6 +84,18 @@ def band_bounds(container: Container, channels: list[int]) -> list[tuple[int, in
     for a, b in pairwise(edges):
         bands += [(y, min(y + per, b)) for y in range(a, b, per)]
     return bands
+
+
+def arrived_blocks(container: Container, channel: int, rows: int) -> list[ResidualBlock]:
+    """The residual blocks a file cut short holds for the channel's first `rows` rows: the
+    channel's own up to there and those of the channels they refer to (spec §4.1: a reference's
+    block of the same rows comes first), each a prefix of its channel's (they are in row order),
+    not a search among every block of the file for each channel."""
+    def within(c: int) -> list[ResidualBlock]:
+        return list(takewhile(lambda b: b.first + b.rows <= rows, container.residual_blocks(c)))
+    own = within(channel)
+    references = sorted({b.reference for b in own if b.reference != NO_REFERENCE})
+    return own + [b for r in references for b in within(r)]
 
 
 def channel_order(container: Container) -> list[int]:
