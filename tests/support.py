@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -136,3 +138,22 @@ class StreamCount:
 
         monkeypatch.setattr(blocks.ResidualBlock, "reader", counted)
         return self
+
+
+def traced_peak(call: Callable[[], Any]) -> tuple[BaseException | None, int]:
+    """(the exception `call` raised or None, peak traced memory in bytes during the call)."""
+    try:  # warm-up: lazy imports and caches are not the input's fault
+        call()
+    except Exception:  # noqa: BLE001
+        pass
+    gc.collect()
+    tracemalloc.start()
+    try:
+        call()
+        error: BaseException | None = None
+    except Exception as exc:  # noqa: BLE001
+        error = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return error, peak

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import tracemalloc
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image, UnidentifiedImageError
-from support import REGRESSIONS, ROOT, make_vectors, photo
+from support import REGRESSIONS, ROOT, make_vectors, photo, traced_peak
 
 import svdcodec
 from svdcodec import SvdiError
@@ -75,23 +74,6 @@ def verdicts(data: bytes, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
                 except (OSError, Image.DecompressionBombError):
                     out[f"{name}/{kernels}"] = "SvdiError" if name == "pillow" else "other"
     return out
-
-
-def traced_peak(call: Callable[[], Any]) -> tuple[BaseException | None, int]:
-    try:  # warm-up: lazy imports and caches are not the input's fault
-        call()
-    except Exception:
-        pass
-    tracemalloc.start()
-    try:
-        call()
-        error: BaseException | None = None
-    except Exception as exc:
-        error = exc
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return error, peak
 
 
 # ----------------------------------------------------------------------------- finding 1

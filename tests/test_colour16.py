@@ -257,16 +257,13 @@ def test_pillow_opens_16_bit_rgb_at_8_bits_with_a_warning() -> None:
 def test_rounding_to_8_bits_holds_pieces_not_copies_of_the_image() -> None:
     """16-bit RGB opened in Pillow is rounded to 8 bits a piece at a time: no 32-bit copy of
     the whole image beside it (two made 10 x the 8-bit image's memory); the same bits."""
-    import tracemalloc
+    from support import traced_peak
 
     from svdcodec.pillow_plugin import to_8_bits
 
     pixels = np.random.default_rng(3).integers(0, 65536, (1024, 1024, 3)).astype(np.uint16)
-    tracemalloc.start()
-    try:
-        small = to_8_bits(pixels)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    error, peak = traced_peak(lambda: to_8_bits(pixels))
+    small = to_8_bits(pixels)
+    assert error is None
     assert np.array_equal(small, ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8))
     assert peak < 2 * small.nbytes

@@ -7,10 +7,8 @@ before tracing starts). No timings: a rejected file must simply not allocate.
 
 from __future__ import annotations
 
-import gc
 import io
 import struct
-import tracemalloc
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +21,7 @@ import svdcodec
 from svdcodec import SvdiError
 from svdcodec import format as container
 from svdcodec.format import reader
-from support import REGRESSIONS, ROOT, make_vectors
+from support import REGRESSIONS, ROOT, make_vectors, traced_peak
 
 MV = make_vectors()
 VECTORS = ROOT / "spec" / "vectors"
@@ -37,25 +35,6 @@ LIMITS = ROOT / "tests" / "limits"
 
 def vector(name: str) -> bytes:
     return (VECTORS / f"{name}.svdi").read_bytes()
-
-
-def traced_peak(call: Callable[[], Any]) -> tuple[BaseException | None, int]:
-    """(the exception `call` raised or None, peak traced memory in bytes during the call)."""
-    try:  # warm-up: lazy imports and caches are not the input's fault
-        call()
-    except Exception:  # noqa: BLE001
-        pass
-    gc.collect()
-    tracemalloc.start()
-    try:
-        call()
-        error: BaseException | None = None
-    except Exception as exc:  # noqa: BLE001
-        error = exc
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return error, peak
 
 
 def assert_rejected_cheaply(data: bytes, match: str, **options: Any) -> None:
