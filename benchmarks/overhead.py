@@ -80,7 +80,7 @@ def split(data: bytes) -> tuple[int, int, int, int]:
     uv = s = blocks = 0
     cursor: dict[tuple[int, str], int] = {}
     planes = []
-    for kind, payload in reader._chunks(data):
+    for kind, payload, _ in reader._chunks(data):
         if kind == b"HEAD":
             header, _ = reader._parse_header(payload)
         elif kind == b"PLAN":

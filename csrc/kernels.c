@@ -9414,15 +9414,18 @@ ALWAYS_INLINE uint32_t ld_be32(const uint8_t *p)
 ALWAYS_INLINE int ascii_letter(uint8_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 
 PyDoc_STRVAR(chunk_table_doc,
-"chunk_table(data, start, max_chunk, listed=None) -> list | None\n\n"
+"chunk_table(data, start, max_chunk, listed=None, runs=None) -> list | None\n\n"
 "The chunks of a file from byte `start` (after the signature), as format.reader._chunks\n"
-"yields them: (type, payload memoryview) of each chunk before IEND, every length within\n"
-"max_chunk and the data, every type ASCII letters, every CRC-32 right, an empty IEND that\n"
-"ends the data; None where it is not so (the Python walk then raises its error).\n"
+"yields them: a row (type, positions) per chunk before IEND, positions the bytes of native\n"
+"int64 pairs (payload start, payload length) in the data, every length within max_chunk and\n"
+"the data, every type ASCII letters, every CRC-32 right, an empty IEND that ends the data;\n"
+"None where it is not so (the Python walk then raises its error).\n"
 "listed (bytes of 4-byte types): the ancillary chunks (lower-case first letter) to list;\n"
 "the others are checked and left out, but for the first chunk (the reader refuses an\n"
 "ancillary chunk before HEAD): a file of many unknown chunks, which the reader skips,\n"
-"costs no table row each.");
+"costs no table row each.\n"
+"runs (bytes of 4-byte types): consecutive chunks of one of these types share one row, a\n"
+"pair each: a file of many small residual blocks costs 16 bytes a chunk, not a row.");
 
 /* Whether the 4-byte `kind` is one of the `count` types packed in `listed`. */
 static int listed_type(const uint8_t *kind, const uint8_t *listed, Py_ssize_t count)
@@ -9433,16 +9436,32 @@ static int listed_type(const uint8_t *kind, const uint8_t *listed, Py_ssize_t co
     return 0;
 }
 
+/* chunk_table's row of the chunk positions gathered in `pairs` (2 x count int64), appended
+   to `list` under `type` (4 bytes); 0, or -1 with an exception set. */
+static int chunk_row(PyObject *list, const uint8_t *type, const int64_t *pairs, size_t count)
+{
+    PyObject *kind = PyBytes_FromStringAndSize((const char *)type, 4);
+    PyObject *positions = kind == NULL ? NULL
+        : PyBytes_FromStringAndSize((const char *)pairs, (Py_ssize_t)(2 * count * sizeof(int64_t)));
+    PyObject *row = positions == NULL ? NULL : PyTuple_Pack(2, kind, positions);
+    Py_XDECREF(kind);
+    Py_XDECREF(positions);
+    int failed = row == NULL || PyList_Append(list, row) < 0;
+    Py_XDECREF(row);
+    return failed ? -1 : 0;
+}
+
 static PyObject *chunk_table(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kw[] = {"data", "start", "max_chunk", "listed", NULL};
-    PyObject *data, *view = NULL, *list = NULL, *result = NULL, *listed_arg = Py_None;
+    static char *kw[] = {"data", "start", "max_chunk", "listed", "runs", NULL};
+    PyObject *data, *list = NULL, *result = NULL, *listed_arg = Py_None, *runs_arg = Py_None;
     Py_ssize_t start, max_chunk;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!nn|O", kw, &PyBytes_Type, &data, &start,
-                                     &max_chunk, &listed_arg))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!nn|OO", kw, &PyBytes_Type, &data, &start,
+                                     &max_chunk, &listed_arg, &runs_arg))
         return NULL;
-    const uint8_t *listed = NULL;
+    const uint8_t *listed = NULL, *runs = NULL;
     Py_ssize_t listed_count = -1; /* -1: every chunk listed */
+    Py_ssize_t runs_count = 0;
     if (listed_arg != Py_None) {
         if (!PyBytes_Check(listed_arg) || PyBytes_GET_SIZE(listed_arg) % 4) {
             value_error("chunk_table: listed is bytes of 4-byte chunk types");
@@ -9451,15 +9470,26 @@ static PyObject *chunk_table(PyObject *self, PyObject *args, PyObject *kwargs)
         listed = (const uint8_t *)PyBytes_AS_STRING(listed_arg);
         listed_count = PyBytes_GET_SIZE(listed_arg) / 4;
     }
+    if (runs_arg != Py_None) {
+        if (!PyBytes_Check(runs_arg) || PyBytes_GET_SIZE(runs_arg) % 4) {
+            value_error("chunk_table: runs is bytes of 4-byte chunk types");
+            return NULL;
+        }
+        runs = (const uint8_t *)PyBytes_AS_STRING(runs_arg);
+        runs_count = PyBytes_GET_SIZE(runs_arg) / 4;
+    }
     const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(data);
     size_t len = (size_t)PyBytes_GET_SIZE(data), pos;
     if (start < 0 || (size_t)start > len || max_chunk < 0) {
         value_error("chunk_table: start within the data, max_chunk >= 0");
         return NULL;
     }
-    view = PyMemoryView_FromObject(data);
+    /* the run in progress: its type and its chunks' positions (grown by doubling) */
+    const uint8_t *run_type = NULL;
+    int64_t *pairs = NULL;
+    size_t count = 0, capacity = 0;
     list = PyList_New(0);
-    if (view == NULL || list == NULL)
+    if (list == NULL)
         goto done;
     for (pos = (size_t)start;;) {
         if (len - pos < 12)
@@ -9482,19 +9512,34 @@ static PyObject *chunk_table(PyObject *self, PyObject *args, PyObject *kwargs)
             pos += 12 + (size_t)length; /* an ancillary chunk the reader skips */
             continue;
         }
-        PyObject *type = PyBytes_FromStringAndSize((const char *)kind, 4);
-        PyObject *payload = type == NULL ? NULL
-            : PySequence_GetSlice(view, (Py_ssize_t)pos + 8, (Py_ssize_t)(pos + 8 + length));
-        PyObject *row = payload == NULL ? NULL : PyTuple_Pack(2, type, payload);
-        Py_XDECREF(type);
-        Py_XDECREF(payload);
-        if (row == NULL || PyList_Append(list, row) < 0) {
-            Py_XDECREF(row);
-            goto done;
+        if (count && !(run_type != NULL && memcmp(kind, run_type, 4) == 0)) {
+            if (chunk_row(list, run_type, pairs, count) < 0)
+                goto done;
+            count = 0;
         }
-        Py_DECREF(row);
+        run_type = listed_type(kind, runs, runs_count) ? kind : NULL;
+        if (count == capacity) {
+            size_t grown = capacity ? 2 * capacity : 16;
+            int64_t *more = PyMem_Realloc(pairs, 2 * grown * sizeof(int64_t));
+            if (more == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            pairs = more;
+            capacity = grown;
+        }
+        pairs[2 * count] = (int64_t)(pos + 8);
+        pairs[2 * count + 1] = (int64_t)length;
+        count++;
+        if (run_type == NULL) { /* a chunk of its own row */
+            if (chunk_row(list, kind, pairs, count) < 0)
+                goto done;
+            count = 0;
+        }
         pos += 12 + (size_t)length;
     }
+    if (count && chunk_row(list, run_type, pairs, count) < 0)
+        goto done;
     result = list;
     list = NULL;
     goto done;
@@ -9502,8 +9547,8 @@ decline:
     Py_INCREF(Py_None);
     result = Py_None;
 done:
+    PyMem_Free(pairs);
     Py_XDECREF(list);
-    Py_XDECREF(view);
     return result;
 }
 

@@ -15,7 +15,8 @@
 # (tests/test_plane_fuzz.py: mutated blocks through `_kernels.plane_factors` and
 # `_kernels.whole_factor`), the compiled set-up's refusals (tests/test_compiled_setup.py:
 # crafted blocks, PLAN chunks and S values) and the page advice of large decoded images
-# (tests/test_pillow_bands.py's two tests of `base_pages`). Any out-of-bounds access or undefined
+# (tests/test_pillow_bands.py's two tests of `base_pages`) and the chunk table's runs of 20,000
+# residual blocks (tests/test_hostile.py). Any out-of-bounds access or undefined
 # behaviour aborts the run with the sanitizer's report; the exit status is pytest's.
 # --replay DIR also decodes every file in DIR through tests/fuzz/fuzz_decode.py's target, e.g.
 # the corpus a fuzzing run grew (the fuzzer runs the optimized build, whose bad reads may go
@@ -68,7 +69,8 @@ echo "sanitized kernels: $module"
   tests/test_record_parser.py tests/test_fuzz_corpus.py tests/test_aq.py tests/test_plane_fuzz.py \
   tests/test_compiled_setup.py \
   tests/test_pillow_bands.py::test_base_pages_advises_only_the_whole_pages_inside_a_buffer \
-  tests/test_pillow_bands.py::test_a_large_images_memory_is_kept_out_of_huge_pages "$@"
+  tests/test_pillow_bands.py::test_a_large_images_memory_is_kept_out_of_huge_pages \
+  tests/test_hostile.py::test_many_residual_blocks_cost_a_few_bytes_each "$@"
 for dir in "${replay[@]}"; do
   echo "replaying $dir"
   "$python" - "$dir" <<'EOF'

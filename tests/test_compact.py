@@ -33,7 +33,7 @@ SCANNED = {"v5_count_not_shortest", "v5_count_too_long", "v5_count_past_rank",
 
 
 def factor_chunks(data: bytes) -> list[tuple[bytes, memoryview]]:
-    return [(k, p) for k, p in reader._chunks(data) if k in container.FACTOR_TYPES]
+    return [(k, p) for k, p, _ in reader._chunks(data) if k in container.FACTOR_TYPES]
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 16383, 16384, 2**32 - 1])

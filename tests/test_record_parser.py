@@ -5,6 +5,7 @@ accepts a chunk the Python reader refuses."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
 import zlib
@@ -276,9 +277,19 @@ def test_every_frame_header_byte(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _python_chunks(data: bytes) -> Any:
     try:
-        return [(kind, bytes(payload)) for kind, payload in reader._chunks(data)]
+        return [(kind, bytes(payload), start) for kind, payload, start in reader._chunks(data)]
     except SvdiError:
         return None
+
+
+def _table_chunks(data: bytes, table: list[tuple[bytes, bytes]]) -> Any:
+    """The chunks of `chunk_table`'s rows as `_python_chunks` gives them."""
+    out = []
+    for kind, positions in table:
+        pairs = memoryview(positions).cast("q").tolist()
+        assert pairs and len(pairs) % 2 == 0
+        out += [(kind, data[s:s + n], s) for s, n in zip(pairs[::2], pairs[1::2])]
+    return out
 
 
 def test_chunk_table_is_the_python_walk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,10 +332,19 @@ def test_chunk_table_is_the_python_walk(monkeypatch: pytest.MonkeyPatch) -> None
             for data in candidates:
                 expected = _python_chunks(data)
                 table = compiled.chunk_table(data, 8, reader.MAX_CHUNK)
+                # consecutive chunks of the run types in one row each
+                runs = compiled.chunk_table(data, 8, reader.MAX_CHUNK, None, b"UBLKVBLKteSt")
                 if expected is None:
-                    assert table is None
+                    assert table is None and runs is None
                 else:
-                    assert [(kind, bytes(payload)) for kind, payload in table] == expected
+                    assert _table_chunks(data, table) == expected
+                    assert all(len(positions) == 16 for _, positions in table)
+                    assert _table_chunks(data, runs) == expected
+                    kinds = [kind for kind, _ in runs]
+                    assert [k for k, _ in itertools.groupby(e[0] for e in expected)] == \
+                        [k for k, _ in itertools.groupby(kinds)] and all(
+                            a != b or a not in (b"UBLK", b"VBLK", b"teSt")
+                            for a, b in itertools.pairwise(kinds))
                     accepted += 1
             assert 80 < accepted < len(candidates) - 200
     finally:

@@ -13,14 +13,15 @@ again.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from itertools import pairwise, takewhile
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import numpy as np
 
 from ..codec import residual as rule
 from ..errors import SvdiError
 from ..format import COLOUR_YCBCR, NO_REFERENCE, Container, FrameReader, ResidualBlock
+from ..format.residual_table import ResidualTable
 
 #: Samples per channel of one band of the residual phase.
 BAND_SAMPLES = 1 << 18
@@ -28,13 +29,31 @@ BAND_SAMPLES = 1 << 18
 OPEN_STREAMS = 4
 
 
+def table_of(container: Container) -> ResidualTable:
+    """The container's residual blocks as `unpack` gives them (the residual phase reads
+    files; a container without them may hold an empty list)."""
+    table = container.residuals
+    if isinstance(table, list):
+        assert not table, "the residual phase of a parsed file"
+        return ResidualTable(memoryview(b""), container.header)
+    return table
+
+
+def channel_table(container: Container, channel: int) -> ResidualTable:
+    """The channel's residual blocks (`Container.residual_blocks`) of a parsed file."""
+    blocks = container.residual_blocks(channel)
+    assert isinstance(blocks, ResidualTable), "the residual phase of a parsed file"
+    return blocks
+
+
 @dataclass
 class ChannelCursor:
-    """Where one channel's residual blocks have been read to: the block in progress, its
-    stream and the predictor's carry."""
+    """Where one channel's residual blocks (`Container.residual_blocks`) have been read to:
+    the block in progress, its stream and the predictor's carry."""
 
-    blocks: list[ResidualBlock]
+    blocks: ResidualTable
     index: int = 0
+    block: ResidualBlock | None = None  # the block in progress (its stream open)
     reader: FrameReader | None = None
     carry: np.ndarray | None = field(default=None, repr=False)
 
@@ -44,66 +63,103 @@ class ChannelCursor:
         where a block of its own starts (spec §4.1). Never inside a block begun."""
         if self.reader is not None:
             return
-        while self.index < len(self.blocks) and \
-                self.blocks[self.index].first + self.blocks[self.index].rows <= y0:
+        count = len(self.blocks)
+        while self.index < count and sum(self.blocks.first_and_rows(self.index)) <= y0:
             self.index += 1
-        if self.index == len(self.blocks) or self.blocks[self.index].first != y0:
+        if self.index == count or self.blocks.first_and_rows(self.index)[0] != y0:
             raise SvdiError(f"{what}: no block of its reference channel starts at row {y0}")
 
     def rows(self, y0: int, y1: int) -> tuple[ResidualBlock, np.ndarray]:
         """The block holding rows [y0, y1) (the band never straddles two) and its unpredicted
         grid rows, int64."""
-        block = self.blocks[self.index]
-        if self.reader is None:
-            self.reader, self.carry = block.reader(), None
+        if self.reader is None or self.block is None:
+            self.block = self.blocks[self.index]
+            self.reader, self.carry = self.block.reader(), None
+        block = self.block
         width, item = block.width, block.element.itemsize
         raw = self.reader.exactly((y1 - y0) * width * item)
         d = np.frombuffer(raw, block.element).reshape(y1 - y0, width)
         g, self.carry = rule.unpredict_rows(d, block.predictor, self.carry)
         if y1 == block.first + block.rows:  # the block's end: its frame must end here too
             self.reader.finish()
-            self.reader, self.index = None, self.index + 1
+            self.reader, self.block, self.index = None, None, self.index + 1
         return block, g
 
 
-def band_bounds(container: Container, channels: list[int]) -> list[tuple[int, int]]:
+@dataclass(frozen=True)
+class Bands:
+    """Bands of rows (y0, y1): the rows between consecutive `edges` (sorted, int64) in pieces
+    of at most `per` rows, those that end at row `stop` or before (None: all)."""
+
+    edges: np.ndarray
+    per: int
+    stop: int | None = None
+
+    def upto(self, rows: int) -> Bands:
+        """The bands that end at row `rows` or before."""
+        return replace(self, stop=rows if self.stop is None else min(rows, self.stop))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for at in range(0, len(self.edges) - 1, 4096):  # a few thousand edges as ints at once
+            edges = self.edges[at:at + 4097].tolist()
+            for a, b in pairwise(edges):
+                for y0 in range(a, b, self.per):
+                    y1 = min(y0 + self.per, b)
+                    if self.stop is not None and y1 > self.stop:
+                        return
+                    yield y0, y1
+
+
+def band_bounds(container: Container, channels: list[int]) -> Bands:
     """Bands of rows of at most BAND_SAMPLES samples that never straddle a boundary of a block
     of `channels` (a group of `channel_groups`) or of a channel they refer to: a group's bands
     are cut where its own blocks are, so that one channel of many short blocks does not cut
-    every other group's rows as finely (a numpy step per band and channel)."""
+    every other group's rows as finely (a numpy step per band and channel). A channel's
+    blocks follow each other from row 0 (spec §4.1): their boundaries are their first rows
+    and the last one's end."""
     header = container.header
-    cuts = {0, header.height}
-    read = set(channels) | {b.reference for c in channels for b in container.residual_blocks(c)
-                            if b.reference != NO_REFERENCE}
-    for c in read:
-        for block in container.residual_blocks(c):
-            cuts.update((block.first, block.first + block.rows))
+    read = set(channels)
+    for c in channels:
+        references = channel_table(container, c).references()
+        read.update(np.unique(references[references != NO_REFERENCE]).tolist())
+    cuts = [np.array([0, header.height], np.uint32)]
+    for c in sorted(read):
+        blocks = channel_table(container, c)
+        if len(blocks):
+            cuts += [blocks.firsts(), np.array([sum(blocks.first_and_rows(-1))], np.uint32)]
     per = max(1, BAND_SAMPLES // header.width)
-    edges = sorted(cuts)
-    bands = []
-    for a, b in pairwise(edges):
-        bands += [(y, min(y + per, b)) for y in range(a, b, per)]
-    return bands
+    if len(cuts) == 2:  # one channel: its first rows are in order from 0 already
+        edges = np.concatenate(cuts[1:] + [cuts[0][1:]])
+        return Bands(edges[np.concatenate([edges[1:] != edges[:-1], [True]])], per)
+    return Bands(np.unique(np.concatenate(cuts)), per)
 
 
-def arrived_blocks(container: Container, channel: int, rows: int) -> list[ResidualBlock]:
+def arrived_blocks(container: Container, channel: int, rows: int) -> ResidualTable:
     """The residual blocks a file cut short holds for the channel's first `rows` rows: the
     channel's own up to there and those of the channels they refer to (spec §4.1: a reference's
     block of the same rows comes first), each a prefix of its channel's (they are in row order),
     not a search among every block of the file for each channel."""
-    def within(c: int) -> list[ResidualBlock]:
-        return list(takewhile(lambda b: b.first + b.rows <= rows, container.residual_blocks(c)))
+    table = table_of(container)
+    ends = table.ends()
+
+    def within(c: int) -> np.ndarray:
+        mine = table.positions_of(c)
+        return mine[:int(np.searchsorted(ends[mine], rows, side="right"))]
     own = within(channel)
-    references = sorted({b.reference for b in own if b.reference != NO_REFERENCE})
-    return own + [b for r in references for b in within(r)]
+    references = table.references()[own]
+    chosen = [own] + [within(r) for r in np.unique(references[references != NO_REFERENCE])
+                      .tolist()]
+    return table.subset(np.concatenate(chosen))
 
 
 def channel_order(container: Container) -> list[int]:
     """Channels with residual blocks, those that others reference first."""
-    channels = sorted({b.channel for b in container.residuals})
-    referencing = {b.channel for b in container.residuals if b.reference != NO_REFERENCE}
-    return [c for c in channels if c not in referencing] + [c for c in channels
-                                                            if c in referencing]
+    table = table_of(container)
+    channels, references = table.channels(), table.references()
+    present = np.unique(channels).tolist()
+    referencing = set(np.unique(channels[references != NO_REFERENCE]).tolist())
+    return [c for c in present if c not in referencing] + [c for c in present
+                                                           if c in referencing]
 
 
 def channel_groups(container: Container, channels: list[int] | None = None
@@ -112,10 +168,13 @@ def channel_groups(container: Container, channels: list[int] | None = None
     that open at most OPEN_STREAMS streams in any band: a channel's own, and one more for a
     channel whose blocks refer to a channel outside its group (read at those blocks' rows
     alone, `band_residuals`; a channel's blocks may refer to different channels)."""
+    table = table_of(container)
+    owner, referred = table.channels(), table.references()
+    referring = referred != NO_REFERENCE
     references: dict[int, set[int]] = {}
-    for b in container.residuals:
-        if b.reference != NO_REFERENCE:
-            references.setdefault(b.channel, set()).add(b.reference)
+    pairs = owner[referring].astype(np.int64) * 256 + referred[referring]
+    for pair in np.unique(pairs).tolist():
+        references.setdefault(pair // 256, set()).add(pair % 256)
     wanted = None if channels is None else set(channels)
     groups: list[list[int]] = []
 
@@ -141,14 +200,14 @@ def apply_residuals(container: Container, out: np.ndarray | None) -> None:
         apply_group(container, out, band_bounds(container, group), group)
 
 
-def band_residuals(container: Container, bands: list[tuple[int, int]], channels: list[int]
+def band_residuals(container: Container, bands: Bands, channels: list[int]
                    ) -> Iterator[tuple[int, int, dict[int, tuple[ResidualBlock, np.ndarray]]]]:
     """Per band (y0, y1), each of `channels` (in channel_order: referenced ones first) with its
     block there and final q (its reference's added, wrapped where the block is, checked). A
     reference channel outside `channels` is read only at the rows of the blocks that refer to
     it, which its own blocks of the same rows cover (spec §4.1)."""
     def cursor(c: int) -> ChannelCursor:
-        return ChannelCursor(container.residual_blocks(c))
+        return ChannelCursor(channel_table(container, c))
 
     cursors = {c: cursor(c) for c in channels}
     outside: dict[int, ChannelCursor] = {}  # reference channels not in `channels`
@@ -186,7 +245,7 @@ def corrected(samples: np.ndarray, block: ResidualBlock, q: np.ndarray) -> np.nd
     return fixed
 
 
-def apply_group(container: Container, out: np.ndarray | None, bands: list[tuple[int, int]],
+def apply_group(container: Container, out: np.ndarray | None, bands: Bands,
                 channels: list[int]) -> None:
     """The residuals of `channels` (a group of `channel_groups`), band by band."""
     for y0, y1, q_of in band_residuals(container, bands, channels):
@@ -224,9 +283,8 @@ def apply_bare(container: Container, out: np.ndarray, channels: list[int] | None
     preview's image, in place; `rows`: only the first rows (those whose blocks arrived)."""
     for group in channel_groups(container, bare_channels(container) if channels is None
                                 else channels):
-        bands = [(y0, y1) for y0, y1 in band_bounds(container, group)
-                 if rows is None or y1 <= rows]
-        apply_group(container, out, bands, group)
+        bands = band_bounds(container, group)
+        apply_group(container, out, bands if rows is None else bands.upto(rows), group)
 
 
 def reduce_bare(container: Container, out: np.ndarray, factor: int,
@@ -240,7 +298,7 @@ def reduce_bare(container: Container, out: np.ndarray, factor: int,
     height = header.height if rows is None else min(rows, header.height)
     for group in channel_groups(container, bare_channels(container) if channels is None
                                 else channels):
-        bands = [(y0, y1) for y0, y1 in band_bounds(container, group) if y1 <= height]
+        bands = band_bounds(container, group).upto(height)
         # the layer's constant sample of each channel: the same in every cell
         constant = {c: np.asarray(out[0, 0, c]) for c in group}
         carry = {c: np.empty((0, header.width), out.dtype) for c in group}
@@ -252,8 +310,9 @@ def reduce_bare(container: Container, out: np.ndarray, factor: int,
                 samples = np.concatenate([carry[c], corrected(layer, block, q)])
                 # the image's last band: its partial cell too
                 cut = len(samples) if y1 == header.height else len(samples) - (y1 - whole)
-                cells = cell_samples(samples[:cut], factor, out.dtype)
-                out[done:done + len(cells), :, c] = cells
+                if cut:  # (a band within one row of cells leaves its rows to the next)
+                    cells = cell_samples(samples[:cut], factor, out.dtype)
+                    out[done:done + len(cells), :, c] = cells
                 carry[c] = samples[cut:]
             done = whole // factor
 

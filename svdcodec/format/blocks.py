@@ -6,15 +6,18 @@ from __future__ import annotations
 import io
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zstandard
 
 from ..errors import SvdiError
 from .records import Header, Plane, Restoration
+
+if TYPE_CHECKING:
+    from .residual_table import ResidualTable
 
 #: Largest zstd window a block's frame may declare (spec §4): zstd levels 1-19 never use more,
 #: and a decompression context costs about this much plus 128 KiB, whatever the content size.
@@ -478,7 +481,8 @@ class Container:
     planes: list[Plane]
     blocks: list[Block]
     metadata: Any = None  # metadata.Metadata of the file's metadata chunks (set by unpack)
-    residuals: list[ResidualBlock] = field(default_factory=list)  # RBLK chunks, file order
+    #: RBLK chunks, file order (`unpack`: a ResidualTable; empty: a list)
+    residuals: ResidualTable | list[ResidualBlock] = field(default_factory=list)
     means: dict[int, MeanBlock] = field(default_factory=dict)  # MEAN chunks by plane
     #: version 6: the RSTR chunk's restoration filters by plane (spec §5.6)
     restoration: dict[int, Restoration] = field(default_factory=dict)
@@ -487,20 +491,19 @@ class Container:
     #: (plane, factor) -> its blocks in file order, made by the first `factor_blocks` call
     _by_factor: dict[tuple[int, str], list[Block]] | None = field(
         default=None, init=False, repr=False, compare=False)
-    #: channel -> its residual blocks in file order, made by the first `residual_blocks` call
-    _by_channel: dict[int, list[ResidualBlock]] | None = field(
-        default=None, init=False, repr=False, compare=False)
+    #: channel -> its residual blocks in file order, each made by its first `residual_blocks`
+    _by_channel: dict[int, Sequence[ResidualBlock]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
-    def residual_blocks(self, channel: int) -> list[ResidualBlock]:
-        """The channel's residual blocks, in file order (row order): indexed once, as
-        `factor_blocks`, since the residual phase asks for each channel's in every group."""
-        index = self._by_channel
-        if index is None:
-            index = {}
-            for b in self.residuals:
-                index.setdefault(b.channel, []).append(b)
-            self._by_channel = index
-        return index.get(channel, [])
+    def residual_blocks(self, channel: int) -> Sequence[ResidualBlock]:
+        """The channel's residual blocks, in file order (row order; a `ResidualTable` where
+        `unpack` made the container): kept, since the residual phase asks for each channel's
+        in every group."""
+        if channel not in self._by_channel:
+            residuals = self.residuals
+            self._by_channel[channel] = [b for b in residuals if b.channel == channel] \
+                if isinstance(residuals, list) else residuals.channel(channel)
+        return self._by_channel[channel]
 
     def factor_blocks(self, plane: int, factor: str) -> list[Block]:
         """The plane's blocks of one factor ("U", "S" or "V"), in file order: indexed once,

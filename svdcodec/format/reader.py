@@ -87,11 +87,13 @@ from .records import (
     read_varint,
     residual_step_limit,
 )
+from .residual_table import ResidualTable, residual_block
 
 
 def _chunks(data: bytes, cut: list[Truncation] | None = None
-            ) -> Iterator[tuple[bytes, memoryview]]:
-    """Yield (type, payload) of every chunk up to IEND, verifying lengths and CRCs.
+            ) -> Iterator[tuple[bytes, memoryview, int]]:
+    """Yield (type, payload, the payload's first byte in `data`) of every chunk up to IEND,
+    verifying lengths and CRCs.
 
     cut: a file that ends early then ends the walk instead of raising: where it ends is
     appended to `cut` (components and residual rows left for `unpack` to count). A chunk that
@@ -130,7 +132,7 @@ def _chunks(data: bytes, cut: list[Truncation] | None = None
             if pos != len(data):
                 raise SvdiError(f"{len(data) - pos} bytes of data after IEND")
             return
-        yield kind, payload
+        yield kind, payload, pos - length - 4
 
 
 def _not_svdi(start: bytes) -> str:
@@ -142,28 +144,39 @@ def _not_svdi(start: bytes) -> str:
 #: The ancillary chunks the compiled chunk table lists (the reader parses them); the other
 #: ancillary chunks it checks and leaves out.
 LISTED_ANCILLARY = b"".join(METADATA_CHUNKS)
+#: The chunks of which the compiled table gives a run of consecutive ones as one row: a file
+#: may hold a residual block a row (spec §4.1).
+TABLE_RUNS = b"RBLK"
 
 
 def _chunk_walk(data: bytes, cut: list[Truncation] | None = None,
-                compiled: ModuleType | None = None) -> Iterable[tuple[bytes, memoryview]]:
+                compiled: ModuleType | None = None
+                ) -> Iterable[tuple[bytes, memoryview, int]]:
     """`_chunks(data, cut)`: from the compiled kernels' table where they accept the whole file
     (every length, type and CRC checked in one call, `chunk_table`), else the Python walk,
     which raises its error at the chunk where it finds it (or, with `cut`, ends the walk where
     the file ends early). `compiled`: the kernels, as `kernels.get()` gives them (None: the
     Python walk)."""
     if compiled is not None:  # (unknown ancillary chunks, which the reader skips, left out)
-        table = compiled.chunk_table(data, len(SIGNATURE), MAX_CHUNK, LISTED_ANCILLARY)
+        table = compiled.chunk_table(data, len(SIGNATURE), MAX_CHUNK, LISTED_ANCILLARY,
+                                     TABLE_RUNS)
         if table is not None:
-            return _handed_out(table)
+            return _handed_out(table, memoryview(data))
     return _chunks(data, cut)
 
 
-def _handed_out(table: list[tuple[bytes, memoryview]]) -> Iterator[tuple[bytes, memoryview]]:
-    """The table's rows in order, each let go once handed out: a file of many small chunks
-    holds no row of a chunk already parsed (what a parsed block keeps is its own)."""
+def _handed_out(table: list[tuple[bytes, bytes]], view: memoryview
+                ) -> Iterator[tuple[bytes, memoryview, int]]:
+    """The chunks of the table's rows (type, int64 pairs of payload start and length) in
+    order, each row let go once handed out: a file of many small chunks holds no row of a
+    chunk already parsed (what a parsed block keeps is its own)."""
     table.reverse()
     while table:
-        yield table.pop()
+        kind, positions = table.pop()
+        pairs = memoryview(positions).cast("q")
+        for i in range(0, len(pairs), 2):
+            start = pairs[i]
+            yield kind, view[start:start + pairs[i + 1]], start
 
 
 def _parse_header(payload: memoryview) -> tuple[Header, int]:
@@ -553,18 +566,21 @@ def _compiled_blocks(compiled: ModuleType, kind: bytes, payload: memoryview,
 
 
 class ResidualOrder:
-    """The order rules of the residual blocks (spec §4.1), checked block by block: each
-    channel's blocks in row order, covering [0, height) or absent; a reference channel's block of
-    the same rows earlier, itself without a reference."""
+    """The order rules of the residual blocks (spec §4.1), checked block by block as they are
+    added to `table`: each channel's blocks in row order, covering [0, height) or absent; a
+    reference channel's block of the same rows earlier, itself without a reference."""
 
-    def __init__(self, header: Header) -> None:
-        self.header = header
+    def __init__(self, header: Header, table: ResidualTable) -> None:
+        self.header, self.table = header, table
         self.cursor: dict[int, int] = {}  # next row of each channel
-        self.seen: dict[tuple[int, int, int], int] = {}  # (channel, first, rows) -> reference
         self.has_reference: dict[int, bool] = {}
         self.referenced: set[int] = set()
+        #: (channel, reference) -> where in the reference's blocks the last search ended: a
+        #: channel's blocks come in row order, so its search of a reference's only goes on
+        self.searched: dict[tuple[int, int], int] = {}
 
-    def add(self, block: ResidualBlock) -> None:
+    def add(self, start: int, block: ResidualBlock) -> None:
+        """Check `block` (its payload at byte `start`) and append it to the table."""
         c, ref, what = block.channel, block.reference, block.what
         if block.first != self.cursor.get(c, 0):
             raise SvdiError(f"{what}: rows out of order (expected row {self.cursor.get(c, 0)})")
@@ -574,11 +590,21 @@ class ResidualOrder:
         if ref != NO_REFERENCE:
             if c in self.referenced:
                 raise SvdiError(f"{what}: channel {c} is a reference and cannot have one")
-            if self.seen.get((ref, block.first, block.rows)) != NO_REFERENCE:
+            if self.has_reference.get(ref, True) or not self._has_block(c, ref, block):
                 raise SvdiError(f"{what}: reference channel {ref} has no earlier block of the "
                                 f"same rows without a reference")
             self.referenced.add(ref)
-        self.seen[(c, block.first, block.rows)] = ref
+        self.table.append(start, block)
+
+    def _has_block(self, channel: int, reference: int, block: ResidualBlock) -> bool:
+        """Whether the reference channel's blocks so far hold one of the block's rows."""
+        rows = self.table.of_channel.get(reference, ())
+        at = self.searched.get((channel, reference), 0)
+        while at < len(rows) and self.table.first_and_rows(rows[at])[0] < block.first:
+            at += 1
+        self.searched[(channel, reference)] = at
+        return at < len(rows) and self.table.first_and_rows(rows[at]) == (block.first,
+                                                                          block.rows)
 
     def finish(self) -> None:
         for c, end in sorted(self.cursor.items()):
@@ -621,11 +647,9 @@ def _parse_residual(payload: memoryview, header: Header) -> ResidualBlock:
                         f"{header.dtype} samples (uint16 or int16 only)")
     if predictor not in PREDICTORS:
         raise SvdiError(f"{what}: invalid predictor {predictor}")
-    element = ELEMENT_TYPES[2 if wrapped else code]
-    frame = payload[RESIDUAL_RECORD.size:]
-    check_frame(frame, rows * header.width * element.itemsize, what)
-    return ResidualBlock(channel, reference, first, rows, header.width, step, bound, element,
-                         predictor, len(payload) + 12, frame, wrapped=wrapped)
+    block = residual_block(payload, header)
+    check_frame(block.frame, block.raw_bytes, what)
+    return block
 
 
 def _parse_means(payload: memoryview, header: Header, planes: list[Plane],
@@ -924,7 +948,8 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
     planes: list[Plane] = []
     blocks: list[Block] = []
     cursor: dict[tuple[int, str], int] = {}
-    residuals: list[ResidualBlock] = []
+    residuals: ResidualTable | None = None  # made at the first RBLK chunk
+    order: ResidualOrder | None = None
     means: dict[int, MeanBlock] = {}
     restoration: dict[int, Restoration] | None = None
     meta = MetadataReader()
@@ -939,12 +964,11 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
         first = next(iter(_chunks(data, [])), None)
         if first is not None and first[0] == b"HEAD":
             _check_pixels(_parse_header(first[1])[0], max_pixels, limit_note)
-    for kind, payload in _chunk_walk(data, cut, compiled):
+    for kind, payload, start in _chunk_walk(data, cut, compiled):
         if header is None:
             if kind != b"HEAD":
                 raise SvdiError("first chunk must be HEAD")
             header, nplanes = _parse_header(payload)
-            order = ResidualOrder(header)
             if max_pixels is not None:
                 _check_pixels(header, max_pixels, limit_note)
         elif kind == b"HEAD":
@@ -980,8 +1004,10 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                 raise SvdiError("residual block (RBLK) in a version 1 file")
             if len(planes) != nplanes:
                 raise SvdiError("residual block before all PLAN chunks")
-            residuals.append(_parse_residual(payload, header))
-            order.add(residuals[-1])
+            if order is None:
+                residuals = ResidualTable(memoryview(data), header)
+                order = ResidualOrder(header, residuals)
+            order.add(start, _parse_residual(payload, header))
             meta.blocks_seen = True
         elif kind[0] >= 97:
             meta.add(kind, payload)  # metadata is checked; unknown ancillary chunks skipped
@@ -1007,13 +1033,14 @@ def unpack(data: bytes, max_work: int = MAX_WORK, max_pixels: int | None = None,
                     raise SvdiError(f"plane {p.index}: {factor} blocks cover "
                                     f"{cursor.get((p.index, factor), 0)} of {p.rank} "
                                     "components")
-    if ended is None and residuals:
+    if ended is None and order is not None:
         order.finish()
     elif ended is not None:
         whole = [min(cursor.get((p.index, f), 0) for f in "USV") for p in planes]
-        rows = tuple(order.cursor.get(c, 0) for c in range(header.channels))
+        rows = tuple(0 if order is None else order.cursor.get(c, 0)
+                     for c in range(header.channels))
         ended = replace(ended, components=tuple(whole), residual_rows=rows)
-    container = Container(header, planes, blocks, meta.metadata, residuals, means,
+    container = Container(header, planes, blocks, meta.metadata, residuals or [], means,
                           restoration or {}, truncation=ended)
     if compiled is not None:  # `Container.factor_blocks`' index, made in one call
         container._by_factor = compiled.factor_index(blocks)

@@ -25,7 +25,7 @@ def recompress_blocks(data: bytes, level: int) -> bytes:
     cursor: dict[tuple[int, str], int] = {}
     pieces: list[tuple[bytes, memoryview, list[Descriptor]]] = []
     header: Header | None = None
-    for kind, payload in _chunks(data):
+    for kind, payload, _ in _chunks(data):
         if kind == b"HEAD":
             header, _ = _parse_header(payload)
         elif kind == b"PLAN":
