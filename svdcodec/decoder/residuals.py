@@ -88,8 +88,8 @@ class ChannelCursor:
 
 @dataclass(frozen=True)
 class Bands:
-    """Bands of rows (y0, y1): the rows between consecutive `edges` (sorted, int64) in pieces
-    of at most `per` rows, those that end at row `stop` or before (None: all)."""
+    """Bands of rows (y0, y1): the rows between consecutive `edges` (sorted, distinct rows) in
+    pieces of at most `per` rows, those that end at row `stop` or before (None: all)."""
 
     edges: np.ndarray
     per: int
@@ -128,8 +128,8 @@ def band_bounds(container: Container, channels: list[int]) -> Bands:
         if len(blocks):
             cuts += [blocks.firsts(), np.array([sum(blocks.first_and_rows(-1))], np.uint32)]
     per = max(1, BAND_SAMPLES // header.width)
-    if len(cuts) == 2:  # one channel: its first rows are in order from 0 already
-        edges = np.concatenate(cuts[1:] + [cuts[0][1:]])
+    if len(cuts) == 3:  # one channel: 0, its first rows, its end and the height are in order
+        edges = np.concatenate([cuts[0][:1], cuts[1], cuts[2], cuts[0][1:]])
         return Bands(edges[np.concatenate([edges[1:] != edges[:-1], [True]])], per)
     return Bands(np.unique(np.concatenate(cuts)), per)
 

@@ -2,8 +2,9 @@
 
 `records` holds the constants, limits and byte layouts; `reader` is the one parser of untrusted
 bytes (`unpack`, `read_headers`); `blocks` opens a factor block's zstd frame within the sizes
-the reader checked; `residual_table` keeps a file's residual blocks as where each lies; `writer` packs records and blocks into chunks (`pack_header`, `pack_block`;
-version 5's block records: `pack_record`, `factor_chunks`).
+the reader checked; `residual_table` keeps a file's residual blocks as where each lies;
+`writer` packs records and blocks into chunks (`pack_header`, `pack_block`; version 5's block
+records: `pack_record`, `factor_chunks`).
 """
 
 from .blocks import (

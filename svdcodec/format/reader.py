@@ -76,9 +76,7 @@ from .records import (
     SPARSE_RECORD,
     STORED,
     VERSIONS,
-    WRAPPED_ELEMENT,
     WRAPPED_SAMPLE_TYPES,
-    WRAPPED_VERSION,
     Header,
     Plane,
     Restoration,
@@ -87,7 +85,7 @@ from .records import (
     read_varint,
     residual_step_limit,
 )
-from .residual_table import ResidualTable, residual_block
+from .residual_table import ResidualTable, residual_block, wrapped_element
 
 
 def _chunks(data: bytes, cut: list[Truncation] | None = None
@@ -597,7 +595,8 @@ class ResidualOrder:
         self.table.append(start, block)
 
     def _has_block(self, channel: int, reference: int, block: ResidualBlock) -> bool:
-        """Whether the reference channel's blocks so far hold one of the block's rows."""
+        """Whether the reference channel's blocks so far hold one of the same first row and
+        row count as `block`."""
         rows = self.table.of_channel.get(reference, ())
         at = self.searched.get((channel, reference), 0)
         while at < len(rows) and self.table.first_and_rows(rows[at])[0] < block.first:
@@ -639,7 +638,7 @@ def _parse_residual(payload: memoryview, header: Header) -> ResidualBlock:
             raise SvdiError(f"{what}: step {step} is not an integer in 1..{top}")
     if not (math.isfinite(bound) and bound >= 0):
         raise SvdiError(f"{what}: invalid bound {bound}")
-    wrapped = code == WRAPPED_ELEMENT and header.version >= WRAPPED_VERSION
+    wrapped = wrapped_element(code, header)
     if code not in (1, 2, 3) and not wrapped:
         raise SvdiError(f"{what}: invalid element type {code}")
     if wrapped and header.sample_type not in WRAPPED_SAMPLE_TYPES:

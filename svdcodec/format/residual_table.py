@@ -27,12 +27,17 @@ _COLUMNS = (("start", "q"), ("length", "I"), ("channel", "B"), ("reference", "B"
 assert array("I").itemsize == 4 and array("q").itemsize == 8
 
 
+def wrapped_element(code: int, header: Header) -> bool:
+    """Whether an RBLK's element type `code` is wrapped int16 (version 7, spec §4.1)."""
+    return code == WRAPPED_ELEMENT and header.version >= WRAPPED_VERSION
+
+
 def residual_block(payload: memoryview, header: Header) -> ResidualBlock:
     """The block of an RBLK chunk's payload whose fields the reader checked
     (`reader._parse_residual`)."""
     (channel, reference, first, rows, step, bound, code,
      predictor) = RESIDUAL_RECORD.unpack_from(payload)
-    wrapped = code == WRAPPED_ELEMENT and header.version >= WRAPPED_VERSION
+    wrapped = wrapped_element(code, header)
     return ResidualBlock(channel, reference, first, rows, header.width, step, bound,
                          ELEMENT_TYPES[2 if wrapped else code], predictor, len(payload) + 12,
                          payload[RESIDUAL_RECORD.size:], wrapped=wrapped)
@@ -122,8 +127,9 @@ class ResidualTable(Sequence[ResidualBlock]):
         return self._columns["first"][row], self._columns["rows"][row]
 
     def positions_of(self, channel: int) -> np.ndarray:
-        """Where the channel's blocks are in this table (file order; of a whole table, a
-        read-only view of `of_channel`'s uint32)."""
+        """Where the channel's blocks are in this table (file order; of a whole table, a view
+        of `of_channel`'s uint32, which cannot grow while it lives: asked for after the
+        parse)."""
         if self._rows is not None:
             return np.flatnonzero(self.channels() == channel)
         rows = self.of_channel.get(channel)
