@@ -792,13 +792,73 @@ function parseResidual(b, start, end, header) {
     throw new SvdiError(`${what}: wrapped residuals (element type ${elementType}) of ${header.dtype} samples (uint16 or int16 only)`);
   }
   if (predictor > 3) throw new SvdiError(`${what}: invalid predictor ${predictor}`);
+  const block = residualBlock(b, start, end, header);
+  checkFrame(b, start + 28, end, block.rawBytes, what);
+  return block;
+}
+
+/** The block of an RBLK chunk (payload bytes [start, end)) whose fields parseResidual checked. */
+function residualBlock(b, start, end, header) {
+  const channel = b[start], reference = b[start + 1], first = u32(b, start + 2);
+  const rows = u32(b, start + 6), step = f64(b, start + 10), bound = f64(b, start + 18);
+  const elementType = b[start + 26], predictor = b[start + 27];
+  const wrapped = elementType === WRAPPED_ELEMENT && header.version >= WRAPPED_VERSION;
   const elementCode = wrapped ? 2 : elementType; // a wrapped block's elements are int16
-  const rawBytes = rows * header.width * ELEMENT_BYTES[elementCode];
-  checkFrame(b, start + 28, end, rawBytes, what);
   return {
-    channel, reference, first, rows, step, bound, elementType, elementCode, wrapped, predictor, what, rawBytes,
-    frameStart: start + 28, frameEnd: end, stored: end - start + 12,
+    channel, reference, first, rows, step, bound, elementType, elementCode, wrapped, predictor,
+    what: `channel ${channel} residual block at row ${first}`,
+    rawBytes: rows * header.width * ELEMENT_BYTES[elementCode], frameStart: start + 28, frameEnd: end,
+    stored: end - start + 12,
   };
+}
+
+/** A file's residual blocks in file order, as columns: where each chunk's payload lies, its
+ * channel, reference channel, first row and rows (26 bytes a block); a block's other fields are
+ * read again from its chunk (`block(i)`) when its rows are decoded, so a file of many small
+ * residual blocks costs a few dozen bytes a block, not an object each. `ofChannel`: each
+ * channel's blocks (their indices), in row order. */
+class ResidualTable {
+  constructor(bytes, header) {
+    this.bytes = bytes;
+    this.header = header;
+    this.length = 0;
+    this.start = new Float64Array(16);
+    this.end = new Float64Array(16);
+    this.channel = new Uint8Array(16);
+    this.reference = new Uint8Array(16);
+    this.first = new Uint32Array(16);
+    this.rows = new Uint32Array(16);
+    this.ofChannel = new Map();
+  }
+
+  /** A parsed block (parseResidual's), appended. */
+  push(block) {
+    if (this.length === this.start.length) {
+      for (const name of ["start", "end", "channel", "reference", "first", "rows"]) {
+        const grown = new this[name].constructor(2 * this.length);
+        grown.set(this[name]);
+        this[name] = grown;
+      }
+    }
+    const i = this.length++;
+    this.start[i] = block.frameStart - 28;
+    this.end[i] = block.frameEnd;
+    this.channel[i] = block.channel;
+    this.reference[i] = block.reference;
+    this.first[i] = block.first;
+    this.rows[i] = block.rows;
+    if (!this.ofChannel.has(block.channel)) this.ofChannel.set(block.channel, []);
+    this.ofChannel.get(block.channel).push(i);
+  }
+
+  /** Block i, made again from its chunk. */
+  block(i) {
+    return residualBlock(this.bytes, this.start[i], this.end[i], this.header);
+  }
+
+  *[Symbol.iterator]() {
+    for (let i = 0; i < this.length; i++) yield this.block(i);
+  }
 }
 
 /** The order rules of the residual blocks (spec §4.1), checked block by block as they are read:
@@ -806,12 +866,15 @@ function parseResidual(b, start, end, header) {
  * channel finds that channel's block of the same rows earlier, itself without a reference; a
  * channel has a reference in all its blocks or in none, and a referenced channel has none. */
 class ResidualOrder {
-  constructor(header) {
+  constructor(header, table) {
     this.height = header.height;
+    this.table = table; // the blocks checked so far, which add appends to
     this.cursor = new Map(); // next row of each channel
-    this.seen = new Map(); // "channel/first/rows" -> reference
     this.hasReference = new Map();
     this.referenced = new Set();
+    // "channel/reference" -> where in the reference's blocks the last search ended: a channel's
+    // blocks come in row order, so its search of a reference's only goes on
+    this.searched = new Map();
   }
 
   add(block) {
@@ -826,12 +889,22 @@ class ResidualOrder {
     }
     if (has) {
       if (this.referenced.has(c)) throw new SvdiError(`${what}: channel ${c} is a reference and cannot have one`);
-      if (this.seen.get(`${ref}/${block.first}/${block.rows}`) !== NO_REFERENCE) {
+      if (this.hasReference.get(ref) !== false || !this.hasBlock(c, ref, block)) {
         throw new SvdiError(`${what}: reference channel ${ref} has no earlier block of the same rows without a reference`);
       }
       this.referenced.add(ref);
     }
-    this.seen.set(`${c}/${block.first}/${block.rows}`, ref);
+    this.table.push(block);
+  }
+
+  /** Whether the reference channel's blocks so far hold one of the same first row and row count
+   * as `block`. */
+  hasBlock(channel, reference, block) {
+    const { table } = this, rows = table.ofChannel.get(reference) ?? [], key = `${channel}/${reference}`;
+    let at = this.searched.get(key) ?? 0;
+    while (at < rows.length && table.first[rows[at]] < block.first) at++;
+    this.searched.set(key, at);
+    return at < rows.length && table.first[rows[at]] === block.first && table.rows[rows[at]] === block.rows;
   }
 
   finish() {
@@ -952,7 +1025,8 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS, truncated = fals
   checkSignature(bytes);
   const cut = truncated ? [] : null;
   let header = null;
-  const planes = [], blocks = [], residuals = [], cursor = new Map();
+  const planes = [], blocks = [], cursor = new Map();
+  let residuals = null; // a ResidualTable, made with the header
   const means = new Map(); // plane index -> its MEAN chunk (§3.1)
   let restoration = null; // plane index -> its restoration filter (version 6, §5.6)
   const metadata = new MetadataReader();
@@ -961,7 +1035,8 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS, truncated = fals
     if (header === null) {
       if (type !== "HEAD") throw new SvdiError("first chunk must be HEAD");
       header = parseHead(bytes, start, end);
-      order = new ResidualOrder(header);
+      residuals = new ResidualTable(bytes, header);
+      order = new ResidualOrder(header, residuals);
       checkPixels(header, maxPixels);
     } else if (type === "HEAD") {
       throw new SvdiError("more than one HEAD chunk");
@@ -991,8 +1066,7 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS, truncated = fals
     } else if (type === "RBLK") {
       if (header.version < 2) throw new SvdiError("residual block (RBLK) in a version 1 file");
       if (planes.length !== header.planeCount) throw new SvdiError("residual block before all PLAN chunks");
-      residuals.push(parseResidual(bytes, start, end, header));
-      order.add(residuals[residuals.length - 1]);
+      order.add(parseResidual(bytes, start, end, header));
       metadata.blocksSeen = true;
     } else if (type.charCodeAt(0) >= 97) {
       metadata.add(type, bytes, start, end); // metadata (§1.1) is checked; others are skipped
@@ -1868,25 +1942,47 @@ function storeSamples(p, data, c, header) {
 
 // ----------------------------------------------------------------------------- residual phase (§5.3)
 
-/** Bands of rows of at most RESIDUAL_BAND_SAMPLES samples per channel that never straddle a
- * residual block's boundary (the reference decoder's bands). */
-function residualBands(header, residuals) {
-  const cuts = new Set([0, header.height]);
-  for (const b of residuals) cuts.add(b.first).add(b.first + b.rows);
-  const edges = [...cuts].sort((a, b) => a - b);
-  const per = Math.max(1, Math.floor(RESIDUAL_BAND_SAMPLES / header.width));
-  const bands = [];
-  for (let i = 0; i + 1 < edges.length; i++) {
-    for (let y = edges[i]; y < edges[i + 1]; y += per) bands.push([y, Math.min(y + per, edges[i + 1])]);
+/** Bands of rows [y0, y1) of at most RESIDUAL_BAND_SAMPLES samples per channel that never
+ * straddle a boundary of the table's blocks `indices` (the reference decoder's bands): the rows
+ * between consecutive cuts (`edges`, sorted and distinct) in pieces of at most `per` rows, made
+ * as they are iterated (a file may hold a block a row). */
+function residualBands(header, table, indices) {
+  const cuts = new Float64Array(2 * indices.length + 2);
+  cuts[0] = 0;
+  cuts[1] = header.height;
+  let n = 2;
+  for (const i of indices) {
+    cuts[n++] = table.first[i];
+    cuts[n++] = table.first[i] + table.rows[i];
   }
-  return bands;
+  cuts.sort();
+  let count = 0;
+  for (let i = 0; i < cuts.length; i++) if (i === 0 || cuts[i] !== cuts[i - 1]) cuts[count++] = cuts[i];
+  const edges = cuts.subarray(0, count);
+  const per = Math.max(1, Math.floor(RESIDUAL_BAND_SAMPLES / header.width));
+  let widest = 0; // the most rows of a band
+  for (let i = 0; i + 1 < count; i++) widest = Math.max(widest, Math.min(per, edges[i + 1] - edges[i]));
+  return {
+    edges, per, widest,
+    *[Symbol.iterator]() {
+      for (let i = 0; i + 1 < count; i++) {
+        for (let y = edges[i]; y < edges[i + 1]; y += per) yield [y, Math.min(y + per, edges[i + 1])];
+      }
+    },
+  };
+}
+
+/** Every block of the table (its indices). */
+function allBlocks(table) {
+  return Array.from({ length: table.length }, (_, i) => i);
 }
 
 /** Channels with residual blocks, those without a reference first (their q is added to the
  * referencing channels' in the same band). */
-function residualChannels(residuals) {
-  const channels = [...new Set(residuals.map((b) => b.channel))].sort((a, b) => a - b);
-  const referencing = new Set(residuals.filter((b) => b.reference !== NO_REFERENCE).map((b) => b.channel));
+function residualChannels(table) {
+  const channels = [...table.ofChannel.keys()].sort((a, b) => a - b);
+  const referencing = new Set();
+  for (let i = 0; i < table.length; i++) if (table.reference[i] !== NO_REFERENCE) referencing.add(table.channel[i]);
   return [...channels.filter((c) => !referencing.has(c)), ...channels.filter((c) => referencing.has(c))];
 }
 
@@ -1895,9 +1991,12 @@ function residualChannels(residuals) {
  * WebAssembly libzstd has no streaming decoder, so a block's grid is held while its bands are
  * applied, at most one block per channel), and the predictor's carry between bands. */
 class ResidualCursor {
+  /** blocks: the channel's blocks (their indices in the container's table), in row order. */
   constructor(container, blocks, bandSamples) {
     this.container = container;
+    this.table = container.residuals;
     this.blocks = blocks;
+    this.block = null; // the block in progress
     this.index = 0;
     this.elements = null;
     this.width = container.header.width;
@@ -1910,8 +2009,9 @@ class ResidualCursor {
    * starts (§4.1). Never inside a block begun. */
   seek(y0, what) {
     if (this.elements !== null) return;
-    while (this.index < this.blocks.length && this.blocks[this.index].first + this.blocks[this.index].rows <= y0) this.index++;
-    if (this.index === this.blocks.length || this.blocks[this.index].first !== y0) {
+    const { first, rows } = this.table;
+    while (this.index < this.blocks.length && first[this.blocks[this.index]] + rows[this.blocks[this.index]] <= y0) this.index++;
+    if (this.index === this.blocks.length || first[this.blocks[this.index]] !== y0) {
       throw new SvdiError(`${what}: no block of its reference channel starts at row ${y0}`);
     }
   }
@@ -1919,13 +2019,14 @@ class ResidualCursor {
   /** The block holding rows [y0, y1) (a band never straddles two) and its q for those rows
    * without the reference channel's: the grid's rows with the predictor undone, exact. */
   rows(y0, y1) {
-    const block = this.blocks[this.index];
     const width = this.width;
     if (this.elements === null) {
-      const raw = decompressFrame(block, this.container.bytes);
-      this.elements = littleEndian(INTEGER_TYPES[block.elementCode], raw, 0, block.rows * width);
+      this.block = this.table.block(this.blocks[this.index]);
+      const raw = decompressFrame(this.block, this.container.bytes);
+      this.elements = littleEndian(INTEGER_TYPES[this.block.elementCode], raw, 0, this.block.rows * width);
       this.carry.fill(0);
     }
+    const block = this.block;
     const from = (y0 - block.first) * width, count = (y1 - y0) * width;
     const q = this.q.subarray(0, count);
     unpredictRows(this.elements.subarray(from, from + count), y1 - y0, width, block.predictor, this.carry, q,
@@ -1985,17 +2086,18 @@ const OPEN_STREAMS = 4;
  * groups that open at most OPEN_STREAMS streams in any band: a channel's own, and one more for a
  * channel whose blocks refer to a channel outside its group (read at those blocks' rows alone;
  * a channel's blocks may refer to different channels). The reference decoder's groups. */
-function residualGroups(residuals, channels = null) {
+function residualGroups(table, channels = null) {
   const references = new Map();
-  for (const b of residuals) {
-    if (b.reference === NO_REFERENCE) continue;
-    if (!references.has(b.channel)) references.set(b.channel, new Set());
-    references.get(b.channel).add(b.reference);
+  for (let i = 0; i < table.length; i++) {
+    const c = table.channel[i], r = table.reference[i];
+    if (r === NO_REFERENCE) continue;
+    if (!references.has(c)) references.set(c, new Set());
+    references.get(c).add(r);
   }
   const streams = (group) => group.length +
     group.filter((c) => [...(references.get(c) ?? [])].some((r) => !group.includes(r))).length;
   const groups = [];
-  for (const c of residualChannels(residuals)) {
+  for (const c of residualChannels(table)) {
     if (channels !== null && !channels.includes(c)) continue;
     const last = groups[groups.length - 1];
     if (last && streams([...last, c]) <= OPEN_STREAMS) last.push(c);
@@ -2011,17 +2113,18 @@ function residualGroups(residuals, channels = null) {
 function applyResiduals(container, data, dtype) {
   const { header, residuals } = container;
   if (!residuals.length) return;
-  const bands = residualBands(header, residuals), byChannel = groupBy(residuals, (b) => b.channel);
-  for (const group of residualGroups(residuals)) applyResidualGroup(container, data, dtype, bands, group, byChannel);
+  const bands = residualBands(header, residuals, allBlocks(residuals));
+  for (const group of residualGroups(residuals)) {
+    applyResidualGroup(container, data, dtype, bands, group, residuals.ofChannel);
+  }
 }
 
 /** One group's residuals, band by band; a reference channel outside the group is read only at
  * the rows of the blocks that refer to it (its own blocks of the same rows, §4.1). byChannel:
- * each channel's blocks in row order. */
+ * each channel's blocks (their indices in the container's table) in row order. */
 function applyResidualGroup(container, data, dtype, bands, group, byChannel) {
   const { width, channels } = container.header;
-  // (reduce, not Math.max(...): there may be more bands than a call takes arguments)
-  const bandSamples = bands.reduce((most, [y0, y1]) => Math.max(most, (y1 - y0) * width), 0);
+  const bandSamples = bands.widest * width;
   const cursor = (c) => new ResidualCursor(container, byChannel.get(c) ?? [], bandSamples);
   const cursors = group.map((c) => [c, cursor(c)]);
   const outside = new Map();
@@ -2062,22 +2165,22 @@ function applyResidualGroup(container, data, dtype, bands, group, byChannel) {
  * phase run on those rows alone; the other rows stay the low-rank layer. */
 function applyArrivedResiduals(container, data, dtype, only = null) {
   const { header, residuals, truncation } = container;
-  const byChannel = groupBy(residuals, (b) => b.channel);
   // a channel's blocks within its first `rows` rows: a prefix of them (they are in row order)
   const within = (c, rows) => {
-    const blocks = byChannel.get(c) ?? [];
+    const blocks = residuals.ofChannel.get(c) ?? [];
     let n = 0;
-    while (n < blocks.length && blocks[n].first + blocks[n].rows <= rows) n++;
+    while (n < blocks.length && residuals.first[blocks[n]] + residuals.rows[blocks[n]] <= rows) n++;
     return blocks.slice(0, n);
   };
   truncation.residualRows.forEach((rows, c) => {
     if (!rows || (only !== null && !only.has(c))) return;
     const arrivedHeader = { ...header, height: rows };
     const arrived = new Map([[c, within(c, rows)]]);
-    for (const b of arrived.get(c)) {
-      if (b.reference !== NO_REFERENCE && !arrived.has(b.reference)) arrived.set(b.reference, within(b.reference, rows));
+    for (const i of arrived.get(c)) {
+      const r = residuals.reference[i];
+      if (r !== NO_REFERENCE && !arrived.has(r)) arrived.set(r, within(r, rows));
     }
-    const bands = residualBands(arrivedHeader, [...arrived.values()].flat());
+    const bands = residualBands(arrivedHeader, residuals, [...arrived.values()].flat());
     applyResidualGroup({ ...container, header: arrivedHeader }, data, dtype, bands, [c], arrived);
   });
 }
@@ -2096,8 +2199,10 @@ function bareChannels(container) {
 /** The residuals of `channels` applied to a preview's samples, in residualGroups. */
 function applyBareResiduals(container, data, dtype, channels) {
   const { header, residuals } = container;
-  const bands = residualBands(header, residuals), byChannel = groupBy(residuals, (b) => b.channel);
-  for (const group of residualGroups(residuals, channels)) applyResidualGroup(container, data, dtype, bands, group, byChannel);
+  const bands = residualBands(header, residuals, allBlocks(residuals));
+  for (const group of residualGroups(residuals, channels)) {
+    applyResidualGroup(container, data, dtype, bands, group, residuals.ofChannel);
+  }
 }
 
 /** sample = clamp(x̂ + q·t, min, max) for integer samples, exact in binary64: |q·t| < 2^52
@@ -2203,7 +2308,7 @@ export class SvdiImage {
    * none), first row, rows, step, bound (the largest error the encoder promises for them),
    * element type, predictor and bytes stored. */
   residualBlocks() {
-    return this.container.residuals.map((b) => ({
+    return Array.from(this.container.residuals, (b) => ({
       channel: b.channel, reference: b.reference === NO_REFERENCE ? null : b.reference,
       first: b.first, rows: b.rows, step: b.step, bound: b.bound,
       elementType: { 1: "int8", 2: "int16", 3: "int32", 5: "wrapped int16" }[b.elementType], predictor: b.predictor,
