@@ -138,10 +138,11 @@ def _residual_report(unpacked: container.Container) -> list[dict[str, Any]]:
 def _residual_text(blocks: list[dict[str, Any]], verbose: bool) -> list[str]:
     if not blocks:
         return []
-    channels = sorted({b["channel"] for b in blocks})
+    by_channel: dict[int, list[dict[str, Any]]] = {}
+    for b in blocks:  # one pass: a file may hold 255 channels of thousands of blocks each
+        by_channel.setdefault(b["channel"], []).append(b)
     lines = ["  residual blocks (every sample within the bound of its channel):"]
-    for c in channels:
-        mine = [b for b in blocks if b["channel"] == c]
+    for c, mine in sorted(by_channel.items()):
         bound = max(b["bound"] for b in mine)
         ref = mine[0]["reference"]
         lines.append(f"    channel {c}: max error {bound:g}{' (lossless)' if bound == 0 else ''}"
