@@ -9436,6 +9436,19 @@ static int listed_type(const uint8_t *kind, const uint8_t *listed, Py_ssize_t co
     return 0;
 }
 
+/* chunk_table's argument `name`, bytes of 4-byte chunk types: their start and count; 0, or -1
+   with an exception set. */
+static int chunk_types(PyObject *arg, const char *name, const uint8_t **types, Py_ssize_t *count)
+{
+    if (!PyBytes_Check(arg) || PyBytes_GET_SIZE(arg) % 4) {
+        PyErr_Format(PyExc_ValueError, "chunk_table: %s is bytes of 4-byte chunk types", name);
+        return -1;
+    }
+    *types = (const uint8_t *)PyBytes_AS_STRING(arg);
+    *count = PyBytes_GET_SIZE(arg) / 4;
+    return 0;
+}
+
 /* chunk_table's row of the chunk positions gathered in `pairs` (2 x count int64), appended
    to `list` under `type` (4 bytes); 0, or -1 with an exception set. */
 static int chunk_row(PyObject *list, const uint8_t *type, const int64_t *pairs, size_t count)
@@ -9462,22 +9475,9 @@ static PyObject *chunk_table(PyObject *self, PyObject *args, PyObject *kwargs)
     const uint8_t *listed = NULL, *runs = NULL;
     Py_ssize_t listed_count = -1; /* -1: every chunk listed */
     Py_ssize_t runs_count = 0;
-    if (listed_arg != Py_None) {
-        if (!PyBytes_Check(listed_arg) || PyBytes_GET_SIZE(listed_arg) % 4) {
-            value_error("chunk_table: listed is bytes of 4-byte chunk types");
-            return NULL;
-        }
-        listed = (const uint8_t *)PyBytes_AS_STRING(listed_arg);
-        listed_count = PyBytes_GET_SIZE(listed_arg) / 4;
-    }
-    if (runs_arg != Py_None) {
-        if (!PyBytes_Check(runs_arg) || PyBytes_GET_SIZE(runs_arg) % 4) {
-            value_error("chunk_table: runs is bytes of 4-byte chunk types");
-            return NULL;
-        }
-        runs = (const uint8_t *)PyBytes_AS_STRING(runs_arg);
-        runs_count = PyBytes_GET_SIZE(runs_arg) / 4;
-    }
+    if ((listed_arg != Py_None && chunk_types(listed_arg, "listed", &listed, &listed_count) < 0)
+        || (runs_arg != Py_None && chunk_types(runs_arg, "runs", &runs, &runs_count) < 0))
+        return NULL;
     const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(data);
     size_t len = (size_t)PyBytes_GET_SIZE(data), pos;
     if (start < 0 || (size_t)start > len || max_chunk < 0) {
