@@ -786,7 +786,7 @@ function parseResidual(b, start, end, header) {
     }
   }
   if (!(Number.isFinite(bound) && bound >= 0)) throw new SvdiError(`${what}: invalid bound ${pyFloat(bound)}`);
-  const wrapped = elementType === WRAPPED_ELEMENT && header.version >= WRAPPED_VERSION;
+  const wrapped = wrappedElement(elementType, header);
   if (!(elementType in INTEGER_TYPES) && !wrapped) throw new SvdiError(`${what}: invalid element type ${elementType}`);
   if (wrapped && header.dtype !== "uint16" && header.dtype !== "int16") {
     throw new SvdiError(`${what}: wrapped residuals (element type ${elementType}) of ${header.dtype} samples (uint16 or int16 only)`);
@@ -797,12 +797,17 @@ function parseResidual(b, start, end, header) {
   return block;
 }
 
+/** Whether an RBLK's element type is wrapped int16 (version 7, §4.1). */
+function wrappedElement(elementType, header) {
+  return elementType === WRAPPED_ELEMENT && header.version >= WRAPPED_VERSION;
+}
+
 /** The block of an RBLK chunk (payload bytes [start, end)) whose fields parseResidual checked. */
 function residualBlock(b, start, end, header) {
   const channel = b[start], reference = b[start + 1], first = u32(b, start + 2);
   const rows = u32(b, start + 6), step = f64(b, start + 10), bound = f64(b, start + 18);
   const elementType = b[start + 26], predictor = b[start + 27];
-  const wrapped = elementType === WRAPPED_ELEMENT && header.version >= WRAPPED_VERSION;
+  const wrapped = wrappedElement(elementType, header);
   const elementCode = wrapped ? 2 : elementType; // a wrapped block's elements are int16
   return {
     channel, reference, first, rows, step, bound, elementType, elementCode, wrapped, predictor,
@@ -872,7 +877,7 @@ class ResidualOrder {
     this.cursor = new Map(); // next row of each channel
     this.hasReference = new Map();
     this.referenced = new Set();
-    // "channel/reference" -> where in the reference's blocks the last search ended: a channel's
+    // 256 channel + reference -> where in the reference's blocks the last search ended: a channel's
     // blocks come in row order, so its search of a reference's only goes on
     this.searched = new Map();
   }
@@ -900,11 +905,11 @@ class ResidualOrder {
   /** Whether the reference channel's blocks so far hold one of the same first row and row count
    * as `block`. */
   hasBlock(channel, reference, block) {
-    const { table } = this, rows = table.ofChannel.get(reference) ?? [], key = `${channel}/${reference}`;
+    const { table } = this, blocks = table.ofChannel.get(reference) ?? [], key = 256 * channel + reference;
     let at = this.searched.get(key) ?? 0;
-    while (at < rows.length && table.first[rows[at]] < block.first) at++;
+    while (at < blocks.length && table.first[blocks[at]] < block.first) at++;
     this.searched.set(key, at);
-    return at < rows.length && table.first[rows[at]] === block.first && table.rows[rows[at]] === block.rows;
+    return at < blocks.length && table.first[blocks[at]] === block.first && table.rows[blocks[at]] === block.rows;
   }
 
   finish() {
@@ -1122,8 +1127,8 @@ function parseContainer(data, { maxPixels = DEFAULT_MAX_PIXELS, truncated = fals
 }
 
 /** The items grouped by key(item), each group in the items' order: an index made once, where
- * looking among all of a file's blocks for each plane or channel would cost planes × blocks (a
- * file may hold 255 planes of thousands of records, or of channels of residual blocks). */
+ * looking among all of a file's blocks for each plane would cost planes × blocks (a file may
+ * hold 255 planes of thousands of records). */
 function groupBy(items, key) {
   const groups = new Map();
   for (const item of items) {
