@@ -597,13 +597,13 @@ class ResidualOrder:
     def _has_block(self, channel: int, reference: int, block: ResidualBlock) -> bool:
         """Whether the reference channel's blocks so far hold one of the same first row and
         row count as `block`."""
-        rows = self.table.of_channel.get(reference, ())
+        blocks = self.table.of_channel.get(reference, ())
         at = self.searched.get((channel, reference), 0)
-        while at < len(rows) and self.table.first_and_rows(rows[at])[0] < block.first:
+        while at < len(blocks) and self.table.first_and_rows(blocks[at])[0] < block.first:
             at += 1
         self.searched[(channel, reference)] = at
-        return at < len(rows) and self.table.first_and_rows(rows[at]) == (block.first,
-                                                                          block.rows)
+        return at < len(blocks) and self.table.first_and_rows(blocks[at]) == (block.first,
+                                                                              block.rows)
 
     def finish(self) -> None:
         for c, end in sorted(self.cursor.items()):
