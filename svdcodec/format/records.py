@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 
@@ -252,6 +253,7 @@ def plan_record(version: int) -> struct.Struct:
     return PLAN_RECORD_V4 if version >= 4 else PLAN_RECORD_V2 if version >= 2 else PLAN_RECORD
 
 
+@cache  # (the reader asks for every residual block)
 def residual_step_limit(dtype: np.dtype) -> int:
     """Largest step of a residual block of integer samples (spec §4.1): 2 (max - min) + 1 for
     8- and 16-bit types, MAX_WIDE_STEP for 32-bit ones."""
