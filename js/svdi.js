@@ -1977,11 +1977,6 @@ function residualBands(header, table, indices) {
   };
 }
 
-/** Every block of the table (its indices). */
-function allBlocks(table) {
-  return Array.from({ length: table.length }, (_, i) => i);
-}
-
 /** Channels with residual blocks, those without a reference first (their q is added to the
  * referencing channels' in the same band). */
 function residualChannels(table) {
@@ -2114,12 +2109,13 @@ function residualGroups(table, channels = null) {
 /** The residual phase (spec §4.1, §5.3), group of channels after group, band by band: each
  * channel's q (with its reference channel's q of the same band added), |q| ≤ 2^31 − 1 checked,
  * then applied to the samples of `data` (height × width × channels, interleaved) in place. With
- * `data` null the blocks are read and checked only (readFactors: the same verdict, no samples). */
-function applyResiduals(container, data, dtype) {
+ * `data` null the blocks are read and checked only (readFactors: the same verdict, no samples).
+ * `channels`: only theirs (a preview's channels with no layer, and the blocks they refer to). */
+function applyResiduals(container, data, dtype, channels = null) {
   const { header, residuals } = container;
   if (!residuals.length) return;
-  const bands = residualBands(header, residuals, allBlocks(residuals));
-  for (const group of residualGroups(residuals)) {
+  const bands = residualBands(header, residuals, Array.from({ length: residuals.length }, (_, i) => i));
+  for (const group of residualGroups(residuals, channels)) {
     applyResidualGroup(container, data, dtype, bands, group, residuals.ofChannel);
   }
 }
@@ -2199,15 +2195,6 @@ function bareChannels(container) {
   const flat = (i) => planes[i].rank === 0 && !means.has(i) && !planes[i].filtered && !restoration.has(i);
   const sources = (c) => (header.colour === 1 && c < 3 ? [0, 1, 2] : [c]);
   return residualChannels(residuals).filter((c) => sources(c).every(flat));
-}
-
-/** The residuals of `channels` applied to a preview's samples, in residualGroups. */
-function applyBareResiduals(container, data, dtype, channels) {
-  const { header, residuals } = container;
-  const bands = residualBands(header, residuals, allBlocks(residuals));
-  for (const group of residualGroups(residuals, channels)) {
-    applyResidualGroup(container, data, dtype, bands, group, residuals.ofChannel);
-  }
 }
 
 /** sample = clamp(x̂ + q·t, min, max) for integer samples, exact in binary64: |q·t| < 2^52
@@ -2369,7 +2356,7 @@ export class SvdiImage {
         // a preview: the channels with no layer are whole (§5.3)
         const bare = bareChannels(this.container);
         if (this.truncation) applyArrivedResiduals(this.container, data, dtype, new Set(bare));
-        else if (bare.length) applyBareResiduals(this.container, data, dtype, bare);
+        else if (bare.length) applyResiduals(this.container, data, dtype, bare);
       }
       return { width, height, channels, dtype, data };
     });
