@@ -70,6 +70,55 @@ def test_rgb16_noise_wraps_the_referencing_channels() -> None:
     np.testing.assert_array_equal(decoded_everywhere(data, image.shape), image)
 
 
+def test_svdi_info_reports_residual_blocks_by_channel_and_one_by_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """svdi-info's report of residual blocks, read from their records at once: each
+    channel's count, bytes, largest bound, first step and reference, as the blocks themselves
+    give them; each block (--json, --verbose) with its fields, wrapped blocks named so; the
+    summary alone without --verbose (residual_blocks=False)."""
+    from svdcodec.cli.info import info_report, info_text
+    from svdcodec.cli.tools import info_main
+
+    image = noise((30, 26, 3), np.uint16, seed=2)
+    data = svdcodec.encode(image, max_error=0)
+    blocks = list(container.unpack(data).residuals)
+    report = info_report("x.svdi", data)
+    assert report["residuals"] == [
+        {"channel": b.channel, "first_row": b.first, "rows": b.rows, "step": b.step,
+         "bound": b.bound,
+         "element_type": ("wrapped int16" if b.wrapped else str(b.element.newbyteorder("="))),
+         "predictor": b.predictor,
+         "reference": None if b.reference == container.NO_REFERENCE else b.reference,
+         "bytes": b.stored} for b in blocks]
+    assert any(b["element_type"] == "wrapped int16" for b in report["residuals"])
+    summary = []
+    for c in sorted({b.channel for b in blocks}):
+        mine = [b for b in blocks if b.channel == c]
+        summary.append({"channel": c, "blocks": len(mine), "bytes": sum(b.stored for b in mine),
+                        "max_error": max(b.bound for b in mine), "step": mine[0].step,
+                        "reference": None if mine[0].reference == container.NO_REFERENCE
+                        else mine[0].reference})
+    assert report["residual_channels"] == summary and {s["reference"] for s in summary} == {None, 1}
+    assert report["header_bytes"] == len(data) - sum(b.stored for b in blocks) - sum(
+        b.stored for b in container.unpack(data).blocks)
+    short = info_report("x.svdi", data, residual_blocks=False)
+    assert short["residuals"] is None and short["residual_channels"] == summary
+    text, verbose = info_text(short), info_text(report, verbose=True)
+    assert text == info_text(report) and "predictor" not in text
+    for c in summary:
+        assert (f"    channel {c['channel']}: max error 0 (lossless), step 1, {c['blocks']} "
+                f"block(s), {c['bytes']} B") in text
+    assert verbose.count(", predictor ") == len(blocks)
+    path = tmp_path / "x.svdi"
+    path.write_bytes(data)
+    capsys.readouterr()
+    assert info_main([str(path), "--verbose"]) == 0
+    assert capsys.readouterr().out.count(", predictor ") == len(blocks)
+    assert info_main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ", predictor " not in out and f"{summary[0]['blocks']} block(s)" in out
+
+
 def test_sixteen_bit_noise_within_a_bound() -> None:
     image = noise((48, 40, 4), np.uint16, seed=3)
     data = svdcodec.encode(image, max_error=3)

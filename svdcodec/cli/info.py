@@ -14,6 +14,7 @@ import numpy as np
 from .. import format as container
 from ..codec.aq import binary16
 from ..decoder import kept_sigma
+from ..format.residual_table import RECORD, ResidualTable, wrapped_element
 from ..modes import PILLOW_MODES
 
 EXPLANATION = ("The decoded image has the full size; the file stores r·(m+n+1) numbers per plane "
@@ -83,11 +84,14 @@ def _metadata_report(meta: container.Metadata | None) -> dict[str, Any]:
     return out
 
 
-def info_report(name: str, data: bytes) -> dict[str, Any]:
+def info_report(name: str, data: bytes, residual_blocks: bool = True) -> dict[str, Any]:
     """Everything svdi-info shows, as plain data (the --json output). A file that ends early
     is described as far as it arrived: "truncated" says where it ends and what a decode of it
-    gives (None for a whole file); its planes' blocks and σ are those that arrived."""
+    gives (None for a whole file); its planes' blocks and σ are those that arrived.
+    "residual_channels" sums each channel's residual blocks up; "residuals" lists them one by
+    one (None with residual_blocks=False: the summary alone, for a file of many blocks)."""
     unpacked = container.unpack(data, truncated=True)
+    residuals = _residual_records(unpacked)
     cut = unpacked.truncation
     h = unpacked.header
     pixels = h.width * h.height
@@ -109,7 +113,8 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
         "sample_type": str(h.dtype), "scale": h.scale,
         "colour": "YCbCr" if h.colour == container.COLOUR_YCBCR else "none",
         "subsampling": "4:2:0" if h.subsampling else "4:4:4",
-        "planes": planes, "residuals": _residual_report(unpacked),
+        "planes": planes, "residual_channels": _residual_channels(residuals),
+        "residuals": _residual_report(unpacked, residuals) if residual_blocks else None,
         "restoration": {str(i): {"bounds": list(r.bounds),  # version 6 (spec §5.6)
                                  "coefficients": [list(c) for c in r.coefficients]}
                         for i, r in sorted(unpacked.restoration.items())},
@@ -119,40 +124,82 @@ def info_report(name: str, data: bytes) -> dict[str, Any]:
             "components": list(cut.components), "residual_rows": cut.residual_rows,
             "arrived": cut.arrived(unpacked.planes, bool(unpacked.residuals))},
         "header_bytes": len(data) - sum(b.stored for b in unpacked.blocks)
-        - sum(b.stored for b in unpacked.residuals),
+        - int(residuals[1].sum()),
         "raw_bytes": raw, "compression_ratio": raw / len(data),
         "bits_per_pixel": 8 * len(data) / pixels,
     }
 
 
-def _residual_report(unpacked: container.Container) -> list[dict[str, Any]]:
+def _residual_records(unpacked: container.Container) -> tuple[np.ndarray, np.ndarray]:
+    """The residual blocks' records (`ResidualTable.records`, file order) and each block's
+    bytes in the file (its chunk's), read at once: no object per block."""
+    table = unpacked.residuals
+    if not table:  # (a file without RBLK: an empty list)
+        return np.zeros(0, RECORD), np.zeros(0, np.int64)
+    assert isinstance(table, ResidualTable)
+    return table.records(), table.stored()
+
+
+def _residual_channels(residuals: tuple[np.ndarray, np.ndarray]) -> list[dict[str, Any]]:
+    """Each channel's residual blocks summed up, by channel: their count and bytes, the largest
+    bound, the first block's step and reference."""
+    records, stored = residuals
+    order = np.argsort(records["channel"], kind="stable")
+    channels = records["channel"][order]
+    cuts = np.flatnonzero(np.diff(channels)) + 1
+    summary = []
+    for mine in np.split(order, cuts) if len(order) else []:
+        first = records[mine[0]]
+        summary.append({
+            "channel": int(first["channel"]), "blocks": len(mine),
+            "bytes": int(stored[mine].sum()), "max_error": float(records["bound"][mine].max()),
+            "step": float(first["step"]),
+            "reference": (None if first["reference"] == container.NO_REFERENCE
+                          else int(first["reference"]))})
+    return summary
+
+
+def _residual_report(unpacked: container.Container,
+                     residuals: tuple[np.ndarray, np.ndarray]) -> list[dict[str, Any]]:
     """The residual blocks (version 2): one entry per block, in file order."""
-    return [{"channel": b.channel, "first_row": b.first, "rows": b.rows, "step": b.step,
-             "bound": b.bound,
-             "element_type": ("wrapped " if b.wrapped else "") + str(b.element.newbyteorder("=")),
-             "predictor": b.predictor,
-             "reference": None if b.reference == container.NO_REFERENCE else b.reference,
-             "bytes": b.stored} for b in unpacked.residuals]
+    records, stored = residuals
+    names = {code: _element_text(code, unpacked.header)
+             for code in np.unique(records["element"]).tolist()}
+    # (the records as Python values a slice at a time: a tuple each is more than the entry)
+    return [{"channel": channel, "first_row": first, "rows": rows, "step": step,
+             "bound": bound, "element_type": names[element],
+             "predictor": predictor,
+             "reference": None if reference == container.NO_REFERENCE else reference,
+             "bytes": size}
+            for at in range(0, len(records), 4096)
+            for (channel, reference, first, rows, step, bound, element, predictor), size
+            in zip(records[at:at + 4096].tolist(), stored[at:at + 4096].tolist())]
 
 
-def _residual_text(blocks: list[dict[str, Any]], verbose: bool) -> list[str]:
-    if not blocks:
+def _element_text(code: int, header: container.Header) -> str:
+    """An RBLK's element type as svdi-info names it ("int8" ... "wrapped int16")."""
+    wrapped = wrapped_element(code, header)
+    element = container.ELEMENT_TYPES[2 if wrapped else code].newbyteorder("=")
+    return ("wrapped " if wrapped else "") + str(element)
+
+
+def _residual_text(channels: list[dict[str, Any]], blocks: list[dict[str, Any]] | None,
+                   verbose: bool) -> list[str]:
+    if not channels:
         return []
-    by_channel: dict[int, list[dict[str, Any]]] = {}
-    for b in blocks:  # one pass: a file may hold 255 channels of thousands of blocks each
-        by_channel.setdefault(b["channel"], []).append(b)
+    mine: dict[int, list[dict[str, Any]]] = {}
+    for b in blocks if verbose and blocks else []:  # one pass: 255 channels of many blocks
+        mine.setdefault(b["channel"], []).append(b)
     lines = ["  residual blocks (every sample within the bound of its channel):"]
-    for c, mine in sorted(by_channel.items()):
-        bound = max(b["bound"] for b in mine)
-        ref = mine[0]["reference"]
-        lines.append(f"    channel {c}: max error {bound:g}{' (lossless)' if bound == 0 else ''}"
-                     f", step {mine[0]['step']:g}, {len(mine)} block(s), "
-                     f"{sum(b['bytes'] for b in mine)} B"
+    for c in channels:
+        bound, ref = c["max_error"], c["reference"]
+        lines.append(f"    channel {c['channel']}: max error {bound:g}"
+                     f"{' (lossless)' if bound == 0 else ''}, step {c['step']:g}, "
+                     f"{c['blocks']} block(s), {c['bytes']} B"
                      + (f", less channel {ref}'s residual" if ref is not None else ""))
-        if verbose:
-            lines += [f"      rows {b['first_row']}..{b['first_row'] + b['rows']}: "
-                      f"{b['element_type']}, predictor {b['predictor']}, {b['bytes']} B"
-                      for b in mine]
+        lines += [f"      rows {b['first_row']}..{b['first_row'] + b['rows']}: "
+                  f"{b['element_type']}, predictor {b['predictor']}, {b['bytes']} B"
+                  for b in mine.get(c["channel"], [])]
     return lines
 
 
@@ -220,7 +267,7 @@ def info_text(report: dict[str, Any], verbose: bool = False) -> str:
     lines.append(f"  metadata: {'; '.join(parts) if parts else 'none'}")
     for p in r["planes"]:
         lines += _plane_text(p, verbose)
-    lines += _residual_text(r.get("residuals") or [], verbose)
+    lines += _residual_text(r.get("residual_channels") or [], r.get("residuals"), verbose)
     for plane, f in (r.get("restoration") or {}).items():  # version 6 (spec §5.6)
         lines.append(f"  restoration filter on plane {plane}: {len(f['coefficients'])} "
                      f"activity class(es), bounds {f['bounds']}")

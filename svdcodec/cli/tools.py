@@ -981,7 +981,8 @@ def info_one(job: InfoJob) -> list[Result]:
     try:
         data = read_input(job.src)
         name = display(job.src) if not job.as_json or job.src == STDIO else job.src
-        report = info_report(name, data)
+        # (the summary alone is printed of residual blocks but with --verbose)
+        report = info_report(name, data, residual_blocks=job.as_json or job.verbose)
     except DATA_ERRORS as exc:
         return [Result(False, f"{display(job.src)}: {describe_error(exc)}")]
     described = Result(True, json.dumps(report) if job.as_json

@@ -25,6 +25,12 @@ from .records import (
 _COLUMNS = (("start", "q"), ("length", "I"), ("channel", "B"), ("reference", "B"),
             ("first", "I"), ("rows", "I"))
 assert array("I").itemsize == 4 and array("q").itemsize == 8
+#: An RBLK payload's record (spec §4.1, `RESIDUAL_RECORD`) as numpy reads it, for `records`.
+RECORD = np.dtype([("channel", "u1"), ("reference", "u1"), ("first", ">u4"), ("rows", ">u4"),
+                   ("step", ">f8"), ("bound", ">f8"), ("element", "u1"), ("predictor", "u1")])
+assert RECORD.itemsize == RESIDUAL_RECORD.size
+#: Blocks whose records `records` gathers at once (its index array: 8 bytes a record byte).
+_GATHERED = 1 << 12
 
 
 def wrapped_element(code: int, header: Header) -> bool:
@@ -146,3 +152,21 @@ class ResidualTable(Sequence[ResidualBlock]):
     def channel(self, channel: int) -> ResidualTable:
         """The channel's blocks, in file (row) order."""
         return self.subset(self.positions_of(channel))
+
+    def stored(self) -> np.ndarray:
+        """Each block's bytes in the file (int64): its chunk's, the payload and the 12 bytes of
+        length, type and CRC around it (`ResidualBlock.stored`)."""
+        return self.column("length").astype(np.int64) + 12
+
+    def records(self) -> np.ndarray:
+        """Every block's record (`RECORD`'s fields: channel, reference, first, rows, step,
+        bound, element, predictor), read from the chunks as one array: what a summary of
+        many blocks reads without a block object each (svdi-info). 28 bytes a block."""
+        starts = self.column("start")
+        data = np.frombuffer(self.data, np.uint8)
+        out = np.empty(len(starts), RECORD)
+        raw = out.view(np.uint8).reshape(len(starts), RECORD.itemsize)
+        within = np.arange(RECORD.itemsize)
+        for i in range(0, len(starts), _GATHERED):
+            raw[i:i + _GATHERED] = data[starts[i:i + _GATHERED, None] + within]
+        return out
