@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zlib
@@ -420,6 +421,20 @@ def test_an_output_that_is_its_input_is_not_counted_as_existing(
     assert cli.encode_main([str(png), "-o", str(png)]) == 1
     err = capsys.readouterr().err
     assert "is the input file" in err and "existed before this run" not in err
+
+
+def test_a_folder_without_a_name_part_is_one_failure_of_the_batch(
+        png: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """".", "/" and "" as inputs (no name to replace the suffix of) fail with their own line
+    each, as any other folder or missing file does; the other inputs are still encoded."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(png, "a.png")
+    assert cli.encode_main(["a.png", ".", "/", "", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and Path("a.svdi").read_bytes().startswith(container.SIGNATURE)
+    assert {"svdi-encode: .: Is a directory", "svdi-encode: /: Is a directory",
+            "svdi-encode: : No such file or directory"} <= set(err.splitlines())
 
 
 def test_python_m_svdcodec_names_an_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -185,11 +185,17 @@ def _destinations(parser: argparse.ArgumentParser, args: argparse.Namespace,
     elif keep_name:
         dests = [STDIO if src == STDIO else src + s for src, s in zip(inputs, suffixes)]
     else:
-        dests = [STDIO if src == STDIO else str(Path(src).with_suffix(s))
-                 for src, s in zip(inputs, suffixes)]
+        dests = [STDIO if src == STDIO else _renamed(src, s) for src, s in zip(inputs, suffixes)]
     if STDIO in dests and sys.stdout.isatty():
         parser.error("refusing to write binary data to a terminal; use -o FILE or redirect")
     return dests
+
+
+def _renamed(src: str, suffix: str) -> str:
+    """src with its suffix replaced by `suffix`; a name without a last part (".", "/", ""),
+    which has none to replace and whose read fails with its own message, gets it appended."""
+    path = Path(src)
+    return str(path.with_suffix(suffix)) if path.name else src + suffix
 
 
 def _existing(args: argparse.Namespace, dests: Sequence[str], clashes: dict[int, str]
