@@ -407,6 +407,28 @@ def test_cli_keeps_the_picture_of_a_tiff_upright(tmp_path: Path) -> None:
     assert np.abs(upright - expected).mean() < 2.5
 
 
+def test_cli_keeps_a_tiffs_exif_and_gps_directories(tmp_path: Path) -> None:
+    """A TIFF's EXIF sub-directories (the Exif one: exposure, the date taken; GPS) go into the
+    .svdi file whole, as a JPEG's do, and come back through Pillow and svdi-decode."""
+    exif = exif_with(1)
+    exif.get_ifd(0x8769).update({0x829A: (1, 250), 0x9003: "2024:01:01 12:00:00"})
+    exif.get_ifd(0x8825).update({1: "N", 2: (10.0, 20.0, 30.0)})
+    Image.fromarray(picture()).save(tmp_path / "c.jpg", exif=exif)
+    with Image.open(tmp_path / "c.jpg") as jpeg:
+        Image.fromarray(picture()).save(tmp_path / "c.tif", exif=jpeg.getexif())
+    for name in ("c.jpg", "c.tif"):
+        out = tmp_path / (name + ".svdi")
+        assert cli.encode_main([str(tmp_path / name), "-o", str(out), "--quiet"]) == 0
+        assert cli.decode_main([str(out), "-o", str(tmp_path / (name + ".jpg")), "--quiet"]) == 0
+        for path in (out, tmp_path / (name + ".jpg")):
+            with Image.open(path) as im:
+                kept = im.getexif()
+            assert dict(kept.get_ifd(0x8769)) == {0x829A: (1, 250),
+                                                  0x9003: "2024:01:01 12:00:00"}, path
+            assert dict(kept.get_ifd(0x8825)) == {1: "N", 2: (10.0, 20.0, 30.0)}, path
+            assert kept[0x010F] == "svdcodec tests"
+
+
 def test_cli_drops_only_the_metadata_it_cannot_store(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """An input's text that PNG allows but is too long here, or a broken ICC profile, costs

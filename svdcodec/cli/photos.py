@@ -112,14 +112,29 @@ def release_file(image: np.ndarray | Image.Image) -> None:
 TIFF_EXIF_TAGS = (270, 271, 272, 274, 305, 306, 315, 33432)
 
 
+#: The EXIF sub-directories a TIFF points to from its own tags (Exif: exposure, the date taken,
+#: the lens...; GPS), which go with TIFF_EXIF_TAGS, whole.
+TIFF_EXIF_IFDS = (0x8769, 0x8825)
+#: The Exif directory's pointer to its interoperability directory.
+EXIF_INTEROP = 0xA005
+
+
 def _tiff_exif(image: Image.Image) -> bytes:
     """The EXIF of a TIFF input: Pillow keeps it in the TIFF's own tags, beside the strip
-    offsets and sample formats that must not follow the pixels, so only TIFF_EXIF_TAGS go."""
+    offsets and sample formats that must not follow the pixels, so only TIFF_EXIF_TAGS and
+    the sub-directories of TIFF_EXIF_IFDS go."""
     tags = image.getexif()
     exif = Image.Exif()
     for tag in TIFF_EXIF_TAGS:
         if tag in tags:
             exif[tag] = tags[tag]
+    for tag in TIFF_EXIF_IFDS:
+        directory = dict(tags.get_ifd(tag)) if tag in tags else {}
+        interop = directory.pop(EXIF_INTEROP, None) is not None and tags.get_ifd(EXIF_INTEROP)
+        if interop:  # (an offset into the input, as read: its directory goes instead)
+            directory[EXIF_INTEROP] = dict(interop)
+        if directory:
+            exif[tag] = directory
     return exif.tobytes() if len(exif) else b""
 
 
