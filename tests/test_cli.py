@@ -677,6 +677,30 @@ def test_a_jpeg_comment_is_said_not_kept(tmp_path, capsys) -> None:
         assert "not kept" not in capsys.readouterr().err, args
 
 
+def test_a_jpegs_iptc_is_said_not_kept(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A JPEG's IPTC record (Photoshop APP13: caption, by-line, copyright) has no field in an
+    .svdi file: svdi-encode's line says so (it was dropped without a word), not with --strip."""
+    import struct
+
+    def dataset(tag: int, value: bytes) -> bytes:
+        return bytes([0x1C, 2, tag]) + struct.pack(">H", len(value)) + value
+    iptc = dataset(0, b"\x00\x04") + dataset(120, b"A caption") + dataset(116, b"(c) 2026")
+    resource = (b"8BIM" + struct.pack(">HHI", 0x0404, 0, len(iptc)) + iptc
+                + b"\x00" * (len(iptc) % 2))
+    segment = b"Photoshop 3.0\x00" + resource
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (30, 60, 90)).save(buffer, "JPEG")
+    jpeg = buffer.getvalue()
+    path = tmp_path / "iptc.jpg"
+    path.write_bytes(jpeg[:2] + b"\xff\xed" + struct.pack(">H", len(segment) + 2) + segment
+                     + jpeg[2:])
+    assert cli.encode_main([str(path)]) == 0
+    assert "IPTC not kept" in capsys.readouterr().err
+    assert cli.encode_main([str(path), "--strip", "-f"]) == 0
+    assert "not kept" not in capsys.readouterr().err
+
+
 def test_outdir_errors_and_no_empty_outdir(tmp_path, capsys) -> None:
     """-d naming a file says "not a directory" (it said "File exists"); -d of a new folder
     where nothing is written leaves no empty folder behind; one written into stays."""

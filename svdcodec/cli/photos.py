@@ -178,6 +178,21 @@ def dropped_comment(image: Image.Image) -> str:
     return ""
 
 
+def dropped_iptc(image: Image.Image) -> str:
+    """A note when the input carries IPTC data (a JPEG's Photoshop segment, a TIFF's IPTC tag:
+    caption, credit, copyright, keywords), which an .svdi file has no field for, else ""."""
+    from PIL import IptcImagePlugin
+
+    try:
+        iptc = IptcImagePlugin.getiptcinfo(image)  # type: ignore[arg-type]
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError):
+        iptc = {"unreadable": True}  # dropped all the same: said so
+    if iptc:
+        return ("IPTC not kept (SVDI has no IPTC field; XMP, which is kept, holds the same "
+                "fields where the input has them)")
+    return ""
+
+
 def image_metadata(image: Image.Image) -> dict[str, Any]:
     """encode() keyword arguments for the metadata Pillow read from an input image."""
     info = image.info

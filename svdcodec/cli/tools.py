@@ -566,7 +566,8 @@ def encode_one(job: EncodeJob) -> Result:
                 metadata = {} if job.strip else photos.image_metadata(image)
                 dropped = [] if job.strip else [photos.dropped_profile(image),
                                                 photos.dropped_colour_tags(image),
-                                                photos.dropped_comment(image)]
+                                                photos.dropped_comment(image),
+                                                photos.dropped_iptc(image)]
                 image, depth_note = _full_depth(raw, image, job.eight_bit)
                 note = "; ".join(n for n in (note, depth_note, *dropped) if n)
         metadata, problems = photos.storable(metadata)
