@@ -429,6 +429,29 @@ def test_cli_keeps_a_tiffs_exif_and_gps_directories(tmp_path: Path) -> None:
             assert kept[0x010F] == "svdcodec tests"
 
 
+def test_cli_keeps_a_pngs_exif_written_as_imagemagicks_raw_profile(tmp_path: Path) -> None:
+    """A PNG's EXIF in ImageMagick's "Raw profile type exif" text (hex, after a line naming it
+    and one of its length) is read as Pillow reads it and kept as EXIF, not as text: an
+    svdi-decode to JPEG keeps the orientation. Text that is not hex stays text."""
+    body = b"Exif\0\0" + exif_with(6).tobytes()[len(b"Exif\0\0"):]
+    hexed = body.hex()
+    raw = f"\nexif\n{len(body):8d}\n" + "\n".join(hexed[i:i + 72]
+                                                  for i in range(0, len(hexed), 72)) + "\n"
+    for name, value in (("magick.png", raw), ("odd.png", "\nexif\n       3\nnot hex\n")):
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Raw profile type exif", value, zip=True)
+        Image.fromarray(picture()).save(tmp_path / name, pnginfo=info)
+        assert cli.encode_main([str(tmp_path / name), "--quiet"]) == 0
+    meta = svdcodec.read_metadata((tmp_path / "magick.svdi").read_bytes())
+    assert "text" not in meta and meta["exif"] == exif_with(6).tobytes()[len(b"Exif\0\0"):]
+    assert cli.decode_main([str(tmp_path / "magick.svdi"), "-o", str(tmp_path / "m.jpg"),
+                            "--quiet"]) == 0
+    with Image.open(tmp_path / "m.jpg") as jpeg:
+        assert jpeg.getexif()[0x0112] == 6
+    odd = svdcodec.read_metadata((tmp_path / "odd.svdi").read_bytes())
+    assert "exif" not in odd and odd["text"]["Raw profile type exif"].endswith("not hex\n")
+
+
 def test_cli_drops_only_the_metadata_it_cannot_store(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """An input's text that PNG allows but is too long here, or a broken ICC profile, costs

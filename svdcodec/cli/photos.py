@@ -197,7 +197,10 @@ def image_metadata(image: Image.Image) -> dict[str, Any]:
     """encode() keyword arguments for the metadata Pillow read from an input image."""
     info = image.info
     out: dict[str, Any] = {}
-    exif = info.get("exif") or (_tiff_exif(image) if image.format == "TIFF" else b"")
+    text = {k: v for k, v in (getattr(image, "text", None) or {}).items()
+            if k != PNG_XMP_KEY and isinstance(v, str)}
+    exif = (info.get("exif") or (_tiff_exif(image) if image.format == "TIFF" else b"")
+            or _raw_profile_exif(text))
     if exif:
         out["exif"] = exif
     profile = inherited_profile(image)  # not a CMYK profile on the RGB samples stored
@@ -208,11 +211,31 @@ def image_metadata(image: Image.Image) -> dict[str, Any]:
         out["xmp"] = xmp
     if info.get("dpi"):
         out["dpi"] = info["dpi"]
-    text = {k: v for k, v in (getattr(image, "text", None) or {}).items()
-            if k != PNG_XMP_KEY and isinstance(v, str)}
     if text:
         out["text"] = text
     return out
+
+
+#: The text keyword under which ImageMagick (and exiftool) write a PNG's EXIF, as hex.
+RAW_PROFILE_EXIF = "Raw profile type exif"
+
+
+def _raw_profile_exif(text: dict[str, str]) -> bytes:
+    """The EXIF of a PNG that holds it as ImageMagick writes it (RAW_PROFILE_EXIF: a line
+    naming the profile, one of its length, then hex), taken out of `text`, as Pillow's
+    `getexif` reads it (without JPEG's "Exif\\0\\0" before it, which some writers put twice);
+    b"" if there is none or it is not hex (then it stays text)."""
+    raw = text.get(RAW_PROFILE_EXIF)
+    if raw is None:
+        return b""
+    try:
+        exif = bytes.fromhex("".join(raw.split("\n")[3:]))
+    except ValueError:
+        return b""
+    del text[RAW_PROFILE_EXIF]
+    for _ in range(2):
+        exif = exif.removeprefix(EXIF_PREFIX)
+    return exif
 
 
 def storable(metadata: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
