@@ -87,7 +87,7 @@ def _pixel_limits(max_pixels: int | None | bool) -> tuple[int | None, int | None
             " (twice PIL.Image.MAX_IMAGE_PIXELS): could be a decompression bomb; to decode it, "
             "pass max_pixels=None or a larger max_pixels= (svdi-decode --max-pixels 0 or N)")
     if isinstance(max_pixels, (int, np.integer)) and max_pixels >= 0:
-        return None, int(max_pixels), " given by max_pixels="
+        return None, int(max_pixels), f" given by max_pixels={int(max_pixels)}"
     raise SvdiError(f"max_pixels must be True, None or a pixel count, got {max_pixels!r}")
 
 
