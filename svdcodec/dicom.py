@@ -9,8 +9,9 @@ units back and to show the image, in iTXt text chunks (spec §1.1) under "DICOM 
     >>> hounsfield = image.modality_values()                         # slope * pixels + intercept
 
 Needs pydicom (`pip install ".[dicom]"`) to read DICOM; decoding needs only svdcodec.
-Single-frame images (grey, or RGB with PhotometricInterpretation RGB); the pixel data's
-compression is whatever pydicom can decode with the handlers installed. `svdi-encode file.dcm`
+Single-frame images: grey, RGB, Y'CbCr (stored as the RGB pydicom makes of it) and palette
+colour (stored as the RGB its palette gives); the pixel data's compression is whatever pydicom
+can decode with the handlers installed. `svdi-encode file.dcm`
 uses this module.
 """
 
@@ -85,6 +86,17 @@ def read_dicom(source: str | os.PathLike[str] | bytes | Any) -> tuple[np.ndarray
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))
     text = {PREFIX + key: _as_text(dataset.data_element(key).value)
             for key in KEPT if key in dataset and dataset.data_element(key).value is not None}
+    photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
+    if photometric == "PALETTE COLOR":  # the picture, not the indices of its palette
+        from pydicom.pixels import apply_color_lut
+
+        pixels = np.asarray(apply_color_lut(pixels, dataset))
+    if photometric == "PALETTE COLOR" or (photometric.startswith("YBR") and pixels.ndim == 3):
+        # stored as RGB (pydicom >= 3 turns Y'CbCr pixel data into RGB): the attributes say so
+        bits = str(8 * pixels.dtype.itemsize)
+        text.update({PREFIX + "PhotometricInterpretation": "RGB", PREFIX + "BitsAllocated": bits,
+                     PREFIX + "BitsStored": bits, PREFIX + "HighBit": str(int(bits) - 1),
+                     PREFIX + "PixelRepresentation": "0"})
     return pixels, text
 
 

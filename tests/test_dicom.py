@@ -90,3 +90,23 @@ def test_not_dicom_and_no_pixels() -> None:
     del dataset.PixelData
     with pytest.raises(SvdiError, match="no pixel data"):
         dicom.read_dicom(dataset)
+
+
+def test_colour_images_are_stored_as_the_rgb_they_show() -> None:
+    """A palette-colour image is stored as the RGB its palette gives (not its indices as
+    grey, which lost the colours), a Y'CbCr one as pydicom's RGB of it; the kept attributes
+    describe the samples stored (RGB, their bits), not the file's."""
+    from pydicom.pixels import apply_color_lut
+
+    palette = pydicom.dcmread(bundled("examples_palette.dcm"))
+    ybr = pydicom.dcmread(bundled("SC_ybr_full_422_uncompressed.dcm"))
+    expected = [np.asarray(apply_color_lut(palette.pixel_array, palette)), ybr.pixel_array]
+    for path, rgb in zip(("examples_palette.dcm", "SC_ybr_full_422_uncompressed.dcm"), expected):
+        image = dicom.decode_dicom(dicom.encode_dicom(bundled(path), max_error=0))
+        np.testing.assert_array_equal(image.pixels, rgb)
+        bits = str(8 * rgb.dtype.itemsize)
+        assert {key: image.attributes[key] for key in
+                ("PhotometricInterpretation", "BitsAllocated", "BitsStored", "HighBit",
+                 "PixelRepresentation")} == {
+            "PhotometricInterpretation": "RGB", "BitsAllocated": bits, "BitsStored": bits,
+            "HighBit": str(int(bits) - 1), "PixelRepresentation": "0"}, path
