@@ -173,6 +173,23 @@ def estimated_shift(step: float, sigma: np.ndarray, max_a: int, max_b: int) -> i
     return min(MAX_SHIFT, max(0, math.floor(53 - math.log2(total))))
 
 
+def weight_rounding_error(step: float, sigma: np.ndarray, shift: int, elements: int) -> float:
+    """The RMS error over a plane's `elements` matrix entries that rounding its weights to
+    integers adds to its reconstruction (W_k = round(2^F y_k), `weights`): component k, of
+    amplitude sigma_k, is scaled by W_k / (2^F y_k) instead of 1. Small wherever F leaves the
+    weights many bits; at the finest steps of large planes (hundreds of components, factor
+    integers near 2^24) the bound 2^53 leaves the first component's weight a few dozen, and a
+    weight of 36 for 35.53 brightens the whole plane by 1.3 %."""
+    values = np.asarray(sigma, dtype=np.float64)
+    if values.size == 0 or elements <= 0:
+        return 0.0
+    w, _ = weights(step, values, shift, "plane")
+    with np.errstate(all="ignore"):
+        scaled = np.ldexp(np.float64(step) * np.float64(step) / values, shift)
+        drift = np.where(scaled > 0, w / scaled - 1.0, 0.0) * values
+    return float(np.sqrt(np.sum(drift * drift) / elements))
+
+
 def exact_product(left: np.ndarray, w: np.ndarray, right_t: np.ndarray, shift: int,
                   means: np.ndarray | None = None) -> np.ndarray:
     """fl32((left * w) @ right_t * 2^-F) for integer-valued left (rows, r) and right_t

@@ -38,12 +38,13 @@ from .residual import (
     ResidualRequest,
     bare_residual_bytes,
     layer_source,
+    integer_spacing,
     on_a_grid,
     residual_bytes_of,
     residual_request,
     with_residuals,
 )
-from .schedule import Encoder
+from .schedule import Encoder, UnfaithfulStep
 from .source import image_header
 from .tuning import (
     AQ_FINEST_SEARCHED_STEP,
@@ -55,6 +56,7 @@ from .tuning import (
     DEFAULT_PATCH,
     DEFAULT_QUALITY,
     EFFORT_LEVELS,
+    FAITHFUL_STEP_FACTOR,
     FINEST_QUALITY,
     FINEST_SEARCHED_STEP,
     LOSSLESS_WIDE_QUALITY,
@@ -355,6 +357,15 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
                 data = min(data, bare, key=len)
         if EFFORT_LEVELS[effort] != ZSTD_LEVEL:
             data = recompress_blocks(data, EFFORT_LEVELS[effort])
+    if max_error and not layer_asked and isinstance(pixels, np.ndarray) \
+            and integer_spacing(pixels) > 1:
+        # Integer samples on a grid coarser than 1 (8-bit values stored in 16 bits: v x 257):
+        # the bound's residual steps blur what the lossless residual codes as repeated bytes,
+        # so that a bound of 1..64 could cost more than lossless, which meets any bound: the
+        # smaller of the two is kept (docs/lossless.md, "Samples on a coarser grid").
+        lossless = encode(pixels, max_error=0, exact_constant=exact_constant, deblock=deblock,
+                          effort=effort)
+        data = min(data, lossless, key=len)
     if near_top:
         assert isinstance(pixels, np.ndarray)  # float64 samples: an array
         from ..decoder import decode
@@ -431,10 +442,19 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt,
                     *((AQ_RDOQ_LAMBDA, AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS) if adapt else ()))
-    enc = Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
-                  deblock, restore, exact, apart)
+    def encoder() -> Encoder:
+        return Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
+                       deblock, restore, exact, apart)
+
+    enc = encoder()
     if single_step:
-        return enc.encode(step_for_quality(quality))
+        step = step_for_quality(quality)
+        while True:
+            try:
+                return enc.encode(step)
+            except UnfaithfulStep:  # the exact weights cannot follow the factors at this step
+                step *= FAITHFUL_STEP_FACTOR
+                enc = encoder()  # (a single step's encoder lets its planes go as it codes)
 
     # Rate control measures the decoder's real output (the same pixels as the reference
     # decoder's, band by band and faster) against the whole array (encode() passes one).
@@ -449,8 +469,17 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
     coded: dict[tuple[float, bool | None], bytes] = {}
 
     def encoded(log_step: float, subsample: bool | None = None) -> bytes:
+        """The file at 2^log_step, or at the finest coarser step whose exact weights follow
+        the factors (`schedule.UnfaithfulStep`): below that step the files stop improving, so
+        that the searches' quality still falls and size still shrinks as the step grows."""
         if (log_step, subsample) not in coded:
-            layer = enc.encode(2 ** log_step, subsample)
+            step = 2 ** log_step
+            while True:
+                try:
+                    layer = enc.encode(step, subsample)
+                    break
+                except UnfaithfulStep:
+                    step *= FAITHFUL_STEP_FACTOR
             coded[log_step, subsample] = layer if finish is None else finish(layer)
         return coded[log_step, subsample]
 

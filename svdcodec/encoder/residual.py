@@ -321,6 +321,29 @@ def on_a_grid(pixels: np.ndarray) -> bool:
     return True
 
 
+#: Samples `integer_spacing` reads at once (an int64 copy of them).
+SPACING_PIECE = 1 << 20
+
+
+def integer_spacing(pixels: np.ndarray) -> int:
+    """The largest g such that every sample of an integer array is its channel's smallest
+    plus a multiple of g: 257 or 256 for 8-bit values stored as 16-bit samples (v x 257,
+    v x 256), 1 for most data (read a piece at a time, ending at the first piece that shows
+    it); 0 for a constant array, and for floats (no such grid)."""
+    if pixels.dtype.kind not in "iu" or pixels.size == 0:
+        return 0
+    image = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
+    lowest = image.min(axis=(0, 1)).astype(np.int64)
+    rows = max(1, SPACING_PIECE // max(1, image.shape[1] * image.shape[2]))
+    spacing = 0
+    for y in range(0, image.shape[0], rows):
+        piece = image[y:y + rows].astype(np.int64) - lowest
+        spacing = int(np.gcd.reduce(np.append(piece.ravel(), spacing)))
+        if spacing == 1:
+            break
+    return spacing
+
+
 def residual_bytes_of(data: bytes, channels: frozenset[int]) -> int:
     """The bytes of a file's residual blocks (RBLK chunks) of these channels."""
     return sum(b.stored for b in unpack(data).residuals if b.channel in channels)

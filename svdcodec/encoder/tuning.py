@@ -27,6 +27,13 @@ FINEST_SEARCHED_STEP = 2.0 ** -6
 #: precision, so the quality falls off 16 times sooner (the sample photo: 32.8 / 43.8 / 50.7 /
 #: 52.9 / 52.7 dB at steps 2^-6 .. 2^-2, without aq 52.8-52.9 dB at each).
 AQ_FINEST_SEARCHED_STEP = FINEST_SEARCHED_STEP * 16
+#: The most error the exact reconstruction's integer weights (spec §5.1) may add to a plane, as
+#: a share of the quantizer's own (step / sqrt(12) RMS): a finer step is coded at a coarser one
+#: where its weights would add more (`schedule.exact_plane`, `encoder._encode`, quarter octaves
+#: at a time: FAITHFUL_STEP_FACTOR). At quality 100 a large plain plane's first weight was a
+#: few dozen, and its rounding scaled the whole image (an 8-bit grey 1080p image +19 levels).
+EXACT_WEIGHT_ERROR = 0.25
+FAITHFUL_STEP_FACTOR = 2.0 ** 0.25
 #: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
 SUBSAMPLE_FROM_STEP = 6.0
 #: Chroma step relative to the luma step: 0.70, fewer bytes on chroma, which luma SSIM (what
