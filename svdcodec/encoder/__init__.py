@@ -37,8 +37,8 @@ from .plane import RankRule
 from .residual import (
     ResidualRequest,
     bare_residual_bytes,
-    layer_source,
     integer_spacing,
+    layer_source,
     on_a_grid,
     residual_bytes_of,
     residual_request,
