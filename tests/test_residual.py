@@ -821,3 +821,17 @@ def test_a_bound_on_samples_of_a_coarser_grid_costs_no_more_than_lossless() -> N
     assert integer_spacing(np.dstack([grey * 4 + 1, grey * 6 + 3])) == 2
     assert integer_spacing(grey + 1) == 1 and integer_spacing(np.full((3, 3), 7)) == 0
     assert integer_spacing(grey.astype(np.float32) * 2) == 0
+
+
+def test_a_bound_on_float32_samples_near_the_largest_finite_warns_of_nothing() -> None:
+    """The steps' margin is measured at the type's largest finite value at most (numpy's cast
+    of a larger one, and its spacing of the largest, overflow): no RuntimeWarning leaks, and
+    the bound holds on every decoder."""
+    y, x = np.mgrid[0:48, 0:40]
+    image = (np.sin(x / 10) * np.cos(y / 13) * np.finfo(np.float32).max).astype(np.float32)
+    bound = float(np.abs(image).max()) * 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = svdcodec.encode(image, max_error=bound)
+    out = decode_everywhere(data).astype(np.float64).reshape(image.shape)
+    assert np.abs(out - image.astype(np.float64)).max() <= bound

@@ -232,7 +232,13 @@ def _float_steps(x64: np.ndarray, d64: np.ndarray, dtype: np.dtype, bound: float
     step = 2.0 * bound
     yield step
     largest = max(float(np.abs(x64).max(initial=0.0)), float(np.abs(d64).max(initial=0.0)))
-    spacing = float(np.spacing(np.asarray(largest + bound, dtype=dtype)))
+    # (at most the type's largest finite value, whose spacing is its gap below: beyond it the
+    # cast overflows to inf, and numpy's spacing of the largest value is inf)
+    top = np.asarray(min(largest + bound, float(np.finfo(dtype).max)), dtype=dtype)
+    with np.errstate(over="ignore"):
+        spacing = float(np.spacing(top))
+    if not math.isfinite(spacing):
+        spacing = float(top - np.nextafter(top, top.dtype.type(0)))
     if 4.0 * spacing < bound:  # else 2E is near the type's resolution: halve (or be exact)
         yield step - 4.0 * spacing
     for _ in range(HALVINGS):

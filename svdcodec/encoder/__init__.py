@@ -500,8 +500,9 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
             if not good(lo):
                 raise SvdiError(f"target PSNR {target_psnr} dB is not reachable: the finest "
                                 f"layer decodes to {quality(lo):.2f} dB; for more, bound "
-                                "every sample: max_error=E (--max-error E) or lossless=True "
-                                "(--lossless)")
+                                "every sample: max_error=E, max_error=0 for lossless "
+                                "(svdi-encode --max-error E, --lossless; Pillow's save also "
+                                "takes lossless=True)")
         best = _bisect(good, lo, hi)
         halved_from = math.log2(SUBSAMPLE_FROM_STEP)
         if 0 < halved_from - best < 1 / 64 and enc.halves_chroma:
