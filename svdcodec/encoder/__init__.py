@@ -57,6 +57,7 @@ from .tuning import (
     DEFAULT_QUALITY,
     EFFORT_LEVELS,
     FAITHFUL_STEP_FACTOR,
+    FAITHFUL_TRIES,
     FINEST_QUALITY,
     FINEST_SEARCHED_STEP,
     LOSSLESS_WIDE_QUALITY,
@@ -449,10 +450,12 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
     enc = encoder()
     if single_step:
         step = step_for_quality(quality)
-        while True:
+        for coarser in range(FAITHFUL_TRIES + 1):
             try:
                 return enc.encode(step)
             except UnfaithfulStep:  # the exact weights cannot follow the factors at this step
+                if coarser == FAITHFUL_TRIES:
+                    raise
                 step *= FAITHFUL_STEP_FACTOR
                 enc = encoder()  # (a single step's encoder lets its planes go as it codes)
 
@@ -474,11 +477,13 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
         that the searches' quality still falls and size still shrinks as the step grows."""
         if (log_step, subsample) not in coded:
             step = 2 ** log_step
-            while True:
+            for coarser in range(FAITHFUL_TRIES + 1):
                 try:
                     layer = enc.encode(step, subsample)
                     break
                 except UnfaithfulStep:
+                    if coarser == FAITHFUL_TRIES:
+                        raise
                     step *= FAITHFUL_STEP_FACTOR
             coded[log_step, subsample] = layer if finish is None else finish(layer)
         return coded[log_step, subsample]

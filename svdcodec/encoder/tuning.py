@@ -34,6 +34,10 @@ AQ_FINEST_SEARCHED_STEP = FINEST_SEARCHED_STEP * 16
 #: few dozen, and its rounding scaled the whole image (an 8-bit grey 1080p image +19 levels).
 EXACT_WEIGHT_ERROR = 0.25
 FAITHFUL_STEP_FACTOR = 2.0 ** 0.25
+#: The coarser steps tried before the encoder gives up with the plane's error (12 octaves: the
+#: weights grow as the square of the step, the error allowed as the step, so a plane passes
+#: within a few; this bounds the loop whatever the data).
+FAITHFUL_TRIES = 48
 #: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
 SUBSAMPLE_FROM_STEP = 6.0
 #: Chroma step relative to the luma step: 0.70, fewer bytes on chroma, which luma SSIM (what
