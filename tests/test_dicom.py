@@ -110,3 +110,12 @@ def test_colour_images_are_stored_as_the_rgb_they_show() -> None:
                  "PixelRepresentation")} == {
             "PhotometricInterpretation": "RGB", "BitsAllocated": bits, "BitsStored": bits,
             "HighBit": str(int(bits) - 1), "PixelRepresentation": "0"}, path
+
+
+def test_a_palette_that_cannot_be_applied_is_an_svdi_error() -> None:
+    """A palette-colour image without its lookup table data: one SvdiError naming the palette
+    (svdi-encode's one-line failure, the batch going on), not pydicom's own exception."""
+    dataset = pydicom.dcmread(bundled("examples_palette.dcm"))
+    del dataset.RedPaletteColorLookupTableData
+    with pytest.raises(SvdiError, match="palette cannot be applied"):
+        dicom.read_dicom(dataset)

@@ -432,12 +432,13 @@ def test_cli_keeps_a_tiffs_exif_and_gps_directories(tmp_path: Path) -> None:
 def test_cli_keeps_a_pngs_exif_written_as_imagemagicks_raw_profile(tmp_path: Path) -> None:
     """A PNG's EXIF in ImageMagick's "Raw profile type exif" text (hex, after a line naming it
     and one of its length) is read as Pillow reads it and kept as EXIF, not as text: an
-    svdi-decode to JPEG keeps the orientation. Text that is not hex stays text."""
+    svdi-decode to JPEG keeps the orientation. Text that is not hex, or empty, stays text."""
     body = b"Exif\0\0" + exif_with(6).tobytes()[len(b"Exif\0\0"):]
     hexed = body.hex()
     raw = f"\nexif\n{len(body):8d}\n" + "\n".join(hexed[i:i + 72]
                                                   for i in range(0, len(hexed), 72)) + "\n"
-    for name, value in (("magick.png", raw), ("odd.png", "\nexif\n       3\nnot hex\n")):
+    for name, value in (("magick.png", raw), ("odd.png", "\nexif\n       3\nnot hex\n"),
+                        ("empty.png", "\nexif\n       0\n")):
         info = PngImagePlugin.PngInfo()
         info.add_text("Raw profile type exif", value, zip=True)
         Image.fromarray(picture()).save(tmp_path / name, pnginfo=info)
@@ -450,6 +451,8 @@ def test_cli_keeps_a_pngs_exif_written_as_imagemagicks_raw_profile(tmp_path: Pat
         assert jpeg.getexif()[0x0112] == 6
     odd = svdcodec.read_metadata((tmp_path / "odd.svdi").read_bytes())
     assert "exif" not in odd and odd["text"]["Raw profile type exif"].endswith("not hex\n")
+    empty = svdcodec.read_metadata((tmp_path / "empty.svdi").read_bytes())
+    assert "exif" not in empty and "Raw profile type exif" in empty["text"]
 
 
 def test_cli_drops_only_the_metadata_it_cannot_store(tmp_path: Path,

@@ -232,9 +232,10 @@ def _raw_profile_exif(text: dict[str, str]) -> bytes:
         exif = bytes.fromhex("".join(raw.split("\n")[3:]))
     except ValueError:
         return b""
-    del text[RAW_PROFILE_EXIF]
     for _ in range(2):
         exif = exif.removeprefix(EXIF_PREFIX)
+    if exif:
+        del text[RAW_PROFILE_EXIF]
     return exif
 
 

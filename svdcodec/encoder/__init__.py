@@ -44,7 +44,7 @@ from .residual import (
     residual_request,
     with_residuals,
 )
-from .schedule import Encoder, UnfaithfulStep
+from .schedule import Encoder
 from .source import image_header
 from .tuning import (
     AQ_FINEST_SEARCHED_STEP,
@@ -55,9 +55,10 @@ from .tuning import (
     DEFAULT_EFFORT,
     DEFAULT_PATCH,
     DEFAULT_QUALITY,
+    DRIFT_STEP_FACTOR,
+    DRIFT_TRIES,
     EFFORT_LEVELS,
-    FAITHFUL_STEP_FACTOR,
-    FAITHFUL_TRIES,
+    EXACT_WEIGHT_ERROR,
     FINEST_QUALITY,
     FINEST_SEARCHED_STEP,
     LOSSLESS_WIDE_QUALITY,
@@ -362,8 +363,9 @@ def encode(image: np.ndarray | Image.Image, quality: float | None = None, *,
             and integer_spacing(pixels) > 1:
         # Integer samples on a grid coarser than 1 (8-bit values stored in 16 bits: v x 257):
         # the bound's residual steps blur what the lossless residual codes as repeated bytes,
-        # so that a bound of 1..64 could cost more than lossless, which meets any bound: the
-        # smaller of the two is kept (docs/lossless.md, "Samples on a coarser grid").
+        # so that a bound (of 1 to 4 on Kodak photos so stored; 64 still did not always pay)
+        # could cost more than lossless, which meets any bound: the smaller of the two is kept
+        # whatever the bound (docs/lossless.md, "Samples on a coarser grid").
         lossless = encode(pixels, max_error=0, exact_constant=exact_constant, deblock=deblock,
                           effort=effort)
         data = min(data, lossless, key=len)
@@ -443,21 +445,44 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
     single_step = target_psnr is None and max_bytes is None
     rule = RankRule(None if rank is None else int(rank), energy, optimise_levels, adapt,
                     *((AQ_RDOQ_LAMBDA, AQ_RDOQ_ROUNDING, AQ_RDOQ_ROUNDS) if adapt else ()))
-    def encoder() -> Encoder:
-        return Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single_step, centre,
+    def encoder(single: bool) -> Encoder:
+        return Encoder(pixels, candidate_layouts(layout, rule.fixed), rule, single, centre,
                        deblock, restore, exact, apart)
 
-    enc = encoder()
+    enc = encoder(single_step)
+    made: dict[tuple[float, bool | None], tuple[bytes, float]] = {}
+    scored = [c for c in range(pixels.shape[2]) if c not in exact and c not in unscored] \
+        or list(range(pixels.shape[2]))
+
+    def made_at(step: float, subsample: bool | None) -> tuple[bytes, float]:
+        """The file at `step` and its largest plane drift (`Encoder.drift`), each made once."""
+        nonlocal enc
+        if (step, subsample) not in made:
+            if made and enc.single_step:  # it let its planes go as it coded: one that keeps
+                enc = encoder(False)  # them (and their factorizations) for the next steps
+            made[step, subsample] = enc.encode(step, subsample), enc.drift
+        return made[step, subsample]
+
+    def drift_free(step: float, subsample: bool | None = None) -> bytes:
+        """The file at `step`, unless the exact weights' rounding adds more than
+        EXACT_WEIGHT_ERROR quantizer errors to a plane there (the finest steps of large
+        planes: a weight of 36 for 35.53 brightened a whole image by 1.3 %): then the file of
+        this step or of the coarser ones (DRIFT_STEP_FACTOR apart, up to the first where it
+        does not) that decodes closest to the image. Never a worse file than this step's."""
+        data, drift = made_at(step, subsample)
+        if drift <= EXACT_WEIGHT_ERROR:
+            return data
+        tried = [data]
+        for _ in range(DRIFT_TRIES):
+            step *= DRIFT_STEP_FACTOR
+            data, drift = made_at(step, subsample)
+            tried.append(data)
+            if drift <= EXACT_WEIGHT_ERROR:
+                break
+        return min(tried, key=lambda file: decoded_error(file, pixels, scored))
+
     if single_step:
-        step = step_for_quality(quality)
-        for coarser in range(FAITHFUL_TRIES + 1):
-            try:
-                return enc.encode(step)
-            except UnfaithfulStep:  # the exact weights cannot follow the factors at this step
-                if coarser == FAITHFUL_TRIES:
-                    raise
-                step *= FAITHFUL_STEP_FACTOR
-                enc = encoder()  # (a single step's encoder lets its planes go as it codes)
+        return drift_free(step_for_quality(quality))
 
     # Rate control measures the decoder's real output (the same pixels as the reference
     # decoder's, band by band and faster) against the whole array (encode() passes one).
@@ -472,24 +497,13 @@ def _encode(pixels: Pixels, quality: float, rank: int | None, energy: float | No
     coded: dict[tuple[float, bool | None], bytes] = {}
 
     def encoded(log_step: float, subsample: bool | None = None) -> bytes:
-        """The file at 2^log_step, or at the finest coarser step whose exact weights follow
-        the factors (`schedule.UnfaithfulStep`): below that step the files stop improving, so
-        that the searches' quality still falls and size still shrinks as the step grows."""
+        """The file at 2^log_step (`drift_free`: below a step where the weights' rounding
+        dominates, that step's file, so that the searches' quality still falls and size still
+        shrinks as the step grows)."""
         if (log_step, subsample) not in coded:
-            step = 2 ** log_step
-            for coarser in range(FAITHFUL_TRIES + 1):
-                try:
-                    layer = enc.encode(step, subsample)
-                    break
-                except UnfaithfulStep:
-                    if coarser == FAITHFUL_TRIES:
-                        raise
-                    step *= FAITHFUL_STEP_FACTOR
+            layer = drift_free(2 ** log_step, subsample)
             coded[log_step, subsample] = layer if finish is None else finish(layer)
         return coded[log_step, subsample]
-
-    scored = [c for c in range(pixels.shape[2]) if c not in exact and c not in unscored] \
-        or list(range(pixels.shape[2]))
 
     def quality(log_step: float, subsample: bool | None = None) -> float:
         decoded = decode(encoded(log_step, subsample), max_pixels=None).reshape(pixels.shape)
@@ -546,6 +560,22 @@ def _finest_faithful_step(quality: Callable[[float], float], lo: float) -> float
         best, best_quality = step, q
         step += 1.0
     return best
+
+
+def decoded_error(data: bytes, pixels: Pixels, channels: list[int]) -> float:
+    """The squared error of the decoded file against the pixels, summed over these channels,
+    a band of rows at a time in binary64 (the pixels as they are: an ImageRows is read a band
+    at a time, no copy of the image)."""
+    from ..decoder import decode
+
+    decoded = decode(data, max_pixels=None).reshape(pixels.shape)
+    total = 0.0
+    rows = max(1, (1 << 20) // max(1, pixels.shape[1] * pixels.shape[2]))
+    for y in range(0, pixels.shape[0], rows):
+        difference = (decoded[y:y + rows, :, channels].astype(np.float64)
+                      - np.asarray(pixels[y:y + rows])[:, :, channels])
+        total += float(np.square(difference).sum())
+    return total
 
 
 #: encode's keyword-only defaults, which an option given as None takes.

@@ -276,6 +276,9 @@ class CodedPlane:
     #: coded with a basis fitted to its quantized coefficients (`fitted_candidate`): an image
     #: svdi decoded codes so, and some others (rendered graphics, photos once JPEGs)
     fitted: bool = False
+    #: the RMS error the exact weights' rounding adds to the plane, in quantizer errors
+    #: (step / sqrt(12)): set by `schedule.exact_plane`
+    drift: float = 0.0
 
 
 #: Plane's fields, in the order its constructor takes them: what `plane_with` copies.

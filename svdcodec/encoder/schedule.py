@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..codec import exact as exact_rule
-from ..errors import SvdiError
 from ..format import (
     AQ_VERSION,
     END,
@@ -109,6 +108,9 @@ class Encoder:
         self.layouts = layouts
         self.rule = rule
         self.single_step = single_step
+        #: the last `encode`'s largest `CodedPlane.drift` (what the exact weights' rounding
+        #: adds to a plane, in quantizer errors): `encoder._encode` steps coarser above 1
+        self.drift = 0.0
         self._prepared: dict[bool, Prepared] = {}
 
     def _prepare(self, subsample: bool) -> Prepared:
@@ -300,6 +302,7 @@ class Encoder:
         if header.version >= 2:  # the exact planes' shifts (§5.1): every file, version 5
             for k in coded:
                 exact_plane(k)
+        self.drift = max((k.drift for k in coded), default=0.0)
         if any(k.plane.adapted for k in coded):  # adaptive quantization (§5.5): version 6
             header = replace(header, version=max(header.version, AQ_VERSION))
         data = interleave(header, coded, source.means)
@@ -342,27 +345,19 @@ def rd_cost(coded: CodedPlane, step: float) -> float:
     return coded.distortion + LAYOUT_LAMBDA * step * step * 8 * coded.nbytes
 
 
-class UnfaithfulStep(SvdiError):
-    """A plane coded at a step so fine that the exact reconstruction's integer weights (spec
-    §5.1) cannot follow its factors (`exact_plane`): the caller codes the image at a coarser
-    step instead (`encoder._encode`)."""
-
-
 def exact_plane(coded: CodedPlane) -> None:
     """Gives the coded plane (this step's own) the largest shift F that keeps the exact rule's
     bound (spec §5.1), from the integers it codes: what `residual.exact_container` chooses
-    from the written file, without reading it back. UnfaithfulStep where the weights' rounding
-    at that F would add more than EXACT_WEIGHT_ERROR of the quantizer's own error (step /
-    sqrt(12) RMS) to the plane."""
+    from the written file, without reading it back; and `drift`, the RMS error the weights'
+    rounding at that F adds to the plane (`exact.weight_rounding_error`), as a multiple of the
+    quantizer's own (step / sqrt(12))."""
     p = coded.plane
     shift = exact_rule.choose_shift(p.step, coded.sigma, *coded.magnitudes,
                                     f"plane {p.index}") if p.rank else 0
     if p.rank:
         m, n = p.matrix_shape
-        drift = exact_rule.weight_rounding_error(p.step, coded.sigma, shift, m * n)
-        if drift > tuning.EXACT_WEIGHT_ERROR * p.step / math.sqrt(12.0):
-            raise UnfaithfulStep(f"plane {p.index} at step {p.step:g}: the exact weights "
-                                 f"(shift {shift}) add {drift:.3g} RMS")
+        coded.drift = exact_rule.weight_rounding_error(p.step, coded.sigma, shift, m * n) \
+            / (p.step / math.sqrt(12.0))
     coded.plane = plane_with(p, shift=shift)
 
 

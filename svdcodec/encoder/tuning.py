@@ -28,16 +28,17 @@ FINEST_SEARCHED_STEP = 2.0 ** -6
 #: 52.9 / 52.7 dB at steps 2^-6 .. 2^-2, without aq 52.8-52.9 dB at each).
 AQ_FINEST_SEARCHED_STEP = FINEST_SEARCHED_STEP * 16
 #: The most error the exact reconstruction's integer weights (spec §5.1) may add to a plane, as
-#: a share of the quantizer's own (step / sqrt(12) RMS): a finer step is coded at a coarser one
-#: where its weights would add more (`schedule.exact_plane`, `encoder._encode`, quarter octaves
-#: at a time: FAITHFUL_STEP_FACTOR). At quality 100 a large plain plane's first weight was a
-#: few dozen, and its rounding scaled the whole image (an 8-bit grey 1080p image +19 levels).
-EXACT_WEIGHT_ERROR = 0.25
-FAITHFUL_STEP_FACTOR = 2.0 ** 0.25
-#: The coarser steps tried before the encoder gives up with the plane's error (12 octaves: the
-#: weights grow as the square of the step, the error allowed as the step, so a plane passes
-#: within a few; this bounds the loop whatever the data).
-FAITHFUL_TRIES = 48
+#: a multiple of the quantizer's own (step / sqrt(12) RMS), before the encoder tries coarser
+#: steps (the finest steps of large planes: at quality 100 a plain plane's first weight was a
+#: few dozen, and its rounding scaled the whole image, an 8-bit grey 1080p image +19 levels):
+#: DRIFT_STEP_FACTOR apart, up to the first step below it, the file that decodes closest to
+#: the image kept (`encoder._encode`'s `drift_free`).
+EXACT_WEIGHT_ERROR = 1.0
+DRIFT_STEP_FACTOR = 2.0 ** 0.25
+#: The coarser steps tried at most (12 octaves: the weights grow as the square of the step, the
+#: error allowed as the step, so a plane passes within a few; this bounds the loop whatever
+#: the data).
+DRIFT_TRIES = 48
 #: Chroma is subsampled 2x2 when the luma step is at least this (low and medium quality).
 SUBSAMPLE_FROM_STEP = 6.0
 #: Chroma step relative to the luma step: 0.70, fewer bytes on chroma, which luma SSIM (what
