@@ -427,7 +427,8 @@ def test_a_folder_without_a_name_part_is_one_failure_of_the_batch(
         png: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """".", "/" and "" as inputs (no name to replace the suffix of) fail with their own line
-    each, as any other folder or missing file does; the other inputs are still encoded."""
+    each, as any other folder or missing file does, with -d too and in svdi-decode; the other
+    inputs are still encoded and decoded."""
     monkeypatch.chdir(tmp_path)
     shutil.copy(png, "a.png")
     assert cli.encode_main(["a.png", ".", "/", "", "--quiet"]) == 1
@@ -435,6 +436,14 @@ def test_a_folder_without_a_name_part_is_one_failure_of_the_batch(
     assert "Traceback" not in err and Path("a.svdi").read_bytes().startswith(container.SIGNATURE)
     assert {"svdi-encode: .: Is a directory", "svdi-encode: /: Is a directory",
             "svdi-encode: : No such file or directory"} <= set(err.splitlines())
+    # into a folder (no clash reported among them), and svdi-decode alike
+    assert cli.encode_main(["a.png", ".", "/", "", "-d", "out", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "also written" not in err and "svdi-encode: /: Is a directory" in err
+    assert Path("out", "a.svdi").exists()
+    assert cli.decode_main(["a.svdi", "/", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "svdi-decode: /: Is a directory" in err and Path("a.svdi.png").exists()
 
 
 def test_python_m_svdcodec_names_an_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -228,6 +228,8 @@ def _collisions(prog: str, inputs: Sequence[str], dests: Sequence[str]) -> dict[
     first: dict[str, str] = {}
     clashes = {}
     for i, (src, dest) in enumerate(zip(inputs, dests)):
+        if not Path(src).name:  # (".", "/", "": its read fails with its own message)
+            continue
         key = os.path.normcase(os.path.abspath(dest))
         if dest != STDIO and key in first:
             clashes[i] = f"{display(src)}: output {dest} is also written from {first[key]}"
@@ -938,8 +940,10 @@ def _decode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     dests = _destinations(parser, args, suffixes, keep_name=True)
     # The output's suffix names the format; standard output, /dev/null, a FIFO... take --format
     # (or, without it, the pixels' default: "").
-    formats = [(_output_format(s) if s else "") if d == STDIO or streams_into(d)
-               else _output_format(Path(d).suffix) for d, s in zip(dests, suffixes)]
+    # (a suffix chosen here names it even where the input has no name to carry it: ".", "/")
+    formats = [_output_format(s) if s else
+               "" if d == STDIO or streams_into(d) else _output_format(Path(d).suffix)
+               for d, s in zip(dests, suffixes)]
     if None in formats:
         parser.error(f"no image format writes {dests[formats.index(None)]!r}; "
                      "use a suffix such as .png, .tiff or .npy")
