@@ -18,8 +18,11 @@ shape and sample type before it decompresses anything.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
@@ -86,7 +89,10 @@ class Svdi(ArrayBytesCodec):
             image_shape(tuple(chunk_shape), self.channels_last)
 
     def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
-        data = encode_chunk(chunk_array.as_numpy_array(), self.options)
+        chunk = chunk_array.as_numpy_array()
+        if self.max_error is None:
+            warn_of_a_far_fill(chunk, chunk_spec.fill_value)
+        data = encode_chunk(chunk, self.options)
         return chunk_spec.prototype.buffer.from_bytes(data)
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
@@ -105,3 +111,31 @@ class Svdi(ArrayBytesCodec):
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         raise NotImplementedError("the svdi codec's output size depends on the data")
+
+
+#: A fill value this many times the chunk's other samples' largest |value| sets its peak.
+FAR_FILL = 4.0
+
+
+def warn_of_a_far_fill(chunk: np.ndarray, fill: Any) -> None:
+    """A UserWarning where the chunk holds the array's fill value (zarr pads an edge chunk with
+    it, and fills what was not written) and that value is far beyond its other samples
+    (netCDF's 9.96921e36, -9999 beside values of 270-290): the quality follows the chunk's
+    peak, so those samples lose their detail (docs/arrays.md). Python shows it once."""
+    try:
+        value = float(fill)
+    except (TypeError, ValueError):
+        return
+    if not np.isfinite(value) or value == 0 or chunk.dtype.kind not in "iuf":
+        return
+    with np.errstate(all="ignore"):  # (the fill as the chunk's type holds it)
+        filled = chunk == np.asarray(value).astype(chunk.dtype)
+    if not filled.any() or filled.all():
+        return
+    largest = float(np.abs(chunk[~filled].astype(np.float64)).max())
+    if abs(value) > FAR_FILL * largest:
+        warnings.warn(f"svdi: a chunk holds the array's fill_value {value:g}, beyond its other "
+                      f"samples (largest |value| {largest:g}): lossy coding follows the "
+                      "chunk's peak, so those samples lose their detail; give the array a "
+                      "fill_value within the data's range, or max_error= (docs/arrays.md)",
+                      UserWarning, stacklevel=2)

@@ -369,3 +369,26 @@ def test_dask_workers_write_and_read_in_parallel(tmp_path) -> None:
     assert y.shape == x.shape and y.dtype == x.dtype
     assert psnr(x, y) >= PSNR_FLOOR[90]
     assert np.array_equal(zarr.open_array(path, mode="r")[:], y)  # what the store holds
+
+
+@needs_zarr
+def test_a_fill_value_far_beyond_the_data_is_warned_of(tmp_path) -> None:
+    """An edge chunk padded with a fill value far outside the data (-9999 beside 270..290)
+    takes it as its peak, and lossy coding loses the chunk's detail: zarr writes it with a
+    UserWarning that says so (docs/arrays.md); not with a fill within the data, nor under
+    max_error, whose bound holds in every chunk."""
+    import warnings
+
+    y, x = np.mgrid[0:150, 0:130]
+    field = (280 + 10 * np.sin(x / 9) * np.cos(y / 7)).astype(np.float32)
+    for fill, config, warned in ((-9999.0, {"quality": 90}, True), (0.0, {"quality": 90}, False),
+                                 (-9999.0, {"quality": 90, "max_error": 0.5}, False)):
+        z = zarr.create_array(str(tmp_path / f"f{fill}-{len(config)}.zarr"), shape=field.shape,
+                              chunks=(128, 128), dtype=field.dtype, fill_value=fill,
+                              serializer={"name": "svdi", "configuration": config},
+                              compressors=None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            z[:] = field
+        messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        assert any("fill_value -9999" in m for m in messages) == warned, (fill, config, messages)
