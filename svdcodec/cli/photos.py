@@ -224,7 +224,7 @@ def _raw_profile_exif(text: dict[str, str]) -> bytes:
     """The EXIF of a PNG that holds it as ImageMagick writes it (RAW_PROFILE_EXIF: a line
     naming the profile, one of its length, then hex), taken out of `text`, as Pillow's
     `getexif` reads it (without JPEG's "Exif\\0\\0" before it, which some writers put twice);
-    b"" if there is none or it is not hex (then it stays text)."""
+    b"" if there is none, or it is not hex or holds nothing (then it stays text)."""
     raw = text.get(RAW_PROFILE_EXIF)
     if raw is None:
         return b""
