@@ -87,18 +87,18 @@ def read_dicom(source: str | os.PathLike[str] | bytes | Any) -> tuple[np.ndarray
     text = {PREFIX + key: _as_text(dataset.data_element(key).value)
             for key in KEPT if key in dataset and dataset.data_element(key).value is not None}
     photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
-    if (photometric == "PALETTE COLOR" or photometric.startswith("YBR")) \
-            and int(pydicom.__version__.split(".")[0]) < 3:  # its pixel_array kept Y'CbCr
+    palette, ycc = photometric == "PALETTE COLOR", photometric.startswith("YBR")
+    if (palette or ycc) and int(pydicom.__version__.split(".")[0]) < 3:  # (kept Y'CbCr as is)
         raise SvdiError(f"a DICOM image of {photometric} needs pydicom 3 or later "
                         f"(this is {pydicom.__version__}): pip install -U pydicom")
-    if photometric == "PALETTE COLOR":  # the picture, not the indices of its palette
+    if palette:  # the picture, not the indices of its palette
         from pydicom.pixels import apply_color_lut
 
         try:
             pixels = np.asarray(apply_color_lut(pixels, dataset))
         except Exception as exc:  # noqa: BLE001 (pydicom raises many types for a bad palette)
             raise SvdiError(f"the DICOM image's palette cannot be applied: {exc}") from None
-    if photometric == "PALETTE COLOR" or (photometric.startswith("YBR") and pixels.ndim == 3):
+    if palette or (ycc and pixels.ndim == 3):
         # stored as RGB (pydicom >= 3 turns Y'CbCr pixel data into RGB): the attributes say so
         bits = str(8 * pixels.dtype.itemsize)
         text.update({PREFIX + "PhotometricInterpretation": "RGB", PREFIX + "BitsAllocated": bits,

@@ -14,7 +14,12 @@ import numpy as np
 from .. import format as container
 from ..codec.aq import binary16
 from ..decoder import kept_sigma
-from ..format.residual_table import RECORD, ResidualTable, wrapped_element
+from ..format.residual_table import (
+    RECORD,
+    ResidualTable,
+    element_dtype,
+    wrapped_element,
+)
 from ..modes import PILLOW_MODES
 
 EXPLANATION = ("The decoded image has the full size; the file stores r·(m+n+1) numbers per plane "
@@ -178,9 +183,8 @@ def _residual_report(unpacked: container.Container,
 
 def _element_text(code: int, header: container.Header) -> str:
     """An RBLK's element type as svdi-info names it ("int8" ... "wrapped int16")."""
-    wrapped = wrapped_element(code, header)
-    element = container.ELEMENT_TYPES[2 if wrapped else code].newbyteorder("=")
-    return ("wrapped " if wrapped else "") + str(element)
+    element = element_dtype(code, header).newbyteorder("=")
+    return ("wrapped " if wrapped_element(code, header) else "") + str(element)
 
 
 def _residual_text(channels: list[dict[str, Any]], blocks: list[dict[str, Any]] | None,

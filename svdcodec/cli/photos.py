@@ -130,9 +130,10 @@ def _tiff_exif(image: Image.Image) -> bytes:
             exif[tag] = tags[tag]
     for tag in TIFF_EXIF_IFDS:
         directory = dict(tags.get_ifd(tag)) if tag in tags else {}
-        interop = directory.pop(EXIF_INTEROP, None) is not None and tags.get_ifd(EXIF_INTEROP)
-        if interop:  # (an offset into the input, as read: its directory goes instead)
-            directory[EXIF_INTEROP] = dict(interop)
+        if directory.pop(EXIF_INTEROP, None) is not None:  # an offset into the input, as read:
+            interop = dict(tags.get_ifd(EXIF_INTEROP))  # its directory goes instead
+            if interop:
+                directory[EXIF_INTEROP] = interop
         if directory:
             exif[tag] = directory
     return exif.tobytes() if len(exif) else b""

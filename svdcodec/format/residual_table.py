@@ -33,9 +33,18 @@ assert RECORD.itemsize == RESIDUAL_RECORD.size
 _GATHERED = 1 << 12
 
 
+#: A chunk's bytes around its payload: length, type and CRC.
+CHUNK_FRAMING = 12
+
+
 def wrapped_element(code: int, header: Header) -> bool:
     """Whether an RBLK's element type `code` is wrapped int16 (version 7, spec §4.1)."""
     return code == WRAPPED_ELEMENT and header.version >= WRAPPED_VERSION
+
+
+def element_dtype(code: int, header: Header) -> np.dtype:
+    """The elements of an RBLK of element type `code` (a wrapped block's are int16)."""
+    return ELEMENT_TYPES[2 if wrapped_element(code, header) else code]
 
 
 def residual_block(payload: memoryview, header: Header) -> ResidualBlock:
@@ -43,10 +52,9 @@ def residual_block(payload: memoryview, header: Header) -> ResidualBlock:
     (`reader._parse_residual`)."""
     (channel, reference, first, rows, step, bound, code,
      predictor) = RESIDUAL_RECORD.unpack_from(payload)
-    wrapped = wrapped_element(code, header)
     return ResidualBlock(channel, reference, first, rows, header.width, step, bound,
-                         ELEMENT_TYPES[2 if wrapped else code], predictor, len(payload) + 12,
-                         payload[RESIDUAL_RECORD.size:], wrapped=wrapped)
+                         element_dtype(code, header), predictor, len(payload) + CHUNK_FRAMING,
+                         payload[RESIDUAL_RECORD.size:], wrapped=wrapped_element(code, header))
 
 
 class ResidualTable(Sequence[ResidualBlock]):
@@ -71,7 +79,7 @@ class ResidualTable(Sequence[ResidualBlock]):
         """A checked block whose payload starts at byte `start` of `data`."""
         assert block.frame is not None and self._rows is None, "a parsed block, a whole table"
         self.of_channel.setdefault(block.channel, array("I")).append(len(self))
-        values = (start, block.stored - 12, block.channel, block.reference, block.first,
+        values = (start, block.stored - CHUNK_FRAMING, block.channel, block.reference, block.first,
                   block.rows)
         for (name, _), value in zip(_COLUMNS, values):
             self._columns[name].append(value)
@@ -154,9 +162,9 @@ class ResidualTable(Sequence[ResidualBlock]):
         return self.subset(self.positions_of(channel))
 
     def stored(self) -> np.ndarray:
-        """Each block's bytes in the file (int64): its chunk's, the payload and the 12 bytes of
-        length, type and CRC around it (`ResidualBlock.stored`)."""
-        return self.column("length").astype(np.int64) + 12
+        """Each block's bytes in the file (int64): its chunk's, the payload and CHUNK_FRAMING
+        (`ResidualBlock.stored`)."""
+        return self.column("length").astype(np.int64) + CHUNK_FRAMING
 
     def records(self) -> np.ndarray:
         """Every block's record (`RECORD`'s fields: channel, reference, first, rows, step,
