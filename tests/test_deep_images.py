@@ -307,6 +307,31 @@ def test_tiff_orientation_as_pillow_applies_it(tmp_path: Path, orientation: int)
 
 
 @needs_extra
+def test_tiffs_own_layout_description_does_not_follow_the_pixels(tmp_path: Path) -> None:
+    """tifffile's ImageDescription ('{"shape": [h, w, 3]}') records the input file's array
+    layout: turned upright it would contradict the output (tifffile warns on reading it), so
+    svdi-encode leaves it out; a description in words stays."""
+    import tifffile
+
+    pixels = deep(3)
+    tifffile.imwrite(tmp_path / "turned.tif", pixels, photometric="rgb",
+                     extratags=[(274, "H", 1, 6, True)])
+    tifffile.imwrite(tmp_path / "words.tif", pixels, photometric="rgb",
+                     description="a field at dusk", metadata=None)
+    for name in ("turned", "words"):
+        assert cli.encode_main([str(tmp_path / f"{name}.tif"), "--lossless", "--quiet"]) == 0
+        assert cli.decode_main([str(tmp_path / f"{name}.svdi"), "-o",
+                                str(tmp_path / f"{name}-back.tif"), "--quiet"]) == 0
+    with tifffile.TiffFile(tmp_path / "turned-back.tif") as tif:
+        page = tif.pages[0]
+        assert page.shape == (pixels.shape[1], pixels.shape[0], 3)
+        assert "shape" not in page.description
+        assert tif.series[0].shape == page.shape
+    with tifffile.TiffFile(tmp_path / "words-back.tif") as tif:
+        assert tif.pages[0].description == "a field at dusk"
+
+
+@needs_extra
 def test_tiff_premultiplied_alpha_is_divided_out() -> None:
     import tifffile
 

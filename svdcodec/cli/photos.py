@@ -10,6 +10,7 @@ cannot hold.
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from typing import Any
 
@@ -119,6 +120,31 @@ TIFF_EXIF_IFDS = (0x8769, 0x8825)
 EXIF_INTEROP = 0xA005
 
 
+#: EXIF's ImageDescription tag.
+IMAGE_DESCRIPTION = 270
+
+
+def _layout_description(text: Any) -> bool:
+    """Whether an ImageDescription is tifffile's or ImageJ's record of the TIFF's own array
+    layout ('{"shape": [120, 200, 3]}', "shape=(...)", "ImageJ=..."), not words about the
+    picture: it does not follow the pixels (turned upright it contradicts them, and readers of
+    the output TIFF warn of a shape that does not match)."""
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    if not isinstance(text, str):
+        return False
+    text = text.strip()
+    if text.startswith(("shape=(", "ImageJ=")):
+        return True
+    if not text.startswith("{"):
+        return False
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack
+        return False
+    return isinstance(record, dict) and "shape" in record
+
+
 def _tiff_exif(image: Image.Image) -> bytes:
     """The EXIF of a TIFF input: Pillow keeps it in the TIFF's own tags, beside the strip
     offsets and sample formats that must not follow the pixels, so only TIFF_EXIF_TAGS and
@@ -126,7 +152,7 @@ def _tiff_exif(image: Image.Image) -> bytes:
     tags = image.getexif()
     exif = Image.Exif()
     for tag in TIFF_EXIF_TAGS:
-        if tag in tags:
+        if tag in tags and not (tag == IMAGE_DESCRIPTION and _layout_description(tags[tag])):
             exif[tag] = tags[tag]
     for tag in TIFF_EXIF_IFDS:
         directory = dict(tags.get_ifd(tag)) if tag in tags else {}
