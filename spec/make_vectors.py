@@ -4,11 +4,14 @@
     python spec/make_vectors.py [--out spec/vectors] [--regressions tests/regressions]
 
 Valid vectors are built from explicit integer factors, not by the encoder, so they stay put while
-the encoder is tuned. Their expected pixels come from the float64 reference decoder below,
-written from the format description, not from svdcodec.decoder. Steps and singular values are
-powers of two and the factors small integers, so every plane value is exact in float32 as well;
-integer outputs may still differ by one level where Pillow's fixed-point Y'CbCr -> RGB rounds
-differently from the exact JFIF formula (hence the tolerance of 1).
+the encoder is tuned. Their expected pixels come from the reference decoder below, written from
+the format description, not from svdcodec.decoder. Steps and singular values are powers of two
+and the factors small integers, so every plane value is exact in float32 as well: then every
+conforming decoder, version 1's too (whose reconstruction may round differently only near a
+rounding boundary), gives the same samples, and an integer vector whose planes are whole numbers
+is held to them exactly (tolerance 0), Y'CbCr through §5.2's fixed-point conversion (until
+2026-12-07 these vectors' colour came from the float JFIF formula, within a tolerance of 1, which
+could not tell §5.2's conversion from that formula).
 
 zstd frames are written here too, with raw and RLE blocks only, so that no byte depends on the
 libzstd version. Invalid vectors patch valid ones and recompute the CRCs, except where the CRC is
@@ -317,19 +320,6 @@ def reference_plane(p: PlaneSpec) -> np.ndarray:
     return m[:p.height, :p.width]
 
 
-def upsample2(plane: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear 2x upsampling with pixel centres aligned and edges clamped (even sizes only)."""
-    def axis(a: np.ndarray, n: int, ax: int) -> np.ndarray:
-        a = np.moveaxis(a, ax, 0)
-        padded = np.concatenate([a[:1], a, a[-1:]])
-        out = np.empty((n, *a.shape[1:]))
-        out[0::2] = 0.75 * a + 0.25 * padded[:-2]
-        out[1::2] = 0.75 * a + 0.25 * padded[2:]
-        return np.moveaxis(out, 0, ax)
-    assert height == 2 * plane.shape[0] and width == 2 * plane.shape[1]
-    return axis(axis(plane, height, 0), width, 1)
-
-
 def to_byte(x: np.ndarray) -> np.ndarray:
     """Round half up and clamp to 0..255 (still float64)."""
     return np.clip(np.floor(x + 0.5), 0, 255)
@@ -338,15 +328,8 @@ def to_byte(x: np.ndarray) -> np.ndarray:
 def reference_pixels(v: Vector) -> np.ndarray:
     """Expected pixels (h, w) or (h, w, c) in the vector's sample type."""
     planes = [reference_plane(p) for p in v.planes]
-    if v.colour == container.COLOUR_YCBCR:
-        chroma = planes[1:3]
-        if v.sub:
-            chroma = [upsample2(c, v.height, v.width) for c in chroma]
-        y = to_byte(planes[0])
-        cb, cr = (to_byte(c + 128) - 128 for c in chroma)
-        rgb = [y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb]
-        out = np.stack([to_byte(c) for c in rgb] + [to_byte(p) for p in planes[3:]], -1)
-        return out.astype(np.uint8)
+    if v.colour == container.COLOUR_YCBCR:  # §5.2 to the bit, from the planes in binary32
+        return exact_samples(v, [p.astype(np.float32) for p in planes])
     if v.stype == 1:
         out = np.stack([to_byte(p) for p in planes], -1).astype(np.uint8)
     elif v.stype == 2:
@@ -1881,8 +1864,12 @@ def build() -> tuple[dict[str, bytes], dict]:
         expected = reference_pixels(v)
         files[f"{v.name}.svdi"] = data
         files[f"{v.name}.npy"] = npy_bytes(expected)
-        # spec/svdi.md, Conformance: +-1 for integers, 1e-5 of scale * 255 for float32.
-        tolerance = {"abs": 1e-5 * v.scale * 255} if v.stype == 3 else {"abs": 1}
+        # spec/svdi.md, Conformance: +-1 for integers, 1e-5 of scale * 255 for float32; none
+        # for integers whose planes are whole numbers, which every conforming decoder makes
+        # exactly (the module's docstring)
+        whole = all(np.array_equal(p, np.round(p)) and np.abs(p).max(initial=0) < 2 ** 24
+                    for p in map(reference_plane, v.planes))
+        tolerance = {"abs": 1e-5 * v.scale * 255} if v.stype == 3 else {"abs": 0 if whole else 1}
         entries.append({"file": f"{v.name}.svdi", "valid": True, "description": v.description,
                         "mode": MODES.get((v.stype, v.channels)), "shape": list(expected.shape),
                         "dtype": str(expected.dtype), "expected": f"{v.name}.npy",
