@@ -1490,6 +1490,11 @@ def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]
         ("scale_overflow", "F image with sample scale 1e300: samples overflow float32",
          replace(valid["f_5x4_plain"], b"HEAD", patch_struct(container.HEAD_RECORD, f8=1e300)),
          "samples overflow float32"),
+        ("scale_float32_limit", "F image with sample scale one binary64 step above the largest "
+         "binary32 / 255", replace(valid["f_5x4_plain"], b"HEAD", patch_struct(
+             container.HEAD_RECORD, f8=float(np.nextafter(float(np.finfo(np.float32).max) / 255,
+                                                          np.inf)))),
+         "samples overflow float32"),
         ("sparse_value_escapes", ("sparse U block declaring one value escape more than its "
                                   "value symbols (symbols - rows)"), replace(base, b"UBLK", _sparse_descriptor(
              f3=_values(base) - _field(base, 3) + 1), nth=-1), "stream sizes"),
@@ -1511,6 +1516,21 @@ def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]
         ("plane_size", "PLAN height disagrees with HEAD", replace(
             base, b"PLAN", patch_struct(container.PLAN_RECORD, f3=8)), "plane 0 is 13x8, expected 13x7"),
         *metadata_invalid_vectors(valid["rgb_16x16_metadata"]),
+    ]
+
+
+def edited_valid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, str, bytes]]:
+    """(name, source, description, bytes) of valid files made by editing a valid vector in a
+    way the spec allows, which decode to the source's pixels."""
+    def dictionary_id_zero(frame: bytes) -> bytes:  # Dictionary_ID_flag 1, its one byte 0
+        return frame[:4] + bytes([frame[4] | 1, 0]) + frame[5:]
+    return [
+        ("zstd_dictionary_id_zero", "rgb_16x16_patch8", "rgb_16x16_patch8 whose first U "
+         "frame carries a Dictionary_ID field of 0 (RFC 8878: no dictionary; §4)",
+         replace(valid["rgb_16x16_patch8"], b"UBLK", _frame_edit(dictionary_id_zero))),
+        ("uint8_scale_2", "l_13x7_plain", "l_13x7_plain with HEAD scale 2: a uint8 image's "
+         "scale is not applied (§2, §5.2)", replace(valid["l_13x7_plain"], b"HEAD",
+                                                   patch_struct(container.HEAD_RECORD, f8=2.0))),
     ]
 
 
@@ -1536,6 +1556,12 @@ def metadata_invalid_vectors(data: bytes) -> list[tuple[str, str, bytes, str]]:
             data, b"iCCP", lambda p: b"x\0\0" + zstd_frame(icc_header_only()[:36] + b"ACSP"
                                                           + icc_header_only()[40:])),
          "not an ICC profile"),
+        ("meta_icc_window", "iCCP zstd frame with a window of 2^24 bytes (§4's zstd rule)",
+         replace(data, b"iCCP", lambda p: b"ICC\0\0" + windowed_frame(icc_header_only(), 24)),
+         "zstd window of 16777216 bytes exceeds 8388608"),
+        ("meta_icc_two_frames", "iCCP zstd frame followed by a second, empty frame", replace(
+            data, b"iCCP", lambda p: b"ICC\0\0" + zstd_frame(icc_header_only()) + zstd_frame(b"")),
+         "zstd frame is incomplete or followed by extra data"),
         ("meta_text_compressed", "iTXt with compression flag 1", replace(
             data, b"iTXt", lambda p: p.replace(b"Comment\0\0", b"Comment\0\1", 1), nth=1),
          "only uncompressed text"),
@@ -1913,6 +1939,13 @@ def build() -> tuple[dict[str, bytes], dict]:
                         "format_version": 6,
                         "description": f"version 6, plane 0 adapted (K {components}, G "
                                        f"0x{g_bits:04x}): {source['description']}"})
+    for name, source_name, description, data in edited_valid_vectors(valid):
+        source = next(e for e in entries if e["file"] == f"{source_name}.svdi")
+        valid[name] = data
+        files[f"{name}.svdi"] = data
+        files[f"{name}.npy"] = files[f"{source_name}.npy"]
+        entries.append({**source, "file": f"{name}.svdi", "expected": f"{name}.npy",
+                        "description": description})
     invalid = invalid_vectors(valid) + v2_invalid_vectors(valid, valid["l_13x7_plain"]) \
         + v5_invalid_vectors(valid) + v6_aq_invalid_vectors(valid) \
         + v6_restoration_invalid_vectors(valid) + v7_invalid_vectors(valid)
