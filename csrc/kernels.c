@@ -9414,7 +9414,7 @@ ALWAYS_INLINE uint32_t ld_be32(const uint8_t *p)
 ALWAYS_INLINE int ascii_letter(uint8_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 
 PyDoc_STRVAR(chunk_table_doc,
-"chunk_table(data, start, max_chunk, listed=None, runs=None) -> list | None\n\n"
+"chunk_table(data, start, max_chunk, listed=None, runs=None, most_listed=-1) -> list | None\n\n"
 "The chunks of a file from byte `start` (after the signature), as format.reader._chunks\n"
 "yields them: a row (type, positions) per chunk before IEND, positions the bytes of native\n"
 "int64 pairs (payload start, payload length) in the data, every length within max_chunk and\n"
@@ -9425,7 +9425,10 @@ PyDoc_STRVAR(chunk_table_doc,
 "ancillary chunk before HEAD): a file of many unknown chunks, which the reader skips,\n"
 "costs no table row each.\n"
 "runs (bytes of 4-byte types): consecutive chunks of one of these types share one row, a\n"
-"pair each: a file of many small residual blocks costs 16 bytes a chunk, not a row.");
+"pair each: a file of many small residual blocks costs 16 bytes a chunk, not a row.\n"
+"most_listed (>= 0): None once more listed ancillary chunks than this come (more than a\n"
+"valid file holds: the Python walk then refuses the file at the chunk past the limit,\n"
+"without a row for each of the chunks after it).");
 
 /* Whether the 4-byte `kind` is one of the `count` types packed in `listed`. */
 static int listed_type(const uint8_t *kind, const uint8_t *listed, Py_ssize_t count)
@@ -9466,11 +9469,11 @@ static int chunk_row(PyObject *list, const uint8_t *type, const int64_t *pairs, 
 
 static PyObject *chunk_table(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kw[] = {"data", "start", "max_chunk", "listed", "runs", NULL};
+    static char *kw[] = {"data", "start", "max_chunk", "listed", "runs", "most_listed", NULL};
     PyObject *data, *list = NULL, *result = NULL, *listed_arg = Py_None, *runs_arg = Py_None;
-    Py_ssize_t start, max_chunk;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!nn|OO", kw, &PyBytes_Type, &data, &start,
-                                     &max_chunk, &listed_arg, &runs_arg))
+    Py_ssize_t start, max_chunk, most_listed = -1, listed_seen = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!nn|OOn", kw, &PyBytes_Type, &data, &start,
+                                     &max_chunk, &listed_arg, &runs_arg, &most_listed))
         return NULL;
     const uint8_t *listed = NULL, *runs = NULL;
     Py_ssize_t listed_count = -1; /* -1: every chunk listed */
@@ -9512,6 +9515,8 @@ static PyObject *chunk_table(PyObject *self, PyObject *args, PyObject *kwargs)
             pos += 12 + (size_t)length; /* an ancillary chunk the reader skips */
             continue;
         }
+        if (kind[0] >= 'a' && most_listed >= 0 && ++listed_seen > most_listed)
+            goto decline; /* more than a valid file holds: the Python walk says where */
         if (count && !(run_type != NULL && memcmp(kind, run_type, 4) == 0)) {
             if (chunk_row(list, run_type, pairs, count) < 0)
                 goto done;

@@ -463,6 +463,9 @@ const METADATA_LIMITS = {
   eXIf: 2 ** 24, iCCP: 80 + 1 + 18 + MAX_ICC + (MAX_ICC >> 7) + 64, xMPd: 2 ** 24, pHYs: 9,
   iTXt: 2 ** 20,
 };
+/** Most iTXt chunks in a file, and most bytes of their payloads together (§1.1). */
+const MAX_TEXTS = 4096;
+const MAX_TEXT_TOTAL = 2 ** 24;
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 function utf8(b, start, end, what) {
@@ -495,12 +498,16 @@ function nulAt(b, from, limit) {
 }
 
 /** The metadata chunks of a file, in file order, with spec §1.1's rules: each of eXIf, iCCP,
- * xMPd, pHYs at most once, iTXt keywords distinct, all before the first factor block. */
+ * xMPd, pHYs at most once, iTXt keywords distinct, at most MAX_TEXTS iTXt chunks of at most
+ * MAX_TEXT_TOTAL bytes together, all before the first factor block. The texts are an object
+ * without a prototype: a keyword such as "constructor" is a text like any other. */
 class MetadataReader {
   constructor() {
-    this.metadata = { text: {} };
+    this.metadata = { text: Object.create(null) };
     this.seen = new Set();
     this.blocksSeen = false;
+    this.texts = 0;
+    this.textBytes = 0;
   }
 
   add(type, b, start, end) {
@@ -530,6 +537,12 @@ class MetadataReader {
     } else if (type === "iCCP") {
       m.iccProfile = parseIcc(b, start, end);
     } else {
+      if (this.texts === MAX_TEXTS) throw new SvdiError(`more than ${MAX_TEXTS} iTXt chunks`);
+      if (this.textBytes + length > MAX_TEXT_TOTAL) {
+        throw new SvdiError(`iTXt chunks of more than ${MAX_TEXT_TOTAL} bytes together`);
+      }
+      this.texts++;
+      this.textBytes += length;
       const [key, text] = parseText(b, start, end);
       if (key in m.text) throw new SvdiError(`iTXt: keyword '${key}' appears twice`);
       m.text[key] = text;

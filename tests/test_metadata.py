@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import struct
+import tracemalloc
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError, features
-from support import ROOT, make_vectors
+from support import ROOT, kernels, make_vectors
 
 import svdcodec
 from svdcodec import SvdiError, cli
@@ -224,6 +225,42 @@ def test_metadata_chunk_over_its_limit_is_refused_before_reading() -> None:
         container.read_prefix(io.BytesIO(header_only))
     with pytest.raises(SvdiError, match="exceeds its limit"):
         svdcodec.read_metadata(header_only)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernels", "numpy"])
+def test_texts_are_bounded_in_count_and_bytes(compiled: bool) -> None:
+    """Spec §1.1: at most MAX_TEXTS iTXt chunks of MAX_TEXT_TOTAL bytes together, so that a
+    reader's memory for a file's texts is bounded (a million empty texts took a reader
+    hundreds of MiB for a 1-pixel image). The limits hold where a reader knows the chunks:
+    the image decodes the same without them; the encoder refuses texts beyond them."""
+    from svdcodec.format.metadata import MAX_TEXT, MAX_TEXT_TOTAL, MAX_TEXTS
+    from svdcodec.format.writer import insert_after_head
+
+    base = svdcodec.encode(np.zeros((1, 1), np.uint8))
+
+    def with_texts(payloads: list[bytes]) -> bytes:
+        return insert_after_head(base, [(b"iTXt", p) for p in payloads])
+    empty = [b"k%d\0\0\0\0\0" % i for i in range(MAX_TEXTS + 1)]
+    large = [b"k%d\0\0\0\0\0" % i + b"x" * (MAX_TEXT - 10) for i in range(17)]
+    assert sum(map(len, large[:16])) <= MAX_TEXT_TOTAL < sum(map(len, large))
+    with kernels(compiled):
+        assert len(svdcodec.read_metadata(with_texts(empty[:-1]))["text"]) == MAX_TEXTS
+        assert len(svdcodec.read_metadata(with_texts(large[:16]))["text"]) == 16
+        with pytest.raises(SvdiError, match=f"more than {MAX_TEXTS} iTXt chunks"):
+            svdcodec.decode(with_texts(empty))
+        with pytest.raises(SvdiError, match="iTXt chunks of more than"):
+            svdcodec.decode(with_texts(large))
+        # the refusal comes at the chunk past the limit: no text after it is read
+        flood = with_texts(empty + [b"x\0\0\0\0\0"] * 100_000)
+        tracemalloc.start()
+        with pytest.raises(SvdiError, match=f"more than {MAX_TEXTS} iTXt chunks"):
+            svdcodec.decode(flood)
+        assert tracemalloc.get_traced_memory()[1] < 4 << 20
+        tracemalloc.stop()
+    with pytest.raises(SvdiError, match="texts exceed the limit"):
+        svdcodec.encode(picture(), text={f"k{i}": "" for i in range(MAX_TEXTS + 1)})
+    with pytest.raises(SvdiError, match="together exceed the limit"):
+        svdcodec.encode(picture(), text={f"k{i}": "x" * (MAX_TEXT - 10) for i in range(17)})
 
 
 # ----------------------------------------------------------------------------- Pillow

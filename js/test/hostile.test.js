@@ -531,3 +531,19 @@ test("readFactors gives decode's verdict on a float residual that overflows (it 
     rejects(bytes, new RegExp(`corrected samples overflow ${dtype}`));
   }
 });
+
+test("iTXt: at most 4096 chunks of 2^24 bytes together (§1.1); a keyword is a text, whatever its name", () => {
+  const image = [head({ width: 1, height: 1 }), plan({ height: 1, width: 1 })];
+  const text = (key, body = 0) => ["iTXt", concat([new TextEncoder().encode(key), new Uint8Array(5), new Uint8Array(body).fill(120)])];
+  const texts = (n, body = 0) => Array.from({ length: n }, (_, i) => text(`k${i}`, body));
+  const file = (chunkList) => fileOf([...image, ...chunkList, IEND]);
+  assert.equal(Object.keys(svdi.open(file(texts(4096))).container.metadata.text).length, 4096);
+  rejects(file(texts(4097)), /more than 4096 iTXt chunks/);
+  const large = 2 ** 20 - 10;
+  assert.equal(Object.keys(svdi.open(file(texts(16, large))).container.metadata.text).length, 16);
+  rejects(file(texts(17, large)), /iTXt chunks of more than 16777216 bytes together/);
+  // Keywords that name an object's own properties are texts like others (Python keeps them).
+  const names = svdi.open(file([text("constructor"), text("__proto__"), text("toString")])).container.metadata.text;
+  assert.deepEqual(Object.keys(names).sort(), ["__proto__", "constructor", "toString"]);
+  rejects(file([text("constructor"), text("constructor")]), /keyword 'constructor' appears twice/);
+});

@@ -29,6 +29,8 @@ __all__ = [
     "MAX_EXIF",
     "MAX_ICC",
     "MAX_TEXT",
+    "MAX_TEXTS",
+    "MAX_TEXT_TOTAL",
     "MAX_XMP",
     "METADATA_CHUNKS",
     "PHYS_CHUNK",
@@ -50,8 +52,14 @@ METADATA_CHUNKS = (EXIF_CHUNK, ICC_CHUNK, XMP_CHUNK, PHYS_CHUNK, TEXT_CHUNK)
 MAX_EXIF = 1 << 24
 MAX_ICC = 1 << 24
 MAX_XMP = 1 << 24
-#: Largest iTXt payload (Pillow's PNG reader stops at 1 MiB per text chunk as well).
+#: Largest iTXt payload (Pillow's PNG reader stops at 1 MiB per text chunk as well), most
+#: iTXt chunks in a file, and most bytes of their payloads together: what a reader holds of
+#: a file's texts is bounded, as it is of its other metadata (spec §1.1).
 MAX_TEXT = 1 << 20
+MAX_TEXTS = 4096
+MAX_TEXT_TOTAL = 1 << 24
+#: Most metadata chunks a valid file holds: each kind but iTXt once, iTXt MAX_TEXTS times.
+MAX_METADATA_CHUNKS = 4 + MAX_TEXTS
 #: Largest payload each chunk type may declare, checked before it is read from a file.
 MAX_PAYLOAD = {EXIF_CHUNK: MAX_EXIF, ICC_CHUNK: 80 + 1 + 18 + MAX_ICC + (MAX_ICC >> 7) + 64,
                XMP_CHUNK: MAX_XMP, PHYS_CHUNK: 9, TEXT_CHUNK: MAX_TEXT}
@@ -140,13 +148,15 @@ class MetadataReader:
     """Parses the metadata chunks of one file, in file order.
 
     Rules (spec §1.1): each of eXIf, iCCP, xMPd, pHYs at most once, iTXt keywords distinct,
-    all of them before the first factor block. `blocks_seen` is set by the caller when the
+    at most MAX_TEXTS iTXt chunks of at most MAX_TEXT_TOTAL bytes together, all of them before
+    the first factor block. `blocks_seen` is set by the caller when the
     first factor block passes.
     """
 
     def __init__(self) -> None:
         self.metadata = Metadata()
         self.blocks_seen = False
+        self.text_bytes = 0  # the iTXt payloads' bytes so far
 
     def add(self, kind: bytes, payload: memoryview | bytes) -> bool:
         """Parse one ancillary chunk; False if it is not a metadata chunk (skip it)."""
@@ -161,6 +171,12 @@ class MetadataReader:
         m = self.metadata
         if kind != TEXT_CHUNK and name in m.sizes:
             raise SvdiError(f"more than one {name} chunk")
+        if kind == TEXT_CHUNK:  # (checked before the text is read)
+            if len(m.text) == MAX_TEXTS:
+                raise SvdiError(f"more than {MAX_TEXTS} iTXt chunks")
+            if self.text_bytes + len(payload) > MAX_TEXT_TOTAL:
+                raise SvdiError(f"iTXt chunks of more than {MAX_TEXT_TOTAL} bytes together")
+            self.text_bytes += len(payload)
         raw = bytes(payload)
         if kind == EXIF_CHUNK:
             m.exif = _check_exif(raw, name)
@@ -348,5 +364,12 @@ def metadata_chunks(exif: Any = None, icc_profile: Any = None, xmp: Any = None,
         if not isinstance(text, Mapping):
             raise MetadataTypeError(f"text must be a mapping of keyword to str, got "
                                     f"{type(text).__name__} {text!r:.40}")
-        chunks += [(TEXT_CHUNK, _text_record(k, v)) for k, v in text.items()]
+        if len(text) > MAX_TEXTS:
+            raise SvdiError(f"{len(text)} texts exceed the limit of {MAX_TEXTS}")
+        texts = [(TEXT_CHUNK, _text_record(k, v)) for k, v in text.items()]
+        total = sum(len(payload) for _, payload in texts)
+        if total > MAX_TEXT_TOTAL:
+            raise SvdiError(f"texts of {total} bytes together exceed the limit of "
+                            f"{MAX_TEXT_TOTAL}")
+        chunks += texts
     return chunks

@@ -35,7 +35,7 @@ from .blocks import (
     decompress,
     decompressors,
 )
-from .metadata import MAX_PAYLOAD, METADATA_CHUNKS, Metadata, MetadataReader
+from .metadata import MAX_METADATA_CHUNKS, MAX_PAYLOAD, METADATA_CHUNKS, Metadata, MetadataReader
 from .records import (
     BLOCK_RECORD,
     COLOUR_NONE,
@@ -139,8 +139,8 @@ def _not_svdi(start: bytes) -> str:
             else "not an SVDI file (bad signature)")
 
 
-#: The ancillary chunks the compiled chunk table lists (the reader parses them); the other
-#: ancillary chunks it checks and leaves out.
+#: The ancillary chunks the compiled chunk table lists (the reader parses them, a valid file
+#: at most MAX_METADATA_CHUNKS of them); the other ancillary chunks it checks and leaves out.
 LISTED_ANCILLARY = b"".join(METADATA_CHUNKS)
 #: The chunks of which the compiled table gives a run of consecutive ones as one row: a file
 #: may hold a residual block a row (spec §4.1).
@@ -157,7 +157,7 @@ def _chunk_walk(data: bytes, cut: list[Truncation] | None = None,
     Python walk)."""
     if compiled is not None:  # (unknown ancillary chunks, which the reader skips, left out)
         table = compiled.chunk_table(data, len(SIGNATURE), MAX_CHUNK, LISTED_ANCILLARY,
-                                     TABLE_RUNS)
+                                     TABLE_RUNS, MAX_METADATA_CHUNKS)
         if table is not None:
             return _handed_out(table, memoryview(data))
     return _chunks(data, cut)
