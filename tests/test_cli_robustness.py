@@ -233,3 +233,39 @@ def test_verbose_encode_names_the_tools_not_used(tmp_path: Path) -> None:
     result = tools.encode_one(tools.EncodeJob(str(photo), str(tmp_path / "photo.svdi"),
                                               {"aq": True}, verbose=True))
     assert result.ok and "not used" not in result.message
+
+
+#: EXIF structures of valid files (spec §1.1 checks their byte order and size) on which
+#: Pillow's TIFF writer raises AttributeError or TypeError (a hostile-input review's finds).
+ODD_EXIF = [
+    "4d4d002a000000080006013100050000000200000000012800ff000003d1000000af012800050000000000"
+    "000010d6ac000c000000d000000000012800ff00000002000000088769000e800000000000001a0000000000"
+    "9010852b5c81e5de9c33981bf459826a4015cc059801c3ae318352662559c1",
+    "4d4d002a0000000800040100000a000000010000001a41d0000b0000000400000000927c00ff0000032b00"
+    "000008010100050000016200000010800000003415a89c5b40d3a2910b7e0ea2f41968cc32e1cffc67e536"
+    "625983860322",
+]
+
+
+@pytest.mark.parametrize("exif", ODD_EXIF, ids=["rational-as-text", "float-as-integer"])
+def test_an_exif_the_writer_fails_on_is_left_out_with_one_line(
+        exif: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """svdi-decode writes the picture without a piece of metadata its output's writer fails
+    on, and says so in the file's line; the batch goes on (before: a traceback that stopped
+    it, for any TIFF output, the default of a float image)."""
+    rgb = (np.arange(8 * 8 * 3) % 251).astype(np.uint8).reshape(8, 8, 3)
+    grey = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    for name, pixels in (("odd", rgb), ("odd-float", grey)):
+        (tmp_path / f"{name}.svdi").write_bytes(svdcodec.encode(pixels, exif=bytes.fromhex(exif)))
+    (tmp_path / "plain.svdi").write_bytes(svdcodec.encode(rgb))
+    capsys.readouterr()
+    assert cli.decode_main([str(tmp_path / n) for n in ("odd.svdi", "odd-float.svdi",
+                                                          "plain.svdi")]
+                           + ["--format", "tiff", "-d", str(tmp_path / "out"), "-j", "1"]) == 0
+    captured = capsys.readouterr()  # (the file lines go to stderr when no file is stdout)
+    lines = (captured.out + captured.err).splitlines()
+    assert "Traceback" not in captured.err and len(lines) == 3 and all("exif (the TIFF writer failed on it:" in line
+                                   for line in lines[:2]), lines
+    for name, pixels in (("odd", rgb), ("odd-float", grey), ("plain", rgb)):
+        with Image.open(tmp_path / "out" / f"{name}.svdi.tiff") as im:
+            assert im.size == (8, 8) and 0x8769 not in im.getexif()

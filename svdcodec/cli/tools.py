@@ -833,10 +833,43 @@ def _deep_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]
                      "the samples to 8 bits with --8bit")
 
 
+#: What an image writer (Pillow's, tifffile's) raises on metadata it cannot write: a valid
+#: file's EXIF may hold any TIFF entry (spec §1.1 checks its byte order and size), and Pillow's
+#: TIFF writer fails with TypeError or AttributeError on some (a rational where it writes
+#: text, a float where it writes an integer).
+WRITER_ERRORS: tuple[type[BaseException], ...] = (
+    TypeError, AttributeError, ValueError, OverflowError, KeyError, IndexError, OSError,
+    UnicodeError, struct.error)
+
+
 def _output_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]
                   ) -> tuple[bytes, list[str]]:
     """Decoded pixels as a file of format `fmt` holding `metadata` (read_metadata's dict), and
-    the names of what of it that format cannot hold."""
+    the names of what of it that format cannot hold, or whose writer failed on it (the file
+    is then written without that piece, as without all of the metadata where no one piece is
+    to blame; the image's own errors are raised)."""
+    try:
+        return _format_bytes(pixels, fmt, metadata)
+    except WRITER_ERRORS as exc:
+        if not metadata:
+            raise
+        failed = exc
+    for name in sorted(metadata):
+        try:
+            data, dropped = _format_bytes(pixels, fmt, {k: v for k, v in metadata.items()
+                                                        if k != name})
+        except WRITER_ERRORS:
+            continue
+        return data, [*dropped, f"{name} (the {fmt} writer failed on it: "
+                                f"{describe_error(failed)})"]
+    data, _ = _format_bytes(pixels, fmt, {})
+    return data, [f"{', '.join(sorted(metadata))} (the {fmt} writer failed on them: "
+                  f"{describe_error(failed)})"]
+
+
+def _format_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]
+                  ) -> tuple[bytes, list[str]]:
+    """`_output_bytes` as the format's writer makes it, its errors raised."""
     if fmt != "NPY" and deep_images.is_deep(pixels):
         return _deep_bytes(pixels, fmt, metadata)
     options, dropped = photos.save_options(fmt, metadata)
@@ -848,17 +881,19 @@ def decode_one(job: DecodeJob) -> Result:
     try:
         check_output(job.dest, [job.src], force=job.force)
         data = read_input(job.src)
+        # (the writers' warnings too: Pillow's on an odd EXIF go into the file's line)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", Image.DecompressionBombWarning)
             unpacked = unpack_checked(data, job.max_pixels, job.truncated)
             pixels = decode_container(unpacked, components=job.components, reduce=job.reduce)
-        rounded = job.eight_bit and pixels.dtype == np.uint16
-        if rounded:
-            pixels = deep_images.to_8bit(pixels)
-        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-        fmt = job.format or str(_output_format(photos.default_suffix(pixels.dtype, channels)))
-        metadata = {} if job.strip or fmt == "NPY" else read_metadata(data)
-        image_file, dropped = _output_bytes(pixels, fmt, metadata)
+            rounded = job.eight_bit and pixels.dtype == np.uint16
+            if rounded:
+                pixels = deep_images.to_8bit(pixels)
+            channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+            fmt = job.format or str(_output_format(photos.default_suffix(pixels.dtype,
+                                                                         channels)))
+            metadata = {} if job.strip or fmt == "NPY" else read_metadata(data)
+            image_file, dropped = _output_bytes(pixels, fmt, metadata)
         notes = write_output(job.dest, image_file, [job.src], force=job.force)
     except DATA_ERRORS as exc:
         return Result(False, f"{display(job.src)}: {describe_error(exc)}")
