@@ -2376,7 +2376,8 @@ export class SvdiImage {
   }
 
   /** Per plane: σ (in sample units for colour 0 and 16-bit Y′CbCr, like the reference's
-   * read_factors; 8-bit Y′CbCr in its own units), and the
+   * read_factors; 8-bit Y′CbCr in its own units; for a patch layout the singular values of the
+   * stored product, Vᵀ's rows of unit norm: `unitRows`), and the
    * dequantized U (m × r) and Vᵀ (r × n), binary32, row-major. includeU: false leaves U out
    * (null), for callers that need only the spectrum and the basis (the viewer). */
   readFactors({ includeU = true } = {}) {
@@ -2395,14 +2396,15 @@ export class SvdiImage {
       const { A, B, k, stride, rowM } = this.factors[i];
       const r = k;
       const inv = new Float32Array(r);
-      for (let c = 0; c < r; c++) inv[c] = fround(p.step / p.sigma[c]);
+      // Δ / σ in binary32, as the reference's numpy computes it (the step rounded first)
+      const step32 = fround(p.step);
+      for (let c = 0; c < r; c++) inv[c] = fround(step32 / p.sigma[c]);
       const U = includeU ? new Float32Array(p.m * r) : null, Vt = new Float32Array(r * p.n);
       if (U) for (let row = 0; row < p.m; row++) for (let c = 0; c < r; c++) U[row * r + c] = fround(A[row * stride + c] * inv[c]);
       // an adapted plane's row p of components >= 1 times M_p / 16 (§5.5), in binary32
       if (U && rowM) for (let row = 0; row < p.m; row++) for (let c = 1; c < r; c++) U[row * r + c] = fround(U[row * r + c] * (rowM[row] / 16));
       for (let j = 0; j < p.n; j++) for (let c = 0; c < r; c++) Vt[c * p.n + j] = fround(B[j * stride + c] * inv[c]);
-      const S = new Float32Array(r);
-      for (let c = 0; c < r; c++) S[c] = fround(p.sigma[c] * scale);
+      const S = unitRows(p, r, Vt, scale);
       // A centred plane's column means in the units of S (matrix ≈ U·diag(S)·Vᵀ + 1·meanᵀ).
       let mean = null;
       if (this.factors[i].means) {
@@ -2422,6 +2424,49 @@ export class SvdiImage {
     for (const b of this.container.blocks) out[b.plane][b.factor] += b.stored;
     return out;
   }
+}
+
+/** numpy's pairwise sum of n binary64 values (its add.reduce along a contiguous axis): eight
+ * running sums in blocks of up to 128, halves above, so that a sum here has numpy's bits. */
+function pairwiseSum(a, start, n) {
+  if (n < 8) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += a[start + i];
+    return sum;
+  }
+  if (n <= 128) {
+    const r = Array.from({ length: 8 }, (_, j) => a[start + j]);
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] += a[start + i + j];
+    let sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++) sum += a[start + i];
+    return sum;
+  }
+  let half = Math.floor(n / 2);
+  half -= half % 8;
+  return pairwiseSum(a, start, half) + pairwiseSum(a, start + half, n - half);
+}
+
+/** A plane's S = σ × the sample scale (binary32), for a patch layout with its rows of Vᵀ
+ * (r × n, binary32, in place) scaled to unit norm and S carrying their norms, as the
+ * reference's read_factors gives them (its `unit_rows`): a patch layout's stored σ is only the
+ * decoder's weight (spec §6, "Stored σ": the patch mean's σ / 0.7, the others refitted), which
+ * scales the dequantized V by its inverse; moved into S, it gives the singular values of the
+ * stored product. A row of zeros, or one whose S would not be finite, keeps the weight. */
+function unitRows(p, r, Vt, scale) {
+  const S = new Float32Array(r);
+  for (let c = 0; c < r; c++) S[c] = fround(p.sigma[c] * scale);
+  if (p.layout === 0) return S;
+  const squares = new Float64Array(p.n);
+  for (let c = 0; c < r; c++) {
+    for (let j = 0; j < p.n; j++) squares[j] = Vt[c * p.n + j] * Vt[c * p.n + j];
+    const norm = Math.sqrt(pairwiseSum(squares, 0, p.n));
+    const moved = fround(fround(p.sigma[c] * norm) * scale);
+    if (!(norm > 0 && Number.isFinite(moved))) continue;
+    S[c] = moved;
+    for (let j = 0; j < p.n; j++) Vt[c * p.n + j] = fround(Vt[c * p.n + j] / norm);
+  }
+  return S;
 }
 
 /** decode's and open's `truncated` values: what to do with a file that ends early. */

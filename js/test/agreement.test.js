@@ -189,3 +189,21 @@ test("readFactors agrees with the reconstruction", () => {
     }
   }
 });
+
+test("readFactors' S is read_factors' to the bit, and a patch layout's rows of Vt are unit", () => {
+  let patches = 0;
+  for (const f of fixtures) {
+    if (!f.sigma) continue;
+    const planes = svdi.readFactors(readFileSync(`${FIXTURES}/${f.file}`));
+    assert.deepEqual(planes.map((p) => Array.from(p.S)), f.sigma, f.name);
+    for (const p of planes.filter((q) => q.layout !== "plain")) {
+      patches++;
+      for (let c = 0; c < p.rank; c++) {
+        let norm = 0;
+        for (let j = 0; j < p.n; j++) norm += p.Vt[c * p.n + j] ** 2;
+        assert.ok(norm === 0 || Math.abs(Math.sqrt(norm) - 1) < 1e-6, `${f.name} row ${c}`);
+      }
+    }
+  }
+  assert.ok(patches > 10);
+});

@@ -349,7 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         entry = {"name": name, "file": f"{name}.svdi", "expected": f"{name}.npy",
                  "components": components, "dtype": str(expected.dtype),
                  "shape": list(expected.shape), "options": options, "layouts": planes,
-                 "bytes": len(data), "version": version}
+                 "bytes": len(data), "version": version,
+                 # read_factors' S of every plane (binary32 values, exact in JSON's binary64)
+                 "sigma": [[float(x) for x in f.S] for f in factors]}
         if unpack(data).residuals:  # the bound the residual blocks promise is checked too
             entry["source"] = f"{name}.source.npy"
             np.save(out / entry["source"], images[source])
