@@ -2385,7 +2385,8 @@ export class SvdiImage {
     if (this.truncation) {
       throw new SvdiError(`readFactors reads whole files; this one ends early (truncated file: ${cutWhere(this.truncation)})`);
     }
-    const scale = header.colour === 0 || header.dtype !== "uint8" ? fround(header.scale) : 1;
+    // HEAD's scale is not applied to uint8 samples (§2): 8-bit Y′CbCr in its own units
+    const scale = header.dtype !== "uint8" ? fround(header.scale) : 1;
     // A version 2 file's residual blocks are read and checked as a decode checks them (the same
     // verdict; the factors are version 1's dequantized ones, as the reference's read_factors).
     // A float residual can make a sample overflow (§5.3): that verdict needs the image (when

@@ -34,12 +34,12 @@ from PIL import Image
 
 from .codec.factorize import RANDOMIZED_ABOVE, RANDOMIZED_RANK, randomized
 from .codec.layout import to_matrix
-from .decoder import kept_sigma
+from .decoder import factor_scale, kept_sigma
 from .encoder import encode
 from .encoder.plane import patch_grams
 from .encoder.source import PlaneSource
 from .errors import SvdiError
-from .format import COLOUR_NONE, LAYOUT_PLAIN, Header, Plane, unpack
+from .format import LAYOUT_PLAIN, Header, Plane, unpack
 from .format.inputs import FileInput, file_bytes
 from .modes import as_pixels
 from .runtime.threads import single_threaded, threaded_blas
@@ -141,9 +141,10 @@ def _plane_spectrum(source: PlaneSource, header: Header, plane: Plane,
         gram = patch_grams(source, plane.index, [plane.patch])[plane.patch]
         sigma = _descending_roots(np.linalg.eigvalsh(gram), min(m, n))
         total, complete = float(np.trace(gram)), True
-    if header.colour == COLOUR_NONE:  # plane units -> sample units, as read_factors
-        sigma = sigma * header.scale
-        total *= header.scale ** 2
+    scale = factor_scale(header)  # plane units -> read_factors' units
+    if scale != 1.0:
+        sigma = sigma * scale
+        total *= scale ** 2
     return PlaneSpectrum(plane.index, _layout_name(plane), (m, n), sigma, total, plane.rank,
                          complete)
 
@@ -171,10 +172,11 @@ def stored_spectrum(data: FileInput) -> list[PlaneSpectrum]:
     """The singular values an .svdi file stores (the kept ones, as read_factors gives them);
     `data` as `decode` takes it."""
     box = unpack(file_bytes(data, "stored_spectrum"))
-    scale = box.header.scale if box.header.colour == COLOUR_NONE else 1.0
+    scale = factor_scale(box.header)
     out = []
     for plane in box.planes:
-        sigma = kept_sigma(box, plane).astype(np.float64) * scale
+        with np.errstate(over="ignore"):  # (a hostile file's sigma times its scale: inf)
+            sigma = kept_sigma(box, plane).astype(np.float64) * scale
         out.append(PlaneSpectrum(plane.index, _layout_name(plane), plane.matrix_shape, sigma,
                                  None, plane.rank, plane.rank >= min(plane.matrix_shape)))
     return out

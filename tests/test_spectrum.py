@@ -11,6 +11,7 @@ from importlib import resources
 import numpy as np
 import pytest
 from PIL import Image
+from support import ROOT
 
 import svdcodec
 from svdcodec import decoder
@@ -98,6 +99,61 @@ def test_uint16_spectrum_is_in_sample_units() -> None:
     x = sample().astype(np.uint16) * 200 + 1000
     (s,) = svdcodec.spectrum(x, layout="plain")
     assert_sigma_close(s.sigma, numpy_sigma(x))
+
+
+def test_every_spectrum_is_in_read_factors_units() -> None:
+    """spectrum(), stored_spectrum(), svdi-info and read_factors give S in one unit
+    (`decoder.factor_scale`): HEAD's scale for every type but uint8, whose scale is not
+    applied (spec §2; a file's uint8 scale of 2 changes neither samples nor S), so 16-bit
+    Y'CbCr is in 16-bit units everywhere (before, spectrum() and svdi-info gave it in 8-bit
+    units beside read_factors' 16-bit ones)."""
+    rgb16 = sample("RGB").astype(np.uint16) * 257
+    data = svdcodec.encode(rgb16, 90, layout="plain")
+    factors = svdcodec.read_factors(data)
+    stored = svdcodec.stored_spectrum(data)
+    computed = svdcodec.spectrum(rgb16, 90, layout="plain")
+    report = info_report("x", data)
+    for f, s, c, p in zip(factors, stored, computed, report["planes"], strict=True):
+        assert np.allclose(s.sigma, f.S, rtol=1e-6) and np.allclose(p["sigma"], f.S, rtol=1e-6)
+        assert np.allclose(c.sigma[:f.S.size], f.S, rtol=0.02)  # (the quantized factors')
+    assert factors[0].S[0] > 100 * 255  # 16-bit units
+    vectors = ROOT / "spec" / "vectors"
+    one = svdcodec.read_factors((vectors / "l_13x7_plain.svdi").read_bytes())
+    two = svdcodec.read_factors((vectors / "uint8_scale_2.svdi").read_bytes())
+    np.testing.assert_array_equal(one[0].S, two[0].S)
+
+
+def test_a_sigma_past_float64_is_null_in_strict_json(tmp_path, capsys) -> None:
+    """A valid float64 file (4 x 4 plain, rank 1, zero factors) whose sigma times its scale
+    overflows binary64: svdi-info's JSON holds null there (not Python's "Infinity", which
+    strict parsers refuse), its text says "overflow", stored_spectrum gives inf; no warning."""
+    import warnings
+
+    import zstandard
+
+    from svdcodec import format as container
+    from svdcodec.format.writer import END, chunk, pack_header
+
+    def block(kind: bytes, descriptor: bytes, content: bytes) -> bytes:
+        return chunk(kind, container.BLOCK_RECORD.pack(0, 0, 1, container.DENSE) + descriptor
+                     + zstandard.ZstdCompressor(write_content_size=True).compress(content))
+    data = pack_header(container.Header(4, 4, 8, 1, 0, 0, 1e305, 2),
+                       [container.Plane(0, 0, 0, 4, 4, 1, 1.0, 0)])
+    data += block(b"SBLK", container.DENSE_RECORD.pack(4, 0, 1), np.float32([3e38]).tobytes())
+    for kind in (b"VBLK", b"UBLK"):
+        data += block(kind, container.DENSE_RECORD.pack(1, 0, 4), bytes(4))
+    data += END
+    (tmp_path / "inf.svdi").write_bytes(data)
+    assert not svdcodec.decode(data).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isinf(svdcodec.stored_spectrum(data)[0].sigma).all()
+        assert info_main(["--json", str(tmp_path / "inf.svdi")]) == 0
+        report = json.loads(capsys.readouterr().out,
+                            parse_constant=lambda name: pytest.fail(f"JSON holds {name}"))
+        assert report["planes"][0]["sigma"] == [None]
+        assert info_main([str(tmp_path / "inf.svdi")]) == 0
+        assert "kept σ (1): overflow" in capsys.readouterr().out
 
 
 def test_colour_image_planes_and_kept_ranks() -> None:

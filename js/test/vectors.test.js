@@ -59,3 +59,9 @@ for (const v of manifest.vectors.filter((v) => !v.valid)) {
     });
   });
 }
+
+test("a uint8 file's scale is not applied, to samples or to readFactors' S (§2)", () => {
+  const one = svdi.readFactors(readFileSync(dir + "l_13x7_plain.svdi"));
+  const two = svdi.readFactors(readFileSync(dir + "uint8_scale_2.svdi"));
+  assert.deepEqual(Array.from(two[0].S), Array.from(one[0].S));
+});

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import format as container
 from ..codec.aq import binary16
-from ..decoder import kept_sigma
+from ..decoder import factor_scale, kept_sigma
 from ..format.residual_table import (
     RECORD,
     ResidualTable,
@@ -43,12 +43,13 @@ def pillow_mode_text(h: container.Header) -> str | None:
     return mode
 
 
-def _kept_sigma(unpacked: container.Container, plane: container.Plane) -> list[float]:
-    """The plane's kept singular values, in read_factors' units (sample units without a colour
-    transform, 8-bit Y'CbCr units with it)."""
-    scale = unpacked.header.scale if unpacked.header.colour == container.COLOUR_NONE else 1.0
-    sigma = kept_sigma(unpacked, plane).astype(float) * scale
-    return [float(s) for s in sigma]
+def _kept_sigma(unpacked: container.Container, plane: container.Plane) -> list[float | None]:
+    """The plane's kept singular values, in read_factors' units (`factor_scale`); None for
+    one that overflows float64 (a hostile file's sigma times its scale: JSON has no
+    infinity, and strict parsers refuse Python's "Infinity")."""
+    with np.errstate(over="ignore"):
+        sigma = kept_sigma(unpacked, plane).astype(float) * factor_scale(unpacked.header)
+    return [float(s) if np.isfinite(s) else None for s in sigma]
 
 
 def _plane_report(plane: container.Plane, blocks: list[container.Block]) -> dict[str, Any]:
@@ -234,8 +235,8 @@ def _plane_text(p: dict[str, Any], verbose: bool) -> list[str]:
     return lines
 
 
-def _sigma_text(sigma: list[float]) -> str:
-    shown = ", ".join(f"{s:.4g}" for s in sigma[:SIGMA_SHOWN])
+def _sigma_text(sigma: list[float | None]) -> str:
+    shown = ", ".join("overflow" if s is None else f"{s:.4g}" for s in sigma[:SIGMA_SHOWN])
     more = ", ..." if len(sigma) > SIGMA_SHOWN else ""
     return f"    kept σ ({len(sigma)}): {shown}{more}" if sigma else "    kept σ: none"
 

@@ -19,7 +19,6 @@ from PIL import Image
 from ..codec import aq
 from ..errors import SvdiError
 from ..format import (
-    COLOUR_NONE,
     LAYOUT_PLAIN,
     Container,
     Header,
@@ -263,6 +262,14 @@ def uses_blas(container: Container) -> bool:
                    for p in container.planes)
 
 
+def factor_scale(header: Header) -> float:
+    """What read_factors multiplies S by: HEAD's scale, in which samples are the plane values
+    times it (16-bit Y'CbCr, version 3, and every colour-0 type but uint8), and 1 for uint8,
+    whose samples are the plane values themselves (spec §2: its scale is not applied; 8-bit
+    Y'CbCr is then in its own units)."""
+    return 1.0 if header.dtype == np.uint8 else header.scale
+
+
 def unit_rows(plane: Plane, sigma: np.ndarray, Vt: np.ndarray,
               scale: float | np.floating = 1.0) -> np.ndarray:
     """S = sigma x the sample `scale` (float32), for a patch layout with its rows of Vt
@@ -310,11 +317,12 @@ def unpack_checked(data: bytes, max_pixels: int | None = None, truncated: str = 
 def read_factors(data: FileInput, *, max_pixels: int | None | bool = True) -> list[PlaneFactors]:
     """Each plane's dequantized U_r, S_r, V_r^T, for people who want the factors themselves.
 
-    Accepts and rejects exactly the files `decode` does (every band is reconstructed and
-    checked as decode checks it, so it takes about a decode's time), and raises SvdiError
-    where a factor is not finite in float32. Memory: the factors (float32, the output) plus
-    the decoder's bounded pieces, sized from the factors' bytes (spec §5, Resources). `data`
-    as `decode` takes it.
+    Refuses every file `decode` refuses (every band is reconstructed and checked as decode
+    checks it, so it takes about a decode's time), and also a file whose factors are not
+    finite in float32 (SvdiError), which decode may accept: its samples can be finite where
+    a factor overflows (a huge sigma times zero integers). Memory: the factors (float32, the
+    output; a centred plane's n column means whatever its rank) plus the decoder's bounded
+    pieces, sized from the factors' bytes (spec §5, Resources). `data` as `decode` takes it.
 
     Version 2 files: the same dequantized factors (the binary32 formula of version 1; the exact
     integer weights and the residual blocks make the samples, not the factorization). Their
@@ -322,9 +330,7 @@ def read_factors(data: FileInput, *, max_pixels: int | None | bool = True) -> li
     residual can overflow, that takes decoding the image (memory: + the output's size)."""
     container = _load(file_bytes(data, "read_factors"), max_pixels, None)
     header = container.header
-    # 8-bit Y'CbCr in its own units (HEAD's scale is not applied to uint8 samples); 16-bit
-    # Y'CbCr (version 3) and every colour-0 image in sample units
-    scale = header.scale if header.colour == COLOUR_NONE or header.dtype != np.uint8 else 1.0
+    scale = factor_scale(header)
     output = sum(4 * (sum(p.matrix_shape) + 1) * p.rank for p in container.planes)
     out = []
     with np.errstate(all="ignore"), single_threaded():
