@@ -860,11 +860,11 @@ def _output_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]
                                                         if k != name})
         except WRITER_ERRORS:
             continue
-        return data, [*dropped, f"{name} (the {fmt} writer failed on it: "
-                                f"{describe_error(failed)})"]
+        note = f"{name} (the {fmt} writer failed on it: {describe_error(failed)})"
+        return data, [*dropped, note]
     data, _ = _format_bytes(pixels, fmt, {})
-    return data, [f"{', '.join(sorted(metadata))} (the {fmt} writer failed on them: "
-                  f"{describe_error(failed)})"]
+    names = ", ".join(sorted(metadata))
+    return data, [f"{names} (the {fmt} writer failed on them: {describe_error(failed)})"]
 
 
 def _format_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]

@@ -35,7 +35,13 @@ from .blocks import (
     decompress,
     decompressors,
 )
-from .metadata import MAX_METADATA_CHUNKS, MAX_PAYLOAD, METADATA_CHUNKS, Metadata, MetadataReader
+from .metadata import (
+    MAX_METADATA_CHUNKS,
+    MAX_PAYLOAD,
+    METADATA_CHUNKS,
+    Metadata,
+    MetadataReader,
+)
 from .records import (
     BLOCK_RECORD,
     COLOUR_NONE,
