@@ -82,13 +82,27 @@ def _accept(prefix: bytes) -> bool:
     return prefix.startswith(SIGNATURE)
 
 
+#: im.info keys that Pillow's methods and writers read as something other than text (an
+#: EXIF's bytes, a profile, a transparent colour, a DPI pair...): a text chunk of that keyword
+#: put there as a str made getexif(), exif_transpose(), convert("RGBA") and PNG/JPEG saves
+#: raise TypeError (Pillow's PNG reader has the same trap; spec §1.1 allows any keyword).
+PILLOW_INFO_KEYS = frozenset({
+    "exif", "icc_profile", "xmp", "dpi", "transparency", "gamma", "aspect", "srgb",
+    "chromaticity", "background", "duration", "loop", "disposal", "blend", "default_image",
+    "compression", "progressive", "progression", "jfif", "jfif_version", "jfif_unit",
+    "jfif_density", "adobe", "adobe_transform", "quality", "subsampling", "qtables",
+    "optimize", "photoshop", "mp", "comment", "extension", "version", "interlace",
+    "resolution", "lossless", "exact", "bitmap_format", "palette", "bits"})
+
+
 class SvdiImageFile(ImageFile.ImageFile):
     """An .svdi file opened by Pillow: headers and metadata now, pixels on load().
 
     Metadata goes where Pillow's PNG and JPEG readers put it: info["exif"] (with the
     "Exif\\0\\0" prefix, so getexif() and ImageOps.exif_transpose work), info["icc_profile"],
-    info["xmp"], info["dpi"], and each text chunk under its keyword (never replacing one of
-    those keys), also as the dict ``im.text``.
+    info["xmp"], info["dpi"], and each text chunk under its keyword, also as the dict
+    ``im.text``; a text whose keyword is an info key Pillow reads as something else
+    (`PILLOW_INFO_KEYS`: "exif", "transparency", ...) is in ``im.text`` only.
     """
 
     format = FORMAT
@@ -119,7 +133,8 @@ class SvdiImageFile(ImageFile.ImageFile):
                 self.info[key] = getattr(metadata, key)
         self.text = dict(metadata.text)
         for key, value in metadata.text.items():
-            self.info.setdefault(key, value)
+            if key not in PILLOW_INFO_KEYS:
+                self.info.setdefault(key, value)
         # One tile covering the image; the decoder reads the whole file itself (its argument:
         # the scale factor a draft chose).
         self.tile = [ImageFile._Tile(DECODER, (0, 0, *self._size), 0, (1,))]

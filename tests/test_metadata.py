@@ -266,6 +266,21 @@ def test_texts_are_bounded_in_count_and_bytes(compiled: bool) -> None:
 # ----------------------------------------------------------------------------- Pillow
 
 
+def test_texts_named_like_pillows_info_keys_stay_in_im_text() -> None:
+    """A text whose keyword Pillow reads from im.info as something else ("exif",
+    "icc_profile", "transparency", "dpi") is in im.text only: in im.info, as a str, it made
+    getexif(), exif_transpose(), convert("RGBA") and a PNG save raise TypeError."""
+    keys = ("exif", "icc_profile", "transparency", "dpi")
+    data = svdcodec.encode(picture(), text={**{k: "not what Pillow reads" for k in keys},
+                                            "Title": "kept"})
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.text == {**{k: "not what Pillow reads" for k in keys}, "Title": "kept"}
+        assert im.info["Title"] == "kept" and not set(keys) & set(im.info)
+        assert len(im.getexif()) == 0
+        ImageOps.exif_transpose(im).convert("RGBA").save(io.BytesIO(), "PNG")
+        im.save(io.BytesIO(), "JPEG")
+
+
 def test_pillow_save_takes_metadata_and_open_shows_it() -> None:
     icc = icc_profiles()["LAB"]
     buf = io.BytesIO()
