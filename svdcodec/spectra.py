@@ -191,6 +191,7 @@ def plot_spectrum(spectra: list[PlaneSpectrum], path: str | os.PathLike[str] | A
     (`pip install ".[plot]"` in the clone, or `pip install matplotlib`)."""
     try:  # the Figure alone, not pyplot: no GUI backend, no global state
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise SvdiError("plotting the spectrum needs matplotlib: pip install matplotlib "
                         "(the plot extra)") from None
@@ -203,6 +204,7 @@ def plot_spectrum(spectra: list[PlaneSpectrum], path: str | os.PathLike[str] | A
         positive = s.sigma > 0
         ax.semilogy(k[positive], s.sigma[positive], color="tab:blue", lw=1.2)
         ax.set_xlabel("component k")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # (k = 2.5 is no component)
         ax.set_ylabel("σ_k", color="tab:blue")
         m, n = s.matrix_shape
         shown = "" if s.complete else f", first {s.sigma.size} of {min(m, n)}"

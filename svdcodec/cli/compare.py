@@ -22,6 +22,7 @@ import textwrap
 from collections.abc import Sequence
 from contextlib import nullcontext
 from importlib import resources
+from pathlib import Path
 from typing import TextIO, cast
 
 import numpy as np
@@ -451,7 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["answer"] = answer(rows, png_bytes, bd,
                               "this image" if crop is None else "this image's centre crop")
     if args.plot:
-        title = f"Rate–distortion: {path}" + (" (centre crop)" if crop is not None else "")
+        # the file's name: a path (the bundled sample's, in site-packages) ran off the figure
+        title = f"Rate–distortion: {Path(path).name}" + (" (centre crop)" if crop is not None
+                                                         else "")
         cmp.plot_rd(points, args.plot, lo=28, hi=38, title=title)
     if args.json:
         print(json.dumps(report))
