@@ -102,8 +102,10 @@ def info_report(name: str, data: bytes, residual_blocks: bool = True) -> dict[st
     h = unpacked.header
     pixels = h.width * h.height
     raw = pixels * h.channels * h.dtype.itemsize
-    planes = [_plane_report(p, [b for b in unpacked.blocks if b.plane == p.index])
-              for p in unpacked.planes]
+    by_plane: dict[int, list[container.Block]] = {p.index: [] for p in unpacked.planes}
+    for b in unpacked.blocks:  # (one pass: a file may hold 255 planes and 10^5 blocks)
+        by_plane[b.plane].append(b)
+    planes = [_plane_report(p, by_plane[p.index]) for p in unpacked.planes]
     for report, p in zip(planes, unpacked.planes):
         report["sigma"] = _kept_sigma(unpacked, p)
         means = unpacked.means.get(p.index)  # centred columns (MEAN, version 2)

@@ -454,11 +454,10 @@ def fill_dense_compiled(compiled: ModuleType, out: np.ndarray, block: Block, wid
 
 def factor_bytes(container: Container, plane: Plane) -> int:
     """Bytes of the plane's factor blocks once decompressed (a dense U block is held as float32
-    columns)."""
+    columns). From the container's index of each plane's blocks: a sum over every block of
+    the file for each plane took a file of 255 planes and 489,600 blocks 9 s."""
     total = 0
-    for b in container.blocks:
-        if b.plane != plane.index or b.factor == "S":
-            continue
-        total += (4 * b.count * math.prod(plane.grid if b.factor == "U" else plane.vgrid)
-                  if b.coding == DENSE else b.raw_bytes)
+    for factor, grid in (("U", plane.grid), ("V", plane.vgrid)):
+        for b in container.factor_blocks(plane.index, factor):
+            total += 4 * b.count * math.prod(grid) if b.coding == DENSE else b.raw_bytes
     return total
