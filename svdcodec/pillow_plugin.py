@@ -92,7 +92,10 @@ PILLOW_INFO_KEYS = frozenset({
     "compression", "progressive", "progression", "jfif", "jfif_version", "jfif_unit",
     "jfif_density", "adobe", "adobe_transform", "quality", "subsampling", "qtables",
     "optimize", "photoshop", "mp", "comment", "extension", "version", "interlace",
-    "resolution", "lossless", "exact", "bitmap_format", "palette", "bits"})
+    "resolution", "lossless", "exact", "bitmap_format", "palette", "bits",
+    # PNG text keywords Pillow reads too: getexif() an ImageMagick raw EXIF profile,
+    # getxmp() and exif_transpose() (an orientation) an XMP packet
+    "Raw profile type exif", "XML:com.adobe.xmp"})
 
 
 class SvdiImageFile(ImageFile.ImageFile):

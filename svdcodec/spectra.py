@@ -19,12 +19,14 @@ product's precision lose relative accuracy (spec/svdi.md, "Why the Gram matrix")
 compare with numpy's SVD. `stored_spectrum(data)` is what an .svdi file itself holds: only the
 kept singular values (the total energy of the original is not in the file).
 
-Values are in the units of `read_factors`: sample units for images without a colour transform
-(the header's scale applied), 8-bit Y'CbCr units for colour images.
+Values are in the units of `read_factors` (`decoder.factor_scale`): sample units for images
+without a colour transform (the header's scale applied, but to uint8), Y'CbCr units for colour
+images: 8-bit for 8-bit RGB(A), 16-bit (0 ... 65535) for 16-bit RGB(A).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -144,7 +146,11 @@ def _plane_spectrum(source: PlaneSource, header: Header, plane: Plane,
     scale = factor_scale(header)  # plane units -> read_factors' units
     if scale != 1.0:
         sigma = sigma * scale
-        total *= scale ** 2
+        total = total * scale * scale  # (float64 overflow: inf, not OverflowError)
+        if not math.isfinite(total):  # the energy fractions need sigma^2 and their sum
+            raise SvdiError(f"plane {plane.index}: the samples' energy overflows float64 "
+                            f"(scale {scale:.3g}); scale them down (by 2**-512, say) for "
+                            "their spectrum")
     return PlaneSpectrum(plane.index, _layout_name(plane), (m, n), sigma, total, plane.rank,
                          complete)
 

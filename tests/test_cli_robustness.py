@@ -244,15 +244,19 @@ ODD_EXIF = [
     ("4d4d002a0000000800040100000a000000010000001a41d0000b0000000400000000927c00ff0000032b00"
      "000008010100050000016200000010800000003415a89c5b40d3a2910b7e0ea2f41968cc32e1cffc67e536"
      "625983860322"),
+    # Orientation 6 and a rational Software (tag 0x0131, text): the orientation is kept
+    "4d4d002a000000080002011200030000000100060000013100050000000100000026000000000000000100000002",
 ]
 
 
-@pytest.mark.parametrize("exif", ODD_EXIF, ids=["rational-as-text", "float-as-integer"])
+@pytest.mark.parametrize("exif", ODD_EXIF, ids=["rational-as-text", "float-as-integer",
+                                                "turned-rational-as-text"])
 def test_an_exif_the_writer_fails_on_is_left_out_with_one_line(
         exif: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """svdi-decode writes the picture without a piece of metadata its output's writer fails
-    on, and says so in the file's line; the batch goes on (before: a traceback that stopped
-    it, for any TIFF output, the default of a float image)."""
+    on (an EXIF's orientation alone where it has one, so the picture still shows upright),
+    and says so in the file's line; the batch goes on (before: a traceback that stopped it,
+    for any TIFF output, the default of a float image)."""
     rgb = (np.arange(8 * 8 * 3) % 251).astype(np.uint8).reshape(8, 8, 3)
     grey = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     for name, pixels in (("odd", rgb), ("odd-float", grey)):
@@ -264,8 +268,13 @@ def test_an_exif_the_writer_fails_on_is_left_out_with_one_line(
                            + ["--format", "tiff", "-d", str(tmp_path / "out"), "-j", "1"]) == 0
     captured = capsys.readouterr()  # (the file lines go to stderr when no file is stdout)
     lines = (captured.out + captured.err).splitlines()
-    assert "Traceback" not in captured.err and len(lines) == 3 and all("exif (the TIFF writer failed on it:" in line
-                                   for line in lines[:2]), lines
-    for name, pixels in (("odd", rgb), ("odd-float", grey), ("plain", rgb)):
+    assert "Traceback" not in captured.err and len(lines) == 3, lines
+    turned = ODD_EXIF.index(exif) == 2
+    said = "only its orientation (6) written" if turned else "not written"
+    assert all("the file's exif: the TIFF writer failed on it" in line and line.endswith(said)
+               for line in lines[:2]), lines
+    for name in ("odd", "odd-float", "plain"):
         with Image.open(tmp_path / "out" / f"{name}.svdi.tiff") as im:
-            assert im.size == (8, 8) and 0x8769 not in im.getexif()
+            kept = dict(im.getexif())
+            assert im.size == (8, 8) and 0x8769 not in kept and 0x0131 not in kept
+            assert kept.get(0x0112) == (6 if turned and name != "plain" else None)

@@ -257,6 +257,25 @@ def test_texts_are_bounded_in_count_and_bytes(compiled: bool) -> None:
             svdcodec.decode(flood)
         assert tracemalloc.get_traced_memory()[1] < 4 << 20
         tracemalloc.stop()
+    # the compiled chunk table lists a valid file's most metadata chunks (4096 texts and one
+    # of each other kind), and declines one more, which the Python walk then refuses
+    from svdcodec.format.metadata import MAX_METADATA_CHUNKS
+    from svdcodec.format.reader import LISTED_ANCILLARY, MAX_CHUNK, TABLE_RUNS
+    from svdcodec.runtime import kernels as runtime_kernels
+    fullest = svdcodec.encode(picture(), text={f"k{i}": "" for i in range(MAX_TEXTS)},
+                              exif=exif_with(6), icc_profile=make_vectors().icc_header_only(),
+                              xmp="<x/>", dpi=(72, 72))
+    past = insert_after_head(fullest, [(b"iTXt", b"one more\0\0\0\0\0")])
+    with kernels(compiled):
+        table = runtime_kernels.get()
+        if table is not None:
+            listed = (len(container.SIGNATURE), MAX_CHUNK, LISTED_ANCILLARY, TABLE_RUNS,
+                      MAX_METADATA_CHUNKS)
+            assert table.chunk_table(fullest, *listed) is not None
+            assert table.chunk_table(past, *listed) is None
+        assert svdcodec.decode(fullest).shape == picture().shape
+        with pytest.raises(SvdiError, match=f"more than {MAX_TEXTS} iTXt chunks"):
+            svdcodec.decode(past)
     with pytest.raises(SvdiError, match="texts exceed the limit"):
         svdcodec.encode(picture(), text={f"k{i}": "" for i in range(MAX_TEXTS + 1)})
     with pytest.raises(SvdiError, match="together exceed the limit"):
@@ -266,18 +285,43 @@ def test_texts_are_bounded_in_count_and_bytes(compiled: bool) -> None:
 # ----------------------------------------------------------------------------- Pillow
 
 
+def test_cli_keeps_the_texts_the_format_holds_and_says_what_it_left(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A PNG with more texts than a file holds (spec §1.1: 4096, 2^24 bytes together) is
+    encoded with the first that fit, and the line says how many were left (before the limits
+    of the encoder, the whole encode failed)."""
+    from svdcodec.format.metadata import MAX_TEXTS
+
+    info = PngImagePlugin.PngInfo()
+    for i in range(MAX_TEXTS + 2):
+        info.add_text(f"k{i}", "x")
+    Image.fromarray(picture()).save(tmp_path / "many.png", pnginfo=info)
+    assert cli.encode_main([str(tmp_path / "many.png")]) == 0
+    assert "text not kept: 2 of the input's texts" in capsys.readouterr().err
+    text = svdcodec.read_metadata((tmp_path / "many.svdi").read_bytes())["text"]
+    assert list(text) == [f"k{i}" for i in range(MAX_TEXTS)]
+
+
 def test_texts_named_like_pillows_info_keys_stay_in_im_text() -> None:
     """A text whose keyword Pillow reads from im.info as something else ("exif",
-    "icc_profile", "transparency", "dpi") is in im.text only: in im.info, as a str, it made
-    getexif(), exif_transpose(), convert("RGBA") and a PNG save raise TypeError."""
-    keys = ("exif", "icc_profile", "transparency", "dpi")
-    data = svdcodec.encode(picture(), text={**{k: "not what Pillow reads" for k in keys},
-                                            "Title": "kept"})
+    "icc_profile", "transparency", "dpi"; PNG's "Raw profile type exif" and
+    "XML:com.adobe.xmp") is in im.text only: in im.info, as a str, it made getexif(),
+    exif_transpose(), convert("RGBA") and a PNG save raise TypeError or ValueError, or turned
+    the picture by an orientation in the text."""
+    keys = ("exif", "icc_profile", "transparency", "dpi", "Raw profile type exif",
+            "XML:com.adobe.xmp")
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+           '02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+           'tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    texts = {**{k: "not what Pillow reads" for k in keys}, "XML:com.adobe.xmp": xmp}
+    data = svdcodec.encode(picture(), text={**texts, "Title": "kept"})
     with Image.open(io.BytesIO(data)) as im:
-        assert im.text == {**{k: "not what Pillow reads" for k in keys}, "Title": "kept"}
+        assert im.text == {**texts, "Title": "kept"}
         assert im.info["Title"] == "kept" and not set(keys) & set(im.info)
         assert len(im.getexif()) == 0
-        ImageOps.exif_transpose(im).convert("RGBA").save(io.BytesIO(), "PNG")
+        upright = ImageOps.exif_transpose(im)
+        assert upright.size == im.size  # (the text's orientation 6 would turn it)
+        upright.convert("RGBA").save(io.BytesIO(), "PNG")
         im.save(io.BytesIO(), "JPEG")
 
 

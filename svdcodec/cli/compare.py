@@ -33,6 +33,7 @@ from ..evaluation.codecs import CODEC_LABELS
 from ..format import SIGNATURE
 from ..pillow_plugin import to_8_bits
 from . import deep_images
+from .photos import EXIF_ORIENTATION
 from .tools import NPY_MAGIC, VersionAction, describe_error, unwritable_plot
 from .wildcards import expand_one
 
@@ -67,8 +68,7 @@ def sample_path() -> str:
     return str(resources.files("svdcodec") / "data" / "sample.png")
 
 
-#: EXIF's orientation tag, and its values other than 1 (stored upright): mirrored or turned
-EXIF_ORIENTATION = 0x0112
+#: EXIF orientations other than 1 (stored upright): mirrored or turned
 TURNED = range(2, 9)
 
 
@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                         help="compare an image of more pixels on its centre crop of about N "
                              "pixels, same aspect ratio (default %(default)s, 768 x 512; 0: the "
-                             "whole image, which takes about 100 CPU seconds per megapixel). A "
+                             "whole image, which takes about 120 CPU seconds per megapixel). A "
                              "crop, not a downscale: a downscaled photo is smoother and denser "
                              "in detail than the original, and its noise and sharpness are "
                              "no longer the camera's, so codecs would be compared on another "

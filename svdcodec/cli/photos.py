@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import SvdiError
-from ..format.metadata import EXIF_PREFIX, metadata_chunks
+from ..format.metadata import EXIF_PREFIX, MAX_TEXT_TOTAL, MAX_TEXTS, metadata_chunks
 from ..modes import inherited_profile, stored_channels
 
 #: PNG's iTXt keyword for an XMP packet (Pillow's PNG reader also puts it in info["xmp"]).
@@ -120,8 +120,9 @@ TIFF_EXIF_IFDS = (0x8769, 0x8825)
 EXIF_INTEROP = 0xA005
 
 
-#: EXIF's ImageDescription tag.
+#: EXIF's ImageDescription and Orientation tags.
 IMAGE_DESCRIPTION = 270
+EXIF_ORIENTATION = 0x0112
 
 
 def _layout_description(text: Any) -> bool:
@@ -273,16 +274,23 @@ def storable(metadata: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     problems = []
     items = [(key, value) for key, value in metadata.items() if key != "text"]
     items += [("text", {k: v}) for k, v in metadata.get("text", {}).items()]
+    texts, text_bytes, beyond = 0, 0, 0  # (spec §1.1 bounds a file's texts together)
     for key, value in items:
         try:
-            metadata_chunks(**{key: value})
+            chunk = metadata_chunks(**{key: value})
         except SvdiError as exc:
             problems.append(f"{key} not kept ({exc})")
+            continue
+        if key != "text":
+            kept[key] = value
+        elif texts < MAX_TEXTS and text_bytes + len(chunk[0][1]) <= MAX_TEXT_TOTAL:
+            texts, text_bytes = texts + 1, text_bytes + len(chunk[0][1])
+            kept.setdefault("text", {}).update(value)
         else:
-            if key == "text":
-                kept.setdefault("text", {}).update(value)
-            else:
-                kept[key] = value
+            beyond += 1
+    if beyond:
+        problems.append(f"text not kept: {beyond} of the input's texts, past the format's "
+                        f"{MAX_TEXTS} texts of {MAX_TEXT_TOTAL} bytes together")
     return kept, problems
 
 

@@ -40,6 +40,7 @@ from .. import FORMAT_VERSION, __version__, dicom
 from .. import format as container
 from ..decoder import decode_container, read_metadata, unpack_checked
 from ..encoder import encode, encode_options
+from ..format.metadata import EXIF_PREFIX
 from ..modes import PILLOW_MODES
 from ..runtime.threads import cores
 from . import batch, deep_images, photos, wildcards
@@ -633,7 +634,7 @@ def _encode_parser() -> argparse.ArgumentParser:
                              "file for sharper, closer pictures (docs/performance.md)")
     parser.add_argument("--effort", type=int, choices=(1, 2), metavar="{1,2}",
                         help="2: choose the factors' integers by rate and distortion and "
-                             "compress them again at a slower zstd level: 6-14 %% smaller "
+                             "compress them again at a slower zstd level: 4-14 %% smaller "
                              "at the same quality, encode 1.3-3.5x as long (default 1)")
     parser.add_argument("--centre", action="store_true",
                         help="subtract each column's mean before the SVD and store the means "
@@ -842,29 +843,57 @@ WRITER_ERRORS: tuple[type[BaseException], ...] = (
     UnicodeError, struct.error)
 
 
-def _output_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]
-                  ) -> tuple[bytes, list[str]]:
-    """Decoded pixels as a file of format `fmt` holding `metadata` (read_metadata's dict), and
-    the names of what of it that format cannot hold, or whose writer failed on it (the file
-    is then written without that piece, as without all of the metadata where no one piece is
-    to blame; the image's own errors are raised)."""
+@dataclass
+class OutputFile:
+    """A decoded image as a file's bytes, and what of the .svdi file's metadata it lacks."""
+
+    data: bytes
+    #: the metadata (read_metadata's names) that the output's format cannot hold
+    dropped: list[str]
+    #: the metadata the format's writer failed on, by name: what was written instead
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _output_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]) -> OutputFile:
+    """Decoded pixels as a file of format `fmt` holding `metadata` (read_metadata's dict). A
+    piece of metadata the writer fails on is written in a form it takes (an EXIF: its
+    orientation alone, so that the picture still shows upright) or left out, as all of it
+    where no one piece is to blame; the image's own errors are raised."""
     try:
-        return _format_bytes(pixels, fmt, metadata)
+        return OutputFile(*_format_bytes(pixels, fmt, metadata))
     except WRITER_ERRORS as exc:
         if not metadata:
             raise
-        failed = exc
+        reason = f"the {fmt} writer failed on it ({describe_error(exc)})"
     for name in sorted(metadata):
-        try:
-            data, dropped = _format_bytes(pixels, fmt, {k: v for k, v in metadata.items()
-                                                        if k != name})
-        except WRITER_ERRORS:
-            continue
-        note = f"{name} (the {fmt} writer failed on it: {describe_error(failed)})"
-        return data, [*dropped, note]
-    data, _ = _format_bytes(pixels, fmt, {})
-    names = ", ".join(sorted(metadata))
-    return data, [f"{names} (the {fmt} writer failed on them: {describe_error(failed)})"]
+        for substitute, instead in _written_instead(name, metadata[name]):
+            trial = {k: v for k, v in metadata.items() if k != name}
+            if substitute is not None:
+                trial[name] = substitute
+            try:
+                data, dropped = _format_bytes(pixels, fmt, trial)
+            except WRITER_ERRORS:
+                continue
+            return OutputFile(data, dropped, {name: f"{reason}: {instead}"})
+    data, dropped = _format_bytes(pixels, fmt, {})
+    return OutputFile(data, [], {name: f"{reason}: not written" for name in sorted(metadata)})
+
+
+def _written_instead(name: str, value: Any) -> list[tuple[Any, str]]:
+    """What to write of a piece of metadata a writer failed on, in order of preference, and
+    how to say it: an EXIF's orientation alone (where it has one), else nothing."""
+    choices: list[tuple[Any, str]] = []
+    if name == "exif":
+        exif = Image.Exif()
+        with suppress(*WRITER_ERRORS):
+            exif.load(EXIF_PREFIX + value)
+        orientation = exif.get(photos.EXIF_ORIENTATION)
+        if isinstance(orientation, int) and 1 <= orientation <= 8:
+            upright = Image.Exif()
+            upright[photos.EXIF_ORIENTATION] = orientation
+            choices.append((upright.tobytes()[len(EXIF_PREFIX):],
+                            f"only its orientation ({orientation}) written"))
+    return [*choices, (None, "not written")]
 
 
 def _format_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]
@@ -881,7 +910,8 @@ def decode_one(job: DecodeJob) -> Result:
     try:
         check_output(job.dest, [job.src], force=job.force)
         data = read_input(job.src)
-        # (the writers' warnings too: Pillow's on an odd EXIF go into the file's line)
+        # (the writers' warnings too: Pillow's on an odd EXIF are caught, and only a
+        # decompression bomb's go into the file's line, as the decode's)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", Image.DecompressionBombWarning)
             unpacked = unpack_checked(data, job.max_pixels, job.truncated)
@@ -893,8 +923,8 @@ def decode_one(job: DecodeJob) -> Result:
             fmt = job.format or str(_output_format(photos.default_suffix(pixels.dtype,
                                                                          channels)))
             metadata = {} if job.strip or fmt == "NPY" else read_metadata(data)
-            image_file, dropped = _output_bytes(pixels, fmt, metadata)
-        notes = write_output(job.dest, image_file, [job.src], force=job.force)
+            output = _output_bytes(pixels, fmt, metadata)
+        notes = write_output(job.dest, output.data, [job.src], force=job.force)
     except DATA_ERRORS as exc:
         return Result(False, f"{display(job.src)}: {describe_error(exc)}")
     text = (f"{display(job.src)} -> {display(job.dest, '<stdout>')}: "
@@ -904,8 +934,10 @@ def decode_one(job: DecodeJob) -> Result:
         text += f" as {fmt}" + ("" if job.components is None
                                 else f", first {job.components} components")
         text += "" if job.reduce == 1 else f", at 1/{job.reduce} size"
-        if len(dropped) < len(metadata):
-            text += f"; metadata written: {', '.join(sorted(set(metadata) - set(dropped)))}"
+        written = set(metadata) - set(output.dropped) - {
+            name for name, instead in output.failed.items() if instead.endswith("not written")}
+        if written:
+            text += f"; metadata written: {', '.join(sorted(written))}"
     if unpacked.truncation is not None:
         text += (f"; truncated: {unpacked.truncation.where()}; decoded "
                  + unpacked.truncation.arrived(unpacked.planes, bool(unpacked.residuals)))
@@ -913,9 +945,12 @@ def decode_one(job: DecodeJob) -> Result:
         text += f" as .npy (16-bit PNG and TIFF need the 16bit extra: {deep_images.INSTALL})"
     if fmt == "SVDI":
         text += "; re-encoded lossily at svdcodec.encode's defaults (quality 75)"
-    if dropped:
+    if output.dropped:
         label = f"16-bit {fmt}" if deep_images.is_deep(pixels) else fmt
-        text += f"; {label} output cannot hold the file's {', '.join(dropped)} (not written)"
+        text += (f"; {label} output cannot hold the file's {', '.join(output.dropped)} "
+                 "(not written)")
+    for name, instead in output.failed.items():
+        text += f"; the file's {name}: {instead}"
     return Result(True, text + photos.caught_warnings(caught), tuple(notes))
 
 
