@@ -1525,12 +1525,13 @@ def edited_valid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, str, b
     def dictionary_id_zero(frame: bytes) -> bytes:  # Dictionary_ID_flag 1, its one byte 0
         return frame[:4] + bytes([frame[4] | 1, 0]) + frame[5:]
     return [
-        ("zstd_dictionary_id_zero", "rgb_16x16_patch8", "rgb_16x16_patch8 whose first U "
-         "frame carries a Dictionary_ID field of 0 (RFC 8878: no dictionary; §4)",
+        ("zstd_dictionary_id_zero", "rgb_16x16_patch8",
+         ("rgb_16x16_patch8 whose first U frame carries a Dictionary_ID field of 0 (RFC 8878: "
+          "no dictionary; §4)"),
          replace(valid["rgb_16x16_patch8"], b"UBLK", _frame_edit(dictionary_id_zero))),
-        ("uint8_scale_2", "l_13x7_plain", "l_13x7_plain with HEAD scale 2: a uint8 image's "
-         "scale is not applied (§2, §5.2)", replace(valid["l_13x7_plain"], b"HEAD",
-                                                   patch_struct(container.HEAD_RECORD, f8=2.0))),
+        ("uint8_scale_2", "l_13x7_plain",
+         "l_13x7_plain with HEAD scale 2: a uint8 image's scale is not applied (§2, §5.2)",
+         replace(valid["l_13x7_plain"], b"HEAD", patch_struct(container.HEAD_RECORD, f8=2.0))),
     ]
 
 
