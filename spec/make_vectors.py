@@ -1490,8 +1490,8 @@ def invalid_vectors(valid: dict[str, bytes]) -> list[tuple[str, str, bytes, str]
         ("scale_overflow", "F image with sample scale 1e300: samples overflow float32",
          replace(valid["f_5x4_plain"], b"HEAD", patch_struct(container.HEAD_RECORD, f8=1e300)),
          "samples overflow float32"),
-        ("scale_float32_limit", "F image with sample scale one binary64 step above the largest "
-         "binary32 / 255", replace(valid["f_5x4_plain"], b"HEAD", patch_struct(
+        ("scale_float32_limit",
+         "F image with sample scale one binary64 step above the largest binary32 / 255", replace(valid["f_5x4_plain"], b"HEAD", patch_struct(
              container.HEAD_RECORD, f8=float(np.nextafter(float(np.finfo(np.float32).max) / 255,
                                                           np.inf)))),
          "samples overflow float32"),
