@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                         help="compare an image of more pixels on its centre crop of about N "
                              "pixels, same aspect ratio (default %(default)s, 768 x 512; 0: the "
-                             "whole image, which takes about 120 CPU seconds per megapixel). A "
+                             "whole image, which takes 35-120 CPU seconds per megapixel). A "
                              "crop, not a downscale: a downscaled photo is smoother and denser "
                              "in detail than the original, and its noise and sharpness are "
                              "no longer the camera's, so codecs would be compared on another "
