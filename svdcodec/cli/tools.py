@@ -852,6 +852,8 @@ class OutputFile:
     dropped: list[str]
     #: the metadata the format's writer failed on, by name: what was written instead
     failed: dict[str, str] = field(default_factory=dict)
+    #: the names in `failed` of which nothing was written
+    left_out: set[str] = field(default_factory=set)
 
 
 def _output_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]) -> OutputFile:
@@ -874,9 +876,11 @@ def _output_bytes(pixels: np.ndarray, fmt: str, metadata: dict[str, Any]) -> Out
                 data, dropped = _format_bytes(pixels, fmt, trial)
             except WRITER_ERRORS:
                 continue
-            return OutputFile(data, dropped, {name: f"{reason}: {instead}"})
-    data, dropped = _format_bytes(pixels, fmt, {})
-    return OutputFile(data, [], {name: f"{reason}: not written" for name in sorted(metadata)})
+            return OutputFile(data, dropped, {name: f"{reason}: {instead}"},
+                              set() if substitute is not None else {name})
+    data, _ = _format_bytes(pixels, fmt, {})
+    return OutputFile(data, [], {name: f"{reason}: not written" for name in sorted(metadata)},
+                      set(metadata))
 
 
 def _written_instead(name: str, value: Any) -> list[tuple[Any, str]]:
@@ -934,8 +938,7 @@ def decode_one(job: DecodeJob) -> Result:
         text += f" as {fmt}" + ("" if job.components is None
                                 else f", first {job.components} components")
         text += "" if job.reduce == 1 else f", at 1/{job.reduce} size"
-        written = set(metadata) - set(output.dropped) - {
-            name for name, instead in output.failed.items() if instead.endswith("not written")}
+        written = set(metadata) - set(output.dropped) - output.left_out
         if written:
             text += f"; metadata written: {', '.join(sorted(written))}"
     if unpacked.truncation is not None:
