@@ -635,7 +635,8 @@ def test_a_large_image_is_compared_on_its_centre_crop_said_up_front(
                              "--json"]) == 0
     captured = capsys.readouterr()
     assert "160x96 (0.0 MP) is more than --max-pixels 4000: compared on its centre 81x49 crop" \
-        in captured.err and "of CPU (the whole image: --max-pixels 0" in captured.err
+        in captured.err and "of CPU on an idle machine (the whole image: --max-pixels 0" \
+        in captured.err
     report = _strict_json(captured.out)
     assert (report["width"], report["height"]) == (160, 96)
     assert report["crop"] == {"top": 16, "left": 32, "height": 49, "width": 81}

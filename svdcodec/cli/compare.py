@@ -44,12 +44,13 @@ DEFAULT_QUALITY = 75  # svdcodec.encode's default, which the PNG comparison is m
 #: so a phone photo compared whole would keep a user waiting for many minutes.
 MAX_PIXELS = 768 * 512
 #: CPU seconds of each part, (fixed, per megapixel), fitted to runs on the bundled sample,
-#: kodim05 and a 12 MP photo on a loaded 2-core x86-64 host (docs/performance.md,
-#: "svdi-compare on a large photo"): only for saying up front roughly how long it takes.
-SECONDS_TABLE = (2.0, 28.0)  # the four qualities of the table, and PNG
-SECONDS_SWEEP = (15.0, 85.0)
-SECONDS_EVERY_TOOL = (0.5, 8.0)
-SECONDS_WHOLE_IMAGE_ROW = (1.0, 0.7)
+#: kodim05, kodim23 and a 12 MP photo on an idle 2-core x86-64 host (docs/performance.md,
+#: "svdi-compare on a large photo"; the same runs at a load of 3-9 took about 4 x the CPU
+#: time): only for saying up front roughly how long it takes.
+SECONDS_TABLE = (0.5, 4.2)  # the four qualities of the table, and PNG
+SECONDS_SWEEP = (0.8, 25.0)
+SECONDS_EVERY_TOOL = (0.1, 2.5)
+SECONDS_WHOLE_IMAGE_ROW = (0.3, 0.83)
 
 #: The svdi-encode options of "svdi, every tool" (svdi-best).
 EVERY_TOOL = "--effort 2 --aq --restore"
@@ -417,10 +418,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"svdi-compare: {path}: {size} is more than --max-pixels {args.max_pixels}: "
               f"compared on its centre {img.shape[1]}x{img.shape[0]} crop (x {crop[1]}, "
               f"y {crop[0]}), and svdi at quality {DEFAULT_QUALITY} against JPEG on the whole "
-              f"image; about {_duration(seconds)} of CPU (the whole image: --max-pixels 0, "
-              f"about {_duration(whole_s)})", file=sys.stderr)
+              f"image; about {_duration(seconds)} of CPU on an idle machine (the whole "
+              f"image: --max-pixels 0, about {_duration(whole_s)})", file=sys.stderr)
     elif seconds >= 120 and not args.quiet:  # --max-pixels 0 or raised, on a large image
-        print(f"svdi-compare: {path}: {size}: about {_duration(seconds)} of CPU "
+        print(f"svdi-compare: {path}: {size}: about {_duration(seconds)} of CPU on an idle "
+              "machine "
               f"(--max-pixels {MAX_PIXELS} compares a centre crop"
               f"{', --no-bd skips the sweep' if with_sweep else ''})", file=sys.stderr)
     progress = StepCounter(2 * len(qualities) + 1 + (crop is not None)
