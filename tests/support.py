@@ -54,6 +54,12 @@ def make_vectors() -> ModuleType:
     return load_module(ROOT / "spec" / "make_vectors.py")
 
 
+def fixture_maker() -> ModuleType:
+    """js/test/make_fixtures.py, the JS decoder's fixtures: files the reference decodes, which
+    js/svdi.js must decode alike."""
+    return load_module(ROOT / "js" / "test" / "make_fixtures.py")
+
+
 def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
     """Smooth gradients plus texture and noise: compresses like a photo, not like noise."""
     rng = np.random.default_rng(seed)

@@ -30,8 +30,11 @@ import numpy as np
 from PIL import Image
 
 import svdcodec
+from svdcodec.encoder import blocks as encoder_blocks
+from svdcodec.encoder import plane as encoder_plane
 from svdcodec.encoder import tuning
-from svdcodec.format import unpack
+from svdcodec.format import END, Block, unpack
+from svdcodec.format.writer import factor_chunks, pack_header, pack_record
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "svdcodec" / "data" / "sample.png"
@@ -256,7 +259,35 @@ def truncated_sources(images: dict[str, np.ndarray]) -> list[tuple[str, bytes]]:
                                             centre=True, deblock=False)),
         ("cut_l_metadata", svdcodec.encode(grey[:40, :56], quality=60, deblock=False,
                                            text={"Title": "cut short"}, xmp=b"<x/>")),
+        ("cut_rgb_aq_map", map_components_last(np.tile(rgb, (2, 2, 1)))[0]),
     ]
+
+
+def map_components_last(image: np.ndarray) -> tuple[bytes, int]:
+    """An aq=True file of `image` (its Y' plane of 2^18 samples or more) whose Y' U blocks come
+    in component groups 0, 1, 2.. (as valid as the encoder's 0, 1-15: spec §4), those from
+    component 2 on in chunks of their own after every other block, and the byte where they
+    start: a cut there leaves the adapted plane's map (§5.5) 2 of its K' components, the
+    others read as 0 (spec §1, "A file that ends early"). tests/test_truncated.py holds the
+    reference to it; truncated.test.js holds js/svdi.js to the reference."""
+    groups = encoder_blocks.component_groups
+
+    def finer(rank: int, small: bool = False) -> list[tuple[int, int]]:
+        return groups(rank, small) if small or rank <= 2 else [(0, 1), (1, 2), (2, rank)]
+    encoder_blocks.component_groups = encoder_plane.component_groups = finer
+    try:
+        data = svdcodec.encode(image, quality=75, aq=True, deblock=False)
+    finally:
+        encoder_blocks.component_groups = encoder_plane.component_groups = groups
+    c = unpack(data)
+    assert c.planes[0].aq[0] > 2 and c.planes[0].rank > c.planes[0].aq[0]
+
+    def last(b: Block) -> bool:
+        return b.factor == "U" and b.plane == 0 and b.first >= 2
+    head = pack_header(c.header, c.planes) + b"".join(factor_chunks(
+        [(b.factor, pack_record(b, 1)) for b in c.blocks if not last(b)]))
+    tail = b"".join(factor_chunks([(b.factor, pack_record(b, 1)) for b in c.blocks if last(b)]))
+    return head + tail + END, len(head)
 
 
 def chunk_spans(data: bytes) -> list[tuple[str, int, int]]:
