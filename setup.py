@@ -53,7 +53,8 @@ class BuildExt(build_ext):
             sys.stderr.write(f"\nWARNING: the C kernels ({ext.name}) did not compile; svdcodec "
                              "installs without them and runs its numpy path, 4-10 times "
                              "slower. Install a C compiler and the Python headers, then "
-                             "reinstall.\n\n")
+                             "reinstall past pip's cache of this build: pip install "
+                             "--no-cache-dir --force-reinstall.\n\n")
             raise
 
 

@@ -115,8 +115,9 @@ def how_to_build(package_root: str | os.PathLike[str] = PACKAGE_ROOT) -> str:
                 "folder: run it from another folder to use the installed package, or build "
                 "the clone's own extension (pip install -e . or python setup.py build_ext "
                 "--inplace)")
-    return ("Reinstall svdcodec with a C compiler available (pip install -v . shows the "
-            "build)")
+    return ("Reinstall svdcodec with a C compiler available, past pip's cache of the wheel "
+            "built without one (pip install --no-cache-dir --force-reinstall svdcodec, or . "
+            "in a clone; -v shows the build)")
 
 
 def _compiled() -> ModuleType | None:
