@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 import numpy as np
+import PIL
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..evaluation import codecs as cmp
@@ -403,6 +404,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for note in notes:
         print(f"svdi-compare: {path}: {note}", file=sys.stderr)
     with_sweep = not args.no_bd
+    missing = [CODEC_LABELS.get(name, name) for name, codec in cmp.CODECS.items()
+               if name not in BENCHMARK_ONLY and not codec.available()]
+    if missing and with_sweep and not args.quiet:  # (a Pillow without AVIF: before 11.2)
+        print(f"svdi-compare: not compared: {_join(missing)}, which this Pillow "
+              f"{PIL.__version__} does not write", file=sys.stderr)
     whole = img
     height, width = whole.shape[:2]
     crop = centre_crop(height, width, args.max_pixels)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -208,7 +209,11 @@ class Codec:
     feature: str | None = None  # Pillow feature that must be present
 
     def available(self) -> bool:
-        return self.feature is None or bool(features.check(self.feature))
+        if self.feature is None:
+            return True
+        with warnings.catch_warnings():  # a Pillow older than the feature warns of its name
+            warnings.simplefilter("ignore", UserWarning)
+            return bool(features.check(self.feature))
 
 
 _QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 98, 100)
